@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_EAL_H
+#define DJINN_EAL_H
+
+/**
+ * @file
+ * Starting DPDK's EAL the Djinn way: `prog [EAL args] -- [app args]`.
+ *
+ * dj_eal_init() adds what a sensible default needs where the user said
+ * nothing: --in-memory (unless a --file-prefix is given, so parallel processes
+ * never share run-time files), --iova-mode=va (needed for GPU memory registered
+ * with RTE_BAD_IOVA), --no-huge with a log line where no free hugepage is
+ * mounted, and a default vdev where no device was named.
+ */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct dj_eal_options {
+	/** vdev to add when the EAL args name no device (-a, --vdev, -b), or NULL. */
+	const char *default_vdev;
+	/** Memory (MiB) to ask for under --no-huge when -m is not given; 0: 512. */
+	unsigned int no_huge_mem_mb;
+};
+
+/**
+ * Split argv at "--", start EAL with the first half (plus defaults) and
+ * return the application's arguments in *app_argc / *app_argv, where
+ * (*app_argv)[0] is the program name. *app_argv points into the caller's
+ * argv (the "--" slot is overwritten with the program name).
+ * Returns 0 or a negative errno (EAL's rte_errno).
+ */
+int dj_eal_init(int argc, char **argv, const struct dj_eal_options *opts,
+		int *app_argc, char ***app_argv);
+
+/** 1 when EAL was started with hugepages, 0 under --no-huge. */
+int dj_eal_has_hugepages(void);
+
+/** Stop EAL (rte_eal_cleanup). */
+void dj_eal_cleanup(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DJINN_EAL_H */

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up (idempotent) and run every test: the unit and integration suites, then
+# the unit suite again under AddressSanitizer and UBSan.
+#   scripts/test.sh [meson test args...]
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+bash scripts/setup.sh build
+# Integration tests try hugepages first and fall back to --no-huge themselves;
+# reserving some here (as root) exercises the hugepage path too.
+[ "$(id -u)" = 0 ] && bash scripts/hugepages.sh 512 >/dev/null 2>&1 || true
+status=0
+meson test -C build --print-errorlogs --num-processes 2 "$@" || status=$?
+# The sanitizer build leaves CUDA out: ASan and the CUDA runtime do not mix.
+bash scripts/setup.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dcuda=disabled >/dev/null
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C build-asan --suite unit --print-errorlogs --num-processes 2 || status=$?
+exit $status
