@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_OPS_H
+#define DJINN_OPS_H
+
+/**
+ * @file
+ * Tensor operations: a table looked up by name, shape/dtype inference that
+ * names the problem on bad input, and the CPU reference implementation.
+ * Semantics follow PyTorch (torch.matmul, broadcasting, negative dims, ...);
+ * docs/OPERATIONS.md lists each operation, its attributes and its dtypes.
+ *
+ * Usage, on any backend:
+ *   op = dj_op_find("matmul");
+ *   dj_op_infer(op, in_descs, n_in, &attrs, &out_desc, err, sizeof(err));
+ *   allocate dj_tensor_nbytes(&out_desc) bytes, then run (dj_op_cpu() or a
+ *   GPU implementation) with out->desc = out_desc.
+ *
+ * Common rules, checked by dj_op_infer() before any op-specific check:
+ * - arity within [min_inputs, max_inputs];
+ * - every input has the same dtype (no implicit promotion): -DJ_EDTYPE;
+ * - the dtype is in the op's mask: -DJ_EDTYPE;
+ * - every description passes dj_tensor_desc_check().
+ * Errors: -DJ_EUNKNOWN_OP, -DJ_ESHAPE, -DJ_EDTYPE, -EINVAL (attributes),
+ * each with a one-line message "<op>: <problem>" in the caller's buffer.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "djinn/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct cJSON;
+
+/** Most inputs of one operation (cat takes many). */
+#define DJ_OP_MAX_INPUTS 16
+/** Suggested size of an error message buffer. */
+#define DJ_OP_ERR_LEN 256
+
+/** Operation identifiers, stable for switch statements in backends. */
+enum dj_op_id {
+	DJ_OP_MATMUL = 0,
+	DJ_OP_ADD,
+	DJ_OP_SUB,
+	DJ_OP_MUL,
+	DJ_OP_DIV,
+	DJ_OP_RELU,
+	DJ_OP_SIGMOID,
+	DJ_OP_TANH,
+	DJ_OP_EXP,
+	DJ_OP_LOG,
+	DJ_OP_SQRT,
+	DJ_OP_SUM,
+	DJ_OP_MEAN,
+	DJ_OP_TRANSPOSE,
+	DJ_OP_RESHAPE,
+	DJ_OP_CAT,
+	DJ_OP_LINEAR,
+	DJ_OP_SOFTMAX,
+	DJ_OP_GELU,
+	DJ_OP_SILU,
+	DJ_OP_LAYER_NORM,
+	DJ_OP_COUNT
+};
+
+/**
+ * Attributes of one operation call; start from dj_op_attrs_init(). Each op
+ * reads only its own fields (listed per field) and ignores the rest.
+ */
+struct dj_op_attrs {
+	/** sum, mean: reduce along @c dim when set, else over the whole tensor.
+	 *  softmax: dim defaults to -1 when unset. cat: dim defaults to 0.
+	 *  Negative values count from the end, as in PyTorch. */
+	int has_dim;
+	int dim;
+	/** sum, mean: keep the reduced dimension(s) with size 1. */
+	int keepdim;
+	/** transpose: swap dims[0] and dims[1] (torch.transpose). Default when
+	 *  neither this nor @c perm is set: swap the last two dimensions
+	 *  (a 0-D or 1-D tensor is copied unchanged). */
+	int has_dims;
+	int dims[2];
+	/** transpose: a full permutation of the input's dimensions
+	 *  (torch.permute); n_perm must equal the input's ndim. */
+	int n_perm;
+	int perm[DJ_MAX_DIMS];
+	/** reshape: target shape; at most one entry may be -1 (inferred). */
+	int shape_ndim;
+	int64_t shape[DJ_MAX_DIMS];
+	/** layer_norm: normalised trailing shape; when norm_ndim is 0 the last
+	 *  dimension of the input is normalised. */
+	int norm_ndim;
+	int64_t norm_shape[DJ_MAX_DIMS];
+	/** layer_norm: added to the variance (default 1e-5). */
+	double eps;
+};
+
+/** Output shape/dtype from input descriptions; see dj_op_infer(). */
+typedef int (*dj_op_infer_fn)(const struct dj_tensor_desc *in, int n_in,
+			      const struct dj_op_attrs *attrs,
+			      struct dj_tensor_desc *out, char *err, size_t errlen);
+/**
+ * Compute on host memory. @p out->desc is the inferred description and
+ * @p out->data holds dj_tensor_nbytes(&out->desc) bytes, owned by the caller.
+ * Inputs and output must not overlap.
+ */
+typedef int (*dj_op_cpu_fn)(const struct dj_tensor *in, int n_in,
+			    const struct dj_op_attrs *attrs, struct dj_tensor *out);
+
+/** One entry of the operation table (static; never freed). */
+struct dj_op {
+	const char *name;      /**< e.g. "matmul" */
+	enum dj_op_id id;
+	int min_inputs;
+	int max_inputs;
+	uint32_t dtypes;       /**< accepted input dtypes: bit (1u << dtype) */
+	uint32_t attr_keys;    /**< JSON attribute keys it accepts (internal bits) */
+	dj_op_infer_fn infer;  /**< op-specific checks; call dj_op_infer() instead */
+	dj_op_cpu_fn cpu;      /**< reference; call dj_op_cpu() instead */
+};
+
+/** Look an operation up by name (case-sensitive); NULL when unknown. */
+const struct dj_op *dj_op_find(const char *name);
+/** The operation with identifier @p id; NULL when out of range. */
+const struct dj_op *dj_op_get(enum dj_op_id id);
+/** Number of operations in the table (DJ_OP_COUNT). */
+int dj_op_count(void);
+
+/** Defaults: nothing set, eps 1e-5. */
+void dj_op_attrs_init(struct dj_op_attrs *attrs);
+
+/**
+ * Attributes from a JSON object (NULL means none): "dim" (integer),
+ * "keepdim" (bool), "dims" ([d0, d1]), "perm" ([...]), "shape" ([...]),
+ * "normalized_shape" ([...]), "eps" (number). Strict: a key the op does not
+ * take, a wrong type, a non-integral or out-of-range number is -EINVAL with a
+ * message naming the key.
+ */
+int dj_op_attrs_from_json(const struct dj_op *op, const struct cJSON *json,
+			  struct dj_op_attrs *attrs, char *err, size_t errlen);
+/**
+ * The JSON form of @p attrs for @p op (only the fields it uses and that are
+ * set). Returns a new object owned by the caller (cJSON_Delete), NULL on
+ * allocation failure.
+ */
+struct cJSON *dj_op_attrs_to_json(const struct dj_op *op, const struct dj_op_attrs *attrs);
+
+/**
+ * Validate inputs and attributes and compute the output description.
+ * @p op NULL gives -DJ_EUNKNOWN_OP. @p err (may be NULL) gets a message
+ * naming the problem, e.g. "matmul: inner dimensions differ: [3,4] @ [5,6]".
+ * Returns 0, -DJ_ESHAPE, -DJ_EDTYPE, -DJ_EUNKNOWN_OP or -EINVAL.
+ */
+int dj_op_infer(const struct dj_op *op, const struct dj_tensor_desc *in, int n_in,
+		const struct dj_op_attrs *attrs, struct dj_tensor_desc *out,
+		char *err, size_t errlen);
+
+/**
+ * Run the CPU reference: validates as dj_op_infer() does, checks that
+ * @p out->desc equals the inferred description (-EINVAL otherwise) and that
+ * every tensor is in host memory with non-NULL data (-EINVAL), then computes.
+ * Float types accumulate in double (matmul, sum, mean, softmax, layer_norm);
+ * float16/bfloat16 results are rounded once, to nearest even. Integer
+ * arithmetic wraps modulo 2^32 / 2^64 (two's complement) and never traps.
+ * Output dtypes: the input dtype, except sum of int32 -> int64 and div of
+ * integers -> float32 (true division), both as in PyTorch.
+ */
+int dj_op_cpu(const struct dj_op *op, const struct dj_tensor *in, int n_in,
+	      const struct dj_op_attrs *attrs, struct dj_tensor *out,
+	      char *err, size_t errlen);
+
+/**
+ * Convenience for tests and tools: infer, allocate the output (host memory,
+ * malloc; release with dj_tensor_free_host()) and run on the CPU.
+ */
+int dj_op_cpu_alloc(const struct dj_op *op, const struct dj_tensor *in, int n_in,
+		    const struct dj_op_attrs *attrs, struct dj_tensor *out,
+		    char *err, size_t errlen);
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DJINN_OPS_H */
