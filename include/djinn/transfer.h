@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_TRANSFER_H
+#define DJINN_TRANSFER_H
+
+/**
+ * @file
+ * Reliable tensor transfer engine: one struct dj_session per peer carries any
+ * number of concurrent transfers in both directions over the Djinn wire format
+ * (djinn/wire.h). Plain C without threads, I/O or clocks of its own: the
+ * caller (DPDK engine, TCP fallback, simulator) moves the packets and passes
+ * the time in, so behaviour is deterministic and testable.
+ *
+ * The loop a driver runs:
+ *
+ *   dj_session_input()      for every received packet of this session
+ *   dj_session_poll()       timers: retransmission timeouts, idle receivers
+ *   dj_session_tx_burst()   DATA fragment descriptors to transmit (zero copy)
+ *   dj_session_ctrl_burst() ACK/NACK/PONG/CLOSE/ABORT into caller buffers
+ *   dj_session_events()     completions and failures, each reported once
+ *
+ * A session is single-threaded: one lcore owns it. Nothing on the per-packet
+ * path allocates, locks or makes a system call; all transfer state comes from
+ * pools sized at dj_session_create() (max_transfers per direction, a window
+ * of fragments each), so memory is bounded per session and independent of
+ * transfer sizes. A slot returns to its pool when its transfer completes,
+ * fails or the session closes.
+ *
+ * Transfer ids are agreed on the control plane, like the destination buffer
+ * and the length: the receiver posts dj_session_recv() with the same id and
+ * length the sender passes to dj_session_send(). The two directions have
+ * separate id spaces.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "djinn/tensor.h"
+#include "djinn/wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct dj_session;
+
+/**
+ * Placement callback for receive destinations the CPU cannot write (GPU
+ * memory): copy len bytes from src (inside the received packet) to
+ * dest_base + dest_offset. Called from dj_session_input() after the fragment
+ * is fully validated, at most once per fragment. When it returns the session
+ * no longer references src; if the callee only queued the copy (to batch it
+ * for a gather kernel) it must keep the packet buffer until the copy is done,
+ * and must finish pending copies before it acts on the transfer's completion
+ * event.
+ */
+typedef void (*dj_place_fn)(void *ctx, void *transfer_user, void *dest_base,
+			    uint64_t dest_offset, const void *src, uint32_t len);
+
+/** Session parameters; dj_session_config_init() fills the defaults. */
+struct dj_session_config {
+	uint32_t session_id;   /**< agreed on the control plane */
+	uint64_t cookie;       /**< random secret agreed on the control plane */
+	/** Payload bytes per DATA fragment, the same on both peers; usually
+	 *  dj_wire_frag_size(negotiated MTU). Default 1416 (MTU 1500). */
+	uint32_t frag_size;
+	/** Prefix every packet with Ethernet/IPv4/UDP from local to peer
+	 *  (DPDK engine). false: bare Djinn header (TCP fallback, simulator). */
+	bool encap;
+	struct dj_endpoint local;
+	struct dj_endpoint peer;
+	/** Concurrent transfers per direction (default 64). */
+	uint32_t max_transfers;
+	/** Window in fragments, a power of two: the credit the receiver
+	 *  advertises and the most a sender keeps in flight (default 4096). */
+	uint32_t window;
+	/** Fragments a sender may send before the first ACK (default 64). */
+	uint32_t initial_credit;
+	/** ACK after this many new fragments of a transfer (default 32) ... */
+	uint32_t ack_every;
+	/** ... or this long after the first unacknowledged one (default 20 us). */
+	uint64_t ack_delay_ns;
+	/** Fragments received above a gap before it is NACKed (default 3). */
+	uint32_t nack_threshold;
+	uint64_t rto_init_ns; /**< default 1 ms */
+	uint64_t rto_min_ns;  /**< default 100 us */
+	uint64_t rto_max_ns;  /**< default 200 ms */
+	/** A sending transfer fails with -ETIMEDOUT after this many
+	 *  consecutive retransmission timeouts without progress (default 8). */
+	uint32_t max_tries;
+	/** A receiving transfer fails with -ETIMEDOUT when no new fragment
+	 *  arrives for this long (default 2 s). */
+	uint64_t rx_idle_timeout_ns;
+	/** Sender computes the CRC32C (header+payload for host memory, header
+	 *  only for GPU memory). Default true. */
+	bool tx_crc;
+	/** Receiver verifies the CRC32C and rejects packets without one.
+	 *  false when the NIC has verified the checksums. Default true. */
+	bool rx_crc;
+	/** Needed for DJ_MEM_GPU receive destinations; NULL otherwise. */
+	dj_place_fn place;
+	void *place_ctx;
+};
+
+/** Fill cfg with the defaults above (session id 0, cookie 0). */
+void dj_session_config_init(struct dj_session_config *cfg);
+
+/**
+ * Create a session; all its memory is allocated here. *out is owned by the
+ * caller and released with dj_session_destroy(). -EINVAL for a bad config
+ * (window not a power of two, frag_size 0 ...), -ENOMEM.
+ */
+int dj_session_create(const struct dj_session_config *cfg,
+		      struct dj_session **out);
+
+/** Free the session and every transfer state without reporting events.
+ *  Buffers of unfinished transfers are no longer referenced afterwards. */
+void dj_session_destroy(struct dj_session *s);
+
+/**
+ * Start sending len bytes at buf (host or GPU memory; 0 to many GiB) as
+ * transfer id. buf is borrowed: it must stay valid and unchanged until the
+ * transfer's event is reported and the engine has released every packet
+ * that references it. user is returned in descriptors and the event.
+ * -EEXIST id already sending, -EBUSY no free transfer slot, -EMSGSIZE more
+ * than 2^32-1 fragments, -EINVAL bad arguments, -ECONNRESET session closed.
+ */
+int dj_session_send(struct dj_session *s, uint32_t transfer_id,
+		    const void *buf, uint64_t len, enum dj_mem_kind mem,
+		    void *user, uint64_t now_ns);
+
+/**
+ * Post a receive of exactly len bytes into dest (host: memcpy; GPU: the
+ * config's place callback) as transfer id. dest is borrowed until the event.
+ * Errors as dj_session_send(); -ENOTSUP for GPU memory without a callback.
+ */
+int dj_session_recv(struct dj_session *s, uint32_t transfer_id, void *dest,
+		    uint64_t len, enum dj_mem_kind mem, void *user,
+		    uint64_t now_ns);
+
+/** Which side of a transfer. */
+enum dj_xfer_dir {
+	DJ_XFER_TX = 0,
+	DJ_XFER_RX = 1,
+};
+
+/**
+ * Abandon one transfer: its event reports -ECANCELED and the peer is sent
+ * an ABORT (its side fails with -DJ_EPEER). -ENOENT if not active.
+ */
+int dj_session_cancel(struct dj_session *s, enum dj_xfer_dir dir,
+		      uint32_t transfer_id);
+
+/**
+ * End the session: every active transfer fails with -ECONNRESET, a CLOSE is
+ * queued for the peer (sent by dj_session_ctrl_burst()), later sends and
+ * receives are refused. A CLOSE from the peer has the same local effect.
+ */
+void dj_session_close(struct dj_session *s);
+
+/** A received packet, from the Djinn header on (encapsulation stripped). */
+struct dj_rx_pkt {
+	const void *hdr;        /**< Djinn header; hdr_avail bytes readable */
+	uint32_t hdr_avail;
+	/** Body, when it sits in a separate buffer (payload_avail bytes);
+	 *  NULL: the body follows the header inside hdr/hdr_avail. */
+	const void *payload;
+	uint32_t payload_avail;
+};
+
+/**
+ * Process one packet of this session. Every check (lengths, magic,
+ * version, session, cookie, CRC, transfer, offsets, indices, window) happens
+ * before a single byte is written. When it returns the session holds no
+ * reference to the packet (see dj_place_fn for queued GPU copies).
+ * Returns 0 when the packet was used, -EALREADY for a duplicate (ignored),
+ * -EBADMSG when rejected. Every non-zero result is counted by reason in
+ * dj_session_stats(); *reason (may be NULL) receives it.
+ */
+int dj_session_input(struct dj_session *s, const struct dj_rx_pkt *pkt,
+		     uint64_t now_ns, enum dj_wire_reject *reason);
+
+/**
+ * Run the timers due at now_ns (retransmission timeouts, receiver idle
+ * timeouts). Returns the next time anything is due (UINT64_MAX: nothing);
+ * a driver may sleep or, with a virtual clock, jump until then.
+ */
+uint64_t dj_session_poll(struct dj_session *s, uint64_t now_ns);
+
+/** One DATA fragment ready to transmit, without a copy of its payload. */
+struct dj_frag_desc {
+	/** hdr_len bytes of headers (encapsulation when configured, then the
+	 *  Djinn header with its CRC), session-owned, valid until the next
+	 *  dj_session_tx_burst() on this session: copy them into the packet. */
+	const uint8_t *hdr;
+	uint32_t hdr_len;
+	uint32_t transfer_id;
+	/** Payload: payload_len bytes at buf + offset of the transfer's buffer
+	 *  (host or GPU address per mem); attach, do not copy. NULL if len 0. */
+	const void *payload;
+	uint32_t payload_len;
+	uint32_t frag_index;
+	uint64_t offset;
+	enum dj_mem_kind mem;
+	bool retransmit;
+	void *user;             /**< as given to dj_session_send() */
+};
+
+/** Most descriptors one dj_session_tx_burst() call returns. */
+#define DJ_SESSION_TX_BURST_MAX 64u
+
+/**
+ * Fill up to n (capped at DJ_SESSION_TX_BURST_MAX) descriptors: pending
+ * retransmissions first, then new fragments within each transfer's credit,
+ * round-robin over transfers. The fragments count as sent at now_ns.
+ * Returns how many were filled.
+ */
+unsigned dj_session_tx_burst(struct dj_session *s, uint64_t now_ns,
+			     struct dj_frag_desc *out, unsigned n);
+
+/** A caller-owned buffer for one control packet. */
+struct dj_ctrl_pkt {
+	uint8_t *buf;  /**< at least DJ_WIRE_CTRL_MAX bytes */
+	uint32_t cap;
+	uint32_t len;  /**< set by dj_session_ctrl_burst() */
+};
+
+/**
+ * Write due control packets (ACK, NACK, PONG, PING, CLOSE, ABORT), with
+ * encapsulation when configured, into pkts[0..n). Returns how many were
+ * written; packets that did not fit wait for the next call.
+ */
+unsigned dj_session_ctrl_burst(struct dj_session *s, uint64_t now_ns,
+			       struct dj_ctrl_pkt *pkts, unsigned n);
+
+/** Queue a PING carrying value; the PONG's arrival counts in stats. */
+void dj_session_ping(struct dj_session *s, uint64_t value);
+
+/** The end of a transfer, reported exactly once. */
+struct dj_xfer_event {
+	uint32_t transfer_id;
+	enum dj_xfer_dir dir;
+	/** 0: every byte arrived (RX) or was acknowledged (TX).
+	 *  -ETIMEDOUT, -ECONNRESET (session closed), -ECANCELED (cancelled
+	 *  here), -DJ_EPEER (aborted by the peer). */
+	int status;
+	uint64_t bytes;          /**< transfer length */
+	void *user;
+};
+
+/** Take up to n pending events, oldest first; returns how many. */
+unsigned dj_session_events(struct dj_session *s, struct dj_xfer_event *ev,
+			   unsigned n);
+
+/** Counters of one session, readable at any time. */
+struct dj_proto_stats {
+	uint64_t rx_pkts;         /**< packets given to dj_session_input() */
+	uint64_t rx_data;         /**< DATA fragments placed */
+	uint64_t rx_data_bytes;   /**< payload bytes placed */
+	uint64_t rx_ctrl;         /**< control packets accepted */
+	uint64_t rx_reject[DJ_REJ_COUNT]; /**< by enum dj_wire_reject */
+	uint64_t tx_data;         /**< DATA descriptors handed out */
+	uint64_t tx_data_bytes;
+	uint64_t tx_retrans;      /**< retransmitted fragments (all causes) */
+	uint64_t tx_retrans_nack; /**< of which asked for by a NACK */
+	uint64_t rto_expired;     /**< retransmission timer expirations */
+	uint64_t tx_acks;
+	uint64_t tx_nacks;
+	uint64_t rx_acks;
+	uint64_t rx_nacks;
+	uint64_t pongs;           /**< PONGs received */
+	uint64_t tx_completed;
+	uint64_t tx_failed;
+	uint64_t rx_completed;
+	uint64_t rx_failed;
+	uint64_t tx_timeouts;     /**< transfers failed with -ETIMEDOUT, TX */
+	uint64_t rx_timeouts;     /**< same, RX */
+	uint64_t rtt_samples;
+	uint64_t srtt_ns;         /**< smoothed RTT (0: no sample yet) */
+	uint64_t rttvar_ns;
+	uint64_t rto_ns;          /**< current retransmission timeout */
+};
+
+/** Copy the session's counters into *out. */
+void dj_session_stats(const struct dj_session *s, struct dj_proto_stats *out);
+
+/** Sum of every rx_reject[] entry except DJ_REJ_DUPLICATE. */
+uint64_t dj_proto_stats_rejected(const struct dj_proto_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DJINN_TRANSFER_H */
