@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "djinn/common.h"
+#include "ctl_io.h"
+
+#ifdef DJ_HAVE_OPENSSL
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+/* SSL_read/SSL_write result -> our convention. */
+static ssize_t ssl_result(SSL *ssl, int n)
+{
+	int err;
+
+	if (n > 0)
+		return n;
+	err = SSL_get_error(ssl, n);
+	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+		return -EAGAIN;
+	if (err == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	if (err == SSL_ERROR_SYSCALL && errno != 0)
+		return -errno;
+	ERR_clear_error();
+	return -ECONNRESET;
+}
+#endif
+
+ssize_t dj_io_read(struct dj_io *io, void *buf, size_t len)
+{
+	ssize_t n;
+
+#ifdef DJ_HAVE_OPENSSL
+	if (io->ssl != NULL)
+		return ssl_result(io->ssl, SSL_read(io->ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len)));
+#endif
+	do
+		n = recv(io->fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return n;
+}
+
+ssize_t dj_io_write(struct dj_io *io, const void *buf, size_t len)
+{
+	ssize_t n;
+
+#ifdef DJ_HAVE_OPENSSL
+	if (io->ssl != NULL)
+		return ssl_result(io->ssl, SSL_write(io->ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len)));
+#endif
+	do
+		n = send(io->fd, buf, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return n;
+}
+
+int dj_io_read_all(struct dj_io *io, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = dj_io_read(io, p, len);
+
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0)
+			return (int)n;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int dj_io_write_all(struct dj_io *io, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = dj_io_write(io, p, len);
+
+		if (n < 0)
+			return (int)n;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int dj_io_pending(struct dj_io *io)
+{
+#ifdef DJ_HAVE_OPENSSL
+	if (io->ssl != NULL)
+		return SSL_pending(io->ssl) > 0;
+#endif
+	return 0;
+}
+
+void dj_io_close(struct dj_io *io)
+{
+#ifdef DJ_HAVE_OPENSSL
+	if (io->ssl != NULL) {
+		SSL_shutdown(io->ssl);
+		SSL_free(io->ssl);
+		io->ssl = NULL;
+	}
+#endif
+	if (io->fd >= 0)
+		close(io->fd);
+	io->fd = -1;
+}
+
+#ifdef DJ_HAVE_OPENSSL
+int dj_tls_server_ctx(const char *cert, const char *key, void **ctx)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+
+	if (c == NULL)
+		return -ENOMEM;
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(c) != 1) {
+		DJ_LOG(DJ_LOG_ERR, "ctl", "TLS: cannot load certificate %s / key %s", cert, key);
+		ERR_clear_error();
+		SSL_CTX_free(c);
+		return -EINVAL;
+	}
+	/* Partial writes: the server's write loop resumes where it stopped, from
+	 * a buffer that may move between calls. */
+	SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	*ctx = c;
+	return 0;
+}
+
+int dj_tls_client_ctx(const char *ca, void **ctx)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+
+	if (c == NULL)
+		return -ENOMEM;
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	if (ca != NULL) {
+		if (SSL_CTX_load_verify_locations(c, ca, NULL) != 1) {
+			ERR_clear_error();
+			SSL_CTX_free(c);
+			return -EINVAL;
+		}
+		SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+	} else {
+		DJ_LOG(DJ_LOG_WARN, "ctl", "TLS without a CA: the server is not verified");
+	}
+	*ctx = c;
+	return 0;
+}
+
+void dj_tls_ctx_free(void *ctx)
+{
+	SSL_CTX_free(ctx);
+}
+
+int dj_tls_attach(void *ctx, int fd, int server, struct dj_io *io)
+{
+	SSL *ssl = SSL_new(ctx);
+
+	if (ssl == NULL)
+		return -ENOMEM;
+	SSL_set_fd(ssl, fd);
+	io->fd = fd;
+	io->ssl = ssl;
+	if (server) {
+		SSL_set_accept_state(ssl);
+		return 0;
+	}
+	if (SSL_connect(ssl) != 1) {
+		DJ_LOG(DJ_LOG_ERR, "ctl", "TLS handshake failed");
+		ERR_clear_error();
+		SSL_free(ssl);
+		io->ssl = NULL;
+		return -ECONNREFUSED;
+	}
+	return 0;
+}
+#else
+int dj_tls_server_ctx(const char *cert, const char *key, void **ctx)
+{
+	return -ENOTSUP;
+}
+
+int dj_tls_client_ctx(const char *ca, void **ctx)
+{
+	return -ENOTSUP;
+}
+
+void dj_tls_ctx_free(void *ctx)
+{
+}
+
+int dj_tls_attach(void *ctx, int fd, int server, struct dj_io *io)
+{
+	return -ENOTSUP;
+}
+#endif

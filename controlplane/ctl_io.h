@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_CTL_IO_H
+#define DJINN_CTL_IO_H
+
+/*
+ * A byte stream that is a plain socket or TLS over it (OpenSSL), so the
+ * server and client code never care which. Non-blocking sockets give -EAGAIN
+ * (also while a TLS handshake waits for the peer).
+ */
+#include <stddef.h>
+#include <sys/types.h>
+
+struct dj_io {
+	int fd;
+	void *ssl;  /* SSL *, or NULL for plain TCP */
+};
+
+/* >0 bytes, 0 at end of stream, or -EAGAIN / -errno. */
+ssize_t dj_io_read(struct dj_io *io, void *buf, size_t len);
+ssize_t dj_io_write(struct dj_io *io, const void *buf, size_t len);
+/* Blocking sockets: the whole buffer, or -errno (-ECONNRESET at end of stream). */
+int dj_io_read_all(struct dj_io *io, void *buf, size_t len);
+int dj_io_write_all(struct dj_io *io, const void *buf, size_t len);
+/* TLS: bytes already decrypted and waiting (epoll cannot see them). */
+int dj_io_pending(struct dj_io *io);
+/* Shut TLS down (best effort) and close the socket. */
+void dj_io_close(struct dj_io *io);
+
+/* TLS contexts (SSL_CTX *); -ENOTSUP where built without OpenSSL. */
+int dj_tls_server_ctx(const char *cert, const char *key, void **ctx);
+/* ca NULL: no verification of the server certificate. */
+int dj_tls_client_ctx(const char *ca, void **ctx);
+void dj_tls_ctx_free(void *ctx);
+/* Wrap fd; the server side handshakes lazily inside read/write, the client
+ * side handshakes now (blocking socket). */
+int dj_tls_attach(void *ctx, int fd, int server, struct dj_io *io);
+
+#endif
