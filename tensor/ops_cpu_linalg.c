@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * matmul and linear. Each batch's operands are first widened into 8-byte
+ * scratch matrices (double for float types, wrapping uint64 for integers),
+ * then multiplied in i-k-j order so the inner loop runs over contiguous rows.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "ops_internal.h"
+
+/* A strided matrix view into a tensor. */
+struct matrix_view {
+	const struct dj_tensor *t;
+	int64_t offset;
+	int64_t row_stride, col_stride;
+	int64_t rows, cols;
+};
+
+/* 8-byte scratch: float types use .f, integers .u. */
+union wide {
+	double f;
+	uint64_t u;
+};
+
+static void widen(const struct matrix_view *v, int is_float, union wide *dst)
+{
+	for (int64_t r = 0; r < v->rows; r++) {
+		for (int64_t c = 0; c < v->cols; c++) {
+			int64_t at = v->offset + r * v->row_stride + c * v->col_stride;
+
+			if (is_float)
+				dst[r * v->cols + c].f = dj_tensor_load_f64(v->t, at);
+			else
+				dst[r * v->cols + c].u = (uint64_t)op_load_i64(v->t, at);
+		}
+	}
+}
+
+struct gemm_scratch {
+	union wide *a, *b, *row;
+	int is_float;
+};
+
+static int scratch_alloc(struct gemm_scratch *s, int64_t m, int64_t k, int64_t n, int is_float)
+{
+	/* Sizes are bounded by valid tensors, so the sum cannot overflow. */
+	size_t count = (size_t)(m * k + k * n + n);
+
+	s->a = malloc((count > 0 ? count : 1) * sizeof(union wide));
+	if (s->a == NULL)
+		return -ENOMEM;
+	s->b = s->a + m * k;
+	s->row = s->b + k * n;
+	s->is_float = is_float;
+	return 0;
+}
+
+/* out[out_offset + i * n + j] = sum_k a[i][k] * b[k][j] (+ bias[j]). */
+static void gemm(struct gemm_scratch *s, const struct matrix_view *a, const struct matrix_view *b,
+		 const struct dj_tensor *bias, struct dj_tensor *out, int64_t out_offset)
+{
+	int64_t m = a->rows, k = a->cols, n = b->cols;
+
+	widen(a, s->is_float, s->a);
+	widen(b, s->is_float, s->b);
+	for (int64_t i = 0; i < m; i++) {
+		for (int64_t j = 0; j < n; j++)
+			s->row[j].u = 0; /* also 0.0 */
+		for (int64_t p = 0; p < k; p++) {
+			union wide x = s->a[i * k + p];
+			const union wide *brow = s->b + p * n;
+
+			for (int64_t j = 0; j < n; j++) {
+				if (s->is_float)
+					s->row[j].f += x.f * brow[j].f;
+				else
+					s->row[j].u += x.u * brow[j].u;
+			}
+		}
+		for (int64_t j = 0; j < n; j++) {
+			int64_t at = out_offset + i * n + j;
+
+			if (s->is_float)
+				dj_tensor_store_f64(out, at, s->row[j].f +
+						    (bias ? dj_tensor_load_f64(bias, j) : 0.0));
+			else
+				op_store_i64(out, at, (int64_t)(s->row[j].u +
+						(bias ? (uint64_t)op_load_i64(bias, j) : 0)));
+		}
+	}
+}
+
+/* Element offset of batch b's matrix, from row-major batch coordinates. */
+static int64_t batch_offset(const struct dj_op_matmul_plan *p, const int64_t *strides, int64_t b)
+{
+	int64_t off = 0;
+
+	for (int d = p->batch_ndim - 1; d >= 0; d--) {
+		off += (b % p->batch_shape[d]) * strides[d];
+		b /= p->batch_shape[d];
+	}
+	return off;
+}
+
+OP_CPU(matmul)
+{
+	struct dj_op_matmul_plan p;
+	struct gemm_scratch s;
+
+	dj_op_matmul_plan(&in[0].desc, &in[1].desc, &p);
+	if (scratch_alloc(&s, p.m, p.k, p.n, dj_dtype_is_float(in[0].desc.dtype)) != 0)
+		return -ENOMEM;
+	struct matrix_view va = {.t = &in[0], .row_stride = p.k, .col_stride = 1,
+				 .rows = p.m, .cols = p.k};
+	struct matrix_view vb = {.t = &in[1], .row_stride = p.n, .col_stride = 1,
+				 .rows = p.k, .cols = p.n};
+
+	for (int64_t b = 0; b < p.batch; b++) {
+		va.offset = batch_offset(&p, p.a_batch_stride, b);
+		vb.offset = batch_offset(&p, p.b_batch_stride, b);
+		gemm(&s, &va, &vb, NULL, out, b * p.m * p.n);
+	}
+	free(s.a);
+	return 0;
+}
+
+/* x [..., k] @ W^T, W [n, k]: W read transposed through its strides. */
+OP_CPU(linear)
+{
+	struct gemm_scratch s;
+	const struct dj_tensor_desc *w = &in[1].desc;
+	int64_t n = w->shape[0], k = w->shape[1];
+	int64_t m = k > 0 ? dj_tensor_numel(&in[0].desc) / k : 0;
+
+	if (k == 0) /* rows are undefined; the result is bias (or zeros) per row */
+		m = dj_tensor_numel(&out->desc) / (n > 0 ? n : 1);
+	if (scratch_alloc(&s, m, k, n, dj_dtype_is_float(w->dtype)) != 0)
+		return -ENOMEM;
+	struct matrix_view vx = {.t = &in[0], .row_stride = k, .col_stride = 1,
+				 .rows = m, .cols = k};
+	struct matrix_view vw = {.t = &in[1], .row_stride = 1, .col_stride = k,
+				 .rows = k, .cols = n};
+
+	gemm(&s, &vx, &vw, n_in > 2 ? &in[2] : NULL, out, 0);
+	free(s.a);
+	return 0;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Reductions and normalisations over one axis of an [outer][len][inner]
+ * view. Float types accumulate in double; integer sums in int64, wrapping.
+ */
+#include <math.h>
+
+#include "ops_internal.h"
+
+static void split(const struct dj_tensor *x, const struct dj_op_attrs *a, enum dj_op_id id,
+		  int64_t *outer, int64_t *len, int64_t *inner)
+{
+	dj_op_axis_split(dj_op_get(id), &x->desc, a, outer, len, inner);
+}
+
+static double sum_f64(const struct dj_tensor *x, int64_t base, int64_t len, int64_t step)
+{
+	double acc = 0;
+
+	for (int64_t j = 0; j < len; j++)
+		acc += dj_tensor_load_f64(x, base + j * step);
+	return acc;
+}
+
+static int64_t sum_i64(const struct dj_tensor *x, int64_t base, int64_t len, int64_t step)
+{
+	uint64_t acc = 0;
+
+	for (int64_t j = 0; j < len; j++)
+		acc += (uint64_t)op_load_i64(x, base + j * step);
+	return (int64_t)acc;
+}
+
+/* Out element (o, i) sits at o * inner + i whatever keepdim says. */
+static void reduce(const struct dj_tensor *x, const struct dj_op_attrs *a, enum dj_op_id id,
+		   struct dj_tensor *out)
+{
+	int64_t outer, len, inner;
+
+	split(x, a, id, &outer, &len, &inner);
+	for (int64_t o = 0; o < outer; o++) {
+		for (int64_t i = 0; i < inner; i++) {
+			int64_t base = o * len * inner + i;
+			int64_t at = o * inner + i;
+
+			if (!dj_dtype_is_float(x->desc.dtype))
+				op_store_i64(out, at, sum_i64(x, base, len, inner));
+			else if (id == DJ_OP_SUM)
+				dj_tensor_store_f64(out, at, sum_f64(x, base, len, inner));
+			else /* mean of nothing is NaN, as in torch */
+				dj_tensor_store_f64(out, at, sum_f64(x, base, len, inner) / (double)len);
+		}
+	}
+}
+
+OP_CPU(sum)
+{
+	reduce(&in[0], a, DJ_OP_SUM, out);
+	return 0;
+}
+
+OP_CPU(mean)
+{
+	reduce(&in[0], a, DJ_OP_MEAN, out);
+	return 0;
+}
+
+OP_CPU(softmax)
+{
+	int64_t outer, len, inner;
+	const struct dj_tensor *x = &in[0];
+
+	split(x, a, DJ_OP_SOFTMAX, &outer, &len, &inner);
+	for (int64_t o = 0; o < outer; o++) {
+		for (int64_t i = 0; i < inner; i++) {
+			int64_t base = o * len * inner + i;
+			double max = -INFINITY, total = 0;
+
+			/* Subtracting the max keeps exp() in range. */
+			for (int64_t j = 0; j < len; j++)
+				max = fmax(max, dj_tensor_load_f64(x, base + j * inner));
+			for (int64_t j = 0; j < len; j++)
+				total += exp(dj_tensor_load_f64(x, base + j * inner) - max);
+			for (int64_t j = 0; j < len; j++)
+				dj_tensor_store_f64(out, base + j * inner,
+						    exp(dj_tensor_load_f64(x, base + j * inner) - max) /
+							    total);
+		}
+	}
+	return 0;
+}
+
+/* Biased variance (divides by len) as torch.nn.functional.layer_norm. */
+static void row_moments(const struct dj_tensor *x, int64_t base, int64_t len, double *mean,
+			double *var)
+{
+	double m = sum_f64(x, base, len, 1) / (double)len, sq = 0;
+
+	/* Two passes: no cancellation from E[x^2] - E[x]^2. */
+	for (int64_t j = 0; j < len; j++) {
+		double d = dj_tensor_load_f64(x, base + j) - m;
+
+		sq += d * d;
+	}
+	*mean = m;
+	*var = sq / (double)len;
+}
+
+OP_CPU(layer_norm)
+{
+	int64_t rows, len, inner;
+	const struct dj_tensor *x = &in[0];
+
+	split(x, a, DJ_OP_LAYER_NORM, &rows, &len, &inner);
+	for (int64_t r = 0; r < rows; r++) {
+		double mean, var;
+		int64_t base = r * len;
+
+		row_moments(x, base, len, &mean, &var);
+		double inv = 1.0 / sqrt(var + a->eps);
+
+		for (int64_t j = 0; j < len; j++) {
+			double y = (dj_tensor_load_f64(x, base + j) - mean) * inv;
+
+			if (n_in > 1)
+				y *= dj_tensor_load_f64(&in[1], j);
+			if (n_in > 2)
+				y += dj_tensor_load_f64(&in[2], j);
+			dj_tensor_store_f64(out, base + j, y);
+		}
+	}
+	return 0;
+}

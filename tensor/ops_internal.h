@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_TENSOR_OPS_INTERNAL_H
+#define DJINN_TENSOR_OPS_INTERNAL_H
+
+/* Shared by the operation table, the inference functions and the CPU kernels. */
+#include <stdint.h>
+
+#include "djinn/common.h"
+#include "djinn/ops.h"
+
+/* Bits of struct dj_op.attr_keys: which JSON attributes an op takes. */
+enum {
+	ATTR_DIM = 1u << 0,
+	ATTR_KEEPDIM = 1u << 1,
+	ATTR_DIMS = 1u << 2,
+	ATTR_PERM = 1u << 3,
+	ATTR_SHAPE = 1u << 4,
+	ATTR_NORM_SHAPE = 1u << 5,
+	ATTR_EPS = 1u << 6,
+};
+
+#define DTYPE_BIT(t) (1u << (t))
+#define DTYPES_FLOAT (DTYPE_BIT(DJ_DTYPE_FLOAT32) | DTYPE_BIT(DJ_DTYPE_FLOAT16) | \
+		      DTYPE_BIT(DJ_DTYPE_BFLOAT16))
+#define DTYPES_INT (DTYPE_BIT(DJ_DTYPE_INT32) | DTYPE_BIT(DJ_DTYPE_INT64))
+#define DTYPES_ALL (DTYPES_FLOAT | DTYPES_INT)
+
+/* Format "<op>: <message>" into err (NULL-safe; op NULL: no prefix, which
+ * dj_op_infer() adds for the per-op inference functions); returns rc. */
+int op_fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* Split a shape around dimension dim: outer * size(dim) * inner. */
+void op_split_at(const struct dj_tensor_desc *d, int dim, int64_t *outer, int64_t *len,
+		 int64_t *inner);
+
+/* Integer element access; int32 results wrap when stored. */
+static inline int64_t op_load_i64(const struct dj_tensor *t, int64_t i)
+{
+	if (t->desc.dtype == DJ_DTYPE_INT64)
+		return ((const int64_t *)t->data)[i];
+	return ((const int32_t *)t->data)[i];
+}
+
+static inline void op_store_i64(struct dj_tensor *t, int64_t i, int64_t v)
+{
+	if (t->desc.dtype == DJ_DTYPE_INT64)
+		((int64_t *)t->data)[i] = v;
+	else
+		((int32_t *)t->data)[i] = (int32_t)(uint32_t)(uint64_t)v;
+}
+
+/* Per-op inference (dj_op_infer() has done the common checks) and CPU kernels. */
+#define OP_INFER(name) int infer_##name(const struct dj_tensor_desc *in, int n_in, \
+					const struct dj_op_attrs *a, \
+					struct dj_tensor_desc *out, char *err, size_t errlen)
+#define OP_CPU(name) int cpu_##name(const struct dj_tensor *in, int n_in, \
+				    const struct dj_op_attrs *a, struct dj_tensor *out)
+
+OP_INFER(elementwise_binary);
+OP_INFER(div);
+OP_INFER(elementwise_unary);
+OP_INFER(reduce);
+OP_INFER(sum);
+OP_INFER(softmax);
+OP_INFER(layer_norm);
+OP_INFER(matmul);
+OP_INFER(linear);
+OP_INFER(transpose);
+OP_INFER(reshape);
+OP_INFER(cat);
+
+OP_CPU(add);
+OP_CPU(sub);
+OP_CPU(mul);
+OP_CPU(div);
+OP_CPU(relu);
+OP_CPU(sigmoid);
+OP_CPU(tanh);
+OP_CPU(exp);
+OP_CPU(log);
+OP_CPU(sqrt);
+OP_CPU(gelu);
+OP_CPU(silu);
+OP_CPU(sum);
+OP_CPU(mean);
+OP_CPU(softmax);
+OP_CPU(layer_norm);
+OP_CPU(matmul);
+OP_CPU(linear);
+OP_CPU(transpose);
+OP_CPU(reshape);
+OP_CPU(cat);
+
+#endif
