@@ -1,0 +1,643 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The engine's control side: creation, sessions, and the blocking
+ * operations of the data path. Everything here runs on control threads;
+ * the lcores (lcore.c) do the packet work.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+
+#include "djinn/common.h"
+#include "engine.h"
+#include "txframe.h"
+
+/* Waiting for the lcore to take a command it has dequeued is quick; a
+ * missing answer within this bound means a stopped lcore. */
+#define LCORE_ANSWER_NS (5ull * 1000 * 1000 * 1000)
+#define SPIN_NS 20000ull
+
+/* ---- waiting ------------------------------------------------------------------ */
+
+/* Spin briefly (latency), then sleep in short naps (control threads share
+ * cores with lcores). 0 when *flag is set, -ETIMEDOUT after timeout_ns. */
+static int flag_wait(atomic_int *flag, uint64_t timeout_ns)
+{
+	uint64_t start = dj_time_ns();
+	struct timespec nap = {.tv_nsec = 20000};
+
+	for (;;) {
+		if (atomic_load_explicit(flag, memory_order_acquire))
+			return 0;
+		uint64_t waited = dj_time_ns() - start;
+
+		if (waited >= timeout_ns)
+			return -ETIMEDOUT;
+		if (waited > SPIN_NS)
+			nanosleep(&nap, NULL);
+		else
+			rte_pause();
+	}
+}
+
+static struct dp_op *op_new(enum dp_cmd cmd, struct dp_session *ses)
+{
+	struct dp_op *op = calloc(1, sizeof(*op));
+
+	if (op != NULL) {
+		op->cmd = cmd;
+		op->sess = ses;
+	}
+	return op;
+}
+
+static void op_released(void *addr, void *opaque)
+{
+	struct dp_op *op = opaque;
+
+	(void)addr;
+	atomic_store_explicit(&op->released, 1, memory_order_release);
+}
+
+static int op_post(struct dj_dataplane *dp, struct dp_op *op)
+{
+	struct dp_lcore *lc = dp->lcores[op->sess->lcore_idx];
+
+	return rte_ring_mp_enqueue(lc->cmds, op) == 0 ? 0 : -EBUSY;
+}
+
+/* Post and wait for the lcore's answer (it answers within extra_ns plus
+ * a loop); 0 or the op's status. The caller frees op unless the lcore
+ * never answered (-EDEADLK): then leaking beats a use after free. */
+static int op_run(struct dj_dataplane *dp, struct dp_op *op, uint64_t extra_ns)
+{
+	int rc = op_post(dp, op);
+
+	if (rc != 0)
+		return rc;
+	if (flag_wait(&op->done, LCORE_ANSWER_NS + extra_ns) != 0) {
+		dj_log(DJ_LOG_ERR, "dataplane", "lcore did not answer command %d", op->cmd);
+		return -EDEADLK;
+	}
+	return op->status;
+}
+
+/* op_run for commands whose op the caller does not keep. */
+static int op_run_free(struct dj_dataplane *dp, struct dp_op *op)
+{
+	int rc = op_run(dp, op, 0);
+
+	if (rc != -EDEADLK)
+		free(op);
+	return rc;
+}
+
+/* ---- sessions --------------------------------------------------------------------- */
+
+static struct dp_session *session_lookup(struct dj_dataplane *dp, uint64_t cookie)
+{
+	struct dp_session *ses;
+
+	pthread_mutex_lock(&dp->lock);
+	for (ses = dp->sessions; ses != NULL; ses = ses->next)
+		if (ses->cookie == cookie)
+			break;
+	pthread_mutex_unlock(&dp->lock);
+	return ses;
+}
+
+static void endpoint_from_dp(const struct dj_dp_endpoint *in, uint16_t queue,
+			     struct dj_endpoint *out)
+{
+	memcpy(out->mac, in->mac, sizeof(out->mac));
+	out->ipv4 = rte_be_to_cpu_32(in->ipv4);
+	out->port = (uint16_t)(in->udp_port + queue);
+}
+
+static int session_build(struct dj_dataplane *dp, uint64_t session_id, uint64_t cookie,
+			 const struct dj_dp_endpoint *peer, struct dp_session *ses)
+{
+	struct dj_session_config sc = dp->cfg.session;
+	uint16_t peer_queues = peer->n_queues ? peer->n_queues : 1;
+	uint16_t queues = RTE_MIN(dp->n_lcores, peer_queues);
+	uint16_t mtu = peer->mtu ? RTE_MIN(peer->mtu, dp->mtu) : dp->mtu;
+
+	/* Both sides pick the same queue pair from the session id alone, so
+	 * a session's packets stay on one lcore at each end. */
+	ses->id = (uint32_t)session_id;
+	ses->cookie = cookie;
+	ses->lcore_idx = ses->id % queues;
+	sc.session_id = ses->id;
+	sc.cookie = cookie;
+	sc.frag_size = dj_wire_frag_size(mtu);
+	sc.encap = true;
+	sc.local = dp->local;
+	sc.local.port = (uint16_t)(dp->local.port + ses->lcore_idx);
+	endpoint_from_dp(peer, (uint16_t)ses->lcore_idx, &sc.peer);
+	return dj_session_create(&sc, &ses->s);
+}
+
+int dj_dataplane_session_open(struct dj_dataplane *dp, uint64_t session_id, uint64_t cookie,
+			      const struct dj_dp_endpoint *peer)
+{
+	struct dp_session *ses;
+	struct dp_op *op;
+	int rc;
+
+	if (dp == NULL || peer == NULL)
+		return -EINVAL;
+	if (session_lookup(dp, cookie) != NULL)
+		return -EEXIST;
+	ses = rte_zmalloc("dj_dp_session", sizeof(*ses), RTE_CACHE_LINE_SIZE);
+	if (ses == NULL)
+		return -ENOMEM;
+	rc = session_build(dp, session_id, cookie, peer, ses);
+	op = rc == 0 ? op_new(DP_CMD_OPEN, ses) : NULL;
+	if (op == NULL) {
+		dj_session_destroy(ses->s);
+		rte_free(ses);
+		return rc != 0 ? rc : -ENOMEM;
+	}
+	rc = op_run_free(dp, op);
+	if (rc != 0) {
+		dj_session_destroy(ses->s);
+		rte_free(ses);
+		return rc;
+	}
+	pthread_mutex_lock(&dp->lock);
+	ses->next = dp->sessions;
+	dp->sessions = ses;
+	pthread_mutex_unlock(&dp->lock);
+	DJ_LOG(DJ_LOG_INFO, "dataplane", "session %u open on lcore %u", ses->id,
+	       dp->lcores[ses->lcore_idx]->lcore_id);
+	return 0;
+}
+
+static struct dp_session *session_unlink(struct dj_dataplane *dp, uint64_t cookie)
+{
+	struct dp_session **pp, *ses = NULL;
+
+	pthread_mutex_lock(&dp->lock);
+	for (pp = &dp->sessions; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->cookie == cookie) {
+			ses = *pp;
+			*pp = ses->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&dp->lock);
+	return ses;
+}
+
+static void expected_drop_session(struct dj_dataplane *dp, uint64_t cookie)
+{
+	struct dp_op **pp, *op;
+
+	pthread_mutex_lock(&dp->lock);
+	for (pp = &dp->expected; (op = *pp) != NULL;) {
+		if (op->cookie == cookie && atomic_load(&op->done)) {
+			*pp = op->next;
+			free(op);
+		} else {
+			pp = &op->next;
+		}
+	}
+	pthread_mutex_unlock(&dp->lock);
+}
+
+void dj_dataplane_session_close(struct dj_dataplane *dp, uint64_t cookie)
+{
+	struct dp_session *ses = dp ? session_unlink(dp, cookie) : NULL;
+	struct dp_op *op;
+
+	if (ses == NULL)
+		return;
+	op = op_new(DP_CMD_CLOSE, ses);
+	if (op == NULL || op_run_free(dp, op) != 0) {
+		dj_log(DJ_LOG_ERR, "dataplane", "session %u: close failed; leaking it", ses->id);
+		return;
+	}
+	expected_drop_session(dp, cookie);
+	dj_session_destroy(ses->s);
+	rte_free(ses);
+}
+
+/* ---- probe --------------------------------------------------------------------------- */
+
+int dj_dataplane_probe(struct dj_dataplane *dp, uint64_t cookie, uint32_t timeout_ms,
+		       uint64_t *rtt_ns)
+{
+	struct dp_session *ses = dp ? session_lookup(dp, cookie) : NULL;
+	struct dp_op *op;
+	int rc;
+
+	if (ses == NULL)
+		return -ENOENT;
+	op = op_new(DP_CMD_PING, ses);
+	if (op == NULL)
+		return -ENOMEM;
+	/* The lcore ends the probe at its deadline, so the op is always
+	 * answered and freed here. */
+	op->len = (uint64_t)timeout_ms * 1000000ull;
+	rc = op_run(dp, op, op->len);
+	if (rc == 0 && rtt_ns != NULL)
+		*rtt_ns = op->rtt_ns;
+	free(op);
+	return rc;
+}
+
+/* ---- receive: expect, wait, cancel ------------------------------------------------- */
+
+/* Unlinks the op when unlink is set. Caller holds dp->lock. */
+static struct dp_op *expected_find(struct dj_dataplane *dp, uint64_t cookie, uint32_t id,
+				   int unlink)
+{
+	for (struct dp_op **pp = &dp->expected; *pp != NULL; pp = &(*pp)->next) {
+		struct dp_op *op = *pp;
+
+		if (op->cookie == cookie && op->xfer_id == id) {
+			if (unlink)
+				*pp = op->next;
+			return op;
+		}
+	}
+	return NULL;
+}
+
+/* Wire transfer ids are 32 bits; the control plane hands out small ones. */
+static int xfer_id_check(uint64_t xfer_id)
+{
+	return xfer_id <= UINT32_MAX ? 0 : -ERANGE;
+}
+
+int dj_dataplane_expect(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+			void *dst, size_t len, enum dj_mem_kind mem)
+{
+	struct dp_session *ses = dp ? session_lookup(dp, cookie) : NULL;
+	struct dp_op *op;
+	int rc;
+
+	if (ses == NULL)
+		return -ENOENT;
+	if ((rc = xfer_id_check(xfer_id)) != 0)
+		return rc;
+	op = op_new(DP_CMD_RECV, ses);
+	if (op == NULL)
+		return -ENOMEM;
+	op->cookie = cookie;
+	op->xfer_id = (uint32_t)xfer_id;
+	op->buf = dst;
+	op->len = len;
+	op->mem = mem;
+	pthread_mutex_lock(&dp->lock);
+	if (expected_find(dp, cookie, op->xfer_id, 0) != NULL) {
+		rc = -EEXIST;
+	} else {
+		rc = op_post(dp, op);
+		if (rc == 0) {
+			op->next = dp->expected;
+			dp->expected = op;
+		}
+	}
+	pthread_mutex_unlock(&dp->lock);
+	if (rc != 0)
+		free(op);
+	return rc;
+}
+
+/* Take a finished expected op off the list; its status, or -EINPROGRESS. */
+static int expected_reap(struct dj_dataplane *dp, uint64_t cookie, uint32_t id)
+{
+	struct dp_op *op;
+	int rc = -EINPROGRESS;
+
+	pthread_mutex_lock(&dp->lock);
+	op = expected_find(dp, cookie, id, 0);
+	if (op == NULL) {
+		rc = -ENOENT;
+	} else if (atomic_load_explicit(&op->done, memory_order_acquire)) {
+		expected_find(dp, cookie, id, 1);
+		rc = op->status;
+		free(op);
+	}
+	pthread_mutex_unlock(&dp->lock);
+	return rc;
+}
+
+int dj_dataplane_wait(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+		      uint32_t timeout_ms)
+{
+	struct dp_op *op;
+	int rc;
+
+	if (dp == NULL || xfer_id_check(xfer_id) != 0)
+		return -EINVAL;
+	pthread_mutex_lock(&dp->lock);
+	op = expected_find(dp, cookie, (uint32_t)xfer_id, 0);
+	pthread_mutex_unlock(&dp->lock);
+	if (op == NULL)
+		return -ENOENT;
+	/* op stays listed while we wait: only wait/cancel of this transfer
+	 * free it, and the control plane runs one of them at a time. */
+	rc = flag_wait(&op->done, (uint64_t)timeout_ms * 1000000ull);
+	if (rc != 0)
+		return rc;
+	return expected_reap(dp, cookie, (uint32_t)xfer_id);
+}
+
+static int cancel_post(struct dj_dataplane *dp, struct dp_session *ses, enum dj_xfer_dir dir,
+		       uint32_t id)
+{
+	struct dp_op *op = op_new(DP_CMD_CANCEL, ses);
+
+	if (op == NULL)
+		return -ENOMEM;
+	op->dir = dir;
+	op->xfer_id = id;
+	return op_run_free(dp, op);
+}
+
+int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id)
+{
+	struct dp_session *ses = dp ? session_lookup(dp, cookie) : NULL;
+	struct dp_op *op;
+	int rc;
+
+	if (ses == NULL || xfer_id_check(xfer_id) != 0)
+		return -ENOENT;
+	pthread_mutex_lock(&dp->lock);
+	op = expected_find(dp, cookie, (uint32_t)xfer_id, 0);
+	pthread_mutex_unlock(&dp->lock);
+	if (op == NULL)
+		return -ENOENT;
+	rc = cancel_post(dp, ses, DJ_XFER_RX, (uint32_t)xfer_id);
+	/* Cancelled or finished meanwhile: either way the lcore reports the
+	 * op done now, and the destination is not written again. */
+	if (flag_wait(&op->done, LCORE_ANSWER_NS) != 0)
+		return -EDEADLK;
+	expected_reap(dp, cookie, (uint32_t)xfer_id);
+	return rc == 0 ? 0 : -ENOENT;
+}
+
+/* ---- send ------------------------------------------------------------------------------ */
+
+int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+		      const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms)
+{
+	struct dp_session *ses = dp ? session_lookup(dp, cookie) : NULL;
+	struct dp_op *op;
+	int rc;
+
+	if (ses == NULL)
+		return -ENOENT;
+	if ((rc = xfer_id_check(xfer_id)) != 0)
+		return rc;
+	op = op_new(DP_CMD_SEND, ses);
+	if (op == NULL)
+		return -ENOMEM;
+	op->xfer_id = (uint32_t)xfer_id;
+	op->buf = (void *)(uintptr_t)src;
+	op->len = len;
+	op->mem = mem;
+	dj_txframe_owner_init(&op->shinfo, op_released, op);
+	rc = op_post(dp, op);
+	if (rc != 0) {
+		free(op);
+		return rc;
+	}
+	rc = flag_wait(&op->done, (uint64_t)timeout_ms * 1000000ull);
+	if (rc == -ETIMEDOUT) {
+		cancel_post(dp, ses, DJ_XFER_TX, op->xfer_id);
+		if (flag_wait(&op->done, LCORE_ANSWER_NS) != 0)
+			return -EDEADLK;
+	}
+	/* The caller's buffer is free once no queued frame points into it. */
+	if (flag_wait(&op->released, LCORE_ANSWER_NS) != 0) {
+		dj_log(DJ_LOG_ERR, "dataplane", "transfer %u: frames still queued", op->xfer_id);
+		return -EDEADLK;
+	}
+	if (rc == 0)
+		rc = op->status;
+	free(op);
+	return rc;
+}
+
+/* ---- create / destroy ---------------------------------------------------------------- */
+
+static int lcore_state_create(struct dj_dataplane *dp, unsigned int idx, unsigned int lcore_id)
+{
+	char name[RTE_RING_NAMESIZE];
+	struct dp_lcore *lc;
+	int rc = 0;
+
+	lc = rte_zmalloc_socket("dj_dp_lcore", sizeof(*lc), RTE_CACHE_LINE_SIZE,
+				(int)rte_lcore_to_socket_id(lcore_id));
+	if (lc == NULL)
+		return -ENOMEM;
+	dp->lcores[idx] = lc;
+	lc->dp = dp;
+	lc->lcore_id = lcore_id;
+	lc->queue = (uint16_t)idx;
+	snprintf(name, sizeof(name), "djcmd%u_%u", dp->cfg.port.port_id, idx);
+	lc->cmds = rte_ring_create(name, DP_CMD_RING, (int)rte_lcore_to_socket_id(lcore_id),
+				   RING_F_SC_DEQ);
+	if (lc->cmds == NULL)
+		return -ENOMEM;
+	if (dp->cfg.impair != NULL && dp->cfg.impair[0] != '\0') {
+		struct dj_impair_config ic = {.seed = 1 + idx};
+
+		rc = dj_impair_config_parse(dp->cfg.impair, &ic);
+		if (rc == 0)
+			rc = dj_impair_create(&ic, &lc->impair);
+		if (rc == 0)
+			rc = dj_hold_queue_create(DP_HOLD_MAX, &lc->hold);
+	}
+	return rc;
+}
+
+static void lcore_state_destroy(struct dp_lcore *lc)
+{
+	if (lc == NULL)
+		return;
+	dj_impair_destroy(lc->impair);
+	dj_hold_queue_destroy(lc->hold);
+	rte_ring_free(lc->cmds);
+	rte_free(lc);
+}
+
+static int lcores_launch(struct dj_dataplane *dp)
+{
+	unsigned int lcore_id, idx = 0;
+	int rc;
+
+	RTE_LCORE_FOREACH_WORKER(lcore_id) {
+		if (idx == dp->n_lcores)
+			break;
+		if (rte_eal_get_lcore_state(lcore_id) != WAIT)
+			continue;
+		rc = lcore_state_create(dp, idx, lcore_id);
+		if (rc != 0)
+			return rc;
+		idx++;
+	}
+	if (idx < dp->n_lcores) {
+		dj_log(DJ_LOG_ERR, "dataplane", "%u queue pairs need %u free worker lcores, "
+		       "EAL has %u (pass -l with more cores)", dp->n_lcores, dp->n_lcores, idx);
+		return -EINVAL;
+	}
+	for (idx = 0; idx < dp->n_lcores; idx++) {
+		rc = rte_eal_remote_launch(dp_lcore_main, dp->lcores[idx], dp->lcores[idx]->lcore_id);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int config_check(const struct dj_dataplane_config *cfg)
+{
+	struct dj_impair_config ic = {0};
+
+	if (cfg->impair != NULL && cfg->impair[0] != '\0' &&
+	    dj_impair_config_parse(cfg->impair, &ic) != 0) {
+		dj_log(DJ_LOG_ERR, "dataplane", "bad impairment '%s'", cfg->impair);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void local_endpoint_fill(struct dj_dataplane *dp)
+{
+	static const uint8_t zero[6];
+	struct rte_ether_addr mac;
+
+	dp->local = dp->cfg.local;
+	if (memcmp(dp->local.mac, zero, sizeof(zero)) == 0 &&
+	    rte_eth_macaddr_get(dp->cfg.port.port_id, &mac) == 0)
+		memcpy(dp->local.mac, mac.addr_bytes, sizeof(dp->local.mac));
+	if (dp->local.port == 0)
+		dp->local.port = DJ_WIRE_UDP_PORT;
+}
+
+int dj_dataplane_create(const struct dj_dataplane_config *cfg, struct dj_dataplane **out)
+{
+	struct dj_dataplane *dp;
+	int rc;
+
+	if (cfg == NULL || out == NULL)
+		return -EINVAL;
+	if ((rc = config_check(cfg)) != 0)
+		return rc;
+	dp = rte_zmalloc("dj_dataplane", sizeof(*dp), RTE_CACHE_LINE_SIZE);
+	if (dp == NULL)
+		return -ENOMEM;
+	dp->cfg = *cfg;
+	if (!cfg->session_set)
+		dj_session_config_init(&dp->cfg.session);
+	pthread_mutex_init(&dp->lock, NULL);
+	rc = dj_port_create(&cfg->port, &dp->port);
+	if (rc != 0) {
+		dj_dataplane_destroy(dp);
+		return rc;
+	}
+	dp->n_lcores = dj_port_get_config(dp->port)->nb_queues;
+	dp->mtu = cfg->mtu ? cfg->mtu :
+		  (uint16_t)(dj_port_get_config(dp->port)->frame_size - RTE_ETHER_HDR_LEN);
+	local_endpoint_fill(dp);
+	rc = lcores_launch(dp);
+	if (rc != 0) {
+		dj_dataplane_destroy(dp);
+		return rc;
+	}
+	*out = dp;
+	return 0;
+}
+
+/* With the lcores stopped this thread owns every session: fail what is
+ * left so no waiter hangs, then free. */
+static void sessions_teardown(struct dj_dataplane *dp)
+{
+	struct dj_xfer_event ev[16];
+	struct dp_session *ses;
+	unsigned int n;
+
+	while ((ses = dp->sessions) != NULL) {
+		dp->sessions = ses->next;
+		dj_session_close(ses->s);
+		while ((n = dj_session_events(ses->s, ev, 16)) != 0)
+			for (unsigned int i = 0; i < n; i++)
+				dp_event_deliver(&ev[i]);
+		dj_session_destroy(ses->s);
+		rte_free(ses);
+	}
+	while (dp->expected != NULL) {
+		struct dp_op *op = dp->expected;
+
+		dp->expected = op->next;
+		free(op);
+	}
+}
+
+void dj_dataplane_destroy(struct dj_dataplane *dp)
+{
+	if (dp == NULL)
+		return;
+	atomic_store(&dp->stop, 1);
+	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)
+		if (dp->lcores[i] != NULL)
+			rte_eal_wait_lcore(dp->lcores[i]->lcore_id);
+	sessions_teardown(dp);
+	dj_port_destroy(dp->port);
+	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)
+		lcore_state_destroy(dp->lcores[i]);
+	pthread_mutex_destroy(&dp->lock);
+	rte_free(dp);
+}
+
+/* ---- endpoint, stats --------------------------------------------------------------------- */
+
+void dj_dataplane_endpoint(const struct dj_dataplane *dp, struct dj_dp_endpoint *ep)
+{
+	memset(ep, 0, sizeof(*ep));
+	memcpy(ep->mac, dp->local.mac, sizeof(ep->mac));
+	ep->ipv4 = rte_cpu_to_be_32(dp->local.ipv4);
+	ep->udp_port = dp->local.port;
+	ep->n_queues = (uint16_t)dp->n_lcores;
+	ep->mtu = dp->mtu;
+}
+
+static void proto_stats_add(struct dj_proto_stats *to, const struct dj_proto_stats *from)
+{
+	/* Every field is a uint64_t counter; the RTT fields sum meaninglessly
+	 * and are taken from the last session instead. */
+	uint64_t *t = (uint64_t *)to;
+	const uint64_t *f = (const uint64_t *)from;
+
+	for (size_t i = 0; i < sizeof(*to) / sizeof(uint64_t); i++)
+		t[i] += f[i];
+	to->srtt_ns = from->srtt_ns;
+	to->rttvar_ns = from->rttvar_ns;
+	to->rto_ns = from->rto_ns;
+}
+
+void dj_dataplane_get_stats(const struct dj_dataplane *dp, struct dj_dataplane_stats *st,
+			    struct dj_proto_stats *proto)
+{
+	struct dj_dataplane *mdp = (struct dj_dataplane *)dp;
+
+	memset(st, 0, sizeof(*st));
+	for (unsigned int i = 0; i < dp->n_lcores; i++)
+		dj_dataplane_stats_add(st, &dp->lcores[i]->stats);
+	if (proto == NULL)
+		return;
+	memset(proto, 0, sizeof(*proto));
+	pthread_mutex_lock(&mdp->lock);
+	for (struct dp_session *ses = dp->sessions; ses != NULL; ses = ses->next)
+		proto_stats_add(proto, &ses->snap);
+	pthread_mutex_unlock(&mdp->lock);
+}

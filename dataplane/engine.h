@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_DATAPLANE_ENGINE_H
+#define DJINN_DATAPLANE_ENGINE_H
+
+/*
+ * Engine internals. Control threads and polling lcores share nothing but
+ * single-producer/single-consumer command rings and a few atomic fields:
+ *
+ *   control thread                         lcore (owns its sessions)
+ *   op = calloc, ring enqueue     ---->    dequeue, dj_session_send/recv/...
+ *   wait for op->done (sleeps)    <----    event: op->status, op->done = 1
+ *   free(op)                               (never touches op again)
+ *
+ * A SEND op also holds the payload's extbuf reference count: the waiter
+ * frees it only after the driver released every mbuf pointing into the
+ * caller's buffer (op->released), so a returning send() never leaves a
+ * packet that still reads the buffer.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "djinn/dataplane.h"
+#include "djinn/impair.h"
+#include "port.h"
+
+#define DP_MAX_LCORES DJ_PORT_MAX_QUEUES
+#define DP_MAX_SESSIONS 64       /* per lcore */
+#define DP_CMD_RING 1024
+#define DP_TXQ_MAX 256           /* frames waiting for room in the tx ring */
+#define DP_CTRL_BURST 8
+#define DP_HOLD_MAX 4096
+#define DP_STATS_PERIOD_NS 1000000ull
+
+enum dp_cmd {
+	DP_CMD_OPEN,
+	DP_CMD_CLOSE,
+	DP_CMD_SEND,
+	DP_CMD_RECV,
+	DP_CMD_CANCEL,
+	DP_CMD_PING,
+};
+
+struct dp_session;
+
+/* One request from a control thread; allocated and freed by that thread. */
+struct dp_op {
+	enum dp_cmd cmd;
+	struct dp_session *sess;
+	uint32_t xfer_id;
+	enum dj_xfer_dir dir;      /* CANCEL: which side */
+	void *buf;
+	uint64_t len;              /* bytes; PING: timeout in ns */
+	enum dj_mem_kind mem;
+	int status;                /* valid once done */
+	atomic_int done;
+	atomic_int released;       /* SEND: no mbuf references buf any more */
+	uint64_t rtt_ns;           /* PING */
+	struct rte_mbuf_ext_shared_info shinfo;
+	/* expected-transfer list of the control side */
+	uint64_t cookie;
+	struct dp_op *next;
+};
+
+/* A session: created by a control thread, then served by one lcore. */
+struct dp_session {
+	struct dj_session *s;
+	uint64_t cookie;
+	uint32_t id;
+	unsigned int lcore_idx;
+	uint64_t next_poll_ns;
+	uint64_t next_snap_ns;
+	struct dp_op *ping;          /* lcore-owned while a probe runs */
+	uint64_t ping_sent_ns, pongs_before;
+	struct dj_proto_stats snap;  /* written by the lcore every ms */
+	struct dp_session *next;     /* control-side list */
+};
+
+/* Per-lcore state: everything the packet path touches. */
+struct dp_lcore {
+	struct dj_dataplane *dp;
+	unsigned int lcore_id;
+	uint16_t queue;
+	struct rte_ring *cmds;
+	unsigned int n_sessions;
+	struct dp_session *sessions[DP_MAX_SESSIONS];
+	unsigned int n_txq;
+	struct rte_mbuf *txq[DP_TXQ_MAX];
+	struct dj_impair *impair;
+	struct dj_hold_queue *hold;
+	struct dj_dataplane_stats stats;
+	uint8_t ctrl_buf[DP_CTRL_BURST][DJ_WIRE_CTRL_MAX];
+} __rte_cache_aligned;
+
+struct dj_dataplane {
+	struct dj_dataplane_config cfg;
+	struct dj_port *port;
+	struct dj_endpoint local;
+	uint16_t mtu;
+	atomic_int stop;
+	unsigned int n_lcores;
+	struct dp_lcore *lcores[DP_MAX_LCORES];
+	pthread_mutex_t lock;        /* the control-side lists below */
+	struct dp_session *sessions;
+	struct dp_op *expected;
+};
+
+/* The polling loop of one lcore (rte_eal_remote_launch). */
+int dp_lcore_main(void *arg);
+
+/* Finish an op from the lcore: the last touch of a non-SEND op. */
+void dp_op_complete(struct dp_op *op, int status);
+/* Finish the op of a transfer event (SEND ops also drop their buffer
+ * reference). */
+void dp_event_deliver(const struct dj_xfer_event *ev);
+
+#endif

@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The polling loop: one per queue pair, owning its sessions. No locks, no
+ * allocation, no system calls here: commands arrive through a ring, frames
+ * through rte_eth_rx_burst, and results leave through atomics.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+
+#include "djinn/common.h"
+#include "engine.h"
+#include "txframe.h"
+
+#define EVENT_BURST 16
+
+void dp_op_complete(struct dp_op *op, int status)
+{
+	op->status = status;
+	atomic_store_explicit(&op->done, 1, memory_order_release);
+}
+
+static void send_op_finish(struct dp_op *op, int status);
+
+void dp_event_deliver(const struct dj_xfer_event *ev)
+{
+	if (ev->dir == DJ_XFER_TX)
+		send_op_finish(ev->user, ev->status);
+	else
+		dp_op_complete(ev->user, ev->status);
+}
+
+static void send_op_finish(struct dp_op *op, int status)
+{
+	op->status = status;
+	atomic_store_explicit(&op->done, 1, memory_order_release);
+	/* Last touch: frees op->shinfo's owner reference; the free callback
+	 * (now or when the last mbuf goes) sets op->released. */
+	dj_txframe_owner_put(&op->shinfo);
+}
+
+/* ---- transmit -------------------------------------------------------------- */
+
+static void tx_flush(struct dp_lcore *lc)
+{
+	uint16_t sent;
+
+	if (lc->n_txq == 0)
+		return;
+	sent = rte_eth_tx_burst(lc->dp->cfg.port.port_id, lc->queue, lc->txq,
+				(uint16_t)lc->n_txq);
+	for (uint16_t i = 0; i < sent; i++)
+		lc->stats.tx_bytes += lc->txq[i]->pkt_len;
+	lc->stats.tx_packets += sent;
+	lc->n_txq -= sent;
+	if (lc->n_txq != 0 && sent != 0)
+		memmove(lc->txq, lc->txq + sent, lc->n_txq * sizeof(lc->txq[0]));
+}
+
+static void txq_push(struct dp_lcore *lc, struct rte_mbuf *m)
+{
+	if (unlikely(lc->n_txq == DP_TXQ_MAX)) {
+		tx_flush(lc);
+		if (lc->n_txq == DP_TXQ_MAX) {
+			lc->stats.drops[DJ_DROP_TX_FULL]++;
+			rte_pktmbuf_free(m);
+			return;
+		}
+	}
+	lc->txq[lc->n_txq++] = m;
+}
+
+/* In-line impairment of an outgoing frame. The payload segment may be the
+ * caller's tensor, so corruption stays within the header mbuf. */
+static void impaired_push(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
+{
+	struct dj_impair_verdict v;
+	struct rte_mbuf *copy = NULL;
+
+	dj_impair_decide(lc->impair, now, m->pkt_len, &v);
+	if (v.actions & DJ_IMPAIR_DROP) {
+		lc->stats.drops[DJ_DROP_IMPAIR]++;
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if (v.actions & DJ_IMPAIR_CORRUPT) {
+		v.corrupt_off %= m->data_len;
+		dj_impair_corrupt(&v, rte_pktmbuf_mtod(m, void *), m->data_len);
+	}
+	if (v.actions & DJ_IMPAIR_DUP)
+		copy = rte_pktmbuf_clone(m, lc->dp->port->q[lc->queue].ext_pool);
+	for (int i = 0; i < 2; i++, m = copy) {
+		if (m == NULL)
+			continue;
+		if ((v.actions & DJ_IMPAIR_HOLD) && dj_hold_queue_push(lc->hold, m, v.release_ns) == 0)
+			continue;
+		txq_push(lc, m);
+	}
+}
+
+static void frame_push(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
+{
+	if (lc->impair != NULL)
+		impaired_push(lc, m, now);
+	else
+		txq_push(lc, m);
+}
+
+static void held_release(struct dp_lcore *lc, uint64_t now)
+{
+	void *due[DJ_PORT_BURST];
+	unsigned int n;
+
+	if (lc->hold == NULL || dj_hold_queue_next(lc->hold) > now)
+		return;
+	n = dj_hold_queue_pop_due(lc->hold, now, due, DJ_PORT_BURST);
+	for (unsigned int i = 0; i < n; i++)
+		txq_push(lc, due[i]);
+}
+
+static void data_send(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
+{
+	struct dj_frag_desc d[DJ_PORT_BURST];
+	const struct dj_port *port = lc->dp->port;
+	unsigned int n;
+
+	/* Back-pressure: pull fragments only when the tx ring took the last
+	 * ones, so none is counted as sent and then dropped here. */
+	if (lc->n_txq >= DJ_PORT_BURST)
+		return;
+	n = dj_session_tx_burst(ses->s, now, d, DJ_PORT_BURST);
+	for (unsigned int i = 0; i < n; i++) {
+		struct dp_op *op = d[i].user;
+		struct rte_mbuf *m;
+
+		m = dj_txframe_build(&port->q[lc->queue], port->caps.multi_seg, d[i].hdr,
+				     (uint16_t)d[i].hdr_len, d[i].payload, d[i].payload_len,
+				     &op->shinfo);
+		if (unlikely(m == NULL)) {
+			/* The protocol retransmits it after its timeout. */
+			lc->stats.drops[DJ_DROP_NO_MBUF]++;
+			continue;
+		}
+		lc->stats.retransmits += d[i].retransmit;
+		frame_push(lc, m, now);
+	}
+}
+
+static void ctrl_send(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
+{
+	struct dj_ctrl_pkt pkts[DP_CTRL_BURST];
+	const struct dj_port *port = lc->dp->port;
+	unsigned int n;
+
+	for (unsigned int i = 0; i < DP_CTRL_BURST; i++)
+		pkts[i] = (struct dj_ctrl_pkt){.buf = lc->ctrl_buf[i], .cap = DJ_WIRE_CTRL_MAX};
+	n = dj_session_ctrl_burst(ses->s, now, pkts, DP_CTRL_BURST);
+	for (unsigned int i = 0; i < n; i++) {
+		struct rte_mbuf *m = dj_txframe_build(&port->q[lc->queue], 0, pkts[i].buf,
+						      (uint16_t)pkts[i].len, NULL, 0, NULL);
+
+		if (unlikely(m == NULL)) {
+			lc->stats.drops[DJ_DROP_NO_MBUF]++;
+			continue;
+		}
+		frame_push(lc, m, now);
+	}
+}
+
+/* ---- sessions -------------------------------------------------------------- */
+
+static void events_deliver(struct dp_session *ses)
+{
+	struct dj_xfer_event ev[EVENT_BURST];
+	unsigned int n;
+
+	while ((n = dj_session_events(ses->s, ev, EVENT_BURST)) != 0) {
+		for (unsigned int i = 0; i < n; i++)
+			dp_event_deliver(&ev[i]);
+	}
+}
+
+static void probe_check(struct dp_session *ses, uint64_t now)
+{
+	if (ses->ping == NULL)
+		return;
+	if (ses->snap.pongs != ses->pongs_before) {
+		ses->ping->rtt_ns = now - ses->ping_sent_ns;
+		dp_op_complete(ses->ping, 0);
+	} else if (now - ses->ping_sent_ns >= ses->ping->len) {
+		dp_op_complete(ses->ping, -ETIMEDOUT);
+	} else {
+		return;
+	}
+	ses->ping = NULL;
+}
+
+static void session_service(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
+{
+	if (now >= ses->next_poll_ns)
+		ses->next_poll_ns = dj_session_poll(ses->s, now);
+	data_send(lc, ses, now);
+	ctrl_send(lc, ses, now);
+	events_deliver(ses);
+	if (now >= ses->next_snap_ns || ses->ping != NULL) {
+		dj_session_stats(ses->s, &ses->snap);
+		ses->next_snap_ns = now + DP_STATS_PERIOD_NS;
+		probe_check(ses, now);
+	}
+}
+
+static struct dp_session *session_find(struct dp_lcore *lc, uint32_t id)
+{
+	for (unsigned int i = 0; i < lc->n_sessions; i++)
+		if (lc->sessions[i]->id == id)
+			return lc->sessions[i];
+	return NULL;
+}
+
+static void session_detach(struct dp_lcore *lc, struct dp_session *ses)
+{
+	for (unsigned int i = 0; i < lc->n_sessions; i++) {
+		if (lc->sessions[i] == ses) {
+			lc->sessions[i] = lc->sessions[--lc->n_sessions];
+			return;
+		}
+	}
+}
+
+/* ---- commands ---------------------------------------------------------------- */
+
+static void cmd_open(struct dp_lcore *lc, struct dp_op *op)
+{
+	if (lc->n_sessions == DP_MAX_SESSIONS) {
+		dp_op_complete(op, -DJ_ELIMIT);
+		return;
+	}
+	lc->sessions[lc->n_sessions++] = op->sess;
+	dp_op_complete(op, 0);
+}
+
+/* Close: fail the transfers, send the CLOSE, hand the session back. */
+static void cmd_close(struct dp_lcore *lc, struct dp_op *op, uint64_t now)
+{
+	struct dp_session *ses = op->sess;
+
+	dj_session_close(ses->s);
+	session_service(lc, ses, now);
+	if (ses->ping != NULL)
+		dp_op_complete(ses->ping, -ECONNRESET);
+	ses->ping = NULL;
+	dj_session_stats(ses->s, &ses->snap);
+	session_detach(lc, ses);
+	dp_op_complete(op, 0);
+}
+
+static void cmd_send(struct dp_op *op, uint64_t now)
+{
+	int rc = dj_session_send(op->sess->s, op->xfer_id, op->buf, op->len, op->mem, op, now);
+
+	if (rc != 0)
+		send_op_finish(op, rc);
+}
+
+static void cmd_recv(struct dp_op *op, uint64_t now)
+{
+	int rc = dj_session_recv(op->sess->s, op->xfer_id, op->buf, op->len, op->mem, op, now);
+
+	if (rc != 0)
+		dp_op_complete(op, rc);
+}
+
+static void cmd_ping(struct dp_op *op, uint64_t now)
+{
+	struct dp_session *ses = op->sess;
+
+	if (ses->ping != NULL) {
+		dp_op_complete(op, -EBUSY);
+		return;
+	}
+	dj_session_stats(ses->s, &ses->snap);
+	ses->pongs_before = ses->snap.pongs;
+	ses->ping_sent_ns = now;
+	ses->ping = op;
+	dj_session_ping(ses->s, now);
+}
+
+static void commands_run(struct dp_lcore *lc, uint64_t now)
+{
+	void *cmds[DJ_PORT_BURST];
+	unsigned int n = rte_ring_dequeue_burst(lc->cmds, cmds, DJ_PORT_BURST, NULL);
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct dp_op *op = cmds[i];
+
+		switch (op->cmd) {
+		case DP_CMD_OPEN:
+			cmd_open(lc, op);
+			break;
+		case DP_CMD_CLOSE:
+			cmd_close(lc, op, now);
+			break;
+		case DP_CMD_SEND:
+			cmd_send(op, now);
+			break;
+		case DP_CMD_RECV:
+			cmd_recv(op, now);
+			break;
+		case DP_CMD_CANCEL:
+			dp_op_complete(op, dj_session_cancel(op->sess->s, op->dir, op->xfer_id));
+			break;
+		case DP_CMD_PING:
+			cmd_ping(op, now);
+			break;
+		}
+	}
+}
+
+/* ---- receive ------------------------------------------------------------------- */
+
+static int frame_input(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
+{
+	const struct dj_endpoint *local = &lc->dp->local;
+	bool ip_verified = (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+	struct dj_wire_encap encap;
+	struct dp_session *ses;
+	struct dj_rx_pkt pkt;
+	uint32_t session_id;
+
+	if (dj_wire_encap_parse(rte_pktmbuf_mtod(m, void *), m->data_len, !ip_verified, &encap) !=
+	    DJ_REJ_NONE || (local->ipv4 != 0 && encap.dst.ipv4 != local->ipv4))
+		return DJ_DROP_NOT_DJINN;
+	pkt.hdr = rte_pktmbuf_mtod_offset(m, const void *, encap.payload_off);
+	pkt.hdr_avail = encap.payload_len;
+	pkt.payload = NULL;
+	pkt.payload_avail = 0;
+	if (m->nb_segs == 2 && encap.payload_off + DJ_WIRE_HDR_LEN <= m->data_len) {
+		/* Drivers that chain (memif with small buffers): header in the
+		 * first segment, payload in the second. */
+		pkt.hdr_avail = m->data_len - encap.payload_off;
+		pkt.payload = rte_pktmbuf_mtod(m->next, const void *);
+		pkt.payload_avail = m->next->data_len;
+	} else if (m->nb_segs > 2) {
+		if (rte_pktmbuf_linearize(m) != 0)
+			return DJ_DROP_REJECTED;
+		pkt.hdr = rte_pktmbuf_mtod_offset(m, const void *, encap.payload_off);
+	}
+	if (dj_wire_peek_session(pkt.hdr, pkt.hdr_avail, &session_id) != 0 ||
+	    (ses = session_find(lc, session_id)) == NULL)
+		return DJ_DROP_NOT_DJINN;
+	if (dj_session_input(ses->s, &pkt, now, NULL) == -EBADMSG)
+		return DJ_DROP_REJECTED;
+	return -1;
+}
+
+static void rx_run(struct dp_lcore *lc, uint64_t now)
+{
+	struct rte_mbuf *pkts[DJ_PORT_BURST];
+	uint16_t n = rte_eth_rx_burst(lc->dp->cfg.port.port_id, lc->queue, pkts, DJ_PORT_BURST);
+
+	for (uint16_t i = 0; i < n; i++) {
+		int drop;
+
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+		lc->stats.rx_packets++;
+		lc->stats.rx_bytes += pkts[i]->pkt_len;
+		drop = frame_input(lc, pkts[i], now);
+		if (drop >= 0)
+			lc->stats.drops[drop]++;
+		rte_pktmbuf_free(pkts[i]);
+	}
+}
+
+int dp_lcore_main(void *arg)
+{
+	struct dp_lcore *lc = arg;
+
+	while (!atomic_load_explicit(&lc->dp->stop, memory_order_relaxed)) {
+		uint64_t now = dj_time_ns();
+
+		commands_run(lc, now);
+		rx_run(lc, now);
+		for (unsigned int i = 0; i < lc->n_sessions; i++)
+			session_service(lc, lc->sessions[i], now);
+		held_release(lc, now);
+		tx_flush(lc);
+	}
+	/* Let go of every frame: SEND waiters wait for their buffers. */
+	rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);
+	lc->n_txq = 0;
+	while (lc->hold != NULL && dj_hold_queue_count(lc->hold) != 0) {
+		held_release(lc, UINT64_MAX);
+		rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);
+		lc->n_txq = 0;
+	}
+	return 0;
+}

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_DATAPLANE_H
+#define DJINN_DATAPLANE_H
+
+/**
+ * @file
+ * The DPDK data plane: ports with N rx/tx queue pairs (one polling lcore
+ * each), per-lcore statistics, and zero-copy transmission of host payloads.
+ *
+ * A port works with any ethdev (real NIC, net_memif, net_af_packet, net_tap,
+ * net_null, net_ring). Offloads (IPv4/UDP checksum, RSS, rte_flow steering)
+ * are used when the port has them; dj_port_caps() says which, and the engine
+ * does the rest in software.
+ *
+ * EAL must be running (dj_eal_init()) before anything here is called.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "djinn/datapath.h"
+#include "djinn/transfer.h"
+#include "djinn/wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DJ_PORT_MAX_QUEUES 16
+
+struct dj_port;
+
+struct dj_port_config {
+	uint16_t port_id;
+	/** rx/tx queue pairs, one polling lcore each; 0 means 1. */
+	uint16_t nb_queues;
+	/** Descriptors per rx / tx queue; 0 means 1024. */
+	uint16_t nb_rxd, nb_txd;
+	/** Largest frame sent or received, Ethernet header included; frames
+	 * above the port's MTU need a jumbo-capable port (memif: bsize).
+	 * 0 means 1514. Receive buffers get this much data room. */
+	uint16_t frame_size;
+	/** Receive mbufs per queue; 0 means 4 x nb_rxd + 2048. */
+	uint32_t nb_mbufs;
+	/** Accept every destination MAC (software endpoints, tests). */
+	int promiscuous;
+};
+
+/** What the port does in hardware; everything else is done in software. */
+struct dj_port_caps {
+	unsigned int tx_ipv4_cksum : 1;
+	unsigned int tx_udp_cksum : 1;
+	unsigned int rx_ipv4_cksum : 1;
+	unsigned int rx_udp_cksum : 1;
+	unsigned int rss : 1;        /**< RSS on IPv4/UDP over the queues */
+	unsigned int multi_seg : 1;  /**< chained mbufs on transmit (zero-copy tx) */
+	unsigned int flow : 1;       /**< rte_flow steering accepted (known after a rule) */
+	uint16_t max_queues;
+	uint32_t max_rx_pktlen;
+	char driver[32];
+};
+
+/**
+ * Configure and start a port: queues, mempools on the port's NUMA socket,
+ * offloads it has. *out is owned by the caller: dj_port_destroy().
+ */
+int dj_port_create(const struct dj_port_config *cfg, struct dj_port **out);
+
+/** Stop and close the port, free its flows and mempools. NULL is a no-op. */
+void dj_port_destroy(struct dj_port *port);
+
+const struct dj_port_caps *dj_port_get_caps(const struct dj_port *port);
+const struct dj_port_config *dj_port_get_config(const struct dj_port *port);
+
+/**
+ * Steer IPv4/UDP packets for @p udp_port to rx queue @p queue with rte_flow.
+ * -ENOTSUP where the port cannot (the engine then dispatches in software).
+ */
+int dj_port_steer_udp(struct dj_port *port, uint16_t udp_port, uint16_t queue);
+
+/** Find a port by its ethdev name ("net_memif0", a PCI address...). */
+int dj_port_find(const char *name, uint16_t *port_id);
+
+/** Wait until the link is up (memif: the peer connected). -ETIMEDOUT. */
+int dj_port_wait_link(uint16_t port_id, uint64_t timeout_ns);
+
+struct rte_mbuf;
+struct rte_mbuf_ext_shared_info;
+
+/**
+ * Build one frame for tx queue @p queue: hdr_len bytes of hdr copied into a
+ * small header mbuf, then len payload bytes. Payloads above 256 bytes are
+ * attached zero-copy as an external buffer when shinfo is given and the port
+ * chains mbufs: the payload must then stay valid until shinfo's free_cb runs
+ * (each attached mbuf holds a reference on shinfo). NULL when a pool is empty.
+ * The frame is the caller's (rte_eth_tx_burst or rte_pktmbuf_free).
+ */
+struct rte_mbuf *dj_port_frame_build(const struct dj_port *port, uint16_t queue,
+				     const void *hdr, uint16_t hdr_len,
+				     const void *payload, uint32_t len,
+				     struct rte_mbuf_ext_shared_info *shinfo);
+
+/** Reasons a packet was dropped by the data plane, counted per lcore. */
+enum dj_dataplane_drop {
+	DJ_DROP_NOT_DJINN,   /**< not IPv4/UDP to a Djinn endpoint */
+	DJ_DROP_REJECTED,    /**< rejected by the transfer engine (see its counters) */
+	DJ_DROP_NO_MBUF,     /**< mempool empty on transmit */
+	DJ_DROP_TX_FULL,     /**< tx queue full after retries */
+	DJ_DROP_IMPAIR,      /**< dropped on purpose by in-line impairment */
+	DJ_DROP_MAX
+};
+
+/** Statistics of one lcore, or summed over lcores. */
+struct dj_dataplane_stats {
+	uint64_t rx_packets, rx_bytes;
+	uint64_t tx_packets, tx_bytes;
+	uint64_t retransmits;
+	uint64_t drops[DJ_DROP_MAX];
+};
+
+/** Name of a drop reason ("not_djinn", ...). */
+const char *dj_dataplane_drop_name(enum dj_dataplane_drop reason);
+
+/** Add @p from into @p to. */
+void dj_dataplane_stats_add(struct dj_dataplane_stats *to, const struct dj_dataplane_stats *from);
+
+/* ---- The engine ------------------------------------------------------------ */
+
+struct dj_dataplane;
+
+struct dj_dataplane_config {
+	/** Port and queues; one worker lcore per queue pair must be free
+	 *  (EAL -l), taken in rte_lcore order. */
+	struct dj_port_config port;
+	/** This side: IPv4 (host order) and base UDP port (queue q listens on
+	 *  port + q; 0 means DJ_WIRE_UDP_PORT). A zero MAC means the port's. */
+	struct dj_endpoint local;
+	/** IP MTU that sizes DATA fragments (the smaller of both sides' is
+	 *  used); 0 means port.frame_size - 14. */
+	uint16_t mtu;
+	/** Transfer protocol settings used for every session (timeouts,
+	 *  window, CRC); session id, cookie, endpoints and frag_size are
+	 *  filled per session. Zero: dj_session_config_init() defaults. */
+	struct dj_session_config session;
+	bool session_set; /**< session above was filled by the caller */
+	/** In-line impairment of transmitted packets (dj_impair_config_parse
+	 *  syntax, e.g. "drop=0.05,reorder=0.05"), NULL or "" for none. */
+	const char *impair;
+};
+
+/**
+ * Configure the port, start one polling lcore per queue. *out is owned by
+ * the caller: dj_dataplane_destroy(). -EINVAL (bad config, too few lcores),
+ * -ENOMEM, or the port's error.
+ */
+int dj_dataplane_create(const struct dj_dataplane_config *cfg, struct dj_dataplane **out);
+
+/** Stop the lcores, close every session (their transfers fail), free all. */
+void dj_dataplane_destroy(struct dj_dataplane *dp);
+
+/** This side's endpoint in HELLO form (MAC, IPv4, base UDP port, queues, MTU). */
+void dj_dataplane_endpoint(const struct dj_dataplane *dp, struct dj_dp_endpoint *ep);
+
+/**
+ * The engine as a data path (djinn/datapath.h) for the control plane.
+ * The operations below are the same functions, callable directly; all are
+ * for control threads, never for polling lcores.
+ */
+void dj_dataplane_datapath(struct dj_dataplane *dp, struct dj_datapath *out);
+
+int dj_dataplane_session_open(struct dj_dataplane *dp, uint64_t session_id, uint64_t cookie,
+			      const struct dj_dp_endpoint *peer);
+void dj_dataplane_session_close(struct dj_dataplane *dp, uint64_t cookie);
+int dj_dataplane_probe(struct dj_dataplane *dp, uint64_t cookie, uint32_t timeout_ms,
+		       uint64_t *rtt_ns);
+int dj_dataplane_expect(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+			void *dst, size_t len, enum dj_mem_kind mem);
+int dj_dataplane_wait(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+		      uint32_t timeout_ms);
+int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id);
+int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+		      const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms);
+
+/** Engine counters summed over lcores; proto (may be NULL) receives the
+ *  transfer protocol's counters summed over sessions. */
+void dj_dataplane_get_stats(const struct dj_dataplane *dp, struct dj_dataplane_stats *st,
+			    struct dj_proto_stats *proto);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DJINN_DATAPLANE_H */
