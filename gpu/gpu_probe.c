@@ -1,16 +1,44 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/* GPU discovery (gpudev, names from the CUDA runtime) and host memory
+ * registration. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_dev.h>
+#include <rte_errno.h>
 #include <rte_gpudev.h>
+#include <rte_mempool.h>
 
+#include "djinn/common.h"
 #include "djinn/gpu.h"
+#include "gpu_internal.h"
+#ifdef DJ_HAVE_CUDA
+#include "gpu_cuda.h"
+#endif
 
 int dj_gpu_count(void)
 {
+#ifdef DJ_HAVE_CUDA
 	return rte_gpu_count_avail();
+#else
+	/* Without the runtime we can neither copy nor launch: no usable GPU. */
+	return 0;
+#endif
+}
+
+/* gpudev's CUDA driver names a device by its PCI address only. */
+static void describe_model(struct dj_gpu_info *info)
+{
+#ifdef DJ_HAVE_CUDA
+	int ordinal = djg_cuda_ordinal(info->pci_addr);
+	uint32_t sms;
+
+	if (ordinal >= 0 && djg_cuda_describe(ordinal, info->name, sizeof(info->name), &sms) == 0)
+		return;
+#endif
+	snprintf(info->name, sizeof(info->name), "GPU at %s", info->pci_addr);
 }
 
 int dj_gpu_info_get(int index, struct dj_gpu_info *info)
@@ -18,6 +46,8 @@ int dj_gpu_info_get(int index, struct dj_gpu_info *info)
 	int16_t dev_id;
 	int i = 0;
 
+	if (info == NULL || index < 0 || index >= dj_gpu_count())
+		return -ENODEV;
 	RTE_GPU_FOREACH(dev_id) {
 		struct rte_gpu_info gi;
 
@@ -27,14 +57,124 @@ int dj_gpu_info_get(int index, struct dj_gpu_info *info)
 			return -ENODEV;
 		memset(info, 0, sizeof(*info));
 		info->dev_id = dev_id;
-		/* gpudev's CUDA driver names a device by its PCI address; the
-		 * model name needs the CUDA runtime (see dj_gpu_describe). */
-		snprintf(info->name, sizeof(info->name), "%s", gi.name ? gi.name : "?");
+		snprintf(info->pci_addr, sizeof(info->pci_addr), "%s", gi.name ? gi.name : "");
 		info->total_memory = gi.total_memory;
 		info->processors = gi.processor_count;
 		info->numa_node = gi.numa_node;
-		snprintf(info->pci_addr, sizeof(info->pci_addr), "%s", gi.name ? gi.name : "");
+		describe_model(info);
 		return 0;
 	}
 	return -ENODEV;
+}
+
+/* "00:06.0" matches "0000:00:06.0": compare from the end. */
+static int pci_matches(const char *full, const char *spec)
+{
+	size_t fl = strlen(full), sl = strlen(spec);
+
+	return sl > 0 && sl <= fl && strcasecmp(full + fl - sl, spec) == 0 &&
+	       (sl == fl || full[fl - sl - 1] == ':');
+}
+
+int dj_gpu_find(const char *spec)
+{
+	int n = dj_gpu_count();
+	char *end;
+	long index;
+
+	if (n == 0)
+		return -DJ_ENOGPU;
+	if (spec == NULL || spec[0] == '\0')
+		spec = "0";
+	index = strtol(spec, &end, 10);
+	for (int i = 0; i < n; i++) {
+		struct dj_gpu_info info;
+
+		if (dj_gpu_info_get(i, &info) != 0)
+			continue;
+		if ((*end == '\0' && index == i) || pci_matches(info.pci_addr, spec))
+			return info.dev_id;
+	}
+	return -ENODEV;
+}
+
+int djg_ordinal(int16_t dev_id)
+{
+#ifdef DJ_HAVE_CUDA
+	struct rte_gpu_info gi;
+
+	if (rte_gpu_info_get(dev_id, &gi) != 0 || gi.name == NULL)
+		return -DJ_ENOGPU;
+	return djg_cuda_ordinal(gi.name);
+#else
+	(void)dev_id;
+	return -DJ_ENOGPU;
+#endif
+}
+
+int dj_gpu_host_register(int16_t dev_id, void *ptr, size_t len)
+{
+	if (dev_id == DJ_GPU_HOST)
+		return 0;
+	if (ptr == NULL || len == 0)
+		return -EINVAL;
+	if (rte_gpu_mem_register(dev_id, len, ptr) != 0) {
+		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "cannot register %zu host bytes at %p with GPU %d: %s",
+		       len, ptr, dev_id, rte_strerror(rte_errno));
+		return -rte_errno;
+	}
+	return 0;
+}
+
+int dj_gpu_host_unregister(int16_t dev_id, void *ptr)
+{
+	if (dev_id == DJ_GPU_HOST)
+		return 0;
+	return rte_gpu_mem_unregister(dev_id, ptr) == 0 ? 0 : -rte_errno;
+}
+
+struct mempool_walk {
+	int16_t dev_id;
+	int rc;
+	int registering;
+};
+
+static void register_chunk(struct rte_mempool *mp, void *opaque,
+			   struct rte_mempool_memhdr *memhdr, unsigned int idx)
+{
+	struct mempool_walk *w = opaque;
+	int rc;
+
+	if (w->registering && w->rc != 0)
+		return;
+	rc = w->registering ? dj_gpu_host_register(w->dev_id, memhdr->addr, memhdr->len)
+			    : dj_gpu_host_unregister(w->dev_id, memhdr->addr);
+	if (rc != 0 && w->rc == 0)
+		w->rc = rc;
+}
+
+static int mempool_walk(int16_t dev_id, struct rte_mempool *mp, int registering)
+{
+	struct mempool_walk w = {.dev_id = dev_id, .registering = registering};
+
+	if (mp == NULL)
+		return -EINVAL;
+	if (dev_id == DJ_GPU_HOST)
+		return 0;
+	rte_mempool_mem_iter(mp, register_chunk, &w);
+	return w.rc;
+}
+
+int dj_gpu_mempool_register(int16_t dev_id, struct rte_mempool *mp)
+{
+	int rc = mempool_walk(dev_id, mp, 1);
+
+	if (rc != 0)
+		mempool_walk(dev_id, mp, 0);
+	return rc;
+}
+
+int dj_gpu_mempool_unregister(int16_t dev_id, struct rte_mempool *mp)
+{
+	return mempool_walk(dev_id, mp, 0);
 }

@@ -4,16 +4,33 @@
 
 /**
  * @file
- * GPUs as DPDK's gpudev sees them. Call after EAL is started; without the
- * gpudev CUDA driver or a GPU every count is 0 and nothing fails.
+ * GPUs as DPDK's gpudev sees them, GPU memory pools, and the receive/send
+ * paths between NIC buffers and GPU memory. Call after EAL is started;
+ * without the gpudev CUDA driver, a GPU or a CUDA build (-Dcuda=disabled)
+ * every count is 0, nothing fails, and DJ_GPU_HOST gives the same API over
+ * plain host memory.
+ *
+ * Receive paths (dj_gpu_rx_path_choose picks one, logs say which):
+ *  - GPUDIRECT: the NIC writes payloads straight into GPU mbufs (Rx buffer
+ *    split: headers to host mbufs, payloads to GPU mbufs);
+ *  - STAGED: payloads land in host mbufs registered with the GPU; a gather
+ *    kernel pulls each burst's payloads into the destination (dj_gpu_rx_sink);
+ *  - HOST: no GPU, the sink memcpys.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** dev_id meaning "no GPU: plain host memory" wherever a dev_id is taken. */
+#define DJ_GPU_HOST ((int16_t)-1)
+
+/** GPU buffers are carved at this alignment (the GPU's page size). */
+#define DJ_GPU_PAGE_SIZE (64u * 1024u)
 
 struct dj_gpu_info {
 	int16_t dev_id;        /**< gpudev device id */
@@ -24,11 +41,230 @@ struct dj_gpu_info {
 	int numa_node;         /**< -1 when unknown */
 };
 
-/** Number of GPUs gpudev can use (0 when none or no CUDA driver). */
+/** Number of GPUs gpudev can use (0 when none, no CUDA driver or no CUDA build). */
 int dj_gpu_count(void);
 
 /** Describe the index-th usable GPU (0-based). 0 or -ENODEV. */
 int dj_gpu_info_get(int index, struct dj_gpu_info *info);
+
+/**
+ * Find a GPU by index ("0") or PCI address ("0000:00:06.0", "00:06.0").
+ * NULL or "" picks the first GPU. Returns its gpudev dev_id (>= 0),
+ * -DJ_ENOGPU when there is none, -ENODEV when spec matches none.
+ */
+int dj_gpu_find(const char *spec);
+
+/*
+ * Memory pools: one large allocation (rte_gpu_mem_alloc, or host memory for
+ * DJ_GPU_HOST) carved into DJ_GPU_PAGE_SIZE-aligned buffers, so allocating a
+ * tensor is no driver call. Thread safe (a mutex; not for per-packet use).
+ */
+struct dj_gpu_pool;
+
+struct dj_gpu_pool_stats {
+	uint64_t size;          /**< bytes managed */
+	uint64_t used;          /**< bytes handed out (rounded to pages) */
+	uint64_t largest_free;  /**< largest allocation that would succeed now */
+	uint64_t allocs;        /**< live allocations */
+	uint64_t failed;        /**< allocations refused since creation */
+};
+
+/**
+ * Create a pool of @p size bytes (rounded up to DJ_GPU_PAGE_SIZE) on GPU
+ * @p dev_id, or in host memory for DJ_GPU_HOST. The caller owns the pool
+ * and frees it with dj_gpu_pool_destroy(). 0, -EINVAL, -ENOMEM,
+ * -DJ_ENOGPU (no such GPU or no CUDA build).
+ */
+int dj_gpu_pool_create(int16_t dev_id, size_t size, struct dj_gpu_pool **pool);
+
+/** Free the pool and all its memory; buffers still allocated die with it. */
+void dj_gpu_pool_destroy(struct dj_gpu_pool *pool);
+
+/** dev_id the pool lives on (DJ_GPU_HOST for host memory). */
+int16_t dj_gpu_pool_dev(const struct dj_gpu_pool *pool);
+
+/**
+ * Allocate @p len bytes (> 0). *ptr is a device pointer for a GPU pool (not
+ * CPU-addressable: use the copy functions), owned by the pool until
+ * dj_gpu_pool_free(). 0, -EINVAL, -ENOMEM (no free run large enough).
+ */
+int dj_gpu_pool_alloc(struct dj_gpu_pool *pool, size_t len, void **ptr);
+
+/** Give back a buffer from dj_gpu_pool_alloc(). 0 or -EINVAL (not one of ours). */
+int dj_gpu_pool_free(struct dj_gpu_pool *pool, void *ptr);
+
+/**
+ * Copy host bytes into pool memory (@p dst inside the pool) and back out
+ * (@p src inside the pool). Synchronous. 0, -EINVAL (range outside the
+ * pool), -EIO (the GPU refused the copy).
+ */
+int dj_gpu_pool_copy_in(struct dj_gpu_pool *pool, void *dst, const void *src, size_t len);
+int dj_gpu_pool_copy_out(struct dj_gpu_pool *pool, void *dst, const void *src, size_t len);
+
+int dj_gpu_pool_stats_get(struct dj_gpu_pool *pool, struct dj_gpu_pool_stats *stats);
+
+/**
+ * Make host memory readable and writable by GPU @p dev_id
+ * (rte_gpu_mem_register; the same address works in kernels). No-op for
+ * DJ_GPU_HOST. Page-align what you can: the GPU maps whole pages.
+ */
+int dj_gpu_host_register(int16_t dev_id, void *ptr, size_t len);
+int dj_gpu_host_unregister(int16_t dev_id, void *ptr);
+
+struct rte_mempool;
+/**
+ * Register every memory chunk of mempool @p mp with GPU @p dev_id, so that
+ * its mbufs' data can be read by the staged gather kernel. Unregister with
+ * dj_gpu_mempool_unregister() before freeing the mempool.
+ */
+int dj_gpu_mempool_register(int16_t dev_id, struct rte_mempool *mp);
+int dj_gpu_mempool_unregister(int16_t dev_id, struct rte_mempool *mp);
+
+/* ---------------------------------------------------------------------- */
+/* Receive path choice                                                     */
+
+enum dj_gpu_rx_path {
+	DJ_GPU_RX_AUTO = 0,  /**< for requests: best the port and GPU allow */
+	DJ_GPU_RX_HOST,      /**< host memory destination, memcpy */
+	DJ_GPU_RX_STAGED,    /**< host mbufs, GPU gather kernel */
+	DJ_GPU_RX_GPUDIRECT, /**< NIC writes payloads into GPU mbufs */
+};
+
+/** What a port and a GPU can do, as the path choice needs it. */
+struct dj_gpu_rx_caps {
+	bool gpu;                 /**< a usable GPU (and a CUDA build) */
+	bool port_dma_map;        /**< port is a bus device that can DMA-map external memory */
+	uint64_t rx_offload_capa; /**< the port's rte_eth_dev_info.rx_offload_capa */
+	uint16_t rx_seg_max_nseg; /**< rte_eth_dev_info.rx_seg_capa.max_nseg */
+	bool rx_seg_multi_pools;  /**< rte_eth_dev_info.rx_seg_capa.multi_pools */
+};
+
+/** Fill @p caps from port @p port_id and GPU @p dev_id (DJ_GPU_HOST: none). */
+int dj_gpu_rx_caps_get(uint16_t port_id, int16_t dev_id, struct dj_gpu_rx_caps *caps);
+
+/**
+ * Decide the receive path for @p want (AUTO: the best available). Writes
+ * the decision to *path and a one-line reason to @p why (may be NULL).
+ * Returns 0, or -ENOTSUP when @p want is impossible (e.g. GPUDIRECT on a
+ * port without RTE_ETH_RX_OFFLOAD_BUFFER_SPLIT), -DJ_ENOGPU when a GPU path
+ * is wanted without a GPU; @p why then says what is missing.
+ */
+int dj_gpu_rx_path_choose(const struct dj_gpu_rx_caps *caps, enum dj_gpu_rx_path want,
+			  enum dj_gpu_rx_path *path, char *why, size_t why_len);
+
+/** "host", "staged", "gpudirect" or "auto". */
+const char *dj_gpu_rx_path_name(enum dj_gpu_rx_path path);
+
+/* ---------------------------------------------------------------------- */
+/* GPUDirect receive set-up                                                */
+
+struct dj_gpu_direct_pool;
+struct rte_eth_rxconf;
+union rte_eth_rxseg;
+
+/**
+ * Payload mbuf pool in GPU memory for port @p port_id: rte_gpu_mem_alloc
+ * (64 KiB aligned) -> rte_extmem_register(RTE_BAD_IOVA) -> rte_dev_dma_map ->
+ * rte_pktmbuf_pool_create_extbuf. Needs EAL --iova-mode=va. Refuses with
+ * -ENOTSUP (and a log line saying why) where the port lacks buffer split or
+ * cannot DMA-map. Caller owns the result: dj_gpu_direct_pool_destroy().
+ */
+int dj_gpu_direct_pool_create(int16_t dev_id, uint16_t port_id, const char *name,
+			      unsigned int n_mbufs, uint16_t data_room,
+			      struct dj_gpu_direct_pool **pool);
+void dj_gpu_direct_pool_destroy(struct dj_gpu_direct_pool *pool);
+struct rte_mempool *dj_gpu_direct_pool_mempool(struct dj_gpu_direct_pool *pool);
+
+/**
+ * Fill @p segs (two entries) and @p rxconf for Rx buffer split: the first @p hdr_len
+ * bytes of each packet into @p hdr_pool (host), the rest into @p payload_pool
+ * (GPU). rxconf->rx_seg points at @p segs: keep both alive until
+ * rte_eth_rx_queue_setup() returns. 0 or -EINVAL.
+ */
+int dj_gpu_direct_rxconf(struct rte_mempool *hdr_pool, uint16_t hdr_len,
+			 struct rte_mempool *payload_pool, union rte_eth_rxseg *segs,
+			 struct rte_eth_rxconf *rxconf);
+
+/* ---------------------------------------------------------------------- */
+/* Staged (and host) receive sink                                          */
+
+/** One payload piece: @p len bytes at @p src go to destination + @p dst_off. */
+struct dj_gpu_copy {
+	const void *src;  /**< host memory registered with the GPU (mbuf data) */
+	uint64_t dst_off; /**< offset in the sink's destination */
+	uint32_t len;
+	uint32_t reserved; /**< 0 */
+};
+
+/** Gives back buffers the sink no longer reads (e.g. rte_pktmbuf_free_bulk). */
+typedef void dj_gpu_release_fn(void **bufs, uint16_t n, void *arg);
+
+enum dj_gpu_gather_mode {
+	DJ_GPU_GATHER_PERSISTENT = 0, /**< one resident kernel polls the ring */
+	DJ_GPU_GATHER_LAUNCH,         /**< one kernel launch per burst */
+};
+
+struct dj_gpu_rx_sink_conf {
+	int16_t dev_id;        /**< GPU, or DJ_GPU_HOST: memcpy into host memory */
+	void *dest;            /**< destination buffer (device pointer for a GPU); borrowed */
+	size_t dest_len;
+	uint16_t max_copies;   /**< most copies per burst (1..1024); 0: 256 */
+	uint16_t max_bufs;     /**< most buffers released per burst; 0: max_copies */
+	uint32_t ring_size;    /**< bursts in flight, power of two; 0: 512 */
+	enum dj_gpu_gather_mode mode;
+	uint16_t blocks;       /**< persistent kernel blocks; 0: half the SMs */
+	dj_gpu_release_fn *release; /**< required */
+	void *release_arg;
+};
+
+struct dj_gpu_rx_sink_stats {
+	uint64_t bursts;    /**< bursts accepted */
+	uint64_t copies;
+	uint64_t bytes;
+	uint64_t completed; /**< bursts the GPU finished (buffers released) */
+	uint64_t rejected;  /**< bursts refused (bad copies) */
+	uint64_t ring_full; /**< submits answered -EAGAIN */
+};
+
+struct dj_gpu_rx_sink;
+
+/**
+ * Create a sink bound to conf->dest. Caller owns it: dj_gpu_rx_sink_destroy().
+ * A persistent-mode sink keeps one kernel resident on the GPU until destroyed
+ * (cudaDeviceSynchronize() elsewhere in the process would wait for it).
+ * 0, -EINVAL, -ENOMEM, -DJ_ENOGPU.
+ */
+int dj_gpu_rx_sink_create(const struct dj_gpu_rx_sink_conf *conf,
+			  struct dj_gpu_rx_sink **sink);
+
+/**
+ * Hand over one burst: copies[0..n) and the buffers they read from. On 0 the
+ * sink owns @p bufs until it passes them to release() (from a later
+ * submit/poll/drain call, on the caller's thread). -EAGAIN: the ring is full,
+ * poll and retry. -EINVAL: a copy falls outside the destination (or n/nbufs
+ * too large); nothing was done and the caller keeps @p bufs.
+ * Not thread safe: one sink per lcore.
+ */
+int dj_gpu_rx_sink_submit(struct dj_gpu_rx_sink *sink, const struct dj_gpu_copy *copies,
+			  uint16_t n, void **bufs, uint16_t nbufs);
+
+/** Release the buffers of finished bursts. Returns how many bursts finished, or -EIO. */
+int dj_gpu_rx_sink_poll(struct dj_gpu_rx_sink *sink);
+
+/** Wait until every burst is in the destination. 0, -ETIMEDOUT or -EIO. */
+int dj_gpu_rx_sink_drain(struct dj_gpu_rx_sink *sink, uint64_t timeout_ns);
+
+/** Point an idle (drained) sink at another destination. 0, -EBUSY, -EINVAL. */
+int dj_gpu_rx_sink_rebind(struct dj_gpu_rx_sink *sink, void *dest, size_t dest_len);
+
+/** Which path the sink runs: DJ_GPU_RX_HOST or DJ_GPU_RX_STAGED. */
+enum dj_gpu_rx_path dj_gpu_rx_sink_path(const struct dj_gpu_rx_sink *sink);
+
+void dj_gpu_rx_sink_stats_get(const struct dj_gpu_rx_sink *sink,
+			      struct dj_gpu_rx_sink_stats *stats);
+
+/** Drain (1 s at most), release everything still held, free the sink. */
+void dj_gpu_rx_sink_destroy(struct dj_gpu_rx_sink *sink);
 
 #ifdef __cplusplus
 }
