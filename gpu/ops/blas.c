@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * matmul and linear. Float types go to cuBLAS (tensor cores for fp16/bf16,
+ * fp32 accumulation; fp32 stays true fp32, no TF32, so results match the
+ * reference as PyTorch's defaults do). Integers go to the integer kernel.
+ *
+ * cuBLAS is column-major: a row-major [m, k] matrix is its transpose, so
+ * C = A.B (row-major) is computed as C^T = B^T.A^T, i.e. cuBLAS gets B first.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "djinn/common.h"
+#include "gpu_ops_internal.h"
+
+/* One product family: C[batch][m][n] = A[m][k] . B, where B is [k][n]
+ * (matmul) or a weight [n][k] used transposed (linear). */
+struct gemm {
+	enum dj_dtype dtype;
+	int64_t m, n, k;
+	int b_is_weight;
+	const char *a, *b; /* device bytes */
+	char *c;
+	size_t c_bytes;    /* the whole output, every batch */
+};
+
+static int blas_type(enum dj_dtype dtype, cudaDataType *type)
+{
+	switch (dtype) {
+	case DJ_DTYPE_FLOAT32: *type = CUDA_R_32F; return 0;
+	case DJ_DTYPE_FLOAT16: *type = CUDA_R_16F; return 0;
+	case DJ_DTYPE_BFLOAT16: *type = CUDA_R_16BF; return 0;
+	default: return -DJ_EDTYPE;
+	}
+}
+
+/* @p batch products; A and B advance by stride_a / stride_b elements
+ * (0 = shared), C by m*n. */
+static int gemm_strided(struct dj_gpu_ops *ops, const struct gemm *g, int64_t batch,
+			int64_t stride_a, int64_t stride_b)
+{
+	static const float one = 1.0f, zero = 0.0f;
+	cudaDataType type;
+
+	if (blas_type(g->dtype, &type) != 0) {
+		struct dj_gk_int_gemm ig = {
+			.batch = batch, .M = g->m, .N = g->n, .K = g->k, .sak = g->k,
+			.sbk = g->b_is_weight ? 1 : g->n, .sbn = g->b_is_weight ? g->k : 1,
+			.batch_a = stride_a, .batch_b = stride_b,
+		};
+		return gpu_ops_cuda_rc(dj_gk_int_gemm(g->dtype, g->a, g->b, g->c, &ig, ops->stream),
+				       "integer gemm kernel");
+	}
+	return gpu_ops_blas_rc(
+		cublasGemmStridedBatchedEx_64(
+			ops->blas, g->b_is_weight ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, g->n, g->m,
+			g->k, &one, g->b, type, g->b_is_weight ? g->k : g->n, stride_b, g->a, type,
+			g->k, stride_a, &zero, g->c, type, g->n, g->m * g->n, batch,
+			CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+		"cublasGemmStridedBatchedEx");
+}
+
+/*
+ * Batch dimensions that survive collapsing: the last one goes to one strided
+ * batched call, the ones before it are looped over here (rare: only batch
+ * dims broadcast in different ways need it).
+ */
+static int gemm_batched(struct dj_gpu_ops *ops, const struct gemm *g,
+			const struct dj_gk_walk *batch)
+{
+	size_t esize = dj_dtype_size(g->dtype);
+	int last = batch->ndim - 1;
+	int64_t outer = 1, count = batch->shape[last];
+
+	for (int d = 0; d < last; d++)
+		outer *= batch->shape[d];
+	for (int64_t i = 0; i < outer; i++) {
+		struct gemm part = *g;
+		int64_t rest = i, off_a = 0, off_b = 0;
+		int rc;
+
+		for (int d = last - 1; d >= 0; d--) {
+			int64_t idx = rest % batch->shape[d];
+
+			rest /= batch->shape[d];
+			off_a += idx * batch->stride[0][d];
+			off_b += idx * batch->stride[1][d];
+		}
+		part.a += off_a * esize;
+		part.b += off_b * esize;
+		part.c += i * count * g->m * g->n * esize;
+		rc = gemm_strided(ops, &part, count, batch->stride[0][last], batch->stride[1][last]);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int gemm_run(struct dj_gpu_ops *ops, struct gemm *g, struct dj_gk_walk *batch)
+{
+	gpu_ops_walk_collapse(batch);
+	if (g->m == 0 || g->n == 0)
+		return 0;
+	if (g->k == 0) /* empty sums: zero bits are 0 in every dtype */
+		return gpu_ops_cuda_rc(cudaMemsetAsync(g->c, 0, g->c_bytes, ops->stream),
+				       "cudaMemsetAsync");
+	if (batch->ndim == 0)
+		return gemm_strided(ops, g, 1, 0, 0);
+	/* A batch of A's against one shared B is one taller product. */
+	if (batch->ndim == 1 && batch->stride[1][0] == 0 && batch->stride[0][0] == g->m * g->k) {
+		g->m *= batch->shape[0];
+		return gemm_strided(ops, g, 1, 0, 0);
+	}
+	return gemm_batched(ops, g, batch);
+}
+
+int gpu_ops_matmul(struct dj_gpu_ops *ops, const struct dj_tensor *a,
+		   const struct dj_tensor *b, struct dj_tensor *out)
+{
+	struct dj_op_matmul_plan plan;
+	struct dj_gk_walk batch = {0};
+	struct gemm g;
+	int rc = dj_op_matmul_plan(&a->desc, &b->desc, &plan);
+
+	if (rc != 0)
+		return rc;
+	g = (struct gemm){.dtype = out->desc.dtype, .m = plan.m, .n = plan.n, .k = plan.k,
+			  .a = a->data, .b = b->data, .c = out->data,
+			  .c_bytes = dj_tensor_nbytes(&out->desc)};
+	batch.ndim = plan.batch_ndim;
+	memcpy(batch.shape, plan.batch_shape, sizeof(batch.shape));
+	memcpy(batch.stride[0], plan.a_batch_stride, sizeof(batch.stride[0]));
+	memcpy(batch.stride[1], plan.b_batch_stride, sizeof(batch.stride[1]));
+	return gemm_run(ops, &g, &batch);
+}
+
+int gpu_ops_linear(struct dj_gpu_ops *ops, const struct dj_tensor *in, int n_in,
+		   struct dj_tensor *out)
+{
+	const struct dj_tensor *x = &in[0], *w = &in[1];
+	int64_t k = w->desc.shape[1];
+	struct gemm g = {
+		.dtype = out->desc.dtype, .n = w->desc.shape[0], .k = k, .b_is_weight = 1,
+		.m = k ? dj_tensor_numel(&x->desc) / k : 0, .a = x->data, .b = w->data,
+		.c = out->data, .c_bytes = dj_tensor_nbytes(&out->desc),
+	};
+	struct dj_gk_walk no_batch = {0};
+	int rc;
+
+	if (k == 0) /* x has no elements to tell the rows: count them from out */
+		g.m = g.n ? dj_tensor_numel(&out->desc) / g.n : 0;
+	rc = gemm_run(ops, &g, &no_batch);
+	if (rc != 0 || n_in < 3)
+		return rc;
+	return gpu_ops_add_broadcast(ops, out, &in[2], out);
+}

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Elementwise kernels: unary functions and broadcasting binary arithmetic.
+ * Contiguous operands take a flat path with 16-byte vector loads; broadcast
+ * operands walk the output shape with per-input strides (32-bit index
+ * arithmetic whenever the tensor allows, because 64-bit division is slow).
+ */
+#include "dtype.cuh"
+
+namespace djk {
+
+template <class T, int P> struct alignas(sizeof(T) * P) Pack {
+	T v[P];
+};
+
+__device__ inline float gelu(float x)
+{
+	return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+}
+
+template <class T> struct UnaryFn {
+	enum dj_gk_unary_op op;
+
+	__device__ T operator()(T in) const
+	{
+		using N = Num<T>;
+		auto x = N::load(in);
+
+		if constexpr (is_int<T>) {
+			return x > 0 ? x : T(0); /* only relu accepts integers */
+		} else {
+			switch (op) {
+			case DJ_GK_RELU: return N::store(x > 0.0f ? x : (x == x ? 0.0f : x));
+			case DJ_GK_SIGMOID: return N::store(1.0f / (1.0f + expf(-x)));
+			case DJ_GK_TANH: return N::store(tanhf(x));
+			case DJ_GK_EXP: return N::store(expf(x));
+			case DJ_GK_LOG: return N::store(logf(x));
+			case DJ_GK_SQRT: return N::store(sqrtf(x));
+			case DJ_GK_GELU: return N::store(gelu(x));
+			case DJ_GK_SILU: return N::store(x / (1.0f + expf(-x)));
+			}
+			return N::store(x);
+		}
+	}
+};
+
+/* Integer arithmetic wraps (through unsigned) and never traps: x/0 gives 0. */
+template <class T> __device__ T int_binary(enum dj_gk_binary_op op, T a, T b)
+{
+	using U = typename std::make_unsigned<T>::type;
+
+	switch (op) {
+	case DJ_GK_ADD: return (T)((U)a + (U)b);
+	case DJ_GK_SUB: return (T)((U)a - (U)b);
+	case DJ_GK_MUL: return (T)((U)a * (U)b);
+	case DJ_GK_DIV:
+		if (b == 0)
+			return 0;
+		if (b == -1)
+			return (T)(U(0) - (U)a); /* MIN / -1 wraps to MIN */
+		return a / b;
+	}
+	return 0;
+}
+
+template <class T, class Tout> struct BinaryFn {
+	enum dj_gk_binary_op op;
+
+	__device__ Tout operator()(T a, T b) const
+	{
+		if constexpr (is_int<T> && is_int<Tout>) {
+			return int_binary(op, a, b);
+		} else if constexpr (is_int<T>) {
+			/* True division of integers, as torch.div: exact in double. */
+			return Num<Tout>::from_double((double)a / (double)b);
+		} else {
+			float x = Num<T>::load(a), y = Num<T>::load(b), r = 0.0f;
+
+			switch (op) {
+			case DJ_GK_ADD: r = x + y; break;
+			case DJ_GK_SUB: r = x - y; break;
+			case DJ_GK_MUL: r = x * y; break;
+			case DJ_GK_DIV: r = x / y; break;
+			}
+			return Num<Tout>::store(r);
+		}
+	}
+};
+
+/* Elements per 16-byte vector of T. */
+template <class T> constexpr int pack_of = 16 / sizeof(T) > 0 ? 16 / sizeof(T) : 1;
+
+static inline bool aligned16(const void *p)
+{
+	return ((uintptr_t)p & 15) == 0;
+}
+
+template <int P, class T, class F>
+__global__ void unary_flat(const T *__restrict__ x, T *__restrict__ y, int64_t n, F f)
+{
+	int64_t packs = n / P;
+	const Pack<T, P> *xv = reinterpret_cast<const Pack<T, P> *>(x);
+	Pack<T, P> *yv = reinterpret_cast<Pack<T, P> *>(y);
+
+	for (int64_t p = global_thread<int64_t>(); p < packs; p += global_stride<int64_t>()) {
+		Pack<T, P> v = xv[p];
+#pragma unroll
+		for (int i = 0; i < P; i++)
+			v.v[i] = f(v.v[i]);
+		yv[p] = v;
+	}
+	int64_t tail = packs * P + global_thread<int64_t>();
+	if (tail < n)
+		y[tail] = f(x[tail]);
+}
+
+template <int P, class T, class Tout, class F>
+__global__ void binary_flat(const T *__restrict__ a, const T *__restrict__ b,
+			    Tout *__restrict__ y, int64_t n, F f)
+{
+	int64_t packs = n / P;
+	const Pack<T, P> *av = reinterpret_cast<const Pack<T, P> *>(a);
+	const Pack<T, P> *bv = reinterpret_cast<const Pack<T, P> *>(b);
+	Pack<Tout, P> *yv = reinterpret_cast<Pack<Tout, P> *>(y);
+
+	for (int64_t p = global_thread<int64_t>(); p < packs; p += global_stride<int64_t>()) {
+		Pack<T, P> va = av[p], vb = bv[p];
+		Pack<Tout, P> out;
+#pragma unroll
+		for (int i = 0; i < P; i++)
+			out.v[i] = f(va.v[i], vb.v[i]);
+		yv[p] = out;
+	}
+	int64_t tail = packs * P + global_thread<int64_t>();
+	if (tail < n)
+		y[tail] = f(a[tail], b[tail]);
+}
+
+/* Broadcast walk with index type I (uint32_t when every offset fits). */
+template <class I> struct Walk {
+	int ndim;
+	I shape[DJ_MAX_DIMS];
+	I stride[2][DJ_MAX_DIMS];
+};
+
+template <class I> static Walk<I> walk_as(const struct dj_gk_walk *w)
+{
+	Walk<I> out = {};
+
+	out.ndim = w->ndim;
+	for (int d = 0; d < w->ndim; d++) {
+		out.shape[d] = (I)w->shape[d];
+		out.stride[0][d] = (I)w->stride[0][d];
+		out.stride[1][d] = (I)w->stride[1][d];
+	}
+	return out;
+}
+
+template <class I, class T, class Tout, class F>
+__global__ void binary_walk(const T *a, const T *b, Tout *y, I n, Walk<I> w, F f)
+{
+	for (I t = global_thread<I>(); t < n; t += global_stride<I>()) {
+		I rest = t, oa = 0, ob = 0;
+
+#pragma unroll
+		for (int d = DJ_MAX_DIMS - 1; d >= 0; d--) {
+			if (d >= w.ndim)
+				continue;
+			I c = rest % w.shape[d];
+			rest /= w.shape[d];
+			oa += c * w.stride[0][d];
+			ob += c * w.stride[1][d];
+		}
+		y[t] = f(a[oa], b[ob]);
+	}
+}
+
+static int64_t walk_numel(const struct dj_gk_walk *w)
+{
+	int64_t n = 1;
+
+	for (int d = 0; d < w->ndim; d++)
+		n *= w->shape[d];
+	return n;
+}
+
+static bool walk_is_flat(const struct dj_gk_walk *w)
+{
+	return w->ndim <= 1 && (w->ndim == 0 || (w->stride[0][0] == 1 && w->stride[1][0] == 1));
+}
+
+template <class T, class Tout, class F>
+static cudaError_t launch_binary(const T *a, const T *b, Tout *y,
+				 const struct dj_gk_walk *w, F f, cudaStream_t s)
+{
+	int64_t n = walk_numel(w);
+	constexpr int P = pack_of<T> < pack_of<Tout> ? pack_of<T> : pack_of<Tout>;
+
+	if (n == 0)
+		return cudaSuccess;
+	if (walk_is_flat(w)) {
+		if (aligned16(a) && aligned16(b) && aligned16(y))
+			binary_flat<P><<<grid_for(n / P + 1), block_threads, 0, s>>>(a, b, y, n, f);
+		else
+			binary_flat<1><<<grid_for(n), block_threads, 0, s>>>(a, b, y, n, f);
+	} else if (n < INT32_MAX) {
+		/* A broadcast input's offsets never exceed the output's count. */
+		binary_walk<<<grid_for(n), block_threads, 0, s>>>(a, b, y, (uint32_t)n,
+								   walk_as<uint32_t>(w), f);
+	} else {
+		binary_walk<<<grid_for(n), block_threads, 0, s>>>(a, b, y, (uint64_t)n,
+								   walk_as<uint64_t>(w), f);
+	}
+	return cudaGetLastError();
+}
+
+} /* namespace djk */
+
+using namespace djk;
+
+extern "C" int dj_gk_unary(enum dj_gk_unary_op op, enum dj_dtype dtype, const void *x,
+			   void *y, int64_t n, dj_gk_stream_t stream)
+{
+	return dispatch(dtype, [&](auto tag) {
+		using T = decltype(tag);
+		constexpr int P = pack_of<T>;
+		const T *xt = (const T *)x;
+		T *yt = (T *)y;
+
+		if (n == 0)
+			return cudaSuccess;
+		if (aligned16(x) && aligned16(y))
+			unary_flat<P><<<grid_for(n / P + 1), block_threads, 0, stream>>>(
+				xt, yt, n, UnaryFn<T>{op});
+		else
+			unary_flat<1><<<grid_for(n), block_threads, 0, stream>>>(
+				xt, yt, n, UnaryFn<T>{op});
+		return cudaGetLastError();
+	});
+}
+
+extern "C" int dj_gk_binary(enum dj_gk_binary_op op, enum dj_dtype in_dtype,
+			    enum dj_dtype out_dtype, const void *a, const void *b, void *y,
+			    const struct dj_gk_walk *walk, dj_gk_stream_t stream)
+{
+	if (in_dtype != out_dtype) {
+		/* Only integer division produces another type (float32). */
+		if (out_dtype != DJ_DTYPE_FLOAT32 || op != DJ_GK_DIV)
+			return cudaErrorInvalidValue;
+		if (in_dtype == DJ_DTYPE_INT32)
+			return launch_binary((const int32_t *)a, (const int32_t *)b, (float *)y,
+					     walk, BinaryFn<int32_t, float>{op}, stream);
+		if (in_dtype == DJ_DTYPE_INT64)
+			return launch_binary((const int64_t *)a, (const int64_t *)b, (float *)y,
+					     walk, BinaryFn<int64_t, float>{op}, stream);
+		return cudaErrorInvalidValue;
+	}
+	return dispatch(in_dtype, [&](auto tag) {
+		using T = decltype(tag);
+		return launch_binary((const T *)a, (const T *)b, (T *)y, walk,
+				     BinaryFn<T, T>{op}, stream);
+	});
+}

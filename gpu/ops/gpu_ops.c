@@ -1,0 +1,549 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * GPU operations: context life cycle, validation through dj_op_infer(), and
+ * the dispatch from an operation to its kernels. Geometry (broadcast strides,
+ * axis splits, permutations) comes from ops.h so that the GPU and the CPU
+ * reference can never disagree on shapes.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "djinn/common.h"
+#include "gpu_ops_internal.h"
+
+/* cuBLAS on Hopper wants 32 MiB of workspace for its best kernels. */
+#define BLAS_WORKSPACE_BYTES (32u << 20)
+
+int gpu_ops_cuda_rc(int cuda_error, const char *what)
+{
+	if (cuda_error == cudaSuccess)
+		return 0;
+	DJ_LOG(DJ_LOG_ERR, GPU_OPS_LOG, "%s: %s", what,
+	       cudaGetErrorString((cudaError_t)cuda_error));
+	switch (cuda_error) {
+	case cudaErrorMemoryAllocation: return -ENOMEM;
+	case cudaErrorInvalidValue: return -EINVAL;
+	case cudaErrorNoDevice:
+	case cudaErrorInvalidDevice:
+	case cudaErrorInsufficientDriver: return -DJ_ENOGPU;
+	default: return -EIO;
+	}
+}
+
+int gpu_ops_blas_rc(cublasStatus_t status, const char *what)
+{
+	if (status == CUBLAS_STATUS_SUCCESS)
+		return 0;
+	DJ_LOG(DJ_LOG_ERR, GPU_OPS_LOG, "%s: %s", what, cublasGetStatusString(status));
+	switch (status) {
+	case CUBLAS_STATUS_ALLOC_FAILED: return -ENOMEM;
+	case CUBLAS_STATUS_INVALID_VALUE: return -EINVAL;
+	case CUBLAS_STATUS_NOT_SUPPORTED: return -ENOTSUP;
+	default: return -EIO;
+	}
+}
+
+int dj_gpu_ops_device_count(void)
+{
+	int n = 0;
+
+	if (cudaGetDeviceCount(&n) != cudaSuccess) {
+		cudaGetLastError(); /* "no device" must not stick to later calls */
+		return 0;
+	}
+	return n;
+}
+
+static int context_open(struct dj_gpu_ops *ops)
+{
+	struct cudaMemPoolProps props = {
+		.allocType = cudaMemAllocationTypePinned,
+		.location = {.type = cudaMemLocationTypeDevice, .id = ops->device},
+	};
+	uint64_t keep_all = UINT64_MAX;
+	int rc;
+
+	if ((rc = gpu_ops_cuda_rc(cudaSetDevice(ops->device), "cudaSetDevice")) ||
+	    (rc = gpu_ops_cuda_rc(cudaStreamCreateWithFlags(&ops->stream, cudaStreamNonBlocking),
+				  "cudaStreamCreate")) ||
+	    (rc = gpu_ops_cuda_rc(cudaMemPoolCreate(&ops->pool, &props), "cudaMemPoolCreate")) ||
+	    (rc = gpu_ops_cuda_rc(cudaMemPoolSetAttribute(ops->pool,
+							  cudaMemPoolAttrReleaseThreshold,
+							  &keep_all),
+				  "cudaMemPoolSetAttribute")) ||
+	    (rc = gpu_ops_cuda_rc(cudaMalloc(&ops->blas_workspace, BLAS_WORKSPACE_BYTES),
+				  "cudaMalloc(cuBLAS workspace)")) ||
+	    (rc = gpu_ops_blas_rc(cublasCreate(&ops->blas), "cublasCreate")) ||
+	    (rc = gpu_ops_blas_rc(cublasSetStream(ops->blas, ops->stream), "cublasSetStream")) ||
+	    (rc = gpu_ops_blas_rc(cublasSetWorkspace(ops->blas, ops->blas_workspace,
+						     BLAS_WORKSPACE_BYTES),
+				  "cublasSetWorkspace")))
+		return rc;
+	return 0;
+}
+
+int dj_gpu_ops_create(int device, struct dj_gpu_ops **ops)
+{
+	struct dj_gpu_ops *g;
+	int rc;
+
+	if (ops == NULL)
+		return -EINVAL;
+	*ops = NULL;
+	if (device < 0 || device >= dj_gpu_ops_device_count())
+		return -DJ_ENOGPU;
+	g = calloc(1, sizeof(*g));
+	if (g == NULL)
+		return -ENOMEM;
+	g->device = device;
+	rc = context_open(g);
+	if (rc != 0) {
+		dj_gpu_ops_destroy(g);
+		return rc;
+	}
+	*ops = g;
+	return 0;
+}
+
+void dj_gpu_ops_destroy(struct dj_gpu_ops *ops)
+{
+	if (ops == NULL)
+		return;
+	cudaSetDevice(ops->device);
+	if (ops->stream)
+		cudaStreamSynchronize(ops->stream);
+	if (ops->blas)
+		cublasDestroy(ops->blas);
+	if (ops->scratch)
+		cudaFreeAsync(ops->scratch, ops->stream);
+	if (ops->stream) {
+		cudaStreamSynchronize(ops->stream);
+		cudaStreamDestroy(ops->stream);
+	}
+	cudaFree(ops->blas_workspace);
+	/* Outstanding allocations keep the pool alive until they are freed. */
+	if (ops->pool)
+		cudaMemPoolDestroy(ops->pool);
+	free(ops);
+}
+
+void *dj_gpu_ops_stream(struct dj_gpu_ops *ops)
+{
+	return ops ? ops->stream : NULL;
+}
+
+int dj_gpu_ops_alloc(struct dj_gpu_ops *ops, size_t bytes, void **ptr)
+{
+	if (ops == NULL || ptr == NULL)
+		return -EINVAL;
+	*ptr = NULL;
+	if (bytes == 0)
+		return 0;
+	cudaSetDevice(ops->device);
+	return gpu_ops_cuda_rc(cudaMallocFromPoolAsync(ptr, bytes, ops->pool, ops->stream),
+			       "cudaMallocFromPoolAsync");
+}
+
+void dj_gpu_ops_free(struct dj_gpu_ops *ops, void *ptr)
+{
+	if (ops == NULL || ptr == NULL)
+		return;
+	cudaSetDevice(ops->device);
+	gpu_ops_cuda_rc(cudaFreeAsync(ptr, ops->stream), "cudaFreeAsync");
+}
+
+int dj_gpu_ops_sync(struct dj_gpu_ops *ops)
+{
+	if (ops == NULL)
+		return -EINVAL;
+	cudaSetDevice(ops->device);
+	return gpu_ops_cuda_rc(cudaStreamSynchronize(ops->stream), "cudaStreamSynchronize");
+}
+
+static int copy_sync(struct dj_gpu_ops *ops, void *dst, const void *src, size_t bytes,
+		     enum cudaMemcpyKind kind)
+{
+	int rc;
+
+	if (ops == NULL || (bytes && (dst == NULL || src == NULL)))
+		return -EINVAL;
+	if (bytes == 0)
+		return 0;
+	cudaSetDevice(ops->device);
+	rc = gpu_ops_cuda_rc(cudaMemcpyAsync(dst, src, bytes, kind, ops->stream),
+			     "cudaMemcpyAsync");
+	return rc ? rc : dj_gpu_ops_sync(ops);
+}
+
+int dj_gpu_ops_copy_in(struct dj_gpu_ops *ops, void *dst_gpu, const void *src_host,
+		       size_t bytes)
+{
+	return copy_sync(ops, dst_gpu, src_host, bytes, cudaMemcpyHostToDevice);
+}
+
+int dj_gpu_ops_copy_out(struct dj_gpu_ops *ops, void *dst_host, const void *src_gpu,
+			size_t bytes)
+{
+	return copy_sync(ops, dst_host, src_gpu, bytes, cudaMemcpyDeviceToHost);
+}
+
+/* ---- geometry ---- */
+
+static void walk_remove(struct dj_gk_walk *w, int d)
+{
+	for (int i = d; i < w->ndim - 1; i++) {
+		w->shape[i] = w->shape[i + 1];
+		w->stride[0][i] = w->stride[0][i + 1];
+		w->stride[1][i] = w->stride[1][i + 1];
+	}
+	w->ndim--;
+}
+
+void gpu_ops_walk_collapse(struct dj_gk_walk *w)
+{
+	for (int d = w->ndim - 1; d >= 0; d--)
+		if (w->shape[d] == 1)
+			walk_remove(w, d);
+	for (int d = w->ndim - 2; d >= 0; d--) {
+		int mergeable = 1;
+
+		for (int k = 0; k < 2; k++)
+			mergeable &= w->stride[k][d] == w->stride[k][d + 1] * w->shape[d + 1];
+		if (!mergeable)
+			continue;
+		w->shape[d] *= w->shape[d + 1];
+		w->stride[0][d] = w->stride[0][d + 1];
+		w->stride[1][d] = w->stride[1][d + 1];
+		walk_remove(w, d + 1);
+	}
+}
+
+/* ---- validation ---- */
+
+static int fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (err == NULL || errlen == 0)
+		return rc;
+	n = snprintf(err, errlen, "%s: ", op);
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - n, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* index -1 names the output. */
+static int check_placement(const struct dj_op *op, const struct dj_tensor *t, int index,
+			   char *err, size_t errlen)
+{
+	char what[32];
+
+	if (index < 0)
+		snprintf(what, sizeof(what), "output");
+	else
+		snprintf(what, sizeof(what), "input %d", index);
+	if (t->mem != DJ_MEM_GPU)
+		return fail(-EINVAL, err, errlen, op->name, "%s is not in GPU memory", what);
+	if (t->data == NULL && dj_tensor_numel(&t->desc) != 0)
+		return fail(-EINVAL, err, errlen, op->name, "%s has no data", what);
+	return 0;
+}
+
+static int validate(const struct dj_op *op, const struct dj_tensor *in, int n_in,
+		    const struct dj_op_attrs *attrs, struct dj_tensor_desc *out_desc, char *err,
+		    size_t errlen)
+{
+	struct dj_tensor_desc descs[DJ_OP_MAX_INPUTS] = {0};
+	int rc;
+
+	if (n_in < 0 || n_in > DJ_OP_MAX_INPUTS || (n_in > 0 && in == NULL) || attrs == NULL)
+		return fail(-EINVAL, err, errlen, op ? op->name : "?", "bad arguments (%d inputs)",
+			    n_in);
+	for (int i = 0; i < n_in; i++)
+		descs[i] = in[i].desc;
+	rc = dj_op_infer(op, descs, n_in, attrs, out_desc, err, errlen);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < n_in; i++)
+		if ((rc = check_placement(op, &in[i], i, err, errlen)) != 0)
+			return rc;
+	return 0;
+}
+
+/* ---- dispatch ---- */
+
+static int run_unary(struct dj_gpu_ops *ops, enum dj_gk_unary_op kind,
+		     const struct dj_tensor *x, struct dj_tensor *y)
+{
+	return gpu_ops_cuda_rc(dj_gk_unary(kind, x->desc.dtype, x->data, y->data,
+					   dj_tensor_numel(&y->desc), ops->stream),
+			       "elementwise kernel");
+}
+
+static int run_binary(struct dj_gpu_ops *ops, enum dj_gk_binary_op kind,
+		      const struct dj_tensor *a, const struct dj_tensor *b, struct dj_tensor *y)
+{
+	struct dj_gk_walk walk = {.ndim = y->desc.ndim};
+
+	memcpy(walk.shape, y->desc.shape, sizeof(walk.shape));
+	dj_broadcast_strides(&a->desc, &y->desc, walk.stride[0]);
+	dj_broadcast_strides(&b->desc, &y->desc, walk.stride[1]);
+	gpu_ops_walk_collapse(&walk);
+	return gpu_ops_cuda_rc(dj_gk_binary(kind, a->desc.dtype, y->desc.dtype, a->data, b->data,
+					    y->data, &walk, ops->stream),
+			       "broadcast kernel");
+}
+
+int gpu_ops_add_broadcast(struct dj_gpu_ops *ops, const struct dj_tensor *a,
+			  const struct dj_tensor *b, struct dj_tensor *out)
+{
+	return run_binary(ops, DJ_GK_ADD, a, b, out);
+}
+
+/* Scratch for reduction partials, grown in stream order (never shrinks). */
+static int scratch_reserve(struct dj_gpu_ops *ops, size_t bytes)
+{
+	void *grown;
+	int rc;
+
+	if (bytes <= ops->scratch_size)
+		return 0;
+	if (bytes < 2 * ops->scratch_size)
+		bytes = 2 * ops->scratch_size;
+	rc = gpu_ops_cuda_rc(cudaMallocFromPoolAsync(&grown, bytes, ops->pool, ops->stream),
+			     "cudaMallocFromPoolAsync(scratch)");
+	if (rc != 0)
+		return rc;
+	if (ops->scratch)
+		cudaFreeAsync(ops->scratch, ops->stream);
+	ops->scratch = grown;
+	ops->scratch_size = bytes;
+	return 0;
+}
+
+static int run_reduce(struct dj_gpu_ops *ops, const struct dj_op *op,
+		      const struct dj_tensor *x, const struct dj_op_attrs *attrs,
+		      struct dj_tensor *y)
+{
+	int64_t outer, len, inner;
+	int rc = dj_op_axis_split(op, &x->desc, attrs, &outer, &len, &inner);
+
+	if (rc != 0)
+		return rc;
+	rc = scratch_reserve(ops, dj_gk_reduce_workspace(outer, len, inner));
+	if (rc != 0)
+		return rc;
+	return gpu_ops_cuda_rc(dj_gk_reduce(op->id == DJ_OP_MEAN, x->desc.dtype, y->desc.dtype,
+					    x->data, y->data, outer, len, inner, ops->scratch,
+					    ops->stream),
+			       "reduction kernel");
+}
+
+static int run_softmax(struct dj_gpu_ops *ops, const struct dj_op *op,
+		       const struct dj_tensor *x, const struct dj_op_attrs *attrs,
+		       struct dj_tensor *y)
+{
+	int64_t outer, len, inner;
+	int rc = dj_op_axis_split(op, &x->desc, attrs, &outer, &len, &inner);
+
+	if (rc != 0)
+		return rc;
+	return gpu_ops_cuda_rc(dj_gk_softmax(x->desc.dtype, x->data, y->data, outer, len, inner,
+					     ops->stream),
+			       "softmax kernel");
+}
+
+static int run_layer_norm(struct dj_gpu_ops *ops, const struct dj_op *op,
+			  const struct dj_tensor *in, int n_in, const struct dj_op_attrs *attrs,
+			  struct dj_tensor *y)
+{
+	int64_t rows, cols, inner;
+	int rc = dj_op_axis_split(op, &in[0].desc, attrs, &rows, &cols, &inner);
+
+	if (rc != 0)
+		return rc;
+	return gpu_ops_cuda_rc(dj_gk_layer_norm(in[0].desc.dtype, in[0].data,
+						n_in > 1 ? in[1].data : NULL,
+						n_in > 2 ? in[2].data : NULL, y->data, rows * inner,
+						cols, attrs->eps, ops->stream),
+			       "layer_norm kernel");
+}
+
+static int run_transpose(struct dj_gpu_ops *ops, const struct dj_tensor *x,
+			 const struct dj_op_attrs *attrs, struct dj_tensor *y)
+{
+	struct dj_gk_walk walk = {.ndim = y->desc.ndim};
+	int64_t in_strides[DJ_MAX_DIMS];
+	int perm[DJ_MAX_DIMS];
+	int rc = dj_op_transpose_perm(&x->desc, attrs, perm);
+
+	if (rc != 0)
+		return rc;
+	dj_tensor_strides(&x->desc, in_strides);
+	for (int d = 0; d < walk.ndim; d++) {
+		walk.shape[d] = y->desc.shape[d];
+		walk.stride[0][d] = in_strides[perm[d]];
+	}
+	gpu_ops_walk_collapse(&walk);
+	return gpu_ops_cuda_rc(dj_gk_permute(dj_dtype_size(x->desc.dtype), x->data, y->data,
+					     &walk, ops->stream),
+			       "permute kernel");
+}
+
+/* A resident tensor could alias instead; the API promises a distinct output. */
+static int run_copy(struct dj_gpu_ops *ops, const struct dj_tensor *x, struct dj_tensor *y)
+{
+	size_t bytes = dj_tensor_nbytes(&y->desc);
+
+	if (bytes == 0)
+		return 0;
+	return gpu_ops_cuda_rc(cudaMemcpyAsync(y->data, x->data, bytes, cudaMemcpyDeviceToDevice,
+					       ops->stream),
+			       "cudaMemcpyAsync(reshape)");
+}
+
+/* Each input is a [outer, len_i * inner] block of rows placed side by side:
+ * one strided copy per input, no kernel. */
+static int run_cat(struct dj_gpu_ops *ops, const struct dj_op *op, const struct dj_tensor *in,
+		   int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *y)
+{
+	size_t esize = dj_dtype_size(y->desc.dtype), offset = 0;
+	int64_t outer, out_len, inner;
+	int rc = dj_op_axis_split(op, &y->desc, attrs, &outer, &out_len, &inner);
+
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < n_in; i++) {
+		int64_t len;
+		size_t width, pitch = (size_t)(out_len * inner) * esize;
+
+		if ((rc = dj_op_axis_split(op, &in[i].desc, attrs, &outer, &len, &inner)) != 0)
+			return rc;
+		width = (size_t)(len * inner) * esize;
+		if (width && outer == 1)
+			rc = gpu_ops_cuda_rc(cudaMemcpyAsync((char *)y->data + offset, in[i].data,
+							     width, cudaMemcpyDeviceToDevice,
+							     ops->stream),
+					     "cudaMemcpyAsync(cat)");
+		else if (width && outer)
+			rc = gpu_ops_cuda_rc(cudaMemcpy2DAsync((char *)y->data + offset, pitch,
+							       in[i].data, width, width,
+							       (size_t)outer,
+							       cudaMemcpyDeviceToDevice,
+							       ops->stream),
+					     "cudaMemcpy2DAsync(cat)");
+		if (rc != 0)
+			return rc;
+		offset += width;
+	}
+	return 0;
+}
+
+static const enum dj_gk_unary_op unary_kind[DJ_OP_COUNT] = {
+	[DJ_OP_RELU] = DJ_GK_RELU, [DJ_OP_SIGMOID] = DJ_GK_SIGMOID, [DJ_OP_TANH] = DJ_GK_TANH,
+	[DJ_OP_EXP] = DJ_GK_EXP,   [DJ_OP_LOG] = DJ_GK_LOG,         [DJ_OP_SQRT] = DJ_GK_SQRT,
+	[DJ_OP_GELU] = DJ_GK_GELU, [DJ_OP_SILU] = DJ_GK_SILU,
+};
+
+static const enum dj_gk_binary_op binary_kind[DJ_OP_COUNT] = {
+	[DJ_OP_ADD] = DJ_GK_ADD, [DJ_OP_SUB] = DJ_GK_SUB,
+	[DJ_OP_MUL] = DJ_GK_MUL, [DJ_OP_DIV] = DJ_GK_DIV,
+};
+
+static int dispatch(struct dj_gpu_ops *ops, const struct dj_op *op, const struct dj_tensor *in,
+		    int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *out)
+{
+	switch (op->id) {
+	case DJ_OP_MATMUL: return gpu_ops_matmul(ops, &in[0], &in[1], out);
+	case DJ_OP_LINEAR: return gpu_ops_linear(ops, in, n_in, out);
+	case DJ_OP_ADD:
+	case DJ_OP_SUB:
+	case DJ_OP_MUL:
+	case DJ_OP_DIV: return run_binary(ops, binary_kind[op->id], &in[0], &in[1], out);
+	case DJ_OP_RELU:
+	case DJ_OP_SIGMOID:
+	case DJ_OP_TANH:
+	case DJ_OP_EXP:
+	case DJ_OP_LOG:
+	case DJ_OP_SQRT:
+	case DJ_OP_GELU:
+	case DJ_OP_SILU: return run_unary(ops, unary_kind[op->id], &in[0], out);
+	case DJ_OP_SUM:
+	case DJ_OP_MEAN: return run_reduce(ops, op, &in[0], attrs, out);
+	case DJ_OP_SOFTMAX: return run_softmax(ops, op, &in[0], attrs, out);
+	case DJ_OP_LAYER_NORM: return run_layer_norm(ops, op, in, n_in, attrs, out);
+	case DJ_OP_TRANSPOSE: return run_transpose(ops, &in[0], attrs, out);
+	case DJ_OP_RESHAPE: return run_copy(ops, &in[0], out);
+	case DJ_OP_CAT: return run_cat(ops, op, in, n_in, attrs, out);
+	default: return -DJ_EUNKNOWN_OP;
+	}
+}
+
+static int enqueue(struct dj_gpu_ops *ops, const struct dj_op *op, const struct dj_tensor *in,
+		   int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *out, char *err,
+		   size_t errlen)
+{
+	int rc;
+
+	cudaSetDevice(ops->device);
+	rc = dispatch(ops, op, in, n_in, attrs, out);
+	if (rc != 0)
+		fail(rc, err, errlen, op->name, "GPU execution failed: %s", dj_strerror(rc));
+	return rc;
+}
+
+int dj_gpu_ops_run(struct dj_gpu_ops *ops, const struct dj_op *op, const struct dj_tensor *in,
+		   int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *out, char *err,
+		   size_t errlen)
+{
+	struct dj_tensor_desc expect;
+	int rc;
+
+	if (ops == NULL || out == NULL)
+		return -EINVAL;
+	rc = validate(op, in, n_in, attrs, &expect, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (!dj_tensor_desc_equal(&expect, &out->desc))
+		return fail(-EINVAL, err, errlen, op->name,
+			    "output description differs from the inferred one");
+	rc = check_placement(op, out, -1, err, errlen);
+	if (rc != 0)
+		return rc;
+	return enqueue(ops, op, in, n_in, attrs, out, err, errlen);
+}
+
+int dj_gpu_ops_execute(struct dj_gpu_ops *ops, const struct dj_op *op,
+		       const struct dj_tensor *in, int n_in, const struct dj_op_attrs *attrs,
+		       struct dj_tensor *out, char *err, size_t errlen)
+{
+	struct dj_tensor result = {.mem = DJ_MEM_GPU};
+	int rc;
+
+	if (ops == NULL || out == NULL)
+		return -EINVAL;
+	rc = validate(op, in, n_in, attrs, &result.desc, err, errlen);
+	if (rc != 0)
+		return rc;
+	rc = dj_gpu_ops_alloc(ops, dj_tensor_nbytes(&result.desc), &result.data);
+	if (rc != 0)
+		return rc;
+	rc = enqueue(ops, op, in, n_in, attrs, &result, err, errlen);
+	if (rc != 0) {
+		dj_gpu_ops_free(ops, result.data);
+		return rc;
+	}
+	*out = result;
+	return 0;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_GPU_OPS_INTERNAL_H
+#define DJINN_GPU_OPS_INTERNAL_H
+
+/* Shared between the dispatch (gpu_ops.c) and the cuBLAS paths (blas.c). */
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "djinn/gpu_ops.h"
+#include "kernels.h"
+
+#define GPU_OPS_LOG "gpu_ops"
+
+struct dj_gpu_ops {
+	int device;
+	cudaStream_t stream;
+	cublasHandle_t blas;
+	cudaMemPool_t pool;       /* outputs and scratch; keeps freed memory */
+	void *blas_workspace;     /* given to cuBLAS so it never allocates */
+	void *scratch;            /* reduction partials, grown on demand */
+	size_t scratch_size;
+};
+
+/* Map a CUDA / cuBLAS failure to an errno value, logging what failed. */
+int gpu_ops_cuda_rc(int cuda_error, const char *what);
+int gpu_ops_blas_rc(cublasStatus_t status, const char *what);
+
+/* Drop size-1 dimensions and merge neighbours that every input walks
+ * contiguously, so the kernels index as few dimensions as possible. */
+void gpu_ops_walk_collapse(struct dj_gk_walk *walk);
+
+/* matmul and linear (blas.c). The inputs are already validated. */
+int gpu_ops_matmul(struct dj_gpu_ops *ops, const struct dj_tensor *a,
+		   const struct dj_tensor *b, struct dj_tensor *out);
+int gpu_ops_linear(struct dj_gpu_ops *ops, const struct dj_tensor *in, int n_in,
+		   struct dj_tensor *out);
+
+/* out = a + b over out's shape, with b broadcast (used for linear's bias). */
+int gpu_ops_add_broadcast(struct dj_gpu_ops *ops, const struct dj_tensor *a,
+			  const struct dj_tensor *b, struct dj_tensor *out);
+
+#endif /* DJINN_GPU_OPS_INTERNAL_H */

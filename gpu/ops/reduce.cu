@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Reductions (sum, mean), softmax and layer normalisation. Every one views
+ * its input as [outer, len, inner] and reduces the middle axis:
+ *  - inner == 1 (the reduced elements are contiguous): a block per row,
+ *    threads striding along the row, then a block-wide combine;
+ *  - inner > 1: a thread per output element, threads adjacent in inner so
+ *    that each step of the loop over len reads coalesced memory.
+ * Sum and mean also split long rows across blocks (partials in a caller's
+ * workspace, then one warp per output adds them up) so that a whole-tensor
+ * reduction fills the GPU; the result is deterministic run to run.
+ */
+#include <cmath>
+
+#include "dtype.cuh"
+
+namespace djk {
+
+/* Enough blocks (rows case) or threads (columns case) to fill any current GPU. */
+constexpr int64_t rows_blocks_wanted = 1024;
+constexpr int64_t cols_threads_wanted = 262144;
+constexpr int64_t max_splits = 65535; /* gridDim.y */
+/* Shorter rows go a thread per row: a block per row would idle most lanes. */
+constexpr int64_t min_row_for_block = 64;
+
+static bool rows_mode(int64_t len, int64_t inner)
+{
+	return inner == 1 && len >= min_row_for_block;
+}
+
+struct ReducePlan {
+	int64_t splits, chunk;
+};
+
+static int64_t div_up(int64_t a, int64_t b)
+{
+	return (a + b - 1) / b;
+}
+
+static ReducePlan plan_reduce(int64_t outer, int64_t len, int64_t inner)
+{
+	int64_t outputs = outer * inner, splits;
+
+	if (len == 0 || outputs == 0)
+		return {1, len};
+	if (rows_mode(len, inner))
+		splits = std::min(div_up(rows_blocks_wanted, outputs), div_up(len, 4096));
+	else
+		splits = std::min(div_up(cols_threads_wanted, outputs), div_up(len, 32));
+	splits = std::max<int64_t>(1, std::min(splits, max_splits));
+	int64_t chunk = div_up(len, splits);
+	return {div_up(len, chunk), chunk};
+}
+
+template <class T, class Tout>
+__global__ void reduce_rows(const T *__restrict__ x, Tout *__restrict__ y,
+			    typename Acc<T>::A *__restrict__ partial, int64_t outer, int64_t len,
+			    int64_t chunk, int mean)
+{
+	using A = typename Acc<T>::A;
+	__shared__ A scratch[32];
+	int64_t split = blockIdx.y, splits = gridDim.y;
+	int64_t begin = split * chunk, end = min(len, begin + chunk);
+
+	for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
+		const T *r = x + row * len;
+		A acc = 0;
+
+		for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+			acc += Acc<T>::load(r[i]);
+		acc = block_sum(acc, scratch);
+		if (threadIdx.x != 0)
+			continue;
+		if (partial)
+			partial[row * splits + split] = acc;
+		else
+			y[row] = acc_store<Tout>(acc, mean, len);
+	}
+}
+
+template <class T, class Tout>
+__global__ void reduce_cols(const T *__restrict__ x, Tout *__restrict__ y,
+			    typename Acc<T>::A *__restrict__ partial, int64_t outer, int64_t len,
+			    int64_t inner, int64_t chunk, int mean)
+{
+	using A = typename Acc<T>::A;
+	int64_t split = blockIdx.y, splits = gridDim.y;
+	int64_t begin = split * chunk, end = min(len, begin + chunk);
+
+	for (int64_t t = global_thread<int64_t>(); t < outer * inner;
+	     t += global_stride<int64_t>()) {
+		const T *p = x + (t / inner) * len * inner + t % inner;
+		A acc = 0;
+
+		for (int64_t r = begin; r < end; r++)
+			acc += Acc<T>::load(p[r * inner]);
+		if (partial)
+			partial[t * splits + split] = acc;
+		else
+			y[t] = acc_store<Tout>(acc, mean, len);
+	}
+}
+
+/* One warp per output adds its splits' partials in a fixed order. */
+template <class A, class Tout>
+__global__ void reduce_finish(const A *__restrict__ partial, Tout *__restrict__ y,
+			      int64_t outputs, int64_t splits, int64_t len, int mean)
+{
+	int lane = threadIdx.x & 31;
+	int64_t warp = global_thread<int64_t>() >> 5, warps = global_stride<int64_t>() >> 5;
+
+	for (int64_t t = warp; t < outputs; t += warps) {
+		A acc = 0;
+
+		for (int64_t s = lane; s < splits; s += 32)
+			acc += partial[t * splits + s];
+		for (int off = 16; off > 0; off >>= 1)
+			acc += __shfl_down_sync(0xffffffffu, acc, off);
+		if (lane == 0)
+			y[t] = acc_store<Tout>(acc, mean, len);
+	}
+}
+
+template <class T, class Tout>
+static cudaError_t launch_reduce(int mean, const T *x, Tout *y, int64_t outer, int64_t len,
+				 int64_t inner, void *workspace, cudaStream_t s)
+{
+	using A = typename Acc<T>::A;
+	ReducePlan p = plan_reduce(outer, len, inner);
+	int64_t outputs = outer * inner;
+	A *partial = p.splits > 1 ? (A *)workspace : nullptr;
+
+	if (outputs == 0)
+		return cudaSuccess;
+	if (rows_mode(len, inner)) {
+		dim3 grid((unsigned)std::min(outer, (int64_t)INT32_MAX), (unsigned)p.splits);
+		reduce_rows<<<grid, threads_for_row(p.chunk), 0, s>>>(x, y, partial, outer, len,
+									p.chunk, mean);
+	} else {
+		dim3 grid(grid_for(outputs), (unsigned)p.splits);
+		reduce_cols<<<grid, block_threads, 0, s>>>(x, y, partial, outer, len, inner,
+							   p.chunk, mean);
+	}
+	if (partial) {
+		cudaError_t rc = cudaGetLastError();
+
+		if (rc != cudaSuccess)
+			return rc;
+		reduce_finish<<<grid_for(outputs * 32), block_threads, 0, s>>>(
+			partial, y, outputs, p.splits, len, mean);
+	}
+	return cudaGetLastError();
+}
+
+/* Running maximum and sum of exp(v - max), merged without overflow. */
+struct MaxSum {
+	float m, s;
+};
+
+__device__ inline MaxSum ms_add(MaxSum a, float v)
+{
+	if (v > a.m)
+		return {v, a.s * expf(a.m - v) + 1.0f};
+	/* exp(-inf - -inf) would be NaN: an element of -inf adds nothing. */
+	return {a.m, a.s + (v == -INFINITY ? 0.0f : expf(v - a.m))};
+}
+
+__device__ inline MaxSum ms_merge(MaxSum a, MaxSum b)
+{
+	float m = fmaxf(a.m, b.m);
+
+	if (m == -INFINITY)
+		return {m, a.s + b.s};
+	return {m, a.s * expf(a.m - m) + b.s * expf(b.m - m)};
+}
+
+__device__ MaxSum block_maxsum(MaxSum v, float *sm, float *ss)
+{
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	int warps = (blockDim.x + 31) >> 5;
+
+	for (int off = 16; off > 0; off >>= 1)
+		v = ms_merge(v, {__shfl_down_sync(0xffffffffu, v.m, off),
+				 __shfl_down_sync(0xffffffffu, v.s, off)});
+	__syncthreads();
+	if (lane == 0) {
+		sm[warp] = v.m;
+		ss[warp] = v.s;
+	}
+	__syncthreads();
+	if (warp == 0) {
+		v = lane < warps ? MaxSum{sm[lane], ss[lane]} : MaxSum{-INFINITY, 0.0f};
+		for (int off = 16; off > 0; off >>= 1)
+			v = ms_merge(v, {__shfl_down_sync(0xffffffffu, v.m, off),
+					 __shfl_down_sync(0xffffffffu, v.s, off)});
+		if (lane == 0) {
+			sm[0] = v.m;
+			ss[0] = v.s;
+		}
+	}
+	__syncthreads();
+	return {sm[0], ss[0]};
+}
+
+template <class T>
+__global__ void softmax_rows(const T *__restrict__ x, T *__restrict__ y, int64_t outer,
+			     int64_t len)
+{
+	using N = Num<T>;
+	__shared__ float sm[32], ss[32];
+
+	for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
+		const T *xr = x + row * len;
+		T *yr = y + row * len;
+		MaxSum acc = {-INFINITY, 0.0f};
+
+		for (int64_t i = threadIdx.x; i < len; i += blockDim.x)
+			acc = ms_add(acc, N::load(xr[i]));
+		acc = block_maxsum(acc, sm, ss);
+		float inv = 1.0f / acc.s;
+		for (int64_t i = threadIdx.x; i < len; i += blockDim.x)
+			yr[i] = N::store(expf(N::load(xr[i]) - acc.m) * inv);
+	}
+}
+
+template <class T>
+__global__ void softmax_cols(const T *__restrict__ x, T *__restrict__ y, int64_t outer,
+			     int64_t len, int64_t inner)
+{
+	using N = Num<T>;
+
+	for (int64_t t = global_thread<int64_t>(); t < outer * inner;
+	     t += global_stride<int64_t>()) {
+		int64_t base = (t / inner) * len * inner + t % inner;
+		MaxSum acc = {-INFINITY, 0.0f};
+
+		for (int64_t r = 0; r < len; r++)
+			acc = ms_add(acc, N::load(x[base + r * inner]));
+		float inv = 1.0f / acc.s;
+		for (int64_t r = 0; r < len; r++)
+			y[base + r * inner] = N::store(expf(N::load(x[base + r * inner]) - acc.m) * inv);
+	}
+}
+
+/* Two passes over the row (mean, then centred variance) for stability; the
+ * row is re-read from cache, not from memory, for rows up to tens of KiB. */
+template <class T>
+__global__ void layer_norm_rows(const T *__restrict__ x, const T *__restrict__ w,
+				const T *__restrict__ b, T *__restrict__ y, int64_t rows,
+				int64_t cols, float eps)
+{
+	using N = Num<T>;
+	__shared__ float scratch[32];
+
+	for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+		const T *xr = x + row * cols;
+		T *yr = y + row * cols;
+		float s = 0.0f, q = 0.0f;
+
+		for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
+			s += N::load(xr[i]);
+		float mean = block_sum(s, scratch) / (float)cols;
+		for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+			float d = N::load(xr[i]) - mean;
+			q += d * d;
+		}
+		float rstd = 1.0f / sqrtf(block_sum(q, scratch) / (float)cols + eps);
+		for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+			float v = (N::load(xr[i]) - mean) * rstd;
+
+			if (w)
+				v *= N::load(w[i]);
+			if (b)
+				v += N::load(b[i]);
+			yr[i] = N::store(v);
+		}
+	}
+}
+
+static unsigned row_grid(int64_t rows)
+{
+	return (unsigned)std::max<int64_t>(1, std::min(rows, (int64_t)INT32_MAX));
+}
+
+} /* namespace djk */
+
+using namespace djk;
+
+extern "C" size_t dj_gk_reduce_workspace(int64_t outer, int64_t len, int64_t inner)
+{
+	ReducePlan p = plan_reduce(outer, len, inner);
+
+	return p.splits > 1 ? (size_t)(outer * inner * p.splits) * 8 : 0;
+}
+
+extern "C" int dj_gk_reduce(int mean, enum dj_dtype in_dtype, enum dj_dtype out_dtype,
+			    const void *x, void *y, int64_t outer, int64_t len, int64_t inner,
+			    void *workspace, dj_gk_stream_t stream)
+{
+	return dispatch(in_dtype, [&](auto in_tag) {
+		using T = decltype(in_tag);
+		return dispatch(out_dtype, [&](auto out_tag) {
+			using Tout = decltype(out_tag);
+			return launch_reduce(mean, (const T *)x, (Tout *)y, outer, len, inner,
+					     workspace, stream);
+		});
+	});
+}
+
+extern "C" int dj_gk_softmax(enum dj_dtype dtype, const void *x, void *y, int64_t outer,
+			     int64_t len, int64_t inner, dj_gk_stream_t stream)
+{
+	return dispatch_float(dtype, [&](auto tag) {
+		using T = decltype(tag);
+
+		if (outer * inner == 0 || len == 0)
+			return cudaSuccess;
+		if (rows_mode(len, inner))
+			softmax_rows<<<row_grid(outer), threads_for_row(len), 0, stream>>>(
+				(const T *)x, (T *)y, outer, len);
+		else
+			softmax_cols<<<grid_for(outer * inner), block_threads, 0, stream>>>(
+				(const T *)x, (T *)y, outer, len, inner);
+		return cudaGetLastError();
+	});
+}
+
+extern "C" int dj_gk_layer_norm(enum dj_dtype dtype, const void *x, const void *weight,
+				const void *bias, void *y, int64_t rows, int64_t cols,
+				double eps, dj_gk_stream_t stream)
+{
+	return dispatch_float(dtype, [&](auto tag) {
+		using T = decltype(tag);
+
+		if (rows == 0 || cols == 0)
+			return cudaSuccess;
+		layer_norm_rows<<<row_grid(rows), threads_for_row(cols), 0, stream>>>(
+			(const T *)x, (const T *)weight, (const T *)bias, (T *)y, rows, cols,
+			(float)eps);
+		return cudaGetLastError();
+	});
+}
