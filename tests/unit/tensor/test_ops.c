@@ -441,7 +441,7 @@ static void check_reduce(const char *op, enum dj_dtype t)
 			int64_t src = a.has_dim ? (coord[dim] = j, tu_ravel(ndim, shape, coord)) : j;
 
 			wf[o] += tu_get(&x, src);
-			wi[o] += tu_get_int(&x, src) * is_int(t);
+			wi[o] += is_int(t) ? tu_get_int(&x, src) : 0;
 		}
 		if (op[0] == 'm')
 			wf[o] /= (double)len;
