@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * cudaMemcpy pinned host-to-device against the staged gather on the same
+ * bytes. The source is one host buffer registered with the GPU
+ * (rte_gpu_mem_register, as the rx mbuf pools are). Two layouts:
+ *  - packed: fragments back to back, the very bytes cudaMemcpy moves;
+ *  - mbuf: each fragment where an rx mbuf holds its payload (after headroom
+ *    and headers, so misaligned), one mbuf-sized slot per fragment.
+ * Times are wall clock on the CPU, best of --reps, gather from the first
+ * submit to the drained sink (descriptor production included).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_common.h>
+#include <rte_mbuf.h>
+
+#include "djinn/common.h"
+#include "bench_gpu.h"
+
+#ifdef DJ_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#define MBUF_PAYLOAD_OFF (RTE_PKTMBUF_HEADROOM + 58)
+
+struct layout {
+	const char *name;
+	size_t stride;   /* bytes from one fragment to the next */
+	size_t offset;   /* payload offset within its slot */
+};
+
+static void noop_release(void **bufs, uint16_t n, void *arg)
+{
+	(void)bufs;
+	(void)n;
+	(void)arg;
+}
+
+static double memcpy_best(void *dest, const void *src, size_t bytes, int reps)
+{
+	double best = 1e30;
+
+	for (int r = 0; r <= reps; r++) { /* the first run warms up */
+		uint64_t t0 = dj_time_ns();
+
+		if (cudaMemcpy(dest, src, bytes, cudaMemcpyHostToDevice) != cudaSuccess)
+			return -1;
+		if (r > 0)
+			best = RTE_MIN(best, (dj_time_ns() - t0) / 1e9);
+	}
+	return best;
+}
+
+static int gather_once(struct dj_gpu_rx_sink *sink, const struct dj_gpu_copy *copies,
+		       size_t n, uint16_t burst)
+{
+	for (size_t i = 0; i < n; i += burst) {
+		uint16_t k = RTE_MIN((size_t)burst, n - i);
+		int rc;
+
+		while ((rc = dj_gpu_rx_sink_submit(sink, copies + i, k, NULL, 0)) == -EAGAIN)
+			;
+		if (rc != 0)
+			return rc;
+	}
+	return dj_gpu_rx_sink_drain(sink, 30ull * 1000000000ull);
+}
+
+static double gather_best(const struct bench_opts *o, struct dj_gpu_rx_sink *sink,
+			  const struct dj_gpu_copy *copies, size_t n)
+{
+	double best = 1e30;
+
+	for (int r = 0; r <= o->reps; r++) {
+		uint64_t t0 = dj_time_ns();
+
+		if (gather_once(sink, copies, n, o->burst) != 0)
+			return -1;
+		if (r > 0)
+			best = RTE_MIN(best, (dj_time_ns() - t0) / 1e9);
+	}
+	return best;
+}
+
+static void describe(const struct layout *l, const struct bench_opts *o,
+		     enum dj_gpu_gather_mode mode, char *what, size_t len)
+{
+	snprintf(what, len, "gather %s %s %uB x%u", mode == DJ_GPU_GATHER_LAUNCH ?
+		 "launch" : "persistent", l->name, o->payload, o->burst);
+}
+
+/* The destination must equal the fragments laid end to end. */
+static int gather_exact(const uint8_t *host, const struct layout *l, size_t bytes,
+			uint32_t payload, const void *dest, uint8_t *back)
+{
+	if (cudaMemcpy(back, dest, bytes, cudaMemcpyDeviceToHost) != cudaSuccess)
+		return 0;
+	for (size_t off = 0, f = 0; off < bytes; off += payload, f++) {
+		size_t len = RTE_MIN((size_t)payload, bytes - off);
+
+		if (memcmp(back + off, host + f * l->stride + l->offset, len) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static int bench_layout(const struct bench_opts *o, int16_t dev_id, const struct layout *l,
+			uint8_t *host, void *dest, uint8_t *back, double memcpy_s,
+			struct bench_report *rep)
+{
+	size_t bytes = o->bench_bytes, n = (bytes + o->payload - 1) / o->payload;
+	struct dj_gpu_copy *copies = calloc(n, sizeof(*copies));
+
+	if (copies == NULL)
+		return -ENOMEM;
+	for (size_t f = 0; f < n; f++) {
+		copies[f].src = host + f * l->stride + l->offset;
+		copies[f].dst_off = f * o->payload;
+		copies[f].len = RTE_MIN((size_t)o->payload, bytes - f * o->payload);
+	}
+	for (int mode = 0; mode < 2; mode++) {
+		struct dj_gpu_rx_sink_conf conf = {
+			.dev_id = dev_id, .dest = dest, .dest_len = bytes, .max_copies = o->burst,
+			.mode = mode, .blocks = o->blocks, .release = noop_release,
+		};
+		struct dj_gpu_rx_sink *sink;
+		struct bench_result *res;
+
+		if (!(o->modes & (1 << mode)) || dj_gpu_rx_sink_create(&conf, &sink) != 0)
+			continue;
+		cudaMemset(dest, 0, bytes);
+		res = report_add(rep, "gather");
+		describe(l, o, mode, res->what, sizeof(res->what));
+		res->bytes = bytes;
+		res->seconds = gather_best(o, sink, copies, n);
+		dj_gpu_rx_sink_destroy(sink);
+		res->ok = res->seconds > 0 && gather_exact(host, l, bytes, o->payload, dest, back);
+		res->gbytes_s = res->seconds > 0 ? bytes / res->seconds / 1e9 : 0;
+		res->ratio = res->seconds > 0 ? memcpy_s / res->seconds : 0;
+	}
+	free(copies);
+	return 0;
+}
+
+int run_bandwidth(const struct bench_opts *o, int16_t dev_id, struct bench_report *rep)
+{
+	size_t bytes = o->bench_bytes;
+	size_t slot = RTE_ALIGN_CEIL(MBUF_PAYLOAD_OFF + o->payload, RTE_CACHE_LINE_SIZE);
+	size_t frags = (bytes + o->payload - 1) / o->payload;
+	size_t region = RTE_ALIGN_CEIL(RTE_MAX(frags * slot, bytes), 4096);
+	const struct layout layouts[] = {
+		{"packed", o->payload, 0},
+		{"mbuf", slot, MBUF_PAYLOAD_OFF},
+	};
+	uint8_t *host = aligned_alloc(4096, region), *back = malloc(bytes);
+	struct dj_gpu_pool *pool = NULL;
+	struct bench_result *base;
+	void *dest = NULL;
+	int rc = host && back ? dj_gpu_pool_create(dev_id, bytes, &pool) : -ENOMEM;
+
+	if (rc == 0)
+		rc = dj_gpu_pool_alloc(pool, bytes, &dest);
+	if (rc == 0) {
+		fill_pattern(host, region, o->seed);
+		rc = dj_gpu_host_register(dev_id, host, region);
+	}
+	if (rc != 0)
+		goto out;
+	base = report_add(rep, "memcpy");
+	snprintf(base->what, sizeof(base->what), "cudaMemcpy H2D pinned");
+	base->bytes = bytes;
+	base->seconds = memcpy_best(dest, host, bytes, o->reps);
+	base->ok = base->seconds > 0;
+	base->gbytes_s = base->ok ? bytes / base->seconds / 1e9 : 0;
+	base->ratio = 1;
+	for (size_t i = 0; base->ok && i < RTE_DIM(layouts); i++)
+		bench_layout(o, dev_id, &layouts[i], host, dest, back, base->seconds, rep);
+	dj_gpu_host_unregister(dev_id, host);
+out:
+	if (rc != 0)
+		fprintf(stderr, "bench-gpu: bandwidth: %s\n", dj_strerror(rc));
+	dj_gpu_pool_destroy(pool);
+	free(host);
+	free(back);
+	return rc;
+}
+
+#else
+
+int run_bandwidth(const struct bench_opts *o, int16_t dev_id, struct bench_report *rep)
+{
+	(void)o;
+	(void)dev_id;
+	(void)rep;
+	printf("bench-gpu: built without CUDA: no bandwidth bench\n");
+	return 0;
+}
+
+#endif

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef BENCH_GPU_H
+#define BENCH_GPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "djinn/gpu.h"
+
+#define MAX_SIZES 8
+#define MAX_RUNS 8
+
+struct bench_opts {
+	const char *gpu;          /* --gpu spec, NULL: first */
+	size_t verify[MAX_SIZES]; /* transfer sizes for the net_ring check */
+	int n_verify;
+	size_t bench_bytes;       /* 0: no bandwidth bench */
+	uint32_t payload;         /* payload bytes per packet / fragment */
+	uint16_t burst;           /* packets per burst */
+	int modes;                /* bit per enum dj_gpu_gather_mode */
+	uint16_t blocks;          /* persistent kernel blocks, 0: default */
+	int reps;
+	unsigned int seed;
+	const char *json;         /* JSON output file, NULL: stdout only */
+};
+
+/* One line of the final table. */
+struct bench_result {
+	char what[48];            /* e.g. "verify 1 GiB staged/persistent" */
+	uint64_t bytes;
+	double seconds;           /* best of the repetitions */
+	double gbytes_s;          /* bytes / seconds / 1e9 */
+	double ratio;             /* to cudaMemcpy H2D, 0 when n/a */
+	int ok;                   /* 1 byte-exact / measured, 0 failed */
+};
+
+struct bench_report {
+	char device[160];
+	struct bench_result r[64];
+	int n;
+};
+
+struct bench_result *report_add(struct bench_report *rep, const char *what);
+
+/* Byte-exact transfers through two net_ring ports and the rx sink.
+ * Returns 0 when every size matched. */
+int run_verify(const struct bench_opts *o, int16_t dev_id, struct bench_report *rep);
+
+/* cudaMemcpy pinned H2D vs the staged gather on the same bytes. */
+int run_bandwidth(const struct bench_opts *o, int16_t dev_id, struct bench_report *rep);
+
+/* Deterministic test bytes: byte i of a stream seeded with @seed. */
+void fill_pattern(uint8_t *buf, size_t len, unsigned int seed);
+
+#endif

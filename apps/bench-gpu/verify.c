@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Byte-exact check of the receive path with real mbufs: two net_ring ports
+ * of this process joined back to back. The sender cuts a random buffer into
+ * UDP packets (a 16-byte header says where each payload goes); the receiver
+ * parses each burst into a copy list and hands it, with the mbufs, to the rx
+ * sink (staged: GPU gather kernel; host: memcpy). One packet pointing past
+ * the destination is injected per size: it must be refused while the rest
+ * lands. Then the destination is copied back and compared.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_udp.h>
+
+#include "djinn/common.h"
+#include "bench_gpu.h"
+
+#define RING_SLOTS 4096
+#define SINK_RING 256
+#define POOL_MBUFS 16383
+#define PKT_MAGIC 0x646a6e31u /* "djn1" */
+#define UDP_PORT 4791
+
+struct frag_hdr {
+	uint64_t offset;
+	uint32_t len;
+	uint32_t magic;
+} __attribute__((packed));
+
+#define HDR_LEN (sizeof(struct rte_ether_hdr) + sizeof(struct rte_ipv4_hdr) + \
+		 sizeof(struct rte_udp_hdr) + sizeof(struct frag_hdr))
+
+struct wire {
+	struct rte_mempool *mp;
+	struct rte_ring *rings[2];
+	uint16_t tx_port;
+	uint16_t rx_port;
+};
+
+struct xfer {
+	const struct bench_opts *o;
+	struct wire *w;
+	struct dj_gpu_rx_sink *sink;
+	const uint8_t *src;
+	size_t total;
+	size_t next_off;        /* next payload byte to packetise */
+	uint64_t bytes_landed;  /* payload bytes accepted by the sink */
+	uint64_t refused;       /* packets the sink or the parser refused */
+	uint64_t tx_pkts, rx_pkts;
+	int inject_bad;         /* send the out-of-range packet still */
+	struct rte_mbuf *pending[256];
+	uint16_t pending_n, pending_first;
+};
+
+static void free_mbufs(void **bufs, uint16_t n, void *arg)
+{
+	(void)arg;
+	rte_pktmbuf_free_bulk((struct rte_mbuf **)bufs, n);
+}
+
+static int port_start(uint16_t port, struct rte_mempool *mp)
+{
+	struct rte_eth_conf conf = {0};
+	int rc = rte_eth_dev_configure(port, 1, 1, &conf);
+
+	if (rc == 0)
+		rc = rte_eth_rx_queue_setup(port, 0, 1024, rte_socket_id(), NULL, mp);
+	if (rc == 0)
+		rc = rte_eth_tx_queue_setup(port, 0, 1024, rte_socket_id(), NULL);
+	return rc == 0 ? rte_eth_dev_start(port) : rc;
+}
+
+static int wire_open(struct wire *w, int16_t dev_id, uint32_t payload)
+{
+	uint16_t room = RTE_PKTMBUF_HEADROOM + HDR_LEN + payload;
+	struct rte_ring *a, *b;
+	int tx, rx;
+
+	w->mp = rte_pktmbuf_pool_create("bench_mbufs", POOL_MBUFS, 256, 0, room, rte_socket_id());
+	a = rte_ring_create("bench_r0", RING_SLOTS, rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
+	b = rte_ring_create("bench_r1", RING_SLOTS, rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
+	if (w->mp == NULL || a == NULL || b == NULL)
+		return -ENOMEM;
+	w->rings[0] = a;
+	w->rings[1] = b;
+	tx = rte_eth_from_rings("bench_tx", &b, 1, &a, 1, rte_socket_id());
+	rx = rte_eth_from_rings("bench_rx", &a, 1, &b, 1, rte_socket_id());
+	if (tx < 0 || rx < 0)
+		return -ENODEV;
+	w->tx_port = tx;
+	w->rx_port = rx;
+	if (port_start(w->tx_port, w->mp) != 0 || port_start(w->rx_port, w->mp) != 0)
+		return -EIO;
+	/* The gather kernel reads payloads straight out of these mbufs. */
+	return dj_gpu_mempool_register(dev_id, w->mp);
+}
+
+static void wire_close(struct wire *w, int16_t dev_id)
+{
+	rte_eth_dev_stop(w->tx_port);
+	rte_eth_dev_stop(w->rx_port);
+	rte_eth_dev_close(w->tx_port);
+	rte_eth_dev_close(w->rx_port);
+	if (w->mp != NULL)
+		dj_gpu_mempool_unregister(dev_id, w->mp);
+	rte_mempool_free(w->mp);
+	rte_ring_free(w->rings[0]);
+	rte_ring_free(w->rings[1]);
+}
+
+static void build_packet(struct rte_mbuf *m, uint64_t offset, uint32_t len, const uint8_t *data)
+{
+	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+	struct frag_hdr *fh = (struct frag_hdr *)(udp + 1);
+
+	memset(eth, 0, sizeof(*eth));
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	memset(ip, 0, sizeof(*ip));
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->time_to_live = 64;
+	ip->next_proto_id = IPPROTO_UDP;
+	ip->total_length = rte_cpu_to_be_16(sizeof(*ip) + sizeof(*udp) + sizeof(*fh) + len);
+	udp->dst_port = rte_cpu_to_be_16(UDP_PORT);
+	udp->dgram_len = rte_cpu_to_be_16(sizeof(*udp) + sizeof(*fh) + len);
+	fh->offset = offset;
+	fh->len = len;
+	fh->magic = PKT_MAGIC;
+	memcpy(fh + 1, data, len);
+	m->data_len = m->pkt_len = HDR_LEN + len;
+}
+
+/* Packetise the next burst of the source (the "remote sender"). */
+static void sender_fill(struct xfer *x)
+{
+	uint32_t chunk = x->o->payload;
+	uint16_t n = 0;
+
+	if (x->pending_n > 0 || (x->next_off >= x->total && !x->inject_bad))
+		return;
+	if (rte_pktmbuf_alloc_bulk(x->w->mp, x->pending, x->o->burst) != 0)
+		return;
+	for (; n < x->o->burst && x->next_off < x->total; n++) {
+		uint32_t len = RTE_MIN((size_t)chunk, x->total - x->next_off);
+
+		build_packet(x->pending[n], x->next_off, len, x->src + x->next_off);
+		x->next_off += len;
+	}
+	if (x->inject_bad && n < x->o->burst) {
+		/* Points one byte past the destination: must be refused. */
+		build_packet(x->pending[n++], x->total, 1, x->src);
+		x->inject_bad = 0;
+	}
+	if (n < x->o->burst)
+		rte_pktmbuf_free_bulk(x->pending + n, x->o->burst - n);
+	x->pending_n = n;
+	x->pending_first = 0;
+}
+
+static void sender_send(struct xfer *x)
+{
+	uint16_t sent;
+
+	if (x->pending_n == 0)
+		return;
+	sent = rte_eth_tx_burst(x->w->tx_port, 0, x->pending + x->pending_first, x->pending_n);
+	x->pending_first += sent;
+	x->tx_pkts += sent;
+	x->pending_n -= sent;
+}
+
+/* The payload's copy, or 0 when the packet is not one of ours. */
+static int parse(struct rte_mbuf *m, struct dj_gpu_copy *c)
+{
+	const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
+	const struct frag_hdr *fh = (const struct frag_hdr *)((const uint8_t *)(ip + 1) +
+								sizeof(struct rte_udp_hdr));
+
+	if (m->data_len < HDR_LEN || eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
+	    ip->next_proto_id != IPPROTO_UDP || fh->magic != PKT_MAGIC ||
+	    fh->len != m->data_len - HDR_LEN)
+		return 0;
+	c->src = fh + 1;
+	c->dst_off = fh->offset;
+	c->len = fh->len;
+	c->reserved = 0;
+	return 1;
+}
+
+/* Submit one received burst; a burst the sink refuses is retried packet by
+ * packet so that one bad packet costs only itself. */
+static int deliver(struct xfer *x, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct dj_gpu_copy copies[256];
+	uint64_t bytes = 0;
+	int rc;
+
+	for (uint16_t i = 0; i < n; i++) {
+		if (!parse(pkts[i], &copies[i]))
+			copies[i] = (struct dj_gpu_copy){.src = NULL, .len = 1};
+		bytes += copies[i].len;
+	}
+	while ((rc = dj_gpu_rx_sink_submit(x->sink, copies, n, (void **)pkts, n)) == -EAGAIN)
+		;
+	if (rc == 0) {
+		x->bytes_landed += bytes;
+		return 0;
+	}
+	if (rc != -EINVAL || n == 1) {
+		rte_pktmbuf_free_bulk(pkts, n);
+		x->refused += n;
+		return rc == -EINVAL ? 0 : rc;
+	}
+	for (uint16_t i = 0; i < n && rc != -EIO; i++)
+		rc = deliver(x, &pkts[i], 1);
+	return rc == -EIO ? rc : 0;
+}
+
+static int transfer(struct xfer *x)
+{
+	struct rte_mbuf *pkts[256];
+
+	/* Until every packet sent was received: none may leak into the next size. */
+	while (x->next_off < x->total || x->inject_bad || x->pending_n > 0 ||
+	       x->rx_pkts < x->tx_pkts) {
+		uint16_t n;
+		int rc;
+
+		sender_fill(x);
+		sender_send(x);
+		n = rte_eth_rx_burst(x->w->rx_port, 0, pkts, x->o->burst);
+		x->rx_pkts += n;
+		if (n > 0 && (rc = deliver(x, pkts, n)) != 0)
+			return rc;
+		if (dj_gpu_rx_sink_poll(x->sink) < 0)
+			return -EIO;
+	}
+	return dj_gpu_rx_sink_drain(x->sink, 10ull * 1000000000ull);
+}
+
+static int check_size(struct xfer *x, struct dj_gpu_pool *pool, void *dest, uint8_t *back,
+		      struct bench_result *res)
+{
+	uint64_t t0;
+	int rc;
+
+	memset(back, 0xee, x->total);
+	rc = dj_gpu_pool_copy_in(pool, dest, back, x->total); /* poison the destination */
+	if (rc == 0)
+		rc = dj_gpu_rx_sink_rebind(x->sink, dest, x->total);
+	if (rc != 0)
+		return rc;
+	t0 = dj_time_ns();
+	rc = transfer(x);
+	res->seconds = (dj_time_ns() - t0) / 1e9;
+	if (rc == 0)
+		rc = dj_gpu_pool_copy_out(pool, back, dest, x->total);
+	res->bytes = x->total;
+	res->gbytes_s = res->seconds > 0 ? x->total / res->seconds / 1e9 : 0;
+	res->ok = rc == 0 && memcmp(back, x->src, x->total) == 0 && x->refused == 1;
+	if (rc == 0 && !res->ok)
+		fprintf(stderr, "bench-gpu: %zu B: %s (refused %" PRIu64 ", want 1)\n", x->total,
+			memcmp(back, x->src, x->total) ? "MISMATCH" : "bad packet not refused",
+			x->refused);
+	return rc;
+}
+
+static size_t largest(const struct bench_opts *o)
+{
+	size_t max = 1;
+
+	for (int i = 0; i < o->n_verify; i++)
+		max = RTE_MAX(max, o->verify[i]);
+	return max;
+}
+
+static int verify_sizes(const struct bench_opts *o, int16_t dev_id, struct wire *w,
+			struct dj_gpu_pool *pool, struct bench_report *rep)
+{
+	size_t max = largest(o);
+	uint8_t *src = malloc(max), *back = malloc(max);
+	struct dj_gpu_rx_sink_conf conf = {
+		.dev_id = dev_id, .dest_len = max, .max_copies = o->burst, .ring_size = SINK_RING,
+		.blocks = o->blocks, .release = free_mbufs,
+	};
+	struct dj_gpu_rx_sink *sink = NULL;
+	int rc = src && back ? dj_gpu_pool_alloc(pool, max, &conf.dest) : -ENOMEM;
+	int failed = 0;
+
+	if (rc == 0) {
+		fill_pattern(src, max, o->seed);
+		rc = dj_gpu_rx_sink_create(&conf, &sink);
+	}
+	for (int i = 0; rc == 0 && i < o->n_verify; i++) {
+		struct xfer x = {.o = o, .w = w, .sink = sink, .src = src, .total = o->verify[i],
+				 .inject_bad = 1};
+		struct bench_result *res = report_add(rep, "verify");
+
+		snprintf(res->what, sizeof(res->what), "verify %zu B %s", x.total,
+			 dj_gpu_rx_path_name(dj_gpu_rx_sink_path(sink)));
+		rc = check_size(&x, pool, conf.dest, back, res);
+		failed += !res->ok;
+	}
+	dj_gpu_rx_sink_destroy(sink);
+	free(src);
+	free(back);
+	return rc != 0 ? rc : failed ? -EIO : 0;
+}
+
+int run_verify(const struct bench_opts *o, int16_t dev_id, struct bench_report *rep)
+{
+	struct wire w = {0};
+	struct dj_gpu_pool *pool = NULL;
+	int rc = wire_open(&w, dev_id, o->payload);
+
+	if (rc == 0)
+		rc = dj_gpu_pool_create(dev_id, largest(o), &pool);
+	if (rc == 0)
+		rc = verify_sizes(o, dev_id, &w, pool, rep);
+	if (rc != 0)
+		fprintf(stderr, "bench-gpu: verify: %s\n", dj_strerror(rc));
+	dj_gpu_pool_destroy(pool);
+	wire_close(&w, dev_id);
+	return rc;
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Build the GPU checks here and copy the statically linked binaries into
+# .carry/gpu (git-ignored) for the device machine:
+#   scripts/gpu-carry.sh [build-dir]        (default build-gpu)
+# then, through the device tool: carry [".carry/gpu"],
+#   command: bash scripts/gpu-device-check.sh
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+builddir=${1:-build-gpu}
+cd "$top"
+[ -f "$builddir/build.ninja" ] || bash scripts/setup.sh "$builddir"
+ninja -C "$builddir" apps/djinn-dp apps/bench-gpu tests/unit/gpu/test_gpu \
+	tests/unit/gpu/test_gpu_device >/dev/null
+mkdir -p .carry/gpu
+cp "$builddir"/apps/djinn-dp "$builddir"/apps/bench-gpu "$builddir"/tests/unit/gpu/test_gpu \
+	"$builddir"/tests/unit/gpu/test_gpu_device .carry/gpu/
+strip .carry/gpu/*
+du -sh .carry/gpu

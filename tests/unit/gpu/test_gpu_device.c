@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The GPU side: pool memory on the GPU, and the staged sink (both gather
+ * modes) moving random, misaligned fragments out of registered host memory.
+ * Exits 77 (skipped) where no GPU is usable.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_common.h>
+#include <rte_eal.h>
+
+#include "djinn/common.h"
+#include "djinn/gpu.h"
+#include "harness.h"
+
+#define SRC_LEN (8u << 20)
+#define DEST_LEN (4u << 20)
+#define MAX_FRAGS 65536
+
+static int16_t gpu;
+static uint8_t *src;   /* registered with the GPU */
+
+static void test_pool_roundtrip(void)
+{
+	struct dj_gpu_pool *pool;
+	struct dj_gpu_pool_stats st;
+	uint8_t *back = malloc(3 << 20);
+	void *a, *b;
+
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(gpu, 16 << 20, &pool), 0);
+	CU_ASSERT_EQUAL(dj_gpu_pool_dev(pool), gpu);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, 1 << 20, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, 3 << 20, &b), 0);
+	CU_ASSERT_EQUAL((uintptr_t)b % DJ_GPU_PAGE_SIZE, 0);
+	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, b, src + 7, 3 << 20), 0);
+	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, a, src, 1 << 20), 0);
+	CU_ASSERT_EQUAL(dj_gpu_pool_copy_out(pool, back, b, 3 << 20), 0);
+	CU_ASSERT_EQUAL(memcmp(back, src + 7, 3 << 20), 0);
+	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, (char *)b + (3 << 20) - 1, src, 2 << 20), 0);
+	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, (char *)a + (16 << 20), src, 1), -EINVAL);
+	CU_ASSERT_EQUAL(dj_gpu_pool_stats_get(pool, &st), 0);
+	CU_ASSERT_EQUAL(st.used, 4 << 20);
+	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, a), 0);
+	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, b), 0);
+	dj_gpu_pool_destroy(pool);
+	free(back);
+}
+
+static int released;
+
+static void count_release(void **bufs, uint16_t n, void *arg)
+{
+	for (uint16_t i = 0; i < n; i++)
+		released += (uintptr_t)bufs[i] == (uintptr_t)arg;
+}
+
+/* Random fragments (1 B to 9000 B, any alignment) tiling the destination in
+ * shuffled order, through a small ring so that it wraps many times. */
+static void run_staged(enum dj_gpu_gather_mode mode)
+{
+	unsigned int seed = dj_test_seed();
+	struct dj_gpu_pool *pool;
+	struct dj_gpu_rx_sink *sink;
+	struct dj_gpu_copy *copies = calloc(MAX_FRAGS, sizeof(*copies));
+	uint8_t *want = malloc(DEST_LEN), *back = malloc(DEST_LEN);
+	struct dj_gpu_rx_sink_conf conf = {
+		.dev_id = gpu, .dest_len = DEST_LEN, .max_copies = 64, .ring_size = 16,
+		.mode = mode, .release = count_release, .release_arg = (void *)0x5a,
+	};
+	size_t n = 0, bursts = 0;
+
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(gpu, DEST_LEN, &pool), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, DEST_LEN, &conf.dest), 0);
+	memset(back, 0, DEST_LEN);
+	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, conf.dest, back, DEST_LEN), 0);
+	for (size_t off = 0; off < DEST_LEN; n++) {
+		uint32_t len = rand_r(&seed) % 4 == 0 ? 1 + rand_r(&seed) % 15
+						      : 1 + rand_r(&seed) % 9000;
+
+		len = RTE_MIN((size_t)len, DEST_LEN - off);
+		if (n == MAX_FRAGS - 1)
+			len = DEST_LEN - off;
+		copies[n] = (struct dj_gpu_copy){
+			.src = src + rand_r(&seed) % (SRC_LEN - len), .dst_off = off, .len = len};
+		memcpy(want + off, copies[n].src, len);
+		off += len;
+	}
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = rand_r(&seed) % (i + 1);
+		struct dj_gpu_copy t = copies[i];
+
+		copies[i] = copies[j];
+		copies[j] = t;
+	}
+	released = 0;
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
+	CU_ASSERT_EQUAL(dj_gpu_rx_sink_path(sink), DJ_GPU_RX_STAGED);
+	for (size_t i = 0; i < n; bursts++) {
+		uint16_t k = RTE_MIN((size_t)(1 + rand_r(&seed) % 64), n - i);
+		void *bufs[2] = {(void *)0x5a, (void *)0x5a};
+		int rc;
+
+		while ((rc = dj_gpu_rx_sink_submit(sink, copies + i, k, bufs, 2)) == -EAGAIN)
+			;
+		CU_ASSERT_EQUAL_FATAL(rc, 0);
+		i += k;
+	}
+	CU_ASSERT_EQUAL(dj_gpu_rx_sink_drain(sink, 5000000000ull), 0);
+	CU_ASSERT_EQUAL(released, 2 * (int)bursts);
+	CU_ASSERT_EQUAL(dj_gpu_pool_copy_out(pool, back, conf.dest, DEST_LEN), 0);
+	CU_ASSERT_EQUAL(memcmp(back, want, DEST_LEN), 0);
+	/* A copy past the end is refused; the sink keeps working. */
+	copies[0].dst_off = DEST_LEN;
+	CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, copies, 1, NULL, 0), -EINVAL);
+	dj_gpu_rx_sink_destroy(sink);
+	dj_gpu_pool_destroy(pool);
+	free(copies);
+	free(want);
+	free(back);
+}
+
+static void test_staged_persistent(void)
+{
+	run_staged(DJ_GPU_GATHER_PERSISTENT);
+}
+
+static void test_staged_launch(void)
+{
+	run_staged(DJ_GPU_GATHER_LAUNCH);
+}
+
+static void test_find(void)
+{
+	struct dj_gpu_info info;
+
+	CU_ASSERT_EQUAL(dj_gpu_info_get(0, &info), 0);
+	CU_ASSERT(info.total_memory > 0);
+	CU_ASSERT(info.processors > 0);
+	CU_ASSERT_EQUAL(dj_gpu_find("0"), info.dev_id);
+	CU_ASSERT_EQUAL(dj_gpu_find(info.pci_addr), info.dev_id);
+	CU_ASSERT_EQUAL(dj_gpu_find("0000:ff:1f.7"), -ENODEV);
+	CU_ASSERT_EQUAL(dj_gpu_find("99"), -ENODEV);
+	printf("gpu 0: %s at %s\n", info.name, info.pci_addr);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct dj_test_case cases[] = {
+		{"find", test_find},
+		{"pool_roundtrip", test_pool_roundtrip},
+		{"staged_persistent", test_staged_persistent},
+		{"staged_launch", test_staged_launch},
+		{NULL, NULL},
+	};
+	char prefix[64];
+	char *eal_argv[] = {"test_gpu_device", "--no-huge", "-m", "256", "--iova-mode=va",
+			    "--log-level", "lib.eal:error", prefix, NULL};
+	int rc;
+
+	snprintf(prefix, sizeof(prefix), "--file-prefix=dj_test_gpudev_%d", getpid());
+	if (rte_eal_init(RTE_DIM(eal_argv) - 1, eal_argv) < 0)
+		dj_test_skip("EAL does not start here");
+	if (dj_gpu_count() == 0) {
+		rte_eal_cleanup();
+		dj_test_skip("no GPU usable through gpudev (or built without CUDA)");
+	}
+	gpu = dj_gpu_find(NULL);
+	src = aligned_alloc(4096, SRC_LEN);
+	if (src == NULL || dj_gpu_host_register(gpu, src, SRC_LEN) != 0)
+		dj_test_skip("cannot register host memory with the GPU");
+	for (size_t i = 0; i < SRC_LEN; i++)
+		src[i] = (uint8_t)(i * 131 + (i >> 12));
+	dj_test_add_suite("gpu_device", NULL, NULL, cases);
+	rc = dj_test_main(argc, argv);
+	dj_gpu_host_unregister(gpu, src);
+	free(src);
+	rte_eal_cleanup();
+	return rc;
+}
