@@ -1,0 +1,505 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Resident tensors. One mutex guards the maps and the accounting; it is held
+ * only for table work, never across byte copies or backend allocation/free
+ * (cudaMalloc/cudaFree can take milliseconds).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "djinn/common.h"
+#include "djinn/store.h"
+#include "id_map.h"
+
+#define DEFAULT_MAX_TENSORS (1u << 20)
+#define FEISTEL_ROUNDS 4
+
+struct session;
+
+struct dj_store_ref {
+	struct id_node node;          /* id = handle */
+	struct session *owner;
+	struct dj_store_ref *prev, *next; /* the owner's live tensors */
+	struct dj_tensor_desc desc;
+	void *data;
+	size_t bytes;
+	uint32_t refs;                /* 1 for the handle table + acquires */
+	int live;                     /* still reachable through its handle */
+};
+
+struct session {
+	struct id_node node;          /* id = session id */
+	struct dj_store_ref *tensors; /* live ones, doubly linked */
+	uint64_t limit, bytes, peak, live_tensors, refused;
+	uint64_t charged;             /* tensors still holding memory */
+	int open;
+};
+
+struct dj_store {
+	pthread_mutex_t lock;
+	const struct dj_store_backend *backend;
+	struct id_map handles, sessions;
+	uint64_t key[FEISTEL_ROUNDS];
+	uint64_t counter;
+	uint64_t total_limit, session_limit, max_tensors;
+	uint64_t bytes, peak, refused;
+};
+
+/* ---- host backend ---- */
+
+#define HOST_ALIGN 64
+
+static int host_alloc(void *ctx, size_t bytes, void **ptr)
+{
+	size_t rounded = (bytes + HOST_ALIGN - 1) & ~(size_t)(HOST_ALIGN - 1);
+
+	*ptr = rounded >= bytes ? aligned_alloc(HOST_ALIGN, rounded) : NULL;
+	return *ptr != NULL ? 0 : -ENOMEM;
+}
+
+static void host_free(void *ctx, void *ptr)
+{
+	free(ptr);
+}
+
+static int host_copy(void *ctx, void *dst, const void *src, size_t bytes)
+{
+	memcpy(dst, src, bytes);
+	return 0;
+}
+
+static const struct dj_store_backend host_backend = {
+	.name = "host",
+	.mem = DJ_MEM_HOST,
+	.alloc = host_alloc,
+	.free = host_free,
+	.upload = host_copy,
+	.download = host_copy,
+};
+
+const struct dj_store_backend *dj_store_host_backend(void)
+{
+	return &host_backend;
+}
+
+/* ---- ids: a keyed Feistel permutation of a counter (unique, unguessable) ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static uint64_t permute(const uint64_t *key, uint64_t x)
+{
+	uint32_t left = (uint32_t)(x >> 32), right = (uint32_t)x;
+
+	for (int i = 0; i < FEISTEL_ROUNDS; i++) {
+		uint32_t t = left ^ (uint32_t)mix64(right ^ key[i]);
+
+		left = right;
+		right = t;
+	}
+	return ((uint64_t)left << 32) | right;
+}
+
+static uint64_t next_id(struct dj_store *s)
+{
+	uint64_t id;
+
+	do
+		id = permute(s->key, ++s->counter);
+	while (id == 0);
+	return id;
+}
+
+/* ---- create/destroy ---- */
+
+int dj_store_create(const struct dj_store_config *config, struct dj_store **out)
+{
+	const struct dj_store_backend *b = config && config->backend ? config->backend
+								      : &host_backend;
+	struct dj_store *s;
+
+	if (out == NULL || !b->alloc || !b->free || !b->upload || !b->download)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	if (getrandom(s->key, sizeof(s->key), 0) != (ssize_t)sizeof(s->key)) {
+		free(s);
+		return errno ? -errno : -EIO;
+	}
+	if (id_map_init(&s->handles, 1024) != 0 || id_map_init(&s->sessions, 64) != 0) {
+		id_map_fini(&s->handles);
+		free(s);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	s->backend = b;
+	if (config != NULL) {
+		s->total_limit = config->total_limit;
+		s->session_limit = config->session_limit;
+		s->max_tensors = config->session_max_tensors;
+	}
+	if (s->max_tensors == 0)
+		s->max_tensors = DEFAULT_MAX_TENSORS;
+	*out = s;
+	return 0;
+}
+
+static void destroy_tensor(struct dj_store *s, struct dj_store_ref *t)
+{
+	if (t->data != NULL)
+		s->backend->free(s->backend->ctx, t->data);
+	free(t);
+}
+
+void dj_store_destroy(struct dj_store *s)
+{
+	struct id_node *node;
+
+	if (s == NULL)
+		return;
+	while ((node = id_map_pop(&s->handles)) != NULL)
+		destroy_tensor(s, (struct dj_store_ref *)node);
+	while ((node = id_map_pop(&s->sessions)) != NULL)
+		free(node);
+	id_map_fini(&s->handles);
+	id_map_fini(&s->sessions);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* ---- sessions ---- */
+
+static struct session *find_session(struct dj_store *s, uint64_t id)
+{
+	struct id_node *node = id_map_find(&s->sessions, id);
+
+	return (struct session *)node; /* node is the first member */
+}
+
+int dj_store_session_open(struct dj_store *s, uint64_t limit, uint64_t *id)
+{
+	struct session *sess = calloc(1, sizeof(*sess));
+
+	if (sess == NULL)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	sess->node.id = next_id(s);
+	sess->limit = limit ? limit : s->session_limit;
+	sess->open = 1;
+	id_map_insert(&s->sessions, &sess->node);
+	*id = sess->node.id;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* Unlink a live tensor from its handle and session list (lock held). */
+static void unlink_tensor(struct dj_store *s, struct dj_store_ref *t)
+{
+	struct session *sess = t->owner;
+
+	id_map_remove(&s->handles, t->node.id);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		sess->tensors = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	t->live = 0;
+	sess->live_tensors--;
+}
+
+/*
+ * Drop one reference (lock held). At zero the bytes are uncharged and the
+ * tensor is returned for destroy_tensor() outside the lock; a closed
+ * session goes with its last tensor.
+ */
+static struct dj_store_ref *put_ref(struct dj_store *s, struct dj_store_ref *t)
+{
+	if (--t->refs > 0)
+		return NULL;
+	struct session *sess = t->owner;
+
+	sess->bytes -= t->bytes;
+	s->bytes -= t->bytes;
+	if (--sess->charged == 0 && !sess->open)
+		free(sess);
+	return t;
+}
+
+int dj_store_session_close(struct dj_store *s, uint64_t id)
+{
+	struct dj_store_ref *dead = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	struct session *sess = find_session(s, id);
+
+	if (sess == NULL) {
+		pthread_mutex_unlock(&s->lock);
+		return -DJ_EHANDLE;
+	}
+	id_map_remove(&s->sessions, id);
+	sess->open = 0;
+	/* Keep the session alive while we walk its list. */
+	sess->charged++;
+	while (sess->tensors != NULL) {
+		struct dj_store_ref *t = sess->tensors;
+
+		unlink_tensor(s, t);
+		if (put_ref(s, t) != NULL) {
+			t->next = dead; /* reuse the list link for the free list */
+			dead = t;
+		}
+	}
+	if (--sess->charged == 0)
+		free(sess);
+	pthread_mutex_unlock(&s->lock);
+	while (dead != NULL) {
+		struct dj_store_ref *next = dead->next;
+
+		destroy_tensor(s, dead);
+		dead = next;
+	}
+	return 0;
+}
+
+/* ---- tensors ---- */
+
+static int charge(struct dj_store *s, struct session *sess, size_t bytes)
+{
+	int over = (sess->limit && sess->bytes + bytes > sess->limit) ||
+		   (s->total_limit && s->bytes + bytes > s->total_limit) ||
+		   sess->live_tensors >= s->max_tensors;
+
+	if (over) {
+		sess->refused++;
+		s->refused++;
+		return -DJ_ELIMIT;
+	}
+	sess->bytes += bytes;
+	s->bytes += bytes;
+	sess->peak = sess->bytes > sess->peak ? sess->bytes : sess->peak;
+	s->peak = s->bytes > s->peak ? s->bytes : s->peak;
+	sess->charged++;
+	sess->live_tensors++;
+	return 0;
+}
+
+/* Undo charge() for an allocation that failed after it (lock held). */
+static void uncharge(struct dj_store *s, struct session *sess, size_t bytes)
+{
+	sess->bytes -= bytes;
+	s->bytes -= bytes;
+	sess->live_tensors--;
+	if (--sess->charged == 0 && !sess->open)
+		free(sess);
+}
+
+static void publish(struct dj_store *s, struct session *sess, struct dj_store_ref *t,
+		    uint64_t *handle)
+{
+	t->node.id = next_id(s);
+	t->owner = sess;
+	t->refs = 1;
+	t->live = 1;
+	t->next = sess->tensors;
+	if (sess->tensors)
+		sess->tensors->prev = t;
+	sess->tensors = t;
+	id_map_insert(&s->handles, &t->node);
+	*handle = t->node.id;
+}
+
+int dj_store_alloc(struct dj_store *s, uint64_t session, const struct dj_tensor_desc *desc,
+		   uint64_t *handle)
+{
+	int rc = dj_tensor_desc_check(desc);
+
+	if (rc != 0)
+		return rc;
+	struct dj_store_ref *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return -ENOMEM;
+	t->desc = *desc;
+	t->bytes = dj_tensor_nbytes(desc);
+	pthread_mutex_lock(&s->lock);
+	struct session *sess = find_session(s, session);
+
+	rc = sess == NULL ? -DJ_EHANDLE : charge(s, sess, t->bytes);
+	pthread_mutex_unlock(&s->lock);
+	if (rc != 0) {
+		free(t);
+		return rc;
+	}
+	if (t->bytes > 0)
+		rc = s->backend->alloc(s->backend->ctx, t->bytes, &t->data);
+	pthread_mutex_lock(&s->lock);
+	/* The session may have closed meanwhile; being charged, it still exists. */
+	if (rc == 0 && !sess->open)
+		rc = -DJ_EHANDLE;
+	if (rc == 0)
+		publish(s, sess, t, handle);
+	else
+		uncharge(s, sess, t->bytes);
+	pthread_mutex_unlock(&s->lock);
+	if (rc != 0)
+		destroy_tensor(s, t);
+	return rc;
+}
+
+/* A live tensor of this session, or NULL (lock held). */
+static struct dj_store_ref *find_tensor(struct dj_store *s, uint64_t session, uint64_t handle)
+{
+	struct dj_store_ref *t = (struct dj_store_ref *)id_map_find(&s->handles, handle);
+
+	return t != NULL && t->owner->node.id == session ? t : NULL;
+}
+
+int dj_store_acquire(struct dj_store *s, uint64_t session, uint64_t handle,
+		     struct dj_store_ref **ref, struct dj_tensor *view)
+{
+	pthread_mutex_lock(&s->lock);
+	struct dj_store_ref *t = find_tensor(s, session, handle);
+
+	if (t != NULL)
+		t->refs++;
+	pthread_mutex_unlock(&s->lock);
+	if (t == NULL)
+		return -DJ_EHANDLE;
+	*ref = t;
+	if (view != NULL) {
+		view->desc = t->desc;
+		view->data = t->data;
+		view->mem = s->backend->mem;
+	}
+	return 0;
+}
+
+void dj_store_release(struct dj_store *s, struct dj_store_ref *ref)
+{
+	if (ref == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	struct dj_store_ref *dead = put_ref(s, ref);
+
+	pthread_mutex_unlock(&s->lock);
+	if (dead != NULL)
+		destroy_tensor(s, dead);
+}
+
+int dj_store_put(struct dj_store *s, uint64_t session, const struct dj_tensor *host,
+		 uint64_t *handle)
+{
+	uint64_t h;
+	int rc;
+
+	if (host == NULL || (host->data == NULL && dj_tensor_desc_check(&host->desc) == 0 &&
+			     dj_tensor_nbytes(&host->desc) > 0))
+		return -EINVAL;
+	rc = dj_store_alloc(s, session, &host->desc, &h);
+	if (rc == 0)
+		rc = dj_store_write(s, session, h, 0, host->data, dj_tensor_nbytes(&host->desc));
+	if (rc == 0)
+		*handle = h;
+	else if (rc != -DJ_EHANDLE && rc != -DJ_ELIMIT && rc != -ENOMEM)
+		dj_store_free(s, session, h);
+	return rc;
+}
+
+int dj_store_write(struct dj_store *s, uint64_t session, uint64_t handle, size_t offset,
+		   const void *src, size_t len)
+{
+	struct dj_store_ref *ref;
+	struct dj_tensor view;
+	int rc = dj_store_acquire(s, session, handle, &ref, &view);
+
+	if (rc != 0)
+		return rc;
+	if (offset > ref->bytes || len > ref->bytes - offset)
+		rc = -ERANGE;
+	else if (len > 0)
+		rc = s->backend->upload(s->backend->ctx, (char *)view.data + offset, src, len);
+	dj_store_release(s, ref);
+	return rc;
+}
+
+int dj_store_read(struct dj_store *s, uint64_t session, uint64_t handle, void *dst, size_t len,
+		  struct dj_tensor_desc *desc)
+{
+	struct dj_store_ref *ref;
+	struct dj_tensor view;
+	int rc = dj_store_acquire(s, session, handle, &ref, &view);
+
+	if (rc != 0)
+		return rc;
+	if (len < ref->bytes)
+		rc = -ERANGE;
+	else if (ref->bytes > 0)
+		rc = s->backend->download(s->backend->ctx, dst, view.data, ref->bytes);
+	if (rc == 0 && desc != NULL)
+		*desc = view.desc;
+	dj_store_release(s, ref);
+	return rc;
+}
+
+int dj_store_describe(struct dj_store *s, uint64_t session, uint64_t handle,
+		      struct dj_tensor_desc *desc)
+{
+	pthread_mutex_lock(&s->lock);
+	struct dj_store_ref *t = find_tensor(s, session, handle);
+
+	if (t != NULL)
+		*desc = t->desc;
+	pthread_mutex_unlock(&s->lock);
+	return t != NULL ? 0 : -DJ_EHANDLE;
+}
+
+int dj_store_free(struct dj_store *s, uint64_t session, uint64_t handle)
+{
+	struct dj_store_ref *dead = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	struct dj_store_ref *t = find_tensor(s, session, handle);
+
+	if (t != NULL) {
+		unlink_tensor(s, t);
+		dead = put_ref(s, t);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (dead != NULL)
+		destroy_tensor(s, dead);
+	return t != NULL ? 0 : -DJ_EHANDLE;
+}
+
+int dj_store_session_usage(struct dj_store *s, uint64_t session, struct dj_store_usage *u)
+{
+	pthread_mutex_lock(&s->lock);
+	struct session *sess = find_session(s, session);
+
+	if (sess != NULL)
+		*u = (struct dj_store_usage){.bytes = sess->bytes, .peak_bytes = sess->peak,
+					     .limit = sess->limit, .tensors = sess->live_tensors,
+					     .sessions = 1, .refused = sess->refused};
+	pthread_mutex_unlock(&s->lock);
+	return sess != NULL ? 0 : -DJ_EHANDLE;
+}
+
+void dj_store_usage(struct dj_store *s, struct dj_store_usage *u)
+{
+	pthread_mutex_lock(&s->lock);
+	*u = (struct dj_store_usage){.bytes = s->bytes, .peak_bytes = s->peak,
+				     .limit = s->total_limit, .tensors = s->handles.count,
+				     .sessions = s->sessions.count, .refused = s->refused};
+	pthread_mutex_unlock(&s->lock);
+}
