@@ -1,0 +1,790 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Every GPU operation against the CPU reference (dj_op_cpu) on random inputs
+ * at several shapes, odd sizes included, in every dtype the operation takes.
+ * The output buffer is poisoned first, so an element the GPU never wrote
+ * fails the comparison. Tolerances, relative to |want| + max|want| of the
+ * result (the second term absorbs cancellation in sums and products):
+ *   float32 3e-5, float16 2e-3 (2 ulp), bfloat16 1.6e-2 (2 ulp), integers exact.
+ * Skipped (exit 77) where there is no CUDA build or no GPU.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "djinn/common.h"
+#include "djinn/gpu_ops.h"
+#include "djinn/ops.h"
+#include "harness.h"
+
+static struct dj_gpu_ops *gpu;
+static uint64_t rng_state;
+
+static const enum dj_dtype all_dtypes[] = {DJ_DTYPE_FLOAT32, DJ_DTYPE_FLOAT16,
+					   DJ_DTYPE_BFLOAT16, DJ_DTYPE_INT32, DJ_DTYPE_INT64};
+static const enum dj_dtype float_dtypes[] = {DJ_DTYPE_FLOAT32, DJ_DTYPE_FLOAT16,
+					     DJ_DTYPE_BFLOAT16};
+#define N_ALL (int)(sizeof(all_dtypes) / sizeof(all_dtypes[0]))
+#define N_FLOAT (int)(sizeof(float_dtypes) / sizeof(float_dtypes[0]))
+
+/* Worst error seen per op and dtype, as a fraction of the tolerance. */
+static double worst[DJ_OP_COUNT][DJ_DTYPE_COUNT];
+static int cases[DJ_OP_COUNT][DJ_DTYPE_COUNT];
+
+static uint64_t rng_next(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1DULL;
+}
+
+static double rng_uniform(double lo, double hi)
+{
+	return lo + (hi - lo) * (double)(rng_next() >> 11) / 9007199254740992.0;
+}
+
+static double tolerance(enum dj_dtype dtype)
+{
+	switch (dtype) {
+	case DJ_DTYPE_FLOAT32: return 3e-5;
+	case DJ_DTYPE_FLOAT16: return 2e-3;
+	case DJ_DTYPE_BFLOAT16: return 1.6e-2;
+	default: return 0.0;
+	}
+}
+
+static void set_value(struct dj_tensor *t, int64_t i, double v)
+{
+	switch (t->desc.dtype) {
+	case DJ_DTYPE_FLOAT32: ((float *)t->data)[i] = (float)v; break;
+	case DJ_DTYPE_FLOAT16: ((uint16_t *)t->data)[i] = dj_double_to_half(v); break;
+	case DJ_DTYPE_BFLOAT16: ((uint16_t *)t->data)[i] = dj_double_to_bf16(v); break;
+	case DJ_DTYPE_INT32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+	default: ((int64_t *)t->data)[i] = (int64_t)v; break;
+	}
+}
+
+static double get_value(const struct dj_tensor *t, int64_t i)
+{
+	switch (t->desc.dtype) {
+	case DJ_DTYPE_FLOAT32: return ((const float *)t->data)[i];
+	case DJ_DTYPE_FLOAT16: return dj_half_to_float(((const uint16_t *)t->data)[i]);
+	case DJ_DTYPE_BFLOAT16: return dj_bf16_to_float(((const uint16_t *)t->data)[i]);
+	case DJ_DTYPE_INT32: return ((const int32_t *)t->data)[i];
+	default: return (double)((const int64_t *)t->data)[i];
+	}
+}
+
+/* Value ranges: "any" in [-2, 2] (integers [-20, 20]), "positive" for log and
+ * sqrt, "divisor" keeps away from zero. */
+enum range { ANY, POSITIVE, DIVISOR };
+
+static double random_value(enum dj_dtype dtype, enum range r)
+{
+	int is_int = !dj_dtype_is_float(dtype);
+	double v = is_int ? (double)(int64_t)rng_uniform(-20.0, 21.0) : rng_uniform(-2.0, 2.0);
+
+	if (r == POSITIVE)
+		return is_int ? fabs(v) + 1 : rng_uniform(0.05, 4.0);
+	if (r == DIVISOR && fabs(v) < (is_int ? 1 : 0.25))
+		return is_int ? 7 : 0.5;
+	return v;
+}
+
+static struct dj_tensor host_tensor(enum dj_dtype dtype, int ndim, const int64_t *shape)
+{
+	struct dj_tensor t = {.desc = {.dtype = dtype, .ndim = ndim}, .mem = DJ_MEM_HOST};
+
+	memcpy(t.desc.shape, shape, sizeof(int64_t) * ndim);
+	t.data = malloc(dj_tensor_nbytes(&t.desc) + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t.data);
+	return t;
+}
+
+static struct dj_tensor host_random(enum dj_dtype dtype, int ndim, const int64_t *shape,
+				    enum range r)
+{
+	struct dj_tensor t = host_tensor(dtype, ndim, shape);
+
+	for (int64_t i = 0; i < dj_tensor_numel(&t.desc); i++)
+		set_value(&t, i, random_value(dtype, r));
+	return t;
+}
+
+static struct dj_tensor to_gpu(const struct dj_tensor *h)
+{
+	struct dj_tensor g = {.desc = h->desc, .mem = DJ_MEM_GPU};
+	size_t bytes = dj_tensor_nbytes(&h->desc);
+
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_alloc(gpu, bytes, &g.data), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_copy_in(gpu, g.data, h->data, bytes), 0);
+	return g;
+}
+
+/* Floats get NaN bits, integers an unlikely pattern: an unwritten element
+ * never passes for a result. */
+static void poison(struct dj_tensor *g)
+{
+	size_t bytes = dj_tensor_nbytes(&g->desc);
+	void *junk = malloc(bytes + 1);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(junk);
+	memset(junk, dj_dtype_is_float(g->desc.dtype) ? 0xff : 0xa5, bytes);
+	CU_ASSERT_EQUAL(dj_gpu_ops_copy_in(gpu, g->data, junk, bytes), 0);
+	free(junk);
+}
+
+static int elements_match(const struct dj_tensor *got, const struct dj_tensor *want,
+			  const char *what, enum dj_op_id id)
+{
+	enum dj_dtype dtype = want->desc.dtype;
+	int64_t n = dj_tensor_numel(&want->desc);
+	double tol = tolerance(dtype), scale = 0;
+
+	for (int64_t i = 0; i < n; i++)
+		if (isfinite(get_value(want, i)))
+			scale = fmax(scale, fabs(get_value(want, i)));
+	for (int64_t i = 0; i < n; i++) {
+		double g = get_value(got, i), w = get_value(want, i);
+		double err = fabs(g - w), allowed = tol * (fabs(w) + scale);
+		int ok = isnan(w) ? isnan(g) : isinf(w) ? g == w : err <= allowed;
+
+		if (!dj_dtype_is_float(dtype)) /* exact, compared as integers */
+			ok = memcmp((char *)got->data + i * dj_dtype_size(dtype),
+				    (char *)want->data + i * dj_dtype_size(dtype),
+				    dj_dtype_size(dtype)) == 0;
+		if (!ok) {
+			printf("\n  %s: element %lld: gpu %.9g, cpu %.9g (allowed error %.3g; "
+			       "replay with DJ_TEST_SEED=%u)\n",
+			       what, (long long)i, g, w, allowed, dj_test_seed());
+			return 0;
+		}
+		if (allowed > 0 && isfinite(w))
+			worst[id][dtype] = fmax(worst[id][dtype], err / allowed);
+	}
+	cases[id][dtype]++;
+	return 1;
+}
+
+static void free_gpu_tensors(struct dj_tensor *t, int n)
+{
+	for (int i = 0; i < n; i++)
+		dj_gpu_ops_free(gpu, t[i].data);
+}
+
+/* Run @p name on the CPU and the GPU with the same inputs; compare. */
+static void check_op(const char *name, const struct dj_tensor *in, int n_in,
+		     const struct dj_op_attrs *attrs, const char *what)
+{
+	const struct dj_op *op = dj_op_find(name);
+	struct dj_tensor want, got, dev_in[DJ_OP_MAX_INPUTS], dev_out;
+	char err[DJ_OP_ERR_LEN] = "";
+	int rc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+	rc = dj_op_cpu_alloc(op, in, n_in, attrs, &want, err, sizeof(err));
+	if (rc != 0)
+		printf("\n  %s: CPU reference failed: %s\n", what, err);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	for (int i = 0; i < n_in; i++)
+		dev_in[i] = to_gpu(&in[i]);
+	dev_out = (struct dj_tensor){.desc = want.desc, .mem = DJ_MEM_GPU};
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_alloc(gpu, dj_tensor_nbytes(&want.desc), &dev_out.data),
+			      0);
+	poison(&dev_out);
+	rc = dj_gpu_ops_run(gpu, op, dev_in, n_in, attrs, &dev_out, err, sizeof(err));
+	if (rc != 0)
+		printf("\n  %s: GPU run failed: %s (%s)\n", what, err, dj_strerror(rc));
+	CU_ASSERT_EQUAL(rc, 0);
+	got = host_tensor(want.desc.dtype, want.desc.ndim, want.desc.shape);
+	CU_ASSERT_EQUAL(dj_gpu_ops_copy_out(gpu, got.data, dev_out.data,
+					    dj_tensor_nbytes(&want.desc)), 0);
+	if (rc == 0)
+		CU_ASSERT(elements_match(&got, &want, what, op->id));
+	free_gpu_tensors(dev_in, n_in);
+	free_gpu_tensors(&dev_out, 1);
+	free(got.data);
+	dj_tensor_free_host(&want);
+}
+
+static void free_host(struct dj_tensor *t, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(t[i].data);
+}
+
+static void attrs_default(struct dj_op_attrs *a)
+{
+	dj_op_attrs_init(a);
+}
+
+static void label(char *buf, size_t len, const char *op, enum dj_dtype dtype,
+		  const struct dj_tensor_desc *a, const struct dj_tensor_desc *b)
+{
+	char sa[96], sb[96] = "";
+
+	dj_shape_format(a, sa, sizeof(sa));
+	if (b)
+		dj_shape_format(b, sb, sizeof(sb));
+	snprintf(buf, len, "%s %s %s %s", op, dj_dtype_name(dtype), sa, sb);
+}
+
+/* ---- elementwise ---- */
+
+struct shape {
+	int ndim;
+	int64_t dims[DJ_MAX_DIMS];
+};
+
+/* Pairs that broadcast; odd sizes, scalars, a tensor large enough for the
+ * vector path and its tail. */
+static const struct shape binary_shapes[][2] = {
+	{{1, {1}}, {1, {1}}},
+	{{1, {7}}, {1, {7}}},
+	{{2, {33, 65}}, {2, {33, 65}}},
+	{{2, {127, 129}}, {1, {129}}},
+	{{3, {5, 1, 7}}, {2, {3, 1}}},
+	{{0, {0}}, {2, {4, 5}}},
+	{{4, {2, 3, 4, 5}}, {4, {1, 3, 1, 5}}},
+	{{2, {1, 9}}, {2, {11, 1}}},
+	{{1, {1000003}}, {1, {1000003}}},
+	{{2, {0, 5}}, {1, {5}}},
+};
+
+static void test_binary(void)
+{
+	static const char *const names[] = {"add", "sub", "mul", "div"};
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	attrs_default(&attrs);
+	for (size_t s = 0; s < sizeof(binary_shapes) / sizeof(binary_shapes[0]); s++)
+		for (int o = 0; o < 4; o++)
+			for (int d = 0; d < N_ALL; d++) {
+				const struct shape *sh = binary_shapes[s];
+				struct dj_tensor in[2] = {
+					host_random(all_dtypes[d], sh[0].ndim, sh[0].dims, ANY),
+					host_random(all_dtypes[d], sh[1].ndim, sh[1].dims,
+						    o == 3 ? DIVISOR : ANY),
+				};
+
+				label(what, sizeof(what), names[o], all_dtypes[d], &in[0].desc,
+				      &in[1].desc);
+				check_op(names[o], in, 2, &attrs, what);
+				free_host(in, 2);
+			}
+}
+
+/* Random broadcastable shapes: a fresh set every run. */
+static void test_binary_random_shapes(void)
+{
+	static const char *const names[] = {"add", "sub", "mul", "div"};
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	attrs_default(&attrs);
+	for (int c = 0; c < 60; c++) {
+		int64_t out[DJ_MAX_DIMS], sa[DJ_MAX_DIMS], sb[DJ_MAX_DIMS];
+		int ndim = 1 + (int)(rng_next() % 5), na = ndim, nb = ndim - (int)(rng_next() % ndim);
+		int o = (int)(rng_next() % 4);
+		enum dj_dtype dtype = all_dtypes[rng_next() % N_ALL];
+
+		for (int i = 0; i < ndim; i++)
+			out[i] = 1 + (int64_t)(rng_next() % 9);
+		for (int i = 0; i < na; i++)
+			sa[i] = rng_next() % 3 == 0 ? 1 : out[i];
+		for (int i = 0; i < nb; i++)
+			sb[i] = rng_next() % 3 == 0 ? 1 : out[ndim - nb + i];
+		struct dj_tensor in[2] = {host_random(dtype, na, sa, ANY),
+					  host_random(dtype, nb, sb, o == 3 ? DIVISOR : ANY)};
+
+		label(what, sizeof(what), names[o], dtype, &in[0].desc, &in[1].desc);
+		check_op(names[o], in, 2, &attrs, what);
+		free_host(in, 2);
+	}
+}
+
+static const struct shape unary_shapes[] = {
+	{0, {0}}, {1, {1}}, {1, {1000003}}, {2, {17, 31}}, {3, {3, 0, 2}},
+};
+
+static void test_unary(void)
+{
+	static const char *const names[] = {"relu", "sigmoid", "tanh", "exp",
+					     "log",  "sqrt",    "gelu", "silu"};
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	attrs_default(&attrs);
+	for (int o = 0; o < 8; o++)
+		for (size_t s = 0; s < sizeof(unary_shapes) / sizeof(unary_shapes[0]); s++)
+			for (int d = 0; d < (o == 0 ? N_ALL : N_FLOAT); d++) {
+				enum dj_dtype dtype = o == 0 ? all_dtypes[d] : float_dtypes[d];
+				enum range r = o == 4 || o == 5 ? POSITIVE : ANY;
+				struct dj_tensor x = host_random(dtype, unary_shapes[s].ndim,
+								 unary_shapes[s].dims, r);
+
+				label(what, sizeof(what), names[o], dtype, &x.desc, NULL);
+				check_op(names[o], &x, 1, &attrs, what);
+				free(x.data);
+			}
+}
+
+/* ---- reductions and normalisations ---- */
+
+struct axis_case {
+	struct shape shape;
+	int has_dim, dim, keepdim;
+};
+
+/* Whole tensor (split across blocks), short and long rows, strided columns
+ * with few and many outputs, keepdim. */
+static const struct axis_case reduce_cases[] = {
+	{{1, {1}}, 0, 0, 0},
+	{{3, {7, 300, 5}}, 0, 0, 0},
+	{{1, {3000001}}, 0, 0, 0},
+	{{3, {7, 300, 5}}, 1, 1, 0},
+	{{3, {7, 300, 5}}, 1, -1, 1},
+	{{3, {7, 300, 5}}, 1, 0, 1},
+	{{2, {3, 100003}}, 1, -1, 0},
+	{{2, {100003, 3}}, 1, 0, 0},
+	{{2, {5, 40}}, 1, 1, 0},
+	{{2, {4099, 129}}, 1, -1, 0},
+	{{2, {0, 7}}, 1, 1, 0},
+};
+
+static void attrs_for(const struct axis_case *c, struct dj_op_attrs *a)
+{
+	dj_op_attrs_init(a);
+	a->has_dim = c->has_dim;
+	a->dim = c->dim;
+	a->keepdim = c->keepdim;
+}
+
+static void test_reduce(void)
+{
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	for (size_t c = 0; c < sizeof(reduce_cases) / sizeof(reduce_cases[0]); c++)
+		for (int mean = 0; mean < 2; mean++)
+			for (int d = 0; d < (mean ? N_FLOAT : N_ALL); d++) {
+				enum dj_dtype dtype = mean ? float_dtypes[d] : all_dtypes[d];
+				const struct axis_case *rc = &reduce_cases[c];
+				struct dj_tensor x = host_random(dtype, rc->shape.ndim,
+								 rc->shape.dims, ANY);
+
+				attrs_for(rc, &attrs);
+				label(what, sizeof(what), mean ? "mean" : "sum", dtype, &x.desc,
+				      NULL);
+				snprintf(what + strlen(what), sizeof(what) - strlen(what),
+					 " dim %d/%d keepdim %d", rc->has_dim, rc->dim, rc->keepdim);
+				check_op(mean ? "mean" : "sum", &x, 1, &attrs, what);
+				free(x.data);
+			}
+}
+
+static const struct axis_case softmax_cases[] = {
+	{{2, {7, 301}}, 1, -1, 0},   {{3, {4, 33, 9}}, 1, 1, 0}, {{2, {1000, 10}}, 1, -1, 0},
+	{{2, {3, 5000}}, 1, -1, 0},  {{2, {65, 3}}, 1, 0, 0},    {{1, {1}}, 1, 0, 0},
+	{{3, {2, 3, 4097}}, 0, 0, 0},
+};
+
+static void test_softmax(void)
+{
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	for (size_t c = 0; c < sizeof(softmax_cases) / sizeof(softmax_cases[0]); c++)
+		for (int d = 0; d < N_FLOAT; d++) {
+			const struct axis_case *sc = &softmax_cases[c];
+			struct dj_tensor x = host_random(float_dtypes[d], sc->shape.ndim,
+							 sc->shape.dims, ANY);
+
+			attrs_for(sc, &attrs);
+			/* Larger logits make the max subtraction matter. */
+			for (int64_t i = 0; i < dj_tensor_numel(&x.desc); i += 7)
+				set_value(&x, i, get_value(&x, i) * 20);
+			label(what, sizeof(what), "softmax", float_dtypes[d], &x.desc, NULL);
+			check_op("softmax", &x, 1, &attrs, what);
+			free(x.data);
+		}
+}
+
+static void test_layer_norm(void)
+{
+	static const struct shape shapes[] = {{2, {7, 301}}, {3, {3, 4, 33}}, {2, {1000, 16}},
+					      {2, {2, 4096}}, {1, {5}}};
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+		for (int d = 0; d < N_FLOAT; d++)
+			for (int n_in = 1; n_in <= 3; n_in++) {
+				enum dj_dtype dtype = float_dtypes[d];
+				const struct shape *sh = &shapes[s];
+				/* The 3-D case normalises its last two dims. */
+				int norm_ndim = sh->ndim == 3 ? 2 : 1;
+				const int64_t *norm = sh->dims + sh->ndim - norm_ndim;
+				struct dj_tensor in[3] = {
+					host_random(dtype, sh->ndim, sh->dims, ANY),
+					host_random(dtype, norm_ndim, norm, ANY),
+					host_random(dtype, norm_ndim, norm, ANY),
+				};
+
+				dj_op_attrs_init(&attrs);
+				attrs.norm_ndim = norm_ndim;
+				memcpy(attrs.norm_shape, norm, sizeof(int64_t) * norm_ndim);
+				attrs.eps = n_in == 2 ? 1e-3 : 1e-5;
+				label(what, sizeof(what), "layer_norm", dtype, &in[0].desc, NULL);
+				snprintf(what + strlen(what), sizeof(what) - strlen(what),
+					 " inputs %d", n_in);
+				check_op("layer_norm", in, n_in, &attrs, what);
+				free_host(in, 3);
+			}
+}
+
+/* ---- layout ---- */
+
+struct transpose_case {
+	struct shape shape;
+	int has_dims, dims[2];
+	int n_perm, perm[DJ_MAX_DIMS];
+};
+
+static const struct transpose_case transpose_cases[] = {
+	{{2, {37, 65}}, 0, {0, 0}, 0, {0}},                  /* tiled */
+	{{3, {3, 37, 65}}, 0, {0, 0}, 0, {0}},               /* batched tiles */
+	{{2, {1, 9}}, 0, {0, 0}, 0, {0}},
+	{{1, {9}}, 0, {0, 0}, 0, {0}},
+	{{3, {4, 5, 6}}, 1, {0, 2}, 0, {0}},
+	{{3, {5, 6, 7}}, 0, {0, 0}, 3, {2, 0, 1}},
+	{{4, {2, 3, 5, 7}}, 0, {0, 0}, 4, {3, 1, 0, 2}},
+	{{2, {1025, 33}}, 1, {-1, -2}, 0, {0}},
+};
+
+static void test_transpose(void)
+{
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	for (size_t c = 0; c < sizeof(transpose_cases) / sizeof(transpose_cases[0]); c++)
+		for (int d = 0; d < N_ALL; d++) {
+			const struct transpose_case *tc = &transpose_cases[c];
+			struct dj_tensor x = host_random(all_dtypes[d], tc->shape.ndim,
+							 tc->shape.dims, ANY);
+
+			dj_op_attrs_init(&attrs);
+			attrs.has_dims = tc->has_dims;
+			memcpy(attrs.dims, tc->dims, sizeof(attrs.dims));
+			attrs.n_perm = tc->n_perm;
+			memcpy(attrs.perm, tc->perm, sizeof(attrs.perm));
+			label(what, sizeof(what), "transpose", all_dtypes[d], &x.desc, NULL);
+			check_op("transpose", &x, 1, &attrs, what);
+			free(x.data);
+		}
+}
+
+static void test_reshape(void)
+{
+	static const int64_t shape[] = {6, 35};
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	for (int d = 0; d < N_ALL; d++) {
+		struct dj_tensor x = host_random(all_dtypes[d], 2, shape, ANY);
+
+		dj_op_attrs_init(&attrs);
+		attrs.shape_ndim = 3;
+		attrs.shape[0] = -1;
+		attrs.shape[1] = 7;
+		attrs.shape[2] = 5;
+		label(what, sizeof(what), "reshape", all_dtypes[d], &x.desc, NULL);
+		check_op("reshape", &x, 1, &attrs, what);
+		free(x.data);
+	}
+}
+
+static void test_cat(void)
+{
+	static const int64_t a[] = {3, 4, 5}, b[] = {3, 1, 5}, c[] = {3, 7, 5};
+	static const int64_t a0[] = {2, 4, 5}, c2[] = {3, 4, 9};
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	for (int d = 0; d < N_ALL; d++) {
+		enum dj_dtype dt = all_dtypes[d];
+		struct dj_tensor mid[3] = {host_random(dt, 3, a, ANY), host_random(dt, 3, b, ANY),
+					   host_random(dt, 3, c, ANY)};
+		struct dj_tensor first[2] = {host_random(dt, 3, a, ANY),
+					     host_random(dt, 3, a0, ANY)};
+		struct dj_tensor last[2] = {host_random(dt, 3, a, ANY),
+					    host_random(dt, 3, c2, ANY)};
+
+		dj_op_attrs_init(&attrs);
+		attrs.has_dim = 1;
+		attrs.dim = 1;
+		label(what, sizeof(what), "cat dim 1", dt, &mid[0].desc, &mid[2].desc);
+		check_op("cat", mid, 3, &attrs, what);
+		attrs.dim = 0;
+		label(what, sizeof(what), "cat dim 0", dt, &first[0].desc, &first[1].desc);
+		check_op("cat", first, 2, &attrs, what);
+		check_op("cat", first, 1, &attrs, what);
+		attrs.dim = -1;
+		label(what, sizeof(what), "cat dim -1", dt, &last[0].desc, &last[1].desc);
+		check_op("cat", last, 2, &attrs, what);
+		free_host(mid, 3);
+		free_host(first, 2);
+		free_host(last, 2);
+	}
+}
+
+/* ---- matmul, linear ---- */
+
+static const struct shape matmul_shapes[][2] = {
+	{{2, {64, 48}}, {2, {48, 80}}},
+	{{2, {33, 17}}, {2, {17, 65}}},
+	{{1, {17}}, {2, {17, 5}}},
+	{{2, {5, 17}}, {1, {17}}},
+	{{1, {129}}, {1, {129}}},
+	{{3, {3, 33, 17}}, {3, {3, 17, 9}}},
+	{{4, {2, 1, 5, 7}}, {3, {3, 7, 4}}},
+	{{3, {4, 5, 7}}, {2, {7, 3}}},
+	{{2, {5, 7}}, {3, {4, 7, 3}}},
+	{{1, {7}}, {3, {3, 7, 4}}},
+	{{2, {3, 0}}, {2, {0, 4}}},
+	{{2, {1, 300}}, {2, {300, 1}}},
+};
+
+static void test_matmul(void)
+{
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	attrs_default(&attrs);
+	for (size_t s = 0; s < sizeof(matmul_shapes) / sizeof(matmul_shapes[0]); s++)
+		for (int d = 0; d < N_ALL; d++) {
+			const struct shape *sh = matmul_shapes[s];
+			struct dj_tensor in[2] = {
+				host_random(all_dtypes[d], sh[0].ndim, sh[0].dims, ANY),
+				host_random(all_dtypes[d], sh[1].ndim, sh[1].dims, ANY),
+			};
+
+			label(what, sizeof(what), "matmul", all_dtypes[d], &in[0].desc,
+			      &in[1].desc);
+			check_op("matmul", in, 2, &attrs, what);
+			free_host(in, 2);
+		}
+}
+
+static void test_linear(void)
+{
+	static const struct shape xs[] = {{2, {33, 17}}, {3, {2, 5, 17}}, {1, {17}},
+					  {2, {256, 17}}};
+	static const int64_t w[] = {9, 17}, bias[] = {9};
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	attrs_default(&attrs);
+	for (size_t s = 0; s < sizeof(xs) / sizeof(xs[0]); s++)
+		for (int d = 0; d < N_ALL; d++)
+			for (int n_in = 2; n_in <= 3; n_in++) {
+				enum dj_dtype dt = all_dtypes[d];
+				struct dj_tensor in[3] = {host_random(dt, xs[s].ndim, xs[s].dims, ANY),
+							  host_random(dt, 2, w, ANY),
+							  host_random(dt, 1, bias, ANY)};
+
+				label(what, sizeof(what), "linear", dt, &in[0].desc, &in[1].desc);
+				snprintf(what + strlen(what), sizeof(what) - strlen(what),
+					 " inputs %d", n_in);
+				check_op("linear", in, n_in, &attrs, what);
+				free_host(in, 3);
+			}
+}
+
+/* ---- bad input and the allocating form ---- */
+
+static struct dj_tensor gpu_random(enum dj_dtype dtype, int ndim, const int64_t *shape)
+{
+	struct dj_tensor h = host_random(dtype, ndim, shape, ANY);
+	struct dj_tensor g = to_gpu(&h);
+
+	free(h.data);
+	return g;
+}
+
+static void expect_error(const struct dj_op *op, struct dj_tensor *in, int n_in,
+			 const struct dj_op_attrs *attrs, int want_rc, const char *want_text)
+{
+	char err[DJ_OP_ERR_LEN] = "";
+	struct dj_tensor out = {.mem = DJ_MEM_GPU, .data = (void *)1};
+	int rc = dj_gpu_ops_execute(gpu, op, in, n_in, attrs, &out, err, sizeof(err));
+
+	CU_ASSERT_EQUAL(rc, want_rc);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, want_text));
+	CU_ASSERT_PTR_EQUAL(out.data, (void *)1); /* untouched on failure */
+	if (rc != want_rc || !strstr(err, want_text))
+		printf("\n  got %d \"%s\", wanted %d \"%s\"\n", rc, err, want_rc, want_text);
+}
+
+static void test_bad_input(void)
+{
+	static const int64_t s34[] = {3, 4}, s5[] = {5}, s45[] = {4, 5};
+	struct dj_tensor a = gpu_random(DJ_DTYPE_FLOAT32, 2, s34);
+	struct dj_tensor b = gpu_random(DJ_DTYPE_FLOAT32, 1, s5);
+	struct dj_tensor i = gpu_random(DJ_DTYPE_INT32, 2, s34);
+	struct dj_tensor m = gpu_random(DJ_DTYPE_FLOAT32, 2, s45);
+	struct dj_tensor host = a, pair[2];
+	struct dj_op_attrs attrs;
+
+	attrs_default(&attrs);
+	host.mem = DJ_MEM_HOST;
+	expect_error(NULL, &a, 1, &attrs, -DJ_EUNKNOWN_OP, "");
+	pair[0] = a, pair[1] = b;
+	expect_error(dj_op_find("add"), pair, 2, &attrs, -DJ_ESHAPE, "add");
+	pair[0] = a, pair[1] = i;
+	expect_error(dj_op_find("mul"), pair, 2, &attrs, -DJ_EDTYPE, "mul");
+	expect_error(dj_op_find("log"), &i, 1, &attrs, -DJ_EDTYPE, "log");
+	pair[0] = a, pair[1] = a;
+	expect_error(dj_op_find("matmul"), pair, 2, &attrs, -DJ_ESHAPE, "matmul");
+	expect_error(dj_op_find("relu"), &host, 1, &attrs, -EINVAL, "not in GPU memory");
+	pair[0] = a, pair[1] = a;
+	expect_error(dj_op_find("relu"), pair, 2, &attrs, -EINVAL, "relu");
+	attrs.has_dim = 1;
+	attrs.dim = 5;
+	expect_error(dj_op_find("sum"), &a, 1, &attrs, -DJ_ESHAPE, "sum");
+
+	/* A wrong output description is refused by the caller-allocates form. */
+	struct dj_tensor out = {.desc = a.desc, .mem = DJ_MEM_GPU, .data = m.data};
+	char err[DJ_OP_ERR_LEN] = "";
+
+	pair[0] = a, pair[1] = m;
+	attrs_default(&attrs);
+	CU_ASSERT_EQUAL(dj_gpu_ops_run(gpu, dj_op_find("matmul"), pair, 2, &attrs, &out, err,
+				       sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "output"));
+
+	/* After all that the context still computes. */
+	struct dj_tensor prod;
+	CU_ASSERT_EQUAL(dj_gpu_ops_execute(gpu, dj_op_find("matmul"), pair, 2, &attrs, &prod,
+					   err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(prod.desc.shape[0], 3);
+	CU_ASSERT_EQUAL(prod.desc.shape[1], 5);
+	CU_ASSERT_EQUAL(prod.mem, DJ_MEM_GPU);
+	CU_ASSERT_EQUAL(dj_gpu_ops_sync(gpu), 0);
+	dj_gpu_ops_free(gpu, prod.data);
+	dj_gpu_ops_free(gpu, a.data);
+	dj_gpu_ops_free(gpu, b.data);
+	dj_gpu_ops_free(gpu, i.data);
+	dj_gpu_ops_free(gpu, m.data);
+}
+
+/* A chain through the allocating form, compared with the same chain on the
+ * CPU: x @ w + bias, relu, sum over rows (the demo's shape of work). */
+static void test_chain(void)
+{
+	static const int64_t sx[] = {100, 100}, sb[] = {100};
+	struct dj_op_attrs attrs, rows;
+	struct dj_tensor x = host_random(DJ_DTYPE_FLOAT32, 2, sx, ANY);
+	struct dj_tensor w = host_random(DJ_DTYPE_FLOAT32, 2, sx, ANY);
+	struct dj_tensor bias = host_random(DJ_DTYPE_FLOAT32, 1, sb, ANY);
+	struct dj_tensor gx = to_gpu(&x), gw = to_gpu(&w), gb = to_gpu(&bias);
+	struct dj_tensor cpu[4], dev[4], in[2];
+	char err[DJ_OP_ERR_LEN];
+
+	attrs_default(&attrs);
+	dj_op_attrs_init(&rows);
+	rows.has_dim = 1;
+	rows.dim = 1;
+	in[0] = x, in[1] = w;
+	CU_ASSERT_EQUAL_FATAL(dj_op_cpu_alloc(dj_op_find("matmul"), in, 2, &attrs, &cpu[0], err,
+					      sizeof(err)), 0);
+	in[0] = cpu[0], in[1] = bias;
+	CU_ASSERT_EQUAL_FATAL(dj_op_cpu_alloc(dj_op_find("add"), in, 2, &attrs, &cpu[1], err,
+					      sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_op_cpu_alloc(dj_op_find("relu"), &cpu[1], 1, &attrs, &cpu[2],
+					      err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_op_cpu_alloc(dj_op_find("sum"), &cpu[2], 1, &rows, &cpu[3], err,
+					      sizeof(err)), 0);
+	in[0] = gx, in[1] = gw;
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_execute(gpu, dj_op_find("matmul"), in, 2, &attrs,
+						 &dev[0], err, sizeof(err)), 0);
+	in[0] = dev[0], in[1] = gb;
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_execute(gpu, dj_op_find("add"), in, 2, &attrs, &dev[1],
+						 err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_execute(gpu, dj_op_find("relu"), &dev[1], 1, &attrs,
+						 &dev[2], err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_execute(gpu, dj_op_find("sum"), &dev[2], 1, &rows,
+						 &dev[3], err, sizeof(err)), 0);
+
+	struct dj_tensor got = host_tensor(DJ_DTYPE_FLOAT32, 1, sb);
+	CU_ASSERT_EQUAL(dj_gpu_ops_copy_out(gpu, got.data, dev[3].data, 100 * sizeof(float)), 0);
+	CU_ASSERT(elements_match(&got, &cpu[3], "chain matmul+add+relu+sum", DJ_OP_SUM));
+	free(got.data);
+	for (int k = 0; k < 4; k++) {
+		dj_gpu_ops_free(gpu, dev[k].data);
+		dj_tensor_free_host(&cpu[k]);
+	}
+	dj_gpu_ops_free(gpu, gx.data);
+	dj_gpu_ops_free(gpu, gw.data);
+	dj_gpu_ops_free(gpu, gb.data);
+	free(x.data);
+	free(w.data);
+	free(bias.data);
+}
+
+static void print_summary(void)
+{
+	printf("\n%-12s %-9s %6s %10s %9s\n", "op", "dtype", "cases", "worst/tol", "tol");
+	for (int op = 0; op < DJ_OP_COUNT; op++)
+		for (int d = 0; d < DJ_DTYPE_COUNT; d++)
+			if (cases[op][d])
+				printf("%-12s %-9s %6d %10.3f %9.1e\n", dj_op_get(op)->name,
+				       dj_dtype_name(d), cases[op][d], worst[op][d],
+				       tolerance(d));
+}
+
+static int suite_init(void)
+{
+	return dj_gpu_ops_create(0, &gpu) == 0 ? 0 : 1;
+}
+
+static int suite_cleanup(void)
+{
+	dj_gpu_ops_destroy(gpu);
+	gpu = NULL;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct dj_test_case tests[] = {
+		{"binary ops, fixed shapes", test_binary},
+		{"binary ops, random shapes", test_binary_random_shapes},
+		{"unary ops", test_unary},
+		{"sum and mean", test_reduce},
+		{"softmax", test_softmax},
+		{"layer_norm", test_layer_norm},
+		{"transpose", test_transpose},
+		{"reshape", test_reshape},
+		{"cat", test_cat},
+		{"matmul", test_matmul},
+		{"linear", test_linear},
+		{"bad input", test_bad_input},
+		{"chain with allocated outputs", test_chain},
+		{NULL, NULL},
+	};
+	int devices = dj_gpu_ops_device_count(), rc;
+
+	if (devices <= 0)
+		dj_test_skip("no CUDA GPU here (or a build without CUDA): the GPU operations "
+			     "run on the device machine, scripts/ops-device-check.sh");
+	rng_state = (uint64_t)dj_test_seed() * 0x9E3779B97F4A7C15ULL | 1;
+	dj_test_add_suite("gpu_ops", suite_init, suite_cleanup, tests);
+	rc = dj_test_main(argc, argv);
+	print_summary();
+	return rc;
+}
