@@ -88,6 +88,9 @@ enum dj_wire_flags {
 	DJ_WIRE_F_RETRANS = 1u << 2,
 	/** ACK: the receiver has the whole transfer. */
 	DJ_WIRE_F_COMPLETE = 1u << 3,
+	/** ABORT: sent by the receiving side of the transfer (absent: by
+	 *  the sending side), since each direction has its own ids. */
+	DJ_WIRE_F_FROM_RX = 1u << 4,
 };
 
 /** A Djinn header in host byte order. */

@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * bench-proto: the transfer engine's own cost, one core, no network.
+ *
+ *   bench-proto [--frag BYTES] [--size BYTES] [--reps N] [--json FILE]
+ *
+ * Prebuilt DATA packets of one transfer go through dj_session_input() with
+ * and without the CRC32C check, once into a DJ_MEM_GPU destination whose
+ * placement callback does nothing (validation + bookkeeping only, the copy
+ * excluded) and once into host memory (memcpy placement), next to a plain
+ * memcpy of the same payloads to the same offsets. A last row runs sender
+ * and receiver back to back (descriptors, ACKs, completion).
+ * Prints a table, then one JSON line (also to --json FILE).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "djinn/common.h"
+#include "djinn/transfer.h"
+
+#define SESSION_ID 1
+#define COOKIE 0x5eed5eed5eed5eedull
+#define CTRL_BURST 32u
+
+struct bench_opts {
+	uint32_t frag;
+	uint64_t size;
+	unsigned reps;
+	const char *json_path;
+};
+
+/* Packets of one transfer, header and payload contiguous, as a NIC would
+ * have written them. */
+struct packet_set {
+	uint8_t *mem;
+	uint32_t stride;
+	uint32_t count;
+	uint32_t *len;
+};
+
+struct result {
+	const char *name;
+	double frags_per_s;
+	double gbit_per_s;
+};
+
+static void usage(const char *prog)
+{
+	printf("Usage: %s [options]\n"
+	       "  --frag BYTES   fragment payload (default 1024)\n"
+	       "  --size BYTES   transfer size (default 4 MiB)\n"
+	       "  --reps N       transfers per measurement (default 200)\n"
+	       "  --json FILE    also write the JSON line to FILE\n"
+	       "  -h, --help     this text\n",
+	       prog);
+}
+
+static int parse_opts(int argc, char **argv, struct bench_opts *o)
+{
+	static const struct option longopts[] = {
+		{"frag", required_argument, NULL, 'f'},
+		{"size", required_argument, NULL, 's'},
+		{"reps", required_argument, NULL, 'r'},
+		{"json", required_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	*o = (struct bench_opts){.frag = 1024, .size = 4u << 20, .reps = 200};
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			o->frag = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 's':
+			o->size = strtoull(optarg, NULL, 0);
+			break;
+		case 'r':
+			o->reps = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 'j':
+			o->json_path = optarg;
+			break;
+		case 'h':
+			usage(argv[0]);
+			exit(0);
+		default:
+			usage(argv[0]);
+			return -EINVAL;
+		}
+	}
+	if (o->frag == 0 || o->size == 0 || o->reps == 0)
+		return -EINVAL;
+	return 0;
+}
+
+static void session_config(struct dj_session_config *cfg, const struct bench_opts *o,
+			   bool crc)
+{
+	dj_session_config_init(cfg);
+	cfg->session_id = SESSION_ID;
+	cfg->cookie = COOKIE;
+	cfg->frag_size = o->frag;
+	cfg->max_transfers = 4;
+	cfg->window = 4096;
+	cfg->initial_credit = 4096;
+	cfg->tx_crc = crc;
+	cfg->rx_crc = crc;
+	/* The in-process loop has no loss: keep timers out of the picture. */
+	cfg->rto_init_ns = cfg->rto_max_ns = 10ull * 1000 * 1000 * 1000;
+}
+
+static void no_place(void *ctx, void *user, void *base, uint64_t off,
+		     const void *src, uint32_t len)
+{
+	(void)ctx, (void)user, (void)base, (void)off, (void)src, (void)len;
+}
+
+static void drain_ctrl(struct dj_session *s, uint64_t now)
+{
+	static uint8_t buf[CTRL_BURST][DJ_WIRE_CTRL_MAX];
+	struct dj_ctrl_pkt pkts[CTRL_BURST];
+
+	for (unsigned i = 0; i < CTRL_BURST; i++)
+		pkts[i] = (struct dj_ctrl_pkt){buf[i], DJ_WIRE_CTRL_MAX, 0};
+	while (dj_session_ctrl_burst(s, now, pkts, CTRL_BURST) == CTRL_BURST)
+		;
+}
+
+static int build_packets(const struct bench_opts *o, const uint8_t *src, bool crc,
+			 struct packet_set *ps)
+{
+	struct dj_session_config cfg;
+	struct dj_session *tx;
+	struct dj_frag_desc d[DJ_SESSION_TX_BURST_MAX];
+	uint32_t count = dj_wire_frag_count(o->size, o->frag), k = 0;
+	unsigned n;
+	int rc;
+
+	/* One burst of the whole transfer: a window as large as it. */
+	session_config(&cfg, o, crc);
+	cfg.max_transfers = 1;
+	cfg.window = 1u << 20;
+	cfg.initial_credit = cfg.window;
+	rc = dj_session_create(&cfg, &tx);
+	if (rc)
+		return rc;
+	ps->stride = (DJ_WIRE_HDR_LEN + o->frag + 63) & ~63u;
+	ps->count = count;
+	ps->mem = aligned_alloc(64, (size_t)ps->stride * count);
+	ps->len = calloc(count, sizeof(*ps->len));
+	if (!ps->mem || !ps->len || count > cfg.window) {
+		dj_session_destroy(tx);
+		return -ENOMEM;
+	}
+	dj_session_send(tx, 1, src, o->size, DJ_MEM_HOST, NULL, 0);
+	while (k < count && (n = dj_session_tx_burst(tx, 0, d, DJ_SESSION_TX_BURST_MAX))) {
+		for (unsigned i = 0; i < n; i++, k++) {
+			uint8_t *p = ps->mem + (size_t)ps->stride * k;
+
+			memcpy(p, d[i].hdr, d[i].hdr_len);
+			memcpy(p + d[i].hdr_len, d[i].payload, d[i].payload_len);
+			ps->len[k] = d[i].hdr_len + d[i].payload_len;
+		}
+	}
+	dj_session_destroy(tx);
+	return k == count ? 0 : -EIO;
+}
+
+static void packets_free(struct packet_set *ps)
+{
+	free(ps->mem);
+	free(ps->len);
+}
+
+static struct result rate(const char *name, uint64_t frags, uint64_t bytes,
+			  uint64_t ns)
+{
+	double s = (double)ns / 1e9;
+
+	return (struct result){name, (double)frags / s, (double)bytes * 8 / s / 1e9};
+}
+
+/* Receive side only: every packet through dj_session_input(). */
+static int bench_rx(const struct bench_opts *o, const struct packet_set *ps,
+		    bool crc, bool copy, uint8_t *dst, const char *name,
+		    struct result *out)
+{
+	struct dj_session_config cfg;
+	struct dj_session *rx;
+	struct dj_xfer_event ev;
+	uint64_t t0, bad = 0;
+	int rc;
+
+	session_config(&cfg, o, crc);
+	cfg.place = no_place;
+	rc = dj_session_create(&cfg, &rx);
+	if (rc)
+		return rc;
+	t0 = dj_time_ns();
+	for (unsigned r = 0; r < o->reps; r++) {
+		dj_session_recv(rx, 1, dst, o->size, copy ? DJ_MEM_HOST : DJ_MEM_GPU,
+				NULL, 0);
+		for (uint32_t k = 0; k < ps->count; k++) {
+			struct dj_rx_pkt p = {ps->mem + (size_t)ps->stride * k,
+					      ps->len[k], NULL, 0};
+
+			bad += dj_session_input(rx, &p, 0, NULL) != 0;
+			if ((k & (CTRL_BURST - 1)) == CTRL_BURST - 1)
+				drain_ctrl(rx, 0);
+		}
+		drain_ctrl(rx, 0);
+		bad += dj_session_events(rx, &ev, 1) != 1 || ev.status != 0;
+	}
+	*out = rate(name, (uint64_t)ps->count * o->reps, o->size * o->reps,
+		    dj_time_ns() - t0);
+	dj_session_destroy(rx);
+	return bad ? -EIO : 0;
+}
+
+/* The same payload copies, nothing else. */
+static struct result bench_memcpy(const struct bench_opts *o,
+				  const struct packet_set *ps, uint8_t *dst)
+{
+	uint64_t t0 = dj_time_ns();
+
+	for (unsigned r = 0; r < o->reps; r++) {
+		for (uint32_t k = 0; k < ps->count; k++) {
+			uint32_t plen = ps->len[k] - DJ_WIRE_HDR_LEN;
+
+			memcpy(dst + (uint64_t)k * o->frag,
+			       ps->mem + (size_t)ps->stride * k + DJ_WIRE_HDR_LEN, plen);
+		}
+		__asm__ volatile("" : : "r"(dst) : "memory");
+	}
+	return rate("memcpy same payloads", (uint64_t)ps->count * o->reps,
+		    o->size * o->reps, dj_time_ns() - t0);
+}
+
+/* Sender and receiver back to back: descriptors are delivered zero-copy
+ * (header from the sender's arena, payload from the source buffer). */
+static int bench_loop(const struct bench_opts *o, const uint8_t *src,
+		      uint8_t *dst, bool crc, struct result *out)
+{
+	struct dj_session_config cfg;
+	struct dj_session *tx, *rx;
+	static uint8_t buf[CTRL_BURST][DJ_WIRE_CTRL_MAX];
+	struct dj_ctrl_pkt ctrl[CTRL_BURST];
+	struct dj_frag_desc d[DJ_SESSION_TX_BURST_MAX];
+	struct dj_xfer_event ev;
+	uint64_t t0, frags = 0;
+	unsigned done = 0;
+
+	session_config(&cfg, o, crc);
+	if (dj_session_create(&cfg, &tx) || dj_session_create(&cfg, &rx))
+		return -ENOMEM;
+	for (unsigned i = 0; i < CTRL_BURST; i++)
+		ctrl[i] = (struct dj_ctrl_pkt){buf[i], DJ_WIRE_CTRL_MAX, 0};
+	t0 = dj_time_ns();
+	for (unsigned r = 0; r < o->reps; r++) {
+		dj_session_recv(rx, 1, dst, o->size, DJ_MEM_HOST, NULL, 0);
+		dj_session_send(tx, 1, src, o->size, DJ_MEM_HOST, NULL, 0);
+		for (;;) {
+			unsigned n = dj_session_tx_burst(tx, 0, d, DJ_SESSION_TX_BURST_MAX);
+			unsigned m;
+
+			for (unsigned i = 0; i < n; i++) {
+				struct dj_rx_pkt p = {d[i].hdr, d[i].hdr_len, d[i].payload,
+						      d[i].payload_len};
+
+				dj_session_input(rx, &p, 0, NULL);
+			}
+			frags += n;
+			m = dj_session_ctrl_burst(rx, 0, ctrl, CTRL_BURST);
+			for (unsigned i = 0; i < m; i++) {
+				struct dj_rx_pkt p = {ctrl[i].buf, ctrl[i].len, NULL, 0};
+
+				dj_session_input(tx, &p, 0, NULL);
+			}
+			if (dj_session_events(tx, &ev, 1)) {
+				done += ev.status == 0;
+				break;
+			}
+			if (n == 0 && m == 0)
+				break;
+		}
+		while (dj_session_events(rx, &ev, 1))
+			;
+	}
+	*out = rate(crc ? "send+receive loop, crc" : "send+receive loop, no crc",
+		    frags, o->size * o->reps, dj_time_ns() - t0);
+	dj_session_destroy(tx);
+	dj_session_destroy(rx);
+	return done == o->reps ? 0 : -EIO;
+}
+
+static void report(const struct bench_opts *o, const struct result *res,
+		   unsigned n, double ratio_nocrc, double ratio_crc)
+{
+	FILE *json = o->json_path ? fopen(o->json_path, "w") : NULL;
+	char line[4096];
+	int len;
+
+	printf("bench-proto: %u B fragments, %llu B transfers x %u, one core\n\n",
+	       o->frag, (unsigned long long)o->size, o->reps);
+	printf("%-44s %14s %10s\n", "measurement", "Mfrag/s", "Gbit/s");
+	for (unsigned i = 0; i < n; i++)
+		printf("%-44s %14.2f %10.2f\n", res[i].name, res[i].frags_per_s / 1e6,
+		       res[i].gbit_per_s);
+	printf("\nreceive-with-copy / memcpy: %.2f (no crc), %.2f (crc)\n",
+	       ratio_nocrc, ratio_crc);
+	len = snprintf(line, sizeof(line), "{\"bench\":\"bench-proto\",\"frag\":%u,"
+		       "\"size\":%llu,\"reps\":%u,\"results\":[", o->frag,
+		       (unsigned long long)o->size, o->reps);
+	for (unsigned i = 0; i < n; i++)
+		len += snprintf(line + len, sizeof(line) - (size_t)len,
+				"%s{\"name\":\"%s\",\"mfrag_per_s\":%.3f,\"gbit_per_s\":%.3f}",
+				i ? "," : "", res[i].name, res[i].frags_per_s / 1e6,
+				res[i].gbit_per_s);
+	snprintf(line + len, sizeof(line) - (size_t)len,
+		 "],\"copy_vs_memcpy_nocrc\":%.3f,\"copy_vs_memcpy_crc\":%.3f}",
+		 ratio_nocrc, ratio_crc);
+	printf("%s\n", line);
+	if (json) {
+		fprintf(json, "%s\n", line);
+		fclose(json);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o;
+	struct packet_set plain = {0}, checked = {0};
+	struct result res[8];
+	uint8_t *src, *dst;
+	int rc;
+
+	if (parse_opts(argc, argv, &o))
+		return 2;
+	src = malloc(o.size);
+	dst = malloc(o.size);
+	if (!src || !dst)
+		return 1;
+	for (uint64_t i = 0; i < o.size; i++)
+		src[i] = (uint8_t)(i * 31 + 7);
+	memset(dst, 0, o.size);
+	rc = build_packets(&o, src, false, &plain);
+	if (!rc)
+		rc = build_packets(&o, src, true, &checked);
+	if (!rc)
+		rc = bench_rx(&o, &plain, false, false, dst,
+			      "rx validate+bookkeeping, no crc", &res[0]);
+	if (!rc)
+		rc = bench_rx(&o, &checked, true, false, dst,
+			      "rx validate+bookkeeping, crc32c", &res[1]);
+	if (!rc)
+		rc = bench_rx(&o, &plain, false, true, dst, "rx with copy, no crc", &res[2]);
+	if (!rc)
+		rc = bench_rx(&o, &checked, true, true, dst, "rx with copy, crc32c", &res[3]);
+	if (!rc)
+		res[4] = bench_memcpy(&o, &plain, dst);
+	if (!rc)
+		rc = bench_loop(&o, src, dst, false, &res[5]);
+	if (!rc)
+		rc = bench_loop(&o, src, dst, true, &res[6]);
+	if (!rc && memcmp(src, dst, o.size) != 0)
+		rc = -EIO;
+	if (rc) {
+		fprintf(stderr, "bench-proto: %s\n", dj_strerror(rc));
+		return 1;
+	}
+	report(&o, res, 7, res[2].gbit_per_s / res[4].gbit_per_s,
+	       res[3].gbit_per_s / res[4].gbit_per_s);
+	packets_free(&plain);
+	packets_free(&checked);
+	free(src);
+	free(dst);
+	return 0;
+}

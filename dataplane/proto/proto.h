@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_PROTO_PROTO_H
+#define DJINN_PROTO_PROTO_H
+
+/*
+ * Internals of struct dj_session, shared by session.c (life cycle, input
+ * dispatch, timers, events), tx.c (sender) and rx.c (receiver).
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "djinn/transfer.h"
+#include "djinn/wire.h"
+
+#define DJ_CACHE_LINE 64
+/* Completed transfers remembered per direction, so that late duplicates
+ * and repeated final ACKs are recognised instead of counted as unknown. */
+#define RECENT_CAP 64u
+#define PING_QUEUE_CAP 8u
+/* Bytes reserved per header in the tx arena: encapsulation + Djinn header,
+ * rounded to a cache line. */
+#define HDR_SLOT 128u
+
+_Static_assert(DJ_WIRE_FULL_HDR_LEN <= HDR_SLOT, "header slot too small");
+
+/* Per-fragment sender state for fragments in [cum, next_new). */
+enum frag_flags {
+	FRAG_SACKED = 1u << 0,  /* selectively acknowledged */
+	FRAG_QUEUED = 1u << 1,  /* in the retransmission ring */
+	FRAG_SAMPLED = 1u << 2, /* already gave an RTT sample */
+};
+
+struct frag_slot {
+	uint64_t sent_ns;
+	uint16_t tries;
+	uint8_t flags;
+};
+
+struct tx_xfer {
+	uint32_t id;
+	uint32_t frag_count;
+	uint32_t cum;        /* fragments < cum acknowledged */
+	uint32_t next_new;   /* first never-sent fragment */
+	uint32_t credit_end; /* may send indices < credit_end */
+	uint32_t strikes;    /* RTOs in a row without progress */
+	uint32_t rtx_head;
+	uint32_t rtx_count;
+	uint64_t len;
+	const uint8_t *buf;
+	void *user;
+	enum dj_mem_kind mem;
+	uint64_t rto_deadline; /* UINT64_MAX: nothing in flight */
+	struct frag_slot *frags; /* window entries, indexed by fragment & mask */
+	uint32_t *rtx;           /* ring of fragment indices to resend */
+} __attribute__((aligned(DJ_CACHE_LINE)));
+
+struct rx_xfer {
+	uint32_t id;
+	uint32_t frag_count;
+	uint32_t cum;       /* fragments < cum all arrived */
+	uint32_t high;      /* 1 + highest fragment arrived */
+	uint32_t unacked;   /* new fragments since the last ACK */
+	uint32_t trigger;   /* newest arrival, echoed for RTT sampling */
+	uint32_t hole_mark; /* high when the newest gap appeared */
+	bool hole_pending;  /* a gap not NACKed yet */
+	bool nack_due;
+	uint64_t len;
+	uint8_t *dest;
+	void *user;
+	enum dj_mem_kind mem;
+	uint64_t ack_deadline; /* UINT64_MAX: no ACK owed */
+	uint64_t last_progress_ns;
+	uint64_t last_nack_ns;
+	uint64_t *bits; /* ring bitmap of window bits, fragment & mask */
+} __attribute__((aligned(DJ_CACHE_LINE)));
+
+struct done_rec {
+	uint32_t id;
+	uint32_t frag_count;
+	uint64_t total_len;
+};
+
+/* Fixed-capacity FIFO of done_rec (recent completions, final ACKs owed). */
+struct done_ring {
+	struct done_rec rec[RECENT_CAP];
+	uint32_t head;
+	uint32_t count;
+};
+
+/* Dense set of active transfers over a preallocated pool. */
+struct xfer_table {
+	void *pool;        /* max_transfers elements of elem bytes */
+	size_t elem;
+	uint32_t *free;    /* stack of free pool indices */
+	uint32_t nfree;
+	void **active;     /* dense array of active elements */
+	uint32_t *ids;     /* ids[i] belongs to active[i] */
+	uint32_t nactive;
+	uint32_t last_hit; /* index into active of the last lookup */
+};
+
+struct abort_rec {
+	uint32_t id;
+	bool from_rx;
+};
+
+struct dj_session {
+	struct dj_session_config cfg;
+	uint32_t mask; /* window - 1 */
+	bool closed;
+	bool close_pending;
+	uint16_t ip_id;
+
+	struct xfer_table tx;
+	struct xfer_table rx;
+	uint32_t tx_rr; /* round-robin position over tx.active */
+	struct done_ring tx_done;
+	struct done_ring rx_done;
+	struct done_ring reacks; /* final ACKs to (re)send */
+
+	struct abort_rec *aborts; /* FIFO, 2 * max_transfers */
+	uint32_t abort_head, abort_count, abort_cap;
+	uint64_t pings[PING_QUEUE_CAP], pongs[PING_QUEUE_CAP];
+	uint32_t nping, npong;
+
+	struct dj_xfer_event *events; /* FIFO */
+	uint32_t ev_head, ev_count, ev_cap;
+
+	bool have_rtt;
+	uint64_t srtt, rttvar, rto;
+	uint64_t next_deadline;
+
+	struct dj_proto_stats st;
+	uint8_t hdr_arena[DJ_SESSION_TX_BURST_MAX][HDR_SLOT]
+		__attribute__((aligned(DJ_CACHE_LINE)));
+};
+
+/* session.c */
+void session_arm(struct dj_session *s, uint64_t when_ns);
+void session_event(struct dj_session *s, uint32_t id, enum dj_xfer_dir dir,
+		   int status, uint64_t bytes, void *user);
+void session_queue_abort(struct dj_session *s, uint32_t id, bool from_rx);
+void *xfer_find(struct xfer_table *t, uint32_t id);
+/* A free slot registered as active under id; NULL when none is free. */
+void *xfer_alloc(struct xfer_table *t, uint32_t id);
+void xfer_release(struct xfer_table *t, void *x);
+void done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t total);
+const struct done_rec *done_find(const struct done_ring *r, uint32_t id);
+/* Header fields common to every packet of the session. */
+void session_hdr_init(const struct dj_session *s, struct dj_wire_hdr *h,
+		      enum dj_pkt_type type, uint32_t transfer_id);
+/* Encapsulate (when configured), encode h and set its CRC over the body at
+ * pkt + headers; returns the header bytes in front of the body. */
+uint32_t session_write_hdr(struct dj_session *s, uint8_t *pkt,
+			   struct dj_wire_hdr *h, const void *body,
+			   bool crc_body);
+uint32_t session_hdr_room(const struct dj_session *s);
+
+/* tx.c */
+int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
+	     enum dj_mem_kind mem, void *user, uint64_t now_ns);
+enum dj_wire_reject tx_on_feedback(struct dj_session *s,
+				   const struct dj_wire_hdr *h,
+				   const uint8_t *body, uint64_t now_ns);
+void tx_fail(struct dj_session *s, struct tx_xfer *x, int status);
+uint64_t tx_timers(struct dj_session *s, uint64_t now_ns);
+
+/* rx.c */
+int rx_start(struct dj_session *s, uint32_t id, void *dest, uint64_t len,
+	     enum dj_mem_kind mem, void *user, uint64_t now_ns);
+enum dj_wire_reject rx_on_data(struct dj_session *s,
+			       const struct dj_wire_hdr *h,
+			       const uint8_t *body, uint64_t now_ns);
+void rx_fail(struct dj_session *s, struct rx_xfer *x, int status);
+uint64_t rx_timers(struct dj_session *s, uint64_t now_ns);
+/* Write owed ACK/NACKs into pkts; returns how many. */
+unsigned rx_feedback(struct dj_session *s, uint64_t now_ns,
+		     struct dj_ctrl_pkt *pkts, unsigned n);
+/* Final ACK of a completed transfer into pkt. */
+void rx_write_final_ack(struct dj_session *s, const struct done_rec *d,
+			struct dj_ctrl_pkt *pkt);
+
+#endif

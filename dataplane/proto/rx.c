@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Receiver: validates every DATA fragment against its posted transfer before
+ * a byte is written, places the payload, tracks arrivals in a ring bitmap of
+ * one window (memory independent of the transfer size), and owes the sender
+ * ACKs (cumulative + SACK) and NACKs (missing ranges).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "proto.h"
+
+static inline bool bit_test(const uint64_t *bits, uint32_t pos)
+{
+	return bits[pos >> 6] >> (pos & 63) & 1;
+}
+
+static inline void bit_set(uint64_t *bits, uint32_t pos)
+{
+	bits[pos >> 6] |= 1ull << (pos & 63);
+}
+
+static inline void bit_clear(uint64_t *bits, uint32_t pos)
+{
+	bits[pos >> 6] &= ~(1ull << (pos & 63));
+}
+
+/* First index in [from, end) whose bit equals want, else end. Words of the
+ * ring map onto contiguous indices because the window is a multiple of 64. */
+static uint32_t bit_scan(const uint64_t *bits, uint32_t mask, uint32_t from,
+			 uint32_t end, bool want)
+{
+	uint64_t i = from;
+
+	while (i < end) {
+		uint32_t pos = (uint32_t)i & mask;
+		uint64_t w = bits[pos >> 6];
+
+		w = (want ? w : ~w) >> (pos & 63);
+		if (w) {
+			i += (uint64_t)__builtin_ctzll(w);
+			return i < end ? (uint32_t)i : end;
+		}
+		i += 64 - (pos & 63);
+	}
+	return end;
+}
+
+int rx_start(struct dj_session *s, uint32_t id, void *dest, uint64_t len,
+	     enum dj_mem_kind mem, void *user, uint64_t now_ns)
+{
+	uint32_t count = dj_wire_frag_count(len, s->cfg.frag_size);
+	struct rx_xfer *x;
+	uint64_t *bits;
+
+	if (count == 0)
+		return -EMSGSIZE;
+	if (xfer_find(&s->rx, id))
+		return -EEXIST;
+	x = xfer_alloc(&s->rx, id);
+	if (!x)
+		return -EBUSY;
+	bits = x->bits;
+	memset(x, 0, sizeof(*x));
+	memset(bits, 0, s->cfg.window / 8);
+	x->bits = bits;
+	x->id = id;
+	x->frag_count = count;
+	x->len = len;
+	x->dest = dest;
+	x->mem = mem;
+	x->user = user;
+	x->trigger = UINT32_MAX;
+	x->ack_deadline = UINT64_MAX;
+	x->last_progress_ns = now_ns;
+	session_arm(s, now_ns + s->cfg.rx_idle_timeout_ns);
+	return 0;
+}
+
+void rx_fail(struct dj_session *s, struct rx_xfer *x, int status)
+{
+	session_event(s, x->id, DJ_XFER_RX, status, x->len, x->user);
+	xfer_release(&s->rx, x);
+}
+
+static void rx_complete(struct dj_session *s, struct rx_xfer *x)
+{
+	session_event(s, x->id, DJ_XFER_RX, 0, x->len, x->user);
+	done_push(&s->rx_done, x->id, x->frag_count, x->len);
+	done_push(&s->reacks, x->id, x->frag_count, x->len);
+	xfer_release(&s->rx, x);
+}
+
+/* Late fragment of a finished transfer: its final ACK was probably lost. */
+static enum dj_wire_reject rx_on_stale(struct dj_session *s,
+				       const struct dj_wire_hdr *h)
+{
+	const struct done_rec *d = done_find(&s->rx_done, h->transfer_id);
+
+	if (!d || d->total_len != h->total_len)
+		return DJ_REJ_UNKNOWN_TRANSFER;
+	done_push(&s->reacks, d->id, d->frag_count, d->total_len);
+	return DJ_REJ_DUPLICATE;
+}
+
+static enum dj_wire_reject rx_validate(const struct dj_session *s,
+				       const struct rx_xfer *x,
+				       const struct dj_wire_hdr *h)
+{
+	uint64_t fs = s->cfg.frag_size;
+	uint32_t idx = h->frag_index;
+
+	if (h->total_len != x->len || h->frag_count != x->frag_count)
+		return DJ_REJ_TOTAL_MISMATCH;
+	if (h->offset > x->len || h->payload_len > x->len - h->offset)
+		return DJ_REJ_OUT_OF_RANGE;
+	if (idx >= x->frag_count || h->offset != idx * fs ||
+	    h->payload_len != (x->len - h->offset < fs ? x->len - h->offset : fs))
+		return DJ_REJ_INDEX_MISMATCH;
+	if (idx < x->cum || (idx < x->high && bit_test(x->bits, idx & s->mask)))
+		return DJ_REJ_DUPLICATE;
+	if (idx - x->cum >= s->cfg.window)
+		return DJ_REJ_BEYOND_WINDOW;
+	return DJ_REJ_NONE;
+}
+
+static void rx_place(struct dj_session *s, struct rx_xfer *x,
+		     const struct dj_wire_hdr *h, const uint8_t *body)
+{
+	if (h->payload_len == 0)
+		return;
+	if (x->mem == DJ_MEM_HOST)
+		memcpy(x->dest + h->offset, body, h->payload_len);
+	else
+		s->cfg.place(s->cfg.place_ctx, x->user, x->dest, h->offset, body,
+			     h->payload_len);
+}
+
+static void rx_record(struct dj_session *s, struct rx_xfer *x, uint32_t idx)
+{
+	if (idx == x->cum && x->high == x->cum) {
+		/* In order with no gap: the bitmap is not involved. */
+		x->cum++;
+		x->high++;
+		return;
+	}
+	bit_set(x->bits, idx & s->mask);
+	if (idx >= x->high) {
+		if (idx > x->high) {
+			x->hole_pending = true;
+			x->hole_mark = idx;
+		}
+		x->high = idx + 1;
+	}
+	if (idx != x->cum)
+		return;
+	while (x->cum < x->high && bit_test(x->bits, x->cum & s->mask))
+		bit_clear(x->bits, x->cum++ & s->mask);
+}
+
+/* When the sender should next hear from us about x. */
+static void rx_schedule_feedback(struct dj_session *s, struct rx_xfer *x,
+				 uint64_t now_ns)
+{
+	if (x->hole_pending && x->high - x->hole_mark >= s->cfg.nack_threshold) {
+		x->nack_due = true;
+		x->hole_pending = false;
+	}
+	if (x->unacked >= s->cfg.ack_every || x->nack_due)
+		x->ack_deadline = now_ns;
+	else if (x->ack_deadline == UINT64_MAX)
+		x->ack_deadline = now_ns + s->cfg.ack_delay_ns;
+	session_arm(s, x->ack_deadline);
+}
+
+enum dj_wire_reject rx_on_data(struct dj_session *s,
+			       const struct dj_wire_hdr *h,
+			       const uint8_t *body, uint64_t now_ns)
+{
+	struct rx_xfer *x = xfer_find(&s->rx, h->transfer_id);
+	enum dj_wire_reject rej;
+
+	if (!x)
+		return rx_on_stale(s, h);
+	rej = rx_validate(s, x, h);
+	if (rej == DJ_REJ_DUPLICATE) {
+		/* The sender missed an ACK: repeat it now. */
+		x->ack_deadline = now_ns;
+		session_arm(s, now_ns);
+	}
+	if (rej)
+		return rej;
+	rx_place(s, x, h, body);
+	rx_record(s, x, h->frag_index);
+	s->st.rx_data++;
+	s->st.rx_data_bytes += h->payload_len;
+	x->unacked++;
+	x->trigger = h->frag_index;
+	x->last_progress_ns = now_ns;
+	if (x->cum == x->frag_count)
+		rx_complete(s, x);
+	else
+		rx_schedule_feedback(s, x, now_ns);
+	return DJ_REJ_NONE;
+}
+
+uint64_t rx_timers(struct dj_session *s, uint64_t now_ns)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (uint32_t i = s->rx.nactive; i-- > 0;) {
+		struct rx_xfer *x = s->rx.active[i];
+		uint64_t idle_at = x->last_progress_ns + s->cfg.rx_idle_timeout_ns;
+
+		if (idle_at <= now_ns)
+			rx_fail(s, x, -ETIMEDOUT);
+	}
+	for (uint32_t i = 0; i < s->rx.nactive; i++) {
+		struct rx_xfer *x = s->rx.active[i];
+		uint64_t idle_at = x->last_progress_ns + s->cfg.rx_idle_timeout_ns;
+
+		next = idle_at < next ? idle_at : next;
+		next = x->ack_deadline < next ? x->ack_deadline : next;
+	}
+	return next;
+}
+
+/* Runs of set (SACK) or clear (missing) bits in [cum, high). */
+static void rx_ranges(const struct dj_session *s, const struct rx_xfer *x,
+		      bool missing, struct dj_wire_ranges *r)
+{
+	uint32_t i = x->cum;
+
+	r->nranges = 0;
+	while (r->nranges < DJ_WIRE_MAX_RANGES) {
+		uint32_t first = bit_scan(x->bits, s->mask, i, x->high, !missing);
+		uint32_t end;
+
+		if (first == x->high)
+			break;
+		end = bit_scan(x->bits, s->mask, first, x->high, missing);
+		r->range[r->nranges].first = first;
+		r->range[r->nranges++].end = end;
+		i = end;
+	}
+}
+
+static void write_ranges(struct dj_session *s, struct dj_ctrl_pkt *pkt,
+			 enum dj_pkt_type type, uint16_t flags, uint32_t id,
+			 uint32_t count, uint64_t total,
+			 const struct dj_wire_ranges *r)
+{
+	uint32_t room = session_hdr_room(s);
+	struct dj_wire_hdr h;
+
+	session_hdr_init(s, &h, type, id);
+	h.flags = flags;
+	h.frag_count = count;
+	h.total_len = total;
+	h.payload_len = (uint32_t)dj_wire_ranges_encode(r, pkt->buf + room);
+	pkt->len = session_write_hdr(s, pkt->buf, &h, pkt->buf + room, true) +
+		   h.payload_len;
+	s->st.tx_acks += type == DJ_PKT_ACK;
+	s->st.tx_nacks += type == DJ_PKT_NACK;
+}
+
+void rx_write_final_ack(struct dj_session *s, const struct done_rec *d,
+			struct dj_ctrl_pkt *pkt)
+{
+	struct dj_wire_ranges r = {
+		.cum = d->frag_count, .credit = s->cfg.window, .trigger = UINT32_MAX,
+	};
+
+	write_ranges(s, pkt, DJ_PKT_ACK, DJ_WIRE_F_COMPLETE, d->id,
+		     d->frag_count, d->total_len, &r);
+}
+
+static void rx_write_feedback(struct dj_session *s, struct rx_xfer *x,
+			      uint64_t now_ns, struct dj_ctrl_pkt *pkt)
+{
+	struct dj_wire_ranges r = {
+		.cum = x->cum, .credit = s->cfg.window, .trigger = x->trigger,
+	};
+	bool gaps = x->high > x->cum;
+	bool nack = gaps && (x->nack_due ||
+			     now_ns - x->last_nack_ns >= s->cfg.rto_min_ns);
+
+	rx_ranges(s, x, nack, &r);
+	write_ranges(s, pkt, nack ? DJ_PKT_NACK : DJ_PKT_ACK, 0, x->id,
+		     x->frag_count, x->len, &r);
+	if (nack)
+		x->last_nack_ns = now_ns;
+	x->unacked = 0;
+	x->nack_due = false;
+	x->trigger = UINT32_MAX;
+	x->ack_deadline = UINT64_MAX;
+}
+
+unsigned rx_feedback(struct dj_session *s, uint64_t now_ns,
+		     struct dj_ctrl_pkt *pkts, unsigned n)
+{
+	unsigned k = 0;
+
+	for (uint32_t i = 0; i < s->rx.nactive && k < n; i++) {
+		struct rx_xfer *x = s->rx.active[i];
+
+		if (x->ack_deadline <= now_ns)
+			rx_write_feedback(s, x, now_ns, &pkts[k++]);
+	}
+	return k;
+}

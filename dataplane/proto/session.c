@@ -1,0 +1,613 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Session life cycle, packet dispatch, timers, control output and events.
+ * The sender lives in tx.c, the receiver in rx.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "djinn/common.h"
+#include "proto.h"
+
+#define MAX_FRAG_SIZE_BARE (1u << 24)
+
+void dj_session_config_init(struct dj_session_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->frag_size = dj_wire_frag_size(1500);
+	cfg->max_transfers = 64;
+	cfg->window = 4096;
+	cfg->initial_credit = 64;
+	cfg->ack_every = 32;
+	cfg->ack_delay_ns = 20 * 1000;
+	cfg->nack_threshold = 3;
+	cfg->rto_init_ns = 1000 * 1000;
+	cfg->rto_min_ns = 100 * 1000;
+	cfg->rto_max_ns = 200 * 1000 * 1000;
+	cfg->max_tries = 8;
+	cfg->rx_idle_timeout_ns = 2000ull * 1000 * 1000;
+	cfg->tx_crc = true;
+	cfg->rx_crc = true;
+	cfg->local.port = DJ_WIRE_UDP_PORT;
+	cfg->peer.port = DJ_WIRE_UDP_PORT;
+}
+
+static bool config_valid(const struct dj_session_config *c)
+{
+	uint32_t max_frag = c->encap ? 65535u - DJ_WIRE_IPV4_LEN - DJ_WIRE_UDP_LEN -
+					   DJ_WIRE_HDR_LEN
+				     : MAX_FRAG_SIZE_BARE;
+
+	return c->frag_size > 0 && c->frag_size <= max_frag &&
+	       c->max_transfers > 0 && c->max_transfers <= 65536 &&
+	       c->window >= 64 && c->window <= (1u << 20) &&
+	       (c->window & (c->window - 1)) == 0 &&
+	       c->initial_credit > 0 && c->initial_credit <= c->window &&
+	       c->ack_every > 0 && c->nack_threshold > 0 &&
+	       c->rto_min_ns > 0 && c->rto_min_ns <= c->rto_max_ns &&
+	       c->max_tries > 0 && c->rx_idle_timeout_ns > 0;
+}
+
+static int table_init(struct xfer_table *t, uint32_t n, size_t elem)
+{
+	t->pool = aligned_alloc(DJ_CACHE_LINE, n * elem);
+	t->free = calloc(n, sizeof(*t->free));
+	t->active = calloc(n, sizeof(*t->active));
+	t->ids = calloc(n, sizeof(*t->ids));
+	if (!t->pool || !t->free || !t->active || !t->ids)
+		return -ENOMEM;
+	t->elem = elem;
+	memset(t->pool, 0, n * elem);
+	for (uint32_t i = 0; i < n; i++)
+		t->free[i] = n - 1 - i;
+	t->nfree = n;
+	return 0;
+}
+
+static void table_fini(struct xfer_table *t)
+{
+	free(t->pool);
+	free(t->free);
+	free(t->active);
+	free(t->ids);
+}
+
+/* Per-transfer window storage lives with each pool slot from the start, so
+ * starting a transfer never allocates. */
+static int alloc_windows(struct dj_session *s)
+{
+	uint32_t n = s->cfg.max_transfers, w = s->cfg.window;
+	struct tx_xfer *tx = s->tx.pool;
+	struct rx_xfer *rx = s->rx.pool;
+
+	for (uint32_t i = 0; i < n; i++) {
+		tx[i].frags = calloc(w, sizeof(*tx[i].frags));
+		tx[i].rtx = calloc(2 * (size_t)w, sizeof(*tx[i].rtx));
+		rx[i].bits = calloc(w / 64, sizeof(uint64_t));
+		if (!tx[i].frags || !tx[i].rtx || !rx[i].bits)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void free_windows(struct dj_session *s)
+{
+	struct tx_xfer *tx = s->tx.pool;
+	struct rx_xfer *rx = s->rx.pool;
+
+	for (uint32_t i = 0; tx && rx && i < s->cfg.max_transfers; i++) {
+		free(tx[i].frags);
+		free(tx[i].rtx);
+		free(rx[i].bits);
+	}
+}
+
+int dj_session_create(const struct dj_session_config *cfg,
+		      struct dj_session **out)
+{
+	struct dj_session *s;
+	int rc;
+
+	if (!cfg || !out || !config_valid(cfg))
+		return -EINVAL;
+	s = aligned_alloc(DJ_CACHE_LINE, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
+	s->cfg = *cfg;
+	s->mask = cfg->window - 1;
+	s->rto = cfg->rto_init_ns;
+	s->next_deadline = UINT64_MAX;
+	s->abort_cap = 2 * cfg->max_transfers;
+	s->ev_cap = 4 * cfg->max_transfers;
+	s->aborts = calloc(s->abort_cap, sizeof(*s->aborts));
+	s->events = calloc(s->ev_cap, sizeof(*s->events));
+	rc = s->aborts && s->events ? 0 : -ENOMEM;
+	if (!rc)
+		rc = table_init(&s->tx, cfg->max_transfers, sizeof(struct tx_xfer));
+	if (!rc)
+		rc = table_init(&s->rx, cfg->max_transfers, sizeof(struct rx_xfer));
+	if (!rc)
+		rc = alloc_windows(s);
+	if (rc) {
+		dj_session_destroy(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void dj_session_destroy(struct dj_session *s)
+{
+	if (!s)
+		return;
+	free_windows(s);
+	table_fini(&s->tx);
+	table_fini(&s->rx);
+	free(s->aborts);
+	free(s->events);
+	free(s);
+}
+
+/* ---- shared helpers --------------------------------------------------------- */
+
+void session_arm(struct dj_session *s, uint64_t when_ns)
+{
+	if (when_ns < s->next_deadline)
+		s->next_deadline = when_ns;
+}
+
+void session_event(struct dj_session *s, uint32_t id, enum dj_xfer_dir dir,
+		   int status, uint64_t bytes, void *user)
+{
+	/* Cannot overflow: starting a transfer reserves room for its event. */
+	struct dj_xfer_event *ev = &s->events[(s->ev_head + s->ev_count++) % s->ev_cap];
+
+	ev->transfer_id = id;
+	ev->dir = dir;
+	ev->status = status;
+	ev->bytes = bytes;
+	ev->user = user;
+	if (dir == DJ_XFER_TX) {
+		s->st.tx_completed += status == 0;
+		s->st.tx_failed += status != 0;
+		s->st.tx_timeouts += status == -ETIMEDOUT;
+	} else {
+		s->st.rx_completed += status == 0;
+		s->st.rx_failed += status != 0;
+		s->st.rx_timeouts += status == -ETIMEDOUT;
+	}
+}
+
+void session_queue_abort(struct dj_session *s, uint32_t id, bool from_rx)
+{
+	/* A full queue loses the ABORT; the peer then times out instead. */
+	if (s->abort_count == s->abort_cap)
+		return;
+	s->aborts[(s->abort_head + s->abort_count++) % s->abort_cap] =
+		(struct abort_rec){.id = id, .from_rx = from_rx};
+}
+
+void *xfer_find(struct xfer_table *t, uint32_t id)
+{
+	if (t->last_hit < t->nactive && t->ids[t->last_hit] == id)
+		return t->active[t->last_hit];
+	for (uint32_t i = 0; i < t->nactive; i++) {
+		if (t->ids[i] == id) {
+			t->last_hit = i;
+			return t->active[i];
+		}
+	}
+	return NULL;
+}
+
+void *xfer_alloc(struct xfer_table *t, uint32_t id)
+{
+	uint8_t *x;
+
+	if (t->nfree == 0)
+		return NULL;
+	x = (uint8_t *)t->pool + (size_t)t->free[--t->nfree] * t->elem;
+	t->active[t->nactive] = x;
+	t->ids[t->nactive++] = id;
+	return x;
+}
+
+void xfer_release(struct xfer_table *t, void *x)
+{
+	for (uint32_t i = 0; i < t->nactive; i++) {
+		if (t->active[i] != x)
+			continue;
+		t->nactive--;
+		t->active[i] = t->active[t->nactive];
+		t->ids[i] = t->ids[t->nactive];
+		break;
+	}
+	t->free[t->nfree++] =
+		(uint32_t)(((uint8_t *)x - (uint8_t *)t->pool) / t->elem);
+}
+
+void done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t total)
+{
+	uint32_t slot = (r->head + r->count) % RECENT_CAP;
+
+	if (r->count == RECENT_CAP) {
+		slot = r->head;
+		r->head = (r->head + 1) % RECENT_CAP;
+	} else {
+		r->count++;
+	}
+	r->rec[slot] = (struct done_rec){id, count, total};
+}
+
+const struct done_rec *done_find(const struct done_ring *r, uint32_t id)
+{
+	for (uint32_t i = 0; i < r->count; i++) {
+		const struct done_rec *d = &r->rec[(r->head + i) % RECENT_CAP];
+
+		if (d->id == id)
+			return d;
+	}
+	return NULL;
+}
+
+static bool done_pop(struct done_ring *r, struct done_rec *d)
+{
+	if (r->count == 0)
+		return false;
+	*d = r->rec[r->head];
+	r->head = (r->head + 1) % RECENT_CAP;
+	r->count--;
+	return true;
+}
+
+uint32_t session_hdr_room(const struct dj_session *s)
+{
+	return s->cfg.encap ? DJ_WIRE_FULL_HDR_LEN : DJ_WIRE_HDR_LEN;
+}
+
+void session_hdr_init(const struct dj_session *s, struct dj_wire_hdr *h,
+		      enum dj_pkt_type type, uint32_t transfer_id)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = DJ_WIRE_MAGIC;
+	h->version = DJ_WIRE_VERSION;
+	h->type = (uint8_t)type;
+	h->hdr_len = DJ_WIRE_HDR_LEN;
+	h->session_id = s->cfg.session_id;
+	h->cookie = s->cfg.cookie;
+	h->transfer_id = transfer_id;
+}
+
+uint32_t session_write_hdr(struct dj_session *s, uint8_t *pkt,
+			   struct dj_wire_hdr *h, const void *body,
+			   bool crc_body)
+{
+	uint8_t *djh = pkt;
+
+	if (s->cfg.encap) {
+		dj_wire_encap_build(pkt, &s->cfg.local, &s->cfg.peer,
+				    DJ_WIRE_HDR_LEN + h->payload_len, s->ip_id++);
+		djh += DJ_WIRE_ENCAP_LEN;
+	}
+	if (s->cfg.tx_crc)
+		h->flags |= crc_body ? DJ_WIRE_F_CRC : DJ_WIRE_F_CRC_HDR;
+	dj_wire_hdr_encode(h, djh);
+	if (s->cfg.tx_crc)
+		dj_wire_hdr_set_crc(djh, dj_wire_crc(djh, DJ_WIRE_HDR_LEN, body,
+						     h->payload_len, crc_body));
+	return (uint32_t)(djh - pkt) + DJ_WIRE_HDR_LEN;
+}
+
+/* ---- transfers ---------------------------------------------------------- */
+
+/* Room for one more transfer's event, so session_event() never overflows. */
+static int session_can_start(const struct dj_session *s)
+{
+	if (s->closed)
+		return -ECONNRESET;
+	if (s->ev_count + s->tx.nactive + s->rx.nactive >= s->ev_cap)
+		return -EBUSY;
+	return 0;
+}
+
+int dj_session_send(struct dj_session *s, uint32_t transfer_id,
+		    const void *buf, uint64_t len, enum dj_mem_kind mem,
+		    void *user, uint64_t now_ns)
+{
+	int rc;
+
+	if (!s || (!buf && len) || (mem != DJ_MEM_HOST && mem != DJ_MEM_GPU))
+		return -EINVAL;
+	rc = session_can_start(s);
+	return rc ? rc : tx_start(s, transfer_id, buf, len, mem, user, now_ns);
+}
+
+int dj_session_recv(struct dj_session *s, uint32_t transfer_id, void *dest,
+		    uint64_t len, enum dj_mem_kind mem, void *user,
+		    uint64_t now_ns)
+{
+	int rc;
+
+	if (!s || (!dest && len) || (mem != DJ_MEM_HOST && mem != DJ_MEM_GPU))
+		return -EINVAL;
+	if (mem == DJ_MEM_GPU && !s->cfg.place)
+		return -ENOTSUP;
+	rc = session_can_start(s);
+	return rc ? rc : rx_start(s, transfer_id, dest, len, mem, user, now_ns);
+}
+
+int dj_session_cancel(struct dj_session *s, enum dj_xfer_dir dir,
+		      uint32_t transfer_id)
+{
+	void *x;
+
+	if (!s)
+		return -EINVAL;
+	x = xfer_find(dir == DJ_XFER_TX ? &s->tx : &s->rx, transfer_id);
+	if (!x)
+		return -ENOENT;
+	if (dir == DJ_XFER_TX)
+		tx_fail(s, x, -ECANCELED);
+	else
+		rx_fail(s, x, -ECANCELED);
+	session_queue_abort(s, transfer_id, dir == DJ_XFER_RX);
+	return 0;
+}
+
+static void fail_all(struct dj_session *s, int status)
+{
+	while (s->tx.nactive)
+		tx_fail(s, s->tx.active[s->tx.nactive - 1], status);
+	while (s->rx.nactive)
+		rx_fail(s, s->rx.active[s->rx.nactive - 1], status);
+}
+
+void dj_session_close(struct dj_session *s)
+{
+	if (!s || s->closed)
+		return;
+	fail_all(s, -ECONNRESET);
+	s->closed = true;
+	s->close_pending = true;
+}
+
+/* ---- input -------------------------------------------------------------- */
+
+static enum dj_wire_reject check_crc(const struct dj_session *s,
+				     const struct dj_wire_hdr *h,
+				     const uint8_t *hdr, const uint8_t *body)
+{
+	bool with_body = h->flags & DJ_WIRE_F_CRC;
+
+	if (!s->cfg.rx_crc)
+		return DJ_REJ_NONE;
+	if (!(h->flags & (DJ_WIRE_F_CRC | DJ_WIRE_F_CRC_HDR)))
+		return DJ_REJ_BAD_CRC;
+	if (dj_wire_crc(hdr, h->hdr_len, body, h->payload_len, with_body) != h->crc)
+		return DJ_REJ_BAD_CRC;
+	return DJ_REJ_NONE;
+}
+
+/* Everything that does not depend on the packet type; *body is set. */
+static enum dj_wire_reject authenticate(const struct dj_session *s,
+					const struct dj_rx_pkt *pkt,
+					struct dj_wire_hdr *h,
+					const uint8_t **body)
+{
+	bool body_in_hdr = pkt->payload == NULL;
+	enum dj_wire_reject rej;
+
+	if (!pkt->hdr)
+		return DJ_REJ_TRUNCATED;
+	rej = dj_wire_hdr_decode(pkt->hdr, pkt->hdr_avail, body_in_hdr, h);
+	if (rej)
+		return rej;
+	if (h->session_id != s->cfg.session_id)
+		return DJ_REJ_BAD_SESSION;
+	if (h->cookie != s->cfg.cookie)
+		return DJ_REJ_BAD_COOKIE;
+	if (!body_in_hdr && h->payload_len > pkt->payload_avail)
+		return DJ_REJ_TRUNCATED;
+	*body = body_in_hdr ? (const uint8_t *)pkt->hdr + h->hdr_len
+			    : (const uint8_t *)pkt->payload;
+	return check_crc(s, h, pkt->hdr, *body);
+}
+
+static enum dj_wire_reject on_ping(struct dj_session *s,
+				   const struct dj_wire_hdr *h,
+				   const uint8_t *body)
+{
+	uint64_t v;
+
+	if (h->payload_len < sizeof(v))
+		return DJ_REJ_BAD_BODY;
+	if (h->type == DJ_PKT_PONG) {
+		s->st.pongs++;
+		return DJ_REJ_NONE;
+	}
+	memcpy(&v, body, sizeof(v));
+	/* PONG echoes the raw bytes; a full queue drops the answer. */
+	if (s->npong < PING_QUEUE_CAP)
+		s->pongs[s->npong++] = v;
+	return DJ_REJ_NONE;
+}
+
+static enum dj_wire_reject on_abort(struct dj_session *s,
+				    const struct dj_wire_hdr *h)
+{
+	bool from_rx = h->flags & DJ_WIRE_F_FROM_RX;
+	void *x = xfer_find(from_rx ? &s->tx : &s->rx, h->transfer_id);
+
+	if (!x)
+		return DJ_REJ_UNKNOWN_TRANSFER;
+	if (from_rx)
+		tx_fail(s, x, -DJ_EPEER);
+	else
+		rx_fail(s, x, -DJ_EPEER);
+	return DJ_REJ_NONE;
+}
+
+static enum dj_wire_reject dispatch(struct dj_session *s,
+				    const struct dj_wire_hdr *h,
+				    const uint8_t *body, uint64_t now_ns)
+{
+	switch (h->type) {
+	case DJ_PKT_DATA:
+		return rx_on_data(s, h, body, now_ns);
+	case DJ_PKT_ACK:
+	case DJ_PKT_NACK:
+		return tx_on_feedback(s, h, body, now_ns);
+	case DJ_PKT_PING:
+	case DJ_PKT_PONG:
+		return on_ping(s, h, body);
+	case DJ_PKT_CLOSE:
+		if (!s->closed)
+			fail_all(s, -ECONNRESET);
+		s->closed = true;
+		return DJ_REJ_NONE;
+	case DJ_PKT_ABORT:
+		return on_abort(s, h);
+	default:
+		return DJ_REJ_BAD_TYPE;
+	}
+}
+
+int dj_session_input(struct dj_session *s, const struct dj_rx_pkt *pkt,
+		     uint64_t now_ns, enum dj_wire_reject *reason)
+{
+	struct dj_wire_hdr h;
+	const uint8_t *body = NULL;
+	enum dj_wire_reject rej;
+
+	s->st.rx_pkts++;
+	rej = authenticate(s, pkt, &h, &body);
+	if (!rej)
+		rej = dispatch(s, &h, body, now_ns);
+	if (reason)
+		*reason = rej;
+	if (!rej) {
+		s->st.rx_ctrl += h.type != DJ_PKT_DATA;
+		return 0;
+	}
+	s->st.rx_reject[rej]++;
+	return rej == DJ_REJ_DUPLICATE ? -EALREADY : -EBADMSG;
+}
+
+/* ---- timers, output, events ---------------------------------------------- */
+
+static bool ctrl_pending(const struct dj_session *s)
+{
+	return s->close_pending || s->abort_count || s->npong || s->nping ||
+	       s->reacks.count;
+}
+
+uint64_t dj_session_poll(struct dj_session *s, uint64_t now_ns)
+{
+	uint64_t next;
+
+	if (now_ns < s->next_deadline)
+		return ctrl_pending(s) ? now_ns : s->next_deadline;
+	next = tx_timers(s, now_ns);
+	{
+		uint64_t rx_next = rx_timers(s, now_ns);
+
+		next = rx_next < next ? rx_next : next;
+	}
+	s->next_deadline = next;
+	return ctrl_pending(s) ? now_ns : next;
+}
+
+void dj_session_ping(struct dj_session *s, uint64_t value)
+{
+	if (s->nping < PING_QUEUE_CAP)
+		s->pings[s->nping++] = value;
+}
+
+/* A bodiless or 8-byte-body control packet. */
+static void write_simple(struct dj_session *s, struct dj_ctrl_pkt *pkt,
+			 enum dj_pkt_type type, uint32_t id, uint16_t flags,
+			 const uint64_t *value)
+{
+	struct dj_wire_hdr h;
+	uint32_t room = session_hdr_room(s);
+
+	session_hdr_init(s, &h, type, id);
+	h.flags = flags;
+	h.payload_len = value ? sizeof(*value) : 0;
+	if (value)
+		memcpy(pkt->buf + room, value, sizeof(*value));
+	pkt->len = session_write_hdr(s, pkt->buf, &h, pkt->buf + room, true) +
+		   h.payload_len;
+}
+
+static unsigned session_ctrl(struct dj_session *s, struct dj_ctrl_pkt *pkts,
+			     unsigned n)
+{
+	unsigned k = 0;
+	struct done_rec d;
+
+	if (s->close_pending && k < n) {
+		write_simple(s, &pkts[k++], DJ_PKT_CLOSE, 0, 0, NULL);
+		s->close_pending = false;
+	}
+	for (; s->abort_count && k < n; s->abort_count--) {
+		struct abort_rec *a = &s->aborts[s->abort_head];
+
+		write_simple(s, &pkts[k++], DJ_PKT_ABORT, a->id,
+			     a->from_rx ? DJ_WIRE_F_FROM_RX : 0, NULL);
+		s->abort_head = (s->abort_head + 1) % s->abort_cap;
+	}
+	for (; s->npong && k < n; s->npong--)
+		write_simple(s, &pkts[k++], DJ_PKT_PONG, 0, 0,
+			     &s->pongs[s->npong - 1]);
+	for (; s->nping && k < n; s->nping--)
+		write_simple(s, &pkts[k++], DJ_PKT_PING, 0, 0,
+			     &s->pings[s->nping - 1]);
+	while (k < n && done_pop(&s->reacks, &d))
+		rx_write_final_ack(s, &d, &pkts[k++]);
+	return k;
+}
+
+unsigned dj_session_ctrl_burst(struct dj_session *s, uint64_t now_ns,
+			       struct dj_ctrl_pkt *pkts, unsigned n)
+{
+	unsigned k;
+
+	for (unsigned i = 0; i < n; i++)
+		if (!pkts[i].buf || pkts[i].cap < DJ_WIRE_CTRL_MAX)
+			return 0;
+	k = session_ctrl(s, pkts, n);
+	return k + rx_feedback(s, now_ns, pkts + k, n - k);
+}
+
+unsigned dj_session_events(struct dj_session *s, struct dj_xfer_event *ev,
+			   unsigned n)
+{
+	unsigned k = 0;
+
+	for (; k < n && s->ev_count; k++, s->ev_count--) {
+		ev[k] = s->events[s->ev_head];
+		s->ev_head = (s->ev_head + 1) % s->ev_cap;
+	}
+	return k;
+}
+
+void dj_session_stats(const struct dj_session *s, struct dj_proto_stats *out)
+{
+	*out = s->st;
+	out->srtt_ns = s->have_rtt ? s->srtt : 0;
+	out->rttvar_ns = s->rttvar;
+	out->rto_ns = s->rto;
+}
+
+uint64_t dj_proto_stats_rejected(const struct dj_proto_stats *st)
+{
+	uint64_t sum = 0;
+
+	for (int r = DJ_REJ_NONE + 1; r < DJ_REJ_COUNT; r++)
+		if (r != DJ_REJ_DUPLICATE)
+			sum += st->rx_reject[r];
+	return sum;
+}

@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Sender: hands out fragment descriptors within the receiver's credit,
+ * retransmits selectively on NACK and on the adaptive retransmission timeout
+ * (RFC 6298 estimator, exponential backoff, Karn's rule), fails a transfer
+ * after max_tries timeouts in a row without progress.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "proto.h"
+
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static inline uint32_t min_u32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
+int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
+	     enum dj_mem_kind mem, void *user, uint64_t now_ns)
+{
+	uint32_t count = dj_wire_frag_count(len, s->cfg.frag_size);
+	struct tx_xfer *x;
+	struct frag_slot *frags;
+	uint32_t *rtx;
+
+	if (count == 0)
+		return -EMSGSIZE;
+	if (xfer_find(&s->tx, id))
+		return -EEXIST;
+	x = xfer_alloc(&s->tx, id);
+	if (!x)
+		return -EBUSY;
+	frags = x->frags;
+	rtx = x->rtx;
+	memset(x, 0, sizeof(*x));
+	memset(frags, 0, (size_t)s->cfg.window * sizeof(*frags));
+	x->frags = frags;
+	x->rtx = rtx;
+	x->id = id;
+	x->frag_count = count;
+	x->credit_end = min_u32(s->cfg.initial_credit, count);
+	x->len = len;
+	x->buf = buf;
+	x->mem = mem;
+	x->user = user;
+	x->rto_deadline = UINT64_MAX;
+	(void)now_ns;
+	return 0;
+}
+
+static void tx_finish(struct dj_session *s, struct tx_xfer *x, int status)
+{
+	session_event(s, x->id, DJ_XFER_TX, status, x->len, x->user);
+	if (status == 0)
+		done_push(&s->tx_done, x->id, x->frag_count, x->len);
+	xfer_release(&s->tx, x);
+}
+
+void tx_fail(struct dj_session *s, struct tx_xfer *x, int status)
+{
+	tx_finish(s, x, status);
+}
+
+static void rtt_sample(struct dj_session *s, uint64_t rtt)
+{
+	const struct dj_session_config *c = &s->cfg;
+
+	if (!s->have_rtt) {
+		s->srtt = rtt;
+		s->rttvar = rtt / 2;
+		s->have_rtt = true;
+	} else {
+		uint64_t dev = s->srtt > rtt ? s->srtt - rtt : rtt - s->srtt;
+
+		s->rttvar = (3 * s->rttvar + dev) / 4;
+		s->srtt = (7 * s->srtt + rtt) / 8;
+	}
+	s->rto = s->srtt + 4 * s->rttvar;
+	if (s->rto < c->rto_min_ns)
+		s->rto = c->rto_min_ns;
+	if (s->rto > c->rto_max_ns)
+		s->rto = c->rto_max_ns;
+	s->st.rtt_samples++;
+}
+
+/* Karn's rule: only fragments sent exactly once give a sample. */
+static void tx_sample(struct dj_session *s, struct tx_xfer *x, uint32_t trigger,
+		      uint64_t now_ns)
+{
+	struct frag_slot *f;
+
+	if (trigger < x->cum || trigger >= x->next_new)
+		return;
+	f = &x->frags[trigger & s->mask];
+	if (f->tries != 1 || (f->flags & FRAG_SAMPLED) || now_ns < f->sent_ns)
+		return;
+	f->flags |= FRAG_SAMPLED;
+	rtt_sample(s, now_ns - f->sent_ns);
+}
+
+static uint32_t rtx_mask(const struct dj_session *s)
+{
+	return 2 * s->cfg.window - 1;
+}
+
+/* Entries of fragments acknowledged after they were queued stay in the
+ * ring (skipped when popped); drop them when the ring fills. At most one
+ * window of entries is live, so compaction always makes room. */
+static void tx_compact_rtx(struct dj_session *s, struct tx_xfer *x)
+{
+	uint32_t live = 0;
+
+	for (uint32_t n = 0; n < x->rtx_count; n++) {
+		uint32_t i = x->rtx[(x->rtx_head + n) & rtx_mask(s)];
+
+		if (i >= x->cum && (x->frags[i & s->mask].flags & FRAG_QUEUED))
+			x->rtx[(x->rtx_head + live++) & rtx_mask(s)] = i;
+	}
+	x->rtx_count = live;
+}
+
+static void tx_queue_rtx(struct dj_session *s, struct tx_xfer *x, uint32_t idx)
+{
+	struct frag_slot *f = &x->frags[idx & s->mask];
+
+	if (f->flags & (FRAG_SACKED | FRAG_QUEUED))
+		return;
+	if (x->rtx_count == rtx_mask(s) + 1)
+		tx_compact_rtx(s, x);
+	f->flags |= FRAG_QUEUED;
+	x->rtx[(x->rtx_head + x->rtx_count++) & rtx_mask(s)] = idx;
+}
+
+static bool tx_advance(struct dj_session *s, struct tx_xfer *x, uint32_t cum)
+{
+	if (cum <= x->cum)
+		return false;
+	for (uint32_t i = x->cum; i < cum; i++)
+		x->frags[i & s->mask].flags = 0;
+	x->cum = cum;
+	x->strikes = 0;
+	return true;
+}
+
+/* Age a fragment must have before a NACK may resend it: a NACK that
+ * crossed the previous retransmission in flight must not trigger another. */
+static uint64_t nack_guard(const struct dj_session *s)
+{
+	return s->have_rtt ? s->srtt : s->cfg.rto_min_ns;
+}
+
+static void tx_apply_ranges(struct dj_session *s, struct tx_xfer *x,
+			    const struct dj_wire_ranges *r, bool nack,
+			    uint64_t now_ns)
+{
+	for (unsigned i = 0; i < r->nranges; i++) {
+		uint32_t first = r->range[i].first > x->cum ? r->range[i].first : x->cum;
+		uint32_t end = min_u32(r->range[i].end, x->next_new);
+
+		for (uint32_t k = first; k < end; k++) {
+			struct frag_slot *f = &x->frags[k & s->mask];
+
+			if (!nack) {
+				f->flags |= FRAG_SACKED;
+			} else if (now_ns - f->sent_ns >= nack_guard(s)) {
+				if (!(f->flags & (FRAG_SACKED | FRAG_QUEUED)))
+					s->st.tx_retrans_nack++;
+				tx_queue_rtx(s, x, k);
+			}
+		}
+	}
+}
+
+enum dj_wire_reject tx_on_feedback(struct dj_session *s,
+				   const struct dj_wire_hdr *h,
+				   const uint8_t *body, uint64_t now_ns)
+{
+	struct dj_wire_ranges r;
+	struct tx_xfer *x;
+	bool nack = h->type == DJ_PKT_NACK;
+
+	if (dj_wire_ranges_decode(body, h->payload_len, &r))
+		return DJ_REJ_BAD_BODY;
+	x = xfer_find(&s->tx, h->transfer_id);
+	if (!x)
+		return done_find(&s->tx_done, h->transfer_id) ? DJ_REJ_DUPLICATE
+							      : DJ_REJ_UNKNOWN_TRANSFER;
+	if (h->frag_count != x->frag_count || h->total_len != x->len)
+		return DJ_REJ_TOTAL_MISMATCH;
+	if (r.cum > x->next_new)
+		return DJ_REJ_OUT_OF_RANGE;
+	s->st.rx_acks += !nack;
+	s->st.rx_nacks += nack;
+	tx_sample(s, x, r.trigger, now_ns);
+	if (tx_advance(s, x, r.cum))
+		x->rto_deadline = x->cum < x->next_new ? now_ns + s->rto : UINT64_MAX;
+	if (x->cum == x->frag_count) {
+		tx_finish(s, x, 0);
+		return DJ_REJ_NONE;
+	}
+	tx_apply_ranges(s, x, &r, nack, now_ns);
+	/* At least one fragment of credit: a zero window with nothing in
+	 * flight would leave no timer running and hang the transfer. */
+	x->credit_end = (uint32_t)min_u64(x->frag_count,
+		(uint64_t)r.cum + (r.credit ? min_u32(r.credit, s->cfg.window) : 1));
+	session_arm(s, x->rto_deadline);
+	return DJ_REJ_NONE;
+}
+
+static void tx_on_rto(struct dj_session *s, struct tx_xfer *x, uint64_t now_ns)
+{
+	s->st.rto_expired++;
+	if (++x->strikes > s->cfg.max_tries) {
+		tx_finish(s, x, -ETIMEDOUT);
+		return;
+	}
+	s->rto = min_u64(s->rto * 2, s->cfg.rto_max_ns);
+	for (uint32_t i = x->cum; i < x->next_new; i++)
+		tx_queue_rtx(s, x, i);
+	x->rto_deadline = now_ns + s->rto;
+}
+
+uint64_t tx_timers(struct dj_session *s, uint64_t now_ns)
+{
+	uint64_t next = UINT64_MAX;
+
+	/* Backwards: a failing transfer swaps the last one into its place. */
+	for (uint32_t i = s->tx.nactive; i-- > 0;) {
+		struct tx_xfer *x = s->tx.active[i];
+
+		if (x->rto_deadline <= now_ns)
+			tx_on_rto(s, x, now_ns);
+	}
+	for (uint32_t i = 0; i < s->tx.nactive; i++)
+		next = min_u64(next, ((struct tx_xfer *)s->tx.active[i])->rto_deadline);
+	return next;
+}
+
+/* ---- descriptors ------------------------------------------------------------- */
+
+static void tx_describe(struct dj_session *s, struct tx_xfer *x, uint32_t idx,
+			bool retrans, uint8_t *arena, struct dj_frag_desc *d)
+{
+	uint64_t off = (uint64_t)idx * s->cfg.frag_size;
+	uint32_t plen = (uint32_t)min_u64(s->cfg.frag_size, x->len - off);
+	struct dj_wire_hdr h;
+
+	session_hdr_init(s, &h, DJ_PKT_DATA, x->id);
+	h.flags = retrans ? DJ_WIRE_F_RETRANS : 0;
+	h.payload_len = plen;
+	h.frag_index = idx;
+	h.frag_count = x->frag_count;
+	h.offset = off;
+	h.total_len = x->len;
+	d->hdr = arena;
+	d->payload = plen ? x->buf + off : NULL;
+	d->hdr_len = session_write_hdr(s, arena, &h, d->payload,
+				       x->mem == DJ_MEM_HOST);
+	d->transfer_id = x->id;
+	d->payload_len = plen;
+	d->frag_index = idx;
+	d->offset = off;
+	d->mem = x->mem;
+	d->retransmit = retrans;
+	d->user = x->user;
+	s->st.tx_data++;
+	s->st.tx_data_bytes += plen;
+	s->st.tx_retrans += retrans;
+}
+
+static void tx_mark_sent(struct dj_session *s, struct tx_xfer *x, uint32_t idx,
+			 uint64_t now_ns)
+{
+	struct frag_slot *f = &x->frags[idx & s->mask];
+
+	f->sent_ns = now_ns;
+	f->tries++;
+	if (x->rto_deadline == UINT64_MAX) {
+		x->rto_deadline = now_ns + s->rto;
+		session_arm(s, x->rto_deadline);
+	}
+}
+
+/* Next fragment of x to send, retransmissions first; false if none. */
+static bool tx_next(struct dj_session *s, struct tx_xfer *x, uint32_t *idx,
+		    bool *retrans)
+{
+	while (x->rtx_count) {
+		uint32_t i = x->rtx[x->rtx_head];
+		struct frag_slot *f;
+
+		x->rtx_head = (x->rtx_head + 1) & rtx_mask(s);
+		x->rtx_count--;
+		if (i < x->cum)
+			continue; /* acknowledged meanwhile; slot reused */
+		f = &x->frags[i & s->mask];
+		f->flags &= (uint8_t)~FRAG_QUEUED;
+		if (f->flags & FRAG_SACKED)
+			continue;
+		*idx = i;
+		*retrans = true;
+		return true;
+	}
+	if (x->next_new < x->credit_end && x->next_new - x->cum < s->cfg.window) {
+		*idx = x->next_new++;
+		*retrans = false;
+		return true;
+	}
+	return false;
+}
+
+unsigned dj_session_tx_burst(struct dj_session *s, uint64_t now_ns,
+			     struct dj_frag_desc *out, unsigned n)
+{
+	unsigned k = 0, idle = 0;
+
+	if (n > DJ_SESSION_TX_BURST_MAX)
+		n = DJ_SESSION_TX_BURST_MAX;
+	/* Round-robin, one fragment per transfer per turn, until the burst is
+	 * full or a whole turn found nothing to send. */
+	while (k < n && s->tx.nactive && idle < s->tx.nactive) {
+		struct tx_xfer *x;
+		uint32_t idx;
+		bool retrans;
+
+		if (s->tx_rr >= s->tx.nactive)
+			s->tx_rr = 0;
+		x = s->tx.active[s->tx_rr++];
+		if (!tx_next(s, x, &idx, &retrans)) {
+			idle++;
+			continue;
+		}
+		idle = 0;
+		tx_describe(s, x, idx, retrans, s->hdr_arena[k], &out[k]);
+		tx_mark_sent(s, x, idx, now_ns);
+		k++;
+	}
+	return k;
+}

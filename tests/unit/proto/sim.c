@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "sim.h"
+
+#define HOLD_CAP (1u << 20)
+#define BURST 32u
+
+struct sim_pkt {
+	uint32_t len;
+	uint8_t data[];
+};
+
+void sim_config(struct dj_session_config *cfg, uint32_t frag_size)
+{
+	dj_session_config_init(cfg);
+	cfg->session_id = 7;
+	cfg->cookie = 0x0123456789abcdefull;
+	cfg->frag_size = frag_size;
+	cfg->max_transfers = 16;
+	cfg->window = 1024;
+}
+
+static int dir_init(struct sim_dir *d, const struct dj_impair_config *imp)
+{
+	struct dj_impair_config none = {0};
+	int rc = dj_impair_create(imp ? imp : &none, &d->impair);
+
+	return rc ? rc : dj_hold_queue_create(HOLD_CAP, &d->queue);
+}
+
+int sim_init(struct sim *sim, const struct dj_session_config *cfg0,
+	     const struct dj_session_config *cfg1,
+	     const struct dj_impair_config *imp0,
+	     const struct dj_impair_config *imp1)
+{
+	int rc;
+
+	memset(sim, 0, sizeof(*sim));
+	sim->now = 1000;
+	sim->latency_ns = 5000;
+	sim->step_ns = 1000;
+	sim->encap[0] = cfg0->encap;
+	sim->encap[1] = cfg1->encap;
+	rc = dj_session_create(cfg0, &sim->ep[0]);
+	if (!rc)
+		rc = dj_session_create(cfg1, &sim->ep[1]);
+	if (!rc)
+		rc = dir_init(&sim->dir[0], imp0);
+	if (!rc)
+		rc = dir_init(&sim->dir[1], imp1);
+	return rc;
+}
+
+void sim_fini(struct sim *sim)
+{
+	for (int i = 0; i < 2; i++) {
+		void *pkt;
+
+		while (sim->dir[i].queue &&
+		       dj_hold_queue_pop_due(sim->dir[i].queue, UINT64_MAX, &pkt, 1))
+			free(pkt);
+		dj_hold_queue_destroy(sim->dir[i].queue);
+		dj_impair_destroy(sim->dir[i].impair);
+		dj_session_destroy(sim->ep[i]);
+	}
+}
+
+static void link_push(struct sim *sim, struct sim_dir *d, struct sim_pkt *p,
+		      uint64_t release)
+{
+	if (dj_hold_queue_push(d->queue, p, release))
+		free(p);
+}
+
+/* Impair one packet and queue it for delivery. Takes ownership of p. */
+static void link_send(struct sim *sim, int from, struct sim_pkt *p)
+{
+	struct sim_dir *d = &sim->dir[from];
+	struct dj_impair_verdict v;
+	uint64_t release = sim->now + sim->latency_ns;
+
+	d->sent++;
+	dj_impair_decide(d->impair, sim->now, p->len, &v);
+	if (d->cut || (v.actions & DJ_IMPAIR_DROP)) {
+		free(p);
+		return;
+	}
+	dj_impair_corrupt(&v, p->data, p->len);
+	if (v.actions & DJ_IMPAIR_HOLD)
+		release = v.release_ns + sim->latency_ns;
+	if (v.actions & DJ_IMPAIR_DUP) {
+		struct sim_pkt *copy = malloc(sizeof(*p) + p->len);
+
+		memcpy(copy, p, sizeof(*p) + p->len);
+		link_push(sim, d, copy, release);
+	}
+	link_push(sim, d, p, release);
+}
+
+static struct sim_pkt *pkt_new(uint32_t len)
+{
+	struct sim_pkt *p = malloc(sizeof(*p) + len);
+
+	CU_ASSERT_FATAL(p != NULL);
+	p->len = len;
+	return p;
+}
+
+static unsigned emit(struct sim *sim, int i)
+{
+	struct dj_session *s = sim->ep[i];
+	struct dj_frag_desc d[BURST];
+	uint8_t ctrl_buf[BURST][DJ_WIRE_CTRL_MAX];
+	struct dj_ctrl_pkt ctrl[BURST];
+	unsigned n = dj_session_tx_burst(s, sim->now, d, BURST), m;
+
+	for (unsigned k = 0; k < n; k++) {
+		struct sim_pkt *p = pkt_new(d[k].hdr_len + d[k].payload_len);
+
+		memcpy(p->data, d[k].hdr, d[k].hdr_len);
+		if (d[k].payload_len)
+			memcpy(p->data + d[k].hdr_len, d[k].payload, d[k].payload_len);
+		link_send(sim, i, p);
+	}
+	for (unsigned k = 0; k < BURST; k++)
+		ctrl[k] = (struct dj_ctrl_pkt){ctrl_buf[k], DJ_WIRE_CTRL_MAX, 0};
+	m = dj_session_ctrl_burst(s, sim->now, ctrl, BURST);
+	for (unsigned k = 0; k < m; k++) {
+		struct sim_pkt *p = pkt_new(ctrl[k].len);
+
+		CU_ASSERT(ctrl[k].len <= DJ_WIRE_CTRL_MAX);
+		memcpy(p->data, ctrl[k].buf, ctrl[k].len);
+		link_send(sim, i, p);
+	}
+	return n + m;
+}
+
+/* Hand a packet to a session the way an engine would: strip the UDP
+ * encapsulation when configured, sometimes in two buffers. */
+static void deliver(struct sim *sim, int to, struct sim_pkt *p, bool encap)
+{
+	struct dj_rx_pkt rx = {.hdr = p->data, .hdr_avail = p->len};
+	uint8_t *hdr_copy = NULL;
+
+	if (encap) {
+		struct dj_wire_encap e;
+
+		if (dj_wire_encap_parse(p->data, p->len, true, &e) != DJ_REJ_NONE)
+			return; /* a corrupted encapsulation: the NIC/engine drops it */
+		rx.hdr = p->data + e.payload_off;
+		rx.hdr_avail = e.payload_len;
+	}
+	if (sim->split && (sim->steps & 1) && rx.hdr_avail > DJ_WIRE_HDR_LEN) {
+		hdr_copy = malloc(DJ_WIRE_HDR_LEN);
+		memcpy(hdr_copy, rx.hdr, DJ_WIRE_HDR_LEN);
+		rx.payload = (const uint8_t *)rx.hdr + DJ_WIRE_HDR_LEN;
+		rx.payload_avail = rx.hdr_avail - DJ_WIRE_HDR_LEN;
+		rx.hdr = hdr_copy;
+		rx.hdr_avail = DJ_WIRE_HDR_LEN;
+	}
+	dj_session_input(sim->ep[to], &rx, sim->now, NULL);
+	free(hdr_copy);
+}
+
+static unsigned absorb(struct sim *sim, int from, bool encap)
+{
+	void *pkts[BURST];
+	unsigned n, total = 0;
+
+	do {
+		n = dj_hold_queue_pop_due(sim->dir[from].queue, sim->now, pkts, BURST);
+		for (unsigned k = 0; k < n; k++) {
+			if (!sim->frozen[1 - from])
+				deliver(sim, 1 - from, pkts[k], encap);
+			sim->dir[from].delivered++;
+			free(pkts[k]);
+		}
+		total += n;
+	} while (n == BURST);
+	return total;
+}
+
+static void collect(struct sim *sim, int i)
+{
+	struct dj_xfer_event ev[16];
+	unsigned n;
+
+	while ((n = dj_session_events(sim->ep[i], ev, 16)) > 0) {
+		for (unsigned k = 0; k < n && sim->nev[i] < SIM_MAX_EVENTS; k++)
+			sim->ev[i][sim->nev[i]++] = ev[k];
+	}
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns)
+{
+	while (sim->now <= limit_ns) {
+		uint64_t next = UINT64_MAX;
+		unsigned busy = 0;
+
+		sim->steps++;
+		for (int i = 0; i < 2; i++)
+			busy += absorb(sim, i, sim->encap[i]);
+		for (int i = 0; i < 2; i++) {
+			if (sim->frozen[i])
+				continue;
+			next = min_u64(next, dj_session_poll(sim->ep[i], sim->now));
+			busy += emit(sim, i);
+			collect(sim, i);
+		}
+		if (sim->nev[0] >= want[0] && sim->nev[1] >= want[1])
+			return true;
+		for (int i = 0; i < 2; i++)
+			next = min_u64(next, dj_hold_queue_next(sim->dir[i].queue));
+		if (busy || next <= sim->now)
+			sim->now += sim->step_ns;
+		else if (next == UINT64_MAX)
+			return false;
+		else
+			sim->now = next;
+	}
+	return false;
+}
+
+const struct dj_xfer_event *sim_event(const struct sim *sim, int i,
+				      enum dj_xfer_dir dir, uint32_t id)
+{
+	const struct dj_xfer_event *found = NULL;
+
+	for (unsigned k = 0; k < sim->nev[i]; k++) {
+		const struct dj_xfer_event *e = &sim->ev[i][k];
+
+		if (e->dir != dir || e->transfer_id != id)
+			continue;
+		CU_ASSERT_PTR_NULL(found);
+		found = e;
+	}
+	return found;
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_TEST_PROTO_SIM_H
+#define DJINN_TEST_PROTO_SIM_H
+
+/*
+ * Two sessions joined by a simulated link with a virtual clock: each
+ * direction has its own impairment (djinn/impair.h) and a hold queue that
+ * models latency, delay and reordering. Deterministic for a given seed.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "djinn/impair.h"
+#include "djinn/transfer.h"
+
+#define SIM_MAX_EVENTS 256
+
+struct sim_dir {
+	struct dj_impair *impair;
+	struct dj_hold_queue *queue;
+	bool cut;             /* the far end vanished: everything is lost */
+	uint64_t sent;
+	uint64_t delivered;
+};
+
+struct sim {
+	uint64_t now;
+	uint64_t latency_ns;  /* one way */
+	uint64_t step_ns;     /* time one burst takes on the wire */
+	bool split;           /* alternate header/payload in separate buffers */
+	bool frozen[2];
+	bool encap[2];        /* packets from endpoint i carry Ethernet/IPv4/UDP */       /* endpoint stopped: no input, no output */
+	struct dj_session *ep[2];
+	struct sim_dir dir[2]; /* dir[i]: from ep[i] to ep[1 - i] */
+	struct dj_xfer_event ev[2][SIM_MAX_EVENTS];
+	unsigned nev[2];
+	uint64_t steps;
+};
+
+/* imp[i] impairs packets sent by endpoint i (NULL: a perfect link). */
+int sim_init(struct sim *sim, const struct dj_session_config *cfg0,
+	     const struct dj_session_config *cfg1,
+	     const struct dj_impair_config *imp0,
+	     const struct dj_impair_config *imp1);
+void sim_fini(struct sim *sim);
+
+/* Run until every endpoint has seen want[i] events or the virtual clock
+ * passes limit_ns; returns true when the events arrived. */
+bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns);
+
+/* Find endpoint i's event for (dir, id); NULL if none. Fails the test if
+ * there are two (completion must be reported exactly once). */
+const struct dj_xfer_event *sim_event(const struct sim *sim, int i,
+				      enum dj_xfer_dir dir, uint32_t id);
+
+/* Sensible test defaults: session id/cookie shared by both ends. */
+void sim_config(struct dj_session_config *cfg, uint32_t frag_size);
+
+#endif

@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Sender and receiver over the simulated link with a virtual clock: sizes,
+ * loss, reordering, duplicates, corruption, vanished peers, concurrency,
+ * cancel/close, GPU-style placement. Completed transfers must be byte-exact;
+ * everything else must fail with a clear error within its timeout.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "djinn/common.h"
+#include "harness.h"
+#include "sim.h"
+
+#define FS 1416u /* fragment payload for MTU 1500 */
+#define SEC 1000000000ull
+
+static unsigned seed;
+
+static uint8_t *pattern(uint64_t len, uint32_t salt)
+{
+	uint8_t *p = malloc(len ? len : 1);
+	uint64_t x = salt * 0x9e3779b97f4a7c15ull + 1;
+
+	CU_ASSERT_FATAL(p != NULL);
+	for (uint64_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+	return p;
+}
+
+static struct dj_impair_config lossy(double drop, uint64_t salt)
+{
+	return (struct dj_impair_config){.seed = seed + salt, .drop = drop};
+}
+
+/* One transfer from endpoint 0 to endpoint 1; returns true when both
+ * sides report success and the bytes match. */
+static bool one_transfer(const struct dj_session_config *cfg,
+			 const struct dj_impair_config *imp, uint64_t len,
+			 struct dj_proto_stats st[2])
+{
+	struct sim sim;
+	uint8_t *src = pattern(len, (uint32_t)len);
+	uint8_t *dst = calloc(1, len ? len : 1);
+	unsigned want[2] = {1, 1};
+	const struct dj_xfer_event *tx, *rx;
+	bool ok;
+
+	CU_ASSERT_FATAL(sim_init(&sim, cfg, cfg, imp, imp) == 0);
+	sim.split = true;
+	CU_ASSERT_FATAL(dj_session_recv(sim.ep[1], 5, dst, len, DJ_MEM_HOST, dst, sim.now) == 0);
+	CU_ASSERT_FATAL(dj_session_send(sim.ep[0], 5, src, len, DJ_MEM_HOST, src, sim.now) == 0);
+	ok = sim_run(&sim, want, sim.now + 600 * SEC);
+	CU_ASSERT(ok);
+	tx = sim_event(&sim, 0, DJ_XFER_TX, 5);
+	rx = sim_event(&sim, 1, DJ_XFER_RX, 5);
+	CU_ASSERT_FATAL(tx && rx);
+	CU_ASSERT_EQUAL(tx->status, 0);
+	CU_ASSERT_EQUAL(rx->status, 0);
+	CU_ASSERT_EQUAL(rx->bytes, len);
+	CU_ASSERT_PTR_EQUAL(rx->user, dst);
+	CU_ASSERT_PTR_EQUAL(tx->user, src);
+	ok = ok && tx->status == 0 && rx->status == 0 && memcmp(src, dst, len) == 0;
+	CU_ASSERT(memcmp(src, dst, len) == 0);
+	for (int i = 0; i < 2; i++)
+		dj_session_stats(sim.ep[i], &st[i]);
+	sim_fini(&sim);
+	free(src);
+	free(dst);
+	return ok;
+}
+
+static void test_sizes_and_loss_matrix(void)
+{
+	static const uint64_t sizes[] = {0, 1, FS - 1, FS, FS + 1, 1u << 20};
+	static const double loss[] = {0, 0.01, 0.10, 0.30};
+	struct dj_session_config cfg;
+
+	sim_config(&cfg, FS);
+	for (size_t l = 0; l < sizeof(loss) / sizeof(loss[0]); l++) {
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			struct dj_impair_config imp = lossy(loss[l], i);
+			struct dj_proto_stats st[2];
+
+			CU_ASSERT(one_transfer(&cfg, &imp, sizes[i], st));
+			/* Loss only ever costs retransmissions, never rejects. */
+			CU_ASSERT_EQUAL(dj_proto_stats_rejected(&st[0]), 0);
+			CU_ASSERT_EQUAL(dj_proto_stats_rejected(&st[1]), 0);
+			CU_ASSERT_EQUAL(st[1].rx_data_bytes, sizes[i]);
+			if (loss[l] >= 0.1 && sizes[i] == 1u << 20)
+				CU_ASSERT(st[0].tx_retrans > 0);
+			if (loss[l] == 0) {
+				CU_ASSERT_EQUAL(st[0].tx_retrans, 0);
+				CU_ASSERT_EQUAL(st[1].rx_reject[DJ_REJ_DUPLICATE], 0);
+			}
+		}
+	}
+}
+
+static void test_64mib_under_loss(void)
+{
+	static const double loss[] = {0, 0.01, 0.10, 0.30};
+	struct dj_session_config cfg;
+
+	sim_config(&cfg, 8192);
+	cfg.window = 4096;
+	for (size_t l = 0; l < sizeof(loss) / sizeof(loss[0]); l++) {
+		struct dj_impair_config imp = lossy(loss[l], 100 + l);
+		struct dj_proto_stats st[2];
+
+		CU_ASSERT(one_transfer(&cfg, &imp, 64u << 20, st));
+		CU_ASSERT_EQUAL(st[1].rx_data, (64u << 20) / 8192);
+		if (loss[l] > 0)
+			CU_ASSERT(st[0].tx_retrans_nack > 0);
+	}
+}
+
+static void test_reorder_duplicate_delay(void)
+{
+	struct dj_impair_config imp = {.seed = seed, .drop = 0.02, .duplicate = 0.1,
+				       .reorder = 0.2, .reorder_ns = 30000,
+				       .delay = 0.05, .delay_ns = 200000,
+				       .delay_jitter_ns = 100000};
+	struct dj_session_config cfg;
+	struct dj_proto_stats st[2];
+
+	sim_config(&cfg, FS);
+	CU_ASSERT(one_transfer(&cfg, &imp, (1u << 20) + 3, st));
+	CU_ASSERT(st[1].rx_reject[DJ_REJ_DUPLICATE] > 0);
+	CU_ASSERT_EQUAL(dj_proto_stats_rejected(&st[1]), 0);
+}
+
+static void test_corruption_detected(void)
+{
+	struct dj_impair_config imp = {.seed = seed, .corrupt = 0.05};
+	struct dj_session_config cfg;
+	struct dj_proto_stats st[2];
+
+	sim_config(&cfg, FS);
+	CU_ASSERT(one_transfer(&cfg, &imp, 1u << 20, st));
+	/* Every damaged packet was caught (the CRC covers all of it), and
+	 * the data still arrived intact. */
+	CU_ASSERT(dj_proto_stats_rejected(&st[1]) > 0);
+	CU_ASSERT(st[1].rx_reject[DJ_REJ_BAD_CRC] > 0);
+}
+
+static void test_encapsulated_lossy(void)
+{
+	struct dj_impair_config imp = {.seed = seed, .drop = 0.05, .corrupt = 0.01,
+				       .reorder = 0.05, .reorder_ns = 20000};
+	struct dj_session_config cfg;
+	struct dj_proto_stats st[2];
+
+	sim_config(&cfg, FS);
+	cfg.encap = true;
+	CU_ASSERT(dj_endpoint_parse("02:00:00:00:00:01,10.0.0.1", &cfg.local) == 0);
+	CU_ASSERT(dj_endpoint_parse("02:00:00:00:00:02,10.0.0.2", &cfg.peer) == 0);
+	CU_ASSERT(one_transfer(&cfg, &imp, 3u << 20, st));
+}
+
+static void run_sender_vanishes(void)
+{
+	struct dj_session_config cfg;
+	struct sim sim;
+	uint64_t len = 4u << 20;
+	uint8_t *src = pattern(len, 1), *dst = calloc(1, len);
+	unsigned want[2] = {0, 1};
+	const struct dj_xfer_event *rx;
+	uint64_t start;
+
+	sim_config(&cfg, FS);
+	cfg.rx_idle_timeout_ns = SEC / 2;
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
+	CU_ASSERT(dj_session_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dj_session_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	start = sim.now;
+	/* Run a while, then the sender disappears mid-transfer. */
+	CU_ASSERT_FALSE(sim_run(&sim, want, sim.now + 30000));
+	sim.frozen[0] = true;
+	sim.dir[0].cut = true;
+	CU_ASSERT(sim_run(&sim, want, sim.now + 10 * SEC));
+	rx = sim_event(&sim, 1, DJ_XFER_RX, 1);
+	CU_ASSERT_FATAL(rx != NULL);
+	CU_ASSERT_EQUAL(rx->status, -ETIMEDOUT);
+	CU_ASSERT(sim.now - start <= 30000 + sim.latency_ns + cfg.rx_idle_timeout_ns +
+				     2 * sim.step_ns);
+	sim_fini(&sim);
+	free(src);
+	free(dst);
+}
+
+static void run_receiver_vanishes(void)
+{
+	struct dj_session_config cfg;
+	struct sim sim;
+	uint64_t len = 4u << 20;
+	uint8_t *src = pattern(len, 1), *dst = calloc(1, len);
+	unsigned want[2] = {1, 0};
+	const struct dj_xfer_event *tx;
+	struct dj_proto_stats st;
+
+	sim_config(&cfg, FS);
+	cfg.max_tries = 5;
+	cfg.rto_max_ns = SEC / 10;
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
+	CU_ASSERT(dj_session_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dj_session_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT_FALSE(sim_run(&sim, want, sim.now + 30000));
+	sim.frozen[1] = true;
+	sim.dir[1].cut = true;
+	/* Bounded: at most max_tries + 1 timeouts of at most rto_max each. */
+	CU_ASSERT(sim_run(&sim, want, sim.now + (cfg.max_tries + 2) * cfg.rto_max_ns));
+	tx = sim_event(&sim, 0, DJ_XFER_TX, 1);
+	CU_ASSERT_FATAL(tx != NULL);
+	CU_ASSERT_EQUAL(tx->status, -ETIMEDOUT);
+	dj_session_stats(sim.ep[0], &st);
+	CU_ASSERT_EQUAL(st.tx_timeouts, 1);
+	CU_ASSERT_EQUAL(st.rto_expired, cfg.max_tries + 1);
+	CU_ASSERT_EQUAL(st.tx_completed, 0);
+	/* The session keeps serving: a new transfer to a live peer works. */
+	sim.frozen[1] = false;
+	sim.dir[1].cut = false;
+	memset(dst, 0, len);
+	CU_ASSERT(dj_session_recv(sim.ep[1], 2, dst, 1000, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dj_session_send(sim.ep[0], 2, src, 1000, DJ_MEM_HOST, NULL, sim.now) == 0);
+	want[0] = 2;
+	want[1] = 2; /* transfer 1's rx times out at the receiver, then 2 */
+	CU_ASSERT(sim_run(&sim, want, sim.now + 5 * SEC));
+	tx = sim_event(&sim, 0, DJ_XFER_TX, 2);
+	CU_ASSERT(tx && tx->status == 0);
+	CU_ASSERT(memcmp(src, dst, 1000) == 0);
+	sim_fini(&sim);
+	free(src);
+	free(dst);
+}
+
+static void test_vanishing_peers(void)
+{
+	run_sender_vanishes();
+	run_receiver_vanishes();
+}
+
+/* Many transfers at once in both directions over a lossy, reordering link. */
+static void test_concurrent_bidirectional(void)
+{
+	enum { N = 8 };
+	struct dj_impair_config imp = {.seed = seed, .drop = 0.05, .reorder = 0.05,
+				       .reorder_ns = 10000, .duplicate = 0.01};
+	struct dj_session_config cfg;
+	struct sim sim;
+	uint8_t *src[2][N], *dst[2][N];
+	uint64_t len[2][N];
+	unsigned want[2] = {2 * N, 2 * N};
+
+	sim_config(&cfg, FS);
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, &imp, &imp) == 0);
+	for (int d = 0; d < 2; d++) {
+		for (int i = 0; i < N; i++) {
+			len[d][i] = (uint64_t)i * 100003 + (uint64_t)d;
+			src[d][i] = pattern(len[d][i], (uint32_t)(d * N + i));
+			dst[d][i] = calloc(1, len[d][i] + 1);
+			CU_ASSERT(dj_session_recv(sim.ep[1 - d], (uint32_t)i, dst[d][i], len[d][i],
+						  DJ_MEM_HOST, NULL, sim.now) == 0);
+			CU_ASSERT(dj_session_send(sim.ep[d], (uint32_t)i, src[d][i], len[d][i],
+						  DJ_MEM_HOST, NULL, sim.now) == 0);
+		}
+	}
+	/* Same id twice in one direction is refused. */
+	CU_ASSERT_EQUAL(dj_session_send(sim.ep[0], 0, src[0][1], 1, DJ_MEM_HOST, NULL, sim.now),
+			-EEXIST);
+	CU_ASSERT(sim_run(&sim, want, sim.now + 60 * SEC));
+	for (int d = 0; d < 2; d++) {
+		for (int i = 0; i < N; i++) {
+			const struct dj_xfer_event *tx = sim_event(&sim, d, DJ_XFER_TX, (uint32_t)i);
+			const struct dj_xfer_event *rx = sim_event(&sim, 1 - d, DJ_XFER_RX, (uint32_t)i);
+
+			CU_ASSERT(tx && tx->status == 0);
+			CU_ASSERT(rx && rx->status == 0);
+			CU_ASSERT(memcmp(src[d][i], dst[d][i], len[d][i]) == 0);
+			free(src[d][i]);
+			free(dst[d][i]);
+		}
+	}
+	sim_fini(&sim);
+}
+
+static void test_cancel_and_close(void)
+{
+	struct dj_session_config cfg;
+	struct sim sim;
+	uint64_t len = 8u << 20;
+	uint8_t *src = pattern(len, 2), *dst = calloc(1, len), *dst2 = calloc(1, len);
+	unsigned want[2] = {1, 1};
+	const struct dj_xfer_event *e;
+
+	sim_config(&cfg, FS);
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
+	CU_ASSERT(dj_session_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dj_session_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT_FALSE(sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 100000));
+	/* The receiver gives up: the sender hears about it. */
+	CU_ASSERT_EQUAL(dj_session_cancel(sim.ep[1], DJ_XFER_RX, 1), 0);
+	CU_ASSERT_EQUAL(dj_session_cancel(sim.ep[1], DJ_XFER_RX, 1), -ENOENT);
+	CU_ASSERT(sim_run(&sim, want, sim.now + SEC));
+	e = sim_event(&sim, 1, DJ_XFER_RX, 1);
+	CU_ASSERT(e && e->status == -ECANCELED);
+	e = sim_event(&sim, 0, DJ_XFER_TX, 1);
+	CU_ASSERT(e && e->status == -DJ_EPEER);
+
+	/* Close with two transfers in flight: both sides fail both. */
+	CU_ASSERT(dj_session_recv(sim.ep[1], 2, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dj_session_send(sim.ep[0], 2, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dj_session_recv(sim.ep[0], 3, dst2, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dj_session_send(sim.ep[1], 3, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT_FALSE(sim_run(&sim, (unsigned[2]){3, 3}, sim.now + 100000));
+	dj_session_close(sim.ep[0]);
+	CU_ASSERT(sim_run(&sim, (unsigned[2]){3, 3}, sim.now + SEC));
+	CU_ASSERT(sim_event(&sim, 0, DJ_XFER_TX, 2)->status == -ECONNRESET);
+	CU_ASSERT(sim_event(&sim, 0, DJ_XFER_RX, 3)->status == -ECONNRESET);
+	CU_ASSERT(sim_event(&sim, 1, DJ_XFER_RX, 2)->status == -ECONNRESET);
+	CU_ASSERT(sim_event(&sim, 1, DJ_XFER_TX, 3)->status == -ECONNRESET);
+	CU_ASSERT_EQUAL(dj_session_send(sim.ep[0], 9, src, 1, DJ_MEM_HOST, NULL, sim.now),
+			-ECONNRESET);
+	sim_fini(&sim);
+	free(src);
+	free(dst);
+	free(dst2);
+}
+
+/* A "GPU" destination: the receiver never writes it, it asks for copies. */
+struct gpu_shadow {
+	uint8_t *mem;
+	uint64_t calls;
+	uint64_t bytes;
+	bool bad;
+};
+
+static void gpu_place(void *ctx, void *user, void *dest_base, uint64_t off,
+		      const void *src, uint32_t len)
+{
+	struct gpu_shadow *g = ctx;
+
+	g->bad |= dest_base != (void *)0x1000 || user != g;
+	g->calls++;
+	g->bytes += len;
+	memcpy(g->mem + off, src, len);
+}
+
+static void test_gpu_placement_and_source(void)
+{
+	struct dj_session_config cfg;
+	struct gpu_shadow g = {0};
+	struct sim sim;
+	struct dj_impair_config imp = lossy(0.05, 7);
+	uint64_t len = (2u << 20) + 5;
+	uint8_t *src = pattern(len, 4);
+	unsigned want[2] = {1, 1};
+	struct dj_proto_stats st;
+	struct dj_session_config plain;
+
+	sim_config(&cfg, FS);
+	plain = cfg;
+	cfg.place = gpu_place;
+	cfg.place_ctx = &g;
+	g.mem = calloc(1, len);
+	CU_ASSERT_EQUAL(dj_session_create(&plain, &sim.ep[0]), 0);
+	CU_ASSERT_EQUAL(dj_session_recv(sim.ep[0], 1, (void *)0x1000, len, DJ_MEM_GPU,
+					NULL, 0), -ENOTSUP);
+	dj_session_destroy(sim.ep[0]);
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, &imp, &imp) == 0);
+	CU_ASSERT(dj_session_recv(sim.ep[1], 1, (void *)0x1000, len, DJ_MEM_GPU, &g,
+				  sim.now) == 0);
+	/* A GPU source: the sender must not read it (CRC covers the header). */
+	CU_ASSERT(dj_session_send(sim.ep[0], 1, src, len, DJ_MEM_GPU, NULL, sim.now) == 0);
+	CU_ASSERT(sim_run(&sim, want, sim.now + 60 * SEC));
+	CU_ASSERT(sim_event(&sim, 1, DJ_XFER_RX, 1)->status == 0);
+	CU_ASSERT_FALSE(g.bad);
+	CU_ASSERT_EQUAL(g.bytes, len);
+	CU_ASSERT_EQUAL(g.calls, dj_wire_frag_count(len, FS));
+	CU_ASSERT(memcmp(g.mem, src, len) == 0);
+	dj_session_stats(sim.ep[1], &st);
+	CU_ASSERT_EQUAL(st.rx_data, g.calls);
+	sim_fini(&sim);
+	free(src);
+	free(g.mem);
+}
+
+static void test_rtt_estimate(void)
+{
+	struct dj_session_config cfg;
+	struct dj_proto_stats st[2];
+
+	sim_config(&cfg, FS);
+	cfg.ack_every = 1;
+	CU_ASSERT(one_transfer(&cfg, NULL, 4u << 20, st));
+	CU_ASSERT(st[0].rtt_samples > 20);
+	/* Two one-way latencies of 5 us plus queueing in the sim steps. */
+	CU_ASSERT(st[0].srtt_ns >= 10000 && st[0].srtt_ns <= 100000);
+	CU_ASSERT(st[0].rto_ns >= cfg.rto_min_ns);
+}
+
+static void test_config_and_args_rejected(void)
+{
+	struct dj_session_config cfg;
+	struct dj_session *s;
+	uint8_t b[4];
+
+	sim_config(&cfg, FS);
+	cfg.window = 1000;
+	CU_ASSERT_EQUAL(dj_session_create(&cfg, &s), -EINVAL);
+	sim_config(&cfg, 0);
+	CU_ASSERT_EQUAL(dj_session_create(&cfg, &s), -EINVAL);
+	sim_config(&cfg, 70000);
+	cfg.encap = true;
+	CU_ASSERT_EQUAL(dj_session_create(&cfg, &s), -EINVAL);
+	sim_config(&cfg, 16);
+	cfg.max_transfers = 1;
+	CU_ASSERT_FATAL(dj_session_create(&cfg, &s) == 0);
+	CU_ASSERT_EQUAL(dj_session_send(s, 1, NULL, 4, DJ_MEM_HOST, NULL, 0), -EINVAL);
+	CU_ASSERT_EQUAL(dj_session_send(s, 1, b, 1ull << 40, DJ_MEM_HOST, NULL, 0), -EMSGSIZE);
+	CU_ASSERT_EQUAL(dj_session_send(s, 1, b, 4, DJ_MEM_HOST, NULL, 0), 0);
+	CU_ASSERT_EQUAL(dj_session_send(s, 2, b, 4, DJ_MEM_HOST, NULL, 0), -EBUSY);
+	CU_ASSERT_EQUAL(dj_session_recv(s, 1, b, 4, DJ_MEM_HOST, NULL, 0), 0);
+	CU_ASSERT_EQUAL(dj_session_recv(s, 2, b, 4, DJ_MEM_HOST, NULL, 0), -EBUSY);
+	dj_session_destroy(s);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct dj_test_case cases[] = {
+		{"sizes 0..1 MiB x loss 0..30%", test_sizes_and_loss_matrix},
+		{"64 MiB at loss 0, 1, 10, 30%", test_64mib_under_loss},
+		{"reordering, duplicates and delay", test_reorder_duplicate_delay},
+		{"corrupted bytes are caught", test_corruption_detected},
+		{"Ethernet/IPv4/UDP encapsulated and lossy", test_encapsulated_lossy},
+		{"a peer vanishes mid-transfer", test_vanishing_peers},
+		{"concurrent transfers both ways", test_concurrent_bidirectional},
+		{"cancel and close", test_cancel_and_close},
+		{"GPU placement callback and GPU source", test_gpu_placement_and_source},
+		{"RTT estimate", test_rtt_estimate},
+		{"bad config and arguments", test_config_and_args_rejected},
+		{NULL, NULL},
+	};
+	seed = dj_test_seed();
+	dj_test_add_suite("proto_transfer", NULL, NULL, cases);
+	return dj_test_main(argc, argv);
+}
