@@ -54,7 +54,8 @@ static size_t numpy_file(char *buf, int version, const char *dict, const void *d
 	memcpy(buf + prefix, dict, dlen);
 	memset(buf + prefix + dlen, ' ', hlen - dlen - 1);
 	buf[total - 1] = '\n';
-	memcpy(buf + total, data, data_len);
+	if (data_len > 0)
+		memcpy(buf + total, data, data_len);
 	return total + data_len;
 }
 
