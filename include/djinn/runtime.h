@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_RUNTIME_H
+#define DJINN_RUNTIME_H
+
+/**
+ * @file
+ * The server's execution runtime: resident tensors (the store) in GPU memory
+ * when a GPU is chosen, else host memory, and operations run by CUDA kernels
+ * and cuBLAS on the GPU or by the CPU reference. It implements the control
+ * plane's backend table, so djinn-dp (and tests) serve tensors with:
+ *
+ *   dj_runtime_create(&cfg, &rt);
+ *   dj_ctl_server_create(&ctl_cfg, dj_runtime_backend(), rt, &srv);
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "djinn/control.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct dj_runtime_config {
+	/** "none" (host memory, CPU operations), "auto" (the first GPU if
+	 * there is one) or a CUDA device index ("0"). NULL: "auto". */
+	const char *gpu;
+	uint64_t session_limit;  /**< bytes per session; 0: no limit */
+	uint64_t total_limit;    /**< bytes over all sessions; 0: no limit */
+	int n_contexts;          /**< GPU contexts = concurrent executes (default 4) */
+};
+
+struct dj_runtime;
+
+/** Create; -DJ_ENOGPU where a GPU index was asked for and is absent. The
+ *  caller owns *rt: dj_runtime_destroy(). */
+int dj_runtime_create(const struct dj_runtime_config *config, struct dj_runtime **rt);
+/** Free every resident tensor and the runtime. NULL-safe. */
+void dj_runtime_destroy(struct dj_runtime *rt);
+
+/** The backend table for dj_ctl_server_create(); ctx is the runtime. */
+const struct dj_ctl_backend *dj_runtime_backend(void);
+
+/** "host (CPU operations)" or "cuda:0 (GPU operations)". Static or owned by rt. */
+const char *dj_runtime_describe(const struct dj_runtime *rt);
+/** 1 when tensors live in GPU memory. */
+int dj_runtime_on_gpu(const struct dj_runtime *rt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DJINN_RUNTIME_H */

@@ -1,0 +1,541 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The control plane's backend: resident tensors in a dj_store whose memory is
+ * GPU memory (through the CUDA operations' contexts) or host memory, and
+ * operations dispatched to CUDA or to the CPU reference.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "djinn/common.h"
+#include "djinn/gpu_ops.h"
+#include "djinn/ops.h"
+#include "djinn/runtime.h"
+#include "djinn/store.h"
+
+#define RT_MAX_CONTEXTS 16
+
+/* GPU contexts are single-threaded: executes check one out. */
+struct gpu_context_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t available;
+	struct dj_gpu_ops *free_list[RT_MAX_CONTEXTS];
+	int n_free;
+	struct dj_gpu_ops *all[RT_MAX_CONTEXTS];
+	int n_all;
+};
+
+struct dj_runtime {
+	struct dj_store *store;
+	int gpu_device;                 /* -1: host memory, CPU operations */
+	struct dj_store_backend gpu_backend;
+	/* Store allocations and copies share one context, serialised. */
+	pthread_mutex_t mem_lock;
+	struct dj_gpu_ops *mem_ctx;
+	struct gpu_context_pool contexts;
+	char description[64];
+};
+
+struct rt_session {
+	uint64_t store_session;
+};
+
+static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(char *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, DJ_CTL_ERRMSG_MAX, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- GPU memory for the store ---- */
+
+static int gpu_mem_alloc(void *ctx, size_t bytes, void **ptr)
+{
+	struct dj_runtime *rt = ctx;
+	int rc;
+
+	pthread_mutex_lock(&rt->mem_lock);
+	rc = dj_gpu_ops_alloc(rt->mem_ctx, bytes, ptr);
+	/* Other contexts' streams use it next: make it usable everywhere. */
+	if (rc == 0)
+		rc = dj_gpu_ops_sync(rt->mem_ctx);
+	pthread_mutex_unlock(&rt->mem_lock);
+	return rc;
+}
+
+static void gpu_mem_free(void *ctx, void *ptr)
+{
+	struct dj_runtime *rt = ctx;
+
+	pthread_mutex_lock(&rt->mem_lock);
+	dj_gpu_ops_free(rt->mem_ctx, ptr);
+	pthread_mutex_unlock(&rt->mem_lock);
+}
+
+static int gpu_mem_upload(void *ctx, void *dst, const void *src, size_t bytes)
+{
+	struct dj_runtime *rt = ctx;
+	int rc;
+
+	pthread_mutex_lock(&rt->mem_lock);
+	rc = dj_gpu_ops_copy_in(rt->mem_ctx, dst, src, bytes);
+	pthread_mutex_unlock(&rt->mem_lock);
+	return rc;
+}
+
+static int gpu_mem_download(void *ctx, void *dst, const void *src, size_t bytes)
+{
+	struct dj_runtime *rt = ctx;
+	int rc;
+
+	pthread_mutex_lock(&rt->mem_lock);
+	rc = dj_gpu_ops_copy_out(rt->mem_ctx, dst, src, bytes);
+	pthread_mutex_unlock(&rt->mem_lock);
+	return rc;
+}
+
+static struct dj_gpu_ops *context_checkout(struct gpu_context_pool *pool)
+{
+	struct dj_gpu_ops *ctx;
+
+	pthread_mutex_lock(&pool->lock);
+	while (pool->n_free == 0)
+		pthread_cond_wait(&pool->available, &pool->lock);
+	ctx = pool->free_list[--pool->n_free];
+	pthread_mutex_unlock(&pool->lock);
+	return ctx;
+}
+
+static void context_checkin(struct gpu_context_pool *pool, struct dj_gpu_ops *ctx)
+{
+	pthread_mutex_lock(&pool->lock);
+	pool->free_list[pool->n_free++] = ctx;
+	pthread_cond_signal(&pool->available);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+static int choose_gpu(const char *spec, int *device)
+{
+	int count = dj_gpu_ops_device_count();
+	char *end;
+
+	if (spec == NULL || strcmp(spec, "auto") == 0) {
+		*device = count > 0 ? 0 : -1;
+		return 0;
+	}
+	if (strcmp(spec, "none") == 0) {
+		*device = -1;
+		return 0;
+	}
+	long index = strtol(spec, &end, 10);
+	if (*spec == '\0' || *end != '\0' || index < 0)
+		return -EINVAL;
+	if (index >= count)
+		return -DJ_ENOGPU;
+	*device = (int)index;
+	return 0;
+}
+
+static int gpu_setup(struct dj_runtime *rt, int n_contexts)
+{
+	int rc = dj_gpu_ops_create(rt->gpu_device, &rt->mem_ctx);
+
+	if (rc != 0)
+		return rc;
+	pthread_mutex_init(&rt->contexts.lock, NULL);
+	pthread_cond_init(&rt->contexts.available, NULL);
+	for (int i = 0; i < n_contexts; i++) {
+		rc = dj_gpu_ops_create(rt->gpu_device, &rt->contexts.all[i]);
+		if (rc != 0)
+			return rc;
+		rt->contexts.free_list[rt->contexts.n_free++] = rt->contexts.all[i];
+		rt->contexts.n_all++;
+	}
+	rt->gpu_backend = (struct dj_store_backend){
+		.name = "cuda",
+		.mem = DJ_MEM_GPU,
+		.ctx = rt,
+		.alloc = gpu_mem_alloc,
+		.free = gpu_mem_free,
+		.upload = gpu_mem_upload,
+		.download = gpu_mem_download,
+	};
+	return 0;
+}
+
+int dj_runtime_create(const struct dj_runtime_config *config, struct dj_runtime **out)
+{
+	struct dj_runtime *rt = calloc(1, sizeof(*rt));
+	int n_contexts = config->n_contexts > 0 ? config->n_contexts : 4;
+	int rc;
+
+	if (rt == NULL)
+		return -ENOMEM;
+	if (n_contexts > RT_MAX_CONTEXTS)
+		n_contexts = RT_MAX_CONTEXTS;
+	pthread_mutex_init(&rt->mem_lock, NULL);
+	rc = choose_gpu(config->gpu, &rt->gpu_device);
+	if (rc == 0 && rt->gpu_device >= 0)
+		rc = gpu_setup(rt, n_contexts);
+	if (rc != 0)
+		goto fail;
+
+	struct dj_store_config store_cfg = {
+		.backend = rt->gpu_device >= 0 ? &rt->gpu_backend : NULL,
+		.total_limit = config->total_limit,
+		.session_limit = config->session_limit,
+	};
+	rc = dj_store_create(&store_cfg, &rt->store);
+	if (rc != 0)
+		goto fail;
+	if (rt->gpu_device >= 0)
+		snprintf(rt->description, sizeof(rt->description),
+			 "cuda:%d (GPU memory, CUDA operations)", rt->gpu_device);
+	else
+		snprintf(rt->description, sizeof(rt->description),
+			 "host (host memory, CPU operations)");
+	*out = rt;
+	return 0;
+fail:
+	dj_runtime_destroy(rt);
+	return rc;
+}
+
+void dj_runtime_destroy(struct dj_runtime *rt)
+{
+	if (rt == NULL)
+		return;
+	dj_store_destroy(rt->store);
+	for (int i = 0; i < rt->contexts.n_all; i++)
+		dj_gpu_ops_destroy(rt->contexts.all[i]);
+	if (rt->mem_ctx != NULL)
+		dj_gpu_ops_destroy(rt->mem_ctx);
+	free(rt);
+}
+
+const char *dj_runtime_describe(const struct dj_runtime *rt)
+{
+	return rt->description;
+}
+
+int dj_runtime_on_gpu(const struct dj_runtime *rt)
+{
+	return rt->gpu_device >= 0;
+}
+
+/* ---- backend table ---- */
+
+static uint64_t session_of(void *session)
+{
+	return ((struct rt_session *)session)->store_session;
+}
+
+static int rt_caps(void *ctx, struct dj_dp_caps *caps)
+{
+	struct dj_runtime *rt = ctx;
+
+	caps->dtypes = (1u << DJ_DTYPE_COUNT) - 1;
+	caps->n_ops = 0;
+	for (int i = 0; i < dj_op_count() && i < DJ_DP_MAX_OPS; i++) {
+		snprintf(caps->ops[i], DJ_DP_OP_NAME_MAX, "%s", dj_op_get((enum dj_op_id)i)->name);
+		caps->n_ops++;
+	}
+	if (rt->gpu_device >= 0 && caps->n_gpus < DJ_DP_MAX_GPUS) {
+		struct dj_dp_gpu *g = &caps->gpus[caps->n_gpus++];
+		snprintf(g->name, sizeof(g->name), "cuda:%d", rt->gpu_device);
+	}
+	return 0;
+}
+
+static int rt_session_open(void *ctx, uint64_t session_id, void **session, char *err)
+{
+	struct dj_runtime *rt = ctx;
+	struct rt_session *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (s == NULL)
+		return -ENOMEM;
+	rc = dj_store_session_open(rt->store, 0, &s->store_session);
+	if (rc != 0) {
+		set_err(err, "cannot open a tensor session: %s", dj_strerror(rc));
+		free(s);
+		return rc;
+	}
+	DJ_LOG(DJ_LOG_DEBUG, "runtime", "session %" PRIx64 " opened", session_id);
+	*session = s;
+	return 0;
+}
+
+static void rt_session_close(void *ctx, void *session)
+{
+	struct dj_runtime *rt = ctx;
+
+	dj_store_session_close(rt->store, session_of(session));
+	free(session);
+}
+
+static int rt_alloc(void *ctx, void *session, const struct dj_tensor_desc *desc,
+		    uint64_t *handle, char *err)
+{
+	struct dj_runtime *rt = ctx;
+	int rc = dj_store_alloc(rt->store, session_of(session), desc, handle);
+
+	if (rc != 0)
+		set_err(err, "alloc: %s", dj_strerror(rc));
+	return rc;
+}
+
+static int rt_describe(void *ctx, void *session, uint64_t handle, struct dj_tensor_desc *desc,
+		       char *err)
+{
+	struct dj_runtime *rt = ctx;
+	int rc = dj_store_describe(rt->store, session_of(session), handle, desc);
+
+	if (rc != 0)
+		set_err(err, "tensor %" PRIx64 ": %s", handle, dj_strerror(rc));
+	return rc;
+}
+
+static int rt_free(void *ctx, void *session, uint64_t handle, char *err)
+{
+	struct dj_runtime *rt = ctx;
+	int rc = dj_store_free(rt->store, session_of(session), handle);
+
+	if (rc != 0)
+		set_err(err, "free %" PRIx64 ": %s", handle, dj_strerror(rc));
+	return rc;
+}
+
+/* Reads and writes pin the tensor for their whole duration. */
+static int io_begin(struct dj_runtime *rt, void *session, uint64_t handle,
+		    struct dj_ctl_io *io, char *err)
+{
+	struct dj_store_ref *ref;
+	struct dj_tensor view;
+	int rc = dj_store_acquire(rt->store, session_of(session), handle, &ref, &view);
+
+	if (rc != 0) {
+		set_err(err, "tensor %" PRIx64 ": %s", handle, dj_strerror(rc));
+		return rc;
+	}
+	memset(io, 0, sizeof(*io));
+	io->mem = view.mem;
+	io->host = view.mem == DJ_MEM_HOST ? view.data : NULL;
+	io->dp_addr = view.data;
+	io->nbytes = dj_tensor_nbytes(&view.desc);
+	io->token = ref;
+	return 0;
+}
+
+static void io_end(struct dj_runtime *rt, struct dj_ctl_io *io)
+{
+	dj_store_release(rt->store, io->token);
+	io->token = NULL;
+}
+
+static int io_check_range(const struct dj_ctl_io *io, uint64_t offset, size_t len, char *err)
+{
+	if (offset > io->nbytes || len > io->nbytes - offset) {
+		set_err(err, "bytes [%" PRIu64 ", +%zu) outside a %" PRIu64 "-byte tensor", offset,
+			len, io->nbytes);
+		return -ERANGE;
+	}
+	return 0;
+}
+
+static int rt_write_begin(void *ctx, void *session, uint64_t handle, struct dj_ctl_io *io,
+			  char *err)
+{
+	return io_begin(ctx, session, handle, io, err);
+}
+
+static int rt_write_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64_t offset,
+			  const void *buf, size_t len, char *err)
+{
+	struct dj_runtime *rt = ctx;
+	int rc = io_check_range(io, offset, len, err);
+
+	if (rc == 0 && io->host != NULL)
+		memcpy((char *)io->host + offset, buf, len);
+	else if (rc == 0)
+		rc = rt->gpu_backend.upload(rt, (char *)io->dp_addr + offset, buf, len);
+	if (rc != 0 && err != NULL && err[0] == '\0')
+		set_err(err, "write: %s", dj_strerror(rc));
+	return rc;
+}
+
+static void rt_write_end(void *ctx, void *session, struct dj_ctl_io *io, int status)
+{
+	io_end(ctx, io);
+}
+
+static int rt_read_begin(void *ctx, void *session, uint64_t handle, struct dj_ctl_io *io,
+			 char *err)
+{
+	return io_begin(ctx, session, handle, io, err);
+}
+
+static int rt_read_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64_t offset,
+			 void *buf, size_t len, char *err)
+{
+	struct dj_runtime *rt = ctx;
+	int rc = io_check_range(io, offset, len, err);
+
+	if (rc == 0 && io->host != NULL)
+		memcpy(buf, (const char *)io->host + offset, len);
+	else if (rc == 0)
+		rc = rt->gpu_backend.download(rt, buf, (const char *)io->dp_addr + offset, len);
+	if (rc != 0 && err != NULL && err[0] == '\0')
+		set_err(err, "read: %s", dj_strerror(rc));
+	return rc;
+}
+
+static void rt_read_end(void *ctx, void *session, struct dj_ctl_io *io)
+{
+	io_end(ctx, io);
+}
+
+struct exec_args {
+	struct dj_store_ref *refs[DJ_CTL_MAX_OP_ARGS];
+	struct dj_tensor in[DJ_CTL_MAX_OP_ARGS];
+	int n_acquired;
+};
+
+static int acquire_inputs(struct dj_runtime *rt, uint64_t session, const char *op_name,
+			  const uint64_t *inputs, int n_in, struct exec_args *args, char *err)
+{
+	for (int i = 0; i < n_in; i++) {
+		int rc = dj_store_acquire(rt->store, session, inputs[i], &args->refs[i],
+					  &args->in[i]);
+		if (rc != 0) {
+			set_err(err, "%s: input %d (tensor %" PRIx64 "): %s", op_name, i,
+				inputs[i], dj_strerror(rc));
+			return rc;
+		}
+		args->n_acquired++;
+	}
+	return 0;
+}
+
+static void release_inputs(struct dj_runtime *rt, struct exec_args *args)
+{
+	for (int i = 0; i < args->n_acquired; i++)
+		dj_store_release(rt->store, args->refs[i]);
+	args->n_acquired = 0;
+}
+
+static int compute(struct dj_runtime *rt, const struct dj_op *op, struct exec_args *args,
+		   int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *out, char *err)
+{
+	if (rt->gpu_device < 0)
+		return dj_op_cpu(op, args->in, n_in, attrs, out, err, DJ_CTL_ERRMSG_MAX);
+
+	struct dj_gpu_ops *ctx = context_checkout(&rt->contexts);
+	int rc = dj_gpu_ops_run(ctx, op, args->in, n_in, attrs, out, err, DJ_CTL_ERRMSG_MAX);
+	/* The reply says the result exists: it must have been computed. */
+	if (rc == 0)
+		rc = dj_gpu_ops_sync(ctx);
+	context_checkin(&rt->contexts, ctx);
+	return rc;
+}
+
+static int rt_execute(void *ctx, void *session, const char *op_name, const uint64_t *inputs,
+		      int n_in, const cJSON *json_attrs, uint64_t *outputs,
+		      struct dj_tensor_desc *out_desc, int *n_out, char *err)
+{
+	struct dj_runtime *rt = ctx;
+	uint64_t sid = session_of(session);
+	const struct dj_op *op = dj_op_find(op_name);
+	struct exec_args args = {.n_acquired = 0};
+	struct dj_tensor_desc in_desc[DJ_CTL_MAX_OP_ARGS];
+	struct dj_op_attrs attrs;
+	struct dj_store_ref *out_ref = NULL;
+	struct dj_tensor out;
+	uint64_t handle = 0;
+	int rc;
+
+	*n_out = 0;
+	if (op == NULL) {
+		set_err(err, "unknown operation '%s'", op_name);
+		return -DJ_EUNKNOWN_OP;
+	}
+	if (n_in < 0 || n_in > DJ_CTL_MAX_OP_ARGS) {
+		set_err(err, "%s: %d inputs (at most %d)", op_name, n_in, DJ_CTL_MAX_OP_ARGS);
+		return -EINVAL;
+	}
+	rc = dj_op_attrs_from_json(op, json_attrs, &attrs, err, DJ_CTL_ERRMSG_MAX);
+	if (rc == 0)
+		rc = acquire_inputs(rt, sid, op_name, inputs, n_in, &args, err);
+	for (int i = 0; rc == 0 && i < n_in; i++)
+		in_desc[i] = args.in[i].desc;
+	if (rc == 0)
+		rc = dj_op_infer(op, in_desc, n_in, &attrs, &out_desc[0], err, DJ_CTL_ERRMSG_MAX);
+	if (rc == 0) {
+		rc = dj_store_alloc(rt->store, sid, &out_desc[0], &handle);
+		if (rc != 0)
+			set_err(err, "%s: output: %s", op_name, dj_strerror(rc));
+	}
+	if (rc == 0)
+		rc = dj_store_acquire(rt->store, sid, handle, &out_ref, &out);
+	if (rc == 0)
+		rc = compute(rt, op, &args, n_in, &attrs, &out, err);
+	dj_store_release(rt->store, out_ref);
+	release_inputs(rt, &args);
+	if (rc != 0) {
+		if (handle != 0)
+			dj_store_free(rt->store, sid, handle);
+		return rc;
+	}
+	outputs[0] = handle;
+	*n_out = 1;
+	return 0;
+}
+
+static void rt_stats(void *ctx, void *session, cJSON *obj)
+{
+	struct dj_runtime *rt = ctx;
+	struct dj_store_usage usage;
+
+	cJSON_AddStringToObject(obj, "compute", rt->description);
+	if (session != NULL && dj_store_session_usage(rt->store, session_of(session), &usage) == 0) {
+		cJSON_AddNumberToObject(obj, "session_bytes", (double)usage.bytes);
+		cJSON_AddNumberToObject(obj, "session_peak_bytes", (double)usage.peak_bytes);
+		cJSON_AddNumberToObject(obj, "session_limit", (double)usage.limit);
+		cJSON_AddNumberToObject(obj, "session_tensors", (double)usage.tensors);
+	}
+	dj_store_usage(rt->store, &usage);
+	cJSON_AddNumberToObject(obj, "store_bytes", (double)usage.bytes);
+	cJSON_AddNumberToObject(obj, "store_sessions", (double)usage.sessions);
+}
+
+static const struct dj_ctl_backend runtime_backend = {
+	.caps = rt_caps,
+	.session_open = rt_session_open,
+	.session_close = rt_session_close,
+	.alloc = rt_alloc,
+	.describe = rt_describe,
+	.free = rt_free,
+	.write_begin = rt_write_begin,
+	.write_chunk = rt_write_chunk,
+	.write_end = rt_write_end,
+	.read_begin = rt_read_begin,
+	.read_chunk = rt_read_chunk,
+	.read_end = rt_read_end,
+	.execute = rt_execute,
+	.stats = rt_stats,
+};
+
+const struct dj_ctl_backend *dj_runtime_backend(void)
+{
+	return &runtime_backend;
+}
