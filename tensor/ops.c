@@ -206,13 +206,12 @@ static int check_host_tensor(const struct dj_op *op, const struct dj_tensor *t, 
 	return 0;
 }
 
-int dj_op_cpu(const struct dj_op *op, const struct dj_tensor *in, int n_in,
-	      const struct dj_op_attrs *attrs, struct dj_tensor *out,
-	      char *err, size_t errlen)
+/* dj_op_infer() on the descriptions of host tensors. */
+static int infer_tensors(const struct dj_op *op, const struct dj_tensor *in, int n_in,
+			 const struct dj_op_attrs *attrs, const struct dj_tensor *out,
+			 struct dj_tensor_desc *result, char *err, size_t errlen)
 {
-	struct dj_tensor_desc descs[DJ_OP_MAX_INPUTS], expect;
-	struct dj_op_attrs defaults;
-	int rc;
+	struct dj_tensor_desc descs[DJ_OP_MAX_INPUTS];
 
 	if (op == NULL)
 		return op_fail(-DJ_EUNKNOWN_OP, err, errlen, "op", "unknown operation");
@@ -220,13 +219,23 @@ int dj_op_cpu(const struct dj_op *op, const struct dj_tensor *in, int n_in,
 		return op_fail(-EINVAL, err, errlen, op->name, "bad arguments");
 	for (int i = 0; i < n_in; i++)
 		descs[i] = in[i].desc;
+	return dj_op_infer(op, descs, n_in, attrs, result, err, errlen);
+}
+
+int dj_op_cpu(const struct dj_op *op, const struct dj_tensor *in, int n_in,
+	      const struct dj_op_attrs *attrs, struct dj_tensor *out,
+	      char *err, size_t errlen)
+{
+	struct dj_tensor_desc expect;
+	struct dj_op_attrs defaults;
+	int rc = infer_tensors(op, in, n_in, attrs, out, &expect, err, errlen);
+
+	if (rc != 0)
+		return rc;
 	if (attrs == NULL) {
 		dj_op_attrs_init(&defaults);
 		attrs = &defaults;
 	}
-	rc = dj_op_infer(op, descs, n_in, attrs, &expect, err, errlen);
-	if (rc != 0)
-		return rc;
 	if (!dj_tensor_desc_equal(&expect, &out->desc))
 		return op_fail(-EINVAL, err, errlen, op->name,
 			       "output description differs from the inferred one");
@@ -245,16 +254,8 @@ int dj_op_cpu_alloc(const struct dj_op *op, const struct dj_tensor *in, int n_in
 		    const struct dj_op_attrs *attrs, struct dj_tensor *out,
 		    char *err, size_t errlen)
 {
-	struct dj_tensor_desc descs[DJ_OP_MAX_INPUTS];
-
-	if (op == NULL)
-		return op_fail(-DJ_EUNKNOWN_OP, err, errlen, "op", "unknown operation");
-	if (in == NULL || out == NULL || n_in < 0 || n_in > DJ_OP_MAX_INPUTS)
-		return op_fail(-EINVAL, err, errlen, op->name, "bad arguments");
-	for (int i = 0; i < n_in; i++)
-		descs[i] = in[i].desc;
 	struct dj_tensor result = {.mem = DJ_MEM_HOST};
-	int rc = dj_op_infer(op, descs, n_in, attrs, &result.desc, err, errlen);
+	int rc = infer_tensors(op, in, n_in, attrs, out, &result.desc, err, errlen);
 
 	if (rc != 0)
 		return rc;

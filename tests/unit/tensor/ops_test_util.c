@@ -58,8 +58,7 @@ void tu_free(struct dj_tensor *t)
 	t->data = NULL;
 }
 
-/* 16-bit floats decoded from their definitions, not through the library. */
-static double decode16(uint16_t v, int exp_bits, int mant_bits)
+double tu_decode16(uint16_t v, int exp_bits, int mant_bits)
 {
 	int bias = (1 << (exp_bits - 1)) - 1;
 	int exp = (v >> mant_bits) & ((1 << exp_bits) - 1);
@@ -79,9 +78,9 @@ double tu_get(const struct dj_tensor *t, int64_t i)
 	case DJ_DTYPE_FLOAT32:
 		return ((const float *)t->data)[i];
 	case DJ_DTYPE_FLOAT16:
-		return decode16(((const uint16_t *)t->data)[i], 5, 10);
+		return tu_decode16(((const uint16_t *)t->data)[i], 5, 10);
 	case DJ_DTYPE_BFLOAT16:
-		return decode16(((const uint16_t *)t->data)[i], 8, 7);
+		return tu_decode16(((const uint16_t *)t->data)[i], 8, 7);
 	default:
 		return (double)tu_get_int(t, i);
 	}

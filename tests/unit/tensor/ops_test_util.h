@@ -24,6 +24,10 @@ struct dj_tensor tu_from(enum dj_dtype dtype, int ndim, const int64_t *shape,
 			 const double *values);
 void tu_free(struct dj_tensor *t);
 
+/* A 16-bit float (float16: 5, 10; bfloat16: 8, 7) decoded from its
+ * definition, not through the library. */
+double tu_decode16(uint16_t v, int exp_bits, int mant_bits);
+
 /* Element value, decoded by the test's own code for every dtype. */
 double tu_get(const struct dj_tensor *t, int64_t i);
 int64_t tu_get_int(const struct dj_tensor *t, int64_t i);

@@ -10,30 +10,16 @@
 #include "djinn/common.h"
 #include "djinn/tensor.h"
 #include "harness.h"
+#include "ops_test_util.h"
 
-/* float16 decoded from its definition, independently of the library. */
 static double half_value(uint16_t h)
 {
-	int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-	double sign = (h & 0x8000) ? -1.0 : 1.0;
-
-	if (exp == 0x1f)
-		return mant ? NAN : sign * INFINITY;
-	if (exp == 0)
-		return sign * ldexp(mant, -24);
-	return sign * ldexp(1024 + mant, exp - 25);
+	return tu_decode16(h, 5, 10);
 }
 
 static double bf16_value(uint16_t b)
 {
-	int exp = (b >> 7) & 0xff, mant = b & 0x7f;
-	double sign = (b & 0x8000) ? -1.0 : 1.0;
-
-	if (exp == 0xff)
-		return mant ? NAN : sign * INFINITY;
-	if (exp == 0)
-		return sign * ldexp(mant, -133);
-	return sign * ldexp(128 + mant, exp - 134);
+	return tu_decode16(b, 8, 7);
 }
 
 static void test_half_decode_exhaustive(void)
