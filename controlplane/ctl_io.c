@@ -7,8 +7,48 @@
 #include "ctl_io.h"
 
 #ifdef DJ_HAVE_OPENSSL
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+
+/*
+ * OpenSSL writes with write(2), which raises SIGPIPE on a closed peer and
+ * would kill a process that did not ignore it (we do not touch the
+ * process-wide disposition from a library). Block it around the call and
+ * swallow any SIGPIPE this thread raised.
+ */
+struct sigpipe_guard {
+	sigset_t old;
+	int blocked;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+	g->blocked = !sigismember(&g->old, SIGPIPE);
+}
+
+static void sigpipe_restore(struct sigpipe_guard *g)
+{
+	struct timespec zero = {0, 0};
+	sigset_t set;
+
+	if (!g->blocked)
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+static ssize_t ssl_write_guarded(SSL *ssl, const void *buf, size_t len);
 
 /* SSL_read/SSL_write result -> our convention. */
 static ssize_t ssl_result(SSL *ssl, int n)
@@ -51,7 +91,7 @@ ssize_t dj_io_write(struct dj_io *io, const void *buf, size_t len)
 
 #ifdef DJ_HAVE_OPENSSL
 	if (io->ssl != NULL)
-		return ssl_result(io->ssl, SSL_write(io->ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len)));
+		return ssl_write_guarded(io->ssl, buf, len);
 #endif
 	do
 		n = send(io->fd, buf, len, MSG_NOSIGNAL);
@@ -106,7 +146,11 @@ void dj_io_close(struct dj_io *io)
 {
 #ifdef DJ_HAVE_OPENSSL
 	if (io->ssl != NULL) {
+		struct sigpipe_guard g;
+
+		sigpipe_block(&g);
 		SSL_shutdown(io->ssl);
+		sigpipe_restore(&g);
 		SSL_free(io->ssl);
 		io->ssl = NULL;
 	}
@@ -117,6 +161,17 @@ void dj_io_close(struct dj_io *io)
 }
 
 #ifdef DJ_HAVE_OPENSSL
+static ssize_t ssl_write_guarded(SSL *ssl, const void *buf, size_t len)
+{
+	struct sigpipe_guard g;
+	ssize_t n;
+
+	sigpipe_block(&g);
+	n = ssl_result(ssl, SSL_write(ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len)));
+	sigpipe_restore(&g);
+	return n;
+}
+
 int dj_tls_server_ctx(const char *cert, const char *key, void **ctx)
 {
 	SSL_CTX *c = SSL_CTX_new(TLS_server_method());

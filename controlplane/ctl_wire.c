@@ -9,19 +9,19 @@
 #include "djinn/common.h"
 #include "ctl_wire.h"
 
-void dj_wire_hdr_encode(uint8_t out[DJ_WIRE_HDR_LEN], uint32_t json_len,
+void dj_ctl_hdr_encode(uint8_t out[DJ_CTL_HDR_LEN], uint32_t json_len,
 			uint64_t payload_len)
 {
-	memcpy(out, DJ_WIRE_MAGIC, 4);
+	memcpy(out, DJ_CTL_MAGIC, 4);
 	for (int i = 0; i < 4; i++)
 		out[4 + i] = (uint8_t)(json_len >> (24 - 8 * i));
 	for (int i = 0; i < 8; i++)
 		out[8 + i] = (uint8_t)(payload_len >> (56 - 8 * i));
 }
 
-int dj_wire_hdr_decode(const uint8_t in[DJ_WIRE_HDR_LEN], struct dj_wire_hdr *hdr)
+int dj_ctl_hdr_decode(const uint8_t in[DJ_CTL_HDR_LEN], struct dj_ctl_hdr *hdr)
 {
-	if (memcmp(in, DJ_WIRE_MAGIC, 4) != 0)
+	if (memcmp(in, DJ_CTL_MAGIC, 4) != 0)
 		return -EPROTO;
 	hdr->json_len = 0;
 	hdr->payload_len = 0;
@@ -58,7 +58,7 @@ int dj_json_depth(const char *text, size_t len)
 	return deepest;
 }
 
-int dj_wire_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len)
+int dj_ctl_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len)
 {
 	char *text = cJSON_PrintUnformatted(msg);
 	size_t tlen;
@@ -67,16 +67,16 @@ int dj_wire_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *le
 	if (text == NULL)
 		return -ENOMEM;
 	tlen = strlen(text);
-	frame = malloc(DJ_WIRE_HDR_LEN + tlen);
+	frame = malloc(DJ_CTL_HDR_LEN + tlen);
 	if (frame == NULL) {
 		cJSON_free(text);
 		return -ENOMEM;
 	}
-	dj_wire_hdr_encode((uint8_t *)frame, (uint32_t)tlen, payload_len);
-	memcpy(frame + DJ_WIRE_HDR_LEN, text, tlen);
+	dj_ctl_hdr_encode((uint8_t *)frame, (uint32_t)tlen, payload_len);
+	memcpy(frame + DJ_CTL_HDR_LEN, text, tlen);
 	cJSON_free(text);
 	*buf = frame;
-	*len = DJ_WIRE_HDR_LEN + tlen;
+	*len = DJ_CTL_HDR_LEN + tlen;
 	return 0;
 }
 

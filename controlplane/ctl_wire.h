@@ -20,26 +20,26 @@
 #include "djinn/datapath.h"
 #include "djinn/tensor.h"
 
-#define DJ_WIRE_HDR_LEN 16
-#define DJ_WIRE_MAGIC "DJC1"
+#define DJ_CTL_HDR_LEN 16
+#define DJ_CTL_MAGIC "DJC1"
 #define DJ_NONCE_LEN 32
 #define DJ_MAC_LEN 32
 
-struct dj_wire_hdr {
+struct dj_ctl_hdr {
 	uint32_t json_len;
 	uint64_t payload_len;
 };
 
-void dj_wire_hdr_encode(uint8_t out[DJ_WIRE_HDR_LEN], uint32_t json_len,
+void dj_ctl_hdr_encode(uint8_t out[DJ_CTL_HDR_LEN], uint32_t json_len,
 			uint64_t payload_len);
 /* -EPROTO on a bad magic. */
-int dj_wire_hdr_decode(const uint8_t in[DJ_WIRE_HDR_LEN], struct dj_wire_hdr *hdr);
+int dj_ctl_hdr_decode(const uint8_t in[DJ_CTL_HDR_LEN], struct dj_ctl_hdr *hdr);
 
 /* Deepest nesting of objects/arrays in text (strings skipped). */
 int dj_json_depth(const char *text, size_t len);
 
 /* Serialise msg into one malloc'ed buffer: header + JSON. */
-int dj_wire_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len);
+int dj_ctl_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len);
 
 /* Typed field access; each returns -EINVAL (and fills why) when missing or
  * of the wrong type. why: at least 128 bytes. */

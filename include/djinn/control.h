@@ -137,6 +137,10 @@ struct dj_ctl_limits {
 	uint32_t frame_timeout_ms;   /**< a frame begun must progress within (default 10 s) */
 	uint32_t auth_timeout_ms;    /**< HELLO + AUTH must finish within (default 5 s) */
 	uint32_t idle_timeout_ms;    /**< close connections idle this long (default: never) */
+	/** A session whose connection dropped (without BYE) waits this long
+	 * for the client to reconnect and resume it, handles intact
+	 * (default 30 s). */
+	uint32_t session_linger_ms;
 };
 
 struct dj_ctl_server_config {

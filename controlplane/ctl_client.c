@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Client connection: requests, futures, and the reader thread. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "djinn/common.h"
+#include "ctl_client.h"
+
+#define TAG "ctl-client"
+#define DISCARD_CHUNK 65536
+
+static void future_unref(struct dj_future *f)
+{
+	if (atomic_fetch_sub(&f->refs, 1) == 1) {
+		cJSON_Delete(f->reply);
+		free(f);
+	}
+}
+
+int cl_reply_error(cJSON *reply, char *msg)
+{
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(reply, "type");
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(reply, "code");
+	const cJSON *text = cJSON_GetObjectItemCaseSensitive(reply, "message");
+
+	if (!cJSON_IsString(type) || strcmp(type->valuestring, "ERROR") != 0)
+		return 0;
+	snprintf(msg, DJ_CTL_ERRMSG_MAX, "%s", cJSON_IsString(text) ? text->valuestring : "");
+	return cJSON_IsNumber(code) && code->valueint < 0 ? code->valueint : -DJ_EPEER;
+}
+
+/* Complete f (lock held by the caller); its callback runs after unlocking. */
+static void complete_locked(struct dj_conn *conn, struct dj_future *f, int rc, cJSON *reply)
+{
+	f->rc = rc;
+	f->reply = reply;
+	if (reply != NULL) {
+		int err = cl_reply_error(reply, f->error);
+
+		if (err != 0 && f->rc == 0)
+			f->rc = err;
+		if (err != 0)
+			snprintf(conn->last_error, sizeof(conn->last_error), "%s", f->error);
+	} else if (f->error[0] == '\0') {
+		snprintf(f->error, sizeof(f->error), "%s", dj_strerror(rc));
+	}
+	f->done = 1;
+	conn->slots[f->id & (CL_SLOTS - 1)] = NULL;
+	pthread_cond_broadcast(&conn->cond);
+}
+
+static void run_callback_and_unref(struct dj_future *f)
+{
+	if (f->cb != NULL)
+		f->cb(f, f->arg);
+	future_unref(f);
+}
+
+/* Fail every pending request: the connection is gone. */
+static void fail_all(struct dj_conn *conn, int rc)
+{
+	struct dj_future *done[64];
+	int n;
+
+	do {
+		n = 0;
+		pthread_mutex_lock(&conn->lock);
+		conn->broken = 1;
+		for (int i = 0; i < CL_SLOTS && n < 64; i++) {
+			if (conn->slots[i] != NULL) {
+				done[n++] = conn->slots[i];
+				complete_locked(conn, conn->slots[i], rc, NULL);
+			}
+		}
+		pthread_cond_broadcast(&conn->cond);
+		pthread_mutex_unlock(&conn->lock);
+		for (int i = 0; i < n; i++)
+			run_callback_and_unref(done[i]);
+	} while (n == 64);
+}
+
+static int discard(struct dj_io *io, uint64_t len)
+{
+	char buf[DISCARD_CHUNK];
+
+	while (len > 0) {
+		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		int rc = dj_io_read_all(io, buf, n);
+
+		if (rc != 0)
+			return rc;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Read one frame; a payload goes to the matching future's buffer. */
+static int read_reply(struct dj_conn *conn)
+{
+	uint8_t hdr[DJ_CTL_HDR_LEN];
+	struct dj_ctl_hdr h;
+	struct dj_future *f = NULL;
+	uint64_t id = 0;
+	char why[128], *text;
+	cJSON *msg;
+	int rc = dj_io_read_all(&conn->io, hdr, sizeof(hdr));
+
+	if (rc == 0)
+		rc = dj_ctl_hdr_decode(hdr, &h);
+	if (rc == 0 && (h.json_len == 0 || h.json_len > (16u << 20)))
+		rc = -EPROTO;
+	if (rc != 0)
+		return rc;
+	text = malloc(h.json_len);
+	if (text == NULL)
+		return -ENOMEM;
+	rc = dj_io_read_all(&conn->io, text, h.json_len);
+	msg = rc == 0 ? cJSON_ParseWithLength(text, h.json_len) : NULL;
+	free(text);
+	if (msg == NULL)
+		return rc != 0 ? rc : -EBADMSG;
+	dj_json_u64(msg, "id", &id, why);
+	pthread_mutex_lock(&conn->lock);
+	if (id != 0 && conn->slots[id & (CL_SLOTS - 1)] != NULL &&
+	    conn->slots[id & (CL_SLOTS - 1)]->id == id)
+		f = conn->slots[id & (CL_SLOTS - 1)];
+	pthread_mutex_unlock(&conn->lock);
+	if (h.payload_len > 0) {
+		/* Only the reader writes into dst, and only while f is pending. */
+		if (f != NULL && f->dst != NULL && f->dst_len == h.payload_len) {
+			rc = dj_io_read_all(&conn->io, f->dst, h.payload_len);
+		} else {
+			rc = discard(&conn->io, h.payload_len);
+			if (f != NULL && rc == 0) {
+				cJSON_Delete(msg);
+				msg = dj_error_new(id, -EMSGSIZE, "reply payload does not fit the buffer");
+			}
+		}
+	}
+	if (rc != 0) {
+		cJSON_Delete(msg);
+		return rc;
+	}
+	if (f == NULL) {
+		/* id 0: the server speaks of the connection itself (why it closes). */
+		cl_reply_error(msg, conn->last_error);
+		DJ_LOG(DJ_LOG_INFO, TAG, "unmatched reply (id %llu): %s",
+		       (unsigned long long)id, conn->last_error);
+		cJSON_Delete(msg);
+		return 0;
+	}
+	pthread_mutex_lock(&conn->lock);
+	complete_locked(conn, f, 0, msg);
+	pthread_mutex_unlock(&conn->lock);
+	run_callback_and_unref(f);
+	return 0;
+}
+
+static void *reader_main(void *arg)
+{
+	struct dj_conn *conn = arg;
+	int rc;
+
+	do
+		rc = read_reply(conn);
+	while (rc == 0);
+	DJ_LOG(DJ_LOG_INFO, TAG, "connection lost: %s", dj_strerror(rc));
+	fail_all(conn, rc == -ECONNRESET || rc == -EPIPE ? -ECONNRESET : rc);
+	return NULL;
+}
+
+int cl_conn_start(struct dj_conn *conn)
+{
+	int rc = pthread_create(&conn->reader, NULL, reader_main, conn);
+
+	conn->reader_running = rc == 0;
+	return -rc;
+}
+
+void cl_conn_poison(struct dj_conn *conn, int rc)
+{
+	pthread_mutex_lock(&conn->lock);
+	conn->broken = 1;
+	pthread_mutex_unlock(&conn->lock);
+	/* The reader wakes with an error and fails every pending request. */
+	shutdown(conn->io.fd, SHUT_RDWR);
+	DJ_LOG(DJ_LOG_INFO, TAG, "connection abandoned: %s", dj_strerror(rc));
+}
+
+void cl_conn_stop(struct dj_conn *conn)
+{
+	if (conn->reader_running) {
+		shutdown(conn->io.fd, SHUT_RDWR);
+		pthread_join(conn->reader, NULL);
+		conn->reader_running = 0;
+	}
+	dj_io_close(&conn->io);
+}
+
+static int write_frame(struct dj_conn *conn, const cJSON *msg, const void *payload,
+		       uint64_t payload_len)
+{
+	char *frame;
+	size_t len;
+	int rc = dj_ctl_frame(msg, payload_len, &frame, &len);
+
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&conn->wlock);
+	rc = dj_io_write_all(&conn->io, frame, len);
+	if (rc == 0 && payload_len > 0)
+		rc = dj_io_write_all(&conn->io, payload, payload_len);
+	pthread_mutex_unlock(&conn->wlock);
+	free(frame);
+	return rc;
+}
+
+/* A slot for a new request; waits while CL_SLOTS requests are in flight. */
+static int claim_slot(struct dj_conn *conn, struct dj_future *f)
+{
+	pthread_mutex_lock(&conn->lock);
+	for (;;) {
+		if (conn->broken) {
+			pthread_mutex_unlock(&conn->lock);
+			return -ECONNRESET;
+		}
+		f->id = ++conn->next_id;
+		if (conn->slots[f->id & (CL_SLOTS - 1)] == NULL)
+			break;
+		conn->next_id--;
+		pthread_cond_wait(&conn->cond, &conn->lock);
+	}
+	conn->slots[f->id & (CL_SLOTS - 1)] = f;
+	pthread_mutex_unlock(&conn->lock);
+	return 0;
+}
+
+int cl_request(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
+	       void *dst, uint64_t dst_len, dj_future_cb cb, void *arg,
+	       struct dj_future **future)
+{
+	struct dj_future *f = calloc(1, sizeof(*f));
+	uint32_t timeout = conn->cl->o.request_timeout_ms;
+	int rc;
+
+	if (f == NULL || msg == NULL) {
+		free(f);
+		cJSON_Delete(msg);
+		return -ENOMEM;
+	}
+	atomic_init(&f->refs, 2);
+	f->conn = conn;
+	f->dst = dst;
+	f->dst_len = dst_len;
+	f->cb = cb;
+	f->arg = arg;
+	f->deadline_ns = timeout > 0 ? dj_time_ns() + (uint64_t)timeout * 1000000ull : UINT64_MAX;
+	rc = claim_slot(conn, f);
+	if (rc == 0) {
+		cJSON_AddNumberToObject(msg, "id", (double)f->id);
+		rc = write_frame(conn, msg, payload, payload_len);
+		if (rc != 0)
+			cl_conn_poison(conn, rc); /* a half-written frame cannot be taken back */
+	}
+	cJSON_Delete(msg);
+	if (rc != 0 && f->id != 0) {
+		/* Registered: the reader (or poison) completes it; report as the rc. */
+		*future = f;
+		return 0;
+	}
+	if (rc != 0) {
+		free(f);
+		return rc;
+	}
+	*future = f;
+	return 0;
+}
+
+int dj_future_wait(struct dj_future *f, int timeout_ms)
+{
+	struct dj_conn *conn = f->conn;
+	uint64_t deadline = timeout_ms < 0 ? f->deadline_ns :
+			    dj_time_ns() + (uint64_t)timeout_ms * 1000000ull;
+	int rc;
+
+	pthread_mutex_lock(&conn->lock);
+	while (!f->done) {
+		struct timespec ts;
+		uint64_t now = dj_time_ns();
+
+		if (now >= deadline)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t wake = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
+				(deadline - now > 100000000ull ? 100000000ull : deadline - now);
+
+		ts.tv_sec = (time_t)(wake / 1000000000ull);
+		ts.tv_nsec = (long)(wake % 1000000000ull);
+		pthread_cond_timedwait(&conn->cond, &conn->lock, &ts);
+	}
+	rc = f->done ? f->rc : -ETIMEDOUT;
+	pthread_mutex_unlock(&conn->lock);
+	return rc;
+}
+
+int dj_future_done(const struct dj_future *f)
+{
+	int done;
+
+	pthread_mutex_lock(&f->conn->lock);
+	done = f->done;
+	pthread_mutex_unlock(&f->conn->lock);
+	return done;
+}
+
+int dj_future_handle(const struct dj_future *f, uint64_t *handle, struct dj_tensor_desc *desc)
+{
+	const cJSON *src;
+	char why[128];
+
+	if (!dj_future_done(f) || f->rc != 0)
+		return f->done ? f->rc : -EINPROGRESS;
+	src = cJSON_GetObjectItemCaseSensitive(f->reply, "results");
+	if (src != NULL) /* EXECUTE: first output of the (last) op */
+		src = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetArrayItem(src, cJSON_GetArraySize(src) - 1), "outputs"), 0);
+	else
+		src = f->reply;
+	if (handle != NULL && dj_json_handle(src, "handle", handle, why) != 0)
+		return -EBADMSG;
+	if (desc != NULL && dj_desc_from_json(src, desc, why) != 0)
+		return -EBADMSG;
+	return 0;
+}
+
+const char *dj_future_error(const struct dj_future *f)
+{
+	return f->done && f->rc != 0 ? f->error : "";
+}
+
+void dj_future_release(struct dj_future *f)
+{
+	if (f != NULL)
+		future_unref(f);
+}
+
+int cl_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
+	    void *dst, uint64_t dst_len, cJSON **reply)
+{
+	struct dj_future *f;
+	int rc = cl_request(conn, msg, payload, payload_len, dst, dst_len, NULL, NULL, &f);
+
+	if (rc != 0)
+		return rc;
+	rc = dj_future_wait(f, -1);
+	if (rc == -ETIMEDOUT && !dj_future_done(f)) {
+		/* The reply may still come and write dst: abandon the connection. */
+		cl_conn_poison(conn, rc);
+		dj_future_wait(f, 10000);
+		rc = -ETIMEDOUT;
+	}
+	if (reply != NULL && f->done) {
+		*reply = f->reply;
+		f->reply = NULL;
+	}
+	future_unref(f);
+	return rc;
+}
+
+int cl_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply)
+{
+	uint8_t hdr[DJ_CTL_HDR_LEN];
+	struct dj_ctl_hdr h;
+	char *text;
+	int rc;
+
+	cJSON_AddNumberToObject(msg, "id", (double)++conn->next_id);
+	rc = write_frame(conn, msg, NULL, 0);
+	cJSON_Delete(msg);
+	if (rc == 0)
+		rc = dj_io_read_all(&conn->io, hdr, sizeof(hdr));
+	if (rc == 0)
+		rc = dj_ctl_hdr_decode(hdr, &h);
+	if (rc == 0 && (h.payload_len != 0 || h.json_len == 0 || h.json_len > (1u << 20)))
+		rc = -EPROTO;
+	if (rc != 0)
+		return rc;
+	text = malloc(h.json_len);
+	if (text == NULL)
+		return -ENOMEM;
+	rc = dj_io_read_all(&conn->io, text, h.json_len);
+	*reply = rc == 0 ? cJSON_ParseWithLength(text, h.json_len) : NULL;
+	free(text);
+	if (rc == 0 && *reply == NULL)
+		rc = -EBADMSG;
+	if (rc == 0 && (rc = cl_reply_error(*reply, conn->last_error)) != 0) {
+		cJSON_Delete(*reply);
+		*reply = NULL;
+	}
+	return rc;
+}

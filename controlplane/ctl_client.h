@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_CTL_CLIENT_H
+#define DJINN_CTL_CLIENT_H
+
+/*
+ * Client internals. A dj_conn is a blocking socket with one reader thread:
+ * callers write whole frames under wlock; the reader matches replies to
+ * futures by id (a slot table, which also bounds requests in flight) and
+ * lands GET payloads straight in the caller's buffer.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "djinn/djinn.h"
+#include "ctl_io.h"
+#include "ctl_wire.h"
+
+#define CL_SLOTS 4096 /* power of two: requests in flight per connection */
+
+struct dj_future {
+	atomic_int refs;          /* caller + the connection while pending */
+	struct dj_conn *conn;
+	uint64_t id;
+	int done, rc;
+	cJSON *reply;
+	void *dst;                /* GET: where the payload goes */
+	uint64_t dst_len;
+	dj_future_cb cb;
+	void *arg;
+	uint64_t deadline_ns;
+	char error[DJ_CTL_ERRMSG_MAX];
+};
+
+struct dj_conn {
+	struct dj_conn *next_idle;
+	struct dj_client *cl;
+	struct dj_io io;
+	pthread_mutex_t wlock;    /* one frame at a time on the socket */
+	pthread_mutex_t lock;     /* slots, broken, futures' state */
+	pthread_cond_t cond;
+	pthread_t reader;
+	int reader_running;
+	struct dj_future *slots[CL_SLOTS];
+	uint64_t next_id;
+	int broken;
+	uint64_t session_id, cookie;
+	enum dj_path path;
+	char path_reason[160];
+	struct dj_dp_caps server_caps;
+	int dp_failures;
+	uint64_t next_xfer;
+	uint64_t idle_since_ns;
+	char last_error[DJ_CTL_ERRMSG_MAX];
+};
+
+struct dj_client {
+	struct dj_client_options o;
+	char *host, *token, *tls_ca;
+	void *tls_ctx;
+	struct dj_dp_caps caps;   /* what this side has */
+	pthread_mutex_t lock;
+	struct dj_conn *idle;
+	int n_idle;
+	struct {
+		atomic_uint_fast64_t connects, reuses, health_checks, health_failures;
+		atomic_uint_fast64_t idle_closed, retries, dp_fallbacks;
+	} st;
+};
+
+/* ctl_client.c */
+int cl_conn_start(struct dj_conn *conn);
+void cl_conn_stop(struct dj_conn *conn);
+void cl_conn_poison(struct dj_conn *conn, int rc);
+/* Send msg ("id" added) plus payload; dst receives a reply payload. Takes msg. */
+int cl_request(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
+	       void *dst, uint64_t dst_len, dj_future_cb cb, void *arg,
+	       struct dj_future **future);
+/* Request and wait; returns the result, the reply in *reply (caller frees). */
+int cl_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
+	    void *dst, uint64_t dst_len, cJSON **reply);
+/* Synchronous exchange before the reader runs (handshake). */
+int cl_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply);
+int cl_reply_error(cJSON *reply, char *msg);
+
+/* ctl_pool.c */
+int cl_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cookie,
+		 struct dj_conn **conn);
+/* Reopen a broken connection, resuming its session where the server still has it. */
+int cl_conn_reopen(struct dj_conn *conn);
+void cl_conn_free(struct dj_conn *conn);
+int cl_send_path(struct dj_conn *conn, enum dj_path path, const char *reason);
+cJSON *cl_msg(const char *type);
+uint32_t cl_backoff_ms(const struct dj_client *cl, int attempt);
+
+#endif

@@ -1,0 +1,832 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What each control message means, on the server. Runs on the epoll thread,
+ * except the *_job functions, which run on workers.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "djinn/common.h"
+#include "ctl_server.h"
+
+#define TAG "ctl"
+
+struct request {
+	struct ctl_conn *c;
+	struct dj_ctl_server *srv;
+	const cJSON *msg;
+	uint64_t id;
+	uint64_t payload_len;
+	char err[DJ_CTL_ERRMSG_MAX];
+};
+
+static void fail(struct request *r, int code)
+{
+	ctl_send_error(r->c, r->id, code, r->err);
+}
+
+static const struct dj_datapath *server_dp(struct dj_ctl_server *srv)
+{
+	return srv->caps.dpdk ? srv->cfg.datapath : NULL;
+}
+
+/* ---- handshake ------------------------------------------------------------ */
+
+static cJSON *hello_reply(struct request *r)
+{
+	cJSON *reply = dj_reply_new(r->id, "HELLO");
+	uint8_t proof[DJ_MAC_LEN];
+	char hex[2 * DJ_MAC_LEN + 1];
+
+	cJSON_AddNumberToObject(reply, "version", DJ_CTL_PROTO_VERSION);
+	cJSON_AddItemToObject(reply, "caps", dj_caps_to_json(&r->srv->caps));
+	if (r->srv->token != NULL &&
+	    dj_auth_mac(r->srv->token, DJ_AUTH_LABEL_SERVER, r->c->nonce_c, r->c->nonce_s,
+			proof) == 0) {
+		dj_hex_encode(proof, DJ_MAC_LEN, hex);
+		cJSON_AddStringToObject(reply, "proof", hex);
+	}
+	return reply;
+}
+
+static void auth_refuse(struct request *r, int code, const char *why)
+{
+	r->srv->st.auth_failures++;
+	DJ_LOG(DJ_LOG_NOTICE, TAG, "%s: authentication refused: %s", r->c->peer, why);
+	ctl_send_error(r->c, r->id, code, why);
+	ctl_close_after_flush(r->c);
+}
+
+static void on_hello(struct request *r)
+{
+	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(r->msg, "caps");
+	const char *nonce;
+	uint64_t version;
+
+	if (dj_json_u64(r->msg, "version", &version, r->err) != 0)
+		return auth_refuse(r, -EINVAL, r->err);
+	if (version != DJ_CTL_PROTO_VERSION) {
+		snprintf(r->err, sizeof(r->err), "protocol version %" PRIu64 " not spoken (this server: %d)",
+			 version, DJ_CTL_PROTO_VERSION);
+		return auth_refuse(r, -DJ_EPROTO_VERSION, r->err);
+	}
+	if (cJSON_IsObject(caps))
+		dj_caps_from_json(caps, &r->c->peer_caps);
+	if (r->srv->token == NULL) {
+		r->c->state = CS_READY;
+		ctl_send(r->c, hello_reply(r));
+		return;
+	}
+	if (dj_json_str(r->msg, "nonce", &nonce, r->err) != 0 ||
+	    dj_hex_decode(nonce, r->c->nonce_c, DJ_NONCE_LEN) != 0)
+		return auth_refuse(r, -DJ_EAUTH, "authentication required: HELLO needs a 64-hex-digit nonce");
+	if (dj_auth_random(r->c->nonce_s, DJ_NONCE_LEN) != 0)
+		return auth_refuse(r, -EIO, "no randomness");
+
+	cJSON *ch = dj_reply_new(r->id, "CHALLENGE");
+	char hex[2 * DJ_NONCE_LEN + 1];
+
+	dj_hex_encode(r->c->nonce_s, DJ_NONCE_LEN, hex);
+	cJSON_AddStringToObject(ch, "nonce", hex);
+	r->c->state = CS_AUTH;
+	ctl_send(r->c, ch);
+}
+
+static void on_auth(struct request *r)
+{
+	uint8_t got[DJ_MAC_LEN], want[DJ_MAC_LEN];
+	const char *mac;
+
+	if (dj_json_str(r->msg, "mac", &mac, r->err) != 0 ||
+	    dj_hex_decode(mac, got, DJ_MAC_LEN) != 0)
+		return auth_refuse(r, -DJ_EAUTH, "authentication failed: AUTH needs a 64-hex-digit mac");
+	if (dj_auth_mac(r->srv->token, DJ_AUTH_LABEL_CLIENT, r->c->nonce_s, r->c->nonce_c,
+			want) != 0)
+		return auth_refuse(r, -EIO, "HMAC unavailable");
+	if (!dj_auth_equal(got, want, DJ_MAC_LEN))
+		return auth_refuse(r, -DJ_EAUTH, "authentication failed: wrong token");
+	r->c->state = CS_READY;
+	ctl_send(r->c, hello_reply(r));
+}
+
+/* ---- sessions ------------------------------------------------------------- */
+
+void ctl_session_close(struct dj_ctl_server *srv, struct ctl_session *s)
+{
+	const struct dj_datapath *dp = server_dp(srv);
+
+	while (s->dp_puts != NULL) {
+		struct dp_put *p = s->dp_puts;
+
+		s->dp_puts = p->next;
+		dp->ops->cancel(dp->ctx, s->cookie, p->xfer);
+		srv->be->write_end(srv->bctx, s->bsess, &p->io, -ECANCELED);
+		free(p);
+	}
+	if (s->dp_opened && dp->ops->session_close != NULL)
+		dp->ops->session_close(dp->ctx, s->cookie);
+	srv->be->session_close(srv->bctx, s->bsess);
+	DJ_LOG(DJ_LOG_INFO, TAG, "session %" PRIu64 " closed", s->id);
+	free(s);
+}
+
+void ctl_session_detach(struct dj_ctl_server *srv, struct ctl_session *s)
+{
+	s->conn = NULL;
+	s->linger_until_ns = s->bye ? 0 : dj_time_ns() +
+			     (uint64_t)srv->cfg.limits.session_linger_ms * 1000000ull;
+}
+
+static struct ctl_session *session_find(struct dj_ctl_server *srv, uint64_t id)
+{
+	for (struct ctl_session *s = srv->sessions; s != NULL; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static int session_resume(struct request *r, const cJSON *resume)
+{
+	uint64_t id, cookie;
+	struct ctl_session *s;
+
+	if (dj_json_u64(resume, "session", &id, r->err) != 0 ||
+	    dj_json_handle(resume, "cookie", &cookie, r->err) != 0)
+		return -EINVAL;
+	s = session_find(r->srv, id);
+	/* Constant time on the cookie: it is the session's only secret. */
+	if (s == NULL || s->conn != NULL || s->bye ||
+	    !dj_auth_equal((const uint8_t *)&s->cookie, (const uint8_t *)&cookie, sizeof(cookie))) {
+		snprintf(r->err, sizeof(r->err), "session %" PRIu64 " cannot be resumed (unknown, in use or expired)", id);
+		return -ENOENT;
+	}
+	s->conn = r->c;
+	r->c->sess = s;
+	s->peer_caps = r->c->peer_caps;
+	return 0;
+}
+
+static int session_new(struct request *r)
+{
+	struct dj_ctl_server *srv = r->srv;
+	const struct dj_datapath *dp = server_dp(srv);
+	struct ctl_session *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (s == NULL)
+		return -ENOMEM;
+	s->id = srv->next_session_id++;
+	rc = dj_auth_random(&s->cookie, sizeof(s->cookie));
+	if (rc == 0)
+		rc = srv->be->session_open(srv->bctx, s->id, &s->bsess, r->err);
+	if (rc != 0) {
+		free(s);
+		return rc;
+	}
+	s->path = DJ_PATH_TCP;
+	snprintf(s->path_reason, sizeof(s->path_reason), "not negotiated yet");
+	s->peer_caps = r->c->peer_caps;
+	if (dp != NULL && s->peer_caps.dpdk && dp->ops->session_open != NULL)
+		s->dp_opened = dp->ops->session_open(dp->ctx, s->id, s->cookie,
+						     &s->peer_caps.endpoint) == 0;
+	else
+		s->dp_opened = dp != NULL && s->peer_caps.dpdk;
+	s->conn = r->c;
+	s->next = srv->sessions;
+	srv->sessions = s;
+	r->c->sess = s;
+	srv->st.sessions++;
+	return 0;
+}
+
+static void on_session(struct request *r)
+{
+	const cJSON *resume = cJSON_GetObjectItemCaseSensitive(r->msg, "resume");
+	int resumed = cJSON_IsObject(resume), rc;
+	cJSON *reply;
+
+	if (r->c->sess != NULL) {
+		snprintf(r->err, sizeof(r->err), "this connection already has a session");
+		return fail(r, -EALREADY);
+	}
+	rc = resumed ? session_resume(r, resume) : session_new(r);
+	if (rc != 0)
+		return fail(r, rc);
+	reply = dj_reply_new(r->id, "SESSION");
+	cJSON_AddNumberToObject(reply, "session", (double)r->c->sess->id);
+	dj_json_add_handle(reply, "cookie", r->c->sess->cookie);
+	cJSON_AddBoolToObject(reply, "resumed", resumed);
+	cJSON_AddStringToObject(reply, "path", dj_path_name(r->c->sess->path));
+	DJ_LOG(DJ_LOG_INFO, TAG, "%s: session %" PRIu64 " %s", r->c->peer, r->c->sess->id,
+	       resumed ? "resumed" : "opened");
+	ctl_send(r->c, reply);
+}
+
+static void on_path(struct request *r)
+{
+	struct ctl_session *s = r->c->sess;
+	const char *name, *reason = "";
+	enum dj_path path;
+
+	if (dj_json_str(r->msg, "path", &name, r->err) != 0)
+		return fail(r, -EINVAL);
+	if (dj_path_parse(name, &path) != 0 || path == DJ_PATH_AUTO) {
+		snprintf(r->err, sizeof(r->err), "path must be \"tcp\" or \"dpdk\", not \"%.32s\"", name);
+		return fail(r, -EINVAL);
+	}
+	if (path == DJ_PATH_DPDK && !s->dp_opened) {
+		snprintf(r->err, sizeof(r->err), "%s", server_dp(r->srv) == NULL ?
+			 "this server has no DPDK data path" : "the client announced no DPDK endpoint");
+		return fail(r, -DJ_ENODPDK);
+	}
+	dj_json_str(r->msg, "reason", &reason, r->err);
+	if (s->path != path || strcmp(s->path_reason, "not negotiated yet") == 0) {
+		if (path == DJ_PATH_DPDK)
+			r->srv->st.dpdk++;
+		else
+			r->srv->st.tcp++;
+	}
+	s->path = path;
+	snprintf(s->path_reason, sizeof(s->path_reason), "%s", reason);
+	DJ_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data path %s (%s)", s->id, name, reason);
+	ctl_send(r->c, dj_reply_new(r->id, "PATH"));
+}
+
+/* ---- tensors ------------------------------------------------------------ */
+
+static int handles_left(struct request *r)
+{
+	if (r->c->sess->n_handles < r->srv->cfg.limits.max_handles)
+		return 1;
+	snprintf(r->err, sizeof(r->err), "session holds %u handles: the limit", r->c->sess->n_handles);
+	return 0;
+}
+
+static void reply_desc(struct request *r, const char *type, uint64_t handle,
+		       const struct dj_tensor_desc *desc)
+{
+	cJSON *reply = dj_reply_new(r->id, type);
+
+	dj_json_add_handle(reply, "handle", handle);
+	dj_desc_to_json(reply, desc);
+	ctl_send(r->c, reply);
+}
+
+static void on_alloc(struct request *r)
+{
+	struct dj_tensor_desc desc;
+	uint64_t handle;
+	int rc = dj_desc_from_json(r->msg, &desc, r->err);
+
+	if (rc != 0)
+		return fail(r, rc);
+	if (!handles_left(r))
+		return fail(r, -DJ_ELIMIT);
+	rc = r->srv->be->alloc(r->srv->bctx, r->c->sess->bsess, &desc, &handle, r->err);
+	if (rc != 0)
+		return fail(r, rc);
+	r->c->sess->n_handles++;
+	reply_desc(r, "ALLOC", handle, &desc);
+}
+
+static void on_describe(struct request *r)
+{
+	struct dj_tensor_desc desc;
+	uint64_t handle;
+	int rc = dj_json_handle(r->msg, "handle", &handle, r->err);
+
+	if (rc == 0)
+		rc = r->srv->be->describe(r->srv->bctx, r->c->sess->bsess, handle, &desc, r->err);
+	if (rc != 0)
+		return fail(r, rc);
+	reply_desc(r, "DESCRIBE", handle, &desc);
+}
+
+static void on_free(struct request *r)
+{
+	uint64_t handle;
+	int rc = dj_json_handle(r->msg, "handle", &handle, r->err);
+
+	if (rc == 0)
+		rc = r->srv->be->free(r->srv->bctx, r->c->sess->bsess, handle, r->err);
+	if (rc != 0)
+		return fail(r, rc);
+	r->c->sess->n_handles--;
+	ctl_send(r->c, dj_reply_new(r->id, "FREE"));
+}
+
+/* The handle a PUT writes: the named one (same byte size) or a new one. */
+static int put_target(struct request *r, const struct dj_tensor_desc *desc, uint64_t nbytes,
+		      uint64_t *handle, int *is_new)
+{
+	struct dj_ctl_server *srv = r->srv;
+	void *bs = r->c->sess->bsess;
+	struct dj_tensor_desc have;
+	uint64_t have_bytes = 0;
+	int rc;
+
+	*is_new = cJSON_GetObjectItemCaseSensitive(r->msg, "handle") == NULL;
+	if (*is_new) {
+		if (!handles_left(r))
+			return -DJ_ELIMIT;
+		rc = srv->be->alloc(srv->bctx, bs, desc, handle, r->err);
+		if (rc == 0)
+			r->c->sess->n_handles++;
+		return rc;
+	}
+	rc = dj_json_handle(r->msg, "handle", handle, r->err);
+	if (rc == 0)
+		rc = srv->be->describe(srv->bctx, bs, *handle, &have, r->err);
+	if (rc == 0 && (dj_desc_nbytes(&have, &have_bytes) != 0 || have_bytes != nbytes)) {
+		snprintf(r->err, sizeof(r->err), "PUT of %" PRIu64 " bytes into a tensor of %" PRIu64,
+			 nbytes, have_bytes);
+		rc = -EMSGSIZE;
+	}
+	return rc;
+}
+
+static void put_undo(struct request *r, uint64_t handle, int is_new)
+{
+	char err[DJ_CTL_ERRMSG_MAX];
+
+	if (is_new && r->srv->be->free(r->srv->bctx, r->c->sess->bsess, handle, err) == 0)
+		r->c->sess->n_handles--;
+}
+
+static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct dj_ctl_io *io)
+{
+	const struct dj_datapath *dp = server_dp(r->srv);
+	struct ctl_session *s = r->c->sess;
+	void *addr = io->host != NULL ? io->host : io->dp_addr;
+	struct dp_put *p;
+	uint64_t xfer;
+	int rc;
+
+	if (dj_json_u64(r->msg, "xfer", &xfer, r->err) != 0)
+		return -EINVAL;
+	if (s->path != DJ_PATH_DPDK || addr == NULL) {
+		snprintf(r->err, sizeof(r->err), "%s", addr == NULL ?
+			 "the data path cannot reach this tensor's memory" :
+			 "this session does not use the DPDK data path");
+		return -DJ_ENODPDK;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return -ENOMEM;
+	rc = dp->ops->expect(dp->ctx, s->cookie, xfer, addr, io->nbytes, io->mem);
+	if (rc != 0) {
+		snprintf(r->err, sizeof(r->err), "data path refused transfer %" PRIu64, xfer);
+		free(p);
+		return rc;
+	}
+	*p = (struct dp_put){.next = s->dp_puts, .xfer = xfer, .handle = handle,
+			     .is_new = is_new, .io = *io};
+	s->dp_puts = p;
+	cJSON *reply = dj_reply_new(r->id, "READY");
+
+	dj_json_add_handle(reply, "handle", handle);
+	cJSON_AddNumberToObject(reply, "xfer", (double)xfer);
+	ctl_send(r->c, reply);
+	return 0;
+}
+
+static void on_put(struct request *r)
+{
+	struct dj_ctl_server *srv = r->srv;
+	struct ctl_conn *c = r->c;
+	const char *via = "tcp";
+	struct dj_tensor_desc desc;
+	struct dj_ctl_io io = {0};
+	uint64_t nbytes = 0, handle;
+	int is_new, rc;
+
+	rc = dj_desc_from_json(r->msg, &desc, r->err);
+	if (rc != 0)
+		return fail(r, rc);
+	dj_desc_nbytes(&desc, &nbytes);
+	if (cJSON_GetObjectItemCaseSensitive(r->msg, "via") != NULL &&
+	    dj_json_str(r->msg, "via", &via, r->err) != 0)
+		return fail(r, -EINVAL);
+	if (strcmp(via, "dpdk") != 0 && r->payload_len != nbytes) {
+		snprintf(r->err, sizeof(r->err), "payload of %" PRIu64 " bytes for a tensor of %" PRIu64,
+			 r->payload_len, nbytes);
+		return fail(r, -EMSGSIZE);
+	}
+	rc = put_target(r, &desc, nbytes, &handle, &is_new);
+	if (rc != 0)
+		return fail(r, rc);
+	rc = srv->be->write_begin(srv->bctx, c->sess->bsess, handle, &io, r->err);
+	if (rc == 0 && io.nbytes != nbytes) {
+		srv->be->write_end(srv->bctx, c->sess->bsess, &io, -EMSGSIZE);
+		snprintf(r->err, sizeof(r->err), "backend storage size differs from the tensor's");
+		rc = -EMSGSIZE;
+	}
+	if (rc == 0 && strcmp(via, "dpdk") == 0) {
+		rc = put_over_dp(r, handle, is_new, &io);
+		if (rc != 0)
+			srv->be->write_end(srv->bctx, c->sess->bsess, &io, rc);
+	} else if (rc == 0) {
+		c->pay_into = 1;
+		c->wio = io;
+		c->pay_id = r->id;
+		c->pay_handle = handle;
+		c->pay_is_new = is_new;
+		c->pay_rc = 0;
+		c->pay_err[0] = '\0';
+		if (nbytes == 0) {
+			c->pay_into = 0;
+			srv->be->write_end(srv->bctx, c->sess->bsess, &io, 0);
+			reply_desc(r, "PUT", handle, &desc);
+		}
+		return;
+	}
+	if (rc != 0) {
+		put_undo(r, handle, is_new);
+		fail(r, rc);
+	}
+}
+
+static cJSON *put_done_job(struct dj_ctl_server *srv, struct ctl_job *job)
+{
+	const struct dj_datapath *dp = server_dp(srv);
+	struct dp_put *p = job->put;
+	int abort_it = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(job->req, "abort"));
+	char err[DJ_CTL_ERRMSG_MAX] = "";
+	int rc = abort_it ? -ECANCELED : dp->ops->wait(dp->ctx, job->cookie, p->xfer,
+							  srv->cfg.dp_timeout_ms);
+	cJSON *reply;
+
+	if (rc != 0)
+		dp->ops->cancel(dp->ctx, job->cookie, p->xfer);
+	srv->be->write_end(srv->bctx, job->bsess, &p->io, rc);
+	if (rc == 0) {
+		reply = dj_reply_new(job->id, "PUT");
+		dj_json_add_handle(reply, "handle", p->handle);
+		return reply;
+	}
+	job->dp_failed = !abort_it;
+	if (p->is_new && srv->be->free(srv->bctx, job->bsess, p->handle, err) == 0)
+		job->handles_delta = -1;
+	snprintf(err, sizeof(err), "data-plane transfer %" PRIu64 " %s: %s", p->xfer,
+		 abort_it ? "aborted by the client" : "failed", dj_strerror(rc));
+	return dj_error_new(job->id, rc, err);
+}
+
+static void on_put_done(struct request *r)
+{
+	struct dp_put **pp = &r->c->sess->dp_puts;
+	uint64_t xfer;
+	int rc;
+
+	if (dj_json_u64(r->msg, "xfer", &xfer, r->err) != 0)
+		return fail(r, -EINVAL);
+	while (*pp != NULL && (*pp)->xfer != xfer)
+		pp = &(*pp)->next;
+	if (*pp == NULL) {
+		snprintf(r->err, sizeof(r->err), "no data-plane PUT with xfer %" PRIu64, xfer);
+		return fail(r, -ENOENT);
+	}
+	struct dp_put *p = *pp;
+
+	*pp = p->next;
+	rc = ctl_submit(r->srv, r->c, r->id, (cJSON *)r->msg, put_done_job, p);
+	if (rc != 0) {
+		r->srv->be->write_end(r->srv->bctx, r->c->sess->bsess, &p->io, rc);
+		put_undo(r, p->handle, p->is_new);
+		free(p);
+		fail(r, rc);
+	}
+}
+
+static int get_begin(struct dj_ctl_server *srv, void *bs, const cJSON *msg, uint64_t id,
+		     struct dj_ctl_io *io, cJSON **reply, char *err)
+{
+	struct dj_tensor_desc desc;
+	uint64_t handle, nbytes = 0;
+	int rc = dj_json_handle(msg, "handle", &handle, err);
+
+	if (rc == 0)
+		rc = srv->be->describe(srv->bctx, bs, handle, &desc, err);
+	if (rc == 0)
+		rc = srv->be->read_begin(srv->bctx, bs, handle, io, err);
+	if (rc != 0)
+		return rc;
+	dj_desc_nbytes(&desc, &nbytes);
+	if (io->nbytes != nbytes) {
+		srv->be->read_end(srv->bctx, bs, io);
+		snprintf(err, DJ_CTL_ERRMSG_MAX, "backend storage size differs from the tensor's");
+		return -EIO;
+	}
+	*reply = dj_reply_new(id, "GET");
+	dj_json_add_handle(*reply, "handle", handle);
+	dj_desc_to_json(*reply, &desc);
+	return 0;
+}
+
+static cJSON *get_dp_job(struct dj_ctl_server *srv, struct ctl_job *job)
+{
+	const struct dj_datapath *dp = server_dp(srv);
+	char err[DJ_CTL_ERRMSG_MAX] = "";
+	struct dj_ctl_io io = {0};
+	cJSON *reply = NULL;
+	uint64_t xfer;
+	int rc = dj_json_u64(job->req, "xfer", &xfer, err);
+
+	if (rc == 0)
+		rc = get_begin(srv, job->bsess, job->req, job->id, &io, &reply, err);
+	if (rc != 0)
+		return dj_error_new(job->id, rc, err);
+	void *addr = io.host != NULL ? io.host : io.dp_addr;
+
+	rc = addr == NULL ? -DJ_ENODPDK :
+	     dp->ops->send(dp->ctx, &job->peer, job->cookie, xfer, addr, io.nbytes, io.mem,
+			   srv->cfg.dp_timeout_ms);
+	srv->be->read_end(srv->bctx, job->bsess, &io);
+	if (rc == 0)
+		return reply;
+	cJSON_Delete(reply);
+	job->dp_failed = 1;
+	snprintf(err, sizeof(err), "data-plane transfer %" PRIu64 " failed: %s", xfer, dj_strerror(rc));
+	return dj_error_new(job->id, rc, err);
+}
+
+static void on_get(struct request *r)
+{
+	struct dj_ctl_server *srv = r->srv;
+	const cJSON *via = cJSON_GetObjectItemCaseSensitive(r->msg, "via");
+	struct ctl_out *o;
+	cJSON *reply;
+	int rc;
+
+	if (cJSON_IsString(via) && strcmp(via->valuestring, "dpdk") == 0) {
+		if (r->c->sess->path != DJ_PATH_DPDK) {
+			snprintf(r->err, sizeof(r->err), "this session does not use the DPDK data path");
+			return fail(r, -DJ_ENODPDK);
+		}
+		rc = ctl_submit(srv, r->c, r->id, (cJSON *)r->msg, get_dp_job, NULL);
+		if (rc != 0)
+			fail(r, rc);
+		return;
+	}
+	o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		return fail(r, -ENOMEM);
+	rc = get_begin(srv, r->c->sess->bsess, r->msg, r->id, &o->rio, &reply, r->err);
+	if (rc == 0) {
+		o->has_read_io = 1;
+		o->payload_len = o->rio.nbytes;
+		rc = dj_ctl_frame(reply, o->payload_len, &o->frame, &o->len);
+		cJSON_Delete(reply);
+	}
+	if (rc != 0) {
+		if (o->has_read_io)
+			srv->be->read_end(srv->bctx, r->c->sess->bsess, &o->rio);
+		free(o);
+		return fail(r, rc);
+	}
+	r->c->stage_off = r->c->stage_len = 0;
+	ctl_send_out(r->c, o);
+}
+
+/* ---- EXECUTE (worker) ------------------------------------------------------ */
+
+struct exec_state {
+	uint64_t *made;           /* every output handle made so far */
+	int n_made, cap;
+	char err[DJ_CTL_ERRMSG_MAX];
+};
+
+static int exec_inputs(const cJSON *op, const cJSON *results, uint64_t *in, int *n_in, char *err)
+{
+	const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(op, "inputs");
+	const cJSON *it;
+	int n = 0;
+
+	if (!cJSON_IsArray(inputs)) {
+		snprintf(err, DJ_CTL_ERRMSG_MAX, "field 'inputs' missing or not an array");
+		return -EINVAL;
+	}
+	cJSON_ArrayForEach(it, inputs) {
+		const cJSON *ref;
+
+		if (n == DJ_CTL_MAX_OP_ARGS) {
+			snprintf(err, DJ_CTL_ERRMSG_MAX, "more than %d inputs", DJ_CTL_MAX_OP_ARGS);
+			return -DJ_ELIMIT;
+		}
+		if (cJSON_IsString(it) && it->valuestring[0] == '$') {
+			/* "$k": the first output of op k of this batch. */
+			char *end;
+			long k = strtol(it->valuestring + 1, &end, 10);
+
+			ref = *end == '\0' && k >= 0 ? cJSON_GetArrayItem(results, (int)k) : NULL;
+			ref = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ref, "outputs"), 0);
+			if (ref == NULL || dj_json_handle(ref, "handle", &in[n], err) != 0) {
+				snprintf(err, DJ_CTL_ERRMSG_MAX, "input %d: '%.16s' names no earlier output",
+					 n, it->valuestring);
+				return -EINVAL;
+			}
+		} else if (!cJSON_IsString(it) || dj_handle_parse(it->valuestring, &in[n]) != 0) {
+			snprintf(err, DJ_CTL_ERRMSG_MAX, "input %d is not a handle", n);
+			return -EINVAL;
+		}
+		n++;
+	}
+	*n_in = n;
+	return 0;
+}
+
+static int exec_one(struct dj_ctl_server *srv, struct ctl_job *job, const cJSON *op,
+		    cJSON *results, struct exec_state *st)
+{
+	uint64_t in[DJ_CTL_MAX_OP_ARGS], out[DJ_CTL_MAX_OP_ARGS];
+	struct dj_tensor_desc out_desc[DJ_CTL_MAX_OP_ARGS];
+	const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(op, "attrs");
+	cJSON *empty = NULL, *outputs, *res;
+	const char *name;
+	int n_in, n_out = 0, rc;
+
+	if (dj_json_str(op, "op", &name, st->err) != 0)
+		return -EINVAL;
+	rc = exec_inputs(op, results, in, &n_in, st->err);
+	if (rc != 0)
+		return rc;
+	if (attrs != NULL && !cJSON_IsObject(attrs)) {
+		snprintf(st->err, sizeof(st->err), "field 'attrs' is not an object");
+		return -EINVAL;
+	}
+	if (attrs == NULL)
+		attrs = empty = cJSON_CreateObject();
+	rc = srv->be->execute(srv->bctx, job->bsess, name, in, n_in, attrs, out, out_desc,
+			      &n_out, st->err);
+	cJSON_Delete(empty);
+	if (rc != 0)
+		return rc;
+	res = cJSON_CreateObject();
+	outputs = cJSON_AddArrayToObject(res, "outputs");
+	cJSON_AddItemToArray(results, res);
+	for (int i = 0; i < n_out && i < DJ_CTL_MAX_OP_ARGS; i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		dj_json_add_handle(o, "handle", out[i]);
+		dj_desc_to_json(o, &out_desc[i]);
+		cJSON_AddItemToArray(outputs, o);
+		if (st->n_made < st->cap)
+			st->made[st->n_made++] = out[i];
+	}
+	return 0;
+}
+
+static cJSON *exec_job(struct dj_ctl_server *srv, struct ctl_job *job)
+{
+	const cJSON *batch = cJSON_GetObjectItemCaseSensitive(job->req, "batch");
+	int n_ops = cJSON_IsArray(batch) ? cJSON_GetArraySize(batch) : 1;
+	struct exec_state st = {.cap = n_ops * DJ_CTL_MAX_OP_ARGS};
+	cJSON *reply = dj_reply_new(job->id, "EXECUTE");
+	cJSON *results = cJSON_AddArrayToObject(reply, "results");
+	int rc = 0, i;
+
+	st.made = calloc((size_t)st.cap, sizeof(*st.made));
+	if (st.made == NULL) {
+		cJSON_Delete(reply);
+		return dj_error_new(job->id, -ENOMEM, NULL);
+	}
+	for (i = 0; i < n_ops && rc == 0; i++)
+		rc = exec_one(srv, job, cJSON_IsArray(batch) ? cJSON_GetArrayItem(batch, i) :
+				  job->req, results, &st);
+	if (rc != 0) {
+		char err[DJ_CTL_ERRMSG_MAX], ignored[DJ_CTL_ERRMSG_MAX];
+
+		/* All or nothing: the client never learns these handles. */
+		for (int k = 0; k < st.n_made; k++)
+			srv->be->free(srv->bctx, job->bsess, st.made[k], ignored);
+		if (n_ops > 1)
+			snprintf(err, sizeof(err), "batch op %d: %.200s", i - 1, st.err);
+		else
+			snprintf(err, sizeof(err), "%s", st.err);
+		cJSON_Delete(reply);
+		free(st.made);
+		return dj_error_new(job->id, rc, err);
+	}
+	job->handles_delta = st.n_made;
+	free(st.made);
+	return reply;
+}
+
+static void on_execute(struct request *r)
+{
+	int rc;
+
+	if (!handles_left(r))
+		return fail(r, -DJ_ELIMIT);
+	rc = ctl_submit(r->srv, r->c, r->id, (cJSON *)r->msg, exec_job, NULL);
+	if (rc != 0)
+		fail(r, rc);
+}
+
+/* ---- the rest -------------------------------------------------------------- */
+
+static void on_stats(struct request *r)
+{
+	struct dj_ctl_server_stats st;
+	struct ctl_session *s = r->c->sess;
+	cJSON *reply = dj_reply_new(r->id, "STATS");
+	cJSON *so = cJSON_AddObjectToObject(reply, "server");
+	cJSON *ss = cJSON_AddObjectToObject(reply, "session");
+
+	dj_ctl_server_get_stats(r->srv, &st);
+	cJSON_AddNumberToObject(so, "connections_open", (double)st.connections_open);
+	cJSON_AddNumberToObject(so, "connections_accepted", (double)st.connections_accepted);
+	cJSON_AddNumberToObject(so, "sessions_opened", (double)st.sessions_opened);
+	cJSON_AddNumberToObject(so, "auth_failures", (double)st.auth_failures);
+	cJSON_AddNumberToObject(so, "requests", (double)st.requests);
+	cJSON_AddNumberToObject(so, "errors_sent", (double)st.errors_sent);
+	cJSON_AddNumberToObject(so, "protocol_errors", (double)st.protocol_errors);
+	cJSON_AddNumberToObject(so, "bytes_in", (double)st.bytes_in);
+	cJSON_AddNumberToObject(so, "bytes_out", (double)st.bytes_out);
+	cJSON_AddBoolToObject(so, "dpdk", r->srv->caps.dpdk);
+	cJSON_AddNumberToObject(ss, "id", (double)s->id);
+	cJSON_AddStringToObject(ss, "path", dj_path_name(s->path));
+	cJSON_AddStringToObject(ss, "path_reason", s->path_reason);
+	cJSON_AddNumberToObject(ss, "requests", (double)s->requests);
+	cJSON_AddNumberToObject(ss, "bytes_in", (double)s->bytes_in);
+	cJSON_AddNumberToObject(ss, "bytes_out", (double)s->bytes_out);
+	cJSON_AddNumberToObject(ss, "handles", s->n_handles);
+	cJSON_AddNumberToObject(ss, "dp_failures", (double)s->dp_failures);
+	cJSON_AddNumberToObject(ss, "inflight", r->c->inflight);
+	if (r->srv->be->stats != NULL)
+		r->srv->be->stats(r->srv->bctx, s->bsess, cJSON_AddObjectToObject(reply, "backend"));
+	ctl_send(r->c, reply);
+}
+
+static void on_ping(struct request *r)
+{
+	ctl_send(r->c, dj_reply_new(r->id, "PING"));
+}
+
+static void on_bye(struct request *r)
+{
+	/* No lingering: a client that says goodbye means it. The session ends
+	 * once the connection's last job is done (see ctl_session_detach). */
+	if (r->c->sess != NULL)
+		r->c->sess->bye = 1;
+	ctl_send(r->c, dj_reply_new(r->id, "BYE"));
+	ctl_close_after_flush(r->c);
+}
+
+struct handler {
+	const char *type;
+	void (*fn)(struct request *r);
+	int needs_session;
+};
+
+static const struct handler handlers[] = {
+	{"SESSION", on_session, 0},
+	{"PING", on_ping, 0},
+	{"BYE", on_bye, 0},
+	{"PATH", on_path, 1},
+	{"STATS", on_stats, 1},
+	{"ALLOC", on_alloc, 1},
+	{"PUT", on_put, 1},
+	{"PUT_DONE", on_put_done, 1},
+	{"GET", on_get, 1},
+	{"DESCRIBE", on_describe, 1},
+	{"FREE", on_free, 1},
+	{"EXECUTE", on_execute, 1},
+};
+
+void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len)
+{
+	struct request r = {.c = c, .srv = c->srv, .msg = msg, .payload_len = payload_len};
+	const char *type;
+
+	if (dj_json_u64(msg, "id", &r.id, r.err) != 0 || dj_json_str(msg, "type", &type, r.err) != 0) {
+		c->srv->st.protocol_errors++;
+		return fail(&r, -EINVAL);
+	}
+	if (c->state == CS_HELLO || c->state == CS_AUTH) {
+		if (strcmp(type, c->state == CS_HELLO ? "HELLO" : "AUTH") == 0 && payload_len == 0)
+			return c->state == CS_HELLO ? on_hello(&r) : on_auth(&r);
+		return auth_refuse(&r, -DJ_EAUTH, c->state == CS_HELLO ?
+				   "HELLO expected first" : "AUTH expected");
+	}
+	if (payload_len > 0 && strcmp(type, "PUT") != 0) {
+		snprintf(r.err, sizeof(r.err), "%.16s carries no payload", type);
+		c->srv->st.protocol_errors++;
+		return fail(&r, -EPROTO);
+	}
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
+		if (strcmp(type, handlers[i].type) != 0)
+			continue;
+		if (handlers[i].needs_session && c->sess == NULL) {
+			snprintf(r.err, sizeof(r.err), "%s needs a SESSION first", handlers[i].type);
+			return fail(&r, -EPROTO);
+		}
+		return handlers[i].fn(&r);
+	}
+	snprintf(r.err, sizeof(r.err), "unknown message type '%.32s'", type);
+	c->srv->st.protocol_errors++;
+	fail(&r, -EBADMSG);
+}

@@ -1,0 +1,549 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Client side of connecting: TCP connect with retries (exponential backoff,
+ * jitter), TLS, HELLO / AUTH / SESSION, path negotiation, and the pool of
+ * idle sessions.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "djinn/common.h"
+#include "ctl_client.h"
+
+#define TAG "ctl-client"
+
+void dj_client_options_init(struct dj_client_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->host = "127.0.0.1";
+	o->port = DJ_CTL_DEFAULT_PORT;
+	o->path = DJ_PATH_AUTO;
+	o->probe_timeout_ms = 500;
+	o->dp_timeout_ms = 5000;
+	o->dp_max_failures = 2;
+	o->connect_timeout_ms = 2000;
+	o->request_timeout_ms = 30000;
+	o->max_retries = 5;
+	o->backoff_base_ms = 50;
+	o->backoff_max_ms = 2000;
+	o->pool_max_idle = 8;
+	o->pool_idle_timeout_ms = 60000;
+	o->pool_check_after_ms = 5000;
+}
+
+uint32_t cl_backoff_ms(const struct dj_client *cl, int attempt)
+{
+	uint64_t d = (uint64_t)cl->o.backoff_base_ms << (attempt < 16 ? attempt : 16);
+	uint32_t r;
+
+	if (d > cl->o.backoff_max_ms)
+		d = cl->o.backoff_max_ms;
+	/* "Equal jitter": half fixed, half random, so retries of many clients
+	 * after a server restart do not arrive in lockstep. */
+	if (dj_auth_random(&r, sizeof(r)) != 0)
+		r = (uint32_t)dj_time_ns();
+	return (uint32_t)(d / 2 + (d / 2 + 1 > 0 ? r % (d / 2 + 1) : 0));
+}
+
+static int tcp_connect_once(struct dj_client *cl, int *fdp)
+{
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+	char port[8];
+	struct pollfd pfd;
+	int fd, rc, err = 0, one = 1;
+	socklen_t el = sizeof(err);
+
+	snprintf(port, sizeof(port), "%u", cl->o.port);
+	rc = getaddrinfo(cl->host, port, &hints, &ai);
+	if (rc != 0)
+		return -EHOSTUNREACH;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		freeaddrinfo(ai);
+		return -errno;
+	}
+	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (rc != 0 && errno == EINPROGRESS) {
+		pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
+		rc = poll(&pfd, 1, (int)cl->o.connect_timeout_ms);
+		if (rc == 0)
+			err = ETIMEDOUT;
+		else if (rc < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+			err = errno;
+	} else if (rc != 0) {
+		err = errno;
+	}
+	if (err != 0) {
+		close(fd);
+		return -err;
+	}
+	/* Blocking from here on: the reader thread and writers block. */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	*fdp = fd;
+	return 0;
+}
+
+static void sleep_ms(uint32_t ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Connection refused / reset / timed out are worth a retry: a server that
+ * restarts comes back. Anything else (bad address) is not. */
+static int retryable(int rc)
+{
+	return rc == -ECONNREFUSED || rc == -ECONNRESET || rc == -ETIMEDOUT ||
+	       rc == -EHOSTUNREACH || rc == -ENETUNREACH || rc == -EPIPE || rc == -EAGAIN;
+}
+
+static int tcp_connect(struct dj_client *cl, int *fd)
+{
+	int rc = -ECONNREFUSED;
+
+	for (int attempt = 0; attempt <= cl->o.max_retries; attempt++) {
+		if (attempt > 0) {
+			cl->st.retries++;
+			sleep_ms(cl_backoff_ms(cl, attempt - 1));
+		}
+		rc = tcp_connect_once(cl, fd);
+		if (rc == 0 || !retryable(rc))
+			break;
+		DJ_LOG(DJ_LOG_INFO, TAG, "connect to %s:%u: %s (attempt %d)", cl->host,
+		       cl->o.port, dj_strerror(rc), attempt + 1);
+	}
+	return rc;
+}
+
+static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[DJ_NONCE_LEN],
+			  cJSON *challenge, cJSON **hello)
+{
+	struct dj_client *cl = conn->cl;
+	uint8_t nonce_s[DJ_NONCE_LEN], mac[DJ_MAC_LEN];
+	char hex[2 * DJ_MAC_LEN + 1], why[128];
+	const char *text;
+	cJSON *auth;
+	int rc;
+
+	if (cl->token == NULL) {
+		snprintf(conn->last_error, sizeof(conn->last_error),
+			 "server requires a token: set DJINN_TOKEN or DJINN_TOKEN_FILE");
+		return -DJ_EAUTH;
+	}
+	if (dj_json_str(challenge, "nonce", &text, why) != 0 ||
+	    dj_hex_decode(text, nonce_s, DJ_NONCE_LEN) != 0)
+		return -EPROTO;
+	rc = dj_auth_mac(cl->token, DJ_AUTH_LABEL_CLIENT, nonce_s, nonce_c, mac);
+	if (rc != 0)
+		return rc;
+	dj_hex_encode(mac, DJ_MAC_LEN, hex);
+	auth = cl_msg("AUTH");
+	cJSON_AddStringToObject(auth, "mac", hex);
+	rc = cl_sync_call(conn, auth, hello);
+	if (rc != 0)
+		return rc;
+	/* The server proves it knows the token too. */
+	rc = dj_auth_mac(cl->token, DJ_AUTH_LABEL_SERVER, nonce_c, nonce_s, mac);
+	if (rc == 0 && (dj_json_str(*hello, "proof", &text, why) != 0 ||
+			dj_hex_decode(text, nonce_s, DJ_MAC_LEN) != 0 ||
+			!dj_auth_equal(nonce_s, mac, DJ_MAC_LEN))) {
+		snprintf(conn->last_error, sizeof(conn->last_error), "server failed to prove the token");
+		rc = -DJ_EAUTH;
+	}
+	return rc;
+}
+
+cJSON *cl_msg(const char *type)
+{
+	cJSON *m = dj_reply_new(0, type);
+
+	cJSON_DeleteItemFromObject(m, "id");
+	return m;
+}
+
+static int handshake_hello(struct dj_conn *conn)
+{
+	uint8_t nonce_c[DJ_NONCE_LEN];
+	char hex[2 * DJ_NONCE_LEN + 1];
+	const cJSON *type;
+	cJSON *m = cl_msg("HELLO"), *reply = NULL, *hello = NULL;
+	int rc = dj_auth_random(nonce_c, sizeof(nonce_c));
+
+	dj_hex_encode(nonce_c, DJ_NONCE_LEN, hex);
+	cJSON_AddNumberToObject(m, "version", DJ_CTL_PROTO_VERSION);
+	cJSON_AddStringToObject(m, "nonce", hex);
+	cJSON_AddItemToObject(m, "caps", dj_caps_to_json(&conn->cl->caps));
+	if (rc == 0)
+		rc = cl_sync_call(conn, m, &reply);
+	else
+		cJSON_Delete(m);
+	if (rc != 0)
+		return rc;
+	type = cJSON_GetObjectItemCaseSensitive(reply, "type");
+	if (cJSON_IsString(type) && strcmp(type->valuestring, "CHALLENGE") == 0) {
+		rc = handshake_auth(conn, nonce_c, reply, &hello);
+		cJSON_Delete(reply);
+		reply = hello;
+	} else if (conn->cl->token != NULL) {
+		/* We hold a token but the server asked for none: it cannot prove
+		 * itself. Allowed (token is for the server's sake), but logged. */
+		DJ_LOG(DJ_LOG_WARN, TAG, "server does not authenticate clients");
+	}
+	if (rc == 0)
+		dj_caps_from_json(cJSON_GetObjectItemCaseSensitive(reply, "caps"), &conn->server_caps);
+	cJSON_Delete(reply);
+	return rc;
+}
+
+static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t resume_cookie)
+{
+	cJSON *m = cl_msg("SESSION"), *reply = NULL;
+	char why[128];
+	int rc;
+
+	if (resume_id != 0) {
+		cJSON *r = cJSON_AddObjectToObject(m, "resume");
+
+		cJSON_AddNumberToObject(r, "session", (double)resume_id);
+		dj_json_add_handle(r, "cookie", resume_cookie);
+	}
+	rc = cl_sync_call(conn, m, &reply);
+	if (rc == -ENOENT && resume_id != 0) {
+		DJ_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 " is gone (server restarted?): "
+		       "opening a new one; its handles are lost", resume_id);
+		return handshake_session(conn, 0, 0);
+	}
+	if (rc == 0 && (dj_json_u64(reply, "session", &conn->session_id, why) != 0 ||
+			dj_json_handle(reply, "cookie", &conn->cookie, why) != 0))
+		rc = -EPROTO;
+	cJSON_Delete(reply);
+	return rc;
+}
+
+static int probe(struct dj_conn *conn)
+{
+	const struct dj_datapath *dp = conn->cl->o.datapath;
+	uint64_t rtt = 0;
+	int rc = 0;
+
+	if (dp->ops->session_open != NULL)
+		rc = dp->ops->session_open(dp->ctx, conn->session_id, conn->cookie,
+					   &conn->server_caps.endpoint);
+	if (rc == 0)
+		rc = dp->ops->probe(dp->ctx, &conn->server_caps.endpoint, conn->cookie,
+				    conn->cl->o.probe_timeout_ms, &rtt);
+	if (rc == 0)
+		DJ_LOG(DJ_LOG_INFO, TAG, "data-plane probe: rtt %" PRIu64 " ns", rtt);
+	return rc;
+}
+
+int cl_send_path(struct dj_conn *conn, enum dj_path path, const char *reason)
+{
+	cJSON *m = cl_msg("PATH"), *reply = NULL;
+	int rc;
+
+	cJSON_AddStringToObject(m, "path", dj_path_name(path));
+	cJSON_AddStringToObject(m, "reason", reason);
+	rc = conn->reader_running ? cl_call(conn, m, NULL, 0, NULL, 0, &reply) :
+				    cl_sync_call(conn, m, &reply);
+	cJSON_Delete(reply);
+	if (rc == 0) {
+		conn->path = path;
+		snprintf(conn->path_reason, sizeof(conn->path_reason), "%s", reason);
+		DJ_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data path %s (%s)",
+		       conn->session_id, dj_path_name(path), reason);
+	}
+	return rc;
+}
+
+static int negotiate(struct dj_conn *conn)
+{
+	struct dj_client *cl = conn->cl;
+	int local = cl->caps.dpdk, peer = conn->server_caps.dpdk;
+	int probe_rc = -EHOSTUNREACH;
+	enum dj_path path;
+	char reason[160];
+	int rc;
+
+	if (cl->o.path != DJ_PATH_TCP && local && peer)
+		probe_rc = probe(conn);
+	rc = dj_path_decide(cl->o.path, local, peer, probe_rc, &path, reason, sizeof(reason));
+	if (rc != 0) {
+		snprintf(conn->last_error, sizeof(conn->last_error), "dpdk forced but %s", reason);
+		return rc;
+	}
+	return cl_send_path(conn, path, reason);
+}
+
+/* The handshake reads synchronously: bound each read by the request timeout
+ * so that a server that accepts but never answers cannot hang us. */
+static void recv_timeout(int fd, uint32_t ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t resume_cookie)
+{
+	struct dj_client *cl = conn->cl;
+	int fd = -1, rc = tcp_connect(cl, &fd);
+
+	if (rc != 0)
+		return rc;
+	conn->io = (struct dj_io){.fd = fd};
+	recv_timeout(fd, cl->o.request_timeout_ms > 0 ? cl->o.request_timeout_ms : 30000);
+	if (cl->tls_ctx != NULL && (rc = dj_tls_attach(cl->tls_ctx, fd, 0, &conn->io)) != 0) {
+		close(fd);
+		conn->io.fd = -1;
+		return rc;
+	}
+	conn->broken = 0;
+	rc = handshake_hello(conn);
+	if (rc == 0)
+		rc = handshake_session(conn, resume_id, resume_cookie);
+	if (rc == 0)
+		rc = negotiate(conn);
+	if (rc == -EAGAIN)
+		rc = -ETIMEDOUT;
+	if (rc == 0) {
+		recv_timeout(fd, 0);
+		rc = cl_conn_start(conn);
+	}
+	if (rc != 0) {
+		DJ_LOG(DJ_LOG_NOTICE, TAG, "handshake with %s:%u failed: %s%s%s", cl->host,
+		       cl->o.port, dj_strerror(rc), conn->last_error[0] ? ": " : "",
+		       conn->last_error);
+		dj_io_close(&conn->io);
+	}
+	return rc;
+}
+
+int cl_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cookie,
+		 struct dj_conn **connp)
+{
+	struct dj_conn *conn = calloc(1, sizeof(*conn));
+	int rc;
+
+	if (conn == NULL)
+		return -ENOMEM;
+	conn->cl = cl;
+	conn->io.fd = -1;
+	pthread_mutex_init(&conn->wlock, NULL);
+	pthread_mutex_init(&conn->lock, NULL);
+	pthread_cond_init(&conn->cond, NULL);
+	rc = conn_handshake(conn, resume_id, resume_cookie);
+	if (rc != 0) {
+		cl_conn_free(conn);
+		return rc;
+	}
+	cl->st.connects++;
+	*connp = conn;
+	return 0;
+}
+
+int cl_conn_reopen(struct dj_conn *conn)
+{
+	int rc;
+
+	cl_conn_stop(conn);
+	for (int i = 0; i < CL_SLOTS; i++)
+		if (conn->slots[i] != NULL)
+			return -EBUSY;
+	conn->cl->st.retries++;
+	rc = conn_handshake(conn, conn->session_id, conn->cookie);
+	if (rc == 0)
+		conn->cl->st.connects++;
+	return rc;
+}
+
+void cl_conn_free(struct dj_conn *conn)
+{
+	cl_conn_stop(conn);
+	if (conn->path == DJ_PATH_DPDK && conn->cl->o.datapath->ops->session_close != NULL)
+		conn->cl->o.datapath->ops->session_close(conn->cl->o.datapath->ctx, conn->cookie);
+	pthread_mutex_destroy(&conn->wlock);
+	pthread_mutex_destroy(&conn->lock);
+	pthread_cond_destroy(&conn->cond);
+	free(conn);
+}
+
+/* ---- the client and its pool ------------------------------------------- */
+
+static int client_caps(struct dj_client *cl)
+{
+	const struct dj_datapath *dp = cl->o.datapath;
+	int rc;
+
+	if (dp == NULL || dp->ops->local_caps == NULL)
+		return 0;
+	rc = dp->ops->local_caps(dp->ctx, &cl->caps);
+	if (rc != 0) {
+		DJ_LOG(DJ_LOG_WARN, TAG, "client data path unavailable (%s): TCP only",
+		       dj_strerror(rc));
+		memset(&cl->caps, 0, sizeof(cl->caps));
+	}
+	return 0;
+}
+
+int dj_client_create(const struct dj_client_options *opts, struct dj_client **clientp)
+{
+	struct dj_client *cl;
+	int rc = 0;
+
+	if (opts == NULL || clientp == NULL || (opts->path == DJ_PATH_DPDK && opts->datapath == NULL))
+		return opts != NULL && opts->path == DJ_PATH_DPDK ? -DJ_ENODPDK : -EINVAL;
+	cl = calloc(1, sizeof(*cl));
+	if (cl == NULL)
+		return -ENOMEM;
+	cl->o = *opts;
+	pthread_mutex_init(&cl->lock, NULL);
+	cl->host = strdup(opts->host != NULL ? opts->host : "127.0.0.1");
+	if (opts->token != NULL)
+		cl->token = strdup(opts->token);
+	else if ((rc = dj_ctl_token_load(opts->token_file, &cl->token)) == -ENOENT)
+		rc = 0; /* no token: fine where the server asks for none */
+	if (rc == 0 && opts->tls)
+		rc = dj_tls_client_ctx(opts->tls_ca, &cl->tls_ctx);
+	if (rc == 0 && (cl->host == NULL || (opts->token != NULL && cl->token == NULL)))
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = client_caps(cl);
+	if (rc != 0) {
+		dj_client_destroy(cl);
+		return rc;
+	}
+	*clientp = cl;
+	return 0;
+}
+
+void dj_client_destroy(struct dj_client *cl)
+{
+	if (cl == NULL)
+		return;
+	while (cl->idle != NULL) {
+		struct dj_conn *c = cl->idle;
+
+		cl->idle = c->next_idle;
+		dj_conn_close(c);
+	}
+	if (cl->tls_ctx != NULL)
+		dj_tls_ctx_free(cl->tls_ctx);
+	pthread_mutex_destroy(&cl->lock);
+	free(cl->host);
+	free(cl->token);
+	free(cl);
+}
+
+static struct dj_conn *pool_take(struct dj_client *cl)
+{
+	struct dj_conn *c;
+
+	pthread_mutex_lock(&cl->lock);
+	c = cl->idle;
+	if (c != NULL) {
+		cl->idle = c->next_idle;
+		cl->n_idle--;
+	}
+	pthread_mutex_unlock(&cl->lock);
+	return c;
+}
+
+/* An idle connection fit for reuse: not broken, not too old, and answering a
+ * PING where it has been idle for a while. */
+static int pool_usable(struct dj_client *cl, struct dj_conn *c)
+{
+	uint64_t idle_ms = (dj_time_ns() - c->idle_since_ns) / 1000000ull;
+
+	if (c->broken || idle_ms > cl->o.pool_idle_timeout_ms) {
+		cl->st.idle_closed++;
+		return 0;
+	}
+	if (idle_ms > cl->o.pool_check_after_ms) {
+		cl->st.health_checks++;
+		if (dj_ping(c, NULL) != 0) {
+			cl->st.health_failures++;
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int dj_connect(struct dj_client *cl, struct dj_conn **conn)
+{
+	struct dj_conn *c;
+
+	while ((c = pool_take(cl)) != NULL) {
+		if (pool_usable(cl, c)) {
+			cl->st.reuses++;
+			c->next_idle = NULL;
+			*conn = c;
+			return 0;
+		}
+		dj_conn_close(c);
+	}
+	return cl_conn_open(cl, 0, 0, conn);
+}
+
+void dj_disconnect(struct dj_conn *conn)
+{
+	struct dj_client *cl;
+	int keep;
+
+	if (conn == NULL)
+		return;
+	cl = conn->cl;
+	pthread_mutex_lock(&cl->lock);
+	keep = !conn->broken && cl->n_idle < cl->o.pool_max_idle;
+	if (keep) {
+		conn->idle_since_ns = dj_time_ns();
+		conn->next_idle = cl->idle;
+		cl->idle = conn;
+		cl->n_idle++;
+	}
+	pthread_mutex_unlock(&cl->lock);
+	if (!keep)
+		dj_conn_close(conn);
+}
+
+void dj_conn_close(struct dj_conn *conn)
+{
+	struct dj_future *f;
+
+	if (conn == NULL)
+		return;
+	/* A short goodbye: the server frees the session at once. */
+	if (!conn->broken && cl_request(conn, cl_msg("BYE"), NULL, 0, NULL, 0, NULL, NULL, &f) == 0) {
+		dj_future_wait(f, 1000);
+		dj_future_release(f);
+	}
+	cl_conn_free(conn);
+}
+
+void dj_client_get_stats(struct dj_client *cl, struct dj_client_stats *s)
+{
+	s->connects = cl->st.connects;
+	s->reuses = cl->st.reuses;
+	s->health_checks = cl->st.health_checks;
+	s->health_failures = cl->st.health_failures;
+	s->idle_closed = cl->st.idle_closed;
+	s->retries = cl->st.retries;
+	s->dp_fallbacks = cl->st.dp_fallbacks;
+	s->reuse_rate = s->connects + s->reuses > 0 ?
+			(double)s->reuses / (double)(s->connects + s->reuses) : 0.0;
+}

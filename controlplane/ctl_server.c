@@ -1,0 +1,963 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The control-plane server: accept, frame I/O, timeouts, workers.
+ * Message semantics live in ctl_handlers.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include "djinn/common.h"
+#include "ctl_server.h"
+
+#define TAG "ctl"
+#define SWEEP_MS 100
+/* Stop reading a connection whose replies pile up: the client is not reading. */
+#define OUT_BACKLOG_BYTES (8u << 20)
+
+static uint64_t ms_to_ns(uint32_t ms)
+{
+	return (uint64_t)ms * 1000000ull;
+}
+
+void dj_ctl_server_config_init(struct dj_ctl_server_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->n_workers = 4;
+	cfg->dp_timeout_ms = 5000;
+	cfg->limits = (struct dj_ctl_limits){
+		.max_json_bytes = 1u << 20,
+		.max_json_depth = 32,
+		.max_payload_bytes = 16ull << 30,
+		.max_inflight = 4096,
+		.max_connections = 1024,
+		.max_handles = 65536,
+		.frame_timeout_ms = 10000,
+		.auth_timeout_ms = 5000,
+		.idle_timeout_ms = 0,
+		.session_linger_ms = 30000,
+	};
+}
+
+static void limits_fill_defaults(struct dj_ctl_limits *l)
+{
+	struct dj_ctl_server_config d;
+
+	dj_ctl_server_config_init(&d);
+#define DEF(f) if (l->f == 0) l->f = d.limits.f
+	DEF(max_json_bytes);
+	DEF(max_json_depth);
+	DEF(max_payload_bytes);
+	DEF(max_inflight);
+	DEF(max_connections);
+	DEF(max_handles);
+	DEF(frame_timeout_ms);
+	DEF(auth_timeout_ms);
+	DEF(session_linger_ms);
+#undef DEF
+}
+
+/* ---- epoll interest ---------------------------------------------------- */
+
+static void conn_arm(struct ctl_conn *c)
+{
+	int want_in = c->state != CS_CLOSING && c->out_bytes < OUT_BACKLOG_BYTES &&
+		      c->inflight < c->srv->cfg.limits.max_inflight;
+	int want_out = c->out_head != NULL;
+	struct epoll_event ev = {.data.ptr = c};
+
+	if (c->dead || (want_in == c->reading && want_out == c->writing))
+		return;
+	ev.events = (want_in ? EPOLLIN : 0) | (want_out ? EPOLLOUT : 0) | EPOLLRDHUP;
+	epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->io.fd, &ev);
+	c->reading = want_in;
+	c->writing = want_out;
+}
+
+/* ---- connection lifetime ----------------------------------------------- */
+
+static void out_free(struct dj_ctl_server *srv, struct ctl_conn *c, struct ctl_out *o)
+{
+	if (o->has_read_io && srv->be->read_end != NULL)
+		srv->be->read_end(srv->bctx, c->sess != NULL ? c->sess->bsess : NULL, &o->rio);
+	free(o->frame);
+	free(o);
+}
+
+static void conn_abort_payload(struct ctl_conn *c)
+{
+	struct dj_ctl_server *srv = c->srv;
+	void *bs = c->sess != NULL ? c->sess->bsess : NULL;
+
+	if (!c->pay_into)
+		return;
+	srv->be->write_end(srv->bctx, bs, &c->wio, -ECONNABORTED);
+	if (c->pay_is_new && srv->be->free(srv->bctx, bs, c->pay_handle, c->pay_err) == 0)
+		c->sess->n_handles--;
+	c->pay_into = 0;
+}
+
+static void conn_unref(struct ctl_conn *c)
+{
+	struct dj_ctl_server *srv = c->srv;
+
+	if (--c->refs > 0)
+		return;
+	while (c->out_head != NULL) {
+		struct ctl_out *o = c->out_head;
+
+		c->out_head = o->next;
+		out_free(srv, c, o);
+	}
+	if (c->sess != NULL)
+		ctl_session_detach(srv, c->sess);
+	free(c->json);
+	free(c->staging);
+	free(c);
+}
+
+static void conn_close(struct ctl_conn *c, const char *why)
+{
+	struct dj_ctl_server *srv = c->srv;
+
+	if (c->dead)
+		return;
+	DJ_LOG(DJ_LOG_INFO, TAG, "closing %s: %s", c->peer, why);
+	c->dead = 1;
+	conn_abort_payload(c);
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->io.fd, NULL);
+	dj_io_close(&c->io);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	srv->st.open--;
+	conn_unref(c);
+}
+
+void ctl_close_after_flush(struct ctl_conn *c)
+{
+	c->state = CS_CLOSING;
+	conn_arm(c);
+}
+
+static void set_nonblock_nodelay(int fd)
+{
+	int one = 1;
+
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static void accept_one(struct dj_ctl_server *srv, int fd, const struct sockaddr_in *sa)
+{
+	struct ctl_conn *c = calloc(1, sizeof(*c));
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+	char ip[INET_ADDRSTRLEN];
+
+	if (c == NULL || srv->st.open >= srv->cfg.limits.max_connections) {
+		DJ_LOG(DJ_LOG_WARN, TAG, "refusing a connection: %s",
+		       c == NULL ? "out of memory" : "too many connections");
+		free(c);
+		close(fd);
+		return;
+	}
+	set_nonblock_nodelay(fd);
+	c->srv = srv;
+	c->io.fd = fd;
+	c->refs = 1;
+	c->reading = 1;
+	c->accepted_ns = c->last_in_ns = c->last_out_ns = dj_time_ns();
+	inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof(ip));
+	snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(sa->sin_port));
+	if (srv->tls_ctx != NULL && dj_tls_attach(srv->tls_ctx, fd, 1, &c->io) != 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	ev.data.ptr = c;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		dj_io_close(&c->io);
+		free(c);
+		return;
+	}
+	c->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->st.accepted++;
+	srv->st.open++;
+	DJ_LOG(DJ_LOG_INFO, TAG, "connection from %s", c->peer);
+}
+
+static void accept_all(struct dj_ctl_server *srv)
+{
+	for (;;) {
+		struct sockaddr_in sa;
+		socklen_t sl = sizeof(sa);
+		int fd = accept4(srv->lfd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
+
+		if (fd < 0)
+			return;
+		accept_one(srv, fd, &sa);
+	}
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+void ctl_send_out(struct ctl_conn *c, struct ctl_out *o)
+{
+	if (c->dead) {
+		out_free(c->srv, c, o);
+		return;
+	}
+	if (c->out_tail != NULL)
+		c->out_tail->next = o;
+	else
+		c->out_head = o;
+	c->out_tail = o;
+	c->out_bytes += o->len;
+	conn_arm(c);
+}
+
+void ctl_send(struct ctl_conn *c, cJSON *msg)
+{
+	struct ctl_out *o;
+
+	if (msg == NULL)
+		return;
+	o = calloc(1, sizeof(*o));
+	if (o == NULL || dj_ctl_frame(msg, 0, &o->frame, &o->len) != 0) {
+		free(o);
+		cJSON_Delete(msg);
+		conn_close(c, "out of memory");
+		return;
+	}
+	cJSON_Delete(msg);
+	ctl_send_out(c, o);
+}
+
+void ctl_send_error(struct ctl_conn *c, uint64_t id, int code, const char *msg)
+{
+	c->srv->st.errors++;
+	DJ_LOG(DJ_LOG_INFO, TAG, "%s: request %llu: ERROR %d %s", c->peer,
+	       (unsigned long long)id, code, msg != NULL ? msg : "");
+	ctl_send(c, dj_error_new(id, code, msg));
+}
+
+/* Next bytes of the head reply's payload into view: the backend's storage
+ * itself, or the staging buffer refilled through read_chunk. */
+static int payload_view(struct ctl_conn *c, struct ctl_out *o, const char **p, size_t *n)
+{
+	struct dj_ctl_server *srv = c->srv;
+	uint64_t left = o->payload_len - o->payload_off;
+	char err[DJ_CTL_ERRMSG_MAX] = "";
+	int rc;
+
+	if (o->rio.host != NULL) {
+		*p = (const char *)o->rio.host + o->payload_off;
+		*n = left;
+		return 0;
+	}
+	if (c->stage_off == c->stage_len) {
+		size_t want = left < CTL_STAGING_BYTES ? left : CTL_STAGING_BYTES;
+
+		if (c->staging == NULL && (c->staging = malloc(CTL_STAGING_BYTES)) == NULL)
+			return -ENOMEM;
+		rc = srv->be->read_chunk(srv->bctx, c->sess->bsess, &o->rio, o->payload_off,
+					 c->staging, want, err);
+		if (rc != 0)
+			return rc;
+		c->stage_len = want;
+		c->stage_off = 0;
+	}
+	*p = (const char *)c->staging + c->stage_off;
+	*n = c->stage_len - c->stage_off;
+	return 0;
+}
+
+/* Write what the socket takes; 0 when the queue is drained or the socket is full. */
+static int flush_out(struct ctl_conn *c)
+{
+	while (c->out_head != NULL) {
+		struct ctl_out *o = c->out_head;
+		const char *p;
+		size_t n;
+		ssize_t w;
+		int rc;
+
+		if (o->off < o->len) {
+			p = o->frame + o->off;
+			n = o->len - o->off;
+		} else if (o->payload_off < o->payload_len) {
+			rc = payload_view(c, o, &p, &n);
+			if (rc != 0)
+				return rc; /* the stream cannot be resynchronised */
+		} else {
+			c->out_head = o->next;
+			if (c->out_head == NULL)
+				c->out_tail = NULL;
+			c->out_bytes -= o->len;
+			out_free(c->srv, c, o);
+			continue;
+		}
+		w = dj_io_write(&c->io, p, n);
+		if (w == -EAGAIN)
+			return 0;
+		if (w <= 0)
+			return w < 0 ? (int)w : -ECONNRESET;
+		c->last_out_ns = dj_time_ns();
+		c->srv->st.bytes_out += (uint64_t)w;
+		if (c->sess != NULL)
+			c->sess->bytes_out += (uint64_t)w;
+		if (o->off < o->len) {
+			o->off += (size_t)w;
+		} else {
+			o->payload_off += (uint64_t)w;
+			if (o->rio.host == NULL)
+				c->stage_off += (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/* ---- input ----------------------------------------------------------------- */
+
+static void protocol_error(struct ctl_conn *c, const char *why)
+{
+	c->srv->st.protocol_errors++;
+	ctl_send_error(c, 0, -EPROTO, why);
+	ctl_close_after_flush(c);
+}
+
+static void frame_header_done(struct ctl_conn *c)
+{
+	const struct dj_ctl_limits *l = &c->srv->cfg.limits;
+	char why[128];
+
+	if (dj_ctl_hdr_decode(c->hdr, &c->h) != 0) {
+		protocol_error(c, "bad frame magic (not a Djinn control frame, or TLS mismatch)");
+		return;
+	}
+	if (c->h.json_len == 0 || c->h.json_len > l->max_json_bytes ||
+	    c->h.payload_len > l->max_payload_bytes) {
+		snprintf(why, sizeof(why), "frame too large: json %u bytes (max %u), payload %llu (max %llu)",
+			 c->h.json_len, l->max_json_bytes, (unsigned long long)c->h.payload_len,
+			 (unsigned long long)l->max_payload_bytes);
+		c->srv->st.protocol_errors++;
+		ctl_send_error(c, 0, -DJ_ELIMIT, why);
+		ctl_close_after_flush(c);
+		return;
+	}
+	c->json = malloc(c->h.json_len + 1);
+	if (c->json == NULL) {
+		protocol_error(c, "out of memory");
+		return;
+	}
+	c->json_got = 0;
+	c->stage = IN_JSON;
+}
+
+static void frame_json_done(struct ctl_conn *c)
+{
+	const struct dj_ctl_limits *l = &c->srv->cfg.limits;
+	cJSON *msg = NULL;
+	uint64_t payload_len = c->h.payload_len;
+
+	c->json[c->h.json_len] = '\0';
+	c->pay_into = 0;
+	c->pay_got = 0;
+	c->stage = payload_len > 0 ? IN_PAYLOAD : IN_HDR;
+	c->hdr_got = 0;
+	c->srv->st.requests++;
+	if (c->sess != NULL)
+		c->sess->requests++;
+	if ((uint32_t)dj_json_depth(c->json, c->h.json_len) > l->max_json_depth) {
+		c->srv->st.protocol_errors++;
+		ctl_send_error(c, 0, -DJ_ELIMIT, "JSON nested too deeply");
+	} else if ((msg = cJSON_ParseWithLength(c->json, c->h.json_len)) == NULL ||
+		   !cJSON_IsObject(msg)) {
+		c->srv->st.protocol_errors++;
+		ctl_send_error(c, 0, -EBADMSG, "malformed JSON (or not an object)");
+	} else {
+		ctl_dispatch(c, msg, payload_len);
+	}
+	cJSON_Delete(msg);
+	free(c->json);
+	c->json = NULL;
+}
+
+/* Where the next payload bytes go: the tensor's storage itself (zero copy),
+ * or the staging buffer (chunked backend, or bytes being discarded). */
+static int payload_sink(struct ctl_conn *c, char **p, size_t *n)
+{
+	uint64_t left = c->h.payload_len - c->pay_got;
+
+	if (c->pay_into && c->wio.host != NULL) {
+		*p = (char *)c->wio.host + c->pay_got;
+		*n = left;
+		return 0;
+	}
+	if (c->staging == NULL && (c->staging = malloc(CTL_STAGING_BYTES)) == NULL)
+		return -ENOMEM;
+	*p = (char *)c->staging;
+	*n = left < CTL_STAGING_BYTES ? left : CTL_STAGING_BYTES;
+	return 0;
+}
+
+static void payload_consumed(struct ctl_conn *c, const char *p, size_t n)
+{
+	struct dj_ctl_server *srv = c->srv;
+
+	if (c->pay_into && c->wio.host == NULL && c->pay_rc == 0)
+		c->pay_rc = srv->be->write_chunk(srv->bctx, c->sess->bsess, &c->wio,
+						 c->pay_got, p, n, c->pay_err);
+	c->pay_got += n;
+	if (c->pay_got < c->h.payload_len)
+		return;
+	c->stage = IN_HDR;
+	c->hdr_got = 0;
+	if (!c->pay_into)
+		return;
+	c->pay_into = 0;
+	srv->be->write_end(srv->bctx, c->sess->bsess, &c->wio, c->pay_rc);
+	if (c->pay_rc != 0) {
+		if (c->pay_is_new && srv->be->free(srv->bctx, c->sess->bsess, c->pay_handle,
+						   c->pay_err + DJ_CTL_ERRMSG_MAX / 2) == 0)
+			c->sess->n_handles--;
+		ctl_send_error(c, c->pay_id, c->pay_rc, c->pay_err);
+		return;
+	}
+	cJSON *r = dj_reply_new(c->pay_id, "PUT");
+
+	dj_json_add_handle(r, "handle", c->pay_handle);
+	ctl_send(c, r);
+}
+
+/* Read until the socket is empty, a frame needs a reply slot, or the
+ * connection stops reading. Returns <0 when the connection must close. */
+static int read_in(struct ctl_conn *c)
+{
+	while (c->state != CS_CLOSING && !c->dead && c->reading) {
+		char *p;
+		size_t n;
+		ssize_t r;
+		int rc;
+
+		switch (c->stage) {
+		case IN_HDR:
+			p = (char *)c->hdr + c->hdr_got;
+			n = DJ_CTL_HDR_LEN - c->hdr_got;
+			break;
+		case IN_JSON:
+			p = c->json + c->json_got;
+			n = c->h.json_len - c->json_got;
+			break;
+		default:
+			rc = payload_sink(c, &p, &n);
+			if (rc != 0)
+				return rc;
+			break;
+		}
+		r = dj_io_read(&c->io, p, n);
+		if (r == -EAGAIN)
+			return 0;
+		if (r == 0)
+			return c->stage == IN_HDR && c->hdr_got == 0 ? -ENOTCONN : -ECONNRESET;
+		if (r < 0)
+			return (int)r;
+		c->last_in_ns = dj_time_ns();
+		c->srv->st.bytes_in += (uint64_t)r;
+		if (c->sess != NULL)
+			c->sess->bytes_in += (uint64_t)r;
+		switch (c->stage) {
+		case IN_HDR:
+			c->hdr_got += (size_t)r;
+			if (c->hdr_got == DJ_CTL_HDR_LEN)
+				frame_header_done(c);
+			break;
+		case IN_JSON:
+			c->json_got += (uint32_t)r;
+			if (c->json_got == c->h.json_len)
+				frame_json_done(c);
+			break;
+		default:
+			payload_consumed(c, p, (size_t)r);
+			break;
+		}
+		conn_arm(c);
+	}
+	return 0;
+}
+
+static void conn_event(struct ctl_conn *c, uint32_t events)
+{
+	int rc = 0;
+
+	c->refs++;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+		rc = read_in(c);
+	if (rc == 0 && !c->dead)
+		rc = flush_out(c);
+	if (rc == 0 && !c->dead && c->state == CS_CLOSING && c->out_head == NULL)
+		rc = -ESHUTDOWN;
+	if (rc != 0)
+		conn_close(c, rc == -ENOTCONN ? "peer closed" : dj_strerror(rc));
+	else
+		conn_arm(c);
+	conn_unref(c);
+}
+
+/* ---- workers and completions --------------------------------------------- */
+
+int ctl_submit(struct dj_ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
+	       ctl_job_fn fn, struct dp_put *put)
+{
+	struct ctl_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL)
+		return -ENOMEM;
+	job->conn = c;
+	job->bsess = c->sess->bsess;
+	job->cookie = c->sess->cookie;
+	job->peer = c->sess->peer_caps.endpoint;
+	job->id = id;
+	job->req = cJSON_Duplicate(req, 1);
+	job->fn = fn;
+	job->put = put;
+	if (job->req == NULL) {
+		free(job);
+		return -ENOMEM;
+	}
+	c->refs++;
+	c->inflight++;
+	pthread_mutex_lock(&srv->lock);
+	if (srv->jobs_tail != NULL)
+		srv->jobs_tail->next = job;
+	else
+		srv->jobs = job;
+	srv->jobs_tail = job;
+	pthread_cond_signal(&srv->job_cond);
+	pthread_mutex_unlock(&srv->lock);
+	conn_arm(c);
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct dj_ctl_server *srv = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&srv->lock);
+	for (;;) {
+		struct ctl_job *job;
+
+		while (srv->jobs == NULL && !srv->stopping)
+			pthread_cond_wait(&srv->job_cond, &srv->lock);
+		if (srv->jobs == NULL)
+			break;
+		job = srv->jobs;
+		srv->jobs = job->next;
+		if (srv->jobs == NULL)
+			srv->jobs_tail = NULL;
+		pthread_mutex_unlock(&srv->lock);
+
+		job->reply = job->fn(srv, job);
+		job->next = NULL;
+
+		pthread_mutex_lock(&srv->lock);
+		if (srv->done_tail != NULL)
+			srv->done_tail->next = job;
+		else
+			srv->done = job;
+		srv->done_tail = job;
+		if (write(srv->evfd, &one, sizeof(one)) < 0)
+			DJ_LOG(DJ_LOG_ERR, TAG, "eventfd write failed");
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return NULL;
+}
+
+static void drain_completions(struct dj_ctl_server *srv)
+{
+	struct ctl_job *job;
+	uint64_t n;
+
+	if (read(srv->evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		DJ_LOG(DJ_LOG_ERR, TAG, "eventfd read failed");
+	pthread_mutex_lock(&srv->lock);
+	job = srv->done;
+	srv->done = srv->done_tail = NULL;
+	pthread_mutex_unlock(&srv->lock);
+	while (job != NULL) {
+		struct ctl_job *next = job->next;
+		struct ctl_conn *c = job->conn;
+
+		c->inflight--;
+		if (c->sess != NULL) {
+			c->sess->n_handles += (uint32_t)job->handles_delta;
+			c->sess->dp_failures += (uint64_t)job->dp_failed;
+		}
+		if (job->reply != NULL && cJSON_GetObjectItem(job->reply, "code") != NULL)
+			srv->st.errors++;
+		if (!c->dead) {
+			ctl_send(c, job->reply);
+			c->refs++;
+			conn_event(c, 0);
+			conn_unref(c);
+		} else {
+			cJSON_Delete(job->reply);
+		}
+		cJSON_Delete(job->req);
+		free(job->put);
+		free(job);
+		conn_unref(c);
+		job = next;
+	}
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+static const char *conn_overdue(const struct ctl_conn *c, uint64_t now)
+{
+	const struct dj_ctl_limits *l = &c->srv->cfg.limits;
+	int mid_frame = c->stage != IN_HDR || c->hdr_got > 0;
+
+	if ((c->state == CS_HELLO || c->state == CS_AUTH) &&
+	    now - c->accepted_ns > ms_to_ns(l->auth_timeout_ms))
+		return "authentication not finished in time";
+	if (mid_frame && now - c->last_in_ns > ms_to_ns(l->frame_timeout_ms))
+		return "frame stalled half-sent";
+	if (c->out_head != NULL && now - c->last_out_ns > ms_to_ns(l->frame_timeout_ms))
+		return "client not reading its replies";
+	if (l->idle_timeout_ms > 0 && c->out_head == NULL && c->inflight == 0 &&
+	    now - c->last_in_ns > ms_to_ns(l->idle_timeout_ms))
+		return "idle";
+	return NULL;
+}
+
+/* Reset rather than close: a peer that stopped reading must not keep
+ * megabytes of our replies queued in the kernel. */
+static void abortive(struct ctl_conn *c)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+static void sweep(struct dj_ctl_server *srv)
+{
+	uint64_t now = dj_time_ns();
+	struct ctl_session **sp = &srv->sessions;
+	struct ctl_conn *c = srv->conns;
+
+	while (c != NULL) {
+		struct ctl_conn *next = c->next;
+		const char *why = conn_overdue(c, now);
+
+		if (why != NULL) {
+			DJ_LOG(DJ_LOG_NOTICE, TAG, "%s: %s", c->peer, why);
+			if (c->out_head == NULL && c->state != CS_CLOSING) {
+				/* Best effort: tell it why before closing. */
+				cJSON *e = dj_error_new(0, -ETIMEDOUT, why);
+				char *f;
+				size_t n;
+
+				if (dj_ctl_frame(e, 0, &f, &n) == 0) {
+					(void)dj_io_write(&c->io, f, n);
+					free(f);
+				}
+				cJSON_Delete(e);
+			}
+			abortive(c);
+			conn_close(c, why);
+		}
+		c = next;
+	}
+	while (*sp != NULL) {
+		struct ctl_session *s = *sp;
+
+		if (s->conn == NULL && now >= s->linger_until_ns) {
+			*sp = s->next;
+			ctl_session_close(srv, s);
+		} else {
+			sp = &s->next;
+		}
+	}
+}
+
+/* ---- the epoll thread ---------------------------------------------------- */
+
+static void *server_main(void *arg)
+{
+	struct dj_ctl_server *srv = arg;
+	struct epoll_event evs[64];
+	uint64_t last_sweep = 0;
+
+	while (!srv->stopping) {
+		int n = epoll_wait(srv->epfd, evs, 64, SWEEP_MS);
+
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.ptr == &srv->lfd)
+				accept_all(srv);
+			else if (evs[i].data.ptr == &srv->evfd)
+				drain_completions(srv);
+			else
+				conn_event(evs[i].data.ptr, evs[i].events);
+		}
+		if (dj_time_ns() - last_sweep > ms_to_ns(SWEEP_MS)) {
+			sweep(srv);
+			last_sweep = dj_time_ns();
+		}
+	}
+	return NULL;
+}
+
+static int listen_on(struct dj_ctl_server *srv)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(srv->cfg.port)};
+	socklen_t sl = sizeof(sa);
+	int one = 1;
+
+	if (inet_pton(AF_INET, srv->listen_addr, &sa.sin_addr) != 1)
+		return -EINVAL;
+	srv->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (srv->lfd < 0)
+		return -errno;
+	setsockopt(srv->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(srv->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(srv->lfd, 512) != 0 ||
+	    getsockname(srv->lfd, (struct sockaddr *)&sa, &sl) != 0)
+		return -errno;
+	srv->port = ntohs(sa.sin_port);
+	return 0;
+}
+
+static int epoll_add(int epfd, int fd, void *ptr)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ptr};
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+static int local_caps(struct dj_ctl_server *srv)
+{
+	const struct dj_datapath *dp = srv->cfg.datapath;
+	int rc;
+
+	if (dp != NULL && dp->ops->local_caps != NULL) {
+		rc = dp->ops->local_caps(dp->ctx, &srv->caps);
+		if (rc != 0) {
+			DJ_LOG(DJ_LOG_WARN, TAG, "data path reports no capabilities (%s): TCP only",
+			       dj_strerror(rc));
+			memset(&srv->caps, 0, sizeof(srv->caps));
+		}
+	}
+	if (srv->be->caps != NULL)
+		return srv->be->caps(srv->bctx, &srv->caps);
+	return 0;
+}
+
+static int server_setup(struct dj_ctl_server *srv)
+{
+	int rc = 0;
+
+	if (srv->cfg.token == NULL && srv->cfg.token_file != NULL)
+		rc = dj_ctl_token_load(srv->cfg.token_file, &srv->token);
+	else if (srv->cfg.token != NULL && (srv->token = strdup(srv->cfg.token)) == NULL)
+		rc = -ENOMEM;
+	if (rc != 0) {
+		DJ_LOG(DJ_LOG_ERR, TAG, "token: %s", dj_strerror(rc));
+		return rc;
+	}
+	if (srv->token == NULL)
+		DJ_LOG(DJ_LOG_WARN, TAG, "no token configured: clients are not authenticated");
+	if (srv->tls_cert != NULL) {
+		rc = dj_tls_server_ctx(srv->tls_cert, srv->tls_key, &srv->tls_ctx);
+		if (rc != 0)
+			return rc;
+	}
+	rc = local_caps(srv);
+	if (rc == 0)
+		rc = listen_on(srv);
+	if (rc != 0)
+		return rc;
+	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+	srv->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (srv->epfd < 0 || srv->evfd < 0)
+		return -errno;
+	rc = epoll_add(srv->epfd, srv->lfd, &srv->lfd);
+	if (rc == 0)
+		rc = epoll_add(srv->epfd, srv->evfd, &srv->evfd);
+	return rc;
+}
+
+static char *dup_or_null(const char *s, int *failed)
+{
+	char *d = s != NULL ? strdup(s) : NULL;
+
+	if (s != NULL && d == NULL)
+		*failed = 1;
+	return d;
+}
+
+int dj_ctl_server_create(const struct dj_ctl_server_config *config,
+			 const struct dj_ctl_backend *backend, void *backend_ctx,
+			 struct dj_ctl_server **server)
+{
+	struct dj_ctl_server *srv;
+	int failed = 0, rc;
+
+	if (config == NULL || backend == NULL || server == NULL ||
+	    (config->tls_cert != NULL) != (config->tls_key != NULL))
+		return -EINVAL;
+	srv = calloc(1, sizeof(*srv));
+	if (srv == NULL)
+		return -ENOMEM;
+	srv->cfg = *config;
+	limits_fill_defaults(&srv->cfg.limits);
+	if (srv->cfg.n_workers <= 0)
+		srv->cfg.n_workers = 4;
+	if (srv->cfg.dp_timeout_ms == 0)
+		srv->cfg.dp_timeout_ms = 5000;
+	srv->be = backend;
+	srv->bctx = backend_ctx;
+	srv->lfd = srv->epfd = srv->evfd = -1;
+	srv->next_session_id = 1;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->job_cond, NULL);
+	srv->listen_addr = dup_or_null(config->listen_addr != NULL ? config->listen_addr :
+				       "127.0.0.1", &failed);
+	srv->tls_cert = dup_or_null(config->tls_cert, &failed);
+	srv->tls_key = dup_or_null(config->tls_key, &failed);
+	rc = failed ? -ENOMEM : server_setup(srv);
+	if (rc != 0) {
+		dj_ctl_server_destroy(srv);
+		return rc;
+	}
+	DJ_LOG(DJ_LOG_NOTICE, TAG, "control plane on %s:%u (%s, %s, data path %s)",
+	       srv->listen_addr, srv->port, srv->tls_ctx != NULL ? "TLS" : "plain TCP",
+	       srv->token != NULL ? "token auth" : "NO auth",
+	       srv->caps.dpdk ? "DPDK + TCP fallback" : "TCP only");
+	*server = srv;
+	return 0;
+}
+
+int dj_ctl_server_start(struct dj_ctl_server *srv)
+{
+	int rc;
+
+	if (srv->running)
+		return -EALREADY;
+	srv->workers = calloc((size_t)srv->cfg.n_workers, sizeof(pthread_t));
+	if (srv->workers == NULL)
+		return -ENOMEM;
+	for (int i = 0; i < srv->cfg.n_workers; i++) {
+		rc = pthread_create(&srv->workers[i], NULL, worker_main, srv);
+		if (rc != 0) {
+			srv->cfg.n_workers = i;
+			srv->running = 1;
+			dj_ctl_server_stop(srv);
+			return -rc;
+		}
+	}
+	rc = pthread_create(&srv->thread, NULL, server_main, srv);
+	srv->running = 1;
+	if (rc != 0) {
+		srv->thread = 0;
+		dj_ctl_server_stop(srv);
+		return -rc;
+	}
+	return 0;
+}
+
+void dj_ctl_server_stop(struct dj_ctl_server *srv)
+{
+	if (srv == NULL || !srv->running)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	srv->stopping = 1;
+	pthread_cond_broadcast(&srv->job_cond);
+	pthread_mutex_unlock(&srv->lock);
+	if (srv->thread != 0)
+		pthread_join(srv->thread, NULL);
+	for (int i = 0; i < srv->cfg.n_workers; i++)
+		pthread_join(srv->workers[i], NULL);
+	free(srv->workers);
+	srv->workers = NULL;
+	/* Workers are gone: finish their replies (dropped), then every
+	 * connection and session, on this thread. */
+	drain_completions(srv);
+	/* New clients get "refused" at once, rather than a backlog nobody serves. */
+	close(srv->lfd);
+	srv->lfd = -1;
+	while (srv->conns != NULL)
+		conn_close(srv->conns, "server stopping");
+	while (srv->sessions != NULL) {
+		struct ctl_session *s = srv->sessions;
+
+		srv->sessions = s->next;
+		ctl_session_close(srv, s);
+	}
+	srv->running = 0;
+}
+
+void dj_ctl_server_destroy(struct dj_ctl_server *srv)
+{
+	if (srv == NULL)
+		return;
+	dj_ctl_server_stop(srv);
+	for (struct ctl_job *j = srv->jobs; j != NULL;) {
+		struct ctl_job *next = j->next;
+
+		cJSON_Delete(j->req);
+		free(j);
+		j = next;
+	}
+	if (srv->lfd >= 0)
+		close(srv->lfd);
+	if (srv->epfd >= 0)
+		close(srv->epfd);
+	if (srv->evfd >= 0)
+		close(srv->evfd);
+	if (srv->tls_ctx != NULL)
+		dj_tls_ctx_free(srv->tls_ctx);
+	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->job_cond);
+	free(srv->listen_addr);
+	free(srv->tls_cert);
+	free(srv->tls_key);
+	free(srv->token);
+	free(srv);
+}
+
+uint16_t dj_ctl_server_port(const struct dj_ctl_server *srv)
+{
+	return srv->port;
+}
+
+void dj_ctl_server_get_stats(struct dj_ctl_server *srv, struct dj_ctl_server_stats *s)
+{
+	s->connections_accepted = srv->st.accepted;
+	s->connections_open = srv->st.open;
+	s->auth_failures = srv->st.auth_failures;
+	s->sessions_opened = srv->st.sessions;
+	s->requests = srv->st.requests;
+	s->errors_sent = srv->st.errors;
+	s->protocol_errors = srv->st.protocol_errors;
+	s->bytes_in = srv->st.bytes_in;
+	s->bytes_out = srv->st.bytes_out;
+	s->sessions_dpdk = srv->st.dpdk;
+	s->sessions_tcp = srv->st.tcp;
+}

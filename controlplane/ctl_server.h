@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_CTL_SERVER_H
+#define DJINN_CTL_SERVER_H
+
+/*
+ * Server internals. One epoll thread owns every connection and session (no
+ * locks on them); worker threads run EXECUTE and data-path transfers and hand
+ * finished replies back through a completion queue + eventfd.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "djinn/control.h"
+#include "ctl_io.h"
+#include "ctl_wire.h"
+
+#define CTL_STAGING_BYTES (1u << 20)
+
+enum conn_state { CS_HELLO, CS_AUTH, CS_READY, CS_CLOSING };
+enum in_stage { IN_HDR, IN_JSON, IN_PAYLOAD };
+
+/* A PUT over the data plane between its READY and its PUT_DONE. */
+struct dp_put {
+	struct dp_put *next;
+	uint64_t xfer, handle;
+	int is_new;               /* free the handle where the transfer fails */
+	struct dj_ctl_io io;
+};
+
+struct ctl_session {
+	struct ctl_session *next;
+	uint64_t id, cookie;
+	void *bsess;              /* the backend's session */
+	struct ctl_conn *conn;    /* attached connection, or NULL while lingering */
+	uint64_t linger_until_ns;
+	enum dj_path path;
+	char path_reason[160];
+	struct dj_dp_caps peer_caps;
+	struct dp_put *dp_puts;
+	uint32_t n_handles;
+	uint64_t requests, bytes_in, bytes_out, dp_failures;
+	int dp_opened;
+	int bye;                  /* closes as soon as its connection is gone */
+};
+
+/* One queued reply: frame (header + JSON), then maybe a tensor's bytes. */
+struct ctl_out {
+	struct ctl_out *next;
+	char *frame;
+	size_t len, off;
+	uint64_t payload_len, payload_off;
+	int has_read_io;
+	struct dj_ctl_io rio;
+};
+
+struct ctl_conn {
+	struct ctl_conn *prev, *next;
+	struct dj_ctl_server *srv;
+	struct dj_io io;
+	enum conn_state state;
+	int refs;                 /* the list + jobs in flight */
+	int dead;
+	int reading;              /* EPOLLIN armed */
+	int writing;              /* EPOLLOUT armed */
+	char peer[48];
+
+	enum in_stage stage;
+	uint8_t hdr[DJ_CTL_HDR_LEN];
+	size_t hdr_got;
+	struct dj_ctl_hdr h;
+	char *json;
+	uint32_t json_got;
+	uint64_t pay_got;
+	int pay_into;             /* payload goes to wio (else: discarded) */
+	struct dj_ctl_io wio;
+	uint64_t pay_id, pay_handle;
+	int pay_is_new;
+	char pay_err[DJ_CTL_ERRMSG_MAX];
+	int pay_rc;
+
+	uint8_t *staging;
+	size_t stage_len, stage_off;
+
+	struct ctl_out *out_head, *out_tail;
+	size_t out_bytes;
+	uint32_t inflight;
+
+	uint64_t accepted_ns, last_in_ns, last_out_ns;
+	uint8_t nonce_c[DJ_NONCE_LEN], nonce_s[DJ_NONCE_LEN];
+	struct dj_dp_caps peer_caps;
+	struct ctl_session *sess;
+};
+
+struct ctl_job;
+typedef cJSON *(*ctl_job_fn)(struct dj_ctl_server *srv, struct ctl_job *job);
+
+struct ctl_job {
+	struct ctl_job *next;
+	struct ctl_conn *conn;
+	void *bsess;
+	uint64_t cookie;
+	struct dj_dp_endpoint peer;
+	uint64_t id;
+	cJSON *req;
+	ctl_job_fn fn;
+	struct dp_put *put;       /* PUT_DONE: the transfer to finish */
+	cJSON *reply;
+	int handles_delta;
+	int dp_failed;
+};
+
+struct dj_ctl_server {
+	struct dj_ctl_server_config cfg;
+	char *listen_addr, *tls_cert, *tls_key, *token;
+	const struct dj_ctl_backend *be;
+	void *bctx;
+	struct dj_dp_caps caps;
+	void *tls_ctx;
+	int lfd, epfd, evfd;
+	uint16_t port;
+	pthread_t thread;
+	pthread_t *workers;
+	int running;
+	atomic_int stopping;
+
+	struct ctl_conn *conns;
+	struct ctl_session *sessions;
+	uint64_t next_session_id;
+
+	pthread_mutex_t lock;     /* jobs and completions */
+	pthread_cond_t job_cond;
+	struct ctl_job *jobs, *jobs_tail;
+	struct ctl_job *done, *done_tail;
+
+	struct {
+		atomic_uint_fast64_t accepted, open, auth_failures, sessions;
+		atomic_uint_fast64_t requests, errors, protocol_errors;
+		atomic_uint_fast64_t bytes_in, bytes_out, dpdk, tcp;
+	} st;
+};
+
+/* ctl_server.c */
+void ctl_send(struct ctl_conn *c, cJSON *msg);
+void ctl_send_out(struct ctl_conn *c, struct ctl_out *out);
+void ctl_send_error(struct ctl_conn *c, uint64_t id, int code, const char *msg);
+void ctl_close_after_flush(struct ctl_conn *c);
+int ctl_submit(struct dj_ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
+	       ctl_job_fn fn, struct dp_put *put);
+
+/* ctl_handlers.c: one control message (JSON parsed); payload_len bytes follow. */
+void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len);
+/* The session ends for good (backend and data path told). */
+void ctl_session_close(struct dj_ctl_server *srv, struct ctl_session *s);
+void ctl_session_detach(struct dj_ctl_server *srv, struct ctl_session *s);
+
+#endif

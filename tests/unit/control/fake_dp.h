@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_TEST_FAKE_DP_H
+#define DJINN_TEST_FAKE_DP_H
+
+/*
+ * An in-process data path for tests: endpoints on one fake "network" copy
+ * bytes straight into the peer's expected buffer. Failures are injected on
+ * demand (probe result, the next N sends time out), so negotiation and the
+ * mid-session move to TCP can be tested without DPDK.
+ */
+#include <stdatomic.h>
+
+#include "djinn/datapath.h"
+
+struct fake_net;
+struct fake_dp {
+	struct dj_datapath dp;      /* give &fake->dp to server / client */
+	struct fake_net *net;
+	struct dj_dp_endpoint ep;
+	int available;              /* local_caps says dpdk = available */
+	int probe_rc;               /* what probe returns */
+	atomic_int fail_sends;      /* next N sends return -ETIMEDOUT */
+	atomic_int sends, sends_ok, probes, sessions_open;
+};
+
+struct fake_net *fake_net_create(void);
+void fake_net_destroy(struct fake_net *net);
+/* port: the endpoint's UDP port, which names it on the fake network. */
+struct fake_dp *fake_dp_create(struct fake_net *net, uint16_t port);
+void fake_dp_destroy(struct fake_dp *f);
+
+#endif

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_TEST_CTL_FIXTURE_H
+#define DJINN_TEST_CTL_FIXTURE_H
+
+/* A control-plane server on a loopback port with the host-memory backend,
+ * plus raw-socket helpers for speaking (bad) protocol by hand. */
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "djinn/control.h"
+#include "djinn/djinn.h"
+#include "mem_backend.h"
+
+struct fixture {
+	struct mem_backend *mb;
+	struct dj_ctl_server *srv;
+	uint16_t port;
+};
+
+/* cfg / mbo may be NULL (defaults). Returns 0 or the failing rc. */
+int fx_start(struct fixture *fx, const struct dj_ctl_server_config *cfg,
+	     const struct mem_backend_options *mbo);
+void fx_stop(struct fixture *fx);
+/* Client options aimed at the fixture, fast retries. */
+void fx_client_opts(const struct fixture *fx, struct dj_client_options *o);
+
+int fx_raw_connect(uint16_t port);
+int fx_raw_send_bytes(int fd, const void *buf, size_t len);
+/* A frame with this JSON text and a stated payload length (payload not sent). */
+int fx_raw_send(int fd, const char *json, uint64_t payload_len);
+/* Next frame's JSON (payload, if any, is read and dropped); NULL on timeout/close. */
+cJSON *fx_raw_recv(int fd, int timeout_ms);
+/* 1 when the server closed fd within timeout_ms. */
+int fx_raw_closed(int fd, int timeout_ms);
+/* HELLO (no auth) + SESSION on a raw socket; 0 on success. */
+int fx_raw_ready(int fd);
+/* "code" of an ERROR reply, 0 when msg is not an ERROR. */
+int fx_error_code(const cJSON *msg);
+
+/* Fill buf with a pattern derived from seed (byte-exact checks). */
+void fx_pattern(void *buf, size_t len, uint32_t seed);
+
+#endif

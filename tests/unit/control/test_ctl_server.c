@@ -1,0 +1,817 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Control-plane server and client over loopback: handshake and auth,
+ * byte-exact TCP-fallback transfers, EXECUTE (single, batch, 1000 in flight,
+ * out of order), a catalogue of bad inputs, slow and vanished clients,
+ * limits, pooling, session resume, TLS.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "djinn/common.h"
+#include "ctl_client.h"
+#include "fixture.h"
+#include "harness.h"
+
+static struct dj_tensor host_tensor(enum dj_dtype dt, int ndim, const int64_t *shape, void *data)
+{
+	struct dj_tensor t = {.desc = {.dtype = dt, .ndim = ndim}, .data = data, .mem = DJ_MEM_HOST};
+
+	for (int i = 0; i < ndim; i++)
+		t.desc.shape[i] = shape[i];
+	return t;
+}
+
+static struct dj_tensor f32_vec(float *data, int64_t n)
+{
+	return host_tensor(DJ_DTYPE_FLOAT32, 1, &n, data);
+}
+
+/* Server with defaults, one client, one connection. */
+struct env {
+	struct fixture fx;
+	struct dj_client *cl;
+	struct dj_conn *conn;
+};
+
+static void env_up(struct env *e, const struct dj_ctl_server_config *cfg,
+		   const struct mem_backend_options *mbo)
+{
+	struct dj_client_options o;
+
+	memset(e, 0, sizeof(*e));
+	CU_ASSERT_FATAL(fx_start(&e->fx, cfg, mbo) == 0);
+	fx_client_opts(&e->fx, &o);
+	CU_ASSERT_FATAL(dj_client_create(&o, &e->cl) == 0);
+	CU_ASSERT_FATAL(dj_connect(e->cl, &e->conn) == 0);
+}
+
+static void env_down(struct env *e)
+{
+	if (e->conn != NULL)
+		dj_conn_close(e->conn);
+	dj_client_destroy(e->cl);
+	fx_stop(&e->fx);
+}
+
+static void test_handshake_ping_stats(void)
+{
+	struct env e;
+	const char *reason;
+	uint64_t rtt = 0;
+	char *json = NULL;
+	cJSON *st;
+
+	env_up(&e, NULL, NULL);
+	CU_ASSERT_EQUAL(dj_conn_path(e.conn, &reason), DJ_PATH_TCP);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "no DPDK"));
+	CU_ASSERT(dj_conn_session_id(e.conn) > 0);
+	CU_ASSERT_EQUAL(dj_ping(e.conn, &rtt), 0);
+	CU_ASSERT(rtt > 0);
+	CU_ASSERT_EQUAL_FATAL(dj_stats(e.conn, &json), 0);
+	st = cJSON_Parse(json);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "session"), "path")->valuestring,
+			       "tcp");
+	CU_ASSERT_PTR_NOT_NULL(strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "session"),
+							  "path_reason")->valuestring, "DPDK"));
+	CU_ASSERT(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "server"), "requests")->valuedouble >= 4);
+	cJSON_Delete(st);
+	free(json);
+	env_down(&e);
+}
+
+/* The smallest tensor is 2 bytes (a float16 scalar): sizes step from there. */
+static void put_get_sizes(const struct mem_backend_options *mbo)
+{
+	static const size_t sizes[] = {2, 6, 4094, 65536, (1u << 20) + 6, 16u << 20};
+	struct env e;
+
+	env_up(&e, NULL, mbo);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		int64_t halves = (int64_t)sizes[i] / 2;
+		uint8_t *src = malloc(sizes[i]), *dst = calloc(1, sizes[i]);
+		struct dj_tensor t = host_tensor(DJ_DTYPE_FLOAT16, 1, &halves, src);
+		struct dj_tensor back = host_tensor(DJ_DTYPE_FLOAT16, 1, &halves, dst);
+		uint64_t h = 0;
+
+		fx_pattern(src, sizes[i], (uint32_t)i + 1);
+		CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &t, &h), 0);
+		CU_ASSERT(h != 0);
+		CU_ASSERT_EQUAL(dj_get(e.conn, h, &back), 0);
+		CU_ASSERT_EQUAL(memcmp(src, dst, sizes[i]), 0);
+		CU_ASSERT_EQUAL(dj_free(e.conn, h), 0);
+		free(src);
+		free(dst);
+	}
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 0);
+	env_down(&e);
+}
+
+static void test_put_get_byte_exact(void)
+{
+	put_get_sizes(NULL);
+}
+
+static void test_put_get_chunked_backend(void)
+{
+	struct mem_backend_options mbo = {.chunked = 1};
+
+	put_get_sizes(&mbo);
+}
+
+static void test_tensor_lifecycle(void)
+{
+	struct env e;
+	float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {0};
+	int64_t shape[2] = {2, 3};
+	struct dj_tensor t = host_tensor(DJ_DTYPE_FLOAT32, 2, shape, a);
+	struct dj_tensor back = host_tensor(DJ_DTYPE_FLOAT32, 2, shape, b);
+	struct dj_tensor_desc d;
+	uint64_t h;
+
+	env_up(&e, NULL, NULL);
+	CU_ASSERT_EQUAL(dj_alloc(e.conn, &t.desc, &h), 0);
+	CU_ASSERT_EQUAL(dj_describe(e.conn, h, &d), 0);
+	CU_ASSERT_EQUAL(d.ndim, 2);
+	CU_ASSERT_EQUAL(d.shape[1], 3);
+	CU_ASSERT_EQUAL(dj_put_into(e.conn, h, &t), 0);
+	CU_ASSERT_EQUAL(dj_get(e.conn, h, &back), 0);
+	CU_ASSERT_EQUAL(memcmp(a, b, sizeof(a)), 0);
+	/* Wrong byte size into an existing tensor. */
+	t.desc.shape[1] = 2;
+	CU_ASSERT_EQUAL(dj_put_into(e.conn, h, &t), -EMSGSIZE);
+	CU_ASSERT_EQUAL(dj_get(e.conn, h, &t), -EMSGSIZE); /* buffer of the wrong size */
+	CU_ASSERT_EQUAL(dj_free(e.conn, h), 0);
+	CU_ASSERT_EQUAL(dj_free(e.conn, h), -DJ_EHANDLE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(e.conn), "no tensor"));
+	CU_ASSERT_EQUAL(dj_get(e.conn, h, &back), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0); /* still serving */
+	env_down(&e);
+}
+
+static void test_execute_and_batch(void)
+{
+	struct env e;
+	float a[4] = {1, 2, 3, 4}, b[4] = {10, 20, 30, 40}, c[4];
+	struct dj_tensor ta = f32_vec(a, 4), tb = f32_vec(b, 4), tc = f32_vec(c, 4);
+	struct dj_tensor_desc d;
+	uint64_t ha, hb, hc, outs[3];
+	char ha_s[20], hb_s[20];
+	int live;
+
+	env_up(&e, NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &ta, &ha), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &tb, &hb), 0);
+	CU_ASSERT_EQUAL(dj_execute(e.conn, "add", (uint64_t[]){ha, hb}, 2, NULL, &hc, &d), 0);
+	CU_ASSERT_EQUAL(d.dtype, DJ_DTYPE_FLOAT32);
+	CU_ASSERT_EQUAL(d.shape[0], 4);
+	CU_ASSERT_EQUAL(dj_get(e.conn, hc, &tc), 0);
+	CU_ASSERT(c[0] == 11 && c[3] == 44);
+	CU_ASSERT_EQUAL(dj_execute(e.conn, "scale", &ha, 1, "{\"factor\":2.5}", &hc, NULL), 0);
+	CU_ASSERT_EQUAL(dj_get(e.conn, hc, &tc), 0);
+	CU_ASSERT(c[1] == 5.0f);
+	/* Errors name the problem and leave the server serving. */
+	CU_ASSERT_EQUAL(dj_execute(e.conn, "conv9d", &ha, 1, NULL, &hc, NULL), -DJ_EUNKNOWN_OP);
+	CU_ASSERT_EQUAL(dj_execute(e.conn, "add", &ha, 1, NULL, &hc, NULL), -EINVAL);
+	CU_ASSERT_EQUAL(dj_execute(e.conn, "scale", &ha, 1, "not json", &hc, NULL), -EINVAL);
+	CU_ASSERT_EQUAL(dj_execute(e.conn, "scale", (uint64_t[]){0x1234}, 1, NULL, &hc, NULL),
+			-DJ_EHANDLE);
+
+	/* Batch: (a + b) * 2, then + a, in one request. */
+	dj_handle_format(ha, ha_s);
+	dj_handle_format(hb, hb_s);
+	struct dj_batch_op ops[3] = {
+		{.op = "add", .inputs = {ha_s, hb_s}, .n_in = 2},
+		{.op = "scale", .inputs = {"$0"}, .n_in = 1, .attrs_json = "{\"factor\":2}"},
+		{.op = "add", .inputs = {"$1", ha_s}, .n_in = 2},
+	};
+	CU_ASSERT_EQUAL_FATAL(dj_execute_batch(e.conn, ops, 3, outs), 0);
+	CU_ASSERT_EQUAL(dj_get(e.conn, outs[2], &tc), 0);
+	CU_ASSERT(c[0] == 23 && c[3] == 92);
+	/* A failing batch leaves nothing behind. */
+	live = mem_backend_live(e.fx.mb);
+	ops[2].inputs[0] = "$7";
+	CU_ASSERT_EQUAL(dj_execute_batch(e.conn, ops, 3, outs), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(e.conn), "batch op 2"));
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), live);
+	env_down(&e);
+}
+
+#define N_FLIGHT 1000
+
+struct flight {
+	pthread_mutex_t lock;
+	int order[N_FLIGHT];
+	int n_done;
+};
+
+static void flight_cb(struct dj_future *f, void *arg)
+{
+	struct flight *fl = arg;
+
+	pthread_mutex_lock(&fl->lock);
+	fl->order[fl->n_done++] = dj_future_done(f);
+	pthread_mutex_unlock(&fl->lock);
+}
+
+static void test_thousand_in_flight_out_of_order(void)
+{
+	struct dj_ctl_server_config cfg;
+	struct env e;
+	struct flight fl = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct dj_future **f = calloc(N_FLIGHT, sizeof(*f));
+	uint64_t *out = calloc(N_FLIGHT, sizeof(*out));
+	float v = 3.0f, got;
+	struct dj_tensor t = f32_vec(&v, 1), back = f32_vec(&got, 1);
+	uint64_t h;
+	int first_done = -1, later_before_earlier = 0;
+
+	dj_ctl_server_config_init(&cfg);
+	cfg.n_workers = 8;
+	env_up(&e, &cfg, NULL);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &t, &h), 0);
+	/* Early requests sleep longest: replies must overtake them. */
+	for (int i = 0; i < N_FLIGHT; i++) {
+		char attrs[32];
+
+		snprintf(attrs, sizeof(attrs), "{\"ms\":%d}", i < 2 ? 500 : 0);
+		CU_ASSERT_EQUAL_FATAL(dj_execute_async(e.conn, "sleep", &h, 1, attrs, flight_cb,
+						       &fl, &f[i]), 0);
+	}
+	for (int i = N_FLIGHT - 1; i >= 0; i--) {
+		CU_ASSERT_EQUAL(dj_future_wait(f[i], 20000), 0);
+		if (i == N_FLIGHT - 1)
+			first_done = dj_future_done(f[0]);
+	}
+	/* The last request finished while the first was still sleeping. */
+	later_before_earlier = first_done == 0;
+	CU_ASSERT(later_before_earlier);
+	CU_ASSERT_EQUAL(fl.n_done, N_FLIGHT);
+	for (int i = 0; i < N_FLIGHT; i++) {
+		CU_ASSERT_EQUAL(dj_future_handle(f[i], &out[i], NULL), 0);
+		if (i > 0)
+			CU_ASSERT_NOT_EQUAL(out[i], out[i - 1]);
+		dj_future_release(f[i]);
+	}
+	CU_ASSERT_EQUAL(dj_get(e.conn, out[N_FLIGHT - 1], &back), 0);
+	CU_ASSERT(got == 3.0f);
+	free(f);
+	free(out);
+	env_down(&e);
+}
+
+static void test_auth(void)
+{
+	struct dj_ctl_server_config cfg;
+	struct dj_client_options o;
+	struct dj_ctl_server_stats st;
+	struct fixture fx;
+	struct dj_client *cl;
+	struct dj_conn *conn = NULL;
+	uint8_t probe[2 * 32 + 1] = {0};
+
+	if (dj_auth_mac("k", "l", probe, probe, probe) == -ENOTSUP)
+		dj_test_skip("built without OpenSSL");
+	dj_ctl_server_config_init(&cfg);
+	cfg.token = "s3cret-token";
+	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	fx_client_opts(&fx, &o);
+	unsetenv("DJINN_TOKEN");
+	unsetenv("DJINN_TOKEN_FILE");
+
+	/* No token at all. */
+	CU_ASSERT_FATAL(dj_client_create(&o, &cl) == 0);
+	CU_ASSERT_EQUAL(dj_connect(cl, &conn), -DJ_EAUTH);
+	dj_client_destroy(cl);
+	/* Wrong token: a clear ERROR, then closed. */
+	o.token = "wrong";
+	CU_ASSERT_FATAL(dj_client_create(&o, &cl) == 0);
+	CU_ASSERT_EQUAL(dj_connect(cl, &conn), -DJ_EAUTH);
+	dj_client_destroy(cl);
+	/* Right token, from the environment. */
+	o.token = NULL;
+	setenv("DJINN_TOKEN", "s3cret-token", 1);
+	CU_ASSERT_FATAL(dj_client_create(&o, &cl) == 0);
+	unsetenv("DJINN_TOKEN");
+	CU_ASSERT_EQUAL_FATAL(dj_connect(cl, &conn), 0);
+	CU_ASSERT_EQUAL(dj_ping(conn, NULL), 0);
+	dj_conn_close(conn);
+	dj_client_destroy(cl);
+	dj_ctl_server_get_stats(fx.srv, &st);
+	CU_ASSERT_EQUAL(st.auth_failures, 1); /* the tokenless client never got to AUTH */
+	fx_stop(&fx);
+}
+
+static void test_auth_raw_refusals(void)
+{
+	struct dj_ctl_server_config cfg;
+	struct fixture fx;
+	cJSON *r;
+	int fd;
+
+	dj_ctl_server_config_init(&cfg);
+	cfg.token = "tok";
+	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	/* HELLO without a nonce on an authenticating server. */
+	fd = fx_raw_connect(fx.port);
+	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_EAUTH);
+	CU_ASSERT(fx_raw_closed(fd, 3000));
+	cJSON_Delete(r);
+	close(fd);
+	/* Skipping AUTH. */
+	fd = fx_raw_connect(fx.port);
+	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1,\"nonce\":"
+		    "\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(r, "type")->valuestring, "CHALLENGE");
+	cJSON_Delete(r);
+	fx_raw_send(fd, "{\"type\":\"SESSION\",\"id\":2}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_EAUTH);
+	CU_ASSERT(fx_raw_closed(fd, 3000));
+	cJSON_Delete(r);
+	close(fd);
+	fx_stop(&fx);
+}
+
+/* One bad input: what is sent, the ERROR code expected, whether the server
+ * closes the connection afterwards. */
+struct bad_input {
+	const char *name;
+	const char *json;          /* NULL: raw bytes below */
+	const char *raw;
+	size_t raw_len;
+	uint64_t payload_len;      /* stated */
+	uint64_t payload_sent;     /* actually sent (zeros) */
+	int code;
+	int closes;
+};
+
+static const struct bad_input catalogue[] = {
+	{"malformed JSON", "{\"type\":\"PING\",\"id\":", NULL, 0, 0, 0, -EBADMSG, 0},
+	{"JSON array instead of object", "[1,2,3]", NULL, 0, 0, 0, -EBADMSG, 0},
+	{"JSON nested too deep",
+	 "{\"type\":\"PING\",\"id\":1,\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+	 NULL, 0, 0, 0, -DJ_ELIMIT, 0},
+	{"missing id", "{\"type\":\"PING\"}", NULL, 0, 0, 0, -EINVAL, 0},
+	{"id of the wrong type", "{\"type\":\"PING\",\"id\":\"seven\"}", NULL, 0, 0, 0, -EINVAL, 0},
+	{"negative id", "{\"type\":\"PING\",\"id\":-1}", NULL, 0, 0, 0, -EINVAL, 0},
+	{"missing type", "{\"id\":3}", NULL, 0, 0, 0, -EINVAL, 0},
+	{"type of the wrong type", "{\"id\":3,\"type\":7}", NULL, 0, 0, 0, -EINVAL, 0},
+	{"unknown type", "{\"id\":3,\"type\":\"REBOOT\"}", NULL, 0, 0, 0, -EBADMSG, 0},
+	{"ALLOC without shape", "{\"id\":4,\"type\":\"ALLOC\",\"dtype\":\"float32\"}", NULL, 0, 0, 0, -EINVAL, 0},
+	{"ALLOC unknown dtype", "{\"id\":4,\"type\":\"ALLOC\",\"dtype\":\"complex128\",\"shape\":[2]}",
+	 NULL, 0, 0, 0, -DJ_EDTYPE, 0},
+	{"ALLOC negative dimension", "{\"id\":4,\"type\":\"ALLOC\",\"dtype\":\"int32\",\"shape\":[2,-1]}",
+	 NULL, 0, 0, 0, -DJ_ESHAPE, 0},
+	{"ALLOC nine dimensions",
+	 "{\"id\":4,\"type\":\"ALLOC\",\"dtype\":\"int32\",\"shape\":[1,1,1,1,1,1,1,1,1]}",
+	 NULL, 0, 0, 0, -DJ_ESHAPE, 0},
+	{"ALLOC astronomically large",
+	 "{\"id\":4,\"type\":\"ALLOC\",\"dtype\":\"int64\",\"shape\":[4000000000000000,4000000000000000]}",
+	 NULL, 0, 0, 0, -DJ_ESHAPE, 0},
+	{"PUT payload shorter than the tensor",
+	 "{\"id\":5,\"type\":\"PUT\",\"dtype\":\"float32\",\"shape\":[4]}", NULL, 0, 10, 10, -EMSGSIZE, 0},
+	{"PUT without payload", "{\"id\":5,\"type\":\"PUT\",\"dtype\":\"float32\",\"shape\":[4]}",
+	 NULL, 0, 0, 0, -EMSGSIZE, 0},
+	{"payload on a PING", "{\"id\":6,\"type\":\"PING\"}", NULL, 0, 100, 100, -EPROTO, 0},
+	{"GET handle not hex", "{\"id\":7,\"type\":\"GET\",\"handle\":\"0xnothex\"}", NULL, 0, 0, 0, -EINVAL, 0},
+	{"GET handle as number", "{\"id\":7,\"type\":\"GET\",\"handle\":12}", NULL, 0, 0, 0, -EINVAL, 0},
+	{"GET unknown handle", "{\"id\":7,\"type\":\"GET\",\"handle\":\"0xdead\"}", NULL, 0, 0, 0, -DJ_EHANDLE, 0},
+	{"FREE unknown handle", "{\"id\":7,\"type\":\"FREE\",\"handle\":\"0xdead\"}", NULL, 0, 0, 0, -DJ_EHANDLE, 0},
+	{"EXECUTE inputs not an array", "{\"id\":8,\"type\":\"EXECUTE\",\"op\":\"add\",\"inputs\":\"0x1\"}",
+	 NULL, 0, 0, 0, -EINVAL, 0},
+	{"EXECUTE without op", "{\"id\":8,\"type\":\"EXECUTE\",\"inputs\":[]}", NULL, 0, 0, 0, -EINVAL, 0},
+	{"EXECUTE attrs not an object",
+	 "{\"id\":8,\"type\":\"EXECUTE\",\"op\":\"scale\",\"inputs\":[\"0x1\"],\"attrs\":[1]}",
+	 NULL, 0, 0, 0, -EINVAL, 0},
+	{"EXECUTE unknown op", "{\"id\":8,\"type\":\"EXECUTE\",\"op\":\"nope\",\"inputs\":[]}",
+	 NULL, 0, 0, 0, -DJ_EUNKNOWN_OP, 0},
+	{"EXECUTE 17 inputs",
+	 "{\"id\":8,\"type\":\"EXECUTE\",\"op\":\"add\",\"inputs\":[\"0x1\",\"0x1\",\"0x1\",\"0x1\",\"0x1\","
+	 "\"0x1\",\"0x1\",\"0x1\",\"0x1\",\"0x1\",\"0x1\",\"0x1\",\"0x1\",\"0x1\",\"0x1\",\"0x1\",\"0x1\"]}",
+	 NULL, 0, 0, 0, -DJ_ELIMIT, 0},
+	{"batch reference to nothing",
+	 "{\"id\":8,\"type\":\"EXECUTE\",\"batch\":[{\"op\":\"scale\",\"inputs\":[\"$3\"]}]}",
+	 NULL, 0, 0, 0, -EINVAL, 0},
+	{"PATH to nowhere", "{\"id\":9,\"type\":\"PATH\",\"path\":\"carrier-pigeon\"}", NULL, 0, 0, 0, -EINVAL, 0},
+	{"PATH dpdk on a TCP-only server", "{\"id\":9,\"type\":\"PATH\",\"path\":\"dpdk\"}",
+	 NULL, 0, 0, 0, -DJ_ENODPDK, 0},
+	{"second SESSION", "{\"id\":9,\"type\":\"SESSION\"}", NULL, 0, 0, 0, -EALREADY, 0},
+	{"resume of a session that never was",
+	 "{\"id\":9,\"type\":\"SESSION\",\"resume\":{\"session\":999,\"cookie\":\"0x1\"}}",
+	 NULL, 0, 0, 0, -EALREADY, 0},
+	{"PUT_DONE for no transfer", "{\"id\":9,\"type\":\"PUT_DONE\",\"xfer\":5}", NULL, 0, 0, 0, -ENOENT, 0},
+	/* Framing errors: the stream cannot be trusted any more. */
+	{"bad magic", NULL, "HTTP/1.1 GET /\r\n\r\n", 18, 0, 0, -EPROTO, 1},
+	{"empty JSON frame", NULL, "DJC1\0\0\0\0\0\0\0\0\0\0\0\0", 16, 0, 0, -DJ_ELIMIT, 1},
+	{"JSON length beyond the limit", NULL, "DJC1\x7f\0\0\0\0\0\0\0\0\0\0\0", 16, 0, 0, -DJ_ELIMIT, 1},
+	{"payload length beyond the limit", NULL, "DJC1\0\0\0\x02{}\xff\xff\xff\xff\xff\xff\xff\xff", 16, 0, 0,
+	 -DJ_ELIMIT, 1},
+};
+
+static void run_bad_input(uint16_t port, const struct bad_input *b)
+{
+	int fd = fx_raw_connect(port), code;
+	cJSON *r;
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(fx_raw_ready(fd) == 0);
+	if (b->json != NULL) {
+		fx_raw_send(fd, b->json, b->payload_len);
+	} else {
+		/* "payload length beyond": header must carry the JSON length 2. */
+		if (strcmp(b->name, "payload length beyond the limit") == 0) {
+			uint8_t hdr[16];
+
+			dj_ctl_hdr_encode(hdr, 2, UINT64_MAX);
+			fx_raw_send_bytes(fd, hdr, 16);
+		} else {
+			fx_raw_send_bytes(fd, b->raw, b->raw_len);
+		}
+	}
+	for (uint64_t left = b->payload_sent; left > 0;) {
+		char zeros[256] = {0};
+		size_t n = left < sizeof(zeros) ? left : sizeof(zeros);
+
+		fx_raw_send_bytes(fd, zeros, n);
+		left -= n;
+	}
+	r = fx_raw_recv(fd, 3000);
+	code = fx_error_code(r);
+	if (code != b->code)
+		printf("\n  bad input '%s': got code %d, want %d (%s)\n", b->name, code, b->code,
+		       r != NULL && cJSON_GetObjectItem(r, "message") ?
+		       cJSON_GetObjectItem(r, "message")->valuestring : "no reply");
+	CU_ASSERT_EQUAL(code, b->code);
+	CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(r, "message"));
+	cJSON_Delete(r);
+	if (b->closes) {
+		CU_ASSERT(fx_raw_closed(fd, 3000));
+	} else {
+		/* Still serving this connection. */
+		fx_raw_send(fd, "{\"type\":\"PING\",\"id\":77}", 0);
+		r = fx_raw_recv(fd, 3000);
+		if (fx_error_code(r) != 0 || r == NULL)
+			printf("\n  bad input '%s': connection not serving afterwards\n", b->name);
+		CU_ASSERT(r != NULL && fx_error_code(r) == 0);
+		cJSON_Delete(r);
+	}
+	close(fd);
+}
+
+static void test_bad_input_catalogue(void)
+{
+	struct dj_ctl_server_config cfg;
+	struct dj_ctl_server_stats st;
+	struct env e;
+
+	dj_ctl_server_config_init(&cfg);
+	cfg.limits.max_json_bytes = 64 << 10;
+	cfg.limits.max_payload_bytes = 1ull << 30;
+	cfg.limits.max_json_depth = 16;
+	env_up(&e, &cfg, NULL);
+	for (size_t i = 0; i < sizeof(catalogue) / sizeof(catalogue[0]); i++)
+		run_bad_input(e.fx.port, &catalogue[i]);
+	/* A well-behaved client was served all along. */
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
+	dj_ctl_server_get_stats(e.fx.srv, &st);
+	CU_ASSERT(st.protocol_errors >= 10);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 0);
+	env_down(&e);
+}
+
+static void test_requests_need_hello_and_session(void)
+{
+	struct fixture fx;
+	cJSON *r;
+	int fd;
+
+	CU_ASSERT_FATAL(fx_start(&fx, NULL, NULL) == 0);
+	fd = fx_raw_connect(fx.port);
+	fx_raw_send(fd, "{\"type\":\"PING\",\"id\":1}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_EAUTH);
+	CU_ASSERT(fx_raw_closed(fd, 3000));
+	cJSON_Delete(r);
+	close(fd);
+
+	fd = fx_raw_connect(fx.port);
+	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":99}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_EPROTO_VERSION);
+	cJSON_Delete(r);
+	close(fd);
+
+	fd = fx_raw_connect(fx.port);
+	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", 0);
+	cJSON_Delete(fx_raw_recv(fd, 3000));
+	fx_raw_send(fd, "{\"type\":\"ALLOC\",\"id\":2,\"dtype\":\"int32\",\"shape\":[1]}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -EPROTO);
+	cJSON_Delete(r);
+	close(fd);
+	fx_stop(&fx);
+}
+
+static void test_other_sessions_handles_unreachable(void)
+{
+	struct env e;
+	struct dj_conn *other;
+	float v = 1;
+	struct dj_tensor t = f32_vec(&v, 1);
+	uint64_t h;
+
+	env_up(&e, NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &t, &h), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_connect(e.cl, &other), 0); /* pool empty: a new session */
+	CU_ASSERT_NOT_EQUAL(dj_conn_session_id(other), dj_conn_session_id(e.conn));
+	CU_ASSERT_EQUAL(dj_get(other, h, &t), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(dj_free(other, h), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(dj_get(e.conn, h, &t), 0);
+	dj_conn_close(other);
+	env_down(&e);
+}
+
+static void test_half_sent_frame_and_vanished_client(void)
+{
+	struct dj_ctl_server_config cfg;
+	struct env e;
+	uint8_t hdr[16];
+	cJSON *r;
+	int stalled, vanished;
+	const char *put = "{\"type\":\"PUT\",\"id\":3,\"dtype\":\"float32\",\"shape\":[1048576]}";
+
+	dj_ctl_server_config_init(&cfg);
+	cfg.limits.frame_timeout_ms = 300;
+	cfg.limits.session_linger_ms = 100;
+	env_up(&e, &cfg, NULL);
+
+	/* Half a frame, then silence: closed with a reason, others unaffected. */
+	stalled = fx_raw_connect(e.fx.port);
+	CU_ASSERT_FATAL(fx_raw_ready(stalled) == 0);
+	dj_ctl_hdr_encode(hdr, 100, 0);
+	fx_raw_send_bytes(stalled, hdr, sizeof(hdr));
+	fx_raw_send_bytes(stalled, "{\"type\":", 8);
+	/* Half a PUT payload, then gone. */
+	vanished = fx_raw_connect(e.fx.port);
+	CU_ASSERT_FATAL(fx_raw_ready(vanished) == 0);
+	fx_raw_send(vanished, put, 4u << 20);
+	static char part[1 << 20];
+
+	fx_raw_send_bytes(vanished, part, sizeof(part));
+	close(vanished);
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
+	r = fx_raw_recv(stalled, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -ETIMEDOUT);
+	CU_ASSERT(fx_raw_closed(stalled, 3000));
+	cJSON_Delete(r);
+	close(stalled);
+	/* Their sessions are gone once the linger time passed; only ours holds on. */
+	usleep(500 * 1000);
+	CU_ASSERT_EQUAL(mem_backend_sessions(e.fx.mb), 1);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 0);
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
+	env_down(&e);
+}
+
+static void test_slow_reader_is_dropped(void)
+{
+	struct dj_ctl_server_config cfg;
+	struct env e;
+	size_t n = 64u << 20;
+	float *big = calloc(1, n);
+	struct dj_tensor t = f32_vec(big, (int64_t)(n / 4));
+	uint64_t h;
+	char req[128];
+	int fd, rcvbuf = 4096;
+
+	dj_ctl_server_config_init(&cfg);
+	cfg.limits.frame_timeout_ms = 300;
+	env_up(&e, &cfg, NULL);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &t, &h), 0);
+	/* A raw client of the same session cannot reach the handle: resume
+	 * is not possible while attached, so use a fresh tensor of its own. */
+	fd = fx_raw_connect(e.fx.port);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	CU_ASSERT_FATAL(fx_raw_ready(fd) == 0);
+	fx_raw_send(fd, "{\"type\":\"ALLOC\",\"id\":3,\"dtype\":\"float32\",\"shape\":[16777216]}", 0);
+	cJSON *r = fx_raw_recv(fd, 3000);
+	snprintf(req, sizeof(req), "{\"type\":\"GET\",\"id\":4,\"handle\":\"%s\"}",
+		 cJSON_GetObjectItem(r, "handle")->valuestring);
+	cJSON_Delete(r);
+	fx_raw_send(fd, req, 0);
+	/* Never read the 64 MiB: the server gives up on us, not on others. */
+	usleep(200 * 1000);
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
+	CU_ASSERT(fx_raw_closed(fd, 5000));
+	close(fd);
+	CU_ASSERT_EQUAL(dj_get(e.conn, h, &t), 0);
+	free(big);
+	env_down(&e);
+}
+
+static void test_limits(void)
+{
+	struct dj_ctl_server_config cfg;
+	struct mem_backend_options mbo = {.session_bytes = 1000};
+	struct env e;
+	float v[300] = {0};
+	struct dj_tensor t = f32_vec(v, 10), big = f32_vec(v, 300);
+	uint64_t h;
+
+	dj_ctl_server_config_init(&cfg);
+	cfg.limits.max_handles = 3;
+	env_up(&e, &cfg, &mbo);
+	CU_ASSERT_EQUAL(dj_put(e.conn, &big, &h), -DJ_ELIMIT); /* 1200 bytes > 1000 */
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(e.conn), "memory limit"));
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(dj_put(e.conn, &t, &h), 0);
+	CU_ASSERT_EQUAL(dj_put(e.conn, &t, &h), -DJ_ELIMIT);
+	CU_ASSERT_EQUAL(dj_execute(e.conn, "scale", &h, 1, NULL, NULL, NULL), -DJ_ELIMIT);
+	CU_ASSERT_EQUAL(dj_free(e.conn, h), 0);
+	CU_ASSERT_EQUAL(dj_put(e.conn, &t, &h), 0); /* room again */
+	env_down(&e);
+}
+
+static void test_pool_reuse_health_idle(void)
+{
+	struct fixture fx;
+	struct dj_client_options o;
+	struct dj_client *cl;
+	struct dj_client_stats st;
+	struct dj_conn *c;
+	uint64_t first;
+
+	CU_ASSERT_FATAL(fx_start(&fx, NULL, NULL) == 0);
+	fx_client_opts(&fx, &o);
+	o.pool_check_after_ms = 50;
+	o.pool_idle_timeout_ms = 400;
+	CU_ASSERT_FATAL(dj_client_create(&o, &cl) == 0);
+	CU_ASSERT_EQUAL_FATAL(dj_connect(cl, &c), 0);
+	first = dj_conn_session_id(c);
+	dj_disconnect(c);
+	for (int i = 0; i < 9; i++) {
+		CU_ASSERT_EQUAL_FATAL(dj_connect(cl, &c), 0);
+		CU_ASSERT_EQUAL(dj_conn_session_id(c), first); /* same session reused */
+		dj_disconnect(c);
+	}
+	dj_client_get_stats(cl, &st);
+	CU_ASSERT_EQUAL(st.connects, 1);
+	CU_ASSERT_EQUAL(st.reuses, 9);
+	CU_ASSERT(st.reuse_rate > 0.89 && st.reuse_rate < 0.91);
+	/* Idle past check_after: a PING before reuse. */
+	usleep(100 * 1000);
+	CU_ASSERT_EQUAL_FATAL(dj_connect(cl, &c), 0);
+	dj_disconnect(c);
+	dj_client_get_stats(cl, &st);
+	CU_ASSERT_EQUAL(st.health_checks, 1);
+	CU_ASSERT_EQUAL(st.reuses, 10);
+	/* Idle past the idle timeout: closed, a new connection made. */
+	usleep(500 * 1000);
+	CU_ASSERT_EQUAL_FATAL(dj_connect(cl, &c), 0);
+	CU_ASSERT_NOT_EQUAL(dj_conn_session_id(c), first);
+	dj_disconnect(c);
+	dj_client_get_stats(cl, &st);
+	CU_ASSERT_EQUAL(st.idle_closed, 1);
+	CU_ASSERT_EQUAL(st.connects, 2);
+	/* The server goes: the pooled connection is not handed out. */
+	dj_ctl_server_stop(fx.srv);
+	usleep(100 * 1000);
+	CU_ASSERT_EQUAL(dj_connect(cl, &c), -ECONNREFUSED);
+	dj_client_get_stats(cl, &st);
+	CU_ASSERT_EQUAL(st.idle_closed + st.health_failures, 2);
+	CU_ASSERT(st.retries >= 3); /* connect retried with backoff */
+	dj_client_destroy(cl);
+	fx_stop(&fx);
+}
+
+static void test_session_resumes_after_connection_loss(void)
+{
+	struct env e;
+	struct dj_client_stats st;
+	uint8_t src[4096], dst[4096] = {0};
+	struct dj_tensor t = host_tensor(DJ_DTYPE_INT32, 1, (int64_t[]){1024}, src);
+	struct dj_tensor back = t;
+	uint64_t h, sid;
+
+	back.data = dst;
+	env_up(&e, NULL, NULL);
+	fx_pattern(src, sizeof(src), 9);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &t, &h), 0);
+	sid = dj_conn_session_id(e.conn);
+	/* Cut the connection under the client's feet. */
+	shutdown(e.conn->io.fd, SHUT_RDWR);
+	usleep(50 * 1000);
+	/* GET is idempotent: reconnect, resume, same session, same bytes. */
+	CU_ASSERT_EQUAL(dj_get(e.conn, h, &back), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, sizeof(src)), 0);
+	CU_ASSERT_EQUAL(dj_conn_session_id(e.conn), sid);
+	dj_client_get_stats(e.cl, &st);
+	CU_ASSERT(st.retries >= 1);
+	CU_ASSERT_EQUAL(st.connects, 2);
+	env_down(&e);
+}
+
+static int make_cert(const char *dir)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+		 "-keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1", dir, dir);
+	return system(cmd);
+}
+
+static void test_tls(void)
+{
+	char dir[] = "/tmp/dj-tls-XXXXXX", cert[64], key[64];
+	struct dj_ctl_server_config cfg;
+	struct dj_client_options o;
+	struct fixture fx;
+	struct dj_client *cl;
+	struct dj_conn *c;
+	uint8_t src[100000], dst[100000];
+	struct dj_tensor t = host_tensor(DJ_DTYPE_INT32, 1, (int64_t[]){25000}, src), back = t;
+	uint64_t h;
+	void *probe = NULL;
+
+	if (dj_tls_client_ctx(NULL, &probe) == -ENOTSUP)
+		dj_test_skip("built without OpenSSL: no TLS");
+	dj_tls_ctx_free(probe);
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	if (make_cert(dir) != 0)
+		dj_test_skip("openssl CLI cannot make a certificate");
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	dj_ctl_server_config_init(&cfg);
+	cfg.tls_cert = cert;
+	cfg.tls_key = key;
+	cfg.token = "tls-and-token";
+	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	fx_client_opts(&fx, &o);
+	o.token = "tls-and-token";
+	o.tls = 1;
+	o.tls_ca = cert;
+	CU_ASSERT_FATAL(dj_client_create(&o, &cl) == 0);
+	CU_ASSERT_EQUAL_FATAL(dj_connect(cl, &c), 0);
+	back.data = dst;
+	fx_pattern(src, sizeof(src), 4);
+	CU_ASSERT_EQUAL(dj_put(c, &t, &h), 0);
+	CU_ASSERT_EQUAL(dj_get(c, h, &back), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, sizeof(src)), 0);
+	dj_conn_close(c);
+	dj_client_destroy(cl);
+	/* Plain TCP against the TLS server: refused, server fine. */
+	o.tls = 0;
+	o.max_retries = 0;
+	o.request_timeout_ms = 2000;
+	CU_ASSERT_FATAL(dj_client_create(&o, &cl) == 0);
+	CU_ASSERT_NOT_EQUAL(dj_connect(cl, &c), 0);
+	dj_client_destroy(cl);
+	/* TLS, but trusting another CA: refused. */
+	o.tls = 1;
+	o.tls_ca = "/etc/ssl/certs/ca-certificates.crt";
+	if (access(o.tls_ca, R_OK) == 0) {
+		CU_ASSERT_FATAL(dj_client_create(&o, &cl) == 0);
+		CU_ASSERT_NOT_EQUAL(dj_connect(cl, &c), 0);
+		dj_client_destroy(cl);
+	}
+	fx_stop(&fx);
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct dj_test_case cases[] = {
+		{"handshake, ping, stats show the path", test_handshake_ping_stats},
+		{"PUT/GET byte-exact 1 B .. 16 MiB", test_put_get_byte_exact},
+		{"PUT/GET through a chunked backend", test_put_get_chunked_backend},
+		{"alloc, describe, put_into, free, errors", test_tensor_lifecycle},
+		{"EXECUTE and batches", test_execute_and_batch},
+		{"1000 requests in flight, out of order", test_thousand_in_flight_out_of_order},
+		{"auth: none, wrong, right token", test_auth},
+		{"auth: raw refusals close", test_auth_raw_refusals},
+		{"bad input catalogue", test_bad_input_catalogue},
+		{"HELLO and SESSION come first", test_requests_need_hello_and_session},
+		{"another session's handles are unreachable", test_other_sessions_handles_unreachable},
+		{"half-sent frame and vanished client", test_half_sent_frame_and_vanished_client},
+		{"slow reader is dropped, others served", test_slow_reader_is_dropped},
+		{"handle and memory limits", test_limits},
+		{"pool: reuse, health check, idle timeout", test_pool_reuse_health_idle},
+		{"session resumes after connection loss", test_session_resumes_after_connection_loss},
+		{"TLS with a generated certificate", test_tls},
+		{NULL, NULL},
+	};
+	dj_test_add_suite("control-server", NULL, NULL, cases);
+	return dj_test_main(argc, argv);
+}
