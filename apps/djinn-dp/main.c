@@ -1,44 +1,93 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * djinn-dp: the Djinn server launcher.
+ * djinn-dp: the Djinn server.
  *
  *   djinn-dp [EAL args] -- [options]
  *
- * Starts EAL (defaults: a memif vdev, --in-memory, --no-huge where no
- * hugepage is free), reports the ports and GPUs it found.
+ * Starts EAL (defaults: a memif vdev, private run-time files, --no-huge where
+ * no hugepage is free), the DPDK data plane on the first port, the execution
+ * runtime (GPU memory and CUDA operations when a GPU is chosen, else host
+ * memory and the CPU reference) and the TCP control plane, which also carries
+ * tensors itself where the data plane is unavailable. Where EAL cannot start
+ * (no hugepages and no --no-huge memory, not root, no port), it serves over
+ * TCP alone and says why.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <arpa/inet.h>
 #include <rte_ethdev.h>
+#include <rte_lcore.h>
 
 #include "djinn/common.h"
+#include "djinn/control.h"
+#include "djinn/dataplane.h"
 #include "djinn/eal.h"
 #include "djinn/gpu.h"
+#include "djinn/runtime.h"
 
-#define DEFAULT_VDEV "net_memif0,role=server,socket=/run/djinn-dp.memif,socket-abstract=no"
+#define DEFAULT_VDEV "net_memif0,role=server,socket=/tmp/djinn-dp.memif,socket-abstract=no,bsize=9216"
+#define DEFAULT_DP_IP "198.18.0.1"
 
 struct dp_options {
 	int probe_only;
+	int no_dpdk;
+	const char *listen_addr;
+	uint16_t ctl_port;
+	const char *gpu;
+	uint64_t mem_limit;
+	uint64_t total_mem_limit;
+	const char *token_file;
+	const char *tls_cert, *tls_key;
+	int workers;
+	unsigned int stats_interval;
+	const char *dp_port;
+	uint16_t dp_queues;
+	const char *dp_ip;
+	uint16_t dp_udp_port;
+	uint16_t dp_frame_size;
+	const char *dp_impair;
 };
+
+static volatile sig_atomic_t stop_requested;
 
 static void usage(const char *prog)
 {
 	printf("Usage: %s [EAL args] -- [options]\n"
 	       "\n"
-	       "EAL args are DPDK's own (see any DPDK app's --help): -l CORES, -a PCI,\n"
-	       "--vdev DEV, --file-prefix NAME, --no-huge, -m MB... Where none names a\n"
-	       "device, djinn-dp adds --vdev '%s'.\n"
-	       "Where no hugepage is free, it adds --no-huge -m512 and says so.\n"
+	       "EAL args are DPDK's own: -l CORES, -a PCI, --vdev DEV, --file-prefix NAME,\n"
+	       "--no-huge, -m MB... Where none names a device, djinn-dp adds\n"
+	       "  --vdev '%s'.\n"
+	       "Where no hugepage is free it adds --no-huge -m512 and says so. The data\n"
+	       "plane needs one lcore besides the main one per queue (-l 0-1 for one).\n"
 	       "\n"
 	       "Options (after --):\n"
-	       "  --probe              report ports and GPUs, then exit\n"
-	       "  --log-level LEVEL    err, warn, notice (default), info, debug\n"
-	       "  -h, --help           this text\n",
-	       prog, DEFAULT_VDEV);
+	       "  --listen ADDR          control-plane address (default 127.0.0.1)\n"
+	       "  --ctl-port N           control-plane TCP port (default %d)\n"
+	       "  --gpu SPEC             auto (default), none, or a CUDA device index\n"
+	       "  --mem-limit SIZE       bytes per session, with K/M/G suffix (default none)\n"
+	       "  --total-mem-limit SIZE bytes over all sessions (default none)\n"
+	       "  --token-file PATH      pre-shared token (or DJINN_TOKEN / DJINN_TOKEN_FILE)\n"
+	       "  --tls-cert PEM --tls-key PEM   TLS on the control connection\n"
+	       "  --workers N            execute / transfer threads (default 4)\n"
+	       "  --dp-port NAME|ID      data-plane port (default: the first port)\n"
+	       "  --dp-queues N          data-plane queue pairs (default 1)\n"
+	       "  --dp-ip A.B.C.D        data-plane IPv4 of this side (default %s)\n"
+	       "  --dp-udp-port N        data-plane base UDP port (default: the protocol's)\n"
+	       "  --dp-frame-size N      largest data-plane frame (default 9014)\n"
+	       "  --dp-impair SPEC       in-line impairment, e.g. drop=0.05,reorder=0.05\n"
+	       "  --no-dpdk              do not start EAL: TCP fallback only\n"
+	       "  --stats-interval SEC   periodic stats line (default 10, 0: off)\n"
+	       "  --probe                report ports and GPUs, then exit\n"
+	       "  --log-level LEVEL      err, warn, notice (default), info, debug\n"
+	       "  -h, --help             this text\n",
+	       prog, DEFAULT_VDEV, DJ_CTL_DEFAULT_PORT, DEFAULT_DP_IP);
 }
 
 /* --help must work without EAL (no hugepages, not root). */
@@ -50,31 +99,127 @@ static int wants_help(int argc, char **argv)
 	return 0;
 }
 
-static int parse_options(int argc, char **argv, struct dp_options *opts)
+static int parse_size(const char *text, uint64_t *bytes)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno != 0 || end == text || text[0] == '-')
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	case 't': case 'T': v <<= 40; end++; break;
+	default: break;
+	}
+	if (*end != '\0')
+		return -EINVAL;
+	*bytes = v;
+	return 0;
+}
+
+static int parse_uint(const char *text, unsigned long max, unsigned long *value)
+{
+	char *end;
+
+	errno = 0;
+	*value = strtoul(text, &end, 0);
+	if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || *value > max)
+		return -EINVAL;
+	return 0;
+}
+
+enum {
+	OPT_LISTEN = 256, OPT_CTL_PORT, OPT_GPU, OPT_MEM_LIMIT, OPT_TOTAL_MEM_LIMIT,
+	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
+	OPT_DP_IP, OPT_DP_UDP_PORT, OPT_DP_FRAME_SIZE, OPT_DP_IMPAIR, OPT_NO_DPDK,
+	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL,
+};
+
+static int parse_option(int c, const char *arg, struct dp_options *o)
+{
+	unsigned long v;
+	enum dj_log_level level;
+
+	switch (c) {
+	case OPT_LISTEN: o->listen_addr = arg; return 0;
+	case OPT_GPU: o->gpu = arg; return 0;
+	case OPT_TOKEN_FILE: o->token_file = arg; return 0;
+	case OPT_TLS_CERT: o->tls_cert = arg; return 0;
+	case OPT_TLS_KEY: o->tls_key = arg; return 0;
+	case OPT_DP_PORT: o->dp_port = arg; return 0;
+	case OPT_DP_IP: o->dp_ip = arg; return 0;
+	case OPT_DP_IMPAIR: o->dp_impair = arg; return 0;
+	case OPT_NO_DPDK: o->no_dpdk = 1; return 0;
+	case OPT_PROBE: o->probe_only = 1; return 0;
+	case OPT_MEM_LIMIT: return parse_size(arg, &o->mem_limit);
+	case OPT_TOTAL_MEM_LIMIT: return parse_size(arg, &o->total_mem_limit);
+	case OPT_LOG_LEVEL:
+		if (dj_log_level_parse(arg, &level) != 0)
+			return -EINVAL;
+		dj_log_set_level(level);
+		return 0;
+	default:
+		break;
+	}
+	/* Numeric options. */
+	static const struct { int opt; unsigned long max; } limits[] = {
+		{OPT_CTL_PORT, 65535}, {OPT_WORKERS, 64}, {OPT_DP_QUEUES, DJ_PORT_MAX_QUEUES},
+		{OPT_DP_UDP_PORT, 65535}, {OPT_DP_FRAME_SIZE, 65535}, {OPT_STATS_INTERVAL, 86400},
+	};
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		if (limits[i].opt != c)
+			continue;
+		if (parse_uint(arg, limits[i].max, &v) != 0)
+			return -EINVAL;
+		switch (c) {
+		case OPT_CTL_PORT: o->ctl_port = (uint16_t)v; break;
+		case OPT_WORKERS: o->workers = (int)v; break;
+		case OPT_DP_QUEUES: o->dp_queues = (uint16_t)v; break;
+		case OPT_DP_UDP_PORT: o->dp_udp_port = (uint16_t)v; break;
+		case OPT_DP_FRAME_SIZE: o->dp_frame_size = (uint16_t)v; break;
+		default: o->stats_interval = (unsigned int)v; break;
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int parse_options(int argc, char **argv, struct dp_options *o)
 {
 	static const struct option longopts[] = {
-		{"probe", no_argument, NULL, 'p'},
-		{"log-level", required_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'},
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"ctl-port", required_argument, NULL, OPT_CTL_PORT},
+		{"gpu", required_argument, NULL, OPT_GPU},
+		{"mem-limit", required_argument, NULL, OPT_MEM_LIMIT},
+		{"total-mem-limit", required_argument, NULL, OPT_TOTAL_MEM_LIMIT},
+		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+		{"workers", required_argument, NULL, OPT_WORKERS},
+		{"dp-port", required_argument, NULL, OPT_DP_PORT},
+		{"dp-queues", required_argument, NULL, OPT_DP_QUEUES},
+		{"dp-ip", required_argument, NULL, OPT_DP_IP},
+		{"dp-udp-port", required_argument, NULL, OPT_DP_UDP_PORT},
+		{"dp-frame-size", required_argument, NULL, OPT_DP_FRAME_SIZE},
+		{"dp-impair", required_argument, NULL, OPT_DP_IMPAIR},
+		{"no-dpdk", no_argument, NULL, OPT_NO_DPDK},
+		{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
+		{"probe", no_argument, NULL, OPT_PROBE},
+		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{NULL, 0, NULL, 0},
 	};
-	enum dj_log_level level;
-	int c;
+	int c, index = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			opts->probe_only = 1;
-			break;
-		case 'L':
-			if (dj_log_level_parse(optarg, &level) != 0) {
-				fprintf(stderr, "djinn-dp: unknown log level '%s'\n", optarg);
-				return -EINVAL;
-			}
-			dj_log_set_level(level);
-			break;
-		default:
+	while ((c = getopt_long(argc, argv, "", longopts, &index)) != -1) {
+		if (c == '?' || parse_option(c, optarg, o) != 0) {
+			if (c != '?')
+				fprintf(stderr, "djinn-dp: bad value '%s' for --%s\n", optarg,
+					longopts[index].name);
 			return -EINVAL;
 		}
 	}
@@ -110,44 +255,209 @@ static void report_gpus(void)
 {
 	int n = dj_gpu_count();
 
-	printf("gpus: %d%s\n", n, n == 0 ? " (host memory will be used)" : "");
+	printf("gpus (gpudev): %d\n", n);
 	for (int i = 0; i < n; i++) {
 		struct dj_gpu_info g;
 
 		if (dj_gpu_info_get(i, &g) != 0)
 			continue;
-		printf("  gpu %d: gpudev id %d %s memory %.1f GB SMs %u numa %d\n", i, g.dev_id,
-		       g.name, g.total_memory / 1e9, g.processors, g.numa_node);
+		printf("  gpu %d: gpudev id %d %s (%s) memory %.1f GB SMs %u numa %d\n", i,
+		       g.dev_id, g.name, g.pci_addr, g.total_memory / 1e9, g.processors,
+		       g.numa_node);
 	}
+}
+
+static int dataplane_start(const struct dp_options *o, struct dj_dataplane **dp)
+{
+	struct dj_dataplane_config cfg;
+	struct in_addr ip;
+	uint16_t port_id = 0;
+	int rc;
+
+	if (rte_eth_dev_count_avail() == 0)
+		return -ENODEV;
+	if (o->dp_port != NULL && dj_port_find(o->dp_port, &port_id) != 0) {
+		fprintf(stderr, "djinn-dp: no data-plane port '%s'\n", o->dp_port);
+		return -ENODEV;
+	}
+	if (inet_pton(AF_INET, o->dp_ip, &ip) != 1) {
+		fprintf(stderr, "djinn-dp: bad --dp-ip '%s'\n", o->dp_ip);
+		return -EINVAL;
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.port.port_id = port_id;
+	cfg.port.nb_queues = o->dp_queues;
+	cfg.port.frame_size = o->dp_frame_size;
+	cfg.port.promiscuous = 1;
+	cfg.local.ipv4 = ntohl(ip.s_addr);
+	cfg.local.port = o->dp_udp_port;
+	cfg.impair = o->dp_impair;
+	rc = dj_dataplane_create(&cfg, dp);
+	if (rc == 0)
+		printf("data plane: port %u, %u queue(s), %s, frames up to %u B\n", port_id,
+		       o->dp_queues, o->dp_ip, o->dp_frame_size);
+	return rc;
+}
+
+static void on_signal(int sig)
+{
+	stop_requested = 1;
+}
+
+static void print_stats(struct dj_ctl_server *server, struct dj_dataplane *dp)
+{
+	struct dj_ctl_server_stats s;
+
+	dj_ctl_server_get_stats(server, &s);
+	printf("stats: connections %" PRIu64 " open, sessions %" PRIu64 " (dpdk %" PRIu64
+	       ", tcp %" PRIu64 "), requests %" PRIu64 ", errors %" PRIu64 ", in %.1f MB, out %.1f MB",
+	       s.connections_open, s.sessions_opened, s.sessions_dpdk, s.sessions_tcp, s.requests,
+	       s.errors_sent, s.bytes_in / 1e6, s.bytes_out / 1e6);
+	if (dp != NULL) {
+		struct dj_dataplane_stats d;
+
+		dj_dataplane_get_stats(dp, &d, NULL);
+		printf(", dp rx %" PRIu64 " pkts tx %" PRIu64 " pkts", d.rx_packets, d.tx_packets);
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
+static int serve(const struct dp_options *o, struct dj_dataplane *dp)
+{
+	struct dj_runtime_config rt_cfg = {
+		.gpu = o->gpu,
+		.session_limit = o->mem_limit,
+		.total_limit = o->total_mem_limit,
+		.n_contexts = o->workers,
+	};
+	struct dj_ctl_server_config ctl_cfg;
+	struct dj_datapath datapath;
+	struct dj_ctl_server *server = NULL;
+	struct dj_runtime *rt = NULL;
+	int rc;
+
+	rc = dj_runtime_create(&rt_cfg, &rt);
+	if (rc != 0) {
+		fprintf(stderr, "djinn-dp: runtime (--gpu %s): %s\n", o->gpu, dj_strerror(rc));
+		return rc;
+	}
+	printf("compute: %s\n", dj_runtime_describe(rt));
+	dj_ctl_server_config_init(&ctl_cfg);
+	ctl_cfg.listen_addr = o->listen_addr;
+	ctl_cfg.port = o->ctl_port;
+	ctl_cfg.token_file = o->token_file;
+	ctl_cfg.tls_cert = o->tls_cert;
+	ctl_cfg.tls_key = o->tls_key;
+	ctl_cfg.n_workers = o->workers;
+	if (dp != NULL) {
+		dj_dataplane_datapath(dp, &datapath);
+		ctl_cfg.datapath = &datapath;
+	}
+	rc = dj_ctl_server_create(&ctl_cfg, dj_runtime_backend(), rt, &server);
+	if (rc == 0)
+		rc = dj_ctl_server_start(server);
+	if (rc != 0) {
+		fprintf(stderr, "djinn-dp: control plane on %s:%u: %s\n", o->listen_addr,
+			o->ctl_port, dj_strerror(rc));
+		dj_ctl_server_destroy(server);
+		dj_runtime_destroy(rt);
+		return rc;
+	}
+	printf("control plane: listening on %s:%u (%s); tensor bytes over %s\n", o->listen_addr,
+	       dj_ctl_server_port(server), o->tls_cert ? "TLS" : "plain TCP",
+	       dp != NULL ? "DPDK where the client has it, else TCP" : "TCP (no data plane)");
+	fflush(stdout);
+
+	unsigned int seconds = 0;
+	while (!stop_requested) {
+		sleep(1);
+		if (o->stats_interval != 0 && ++seconds % o->stats_interval == 0)
+			print_stats(server, dp);
+	}
+	printf("djinn-dp: shutting down\n");
+	print_stats(server, dp);
+	dj_ctl_server_destroy(server); /* tells sessions, closes connections */
+	dj_runtime_destroy(rt);        /* frees every resident tensor */
+	return 0;
+}
+
+/* The application's arguments: what follows "--" (EAL may not start). */
+static void app_args(int argc, char **argv, int *app_argc, char ***app_argv)
+{
+	static char *args[256];
+	int split = 1, n = 0;
+
+	while (split < argc && strcmp(argv[split], "--") != 0)
+		split++;
+	args[n++] = argv[0];
+	for (int i = split + 1; i < argc && n < 255; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+	*app_argc = n;
+	*app_argv = args;
 }
 
 int main(int argc, char **argv)
 {
 	struct dj_eal_options eal_opts = {.default_vdev = DEFAULT_VDEV};
-	struct dp_options opts = {0};
-	int app_argc, rc;
-	char **app_argv;
+	struct dp_options o = {
+		.listen_addr = "127.0.0.1",
+		.ctl_port = DJ_CTL_DEFAULT_PORT,
+		.gpu = "auto",
+		.workers = 4,
+		.stats_interval = 10,
+		.dp_queues = 1,
+		.dp_ip = DEFAULT_DP_IP,
+		.dp_frame_size = 9014,
+	};
+	struct dj_dataplane *dp = NULL;
+	int app_argc, eal_argc, rc, eal_up = 0;
+	char **app_argv, **eal_app_argv;
 
 	if (wants_help(argc, argv)) {
 		usage(argv[0]);
 		return 0;
 	}
-	rc = dj_eal_init(argc, argv, &eal_opts, &app_argc, &app_argv);
-	if (rc != 0) {
-		fprintf(stderr, "djinn-dp: cannot start EAL: %s\n", dj_strerror(rc));
-		return 1;
-	}
-	rc = parse_options(app_argc, app_argv, &opts);
-	if (rc != 0) {
+	app_args(argc, argv, &app_argc, &app_argv);
+	if (parse_options(app_argc, app_argv, &o) != 0) {
 		usage(argv[0]);
-		dj_eal_cleanup();
 		return 2;
 	}
-	printf("djinn-dp: EAL up (%s)\n", dj_eal_has_hugepages() ? "hugepages" : "--no-huge");
-	report_ports();
-	report_gpus();
-	if (opts.probe_only)
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!o.no_dpdk) {
+		rc = dj_eal_init(argc, argv, &eal_opts, &eal_argc, &eal_app_argv);
+		if (rc == 0)
+			eal_up = 1;
+		else if (o.probe_only)
+			return 1;
+		else
+			printf("djinn-dp: DPDK unavailable (%s): serving over TCP only\n",
+			       dj_strerror(rc));
+	}
+	if (eal_up) {
+		printf("djinn-dp: EAL up (%s), %u lcores\n",
+		       dj_eal_has_hugepages() ? "hugepages" : "--no-huge", rte_lcore_count());
+		report_ports();
+		report_gpus();
+	}
+	if (o.probe_only) {
 		printf("djinn-dp: probe done, exiting\n");
-	dj_eal_cleanup();
-	return 0;
+		dj_eal_cleanup();
+		return 0;
+	}
+	if (eal_up) {
+		rc = dataplane_start(&o, &dp);
+		if (rc != 0)
+			printf("djinn-dp: data plane not started (%s): tensors travel over TCP\n",
+			       dj_strerror(rc));
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	rc = serve(&o, dp);
+	dj_dataplane_destroy(dp);
+	if (eal_up)
+		dj_eal_cleanup();
+	return rc == 0 ? 0 : 1;
 }
