@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Path negotiation and the mid-session move to TCP, with an in-process fake
+ * data path: DPDK only when both sides have it and the probe succeeds; the
+ * client can insist; a failing data path hands the interrupted transfer to
+ * TCP (redone, byte-exact) and, after repeated failures, the whole session.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "djinn/common.h"
+#include "fake_dp.h"
+#include "fixture.h"
+#include "harness.h"
+
+#define SERVER_PORT 4791
+#define CLIENT_PORT 4792
+
+struct pathenv {
+	struct fake_net *net;
+	struct fake_dp *sdp, *cdp;
+	struct fixture fx;
+	struct dj_client *cl;
+	struct dj_conn *conn;
+};
+
+/* server_dp / client_dp: 0 none, 1 present. */
+static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path want,
+		 int probe_rc)
+{
+	struct dj_ctl_server_config cfg;
+	struct dj_client_options o;
+	int rc;
+
+	memset(pe, 0, sizeof(*pe));
+	pe->net = fake_net_create();
+	pe->sdp = fake_dp_create(pe->net, SERVER_PORT);
+	pe->cdp = fake_dp_create(pe->net, CLIENT_PORT);
+	pe->sdp->available = server_dp;
+	pe->cdp->available = client_dp;
+	pe->cdp->probe_rc = probe_rc;
+	dj_ctl_server_config_init(&cfg);
+	cfg.datapath = &pe->sdp->dp;
+	cfg.dp_timeout_ms = 500;
+	CU_ASSERT_FATAL(fx_start(&pe->fx, &cfg, NULL) == 0);
+	fx_client_opts(&pe->fx, &o);
+	o.datapath = &pe->cdp->dp;
+	o.path = want;
+	o.dp_timeout_ms = 500;
+	CU_ASSERT_FATAL(dj_client_create(&o, &pe->cl) == 0);
+	rc = dj_connect(pe->cl, &pe->conn);
+	if (rc != 0)
+		pe->conn = NULL;
+	return rc;
+}
+
+static void pe_down(struct pathenv *pe)
+{
+	if (pe->conn != NULL)
+		dj_conn_close(pe->conn);
+	dj_client_destroy(pe->cl);
+	fx_stop(&pe->fx);
+	CU_ASSERT_EQUAL(pe->sdp->sessions_open, 0); /* the data plane heard every close */
+	fake_dp_destroy(pe->sdp);
+	fake_dp_destroy(pe->cdp);
+	fake_net_destroy(pe->net);
+}
+
+static const char *path_of(struct pathenv *pe, const char **reason)
+{
+	return dj_path_name(dj_conn_path(pe->conn, reason));
+}
+
+/* The server's view, from STATS. */
+static int server_says(struct pathenv *pe, const char *path, const char *reason_part)
+{
+	char *json = NULL;
+	cJSON *st, *s;
+	int ok;
+
+	if (dj_stats(pe->conn, &json) != 0)
+		return 0;
+	st = cJSON_Parse(json);
+	s = cJSON_GetObjectItem(st, "session");
+	ok = strcmp(cJSON_GetObjectItem(s, "path")->valuestring, path) == 0 &&
+	     strstr(cJSON_GetObjectItem(s, "path_reason")->valuestring, reason_part) != NULL;
+	if (!ok)
+		printf("\n  server STATS: %s\n", json);
+	cJSON_Delete(st);
+	free(json);
+	return ok;
+}
+
+static void test_both_dpdk_probe_ok(void)
+{
+	struct pathenv pe;
+	const char *reason;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, &reason), "dpdk");
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "probe succeeded"));
+	CU_ASSERT_EQUAL(pe.cdp->probes, 1);
+	CU_ASSERT(server_says(&pe, "dpdk", "probe succeeded"));
+	pe_down(&pe);
+}
+
+static void test_server_without_dpdk(void)
+{
+	struct pathenv pe;
+	const char *reason;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 0, 1, DJ_PATH_AUTO, 0), 0);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, &reason), "tcp");
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "peer has no DPDK"));
+	CU_ASSERT_EQUAL(pe.cdp->probes, 0);
+	CU_ASSERT(server_says(&pe, "tcp", "peer has no DPDK"));
+	pe_down(&pe);
+}
+
+static void test_client_without_dpdk(void)
+{
+	struct pathenv pe;
+	const char *reason;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 0, DJ_PATH_AUTO, 0), 0);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, &reason), "tcp");
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "this side has no DPDK"));
+	pe_down(&pe);
+}
+
+static void test_probe_failure_falls_back(void)
+{
+	struct pathenv pe;
+	const char *reason;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, -ETIMEDOUT), 0);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, &reason), "tcp");
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "probe failed"));
+	CU_ASSERT(server_says(&pe, "tcp", "probe failed"));
+	pe_down(&pe);
+}
+
+static void test_forced_tcp(void)
+{
+	struct pathenv pe;
+	const char *reason;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_TCP, 0), 0);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, &reason), "tcp");
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "forced"));
+	CU_ASSERT_EQUAL(pe.cdp->probes, 0); /* not even tried */
+	pe_down(&pe);
+}
+
+static void test_forced_dpdk_refused_without_it(void)
+{
+	struct pathenv pe;
+
+	CU_ASSERT_EQUAL(pe_up(&pe, 0, 1, DJ_PATH_DPDK, 0), -DJ_ENODPDK);
+	pe_down(&pe);
+	CU_ASSERT_EQUAL(pe_up(&pe, 1, 1, DJ_PATH_DPDK, -EHOSTUNREACH), -DJ_ENODPDK);
+	pe_down(&pe);
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_DPDK, 0), 0);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "dpdk");
+	pe_down(&pe);
+}
+
+static void put_get_check(struct pathenv *pe, size_t n, uint32_t seed)
+{
+	int64_t halves = (int64_t)n / 2;
+	uint8_t *src = malloc(n), *dst = calloc(1, n);
+	struct dj_tensor t = {.desc = {.dtype = DJ_DTYPE_FLOAT16, .ndim = 1, .shape = {halves}},
+			      .data = src, .mem = DJ_MEM_HOST};
+	struct dj_tensor back = t;
+	uint64_t h;
+
+	back.data = dst;
+	fx_pattern(src, n, seed);
+	CU_ASSERT_EQUAL_FATAL(dj_put(pe->conn, &t, &h), 0);
+	CU_ASSERT_EQUAL(dj_get(pe->conn, h, &back), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, n), 0);
+	CU_ASSERT_EQUAL(dj_free(pe->conn, h), 0);
+	free(src);
+	free(dst);
+}
+
+static void test_transfers_over_dpdk(void)
+{
+	struct pathenv pe;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
+	put_get_check(&pe, 2, 1);
+	put_get_check(&pe, 3u << 20, 2);
+	/* Both directions went over the data path, none over TCP payloads. */
+	CU_ASSERT_EQUAL(pe.cdp->sends_ok, 2);
+	CU_ASSERT_EQUAL(pe.sdp->sends_ok, 2);
+	CU_ASSERT_EQUAL(mem_backend_live(pe.fx.mb), 0);
+	pe_down(&pe);
+}
+
+static void test_failed_transfer_redone_then_session_moves(void)
+{
+	struct pathenv pe;
+	struct dj_client_stats st;
+	const char *reason;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
+	/* One PUT times out on the data plane: redone over TCP, bytes intact,
+	 * the session stays on DPDK (one failure is not a pattern). */
+	pe.cdp->fail_sends = 1;
+	put_get_check(&pe, 1u << 20, 3);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "dpdk");
+	CU_ASSERT_EQUAL(mem_backend_live(pe.fx.mb), 0); /* the aborted PUT left nothing */
+	/* The server's GET send fails next: redone over TCP; second failure in
+	 * a row moves the session to TCP, on both sides. */
+	pe.sdp->fail_sends = 1;
+	put_get_check(&pe, 1u << 20, 4);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, &reason), "tcp");
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "moved from dpdk"));
+	CU_ASSERT(server_says(&pe, "tcp", "moved from dpdk"));
+	dj_client_get_stats(pe.cl, &st);
+	CU_ASSERT_EQUAL(st.dp_fallbacks, 1);
+	/* From now on, TCP only: the data path sees nothing more. */
+	int sends = pe.cdp->sends + pe.sdp->sends;
+
+	put_get_check(&pe, 4096, 5);
+	CU_ASSERT_EQUAL(pe.cdp->sends + pe.sdp->sends, sends);
+	pe_down(&pe);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct dj_test_case cases[] = {
+		{"both sides DPDK, probe ok: dpdk", test_both_dpdk_probe_ok},
+		{"server without DPDK: tcp", test_server_without_dpdk},
+		{"client without DPDK: tcp", test_client_without_dpdk},
+		{"probe fails: tcp", test_probe_failure_falls_back},
+		{"client forces tcp", test_forced_tcp},
+		{"client forces dpdk", test_forced_dpdk_refused_without_it},
+		{"PUT/GET over the data path", test_transfers_over_dpdk},
+		{"failed transfer redone over TCP, then the session moves",
+		 test_failed_transfer_redone_then_session_moves},
+		{NULL, NULL},
+	};
+	dj_test_add_suite("control-path", NULL, NULL, cases);
+	return dj_test_main(argc, argv);
+}
