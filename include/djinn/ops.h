@@ -179,6 +179,50 @@ int dj_op_cpu(const struct dj_op *op, const struct dj_tensor *in, int n_in,
 int dj_op_cpu_alloc(const struct dj_op *op, const struct dj_tensor *in, int n_in,
 		    const struct dj_op_attrs *attrs, struct dj_tensor *out,
 		    char *err, size_t errlen);
+/*
+ * Geometry helpers, so that every backend derives layouts from the same code
+ * (call them after dj_op_infer() succeeded on the same inputs).
+ */
+
+/** Resolve a PyTorch-style dim (negative counts from the end) for @p ndim
+ *  dimensions; a 0-D tensor accepts -1 and 0. 0 or -DJ_ESHAPE. */
+int dj_op_resolve_dim(int dim, int ndim, int *resolved);
+
+/**
+ * View the input of an axis operation as [outer][len][inner] (contiguous):
+ * sum/mean reduce len (without a dim: outer = inner = 1, len = numel);
+ * softmax normalises along len; layer_norm: outer rows of len normalised
+ * elements, inner = 1; cat: the input @p in split at the cat dim.
+ * Returns 0, or -EINVAL for another op.
+ */
+int dj_op_axis_split(const struct dj_op *op, const struct dj_tensor_desc *in,
+		     const struct dj_op_attrs *attrs, int64_t *outer, int64_t *len,
+		     int64_t *inner);
+
+/** transpose: output dim i is input dim perm[i]. 0 or -DJ_ESHAPE. */
+int dj_op_transpose_perm(const struct dj_tensor_desc *in, const struct dj_op_attrs *attrs,
+			 int perm[DJ_MAX_DIMS]);
+
+/**
+ * matmul layout (torch.matmul): a is [batch..., m, k] (a 1-D a is [1, k]),
+ * b is [batch..., k, n] (a 1-D b is [k, 1]); batch dims broadcast. For batch
+ * index i (row-major over batch_shape) the matrices start at elements
+ * sum(idx[d] * a_batch_stride[d]) and sum(idx[d] * b_batch_stride[d]); the
+ * output's matrices are contiguous, m * n elements apart.
+ */
+struct dj_op_matmul_plan {
+	int64_t m, k, n;
+	int64_t k_right;       /**< b's inner dimension; differs from k on error */
+	int batch_ndim;
+	int64_t batch_shape[DJ_MAX_DIMS];
+	int64_t batch;         /**< product of batch_shape (1 when none) */
+	int64_t a_batch_stride[DJ_MAX_DIMS]; /**< 0 where a is broadcast */
+	int64_t b_batch_stride[DJ_MAX_DIMS];
+};
+/** Fill @p plan; -DJ_ESHAPE when k differs or batch dims do not broadcast. */
+int dj_op_matmul_plan(const struct dj_tensor_desc *a, const struct dj_tensor_desc *b,
+		      struct dj_op_matmul_plan *plan);
+
 #ifdef __cplusplus
 }
 #endif
