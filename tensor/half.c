@@ -109,14 +109,26 @@ static double round_to_format(double d, int mant_bits, int min_exp, double max_f
 	return r;
 }
 
+/* Most results are exact in float (sums and products of 16-bit values):
+ * then the float conversion rounds once and is much cheaper. */
+static int exact_in_float(double d)
+{
+	return (double)(float)d == d;
+}
+
 uint16_t dj_double_to_half(double d)
 {
+	if (exact_in_float(d))
+		return dj_float_to_half((float)d);
 	return dj_float_to_half((float)round_to_format(d, 10, -14, 65504.0));
 }
 
 uint16_t dj_double_to_bf16(double d)
 {
 	double max_bf16 = ldexp(255.0 / 128.0, 127);
+
+	if (exact_in_float(d))
+		return dj_float_to_bf16((float)d);
 
 	return dj_float_to_bf16((float)round_to_format(d, 7, -126, max_bf16));
 }

@@ -85,8 +85,8 @@ static int binary(const struct dj_tensor *in, struct dj_tensor *out, enum binary
 	walk_init(&w, &in[0].desc, &in[1].desc, &out->desc);
 	for (int64_t i = 0; i < n; i++, walk_next(&w)) {
 		if (in_double)
-			dj_tensor_store_f64(out, i, binary_f64(k, dj_tensor_load_f64(&in[0], w.off_a),
-							       dj_tensor_load_f64(&in[1], w.off_b)));
+			tensor_store_f64(out, i, binary_f64(k, tensor_load_f64(&in[0], w.off_a),
+							       tensor_load_f64(&in[1], w.off_b)));
 		else
 			op_store_i64(out, i, binary_i64(k, op_load_i64(&in[0], w.off_a),
 							op_load_i64(&in[1], w.off_b)));
@@ -119,7 +119,7 @@ static void unary_f64(const struct dj_tensor *x, struct dj_tensor *out, double (
 	int64_t n = dj_tensor_numel(&out->desc);
 
 	for (int64_t i = 0; i < n; i++)
-		dj_tensor_store_f64(out, i, f(dj_tensor_load_f64(x, i)));
+		tensor_store_f64(out, i, f(tensor_load_f64(x, i)));
 }
 
 static double relu_f64(double x)

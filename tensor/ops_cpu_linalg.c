@@ -30,7 +30,7 @@ static void widen(const struct matrix_view *v, int is_float, union wide *dst)
 			int64_t at = v->offset + r * v->row_stride + c * v->col_stride;
 
 			if (is_float)
-				dst[r * v->cols + c].f = dj_tensor_load_f64(v->t, at);
+				dst[r * v->cols + c].f = tensor_load_f64(v->t, at);
 			else
 				dst[r * v->cols + c].u = (uint64_t)op_load_i64(v->t, at);
 		}
@@ -56,6 +56,21 @@ static int scratch_alloc(struct gemm_scratch *s, int64_t m, int64_t k, int64_t n
 	return 0;
 }
 
+/* row += x * brow: separate loops per type so each vectorises. */
+static void axpy_f64(union wide *restrict row, double x, const union wide *restrict brow,
+		     int64_t n)
+{
+	for (int64_t j = 0; j < n; j++)
+		row[j].f += x * brow[j].f;
+}
+
+static void axpy_u64(union wide *restrict row, uint64_t x, const union wide *restrict brow,
+		     int64_t n)
+{
+	for (int64_t j = 0; j < n; j++)
+		row[j].u += x * brow[j].u;
+}
+
 /* out[out_offset + i * n + j] = sum_k a[i][k] * b[k][j] (+ bias[j]). */
 static void gemm(struct gemm_scratch *s, const struct matrix_view *a, const struct matrix_view *b,
 		 const struct dj_tensor *bias, struct dj_tensor *out, int64_t out_offset)
@@ -68,22 +83,17 @@ static void gemm(struct gemm_scratch *s, const struct matrix_view *a, const stru
 		for (int64_t j = 0; j < n; j++)
 			s->row[j].u = 0; /* also 0.0 */
 		for (int64_t p = 0; p < k; p++) {
-			union wide x = s->a[i * k + p];
-			const union wide *brow = s->b + p * n;
-
-			for (int64_t j = 0; j < n; j++) {
-				if (s->is_float)
-					s->row[j].f += x.f * brow[j].f;
-				else
-					s->row[j].u += x.u * brow[j].u;
-			}
+			if (s->is_float)
+				axpy_f64(s->row, s->a[i * k + p].f, s->b + p * n, n);
+			else
+				axpy_u64(s->row, s->a[i * k + p].u, s->b + p * n, n);
 		}
 		for (int64_t j = 0; j < n; j++) {
 			int64_t at = out_offset + i * n + j;
 
 			if (s->is_float)
-				dj_tensor_store_f64(out, at, s->row[j].f +
-						    (bias ? dj_tensor_load_f64(bias, j) : 0.0));
+				tensor_store_f64(out, at, s->row[j].f +
+						    (bias ? tensor_load_f64(bias, j) : 0.0));
 			else
 				op_store_i64(out, at, (int64_t)(s->row[j].u +
 						(bias ? (uint64_t)op_load_i64(bias, j) : 0)));

@@ -18,7 +18,7 @@ static double sum_f64(const struct dj_tensor *x, int64_t base, int64_t len, int6
 	double acc = 0;
 
 	for (int64_t j = 0; j < len; j++)
-		acc += dj_tensor_load_f64(x, base + j * step);
+		acc += tensor_load_f64(x, base + j * step);
 	return acc;
 }
 
@@ -46,9 +46,9 @@ static void reduce(const struct dj_tensor *x, const struct dj_op_attrs *a, enum 
 			if (!dj_dtype_is_float(x->desc.dtype))
 				op_store_i64(out, at, sum_i64(x, base, len, inner));
 			else if (id == DJ_OP_SUM)
-				dj_tensor_store_f64(out, at, sum_f64(x, base, len, inner));
+				tensor_store_f64(out, at, sum_f64(x, base, len, inner));
 			else /* mean of nothing is NaN, as in torch */
-				dj_tensor_store_f64(out, at, sum_f64(x, base, len, inner) / (double)len);
+				tensor_store_f64(out, at, sum_f64(x, base, len, inner) / (double)len);
 		}
 	}
 }
@@ -78,12 +78,12 @@ OP_CPU(softmax)
 
 			/* Subtracting the max keeps exp() in range. */
 			for (int64_t j = 0; j < len; j++)
-				max = fmax(max, dj_tensor_load_f64(x, base + j * inner));
+				max = fmax(max, tensor_load_f64(x, base + j * inner));
 			for (int64_t j = 0; j < len; j++)
-				total += exp(dj_tensor_load_f64(x, base + j * inner) - max);
+				total += exp(tensor_load_f64(x, base + j * inner) - max);
 			for (int64_t j = 0; j < len; j++)
-				dj_tensor_store_f64(out, base + j * inner,
-						    exp(dj_tensor_load_f64(x, base + j * inner) - max) /
+				tensor_store_f64(out, base + j * inner,
+						    exp(tensor_load_f64(x, base + j * inner) - max) /
 							    total);
 		}
 	}
@@ -98,7 +98,7 @@ static void row_moments(const struct dj_tensor *x, int64_t base, int64_t len, do
 
 	/* Two passes: no cancellation from E[x^2] - E[x]^2. */
 	for (int64_t j = 0; j < len; j++) {
-		double d = dj_tensor_load_f64(x, base + j) - m;
+		double d = tensor_load_f64(x, base + j) - m;
 
 		sq += d * d;
 	}
@@ -120,13 +120,13 @@ OP_CPU(layer_norm)
 		double inv = 1.0 / sqrt(var + a->eps);
 
 		for (int64_t j = 0; j < len; j++) {
-			double y = (dj_tensor_load_f64(x, base + j) - mean) * inv;
+			double y = (tensor_load_f64(x, base + j) - mean) * inv;
 
 			if (n_in > 1)
-				y *= dj_tensor_load_f64(&in[1], j);
+				y *= tensor_load_f64(&in[1], j);
 			if (n_in > 2)
-				y += dj_tensor_load_f64(&in[2], j);
-			dj_tensor_store_f64(out, base + j, y);
+				y += tensor_load_f64(&in[2], j);
+			tensor_store_f64(out, base + j, y);
 		}
 	}
 	return 0;

@@ -7,6 +7,7 @@
 
 #include "djinn/common.h"
 #include "djinn/ops.h"
+#include "tensor_internal.h"
 
 /* Bits of struct dj_op.attr_keys: which JSON attributes an op takes. */
 enum {
