@@ -408,11 +408,12 @@ int dj_store_put(struct dj_store *s, uint64_t session, const struct dj_tensor *h
 			     dj_tensor_nbytes(&host->desc) > 0))
 		return -EINVAL;
 	rc = dj_store_alloc(s, session, &host->desc, &h);
-	if (rc == 0)
-		rc = dj_store_write(s, session, h, 0, host->data, dj_tensor_nbytes(&host->desc));
+	if (rc != 0)
+		return rc;
+	rc = dj_store_write(s, session, h, 0, host->data, dj_tensor_nbytes(&host->desc));
 	if (rc == 0)
 		*handle = h;
-	else if (rc != -DJ_EHANDLE && rc != -DJ_ELIMIT && rc != -ENOMEM)
+	else
 		dj_store_free(s, session, h);
 	return rc;
 }

@@ -124,6 +124,36 @@ static void test_hand_elementwise(void)
 	tu_free(&in[0]);
 	tu_free(&in[1]);
 
+	/* sub/mul broadcast a column [2,1] against a row [3]. */
+	in[0] = tu_from(DJ_DTYPE_FLOAT32, 2, (int64_t[]){2, 1}, (double[]){1, -2});
+	in[1] = tu_from(DJ_DTYPE_FLOAT32, 1, (int64_t[]){3}, (double[]){0.5, 2, 4});
+	r = tu_run("sub", in, 2, NULL);
+	expect_values(&r, 2, (int64_t[]){2, 3}, (double[]){0.5, -1, -3, -2.5, -4, -6}, "sub");
+	tu_free(&r);
+	r = tu_run("mul", in, 2, NULL);
+	expect_values(&r, 2, (int64_t[]){2, 3}, (double[]){0.5, 2, 4, -1, -4, -8}, "mul");
+	tu_free(&r);
+	tu_free(&in[0]);
+	tu_free(&in[1]);
+	/* exp(1) = e, log(e) = 1, sigmoid(0) = 1/2, tanh(ln 2) = 3/5. */
+	in[0] = tu_from(DJ_DTYPE_FLOAT32, 1, (int64_t[]){3}, (double[]){0, 1, 0.6931471805599453});
+	r = tu_run("exp", in, 1, NULL);
+	expect_values(&r, 1, (int64_t[]){3}, (double[]){1, 2.718281828459045, 2}, "exp");
+	tu_free(&r);
+	r = tu_run("sigmoid", in, 1, NULL);
+	expect_values(&r, 1, (int64_t[]){3}, (double[]){0.5, 0.7310585786300049, 2.0 / 3},
+		      "sigmoid");
+	tu_free(&r);
+	r = tu_run("tanh", in, 1, NULL);
+	expect_values(&r, 1, (int64_t[]){3}, (double[]){0, 0.7615941559557649, 0.6}, "tanh");
+	tu_free(&r);
+	tu_free(&in[0]);
+	in[0] = tu_from(DJ_DTYPE_FLOAT32, 1, (int64_t[]){2}, (double[]){2.718281828459045, 1});
+	r = tu_run("log", in, 1, NULL);
+	expect_values(&r, 1, (int64_t[]){2}, (double[]){1, 0}, "log");
+	tu_free(&r);
+	tu_free(&in[0]);
+
 	/* gelu, erf form: gelu(1) = 0.5 * (1 + erf(1/sqrt 2)) = 0.8413447460685429. */
 	in[0] = tu_from(DJ_DTYPE_FLOAT32, 1, (int64_t[]){3}, (double[]){1, 0, -1});
 	r = tu_run("gelu", in, 1, NULL);
@@ -135,6 +165,40 @@ static void test_hand_elementwise(void)
 		      "silu");
 	tu_free(&r);
 	tu_free(&in[0]);
+}
+
+/* 16-bit results are rounded once, to nearest even. */
+static void test_hand_16bit_rounding(void)
+{
+	struct dj_tensor in[2];
+	struct dj_tensor r;
+
+	/* float16 steps are 2 in [2048, 4096): 2049 ties to 2048, 2051 to 2052. */
+	in[0] = tu_from(DJ_DTYPE_FLOAT16, 1, (int64_t[]){2}, (double[]){2048, 2048});
+	in[1] = tu_from(DJ_DTYPE_FLOAT16, 1, (int64_t[]){2}, (double[]){1, 3});
+	r = tu_run("add", in, 2, NULL);
+	CU_ASSERT(tu_get(&r, 0) == 2048 && tu_get(&r, 1) == 2052);
+	tu_free(&r);
+	tu_free(&in[0]);
+	tu_free(&in[1]);
+	/* bfloat16 steps are 2 in [256, 512). */
+	in[0] = tu_from(DJ_DTYPE_BFLOAT16, 1, (int64_t[]){2}, (double[]){256, 256});
+	in[1] = tu_from(DJ_DTYPE_BFLOAT16, 1, (int64_t[]){2}, (double[]){1, 3});
+	r = tu_run("add", in, 2, NULL);
+	CU_ASSERT(tu_get(&r, 0) == 256 && tu_get(&r, 1) == 260);
+	tu_free(&r);
+	/* A float16 sum of 4096 ones accumulates exactly (a float16 running sum
+	 * would stop at 2048). */
+	struct dj_tensor ones = tu_tensor(DJ_DTYPE_FLOAT16, 1, (int64_t[]){4096});
+
+	for (int i = 0; i < 4096; i++)
+		((uint16_t *)ones.data)[i] = 0x3c00;
+	r = tu_run("sum", &ones, 1, NULL);
+	CU_ASSERT_EQUAL(tu_get(&r, 0), 4096);
+	tu_free(&r);
+	tu_free(&ones);
+	tu_free(&in[0]);
+	tu_free(&in[1]);
 }
 
 static void test_hand_integer_semantics(void)
@@ -770,8 +834,9 @@ int main(int argc, char **argv)
 	static const struct dj_test_case cases[] = {
 		{"op table lookup", test_table_lookup},
 		{"hand: matmul, dot, linear", test_hand_matmul_and_linear},
-		{"hand: broadcast add, div, relu, sqrt, gelu, silu", test_hand_elementwise},
+		{"hand: every elementwise op, broadcasting", test_hand_elementwise},
 		{"hand: integer wrap, int div, int32 sum to int64", test_hand_integer_semantics},
+		{"hand: float16/bfloat16 rounding and accumulation", test_hand_16bit_rounding},
 		{"hand: sum, mean, softmax, layer_norm", test_hand_reductions},
 		{"hand: transpose, reshape, cat", test_hand_shapes},
 		{"random: broadcast binary ops, all dtypes", test_random_binary},

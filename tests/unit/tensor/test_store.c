@@ -222,6 +222,14 @@ static void test_limits_and_accounting(void)
 	CU_ASSERT_EQUAL(dj_store_alloc(s, a, &bad, &h1), -DJ_ESHAPE);
 	bad = vec((enum dj_dtype)42, 1);
 	CU_ASSERT_EQUAL(dj_store_alloc(s, a, &bad, &h1), -DJ_EDTYPE);
+	struct dj_tensor bad_host = {.desc = bad, .data = &h1};
+
+	CU_ASSERT_EQUAL(dj_store_put(s, a, &bad_host, &h1), -DJ_EDTYPE);
+	bad_host.desc = d400;
+	bad_host.data = NULL;
+	CU_ASSERT_EQUAL(dj_store_put(s, a, &bad_host, &h1), -EINVAL);
+	CU_ASSERT_EQUAL(dj_store_session_usage(s, a, &u), 0);
+	CU_ASSERT(u.bytes == 400 && u.tensors == 1);
 	destroy_and_check(s);
 }
 
