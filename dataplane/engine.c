@@ -549,6 +549,10 @@ int dj_dataplane_create(const struct dj_dataplane_config *cfg, struct dj_datapla
 	dp->mtu = cfg->mtu ? cfg->mtu :
 		  (uint16_t)(dj_port_get_config(dp->port)->frame_size - RTE_ETHER_HDR_LEN);
 	local_endpoint_fill(dp);
+	if (cfg->link_timeout_ms != 0 &&
+	    dj_port_wait_link(dp->port, (uint64_t)cfg->link_timeout_ms * 1000000ull) != 0)
+		dj_log(DJ_LOG_WARN, "dataplane", "port %u: link still down after %u ms",
+		       cfg->port.port_id, cfg->link_timeout_ms);
 	rc = lcores_launch(dp);
 	if (rc != 0) {
 		dj_dataplane_destroy(dp);

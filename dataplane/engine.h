@@ -33,6 +33,7 @@
 #define DP_CTRL_BURST 8
 #define DP_HOLD_MAX 4096
 #define DP_STATS_PERIOD_NS 1000000ull
+#define DP_POLL_NS 10000ull
 
 enum dp_cmd {
 	DP_CMD_OPEN,

@@ -199,8 +199,10 @@ static void probe_check(struct dp_session *ses, uint64_t now)
 
 static void session_service(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
 {
+	/* Sends, receives and packets move the session's deadlines without
+	 * telling us: poll at least every DP_POLL_NS. */
 	if (now >= ses->next_poll_ns)
-		ses->next_poll_ns = dj_session_poll(ses->s, now);
+		ses->next_poll_ns = RTE_MIN(dj_session_poll(ses->s, now), now + DP_POLL_NS);
 	data_send(lc, ses, now);
 	ctrl_send(lc, ses, now);
 	events_deliver(ses);

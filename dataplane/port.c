@@ -16,6 +16,7 @@
 #define DEFAULT_DESC 1024
 #define DEFAULT_FRAME 1514
 #define POOL_CACHE 256
+#define LINK_KICK_NS (500ull * 1000 * 1000)
 #define HDR_DATA_ROOM (RTE_PKTMBUF_HEADROOM + DJ_TXFRAME_HDR_ROOM)
 
 static void fill_caps(uint16_t port_id, const struct rte_eth_dev_info *info,
@@ -288,18 +289,34 @@ int dj_port_find(const char *name, uint16_t *port_id)
 	return rte_eth_dev_get_port_by_name(name, port_id) == 0 ? 0 : -ENODEV;
 }
 
-int dj_port_wait_link(uint16_t port_id, uint64_t timeout_ns)
+/* A memif client that connected before its server was started is turned
+ * away once and never tries again: restart it until the link comes up. */
+static void link_kick(struct dj_port *port)
 {
-	uint64_t deadline = dj_time_ns() + timeout_ns;
+	if (strcmp(port->caps.driver, "net_memif") != 0)
+		return;
+	rte_eth_dev_stop(port->cfg.port_id);
+	rte_eth_dev_start(port->cfg.port_id);
+}
+
+int dj_port_wait_link(struct dj_port *port, uint64_t timeout_ns)
+{
+	uint64_t start = dj_time_ns(), next_kick = start + LINK_KICK_NS;
 	struct timespec pause = {.tv_nsec = 1000000};
 	struct rte_eth_link link;
 
 	for (;;) {
-		if (rte_eth_link_get_nowait(port_id, &link) == 0 &&
+		uint64_t now = dj_time_ns();
+
+		if (rte_eth_link_get_nowait(port->cfg.port_id, &link) == 0 &&
 		    link.link_status == RTE_ETH_LINK_UP)
 			return 0;
-		if (dj_time_ns() >= deadline)
+		if (now - start >= timeout_ns)
 			return -ETIMEDOUT;
+		if (now >= next_kick) {
+			link_kick(port);
+			next_kick = now + LINK_KICK_NS;
+		}
 		nanosleep(&pause, NULL);
 	}
 }

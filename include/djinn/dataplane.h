@@ -82,8 +82,10 @@ int dj_port_steer_udp(struct dj_port *port, uint16_t udp_port, uint16_t queue);
 /** Find a port by its ethdev name ("net_memif0", a PCI address...). */
 int dj_port_find(const char *name, uint16_t *port_id);
 
-/** Wait until the link is up (memif: the peer connected). -ETIMEDOUT. */
-int dj_port_wait_link(uint16_t port_id, uint64_t timeout_ns);
+/** Wait until the link is up (memif: the peer connected; a memif client
+ * turned away by a server not started yet is restarted). Only while no
+ * lcore polls the port. -ETIMEDOUT. */
+int dj_port_wait_link(struct dj_port *port, uint64_t timeout_ns);
 
 struct rte_mbuf;
 struct rte_mbuf_ext_shared_info;
@@ -144,6 +146,9 @@ struct dj_dataplane_config {
 	 *  filled per session. Zero: dj_session_config_init() defaults. */
 	struct dj_session_config session;
 	bool session_set; /**< session above was filled by the caller */
+	/** Wait this long for the link (the memif peer) before the lcores
+	 *  start; 0: do not wait. A link that stays down is logged, not fatal. */
+	uint32_t link_timeout_ms;
 	/** In-line impairment of transmitted packets (dj_impair_config_parse
 	 *  syntax, e.g. "drop=0.05,reorder=0.05"), NULL or "" for none. */
 	const char *impair;

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * transfer and pingpong: whole transfers through the engine. The receiver
+ * arms each transfer, then tells the sender "ready" with a 1-byte transfer
+ * the other way, so the sender's clock measures the transfer alone.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_ethdev.h>
+
+#include "djinn/common.h"
+#include "bench.h"
+
+#define LINK_WAIT_MS 30000u
+/* The peer process may start later: retry the first exchange this long. */
+#define FIRST_CONTACT_NS (30ull * 1000 * 1000 * 1000)
+
+static int port_pick(const struct bench_opts *o, uint16_t *port_id)
+{
+	if (o->port_name != NULL)
+		return dj_port_find(o->port_name, port_id);
+	RTE_ETH_FOREACH_DEV(*port_id)
+		return 0;
+	return -ENODEV;
+}
+
+static void peer_dp_endpoint(const struct bench_opts *o, struct dj_dp_endpoint *ep)
+{
+	memset(ep, 0, sizeof(*ep));
+	memcpy(ep->mac, o->peer.mac, sizeof(ep->mac));
+	ep->ipv4 = __builtin_bswap32(o->peer.ipv4);
+	ep->udp_port = o->peer.port;
+	ep->n_queues = o->queues;
+	ep->mtu = (uint16_t)(o->frame_size - 14);
+}
+
+int bench_engine_start(const struct bench_opts *o, struct dj_dataplane **dp)
+{
+	struct dj_dataplane_config cfg = {0};
+	struct dj_dp_endpoint peer;
+	int rc = port_pick(o, &cfg.port.port_id);
+
+	if (rc != 0)
+		return rc;
+	cfg.port.nb_queues = o->queues;
+	cfg.port.frame_size = o->frame_size;
+	cfg.port.promiscuous = 1;
+	cfg.local = o->local;
+	cfg.impair = o->impair;
+	dj_session_config_init(&cfg.session);
+	cfg.session.tx_crc = o->crc;
+	cfg.session.rx_crc = o->crc;
+	cfg.session_set = true;
+	cfg.link_timeout_ms = LINK_WAIT_MS;
+	rc = dj_dataplane_create(&cfg, dp);
+	if (rc != 0)
+		return rc;
+	peer_dp_endpoint(o, &peer);
+	rc = dj_dataplane_session_open(*dp, o->session_id, o->cookie, &peer);
+	if (rc != 0) {
+		dj_dataplane_destroy(*dp);
+		*dp = NULL;
+	}
+	return rc;
+}
+
+void bench_engine_stop(struct dj_dataplane *dp, struct bench_result *r)
+{
+	if (dp == NULL)
+		return;
+	dj_dataplane_get_stats(dp, &r->dp, &r->proto);
+	r->have_engine_stats = true;
+	dj_dataplane_destroy(dp);
+}
+
+/* A send that tolerates a peer not listening yet (first contact). */
+static int send_patiently(struct dj_dataplane *dp, const struct bench_opts *o, uint32_t id,
+			  const void *buf, uint64_t len)
+{
+	uint64_t deadline = dj_time_ns() + FIRST_CONTACT_NS;
+	int rc;
+
+	do {
+		rc = dj_dataplane_send(dp, o->cookie, id, buf, len, DJ_MEM_HOST, o->timeout_ms);
+	} while (rc == -ETIMEDOUT && dj_time_ns() < deadline);
+	return rc;
+}
+
+static int expect_wait(struct dj_dataplane *dp, const struct bench_opts *o, uint32_t id,
+		       void *buf, uint64_t len, uint32_t timeout_ms)
+{
+	int rc = dj_dataplane_expect(dp, o->cookie, id, buf, len, DJ_MEM_HOST);
+
+	if (rc == 0)
+		rc = dj_dataplane_wait(dp, o->cookie, id, timeout_ms);
+	if (rc == -ETIMEDOUT)
+		dj_dataplane_cancel(dp, o->cookie, id);
+	return rc;
+}
+
+/* Receiver of one size: arm, say ready, wait, check. */
+static int recv_size(struct dj_dataplane *dp, const struct bench_opts *o, uint64_t size,
+		     unsigned int iters, uint32_t *id, uint8_t *buf)
+{
+	static const uint8_t ready = 1;
+	int rc = 0;
+
+	for (unsigned int i = 0; i < iters && rc == 0; i++, (*id)++) {
+		memset(buf, 0, size < 4096 ? size : 4096);
+		rc = dj_dataplane_expect(dp, o->cookie, *id, buf, size, DJ_MEM_HOST);
+		if (rc == 0)
+			rc = send_patiently(dp, o, *id, &ready, 1);
+		if (rc == 0)
+			rc = dj_dataplane_wait(dp, o->cookie, *id, o->timeout_ms);
+		if (rc != 0)
+			dj_dataplane_cancel(dp, o->cookie, *id);
+		if (rc == 0 && o->verify && (i == 0 || i + 1 == iters) &&
+		    !bench_pattern_check(buf, size, size)) {
+			fprintf(stderr, "djinn-bench: transfer %u (%lu B): bytes differ\n", *id,
+				(unsigned long)size);
+			rc = -EIO;
+		}
+	}
+	return rc;
+}
+
+/* Sender of one size: wait for ready, time the send. */
+static int send_size(struct dj_dataplane *dp, const struct bench_opts *o, uint64_t size,
+		     unsigned int iters, uint32_t *id, const uint8_t *buf, uint64_t *ns)
+{
+	uint8_t ready;
+	int rc = 0;
+
+	for (unsigned int i = 0; i < iters && rc == 0; i++, (*id)++) {
+		uint32_t first_wait = *id == 0 ? (uint32_t)(FIRST_CONTACT_NS / 1000000) : o->timeout_ms;
+		uint64_t t0;
+
+		rc = expect_wait(dp, o, *id, &ready, 1, first_wait);
+		t0 = dj_time_ns();
+		if (rc == 0)
+			rc = dj_dataplane_send(dp, o->cookie, *id, buf, size, DJ_MEM_HOST, o->timeout_ms);
+		ns[i] = dj_time_ns() - t0;
+	}
+	return rc;
+}
+
+static void row_fill(struct bench_row *row, uint64_t size, unsigned int iters, uint64_t *ns)
+{
+	uint64_t total = 0, best = UINT64_MAX;
+
+	for (unsigned int i = 0; i < iters; i++) {
+		total += ns[i];
+		best = ns[i] < best ? ns[i] : best;
+	}
+	row->size = size;
+	row->iters = iters;
+	row->gbps = total ? (double)size * 8 * iters / (double)total : 0;
+	row->best_gbps = best ? (double)size * 8 / (double)best : 0;
+	bench_percentiles(ns, iters, row);
+}
+
+int bench_transfer(const struct bench_opts *o, struct bench_result *r)
+{
+	struct dj_dataplane *dp;
+	uint64_t max = 0;
+	uint32_t id = 0;
+	uint8_t *buf;
+	int rc;
+
+	for (unsigned int s = 0; s < o->n_sizes; s++)
+		max = o->sizes[s] > max ? o->sizes[s] : max;
+	buf = bench_alloc(max);
+	if (buf == NULL)
+		return -ENOMEM;
+	rc = bench_engine_start(o, &dp);
+	r->mode = "transfer";
+	for (unsigned int s = 0; rc == 0 && s < o->n_sizes; s++) {
+		uint64_t size = o->sizes[s];
+		unsigned int iters = o->iters ? o->iters : bench_auto_iters(size);
+		uint64_t *ns = calloc(iters, sizeof(*ns));
+
+		if (ns == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (o->role == ROLE_SEND) {
+			bench_pattern_fill(buf, size, size);
+			rc = send_size(dp, o, size, iters, &id, buf, ns);
+			if (rc == 0)
+				row_fill(&r->rows[r->n_rows++], size, iters, ns);
+		} else {
+			rc = recv_size(dp, o, size, iters, &id, buf);
+			if (rc == 0)
+				r->rows[r->n_rows++] = (struct bench_row){.size = size, .iters = iters};
+		}
+		free(ns);
+	}
+	if (rc != 0)
+		r->errors++;
+	bench_engine_stop(dp, r);
+	bench_free(buf, max);
+	return rc;
+}
+
+static int pingpong_loop(struct dj_dataplane *dp, const struct bench_opts *o, uint8_t *tx,
+			 uint8_t *rx, uint64_t size, uint64_t *ns)
+{
+	int rc = 0;
+
+	for (uint32_t id = 0; id < o->count && rc == 0; id++) {
+		uint64_t t0 = dj_time_ns();
+
+		if (o->role == ROLE_SEND) {
+			rc = dj_dataplane_expect(dp, o->cookie, id, rx, size, DJ_MEM_HOST);
+			if (rc == 0)
+				rc = id == 0 ? send_patiently(dp, o, id, tx, size) :
+				     dj_dataplane_send(dp, o->cookie, id, tx, size, DJ_MEM_HOST,
+						       o->timeout_ms);
+			if (rc == 0)
+				rc = dj_dataplane_wait(dp, o->cookie, id, o->timeout_ms);
+			ns[id] = dj_time_ns() - t0;
+		} else {
+			rc = dj_dataplane_wait(dp, o->cookie, id,
+					       id == 0 ? (uint32_t)(FIRST_CONTACT_NS / 1000000) : o->timeout_ms);
+			if (rc == 0 && id + 1 < o->count)
+				rc = dj_dataplane_expect(dp, o->cookie, id + 1, rx, size, DJ_MEM_HOST);
+			if (rc == 0)
+				rc = dj_dataplane_send(dp, o->cookie, id, tx, size, DJ_MEM_HOST,
+						       o->timeout_ms);
+		}
+	}
+	return rc;
+}
+
+int bench_pingpong(const struct bench_opts *o, struct bench_result *r)
+{
+	uint64_t size = o->sizes[0] > 65536 ? 65536 : o->sizes[0];
+	uint64_t *ns = calloc(o->count ? o->count : 1, sizeof(*ns));
+	uint8_t *tx = calloc(2, size + 1), *rx = tx ? tx + size + 1 : NULL;
+	struct dj_dataplane *dp = NULL;
+	int rc = ns && tx ? bench_engine_start(o, &dp) : -ENOMEM;
+
+	r->mode = "pingpong";
+	if (rc == 0 && o->role == ROLE_RECV)
+		rc = dj_dataplane_expect(dp, o->cookie, 0, rx, size, DJ_MEM_HOST);
+	if (rc == 0)
+		rc = pingpong_loop(dp, o, tx, rx, size, ns);
+	if (rc == 0 && o->role == ROLE_SEND) {
+		row_fill(&r->rows[0], size, o->count, ns);
+		r->n_rows = 1;
+	}
+	if (rc != 0)
+		r->errors++;
+	bench_engine_stop(dp, r);
+	free(ns);
+	free(tx);
+	return rc;
+}

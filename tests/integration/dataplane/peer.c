@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_ethdev.h>
+
+#include "djinn/common.h"
+#include "djinn/dataplane.h"
+#include "djinn/eal.h"
+#include "peer.h"
+
+#define IP_A 0x0a630001u /* 10.99.0.1, only inside the test's own links */
+#define IP_B 0x0a630002u
+#define READY_PATIENCE_NS (30ull * 1000 * 1000 * 1000)
+#define XFER_TIMEOUT_MS 60000u
+#define RX_IDLE_NS (1000ull * 1000 * 1000)
+#define CHUNK (64u << 10)
+
+enum child_status {
+	CHILD_OK = 0,
+	CHILD_SETUP = 10,   /* netns, EAL, engine */
+	CHILD_TRANSFER = 11,
+	CHILD_CORRUPT = 12,
+	CHILD_NO_FAIL = 13, /* a transfer that should have failed did not */
+	CHILD_NO_RETRANS = 14,
+};
+
+struct peer_ctx {
+	const struct peer_args *a;
+	struct dj_dataplane *dp;
+	struct dj_dp_endpoint peer;
+	uint64_t cookie;
+	uint32_t id;
+	uint8_t *buf;
+	uint64_t buf_len;
+};
+
+/* ---- deterministic contents, checked through CRC32C -------------------------- */
+
+static void pattern_chunk(uint8_t *dst, uint64_t off, uint32_t len, uint64_t seed)
+{
+	for (uint32_t i = 0; i < len; i += 8) {
+		uint64_t w = ((off + i) / 8 + 1) * 0x9e3779b97f4a7c15ull ^ seed;
+
+		w ^= w >> 31;
+		memcpy(dst + i, &w, len - i < 8 ? len - i : 8);
+	}
+}
+
+static uint32_t pattern_crc(uint64_t len, uint64_t seed)
+{
+	static uint8_t chunk[CHUNK];
+	uint32_t crc = 0;
+
+	for (uint64_t off = 0; off < len; off += CHUNK) {
+		uint32_t n = len - off < CHUNK ? (uint32_t)(len - off) : CHUNK;
+
+		pattern_chunk(chunk, off, n, seed);
+		crc = dj_crc32c(crc, chunk, n);
+	}
+	return crc;
+}
+
+static void pattern_fill(uint8_t *buf, uint64_t len, uint64_t seed)
+{
+	for (uint64_t off = 0; off < len; off += CHUNK)
+		pattern_chunk(buf + off, off, len - off < CHUNK ? (uint32_t)(len - off) : CHUNK, seed);
+}
+
+/* ---- child side ------------------------------------------------------------------ */
+
+static int netns_enter(const char *name)
+{
+	char path[256];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "/var/run/netns/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+static int eal_start(const struct peer_args *a)
+{
+	static char prefix[64], vdev[256];
+	char *argv[16];
+	int argc = 0, app_argc;
+	char **app_argv;
+
+	snprintf(prefix, sizeof(prefix), "--file-prefix=%s", a->tag);
+	snprintf(vdev, sizeof(vdev), "%s", a->vdev);
+	argv[argc++] = "dp-peer";
+	argv[argc++] = "-l";
+	argv[argc++] = "0,1";
+	argv[argc++] = "--main-lcore";
+	argv[argc++] = a->is_a ? "0" : "1";
+	argv[argc++] = "--no-pci";
+	argv[argc++] = "--log-level=lib.eal:warning";
+	argv[argc++] = prefix;
+	if (a->huge) {
+		argv[argc++] = "--in-memory";
+	} else {
+		argv[argc++] = "--no-huge";
+		argv[argc++] = "-m";
+		argv[argc++] = "512";
+	}
+	argv[argc++] = "--vdev";
+	argv[argc++] = vdev;
+	argv[argc] = NULL;
+	return dj_eal_init(argc, argv, NULL, &app_argc, &app_argv);
+}
+
+static int engine_start(struct peer_ctx *c)
+{
+	const struct peer_args *a = c->a;
+	struct dj_dataplane_config cfg = {0};
+	int rc;
+
+	cfg.port.port_id = 0;
+	cfg.port.frame_size = a->frame_size;
+	cfg.port.promiscuous = 1;
+	cfg.local.ipv4 = a->is_a ? IP_A : IP_B;
+	cfg.impair = a->impair;
+	dj_session_config_init(&cfg.session);
+	cfg.session.rx_idle_timeout_ns = RX_IDLE_NS;
+	cfg.session_set = true;
+	cfg.link_timeout_ms = 30000;
+	rc = dj_dataplane_create(&cfg, &c->dp);
+	if (rc != 0)
+		return rc;
+	dj_dataplane_endpoint(c->dp, &c->peer);
+	memset(c->peer.mac, 0xff, sizeof(c->peer.mac)); /* promiscuous peers */
+	c->peer.ipv4 = __builtin_bswap32(a->is_a ? IP_B : IP_A);
+	return dj_dataplane_session_open(c->dp, c->cookie, c->cookie, &c->peer);
+}
+
+/* The receiver arms first, then says so with a 1-byte transfer back. */
+static int ready_send(struct peer_ctx *c, uint32_t id)
+{
+	static const uint8_t ready = 1;
+	uint64_t deadline = dj_time_ns() + READY_PATIENCE_NS;
+	int rc;
+
+	do {
+		rc = dj_dataplane_send(c->dp, c->cookie, id, &ready, 1, DJ_MEM_HOST, 2000);
+	} while (rc != 0 && dj_time_ns() < deadline);
+	return rc;
+}
+
+static int receive_step(struct peer_ctx *c, const struct peer_step *st)
+{
+	uint64_t t0;
+	int rc;
+
+	memset(c->buf, 0, st->size);
+	rc = dj_dataplane_expect(c->dp, c->cookie, c->id, c->buf, st->size, DJ_MEM_HOST);
+	if (rc == 0)
+		rc = ready_send(c, c->id);
+	if (rc == 0 && c->a->notify_fd >= 0 && write(c->a->notify_fd, "r", 1) != 1)
+		rc = -EIO;
+	t0 = dj_time_ns();
+	if (rc == 0)
+		rc = dj_dataplane_wait(c->dp, c->cookie, c->id, XFER_TIMEOUT_MS);
+	if (st->expect_fail) {
+		uint64_t ms = (dj_time_ns() - t0) / 1000000;
+
+		fprintf(stderr, "%s: transfer %u failed after %lu ms: %s\n", c->a->tag, c->id,
+			(unsigned long)ms, dj_strerror(rc));
+		dj_dataplane_cancel(c->dp, c->cookie, c->id);
+		/* Detected by the engine (idle timeout), not by our long wait. */
+		return rc != 0 && ms < XFER_TIMEOUT_MS / 4 ? CHILD_OK : CHILD_NO_FAIL;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "%s: receive %u (%lu B): %s\n", c->a->tag, c->id,
+			(unsigned long)st->size, dj_strerror(rc));
+		dj_dataplane_cancel(c->dp, c->cookie, c->id);
+		return CHILD_TRANSFER;
+	}
+	if (dj_crc32c(0, c->buf, st->size) != pattern_crc(st->size, c->id + st->size)) {
+		fprintf(stderr, "%s: transfer %u (%lu B): checksum differs\n", c->a->tag, c->id,
+			(unsigned long)st->size);
+		return CHILD_CORRUPT;
+	}
+	return CHILD_OK;
+}
+
+static int send_step(struct peer_ctx *c, const struct peer_step *st)
+{
+	uint8_t ready;
+	int rc;
+
+	pattern_fill(c->buf, st->size, c->id + st->size);
+	rc = dj_dataplane_expect(c->dp, c->cookie, c->id, &ready, 1, DJ_MEM_HOST);
+	if (rc == 0)
+		rc = dj_dataplane_wait(c->dp, c->cookie, c->id, XFER_TIMEOUT_MS);
+	if (rc == 0)
+		rc = dj_dataplane_send(c->dp, c->cookie, c->id, c->buf, st->size, DJ_MEM_HOST,
+				       XFER_TIMEOUT_MS);
+	if (rc != 0) {
+		fprintf(stderr, "%s: send %u (%lu B): %s\n", c->a->tag, c->id,
+			(unsigned long)st->size, dj_strerror(rc));
+		return CHILD_TRANSFER;
+	}
+	return CHILD_OK;
+}
+
+static int reopen_step(struct peer_ctx *c)
+{
+	dj_dataplane_session_close(c->dp, c->cookie);
+	c->cookie++;
+	return dj_dataplane_session_open(c->dp, c->cookie, c->cookie, &c->peer) == 0 ?
+	       CHILD_OK : CHILD_SETUP;
+}
+
+static int steps_run(struct peer_ctx *c)
+{
+	int status = CHILD_OK;
+
+	for (unsigned int i = 0; i < c->a->n_steps && status == CHILD_OK; i++) {
+		const struct peer_step *st = &c->a->steps[i];
+		bool sending = (st->kind == STEP_A_TO_B) == c->a->is_a;
+
+		if (st->kind == STEP_REOPEN)
+			status = reopen_step(c);
+		else if (sending)
+			status = send_step(c, st);
+		else
+			status = receive_step(c, st);
+		c->id++;
+	}
+	return status;
+}
+
+static uint64_t largest_step(const struct peer_args *a)
+{
+	uint64_t max = 1;
+
+	for (unsigned int i = 0; i < a->n_steps; i++)
+		max = a->steps[i].size > max ? a->steps[i].size : max;
+	return max;
+}
+
+static int retransmits_check(struct peer_ctx *c)
+{
+	struct dj_dataplane_stats st;
+
+	dj_dataplane_get_stats(c->dp, &st, NULL);
+	fprintf(stderr, "%s: %lu packets out, %lu retransmitted, %lu dropped by impairment\n",
+		c->a->tag, (unsigned long)st.tx_packets, (unsigned long)st.retransmits,
+		(unsigned long)st.drops[DJ_DROP_IMPAIR]);
+	return st.retransmits > 0 ? CHILD_OK : CHILD_NO_RETRANS;
+}
+
+static int child_main(const struct peer_args *a)
+{
+	struct peer_ctx c = {.a = a, .cookie = a->cookie, .id = a->first_id};
+	int status;
+
+	if (a->netns != NULL && netns_enter(a->netns) != 0) {
+		fprintf(stderr, "%s: cannot enter netns %s\n", a->tag, a->netns);
+		return CHILD_SETUP;
+	}
+	if (eal_start(a) != 0)
+		return CHILD_SETUP;
+	c.buf_len = largest_step(a);
+	c.buf = mmap(NULL, c.buf_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c.buf == MAP_FAILED || engine_start(&c) != 0) {
+		fprintf(stderr, "%s: engine did not start\n", a->tag);
+		return CHILD_SETUP;
+	}
+	status = steps_run(&c);
+	if (status == CHILD_OK && a->require_retransmits)
+		status = retransmits_check(&c);
+	/* Let the last ACKs leave before the port goes. */
+	usleep(200000);
+	dj_dataplane_destroy(c.dp);
+	dj_eal_cleanup();
+	return status;
+}
+
+pid_t peer_spawn(const struct peer_args *args)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		fflush(stdout);
+		_exit(child_main(args));
+	}
+	return pid;
+}
+
+int peer_wait(pid_t pid, unsigned int timeout_s)
+{
+	uint64_t deadline = dj_time_ns() + (uint64_t)timeout_s * 1000000000ull;
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		if (r < 0)
+			return -errno;
+		if (dj_time_ns() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -ETIMEDOUT;
+		}
+		usleep(10000);
+	}
+}
+
+bool peer_hugepages_free(unsigned int pages)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	long free_pages = 0;
+
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof(line), f) != NULL)
+		sscanf(line, "HugePages_Free: %ld", &free_pages);
+	fclose(f);
+	return free_pages >= (long)pages;
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_TEST_DP_PEER_H
+#define DJINN_TEST_DP_PEER_H
+
+/*
+ * Two-process data-plane tests: each peer is a forked child that starts its
+ * own EAL (own --file-prefix), optionally inside a network namespace, and
+ * plays a list of steps (transfers in either direction, session reopen).
+ * Receivers compare the CRC32C of what arrived with the sender's pattern.
+ * A child exits 0 when every step went as expected.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum peer_step_kind {
+	STEP_A_TO_B,   /* A sends size bytes to B */
+	STEP_B_TO_A,
+	STEP_REOPEN,   /* close the session, open a new one with cookie + 1 */
+};
+
+struct peer_step {
+	enum peer_step_kind kind;
+	uint64_t size;
+	/* The receiver expects this transfer to fail (peer killed) within
+	 * its rx idle timeout, then carries on. */
+	bool expect_fail;
+};
+
+struct peer_args {
+	const char *tag;          /* unique: file prefix and log lines */
+	bool is_a;
+	bool huge;                /* hugepages (skip where none are free) or --no-huge */
+	const char *vdev;
+	const char *netns;        /* enter this namespace first, or NULL */
+	uint16_t frame_size;
+	const char *impair;       /* in-line impairment of this peer's tx */
+	bool require_retransmits; /* fail unless the engine retransmitted */
+	uint64_t cookie;
+	unsigned int first_id;    /* transfer ids start here */
+	const struct peer_step *steps;
+	unsigned int n_steps;
+	int notify_fd;            /* receiver writes a byte once armed, or -1 */
+};
+
+/* Fork a peer; returns its pid or -errno. */
+pid_t peer_spawn(const struct peer_args *args);
+
+/* Wait up to timeout_s for pid (killed after that); returns its exit
+ * status, 128 + signal, or -ETIMEDOUT. */
+int peer_wait(pid_t pid, unsigned int timeout_s);
+
+/* Free 2 MiB hugepages on a mounted hugetlbfs. */
+bool peer_hugepages_free(unsigned int pages);
+
+#endif

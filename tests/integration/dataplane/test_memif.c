@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Two processes over net_memif: transfers of 1 B, 1 MiB and 256 MiB in both
+ * directions, byte-exact; the same under 5% loss plus reordering (in-line
+ * impairment on both sides); and a peer killed mid-transfer, after which the
+ * survivor fails that transfer within its idle timeout and serves a new peer.
+ *
+ *   test_dp_memif --huge | --no-huge
+ */
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "peer.h"
+
+#define MIB (1ull << 20)
+#define PEER_TIMEOUT_S 150
+
+static bool use_huge;
+
+struct pair {
+	char sock[96];
+	char tag_a[48], tag_b[48];
+	char vdev_a[192], vdev_b[192];
+	struct peer_args a, b;
+};
+
+static void pair_init(struct pair *p, const char *name, const struct peer_step *steps,
+		      unsigned int n)
+{
+	int pid = (int)getpid();
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->sock, sizeof(p->sock), "/tmp/djdp-%d-%s.sock", pid, name);
+	snprintf(p->tag_a, sizeof(p->tag_a), "djdp%d%sA", pid, name);
+	snprintf(p->tag_b, sizeof(p->tag_b), "djdp%d%sB", pid, name);
+	snprintf(p->vdev_a, sizeof(p->vdev_a),
+		 "net_memif0,role=server,socket=%s,socket-abstract=no,bsize=9216", p->sock);
+	snprintf(p->vdev_b, sizeof(p->vdev_b),
+		 "net_memif0,role=client,socket=%s,socket-abstract=no,bsize=9216", p->sock);
+	unlink(p->sock);
+	p->a = (struct peer_args){.tag = p->tag_a, .is_a = true, .huge = use_huge,
+				  .vdev = p->vdev_a, .frame_size = 9014, .cookie = 0x5eed0001,
+				  .steps = steps, .n_steps = n, .notify_fd = -1};
+	p->b = p->a;
+	p->b.tag = p->tag_b;
+	p->b.is_a = false;
+	p->b.vdev = p->vdev_b;
+}
+
+static void pair_run(struct pair *p)
+{
+	pid_t a = peer_spawn(&p->a), b = peer_spawn(&p->b);
+
+	CU_ASSERT_FATAL(a > 0 && b > 0);
+	CU_ASSERT_EQUAL(peer_wait(a, PEER_TIMEOUT_S), 0);
+	CU_ASSERT_EQUAL(peer_wait(b, PEER_TIMEOUT_S), 0);
+	unlink(p->sock);
+}
+
+static void test_both_directions(void)
+{
+	static const struct peer_step steps[] = {
+		{STEP_A_TO_B, 1, false},         {STEP_B_TO_A, 1, false},
+		{STEP_A_TO_B, MIB, false},       {STEP_B_TO_A, MIB, false},
+		{STEP_A_TO_B, 256 * MIB, false}, {STEP_B_TO_A, 256 * MIB, false},
+	};
+	struct pair p;
+
+	pair_init(&p, "both", steps, sizeof(steps) / sizeof(steps[0]));
+	pair_run(&p);
+}
+
+static void test_loss_and_reordering(void)
+{
+	static const struct peer_step steps[] = {
+		{STEP_A_TO_B, MIB, false},
+		{STEP_B_TO_A, MIB, false},
+		{STEP_A_TO_B, 16 * MIB, false},
+	};
+	struct pair p;
+
+	pair_init(&p, "lossy", steps, sizeof(steps) / sizeof(steps[0]));
+	p.a.impair = p.b.impair = "drop=0.05,reorder=0.05,reorder_us=50";
+	p.a.require_retransmits = p.b.require_retransmits = true;
+	pair_run(&p);
+}
+
+/* Wait for the receiver's "armed" byte. */
+static bool armed(int fd, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	char c;
+
+	return poll(&pfd, 1, timeout_ms) == 1 && read(fd, &c, 1) == 1;
+}
+
+static void test_peer_killed(void)
+{
+	/* B survives: the killed transfer fails, then a new session with a
+	 * new peer process works (ids 0: killed, 1: reopen, 2: new). */
+	static const struct peer_step survivor[] = {
+		{STEP_A_TO_B, 256 * MIB, true},
+		{STEP_REOPEN, 0, false},
+		{STEP_A_TO_B, MIB, false},
+	};
+	static const struct peer_step victim[] = {{STEP_A_TO_B, 256 * MIB, false}};
+	static const struct peer_step successor[] = {{STEP_A_TO_B, MIB, false}};
+	struct pair p;
+	int fds[2];
+	pid_t a, b;
+
+	CU_ASSERT_FATAL(pipe(fds) == 0);
+	pair_init(&p, "kill", survivor, 3);
+	/* memif server on the survivor's side: the new peer reconnects. */
+	p.b.vdev = p.vdev_a;
+	p.a.vdev = p.vdev_b;
+	p.b.notify_fd = fds[1];
+	p.a.steps = victim;
+	p.a.n_steps = 1;
+	p.a.impair = "drop=0.5"; /* slow enough to be killed mid-way */
+	b = peer_spawn(&p.b);
+	a = peer_spawn(&p.a);
+	CU_ASSERT_FATAL(a > 0 && b > 0);
+	CU_ASSERT(armed(fds[0], 60000));
+	usleep(300000);
+	kill(a, SIGKILL);
+	CU_ASSERT_EQUAL(peer_wait(a, 10), 128 + SIGKILL);
+
+	p.a.steps = successor;
+	p.a.impair = NULL;
+	p.a.cookie++;
+	p.a.first_id = 2;
+	snprintf(p.tag_a, sizeof(p.tag_a), "djdp%dkillA2", (int)getpid());
+	a = peer_spawn(&p.a);
+	CU_ASSERT_EQUAL(peer_wait(a, PEER_TIMEOUT_S), 0);
+	CU_ASSERT_EQUAL(peer_wait(b, PEER_TIMEOUT_S), 0);
+	close(fds[0]);
+	close(fds[1]);
+	unlink(p.sock);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct dj_test_case cases[] = {
+		{"1 B, 1 MiB, 256 MiB both directions", test_both_directions},
+		{"5% loss + reordering, retransmissions", test_loss_and_reordering},
+		{"peer killed mid-transfer", test_peer_killed},
+		{NULL, NULL},
+	};
+
+	use_huge = argc > 1 && strcmp(argv[1], "--huge") == 0;
+	if (use_huge && !peer_hugepages_free(256))
+		dj_test_skip("fewer than 256 free 2 MiB hugepages (scripts/hugepages.sh)");
+	if (geteuid() != 0 && use_huge)
+		dj_test_skip("hugepages need root");
+	dj_test_add_suite(use_huge ? "dataplane memif (hugepages)" : "dataplane memif (--no-huge)",
+			  NULL, NULL, cases);
+	return dj_test_main(argc, argv);
+}
