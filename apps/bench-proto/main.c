@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "djinn/common.h"
@@ -29,6 +30,7 @@ struct bench_opts {
 	uint32_t frag;
 	uint64_t size;
 	unsigned reps;
+	unsigned trials;
 	const char *json_path;
 };
 
@@ -53,6 +55,7 @@ static void usage(const char *prog)
 	       "  --frag BYTES   fragment payload (default 1024)\n"
 	       "  --size BYTES   transfer size (default 4 MiB)\n"
 	       "  --reps N       transfers per measurement (default 200)\n"
+	       "  --trials N     measurements of each row; the best is shown (default 5)\n"
 	       "  --json FILE    also write the JSON line to FILE\n"
 	       "  -h, --help     this text\n",
 	       prog);
@@ -64,13 +67,14 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		{"frag", required_argument, NULL, 'f'},
 		{"size", required_argument, NULL, 's'},
 		{"reps", required_argument, NULL, 'r'},
+		{"trials", required_argument, NULL, 't'},
 		{"json", required_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
 
-	*o = (struct bench_opts){.frag = 1024, .size = 4u << 20, .reps = 200};
+	*o = (struct bench_opts){.frag = 1024, .size = 4u << 20, .reps = 200, .trials = 5};
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
@@ -81,6 +85,9 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			break;
 		case 'r':
 			o->reps = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 't':
+			o->trials = (unsigned)strtoul(optarg, NULL, 0);
 			break;
 		case 'j':
 			o->json_path = optarg;
@@ -93,7 +100,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			return -EINVAL;
 		}
 	}
-	if (o->frag == 0 || o->size == 0 || o->reps == 0)
+	if (o->frag == 0 || o->size == 0 || o->reps == 0 || o->trials == 0)
 		return -EINVAL;
 	return 0;
 }
@@ -291,8 +298,7 @@ static int bench_loop(const struct bench_opts *o, const uint8_t *src,
 		while (dj_session_events(rx, &ev, 1))
 			;
 	}
-	*out = rate(crc ? "send+receive loop, crc" : "send+receive loop, no crc",
-		    frags, o->size * o->reps, dj_time_ns() - t0);
+	*out = rate("loop", frags, o->size * o->reps, dj_time_ns() - t0);
 	dj_session_destroy(tx);
 	dj_session_destroy(rx);
 	return done == o->reps ? 0 : -EIO;
@@ -305,8 +311,8 @@ static void report(const struct bench_opts *o, const struct result *res,
 	char line[4096];
 	int len;
 
-	printf("bench-proto: %u B fragments, %llu B transfers x %u, one core\n\n",
-	       o->frag, (unsigned long long)o->size, o->reps);
+	printf("bench-proto: %u B fragments, %llu B transfers x %u, best of %u, one core\n\n",
+	       o->frag, (unsigned long long)o->size, o->reps, o->trials);
 	printf("%-44s %14s %10s\n", "measurement", "Mfrag/s", "Gbit/s");
 	for (unsigned i = 0; i < n; i++)
 		printf("%-44s %14.2f %10.2f\n", res[i].name, res[i].frags_per_s / 1e6,
@@ -314,8 +320,8 @@ static void report(const struct bench_opts *o, const struct result *res,
 	printf("\nreceive-with-copy / memcpy: %.2f (no crc), %.2f (crc)\n",
 	       ratio_nocrc, ratio_crc);
 	len = snprintf(line, sizeof(line), "{\"bench\":\"bench-proto\",\"frag\":%u,"
-		       "\"size\":%llu,\"reps\":%u,\"results\":[", o->frag,
-		       (unsigned long long)o->size, o->reps);
+		       "\"size\":%llu,\"reps\":%u,\"trials\":%u,\"results\":[", o->frag,
+		       (unsigned long long)o->size, o->reps, o->trials);
 	for (unsigned i = 0; i < n; i++)
 		len += snprintf(line + len, sizeof(line) - (size_t)len,
 				"%s{\"name\":\"%s\",\"mfrag_per_s\":%.3f,\"gbit_per_s\":%.3f}",
@@ -331,53 +337,98 @@ static void report(const struct bench_opts *o, const struct result *res,
 	}
 }
 
+enum row_kind { ROW_RX, ROW_MEMCPY, ROW_LOOP };
+
+struct row {
+	const char *name;
+	enum row_kind kind;
+	bool crc;
+	bool copy;
+};
+
+static const struct row rows[] = {
+	{"rx validate+bookkeeping, no crc", ROW_RX, false, false},
+	{"rx validate+bookkeeping, crc32c", ROW_RX, true, false},
+	{"rx with copy, no crc", ROW_RX, false, true},
+	{"rx with copy, crc32c", ROW_RX, true, true},
+	{"memcpy same payloads", ROW_MEMCPY, false, true},
+	{"send+receive loop, no crc", ROW_LOOP, false, true},
+	{"send+receive loop, crc32c", ROW_LOOP, true, true},
+};
+#define NROWS (sizeof(rows) / sizeof(rows[0]))
+
+struct bench_data {
+	uint8_t *src;
+	uint8_t *dst;
+	struct packet_set plain;
+	struct packet_set checked;
+};
+
+static int run_row(const struct bench_opts *o, const struct row *row,
+		   struct bench_data *bd, struct result *out)
+{
+	switch (row->kind) {
+	case ROW_RX:
+		return bench_rx(o, row->crc ? &bd->checked : &bd->plain, row->crc,
+				row->copy, bd->dst, row->name, out);
+	case ROW_MEMCPY:
+		*out = bench_memcpy(o, &bd->plain, bd->dst);
+		return 0;
+	default:
+		return bench_loop(o, bd->src, bd->dst, row->crc, out);
+	}
+}
+
+/* Best of o->trials: the machine is shared, the fastest run is the one
+ * least disturbed. */
+static int run_best(const struct bench_opts *o, const struct row *row,
+		    struct bench_data *bd, struct result *best)
+{
+	for (unsigned t = 0; t < o->trials; t++) {
+		struct result r;
+		int rc = run_row(o, row, bd, &r);
+
+		if (rc)
+			return rc;
+		if (t == 0 || r.frags_per_s > best->frags_per_s)
+			*best = r;
+	}
+	best->name = row->name;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_opts o;
-	struct packet_set plain = {0}, checked = {0};
-	struct result res[8];
-	uint8_t *src, *dst;
+	struct bench_data bd = {0};
+	struct result res[NROWS];
 	int rc;
 
 	if (parse_opts(argc, argv, &o))
 		return 2;
-	src = malloc(o.size);
-	dst = malloc(o.size);
-	if (!src || !dst)
+	bd.src = malloc(o.size);
+	bd.dst = malloc(o.size);
+	if (!bd.src || !bd.dst)
 		return 1;
 	for (uint64_t i = 0; i < o.size; i++)
-		src[i] = (uint8_t)(i * 31 + 7);
-	memset(dst, 0, o.size);
-	rc = build_packets(&o, src, false, &plain);
+		bd.src[i] = (uint8_t)(i * 31 + 7);
+	memset(bd.dst, 0, o.size);
+	rc = build_packets(&o, bd.src, false, &bd.plain);
 	if (!rc)
-		rc = build_packets(&o, src, true, &checked);
-	if (!rc)
-		rc = bench_rx(&o, &plain, false, false, dst,
-			      "rx validate+bookkeeping, no crc", &res[0]);
-	if (!rc)
-		rc = bench_rx(&o, &checked, true, false, dst,
-			      "rx validate+bookkeeping, crc32c", &res[1]);
-	if (!rc)
-		rc = bench_rx(&o, &plain, false, true, dst, "rx with copy, no crc", &res[2]);
-	if (!rc)
-		rc = bench_rx(&o, &checked, true, true, dst, "rx with copy, crc32c", &res[3]);
-	if (!rc)
-		res[4] = bench_memcpy(&o, &plain, dst);
-	if (!rc)
-		rc = bench_loop(&o, src, dst, false, &res[5]);
-	if (!rc)
-		rc = bench_loop(&o, src, dst, true, &res[6]);
-	if (!rc && memcmp(src, dst, o.size) != 0)
+		rc = build_packets(&o, bd.src, true, &bd.checked);
+	for (unsigned i = 0; !rc && i < NROWS; i++)
+		rc = run_best(&o, &rows[i], &bd, &res[i]);
+	if (!rc && memcmp(bd.src, bd.dst, o.size) != 0)
 		rc = -EIO;
 	if (rc) {
 		fprintf(stderr, "bench-proto: %s\n", dj_strerror(rc));
 		return 1;
 	}
-	report(&o, res, 7, res[2].gbit_per_s / res[4].gbit_per_s,
+	report(&o, res, NROWS, res[2].gbit_per_s / res[4].gbit_per_s,
 	       res[3].gbit_per_s / res[4].gbit_per_s);
-	packets_free(&plain);
-	packets_free(&checked);
-	free(src);
-	free(dst);
+	packets_free(&bd.plain);
+	packets_free(&bd.checked);
+	free(bd.src);
+	free(bd.dst);
 	return 0;
 }

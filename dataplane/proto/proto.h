@@ -143,6 +143,10 @@ void session_queue_abort(struct dj_session *s, uint32_t id, bool from_rx);
 void *xfer_find(struct xfer_table *t, uint32_t id);
 /* A free slot registered as active under id; NULL when none is free. */
 void *xfer_alloc(struct xfer_table *t, uint32_t id);
+/* Checks common to both directions, then xfer_alloc(): -EMSGSIZE (more
+ * than 2^32-1 fragments), -EEXIST, -EBUSY. */
+int xfer_begin(struct xfer_table *t, uint32_t id, uint64_t len,
+	       uint32_t frag_size, uint32_t *count, void **x);
 void xfer_release(struct xfer_table *t, void *x);
 void done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t total);
 const struct done_rec *done_find(const struct done_ring *r, uint32_t id);
@@ -162,7 +166,8 @@ int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
 enum dj_wire_reject tx_on_feedback(struct dj_session *s,
 				   const struct dj_wire_hdr *h,
 				   const uint8_t *body, uint64_t now_ns);
-void tx_fail(struct dj_session *s, struct tx_xfer *x, int status);
+/* Report the transfer's event (status 0: success) and free its slot. */
+void tx_end(struct dj_session *s, struct tx_xfer *x, int status);
 uint64_t tx_timers(struct dj_session *s, uint64_t now_ns);
 
 /* rx.c */
@@ -171,7 +176,8 @@ int rx_start(struct dj_session *s, uint32_t id, void *dest, uint64_t len,
 enum dj_wire_reject rx_on_data(struct dj_session *s,
 			       const struct dj_wire_hdr *h,
 			       const uint8_t *body, uint64_t now_ns);
-void rx_fail(struct dj_session *s, struct rx_xfer *x, int status);
+/* Same for a receive; success also remembers it for late duplicates. */
+void rx_end(struct dj_session *s, struct rx_xfer *x, int status);
 uint64_t rx_timers(struct dj_session *s, uint64_t now_ns);
 /* Write owed ACK/NACKs into pkts; returns how many. */
 unsigned rx_feedback(struct dj_session *s, uint64_t now_ns,

@@ -49,17 +49,13 @@ static uint32_t bit_scan(const uint64_t *bits, uint32_t mask, uint32_t from,
 int rx_start(struct dj_session *s, uint32_t id, void *dest, uint64_t len,
 	     enum dj_mem_kind mem, void *user, uint64_t now_ns)
 {
-	uint32_t count = dj_wire_frag_count(len, s->cfg.frag_size);
+	uint32_t count;
 	struct rx_xfer *x;
 	uint64_t *bits;
+	int rc = xfer_begin(&s->rx, id, len, s->cfg.frag_size, &count, (void **)&x);
 
-	if (count == 0)
-		return -EMSGSIZE;
-	if (xfer_find(&s->rx, id))
-		return -EEXIST;
-	x = xfer_alloc(&s->rx, id);
-	if (!x)
-		return -EBUSY;
+	if (rc)
+		return rc;
 	bits = x->bits;
 	memset(x, 0, sizeof(*x));
 	memset(bits, 0, s->cfg.window / 8);
@@ -77,17 +73,13 @@ int rx_start(struct dj_session *s, uint32_t id, void *dest, uint64_t len,
 	return 0;
 }
 
-void rx_fail(struct dj_session *s, struct rx_xfer *x, int status)
+void rx_end(struct dj_session *s, struct rx_xfer *x, int status)
 {
 	session_event(s, x->id, DJ_XFER_RX, status, x->len, x->user);
-	xfer_release(&s->rx, x);
-}
-
-static void rx_complete(struct dj_session *s, struct rx_xfer *x)
-{
-	session_event(s, x->id, DJ_XFER_RX, 0, x->len, x->user);
-	done_push(&s->rx_done, x->id, x->frag_count, x->len);
-	done_push(&s->reacks, x->id, x->frag_count, x->len);
+	if (status == 0) {
+		done_push(&s->rx_done, x->id, x->frag_count, x->len);
+		done_push(&s->reacks, x->id, x->frag_count, x->len);
+	}
 	xfer_release(&s->rx, x);
 }
 
@@ -198,7 +190,7 @@ enum dj_wire_reject rx_on_data(struct dj_session *s,
 	x->trigger = h->frag_index;
 	x->last_progress_ns = now_ns;
 	if (x->cum == x->frag_count)
-		rx_complete(s, x);
+		rx_end(s, x, 0);
 	else
 		rx_schedule_feedback(s, x, now_ns);
 	return DJ_REJ_NONE;
@@ -213,7 +205,7 @@ uint64_t rx_timers(struct dj_session *s, uint64_t now_ns)
 		uint64_t idle_at = x->last_progress_ns + s->cfg.rx_idle_timeout_ns;
 
 		if (idle_at <= now_ns)
-			rx_fail(s, x, -ETIMEDOUT);
+			rx_end(s, x, -ETIMEDOUT);
 	}
 	for (uint32_t i = 0; i < s->rx.nactive; i++) {
 		struct rx_xfer *x = s->rx.active[i];

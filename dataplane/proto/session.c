@@ -202,6 +202,18 @@ void *xfer_find(struct xfer_table *t, uint32_t id)
 	return NULL;
 }
 
+int xfer_begin(struct xfer_table *t, uint32_t id, uint64_t len,
+	       uint32_t frag_size, uint32_t *count, void **x)
+{
+	*count = dj_wire_frag_count(len, frag_size);
+	if (*count == 0)
+		return -EMSGSIZE;
+	if (xfer_find(t, id))
+		return -EEXIST;
+	*x = xfer_alloc(t, id);
+	return *x ? 0 : -EBUSY;
+}
+
 void *xfer_alloc(struct xfer_table *t, uint32_t id)
 {
 	uint8_t *x;
@@ -349,9 +361,9 @@ int dj_session_cancel(struct dj_session *s, enum dj_xfer_dir dir,
 	if (!x)
 		return -ENOENT;
 	if (dir == DJ_XFER_TX)
-		tx_fail(s, x, -ECANCELED);
+		tx_end(s, x, -ECANCELED);
 	else
-		rx_fail(s, x, -ECANCELED);
+		rx_end(s, x, -ECANCELED);
 	session_queue_abort(s, transfer_id, dir == DJ_XFER_RX);
 	return 0;
 }
@@ -359,9 +371,9 @@ int dj_session_cancel(struct dj_session *s, enum dj_xfer_dir dir,
 static void fail_all(struct dj_session *s, int status)
 {
 	while (s->tx.nactive)
-		tx_fail(s, s->tx.active[s->tx.nactive - 1], status);
+		tx_end(s, s->tx.active[s->tx.nactive - 1], status);
 	while (s->rx.nactive)
-		rx_fail(s, s->rx.active[s->rx.nactive - 1], status);
+		rx_end(s, s->rx.active[s->rx.nactive - 1], status);
 }
 
 void dj_session_close(struct dj_session *s)
@@ -443,9 +455,9 @@ static enum dj_wire_reject on_abort(struct dj_session *s,
 	if (!x)
 		return DJ_REJ_UNKNOWN_TRANSFER;
 	if (from_rx)
-		tx_fail(s, x, -DJ_EPEER);
+		tx_end(s, x, -DJ_EPEER);
 	else
-		rx_fail(s, x, -DJ_EPEER);
+		rx_end(s, x, -DJ_EPEER);
 	return DJ_REJ_NONE;
 }
 
@@ -505,17 +517,13 @@ static bool ctrl_pending(const struct dj_session *s)
 
 uint64_t dj_session_poll(struct dj_session *s, uint64_t now_ns)
 {
-	uint64_t next;
+	uint64_t next, rx_next;
 
 	if (now_ns < s->next_deadline)
 		return ctrl_pending(s) ? now_ns : s->next_deadline;
 	next = tx_timers(s, now_ns);
-	{
-		uint64_t rx_next = rx_timers(s, now_ns);
-
-		next = rx_next < next ? rx_next : next;
-	}
-	s->next_deadline = next;
+	rx_next = rx_timers(s, now_ns);
+	s->next_deadline = next = rx_next < next ? rx_next : next;
 	return ctrl_pending(s) ? now_ns : next;
 }
 

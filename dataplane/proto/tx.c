@@ -23,18 +23,14 @@ static inline uint32_t min_u32(uint32_t a, uint32_t b)
 int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
 	     enum dj_mem_kind mem, void *user, uint64_t now_ns)
 {
-	uint32_t count = dj_wire_frag_count(len, s->cfg.frag_size);
+	uint32_t count;
 	struct tx_xfer *x;
 	struct frag_slot *frags;
 	uint32_t *rtx;
+	int rc = xfer_begin(&s->tx, id, len, s->cfg.frag_size, &count, (void **)&x);
 
-	if (count == 0)
-		return -EMSGSIZE;
-	if (xfer_find(&s->tx, id))
-		return -EEXIST;
-	x = xfer_alloc(&s->tx, id);
-	if (!x)
-		return -EBUSY;
+	if (rc)
+		return rc;
 	frags = x->frags;
 	rtx = x->rtx;
 	memset(x, 0, sizeof(*x));
@@ -49,21 +45,15 @@ int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
 	x->mem = mem;
 	x->user = user;
 	x->rto_deadline = UINT64_MAX;
-	(void)now_ns;
 	return 0;
 }
 
-static void tx_finish(struct dj_session *s, struct tx_xfer *x, int status)
+void tx_end(struct dj_session *s, struct tx_xfer *x, int status)
 {
 	session_event(s, x->id, DJ_XFER_TX, status, x->len, x->user);
 	if (status == 0)
 		done_push(&s->tx_done, x->id, x->frag_count, x->len);
 	xfer_release(&s->tx, x);
-}
-
-void tx_fail(struct dj_session *s, struct tx_xfer *x, int status)
-{
-	tx_finish(s, x, status);
 }
 
 static void rtt_sample(struct dj_session *s, uint64_t rtt)
@@ -200,7 +190,7 @@ enum dj_wire_reject tx_on_feedback(struct dj_session *s,
 	if (tx_advance(s, x, r.cum))
 		x->rto_deadline = x->cum < x->next_new ? now_ns + s->rto : UINT64_MAX;
 	if (x->cum == x->frag_count) {
-		tx_finish(s, x, 0);
+		tx_end(s, x, 0);
 		return DJ_REJ_NONE;
 	}
 	tx_apply_ranges(s, x, &r, nack, now_ns);
@@ -216,7 +206,7 @@ static void tx_on_rto(struct dj_session *s, struct tx_xfer *x, uint64_t now_ns)
 {
 	s->st.rto_expired++;
 	if (++x->strikes > s->cfg.max_tries) {
-		tx_finish(s, x, -ETIMEDOUT);
+		tx_end(s, x, -ETIMEDOUT);
 		return;
 	}
 	s->rto = min_u64(s->rto * 2, s->cfg.rto_max_ns);

@@ -110,13 +110,17 @@ enum dj_wire_reject dj_wire_hdr_decode(const void *buf, size_t avail,
 uint32_t dj_wire_crc(const void *hdr, size_t hdr_len, const void *body,
 		     size_t body_len, bool with_body)
 {
-	static const uint8_t zero[4];
-	const uint8_t *p = hdr;
+	uint8_t copy[DJ_WIRE_HDR_LEN];
 	uint32_t crc;
 
-	crc = dj_crc32c(0, p, CRC_FIELD_OFF);
-	crc = dj_crc32c(crc, zero, sizeof(zero));
-	crc = dj_crc32c(crc, p + CRC_FIELD_OFF + 4, hdr_len - CRC_FIELD_OFF - 4);
+	/* One pass over a copy with the crc field zeroed; a longer header of
+	 * a later revision continues after it. */
+	memcpy(copy, hdr, sizeof(copy));
+	memset(copy + CRC_FIELD_OFF, 0, 4);
+	crc = dj_crc32c(0, copy, sizeof(copy));
+	if (hdr_len > sizeof(copy))
+		crc = dj_crc32c(crc, (const uint8_t *)hdr + sizeof(copy),
+				hdr_len - sizeof(copy));
 	if (with_body && body_len)
 		crc = dj_crc32c(crc, body, body_len);
 	return crc;

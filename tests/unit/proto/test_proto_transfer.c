@@ -163,6 +163,18 @@ static void test_encapsulated_lossy(void)
 	CU_ASSERT(one_transfer(&cfg, &imp, 3u << 20, st));
 }
 
+/* Endpoint gone vanishes 30 us into a transfer of len bytes from 0 to 1. */
+static void start_then_vanish(struct sim *sim, const struct dj_session_config *cfg,
+			      int gone, const uint8_t *src, uint8_t *dst, uint64_t len)
+{
+	CU_ASSERT_FATAL(sim_init(sim, cfg, cfg, NULL, NULL) == 0);
+	CU_ASSERT(dj_session_recv(sim->ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim->now) == 0);
+	CU_ASSERT(dj_session_send(sim->ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim->now) == 0);
+	CU_ASSERT_FALSE(sim_run(sim, (unsigned[2]){1, 1}, sim->now + 30000));
+	sim->frozen[gone] = true;
+	sim->dir[gone].cut = true;
+}
+
 static void run_sender_vanishes(void)
 {
 	struct dj_session_config cfg;
@@ -175,14 +187,8 @@ static void run_sender_vanishes(void)
 
 	sim_config(&cfg, FS);
 	cfg.rx_idle_timeout_ns = SEC / 2;
-	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
-	CU_ASSERT(dj_session_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT(dj_session_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	start = sim.now;
-	/* Run a while, then the sender disappears mid-transfer. */
-	CU_ASSERT_FALSE(sim_run(&sim, want, sim.now + 30000));
-	sim.frozen[0] = true;
-	sim.dir[0].cut = true;
+	start_then_vanish(&sim, &cfg, 0, src, dst, len);
+	start = sim.now - 30000;
 	CU_ASSERT(sim_run(&sim, want, sim.now + 10 * SEC));
 	rx = sim_event(&sim, 1, DJ_XFER_RX, 1);
 	CU_ASSERT_FATAL(rx != NULL);
@@ -207,12 +213,7 @@ static void run_receiver_vanishes(void)
 	sim_config(&cfg, FS);
 	cfg.max_tries = 5;
 	cfg.rto_max_ns = SEC / 10;
-	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
-	CU_ASSERT(dj_session_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT(dj_session_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT_FALSE(sim_run(&sim, want, sim.now + 30000));
-	sim.frozen[1] = true;
-	sim.dir[1].cut = true;
+	start_then_vanish(&sim, &cfg, 1, src, dst, len);
 	/* Bounded: at most max_tries + 1 timeouts of at most rto_max each. */
 	CU_ASSERT(sim_run(&sim, want, sim.now + (cfg.max_tries + 2) * cfg.rto_max_ns));
 	tx = sim_event(&sim, 0, DJ_XFER_TX, 1);
