@@ -309,6 +309,65 @@ static void test_hand_shapes(void)
 	tu_free(&x);
 }
 
+/* Zero-size dimensions flow through every family of operations. */
+static void test_empty_tensors(void)
+{
+	struct dj_tensor e03 = tu_tensor(DJ_DTYPE_FLOAT32, 2, (int64_t[]){0, 3});
+	struct dj_tensor row = tu_from(DJ_DTYPE_FLOAT32, 1, (int64_t[]){3}, (double[]){1, 2, 3});
+	struct dj_op_attrs a = attrs_default();
+	struct dj_tensor r, in[3];
+
+	in[0] = e03;
+	in[1] = row;
+	r = tu_run("add", in, 2, NULL);
+	CU_ASSERT(r.desc.ndim == 2 && r.desc.shape[0] == 0 && r.desc.shape[1] == 3);
+	tu_free(&r);
+	a.has_dim = 1;
+	a.dim = 0;
+	r = tu_run("sum", &e03, 1, &a);
+	expect_values(&r, 1, (int64_t[]){3}, (double[]){0, 0, 0}, "sum over an empty dim");
+	tu_free(&r);
+	r = tu_run("mean", &e03, 1, NULL);
+	CU_ASSERT(r.desc.ndim == 0 && isnan(tu_get(&r, 0)));
+	tu_free(&r);
+	/* [2,0] @ [0,3] is a [2,3] of zeros; linear with 0 in-features is the bias. */
+	in[0] = tu_tensor(DJ_DTYPE_FLOAT32, 2, (int64_t[]){2, 0});
+	in[1] = tu_tensor(DJ_DTYPE_FLOAT32, 2, (int64_t[]){0, 3});
+	r = tu_run("matmul", in, 2, NULL);
+	expect_values(&r, 2, (int64_t[]){2, 3}, (double[]){0, 0, 0, 0, 0, 0}, "empty matmul");
+	tu_free(&r);
+	tu_free(&in[1]);
+	in[1] = tu_tensor(DJ_DTYPE_FLOAT32, 2, (int64_t[]){3, 0});
+	in[2] = row;
+	r = tu_run("linear", in, 3, NULL);
+	expect_values(&r, 2, (int64_t[]){2, 3}, (double[]){1, 2, 3, 1, 2, 3}, "empty linear");
+	tu_free(&r);
+	tu_free(&in[0]);
+	tu_free(&in[1]);
+	/* cat skips the empty input; transpose, softmax, reshape keep shapes. */
+	in[0] = e03;
+	in[1] = tu_from(DJ_DTYPE_FLOAT32, 2, (int64_t[]){1, 3}, (double[]){4, 5, 6});
+	r = tu_run("cat", in, 2, NULL);
+	expect_values(&r, 2, (int64_t[]){1, 3}, (double[]){4, 5, 6}, "cat with an empty input");
+	tu_free(&r);
+	tu_free(&in[1]);
+	r = tu_run("transpose", &e03, 1, NULL);
+	CU_ASSERT(r.desc.shape[0] == 3 && r.desc.shape[1] == 0);
+	tu_free(&r);
+	r = tu_run("softmax", &e03, 1, NULL);
+	CU_ASSERT(r.desc.shape[0] == 0);
+	tu_free(&r);
+	a = attrs_default();
+	a.shape_ndim = 2;
+	a.shape[0] = 3;
+	a.shape[1] = -1;
+	r = tu_run("reshape", &e03, 1, &a);
+	CU_ASSERT(r.desc.shape[0] == 3 && r.desc.shape[1] == 0);
+	tu_free(&r);
+	tu_free(&e03);
+	tu_free(&row);
+}
+
 /* ---- randomized checks against naive loops ---- */
 
 static int random_shape(int min_ndim, int max_ndim, int64_t *shape)
@@ -839,6 +898,7 @@ int main(int argc, char **argv)
 		{"hand: float16/bfloat16 rounding and accumulation", test_hand_16bit_rounding},
 		{"hand: sum, mean, softmax, layer_norm", test_hand_reductions},
 		{"hand: transpose, reshape, cat", test_hand_shapes},
+		{"empty tensors through every family", test_empty_tensors},
 		{"random: broadcast binary ops, all dtypes", test_random_binary},
 		{"random: unary ops", test_random_unary},
 		{"unary special values", test_unary_special_values},
