@@ -185,7 +185,7 @@ static void *random_device(struct dj_gpu_ops *g, enum dj_dtype dtype, int64_t n)
 struct matmul_bench {
 	struct dj_gpu_ops *g;
 	cublasHandle_t blas;
-	struct dj_tensor in[2];
+	struct dj_tensor in[3]; /* A, B (also linear's weight), linear's bias */
 	void *direct_out;
 	int64_t n;
 	struct dj_tensor last; /* Djinn's output of the last repetition */
@@ -206,6 +206,24 @@ static int matmul_djinn(void *arg)
 				sizeof(err));
 	if (rc != 0)
 		fprintf(stderr, "matmul: %s\n", err);
+	return rc;
+}
+
+/* linear(x, W, b): the same product with W transposed, plus the bias add. */
+static int linear_djinn(void *arg)
+{
+	struct matmul_bench *b = arg;
+	struct dj_op_attrs attrs;
+	char err[DJ_OP_ERR_LEN];
+	int rc;
+
+	dj_op_attrs_init(&attrs);
+	dj_gpu_ops_free(b->g, b->last.data);
+	b->last.data = NULL;
+	rc = dj_gpu_ops_execute(b->g, dj_op_find("linear"), b->in, 3, &attrs, &b->last, err,
+				sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "linear: %s\n", err);
 	return rc;
 }
 
@@ -248,6 +266,7 @@ static int bench_matmul(struct dj_gpu_ops *g, const struct options *o)
 	double *ms_direct = calloc(o->reps, sizeof(double));
 	double flops = 2.0 * (double)o->size * (double)o->size * (double)o->size;
 	struct timed djinn = {matmul_djinn, &b}, direct = {matmul_direct, &b};
+	struct timed linear = {linear_djinn, &b};
 	int same;
 
 	if (ms_djinn == NULL || ms_direct == NULL)
@@ -258,6 +277,10 @@ static int bench_matmul(struct dj_gpu_ops *g, const struct options *o)
 					     .mem = DJ_MEM_GPU};
 		b.in[i].data = random_device(g, DJ_DTYPE_FLOAT16, o->size * o->size);
 	}
+	b.in[2] = (struct dj_tensor){.desc = {.dtype = DJ_DTYPE_FLOAT16, .ndim = 1,
+					      .shape = {o->size}},
+				     .mem = DJ_MEM_GPU};
+	b.in[2].data = random_device(g, DJ_DTYPE_FLOAT16, o->size);
 	if (dj_gpu_ops_alloc(g, (size_t)(o->size * o->size) * 2, &b.direct_out) != 0 ||
 	    cublasCreate(&b.blas) != CUBLAS_STATUS_SUCCESS ||
 	    cublasSetStream(b.blas, stream) != CUBLAS_STATUS_SUCCESS)
@@ -273,6 +296,8 @@ static int bench_matmul(struct dj_gpu_ops *g, const struct options *o)
 	same = outputs_identical(&b);
 	add_result("matmul fp16 djinn", median(ms_djinn, o->reps), 0, flops);
 	add_result("matmul fp16 cublas", median(ms_direct, o->reps), 0, flops);
+	time_runs(&linear, stream, o->warmup, o->reps, ms_djinn);
+	add_result("linear fp16 +bias djinn", median(ms_djinn, o->reps), 0, flops);
 	printf("matmul outputs of Djinn and direct cuBLAS: %s\n",
 	       same ? "bit-identical" : "DIFFERENT");
 	cublasDestroy(b.blas);
@@ -280,6 +305,7 @@ static int bench_matmul(struct dj_gpu_ops *g, const struct options *o)
 	dj_gpu_ops_free(g, b.direct_out);
 	dj_gpu_ops_free(g, b.in[0].data);
 	dj_gpu_ops_free(g, b.in[1].data);
+	dj_gpu_ops_free(g, b.in[2].data);
 	free(ms_djinn);
 	free(ms_direct);
 	return same ? 0 : -EIO;
@@ -323,8 +349,13 @@ struct op_case {
 	int bytes_in_out;  /* passes over the tensor's bytes: reads plus writes */
 };
 
+/* Inputs of one dtype: a and b of the full shape, a bias row. */
+struct op_inputs {
+	void *a, *b, *bias;
+};
+
 static void run_op_case(struct dj_gpu_ops *g, const struct options *o, const struct op_case *c,
-			void *a, void *bias, void *full_b, void *out, double *ms)
+			const struct op_inputs *in, void *out, double *ms)
 {
 	int64_t cols = 8192, rows = o->elems / cols;
 	struct op_bench b = {.g = g, .op = c->op ? dj_op_find(c->op) : NULL};
@@ -336,9 +367,10 @@ static void run_op_case(struct dj_gpu_ops *g, const struct options *o, const str
 	dj_op_attrs_init(&b.attrs);
 	b.attrs.has_dim = c->has_dim;
 	b.attrs.dim = c->dim;
-	b.in[0] = (struct dj_tensor){.desc = desc, .data = a, .mem = DJ_MEM_GPU};
+	b.in[0] = (struct dj_tensor){.desc = desc, .data = in->a, .mem = DJ_MEM_GPU};
 	b.in[1] = (struct dj_tensor){.desc = c->second_is_row ? row : desc,
-				     .data = c->second_is_row ? bias : full_b, .mem = DJ_MEM_GPU};
+				     .data = c->second_is_row ? in->bias : in->b,
+				     .mem = DJ_MEM_GPU};
 	b.out = (struct dj_tensor){.desc = desc, .data = out, .mem = DJ_MEM_GPU};
 	if (c->op && dj_op_infer(b.op, (struct dj_tensor_desc[]){b.in[0].desc, b.in[1].desc},
 				 b.op->min_inputs, &b.attrs, &b.out.desc, err, sizeof(err)) != 0) {
@@ -348,6 +380,19 @@ static void run_op_case(struct dj_gpu_ops *g, const struct options *o, const str
 	time_runs(&t, dj_gpu_ops_stream(g), o->warmup, o->reps, ms);
 	add_result(c->label, median(ms, o->reps),
 		   (double)c->bytes_in_out * (double)(rows * cols) * dj_dtype_size(c->dtype), 0);
+}
+
+static struct op_inputs make_inputs(struct dj_gpu_ops *g, enum dj_dtype dtype, int64_t n)
+{
+	return (struct op_inputs){random_device(g, dtype, n), random_device(g, dtype, n),
+				  random_device(g, dtype, 8192)};
+}
+
+static void free_inputs(struct dj_gpu_ops *g, struct op_inputs *in)
+{
+	dj_gpu_ops_free(g, in->a);
+	dj_gpu_ops_free(g, in->b);
+	dj_gpu_ops_free(g, in->bias);
 }
 
 static void bench_memory_ops(struct dj_gpu_ops *g, const struct options *o)
@@ -363,28 +408,29 @@ static void bench_memory_ops(struct dj_gpu_ops *g, const struct options *o)
 		{"sum f32 dim -1", "sum", DJ_DTYPE_FLOAT32, 0, 1, -1, 1},
 		{"sum f32 dim 0", "sum", DJ_DTYPE_FLOAT32, 0, 1, 0, 1},
 		{"softmax f32 dim -1", "softmax", DJ_DTYPE_FLOAT32, 0, 1, -1, 2},
+		{"softmax f16 dim -1", "softmax", DJ_DTYPE_FLOAT16, 0, 1, -1, 2},
 		{"layer_norm f32", "layer_norm", DJ_DTYPE_FLOAT32, 0, 0, 0, 2},
+		{"layer_norm f16", "layer_norm", DJ_DTYPE_FLOAT16, 0, 0, 0, 2},
 		{"transpose f32", "transpose", DJ_DTYPE_FLOAT32, 0, 0, 0, 2},
 	};
 	int64_t n = o->elems / 8192 * 8192;
-	void *a = random_device(g, DJ_DTYPE_FLOAT32, n);
-	void *full_b = random_device(g, DJ_DTYPE_FLOAT32, n);
-	void *bias = random_device(g, DJ_DTYPE_FLOAT32, 8192);
+	struct op_inputs f32 = make_inputs(g, DJ_DTYPE_FLOAT32, n);
+	struct op_inputs f16 = make_inputs(g, DJ_DTYPE_FLOAT16, n);
 	double *ms = calloc(o->reps, sizeof(double));
 	void *out;
 
 	if (ms == NULL || dj_gpu_ops_alloc(g, (size_t)n * 4, &out) != 0)
 		exit(1);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		run_op_case(g, o, &cases[i], a, bias, full_b, out, ms);
+		run_op_case(g, o, &cases[i], cases[i].dtype == DJ_DTYPE_FLOAT16 ? &f16 : &f32, out,
+			    ms);
 		if (i == 0)
 			copy_gbps = results[n_results - 1].bytes / results[n_results - 1].ms / 1e6;
 	}
 	free(ms);
 	dj_gpu_ops_free(g, out);
-	dj_gpu_ops_free(g, a);
-	dj_gpu_ops_free(g, full_b);
-	dj_gpu_ops_free(g, bias);
+	free_inputs(g, &f32);
+	free_inputs(g, &f16);
 }
 
 /* ---- report ---- */

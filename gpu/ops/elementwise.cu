@@ -156,23 +156,105 @@ template <class I> static Walk<I> walk_as(const struct dj_gk_walk *w)
 	return out;
 }
 
+/* Offsets of output element t in a and b. */
+template <class I> __device__ inline void walk_offsets(const Walk<I> &w, I t, I &oa, I &ob)
+{
+	I rest = t;
+
+	oa = 0;
+	ob = 0;
+#pragma unroll
+	for (int d = DJ_MAX_DIMS - 1; d >= 0; d--) {
+		if (d >= w.ndim)
+			continue;
+		I c = rest % w.shape[d];
+		rest /= w.shape[d];
+		oa += c * w.stride[0][d];
+		ob += c * w.stride[1][d];
+	}
+}
+
 template <class I, class T, class Tout, class F>
 __global__ void binary_walk(const T *a, const T *b, Tout *y, I n, Walk<I> w, F f)
 {
 	for (I t = global_thread<I>(); t < n; t += global_stride<I>()) {
-		I rest = t, oa = 0, ob = 0;
+		I oa, ob;
 
-#pragma unroll
-		for (int d = DJ_MAX_DIMS - 1; d >= 0; d--) {
-			if (d >= w.ndim)
-				continue;
-			I c = rest % w.shape[d];
-			rest /= w.shape[d];
-			oa += c * w.stride[0][d];
-			ob += c * w.stride[1][d];
-		}
+		walk_offsets(w, t, oa, ob);
 		y[t] = f(a[oa], b[ob]);
 	}
+}
+
+/* P elements along the last dimension from one input: a vector when the
+ * input runs along it, one value repeated when it is broadcast there. */
+template <int P, class T> __device__ inline Pack<T, P> load_run(const T *p, bool runs)
+{
+	Pack<T, P> v;
+
+	if (runs)
+		return *reinterpret_cast<const Pack<T, P> *>(p);
+#pragma unroll
+	for (int i = 0; i < P; i++)
+		v.v[i] = *p;
+	return v;
+}
+
+/* The broadcast walk P outputs at a time (the last dimension a multiple of
+ * P): one index decomposition and 16-byte accesses per P elements. The
+ * common bias add ([M, N] + [N]) takes this path. */
+template <int P, class I, class T, class Tout, class F>
+__global__ void binary_walk_vec(const T *a, const T *b, Tout *y, I packs, Walk<I> w, F f)
+{
+	bool a_runs = w.stride[0][w.ndim - 1] == 1, b_runs = w.stride[1][w.ndim - 1] == 1;
+
+	for (I p = global_thread<I>(); p < packs; p += global_stride<I>()) {
+		I oa, ob;
+
+		walk_offsets(w, p * P, oa, ob);
+		Pack<T, P> va = load_run<P>(a + oa, a_runs), vb = load_run<P>(b + ob, b_runs);
+		Pack<Tout, P> out;
+#pragma unroll
+		for (int i = 0; i < P; i++)
+			out.v[i] = f(va.v[i], vb.v[i]);
+		reinterpret_cast<Pack<Tout, P> *>(y)[p] = out;
+	}
+}
+
+/*
+ * The vector walk needs: the last dimension a multiple of P; each input
+ * either running along it (stride 1, every other stride a multiple of P, so
+ * each run starts 16-byte aligned) or broadcast along it (stride 0).
+ */
+template <int P>
+static bool walk_vectorizable(const struct dj_gk_walk *w, const void *a, const void *b,
+			      const void *y)
+{
+	int last = w->ndim - 1;
+
+	if (w->ndim == 0 || w->shape[last] % P != 0 || !aligned16(a) || !aligned16(b) ||
+	    !aligned16(y))
+		return false;
+	for (int k = 0; k < 2; k++) {
+		if (w->stride[k][last] > 1)
+			return false;
+		for (int d = 0; d < last && w->stride[k][last] == 1; d++)
+			if (w->stride[k][d] % P != 0)
+				return false;
+	}
+	return true;
+}
+
+template <class I, class T, class Tout, class F>
+static void launch_walk(const T *a, const T *b, Tout *y, int64_t n, const struct dj_gk_walk *w,
+			F f, cudaStream_t s)
+{
+	constexpr int P = pack_of<T> < pack_of<Tout> ? pack_of<T> : pack_of<Tout>;
+
+	if (walk_vectorizable<P>(w, a, b, y))
+		binary_walk_vec<P><<<grid_for(n / P), block_threads, 0, s>>>(
+			a, b, y, (I)(n / P), walk_as<I>(w), f);
+	else
+		binary_walk<<<grid_for(n), block_threads, 0, s>>>(a, b, y, (I)n, walk_as<I>(w), f);
 }
 
 static int64_t walk_numel(const struct dj_gk_walk *w)
@@ -205,11 +287,9 @@ static cudaError_t launch_binary(const T *a, const T *b, Tout *y,
 			binary_flat<1><<<grid_for(n), block_threads, 0, s>>>(a, b, y, n, f);
 	} else if (n < INT32_MAX) {
 		/* A broadcast input's offsets never exceed the output's count. */
-		binary_walk<<<grid_for(n), block_threads, 0, s>>>(a, b, y, (uint32_t)n,
-								   walk_as<uint32_t>(w), f);
+		launch_walk<uint32_t>(a, b, y, n, w, f, s);
 	} else {
-		binary_walk<<<grid_for(n), block_threads, 0, s>>>(a, b, y, (uint64_t)n,
-								   walk_as<uint64_t>(w), f);
+		launch_walk<uint64_t>(a, b, y, n, w, f, s);
 	}
 	return cudaGetLastError();
 }

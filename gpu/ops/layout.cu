@@ -65,13 +65,19 @@ __global__ void transpose_tiled(const T *__restrict__ x, T *__restrict__ y, int6
 		const T *xb = x + b * rows * cols;
 		T *yb = y + b * rows * cols;
 
-		for (int i = threadIdx.y; i < tile; i += tile_rows) {
+		/* Fixed trip counts: the loads (and stores) are unrolled and in
+		 * flight together. */
+#pragma unroll
+		for (int j = 0; j < tile; j += tile_rows) {
+			int i = threadIdx.y + j;
 			int64_t r = r0 + i, c = c0 + threadIdx.x;
 			if (r < rows && c < cols)
 				t[i][threadIdx.x] = xb[r * cols + c];
 		}
 		__syncthreads();
-		for (int i = threadIdx.y; i < tile; i += tile_rows) {
+#pragma unroll
+		for (int j = 0; j < tile; j += tile_rows) {
+			int i = threadIdx.y + j;
 			int64_t c = c0 + i, r = r0 + threadIdx.x;
 			if (r < rows && c < cols)
 				yb[c * rows + r] = t[threadIdx.x][i];

@@ -66,6 +66,7 @@ __global__ void reduce_rows(const T *__restrict__ x, Tout *__restrict__ y,
 		const T *r = x + row * len;
 		A acc = 0;
 
+#pragma unroll 8
 		for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
 			acc += Acc<T>::load(r[i]);
 		acc = block_sum(acc, scratch);
@@ -92,6 +93,7 @@ __global__ void reduce_cols(const T *__restrict__ x, Tout *__restrict__ y,
 		const T *p = x + (t / inner) * len * inner + t % inner;
 		A acc = 0;
 
+#pragma unroll 8
 		for (int64_t r = begin; r < end; r++)
 			acc += Acc<T>::load(p[r * inner]);
 		if (partial)
@@ -202,24 +204,53 @@ __device__ MaxSum block_maxsum(MaxSum v, float *sm, float *ss)
 	return {sm[0], ss[0]};
 }
 
-template <class T>
+/*
+ * A row read once from memory: with Cached, the first pass keeps the values
+ * (as float) in shared memory and later passes read them from there. Each
+ * thread only reads back the elements it stored itself, so no barrier is
+ * needed between the passes.
+ */
+template <class T, bool Cached> struct RowReader {
+	const T *__restrict__ x;
+	float *cache;
+
+	__device__ float first(int64_t i) const
+	{
+		float v = Num<T>::load(x[i]);
+
+		if (Cached)
+			cache[i] = v;
+		return v;
+	}
+	__device__ float again(int64_t i) const
+	{
+		return Cached ? cache[i] : Num<T>::load(x[i]);
+	}
+};
+
+/* Rows up to this many elements are cached (48 KiB: no opt-in needed). */
+constexpr int64_t max_cached_row = 12288;
+
+template <class T, bool Cached>
 __global__ void softmax_rows(const T *__restrict__ x, T *__restrict__ y, int64_t outer,
 			     int64_t len)
 {
-	using N = Num<T>;
+	extern __shared__ float row_cache[];
 	__shared__ float sm[32], ss[32];
 
 	for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
-		const T *xr = x + row * len;
+		RowReader<T, Cached> in = {x + row * len, row_cache};
 		T *yr = y + row * len;
 		MaxSum acc = {-INFINITY, 0.0f};
 
+#pragma unroll 4
 		for (int64_t i = threadIdx.x; i < len; i += blockDim.x)
-			acc = ms_add(acc, N::load(xr[i]));
+			acc = ms_add(acc, in.first(i));
 		acc = block_maxsum(acc, sm, ss);
 		float inv = 1.0f / acc.s;
+#pragma unroll 4
 		for (int64_t i = threadIdx.x; i < len; i += blockDim.x)
-			yr[i] = N::store(expf(N::load(xr[i]) - acc.m) * inv);
+			yr[i] = Num<T>::store(expf(in.again(i) - acc.m) * inv);
 	}
 }
 
@@ -242,31 +273,34 @@ __global__ void softmax_cols(const T *__restrict__ x, T *__restrict__ y, int64_t
 	}
 }
 
-/* Two passes over the row (mean, then centred variance) for stability; the
- * row is re-read from cache, not from memory, for rows up to tens of KiB. */
-template <class T>
+/* Two passes over the row (mean, then centred variance) for stability, the
+ * row read from memory once when it fits the cache. */
+template <class T, bool Cached>
 __global__ void layer_norm_rows(const T *__restrict__ x, const T *__restrict__ w,
 				const T *__restrict__ b, T *__restrict__ y, int64_t rows,
 				int64_t cols, float eps)
 {
 	using N = Num<T>;
+	extern __shared__ float row_cache[];
 	__shared__ float scratch[32];
 
 	for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-		const T *xr = x + row * cols;
+		RowReader<T, Cached> in = {x + row * cols, row_cache};
 		T *yr = y + row * cols;
 		float s = 0.0f, q = 0.0f;
 
+#pragma unroll 4
 		for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
-			s += N::load(xr[i]);
+			s += in.first(i);
 		float mean = block_sum(s, scratch) / (float)cols;
 		for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
-			float d = N::load(xr[i]) - mean;
+			float d = in.again(i) - mean;
 			q += d * d;
 		}
 		float rstd = 1.0f / sqrtf(block_sum(q, scratch) / (float)cols + eps);
+#pragma unroll 4
 		for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
-			float v = (N::load(xr[i]) - mean) * rstd;
+			float v = (in.again(i) - mean) * rstd;
 
 			if (w)
 				v *= N::load(w[i]);
@@ -315,8 +349,12 @@ extern "C" int dj_gk_softmax(enum dj_dtype dtype, const void *x, void *y, int64_
 
 		if (outer * inner == 0 || len == 0)
 			return cudaSuccess;
-		if (rows_mode(len, inner))
-			softmax_rows<<<row_grid(outer), threads_for_row(len), 0, stream>>>(
+		if (rows_mode(len, inner) && len <= max_cached_row)
+			softmax_rows<T, true><<<row_grid(outer), threads_for_row(len),
+						len * sizeof(float), stream>>>((const T *)x,
+									       (T *)y, outer, len);
+		else if (rows_mode(len, inner))
+			softmax_rows<T, false><<<row_grid(outer), threads_for_row(len), 0, stream>>>(
 				(const T *)x, (T *)y, outer, len);
 		else
 			softmax_cols<<<grid_for(outer * inner), block_threads, 0, stream>>>(
@@ -334,9 +372,16 @@ extern "C" int dj_gk_layer_norm(enum dj_dtype dtype, const void *x, const void *
 
 		if (rows == 0 || cols == 0)
 			return cudaSuccess;
-		layer_norm_rows<<<row_grid(rows), threads_for_row(cols), 0, stream>>>(
-			(const T *)x, (const T *)weight, (const T *)bias, (T *)y, rows, cols,
-			(float)eps);
+		if (cols <= max_cached_row)
+			layer_norm_rows<T, true><<<row_grid(rows), threads_for_row(cols),
+						   cols * sizeof(float), stream>>>(
+				(const T *)x, (const T *)weight, (const T *)bias, (T *)y, rows,
+				cols, (float)eps);
+		else
+			layer_norm_rows<T, false><<<row_grid(rows), threads_for_row(cols), 0,
+						    stream>>>(
+				(const T *)x, (const T *)weight, (const T *)bias, (T *)y, rows,
+				cols, (float)eps);
 		return cudaGetLastError();
 	});
 }

@@ -252,6 +252,11 @@ static const struct shape binary_shapes[][2] = {
 	{{2, {1, 9}}, {2, {11, 1}}},
 	{{1, {1000003}}, {1, {1000003}}},
 	{{2, {0, 5}}, {1, {5}}},
+	/* 16-byte runs along the last dimension (the vector walk) */
+	{{2, {31, 64}}, {1, {64}}},
+	{{3, {5, 3, 16}}, {2, {3, 1}}},
+	{{1, {1024}}, {0, {0}}},
+	{{2, {1, 32}}, {3, {7, 3, 32}}},
 };
 
 static void test_binary(void)
@@ -391,6 +396,7 @@ static const struct axis_case softmax_cases[] = {
 	{{2, {7, 301}}, 1, -1, 0},   {{3, {4, 33, 9}}, 1, 1, 0}, {{2, {1000, 10}}, 1, -1, 0},
 	{{2, {3, 5000}}, 1, -1, 0},  {{2, {65, 3}}, 1, 0, 0},    {{1, {1}}, 1, 0, 0},
 	{{3, {2, 3, 4097}}, 0, 0, 0},
+	{{2, {3, 20000}}, 1, -1, 0}, /* too long for the shared-memory row cache */
 };
 
 static void test_softmax(void)
@@ -417,7 +423,7 @@ static void test_softmax(void)
 static void test_layer_norm(void)
 {
 	static const struct shape shapes[] = {{2, {7, 301}}, {3, {3, 4, 33}}, {2, {1000, 16}},
-					      {2, {2, 4096}}, {1, {5}}};
+					      {2, {2, 4096}}, {1, {5}}, {2, {2, 13001}}};
 	struct dj_op_attrs attrs;
 	char what[256];
 
@@ -584,7 +590,6 @@ static void test_linear(void)
 {
 	static const struct shape xs[] = {{2, {33, 17}}, {3, {2, 5, 17}}, {1, {17}},
 					  {2, {256, 17}}};
-	static const int64_t w[] = {9, 17}, bias[] = {9};
 	struct dj_op_attrs attrs;
 	char what[256];
 
@@ -592,6 +597,9 @@ static void test_linear(void)
 	for (size_t s = 0; s < sizeof(xs) / sizeof(xs[0]); s++)
 		for (int d = 0; d < N_ALL; d++)
 			for (int n_in = 2; n_in <= 3; n_in++) {
+				/* 16 out-features: the bias add takes the vector walk */
+				int64_t out_features = s % 2 ? 16 : 9;
+				int64_t w[] = {out_features, 17}, bias[] = {out_features};
 				enum dj_dtype dt = all_dtypes[d];
 				struct dj_tensor in[3] = {host_random(dt, xs[s].ndim, xs[s].dims, ANY),
 							  host_random(dt, 2, w, ANY),
