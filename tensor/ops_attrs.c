@@ -141,6 +141,8 @@ int dj_op_attrs_from_json(const struct dj_op *op, const cJSON *json,
 		return 0;
 	if (!cJSON_IsObject(json))
 		return op_fail(-EINVAL, err, errlen, op->name, "attributes must be a JSON object");
+	unsigned int seen = 0;
+
 	cJSON_ArrayForEach(item, json) {
 		struct attr_parse p = {.op = op, .key = item->string, .err = err, .errlen = errlen};
 		unsigned int bit = attr_bit(item->string);
@@ -148,6 +150,10 @@ int dj_op_attrs_from_json(const struct dj_op *op, const cJSON *json,
 		if (!(op->attr_keys & bit))
 			return attr_fail(&p, bit ? "does not apply to this operation"
 						 : "is unknown");
+		/* cJSON keeps duplicate keys; which one wins would be a guess. */
+		if (seen & bit)
+			return attr_fail(&p, "is repeated");
+		seen |= bit;
 		int rc = parse_one(&p, bit, item, attrs);
 
 		if (rc != 0)

@@ -315,6 +315,7 @@ static void test_attrs_json_errors(void)
 	expect_attr_error("layer_norm", "{\"eps\": -1}", "'eps' must be a non-negative number");
 	expect_attr_error("relu", "[1, 2]", "relu: attributes must be a JSON object");
 	expect_attr_error("relu", "{\"dim\": 0}", "does not apply");
+	expect_attr_error("sum", "{\"dim\": 0, \"dim\": 1}", "sum: attribute 'dim' is repeated");
 }
 
 static void test_attrs_json_round_trip(void)
