@@ -68,8 +68,12 @@ static int queue_pools_create(struct dj_port *port, uint16_t q)
 	struct dj_port_queue *pq = &port->q[q];
 	uint32_t tx_n = 4u * port->cfg.nb_txd + 2048;
 
+	/* At least the default data room: af_packet wants its whole frame
+	 * slot (2016 B) to fit whatever the MTU. */
+	uint16_t room = RTE_MAX(port->cfg.frame_size, (uint16_t)RTE_MBUF_DEFAULT_DATAROOM);
+
 	pq->rx_pool = pool_create(port, "rx", q, port->cfg.nb_mbufs,
-				  (uint16_t)(port->cfg.frame_size + RTE_PKTMBUF_HEADROOM));
+				  (uint16_t)(room + RTE_PKTMBUF_HEADROOM));
 	pq->hdr_pool = pool_create(port, "hd", q, tx_n, HDR_DATA_ROOM);
 	pq->ext_pool = pool_create(port, "ex", q, tx_n, 0);
 	if (pq->rx_pool == NULL || pq->hdr_pool == NULL || pq->ext_pool == NULL)
