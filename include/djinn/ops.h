@@ -136,8 +136,8 @@ void dj_op_attrs_init(struct dj_op_attrs *attrs);
  * Attributes from a JSON object (NULL means none): "dim" (integer),
  * "keepdim" (bool), "dims" ([d0, d1]), "perm" ([...]), "shape" ([...]),
  * "normalized_shape" ([...]), "eps" (number). Strict: a key the op does not
- * take, a wrong type, a non-integral or out-of-range number is -EINVAL with a
- * message naming the key.
+ * take, a repeated key, a wrong type, a non-integral or out-of-range number
+ * is -EINVAL with a message naming the key.
  */
 int dj_op_attrs_from_json(const struct dj_op *op, const struct cJSON *json,
 			  struct dj_op_attrs *attrs, char *err, size_t errlen);
@@ -179,6 +179,7 @@ int dj_op_cpu(const struct dj_op *op, const struct dj_tensor *in, int n_in,
 int dj_op_cpu_alloc(const struct dj_op *op, const struct dj_tensor *in, int n_in,
 		    const struct dj_op_attrs *attrs, struct dj_tensor *out,
 		    char *err, size_t errlen);
+
 /*
  * Geometry helpers, so that every backend derives layouts from the same code
  * (call them after dj_op_infer() succeeded on the same inputs).
