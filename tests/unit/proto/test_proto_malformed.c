@@ -261,6 +261,80 @@ static void test_still_serving(void)
 	CU_ASSERT_EQUAL(dj_session_input(fx.sim.ep[1], &rx, fx.sim.now, NULL), -EALREADY);
 }
 
+/* A "GPU" destination of more than 4 GiB, never touched: placements are
+ * only recorded, so 64-bit offsets are checked without the memory. */
+struct placement_log {
+	uint64_t last_off;
+	uint32_t last_len;
+	unsigned calls;
+};
+
+static void log_place(void *ctx, void *user, void *base, uint64_t off,
+		      const void *src, uint32_t len)
+{
+	struct placement_log *log = ctx;
+
+	log->last_off = off;
+	log->last_len = len;
+	log->calls++;
+}
+
+static int inject_data(struct dj_session *s, uint32_t idx, uint32_t count,
+		       uint64_t off, uint64_t total, uint32_t plen)
+{
+	static uint8_t pkt[DJ_WIRE_HDR_LEN + 8192];
+	struct dj_wire_hdr h = {
+		.magic = DJ_WIRE_MAGIC, .version = DJ_WIRE_VERSION, .type = DJ_PKT_DATA,
+		.flags = DJ_WIRE_F_CRC, .hdr_len = DJ_WIRE_HDR_LEN, .session_id = 7,
+		.payload_len = plen, .cookie = 0x0123456789abcdefull, .transfer_id = 3,
+		.frag_index = idx, .frag_count = count, .offset = off, .total_len = total,
+	};
+	struct dj_rx_pkt rx = {.hdr = pkt, .hdr_avail = DJ_WIRE_HDR_LEN + plen};
+
+	dj_wire_hdr_encode(&h, pkt);
+	dj_wire_hdr_set_crc(pkt, dj_wire_crc(pkt, DJ_WIRE_HDR_LEN, pkt + DJ_WIRE_HDR_LEN,
+					     plen, true));
+	return dj_session_input(s, &rx, 0, NULL);
+}
+
+static void test_offsets_past_4gib(void)
+{
+	const uint32_t fs = 8192;
+	const uint64_t total = (5ull << 30) + 123;
+	const uint32_t count = (uint32_t)(total / fs + 1);
+	struct placement_log log = {0};
+	struct dj_session_config cfg;
+	struct dj_session *s;
+	uint32_t idx = 600000; /* offset 4.9 GB */
+
+	sim_config(&cfg, fs);
+	cfg.max_transfers = 1;
+	cfg.window = 1u << 20;
+	cfg.place = log_place;
+	cfg.place_ctx = &log;
+	CU_ASSERT_FATAL(dj_session_create(&cfg, &s) == 0);
+	CU_ASSERT_FATAL(dj_session_recv(s, 3, (void *)0x1000, total, DJ_MEM_GPU, NULL, 0) == 0);
+	CU_ASSERT_EQUAL(inject_data(s, idx, count, (uint64_t)idx * fs, total, fs), 0);
+	CU_ASSERT_EQUAL(log.last_off, 600000ull * 8192);
+	/* The same offset truncated to 32 bits is inconsistent with the index. */
+	CU_ASSERT_EQUAL(inject_data(s, idx + 1, count, (uint32_t)((idx + 1ull) * fs), total, fs),
+			-EBADMSG);
+	/* The short last fragment, at 5 GiB. */
+	CU_ASSERT_EQUAL(inject_data(s, count - 1, count, total - 123, total, 123), 0);
+	CU_ASSERT_EQUAL(log.last_off, 5ull << 30);
+	CU_ASSERT_EQUAL(log.last_len, 123);
+	CU_ASSERT_EQUAL(log.calls, 2);
+	dj_session_destroy(s);
+
+	/* A smaller window: inside the transfer but past the credit. */
+	cfg.window = 1u << 16;
+	CU_ASSERT_FATAL(dj_session_create(&cfg, &s) == 0);
+	CU_ASSERT_FATAL(dj_session_recv(s, 3, (void *)0x1000, total, DJ_MEM_GPU, NULL, 0) == 0);
+	CU_ASSERT_EQUAL(inject_data(s, idx, count, (uint64_t)idx * fs, total, fs), -EBADMSG);
+	CU_ASSERT_EQUAL(log.calls, 2);
+	dj_session_destroy(s);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -268,6 +342,7 @@ int main(int argc, char **argv)
 		{"byte-level damage", test_byte_level_rejections},
 		{"hostile ACK/NACK to the sender", test_hostile_feedback},
 		{"still serving afterwards", test_still_serving},
+		{"64-bit offsets past 4 GiB", test_offsets_past_4gib},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("proto_malformed", fixture_init, fixture_fini, cases);
