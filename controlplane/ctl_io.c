@@ -101,12 +101,28 @@ ssize_t dj_io_write(struct dj_io *io, const void *buf, size_t len)
 	return n;
 }
 
+/* Blocking plain socket: MSG_WAITALL lets the kernel fill a large buffer in
+ * one call instead of waking us for every segment batch. */
+static ssize_t read_most(struct dj_io *io, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (io->ssl != NULL)
+		return dj_io_read(io, buf, len);
+	do
+		n = recv(io->fd, buf, len, MSG_WAITALL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return n;
+}
+
 int dj_io_read_all(struct dj_io *io, void *buf, size_t len)
 {
 	char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = dj_io_read(io, p, len);
+		ssize_t n = read_most(io, p, len);
 
 		if (n == 0)
 			return -ECONNRESET;

@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * bench-fallback: goodput of the control plane's TCP fallback against plain
+ * TCP (iperf3-like: one stream, blocking sockets, same buffer sizes) in the
+ * same run, over loopback.
+ *
+ *   bench-fallback [--size MiB] [--iters N] [--rounds R] [--chunked] [--json]
+ *
+ * Djinn side: an in-process control-plane server with a host-memory backend;
+ * PUT into a resident tensor (dj_put_into) and GET back, each a request and
+ * its reply; "PUT new" also allocates (and frees) a tensor each time. Plain side: the same bytes over one TCP connection, the receiver
+ * answering each message with one byte, so both measure "send S bytes, learn
+ * they arrived". Prints a table and one JSON line.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "djinn/common.h"
+#include "djinn/control.h"
+#include "djinn/djinn.h"
+#include "mem_backend.h"
+
+struct bench_opts {
+	size_t size;
+	int iters;
+	int chunked;
+	int json_only;
+	int rounds;
+};
+
+struct result {
+	double put_gbps, get_gbps, put_new_gbps;
+	double tcp_send_gbps, tcp_recv_gbps;
+};
+
+static double gbps(size_t bytes, int iters, uint64_t ns)
+{
+	return (double)bytes * iters * 8.0 / (double)ns;
+}
+
+/* ---- plain TCP ------------------------------------------------------------ */
+
+struct plain_peer {
+	int lfd;
+	size_t size;
+	int iters;
+	int send_back; /* 0: receive messages, 1: send them */
+};
+
+static int full_io(int fd, void *buf, size_t len, int sending)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = sending ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
+
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The far end: per message, receive S bytes then answer 1 byte (or, in
+ * reverse, receive a 1-byte request then send S bytes). */
+static void *plain_server(void *arg)
+{
+	struct plain_peer *pp = arg;
+	char *buf = malloc(pp->size), ack = 1;
+	int fd = accept(pp->lfd, NULL, NULL), one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	memset(buf, 7, pp->size);
+	for (int i = 0; i < pp->iters + 1; i++) {
+		if (pp->send_back ? full_io(fd, &ack, 1, 0) || full_io(fd, buf, pp->size, 1) :
+				    full_io(fd, buf, pp->size, 0) || full_io(fd, &ack, 1, 1))
+			break;
+	}
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+static double plain_tcp(const struct bench_opts *o, int reverse)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	struct plain_peer pp = {.size = o->size, .iters = o->iters, .send_back = reverse};
+	char *buf = malloc(o->size), ack = 1;
+	pthread_t th;
+	uint64_t t0 = 0;
+	int fd, one = 1;
+
+	pp.lfd = socket(AF_INET, SOCK_STREAM, 0);
+	bind(pp.lfd, (struct sockaddr *)&sa, sizeof(sa));
+	listen(pp.lfd, 1);
+	getsockname(pp.lfd, (struct sockaddr *)&sa, &sl);
+	pthread_create(&th, NULL, plain_server, &pp);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	memset(buf, 3, o->size);
+	for (int i = 0; i < o->iters + 1; i++) { /* the first one warms up */
+		if (i == 1)
+			t0 = dj_time_ns();
+		if (reverse ? full_io(fd, &ack, 1, 1) || full_io(fd, buf, o->size, 0) :
+			      full_io(fd, buf, o->size, 1) || full_io(fd, &ack, 1, 0))
+			break;
+	}
+	uint64_t ns = dj_time_ns() - t0;
+
+	close(fd);
+	pthread_join(th, NULL);
+	close(pp.lfd);
+	free(buf);
+	return gbps(o->size, o->iters, ns);
+}
+
+/* ---- Djinn's TCP fallback ------------------------------------------------- */
+
+struct djinn_side {
+	struct mem_backend *mb;
+	struct dj_ctl_server *srv;
+	struct dj_client *cl;
+	struct dj_conn *conn;
+	struct dj_tensor t;
+	uint64_t h;
+};
+
+static int djinn_up(const struct bench_opts *o, struct djinn_side *d)
+{
+	struct mem_backend_options mbo = {.chunked = o->chunked};
+	struct dj_ctl_server_config cfg;
+	struct dj_client_options co;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	dj_ctl_server_config_init(&cfg);
+	dj_client_options_init(&co);
+	co.path = DJ_PATH_TCP;
+	d->t = (struct dj_tensor){.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1,
+					   .shape = {(int64_t)(o->size / 4)}},
+				  .data = malloc(o->size), .mem = DJ_MEM_HOST};
+	rc = d->t.data != NULL ? mem_backend_create(&mbo, &d->mb) : -ENOMEM;
+	if (rc == 0)
+		rc = dj_ctl_server_create(&cfg, mem_backend_ops(), d->mb, &d->srv);
+	if (rc == 0)
+		rc = dj_ctl_server_start(d->srv);
+	co.port = rc == 0 ? dj_ctl_server_port(d->srv) : 0;
+	if (rc == 0)
+		rc = dj_client_create(&co, &d->cl);
+	if (rc == 0)
+		rc = dj_connect(d->cl, &d->conn);
+	if (rc == 0) {
+		memset(d->t.data, 5, o->size);
+		rc = dj_put(d->conn, &d->t, &d->h); /* resident from now on */
+	}
+	return rc;
+}
+
+static void djinn_down(struct djinn_side *d)
+{
+	if (d->conn != NULL)
+		dj_conn_close(d->conn);
+	dj_client_destroy(d->cl);
+	dj_ctl_server_destroy(d->srv);
+	mem_backend_destroy(d->mb);
+	free(d->t.data);
+}
+
+enum djinn_op { OP_PUT, OP_GET, OP_PUT_NEW };
+
+static int djinn_run(const struct bench_opts *o, struct djinn_side *d, enum djinn_op op,
+		     double *out)
+{
+	uint64_t t0 = dj_time_ns(), nh;
+	int rc = 0;
+
+	for (int i = 0; i < o->iters && rc == 0; i++) {
+		if (op == OP_PUT) {
+			rc = dj_put_into(d->conn, d->h, &d->t);
+		} else if (op == OP_GET) {
+			rc = dj_get(d->conn, d->h, &d->t);
+		} else {
+			/* Includes the server's allocation and first touch. */
+			rc = dj_put(d->conn, &d->t, &nh);
+			if (rc == 0)
+				rc = dj_free(d->conn, nh);
+		}
+	}
+	*out = gbps(o->size, o->iters, dj_time_ns() - t0);
+	if (rc != 0)
+		fprintf(stderr, "bench-fallback: %s\n", dj_strerror(rc));
+	return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define MAX_ROUNDS 64
+
+/* Rounds interleave plain and Djinn so that load from elsewhere hits both
+ * alike; each figure is the median over rounds. */
+static int run_rounds(const struct bench_opts *o, struct result *r)
+{
+	double ps[MAX_ROUNDS], pr[MAX_ROUNDS], put[MAX_ROUNDS], get[MAX_ROUNDS], pn[MAX_ROUNDS];
+	struct djinn_side d;
+	int rc = djinn_up(o, &d);
+
+	for (int i = 0; i < o->rounds && rc == 0; i++) {
+		ps[i] = plain_tcp(o, 0);
+		rc = djinn_run(o, &d, OP_PUT, &put[i]);
+		pr[i] = plain_tcp(o, 1);
+		if (rc == 0)
+			rc = djinn_run(o, &d, OP_GET, &get[i]);
+		if (rc == 0)
+			rc = djinn_run(o, &d, OP_PUT_NEW, &pn[i]);
+	}
+	djinn_down(&d);
+	if (rc != 0)
+		return rc;
+	r->tcp_send_gbps = median(ps, o->rounds);
+	r->tcp_recv_gbps = median(pr, o->rounds);
+	r->put_gbps = median(put, o->rounds);
+	r->get_gbps = median(get, o->rounds);
+	r->put_new_gbps = median(pn, o->rounds);
+	return 0;
+}
+
+static void usage(const char *prog)
+{
+	printf("Usage: %s [--size MiB] [--iters N] [--rounds R] [--chunked] [--json]\n"
+	       "  --size MiB   tensor size (default 64)\n"
+	       "  --iters N    transfers per timed run (default 5)\n"
+	       "  --rounds R   interleaved plain/Djinn runs; medians reported (default 7)\n"
+	       "  --chunked    backend without a host pointer (staging copy path)\n"
+	       "  --json       print only the JSON line\n", prog);
+}
+
+static int parse(int argc, char **argv, struct bench_opts *o)
+{
+	static const struct option longopts[] = {
+		{"size", required_argument, NULL, 's'},
+		{"iters", required_argument, NULL, 'n'},
+		{"rounds", required_argument, NULL, 'r'},
+		{"chunked", no_argument, NULL, 'c'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "s:n:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o->size = (size_t)strtoul(optarg, NULL, 10) << 20;
+			break;
+		case 'n':
+			o->iters = atoi(optarg);
+			break;
+		case 'r':
+			o->rounds = atoi(optarg);
+			break;
+		case 'c':
+			o->chunked = 1;
+			break;
+		case 'j':
+			o->json_only = 1;
+			break;
+		default:
+			usage(argv[0]);
+			return c == 'h' ? 1 : -EINVAL;
+		}
+	}
+	return o->size >= 4 && o->iters > 0 && o->rounds > 0 && o->rounds <= MAX_ROUNDS ?
+	       0 : -EINVAL;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o = {.size = 64u << 20, .iters = 5, .rounds = 7};
+	struct result r = {0};
+	int rc = parse(argc, argv, &o);
+
+	if (rc != 0)
+		return rc > 0 ? 0 : 2;
+	dj_log_set_level(DJ_LOG_WARN);
+	if (run_rounds(&o, &r) != 0)
+		return 1;
+	if (!o.json_only) {
+		printf("TCP fallback vs plain TCP, loopback, %zu MiB x %d, median of %d rounds%s\n",
+		       o.size >> 20, o.iters, o.rounds, o.chunked ? ", chunked backend" : "");
+		printf("%-28s %10s %12s %8s\n", "direction", "plain Gb/s", "djinn Gb/s", "ratio");
+		printf("%-28s %10.2f %12.2f %7.0f%%\n", "client->server (PUT)", r.tcp_send_gbps,
+		       r.put_gbps, 100.0 * r.put_gbps / r.tcp_send_gbps);
+		printf("%-28s %10.2f %12.2f %7.0f%%\n", "server->client (GET)", r.tcp_recv_gbps,
+		       r.get_gbps, 100.0 * r.get_gbps / r.tcp_recv_gbps);
+		printf("%-28s %10.2f %12.2f %7.0f%%\n", "PUT new tensor + FREE", r.tcp_send_gbps,
+		       r.put_new_gbps, 100.0 * r.put_new_gbps / r.tcp_send_gbps);
+	}
+	printf("{\"bench\":\"fallback\",\"size_bytes\":%zu,\"iters\":%d,\"rounds\":%d,\"chunked\":%s,"
+	       "\"plain_send_gbps\":%.3f,\"plain_recv_gbps\":%.3f,\"put_gbps\":%.3f,"
+	       "\"get_gbps\":%.3f,\"put_new_gbps\":%.3f,\"put_ratio\":%.3f,\"get_ratio\":%.3f}\n",
+	       o.size, o.iters, o.rounds, o.chunked ? "true" : "false", r.tcp_send_gbps, r.tcp_recv_gbps,
+	       r.put_gbps, r.get_gbps, r.put_new_gbps, r.put_gbps / r.tcp_send_gbps,
+	       r.get_gbps / r.tcp_recv_gbps);
+	return 0;
+}
