@@ -43,7 +43,7 @@ struct dj_store {
 	pthread_mutex_t lock;
 	const struct dj_store_backend *backend;
 	struct id_map handles, sessions;
-	uint64_t key[FEISTEL_ROUNDS];
+	uint64_t key[2];            /* SipHash key of the id permutation */
 	uint64_t counter;
 	uint64_t total_limit, session_limit, max_tensors;
 	uint64_t bytes, peak, refused;
@@ -86,23 +86,59 @@ const struct dj_store_backend *dj_store_host_backend(void)
 	return &host_backend;
 }
 
-/* ---- ids: a keyed Feistel permutation of a counter (unique, unguessable) ---- */
+/*
+ * ---- ids ----
+ * A 4-round Feistel network whose round function is SipHash-2-4 under a
+ * random key: a pseudorandom permutation of a 64-bit counter (Luby-Rackoff),
+ * so ids are unique for the store's life and reveal nothing about each other.
+ */
 
-static uint64_t mix64(uint64_t x)
+static uint64_t rotl(uint64_t x, int b)
 {
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
+	return (x << b) | (x >> (64 - b));
 }
 
-static uint64_t permute(const uint64_t *key, uint64_t x)
+static void sip_round(uint64_t v[4])
+{
+	v[0] += v[1];
+	v[1] = rotl(v[1], 13) ^ v[0];
+	v[0] = rotl(v[0], 32);
+	v[2] += v[3];
+	v[3] = rotl(v[3], 16) ^ v[2];
+	v[0] += v[3];
+	v[3] = rotl(v[3], 21) ^ v[0];
+	v[2] += v[1];
+	v[1] = rotl(v[1], 17) ^ v[2];
+	v[2] = rotl(v[2], 32);
+}
+
+/* SipHash-2-4 of one 8-byte message. */
+static uint64_t siphash64(const uint64_t key[2], uint64_t m)
+{
+	uint64_t v[4] = {key[0] ^ 0x736f6d6570736575ULL, key[1] ^ 0x646f72616e646f6dULL,
+			 key[0] ^ 0x6c7967656e657261ULL, key[1] ^ 0x7465646279746573ULL};
+	const uint64_t tail = (uint64_t)8 << 56; /* the length block */
+
+	v[3] ^= m;
+	sip_round(v);
+	sip_round(v);
+	v[0] ^= m;
+	v[3] ^= tail;
+	sip_round(v);
+	sip_round(v);
+	v[0] ^= tail;
+	v[2] ^= 0xff;
+	for (int i = 0; i < 4; i++)
+		sip_round(v);
+	return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+static uint64_t permute(const uint64_t key[2], uint64_t x)
 {
 	uint32_t left = (uint32_t)(x >> 32), right = (uint32_t)x;
 
-	for (int i = 0; i < FEISTEL_ROUNDS; i++) {
-		uint32_t t = left ^ (uint32_t)mix64(right ^ key[i]);
+	for (uint64_t round = 0; round < FEISTEL_ROUNDS; round++) {
+		uint32_t t = left ^ (uint32_t)siphash64(key, round << 32 | right);
 
 		left = right;
 		right = t;

@@ -9,8 +9,9 @@
  * or with the session. Memory comes from a backend (host malloc built in; the
  * GPU module supplies one for device memory).
  *
- * Handles and session ids are unpredictable (a keyed 64-bit permutation of a
- * counter seeded from getrandom) and never reused by one store; 0 is never
+ * Handles and session ids are unpredictable (a SipHash-keyed 64-bit
+ * permutation of a counter, key from getrandom) and never reused by one
+ * store; 0 is never
  * valid. A handle presented with another session's id is refused exactly as
  * an unknown one (-DJ_EHANDLE), so sessions cannot probe each other.
  *
