@@ -20,9 +20,12 @@
 
 #include "gpu_cuda.h"
 
-#define WARPS_PER_BLOCK 8
+#define WARPS_PER_BLOCK 16
 #define THREADS (WARPS_PER_BLOCK * 32)
 #define POLL_SLEEP_MAX_NS 8192
+/* A burst's kernel is short and latency-bound: several streams let the
+ * kernels of consecutive bursts overlap instead of queueing. */
+#define LAUNCH_STREAMS 8
 
 struct slot_hdr {
 	uint32_t ready;
@@ -45,8 +48,15 @@ struct djg_gather {
 	void *mapped;             /* the one cudaHostAlloc holding the ring */
 	cudaStream_t stream;
 	cudaEvent_t *events;      /* launch mode: one per slot */
+	cudaStream_t launch[LAUNCH_STREAMS]; /* launch mode: bursts round-robin */
 	uint32_t polls;
 };
+
+static int cuda_fail(const char *what)
+{
+	fprintf(stderr, "gpu: %s: %s\n", what, cudaGetErrorString(cudaGetLastError()));
+	return -EIO;
+}
 
 extern "C" int djg_cuda_ordinal(const char *pci_addr)
 {
@@ -76,11 +86,65 @@ extern "C" int djg_cuda_copy(int ordinal, void *dst, const void *src, size_t len
 {
 	if (cudaSetDevice(ordinal) != cudaSuccess ||
 	    cudaMemcpy(dst, src, len, to_device ? cudaMemcpyHostToDevice
-						: cudaMemcpyDeviceToHost) != cudaSuccess) {
-		fprintf(stderr, "gpu: cudaMemcpy: %s\n", cudaGetErrorString(cudaGetLastError()));
-		return -EIO;
-	}
+						: cudaMemcpyDeviceToHost) != cudaSuccess)
+		return cuda_fail("cudaMemcpy");
 	return 0;
+}
+
+extern "C" int djg_stream_create(int ordinal, void **stream)
+{
+	cudaStream_t s;
+
+	if (cudaSetDevice(ordinal) != cudaSuccess ||
+	    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess)
+		return cuda_fail("cudaStreamCreate");
+	*stream = s;
+	return 0;
+}
+
+extern "C" void djg_stream_destroy(void *stream)
+{
+	if (stream != NULL) {
+		cudaStreamSynchronize((cudaStream_t)stream);
+		cudaStreamDestroy((cudaStream_t)stream);
+	}
+}
+
+extern "C" int djg_copy_async(void *stream, void *dst, const void *src, size_t len)
+{
+	return cudaMemcpyAsync(dst, src, len, cudaMemcpyDefault, (cudaStream_t)stream) ==
+	       cudaSuccess ? 0 : cuda_fail("cudaMemcpyAsync");
+}
+
+extern "C" int djg_event_create(void **event)
+{
+	cudaEvent_t e;
+
+	if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess)
+		return cuda_fail("cudaEventCreate");
+	*event = e;
+	return 0;
+}
+
+extern "C" void djg_event_destroy(void *event)
+{
+	if (event != NULL)
+		cudaEventDestroy((cudaEvent_t)event);
+}
+
+extern "C" int djg_event_record(void *event, void *stream)
+{
+	return cudaEventRecord((cudaEvent_t)event, (cudaStream_t)stream) == cudaSuccess ?
+	       0 : cuda_fail("cudaEventRecord");
+}
+
+extern "C" int djg_event_done(void *event)
+{
+	cudaError_t e = cudaEventQuery((cudaEvent_t)event);
+
+	if (e == cudaSuccess)
+		return 1;
+	return e == cudaErrorNotReady ? 0 : cuda_fail("D2H copy");
 }
 
 /* 16 bytes starting at byte m (1..15) of the 32 bytes a:b (little endian). */
@@ -102,66 +166,145 @@ __device__ static inline uint4 extract16(uint4 a, uint4 b, uint32_t m)
 }
 
 /*
- * One warp copies one piece. Stores are 16-byte aligned on the destination;
- * loads are 16-byte aligned on the source and realigned in registers (the
- * neighbour lane's word comes through a shuffle), so PCIe sees full
- * coalesced reads whatever the header length made the payload alignment.
+ * A piece is copied in destination-aligned 16-byte words: word j covers
+ * [w0 + 16j, +16) of the destination, whose bytes come from source words j
+ * and j+1 of an aligned source window (sa0), shifted by m = (src - dst) % 16.
+ * So PCIe sees aligned, coalesced 16-byte reads whatever alignment headers
+ * gave the payload; only the first and last destination words are stored
+ * byte by byte. Source words holding none of the piece's bytes are never
+ * read (they may lie outside registered memory).
  */
-__device__ static void warp_copy(uint8_t *dst, const uint8_t *src, uint32_t len, uint32_t lane)
+struct piece {
+	uint8_t *w0;        /* destination, aligned down */
+	const uint4 *sa0;   /* source window, aligned down */
+	uintptr_t dst_lo, dst_hi; /* destination bytes [lo, hi) */
+	uint32_t words;     /* destination words */
+	uint32_t k_lo, k_hi; /* source words that hold piece bytes */
+	uint32_t m;
+};
+
+/* Loads issued per lane before any is used: host memory is a PCIe round trip
+ * away, and bandwidth is bytes in flight over latency. */
+#define UNROLL 4
+#define GROUP_WORDS (32 * UNROLL)
+
+__device__ static struct piece piece_make(uint8_t *dst, const uint8_t *src, uint32_t len)
 {
-	uint32_t head = (16 - ((uintptr_t)dst & 15)) & 15;
+	struct piece p;
+	uintptr_t d = (uintptr_t)dst, s = (uintptr_t)src;
+	uintptr_t w0 = d & ~(uintptr_t)15;
+	uintptr_t x = s - (d - w0);
 
-	if (head > len)
-		head = len;
-	if (lane < head)
-		dst[lane] = __ldcv(src + lane);
-	dst += head;
-	src += head;
-	len -= head;
-
-	uint32_t words = len / 16;
-	uint32_t m = (uintptr_t)src & 15;
-	const uint4 *s = (const uint4 *)(src - m);
-	uint4 *d = (uint4 *)dst;
-
-	if (m == 0) {
-		for (uint32_t i = lane; i < words; i += 32)
-			d[i] = __ldcv(s + i);
-	} else {
-		/* Aligned source words holding bytes of the body. */
-		uint32_t src_words = (m + words * 16 + 15) / 16;
-
-		for (uint32_t base = 0; base < words; base += 32) {
-			uint32_t i = base + lane;
-			uint4 cur = i < src_words ? __ldcv(s + i) : make_uint4(0, 0, 0, 0);
-			uint4 next;
-
-			next.x = __shfl_down_sync(0xffffffffu, cur.x, 1);
-			next.y = __shfl_down_sync(0xffffffffu, cur.y, 1);
-			next.z = __shfl_down_sync(0xffffffffu, cur.z, 1);
-			next.w = __shfl_down_sync(0xffffffffu, cur.w, 1);
-			if (lane == 31 && i + 1 < src_words)
-				next = __ldcv(s + i + 1);
-			if (i < words)
-				d[i] = extract16(cur, next, m);
-		}
-	}
-	uint32_t tail = len - words * 16;
-
-	if (lane < tail)
-		dst[words * 16 + lane] = __ldcv(src + words * 16 + lane);
+	p.w0 = (uint8_t *)w0;
+	p.sa0 = (const uint4 *)(x & ~(uintptr_t)15);
+	p.m = x & 15;
+	p.dst_lo = d;
+	p.dst_hi = d + len;
+	p.words = (uint32_t)(((d + len + 15) & ~(uintptr_t)15) - w0) / 16;
+	p.k_lo = (uint32_t)(((s & ~(uintptr_t)15) - (uintptr_t)p.sa0) / 16);
+	p.k_hi = (uint32_t)((((s + len - 1) & ~(uintptr_t)15) - (uintptr_t)p.sa0) / 16);
+	return p;
 }
 
+__device__ static inline uint4 load_word(const struct piece *p, uint32_t k)
+{
+	return k >= p->k_lo && k <= p->k_hi ? __ldcv(p->sa0 + k) : make_uint4(0, 0, 0, 0);
+}
+
+__device__ static inline void store_word(const struct piece *p, uint32_t j, uint4 v)
+{
+	uintptr_t at = (uintptr_t)p->w0 + 16 * (uintptr_t)j;
+
+	if (at >= p->dst_lo && at + 16 <= p->dst_hi) {
+		*(uint4 *)at = v;
+		return;
+	}
+	const uint8_t *b = (const uint8_t *)&v;
+
+	for (int i = 0; i < 16; i++)
+		if (at + i >= p->dst_lo && at + i < p->dst_hi)
+			((uint8_t *)at)[i] = b[i];
+}
+
+/* One warp copies destination words [g * GROUP_WORDS, +GROUP_WORDS) of a piece. */
+__device__ static void copy_group(const struct piece *p, uint32_t g, uint32_t lane)
+{
+	uint4 cur[UNROLL], extra[UNROLL];
+	uint32_t base = g * GROUP_WORDS;
+
+#pragma unroll
+	for (int u = 0; u < UNROLL; u++) {
+		uint32_t j = base + u * 32 + lane;
+
+		/* Not bounded by p->words: the last word's tail may sit in source
+		 * word p->words, read by the neighbour lane. */
+		cur[u] = load_word(p, j);
+		extra[u] = lane == 31 && p->m != 0 ? load_word(p, j + 1) : make_uint4(0, 0, 0, 0);
+	}
+#pragma unroll
+	for (int u = 0; u < UNROLL; u++) {
+		uint32_t j = base + u * 32 + lane;
+		uint4 next;
+
+		if (p->m == 0) {
+			if (j < p->words)
+				store_word(p, j, cur[u]);
+			continue;
+		}
+		next.x = __shfl_down_sync(0xffffffffu, cur[u].x, 1);
+		next.y = __shfl_down_sync(0xffffffffu, cur[u].y, 1);
+		next.z = __shfl_down_sync(0xffffffffu, cur[u].z, 1);
+		next.w = __shfl_down_sync(0xffffffffu, cur[u].w, 1);
+		if (lane == 31)
+			next = extra[u];
+		if (j < p->words)
+			store_word(p, j, extract16(cur[u], next, p->m));
+	}
+}
+
+#define DESC_STAGE 256
+
+/*
+ * The whole block copies one burst. Descriptors are fetched from host memory
+ * in one parallel step into shared memory; then the burst's word groups (all
+ * pieces, one after the other) are dealt round-robin to the warps, so that
+ * long and short pieces spread evenly and every warp has loads in flight.
+ */
 __device__ static void gather_burst(const struct dj_gpu_copy *desc, uint32_t n, uint8_t *dest)
 {
-	uint32_t lane = threadIdx.x & 31;
+	__shared__ uint8_t *s_dst[DESC_STAGE];
+	__shared__ const uint8_t *s_src[DESC_STAGE];
+	__shared__ uint32_t s_len[DESC_STAGE];
+	__shared__ uint32_t s_groups[DESC_STAGE];
+	uint32_t lane = threadIdx.x & 31, warp = threadIdx.x / 32, warps = blockDim.x / 32;
 
-	for (uint32_t c = threadIdx.x / 32; c < n; c += blockDim.x / 32) {
-		const uint8_t *src = (const uint8_t *)__ldcv((const unsigned long long *)&desc[c].src);
-		uint64_t off = __ldcv((const unsigned long long *)&desc[c].dst_off);
-		uint32_t len = __ldcv(&desc[c].len);
+	for (uint32_t first = 0; first < n; first += DESC_STAGE) {
+		uint32_t here = n - first < DESC_STAGE ? n - first : DESC_STAGE;
 
-		warp_copy(dest + off, src, len, lane);
+		for (uint32_t c = threadIdx.x; c < here; c += blockDim.x) {
+			const unsigned long long *d = (const unsigned long long *)&desc[first + c];
+			const uint8_t *src = (const uint8_t *)__ldcv(d);
+			uint8_t *dst = dest + __ldcv(d + 1);
+			uint32_t len = (uint32_t)__ldcv(d + 2);
+
+			s_src[c] = src;
+			s_dst[c] = dst;
+			s_len[c] = len;
+			s_groups[c] = len == 0 ? 0 : (piece_make(dst, src, len).words +
+						      GROUP_WORDS - 1) / GROUP_WORDS;
+		}
+		__syncthreads();
+		for (uint32_t c = 0, t = 0; c < here; t += s_groups[c], c++) {
+			uint32_t g = (warp + warps - t % warps) % warps;
+
+			if (g >= s_groups[c])
+				continue;
+			struct piece p = piece_make(s_dst[c], s_src[c], s_len[c]);
+
+			for (; g < s_groups[c]; g += warps)
+				copy_group(&p, g, lane);
+		}
+		__syncthreads();
 	}
 }
 
@@ -176,12 +319,14 @@ __global__ void gather_persistent(struct ring r)
 		uint32_t want = (uint32_t)(k + 1);
 
 		if (threadIdx.x == 0) {
-			volatile struct slot_hdr *h = &r.hdr[slot];
+			/* ready, n and dest in one read: the CPU writes ready last. */
+			const uint4 *h = (const uint4 *)&r.hdr[slot];
 			unsigned int sleep = 32;
+			uint4 v;
 
 			s_stop = 0;
-			while (h->ready != want) {
-				if (*(volatile uint32_t *)r.stop) {
+			while ((v = __ldcv(h)).x != want) {
+				if (__ldcv(r.stop)) {
 					s_stop = 1;
 					break;
 				}
@@ -189,9 +334,8 @@ __global__ void gather_persistent(struct ring r)
 				if (sleep < POLL_SLEEP_MAX_NS)
 					sleep *= 2;
 			}
-			__threadfence_system();
-			s_n = h->n;
-			s_dest = h->dest;
+			s_n = v.y;
+			s_dest = ((uint64_t)v.w << 32) | v.z;
 		}
 		__syncthreads();
 		if (s_stop)
@@ -204,7 +348,6 @@ __global__ void gather_persistent(struct ring r)
 			__threadfence_system();
 			*(volatile uint32_t *)&r.done[slot] = want;
 		}
-		__syncthreads();
 	}
 }
 
@@ -212,16 +355,8 @@ __global__ void gather_launched(const struct dj_gpu_copy *desc, uint32_t n, uint
 {
 	uint32_t first = blockIdx.x * WARPS_PER_BLOCK;
 
-	if (first < n) {
-		uint32_t here = n - first < WARPS_PER_BLOCK ? n - first : WARPS_PER_BLOCK;
-		gather_burst(desc + first, here, dest);
-	}
-}
-
-static int cuda_fail(const char *what)
-{
-	fprintf(stderr, "gpu: %s: %s\n", what, cudaGetErrorString(cudaGetLastError()));
-	return -EIO;
+	if (first < n)
+		gather_burst(desc + first, min(n - first, (uint32_t)WARPS_PER_BLOCK), dest);
 }
 
 static int ring_alloc(struct djg_gather *g)
@@ -253,7 +388,7 @@ static int start_persistent(struct djg_gather *g)
 	cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gather_persistent, THREADS, 0);
 	/* Every block must be resident at once or bursts of a waiting block stall. */
 	if (blocks == 0)
-		blocks = sms > 1 ? sms / 2 : 1;
+		blocks = sms;
 	if (per_sm > 0 && blocks > (unsigned int)(per_sm * sms))
 		blocks = per_sm * sms;
 	g->conf.blocks = blocks;
@@ -266,6 +401,9 @@ static int create_events(struct djg_gather *g)
 	g->events = (cudaEvent_t *)calloc(g->ring.ring_size, sizeof(cudaEvent_t));
 	if (g->events == NULL)
 		return -ENOMEM;
+	for (int i = 0; i < LAUNCH_STREAMS; i++)
+		if (cudaStreamCreateWithFlags(&g->launch[i], cudaStreamNonBlocking) != cudaSuccess)
+			return cuda_fail("cudaStreamCreate");
 	for (uint32_t i = 0; i < g->ring.ring_size; i++)
 		if (cudaEventCreateWithFlags(&g->events[i], cudaEventDisableTiming) != cudaSuccess)
 			return cuda_fail("cudaEventCreate");
@@ -308,12 +446,11 @@ extern "C" int djg_gather_put(struct djg_gather *g, uint64_t k, const struct dj_
 	memcpy(desc, copies, n * sizeof(*copies));
 	if (g->conf.mode == DJ_GPU_GATHER_LAUNCH) {
 		unsigned int blocks = (n + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
+		cudaStream_t stream = g->launch[k % LAUNCH_STREAMS];
 
-		if (n == 0)
-			return cudaEventRecord(g->events[slot], g->stream) == cudaSuccess ?
-				0 : cuda_fail("cudaEventRecord");
-		gather_launched<<<blocks, THREADS, 0, g->stream>>>(desc, n, (uint8_t *)dest);
-		if (cudaEventRecord(g->events[slot], g->stream) != cudaSuccess)
+		if (n > 0)
+			gather_launched<<<blocks, THREADS, 0, stream>>>(desc, n, (uint8_t *)dest);
+		if (cudaEventRecord(g->events[slot], stream) != cudaSuccess)
 			return cuda_fail("gather launch");
 		return 0;
 	}
@@ -367,6 +504,11 @@ extern "C" void djg_gather_destroy(struct djg_gather *g)
 		cudaStreamSynchronize(g->stream);
 		cudaStreamDestroy(g->stream);
 	}
+	for (int i = 0; i < LAUNCH_STREAMS; i++)
+		if (g->launch[i] != NULL) {
+			cudaStreamSynchronize(g->launch[i]);
+			cudaStreamDestroy(g->launch[i]);
+		}
 	if (g->events != NULL) {
 		for (uint32_t i = 0; i < g->ring.ring_size; i++)
 			if (g->events[i] != NULL)

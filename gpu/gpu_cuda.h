@@ -25,6 +25,16 @@ int djg_cuda_describe(int ordinal, char *name, size_t name_len, uint32_t *sms);
 /* Synchronous copy between host and device memory; -EIO on failure. */
 int djg_cuda_copy(int ordinal, void *dst, const void *src, size_t len, int to_device);
 
+/* Asynchronous copies for the send side: one stream, an event per chunk. */
+int djg_stream_create(int ordinal, void **stream);
+void djg_stream_destroy(void *stream);
+int djg_copy_async(void *stream, void *dst, const void *src, size_t len);
+int djg_event_create(void **event);
+void djg_event_destroy(void *event);
+int djg_event_record(void *event, void *stream);
+/* 1 done, 0 not yet, -EIO failed. */
+int djg_event_done(void *event);
+
 /*
  * The staged gather engine: a ring of bursts in mapped pinned host memory.
  * The caller numbers bursts 0, 1, 2... (k), never puts burst k while burst

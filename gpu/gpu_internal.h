@@ -10,4 +10,8 @@
  * -ENODEV when the runtime does not know it. */
 int djg_ordinal(int16_t dev_id);
 
+/* rte_gpu_mem_unregister (@registered) or rte_gpu_mem_free of @ptr, kept
+ * clear of a gpu/cuda driver list bug (see gpu_probe.c). 0 or -errno. */
+int djg_gpudev_release(int16_t dev_id, void *ptr, int registered);
+
 #endif

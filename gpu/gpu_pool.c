@@ -141,7 +141,7 @@ void dj_gpu_pool_destroy(struct dj_gpu_pool *pool)
 	if (pool->dev_id == DJ_GPU_HOST)
 		free(pool->base);
 	else
-		rte_gpu_mem_free(pool->dev_id, pool->base);
+		djg_gpudev_release(pool->dev_id, pool->base, 0);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool->used);
 	free(pool->run_pages);

@@ -2,6 +2,7 @@
 /* GPU discovery (gpudev, names from the CUDA runtime) and host memory
  * registration. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,11 +127,44 @@ int dj_gpu_host_register(int16_t dev_id, void *ptr, size_t len)
 	return 0;
 }
 
+/*
+ * DPDK 22.11's gpu/cuda driver keeps its allocations and registrations in a
+ * list whose tail pointer is left dangling when the tail entry is deleted:
+ * the next entry is linked to freed memory, can never be found again and
+ * later fails with "not found in driver memory" (docs/GPU.md has the driver
+ * patch). Until that patch is in scripts/dpdk, never delete the tail: put a
+ * fresh one-page guard allocation at the tail first, then drop the previous
+ * guard, which no longer is the tail. One guard stays alive per GPU.
+ */
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *guard[RTE_GPU_DEFAULT_MAX];
+
+int djg_gpudev_release(int16_t dev_id, void *ptr, int registered)
+{
+	void *fresh, *old = NULL;
+	int rc;
+
+	if (dev_id < 0 || dev_id >= RTE_GPU_DEFAULT_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&guard_lock);
+	fresh = rte_gpu_mem_alloc(dev_id, DJ_GPU_PAGE_SIZE, 0);
+	rc = registered ? rte_gpu_mem_unregister(dev_id, ptr) : rte_gpu_mem_free(dev_id, ptr);
+	rc = rc == 0 ? 0 : -rte_errno;
+	if (fresh != NULL) {
+		old = guard[dev_id];
+		guard[dev_id] = fresh;
+	}
+	if (old != NULL)
+		rte_gpu_mem_free(dev_id, old);
+	pthread_mutex_unlock(&guard_lock);
+	return rc;
+}
+
 int dj_gpu_host_unregister(int16_t dev_id, void *ptr)
 {
 	if (dev_id == DJ_GPU_HOST)
 		return 0;
-	return rte_gpu_mem_unregister(dev_id, ptr) == 0 ? 0 : -rte_errno;
+	return djg_gpudev_release(dev_id, ptr, 1);
 }
 
 struct mempool_walk {

@@ -199,7 +199,7 @@ void dj_gpu_direct_pool_destroy(struct dj_gpu_direct_pool *p)
 	if (p->extmem_registered)
 		rte_extmem_unregister(p->gpu_mem, p->len);
 	if (p->gpu_mem != NULL)
-		rte_gpu_mem_free(p->dev_id, p->gpu_mem);
+		djg_gpudev_release(p->dev_id, p->gpu_mem, 0);
 	free(p);
 }
 

@@ -15,4 +15,8 @@ mkdir -p .carry/gpu
 cp "$builddir"/apps/djinn-dp "$builddir"/apps/bench-gpu "$builddir"/tests/unit/gpu/test_gpu \
 	"$builddir"/tests/unit/gpu/test_gpu_device .carry/gpu/
 strip .carry/gpu/*
+# The device machine has no CUnit or cJSON: take them along.
+for lib in libcunit.so.1 libcjson.so.1; do
+	cp "$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')" .carry/gpu/
+done
 du -sh .carry/gpu

@@ -11,6 +11,7 @@
 set -u
 bin=$(pwd)/.carry/gpu
 out=${OUT:-/tmp/gpu-check}
+export LD_LIBRARY_PATH=$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 mkdir -p "$out"
 status=0
 step() { echo; echo "=== $*"; }
@@ -45,7 +46,23 @@ step "bench-gpu (jumbo payload 8000 B)"
 	--json "$out/bench-8000.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench-8000.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
+step "persistent kernel: blocks and burst sweep (bench only)"
+for payload in 1400 8000; do
+	for blocks in 132 264; do
+		for burst in 32 64; do
+			"$bin"/bench-gpu --file-prefix dj_bench -- --verify none --bench 1G \
+				--payload $payload --mode persistent --blocks $blocks --burst $burst \
+				--reps 3 2>/dev/null |
+				awk -v b=$blocks '/^gather/{g=$0} /%$/ && g {print "blocks " b ": " g " " $NF; g=""}'
+		done
+	done
+done
+
+step "source in 4 KiB pages (--no-huge), 1400 B"
+"$bin"/bench-gpu --no-huge -m 3072 --file-prefix dj_bench -- --verify none --bench 1G \
+	--payload 1400 --mode persistent --reps 3 2>/dev/null | grep -E "^(bench-gpu: source|cudaMemcpy H2D|gather)|%$"
+
 step "summary"
-grep -hE "^(verify|cudaMemcpy|gather)|^ +[0-9.]+%" "$out"/bench-*.log
+grep -hE "^(verify|cudaMemcpy|gather|tx)|^ +[0-9.]+%" "$out"/bench-*.log
 echo "device check: $([ $status = 0 ] && echo PASS || echo FAIL)"
 exit $status

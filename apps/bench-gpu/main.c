@@ -174,7 +174,7 @@ static void print_table(const struct bench_report *rep)
 
 		printf("%-40s %14" PRIu64 " %10.3f %10.2f %7s %s\n", r->what, r->bytes,
 		       r->seconds * 1e3, r->gbytes_s, "", r->ok ? "ok" : "FAIL");
-		if (r->ratio > 0 && strncmp(r->what, "gather", 6) == 0)
+		if (r->ratio > 0 && r->ratio != 1)
 			printf("%-40s %14s %10s %10s %6.1f%%\n", "", "", "", "", r->ratio * 100);
 	}
 }

@@ -266,6 +266,70 @@ void dj_gpu_rx_sink_stats_get(const struct dj_gpu_rx_sink *sink,
 /** Drain (1 s at most), release everything still held, free the sink. */
 void dj_gpu_rx_sink_destroy(struct dj_gpu_rx_sink *sink);
 
+/* ---------------------------------------------------------------------- */
+/* Send side: a GPU buffer staged through pinned host chunks               */
+
+/*
+ * The source is copied device-to-host chunk by chunk into a few pinned
+ * buffers; a chunk is handed out as soon as its copy is done, while the next
+ * ones are still copying, and its buffer is refilled once every mbuf
+ * attached to it (external buffer, no copy) has been freed. For DJ_GPU_HOST
+ * the chunks are plain host copies (host tensors are better sent straight by
+ * the engine's own zero-copy path). Needs EAL (buffers come from rte_malloc).
+ */
+struct dj_gpu_tx_stager;
+struct rte_mbuf;
+
+struct dj_gpu_tx_stager_conf {
+	int16_t dev_id;      /**< GPU the sources live on, or DJ_GPU_HOST */
+	uint32_t chunk_size; /**< bytes per chunk; 0: 1 MiB */
+	uint16_t n_chunks;   /**< pinned buffers (copies in flight + chunks out); 0: 4 */
+	int socket;          /**< NUMA socket for the buffers (SOCKET_ID_ANY: -1) */
+};
+
+/** A staged chunk: bytes [offset, offset + len) of the source. */
+struct dj_gpu_tx_chunk {
+	const uint8_t *data; /**< pinned host copy; valid until the chunk is put */
+	uint64_t iova;       /**< IO address of data */
+	uint64_t offset;
+	uint32_t len;
+	uint16_t buffer;     /**< internal: which pinned buffer */
+};
+
+/** Create a stager (caller owns it: dj_gpu_tx_stager_destroy). 0, -EINVAL, -ENOMEM, -DJ_ENOGPU. */
+int dj_gpu_tx_stager_create(const struct dj_gpu_tx_stager_conf *conf,
+			    struct dj_gpu_tx_stager **stager);
+
+/**
+ * Start staging @p len bytes at @p src (GPU memory for a GPU stager; borrowed
+ * until dj_gpu_tx_stager_done()). -EBUSY while a previous source is not done.
+ */
+int dj_gpu_tx_stager_start(struct dj_gpu_tx_stager *st, const void *src, size_t len);
+
+/**
+ * The next chunk, in source order: 0, -EAGAIN (its copy is still running, or
+ * no buffer is free yet: free mbufs, put chunks), -ENODATA (all handed out),
+ * -EIO (the GPU copy failed). Same lcore as start.
+ */
+int dj_gpu_tx_stager_next(struct dj_gpu_tx_stager *st, struct dj_gpu_tx_chunk *chunk);
+
+/**
+ * Point mbuf @p m (freshly allocated, no data) at @p len bytes of @p chunk
+ * from @p off as an external buffer: the chunk's buffer stays busy until @p m
+ * is freed. 0 or -EINVAL.
+ */
+int dj_gpu_tx_chunk_attach(struct dj_gpu_tx_stager *st, const struct dj_gpu_tx_chunk *chunk,
+			   struct rte_mbuf *m, uint32_t off, uint16_t len);
+
+/** The caller is done with @p chunk (its mbufs may still be in flight). */
+void dj_gpu_tx_chunk_put(struct dj_gpu_tx_stager *st, const struct dj_gpu_tx_chunk *chunk);
+
+/** true when every chunk of the current source was handed out and its buffer is free. */
+bool dj_gpu_tx_stager_done(struct dj_gpu_tx_stager *st);
+
+/** Free the stager; every chunk must be done (mbufs freed) first. */
+void dj_gpu_tx_stager_destroy(struct dj_gpu_tx_stager *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -427,6 +427,68 @@ static void test_eal_split_rxconf(void)
 	rte_mempool_free(pay);
 }
 
+/* Stage @len bytes through 2 buffers of 4 KiB into mbufs of at most 1000 B,
+ * holding every mbuf of a chunk until the next chunk is asked for. */
+static void test_eal_tx_stager_host(void)
+{
+	enum { CHUNK = 4096, LEN = 3 * CHUNK + 100 };
+	struct rte_mempool *mp = rte_pktmbuf_pool_create("djt_tx", 63, 0, 0, 0, SOCKET_ID_ANY);
+	struct dj_gpu_tx_stager_conf conf = {.dev_id = DJ_GPU_HOST, .chunk_size = CHUNK,
+					     .n_chunks = 2, .socket = SOCKET_ID_ANY};
+	struct dj_gpu_tx_stager *st;
+	struct dj_gpu_tx_chunk c[4];
+	struct rte_mbuf *held[4][8];
+	int held_n[4] = {0};
+	uint8_t *src = malloc(LEN), *got = calloc(1, LEN);
+	unsigned int seed = dj_test_seed();
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mp);
+	for (int i = 0; i < LEN; i++)
+		src[i] = rand_r(&seed);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_tx_stager_create(&conf, &st), 0);
+	CU_ASSERT_EQUAL(dj_gpu_tx_stager_start(st, src, LEN), 0);
+	for (int k = 0; k < 4; k++) {
+		if (k == 2) {
+			/* Both buffers are out: nothing more until mbufs are freed. */
+			CU_ASSERT_EQUAL(dj_gpu_tx_stager_next(st, &c[k]), -EAGAIN);
+			CU_ASSERT_FALSE(dj_gpu_tx_stager_done(st));
+			rte_pktmbuf_free_bulk(held[0], held_n[0]);
+		}
+		if (k == 3)
+			rte_pktmbuf_free_bulk(held[1], held_n[1]);
+		CU_ASSERT_EQUAL_FATAL(dj_gpu_tx_stager_next(st, &c[k]), 0);
+		CU_ASSERT_EQUAL(c[k].offset, (uint64_t)k * CHUNK);
+		CU_ASSERT_EQUAL(c[k].len, k < 3 ? CHUNK : 100);
+		for (uint32_t off = 0; off < c[k].len; off += 1000) {
+			struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+			uint16_t len = RTE_MIN(1000u, c[k].len - off);
+
+			CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+			CU_ASSERT_EQUAL(dj_gpu_tx_chunk_attach(st, &c[k], m, off, len), 0);
+			CU_ASSERT(RTE_MBUF_HAS_EXTBUF(m) != 0);
+			memcpy(got + c[k].offset + off, rte_pktmbuf_mtod(m, void *), m->data_len);
+			held[k][held_n[k]++] = m;
+		}
+		CU_ASSERT_EQUAL(dj_gpu_tx_chunk_attach(st, &c[k], held[k][0], c[k].len, 1), -EINVAL);
+		dj_gpu_tx_chunk_put(st, &c[k]);
+	}
+	CU_ASSERT_EQUAL(memcmp(got, src, LEN), 0);
+	CU_ASSERT_EQUAL(dj_gpu_tx_stager_next(st, &c[0]), -ENODATA);
+	CU_ASSERT_EQUAL(dj_gpu_tx_stager_start(st, src, LEN), -EBUSY);
+	rte_pktmbuf_free_bulk(held[2], held_n[2]);
+	rte_pktmbuf_free_bulk(held[3], held_n[3]);
+	CU_ASSERT_TRUE(dj_gpu_tx_stager_done(st));
+	CU_ASSERT_EQUAL(dj_gpu_tx_stager_start(st, src, 10), 0);
+	CU_ASSERT_EQUAL(dj_gpu_tx_stager_next(st, &c[0]), 0);
+	CU_ASSERT_EQUAL(memcmp(c[0].data, src, 10), 0);
+	dj_gpu_tx_chunk_put(st, &c[0]);
+	CU_ASSERT_TRUE(dj_gpu_tx_stager_done(st));
+	dj_gpu_tx_stager_destroy(st);
+	rte_mempool_free(mp);
+	free(src);
+	free(got);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case pool_cases[] = {
@@ -452,6 +514,7 @@ int main(int argc, char **argv)
 		{"vdev_port_caps", test_eal_vdev_port_caps},
 		{"direct_pool_refused", test_eal_direct_pool_refused},
 		{"split_rxconf", test_eal_split_rxconf},
+		{"tx_stager_host", test_eal_tx_stager_host},
 		{NULL, NULL},
 	};
 

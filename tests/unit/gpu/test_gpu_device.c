@@ -12,6 +12,7 @@
 
 #include <rte_common.h>
 #include <rte_eal.h>
+#include <rte_mbuf.h>
 
 #include "djinn/common.h"
 #include "djinn/gpu.h"
@@ -133,6 +134,53 @@ static void test_staged_launch(void)
 	run_staged(DJ_GPU_GATHER_LAUNCH);
 }
 
+/* A GPU buffer streamed out through 3 pinned 1 MiB chunks into extbuf mbufs
+ * of at most 8000 B, each freed at once as a NIC would after sending. */
+static void test_tx_stager(void)
+{
+	enum { LEN = (5 << 20) + 3 };
+	struct rte_mempool *mp = rte_pktmbuf_pool_create("djt_gtx", 1023, 0, 0, 0, SOCKET_ID_ANY);
+	struct dj_gpu_tx_stager_conf conf = {.dev_id = gpu, .chunk_size = 1 << 20, .n_chunks = 3,
+					     .socket = SOCKET_ID_ANY};
+	struct dj_gpu_tx_stager *st;
+	struct dj_gpu_pool *pool;
+	struct dj_gpu_tx_chunk c;
+	uint8_t *got = calloc(1, LEN);
+	void *dev;
+	uint64_t deadline = dj_time_ns() + 5000000000ull;
+	int rc, chunks = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mp);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(gpu, LEN, &pool), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, LEN, &dev), 0);
+	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, dev, src + 5, LEN), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_tx_stager_create(&conf, &st), 0);
+	CU_ASSERT_EQUAL(dj_gpu_tx_stager_start(st, dev, LEN), 0);
+	while ((rc = dj_gpu_tx_stager_next(st, &c)) != -ENODATA && dj_time_ns() < deadline) {
+		if (rc == -EAGAIN)
+			continue;
+		CU_ASSERT_EQUAL_FATAL(rc, 0);
+		chunks++;
+		for (uint32_t off = 0; off < c.len; off += 8000) {
+			struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+			uint16_t len = RTE_MIN(8000u, c.len - off);
+
+			CU_ASSERT_EQUAL_FATAL(dj_gpu_tx_chunk_attach(st, &c, m, off, len), 0);
+			memcpy(got + c.offset + off, rte_pktmbuf_mtod(m, void *), len);
+			rte_pktmbuf_free(m);
+		}
+		dj_gpu_tx_chunk_put(st, &c);
+	}
+	CU_ASSERT_EQUAL(rc, -ENODATA);
+	CU_ASSERT_EQUAL(chunks, 6);
+	CU_ASSERT_TRUE(dj_gpu_tx_stager_done(st));
+	CU_ASSERT_EQUAL(memcmp(got, src + 5, LEN), 0);
+	dj_gpu_tx_stager_destroy(st);
+	dj_gpu_pool_destroy(pool);
+	rte_mempool_free(mp);
+	free(got);
+}
+
 static void test_find(void)
 {
 	struct dj_gpu_info info;
@@ -154,6 +202,7 @@ int main(int argc, char **argv)
 		{"pool_roundtrip", test_pool_roundtrip},
 		{"staged_persistent", test_staged_persistent},
 		{"staged_launch", test_staged_launch},
+		{"tx_stager", test_tx_stager},
 		{NULL, NULL},
 	};
 	char prefix[64];
