@@ -322,6 +322,28 @@ static void commands_run(struct dp_lcore *lc, uint64_t now)
 
 /* ---- receive ------------------------------------------------------------------- */
 
+/* Where the Djinn header and body sit: one segment, or (chaining drivers,
+ * zero-copy senders on ring ports) headers first and the body behind. */
+static int pkt_locate(struct rte_mbuf *m, const struct dj_wire_encap *encap,
+		      struct dj_rx_pkt *pkt)
+{
+	if (m->nb_segs > 2 || (m->nb_segs == 2 &&
+			       encap->payload_off + DJ_WIRE_HDR_LEN > m->data_len)) {
+		if (rte_pktmbuf_linearize(m) != 0)
+			return -1;
+	}
+	pkt->hdr = rte_pktmbuf_mtod_offset(m, const void *, encap->payload_off);
+	pkt->hdr_avail = encap->payload_len;
+	pkt->payload = NULL;
+	pkt->payload_avail = 0;
+	if (m->nb_segs == 2) {
+		pkt->hdr_avail = m->data_len - encap->payload_off;
+		pkt->payload = rte_pktmbuf_mtod(m->next, const void *);
+		pkt->payload_avail = encap->payload_len - pkt->hdr_avail;
+	}
+	return 0;
+}
+
 static int frame_input(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 {
 	const struct dj_endpoint *local = &lc->dp->local;
@@ -331,24 +353,13 @@ static int frame_input(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 	struct dj_rx_pkt pkt;
 	uint32_t session_id;
 
-	if (dj_wire_encap_parse(rte_pktmbuf_mtod(m, void *), m->data_len, !ip_verified, &encap) !=
+	if (unlikely(m->data_len < DJ_WIRE_ENCAP_LEN) && rte_pktmbuf_linearize(m) != 0)
+		return DJ_DROP_NOT_DJINN;
+	if (dj_wire_encap_parse(rte_pktmbuf_mtod(m, void *), m->pkt_len, !ip_verified, &encap) !=
 	    DJ_REJ_NONE || (local->ipv4 != 0 && encap.dst.ipv4 != local->ipv4))
 		return DJ_DROP_NOT_DJINN;
-	pkt.hdr = rte_pktmbuf_mtod_offset(m, const void *, encap.payload_off);
-	pkt.hdr_avail = encap.payload_len;
-	pkt.payload = NULL;
-	pkt.payload_avail = 0;
-	if (m->nb_segs == 2 && encap.payload_off + DJ_WIRE_HDR_LEN <= m->data_len) {
-		/* Drivers that chain (memif with small buffers): header in the
-		 * first segment, payload in the second. */
-		pkt.hdr_avail = m->data_len - encap.payload_off;
-		pkt.payload = rte_pktmbuf_mtod(m->next, const void *);
-		pkt.payload_avail = m->next->data_len;
-	} else if (m->nb_segs > 2) {
-		if (rte_pktmbuf_linearize(m) != 0)
-			return DJ_DROP_REJECTED;
-		pkt.hdr = rte_pktmbuf_mtod_offset(m, const void *, encap.payload_off);
-	}
+	if (pkt_locate(m, &encap, &pkt) != 0)
+		return DJ_DROP_REJECTED;
 	if (dj_wire_peek_session(pkt.hdr, pkt.hdr_avail, &session_id) != 0 ||
 	    (ses = session_find(lc, session_id)) == NULL)
 		return DJ_DROP_NOT_DJINN;

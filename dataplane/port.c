@@ -227,9 +227,10 @@ void dj_port_destroy(struct dj_port *port)
 	for (uint16_t q = 0; q < DJ_PORT_MAX_QUEUES; q++)
 		if (port->flows[q] != NULL)
 			rte_flow_destroy(port->cfg.port_id, port->flows[q], &err);
+	/* Stopped, not closed: the ethdev belongs to EAL (or whoever made it)
+	 * and may be configured again. */
 	if (port->started)
 		rte_eth_dev_stop(port->cfg.port_id);
-	rte_eth_dev_close(port->cfg.port_id);
 	for (uint16_t q = 0; q < DJ_PORT_MAX_QUEUES; q++) {
 		rte_mempool_free(port->q[q].rx_pool);
 		rte_mempool_free(port->q[q].hdr_pool);

@@ -67,7 +67,8 @@ struct dj_port_caps {
  */
 int dj_port_create(const struct dj_port_config *cfg, struct dj_port **out);
 
-/** Stop and close the port, free its flows and mempools. NULL is a no-op. */
+/** Stop the port (left configured, not closed: the ethdev stays EAL's),
+ * free its flows and mempools. NULL is a no-op. */
 void dj_port_destroy(struct dj_port *port);
 
 const struct dj_port_caps *dj_port_get_caps(const struct dj_port *port);

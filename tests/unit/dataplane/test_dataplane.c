@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The engine in one process over net_ring pairs (no NIC, no hugepages):
+ * port setup and its errors, zero-copy frames and their buffer references,
+ * transfers between two engines, malformed and foreign packets counted and
+ * dropped while the engine keeps serving, and the API's error returns.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "djinn/common.h"
+#include "djinn/dataplane.h"
+#include "djinn/eal.h"
+#include "harness.h"
+
+#define IP_A 0x0a630001u
+#define IP_B 0x0a630002u
+#define COOKIE 0xc0ffee0011223344ull
+
+static struct rte_mempool *inject_pool;
+static unsigned int ring_seq;
+
+/* Two ring ports wired back to back: what a sends, b receives. */
+static void ring_pair(uint16_t *a, uint16_t *b, struct rte_ring **a_to_b)
+{
+	char name[32];
+	struct rte_ring *ab, *ba;
+	int pa, pb;
+
+	snprintf(name, sizeof(name), "djab%u", ring_seq);
+	ab = rte_ring_create(name, 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	snprintf(name, sizeof(name), "djba%u", ring_seq);
+	ba = rte_ring_create(name, 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	CU_ASSERT_FATAL(ab != NULL && ba != NULL);
+	snprintf(name, sizeof(name), "net_ringA%u", ring_seq);
+	pa = rte_eth_from_rings(name, &ba, 1, &ab, 1, 0);
+	snprintf(name, sizeof(name), "net_ringB%u", ring_seq);
+	pb = rte_eth_from_rings(name, &ab, 1, &ba, 1, 0);
+	ring_seq++;
+	CU_ASSERT_FATAL(pa >= 0 && pb >= 0);
+	*a = (uint16_t)pa;
+	*b = (uint16_t)pb;
+	if (a_to_b != NULL)
+		*a_to_b = ab;
+}
+
+static void test_port_errors(void)
+{
+	struct dj_port_config cfg = {0};
+	struct dj_port *port = NULL;
+	uint16_t a, b;
+
+	ring_pair(&a, &b, NULL);
+	CU_ASSERT_EQUAL(dj_port_create(NULL, &port), -EINVAL);
+	cfg.port_id = RTE_MAX_ETHPORTS - 1;
+	CU_ASSERT_EQUAL(dj_port_create(&cfg, &port), -EINVAL);
+	cfg.port_id = a;
+	cfg.frame_size = 64;
+	CU_ASSERT_EQUAL(dj_port_create(&cfg, &port), -EINVAL);
+	cfg.frame_size = 0;
+	cfg.nb_queues = 2; /* a ring port made from one ring has one queue */
+	CU_ASSERT_EQUAL(dj_port_create(&cfg, &port), -EINVAL);
+	cfg.nb_queues = 1;
+	CU_ASSERT_EQUAL_FATAL(dj_port_create(&cfg, &port), 0);
+	CU_ASSERT_STRING_EQUAL(dj_port_get_caps(port)->driver, "net_ring");
+	CU_ASSERT(dj_port_get_caps(port)->multi_seg);
+	CU_ASSERT_EQUAL(dj_port_get_config(port)->frame_size, 1514);
+	CU_ASSERT_EQUAL(dj_port_find("no-such-port", &b), -ENODEV);
+	dj_port_destroy(port);
+}
+
+static int released;
+
+static void count_release(void *addr, void *opaque)
+{
+	(void)addr;
+	*(int *)opaque += 1;
+}
+
+static void test_frame_zero_copy(void)
+{
+	struct dj_port_config cfg = {.frame_size = 9014};
+	struct rte_mbuf_ext_shared_info shinfo = {.free_cb = count_release, .fcb_opaque = &released};
+	static uint8_t payload[4000];
+	uint8_t hdr[98];
+	struct dj_port *port;
+	struct rte_mbuf *big, *small;
+	uint16_t b;
+
+	ring_pair(&cfg.port_id, &b, NULL);
+	CU_ASSERT_EQUAL_FATAL(dj_port_create(&cfg, &port), 0);
+	memset(hdr, 0xab, sizeof(hdr));
+	memset(payload, 0xcd, sizeof(payload));
+	rte_mbuf_ext_refcnt_set(&shinfo, 1);
+	released = 0;
+
+	big = dj_port_frame_build(port, 0, hdr, sizeof(hdr), payload, sizeof(payload), &shinfo);
+	CU_ASSERT_FATAL(big != NULL);
+	CU_ASSERT_EQUAL(big->nb_segs, 2);
+	CU_ASSERT_EQUAL(big->pkt_len, sizeof(hdr) + sizeof(payload));
+	CU_ASSERT_EQUAL(big->data_len, sizeof(hdr));
+	/* attached, not copied */
+	CU_ASSERT_PTR_EQUAL(rte_pktmbuf_mtod(big->next, void *), payload);
+	CU_ASSERT_EQUAL(rte_mbuf_ext_refcnt_read(&shinfo), 2);
+
+	small = dj_port_frame_build(port, 0, hdr, sizeof(hdr), payload, 100, &shinfo);
+	CU_ASSERT_FATAL(small != NULL);
+	CU_ASSERT_EQUAL(small->nb_segs, 1);
+	CU_ASSERT_EQUAL(memcmp(rte_pktmbuf_mtod_offset(small, void *, sizeof(hdr)), payload, 100), 0);
+	CU_ASSERT_EQUAL(rte_mbuf_ext_refcnt_read(&shinfo), 2);
+
+	rte_pktmbuf_free(small);
+	rte_pktmbuf_free(big);
+	CU_ASSERT_EQUAL(rte_mbuf_ext_refcnt_read(&shinfo), 1);
+	CU_ASSERT_EQUAL(released, 0);
+	dj_port_destroy(port);
+}
+
+/* ---- two engines ------------------------------------------------------------------- */
+
+struct duo {
+	struct dj_dataplane *a, *b;
+	struct rte_ring *a_to_b;
+	uint16_t port_b;
+};
+
+static int engine_create(uint16_t port, uint32_t ip, struct dj_dataplane **dp)
+{
+	struct dj_dataplane_config cfg = {0};
+
+	cfg.port.port_id = port;
+	cfg.port.frame_size = 9014;
+	cfg.local.ipv4 = ip;
+	return dj_dataplane_create(&cfg, dp);
+}
+
+static void peer_of(struct dj_dataplane *dp, struct dj_dp_endpoint *ep)
+{
+	dj_dataplane_endpoint(dp, ep);
+}
+
+static void duo_start(struct duo *d)
+{
+	struct dj_dp_endpoint ea, eb;
+	uint16_t pa;
+
+	ring_pair(&pa, &d->port_b, &d->a_to_b);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, &d->a), 0);
+	CU_ASSERT_EQUAL_FATAL(engine_create(d->port_b, IP_B, &d->b), 0);
+	peer_of(d->a, &ea);
+	peer_of(d->b, &eb);
+	CU_ASSERT_EQUAL(rte_be_to_cpu_32(ea.ipv4), IP_A);
+	CU_ASSERT_EQUAL(ea.udp_port, DJ_WIRE_UDP_PORT);
+	CU_ASSERT_EQUAL(ea.mtu, 9000);
+	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->a, 7, COOKIE, &eb), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->b, 7, COOKIE, &ea), 0);
+}
+
+static void duo_stop(struct duo *d)
+{
+	dj_dataplane_destroy(d->a);
+	dj_dataplane_destroy(d->b);
+}
+
+/* Send len random bytes a -> b as transfer id and check them. */
+static void transfer_check(struct duo *d, uint32_t id, size_t len)
+{
+	uint8_t *src = malloc(len ? len : 1), *dst = calloc(1, len ? len : 1);
+	unsigned int seed = dj_test_seed() + id;
+
+	CU_ASSERT_FATAL(src != NULL && dst != NULL);
+	for (size_t i = 0; i < len; i++)
+		src[i] = (uint8_t)rand_r(&seed);
+	CU_ASSERT_EQUAL(dj_dataplane_expect(d->b, COOKIE, id, dst, len, DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_send(d->a, COOKIE, id, src, len, DJ_MEM_HOST, 10000), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_wait(d->b, COOKIE, id, 10000), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, len), 0);
+	free(src);
+	free(dst);
+}
+
+static void test_transfers(void)
+{
+	struct duo d;
+
+	duo_start(&d);
+	transfer_check(&d, 1, 0);
+	transfer_check(&d, 2, 1);
+	transfer_check(&d, 3, 8944);     /* exactly one fragment at MTU 9000 */
+	transfer_check(&d, 4, 8945);
+	transfer_check(&d, 5, 3u << 20); /* zero-copy fragments */
+	duo_stop(&d);
+}
+
+static void test_api_errors(void)
+{
+	struct dj_dataplane_config bad = {0};
+	struct dj_dp_endpoint ep;
+	struct dj_dataplane *dp;
+	uint8_t buf[16];
+	struct duo d;
+
+	bad.impair = "drop=2";
+	CU_ASSERT_EQUAL(dj_dataplane_create(&bad, &dp), -EINVAL);
+	duo_start(&d);
+	dj_dataplane_endpoint(d.b, &ep);
+	CU_ASSERT_EQUAL(dj_dataplane_session_open(d.a, 7, COOKIE, &ep), -EEXIST);
+	CU_ASSERT_EQUAL(dj_dataplane_send(d.a, COOKIE + 1, 1, buf, 1, DJ_MEM_HOST, 100), -ENOENT);
+	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE + 1, 1, buf, 1, DJ_MEM_HOST), -ENOENT);
+	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 99, 10), -ENOENT);
+	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 1ull << 40, buf, 1, DJ_MEM_HOST), -ERANGE);
+	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 9, buf, sizeof(buf), DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 9, buf, sizeof(buf), DJ_MEM_HOST), -EEXIST);
+	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 9, 10), -ETIMEDOUT);
+	CU_ASSERT_EQUAL(dj_dataplane_cancel(d.b, COOKIE, 9), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 9, 10), -ENOENT);
+	CU_ASSERT_EQUAL(dj_dataplane_cancel(d.b, COOKIE, 9), -ENOENT);
+	/* Nobody expects transfer 10 at b: the sender gives up. */
+	CU_ASSERT_NOT_EQUAL(dj_dataplane_send(d.a, COOKIE, 10, buf, 1, DJ_MEM_HOST, 300), 0);
+	transfer_check(&d, 11, 1000); /* and the session still works */
+	dj_dataplane_session_close(d.a, COOKIE);
+	CU_ASSERT_EQUAL(dj_dataplane_send(d.a, COOKIE, 12, buf, 1, DJ_MEM_HOST, 100), -ENOENT);
+	duo_stop(&d);
+}
+
+/* ---- malformed and foreign packets ----------------------------------------------------- */
+
+static void inject(struct duo *d, const void *frame, size_t len)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(inject_pool);
+
+	CU_ASSERT_FATAL(m != NULL);
+	memcpy(rte_pktmbuf_append(m, (uint16_t)len), frame, len);
+	CU_ASSERT_EQUAL(rte_ring_enqueue(d->a_to_b, m), 0);
+}
+
+/* A DATA frame a -> b for transfer 1, fragment 0 of a 100-byte transfer. */
+static size_t data_frame(uint8_t *f, uint64_t cookie, uint8_t version)
+{
+	struct dj_endpoint src = {.ipv4 = IP_A, .port = DJ_WIRE_UDP_PORT};
+	struct dj_endpoint dst = {.ipv4 = IP_B, .port = DJ_WIRE_UDP_PORT};
+	struct dj_wire_hdr h = {
+		.magic = DJ_WIRE_MAGIC, .version = version, .type = DJ_PKT_DATA,
+		.flags = DJ_WIRE_F_CRC, .hdr_len = DJ_WIRE_HDR_LEN, .session_id = 7,
+		.payload_len = 100, .cookie = cookie, .transfer_id = 1, .frag_count = 1,
+		.total_len = 100,
+	};
+	uint8_t *hdr = f + DJ_WIRE_ENCAP_LEN;
+
+	memset(dst.mac, 0xff, sizeof(dst.mac));
+	dj_wire_encap_build(f, &src, &dst, DJ_WIRE_HDR_LEN + 100, 1);
+	dj_wire_hdr_encode(&h, hdr);
+	memset(hdr + DJ_WIRE_HDR_LEN, 0x5a, 100);
+	dj_wire_hdr_set_crc(hdr, dj_wire_crc(hdr, DJ_WIRE_HDR_LEN, hdr + DJ_WIRE_HDR_LEN, 100, true));
+	return DJ_WIRE_FULL_HDR_LEN + 100;
+}
+
+static void stats_settle(struct dj_dataplane *dp, struct dj_dataplane_stats *st,
+			 struct dj_proto_stats *ps)
+{
+	usleep(20000); /* the lcore publishes session counters every ms */
+	dj_dataplane_get_stats(dp, st, ps);
+}
+
+static void test_bad_packets(void)
+{
+	struct dj_dataplane_stats before, after;
+	struct dj_proto_stats pbefore, pafter;
+	uint8_t f[512];
+	size_t len;
+	struct duo d;
+
+	duo_start(&d);
+	stats_settle(d.b, &before, &pbefore);
+	inject(&d, "runt", 4);                         /* not Ethernet/IPv4/UDP */
+	len = data_frame(f, COOKIE, DJ_WIRE_VERSION);
+	f[DJ_WIRE_ENCAP_LEN] ^= 0xff;                  /* bad magic */
+	inject(&d, f, len);
+	len = data_frame(f, COOKIE, DJ_WIRE_VERSION);
+	inject(&d, f, len - 50);                        /* truncated */
+	len = data_frame(f, COOKIE ^ 1, DJ_WIRE_VERSION);
+	inject(&d, f, len);                             /* wrong cookie */
+	len = data_frame(f, COOKIE, 9);
+	inject(&d, f, len);                             /* unknown version */
+	len = data_frame(f, COOKIE, DJ_WIRE_VERSION);
+	f[DJ_WIRE_FULL_HDR_LEN + 3] ^= 1;               /* payload corrupted */
+	inject(&d, f, len);
+	stats_settle(d.b, &after, &pafter);
+
+	CU_ASSERT_EQUAL(after.rx_packets - before.rx_packets, 6);
+	CU_ASSERT(after.drops[DJ_DROP_NOT_DJINN] - before.drops[DJ_DROP_NOT_DJINN] >= 2);
+	CU_ASSERT_EQUAL(after.drops[DJ_DROP_NOT_DJINN] + after.drops[DJ_DROP_REJECTED] -
+			before.drops[DJ_DROP_NOT_DJINN] - before.drops[DJ_DROP_REJECTED], 6);
+	CU_ASSERT(pafter.rx_reject[DJ_REJ_BAD_COOKIE] > pbefore.rx_reject[DJ_REJ_BAD_COOKIE]);
+	CU_ASSERT(pafter.rx_reject[DJ_REJ_BAD_CRC] > pbefore.rx_reject[DJ_REJ_BAD_CRC]);
+	CU_ASSERT_EQUAL(pafter.rx_data, pbefore.rx_data);
+	/* still serving */
+	transfer_check(&d, 20, 100000);
+	duo_stop(&d);
+}
+
+static int suite_init(void)
+{
+	char prefix[64];
+	char *argv[] = {"test_dataplane", "--no-huge", "-m", "512", "--no-pci",
+			"--lcores", "0@0,1@1,2@0", "--log-level=lib.eal:warning", prefix,
+			"--iova-mode=va", NULL};
+	char **app_argv;
+	int app_argc;
+
+	snprintf(prefix, sizeof(prefix), "--file-prefix=djdpunit%d", (int)getpid());
+	if (dj_eal_init(10, argv, NULL, &app_argc, &app_argv) != 0)
+		return -1;
+	inject_pool = rte_pktmbuf_pool_create("djinject", 256, 0, 0, 2048, 0);
+	return inject_pool != NULL ? 0 : -1;
+}
+
+static int suite_cleanup(void)
+{
+	rte_mempool_free(inject_pool);
+	dj_eal_cleanup();
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct dj_test_case cases[] = {
+		{"port setup and its errors", test_port_errors},
+		{"zero-copy frames hold the payload", test_frame_zero_copy},
+		{"transfers between two engines", test_transfers},
+		{"API errors, cancel, give-up, close", test_api_errors},
+		{"malformed packets dropped and counted", test_bad_packets},
+		{NULL, NULL},
+	};
+
+	dj_test_add_suite("dataplane engine (net_ring)", suite_init, suite_cleanup, cases);
+	return dj_test_main(argc, argv);
+}
