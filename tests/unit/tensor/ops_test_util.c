@@ -160,3 +160,17 @@ struct dj_tensor tu_run(const char *name, const struct dj_tensor *in, int n_in,
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 	return out;
 }
+
+int tu_tmpdir_create(char *dir, size_t len, const char *tag)
+{
+	snprintf(dir, len, "/tmp/djinn-%s-XXXXXX", tag);
+	return mkdtemp(dir) != NULL ? 0 : -1;
+}
+
+int tu_tmpdir_remove(const char *dir)
+{
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}

@@ -50,4 +50,8 @@ double tu_tolerance(enum dj_dtype dtype, double want);
 struct dj_tensor tu_run(const char *op, const struct dj_tensor *in, int n_in,
 			const struct dj_op_attrs *attrs);
 
+/* A fresh /tmp/djinn-<tag>-XXXXXX (CUnit init/cleanup style: 0 or -1). */
+int tu_tmpdir_create(char *dir, size_t len, const char *tag);
+int tu_tmpdir_remove(const char *dir);
+
 #endif

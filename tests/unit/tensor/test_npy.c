@@ -10,22 +10,19 @@
 #include "djinn/npy.h"
 #include "djinn/ops.h"
 #include "harness.h"
+#include "ops_test_util.h"
 
 static char dir[64];
 static char err[256];
 
 static int make_dir(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/djinn-npy-XXXXXX");
-	return mkdtemp(dir) != NULL ? 0 : -1;
+	return tu_tmpdir_create(dir, sizeof(dir), "npy");
 }
 
 static int remove_dir(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_tmpdir_remove(dir);
 }
 
 static const char *path_of(const char *name)

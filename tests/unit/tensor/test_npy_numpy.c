@@ -12,6 +12,7 @@
 #include "djinn/common.h"
 #include "djinn/npy.h"
 #include "harness.h"
+#include "ops_test_util.h"
 
 static char dir[64];
 static const char *python;
@@ -198,16 +199,12 @@ static void test_float16_matches_numpy(void)
 
 static int setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/djinn-numpy-XXXXXX");
-	return mkdtemp(dir) != NULL ? 0 : -1;
+	return tu_tmpdir_create(dir, sizeof(dir), "numpy");
 }
 
 static int teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_tmpdir_remove(dir);
 }
 
 int main(int argc, char **argv)
