@@ -74,6 +74,22 @@ static void dp_failed(struct dj_conn *conn, const char *what, int rc)
 		cl->st.dp_fallbacks++;
 }
 
+/* After a data-path attempt: 0 when it completed (callback run), the error
+ * when it is the request's own answer, 1 when TCP must redo it. */
+static int dp_settle(struct dj_conn *conn, const char *what, int rc, struct dj_future *f,
+		     dj_future_cb cb, void *arg)
+{
+	if (rc == 0) {
+		if (cb != NULL)
+			cb(f, arg);
+		return 0;
+	}
+	if (!dp_failure(rc))
+		return rc;
+	dp_failed(conn, what, rc);
+	return 1;
+}
+
 static int tensor_nbytes(const struct dj_tensor *t, uint64_t *n)
 {
 	if (t == NULL || (t->mem != DJ_MEM_HOST && t->mem != DJ_MEM_GPU))
@@ -127,16 +143,12 @@ static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t i
 
 	if (rc != 0 || future == NULL)
 		return rc != 0 ? rc : -EINVAL;
+	*future = NULL;
 	if (conn->path == DJ_PATH_DPDK) {
-		rc = put_over_dp(conn, t, nbytes, into, future);
-		if (rc == 0) {
-			if (cb != NULL)
-				cb(*future, arg);
-			return 0;
-		}
-		if (!dp_failure(rc))
+		rc = dp_settle(conn, "PUT", put_over_dp(conn, t, nbytes, into, future), *future,
+			       cb, arg);
+		if (rc != 1)
 			return rc;
-		dp_failed(conn, "PUT", rc);
 	}
 	if (t->mem != DJ_MEM_HOST)
 		return -ENOTSUP; /* the TCP fallback reads the bytes with the CPU */
@@ -323,15 +335,10 @@ static int get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
 	if (rc != 0)
 		return rc;
 	if (conn->path == DJ_PATH_DPDK) {
-		rc = get_over_dp(conn, handle, t, nbytes, future);
-		if (rc == 0) {
-			if (cb != NULL)
-				cb(*future, arg);
-			return 0;
-		}
-		if (!dp_failure(rc))
+		rc = dp_settle(conn, "GET", get_over_dp(conn, handle, t, nbytes, future), *future,
+			       cb, arg);
+		if (rc != 1)
 			return rc;
-		dp_failed(conn, "GET", rc);
 	}
 	if (t->mem != DJ_MEM_HOST)
 		return -ENOTSUP;

@@ -11,6 +11,8 @@
 
 #define TAG "ctl-client"
 #define DISCARD_CHUNK 65536
+/* Replies are small JSON (a batch's results at most): refuse absurd ones. */
+#define CL_MAX_REPLY_JSON (16u << 20)
 
 static void future_unref(struct dj_future *f)
 {
@@ -97,31 +99,42 @@ static int discard(struct dj_io *io, uint64_t len)
 	return 0;
 }
 
-/* Read one frame; a payload goes to the matching future's buffer. */
-static int read_reply(struct dj_conn *conn)
+/* A frame's header and JSON (its payload, if any, still unread). */
+static int read_frame_json(struct dj_io *io, struct dj_ctl_hdr *h, cJSON **msg)
 {
 	uint8_t hdr[DJ_CTL_HDR_LEN];
-	struct dj_ctl_hdr h;
-	struct dj_future *f = NULL;
-	uint64_t id = 0;
-	char why[128], *text;
-	cJSON *msg;
-	int rc = dj_io_read_all(&conn->io, hdr, sizeof(hdr));
+	char *text;
+	int rc = dj_io_read_all(io, hdr, sizeof(hdr));
 
 	if (rc == 0)
-		rc = dj_ctl_hdr_decode(hdr, &h);
-	if (rc == 0 && (h.json_len == 0 || h.json_len > (16u << 20)))
+		rc = dj_ctl_hdr_decode(hdr, h);
+	if (rc == 0 && (h->json_len == 0 || h->json_len > CL_MAX_REPLY_JSON))
 		rc = -EPROTO;
 	if (rc != 0)
 		return rc;
-	text = malloc(h.json_len);
+	text = malloc(h->json_len);
 	if (text == NULL)
 		return -ENOMEM;
-	rc = dj_io_read_all(&conn->io, text, h.json_len);
-	msg = rc == 0 ? cJSON_ParseWithLength(text, h.json_len) : NULL;
+	rc = dj_io_read_all(io, text, h->json_len);
+	*msg = rc == 0 ? cJSON_ParseWithLength(text, h->json_len) : NULL;
 	free(text);
-	if (msg == NULL)
-		return rc != 0 ? rc : -EBADMSG;
+	if (rc == 0 && *msg == NULL)
+		rc = -EBADMSG;
+	return rc;
+}
+
+/* Read one frame; a payload goes to the matching future's buffer. */
+static int read_reply(struct dj_conn *conn)
+{
+	struct dj_ctl_hdr h;
+	struct dj_future *f = NULL;
+	uint64_t id = 0;
+	char why[128];
+	cJSON *msg;
+	int rc = read_frame_json(&conn->io, &h, &msg);
+
+	if (rc != 0)
+		return rc;
 	dj_json_u64(msg, "id", &id, why);
 	pthread_mutex_lock(&conn->lock);
 	if (id != 0 && conn->slots[id & (CL_SLOTS - 1)] != NULL &&
@@ -372,30 +385,19 @@ int cl_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payl
 
 int cl_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply)
 {
-	uint8_t hdr[DJ_CTL_HDR_LEN];
 	struct dj_ctl_hdr h;
-	char *text;
 	int rc;
 
 	cJSON_AddNumberToObject(msg, "id", (double)++conn->next_id);
 	rc = write_frame(conn, msg, NULL, 0);
 	cJSON_Delete(msg);
 	if (rc == 0)
-		rc = dj_io_read_all(&conn->io, hdr, sizeof(hdr));
-	if (rc == 0)
-		rc = dj_ctl_hdr_decode(hdr, &h);
-	if (rc == 0 && (h.payload_len != 0 || h.json_len == 0 || h.json_len > (1u << 20)))
-		rc = -EPROTO;
-	if (rc != 0)
-		return rc;
-	text = malloc(h.json_len);
-	if (text == NULL)
-		return -ENOMEM;
-	rc = dj_io_read_all(&conn->io, text, h.json_len);
-	*reply = rc == 0 ? cJSON_ParseWithLength(text, h.json_len) : NULL;
-	free(text);
-	if (rc == 0 && *reply == NULL)
-		rc = -EBADMSG;
+		rc = read_frame_json(&conn->io, &h, reply);
+	if (rc == 0 && h.payload_len != 0) {
+		cJSON_Delete(*reply);
+		*reply = NULL;
+		rc = -EPROTO; /* the handshake carries no payloads */
+	}
 	if (rc == 0 && (rc = cl_reply_error(*reply, conn->last_error)) != 0) {
 		cJSON_Delete(*reply);
 		*reply = NULL;
