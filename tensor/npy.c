@@ -63,6 +63,7 @@ struct cursor {
 	const char *p, *end;
 	char *err;
 	size_t errlen;
+	int from_f64; /* '<f8' data read as float32 (DJ_NPY_F64_TO_F32) */
 };
 
 static void skip_space(struct cursor *c)
@@ -188,9 +189,15 @@ static int dtype_from_descr(struct cursor *c, const char *descr, unsigned int fl
 		return npy_fail(-DJ_EDTYPE, c->err, c->errlen,
 				"big-endian data '%s' not supported: use a.astype(a.dtype.newbyteorder('<'))",
 				descr);
+	if (strcmp(descr, "<f8") == 0 && (flags & DJ_NPY_F64_TO_F32)) {
+		*dtype = DJ_DTYPE_FLOAT32;
+		c->from_f64 = 1;
+		return 0;
+	}
 	if (strcmp(descr, "<f8") == 0)
 		return npy_fail(-DJ_EDTYPE, c->err, c->errlen,
-				"float64 ('<f8') not supported: use a.astype(np.float32)");
+				"float64 ('<f8') not supported: use a.astype(np.float32) "
+				"(or load with the float64-to-float32 option)");
 	return npy_fail(-DJ_EDTYPE, c->err, c->errlen,
 			"dtype '%s' not supported (float32, float16, int32, int64; "
 			"bfloat16 as '<u2')", descr);
@@ -290,8 +297,14 @@ static int parse_prefix(const unsigned char *b, size_t len, size_t *prefix, size
 	return 0;
 }
 
-int dj_npy_parse_header(const void *buf, size_t len, unsigned int flags,
-			struct dj_tensor_desc *desc, size_t *data_offset,
+/* Where and how the data of a parsed file lies. */
+struct npy_layout {
+	struct dj_tensor_desc desc; /* the tensor as loaded */
+	size_t offset;              /* first data byte in the file */
+	size_t src_elem;            /* bytes per element in the file */
+};
+
+static int parse_layout(const void *buf, size_t len, unsigned int flags, struct npy_layout *l,
 			char *err, size_t errlen)
 {
 	size_t prefix, total;
@@ -306,11 +319,28 @@ int dj_npy_parse_header(const void *buf, size_t len, unsigned int flags,
 	struct dj_tensor_desc d = {0};
 
 	rc = parse_dict(&c, flags, &d);
-	if (rc == 0 && dj_tensor_desc_check(&d) != 0)
+	if (rc == 0 && (dj_tensor_desc_check(&d) != 0 ||
+			(c.from_f64 && dj_tensor_numel(&d) > INT64_MAX / 8)))
 		return npy_fail(-DJ_ESHAPE, err, errlen, "shape too large");
 	if (rc == 0) {
-		*desc = d;
-		*data_offset = total;
+		l->desc = d;
+		l->offset = total;
+		l->src_elem = c.from_f64 ? sizeof(double) : dj_dtype_size(d.dtype);
+	}
+	return rc;
+}
+
+int dj_npy_parse_header(const void *buf, size_t len, unsigned int flags,
+			struct dj_tensor_desc *desc, size_t *data_offset,
+			char *err, size_t errlen)
+{
+	struct npy_layout l;
+	/* The description must match the bytes in the file: no conversion. */
+	int rc = parse_layout(buf, len, flags & ~DJ_NPY_F64_TO_F32, &l, err, errlen);
+
+	if (rc == 0) {
+		*desc = l.desc;
+		*data_offset = l.offset;
 	}
 	return rc;
 }
@@ -401,21 +431,36 @@ int dj_npy_save(const char *path, const struct dj_tensor *t, char *err, size_t e
 
 /* ---- loading ---- */
 
-static int take_data(const struct dj_tensor_desc *d, const void *src, size_t avail,
+/* float64 -> float32, round to nearest even; unaligned little-endian source. */
+static void narrow_f64(const void *src, float *dst, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++) {
+		double v;
+
+		memcpy(&v, (const char *)src + i * (int64_t)sizeof(v), sizeof(v));
+		dst[i] = (float)v;
+	}
+}
+
+/* Allocate the tensor after checking the data size; copy @p src if given. */
+static int take_data(const struct npy_layout *l, const void *src, size_t avail,
 		     struct dj_tensor *t, char *err, size_t errlen)
 {
-	size_t bytes = dj_tensor_nbytes(d);
+	int64_t n = dj_tensor_numel(&l->desc);
+	size_t need = (size_t)n * l->src_elem, bytes = dj_tensor_nbytes(&l->desc);
 
-	if (avail != bytes)
+	if (avail != need)
 		return npy_fail(-DJ_ESHAPE, err, errlen,
-				"data is %zu bytes, the shape needs %zu (%s)", avail, bytes,
-				avail < bytes ? "truncated" : "trailing bytes");
-	t->desc = *d;
+				"data is %zu bytes, the shape needs %zu (%s)", avail, need,
+				avail < need ? "truncated" : "trailing bytes");
+	t->desc = l->desc;
 	t->mem = DJ_MEM_HOST;
 	t->data = malloc(bytes > 0 ? bytes : 1);
 	if (t->data == NULL)
 		return npy_fail(-ENOMEM, err, errlen, "cannot allocate %zu bytes", bytes);
-	if (src != NULL)
+	if (src != NULL && need != bytes)
+		narrow_f64(src, t->data, n);
+	else if (src != NULL)
 		memcpy(t->data, src, bytes);
 	return 0;
 }
@@ -423,11 +468,11 @@ static int take_data(const struct dj_tensor_desc *d, const void *src, size_t ava
 int dj_npy_load_buffer(const void *buf, size_t len, unsigned int flags, struct dj_tensor *t,
 		       char *err, size_t errlen)
 {
-	struct dj_tensor_desc d;
-	size_t off;
-	int rc = dj_npy_parse_header(buf, len, flags, &d, &off, err, errlen);
+	struct npy_layout l;
+	int rc = parse_layout(buf, len, flags, &l, err, errlen);
 
-	return rc != 0 ? rc : take_data(&d, (const char *)buf + off, len - off, t, err, errlen);
+	return rc != 0 ? rc : take_data(&l, (const char *)buf + l.offset, len - l.offset, t, err,
+					errlen);
 }
 
 static int read_exact(int fd, void *buf, size_t len, off_t at)
@@ -448,13 +493,33 @@ static int read_exact(int fd, void *buf, size_t len, off_t at)
 	return 0;
 }
 
+/* float64 data goes through a temporary buffer to be narrowed. */
+static int read_data(int fd, const struct npy_layout *l, struct dj_tensor *t)
+{
+	size_t bytes = dj_tensor_nbytes(&l->desc);
+	int64_t n = dj_tensor_numel(&l->desc);
+
+	if (l->src_elem == dj_dtype_size(l->desc.dtype))
+		return read_exact(fd, t->data, bytes, (off_t)l->offset);
+	void *wide = malloc((size_t)n * l->src_elem + 1);
+
+	if (wide == NULL)
+		return -ENOMEM;
+	int rc = read_exact(fd, wide, (size_t)n * l->src_elem, (off_t)l->offset);
+
+	if (rc == 0)
+		narrow_f64(wide, t->data, n);
+	free(wide);
+	return rc;
+}
+
 /* Header first (small), then the data straight into the tensor's buffer. */
 static int load_fd(int fd, unsigned int flags, struct dj_tensor *t, char *err, size_t errlen)
 {
 	unsigned char prefix[PREFIX_V2];
 	struct stat st;
-	size_t plen, total, off;
-	struct dj_tensor_desc d;
+	size_t plen, total;
+	struct npy_layout l;
 
 	if (fstat(fd, &st) != 0)
 		return -errno;
@@ -474,11 +539,11 @@ static int load_fd(int fd, unsigned int flags, struct dj_tensor *t, char *err, s
 		return -ENOMEM;
 	rc = read_exact(fd, header, total, 0);
 	if (rc == 0)
-		rc = dj_npy_parse_header(header, total, flags, &d, &off, err, errlen);
+		rc = parse_layout(header, total, flags, &l, err, errlen);
 	free(header);
 	if (rc == 0)
-		rc = take_data(&d, NULL, fsize - off, t, err, errlen);
-	if (rc == 0 && (rc = read_exact(fd, t->data, dj_tensor_nbytes(&d), (off_t)off)) != 0)
+		rc = take_data(&l, NULL, fsize - l.offset, t, err, errlen);
+	if (rc == 0 && (rc = read_data(fd, &l, t)) != 0)
 		dj_tensor_free_host(t);
 	return rc;
 }

@@ -10,9 +10,9 @@
  * '<i8' (int64), C order only, up to DJ_MAX_DIMS dimensions. The header dict
  * is parsed strictly: exactly the keys 'descr', 'fortran_order' and 'shape',
  * Python literal syntax, data size exactly as the shape says.
- * Refused with a message naming the problem: other dtypes (e.g. '<f8': use
- * a.astype(np.float32)), big-endian data, fortran_order True, truncated or
- * oversized files, malformed headers.
+ * Refused with a message naming the problem: other dtypes (float64 '<f8'
+ * unless DJ_NPY_F64_TO_F32 is given), big-endian data, fortran_order True,
+ * truncated or oversized files, malformed headers.
  *
  * bfloat16: numpy has no such dtype. Djinn writes bfloat16 tensors as '<u2'
  * holding the raw bits (in numpy: (a.astype(np.uint32) << 16).view(np.float32)
@@ -34,6 +34,10 @@ extern "C" {
 
 /** Read '<u2' data as bfloat16 bits. */
 #define DJ_NPY_U2_AS_BF16 (1u << 0)
+/** dj_npy_load*(): read '<f8' (numpy's default float64) as float32, rounded
+ *  to nearest even. dj_npy_parse_header() ignores it (it describes the
+ *  bytes as they are in the file). */
+#define DJ_NPY_F64_TO_F32 (1u << 1)
 
 /** Largest header accepted on read (numpy writes a few hundred bytes). */
 #define DJ_NPY_MAX_HEADER (1u << 20)

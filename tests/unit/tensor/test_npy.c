@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* .npy files: numpy's exact bytes, round trips, every malformed header named. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,7 @@ static void test_malformed_headers(void)
 	expect_bad("{'descr': '<f4', " OK_TAIL, 8, 0, 0, "");
 	expect_bad("{'descr': '<f8', " OK_TAIL, 16, 0, -DJ_EDTYPE,
 		   "float64 ('<f8') not supported: use a.astype(np.float32)");
+	expect_bad("{'descr': '<f8', " OK_TAIL, 16, DJ_NPY_F64_TO_F32, 0, "");
 	expect_bad("{'descr': '>f4', " OK_TAIL, 8, 0, -DJ_EDTYPE, "big-endian data '>f4'");
 	expect_bad("{'descr': '<u2', " OK_TAIL, 4, 0, -DJ_EDTYPE, "'<u2' (uint16) is not a Djinn");
 	expect_bad("{'descr': '<u2', " OK_TAIL, 4, DJ_NPY_U2_AS_BF16, 0, "");
@@ -222,6 +224,49 @@ static void test_malformed_headers(void)
 	expect_bad("{'descr': '<f4', " OK_TAIL, 4, 0, -DJ_ESHAPE,
 		   "data is 4 bytes, the shape needs 8 (truncated)");
 	expect_bad("{'descr': '<f4', " OK_TAIL, 12, 0, -DJ_ESHAPE, "(trailing bytes)");
+}
+
+/* numpy's default float64, narrowed to float32 on request only. */
+static void test_float64_to_float32(void)
+{
+	double v[4] = {1.5, 1.0 / 3, 1e300, -0.0};
+	char buf[256];
+	size_t len = numpy_file(buf, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }",
+				v, sizeof(v));
+	struct dj_tensor t = {0};
+	struct dj_tensor_desc d;
+	size_t off;
+	FILE *f;
+
+	CU_ASSERT_EQUAL(dj_npy_load_buffer(buf, len, 0, &t, err, sizeof(err)), -DJ_EDTYPE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "float64-to-float32 option"));
+	CU_ASSERT_EQUAL(dj_npy_parse_header(buf, len, DJ_NPY_F64_TO_F32, &d, &off, err, sizeof(err)),
+			-DJ_EDTYPE);
+	for (int from_file = 0; from_file < 2; from_file++) {
+		if (from_file) {
+			f = fopen(path_of("f8.npy"), "w");
+			CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+			CU_ASSERT_EQUAL(fwrite(buf, 1, len, f), len);
+			fclose(f);
+		}
+		int rc = from_file ? dj_npy_load(path_of("f8.npy"), DJ_NPY_F64_TO_F32, &t, err,
+						 sizeof(err))
+				   : dj_npy_load_buffer(buf, len, DJ_NPY_F64_TO_F32, &t, err,
+							sizeof(err));
+
+		CU_ASSERT_EQUAL_FATAL(rc, 0);
+		CU_ASSERT(t.desc.dtype == DJ_DTYPE_FLOAT32 && t.desc.ndim == 2 &&
+			  t.desc.shape[1] == 2);
+		float *x = t.data;
+
+		CU_ASSERT(x[0] == 1.5f && x[1] == (float)(1.0 / 3) && isinf(x[2]));
+		CU_ASSERT(x[3] == 0 && signbit(x[3]));
+		dj_tensor_free_host(&t);
+	}
+	/* The size check counts 8 bytes per element in the file. */
+	CU_ASSERT_EQUAL(dj_npy_load_buffer(buf, len - 8, DJ_NPY_F64_TO_F32, &t, err, sizeof(err)),
+			-DJ_ESHAPE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "data is 24 bytes, the shape needs 32"));
 }
 
 static void test_malformed_prefix(void)
@@ -291,6 +336,7 @@ int main(int argc, char **argv)
 		{"save/load round trips, all dtypes and shapes", test_round_trips},
 		{"versions 2.0/3.0 and header variants accepted", test_accepted_variants},
 		{"malformed headers and unsupported dtypes named", test_malformed_headers},
+		{"float64 narrowed to float32 on request", test_float64_to_float32},
 		{"bad magic, version, lengths", test_malformed_prefix},
 		{"file errors", test_file_errors},
 		{NULL, NULL},

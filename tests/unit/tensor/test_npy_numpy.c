@@ -151,6 +151,32 @@ static void test_we_load_numpys(void)
 	}
 }
 
+/* numpy's default float64 arrays load as float32 exactly like astype(np.float32). */
+static void test_float64_like_astype(void)
+{
+	char path[128];
+	struct dj_tensor t;
+	FILE *f;
+	float want[64];
+
+	CU_ASSERT_EQUAL_FATAL(run_python(
+		"import numpy as np\n"
+		"a = np.random.default_rng().standard_normal((8, 8)) * 1e3\n"
+		"np.save('f8.npy', a)\n"
+		"a.astype(np.float32).tofile('f8_as_f4.bin')\n"),
+		0);
+	snprintf(path, sizeof(path), "%s/f8.npy", dir);
+	CU_ASSERT_EQUAL_FATAL(dj_npy_load(path, DJ_NPY_F64_TO_F32, &t, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/f8_as_f4.bin", dir);
+	f = fopen(path, "rb");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(fread(want, sizeof(float), 64, f), 64);
+	fclose(f);
+	CU_ASSERT(t.desc.dtype == DJ_DTYPE_FLOAT32 && dj_tensor_numel(&t.desc) == 64);
+	CU_ASSERT_EQUAL(memcmp(t.data, want, sizeof(want)), 0);
+	dj_tensor_free_host(&t);
+}
+
 /* numpy rounds float32 -> float16 to nearest even: the same bits as ours. */
 static void test_float16_matches_numpy(void)
 {
@@ -213,6 +239,7 @@ int main(int argc, char **argv)
 		{"numpy loads Djinn's files", test_numpy_loads_ours},
 		{"Djinn loads numpy's files (v1, v2, v3)", test_we_load_numpys},
 		{"float16 rounding identical to numpy", test_float16_matches_numpy},
+		{"float64 files load like astype(np.float32)", test_float64_like_astype},
 		{NULL, NULL},
 	};
 	python = find_numpy_python();
