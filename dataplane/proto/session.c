@@ -25,7 +25,7 @@ void dj_session_config_init(struct dj_session_config *cfg)
 	cfg->rto_init_ns = 1000 * 1000;
 	cfg->rto_min_ns = 100 * 1000;
 	cfg->rto_max_ns = 200 * 1000 * 1000;
-	cfg->max_tries = 8;
+	cfg->max_tries = 15;
 	cfg->rx_idle_timeout_ns = 2000ull * 1000 * 1000;
 	cfg->tx_crc = true;
 	cfg->rx_crc = true;

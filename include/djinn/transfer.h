@@ -86,7 +86,8 @@ struct dj_session_config {
 	uint64_t rto_min_ns;  /**< default 100 us */
 	uint64_t rto_max_ns;  /**< default 200 ms */
 	/** A sending transfer fails with -ETIMEDOUT after this many
-	 *  consecutive retransmission timeouts without progress (default 8). */
+	 *  consecutive retransmission timeouts without progress (default 15,
+	 *  as TCP's tcp_retries2: at most (max_tries + 1) * rto_max). */
 	uint32_t max_tries;
 	/** A receiving transfer fails with -ETIMEDOUT when no new fragment
 	 *  arrives for this long (default 2 s). */
