@@ -16,6 +16,7 @@
 #define DEFAULT_DESC 1024
 #define DEFAULT_FRAME 1514
 #define POOL_CACHE 256
+#define RX_POOL_BYTES (128u << 20)
 #define LINK_KICK_NS (500ull * 1000 * 1000)
 #define HDR_DATA_ROOM (RTE_PKTMBUF_HEADROOM + DJ_TXFRAME_HDR_ROOM)
 
@@ -45,8 +46,14 @@ static void fill_defaults(struct dj_port_config *cfg)
 		cfg->nb_txd = DEFAULT_DESC;
 	if (cfg->frame_size == 0)
 		cfg->frame_size = DEFAULT_FRAME;
-	if (cfg->nb_mbufs == 0)
-		cfg->nb_mbufs = 4u * cfg->nb_rxd + 2048;
+	/* Enough to refill every descriptor a few times over, but jumbo
+	 * buffers (up to 64 KiB) within RX_POOL_BYTES. */
+	if (cfg->nb_mbufs == 0) {
+		uint32_t fit = RX_POOL_BYTES / cfg->frame_size;
+
+		cfg->nb_mbufs = RTE_MIN(4u * cfg->nb_rxd + 2048, fit);
+		cfg->nb_mbufs = RTE_MAX(cfg->nb_mbufs, (uint32_t)cfg->nb_rxd + 512);
+	}
 }
 
 static struct rte_mempool *pool_create(const struct dj_port *port, const char *what,

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_ethdev.h>
 
@@ -75,6 +76,9 @@ void bench_engine_stop(struct dj_dataplane *dp, struct bench_result *r)
 	dj_dataplane_destroy(dp);
 }
 
+/* Where the sender's 1-byte "ready" transfers land (two armed at a time). */
+static uint8_t ready_slots[2];
+
 /* A send that tolerates a peer not listening yet (first contact). */
 static int send_patiently(struct dj_dataplane *dp, const struct bench_opts *o, uint32_t id,
 			  const void *buf, uint64_t len)
@@ -85,18 +89,6 @@ static int send_patiently(struct dj_dataplane *dp, const struct bench_opts *o, u
 	do {
 		rc = dj_dataplane_send(dp, o->cookie, id, buf, len, DJ_MEM_HOST, o->timeout_ms);
 	} while (rc == -ETIMEDOUT && dj_time_ns() < deadline);
-	return rc;
-}
-
-static int expect_wait(struct dj_dataplane *dp, const struct bench_opts *o, uint32_t id,
-		       void *buf, uint64_t len, uint32_t timeout_ms)
-{
-	int rc = dj_dataplane_expect(dp, o->cookie, id, buf, len, DJ_MEM_HOST);
-
-	if (rc == 0)
-		rc = dj_dataplane_wait(dp, o->cookie, id, timeout_ms);
-	if (rc == -ETIMEDOUT)
-		dj_dataplane_cancel(dp, o->cookie, id);
 	return rc;
 }
 
@@ -126,18 +118,21 @@ static int recv_size(struct dj_dataplane *dp, const struct bench_opts *o, uint64
 	return rc;
 }
 
-/* Sender of one size: wait for ready, time the send. */
+/* Sender of one size: wait for ready, time the send. The next ready is
+ * armed before this send so that it never arrives unexpected. */
 static int send_size(struct dj_dataplane *dp, const struct bench_opts *o, uint64_t size,
 		     unsigned int iters, uint32_t *id, const uint8_t *buf, uint64_t *ns)
 {
-	uint8_t ready;
 	int rc = 0;
 
 	for (unsigned int i = 0; i < iters && rc == 0; i++, (*id)++) {
-		uint32_t first_wait = *id == 0 ? (uint32_t)(FIRST_CONTACT_NS / 1000000) : o->timeout_ms;
+		uint32_t wait_ms = *id == 0 ? (uint32_t)(FIRST_CONTACT_NS / 1000000) : o->timeout_ms;
 		uint64_t t0;
 
-		rc = expect_wait(dp, o, *id, &ready, 1, first_wait);
+		rc = dj_dataplane_wait(dp, o->cookie, *id, wait_ms);
+		if (rc == 0)
+			rc = dj_dataplane_expect(dp, o->cookie, *id + 1, &ready_slots[(*id + 1) % 2], 1,
+						 DJ_MEM_HOST);
 		t0 = dj_time_ns();
 		if (rc == 0)
 			rc = dj_dataplane_send(dp, o->cookie, *id, buf, size, DJ_MEM_HOST, o->timeout_ms);
@@ -176,6 +171,8 @@ int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 		return -ENOMEM;
 	rc = bench_engine_start(o, &dp);
 	r->mode = "transfer";
+	if (rc == 0 && o->role == ROLE_SEND)
+		rc = dj_dataplane_expect(dp, o->cookie, 0, &ready_slots[0], 1, DJ_MEM_HOST);
 	for (unsigned int s = 0; rc == 0 && s < o->n_sizes; s++) {
 		uint64_t size = o->sizes[s];
 		unsigned int iters = o->iters ? o->iters : bench_auto_iters(size);
@@ -199,6 +196,10 @@ int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 	}
 	if (rc != 0)
 		r->errors++;
+	if (dp != NULL && o->role == ROLE_SEND)
+		dj_dataplane_cancel(dp, o->cookie, id);
+	else if (dp != NULL)
+		usleep(200000); /* the last ACK leaves before the port stops */
 	bench_engine_stop(dp, r);
 	bench_free(buf, max);
 	return rc;

@@ -41,7 +41,8 @@ struct dj_port_config {
 	 * above the port's MTU need a jumbo-capable port (memif: bsize).
 	 * 0 means 1514. Receive buffers get this much data room. */
 	uint16_t frame_size;
-	/** Receive mbufs per queue; 0 means 4 x nb_rxd + 2048. */
+	/** Receive mbufs per queue; 0 means 4 x nb_rxd + 2048, fewer for jumbo
+	 * frames (about 128 MiB a queue, at least nb_rxd + 512). */
 	uint32_t nb_mbufs;
 	/** Accept every destination MAC (software endpoints, tests). */
 	int promiscuous;
