@@ -244,7 +244,7 @@ static int cmd_run(struct dj_conn *conn, const struct client_args *a, int argc, 
 		return 2;
 	}
 	for (; loaded < n_in; loaded++) {
-		rc = dj_npy_load(argv[1 + loaded], DJ_NPY_U2_AS_BF16, &in[loaded], err, sizeof(err));
+		rc = dj_npy_load(argv[1 + loaded], DJ_NPY_U2_AS_BF16 | DJ_NPY_F64_TO_F32, &in[loaded], err, sizeof(err));
 		if (rc != 0) {
 			fprintf(stderr, "djinn: %s: %s\n", argv[1 + loaded], err);
 			goto out;
