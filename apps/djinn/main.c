@@ -379,6 +379,8 @@ int main(int argc, char **argv)
 	char **app_argv = argv;
 
 	dj_client_options_init(&a.opts);
+	/* The tool prints what matters itself (the demo says which path). */
+	dj_log_set_level(DJ_LOG_WARN);
 	a.seed = (unsigned int)dj_time_ns();
 	if (has_separator(argc, argv)) {
 		rc = start_dataplane(argc, argv, &a, &dp, &datapath, &app_argc, &app_argv);
