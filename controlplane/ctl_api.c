@@ -208,6 +208,7 @@ static int call_idempotent(struct dj_conn *conn, cJSON *msg, void *dst, uint64_t
 			   cJSON **reply)
 {
 	int rc = -ECONNRESET;
+	uint64_t gen = conn->generation;
 
 	for (int attempt = 0; attempt <= conn->cl->o.max_retries; attempt++) {
 		if (attempt > 0) {
@@ -217,9 +218,10 @@ static int call_idempotent(struct dj_conn *conn, cJSON *msg, void *dst, uint64_t
 			ts.tv_sec = ms / 1000;
 			ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 			nanosleep(&ts, NULL);
-			if (cl_conn_reopen(conn) != 0)
+			if (cl_conn_reopen(conn, gen) != 0)
 				continue;
 		}
+		gen = conn->generation;
 		rc = cl_call(conn, cJSON_Duplicate(msg, 1), NULL, 0, dst, dst_len, reply);
 		if (!connection_lost(rc))
 			break;

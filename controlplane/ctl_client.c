@@ -210,7 +210,11 @@ void cl_conn_stop(struct dj_conn *conn)
 		pthread_join(conn->reader, NULL);
 		conn->reader_running = 0;
 	}
+	/* A writer still inside send() on this fd must be out before the
+	 * number can be reused by the next connection. */
+	pthread_mutex_lock(&conn->wlock);
 	dj_io_close(&conn->io);
+	pthread_mutex_unlock(&conn->wlock);
 }
 
 static int write_frame(struct dj_conn *conn, const cJSON *msg, const void *payload,

@@ -38,6 +38,8 @@ struct dj_conn {
 	struct dj_io io;
 	pthread_mutex_t wlock;    /* one frame at a time on the socket */
 	pthread_mutex_t lock;     /* slots, broken, futures' state */
+	pthread_mutex_t reopen_lock; /* one reconnect at a time */
+	atomic_uint_fast64_t generation; /* bumped by every successful reconnect */
 	pthread_cond_t cond;
 	pthread_t reader;
 	int reader_running;
@@ -86,8 +88,9 @@ int cl_reply_error(cJSON *reply, char *msg);
 /* ctl_pool.c */
 int cl_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cookie,
 		 struct dj_conn **conn);
-/* Reopen a broken connection, resuming its session where the server still has it. */
-int cl_conn_reopen(struct dj_conn *conn);
+/* Reopen a broken connection, resuming its session where the server still
+ * has it; a no-op where another thread already reopened generation gen. */
+int cl_conn_reopen(struct dj_conn *conn, uint64_t gen);
 void cl_conn_free(struct dj_conn *conn);
 int cl_send_path(struct dj_conn *conn, enum dj_path path, const char *reason);
 cJSON *cl_msg(const char *type);

@@ -746,6 +746,8 @@ static void on_stats(struct request *r)
 	cJSON_AddNumberToObject(so, "protocol_errors", (double)st.protocol_errors);
 	cJSON_AddNumberToObject(so, "bytes_in", (double)st.bytes_in);
 	cJSON_AddNumberToObject(so, "bytes_out", (double)st.bytes_out);
+	cJSON_AddNumberToObject(so, "sessions_dpdk", (double)st.sessions_dpdk);
+	cJSON_AddNumberToObject(so, "sessions_tcp", (double)st.sessions_tcp);
 	cJSON_AddBoolToObject(so, "dpdk", r->srv->caps.dpdk);
 	cJSON_AddNumberToObject(ss, "id", (double)s->id);
 	cJSON_AddStringToObject(ss, "path", dj_path_name(s->path));

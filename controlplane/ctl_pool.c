@@ -313,7 +313,6 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 		conn->io.fd = -1;
 		return rc;
 	}
-	conn->broken = 0;
 	rc = handshake_hello(conn);
 	if (rc == 0)
 		rc = handshake_session(conn, resume_id, resume_cookie);
@@ -323,6 +322,10 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 		rc = -ETIMEDOUT;
 	if (rc == 0) {
 		recv_timeout(fd, 0);
+		/* Requests may flow again only once the reader runs. */
+		pthread_mutex_lock(&conn->lock);
+		conn->broken = 0;
+		pthread_mutex_unlock(&conn->lock);
 		rc = cl_conn_start(conn);
 	}
 	if (rc != 0) {
@@ -346,6 +349,7 @@ int cl_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cooki
 	conn->io.fd = -1;
 	pthread_mutex_init(&conn->wlock, NULL);
 	pthread_mutex_init(&conn->lock, NULL);
+	pthread_mutex_init(&conn->reopen_lock, NULL);
 	pthread_cond_init(&conn->cond, NULL);
 	rc = conn_handshake(conn, resume_id, resume_cookie);
 	if (rc != 0) {
@@ -357,18 +361,26 @@ int cl_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cooki
 	return 0;
 }
 
-int cl_conn_reopen(struct dj_conn *conn)
+int cl_conn_reopen(struct dj_conn *conn, uint64_t gen)
 {
-	int rc;
+	int rc = 0;
 
-	cl_conn_stop(conn);
-	for (int i = 0; i < CL_SLOTS; i++)
-		if (conn->slots[i] != NULL)
-			return -EBUSY;
-	conn->cl->st.retries++;
-	rc = conn_handshake(conn, conn->session_id, conn->cookie);
-	if (rc == 0)
-		conn->cl->st.connects++;
+	pthread_mutex_lock(&conn->reopen_lock);
+	if (conn->generation == gen) {
+		/* Stopping the reader fails every pending request: no slot is
+		 * left to a reply of the old connection. */
+		pthread_mutex_lock(&conn->lock);
+		conn->broken = 1;
+		pthread_mutex_unlock(&conn->lock);
+		cl_conn_stop(conn);
+		conn->cl->st.retries++;
+		rc = conn_handshake(conn, conn->session_id, conn->cookie);
+		if (rc == 0) {
+			conn->cl->st.connects++;
+			conn->generation++;
+		}
+	}
+	pthread_mutex_unlock(&conn->reopen_lock);
 	return rc;
 }
 
@@ -379,6 +391,7 @@ void cl_conn_free(struct dj_conn *conn)
 		conn->cl->o.datapath->ops->session_close(conn->cl->o.datapath->ctx, conn->cookie);
 	pthread_mutex_destroy(&conn->wlock);
 	pthread_mutex_destroy(&conn->lock);
+	pthread_mutex_destroy(&conn->reopen_lock);
 	pthread_cond_destroy(&conn->cond);
 	free(conn);
 }

@@ -483,6 +483,8 @@ static int read_in(struct ctl_conn *c)
 			c->sess->bytes_in += (uint64_t)r;
 		switch (c->stage) {
 		case IN_HDR:
+			if (c->hdr_got == 0)
+				c->frame_start_ns = c->last_in_ns;
 			c->hdr_got += (size_t)r;
 			if (c->hdr_got == DJ_CTL_HDR_LEN)
 				frame_header_done(c);
@@ -639,6 +641,12 @@ static const char *conn_overdue(const struct ctl_conn *c, uint64_t now)
 		return "authentication not finished in time";
 	if (mid_frame && now - c->last_in_ns > ms_to_ns(l->frame_timeout_ms))
 		return "frame stalled half-sent";
+	/* A header and its JSON (at most max_json_bytes) arrive within the
+	 * frame timeout, however slowly they trickle; payloads need only keep
+	 * moving (above). */
+	if (mid_frame && c->stage != IN_PAYLOAD &&
+	    now - c->frame_start_ns > ms_to_ns(l->frame_timeout_ms))
+		return "control message trickling in too slowly";
 	if (c->out_head != NULL && now - c->last_out_ns > ms_to_ns(l->frame_timeout_ms))
 		return "client not reading its replies";
 	if (l->idle_timeout_ms > 0 && c->out_head == NULL && c->inflight == 0 &&

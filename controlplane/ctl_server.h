@@ -87,6 +87,7 @@ struct ctl_conn {
 	uint32_t inflight;
 
 	uint64_t accepted_ns, last_in_ns, last_out_ns;
+	uint64_t frame_start_ns;  /* first byte of the frame being read */
 	uint8_t nonce_c[DJ_NONCE_LEN], nonce_s[DJ_NONCE_LEN];
 	struct dj_dp_caps peer_caps;
 	struct ctl_session *sess;

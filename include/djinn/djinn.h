@@ -23,6 +23,13 @@
  * Tensor handles belong to the session of the connection that made them: a
  * connection returned to the pool keeps its session (and handles) for the
  * next dj_connect of the same client. Tensors are contiguous, row-major.
+ *
+ * Threads: a dj_conn may be used by several threads at once (requests are
+ * serialised on the socket, replies matched by id). Release every future of a
+ * connection before dj_disconnect / dj_conn_close. Where the connection drops,
+ * idempotent calls (ping, stats, describe, get over TCP) reconnect and resume
+ * the session (the server keeps it for a while); other calls fail with
+ * -ECONNRESET and may be repeated by the caller.
  */
 
 #include <stddef.h>

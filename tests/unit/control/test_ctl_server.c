@@ -582,6 +582,38 @@ static void test_half_sent_frame_and_vanished_client(void)
 	env_down(&e);
 }
 
+static void test_trickling_client_is_dropped(void)
+{
+	struct dj_ctl_server_config cfg;
+	struct env e;
+	const char *msg = "{\"type\":\"PING\",\"id\":5,\"padding\":\"xxxxxxxxxxxxxxxxxxxx\"}";
+	uint8_t hdr[16];
+	uint64_t t0;
+	int fd, closed = 0;
+
+	dj_ctl_server_config_init(&cfg);
+	cfg.limits.frame_timeout_ms = 300;
+	env_up(&e, &cfg, NULL);
+	fd = fx_raw_connect(e.fx.port);
+	CU_ASSERT_FATAL(fx_raw_ready(fd) == 0);
+	dj_ctl_hdr_encode(hdr, (uint32_t)strlen(msg), 0);
+	fx_raw_send_bytes(fd, hdr, sizeof(hdr));
+	/* One byte every 50 ms: always "progressing", never done in time. */
+	t0 = dj_time_ns();
+	for (size_t i = 0; i < strlen(msg) && !closed; i++) {
+		if (fx_raw_send_bytes(fd, msg + i, 1) != 0)
+			closed = 1;
+		usleep(50 * 1000);
+		if (dj_time_ns() - t0 > 2000000000ull)
+			break;
+	}
+	CU_ASSERT(closed || fx_raw_closed(fd, 1000));
+	CU_ASSERT(dj_time_ns() - t0 < 2000000000ull);
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
+	close(fd);
+	env_down(&e);
+}
+
 static void test_slow_reader_is_dropped(void)
 {
 	struct dj_ctl_server_config cfg;
@@ -805,6 +837,7 @@ int main(int argc, char **argv)
 		{"HELLO and SESSION come first", test_requests_need_hello_and_session},
 		{"another session's handles are unreachable", test_other_sessions_handles_unreachable},
 		{"half-sent frame and vanished client", test_half_sent_frame_and_vanished_client},
+		{"trickling client is dropped", test_trickling_client_is_dropped},
 		{"slow reader is dropped, others served", test_slow_reader_is_dropped},
 		{"handle and memory limits", test_limits},
 		{"pool: reuse, health check, idle timeout", test_pool_reuse_health_idle},
