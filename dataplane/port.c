@@ -16,6 +16,7 @@
 #define DEFAULT_DESC 1024
 #define DEFAULT_FRAME 1514
 #define POOL_CACHE 256
+#define MEMIF_START_NS (10ull * 1000 * 1000 * 1000)
 #define RX_POOL_BYTES (128u << 20)
 #define LINK_KICK_NS (500ull * 1000 * 1000)
 #define HDR_DATA_ROOM (RTE_PKTMBUF_HEADROOM + DJ_TXFRAME_HDR_ROOM)
@@ -187,6 +188,24 @@ static int port_configure(struct dj_port *port)
 	return queues_setup(port, &info, &conf);
 }
 
+/* A memif client whose server socket does not exist yet fails to start:
+ * give the server MEMIF_START_NS to appear. */
+static int port_start(struct dj_port *port)
+{
+	uint64_t deadline = dj_time_ns() + MEMIF_START_NS;
+	struct timespec pause = {.tv_nsec = 50000000};
+	int rc, logged = 0;
+
+	while ((rc = rte_eth_dev_start(port->cfg.port_id)) != 0 &&
+	       strcmp(port->caps.driver, "net_memif") == 0 && dj_time_ns() < deadline) {
+		if (!logged++)
+			dj_log(DJ_LOG_NOTICE, "port", "port %u: memif peer not there yet, retrying",
+			       port->cfg.port_id);
+		nanosleep(&pause, NULL);
+	}
+	return rc;
+}
+
 int dj_port_create(const struct dj_port_config *cfg, struct dj_port **out)
 {
 	struct dj_port *port;
@@ -209,7 +228,7 @@ int dj_port_create(const struct dj_port_config *cfg, struct dj_port **out)
 	if (rc == 0 && port->cfg.promiscuous)
 		rte_eth_promiscuous_enable(cfg->port_id);
 	if (rc == 0)
-		rc = rte_eth_dev_start(cfg->port_id);
+		rc = port_start(port);
 	if (rc != 0) {
 		dj_port_destroy(port);
 		return rc < 0 ? rc : -EIO;
