@@ -3,11 +3,13 @@
  * CRC32C (Castagnoli). The hardware path runs three independent crc32
  * streams (the instruction has a 3-cycle latency and 1-cycle throughput) and
  * joins them with "shift by N zero bytes" tables, after Mark Adler's public
- * crc32c.c. The table path is slicing-by-8.
+ * crc32c.c. Buffers of 256 bytes and more go through carry-less multiply
+ * folding (VPCLMULQDQ on 512-bit registers) where the CPU has it. The table
+ * path is slicing-by-8.
  */
 #include <stdint.h>
 #include <string.h>
-#include <nmmintrin.h>
+#include <immintrin.h>
 
 #include "djinn/wire.h"
 
@@ -24,6 +26,12 @@ static uint32_t crc_long_zeros[4][256];
 static uint32_t crc_short_zeros[4][256];
 static uint32_t crc_tiny_zeros[4][256];
 static int crc_have_hw;
+static int crc_have_vpclmul;
+/* Folding constants, x^n mod P bit-reflected and shifted left by one: the
+ * low qword multiplies the earlier 64 bits of a lane, the high qword the
+ * later ones. fold_2048: 4 registers of 256 bytes in the main loop; fold_512:
+ * one register onto the next; fold_128: one lane onto the next. */
+static uint64_t fold_2048[2], fold_512[2], fold_128[2];
 
 static uint32_t gf2_matrix_times(const uint32_t *mat, uint32_t vec)
 {
@@ -81,6 +89,30 @@ static uint32_t crc_shift(uint32_t zeros[4][256], uint32_t crc)
 	       zeros[2][(crc >> 16) & 0xff] ^ zeros[3][crc >> 24];
 }
 
+/* x^n mod P (normal representation, P = 0x11EDC6F41), reflected into the
+ * bit order of the reflected CRC and shifted left by one (clmul of two
+ * reflected operands lands one bit low). */
+static uint64_t fold_constant(unsigned n)
+{
+	uint64_t r = 1, refl = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		r <<= 1;
+		if (r & (1ull << 32))
+			r ^= 0x11EDC6F41ull;
+	}
+	for (int i = 0; i < 32; i++)
+		if (r & (1ull << i))
+			refl |= 1ull << (31 - i);
+	return refl << 1;
+}
+
+static void fold_pair(uint64_t k[2], unsigned distance_bits)
+{
+	k[0] = fold_constant(distance_bits + 32);
+	k[1] = fold_constant(distance_bits - 32);
+}
+
 /* Tables at load time, so the per-packet path has no once-check. */
 __attribute__((constructor)) static void crc_init(void)
 {
@@ -98,8 +130,13 @@ __attribute__((constructor)) static void crc_init(void)
 	crc_zeros_table(crc_long_zeros, CRC_LONG);
 	crc_zeros_table(crc_short_zeros, CRC_SHORT);
 	crc_zeros_table(crc_tiny_zeros, CRC_TINY);
+	fold_pair(fold_2048, 2048);
+	fold_pair(fold_512, 512);
+	fold_pair(fold_128, 128);
 	__builtin_cpu_init();
 	crc_have_hw = __builtin_cpu_supports("sse4.2");
+	crc_have_vpclmul = crc_have_hw && __builtin_cpu_supports("avx512f") &&
+			   __builtin_cpu_supports("vpclmulqdq");
 }
 
 static uint64_t load64(const unsigned char *p)
@@ -173,9 +210,77 @@ static uint32_t crc_hw_raw(uint32_t crc, const unsigned char *p, size_t len)
 	return (uint32_t)c;
 }
 
-uint32_t dj_crc32c(uint32_t crc, const void *buf, size_t len)
+#define VPCLMUL_TARGET __attribute__((target("sse4.2,pclmul,avx512f,vpclmulqdq")))
+#define VPCLMUL_MIN 256u
+
+/* Each 128-bit lane of acc advanced by the fold distance of k, plus next. */
+VPCLMUL_TARGET
+static inline __m512i fold512(__m512i acc, __m512i k, __m512i next)
+{
+	return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(acc, k, 0x00),
+					 _mm512_clmulepi64_epi128(acc, k, 0x11), next,
+					 0x96);
+}
+
+VPCLMUL_TARGET
+static inline __m128i fold128(__m128i acc, __m128i k, __m128i next)
+{
+	return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(acc, k, 0x00),
+					   _mm_clmulepi64_si128(acc, k, 0x11)),
+			     next);
+}
+
+VPCLMUL_TARGET
+static inline __m512i broadcast_pair(const uint64_t k[2])
+{
+	return _mm512_broadcast_i32x4(_mm_set_epi64x((long long)k[1], (long long)k[0]));
+}
+
+/* Raw (no inversion) CRC of len >= VPCLMUL_MIN bytes: fold 256-byte blocks
+ * into four 512-bit accumulators, fold those into one 128-bit value that is
+ * congruent to everything consumed, then finish with the crc32 instruction
+ * over those 16 bytes and the tail. */
+VPCLMUL_TARGET
+static uint32_t crc_vpclmul_raw(uint32_t crc, const unsigned char *p, size_t len)
+{
+	__m512i k = broadcast_pair(fold_2048);
+	__m512i a0 = _mm512_xor_si512(_mm512_loadu_si512(p),
+				      _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, crc));
+	__m512i a1 = _mm512_loadu_si512(p + 64);
+	__m512i a2 = _mm512_loadu_si512(p + 128);
+	__m512i a3 = _mm512_loadu_si512(p + 192);
+	__m128i x, k128 = _mm_set_epi64x((long long)fold_128[1], (long long)fold_128[0]);
+	uint64_t c;
+
+	for (p += 256, len -= 256; len >= 256; p += 256, len -= 256) {
+		a0 = fold512(a0, k, _mm512_loadu_si512(p));
+		a1 = fold512(a1, k, _mm512_loadu_si512(p + 64));
+		a2 = fold512(a2, k, _mm512_loadu_si512(p + 128));
+		a3 = fold512(a3, k, _mm512_loadu_si512(p + 192));
+	}
+	k = broadcast_pair(fold_512);
+	a1 = fold512(a0, k, a1);
+	a2 = fold512(a1, k, a2);
+	a3 = fold512(a2, k, a3);
+	x = _mm512_extracti32x4_epi32(a3, 0);
+	x = fold128(x, k128, _mm512_extracti32x4_epi32(a3, 1));
+	x = fold128(x, k128, _mm512_extracti32x4_epi32(a3, 2));
+	x = fold128(x, k128, _mm512_extracti32x4_epi32(a3, 3));
+	c = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(x));
+	c = _mm_crc32_u64(c, (uint64_t)_mm_extract_epi64(x, 1));
+	return crc_hw_raw((uint32_t)c, p, len);
+}
+
+uint32_t dj_crc32c_sse42(uint32_t crc, const void *buf, size_t len)
 {
 	if (crc_have_hw)
 		return ~crc_hw_raw(~crc, buf, len);
 	return ~crc_sw_raw(~crc, buf, len);
+}
+
+uint32_t dj_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	if (crc_have_vpclmul && len >= VPCLMUL_MIN)
+		return ~crc_vpclmul_raw(~crc, buf, len);
+	return dj_crc32c_sse42(crc, buf, len);
 }

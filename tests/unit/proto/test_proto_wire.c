@@ -21,15 +21,17 @@ static void test_crc32c_known_vectors(void)
 	CU_ASSERT_EQUAL(dj_crc32c(0, NULL, 0), 0u);
 }
 
-/* Hardware (3-way interleaved) and table paths agree on every length and
- * alignment, including the 3 x 8 KiB and 3 x 256 B block boundaries, and
- * CRCs chain across split buffers. */
+/* Folding, SSE4.2 (3-way interleaved) and table paths agree on every length
+ * and alignment, including the 256-byte folding threshold and the 3 x 8 KiB,
+ * 3 x 256 B and 3 x 64 B block boundaries, and CRCs chain across split
+ * buffers. */
 static void test_crc32c_hw_matches_table(void)
 {
 	unsigned seed = dj_test_seed();
 	size_t max = 50000; /* the longest length below */
 	uint8_t *buf = malloc(max + 8);
-	static const size_t lens[] = {0, 1, 7, 8, 9, 63, 767, 768, 769, 1024,
+	static const size_t lens[] = {0, 1, 7, 8, 9, 63, 191, 192, 193, 255, 256,
+				      257, 319, 511, 512, 513, 767, 768, 769, 1024,
 				      1080, 4096, 24575, 24576, 24577, 50000};
 
 	CU_ASSERT_FATAL(buf != NULL);
@@ -41,6 +43,9 @@ static void test_crc32c_hw_matches_table(void)
 			uint32_t sw = dj_crc32c_sw(0, buf + align, lens[l]);
 
 			CU_ASSERT_EQUAL(dj_crc32c(0, buf + align, lens[l]), sw);
+			CU_ASSERT_EQUAL(dj_crc32c_sse42(0, buf + align, lens[l]), sw);
+			CU_ASSERT_EQUAL(dj_crc32c(0x12345678, buf + align, lens[l]),
+					dj_crc32c_sw(0x12345678, buf + align, lens[l]));
 			if (lens[l] > 5) {
 				uint32_t part = dj_crc32c(0, buf + align, 5);
 
