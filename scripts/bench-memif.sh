@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The standard data-plane benchmark: two djinn-bench processes on memif, one
+# polling lcore each (process 1 polls on CPU 1, process 2 on CPU 0), then the
+# same tensor sizes through plain kernel TCP on loopback in the same run, and
+# the ratios.
+#   scripts/bench-memif.sh [build-dir] [--quick]
+# Results: a table on stdout, JSON per step in $OUT (default /tmp/djinn-bench-memif.<pid>).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+builddir=${1:-build}
+quick=${2:-}
+bench="$here/../$builddir/apps/djinn-bench"
+[ -x "$bench" ] || { echo "bench-memif: $bench not built (ninja -C $builddir)" >&2; exit 1; }
+out=${OUT:-/tmp/djinn-bench-memif.$$}
+mkdir -p "$out"
+sizes=4K,64K,1M,16M,64M,256M,1G
+iters=
+pp_count=10000
+if [ "$quick" = --quick ]; then
+	sizes=4K,1M,64M,256M
+	iters="--iters 10"
+	pp_count=2000
+fi
+sock="/tmp/djinn-bench-memif.$$.sock"
+frame=9014
+bsize=9216
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "$sock"; }
+trap cleanup EXIT
+
+# pair NAME RECV_ARGS -- SEND_ARGS: recv (memif server) polls on CPU 1, send on CPU 0.
+pair() {
+	local name=$1 recv_args=$2 send_args=$3
+	rm -f "$sock"
+	"$bench" -l 0,1 --main-lcore 0 --no-pci --file-prefix "djb$$r" --log-level=lib.eal:warning \
+		--vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=$bsize" \
+		-- $recv_args --json "$out/$name-recv.json" >"$out/$name-recv.log" 2>&1 &
+	pids=($!)
+	"$bench" -l 0,1 --main-lcore 1 --no-pci --file-prefix "djb$$s" --log-level=lib.eal:warning \
+		--vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=$bsize" \
+		-- $send_args --json "$out/$name-send.json" >"$out/$name-send.log" 2>&1 || {
+		echo "bench-memif: $name failed, see $out/$name-send.log" >&2; }
+	wait "${pids[0]}" || echo "bench-memif: $name receiver failed, see $out/$name-recv.log" >&2
+	pids=()
+}
+
+echo "== raw fragment rate, memif, 1 lcore per side (rx on CPU 0, tx on CPU 1)"
+for payload in 1416 8916; do
+	pair "raw$payload" "--mode rx --frame $frame --payload $payload" \
+		"--mode tx --frame $frame --payload $payload --duration 3"
+	grep -h '^tx\|^rx' "$out/raw$payload-send.log" "$out/raw$payload-recv.log" || true
+done
+
+for crc in nocrc crc; do
+	flag=$([ $crc = nocrc ] && echo --no-crc || true)
+	echo "== transfer goodput, memif, frames $frame B, $crc"
+	pair "transfer-$crc" "--mode transfer --role recv --sizes $sizes $iters $flag --frame $frame" \
+		"--mode transfer --role send --sizes $sizes $iters $flag --frame $frame"
+	grep -h '^transfer' "$out/transfer-$crc-send.log" || true
+done
+
+echo "== pingpong, 64 B transfers each way"
+pair pingpong "--mode pingpong --role recv --sizes 64 --count $pp_count" \
+	"--mode pingpong --role send --sizes 64 --count $pp_count"
+grep -h '^pingpong' "$out/pingpong-send.log" || true
+
+echo "== kernel TCP on loopback, same sizes (default socket options, TCP_NODELAY)"
+port=$((47100 + $$ % 1000))
+"$bench" --mode tcp --role recv --sizes $sizes $iters --tcp-port $port --json "$out/tcp-recv.json" \
+	>"$out/tcp-recv.log" 2>&1 &
+pids=($!)
+"$bench" --mode tcp --role send --sizes $sizes $iters --tcp-port $port --json "$out/tcp-send.json" \
+	>"$out/tcp-send.log" 2>&1 || echo "bench-memif: tcp failed" >&2
+wait "${pids[0]}" || true
+pids=()
+grep -h '^tcp' "$out/tcp-send.log" || true
+
+echo "== ratios (Djinn memif goodput / kernel TCP goodput, same run)"
+python3 - "$out" <<'PY'
+import json, sys, os
+out = sys.argv[1]
+def rows(name):
+    p = os.path.join(out, name)
+    try:
+        return {r["size"]: r["gbps"] for r in json.load(open(p))["rows"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+tcp = rows("tcp-send.json")
+nocrc, crc = rows("transfer-nocrc-send.json"), rows("transfer-crc-send.json")
+print("%12s %12s %12s %12s %10s %10s" % ("size", "memif Gb/s", "+crc Gb/s", "tcp Gb/s", "ratio", "ratio crc"))
+summary = []
+for size in sorted(tcp):
+    t, a, b = tcp[size], nocrc.get(size, 0.0), crc.get(size, 0.0)
+    ra, rb = (a / t if t else 0.0), (b / t if t else 0.0)
+    print("%12d %12.2f %12.2f %12.2f %9.2fx %9.2fx" % (size, a, b, t, ra, rb))
+    summary.append({"size": size, "memif_gbps": a, "memif_crc_gbps": b, "tcp_gbps": t,
+                    "ratio": round(ra, 3), "ratio_crc": round(rb, 3)})
+json.dump({"ratios": summary}, open(os.path.join(out, "ratios.json"), "w"))
+print("JSON in", out)
+PY
