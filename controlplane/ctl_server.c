@@ -512,6 +512,15 @@ static void conn_event(struct ctl_conn *c, uint32_t events)
 		rc = read_in(c);
 	if (rc == 0 && !c->dead)
 		rc = flush_out(c);
+	if (rc == 0 && !c->dead)
+		conn_arm(c);
+	/* TLS may hold decrypted bytes that epoll cannot see: read them now
+	 * where reading was just re-enabled. */
+	if (rc == 0 && !c->dead && c->reading && dj_io_pending(&c->io)) {
+		rc = read_in(c);
+		if (rc == 0 && !c->dead)
+			rc = flush_out(c);
+	}
 	if (rc == 0 && !c->dead && c->state == CS_CLOSING && c->out_head == NULL)
 		rc = -ESHUTDOWN;
 	if (rc != 0)
@@ -615,9 +624,7 @@ static void drain_completions(struct dj_ctl_server *srv)
 			srv->st.errors++;
 		if (!c->dead) {
 			ctl_send(c, job->reply);
-			c->refs++;
-			conn_event(c, 0);
-			conn_unref(c);
+			conn_event(c, 0); /* write it, and read on where the slot freed up */
 		} else {
 			cJSON_Delete(job->reply);
 		}
