@@ -405,9 +405,6 @@ static const struct bad_input catalogue[] = {
 	{"PATH dpdk on a TCP-only server", "{\"id\":9,\"type\":\"PATH\",\"path\":\"dpdk\"}",
 	 NULL, 0, 0, 0, -DJ_ENODPDK, 0},
 	{"second SESSION", "{\"id\":9,\"type\":\"SESSION\"}", NULL, 0, 0, 0, -EALREADY, 0},
-	{"resume of a session that never was",
-	 "{\"id\":9,\"type\":\"SESSION\",\"resume\":{\"session\":999,\"cookie\":\"0x1\"}}",
-	 NULL, 0, 0, 0, -EALREADY, 0},
 	{"PUT_DONE for no transfer", "{\"id\":9,\"type\":\"PUT_DONE\",\"xfer\":5}", NULL, 0, 0, 0, -ENOENT, 0},
 	/* Framing errors: the stream cannot be trusted any more. */
 	{"bad magic", NULL, "HTTP/1.1 GET /\r\n\r\n", 18, 0, 0, -EPROTO, 1},
@@ -752,6 +749,137 @@ static void test_session_resumes_after_connection_loss(void)
 	env_down(&e);
 }
 
+/* A raw connection: HELLO, then SESSION with the given resume text. */
+static int raw_resume(uint16_t port, const char *resume)
+{
+	char req[160];
+	cJSON *r;
+	int fd = fx_raw_connect(port), code;
+
+	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", 0);
+	cJSON_Delete(fx_raw_recv(fd, 3000));
+	snprintf(req, sizeof(req), "{\"type\":\"SESSION\",\"id\":2,\"resume\":%s}", resume);
+	fx_raw_send(fd, req, 0);
+	r = fx_raw_recv(fd, 3000);
+	code = r != NULL ? fx_error_code(r) : -9999;
+	cJSON_Delete(r);
+	close(fd);
+	return code;
+}
+
+static void test_resume_needs_session_and_cookie(void)
+{
+	struct env e;
+	char resume[128];
+	uint64_t sid;
+
+	env_up(&e, NULL, NULL);
+	sid = dj_conn_session_id(e.conn);
+	CU_ASSERT_EQUAL(raw_resume(e.fx.port, "{\"session\":999,\"cookie\":\"0x1\"}"), -ENOENT);
+	/* Attached to a live connection: not up for grabs, even with its cookie. */
+	snprintf(resume, sizeof(resume), "{\"session\":%llu,\"cookie\":\"0x%llx\"}",
+		 (unsigned long long)sid, (unsigned long long)e.conn->cookie);
+	CU_ASSERT_EQUAL(raw_resume(e.fx.port, resume), -ENOENT);
+	/* Lingering after a dropped connection: the wrong cookie is refused. */
+	shutdown(e.conn->io.fd, SHUT_RDWR);
+	usleep(100 * 1000);
+	snprintf(resume, sizeof(resume), "{\"session\":%llu,\"cookie\":\"0x%llx\"}",
+		 (unsigned long long)sid, (unsigned long long)(e.conn->cookie ^ 1));
+	CU_ASSERT_EQUAL(raw_resume(e.fx.port, resume), -ENOENT);
+	CU_ASSERT_EQUAL(raw_resume(e.fx.port, "{\"session\":\"one\"}"), -EINVAL);
+	/* The rightful client still gets it back. */
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
+	CU_ASSERT_EQUAL(dj_conn_session_id(e.conn), sid);
+	env_down(&e);
+}
+
+struct async_count {
+	pthread_mutex_t lock;
+	int calls, failures;
+};
+
+static void count_cb(struct dj_future *f, void *arg)
+{
+	struct async_count *ac = arg;
+
+	pthread_mutex_lock(&ac->lock);
+	ac->calls++;
+	ac->failures += dj_future_error(f)[0] != '\0';
+	pthread_mutex_unlock(&ac->lock);
+}
+
+static void test_async_get_and_free(void)
+{
+	struct env e;
+	struct async_count ac = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	float src[64][256], dst[64][256];
+	uint64_t h[64];
+	struct dj_future *f[64];
+
+	env_up(&e, NULL, NULL);
+	for (int i = 0; i < 64; i++) {
+		struct dj_tensor t = f32_vec(src[i], 256);
+
+		for (int k = 0; k < 256; k++)
+			src[i][k] = (float)(i * 1000 + k);
+		CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &t, &h[i]), 0);
+	}
+	memset(dst, 0, sizeof(dst));
+	for (int i = 0; i < 64; i++) {
+		struct dj_tensor t = f32_vec(dst[i], 256);
+
+		CU_ASSERT_EQUAL_FATAL(dj_get_async(e.conn, h[i], &t, count_cb, &ac, &f[i]), 0);
+	}
+	for (int i = 0; i < 64; i++) {
+		CU_ASSERT_EQUAL(dj_future_wait(f[i], 5000), 0);
+		dj_future_release(f[i]);
+	}
+	CU_ASSERT_EQUAL(memcmp(src, dst, sizeof(src)), 0);
+	for (int i = 0; i < 64; i++)
+		CU_ASSERT_EQUAL_FATAL(dj_free_async(e.conn, h[i], count_cb, &ac, &f[i]), 0);
+	/* One freed twice: its future fails with the server's message. */
+	struct dj_future *again;
+
+	CU_ASSERT_EQUAL(dj_future_wait(f[0], 5000), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_free_async(e.conn, h[0], count_cb, &ac, &again), 0);
+	CU_ASSERT_EQUAL(dj_future_wait(again, 5000), -DJ_EHANDLE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_future_error(again), "no tensor"));
+	dj_future_release(again);
+	for (int i = 0; i < 64; i++) {
+		CU_ASSERT_EQUAL(dj_future_wait(f[i], 5000), 0);
+		dj_future_release(f[i]);
+	}
+	CU_ASSERT_EQUAL(ac.calls, 64 + 64 + 1);
+	CU_ASSERT_EQUAL(ac.failures, 1);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 0);
+	env_down(&e);
+}
+
+static void test_connection_limit(void)
+{
+	struct dj_ctl_server_config cfg;
+	struct env e;
+	int fds[3];
+
+	dj_ctl_server_config_init(&cfg);
+	cfg.limits.max_connections = 3;
+	env_up(&e, &cfg, NULL); /* one connection in use */
+	fds[0] = fx_raw_connect(e.fx.port);
+	fds[1] = fx_raw_connect(e.fx.port);
+	CU_ASSERT_EQUAL(fx_raw_ready(fds[0]), 0);
+	CU_ASSERT_EQUAL(fx_raw_ready(fds[1]), 0);
+	fds[2] = fx_raw_connect(e.fx.port); /* the kernel accepts; the server closes */
+	CU_ASSERT(fx_raw_closed(fds[2], 3000));
+	close(fds[1]);
+	usleep(200 * 1000);
+	fds[1] = fx_raw_connect(e.fx.port); /* room again */
+	CU_ASSERT_EQUAL(fx_raw_ready(fds[1]), 0);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
+	env_down(&e);
+}
+
 static int make_cert(const char *dir)
 {
 	char cmd[512];
@@ -852,6 +980,9 @@ int main(int argc, char **argv)
 		{"handle and memory limits", test_limits},
 		{"pool: reuse, health check, idle timeout", test_pool_reuse_health_idle},
 		{"session resumes after connection loss", test_session_resumes_after_connection_loss},
+		{"resume needs the session's cookie", test_resume_needs_session_and_cookie},
+		{"async GET and FREE with callbacks", test_async_get_and_free},
+		{"connection limit", test_connection_limit},
 		{"TLS with a generated certificate", test_tls},
 		{NULL, NULL},
 	};
