@@ -190,6 +190,7 @@ int dj_dataplane_session_open(struct dj_dataplane *dp, uint64_t session_id, uint
 	ses->next = dp->sessions;
 	dp->sessions = ses;
 	pthread_mutex_unlock(&dp->lock);
+	atomic_store(&dp->owner[ses->id % DP_OWNER_SLOTS], (uint8_t)(ses->lcore_idx + 1));
 	DJ_LOG(DJ_LOG_INFO, "dataplane", "session %u open on lcore %u", ses->id,
 	       dp->lcores[ses->lcore_idx]->lcore_id);
 	return 0;
@@ -234,6 +235,7 @@ void dj_dataplane_session_close(struct dj_dataplane *dp, uint64_t cookie)
 
 	if (ses == NULL)
 		return;
+	atomic_store(&dp->owner[ses->id % DP_OWNER_SLOTS], 0);
 	op = op_new(DP_CMD_CLOSE, ses);
 	if (op == NULL || op_run_free(dp, op) != 0) {
 		dj_log(DJ_LOG_ERR, "dataplane", "session %u: close failed; leaking it", ses->id);
@@ -463,7 +465,10 @@ static int lcore_state_create(struct dj_dataplane *dp, unsigned int idx, unsigne
 	snprintf(name, sizeof(name), "djcmd%u_%u", dp->cfg.port.port_id, idx);
 	lc->cmds = rte_ring_create(name, DP_CMD_RING, (int)rte_lcore_to_socket_id(lcore_id),
 				   RING_F_SC_DEQ);
-	if (lc->cmds == NULL)
+	snprintf(name, sizeof(name), "djho%u_%u", dp->cfg.port.port_id, idx);
+	lc->handoff = rte_ring_create(name, DP_HANDOFF_RING, (int)rte_lcore_to_socket_id(lcore_id),
+				      RING_F_SC_DEQ);
+	if (lc->cmds == NULL || lc->handoff == NULL)
 		return -ENOMEM;
 	if (dp->cfg.impair != NULL && dp->cfg.impair[0] != '\0') {
 		struct dj_impair_config ic = {.seed = 1 + idx};
@@ -484,6 +489,13 @@ static void lcore_state_destroy(struct dp_lcore *lc)
 	dj_impair_destroy(lc->impair);
 	dj_hold_queue_destroy(lc->hold);
 	rte_ring_free(lc->cmds);
+	if (lc->handoff != NULL) {
+		struct rte_mbuf *m;
+
+		while (rte_ring_sc_dequeue(lc->handoff, (void **)&m) == 0)
+			rte_pktmbuf_free(m);
+		rte_ring_free(lc->handoff);
+	}
 	rte_free(lc);
 }
 
@@ -540,6 +552,19 @@ static void local_endpoint_fill(struct dj_dataplane *dp)
 		dp->local.port = DJ_WIRE_UDP_PORT;
 }
 
+/* Queue q serves UDP port local.port + q: steer it there in hardware, or
+ * hand frames over between lcores where the port cannot. */
+static void steering_setup(struct dj_dataplane *dp)
+{
+	if (dp->n_lcores < 2)
+		return;
+	for (unsigned int q = 0; q < dp->n_lcores; q++)
+		if (dj_port_steer_udp(dp->port, (uint16_t)(dp->local.port + q), (uint16_t)q) != 0)
+			dp->sw_dispatch = true;
+	dj_log(DJ_LOG_INFO, "dataplane", "port %u: %u queues, sessions steered %s",
+	       dp->cfg.port.port_id, dp->n_lcores, dp->sw_dispatch ? "in software" : "by rte_flow");
+}
+
 int dj_dataplane_create(const struct dj_dataplane_config *cfg, struct dj_dataplane **out)
 {
 	struct dj_dataplane *dp;
@@ -565,6 +590,7 @@ int dj_dataplane_create(const struct dj_dataplane_config *cfg, struct dj_datapla
 	dp->mtu = cfg->mtu ? cfg->mtu :
 		  (uint16_t)(dj_port_get_config(dp->port)->frame_size - RTE_ETHER_HDR_LEN);
 	local_endpoint_fill(dp);
+	steering_setup(dp);
 	if (cfg->link_timeout_ms != 0 &&
 	    dj_port_wait_link(dp->port, (uint64_t)cfg->link_timeout_ms * 1000000ull) != 0)
 		dj_log(DJ_LOG_WARN, "dataplane", "port %u: link still down after %u ms",

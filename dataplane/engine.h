@@ -34,6 +34,8 @@
 #define DP_HOLD_MAX 4096
 #define DP_STATS_PERIOD_NS 1000000ull
 #define DP_POLL_NS 10000ull
+#define DP_OWNER_SLOTS 4096
+#define DP_HANDOFF_RING 4096
 
 enum dp_cmd {
 	DP_CMD_OPEN,
@@ -85,6 +87,7 @@ struct dp_lcore {
 	unsigned int lcore_id;
 	uint16_t queue;
 	struct rte_ring *cmds;
+	struct rte_ring *handoff;    /* frames other lcores received for us */
 	unsigned int n_sessions;
 	struct dp_session *sessions[DP_MAX_SESSIONS];
 	unsigned int n_txq;
@@ -103,6 +106,12 @@ struct dj_dataplane {
 	atomic_int stop;
 	unsigned int n_lcores;
 	struct dp_lcore *lcores[DP_MAX_LCORES];
+	/* No rte_flow steering: frames that land on another lcore's queue
+	 * are handed to the session's owner through its handoff ring. */
+	bool sw_dispatch;
+	/* session id % DP_OWNER_SLOTS -> owning lcore index + 1 (0: none);
+	 * written by control threads, read by lcores. */
+	_Atomic uint8_t owner[DP_OWNER_SLOTS];
 	pthread_mutex_t lock;        /* the control-side lists below */
 	struct dp_session *sessions;
 	struct dp_op *expected;

@@ -15,6 +15,9 @@
 #include "txframe.h"
 
 #define EVENT_BURST 16
+/* frame_input(): the frame went to another lcore; other results are -1
+ * (used) or an enum dj_dataplane_drop. */
+#define FRAME_KEPT (-2)
 
 void dp_op_complete(struct dp_op *op, int status)
 {
@@ -322,6 +325,21 @@ static void commands_run(struct dp_lcore *lc, uint64_t now)
 
 /* ---- receive ------------------------------------------------------------------- */
 
+/* A frame of a session served elsewhere (RSS without rte_flow): pass it to
+ * the owner, which parses it again. FRAME_KEPT: not ours to free. */
+static int handoff(struct dp_lcore *lc, struct rte_mbuf *m, uint32_t session_id)
+{
+	const struct dj_dataplane *dp = lc->dp;
+	unsigned int owner = atomic_load_explicit(&dp->owner[session_id % DP_OWNER_SLOTS],
+						  memory_order_relaxed);
+
+	if (!dp->sw_dispatch || owner == 0 || owner - 1 == lc->queue)
+		return DJ_DROP_NOT_DJINN;
+	if (rte_ring_mp_enqueue(dp->lcores[owner - 1]->handoff, m) != 0)
+		return DJ_DROP_NO_MBUF;
+	return FRAME_KEPT;
+}
+
 /* Where the Djinn header and body sit: one segment, or (chaining drivers,
  * zero-copy senders on ring ports) headers first and the body behind. */
 static int pkt_locate(struct rte_mbuf *m, const struct dj_wire_encap *encap,
@@ -360,12 +378,35 @@ static int frame_input(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 		return DJ_DROP_NOT_DJINN;
 	if (pkt_locate(m, &encap, &pkt) != 0)
 		return DJ_DROP_REJECTED;
-	if (dj_wire_peek_session(pkt.hdr, pkt.hdr_avail, &session_id) != 0 ||
-	    (ses = session_find(lc, session_id)) == NULL)
+	if (dj_wire_peek_session(pkt.hdr, pkt.hdr_avail, &session_id) != 0)
 		return DJ_DROP_NOT_DJINN;
+	ses = session_find(lc, session_id);
+	if (unlikely(ses == NULL))
+		return handoff(lc, m, session_id);
 	if (dj_session_input(ses->s, &pkt, now, NULL) == -EBADMSG)
 		return DJ_DROP_REJECTED;
 	return -1;
+}
+
+static void burst_input(struct dp_lcore *lc, struct rte_mbuf **pkts, unsigned int n,
+			uint64_t now, bool counted)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		int verdict;
+
+		if (i + 1 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+		if (counted) {
+			lc->stats.rx_packets++;
+			lc->stats.rx_bytes += pkts[i]->pkt_len;
+		}
+		verdict = frame_input(lc, pkts[i], now);
+		if (verdict == FRAME_KEPT)
+			continue;
+		if (verdict >= 0)
+			lc->stats.drops[verdict]++;
+		rte_pktmbuf_free(pkts[i]);
+	}
 }
 
 static void rx_run(struct dp_lcore *lc, uint64_t now)
@@ -373,17 +414,10 @@ static void rx_run(struct dp_lcore *lc, uint64_t now)
 	struct rte_mbuf *pkts[DJ_PORT_BURST];
 	uint16_t n = rte_eth_rx_burst(lc->dp->cfg.port.port_id, lc->queue, pkts, DJ_PORT_BURST);
 
-	for (uint16_t i = 0; i < n; i++) {
-		int drop;
-
-		if (i + 1 < n)
-			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
-		lc->stats.rx_packets++;
-		lc->stats.rx_bytes += pkts[i]->pkt_len;
-		drop = frame_input(lc, pkts[i], now);
-		if (drop >= 0)
-			lc->stats.drops[drop]++;
-		rte_pktmbuf_free(pkts[i]);
+	burst_input(lc, pkts, n, now, true);
+	if (unlikely(lc->dp->sw_dispatch)) {
+		n = (uint16_t)rte_ring_sc_dequeue_burst(lc->handoff, (void **)pkts, DJ_PORT_BURST, NULL);
+		burst_input(lc, pkts, n, now, false);
 	}
 }
 

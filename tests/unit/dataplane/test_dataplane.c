@@ -233,13 +233,18 @@ static void test_api_errors(void)
 
 /* ---- malformed and foreign packets ----------------------------------------------------- */
 
-static void inject(struct duo *d, const void *frame, size_t len)
+static void inject_ring(struct rte_ring *r, const void *frame, size_t len)
 {
 	struct rte_mbuf *m = rte_pktmbuf_alloc(inject_pool);
 
 	CU_ASSERT_FATAL(m != NULL);
 	memcpy(rte_pktmbuf_append(m, (uint16_t)len), frame, len);
-	CU_ASSERT_EQUAL(rte_ring_enqueue(d->a_to_b, m), 0);
+	CU_ASSERT_EQUAL(rte_ring_enqueue(r, m), 0);
+}
+
+static void inject(struct duo *d, const void *frame, size_t len)
+{
+	inject_ring(d->a_to_b, frame, len);
 }
 
 /* A DATA frame a -> b for transfer 1, fragment 0 of a 100-byte transfer. */
@@ -307,6 +312,48 @@ static void test_bad_packets(void)
 	duo_stop(&d);
 }
 
+/* Two queues on a ring port (no rte_flow): a frame that arrives on the
+ * wrong queue reaches its session's lcore anyway. */
+static void test_software_dispatch(void)
+{
+	struct rte_ring *rx[2], *tx[2];
+	struct dj_dataplane_config cfg = {0};
+	struct dj_dp_endpoint peer = {.udp_port = DJ_WIRE_UDP_PORT, .n_queues = 2, .mtu = 9000};
+	struct dj_dataplane_stats st;
+	struct dj_dataplane *dp;
+	uint8_t f[512], dst[100], want[100];
+	char name[32];
+	int port;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(name, sizeof(name), "djmqrx%d", i);
+		rx[i] = rte_ring_create(name, 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		snprintf(name, sizeof(name), "djmqtx%d", i);
+		tx[i] = rte_ring_create(name, 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		CU_ASSERT_FATAL(rx[i] != NULL && tx[i] != NULL);
+	}
+	port = rte_eth_from_rings("net_ringMQ", rx, 2, tx, 2, 0);
+	CU_ASSERT_FATAL(port >= 0);
+	cfg.port.port_id = (uint16_t)port;
+	cfg.port.nb_queues = 2;
+	cfg.port.frame_size = 9014;
+	cfg.local.ipv4 = IP_B;
+	CU_ASSERT_EQUAL_FATAL(dj_dataplane_create(&cfg, &dp), 0);
+	peer.ipv4 = rte_cpu_to_be_32(IP_A);
+	/* session 7 belongs to queue 7 % 2 = 1 */
+	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(dp, 7, COOKIE, &peer), 0);
+	memset(dst, 0, sizeof(dst));
+	CU_ASSERT_EQUAL(dj_dataplane_expect(dp, COOKIE, 1, dst, sizeof(dst), DJ_MEM_HOST), 0);
+	inject_ring(rx[0], f, data_frame(f, COOKIE, DJ_WIRE_VERSION));
+	CU_ASSERT_EQUAL(dj_dataplane_wait(dp, COOKIE, 1, 5000), 0);
+	memset(want, 0x5a, sizeof(want));
+	CU_ASSERT_EQUAL(memcmp(dst, want, sizeof(dst)), 0);
+	dj_dataplane_get_stats(dp, &st, NULL);
+	CU_ASSERT_EQUAL(st.rx_packets, 1);
+	CU_ASSERT_EQUAL(st.drops[DJ_DROP_NOT_DJINN], 0);
+	dj_dataplane_destroy(dp);
+}
+
 static int suite_init(void)
 {
 	char prefix[64];
@@ -338,6 +385,7 @@ int main(int argc, char **argv)
 		{"transfers between two engines", test_transfers},
 		{"API errors, cancel, give-up, close", test_api_errors},
 		{"malformed packets dropped and counted", test_bad_packets},
+		{"frames on the wrong queue dispatched in software", test_software_dispatch},
 		{NULL, NULL},
 	};
 
