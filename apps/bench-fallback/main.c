@@ -40,7 +40,13 @@ struct bench_opts {
 struct result {
 	double put_gbps, get_gbps, put_new_gbps;
 	double tcp_send_gbps, tcp_recv_gbps;
+	double ping_us_median, ping_us_p99;
+	double exec_per_s;        /* small EXECUTEs, RATE_WINDOW in flight */
 };
+
+#define PINGS 20000
+#define EXECS 50000
+#define RATE_WINDOW 1000
 
 static double gbps(size_t bytes, int iters, uint64_t ns)
 {
@@ -217,6 +223,64 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* Wait for a pending future (if any) and release it. */
+static int settle(struct dj_future **f, uint64_t *handle)
+{
+	int rc = 0;
+
+	if (*f == NULL)
+		return 0;
+	rc = dj_future_wait(*f, -1);
+	if (rc == 0 && handle != NULL)
+		rc = dj_future_handle(*f, handle, NULL);
+	dj_future_release(*f);
+	*f = NULL;
+	return rc;
+}
+
+/* Small requests: PING round trips one at a time, then EXECUTE on a
+ * one-element tensor with RATE_WINDOW requests in flight (each result freed
+ * asynchronously as it arrives). */
+static int small_requests(struct djinn_side *d, struct result *r)
+{
+	static double rtt[PINGS];
+	static struct dj_future *exec[RATE_WINDOW], *frees[RATE_WINDOW];
+	float one = 1.0f;
+	struct dj_tensor t = {.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1, .shape = {1}},
+			      .data = &one, .mem = DJ_MEM_HOST};
+	uint64_t h, ns, t0, out;
+	int rc = dj_put(d->conn, &t, &h);
+
+	for (int i = 0; i < PINGS && rc == 0; i++) {
+		rc = dj_ping(d->conn, &ns);
+		rtt[i] = (double)ns / 1e3;
+	}
+	if (rc == 0) {
+		r->ping_us_median = median(rtt, PINGS);
+		r->ping_us_p99 = rtt[PINGS * 99 / 100];
+	}
+	t0 = dj_time_ns();
+	for (int i = 0; i < EXECS + RATE_WINDOW && rc == 0; i++) {
+		int k = i % RATE_WINDOW;
+
+		if (exec[k] != NULL) {
+			rc = settle(&exec[k], &out);
+			if (rc == 0)
+				rc = settle(&frees[k], NULL);
+			if (rc == 0)
+				rc = dj_free_async(d->conn, out, NULL, NULL, &frees[k]);
+		}
+		if (rc == 0 && i < EXECS)
+			rc = dj_execute_async(d->conn, "scale", &h, 1, NULL, NULL, NULL, &exec[k]);
+	}
+	r->exec_per_s = (double)EXECS * 1e9 / (double)(dj_time_ns() - t0);
+	for (int k = 0; k < RATE_WINDOW; k++) {
+		settle(&exec[k], NULL);
+		settle(&frees[k], NULL);
+	}
+	return rc;
+}
+
 #define MAX_ROUNDS 64
 
 /* Rounds interleave plain and Djinn so that load from elsewhere hits both
@@ -236,6 +300,8 @@ static int run_rounds(const struct bench_opts *o, struct result *r)
 		if (rc == 0)
 			rc = djinn_run(o, &d, OP_PUT_NEW, &pn[i]);
 	}
+	if (rc == 0)
+		rc = small_requests(&d, r);
 	djinn_down(&d);
 	if (rc != 0)
 		return rc;
@@ -317,12 +383,16 @@ int main(int argc, char **argv)
 		       r.get_gbps, 100.0 * r.get_gbps / r.tcp_recv_gbps);
 		printf("%-28s %10.2f %12.2f %7.0f%%\n", "PUT new tensor + FREE", r.tcp_send_gbps,
 		       r.put_new_gbps, 100.0 * r.put_new_gbps / r.tcp_send_gbps);
+		printf("small requests: PING rtt median %.1f us, p99 %.1f us; "
+		       "EXECUTE %d in flight: %.0f /s\n", r.ping_us_median, r.ping_us_p99,
+		       RATE_WINDOW, r.exec_per_s);
 	}
 	printf("{\"bench\":\"fallback\",\"size_bytes\":%zu,\"iters\":%d,\"rounds\":%d,\"chunked\":%s,"
 	       "\"plain_send_gbps\":%.3f,\"plain_recv_gbps\":%.3f,\"put_gbps\":%.3f,"
-	       "\"get_gbps\":%.3f,\"put_new_gbps\":%.3f,\"put_ratio\":%.3f,\"get_ratio\":%.3f}\n",
+	       "\"get_gbps\":%.3f,\"put_new_gbps\":%.3f,\"put_ratio\":%.3f,\"get_ratio\":%.3f,"
+	       "\"ping_us_median\":%.2f,\"ping_us_p99\":%.2f,\"exec_per_s\":%.0f}\n",
 	       o.size, o.iters, o.rounds, o.chunked ? "true" : "false", r.tcp_send_gbps, r.tcp_recv_gbps,
 	       r.put_gbps, r.get_gbps, r.put_new_gbps, r.put_gbps / r.tcp_send_gbps,
-	       r.get_gbps / r.tcp_recv_gbps);
+	       r.get_gbps / r.tcp_recv_gbps, r.ping_us_median, r.ping_us_p99, r.exec_per_s);
 	return 0;
 }
