@@ -184,6 +184,25 @@ static void packets_free(struct packet_set *ps)
 	free(ps->len);
 }
 
+/* As an engine's receive loop does with the next mbufs of its burst:
+ * packet k + PREFETCH_AHEAD is on its way while k is handled, all of it
+ * when the CPU reads the payload (copy, CRC), its header otherwise. The
+ * memcpy row does the same, so the ratio compares like with like. */
+#define PREFETCH_AHEAD 4u
+
+static inline void prefetch_packet(const struct packet_set *ps, uint32_t k,
+				   bool payload)
+{
+	const uint8_t *p;
+	uint32_t end = payload ? ps->stride : 64;
+
+	if (k + PREFETCH_AHEAD >= ps->count)
+		return;
+	p = ps->mem + (size_t)ps->stride * (k + PREFETCH_AHEAD);
+	for (uint32_t off = 0; off < end; off += 64)
+		__builtin_prefetch(p + off);
+}
+
 static struct result rate(const char *name, uint64_t frags, uint64_t bytes,
 			  uint64_t ns)
 {
@@ -216,6 +235,7 @@ static int bench_rx(const struct bench_opts *o, const struct packet_set *ps,
 			struct dj_rx_pkt p = {ps->mem + (size_t)ps->stride * k,
 					      ps->len[k], NULL, 0};
 
+			prefetch_packet(ps, k, copy || crc);
 			bad += dj_session_input(rx, &p, 0, NULL) != 0;
 			if ((k & (CTRL_BURST - 1)) == CTRL_BURST - 1)
 				drain_ctrl(rx, 0);
@@ -239,6 +259,7 @@ static struct result bench_memcpy(const struct bench_opts *o,
 		for (uint32_t k = 0; k < ps->count; k++) {
 			uint32_t plen = ps->len[k] - DJ_WIRE_HDR_LEN;
 
+			prefetch_packet(ps, k, true);
 			memcpy(dst + (uint64_t)k * o->frag,
 			       ps->mem + (size_t)ps->stride * k + DJ_WIRE_HDR_LEN, plen);
 		}
