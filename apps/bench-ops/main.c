@@ -192,9 +192,8 @@ struct matmul_bench {
 };
 
 /* As the server runs a request: infer, allocate the result, compute. */
-static int matmul_djinn(void *arg)
+static int execute_op(struct matmul_bench *b, const char *name, int n_in)
 {
-	struct matmul_bench *b = arg;
 	struct dj_op_attrs attrs;
 	char err[DJ_OP_ERR_LEN];
 	int rc;
@@ -202,29 +201,22 @@ static int matmul_djinn(void *arg)
 	dj_op_attrs_init(&attrs);
 	dj_gpu_ops_free(b->g, b->last.data);
 	b->last.data = NULL;
-	rc = dj_gpu_ops_execute(b->g, dj_op_find("matmul"), b->in, 2, &attrs, &b->last, err,
+	rc = dj_gpu_ops_execute(b->g, dj_op_find(name), b->in, n_in, &attrs, &b->last, err,
 				sizeof(err));
 	if (rc != 0)
-		fprintf(stderr, "matmul: %s\n", err);
+		fprintf(stderr, "%s\n", err);
 	return rc;
 }
 
-/* linear(x, W, b): the same product with W transposed, plus the bias add. */
+static int matmul_djinn(void *arg)
+{
+	return execute_op(arg, "matmul", 2);
+}
+
+/* linear(x, W, b): the same product with W transposed and the bias fused. */
 static int linear_djinn(void *arg)
 {
-	struct matmul_bench *b = arg;
-	struct dj_op_attrs attrs;
-	char err[DJ_OP_ERR_LEN];
-	int rc;
-
-	dj_op_attrs_init(&attrs);
-	dj_gpu_ops_free(b->g, b->last.data);
-	b->last.data = NULL;
-	rc = dj_gpu_ops_execute(b->g, dj_op_find("linear"), b->in, 3, &attrs, &b->last, err,
-				sizeof(err));
-	if (rc != 0)
-		fprintf(stderr, "linear: %s\n", err);
-	return rc;
+	return execute_op(arg, "linear", 3);
 }
 
 static int matmul_direct(void *arg)

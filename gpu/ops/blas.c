@@ -8,6 +8,7 @@
  * C = A.B (row-major) is computed as C^T = B^T.A^T, i.e. cuBLAS gets B first.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "djinn/common.h"
@@ -34,12 +35,51 @@ static int blas_type(enum dj_dtype dtype, cudaDataType *type)
 	}
 }
 
+static int fits_int(int64_t v)
+{
+	return v <= INT32_MAX;
+}
+
+/*
+ * One product goes through cublasGemmEx, exactly as a direct caller would
+ * (the strided-batched entry points pick other, sometimes slower, kernels
+ * for small single products); the _64 forms only when a size needs them.
+ */
+static int float_gemm(struct dj_gpu_ops *ops, const struct gemm *g, cudaDataType type,
+		      int64_t batch, int64_t stride_a, int64_t stride_b)
+{
+	static const float one = 1.0f, zero = 0.0f;
+	cublasOperation_t op_b = g->b_is_weight ? CUBLAS_OP_T : CUBLAS_OP_N;
+	int64_t ldb = g->b_is_weight ? g->k : g->n;
+	int small = fits_int(g->m) && fits_int(g->n) && fits_int(g->k) && fits_int(batch);
+
+	if (batch == 1 && small)
+		return gpu_ops_blas_rc(cublasGemmEx(ops->blas, op_b, CUBLAS_OP_N, (int)g->n, (int)g->m,
+						    (int)g->k, &one, g->b, type, (int)ldb, g->a, type,
+						    (int)g->k, &zero, g->c, type, (int)g->n,
+						    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+				       "cublasGemmEx");
+	if (small)
+		return gpu_ops_blas_rc(
+			cublasGemmStridedBatchedEx(ops->blas, op_b, CUBLAS_OP_N, (int)g->n, (int)g->m,
+						   (int)g->k, &one, g->b, type, (int)ldb, stride_b,
+						   g->a, type, (int)g->k, stride_a, &zero, g->c, type,
+						   (int)g->n, g->m * g->n, (int)batch,
+						   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+			"cublasGemmStridedBatchedEx");
+	return gpu_ops_blas_rc(
+		cublasGemmStridedBatchedEx_64(ops->blas, op_b, CUBLAS_OP_N, g->n, g->m, g->k, &one,
+					      g->b, type, ldb, stride_b, g->a, type, g->k, stride_a,
+					      &zero, g->c, type, g->n, g->m * g->n, batch,
+					      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+		"cublasGemmStridedBatchedEx_64");
+}
+
 /* @p batch products; A and B advance by stride_a / stride_b elements
  * (0 = shared), C by m*n. */
 static int gemm_strided(struct dj_gpu_ops *ops, const struct gemm *g, int64_t batch,
 			int64_t stride_a, int64_t stride_b)
 {
-	static const float one = 1.0f, zero = 0.0f;
 	cudaDataType type;
 
 	if (blas_type(g->dtype, &type) != 0) {
@@ -51,13 +91,7 @@ static int gemm_strided(struct dj_gpu_ops *ops, const struct gemm *g, int64_t ba
 		return gpu_ops_cuda_rc(dj_gk_int_gemm(g->dtype, g->a, g->b, g->c, &ig, ops->stream),
 				       "integer gemm kernel");
 	}
-	return gpu_ops_blas_rc(
-		cublasGemmStridedBatchedEx_64(
-			ops->blas, g->b_is_weight ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, g->n, g->m,
-			g->k, &one, g->b, type, g->b_is_weight ? g->k : g->n, stride_b, g->a, type,
-			g->k, stride_a, &zero, g->c, type, g->n, g->m * g->n, batch,
-			CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-		"cublasGemmStridedBatchedEx");
+	return float_gemm(ops, g, type, batch, stride_a, stride_b);
 }
 
 /*
@@ -134,6 +168,147 @@ int gpu_ops_matmul(struct dj_gpu_ops *ops, const struct dj_tensor *a,
 	return gemm_run(ops, &g, &batch);
 }
 
+/* ---- linear with the bias fused into the product (cuBLASLt) ---- */
+
+int gpu_ops_blas_open(struct dj_gpu_ops *ops)
+{
+	return gpu_ops_blas_rc(cublasLtCreate(&ops->lt), "cublasLtCreate");
+}
+
+static void plan_release(struct linear_plan *p)
+{
+	if (p->op)
+		cublasLtMatmulDescDestroy(p->op);
+	if (p->w)
+		cublasLtMatrixLayoutDestroy(p->w);
+	if (p->x)
+		cublasLtMatrixLayoutDestroy(p->x);
+	if (p->y)
+		cublasLtMatrixLayoutDestroy(p->y);
+	memset(p, 0, sizeof(*p));
+}
+
+void gpu_ops_blas_close(struct dj_gpu_ops *ops)
+{
+	for (int i = 0; i < LINEAR_PLANS; i++)
+		plan_release(&ops->plans[i]);
+	if (ops->lt)
+		cublasLtDestroy(ops->lt);
+}
+
+static int set_op_attr(cublasLtMatmulDesc_t op, cublasLtMatmulDescAttributes_t attr,
+		       const void *value, size_t size)
+{
+	return gpu_ops_blas_rc(cublasLtMatmulDescSetAttribute(op, attr, value, size),
+			       "cublasLtMatmulDescSetAttribute");
+}
+
+/* A packed column-major rows x cols matrix. */
+static int layout(cublasLtMatrixLayout_t *l, cudaDataType type, int64_t rows, int64_t cols)
+{
+	return gpu_ops_blas_rc(cublasLtMatrixLayoutCreate(l, type, rows, cols, rows),
+			       "cublasLtMatrixLayoutCreate");
+}
+
+/* Column-major view as in gemm_strided: y^T[n, m] = W[n, k] . x^T[k, m],
+ * the bias running along y^T's rows. */
+static int plan_describe(struct linear_plan *p, cudaDataType type, const void *bias)
+{
+	cublasOperation_t trans = CUBLAS_OP_T, keep = CUBLAS_OP_N;
+	cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+	int rc;
+
+	if ((rc = gpu_ops_blas_rc(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+				  "cublasLtMatmulDescCreate")) ||
+	    (rc = set_op_attr(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans))) ||
+	    (rc = set_op_attr(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof(keep))) ||
+	    (rc = set_op_attr(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue))) ||
+	    (rc = set_op_attr(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias))))
+		return rc;
+	if ((rc = layout(&p->w, type, p->k, p->n)) || (rc = layout(&p->x, type, p->k, p->m)))
+		return rc;
+	return layout(&p->y, type, p->n, p->m);
+}
+
+/* -ENOTSUP when cuBLASLt has no algorithm: the caller falls back. */
+static int plan_choose(struct dj_gpu_ops *ops, struct linear_plan *p)
+{
+	cublasLtMatmulPreference_t pref;
+	cublasLtMatmulHeuristicResult_t found;
+	uint64_t workspace = BLAS_WORKSPACE_BYTES;
+	int count = 0, rc;
+
+	rc = gpu_ops_blas_rc(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+	if (rc != 0)
+		return rc;
+	rc = gpu_ops_blas_rc(cublasLtMatmulPreferenceSetAttribute(
+				     pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+				     sizeof(workspace)),
+			     "cublasLtMatmulPreferenceSetAttribute");
+	if (rc == 0 && cublasLtMatmulAlgoGetHeuristic(ops->lt, p->op, p->w, p->x, p->y, p->y, pref,
+						      1, &found, &count) == CUBLAS_STATUS_SUCCESS &&
+	    count > 0)
+		p->algo = found.algo;
+	else if (rc == 0)
+		rc = -ENOTSUP;
+	cublasLtMatmulPreferenceDestroy(pref);
+	return rc;
+}
+
+static struct linear_plan *plan_get(struct dj_gpu_ops *ops, const struct gemm *g,
+				    cudaDataType type, const void *bias, int *rc)
+{
+	struct linear_plan *p;
+
+	for (int i = 0; i < LINEAR_PLANS; i++) {
+		p = &ops->plans[i];
+		if (p->op && p->dtype == (int)g->dtype && p->m == g->m && p->n == g->n &&
+		    p->k == g->k)
+			return p;
+	}
+	p = &ops->plans[ops->next_plan++ % LINEAR_PLANS];
+	plan_release(p);
+	*p = (struct linear_plan){.dtype = g->dtype, .m = g->m, .n = g->n, .k = g->k};
+	*rc = plan_describe(p, type, bias);
+	if (*rc == 0)
+		*rc = plan_choose(ops, p);
+	if (*rc != 0) {
+		plan_release(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* cuBLASLt's default algorithms assume 256-byte aligned operands. */
+static int aligned256(const void *p)
+{
+	return ((uintptr_t)p & 255) == 0;
+}
+
+/* 0, -ENOTSUP (no fused path here: use the plain one) or an error. */
+static int linear_fused(struct dj_gpu_ops *ops, const struct gemm *g, const void *bias)
+{
+	static const float one = 1.0f, zero = 0.0f;
+	struct linear_plan *p;
+	cudaDataType type;
+	int rc = 0;
+
+	if (blas_type(g->dtype, &type) != 0 || g->m == 0 || g->n == 0 || g->k == 0 ||
+	    !aligned256(g->a) || !aligned256(g->b) || !aligned256(g->c) || !aligned256(bias))
+		return -ENOTSUP;
+	p = plan_get(ops, g, type, bias, &rc);
+	if (p == NULL)
+		return rc;
+	rc = set_op_attr(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
+	if (rc != 0)
+		return rc;
+	return gpu_ops_blas_rc(cublasLtMatmul(ops->lt, p->op, &one, g->b, p->w, g->a, p->x, &zero,
+					      g->c, p->y, g->c, p->y, &p->algo,
+					      ops->blas_workspace, BLAS_WORKSPACE_BYTES,
+					      ops->stream),
+			       "cublasLtMatmul");
+}
+
 int gpu_ops_linear(struct dj_gpu_ops *ops, const struct dj_tensor *in, int n_in,
 		   struct dj_tensor *out)
 {
@@ -149,6 +324,11 @@ int gpu_ops_linear(struct dj_gpu_ops *ops, const struct dj_tensor *in, int n_in,
 
 	if (k == 0) /* x has no elements to tell the rows: count them from out */
 		g.m = g.n ? dj_tensor_numel(&out->desc) / g.n : 0;
+	if (n_in == 3) {
+		rc = linear_fused(ops, &g, in[2].data);
+		if (rc != -ENOTSUP)
+			return rc;
+	}
 	rc = gemm_run(ops, &g, &no_batch);
 	if (rc != 0 || n_in < 3)
 		return rc;

@@ -98,6 +98,19 @@ template <class F> cudaError_t dispatch_float(enum dj_dtype dtype, F f)
 	}
 }
 
+/* P elements moved as one 16-byte access. */
+template <class T, int P> struct alignas(sizeof(T) * P) Pack {
+	T v[P];
+};
+
+/* Elements per 16-byte vector of T. */
+template <class T> constexpr int pack_of = 16 / sizeof(T) > 0 ? 16 / sizeof(T) : 1;
+
+static inline bool aligned16(const void *p)
+{
+	return ((uintptr_t)p & 15) == 0;
+}
+
 constexpr int block_threads = 256;
 /* Grid-stride kernels need no more blocks than this to fill any current GPU. */
 constexpr int64_t max_blocks = 4096;
@@ -131,27 +144,38 @@ template <class I> __device__ inline I global_stride()
 	return (I)gridDim.x * blockDim.x;
 }
 
-/* Sum of v over the block, valid in every thread. @p scratch: 32 entries. */
-template <class A> __device__ A block_sum(A v, A *scratch)
+/* op(v) over the block, valid in every thread; @p scratch: 32 entries.
+ * Block sizes are whole warps. */
+template <class A, class Op> __device__ A block_reduce(A v, A *scratch, Op op, A identity)
 {
 	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	int warps = (blockDim.x + 31) >> 5;
 
 	for (int off = 16; off > 0; off >>= 1)
-		v += __shfl_down_sync(0xffffffffu, v, off);
+		v = op(v, __shfl_down_sync(0xffffffffu, v, off));
 	__syncthreads(); /* scratch may still be read from a previous call */
 	if (lane == 0)
 		scratch[warp] = v;
 	__syncthreads();
 	if (warp == 0) {
-		v = lane < warps ? scratch[lane] : A(0);
+		v = lane < warps ? scratch[lane] : identity;
 		for (int off = 16; off > 0; off >>= 1)
-			v += __shfl_down_sync(0xffffffffu, v, off);
+			v = op(v, __shfl_down_sync(0xffffffffu, v, off));
 		if (lane == 0)
 			scratch[0] = v;
 	}
 	__syncthreads();
 	return scratch[0];
+}
+
+template <class A> __device__ A block_sum(A v, A *scratch)
+{
+	return block_reduce(v, scratch, [](A x, A y) { return x + y; }, A(0));
+}
+
+__device__ inline float block_max(float v, float *scratch)
+{
+	return block_reduce(v, scratch, [](float x, float y) { return fmaxf(x, y); }, -INFINITY);
 }
 
 } /* namespace djk */

@@ -9,10 +9,6 @@
 
 namespace djk {
 
-template <class T, int P> struct alignas(sizeof(T) * P) Pack {
-	T v[P];
-};
-
 __device__ inline float gelu(float x)
 {
 	return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
@@ -86,14 +82,6 @@ template <class T, class Tout> struct BinaryFn {
 		}
 	}
 };
-
-/* Elements per 16-byte vector of T. */
-template <class T> constexpr int pack_of = 16 / sizeof(T) > 0 ? 16 / sizeof(T) : 1;
-
-static inline bool aligned16(const void *p)
-{
-	return ((uintptr_t)p & 15) == 0;
-}
 
 template <int P, class T, class F>
 __global__ void unary_flat(const T *__restrict__ x, T *__restrict__ y, int64_t n, F f)

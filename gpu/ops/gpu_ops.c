@@ -15,9 +15,6 @@
 #include "djinn/common.h"
 #include "gpu_ops_internal.h"
 
-/* cuBLAS on Hopper wants 32 MiB of workspace for its best kernels. */
-#define BLAS_WORKSPACE_BYTES (32u << 20)
-
 int gpu_ops_cuda_rc(int cuda_error, const char *what)
 {
 	if (cuda_error == cudaSuccess)
@@ -83,7 +80,7 @@ static int context_open(struct dj_gpu_ops *ops)
 						     BLAS_WORKSPACE_BYTES),
 				  "cublasSetWorkspace")))
 		return rc;
-	return 0;
+	return gpu_ops_blas_open(ops);
 }
 
 int dj_gpu_ops_create(int device, struct dj_gpu_ops **ops)
@@ -116,6 +113,7 @@ void dj_gpu_ops_destroy(struct dj_gpu_ops *ops)
 	cudaSetDevice(ops->device);
 	if (ops->stream)
 		cudaStreamSynchronize(ops->stream);
+	gpu_ops_blas_close(ops);
 	if (ops->blas)
 		cublasDestroy(ops->blas);
 	if (ops->scratch)
@@ -332,25 +330,8 @@ static int scratch_reserve(struct dj_gpu_ops *ops, size_t bytes)
 	return 0;
 }
 
-static int run_reduce(struct dj_gpu_ops *ops, const struct dj_op *op,
-		      const struct dj_tensor *x, const struct dj_op_attrs *attrs,
-		      struct dj_tensor *y)
-{
-	int64_t outer, len, inner;
-	int rc = dj_op_axis_split(op, &x->desc, attrs, &outer, &len, &inner);
-
-	if (rc != 0)
-		return rc;
-	rc = scratch_reserve(ops, dj_gk_reduce_workspace(outer, len, inner));
-	if (rc != 0)
-		return rc;
-	return gpu_ops_cuda_rc(dj_gk_reduce(op->id == DJ_OP_MEAN, x->desc.dtype, y->desc.dtype,
-					    x->data, y->data, outer, len, inner, ops->scratch,
-					    ops->stream),
-			       "reduction kernel");
-}
-
-static int run_softmax(struct dj_gpu_ops *ops, const struct dj_op *op,
+/* sum, mean and softmax: one axis of [outer, len, inner]. */
+static int run_axis_op(struct dj_gpu_ops *ops, const struct dj_op *op,
 		       const struct dj_tensor *x, const struct dj_op_attrs *attrs,
 		       struct dj_tensor *y)
 {
@@ -359,9 +340,17 @@ static int run_softmax(struct dj_gpu_ops *ops, const struct dj_op *op,
 
 	if (rc != 0)
 		return rc;
-	return gpu_ops_cuda_rc(dj_gk_softmax(x->desc.dtype, x->data, y->data, outer, len, inner,
-					     ops->stream),
-			       "softmax kernel");
+	if (op->id == DJ_OP_SOFTMAX)
+		return gpu_ops_cuda_rc(dj_gk_softmax(x->desc.dtype, x->data, y->data, outer, len,
+						     inner, ops->stream),
+				       "softmax kernel");
+	rc = scratch_reserve(ops, dj_gk_reduce_workspace(outer, len, inner));
+	if (rc != 0)
+		return rc;
+	return gpu_ops_cuda_rc(dj_gk_reduce(op->id == DJ_OP_MEAN, x->desc.dtype, y->desc.dtype,
+					    x->data, y->data, outer, len, inner, ops->scratch,
+					    ops->stream),
+			       "reduction kernel");
 }
 
 static int run_layer_norm(struct dj_gpu_ops *ops, const struct dj_op *op,
@@ -480,8 +469,8 @@ static int dispatch(struct dj_gpu_ops *ops, const struct dj_op *op, const struct
 	case DJ_OP_GELU:
 	case DJ_OP_SILU: return run_unary(ops, unary_kind[op->id], &in[0], out);
 	case DJ_OP_SUM:
-	case DJ_OP_MEAN: return run_reduce(ops, op, &in[0], attrs, out);
-	case DJ_OP_SOFTMAX: return run_softmax(ops, op, &in[0], attrs, out);
+	case DJ_OP_MEAN:
+	case DJ_OP_SOFTMAX: return run_axis_op(ops, op, &in[0], attrs, out);
 	case DJ_OP_LAYER_NORM: return run_layer_norm(ops, op, in, n_in, attrs, out);
 	case DJ_OP_TRANSPOSE: return run_transpose(ops, &in[0], attrs, out);
 	case DJ_OP_RESHAPE: return run_copy(ops, &in[0], out);

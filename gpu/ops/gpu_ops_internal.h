@@ -4,6 +4,11 @@
 
 /* Shared between the dispatch (gpu_ops.c) and the cuBLAS paths (blas.c). */
 
+/* cublasLt.h has a declaration without a prototype. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <cublasLt.h>
+#pragma GCC diagnostic pop
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -11,6 +16,21 @@
 #include "kernels.h"
 
 #define GPU_OPS_LOG "gpu_ops"
+
+/* cuBLAS on Hopper wants 32 MiB of workspace for its best kernels. */
+#define BLAS_WORKSPACE_BYTES (32u << 20)
+
+/* cuBLASLt plans of linear with a fused bias, kept per shape: choosing an
+ * algorithm costs tens of microseconds, too much for every request. */
+#define LINEAR_PLANS 8
+
+struct linear_plan {
+	cublasLtMatmulDesc_t op; /* NULL: unused slot */
+	int dtype;
+	int64_t m, n, k;
+	cublasLtMatrixLayout_t w, x, y;
+	cublasLtMatmulAlgo_t algo;
+};
 
 struct dj_gpu_ops {
 	int device;
@@ -20,6 +40,9 @@ struct dj_gpu_ops {
 	void *blas_workspace;     /* given to cuBLAS so it never allocates */
 	void *scratch;            /* reduction partials, grown on demand */
 	size_t scratch_size;
+	cublasLtHandle_t lt;      /* linear with a fused bias */
+	struct linear_plan plans[LINEAR_PLANS];
+	unsigned next_plan;       /* round-robin replacement */
 };
 
 /* Map a CUDA / cuBLAS failure to an errno value, logging what failed. */
@@ -31,6 +54,8 @@ int gpu_ops_blas_rc(cublasStatus_t status, const char *what);
 void gpu_ops_walk_collapse(struct dj_gk_walk *walk);
 
 /* matmul and linear (blas.c). The inputs are already validated. */
+int gpu_ops_blas_open(struct dj_gpu_ops *ops);
+void gpu_ops_blas_close(struct dj_gpu_ops *ops);
 int gpu_ops_matmul(struct dj_gpu_ops *ops, const struct dj_tensor *a,
 		   const struct dj_tensor *b, struct dj_tensor *out);
 int gpu_ops_linear(struct dj_gpu_ops *ops, const struct dj_tensor *in, int n_in,

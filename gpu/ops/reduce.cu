@@ -52,6 +52,17 @@ static ReducePlan plan_reduce(int64_t outer, int64_t len, int64_t inner)
 	return {div_up(len, chunk), chunk};
 }
 
+/* A split's partial into the workspace, or the finished output. */
+template <class A, class Tout>
+__device__ inline void reduce_put(A acc, A *partial, Tout *y, int64_t out_index, int mean,
+				  int64_t len)
+{
+	if (partial)
+		partial[out_index * gridDim.y + blockIdx.y] = acc;
+	else
+		y[out_index] = acc_store<Tout>(acc, mean, len);
+}
+
 template <class T, class Tout>
 __global__ void reduce_rows(const T *__restrict__ x, Tout *__restrict__ y,
 			    typename Acc<T>::A *__restrict__ partial, int64_t outer, int64_t len,
@@ -59,8 +70,7 @@ __global__ void reduce_rows(const T *__restrict__ x, Tout *__restrict__ y,
 {
 	using A = typename Acc<T>::A;
 	__shared__ A scratch[32];
-	int64_t split = blockIdx.y, splits = gridDim.y;
-	int64_t begin = split * chunk, end = min(len, begin + chunk);
+	int64_t begin = blockIdx.y * chunk, end = min(len, begin + chunk);
 
 	for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
 		const T *r = x + row * len;
@@ -70,12 +80,8 @@ __global__ void reduce_rows(const T *__restrict__ x, Tout *__restrict__ y,
 		for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
 			acc += Acc<T>::load(r[i]);
 		acc = block_sum(acc, scratch);
-		if (threadIdx.x != 0)
-			continue;
-		if (partial)
-			partial[row * splits + split] = acc;
-		else
-			y[row] = acc_store<Tout>(acc, mean, len);
+		if (threadIdx.x == 0)
+			reduce_put(acc, partial, y, row, mean, len);
 	}
 }
 
@@ -85,8 +91,7 @@ __global__ void reduce_cols(const T *__restrict__ x, Tout *__restrict__ y,
 			    int64_t inner, int64_t chunk, int mean)
 {
 	using A = typename Acc<T>::A;
-	int64_t split = blockIdx.y, splits = gridDim.y;
-	int64_t begin = split * chunk, end = min(len, begin + chunk);
+	int64_t begin = blockIdx.y * chunk, end = min(len, begin + chunk);
 
 	for (int64_t t = global_thread<int64_t>(); t < outer * inner;
 	     t += global_stride<int64_t>()) {
@@ -96,10 +101,7 @@ __global__ void reduce_cols(const T *__restrict__ x, Tout *__restrict__ y,
 #pragma unroll 8
 		for (int64_t r = begin; r < end; r++)
 			acc += Acc<T>::load(p[r * inner]);
-		if (partial)
-			partial[t * splits + split] = acc;
-		else
-			y[t] = acc_store<Tout>(acc, mean, len);
+		reduce_put(acc, partial, y, t, mean, len);
 	}
 }
 
@@ -205,26 +207,72 @@ __device__ MaxSum block_maxsum(MaxSum v, float *sm, float *ss)
 }
 
 /*
- * A row read once from memory: with Cached, the first pass keeps the values
- * (as float) in shared memory and later passes read them from there. Each
- * thread only reads back the elements it stored itself, so no barrier is
- * needed between the passes.
+ * One row of a row kernel. Cached: load() reads the row from memory once
+ * (16-byte accesses when vec) into shared memory as float, and every later
+ * pass reads shared memory. Direct (rows too long to cache): each pass
+ * re-reads memory, which the L2 serves in part.
  */
-template <class T, bool Cached> struct RowReader {
+template <class T, bool Cached> struct Row {
+	static constexpr int P = pack_of<T>; /* 4 or 8: whole float4s of cache */
 	const T *__restrict__ x;
+	T *__restrict__ y;
 	float *cache;
+	int64_t len;
+	bool vec;
 
-	__device__ float first(int64_t i) const
+	__device__ void load() const
 	{
-		float v = Num<T>::load(x[i]);
-
-		if (Cached)
-			cache[i] = v;
-		return v;
+		if (!Cached)
+			return;
+		if (vec) {
+			for (int64_t pk = threadIdx.x; pk < len / P; pk += blockDim.x) {
+				Pack<T, P> v = reinterpret_cast<const Pack<T, P> *>(x)[pk];
+				float4 *c = reinterpret_cast<float4 *>(cache + pk * P);
+#pragma unroll
+				for (int j = 0; j < P; j += 4)
+					c[j / 4] = make_float4(Num<T>::load(v.v[j]), Num<T>::load(v.v[j + 1]),
+							       Num<T>::load(v.v[j + 2]),
+							       Num<T>::load(v.v[j + 3]));
+			}
+		} else {
+#pragma unroll 4
+			for (int64_t i = threadIdx.x; i < len; i += blockDim.x)
+				cache[i] = Num<T>::load(x[i]);
+		}
+		__syncthreads();
 	}
-	__device__ float again(int64_t i) const
+
+	__device__ float get(int64_t i) const
 	{
 		return Cached ? cache[i] : Num<T>::load(x[i]);
+	}
+
+	/* y[i] = f(row[i], i) over the row. */
+	template <class F> __device__ void store(F f) const
+	{
+		if (Cached && vec) {
+			for (int64_t pk = threadIdx.x; pk < len / P; pk += blockDim.x) {
+				const float4 *c = reinterpret_cast<const float4 *>(cache + pk * P);
+				int64_t i = pk * P;
+				Pack<T, P> o;
+#pragma unroll
+				for (int j = 0; j < P; j += 4) {
+					float4 v = c[j / 4];
+
+					o.v[j] = Num<T>::store(f(v.x, i + j));
+					o.v[j + 1] = Num<T>::store(f(v.y, i + j + 1));
+					o.v[j + 2] = Num<T>::store(f(v.z, i + j + 2));
+					o.v[j + 3] = Num<T>::store(f(v.w, i + j + 3));
+				}
+				reinterpret_cast<Pack<T, P> *>(y)[pk] = o;
+			}
+		} else {
+#pragma unroll 4
+			for (int64_t i = threadIdx.x; i < len; i += blockDim.x)
+				y[i] = Num<T>::store(f(get(i), i));
+		}
+		if (Cached)
+			__syncthreads(); /* the next row overwrites the cache */
 	}
 };
 
@@ -232,25 +280,41 @@ template <class T, bool Cached> struct RowReader {
 constexpr int64_t max_cached_row = 12288;
 
 template <class T, bool Cached>
-__global__ void softmax_rows(const T *__restrict__ x, T *__restrict__ y, int64_t outer,
-			     int64_t len)
+__global__ void softmax_rows(const T *x, T *y, int64_t outer, int64_t len, bool vec)
 {
 	extern __shared__ float row_cache[];
 	__shared__ float sm[32], ss[32];
 
-	for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
-		RowReader<T, Cached> in = {x + row * len, row_cache};
-		T *yr = y + row * len;
-		MaxSum acc = {-INFINITY, 0.0f};
+	for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
+		Row<T, Cached> row = {x + r * len, y + r * len, row_cache, len, vec};
+
+		row.load();
+		if constexpr (Cached) {
+			/* max, then exp once per element, kept in the cache */
+			float max = -INFINITY, sum = 0.0f;
+
+			for (int64_t i = threadIdx.x; i < len; i += blockDim.x)
+				max = fmaxf(max, row.get(i));
+			max = block_max(max, sm);
+			for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+				float e = expf(row.get(i) - max);
+
+				row_cache[i] = e;
+				sum += e;
+			}
+			float inv = 1.0f / block_sum(sum, ss); /* its barriers publish the cache */
+			row.store([=](float e, int64_t) { return e * inv; });
+		} else {
+			/* one pass for max and sum: each pass re-reads memory */
+			MaxSum acc = {-INFINITY, 0.0f};
 
 #pragma unroll 4
-		for (int64_t i = threadIdx.x; i < len; i += blockDim.x)
-			acc = ms_add(acc, in.first(i));
-		acc = block_maxsum(acc, sm, ss);
-		float inv = 1.0f / acc.s;
-#pragma unroll 4
-		for (int64_t i = threadIdx.x; i < len; i += blockDim.x)
-			yr[i] = Num<T>::store(expf(in.again(i) - acc.m) * inv);
+			for (int64_t i = threadIdx.x; i < len; i += blockDim.x)
+				acc = ms_add(acc, row.get(i));
+			acc = block_maxsum(acc, sm, ss);
+			float max = acc.m, inv = 1.0f / acc.s;
+			row.store([=](float v, int64_t) { return expf(v - max) * inv; });
+		}
 	}
 }
 
@@ -273,42 +337,45 @@ __global__ void softmax_cols(const T *__restrict__ x, T *__restrict__ y, int64_t
 	}
 }
 
-/* Two passes over the row (mean, then centred variance) for stability, the
- * row read from memory once when it fits the cache. */
+/* Two passes over the row (mean, then centred variance) for stability. */
 template <class T, bool Cached>
-__global__ void layer_norm_rows(const T *__restrict__ x, const T *__restrict__ w,
-				const T *__restrict__ b, T *__restrict__ y, int64_t rows,
-				int64_t cols, float eps)
+__global__ void layer_norm_rows(const T *x, const T *__restrict__ w, const T *__restrict__ b,
+				T *y, int64_t rows, int64_t cols, float eps, bool vec)
 {
-	using N = Num<T>;
 	extern __shared__ float row_cache[];
 	__shared__ float scratch[32];
 
-	for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-		RowReader<T, Cached> in = {x + row * cols, row_cache};
-		T *yr = y + row * cols;
+	for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+		Row<T, Cached> row = {x + r * cols, y + r * cols, row_cache, cols, vec};
 		float s = 0.0f, q = 0.0f;
 
+		row.load();
 #pragma unroll 4
 		for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
-			s += in.first(i);
+			s += row.get(i);
 		float mean = block_sum(s, scratch) / (float)cols;
+#pragma unroll 4
 		for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
-			float d = in.again(i) - mean;
+			float d = row.get(i) - mean;
 			q += d * d;
 		}
 		float rstd = 1.0f / sqrtf(block_sum(q, scratch) / (float)cols + eps);
-#pragma unroll 4
-		for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
-			float v = (in.again(i) - mean) * rstd;
+		row.store([=](float v, int64_t i) {
+			float o = (v - mean) * rstd;
 
 			if (w)
-				v *= N::load(w[i]);
+				o *= Num<T>::load(w[i]);
 			if (b)
-				v += N::load(b[i]);
-			yr[i] = N::store(v);
-		}
+				o += Num<T>::load(b[i]);
+			return o;
+		});
 	}
+}
+
+/* 16-byte row accesses need aligned rows: aligned bases, len a multiple. */
+template <class T> static bool rows_vectorizable(const void *x, const void *y, int64_t len)
+{
+	return aligned16(x) && aligned16(y) && len % pack_of<T> == 0;
 }
 
 static unsigned row_grid(int64_t rows)
@@ -349,13 +416,15 @@ extern "C" int dj_gk_softmax(enum dj_dtype dtype, const void *x, void *y, int64_
 
 		if (outer * inner == 0 || len == 0)
 			return cudaSuccess;
+		bool vec = rows_vectorizable<T>(x, y, len);
+
 		if (rows_mode(len, inner) && len <= max_cached_row)
 			softmax_rows<T, true><<<row_grid(outer), threads_for_row(len),
-						len * sizeof(float), stream>>>((const T *)x,
-									       (T *)y, outer, len);
+						len * sizeof(float), stream>>>(
+				(const T *)x, (T *)y, outer, len, vec);
 		else if (rows_mode(len, inner))
 			softmax_rows<T, false><<<row_grid(outer), threads_for_row(len), 0, stream>>>(
-				(const T *)x, (T *)y, outer, len);
+				(const T *)x, (T *)y, outer, len, vec);
 		else
 			softmax_cols<<<grid_for(outer * inner), block_threads, 0, stream>>>(
 				(const T *)x, (T *)y, outer, len, inner);
@@ -372,16 +441,18 @@ extern "C" int dj_gk_layer_norm(enum dj_dtype dtype, const void *x, const void *
 
 		if (rows == 0 || cols == 0)
 			return cudaSuccess;
+		bool vec = rows_vectorizable<T>(x, y, cols);
+
 		if (cols <= max_cached_row)
 			layer_norm_rows<T, true><<<row_grid(rows), threads_for_row(cols),
 						   cols * sizeof(float), stream>>>(
 				(const T *)x, (const T *)weight, (const T *)bias, (T *)y, rows,
-				cols, (float)eps);
+				cols, (float)eps, vec);
 		else
 			layer_norm_rows<T, false><<<row_grid(rows), threads_for_row(cols), 0,
 						    stream>>>(
 				(const T *)x, (const T *)weight, (const T *)bias, (T *)y, rows,
-				cols, (float)eps);
+				cols, (float)eps, vec);
 		return cudaGetLastError();
 	});
 }

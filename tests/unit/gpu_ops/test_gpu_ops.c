@@ -21,6 +21,9 @@
 
 static struct dj_gpu_ops *gpu;
 static uint64_t rng_state;
+/* OR of every device address handed out: its lowest set bit is the worst
+ * alignment seen (linear fuses its bias only on 256-byte aligned operands). */
+static uintptr_t address_bits;
 
 static const enum dj_dtype all_dtypes[] = {DJ_DTYPE_FLOAT32, DJ_DTYPE_FLOAT16,
 					   DJ_DTYPE_BFLOAT16, DJ_DTYPE_INT32, DJ_DTYPE_INT64};
@@ -121,6 +124,7 @@ static struct dj_tensor to_gpu(const struct dj_tensor *h)
 
 	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_alloc(gpu, bytes, &g.data), 0);
 	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_copy_in(gpu, g.data, h->data, bytes), 0);
+	address_bits |= (uintptr_t)g.data;
 	return g;
 }
 
@@ -753,6 +757,8 @@ static void print_summary(void)
 				printf("%-12s %-9s %6d %10.3f %9.1e\n", dj_op_get(op)->name,
 				       dj_dtype_name(d), cases[op][d], worst[op][d],
 				       tolerance(d));
+	printf("device allocations aligned to %lu bytes\n",
+	       (unsigned long)(address_bits & -address_bits));
 }
 
 static int suite_init(void)
