@@ -84,13 +84,42 @@ static void fail_all(struct dj_conn *conn, int rc)
 	} while (n == 64);
 }
 
-static int discard(struct dj_io *io, uint64_t len)
+/* len bytes from the connection: what the buffer holds first, then large
+ * remainders straight into place, small ones through a refill. */
+static int conn_read(struct dj_conn *conn, void *dst, size_t len)
+{
+	char *p = dst;
+
+	while (len > 0) {
+		ssize_t r;
+
+		if (conn->roff < conn->rlen) {
+			size_t k = len < conn->rlen - conn->roff ? len : conn->rlen - conn->roff;
+
+			memcpy(p, conn->rbuf + conn->roff, k);
+			conn->roff += k;
+			p += k;
+			len -= k;
+			continue;
+		}
+		if (len >= CL_RBUF)
+			return dj_io_read_all(&conn->io, p, len);
+		r = dj_io_read(&conn->io, conn->rbuf, CL_RBUF);
+		if (r <= 0)
+			return r == 0 ? -ECONNRESET : (int)r;
+		conn->roff = 0;
+		conn->rlen = (size_t)r;
+	}
+	return 0;
+}
+
+static int discard(struct dj_conn *conn, uint64_t len)
 {
 	char buf[DISCARD_CHUNK];
 
 	while (len > 0) {
 		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
-		int rc = dj_io_read_all(io, buf, n);
+		int rc = conn_read(conn, buf, n);
 
 		if (rc != 0)
 			return rc;
@@ -100,11 +129,11 @@ static int discard(struct dj_io *io, uint64_t len)
 }
 
 /* A frame's header and JSON (its payload, if any, still unread). */
-static int read_frame_json(struct dj_io *io, struct dj_ctl_hdr *h, cJSON **msg)
+static int read_frame_json(struct dj_conn *conn, struct dj_ctl_hdr *h, cJSON **msg)
 {
 	uint8_t hdr[DJ_CTL_HDR_LEN];
 	char *text;
-	int rc = dj_io_read_all(io, hdr, sizeof(hdr));
+	int rc = conn_read(conn, hdr, sizeof(hdr));
 
 	if (rc == 0)
 		rc = dj_ctl_hdr_decode(hdr, h);
@@ -115,7 +144,7 @@ static int read_frame_json(struct dj_io *io, struct dj_ctl_hdr *h, cJSON **msg)
 	text = malloc(h->json_len);
 	if (text == NULL)
 		return -ENOMEM;
-	rc = dj_io_read_all(io, text, h->json_len);
+	rc = conn_read(conn, text, h->json_len);
 	*msg = rc == 0 ? cJSON_ParseWithLength(text, h->json_len) : NULL;
 	free(text);
 	if (rc == 0 && *msg == NULL)
@@ -131,7 +160,7 @@ static int read_reply(struct dj_conn *conn)
 	uint64_t id = 0;
 	char why[128];
 	cJSON *msg;
-	int rc = read_frame_json(&conn->io, &h, &msg);
+	int rc = read_frame_json(conn, &h, &msg);
 
 	if (rc != 0)
 		return rc;
@@ -144,9 +173,9 @@ static int read_reply(struct dj_conn *conn)
 	if (h.payload_len > 0) {
 		/* Only the reader writes into dst, and only while f is pending. */
 		if (f != NULL && f->dst != NULL && f->dst_len == h.payload_len) {
-			rc = dj_io_read_all(&conn->io, f->dst, h.payload_len);
+			rc = conn_read(conn, f->dst, h.payload_len);
 		} else {
-			rc = discard(&conn->io, h.payload_len);
+			rc = discard(conn, h.payload_len);
 			if (f != NULL && rc == 0) {
 				cJSON_Delete(msg);
 				msg = dj_error_new(id, -EMSGSIZE, "reply payload does not fit the buffer");
@@ -396,7 +425,7 @@ int cl_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply)
 	rc = write_frame(conn, msg, NULL, 0);
 	cJSON_Delete(msg);
 	if (rc == 0)
-		rc = read_frame_json(&conn->io, &h, reply);
+		rc = read_frame_json(conn, &h, reply);
 	if (rc == 0 && h.payload_len != 0) {
 		cJSON_Delete(*reply);
 		*reply = NULL;

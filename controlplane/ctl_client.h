@@ -17,6 +17,7 @@
 #include "ctl_wire.h"
 
 #define CL_SLOTS 4096 /* power of two: requests in flight per connection */
+#define CL_RBUF (64u << 10) /* reader's buffer: many small replies per read(2) */
 
 struct dj_future {
 	atomic_int refs;          /* caller + the connection while pending */
@@ -54,6 +55,8 @@ struct dj_conn {
 	uint64_t next_xfer;
 	uint64_t idle_since_ns;
 	char last_error[DJ_CTL_ERRMSG_MAX];
+	size_t roff, rlen;        /* unread bytes in rbuf: the reader's alone */
+	uint8_t rbuf[CL_RBUF];
 };
 
 struct dj_client {

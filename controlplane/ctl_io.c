@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "djinn/common.h"
 #include "ctl_io.h"
@@ -99,6 +100,21 @@ ssize_t dj_io_write(struct dj_io *io, const void *buf, size_t len)
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	return n;
+}
+
+ssize_t dj_io_writev(struct dj_io *io, const struct iovec *iov, int n)
+{
+	struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+	ssize_t w;
+
+	if (io->ssl != NULL)
+		return dj_io_write(io, iov[0].iov_base, iov[0].iov_len);
+	do
+		w = sendmsg(io->fd, &mh, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return w;
 }
 
 /* Blocking plain socket: MSG_WAITALL lets the kernel fill a large buffer in

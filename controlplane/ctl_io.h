@@ -18,6 +18,9 @@ struct dj_io {
 /* >0 bytes, 0 at end of stream, or -EAGAIN / -errno. */
 ssize_t dj_io_read(struct dj_io *io, void *buf, size_t len);
 ssize_t dj_io_write(struct dj_io *io, const void *buf, size_t len);
+/* Gathered write (plain sockets); TLS writes the first buffer only. */
+struct iovec;
+ssize_t dj_io_writev(struct dj_io *io, const struct iovec *iov, int n);
 /* Blocking sockets: the whole buffer, or -errno (-ECONNRESET at end of stream). */
 int dj_io_read_all(struct dj_io *io, void *buf, size_t len);
 int dj_io_write_all(struct dj_io *io, const void *buf, size_t len);

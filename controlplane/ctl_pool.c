@@ -307,6 +307,7 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 	if (rc != 0)
 		return rc;
 	conn->io = (struct dj_io){.fd = fd};
+	conn->roff = conn->rlen = 0;
 	recv_timeout(fd, cl->o.request_timeout_ms > 0 ? cl->o.request_timeout_ms : 30000);
 	if (cl->tls_ctx != NULL && (rc = dj_tls_attach(cl->tls_ctx, fd, 0, &conn->io)) != 0) {
 		close(fd);

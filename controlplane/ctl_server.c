@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "djinn/common.h"
 #include "ctl_server.h"
@@ -121,6 +122,7 @@ static void conn_unref(struct ctl_conn *c)
 	if (c->sess != NULL)
 		ctl_session_detach(srv, c->sess);
 	free(c->json);
+	free(c->inbuf);
 	free(c->staging);
 	free(c);
 }
@@ -287,6 +289,43 @@ static int payload_view(struct ctl_conn *c, struct ctl_out *o, const char **p, s
 	return 0;
 }
 
+static void count_out(struct ctl_conn *c, size_t w)
+{
+	c->last_out_ns = dj_time_ns();
+	c->srv->st.bytes_out += w;
+	if (c->sess != NULL)
+		c->sess->bytes_out += w;
+}
+
+/* The frames (header + JSON) from the head on, in one gathered write: up to
+ * CTL_GATHER of them, stopping after one whose payload must follow. */
+static ssize_t write_frames(struct ctl_conn *c)
+{
+	struct iovec iov[CTL_GATHER];
+	struct ctl_out *o = c->out_head;
+	ssize_t w;
+	int n = 0;
+
+	for (; o != NULL && n < CTL_GATHER; o = o->next) {
+		iov[n].iov_base = o->frame + o->off;
+		iov[n++].iov_len = o->len - o->off;
+		if (o->payload_len > 0)
+			break;
+	}
+	w = dj_io_writev(&c->io, iov, n);
+	if (w <= 0)
+		return w;
+	o = c->out_head;
+	for (size_t left = (size_t)w; left > 0; o = o->next) {
+		size_t take = o->len - o->off < left ? o->len - o->off : left;
+
+		o->off += take;
+		left -= take;
+	}
+	count_out(c, (size_t)w);
+	return w;
+}
+
 /* Write what the socket takes; 0 when the queue is drained or the socket is full. */
 static int flush_out(struct ctl_conn *c)
 {
@@ -298,12 +337,18 @@ static int flush_out(struct ctl_conn *c)
 		int rc;
 
 		if (o->off < o->len) {
-			p = o->frame + o->off;
-			n = o->len - o->off;
+			w = write_frames(c);
 		} else if (o->payload_off < o->payload_len) {
 			rc = payload_view(c, o, &p, &n);
 			if (rc != 0)
 				return rc; /* the stream cannot be resynchronised */
+			w = dj_io_write(&c->io, p, n);
+			if (w > 0) {
+				count_out(c, (size_t)w);
+				o->payload_off += (uint64_t)w;
+				if (o->rio.host == NULL)
+					c->stage_off += (size_t)w;
+			}
 		} else {
 			c->out_head = o->next;
 			if (c->out_head == NULL)
@@ -312,22 +357,10 @@ static int flush_out(struct ctl_conn *c)
 			out_free(c->srv, c, o);
 			continue;
 		}
-		w = dj_io_write(&c->io, p, n);
 		if (w == -EAGAIN)
 			return 0;
 		if (w <= 0)
 			return w < 0 ? (int)w : -ECONNRESET;
-		c->last_out_ns = dj_time_ns();
-		c->srv->st.bytes_out += (uint64_t)w;
-		if (c->sess != NULL)
-			c->sess->bytes_out += (uint64_t)w;
-		if (o->off < o->len) {
-			o->off += (size_t)w;
-		} else {
-			o->payload_off += (uint64_t)w;
-			if (o->rio.host == NULL)
-				c->stage_off += (size_t)w;
-		}
 	}
 	return 0;
 }
@@ -445,6 +478,73 @@ static void payload_consumed(struct ctl_conn *c, const char *p, size_t n)
 	ctl_send(c, r);
 }
 
+/* Where the next bytes of the current stage go, and how many it wants. */
+static int in_sink(struct ctl_conn *c, char **p, size_t *n)
+{
+	switch (c->stage) {
+	case IN_HDR:
+		*p = (char *)c->hdr + c->hdr_got;
+		*n = DJ_CTL_HDR_LEN - c->hdr_got;
+		return 0;
+	case IN_JSON:
+		*p = c->json + c->json_got;
+		*n = c->h.json_len - c->json_got;
+		return 0;
+	default:
+		return payload_sink(c, p, n);
+	}
+}
+
+static void in_consumed(struct ctl_conn *c, char *p, size_t n)
+{
+	switch (c->stage) {
+	case IN_HDR:
+		if (c->hdr_got == 0)
+			c->frame_start_ns = c->last_in_ns;
+		c->hdr_got += n;
+		if (c->hdr_got == DJ_CTL_HDR_LEN)
+			frame_header_done(c);
+		break;
+	case IN_JSON:
+		c->json_got += (uint32_t)n;
+		if (c->json_got == c->h.json_len)
+			frame_json_done(c);
+		break;
+	default:
+		payload_consumed(c, p, n);
+		break;
+	}
+}
+
+/* Bytes from the socket: into the input buffer where the stage wants
+ * little (many frames per read), straight into place where it wants much.
+ * Returns bytes placed at p (0: the buffer was refilled), or <0. */
+static ssize_t in_fill(struct ctl_conn *c, char *p, size_t n)
+{
+	ssize_t r;
+
+	if (n >= CTL_INBUF_BYTES) {
+		r = dj_io_read(&c->io, p, n);
+	} else {
+		if (c->inbuf == NULL && (c->inbuf = malloc(CTL_INBUF_BYTES)) == NULL)
+			return -ENOMEM;
+		r = dj_io_read(&c->io, c->inbuf, CTL_INBUF_BYTES);
+	}
+	if (r == 0)
+		return c->stage == IN_HDR && c->hdr_got == 0 ? -ENOTCONN : -ECONNRESET;
+	if (r < 0)
+		return r;
+	c->last_in_ns = dj_time_ns();
+	c->srv->st.bytes_in += (uint64_t)r;
+	if (c->sess != NULL)
+		c->sess->bytes_in += (uint64_t)r;
+	if (n >= CTL_INBUF_BYTES)
+		return r;
+	c->in_off = 0;
+	c->in_len = (size_t)r;
+	return 0;
+}
+
 /* Read until the socket is empty, a frame needs a reply slot, or the
  * connection stops reading. Returns <0 when the connection must close. */
 static int read_in(struct ctl_conn *c)
@@ -453,51 +553,24 @@ static int read_in(struct ctl_conn *c)
 		char *p;
 		size_t n;
 		ssize_t r;
-		int rc;
+		int rc = in_sink(c, &p, &n);
 
-		switch (c->stage) {
-		case IN_HDR:
-			p = (char *)c->hdr + c->hdr_got;
-			n = DJ_CTL_HDR_LEN - c->hdr_got;
-			break;
-		case IN_JSON:
-			p = c->json + c->json_got;
-			n = c->h.json_len - c->json_got;
-			break;
-		default:
-			rc = payload_sink(c, &p, &n);
-			if (rc != 0)
-				return rc;
-			break;
+		if (rc != 0)
+			return rc;
+		if (c->in_off < c->in_len) {
+			r = (ssize_t)(n < c->in_len - c->in_off ? n : c->in_len - c->in_off);
+			memcpy(p, c->inbuf + c->in_off, (size_t)r);
+			c->in_off += (size_t)r;
+		} else {
+			r = in_fill(c, p, n);
+			if (r == -EAGAIN)
+				return 0;
+			if (r < 0)
+				return (int)r;
+			if (r == 0)
+				continue;
 		}
-		r = dj_io_read(&c->io, p, n);
-		if (r == -EAGAIN)
-			return 0;
-		if (r == 0)
-			return c->stage == IN_HDR && c->hdr_got == 0 ? -ENOTCONN : -ECONNRESET;
-		if (r < 0)
-			return (int)r;
-		c->last_in_ns = dj_time_ns();
-		c->srv->st.bytes_in += (uint64_t)r;
-		if (c->sess != NULL)
-			c->sess->bytes_in += (uint64_t)r;
-		switch (c->stage) {
-		case IN_HDR:
-			if (c->hdr_got == 0)
-				c->frame_start_ns = c->last_in_ns;
-			c->hdr_got += (size_t)r;
-			if (c->hdr_got == DJ_CTL_HDR_LEN)
-				frame_header_done(c);
-			break;
-		case IN_JSON:
-			c->json_got += (uint32_t)r;
-			if (c->json_got == c->h.json_len)
-				frame_json_done(c);
-			break;
-		default:
-			payload_consumed(c, p, (size_t)r);
-			break;
-		}
+		in_consumed(c, p, (size_t)r);
 		conn_arm(c);
 	}
 	return 0;
@@ -514,9 +587,10 @@ static void conn_event(struct ctl_conn *c, uint32_t events)
 		rc = flush_out(c);
 	if (rc == 0 && !c->dead)
 		conn_arm(c);
-	/* TLS may hold decrypted bytes that epoll cannot see: read them now
-	 * where reading was just re-enabled. */
-	if (rc == 0 && !c->dead && c->reading && dj_io_pending(&c->io)) {
+	/* Bytes epoll cannot see (our input buffer, TLS's decrypted ones):
+	 * read them now where reading was just re-enabled. */
+	if (rc == 0 && !c->dead && c->reading &&
+	    (c->in_off < c->in_len || dj_io_pending(&c->io))) {
 		rc = read_in(c);
 		if (rc == 0 && !c->dead)
 			rc = flush_out(c);
@@ -588,13 +662,16 @@ static void *worker_main(void *arg)
 		job->next = NULL;
 
 		pthread_mutex_lock(&srv->lock);
-		if (srv->done_tail != NULL)
+		/* Wake the epoll thread only when the list goes non-empty: it
+		 * drains everything queued by then. */
+		if (srv->done_tail != NULL) {
 			srv->done_tail->next = job;
-		else
+		} else {
 			srv->done = job;
+			if (write(srv->evfd, &one, sizeof(one)) < 0)
+				DJ_LOG(DJ_LOG_ERR, TAG, "eventfd write failed");
+		}
 		srv->done_tail = job;
-		if (write(srv->evfd, &one, sizeof(one)) < 0)
-			DJ_LOG(DJ_LOG_ERR, TAG, "eventfd write failed");
 	}
 	pthread_mutex_unlock(&srv->lock);
 	return NULL;

@@ -16,6 +16,11 @@
 #include "ctl_wire.h"
 
 #define CTL_STAGING_BYTES (1u << 20)
+/* Input buffer: many small frames per read(2); larger things (big JSON,
+ * payloads) are read straight into place. */
+#define CTL_INBUF_BYTES (64u << 10)
+/* Replies gathered into one write. */
+#define CTL_GATHER 64
 
 enum conn_state { CS_HELLO, CS_AUTH, CS_READY, CS_CLOSING };
 enum in_stage { IN_HDR, IN_JSON, IN_PAYLOAD };
@@ -78,6 +83,9 @@ struct ctl_conn {
 	int pay_is_new;
 	char pay_err[DJ_CTL_ERRMSG_MAX];
 	int pay_rc;
+
+	uint8_t *inbuf;           /* CTL_INBUF_BYTES, lazily */
+	size_t in_off, in_len;
 
 	uint8_t *staging;
 	size_t stage_len, stage_off;
