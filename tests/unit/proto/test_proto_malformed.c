@@ -240,6 +240,38 @@ static void test_hostile_feedback(void)
 	inject_ack(DJ_PKT_ACK, 1, &r, 0, DJ_REJ_BAD_BODY);
 }
 
+/* A zero credit with nothing in flight would leave no timer running: the
+ * sender keeps one fragment of credit so the transfer cannot stall. */
+static void test_zero_credit_does_not_stall(void)
+{
+	uint8_t src[5 * 16], pkt[DJ_WIRE_HDR_LEN + DJ_WIRE_RANGES_FIXED_LEN];
+	struct dj_wire_ranges r = {.cum = 2, .credit = 0, .trigger = UINT32_MAX};
+	struct dj_wire_hdr h = {
+		.magic = DJ_WIRE_MAGIC, .version = DJ_WIRE_VERSION, .type = DJ_PKT_ACK,
+		.flags = DJ_WIRE_F_CRC, .hdr_len = DJ_WIRE_HDR_LEN, .session_id = 7,
+		.cookie = 0x0123456789abcdefull, .transfer_id = 1,
+		.frag_count = 5, .total_len = sizeof(src),
+	};
+	struct dj_rx_pkt rx = {.hdr = pkt, .hdr_avail = sizeof(pkt)};
+	struct dj_frag_desc d[8];
+	struct dj_session_config cfg;
+	struct dj_session *s;
+
+	sim_config(&cfg, 16);
+	cfg.initial_credit = 2;
+	CU_ASSERT_FATAL(dj_session_create(&cfg, &s) == 0);
+	CU_ASSERT_FATAL(dj_session_send(s, 1, src, sizeof(src), DJ_MEM_HOST, NULL, 0) == 0);
+	CU_ASSERT_EQUAL(dj_session_tx_burst(s, 0, d, 8), 2);
+	h.payload_len = (uint32_t)dj_wire_ranges_encode(&r, pkt + DJ_WIRE_HDR_LEN);
+	dj_wire_hdr_encode(&h, pkt);
+	dj_wire_hdr_set_crc(pkt, dj_wire_crc(pkt, DJ_WIRE_HDR_LEN, pkt + DJ_WIRE_HDR_LEN,
+					     h.payload_len, true));
+	CU_ASSERT_EQUAL(dj_session_input(s, &rx, 10, NULL), 0);
+	CU_ASSERT_EQUAL(dj_session_tx_burst(s, 10, d, 8), 1);
+	CU_ASSERT_EQUAL(d[0].frag_index, 2);
+	dj_session_destroy(s);
+}
+
 /* After all that abuse, the real transfer completes byte-exact, and a
  * duplicate is ignored and counted. */
 static void test_still_serving(void)
@@ -341,6 +373,7 @@ int main(int argc, char **argv)
 		{"semantic rejections (CRC repaired)", test_semantic_rejections},
 		{"byte-level damage", test_byte_level_rejections},
 		{"hostile ACK/NACK to the sender", test_hostile_feedback},
+		{"zero credit does not stall", test_zero_credit_does_not_stall},
 		{"still serving afterwards", test_still_serving},
 		{"64-bit offsets past 4 GiB", test_offsets_past_4gib},
 		{NULL, NULL},
