@@ -51,6 +51,7 @@ struct dj_conn {
 	enum dj_path path;
 	char path_reason[160];
 	struct dj_dp_caps server_caps;
+	int dp_session;           /* the client's data path knows the session */
 	int dp_failures;
 	uint64_t next_xfer;
 	uint64_t idle_since_ns;

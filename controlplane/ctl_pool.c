@@ -244,6 +244,7 @@ static int probe(struct dj_conn *conn)
 	if (dp->ops->session_open != NULL)
 		rc = dp->ops->session_open(dp->ctx, conn->session_id, conn->cookie,
 					   &conn->server_caps.endpoint);
+	conn->dp_session = rc == 0;
 	if (rc == 0)
 		rc = dp->ops->probe(dp->ctx, &conn->server_caps.endpoint, conn->cookie,
 				    conn->cl->o.probe_timeout_ms, &rtt);
@@ -362,6 +363,16 @@ int cl_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cooki
 	return 0;
 }
 
+/* The client's data path forgets the session (opened by probe()). */
+static void dp_session_end(struct dj_conn *conn)
+{
+	const struct dj_datapath *dp = conn->cl->o.datapath;
+
+	if (conn->dp_session && dp->ops->session_close != NULL)
+		dp->ops->session_close(dp->ctx, conn->cookie);
+	conn->dp_session = 0;
+}
+
 int cl_conn_reopen(struct dj_conn *conn, uint64_t gen)
 {
 	int rc = 0;
@@ -374,6 +385,7 @@ int cl_conn_reopen(struct dj_conn *conn, uint64_t gen)
 		conn->broken = 1;
 		pthread_mutex_unlock(&conn->lock);
 		cl_conn_stop(conn);
+		dp_session_end(conn); /* the handshake opens it again */
 		conn->cl->st.retries++;
 		rc = conn_handshake(conn, conn->session_id, conn->cookie);
 		if (rc == 0) {
@@ -388,8 +400,7 @@ int cl_conn_reopen(struct dj_conn *conn, uint64_t gen)
 void cl_conn_free(struct dj_conn *conn)
 {
 	cl_conn_stop(conn);
-	if (conn->path == DJ_PATH_DPDK && conn->cl->o.datapath->ops->session_close != NULL)
-		conn->cl->o.datapath->ops->session_close(conn->cl->o.datapath->ctx, conn->cookie);
+	dp_session_end(conn);
 	pthread_mutex_destroy(&conn->wlock);
 	pthread_mutex_destroy(&conn->lock);
 	pthread_mutex_destroy(&conn->reopen_lock);

@@ -62,7 +62,9 @@ static void pe_down(struct pathenv *pe)
 		dj_conn_close(pe->conn);
 	dj_client_destroy(pe->cl);
 	fx_stop(&pe->fx);
-	CU_ASSERT_EQUAL(pe->sdp->sessions_open, 0); /* the data plane heard every close */
+	/* Both data planes heard every close. */
+	CU_ASSERT_EQUAL(pe->sdp->sessions_open, 0);
+	CU_ASSERT_EQUAL(pe->cdp->sessions_open, 0);
 	fake_dp_destroy(pe->sdp);
 	fake_dp_destroy(pe->cdp);
 	fake_net_destroy(pe->net);
