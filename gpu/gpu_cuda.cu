@@ -181,6 +181,8 @@ struct piece {
 	uint32_t words;     /* destination words */
 	uint32_t k_lo, k_hi; /* source words that hold piece bytes */
 	uint32_t m;
+	uint32_t lead;      /* words from sa0's 128-byte line start to sa0 */
+	uint32_t groups;    /* GROUP_WORDS rows, counted from that line start */
 };
 
 /* Loads issued per lane before any is used: host memory is a PCIe round trip
@@ -203,15 +205,19 @@ __device__ static struct piece piece_make(uint8_t *dst, const uint8_t *src, uint
 	p.words = (uint32_t)(((d + len + 15) & ~(uintptr_t)15) - w0) / 16;
 	p.k_lo = (uint32_t)(((s & ~(uintptr_t)15) - (uintptr_t)p.sa0) / 16);
 	p.k_hi = (uint32_t)((((s + len - 1) & ~(uintptr_t)15) - (uintptr_t)p.sa0) / 16);
+	p.lead = ((uintptr_t)p.sa0 & 127) / 16;
+	p.groups = (p.lead + p.words + GROUP_WORDS - 1) / GROUP_WORDS;
 	return p;
 }
 
-__device__ static inline uint4 load_word(const struct piece *p, uint32_t k)
+__device__ static inline uint4 load_word(const struct piece *p, int32_t k)
 {
-	return k >= p->k_lo && k <= p->k_hi ? __ldcv(p->sa0 + k) : make_uint4(0, 0, 0, 0);
+	if (k < (int32_t)p->k_lo || k > (int32_t)p->k_hi)
+		return make_uint4(0, 0, 0, 0);
+	return __ldcv(p->sa0 + k);
 }
 
-__device__ static inline void store_word(const struct piece *p, uint32_t j, uint4 v)
+__device__ static inline void store_word(const struct piece *p, int32_t j, uint4 v)
 {
 	uintptr_t at = (uintptr_t)p->w0 + 16 * (uintptr_t)j;
 
@@ -227,37 +233,60 @@ __device__ static inline void store_word(const struct piece *p, uint32_t j, uint
 }
 
 /* One warp copies destination words [g * GROUP_WORDS, +GROUP_WORDS) of a piece. */
+__device__ static inline uint4 shfl_word(uint4 v, int src_lane, bool down)
+{
+	uint4 r;
+
+	if (down) {
+		r.x = __shfl_down_sync(0xffffffffu, v.x, 1);
+		r.y = __shfl_down_sync(0xffffffffu, v.y, 1);
+		r.z = __shfl_down_sync(0xffffffffu, v.z, 1);
+		r.w = __shfl_down_sync(0xffffffffu, v.w, 1);
+	} else {
+		r.x = __shfl_sync(0xffffffffu, v.x, src_lane);
+		r.y = __shfl_sync(0xffffffffu, v.y, src_lane);
+		r.z = __shfl_sync(0xffffffffu, v.z, src_lane);
+		r.w = __shfl_sync(0xffffffffu, v.w, src_lane);
+	}
+	return r;
+}
+
+/*
+ * One warp copies row group g of a piece. PCIe read requests, not bytes, are
+ * what runs out first, so: rows start on 128-byte source lines (a 32-lane
+ * row of 16-byte loads is then 4 line requests, not 5), and each lane's
+ * neighbour word comes by shuffle (lane 31's from lane 0 of the next row):
+ * the only extra read is the one word after the group.
+ */
 __device__ static void copy_group(const struct piece *p, uint32_t g, uint32_t lane)
 {
-	uint4 cur[UNROLL], extra[UNROLL];
-	uint32_t base = g * GROUP_WORDS;
+	uint4 cur[UNROLL], after = make_uint4(0, 0, 0, 0);
+	int32_t base = (int32_t)(g * GROUP_WORDS) - (int32_t)p->lead;
 
 #pragma unroll
-	for (int u = 0; u < UNROLL; u++) {
-		uint32_t j = base + u * 32 + lane;
-
+	for (int u = 0; u < UNROLL; u++)
 		/* Not bounded by p->words: the last word's tail may sit in source
 		 * word p->words, read by the neighbour lane. */
-		cur[u] = load_word(p, j);
-		extra[u] = lane == 31 && p->m != 0 ? load_word(p, j + 1) : make_uint4(0, 0, 0, 0);
-	}
+		cur[u] = load_word(p, base + u * 32 + (int32_t)lane);
+	if (p->m != 0 && lane == 31)
+		after = load_word(p, base + GROUP_WORDS);
 #pragma unroll
 	for (int u = 0; u < UNROLL; u++) {
-		uint32_t j = base + u * 32 + lane;
-		uint4 next;
+		int32_t j = base + u * 32 + (int32_t)lane;
+		bool mine = j >= 0 && j < (int32_t)p->words;
+		uint4 next, row_next;
 
 		if (p->m == 0) {
-			if (j < p->words)
+			if (mine)
 				store_word(p, j, cur[u]);
 			continue;
 		}
-		next.x = __shfl_down_sync(0xffffffffu, cur[u].x, 1);
-		next.y = __shfl_down_sync(0xffffffffu, cur[u].y, 1);
-		next.z = __shfl_down_sync(0xffffffffu, cur[u].z, 1);
-		next.w = __shfl_down_sync(0xffffffffu, cur[u].w, 1);
+		next = shfl_word(cur[u], 0, true);
+		row_next = u + 1 < UNROLL ? shfl_word(cur[u + 1 < UNROLL ? u + 1 : u], 0, false)
+					  : after;
 		if (lane == 31)
-			next = extra[u];
-		if (j < p->words)
+			next = row_next;
+		if (mine)
 			store_word(p, j, extract16(cur[u], next, p->m));
 	}
 }
@@ -290,8 +319,7 @@ __device__ static void gather_burst(const struct dj_gpu_copy *desc, uint32_t n, 
 			s_src[c] = src;
 			s_dst[c] = dst;
 			s_len[c] = len;
-			s_groups[c] = len == 0 ? 0 : (piece_make(dst, src, len).words +
-						      GROUP_WORDS - 1) / GROUP_WORDS;
+			s_groups[c] = len == 0 ? 0 : piece_make(dst, src, len).groups;
 		}
 		__syncthreads();
 		for (uint32_t c = 0, t = 0; c < here; t += s_groups[c], c++) {
@@ -301,7 +329,7 @@ __device__ static void gather_burst(const struct dj_gpu_copy *desc, uint32_t n, 
 				continue;
 			struct piece p = piece_make(s_dst[c], s_src[c], s_len[c]);
 
-			for (; g < s_groups[c]; g += warps)
+			for (; g < p.groups; g += warps)
 				copy_group(&p, g, lane);
 		}
 		__syncthreads();
@@ -518,4 +546,33 @@ extern "C" void djg_gather_destroy(struct djg_gather *g)
 	if (g->mapped != NULL)
 		cudaFreeHost(g->mapped);
 	free(g);
+}
+
+extern "C" int djg_gather_oneshot(int ordinal, const struct dj_gpu_copy *copies, size_t n,
+				  void *dest)
+{
+	struct dj_gpu_copy *desc = NULL;
+	size_t bytes = n * sizeof(*copies);
+	unsigned int blocks = (n + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
+	cudaStream_t stream;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	if (cudaSetDevice(ordinal) != cudaSuccess ||
+	    cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess)
+		return cuda_fail("cudaStreamCreate");
+	/* Descriptors in device memory: one upload, then the kernel reads them
+	 * at HBM latency. */
+	if (cudaMalloc(&desc, bytes) != cudaSuccess ||
+	    cudaMemcpyAsync(desc, copies, bytes, cudaMemcpyHostToDevice, stream) != cudaSuccess)
+		rc = cuda_fail("descriptors");
+	if (rc == 0) {
+		gather_launched<<<blocks, THREADS, 0, stream>>>(desc, (uint32_t)n, (uint8_t *)dest);
+		if (cudaStreamSynchronize(stream) != cudaSuccess)
+			rc = cuda_fail("gather");
+	}
+	cudaFree(desc);
+	cudaStreamDestroy(stream);
+	return rc;
 }

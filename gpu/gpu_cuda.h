@@ -59,6 +59,9 @@ int djg_gather_done(struct djg_gather *g, uint64_t k);
 /* Stop the kernel (every put burst finishes first) and free everything. */
 void djg_gather_destroy(struct djg_gather *g);
 
+/* Gather a whole copy list in one kernel launch, synchronously. */
+int djg_gather_oneshot(int ordinal, const struct dj_gpu_copy *copies, size_t n, void *dest);
+
 #ifdef __cplusplus
 }
 #endif

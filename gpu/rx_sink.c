@@ -134,15 +134,15 @@ int dj_gpu_rx_sink_create(const struct dj_gpu_rx_sink_conf *conf, struct dj_gpu_
 	return 0;
 }
 
-static int copies_valid(const struct dj_gpu_rx_sink *s, const struct dj_gpu_copy *copies,
-			uint16_t n, uint64_t *bytes)
+static int copies_valid(size_t dest_len, const struct dj_gpu_copy *copies, size_t n,
+			uint64_t *bytes)
 {
 	uint64_t total = 0;
 
-	for (uint16_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		const struct dj_gpu_copy *c = &copies[i];
 
-		if (c->len > s->dest_len || c->dst_off > s->dest_len - c->len ||
+		if (c->len > dest_len || c->dst_off > dest_len - c->len ||
 		    (c->src == NULL && c->len != 0))
 			return 0;
 		total += c->len;
@@ -151,10 +151,10 @@ static int copies_valid(const struct dj_gpu_rx_sink *s, const struct dj_gpu_copy
 	return 1;
 }
 
-static void memcpy_burst(struct dj_gpu_rx_sink *s, const struct dj_gpu_copy *copies, uint16_t n)
+static void memcpy_copies(uint8_t *dest, const struct dj_gpu_copy *copies, size_t n)
 {
-	for (uint16_t i = 0; i < n; i++)
-		memcpy(s->dest + copies[i].dst_off, copies[i].src, copies[i].len);
+	for (size_t i = 0; i < n; i++)
+		memcpy(dest + copies[i].dst_off, copies[i].src, copies[i].len);
 }
 
 static void release_slot(struct dj_gpu_rx_sink *s, uint64_t k)
@@ -224,13 +224,13 @@ int dj_gpu_rx_sink_submit(struct dj_gpu_rx_sink *s, const struct dj_gpu_copy *co
 
 	if (s == NULL || n > s->max_copies || nbufs > s->max_bufs ||
 	    (n > 0 && copies == NULL) || (nbufs > 0 && bufs == NULL) ||
-	    !copies_valid(s, copies, n, &bytes)) {
+	    !copies_valid(s->dest_len, copies, n, &bytes)) {
 		if (s != NULL)
 			s->stats.rejected++;
 		return -EINVAL;
 	}
 	if (s->path == DJ_GPU_RX_HOST) {
-		memcpy_burst(s, copies, n);
+		memcpy_copies(s->dest, copies, n);
 		if (nbufs > 0)
 			s->release(bufs, nbufs, s->release_arg);
 		s->stats.completed++;
@@ -299,4 +299,25 @@ void dj_gpu_rx_sink_destroy(struct dj_gpu_rx_sink *s)
 	while (s->tail != s->head)
 		release_slot(s, s->tail++);
 	sink_free(s);
+}
+
+int dj_gpu_gather(int16_t dev_id, void *dest, size_t dest_len, const struct dj_gpu_copy *copies,
+		  size_t n)
+{
+	uint64_t bytes;
+
+	if (dest == NULL || (n > 0 && copies == NULL) || n > UINT32_MAX ||
+	    !copies_valid(dest_len, copies, n, &bytes))
+		return -EINVAL;
+	if (dev_id == DJ_GPU_HOST) {
+		memcpy_copies(dest, copies, n);
+		return 0;
+	}
+#ifdef DJ_HAVE_CUDA
+	int ordinal = djg_ordinal(dev_id);
+
+	return ordinal < 0 ? ordinal : djg_gather_oneshot(ordinal, copies, n, dest);
+#else
+	return -DJ_ENOGPU;
+#endif
 }

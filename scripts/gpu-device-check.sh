@@ -46,21 +46,11 @@ step "bench-gpu (jumbo payload 8000 B)"
 	--json "$out/bench-8000.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench-8000.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
-step "persistent kernel: blocks and burst sweep (bench only)"
+step "persistent kernel: burst 64"
 for payload in 1400 8000; do
-	for blocks in 132 264; do
-		for burst in 32 64; do
-			"$bin"/bench-gpu --file-prefix dj_bench -- --verify none --bench 1G \
-				--payload $payload --mode persistent --blocks $blocks --burst $burst \
-				--reps 3 2>/dev/null |
-				awk -v b=$blocks '/^gather/{g=$0} /%$/ && g {print "blocks " b ": " g " " $NF; g=""}'
-		done
-	done
+	"$bin"/bench-gpu --file-prefix dj_bench -- --verify none --bench 1G --payload $payload \
+		--mode persistent --burst 64 --reps 3 2>/dev/null | grep -E "^gather|%$" | paste - -
 done
-
-step "source in 4 KiB pages (--no-huge), 1400 B"
-"$bin"/bench-gpu --no-huge -m 3072 --file-prefix dj_bench -- --verify none --bench 1G \
-	--payload 1400 --mode persistent --reps 3 2>/dev/null | grep -E "^(bench-gpu: source|cudaMemcpy H2D|gather)|%$"
 
 step "summary"
 grep -hE "^(verify|cudaMemcpy|gather|tx)|^ +[0-9.]+%" "$out"/bench-*.log

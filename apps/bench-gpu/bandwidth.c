@@ -88,11 +88,53 @@ static double gather_best(const struct bench_opts *o, struct dj_gpu_rx_sink *sin
 	return best;
 }
 
-static void describe(const struct layout *l, const struct bench_opts *o,
-		     enum dj_gpu_gather_mode mode, char *what, size_t len)
+/* Modes: the sink's two, then one dj_gpu_gather() over the whole list. */
+#define MODE_ONESHOT 2
+
+static const char *const mode_names[] = {"persistent", "launch", "oneshot"};
+
+static void describe(const struct layout *l, const struct bench_opts *o, int mode,
+		     char *what, size_t len)
 {
-	snprintf(what, len, "gather %s %s %uB x%u", mode == DJ_GPU_GATHER_LAUNCH ?
-		 "launch" : "persistent", l->name, o->payload, o->burst);
+	if (mode == MODE_ONESHOT)
+		snprintf(what, len, "gather oneshot %s %uB", l->name, o->payload);
+	else
+		snprintf(what, len, "gather %s %s %uB x%u", mode_names[mode], l->name,
+			 o->payload, o->burst);
+}
+
+static double oneshot_best(const struct bench_opts *o, int16_t dev_id, void *dest,
+			   const struct dj_gpu_copy *copies, size_t n)
+{
+	double best = 1e30;
+
+	for (int r = 0; r <= o->reps; r++) {
+		uint64_t t0 = dj_time_ns();
+
+		if (dj_gpu_gather(dev_id, dest, o->bench_bytes, copies, n) != 0)
+			return -1;
+		if (r > 0)
+			best = RTE_MIN(best, (dj_time_ns() - t0) / 1e9);
+	}
+	return best;
+}
+
+static double sink_best(const struct bench_opts *o, int16_t dev_id, int mode, void *dest,
+			const struct dj_gpu_copy *copies, size_t n)
+{
+	struct dj_gpu_rx_sink_conf conf = {
+		.dev_id = dev_id, .dest = dest, .dest_len = o->bench_bytes,
+		.max_copies = o->burst, .mode = mode, .blocks = o->blocks,
+		.release = noop_release,
+	};
+	struct dj_gpu_rx_sink *sink;
+	double best;
+
+	if (dj_gpu_rx_sink_create(&conf, &sink) != 0)
+		return -1;
+	best = gather_best(o, sink, copies, n);
+	dj_gpu_rx_sink_destroy(sink);
+	return best;
 }
 
 /* The destination must equal the fragments laid end to end. */
@@ -124,22 +166,17 @@ static int bench_layout(const struct bench_opts *o, int16_t dev_id, const struct
 		copies[f].dst_off = f * o->payload;
 		copies[f].len = RTE_MIN((size_t)o->payload, bytes - f * o->payload);
 	}
-	for (int mode = 0; mode < 2; mode++) {
-		struct dj_gpu_rx_sink_conf conf = {
-			.dev_id = dev_id, .dest = dest, .dest_len = bytes, .max_copies = o->burst,
-			.mode = mode, .blocks = o->blocks, .release = noop_release,
-		};
-		struct dj_gpu_rx_sink *sink;
+	for (int mode = 0; mode <= MODE_ONESHOT; mode++) {
 		struct bench_result *res;
 
-		if (!(o->modes & (1 << mode)) || dj_gpu_rx_sink_create(&conf, &sink) != 0)
+		if (!(o->modes & (1 << mode)))
 			continue;
 		cudaMemset(dest, 0, bytes);
 		res = report_add(rep, "gather");
 		describe(l, o, mode, res->what, sizeof(res->what));
 		res->bytes = bytes;
-		res->seconds = gather_best(o, sink, copies, n);
-		dj_gpu_rx_sink_destroy(sink);
+		res->seconds = mode == MODE_ONESHOT ? oneshot_best(o, dev_id, dest, copies, n)
+						    : sink_best(o, dev_id, mode, dest, copies, n);
 		res->ok = res->seconds > 0 && gather_exact(host, l, bytes, o->payload, dest, back);
 		res->gbytes_s = res->seconds > 0 ? bytes / res->seconds / 1e9 : 0;
 		res->ratio = res->seconds > 0 ? memcpy_s / res->seconds : 0;
@@ -292,98 +329,6 @@ out:
 }
 
 #else
-
-/* Stream @bytes of @dev out through the stager into extbuf mbufs of
- * payload size, freed at once (a NIC done sending). With @expect, compare. */
-static int tx_once(const struct bench_opts *o, struct dj_gpu_tx_stager *st,
-		   struct rte_mempool *mp, const void *dev, size_t bytes, const uint8_t *expect)
-{
-	struct dj_gpu_tx_chunk c;
-	struct rte_mbuf *m[64];
-	int rc, ok = 1;
-
-	rc = dj_gpu_tx_stager_start(st, dev, bytes);
-	while (rc == 0 || rc == -EAGAIN) {
-		rc = dj_gpu_tx_stager_next(st, &c);
-		if (rc != 0)
-			continue;
-		for (uint32_t off = 0; off < c.len;) {
-			unsigned int n = RTE_MIN(64u, (c.len - off + o->payload - 1) / o->payload);
-
-			if (rte_pktmbuf_alloc_bulk(mp, m, n) != 0)
-				return -ENOMEM;
-			for (unsigned int i = 0; i < n; i++, off += o->payload) {
-				uint16_t len = RTE_MIN(o->payload, c.len - off);
-
-				dj_gpu_tx_chunk_attach(st, &c, m[i], off, len);
-				if (expect != NULL)
-					ok &= memcmp(rte_pktmbuf_mtod(m[i], void *),
-						     expect + c.offset + off, len) == 0;
-			}
-			rte_pktmbuf_free_bulk(m, n);
-		}
-		dj_gpu_tx_chunk_put(st, &c);
-	}
-	return rc == -ENODATA ? (ok ? 0 : -EIO) : rc;
-}
-
-static void bench_tx(const struct bench_opts *o, int16_t dev_id, const void *dev, uint8_t *host,
-		     uint8_t *back, struct bench_report *rep)
-{
-	struct dj_gpu_tx_stager_conf conf = {.dev_id = dev_id, .chunk_size = 1 << 20,
-					     .n_chunks = 4, .socket = SOCKET_ID_ANY};
-	struct rte_mempool *mp = rte_pktmbuf_pool_create("bench_txm", 8191, 256, 0, 0,
-							 SOCKET_ID_ANY);
-	struct dj_gpu_tx_stager *st = NULL;
-	struct bench_result *base = report_add(rep, "memcpy D2H"), *res;
-	size_t bytes = o->bench_bytes;
-	double best = 1e30, base_best = 1e30;
-
-	snprintf(base->what, sizeof(base->what), "cudaMemcpy D2H pinned");
-	for (int r = 0; r <= o->reps; r++) {
-		uint64_t t0 = dj_time_ns();
-
-		if (cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost) != cudaSuccess)
-			return;
-		if (r > 0)
-			base_best = RTE_MIN(base_best, (dj_time_ns() - t0) / 1e9);
-	}
-	base->bytes = bytes;
-	base->seconds = base_best;
-	base->gbytes_s = bytes / base_best / 1e9;
-	base->ratio = 1;
-	base->ok = 1;
-	res = report_add(rep, "tx");
-	snprintf(res->what, sizeof(res->what), "tx stage 1MiBx4 -> %uB extbufs", o->payload);
-	res->bytes = bytes;
-	/* The first pass checks every mbuf's bytes against the D2H copy. */
-	memcpy(back, host, bytes);
-	res->ok = mp != NULL && dj_gpu_tx_stager_create(&conf, &st) == 0 &&
-		  tx_once(o, st, mp, dev, bytes, back) == 0;
-	for (int r = 0; res->ok && r < o->reps; r++) {
-		uint64_t t0 = dj_time_ns();
-
-		res->ok = tx_once(o, st, mp, dev, bytes, NULL) == 0;
-		best = RTE_MIN(best, (dj_time_ns() - t0) / 1e9);
-	}
-	if (res->ok) {
-		res->seconds = best;
-		res->gbytes_s = bytes / best / 1e9;
-		res->ratio = base_best / best;
-	}
-	dj_gpu_tx_stager_destroy(st);
-	rte_mempool_free(mp);
-}
-
-/* Rx mbufs live in EAL (hugepage) memory, so the source does too where EAL
- * has room; else plain pages. *eal says which, for the free. */
-static uint8_t *source_alloc(size_t len, int *eal)
-{
-	uint8_t *p = rte_malloc("bench_src", len, 4096);
-
-	*eal = p != NULL;
-	return p != NULL ? p : aligned_alloc(4096, len);
-}
 
 int run_bandwidth(const struct bench_opts *o, int16_t dev_id, struct bench_report *rep)
 {

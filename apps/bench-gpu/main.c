@@ -36,7 +36,9 @@ static void usage(const char *prog)
 	       "  --bench BYTES     bandwidth bench size (default 1G); 0: none\n"
 	       "  --payload N       payload bytes per packet (default 1400)\n"
 	       "  --burst N         packets per burst (default 32, at most 256)\n"
-	       "  --mode M          persistent, launch or both (default both)\n"
+	       "  --mode M          persistent, launch, oneshot or all (default all); oneshot\n"
+	       "                    is one dj_gpu_gather() over the whole list\n"
+
 	       "  --blocks N        persistent kernel blocks (default: half the SMs)\n"
 	       "  --reps N          bench repetitions, best is kept (default 5)\n"
 	       "  --seed N          data pattern seed (default: time)\n"
@@ -101,14 +103,16 @@ static int parse_sizes(char *list, struct bench_opts *o)
 
 static int parse_mode(const char *s, struct bench_opts *o)
 {
-	if (strcmp(s, "persistent") == 0)
-		o->modes = 1 << DJ_GPU_GATHER_PERSISTENT;
-	else if (strcmp(s, "launch") == 0)
-		o->modes = 1 << DJ_GPU_GATHER_LAUNCH;
-	else if (strcmp(s, "both") == 0)
-		o->modes = (1 << DJ_GPU_GATHER_PERSISTENT) | (1 << DJ_GPU_GATHER_LAUNCH);
-	else
+	static const char *const names[] = {"persistent", "launch", "oneshot"};
+
+	for (int i = 0; i < 3; i++)
+		if (strcmp(s, names[i]) == 0) {
+			o->modes = 1 << i;
+			return 0;
+		}
+	if (strcmp(s, "all") != 0)
 		return -EINVAL;
+	o->modes = 7;
 	return 0;
 }
 
@@ -217,7 +221,7 @@ int main(int argc, char **argv)
 	struct dj_eal_options eal_opts = {0};
 	struct bench_opts o = {
 		.verify = {1, 1 << 20, 256 << 20, 1 << 30}, .n_verify = 4,
-		.bench_bytes = 1 << 30, .payload = 1400, .burst = 32, .modes = 3, .reps = 5,
+		.bench_bytes = 1 << 30, .payload = 1400, .burst = 32, .modes = 7, .reps = 5,
 		.seed = (unsigned int)time(NULL),
 	};
 	int app_argc, force_host = 0, failed = 0, rc;

@@ -266,6 +266,15 @@ void dj_gpu_rx_sink_stats_get(const struct dj_gpu_rx_sink *sink,
 /** Drain (1 s at most), release everything still held, free the sink. */
 void dj_gpu_rx_sink_destroy(struct dj_gpu_rx_sink *sink);
 
+/**
+ * Gather a whole copy list into @p dest at once and wait: one kernel launch
+ * (GPU), or memcpy (DJ_GPU_HOST). For lists already complete in registered
+ * host memory (e.g. a reassembled window); the rx sink is the per-burst path.
+ * 0, -EINVAL (a copy outside the destination), -DJ_ENOGPU, -EIO.
+ */
+int dj_gpu_gather(int16_t dev_id, void *dest, size_t dest_len, const struct dj_gpu_copy *copies,
+		  size_t n);
+
 /* ---------------------------------------------------------------------- */
 /* Send side: a GPU buffer staged through pinned host chunks               */
 

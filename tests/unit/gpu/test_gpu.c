@@ -277,6 +277,24 @@ static void test_sink_conf_and_rebind(void)
 	dj_gpu_rx_sink_destroy(sink);
 }
 
+static void test_gather_host(void)
+{
+	char dest[8] = "........", src[] = "abcdefgh";
+	struct dj_gpu_copy copies[2] = {
+		{.src = src + 4, .dst_off = 0, .len = 4},
+		{.src = src, .dst_off = 4, .len = 3},
+	};
+
+	CU_ASSERT_EQUAL(dj_gpu_gather(DJ_GPU_HOST, dest, sizeof(dest), copies, 2), 0);
+	CU_ASSERT_EQUAL(memcmp(dest, "efghabc.", 8), 0);
+	copies[1].dst_off = 6;
+	CU_ASSERT_EQUAL(dj_gpu_gather(DJ_GPU_HOST, dest, sizeof(dest), copies, 2), -EINVAL);
+	CU_ASSERT_EQUAL(memcmp(dest, "efghabc.", 8), 0); /* nothing done */
+	CU_ASSERT_EQUAL(dj_gpu_gather(DJ_GPU_HOST, NULL, 8, copies, 1), -EINVAL);
+	/* EAL is not up in this suite: gpudev knows no GPU, whatever the machine. */
+	CU_ASSERT_EQUAL(dj_gpu_gather(0, dest, sizeof(dest), copies, 1), -DJ_ENOGPU);
+}
+
 /* ---- path choice ---- */
 
 static const struct dj_gpu_rx_caps nic_full = {
@@ -502,6 +520,7 @@ int main(int argc, char **argv)
 		{"host_copies_and_releases", test_sink_host_copies_and_releases},
 		{"rejects_bad_bursts", test_sink_rejects_bad_bursts},
 		{"conf_and_rebind", test_sink_conf_and_rebind},
+		{"gather_host", test_gather_host},
 		{NULL, NULL},
 	};
 	static const struct dj_test_case path_cases[] = {

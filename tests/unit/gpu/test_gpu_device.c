@@ -61,7 +61,28 @@ static void count_release(void **bufs, uint16_t n, void *arg)
 
 /* Random fragments (1 B to 9000 B, any alignment) tiling the destination in
  * shuffled order, through a small ring so that it wraps many times. */
-static void run_staged(enum dj_gpu_gather_mode mode)
+static void submit_all(struct dj_gpu_rx_sink *sink, const struct dj_gpu_copy *copies, size_t n,
+		       unsigned int *seed)
+{
+	size_t bursts = 0;
+
+	released = 0;
+	for (size_t i = 0; i < n; bursts++) {
+		uint16_t k = RTE_MIN((size_t)(1 + rand_r(seed) % 64), n - i);
+		void *bufs[2] = {(void *)0x5a, (void *)0x5a};
+		int rc;
+
+		while ((rc = dj_gpu_rx_sink_submit(sink, copies + i, k, bufs, 2)) == -EAGAIN)
+			;
+		CU_ASSERT_EQUAL_FATAL(rc, 0);
+		i += k;
+	}
+	CU_ASSERT_EQUAL(dj_gpu_rx_sink_drain(sink, 5000000000ull), 0);
+	CU_ASSERT_EQUAL(released, 2 * (int)bursts);
+}
+
+/* mode: a sink gather mode, or -1 for one dj_gpu_gather() call. */
+static void run_staged(int mode)
 {
 	unsigned int seed = dj_test_seed();
 	struct dj_gpu_pool *pool;
@@ -72,7 +93,7 @@ static void run_staged(enum dj_gpu_gather_mode mode)
 		.dev_id = gpu, .dest_len = DEST_LEN, .max_copies = 64, .ring_size = 16,
 		.mode = mode, .release = count_release, .release_arg = (void *)0x5a,
 	};
-	size_t n = 0, bursts = 0;
+	size_t n = 0;
 
 	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(gpu, DEST_LEN, &pool), 0);
 	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, DEST_LEN, &conf.dest), 0);
@@ -97,27 +118,21 @@ static void run_staged(enum dj_gpu_gather_mode mode)
 		copies[i] = copies[j];
 		copies[j] = t;
 	}
-	released = 0;
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_path(sink), DJ_GPU_RX_STAGED);
-	for (size_t i = 0; i < n; bursts++) {
-		uint16_t k = RTE_MIN((size_t)(1 + rand_r(&seed) % 64), n - i);
-		void *bufs[2] = {(void *)0x5a, (void *)0x5a};
-		int rc;
-
-		while ((rc = dj_gpu_rx_sink_submit(sink, copies + i, k, bufs, 2)) == -EAGAIN)
-			;
-		CU_ASSERT_EQUAL_FATAL(rc, 0);
-		i += k;
+	if (mode < 0) {
+		CU_ASSERT_EQUAL(dj_gpu_gather(gpu, conf.dest, DEST_LEN, copies, n), 0);
+		copies[n / 2].dst_off = DEST_LEN;
+		CU_ASSERT_EQUAL(dj_gpu_gather(gpu, conf.dest, DEST_LEN, copies, n), -EINVAL);
+	} else {
+		CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
+		CU_ASSERT_EQUAL(dj_gpu_rx_sink_path(sink), DJ_GPU_RX_STAGED);
+		submit_all(sink, copies, n, &seed);
+		/* A copy past the end is refused; the sink keeps working. */
+		copies[0].dst_off = DEST_LEN;
+		CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, copies, 1, NULL, 0), -EINVAL);
+		dj_gpu_rx_sink_destroy(sink);
 	}
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_drain(sink, 5000000000ull), 0);
-	CU_ASSERT_EQUAL(released, 2 * (int)bursts);
 	CU_ASSERT_EQUAL(dj_gpu_pool_copy_out(pool, back, conf.dest, DEST_LEN), 0);
 	CU_ASSERT_EQUAL(memcmp(back, want, DEST_LEN), 0);
-	/* A copy past the end is refused; the sink keeps working. */
-	copies[0].dst_off = DEST_LEN;
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, copies, 1, NULL, 0), -EINVAL);
-	dj_gpu_rx_sink_destroy(sink);
 	dj_gpu_pool_destroy(pool);
 	free(copies);
 	free(want);
@@ -132,6 +147,11 @@ static void test_staged_persistent(void)
 static void test_staged_launch(void)
 {
 	run_staged(DJ_GPU_GATHER_LAUNCH);
+}
+
+static void test_gather_oneshot(void)
+{
+	run_staged(-1);
 }
 
 /* A GPU buffer streamed out through 3 pinned 1 MiB chunks into extbuf mbufs
@@ -202,6 +222,7 @@ int main(int argc, char **argv)
 		{"pool_roundtrip", test_pool_roundtrip},
 		{"staged_persistent", test_staged_persistent},
 		{"staged_launch", test_staged_launch},
+		{"gather_oneshot", test_gather_oneshot},
 		{"tx_stager", test_tx_stager},
 		{NULL, NULL},
 	};
