@@ -382,6 +382,31 @@ int dj_future_handle(const struct dj_future *f, uint64_t *handle, struct dj_tens
 	return 0;
 }
 
+int dj_future_outputs(const struct dj_future *f, uint64_t *handles,
+		      struct dj_tensor_desc *descs, int max)
+{
+	const cJSON *results, *outputs, *o;
+	char why[128];
+	int n = 0;
+
+	if (!dj_future_done(f) || f->rc != 0)
+		return f->done ? f->rc : -EINPROGRESS;
+	results = cJSON_GetObjectItemCaseSensitive(f->reply, "results");
+	if (!cJSON_IsArray(results))
+		return -EINVAL; /* not an EXECUTE */
+	outputs = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetArrayItem(results, cJSON_GetArraySize(results) - 1), "outputs");
+	cJSON_ArrayForEach(o, outputs) {
+		if (n == max)
+			break;
+		if (dj_json_handle(o, "handle", &handles[n], why) != 0 ||
+		    (descs != NULL && dj_desc_from_json(o, &descs[n], why) != 0))
+			return -EBADMSG;
+		n++;
+	}
+	return n;
+}
+
 const char *dj_future_error(const struct dj_future *f)
 {
 	return f->done && f->rc != 0 ? f->error : "";

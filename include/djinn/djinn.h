@@ -159,6 +159,11 @@ int dj_future_done(const struct dj_future *future);
 /** Output handle / description of a completed put, alloc or execute. */
 int dj_future_handle(const struct dj_future *future, uint64_t *handle,
 		     struct dj_tensor_desc *desc);
+/** Every output of a completed EXECUTE (of the last op of a batch): up to
+ * max handles and descriptions (descs may be NULL); returns their number, or
+ * a negative error. */
+int dj_future_outputs(const struct dj_future *future, uint64_t *handles,
+		      struct dj_tensor_desc *descs, int max);
 /** Error text of a failed request ("" otherwise); valid until release. */
 const char *dj_future_error(const struct dj_future *future);
 /** Release the caller's reference; a pending request completes unseen. */

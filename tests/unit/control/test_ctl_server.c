@@ -175,6 +175,20 @@ static void test_execute_and_batch(void)
 	CU_ASSERT_EQUAL(dj_execute(e.conn, "scale", &ha, 1, "{\"factor\":2.5}", &hc, NULL), 0);
 	CU_ASSERT_EQUAL(dj_get(e.conn, hc, &tc), 0);
 	CU_ASSERT(c[1] == 5.0f);
+	/* Several outputs. */
+	struct dj_future *f;
+	uint64_t two[3];
+	struct dj_tensor_desc two_d[3];
+
+	CU_ASSERT_EQUAL_FATAL(dj_execute_async(e.conn, "dup", &hb, 1, NULL, NULL, NULL, &f), 0);
+	CU_ASSERT_EQUAL(dj_future_wait(f, 5000), 0);
+	CU_ASSERT_EQUAL(dj_future_outputs(f, two, two_d, 3), 2);
+	CU_ASSERT_NOT_EQUAL(two[0], two[1]);
+	CU_ASSERT_EQUAL(two_d[1].shape[0], 4);
+	CU_ASSERT_EQUAL(dj_future_outputs(f, two, NULL, 1), 1);
+	dj_future_release(f);
+	CU_ASSERT_EQUAL(dj_get(e.conn, two[1], &tc), 0);
+	CU_ASSERT(c[2] == 30);
 	/* Errors name the problem and leave the server serving. */
 	CU_ASSERT_EQUAL(dj_execute(e.conn, "conv9d", &ha, 1, NULL, &hc, NULL), -DJ_EUNKNOWN_OP);
 	CU_ASSERT_EQUAL(dj_execute(e.conn, "add", &ha, 1, NULL, &hc, NULL), -EINVAL);
