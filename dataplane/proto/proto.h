@@ -43,6 +43,7 @@ struct tx_xfer {
 	uint32_t next_new;   /* first never-sent fragment */
 	uint32_t credit_end; /* may send indices < credit_end */
 	uint32_t strikes;    /* RTOs in a row without progress */
+	uint32_t sack_high;  /* SACK marks are current below this index */
 	uint32_t rtx_head;
 	uint32_t rtx_count;
 	uint64_t len;

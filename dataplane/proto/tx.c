@@ -144,9 +144,30 @@ static uint64_t nack_guard(const struct dj_session *s)
 	return s->have_rtt ? s->srtt : s->cfg.rto_min_ns;
 }
 
-static void tx_apply_ranges(struct dj_session *s, struct tx_xfer *x,
-			    const struct dj_wire_ranges *r, bool nack,
-			    uint64_t now_ns)
+/* Every ACK repeats the SACK ranges it knows; marking only above the
+ * highest fragment marked so far touches each slot once. A retransmission
+ * that fills a hole below it stays unmarked until cum passes it, which at
+ * worst costs one needless resend after a timeout. */
+static void tx_apply_sack(struct dj_session *s, struct tx_xfer *x,
+			  const struct dj_wire_ranges *r)
+{
+	for (unsigned i = 0; i < r->nranges; i++) {
+		uint32_t first = r->range[i].first;
+		uint32_t end = min_u32(r->range[i].end, x->next_new);
+
+		if (first < x->sack_high)
+			first = x->sack_high;
+		if (first < x->cum)
+			first = x->cum;
+		for (uint32_t k = first; k < end; k++)
+			x->frags[k & s->mask].flags |= FRAG_SACKED;
+		if (end > x->sack_high)
+			x->sack_high = end;
+	}
+}
+
+static void tx_apply_nack(struct dj_session *s, struct tx_xfer *x,
+			  const struct dj_wire_ranges *r, uint64_t now_ns)
 {
 	for (unsigned i = 0; i < r->nranges; i++) {
 		uint32_t first = r->range[i].first > x->cum ? r->range[i].first : x->cum;
@@ -155,13 +176,11 @@ static void tx_apply_ranges(struct dj_session *s, struct tx_xfer *x,
 		for (uint32_t k = first; k < end; k++) {
 			struct frag_slot *f = &x->frags[k & s->mask];
 
-			if (!nack) {
-				f->flags |= FRAG_SACKED;
-			} else if (now_ns - f->sent_ns >= nack_guard(s)) {
-				if (!(f->flags & (FRAG_SACKED | FRAG_QUEUED)))
-					s->st.tx_retrans_nack++;
-				tx_queue_rtx(s, x, k);
-			}
+			if (now_ns - f->sent_ns < nack_guard(s))
+				continue;
+			if (!(f->flags & (FRAG_SACKED | FRAG_QUEUED)))
+				s->st.tx_retrans_nack++;
+			tx_queue_rtx(s, x, k);
 		}
 	}
 }
@@ -193,7 +212,10 @@ enum dj_wire_reject tx_on_feedback(struct dj_session *s,
 		tx_end(s, x, 0);
 		return DJ_REJ_NONE;
 	}
-	tx_apply_ranges(s, x, &r, nack, now_ns);
+	if (nack)
+		tx_apply_nack(s, x, &r, now_ns);
+	else
+		tx_apply_sack(s, x, &r);
 	/* At least one fragment of credit: a zero window with nothing in
 	 * flight would leave no timer running and hang the transfer. */
 	x->credit_end = (uint32_t)min_u64(x->frag_count,
