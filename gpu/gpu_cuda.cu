@@ -187,7 +187,7 @@ struct piece {
 
 /* Loads issued per lane before any is used: host memory is a PCIe round trip
  * away, and bandwidth is bytes in flight over latency. */
-#define UNROLL 4
+#define UNROLL 8
 #define GROUP_WORDS (32 * UNROLL)
 
 __device__ static struct piece piece_make(uint8_t *dst, const uint8_t *src, uint32_t len)

@@ -46,10 +46,13 @@ step "bench-gpu (jumbo payload 8000 B)"
 	--json "$out/bench-8000.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench-8000.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
-step "persistent kernel: burst 64"
+step "persistent kernel: blocks"
 for payload in 1400 8000; do
-	"$bin"/bench-gpu --file-prefix dj_bench -- --verify none --bench 1G --payload $payload \
-		--mode persistent --burst 64 --reps 3 2>/dev/null | grep -E "^gather|%$" | paste - -
+	for blocks in 66 264; do
+		"$bin"/bench-gpu --file-prefix dj_bench -- --verify none --bench 1G --payload $payload \
+			--mode persistent --blocks $blocks --reps 3 2>/dev/null |
+			awk -v b=$blocks '/^gather/{g=$0} /%$/ && g {print "blocks " b ": " g " " $NF; g=""}'
+	done
 done
 
 step "summary"
