@@ -118,6 +118,8 @@ int dj_gpu_rx_sink_create(const struct dj_gpu_rx_sink_conf *conf, struct dj_gpu_
 	s->release = c.release;
 	s->release_arg = c.release_arg;
 	s->path = c.dev_id == DJ_GPU_HOST ? DJ_GPU_RX_HOST : DJ_GPU_RX_STAGED;
+	s->stats.path = s->path;
+	s->stats.mode = c.mode;
 	rc = s->path == DJ_GPU_RX_STAGED ? start_gather(s, &c) : 0;
 	if (rc != 0) {
 		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "rx sink: cannot start the gather engine: %s",

@@ -218,6 +218,8 @@ struct dj_gpu_rx_sink_conf {
 };
 
 struct dj_gpu_rx_sink_stats {
+	enum dj_gpu_rx_path path; /**< HOST or STAGED, for STATS lines */
+	enum dj_gpu_gather_mode mode;
 	uint64_t bursts;    /**< bursts accepted */
 	uint64_t copies;
 	uint64_t bytes;

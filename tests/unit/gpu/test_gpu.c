@@ -200,6 +200,7 @@ static void test_sink_host_copies_and_releases(void)
 	CU_ASSERT_PTR_EQUAL(rel.bufs[1], (void *)0x20);
 	CU_ASSERT_EQUAL(dj_gpu_rx_sink_drain(sink, 0), 0);
 	dj_gpu_rx_sink_stats_get(sink, &st);
+	CU_ASSERT_EQUAL(st.path, DJ_GPU_RX_HOST);
 	CU_ASSERT_EQUAL(st.bursts, 1);
 	CU_ASSERT_EQUAL(st.bytes, 22);
 	CU_ASSERT_EQUAL(st.completed, 1);
