@@ -35,6 +35,8 @@
 #define DP_STATS_PERIOD_NS 1000000ull
 #define DP_POLL_NS 10000ull
 #define DP_OWNER_SLOTS 4096
+#define DP_TX_STALL_NS (50ull * 1000 * 1000)
+#define DP_LINK_CHECK_NS (1000ull * 1000)
 #define DP_HANDOFF_RING 4096
 
 enum dp_cmd {
@@ -91,6 +93,10 @@ struct dp_lcore {
 	unsigned int n_sessions;
 	struct dp_session *sessions[DP_MAX_SESSIONS];
 	unsigned int n_txq;
+	uint64_t now;                /* time of this loop iteration */
+	uint64_t tx_stall_since;     /* 0: the tx ring takes frames */
+	bool link_gated, link_up;    /* memif: burst only while the link is up */
+	uint64_t next_link_check;
 	struct rte_mbuf *txq[DP_TXQ_MAX];
 	struct dj_impair *impair;
 	struct dj_hold_queue *hold;

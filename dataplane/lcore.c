@@ -46,7 +46,28 @@ static void send_op_finish(struct dp_op *op, int status)
 
 /* ---- transmit -------------------------------------------------------------- */
 
-static void tx_flush(struct dp_lcore *lc)
+/* A link that takes nothing for DP_TX_STALL_NS (peer gone, memif
+ * disconnected) loses the queued frames: they would otherwise pin the
+ * senders' buffers. The protocol retransmits what mattered. */
+static void tx_stall_check(struct dp_lcore *lc, uint16_t sent, uint64_t now)
+{
+	if (sent != 0 || lc->n_txq == 0) {
+		lc->tx_stall_since = 0;
+		return;
+	}
+	if (lc->tx_stall_since == 0) {
+		lc->tx_stall_since = now;
+		return;
+	}
+	if (now - lc->tx_stall_since < DP_TX_STALL_NS)
+		return;
+	lc->stats.drops[DJ_DROP_TX_FULL] += lc->n_txq;
+	rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);
+	lc->n_txq = 0;
+	lc->tx_stall_since = 0;
+}
+
+static void tx_flush(struct dp_lcore *lc, uint64_t now)
 {
 	uint16_t sent;
 
@@ -60,12 +81,13 @@ static void tx_flush(struct dp_lcore *lc)
 	lc->n_txq -= sent;
 	if (lc->n_txq != 0 && sent != 0)
 		memmove(lc->txq, lc->txq + sent, lc->n_txq * sizeof(lc->txq[0]));
+	tx_stall_check(lc, sent, now);
 }
 
 static void txq_push(struct dp_lcore *lc, struct rte_mbuf *m)
 {
 	if (unlikely(lc->n_txq == DP_TXQ_MAX)) {
-		tx_flush(lc);
+		tx_flush(lc, lc->now);
 		if (lc->n_txq == DP_TXQ_MAX) {
 			lc->stats.drops[DJ_DROP_TX_FULL]++;
 			rte_pktmbuf_free(m);
@@ -421,19 +443,42 @@ static void rx_run(struct dp_lcore *lc, uint64_t now)
 	}
 }
 
+/* memif maps and unmaps its rings from the interrupt thread when the peer
+ * comes and goes; bursting meanwhile crashes or wedges the ring. Stay off
+ * the port while its link is down (read from ethdev data, no system call). */
+static bool link_usable(struct dp_lcore *lc, uint64_t now)
+{
+	struct rte_eth_link link;
+
+	if (!lc->link_gated)
+		return true;
+	if (now >= lc->next_link_check) {
+		lc->next_link_check = now + DP_LINK_CHECK_NS;
+		lc->link_up = rte_eth_link_get_nowait(lc->dp->cfg.port.port_id, &link) == 0 &&
+			      link.link_status == RTE_ETH_LINK_UP;
+	}
+	return lc->link_up;
+}
+
 int dp_lcore_main(void *arg)
 {
 	struct dp_lcore *lc = arg;
 
 	while (!atomic_load_explicit(&lc->dp->stop, memory_order_relaxed)) {
 		uint64_t now = dj_time_ns();
+		bool up = link_usable(lc, now);
 
+		lc->now = now;
 		commands_run(lc, now);
-		rx_run(lc, now);
+		if (likely(up))
+			rx_run(lc, now);
 		for (unsigned int i = 0; i < lc->n_sessions; i++)
 			session_service(lc, lc->sessions[i], now);
 		held_release(lc, now);
-		tx_flush(lc);
+		if (likely(up))
+			tx_flush(lc, now);
+		else
+			tx_stall_check(lc, 0, now);
 	}
 	/* Let go of every frame: SEND waiters wait for their buffers. */
 	rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);

@@ -111,6 +111,7 @@ static int raw_rx(const struct bench_opts *o, struct dj_port *port, struct bench
 	struct rte_mbuf *burst[RAW_BURST];
 	uint64_t pkts = 0, bad = 0, first = 0, last = 0;
 	uint64_t give_up = dj_time_ns() + 30ull * 1000 * 1000 * 1000;
+	uint64_t end = dj_time_ns() + (uint64_t)(o->duration_s * 1e9) + RX_IDLE_NS;
 
 	for (;;) {
 		uint16_t n = rte_eth_rx_burst(port_id, 0, burst, RAW_BURST);
@@ -130,6 +131,8 @@ static int raw_rx(const struct bench_opts *o, struct dj_port *port, struct bench
 		} else if ((first && now - last > RX_IDLE_NS) || (!first && now > give_up)) {
 			break;
 		}
+		if (now > end)
+			break;
 	}
 	rate_fill(o, r, pkts, last - first);
 	if (bad != 0)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@
 #define IP_B 0x0a630002u
 #define READY_PATIENCE_NS (30ull * 1000 * 1000 * 1000)
 #define XFER_TIMEOUT_MS 60000u
-#define RX_IDLE_NS (1000ull * 1000 * 1000)
+#define RX_IDLE_NS (4000ull * 1000 * 1000) /* > a slow ready handshake */
 #define CHUNK (64u << 10)
 
 enum child_status {
@@ -159,6 +160,17 @@ static int ready_send(struct peer_ctx *c, uint32_t id)
 	return rc;
 }
 
+/* A transfer whose peer was killed: it must fail, detected by the engine
+ * (idle or retransmission timeout), well before our own long timeout. */
+static int failure_check(struct peer_ctx *c, int rc, uint64_t t0)
+{
+	uint64_t ms = (dj_time_ns() - t0) / 1000000;
+
+	fprintf(stderr, "%s: transfer %u failed after %lu ms: %s\n", c->a->tag, c->id,
+		(unsigned long)ms, dj_strerror(rc));
+	return rc != 0 && ms < XFER_TIMEOUT_MS / 4 ? CHILD_OK : CHILD_NO_FAIL;
+}
+
 static int receive_step(struct peer_ctx *c, const struct peer_step *st)
 {
 	uint64_t t0;
@@ -174,13 +186,8 @@ static int receive_step(struct peer_ctx *c, const struct peer_step *st)
 	if (rc == 0)
 		rc = dj_dataplane_wait(c->dp, c->cookie, c->id, XFER_TIMEOUT_MS);
 	if (st->expect_fail) {
-		uint64_t ms = (dj_time_ns() - t0) / 1000000;
-
-		fprintf(stderr, "%s: transfer %u failed after %lu ms: %s\n", c->a->tag, c->id,
-			(unsigned long)ms, dj_strerror(rc));
 		dj_dataplane_cancel(c->dp, c->cookie, c->id);
-		/* Detected by the engine (idle timeout), not by our long wait. */
-		return rc != 0 && ms < XFER_TIMEOUT_MS / 4 ? CHILD_OK : CHILD_NO_FAIL;
+		return failure_check(c, rc, t0);
 	}
 	if (rc != 0) {
 		fprintf(stderr, "%s: receive %u (%lu B): %s\n", c->a->tag, c->id,
@@ -199,15 +206,19 @@ static int receive_step(struct peer_ctx *c, const struct peer_step *st)
 static int send_step(struct peer_ctx *c, const struct peer_step *st)
 {
 	uint8_t ready;
+	uint64_t t0;
 	int rc;
 
 	pattern_fill(c->buf, st->size, c->id + st->size);
 	rc = dj_dataplane_expect(c->dp, c->cookie, c->id, &ready, 1, DJ_MEM_HOST);
 	if (rc == 0)
 		rc = dj_dataplane_wait(c->dp, c->cookie, c->id, XFER_TIMEOUT_MS);
+	t0 = dj_time_ns();
 	if (rc == 0)
 		rc = dj_dataplane_send(c->dp, c->cookie, c->id, c->buf, st->size, DJ_MEM_HOST,
 				       XFER_TIMEOUT_MS);
+	if (st->expect_fail)
+		return failure_check(c, rc, t0);
 	if (rc != 0) {
 		fprintf(stderr, "%s: send %u (%lu B): %s\n", c->a->tag, c->id,
 			(unsigned long)st->size, dj_strerror(rc));
@@ -252,6 +263,24 @@ static uint64_t largest_step(const struct peer_args *a)
 	return max;
 }
 
+static void stats_dump(struct peer_ctx *c)
+{
+	struct dj_dataplane_stats st;
+	struct dj_proto_stats ps;
+
+	dj_dataplane_get_stats(c->dp, &st, &ps);
+	fprintf(stderr, "%s: rx %lu tx %lu retrans %lu drops", c->a->tag,
+		(unsigned long)st.rx_packets, (unsigned long)st.tx_packets,
+		(unsigned long)st.retransmits);
+	for (int i = 0; i < DJ_DROP_MAX; i++)
+		fprintf(stderr, " %s=%lu", dj_dataplane_drop_name(i), (unsigned long)st.drops[i]);
+	fprintf(stderr, " | rejects");
+	for (int i = 1; i < DJ_REJ_COUNT; i++)
+		if (ps.rx_reject[i] != 0)
+			fprintf(stderr, " %s=%lu", dj_wire_reject_name(i), (unsigned long)ps.rx_reject[i]);
+	fprintf(stderr, "\n");
+}
+
 static int retransmits_check(struct peer_ctx *c)
 {
 	struct dj_dataplane_stats st;
@@ -281,6 +310,8 @@ static int child_main(const struct peer_args *a)
 		return CHILD_SETUP;
 	}
 	status = steps_run(&c);
+	if (status != CHILD_OK)
+		stats_dump(&c);
 	if (status == CHILD_OK && a->require_retransmits)
 		status = retransmits_check(&c);
 	/* Let the last ACKs leave before the port goes. */
@@ -322,6 +353,45 @@ int peer_wait(pid_t pid, unsigned int timeout_s)
 		}
 		usleep(10000);
 	}
+}
+
+/* Wait for the receiver's "armed" byte. */
+static bool armed(int fd, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	char c;
+
+	return poll(&pfd, 1, timeout_ms) == 1 && read(fd, &c, 1) == 1;
+}
+
+int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
+		  struct peer_args *successor, bool survivor_receives,
+		  unsigned int kill_delay_us)
+{
+	int fds[2], bad = 0;
+	pid_t s, v;
+
+	if (pipe(fds) != 0)
+		return -errno;
+	if (survivor_receives)
+		survivor->notify_fd = fds[1];
+	else
+		victim->notify_fd = fds[1];
+	s = peer_spawn(survivor);
+	v = peer_spawn(victim);
+	if (s < 0 || v < 0)
+		return -ECHILD;
+	bad += !armed(fds[0], 60000);
+	usleep(kill_delay_us);
+	kill(v, SIGKILL);
+	bad += peer_wait(v, 10) != 128 + SIGKILL;
+	successor->notify_fd = -1;
+	v = peer_spawn(successor);
+	bad += v < 0 || peer_wait(v, 200) != 0;
+	bad += peer_wait(s, 200) != 0;
+	close(fds[0]);
+	close(fds[1]);
+	return bad;
 }
 
 bool peer_hugepages_free(unsigned int pages)

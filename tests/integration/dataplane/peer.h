@@ -50,6 +50,18 @@ pid_t peer_spawn(const struct peer_args *args);
  * status, 128 + signal, or -ETIMEDOUT. */
 int peer_wait(pid_t pid, unsigned int timeout_s);
 
+/*
+ * A peer killed mid-transfer. survivor->steps must be {dir, big, fail},
+ * {REOPEN}, {dir, small}; victim plays {dir, big}; successor (the victim's
+ * args with cookie + 1, first_id 2, steps {dir, small}) starts after the
+ * kill. The receiver of the big transfer notifies when armed; the victim
+ * dies kill_delay_us later. Returns 0 when the victim died by SIGKILL and
+ * survivor and successor exited 0.
+ */
+int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
+		  struct peer_args *successor, bool survivor_receives,
+		  unsigned int kill_delay_us);
+
 /* Free 2 MiB hugepages on a mounted hugetlbfs. */
 bool peer_hugepages_free(unsigned int pages);
 

@@ -7,7 +7,6 @@
  *
  *   test_dp_memif --huge | --no-huge
  */
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,58 +89,51 @@ static void test_loss_and_reordering(void)
 	pair_run(&p);
 }
 
-/* Wait for the receiver's "armed" byte. */
-static bool armed(int fd, int timeout_ms)
+/* The survivor (B, memif server, so that a new peer can connect) loses its
+ * peer mid-transfer: the transfer fails within the engine's timeouts, then
+ * a new session with a new peer process works (ids 0: killed, 1: reopen,
+ * 2: new). A victim sender is slowed by loss so that the kill lands
+ * mid-transfer; a victim receiver dies as the survivor starts sending. */
+static void killed_run(enum peer_step_kind dir, const char *name)
 {
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
-	char c;
-
-	return poll(&pfd, 1, timeout_ms) == 1 && read(fd, &c, 1) == 1;
-}
-
-static void test_peer_killed(void)
-{
-	/* B survives: the killed transfer fails, then a new session with a
-	 * new peer process works (ids 0: killed, 1: reopen, 2: new). */
-	static const struct peer_step survivor[] = {
-		{STEP_A_TO_B, 256 * MIB, true},
+	const struct peer_step survivor[] = {
+		{dir, 256 * MIB, true},
 		{STEP_REOPEN, 0, false},
-		{STEP_A_TO_B, MIB, false},
+		{dir, MIB, false},
 	};
-	static const struct peer_step victim[] = {{STEP_A_TO_B, 256 * MIB, false}};
-	static const struct peer_step successor[] = {{STEP_A_TO_B, MIB, false}};
+	const struct peer_step victim[] = {{dir, 256 * MIB, false}};
+	const struct peer_step successor[] = {{dir, MIB, false}};
+	bool survivor_receives = dir == STEP_A_TO_B;
+	struct peer_args next;
+	char tag[48];
 	struct pair p;
-	int fds[2];
-	pid_t a, b;
 
-	CU_ASSERT_FATAL(pipe(fds) == 0);
-	pair_init(&p, "kill", survivor, 3);
-	/* memif server on the survivor's side: the new peer reconnects. */
+	pair_init(&p, name, survivor, 3);
 	p.b.vdev = p.vdev_a;
 	p.a.vdev = p.vdev_b;
-	p.b.notify_fd = fds[1];
 	p.a.steps = victim;
 	p.a.n_steps = 1;
-	p.a.impair = "drop=0.5"; /* slow enough to be killed mid-way */
-	b = peer_spawn(&p.b);
-	a = peer_spawn(&p.a);
-	CU_ASSERT_FATAL(a > 0 && b > 0);
-	CU_ASSERT(armed(fds[0], 60000));
-	usleep(300000);
-	kill(a, SIGKILL);
-	CU_ASSERT_EQUAL(peer_wait(a, 10), 128 + SIGKILL);
-
-	p.a.steps = successor;
-	p.a.impair = NULL;
-	p.a.cookie++;
-	p.a.first_id = 2;
-	snprintf(p.tag_a, sizeof(p.tag_a), "djdp%dkillA2", (int)getpid());
-	a = peer_spawn(&p.a);
-	CU_ASSERT_EQUAL(peer_wait(a, PEER_TIMEOUT_S), 0);
-	CU_ASSERT_EQUAL(peer_wait(b, PEER_TIMEOUT_S), 0);
-	close(fds[0]);
-	close(fds[1]);
+	p.a.impair = survivor_receives ? "drop=0.5" : NULL;
+	next = p.a;
+	next.steps = successor;
+	next.impair = NULL;
+	next.cookie++;
+	next.first_id = 2;
+	snprintf(tag, sizeof(tag), "djdp%d%sA2", (int)getpid(), name);
+	next.tag = tag;
+	CU_ASSERT_EQUAL(peer_kill_run(&p.b, &p.a, &next, survivor_receives,
+				      survivor_receives ? 300000 : 0), 0);
 	unlink(p.sock);
+}
+
+static void test_receiver_loses_peer(void)
+{
+	killed_run(STEP_A_TO_B, "killrx");
+}
+
+static void test_sender_loses_peer(void)
+{
+	killed_run(STEP_B_TO_A, "killtx");
 }
 
 int main(int argc, char **argv)
@@ -149,7 +141,8 @@ int main(int argc, char **argv)
 	static const struct dj_test_case cases[] = {
 		{"1 B, 1 MiB, 256 MiB both directions", test_both_directions},
 		{"5% loss + reordering, retransmissions", test_loss_and_reordering},
-		{"peer killed mid-transfer", test_peer_killed},
+		{"sender killed mid-transfer, receiver serves on", test_receiver_loses_peer},
+		{"receiver killed mid-transfer, sender serves on", test_sender_loses_peer},
 		{NULL, NULL},
 	};
 

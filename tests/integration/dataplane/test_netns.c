@@ -71,6 +71,23 @@ static int topology_create(void)
 	return 0;
 }
 
+static char tag_a[48], tag_b[48], vdev_a[96], vdev_b[96];
+
+static void peers_init(struct peer_args *a, struct peer_args *b, const struct peer_step *steps,
+		       unsigned int n, const char *name)
+{
+	snprintf(tag_a, sizeof(tag_a), "djdp%d%sA", (int)getpid(), name);
+	snprintf(tag_b, sizeof(tag_b), "djdp%d%sB", (int)getpid(), name);
+	*a = (struct peer_args){.tag = tag_a, .is_a = true, .vdev = vdev_a, .netns = ns_a,
+				.frame_size = 1514, .cookie = 0x5eed0101, .steps = steps,
+				.n_steps = n, .notify_fd = -1};
+	*b = *a;
+	b->tag = tag_b;
+	b->is_a = false;
+	b->vdev = vdev_b;
+	b->netns = ns_b;
+}
+
 static void test_veth_af_packet(void)
 {
 	static const struct peer_step steps[] = {
@@ -78,36 +95,63 @@ static void test_veth_af_packet(void)
 		{STEP_A_TO_B, MIB, false},       {STEP_B_TO_A, MIB, false},
 		{STEP_A_TO_B, 256 * MIB, false}, {STEP_B_TO_A, 256 * MIB, false},
 	};
-	char tag_a[48], tag_b[48], vdev_a[96], vdev_b[96];
 	struct peer_args a, b;
 	pid_t pa, pb;
 
-	CU_ASSERT_FATAL(topology_create() == 0);
-	snprintf(tag_a, sizeof(tag_a), "djdp%dvethA", (int)getpid());
-	snprintf(tag_b, sizeof(tag_b), "djdp%dvethB", (int)getpid());
-	snprintf(vdev_a, sizeof(vdev_a), "net_af_packet0,iface=%s,qpairs=1", if_a);
-	snprintf(vdev_b, sizeof(vdev_b), "net_af_packet0,iface=%s,qpairs=1", if_b);
-	a = (struct peer_args){.tag = tag_a, .is_a = true, .vdev = vdev_a, .netns = ns_a,
-			       .frame_size = 1514, .cookie = 0x5eed0101, .steps = steps,
-			       .n_steps = sizeof(steps) / sizeof(steps[0]), .notify_fd = -1};
-	b = a;
-	b.tag = tag_b;
-	b.is_a = false;
-	b.vdev = vdev_b;
-	b.netns = ns_b;
+	peers_init(&a, &b, steps, sizeof(steps) / sizeof(steps[0]), "veth");
 	pa = peer_spawn(&a);
 	pb = peer_spawn(&b);
 	CU_ASSERT_FATAL(pa > 0 && pb > 0);
 	CU_ASSERT_EQUAL(peer_wait(pa, PEER_TIMEOUT_S), 0);
 	CU_ASSERT_EQUAL(peer_wait(pb, PEER_TIMEOUT_S), 0);
+}
+
+/* B sends; its receiver A is killed as the transfer starts. B's send fails
+ * within the retransmission limits, then B serves a new A. */
+static void test_sender_loses_peer(void)
+{
+	static const struct peer_step survivor[] = {
+		{STEP_B_TO_A, 256 * MIB, true},
+		{STEP_REOPEN, 0, false},
+		{STEP_B_TO_A, MIB, false},
+	};
+	static const struct peer_step victim[] = {{STEP_B_TO_A, 256 * MIB, false}};
+	static const struct peer_step successor[] = {{STEP_B_TO_A, MIB, false}};
+	struct peer_args a, b, next;
+	char tag[48];
+
+	peers_init(&a, &b, survivor, 3, "kill");
+	a.steps = victim;
+	a.n_steps = 1;
+	next = a;
+	next.steps = successor;
+	next.cookie++;
+	next.first_id = 2;
+	snprintf(tag, sizeof(tag), "djdp%dkillA2", (int)getpid());
+	next.tag = tag;
+	CU_ASSERT_EQUAL(peer_kill_run(&b, &a, &next, false, 0), 0);
+}
+
+static int suite_init(void)
+{
+	if (topology_create() != 0)
+		return -1;
+	snprintf(vdev_a, sizeof(vdev_a), "net_af_packet0,iface=%s,qpairs=1", if_a);
+	snprintf(vdev_b, sizeof(vdev_b), "net_af_packet0,iface=%s,qpairs=1", if_b);
+	return 0;
+}
+
+static int suite_cleanup(void)
+{
 	topology_remove();
-	CU_ASSERT(sh("ip netns list | grep -q '^%s\\b'", ns_a) != 0);
+	return sh("ip netns list | grep -q '^%s\\b'", ns_a) != 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
 		{"veth between two netns, af_packet, both directions", test_veth_af_packet},
+		{"receiver killed mid-transfer, sender serves on", test_sender_loses_peer},
 		{NULL, NULL},
 	};
 
@@ -115,6 +159,6 @@ int main(int argc, char **argv)
 		dj_test_skip("network namespaces need root");
 	if (system("ip netns list >/dev/null 2>&1") != 0)
 		dj_test_skip("`ip netns` is not available (iproute2)");
-	dj_test_add_suite("dataplane netns af_packet", NULL, NULL, cases);
+	dj_test_add_suite("dataplane netns af_packet", suite_init, suite_cleanup, cases);
 	return dj_test_main(argc, argv);
 }
