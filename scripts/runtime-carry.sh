@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build the server, the client tool and the remote-ops test here and copy them
+# (statically linked DPDK; cJSON and CUnit alongside) into .carry/runtime
+# (git-ignored) for the GPU machine:
+#   scripts/runtime-carry.sh [build-dir]          (default build)
+# then, through the device tool: carry [".carry/runtime"],
+#   command: bash scripts/runtime-device-check.sh
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+builddir=${1:-build}
+cd "$top"
+[ -f "$builddir/build.ninja" ] || bash scripts/setup.sh "$builddir"
+ninja -C "$builddir" apps/djinn-dp apps/djinn tests/integration/runtime/test_remote_ops >/dev/null
+mkdir -p .carry/runtime
+cp "$builddir"/apps/djinn-dp "$builddir"/apps/djinn \
+	"$builddir"/tests/integration/runtime/test_remote_ops tests/integration/runtime/test_demo.sh \
+	.carry/runtime/
+strip .carry/runtime/djinn-dp .carry/runtime/djinn .carry/runtime/test_remote_ops
+for lib in libcunit.so.1 libcjson.so.1; do
+	cp "$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')" .carry/runtime/
+done
+du -sh .carry/runtime
