@@ -78,6 +78,6 @@ fi
 step "summary: worst error / tolerance per op and dtype"
 sed -n '/^op  *dtype/,$p' "$out/test.log"
 step "summary: bench"
-sed -n '/^bench-ops on/,/goal/p' "$out/bench.log"
+sed -n '/^bench-ops on/,/^host cost/p' "$out/bench.log"
 echo "ops device check: $([ $status = 0 ] && echo PASS || echo FAIL)"
 exit $status

@@ -10,7 +10,8 @@
  *    the same run, interleaved; TFLOP/s of each and their ratio. Both outputs
  *    are compared bit for bit.
  * 2. memory-bound operations on --elems float32 elements against the floor
- *    of their bytes at the measured device-to-device copy bandwidth.
+ *    of their bytes at the measured device-to-device copy bandwidth;
+ * 3. the host cost of one request (execute + free of a one-element relu).
  * Times: CUDA events around each run on the context's stream, median of
  * --reps runs after --warmup. Prints a table, then one JSON object.
  */
@@ -52,6 +53,7 @@ struct result {
 static struct result results[MAX_RESULTS];
 static int n_results;
 static double copy_gbps;
+static double host_us_per_op;
 
 #define CHECK_CUDA(call)                                                                   \
 	do {                                                                               \
@@ -425,6 +427,41 @@ static void bench_memory_ops(struct dj_gpu_ops *g, const struct options *o)
 	free_inputs(g, &f16);
 }
 
+/*
+ * Host cost of one request on a warm context: execute (inference, pool
+ * allocation, launch) plus free, for a one-element relu, enqueued back to
+ * back; the GPU work itself is negligible. Bounds one thread's request rate.
+ */
+static void bench_host_cost(struct dj_gpu_ops *g)
+{
+	enum { CALLS = 20000 };
+	struct dj_tensor x = {.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1, .shape = {1}},
+			      .mem = DJ_MEM_GPU};
+	const struct dj_op *relu = dj_op_find("relu");
+	struct dj_op_attrs attrs;
+	char err[DJ_OP_ERR_LEN];
+	uint64_t start;
+
+	dj_op_attrs_init(&attrs);
+	x.data = random_device(g, DJ_DTYPE_FLOAT32, 1);
+	for (int pass = 0; pass < 2; pass++) { /* the first one warms up */
+		start = dj_time_ns();
+		for (int i = 0; i < CALLS; i++) {
+			struct dj_tensor y;
+
+			if (dj_gpu_ops_execute(g, relu, &x, 1, &attrs, &y, err, sizeof(err)) != 0) {
+				fprintf(stderr, "%s\n", err);
+				exit(1);
+			}
+			dj_gpu_ops_free(g, y.data);
+		}
+		if (dj_gpu_ops_sync(g) != 0)
+			exit(1);
+	}
+	host_us_per_op = (double)(dj_time_ns() - start) / 1e3 / CALLS;
+	dj_gpu_ops_free(g, x.data);
+}
+
 /* ---- report ---- */
 
 static void print_table(const char *device)
@@ -443,15 +480,16 @@ static void print_table(const char *device)
 	}
 	printf("matmul Djinn / direct cuBLAS: %.1f%% (goal >= 85%%)\n",
 	       100.0 * results[1].ms / results[0].ms);
+	printf("host cost per request (execute + free, tiny relu): %.2f us\n", host_us_per_op);
 }
 
 static void write_json(FILE *f, const char *device, const struct options *o)
 {
 	fprintf(f, "{\"bench\":\"bench-ops\",\"device\":\"%s\",\"matmul_size\":%lld,"
 		   "\"elems\":%lld,\"reps\":%d,\"warmup\":%d,\"copy_gbps\":%.1f,"
-		   "\"matmul_ratio\":%.4f,\"results\":[",
+		   "\"matmul_ratio\":%.4f,\"host_us_per_op\":%.3f,\"results\":[",
 		device, (long long)o->size, (long long)o->elems, o->reps, o->warmup, copy_gbps,
-		results[1].ms / results[0].ms);
+		results[1].ms / results[0].ms, host_us_per_op);
 	for (int i = 0; i < n_results; i++) {
 		const struct result *r = &results[i];
 
@@ -485,6 +523,7 @@ int main(int argc, char **argv)
 	/* Results 0 and 1 are the two matmuls: the table and JSON rely on it. */
 	rc = bench_matmul(g, &o);
 	bench_memory_ops(g, &o);
+	bench_host_cost(g);
 	print_table(prop.name);
 	write_json(stdout, prop.name, &o);
 	if (o.json_path) {

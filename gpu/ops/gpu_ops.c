@@ -44,6 +44,12 @@ int gpu_ops_blas_rc(cublasStatus_t status, const char *what)
 	}
 }
 
+/* The runtime's current device is per thread: every entry point sets it. */
+static int use_device(struct dj_gpu_ops *ops)
+{
+	return gpu_ops_cuda_rc(cudaSetDevice(ops->device), "cudaSetDevice");
+}
+
 int dj_gpu_ops_device_count(void)
 {
 	int n = 0;
@@ -64,7 +70,7 @@ static int context_open(struct dj_gpu_ops *ops)
 	uint64_t keep_all = UINT64_MAX;
 	int rc;
 
-	if ((rc = gpu_ops_cuda_rc(cudaSetDevice(ops->device), "cudaSetDevice")) ||
+	if ((rc = use_device(ops)) ||
 	    (rc = gpu_ops_cuda_rc(cudaStreamCreateWithFlags(&ops->stream, cudaStreamNonBlocking),
 				  "cudaStreamCreate")) ||
 	    (rc = gpu_ops_cuda_rc(cudaMemPoolCreate(&ops->pool, &props), "cudaMemPoolCreate")) ||
@@ -110,7 +116,7 @@ void dj_gpu_ops_destroy(struct dj_gpu_ops *ops)
 {
 	if (ops == NULL)
 		return;
-	cudaSetDevice(ops->device);
+	(void)use_device(ops); /* tear down whatever was set up, regardless */
 	if (ops->stream)
 		cudaStreamSynchronize(ops->stream);
 	gpu_ops_blas_close(ops);
@@ -136,29 +142,34 @@ void *dj_gpu_ops_stream(struct dj_gpu_ops *ops)
 
 int dj_gpu_ops_alloc(struct dj_gpu_ops *ops, size_t bytes, void **ptr)
 {
+	int rc;
+
 	if (ops == NULL || ptr == NULL)
 		return -EINVAL;
 	*ptr = NULL;
 	if (bytes == 0)
 		return 0;
-	cudaSetDevice(ops->device);
-	return gpu_ops_cuda_rc(cudaMallocFromPoolAsync(ptr, bytes, ops->pool, ops->stream),
-			       "cudaMallocFromPoolAsync");
+	rc = use_device(ops);
+	return rc ? rc : gpu_ops_cuda_rc(cudaMallocFromPoolAsync(ptr, bytes, ops->pool, ops->stream),
+					 "cudaMallocFromPoolAsync");
 }
 
 void dj_gpu_ops_free(struct dj_gpu_ops *ops, void *ptr)
 {
-	if (ops == NULL || ptr == NULL)
+	if (ops == NULL || ptr == NULL || use_device(ops) != 0)
 		return;
-	cudaSetDevice(ops->device);
 	gpu_ops_cuda_rc(cudaFreeAsync(ptr, ops->stream), "cudaFreeAsync");
 }
 
 int dj_gpu_ops_sync(struct dj_gpu_ops *ops)
 {
+	int rc;
+
 	if (ops == NULL)
 		return -EINVAL;
-	cudaSetDevice(ops->device);
+	rc = use_device(ops);
+	if (rc != 0)
+		return rc;
 	return gpu_ops_cuda_rc(cudaStreamSynchronize(ops->stream), "cudaStreamSynchronize");
 }
 
@@ -171,9 +182,10 @@ static int copy_sync(struct dj_gpu_ops *ops, void *dst, const void *src, size_t 
 		return -EINVAL;
 	if (bytes == 0)
 		return 0;
-	cudaSetDevice(ops->device);
-	rc = gpu_ops_cuda_rc(cudaMemcpyAsync(dst, src, bytes, kind, ops->stream),
-			     "cudaMemcpyAsync");
+	rc = use_device(ops);
+	if (rc == 0)
+		rc = gpu_ops_cuda_rc(cudaMemcpyAsync(dst, src, bytes, kind, ops->stream),
+				     "cudaMemcpyAsync");
 	return rc ? rc : dj_gpu_ops_sync(ops);
 }
 
@@ -324,7 +336,7 @@ static int scratch_reserve(struct dj_gpu_ops *ops, size_t bytes)
 	if (rc != 0)
 		return rc;
 	if (ops->scratch)
-		cudaFreeAsync(ops->scratch, ops->stream);
+		gpu_ops_cuda_rc(cudaFreeAsync(ops->scratch, ops->stream), "cudaFreeAsync(scratch)");
 	ops->scratch = grown;
 	ops->scratch_size = bytes;
 	return 0;
@@ -483,10 +495,10 @@ static int enqueue(struct dj_gpu_ops *ops, const struct dj_op *op, const struct 
 		   int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *out, char *err,
 		   size_t errlen)
 {
-	int rc;
+	int rc = use_device(ops);
 
-	cudaSetDevice(ops->device);
-	rc = dispatch(ops, op, in, n_in, attrs, out);
+	if (rc == 0)
+		rc = dispatch(ops, op, in, n_in, attrs, out);
 	if (rc != 0)
 		fail(rc, err, errlen, op->name, "GPU execution failed: %s", dj_strerror(rc));
 	return rc;

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,17 +37,23 @@ static const enum dj_dtype float_dtypes[] = {DJ_DTYPE_FLOAT32, DJ_DTYPE_FLOAT16,
 static double worst[DJ_OP_COUNT][DJ_DTYPE_COUNT];
 static int cases[DJ_OP_COUNT][DJ_DTYPE_COUNT];
 
-static uint64_t rng_next(void)
+/* xorshift64*: one state per thread (the global one for the main thread). */
+static uint64_t rng_step(uint64_t *state)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1DULL;
+	*state ^= *state >> 12;
+	*state ^= *state << 25;
+	*state ^= *state >> 27;
+	return *state * 0x2545F4914F6CDD1DULL;
 }
 
-static double rng_uniform(double lo, double hi)
+static uint64_t rng_next(void)
 {
-	return lo + (hi - lo) * (double)(rng_next() >> 11) / 9007199254740992.0;
+	return rng_step(&rng_state);
+}
+
+static double rng_uniform_with(uint64_t *state, double lo, double hi)
+{
+	return lo + (hi - lo) * (double)(rng_step(state) >> 11) / 9007199254740992.0;
 }
 
 static double tolerance(enum dj_dtype dtype)
@@ -85,13 +92,14 @@ static double get_value(const struct dj_tensor *t, int64_t i)
  * sqrt, "divisor" keeps away from zero. */
 enum range { ANY, POSITIVE, DIVISOR };
 
-static double random_value(enum dj_dtype dtype, enum range r)
+static double random_value(uint64_t *rng, enum dj_dtype dtype, enum range r)
 {
 	int is_int = !dj_dtype_is_float(dtype);
-	double v = is_int ? (double)(int64_t)rng_uniform(-20.0, 21.0) : rng_uniform(-2.0, 2.0);
+	double v = is_int ? (double)(int64_t)rng_uniform_with(rng, -20.0, 21.0)
+			  : rng_uniform_with(rng, -2.0, 2.0);
 
 	if (r == POSITIVE)
-		return is_int ? fabs(v) + 1 : rng_uniform(0.05, 4.0);
+		return is_int ? fabs(v) + 1 : rng_uniform_with(rng, 0.05, 4.0);
 	if (r == DIVISOR && fabs(v) < (is_int ? 1 : 0.25))
 		return is_int ? 7 : 0.5;
 	return v;
@@ -107,23 +115,42 @@ static struct dj_tensor host_tensor(enum dj_dtype dtype, int ndim, const int64_t
 	return t;
 }
 
+/* Any thread: no CUnit assertion (CUnit is not thread safe). */
+static struct dj_tensor host_random_with(uint64_t *rng, enum dj_dtype dtype, int ndim,
+					 const int64_t *shape, enum range r)
+{
+	struct dj_tensor t = {.desc = {.dtype = dtype, .ndim = ndim}, .mem = DJ_MEM_HOST};
+
+	memcpy(t.desc.shape, shape, sizeof(int64_t) * ndim);
+	t.data = malloc(dj_tensor_nbytes(&t.desc) + 1);
+	if (t.data == NULL)
+		abort();
+	for (int64_t i = 0; i < dj_tensor_numel(&t.desc); i++)
+		set_value(&t, i, random_value(rng, dtype, r));
+	return t;
+}
+
 static struct dj_tensor host_random(enum dj_dtype dtype, int ndim, const int64_t *shape,
 				    enum range r)
 {
-	struct dj_tensor t = host_tensor(dtype, ndim, shape);
+	return host_random_with(&rng_state, dtype, ndim, shape, r);
+}
 
-	for (int64_t i = 0; i < dj_tensor_numel(&t.desc); i++)
-		set_value(&t, i, random_value(dtype, r));
-	return t;
+static int upload_with(struct dj_gpu_ops *g, const struct dj_tensor *h, struct dj_tensor *d)
+{
+	size_t bytes = dj_tensor_nbytes(&h->desc);
+	int rc;
+
+	*d = (struct dj_tensor){.desc = h->desc, .mem = DJ_MEM_GPU};
+	rc = dj_gpu_ops_alloc(g, bytes, &d->data);
+	return rc ? rc : dj_gpu_ops_copy_in(g, d->data, h->data, bytes);
 }
 
 static struct dj_tensor to_gpu(const struct dj_tensor *h)
 {
-	struct dj_tensor g = {.desc = h->desc, .mem = DJ_MEM_GPU};
-	size_t bytes = dj_tensor_nbytes(&h->desc);
+	struct dj_tensor g;
 
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_alloc(gpu, bytes, &g.data), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_copy_in(gpu, g.data, h->data, bytes), 0);
+	CU_ASSERT_EQUAL_FATAL(upload_with(gpu, h, &g), 0);
 	address_bits |= (uintptr_t)g.data;
 	return g;
 }
@@ -141,13 +168,17 @@ static void poison(struct dj_tensor *g)
 	free(junk);
 }
 
-static int elements_match(const struct dj_tensor *got, const struct dj_tensor *want,
-			  const char *what, enum dj_op_id id)
+/* Index of the first element out of tolerance, or -1; *worst_ratio gets the
+ * largest error / allowed seen. Thread safe. */
+static int64_t first_mismatch(const struct dj_tensor *got, const struct dj_tensor *want,
+			      double *worst_ratio)
 {
 	enum dj_dtype dtype = want->desc.dtype;
+	size_t esize = dj_dtype_size(dtype);
 	int64_t n = dj_tensor_numel(&want->desc);
 	double tol = tolerance(dtype), scale = 0;
 
+	*worst_ratio = 0;
 	for (int64_t i = 0; i < n; i++)
 		if (isfinite(get_value(want, i)))
 			scale = fmax(scale, fabs(get_value(want, i)));
@@ -157,18 +188,31 @@ static int elements_match(const struct dj_tensor *got, const struct dj_tensor *w
 		int ok = isnan(w) ? isnan(g) : isinf(w) ? g == w : err <= allowed;
 
 		if (!dj_dtype_is_float(dtype)) /* exact, compared as integers */
-			ok = memcmp((char *)got->data + i * dj_dtype_size(dtype),
-				    (char *)want->data + i * dj_dtype_size(dtype),
-				    dj_dtype_size(dtype)) == 0;
-		if (!ok) {
-			printf("\n  %s: element %lld: gpu %.9g, cpu %.9g (allowed error %.3g; "
-			       "replay with DJ_TEST_SEED=%u)\n",
-			       what, (long long)i, g, w, allowed, dj_test_seed());
-			return 0;
-		}
+			ok = memcmp((char *)got->data + i * esize, (char *)want->data + i * esize,
+				    esize) == 0;
+		if (!ok)
+			return i;
 		if (allowed > 0 && isfinite(w))
-			worst[id][dtype] = fmax(worst[id][dtype], err / allowed);
+			*worst_ratio = fmax(*worst_ratio, err / allowed);
 	}
+	return -1;
+}
+
+static int elements_match(const struct dj_tensor *got, const struct dj_tensor *want,
+			  const char *what, enum dj_op_id id)
+{
+	enum dj_dtype dtype = want->desc.dtype;
+	double ratio;
+	int64_t bad = first_mismatch(got, want, &ratio);
+
+	if (bad >= 0) {
+		printf("\n  %s: element %lld: gpu %.9g, cpu %.9g (tolerance %.3g of |cpu| + max|cpu|; "
+		       "replay with DJ_TEST_SEED=%u)\n",
+		       what, (long long)bad, get_value(got, bad), get_value(want, bad),
+		       tolerance(dtype), dj_test_seed());
+		return 0;
+	}
+	worst[id][dtype] = fmax(worst[id][dtype], ratio);
 	cases[id][dtype]++;
 	return 1;
 }
@@ -748,6 +792,109 @@ static void test_chain(void)
 	free(bias.data);
 }
 
+/* ---- several contexts on several threads: requests in flight at once ---- */
+
+#define WORKERS 4
+#define WORKER_ROUNDS 25
+
+struct worker {
+	uint64_t rng;
+	int rounds_ok;
+	char error[DJ_OP_ERR_LEN + 64];
+};
+
+/* linear(x [m,k], W [n,k], b [n]) then relu, resident on this thread's own
+ * context, against the same chain on the CPU. 0 when the results agree. */
+static int worker_round(struct dj_gpu_ops *g, struct worker *w)
+{
+	int64_t m = 1 + rng_step(&w->rng) % 64, k = 1 + rng_step(&w->rng) % 64;
+	int64_t n = 1 + rng_step(&w->rng) % 64;
+	int64_t sx[] = {m, k}, sw[] = {n, k}, sb[] = {n};
+	struct dj_tensor host[3] = {host_random_with(&w->rng, DJ_DTYPE_FLOAT32, 2, sx, ANY),
+				    host_random_with(&w->rng, DJ_DTYPE_FLOAT32, 2, sw, ANY),
+				    host_random_with(&w->rng, DJ_DTYPE_FLOAT32, 1, sb, ANY)};
+	struct dj_tensor dev[3], lin, act, cpu_lin, cpu_act, got;
+	struct dj_op_attrs attrs;
+	double ratio;
+	int rc = 0;
+
+	memset(dev, 0, sizeof(dev));
+	memset(&lin, 0, sizeof(lin));
+	act = cpu_lin = cpu_act = got = lin;
+	dj_op_attrs_init(&attrs);
+	for (int i = 0; i < 3 && rc == 0; i++)
+		rc = upload_with(g, &host[i], &dev[i]);
+	if (rc == 0)
+		rc = dj_gpu_ops_execute(g, dj_op_find("linear"), dev, 3, &attrs, &lin, w->error,
+					sizeof(w->error));
+	if (rc == 0)
+		rc = dj_gpu_ops_execute(g, dj_op_find("relu"), &lin, 1, &attrs, &act, w->error,
+					sizeof(w->error));
+	if (rc == 0)
+		rc = dj_op_cpu_alloc(dj_op_find("linear"), host, 3, &attrs, &cpu_lin, w->error,
+				     sizeof(w->error));
+	if (rc == 0)
+		rc = dj_op_cpu_alloc(dj_op_find("relu"), &cpu_lin, 1, &attrs, &cpu_act, w->error,
+				     sizeof(w->error));
+	if (rc == 0) {
+		got = (struct dj_tensor){.desc = cpu_act.desc, .mem = DJ_MEM_HOST,
+					 .data = malloc(dj_tensor_nbytes(&cpu_act.desc) + 1)};
+		rc = got.data ? dj_gpu_ops_copy_out(g, got.data, act.data,
+						    dj_tensor_nbytes(&cpu_act.desc)) : -ENOMEM;
+	}
+	if (rc == 0 && first_mismatch(&got, &cpu_act, &ratio) >= 0) {
+		snprintf(w->error, sizeof(w->error), "linear+relu [%lld,%lld]x[%lld,%lld]^T differs",
+			 (long long)m, (long long)k, (long long)n, (long long)k);
+		rc = -EIO;
+	}
+	for (int i = 0; i < 3; i++) {
+		dj_gpu_ops_free(g, dev[i].data);
+		free(host[i].data);
+	}
+	dj_gpu_ops_free(g, lin.data);
+	dj_gpu_ops_free(g, act.data);
+	if (cpu_lin.data)
+		dj_tensor_free_host(&cpu_lin);
+	if (cpu_act.data)
+		dj_tensor_free_host(&cpu_act);
+	free(got.data);
+	return rc;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct dj_gpu_ops *g;
+	int rc = dj_gpu_ops_create(0, &g);
+
+	if (rc != 0) {
+		snprintf(w->error, sizeof(w->error), "create: %s", dj_strerror(rc));
+		return NULL;
+	}
+	while (w->rounds_ok < WORKER_ROUNDS && worker_round(g, w) == 0)
+		w->rounds_ok++;
+	dj_gpu_ops_destroy(g);
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	struct worker workers[WORKERS];
+	pthread_t threads[WORKERS];
+
+	for (int i = 0; i < WORKERS; i++) {
+		workers[i] = (struct worker){.rng = rng_next() | 1};
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&threads[i], NULL, worker_main, &workers[i]), 0);
+	}
+	for (int i = 0; i < WORKERS; i++) {
+		pthread_join(threads[i], NULL);
+		if (workers[i].rounds_ok != WORKER_ROUNDS)
+			printf("\n  worker %d: %s (replay with DJ_TEST_SEED=%u)\n", i,
+			       workers[i].error, dj_test_seed());
+		CU_ASSERT_EQUAL(workers[i].rounds_ok, WORKER_ROUNDS);
+	}
+}
+
 static void print_summary(void)
 {
 	printf("\n%-12s %-9s %6s %10s %9s\n", "op", "dtype", "cases", "worst/tol", "tol");
@@ -789,6 +936,7 @@ int main(int argc, char **argv)
 		{"linear", test_linear},
 		{"bad input", test_bad_input},
 		{"chain with allocated outputs", test_chain},
+		{"four contexts on four threads", test_threads},
 		{NULL, NULL},
 	};
 	int devices = dj_gpu_ops_device_count(), rc;
