@@ -328,10 +328,17 @@ int cl_request(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t p
 int dj_future_wait(struct dj_future *f, int timeout_ms)
 {
 	struct dj_conn *conn = f->conn;
+	uint64_t start = dj_time_ns();
 	uint64_t deadline = timeout_ms < 0 ? f->deadline_ns :
-			    dj_time_ns() + (uint64_t)timeout_ms * 1000000ull;
+			    start + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t spin_ns = (uint64_t)conn->cl->o.wait_spin_us * 1000;
 	int rc;
 
+	/* A reply on a fast network arrives within microseconds: spin a little
+	 * before paying for a sleep and a wake-up. */
+	while (!atomic_load_explicit(&f->done, memory_order_acquire) &&
+	       dj_time_ns() - start < spin_ns && dj_time_ns() < deadline)
+		__builtin_ia32_pause();
 	pthread_mutex_lock(&conn->lock);
 	while (!f->done) {
 		struct timespec ts;

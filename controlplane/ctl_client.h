@@ -23,7 +23,8 @@ struct dj_future {
 	atomic_int refs;          /* caller + the connection while pending */
 	struct dj_conn *conn;
 	uint64_t id;
-	int done, rc;
+	atomic_int done;          /* set under conn->lock; read lock-free while spinning */
+	int rc;
 	cJSON *reply;
 	void *dst;                /* GET: where the payload goes */
 	uint64_t dst_len;

@@ -40,6 +40,7 @@ void dj_client_options_init(struct dj_client_options *o)
 	o->pool_max_idle = 8;
 	o->pool_idle_timeout_ms = 60000;
 	o->pool_check_after_ms = 5000;
+	o->wait_spin_us = 50;
 }
 
 uint32_t cl_backoff_ms(const struct dj_client *cl, int attempt)
@@ -339,6 +340,17 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 	return rc;
 }
 
+/* Futures wait against CLOCK_MONOTONIC deadlines. */
+static void cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
 int cl_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cookie,
 		 struct dj_conn **connp)
 {
@@ -352,7 +364,7 @@ int cl_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cooki
 	pthread_mutex_init(&conn->wlock, NULL);
 	pthread_mutex_init(&conn->lock, NULL);
 	pthread_mutex_init(&conn->reopen_lock, NULL);
-	pthread_cond_init(&conn->cond, NULL);
+	cond_init_monotonic(&conn->cond);
 	rc = conn_handshake(conn, resume_id, resume_cookie);
 	if (rc != 0) {
 		cl_conn_free(conn);

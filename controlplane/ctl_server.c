@@ -69,10 +69,19 @@ static void limits_fill_defaults(struct dj_ctl_limits *l)
 
 /* ---- epoll interest ---------------------------------------------------- */
 
+/* Reading stops while replies pile up unread or too many requests are in
+ * flight: back-pressure on this client only. */
+static int conn_may_read(const struct ctl_conn *c)
+{
+	return c->state != CS_CLOSING && !c->dead && c->out_bytes < OUT_BACKLOG_BYTES &&
+	       c->inflight < c->srv->cfg.limits.max_inflight;
+}
+
+/* Bring the epoll mask in line with the state: one epoll_ctl, only on change,
+ * once per event (conn_event's end), not per message. */
 static void conn_arm(struct ctl_conn *c)
 {
-	int want_in = c->state != CS_CLOSING && c->out_bytes < OUT_BACKLOG_BYTES &&
-		      c->inflight < c->srv->cfg.limits.max_inflight;
+	int want_in = conn_may_read(c);
 	int want_out = c->out_head != NULL;
 	struct epoll_event ev = {.data.ptr = c};
 
@@ -151,7 +160,6 @@ static void conn_close(struct ctl_conn *c, const char *why)
 void ctl_close_after_flush(struct ctl_conn *c)
 {
 	c->state = CS_CLOSING;
-	conn_arm(c);
 }
 
 static void set_nonblock_nodelay(int fd)
@@ -230,7 +238,6 @@ void ctl_send_out(struct ctl_conn *c, struct ctl_out *o)
 		c->out_head = o;
 	c->out_tail = o;
 	c->out_bytes += o->len;
-	conn_arm(c);
 }
 
 void ctl_send(struct ctl_conn *c, cJSON *msg)
@@ -519,8 +526,9 @@ static void in_consumed(struct ctl_conn *c, char *p, size_t n)
 /* Bytes from the socket: into the input buffer where the stage wants
  * little (many frames per read), straight into place where it wants much.
  * Returns bytes placed at p (0: the buffer was refilled), or <0. */
-static ssize_t in_fill(struct ctl_conn *c, char *p, size_t n)
+static ssize_t in_fill(struct ctl_conn *c, char *p, size_t n, int *drained)
 {
+	size_t want = n >= CTL_INBUF_BYTES ? n : CTL_INBUF_BYTES;
 	ssize_t r;
 
 	if (n >= CTL_INBUF_BYTES) {
@@ -530,6 +538,9 @@ static ssize_t in_fill(struct ctl_conn *c, char *p, size_t n)
 			return -ENOMEM;
 		r = dj_io_read(&c->io, c->inbuf, CTL_INBUF_BYTES);
 	}
+	/* A short read from a plain socket emptied it: no need to ask again
+	 * (epoll reports what comes next). TLS reads end at record bounds. */
+	*drained = r > 0 && (size_t)r < want && c->io.ssl == NULL;
 	if (r == 0)
 		return c->stage == IN_HDR && c->hdr_got == 0 ? -ENOTCONN : -ECONNRESET;
 	if (r < 0)
@@ -549,7 +560,9 @@ static ssize_t in_fill(struct ctl_conn *c, char *p, size_t n)
  * connection stops reading. Returns <0 when the connection must close. */
 static int read_in(struct ctl_conn *c)
 {
-	while (c->state != CS_CLOSING && !c->dead && c->reading) {
+	int drained = 0;
+
+	while (conn_may_read(c)) {
 		char *p;
 		size_t n;
 		ssize_t r;
@@ -561,8 +574,10 @@ static int read_in(struct ctl_conn *c)
 			r = (ssize_t)(n < c->in_len - c->in_off ? n : c->in_len - c->in_off);
 			memcpy(p, c->inbuf + c->in_off, (size_t)r);
 			c->in_off += (size_t)r;
+		} else if (drained) {
+			return 0;
 		} else {
-			r = in_fill(c, p, n);
+			r = in_fill(c, p, n, &drained);
 			if (r == -EAGAIN)
 				return 0;
 			if (r < 0)
@@ -571,7 +586,6 @@ static int read_in(struct ctl_conn *c)
 				continue;
 		}
 		in_consumed(c, p, (size_t)r);
-		conn_arm(c);
 	}
 	return 0;
 }
@@ -585,11 +599,9 @@ static void conn_event(struct ctl_conn *c, uint32_t events)
 		rc = read_in(c);
 	if (rc == 0 && !c->dead)
 		rc = flush_out(c);
-	if (rc == 0 && !c->dead)
-		conn_arm(c);
 	/* Bytes epoll cannot see (our input buffer, TLS's decrypted ones):
-	 * read them now where reading was just re-enabled. */
-	if (rc == 0 && !c->dead && c->reading &&
+	 * read them now where reading may go on. */
+	if (rc == 0 && conn_may_read(c) &&
 	    (c->in_off < c->in_len || dj_io_pending(&c->io))) {
 		rc = read_in(c);
 		if (rc == 0 && !c->dead)
@@ -635,7 +647,6 @@ int ctl_submit(struct dj_ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON
 	srv->jobs_tail = job;
 	pthread_cond_signal(&srv->job_cond);
 	pthread_mutex_unlock(&srv->lock);
-	conn_arm(c);
 	return 0;
 }
 
@@ -679,6 +690,7 @@ static void *worker_main(void *arg)
 
 static void drain_completions(struct dj_ctl_server *srv)
 {
+	struct ctl_conn *touched = NULL;
 	struct ctl_job *job;
 	uint64_t n;
 
@@ -701,7 +713,13 @@ static void drain_completions(struct dj_ctl_server *srv)
 			srv->st.errors++;
 		if (!c->dead) {
 			ctl_send(c, job->reply);
-			conn_event(c, 0); /* write it, and read on where the slot freed up */
+			if (!c->touched) {
+				/* Flushed once below, all its replies in one write. */
+				c->touched = 1;
+				c->next_touched = touched;
+				touched = c;
+				c->refs++;
+			}
 		} else {
 			cJSON_Delete(job->reply);
 		}
@@ -710,6 +728,14 @@ static void drain_completions(struct dj_ctl_server *srv)
 		free(job);
 		conn_unref(c);
 		job = next;
+	}
+	while (touched != NULL) {
+		struct ctl_conn *c = touched;
+
+		touched = c->next_touched;
+		c->touched = 0;
+		conn_event(c, 0); /* write, and read on where a slot freed up */
+		conn_unref(c);
 	}
 }
 

@@ -68,6 +68,8 @@ struct ctl_conn {
 	int dead;
 	int reading;              /* EPOLLIN armed */
 	int writing;              /* EPOLLOUT armed */
+	int touched;              /* on the completion pass's flush list */
+	struct ctl_conn *next_touched;
 	char peer[48];
 
 	enum in_stage stage;
