@@ -294,8 +294,10 @@ static int xfer_id_check(uint64_t xfer_id)
 	return xfer_id <= UINT32_MAX ? 0 : -ERANGE;
 }
 
-int dj_dataplane_expect(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
-			void *dst, size_t len, enum dj_mem_kind mem)
+/* The op of one transfer of session cookie; -ENOENT without the session. */
+static int xfer_op_new(struct dj_dataplane *dp, enum dp_cmd cmd, uint64_t cookie,
+		       uint64_t xfer_id, void *buf, uint64_t len, enum dj_mem_kind mem,
+		       struct dp_op **out)
 {
 	struct dp_session *ses = dp ? session_lookup(dp, cookie) : NULL;
 	struct dp_op *op;
@@ -305,14 +307,26 @@ int dj_dataplane_expect(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_
 		return -ENOENT;
 	if ((rc = xfer_id_check(xfer_id)) != 0)
 		return rc;
-	op = op_new(DP_CMD_RECV, ses);
+	op = op_new(cmd, ses);
 	if (op == NULL)
 		return -ENOMEM;
 	op->cookie = cookie;
 	op->xfer_id = (uint32_t)xfer_id;
-	op->buf = dst;
+	op->buf = buf;
 	op->len = len;
 	op->mem = mem;
+	*out = op;
+	return 0;
+}
+
+int dj_dataplane_expect(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+			void *dst, size_t len, enum dj_mem_kind mem)
+{
+	struct dp_op *op;
+	int rc = xfer_op_new(dp, DP_CMD_RECV, cookie, xfer_id, dst, len, mem, &op);
+
+	if (rc != 0)
+		return rc;
 	pthread_mutex_lock(&dp->lock);
 	if (expected_find(dp, cookie, op->xfer_id, 0) != NULL) {
 		rc = -EEXIST;
@@ -408,21 +422,11 @@ int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_
 int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
 		      const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms)
 {
-	struct dp_session *ses = dp ? session_lookup(dp, cookie) : NULL;
 	struct dp_op *op;
-	int rc;
+	int rc = xfer_op_new(dp, DP_CMD_SEND, cookie, xfer_id, (void *)(uintptr_t)src, len, mem, &op);
 
-	if (ses == NULL)
-		return -ENOENT;
-	if ((rc = xfer_id_check(xfer_id)) != 0)
+	if (rc != 0)
 		return rc;
-	op = op_new(DP_CMD_SEND, ses);
-	if (op == NULL)
-		return -ENOMEM;
-	op->xfer_id = (uint32_t)xfer_id;
-	op->buf = (void *)(uintptr_t)src;
-	op->len = len;
-	op->mem = mem;
 	dj_txframe_owner_init(&op->shinfo, op_released, op);
 	rc = op_post(dp, op);
 	if (rc != 0) {
@@ -431,7 +435,7 @@ int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 	}
 	rc = flag_wait(&op->done, (uint64_t)timeout_ms * 1000000ull);
 	if (rc == -ETIMEDOUT) {
-		cancel_post(dp, ses, DJ_XFER_TX, op->xfer_id);
+		cancel_post(dp, op->sess, DJ_XFER_TX, op->xfer_id);
 		if (flag_wait(&op->done, LCORE_ANSWER_NS) != 0)
 			return -EDEADLK;
 	}
