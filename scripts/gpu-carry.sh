@@ -11,9 +11,11 @@ cd "$top"
 [ -f "$builddir/build.ninja" ] || bash scripts/setup.sh "$builddir"
 ninja -C "$builddir" apps/djinn-dp apps/bench-gpu tests/unit/gpu/test_gpu \
 	tests/unit/gpu/test_gpu_device >/dev/null
+ninja -C "$builddir" apps/bench-gpu-read-probe >/dev/null 2>&1 || true  # CUDA builds only
 mkdir -p .carry/gpu
 cp "$builddir"/apps/djinn-dp "$builddir"/apps/bench-gpu "$builddir"/tests/unit/gpu/test_gpu \
 	"$builddir"/tests/unit/gpu/test_gpu_device .carry/gpu/
+[ -x "$builddir"/apps/bench-gpu-read-probe ] && cp "$builddir"/apps/bench-gpu-read-probe .carry/gpu/
 strip .carry/gpu/*
 # The device machine has no CUnit or cJSON: take them along.
 for lib in libcunit.so.1 libcjson.so.1; do
