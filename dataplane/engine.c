@@ -467,6 +467,7 @@ static int lcore_state_create(struct dj_dataplane *dp, unsigned int idx, unsigne
 	lc->lcore_id = lcore_id;
 	lc->queue = (uint16_t)idx;
 	lc->link_gated = strcmp(dj_port_get_caps(dp->port)->driver, "net_memif") == 0;
+	lc->tx_ip_cksum_offload = dj_port_get_caps(dp->port)->tx_ipv4_cksum;
 	snprintf(name, sizeof(name), "djcmd%u_%u", dp->cfg.port.port_id, idx);
 	lc->cmds = rte_ring_create(name, DP_CMD_RING, (int)rte_lcore_to_socket_id(lcore_id),
 				   RING_F_SC_DEQ);

@@ -96,6 +96,7 @@ struct dp_lcore {
 	uint64_t now;                /* time of this loop iteration */
 	uint64_t tx_stall_since;     /* 0: the tx ring takes frames */
 	bool link_gated, link_up;    /* memif: burst only while the link is up */
+	bool tx_ip_cksum_offload;
 	uint64_t next_link_check;
 	struct rte_mbuf *txq[DP_TXQ_MAX];
 	struct dj_impair *impair;

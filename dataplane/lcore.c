@@ -127,6 +127,10 @@ static void impaired_push(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 
 static void frame_push(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 {
+	/* The wire helpers wrote the IPv4 checksum; a NIC that can does it
+	 * instead (the header is rewritten per frame anyway). */
+	if (lc->tx_ip_cksum_offload)
+		dj_txframe_ip_cksum_offload(m);
 	if (lc->impair != NULL)
 		impaired_push(lc, m, now);
 	else
