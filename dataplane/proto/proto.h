@@ -44,6 +44,10 @@ struct tx_xfer {
 	uint32_t credit_end; /* may send indices < credit_end */
 	uint32_t strikes;    /* RTOs in a row without progress */
 	uint32_t sack_high;  /* SACK marks are current below this index */
+	uint32_t cwnd;       /* congestion window, fragments beyond cum */
+	uint32_t ssthresh;
+	uint32_t cwnd_acc;   /* acknowledged fragments towards the next +1 */
+	uint32_t recover;    /* no new cut until cum passes this */
 	uint32_t rtx_head;
 	uint32_t rtx_count;
 	uint64_t len;
@@ -128,7 +132,9 @@ struct dj_session {
 	uint32_t ev_head, ev_count, ev_cap;
 
 	bool have_rtt;
-	uint64_t srtt, rttvar, rto;
+	uint64_t srtt, rttvar;
+	uint64_t rto_base; /* from the estimator, before backoff */
+	uint64_t rto;      /* rto_base doubled per timeout in a row */
 	uint64_t next_deadline;
 
 	struct dj_proto_stats st;

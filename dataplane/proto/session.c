@@ -26,7 +26,7 @@ void dj_session_config_init(struct dj_session_config *cfg)
 	cfg->rto_min_ns = 100 * 1000;
 	cfg->rto_max_ns = 200 * 1000 * 1000;
 	cfg->max_tries = 15;
-	cfg->rx_idle_timeout_ns = 2000ull * 1000 * 1000;
+	cfg->rx_idle_timeout_ns = 5000ull * 1000 * 1000;
 	cfg->tx_crc = true;
 	cfg->rx_crc = true;
 	cfg->local.port = DJ_WIRE_UDP_PORT;
@@ -117,7 +117,7 @@ int dj_session_create(const struct dj_session_config *cfg,
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
 	s->mask = cfg->window - 1;
-	s->rto = cfg->rto_init_ns;
+	s->rto = s->rto_base = cfg->rto_init_ns;
 	s->next_deadline = UINT64_MAX;
 	s->abort_cap = 2 * cfg->max_transfers;
 	s->ev_cap = 4 * cfg->max_transfers;

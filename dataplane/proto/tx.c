@@ -40,6 +40,8 @@ int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
 	x->id = id;
 	x->frag_count = count;
 	x->credit_end = min_u32(s->cfg.initial_credit, count);
+	x->cwnd = s->cfg.initial_credit;
+	x->ssthresh = s->cfg.window;
 	x->len = len;
 	x->buf = buf;
 	x->mem = mem;
@@ -70,11 +72,12 @@ static void rtt_sample(struct dj_session *s, uint64_t rtt)
 		s->rttvar = (3 * s->rttvar + dev) / 4;
 		s->srtt = (7 * s->srtt + rtt) / 8;
 	}
-	s->rto = s->srtt + 4 * s->rttvar;
-	if (s->rto < c->rto_min_ns)
-		s->rto = c->rto_min_ns;
-	if (s->rto > c->rto_max_ns)
-		s->rto = c->rto_max_ns;
+	s->rto_base = s->srtt + 4 * s->rttvar;
+	if (s->rto_base < c->rto_min_ns)
+		s->rto_base = c->rto_min_ns;
+	if (s->rto_base > c->rto_max_ns)
+		s->rto_base = c->rto_max_ns;
+	s->rto = s->rto_base;
 	s->st.rtt_samples++;
 }
 
@@ -126,12 +129,46 @@ static void tx_queue_rtx(struct dj_session *s, struct tx_xfer *x, uint32_t idx)
 	x->rtx[(x->rtx_head + x->rtx_count++) & rtx_mask(s)] = idx;
 }
 
+/* Enough in flight after a cut for a gap to be NACKed (nack_threshold 3). */
+#define CWND_MIN 4u
+
+/* Slow start below ssthresh, then one fragment per window acknowledged. */
+static void cc_on_ack(struct dj_session *s, struct tx_xfer *x, uint32_t acked)
+{
+	if (x->cwnd < x->ssthresh) {
+		x->cwnd += acked;
+	} else {
+		x->cwnd_acc += acked;
+		if (x->cwnd_acc >= x->cwnd) {
+			x->cwnd_acc -= x->cwnd;
+			x->cwnd++;
+		}
+	}
+	if (x->cwnd > s->cfg.window)
+		x->cwnd = s->cfg.window;
+}
+
+/* One cut per window of data: losses reported until cum passes what was
+ * in flight at the cut belong to the same congestion event. */
+static void cc_on_loss(struct dj_session *s, struct tx_xfer *x, bool timeout)
+{
+	if (!timeout && x->cum < x->recover)
+		return;
+	x->ssthresh = x->cwnd / 2 > CWND_MIN ? x->cwnd / 2 : CWND_MIN;
+	x->cwnd = timeout ? CWND_MIN : x->ssthresh;
+	x->cwnd_acc = 0;
+	x->recover = x->next_new;
+	s->st.cwnd_reductions++;
+}
+
 static bool tx_advance(struct dj_session *s, struct tx_xfer *x, uint32_t cum)
 {
 	if (cum <= x->cum)
 		return false;
 	for (uint32_t i = x->cum; i < cum; i++)
 		x->frags[i & s->mask].flags = 0;
+	if (s->cfg.congestion_control)
+		cc_on_ack(s, x, cum - x->cum);
 	x->cum = cum;
 	x->strikes = 0;
 	return true;
@@ -206,12 +243,19 @@ enum dj_wire_reject tx_on_feedback(struct dj_session *s,
 	s->st.rx_acks += !nack;
 	s->st.rx_nacks += nack;
 	tx_sample(s, x, r.trigger, now_ns);
-	if (tx_advance(s, x, r.cum))
+	if (tx_advance(s, x, r.cum)) {
+		/* New data acknowledged: the path works, drop the backoff
+		 * (as Linux does) rather than wait for a Karn-valid sample,
+		 * which heavy loss can delay for many round trips. */
+		s->rto = s->rto_base;
 		x->rto_deadline = x->cum < x->next_new ? now_ns + s->rto : UINT64_MAX;
+	}
 	if (x->cum == x->frag_count) {
 		tx_end(s, x, 0);
 		return DJ_REJ_NONE;
 	}
+	if (nack && s->cfg.congestion_control)
+		cc_on_loss(s, x, false);
 	if (nack)
 		tx_apply_nack(s, x, &r, now_ns);
 	else
@@ -232,6 +276,8 @@ static void tx_on_rto(struct dj_session *s, struct tx_xfer *x, uint64_t now_ns)
 		return;
 	}
 	s->rto = min_u64(s->rto * 2, s->cfg.rto_max_ns);
+	if (s->cfg.congestion_control)
+		cc_on_loss(s, x, true);
 	for (uint32_t i = x->cum; i < x->next_new; i++)
 		tx_queue_rtx(s, x, i);
 	x->rto_deadline = now_ns + s->rto;
@@ -318,7 +364,8 @@ static bool tx_next(struct dj_session *s, struct tx_xfer *x, uint32_t *idx,
 		*retrans = true;
 		return true;
 	}
-	if (x->next_new < x->credit_end && x->next_new - x->cum < s->cfg.window) {
+	if (x->next_new < x->credit_end && x->next_new - x->cum < s->cfg.window &&
+	    (!s->cfg.congestion_control || x->next_new - x->cum < x->cwnd)) {
 		*idx = x->next_new++;
 		*retrans = false;
 		return true;

@@ -90,7 +90,8 @@ struct dj_session_config {
 	 *  as TCP's tcp_retries2: at most (max_tries + 1) * rto_max). */
 	uint32_t max_tries;
 	/** A receiving transfer fails with -ETIMEDOUT when no new fragment
-	 *  arrives for this long (default 2 s). */
+	 *  arrives for this long (default 5 s: longer than a sender's
+	 *  (max_tries + 1) * rto_max, so the receiver never gives up first). */
 	uint64_t rx_idle_timeout_ns;
 	/** Sender computes the CRC32C (header+payload for host memory, header
 	 *  only for GPU memory). Default true. */
@@ -101,6 +102,13 @@ struct dj_session_config {
 	/** Needed for DJ_MEM_GPU receive destinations; NULL otherwise. */
 	dj_place_fn place;
 	void *place_ctx;
+	/** Congestion control (loss-based AIMD, per transfer): new fragments
+	 *  are limited to a congestion window that starts at initial_credit,
+	 *  doubles per RTT up to the window (slow start), then grows by one
+	 *  fragment per RTT; a NACK halves it (once per window of data), a
+	 *  retransmission timeout drops it to 4. Default false: credit only,
+	 *  for dedicated links. */
+	bool congestion_control;
 };
 
 /** Fill cfg with the defaults above (session id 0, cookie 0). */
@@ -280,6 +288,7 @@ struct dj_proto_stats {
 	uint64_t srtt_ns;         /**< smoothed RTT (0: no sample yet) */
 	uint64_t rttvar_ns;
 	uint64_t rto_ns;          /**< current retransmission timeout */
+	uint64_t cwnd_reductions; /**< congestion window cuts (NACK or RTO) */
 };
 
 /** Copy the session's counters into *out. */

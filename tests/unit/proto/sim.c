@@ -76,6 +76,21 @@ static void link_push(struct sim *sim, struct sim_dir *d, struct sim_pkt *p,
 		free(p);
 }
 
+/* Serialise through the bottleneck; false when its queue is full. */
+static bool bottleneck_admit(struct sim *sim, struct sim_dir *d, uint64_t *release)
+{
+	uint64_t service = 1000 / d->rate_per_us;
+	uint64_t start = d->busy_until > sim->now ? d->busy_until : sim->now;
+
+	if (start - sim->now >= (uint64_t)d->queue_pkts * service) {
+		d->tail_drops++;
+		return false;
+	}
+	d->busy_until = start + service;
+	*release = d->busy_until + sim->latency_ns;
+	return true;
+}
+
 /* Impair one packet and queue it for delivery. Takes ownership of p. */
 static void link_send(struct sim *sim, int from, struct sim_pkt *p)
 {
@@ -86,6 +101,10 @@ static void link_send(struct sim *sim, int from, struct sim_pkt *p)
 	d->sent++;
 	dj_impair_decide(d->impair, sim->now, p->len, &v);
 	if (d->cut || (v.actions & DJ_IMPAIR_DROP)) {
+		free(p);
+		return;
+	}
+	if (d->rate_per_us && !bottleneck_admit(sim, d, &release)) {
 		free(p);
 		return;
 	}

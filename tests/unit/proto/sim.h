@@ -21,6 +21,12 @@ struct sim_dir {
 	bool cut;             /* the far end vanished: everything is lost */
 	uint64_t sent;
 	uint64_t delivered;
+	/* Optional bottleneck: rate packets per microsecond (0: unlimited)
+	 * through a drop-tail queue of queue_pkts packets. */
+	uint32_t rate_per_us;
+	uint32_t queue_pkts;
+	uint64_t busy_until;
+	uint64_t tail_drops;
 };
 
 struct sim {
