@@ -28,7 +28,9 @@
  * Transfer ids are agreed on the control plane, like the destination buffer
  * and the length: the receiver posts dj_session_recv() with the same id and
  * length the sender passes to dj_session_send(). The two directions have
- * separate id spaces.
+ * separate id spaces. Never reuse an id within a session (use a counter): a
+ * late duplicate of an old transfer with the same id and length would pass
+ * validation against the new one.
  */
 
 #include <stdbool.h>
