@@ -50,7 +50,8 @@ static int conf_check(struct dj_gpu_rx_sink_conf *c)
 		c->max_bufs = c->max_copies;
 	if (c->ring_size == 0)
 		c->ring_size = DEFAULT_RING;
-	if (c->release == NULL || c->dest == NULL || c->dest_len == 0 ||
+	/* dest NULL with dest_len 0: absolute mode, dst_off is an address. */
+	if (c->release == NULL || (c->dest == NULL) != (c->dest_len == 0) ||
 	    c->max_copies > MAX_COPIES || !rte_is_power_of_2(c->ring_size) ||
 	    (c->mode != DJ_GPU_GATHER_PERSISTENT && c->mode != DJ_GPU_GATHER_LAUNCH))
 		return -EINVAL;
@@ -136,15 +137,16 @@ int dj_gpu_rx_sink_create(const struct dj_gpu_rx_sink_conf *conf, struct dj_gpu_
 	return 0;
 }
 
-static int copies_valid(size_t dest_len, const struct dj_gpu_copy *copies, size_t n,
-			uint64_t *bytes)
+/* dest NULL: absolute addresses, which the caller has validated. */
+static int copies_valid(const void *dest, size_t dest_len, const struct dj_gpu_copy *copies,
+			size_t n, uint64_t *bytes)
 {
 	uint64_t total = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct dj_gpu_copy *c = &copies[i];
 
-		if (c->len > dest_len || c->dst_off > dest_len - c->len ||
+		if ((dest != NULL && (c->len > dest_len || c->dst_off > dest_len - c->len)) ||
 		    (c->src == NULL && c->len != 0))
 			return 0;
 		total += c->len;
@@ -156,7 +158,7 @@ static int copies_valid(size_t dest_len, const struct dj_gpu_copy *copies, size_
 static void memcpy_copies(uint8_t *dest, const struct dj_gpu_copy *copies, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		memcpy(dest + copies[i].dst_off, copies[i].src, copies[i].len);
+		memcpy((void *)((uintptr_t)dest + copies[i].dst_off), copies[i].src, copies[i].len);
 }
 
 static void release_slot(struct dj_gpu_rx_sink *s, uint64_t k)
@@ -226,7 +228,7 @@ int dj_gpu_rx_sink_submit(struct dj_gpu_rx_sink *s, const struct dj_gpu_copy *co
 
 	if (s == NULL || n > s->max_copies || nbufs > s->max_bufs ||
 	    (n > 0 && copies == NULL) || (nbufs > 0 && bufs == NULL) ||
-	    !copies_valid(s->dest_len, copies, n, &bytes)) {
+	    !copies_valid(s->dest, s->dest_len, copies, n, &bytes)) {
 		if (s != NULL)
 			s->stats.rejected++;
 		return -EINVAL;
@@ -267,7 +269,7 @@ int dj_gpu_rx_sink_drain(struct dj_gpu_rx_sink *s, uint64_t timeout_ns)
 
 int dj_gpu_rx_sink_rebind(struct dj_gpu_rx_sink *s, void *dest, size_t dest_len)
 {
-	if (s == NULL || dest == NULL || dest_len == 0)
+	if (s == NULL || s->dest == NULL || dest == NULL || dest_len == 0)
 		return -EINVAL;
 	if (s->tail != s->head)
 		return -EBUSY;
@@ -309,7 +311,7 @@ int dj_gpu_gather(int16_t dev_id, void *dest, size_t dest_len, const struct dj_g
 	uint64_t bytes;
 
 	if (dest == NULL || (n > 0 && copies == NULL) || n > UINT32_MAX ||
-	    !copies_valid(dest_len, copies, n, &bytes))
+	    !copies_valid(dest, dest_len, copies, n, &bytes))
 		return -EINVAL;
 	if (dev_id == DJ_GPU_HOST) {
 		memcpy_copies(dest, copies, n);

@@ -206,7 +206,11 @@ enum dj_gpu_gather_mode {
 
 struct dj_gpu_rx_sink_conf {
 	int16_t dev_id;        /**< GPU, or DJ_GPU_HOST: memcpy into host memory */
-	void *dest;            /**< destination buffer (device pointer for a GPU); borrowed */
+	/** Destination buffer (device pointer for a GPU); borrowed. NULL with
+	 *  dest_len 0: absolute mode, each copy's dst_off is the destination
+	 *  address itself, unchecked (the caller has validated it): one sink then
+	 *  serves fragments of many transfers, as dj_place_fn delivers them. */
+	void *dest;
 	size_t dest_len;
 	uint16_t max_copies;   /**< most copies per burst (1..1024); 0: 256 */
 	uint16_t max_bufs;     /**< most buffers released per burst; 0: max_copies */
@@ -256,7 +260,8 @@ int dj_gpu_rx_sink_poll(struct dj_gpu_rx_sink *sink);
 /** Wait until every burst is in the destination. 0, -ETIMEDOUT or -EIO. */
 int dj_gpu_rx_sink_drain(struct dj_gpu_rx_sink *sink, uint64_t timeout_ns);
 
-/** Point an idle (drained) sink at another destination. 0, -EBUSY, -EINVAL. */
+/** Point an idle (drained) sink at another destination (not for absolute
+ *  mode). 0, -EBUSY, -EINVAL. */
 int dj_gpu_rx_sink_rebind(struct dj_gpu_rx_sink *sink, void *dest, size_t dest_len);
 
 /** Which path the sink runs: DJ_GPU_RX_HOST or DJ_GPU_RX_STAGED. */

@@ -278,6 +278,33 @@ static void test_sink_conf_and_rebind(void)
 	dj_gpu_rx_sink_destroy(sink);
 }
 
+/* Absolute mode: fragments of two destinations through one sink. */
+static void test_sink_absolute(void)
+{
+	char a[4] = "....", b[4] = "....", src[] = "wxyz";
+	struct released rel = {0};
+	struct dj_gpu_rx_sink_conf conf = {
+		.dev_id = DJ_GPU_HOST, .release = record_release, .release_arg = &rel,
+	};
+	struct dj_gpu_rx_sink *sink;
+	struct dj_gpu_copy copies[2] = {
+		{.src = src, .dst_off = (uintptr_t)a + 1, .len = 2},
+		{.src = src + 2, .dst_off = (uintptr_t)b, .len = 2},
+	};
+	void *buf = (void *)0x40;
+
+	conf.dest_len = 4; /* a length without a buffer is a mistake */
+	CU_ASSERT_EQUAL(dj_gpu_rx_sink_create(&conf, &sink), -EINVAL);
+	conf.dest_len = 0;
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
+	CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, copies, 2, &buf, 1), 0);
+	CU_ASSERT_EQUAL(memcmp(a, ".wx.", 4), 0);
+	CU_ASSERT_EQUAL(memcmp(b, "yz..", 4), 0);
+	CU_ASSERT_EQUAL(rel.calls, 1);
+	CU_ASSERT_EQUAL(dj_gpu_rx_sink_rebind(sink, a, sizeof(a)), -EINVAL);
+	dj_gpu_rx_sink_destroy(sink);
+}
+
 static void test_gather_host(void)
 {
 	char dest[8] = "........", src[] = "abcdefgh";
@@ -521,6 +548,7 @@ int main(int argc, char **argv)
 		{"host_copies_and_releases", test_sink_host_copies_and_releases},
 		{"rejects_bad_bursts", test_sink_rejects_bad_bursts},
 		{"conf_and_rebind", test_sink_conf_and_rebind},
+		{"absolute", test_sink_absolute},
 		{"gather_host", test_gather_host},
 		{NULL, NULL},
 	};

@@ -5,6 +5,7 @@
  * Exits 77 (skipped) where no GPU is usable.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,57 +82,85 @@ static void submit_all(struct dj_gpu_rx_sink *sink, const struct dj_gpu_copy *co
 	CU_ASSERT_EQUAL(released, 2 * (int)bursts);
 }
 
-/* mode: a sink gather mode, or -1 for one dj_gpu_gather() call. */
-static void run_staged(int mode)
+/* mode: a sink gather mode, or -1 for one dj_gpu_gather() call;
+ * absolute: the sink takes destination addresses, not offsets. */
+static void make_fragments(struct dj_gpu_copy *copies, size_t *count, uint8_t *want,
+			   unsigned int *seed)
 {
-	unsigned int seed = dj_test_seed();
-	struct dj_gpu_pool *pool;
-	struct dj_gpu_rx_sink *sink;
-	struct dj_gpu_copy *copies = calloc(MAX_FRAGS, sizeof(*copies));
-	uint8_t *want = malloc(DEST_LEN), *back = malloc(DEST_LEN);
-	struct dj_gpu_rx_sink_conf conf = {
-		.dev_id = gpu, .dest_len = DEST_LEN, .max_copies = 64, .ring_size = 16,
-		.mode = mode, .release = count_release, .release_arg = (void *)0x5a,
-	};
 	size_t n = 0;
 
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(gpu, DEST_LEN, &pool), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, DEST_LEN, &conf.dest), 0);
-	memset(back, 0, DEST_LEN);
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, conf.dest, back, DEST_LEN), 0);
 	for (size_t off = 0; off < DEST_LEN; n++) {
-		uint32_t len = rand_r(&seed) % 4 == 0 ? 1 + rand_r(&seed) % 15
-						      : 1 + rand_r(&seed) % 9000;
+		uint32_t len = rand_r(seed) % 4 == 0 ? 1 + rand_r(seed) % 15
+						     : 1 + rand_r(seed) % 9000;
 
 		len = RTE_MIN((size_t)len, DEST_LEN - off);
 		if (n == MAX_FRAGS - 1)
 			len = DEST_LEN - off;
 		copies[n] = (struct dj_gpu_copy){
-			.src = src + rand_r(&seed) % (SRC_LEN - len), .dst_off = off, .len = len};
+			.src = src + rand_r(seed) % (SRC_LEN - len), .dst_off = off, .len = len};
 		memcpy(want + off, copies[n].src, len);
 		off += len;
 	}
 	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = rand_r(&seed) % (i + 1);
+		size_t j = rand_r(seed) % (i + 1);
 		struct dj_gpu_copy t = copies[i];
 
 		copies[i] = copies[j];
 		copies[j] = t;
 	}
-	if (mode < 0) {
-		CU_ASSERT_EQUAL(dj_gpu_gather(gpu, conf.dest, DEST_LEN, copies, n), 0);
-		copies[n / 2].dst_off = DEST_LEN;
-		CU_ASSERT_EQUAL(dj_gpu_gather(gpu, conf.dest, DEST_LEN, copies, n), -EINVAL);
-	} else {
-		CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
-		CU_ASSERT_EQUAL(dj_gpu_rx_sink_path(sink), DJ_GPU_RX_STAGED);
-		submit_all(sink, copies, n, &seed);
+	*count = n;
+}
+
+/* Through a sink; absolute: it takes destination addresses, not offsets. */
+static void sink_gather(int mode, bool absolute, void *dest, struct dj_gpu_copy *copies, size_t n,
+			unsigned int *seed)
+{
+	struct dj_gpu_rx_sink_conf conf = {
+		.dev_id = gpu, .dest = dest, .dest_len = DEST_LEN, .max_copies = 64,
+		.ring_size = 16, .mode = mode, .release = count_release,
+		.release_arg = (void *)0x5a,
+	};
+	struct dj_gpu_rx_sink *sink;
+
+	if (absolute) {
+		for (size_t i = 0; i < n; i++)
+			copies[i].dst_off += (uintptr_t)dest;
+		conf.dest = NULL;
+		conf.dest_len = 0;
+	}
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
+	CU_ASSERT_EQUAL(dj_gpu_rx_sink_path(sink), DJ_GPU_RX_STAGED);
+	submit_all(sink, copies, n, seed);
+	if (!absolute) {
 		/* A copy past the end is refused; the sink keeps working. */
 		copies[0].dst_off = DEST_LEN;
 		CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, copies, 1, NULL, 0), -EINVAL);
-		dj_gpu_rx_sink_destroy(sink);
 	}
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_out(pool, back, conf.dest, DEST_LEN), 0);
+	dj_gpu_rx_sink_destroy(sink);
+}
+
+/* mode: a sink gather mode, or -1 for one dj_gpu_gather() call. */
+static void run_staged(int mode, bool absolute)
+{
+	unsigned int seed = dj_test_seed();
+	struct dj_gpu_pool *pool;
+	struct dj_gpu_copy *copies = calloc(MAX_FRAGS, sizeof(*copies));
+	uint8_t *want = malloc(DEST_LEN), *back = calloc(1, DEST_LEN);
+	void *dest;
+	size_t n;
+
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(gpu, DEST_LEN, &pool), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, DEST_LEN, &dest), 0);
+	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, dest, back, DEST_LEN), 0);
+	make_fragments(copies, &n, want, &seed);
+	if (mode < 0) {
+		CU_ASSERT_EQUAL(dj_gpu_gather(gpu, dest, DEST_LEN, copies, n), 0);
+		copies[n / 2].dst_off = DEST_LEN;
+		CU_ASSERT_EQUAL(dj_gpu_gather(gpu, dest, DEST_LEN, copies, n), -EINVAL);
+	} else {
+		sink_gather(mode, absolute, dest, copies, n, &seed);
+	}
+	CU_ASSERT_EQUAL(dj_gpu_pool_copy_out(pool, back, dest, DEST_LEN), 0);
 	CU_ASSERT_EQUAL(memcmp(back, want, DEST_LEN), 0);
 	dj_gpu_pool_destroy(pool);
 	free(copies);
@@ -141,17 +170,22 @@ static void run_staged(int mode)
 
 static void test_staged_persistent(void)
 {
-	run_staged(DJ_GPU_GATHER_PERSISTENT);
+	run_staged(DJ_GPU_GATHER_PERSISTENT, false);
 }
 
 static void test_staged_launch(void)
 {
-	run_staged(DJ_GPU_GATHER_LAUNCH);
+	run_staged(DJ_GPU_GATHER_LAUNCH, false);
 }
 
 static void test_gather_oneshot(void)
 {
-	run_staged(-1);
+	run_staged(-1, false);
+}
+
+static void test_staged_absolute(void)
+{
+	run_staged(DJ_GPU_GATHER_PERSISTENT, true);
 }
 
 /* A GPU buffer streamed out through 3 pinned 1 MiB chunks into extbuf mbufs
@@ -223,6 +257,7 @@ int main(int argc, char **argv)
 		{"staged_persistent", test_staged_persistent},
 		{"staged_launch", test_staged_launch},
 		{"gather_oneshot", test_gather_oneshot},
+		{"staged_absolute", test_staged_absolute},
 		{"tx_stager", test_tx_stager},
 		{NULL, NULL},
 	};
