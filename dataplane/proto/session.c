@@ -27,6 +27,7 @@ void dj_session_config_init(struct dj_session_config *cfg)
 	cfg->rto_max_ns = 200 * 1000 * 1000;
 	cfg->max_tries = 15;
 	cfg->rx_idle_timeout_ns = 5000ull * 1000 * 1000;
+	cfg->stream_copy_min = 8ull << 20;
 	cfg->tx_crc = true;
 	cfg->rx_crc = true;
 	cfg->local.port = DJ_WIRE_UDP_PORT;

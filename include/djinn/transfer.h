@@ -111,6 +111,11 @@ struct dj_session_config {
 	 *  retransmission timeout drops it to 4. Default false: credit only,
 	 *  for dedicated links. */
 	bool congestion_control;
+	/** Host receives of at least this many bytes are placed with
+	 *  non-temporal stores, which bypass the cache: a tensor larger than
+	 *  the cache would not be read from it anyway, and the copy avoids
+	 *  the read-for-ownership traffic. Default 8 MiB; UINT64_MAX: never. */
+	uint64_t stream_copy_min;
 };
 
 /** Fill cfg with the defaults above (session id 0, cookie 0). */

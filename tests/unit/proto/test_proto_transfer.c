@@ -472,6 +472,33 @@ static void test_congestion_control_bottleneck(void)
 	CU_ASSERT(t_on < t_off);
 }
 
+/* Above stream_copy_min the receiver copies with non-temporal stores:
+ * an odd fragment size into an odd address covers unaligned heads and
+ * tails; the bytes around the destination stay untouched. */
+static void test_streamed_placement_unaligned(void)
+{
+	struct dj_session_config cfg;
+	struct sim sim;
+	uint64_t len = (9u << 20) + 5;
+	uint8_t *src = pattern(len, 11), *buf = malloc(len + 8);
+	struct dj_impair_config imp = lossy(0.02, 21);
+
+	sim_config(&cfg, FS);
+	cfg.stream_copy_min = 1u << 20;
+	memset(buf, 0xa5, len + 8);
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, &imp, &imp) == 0);
+	CU_ASSERT(dj_session_recv(sim.ep[1], 1, buf + 3, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dj_session_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 60 * SEC));
+	CU_ASSERT(sim_event(&sim, 1, DJ_XFER_RX, 1) && sim_event(&sim, 1, DJ_XFER_RX, 1)->status == 0);
+	CU_ASSERT(memcmp(buf + 3, src, len) == 0);
+	CU_ASSERT(buf[0] == 0xa5 && buf[1] == 0xa5 && buf[2] == 0xa5);
+	CU_ASSERT(buf[len + 3] == 0xa5 && buf[len + 7] == 0xa5);
+	sim_fini(&sim);
+	free(src);
+	free(buf);
+}
+
 static void test_config_and_args_rejected(void)
 {
 	struct dj_session_config cfg;
@@ -512,6 +539,7 @@ int main(int argc, char **argv)
 		{"GPU placement callback and GPU source", test_gpu_placement_and_source},
 		{"RTT estimate", test_rtt_estimate},
 		{"congestion control through a bottleneck", test_congestion_control_bottleneck},
+		{"streamed placement, unaligned", test_streamed_placement_unaligned},
 		{"bad config and arguments", test_config_and_args_rejected},
 		{NULL, NULL},
 	};
