@@ -5,6 +5,8 @@
 # the ratios.
 #   scripts/bench-memif.sh [build-dir] [--quick]
 # Results: a table on stdout, JSON per step in $OUT (default /tmp/djinn-bench-memif.<pid>).
+# On a machine with more cores, give each process its own pair (the control
+# thread off the polling core): RECV_LCORES=2,3 RECV_MAIN=2 SEND_LCORES=4,5 SEND_MAIN=4.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 builddir=${1:-build}
@@ -24,19 +26,22 @@ fi
 sock="/tmp/djinn-bench-memif.$$.sock"
 frame=9014
 bsize=9216
+recv_lcores=${RECV_LCORES:-0,1} recv_main=${RECV_MAIN:-0}
+send_lcores=${SEND_LCORES:-0,1} send_main=${SEND_MAIN:-1}
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "$sock"; }
 trap cleanup EXIT
 
-# pair NAME RECV_ARGS -- SEND_ARGS: recv (memif server) polls on CPU 1, send on CPU 0.
+# pair NAME RECV_ARGS SEND_ARGS: recv is the memif server; by default it
+# polls on CPU 1 and the sender on CPU 0.
 pair() {
 	local name=$1 recv_args=$2 send_args=$3
 	rm -f "$sock"
-	"$bench" -l 0,1 --main-lcore 0 --no-pci --file-prefix "djb$$r" --log-level=lib.eal:warning \
+	"$bench" -l "$recv_lcores" --main-lcore "$recv_main" --no-pci --file-prefix "djb$$r" --log-level=lib.eal:warning \
 		--vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=$bsize" \
 		-- $recv_args --json "$out/$name-recv.json" >"$out/$name-recv.log" 2>&1 &
 	pids=($!)
-	"$bench" -l 0,1 --main-lcore 1 --no-pci --file-prefix "djb$$s" --log-level=lib.eal:warning \
+	"$bench" -l "$send_lcores" --main-lcore "$send_main" --no-pci --file-prefix "djb$$s" --log-level=lib.eal:warning \
 		--vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=$bsize" \
 		-- $send_args --json "$out/$name-send.json" >"$out/$name-send.log" 2>&1 || {
 		echo "bench-memif: $name failed, see $out/$name-send.log" >&2; }
@@ -44,7 +49,7 @@ pair() {
 	pids=()
 }
 
-echo "== raw fragment rate, memif, 1 lcore per side (rx on CPU 0, tx on CPU 1)"
+echo "== raw fragment rate, memif, 1 lcore per side (each on its process's main lcore)"
 for payload in 1416 8916; do
 	pair "raw$payload" "--mode rx --frame $frame --payload $payload" \
 		"--mode tx --frame $frame --payload $payload --duration 3"
