@@ -231,6 +231,23 @@ static void test_api_errors(void)
 	duo_stop(&d);
 }
 
+static void test_probe(void)
+{
+	uint64_t rtt = 0, t0;
+	struct duo d;
+
+	duo_start(&d);
+	CU_ASSERT_EQUAL(dj_dataplane_probe(d.a, COOKIE, 2000, &rtt), 0);
+	CU_ASSERT(rtt > 0 && rtt < 2000000000ull);
+	CU_ASSERT_EQUAL(dj_dataplane_probe(d.a, COOKIE + 1, 100, &rtt), -ENOENT);
+	/* The peer forgets the session: no PONG, the probe ends at its timeout. */
+	dj_dataplane_session_close(d.b, COOKIE);
+	t0 = dj_time_ns();
+	CU_ASSERT_EQUAL(dj_dataplane_probe(d.a, COOKIE, 50, &rtt), -ETIMEDOUT);
+	CU_ASSERT(dj_time_ns() - t0 < 1000000000ull);
+	duo_stop(&d);
+}
+
 /* ---- malformed and foreign packets ----------------------------------------------------- */
 
 static void inject_ring(struct rte_ring *r, const void *frame, size_t len)
@@ -384,6 +401,7 @@ int main(int argc, char **argv)
 		{"zero-copy frames hold the payload", test_frame_zero_copy},
 		{"transfers between two engines", test_transfers},
 		{"API errors, cancel, give-up, close", test_api_errors},
+		{"probe round trip and its timeout", test_probe},
 		{"malformed packets dropped and counted", test_bad_packets},
 		{"frames on the wrong queue dispatched in software", test_software_dispatch},
 		{NULL, NULL},
