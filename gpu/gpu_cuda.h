@@ -46,7 +46,8 @@ struct djg_gather_conf {
 	int ordinal;
 	uint32_t ring_size;   /* power of two */
 	uint16_t max_copies;
-	uint16_t blocks;      /* persistent kernel blocks; 0: SMs / 2 */
+	uint16_t blocks;      /* persistent kernel blocks; 0: from frag_size */
+	uint32_t frag_size;
 	enum dj_gpu_gather_mode mode;
 };
 

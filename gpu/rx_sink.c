@@ -66,6 +66,7 @@ static int start_gather(struct dj_gpu_rx_sink *s, const struct dj_gpu_rx_sink_co
 		.ring_size = c->ring_size,
 		.max_copies = c->max_copies,
 		.blocks = c->blocks,
+		.frag_size = c->frag_size,
 		.mode = c->mode,
 	};
 

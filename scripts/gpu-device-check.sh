@@ -48,12 +48,15 @@ step "bench-gpu (jumbo payload 8000 B)"
 
 step "persistent kernel: blocks"
 for payload in 1400 8000; do
-	for blocks in 66 264; do
+	for blocks in 66 132; do
 		"$bin"/bench-gpu --file-prefix dj_bench -- --verify none --bench 1G --payload $payload \
 			--mode persistent --blocks $blocks --reps 3 2>/dev/null |
 			awk -v b=$blocks '/^gather/{g=$0} /%$/ && g {print "blocks " b ": " g " " $NF; g=""}'
 	done
 done
+
+step "read-only ceilings (bench-gpu-read-probe)"
+[ -x "$bin"/bench-gpu-read-probe ] && "$bin"/bench-gpu-read-probe | grep -E "cudaMemcpy|SM +x1|TMA +x1"
 
 step "summary"
 grep -hE "^(verify|cudaMemcpy|gather|tx)|^ +[0-9.]+%" "$out"/bench-*.log

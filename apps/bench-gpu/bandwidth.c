@@ -125,6 +125,7 @@ static double sink_best(const struct bench_opts *o, int16_t dev_id, int mode, vo
 	struct dj_gpu_rx_sink_conf conf = {
 		.dev_id = dev_id, .dest = dest, .dest_len = o->bench_bytes,
 		.max_copies = o->burst, .mode = mode, .blocks = o->blocks,
+		.frag_size = o->payload,
 		.release = noop_release,
 	};
 	struct dj_gpu_rx_sink *sink;

@@ -39,7 +39,8 @@ static void usage(const char *prog)
 	       "  --mode M          persistent, launch, oneshot or all (default all); oneshot\n"
 	       "                    is one dj_gpu_gather() over the whole list\n"
 
-	       "  --blocks N        persistent kernel blocks (default: half the SMs)\n"
+	       "  --blocks N        persistent kernel blocks (default: SMs, SMs/2 for\n"
+	       "                    payloads of 4 KiB and more)\n"
 	       "  --reps N          bench repetitions, best is kept (default 5)\n"
 	       "  --seed N          data pattern seed (default: time)\n"
 	       "  --json FILE       also write the JSON result there\n"

@@ -292,7 +292,7 @@ static int verify_sizes(const struct bench_opts *o, int16_t dev_id, struct wire 
 	uint8_t *src = malloc(max), *back = malloc(max);
 	struct dj_gpu_rx_sink_conf conf = {
 		.dev_id = dev_id, .dest_len = max, .max_copies = o->burst, .ring_size = SINK_RING,
-		.blocks = o->blocks, .release = free_mbufs,
+		.blocks = o->blocks, .frag_size = o->payload, .release = free_mbufs,
 	};
 	struct dj_gpu_rx_sink *sink = NULL;
 	int rc = src && back ? dj_gpu_pool_alloc(pool, max, &conf.dest) : -ENOMEM;

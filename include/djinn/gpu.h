@@ -216,7 +216,10 @@ struct dj_gpu_rx_sink_conf {
 	uint16_t max_bufs;     /**< most buffers released per burst; 0: max_copies */
 	uint32_t ring_size;    /**< bursts in flight, power of two; 0: 512 */
 	enum dj_gpu_gather_mode mode;
-	uint16_t blocks;       /**< persistent kernel blocks; 0: half the SMs */
+	uint16_t blocks;       /**< persistent kernel blocks; 0: from frag_size */
+	uint32_t frag_size;    /**< typical copy length (0: MTU-size): jumbo
+	                            fragments go faster with half the SMs as
+	                            blocks, MTU-size ones with one block per SM */
 	dj_gpu_release_fn *release; /**< required */
 	void *release_arg;
 };
