@@ -38,18 +38,20 @@ static void sigpipe_block(struct sigpipe_guard *g)
 static void sigpipe_restore(struct sigpipe_guard *g)
 {
 	struct timespec zero = {0, 0};
-	sigset_t set;
+	sigset_t set, pending;
 
 	if (!g->blocked)
 		return;
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
-	while (sigtimedwait(&set, NULL, &zero) > 0)
-		;
+	if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
+		while (sigtimedwait(&set, NULL, &zero) > 0)
+			;
 	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
 static ssize_t ssl_write_guarded(SSL *ssl, const void *buf, size_t len);
+static ssize_t ssl_read_guarded(SSL *ssl, void *buf, size_t len);
 
 /* SSL_read/SSL_write result -> our convention. */
 static ssize_t ssl_result(SSL *ssl, int n)
@@ -76,7 +78,7 @@ ssize_t dj_io_read(struct dj_io *io, void *buf, size_t len)
 
 #ifdef DJ_HAVE_OPENSSL
 	if (io->ssl != NULL)
-		return ssl_result(io->ssl, SSL_read(io->ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len)));
+		return ssl_read_guarded(io->ssl, buf, len);
 #endif
 	do
 		n = recv(io->fd, buf, len, 0);
@@ -193,6 +195,18 @@ void dj_io_close(struct dj_io *io)
 }
 
 #ifdef DJ_HAVE_OPENSSL
+/* SSL_read writes too (handshake, alerts, key updates). */
+static ssize_t ssl_read_guarded(SSL *ssl, void *buf, size_t len)
+{
+	struct sigpipe_guard g;
+	ssize_t n;
+
+	sigpipe_block(&g);
+	n = ssl_result(ssl, SSL_read(ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len)));
+	sigpipe_restore(&g);
+	return n;
+}
+
 static ssize_t ssl_write_guarded(SSL *ssl, const void *buf, size_t len)
 {
 	struct sigpipe_guard g;
@@ -255,6 +269,8 @@ void dj_tls_ctx_free(void *ctx)
 int dj_tls_attach(void *ctx, int fd, int server, struct dj_io *io)
 {
 	SSL *ssl = SSL_new(ctx);
+	struct sigpipe_guard g;
+	int ok;
 
 	if (ssl == NULL)
 		return -ENOMEM;
@@ -265,7 +281,10 @@ int dj_tls_attach(void *ctx, int fd, int server, struct dj_io *io)
 		SSL_set_accept_state(ssl);
 		return 0;
 	}
-	if (SSL_connect(ssl) != 1) {
+	sigpipe_block(&g);
+	ok = SSL_connect(ssl) == 1;
+	sigpipe_restore(&g);
+	if (!ok) {
 		DJ_LOG(DJ_LOG_ERR, "ctl", "TLS handshake failed");
 		ERR_clear_error();
 		SSL_free(ssl);

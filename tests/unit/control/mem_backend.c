@@ -25,10 +25,12 @@ struct mem_session {
 	uint64_t bytes;
 };
 
+#define MB_BUCKETS 4096 /* handles are sequential: one bucket each, mostly */
+
 struct mem_backend {
 	struct mem_backend_options o;
 	pthread_mutex_t lock;
-	struct tensor *tensors;
+	struct tensor *buckets[MB_BUCKETS];
 	uint64_t next;
 	int live, sessions;
 };
@@ -51,12 +53,14 @@ void mem_backend_destroy(struct mem_backend *mb)
 {
 	if (mb == NULL)
 		return;
-	while (mb->tensors != NULL) {
-		struct tensor *t = mb->tensors;
+	for (int b = 0; b < MB_BUCKETS; b++) {
+		while (mb->buckets[b] != NULL) {
+			struct tensor *t = mb->buckets[b];
 
-		mb->tensors = t->next;
-		free(t->data);
-		free(t);
+			mb->buckets[b] = t->next;
+			free(t->data);
+			free(t);
+		}
 	}
 	pthread_mutex_destroy(&mb->lock);
 	free(mb);
@@ -82,6 +86,11 @@ int mem_backend_sessions(struct mem_backend *mb)
 	return n;
 }
 
+static struct tensor **bucket(struct mem_backend *mb, uint64_t handle)
+{
+	return &mb->buckets[handle % MB_BUCKETS];
+}
+
 static void tensor_unref_locked(struct mem_backend *mb, struct tensor *t)
 {
 	if (--t->refs > 0)
@@ -95,7 +104,7 @@ static void tensor_unref_locked(struct mem_backend *mb, struct tensor *t)
 static struct tensor *find_locked(struct mem_backend *mb, struct mem_session *s, uint64_t h,
 				  char *err)
 {
-	for (struct tensor *t = mb->tensors; t != NULL; t = t->next) {
+	for (struct tensor *t = *bucket(mb, h); t != NULL; t = t->next) {
 		if (t->handle == h && t->owner == s) {
 			t->refs++;
 			return t;
@@ -123,18 +132,21 @@ static int mb_session_open(void *ctx, uint64_t id, void **session, char *err)
 static void mb_session_close(void *ctx, void *session)
 {
 	struct mem_backend *mb = ctx;
-	struct tensor **tp = &mb->tensors;
 
 	pthread_mutex_lock(&mb->lock);
-	while (*tp != NULL) {
-		struct tensor *t = *tp;
+	for (int b = 0; b < MB_BUCKETS; b++) {
+		struct tensor **tp = &mb->buckets[b];
 
-		if (t->owner == session) {
-			*tp = t->next;
-			mb->live--;
-			tensor_unref_locked(mb, t);
-		} else {
-			tp = &t->next;
+		while (*tp != NULL) {
+			struct tensor *t = *tp;
+
+			if (t->owner == session) {
+				*tp = t->next;
+				mb->live--;
+				tensor_unref_locked(mb, t);
+			} else {
+				tp = &t->next;
+			}
 		}
 	}
 	mb->sessions--;
@@ -177,8 +189,8 @@ static int new_tensor(struct mem_backend *mb, struct mem_session *s,
 	t->refs = 1;
 	pthread_mutex_lock(&mb->lock);
 	t->handle = ++mb->next;
-	t->next = mb->tensors;
-	mb->tensors = t;
+	t->next = *bucket(mb, t->handle);
+	*bucket(mb, t->handle) = t;
 	mb->live++;
 	pthread_mutex_unlock(&mb->lock);
 	*out = t;
@@ -219,7 +231,7 @@ static int mb_free(void *ctx, void *session, uint64_t handle, char *err)
 	int rc = -DJ_EHANDLE;
 
 	pthread_mutex_lock(&mb->lock);
-	for (tp = &mb->tensors; *tp != NULL; tp = &(*tp)->next) {
+	for (tp = bucket(mb, handle); *tp != NULL; tp = &(*tp)->next) {
 		struct tensor *t = *tp;
 
 		if (t->handle == handle && t->owner == session) {
