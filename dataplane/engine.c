@@ -155,6 +155,10 @@ static int session_build(struct dj_dataplane *dp, uint64_t session_id, uint64_t 
 	sc.encap = true;
 	sc.local = dp->local;
 	sc.local.port = (uint16_t)(dp->local.port + ses->lcore_idx);
+	if (dp->cfg.placer != NULL) {
+		sc.place = dp_place;
+		sc.place_ctx = dp->lcores[ses->lcore_idx];
+	}
 	endpoint_from_dp(peer, (uint16_t)ses->lcore_idx, &sc.peer);
 	return dj_session_create(&sc, &ses->s);
 }
@@ -476,6 +480,11 @@ static int lcore_state_create(struct dj_dataplane *dp, unsigned int idx, unsigne
 				      RING_F_SC_DEQ);
 	if (lc->cmds == NULL || lc->handoff == NULL)
 		return -ENOMEM;
+	if (dp->cfg.placer != NULL) {
+		rc = dp->cfg.placer->lcore_init(dp->cfg.placer->ctx, idx, &lc->placer_state);
+		if (rc != 0)
+			return rc;
+	}
 	if (dp->cfg.impair != NULL && dp->cfg.impair[0] != '\0') {
 		struct dj_impair_config ic = {.seed = 1 + idx};
 
@@ -488,10 +497,12 @@ static int lcore_state_create(struct dj_dataplane *dp, unsigned int idx, unsigne
 	return rc;
 }
 
-static void lcore_state_destroy(struct dp_lcore *lc)
+static void lcore_state_destroy(const struct dj_dataplane *dp, struct dp_lcore *lc)
 {
 	if (lc == NULL)
 		return;
+	if (dp->cfg.placer != NULL && lc->placer_state != NULL)
+		dp->cfg.placer->lcore_fini(lc->placer_state);
 	dj_impair_destroy(lc->impair);
 	dj_hold_queue_destroy(lc->hold);
 	rte_ring_free(lc->cmds);
@@ -646,7 +657,7 @@ void dj_dataplane_destroy(struct dj_dataplane *dp)
 	sessions_teardown(dp);
 	dj_port_destroy(dp->port);
 	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)
-		lcore_state_destroy(dp->lcores[i]);
+		lcore_state_destroy(dp, dp->lcores[i]);
 	pthread_mutex_destroy(&dp->lock);
 	rte_free(dp);
 }

@@ -97,6 +97,11 @@ struct dp_lcore {
 	uint64_t tx_stall_since;     /* 0: the tx ring takes frames */
 	bool link_gated, link_up;    /* memif: burst only while the link is up */
 	bool tx_ip_cksum_offload;
+	/* GPU placement: frames whose payload went to the placer this burst */
+	void *placer_state;
+	bool frame_placed, placer_pending;
+	unsigned int n_placed;
+	struct rte_mbuf *placed[DJ_PORT_BURST * 2];
 	uint64_t next_link_check;
 	struct rte_mbuf *txq[DP_TXQ_MAX];
 	struct dj_impair *impair;
@@ -126,6 +131,10 @@ struct dj_dataplane {
 
 /* The polling loop of one lcore (rte_eal_remote_launch). */
 int dp_lcore_main(void *arg);
+
+/* dj_place_fn of sessions with a placer: ctx is the owning dp_lcore. */
+void dp_place(void *ctx, void *transfer_user, void *dest_base, uint64_t dest_offset,
+	      const void *src, uint32_t len);
 
 /* Finish an op from the lcore: the last touch of a non-SEND op. */
 void dp_op_complete(struct dp_op *op, int status);

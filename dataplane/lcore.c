@@ -162,9 +162,11 @@ static void data_send(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
 	n = dj_session_tx_burst(ses->s, now, d, DJ_PORT_BURST);
 	for (unsigned int i = 0; i < n; i++) {
 		struct dp_op *op = d[i].user;
+		unsigned int flags = (port->caps.multi_seg ? DJ_TXFRAME_CHAIN : 0) |
+				     (d[i].mem == DJ_MEM_GPU ? DJ_TXFRAME_NO_CPU : 0);
 		struct rte_mbuf *m;
 
-		m = dj_txframe_build(&port->q[lc->queue], port->caps.multi_seg, d[i].hdr,
+		m = dj_txframe_build(&port->q[lc->queue], flags, d[i].hdr,
 				     (uint16_t)d[i].hdr_len, d[i].payload, d[i].payload_len,
 				     &op->shinfo);
 		if (unlikely(m == NULL)) {
@@ -200,12 +202,26 @@ static void ctrl_send(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
 
 /* ---- sessions -------------------------------------------------------------- */
 
-static void events_deliver(struct dp_session *ses)
+/* A completed GPU receive is reported only once its copies are done. */
+static void placer_sync(struct dp_lcore *lc)
+{
+	int rc;
+
+	if (!lc->placer_pending)
+		return;
+	lc->placer_pending = false;
+	rc = lc->dp->cfg.placer->sync(lc->placer_state);
+	if (rc != 0)
+		DJ_LOG(DJ_LOG_ERR, "dataplane", "GPU placement sync: %s", dj_strerror(rc));
+}
+
+static void events_deliver(struct dp_lcore *lc, struct dp_session *ses)
 {
 	struct dj_xfer_event ev[EVENT_BURST];
 	unsigned int n;
 
 	while ((n = dj_session_events(ses->s, ev, EVENT_BURST)) != 0) {
+		placer_sync(lc);
 		for (unsigned int i = 0; i < n; i++)
 			dp_event_deliver(&ev[i]);
 	}
@@ -234,7 +250,7 @@ static void session_service(struct dp_lcore *lc, struct dp_session *ses, uint64_
 		ses->next_poll_ns = RTE_MIN(dj_session_poll(ses->s, now), now + DP_POLL_NS);
 	data_send(lc, ses, now);
 	ctrl_send(lc, ses, now);
-	events_deliver(ses);
+	events_deliver(lc, ses);
 	if (now >= ses->next_snap_ns || ses->ping != NULL) {
 		dj_session_stats(ses->s, &ses->snap);
 		ses->next_snap_ns = now + DP_STATS_PERIOD_NS;
@@ -414,6 +430,30 @@ static int frame_input(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 	return -1;
 }
 
+void dp_place(void *ctx, void *transfer_user, void *dest_base, uint64_t dest_offset,
+	      const void *src, uint32_t len)
+{
+	struct dp_lcore *lc = ctx;
+
+	(void)transfer_user;
+	lc->frame_placed = true;
+	lc->dp->cfg.placer->place(lc->placer_state, dest_base, dest_offset, src, len);
+}
+
+/* Frames whose payload the placer may still read go to it, not back to
+ * the pool. */
+static void placed_hand_over(struct dp_lcore *lc)
+{
+	const struct dj_dataplane_placer *pl = lc->dp->cfg.placer;
+
+	if (lc->n_placed == 0)
+		return;
+	if (pl->burst_end(lc->placer_state, lc->placed, (uint16_t)lc->n_placed) != 0)
+		rte_pktmbuf_free_bulk(lc->placed, lc->n_placed);
+	lc->n_placed = 0;
+	lc->placer_pending = true;
+}
+
 static void burst_input(struct dp_lcore *lc, struct rte_mbuf **pkts, unsigned int n,
 			uint64_t now, bool counted)
 {
@@ -426,13 +466,19 @@ static void burst_input(struct dp_lcore *lc, struct rte_mbuf **pkts, unsigned in
 			lc->stats.rx_packets++;
 			lc->stats.rx_bytes += pkts[i]->pkt_len;
 		}
+		lc->frame_placed = false;
 		verdict = frame_input(lc, pkts[i], now);
 		if (verdict == FRAME_KEPT)
 			continue;
 		if (verdict >= 0)
 			lc->stats.drops[verdict]++;
-		rte_pktmbuf_free(pkts[i]);
+		if (unlikely(lc->frame_placed))
+			lc->placed[lc->n_placed++] = pkts[i];
+		else
+			rte_pktmbuf_free(pkts[i]);
 	}
+	if (unlikely(lc->n_placed != 0))
+		placed_hand_over(lc);
 }
 
 static void rx_run(struct dp_lcore *lc, uint64_t now)

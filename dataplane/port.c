@@ -381,6 +381,7 @@ struct rte_mbuf *dj_port_frame_build(const struct dj_port *port, uint16_t queue,
 				     const void *payload, uint32_t len,
 				     struct rte_mbuf_ext_shared_info *shinfo)
 {
-	return dj_txframe_build(&port->q[queue], port->caps.multi_seg, hdr, hdr_len, payload,
+	return dj_txframe_build(&port->q[queue], port->caps.multi_seg ? DJ_TXFRAME_CHAIN : 0,
+				hdr, hdr_len, payload,
 				len, shinfo);
 }

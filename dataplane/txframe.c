@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdbool.h>
+
 #include <rte_ether.h>
 #include <rte_ip.h>
 
@@ -36,12 +38,14 @@ static struct rte_mbuf *payload_attach(const struct dj_port_queue *q, const void
 	return m;
 }
 
-struct rte_mbuf *dj_txframe_build(const struct dj_port_queue *q, int multi_seg,
+struct rte_mbuf *dj_txframe_build(const struct dj_port_queue *q, unsigned int flags,
 				  const void *hdr, uint16_t hdr_len,
 				  const void *payload, uint32_t len,
 				  struct rte_mbuf_ext_shared_info *shinfo)
 {
-	int attach = shinfo != NULL && multi_seg && len > DJ_TXFRAME_COPY_MAX;
+	bool no_cpu = flags & DJ_TXFRAME_NO_CPU;
+	bool attach = shinfo != NULL && (flags & DJ_TXFRAME_CHAIN) && len != 0 &&
+		      (len > DJ_TXFRAME_COPY_MAX || no_cpu);
 	uint32_t inline_len = attach ? 0 : len;
 	/* Copied payloads too big for a header mbuf take a frame-sized one. */
 	struct rte_mempool *pool = hdr_len + inline_len <= DJ_TXFRAME_HDR_ROOM ?
@@ -51,7 +55,8 @@ struct rte_mbuf *dj_txframe_build(const struct dj_port_queue *q, int multi_seg,
 
 	if (unlikely(head == NULL))
 		return NULL;
-	if (unlikely(hdr_len + inline_len > rte_pktmbuf_tailroom(head)))
+	if (unlikely(hdr_len + inline_len > rte_pktmbuf_tailroom(head) ||
+		     (no_cpu && inline_len != 0)))
 		goto fail;
 	p = rte_pktmbuf_append(head, (uint16_t)(hdr_len + inline_len));
 	rte_memcpy(p, hdr, hdr_len);

@@ -25,13 +25,20 @@ void dj_txframe_owner_init(struct rte_mbuf_ext_shared_info *shinfo,
 /* Drop the owner's reference; free_cb runs now if no mbuf holds the payload. */
 void dj_txframe_owner_put(struct rte_mbuf_ext_shared_info *shinfo);
 
+/* dj_txframe_build() flags. */
+enum {
+	DJ_TXFRAME_CHAIN = 1u << 0,   /* the port transmits chained mbufs */
+	DJ_TXFRAME_NO_CPU = 1u << 1,  /* payload the CPU must not read (GPU) */
+};
+
 /*
  * One frame: hdr_len bytes of hdr, then len bytes of payload (may be 0).
- * Payloads above DJ_TXFRAME_COPY_MAX are attached, not copied, when shinfo is
- * given (and the port chains mbufs); the payload must then stay valid until
- * shinfo's free_cb runs. NULL when a mempool is empty.
+ * Payloads above DJ_TXFRAME_COPY_MAX (any size with DJ_TXFRAME_NO_CPU) are
+ * attached, not copied, when shinfo is given and the port chains mbufs; the
+ * payload must then stay valid until shinfo's free_cb runs. NULL when a
+ * mempool is empty, or for a NO_CPU payload the port cannot chain.
  */
-struct rte_mbuf *dj_txframe_build(const struct dj_port_queue *q, int multi_seg,
+struct rte_mbuf *dj_txframe_build(const struct dj_port_queue *q, unsigned int flags,
 				  const void *hdr, uint16_t hdr_len,
 				  const void *payload, uint32_t len,
 				  struct rte_mbuf_ext_shared_info *shinfo);

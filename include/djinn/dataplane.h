@@ -133,6 +133,29 @@ void dj_dataplane_stats_add(struct dj_dataplane_stats *to, const struct dj_datap
 
 struct dj_dataplane;
 
+/**
+ * Receive placement for destinations the CPU does not write (DJ_MEM_GPU),
+ * e.g. the GPU module's batching sink. Every callback runs on the polling
+ * lcore that owns the session, one lcore state never concurrently.
+ */
+struct dj_dataplane_placer {
+	/** Per-lcore state for lcore_idx (0 .. queues - 1). */
+	int (*lcore_init)(void *ctx, unsigned int lcore_idx, void **state);
+	void (*lcore_fini)(void *state);
+	/** Copy, or queue a copy of, len bytes at src (inside a received
+	 *  mbuf) to dest_base + dest_offset. */
+	void (*place)(void *state, void *dest_base, uint64_t dest_offset, const void *src,
+		      uint32_t len);
+	/** End of an rx burst: mbufs[0..n) hold payloads given to place().
+	 *  0: the placer keeps them and frees them (rte_pktmbuf_free) once its
+	 *  copies are done; non-zero: the engine frees them now. */
+	int (*burst_end)(void *state, struct rte_mbuf **mbufs, uint16_t n);
+	/** Finish every queued copy; called before a receive is reported
+	 *  complete. 0, or a negative errno that fails nothing but is logged. */
+	int (*sync)(void *state);
+	void *ctx;
+};
+
 struct dj_dataplane_config {
 	/** Port and queues; one worker lcore per queue pair must be free
 	 *  (EAL -l), taken in rte_lcore order. */
@@ -148,6 +171,9 @@ struct dj_dataplane_config {
 	 *  filled per session. Zero: dj_session_config_init() defaults. */
 	struct dj_session_config session;
 	bool session_set; /**< session above was filled by the caller */
+	/** GPU receive placement (borrowed, outlives the engine); NULL: a
+	 *  DJ_MEM_GPU receive fails with -ENOTSUP. */
+	const struct dj_dataplane_placer *placer;
 	/** Wait this long for the link (the memif peer) before the lcores
 	 *  start; 0: do not wait. A link that stays down is logged, not fatal. */
 	uint32_t link_timeout_ms;

@@ -132,10 +132,12 @@ struct duo {
 	uint16_t port_b;
 };
 
-static int engine_create(uint16_t port, uint32_t ip, struct dj_dataplane **dp)
+static int engine_create(uint16_t port, uint32_t ip, const struct dj_dataplane_placer *placer,
+			 struct dj_dataplane **dp)
 {
 	struct dj_dataplane_config cfg = {0};
 
+	cfg.placer = placer;
 	cfg.port.port_id = port;
 	cfg.port.frame_size = 9014;
 	cfg.local.ipv4 = ip;
@@ -147,14 +149,14 @@ static void peer_of(struct dj_dataplane *dp, struct dj_dp_endpoint *ep)
 	dj_dataplane_endpoint(dp, ep);
 }
 
-static void duo_start(struct duo *d)
+static void duo_start_placer(struct duo *d, const struct dj_dataplane_placer *placer_b)
 {
 	struct dj_dp_endpoint ea, eb;
 	uint16_t pa;
 
 	ring_pair(&pa, &d->port_b, &d->a_to_b);
-	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, &d->a), 0);
-	CU_ASSERT_EQUAL_FATAL(engine_create(d->port_b, IP_B, &d->b), 0);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, NULL, &d->a), 0);
+	CU_ASSERT_EQUAL_FATAL(engine_create(d->port_b, IP_B, placer_b, &d->b), 0);
 	peer_of(d->a, &ea);
 	peer_of(d->b, &eb);
 	CU_ASSERT_EQUAL(rte_be_to_cpu_32(ea.ipv4), IP_A);
@@ -162,6 +164,11 @@ static void duo_start(struct duo *d)
 	CU_ASSERT_EQUAL(ea.mtu, 9000);
 	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->a, 7, COOKIE, &eb), 0);
 	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->b, 7, COOKIE, &ea), 0);
+}
+
+static void duo_start(struct duo *d)
+{
+	duo_start_placer(d, NULL);
 }
 
 static void duo_stop(struct duo *d)
@@ -246,6 +253,104 @@ static void test_probe(void)
 	CU_ASSERT_EQUAL(dj_dataplane_probe(d.a, COOKIE, 50, &rtt), -ETIMEDOUT);
 	CU_ASSERT(dj_time_ns() - t0 < 1000000000ull);
 	duo_stop(&d);
+}
+
+/* ---- GPU placement plug-in ------------------------------------------------------------- */
+
+/* A stand-in for the GPU sink: copies late (at sync), holds the mbufs
+ * until then, like a gather kernel reading them. */
+struct fake_placer {
+	struct { void *dst; const void *src; uint32_t len; } copy[4096];
+	unsigned int n_copies, places, syncs, lcores;
+	struct rte_mbuf *held[4096];
+	unsigned int n_held, max_held;
+};
+
+static int fp_init(void *ctx, unsigned int idx, void **state)
+{
+	struct fake_placer *fp = ctx;
+
+	(void)idx;
+	fp->lcores++;
+	*state = fp;
+	return 0;
+}
+
+static void fp_fini(void *state)
+{
+	struct fake_placer *fp = state;
+
+	rte_pktmbuf_free_bulk(fp->held, fp->n_held);
+	fp->n_held = 0;
+}
+
+static void fp_place(void *state, void *base, uint64_t off, const void *src, uint32_t len)
+{
+	struct fake_placer *fp = state;
+
+	fp->places++;
+	fp->copy[fp->n_copies].dst = (uint8_t *)base + off;
+	fp->copy[fp->n_copies].src = src;
+	fp->copy[fp->n_copies++].len = len;
+}
+
+static int fp_burst_end(void *state, struct rte_mbuf **m, uint16_t n)
+{
+	struct fake_placer *fp = state;
+
+	for (uint16_t i = 0; i < n; i++)
+		fp->held[fp->n_held++] = m[i];
+	fp->max_held = fp->n_held > fp->max_held ? fp->n_held : fp->max_held;
+	return 0;
+}
+
+static int fp_sync(void *state)
+{
+	struct fake_placer *fp = state;
+
+	for (unsigned int i = 0; i < fp->n_copies; i++)
+		memcpy(fp->copy[i].dst, fp->copy[i].src, fp->copy[i].len);
+	fp->n_copies = 0;
+	rte_pktmbuf_free_bulk(fp->held, fp->n_held);
+	fp->n_held = 0;
+	fp->syncs++;
+	return 0;
+}
+
+static void test_gpu_placer(void)
+{
+	static struct fake_placer fp;
+	const struct dj_dataplane_placer placer = {
+		.lcore_init = fp_init, .lcore_fini = fp_fini, .place = fp_place,
+		.burst_end = fp_burst_end, .sync = fp_sync, .ctx = &fp,
+	};
+	size_t len = 1u << 20;
+	uint8_t *src = malloc(len), *dst = calloc(1, len);
+	struct duo d;
+
+	CU_ASSERT_FATAL(src != NULL && dst != NULL);
+	for (size_t i = 0; i < len; i++)
+		src[i] = (uint8_t)(i * 7 + 3);
+	duo_start_placer(&d, &placer);
+	CU_ASSERT_EQUAL(fp.lcores, 1);
+	/* "GPU" memory: only the placer writes it, and only at sync */
+	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 1, dst, len, DJ_MEM_GPU), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_send(d.a, COOKIE, 1, src, len, DJ_MEM_HOST, 10000), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 1, 10000), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, len), 0);
+	CU_ASSERT(fp.places >= len / 8944);
+	CU_ASSERT(fp.max_held > 0);
+	CU_ASSERT(fp.syncs > 0);
+	duo_stop(&d);
+	CU_ASSERT_EQUAL(fp.n_held, 0);
+
+	/* without a placer a GPU destination is refused */
+	duo_start(&d);
+	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 2, dst, len, DJ_MEM_GPU), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 2, 1000), -ENOTSUP);
+	duo_stop(&d);
+	free(src);
+	free(dst);
 }
 
 /* ---- malformed and foreign packets ----------------------------------------------------- */
@@ -402,6 +507,7 @@ int main(int argc, char **argv)
 		{"transfers between two engines", test_transfers},
 		{"API errors, cancel, give-up, close", test_api_errors},
 		{"probe round trip and its timeout", test_probe},
+		{"GPU placement plug-in holds mbufs until sync", test_gpu_placer},
 		{"malformed packets dropped and counted", test_bad_packets},
 		{"frames on the wrong queue dispatched in software", test_software_dispatch},
 		{NULL, NULL},
