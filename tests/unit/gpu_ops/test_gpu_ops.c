@@ -407,6 +407,8 @@ static const struct axis_case reduce_cases[] = {
 	{{2, {5, 40}}, 1, 1, 0},
 	{{2, {4099, 129}}, 1, -1, 0},
 	{{2, {0, 7}}, 1, 1, 0},
+	{{2, {0, 7}}, 0, 0, 0}, /* empty: sum 0, mean NaN */
+	{{2, {5, 0}}, 1, 1, 1},
 };
 
 static void attrs_for(const struct axis_case *c, struct dj_op_attrs *a)
