@@ -499,6 +499,26 @@ static void test_streamed_placement_unaligned(void)
 	free(buf);
 }
 
+static void test_ping_pong(void)
+{
+	struct dj_session_config cfg;
+	struct sim sim;
+	struct dj_proto_stats st[2];
+
+	sim_config(&cfg, FS);
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
+	dj_session_ping(sim.ep[0], 42);
+	dj_session_ping(sim.ep[0], 43);
+	CU_ASSERT_FALSE(sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 100000));
+	dj_session_stats(sim.ep[0], &st[0]);
+	dj_session_stats(sim.ep[1], &st[1]);
+	CU_ASSERT_EQUAL(st[0].pongs, 2);
+	CU_ASSERT_EQUAL(st[1].pongs, 0);
+	CU_ASSERT_EQUAL(st[1].rx_ctrl, 2);
+	CU_ASSERT_EQUAL(dj_proto_stats_rejected(&st[0]) + dj_proto_stats_rejected(&st[1]), 0);
+	sim_fini(&sim);
+}
+
 static void test_config_and_args_rejected(void)
 {
 	struct dj_session_config cfg;
@@ -540,6 +560,7 @@ int main(int argc, char **argv)
 		{"RTT estimate", test_rtt_estimate},
 		{"congestion control through a bottleneck", test_congestion_control_bottleneck},
 		{"streamed placement, unaligned", test_streamed_placement_unaligned},
+		{"ping and pong", test_ping_pong},
 		{"bad config and arguments", test_config_and_args_rejected},
 		{NULL, NULL},
 	};
