@@ -23,9 +23,11 @@ struct request {
 	char err[DJ_CTL_ERRMSG_MAX];
 };
 
-static void fail(struct request *r, int code)
+/* Send the ERROR reply for code; returns code. */
+static int fail(struct request *r, int code)
 {
 	ctl_send_error(r->c, r->id, code, r->err);
+	return code;
 }
 
 static const struct dj_datapath *server_dp(struct dj_ctl_server *srv)
@@ -52,15 +54,16 @@ static cJSON *hello_reply(struct request *r)
 	return reply;
 }
 
-static void auth_refuse(struct request *r, int code, const char *why)
+static int auth_refuse(struct request *r, int code, const char *why)
 {
 	r->srv->st.auth_failures++;
 	DJ_LOG(DJ_LOG_NOTICE, TAG, "%s: authentication refused: %s", r->c->peer, why);
 	ctl_send_error(r->c, r->id, code, why);
 	ctl_close_after_flush(r->c);
+	return code;
 }
 
-static void on_hello(struct request *r)
+static int on_hello(struct request *r)
 {
 	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(r->msg, "caps");
 	const char *nonce;
@@ -78,7 +81,7 @@ static void on_hello(struct request *r)
 	if (r->srv->token == NULL) {
 		r->c->state = CS_READY;
 		ctl_send(r->c, hello_reply(r));
-		return;
+		return 0;
 	}
 	if (dj_json_str(r->msg, "nonce", &nonce, r->err) != 0 ||
 	    dj_hex_decode(nonce, r->c->nonce_c, DJ_NONCE_LEN) != 0)
@@ -93,9 +96,10 @@ static void on_hello(struct request *r)
 	cJSON_AddStringToObject(ch, "nonce", hex);
 	r->c->state = CS_AUTH;
 	ctl_send(r->c, ch);
+	return 0;
 }
 
-static void on_auth(struct request *r)
+static int on_auth(struct request *r)
 {
 	uint8_t got[DJ_MAC_LEN], want[DJ_MAC_LEN];
 	const char *mac;
@@ -110,6 +114,7 @@ static void on_auth(struct request *r)
 		return auth_refuse(r, -DJ_EAUTH, "authentication failed: wrong token");
 	r->c->state = CS_READY;
 	ctl_send(r->c, hello_reply(r));
+	return 0;
 }
 
 /* ---- sessions ------------------------------------------------------------- */
@@ -202,7 +207,7 @@ static int session_new(struct request *r)
 	return 0;
 }
 
-static void on_session(struct request *r)
+static int on_session(struct request *r)
 {
 	const cJSON *resume = cJSON_GetObjectItemCaseSensitive(r->msg, "resume");
 	int resumed = cJSON_IsObject(resume), rc;
@@ -223,9 +228,10 @@ static void on_session(struct request *r)
 	DJ_LOG(DJ_LOG_INFO, TAG, "%s: session %" PRIu64 " %s", r->c->peer, r->c->sess->id,
 	       resumed ? "resumed" : "opened");
 	ctl_send(r->c, reply);
+	return 0;
 }
 
-static void on_path(struct request *r)
+static int on_path(struct request *r)
 {
 	struct ctl_session *s = r->c->sess;
 	const char *name, *reason = "";
@@ -253,6 +259,7 @@ static void on_path(struct request *r)
 	snprintf(s->path_reason, sizeof(s->path_reason), "%s", reason);
 	DJ_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data path %s (%s)", s->id, name, reason);
 	ctl_send(r->c, dj_reply_new(r->id, "PATH"));
+	return 0;
 }
 
 /* ---- tensors ------------------------------------------------------------ */
@@ -275,7 +282,7 @@ static void reply_desc(struct request *r, const char *type, uint64_t handle,
 	ctl_send(r->c, reply);
 }
 
-static void on_alloc(struct request *r)
+static int on_alloc(struct request *r)
 {
 	struct dj_tensor_desc desc;
 	uint64_t handle;
@@ -290,9 +297,10 @@ static void on_alloc(struct request *r)
 		return fail(r, rc);
 	r->c->sess->n_handles++;
 	reply_desc(r, "ALLOC", handle, &desc);
+	return 0;
 }
 
-static void on_describe(struct request *r)
+static int on_describe(struct request *r)
 {
 	struct dj_tensor_desc desc;
 	uint64_t handle;
@@ -303,9 +311,10 @@ static void on_describe(struct request *r)
 	if (rc != 0)
 		return fail(r, rc);
 	reply_desc(r, "DESCRIBE", handle, &desc);
+	return 0;
 }
 
-static void on_free(struct request *r)
+static int on_free(struct request *r)
 {
 	uint64_t handle;
 	int rc = dj_json_handle(r->msg, "handle", &handle, r->err);
@@ -316,6 +325,7 @@ static void on_free(struct request *r)
 		return fail(r, rc);
 	r->c->sess->n_handles--;
 	ctl_send(r->c, dj_reply_new(r->id, "FREE"));
+	return 0;
 }
 
 /* The handle a PUT writes: the named one (same byte size) or a new one. */
@@ -393,7 +403,7 @@ static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct dj
 	return 0;
 }
 
-static void on_put(struct request *r)
+static int on_put(struct request *r)
 {
 	struct dj_ctl_server *srv = r->srv;
 	struct ctl_conn *c = r->c;
@@ -441,12 +451,13 @@ static void on_put(struct request *r)
 			srv->be->write_end(srv->bctx, c->sess->bsess, &io, 0);
 			reply_desc(r, "PUT", handle, &desc);
 		}
-		return;
+		return 0;
 	}
 	if (rc != 0) {
 		put_undo(r, handle, is_new);
-		fail(r, rc);
+		return fail(r, rc);
 	}
+	return 0;
 }
 
 static cJSON *put_done_job(struct dj_ctl_server *srv, struct ctl_job *job)
@@ -475,7 +486,7 @@ static cJSON *put_done_job(struct dj_ctl_server *srv, struct ctl_job *job)
 	return dj_error_new(job->id, rc, err);
 }
 
-static void on_put_done(struct request *r)
+static int on_put_done(struct request *r)
 {
 	struct dp_put **pp = &r->c->sess->dp_puts;
 	uint64_t xfer;
@@ -499,6 +510,7 @@ static void on_put_done(struct request *r)
 		free(p);
 		fail(r, rc);
 	}
+	return 0;
 }
 
 static int get_begin(struct dj_ctl_server *srv, void *bs, const cJSON *msg, uint64_t id,
@@ -553,7 +565,7 @@ static cJSON *get_dp_job(struct dj_ctl_server *srv, struct ctl_job *job)
 	return dj_error_new(job->id, rc, err);
 }
 
-static void on_get(struct request *r)
+static int on_get(struct request *r)
 {
 	struct dj_ctl_server *srv = r->srv;
 	const cJSON *via = cJSON_GetObjectItemCaseSensitive(r->msg, "via");
@@ -567,9 +579,7 @@ static void on_get(struct request *r)
 			return fail(r, -DJ_ENODPDK);
 		}
 		rc = ctl_submit(srv, r->c, r->id, (cJSON *)r->msg, get_dp_job, NULL);
-		if (rc != 0)
-			fail(r, rc);
-		return;
+		return rc != 0 ? fail(r, rc) : 0;
 	}
 	o = calloc(1, sizeof(*o));
 	if (o == NULL)
@@ -589,6 +599,7 @@ static void on_get(struct request *r)
 	}
 	r->c->stage_off = r->c->stage_len = 0;
 	ctl_send_out(r->c, o);
+	return 0;
 }
 
 /* ---- EXECUTE (worker) ------------------------------------------------------ */
@@ -715,7 +726,7 @@ static cJSON *exec_job(struct dj_ctl_server *srv, struct ctl_job *job)
 	return reply;
 }
 
-static void on_execute(struct request *r)
+static int on_execute(struct request *r)
 {
 	int rc;
 
@@ -724,11 +735,12 @@ static void on_execute(struct request *r)
 	rc = ctl_submit(r->srv, r->c, r->id, (cJSON *)r->msg, exec_job, NULL);
 	if (rc != 0)
 		fail(r, rc);
+	return 0;
 }
 
 /* ---- the rest -------------------------------------------------------------- */
 
-static void on_stats(struct request *r)
+static int on_stats(struct request *r)
 {
 	struct dj_ctl_server_stats st;
 	struct ctl_session *s = r->c->sess;
@@ -761,14 +773,16 @@ static void on_stats(struct request *r)
 	if (r->srv->be->stats != NULL)
 		r->srv->be->stats(r->srv->bctx, s->bsess, cJSON_AddObjectToObject(reply, "backend"));
 	ctl_send(r->c, reply);
+	return 0;
 }
 
-static void on_ping(struct request *r)
+static int on_ping(struct request *r)
 {
 	ctl_send(r->c, dj_reply_new(r->id, "PING"));
+	return 0;
 }
 
-static void on_bye(struct request *r)
+static int on_bye(struct request *r)
 {
 	/* No lingering: a client that says goodbye means it. The session ends
 	 * once the connection's last job is done (see ctl_session_detach). */
@@ -776,11 +790,12 @@ static void on_bye(struct request *r)
 		r->c->sess->bye = 1;
 	ctl_send(r->c, dj_reply_new(r->id, "BYE"));
 	ctl_close_after_flush(r->c);
+	return 0;
 }
 
 struct handler {
 	const char *type;
-	void (*fn)(struct request *r);
+	int (*fn)(struct request *r); /* 0, or the code of the ERROR sent */
 	int needs_session;
 };
 
@@ -804,31 +819,37 @@ void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len)
 	struct request r = {.c = c, .srv = c->srv, .msg = msg, .payload_len = payload_len};
 	const char *type;
 
+	const struct handler *h = NULL;
+
 	if (dj_json_u64(msg, "id", &r.id, r.err) != 0 || dj_json_str(msg, "type", &type, r.err) != 0) {
 		c->srv->st.protocol_errors++;
-		return fail(&r, -EINVAL);
+		fail(&r, -EINVAL);
+		return;
 	}
 	if (c->state == CS_HELLO || c->state == CS_AUTH) {
-		if (strcmp(type, c->state == CS_HELLO ? "HELLO" : "AUTH") == 0 && payload_len == 0)
-			return c->state == CS_HELLO ? on_hello(&r) : on_auth(&r);
-		return auth_refuse(&r, -DJ_EAUTH, c->state == CS_HELLO ?
-				   "HELLO expected first" : "AUTH expected");
+		if (strcmp(type, c->state == CS_HELLO ? "HELLO" : "AUTH") != 0 || payload_len > 0)
+			auth_refuse(&r, -DJ_EAUTH, c->state == CS_HELLO ?
+				    "HELLO expected first" : "AUTH expected");
+		else if (c->state == CS_HELLO)
+			on_hello(&r);
+		else
+			on_auth(&r);
+		return;
 	}
-	if (payload_len > 0 && strcmp(type, "PUT") != 0) {
-		snprintf(r.err, sizeof(r.err), "%.16s carries no payload", type);
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+		if (strcmp(type, handlers[i].type) == 0)
+			h = &handlers[i];
+	if (h == NULL || (payload_len > 0 && strcmp(type, "PUT") != 0)) {
+		if (h == NULL)
+			snprintf(r.err, sizeof(r.err), "unknown message type '%.32s'", type);
+		else
+			snprintf(r.err, sizeof(r.err), "%.16s carries no payload", type);
 		c->srv->st.protocol_errors++;
-		return fail(&r, -EPROTO);
+		fail(&r, h == NULL ? -EBADMSG : -EPROTO);
+	} else if (h->needs_session && c->sess == NULL) {
+		snprintf(r.err, sizeof(r.err), "%s needs a SESSION first", h->type);
+		fail(&r, -EPROTO);
+	} else {
+		h->fn(&r);
 	}
-	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
-		if (strcmp(type, handlers[i].type) != 0)
-			continue;
-		if (handlers[i].needs_session && c->sess == NULL) {
-			snprintf(r.err, sizeof(r.err), "%s needs a SESSION first", handlers[i].type);
-			return fail(&r, -EPROTO);
-		}
-		return handlers[i].fn(&r);
-	}
-	snprintf(r.err, sizeof(r.err), "unknown message type '%.32s'", type);
-	c->srv->st.protocol_errors++;
-	fail(&r, -EBADMSG);
 }
