@@ -132,6 +132,17 @@ static void test_crc_covers_header_and_body(void)
 	dj_wire_hdr_encode(&h, hdr);
 	full = dj_wire_crc(hdr, sizeof(hdr), body, sizeof(body), true);
 	hdr_only = dj_wire_crc(hdr, sizeof(hdr), body, sizeof(body), false);
+	{
+		/* Independently: the table CRC of header (crc field zeroed)
+		 * then body. */
+		uint8_t flat[DJ_WIRE_HDR_LEN + sizeof(body)];
+
+		memcpy(flat, hdr, sizeof(hdr));
+		memset(flat + 36, 0, 4);
+		memcpy(flat + sizeof(hdr), body, sizeof(body));
+		CU_ASSERT_EQUAL(full, dj_crc32c_sw(0, flat, sizeof(flat)));
+		CU_ASSERT_EQUAL(hdr_only, dj_crc32c_sw(0, flat, sizeof(hdr)));
+	}
 	CU_ASSERT_NOT_EQUAL(full, hdr_only);
 	/* The crc field itself does not take part. */
 	dj_wire_hdr_set_crc(hdr, full);
