@@ -64,17 +64,20 @@ struct dj_session_config {
 	uint32_t session_id;   /**< agreed on the control plane */
 	uint64_t cookie;       /**< random secret agreed on the control plane */
 	/** Payload bytes per DATA fragment, the same on both peers; usually
-	 *  dj_wire_frag_size(negotiated MTU). Default 1416 (MTU 1500). */
+	 *  dj_wire_frag_size(negotiated MTU). Default 1416 (MTU 1500). At
+	 *  most 65451 with encap (one IPv4 datagram), 16 MiB without. */
 	uint32_t frag_size;
 	/** Prefix every packet with Ethernet/IPv4/UDP from local to peer
 	 *  (DPDK engine). false: bare Djinn header (TCP fallback, simulator). */
 	bool encap;
 	struct dj_endpoint local;
 	struct dj_endpoint peer;
-	/** Concurrent transfers per direction (default 64). */
+	/** Concurrent transfers per direction, 1 to 65536 (default 64). */
 	uint32_t max_transfers;
-	/** Window in fragments, a power of two: the credit the receiver
-	 *  advertises and the most a sender keeps in flight (default 4096). */
+	/** Window in fragments, a power of two from 64 to 2^20: the credit
+	 *  the receiver advertises and the most a sender keeps in flight
+	 *  (default 4096). Memory per transfer slot: 24 B per window fragment
+	 *  on the sending side, window / 8 B on the receiving side. */
 	uint32_t window;
 	/** Fragments a sender may send before the first ACK (default 64). */
 	uint32_t initial_credit;
