@@ -8,8 +8,9 @@
  * and without the CRC32C check, once into a DJ_MEM_GPU destination whose
  * placement callback does nothing (validation + bookkeeping only, the copy
  * excluded) and once into host memory (memcpy placement), next to a plain
- * memcpy of the same payloads to the same offsets. A last row runs sender
- * and receiver back to back (descriptors, ACKs, completion).
+ * memcpy of the same payloads to the same offsets. The last rows run
+ * sender and receiver back to back (descriptors, ACKs, completion), once
+ * with 1% of the DATA packets dropped (NACKs, timeouts, retransmissions).
  * Prints a table, then one JSON line (also to --json FILE).
  */
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "djinn/common.h"
+#include "djinn/impair.h"
 #include "djinn/transfer.h"
 
 #define SESSION_ID 1
@@ -270,59 +272,115 @@ static struct result bench_memcpy(const struct bench_opts *o,
 }
 
 /* Sender and receiver back to back: descriptors are delivered zero-copy
- * (header from the sender's arena, payload from the source buffer). */
-static int bench_loop(const struct bench_opts *o, const uint8_t *src,
-		      uint8_t *dst, bool crc, struct result *out)
-{
-	struct dj_session_config cfg;
-	struct dj_session *tx, *rx;
-	static uint8_t buf[CTRL_BURST][DJ_WIRE_CTRL_MAX];
+ * (header from the sender's arena, payload from the source buffer). With
+ * loss, a seeded share of DATA packets is dropped and the real clock drives
+ * the retransmission timers; fragments/s then counts retransmissions, Gbit/s
+ * is goodput. */
+#define LOOP_GIVE_UP_NS (10ull * 1000 * 1000 * 1000)
+
+struct loop_pair {
+	struct dj_session *tx;
+	struct dj_session *rx;
+	struct dj_impair *impair;
 	struct dj_ctrl_pkt ctrl[CTRL_BURST];
+	uint64_t frags;
+};
+
+static uint64_t loop_now(const struct loop_pair *lp)
+{
+	return lp->impair ? dj_time_ns() : 0;
+}
+
+/* One round: DATA to the receiver, feedback to the sender. Returns whether
+ * anything moved. */
+static bool loop_round(struct loop_pair *lp)
+{
 	struct dj_frag_desc d[DJ_SESSION_TX_BURST_MAX];
+	uint64_t now = loop_now(lp);
+	unsigned n, m;
+
+	if (lp->impair) {
+		dj_session_poll(lp->tx, now);
+		dj_session_poll(lp->rx, now);
+	}
+	n = dj_session_tx_burst(lp->tx, now, d, DJ_SESSION_TX_BURST_MAX);
+	for (unsigned i = 0; i < n; i++) {
+		struct dj_rx_pkt p = {d[i].hdr, d[i].hdr_len, d[i].payload, d[i].payload_len};
+		struct dj_impair_verdict v;
+
+		if (lp->impair) {
+			dj_impair_decide(lp->impair, now, d[i].hdr_len + d[i].payload_len, &v);
+			if (v.actions & DJ_IMPAIR_DROP)
+				continue;
+		}
+		dj_session_input(lp->rx, &p, now, NULL);
+	}
+	lp->frags += n;
+	m = dj_session_ctrl_burst(lp->rx, now, lp->ctrl, CTRL_BURST);
+	for (unsigned i = 0; i < m; i++) {
+		struct dj_rx_pkt p = {lp->ctrl[i].buf, lp->ctrl[i].len, NULL, 0};
+
+		dj_session_input(lp->tx, &p, now, NULL);
+	}
+	return n || m;
+}
+
+static int loop_transfer(struct loop_pair *lp, const struct bench_opts *o,
+			 const uint8_t *src, uint8_t *dst)
+{
 	struct dj_xfer_event ev;
-	uint64_t t0, frags = 0;
-	unsigned done = 0;
+	uint64_t start = dj_time_ns();
+	int status = -EIO;
+
+	dj_session_recv(lp->rx, 1, dst, o->size, DJ_MEM_HOST, NULL, loop_now(lp));
+	dj_session_send(lp->tx, 1, src, o->size, DJ_MEM_HOST, NULL, loop_now(lp));
+	for (;;) {
+		bool moved = loop_round(lp);
+
+		if (dj_session_events(lp->tx, &ev, 1)) {
+			status = ev.status;
+			break;
+		}
+		/* Without loss nothing waits on a timer: stillness is a bug. */
+		if ((!moved && !lp->impair) || dj_time_ns() - start > LOOP_GIVE_UP_NS)
+			break;
+	}
+	while (dj_session_events(lp->rx, &ev, 1))
+		;
+	return status;
+}
+
+static int bench_loop(const struct bench_opts *o, const uint8_t *src,
+		      uint8_t *dst, bool crc, double loss, struct result *out)
+{
+	static uint8_t buf[CTRL_BURST][DJ_WIRE_CTRL_MAX];
+	struct dj_impair_config ic = {.seed = 1, .drop = loss};
+	struct dj_session_config cfg;
+	struct loop_pair lp = {0};
+	uint64_t t0;
+	int rc = 0;
 
 	session_config(&cfg, o, crc);
-	if (dj_session_create(&cfg, &tx) || dj_session_create(&cfg, &rx))
-		return -ENOMEM;
-	for (unsigned i = 0; i < CTRL_BURST; i++)
-		ctrl[i] = (struct dj_ctrl_pkt){buf[i], DJ_WIRE_CTRL_MAX, 0};
-	t0 = dj_time_ns();
-	for (unsigned r = 0; r < o->reps; r++) {
-		dj_session_recv(rx, 1, dst, o->size, DJ_MEM_HOST, NULL, 0);
-		dj_session_send(tx, 1, src, o->size, DJ_MEM_HOST, NULL, 0);
-		for (;;) {
-			unsigned n = dj_session_tx_burst(tx, 0, d, DJ_SESSION_TX_BURST_MAX);
-			unsigned m;
+	if (loss > 0) {
+		struct dj_session_config defaults;
 
-			for (unsigned i = 0; i < n; i++) {
-				struct dj_rx_pkt p = {d[i].hdr, d[i].hdr_len, d[i].payload,
-						      d[i].payload_len};
-
-				dj_session_input(rx, &p, 0, NULL);
-			}
-			frags += n;
-			m = dj_session_ctrl_burst(rx, 0, ctrl, CTRL_BURST);
-			for (unsigned i = 0; i < m; i++) {
-				struct dj_rx_pkt p = {ctrl[i].buf, ctrl[i].len, NULL, 0};
-
-				dj_session_input(tx, &p, 0, NULL);
-			}
-			if (dj_session_events(tx, &ev, 1)) {
-				done += ev.status == 0;
-				break;
-			}
-			if (n == 0 && m == 0)
-				break;
-		}
-		while (dj_session_events(rx, &ev, 1))
-			;
+		dj_session_config_init(&defaults);
+		cfg.rto_init_ns = defaults.rto_init_ns;
+		cfg.rto_max_ns = defaults.rto_max_ns;
+		rc = dj_impair_create(&ic, &lp.impair);
 	}
-	*out = rate("loop", frags, o->size * o->reps, dj_time_ns() - t0);
-	dj_session_destroy(tx);
-	dj_session_destroy(rx);
-	return done == o->reps ? 0 : -EIO;
+	if (rc || dj_session_create(&cfg, &lp.tx) || dj_session_create(&cfg, &lp.rx))
+		rc = -ENOMEM;
+	for (unsigned i = 0; i < CTRL_BURST; i++)
+		lp.ctrl[i] = (struct dj_ctrl_pkt){buf[i], DJ_WIRE_CTRL_MAX, 0};
+	t0 = dj_time_ns();
+	for (unsigned r = 0; !rc && r < o->reps; r++)
+		rc = loop_transfer(&lp, o, src, dst);
+	*out = rate("loop", lp.frags, o->size * o->reps, dj_time_ns() - t0);
+	dj_session_destroy(lp.tx);
+	dj_session_destroy(lp.rx);
+	dj_impair_destroy(lp.impair);
+	return rc;
 }
 
 static void report(const struct bench_opts *o, const struct result *res,
@@ -365,16 +423,18 @@ struct row {
 	enum row_kind kind;
 	bool crc;
 	bool copy;
+	double loss;
 };
 
 static const struct row rows[] = {
-	{"rx validate+bookkeeping, no crc", ROW_RX, false, false},
-	{"rx validate+bookkeeping, crc32c", ROW_RX, true, false},
-	{"rx with copy, no crc", ROW_RX, false, true},
-	{"rx with copy, crc32c", ROW_RX, true, true},
-	{"memcpy same payloads", ROW_MEMCPY, false, true},
-	{"send+receive loop, no crc", ROW_LOOP, false, true},
-	{"send+receive loop, crc32c", ROW_LOOP, true, true},
+	{"rx validate+bookkeeping, no crc", ROW_RX, false, false, 0},
+	{"rx validate+bookkeeping, crc32c", ROW_RX, true, false, 0},
+	{"rx with copy, no crc", ROW_RX, false, true, 0},
+	{"rx with copy, crc32c", ROW_RX, true, true, 0},
+	{"memcpy same payloads", ROW_MEMCPY, false, true, 0},
+	{"send+receive loop, no crc", ROW_LOOP, false, true, 0},
+	{"send+receive loop, crc32c", ROW_LOOP, true, true, 0},
+	{"send+receive loop, 1% loss, no crc", ROW_LOOP, false, true, 0.01},
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
 
@@ -396,7 +456,7 @@ static int run_row(const struct bench_opts *o, const struct row *row,
 		*out = bench_memcpy(o, &bd->plain, bd->dst);
 		return 0;
 	default:
-		return bench_loop(o, bd->src, bd->dst, row->crc, out);
+		return bench_loop(o, bd->src, bd->dst, row->crc, row->loss, out);
 	}
 }
 
