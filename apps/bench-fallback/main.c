@@ -99,24 +99,40 @@ static void *plain_server(void *arg)
 	return NULL;
 }
 
-static double plain_tcp(const struct bench_opts *o, int reverse)
+/* A loopback connection to a plain_server thread (pp says what it does);
+ * returns the client socket. */
+static int plain_open(struct plain_peer *pp, pthread_t *th)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sl = sizeof(sa);
-	struct plain_peer pp = {.size = o->size, .iters = o->iters, .send_back = reverse};
-	char *buf = malloc(o->size), ack = 1;
-	pthread_t th;
-	uint64_t t0 = 0;
 	int fd, one = 1;
 
-	pp.lfd = socket(AF_INET, SOCK_STREAM, 0);
-	bind(pp.lfd, (struct sockaddr *)&sa, sizeof(sa));
-	listen(pp.lfd, 1);
-	getsockname(pp.lfd, (struct sockaddr *)&sa, &sl);
-	pthread_create(&th, NULL, plain_server, &pp);
+	pp->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	bind(pp->lfd, (struct sockaddr *)&sa, sizeof(sa));
+	listen(pp->lfd, 1);
+	getsockname(pp->lfd, (struct sockaddr *)&sa, &sl);
+	pthread_create(th, NULL, plain_server, pp);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static void plain_close(struct plain_peer *pp, pthread_t th, int fd)
+{
+	close(fd);
+	pthread_join(th, NULL);
+	close(pp->lfd);
+}
+
+static double plain_tcp(const struct bench_opts *o, int reverse)
+{
+	struct plain_peer pp = {.size = o->size, .iters = o->iters, .send_back = reverse};
+	char *buf = malloc(o->size), ack = 1;
+	pthread_t th;
+	uint64_t t0 = 0, ns;
+	int fd = plain_open(&pp, &th);
+
 	memset(buf, 3, o->size);
 	for (int i = 0; i < o->iters + 1; i++) { /* the first one warms up */
 		if (i == 1)
@@ -125,11 +141,8 @@ static double plain_tcp(const struct bench_opts *o, int reverse)
 			      full_io(fd, buf, o->size, 1) || full_io(fd, &ack, 1, 0))
 			break;
 	}
-	uint64_t ns = dj_time_ns() - t0;
-
-	close(fd);
-	pthread_join(th, NULL);
-	close(pp.lfd);
+	ns = dj_time_ns() - t0;
+	plain_close(&pp, th, fd);
 	free(buf);
 	return gbps(o->size, o->iters, ns);
 }
@@ -139,21 +152,11 @@ static double plain_tcp(const struct bench_opts *o, int reverse)
 static double plain_ping_us(int n)
 {
 	struct plain_peer pp = {.size = 1, .iters = n - 1, .send_back = 1};
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sa);
 	static double rtt[PINGS];
 	char b = 0;
 	pthread_t th;
-	int fd, one = 1;
+	int fd = plain_open(&pp, &th);
 
-	pp.lfd = socket(AF_INET, SOCK_STREAM, 0);
-	bind(pp.lfd, (struct sockaddr *)&sa, sizeof(sa));
-	listen(pp.lfd, 1);
-	getsockname(pp.lfd, (struct sockaddr *)&sa, &sl);
-	pthread_create(&th, NULL, plain_server, &pp);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	for (int i = 0; i < n; i++) {
 		uint64_t t0 = dj_time_ns();
 
@@ -161,9 +164,7 @@ static double plain_ping_us(int n)
 			break;
 		rtt[i] = (double)(dj_time_ns() - t0) / 1e3;
 	}
-	close(fd);
-	pthread_join(th, NULL);
-	close(pp.lfd);
+	plain_close(&pp, th, fd);
 	return median(rtt, n);
 }
 
