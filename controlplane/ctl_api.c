@@ -80,6 +80,7 @@ static int dp_settle(struct dj_conn *conn, const char *what, int rc, struct dj_f
 		     dj_future_cb cb, void *arg)
 {
 	if (rc == 0) {
+		conn->dp_failures = 0; /* "in a row" */
 		if (cb != NULL)
 			cb(f, arg);
 		return 0;

@@ -214,10 +214,13 @@ static void test_failed_transfer_redone_then_session_moves(void)
 	pe.cdp->fail_sends = 1;
 	put_get_check(&pe, 1u << 20, 3);
 	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "dpdk");
+	pe.sdp->fail_sends = 1; /* its GET fails after a success: not yet a pattern */
+	put_get_check(&pe, 4096, 6);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "dpdk");
 	CU_ASSERT_EQUAL(mem_backend_live(pe.fx.mb), 0); /* the aborted PUT left nothing */
-	/* The server's GET send fails next: redone over TCP; second failure in
-	 * a row moves the session to TCP, on both sides. */
-	pe.sdp->fail_sends = 1;
+	/* That GET failed; the next PUT fails too: two in a row. Redone over
+	 * TCP, and the session moves to TCP, on both sides. */
+	pe.cdp->fail_sends = 1;
 	put_get_check(&pe, 1u << 20, 4);
 	CU_ASSERT_STRING_EQUAL(path_of(&pe, &reason), "tcp");
 	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "moved from dpdk"));
