@@ -32,17 +32,27 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "$sock"; }
 trap cleanup EXIT
 
-# pair NAME RECV_ARGS SEND_ARGS: recv is the memif server; by default it
-# polls on CPU 1 and the sender on CPU 0.
+# pair NAME RECV_ARGS SEND_ARGS [zc]: by default the receiver is the memif
+# server, polling on CPU 1, the sender on CPU 0. With zc the receiver is a
+# zero-copy memif client (the sender writes straight into its mbufs: one copy
+# fewer; needs hugepages and --single-file-segments).
 pair() {
-	local name=$1 recv_args=$2 send_args=$3
+	local name=$1 recv_args=$2 send_args=$3 zc=${4:-}
+	local recv_vdev="net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=$bsize"
+	local send_vdev="net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=$bsize"
+	local recv_eal=()
+	if [ -n "$zc" ]; then
+		recv_vdev="net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=$bsize,zero-copy=yes"
+		send_vdev="net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=$bsize"
+		recv_eal=(--single-file-segments)
+	fi
 	rm -f "$sock"
-	"$bench" -l "$recv_lcores" --main-lcore "$recv_main" --no-pci --file-prefix "djb$$r" --log-level=lib.eal:warning \
-		--vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=$bsize" \
+	"$bench" -l "$recv_lcores" --main-lcore "$recv_main" --no-pci --in-memory --file-prefix "djb$$r" \
+		--log-level=lib.eal:warning "${recv_eal[@]}" --vdev "$recv_vdev" \
 		-- $recv_args --json "$out/$name-recv.json" >"$out/$name-recv.log" 2>&1 &
 	pids=($!)
-	"$bench" -l "$send_lcores" --main-lcore "$send_main" --no-pci --file-prefix "djb$$s" --log-level=lib.eal:warning \
-		--vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=$bsize" \
+	"$bench" -l "$send_lcores" --main-lcore "$send_main" --no-pci --in-memory --file-prefix "djb$$s" \
+		--log-level=lib.eal:warning --vdev "$send_vdev" \
 		-- $send_args --json "$out/$name-send.json" >"$out/$name-send.log" 2>&1 || {
 		echo "bench-memif: $name failed, see $out/$name-send.log" >&2; }
 	wait "${pids[0]}" || echo "bench-memif: $name receiver failed, see $out/$name-recv.log" >&2
@@ -63,6 +73,15 @@ for crc in nocrc crc; do
 		"--mode transfer --role send --sizes $sizes $iters $flag --frame $frame"
 	grep -h '^transfer' "$out/transfer-$crc-send.log" || true
 done
+
+if grep -qs ' hugetlbfs ' /proc/mounts && [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 256 ]; then
+	echo "== transfer goodput, zero-copy memif receiver, frames $frame B, nocrc"
+	pair transfer-zc "--mode transfer --role recv --sizes $sizes $iters --no-crc --frame $frame" \
+		"--mode transfer --role send --sizes $sizes $iters --no-crc --frame $frame" zc
+	grep -h '^transfer' "$out/transfer-zc-send.log" || true
+else
+	echo "== (no zero-copy memif run: it needs 256 free hugepages, scripts/hugepages.sh)"
+fi
 
 echo "== pingpong, 64 B transfers each way"
 pair pingpong "--mode pingpong --role recv --sizes 64 --count $pp_count" \
@@ -92,14 +111,17 @@ def rows(name):
         return {}
 tcp = rows("tcp-send.json")
 nocrc, crc = rows("transfer-nocrc-send.json"), rows("transfer-crc-send.json")
-print("%12s %12s %12s %12s %10s %10s" % ("size", "memif Gb/s", "+crc Gb/s", "tcp Gb/s", "ratio", "ratio crc"))
+zc = rows("transfer-zc-send.json")
+print("%12s %11s %11s %11s %11s %8s %8s %8s" % ("size", "memif Gb/s", "+crc Gb/s", "zc Gb/s",
+      "tcp Gb/s", "ratio", "crc", "zc"))
 summary = []
 for size in sorted(tcp):
-    t, a, b = tcp[size], nocrc.get(size, 0.0), crc.get(size, 0.0)
-    ra, rb = (a / t if t else 0.0), (b / t if t else 0.0)
-    print("%12d %12.2f %12.2f %12.2f %9.2fx %9.2fx" % (size, a, b, t, ra, rb))
-    summary.append({"size": size, "memif_gbps": a, "memif_crc_gbps": b, "tcp_gbps": t,
-                    "ratio": round(ra, 3), "ratio_crc": round(rb, 3)})
+    t, a, b, z = tcp[size], nocrc.get(size, 0.0), crc.get(size, 0.0), zc.get(size, 0.0)
+    r = [x / t if t else 0.0 for x in (a, b, z)]
+    print("%12d %11.2f %11.2f %11.2f %11.2f %7.2fx %7.2fx %7.2fx" % (size, a, b, z, t, *r))
+    summary.append({"size": size, "memif_gbps": a, "memif_crc_gbps": b, "memif_zc_gbps": z,
+                    "tcp_gbps": t, "ratio": round(r[0], 3), "ratio_crc": round(r[1], 3),
+                    "ratio_zc": round(r[2], 3)})
 json.dump({"ratios": summary}, open(os.path.join(out, "ratios.json"), "w"))
 print("JSON in", out)
 PY

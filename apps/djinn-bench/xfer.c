@@ -71,6 +71,7 @@ void bench_engine_stop(struct dj_dataplane *dp, struct bench_result *r)
 {
 	if (dp == NULL)
 		return;
+	usleep(200000); /* our last ACK leaves before the port stops */
 	dj_dataplane_get_stats(dp, &r->dp, &r->proto);
 	r->have_engine_stats = true;
 	dj_dataplane_destroy(dp);
@@ -158,7 +159,7 @@ static void row_fill(struct bench_row *row, uint64_t size, unsigned int iters, u
 
 int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 {
-	struct dj_dataplane *dp;
+	struct dj_dataplane *dp = NULL;
 	uint64_t max = 0;
 	uint32_t id = 0;
 	uint8_t *buf;
@@ -198,8 +199,6 @@ int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 		r->errors++;
 	if (dp != NULL && o->role == ROLE_SEND)
 		dj_dataplane_cancel(dp, o->cookie, id);
-	else if (dp != NULL)
-		usleep(200000); /* the last ACK leaves before the port stops */
 	bench_engine_stop(dp, r);
 	bench_free(buf, max);
 	return rc;
