@@ -106,33 +106,39 @@ static bool as_transpose(const struct dj_gk_walk *w, int64_t *batch, int64_t *ro
 
 constexpr int gemm_tile = 16;
 
+/* Batches and row tiles beyond the grid's y/z limits are looped over. */
 template <class T>
 __global__ void int_gemm(const T *__restrict__ a, const T *__restrict__ b, T *__restrict__ c,
 			 struct dj_gk_int_gemm g)
 {
 	__shared__ T ta[gemm_tile][gemm_tile], tb[gemm_tile][gemm_tile];
-	int64_t m = (int64_t)blockIdx.y * gemm_tile + threadIdx.y;
 	int64_t n = (int64_t)blockIdx.x * gemm_tile + threadIdx.x;
+	int64_t row_tiles = (g.M + gemm_tile - 1) / gemm_tile;
 
 	for (int64_t bt = blockIdx.z; bt < g.batch; bt += gridDim.z) {
 		const T *ab = a + bt * g.batch_a, *bb = b + bt * g.batch_b;
-		unsigned long long acc = 0;
 
-		for (int64_t k0 = 0; k0 < g.K; k0 += gemm_tile) {
-			int64_t ka = k0 + threadIdx.x, kb = k0 + threadIdx.y;
+		for (int64_t mt = blockIdx.y; mt < row_tiles; mt += gridDim.y) {
+			int64_t m = mt * gemm_tile + threadIdx.y;
+			unsigned long long acc = 0;
 
-			ta[threadIdx.y][threadIdx.x] = m < g.M && ka < g.K ? ab[m * g.sak + ka] : T(0);
-			tb[threadIdx.y][threadIdx.x] =
-				n < g.N && kb < g.K ? bb[kb * g.sbk + n * g.sbn] : T(0);
-			__syncthreads();
+			for (int64_t k0 = 0; k0 < g.K; k0 += gemm_tile) {
+				int64_t ka = k0 + threadIdx.x, kb = k0 + threadIdx.y;
+
+				ta[threadIdx.y][threadIdx.x] =
+					m < g.M && ka < g.K ? ab[m * g.sak + ka] : T(0);
+				tb[threadIdx.y][threadIdx.x] =
+					n < g.N && kb < g.K ? bb[kb * g.sbk + n * g.sbn] : T(0);
+				__syncthreads();
 #pragma unroll
-			for (int k = 0; k < gemm_tile; k++)
-				acc += (unsigned long long)(long long)ta[threadIdx.y][k] *
-				       (unsigned long long)(long long)tb[k][threadIdx.x];
-			__syncthreads();
+				for (int k = 0; k < gemm_tile; k++)
+					acc += (unsigned long long)(long long)ta[threadIdx.y][k] *
+					       (unsigned long long)(long long)tb[k][threadIdx.x];
+				__syncthreads();
+			}
+			if (m < g.M && n < g.N)
+				c[bt * g.M * g.N + m * g.N + n] = (T)(long long)acc;
 		}
-		if (m < g.M && n < g.N)
-			c[bt * g.M * g.N + m * g.N + n] = (T)(long long)acc;
 	}
 }
 
@@ -141,9 +147,10 @@ static unsigned tiles(int64_t n, int per)
 	return (unsigned)((n + per - 1) / per);
 }
 
-static unsigned batch_grid(int64_t batch)
+/* A grid y or z extent: at most 65535, the kernels loop over the rest. */
+static unsigned grid_extent(int64_t count)
 {
-	return (unsigned)std::max<int64_t>(1, std::min<int64_t>(batch, 65535));
+	return (unsigned)std::max<int64_t>(1, std::min<int64_t>(count, 65535));
 }
 
 } /* namespace djk */
@@ -164,7 +171,7 @@ extern "C" int dj_gk_permute(size_t elem_size, const void *x, void *y,
 			return cudaSuccess;
 		/* Tile rows/cols must fit gridDim.y (65535 tiles of 32). */
 		if (as_transpose(walk, &batch, &rows, &cols) && rows / tile < 65535) {
-			dim3 grid(tiles(cols, tile), tiles(rows, tile), batch_grid(batch));
+			dim3 grid(tiles(cols, tile), tiles(rows, tile), grid_extent(batch));
 			transpose_tiled<<<grid, dim3(tile, tile_rows), 0, stream>>>(
 				(const T *)x, (T *)y, batch, rows, cols);
 			return cudaGetLastError();
@@ -182,13 +189,12 @@ extern "C" int dj_gk_permute(size_t elem_size, const void *x, void *y,
 extern "C" int dj_gk_int_gemm(enum dj_dtype dtype, const void *a, const void *b, void *c,
 			      const struct dj_gk_int_gemm *g, dj_gk_stream_t stream)
 {
-	dim3 grid(tiles(g->N, gemm_tile), tiles(g->M, gemm_tile), batch_grid(g->batch));
+	dim3 grid(tiles(g->N, gemm_tile), grid_extent((g->M + gemm_tile - 1) / gemm_tile),
+		  grid_extent(g->batch));
 	dim3 block(gemm_tile, gemm_tile);
 
 	if (g->batch == 0 || g->M == 0 || g->N == 0)
 		return cudaSuccess;
-	if (tiles(g->M, gemm_tile) > 65535)
-		return cudaErrorInvalidConfiguration;
 	if (dtype == DJ_DTYPE_INT32)
 		int_gemm<<<grid, block, 0, stream>>>((const int32_t *)a, (const int32_t *)b,
 						     (int32_t *)c, *g);

@@ -613,6 +613,7 @@ static const struct shape matmul_shapes[][2] = {
 	{{1, {7}}, {3, {3, 7, 4}}},
 	{{2, {3, 0}}, {2, {0, 4}}},
 	{{2, {1, 300}}, {2, {300, 1}}},
+	{{2, {1048592, 2}}, {2, {2, 3}}}, /* more row tiles than a grid's y extent */
 };
 
 static void test_matmul(void)
