@@ -162,7 +162,7 @@ static void data_send(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
 	n = dj_session_tx_burst(ses->s, now, d, DJ_PORT_BURST);
 	for (unsigned int i = 0; i < n; i++) {
 		struct dp_op *op = d[i].user;
-		unsigned int flags = (port->caps.multi_seg ? DJ_TXFRAME_CHAIN : 0) |
+		unsigned int flags = (port->caps.tx_extbuf ? DJ_TXFRAME_CHAIN : 0) |
 				     (d[i].mem == DJ_MEM_GPU ? DJ_TXFRAME_NO_CPU : 0);
 		struct rte_mbuf *m;
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <rte_devargs.h>
 #include <rte_ethdev.h>
 #include <rte_flow.h>
 #include <rte_malloc.h>
@@ -21,6 +22,14 @@
 #define LINK_KICK_NS (500ull * 1000 * 1000)
 #define HDR_DATA_ROOM (RTE_PKTMBUF_HEADROOM + DJ_TXFRAME_HDR_ROOM)
 
+static bool memif_zero_copy(const struct rte_eth_dev_info *info)
+{
+	const struct rte_devargs *da = info->device ? rte_dev_devargs(info->device) : NULL;
+
+	return strcmp(info->driver_name, "net_memif") == 0 && da != NULL && da->args != NULL &&
+	       strstr(da->args, "zero-copy=yes") != NULL;
+}
+
 static void fill_caps(uint16_t port_id, const struct rte_eth_dev_info *info,
 		      struct dj_port_caps *caps)
 {
@@ -31,6 +40,7 @@ static void fill_caps(uint16_t port_id, const struct rte_eth_dev_info *info,
 	caps->rx_udp_cksum = !!(info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
 	caps->rss = !!(info->flow_type_rss_offloads & RTE_ETH_RSS_NONFRAG_IPV4_UDP);
 	caps->multi_seg = !!(info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
+	caps->tx_extbuf = caps->multi_seg && !memif_zero_copy(info);
 	caps->max_queues = RTE_MIN(info->max_rx_queues, info->max_tx_queues);
 	caps->max_rx_pktlen = info->max_rx_pktlen;
 	snprintf(caps->driver, sizeof(caps->driver), "%s", info->driver_name);
@@ -235,11 +245,11 @@ int dj_port_create(const struct dj_port_config *cfg, struct dj_port **out)
 	}
 	port->started = 1;
 	dj_log(DJ_LOG_INFO, "port", "port %u (%s) up: %u queue pairs, frames up to %u B, "
-	       "socket %d, tx cksum ip %d udp %d, rx cksum ip %d udp %d, rss %d, multi-seg %d",
+	       "socket %d, tx cksum ip %d udp %d, rx cksum ip %d udp %d, rss %d, zero-copy tx %d",
 	       cfg->port_id, port->caps.driver, port->cfg.nb_queues, port->cfg.frame_size,
 	       port->socket, port->caps.tx_ipv4_cksum, port->caps.tx_udp_cksum,
 	       port->caps.rx_ipv4_cksum, port->caps.rx_udp_cksum, port->caps.rss,
-	       port->caps.multi_seg);
+	       port->caps.tx_extbuf);
 	*out = port;
 	return 0;
 }
@@ -381,7 +391,7 @@ struct rte_mbuf *dj_port_frame_build(const struct dj_port *port, uint16_t queue,
 				     const void *payload, uint32_t len,
 				     struct rte_mbuf_ext_shared_info *shinfo)
 {
-	return dj_txframe_build(&port->q[queue], port->caps.multi_seg ? DJ_TXFRAME_CHAIN : 0,
+	return dj_txframe_build(&port->q[queue], port->caps.tx_extbuf ? DJ_TXFRAME_CHAIN : 0,
 				hdr, hdr_len, payload,
 				len, shinfo);
 }

@@ -55,7 +55,11 @@ struct dj_port_caps {
 	unsigned int rx_ipv4_cksum : 1;
 	unsigned int rx_udp_cksum : 1;
 	unsigned int rss : 1;        /**< RSS on IPv4/UDP over the queues */
-	unsigned int multi_seg : 1;  /**< chained mbufs on transmit (zero-copy tx) */
+	unsigned int multi_seg : 1;  /**< chained mbufs on transmit */
+	/** Payloads outside DPDK memory may be attached on transmit (chained
+	 *  mbufs, and not a zero-copy memif, which passes buffers by offset
+	 *  into DPDK's memory). Otherwise payloads are copied. */
+	unsigned int tx_extbuf : 1;
 	unsigned int flow : 1;       /**< rte_flow steering accepted (known after a rule) */
 	uint16_t max_queues;
 	uint32_t max_rx_pktlen;

@@ -96,7 +96,7 @@ static int netns_enter(const char *name)
 static int eal_start(const struct peer_args *a)
 {
 	static char prefix[64], vdev[256];
-	char *argv[16];
+	char *argv[20];
 	int argc = 0, app_argc;
 	char **app_argv;
 
@@ -110,6 +110,8 @@ static int eal_start(const struct peer_args *a)
 	argv[argc++] = "--no-pci";
 	argv[argc++] = "--log-level=lib.eal:warning";
 	argv[argc++] = prefix;
+	if (a->single_file)
+		argv[argc++] = "--single-file-segments";
 	if (a->huge) {
 		argv[argc++] = "--in-memory";
 	} else {

@@ -31,6 +31,7 @@ struct peer_args {
 	const char *tag;          /* unique: file prefix and log lines */
 	bool is_a;
 	bool huge;                /* hugepages (skip where none are free) or --no-huge */
+	bool single_file;         /* --single-file-segments (zero-copy memif) */
 	const char *vdev;
 	const char *netns;        /* enter this namespace first, or NULL */
 	uint16_t frame_size;

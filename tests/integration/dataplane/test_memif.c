@@ -74,6 +74,26 @@ static void test_both_directions(void)
 	pair_run(&p);
 }
 
+/* A zero-copy memif client (B): the sender writes into B's mbufs, and B's
+ * own transmissions are copied (a zero-copy memif passes DPDK memory only). */
+static void test_zero_copy_client(void)
+{
+	static const struct peer_step steps[] = {
+		{STEP_A_TO_B, MIB, false},       {STEP_B_TO_A, MIB, false},
+		{STEP_A_TO_B, 256 * MIB, false}, {STEP_B_TO_A, 256 * MIB, false},
+	};
+	char vdev[224];
+	struct pair p;
+
+	if (!use_huge)
+		return; /* zero-copy memif needs fd-backed (hugepage) memory */
+	pair_init(&p, "zc", steps, sizeof(steps) / sizeof(steps[0]));
+	snprintf(vdev, sizeof(vdev), "%s,zero-copy=yes", p.vdev_b);
+	p.b.vdev = vdev;
+	p.b.single_file = true;
+	pair_run(&p);
+}
+
 static void test_loss_and_reordering(void)
 {
 	static const struct peer_step steps[] = {
@@ -142,6 +162,7 @@ int main(int argc, char **argv)
 	static const struct dj_test_case cases[] = {
 		{"1 B, 1 MiB, 256 MiB both directions", test_both_directions},
 		{"5% loss + reordering, retransmissions", test_loss_and_reordering},
+		{"zero-copy memif client (hugepages only)", test_zero_copy_client},
 		{"sender killed mid-transfer, receiver serves on", test_receiver_loses_peer},
 		{"receiver killed mid-transfer, sender serves on", test_sender_loses_peer},
 		{NULL, NULL},

@@ -390,10 +390,18 @@ static size_t data_frame(uint8_t *f, uint64_t cookie, uint8_t version)
 	return DJ_WIRE_FULL_HDR_LEN + 100;
 }
 
-static void stats_settle(struct dj_dataplane *dp, struct dj_dataplane_stats *st,
-			 struct dj_proto_stats *ps)
+/* Wait until the engine has seen rx_packets frames, then for the lcore to
+ * publish its session counters (every ms). */
+static void stats_settle(struct dj_dataplane *dp, uint64_t rx_packets,
+			 struct dj_dataplane_stats *st, struct dj_proto_stats *ps)
 {
-	usleep(20000); /* the lcore publishes session counters every ms */
+	uint64_t deadline = dj_time_ns() + 5000000000ull;
+
+	do {
+		usleep(1000);
+		dj_dataplane_get_stats(dp, st, ps);
+	} while (st->rx_packets < rx_packets && dj_time_ns() < deadline);
+	usleep(50000);
 	dj_dataplane_get_stats(dp, st, ps);
 }
 
@@ -406,7 +414,7 @@ static void test_bad_packets(void)
 	struct duo d;
 
 	duo_start(&d);
-	stats_settle(d.b, &before, &pbefore);
+	stats_settle(d.b, 0, &before, &pbefore);
 	inject(&d, "runt", 4);                         /* not Ethernet/IPv4/UDP */
 	len = data_frame(f, COOKIE, DJ_WIRE_VERSION);
 	f[DJ_WIRE_ENCAP_LEN] ^= 0xff;                  /* bad magic */
@@ -420,7 +428,7 @@ static void test_bad_packets(void)
 	len = data_frame(f, COOKIE, DJ_WIRE_VERSION);
 	f[DJ_WIRE_FULL_HDR_LEN + 3] ^= 1;               /* payload corrupted */
 	inject(&d, f, len);
-	stats_settle(d.b, &after, &pafter);
+	stats_settle(d.b, before.rx_packets + 6, &after, &pafter);
 
 	CU_ASSERT_EQUAL(after.rx_packets - before.rx_packets, 6);
 	CU_ASSERT(after.drops[DJ_DROP_NOT_DJINN] - before.drops[DJ_DROP_NOT_DJINN] >= 2);
@@ -445,7 +453,7 @@ static void test_software_dispatch(void)
 	struct dj_dataplane *dp;
 	uint8_t f[512], dst[100], want[100];
 	char name[32];
-	int port;
+	int port, rc = -1;
 
 	for (int i = 0; i < 2; i++) {
 		snprintf(name, sizeof(name), "djmqrx%d", i);
@@ -466,12 +474,18 @@ static void test_software_dispatch(void)
 	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(dp, 7, COOKIE, &peer), 0);
 	memset(dst, 0, sizeof(dst));
 	CU_ASSERT_EQUAL(dj_dataplane_expect(dp, COOKIE, 1, dst, sizeof(dst), DJ_MEM_HOST), 0);
-	inject_ring(rx[0], f, data_frame(f, COOKIE, DJ_WIRE_VERSION));
-	CU_ASSERT_EQUAL(dj_dataplane_wait(dp, COOKIE, 1, 5000), 0);
+	/* The frame may overtake the armed receive on the owner's lcore (then
+	 * it is rejected as unknown): inject until it lands, as a sender would
+	 * retransmit. */
+	for (int i = 0; i < 50 && rc != 0; i++) {
+		inject_ring(rx[0], f, data_frame(f, COOKIE, DJ_WIRE_VERSION));
+		rc = dj_dataplane_wait(dp, COOKIE, 1, 20);
+	}
+	CU_ASSERT_EQUAL(rc, 0);
 	memset(want, 0x5a, sizeof(want));
 	CU_ASSERT_EQUAL(memcmp(dst, want, sizeof(dst)), 0);
 	dj_dataplane_get_stats(dp, &st, NULL);
-	CU_ASSERT_EQUAL(st.rx_packets, 1);
+	CU_ASSERT(st.rx_packets >= 1);
 	CU_ASSERT_EQUAL(st.drops[DJ_DROP_NOT_DJINN], 0);
 	dj_dataplane_destroy(dp);
 }
