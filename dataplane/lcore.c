@@ -434,10 +434,10 @@ void dp_place(void *ctx, void *transfer_user, void *dest_base, uint64_t dest_off
 	      const void *src, uint32_t len)
 {
 	struct dp_lcore *lc = ctx;
+	const struct dp_op *op = transfer_user;
 
-	(void)transfer_user;
 	lc->frame_placed = true;
-	lc->dp->cfg.placer->place(lc->placer_state, dest_base, dest_offset, src, len);
+	lc->dp->cfg.placer->place(lc->placer_state, dest_base, op->len, dest_offset, src, len);
 }
 
 /* Frames whose payload the placer may still read go to it, not back to

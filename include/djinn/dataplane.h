@@ -147,9 +147,10 @@ struct dj_dataplane_placer {
 	int (*lcore_init)(void *ctx, unsigned int lcore_idx, void **state);
 	void (*lcore_fini)(void *state);
 	/** Copy, or queue a copy of, len bytes at src (inside a received
-	 *  mbuf) to dest_base + dest_offset. */
-	void (*place)(void *state, void *dest_base, uint64_t dest_offset, const void *src,
-		      uint32_t len);
+	 *  mbuf) to dest_base + dest_offset; dest_len is the whole destination
+	 *  (the transfer's length), for sinks bound to one destination. */
+	void (*place)(void *state, void *dest_base, uint64_t dest_len, uint64_t dest_offset,
+		      const void *src, uint32_t len);
 	/** End of an rx burst: mbufs[0..n) hold payloads given to place().
 	 *  0: the placer keeps them and frees them (rte_pktmbuf_free) once its
 	 *  copies are done; non-zero: the engine frees them now. */

@@ -261,7 +261,7 @@ static void test_probe(void)
  * until then, like a gather kernel reading them. */
 struct fake_placer {
 	struct { void *dst; const void *src; uint32_t len; } copy[4096];
-	unsigned int n_copies, places, syncs, lcores;
+	unsigned int n_copies, places, syncs, lcores, out_of_range;
 	struct rte_mbuf *held[4096];
 	unsigned int n_held, max_held;
 };
@@ -284,11 +284,13 @@ static void fp_fini(void *state)
 	fp->n_held = 0;
 }
 
-static void fp_place(void *state, void *base, uint64_t off, const void *src, uint32_t len)
+static void fp_place(void *state, void *base, uint64_t base_len, uint64_t off,
+		     const void *src, uint32_t len)
 {
 	struct fake_placer *fp = state;
 
 	fp->places++;
+	fp->out_of_range += off + len > base_len;
 	fp->copy[fp->n_copies].dst = (uint8_t *)base + off;
 	fp->copy[fp->n_copies].src = src;
 	fp->copy[fp->n_copies++].len = len;
@@ -339,6 +341,7 @@ static void test_gpu_placer(void)
 	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 1, 10000), 0);
 	CU_ASSERT_EQUAL(memcmp(src, dst, len), 0);
 	CU_ASSERT(fp.places >= len / 8944);
+	CU_ASSERT_EQUAL(fp.out_of_range, 0);
 	CU_ASSERT(fp.max_held > 0);
 	CU_ASSERT(fp.syncs > 0);
 	duo_stop(&d);
