@@ -688,6 +688,15 @@ static void proto_stats_add(struct dj_proto_stats *to, const struct dj_proto_sta
 	to->rto_ns = from->rto_ns;
 }
 
+int dj_dataplane_lcore_stats(const struct dj_dataplane *dp, unsigned int idx,
+			     struct dj_dataplane_stats *st)
+{
+	if (idx >= dp->n_lcores)
+		return -ENOENT;
+	*st = dp->lcores[idx]->stats;
+	return 0;
+}
+
 void dj_dataplane_get_stats(const struct dj_dataplane *dp, struct dj_dataplane_stats *st,
 			    struct dj_proto_stats *proto)
 {

@@ -220,6 +220,10 @@ int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_
 int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
 		      const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms);
 
+/** Counters of the lcore serving queue pair idx; -ENOENT past the last. */
+int dj_dataplane_lcore_stats(const struct dj_dataplane *dp, unsigned int idx,
+			     struct dj_dataplane_stats *st);
+
 /** Engine counters summed over lcores; proto (may be NULL) receives the
  *  transfer protocol's counters summed over sessions. */
 void dj_dataplane_get_stats(const struct dj_dataplane *dp, struct dj_dataplane_stats *st,

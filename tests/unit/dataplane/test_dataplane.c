@@ -178,7 +178,8 @@ static void duo_stop(struct duo *d)
 }
 
 /* Send len random bytes a -> b as transfer id and check them. */
-static void transfer_check(struct duo *d, uint32_t id, size_t len)
+static void xfer_check(struct dj_dataplane *a, struct dj_dataplane *b, uint64_t cookie,
+		       uint32_t id, size_t len)
 {
 	uint8_t *src = malloc(len ? len : 1), *dst = calloc(1, len ? len : 1);
 	unsigned int seed = dj_test_seed() + id;
@@ -186,12 +187,17 @@ static void transfer_check(struct duo *d, uint32_t id, size_t len)
 	CU_ASSERT_FATAL(src != NULL && dst != NULL);
 	for (size_t i = 0; i < len; i++)
 		src[i] = (uint8_t)rand_r(&seed);
-	CU_ASSERT_EQUAL(dj_dataplane_expect(d->b, COOKIE, id, dst, len, DJ_MEM_HOST), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_send(d->a, COOKIE, id, src, len, DJ_MEM_HOST, 10000), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_wait(d->b, COOKIE, id, 10000), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_expect(b, cookie, id, dst, len, DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_send(a, cookie, id, src, len, DJ_MEM_HOST, 10000), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_wait(b, cookie, id, 10000), 0);
 	CU_ASSERT_EQUAL(memcmp(src, dst, len), 0);
 	free(src);
 	free(dst);
+}
+
+static void transfer_check(struct duo *d, uint32_t id, size_t len)
+{
+	xfer_check(d->a, d->b, COOKIE, id, len);
 }
 
 static void test_transfers(void)
@@ -253,6 +259,60 @@ static void test_probe(void)
 	CU_ASSERT_EQUAL(dj_dataplane_probe(d.a, COOKIE, 50, &rtt), -ETIMEDOUT);
 	CU_ASSERT(dj_time_ns() - t0 < 1000000000ull);
 	duo_stop(&d);
+}
+
+/* Two queue pairs a side, two sessions: each on its own queue and lcore
+ * (session id % 2), both directions. */
+static void test_two_queues(void)
+{
+	struct rte_ring *ab[2], *ba[2];
+	struct dj_dataplane *a, *b;
+	struct dj_dp_endpoint ea, eb;
+	struct dj_dataplane_config cfg = {0};
+	char name[32];
+	int pa, pb;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(name, sizeof(name), "dj2qab%d", i);
+		ab[i] = rte_ring_create(name, 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		snprintf(name, sizeof(name), "dj2qba%d", i);
+		ba[i] = rte_ring_create(name, 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		CU_ASSERT_FATAL(ab[i] != NULL && ba[i] != NULL);
+	}
+	pa = rte_eth_from_rings("net_ring2qA", ba, 2, ab, 2, 0);
+	pb = rte_eth_from_rings("net_ring2qB", ab, 2, ba, 2, 0);
+	CU_ASSERT_FATAL(pa >= 0 && pb >= 0);
+	cfg.port.nb_queues = 2;
+	cfg.port.frame_size = 9014;
+	cfg.port.port_id = (uint16_t)pa;
+	cfg.local.ipv4 = IP_A;
+	CU_ASSERT_EQUAL_FATAL(dj_dataplane_create(&cfg, &a), 0);
+	cfg.port.port_id = (uint16_t)pb;
+	cfg.local.ipv4 = IP_B;
+	CU_ASSERT_EQUAL_FATAL(dj_dataplane_create(&cfg, &b), 0);
+	dj_dataplane_endpoint(a, &ea);
+	dj_dataplane_endpoint(b, &eb);
+	CU_ASSERT_EQUAL(ea.n_queues, 2);
+	for (uint64_t s = 7; s <= 8; s++) {
+		CU_ASSERT_EQUAL(dj_dataplane_session_open(a, s, COOKIE + s, &eb), 0);
+		CU_ASSERT_EQUAL(dj_dataplane_session_open(b, s, COOKIE + s, &ea), 0);
+	}
+	for (uint64_t s = 7; s <= 8; s++) {
+		xfer_check(a, b, COOKIE + s, 1, 2u << 20);
+		xfer_check(b, a, COOKIE + s, 2, 2u << 20);
+	}
+	/* Both lcores of each side carried a session. */
+	for (unsigned int i = 0; i < 2; i++) {
+		struct dj_dataplane_stats st;
+
+		CU_ASSERT_EQUAL(dj_dataplane_lcore_stats(b, i, &st), 0);
+		CU_ASSERT(st.rx_packets > 200);
+		CU_ASSERT_EQUAL(dj_dataplane_lcore_stats(a, i, &st), 0);
+		CU_ASSERT(st.rx_packets > 200);
+	}
+	CU_ASSERT_EQUAL(dj_dataplane_lcore_stats(a, 2, &(struct dj_dataplane_stats){0}), -ENOENT);
+	dj_dataplane_destroy(a);
+	dj_dataplane_destroy(b);
 }
 
 /* ---- GPU placement plug-in ------------------------------------------------------------- */
@@ -497,7 +557,7 @@ static int suite_init(void)
 {
 	char prefix[64];
 	char *argv[] = {"test_dataplane", "--no-huge", "-m", "512", "--no-pci",
-			"--lcores", "0@0,1@1,2@0", "--log-level=lib.eal:warning", prefix,
+			"--lcores", "0@0,1@1,2@0,3@1,4@0", "--log-level=lib.eal:warning", prefix,
 			"--iova-mode=va", NULL};
 	char **app_argv;
 	int app_argc;
@@ -524,6 +584,7 @@ int main(int argc, char **argv)
 		{"transfers between two engines", test_transfers},
 		{"API errors, cancel, give-up, close", test_api_errors},
 		{"probe round trip and its timeout", test_probe},
+		{"two queue pairs, two sessions", test_two_queues},
 		{"GPU placement plug-in holds mbufs until sync", test_gpu_placer},
 		{"malformed packets dropped and counted", test_bad_packets},
 		{"frames on the wrong queue dispatched in software", test_software_dispatch},
