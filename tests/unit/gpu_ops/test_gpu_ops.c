@@ -146,12 +146,41 @@ static int upload_with(struct dj_gpu_ops *g, const struct dj_tensor *h, struct d
 	return rc ? rc : dj_gpu_ops_copy_in(g, d->data, h->data, bytes);
 }
 
+/* Elements by which main-thread test tensors sit past the start of their
+ * allocation: 1 makes every operand misaligned, for the scalar fallbacks. */
+static int misalign;
+
+static size_t misalign_bytes(const struct dj_tensor_desc *desc)
+{
+	return (size_t)misalign * dj_dtype_size(desc->dtype);
+}
+
+/* Device memory for @p desc, poisoned (see poison()). */
+static struct dj_tensor gpu_tensor(const struct dj_tensor_desc *desc)
+{
+	struct dj_tensor g = {.desc = *desc, .mem = DJ_MEM_GPU};
+	size_t bytes = dj_tensor_nbytes(desc), shift = misalign_bytes(desc);
+	void *base;
+
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_alloc(gpu, bytes + shift, &base), 0);
+	g.data = base ? (char *)base + shift : NULL;
+	if (!misalign)
+		address_bits |= (uintptr_t)g.data;
+	return g;
+}
+
+static void gpu_release(struct dj_tensor *g)
+{
+	if (g->data)
+		dj_gpu_ops_free(gpu, (char *)g->data - misalign_bytes(&g->desc));
+}
+
 static struct dj_tensor to_gpu(const struct dj_tensor *h)
 {
-	struct dj_tensor g;
+	struct dj_tensor g = gpu_tensor(&h->desc);
 
-	CU_ASSERT_EQUAL_FATAL(upload_with(gpu, h, &g), 0);
-	address_bits |= (uintptr_t)g.data;
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_copy_in(gpu, g.data, h->data,
+						 dj_tensor_nbytes(&h->desc)), 0);
 	return g;
 }
 
@@ -220,7 +249,7 @@ static int elements_match(const struct dj_tensor *got, const struct dj_tensor *w
 static void free_gpu_tensors(struct dj_tensor *t, int n)
 {
 	for (int i = 0; i < n; i++)
-		dj_gpu_ops_free(gpu, t[i].data);
+		gpu_release(&t[i]);
 }
 
 /* Run @p name on the CPU and the GPU with the same inputs; compare. */
@@ -239,9 +268,7 @@ static void check_op(const char *name, const struct dj_tensor *in, int n_in,
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 	for (int i = 0; i < n_in; i++)
 		dev_in[i] = to_gpu(&in[i]);
-	dev_out = (struct dj_tensor){.desc = want.desc, .mem = DJ_MEM_GPU};
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_alloc(gpu, dj_tensor_nbytes(&want.desc), &dev_out.data),
-			      0);
+	dev_out = gpu_tensor(&want.desc);
 	poison(&dev_out);
 	rc = dj_gpu_ops_run(gpu, op, dev_in, n_in, attrs, &dev_out, err, sizeof(err));
 	if (rc != 0)
@@ -735,10 +762,10 @@ static void test_bad_input(void)
 	CU_ASSERT_EQUAL(prod.mem, DJ_MEM_GPU);
 	CU_ASSERT_EQUAL(dj_gpu_ops_sync(gpu), 0);
 	dj_gpu_ops_free(gpu, prod.data);
-	dj_gpu_ops_free(gpu, a.data);
-	dj_gpu_ops_free(gpu, b.data);
-	dj_gpu_ops_free(gpu, i.data);
-	dj_gpu_ops_free(gpu, m.data);
+	gpu_release(&a);
+	gpu_release(&b);
+	gpu_release(&i);
+	gpu_release(&m);
 }
 
 /* A chain through the allocating form, compared with the same chain on the
@@ -787,12 +814,58 @@ static void test_chain(void)
 		dj_gpu_ops_free(gpu, dev[k].data);
 		dj_tensor_free_host(&cpu[k]);
 	}
-	dj_gpu_ops_free(gpu, gx.data);
-	dj_gpu_ops_free(gpu, gw.data);
-	dj_gpu_ops_free(gpu, gb.data);
+	gpu_release(&gx);
+	gpu_release(&gw);
+	gpu_release(&gb);
 	free(x.data);
 	free(w.data);
 	free(bias.data);
+}
+
+/*
+ * Every operand one element past an aligned address: the 16-byte vector
+ * paths must step aside (flat, broadcast walk, rows) and linear must fall
+ * back from the fused cuBLASLt path, all with the same results.
+ */
+static void test_unaligned(void)
+{
+	static const int64_t s2[] = {33, 64}, row[] = {64}, big[] = {1000}, sm[] = {7, 256};
+	static const int64_t x[] = {33, 17}, w[] = {16, 17}, bias[] = {16}, k9[] = {17, 9};
+	struct dj_op_attrs attrs;
+	char what[256];
+
+	misalign = 1;
+	for (int d = 0; d < N_FLOAT; d++) {
+		enum dj_dtype dt = float_dtypes[d];
+		struct dj_tensor full[2] = {host_random(dt, 2, s2, ANY), host_random(dt, 2, s2, ANY)};
+		struct dj_tensor with_row[2] = {host_random(dt, 2, s2, ANY),
+						host_random(dt, 1, row, ANY)};
+		struct dj_tensor flat = host_random(dt, 1, big, ANY), rows = host_random(dt, 2, sm, ANY);
+		struct dj_tensor lin[3] = {host_random(dt, 2, x, ANY), host_random(dt, 2, w, ANY),
+					   host_random(dt, 1, bias, ANY)};
+		struct dj_tensor mm[2] = {lin[0], host_random(dt, 2, k9, ANY)};
+
+		snprintf(what, sizeof(what), "unaligned %s", dj_dtype_name(dt));
+		attrs_default(&attrs);
+		check_op("add", full, 2, &attrs, what);
+		check_op("mul", with_row, 2, &attrs, what);
+		check_op("relu", &flat, 1, &attrs, what);
+		check_op("exp", &flat, 1, &attrs, what);
+		check_op("layer_norm", &rows, 1, &attrs, what);
+		check_op("linear", lin, 3, &attrs, what);
+		check_op("matmul", mm, 2, &attrs, what);
+		check_op("sum", &flat, 1, &attrs, what);
+		attrs.has_dim = 1;
+		attrs.dim = -1;
+		check_op("softmax", &rows, 1, &attrs, what);
+		free_host(full, 2);
+		free_host(with_row, 2);
+		free_host(lin, 3);
+		free(mm[1].data);
+		free(flat.data);
+		free(rows.data);
+	}
+	misalign = 0;
 }
 
 /* ---- several contexts on several threads: requests in flight at once ---- */
@@ -939,6 +1012,7 @@ int main(int argc, char **argv)
 		{"linear", test_linear},
 		{"bad input", test_bad_input},
 		{"chain with allocated outputs", test_chain},
+		{"misaligned operands", test_unaligned},
 		{"four contexts on four threads", test_threads},
 		{NULL, NULL},
 	};
