@@ -37,6 +37,7 @@
 #define DP_OWNER_SLOTS 4096
 #define DP_TX_STALL_NS (50ull * 1000 * 1000)
 #define DP_LINK_CHECK_NS (1000ull * 1000)
+#define DP_IDLE_LOOPS 256
 #define DP_HANDOFF_RING 4096
 
 enum dp_cmd {
@@ -97,6 +98,8 @@ struct dp_lcore {
 	uint64_t tx_stall_since;     /* 0: the tx ring takes frames */
 	bool link_gated, link_up;    /* memif: burst only while the link is up */
 	bool tx_ip_cksum_offload;
+	uint64_t commands;           /* taken from the ring, for idle detection */
+	unsigned int idle_loops;
 	/* GPU placement: frames whose payload went to the placer this burst */
 	void *placer_state;
 	bool frame_placed, placer_pending;

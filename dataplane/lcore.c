@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -339,6 +341,7 @@ static void commands_run(struct dp_lcore *lc, uint64_t now)
 	void *cmds[DJ_PORT_BURST];
 	unsigned int n = rte_ring_dequeue_burst(lc->cmds, cmds, DJ_PORT_BURST, NULL);
 
+	lc->commands += n;
 	for (unsigned int i = 0; i < n; i++) {
 		struct dp_op *op = cmds[i];
 
@@ -510,12 +513,32 @@ static bool link_usable(struct dp_lcore *lc, uint64_t now)
 	return lc->link_up;
 }
 
+/* Opt-in (cfg.idle_sleep_us) for shared cores: after DP_IDLE_LOOPS
+ * iterations without a packet or a command, nap so that other threads on
+ * this CPU (control threads, a peer process) get it. Costs up to one nap
+ * of latency on the next packet. */
+static void idle_nap(struct dp_lcore *lc, uint64_t work_before)
+{
+	struct timespec nap = {.tv_nsec = (long)lc->dp->cfg.idle_sleep_us * 1000};
+
+	if (lc->stats.rx_packets + lc->stats.tx_packets + lc->commands != work_before ||
+	    lc->n_txq != 0) {
+		lc->idle_loops = 0;
+		return;
+	}
+	if (++lc->idle_loops >= DP_IDLE_LOOPS)
+		nanosleep(&nap, NULL);
+}
+
 int dp_lcore_main(void *arg)
 {
 	struct dp_lcore *lc = arg;
 
+	if (lc->dp->cfg.idle_sleep_us != 0)
+		prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	while (!atomic_load_explicit(&lc->dp->stop, memory_order_relaxed)) {
 		uint64_t now = dj_time_ns();
+		uint64_t work = lc->stats.rx_packets + lc->stats.tx_packets + lc->commands;
 		bool up = link_usable(lc, now);
 
 		lc->now = now;
@@ -529,6 +552,8 @@ int dp_lcore_main(void *arg)
 			tx_flush(lc, now);
 		else
 			tx_stall_check(lc, 0, now);
+		if (lc->dp->cfg.idle_sleep_us != 0)
+			idle_nap(lc, work);
 	}
 	/* Let go of every frame: SEND waiters wait for their buffers. */
 	rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);

@@ -6,7 +6,9 @@
 #   scripts/bench-memif.sh [build-dir] [--quick]
 # Results: a table on stdout, JSON per step in $OUT (default /tmp/djinn-bench-memif.<pid>).
 # On a machine with more cores, give each process its own pair (the control
-# thread off the polling core): RECV_LCORES=2,3 RECV_MAIN=2 SEND_LCORES=4,5 SEND_MAIN=4.
+# thread off the polling core): RECV_LCORES=2,3 RECV_MAIN=2 SEND_LCORES=4,5 SEND_MAIN=4,
+# and IDLE_US=0 (pure polling). The default IDLE_US=20 lets idle lcores nap
+# (djinn-bench --idle-sleep-us), which on 2 shared cores is faster.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 builddir=${1:-build}
@@ -26,6 +28,7 @@ fi
 sock="/tmp/djinn-bench-memif.$$.sock"
 frame=9014
 bsize=9216
+idle_us=${IDLE_US:-20}
 recv_lcores=${RECV_LCORES:-0,1} recv_main=${RECV_MAIN:-0}
 send_lcores=${SEND_LCORES:-0,1} send_main=${SEND_MAIN:-1}
 pids=()
@@ -49,11 +52,13 @@ pair() {
 	rm -f "$sock"
 	"$bench" -l "$recv_lcores" --main-lcore "$recv_main" --no-pci --in-memory --file-prefix "djb$$r" \
 		--log-level=lib.eal:warning "${recv_eal[@]}" --vdev "$recv_vdev" \
-		-- $recv_args --json "$out/$name-recv.json" >"$out/$name-recv.log" 2>&1 &
+		-- $recv_args --idle-sleep-us "$idle_us" --json "$out/$name-recv.json" \
+		>"$out/$name-recv.log" 2>&1 &
 	pids=($!)
 	"$bench" -l "$send_lcores" --main-lcore "$send_main" --no-pci --in-memory --file-prefix "djb$$s" \
 		--log-level=lib.eal:warning --vdev "$send_vdev" \
-		-- $send_args --json "$out/$name-send.json" >"$out/$name-send.log" 2>&1 || {
+		-- $send_args --idle-sleep-us "$idle_us" --json "$out/$name-send.json" \
+		>"$out/$name-send.log" 2>&1 || {
 		echo "bench-memif: $name failed, see $out/$name-send.log" >&2; }
 	wait "${pids[0]}" || echo "bench-memif: $name receiver failed, see $out/$name-recv.log" >&2
 	pids=()

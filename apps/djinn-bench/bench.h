@@ -29,6 +29,7 @@ struct bench_opts {
 	bool crc;
 	bool verify;
 	const char *impair;
+	uint32_t idle_sleep_us;
 	const char *json_path;
 	struct dj_endpoint local, peer;
 	uint64_t session_id, cookie;

@@ -50,6 +50,7 @@ int bench_engine_start(const struct bench_opts *o, struct dj_dataplane **dp)
 	cfg.port.promiscuous = 1;
 	cfg.local = o->local;
 	cfg.impair = o->impair;
+	cfg.idle_sleep_us = o->idle_sleep_us;
 	dj_session_config_init(&cfg.session);
 	cfg.session.tx_crc = o->crc;
 	cfg.session.rx_crc = o->crc;

@@ -179,6 +179,10 @@ struct dj_dataplane_config {
 	/** GPU receive placement (borrowed, outlives the engine); NULL: a
 	 *  DJ_MEM_GPU receive fails with -ENOTSUP. */
 	const struct dj_dataplane_placer *placer;
+	/** Shared cores: an lcore idle for a few hundred loops naps this many
+	 *  microseconds (0, the default: poll without pause, for dedicated
+	 *  cores). */
+	uint32_t idle_sleep_us;
 	/** Wait this long for the link (the memif peer) before the lcores
 	 *  start; 0: do not wait. A link that stays down is logged, not fatal. */
 	uint32_t link_timeout_ms;

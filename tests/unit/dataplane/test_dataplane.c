@@ -132,12 +132,16 @@ struct duo {
 	uint16_t port_b;
 };
 
+/* Idle naps of the engines duo_start() makes (0: pure polling). */
+static uint32_t engine_idle_us;
+
 static int engine_create(uint16_t port, uint32_t ip, const struct dj_dataplane_placer *placer,
 			 struct dj_dataplane **dp)
 {
 	struct dj_dataplane_config cfg = {0};
 
 	cfg.placer = placer;
+	cfg.idle_sleep_us = engine_idle_us;
 	cfg.port.port_id = port;
 	cfg.port.frame_size = 9014;
 	cfg.local.ipv4 = ip;
@@ -211,6 +215,24 @@ static void test_transfers(void)
 	transfer_check(&d, 4, 8945);
 	transfer_check(&d, 5, 3u << 20); /* zero-copy fragments */
 	duo_stop(&d);
+}
+
+/* Lcores that nap when idle still serve every transfer, and a 1 MiB
+ * transfer keeps them busy enough not to nap in the middle of it. */
+static void test_idle_naps(void)
+{
+	struct duo d;
+	uint64_t t0;
+
+	engine_idle_us = 200;
+	duo_start(&d);
+	usleep(20000); /* both lcores are napping now */
+	t0 = dj_time_ns();
+	transfer_check(&d, 1, 100);
+	transfer_check(&d, 2, 1u << 20);
+	CU_ASSERT(dj_time_ns() - t0 < 2000000000ull);
+	duo_stop(&d);
+	engine_idle_us = 0;
 }
 
 static void test_api_errors(void)
@@ -583,6 +605,7 @@ int main(int argc, char **argv)
 		{"zero-copy frames hold the payload", test_frame_zero_copy},
 		{"transfers between two engines", test_transfers},
 		{"API errors, cancel, give-up, close", test_api_errors},
+		{"idle lcores nap and still serve", test_idle_naps},
 		{"probe round trip and its timeout", test_probe},
 		{"two queue pairs, two sessions", test_two_queues},
 		{"GPU placement plug-in holds mbufs until sync", test_gpu_placer},
