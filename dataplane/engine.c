@@ -646,7 +646,7 @@ static void sessions_teardown(struct dj_dataplane *dp)
 	}
 }
 
-void dj_dataplane_destroy(struct dj_dataplane *dp)
+void dj_dataplane_quiesce(struct dj_dataplane *dp)
 {
 	if (dp == NULL)
 		return;
@@ -654,6 +654,13 @@ void dj_dataplane_destroy(struct dj_dataplane *dp)
 	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)
 		if (dp->lcores[i] != NULL)
 			rte_eal_wait_lcore(dp->lcores[i]->lcore_id);
+}
+
+void dj_dataplane_destroy(struct dj_dataplane *dp)
+{
+	if (dp == NULL)
+		return;
+	dj_dataplane_quiesce(dp);
 	sessions_teardown(dp);
 	dj_port_destroy(dp->port);
 	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)

@@ -72,7 +72,11 @@ void bench_engine_stop(struct dj_dataplane *dp, struct bench_result *r)
 {
 	if (dp == NULL)
 		return;
-	usleep(200000); /* our last ACK leaves before the port stops */
+	/* Our last ACK leaves, then both sides stop polling before either
+	 * port (memif) disconnects. */
+	usleep(200000);
+	dj_dataplane_quiesce(dp);
+	usleep(300000);
 	dj_dataplane_get_stats(dp, &r->dp, &r->proto);
 	r->have_engine_stats = true;
 	dj_dataplane_destroy(dp);

@@ -201,6 +201,15 @@ int dj_dataplane_create(const struct dj_dataplane_config *cfg, struct dj_datapla
 /** Stop the lcores, close every session (their transfers fail), free all. */
 void dj_dataplane_destroy(struct dj_dataplane *dp);
 
+/**
+ * Stop the lcores but leave the port up, so that the peer sees no
+ * disconnect yet. For an orderly end between processes on memif: both
+ * sides quiesce, then destroy (a memif peer that disconnects while the
+ * other side's lcore is inside a burst can crash it in DPDK 22.11). After
+ * this only dj_dataplane_get_stats() and dj_dataplane_destroy() are valid.
+ */
+void dj_dataplane_quiesce(struct dj_dataplane *dp);
+
 /** This side's endpoint in HELLO form (MAC, IPv4, base UDP port, queues, MTU). */
 void dj_dataplane_endpoint(const struct dj_dataplane *dp, struct dj_dp_endpoint *ep);
 

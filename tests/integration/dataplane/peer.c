@@ -303,8 +303,10 @@ static int child_main(const struct peer_args *a)
 		fprintf(stderr, "%s: cannot enter netns %s\n", a->tag, a->netns);
 		return CHILD_SETUP;
 	}
-	if (eal_start(a) != 0)
+	if (eal_start(a) != 0) {
+		fprintf(stderr, "%s: EAL did not start\n", a->tag);
 		return CHILD_SETUP;
+	}
 	c.buf_len = largest_step(a);
 	c.buf = mmap(NULL, c.buf_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (c.buf == MAP_FAILED || engine_start(&c) != 0) {
@@ -316,8 +318,11 @@ static int child_main(const struct peer_args *a)
 		stats_dump(&c);
 	if (status == CHILD_OK && a->require_retransmits)
 		status = retransmits_check(&c);
-	/* Let the last ACKs leave before the port goes. */
+	/* Let the last ACKs leave, stop polling, and give the peer time to
+	 * stop polling too before our port (memif) disconnects. */
 	usleep(200000);
+	dj_dataplane_quiesce(c.dp);
+	usleep(300000);
 	dj_dataplane_destroy(c.dp);
 	dj_eal_cleanup();
 	return status;
@@ -344,8 +349,13 @@ int peer_wait(pid_t pid, unsigned int timeout_s)
 	for (;;) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
 
-		if (r == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		if (r == pid) {
+			int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+
+			if (rc != 0)
+				fprintf(stderr, "peer %d ended with status %d\n", (int)pid, rc);
+			return rc;
+		}
 		if (r < 0)
 			return -errno;
 		if (dj_time_ns() > deadline) {
