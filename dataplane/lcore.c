@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The polling loop: one per queue pair, owning its sessions. No locks, no
- * allocation, no system calls here: commands arrive through a ring, frames
- * through rte_eth_rx_burst, and results leave through atomics.
+ * allocation, no system calls here (but the opt-in idle nap): commands
+ * arrive through a ring, frames through rte_eth_rx_burst, and results leave
+ * through atomics.
  */
 #include <errno.h>
 #include <string.h>
@@ -27,16 +28,6 @@ void dp_op_complete(struct dp_op *op, int status)
 	atomic_store_explicit(&op->done, 1, memory_order_release);
 }
 
-static void send_op_finish(struct dp_op *op, int status);
-
-void dp_event_deliver(const struct dj_xfer_event *ev)
-{
-	if (ev->dir == DJ_XFER_TX)
-		send_op_finish(ev->user, ev->status);
-	else
-		dp_op_complete(ev->user, ev->status);
-}
-
 static void send_op_finish(struct dp_op *op, int status)
 {
 	op->status = status;
@@ -44,6 +35,14 @@ static void send_op_finish(struct dp_op *op, int status)
 	/* Last touch: frees op->shinfo's owner reference; the free callback
 	 * (now or when the last mbuf goes) sets op->released. */
 	dj_txframe_owner_put(&op->shinfo);
+}
+
+void dp_event_deliver(const struct dj_xfer_event *ev)
+{
+	if (ev->dir == DJ_XFER_TX)
+		send_op_finish(ev->user, ev->status);
+	else
+		dp_op_complete(ev->user, ev->status);
 }
 
 /* ---- transmit -------------------------------------------------------------- */
