@@ -29,6 +29,8 @@ sock="/tmp/djinn-bench-memif.$$.sock"
 frame=9014
 bsize=9216
 idle_us=${IDLE_US:-20}
+# memif loses nothing and its ring paces the sender: no slow start needed.
+credit=${INITIAL_CREDIT:-4096}
 recv_lcores=${RECV_LCORES:-0,1} recv_main=${RECV_MAIN:-0}
 send_lcores=${SEND_LCORES:-0,1} send_main=${SEND_MAIN:-1}
 pids=()
@@ -52,12 +54,14 @@ pair() {
 	rm -f "$sock"
 	"$bench" -l "$recv_lcores" --main-lcore "$recv_main" --no-pci --in-memory --file-prefix "djb$$r" \
 		--log-level=lib.eal:warning "${recv_eal[@]}" --vdev "$recv_vdev" \
-		-- $recv_args --idle-sleep-us "$idle_us" --json "$out/$name-recv.json" \
+		-- $recv_args --idle-sleep-us "$idle_us" --initial-credit "$credit" \
+		--json "$out/$name-recv.json" \
 		>"$out/$name-recv.log" 2>&1 &
 	pids=($!)
 	"$bench" -l "$send_lcores" --main-lcore "$send_main" --no-pci --in-memory --file-prefix "djb$$s" \
 		--log-level=lib.eal:warning --vdev "$send_vdev" \
-		-- $send_args --idle-sleep-us "$idle_us" --json "$out/$name-send.json" \
+		-- $send_args --idle-sleep-us "$idle_us" --initial-credit "$credit" \
+		--json "$out/$name-send.json" \
 		>"$out/$name-send.log" 2>&1 || {
 		echo "bench-memif: $name failed, see $out/$name-send.log" >&2; }
 	wait "${pids[0]}" || echo "bench-memif: $name receiver failed, see $out/$name-recv.log" >&2

@@ -30,6 +30,7 @@ struct bench_opts {
 	bool verify;
 	const char *impair;
 	uint32_t idle_sleep_us;
+	uint32_t initial_credit;     /* 0: the protocol's default */
 	const char *json_path;
 	struct dj_endpoint local, peer;
 	uint64_t session_id, cookie;

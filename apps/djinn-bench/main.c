@@ -44,6 +44,8 @@ static void usage(const char *prog)
 	       "  --no-verify          receiver does not check the bytes\n"
 	       "  --impair SPEC        in-line impairment, e.g. drop=0.05,reorder=0.05\n"
 	       "  --idle-sleep-us N    idle lcores nap N us (shared cores; default 0: poll)\n"
+	       "  --initial-credit N   fragments sent before the first ACK (default: the\n"
+	       "                       protocol's, 64; a lossless memif can take the window)\n"
 	       "  --local IP           this side's IPv4 (default 10.99.0.1 send, .2 recv)\n"
 	       "  --session ID --cookie X   (defaults 1 and 0x0d15ea5e)\n"
 	       "  --tcp-host H --tcp-port P (tcp mode; default 127.0.0.1 47100)\n"
@@ -157,6 +159,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
 		{"tcp-host", required_argument, NULL, 'H'}, {"tcp-port", required_argument, NULL, 'T'},
 		{"json", required_argument, NULL, 'j'},   {"log-level", required_argument, NULL, 'L'},
 		{"idle-sleep-us", required_argument, NULL, 'z'},
+		{"initial-credit", required_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	enum dj_log_level level;
@@ -189,6 +192,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
 		case 'T': o->tcp_port = (uint16_t)atoi(optarg); break;
 		case 'j': o->json_path = optarg; break;
 		case 'z': o->idle_sleep_us = (uint32_t)atoi(optarg); break;
+		case 'W': o->initial_credit = (uint32_t)atoi(optarg); break;
 		case 'L': rc = dj_log_level_parse(optarg, &level); dj_log_set_level(level); break;
 		default: rc = -EINVAL; break;
 		}

@@ -54,6 +54,8 @@ int bench_engine_start(const struct bench_opts *o, struct dj_dataplane **dp)
 	dj_session_config_init(&cfg.session);
 	cfg.session.tx_crc = o->crc;
 	cfg.session.rx_crc = o->crc;
+	if (o->initial_credit != 0)
+		cfg.session.initial_credit = o->initial_credit;
 	cfg.session_set = true;
 	cfg.link_timeout_ms = LINK_WAIT_MS;
 	rc = dj_dataplane_create(&cfg, dp);
