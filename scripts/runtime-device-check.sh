@@ -32,7 +32,7 @@ for mode in dpdk tcp; do
 	port=$((20000 + RANDOM % 20000)) sock=/tmp/dj-rt-$mode.memif
 	if [ $mode = dpdk ]; then
 		"$bin"/djinn-dp --vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
-			--file-prefix dj_rt_s -l 0-1 -- --gpu 0 --ctl-port $port --stats-interval 0 \
+			-l 0-1 -- --gpu 0 --ctl-port $port --stats-interval 0 \
 			>"$out/server_$mode.log" 2>&1 &
 	else
 		"$bin"/djinn-dp -- --no-dpdk --gpu 0 --ctl-port $port --stats-interval 0 \
@@ -43,7 +43,7 @@ for mode in dpdk tcp; do
 	grep -E "^compute|^data plane|^control plane" "$out/server_$mode.log"
 	if [ $mode = dpdk ]; then
 		"$bin"/djinn --vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
-			--file-prefix dj_rt_c -l 2-3 -- --port $port --path dpdk demo --size 512 2>&1 | grep -v '^EAL\|^TELEMETRY'
+			-l 2-3 -- --port $port --path dpdk demo --size 512 2>&1 | grep -v '^EAL\|^TELEMETRY'
 	else
 		"$bin"/djinn --port $port --path tcp demo --size 512 2>&1
 	fi

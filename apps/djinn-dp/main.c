@@ -53,6 +53,8 @@ struct dp_options {
 	uint16_t dp_udp_port;
 	uint16_t dp_frame_size;
 	const char *dp_impair;
+	uint32_t dp_idle_sleep_us;
+	uint32_t dp_initial_credit;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -82,6 +84,10 @@ static void usage(const char *prog)
 	       "  --dp-udp-port N        data-plane base UDP port (default: the protocol's)\n"
 	       "  --dp-frame-size N      largest data-plane frame (default 9014)\n"
 	       "  --dp-impair SPEC       in-line impairment, e.g. drop=0.05,reorder=0.05\n"
+	       "  --dp-idle-sleep-us N   idle data-plane lcores nap N us (shared cores;\n"
+	       "                         default 0: poll without pause)\n"
+	       "  --dp-initial-credit N  fragments a sender may have out before the first\n"
+	       "                         ACK (default: the protocol's)\n"
 	       "  --no-dpdk              do not start EAL: TCP fallback only\n"
 	       "  --stats-interval SEC   periodic stats line (default 10, 0: off)\n"
 	       "  --probe                report ports and GPUs, then exit\n"
@@ -136,7 +142,7 @@ enum {
 	OPT_LISTEN = 256, OPT_CTL_PORT, OPT_GPU, OPT_MEM_LIMIT, OPT_TOTAL_MEM_LIMIT,
 	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
 	OPT_DP_IP, OPT_DP_UDP_PORT, OPT_DP_FRAME_SIZE, OPT_DP_IMPAIR, OPT_NO_DPDK,
-	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL,
+	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_INITIAL_CREDIT,
 };
 
 static int parse_option(int c, const char *arg, struct dp_options *o)
@@ -169,6 +175,7 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 	static const struct { int opt; unsigned long max; } limits[] = {
 		{OPT_CTL_PORT, 65535}, {OPT_WORKERS, 64}, {OPT_DP_QUEUES, DJ_PORT_MAX_QUEUES},
 		{OPT_DP_UDP_PORT, 65535}, {OPT_DP_FRAME_SIZE, 65535}, {OPT_STATS_INTERVAL, 86400},
+		{OPT_DP_IDLE_SLEEP, 1000000}, {OPT_DP_INITIAL_CREDIT, 1u << 20},
 	};
 	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
 		if (limits[i].opt != c)
@@ -181,6 +188,8 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 		case OPT_DP_QUEUES: o->dp_queues = (uint16_t)v; break;
 		case OPT_DP_UDP_PORT: o->dp_udp_port = (uint16_t)v; break;
 		case OPT_DP_FRAME_SIZE: o->dp_frame_size = (uint16_t)v; break;
+		case OPT_DP_IDLE_SLEEP: o->dp_idle_sleep_us = (uint32_t)v; break;
+		case OPT_DP_INITIAL_CREDIT: o->dp_initial_credit = (uint32_t)v; break;
 		default: o->stats_interval = (unsigned int)v; break;
 		}
 		return 0;
@@ -206,6 +215,8 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"dp-udp-port", required_argument, NULL, OPT_DP_UDP_PORT},
 		{"dp-frame-size", required_argument, NULL, OPT_DP_FRAME_SIZE},
 		{"dp-impair", required_argument, NULL, OPT_DP_IMPAIR},
+		{"dp-idle-sleep-us", required_argument, NULL, OPT_DP_IDLE_SLEEP},
+		{"dp-initial-credit", required_argument, NULL, OPT_DP_INITIAL_CREDIT},
 		{"no-dpdk", no_argument, NULL, OPT_NO_DPDK},
 		{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
 		{"probe", no_argument, NULL, OPT_PROBE},
@@ -292,6 +303,12 @@ static int dataplane_start(const struct dp_options *o, struct dj_dataplane **dp)
 	cfg.local.ipv4 = ntohl(ip.s_addr);
 	cfg.local.port = o->dp_udp_port;
 	cfg.impair = o->dp_impair;
+	cfg.idle_sleep_us = o->dp_idle_sleep_us;
+	if (o->dp_initial_credit != 0) {
+		dj_session_config_init(&cfg.session);
+		cfg.session.initial_credit = o->dp_initial_credit;
+		cfg.session_set = true;
+	}
 	rc = dj_dataplane_create(&cfg, dp);
 	if (rc == 0)
 		printf("data plane: port %u, %u queue(s), %s, frames up to %u B\n", port_id,
@@ -456,6 +473,10 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	rc = serve(&o, dp);
+	/* Stop polling before the port goes, so a memif peer never sees its
+	 * rings vanish under a burst (DPDK 22.11). */
+	if (dp != NULL)
+		dj_dataplane_quiesce(dp);
 	dj_dataplane_destroy(dp);
 	if (eal_up)
 		dj_eal_cleanup();

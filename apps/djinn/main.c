@@ -416,6 +416,8 @@ int main(int argc, char **argv)
 	}
 	dj_disconnect(conn);
 	dj_client_destroy(client);
+	if (dp != NULL)
+		dj_dataplane_quiesce(dp);
 	dj_dataplane_destroy(dp);
 	return status;
 }

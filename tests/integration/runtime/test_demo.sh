@@ -13,7 +13,7 @@ log=$(mktemp /tmp/djinn-test-demo.XXXXXX)
 cleanup() { kill -INT "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -f "$sock" "$log"; }
 
 if [ "$mode" = dpdk ]; then
-	"$dp_bin" --vdev "$vdev_server" --file-prefix "dj-demo-s$$" \
+	"$dp_bin" --vdev "$vdev_server" \
 		-- --ctl-port "$port" --stats-interval 0 >"$log" 2>&1 &
 else
 	"$dp_bin" -- --no-dpdk --ctl-port "$port" --stats-interval 0 >"$log" 2>&1 &
@@ -28,7 +28,7 @@ done
 grep -q "control plane: listening" "$log" || { echo "server not up:"; cat "$log"; exit 1; }
 
 if [ "$mode" = dpdk ]; then
-	out=$("$client_bin" --vdev "$vdev_client" --file-prefix "dj-demo-c$$" \
+	out=$("$client_bin" --vdev "$vdev_client" \
 		-- --port "$port" --path dpdk demo 2>&1)
 	want="over DPDK"
 else
