@@ -423,11 +423,39 @@ int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_
 
 /* ---- send ------------------------------------------------------------------------------ */
 
+/*
+ * The CPU must never read GPU memory, and a NIC cannot without a DMA
+ * mapping of it: a GPU source goes out of a host copy that the placer's
+ * copy_out() makes. Device-to-host runs at tens of GB/s, well above the
+ * wire, so the copy costs a small part of the transfer.
+ */
+static int send_gpu_source(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+			   const void *src, size_t len, uint32_t timeout_ms)
+{
+	const struct dj_dataplane_placer *pl = dp->cfg.placer;
+	void *host = NULL;
+	int rc;
+
+	if (pl == NULL || pl->copy_out == NULL)
+		return -ENOTSUP;
+	if (len != 0 && posix_memalign(&host, RTE_CACHE_LINE_SIZE, len) != 0)
+		return -ENOMEM;
+	rc = len != 0 ? pl->copy_out(pl->ctx, host, src, len) : 0;
+	if (rc == 0)
+		rc = dj_dataplane_send(dp, cookie, xfer_id, host, len, DJ_MEM_HOST, timeout_ms);
+	free(host);
+	return rc;
+}
+
 int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
 		      const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms)
 {
 	struct dp_op *op;
-	int rc = xfer_op_new(dp, DP_CMD_SEND, cookie, xfer_id, (void *)(uintptr_t)src, len, mem, &op);
+	int rc;
+
+	if (dp != NULL && mem == DJ_MEM_GPU)
+		return send_gpu_source(dp, cookie, xfer_id, src, len, timeout_ms);
+	rc = xfer_op_new(dp, DP_CMD_SEND, cookie, xfer_id, (void *)(uintptr_t)src, len, mem, &op);
 
 	if (rc != 0)
 		return rc;
@@ -497,12 +525,21 @@ static int lcore_state_create(struct dj_dataplane *dp, unsigned int idx, unsigne
 	return rc;
 }
 
+/* A placer still holds received mbufs: it must give them back while their
+ * mempools (the port's) exist. */
+static void lcore_placer_fini(const struct dj_dataplane *dp, struct dp_lcore *lc)
+{
+	if (lc == NULL || dp->cfg.placer == NULL || lc->placer_state == NULL)
+		return;
+	dp->cfg.placer->lcore_fini(lc->placer_state);
+	lc->placer_state = NULL;
+}
+
 static void lcore_state_destroy(const struct dj_dataplane *dp, struct dp_lcore *lc)
 {
 	if (lc == NULL)
 		return;
-	if (dp->cfg.placer != NULL && lc->placer_state != NULL)
-		dp->cfg.placer->lcore_fini(lc->placer_state);
+	lcore_placer_fini(dp, lc);
 	dj_impair_destroy(lc->impair);
 	dj_hold_queue_destroy(lc->hold);
 	rte_ring_free(lc->cmds);
@@ -661,6 +698,9 @@ void dj_dataplane_destroy(struct dj_dataplane *dp)
 	if (dp == NULL)
 		return;
 	dj_dataplane_quiesce(dp);
+	/* Queued GPU copies land before waiters hear of their transfers. */
+	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)
+		lcore_placer_fini(dp, dp->lcores[i]);
 	sessions_teardown(dp);
 	dj_port_destroy(dp->port);
 	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)

@@ -320,6 +320,16 @@ static void cmd_recv(struct dp_op *op, uint64_t now)
 		dp_op_complete(op, rc);
 }
 
+/* A cancelled destination is never written again: not by queued GPU
+ * copies either. */
+static void cmd_cancel(struct dp_lcore *lc, struct dp_op *op)
+{
+	int rc = dj_session_cancel(op->sess->s, op->dir, op->xfer_id);
+
+	placer_sync(lc);
+	dp_op_complete(op, rc);
+}
+
 static void cmd_ping(struct dp_op *op, uint64_t now)
 {
 	struct dp_session *ses = op->sess;
@@ -358,7 +368,7 @@ static void commands_run(struct dp_lcore *lc, uint64_t now)
 			cmd_recv(op, now);
 			break;
 		case DP_CMD_CANCEL:
-			dp_op_complete(op, dj_session_cancel(op->sess->s, op->dir, op->xfer_id));
+			cmd_cancel(lc, op);
 			break;
 		case DP_CMD_PING:
 			cmd_ping(op, now);

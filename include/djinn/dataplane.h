@@ -139,8 +139,9 @@ struct dj_dataplane;
 
 /**
  * Receive placement for destinations the CPU does not write (DJ_MEM_GPU),
- * e.g. the GPU module's batching sink. Every callback runs on the polling
- * lcore that owns the session, one lcore state never concurrently.
+ * e.g. the GPU module's batching sink (dj_gpu_dp_placer_create). Every
+ * callback but copy_out runs on the polling lcore that owns the session,
+ * one lcore state never concurrently.
  */
 struct dj_dataplane_placer {
 	/** Per-lcore state for lcore_idx (0 .. queues - 1). */
@@ -159,6 +160,11 @@ struct dj_dataplane_placer {
 	 *  complete. 0, or a negative errno that fails nothing but is logged. */
 	int (*sync)(void *state);
 	void *ctx;
+	/** Optional, for GPU sources on transmit (dj_dataplane_send with
+	 *  DJ_MEM_GPU): copy len bytes of GPU memory at src into host memory
+	 *  at dst before returning. Runs on control threads, several at once.
+	 *  NULL: such sends fail with -ENOTSUP. */
+	int (*copy_out)(void *ctx, void *dst, const void *src, size_t len);
 };
 
 struct dj_dataplane_config {

@@ -349,6 +349,58 @@ bool dj_gpu_tx_stager_done(struct dj_gpu_tx_stager *st);
 /** Free the stager; every chunk must be done (mbufs freed) first. */
 void dj_gpu_tx_stager_destroy(struct dj_gpu_tx_stager *st);
 
+
+/* ---------------------------------------------------------------------- */
+/* Data-plane integration                                                  */
+
+/*
+ * The data plane's GPU placement (struct dj_dataplane_placer in
+ * djinn/dataplane.h) on the staged receive sink: one sink per polling lcore
+ * in absolute mode gathers every fragment of a DJ_MEM_GPU receive into GPU
+ * memory and frees the rx mbufs once the GPU has read them; the engine's
+ * sync() drains it before a receive is reported complete. Rx mempools are
+ * registered with the GPU the first time their mbufs are seen. A GPU source
+ * on transmit is copied device-to-host (copy_out) and sent from host memory.
+ * DJ_GPU_HOST gives the same behaviour over host memory (memcpy).
+ */
+struct dj_dataplane_placer;
+struct dj_gpu_dp_placer;
+
+struct dj_gpu_dp_placer_conf {
+	int16_t dev_id;   /**< gpudev id of the GPU the destinations live on, or DJ_GPU_HOST */
+	/** PERSISTENT: a resident gather kernel per lcore (fastest; its blocks
+	 *  stay on the SMs). LAUNCH: a kernel per burst, the GPU is free for
+	 *  other work between bursts (servers that also compute). */
+	enum dj_gpu_gather_mode mode;
+	uint16_t blocks;     /**< persistent blocks per lcore; 0: from frag_size */
+	uint32_t frag_size;  /**< typical fragment payload; 0: MTU-size */
+};
+
+struct dj_gpu_dp_placer_stats {
+	struct dj_gpu_rx_sink_stats sink; /**< summed over the lcores' sinks */
+	uint64_t direct_copies; /**< fragments copied synchronously (the sink could not take them) */
+	uint64_t failures;      /**< fragments whose copy failed (sync() returned -EIO) */
+	uint64_t pools;         /**< mempools registered with the GPU */
+};
+
+/** gpudev dev_id of the GPU that is CUDA device @p ordinal (the ordinal the
+ *  runtime and gpu_ops use): >= 0, -DJ_ENOGPU (no GPU), -ENODEV. */
+int dj_gpu_find_cuda(int ordinal);
+
+/** Create the placer for dj_dataplane_config.placer. The caller owns *out
+ *  and destroys it after the data plane. 0, -EINVAL, -ENOMEM, -DJ_ENOGPU. */
+int dj_gpu_dp_placer_create(const struct dj_gpu_dp_placer_conf *conf,
+			    struct dj_gpu_dp_placer **out);
+
+/** The callbacks to put in dj_dataplane_config.placer; owned by @p p. */
+const struct dj_dataplane_placer *dj_gpu_dp_placer_ops(const struct dj_gpu_dp_placer *p);
+
+/** Counters summed over the lcores that use the placer now. */
+void dj_gpu_dp_placer_stats_get(struct dj_gpu_dp_placer *p, struct dj_gpu_dp_placer_stats *st);
+
+/** Free the placer; every data plane using it must be destroyed first. */
+void dj_gpu_dp_placer_destroy(struct dj_gpu_dp_placer *p);
+
 #ifdef __cplusplus
 }
 #endif

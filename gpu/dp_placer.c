@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The data plane's GPU placement (struct dj_dataplane_placer) on the rx sink
+ * in absolute mode, one sink per polling lcore:
+ *
+ *   place()      append {payload inside the mbuf, destination address, len}
+ *   burst_end()  hand the list and the burst's mbufs to the sink; the sink
+ *                frees the mbufs once the GPU has read them
+ *   sync()       drain the sink: every queued byte is in the destination
+ *   copy_out()   device-to-host copy of a GPU source for transmission
+ *
+ * The gather kernel reads mbuf data, so a mempool is registered with the
+ * GPU the first time one of its mbufs is seen; that slow path (once per pool
+ * and lcore) is the only lock. Whatever the sink cannot take (a full ring
+ * that does not drain, a pool that cannot be registered) is copied
+ * synchronously with cudaMemcpy before the mbufs go back: slower, never
+ * lost. The pools are unregistered when the last lcore state goes, which
+ * the engine does before it frees the port's mempools.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_common.h>
+#include <rte_mbuf.h>
+
+#include "djinn/common.h"
+#include "djinn/dataplane.h"
+#include "djinn/gpu.h"
+#include "gpu_internal.h"
+#ifdef DJ_HAVE_CUDA
+#include "gpu_cuda.h"
+
+/* dp_placer_cuda.cu: make CUDA device @ordinal the calling thread's. */
+int djg_dp_device_use(int ordinal);
+#endif
+
+#define PLACER_MAX_COPIES 256
+#define PLACER_MAX_BUFS 128   /* the engine hands at most two rx bursts */
+#define PLACER_MAX_POOLS 16
+#define PLACER_MAX_LCORES 16
+#define SUBMIT_RETRY_NS (100ull * 1000 * 1000)
+#define SYNC_TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
+
+struct placer_lcore;
+
+struct dj_gpu_dp_placer {
+	struct dj_dataplane_placer ops;
+	struct dj_gpu_dp_placer_conf conf;
+	int ordinal;                  /* CUDA device; -1: host memory */
+	pthread_mutex_t lock;         /* everything below */
+	struct rte_mempool *pools[PLACER_MAX_POOLS]; /* registered with the GPU */
+	unsigned int n_pools;
+	struct placer_lcore *lcores[PLACER_MAX_LCORES];
+	unsigned int n_lcores;
+};
+
+/* State of one polling lcore; only that lcore touches it after init. */
+struct placer_lcore {
+	struct dj_gpu_dp_placer *owner;
+	unsigned int idx;
+	struct dj_gpu_rx_sink *sink;
+	bool device_set;
+	uint16_t n_copies;
+	unsigned int n_known;
+	struct rte_mempool *known[PLACER_MAX_POOLS];
+	uint64_t direct_copies;
+	uint64_t failures, failures_reported;
+	struct dj_gpu_copy copies[PLACER_MAX_COPIES];
+} __rte_cache_aligned;
+
+static void release_mbufs(void **bufs, uint16_t n, void *arg)
+{
+	(void)arg;
+	rte_pktmbuf_free_bulk((struct rte_mbuf **)bufs, n);
+}
+
+static int copy_to_dest(const struct dj_gpu_dp_placer *p, const struct dj_gpu_copy *c)
+{
+	void *dst = (void *)(uintptr_t)c->dst_off;
+
+	if (p->ordinal < 0) {
+		memcpy(dst, c->src, c->len);
+		return 0;
+	}
+#ifdef DJ_HAVE_CUDA
+	return djg_cuda_copy(p->ordinal, dst, c->src, c->len, 1);
+#else
+	return -DJ_ENOGPU;
+#endif
+}
+
+/* The slow, always available way: one synchronous copy per fragment. */
+static void copy_now(struct placer_lcore *lc)
+{
+	for (uint16_t i = 0; i < lc->n_copies; i++)
+		if (copy_to_dest(lc->owner, &lc->copies[i]) != 0)
+			lc->failures++;
+	lc->direct_copies += lc->n_copies;
+	lc->n_copies = 0;
+}
+
+static void place(void *state, void *dest_base, uint64_t dest_len, uint64_t dest_offset,
+		  const void *src, uint32_t len)
+{
+	struct placer_lcore *lc = state;
+
+	(void)dest_len; /* the engine validated the range */
+	if (unlikely(lc->n_copies == PLACER_MAX_COPIES))
+		copy_now(lc);
+	lc->copies[lc->n_copies++] = (struct dj_gpu_copy){
+		.src = src,
+		.dst_off = (uint64_t)(uintptr_t)dest_base + dest_offset,
+		.len = len,
+	};
+}
+
+static int pool_register(struct placer_lcore *lc, struct rte_mempool *mp)
+{
+	struct dj_gpu_dp_placer *p = lc->owner;
+	unsigned int i;
+	int rc = 0;
+
+	if (lc->n_known == PLACER_MAX_POOLS)
+		return -ENOSPC;
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < p->n_pools && p->pools[i] != mp; i++)
+		;
+	if (i == p->n_pools) {
+		rc = p->n_pools == PLACER_MAX_POOLS ? -ENOSPC :
+		     dj_gpu_mempool_register(p->conf.dev_id, mp);
+		if (rc == 0)
+			p->pools[p->n_pools++] = mp;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (rc != 0) {
+		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "dp placer: mempool %s not readable by the GPU "
+		       "(%s): its payloads are copied synchronously", mp->name, dj_strerror(rc));
+		return rc;
+	}
+	lc->known[lc->n_known++] = mp;
+	return 0;
+}
+
+static int pool_check(struct placer_lcore *lc, struct rte_mempool *mp)
+{
+	for (unsigned int i = 0; i < lc->n_known; i++)
+		if (likely(lc->known[i] == mp))
+			return 0;
+	return pool_register(lc, mp);
+}
+
+/* Every mbuf the gather kernel reads lies in memory registered with the GPU. */
+static int mbufs_readable(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
+{
+	if (lc->owner->ordinal < 0)
+		return 0;
+	for (uint16_t i = 0; i < n; i++)
+		for (struct rte_mbuf *seg = mbufs[i]; seg != NULL; seg = seg->next)
+			if (pool_check(lc, seg->pool) != 0)
+				return -EFAULT;
+	return 0;
+}
+
+/* Kernel launches (launch mode) go to the calling thread's current device. */
+static int lcore_device_set(struct placer_lcore *lc)
+{
+#ifdef DJ_HAVE_CUDA
+	if (!lc->device_set && lc->owner->ordinal >= 0) {
+		int rc = djg_dp_device_use(lc->owner->ordinal);
+
+		if (rc != 0)
+			return rc;
+	}
+#endif
+	lc->device_set = true;
+	return 0;
+}
+
+static int submit(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
+{
+	uint64_t deadline = 0;
+	int rc;
+
+	while ((rc = dj_gpu_rx_sink_submit(lc->sink, lc->copies, lc->n_copies, (void **)mbufs,
+					   n)) == -EAGAIN) {
+		uint64_t now = dj_time_ns();
+
+		if (deadline == 0)
+			deadline = now + SUBMIT_RETRY_NS;
+		else if (now > deadline)
+			break;
+	}
+	return rc;
+}
+
+static int burst_end(void *state, struct rte_mbuf **mbufs, uint16_t n)
+{
+	struct placer_lcore *lc = state;
+	int rc = -E2BIG;
+
+	if (n <= PLACER_MAX_BUFS && (rc = lcore_device_set(lc)) == 0 &&
+	    (rc = mbufs_readable(lc, mbufs, n)) == 0)
+		rc = submit(lc, mbufs, n);
+	if (unlikely(rc != 0)) {
+		copy_now(lc);
+		return 1; /* copied: the engine frees the mbufs now */
+	}
+	lc->n_copies = 0;
+	return 0;
+}
+
+static int sync_all(void *state)
+{
+	struct placer_lcore *lc = state;
+	int rc;
+
+	copy_now(lc); /* placed but not handed over yet: the mbufs are still alive */
+	rc = dj_gpu_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS);
+	if (rc == 0 && lc->failures != lc->failures_reported)
+		rc = -EIO;
+	lc->failures_reported = lc->failures;
+	return rc;
+}
+
+static int lcore_init(void *ctx, unsigned int idx, void **state)
+{
+	struct dj_gpu_dp_placer *p = ctx;
+	struct dj_gpu_rx_sink_conf sc = {
+		.dev_id = p->conf.dev_id,
+		.max_copies = PLACER_MAX_COPIES,
+		.max_bufs = PLACER_MAX_BUFS,
+		.mode = p->conf.mode,
+		.blocks = p->conf.blocks,
+		.frag_size = p->conf.frag_size,
+		.release = release_mbufs,
+	};
+	struct placer_lcore *lc;
+	int rc;
+
+	if (idx >= PLACER_MAX_LCORES)
+		return -EINVAL;
+	lc = aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN_CEIL(sizeof(*lc), RTE_CACHE_LINE_SIZE));
+	if (lc == NULL)
+		return -ENOMEM;
+	memset(lc, 0, sizeof(*lc));
+	lc->owner = p;
+	lc->idx = idx;
+	rc = dj_gpu_rx_sink_create(&sc, &lc->sink);
+	if (rc != 0) {
+		free(lc);
+		return rc;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->lcores[idx] = lc;
+	p->n_lcores++;
+	pthread_mutex_unlock(&p->lock);
+	*state = lc;
+	return 0;
+}
+
+/* The last lcore gone: no kernel reads the pools any more. */
+static void pools_unregister(struct dj_gpu_dp_placer *p)
+{
+	for (unsigned int i = 0; i < p->n_pools; i++)
+		dj_gpu_mempool_unregister(p->conf.dev_id, p->pools[i]);
+	p->n_pools = 0;
+}
+
+static void lcore_fini(void *state)
+{
+	struct placer_lcore *lc = state;
+	struct dj_gpu_dp_placer *p = lc->owner;
+
+	copy_now(lc);
+	dj_gpu_rx_sink_destroy(lc->sink); /* drains, then frees what it holds */
+	pthread_mutex_lock(&p->lock);
+	p->lcores[lc->idx] = NULL;
+	if (--p->n_lcores == 0)
+		pools_unregister(p);
+	pthread_mutex_unlock(&p->lock);
+	free(lc);
+}
+
+static int copy_out(void *ctx, void *dst, const void *src, size_t len)
+{
+	const struct dj_gpu_dp_placer *p = ctx;
+
+	if (p->ordinal < 0) {
+		memcpy(dst, src, len);
+		return 0;
+	}
+#ifdef DJ_HAVE_CUDA
+	return djg_cuda_copy(p->ordinal, dst, src, len, 0);
+#else
+	return -DJ_ENOGPU;
+#endif
+}
+
+int dj_gpu_find_cuda(int ordinal)
+{
+	int n = dj_gpu_count();
+
+	if (n == 0)
+		return -DJ_ENOGPU;
+	for (int i = 0; i < n; i++) {
+		struct dj_gpu_info info;
+
+		if (dj_gpu_info_get(i, &info) == 0 && djg_ordinal(info.dev_id) == ordinal)
+			return info.dev_id;
+	}
+	return -ENODEV;
+}
+
+int dj_gpu_dp_placer_create(const struct dj_gpu_dp_placer_conf *conf,
+			    struct dj_gpu_dp_placer **out)
+{
+	struct dj_gpu_dp_placer *p;
+
+	if (conf == NULL || out == NULL ||
+	    (conf->mode != DJ_GPU_GATHER_PERSISTENT && conf->mode != DJ_GPU_GATHER_LAUNCH))
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return -ENOMEM;
+	p->conf = *conf;
+	p->ordinal = conf->dev_id == DJ_GPU_HOST ? -1 : djg_ordinal(conf->dev_id);
+	if (conf->dev_id != DJ_GPU_HOST && p->ordinal < 0) {
+		int rc = p->ordinal;
+
+		free(p);
+		return rc;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	p->ops = (struct dj_dataplane_placer){
+		.lcore_init = lcore_init,
+		.lcore_fini = lcore_fini,
+		.place = place,
+		.burst_end = burst_end,
+		.sync = sync_all,
+		.ctx = p,
+		.copy_out = copy_out,
+	};
+	*out = p;
+	return 0;
+}
+
+const struct dj_dataplane_placer *dj_gpu_dp_placer_ops(const struct dj_gpu_dp_placer *p)
+{
+	return p != NULL ? &p->ops : NULL;
+}
+
+static void sink_stats_add(struct dj_gpu_rx_sink_stats *to, const struct dj_gpu_rx_sink_stats *s)
+{
+	to->path = s->path;
+	to->mode = s->mode;
+	to->bursts += s->bursts;
+	to->copies += s->copies;
+	to->bytes += s->bytes;
+	to->completed += s->completed;
+	to->rejected += s->rejected;
+	to->ring_full += s->ring_full;
+}
+
+void dj_gpu_dp_placer_stats_get(struct dj_gpu_dp_placer *p, struct dj_gpu_dp_placer_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&p->lock);
+	for (unsigned int i = 0; i < PLACER_MAX_LCORES; i++) {
+		const struct placer_lcore *lc = p->lcores[i];
+		struct dj_gpu_rx_sink_stats s;
+
+		if (lc == NULL)
+			continue;
+		dj_gpu_rx_sink_stats_get(lc->sink, &s);
+		sink_stats_add(&st->sink, &s);
+		st->direct_copies += lc->direct_copies;
+		st->failures += lc->failures;
+	}
+	st->pools = p->n_pools;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void dj_gpu_dp_placer_destroy(struct dj_gpu_dp_placer *p)
+{
+	if (p == NULL)
+		return;
+	if (p->n_lcores != 0)
+		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "dp placer destroyed while %u lcores use it "
+		       "(destroy the data plane first)", p->n_lcores);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}

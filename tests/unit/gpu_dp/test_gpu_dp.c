@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The GPU module's data-plane placer (dj_gpu_dp_placer) under the real
+ * engine: two engines over a net_ring pair in one process, real rx mbufs.
+ *
+ *   test_gpu_dp        host placer (DJ_GPU_HOST): runs everywhere
+ *   test_gpu_dp gpu    receives into and sends from GPU memory through the
+ *                      staged sink (persistent and launch kernels); exits
+ *                      77 (skipped) where no GPU is usable
+ *
+ * Every transfer is checked byte for byte (GPU memory copied back), with
+ * guard bytes around the destination that must stay untouched; more data
+ * than the rx mempool holds goes through, so mbufs must come back.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_ring.h>
+
+#include "djinn/common.h"
+#include "djinn/dataplane.h"
+#include "djinn/eal.h"
+#include "djinn/gpu.h"
+#include "harness.h"
+
+#define IP_A 0x0a640001u
+#define IP_B 0x0a640002u
+#define COOKIE 0x6770756470000001ull
+#define GUARD 64
+#define GUARD_BYTE 0x5a
+
+static int16_t dev = DJ_GPU_HOST;
+static struct dj_gpu_pool *pool;   /* "device" memory: GPU, or host for DJ_GPU_HOST */
+static unsigned int ring_seq;
+static uint32_t next_id = 1;
+
+struct duo {
+	struct dj_gpu_dp_placer *placer;
+	struct dj_dataplane *a, *b;   /* a sends, b receives; both use the placer */
+};
+
+static void ring_pair(uint16_t *a, uint16_t *b)
+{
+	char name[32];
+	struct rte_ring *ab, *ba;
+	int pa, pb;
+
+	snprintf(name, sizeof(name), "gdab%u", ring_seq);
+	ab = rte_ring_create(name, 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	snprintf(name, sizeof(name), "gdba%u", ring_seq);
+	ba = rte_ring_create(name, 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	CU_ASSERT_FATAL(ab != NULL && ba != NULL);
+	snprintf(name, sizeof(name), "net_ringGA%u", ring_seq);
+	pa = rte_eth_from_rings(name, &ba, 1, &ab, 1, 0);
+	snprintf(name, sizeof(name), "net_ringGB%u", ring_seq++);
+	pb = rte_eth_from_rings(name, &ab, 1, &ba, 1, 0);
+	CU_ASSERT_FATAL(pa >= 0 && pb >= 0);
+	*a = (uint16_t)pa;
+	*b = (uint16_t)pb;
+}
+
+static int engine_create(uint16_t port, uint32_t ip, const struct dj_dataplane_placer *placer,
+			 struct dj_dataplane **dp)
+{
+	struct dj_dataplane_config cfg = {0};
+
+	cfg.placer = placer;
+	cfg.port.port_id = port;
+	cfg.port.frame_size = 9014;
+	cfg.local.ipv4 = ip;
+	return dj_dataplane_create(&cfg, dp);
+}
+
+static void duo_start(struct duo *d, enum dj_gpu_gather_mode mode)
+{
+	struct dj_gpu_dp_placer_conf pc = {.dev_id = dev, .mode = mode, .frag_size = 8000};
+	struct dj_dp_endpoint ea, eb;
+	uint16_t pa, pb;
+
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_dp_placer_create(&pc, &d->placer), 0);
+	ring_pair(&pa, &pb);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, dj_gpu_dp_placer_ops(d->placer), &d->a), 0);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, dj_gpu_dp_placer_ops(d->placer), &d->b), 0);
+	dj_dataplane_endpoint(d->a, &ea);
+	dj_dataplane_endpoint(d->b, &eb);
+	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->a, 9, COOKIE, &eb), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->b, 9, COOKIE, &ea), 0);
+}
+
+static void duo_stop(struct duo *d)
+{
+	dj_dataplane_destroy(d->a);
+	dj_dataplane_destroy(d->b);
+	dj_gpu_dp_placer_destroy(d->placer);
+}
+
+static uint8_t *random_bytes(size_t len, unsigned int seed)
+{
+	uint8_t *p = malloc(len + 1);
+
+	CU_ASSERT_FATAL(p != NULL);
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(rand_r(&seed) >> 7);
+	return p;
+}
+
+/* Device buffer of len bytes between guards, at a misaligned offset when
+ * odd is set; *base receives the whole allocation. */
+static uint8_t *device_buffer(size_t len, int odd, void **base)
+{
+	size_t total = len + 2 * GUARD + 8;
+	uint8_t *guards = malloc(total);
+
+	CU_ASSERT_FATAL(guards != NULL);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, total, base), 0);
+	memset(guards, GUARD_BYTE, total);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_in(pool, *base, guards, total), 0);
+	free(guards);
+	return (uint8_t *)*base + GUARD + (odd ? 3 : 0);
+}
+
+/* Copy the device buffer back: the payload must match want, the guards
+ * must be intact. */
+static void device_check(void *base, size_t len, int odd, const uint8_t *want)
+{
+	size_t total = len + 2 * GUARD + 8, at = GUARD + (odd ? 3 : 0);
+	uint8_t *back = malloc(total);
+	size_t bad_guard = 0;
+
+	CU_ASSERT_FATAL(back != NULL);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_out(pool, back, base, total), 0);
+	CU_ASSERT_EQUAL(memcmp(back + at, want, len), 0);
+	for (size_t i = 0; i < total; i++)
+		bad_guard += (i < at || i >= at + len) && back[i] != GUARD_BYTE;
+	CU_ASSERT_EQUAL(bad_guard, 0);
+	free(back);
+}
+
+/* Host -> device memory through the placer's sink. */
+static void receive_check(struct duo *d, size_t len, int odd)
+{
+	uint32_t id = next_id++;
+	uint8_t *src = random_bytes(len, dj_test_seed() + id);
+	void *base;
+	uint8_t *dst = device_buffer(len, odd, &base);
+
+	CU_ASSERT_EQUAL(dj_dataplane_expect(d->b, COOKIE, id, dst, len, DJ_MEM_GPU), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_send(d->a, COOKIE, id, src, len, DJ_MEM_HOST, 30000), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_wait(d->b, COOKIE, id, 30000), 0);
+	device_check(base, len, odd, src);
+	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
+	free(src);
+}
+
+/* Device memory -> host through the placer's copy_out. */
+static void send_check(struct duo *d, size_t len)
+{
+	uint32_t id = next_id++;
+	uint8_t *want = random_bytes(len, dj_test_seed() + id);
+	uint8_t *got = calloc(1, len + 1);
+	void *base;
+	uint8_t *src = device_buffer(len, 1, &base);
+
+	CU_ASSERT_FATAL(got != NULL);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_in(pool, src, want, len), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_expect(d->a, COOKIE, id, got, len, DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_send(d->b, COOKIE, id, src, len, DJ_MEM_GPU, 30000), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_wait(d->a, COOKIE, id, 30000), 0);
+	CU_ASSERT_EQUAL(memcmp(got, want, len), 0);
+	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
+	free(got);
+	free(want);
+}
+
+static const size_t sizes[] = {1, 1000, 8943, 8945, (1u << 20) + 17, 64u << 20};
+
+static void transfers_in_mode(enum dj_gpu_gather_mode mode)
+{
+	struct dj_gpu_dp_placer_stats st;
+	struct duo d;
+	uint64_t bytes = 0;
+
+	duo_start(&d, mode);
+	for (size_t i = 0; i < RTE_DIM(sizes); i++) {
+		receive_check(&d, sizes[i], (int)(i & 1));
+		send_check(&d, sizes[i]);
+		bytes += sizes[i];
+	}
+	dj_gpu_dp_placer_stats_get(d.placer, &st);
+	/* More than the rx mempool holds (6144 mbufs) went through the sink:
+	 * it gave the mbufs back. */
+	CU_ASSERT_EQUAL(st.sink.bytes, bytes);
+	CU_ASSERT(st.sink.copies >= bytes / 8944);
+	CU_ASSERT_EQUAL(st.sink.rejected, 0);
+	CU_ASSERT_EQUAL(st.direct_copies, 0);
+	CU_ASSERT_EQUAL(st.failures, 0);
+	CU_ASSERT_EQUAL(st.sink.path, dev == DJ_GPU_HOST ? DJ_GPU_RX_HOST : DJ_GPU_RX_STAGED);
+	/* GPU: the rx pool was registered once (host: nothing to register) */
+	CU_ASSERT_EQUAL(st.pools, dev == DJ_GPU_HOST ? 0 : 1);
+	duo_stop(&d);
+}
+
+static void test_transfers_persistent(void)
+{
+	transfers_in_mode(DJ_GPU_GATHER_PERSISTENT);
+}
+
+static void test_transfers_launch(void)
+{
+	transfers_in_mode(DJ_GPU_GATHER_LAUNCH);
+}
+
+/* A receive cancelled half way leaves the placer and the engine serving. */
+static void test_cancel_then_serve(void)
+{
+	struct duo d;
+	void *base;
+	uint8_t *dst;
+
+	duo_start(&d, DJ_GPU_GATHER_LAUNCH);
+	dst = device_buffer(4096, 0, &base);
+	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, next_id, dst, 4096, DJ_MEM_GPU), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_cancel(d.b, COOKIE, next_id), 0);
+	CU_ASSERT(dj_dataplane_wait(d.b, COOKIE, next_id, 1000) < 0);
+	next_id++;
+	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
+	receive_check(&d, 300000, 1);
+	send_check(&d, 300000);
+	duo_stop(&d);
+}
+
+/* Without a placer (or one with no copy_out) a GPU source is refused, not
+ * read by the CPU. */
+static void test_gpu_source_needs_placer(void)
+{
+	struct dj_dataplane *a, *b;
+	struct dj_dp_endpoint eb;
+	uint16_t pa, pb;
+	uint8_t buf[64] = {0};
+
+	ring_pair(&pa, &pb);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, NULL, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, NULL, &b), 0);
+	dj_dataplane_endpoint(b, &eb);
+	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(a, 3, COOKIE, &eb), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_send(a, COOKIE, 1, buf, sizeof(buf), DJ_MEM_GPU, 100),
+			-ENOTSUP);
+	dj_dataplane_destroy(a);
+	dj_dataplane_destroy(b);
+}
+
+static void test_bad_config(void)
+{
+	struct dj_gpu_dp_placer_conf pc = {.dev_id = DJ_GPU_HOST, .mode = 7};
+	struct dj_gpu_dp_placer *p = NULL;
+
+	CU_ASSERT_EQUAL(dj_gpu_dp_placer_create(NULL, &p), -EINVAL);
+	CU_ASSERT_EQUAL(dj_gpu_dp_placer_create(&pc, &p), -EINVAL);
+	pc.mode = DJ_GPU_GATHER_LAUNCH;
+	pc.dev_id = 99;
+	CU_ASSERT(dj_gpu_dp_placer_create(&pc, &p) < 0);
+	CU_ASSERT_PTR_NULL(dj_gpu_dp_placer_ops(NULL));
+	CU_ASSERT_EQUAL(dj_gpu_find_cuda(-1) < 0, 1);
+	dj_gpu_dp_placer_destroy(NULL);
+}
+
+static void eal_start(int want_gpu)
+{
+	char prefix[64];
+	/* PCI stays on for the GPU run: gpudev's CUDA driver is a PCI driver. */
+	char *argv[] = {"test_gpu_dp", "--no-huge", "-m", "1024", "--lcores", "0@0,1@1,2@0",
+			"--log-level=lib.eal:error", "--iova-mode=va", prefix,
+			want_gpu ? NULL : "--no-pci", NULL};
+	char **app_argv;
+	int app_argc, argc = want_gpu ? 9 : 10;
+
+	snprintf(prefix, sizeof(prefix), "--file-prefix=dj_test_gpu_dp_%d", (int)getpid());
+	if (dj_eal_init(argc, argv, NULL, &app_argc, &app_argv) != 0)
+		dj_test_skip("EAL does not start here");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct dj_test_case cases[] = {
+		{"placer: bad configurations", test_bad_config},
+		{"GPU sources refused without a placer", test_gpu_source_needs_placer},
+		{"transfers, persistent gather", test_transfers_persistent},
+		{"transfers, kernel per burst", test_transfers_launch},
+		{"cancelled receive, then serving", test_cancel_then_serve},
+		{NULL, NULL},
+	};
+	int want_gpu = argc > 1 && strcmp(argv[1], "gpu") == 0;
+	int rc;
+
+	eal_start(want_gpu);
+	if (want_gpu) {
+		int ordinal0 = dj_gpu_count() > 0 ? dj_gpu_find_cuda(0) : -DJ_ENOGPU;
+
+		if (ordinal0 < 0) {
+			dj_eal_cleanup();
+			dj_test_skip("no GPU usable through gpudev (or built without CUDA)");
+		}
+		dev = (int16_t)ordinal0;
+	}
+	if (dj_gpu_pool_create(dev, 512u << 20, &pool) != 0) {
+		dj_eal_cleanup();
+		dj_test_skip("cannot create a 512 MiB %s pool", dev == DJ_GPU_HOST ? "host" : "GPU");
+	}
+	printf("test_gpu_dp: %s\n", dev == DJ_GPU_HOST ? "host placer (DJ_GPU_HOST)" :
+	       "GPU placer on the GPU that is CUDA device 0");
+	dj_test_add_suite(want_gpu ? "gpu_dp_device" : "gpu_dp", NULL, NULL, cases);
+	rc = dj_test_main(1, argv);
+	dj_gpu_pool_destroy(pool);
+	dj_eal_cleanup();
+	return rc;
+}
