@@ -3,8 +3,13 @@
 #   1. djinn-dp --probe (ports and the GPU through gpudev),
 #   2. every operation remotely on the GPU runtime against the local CPU
 #      reference (test_remote_ops gpu), plus the host runtime,
-#   3. the demo between djinn-dp (--gpu 0: GPU memory, CUDA operations) and
-#      djinn, over memif (DPDK) and over TCP.
+#   3. the data-plane GPU placer test (test_gpu_dp gpu: net_ring pair, real
+#      mbufs, byte-exact into and out of GPU memory; carried by hand:
+#      cp build-gpudp/tests/unit/gpu_dp/test_gpu_dp .carry/runtime/),
+#   4. the demo between djinn-dp (--gpu 0: GPU memory, CUDA operations) and
+#      djinn, over memif (DPDK: 100x100 and 2048x2048, i.e. 2 x 16 MiB put,
+#      16 MiB got; gather kernel per burst and persistent) and over TCP. A
+#      DPDK demo that falls back to TCP fails the check.
 set -u
 bin=$(pwd)/.carry/runtime
 out=${OUT:-/tmp/runtime-check}
@@ -27,29 +32,50 @@ for mode in gpu host; do
 	echo "exit $rc"; [ $rc = 0 ] || status=1
 done
 
-step "demo with djinn-dp --gpu 0 (memif/DPDK and TCP)"
-for mode in dpdk tcp; do
-	port=$((20000 + RANDOM % 20000)) sock=/tmp/dj-rt-$mode.memif
+step "data-plane GPU placer: net_ring pair, real mbufs into GPU memory (test_gpu_dp gpu)"
+timeout 240 "$bin"/test_gpu_dp gpu >"$out/test_gpu_dp.log" 2>&1
+rc=$?
+grep -E "seed|Test:|passed|FAILED|asserts|tests |SKIP|CU_ASSERT" "$out/test_gpu_dp.log"
+echo "exit $rc"; [ $rc = 0 ] || status=1
+
+# demo MODE SIZE [GATHER]: djinn-dp --gpu 0 and the djinn client, over memif
+# (dpdk) or TCP; the DPDK runs must not fall back to TCP.
+demo() {
+	local mode=$1 size=$2 gather=${3:-launch}
+	local port=$((20000 + RANDOM % 20000)) sock=/tmp/dj-rt-$mode.memif
+	local log="$out/server_${mode}_${size}_$gather.log" clog="$out/demo_${mode}_${size}_$gather.log"
+	step "demo --size $size with djinn-dp --gpu 0 over $mode (gather: $gather)"
 	if [ $mode = dpdk ]; then
 		"$bin"/djinn-dp --vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
-			-l 0-1 -- --gpu 0 --ctl-port $port --stats-interval 0 \
-			>"$out/server_$mode.log" 2>&1 &
+			-l 0-1 -- --gpu 0 --ctl-port $port --stats-interval 0 --dp-gather $gather \
+			>"$log" 2>&1 &
 	else
 		"$bin"/djinn-dp -- --no-dpdk --gpu 0 --ctl-port $port --stats-interval 0 \
-			>"$out/server_$mode.log" 2>&1 &
+			>"$log" 2>&1 &
 	fi
-	server=$!
-	for _ in $(seq 300); do grep -q "control plane: listening" "$out/server_$mode.log" && break; sleep 0.1; done
-	grep -E "^compute|^data plane|^control plane" "$out/server_$mode.log"
+	local server=$!
+	for _ in $(seq 300); do grep -q "control plane: listening" "$log" && break; sleep 0.1; done
+	grep -E "^compute|^data plane|^control plane" "$log"
 	if [ $mode = dpdk ]; then
-		"$bin"/djinn --vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
-			-l 2-3 -- --port $port --path dpdk demo --size 512 2>&1 | grep -v '^EAL\|^TELEMETRY'
+		timeout 120 "$bin"/djinn --vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
+			-l 2-3 -- --port $port --path dpdk demo --size $size >"$clog" 2>&1
 	else
-		"$bin"/djinn --port $port --path tcp demo --size 512 2>&1
+		timeout 120 "$bin"/djinn --port $port --path tcp demo --size $size >"$clog" 2>&1
 	fi
-	rc=${PIPESTATUS[0]}
-	echo "demo $mode: exit $rc"; [ $rc = 0 ] || status=1
+	local rc=$?
+	grep -v '^EAL\|^TELEMETRY' "$clog"
 	kill -INT $server; wait $server
-done
+	grep -E "^stats:|GPU placement|dp placer|redone" "$log"
+	if [ $rc != 0 ] || ! grep -q MATCH "$clog" || grep -q "redone over TCP" "$clog" "$log" ||
+	   { [ $mode = dpdk ] && ! grep -q "over DPDK" "$clog"; }; then
+		echo "demo $mode $size $gather: FAIL (exit $rc)"; status=1
+	else
+		echo "demo $mode $size $gather: PASS"
+	fi
+}
+demo dpdk 512
+demo dpdk 2048
+demo dpdk 2048 persistent
+demo tcp 512
 echo; echo "runtime device check: $([ $status = 0 ] && echo PASS || echo FAIL)"
 exit $status

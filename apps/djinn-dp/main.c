@@ -55,6 +55,7 @@ struct dp_options {
 	const char *dp_impair;
 	uint32_t dp_idle_sleep_us;
 	uint32_t dp_initial_credit;
+	enum dj_gpu_gather_mode dp_gather;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -88,6 +89,9 @@ static void usage(const char *prog)
 	       "                         default 0: poll without pause)\n"
 	       "  --dp-initial-credit N  fragments a sender may have out before the first\n"
 	       "                         ACK (default: the protocol's)\n"
+	       "  --dp-gather MODE       GPU receive gather: launch (default: a kernel per\n"
+	       "                         burst, the GPU free for operations in between) or\n"
+	       "                         persistent (a resident kernel, faster, keeps SMs)\n"
 	       "  --no-dpdk              do not start EAL: TCP fallback only\n"
 	       "  --stats-interval SEC   periodic stats line (default 10, 0: off)\n"
 	       "  --probe                report ports and GPUs, then exit\n"
@@ -143,6 +147,7 @@ enum {
 	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
 	OPT_DP_IP, OPT_DP_UDP_PORT, OPT_DP_FRAME_SIZE, OPT_DP_IMPAIR, OPT_NO_DPDK,
 	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_INITIAL_CREDIT,
+	OPT_DP_GATHER,
 };
 
 static int parse_option(int c, const char *arg, struct dp_options *o)
@@ -162,6 +167,12 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 	case OPT_NO_DPDK: o->no_dpdk = 1; return 0;
 	case OPT_PROBE: o->probe_only = 1; return 0;
 	case OPT_MEM_LIMIT: return parse_size(arg, &o->mem_limit);
+	case OPT_DP_GATHER:
+		if (strcmp(arg, "launch") != 0 && strcmp(arg, "persistent") != 0)
+			return -EINVAL;
+		o->dp_gather = strcmp(arg, "launch") == 0 ? DJ_GPU_GATHER_LAUNCH :
+			       DJ_GPU_GATHER_PERSISTENT;
+		return 0;
 	case OPT_TOTAL_MEM_LIMIT: return parse_size(arg, &o->total_mem_limit);
 	case OPT_LOG_LEVEL:
 		if (dj_log_level_parse(arg, &level) != 0)
@@ -217,6 +228,7 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"dp-impair", required_argument, NULL, OPT_DP_IMPAIR},
 		{"dp-idle-sleep-us", required_argument, NULL, OPT_DP_IDLE_SLEEP},
 		{"dp-initial-credit", required_argument, NULL, OPT_DP_INITIAL_CREDIT},
+		{"dp-gather", required_argument, NULL, OPT_DP_GATHER},
 		{"no-dpdk", no_argument, NULL, OPT_NO_DPDK},
 		{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
 		{"probe", no_argument, NULL, OPT_PROBE},
@@ -278,7 +290,43 @@ static void report_gpus(void)
 	}
 }
 
-static int dataplane_start(const struct dp_options *o, struct dj_dataplane **dp)
+/* The CUDA device of a runtime on a GPU: the one --gpu named ("auto" takes
+ * the first), which the runtime has accepted. */
+static int runtime_cuda_device(const struct dp_options *o)
+{
+	return o->gpu == NULL || strcmp(o->gpu, "auto") == 0 ? 0 : atoi(o->gpu);
+}
+
+/* GPU-resident tensors reach the data plane through the GPU module's placer
+ * on the GPU the runtime computes on (gpudev numbers GPUs its own way).
+ * *placer stays NULL for a host runtime. */
+static int gpu_placer_create(const struct dp_options *o, const struct dj_runtime *rt,
+			     struct dj_gpu_dp_placer **placer)
+{
+	struct dj_gpu_dp_placer_conf pc = {.mode = o->dp_gather, .frag_size = o->dp_frame_size};
+	int ordinal = runtime_cuda_device(o);
+	int dev, rc;
+
+	*placer = NULL;
+	if (!dj_runtime_on_gpu(rt))
+		return 0;
+	dev = dj_gpu_find_cuda(ordinal);
+	if (dev < 0) {
+		fprintf(stderr, "djinn-dp: CUDA device %d is not seen by gpudev: %s\n", ordinal,
+			dj_strerror(dev));
+		return dev;
+	}
+	pc.dev_id = (int16_t)dev;
+	rc = dj_gpu_dp_placer_create(&pc, placer);
+	if (rc == 0)
+		printf("data plane: GPU tensors received by a gather kernel on gpudev %d (cuda:%d, %s), "
+		       "sent from host copies\n", dev, ordinal,
+		       o->dp_gather == DJ_GPU_GATHER_LAUNCH ? "a kernel per burst" : "persistent kernel");
+	return rc;
+}
+
+static int dataplane_start(const struct dp_options *o, const struct dj_gpu_dp_placer *placer,
+			   struct dj_dataplane **dp)
 {
 	struct dj_dataplane_config cfg;
 	struct in_addr ip;
@@ -304,6 +352,7 @@ static int dataplane_start(const struct dp_options *o, struct dj_dataplane **dp)
 	cfg.local.port = o->dp_udp_port;
 	cfg.impair = o->dp_impair;
 	cfg.idle_sleep_us = o->dp_idle_sleep_us;
+	cfg.placer = dj_gpu_dp_placer_ops(placer);
 	if (o->dp_initial_credit != 0) {
 		dj_session_config_init(&cfg.session);
 		cfg.session.initial_credit = o->dp_initial_credit;
@@ -321,7 +370,18 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
-static void print_stats(struct dj_ctl_server *server, struct dj_dataplane *dp)
+static void print_gather_stats(struct dj_gpu_dp_placer *placer)
+{
+	struct dj_gpu_dp_placer_stats g;
+
+	dj_gpu_dp_placer_stats_get(placer, &g);
+	printf(", gpu rx %s %.1f MB in %" PRIu64 " bursts, %" PRIu64 " direct, %" PRIu64 " failed",
+	       dj_gpu_rx_path_name(g.sink.path), g.sink.bytes / 1e6, g.sink.bursts,
+	       g.direct_copies, g.failures);
+}
+
+static void print_stats(struct dj_ctl_server *server, struct dj_dataplane *dp,
+			struct dj_gpu_dp_placer *placer)
 {
 	struct dj_ctl_server_stats s;
 
@@ -336,11 +396,13 @@ static void print_stats(struct dj_ctl_server *server, struct dj_dataplane *dp)
 		dj_dataplane_get_stats(dp, &d, NULL);
 		printf(", dp rx %" PRIu64 " pkts tx %" PRIu64 " pkts", d.rx_packets, d.tx_packets);
 	}
+	if (placer != NULL)
+		print_gather_stats(placer);
 	printf("\n");
 	fflush(stdout);
 }
 
-static int serve(const struct dp_options *o, struct dj_dataplane *dp)
+static int runtime_create(const struct dp_options *o, struct dj_runtime **rt)
 {
 	struct dj_runtime_config rt_cfg = {
 		.gpu = o->gpu,
@@ -348,18 +410,24 @@ static int serve(const struct dp_options *o, struct dj_dataplane *dp)
 		.total_limit = o->total_mem_limit,
 		.n_contexts = o->workers,
 	};
-	struct dj_ctl_server_config ctl_cfg;
-	struct dj_datapath datapath;
-	struct dj_ctl_server *server = NULL;
-	struct dj_runtime *rt = NULL;
-	int rc;
+	int rc = dj_runtime_create(&rt_cfg, rt);
 
-	rc = dj_runtime_create(&rt_cfg, &rt);
 	if (rc != 0) {
 		fprintf(stderr, "djinn-dp: runtime (--gpu %s): %s\n", o->gpu, dj_strerror(rc));
 		return rc;
 	}
-	printf("compute: %s\n", dj_runtime_describe(rt));
+	printf("compute: %s\n", dj_runtime_describe(*rt));
+	return 0;
+}
+
+static int serve(const struct dp_options *o, struct dj_runtime *rt, struct dj_dataplane *dp,
+		 struct dj_gpu_dp_placer *placer)
+{
+	struct dj_ctl_server_config ctl_cfg;
+	struct dj_datapath datapath;
+	struct dj_ctl_server *server = NULL;
+	int rc;
+
 	dj_ctl_server_config_init(&ctl_cfg);
 	ctl_cfg.listen_addr = o->listen_addr;
 	ctl_cfg.port = o->ctl_port;
@@ -378,7 +446,6 @@ static int serve(const struct dp_options *o, struct dj_dataplane *dp)
 		fprintf(stderr, "djinn-dp: control plane on %s:%u: %s\n", o->listen_addr,
 			o->ctl_port, dj_strerror(rc));
 		dj_ctl_server_destroy(server);
-		dj_runtime_destroy(rt);
 		return rc;
 	}
 	printf("control plane: listening on %s:%u (%s); tensor bytes over %s\n", o->listen_addr,
@@ -390,12 +457,11 @@ static int serve(const struct dp_options *o, struct dj_dataplane *dp)
 	while (!stop_requested) {
 		sleep(1);
 		if (o->stats_interval != 0 && ++seconds % o->stats_interval == 0)
-			print_stats(server, dp);
+			print_stats(server, dp, placer);
 	}
 	printf("djinn-dp: shutting down\n");
-	print_stats(server, dp);
+	print_stats(server, dp, placer);
 	dj_ctl_server_destroy(server); /* tells sessions, closes connections */
-	dj_runtime_destroy(rt);        /* frees every resident tensor */
 	return 0;
 }
 
@@ -427,8 +493,11 @@ int main(int argc, char **argv)
 		.dp_queues = 1,
 		.dp_ip = DEFAULT_DP_IP,
 		.dp_frame_size = 9014,
+		.dp_gather = DJ_GPU_GATHER_LAUNCH,
 	};
 	struct dj_dataplane *dp = NULL;
+	struct dj_gpu_dp_placer *placer = NULL;
+	struct dj_runtime *rt = NULL;
 	int app_argc, eal_argc, rc, eal_up = 0;
 	char **app_argv, **eal_app_argv;
 
@@ -463,21 +532,30 @@ int main(int argc, char **argv)
 		dj_eal_cleanup();
 		return 0;
 	}
-	if (eal_up) {
-		rc = dataplane_start(&o, &dp);
-		if (rc != 0)
+	/* The runtime outlives the data plane: no queued GPU copy lands in a
+	 * freed tensor. */
+	rc = runtime_create(&o, &rt);
+	if (rc == 0 && eal_up) {
+		int dp_rc = gpu_placer_create(&o, rt, &placer);
+
+		if (dp_rc == 0)
+			dp_rc = dataplane_start(&o, placer, &dp);
+		if (dp_rc != 0)
 			printf("djinn-dp: data plane not started (%s): tensors travel over TCP\n",
-			       dj_strerror(rc));
+			       dj_strerror(dp_rc));
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	rc = serve(&o, dp);
+	if (rc == 0)
+		rc = serve(&o, rt, dp, placer);
 	/* Stop polling before the port goes, so a memif peer never sees its
 	 * rings vanish under a burst (DPDK 22.11). */
 	if (dp != NULL)
 		dj_dataplane_quiesce(dp);
 	dj_dataplane_destroy(dp);
+	dj_gpu_dp_placer_destroy(placer);
+	dj_runtime_destroy(rt);        /* frees every resident tensor */
 	if (eal_up)
 		dj_eal_cleanup();
 	return rc == 0 ? 0 : 1;
