@@ -55,7 +55,6 @@ struct dp_options {
 	const char *dp_impair;
 	uint32_t dp_idle_sleep_us;
 	uint32_t dp_initial_credit;
-	enum dj_gpu_gather_mode dp_gather;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -89,9 +88,6 @@ static void usage(const char *prog)
 	       "                         default 0: poll without pause)\n"
 	       "  --dp-initial-credit N  fragments a sender may have out before the first\n"
 	       "                         ACK (default: the protocol's)\n"
-	       "  --dp-gather MODE       GPU receive gather: launch (default: a kernel per\n"
-	       "                         burst, the GPU free for operations in between) or\n"
-	       "                         persistent (a resident kernel, faster, keeps SMs)\n"
 	       "  --no-dpdk              do not start EAL: TCP fallback only\n"
 	       "  --stats-interval SEC   periodic stats line (default 10, 0: off)\n"
 	       "  --probe                report ports and GPUs, then exit\n"
@@ -147,7 +143,6 @@ enum {
 	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
 	OPT_DP_IP, OPT_DP_UDP_PORT, OPT_DP_FRAME_SIZE, OPT_DP_IMPAIR, OPT_NO_DPDK,
 	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_INITIAL_CREDIT,
-	OPT_DP_GATHER,
 };
 
 static int parse_option(int c, const char *arg, struct dp_options *o)
@@ -167,12 +162,6 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 	case OPT_NO_DPDK: o->no_dpdk = 1; return 0;
 	case OPT_PROBE: o->probe_only = 1; return 0;
 	case OPT_MEM_LIMIT: return parse_size(arg, &o->mem_limit);
-	case OPT_DP_GATHER:
-		if (strcmp(arg, "launch") != 0 && strcmp(arg, "persistent") != 0)
-			return -EINVAL;
-		o->dp_gather = strcmp(arg, "launch") == 0 ? DJ_GPU_GATHER_LAUNCH :
-			       DJ_GPU_GATHER_PERSISTENT;
-		return 0;
 	case OPT_TOTAL_MEM_LIMIT: return parse_size(arg, &o->total_mem_limit);
 	case OPT_LOG_LEVEL:
 		if (dj_log_level_parse(arg, &level) != 0)
@@ -228,7 +217,6 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"dp-impair", required_argument, NULL, OPT_DP_IMPAIR},
 		{"dp-idle-sleep-us", required_argument, NULL, OPT_DP_IDLE_SLEEP},
 		{"dp-initial-credit", required_argument, NULL, OPT_DP_INITIAL_CREDIT},
-		{"dp-gather", required_argument, NULL, OPT_DP_GATHER},
 		{"no-dpdk", no_argument, NULL, OPT_NO_DPDK},
 		{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
 		{"probe", no_argument, NULL, OPT_PROBE},
@@ -299,11 +287,14 @@ static int runtime_cuda_device(const struct dp_options *o)
 
 /* GPU-resident tensors reach the data plane through the GPU module's placer
  * on the GPU the runtime computes on (gpudev numbers GPUs its own way).
- * *placer stays NULL for a host runtime. */
+ * *placer stays NULL for a host runtime. A kernel per burst, not the
+ * resident one: on the H100 a resident gather kernel stalled the runtime's
+ * CUDA work (docs/GPU.md). */
 static int gpu_placer_create(const struct dp_options *o, const struct dj_runtime *rt,
 			     struct dj_gpu_dp_placer **placer)
 {
-	struct dj_gpu_dp_placer_conf pc = {.mode = o->dp_gather, .frag_size = o->dp_frame_size};
+	struct dj_gpu_dp_placer_conf pc = {.mode = DJ_GPU_GATHER_LAUNCH,
+					   .frag_size = o->dp_frame_size};
 	int ordinal = runtime_cuda_device(o);
 	int dev, rc;
 
@@ -319,9 +310,8 @@ static int gpu_placer_create(const struct dp_options *o, const struct dj_runtime
 	pc.dev_id = (int16_t)dev;
 	rc = dj_gpu_dp_placer_create(&pc, placer);
 	if (rc == 0)
-		printf("data plane: GPU tensors received by a gather kernel on gpudev %d (cuda:%d, %s), "
-		       "sent from host copies\n", dev, ordinal,
-		       o->dp_gather == DJ_GPU_GATHER_LAUNCH ? "a kernel per burst" : "persistent kernel");
+		printf("data plane: GPU tensors received by a gather kernel per burst on gpudev %d "
+		       "(cuda:%d), sent from host copies\n", dev, ordinal);
 	return rc;
 }
 
@@ -493,7 +483,6 @@ int main(int argc, char **argv)
 		.dp_queues = 1,
 		.dp_ip = DEFAULT_DP_IP,
 		.dp_frame_size = 9014,
-		.dp_gather = DJ_GPU_GATHER_LAUNCH,
 	};
 	struct dj_dataplane *dp = NULL;
 	struct dj_gpu_dp_placer *placer = NULL;

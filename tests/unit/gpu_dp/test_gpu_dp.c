@@ -133,7 +133,12 @@ static void device_check(void *base, size_t len, int odd, const uint8_t *want)
 	size_t bad_guard = 0;
 
 	CU_ASSERT_FATAL(back != NULL);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_out(pool, back, base, total), 0);
+	/* not fatal: the case goes on to stop its engines */
+	if (dj_gpu_pool_copy_out(pool, back, base, total) != 0) {
+		CU_FAIL("device memory not readable after the transfer");
+		free(back);
+		return;
+	}
 	CU_ASSERT_EQUAL(memcmp(back + at, want, len), 0);
 	for (size_t i = 0; i < total; i++)
 		bad_guard += (i < at || i >= at + len) && back[i] != GUARD_BYTE;
@@ -289,9 +294,9 @@ int main(int argc, char **argv)
 	static const struct dj_test_case cases[] = {
 		{"placer: bad configurations", test_bad_config},
 		{"GPU sources refused without a placer", test_gpu_source_needs_placer},
-		{"transfers, persistent gather", test_transfers_persistent},
 		{"transfers, kernel per burst", test_transfers_launch},
 		{"cancelled receive, then serving", test_cancel_then_serve},
+		{"transfers, persistent gather", test_transfers_persistent},
 		{NULL, NULL},
 	};
 	int want_gpu = argc > 1 && strcmp(argv[1], "gpu") == 0;
