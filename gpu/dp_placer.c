@@ -151,14 +151,20 @@ static int pool_check(struct placer_lcore *lc, struct rte_mempool *mp)
 	return pool_register(lc, mp);
 }
 
-/* Every mbuf the gather kernel reads lies in memory registered with the GPU. */
+/*
+ * Every mbuf the gather kernel reads lies in memory registered with the GPU.
+ * An attached external buffer does not lie in its mbuf's pool: on net_ring
+ * the receiver gets the sender's zero-copy frames, whose payload is the
+ * sender's own (unregistered) buffer, and a kernel reading it faults. Such
+ * bursts take the synchronous copy instead.
+ */
 static int mbufs_readable(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
 {
 	if (lc->owner->ordinal < 0)
 		return 0;
 	for (uint16_t i = 0; i < n; i++)
 		for (struct rte_mbuf *seg = mbufs[i]; seg != NULL; seg = seg->next)
-			if (pool_check(lc, seg->pool) != 0)
+			if (RTE_MBUF_HAS_EXTBUF(seg) || pool_check(lc, seg->pool) != 0)
 				return -EFAULT;
 	return 0;
 }

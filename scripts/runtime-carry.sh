@@ -10,12 +10,14 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 builddir=${1:-build}
 cd "$top"
 [ -f "$builddir/build.ninja" ] || bash scripts/setup.sh "$builddir"
-ninja -C "$builddir" apps/djinn-dp apps/djinn tests/integration/runtime/test_remote_ops >/dev/null
+ninja -C "$builddir" apps/djinn-dp apps/djinn tests/integration/runtime/test_remote_ops \
+	tests/unit/gpu_dp/test_gpu_dp >/dev/null
 mkdir -p .carry/runtime
 cp "$builddir"/apps/djinn-dp "$builddir"/apps/djinn \
 	"$builddir"/tests/integration/runtime/test_remote_ops tests/integration/runtime/test_demo.sh \
-	.carry/runtime/
-strip .carry/runtime/djinn-dp .carry/runtime/djinn .carry/runtime/test_remote_ops
+	"$builddir"/tests/unit/gpu_dp/test_gpu_dp .carry/runtime/
+strip .carry/runtime/djinn-dp .carry/runtime/djinn .carry/runtime/test_remote_ops \
+	.carry/runtime/test_gpu_dp
 for lib in libcunit.so.1 libcjson.so.1; do
 	cp "$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')" .carry/runtime/
 done
