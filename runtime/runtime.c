@@ -233,6 +233,11 @@ int dj_runtime_on_gpu(const struct dj_runtime *rt)
 	return rt->gpu_device >= 0;
 }
 
+int dj_runtime_gpu_device(const struct dj_runtime *rt)
+{
+	return rt->gpu_device;
+}
+
 /* ---- backend table ---- */
 
 static uint64_t session_of(void *session)

@@ -278,13 +278,6 @@ static void report_gpus(void)
 	}
 }
 
-/* The CUDA device of a runtime on a GPU: the one --gpu named ("auto" takes
- * the first), which the runtime has accepted. */
-static int runtime_cuda_device(const struct dp_options *o)
-{
-	return o->gpu == NULL || strcmp(o->gpu, "auto") == 0 ? 0 : atoi(o->gpu);
-}
-
 /* GPU-resident tensors reach the data plane through the GPU module's placer
  * on the GPU the runtime computes on (gpudev numbers GPUs its own way).
  * *placer stays NULL for a host runtime. A kernel per burst, not the
@@ -295,11 +288,11 @@ static int gpu_placer_create(const struct dp_options *o, const struct dj_runtime
 {
 	struct dj_gpu_dp_placer_conf pc = {.mode = DJ_GPU_GATHER_LAUNCH,
 					   .frag_size = o->dp_frame_size};
-	int ordinal = runtime_cuda_device(o);
+	int ordinal = dj_runtime_gpu_device(rt);
 	int dev, rc;
 
 	*placer = NULL;
-	if (!dj_runtime_on_gpu(rt))
+	if (ordinal < 0)
 		return 0;
 	dev = dj_gpu_find_cuda(ordinal);
 	if (dev < 0) {
