@@ -16,7 +16,7 @@ port=$((20000 + RANDOM % 20000))
 sock=/tmp/djinn-main-$$.memif
 log=$(mktemp /tmp/djinn-dp.XXXXXX.log)
 build/apps/djinn-dp --vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
-	-- --ctl-port "$port" --stats-interval 0 >"$log" 2>&1 &
+	-- --ctl-port "$port" --stats-interval 0 --dp-idle-sleep-us 20 >"$log" 2>&1 &
 server=$!
 trap 'kill -INT $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$sock"' EXIT
 for _ in $(seq 100); do
@@ -28,4 +28,4 @@ echo "== djinn-dp (server) =="
 grep -v '^EAL\|^TELEMETRY\|virtio\|mp action' "$log" || true
 echo "== djinn demo (client) =="
 build/apps/djinn --vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
-	-- --port "$port" demo "$@" 2> >(grep -v '^EAL\|^TELEMETRY\|virtio\|mp action' >&2)
+	-- --port "$port" --dp-idle-sleep-us 20 demo "$@" 2> >(grep -v '^EAL\|^TELEMETRY\|virtio\|mp action' >&2)

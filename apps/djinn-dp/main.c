@@ -448,22 +448,6 @@ static int serve(const struct dp_options *o, struct dj_runtime *rt, struct dj_da
 	return 0;
 }
 
-/* The application's arguments: what follows "--" (EAL may not start). */
-static void app_args(int argc, char **argv, int *app_argc, char ***app_argv)
-{
-	static char *args[256];
-	int split = 1, n = 0;
-
-	while (split < argc && strcmp(argv[split], "--") != 0)
-		split++;
-	args[n++] = argv[0];
-	for (int i = split + 1; i < argc && n < 255; i++)
-		args[n++] = argv[i];
-	args[n] = NULL;
-	*app_argc = n;
-	*app_argv = args;
-}
-
 int main(int argc, char **argv)
 {
 	struct dj_eal_options eal_opts = {.default_vdev = DEFAULT_VDEV};
@@ -487,7 +471,7 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 		return 0;
 	}
-	app_args(argc, argv, &app_argc, &app_argv);
+	dj_eal_app_args(argc, argv, &app_argc, &app_argv);
 	if (parse_options(app_argc, app_argv, &o) != 0) {
 		usage(argv[0]);
 		return 2;

@@ -32,6 +32,7 @@ struct client_args {
 	const char *output;
 	const char *dp_ip;
 	unsigned int seed;
+	uint32_t dp_idle_sleep_us;
 	int size;
 	int count;
 	int use_dpdk;
@@ -58,6 +59,7 @@ static void usage(void)
 	       "  --tls [--tls-ca PEM]  TLS on the control connection\n"
 	       "  --path auto|tcp|dpdk  data path for tensor bytes (default auto)\n"
 	       "  --dp-ip A.B.C.D    this side's data-plane IPv4 with EAL args (198.18.0.2)\n"
+	       "  --dp-idle-sleep-us N  idle data-plane lcore naps N us (shared cores)\n"
 	       "\n"
 	       "With EAL args (and \"--\"), djinn starts a DPDK data path, by default on\n"
 	       "--vdev '%s'.\n",
@@ -284,7 +286,7 @@ out:
 }
 
 enum { OPT_HOST = 256, OPT_PORT, OPT_TOKEN_FILE, OPT_TLS, OPT_TLS_CA, OPT_PATH, OPT_ATTRS,
-       OPT_SIZE, OPT_SEED, OPT_DP_IP };
+       OPT_SIZE, OPT_SEED, OPT_DP_IP, OPT_DP_IDLE_SLEEP };
 
 static int parse_args(int argc, char **argv, struct client_args *a)
 {
@@ -299,6 +301,7 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 		{"size", required_argument, NULL, OPT_SIZE},
 		{"seed", required_argument, NULL, OPT_SEED},
 		{"dp-ip", required_argument, NULL, OPT_DP_IP},
+		{"dp-idle-sleep-us", required_argument, NULL, OPT_DP_IDLE_SLEEP},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -322,6 +325,7 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 		case OPT_SIZE: a->size = atoi(optarg); break;
 		case OPT_SEED: a->seed = (unsigned int)strtoul(optarg, NULL, 0); break;
 		case OPT_DP_IP: a->dp_ip = optarg; break;
+		case OPT_DP_IDLE_SLEEP: a->dp_idle_sleep_us = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'o': a->output = optarg; break;
 		case 'n': a->count = atoi(optarg); break;
 		default:
@@ -335,23 +339,23 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 	return optind;
 }
 
-/* With EAL args: a client-side DPDK data path on a memif client port. */
-static int start_dataplane(int argc, char **argv, struct client_args *a, struct dj_dataplane **dp,
-			   struct dj_datapath *datapath, int *app_argc, char ***app_argv)
+/* With EAL up: a client-side DPDK data path on the (memif client) port. */
+static int start_dataplane(struct client_args *a, struct dj_dataplane **dp,
+			   struct dj_datapath *datapath)
 {
-	struct dj_eal_options eal_opts = {.default_vdev = CLIENT_VDEV};
 	struct dj_dataplane_config cfg;
 	struct in_addr ip;
-	int rc = dj_eal_init(argc, argv, &eal_opts, app_argc, app_argv);
+	int rc;
 
-	if (rc != 0)
-		return rc;
-	if (inet_pton(AF_INET, a->dp_ip, &ip) != 1)
+	if (inet_pton(AF_INET, a->dp_ip, &ip) != 1) {
+		fprintf(stderr, "djinn: bad --dp-ip '%s'\n", a->dp_ip);
 		return -EINVAL;
+	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.port.frame_size = 9014;
 	cfg.port.promiscuous = 1;
 	cfg.local.ipv4 = ntohl(ip.s_addr);
+	cfg.idle_sleep_us = a->dp_idle_sleep_us;
 	rc = dj_dataplane_create(&cfg, dp);
 	if (rc == 0) {
 		dj_dataplane_datapath(*dp, datapath);
@@ -382,15 +386,24 @@ int main(int argc, char **argv)
 	/* The tool prints what matters itself (the demo says which path). */
 	dj_log_set_level(DJ_LOG_WARN);
 	a.seed = (unsigned int)dj_time_ns();
-	if (has_separator(argc, argv)) {
-		rc = start_dataplane(argc, argv, &a, &dp, &datapath, &app_argc, &app_argv);
-		if (rc != 0)
-			printf("djinn: no DPDK data path (%s): using TCP\n", dj_strerror(rc));
+	/* EAL first (it finds the split), the data path once the options are known. */
+	int want_dpdk = has_separator(argc, argv), eal_rc = 0;
+	if (want_dpdk) {
+		struct dj_eal_options eal_opts = {.default_vdev = CLIENT_VDEV};
+
+		eal_rc = dj_eal_init(argc, argv, &eal_opts, &app_argc, &app_argv);
+		if (eal_rc != 0)
+			dj_eal_app_args(argc, argv, &app_argc, &app_argv);
 	}
 	int first = parse_args(app_argc, app_argv, &a);
 	if (first < 0 || first >= app_argc) {
 		usage();
 		return first < 0 ? 2 : 0;
+	}
+	if (want_dpdk) {
+		rc = eal_rc == 0 ? start_dataplane(&a, &dp, &datapath) : eal_rc;
+		if (rc != 0)
+			printf("djinn: no DPDK data path (%s): using TCP\n", dj_strerror(rc));
 	}
 	const char *cmd = app_argv[first];
 	if ((rc = dj_client_create(&a.opts, &client)) != 0 || (rc = dj_connect(client, &conn)) != 0) {

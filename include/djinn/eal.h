@@ -34,6 +34,14 @@ struct dj_eal_options {
 int dj_eal_init(int argc, char **argv, const struct dj_eal_options *opts,
 		int *app_argc, char ***app_argv);
 
+/**
+ * The application's arguments without starting EAL (before it, or where it
+ * cannot start): the program name, then what follows "--"; only the program
+ * name when there is no "--". argv is left as it is; *app_argv points to
+ * static storage (one caller at a time), NULL-terminated.
+ */
+void dj_eal_app_args(int argc, char **argv, int *app_argc, char ***app_argv);
+
 /** 1 when EAL was started with hugepages, 0 under --no-huge. */
 int dj_eal_has_hugepages(void);
 
