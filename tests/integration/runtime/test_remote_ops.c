@@ -265,6 +265,21 @@ static void test_chain_stays_resident(void)
 	dj_free(conn, x);
 }
 
+/* The session's memory limit (256 MiB here) holds; freeing gives it back. */
+static void test_session_memory_limit(void)
+{
+	struct dj_tensor_desc big = {DJ_DTYPE_FLOAT32, 2, {1 << 14, 1 << 13}}; /* 512 MiB */
+	struct dj_tensor_desc half = {DJ_DTYPE_FLOAT32, 2, {1 << 14, 1 << 12}}; /* 256 MiB */
+	uint64_t h, h2;
+
+	CU_ASSERT_EQUAL(dj_alloc(conn, &big, &h), -DJ_ELIMIT);
+	CU_ASSERT_EQUAL_FATAL(dj_alloc(conn, &half, &h), 0);
+	CU_ASSERT_EQUAL(dj_alloc(conn, &half, &h2), -DJ_ELIMIT);
+	CU_ASSERT_EQUAL(dj_free(conn, h), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_alloc(conn, &half, &h2), 0);
+	CU_ASSERT_EQUAL(dj_free(conn, h2), 0);
+}
+
 struct inflight {
 	struct dj_future *f;
 };
@@ -310,6 +325,7 @@ int main(int argc, char **argv)
 		{"bad requests get named errors, server keeps serving", test_bad_requests_get_named_errors},
 		{"a chain of operations stays resident", test_chain_stays_resident},
 		{"1000 operations, 100 in flight", test_thousand_ops_hundred_in_flight},
+		{"the session's memory limit holds", test_session_memory_limit},
 		{NULL, NULL},
 	};
 	if (argc > 1 && strcmp(argv[1], "gpu") == 0) {
