@@ -408,7 +408,9 @@ static int pkt_locate(struct rte_mbuf *m, const struct dj_wire_encap *encap,
 	pkt->hdr_avail = encap->payload_len;
 	pkt->payload = NULL;
 	pkt->payload_avail = 0;
-	if (m->nb_segs == 2) {
+	/* A UDP payload that ends inside the first segment (the second holds
+	 * only padding) is a one-segment frame: payload_avail must not wrap. */
+	if (m->nb_segs == 2 && m->data_len - encap->payload_off < encap->payload_len) {
 		pkt->hdr_avail = m->data_len - encap->payload_off;
 		pkt->payload = rte_pktmbuf_mtod(m->next, const void *);
 		pkt->payload_avail = encap->payload_len - pkt->hdr_avail;

@@ -527,6 +527,37 @@ static void test_bad_packets(void)
 	duo_stop(&d);
 }
 
+/* A two-segment frame whose UDP payload ends inside the first segment
+ * (padding after it, then a second segment of other bytes): the body is
+ * read from the first segment, never from the second. */
+static void test_padded_two_segments(void)
+{
+	uint8_t f[512], dst[100];
+	struct rte_mbuf *m, *tail;
+	size_t len;
+	struct duo d;
+
+	duo_start(&d);
+	len = data_frame(f, COOKIE, DJ_WIRE_VERSION);
+	memset(f + len, 0, 50);
+	m = rte_pktmbuf_alloc(inject_pool);
+	tail = rte_pktmbuf_alloc(inject_pool);
+	CU_ASSERT_FATAL(m != NULL && tail != NULL);
+	memcpy(rte_pktmbuf_append(m, (uint16_t)(len + 50)), f, len + 50);
+	memset(rte_pktmbuf_append(tail, 64), 0xa5, 64);
+	CU_ASSERT_EQUAL_FATAL(rte_pktmbuf_chain(m, tail), 0);
+	memset(dst, 0, sizeof(dst));
+	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 1, dst, sizeof(dst), DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(rte_ring_enqueue(d.a_to_b, m), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 1, 5000), 0);
+	for (size_t i = 0; i < sizeof(dst); i++)
+		if (dst[i] != 0x5a) {
+			CU_FAIL("body not taken from the first segment");
+			break;
+		}
+	duo_stop(&d);
+}
+
 /* Two queues on a ring port (no rte_flow): a frame that arrives on the
  * wrong queue reaches its session's lcore anyway. */
 static void test_software_dispatch(void)
@@ -610,6 +641,7 @@ int main(int argc, char **argv)
 		{"two queue pairs, two sessions", test_two_queues},
 		{"GPU placement plug-in holds mbufs until sync", test_gpu_placer},
 		{"malformed packets dropped and counted", test_bad_packets},
+		{"padded two-segment frame read from its first segment", test_padded_two_segments},
 		{"frames on the wrong queue dispatched in software", test_software_dispatch},
 		{NULL, NULL},
 	};
