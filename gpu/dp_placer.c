@@ -63,8 +63,9 @@ struct placer_lcore {
 	struct dj_gpu_rx_sink *sink;
 	bool device_set;
 	uint16_t n_copies;
-	unsigned int n_known;
+	unsigned int n_known, n_refused;
 	struct rte_mempool *known[PLACER_MAX_POOLS];
+	struct rte_mempool *refused[PLACER_MAX_POOLS]; /* failed once: not retried */
 	uint64_t direct_copies;
 	uint64_t failures, failures_reported;
 	struct dj_gpu_copy copies[PLACER_MAX_COPIES];
@@ -135,6 +136,10 @@ static int pool_register(struct placer_lcore *lc, struct rte_mempool *mp)
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (rc != 0) {
+		/* Once per lcore and pool: no lock, registration or log line on
+		 * every later burst of this polling lcore. */
+		if (lc->n_refused < PLACER_MAX_POOLS)
+			lc->refused[lc->n_refused++] = mp;
 		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "dp placer: mempool %s not readable by the GPU "
 		       "(%s): its payloads are copied synchronously", mp->name, dj_strerror(rc));
 		return rc;
@@ -148,6 +153,9 @@ static int pool_check(struct placer_lcore *lc, struct rte_mempool *mp)
 	for (unsigned int i = 0; i < lc->n_known; i++)
 		if (likely(lc->known[i] == mp))
 			return 0;
+	for (unsigned int i = 0; i < lc->n_refused; i++)
+		if (lc->refused[i] == mp)
+			return -EFAULT;
 	return pool_register(lc, mp);
 }
 
