@@ -27,19 +27,22 @@ for _ in $(seq 150); do
 done
 grep -q "control plane: listening" "$log" || { echo "server not up:"; cat "$log"; exit 1; }
 
+# rc right after each client run: after "fi", $? would be the last
+# assignment's (always 0).
 if [ "$mode" = dpdk ]; then
 	out=$("$client_bin" --vdev "$vdev_client" \
 		-- --port "$port" --path dpdk demo 2>&1)
+	rc=$?
 	want="over DPDK"
 else
 	out=$("$client_bin" --port "$port" --path tcp demo 2>&1)
+	rc=$?
 	want="over TCP"
 fi
-rc=$?
 echo "$out"
 [ $rc -eq 0 ] || { echo "FAIL: client exited $rc"; cat "$log"; exit 1; }
 echo "$out" | grep -q "$want" || { echo "FAIL: expected tensor bytes $want"; exit 1; }
-echo "$out" | grep -q "MATCH" || { echo "FAIL: no MATCH"; exit 1; }
+echo "$out" | grep -qw "MATCH" || { echo "FAIL: no MATCH"; exit 1; }   # -w: not MISMATCH
 kill -INT "$server"
 wait "$server"; src=$?
 [ $src -eq 0 ] || { echo "FAIL: server exited $src on SIGINT"; cat "$log"; exit 1; }
