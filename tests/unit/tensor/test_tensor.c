@@ -71,8 +71,12 @@ static void check_nearest(double x, uint16_t got, double (*value)(uint16_t), dou
 		CU_ASSERT_FATAL(isinf(vg) || fabs(vg) == max_finite);
 		return;
 	}
-	if (isinf(vg))
-		return; /* beyond the last midpoint: checked by the fixed cases */
+	if (isinf(vg)) {
+		/* Beyond the last midpoint (checked by the fixed cases); never
+		 * for a value inside the finite range. */
+		CU_ASSERT_FATAL(fabs(x) > max_finite);
+		return;
+	}
 	double err = fabs(x - vg);
 	uint16_t mag = got & 0x7fff, sign = got & 0x8000;
 	uint16_t up = sign | (uint16_t)(mag + 1), down = sign | (uint16_t)(mag ? mag - 1 : 0);
