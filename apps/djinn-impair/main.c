@@ -11,10 +11,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
@@ -217,6 +219,18 @@ static int ports_open(const struct impair_opts *o, struct dj_port *ports[2])
 	return 0;
 }
 
+static bool link_up(uint16_t port)
+{
+	struct rte_eth_link link;
+
+	return rte_eth_link_get_nowait(port, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
+}
+
+/*
+ * Stay off ports whose link is down: DPDK 22.11's memif unmaps its rings
+ * when the peer goes while a burst may be running on them (as the engine's
+ * lcores do, docs/DATAPLANE.md).
+ */
 static void run(struct direction *dirs, double duration_s)
 {
 	uint64_t end = duration_s > 0 ? dj_time_ns() + (uint64_t)(duration_s * 1e9) : UINT64_MAX;
@@ -224,6 +238,10 @@ static void run(struct direction *dirs, double duration_s)
 	while (!stop && dj_time_ns() < end) {
 		uint64_t now = dj_time_ns();
 
+		if (!link_up(0) || !link_up(1)) {
+			rte_delay_us_sleep(100);
+			continue;
+		}
 		forward(&dirs[0], now);
 		forward(&dirs[1], now);
 	}
