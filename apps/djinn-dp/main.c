@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,21 +110,23 @@ static int parse_size(const char *text, uint64_t *bytes)
 {
 	char *end;
 	unsigned long long v;
+	unsigned int shift = 0;
 
 	errno = 0;
 	v = strtoull(text, &end, 10);
 	if (errno != 0 || end == text || text[0] == '-')
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
 	default: break;
 	}
-	if (*end != '\0')
+	/* A size that does not fit in 64 bits is refused, not wrapped. */
+	if (*end != '\0' || v > (ULLONG_MAX >> shift))
 		return -EINVAL;
-	*bytes = v;
+	*bytes = (uint64_t)v << shift;
 	return 0;
 }
 
