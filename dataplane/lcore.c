@@ -537,8 +537,10 @@ static void idle_nap(struct dp_lcore *lc, uint64_t work_before)
 		lc->idle_loops = 0;
 		return;
 	}
-	if (++lc->idle_loops >= DP_IDLE_LOOPS)
+	if (++lc->idle_loops >= DP_IDLE_LOOPS) {
+		lc->stats.idle_naps++;
 		nanosleep(&nap, NULL);
+	}
 }
 
 int dp_lcore_main(void *arg)

@@ -384,6 +384,7 @@ void dj_dataplane_stats_add(struct dj_dataplane_stats *to, const struct dj_datap
 	to->retransmits += from->retransmits;
 	for (int i = 0; i < DJ_DROP_MAX; i++)
 		to->drops[i] += from->drops[i];
+	to->idle_naps += from->idle_naps;
 }
 
 struct rte_mbuf *dj_port_frame_build(const struct dj_port *port, uint16_t queue,

@@ -125,6 +125,7 @@ struct dj_dataplane_stats {
 	uint64_t tx_packets, tx_bytes;
 	uint64_t retransmits;
 	uint64_t drops[DJ_DROP_MAX];
+	uint64_t idle_naps;   /**< naps taken (cfg.idle_sleep_us != 0) */
 };
 
 /** Name of a drop reason ("not_djinn", ...). */

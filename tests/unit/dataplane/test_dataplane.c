@@ -206,6 +206,7 @@ static void transfer_check(struct duo *d, uint32_t id, size_t len)
 
 static void test_transfers(void)
 {
+	struct dj_dataplane_stats st;
 	struct duo d;
 
 	duo_start(&d);
@@ -214,6 +215,8 @@ static void test_transfers(void)
 	transfer_check(&d, 3, 8944);     /* exactly one fragment at MTU 9000 */
 	transfer_check(&d, 4, 8945);
 	transfer_check(&d, 5, 3u << 20); /* zero-copy fragments */
+	dj_dataplane_get_stats(d.b, &st, NULL);
+	CU_ASSERT_EQUAL(st.idle_naps, 0); /* pure polling by default */
 	duo_stop(&d);
 }
 
@@ -221,12 +224,17 @@ static void test_transfers(void)
  * transfer keeps them busy enough not to nap in the middle of it. */
 static void test_idle_naps(void)
 {
+	struct dj_dataplane_stats st;
 	struct duo d;
 	uint64_t t0;
 
 	engine_idle_us = 200;
 	duo_start(&d);
 	usleep(20000); /* both lcores are napping now */
+	dj_dataplane_get_stats(d.a, &st, NULL);
+	CU_ASSERT(st.idle_naps > 0);
+	dj_dataplane_get_stats(d.b, &st, NULL);
+	CU_ASSERT(st.idle_naps > 0);
 	t0 = dj_time_ns();
 	transfer_check(&d, 1, 100);
 	transfer_check(&d, 2, 1u << 20);
