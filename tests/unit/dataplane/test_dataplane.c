@@ -20,45 +20,20 @@
 #include "djinn/dataplane.h"
 #include "djinn/eal.h"
 #include "harness.h"
+#include "ring_pair.h"
 
 #define IP_A 0x0a630001u
 #define IP_B 0x0a630002u
 #define COOKIE 0xc0ffee0011223344ull
 
 static struct rte_mempool *inject_pool;
-static unsigned int ring_seq;
-
-/* Two ring ports wired back to back: what a sends, b receives. */
-static void ring_pair(uint16_t *a, uint16_t *b, struct rte_ring **a_to_b)
-{
-	char name[32];
-	struct rte_ring *ab, *ba;
-	int pa, pb;
-
-	snprintf(name, sizeof(name), "djab%u", ring_seq);
-	ab = rte_ring_create(name, 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	snprintf(name, sizeof(name), "djba%u", ring_seq);
-	ba = rte_ring_create(name, 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	CU_ASSERT_FATAL(ab != NULL && ba != NULL);
-	snprintf(name, sizeof(name), "net_ringA%u", ring_seq);
-	pa = rte_eth_from_rings(name, &ba, 1, &ab, 1, 0);
-	snprintf(name, sizeof(name), "net_ringB%u", ring_seq);
-	pb = rte_eth_from_rings(name, &ab, 1, &ba, 1, 0);
-	ring_seq++;
-	CU_ASSERT_FATAL(pa >= 0 && pb >= 0);
-	*a = (uint16_t)pa;
-	*b = (uint16_t)pb;
-	if (a_to_b != NULL)
-		*a_to_b = ab;
-}
-
 static void test_port_errors(void)
 {
 	struct dj_port_config cfg = {0};
 	struct dj_port *port = NULL;
 	uint16_t a, b;
 
-	ring_pair(&a, &b, NULL);
+	dj_test_ring_pair(&a, &b, NULL);
 	CU_ASSERT_EQUAL(dj_port_create(NULL, &port), -EINVAL);
 	cfg.port_id = RTE_MAX_ETHPORTS - 1;
 	CU_ASSERT_EQUAL(dj_port_create(&cfg, &port), -EINVAL);
@@ -95,7 +70,7 @@ static void test_frame_zero_copy(void)
 	struct rte_mbuf *big, *small;
 	uint16_t b;
 
-	ring_pair(&cfg.port_id, &b, NULL);
+	dj_test_ring_pair(&cfg.port_id, &b, NULL);
 	CU_ASSERT_EQUAL_FATAL(dj_port_create(&cfg, &port), 0);
 	memset(hdr, 0xab, sizeof(hdr));
 	memset(payload, 0xcd, sizeof(payload));
@@ -158,7 +133,7 @@ static void duo_start_placer(struct duo *d, const struct dj_dataplane_placer *pl
 	struct dj_dp_endpoint ea, eb;
 	uint16_t pa;
 
-	ring_pair(&pa, &d->port_b, &d->a_to_b);
+	dj_test_ring_pair(&pa, &d->port_b, &d->a_to_b);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, NULL, &d->a), 0);
 	CU_ASSERT_EQUAL_FATAL(engine_create(d->port_b, IP_B, placer_b, &d->b), 0);
 	peer_of(d->a, &ea);

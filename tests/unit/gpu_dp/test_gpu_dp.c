@@ -18,7 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_ring.h>
 
@@ -27,6 +26,7 @@
 #include "djinn/eal.h"
 #include "djinn/gpu.h"
 #include "harness.h"
+#include "ring_pair.h"
 
 #define IP_A 0x0a640001u
 #define IP_B 0x0a640002u
@@ -36,33 +36,12 @@
 
 static int16_t dev = DJ_GPU_HOST;
 static struct dj_gpu_pool *pool;   /* "device" memory: GPU, or host for DJ_GPU_HOST */
-static unsigned int ring_seq;
 static uint32_t next_id = 1;
 
 struct duo {
 	struct dj_gpu_dp_placer *placer;
 	struct dj_dataplane *a, *b;   /* a sends, b receives; both use the placer */
 };
-
-static void ring_pair(uint16_t *a, uint16_t *b)
-{
-	char name[32];
-	struct rte_ring *ab, *ba;
-	int pa, pb;
-
-	snprintf(name, sizeof(name), "gdab%u", ring_seq);
-	ab = rte_ring_create(name, 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	snprintf(name, sizeof(name), "gdba%u", ring_seq);
-	ba = rte_ring_create(name, 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	CU_ASSERT_FATAL(ab != NULL && ba != NULL);
-	snprintf(name, sizeof(name), "net_ringGA%u", ring_seq);
-	pa = rte_eth_from_rings(name, &ba, 1, &ab, 1, 0);
-	snprintf(name, sizeof(name), "net_ringGB%u", ring_seq++);
-	pb = rte_eth_from_rings(name, &ab, 1, &ba, 1, 0);
-	CU_ASSERT_FATAL(pa >= 0 && pb >= 0);
-	*a = (uint16_t)pa;
-	*b = (uint16_t)pb;
-}
 
 static int engine_create(uint16_t port, uint32_t ip, const struct dj_dataplane_placer *placer,
 			 struct dj_dataplane **dp)
@@ -83,7 +62,7 @@ static void duo_start(struct duo *d, enum dj_gpu_gather_mode mode)
 	uint16_t pa, pb;
 
 	CU_ASSERT_EQUAL_FATAL(dj_gpu_dp_placer_create(&pc, &d->placer), 0);
-	ring_pair(&pa, &pb);
+	dj_test_ring_pair(&pa, &pb, NULL);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, dj_gpu_dp_placer_ops(d->placer), &d->a), 0);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, dj_gpu_dp_placer_ops(d->placer), &d->b), 0);
 	dj_dataplane_endpoint(d->a, &ea);
@@ -248,7 +227,7 @@ static void test_gpu_source_needs_placer(void)
 	uint16_t pa, pb;
 	uint8_t buf[64] = {0};
 
-	ring_pair(&pa, &pb);
+	dj_test_ring_pair(&pa, &pb, NULL);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, NULL, &a), 0);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, NULL, &b), 0);
 	dj_dataplane_endpoint(b, &eb);
