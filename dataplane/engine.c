@@ -185,6 +185,12 @@ int dj_dataplane_session_open(struct dj_dataplane *dp, uint64_t session_id, uint
 		return rc != 0 ? rc : -ENOMEM;
 	}
 	rc = op_run_free(dp, op);
+	if (rc == -EDEADLK) {
+		/* The lcore may still take the (leaked) op and list the
+		 * session: leak it too rather than have it freed under it. */
+		dj_log(DJ_LOG_ERR, "dataplane", "session %u: open unanswered; leaking it", ses->id);
+		return rc;
+	}
 	if (rc != 0) {
 		dj_session_destroy(ses->s);
 		rte_free(ses);
