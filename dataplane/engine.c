@@ -449,7 +449,9 @@ static int send_gpu_source(struct dj_dataplane *dp, uint64_t cookie, uint64_t xf
 	rc = len != 0 ? pl->copy_out(pl->ctx, host, src, len) : 0;
 	if (rc == 0)
 		rc = dj_dataplane_send(dp, cookie, xfer_id, host, len, DJ_MEM_HOST, timeout_ms);
-	free(host);
+	/* -EDEADLK: queued frames may still point into the copy; leak it. */
+	if (rc != -EDEADLK)
+		free(host);
 	return rc;
 }
 
