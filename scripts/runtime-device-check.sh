@@ -66,7 +66,7 @@ demo() {
 	grep -v '^EAL\|^TELEMETRY' "$clog"
 	kill -INT $server; wait $server
 	grep -E "^stats:|GPU placement|dp placer|redone" "$log"
-	if [ $rc != 0 ] || ! grep -q MATCH "$clog" || grep -q "redone over TCP" "$clog" "$log" ||
+	if [ $rc != 0 ] || ! grep -qw MATCH "$clog" || grep -q "redone over TCP" "$clog" "$log" ||
 	   { [ $mode = dpdk ] && ! grep -q "over DPDK" "$clog"; }; then
 		echo "demo $mode $size: FAIL (exit $rc)"; status=1
 	else
