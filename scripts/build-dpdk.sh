@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the pinned DPDK that Djinn links against: Debian's 22.11 source (or a
-# tarball), our gpu/cuda patches (scripts/dpdk/), static libraries only, into a cache
+# tarball), our patches (scripts/dpdk/: gpu/cuda, net/memif), static libraries only, into a cache
 # prefix outside the repository keyed by version and patch hash.
 #
 #   scripts/build-dpdk.sh [--tarball PATH] [--print-prefix]
