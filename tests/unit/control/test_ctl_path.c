@@ -86,8 +86,11 @@ static int server_says(struct pathenv *pe, const char *path, const char *reason_
 		return 0;
 	st = cJSON_Parse(json);
 	s = cJSON_GetObjectItem(st, "session");
-	ok = strcmp(cJSON_GetObjectItem(s, "path")->valuestring, path) == 0 &&
-	     strstr(cJSON_GetObjectItem(s, "path_reason")->valuestring, reason_part) != NULL;
+	/* A missing or non-string field fails the check instead of crashing the test. */
+	const char *got_path = cJSON_GetStringValue(cJSON_GetObjectItem(s, "path"));
+	const char *got_reason = cJSON_GetStringValue(cJSON_GetObjectItem(s, "path_reason"));
+	ok = got_path != NULL && got_reason != NULL && strcmp(got_path, path) == 0 &&
+	     strstr(got_reason, reason_part) != NULL;
 	if (!ok)
 		printf("\n  server STATS: %s\n", json);
 	cJSON_Delete(st);
