@@ -228,11 +228,6 @@ const char *dj_runtime_describe(const struct dj_runtime *rt)
 	return rt->description;
 }
 
-int dj_runtime_on_gpu(const struct dj_runtime *rt)
-{
-	return rt->gpu_device >= 0;
-}
-
 int dj_runtime_gpu_device(const struct dj_runtime *rt)
 {
 	return rt->gpu_device;
@@ -373,7 +368,7 @@ static int rt_write_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64
 	if (rc == 0 && io->host != NULL)
 		memcpy((char *)io->host + offset, buf, len);
 	else if (rc == 0)
-		rc = rt->gpu_backend.upload(rt, (char *)io->dp_addr + offset, buf, len);
+		rc = gpu_mem_upload(rt, (char *)io->dp_addr + offset, buf, len);
 	if (rc != 0 && err != NULL && err[0] == '\0')
 		set_err(err, "write: %s", dj_strerror(rc));
 	return rc;
@@ -399,7 +394,7 @@ static int rt_read_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64_
 	if (rc == 0 && io->host != NULL)
 		memcpy(buf, (const char *)io->host + offset, len);
 	else if (rc == 0)
-		rc = rt->gpu_backend.download(rt, buf, (const char *)io->dp_addr + offset, len);
+		rc = gpu_mem_download(rt, buf, (const char *)io->dp_addr + offset, len);
 	if (rc != 0 && err != NULL && err[0] == '\0')
 		set_err(err, "read: %s", dj_strerror(rc));
 	return rc;

@@ -44,9 +44,8 @@ const struct dj_ctl_backend *dj_runtime_backend(void);
 
 /** "host (CPU operations)" or "cuda:0 (GPU operations)". Static or owned by rt. */
 const char *dj_runtime_describe(const struct dj_runtime *rt);
-/** 1 when tensors live in GPU memory. */
-int dj_runtime_on_gpu(const struct dj_runtime *rt);
-/** The CUDA device the runtime computes on, or -1 for host memory. */
+/** The CUDA device the runtime computes on (tensors in GPU memory), or -1
+ *  for host memory. */
 int dj_runtime_gpu_device(const struct dj_runtime *rt);
 
 #ifdef __cplusplus
