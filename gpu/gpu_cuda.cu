@@ -415,10 +415,12 @@ static int start_persistent(struct djg_gather *g)
 	cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, g->conf.ordinal);
 	cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gather_persistent, THREADS, 0);
 	/* Every block must be resident at once or bursts of a waiting block stall. */
-	/* Measured on H100 (docs/GPU.md): 8000 B pieces 88% of cudaMemcpy with
-	 * SMs/2 blocks, 84% with SMs; 1400 B pieces 80% with SMs, 77% with SMs/2. */
+	/* Measured on H100 (docs/GPU.md): 8832 B pieces 91% of cudaMemcpy with
+	 * 16 or 24 blocks, 88-89% with 8 or 33, 83-88% with SMs/2 or SMs (more
+	 * blocks only queue more PCIe reads); 1408 B pieces 82-85% with 32 or
+	 * more blocks, 45% with 8. A few blocks also leave the SMs to compute. */
 	if (blocks == 0)
-		blocks = g->conf.frag_size >= 4096 && sms > 1 ? sms / 2 : sms;
+		blocks = g->conf.frag_size >= 4096 ? 16 : (sms >= 32 ? sms / 2 : sms);
 	if (per_sm > 0 && blocks > (unsigned int)(per_sm * sms))
 		blocks = per_sm * sms;
 	g->conf.blocks = blocks;

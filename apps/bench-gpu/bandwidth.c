@@ -4,8 +4,13 @@
  * bytes. The source is one host buffer registered with the GPU
  * (rte_gpu_mem_register, as the rx mbuf pools are). Two layouts:
  *  - packed: fragments back to back, the very bytes cudaMemcpy moves;
- *  - mbuf: each fragment where an rx mbuf holds its payload (after headroom
- *    and headers, so misaligned), one mbuf-sized slot per fragment.
+ *  - mbuf: each fragment where an rx mbuf of a plain pool holds its payload
+ *    (after headroom and the 98 bytes of headers, so misaligned), one
+ *    mbuf-sized slot per fragment;
+ *  - lined: the payload starts on a 128-byte line of its slot (a pool laid
+ *    out so that headroom + headers end on a line), slots a whole number of
+ *    lines apart. With a payload that is a multiple of 128 B every read the
+ *    GPU makes is a full line.
  * Times are wall clock on the CPU, best of --reps, gather from the first
  * submit to the drained sink (descriptor production included).
  * Send side: cudaMemcpy D2H vs the tx stager (1 MiB pinned chunks, D2H
@@ -27,7 +32,11 @@
 #ifdef DJ_HAVE_CUDA
 #include <cuda_runtime.h>
 
-#define MBUF_PAYLOAD_OFF (RTE_PKTMBUF_HEADROOM + 58)
+#include "djinn/wire.h"
+
+#define MBUF_PAYLOAD_OFF (RTE_PKTMBUF_HEADROOM + DJ_WIRE_FULL_HDR_LEN)
+#define GPU_LINE 128
+#define LINED_PAYLOAD_OFF RTE_ALIGN_CEIL(MBUF_PAYLOAD_OFF, GPU_LINE)
 
 struct layout {
 	const char *name;
@@ -282,11 +291,14 @@ int run_bandwidth(const struct bench_opts *o, int16_t dev_id, struct bench_repor
 {
 	size_t bytes = o->bench_bytes;
 	size_t slot = RTE_ALIGN_CEIL(MBUF_PAYLOAD_OFF + o->payload, RTE_CACHE_LINE_SIZE);
+	size_t lined = RTE_ALIGN_CEIL(LINED_PAYLOAD_OFF + o->payload, GPU_LINE);
 	size_t frags = (bytes + o->payload - 1) / o->payload;
-	size_t region = RTE_ALIGN_CEIL(RTE_MAX(frags * slot, bytes), 4096);
+	size_t widest = RTE_MAX(slot, lined);
+	size_t region = RTE_ALIGN_CEIL(RTE_MAX(frags * widest, bytes), 4096);
 	const struct layout layouts[] = {
 		{"packed", o->payload, 0},
 		{"mbuf", slot, MBUF_PAYLOAD_OFF},
+		{"lined", lined, LINED_PAYLOAD_OFF},
 	};
 	int eal_mem;
 	uint8_t *host = source_alloc(region, &eal_mem), *back = malloc(bytes);

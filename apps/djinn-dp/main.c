@@ -56,6 +56,8 @@ struct dp_options {
 	const char *dp_impair;
 	uint32_t dp_idle_sleep_us;
 	uint32_t dp_initial_credit;
+	enum dj_gpu_gather_mode gpu_gather;
+	uint16_t gpu_gather_blocks;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -74,6 +76,10 @@ static void usage(const char *prog)
 	       "  --listen ADDR          control-plane address (default 127.0.0.1)\n"
 	       "  --ctl-port N           control-plane TCP port (default %d)\n"
 	       "  --gpu SPEC             auto (default), none, or a CUDA device index\n"
+	       "  --gpu-gather MODE      GPU receive gather: launch (a kernel per burst,\n"
+	       "                         default) or persistent (one resident kernel)\n"
+	       "  --gpu-gather-blocks N  resident kernel blocks per data-plane lcore\n"
+	       "                         (default: from the frame size)\n"
 	       "  --mem-limit SIZE       bytes per session, with K/M/G suffix (default none)\n"
 	       "  --total-mem-limit SIZE bytes over all sessions (default none)\n"
 	       "  --token-file PATH      pre-shared token (or DJINN_TOKEN / DJINN_TOKEN_FILE)\n"
@@ -141,11 +147,23 @@ static int parse_uint(const char *text, unsigned long max, unsigned long *value)
 	return 0;
 }
 
+static int parse_gather_mode(const char *text, enum dj_gpu_gather_mode *mode)
+{
+	if (strcmp(text, "persistent") == 0)
+		*mode = DJ_GPU_GATHER_PERSISTENT;
+	else if (strcmp(text, "launch") == 0)
+		*mode = DJ_GPU_GATHER_LAUNCH;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 enum {
 	OPT_LISTEN = 256, OPT_CTL_PORT, OPT_GPU, OPT_MEM_LIMIT, OPT_TOTAL_MEM_LIMIT,
 	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
 	OPT_DP_IP, OPT_DP_UDP_PORT, OPT_DP_FRAME_SIZE, OPT_DP_IMPAIR, OPT_NO_DPDK,
-	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_INITIAL_CREDIT,
+	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_INITIAL_CREDIT, OPT_GPU_GATHER,
+	OPT_GPU_GATHER_BLOCKS,
 };
 
 static int parse_option(int c, const char *arg, struct dp_options *o)
@@ -164,6 +182,7 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 	case OPT_DP_IMPAIR: o->dp_impair = arg; return 0;
 	case OPT_NO_DPDK: o->no_dpdk = 1; return 0;
 	case OPT_PROBE: o->probe_only = 1; return 0;
+	case OPT_GPU_GATHER: return parse_gather_mode(arg, &o->gpu_gather);
 	case OPT_MEM_LIMIT: return parse_size(arg, &o->mem_limit);
 	case OPT_TOTAL_MEM_LIMIT: return parse_size(arg, &o->total_mem_limit);
 	case OPT_LOG_LEVEL:
@@ -179,6 +198,7 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 		{OPT_CTL_PORT, 65535}, {OPT_WORKERS, 64}, {OPT_DP_QUEUES, DJ_PORT_MAX_QUEUES},
 		{OPT_DP_UDP_PORT, 65535}, {OPT_DP_FRAME_SIZE, 65535}, {OPT_STATS_INTERVAL, 86400},
 		{OPT_DP_IDLE_SLEEP, 1000000}, {OPT_DP_INITIAL_CREDIT, 1u << 20},
+		{OPT_GPU_GATHER_BLOCKS, 1024},
 	};
 	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
 		if (limits[i].opt != c)
@@ -193,6 +213,7 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 		case OPT_DP_FRAME_SIZE: o->dp_frame_size = (uint16_t)v; break;
 		case OPT_DP_IDLE_SLEEP: o->dp_idle_sleep_us = (uint32_t)v; break;
 		case OPT_DP_INITIAL_CREDIT: o->dp_initial_credit = (uint32_t)v; break;
+		case OPT_GPU_GATHER_BLOCKS: o->gpu_gather_blocks = (uint16_t)v; break;
 		default: o->stats_interval = (unsigned int)v; break;
 		}
 		return 0;
@@ -206,6 +227,8 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"ctl-port", required_argument, NULL, OPT_CTL_PORT},
 		{"gpu", required_argument, NULL, OPT_GPU},
+		{"gpu-gather", required_argument, NULL, OPT_GPU_GATHER},
+		{"gpu-gather-blocks", required_argument, NULL, OPT_GPU_GATHER_BLOCKS},
 		{"mem-limit", required_argument, NULL, OPT_MEM_LIMIT},
 		{"total-mem-limit", required_argument, NULL, OPT_TOTAL_MEM_LIMIT},
 		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
@@ -289,7 +312,8 @@ static void report_gpus(void)
 static int gpu_placer_create(const struct dp_options *o, const struct dj_runtime *rt,
 			     struct dj_gpu_dp_placer **placer)
 {
-	struct dj_gpu_dp_placer_conf pc = {.mode = DJ_GPU_GATHER_LAUNCH,
+	struct dj_gpu_dp_placer_conf pc = {.mode = o->gpu_gather,
+					   .blocks = o->gpu_gather_blocks,
 					   .frag_size = o->dp_frame_size};
 	int ordinal = dj_runtime_gpu_device(rt);
 	int dev, rc;
@@ -306,8 +330,11 @@ static int gpu_placer_create(const struct dp_options *o, const struct dj_runtime
 	pc.dev_id = (int16_t)dev;
 	rc = dj_gpu_dp_placer_create(&pc, placer);
 	if (rc == 0)
-		printf("data plane: GPU tensors received by a gather kernel per burst on gpudev %d "
-		       "(cuda:%d), sent from host copies\n", dev, ordinal);
+		printf("data plane: GPU tensors received by %s on gpudev %d "
+		       "(cuda:%d), sent from host copies\n",
+		       o->gpu_gather == DJ_GPU_GATHER_PERSISTENT ? "a resident gather kernel"
+								 : "a gather kernel per burst",
+		       dev, ordinal);
 	return rc;
 }
 
@@ -458,6 +485,7 @@ int main(int argc, char **argv)
 		.listen_addr = "127.0.0.1",
 		.ctl_port = DJ_CTL_DEFAULT_PORT,
 		.gpu = "auto",
+		.gpu_gather = DJ_GPU_GATHER_LAUNCH,
 		.workers = 4,
 		.stats_interval = 10,
 		.dp_queues = 1,
