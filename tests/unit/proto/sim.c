@@ -226,6 +226,8 @@ bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns)
 		unsigned busy = 0;
 
 		sim->steps++;
+		if (sim->hook)
+			sim->hook(sim, sim->hook_arg);
 		for (int i = 0; i < 2; i++)
 			busy += absorb(sim, i, sim->encap[i]);
 		for (int i = 0; i < 2; i++) {
@@ -239,6 +241,8 @@ bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns)
 			return true;
 		for (int i = 0; i < 2; i++)
 			next = min_u64(next, dj_hold_queue_next(sim->dir[i].queue));
+		if (sim->hook)
+			next = min_u64(next, sim->now + sim->hook_every_ns);
 		if (busy || next <= sim->now)
 			sim->now += sim->step_ns;
 		else if (next == UINT64_MAX)

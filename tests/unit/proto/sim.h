@@ -38,6 +38,12 @@ struct sim {
 	bool encap[2];        /* packets from endpoint i carry Ethernet/IPv4/UDP */       /* endpoint stopped: no input, no output */
 	struct dj_session *ep[2];
 	struct sim_dir dir[2]; /* dir[i]: from ep[i] to ep[1 - i] */
+	/* Optional: runs at every step before the endpoints do (a producer
+	 * feeding a progressive source, say); while it is set the clock
+	 * jumps at most hook_every_ns when nothing is due. */
+	void (*hook)(struct sim *sim, void *arg);
+	void *hook_arg;
+	uint64_t hook_every_ns;
 	struct dj_xfer_event ev[2][SIM_MAX_EVENTS];
 	unsigned nev[2];
 	uint64_t steps;
