@@ -118,30 +118,29 @@ static bool slot_free(const struct dp_stage *st, uint64_t c)
 	return true;
 }
 
-static int copies_start(struct dp_stage *st)
+/* 1: the next chunk's copy started, 0: it waits for its slot or none is
+ * left, or the error of the copy. */
+static int copy_start(struct dp_stage *st)
 {
-	int moved = 0;
+	uint64_t c = st->issued;
+	unsigned int k = (unsigned int)(c % st->n_slots);
+	int rc;
 
-	while (st->issued < st->n_chunks) {
-		uint64_t c = st->issued;
-		unsigned int k = (unsigned int)(c % st->n_slots);
-		int rc;
-
-		if (!slot_free(st, c)) {
-			st->st.ring_waits += !st->waiting;
-			st->waiting = true;
-			break;
-		}
-		rc = st->placer->stage_copy(st->handle, k, st->host + (uint64_t)k * st->chunk,
-					    st->gpu + c * st->chunk, chunk_len(st, c));
-		if (rc != 0)
-			return rc;
-		st->waiting = false;
-		st->st.slot_reuses += c >= st->n_slots;
-		st->issued++;
-		moved++;
+	if (c == st->n_chunks)
+		return 0;
+	if (!slot_free(st, c)) {
+		st->st.ring_waits += !st->waiting;
+		st->waiting = true;
+		return 0;
 	}
-	return moved;
+	rc = st->placer->stage_copy(st->handle, k, st->host + (uint64_t)k * st->chunk,
+				    st->gpu + c * st->chunk, chunk_len(st, c));
+	if (rc != 0)
+		return rc;
+	st->waiting = false;
+	st->st.slot_reuses += c >= st->n_slots;
+	st->issued++;
+	return 1;
 }
 
 static int copies_land(struct dp_stage *st)
@@ -168,13 +167,21 @@ static int copies_land(struct dp_stage *st)
 
 int dp_stage_pump(struct dp_stage *st)
 {
-	int landed = copies_land(st);
-	int started;
+	int moved = 0, started;
 
-	if (landed < 0)
-		return landed;
-	started = copies_start(st);
-	return started < 0 ? started : landed + started;
+	/* Publish what landed between two starts: a copy that completes at
+	 * once (host memory) must not wait for the whole ring to be issued. */
+	do {
+		int landed = copies_land(st);
+
+		if (landed < 0)
+			return landed;
+		started = copy_start(st);
+		if (started < 0)
+			return started;
+		moved += landed + started;
+	} while (started > 0);
+	return moved;
 }
 
 bool dp_stage_idle(const struct dp_stage *st)
