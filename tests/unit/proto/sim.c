@@ -14,6 +14,21 @@ struct sim_pkt {
 	uint8_t data[];
 };
 
+uint8_t *sim_pattern(uint64_t len, uint32_t salt)
+{
+	uint8_t *p = malloc(len ? len : 1);
+	uint64_t x = salt * 0x9e3779b97f4a7c15ull + 1;
+
+	CU_ASSERT_FATAL(p != NULL);
+	for (uint64_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+	return p;
+}
+
 void sim_config(struct dj_session_config *cfg, uint32_t frag_size)
 {
 	dj_session_config_init(cfg);

@@ -65,6 +65,10 @@ bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns);
 const struct dj_xfer_event *sim_event(const struct sim *sim, int i,
 				      enum dj_xfer_dir dir, uint32_t id);
 
+/* len deterministic bytes from salt (at least one byte allocated), the
+ * caller's to free(). */
+uint8_t *sim_pattern(uint64_t len, uint32_t salt);
+
 /* Sensible test defaults: session id/cookie shared by both ends. */
 void sim_config(struct dj_session_config *cfg, uint32_t frag_size);
 

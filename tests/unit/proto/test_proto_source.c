@@ -19,21 +19,6 @@
 
 static unsigned seed;
 
-static uint8_t *pattern(uint64_t len, uint32_t salt)
-{
-	uint8_t *p = malloc(len ? len : 1);
-	uint64_t x = salt * 0x9e3779b97f4a7c15ull + 1;
-
-	CU_ASSERT_FATAL(p != NULL);
-	for (uint64_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)x;
-	}
-	return p;
-}
-
 static void ready_set(struct dj_tx_source *src, uint64_t bytes)
 {
 	__atomic_store_n(&src->ready, bytes, __ATOMIC_RELEASE);
@@ -62,7 +47,7 @@ static void test_ready_mark_bounds_descriptors(void)
 	struct dj_tx_source src = {0};
 	struct dj_session *s;
 	uint64_t len = 10 * FS + 7, max_end = 0;
-	uint8_t *buf = pattern(len, 1);
+	uint8_t *buf = sim_pattern(len, 1);
 
 	sim_config(&cfg, FS);
 	CU_ASSERT_FATAL(dj_session_create(&cfg, &s) == 0);
@@ -142,7 +127,7 @@ static void ring_transfer(uint64_t len, const struct dj_impair_config *imp, bool
 	struct dj_proto_stats st;
 	struct sim sim;
 
-	p.data = pattern(len, (uint32_t)len);
+	p.data = sim_pattern(len, (uint32_t)len);
 	p.ring = malloc(p.n_slots * p.chunk);
 	CU_ASSERT_FATAL(dst != NULL && p.ring != NULL);
 	memset(p.ring, POISON, p.n_slots * p.chunk);
