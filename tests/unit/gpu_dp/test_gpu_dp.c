@@ -13,6 +13,7 @@
  * than the rx mempool holds goes through, so mbufs must come back.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,12 @@ static void send_expect(struct duo *d, size_t len, int want)
 	CU_ASSERT_FATAL(got != NULL);
 	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_in(pool, src, bytes, len), 0);
 	CU_ASSERT_EQUAL(dj_dataplane_expect(d->a, COOKIE, id, got, len, DJ_MEM_HOST), 0);
+	/* A send failing at once sends its ABORT at once: a's lcore must have
+	 * taken the receive first (it runs commands in order, the probe's
+	 * after it), or the ABORT finds no transfer and only the idle timeout
+	 * ends the receive. */
+	if (want != 0)
+		CU_ASSERT_EQUAL(dj_dataplane_probe(d->a, COOKIE, 5000, NULL), 0);
 	CU_ASSERT_EQUAL(dj_dataplane_send(d->b, COOKIE, id, src, len, DJ_MEM_GPU, 30000), want);
 	if (want == 0) {
 		CU_ASSERT_EQUAL(dj_dataplane_wait(d->a, COOKIE, id, 30000), 0);
@@ -467,6 +474,82 @@ static void test_staged_copy_failure(void)
 	duo_stop(&d);
 }
 
+/* A peer that never posted the receive: the send times out like a host
+ * send (cancelled, its ring released), and the next one goes through. */
+static void test_staged_timeout(void)
+{
+	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 2};
+	struct dj_dataplane_stage_stats st;
+	size_t len = 5 * chunk_size();
+	struct duo d;
+	void *base;
+	uint8_t *src;
+
+	duo_start_conf(&d, &dc);
+	src = device_buffer(len, 0, &base);
+	CU_ASSERT_EQUAL(dj_dataplane_send(d.b, COOKIE, next_id++, src, len, DJ_MEM_GPU, 200),
+			-ETIMEDOUT);
+	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
+	send_check(&d, len);
+	dj_dataplane_stage_stats(d.b, &st);
+	CU_ASSERT_EQUAL(st.staged_sends, 2);
+	CU_ASSERT_EQUAL(st.copy_failures, 0);
+	duo_stop(&d);
+}
+
+struct concurrent_send {
+	struct duo *d;
+	uint32_t id;
+	const void *src;
+	size_t len;
+	int rc;
+};
+
+static void *send_thread(void *arg)
+{
+	struct concurrent_send *cs = arg;
+
+	cs->rc = dj_dataplane_send(cs->d->b, COOKIE, cs->id, cs->src, cs->len, DJ_MEM_GPU, 30000);
+	return NULL;
+}
+
+/* Control threads send GPU sources at once on one session, each through a
+ * ring of its own (the placer's stage cache is shared). */
+static void test_staged_concurrent(void)
+{
+	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 3};
+	struct concurrent_send cs[3];
+	pthread_t threads[3];
+	uint8_t *want[3], *got[3];
+	void *base[3];
+	struct duo d;
+
+	duo_start_conf(&d, &dc);
+	for (int i = 0; i < 3; i++) {
+		size_t len = (size_t)(i + 2) * chunk_size() + (size_t)i * 1001;
+		uint8_t *src = device_buffer(len, i & 1, &base[i]);
+
+		cs[i] = (struct concurrent_send){.d = &d, .id = next_id++, .src = src, .len = len};
+		want[i] = random_bytes(len, dj_test_seed() + cs[i].id);
+		got[i] = calloc(1, len);
+		CU_ASSERT_FATAL(got[i] != NULL);
+		CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_in(pool, src, want[i], len), 0);
+		CU_ASSERT_EQUAL(dj_dataplane_expect(d.a, COOKIE, cs[i].id, got[i], len, DJ_MEM_HOST), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&threads[i], NULL, send_thread, &cs[i]), 0);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(threads[i], NULL);
+		CU_ASSERT_EQUAL(cs[i].rc, 0);
+		CU_ASSERT_EQUAL(dj_dataplane_wait(d.a, COOKIE, cs[i].id, 30000), 0);
+		CU_ASSERT_EQUAL(memcmp(got[i], want[i], cs[i].len), 0);
+		CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base[i]), 0);
+		free(want[i]);
+		free(got[i]);
+	}
+	duo_stop(&d);
+}
+
 static void wrap_whole_copy(struct dj_dataplane_placer *ops)
 {
 	ops->stage_get = NULL;
@@ -528,6 +611,8 @@ int main(int argc, char **argv)
 		{"GPU sources staged: sizes, bounded ring", test_staged_sizes_bounded_ring},
 		{"GPU sources staged under loss and reordering", test_staged_lossy},
 		{"GPU sources: a failed copy, then serving", test_staged_copy_failure},
+		{"GPU sources: a send that times out, then serving", test_staged_timeout},
+		{"GPU sources: concurrent senders", test_staged_concurrent},
 		{"GPU sources: whole copy without staging", test_whole_copy_fallback},
 		{NULL, NULL},
 	};
