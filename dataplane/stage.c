@@ -73,7 +73,7 @@ int dp_stage_create(const struct dj_dataplane *dp, const void *src, uint64_t len
 	if (st == NULL)
 		return -ENOMEM;
 	memset(st, 0, sizeof(*st));
-	rc = pl->stage_get(pl->ctx, chunk, n, &st->handle, &host);
+	rc = pl->stage_get(pl->ctx, chunk, n, dp->port->socket, &st->handle, &host);
 	if (rc != 0) {
 		free(st);
 		return rc;

@@ -60,6 +60,7 @@ struct placer_stage {
 	struct placer_stage *next;   /* in the placer's cache */
 	struct dj_gpu_dp_placer *owner;
 	size_t bytes;
+	int socket;                  /* NUMA socket of host */
 	void *host;
 	void *stream;
 	bool failed;                 /* a copy failed: never reused */
@@ -371,7 +372,8 @@ static int stage_cuda_init(struct placer_stage *st)
 #endif
 }
 
-static int stage_new(struct dj_gpu_dp_placer *p, size_t bytes, struct placer_stage **out)
+static int stage_new(struct dj_gpu_dp_placer *p, size_t bytes, int socket,
+		     struct placer_stage **out)
 {
 	struct placer_stage *st = calloc(1, sizeof(*st));
 	int rc = 0;
@@ -379,8 +381,9 @@ static int stage_new(struct dj_gpu_dp_placer *p, size_t bytes, struct placer_sta
 	if (st == NULL)
 		return -ENOMEM;
 	st->owner = p;
+	st->socket = socket;
 	st->bytes = RTE_ALIGN_CEIL(bytes, DJ_GPU_PAGE_SIZE);
-	st->host = rte_malloc("dj_gpu_send_stage", st->bytes, DJ_GPU_PAGE_SIZE);
+	st->host = rte_malloc_socket("dj_gpu_send_stage", st->bytes, DJ_GPU_PAGE_SIZE, socket);
 	if (st->host == NULL)
 		rc = -ENOMEM;
 	else if (p->ordinal >= 0)
@@ -395,14 +398,16 @@ static int stage_new(struct dj_gpu_dp_placer *p, size_t bytes, struct placer_sta
 	return 0;
 }
 
-/* The smallest cached stage that is big enough, unlinked; NULL if none. */
-static struct placer_stage *stage_cached(struct dj_gpu_dp_placer *p, size_t bytes)
+/* The smallest cached stage on socket that is big enough, unlinked; NULL
+ * if none. */
+static struct placer_stage *stage_cached(struct dj_gpu_dp_placer *p, size_t bytes, int socket)
 {
 	struct placer_stage **best = NULL, *st;
 
 	pthread_mutex_lock(&p->lock);
 	for (struct placer_stage **pp = &p->stages; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->bytes >= bytes && (best == NULL || (*pp)->bytes < (*best)->bytes))
+		if ((*pp)->bytes >= bytes && (*pp)->socket == socket &&
+		    (best == NULL || (*pp)->bytes < (*best)->bytes))
 			best = pp;
 	st = best != NULL ? *best : NULL;
 	if (st != NULL) {
@@ -413,7 +418,8 @@ static struct placer_stage *stage_cached(struct dj_gpu_dp_placer *p, size_t byte
 	return st;
 }
 
-static int stage_get(void *ctx, size_t slot_bytes, unsigned int slots, void **stage, void **host)
+static int stage_get(void *ctx, size_t slot_bytes, unsigned int slots, int socket, void **stage,
+		     void **host)
 {
 	struct dj_gpu_dp_placer *p = ctx;
 	size_t bytes = slot_bytes * slots;
@@ -422,9 +428,9 @@ static int stage_get(void *ctx, size_t slot_bytes, unsigned int slots, void **st
 
 	if (slots == 0 || slots > DJ_DATAPLANE_STAGE_MAX_SLOTS || slot_bytes == 0)
 		return -EINVAL;
-	st = stage_cached(p, bytes);
+	st = stage_cached(p, bytes, socket);
 	if (st == NULL)
-		rc = stage_new(p, bytes, &st);
+		rc = stage_new(p, bytes, socket, &st);
 	if (rc != 0)
 		return rc;
 	*stage = st;

@@ -176,12 +176,12 @@ struct dj_dataplane_placer {
 	 * on its own stage), never on polling lcores.
 	 */
 	/** A stage of slots x slot_bytes of host memory that the port may
-	 *  transmit from (DPDK memory, so a NIC can DMA it) and the GPU can
-	 *  copy into, plus what slots independent copies need (events...).
-	 *  *stage and *host stay the placer's; the engine gives them back with
-	 *  stage_put(). 0 or a negative errno. */
-	int (*stage_get)(void *ctx, size_t slot_bytes, unsigned int slots, void **stage,
-			 void **host);
+	 *  transmit from (DPDK memory on NUMA socket, the port's, so a NIC can
+	 *  DMA it) and the GPU can copy into, plus what slots independent
+	 *  copies need (events...). *stage and *host stay the placer's; the
+	 *  engine gives them back with stage_put(). 0 or a negative errno. */
+	int (*stage_get)(void *ctx, size_t slot_bytes, unsigned int slots, int socket,
+			 void **stage, void **host);
 	/** Give a stage back once no frame references its memory: the placer
 	 *  waits for copies still running, and keeps it for a later send
 	 *  unless one of its copies failed. */
