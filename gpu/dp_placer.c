@@ -340,9 +340,9 @@ static int copy_out(void *ctx, void *dst, const void *src, size_t len)
 
 static void stage_free(struct placer_stage *st)
 {
-	struct dj_gpu_dp_placer *p = st->owner;
-
 #ifdef DJ_HAVE_CUDA
+	const struct dj_gpu_dp_placer *p = st->owner;
+
 	if (p->ordinal >= 0) {
 		djg_stream_destroy(st->stream); /* waits for copies in flight */
 		for (unsigned int i = 0; i < DJ_DATAPLANE_STAGE_MAX_SLOTS; i++)
