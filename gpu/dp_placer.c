@@ -63,6 +63,7 @@ struct placer_stage {
 	int socket;                  /* NUMA socket of host */
 	void *host;
 	void *stream;
+	bool registered;             /* host is registered with the GPU */
 	bool failed;                 /* a copy failed: never reused */
 	void *events[DJ_DATAPLANE_STAGE_MAX_SLOTS];
 };
@@ -347,7 +348,7 @@ static void stage_free(struct placer_stage *st)
 		djg_stream_destroy(st->stream); /* waits for copies in flight */
 		for (unsigned int i = 0; i < DJ_DATAPLANE_STAGE_MAX_SLOTS; i++)
 			djg_event_destroy(st->events[i]);
-		if (st->host != NULL)
+		if (st->registered)
 			dj_gpu_host_unregister(p->conf.dev_id, st->host);
 	}
 #endif
@@ -365,7 +366,10 @@ static int stage_cuda_init(struct placer_stage *st)
 
 	for (unsigned int i = 0; rc == 0 && i < DJ_DATAPLANE_STAGE_MAX_SLOTS; i++)
 		rc = djg_event_create(&st->events[i]);
-	return rc == 0 ? dj_gpu_host_register(p->conf.dev_id, st->host, st->bytes) : rc;
+	if (rc == 0)
+		rc = dj_gpu_host_register(p->conf.dev_id, st->host, st->bytes);
+	st->registered = rc == 0;
+	return rc;
 #else
 	(void)st;
 	return -DJ_ENOGPU;
