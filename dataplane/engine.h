@@ -14,7 +14,9 @@
  * A SEND op also holds the payload's extbuf reference count: the waiter
  * frees it only after the driver released every mbuf pointing into the
  * caller's buffer (op->released), so a returning send() never leaves a
- * packet that still reads the buffer.
+ * packet that still reads the buffer. A SEND of a GPU source carries a
+ * staging ring instead (op->stage): the waiter fills it while it waits,
+ * and the ring's slots hold the frames' references.
  */
 #include <pthread.h>
 #include <stdatomic.h>

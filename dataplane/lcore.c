@@ -165,11 +165,10 @@ static void data_send(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
 		struct dp_op *op = d[i].user;
 		unsigned int flags = (port->caps.tx_extbuf ? DJ_TXFRAME_CHAIN : 0) |
 				     (d[i].mem == DJ_MEM_GPU ? DJ_TXFRAME_NO_CPU : 0);
-		struct rte_mbuf *m;
-
 		/* A staged GPU source: the frame holds its ring slot. */
 		struct rte_mbuf_ext_shared_info *owner =
 			op->stage != NULL ? dp_stage_shinfo(op->stage, d[i].offset) : &op->shinfo;
+		struct rte_mbuf *m;
 
 		m = dj_txframe_build(&port->q[lc->queue], flags, d[i].hdr,
 				     (uint16_t)d[i].hdr_len, d[i].payload, d[i].payload_len, owner);
