@@ -676,6 +676,11 @@ static int config_check(const struct dj_dataplane_config *cfg)
 		dj_log(DJ_LOG_ERR, "dataplane", "bad impairment '%s'", cfg->impair);
 		return -EINVAL;
 	}
+	if (cfg->stage_slots > DJ_DATAPLANE_STAGE_MAX_SLOTS) {
+		dj_log(DJ_LOG_ERR, "dataplane", "%u staging slots, at most %u", cfg->stage_slots,
+		       DJ_DATAPLANE_STAGE_MAX_SLOTS);
+		return -EINVAL;
+	}
 	return 0;
 }
 

@@ -571,6 +571,16 @@ static void test_whole_copy_fallback(void)
 	duo_stop(&d);
 }
 
+/* Refused before the port is touched. */
+static void test_bad_stage_slots(void)
+{
+	struct duo_conf dc = {.stage_slots = DJ_DATAPLANE_STAGE_MAX_SLOTS + 1};
+	struct dj_dataplane *dp = NULL;
+
+	CU_ASSERT_EQUAL(engine_create(0, IP_A, NULL, &dc, &dp), -EINVAL);
+	CU_ASSERT_PTR_NULL(dp);
+}
+
 static void test_bad_config(void)
 {
 	struct dj_gpu_dp_placer_conf pc = {.dev_id = DJ_GPU_HOST, .mode = 7};
@@ -605,6 +615,7 @@ int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
 		{"placer: bad configurations", test_bad_config},
+		{"engine: too many staging slots", test_bad_stage_slots},
 		{"GPU sources refused without a placer", test_gpu_source_needs_placer},
 		{"transfers, kernel per burst", test_transfers_launch},
 		{"cancelled receive, then serving", test_cancel_then_serve},
