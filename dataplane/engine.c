@@ -429,16 +429,23 @@ int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_
 
 /* ---- send ------------------------------------------------------------------------------ */
 
+/* Feeding a staging ring: spin this long after the last progress, then nap
+ * this long between looks (a chunk takes tens of microseconds to copy and
+ * more to transmit, so the ring never runs dry while we sleep). */
+#define STAGE_SPIN_NS 20000ull
+#define STAGE_NAP_NS 10000l
+
 /*
  * The CPU must never read GPU memory, and a NIC cannot without a DMA
- * mapping of it: a GPU source goes out of a host copy that the placer's
- * copy_out() makes. Device-to-host runs at tens of GB/s, well above the
- * wire, so the copy costs a small part of the transfer.
+ * mapping of it: a GPU source goes out of host copies. A placer without
+ * staging members gives one whole copy (copy_out): the tensor's size in
+ * host memory, and the copy's time before the first fragment.
  */
-static int send_gpu_source(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+static int send_whole_copy(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
 			   const void *src, size_t len, uint32_t timeout_ms)
 {
 	const struct dj_dataplane_placer *pl = dp->cfg.placer;
+	struct dj_dataplane_stage_stats count = {.whole_sends = 1};
 	void *host = NULL;
 	int rc;
 
@@ -452,7 +459,84 @@ static int send_gpu_source(struct dj_dataplane *dp, uint64_t cookie, uint64_t xf
 	/* -EDEADLK: queued frames may still point into the copy; leak it. */
 	if (rc != -EDEADLK)
 		free(host);
+	dp_stage_stats_add(dp, &count);
 	return rc;
+}
+
+static bool placer_stages(const struct dj_dataplane_placer *pl)
+{
+	return pl != NULL && pl->stage_get != NULL && pl->stage_put != NULL &&
+	       pl->stage_copy != NULL && pl->stage_poll != NULL;
+}
+
+/* Copy chunks into the ring and publish them until the send ends: 0 (the
+ * op says how it ended), -ETIMEDOUT, or -EIO when a copy failed. */
+static int stage_feed(struct dp_op *op, uint64_t timeout_ns)
+{
+	struct timespec nap = {.tv_nsec = STAGE_NAP_NS};
+	uint64_t start = dj_time_ns(), last_move = start;
+
+	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	while (!atomic_load_explicit(&op->done, memory_order_acquire)) {
+		int moved = dp_stage_pump(op->stage);
+		uint64_t now = dj_time_ns();
+
+		if (moved < 0) {
+			dj_log(DJ_LOG_ERR, "dataplane", "transfer %u: GPU copy failed (%s)",
+			       op->xfer_id, dj_strerror(moved));
+			op->stage->st.copy_failures++;
+			return -EIO;
+		}
+		if (now - start >= timeout_ns)
+			return -ETIMEDOUT;
+		if (moved > 0)
+			last_move = now;
+		else if (now - last_move > STAGE_SPIN_NS)
+			nanosleep(&nap, NULL);
+		else
+			rte_pause();
+	}
+	return 0;
+}
+
+static int stage_idle_wait(const struct dp_stage *st, uint64_t timeout_ns)
+{
+	struct timespec nap = {.tv_nsec = STAGE_NAP_NS};
+	uint64_t start = dj_time_ns();
+
+	while (!dp_stage_idle(st)) {
+		if (dj_time_ns() - start >= timeout_ns)
+			return -ETIMEDOUT;
+		nanosleep(&nap, NULL);
+	}
+	return 0;
+}
+
+/* Post a SEND, wait for its end, then for every frame that points into its
+ * source or staging ring to be gone. The caller frees op (and its ring)
+ * unless -EDEADLK: then leaking beats a use after free. */
+static int send_run(struct dj_dataplane *dp, struct dp_op *op, uint32_t timeout_ms)
+{
+	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull;
+	int rc;
+
+	dj_txframe_owner_init(&op->shinfo, op_released, op);
+	rc = op_post(dp, op);
+	if (rc != 0)
+		return rc;
+	rc = op->stage != NULL ? stage_feed(op, timeout_ns) : flag_wait(&op->done, timeout_ns);
+	if (rc != 0) {
+		cancel_post(dp, op->sess, DJ_XFER_TX, op->xfer_id);
+		if (flag_wait(&op->done, LCORE_ANSWER_NS) != 0)
+			return -EDEADLK;
+	}
+	/* The caller's buffer is free once no queued frame points into it. */
+	if (flag_wait(&op->released, LCORE_ANSWER_NS) != 0 ||
+	    (op->stage != NULL && stage_idle_wait(op->stage, LCORE_ANSWER_NS) != 0)) {
+		dj_log(DJ_LOG_ERR, "dataplane", "transfer %u: frames still queued", op->xfer_id);
+		return -EDEADLK;
+	}
+	return rc != 0 ? rc : op->status;
 }
 
 int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
@@ -461,31 +545,25 @@ int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 	struct dp_op *op;
 	int rc;
 
-	if (dp != NULL && mem == DJ_MEM_GPU)
-		return send_gpu_source(dp, cookie, xfer_id, src, len, timeout_ms);
+	if (dp != NULL && mem == DJ_MEM_GPU && !placer_stages(dp->cfg.placer))
+		return send_whole_copy(dp, cookie, xfer_id, src, len, timeout_ms);
 	rc = xfer_op_new(dp, DP_CMD_SEND, cookie, xfer_id, (void *)(uintptr_t)src, len, mem, &op);
-
 	if (rc != 0)
 		return rc;
-	dj_txframe_owner_init(&op->shinfo, op_released, op);
-	rc = op_post(dp, op);
-	if (rc != 0) {
-		free(op);
+	/* A GPU source goes out of a ring of host chunks (stage.c). */
+	if (mem == DJ_MEM_GPU && len != 0) {
+		rc = dp_stage_create(dp, src, len, dj_session_frag_size(op->sess->s), &op->stage);
+		if (rc != 0) {
+			free(op);
+			return rc;
+		}
+		op->buf = op->stage->host;
+		op->mem = DJ_MEM_HOST;
+	}
+	rc = send_run(dp, op, timeout_ms);
+	if (rc == -EDEADLK)
 		return rc;
-	}
-	rc = flag_wait(&op->done, (uint64_t)timeout_ms * 1000000ull);
-	if (rc == -ETIMEDOUT) {
-		cancel_post(dp, op->sess, DJ_XFER_TX, op->xfer_id);
-		if (flag_wait(&op->done, LCORE_ANSWER_NS) != 0)
-			return -EDEADLK;
-	}
-	/* The caller's buffer is free once no queued frame points into it. */
-	if (flag_wait(&op->released, LCORE_ANSWER_NS) != 0) {
-		dj_log(DJ_LOG_ERR, "dataplane", "transfer %u: frames still queued", op->xfer_id);
-		return -EDEADLK;
-	}
-	if (rc == 0)
-		rc = op->status;
+	dp_stage_destroy(dp, op->stage);
 	free(op);
 	return rc;
 }
@@ -596,6 +674,11 @@ static int config_check(const struct dj_dataplane_config *cfg)
 	if (cfg->impair != NULL && cfg->impair[0] != '\0' &&
 	    dj_impair_config_parse(cfg->impair, &ic) != 0) {
 		dj_log(DJ_LOG_ERR, "dataplane", "bad impairment '%s'", cfg->impair);
+		return -EINVAL;
+	}
+	if (cfg->stage_slots > DJ_DATAPLANE_STAGE_MAX_SLOTS) {
+		dj_log(DJ_LOG_ERR, "dataplane", "%u staging slots, at most %u", cfg->stage_slots,
+		       DJ_DATAPLANE_STAGE_MAX_SLOTS);
 		return -EINVAL;
 	}
 	return 0;

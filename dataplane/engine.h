@@ -14,7 +14,9 @@
  * A SEND op also holds the payload's extbuf reference count: the waiter
  * frees it only after the driver released every mbuf pointing into the
  * caller's buffer (op->released), so a returning send() never leaves a
- * packet that still reads the buffer.
+ * packet that still reads the buffer. A SEND of a GPU source carries a
+ * staging ring instead (op->stage): the waiter fills it while it waits,
+ * and the ring's slots hold the frames' references.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -51,6 +53,59 @@ enum dp_cmd {
 
 struct dp_session;
 
+/*
+ * The staging ring of one GPU-source send (stage.c). The sending control
+ * thread copies chunk c of the source into slot c % n_slots with the
+ * placer's asynchronous copies and raises src.ready as they land; the lcore
+ * sends from the ring (src.wrap) and attaches every fragment of slot k with
+ * slot[k].shinfo as its owner, so a slot is refilled only once the session
+ * acknowledged its chunk (src.acked) and no frame holds it (refcnt 1: the
+ * ring's own reference).
+ */
+struct dp_stage_slot {
+	struct rte_mbuf_ext_shared_info shinfo;
+} __rte_cache_aligned;
+
+struct dp_stage {
+	struct dj_tx_source src;
+	const struct dj_dataplane_placer *placer;
+	void *handle;              /* the placer's stage */
+	uint8_t *host;             /* n_slots * chunk bytes, the placer's */
+	const uint8_t *gpu;        /* the source, len bytes */
+	uint64_t len;
+	uint64_t chunk;            /* bytes per slot, whole fragments */
+	uint64_t n_chunks;
+	unsigned int n_slots;
+	uint64_t issued;           /* chunks whose copy started */
+	uint64_t landed;           /* chunks whose copy is done (in order) */
+	bool waiting;              /* the next copy waits for its slot */
+	struct dj_dataplane_stage_stats st; /* this send's share */
+	struct dp_stage_slot slot[];
+};
+
+/* Owner of the frame carrying source bytes at offset. */
+static inline struct rte_mbuf_ext_shared_info *dp_stage_shinfo(struct dp_stage *st,
+								uint64_t offset)
+{
+	return &st->slot[(offset / st->chunk) % st->n_slots].shinfo;
+}
+
+/* A ring for len bytes at src (GPU memory) from dp's placer, sized for
+ * fragments of frag_size; *out is the caller's: dp_stage_destroy(). */
+int dp_stage_create(const struct dj_dataplane *dp, const void *src, uint64_t len,
+		    uint32_t frag_size, struct dp_stage **out);
+/* Start the copies that have a free slot, publish those that landed.
+ * Returns how many things moved (0: nothing to do now), or the error of a
+ * failed copy. */
+int dp_stage_pump(struct dp_stage *st);
+/* No frame references the ring any more. */
+bool dp_stage_idle(const struct dp_stage *st);
+/* Add this send's counters to dp's and free the ring; the placer's stage
+ * goes back to it (the ring must be idle). */
+void dp_stage_destroy(struct dj_dataplane *dp, struct dp_stage *st);
+/* Add to dp's GPU-send counters (control threads). */
+void dp_stage_stats_add(struct dj_dataplane *dp, const struct dj_dataplane_stage_stats *add);
+
 /* One request from a control thread; allocated and freed by that thread. */
 struct dp_op {
 	enum dp_cmd cmd;
@@ -63,6 +118,7 @@ struct dp_op {
 	int status;                /* valid once done */
 	atomic_int done;
 	atomic_int released;       /* SEND: no mbuf references buf any more */
+	struct dp_stage *stage;    /* SEND of a GPU source: its ring, else NULL */
 	uint64_t rtt_ns;           /* PING */
 	struct rte_mbuf_ext_shared_info shinfo;
 	/* expected-transfer list of the control side */
@@ -130,6 +186,7 @@ struct dj_dataplane {
 	pthread_mutex_t lock;        /* the control-side lists below */
 	struct dp_session *sessions;
 	struct dp_op *expected;
+	struct dj_dataplane_stage_stats stage_stats; /* under lock */
 };
 
 /* The polling loop of one lcore (rte_eal_remote_launch). */

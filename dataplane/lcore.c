@@ -165,11 +165,13 @@ static void data_send(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
 		struct dp_op *op = d[i].user;
 		unsigned int flags = (port->caps.tx_extbuf ? DJ_TXFRAME_CHAIN : 0) |
 				     (d[i].mem == DJ_MEM_GPU ? DJ_TXFRAME_NO_CPU : 0);
+		/* A staged GPU source: the frame holds its ring slot. */
+		struct rte_mbuf_ext_shared_info *owner =
+			op->stage != NULL ? dp_stage_shinfo(op->stage, d[i].offset) : &op->shinfo;
 		struct rte_mbuf *m;
 
 		m = dj_txframe_build(&port->q[lc->queue], flags, d[i].hdr,
-				     (uint16_t)d[i].hdr_len, d[i].payload, d[i].payload_len,
-				     &op->shinfo);
+				     (uint16_t)d[i].hdr_len, d[i].payload, d[i].payload_len, owner);
 		if (unlikely(m == NULL)) {
 			/* The protocol retransmits it after its timeout. */
 			lc->stats.drops[DJ_DROP_NO_MBUF]++;
@@ -306,7 +308,9 @@ static void cmd_close(struct dp_lcore *lc, struct dp_op *op, uint64_t now)
 
 static void cmd_send(struct dp_op *op, uint64_t now)
 {
-	int rc = dj_session_send(op->sess->s, op->xfer_id, op->buf, op->len, op->mem, op, now);
+	struct dj_tx_source *src = op->stage != NULL ? &op->stage->src : NULL;
+	int rc = dj_session_send_source(op->sess->s, op->xfer_id, op->buf, op->len, op->mem, src,
+					op, now);
 
 	if (rc != 0)
 		send_op_finish(op, rc);

@@ -7,7 +7,9 @@
  *   burst_end()  hand the list and the burst's mbufs to the sink; the sink
  *                frees the mbufs once the GPU has read them
  *   sync()       drain the sink: every queued byte is in the destination
- *   copy_out()   device-to-host copy of a GPU source for transmission
+ *   stage_*()    GPU sources sent chunk by chunk: pinned host rings, a
+ *                stream and an event per slot, cached for later sends
+ *   copy_out()   one whole device-to-host copy (engines that do not stage)
  *
  * The gather kernel reads mbuf data, so a mempool is registered with the
  * GPU the first time one of its mbufs is seen; that slow path (once per pool
@@ -23,6 +25,7 @@
 #include <string.h>
 
 #include <rte_common.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 
 #include "djinn/common.h"
@@ -34,6 +37,8 @@
 
 /* dp_placer_cuda.cu: make CUDA device @ordinal the calling thread's. */
 int djg_dp_device_use(int ordinal);
+/* dp_placer_cuda.cu: wait for the copies queued on @stream; -EIO. */
+int djg_dp_stream_sync(void *stream);
 #endif
 
 #define PLACER_MAX_COPIES 256
@@ -42,8 +47,26 @@ int djg_dp_device_use(int ordinal);
 #define PLACER_MAX_LCORES 16
 #define SUBMIT_RETRY_NS (100ull * 1000 * 1000)
 #define SYNC_TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
+/* Send stages kept for later sends, so a send pays no allocation and no
+ * pinning of host memory (milliseconds for a ring of tens of MiB). */
+#define STAGE_CACHE_MAX 4
 
 struct placer_lcore;
+
+/* Staging for GPU sends: pinned host memory in DPDK's heap (a NIC can DMA
+ * it), a stream and an event per slot. Owned by one send between
+ * stage_get() and stage_put(), cached by the placer otherwise. */
+struct placer_stage {
+	struct placer_stage *next;   /* in the placer's cache */
+	struct dj_gpu_dp_placer *owner;
+	size_t bytes;
+	int socket;                  /* NUMA socket of host */
+	void *host;
+	void *stream;
+	bool registered;             /* host is registered with the GPU */
+	bool failed;                 /* a copy failed: never reused */
+	void *events[DJ_DATAPLANE_STAGE_MAX_SLOTS];
+};
 
 struct dj_gpu_dp_placer {
 	struct dj_dataplane_placer ops;
@@ -54,6 +77,8 @@ struct dj_gpu_dp_placer {
 	unsigned int n_pools;
 	struct placer_lcore *lcores[PLACER_MAX_LCORES];
 	unsigned int n_lcores;
+	struct placer_stage *stages;  /* cache, at most STAGE_CACHE_MAX */
+	unsigned int n_stages;
 };
 
 /* State of one polling lcore; only that lcore touches it after init. */
@@ -312,6 +337,180 @@ static int copy_out(void *ctx, void *dst, const void *src, size_t len)
 #endif
 }
 
+/* ---- send staging ------------------------------------------------------------ */
+
+static void stage_free(struct placer_stage *st)
+{
+#ifdef DJ_HAVE_CUDA
+	const struct dj_gpu_dp_placer *p = st->owner;
+
+	if (p->ordinal >= 0) {
+		djg_stream_destroy(st->stream); /* waits for copies in flight */
+		for (unsigned int i = 0; i < DJ_DATAPLANE_STAGE_MAX_SLOTS; i++)
+			djg_event_destroy(st->events[i]);
+		if (st->registered)
+			dj_gpu_host_unregister(p->conf.dev_id, st->host);
+	}
+#endif
+	rte_free(st->host);
+	free(st);
+}
+
+/* Stream and events on the placer's GPU (the stream call makes it this
+ * thread's device, so the events belong to it too). */
+static int stage_cuda_init(struct placer_stage *st)
+{
+#ifdef DJ_HAVE_CUDA
+	struct dj_gpu_dp_placer *p = st->owner;
+	int rc = djg_stream_create(p->ordinal, &st->stream);
+
+	for (unsigned int i = 0; rc == 0 && i < DJ_DATAPLANE_STAGE_MAX_SLOTS; i++)
+		rc = djg_event_create(&st->events[i]);
+	if (rc == 0)
+		rc = dj_gpu_host_register(p->conf.dev_id, st->host, st->bytes);
+	st->registered = rc == 0;
+	return rc;
+#else
+	(void)st;
+	return -DJ_ENOGPU;
+#endif
+}
+
+static int stage_new(struct dj_gpu_dp_placer *p, size_t bytes, int socket,
+		     struct placer_stage **out)
+{
+	struct placer_stage *st = calloc(1, sizeof(*st));
+	int rc = 0;
+
+	if (st == NULL)
+		return -ENOMEM;
+	st->owner = p;
+	st->socket = socket;
+	st->bytes = RTE_ALIGN_CEIL(bytes, DJ_GPU_PAGE_SIZE);
+	st->host = rte_malloc_socket("dj_gpu_send_stage", st->bytes, DJ_GPU_PAGE_SIZE, socket);
+	if (st->host == NULL)
+		rc = -ENOMEM;
+	else if (p->ordinal >= 0)
+		rc = stage_cuda_init(st);
+	if (rc != 0) {
+		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "dp placer: send stage of %zu B: %s", st->bytes,
+		       dj_strerror(rc));
+		stage_free(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+/* The smallest cached stage on socket that is big enough, unlinked; NULL
+ * if none. */
+static struct placer_stage *stage_cached(struct dj_gpu_dp_placer *p, size_t bytes, int socket)
+{
+	struct placer_stage **best = NULL, *st;
+
+	pthread_mutex_lock(&p->lock);
+	for (struct placer_stage **pp = &p->stages; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->bytes >= bytes && (*pp)->socket == socket &&
+		    (best == NULL || (*pp)->bytes < (*best)->bytes))
+			best = pp;
+	st = best != NULL ? *best : NULL;
+	if (st != NULL) {
+		*best = st->next;
+		p->n_stages--;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return st;
+}
+
+static int stage_get(void *ctx, size_t slot_bytes, unsigned int slots, int socket, void **stage,
+		     void **host)
+{
+	struct dj_gpu_dp_placer *p = ctx;
+	size_t bytes = slot_bytes * slots;
+	struct placer_stage *st;
+	int rc = 0;
+
+	if (slots == 0 || slots > DJ_DATAPLANE_STAGE_MAX_SLOTS || slot_bytes == 0)
+		return -EINVAL;
+	st = stage_cached(p, bytes, socket);
+	if (st == NULL)
+		rc = stage_new(p, bytes, socket, &st);
+	if (rc != 0)
+		return rc;
+	*stage = st;
+	*host = st->host;
+	return 0;
+}
+
+static void stage_put(void *ctx, void *stage)
+{
+	struct dj_gpu_dp_placer *p = ctx;
+	struct placer_stage *st = stage;
+
+#ifdef DJ_HAVE_CUDA
+	/* The next owner must not see this send's copies land. */
+	if (!st->failed && p->ordinal >= 0 && djg_dp_stream_sync(st->stream) != 0)
+		st->failed = true;
+#endif
+	pthread_mutex_lock(&p->lock);
+	if (!st->failed && p->n_stages < STAGE_CACHE_MAX) {
+		st->next = p->stages;
+		p->stages = st;
+		p->n_stages++;
+		st = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (st != NULL)
+		stage_free(st);
+}
+
+static int stage_copy(void *stage, unsigned int slot, void *dst, const void *src, size_t len)
+{
+	struct placer_stage *st = stage;
+	int rc = -DJ_ENOGPU;
+
+	if (st->owner->ordinal < 0) {
+		memcpy(dst, src, len);
+		return 0;
+	}
+#ifdef DJ_HAVE_CUDA
+	rc = djg_copy_async(st->stream, dst, src, len);
+	if (rc == 0)
+		rc = djg_event_record(st->events[slot], st->stream);
+#else
+	(void)slot;
+#endif
+	st->failed |= rc != 0;
+	return rc;
+}
+
+static int stage_poll(void *stage, unsigned int slot)
+{
+	struct placer_stage *st = stage;
+	int rc = 1;
+
+	if (st->owner->ordinal < 0)
+		return 1;
+#ifdef DJ_HAVE_CUDA
+	rc = djg_event_done(st->events[slot]);
+#else
+	(void)slot;
+#endif
+	st->failed |= rc < 0;
+	return rc;
+}
+
+static void stages_free(struct dj_gpu_dp_placer *p)
+{
+	while (p->stages != NULL) {
+		struct placer_stage *st = p->stages;
+
+		p->stages = st->next;
+		stage_free(st);
+	}
+	p->n_stages = 0;
+}
+
 int dj_gpu_find_cuda(int ordinal)
 {
 	int n = dj_gpu_count();
@@ -355,6 +554,10 @@ int dj_gpu_dp_placer_create(const struct dj_gpu_dp_placer_conf *conf,
 		.sync = sync_all,
 		.ctx = p,
 		.copy_out = copy_out,
+		.stage_get = stage_get,
+		.stage_put = stage_put,
+		.stage_copy = stage_copy,
+		.stage_poll = stage_poll,
 	};
 	*out = p;
 	return 0;
@@ -403,6 +606,7 @@ void dj_gpu_dp_placer_destroy(struct dj_gpu_dp_placer *p)
 	if (p->n_lcores != 0)
 		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "dp placer destroyed while %u lcores use it "
 		       "(destroy the data plane first)", p->n_lcores);
+	stages_free(p);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }

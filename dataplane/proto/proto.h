@@ -50,8 +50,11 @@ struct tx_xfer {
 	uint32_t recover;    /* no new cut until cum passes this */
 	uint32_t rtx_head;
 	uint32_t rtx_count;
+	uint32_t ready_end;  /* fragments < ready_end have their bytes in place */
 	uint64_t len;
 	const uint8_t *buf;
+	uint64_t wrap;       /* 0, or buf is a ring of wrap bytes (dj_tx_source) */
+	struct dj_tx_source *src; /* NULL: the whole source is ready */
 	void *user;
 	enum dj_mem_kind mem;
 	uint64_t rto_deadline; /* UINT64_MAX: nothing in flight */
@@ -168,8 +171,9 @@ uint32_t session_write_hdr(struct dj_session *s, uint8_t *pkt,
 uint32_t session_hdr_room(const struct dj_session *s);
 
 /* tx.c */
+/* src: NULL, or a progressively filled source (dj_session_send_source). */
 int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
-	     enum dj_mem_kind mem, void *user, uint64_t now_ns);
+	     enum dj_mem_kind mem, struct dj_tx_source *src, void *user);
 enum dj_wire_reject tx_on_feedback(struct dj_session *s,
 				   const struct dj_wire_hdr *h,
 				   const uint8_t *body, uint64_t now_ns);

@@ -325,16 +325,33 @@ static int session_can_start(const struct dj_session *s)
 	return 0;
 }
 
+int dj_session_send_source(struct dj_session *s, uint32_t transfer_id,
+			   const void *buf, uint64_t len, enum dj_mem_kind mem,
+			   struct dj_tx_source *src, void *user,
+			   uint64_t now_ns)
+{
+	int rc;
+
+	(void)now_ns; /* nothing is timed before the first fragment goes */
+	if (!s || (!buf && len) || (mem != DJ_MEM_HOST && mem != DJ_MEM_GPU))
+		return -EINVAL;
+	if (src && src->wrap % s->cfg.frag_size != 0)
+		return -EINVAL;
+	rc = session_can_start(s);
+	return rc ? rc : tx_start(s, transfer_id, buf, len, mem, src, user);
+}
+
 int dj_session_send(struct dj_session *s, uint32_t transfer_id,
 		    const void *buf, uint64_t len, enum dj_mem_kind mem,
 		    void *user, uint64_t now_ns)
 {
-	int rc;
+	return dj_session_send_source(s, transfer_id, buf, len, mem, NULL, user,
+				      now_ns);
+}
 
-	if (!s || (!buf && len) || (mem != DJ_MEM_HOST && mem != DJ_MEM_GPU))
-		return -EINVAL;
-	rc = session_can_start(s);
-	return rc ? rc : tx_start(s, transfer_id, buf, len, mem, user, now_ns);
+uint32_t dj_session_frag_size(const struct dj_session *s)
+{
+	return s->cfg.frag_size;
 }
 
 int dj_session_recv(struct dj_session *s, uint32_t transfer_id, void *dest,

@@ -21,7 +21,7 @@ static inline uint32_t min_u32(uint32_t a, uint32_t b)
 }
 
 int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
-	     enum dj_mem_kind mem, void *user, uint64_t now_ns)
+	     enum dj_mem_kind mem, struct dj_tx_source *src, void *user)
 {
 	uint32_t count;
 	struct tx_xfer *x;
@@ -47,7 +47,38 @@ int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
 	x->mem = mem;
 	x->user = user;
 	x->rto_deadline = UINT64_MAX;
+	x->src = src;
+	x->ready_end = src ? 0 : count;
+	if (src) {
+		x->wrap = src->wrap;
+		__atomic_store_n(&src->acked, 0, __ATOMIC_RELEASE);
+	}
 	return 0;
+}
+
+/* Fragments whose bytes are all in place: every one of an ordinary send,
+ * those below the producer's ready mark for a progressive source. The
+ * atomic is read only when the cached mark stops the sender. */
+static uint32_t tx_ready_end(const struct dj_session *s, struct tx_xfer *x)
+{
+	uint64_t ready;
+
+	if (x->ready_end == x->frag_count || x->next_new < x->ready_end)
+		return x->ready_end;
+	ready = __atomic_load_n(&x->src->ready, __ATOMIC_ACQUIRE);
+	x->ready_end = ready >= x->len ? x->frag_count
+				       : (uint32_t)(ready / s->cfg.frag_size);
+	return x->ready_end;
+}
+
+/* The producer may refill what lies below the cumulative ACK: the
+ * session never describes those fragments again. */
+static void tx_publish_acked(const struct dj_session *s, struct tx_xfer *x)
+{
+	uint64_t acked = (uint64_t)x->cum * s->cfg.frag_size;
+
+	if (x->src)
+		__atomic_store_n(&x->src->acked, min_u64(acked, x->len), __ATOMIC_RELEASE);
 }
 
 void tx_end(struct dj_session *s, struct tx_xfer *x, int status)
@@ -171,6 +202,7 @@ static bool tx_advance(struct dj_session *s, struct tx_xfer *x, uint32_t cum)
 		cc_on_ack(s, x, cum - x->cum);
 	x->cum = cum;
 	x->strikes = 0;
+	tx_publish_acked(s, x);
 	return true;
 }
 
@@ -316,7 +348,7 @@ static void tx_describe(struct dj_session *s, struct tx_xfer *x, uint32_t idx,
 	h.offset = off;
 	h.total_len = x->len;
 	d->hdr = arena;
-	d->payload = plen ? x->buf + off : NULL;
+	d->payload = plen ? x->buf + (x->wrap ? off % x->wrap : off) : NULL;
 	d->hdr_len = session_write_hdr(s, arena, &h, d->payload,
 				       x->mem == DJ_MEM_HOST);
 	d->transfer_id = x->id;
@@ -344,10 +376,14 @@ static void tx_mark_sent(struct dj_session *s, struct tx_xfer *x, uint32_t idx,
 	}
 }
 
-/* Next fragment of x to send, retransmissions first; false if none. */
+/* Next fragment of x to send, retransmissions first; false if none.
+ * Nothing at or above ready_end goes out: new fragments wait for it, and
+ * a queued retransmission lies below next_new, which never passes it. */
 static bool tx_next(struct dj_session *s, struct tx_xfer *x, uint32_t *idx,
 		    bool *retrans)
 {
+	uint32_t ready_end = tx_ready_end(s, x);
+
 	while (x->rtx_count) {
 		uint32_t i = x->rtx[x->rtx_head];
 		struct frag_slot *f;
@@ -358,13 +394,14 @@ static bool tx_next(struct dj_session *s, struct tx_xfer *x, uint32_t *idx,
 			continue; /* acknowledged meanwhile; slot reused */
 		f = &x->frags[i & s->mask];
 		f->flags &= (uint8_t)~FRAG_QUEUED;
-		if (f->flags & FRAG_SACKED)
+		if ((f->flags & FRAG_SACKED) || i >= ready_end)
 			continue;
 		*idx = i;
 		*retrans = true;
 		return true;
 	}
-	if (x->next_new < x->credit_end && x->next_new - x->cum < s->cfg.window &&
+	if (x->next_new < x->credit_end && x->next_new < ready_end &&
+	    x->next_new - x->cum < s->cfg.window &&
 	    (!s->cfg.congestion_control || x->next_new - x->cum < x->cwnd)) {
 		*idx = x->next_new++;
 		*retrans = false;

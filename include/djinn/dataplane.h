@@ -162,10 +162,36 @@ struct dj_dataplane_placer {
 	int (*sync)(void *state);
 	void *ctx;
 	/** Optional, for GPU sources on transmit (dj_dataplane_send with
-	 *  DJ_MEM_GPU): copy len bytes of GPU memory at src into host memory
-	 *  at dst before returning. Runs on control threads, several at once.
-	 *  NULL: such sends fail with -ENOTSUP. */
+	 *  DJ_MEM_GPU) when the staging members below are NULL: copy len
+	 *  bytes of GPU memory at src into host memory at dst before
+	 *  returning (one whole copy, then the send). Runs on control
+	 *  threads, several at once. NULL too: such sends fail with -ENOTSUP. */
 	int (*copy_out)(void *ctx, void *dst, const void *src, size_t len);
+	/*
+	 * Optional, all four or none: GPU sources sent chunk by chunk. The
+	 * sending control thread copies chunks of the source into a ring of
+	 * slots in pinned host memory with asynchronous copies, and the lcore
+	 * transmits each chunk once its copy landed, while later ones are
+	 * still copying. These run on control threads (several at once, each
+	 * on its own stage), never on polling lcores.
+	 */
+	/** A stage of slots x slot_bytes of host memory that the port may
+	 *  transmit from (DPDK memory on NUMA socket, the port's, so a NIC can
+	 *  DMA it) and the GPU can copy into, plus what slots independent
+	 *  copies need (events...). *stage and *host stay the placer's; the
+	 *  engine gives them back with stage_put(). 0 or a negative errno. */
+	int (*stage_get)(void *ctx, size_t slot_bytes, unsigned int slots, int socket,
+			 void **stage, void **host);
+	/** Give a stage back once no frame references its memory: the placer
+	 *  waits for copies still running, and keeps it for a later send
+	 *  unless one of its copies failed. */
+	void (*stage_put)(void *ctx, void *stage);
+	/** Start copying len bytes of GPU memory at src to dst (inside the
+	 *  stage's host memory) as slot's copy; slot's previous copy is done.
+	 *  0 or a negative errno. */
+	int (*stage_copy)(void *stage, unsigned int slot, void *dst, const void *src, size_t len);
+	/** 1: slot's last copy landed, 0: not yet, negative errno: it failed. */
+	int (*stage_poll)(void *stage, unsigned int slot);
 };
 
 struct dj_dataplane_config {
@@ -196,7 +222,18 @@ struct dj_dataplane_config {
 	/** In-line impairment of transmitted packets (dj_impair_config_parse
 	 *  syntax, e.g. "drop=0.05,reorder=0.05"), NULL or "" for none. */
 	const char *impair;
+	/** GPU sources through a placer with staging: slots of the staging
+	 *  ring per send (chunks of about 1 MiB, a whole number of fragments),
+	 *  at most DJ_DATAPLANE_STAGE_MAX_SLOTS. 0: enough for the session's
+	 *  window plus 2 of look-ahead, at least 4. Never more than the
+	 *  tensor needs. */
+	uint32_t stage_slots;
+	/** Bytes per staging chunk before rounding down to whole fragments;
+	 *  0 means 1 MiB. */
+	uint32_t stage_chunk;
 };
+
+#define DJ_DATAPLANE_STAGE_MAX_SLOTS 64
 
 /**
  * Configure the port, start one polling lcore per queue. *out is owned by
@@ -243,6 +280,20 @@ int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 /** Counters of the lcore serving queue pair idx; -ENOENT past the last. */
 int dj_dataplane_lcore_stats(const struct dj_dataplane *dp, unsigned int idx,
 			     struct dj_dataplane_stats *st);
+
+/** GPU-source sends, counted since the engine started. */
+struct dj_dataplane_stage_stats {
+	uint64_t staged_sends;    /**< sent chunk by chunk through a staging ring */
+	uint64_t whole_sends;     /**< sent after one whole copy (placer without staging) */
+	uint64_t chunks;          /**< chunk copies that landed */
+	uint64_t slot_reuses;     /**< chunks copied into a slot that held an earlier one */
+	uint64_t ring_waits;      /**< times a copy waited for its slot to be acknowledged */
+	uint64_t copy_failures;   /**< sends failed by a copy (-EIO) */
+	uint64_t max_stage_bytes; /**< largest staging ring one send used */
+};
+
+/** Counters of GPU-source sends. */
+void dj_dataplane_stage_stats(const struct dj_dataplane *dp, struct dj_dataplane_stage_stats *st);
 
 /** Engine counters summed over lcores; proto (may be NULL) receives the
  *  transfer protocol's counters summed over sessions. */

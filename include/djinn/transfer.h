@@ -149,6 +149,48 @@ int dj_session_send(struct dj_session *s, uint32_t transfer_id,
 		    void *user, uint64_t now_ns);
 
 /**
+ * A source that becomes readable while it is being sent: a GPU tensor
+ * copied out chunk by chunk into a ring of host buffers by another thread
+ * (the producer) while the session's thread transmits what has landed.
+ * Shared by both threads, so ready and acked are read and written only with
+ * __atomic builtins (acquire loads, release stores); they sit on separate
+ * cache lines because each has a different writer.
+ */
+struct dj_tx_source {
+	/** Bytes of the source in place, from offset 0 (producer: release
+	 *  store, never lowered). The session hands out no fragment, new or
+	 *  retransmitted, that ends above it (or above the length when it is
+	 *  the last one); a sender with nothing ready simply waits. */
+	uint64_t ready __attribute__((aligned(64)));
+	/** Bytes cumulatively acknowledged, from offset 0 (session: release
+	 *  store as its cumulative ACK advances). Nothing below it is ever
+	 *  described again, so the producer may reuse the memory behind it
+	 *  once the frames already built from it are released. */
+	uint64_t acked __attribute__((aligned(64)));
+	/** 0: buf holds the whole source. Otherwise buf is a ring of wrap
+	 *  bytes, a multiple of frag_size (so no fragment straddles its end):
+	 *  the payload at offset o of the source lies at buf + o % wrap. Set
+	 *  before dj_session_send_source(), constant afterwards. */
+	uint64_t wrap;
+};
+
+/**
+ * dj_session_send() of a source that fills progressively (struct
+ * dj_tx_source). src is borrowed like buf; the caller sets src->ready and
+ * src->wrap (src->acked is reset here) and raises ready as bytes land.
+ * Timeouts count only while fragments are in flight: waiting for ready
+ * bytes is not a loss. Errors as dj_session_send(); -EINVAL also for a
+ * wrap that is not a multiple of the fragment size.
+ */
+int dj_session_send_source(struct dj_session *s, uint32_t transfer_id,
+			   const void *buf, uint64_t len, enum dj_mem_kind mem,
+			   struct dj_tx_source *src, void *user,
+			   uint64_t now_ns);
+
+/** Payload bytes per DATA fragment of this session (its frag_size). */
+uint32_t dj_session_frag_size(const struct dj_session *s);
+
+/**
  * Post a receive of exactly len bytes into dest (host: memcpy; GPU: the
  * config's place callback) as transfer id. dest is borrowed until the event.
  * Errors as dj_session_send(); -ENOTSUP for GPU memory without a callback.

@@ -13,6 +13,7 @@
  * than the rx mempool holds goes through, so mbufs must come back.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +41,20 @@ static uint32_t next_id = 1;
 
 struct duo {
 	struct dj_gpu_dp_placer *placer;
-	struct dj_dataplane *a, *b;   /* a sends, b receives; both use the placer */
+	struct dj_dataplane_placer ops; /* the placer's, as the test changed them */
+	struct dj_dataplane *a, *b;     /* both use ops */
+};
+
+struct duo_conf {
+	enum dj_gpu_gather_mode mode;
+	const char *impair;      /* in-line impairment on b's transmissions */
+	uint32_t stage_slots;    /* b's staging ring for GPU sources; 0: default */
+	/* Change the placer's callbacks (failure injection); NULL: keep them. */
+	void (*wrap)(struct dj_dataplane_placer *ops);
 };
 
 static int engine_create(uint16_t port, uint32_t ip, const struct dj_dataplane_placer *placer,
-			 struct dj_dataplane **dp)
+			 const struct duo_conf *dc, struct dj_dataplane **dp)
 {
 	struct dj_dataplane_config cfg = {0};
 
@@ -52,23 +62,37 @@ static int engine_create(uint16_t port, uint32_t ip, const struct dj_dataplane_p
 	cfg.port.port_id = port;
 	cfg.port.frame_size = 9014;
 	cfg.local.ipv4 = ip;
+	if (dc != NULL) {
+		cfg.impair = dc->impair;
+		cfg.stage_slots = dc->stage_slots;
+	}
 	return dj_dataplane_create(&cfg, dp);
 }
 
-static void duo_start(struct duo *d, enum dj_gpu_gather_mode mode)
+static void duo_start_conf(struct duo *d, const struct duo_conf *dc)
 {
-	struct dj_gpu_dp_placer_conf pc = {.dev_id = dev, .mode = mode, .frag_size = 8000};
+	struct dj_gpu_dp_placer_conf pc = {.dev_id = dev, .mode = dc->mode, .frag_size = 8000};
 	struct dj_dp_endpoint ea, eb;
 	uint16_t pa, pb;
 
 	CU_ASSERT_EQUAL_FATAL(dj_gpu_dp_placer_create(&pc, &d->placer), 0);
+	d->ops = *dj_gpu_dp_placer_ops(d->placer);
+	if (dc->wrap != NULL)
+		dc->wrap(&d->ops);
 	dj_test_ring_pair(&pa, &pb, NULL);
-	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, dj_gpu_dp_placer_ops(d->placer), &d->a), 0);
-	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, dj_gpu_dp_placer_ops(d->placer), &d->b), 0);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, &d->ops, NULL, &d->a), 0);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, &d->ops, dc, &d->b), 0);
 	dj_dataplane_endpoint(d->a, &ea);
 	dj_dataplane_endpoint(d->b, &eb);
 	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->a, 9, COOKIE, &eb), 0);
 	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->b, 9, COOKIE, &ea), 0);
+}
+
+static void duo_start(struct duo *d, enum dj_gpu_gather_mode mode)
+{
+	struct duo_conf dc = {.mode = mode};
+
+	duo_start_conf(d, &dc);
 }
 
 static void duo_stop(struct duo *d)
@@ -141,24 +165,40 @@ static void receive_check(struct duo *d, size_t len, int odd)
 	free(src);
 }
 
-/* Device memory -> host through the placer's copy_out. */
-static void send_check(struct duo *d, size_t len)
+/* Device memory -> host, sent by b: dj_dataplane_send() must return want;
+ * on success the bytes match, otherwise the receiver hears of the abort. */
+static void send_expect(struct duo *d, size_t len, int want)
 {
 	uint32_t id = next_id++;
-	uint8_t *want = random_bytes(len, dj_test_seed() + id);
+	uint8_t *bytes = random_bytes(len, dj_test_seed() + id);
 	uint8_t *got = calloc(1, len + 1);
 	void *base;
 	uint8_t *src = device_buffer(len, 1, &base);
 
 	CU_ASSERT_FATAL(got != NULL);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_in(pool, src, want, len), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_in(pool, src, bytes, len), 0);
 	CU_ASSERT_EQUAL(dj_dataplane_expect(d->a, COOKIE, id, got, len, DJ_MEM_HOST), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_send(d->b, COOKIE, id, src, len, DJ_MEM_GPU, 30000), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_wait(d->a, COOKIE, id, 30000), 0);
-	CU_ASSERT_EQUAL(memcmp(got, want, len), 0);
+	/* A send failing at once sends its ABORT at once: a's lcore must have
+	 * taken the receive first (it runs commands in order, the probe's
+	 * after it), or the ABORT finds no transfer and only the idle timeout
+	 * ends the receive. */
+	if (want != 0)
+		CU_ASSERT_EQUAL(dj_dataplane_probe(d->a, COOKIE, 5000, NULL), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_send(d->b, COOKIE, id, src, len, DJ_MEM_GPU, 30000), want);
+	if (want == 0) {
+		CU_ASSERT_EQUAL(dj_dataplane_wait(d->a, COOKIE, id, 30000), 0);
+		CU_ASSERT_EQUAL(memcmp(got, bytes, len), 0);
+	} else {
+		CU_ASSERT_EQUAL(dj_dataplane_wait(d->a, COOKIE, id, 30000), -DJ_EPEER);
+	}
 	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
 	free(got);
-	free(want);
+	free(bytes);
+}
+
+static void send_check(struct duo *d, size_t len)
+{
+	send_expect(d, len, 0);
 }
 
 static const size_t sizes[] = {1, 1000, 8943, 8945, (1u << 20) + 17, 64u << 20};
@@ -228,14 +268,317 @@ static void test_gpu_source_needs_placer(void)
 	uint8_t buf[64] = {0};
 
 	dj_test_ring_pair(&pa, &pb, NULL);
-	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, NULL, &a), 0);
-	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, NULL, &b), 0);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, NULL, NULL, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, NULL, NULL, &b), 0);
 	dj_dataplane_endpoint(b, &eb);
 	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(a, 3, COOKIE, &eb), 0);
 	CU_ASSERT_EQUAL(dj_dataplane_send(a, COOKIE, 1, buf, sizeof(buf), DJ_MEM_GPU, 100),
 			-ENOTSUP);
 	dj_dataplane_destroy(a);
 	dj_dataplane_destroy(b);
+}
+
+/* ---- GPU sources through the staging ring ------------------------------------- */
+
+static uint64_t frag_size(void)
+{
+	return dj_wire_frag_size(9000); /* engine_create's frames: 9014 B */
+}
+
+/* The engine's chunk for the default 1 MiB: whole fragments. */
+static uint64_t chunk_size(void)
+{
+	return (1u << 20) / frag_size() * frag_size();
+}
+
+static uint64_t chunks_of(uint64_t len)
+{
+	return (len + chunk_size() - 1) / chunk_size();
+}
+
+/* Failure injection around the placer's real callbacks: the copy (or its
+ * completion) of chunk number fail_at of the next send fails. */
+static struct {
+	int (*copy)(void *stage, unsigned int slot, void *dst, const void *src, size_t len);
+	int (*poll)(void *stage, unsigned int slot);
+	int copies_left;   /* < 0: never fail */
+	bool in_poll;      /* fail the completion rather than the start */
+	unsigned int slot_failed;
+	bool failed;
+} inject = {.copies_left = -1};
+
+static int copy_failing(void *stage, unsigned int slot, void *dst, const void *src, size_t len)
+{
+	if (inject.copies_left == 0 && !inject.in_poll) {
+		inject.copies_left = -1;
+		inject.failed = true;
+		return -EIO;
+	}
+	if (inject.copies_left == 0) {
+		inject.copies_left = -1;
+		inject.slot_failed = slot;
+		inject.failed = true;
+	} else if (inject.copies_left > 0) {
+		inject.copies_left--;
+	}
+	return inject.copy(stage, slot, dst, src, len);
+}
+
+static int poll_failing(void *stage, unsigned int slot)
+{
+	int rc = inject.poll(stage, slot);
+
+	if (inject.failed && inject.in_poll && slot == inject.slot_failed) {
+		inject.failed = false;
+		return -EIO;
+	}
+	return rc;
+}
+
+/* Host mode copies at once; this makes copies take COPY_NS each, one
+ * after the other, as asynchronous ones on a stream would, so that bytes sent before their
+ * copy landed (or from a slot refilled too early) show. */
+#define COPY_NS 100000ull
+
+static struct {
+	const void *src;
+	void *dst;
+	size_t len;
+	uint64_t due;     /* 0: landed */
+} deferred[DJ_DATAPLANE_STAGE_MAX_SLOTS];
+
+/* One stream: a copy starts when the one before it is done. */
+static int copy_deferred(void *stage, unsigned int slot, void *dst, const void *src, size_t len)
+{
+	static uint64_t stream_free;
+	uint64_t now = dj_time_ns();
+
+	(void)stage;
+	stream_free = (stream_free > now ? stream_free : now) + COPY_NS;
+	deferred[slot] = (typeof(deferred[0])){.src = src, .dst = dst, .len = len,
+					       .due = stream_free};
+	return 0;
+}
+
+/* Then the real copy (a GPU's is asynchronous too) and its completion. */
+static int poll_deferred(void *stage, unsigned int slot)
+{
+	if (deferred[slot].due == 0)
+		return inject.poll(stage, slot);
+	if (dj_time_ns() < deferred[slot].due)
+		return 0;
+	deferred[slot].due = 0;
+	CU_ASSERT_EQUAL(inject.copy(stage, slot, deferred[slot].dst, deferred[slot].src,
+				    deferred[slot].len), 0);
+	return inject.poll(stage, slot);
+}
+
+static void wrap_deferred(struct dj_dataplane_placer *ops)
+{
+	inject.copy = ops->stage_copy;
+	inject.poll = ops->stage_poll;
+	ops->stage_copy = copy_deferred;
+	ops->stage_poll = poll_deferred;
+}
+
+static void wrap_failing(struct dj_dataplane_placer *ops)
+{
+	inject.copy = ops->stage_copy;
+	inject.poll = ops->stage_poll;
+	ops->stage_copy = copy_failing;
+	ops->stage_poll = poll_failing;
+}
+
+static void fail_next_send(int after_copies, bool in_poll)
+{
+	inject.copies_left = after_copies;
+	inject.in_poll = in_poll;
+	inject.failed = false;
+}
+
+/* Every size that matters to the ring: less than a fragment, one, one
+ * chunk, a byte more, and many rings' worth through 4 slots. */
+static void test_staged_sizes_bounded_ring(void)
+{
+	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 4,
+			      .wrap = wrap_deferred};
+	const uint64_t lens[] = {1, frag_size(), chunk_size(), chunk_size() + 1, 64u << 20};
+	struct dj_dataplane_stage_stats st;
+	uint64_t chunks = 0;
+	struct duo d;
+
+	duo_start_conf(&d, &dc);
+	send_check(&d, 0); /* nothing to copy: no ring */
+	for (size_t i = 0; i < RTE_DIM(lens); i++) {
+		send_check(&d, lens[i]);
+		chunks += chunks_of(lens[i]);
+	}
+	dj_dataplane_stage_stats(d.b, &st);
+	CU_ASSERT_EQUAL(st.staged_sends, RTE_DIM(lens));
+	CU_ASSERT_EQUAL(st.whole_sends, 0);
+	CU_ASSERT_EQUAL(st.copy_failures, 0);
+	CU_ASSERT_EQUAL(st.chunks, chunks);
+	/* 64 MiB went through 4 MiB of staging, every slot refilled. */
+	CU_ASSERT_EQUAL(st.max_stage_bytes, 4 * chunk_size());
+	CU_ASSERT_EQUAL(st.slot_reuses, chunks_of(64u << 20) - 4 + chunks_of(chunk_size() + 1) - 2);
+	CU_ASSERT(st.ring_waits > 0);
+	duo_stop(&d);
+}
+
+/* Lost and reordered fragments are resent from ring slots that later
+ * chunks reuse: still byte-exact. */
+static void test_staged_lossy(void)
+{
+	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 3,
+			      .impair = "drop=0.05,reorder=0.05,dup=0.02,reorder_us=2000",
+			      .wrap = wrap_deferred};
+	struct dj_dataplane_stage_stats st;
+	struct dj_dataplane_stats eng;
+	struct dj_proto_stats proto;
+	struct duo d;
+
+	duo_start_conf(&d, &dc);
+	send_check(&d, (16u << 20) + 5);
+	send_check(&d, chunk_size() - 1);
+	/* No frame carried other bytes than its CRC covers (a slot refilled
+	 * under a held or duplicated frame would). */
+	dj_dataplane_get_stats(d.a, &eng, &proto);
+	CU_ASSERT_EQUAL(dj_proto_stats_rejected(&proto), 0);
+	dj_dataplane_get_stats(d.b, &eng, &proto);
+	dj_dataplane_stage_stats(d.b, &st);
+	CU_ASSERT(proto.tx_retrans > 0);
+	CU_ASSERT(eng.drops[DJ_DROP_IMPAIR] > 0);
+	CU_ASSERT(st.slot_reuses >= chunks_of(16u << 20) - 3);
+	duo_stop(&d);
+}
+
+/* A failed copy fails its send with -EIO (the peer is told), frees nothing
+ * a frame still reads, and the engine goes on serving. */
+static void test_staged_copy_failure(void)
+{
+	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 4,
+			      .wrap = wrap_failing};
+	struct dj_dataplane_stage_stats st;
+	struct duo d;
+
+	duo_start_conf(&d, &dc);
+	fail_next_send(0, false);           /* the very first copy */
+	send_expect(&d, 3 * chunk_size(), -EIO);
+	fail_next_send(6, false);           /* mid-way, slots already reused */
+	send_expect(&d, 12 * chunk_size(), -EIO);
+	fail_next_send(5, true);            /* a copy that started, then failed */
+	send_expect(&d, 12 * chunk_size(), -EIO);
+	send_check(&d, 12 * chunk_size() + 7);
+	dj_dataplane_stage_stats(d.b, &st);
+	CU_ASSERT_EQUAL(st.copy_failures, 3);
+	CU_ASSERT_EQUAL(st.staged_sends, 4);
+	duo_stop(&d);
+}
+
+/* A peer that never posted the receive: the send times out like a host
+ * send (cancelled, its ring released), and the next one goes through. */
+static void test_staged_timeout(void)
+{
+	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 2};
+	struct dj_dataplane_stage_stats st;
+	size_t len = 5 * chunk_size();
+	struct duo d;
+	void *base;
+	uint8_t *src;
+
+	duo_start_conf(&d, &dc);
+	src = device_buffer(len, 0, &base);
+	CU_ASSERT_EQUAL(dj_dataplane_send(d.b, COOKIE, next_id++, src, len, DJ_MEM_GPU, 200),
+			-ETIMEDOUT);
+	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
+	send_check(&d, len);
+	dj_dataplane_stage_stats(d.b, &st);
+	CU_ASSERT_EQUAL(st.staged_sends, 2);
+	CU_ASSERT_EQUAL(st.copy_failures, 0);
+	duo_stop(&d);
+}
+
+struct concurrent_send {
+	struct duo *d;
+	uint32_t id;
+	const void *src;
+	size_t len;
+	int rc;
+};
+
+static void *send_thread(void *arg)
+{
+	struct concurrent_send *cs = arg;
+
+	cs->rc = dj_dataplane_send(cs->d->b, COOKIE, cs->id, cs->src, cs->len, DJ_MEM_GPU, 30000);
+	return NULL;
+}
+
+/* Control threads send GPU sources at once on one session, each through a
+ * ring of its own (the placer's stage cache is shared). */
+static void test_staged_concurrent(void)
+{
+	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 3};
+	struct concurrent_send cs[3];
+	pthread_t threads[3];
+	uint8_t *want[3], *got[3];
+	void *base[3];
+	struct duo d;
+
+	duo_start_conf(&d, &dc);
+	for (int i = 0; i < 3; i++) {
+		size_t len = (size_t)(i + 2) * chunk_size() + (size_t)i * 1001;
+		uint8_t *src = device_buffer(len, i & 1, &base[i]);
+
+		cs[i] = (struct concurrent_send){.d = &d, .id = next_id++, .src = src, .len = len};
+		want[i] = random_bytes(len, dj_test_seed() + cs[i].id);
+		got[i] = calloc(1, len);
+		CU_ASSERT_FATAL(got[i] != NULL);
+		CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_in(pool, src, want[i], len), 0);
+		CU_ASSERT_EQUAL(dj_dataplane_expect(d.a, COOKIE, cs[i].id, got[i], len, DJ_MEM_HOST), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&threads[i], NULL, send_thread, &cs[i]), 0);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(threads[i], NULL);
+		CU_ASSERT_EQUAL(cs[i].rc, 0);
+		CU_ASSERT_EQUAL(dj_dataplane_wait(d.a, COOKIE, cs[i].id, 30000), 0);
+		CU_ASSERT_EQUAL(memcmp(got[i], want[i], cs[i].len), 0);
+		CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base[i]), 0);
+		free(want[i]);
+		free(got[i]);
+	}
+	duo_stop(&d);
+}
+
+static void wrap_whole_copy(struct dj_dataplane_placer *ops)
+{
+	ops->stage_get = NULL;
+}
+
+/* A placer without staging: one whole copy, then the send. */
+static void test_whole_copy_fallback(void)
+{
+	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .wrap = wrap_whole_copy};
+	struct dj_dataplane_stage_stats st;
+	struct duo d;
+
+	duo_start_conf(&d, &dc);
+	send_check(&d, 3 * chunk_size() + 1);
+	dj_dataplane_stage_stats(d.b, &st);
+	CU_ASSERT_EQUAL(st.whole_sends, 1);
+	CU_ASSERT_EQUAL(st.staged_sends, 0);
+	duo_stop(&d);
+}
+
+/* Refused before the port is touched. */
+static void test_bad_stage_slots(void)
+{
+	struct duo_conf dc = {.stage_slots = DJ_DATAPLANE_STAGE_MAX_SLOTS + 1};
+	struct dj_dataplane *dp = NULL;
+
+	CU_ASSERT_EQUAL(engine_create(0, IP_A, NULL, &dc, &dp), -EINVAL);
+	CU_ASSERT_PTR_NULL(dp);
 }
 
 static void test_bad_config(void)
@@ -272,10 +615,17 @@ int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
 		{"placer: bad configurations", test_bad_config},
+		{"engine: too many staging slots", test_bad_stage_slots},
 		{"GPU sources refused without a placer", test_gpu_source_needs_placer},
 		{"transfers, kernel per burst", test_transfers_launch},
 		{"cancelled receive, then serving", test_cancel_then_serve},
 		{"transfers, persistent gather", test_transfers_persistent},
+		{"GPU sources staged: sizes, bounded ring", test_staged_sizes_bounded_ring},
+		{"GPU sources staged under loss and reordering", test_staged_lossy},
+		{"GPU sources: a failed copy, then serving", test_staged_copy_failure},
+		{"GPU sources: a send that times out, then serving", test_staged_timeout},
+		{"GPU sources: concurrent senders", test_staged_concurrent},
+		{"GPU sources: whole copy without staging", test_whole_copy_fallback},
 		{NULL, NULL},
 	};
 	int want_gpu = argc > 1 && strcmp(argv[1], "gpu") == 0;

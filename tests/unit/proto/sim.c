@@ -14,6 +14,21 @@ struct sim_pkt {
 	uint8_t data[];
 };
 
+uint8_t *sim_pattern(uint64_t len, uint32_t salt)
+{
+	uint8_t *p = malloc(len ? len : 1);
+	uint64_t x = salt * 0x9e3779b97f4a7c15ull + 1;
+
+	CU_ASSERT_FATAL(p != NULL);
+	for (uint64_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+	return p;
+}
+
 void sim_config(struct dj_session_config *cfg, uint32_t frag_size)
 {
 	dj_session_config_init(cfg);
@@ -226,6 +241,8 @@ bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns)
 		unsigned busy = 0;
 
 		sim->steps++;
+		if (sim->hook)
+			sim->hook(sim, sim->hook_arg);
 		for (int i = 0; i < 2; i++)
 			busy += absorb(sim, i, sim->encap[i]);
 		for (int i = 0; i < 2; i++) {
@@ -239,6 +256,8 @@ bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns)
 			return true;
 		for (int i = 0; i < 2; i++)
 			next = min_u64(next, dj_hold_queue_next(sim->dir[i].queue));
+		if (sim->hook)
+			next = min_u64(next, sim->now + sim->hook_every_ns);
 		if (busy || next <= sim->now)
 			sim->now += sim->step_ns;
 		else if (next == UINT64_MAX)

@@ -38,6 +38,12 @@ struct sim {
 	bool encap[2];        /* packets from endpoint i carry Ethernet/IPv4/UDP */       /* endpoint stopped: no input, no output */
 	struct dj_session *ep[2];
 	struct sim_dir dir[2]; /* dir[i]: from ep[i] to ep[1 - i] */
+	/* Optional: runs at every step before the endpoints do (a producer
+	 * feeding a progressive source, say); while it is set the clock
+	 * jumps at most hook_every_ns when nothing is due. */
+	void (*hook)(struct sim *sim, void *arg);
+	void *hook_arg;
+	uint64_t hook_every_ns;
 	struct dj_xfer_event ev[2][SIM_MAX_EVENTS];
 	unsigned nev[2];
 	uint64_t steps;
@@ -58,6 +64,10 @@ bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns);
  * there are two (completion must be reported exactly once). */
 const struct dj_xfer_event *sim_event(const struct sim *sim, int i,
 				      enum dj_xfer_dir dir, uint32_t id);
+
+/* len deterministic bytes from salt (at least one byte allocated), the
+ * caller's to free(). */
+uint8_t *sim_pattern(uint64_t len, uint32_t salt);
 
 /* Sensible test defaults: session id/cookie shared by both ends. */
 void sim_config(struct dj_session_config *cfg, uint32_t frag_size);

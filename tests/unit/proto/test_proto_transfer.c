@@ -18,21 +18,6 @@
 
 static unsigned seed;
 
-static uint8_t *pattern(uint64_t len, uint32_t salt)
-{
-	uint8_t *p = malloc(len ? len : 1);
-	uint64_t x = salt * 0x9e3779b97f4a7c15ull + 1;
-
-	CU_ASSERT_FATAL(p != NULL);
-	for (uint64_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)x;
-	}
-	return p;
-}
-
 static struct dj_impair_config lossy(double drop, uint64_t salt)
 {
 	return (struct dj_impair_config){.seed = seed + salt, .drop = drop};
@@ -45,7 +30,7 @@ static bool one_transfer(const struct dj_session_config *cfg,
 			 struct dj_proto_stats st[2])
 {
 	struct sim sim;
-	uint8_t *src = pattern(len, (uint32_t)len);
+	uint8_t *src = sim_pattern(len, (uint32_t)len);
 	uint8_t *dst = calloc(1, len ? len : 1);
 	unsigned want[2] = {1, 1};
 	const struct dj_xfer_event *tx, *rx;
@@ -199,7 +184,7 @@ static void run_sender_vanishes(void)
 	struct dj_session_config cfg;
 	struct sim sim;
 	uint64_t len = 4u << 20;
-	uint8_t *src = pattern(len, 1), *dst = calloc(1, len);
+	uint8_t *src = sim_pattern(len, 1), *dst = calloc(1, len);
 	unsigned want[2] = {0, 1};
 	const struct dj_xfer_event *rx;
 	uint64_t start;
@@ -224,7 +209,7 @@ static void run_receiver_vanishes(void)
 	struct dj_session_config cfg;
 	struct sim sim;
 	uint64_t len = 4u << 20;
-	uint8_t *src = pattern(len, 1), *dst = calloc(1, len);
+	uint8_t *src = sim_pattern(len, 1), *dst = calloc(1, len);
 	unsigned want[2] = {1, 0};
 	const struct dj_xfer_event *tx;
 	struct dj_proto_stats st;
@@ -282,7 +267,7 @@ static void test_concurrent_bidirectional(void)
 	for (int d = 0; d < 2; d++) {
 		for (int i = 0; i < N; i++) {
 			len[d][i] = (uint64_t)i * 100003 + (uint64_t)d;
-			src[d][i] = pattern(len[d][i], (uint32_t)(d * N + i));
+			src[d][i] = sim_pattern(len[d][i], (uint32_t)(d * N + i));
 			dst[d][i] = calloc(1, len[d][i] + 1);
 			CU_ASSERT(dj_session_recv(sim.ep[1 - d], (uint32_t)i, dst[d][i], len[d][i],
 						  DJ_MEM_HOST, NULL, sim.now) == 0);
@@ -314,7 +299,7 @@ static void test_cancel_and_close(void)
 	struct dj_session_config cfg;
 	struct sim sim;
 	uint64_t len = 8u << 20;
-	uint8_t *src = pattern(len, 2), *dst = calloc(1, len), *dst2 = calloc(1, len);
+	uint8_t *src = sim_pattern(len, 2), *dst = calloc(1, len), *dst2 = calloc(1, len);
 	unsigned want[2] = {1, 1};
 	const struct dj_xfer_event *e;
 
@@ -378,7 +363,7 @@ static void test_gpu_placement_and_source(void)
 	struct sim sim;
 	struct dj_impair_config imp = lossy(0.05, 7);
 	uint64_t len = (2u << 20) + 5;
-	uint8_t *src = pattern(len, 4);
+	uint8_t *src = sim_pattern(len, 4);
 	unsigned want[2] = {1, 1};
 	struct dj_proto_stats st;
 	struct dj_session_config plain;
@@ -431,7 +416,7 @@ static uint64_t through_bottleneck(bool cc, uint64_t *done_ns, uint64_t *cuts)
 	struct dj_session_config cfg;
 	struct sim sim;
 	uint64_t len = 8u << 20, start, drops;
-	uint8_t *src = pattern(len, 9), *dst = calloc(1, len);
+	uint8_t *src = sim_pattern(len, 9), *dst = calloc(1, len);
 	struct dj_proto_stats st;
 
 	sim_config(&cfg, FS);
@@ -480,7 +465,7 @@ static void test_streamed_placement_unaligned(void)
 	struct dj_session_config cfg;
 	struct sim sim;
 	uint64_t len = (9u << 20) + 5;
-	uint8_t *src = pattern(len, 11), *buf = malloc(len + 8);
+	uint8_t *src = sim_pattern(len, 11), *buf = malloc(len + 8);
 	struct dj_impair_config imp = lossy(0.02, 21);
 
 	sim_config(&cfg, FS);
