@@ -45,6 +45,10 @@ int djg_dp_stream_sync(void *stream);
 #define PLACER_MAX_BUFS 128   /* the engine hands at most two rx bursts */
 #define PLACER_MAX_POOLS 16
 #define PLACER_MAX_LCORES 16
+/* Received mbufs an lcore lets the GPU hold at once. The rx queue refills
+ * from the same pool: were the sink to hold all of it, no burst would come
+ * to poll the sink again and the queue would stall for good. */
+#define PLACER_MAX_HELD 1024
 #define SUBMIT_RETRY_NS (100ull * 1000 * 1000)
 #define SYNC_TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
 /* Send stages kept for later sends, so a send pays no allocation and no
@@ -88,6 +92,7 @@ struct placer_lcore {
 	struct dj_gpu_rx_sink *sink;
 	bool device_set;
 	uint16_t n_copies;
+	uint32_t held;                /* mbufs the sink holds for the GPU */
 	unsigned int n_known, n_refused;
 	struct rte_mempool *known[PLACER_MAX_POOLS];
 	struct rte_mempool *refused[PLACER_MAX_POOLS]; /* failed once: not retried */
@@ -98,8 +103,10 @@ struct placer_lcore {
 
 static void release_mbufs(void **bufs, uint16_t n, void *arg)
 {
-	(void)arg;
+	struct placer_lcore *lc = arg;
+
 	rte_pktmbuf_free_bulk((struct rte_mbuf **)bufs, n);
+	lc->held -= n;
 }
 
 static int copy_to_dest(const struct dj_gpu_dp_placer *p, const struct dj_gpu_copy *c)
@@ -188,16 +195,25 @@ static int pool_check(struct placer_lcore *lc, struct rte_mempool *mp)
  * Every mbuf the gather kernel reads lies in memory registered with the GPU.
  * An attached external buffer does not lie in its mbuf's pool: on net_ring
  * the receiver gets the sender's zero-copy frames, whose payload is the
- * sender's own (unregistered) buffer, and a kernel reading it faults. Such
- * bursts take the synchronous copy instead.
+ * sender's own buffer. Unless that buffer is registered with the GPU
+ * (dj_gpu_host_register) a kernel reading it faults: such bursts take the
+ * synchronous copy instead.
  */
+static int segment_readable(struct placer_lcore *lc, struct rte_mbuf *seg)
+{
+	if (RTE_MBUF_HAS_EXTBUF(seg))
+		return dj_gpu_host_readable(lc->owner->conf.dev_id, rte_pktmbuf_mtod(seg, void *),
+					    seg->data_len) ? 0 : -EFAULT;
+	return pool_check(lc, seg->pool);
+}
+
 static int mbufs_readable(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
 {
 	if (lc->owner->ordinal < 0)
 		return 0;
 	for (uint16_t i = 0; i < n; i++)
 		for (struct rte_mbuf *seg = mbufs[i]; seg != NULL; seg = seg->next)
-			if (RTE_MBUF_HAS_EXTBUF(seg) || pool_check(lc, seg->pool) != 0)
+			if (segment_readable(lc, seg) != 0)
 				return -EFAULT;
 	return 0;
 }
@@ -234,19 +250,45 @@ static int submit(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
 	return rc;
 }
 
+/* Give back what the GPU has read; above the cap, wait for it (the GPU
+ * reads a burst in microseconds). */
+static int held_trim(struct placer_lcore *lc)
+{
+	uint64_t deadline = 0;
+	int rc = dj_gpu_rx_sink_poll(lc->sink);
+
+	while (rc >= 0 && lc->held > PLACER_MAX_HELD) {
+		uint64_t now = dj_time_ns();
+
+		if (deadline == 0)
+			deadline = now + SYNC_TIMEOUT_NS;
+		else if (now > deadline)
+			return -ETIMEDOUT;
+		rc = dj_gpu_rx_sink_poll(lc->sink);
+	}
+	return rc < 0 ? rc : 0;
+}
+
 static int burst_end(void *state, struct rte_mbuf **mbufs, uint16_t n)
 {
 	struct placer_lcore *lc = state;
 	int rc = -E2BIG;
 
-	if (n <= PLACER_MAX_BUFS && (rc = lcore_device_set(lc)) == 0 &&
-	    (rc = mbufs_readable(lc, mbufs, n)) == 0)
+	if (n <= PLACER_MAX_BUFS && (rc = lcore_device_set(lc)) == 0)
+		rc = mbufs_readable(lc, mbufs, n);
+	if (rc == 0) {
+		lc->held += n; /* before the submit: a host sink releases at once */
 		rc = submit(lc, mbufs, n);
+		if (rc != 0)
+			lc->held -= n;
+	}
 	if (unlikely(rc != 0)) {
 		copy_now(lc);
 		return 1; /* copied: the engine frees the mbufs now */
 	}
 	lc->n_copies = 0;
+	if (unlikely(held_trim(lc) != 0))
+		lc->failures++; /* the GPU stopped reading: sync() reports it */
 	return 0;
 }
 
@@ -286,6 +328,7 @@ static int lcore_init(void *ctx, unsigned int idx, void **state)
 	memset(lc, 0, sizeof(*lc));
 	lc->owner = p;
 	lc->idx = idx;
+	sc.release_arg = lc;
 	rc = dj_gpu_rx_sink_create(&sc, &lc->sink);
 	if (rc != 0) {
 		free(lc);

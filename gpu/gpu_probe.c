@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* GPU discovery (gpudev, names from the CUDA runtime) and host memory
- * registration. */
+/* GPU discovery (gpudev, names from the CUDA runtime) and mempool
+ * registration (host ranges: host_reg.c). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -113,20 +113,6 @@ int djg_ordinal(int16_t dev_id)
 #endif
 }
 
-int dj_gpu_host_register(int16_t dev_id, void *ptr, size_t len)
-{
-	if (dev_id == DJ_GPU_HOST)
-		return 0;
-	if (ptr == NULL || len == 0)
-		return -EINVAL;
-	if (rte_gpu_mem_register(dev_id, len, ptr) != 0) {
-		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "cannot register %zu host bytes at %p with GPU %d: %s",
-		       len, ptr, dev_id, rte_strerror(rte_errno));
-		return -rte_errno;
-	}
-	return 0;
-}
-
 /*
  * DPDK 22.11's gpu/cuda driver keeps its allocations and registrations in a
  * list whose tail pointer is left dangling when the tail entry is deleted:
@@ -158,13 +144,6 @@ int djg_gpudev_release(int16_t dev_id, void *ptr, int registered)
 		rte_gpu_mem_free(dev_id, old);
 	pthread_mutex_unlock(&guard_lock);
 	return rc;
-}
-
-int dj_gpu_host_unregister(int16_t dev_id, void *ptr)
-{
-	if (dev_id == DJ_GPU_HOST)
-		return 0;
-	return djg_gpudev_release(dev_id, ptr, 1);
 }
 
 struct mempool_walk {

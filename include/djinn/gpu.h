@@ -106,10 +106,16 @@ int dj_gpu_pool_stats_get(struct dj_gpu_pool *pool, struct dj_gpu_pool_stats *st
 /**
  * Make host memory readable and writable by GPU @p dev_id
  * (rte_gpu_mem_register; the same address works in kernels). No-op for
- * DJ_GPU_HOST. Page-align what you can: the GPU maps whole pages.
+ * DJ_GPU_HOST. Ranges may share pages with other registrations (the pages
+ * are registered once and counted). 0, -EINVAL, -EEXIST (@p ptr already
+ * registered), -ENOSPC, -ENOMEM (the driver refused). Unregister with the
+ * same @p ptr; -ENOENT if it was not registered.
  */
 int dj_gpu_host_register(int16_t dev_id, void *ptr, size_t len);
 int dj_gpu_host_unregister(int16_t dev_id, void *ptr);
+/** Whether GPU @p dev_id may read [ptr, ptr + len) through registrations
+ *  made with dj_gpu_host_register(). Takes no lock (polling lcores). */
+bool dj_gpu_host_readable(int16_t dev_id, const void *ptr, size_t len);
 
 struct rte_mempool;
 /**

@@ -235,6 +235,37 @@ static void test_tx_stager(void)
 	free(got);
 }
 
+/*
+ * Registrations that share pages: CUDA alone refuses the second one
+ * ("already mapped"); the registry registers the uncovered pages only and
+ * keeps shared pages until their last registration goes.
+ */
+static void test_host_register_shared_pages(void)
+{
+	size_t page = 4096;
+	uint8_t *buf = aligned_alloc(page, 4 * page);
+	uint8_t *a, *b;
+
+	CU_ASSERT_FATAL(buf != NULL);
+	a = buf + 100;              /* pages 0-1 */
+	b = buf + page + 200;       /* pages 1-3: page 1 shared with a */
+	CU_ASSERT_FALSE(dj_gpu_host_readable(gpu, a, 10));
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_host_register(gpu, a, page + 50), 0);
+	CU_ASSERT_EQUAL(dj_gpu_host_register(gpu, a, 8), -EEXIST);
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_host_register(gpu, b, 2 * page), 0);
+	CU_ASSERT_TRUE(dj_gpu_host_readable(gpu, buf, 4 * page));
+	CU_ASSERT_EQUAL(dj_gpu_host_unregister(gpu, a), 0);
+	/* a's pages were registered as one piece that b shares: it stays */
+	CU_ASSERT_TRUE(dj_gpu_host_readable(gpu, b, 2 * page));
+	CU_ASSERT_EQUAL(dj_gpu_host_unregister(gpu, a), -ENOENT);
+	CU_ASSERT_EQUAL(dj_gpu_host_unregister(gpu, b), 0);
+	CU_ASSERT_FALSE(dj_gpu_host_readable(gpu, b, 1));
+	/* and the pages can be registered again */
+	CU_ASSERT_EQUAL(dj_gpu_host_register(gpu, buf, 4 * page), 0);
+	CU_ASSERT_EQUAL(dj_gpu_host_unregister(gpu, buf), 0);
+	free(buf);
+}
+
 static void test_find(void)
 {
 	struct dj_gpu_info info;
@@ -253,6 +284,7 @@ int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
 		{"find", test_find},
+		{"host_register_shared_pages", test_host_register_shared_pages},
 		{"pool_roundtrip", test_pool_roundtrip},
 		{"staged_persistent", test_staged_persistent},
 		{"staged_launch", test_staged_launch},

@@ -149,7 +149,10 @@ static void device_check(void *base, size_t len, int odd, const uint8_t *want)
 	free(back);
 }
 
-/* Host -> device memory through the placer's sink. */
+/* Host -> device memory through the placer's sink. net_ring hands the
+ * receiver the sender's zero-copy frames, whose payload is src itself:
+ * registered with the GPU, so that the gather kernel reads it (unregistered
+ * it would go through the synchronous copy, counted as direct). */
 static void receive_check(struct duo *d, size_t len, int odd)
 {
 	uint32_t id = next_id++;
@@ -157,11 +160,13 @@ static void receive_check(struct duo *d, size_t len, int odd)
 	void *base;
 	uint8_t *dst = device_buffer(len, odd, &base);
 
+	CU_ASSERT_EQUAL_FATAL(dj_gpu_host_register(dev, src, len), 0);
 	CU_ASSERT_EQUAL(dj_dataplane_expect(d->b, COOKIE, id, dst, len, DJ_MEM_GPU), 0);
 	CU_ASSERT_EQUAL(dj_dataplane_send(d->a, COOKIE, id, src, len, DJ_MEM_HOST, 30000), 0);
 	CU_ASSERT_EQUAL(dj_dataplane_wait(d->b, COOKIE, id, 30000), 0);
 	device_check(base, len, odd, src);
 	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
+	CU_ASSERT_EQUAL(dj_gpu_host_unregister(dev, src), 0);
 	free(src);
 }
 
