@@ -124,9 +124,15 @@ static int copy_to_dest(const struct dj_gpu_dp_placer *p, const struct dj_gpu_co
 #endif
 }
 
-/* The slow, always available way: one synchronous copy per fragment. */
+/* The slow, always available way: one synchronous copy per fragment. The
+ * sink is drained first, which also pauses a resident kernel: no
+ * synchronous CUDA call runs on this lcore while its own kernel waits for
+ * the lcore's next burst. */
 static void copy_now(struct placer_lcore *lc)
 {
+	if (lc->n_copies > 0 && lc->owner->ordinal >= 0 &&
+	    dj_gpu_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS) != 0)
+		lc->failures++;
 	for (uint16_t i = 0; i < lc->n_copies; i++)
 		if (copy_to_dest(lc->owner, &lc->copies[i]) != 0)
 			lc->failures++;
@@ -157,6 +163,11 @@ static int pool_register(struct placer_lcore *lc, struct rte_mempool *mp)
 
 	if (lc->n_known == PLACER_MAX_POOLS)
 		return -ENOSPC;
+	/* Registration is a driver call that may want the context quiet: not
+	 * while this lcore's own resident kernel waits for it. */
+	rc = dj_gpu_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS);
+	if (rc != 0)
+		return rc;
 	pthread_mutex_lock(&p->lock);
 	for (i = 0; i < p->n_pools && p->pools[i] != mp; i++)
 		;
@@ -621,6 +632,7 @@ static void sink_stats_add(struct dj_gpu_rx_sink_stats *to, const struct dj_gpu_
 	to->completed += s->completed;
 	to->rejected += s->rejected;
 	to->ring_full += s->ring_full;
+	to->generations += s->generations;
 }
 
 void dj_gpu_dp_placer_stats_get(struct dj_gpu_dp_placer *p, struct dj_gpu_dp_placer_stats *st)

@@ -6,8 +6,21 @@
  *
  * Ring protocol (persistent mode), all in mapped pinned host memory:
  * the CPU writes a burst's descriptors, then hdr.n/dest, then hdr.ready = k+1;
- * block (k % blocks) waits for that value, gathers, fences, writes done = k+1.
- * Burst numbers make flags self-resetting: a stale value is k+1-ring_size.
+ * block ((k - base) % blocks) waits for that value, gathers, fences, writes
+ * done = k+1. Burst numbers make flags self-resetting: a stale value is
+ * k+1-ring_size.
+ *
+ * The resident kernel is not left running for good: CUDA calls that need
+ * the whole context quiet (loading a module lazily, cuBLAS's first use of a
+ * kernel, cuMemHostUnregister) wait for every running kernel and would wait
+ * for ever. So the CPU pauses it when nothing is in flight (the data plane
+ * does so when a receive completes): it writes the kernel's generation to
+ * *stop, and blocks waiting for their next burst leave. The next put
+ * launches a fresh generation behind the old one on the same stream. A
+ * block of the old generation may still be polling for its next burst when
+ * the new one starts: so each generation numbers the ring 'blocks' bursts
+ * further on (skew), and no burst it publishes carries the number an old
+ * block is waiting for.
  * Host memory is read with ld.global.cv: slots and mbufs are reused while the
  * kernel stays resident, so no cached copy may be trusted.
  */
@@ -45,6 +58,10 @@ struct ring {
 struct djg_gather {
 	struct djg_gather_conf conf;
 	struct ring ring;
+	bool running;             /* persistent: a generation is launched */
+	uint32_t gen;             /* persistent: the last generation launched */
+	uint64_t skew;            /* persistent: ring number = burst number + skew */
+	uint64_t launches;
 	void *mapped;             /* the one cudaHostAlloc holding the ring */
 	cudaStream_t stream;
 	cudaEvent_t *events;      /* launch mode: one per slot */
@@ -336,13 +353,13 @@ __device__ static void gather_burst(const struct dj_gpu_copy *desc, uint32_t n, 
 	}
 }
 
-__global__ void gather_persistent(struct ring r)
+__global__ void gather_persistent(struct ring r, uint64_t base, uint32_t gen)
 {
 	__shared__ uint32_t s_n;
 	__shared__ uint64_t s_dest;
 	__shared__ int s_stop;
 
-	for (uint64_t k = blockIdx.x;; k += gridDim.x) {
+	for (uint64_t k = base + blockIdx.x;; k += gridDim.x) {
 		uint32_t slot = k & (r.ring_size - 1);
 		uint32_t want = (uint32_t)(k + 1);
 
@@ -354,7 +371,7 @@ __global__ void gather_persistent(struct ring r)
 
 			s_stop = 0;
 			while ((v = __ldcv(h)).x != want) {
-				if (__ldcv(r.stop)) {
+				if (__ldcv(r.stop) == gen) {
 					s_stop = 1;
 					break;
 				}
@@ -424,8 +441,34 @@ static int start_persistent(struct djg_gather *g)
 	if (per_sm > 0 && blocks > (unsigned int)(per_sm * sms))
 		blocks = per_sm * sms;
 	g->conf.blocks = blocks;
-	gather_persistent<<<blocks, THREADS, 0, g->stream>>>(g->ring);
-	return cudaGetLastError() == cudaSuccess ? 0 : cuda_fail("launch gather_persistent");
+	return 0;
+}
+
+/* A new generation takes bursts from @k on; it queues behind a paused one. */
+static int launch_persistent(struct djg_gather *g, uint64_t k)
+{
+	if (g->gen++ > 0)
+		g->skew += g->conf.blocks;
+	gather_persistent<<<g->conf.blocks, THREADS, 0, g->stream>>>(g->ring, k + g->skew,
+								       g->gen);
+	if (cudaGetLastError() != cudaSuccess)
+		return cuda_fail("launch gather_persistent");
+	g->running = true;
+	g->launches++;
+	return 0;
+}
+
+extern "C" uint64_t djg_gather_launches(const struct djg_gather *g)
+{
+	return g != NULL ? g->launches : 0;
+}
+
+extern "C" void djg_gather_pause(struct djg_gather *g)
+{
+	if (g == NULL || !g->running)
+		return;
+	__atomic_store_n(g->ring.stop, g->gen, __ATOMIC_RELEASE);
+	g->running = false;
 }
 
 static int create_events(struct djg_gather *g)
@@ -472,9 +515,18 @@ extern "C" int djg_gather_put(struct djg_gather *g, uint64_t k, const struct dj_
 			      uint16_t n, void *dest)
 {
 	struct ring *r = &g->ring;
-	uint32_t slot = k & (r->ring_size - 1);
-	struct dj_gpu_copy *desc = r->desc + (size_t)slot * r->max_copies;
+	uint32_t slot;
+	struct dj_gpu_copy *desc;
 
+	if (g->conf.mode == DJ_GPU_GATHER_PERSISTENT && !g->running) {
+		int rc = launch_persistent(g, k);
+
+		if (rc != 0)
+			return rc;
+	}
+	k += g->skew;
+	slot = k & (r->ring_size - 1);
+	desc = r->desc + (size_t)slot * r->max_copies;
 	memcpy(desc, copies, n * sizeof(*copies));
 	if (g->conf.mode == DJ_GPU_GATHER_LAUNCH) {
 		unsigned int blocks = (n + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
@@ -507,7 +559,10 @@ static int kernel_alive(struct djg_gather *g)
 
 extern "C" int djg_gather_done(struct djg_gather *g, uint64_t k)
 {
-	uint32_t slot = k & (g->ring.ring_size - 1);
+	uint32_t slot;
+
+	k += g->skew;
+	slot = k & (g->ring.ring_size - 1);
 
 	if (g->conf.mode == DJ_GPU_GATHER_LAUNCH) {
 		cudaError_t e = cudaEventQuery(g->events[slot]);
@@ -530,8 +585,7 @@ extern "C" void djg_gather_destroy(struct djg_gather *g)
 {
 	if (g == NULL)
 		return;
-	if (g->ring.stop != NULL)
-		__atomic_store_n(g->ring.stop, 1, __ATOMIC_RELEASE);
+	djg_gather_pause(g);
 	if (g->stream != NULL) {
 		cudaStreamSynchronize(g->stream);
 		cudaStreamDestroy(g->stream);

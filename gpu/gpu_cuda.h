@@ -57,6 +57,12 @@ int djg_gather_put(struct djg_gather *g, uint64_t k, const struct dj_gpu_copy *c
 		   uint16_t n, void *dest);
 /* 1 when burst @k is in the destination, 0 not yet, -EIO on a GPU fault. */
 int djg_gather_done(struct djg_gather *g, uint64_t k);
+/* Persistent mode, nothing in flight: let the resident kernel exit (the
+ * next put starts it again), so that CUDA calls needing a quiet context
+ * can run. No-op in launch mode or when it is not running. */
+void djg_gather_pause(struct djg_gather *g);
+/* Persistent kernel generations launched so far. */
+uint64_t djg_gather_launches(const struct djg_gather *g);
 /* Stop the kernel (every put burst finishes first) and free everything. */
 void djg_gather_destroy(struct djg_gather *g);
 

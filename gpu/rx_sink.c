@@ -265,6 +265,10 @@ int dj_gpu_rx_sink_drain(struct dj_gpu_rx_sink *s, uint64_t timeout_ns)
 			return -ETIMEDOUT;
 		rte_pause();
 	}
+#ifdef DJ_HAVE_CUDA
+	/* Nothing in flight: a resident kernel leaves the GPU to others. */
+	djg_gather_pause(s->gather);
+#endif
 	return 0;
 }
 
@@ -287,6 +291,9 @@ enum dj_gpu_rx_path dj_gpu_rx_sink_path(const struct dj_gpu_rx_sink *s)
 void dj_gpu_rx_sink_stats_get(const struct dj_gpu_rx_sink *s, struct dj_gpu_rx_sink_stats *stats)
 {
 	*stats = s->stats;
+#ifdef DJ_HAVE_CUDA
+	stats->generations = djg_gather_launches(s->gather);
+#endif
 }
 
 void dj_gpu_rx_sink_destroy(struct dj_gpu_rx_sink *s)

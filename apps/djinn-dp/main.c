@@ -76,8 +76,9 @@ static void usage(const char *prog)
 	       "  --listen ADDR          control-plane address (default 127.0.0.1)\n"
 	       "  --ctl-port N           control-plane TCP port (default %d)\n"
 	       "  --gpu SPEC             auto (default), none, or a CUDA device index\n"
-	       "  --gpu-gather MODE      GPU receive gather: launch (a kernel per burst,\n"
-	       "                         default) or persistent (one resident kernel)\n"
+	       "  --gpu-gather MODE      GPU receive gather: persistent (a resident kernel\n"
+	       "                         while data arrives, default) or launch (a kernel\n"
+	       "                         per burst)\n"
 	       "  --gpu-gather-blocks N  resident kernel blocks per data-plane lcore\n"
 	       "                         (default: from the frame size)\n"
 	       "  --mem-limit SIZE       bytes per session, with K/M/G suffix (default none)\n"
@@ -306,9 +307,9 @@ static void report_gpus(void)
 
 /* GPU-resident tensors reach the data plane through the GPU module's placer
  * on the GPU the runtime computes on (gpudev numbers GPUs its own way).
- * *placer stays NULL for a host runtime. A kernel per burst, not the
- * resident one: on the H100 a resident gather kernel stalled the runtime's
- * CUDA work (docs/GPU.md). */
+ * *placer stays NULL for a host runtime. The resident gather kernel by
+ * default: it leaves the GPU whenever a receive completes, so the runtime's
+ * CUDA work never waits behind it for long (docs/GPU.md). */
 static int gpu_placer_create(const struct dp_options *o, const struct dj_runtime *rt,
 			     struct dj_gpu_dp_placer **placer)
 {
@@ -331,7 +332,7 @@ static int gpu_placer_create(const struct dp_options *o, const struct dj_runtime
 	rc = dj_gpu_dp_placer_create(&pc, placer);
 	if (rc == 0)
 		printf("data plane: GPU tensors received by %s on gpudev %d "
-		       "(cuda:%d), sent from host copies\n",
+		       "(cuda:%d), sent through a pinned staging ring\n",
 		       o->gpu_gather == DJ_GPU_GATHER_PERSISTENT ? "a resident gather kernel"
 								 : "a gather kernel per burst",
 		       dev, ordinal);
@@ -485,7 +486,7 @@ int main(int argc, char **argv)
 		.listen_addr = "127.0.0.1",
 		.ctl_port = DJ_CTL_DEFAULT_PORT,
 		.gpu = "auto",
-		.gpu_gather = DJ_GPU_GATHER_LAUNCH,
+		.gpu_gather = DJ_GPU_GATHER_PERSISTENT,
 		.workers = 4,
 		.stats_interval = 10,
 		.dp_queues = 1,

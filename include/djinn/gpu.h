@@ -239,6 +239,11 @@ struct dj_gpu_rx_sink_stats {
 	uint64_t completed; /**< bursts the GPU finished (buffers released) */
 	uint64_t rejected;  /**< bursts refused (bad copies) */
 	uint64_t ring_full; /**< submits answered -EAGAIN */
+	/** PERSISTENT: kernel generations started. The resident kernel exits
+	 *  when the sink is drained (CUDA calls that need a quiet context, such
+	 *  as lazy module loads and host unregistration, wait for every running
+	 *  kernel) and the next submit starts it again. */
+	uint64_t generations;
 };
 
 struct dj_gpu_rx_sink;
@@ -266,7 +271,9 @@ int dj_gpu_rx_sink_submit(struct dj_gpu_rx_sink *sink, const struct dj_gpu_copy 
 /** Release the buffers of finished bursts. Returns how many bursts finished, or -EIO. */
 int dj_gpu_rx_sink_poll(struct dj_gpu_rx_sink *sink);
 
-/** Wait until every burst is in the destination. 0, -ETIMEDOUT or -EIO. */
+/** Wait until every burst is in the destination; a persistent kernel then
+ *  exits until the next submit (see stats.generations). 0, -ETIMEDOUT or
+ *  -EIO. */
 int dj_gpu_rx_sink_drain(struct dj_gpu_rx_sink *sink, uint64_t timeout_ns);
 
 /** Point an idle (drained) sink at another destination (not for absolute

@@ -111,6 +111,17 @@ static void make_fragments(struct dj_gpu_copy *copies, size_t *count, uint8_t *w
 	*count = n;
 }
 
+/* cuMemHostUnregister waits for every running kernel. */
+static void quiet_context_call(void)
+{
+	void *page = aligned_alloc(4096, 4096);
+
+	CU_ASSERT_FATAL(page != NULL);
+	CU_ASSERT_EQUAL(dj_gpu_host_register(gpu, page, 4096), 0);
+	CU_ASSERT_EQUAL(dj_gpu_host_unregister(gpu, page), 0);
+	free(page);
+}
+
 /* Through a sink; absolute: it takes destination addresses, not offsets. */
 static void sink_gather(int mode, bool absolute, void *dest, struct dj_gpu_copy *copies, size_t n,
 			unsigned int *seed)
@@ -130,7 +141,18 @@ static void sink_gather(int mode, bool absolute, void *dest, struct dj_gpu_copy 
 	}
 	CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
 	CU_ASSERT_EQUAL(dj_gpu_rx_sink_path(sink), DJ_GPU_RX_STAGED);
-	submit_all(sink, copies, n, seed);
+	/* In two halves, with a call between them that needs the context
+	 * quiet: a drained sink's resident kernel has left (else this hangs)
+	 * and the second half starts a new generation. */
+	submit_all(sink, copies, n / 2, seed);
+	quiet_context_call();
+	submit_all(sink, copies + n / 2, n - n / 2, seed);
+	if (mode == DJ_GPU_GATHER_PERSISTENT) {
+		struct dj_gpu_rx_sink_stats st;
+
+		dj_gpu_rx_sink_stats_get(sink, &st);
+		CU_ASSERT_EQUAL(st.generations, 2);
+	}
 	if (!absolute) {
 		/* A copy past the end is refused; the sink keeps working. */
 		copies[0].dst_off = DEST_LEN;
