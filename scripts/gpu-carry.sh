@@ -9,12 +9,13 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 builddir=${1:-build-gpu}
 cd "$top"
 [ -f "$builddir/build.ninja" ] || bash scripts/setup.sh "$builddir"
-ninja -C "$builddir" apps/djinn-dp apps/bench-gpu tests/unit/gpu/test_gpu \
-	tests/unit/gpu/test_gpu_device >/dev/null
+ninja -C "$builddir" apps/djinn-dp apps/bench-gpu apps/bench-gpu-send tests/unit/gpu/test_gpu \
+	tests/unit/gpu/test_gpu_device tests/unit/gpu_dp/test_gpu_dp >/dev/null
 ninja -C "$builddir" apps/bench-gpu-read-probe >/dev/null 2>&1 || true  # CUDA builds only
 mkdir -p .carry/gpu
-cp "$builddir"/apps/djinn-dp "$builddir"/apps/bench-gpu "$builddir"/tests/unit/gpu/test_gpu \
-	"$builddir"/tests/unit/gpu/test_gpu_device .carry/gpu/
+cp "$builddir"/apps/djinn-dp "$builddir"/apps/bench-gpu "$builddir"/apps/bench-gpu-send \
+	"$builddir"/tests/unit/gpu/test_gpu "$builddir"/tests/unit/gpu/test_gpu_device \
+	"$builddir"/tests/unit/gpu_dp/test_gpu_dp .carry/gpu/
 [ -x "$builddir"/apps/bench-gpu-read-probe ] && cp "$builddir"/apps/bench-gpu-read-probe .carry/gpu/
 strip .carry/gpu/*
 # The device machine has no CUnit or cJSON: take them along.

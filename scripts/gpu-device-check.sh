@@ -2,10 +2,13 @@
 # Runs on the device machine (H100, root, no DPDK) from the repository root,
 # with the binaries of scripts/gpu-carry.sh in .carry/gpu:
 #   1. djinn-dp --probe (the GPU must show through gpudev),
-#   2. the GPU unit tests,
+#   2. the GPU unit tests (gpudev memory, the gather engine, the data-plane
+#      placer over a net_ring pair: real mbufs into and out of GPU memory),
 #   3. bench-gpu: byte-exact net_ring transfers into GPU memory (1 B, 1 MiB,
-#      256 MiB, 1 GiB) and cudaMemcpy H2D vs the staged gather, for MTU-size
-#      and jumbo payloads.
+#      256 MiB, 1 GiB) and cudaMemcpy H2D vs the staged gather, for the
+#      fragment sizes of MTU 1500 (1416 B) and MTU 9000 (8916 B),
+#   4. bench-gpu-send: a 256 MiB GPU-source send, staged ring vs one whole
+#      device-to-host copy.
 # Logs and JSON go to $OUT (or /tmp/gpu-check); a short table comes last.
 #   BENCH_ARGS="--reps 3" bash scripts/gpu-device-check.sh
 set -u
@@ -29,36 +32,31 @@ step "djinn-dp --probe"
 "$bin"/djinn-dp --file-prefix dj_probe -- --probe 2>&1 | tee "$out/probe.log" || status=1
 
 step "unit tests"
-for t in test_gpu test_gpu_device; do
-	"$bin/$t" >"$out/$t.log" 2>&1
+for t in test_gpu test_gpu_device "test_gpu_dp gpu"; do
+	log="$out/${t%% *}.log"
+	timeout 300 "$bin"/$t >"$log" 2>&1
 	rc=$?
-	echo "$t: exit $rc"; grep -E "^ +(tests|asserts)|SKIP|FAILED|Test: .*FAIL" "$out/$t.log"
+	echo "$t: exit $rc"; grep -E "^ +(tests|asserts)|SKIP|FAILED|Test: .*FAIL" "$log"
 	[ $rc = 0 ] || status=1
 done
 
-step "bench-gpu (MTU payload 1400 B)"
-"$bin"/bench-gpu --file-prefix dj_bench -- --verify 1,1M,256M,1G --bench 1G --payload 1400 \
-	--json "$out/bench-1400.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench-1400.log"
+step "bench-gpu (MTU 1500: 1416 B fragments)"
+"$bin"/bench-gpu --file-prefix dj_bench -- --verify 1,1M,256M,1G --bench 1G --payload 1416 \
+	--json "$out/bench-1416.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench-1416.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
-step "bench-gpu (jumbo payload 8000 B)"
-"$bin"/bench-gpu --file-prefix dj_bench -- --verify 1G --bench 1G --payload 8000 \
-	--json "$out/bench-8000.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench-8000.log"
+step "bench-gpu (MTU 9000: 8916 B fragments)"
+"$bin"/bench-gpu --file-prefix dj_bench -- --verify 1G --bench 1G --payload 8916 \
+	--json "$out/bench-8916.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench-8916.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
-step "persistent kernel: blocks"
-for payload in 1400 8000; do
-	for blocks in 66 132; do
-		"$bin"/bench-gpu --file-prefix dj_bench -- --verify none --bench 1G --payload $payload \
-			--mode persistent --blocks $blocks --reps 3 2>/dev/null |
-			awk -v b=$blocks '/^gather/{g=$0} /%$/ && g {print "blocks " b ": " g " " $NF; g=""}'
-	done
-done
-
-step "read-only ceilings (bench-gpu-read-probe)"
-[ -x "$bin"/bench-gpu-read-probe ] && "$bin"/bench-gpu-read-probe | grep -E "cudaMemcpy|SM +x1|TMA +x1"
+step "bench-gpu-send (256 MiB GPU source: staged ring vs whole copy)"
+"$bin"/bench-gpu-send -l 0-3 --file-prefix dj_bgs -- --gpu 0 --size 256M --reps 5 \
+	--json "$out/gpu-send.json" 2>&1 | tee "$out/gpu-send.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
 
 step "summary"
 grep -hE "^(verify|cudaMemcpy|gather|tx)|^ +[0-9.]+%" "$out"/bench-*.log
+grep -hE "^(mode|staged|whole) " "$out"/gpu-send.log
 echo "device check: $([ $status = 0 ] && echo PASS || echo FAIL)"
 exit $status

@@ -4,11 +4,11 @@
 #   2. every operation remotely on the GPU runtime against the local CPU
 #      reference (test_remote_ops gpu), plus the host runtime,
 #   3. the data-plane GPU placer test (test_gpu_dp gpu: net_ring pair, real
-#      mbufs, byte-exact into and out of GPU memory; carried by hand:
-#      cp build-gpudp/tests/unit/gpu_dp/test_gpu_dp .carry/runtime/),
+#      mbufs, byte-exact into and out of GPU memory),
 #   4. the demo between djinn-dp (--gpu 0: GPU memory, CUDA operations) and
-#      djinn, over memif (DPDK: 100x100 and 2048x2048, i.e. 2 x 16 MiB put,
-#      16 MiB got) and over TCP. A
+#      djinn, over memif (DPDK: 512x512 and 2048x2048, i.e. 2 x 16 MiB put,
+#      16 MiB got; the resident gather kernel, and 2048 again with a kernel
+#      per burst) and over TCP. A
 #      DPDK demo that falls back to TCP fails the check.
 set -u
 bin=$(pwd)/.carry/runtime
@@ -41,13 +41,13 @@ echo "exit $rc"; [ $rc = 0 ] || status=1
 # demo MODE SIZE: djinn-dp --gpu 0 and the djinn client, over memif
 # (dpdk) or TCP; the DPDK runs must not fall back to TCP.
 demo() {
-	local mode=$1 size=$2
+	local mode=$1 size=$2 gather=${3:-persistent}
 	local port=$((20000 + RANDOM % 20000)) sock=/tmp/dj-rt-$mode.memif
-	local log="$out/server_${mode}_$size.log" clog="$out/demo_${mode}_$size.log"
-	step "demo --size $size with djinn-dp --gpu 0 over $mode"
+	local log="$out/server_${mode}_${size}_$gather.log" clog="$out/demo_${mode}_${size}_$gather.log"
+	step "demo --size $size with djinn-dp --gpu 0 over $mode (gather: $gather)"
 	if [ $mode = dpdk ]; then
 		"$bin"/djinn-dp --vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
-			-l 0-1 -- --gpu 0 --ctl-port $port --stats-interval 0 \
+			-l 0-1 -- --gpu 0 --gpu-gather $gather --ctl-port $port --stats-interval 0 \
 			>"$log" 2>&1 &
 	else
 		"$bin"/djinn-dp -- --no-dpdk --gpu 0 --ctl-port $port --stats-interval 0 \
@@ -68,13 +68,14 @@ demo() {
 	grep -E "^stats:|GPU placement|dp placer|redone" "$log"
 	if [ $rc != 0 ] || ! grep -qw MATCH "$clog" || grep -q "redone over TCP" "$clog" "$log" ||
 	   { [ $mode = dpdk ] && ! grep -q "over DPDK" "$clog"; }; then
-		echo "demo $mode $size: FAIL (exit $rc)"; status=1
+		echo "demo $mode $size $gather: FAIL (exit $rc)"; status=1
 	else
-		echo "demo $mode $size: PASS"
+		echo "demo $mode $size $gather: PASS"
 	fi
 }
 demo dpdk 512
 demo dpdk 2048
+demo dpdk 2048 launch
 demo tcp 512
 echo; echo "runtime device check: $([ $status = 0 ] && echo PASS || echo FAIL)"
 exit $status
