@@ -39,6 +39,8 @@ struct dj_runtime {
 	struct dj_gpu_ops *mem_ctx;
 	struct gpu_context_pool contexts;
 	char description[64];
+	void (*stats_extra)(void *arg, cJSON *obj);
+	void *stats_arg;
 };
 
 struct rt_session {
@@ -184,6 +186,8 @@ int dj_runtime_create(const struct dj_runtime_config *config, struct dj_runtime 
 	if (n_contexts > RT_MAX_CONTEXTS)
 		n_contexts = RT_MAX_CONTEXTS;
 	pthread_mutex_init(&rt->mem_lock, NULL);
+	rt->stats_extra = config->stats_extra;
+	rt->stats_arg = config->stats_arg;
 	rc = choose_gpu(config->gpu, &rt->gpu_device);
 	if (rc == 0 && rt->gpu_device >= 0)
 		rc = gpu_setup(rt, n_contexts);
@@ -516,6 +520,8 @@ static void rt_stats(void *ctx, void *session, cJSON *obj)
 	dj_store_usage(rt->store, &usage);
 	cJSON_AddNumberToObject(obj, "store_bytes", (double)usage.bytes);
 	cJSON_AddNumberToObject(obj, "store_sessions", (double)usage.sessions);
+	if (rt->stats_extra != NULL)
+		rt->stats_extra(rt->stats_arg, obj);
 }
 
 static const struct dj_ctl_backend runtime_backend = {

@@ -416,6 +416,38 @@ static void print_stats(struct dj_ctl_server *server, struct dj_dataplane *dp,
 	fflush(stdout);
 }
 
+/* What STATS replies say of the data plane; filled once both exist, before
+ * the control plane starts. */
+static struct {
+	const struct dj_dataplane *dp;
+	struct dj_gpu_dp_placer *placer;
+	enum dj_gpu_gather_mode mode;
+} dp_view;
+
+static void dp_stats_json(void *arg, cJSON *obj)
+{
+	cJSON *d = cJSON_AddObjectToObject(obj, "data_plane");
+	struct dj_gpu_dp_placer_stats g;
+
+	(void)arg;
+	if (d == NULL)
+		return;
+	cJSON_AddBoolToObject(d, "running", dp_view.dp != NULL);
+	if (dp_view.placer == NULL) {
+		cJSON_AddStringToObject(d, "gpu_rx_path", "none (tensors in host memory)");
+		return;
+	}
+	dj_gpu_dp_placer_stats_get(dp_view.placer, &g);
+	cJSON_AddStringToObject(d, "gpu_rx_path", dj_gpu_rx_path_name(g.sink.path));
+	cJSON_AddStringToObject(d, "gpu_gather", dp_view.mode == DJ_GPU_GATHER_PERSISTENT ?
+						 "persistent" : "launch");
+	cJSON_AddNumberToObject(d, "gpu_rx_bytes", (double)g.sink.bytes);
+	cJSON_AddNumberToObject(d, "gpu_rx_bursts", (double)g.sink.bursts);
+	cJSON_AddNumberToObject(d, "gpu_rx_direct_copies", (double)g.direct_copies);
+	cJSON_AddNumberToObject(d, "gpu_rx_failures", (double)g.failures);
+	cJSON_AddNumberToObject(d, "gpu_rx_kernel_generations", (double)g.sink.generations);
+}
+
 static int runtime_create(const struct dp_options *o, struct dj_runtime **rt)
 {
 	struct dj_runtime_config rt_cfg = {
@@ -423,6 +455,7 @@ static int runtime_create(const struct dp_options *o, struct dj_runtime **rt)
 		.session_limit = o->mem_limit,
 		.total_limit = o->total_mem_limit,
 		.n_contexts = o->workers,
+		.stats_extra = dp_stats_json,
 	};
 	int rc = dj_runtime_create(&rt_cfg, rt);
 
@@ -545,8 +578,13 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
+	dp_view.dp = dp;
+	dp_view.placer = placer;
+	dp_view.mode = o.gpu_gather;
 	if (rc == 0)
 		rc = serve(&o, rt, dp, placer);
+	dp_view.dp = NULL;
+	dp_view.placer = NULL;
 	/* Stop polling before the port goes, so a memif peer never sees its
 	 * rings vanish under a burst (DPDK 22.11). */
 	if (dp != NULL)

@@ -29,6 +29,11 @@ struct dj_runtime_config {
 	uint64_t session_limit;  /**< bytes per session; 0: no limit */
 	uint64_t total_limit;    /**< bytes over all sessions; 0: no limit */
 	int n_contexts;          /**< GPU contexts = concurrent executes (default 4) */
+	/** Optional: adds figures to the "backend" object of STATS replies
+	 *  (djinn-dp adds its data plane's receive path); called on control
+	 *  threads with @p stats_arg, which must outlive the runtime's use. */
+	void (*stats_extra)(void *stats_arg, cJSON *obj);
+	void *stats_arg;
 };
 
 struct dj_runtime;

@@ -70,6 +70,9 @@ printf 'not an npy file' >"$work/junk.npy"
 out=$(c run relu "$work/junk.npy" 2>&1); [ $? -ne 0 ] || fail "malformed .npy accepted"
 c ping -n 1 >/dev/null || fail "server stopped serving after bad requests"
 c stats | grep -q '"path_reason"' || fail "stats without the path reason"
+# The receive path is stated in STATS: this server runs without DPDK.
+c stats | tr -d ' \t\n' | grep -q '"data_plane":{"running":false' ||
+	fail "stats without the data plane's state"
 
 kill -INT "$server"; wait "$server"; rc=$?; server=
 [ $rc -eq 0 ] || fail "server exit $rc on SIGINT"
