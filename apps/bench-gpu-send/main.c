@@ -37,6 +37,7 @@
 #include "djinn/dataplane.h"
 #include "djinn/eal.h"
 #include "djinn/gpu.h"
+#include "bench_gpu.h"
 
 #define COOKIE 0x62656e6368000001ull
 #define IP_RX 0x0a650001u
@@ -105,20 +106,10 @@ static void usage(const char *prog)
 	       "  --json FILE    also write the JSON result there\n", prog);
 }
 
+/* A size of 0 bytes makes no sense here. */
 static int parse_size(const char *s, size_t *out)
 {
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	switch (*end) {
-	case 'K': case 'k': v <<= 10; end++; break;
-	case 'M': case 'm': v <<= 20; end++; break;
-	case 'G': case 'g': v <<= 30; end++; break;
-	}
-	if (end == s || *end != '\0' || v == 0)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	return bench_parse_size(s, out) == 0 && *out != 0 ? 0 : -EINVAL;
 }
 
 static int parse_option(int c, const char *arg, struct opts *o)
@@ -165,21 +156,6 @@ static int parse_options(int argc, char **argv, struct opts *o)
 		if (parse_option(c, optarg, o) != 0)
 			return -EINVAL;
 	return optind == argc ? 0 : -EINVAL;
-}
-
-static void fill_pattern(uint8_t *buf, size_t len)
-{
-	uint64_t x = 0x9e3779b97f4a7c15ull;
-	size_t i = 0;
-
-	for (; i + 8 <= len; i += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(buf + i, &x, 8);
-	}
-	for (; i < len; i++)
-		buf[i] = (uint8_t)i;
 }
 
 /* Each repetition gets fresh engines, so fresh ports (ethdevs stay EAL's). */
@@ -376,7 +352,7 @@ static int bench_setup(struct bench *b)
 	b->got = malloc(len);
 	if (b->want == NULL || b->got == NULL)
 		return -ENOMEM;
-	fill_pattern(b->want, len);
+	fill_pattern(b->want, len, 1);
 	rc = dj_gpu_pool_create(b->dev, len + DJ_GPU_PAGE_SIZE, &b->pool);
 	if (rc == 0)
 		rc = dj_gpu_pool_alloc(b->pool, len, &b->src);

@@ -52,5 +52,7 @@ int run_bandwidth(const struct bench_opts *o, int16_t dev_id, struct bench_repor
 
 /* Deterministic test bytes: byte i of a stream seeded with @seed. */
 void fill_pattern(uint8_t *buf, size_t len, unsigned int seed);
+/* A byte count with an optional K/M/G suffix: 0 or -EINVAL. */
+int bench_parse_size(const char *s, size_t *out);
 
 #endif

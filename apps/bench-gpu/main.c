@@ -48,21 +48,6 @@ static void usage(const char *prog)
 	       prog);
 }
 
-void fill_pattern(uint8_t *buf, size_t len, unsigned int seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-	size_t i = 0;
-
-	for (; i + 8 <= len; i += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(buf + i, &x, 8);
-	}
-	for (; i < len; i++)
-		buf[i] = (uint8_t)(x >> (8 * (i & 7))) ^ (uint8_t)i;
-}
-
 struct bench_result *report_add(struct bench_report *rep, const char *what)
 {
 	struct bench_result *r = &rep->r[rep->n < (int)RTE_DIM(rep->r) ? rep->n++ : rep->n - 1];
@@ -72,29 +57,13 @@ struct bench_result *report_add(struct bench_report *rep, const char *what)
 	return r;
 }
 
-static int parse_size(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	switch (*end) {
-	case 'K': case 'k': v <<= 10; end++; break;
-	case 'M': case 'm': v <<= 20; end++; break;
-	case 'G': case 'g': v <<= 30; end++; break;
-	}
-	if (end == s || *end != '\0')
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int parse_sizes(char *list, struct bench_opts *o)
 {
 	o->n_verify = 0;
 	if (strcmp(list, "none") == 0)
 		return 0;
 	for (char *tok = strtok(list, ","); tok != NULL; tok = strtok(NULL, ",")) {
-		if (o->n_verify == MAX_SIZES || parse_size(tok, &o->verify[o->n_verify]) != 0 ||
+		if (o->n_verify == MAX_SIZES || bench_parse_size(tok, &o->verify[o->n_verify]) != 0 ||
 		    o->verify[o->n_verify] == 0)
 			return -EINVAL;
 		o->n_verify++;
@@ -135,7 +104,7 @@ static int parse_option(int c, char *arg, struct bench_opts *o, int *force_host)
 	case 'g': o->gpu = arg; break;
 	case 'H': *force_host = 1; break;
 	case 'v': rc = parse_sizes(arg, o); break;
-	case 'b': rc = parse_size(arg, &o->bench_bytes); break;
+	case 'b': rc = bench_parse_size(arg, &o->bench_bytes); break;
 	case 'p': rc = parse_number(arg, 1, 9000, &v); o->payload = v; break;
 	case 'u': rc = parse_number(arg, 1, 256, &v); o->burst = v; break;
 	case 'm': rc = parse_mode(arg, o); break;
