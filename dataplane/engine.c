@@ -62,6 +62,22 @@ static int flag_wait(atomic_int *flag, uint64_t timeout_ns)
 	}
 }
 
+/* ---- session references (see engine.h) ------------------------------------------ */
+
+static void session_hold(struct dp_session *ses)
+{
+	atomic_fetch_add_explicit(&ses->refs, 1, memory_order_relaxed);
+}
+
+static void session_put(struct dp_session *ses)
+{
+	if (ses == NULL || atomic_fetch_sub_explicit(&ses->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	dj_session_destroy(ses->s);
+	rte_free(ses);
+}
+
+/* The op holds its own reference on ses: op_free() drops it. */
 static struct dp_op *op_new(enum dp_cmd cmd, struct dp_session *ses)
 {
 	struct dp_op *op = calloc(1, sizeof(*op));
@@ -69,8 +85,17 @@ static struct dp_op *op_new(enum dp_cmd cmd, struct dp_session *ses)
 	if (op != NULL) {
 		op->cmd = cmd;
 		op->sess = ses;
+		session_hold(ses);
 	}
 	return op;
+}
+
+static void op_free(struct dp_op *op)
+{
+	if (op == NULL)
+		return;
+	session_put(op->sess);
+	free(op);
 }
 
 static void op_released(void *addr, void *opaque)
@@ -110,20 +135,38 @@ static int op_run_free(struct dj_dataplane *dp, struct dp_op *op)
 	int rc = op_run(dp, op, 0);
 
 	if (rc != -EDEADLK)
-		free(op);
+		op_free(op);
 	return rc;
 }
 
 /* ---- sessions --------------------------------------------------------------------- */
 
-static struct dp_session *session_lookup(struct dj_dataplane *dp, uint64_t cookie)
+/* Caller holds dp->lock. Sessions still opening count: a cookie is taken
+ * from the moment its open begins. */
+static struct dp_session *session_find(struct dj_dataplane *dp, uint64_t cookie)
 {
 	struct dp_session *ses;
 
-	pthread_mutex_lock(&dp->lock);
 	for (ses = dp->sessions; ses != NULL; ses = ses->next)
 		if (ses->cookie == cookie)
 			break;
+	return ses;
+}
+
+/* The open session of cookie with a reference for the caller
+ * (session_put), or NULL. */
+static struct dp_session *session_get(struct dj_dataplane *dp, uint64_t cookie)
+{
+	struct dp_session *ses;
+
+	if (dp == NULL)
+		return NULL;
+	pthread_mutex_lock(&dp->lock);
+	ses = session_find(dp, cookie);
+	if (ses != NULL && ses->ready)
+		session_hold(ses);
+	else
+		ses = NULL;
 	pthread_mutex_unlock(&dp->lock);
 	return ses;
 }
@@ -163,6 +206,47 @@ static int session_build(struct dj_dataplane *dp, uint64_t session_id, uint64_t 
 	return dj_session_create(&sc, &ses->s);
 }
 
+/* List ses (not ready yet) unless its cookie is taken: -EEXIST. */
+static int session_list(struct dj_dataplane *dp, struct dp_session *ses)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&dp->lock);
+	if (session_find(dp, ses->cookie) != NULL) {
+		rc = -EEXIST;
+	} else {
+		ses->next = dp->sessions;
+		dp->sessions = ses;
+	}
+	pthread_mutex_unlock(&dp->lock);
+	return rc;
+}
+
+/* Take the session of cookie off the list; the caller inherits the list's
+ * reference. ready: only an open one (else only one still opening). */
+static struct dp_session *session_unlink(struct dj_dataplane *dp, uint64_t cookie, bool ready)
+{
+	struct dp_session **pp, *ses = NULL;
+
+	pthread_mutex_lock(&dp->lock);
+	for (pp = &dp->sessions; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->cookie == cookie && (*pp)->ready == ready) {
+			ses = *pp;
+			*pp = ses->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&dp->lock);
+	return ses;
+}
+
+static void session_set_ready(struct dj_dataplane *dp, struct dp_session *ses)
+{
+	pthread_mutex_lock(&dp->lock);
+	ses->ready = true;
+	pthread_mutex_unlock(&dp->lock);
+}
+
 int dj_dataplane_session_open(struct dj_dataplane *dp, uint64_t session_id, uint64_t cookie,
 			      const struct dj_dp_endpoint *peer)
 {
@@ -172,19 +256,19 @@ int dj_dataplane_session_open(struct dj_dataplane *dp, uint64_t session_id, uint
 
 	if (dp == NULL || peer == NULL)
 		return -EINVAL;
-	if (session_lookup(dp, cookie) != NULL)
-		return -EEXIST;
 	ses = rte_zmalloc("dj_dp_session", sizeof(*ses), RTE_CACHE_LINE_SIZE);
 	if (ses == NULL)
 		return -ENOMEM;
+	atomic_init(&ses->refs, 1); /* the list's */
 	rc = session_build(dp, session_id, cookie, peer, ses);
-	op = rc == 0 ? op_new(DP_CMD_OPEN, ses) : NULL;
-	if (op == NULL) {
-		dj_session_destroy(ses->s);
-		rte_free(ses);
-		return rc != 0 ? rc : -ENOMEM;
+	if (rc == 0)
+		rc = session_list(dp, ses);
+	if (rc != 0) {
+		session_put(ses);
+		return rc;
 	}
-	rc = op_run_free(dp, op);
+	op = op_new(DP_CMD_OPEN, ses);
+	rc = op == NULL ? -ENOMEM : op_run_free(dp, op);
 	if (rc == -EDEADLK) {
 		/* The lcore may still take the (leaked) op and list the
 		 * session: leak it too rather than have it freed under it. */
@@ -192,34 +276,23 @@ int dj_dataplane_session_open(struct dj_dataplane *dp, uint64_t session_id, uint
 		return rc;
 	}
 	if (rc != 0) {
-		dj_session_destroy(ses->s);
-		rte_free(ses);
+		session_put(session_unlink(dp, cookie, false));
 		return rc;
 	}
-	pthread_mutex_lock(&dp->lock);
-	ses->next = dp->sessions;
-	dp->sessions = ses;
-	pthread_mutex_unlock(&dp->lock);
 	atomic_store(&dp->owner[ses->id % DP_OWNER_SLOTS], (uint8_t)(ses->lcore_idx + 1));
+	session_set_ready(dp, ses);
 	DJ_LOG(DJ_LOG_INFO, "dataplane", "session %u open on lcore %u", ses->id,
 	       dp->lcores[ses->lcore_idx]->lcore_id);
 	return 0;
 }
 
-static struct dp_session *session_unlink(struct dj_dataplane *dp, uint64_t cookie)
+/* Caller holds dp->lock and took op off the list: free it unless a waiter
+ * still looks at it (that waiter frees it). */
+static void expected_unlisted(struct dp_op *op)
 {
-	struct dp_session **pp, *ses = NULL;
-
-	pthread_mutex_lock(&dp->lock);
-	for (pp = &dp->sessions; *pp != NULL; pp = &(*pp)->next) {
-		if ((*pp)->cookie == cookie) {
-			ses = *pp;
-			*pp = ses->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&dp->lock);
-	return ses;
+	op->unlisted = true;
+	if (op->waiters == 0)
+		op_free(op);
 }
 
 static void expected_drop_session(struct dj_dataplane *dp, uint64_t cookie)
@@ -230,7 +303,7 @@ static void expected_drop_session(struct dj_dataplane *dp, uint64_t cookie)
 	for (pp = &dp->expected; (op = *pp) != NULL;) {
 		if (op->cookie == cookie && atomic_load(&op->done)) {
 			*pp = op->next;
-			free(op);
+			expected_unlisted(op);
 		} else {
 			pp = &op->next;
 		}
@@ -238,9 +311,12 @@ static void expected_drop_session(struct dj_dataplane *dp, uint64_t cookie)
 	pthread_mutex_unlock(&dp->lock);
 }
 
+/* Threads still inside an operation of the session keep it (their
+ * references): they finish with -ECONNRESET or -ENOENT, and the last one
+ * frees it. */
 void dj_dataplane_session_close(struct dj_dataplane *dp, uint64_t cookie)
 {
-	struct dp_session *ses = dp ? session_unlink(dp, cookie) : NULL;
+	struct dp_session *ses = dp ? session_unlink(dp, cookie, true) : NULL;
 	struct dp_op *op;
 
 	if (ses == NULL)
@@ -252,8 +328,7 @@ void dj_dataplane_session_close(struct dj_dataplane *dp, uint64_t cookie)
 		return;
 	}
 	expected_drop_session(dp, cookie);
-	dj_session_destroy(ses->s);
-	rte_free(ses);
+	session_put(ses);
 }
 
 /* ---- probe --------------------------------------------------------------------------- */
@@ -261,22 +336,25 @@ void dj_dataplane_session_close(struct dj_dataplane *dp, uint64_t cookie)
 int dj_dataplane_probe(struct dj_dataplane *dp, uint64_t cookie, uint32_t timeout_ms,
 		       uint64_t *rtt_ns)
 {
-	struct dp_session *ses = dp ? session_lookup(dp, cookie) : NULL;
+	struct dp_session *ses = session_get(dp, cookie);
 	struct dp_op *op;
 	int rc;
 
 	if (ses == NULL)
 		return -ENOENT;
 	op = op_new(DP_CMD_PING, ses);
+	session_put(ses);
 	if (op == NULL)
 		return -ENOMEM;
 	/* The lcore ends the probe at its deadline, so the op is always
 	 * answered and freed here. */
 	op->len = (uint64_t)timeout_ms * 1000000ull;
 	rc = op_run(dp, op, op->len);
+	if (rc == -EDEADLK)
+		return rc; /* the lcore may still complete it: leaked */
 	if (rc == 0 && rtt_ns != NULL)
 		*rtt_ns = op->rtt_ns;
-	free(op);
+	op_free(op);
 	return rc;
 }
 
@@ -309,15 +387,17 @@ static int xfer_op_new(struct dj_dataplane *dp, enum dp_cmd cmd, uint64_t cookie
 		       uint64_t xfer_id, void *buf, uint64_t len, enum dj_mem_kind mem,
 		       struct dp_op **out)
 {
-	struct dp_session *ses = dp ? session_lookup(dp, cookie) : NULL;
+	struct dp_session *ses = session_get(dp, cookie);
 	struct dp_op *op;
 	int rc;
 
 	if (ses == NULL)
 		return -ENOENT;
-	if ((rc = xfer_id_check(xfer_id)) != 0)
+	rc = xfer_id_check(xfer_id);
+	op = rc == 0 ? op_new(cmd, ses) : NULL;
+	session_put(ses);
+	if (rc != 0)
 		return rc;
-	op = op_new(cmd, ses);
 	if (op == NULL)
 		return -ENOMEM;
 	op->cookie = cookie;
@@ -349,24 +429,41 @@ int dj_dataplane_expect(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_
 	}
 	pthread_mutex_unlock(&dp->lock);
 	if (rc != 0)
-		free(op);
+		op_free(op);
 	return rc;
 }
 
-/* Take a finished expected op off the list; its status, or -EINPROGRESS. */
-static int expected_reap(struct dj_dataplane *dp, uint64_t cookie, uint32_t id)
+/* The expected op of (cookie, id), pinned for a waiter: nobody frees it
+ * until expected_unpin(). NULL: no such transfer. */
+static struct dp_op *expected_pin(struct dj_dataplane *dp, uint64_t cookie, uint32_t id)
 {
 	struct dp_op *op;
-	int rc = -EINPROGRESS;
 
 	pthread_mutex_lock(&dp->lock);
 	op = expected_find(dp, cookie, id, 0);
-	if (op == NULL) {
+	if (op != NULL)
+		op->waiters++;
+	pthread_mutex_unlock(&dp->lock);
+	return op;
+}
+
+/* Unpin op; a finished one leaves the list (and is freed once no other
+ * waiter holds it). Its status, -EINPROGRESS while it runs, or -ENOENT
+ * where a session close reaped it first. */
+static int expected_unpin(struct dj_dataplane *dp, struct dp_op *op)
+{
+	int rc = -EINPROGRESS;
+
+	pthread_mutex_lock(&dp->lock);
+	op->waiters--;
+	if (op->unlisted) {
 		rc = -ENOENT;
+		if (op->waiters == 0)
+			op_free(op);
 	} else if (atomic_load_explicit(&op->done, memory_order_acquire)) {
-		expected_find(dp, cookie, id, 1);
+		expected_find(dp, op->cookie, op->xfer_id, 1);
 		rc = op->status;
-		free(op);
+		expected_unlisted(op);
 	}
 	pthread_mutex_unlock(&dp->lock);
 	return rc;
@@ -376,21 +473,16 @@ int dj_dataplane_wait(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 		      uint32_t timeout_ms)
 {
 	struct dp_op *op;
-	int rc;
+	int rc, status;
 
 	if (dp == NULL || xfer_id_check(xfer_id) != 0)
 		return -EINVAL;
-	pthread_mutex_lock(&dp->lock);
-	op = expected_find(dp, cookie, (uint32_t)xfer_id, 0);
-	pthread_mutex_unlock(&dp->lock);
+	op = expected_pin(dp, cookie, (uint32_t)xfer_id);
 	if (op == NULL)
 		return -ENOENT;
-	/* op stays listed while we wait: only wait/cancel of this transfer
-	 * free it, and the control plane runs one of them at a time. */
 	rc = flag_wait(&op->done, (uint64_t)timeout_ms * 1000000ull);
-	if (rc != 0)
-		return rc;
-	return expected_reap(dp, cookie, (uint32_t)xfer_id);
+	status = expected_unpin(dp, op);
+	return rc != 0 && status == -EINPROGRESS ? rc : status;
 }
 
 static int cancel_post(struct dj_dataplane *dp, struct dp_session *ses, enum dj_xfer_dir dir,
@@ -407,23 +499,25 @@ static int cancel_post(struct dj_dataplane *dp, struct dp_session *ses, enum dj_
 
 int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id)
 {
-	struct dp_session *ses = dp ? session_lookup(dp, cookie) : NULL;
+	struct dp_session *ses;
 	struct dp_op *op;
 	int rc;
 
-	if (ses == NULL || xfer_id_check(xfer_id) != 0)
+	if (dp == NULL || xfer_id_check(xfer_id) != 0)
 		return -ENOENT;
-	pthread_mutex_lock(&dp->lock);
-	op = expected_find(dp, cookie, (uint32_t)xfer_id, 0);
-	pthread_mutex_unlock(&dp->lock);
+	op = expected_pin(dp, cookie, (uint32_t)xfer_id);
 	if (op == NULL)
 		return -ENOENT;
-	rc = cancel_post(dp, ses, DJ_XFER_RX, (uint32_t)xfer_id);
+	/* A closed session failed its receives: the op is done or about to
+	 * be, and only needs reaping. */
+	ses = session_get(dp, cookie);
+	rc = ses != NULL ? cancel_post(dp, ses, DJ_XFER_RX, (uint32_t)xfer_id) : -ENOENT;
+	session_put(ses);
 	/* Cancelled or finished meanwhile: either way the lcore reports the
 	 * op done now, and the destination is not written again. */
 	if (flag_wait(&op->done, LCORE_ANSWER_NS) != 0)
-		return -EDEADLK;
-	expected_reap(dp, cookie, (uint32_t)xfer_id);
+		return -EDEADLK; /* stays pinned: leaked */
+	expected_unpin(dp, op);
 	return rc == 0 ? 0 : -ENOENT;
 }
 
@@ -554,7 +648,7 @@ int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 	if (mem == DJ_MEM_GPU && len != 0) {
 		rc = dp_stage_create(dp, src, len, dj_session_frag_size(op->sess->s), &op->stage);
 		if (rc != 0) {
-			free(op);
+			op_free(op);
 			return rc;
 		}
 		op->buf = op->stage->host;
@@ -564,7 +658,7 @@ int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 	if (rc == -EDEADLK)
 		return rc;
 	dp_stage_destroy(dp, op->stage);
-	free(op);
+	op_free(op);
 	return rc;
 }
 
@@ -763,14 +857,13 @@ static void sessions_teardown(struct dj_dataplane *dp)
 		while ((n = dj_session_events(ses->s, ev, 16)) != 0)
 			for (unsigned int i = 0; i < n; i++)
 				dp_event_deliver(&ev[i]);
-		dj_session_destroy(ses->s);
-		rte_free(ses);
+		session_put(ses);
 	}
 	while (dp->expected != NULL) {
 		struct dp_op *op = dp->expected;
 
 		dp->expected = op->next;
-		free(op);
+		expected_unlisted(op);
 	}
 }
 
@@ -829,9 +922,12 @@ static void proto_stats_add(struct dj_proto_stats *to, const struct dj_proto_sta
 int dj_dataplane_lcore_stats(const struct dj_dataplane *dp, unsigned int idx,
 			     struct dj_dataplane_stats *st)
 {
+	const struct dp_lcore *lc;
+
 	if (idx >= dp->n_lcores)
 		return -ENOENT;
-	*st = dp->lcores[idx]->stats;
+	lc = dp->lcores[idx];
+	dp_seq_read(&lc->stats_seq, st, &lc->stats_pub, sizeof(*st));
 	return 0;
 }
 
@@ -840,14 +936,21 @@ void dj_dataplane_get_stats(const struct dj_dataplane *dp, struct dj_dataplane_s
 {
 	struct dj_dataplane *mdp = (struct dj_dataplane *)dp;
 
+	struct dj_dataplane_stats one;
+	struct dj_proto_stats snap;
+
 	memset(st, 0, sizeof(*st));
-	for (unsigned int i = 0; i < dp->n_lcores; i++)
-		dj_dataplane_stats_add(st, &dp->lcores[i]->stats);
+	for (unsigned int i = 0; i < dp->n_lcores; i++) {
+		dj_dataplane_lcore_stats(dp, i, &one);
+		dj_dataplane_stats_add(st, &one);
+	}
 	if (proto == NULL)
 		return;
 	memset(proto, 0, sizeof(*proto));
 	pthread_mutex_lock(&mdp->lock);
-	for (struct dp_session *ses = dp->sessions; ses != NULL; ses = ses->next)
-		proto_stats_add(proto, &ses->snap);
+	for (struct dp_session *ses = dp->sessions; ses != NULL; ses = ses->next) {
+		dp_seq_read(&ses->snap_seq, &snap, &ses->snap_pub, sizeof(snap));
+		proto_stats_add(proto, &snap);
+	}
 	pthread_mutex_unlock(&mdp->lock);
 }

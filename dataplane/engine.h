@@ -17,11 +17,27 @@
  * packet that still reads the buffer. A SEND of a GPU source carries a
  * staging ring instead (op->stage): the waiter fills it while it waits,
  * and the ring's slots hold the frames' references.
+ *
+ * Session lifetime: a dp_session is counted (refs). The control-side list
+ * holds one reference from a successful open until close; a lookup takes one
+ * under dp->lock before the lock is dropped; every op holds one on op->sess
+ * until the thread that frees the op drops it (op_free). The last reference
+ * frees the session. The lcore touches a session only while it is on its
+ * list (OPEN..CLOSE, inside the list reference) or while it runs an op of it
+ * (inside the op's), so no path reaches a freed session. An op leaked on
+ * -EDEADLK keeps its session too: leaking beats a use after free.
+ *
+ * Statistics: the lcore counts into private fields and publishes copies
+ * under a single-writer sequence count (dp_seq_publish); readers on other
+ * threads take consistent snapshots (dp_seq_read) without a lock.
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
 
 #include <rte_mbuf.h>
+#include <rte_pause.h>
 #include <rte_ring.h>
 
 #include "djinn/dataplane.h"
@@ -124,6 +140,10 @@ struct dp_op {
 	/* expected-transfer list of the control side */
 	uint64_t cookie;
 	struct dp_op *next;
+	/* expected list (dp->lock): threads waiting on this op, which frees
+	 * it only once none is and it is off the list */
+	unsigned int waiters;
+	bool unlisted;
 };
 
 /* A session: created by a control thread, then served by one lcore. */
@@ -132,11 +152,16 @@ struct dp_session {
 	uint64_t cookie;
 	uint32_t id;
 	unsigned int lcore_idx;
+	atomic_uint refs;            /* see "Session lifetime" above */
+	bool ready;                  /* dp->lock: open finished, lookups see it */
+	bool closed;                 /* lcore: CLOSE ran, no probe may start */
 	uint64_t next_poll_ns;
 	uint64_t next_snap_ns;
 	struct dp_op *ping;          /* lcore-owned while a probe runs */
 	uint64_t ping_sent_ns, pongs_before;
-	struct dj_proto_stats snap;  /* written by the lcore every ms */
+	struct dj_proto_stats snap;  /* lcore-private, refreshed every ms */
+	atomic_uint snap_seq;        /* publishes snap into snap_pub */
+	struct dj_proto_stats snap_pub;
 	struct dp_session *next;     /* control-side list */
 };
 
@@ -165,8 +190,13 @@ struct dp_lcore {
 	struct rte_mbuf *txq[DP_TXQ_MAX];
 	struct dj_impair *impair;
 	struct dj_hold_queue *hold;
-	struct dj_dataplane_stats stats;
+	struct dj_dataplane_stats stats;  /* lcore-private */
+	uint64_t next_publish;
 	uint8_t ctrl_buf[DP_CTRL_BURST][DJ_WIRE_CTRL_MAX];
+	/* What other threads read, on its own line: the packet path never
+	 * shares a cache line with a reader. */
+	atomic_uint stats_seq __rte_cache_aligned;
+	struct dj_dataplane_stats stats_pub;
 } __rte_cache_aligned;
 
 struct dj_dataplane {
@@ -188,6 +218,37 @@ struct dj_dataplane {
 	struct dp_op *expected;
 	struct dj_dataplane_stage_stats stage_stats; /* under lock */
 };
+
+/*
+ * Single-writer sequence count. The writer (one lcore) makes the count odd,
+ * copies, makes it even; a reader retries while it saw an odd count or the
+ * count moved during its copy. Why this is cheap for the lcore: two plain
+ * stores and a copy of a few cache-hot lines per publication, no atomic
+ * read-modify-write, no lock, and it never waits for a reader; only readers
+ * (rare, on control threads) ever retry.
+ */
+static inline void dp_seq_publish(atomic_uint *seq, void *dst, const void *src, size_t len)
+{
+	unsigned int s = atomic_load_explicit(seq, memory_order_relaxed);
+
+	atomic_store_explicit(seq, s + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	memcpy(dst, src, len);
+	atomic_store_explicit(seq, s + 2, memory_order_release);
+}
+
+static inline void dp_seq_read(const atomic_uint *seq, void *dst, const void *src, size_t len)
+{
+	unsigned int before, after;
+
+	do {
+		while ((before = atomic_load_explicit(seq, memory_order_acquire)) & 1)
+			rte_pause();
+		memcpy(dst, src, len);
+		atomic_thread_fence(memory_order_acquire);
+		after = atomic_load_explicit(seq, memory_order_relaxed);
+	} while (before != after);
+}
 
 /* The polling loop of one lcore (rte_eal_remote_launch). */
 int dp_lcore_main(void *arg);

@@ -230,6 +230,14 @@ static void events_deliver(struct dp_lcore *lc, struct dp_session *ses)
 	}
 }
 
+/* Refresh the session's protocol counters and publish them for
+ * dj_dataplane_get_stats(). */
+static void session_snap(struct dp_session *ses)
+{
+	dj_session_stats(ses->s, &ses->snap);
+	dp_seq_publish(&ses->snap_seq, &ses->snap_pub, &ses->snap, sizeof(ses->snap));
+}
+
 static void probe_check(struct dp_session *ses, uint64_t now)
 {
 	if (ses->ping == NULL)
@@ -255,7 +263,7 @@ static void session_service(struct dp_lcore *lc, struct dp_session *ses, uint64_
 	ctrl_send(lc, ses, now);
 	events_deliver(lc, ses);
 	if (now >= ses->next_snap_ns || ses->ping != NULL) {
-		dj_session_stats(ses->s, &ses->snap);
+		session_snap(ses);
 		ses->next_snap_ns = now + DP_STATS_PERIOD_NS;
 		probe_check(ses, now);
 	}
@@ -301,7 +309,8 @@ static void cmd_close(struct dp_lcore *lc, struct dp_op *op, uint64_t now)
 	if (ses->ping != NULL)
 		dp_op_complete(ses->ping, -ECONNRESET);
 	ses->ping = NULL;
-	dj_session_stats(ses->s, &ses->snap);
+	ses->closed = true;
+	session_snap(ses);
 	session_detach(lc, ses);
 	dp_op_complete(op, 0);
 }
@@ -338,11 +347,16 @@ static void cmd_ping(struct dp_op *op, uint64_t now)
 {
 	struct dp_session *ses = op->sess;
 
+	/* A closed session is off the loop: nobody would end the probe. */
+	if (ses->closed) {
+		dp_op_complete(op, -ECONNRESET);
+		return;
+	}
 	if (ses->ping != NULL) {
 		dp_op_complete(op, -EBUSY);
 		return;
 	}
-	dj_session_stats(ses->s, &ses->snap);
+	session_snap(ses);
 	ses->pongs_before = ses->snap.pongs;
 	ses->ping_sent_ns = now;
 	ses->ping = op;
@@ -547,6 +561,17 @@ static void idle_nap(struct dp_lcore *lc, uint64_t work_before)
 	}
 }
 
+/* Publish the counters once a loop that did work, and at least every
+ * DP_STATS_PERIOD_NS (drops, naps): a copy per burst, not per packet. */
+static void stats_publish(struct dp_lcore *lc, uint64_t work_before, uint64_t now)
+{
+	if (lc->stats.rx_packets + lc->stats.tx_packets + lc->commands == work_before &&
+	    now < lc->next_publish)
+		return;
+	dp_seq_publish(&lc->stats_seq, &lc->stats_pub, &lc->stats, sizeof(lc->stats));
+	lc->next_publish = now + DP_STATS_PERIOD_NS;
+}
+
 int dp_lcore_main(void *arg)
 {
 	struct dp_lcore *lc = arg;
@@ -569,6 +594,7 @@ int dp_lcore_main(void *arg)
 			tx_flush(lc, now);
 		else
 			tx_stall_check(lc, 0, now);
+		stats_publish(lc, work, now);
 		if (lc->dp->cfg.idle_sleep_us != 0)
 			idle_nap(lc, work);
 	}
@@ -580,5 +606,6 @@ int dp_lcore_main(void *arg)
 		rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);
 		lc->n_txq = 0;
 	}
+	stats_publish(lc, UINT64_MAX, UINT64_MAX);
 	return 0;
 }

@@ -6,6 +6,9 @@
  * dropped while the engine keeps serving, and the API's error returns.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
@@ -607,6 +611,224 @@ static void test_software_dispatch(void)
 	dj_dataplane_destroy(dp);
 }
 
+/* ---- lifetimes under churn ---------------------------------------------------------- */
+
+#define CHURN_COOKIES 3
+#define CHURN_USERS 2
+#define CHURN_NS 2000000000ull
+
+struct churn {
+	struct duo d;
+	atomic_int stop;
+	atomic_uint next_id;
+	atomic_uint calls, unclean, closes;
+	int bad_rc;
+};
+
+static uint64_t churn_cookie(unsigned int k)
+{
+	return COOKIE + 1000 + k;
+}
+
+/* What a call on a session that may close under it may return: done, or a
+ * clean refusal. Never -EDEADLK, never a crash. */
+static void churn_check(struct churn *ch, int rc)
+{
+	atomic_fetch_add(&ch->calls, 1);
+	if (rc == 0 || rc == -ENOENT || rc == -ECONNRESET || rc == -ETIMEDOUT ||
+	    rc == -ECANCELED || rc == -EBUSY)
+		return;
+	atomic_fetch_add(&ch->unclean, 1);
+	ch->bad_rc = rc;
+}
+
+/* Receive, send, probe, wait and cancel on sessions that come and go. */
+static void *churn_user(void *arg)
+{
+	struct churn *ch = arg;
+	unsigned int seed = dj_test_seed() ^ (unsigned int)(uintptr_t)pthread_self();
+	uint8_t src[2000], dst[2000];
+	uint64_t rtt;
+
+	memset(src, 0x3c, sizeof(src));
+	while (!atomic_load(&ch->stop)) {
+		uint64_t cookie = churn_cookie((unsigned int)rand_r(&seed) % CHURN_COOKIES);
+		uint32_t id = atomic_fetch_add(&ch->next_id, 1);
+		int rc = dj_dataplane_expect(ch->d.b, cookie, id, dst, sizeof(dst), DJ_MEM_HOST);
+
+		churn_check(ch, rc);
+		switch (rand_r(&seed) % 3) {
+		case 0:
+			churn_check(ch, dj_dataplane_send(ch->d.a, cookie, id, src, sizeof(src),
+							  DJ_MEM_HOST, 50));
+			break;
+		case 1:
+			churn_check(ch, dj_dataplane_probe(ch->d.a, cookie, 20, &rtt));
+			break;
+		default:
+			churn_check(ch, dj_dataplane_cancel(ch->d.b, cookie, id));
+			break;
+		}
+		/* dst is ours again once wait or cancel said so. */
+		rc = dj_dataplane_wait(ch->d.b, cookie, id, 20);
+		churn_check(ch, rc);
+		if (rc == -ETIMEDOUT)
+			churn_check(ch, dj_dataplane_cancel(ch->d.b, cookie, id));
+	}
+	return NULL;
+}
+
+static void churn_open(struct churn *ch, unsigned int k)
+{
+	struct dj_dp_endpoint ea, eb;
+
+	peer_of(ch->d.a, &ea);
+	peer_of(ch->d.b, &eb);
+	CU_ASSERT_EQUAL(dj_dataplane_session_open(ch->d.a, 100 + k, churn_cookie(k), &eb), 0);
+	CU_ASSERT_EQUAL(dj_dataplane_session_open(ch->d.b, 100 + k, churn_cookie(k), &ea), 0);
+}
+
+static void churn_close(struct churn *ch, unsigned int k)
+{
+	dj_dataplane_session_close(ch->d.a, churn_cookie(k));
+	dj_dataplane_session_close(ch->d.b, churn_cookie(k));
+	atomic_fetch_add(&ch->closes, 1);
+}
+
+static size_t heap_used(void)
+{
+	struct rte_malloc_socket_stats st;
+
+	CU_ASSERT_EQUAL_FATAL(rte_malloc_get_socket_stats(0, &st), 0);
+	return st.heap_allocsz_bytes;
+}
+
+/* Sessions close while other threads send, receive, probe, wait and cancel
+ * on them: every call ends cleanly, and once all is closed the engine holds
+ * no session memory (DPDK heap; the sanitizer build checks malloc). */
+static void test_session_churn(void)
+{
+	static struct churn ch;
+	pthread_t users[CHURN_USERS];
+	unsigned int seed = dj_test_seed(), k;
+	uint64_t until;
+	size_t before;
+
+	memset(&ch, 0, sizeof(ch));
+	engine_idle_us = 50; /* the test's threads need the shared cores */
+	duo_start(&ch.d);
+	atomic_store(&ch.next_id, 1);
+	before = heap_used();
+	for (k = 0; k < CHURN_COOKIES; k++)
+		churn_open(&ch, k);
+	for (int i = 0; i < CHURN_USERS; i++)
+		CU_ASSERT_FATAL(pthread_create(&users[i], NULL, churn_user, &ch) == 0);
+	until = dj_time_ns() + CHURN_NS;
+	while (dj_time_ns() < until) {
+		k = (unsigned int)rand_r(&seed) % CHURN_COOKIES;
+		usleep((useconds_t)(rand_r(&seed) % 3000));
+		churn_close(&ch, k);
+		usleep((useconds_t)(rand_r(&seed) % 1000));
+		churn_open(&ch, k);
+	}
+	atomic_store(&ch.stop, 1);
+	for (int i = 0; i < CHURN_USERS; i++)
+		pthread_join(users[i], NULL);
+	for (k = 0; k < CHURN_COOKIES; k++)
+		churn_close(&ch, k);
+	printf("\n  churn: %u calls, %u closes\n", atomic_load(&ch.calls), atomic_load(&ch.closes));
+	CU_ASSERT(atomic_load(&ch.closes) > 20);
+	CU_ASSERT(atomic_load(&ch.calls) > 100);
+	CU_ASSERT_EQUAL(atomic_load(&ch.unclean), 0);
+	if (atomic_load(&ch.unclean) != 0)
+		printf("  unclean return %d\n", ch.bad_rc);
+	CU_ASSERT_EQUAL(heap_used(), before);
+	transfer_check(&ch.d, 1, 10000); /* the duo's own session still works */
+	duo_stop(&ch.d);
+	engine_idle_us = 0;
+}
+
+/* ---- consistent statistics ---------------------------------------------------------- */
+
+#define STATS_FRAME 150
+#define STATS_NS 1000000000ull
+
+struct stats_race {
+	struct dj_dataplane *dp;
+	struct rte_ring *to_dp;
+	atomic_int stop;
+	uint64_t snapshots, torn, backwards;
+};
+
+/* Frames of STATS_FRAME bytes that are not Djinn: each one counted as a
+ * received packet of that size and as a not_djinn drop. */
+static void *stats_injector(void *arg)
+{
+	struct stats_race *sr = arg;
+	struct rte_mbuf *m[16];
+
+	while (!atomic_load(&sr->stop)) {
+		unsigned int n;
+
+		if (rte_pktmbuf_alloc_bulk(inject_pool, m, 16) != 0) {
+			usleep(10);
+			continue;
+		}
+		for (unsigned int i = 0; i < 16; i++)
+			memset(rte_pktmbuf_append(m[i], STATS_FRAME), 0x11, STATS_FRAME);
+		n = rte_ring_enqueue_burst(sr->to_dp, (void **)m, 16, NULL);
+		if (n < 16)
+			rte_pktmbuf_free_bulk(m + n, 16 - n);
+	}
+	return NULL;
+}
+
+static bool stats_went_back(const struct dj_dataplane_stats *now,
+			    const struct dj_dataplane_stats *prev)
+{
+	const uint64_t *a = (const uint64_t *)now, *b = (const uint64_t *)prev;
+
+	for (size_t i = 0; i < sizeof(*now) / sizeof(uint64_t); i++)
+		if (a[i] < b[i])
+			return true;
+	return false;
+}
+
+/* A reader snapshots the counters of a busy lcore: every snapshot is one
+ * moment (bytes, packets and drops of the same frames), and none goes
+ * backwards. */
+static void test_stats_consistent(void)
+{
+	static struct stats_race sr;
+	struct dj_dataplane_stats st, prev = {0};
+	uint16_t pa, pb;
+	pthread_t inj;
+	uint64_t until;
+
+	memset(&sr, 0, sizeof(sr));
+	dj_test_ring_pair(&pa, &pb, &sr.to_dp);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, NULL, &sr.dp), 0);
+	CU_ASSERT_FATAL(pthread_create(&inj, NULL, stats_injector, &sr) == 0);
+	until = dj_time_ns() + STATS_NS;
+	while (dj_time_ns() < until) {
+		if (dj_dataplane_lcore_stats(sr.dp, 0, &st) != 0)
+			break;
+		sr.snapshots++;
+		sr.torn += st.rx_bytes != st.rx_packets * STATS_FRAME ||
+			   st.drops[DJ_DROP_NOT_DJINN] != st.rx_packets;
+		sr.backwards += stats_went_back(&st, &prev);
+		prev = st;
+	}
+	atomic_store(&sr.stop, 1);
+	pthread_join(inj, NULL);
+	printf("\n  %" PRIu64 " snapshots of %" PRIu64 " frames: %" PRIu64 " torn, %" PRIu64
+	       " backwards\n", sr.snapshots, st.rx_packets, sr.torn, sr.backwards);
+	CU_ASSERT(st.rx_packets > 1000);
+	CU_ASSERT_EQUAL(sr.torn, 0);
+	CU_ASSERT_EQUAL(sr.backwards, 0);
+	dj_dataplane_destroy(sr.dp);
+}
+
 static int suite_init(void)
 {
 	char prefix[64];
@@ -644,6 +866,8 @@ int main(int argc, char **argv)
 		{"malformed packets dropped and counted", test_bad_packets},
 		{"padded two-segment frame read from its first segment", test_padded_two_segments},
 		{"frames on the wrong queue dispatched in software", test_software_dispatch},
+		{"sessions close under concurrent calls", test_session_churn},
+		{"statistics snapshots are consistent", test_stats_consistent},
 		{NULL, NULL},
 	};
 
