@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "djinn/dataplane.h"
+#include "engine.h"
 
 static int dp_local_caps(void *ctx, struct dj_dp_caps *caps)
 {
@@ -56,6 +57,11 @@ static int dp_send(void *ctx, const struct dj_dp_endpoint *peer, uint64_t cookie
 	return dj_dataplane_send(ctx, cookie, xfer_id, src, len, mem, timeout_ms);
 }
 
+static int dp_pinned(void *ctx, uint64_t cookie, uint64_t xfer_id)
+{
+	return dp_send_pinned(ctx, cookie, xfer_id);
+}
+
 static int dp_stats(void *ctx, struct dj_dp_stats *out)
 {
 	struct dj_dataplane_stats st;
@@ -82,6 +88,7 @@ static const struct dj_datapath_ops dataplane_ops = {
 	.cancel = dp_cancel,
 	.send = dp_send,
 	.stats = dp_stats,
+	.send_pinned = dp_pinned,
 };
 
 void dj_dataplane_datapath(struct dj_dataplane *dp, struct dj_datapath *out)

@@ -529,6 +529,42 @@ int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_
 #define STAGE_SPIN_NS 20000ull
 #define STAGE_NAP_NS 10000l
 
+/* A send given up on while the lcore or the driver still holds it: kept
+ * until its frames let go of the source (dp_send_pinned). */
+static int orphan_keep(struct dj_dataplane *dp, struct dp_op *op)
+{
+	pthread_mutex_lock(&dp->lock);
+	op->next = dp->orphans;
+	dp->orphans = op;
+	pthread_mutex_unlock(&dp->lock);
+	return -EDEADLK;
+}
+
+/* Released: no frame reads the source or the staging ring, and (the owner
+ * reference goes last, after done) the lcore is finished with the op. */
+int dp_send_pinned(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id)
+{
+	struct dp_op **pp, *op;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&dp->lock);
+	for (pp = &dp->orphans; (op = *pp) != NULL; pp = &op->next) {
+		if (op->cookie != cookie || op->xfer_id != xfer_id)
+			continue;
+		rc = atomic_load_explicit(&op->released, memory_order_acquire) &&
+		     (op->stage == NULL || dp_stage_idle(op->stage)) ? 0 : 1;
+		if (rc == 0)
+			*pp = op->next;
+		break;
+	}
+	pthread_mutex_unlock(&dp->lock);
+	if (rc == 0) {
+		dp_stage_destroy(dp, op->stage);
+		op_free(op);
+	}
+	return rc;
+}
+
 /*
  * The CPU must never read GPU memory, and a NIC cannot without a DMA
  * mapping of it: a GPU source goes out of host copies. A placer without
@@ -656,7 +692,7 @@ int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 	}
 	rc = send_run(dp, op, timeout_ms);
 	if (rc == -EDEADLK)
-		return rc;
+		return orphan_keep(dp, op);
 	dp_stage_destroy(dp, op->stage);
 	op_free(op);
 	return rc;
@@ -867,6 +903,18 @@ static void sessions_teardown(struct dj_dataplane *dp)
 	}
 }
 
+/* With the port stopped its rings hold no frame: what is still not
+ * released sits in a peer's ring (net_ring, memif) and stays leaked. */
+static void orphans_free(struct dj_dataplane *dp)
+{
+	struct dp_op *op, *next;
+
+	for (op = dp->orphans; op != NULL; op = next) {
+		next = op->next;
+		dp_send_pinned(dp, op->cookie, op->xfer_id);
+	}
+}
+
 void dj_dataplane_quiesce(struct dj_dataplane *dp)
 {
 	if (dp == NULL)
@@ -887,6 +935,7 @@ void dj_dataplane_destroy(struct dj_dataplane *dp)
 		lcore_placer_fini(dp, dp->lcores[i]);
 	sessions_teardown(dp);
 	dj_port_destroy(dp->port);
+	orphans_free(dp);
 	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)
 		lcore_state_destroy(dp, dp->lcores[i]);
 	pthread_mutex_destroy(&dp->lock);

@@ -217,6 +217,7 @@ struct dj_dataplane {
 	struct dp_session *sessions;
 	struct dp_op *expected;
 	struct dj_dataplane_stage_stats stage_stats; /* under lock */
+	struct dp_op *orphans;       /* SEND ops given up on (-EDEADLK) */
 };
 
 /*
@@ -249,6 +250,10 @@ static inline void dp_seq_read(const atomic_uint *seq, void *dst, const void *sr
 		after = atomic_load_explicit(seq, memory_order_relaxed);
 	} while (before != after);
 }
+
+/* The datapath's send_pinned(): 1 while frames of a send that returned
+ * -EDEADLK may still read its source, 0 once none does, -ENOENT. */
+int dp_send_pinned(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id);
 
 /* The polling loop of one lcore (rte_eal_remote_launch). */
 int dp_lcore_main(void *arg);

@@ -141,6 +141,13 @@ struct dj_datapath_ops {
 
 	/** Optional: counters. */
 	int (*stats)(void *ctx, struct dj_dp_stats *stats);
+
+	/** Optional: after send() of (cookie, xfer_id) returned -EDEADLK,
+	 * frames of it may still read src. 1 while some may; 0 once none
+	 * does (src is the caller's again; the data path forgets the
+	 * transfer); -ENOENT for a transfer it holds nothing of. Without this
+	 * operation such a src must stay valid as long as the data path. */
+	int (*send_pinned)(void *ctx, uint64_t cookie, uint64_t xfer_id);
 };
 
 /**
