@@ -829,6 +829,41 @@ static void test_stats_consistent(void)
 	dj_dataplane_destroy(sr.dp);
 }
 
+/* ---- a send whose frames stay queued ---------------------------------------------------- */
+
+/* Nobody reads the wire: the frames of a send sit in the ring, pointing
+ * into the source, past the send's give-up (-EDEADLK). The data path's
+ * send_pinned() says so until they are freed, then lets go of the send. */
+static void test_send_pinned_until_frames_freed(void)
+{
+	struct dj_dp_endpoint peer = {.udp_port = DJ_WIRE_UDP_PORT, .n_queues = 1, .mtu = 9000};
+	const size_t len = 100000;
+	uint8_t *src = malloc(len);
+	struct dj_datapath path;
+	struct dj_dataplane *dp;
+	struct rte_ring *wire;
+	struct rte_mbuf *m;
+	uint16_t pa, pb;
+
+	CU_ASSERT_FATAL(src != NULL);
+	memset(src, 0x77, len);
+	dj_test_ring_pair(&pa, &pb, &wire);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, NULL, &dp), 0);
+	peer.ipv4 = rte_cpu_to_be_32(IP_B);
+	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(dp, 7, COOKIE, &peer), 0);
+	dj_dataplane_datapath(dp, &path);
+	CU_ASSERT_EQUAL(path.ops->send_pinned(path.ctx, COOKIE, 1), -ENOENT);
+	CU_ASSERT_EQUAL(dj_dataplane_send(dp, COOKIE, 1, src, len, DJ_MEM_HOST, 100), -EDEADLK);
+	CU_ASSERT_EQUAL(path.ops->send_pinned(path.ctx, COOKIE, 1), 1);
+	CU_ASSERT(rte_ring_count(wire) > 0);
+	while (rte_ring_dequeue(wire, (void **)&m) == 0)
+		rte_pktmbuf_free(m);
+	CU_ASSERT_EQUAL(path.ops->send_pinned(path.ctx, COOKIE, 1), 0);
+	CU_ASSERT_EQUAL(path.ops->send_pinned(path.ctx, COOKIE, 1), -ENOENT);
+	dj_dataplane_destroy(dp);
+	free(src);
+}
+
 static int suite_init(void)
 {
 	char prefix[64];
@@ -868,6 +903,7 @@ int main(int argc, char **argv)
 		{"frames on the wrong queue dispatched in software", test_software_dispatch},
 		{"sessions close under concurrent calls", test_session_churn},
 		{"statistics snapshots are consistent", test_stats_consistent},
+		{"a send pinned by queued frames until they go", test_send_pinned_until_frames_freed},
 		{NULL, NULL},
 	};
 
