@@ -119,9 +119,37 @@ static int on_auth(struct request *r)
 
 /* ---- sessions ------------------------------------------------------------- */
 
+void ctl_session_release_held(struct dj_ctl_server *srv, struct ctl_session *s, int all)
+{
+	const struct dj_datapath *dp = srv->cfg.datapath;
+	struct held_read **pp = &s->held, *h;
+
+	while ((h = *pp) != NULL) {
+		/* Only a clear 0 gives the storage back: anything else may
+		 * leave a frame reading it. */
+		int pinned = dp->ops->send_pinned == NULL ||
+			     dp->ops->send_pinned(dp->ctx, s->cookie, h->xfer) != 0;
+
+		if (pinned && !all) {
+			pp = &h->next;
+			continue;
+		}
+		if (pinned)
+			DJ_LOG(DJ_LOG_ERR, TAG, "session %" PRIu64 ": transfer %" PRIu64
+			       " still pinned by the data path: its tensor is leaked", s->id, h->xfer);
+		else
+			srv->be->read_end(srv->bctx, s->bsess, &h->io);
+		*pp = h->next;
+		free(h);
+		s->refs--;
+	}
+}
+
 void ctl_session_close(struct dj_ctl_server *srv, struct ctl_session *s)
 {
 	const struct dj_datapath *dp = server_dp(srv);
+
+	ctl_session_release_held(srv, s, 1);
 
 	while (s->dp_puts != NULL) {
 		struct dp_put *p = s->dp_puts;
@@ -538,6 +566,23 @@ static int get_begin(struct dj_ctl_server *srv, void *bs, const cJSON *msg, uint
 	return 0;
 }
 
+/* Frames of the failed send may still read the tensor: its read stays
+ * open, and the session holds it until the data path lets go (see
+ * ctl_server.h). Without memory for the note the read is never ended:
+ * a leak, not a use after free. */
+static void get_hold(struct ctl_job *job, uint64_t xfer, const struct dj_ctl_io *io)
+{
+	struct held_read *h = malloc(sizeof(*h));
+
+	if (h == NULL) {
+		DJ_LOG(DJ_LOG_ERR, TAG, "transfer %" PRIu64 ": tensor pinned by the data path "
+		       "and no memory to track it: leaked", xfer);
+		return;
+	}
+	*h = (struct held_read){.xfer = xfer, .io = *io};
+	job->held = h;
+}
+
 static cJSON *get_dp_job(struct dj_ctl_server *srv, struct ctl_job *job)
 {
 	const struct dj_datapath *dp = server_dp(srv);
@@ -556,7 +601,10 @@ static cJSON *get_dp_job(struct dj_ctl_server *srv, struct ctl_job *job)
 	rc = addr == NULL ? -DJ_ENODPDK :
 	     dp->ops->send(dp->ctx, &job->peer, job->cookie, xfer, addr, io.nbytes, io.mem,
 			   srv->cfg.dp_timeout_ms);
-	srv->be->read_end(srv->bctx, job->bsess, &io);
+	if (rc == -EDEADLK)
+		get_hold(job, xfer, &io);
+	else
+		srv->be->read_end(srv->bctx, job->bsess, &io);
 	if (rc == 0)
 		return reply;
 	cJSON_Delete(reply);

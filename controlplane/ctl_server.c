@@ -118,18 +118,8 @@ static void conn_abort_payload(struct ctl_conn *c)
 
 static void conn_unref(struct ctl_conn *c)
 {
-	struct dj_ctl_server *srv = c->srv;
-
 	if (--c->refs > 0)
 		return;
-	while (c->out_head != NULL) {
-		struct ctl_out *o = c->out_head;
-
-		c->out_head = o->next;
-		out_free(srv, c, o);
-	}
-	if (c->sess != NULL)
-		ctl_session_detach(srv, c->sess);
 	free(c->json);
 	free(c->inbuf);
 	free(c->staging);
@@ -145,6 +135,20 @@ static void conn_close(struct ctl_conn *c, const char *why)
 	DJ_LOG(DJ_LOG_INFO, TAG, "closing %s: %s", c->peer, why);
 	c->dead = 1;
 	conn_abort_payload(c);
+	/* Nothing more is written: end the replies' reads now, while the
+	 * session surely exists. */
+	while (c->out_head != NULL) {
+		struct ctl_out *o = c->out_head;
+
+		c->out_head = o->next;
+		out_free(srv, c, o);
+	}
+	c->out_tail = NULL;
+	c->out_bytes = 0;
+	/* The session is free to resume elsewhere at once; its jobs still
+	 * running hold it (sess->refs), and their replies are dropped. */
+	if (c->sess != NULL && c->sess->conn == c)
+		ctl_session_detach(srv, c->sess);
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->io.fd, NULL);
 	dj_io_close(&c->io);
 	if (c->prev != NULL)
@@ -626,6 +630,7 @@ int ctl_submit(struct dj_ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON
 	if (job == NULL)
 		return -ENOMEM;
 	job->conn = c;
+	job->sess = c->sess;
 	job->bsess = c->sess->bsess;
 	job->cookie = c->sess->cookie;
 	job->peer = c->sess->peer_caps.endpoint;
@@ -639,6 +644,7 @@ int ctl_submit(struct dj_ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON
 	}
 	c->refs++;
 	c->inflight++;
+	c->sess->refs++;
 	pthread_mutex_lock(&srv->lock);
 	if (srv->jobs_tail != NULL)
 		srv->jobs_tail->next = job;
@@ -688,6 +694,22 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* A finished job's effects on its session, and its reference on it (a
+ * held read takes the reference over). */
+static void job_settle(struct ctl_job *job)
+{
+	struct ctl_session *s = job->sess;
+
+	s->n_handles += (uint32_t)job->handles_delta;
+	s->dp_failures += (uint64_t)job->dp_failed;
+	if (job->held != NULL) {
+		job->held->next = s->held;
+		s->held = job->held;
+	} else {
+		s->refs--;
+	}
+}
+
 static void drain_completions(struct dj_ctl_server *srv)
 {
 	struct ctl_conn *touched = NULL;
@@ -705,10 +727,7 @@ static void drain_completions(struct dj_ctl_server *srv)
 		struct ctl_conn *c = job->conn;
 
 		c->inflight--;
-		if (c->sess != NULL) {
-			c->sess->n_handles += (uint32_t)job->handles_delta;
-			c->sess->dp_failures += (uint64_t)job->dp_failed;
-		}
+		job_settle(job);
 		if (job->reply != NULL && cJSON_GetObjectItem(job->reply, "code") != NULL)
 			srv->st.errors++;
 		if (!c->dead) {
@@ -806,7 +825,9 @@ static void sweep(struct dj_ctl_server *srv)
 	while (*sp != NULL) {
 		struct ctl_session *s = *sp;
 
-		if (s->conn == NULL && now >= s->linger_until_ns) {
+		if (s->held != NULL)
+			ctl_session_release_held(srv, s, 0);
+		if (s->conn == NULL && s->refs == 0 && now >= s->linger_until_ns) {
 			*sp = s->next;
 			ctl_session_close(srv, s);
 		} else {

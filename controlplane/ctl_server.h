@@ -25,6 +25,25 @@
 enum conn_state { CS_HELLO, CS_AUTH, CS_READY, CS_CLOSING };
 enum in_stage { IN_HDR, IN_JSON, IN_PAYLOAD };
 
+/*
+ * Lifetimes. A connection holds its session while attached (ctl_conn.sess,
+ * ctl_session.conn); when the connection closes the session is detached at
+ * once (resumable, its linger clock running). A session also counts what
+ * still uses it without a connection (refs): every worker job in flight and
+ * every held read. The sweep closes a session only when it is detached, its
+ * linger has passed and refs is 0, so a job never runs on a closed backend
+ * session and a held tensor is never freed under the data path.
+ */
+
+/* A data-plane GET whose send returned -EDEADLK: frames may still read the
+ * tensor, so its read stays open (the backend keeps the storage) until the
+ * data path's send_pinned() says they let go. */
+struct held_read {
+	struct held_read *next;
+	uint64_t xfer;
+	struct dj_ctl_io io;
+};
+
 /* A PUT over the data plane between its READY and its PUT_DONE. */
 struct dp_put {
 	struct dp_put *next;
@@ -47,6 +66,8 @@ struct ctl_session {
 	uint64_t requests, bytes_in, bytes_out, dp_failures;
 	int dp_opened;
 	int bye;                  /* closes as soon as its connection is gone */
+	int refs;                 /* jobs in flight + held reads (see above) */
+	struct held_read *held;
 };
 
 /* One queued reply: frame (header + JSON), then maybe a tensor's bytes. */
@@ -109,6 +130,7 @@ typedef cJSON *(*ctl_job_fn)(struct dj_ctl_server *srv, struct ctl_job *job);
 struct ctl_job {
 	struct ctl_job *next;
 	struct ctl_conn *conn;
+	struct ctl_session *sess; /* counted in sess->refs until drained */
 	void *bsess;
 	uint64_t cookie;
 	struct dj_dp_endpoint peer;
@@ -119,6 +141,7 @@ struct ctl_job {
 	cJSON *reply;
 	int handles_delta;
 	int dp_failed;
+	struct held_read *held;   /* GET: moved to sess->held when drained */
 };
 
 struct dj_ctl_server {
@@ -164,5 +187,8 @@ void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len);
 /* The session ends for good (backend and data path told). */
 void ctl_session_close(struct dj_ctl_server *srv, struct ctl_session *s);
 void ctl_session_detach(struct dj_ctl_server *srv, struct ctl_session *s);
+/* End the held reads the data path let go of (all: also the others, which
+ * are then leaked, never freed under the data path). */
+void ctl_session_release_held(struct dj_ctl_server *srv, struct ctl_session *s, int all);
 
 #endif

@@ -171,6 +171,49 @@ static int f_cancel(void *ctx, uint64_t cookie, uint64_t xfer)
 	return e != NULL ? 0 : -ENOENT;
 }
 
+/* A send whose frames stay queued: the source is still read later. */
+static int send_stuck(struct fake_dp *f, uint64_t cookie, uint64_t xfer, const void *src,
+		      size_t len)
+{
+	pthread_mutex_lock(&f->net->lock);
+	f->pinned_src = src;
+	f->pinned_len = len;
+	f->pinned_cookie = cookie;
+	f->pinned_xfer = xfer;
+	f->released = 0;
+	pthread_mutex_unlock(&f->net->lock);
+	return -EDEADLK;
+}
+
+static int f_send_pinned(void *ctx, uint64_t cookie, uint64_t xfer)
+{
+	struct fake_dp *f = ctx;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&f->net->lock);
+	if (f->pinned_src != NULL && f->pinned_cookie == cookie && f->pinned_xfer == xfer) {
+		rc = f->released ? 0 : 1;
+		if (f->released)
+			f->pinned_src = NULL;
+	}
+	pthread_mutex_unlock(&f->net->lock);
+	return rc;
+}
+
+int fake_dp_release(struct fake_dp *f, void *copy)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&f->net->lock);
+	if (f->pinned_src != NULL && !f->released) {
+		memcpy(copy, f->pinned_src, f->pinned_len);
+		f->released = 1;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&f->net->lock);
+	return rc;
+}
+
 static int f_send(void *ctx, const struct dj_dp_endpoint *peer, uint64_t cookie, uint64_t xfer,
 		  const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms)
 {
@@ -183,6 +226,9 @@ static int f_send(void *ctx, const struct dj_dp_endpoint *peer, uint64_t cookie,
 	if (atomic_fetch_sub(&f->fail_sends, 1) > 0)
 		return -ETIMEDOUT;
 	atomic_store(&f->fail_sends, 0);
+	if (atomic_fetch_sub(&f->deadlock_sends, 1) > 0)
+		return send_stuck(f, cookie, xfer, src, len);
+	atomic_store(&f->deadlock_sends, 0);
 	pthread_mutex_lock(&net->lock);
 	for (int i = 0; i < MAX_DPS; i++)
 		if (net->dps[i] != NULL && net->dps[i]->ep.udp_port == peer->udp_port)
@@ -209,6 +255,7 @@ static const struct dj_datapath_ops fake_ops = {
 	.wait = f_wait,
 	.cancel = f_cancel,
 	.send = f_send,
+	.send_pinned = f_send_pinned,
 };
 
 struct fake_dp *fake_dp_create(struct fake_net *net, uint16_t port)

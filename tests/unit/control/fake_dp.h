@@ -20,6 +20,13 @@ struct fake_dp {
 	int available;              /* local_caps says dpdk = available */
 	int probe_rc;               /* what probe returns */
 	atomic_int fail_sends;      /* next N sends return -ETIMEDOUT */
+	/* next N sends return -EDEADLK with their source still "in flight":
+	 * send_pinned() says 1 until fake_dp_release() (one at a time) */
+	atomic_int deadlock_sends;
+	const void *pinned_src;     /* under the net's lock */
+	size_t pinned_len;
+	uint64_t pinned_cookie, pinned_xfer;
+	int released;
 	atomic_int sends, sends_ok, probes, sessions_open;
 };
 
@@ -28,5 +35,8 @@ void fake_net_destroy(struct fake_net *net);
 /* port: the endpoint's UDP port, which names it on the fake network. */
 struct fake_dp *fake_dp_create(struct fake_net *net, uint16_t port);
 void fake_dp_destroy(struct fake_dp *f);
+/* The frames of the -EDEADLK send go: they read its source one last time
+ * (into copy, pinned_len bytes) and let go of it. 0, or -ENOENT. */
+int fake_dp_release(struct fake_dp *f, void *copy);
 
 #endif

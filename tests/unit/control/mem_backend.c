@@ -32,7 +32,7 @@ struct mem_backend {
 	pthread_mutex_t lock;
 	struct tensor *buckets[MB_BUCKETS];
 	uint64_t next;
-	int live, sessions;
+	int live, sessions, allocated;
 };
 
 int mem_backend_create(const struct mem_backend_options *opts, struct mem_backend **mbp)
@@ -76,6 +76,16 @@ int mem_backend_live(struct mem_backend *mb)
 	return n;
 }
 
+int mem_backend_tensors(struct mem_backend *mb)
+{
+	int n;
+
+	pthread_mutex_lock(&mb->lock);
+	n = mb->allocated;
+	pthread_mutex_unlock(&mb->lock);
+	return n;
+}
+
 int mem_backend_sessions(struct mem_backend *mb)
 {
 	int n;
@@ -95,6 +105,7 @@ static void tensor_unref_locked(struct mem_backend *mb, struct tensor *t)
 {
 	if (--t->refs > 0)
 		return;
+	mb->allocated--;
 	t->owner->bytes -= t->nbytes;
 	free(t->data);
 	free(t);
@@ -192,6 +203,7 @@ static int new_tensor(struct mem_backend *mb, struct mem_session *s,
 	t->next = *bucket(mb, t->handle);
 	*bucket(mb, t->handle) = t;
 	mb->live++;
+	mb->allocated++;
 	pthread_mutex_unlock(&mb->lock);
 	*out = t;
 	return 0;

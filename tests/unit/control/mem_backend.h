@@ -25,6 +25,9 @@ void mem_backend_destroy(struct mem_backend *mb);
 const struct dj_ctl_backend *mem_backend_ops(void);
 /* Live tensors over all sessions (leak checks). */
 int mem_backend_live(struct mem_backend *mb);
+/* Tensors whose storage is still allocated: live ones plus freed ones a
+ * read still holds. */
+int mem_backend_tensors(struct mem_backend *mb);
 /* Sessions open now. */
 int mem_backend_sessions(struct mem_backend *mb);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "djinn/common.h"
 #include "fake_dp.h"
@@ -238,6 +239,56 @@ static void test_failed_transfer_redone_then_session_moves(void)
 	pe_down(&pe);
 }
 
+/* Up to 3 s for fn(mb) to reach want (the sweep runs every 100 ms). */
+static int backend_settles(int (*fn)(struct mem_backend *), struct mem_backend *mb, int want)
+{
+	for (int i = 0; i < 300 && fn(mb) != want; i++)
+		usleep(10 * 1000);
+	return fn(mb) == want;
+}
+
+/* A GET whose data-plane frames stay queued (send returns -EDEADLK): the
+ * tensor's storage outlives FREE and the session's end until the data
+ * path lets go, the frames read intact bytes to the last, and then
+ * everything is reclaimed. */
+static void test_get_pinned_by_data_path(void)
+{
+	const size_t n = 64u << 10;
+	uint8_t *src = malloc(n), *dst = calloc(1, n), *late = calloc(1, n);
+	struct dj_tensor t = {.desc = {.dtype = DJ_DTYPE_INT32, .ndim = 1, .shape = {(int64_t)n / 4}},
+			      .data = src, .mem = DJ_MEM_HOST};
+	struct dj_tensor back = t;
+	struct pathenv pe;
+	uint64_t h;
+
+	CU_ASSERT_FATAL(src != NULL && dst != NULL && late != NULL);
+	back.data = dst;
+	fx_pattern(src, n, 11);
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_put(pe.conn, &t, &h), 0);
+	pe.sdp->deadlock_sends = 1;
+	/* The client redoes the failed GET over TCP. */
+	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &back), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, n), 0);
+	CU_ASSERT_PTR_NOT_NULL(pe.sdp->pinned_src);
+	CU_ASSERT_EQUAL(dj_free(pe.conn, h), 0);
+	CU_ASSERT_EQUAL(mem_backend_live(pe.fx.mb), 0);
+	dj_conn_close(pe.conn);
+	pe.conn = NULL;
+	/* Handle and connection gone; storage and session kept for the frames. */
+	usleep(300 * 1000);
+	CU_ASSERT_EQUAL(mem_backend_tensors(pe.fx.mb), 1);
+	CU_ASSERT_EQUAL(mem_backend_sessions(pe.fx.mb), 1);
+	CU_ASSERT_EQUAL(fake_dp_release(pe.sdp, late), 0);
+	CU_ASSERT_EQUAL(memcmp(src, late, n), 0);
+	CU_ASSERT(backend_settles(mem_backend_tensors, pe.fx.mb, 0));
+	CU_ASSERT(backend_settles(mem_backend_sessions, pe.fx.mb, 0));
+	pe_down(&pe);
+	free(src);
+	free(dst);
+	free(late);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -250,6 +301,8 @@ int main(int argc, char **argv)
 		{"PUT/GET over the data path", test_transfers_over_dpdk},
 		{"failed transfer redone over TCP, then the session moves",
 		 test_failed_transfer_redone_then_session_moves},
+		{"GET pinned by the data path: storage kept, then reclaimed",
+		 test_get_pinned_by_data_path},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("control-path", NULL, NULL, cases);

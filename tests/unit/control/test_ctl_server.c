@@ -992,6 +992,84 @@ static void test_tls(void)
 	rmdir(dir);
 }
 
+/* ---- lifetimes ------------------------------------------------------------ */
+
+/* HELLO + SESSION on a raw socket; *resume receives the resume object. */
+static int raw_session(int fd, char *resume, size_t cap)
+{
+	const cJSON *sid, *cookie;
+	cJSON *r;
+	int ok;
+
+	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", 0);
+	cJSON_Delete(fx_raw_recv(fd, 3000));
+	fx_raw_send(fd, "{\"type\":\"SESSION\",\"id\":2}", 0);
+	r = fx_raw_recv(fd, 3000);
+	sid = cJSON_GetObjectItem(r, "session");
+	cookie = cJSON_GetObjectItem(r, "cookie");
+	ok = cJSON_IsNumber(sid) && cJSON_IsString(cookie);
+	if (ok)
+		snprintf(resume, cap, "{\"session\":%.0f,\"cookie\":\"%s\"}", sid->valuedouble,
+			 cookie->valuestring);
+	cJSON_Delete(r);
+	return ok ? 0 : -1;
+}
+
+/* The "handle" text of an ALLOC of 4 floats on a raw socket. */
+static int raw_alloc(int fd, char *handle, size_t cap)
+{
+	cJSON *r;
+	const cJSON *h;
+	int ok;
+
+	fx_raw_send(fd, "{\"type\":\"ALLOC\",\"id\":3,\"dtype\":\"float32\",\"shape\":[4]}", 0);
+	r = fx_raw_recv(fd, 3000);
+	h = cJSON_GetObjectItem(r, "handle");
+	ok = cJSON_IsString(h);
+	if (ok)
+		snprintf(handle, cap, "%s", h->valuestring);
+	cJSON_Delete(r);
+	return ok ? 0 : -1;
+}
+
+/* A job that outlives its connection and the session's linger: the session
+ * is resumable at once (the job does not pin it to the dead connection),
+ * stays open while the job runs, and closes only after it, leaving
+ * nothing. */
+static void test_linger_waits_for_running_job(void)
+{
+	struct dj_ctl_server_config cfg;
+	char resume[128], handle[40], req[256];
+	struct env e;
+	int fd;
+
+	dj_ctl_server_config_init(&cfg);
+	cfg.limits.session_linger_ms = 100;
+	env_up(&e, &cfg, NULL);
+	fd = fx_raw_connect(e.fx.port);
+	CU_ASSERT_FATAL(raw_session(fd, resume, sizeof(resume)) == 0);
+	CU_ASSERT_FATAL(raw_alloc(fd, handle, sizeof(handle)) == 0);
+	snprintf(req, sizeof(req), "{\"type\":\"EXECUTE\",\"id\":4,\"op\":\"sleep\","
+		 "\"inputs\":[\"%s\"],\"attrs\":{\"ms\":900}}", handle);
+	fx_raw_send(fd, req, 0);
+	usleep(100 * 1000);
+	close(fd);
+	usleep(200 * 1000);
+	CU_ASSERT_EQUAL(raw_resume(e.fx.port, resume), 0);
+	/* Dropped again: linger long passed, the job still runs. */
+	usleep(300 * 1000);
+	CU_ASSERT_EQUAL(mem_backend_sessions(e.fx.mb), 2);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 1);
+	/* The job ends (~900 ms in), its output lands in the session, then
+	 * the session goes with everything it held. */
+	usleep(900 * 1000);
+	CU_ASSERT_EQUAL(mem_backend_sessions(e.fx.mb), 1);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 0);
+	CU_ASSERT_EQUAL(mem_backend_tensors(e.fx.mb), 0);
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
+	env_down(&e);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -1013,6 +1091,7 @@ int main(int argc, char **argv)
 		{"pool: reuse, health check, idle timeout", test_pool_reuse_health_idle},
 		{"session resumes after connection loss", test_session_resumes_after_connection_loss},
 		{"resume needs the session's cookie", test_resume_needs_session_and_cookie},
+		{"linger waits for a running job", test_linger_waits_for_running_job},
 		{"async GET and FREE with callbacks", test_async_get_and_free},
 		{"connection limit", test_connection_limit},
 		{"TLS with a generated certificate", test_tls},
