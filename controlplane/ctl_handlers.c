@@ -300,14 +300,32 @@ static int handles_left(struct request *r)
 	return 0;
 }
 
+/* "handle" and, where desc is given, the description into obj; -ENOMEM
+ * where memory ran out (obj then lacks fields: do not send it). */
+static int handle_to_json(cJSON *obj, uint64_t handle, const struct dj_tensor_desc *desc)
+{
+	if (obj == NULL || dj_json_add_handle(obj, "handle", handle) == NULL ||
+	    (desc != NULL && dj_desc_to_json(obj, desc) != 0))
+		return -ENOMEM;
+	return 0;
+}
+
+cJSON *ctl_handle_reply(uint64_t id, const char *type, uint64_t handle,
+			const struct dj_tensor_desc *desc)
+{
+	cJSON *reply = dj_reply_new(id, type);
+
+	if (reply != NULL && handle_to_json(reply, handle, desc) != 0) {
+		cJSON_Delete(reply);
+		reply = NULL;
+	}
+	return reply;
+}
+
 static void reply_desc(struct request *r, const char *type, uint64_t handle,
 		       const struct dj_tensor_desc *desc)
 {
-	cJSON *reply = dj_reply_new(r->id, type);
-
-	dj_json_add_handle(reply, "handle", handle);
-	dj_desc_to_json(reply, desc);
-	ctl_send(r->c, reply);
+	ctl_send(r->c, ctl_handle_reply(r->id, type, handle, desc));
 }
 
 static int on_alloc(struct request *r)
@@ -423,10 +441,12 @@ static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct dj
 	*p = (struct dp_put){.next = s->dp_puts, .xfer = xfer, .handle = handle,
 			     .is_new = is_new, .io = *io};
 	s->dp_puts = p;
-	cJSON *reply = dj_reply_new(r->id, "READY");
+	cJSON *reply = ctl_handle_reply(r->id, "READY", handle, NULL);
 
-	dj_json_add_handle(reply, "handle", handle);
-	cJSON_AddNumberToObject(reply, "xfer", (double)xfer);
+	if (reply != NULL && cJSON_AddNumberToObject(reply, "xfer", (double)xfer) == NULL) {
+		cJSON_Delete(reply);
+		reply = NULL;
+	}
 	ctl_send(r->c, reply);
 	return 0;
 }
@@ -496,16 +516,12 @@ static cJSON *put_done_job(struct dj_ctl_server *srv, struct ctl_job *job)
 	char err[DJ_CTL_ERRMSG_MAX] = "";
 	int rc = abort_it ? -ECANCELED : dp->ops->wait(dp->ctx, job->cookie, p->xfer,
 							  srv->cfg.dp_timeout_ms);
-	cJSON *reply;
 
 	if (rc != 0)
 		dp->ops->cancel(dp->ctx, job->cookie, p->xfer);
 	srv->be->write_end(srv->bctx, job->bsess, &p->io, rc);
-	if (rc == 0) {
-		reply = dj_reply_new(job->id, "PUT");
-		dj_json_add_handle(reply, "handle", p->handle);
-		return reply;
-	}
+	if (rc == 0)
+		return ctl_handle_reply(job->id, "PUT", p->handle, NULL);
 	job->dp_failed = !abort_it;
 	if (p->is_new && srv->be->free(srv->bctx, job->bsess, p->handle, err) == 0)
 		job->handles_delta = -1;
@@ -560,9 +576,12 @@ static int get_begin(struct dj_ctl_server *srv, void *bs, const cJSON *msg, uint
 		snprintf(err, DJ_CTL_ERRMSG_MAX, "backend storage size differs from the tensor's");
 		return -EIO;
 	}
-	*reply = dj_reply_new(id, "GET");
-	dj_json_add_handle(*reply, "handle", handle);
-	dj_desc_to_json(*reply, &desc);
+	*reply = ctl_handle_reply(id, "GET", handle, &desc);
+	if (*reply == NULL) {
+		srv->be->read_end(srv->bctx, bs, io);
+		snprintf(err, DJ_CTL_ERRMSG_MAX, "server out of memory");
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -697,13 +716,50 @@ static int exec_inputs(const cJSON *op, const cJSON *results, uint64_t *in, int 
 	return 0;
 }
 
+/* {"handle": ..., "dtype": ..., "shape": [...]} of one output; NULL where
+ * memory ran out: a reply missing a field would be wrong, not short. */
+static cJSON *output_json(uint64_t handle, const struct dj_tensor_desc *desc)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o != NULL && handle_to_json(o, handle, desc) != 0) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	return o;
+}
+
+/* results[k] = {"outputs": [...]} for the outputs of op k. */
+static int results_add(cJSON *results, const uint64_t *out, const struct dj_tensor_desc *desc,
+		       int n_out, char *err)
+{
+	cJSON *res = cJSON_CreateObject();
+	cJSON *outputs = res != NULL ? cJSON_AddArrayToObject(res, "outputs") : NULL;
+
+	for (int i = 0; i < n_out && outputs != NULL; i++)
+		if (!cJSON_AddItemToArray(outputs, output_json(out[i], &desc[i])))
+			outputs = NULL;
+	if (outputs == NULL || !cJSON_AddItemToArray(results, res)) {
+		cJSON_Delete(res);
+		snprintf(err, DJ_CTL_ERRMSG_MAX, "server out of memory for the reply");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * Every cJSON allocation here is checked: a failure gives a clean -ENOMEM
+ * ERROR (exec_job frees the outputs made so far), never a NULL dereference.
+ * Outputs are recorded in st->made before their JSON is built, so none is
+ * lost when building it fails.
+ */
 static int exec_one(struct dj_ctl_server *srv, struct ctl_job *job, const cJSON *op,
 		    cJSON *results, struct exec_state *st)
 {
 	uint64_t in[DJ_CTL_MAX_OP_ARGS], out[DJ_CTL_MAX_OP_ARGS];
 	struct dj_tensor_desc out_desc[DJ_CTL_MAX_OP_ARGS];
 	const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(op, "attrs");
-	cJSON *empty = NULL, *outputs, *res;
+	cJSON *empty = NULL;
 	const char *name;
 	int n_in, n_out = 0, rc;
 
@@ -716,26 +772,19 @@ static int exec_one(struct dj_ctl_server *srv, struct ctl_job *job, const cJSON 
 		snprintf(st->err, sizeof(st->err), "field 'attrs' is not an object");
 		return -EINVAL;
 	}
-	if (attrs == NULL)
-		attrs = empty = cJSON_CreateObject();
+	if (attrs == NULL && (attrs = empty = cJSON_CreateObject()) == NULL) {
+		snprintf(st->err, sizeof(st->err), "server out of memory");
+		return -ENOMEM;
+	}
 	rc = srv->be->execute(srv->bctx, job->bsess, name, in, n_in, attrs, out, out_desc,
 			      &n_out, st->err);
 	cJSON_Delete(empty);
 	if (rc != 0)
 		return rc;
-	res = cJSON_CreateObject();
-	outputs = cJSON_AddArrayToObject(res, "outputs");
-	cJSON_AddItemToArray(results, res);
-	for (int i = 0; i < n_out && i < DJ_CTL_MAX_OP_ARGS; i++) {
-		cJSON *o = cJSON_CreateObject();
-
-		dj_json_add_handle(o, "handle", out[i]);
-		dj_desc_to_json(o, &out_desc[i]);
-		cJSON_AddItemToArray(outputs, o);
-		if (st->n_made < st->cap)
-			st->made[st->n_made++] = out[i];
-	}
-	return 0;
+	n_out = n_out < DJ_CTL_MAX_OP_ARGS ? n_out : DJ_CTL_MAX_OP_ARGS;
+	for (int i = 0; i < n_out && st->n_made < st->cap; i++)
+		st->made[st->n_made++] = out[i];
+	return results_add(results, out, out_desc, n_out, st->err);
 }
 
 static cJSON *exec_job(struct dj_ctl_server *srv, struct ctl_job *job)
@@ -744,12 +793,13 @@ static cJSON *exec_job(struct dj_ctl_server *srv, struct ctl_job *job)
 	int n_ops = cJSON_IsArray(batch) ? cJSON_GetArraySize(batch) : 1;
 	struct exec_state st = {.cap = n_ops * DJ_CTL_MAX_OP_ARGS};
 	cJSON *reply = dj_reply_new(job->id, "EXECUTE");
-	cJSON *results = cJSON_AddArrayToObject(reply, "results");
+	cJSON *results = reply != NULL ? cJSON_AddArrayToObject(reply, "results") : NULL;
 	int rc = 0, i;
 
 	st.made = calloc((size_t)st.cap, sizeof(*st.made));
-	if (st.made == NULL) {
+	if (st.made == NULL || results == NULL) {
 		cJSON_Delete(reply);
+		free(st.made);
 		return dj_error_new(job->id, -ENOMEM, NULL);
 	}
 	for (i = 0; i < n_ops && rc == 0; i++)
@@ -818,8 +868,11 @@ static int on_stats(struct request *r)
 	cJSON_AddNumberToObject(ss, "handles", s->n_handles);
 	cJSON_AddNumberToObject(ss, "dp_failures", (double)s->dp_failures);
 	cJSON_AddNumberToObject(ss, "inflight", r->c->inflight);
-	if (r->srv->be->stats != NULL)
-		r->srv->be->stats(r->srv->bctx, s->bsess, cJSON_AddObjectToObject(reply, "backend"));
+	/* The backend is handed an object, never NULL. */
+	cJSON *bo = r->srv->be->stats != NULL ? cJSON_AddObjectToObject(reply, "backend") : NULL;
+
+	if (bo != NULL)
+		r->srv->be->stats(r->srv->bctx, s->bsess, bo);
 	ctl_send(r->c, reply);
 	return 0;
 }

@@ -244,12 +244,16 @@ void ctl_send_out(struct ctl_conn *c, struct ctl_out *o)
 	c->out_bytes += o->len;
 }
 
+/* msg NULL: building the reply ran out of memory; the client learns of it
+ * from the closed connection instead of waiting for an answer. */
 void ctl_send(struct ctl_conn *c, cJSON *msg)
 {
 	struct ctl_out *o;
 
-	if (msg == NULL)
+	if (msg == NULL) {
+		conn_close(c, "out of memory for a reply");
 		return;
+	}
 	o = calloc(1, sizeof(*o));
 	if (o == NULL || dj_ctl_frame(msg, 0, &o->frame, &o->len) != 0) {
 		free(o);
@@ -483,10 +487,7 @@ static void payload_consumed(struct ctl_conn *c, const char *p, size_t n)
 		ctl_send_error(c, c->pay_id, c->pay_rc, c->pay_err);
 		return;
 	}
-	cJSON *r = dj_reply_new(c->pay_id, "PUT");
-
-	dj_json_add_handle(r, "handle", c->pay_handle);
-	ctl_send(c, r);
+	ctl_send(c, ctl_handle_reply(c->pay_id, "PUT", c->pay_handle, NULL));
 }
 
 /* Where the next bytes of the current stage go, and how many it wants. */
@@ -661,6 +662,7 @@ static void *worker_main(void *arg)
 	struct dj_ctl_server *srv = arg;
 	uint64_t one = 1;
 
+	pthread_setname_np(pthread_self(), "dj-ctl-worker");
 	pthread_mutex_lock(&srv->lock);
 	for (;;) {
 		struct ctl_job *job;
@@ -728,6 +730,10 @@ static void drain_completions(struct dj_ctl_server *srv)
 
 		c->inflight--;
 		job_settle(job);
+		/* No memory even for an ERROR: ctl_send() closes the connection
+		 * rather than leave the request unanswered. */
+		if (job->reply == NULL)
+			job->reply = dj_error_new(job->id, -ENOMEM, "server out of memory");
 		if (job->reply != NULL && cJSON_GetObjectItem(job->reply, "code") != NULL)
 			srv->st.errors++;
 		if (!c->dead) {

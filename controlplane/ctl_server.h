@@ -182,7 +182,11 @@ void ctl_close_after_flush(struct ctl_conn *c);
 int ctl_submit(struct dj_ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 	       ctl_job_fn fn, struct dp_put *put);
 
-/* ctl_handlers.c: one control message (JSON parsed); payload_len bytes follow. */
+/* ctl_handlers.c: a reply naming handle (and its description where desc
+ * is given); NULL where memory ran out, never a reply missing a field. */
+cJSON *ctl_handle_reply(uint64_t id, const char *type, uint64_t handle,
+			const struct dj_tensor_desc *desc);
+/* One control message (JSON parsed); payload_len bytes follow. */
 void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len);
 /* The session ends for good (backend and data path told). */
 void ctl_session_close(struct dj_ctl_server *srv, struct ctl_session *s);

@@ -219,14 +219,17 @@ int dj_desc_from_json(const cJSON *obj, struct dj_tensor_desc *desc, char *why)
 	return 0;
 }
 
-void dj_desc_to_json(cJSON *obj, const struct dj_tensor_desc *desc)
+int dj_desc_to_json(cJSON *obj, const struct dj_tensor_desc *desc)
 {
 	cJSON *shape = cJSON_AddArrayToObject(obj, "shape");
+	int ok = shape != NULL &&
+		 cJSON_AddStringToObject(obj, "dtype", (unsigned)desc->dtype < DJ_DTYPE_COUNT ?
+					 dtypes[desc->dtype].name : "invalid") != NULL;
 
-	cJSON_AddStringToObject(obj, "dtype", (unsigned)desc->dtype < DJ_DTYPE_COUNT ?
-				dtypes[desc->dtype].name : "invalid");
-	for (int i = 0; i < desc->ndim && shape != NULL; i++)
-		cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)desc->shape[i]));
+	/* cJSON_AddItemToArray refuses a NULL item: a failed number shows. */
+	for (int i = 0; i < desc->ndim && ok; i++)
+		ok = cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)desc->shape[i]));
+	return ok ? 0 : -ENOMEM;
 }
 
 static void endpoint_to_json(cJSON *obj, const struct dj_dp_endpoint *ep)
@@ -372,14 +375,17 @@ int dj_hex_decode(const char *in, uint8_t *out, size_t len)
 	return 0;
 }
 
+/* Without its type or id a reply is unanswerable (never matched to its
+ * request, or taken for another kind): all or nothing. */
 cJSON *dj_reply_new(uint64_t id, const char *type)
 {
 	cJSON *msg = cJSON_CreateObject();
 
-	if (msg == NULL)
-		return NULL;
-	cJSON_AddStringToObject(msg, "type", type);
-	cJSON_AddNumberToObject(msg, "id", (double)id);
+	if (msg != NULL && (cJSON_AddStringToObject(msg, "type", type) == NULL ||
+			    cJSON_AddNumberToObject(msg, "id", (double)id) == NULL)) {
+		cJSON_Delete(msg);
+		msg = NULL;
+	}
 	return msg;
 }
 
@@ -387,10 +393,12 @@ cJSON *dj_error_new(uint64_t id, int code, const char *message)
 {
 	cJSON *msg = dj_reply_new(id, "ERROR");
 
-	if (msg == NULL)
-		return NULL;
-	cJSON_AddNumberToObject(msg, "code", code);
-	cJSON_AddStringToObject(msg, "message", message != NULL && message[0] != '\0' ?
-				message : dj_strerror(code));
+	if (msg != NULL && (cJSON_AddNumberToObject(msg, "code", code) == NULL ||
+			    cJSON_AddStringToObject(msg, "message", message != NULL &&
+						    message[0] != '\0' ? message :
+						    dj_strerror(code)) == NULL)) {
+		cJSON_Delete(msg);
+		msg = NULL;
+	}
 	return msg;
 }

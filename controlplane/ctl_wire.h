@@ -54,7 +54,8 @@ cJSON *dj_json_add_handle(cJSON *obj, const char *key, uint64_t handle);
 /* Bytes of a tensor; -DJ_EDTYPE / -DJ_ESHAPE for a bad description. */
 int dj_desc_nbytes(const struct dj_tensor_desc *desc, uint64_t *nbytes);
 int dj_desc_from_json(const cJSON *obj, struct dj_tensor_desc *desc, char *why);
-void dj_desc_to_json(cJSON *obj, const struct dj_tensor_desc *desc);
+/* -ENOMEM where memory ran out part-way: obj then lacks fields. */
+int dj_desc_to_json(cJSON *obj, const struct dj_tensor_desc *desc);
 
 /* Capabilities (HELLO). */
 cJSON *dj_caps_to_json(const struct dj_dp_caps *caps);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1070,6 +1071,64 @@ static void test_linger_waits_for_running_job(void)
 	env_down(&e);
 }
 
+/* cJSON allocations on the server's workers fail one at a time: the k-th
+ * of a request's, for every k. */
+static atomic_int oom_countdown;
+
+static void *oom_malloc(size_t n)
+{
+	char name[16];
+
+	if (atomic_load(&oom_countdown) > 0 &&
+	    pthread_getname_np(pthread_self(), name, sizeof(name)) == 0 &&
+	    strcmp(name, "dj-ctl-worker") == 0 && atomic_fetch_sub(&oom_countdown, 1) == 1)
+		return NULL;
+	return malloc(n);
+}
+
+/* An EXECUTE whose reply cannot be built answers a clean -ENOMEM, never a
+ * crash or a partial reply, and leaves no output handle behind. */
+static void test_execute_out_of_memory(void)
+{
+	float a[4] = {1, 2, 3, 4}, c[4];
+	struct dj_tensor ta = f32_vec(a, 4), tc = f32_vec(c, 4);
+	cJSON_Hooks hooks = {.malloc_fn = oom_malloc, .free_fn = free};
+	uint64_t ha, outs[2];
+	char ha_s[20];
+	struct env e;
+	int k, rc, failed = 0, live;
+
+	env_up(&e, NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &ta, &ha), 0);
+	dj_handle_format(ha, ha_s);
+	struct dj_batch_op ops[2] = {
+		{.op = "dup", .inputs = {ha_s}, .n_in = 1},
+		{.op = "scale", .inputs = {"$0"}, .n_in = 1, .attrs_json = "{\"factor\":2}"},
+	};
+	live = mem_backend_live(e.fx.mb);
+	cJSON_InitHooks(&hooks);
+	for (k = 1; k < 500; k++) {
+		atomic_store(&oom_countdown, k);
+		rc = dj_execute_batch(e.conn, ops, 2, outs);
+		if (atomic_load(&oom_countdown) > 0) {
+			/* the request needed fewer than k allocations: done */
+			CU_ASSERT_EQUAL(rc, 0);
+			break;
+		}
+		failed++;
+		CU_ASSERT_EQUAL(rc, -ENOMEM);
+		CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), live);
+	}
+	atomic_store(&oom_countdown, 0);
+	cJSON_InitHooks(NULL);
+	printf("\n  %d allocations failed one by one\n", failed);
+	CU_ASSERT(failed > 5);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_EQUAL(dj_get(e.conn, outs[1], &tc), 0);
+	CU_ASSERT(c[3] == 8.0f);
+	env_down(&e);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -1092,6 +1151,7 @@ int main(int argc, char **argv)
 		{"session resumes after connection loss", test_session_resumes_after_connection_loss},
 		{"resume needs the session's cookie", test_resume_needs_session_and_cookie},
 		{"linger waits for a running job", test_linger_waits_for_running_job},
+		{"EXECUTE out of memory: clean error", test_execute_out_of_memory},
 		{"async GET and FREE with callbacks", test_async_get_and_free},
 		{"connection limit", test_connection_limit},
 		{"TLS with a generated certificate", test_tls},
