@@ -119,6 +119,22 @@ static int on_auth(struct request *r)
 
 /* ---- sessions ------------------------------------------------------------- */
 
+/* Cancel a data-plane PUT and end its write. Where the data path cannot
+ * promise the destination is written no more (-EDEADLK) the write stays
+ * open: the storage is leaked rather than freed under the lcore. */
+static void put_cancel_end(struct dj_ctl_server *srv, void *bsess, uint64_t cookie,
+			   struct dp_put *p, int status)
+{
+	const struct dj_datapath *dp = srv->cfg.datapath;
+
+	if (dp->ops->cancel(dp->ctx, cookie, p->xfer) == -EDEADLK) {
+		DJ_LOG(DJ_LOG_ERR, TAG, "transfer %" PRIu64 ": data path unresponsive, its "
+		       "destination may still be written: leaked", p->xfer);
+		return;
+	}
+	srv->be->write_end(srv->bctx, bsess, &p->io, status);
+}
+
 void ctl_session_release_held(struct dj_ctl_server *srv, struct ctl_session *s, int all)
 {
 	const struct dj_datapath *dp = srv->cfg.datapath;
@@ -155,8 +171,7 @@ void ctl_session_close(struct dj_ctl_server *srv, struct ctl_session *s)
 		struct dp_put *p = s->dp_puts;
 
 		s->dp_puts = p->next;
-		dp->ops->cancel(dp->ctx, s->cookie, p->xfer);
-		srv->be->write_end(srv->bctx, s->bsess, &p->io, -ECANCELED);
+		put_cancel_end(srv, s->bsess, s->cookie, p, -ECANCELED);
 		free(p);
 	}
 	if (s->dp_opened && dp->ops->session_close != NULL)
@@ -518,8 +533,9 @@ static cJSON *put_done_job(struct dj_ctl_server *srv, struct ctl_job *job)
 							  srv->cfg.dp_timeout_ms);
 
 	if (rc != 0)
-		dp->ops->cancel(dp->ctx, job->cookie, p->xfer);
-	srv->be->write_end(srv->bctx, job->bsess, &p->io, rc);
+		put_cancel_end(srv, job->bsess, job->cookie, p, rc);
+	else
+		srv->be->write_end(srv->bctx, job->bsess, &p->io, rc);
 	if (rc == 0)
 		return ctl_handle_reply(job->id, "PUT", p->handle, NULL);
 	job->dp_failed = !abort_it;
@@ -549,7 +565,8 @@ static int on_put_done(struct request *r)
 	*pp = p->next;
 	rc = ctl_submit(r->srv, r->c, r->id, (cJSON *)r->msg, put_done_job, p);
 	if (rc != 0) {
-		r->srv->be->write_end(r->srv->bctx, r->c->sess->bsess, &p->io, rc);
+		/* Still armed on the data path: disarm before the storage goes. */
+		put_cancel_end(r->srv, r->c->sess->bsess, r->c->sess->cookie, p, rc);
 		put_undo(r, p->handle, p->is_new);
 		free(p);
 		fail(r, rc);
