@@ -102,7 +102,10 @@ struct dj_ctl_backend {
 	void (*write_end)(void *ctx, void *session, struct dj_ctl_io *io, int status);
 
 	/** Start reading handle's storage; the backend keeps it alive (even
-	 * across a concurrent free) until read_end. */
+	 * across a concurrent free) until read_end. A read may stay open long
+	 * after its GET failed, while data-path frames may still read the
+	 * storage (datapath send_pinned); the session is closed only after
+	 * its reads end. */
 	int (*read_begin)(void *ctx, void *session, uint64_t handle,
 			  struct dj_ctl_io *io, char *err);
 	/** Copy bytes [offset, offset + len) into buf where io->host is NULL. */
