@@ -66,34 +66,29 @@ void mem_backend_destroy(struct mem_backend *mb)
 	free(mb);
 }
 
-int mem_backend_live(struct mem_backend *mb)
+static int counter_read(struct mem_backend *mb, const int *counter)
 {
 	int n;
 
 	pthread_mutex_lock(&mb->lock);
-	n = mb->live;
+	n = *counter;
 	pthread_mutex_unlock(&mb->lock);
 	return n;
+}
+
+int mem_backend_live(struct mem_backend *mb)
+{
+	return counter_read(mb, &mb->live);
 }
 
 int mem_backend_tensors(struct mem_backend *mb)
 {
-	int n;
-
-	pthread_mutex_lock(&mb->lock);
-	n = mb->allocated;
-	pthread_mutex_unlock(&mb->lock);
-	return n;
+	return counter_read(mb, &mb->allocated);
 }
 
 int mem_backend_sessions(struct mem_backend *mb)
 {
-	int n;
-
-	pthread_mutex_lock(&mb->lock);
-	n = mb->sessions;
-	pthread_mutex_unlock(&mb->lock);
-	return n;
+	return counter_read(mb, &mb->sessions);
 }
 
 static struct tensor **bucket(struct mem_backend *mb, uint64_t handle)
