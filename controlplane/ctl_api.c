@@ -58,6 +58,26 @@ static int dp_failure(int rc)
 	       rc != -ECONNRESET;
 }
 
+/* After a local send that returned -EDEADLK: give the data path up to
+ * timeout_ms to let go of the source. 0 once it did, -EDEADLK while frames
+ * may still read it (or the data path cannot say). Where it holds on, the
+ * caller's tensor is not redone over TCP and the caller hears -EDEADLK: it
+ * must keep the tensor valid (a wedged data path, not a failed transfer). */
+static int source_settle(const struct dj_datapath *dp, uint64_t cookie, uint64_t xfer,
+			 uint32_t timeout_ms)
+{
+	struct timespec ms = {.tv_nsec = 1000000L};
+
+	for (uint32_t waited = 0; dp->ops->send_pinned != NULL; waited++) {
+		if (dp->ops->send_pinned(dp->ctx, cookie, xfer) == 0)
+			return 0;
+		if (waited >= timeout_ms)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	return -EDEADLK;
+}
+
 static void dp_failed(struct dj_conn *conn, const char *what, int rc)
 {
 	struct dj_client *cl = conn->cl;
@@ -103,7 +123,7 @@ static int tensor_nbytes(const struct dj_tensor *t, uint64_t *n)
 /* ---- PUT -------------------------------------------------------------------- */
 
 static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t nbytes,
-		       uint64_t into, struct dj_future **future)
+		       uint64_t into, struct dj_future **future, int *pinned)
 {
 	const struct dj_datapath *dp = conn->cl->o.datapath;
 	uint64_t xfer = ++conn->next_xfer;
@@ -120,6 +140,10 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 		return rc;
 	send_rc = dp->ops->send(dp->ctx, &conn->server_caps.endpoint, conn->cookie, xfer,
 				t->data, nbytes, t->mem, conn->cl->o.dp_timeout_ms);
+	/* Let go of in time, the tensor is the caller's again: a plain data-path
+	 * failure, redone over TCP. */
+	if (send_rc == -EDEADLK)
+		*pinned = source_settle(dp, conn->cookie, xfer, conn->cl->o.dp_timeout_ms) != 0;
 	done = cl_msg("PUT_DONE");
 	cJSON_AddNumberToObject(done, "xfer", (double)xfer);
 	if (send_rc != 0)
@@ -146,8 +170,10 @@ static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t i
 		return rc != 0 ? rc : -EINVAL;
 	*future = NULL;
 	if (conn->path == DJ_PATH_DPDK) {
-		rc = dp_settle(conn, "PUT", put_over_dp(conn, t, nbytes, into, future), *future,
-			       cb, arg);
+		int pinned = 0;
+
+		rc = put_over_dp(conn, t, nbytes, into, future, &pinned);
+		rc = pinned ? -EDEADLK : dp_settle(conn, "PUT", rc, *future, cb, arg);
 		if (rc != 1)
 			return rc;
 	}
@@ -299,7 +325,7 @@ int dj_free(struct dj_conn *conn, uint64_t handle)
 /* ---- GET -------------------------------------------------------------------- */
 
 static int get_over_dp(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
-		       uint64_t nbytes, struct dj_future **future)
+		       uint64_t nbytes, struct dj_future **future, int *pinned)
 {
 	const struct dj_datapath *dp = conn->cl->o.datapath;
 	uint64_t xfer = ++conn->next_xfer;
@@ -319,8 +345,11 @@ static int get_over_dp(struct dj_conn *conn, uint64_t handle, struct dj_tensor *
 	 * placed, or about to be. */
 	if (rc == 0)
 		rc = dp->ops->wait(dp->ctx, conn->cookie, xfer, conn->cl->o.dp_timeout_ms);
+	/* A destination the data path may still write is not redone over TCP
+	 * (-EDEADLK): the caller must keep it valid. */
+	if (rc != 0)
+		*pinned = dp->ops->cancel(dp->ctx, conn->cookie, xfer) == -EDEADLK;
 	if (rc != 0) {
-		dp->ops->cancel(dp->ctx, conn->cookie, xfer);
 		if (*future != NULL)
 			dj_future_release(*future);
 		*future = NULL;
@@ -338,8 +367,10 @@ static int get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
 	if (rc != 0)
 		return rc;
 	if (conn->path == DJ_PATH_DPDK) {
-		rc = dp_settle(conn, "GET", get_over_dp(conn, handle, t, nbytes, future), *future,
-			       cb, arg);
+		int pinned = 0;
+
+		rc = get_over_dp(conn, handle, t, nbytes, future, &pinned);
+		rc = pinned ? -EDEADLK : dp_settle(conn, "GET", rc, *future, cb, arg);
 		if (rc != 1)
 			return rc;
 	}

@@ -163,6 +163,9 @@ static int f_cancel(void *ctx, uint64_t cookie, uint64_t xfer)
 	struct fake_net *net = f->net;
 	struct expect *e;
 
+	if (atomic_fetch_sub(&f->deadlock_cancels, 1) > 0)
+		return -EDEADLK;
+	atomic_store(&f->deadlock_cancels, 0);
 	pthread_mutex_lock(&net->lock);
 	e = find(net, slot_of(net, f), cookie, xfer);
 	if (e != NULL)

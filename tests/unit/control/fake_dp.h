@@ -23,6 +23,8 @@ struct fake_dp {
 	/* next N sends return -EDEADLK with their source still "in flight":
 	 * send_pinned() says 1 until fake_dp_release() (one at a time) */
 	atomic_int deadlock_sends;
+	/* next N cancels return -EDEADLK (the destination may still be written) */
+	atomic_int deadlock_cancels;
 	const void *pinned_src;     /* under the net's lock */
 	size_t pinned_len;
 	uint64_t pinned_cookie, pinned_xfer;

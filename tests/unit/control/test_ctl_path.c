@@ -6,6 +6,7 @@
  * TCP (redone, byte-exact) and, after repeated failures, the whole session.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,61 @@ static void test_get_pinned_by_data_path(void)
 	free(late);
 }
 
+/* The frames of the client's stuck send go after 100 ms. */
+static void *release_later(void *arg)
+{
+	struct fake_dp *f = arg;
+	static uint8_t sink[64u << 10];
+
+	usleep(100 * 1000);
+	fake_dp_release(f, sink);
+	return NULL;
+}
+
+/* The client's own data path holds on to the caller's tensor: PUT returns
+ * only once it lets go (then redone over TCP), or -EDEADLK when it does not
+ * within the transfer timeout; a GET whose destination may still be written
+ * is -EDEADLK too, never redone into the same memory. */
+static void test_client_tensor_pinned(void)
+{
+	const size_t n = 64u << 10;
+	uint8_t *src = malloc(n), *dst = calloc(1, n), *late = calloc(1, n);
+	struct dj_tensor t = {.desc = {.dtype = DJ_DTYPE_INT32, .ndim = 1, .shape = {(int64_t)n / 4}},
+			      .data = src, .mem = DJ_MEM_HOST};
+	struct dj_tensor back = t;
+	struct pathenv pe;
+	pthread_t rel;
+	uint64_t h, t0;
+
+	CU_ASSERT_FATAL(src != NULL && dst != NULL && late != NULL);
+	back.data = dst;
+	fx_pattern(src, n, 12);
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
+	/* Let go after 100 ms: the PUT waits for it, then succeeds over TCP. */
+	pe.cdp->deadlock_sends = 1;
+	CU_ASSERT_FATAL(pthread_create(&rel, NULL, release_later, pe.cdp) == 0);
+	t0 = dj_time_ns();
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0);
+	CU_ASSERT(dj_time_ns() - t0 >= 100000000ull);
+	CU_ASSERT(pe.cdp->released);
+	pthread_join(rel, NULL);
+	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &back), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, n), 0);
+	/* Never let go: -EDEADLK after the transfer timeout, src still read. */
+	pe.cdp->deadlock_sends = 1;
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), -EDEADLK);
+	CU_ASSERT_EQUAL(fake_dp_release(pe.cdp, late), 0);
+	CU_ASSERT_EQUAL(memcmp(src, late, n), 0);
+	/* A failed GET whose receive cannot be disarmed. */
+	pe.sdp->fail_sends = 1;
+	pe.cdp->deadlock_cancels = 1;
+	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &back), -EDEADLK);
+	pe_down(&pe);
+	free(src);
+	free(dst);
+	free(late);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -303,6 +359,7 @@ int main(int argc, char **argv)
 		 test_failed_transfer_redone_then_session_moves},
 		{"GET pinned by the data path: storage kept, then reclaimed",
 		 test_get_pinned_by_data_path},
+		{"client tensor pinned by its data path", test_client_tensor_pinned},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("control-path", NULL, NULL, cases);
