@@ -248,29 +248,53 @@ static int backend_settles(int (*fn)(struct mem_backend *), struct mem_backend *
 	return fn(mb) == want;
 }
 
+/* A 64 KiB patterned tensor, a buffer to GET it back into and one for what
+ * stuck frames read of it last. */
+struct pinned_bufs {
+	size_t n;
+	uint8_t *src, *dst, *late;
+	struct dj_tensor t, back;
+};
+
+static void pinned_bufs_init(struct pinned_bufs *b, uint32_t seed)
+{
+	b->n = 64u << 10;
+	b->src = malloc(b->n);
+	b->dst = calloc(1, b->n);
+	b->late = calloc(1, b->n);
+	CU_ASSERT_FATAL(b->src != NULL && b->dst != NULL && b->late != NULL);
+	fx_pattern(b->src, b->n, seed);
+	b->t = (struct dj_tensor){.desc = {.dtype = DJ_DTYPE_INT32, .ndim = 1,
+					   .shape = {(int64_t)b->n / 4}},
+				  .data = b->src, .mem = DJ_MEM_HOST};
+	b->back = b->t;
+	b->back.data = b->dst;
+}
+
+static void pinned_bufs_fini(struct pinned_bufs *b)
+{
+	free(b->src);
+	free(b->dst);
+	free(b->late);
+}
+
 /* A GET whose data-plane frames stay queued (send returns -EDEADLK): the
  * tensor's storage outlives FREE and the session's end until the data
  * path lets go, the frames read intact bytes to the last, and then
  * everything is reclaimed. */
 static void test_get_pinned_by_data_path(void)
 {
-	const size_t n = 64u << 10;
-	uint8_t *src = malloc(n), *dst = calloc(1, n), *late = calloc(1, n);
-	struct dj_tensor t = {.desc = {.dtype = DJ_DTYPE_INT32, .ndim = 1, .shape = {(int64_t)n / 4}},
-			      .data = src, .mem = DJ_MEM_HOST};
-	struct dj_tensor back = t;
+	struct pinned_bufs b;
 	struct pathenv pe;
 	uint64_t h;
 
-	CU_ASSERT_FATAL(src != NULL && dst != NULL && late != NULL);
-	back.data = dst;
-	fx_pattern(src, n, 11);
+	pinned_bufs_init(&b, 11);
 	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_put(pe.conn, &t, &h), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_put(pe.conn, &b.t, &h), 0);
 	pe.sdp->deadlock_sends = 1;
 	/* The client redoes the failed GET over TCP. */
-	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &back), 0);
-	CU_ASSERT_EQUAL(memcmp(src, dst, n), 0);
+	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &b.back), 0);
+	CU_ASSERT_EQUAL(memcmp(b.src, b.dst, b.n), 0);
 	CU_ASSERT_PTR_NOT_NULL(pe.sdp->pinned_src);
 	CU_ASSERT_EQUAL(dj_free(pe.conn, h), 0);
 	CU_ASSERT_EQUAL(mem_backend_live(pe.fx.mb), 0);
@@ -280,14 +304,12 @@ static void test_get_pinned_by_data_path(void)
 	usleep(300 * 1000);
 	CU_ASSERT_EQUAL(mem_backend_tensors(pe.fx.mb), 1);
 	CU_ASSERT_EQUAL(mem_backend_sessions(pe.fx.mb), 1);
-	CU_ASSERT_EQUAL(fake_dp_release(pe.sdp, late), 0);
-	CU_ASSERT_EQUAL(memcmp(src, late, n), 0);
+	CU_ASSERT_EQUAL(fake_dp_release(pe.sdp, b.late), 0);
+	CU_ASSERT_EQUAL(memcmp(b.src, b.late, b.n), 0);
 	CU_ASSERT(backend_settles(mem_backend_tensors, pe.fx.mb, 0));
 	CU_ASSERT(backend_settles(mem_backend_sessions, pe.fx.mb, 0));
 	pe_down(&pe);
-	free(src);
-	free(dst);
-	free(late);
+	pinned_bufs_fini(&b);
 }
 
 /* The frames of the client's stuck send go after 100 ms. */
@@ -307,42 +329,34 @@ static void *release_later(void *arg)
  * is -EDEADLK too, never redone into the same memory. */
 static void test_client_tensor_pinned(void)
 {
-	const size_t n = 64u << 10;
-	uint8_t *src = malloc(n), *dst = calloc(1, n), *late = calloc(1, n);
-	struct dj_tensor t = {.desc = {.dtype = DJ_DTYPE_INT32, .ndim = 1, .shape = {(int64_t)n / 4}},
-			      .data = src, .mem = DJ_MEM_HOST};
-	struct dj_tensor back = t;
+	struct pinned_bufs b;
 	struct pathenv pe;
 	pthread_t rel;
 	uint64_t h, t0;
 
-	CU_ASSERT_FATAL(src != NULL && dst != NULL && late != NULL);
-	back.data = dst;
-	fx_pattern(src, n, 12);
+	pinned_bufs_init(&b, 12);
 	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
 	/* Let go after 100 ms: the PUT waits for it, then succeeds over TCP. */
 	pe.cdp->deadlock_sends = 1;
 	CU_ASSERT_FATAL(pthread_create(&rel, NULL, release_later, pe.cdp) == 0);
 	t0 = dj_time_ns();
-	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0);
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &b.t, &h), 0);
 	CU_ASSERT(dj_time_ns() - t0 >= 100000000ull);
 	CU_ASSERT(pe.cdp->released);
 	pthread_join(rel, NULL);
-	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &back), 0);
-	CU_ASSERT_EQUAL(memcmp(src, dst, n), 0);
+	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &b.back), 0);
+	CU_ASSERT_EQUAL(memcmp(b.src, b.dst, b.n), 0);
 	/* Never let go: -EDEADLK after the transfer timeout, src still read. */
 	pe.cdp->deadlock_sends = 1;
-	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), -EDEADLK);
-	CU_ASSERT_EQUAL(fake_dp_release(pe.cdp, late), 0);
-	CU_ASSERT_EQUAL(memcmp(src, late, n), 0);
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &b.t, &h), -EDEADLK);
+	CU_ASSERT_EQUAL(fake_dp_release(pe.cdp, b.late), 0);
+	CU_ASSERT_EQUAL(memcmp(b.src, b.late, b.n), 0);
 	/* A failed GET whose receive cannot be disarmed. */
 	pe.sdp->fail_sends = 1;
 	pe.cdp->deadlock_cancels = 1;
-	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &back), -EDEADLK);
+	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &b.back), -EDEADLK);
 	pe_down(&pe);
-	free(src);
-	free(dst);
-	free(late);
+	pinned_bufs_fini(&b);
 }
 
 int main(int argc, char **argv)
