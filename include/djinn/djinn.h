@@ -97,7 +97,9 @@ enum dj_path dj_conn_path(const struct dj_conn *conn, const char **reason);
 uint64_t dj_conn_session_id(const struct dj_conn *conn);
 
 /* Blocking calls. Each returns 0 or a negative errno / DJ_E*; a server
- * ERROR reply returns its code, and dj_conn_last_error() its message. */
+ * ERROR reply returns its code, and dj_conn_last_error() its message.
+ * -EDEADLK from a put or get: the local data path may still read (put) or
+ * write (get) the tensor's memory; keep that memory valid. */
 
 /** Upload t (host memory) into a new remote tensor; *handle receives it. */
 int dj_put(struct dj_conn *conn, const struct dj_tensor *t, uint64_t *handle);
