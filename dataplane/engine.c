@@ -19,9 +19,15 @@
 #include "engine.h"
 #include "txframe.h"
 
-/* Waiting for the lcore to take a command it has dequeued is quick; a
- * missing answer within this bound means a stopped lcore. */
-#define LCORE_ANSWER_NS (5ull * 1000 * 1000 * 1000)
+/* An lcore answers a command within one loop. On a loaded machine (shared
+ * cores, a VM whose vCPUs wait on the host's) a loop can take seconds, so
+ * only an lcore silent this long is taken for stopped: what it may still
+ * read is then kept (orphans) or leaked rather than freed. */
+#define LCORE_ANSWER_NS (60ull * 1000 * 1000 * 1000)
+#define RELEASE_MIN_NS (1000ull * 1000 * 1000)
+/* dj_dataplane_destroy(): how long rings still read by frames may take
+ * to come back while the lcores run. */
+#define DRAIN_AT_DESTROY_NS (500ull * 1000 * 1000)
 #define SPIN_NS 20000ull
 #define NAP_MIN_NS 10000ull
 #define NAP_MAX_NS 500000ull
@@ -559,7 +565,7 @@ int dp_send_pinned(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id)
 	}
 	pthread_mutex_unlock(&dp->lock);
 	if (rc == 0) {
-		dp_stage_destroy(dp, op->stage);
+		dp_stage_finish(dp, op->stage);
 		op_free(op);
 	}
 	return rc;
@@ -629,25 +635,29 @@ static int stage_feed(struct dp_op *op, uint64_t timeout_ns)
 	return 0;
 }
 
-static int stage_idle_wait(const struct dp_stage *st, uint64_t timeout_ns)
+/* How long a SEND that ended may take to set op->released. A staged one:
+ * no frame holds op, only the lcore's finishing touch, so as long as an
+ * lcore may take to answer. A host one: its frames must let go of the
+ * caller's buffer, within the rest of the caller's time but never less
+ * than RELEASE_MIN_NS (frames still queued when a send fails go within a
+ * loop or two); past it the send is an orphan (-EDEADLK, send_pinned). */
+static uint64_t release_wait_ns(const struct dp_op *op, uint64_t start, uint64_t timeout_ns)
 {
-	struct timespec nap = {.tv_nsec = STAGE_NAP_NS};
-	uint64_t start = dj_time_ns();
+	uint64_t spent = dj_time_ns() - start;
+	uint64_t rest = spent < timeout_ns ? timeout_ns - spent : 0;
 
-	while (!dp_stage_idle(st)) {
-		if (dj_time_ns() - start >= timeout_ns)
-			return -ETIMEDOUT;
-		nanosleep(&nap, NULL);
-	}
-	return 0;
+	if (op->stage != NULL)
+		return LCORE_ANSWER_NS;
+	return rest > RELEASE_MIN_NS ? rest : RELEASE_MIN_NS;
 }
 
 /* Post a SEND, wait for its end, then for every frame that points into its
- * source or staging ring to be gone. The caller frees op (and its ring)
- * unless -EDEADLK: then leaking beats a use after free. */
+ * source to be gone (a staged source: none does, its ring's slots are the
+ * frames' owners, see send_end()). -EDEADLK: the lcore or frames still
+ * hold op, which send_end() keeps. */
 static int send_run(struct dj_dataplane *dp, struct dp_op *op, uint32_t timeout_ms)
 {
-	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull;
+	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull, start = dj_time_ns();
 	int rc;
 
 	dj_txframe_owner_init(&op->shinfo, op_released, op);
@@ -660,13 +670,26 @@ static int send_run(struct dj_dataplane *dp, struct dp_op *op, uint32_t timeout_
 		if (flag_wait(&op->done, LCORE_ANSWER_NS) != 0)
 			return -EDEADLK;
 	}
-	/* The caller's buffer is free once no queued frame points into it. */
-	if (flag_wait(&op->released, LCORE_ANSWER_NS) != 0 ||
-	    (op->stage != NULL && stage_idle_wait(op->stage, LCORE_ANSWER_NS) != 0)) {
+	if (flag_wait(&op->released, release_wait_ns(op, start, timeout_ns)) != 0) {
 		dj_log(DJ_LOG_ERR, "dataplane", "transfer %u: frames still queued", op->xfer_id);
 		return -EDEADLK;
 	}
 	return rc != 0 ? rc : op->status;
+}
+
+/* The send is over: once its copies stopped reading the caller's GPU
+ * memory, a staging ring goes back, at once or when its last frame is
+ * gone. -EDEADLK: the lcore or the frames still hold op (and its ring),
+ * kept as an orphan until they let go. Returns rc. */
+static int send_end(struct dj_dataplane *dp, struct dp_op *op, int rc)
+{
+	if (op->stage != NULL)
+		dp_stage_settle(op->stage);
+	if (rc == -EDEADLK)
+		return orphan_keep(dp, op);
+	dp_stage_finish(dp, op->stage);
+	op_free(op);
+	return rc;
 }
 
 int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
@@ -680,8 +703,10 @@ int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 	rc = xfer_op_new(dp, DP_CMD_SEND, cookie, xfer_id, (void *)(uintptr_t)src, len, mem, &op);
 	if (rc != 0)
 		return rc;
-	/* A GPU source goes out of a ring of host chunks (stage.c). */
+	/* A GPU source goes out of a ring of host chunks (stage.c); rings of
+	 * earlier sends that drained meanwhile go back first, for reuse. */
 	if (mem == DJ_MEM_GPU && len != 0) {
+		dp_stage_reap(dp);
 		rc = dp_stage_create(dp, src, len, dj_session_frag_size(op->sess->s), &op->stage);
 		if (rc != 0) {
 			op_free(op);
@@ -691,11 +716,7 @@ int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 		op->mem = DJ_MEM_HOST;
 	}
 	rc = send_run(dp, op, timeout_ms);
-	if (rc == -EDEADLK)
-		return orphan_keep(dp, op);
-	dp_stage_destroy(dp, op->stage);
-	op_free(op);
-	return rc;
+	return send_end(dp, op, rc);
 }
 
 /* ---- create / destroy ---------------------------------------------------------------- */
@@ -927,8 +948,12 @@ void dj_dataplane_quiesce(struct dj_dataplane *dp)
 
 void dj_dataplane_destroy(struct dj_dataplane *dp)
 {
+	unsigned int stranded;
+
 	if (dp == NULL)
 		return;
+	/* While the lcores still run, late rings come back as they drain. */
+	dp_stage_drain_wait(dp, DRAIN_AT_DESTROY_NS);
 	dj_dataplane_quiesce(dp);
 	/* Queued GPU copies land before waiters hear of their transfers. */
 	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)
@@ -936,6 +961,12 @@ void dj_dataplane_destroy(struct dj_dataplane *dp)
 	sessions_teardown(dp);
 	dj_port_destroy(dp->port);
 	orphans_free(dp);
+	/* Frames the port never gave back (the peer's ring of a net_ring
+	 * pair, a peer that stopped polling) may still point into a ring. */
+	stranded = dp_stage_abandon_draining(dp);
+	if (stranded != 0)
+		dj_log(DJ_LOG_WARN, "dataplane", "%u staging rings still referenced by stranded "
+		       "frames: leaked", stranded);
 	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)
 		lcore_state_destroy(dp, dp->lcores[i]);
 	pthread_mutex_destroy(&dp->lock);

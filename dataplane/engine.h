@@ -16,7 +16,10 @@
  * caller's buffer (op->released), so a returning send() never leaves a
  * packet that still reads the buffer. A SEND of a GPU source carries a
  * staging ring instead (op->stage): the waiter fills it while it waits,
- * and the ring's slots hold the frames' references.
+ * and the ring's slots hold the frames' references, so the caller's GPU
+ * memory is free once the copies settled; a ring that frames still read
+ * when the send ends drains on the side (dp->draining), never freed
+ * under them.
  *
  * Session lifetime: a dp_session is counted (refs). The control-side list
  * holds one reference from a successful open until close; a lookup takes one
@@ -96,6 +99,7 @@ struct dp_stage {
 	uint64_t landed;           /* chunks whose copy is done (in order) */
 	bool waiting;              /* the next copy waits for its slot */
 	struct dj_dataplane_stage_stats st; /* this send's share */
+	struct dp_stage *next;     /* on dp->draining, or abandoned */
 	struct dp_stage_slot slot[];
 };
 
@@ -107,7 +111,7 @@ static inline struct rte_mbuf_ext_shared_info *dp_stage_shinfo(struct dp_stage *
 }
 
 /* A ring for len bytes at src (GPU memory) from dp's placer, sized for
- * fragments of frag_size; *out is the caller's: dp_stage_destroy(). */
+ * fragments of frag_size; *out is the caller's: dp_stage_finish(). */
 int dp_stage_create(const struct dj_dataplane *dp, const void *src, uint64_t len,
 		    uint32_t frag_size, struct dp_stage **out);
 /* Start the copies that have a free slot, publish those that landed.
@@ -116,9 +120,22 @@ int dp_stage_create(const struct dj_dataplane *dp, const void *src, uint64_t len
 int dp_stage_pump(struct dp_stage *st);
 /* No frame references the ring any more. */
 bool dp_stage_idle(const struct dp_stage *st);
-/* Add this send's counters to dp's and free the ring; the placer's stage
- * goes back to it (the ring must be idle). */
-void dp_stage_destroy(struct dj_dataplane *dp, struct dp_stage *st);
+/* Wait until every copy that started landed (or failed): no copy reads
+ * the source any more. */
+void dp_stage_settle(struct dp_stage *st);
+/* The send is over and its copies settled: add its counters to dp's, and
+ * give the ring back once no frame reads it, now or later (dp->draining,
+ * reaped by dp_stage_reap()). */
+void dp_stage_finish(struct dj_dataplane *dp, struct dp_stage *st);
+/* Give back the draining rings that no frame reads any more; how many
+ * are still read. */
+unsigned int dp_stage_reap(struct dj_dataplane *dp);
+/* Reap the draining rings until none is left or timeout_ns passed. */
+void dp_stage_drain_wait(struct dj_dataplane *dp, uint64_t timeout_ns);
+/* Leak the draining rings that frames still read for good (counted in
+ * leaked_rings): destroy, once the port let go of every frame it could.
+ * Returns how many. */
+unsigned int dp_stage_abandon_draining(struct dj_dataplane *dp);
 /* Add to dp's GPU-send counters (control threads). */
 void dp_stage_stats_add(struct dj_dataplane *dp, const struct dj_dataplane_stage_stats *add);
 
@@ -218,6 +235,7 @@ struct dj_dataplane {
 	struct dp_op *expected;
 	struct dj_dataplane_stage_stats stage_stats; /* under lock */
 	struct dp_op *orphans;       /* SEND ops given up on (-EDEADLK) */
+	struct dp_stage *draining;   /* under lock: rings frames still read */
 };
 
 /*

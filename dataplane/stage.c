@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "djinn/common.h"
 #include "engine.h"
@@ -21,6 +22,10 @@
 #define STAGE_CHUNK_DEFAULT (1u << 20)
 #define STAGE_LOOKAHEAD 2u
 #define STAGE_MIN_SLOTS 4u
+/* Frames normally let go of a ring within microseconds of the send's end;
+ * past this the ring drains on the side (dp->draining) instead. */
+#define STAGE_DRAIN_GRACE_NS (2ull * 1000 * 1000)
+#define STAGE_SETTLE_NAP_NS 20000l
 
 static void slot_released(void *addr, void *opaque)
 {
@@ -204,18 +209,130 @@ void dp_stage_stats_add(struct dj_dataplane *dp, const struct dj_dataplane_stage
 	to->slot_reuses += add->slot_reuses;
 	to->ring_waits += add->ring_waits;
 	to->copy_failures += add->copy_failures;
+	to->late_rings += add->late_rings;
+	to->leaked_rings += add->leaked_rings;
 	if (add->max_stage_bytes > to->max_stage_bytes)
 		to->max_stage_bytes = add->max_stage_bytes;
 	pthread_mutex_unlock(&dp->lock);
 }
 
-void dp_stage_destroy(struct dj_dataplane *dp, struct dp_stage *st)
+/* The placer's stage back to it, the ring freed: no frame reads it. */
+static void stage_free(struct dp_stage *st)
+{
+	st->placer->stage_put(st->placer->ctx, st->handle);
+	free(st);
+}
+
+void dp_stage_settle(struct dp_stage *st)
+{
+	struct timespec nap = {.tv_nsec = STAGE_SETTLE_NAP_NS};
+
+	/* A failed copy no longer runs: count it landed. A GPU copy always
+	 * ends one way or the other, so this wait is bounded. */
+	while (st->landed < st->issued) {
+		if (st->placer->stage_poll(st->handle,
+					   (unsigned int)(st->landed % st->n_slots)) != 0)
+			st->landed++;
+		else
+			nanosleep(&nap, NULL);
+	}
+}
+
+static bool idle_within(const struct dp_stage *st, uint64_t ns)
+{
+	struct timespec nap = {.tv_nsec = STAGE_SETTLE_NAP_NS};
+	uint64_t start = dj_time_ns();
+
+	while (!dp_stage_idle(st)) {
+		if (dj_time_ns() - start >= ns)
+			return false;
+		nanosleep(&nap, NULL);
+	}
+	return true;
+}
+
+unsigned int dp_stage_reap(struct dj_dataplane *dp)
+{
+	struct dp_stage **pp, *st, *idle = NULL;
+	unsigned int left = 0;
+
+	pthread_mutex_lock(&dp->lock);
+	for (pp = &dp->draining; (st = *pp) != NULL;) {
+		if (dp_stage_idle(st)) {
+			*pp = st->next;
+			st->next = idle;
+			idle = st;
+		} else {
+			pp = &st->next;
+			left++;
+		}
+	}
+	pthread_mutex_unlock(&dp->lock);
+	/* stage_put() may wait for the GPU: not under the engine's lock. */
+	while ((st = idle) != NULL) {
+		idle = st->next;
+		stage_free(st);
+	}
+	return left;
+}
+
+void dp_stage_finish(struct dj_dataplane *dp, struct dp_stage *st)
 {
 	if (st == NULL)
 		return;
 	dp_stage_stats_add(dp, &st->st);
-	st->placer->stage_put(st->placer->ctx, st->handle);
-	free(st);
+	if (idle_within(st, STAGE_DRAIN_GRACE_NS)) {
+		stage_free(st);
+		return;
+	}
+	/* Frames outlived the send (a retransmission still queued, a peer
+	 * slow to drain its ring): the ring waits on the side instead of the
+	 * caller, and goes back once the last frame is gone. */
+	pthread_mutex_lock(&dp->lock);
+	st->next = dp->draining;
+	dp->draining = st;
+	dp->stage_stats.late_rings++;
+	pthread_mutex_unlock(&dp->lock);
+}
+
+/* Rings leaked for good: their frames never came back (see below). Kept
+ * listed so that the memory stays accounted for (and leak checkers see it
+ * as reachable, which it is, from the stranded mbufs). */
+static struct dp_stage *abandoned;
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void dp_stage_drain_wait(struct dj_dataplane *dp, uint64_t timeout_ns)
+{
+	struct timespec nap = {.tv_nsec = STAGE_SETTLE_NAP_NS};
+	uint64_t start = dj_time_ns();
+
+	while (dp_stage_reap(dp) != 0 && dj_time_ns() - start < timeout_ns)
+		nanosleep(&nap, NULL);
+}
+
+static void stage_abandon(struct dj_dataplane *dp, struct dp_stage *st)
+{
+	pthread_mutex_lock(&dp->lock);
+	dp->stage_stats.leaked_rings++;
+	pthread_mutex_unlock(&dp->lock);
+	pthread_mutex_lock(&abandoned_lock);
+	st->next = abandoned;
+	abandoned = st;
+	pthread_mutex_unlock(&abandoned_lock);
+}
+
+unsigned int dp_stage_abandon_draining(struct dj_dataplane *dp)
+{
+	unsigned int n = 0;
+	struct dp_stage *st;
+
+	dp_stage_reap(dp);
+	while ((st = dp->draining) != NULL) {
+		dp->draining = st->next;
+		stage_abandon(dp, st);
+		n++;
+	}
+	return n;
 }
 
 void dj_dataplane_stage_stats(const struct dj_dataplane *dp, struct dj_dataplane_stage_stats *st)

@@ -515,6 +515,43 @@ static void test_staged_timeout(void)
 	duo_stop(&d);
 }
 
+/* A peer that stopped polling strands the frames of a send in its rx
+ * ring, pointing into the staging ring: the send still ends at its
+ * timeout, with the ring left to drain on the side (late_rings), never
+ * freed under the frames, and the next send is not held up by it. */
+static void test_staged_stranded_frames(void)
+{
+	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 2};
+	struct dj_dataplane_stage_stats st;
+	size_t len = 5 * chunk_size();
+	uint64_t start;
+	struct duo d;
+	void *base;
+	uint8_t *src;
+
+	duo_start_conf(&d, &dc);
+	dj_dataplane_quiesce(d.a);
+	src = device_buffer(len, 0, &base);
+	for (int i = 0; i < 2; i++) {
+		start = dj_time_ns();
+		CU_ASSERT_EQUAL(dj_dataplane_send(d.b, COOKIE, next_id++, src, len, DJ_MEM_GPU,
+						  200), -ETIMEDOUT);
+		/* The timeout plus the cancel, not a wait for frames that
+		 * never come back. */
+		CU_ASSERT(dj_time_ns() - start < 3000ull * 1000 * 1000);
+	}
+	/* The GPU source is the caller's again: no copy and no frame reads it. */
+	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
+	dj_dataplane_stage_stats(d.b, &st);
+	CU_ASSERT_EQUAL(st.staged_sends, 2);
+	CU_ASSERT_EQUAL(st.late_rings, 2);
+	CU_ASSERT_EQUAL(st.leaked_rings, 0);
+	/* b first: its rings are still read from a's ring and leak. */
+	dj_dataplane_destroy(d.b);
+	dj_dataplane_destroy(d.a);
+	dj_gpu_dp_placer_destroy(d.placer);
+}
+
 struct concurrent_send {
 	struct duo *d;
 	uint32_t id;
@@ -641,6 +678,7 @@ int main(int argc, char **argv)
 		{"GPU sources staged under loss and reordering", test_staged_lossy},
 		{"GPU sources: a failed copy, then serving", test_staged_copy_failure},
 		{"GPU sources: a send that times out, then serving", test_staged_timeout},
+		{"GPU sources: frames stranded at a silent peer", test_staged_stranded_frames},
 		{"GPU sources: concurrent senders", test_staged_concurrent},
 		{"GPU sources: whole copy without staging", test_whole_copy_fallback},
 		{NULL, NULL},
