@@ -953,7 +953,8 @@ void dj_dataplane_destroy(struct dj_dataplane *dp)
 	if (dp == NULL)
 		return;
 	/* While the lcores still run, late rings come back as they drain. */
-	dp_stage_drain_wait(dp, DRAIN_AT_DESTROY_NS);
+	if (!atomic_load(&dp->stop))
+		dp_stage_drain_wait(dp, DRAIN_AT_DESTROY_NS);
 	dj_dataplane_quiesce(dp);
 	/* Queued GPU copies land before waiters hear of their transfers. */
 	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)
