@@ -948,8 +948,6 @@ void dj_dataplane_quiesce(struct dj_dataplane *dp)
 
 void dj_dataplane_destroy(struct dj_dataplane *dp)
 {
-	unsigned int stranded;
-
 	if (dp == NULL)
 		return;
 	/* While the lcores still run, late rings come back as they drain. */
@@ -964,10 +962,7 @@ void dj_dataplane_destroy(struct dj_dataplane *dp)
 	orphans_free(dp);
 	/* Frames the port never gave back (the peer's ring of a net_ring
 	 * pair, a peer that stopped polling) may still point into a ring. */
-	stranded = dp_stage_abandon_draining(dp);
-	if (stranded != 0)
-		dj_log(DJ_LOG_WARN, "dataplane", "%u staging rings still referenced by stranded "
-		       "frames: leaked", stranded);
+	dp_stage_abandon_draining(dp);
 	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)
 		lcore_state_destroy(dp, dp->lcores[i]);
 	pthread_mutex_destroy(&dp->lock);

