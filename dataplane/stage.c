@@ -65,15 +65,18 @@ int dp_stage_create(const struct dj_dataplane *dp, const void *src, uint64_t len
 		    uint32_t frag_size, struct dp_stage **out)
 {
 	const struct dj_dataplane_placer *pl = dp->cfg.placer;
-	uint64_t chunk = chunk_bytes(dp, len, frag_size);
-	uint64_t n_chunks = (len + chunk - 1) / chunk;
-	unsigned int n = slot_count(dp, chunk, frag_size, n_chunks);
+	uint64_t chunk, n_chunks;
+	unsigned int n;
 	struct dp_stage *st;
 	void *host;
 	int rc;
 
+	/* Before the sizes: they divide by both. */
 	if (len == 0 || frag_size == 0)
 		return -EINVAL;
+	chunk = chunk_bytes(dp, len, frag_size);
+	n_chunks = (len + chunk - 1) / chunk;
+	n = slot_count(dp, chunk, frag_size, n_chunks);
 	st = aligned_alloc(RTE_CACHE_LINE_SIZE, sizeof(*st) + n * sizeof(st->slot[0]));
 	if (st == NULL)
 		return -ENOMEM;
