@@ -37,8 +37,6 @@
 
 /* dp_placer_cuda.cu: make CUDA device @ordinal the calling thread's. */
 int djg_dp_device_use(int ordinal);
-/* dp_placer_cuda.cu: wait for the copies queued on @stream; -EIO. */
-int djg_dp_stream_sync(void *stream);
 #endif
 
 #define PLACER_MAX_COPIES 256
@@ -503,7 +501,7 @@ static void stage_put(void *ctx, void *stage)
 
 #ifdef DJ_HAVE_CUDA
 	/* The next owner must not see this send's copies land. */
-	if (!st->failed && p->ordinal >= 0 && djg_dp_stream_sync(st->stream) != 0)
+	if (!st->failed && p->ordinal >= 0 && djg_stream_sync(st->stream) != 0)
 		st->failed = true;
 #endif
 	pthread_mutex_lock(&p->lock);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The CUDA runtime calls of the data-plane placer (dp_placer.c) that gpu_cuda.cu lacks. */
+/* The one CUDA runtime call of the data-plane placer (dp_placer.c). */
 #include <errno.h>
 #include <stdio.h>
 
@@ -11,17 +11,6 @@ extern "C" int djg_dp_device_use(int ordinal)
 {
 	if (cudaSetDevice(ordinal) != cudaSuccess) {
 		fprintf(stderr, "gpu: dp placer: cudaSetDevice(%d): %s\n", ordinal,
-			cudaGetErrorString(cudaGetLastError()));
-		return -EIO;
-	}
-	return 0;
-}
-
-/* Wait for every copy queued on a send stage's stream (dp_placer.c). */
-extern "C" int djg_dp_stream_sync(void *stream)
-{
-	if (cudaStreamSynchronize((cudaStream_t)stream) != cudaSuccess) {
-		fprintf(stderr, "gpu: dp placer: stage stream: %s\n",
 			cudaGetErrorString(cudaGetLastError()));
 		return -EIO;
 	}

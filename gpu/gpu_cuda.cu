@@ -127,6 +127,12 @@ extern "C" void djg_stream_destroy(void *stream)
 	}
 }
 
+extern "C" int djg_stream_sync(void *stream)
+{
+	return cudaStreamSynchronize((cudaStream_t)stream) == cudaSuccess ?
+	       0 : cuda_fail("stream");
+}
+
 extern "C" int djg_copy_async(void *stream, void *dst, const void *src, size_t len)
 {
 	return cudaMemcpyAsync(dst, src, len, cudaMemcpyDefault, (cudaStream_t)stream) ==
@@ -424,7 +430,8 @@ static int ring_alloc(struct djg_gather *g)
 	return 0;
 }
 
-static int start_persistent(struct djg_gather *g)
+/* How many blocks each generation of the resident kernel gets. */
+static int persistent_blocks(struct djg_gather *g)
 {
 	int per_sm = 0, sms = 0;
 	unsigned int blocks = g->conf.blocks;
@@ -502,7 +509,7 @@ extern "C" int djg_gather_create(const struct djg_gather_conf *conf, struct djg_
 	}
 	rc = ring_alloc(g);
 	if (rc == 0)
-		rc = conf->mode == DJ_GPU_GATHER_LAUNCH ? create_events(g) : start_persistent(g);
+		rc = conf->mode == DJ_GPU_GATHER_LAUNCH ? create_events(g) : persistent_blocks(g);
 	if (rc != 0) {
 		djg_gather_destroy(g);
 		return rc;

@@ -28,6 +28,8 @@ int djg_cuda_copy(int ordinal, void *dst, const void *src, size_t len, int to_de
 /* Asynchronous copies for the send side: one stream, an event per chunk. */
 int djg_stream_create(int ordinal, void **stream);
 void djg_stream_destroy(void *stream);
+/* Wait for every copy queued on @stream; -EIO on failure. */
+int djg_stream_sync(void *stream);
 int djg_copy_async(void *stream, void *dst, const void *src, size_t len);
 int djg_event_create(void **event);
 void djg_event_destroy(void *event);
