@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 
 static const char *const dj_error_text[DJ_ERROR_MAX - DJ_EPROTO_VERSION] = {
 	[DJ_EPROTO_VERSION - DJ_EPROTO_VERSION] = "unsupported protocol version",
@@ -48,7 +49,7 @@ enum dj_log_level dj_log_get_level(void)
 	return __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
-int dj_log_level_parse(const char *name, enum dj_log_level *level)
+int djc_log_level_parse(const char *name, enum dj_log_level *level)
 {
 	for (unsigned int i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
 		if (strcasecmp(name, level_names[i]) == 0) {
@@ -59,7 +60,7 @@ int dj_log_level_parse(const char *name, enum dj_log_level *level)
 	return -EINVAL;
 }
 
-void dj_vlog(enum dj_log_level level, const char *component, const char *fmt, va_list ap)
+void djc_vlog(enum dj_log_level level, const char *component, const char *fmt, va_list ap)
 {
 	struct timespec ts;
 
@@ -75,16 +76,16 @@ void dj_vlog(enum dj_log_level level, const char *component, const char *fmt, va
 	pthread_mutex_unlock(&log_lock);
 }
 
-void dj_log(enum dj_log_level level, const char *component, const char *fmt, ...)
+void djc_log(enum dj_log_level level, const char *component, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	dj_vlog(level, component, fmt, ap);
+	djc_vlog(level, component, fmt, ap);
 	va_end(ap);
 }
 
-uint64_t dj_time_ns(void)
+uint64_t djc_time_ns(void)
 {
 	struct timespec ts;
 

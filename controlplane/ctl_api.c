@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "ctl_client.h"
 
 #define TAG "ctl-client"
@@ -35,17 +36,17 @@ const char *dj_conn_last_error(const struct dj_conn *conn)
 
 static cJSON *desc_msg(const char *type, const struct dj_tensor_desc *desc)
 {
-	cJSON *m = cl_msg(type);
+	cJSON *m = ctl_client_msg(type);
 
-	dj_desc_to_json(m, desc);
+	ctl_desc_to_json(m, desc);
 	return m;
 }
 
 static cJSON *handle_msg(const char *type, uint64_t handle)
 {
-	cJSON *m = cl_msg(type);
+	cJSON *m = ctl_client_msg(type);
 
-	dj_json_add_handle(m, "handle", handle);
+	ctl_json_add_handle(m, "handle", handle);
 	return m;
 }
 
@@ -84,13 +85,13 @@ static void dp_failed(struct dj_conn *conn, const char *what, int rc)
 	char reason[160];
 
 	conn->dp_failures++;
-	DJ_LOG(DJ_LOG_WARN, TAG, "session %" PRIu64 ": data-plane %s failed (%s), redone over TCP",
+	DJC_LOG(DJ_LOG_WARN, TAG, "session %" PRIu64 ": data-plane %s failed (%s), redone over TCP",
 	       conn->session_id, what, dj_strerror(rc));
 	if (conn->dp_failures < cl->o.dp_max_failures || conn->path != DJ_PATH_DPDK)
 		return;
 	snprintf(reason, sizeof(reason), "moved from dpdk after %d failed transfers (last: %s)",
 		 conn->dp_failures, dj_strerror(rc));
-	if (cl_send_path(conn, DJ_PATH_TCP, reason) == 0)
+	if (ctl_client_send_path(conn, DJ_PATH_TCP, reason) == 0)
 		cl->st.dp_fallbacks++;
 }
 
@@ -115,7 +116,7 @@ static int tensor_nbytes(const struct dj_tensor *t, uint64_t *n)
 {
 	if (t == NULL || (t->mem != DJ_MEM_HOST && t->mem != DJ_MEM_GPU))
 		return -EINVAL;
-	if (dj_desc_nbytes(&t->desc, n) != 0)
+	if (ctl_desc_nbytes(&t->desc, n) != 0)
 		return -DJ_ESHAPE;
 	return t->data == NULL && *n > 0 ? -EINVAL : 0;
 }
@@ -133,8 +134,8 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	cJSON_AddStringToObject(m, "via", "dpdk");
 	cJSON_AddNumberToObject(m, "xfer", (double)xfer);
 	if (into != 0)
-		dj_json_add_handle(m, "handle", into);
-	rc = cl_call(conn, m, NULL, 0, NULL, 0, &reply);
+		ctl_json_add_handle(m, "handle", into);
+	rc = ctl_client_call(conn, m, NULL, 0, NULL, 0, &reply);
 	cJSON_Delete(reply);
 	if (rc != 0)
 		return rc;
@@ -144,11 +145,11 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	 * failure, redone over TCP. */
 	if (send_rc == -EDEADLK)
 		*pinned = source_settle(dp, conn->cookie, xfer, conn->cl->o.dp_timeout_ms) != 0;
-	done = cl_msg("PUT_DONE");
+	done = ctl_client_msg("PUT_DONE");
 	cJSON_AddNumberToObject(done, "xfer", (double)xfer);
 	if (send_rc != 0)
 		cJSON_AddTrueToObject(done, "abort");
-	rc = cl_request(conn, done, NULL, 0, NULL, 0, NULL, NULL, future);
+	rc = ctl_client_request(conn, done, NULL, 0, NULL, 0, NULL, NULL, future);
 	if (rc != 0)
 		return rc;
 	rc = dj_future_wait(*future, -1);
@@ -181,8 +182,8 @@ static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t i
 		return -ENOTSUP; /* the TCP fallback reads the bytes with the CPU */
 	m = desc_msg("PUT", &t->desc);
 	if (into != 0)
-		dj_json_add_handle(m, "handle", into);
-	return cl_request(conn, m, t->data, nbytes, NULL, 0, cb, arg, future);
+		ctl_json_add_handle(m, "handle", into);
+	return ctl_client_request(conn, m, t->data, nbytes, NULL, 0, cb, arg, future);
 }
 
 int dj_put_async(struct dj_conn *conn, const struct dj_tensor *t,
@@ -196,7 +197,7 @@ static int wait_handle(struct dj_future *f, uint64_t *handle, struct dj_tensor_d
 	int rc = dj_future_wait(f, -1);
 
 	if (rc == -ETIMEDOUT && !dj_future_done(f))
-		cl_conn_poison(f->conn, rc);
+		ctl_client_conn_poison(f->conn, rc);
 	if (rc == 0)
 		rc = dj_future_handle(f, handle, desc);
 	dj_future_release(f);
@@ -240,16 +241,16 @@ static int call_idempotent(struct dj_conn *conn, cJSON *msg, void *dst, uint64_t
 	for (int attempt = 0; attempt <= conn->cl->o.max_retries; attempt++) {
 		if (attempt > 0) {
 			struct timespec ts;
-			uint32_t ms = cl_backoff_ms(conn->cl, attempt - 1);
+			uint32_t ms = ctl_client_backoff_ms(conn->cl, attempt - 1);
 
 			ts.tv_sec = ms / 1000;
 			ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 			nanosleep(&ts, NULL);
-			if (cl_conn_reopen(conn, gen) != 0)
+			if (ctl_client_conn_reopen(conn, gen) != 0)
 				continue;
 		}
 		gen = conn->generation;
-		rc = cl_call(conn, cJSON_Duplicate(msg, 1), NULL, 0, dst, dst_len, reply);
+		rc = ctl_client_call(conn, cJSON_Duplicate(msg, 1), NULL, 0, dst, dst_len, reply);
 		if (!connection_lost(rc))
 			break;
 	}
@@ -259,20 +260,20 @@ static int call_idempotent(struct dj_conn *conn, cJSON *msg, void *dst, uint64_t
 
 int dj_ping(struct dj_conn *conn, uint64_t *rtt_ns)
 {
-	uint64_t t0 = dj_time_ns();
+	uint64_t t0 = djc_time_ns();
 	cJSON *reply = NULL;
-	int rc = call_idempotent(conn, cl_msg("PING"), NULL, 0, &reply);
+	int rc = call_idempotent(conn, ctl_client_msg("PING"), NULL, 0, &reply);
 
 	cJSON_Delete(reply);
 	if (rc == 0 && rtt_ns != NULL)
-		*rtt_ns = dj_time_ns() - t0;
+		*rtt_ns = djc_time_ns() - t0;
 	return rc;
 }
 
 int dj_stats(struct dj_conn *conn, char **json)
 {
 	cJSON *reply = NULL;
-	int rc = call_idempotent(conn, cl_msg("STATS"), NULL, 0, &reply);
+	int rc = call_idempotent(conn, ctl_client_msg("STATS"), NULL, 0, &reply);
 
 	if (rc == 0) {
 		cJSON_DeleteItemFromObject(reply, "id");
@@ -289,7 +290,7 @@ int dj_describe(struct dj_conn *conn, uint64_t handle, struct dj_tensor_desc *de
 	char why[128];
 	int rc = call_idempotent(conn, handle_msg("DESCRIBE", handle), NULL, 0, &reply);
 
-	if (rc == 0 && dj_desc_from_json(reply, desc, why) != 0)
+	if (rc == 0 && ctl_desc_from_json(reply, desc, why) != 0)
 		rc = -EBADMSG;
 	cJSON_Delete(reply);
 	return rc;
@@ -299,9 +300,9 @@ int dj_alloc(struct dj_conn *conn, const struct dj_tensor_desc *desc, uint64_t *
 {
 	cJSON *reply = NULL;
 	char why[128];
-	int rc = cl_call(conn, desc_msg("ALLOC", desc), NULL, 0, NULL, 0, &reply);
+	int rc = ctl_client_call(conn, desc_msg("ALLOC", desc), NULL, 0, NULL, 0, &reply);
 
-	if (rc == 0 && dj_json_handle(reply, "handle", handle, why) != 0)
+	if (rc == 0 && ctl_json_handle(reply, "handle", handle, why) != 0)
 		rc = -EBADMSG;
 	cJSON_Delete(reply);
 	return rc;
@@ -310,13 +311,13 @@ int dj_alloc(struct dj_conn *conn, const struct dj_tensor_desc *desc, uint64_t *
 int dj_free_async(struct dj_conn *conn, uint64_t handle,
 		  dj_future_cb cb, void *arg, struct dj_future **future)
 {
-	return cl_request(conn, handle_msg("FREE", handle), NULL, 0, NULL, 0, cb, arg, future);
+	return ctl_client_request(conn, handle_msg("FREE", handle), NULL, 0, NULL, 0, cb, arg, future);
 }
 
 int dj_free(struct dj_conn *conn, uint64_t handle)
 {
 	cJSON *reply = NULL;
-	int rc = cl_call(conn, handle_msg("FREE", handle), NULL, 0, NULL, 0, &reply);
+	int rc = ctl_client_call(conn, handle_msg("FREE", handle), NULL, 0, NULL, 0, &reply);
 
 	cJSON_Delete(reply);
 	return rc;
@@ -338,7 +339,7 @@ static int get_over_dp(struct dj_conn *conn, uint64_t handle, struct dj_tensor *
 		cJSON_Delete(m);
 		return rc;
 	}
-	rc = cl_request(conn, m, NULL, 0, NULL, 0, NULL, NULL, future);
+	rc = ctl_client_request(conn, m, NULL, 0, NULL, 0, NULL, NULL, future);
 	if (rc == 0)
 		rc = dj_future_wait(*future, -1);
 	/* The server sent every byte and had them acknowledged: they are
@@ -376,7 +377,7 @@ static int get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
 	}
 	if (t->mem != DJ_MEM_HOST)
 		return -ENOTSUP;
-	return cl_request(conn, handle_msg("GET", handle), NULL, 0, t->data, nbytes, cb, arg,
+	return ctl_client_request(conn, handle_msg("GET", handle), NULL, 0, t->data, nbytes, cb, arg,
 			  future);
 }
 
@@ -403,7 +404,7 @@ int dj_get(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t)
 		return rc;
 	/* Over TCP a GET is idempotent: retried across a lost connection. */
 	rc = call_idempotent(conn, handle_msg("GET", handle), t->data, nbytes, &reply);
-	if (rc == 0 && dj_desc_from_json(reply, &t->desc, why) != 0)
+	if (rc == 0 && ctl_desc_from_json(reply, &t->desc, why) != 0)
 		rc = -EBADMSG;
 	cJSON_Delete(reply);
 	return rc;
@@ -438,17 +439,17 @@ int dj_execute_async(struct dj_conn *conn, const char *op, const uint64_t *input
 		     int n_in, const char *attrs_json,
 		     dj_future_cb cb, void *arg, struct dj_future **future)
 {
-	cJSON *m = cl_msg("EXECUTE"), *in = cJSON_CreateArray();
+	cJSON *m = ctl_client_msg("EXECUTE"), *in = cJSON_CreateArray();
 	char text[20];
 	int rc;
 
-	if (n_in < 0 || n_in > DJ_CTL_MAX_OP_ARGS || (n_in > 0 && inputs == NULL)) {
+	if (n_in < 0 || n_in > DJ_MAX_OP_ARGS || (n_in > 0 && inputs == NULL)) {
 		cJSON_Delete(m);
 		cJSON_Delete(in);
 		return -EINVAL;
 	}
 	for (int i = 0; i < n_in; i++) {
-		dj_handle_format(inputs[i], text);
+		ctl_handle_format(inputs[i], text);
 		cJSON_AddItemToArray(in, cJSON_CreateString(text));
 	}
 	rc = add_op(m, op, in, attrs_json);
@@ -456,7 +457,7 @@ int dj_execute_async(struct dj_conn *conn, const char *op, const uint64_t *input
 		cJSON_Delete(m);
 		return rc;
 	}
-	return cl_request(conn, m, NULL, 0, NULL, 0, cb, arg, future);
+	return ctl_client_request(conn, m, NULL, 0, NULL, 0, cb, arg, future);
 }
 
 int dj_execute(struct dj_conn *conn, const char *op, const uint64_t *inputs, int n_in,
@@ -470,14 +471,14 @@ int dj_execute(struct dj_conn *conn, const char *op, const uint64_t *inputs, int
 
 static int batch_msg(const struct dj_batch_op *ops, int n_ops, cJSON **msg)
 {
-	cJSON *m = cl_msg("EXECUTE"), *batch = cJSON_AddArrayToObject(m, "batch");
+	cJSON *m = ctl_client_msg("EXECUTE"), *batch = cJSON_AddArrayToObject(m, "batch");
 
 	for (int i = 0; i < n_ops; i++) {
 		cJSON *op = cJSON_CreateObject(), *in = cJSON_CreateArray();
 		int rc;
 
 		cJSON_AddItemToArray(batch, op);
-		for (int k = 0; k < ops[i].n_in && k < DJ_CTL_MAX_OP_ARGS; k++)
+		for (int k = 0; k < ops[i].n_in && k < DJ_MAX_OP_ARGS; k++)
 			cJSON_AddItemToArray(in, cJSON_CreateString(ops[i].inputs[k] != NULL ?
 								     ops[i].inputs[k] : ""));
 		rc = add_op(op, ops[i].op, in, ops[i].attrs_json);
@@ -501,12 +502,12 @@ int dj_execute_batch(struct dj_conn *conn, const struct dj_batch_op *ops, int n_
 		return -EINVAL;
 	rc = batch_msg(ops, n_ops, &m);
 	if (rc == 0)
-		rc = cl_call(conn, m, NULL, 0, NULL, 0, &reply);
+		rc = ctl_client_call(conn, m, NULL, 0, NULL, 0, &reply);
 	results = rc == 0 ? cJSON_GetObjectItemCaseSensitive(reply, "results") : NULL;
 	cJSON_ArrayForEach(res, results) {
 		const cJSON *o = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "outputs"), 0);
 
-		if (i < n_ops && (o == NULL || dj_json_handle(o, "handle", &outputs[i++], why) != 0))
+		if (i < n_ops && (o == NULL || ctl_json_handle(o, "handle", &outputs[i++], why) != 0))
 			rc = -EBADMSG;
 	}
 	if (rc == 0 && i != n_ops)

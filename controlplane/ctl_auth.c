@@ -16,7 +16,7 @@
 #include <sys/random.h>
 
 #include "djinn/common.h"
-#include "djinn/control.h"
+#include "controlplane/ctl.h"
 #include "ctl_wire.h"
 
 #ifdef DJ_HAVE_OPENSSL
@@ -25,7 +25,7 @@
 #include <openssl/hmac.h>
 #endif
 
-int dj_auth_random(void *buf, size_t len)
+int ctl_auth_random(void *buf, size_t len)
 {
 	uint8_t *p = buf;
 
@@ -44,36 +44,36 @@ int dj_auth_random(void *buf, size_t len)
 }
 
 #ifdef DJ_HAVE_OPENSSL
-int dj_auth_mac(const char *token, const char *label, const uint8_t first[DJ_NONCE_LEN],
-		const uint8_t second[DJ_NONCE_LEN], uint8_t mac[DJ_MAC_LEN])
+int ctl_auth_mac(const char *token, const char *label, const uint8_t first[CTL_NONCE_LEN],
+		const uint8_t second[CTL_NONCE_LEN], uint8_t mac[CTL_MAC_LEN])
 {
-	uint8_t msg[64 + 2 * DJ_NONCE_LEN];
+	uint8_t msg[64 + 2 * CTL_NONCE_LEN];
 	size_t llen = strlen(label);
-	unsigned int mlen = DJ_MAC_LEN;
+	unsigned int mlen = CTL_MAC_LEN;
 
 	if (llen > 64)
 		return -EINVAL;
 	memcpy(msg, label, llen);
-	memcpy(msg + llen, first, DJ_NONCE_LEN);
-	memcpy(msg + llen + DJ_NONCE_LEN, second, DJ_NONCE_LEN);
-	if (HMAC(EVP_sha256(), token, (int)strlen(token), msg, llen + 2 * DJ_NONCE_LEN,
-		 mac, &mlen) == NULL || mlen != DJ_MAC_LEN)
+	memcpy(msg + llen, first, CTL_NONCE_LEN);
+	memcpy(msg + llen + CTL_NONCE_LEN, second, CTL_NONCE_LEN);
+	if (HMAC(EVP_sha256(), token, (int)strlen(token), msg, llen + 2 * CTL_NONCE_LEN,
+		 mac, &mlen) == NULL || mlen != CTL_MAC_LEN)
 		return -EIO;
 	return 0;
 }
 
-int dj_auth_equal(const uint8_t *a, const uint8_t *b, size_t len)
+int ctl_auth_equal(const uint8_t *a, const uint8_t *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len) == 0;
 }
 #else
-int dj_auth_mac(const char *token, const char *label, const uint8_t first[DJ_NONCE_LEN],
-		const uint8_t second[DJ_NONCE_LEN], uint8_t mac[DJ_MAC_LEN])
+int ctl_auth_mac(const char *token, const char *label, const uint8_t first[CTL_NONCE_LEN],
+		const uint8_t second[CTL_NONCE_LEN], uint8_t mac[CTL_MAC_LEN])
 {
 	return -ENOTSUP;
 }
 
-int dj_auth_equal(const uint8_t *a, const uint8_t *b, size_t len)
+int ctl_auth_equal(const uint8_t *a, const uint8_t *b, size_t len)
 {
 	volatile uint8_t diff = 0;
 
@@ -102,7 +102,7 @@ static int read_token_file(const char *path, char **token)
 	return *token != NULL ? 0 : -ENOMEM;
 }
 
-int dj_ctl_token_load(const char *path, char **token)
+int dj_token_load(const char *path, char **token)
 {
 	const char *env = getenv("DJINN_TOKEN");
 
@@ -140,7 +140,7 @@ int dj_path_parse(const char *name, enum dj_path *path)
 	return -EINVAL;
 }
 
-int dj_path_decide(enum dj_path want, int local_dpdk, int peer_dpdk, int probe_rc,
+int ctl_path_decide(enum dj_path want, int local_dpdk, int peer_dpdk, int probe_rc,
 		   enum dj_path *chosen, char *reason, size_t reason_len)
 {
 	const char *missing = !local_dpdk ? "this side has no DPDK data path" :

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "ctl_client.h"
 
 #define TAG "ctl-client"
@@ -22,7 +23,7 @@ static void future_unref(struct dj_future *f)
 	}
 }
 
-int cl_reply_error(cJSON *reply, char *msg)
+int ctl_client_reply_error(cJSON *reply, char *msg)
 {
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(reply, "type");
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(reply, "code");
@@ -30,7 +31,7 @@ int cl_reply_error(cJSON *reply, char *msg)
 
 	if (!cJSON_IsString(type) || strcmp(type->valuestring, "ERROR") != 0)
 		return 0;
-	snprintf(msg, DJ_CTL_ERRMSG_MAX, "%s", cJSON_IsString(text) ? text->valuestring : "");
+	snprintf(msg, CTL_ERRMSG_MAX, "%s", cJSON_IsString(text) ? text->valuestring : "");
 	return cJSON_IsNumber(code) && code->valueint < 0 ? code->valueint : -DJ_EPEER;
 }
 
@@ -40,7 +41,7 @@ static void complete_locked(struct dj_conn *conn, struct dj_future *f, int rc, c
 	f->rc = rc;
 	f->reply = reply;
 	if (reply != NULL) {
-		int err = cl_reply_error(reply, f->error);
+		int err = ctl_client_reply_error(reply, f->error);
 
 		if (err != 0 && f->rc == 0)
 			f->rc = err;
@@ -103,8 +104,8 @@ static int conn_read(struct dj_conn *conn, void *dst, size_t len)
 			continue;
 		}
 		if (len >= CL_RBUF)
-			return dj_io_read_all(&conn->io, p, len);
-		r = dj_io_read(&conn->io, conn->rbuf, CL_RBUF);
+			return ctl_stream_read_all(&conn->io, p, len);
+		r = ctl_stream_read(&conn->io, conn->rbuf, CL_RBUF);
 		if (r <= 0)
 			return r == 0 ? -ECONNRESET : (int)r;
 		conn->roff = 0;
@@ -129,14 +130,14 @@ static int discard(struct dj_conn *conn, uint64_t len)
 }
 
 /* A frame's header and JSON (its payload, if any, still unread). */
-static int read_frame_json(struct dj_conn *conn, struct dj_ctl_hdr *h, cJSON **msg)
+static int read_frame_json(struct dj_conn *conn, struct ctl_hdr *h, cJSON **msg)
 {
-	uint8_t hdr[DJ_CTL_HDR_LEN];
+	uint8_t hdr[CTL_HDR_LEN];
 	char *text;
 	int rc = conn_read(conn, hdr, sizeof(hdr));
 
 	if (rc == 0)
-		rc = dj_ctl_hdr_decode(hdr, h);
+		rc = ctl_hdr_decode(hdr, h);
 	if (rc == 0 && (h->json_len == 0 || h->json_len > CL_MAX_REPLY_JSON))
 		rc = -EPROTO;
 	if (rc != 0)
@@ -155,7 +156,7 @@ static int read_frame_json(struct dj_conn *conn, struct dj_ctl_hdr *h, cJSON **m
 /* Read one frame; a payload goes to the matching future's buffer. */
 static int read_reply(struct dj_conn *conn)
 {
-	struct dj_ctl_hdr h;
+	struct ctl_hdr h;
 	struct dj_future *f = NULL;
 	uint64_t id = 0;
 	char why[128];
@@ -164,7 +165,7 @@ static int read_reply(struct dj_conn *conn)
 
 	if (rc != 0)
 		return rc;
-	dj_json_u64(msg, "id", &id, why);
+	ctl_json_u64(msg, "id", &id, why);
 	pthread_mutex_lock(&conn->lock);
 	if (id != 0 && conn->slots[id & (CL_SLOTS - 1)] != NULL &&
 	    conn->slots[id & (CL_SLOTS - 1)]->id == id)
@@ -178,7 +179,7 @@ static int read_reply(struct dj_conn *conn)
 			rc = discard(conn, h.payload_len);
 			if (f != NULL && rc == 0) {
 				cJSON_Delete(msg);
-				msg = dj_error_new(id, -EMSGSIZE, "reply payload does not fit the buffer");
+				msg = ctl_error_new(id, -EMSGSIZE, "reply payload does not fit the buffer");
 			}
 		}
 	}
@@ -188,8 +189,8 @@ static int read_reply(struct dj_conn *conn)
 	}
 	if (f == NULL) {
 		/* id 0: the server speaks of the connection itself (why it closes). */
-		cl_reply_error(msg, conn->last_error);
-		DJ_LOG(DJ_LOG_INFO, TAG, "unmatched reply (id %llu): %s",
+		ctl_client_reply_error(msg, conn->last_error);
+		DJC_LOG(DJ_LOG_INFO, TAG, "unmatched reply (id %llu): %s",
 		       (unsigned long long)id, conn->last_error);
 		cJSON_Delete(msg);
 		return 0;
@@ -209,12 +210,12 @@ static void *reader_main(void *arg)
 	do
 		rc = read_reply(conn);
 	while (rc == 0);
-	DJ_LOG(DJ_LOG_INFO, TAG, "connection lost: %s", dj_strerror(rc));
+	DJC_LOG(DJ_LOG_INFO, TAG, "connection lost: %s", dj_strerror(rc));
 	fail_all(conn, rc == -ECONNRESET || rc == -EPIPE ? -ECONNRESET : rc);
 	return NULL;
 }
 
-int cl_conn_start(struct dj_conn *conn)
+int ctl_client_conn_start(struct dj_conn *conn)
 {
 	int rc = pthread_create(&conn->reader, NULL, reader_main, conn);
 
@@ -222,17 +223,17 @@ int cl_conn_start(struct dj_conn *conn)
 	return -rc;
 }
 
-void cl_conn_poison(struct dj_conn *conn, int rc)
+void ctl_client_conn_poison(struct dj_conn *conn, int rc)
 {
 	pthread_mutex_lock(&conn->lock);
 	conn->broken = 1;
 	pthread_mutex_unlock(&conn->lock);
 	/* The reader wakes with an error and fails every pending request. */
 	shutdown(conn->io.fd, SHUT_RDWR);
-	DJ_LOG(DJ_LOG_INFO, TAG, "connection abandoned: %s", dj_strerror(rc));
+	DJC_LOG(DJ_LOG_INFO, TAG, "connection abandoned: %s", dj_strerror(rc));
 }
 
-void cl_conn_stop(struct dj_conn *conn)
+void ctl_client_conn_stop(struct dj_conn *conn)
 {
 	if (conn->reader_running) {
 		shutdown(conn->io.fd, SHUT_RDWR);
@@ -242,7 +243,7 @@ void cl_conn_stop(struct dj_conn *conn)
 	/* A writer still inside send() on this fd must be out before the
 	 * number can be reused by the next connection. */
 	pthread_mutex_lock(&conn->wlock);
-	dj_io_close(&conn->io);
+	ctl_stream_close(&conn->io);
 	pthread_mutex_unlock(&conn->wlock);
 }
 
@@ -251,14 +252,14 @@ static int write_frame(struct dj_conn *conn, const cJSON *msg, const void *paylo
 {
 	char *frame;
 	size_t len;
-	int rc = dj_ctl_frame(msg, payload_len, &frame, &len);
+	int rc = ctl_frame(msg, payload_len, &frame, &len);
 
 	if (rc != 0)
 		return rc;
 	pthread_mutex_lock(&conn->wlock);
-	rc = dj_io_write_all(&conn->io, frame, len);
+	rc = ctl_stream_write_all(&conn->io, frame, len);
 	if (rc == 0 && payload_len > 0)
-		rc = dj_io_write_all(&conn->io, payload, payload_len);
+		rc = ctl_stream_write_all(&conn->io, payload, payload_len);
 	pthread_mutex_unlock(&conn->wlock);
 	free(frame);
 	return rc;
@@ -284,7 +285,7 @@ static int claim_slot(struct dj_conn *conn, struct dj_future *f)
 	return 0;
 }
 
-int cl_request(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
+int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
 	       void *dst, uint64_t dst_len, dj_future_cb cb, void *arg,
 	       struct dj_future **future)
 {
@@ -303,13 +304,13 @@ int cl_request(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t p
 	f->dst_len = dst_len;
 	f->cb = cb;
 	f->arg = arg;
-	f->deadline_ns = timeout > 0 ? dj_time_ns() + (uint64_t)timeout * 1000000ull : UINT64_MAX;
+	f->deadline_ns = timeout > 0 ? djc_time_ns() + (uint64_t)timeout * 1000000ull : UINT64_MAX;
 	rc = claim_slot(conn, f);
 	if (rc == 0) {
 		cJSON_AddNumberToObject(msg, "id", (double)f->id);
 		rc = write_frame(conn, msg, payload, payload_len);
 		if (rc != 0)
-			cl_conn_poison(conn, rc); /* a half-written frame cannot be taken back */
+			ctl_client_conn_poison(conn, rc); /* a half-written frame cannot be taken back */
 	}
 	cJSON_Delete(msg);
 	if (rc != 0 && f->id != 0) {
@@ -328,7 +329,7 @@ int cl_request(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t p
 int dj_future_wait(struct dj_future *f, int timeout_ms)
 {
 	struct dj_conn *conn = f->conn;
-	uint64_t start = dj_time_ns();
+	uint64_t start = djc_time_ns();
 	uint64_t deadline = timeout_ms < 0 ? f->deadline_ns :
 			    start + (uint64_t)timeout_ms * 1000000ull;
 	uint64_t spin_ns = (uint64_t)conn->cl->o.wait_spin_us * 1000;
@@ -339,13 +340,13 @@ int dj_future_wait(struct dj_future *f, int timeout_ms)
 	for (unsigned i = 1; !atomic_load_explicit(&f->done, memory_order_acquire); i++) {
 		__builtin_ia32_pause();
 		/* The clock every 64 turns: it costs more than a pause. */
-		if (i % 64 == 0 && dj_time_ns() - start >= spin_ns)
+		if (i % 64 == 0 && djc_time_ns() - start >= spin_ns)
 			break;
 	}
 	pthread_mutex_lock(&conn->lock);
 	while (!f->done) {
 		struct timespec ts;
-		uint64_t now = dj_time_ns();
+		uint64_t now = djc_time_ns();
 
 		if (now >= deadline)
 			break;
@@ -385,9 +386,9 @@ int dj_future_handle(const struct dj_future *f, uint64_t *handle, struct dj_tens
 			cJSON_GetArrayItem(src, cJSON_GetArraySize(src) - 1), "outputs"), 0);
 	else
 		src = f->reply;
-	if (handle != NULL && dj_json_handle(src, "handle", handle, why) != 0)
+	if (handle != NULL && ctl_json_handle(src, "handle", handle, why) != 0)
 		return -EBADMSG;
-	if (desc != NULL && dj_desc_from_json(src, desc, why) != 0)
+	if (desc != NULL && ctl_desc_from_json(src, desc, why) != 0)
 		return -EBADMSG;
 	return 0;
 }
@@ -409,8 +410,8 @@ int dj_future_outputs(const struct dj_future *f, uint64_t *handles,
 	cJSON_ArrayForEach(o, outputs) {
 		if (n == max)
 			break;
-		if (dj_json_handle(o, "handle", &handles[n], why) != 0 ||
-		    (descs != NULL && dj_desc_from_json(o, &descs[n], why) != 0))
+		if (ctl_json_handle(o, "handle", &handles[n], why) != 0 ||
+		    (descs != NULL && ctl_desc_from_json(o, &descs[n], why) != 0))
 			return -EBADMSG;
 		n++;
 	}
@@ -428,18 +429,18 @@ void dj_future_release(struct dj_future *f)
 		future_unref(f);
 }
 
-int cl_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
+int ctl_client_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
 	    void *dst, uint64_t dst_len, cJSON **reply)
 {
 	struct dj_future *f;
-	int rc = cl_request(conn, msg, payload, payload_len, dst, dst_len, NULL, NULL, &f);
+	int rc = ctl_client_request(conn, msg, payload, payload_len, dst, dst_len, NULL, NULL, &f);
 
 	if (rc != 0)
 		return rc;
 	rc = dj_future_wait(f, -1);
 	if (rc == -ETIMEDOUT && !dj_future_done(f)) {
 		/* The reply may still come and write dst: abandon the connection. */
-		cl_conn_poison(conn, rc);
+		ctl_client_conn_poison(conn, rc);
 		dj_future_wait(f, 10000);
 		rc = -ETIMEDOUT;
 	}
@@ -451,9 +452,9 @@ int cl_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payl
 	return rc;
 }
 
-int cl_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply)
+int ctl_client_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply)
 {
-	struct dj_ctl_hdr h;
+	struct ctl_hdr h;
 	int rc;
 
 	cJSON_AddNumberToObject(msg, "id", (double)++conn->next_id);
@@ -466,7 +467,7 @@ int cl_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply)
 		*reply = NULL;
 		rc = -EPROTO; /* the handshake carries no payloads */
 	}
-	if (rc == 0 && (rc = cl_reply_error(*reply, conn->last_error)) != 0) {
+	if (rc == 0 && (rc = ctl_client_reply_error(*reply, conn->last_error)) != 0) {
 		cJSON_Delete(*reply);
 		*reply = NULL;
 	}

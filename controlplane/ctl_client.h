@@ -31,13 +31,13 @@ struct dj_future {
 	dj_future_cb cb;
 	void *arg;
 	uint64_t deadline_ns;
-	char error[DJ_CTL_ERRMSG_MAX];
+	char error[CTL_ERRMSG_MAX];
 };
 
 struct dj_conn {
 	struct dj_conn *next_idle;
 	struct dj_client *cl;
-	struct dj_io io;
+	struct ctl_stream io;
 	pthread_mutex_t wlock;    /* one frame at a time on the socket */
 	pthread_mutex_t lock;     /* slots, broken, futures' state */
 	pthread_mutex_t reopen_lock; /* one reconnect at a time */
@@ -51,12 +51,12 @@ struct dj_conn {
 	uint64_t session_id, cookie;
 	enum dj_path path;
 	char path_reason[160];
-	struct dj_dp_caps server_caps;
+	struct dp_caps server_caps;
 	int dp_session;           /* the client's data path knows the session */
 	int dp_failures;
 	uint64_t next_xfer;
 	uint64_t idle_since_ns;
-	char last_error[DJ_CTL_ERRMSG_MAX];
+	char last_error[CTL_ERRMSG_MAX];
 	size_t roff, rlen;        /* unread bytes in rbuf: the reader's alone */
 	uint8_t rbuf[CL_RBUF];
 };
@@ -65,7 +65,7 @@ struct dj_client {
 	struct dj_client_options o;
 	char *host, *token, *tls_ca;
 	void *tls_ctx;
-	struct dj_dp_caps caps;   /* what this side has */
+	struct dp_caps caps;   /* what this side has */
 	pthread_mutex_t lock;
 	struct dj_conn *idle;
 	int n_idle;
@@ -76,29 +76,29 @@ struct dj_client {
 };
 
 /* ctl_client.c */
-int cl_conn_start(struct dj_conn *conn);
-void cl_conn_stop(struct dj_conn *conn);
-void cl_conn_poison(struct dj_conn *conn, int rc);
+int ctl_client_conn_start(struct dj_conn *conn);
+void ctl_client_conn_stop(struct dj_conn *conn);
+void ctl_client_conn_poison(struct dj_conn *conn, int rc);
 /* Send msg ("id" added) plus payload; dst receives a reply payload. Takes msg. */
-int cl_request(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
+int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
 	       void *dst, uint64_t dst_len, dj_future_cb cb, void *arg,
 	       struct dj_future **future);
 /* Request and wait; returns the result, the reply in *reply (caller frees). */
-int cl_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
+int ctl_client_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
 	    void *dst, uint64_t dst_len, cJSON **reply);
 /* Synchronous exchange before the reader runs (handshake). */
-int cl_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply);
-int cl_reply_error(cJSON *reply, char *msg);
+int ctl_client_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply);
+int ctl_client_reply_error(cJSON *reply, char *msg);
 
 /* ctl_pool.c */
-int cl_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cookie,
+int ctl_client_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cookie,
 		 struct dj_conn **conn);
 /* Reopen a broken connection, resuming its session where the server still
  * has it; a no-op where another thread already reopened generation gen. */
-int cl_conn_reopen(struct dj_conn *conn, uint64_t gen);
-void cl_conn_free(struct dj_conn *conn);
-int cl_send_path(struct dj_conn *conn, enum dj_path path, const char *reason);
-cJSON *cl_msg(const char *type);
-uint32_t cl_backoff_ms(const struct dj_client *cl, int attempt);
+int ctl_client_conn_reopen(struct dj_conn *conn, uint64_t gen);
+void ctl_client_conn_free(struct dj_conn *conn);
+int ctl_client_send_path(struct dj_conn *conn, enum dj_path path, const char *reason);
+cJSON *ctl_client_msg(const char *type);
+uint32_t ctl_client_backoff_ms(const struct dj_client *cl, int attempt);
 
 #endif

@@ -10,17 +10,18 @@
 #include <string.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "ctl_server.h"
 
 #define TAG "ctl"
 
 struct request {
 	struct ctl_conn *c;
-	struct dj_ctl_server *srv;
+	struct ctl_server *srv;
 	const cJSON *msg;
 	uint64_t id;
 	uint64_t payload_len;
-	char err[DJ_CTL_ERRMSG_MAX];
+	char err[CTL_ERRMSG_MAX];
 };
 
 /* Send the ERROR reply for code; returns code. */
@@ -30,7 +31,7 @@ static int fail(struct request *r, int code)
 	return code;
 }
 
-static const struct dj_datapath *server_dp(struct dj_ctl_server *srv)
+static const struct dj_datapath *server_dp(struct ctl_server *srv)
 {
 	return srv->caps.dpdk ? srv->cfg.datapath : NULL;
 }
@@ -39,16 +40,16 @@ static const struct dj_datapath *server_dp(struct dj_ctl_server *srv)
 
 static cJSON *hello_reply(struct request *r)
 {
-	cJSON *reply = dj_reply_new(r->id, "HELLO");
-	uint8_t proof[DJ_MAC_LEN];
-	char hex[2 * DJ_MAC_LEN + 1];
+	cJSON *reply = ctl_reply_new(r->id, "HELLO");
+	uint8_t proof[CTL_MAC_LEN];
+	char hex[2 * CTL_MAC_LEN + 1];
 
-	cJSON_AddNumberToObject(reply, "version", DJ_CTL_PROTO_VERSION);
-	cJSON_AddItemToObject(reply, "caps", dj_caps_to_json(&r->srv->caps));
+	cJSON_AddNumberToObject(reply, "version", CTL_PROTO_VERSION);
+	cJSON_AddItemToObject(reply, "caps", ctl_caps_to_json(&r->srv->caps));
 	if (r->srv->token != NULL &&
-	    dj_auth_mac(r->srv->token, DJ_AUTH_LABEL_SERVER, r->c->nonce_c, r->c->nonce_s,
+	    ctl_auth_mac(r->srv->token, CTL_AUTH_LABEL_SERVER, r->c->nonce_c, r->c->nonce_s,
 			proof) == 0) {
-		dj_hex_encode(proof, DJ_MAC_LEN, hex);
+		ctl_hex_encode(proof, CTL_MAC_LEN, hex);
 		cJSON_AddStringToObject(reply, "proof", hex);
 	}
 	return reply;
@@ -57,7 +58,7 @@ static cJSON *hello_reply(struct request *r)
 static int auth_refuse(struct request *r, int code, const char *why)
 {
 	r->srv->st.auth_failures++;
-	DJ_LOG(DJ_LOG_NOTICE, TAG, "%s: authentication refused: %s", r->c->peer, why);
+	DJC_LOG(DJ_LOG_NOTICE, TAG, "%s: authentication refused: %s", r->c->peer, why);
 	ctl_send_error(r->c, r->id, code, why);
 	ctl_close_after_flush(r->c);
 	return code;
@@ -69,30 +70,30 @@ static int on_hello(struct request *r)
 	const char *nonce;
 	uint64_t version;
 
-	if (dj_json_u64(r->msg, "version", &version, r->err) != 0)
+	if (ctl_json_u64(r->msg, "version", &version, r->err) != 0)
 		return auth_refuse(r, -EINVAL, r->err);
-	if (version != DJ_CTL_PROTO_VERSION) {
+	if (version != CTL_PROTO_VERSION) {
 		snprintf(r->err, sizeof(r->err), "protocol version %" PRIu64 " not spoken (this server: %d)",
-			 version, DJ_CTL_PROTO_VERSION);
+			 version, CTL_PROTO_VERSION);
 		return auth_refuse(r, -DJ_EPROTO_VERSION, r->err);
 	}
 	if (cJSON_IsObject(caps))
-		dj_caps_from_json(caps, &r->c->peer_caps);
+		ctl_caps_from_json(caps, &r->c->peer_caps);
 	if (r->srv->token == NULL) {
 		r->c->state = CS_READY;
 		ctl_send(r->c, hello_reply(r));
 		return 0;
 	}
-	if (dj_json_str(r->msg, "nonce", &nonce, r->err) != 0 ||
-	    dj_hex_decode(nonce, r->c->nonce_c, DJ_NONCE_LEN) != 0)
+	if (ctl_json_str(r->msg, "nonce", &nonce, r->err) != 0 ||
+	    ctl_hex_decode(nonce, r->c->nonce_c, CTL_NONCE_LEN) != 0)
 		return auth_refuse(r, -DJ_EAUTH, "authentication required: HELLO needs a 64-hex-digit nonce");
-	if (dj_auth_random(r->c->nonce_s, DJ_NONCE_LEN) != 0)
+	if (ctl_auth_random(r->c->nonce_s, CTL_NONCE_LEN) != 0)
 		return auth_refuse(r, -EIO, "no randomness");
 
-	cJSON *ch = dj_reply_new(r->id, "CHALLENGE");
-	char hex[2 * DJ_NONCE_LEN + 1];
+	cJSON *ch = ctl_reply_new(r->id, "CHALLENGE");
+	char hex[2 * CTL_NONCE_LEN + 1];
 
-	dj_hex_encode(r->c->nonce_s, DJ_NONCE_LEN, hex);
+	ctl_hex_encode(r->c->nonce_s, CTL_NONCE_LEN, hex);
 	cJSON_AddStringToObject(ch, "nonce", hex);
 	r->c->state = CS_AUTH;
 	ctl_send(r->c, ch);
@@ -101,16 +102,16 @@ static int on_hello(struct request *r)
 
 static int on_auth(struct request *r)
 {
-	uint8_t got[DJ_MAC_LEN], want[DJ_MAC_LEN];
+	uint8_t got[CTL_MAC_LEN], want[CTL_MAC_LEN];
 	const char *mac;
 
-	if (dj_json_str(r->msg, "mac", &mac, r->err) != 0 ||
-	    dj_hex_decode(mac, got, DJ_MAC_LEN) != 0)
+	if (ctl_json_str(r->msg, "mac", &mac, r->err) != 0 ||
+	    ctl_hex_decode(mac, got, CTL_MAC_LEN) != 0)
 		return auth_refuse(r, -DJ_EAUTH, "authentication failed: AUTH needs a 64-hex-digit mac");
-	if (dj_auth_mac(r->srv->token, DJ_AUTH_LABEL_CLIENT, r->c->nonce_s, r->c->nonce_c,
+	if (ctl_auth_mac(r->srv->token, CTL_AUTH_LABEL_CLIENT, r->c->nonce_s, r->c->nonce_c,
 			want) != 0)
 		return auth_refuse(r, -EIO, "HMAC unavailable");
-	if (!dj_auth_equal(got, want, DJ_MAC_LEN))
+	if (!ctl_auth_equal(got, want, CTL_MAC_LEN))
 		return auth_refuse(r, -DJ_EAUTH, "authentication failed: wrong token");
 	r->c->state = CS_READY;
 	ctl_send(r->c, hello_reply(r));
@@ -122,20 +123,20 @@ static int on_auth(struct request *r)
 /* Cancel a data-plane PUT and end its write. Where the data path cannot
  * promise the destination is written no more (-EDEADLK) the write stays
  * open: the storage is leaked rather than freed under the lcore. */
-static void put_cancel_end(struct dj_ctl_server *srv, void *bsess, uint64_t cookie,
+static void put_cancel_end(struct ctl_server *srv, void *bsess, uint64_t cookie,
 			   struct dp_put *p, int status)
 {
 	const struct dj_datapath *dp = srv->cfg.datapath;
 
 	if (dp->ops->cancel(dp->ctx, cookie, p->xfer) == -EDEADLK) {
-		DJ_LOG(DJ_LOG_ERR, TAG, "transfer %" PRIu64 ": data path unresponsive, its "
+		DJC_LOG(DJ_LOG_ERR, TAG, "transfer %" PRIu64 ": data path unresponsive, its "
 		       "destination may still be written: leaked", p->xfer);
 		return;
 	}
 	srv->be->write_end(srv->bctx, bsess, &p->io, status);
 }
 
-void ctl_session_release_held(struct dj_ctl_server *srv, struct ctl_session *s, int all)
+void ctl_session_release_held(struct ctl_server *srv, struct ctl_session *s, int all)
 {
 	const struct dj_datapath *dp = srv->cfg.datapath;
 	struct held_read **pp = &s->held, *h;
@@ -151,7 +152,7 @@ void ctl_session_release_held(struct dj_ctl_server *srv, struct ctl_session *s, 
 			continue;
 		}
 		if (pinned)
-			DJ_LOG(DJ_LOG_ERR, TAG, "session %" PRIu64 ": transfer %" PRIu64
+			DJC_LOG(DJ_LOG_ERR, TAG, "session %" PRIu64 ": transfer %" PRIu64
 			       " still pinned by the data path: its tensor is leaked", s->id, h->xfer);
 		else
 			srv->be->read_end(srv->bctx, s->bsess, &h->io);
@@ -161,7 +162,7 @@ void ctl_session_release_held(struct dj_ctl_server *srv, struct ctl_session *s, 
 	}
 }
 
-void ctl_session_close(struct dj_ctl_server *srv, struct ctl_session *s)
+void ctl_session_close(struct ctl_server *srv, struct ctl_session *s)
 {
 	const struct dj_datapath *dp = server_dp(srv);
 
@@ -177,18 +178,18 @@ void ctl_session_close(struct dj_ctl_server *srv, struct ctl_session *s)
 	if (s->dp_opened && dp->ops->session_close != NULL)
 		dp->ops->session_close(dp->ctx, s->cookie);
 	srv->be->session_close(srv->bctx, s->bsess);
-	DJ_LOG(DJ_LOG_INFO, TAG, "session %" PRIu64 " closed", s->id);
+	DJC_LOG(DJ_LOG_INFO, TAG, "session %" PRIu64 " closed", s->id);
 	free(s);
 }
 
-void ctl_session_detach(struct dj_ctl_server *srv, struct ctl_session *s)
+void ctl_session_detach(struct ctl_server *srv, struct ctl_session *s)
 {
 	s->conn = NULL;
-	s->linger_until_ns = s->bye ? 0 : dj_time_ns() +
+	s->linger_until_ns = s->bye ? 0 : djc_time_ns() +
 			     (uint64_t)srv->cfg.limits.session_linger_ms * 1000000ull;
 }
 
-static struct ctl_session *session_find(struct dj_ctl_server *srv, uint64_t id)
+static struct ctl_session *session_find(struct ctl_server *srv, uint64_t id)
 {
 	for (struct ctl_session *s = srv->sessions; s != NULL; s = s->next)
 		if (s->id == id)
@@ -201,13 +202,13 @@ static int session_resume(struct request *r, const cJSON *resume)
 	uint64_t id, cookie;
 	struct ctl_session *s;
 
-	if (dj_json_u64(resume, "session", &id, r->err) != 0 ||
-	    dj_json_handle(resume, "cookie", &cookie, r->err) != 0)
+	if (ctl_json_u64(resume, "session", &id, r->err) != 0 ||
+	    ctl_json_handle(resume, "cookie", &cookie, r->err) != 0)
 		return -EINVAL;
 	s = session_find(r->srv, id);
 	/* Constant time on the cookie: it is the session's only secret. */
 	if (s == NULL || s->conn != NULL || s->bye ||
-	    !dj_auth_equal((const uint8_t *)&s->cookie, (const uint8_t *)&cookie, sizeof(cookie))) {
+	    !ctl_auth_equal((const uint8_t *)&s->cookie, (const uint8_t *)&cookie, sizeof(cookie))) {
 		snprintf(r->err, sizeof(r->err), "session %" PRIu64 " cannot be resumed (unknown, in use or expired)", id);
 		return -ENOENT;
 	}
@@ -219,7 +220,7 @@ static int session_resume(struct request *r, const cJSON *resume)
 
 static int session_new(struct request *r)
 {
-	struct dj_ctl_server *srv = r->srv;
+	struct ctl_server *srv = r->srv;
 	const struct dj_datapath *dp = server_dp(srv);
 	struct ctl_session *s = calloc(1, sizeof(*s));
 	int rc;
@@ -227,7 +228,7 @@ static int session_new(struct request *r)
 	if (s == NULL)
 		return -ENOMEM;
 	s->id = srv->next_session_id++;
-	rc = dj_auth_random(&s->cookie, sizeof(s->cookie));
+	rc = ctl_auth_random(&s->cookie, sizeof(s->cookie));
 	if (rc == 0)
 		rc = srv->be->session_open(srv->bctx, s->id, &s->bsess, r->err);
 	if (rc != 0) {
@@ -263,12 +264,12 @@ static int on_session(struct request *r)
 	rc = resumed ? session_resume(r, resume) : session_new(r);
 	if (rc != 0)
 		return fail(r, rc);
-	reply = dj_reply_new(r->id, "SESSION");
+	reply = ctl_reply_new(r->id, "SESSION");
 	cJSON_AddNumberToObject(reply, "session", (double)r->c->sess->id);
-	dj_json_add_handle(reply, "cookie", r->c->sess->cookie);
+	ctl_json_add_handle(reply, "cookie", r->c->sess->cookie);
 	cJSON_AddBoolToObject(reply, "resumed", resumed);
 	cJSON_AddStringToObject(reply, "path", dj_path_name(r->c->sess->path));
-	DJ_LOG(DJ_LOG_INFO, TAG, "%s: session %" PRIu64 " %s", r->c->peer, r->c->sess->id,
+	DJC_LOG(DJ_LOG_INFO, TAG, "%s: session %" PRIu64 " %s", r->c->peer, r->c->sess->id,
 	       resumed ? "resumed" : "opened");
 	ctl_send(r->c, reply);
 	return 0;
@@ -280,7 +281,7 @@ static int on_path(struct request *r)
 	const char *name, *reason = "";
 	enum dj_path path;
 
-	if (dj_json_str(r->msg, "path", &name, r->err) != 0)
+	if (ctl_json_str(r->msg, "path", &name, r->err) != 0)
 		return fail(r, -EINVAL);
 	if (dj_path_parse(name, &path) != 0 || path == DJ_PATH_AUTO) {
 		snprintf(r->err, sizeof(r->err), "path must be \"tcp\" or \"dpdk\", not \"%.32s\"", name);
@@ -291,7 +292,7 @@ static int on_path(struct request *r)
 			 "this server has no DPDK data path" : "the client announced no DPDK endpoint");
 		return fail(r, -DJ_ENODPDK);
 	}
-	dj_json_str(r->msg, "reason", &reason, r->err);
+	ctl_json_str(r->msg, "reason", &reason, r->err);
 	if (s->path != path || strcmp(s->path_reason, "not negotiated yet") == 0) {
 		if (path == DJ_PATH_DPDK)
 			r->srv->st.dpdk++;
@@ -300,8 +301,8 @@ static int on_path(struct request *r)
 	}
 	s->path = path;
 	snprintf(s->path_reason, sizeof(s->path_reason), "%s", reason);
-	DJ_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data path %s (%s)", s->id, name, reason);
-	ctl_send(r->c, dj_reply_new(r->id, "PATH"));
+	DJC_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data path %s (%s)", s->id, name, reason);
+	ctl_send(r->c, ctl_reply_new(r->id, "PATH"));
 	return 0;
 }
 
@@ -319,8 +320,8 @@ static int handles_left(struct request *r)
  * where memory ran out (obj then lacks fields: do not send it). */
 static int handle_to_json(cJSON *obj, uint64_t handle, const struct dj_tensor_desc *desc)
 {
-	if (obj == NULL || dj_json_add_handle(obj, "handle", handle) == NULL ||
-	    (desc != NULL && dj_desc_to_json(obj, desc) != 0))
+	if (obj == NULL || ctl_json_add_handle(obj, "handle", handle) == NULL ||
+	    (desc != NULL && ctl_desc_to_json(obj, desc) != 0))
 		return -ENOMEM;
 	return 0;
 }
@@ -328,7 +329,7 @@ static int handle_to_json(cJSON *obj, uint64_t handle, const struct dj_tensor_de
 cJSON *ctl_handle_reply(uint64_t id, const char *type, uint64_t handle,
 			const struct dj_tensor_desc *desc)
 {
-	cJSON *reply = dj_reply_new(id, type);
+	cJSON *reply = ctl_reply_new(id, type);
 
 	if (reply != NULL && handle_to_json(reply, handle, desc) != 0) {
 		cJSON_Delete(reply);
@@ -347,7 +348,7 @@ static int on_alloc(struct request *r)
 {
 	struct dj_tensor_desc desc;
 	uint64_t handle;
-	int rc = dj_desc_from_json(r->msg, &desc, r->err);
+	int rc = ctl_desc_from_json(r->msg, &desc, r->err);
 
 	if (rc != 0)
 		return fail(r, rc);
@@ -365,7 +366,7 @@ static int on_describe(struct request *r)
 {
 	struct dj_tensor_desc desc;
 	uint64_t handle;
-	int rc = dj_json_handle(r->msg, "handle", &handle, r->err);
+	int rc = ctl_json_handle(r->msg, "handle", &handle, r->err);
 
 	if (rc == 0)
 		rc = r->srv->be->describe(r->srv->bctx, r->c->sess->bsess, handle, &desc, r->err);
@@ -378,14 +379,14 @@ static int on_describe(struct request *r)
 static int on_free(struct request *r)
 {
 	uint64_t handle;
-	int rc = dj_json_handle(r->msg, "handle", &handle, r->err);
+	int rc = ctl_json_handle(r->msg, "handle", &handle, r->err);
 
 	if (rc == 0)
 		rc = r->srv->be->free(r->srv->bctx, r->c->sess->bsess, handle, r->err);
 	if (rc != 0)
 		return fail(r, rc);
 	r->c->sess->n_handles--;
-	ctl_send(r->c, dj_reply_new(r->id, "FREE"));
+	ctl_send(r->c, ctl_reply_new(r->id, "FREE"));
 	return 0;
 }
 
@@ -393,7 +394,7 @@ static int on_free(struct request *r)
 static int put_target(struct request *r, const struct dj_tensor_desc *desc, uint64_t nbytes,
 		      uint64_t *handle, int *is_new)
 {
-	struct dj_ctl_server *srv = r->srv;
+	struct ctl_server *srv = r->srv;
 	void *bs = r->c->sess->bsess;
 	struct dj_tensor_desc have;
 	uint64_t have_bytes = 0;
@@ -408,10 +409,10 @@ static int put_target(struct request *r, const struct dj_tensor_desc *desc, uint
 			r->c->sess->n_handles++;
 		return rc;
 	}
-	rc = dj_json_handle(r->msg, "handle", handle, r->err);
+	rc = ctl_json_handle(r->msg, "handle", handle, r->err);
 	if (rc == 0)
 		rc = srv->be->describe(srv->bctx, bs, *handle, &have, r->err);
-	if (rc == 0 && (dj_desc_nbytes(&have, &have_bytes) != 0 || have_bytes != nbytes)) {
+	if (rc == 0 && (ctl_desc_nbytes(&have, &have_bytes) != 0 || have_bytes != nbytes)) {
 		snprintf(r->err, sizeof(r->err), "PUT of %" PRIu64 " bytes into a tensor of %" PRIu64,
 			 nbytes, have_bytes);
 		rc = -EMSGSIZE;
@@ -421,13 +422,13 @@ static int put_target(struct request *r, const struct dj_tensor_desc *desc, uint
 
 static void put_undo(struct request *r, uint64_t handle, int is_new)
 {
-	char err[DJ_CTL_ERRMSG_MAX];
+	char err[CTL_ERRMSG_MAX];
 
 	if (is_new && r->srv->be->free(r->srv->bctx, r->c->sess->bsess, handle, err) == 0)
 		r->c->sess->n_handles--;
 }
 
-static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct dj_ctl_io *io)
+static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct ctl_tensor_io *io)
 {
 	const struct dj_datapath *dp = server_dp(r->srv);
 	struct ctl_session *s = r->c->sess;
@@ -436,7 +437,7 @@ static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct dj
 	uint64_t xfer;
 	int rc;
 
-	if (dj_json_u64(r->msg, "xfer", &xfer, r->err) != 0)
+	if (ctl_json_u64(r->msg, "xfer", &xfer, r->err) != 0)
 		return -EINVAL;
 	if (s->path != DJ_PATH_DPDK || addr == NULL) {
 		snprintf(r->err, sizeof(r->err), "%s", addr == NULL ?
@@ -468,20 +469,20 @@ static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct dj
 
 static int on_put(struct request *r)
 {
-	struct dj_ctl_server *srv = r->srv;
+	struct ctl_server *srv = r->srv;
 	struct ctl_conn *c = r->c;
 	const char *via = "tcp";
 	struct dj_tensor_desc desc;
-	struct dj_ctl_io io = {0};
+	struct ctl_tensor_io io = {0};
 	uint64_t nbytes = 0, handle;
 	int is_new, rc;
 
-	rc = dj_desc_from_json(r->msg, &desc, r->err);
+	rc = ctl_desc_from_json(r->msg, &desc, r->err);
 	if (rc != 0)
 		return fail(r, rc);
-	dj_desc_nbytes(&desc, &nbytes);
+	ctl_desc_nbytes(&desc, &nbytes);
 	if (cJSON_GetObjectItemCaseSensitive(r->msg, "via") != NULL &&
-	    dj_json_str(r->msg, "via", &via, r->err) != 0)
+	    ctl_json_str(r->msg, "via", &via, r->err) != 0)
 		return fail(r, -EINVAL);
 	if (strcmp(via, "dpdk") != 0 && r->payload_len != nbytes) {
 		snprintf(r->err, sizeof(r->err), "payload of %" PRIu64 " bytes for a tensor of %" PRIu64,
@@ -523,12 +524,12 @@ static int on_put(struct request *r)
 	return 0;
 }
 
-static cJSON *put_done_job(struct dj_ctl_server *srv, struct ctl_job *job)
+static cJSON *put_done_job(struct ctl_server *srv, struct ctl_job *job)
 {
 	const struct dj_datapath *dp = server_dp(srv);
 	struct dp_put *p = job->put;
 	int abort_it = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(job->req, "abort"));
-	char err[DJ_CTL_ERRMSG_MAX] = "";
+	char err[CTL_ERRMSG_MAX] = "";
 	int rc = abort_it ? -ECANCELED : dp->ops->wait(dp->ctx, job->cookie, p->xfer,
 							  srv->cfg.dp_timeout_ms);
 
@@ -543,7 +544,7 @@ static cJSON *put_done_job(struct dj_ctl_server *srv, struct ctl_job *job)
 		job->handles_delta = -1;
 	snprintf(err, sizeof(err), "data-plane transfer %" PRIu64 " %s: %s", p->xfer,
 		 abort_it ? "aborted by the client" : "failed", dj_strerror(rc));
-	return dj_error_new(job->id, rc, err);
+	return ctl_error_new(job->id, rc, err);
 }
 
 static int on_put_done(struct request *r)
@@ -552,7 +553,7 @@ static int on_put_done(struct request *r)
 	uint64_t xfer;
 	int rc;
 
-	if (dj_json_u64(r->msg, "xfer", &xfer, r->err) != 0)
+	if (ctl_json_u64(r->msg, "xfer", &xfer, r->err) != 0)
 		return fail(r, -EINVAL);
 	while (*pp != NULL && (*pp)->xfer != xfer)
 		pp = &(*pp)->next;
@@ -574,12 +575,12 @@ static int on_put_done(struct request *r)
 	return 0;
 }
 
-static int get_begin(struct dj_ctl_server *srv, void *bs, const cJSON *msg, uint64_t id,
-		     struct dj_ctl_io *io, cJSON **reply, char *err)
+static int get_begin(struct ctl_server *srv, void *bs, const cJSON *msg, uint64_t id,
+		     struct ctl_tensor_io *io, cJSON **reply, char *err)
 {
 	struct dj_tensor_desc desc;
 	uint64_t handle, nbytes = 0;
-	int rc = dj_json_handle(msg, "handle", &handle, err);
+	int rc = ctl_json_handle(msg, "handle", &handle, err);
 
 	if (rc == 0)
 		rc = srv->be->describe(srv->bctx, bs, handle, &desc, err);
@@ -587,16 +588,16 @@ static int get_begin(struct dj_ctl_server *srv, void *bs, const cJSON *msg, uint
 		rc = srv->be->read_begin(srv->bctx, bs, handle, io, err);
 	if (rc != 0)
 		return rc;
-	dj_desc_nbytes(&desc, &nbytes);
+	ctl_desc_nbytes(&desc, &nbytes);
 	if (io->nbytes != nbytes) {
 		srv->be->read_end(srv->bctx, bs, io);
-		snprintf(err, DJ_CTL_ERRMSG_MAX, "backend storage size differs from the tensor's");
+		snprintf(err, CTL_ERRMSG_MAX, "backend storage size differs from the tensor's");
 		return -EIO;
 	}
 	*reply = ctl_handle_reply(id, "GET", handle, &desc);
 	if (*reply == NULL) {
 		srv->be->read_end(srv->bctx, bs, io);
-		snprintf(err, DJ_CTL_ERRMSG_MAX, "server out of memory");
+		snprintf(err, CTL_ERRMSG_MAX, "server out of memory");
 		return -ENOMEM;
 	}
 	return 0;
@@ -606,12 +607,12 @@ static int get_begin(struct dj_ctl_server *srv, void *bs, const cJSON *msg, uint
  * open, and the session holds it until the data path lets go (see
  * ctl_server.h). Without memory for the note the read is never ended:
  * a leak, not a use after free. */
-static void get_hold(struct ctl_job *job, uint64_t xfer, const struct dj_ctl_io *io)
+static void get_hold(struct ctl_job *job, uint64_t xfer, const struct ctl_tensor_io *io)
 {
 	struct held_read *h = malloc(sizeof(*h));
 
 	if (h == NULL) {
-		DJ_LOG(DJ_LOG_ERR, TAG, "transfer %" PRIu64 ": tensor pinned by the data path "
+		DJC_LOG(DJ_LOG_ERR, TAG, "transfer %" PRIu64 ": tensor pinned by the data path "
 		       "and no memory to track it: leaked", xfer);
 		return;
 	}
@@ -619,19 +620,19 @@ static void get_hold(struct ctl_job *job, uint64_t xfer, const struct dj_ctl_io 
 	job->held = h;
 }
 
-static cJSON *get_dp_job(struct dj_ctl_server *srv, struct ctl_job *job)
+static cJSON *get_dp_job(struct ctl_server *srv, struct ctl_job *job)
 {
 	const struct dj_datapath *dp = server_dp(srv);
-	char err[DJ_CTL_ERRMSG_MAX] = "";
-	struct dj_ctl_io io = {0};
+	char err[CTL_ERRMSG_MAX] = "";
+	struct ctl_tensor_io io = {0};
 	cJSON *reply = NULL;
 	uint64_t xfer;
-	int rc = dj_json_u64(job->req, "xfer", &xfer, err);
+	int rc = ctl_json_u64(job->req, "xfer", &xfer, err);
 
 	if (rc == 0)
 		rc = get_begin(srv, job->bsess, job->req, job->id, &io, &reply, err);
 	if (rc != 0)
-		return dj_error_new(job->id, rc, err);
+		return ctl_error_new(job->id, rc, err);
 	void *addr = io.host != NULL ? io.host : io.dp_addr;
 
 	rc = addr == NULL ? -DJ_ENODPDK :
@@ -646,12 +647,12 @@ static cJSON *get_dp_job(struct dj_ctl_server *srv, struct ctl_job *job)
 	cJSON_Delete(reply);
 	job->dp_failed = 1;
 	snprintf(err, sizeof(err), "data-plane transfer %" PRIu64 " failed: %s", xfer, dj_strerror(rc));
-	return dj_error_new(job->id, rc, err);
+	return ctl_error_new(job->id, rc, err);
 }
 
 static int on_get(struct request *r)
 {
-	struct dj_ctl_server *srv = r->srv;
+	struct ctl_server *srv = r->srv;
 	const cJSON *via = cJSON_GetObjectItemCaseSensitive(r->msg, "via");
 	struct ctl_out *o;
 	cJSON *reply;
@@ -672,7 +673,7 @@ static int on_get(struct request *r)
 	if (rc == 0) {
 		o->has_read_io = 1;
 		o->payload_len = o->rio.nbytes;
-		rc = dj_ctl_frame(reply, o->payload_len, &o->frame, &o->len);
+		rc = ctl_frame(reply, o->payload_len, &o->frame, &o->len);
 		cJSON_Delete(reply);
 	}
 	if (rc != 0) {
@@ -691,7 +692,7 @@ static int on_get(struct request *r)
 struct exec_state {
 	uint64_t *made;           /* every output handle made so far */
 	int n_made, cap;
-	char err[DJ_CTL_ERRMSG_MAX];
+	char err[CTL_ERRMSG_MAX];
 };
 
 static int exec_inputs(const cJSON *op, const cJSON *results, uint64_t *in, int *n_in, char *err)
@@ -701,14 +702,14 @@ static int exec_inputs(const cJSON *op, const cJSON *results, uint64_t *in, int 
 	int n = 0;
 
 	if (!cJSON_IsArray(inputs)) {
-		snprintf(err, DJ_CTL_ERRMSG_MAX, "field 'inputs' missing or not an array");
+		snprintf(err, CTL_ERRMSG_MAX, "field 'inputs' missing or not an array");
 		return -EINVAL;
 	}
 	cJSON_ArrayForEach(it, inputs) {
 		const cJSON *ref;
 
-		if (n == DJ_CTL_MAX_OP_ARGS) {
-			snprintf(err, DJ_CTL_ERRMSG_MAX, "more than %d inputs", DJ_CTL_MAX_OP_ARGS);
+		if (n == DJ_MAX_OP_ARGS) {
+			snprintf(err, CTL_ERRMSG_MAX, "more than %d inputs", DJ_MAX_OP_ARGS);
 			return -DJ_ELIMIT;
 		}
 		if (cJSON_IsString(it) && it->valuestring[0] == '$') {
@@ -718,13 +719,13 @@ static int exec_inputs(const cJSON *op, const cJSON *results, uint64_t *in, int 
 
 			ref = *end == '\0' && k >= 0 ? cJSON_GetArrayItem(results, (int)k) : NULL;
 			ref = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ref, "outputs"), 0);
-			if (ref == NULL || dj_json_handle(ref, "handle", &in[n], err) != 0) {
-				snprintf(err, DJ_CTL_ERRMSG_MAX, "input %d: '%.16s' names no earlier output",
+			if (ref == NULL || ctl_json_handle(ref, "handle", &in[n], err) != 0) {
+				snprintf(err, CTL_ERRMSG_MAX, "input %d: '%.16s' names no earlier output",
 					 n, it->valuestring);
 				return -EINVAL;
 			}
-		} else if (!cJSON_IsString(it) || dj_handle_parse(it->valuestring, &in[n]) != 0) {
-			snprintf(err, DJ_CTL_ERRMSG_MAX, "input %d is not a handle", n);
+		} else if (!cJSON_IsString(it) || ctl_handle_parse(it->valuestring, &in[n]) != 0) {
+			snprintf(err, CTL_ERRMSG_MAX, "input %d is not a handle", n);
 			return -EINVAL;
 		}
 		n++;
@@ -758,7 +759,7 @@ static int results_add(cJSON *results, const uint64_t *out, const struct dj_tens
 			outputs = NULL;
 	if (outputs == NULL || !cJSON_AddItemToArray(results, res)) {
 		cJSON_Delete(res);
-		snprintf(err, DJ_CTL_ERRMSG_MAX, "server out of memory for the reply");
+		snprintf(err, CTL_ERRMSG_MAX, "server out of memory for the reply");
 		return -ENOMEM;
 	}
 	return 0;
@@ -770,17 +771,17 @@ static int results_add(cJSON *results, const uint64_t *out, const struct dj_tens
  * Outputs are recorded in st->made before their JSON is built, so none is
  * lost when building it fails.
  */
-static int exec_one(struct dj_ctl_server *srv, struct ctl_job *job, const cJSON *op,
+static int exec_one(struct ctl_server *srv, struct ctl_job *job, const cJSON *op,
 		    cJSON *results, struct exec_state *st)
 {
-	uint64_t in[DJ_CTL_MAX_OP_ARGS], out[DJ_CTL_MAX_OP_ARGS];
-	struct dj_tensor_desc out_desc[DJ_CTL_MAX_OP_ARGS];
+	uint64_t in[DJ_MAX_OP_ARGS], out[DJ_MAX_OP_ARGS];
+	struct dj_tensor_desc out_desc[DJ_MAX_OP_ARGS];
 	const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(op, "attrs");
 	cJSON *empty = NULL;
 	const char *name;
 	int n_in, n_out = 0, rc;
 
-	if (dj_json_str(op, "op", &name, st->err) != 0)
+	if (ctl_json_str(op, "op", &name, st->err) != 0)
 		return -EINVAL;
 	rc = exec_inputs(op, results, in, &n_in, st->err);
 	if (rc != 0)
@@ -798,18 +799,18 @@ static int exec_one(struct dj_ctl_server *srv, struct ctl_job *job, const cJSON 
 	cJSON_Delete(empty);
 	if (rc != 0)
 		return rc;
-	n_out = n_out < DJ_CTL_MAX_OP_ARGS ? n_out : DJ_CTL_MAX_OP_ARGS;
+	n_out = n_out < DJ_MAX_OP_ARGS ? n_out : DJ_MAX_OP_ARGS;
 	for (int i = 0; i < n_out && st->n_made < st->cap; i++)
 		st->made[st->n_made++] = out[i];
 	return results_add(results, out, out_desc, n_out, st->err);
 }
 
-static cJSON *exec_job(struct dj_ctl_server *srv, struct ctl_job *job)
+static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 {
 	const cJSON *batch = cJSON_GetObjectItemCaseSensitive(job->req, "batch");
 	int n_ops = cJSON_IsArray(batch) ? cJSON_GetArraySize(batch) : 1;
-	struct exec_state st = {.cap = n_ops * DJ_CTL_MAX_OP_ARGS};
-	cJSON *reply = dj_reply_new(job->id, "EXECUTE");
+	struct exec_state st = {.cap = n_ops * DJ_MAX_OP_ARGS};
+	cJSON *reply = ctl_reply_new(job->id, "EXECUTE");
 	cJSON *results = reply != NULL ? cJSON_AddArrayToObject(reply, "results") : NULL;
 	int rc = 0, i;
 
@@ -817,13 +818,13 @@ static cJSON *exec_job(struct dj_ctl_server *srv, struct ctl_job *job)
 	if (st.made == NULL || results == NULL) {
 		cJSON_Delete(reply);
 		free(st.made);
-		return dj_error_new(job->id, -ENOMEM, NULL);
+		return ctl_error_new(job->id, -ENOMEM, NULL);
 	}
 	for (i = 0; i < n_ops && rc == 0; i++)
 		rc = exec_one(srv, job, cJSON_IsArray(batch) ? cJSON_GetArrayItem(batch, i) :
 				  job->req, results, &st);
 	if (rc != 0) {
-		char err[DJ_CTL_ERRMSG_MAX], ignored[DJ_CTL_ERRMSG_MAX];
+		char err[CTL_ERRMSG_MAX], ignored[CTL_ERRMSG_MAX];
 
 		/* All or nothing: the client never learns these handles. */
 		for (int k = 0; k < st.n_made; k++)
@@ -834,7 +835,7 @@ static cJSON *exec_job(struct dj_ctl_server *srv, struct ctl_job *job)
 			snprintf(err, sizeof(err), "%s", st.err);
 		cJSON_Delete(reply);
 		free(st.made);
-		return dj_error_new(job->id, rc, err);
+		return ctl_error_new(job->id, rc, err);
 	}
 	job->handles_delta = st.n_made;
 	free(st.made);
@@ -857,13 +858,13 @@ static int on_execute(struct request *r)
 
 static int on_stats(struct request *r)
 {
-	struct dj_ctl_server_stats st;
+	struct ctl_server_stats st;
 	struct ctl_session *s = r->c->sess;
-	cJSON *reply = dj_reply_new(r->id, "STATS");
+	cJSON *reply = ctl_reply_new(r->id, "STATS");
 	cJSON *so = cJSON_AddObjectToObject(reply, "server");
 	cJSON *ss = cJSON_AddObjectToObject(reply, "session");
 
-	dj_ctl_server_get_stats(r->srv, &st);
+	ctl_server_get_stats(r->srv, &st);
 	cJSON_AddNumberToObject(so, "connections_open", (double)st.connections_open);
 	cJSON_AddNumberToObject(so, "connections_accepted", (double)st.connections_accepted);
 	cJSON_AddNumberToObject(so, "sessions_opened", (double)st.sessions_opened);
@@ -896,7 +897,7 @@ static int on_stats(struct request *r)
 
 static int on_ping(struct request *r)
 {
-	ctl_send(r->c, dj_reply_new(r->id, "PING"));
+	ctl_send(r->c, ctl_reply_new(r->id, "PING"));
 	return 0;
 }
 
@@ -906,7 +907,7 @@ static int on_bye(struct request *r)
 	 * once the connection's last job is done (see ctl_session_detach). */
 	if (r->c->sess != NULL)
 		r->c->sess->bye = 1;
-	ctl_send(r->c, dj_reply_new(r->id, "BYE"));
+	ctl_send(r->c, ctl_reply_new(r->id, "BYE"));
 	ctl_close_after_flush(r->c);
 	return 0;
 }
@@ -939,7 +940,7 @@ void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len)
 
 	const struct handler *h = NULL;
 
-	if (dj_json_u64(msg, "id", &r.id, r.err) != 0 || dj_json_str(msg, "type", &type, r.err) != 0) {
+	if (ctl_json_u64(msg, "id", &r.id, r.err) != 0 || ctl_json_str(msg, "type", &type, r.err) != 0) {
 		c->srv->st.protocol_errors++;
 		fail(&r, -EINVAL);
 		return;

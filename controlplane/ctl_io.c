@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "ctl_io.h"
 
 #ifdef DJ_HAVE_OPENSSL
@@ -72,7 +73,7 @@ static ssize_t ssl_result(SSL *ssl, int n)
 }
 #endif
 
-ssize_t dj_io_read(struct dj_io *io, void *buf, size_t len)
+ssize_t ctl_stream_read(struct ctl_stream *io, void *buf, size_t len)
 {
 	ssize_t n;
 
@@ -88,7 +89,7 @@ ssize_t dj_io_read(struct dj_io *io, void *buf, size_t len)
 	return n;
 }
 
-ssize_t dj_io_write(struct dj_io *io, const void *buf, size_t len)
+ssize_t ctl_stream_write(struct ctl_stream *io, const void *buf, size_t len)
 {
 	ssize_t n;
 
@@ -104,13 +105,13 @@ ssize_t dj_io_write(struct dj_io *io, const void *buf, size_t len)
 	return n;
 }
 
-ssize_t dj_io_writev(struct dj_io *io, const struct iovec *iov, int n)
+ssize_t ctl_stream_writev(struct ctl_stream *io, const struct iovec *iov, int n)
 {
 	struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
 	ssize_t w;
 
 	if (io->ssl != NULL)
-		return dj_io_write(io, iov[0].iov_base, iov[0].iov_len);
+		return ctl_stream_write(io, iov[0].iov_base, iov[0].iov_len);
 	do
 		w = sendmsg(io->fd, &mh, MSG_NOSIGNAL);
 	while (w < 0 && errno == EINTR);
@@ -121,12 +122,12 @@ ssize_t dj_io_writev(struct dj_io *io, const struct iovec *iov, int n)
 
 /* Blocking plain socket: MSG_WAITALL lets the kernel fill a large buffer in
  * one call instead of waking us for every segment batch. */
-static ssize_t read_most(struct dj_io *io, void *buf, size_t len)
+static ssize_t read_most(struct ctl_stream *io, void *buf, size_t len)
 {
 	ssize_t n;
 
 	if (io->ssl != NULL)
-		return dj_io_read(io, buf, len);
+		return ctl_stream_read(io, buf, len);
 	do
 		n = recv(io->fd, buf, len, MSG_WAITALL);
 	while (n < 0 && errno == EINTR);
@@ -135,7 +136,7 @@ static ssize_t read_most(struct dj_io *io, void *buf, size_t len)
 	return n;
 }
 
-int dj_io_read_all(struct dj_io *io, void *buf, size_t len)
+int ctl_stream_read_all(struct ctl_stream *io, void *buf, size_t len)
 {
 	char *p = buf;
 
@@ -152,12 +153,12 @@ int dj_io_read_all(struct dj_io *io, void *buf, size_t len)
 	return 0;
 }
 
-int dj_io_write_all(struct dj_io *io, const void *buf, size_t len)
+int ctl_stream_write_all(struct ctl_stream *io, const void *buf, size_t len)
 {
 	const char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = dj_io_write(io, p, len);
+		ssize_t n = ctl_stream_write(io, p, len);
 
 		if (n < 0)
 			return (int)n;
@@ -167,7 +168,7 @@ int dj_io_write_all(struct dj_io *io, const void *buf, size_t len)
 	return 0;
 }
 
-int dj_io_pending(struct dj_io *io)
+int ctl_stream_pending(struct ctl_stream *io)
 {
 #ifdef DJ_HAVE_OPENSSL
 	if (io->ssl != NULL)
@@ -176,7 +177,7 @@ int dj_io_pending(struct dj_io *io)
 	return 0;
 }
 
-void dj_io_close(struct dj_io *io)
+void ctl_stream_close(struct ctl_stream *io)
 {
 #ifdef DJ_HAVE_OPENSSL
 	if (io->ssl != NULL) {
@@ -218,7 +219,7 @@ static ssize_t ssl_write_guarded(SSL *ssl, const void *buf, size_t len)
 	return n;
 }
 
-int dj_tls_server_ctx(const char *cert, const char *key, void **ctx)
+int ctl_tls_server_ctx(const char *cert, const char *key, void **ctx)
 {
 	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
 
@@ -228,7 +229,7 @@ int dj_tls_server_ctx(const char *cert, const char *key, void **ctx)
 	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(c) != 1) {
-		DJ_LOG(DJ_LOG_ERR, "ctl", "TLS: cannot load certificate %s / key %s", cert, key);
+		DJC_LOG(DJ_LOG_ERR, "ctl", "TLS: cannot load certificate %s / key %s", cert, key);
 		ERR_clear_error();
 		SSL_CTX_free(c);
 		return -EINVAL;
@@ -240,7 +241,7 @@ int dj_tls_server_ctx(const char *cert, const char *key, void **ctx)
 	return 0;
 }
 
-int dj_tls_client_ctx(const char *ca, void **ctx)
+int ctl_tls_client_ctx(const char *ca, void **ctx)
 {
 	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
 
@@ -255,18 +256,18 @@ int dj_tls_client_ctx(const char *ca, void **ctx)
 		}
 		SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
 	} else {
-		DJ_LOG(DJ_LOG_WARN, "ctl", "TLS without a CA: the server is not verified");
+		DJC_LOG(DJ_LOG_WARN, "ctl", "TLS without a CA: the server is not verified");
 	}
 	*ctx = c;
 	return 0;
 }
 
-void dj_tls_ctx_free(void *ctx)
+void ctl_tls_ctx_free(void *ctx)
 {
 	SSL_CTX_free(ctx);
 }
 
-int dj_tls_attach(void *ctx, int fd, int server, struct dj_io *io)
+int ctl_tls_attach(void *ctx, int fd, int server, struct ctl_stream *io)
 {
 	SSL *ssl = SSL_new(ctx);
 	struct sigpipe_guard g;
@@ -285,7 +286,7 @@ int dj_tls_attach(void *ctx, int fd, int server, struct dj_io *io)
 	ok = SSL_connect(ssl) == 1;
 	sigpipe_restore(&g);
 	if (!ok) {
-		DJ_LOG(DJ_LOG_ERR, "ctl", "TLS handshake failed");
+		DJC_LOG(DJ_LOG_ERR, "ctl", "TLS handshake failed");
 		ERR_clear_error();
 		SSL_free(ssl);
 		io->ssl = NULL;
@@ -294,21 +295,21 @@ int dj_tls_attach(void *ctx, int fd, int server, struct dj_io *io)
 	return 0;
 }
 #else
-int dj_tls_server_ctx(const char *cert, const char *key, void **ctx)
+int ctl_tls_server_ctx(const char *cert, const char *key, void **ctx)
 {
 	return -ENOTSUP;
 }
 
-int dj_tls_client_ctx(const char *ca, void **ctx)
+int ctl_tls_client_ctx(const char *ca, void **ctx)
 {
 	return -ENOTSUP;
 }
 
-void dj_tls_ctx_free(void *ctx)
+void ctl_tls_ctx_free(void *ctx)
 {
 }
 
-int dj_tls_attach(void *ctx, int fd, int server, struct dj_io *io)
+int ctl_tls_attach(void *ctx, int fd, int server, struct ctl_stream *io)
 {
 	return -ENOTSUP;
 }

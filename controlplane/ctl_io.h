@@ -10,32 +10,32 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct dj_io {
+struct ctl_stream {
 	int fd;
 	void *ssl;  /* SSL *, or NULL for plain TCP */
 };
 
 /* >0 bytes, 0 at end of stream, or -EAGAIN / -errno. */
-ssize_t dj_io_read(struct dj_io *io, void *buf, size_t len);
-ssize_t dj_io_write(struct dj_io *io, const void *buf, size_t len);
+ssize_t ctl_stream_read(struct ctl_stream *io, void *buf, size_t len);
+ssize_t ctl_stream_write(struct ctl_stream *io, const void *buf, size_t len);
 /* Gathered write (plain sockets); TLS writes the first buffer only. */
 struct iovec;
-ssize_t dj_io_writev(struct dj_io *io, const struct iovec *iov, int n);
+ssize_t ctl_stream_writev(struct ctl_stream *io, const struct iovec *iov, int n);
 /* Blocking sockets: the whole buffer, or -errno (-ECONNRESET at end of stream). */
-int dj_io_read_all(struct dj_io *io, void *buf, size_t len);
-int dj_io_write_all(struct dj_io *io, const void *buf, size_t len);
+int ctl_stream_read_all(struct ctl_stream *io, void *buf, size_t len);
+int ctl_stream_write_all(struct ctl_stream *io, const void *buf, size_t len);
 /* TLS: bytes already decrypted and waiting (epoll cannot see them). */
-int dj_io_pending(struct dj_io *io);
+int ctl_stream_pending(struct ctl_stream *io);
 /* Shut TLS down (best effort) and close the socket. */
-void dj_io_close(struct dj_io *io);
+void ctl_stream_close(struct ctl_stream *io);
 
 /* TLS contexts (SSL_CTX *); -ENOTSUP where built without OpenSSL. */
-int dj_tls_server_ctx(const char *cert, const char *key, void **ctx);
+int ctl_tls_server_ctx(const char *cert, const char *key, void **ctx);
 /* ca NULL: no verification of the server certificate. */
-int dj_tls_client_ctx(const char *ca, void **ctx);
-void dj_tls_ctx_free(void *ctx);
+int ctl_tls_client_ctx(const char *ca, void **ctx);
+void ctl_tls_ctx_free(void *ctx);
 /* Wrap fd; the server side handshakes lazily inside read/write, the client
  * side handshakes now (blocking socket). */
-int dj_tls_attach(void *ctx, int fd, int server, struct dj_io *io);
+int ctl_tls_attach(void *ctx, int fd, int server, struct ctl_stream *io);
 
 #endif

@@ -19,6 +19,7 @@
 #include <sys/time.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "ctl_client.h"
 
 #define TAG "ctl-client"
@@ -27,7 +28,7 @@ void dj_client_options_init(struct dj_client_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->host = "127.0.0.1";
-	o->port = DJ_CTL_DEFAULT_PORT;
+	o->port = DJ_DEFAULT_PORT;
 	o->path = DJ_PATH_AUTO;
 	o->probe_timeout_ms = 500;
 	o->dp_timeout_ms = 5000;
@@ -43,7 +44,7 @@ void dj_client_options_init(struct dj_client_options *o)
 	o->wait_spin_us = 50;
 }
 
-uint32_t cl_backoff_ms(const struct dj_client *cl, int attempt)
+uint32_t ctl_client_backoff_ms(const struct dj_client *cl, int attempt)
 {
 	uint64_t d = (uint64_t)cl->o.backoff_base_ms << (attempt < 16 ? attempt : 16);
 	uint32_t r;
@@ -52,8 +53,8 @@ uint32_t cl_backoff_ms(const struct dj_client *cl, int attempt)
 		d = cl->o.backoff_max_ms;
 	/* "Equal jitter": half fixed, half random, so retries of many clients
 	 * after a server restart do not arrive in lockstep. */
-	if (dj_auth_random(&r, sizeof(r)) != 0)
-		r = (uint32_t)dj_time_ns();
+	if (ctl_auth_random(&r, sizeof(r)) != 0)
+		r = (uint32_t)djc_time_ns();
 	return (uint32_t)(d / 2 + (d / 2 + 1 > 0 ? r % (d / 2 + 1) : 0));
 }
 
@@ -120,23 +121,23 @@ static int tcp_connect(struct dj_client *cl, int *fd)
 	for (int attempt = 0; attempt <= cl->o.max_retries; attempt++) {
 		if (attempt > 0) {
 			cl->st.retries++;
-			sleep_ms(cl_backoff_ms(cl, attempt - 1));
+			sleep_ms(ctl_client_backoff_ms(cl, attempt - 1));
 		}
 		rc = tcp_connect_once(cl, fd);
 		if (rc == 0 || !retryable(rc))
 			break;
-		DJ_LOG(DJ_LOG_INFO, TAG, "connect to %s:%u: %s (attempt %d)", cl->host,
+		DJC_LOG(DJ_LOG_INFO, TAG, "connect to %s:%u: %s (attempt %d)", cl->host,
 		       cl->o.port, dj_strerror(rc), attempt + 1);
 	}
 	return rc;
 }
 
-static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[DJ_NONCE_LEN],
+static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_LEN],
 			  cJSON *challenge, cJSON **hello)
 {
 	struct dj_client *cl = conn->cl;
-	uint8_t nonce_s[DJ_NONCE_LEN], mac[DJ_MAC_LEN];
-	char hex[2 * DJ_MAC_LEN + 1], why[128];
+	uint8_t nonce_s[CTL_NONCE_LEN], mac[CTL_MAC_LEN];
+	char hex[2 * CTL_MAC_LEN + 1], why[128];
 	const char *text;
 	cJSON *auth;
 	int rc;
@@ -146,32 +147,32 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[DJ_NONCE_L
 			 "server requires a token: set DJINN_TOKEN or DJINN_TOKEN_FILE");
 		return -DJ_EAUTH;
 	}
-	if (dj_json_str(challenge, "nonce", &text, why) != 0 ||
-	    dj_hex_decode(text, nonce_s, DJ_NONCE_LEN) != 0)
+	if (ctl_json_str(challenge, "nonce", &text, why) != 0 ||
+	    ctl_hex_decode(text, nonce_s, CTL_NONCE_LEN) != 0)
 		return -EPROTO;
-	rc = dj_auth_mac(cl->token, DJ_AUTH_LABEL_CLIENT, nonce_s, nonce_c, mac);
+	rc = ctl_auth_mac(cl->token, CTL_AUTH_LABEL_CLIENT, nonce_s, nonce_c, mac);
 	if (rc != 0)
 		return rc;
-	dj_hex_encode(mac, DJ_MAC_LEN, hex);
-	auth = cl_msg("AUTH");
+	ctl_hex_encode(mac, CTL_MAC_LEN, hex);
+	auth = ctl_client_msg("AUTH");
 	cJSON_AddStringToObject(auth, "mac", hex);
-	rc = cl_sync_call(conn, auth, hello);
+	rc = ctl_client_sync_call(conn, auth, hello);
 	if (rc != 0)
 		return rc;
 	/* The server proves it knows the token too. */
-	rc = dj_auth_mac(cl->token, DJ_AUTH_LABEL_SERVER, nonce_c, nonce_s, mac);
-	if (rc == 0 && (dj_json_str(*hello, "proof", &text, why) != 0 ||
-			dj_hex_decode(text, nonce_s, DJ_MAC_LEN) != 0 ||
-			!dj_auth_equal(nonce_s, mac, DJ_MAC_LEN))) {
+	rc = ctl_auth_mac(cl->token, CTL_AUTH_LABEL_SERVER, nonce_c, nonce_s, mac);
+	if (rc == 0 && (ctl_json_str(*hello, "proof", &text, why) != 0 ||
+			ctl_hex_decode(text, nonce_s, CTL_MAC_LEN) != 0 ||
+			!ctl_auth_equal(nonce_s, mac, CTL_MAC_LEN))) {
 		snprintf(conn->last_error, sizeof(conn->last_error), "server failed to prove the token");
 		rc = -DJ_EAUTH;
 	}
 	return rc;
 }
 
-cJSON *cl_msg(const char *type)
+cJSON *ctl_client_msg(const char *type)
 {
-	cJSON *m = dj_reply_new(0, type);
+	cJSON *m = ctl_reply_new(0, type);
 
 	cJSON_DeleteItemFromObject(m, "id");
 	return m;
@@ -179,18 +180,18 @@ cJSON *cl_msg(const char *type)
 
 static int handshake_hello(struct dj_conn *conn)
 {
-	uint8_t nonce_c[DJ_NONCE_LEN];
-	char hex[2 * DJ_NONCE_LEN + 1];
+	uint8_t nonce_c[CTL_NONCE_LEN];
+	char hex[2 * CTL_NONCE_LEN + 1];
 	const cJSON *type;
-	cJSON *m = cl_msg("HELLO"), *reply = NULL, *hello = NULL;
-	int rc = dj_auth_random(nonce_c, sizeof(nonce_c));
+	cJSON *m = ctl_client_msg("HELLO"), *reply = NULL, *hello = NULL;
+	int rc = ctl_auth_random(nonce_c, sizeof(nonce_c));
 
-	dj_hex_encode(nonce_c, DJ_NONCE_LEN, hex);
-	cJSON_AddNumberToObject(m, "version", DJ_CTL_PROTO_VERSION);
+	ctl_hex_encode(nonce_c, CTL_NONCE_LEN, hex);
+	cJSON_AddNumberToObject(m, "version", CTL_PROTO_VERSION);
 	cJSON_AddStringToObject(m, "nonce", hex);
-	cJSON_AddItemToObject(m, "caps", dj_caps_to_json(&conn->cl->caps));
+	cJSON_AddItemToObject(m, "caps", ctl_caps_to_json(&conn->cl->caps));
 	if (rc == 0)
-		rc = cl_sync_call(conn, m, &reply);
+		rc = ctl_client_sync_call(conn, m, &reply);
 	else
 		cJSON_Delete(m);
 	if (rc != 0)
@@ -203,17 +204,17 @@ static int handshake_hello(struct dj_conn *conn)
 	} else if (conn->cl->token != NULL) {
 		/* We hold a token but the server asked for none: it cannot prove
 		 * itself. Allowed (token is for the server's sake), but logged. */
-		DJ_LOG(DJ_LOG_WARN, TAG, "server does not authenticate clients");
+		DJC_LOG(DJ_LOG_WARN, TAG, "server does not authenticate clients");
 	}
 	if (rc == 0)
-		dj_caps_from_json(cJSON_GetObjectItemCaseSensitive(reply, "caps"), &conn->server_caps);
+		ctl_caps_from_json(cJSON_GetObjectItemCaseSensitive(reply, "caps"), &conn->server_caps);
 	cJSON_Delete(reply);
 	return rc;
 }
 
 static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t resume_cookie)
 {
-	cJSON *m = cl_msg("SESSION"), *reply = NULL;
+	cJSON *m = ctl_client_msg("SESSION"), *reply = NULL;
 	char why[128];
 	int rc;
 
@@ -221,16 +222,16 @@ static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t 
 		cJSON *r = cJSON_AddObjectToObject(m, "resume");
 
 		cJSON_AddNumberToObject(r, "session", (double)resume_id);
-		dj_json_add_handle(r, "cookie", resume_cookie);
+		ctl_json_add_handle(r, "cookie", resume_cookie);
 	}
-	rc = cl_sync_call(conn, m, &reply);
+	rc = ctl_client_sync_call(conn, m, &reply);
 	if (rc == -ENOENT && resume_id != 0) {
-		DJ_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 " is gone (server restarted?): "
+		DJC_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 " is gone (server restarted?): "
 		       "opening a new one; its handles are lost", resume_id);
 		return handshake_session(conn, 0, 0);
 	}
-	if (rc == 0 && (dj_json_u64(reply, "session", &conn->session_id, why) != 0 ||
-			dj_json_handle(reply, "cookie", &conn->cookie, why) != 0))
+	if (rc == 0 && (ctl_json_u64(reply, "session", &conn->session_id, why) != 0 ||
+			ctl_json_handle(reply, "cookie", &conn->cookie, why) != 0))
 		rc = -EPROTO;
 	cJSON_Delete(reply);
 	return rc;
@@ -250,24 +251,24 @@ static int probe(struct dj_conn *conn)
 		rc = dp->ops->probe(dp->ctx, &conn->server_caps.endpoint, conn->cookie,
 				    conn->cl->o.probe_timeout_ms, &rtt);
 	if (rc == 0)
-		DJ_LOG(DJ_LOG_INFO, TAG, "data-plane probe: rtt %" PRIu64 " ns", rtt);
+		DJC_LOG(DJ_LOG_INFO, TAG, "data-plane probe: rtt %" PRIu64 " ns", rtt);
 	return rc;
 }
 
-int cl_send_path(struct dj_conn *conn, enum dj_path path, const char *reason)
+int ctl_client_send_path(struct dj_conn *conn, enum dj_path path, const char *reason)
 {
-	cJSON *m = cl_msg("PATH"), *reply = NULL;
+	cJSON *m = ctl_client_msg("PATH"), *reply = NULL;
 	int rc;
 
 	cJSON_AddStringToObject(m, "path", dj_path_name(path));
 	cJSON_AddStringToObject(m, "reason", reason);
-	rc = conn->reader_running ? cl_call(conn, m, NULL, 0, NULL, 0, &reply) :
-				    cl_sync_call(conn, m, &reply);
+	rc = conn->reader_running ? ctl_client_call(conn, m, NULL, 0, NULL, 0, &reply) :
+				    ctl_client_sync_call(conn, m, &reply);
 	cJSON_Delete(reply);
 	if (rc == 0) {
 		conn->path = path;
 		snprintf(conn->path_reason, sizeof(conn->path_reason), "%s", reason);
-		DJ_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data path %s (%s)",
+		DJC_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data path %s (%s)",
 		       conn->session_id, dj_path_name(path), reason);
 	}
 	return rc;
@@ -284,12 +285,12 @@ static int negotiate(struct dj_conn *conn)
 
 	if (cl->o.path != DJ_PATH_TCP && local && peer)
 		probe_rc = probe(conn);
-	rc = dj_path_decide(cl->o.path, local, peer, probe_rc, &path, reason, sizeof(reason));
+	rc = ctl_path_decide(cl->o.path, local, peer, probe_rc, &path, reason, sizeof(reason));
 	if (rc != 0) {
 		snprintf(conn->last_error, sizeof(conn->last_error), "dpdk forced but %s", reason);
 		return rc;
 	}
-	return cl_send_path(conn, path, reason);
+	return ctl_client_send_path(conn, path, reason);
 }
 
 /* The handshake reads synchronously: bound each read by the request timeout
@@ -308,10 +309,10 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 
 	if (rc != 0)
 		return rc;
-	conn->io = (struct dj_io){.fd = fd};
+	conn->io = (struct ctl_stream){.fd = fd};
 	conn->roff = conn->rlen = 0;
 	recv_timeout(fd, cl->o.request_timeout_ms > 0 ? cl->o.request_timeout_ms : 30000);
-	if (cl->tls_ctx != NULL && (rc = dj_tls_attach(cl->tls_ctx, fd, 0, &conn->io)) != 0) {
+	if (cl->tls_ctx != NULL && (rc = ctl_tls_attach(cl->tls_ctx, fd, 0, &conn->io)) != 0) {
 		close(fd);
 		conn->io.fd = -1;
 		return rc;
@@ -329,13 +330,13 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 		pthread_mutex_lock(&conn->lock);
 		conn->broken = 0;
 		pthread_mutex_unlock(&conn->lock);
-		rc = cl_conn_start(conn);
+		rc = ctl_client_conn_start(conn);
 	}
 	if (rc != 0) {
-		DJ_LOG(DJ_LOG_NOTICE, TAG, "handshake with %s:%u failed: %s%s%s", cl->host,
+		DJC_LOG(DJ_LOG_NOTICE, TAG, "handshake with %s:%u failed: %s%s%s", cl->host,
 		       cl->o.port, dj_strerror(rc), conn->last_error[0] ? ": " : "",
 		       conn->last_error);
-		dj_io_close(&conn->io);
+		ctl_stream_close(&conn->io);
 	}
 	return rc;
 }
@@ -351,7 +352,7 @@ static void cond_init_monotonic(pthread_cond_t *cond)
 	pthread_condattr_destroy(&attr);
 }
 
-int cl_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cookie,
+int ctl_client_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cookie,
 		 struct dj_conn **connp)
 {
 	struct dj_conn *conn = calloc(1, sizeof(*conn));
@@ -367,7 +368,7 @@ int cl_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resume_cooki
 	cond_init_monotonic(&conn->cond);
 	rc = conn_handshake(conn, resume_id, resume_cookie);
 	if (rc != 0) {
-		cl_conn_free(conn);
+		ctl_client_conn_free(conn);
 		return rc;
 	}
 	cl->st.connects++;
@@ -385,7 +386,7 @@ static void dp_session_end(struct dj_conn *conn)
 	conn->dp_session = 0;
 }
 
-int cl_conn_reopen(struct dj_conn *conn, uint64_t gen)
+int ctl_client_conn_reopen(struct dj_conn *conn, uint64_t gen)
 {
 	int rc = 0;
 
@@ -396,7 +397,7 @@ int cl_conn_reopen(struct dj_conn *conn, uint64_t gen)
 		pthread_mutex_lock(&conn->lock);
 		conn->broken = 1;
 		pthread_mutex_unlock(&conn->lock);
-		cl_conn_stop(conn);
+		ctl_client_conn_stop(conn);
 		dp_session_end(conn); /* the handshake opens it again */
 		conn->cl->st.retries++;
 		rc = conn_handshake(conn, conn->session_id, conn->cookie);
@@ -409,9 +410,9 @@ int cl_conn_reopen(struct dj_conn *conn, uint64_t gen)
 	return rc;
 }
 
-void cl_conn_free(struct dj_conn *conn)
+void ctl_client_conn_free(struct dj_conn *conn)
 {
-	cl_conn_stop(conn);
+	ctl_client_conn_stop(conn);
 	dp_session_end(conn);
 	pthread_mutex_destroy(&conn->wlock);
 	pthread_mutex_destroy(&conn->lock);
@@ -431,7 +432,7 @@ static int client_caps(struct dj_client *cl)
 		return 0;
 	rc = dp->ops->local_caps(dp->ctx, &cl->caps);
 	if (rc != 0) {
-		DJ_LOG(DJ_LOG_WARN, TAG, "client data path unavailable (%s): TCP only",
+		DJC_LOG(DJ_LOG_WARN, TAG, "client data path unavailable (%s): TCP only",
 		       dj_strerror(rc));
 		memset(&cl->caps, 0, sizeof(cl->caps));
 	}
@@ -453,10 +454,10 @@ int dj_client_create(const struct dj_client_options *opts, struct dj_client **cl
 	cl->host = strdup(opts->host != NULL ? opts->host : "127.0.0.1");
 	if (opts->token != NULL)
 		cl->token = strdup(opts->token);
-	else if ((rc = dj_ctl_token_load(opts->token_file, &cl->token)) == -ENOENT)
+	else if ((rc = dj_token_load(opts->token_file, &cl->token)) == -ENOENT)
 		rc = 0; /* no token: fine where the server asks for none */
 	if (rc == 0 && opts->tls)
-		rc = dj_tls_client_ctx(opts->tls_ca, &cl->tls_ctx);
+		rc = ctl_tls_client_ctx(opts->tls_ca, &cl->tls_ctx);
 	if (rc == 0 && (cl->host == NULL || (opts->token != NULL && cl->token == NULL)))
 		rc = -ENOMEM;
 	if (rc == 0)
@@ -480,7 +481,7 @@ void dj_client_destroy(struct dj_client *cl)
 		dj_conn_close(c);
 	}
 	if (cl->tls_ctx != NULL)
-		dj_tls_ctx_free(cl->tls_ctx);
+		ctl_tls_ctx_free(cl->tls_ctx);
 	pthread_mutex_destroy(&cl->lock);
 	free(cl->host);
 	free(cl->token);
@@ -505,7 +506,7 @@ static struct dj_conn *pool_take(struct dj_client *cl)
  * PING where it has been idle for a while. */
 static int pool_usable(struct dj_client *cl, struct dj_conn *c)
 {
-	uint64_t idle_ms = (dj_time_ns() - c->idle_since_ns) / 1000000ull;
+	uint64_t idle_ms = (djc_time_ns() - c->idle_since_ns) / 1000000ull;
 
 	if (c->broken || idle_ms > cl->o.pool_idle_timeout_ms) {
 		cl->st.idle_closed++;
@@ -534,7 +535,7 @@ int dj_connect(struct dj_client *cl, struct dj_conn **conn)
 		}
 		dj_conn_close(c);
 	}
-	return cl_conn_open(cl, 0, 0, conn);
+	return ctl_client_conn_open(cl, 0, 0, conn);
 }
 
 void dj_disconnect(struct dj_conn *conn)
@@ -548,7 +549,7 @@ void dj_disconnect(struct dj_conn *conn)
 	pthread_mutex_lock(&cl->lock);
 	keep = !conn->broken && cl->n_idle < cl->o.pool_max_idle;
 	if (keep) {
-		conn->idle_since_ns = dj_time_ns();
+		conn->idle_since_ns = djc_time_ns();
 		conn->next_idle = cl->idle;
 		cl->idle = conn;
 		cl->n_idle++;
@@ -565,11 +566,11 @@ void dj_conn_close(struct dj_conn *conn)
 	if (conn == NULL)
 		return;
 	/* A short goodbye: the server frees the session at once. */
-	if (!conn->broken && cl_request(conn, cl_msg("BYE"), NULL, 0, NULL, 0, NULL, NULL, &f) == 0) {
+	if (!conn->broken && ctl_client_request(conn, ctl_client_msg("BYE"), NULL, 0, NULL, 0, NULL, NULL, &f) == 0) {
 		dj_future_wait(f, 1000);
 		dj_future_release(f);
 	}
-	cl_conn_free(conn);
+	ctl_client_conn_free(conn);
 }
 
 void dj_client_get_stats(struct dj_client *cl, struct dj_client_stats *s)

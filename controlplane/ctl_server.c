@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "ctl_server.h"
 
 #define TAG "ctl"
@@ -30,12 +31,12 @@ static uint64_t ms_to_ns(uint32_t ms)
 	return (uint64_t)ms * 1000000ull;
 }
 
-void dj_ctl_server_config_init(struct dj_ctl_server_config *cfg)
+void ctl_server_config_init(struct ctl_server_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->n_workers = 4;
 	cfg->dp_timeout_ms = 5000;
-	cfg->limits = (struct dj_ctl_limits){
+	cfg->limits = (struct ctl_limits){
 		.max_json_bytes = 1u << 20,
 		.max_json_depth = 32,
 		.max_payload_bytes = 16ull << 30,
@@ -49,11 +50,11 @@ void dj_ctl_server_config_init(struct dj_ctl_server_config *cfg)
 	};
 }
 
-static void limits_fill_defaults(struct dj_ctl_limits *l)
+static void limits_fill_defaults(struct ctl_limits *l)
 {
-	struct dj_ctl_server_config d;
+	struct ctl_server_config d;
 
-	dj_ctl_server_config_init(&d);
+	ctl_server_config_init(&d);
 #define DEF(f) if (l->f == 0) l->f = d.limits.f
 	DEF(max_json_bytes);
 	DEF(max_json_depth);
@@ -95,7 +96,7 @@ static void conn_arm(struct ctl_conn *c)
 
 /* ---- connection lifetime ----------------------------------------------- */
 
-static void out_free(struct dj_ctl_server *srv, struct ctl_conn *c, struct ctl_out *o)
+static void out_free(struct ctl_server *srv, struct ctl_conn *c, struct ctl_out *o)
 {
 	if (o->has_read_io && srv->be->read_end != NULL)
 		srv->be->read_end(srv->bctx, c->sess != NULL ? c->sess->bsess : NULL, &o->rio);
@@ -105,7 +106,7 @@ static void out_free(struct dj_ctl_server *srv, struct ctl_conn *c, struct ctl_o
 
 static void conn_abort_payload(struct ctl_conn *c)
 {
-	struct dj_ctl_server *srv = c->srv;
+	struct ctl_server *srv = c->srv;
 	void *bs = c->sess != NULL ? c->sess->bsess : NULL;
 
 	if (!c->pay_into)
@@ -128,11 +129,11 @@ static void conn_unref(struct ctl_conn *c)
 
 static void conn_close(struct ctl_conn *c, const char *why)
 {
-	struct dj_ctl_server *srv = c->srv;
+	struct ctl_server *srv = c->srv;
 
 	if (c->dead)
 		return;
-	DJ_LOG(DJ_LOG_INFO, TAG, "closing %s: %s", c->peer, why);
+	DJC_LOG(DJ_LOG_INFO, TAG, "closing %s: %s", c->peer, why);
 	c->dead = 1;
 	conn_abort_payload(c);
 	/* Nothing more is written: end the replies' reads now, while the
@@ -150,7 +151,7 @@ static void conn_close(struct ctl_conn *c, const char *why)
 	if (c->sess != NULL && c->sess->conn == c)
 		ctl_session_detach(srv, c->sess);
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->io.fd, NULL);
-	dj_io_close(&c->io);
+	ctl_stream_close(&c->io);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -174,14 +175,14 @@ static void set_nonblock_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static void accept_one(struct dj_ctl_server *srv, int fd, const struct sockaddr_in *sa)
+static void accept_one(struct ctl_server *srv, int fd, const struct sockaddr_in *sa)
 {
 	struct ctl_conn *c = calloc(1, sizeof(*c));
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
 	char ip[INET_ADDRSTRLEN];
 
 	if (c == NULL || srv->st.open >= srv->cfg.limits.max_connections) {
-		DJ_LOG(DJ_LOG_WARN, TAG, "refusing a connection: %s",
+		DJC_LOG(DJ_LOG_WARN, TAG, "refusing a connection: %s",
 		       c == NULL ? "out of memory" : "too many connections");
 		free(c);
 		close(fd);
@@ -192,17 +193,17 @@ static void accept_one(struct dj_ctl_server *srv, int fd, const struct sockaddr_
 	c->io.fd = fd;
 	c->refs = 1;
 	c->reading = 1;
-	c->accepted_ns = c->last_in_ns = c->last_out_ns = dj_time_ns();
+	c->accepted_ns = c->last_in_ns = c->last_out_ns = djc_time_ns();
 	inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof(ip));
 	snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(sa->sin_port));
-	if (srv->tls_ctx != NULL && dj_tls_attach(srv->tls_ctx, fd, 1, &c->io) != 0) {
+	if (srv->tls_ctx != NULL && ctl_tls_attach(srv->tls_ctx, fd, 1, &c->io) != 0) {
 		close(fd);
 		free(c);
 		return;
 	}
 	ev.data.ptr = c;
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-		dj_io_close(&c->io);
+		ctl_stream_close(&c->io);
 		free(c);
 		return;
 	}
@@ -212,10 +213,10 @@ static void accept_one(struct dj_ctl_server *srv, int fd, const struct sockaddr_
 	srv->conns = c;
 	srv->st.accepted++;
 	srv->st.open++;
-	DJ_LOG(DJ_LOG_INFO, TAG, "connection from %s", c->peer);
+	DJC_LOG(DJ_LOG_INFO, TAG, "connection from %s", c->peer);
 }
 
-static void accept_all(struct dj_ctl_server *srv)
+static void accept_all(struct ctl_server *srv)
 {
 	for (;;) {
 		struct sockaddr_in sa;
@@ -255,7 +256,7 @@ void ctl_send(struct ctl_conn *c, cJSON *msg)
 		return;
 	}
 	o = calloc(1, sizeof(*o));
-	if (o == NULL || dj_ctl_frame(msg, 0, &o->frame, &o->len) != 0) {
+	if (o == NULL || ctl_frame(msg, 0, &o->frame, &o->len) != 0) {
 		free(o);
 		cJSON_Delete(msg);
 		conn_close(c, "out of memory");
@@ -268,18 +269,18 @@ void ctl_send(struct ctl_conn *c, cJSON *msg)
 void ctl_send_error(struct ctl_conn *c, uint64_t id, int code, const char *msg)
 {
 	c->srv->st.errors++;
-	DJ_LOG(DJ_LOG_INFO, TAG, "%s: request %llu: ERROR %d %s", c->peer,
+	DJC_LOG(DJ_LOG_INFO, TAG, "%s: request %llu: ERROR %d %s", c->peer,
 	       (unsigned long long)id, code, msg != NULL ? msg : "");
-	ctl_send(c, dj_error_new(id, code, msg));
+	ctl_send(c, ctl_error_new(id, code, msg));
 }
 
 /* Next bytes of the head reply's payload into view: the backend's storage
  * itself, or the staging buffer refilled through read_chunk. */
 static int payload_view(struct ctl_conn *c, struct ctl_out *o, const char **p, size_t *n)
 {
-	struct dj_ctl_server *srv = c->srv;
+	struct ctl_server *srv = c->srv;
 	uint64_t left = o->payload_len - o->payload_off;
-	char err[DJ_CTL_ERRMSG_MAX] = "";
+	char err[CTL_ERRMSG_MAX] = "";
 	int rc;
 
 	if (o->rio.host != NULL) {
@@ -306,7 +307,7 @@ static int payload_view(struct ctl_conn *c, struct ctl_out *o, const char **p, s
 
 static void count_out(struct ctl_conn *c, size_t w)
 {
-	c->last_out_ns = dj_time_ns();
+	c->last_out_ns = djc_time_ns();
 	c->srv->st.bytes_out += w;
 	if (c->sess != NULL)
 		c->sess->bytes_out += w;
@@ -327,7 +328,7 @@ static ssize_t write_frames(struct ctl_conn *c)
 		if (o->payload_len > 0)
 			break;
 	}
-	w = dj_io_writev(&c->io, iov, n);
+	w = ctl_stream_writev(&c->io, iov, n);
 	if (w <= 0)
 		return w;
 	o = c->out_head;
@@ -357,7 +358,7 @@ static int flush_out(struct ctl_conn *c)
 			rc = payload_view(c, o, &p, &n);
 			if (rc != 0)
 				return rc; /* the stream cannot be resynchronised */
-			w = dj_io_write(&c->io, p, n);
+			w = ctl_stream_write(&c->io, p, n);
 			if (w > 0) {
 				count_out(c, (size_t)w);
 				o->payload_off += (uint64_t)w;
@@ -391,10 +392,10 @@ static void protocol_error(struct ctl_conn *c, const char *why)
 
 static void frame_header_done(struct ctl_conn *c)
 {
-	const struct dj_ctl_limits *l = &c->srv->cfg.limits;
+	const struct ctl_limits *l = &c->srv->cfg.limits;
 	char why[128];
 
-	if (dj_ctl_hdr_decode(c->hdr, &c->h) != 0) {
+	if (ctl_hdr_decode(c->hdr, &c->h) != 0) {
 		protocol_error(c, "bad frame magic (not a Djinn control frame, or TLS mismatch)");
 		return;
 	}
@@ -419,7 +420,7 @@ static void frame_header_done(struct ctl_conn *c)
 
 static void frame_json_done(struct ctl_conn *c)
 {
-	const struct dj_ctl_limits *l = &c->srv->cfg.limits;
+	const struct ctl_limits *l = &c->srv->cfg.limits;
 	cJSON *msg = NULL;
 	uint64_t payload_len = c->h.payload_len;
 
@@ -431,7 +432,7 @@ static void frame_json_done(struct ctl_conn *c)
 	c->srv->st.requests++;
 	if (c->sess != NULL)
 		c->sess->requests++;
-	if ((uint32_t)dj_json_depth(c->json, c->h.json_len) > l->max_json_depth) {
+	if ((uint32_t)ctl_json_depth(c->json, c->h.json_len) > l->max_json_depth) {
 		c->srv->st.protocol_errors++;
 		ctl_send_error(c, 0, -DJ_ELIMIT, "JSON nested too deeply");
 	} else if ((msg = cJSON_ParseWithLength(c->json, c->h.json_len)) == NULL ||
@@ -466,7 +467,7 @@ static int payload_sink(struct ctl_conn *c, char **p, size_t *n)
 
 static void payload_consumed(struct ctl_conn *c, const char *p, size_t n)
 {
-	struct dj_ctl_server *srv = c->srv;
+	struct ctl_server *srv = c->srv;
 
 	if (c->pay_into && c->wio.host == NULL && c->pay_rc == 0)
 		c->pay_rc = srv->be->write_chunk(srv->bctx, c->sess->bsess, &c->wio,
@@ -482,7 +483,7 @@ static void payload_consumed(struct ctl_conn *c, const char *p, size_t n)
 	srv->be->write_end(srv->bctx, c->sess->bsess, &c->wio, c->pay_rc);
 	if (c->pay_rc != 0) {
 		if (c->pay_is_new && srv->be->free(srv->bctx, c->sess->bsess, c->pay_handle,
-						   c->pay_err + DJ_CTL_ERRMSG_MAX / 2) == 0)
+						   c->pay_err + CTL_ERRMSG_MAX / 2) == 0)
 			c->sess->n_handles--;
 		ctl_send_error(c, c->pay_id, c->pay_rc, c->pay_err);
 		return;
@@ -496,7 +497,7 @@ static int in_sink(struct ctl_conn *c, char **p, size_t *n)
 	switch (c->stage) {
 	case IN_HDR:
 		*p = (char *)c->hdr + c->hdr_got;
-		*n = DJ_CTL_HDR_LEN - c->hdr_got;
+		*n = CTL_HDR_LEN - c->hdr_got;
 		return 0;
 	case IN_JSON:
 		*p = c->json + c->json_got;
@@ -514,7 +515,7 @@ static void in_consumed(struct ctl_conn *c, char *p, size_t n)
 		if (c->hdr_got == 0)
 			c->frame_start_ns = c->last_in_ns;
 		c->hdr_got += n;
-		if (c->hdr_got == DJ_CTL_HDR_LEN)
+		if (c->hdr_got == CTL_HDR_LEN)
 			frame_header_done(c);
 		break;
 	case IN_JSON:
@@ -537,11 +538,11 @@ static ssize_t in_fill(struct ctl_conn *c, char *p, size_t n, int *drained)
 	ssize_t r;
 
 	if (n >= CTL_INBUF_BYTES) {
-		r = dj_io_read(&c->io, p, n);
+		r = ctl_stream_read(&c->io, p, n);
 	} else {
 		if (c->inbuf == NULL && (c->inbuf = malloc(CTL_INBUF_BYTES)) == NULL)
 			return -ENOMEM;
-		r = dj_io_read(&c->io, c->inbuf, CTL_INBUF_BYTES);
+		r = ctl_stream_read(&c->io, c->inbuf, CTL_INBUF_BYTES);
 	}
 	/* A short read from a plain socket emptied it: no need to ask again
 	 * (epoll reports what comes next). TLS reads end at record bounds. */
@@ -550,7 +551,7 @@ static ssize_t in_fill(struct ctl_conn *c, char *p, size_t n, int *drained)
 		return c->stage == IN_HDR && c->hdr_got == 0 ? -ENOTCONN : -ECONNRESET;
 	if (r < 0)
 		return r;
-	c->last_in_ns = dj_time_ns();
+	c->last_in_ns = djc_time_ns();
 	c->srv->st.bytes_in += (uint64_t)r;
 	if (c->sess != NULL)
 		c->sess->bytes_in += (uint64_t)r;
@@ -607,7 +608,7 @@ static void conn_event(struct ctl_conn *c, uint32_t events)
 	/* Bytes epoll cannot see (our input buffer, TLS's decrypted ones):
 	 * read them now where reading may go on. */
 	if (rc == 0 && conn_may_read(c) &&
-	    (c->in_off < c->in_len || dj_io_pending(&c->io))) {
+	    (c->in_off < c->in_len || ctl_stream_pending(&c->io))) {
 		rc = read_in(c);
 		if (rc == 0 && !c->dead)
 			rc = flush_out(c);
@@ -623,7 +624,7 @@ static void conn_event(struct ctl_conn *c, uint32_t events)
 
 /* ---- workers and completions --------------------------------------------- */
 
-int ctl_submit(struct dj_ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
+int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 	       ctl_job_fn fn, struct dp_put *put)
 {
 	struct ctl_job *job = calloc(1, sizeof(*job));
@@ -659,7 +660,7 @@ int ctl_submit(struct dj_ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON
 
 static void *worker_main(void *arg)
 {
-	struct dj_ctl_server *srv = arg;
+	struct ctl_server *srv = arg;
 	uint64_t one = 1;
 
 	pthread_setname_np(pthread_self(), "dj-ctl-worker");
@@ -688,7 +689,7 @@ static void *worker_main(void *arg)
 		} else {
 			srv->done = job;
 			if (write(srv->evfd, &one, sizeof(one)) < 0)
-				DJ_LOG(DJ_LOG_ERR, TAG, "eventfd write failed");
+				DJC_LOG(DJ_LOG_ERR, TAG, "eventfd write failed");
 		}
 		srv->done_tail = job;
 	}
@@ -712,14 +713,14 @@ static void job_settle(struct ctl_job *job)
 	}
 }
 
-static void drain_completions(struct dj_ctl_server *srv)
+static void drain_completions(struct ctl_server *srv)
 {
 	struct ctl_conn *touched = NULL;
 	struct ctl_job *job;
 	uint64_t n;
 
 	if (read(srv->evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		DJ_LOG(DJ_LOG_ERR, TAG, "eventfd read failed");
+		DJC_LOG(DJ_LOG_ERR, TAG, "eventfd read failed");
 	pthread_mutex_lock(&srv->lock);
 	job = srv->done;
 	srv->done = srv->done_tail = NULL;
@@ -733,7 +734,7 @@ static void drain_completions(struct dj_ctl_server *srv)
 		/* No memory even for an ERROR: ctl_send() closes the connection
 		 * rather than leave the request unanswered. */
 		if (job->reply == NULL)
-			job->reply = dj_error_new(job->id, -ENOMEM, "server out of memory");
+			job->reply = ctl_error_new(job->id, -ENOMEM, "server out of memory");
 		if (job->reply != NULL && cJSON_GetObjectItem(job->reply, "code") != NULL)
 			srv->st.errors++;
 		if (!c->dead) {
@@ -768,7 +769,7 @@ static void drain_completions(struct dj_ctl_server *srv)
 
 static const char *conn_overdue(const struct ctl_conn *c, uint64_t now)
 {
-	const struct dj_ctl_limits *l = &c->srv->cfg.limits;
+	const struct ctl_limits *l = &c->srv->cfg.limits;
 	int mid_frame = c->stage != IN_HDR || c->hdr_got > 0;
 
 	if ((c->state == CS_HELLO || c->state == CS_AUTH) &&
@@ -799,9 +800,9 @@ static void abortive(struct ctl_conn *c)
 	setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
-static void sweep(struct dj_ctl_server *srv)
+static void sweep(struct ctl_server *srv)
 {
-	uint64_t now = dj_time_ns();
+	uint64_t now = djc_time_ns();
 	struct ctl_session **sp = &srv->sessions;
 	struct ctl_conn *c = srv->conns;
 
@@ -810,15 +811,15 @@ static void sweep(struct dj_ctl_server *srv)
 		const char *why = conn_overdue(c, now);
 
 		if (why != NULL) {
-			DJ_LOG(DJ_LOG_NOTICE, TAG, "%s: %s", c->peer, why);
+			DJC_LOG(DJ_LOG_NOTICE, TAG, "%s: %s", c->peer, why);
 			if (c->out_head == NULL && c->state != CS_CLOSING) {
 				/* Best effort: tell it why before closing. */
-				cJSON *e = dj_error_new(0, -ETIMEDOUT, why);
+				cJSON *e = ctl_error_new(0, -ETIMEDOUT, why);
 				char *f;
 				size_t n;
 
-				if (dj_ctl_frame(e, 0, &f, &n) == 0) {
-					(void)dj_io_write(&c->io, f, n);
+				if (ctl_frame(e, 0, &f, &n) == 0) {
+					(void)ctl_stream_write(&c->io, f, n);
 					free(f);
 				}
 				cJSON_Delete(e);
@@ -846,7 +847,7 @@ static void sweep(struct dj_ctl_server *srv)
 
 static void *server_main(void *arg)
 {
-	struct dj_ctl_server *srv = arg;
+	struct ctl_server *srv = arg;
 	struct epoll_event evs[64];
 	uint64_t last_sweep = 0;
 
@@ -861,15 +862,15 @@ static void *server_main(void *arg)
 			else
 				conn_event(evs[i].data.ptr, evs[i].events);
 		}
-		if (dj_time_ns() - last_sweep > ms_to_ns(SWEEP_MS)) {
+		if (djc_time_ns() - last_sweep > ms_to_ns(SWEEP_MS)) {
 			sweep(srv);
-			last_sweep = dj_time_ns();
+			last_sweep = djc_time_ns();
 		}
 	}
 	return NULL;
 }
 
-static int listen_on(struct dj_ctl_server *srv)
+static int listen_on(struct ctl_server *srv)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(srv->cfg.port)};
 	socklen_t sl = sizeof(sa);
@@ -896,7 +897,7 @@ static int epoll_add(int epfd, int fd, void *ptr)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
-static int local_caps(struct dj_ctl_server *srv)
+static int local_caps(struct ctl_server *srv)
 {
 	const struct dj_datapath *dp = srv->cfg.datapath;
 	int rc;
@@ -904,7 +905,7 @@ static int local_caps(struct dj_ctl_server *srv)
 	if (dp != NULL && dp->ops->local_caps != NULL) {
 		rc = dp->ops->local_caps(dp->ctx, &srv->caps);
 		if (rc != 0) {
-			DJ_LOG(DJ_LOG_WARN, TAG, "data path reports no capabilities (%s): TCP only",
+			DJC_LOG(DJ_LOG_WARN, TAG, "data path reports no capabilities (%s): TCP only",
 			       dj_strerror(rc));
 			memset(&srv->caps, 0, sizeof(srv->caps));
 		}
@@ -914,22 +915,22 @@ static int local_caps(struct dj_ctl_server *srv)
 	return 0;
 }
 
-static int server_setup(struct dj_ctl_server *srv)
+static int server_setup(struct ctl_server *srv)
 {
 	int rc = 0;
 
 	if (srv->cfg.token == NULL && srv->cfg.token_file != NULL)
-		rc = dj_ctl_token_load(srv->cfg.token_file, &srv->token);
+		rc = dj_token_load(srv->cfg.token_file, &srv->token);
 	else if (srv->cfg.token != NULL && (srv->token = strdup(srv->cfg.token)) == NULL)
 		rc = -ENOMEM;
 	if (rc != 0) {
-		DJ_LOG(DJ_LOG_ERR, TAG, "token: %s", dj_strerror(rc));
+		DJC_LOG(DJ_LOG_ERR, TAG, "token: %s", dj_strerror(rc));
 		return rc;
 	}
 	if (srv->token == NULL)
-		DJ_LOG(DJ_LOG_WARN, TAG, "no token configured: clients are not authenticated");
+		DJC_LOG(DJ_LOG_WARN, TAG, "no token configured: clients are not authenticated");
 	if (srv->tls_cert != NULL) {
-		rc = dj_tls_server_ctx(srv->tls_cert, srv->tls_key, &srv->tls_ctx);
+		rc = ctl_tls_server_ctx(srv->tls_cert, srv->tls_key, &srv->tls_ctx);
 		if (rc != 0)
 			return rc;
 	}
@@ -957,11 +958,11 @@ static char *dup_or_null(const char *s, int *failed)
 	return d;
 }
 
-int dj_ctl_server_create(const struct dj_ctl_server_config *config,
-			 const struct dj_ctl_backend *backend, void *backend_ctx,
-			 struct dj_ctl_server **server)
+int ctl_server_create(const struct ctl_server_config *config,
+			 const struct ctl_backend *backend, void *backend_ctx,
+			 struct ctl_server **server)
 {
-	struct dj_ctl_server *srv;
+	struct ctl_server *srv;
 	int failed = 0, rc;
 
 	if (config == NULL || backend == NULL || server == NULL ||
@@ -988,10 +989,10 @@ int dj_ctl_server_create(const struct dj_ctl_server_config *config,
 	srv->tls_key = dup_or_null(config->tls_key, &failed);
 	rc = failed ? -ENOMEM : server_setup(srv);
 	if (rc != 0) {
-		dj_ctl_server_destroy(srv);
+		ctl_server_destroy(srv);
 		return rc;
 	}
-	DJ_LOG(DJ_LOG_NOTICE, TAG, "control plane on %s:%u (%s, %s, data path %s)",
+	DJC_LOG(DJ_LOG_NOTICE, TAG, "control plane on %s:%u (%s, %s, data path %s)",
 	       srv->listen_addr, srv->port, srv->tls_ctx != NULL ? "TLS" : "plain TCP",
 	       srv->token != NULL ? "token auth" : "NO auth",
 	       srv->caps.dpdk ? "DPDK + TCP fallback" : "TCP only");
@@ -999,7 +1000,7 @@ int dj_ctl_server_create(const struct dj_ctl_server_config *config,
 	return 0;
 }
 
-int dj_ctl_server_start(struct dj_ctl_server *srv)
+int ctl_server_start(struct ctl_server *srv)
 {
 	int rc;
 
@@ -1013,7 +1014,7 @@ int dj_ctl_server_start(struct dj_ctl_server *srv)
 		if (rc != 0) {
 			srv->cfg.n_workers = i;
 			srv->running = 1;
-			dj_ctl_server_stop(srv);
+			ctl_server_stop(srv);
 			return -rc;
 		}
 	}
@@ -1021,13 +1022,13 @@ int dj_ctl_server_start(struct dj_ctl_server *srv)
 	srv->running = 1;
 	if (rc != 0) {
 		srv->thread = 0;
-		dj_ctl_server_stop(srv);
+		ctl_server_stop(srv);
 		return -rc;
 	}
 	return 0;
 }
 
-void dj_ctl_server_stop(struct dj_ctl_server *srv)
+void ctl_server_stop(struct ctl_server *srv)
 {
 	if (srv == NULL || !srv->running)
 		return;
@@ -1058,11 +1059,11 @@ void dj_ctl_server_stop(struct dj_ctl_server *srv)
 	srv->running = 0;
 }
 
-void dj_ctl_server_destroy(struct dj_ctl_server *srv)
+void ctl_server_destroy(struct ctl_server *srv)
 {
 	if (srv == NULL)
 		return;
-	dj_ctl_server_stop(srv);
+	ctl_server_stop(srv);
 	for (struct ctl_job *j = srv->jobs; j != NULL;) {
 		struct ctl_job *next = j->next;
 
@@ -1077,7 +1078,7 @@ void dj_ctl_server_destroy(struct dj_ctl_server *srv)
 	if (srv->evfd >= 0)
 		close(srv->evfd);
 	if (srv->tls_ctx != NULL)
-		dj_tls_ctx_free(srv->tls_ctx);
+		ctl_tls_ctx_free(srv->tls_ctx);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->job_cond);
 	free(srv->listen_addr);
@@ -1087,12 +1088,12 @@ void dj_ctl_server_destroy(struct dj_ctl_server *srv)
 	free(srv);
 }
 
-uint16_t dj_ctl_server_port(const struct dj_ctl_server *srv)
+uint16_t ctl_server_port(const struct ctl_server *srv)
 {
 	return srv->port;
 }
 
-void dj_ctl_server_get_stats(struct dj_ctl_server *srv, struct dj_ctl_server_stats *s)
+void ctl_server_get_stats(struct ctl_server *srv, struct ctl_server_stats *s)
 {
 	s->connections_accepted = srv->st.accepted;
 	s->connections_open = srv->st.open;

@@ -11,7 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "djinn/control.h"
+#include "controlplane/ctl.h"
 #include "ctl_io.h"
 #include "ctl_wire.h"
 
@@ -41,7 +41,7 @@ enum in_stage { IN_HDR, IN_JSON, IN_PAYLOAD };
 struct held_read {
 	struct held_read *next;
 	uint64_t xfer;
-	struct dj_ctl_io io;
+	struct ctl_tensor_io io;
 };
 
 /* A PUT over the data plane between its READY and its PUT_DONE. */
@@ -49,7 +49,7 @@ struct dp_put {
 	struct dp_put *next;
 	uint64_t xfer, handle;
 	int is_new;               /* free the handle where the transfer fails */
-	struct dj_ctl_io io;
+	struct ctl_tensor_io io;
 };
 
 struct ctl_session {
@@ -60,7 +60,7 @@ struct ctl_session {
 	uint64_t linger_until_ns;
 	enum dj_path path;
 	char path_reason[160];
-	struct dj_dp_caps peer_caps;
+	struct dp_caps peer_caps;
 	struct dp_put *dp_puts;
 	uint32_t n_handles;
 	uint64_t requests, bytes_in, bytes_out, dp_failures;
@@ -77,13 +77,13 @@ struct ctl_out {
 	size_t len, off;
 	uint64_t payload_len, payload_off;
 	int has_read_io;
-	struct dj_ctl_io rio;
+	struct ctl_tensor_io rio;
 };
 
 struct ctl_conn {
 	struct ctl_conn *prev, *next;
-	struct dj_ctl_server *srv;
-	struct dj_io io;
+	struct ctl_server *srv;
+	struct ctl_stream io;
 	enum conn_state state;
 	int refs;                 /* the list + jobs in flight */
 	int dead;
@@ -94,17 +94,17 @@ struct ctl_conn {
 	char peer[48];
 
 	enum in_stage stage;
-	uint8_t hdr[DJ_CTL_HDR_LEN];
+	uint8_t hdr[CTL_HDR_LEN];
 	size_t hdr_got;
-	struct dj_ctl_hdr h;
+	struct ctl_hdr h;
 	char *json;
 	uint32_t json_got;
 	uint64_t pay_got;
 	int pay_into;             /* payload goes to wio (else: discarded) */
-	struct dj_ctl_io wio;
+	struct ctl_tensor_io wio;
 	uint64_t pay_id, pay_handle;
 	int pay_is_new;
-	char pay_err[DJ_CTL_ERRMSG_MAX];
+	char pay_err[CTL_ERRMSG_MAX];
 	int pay_rc;
 
 	uint8_t *inbuf;           /* CTL_INBUF_BYTES, lazily */
@@ -119,13 +119,13 @@ struct ctl_conn {
 
 	uint64_t accepted_ns, last_in_ns, last_out_ns;
 	uint64_t frame_start_ns;  /* first byte of the frame being read */
-	uint8_t nonce_c[DJ_NONCE_LEN], nonce_s[DJ_NONCE_LEN];
-	struct dj_dp_caps peer_caps;
+	uint8_t nonce_c[CTL_NONCE_LEN], nonce_s[CTL_NONCE_LEN];
+	struct dp_caps peer_caps;
 	struct ctl_session *sess;
 };
 
 struct ctl_job;
-typedef cJSON *(*ctl_job_fn)(struct dj_ctl_server *srv, struct ctl_job *job);
+typedef cJSON *(*ctl_job_fn)(struct ctl_server *srv, struct ctl_job *job);
 
 struct ctl_job {
 	struct ctl_job *next;
@@ -133,7 +133,7 @@ struct ctl_job {
 	struct ctl_session *sess; /* counted in sess->refs until drained */
 	void *bsess;
 	uint64_t cookie;
-	struct dj_dp_endpoint peer;
+	struct dp_endpoint peer;
 	uint64_t id;
 	cJSON *req;
 	ctl_job_fn fn;
@@ -144,12 +144,12 @@ struct ctl_job {
 	struct held_read *held;   /* GET: moved to sess->held when drained */
 };
 
-struct dj_ctl_server {
-	struct dj_ctl_server_config cfg;
+struct ctl_server {
+	struct ctl_server_config cfg;
 	char *listen_addr, *tls_cert, *tls_key, *token;
-	const struct dj_ctl_backend *be;
+	const struct ctl_backend *be;
 	void *bctx;
-	struct dj_dp_caps caps;
+	struct dp_caps caps;
 	void *tls_ctx;
 	int lfd, epfd, evfd;
 	uint16_t port;
@@ -179,7 +179,7 @@ void ctl_send(struct ctl_conn *c, cJSON *msg);
 void ctl_send_out(struct ctl_conn *c, struct ctl_out *out);
 void ctl_send_error(struct ctl_conn *c, uint64_t id, int code, const char *msg);
 void ctl_close_after_flush(struct ctl_conn *c);
-int ctl_submit(struct dj_ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
+int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 	       ctl_job_fn fn, struct dp_put *put);
 
 /* ctl_handlers.c: a reply naming handle (and its description where desc
@@ -189,10 +189,10 @@ cJSON *ctl_handle_reply(uint64_t id, const char *type, uint64_t handle,
 /* One control message (JSON parsed); payload_len bytes follow. */
 void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len);
 /* The session ends for good (backend and data path told). */
-void ctl_session_close(struct dj_ctl_server *srv, struct ctl_session *s);
-void ctl_session_detach(struct dj_ctl_server *srv, struct ctl_session *s);
+void ctl_session_close(struct ctl_server *srv, struct ctl_session *s);
+void ctl_session_detach(struct ctl_server *srv, struct ctl_session *s);
 /* End the held reads the data path let go of (all: also the others, which
  * are then leaked, never freed under the data path). */
-void ctl_session_release_held(struct dj_ctl_server *srv, struct ctl_session *s, int all);
+void ctl_session_release_held(struct ctl_server *srv, struct ctl_session *s, int all);
 
 #endif

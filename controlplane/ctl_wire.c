@@ -9,19 +9,19 @@
 #include "djinn/common.h"
 #include "ctl_wire.h"
 
-void dj_ctl_hdr_encode(uint8_t out[DJ_CTL_HDR_LEN], uint32_t json_len,
+void ctl_hdr_encode(uint8_t out[CTL_HDR_LEN], uint32_t json_len,
 			uint64_t payload_len)
 {
-	memcpy(out, DJ_CTL_MAGIC, 4);
+	memcpy(out, CTL_MAGIC, 4);
 	for (int i = 0; i < 4; i++)
 		out[4 + i] = (uint8_t)(json_len >> (24 - 8 * i));
 	for (int i = 0; i < 8; i++)
 		out[8 + i] = (uint8_t)(payload_len >> (56 - 8 * i));
 }
 
-int dj_ctl_hdr_decode(const uint8_t in[DJ_CTL_HDR_LEN], struct dj_ctl_hdr *hdr)
+int ctl_hdr_decode(const uint8_t in[CTL_HDR_LEN], struct ctl_hdr *hdr)
 {
-	if (memcmp(in, DJ_CTL_MAGIC, 4) != 0)
+	if (memcmp(in, CTL_MAGIC, 4) != 0)
 		return -EPROTO;
 	hdr->json_len = 0;
 	hdr->payload_len = 0;
@@ -32,7 +32,7 @@ int dj_ctl_hdr_decode(const uint8_t in[DJ_CTL_HDR_LEN], struct dj_ctl_hdr *hdr)
 	return 0;
 }
 
-int dj_json_depth(const char *text, size_t len)
+int ctl_json_depth(const char *text, size_t len)
 {
 	int depth = 0, deepest = 0, in_string = 0;
 
@@ -58,7 +58,7 @@ int dj_json_depth(const char *text, size_t len)
 	return deepest;
 }
 
-int dj_ctl_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len)
+int ctl_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len)
 {
 	char *text = cJSON_PrintUnformatted(msg);
 	size_t tlen;
@@ -67,16 +67,16 @@ int dj_ctl_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len
 	if (text == NULL)
 		return -ENOMEM;
 	tlen = strlen(text);
-	frame = malloc(DJ_CTL_HDR_LEN + tlen);
+	frame = malloc(CTL_HDR_LEN + tlen);
 	if (frame == NULL) {
 		cJSON_free(text);
 		return -ENOMEM;
 	}
-	dj_ctl_hdr_encode((uint8_t *)frame, (uint32_t)tlen, payload_len);
-	memcpy(frame + DJ_CTL_HDR_LEN, text, tlen);
+	ctl_hdr_encode((uint8_t *)frame, (uint32_t)tlen, payload_len);
+	memcpy(frame + CTL_HDR_LEN, text, tlen);
 	cJSON_free(text);
 	*buf = frame;
-	*len = DJ_CTL_HDR_LEN + tlen;
+	*len = CTL_HDR_LEN + tlen;
 	return 0;
 }
 
@@ -86,7 +86,7 @@ static int field_missing(const char *key, const char *what, char *why)
 	return -EINVAL;
 }
 
-int dj_json_u64(const cJSON *obj, const char *key, uint64_t *val, char *why)
+int ctl_json_u64(const cJSON *obj, const char *key, uint64_t *val, char *why)
 {
 	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
 
@@ -98,7 +98,7 @@ int dj_json_u64(const cJSON *obj, const char *key, uint64_t *val, char *why)
 	return 0;
 }
 
-int dj_json_str(const cJSON *obj, const char *key, const char **val, char *why)
+int ctl_json_str(const cJSON *obj, const char *key, const char **val, char *why)
 {
 	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
 
@@ -108,7 +108,7 @@ int dj_json_str(const cJSON *obj, const char *key, const char **val, char *why)
 	return 0;
 }
 
-int dj_handle_parse(const char *text, uint64_t *handle)
+int ctl_handle_parse(const char *text, uint64_t *handle)
 {
 	char *end;
 	unsigned long long v;
@@ -124,25 +124,25 @@ int dj_handle_parse(const char *text, uint64_t *handle)
 	return 0;
 }
 
-int dj_json_handle(const cJSON *obj, const char *key, uint64_t *handle, char *why)
+int ctl_json_handle(const cJSON *obj, const char *key, uint64_t *handle, char *why)
 {
 	const char *text;
 
-	if (dj_json_str(obj, key, &text, why) != 0 || dj_handle_parse(text, handle) != 0)
+	if (ctl_json_str(obj, key, &text, why) != 0 || ctl_handle_parse(text, handle) != 0)
 		return field_missing(key, "a handle (\"0x\" and 1-16 hex digits)", why);
 	return 0;
 }
 
-void dj_handle_format(uint64_t handle, char out[20])
+void ctl_handle_format(uint64_t handle, char out[20])
 {
 	snprintf(out, 20, "0x%" PRIx64, handle);
 }
 
-cJSON *dj_json_add_handle(cJSON *obj, const char *key, uint64_t handle)
+cJSON *ctl_json_add_handle(cJSON *obj, const char *key, uint64_t handle)
 {
 	char text[20];
 
-	dj_handle_format(handle, text);
+	ctl_handle_format(handle, text);
 	return cJSON_AddStringToObject(obj, key, text);
 }
 
@@ -159,7 +159,7 @@ static const struct {
 	[DJ_DTYPE_INT64] = {"int64", 8},
 };
 
-int dj_desc_nbytes(const struct dj_tensor_desc *desc, uint64_t *nbytes)
+int ctl_desc_nbytes(const struct dj_tensor_desc *desc, uint64_t *nbytes)
 {
 	uint64_t n;
 
@@ -179,7 +179,7 @@ int dj_desc_nbytes(const struct dj_tensor_desc *desc, uint64_t *nbytes)
 	return 0;
 }
 
-int dj_desc_from_json(const cJSON *obj, struct dj_tensor_desc *desc, char *why)
+int ctl_desc_from_json(const cJSON *obj, struct dj_tensor_desc *desc, char *why)
 {
 	const cJSON *shape = cJSON_GetObjectItemCaseSensitive(obj, "shape");
 	const cJSON *dim;
@@ -187,7 +187,7 @@ int dj_desc_from_json(const cJSON *obj, struct dj_tensor_desc *desc, char *why)
 	uint64_t nbytes;
 	int i = 0;
 
-	if (dj_json_str(obj, "dtype", &name, why) != 0)
+	if (ctl_json_str(obj, "dtype", &name, why) != 0)
 		return -EINVAL;
 	desc->dtype = DJ_DTYPE_COUNT;
 	for (int d = 0; d < DJ_DTYPE_COUNT; d++)
@@ -212,14 +212,14 @@ int dj_desc_from_json(const cJSON *obj, struct dj_tensor_desc *desc, char *why)
 		desc->shape[i++] = (int64_t)dim->valuedouble;
 	}
 	desc->ndim = i;
-	if (dj_desc_nbytes(desc, &nbytes) != 0) {
+	if (ctl_desc_nbytes(desc, &nbytes) != 0) {
 		snprintf(why, 128, "tensor size overflows");
 		return -DJ_ESHAPE;
 	}
 	return 0;
 }
 
-int dj_desc_to_json(cJSON *obj, const struct dj_tensor_desc *desc)
+int ctl_desc_to_json(cJSON *obj, const struct dj_tensor_desc *desc)
 {
 	cJSON *shape = cJSON_AddArrayToObject(obj, "shape");
 	int ok = shape != NULL &&
@@ -232,7 +232,7 @@ int dj_desc_to_json(cJSON *obj, const struct dj_tensor_desc *desc)
 	return ok ? 0 : -ENOMEM;
 }
 
-static void endpoint_to_json(cJSON *obj, const struct dj_dp_endpoint *ep)
+static void endpoint_to_json(cJSON *obj, const struct dp_endpoint *ep)
 {
 	char mac[18], ip[INET_ADDRSTRLEN];
 	struct in_addr a = {.s_addr = ep->ipv4};
@@ -257,7 +257,7 @@ static uint64_t json_num(const cJSON *obj, const char *key, uint64_t max)
 	return (uint64_t)it->valuedouble;
 }
 
-static void endpoint_from_json(const cJSON *obj, struct dj_dp_endpoint *ep)
+static void endpoint_from_json(const cJSON *obj, struct dp_endpoint *ep)
 {
 	const cJSON *mac = cJSON_GetObjectItemCaseSensitive(obj, "mac");
 	const cJSON *ip = cJSON_GetObjectItemCaseSensitive(obj, "ipv4");
@@ -278,7 +278,7 @@ static void endpoint_from_json(const cJSON *obj, struct dj_dp_endpoint *ep)
 		snprintf(ep->memif_socket, sizeof(ep->memif_socket), "%s", memif->valuestring);
 }
 
-cJSON *dj_caps_to_json(const struct dj_dp_caps *caps)
+cJSON *ctl_caps_to_json(const struct dp_caps *caps)
 {
 	cJSON *obj = cJSON_CreateObject();
 	cJSON *gpus = cJSON_AddArrayToObject(obj, "gpus");
@@ -288,7 +288,7 @@ cJSON *dj_caps_to_json(const struct dj_dp_caps *caps)
 	cJSON_AddBoolToObject(obj, "dpdk", caps->dpdk);
 	if (caps->dpdk)
 		endpoint_to_json(cJSON_AddObjectToObject(obj, "endpoint"), &caps->endpoint);
-	for (int i = 0; i < caps->n_gpus && i < DJ_DP_MAX_GPUS; i++) {
+	for (int i = 0; i < caps->n_gpus && i < DP_MAX_GPUS; i++) {
 		cJSON *g = cJSON_CreateObject();
 
 		cJSON_AddStringToObject(g, "name", caps->gpus[i].name);
@@ -299,12 +299,12 @@ cJSON *dj_caps_to_json(const struct dj_dp_caps *caps)
 	for (int d = 0; d < DJ_DTYPE_COUNT; d++)
 		if (caps->dtypes & (1u << d))
 			cJSON_AddItemToArray(dts, cJSON_CreateString(dtypes[d].name));
-	for (int i = 0; i < caps->n_ops && i < DJ_DP_MAX_OPS; i++)
+	for (int i = 0; i < caps->n_ops && i < DP_MAX_OPS; i++)
 		cJSON_AddItemToArray(ops, cJSON_CreateString(caps->ops[i]));
 	return obj;
 }
 
-void dj_caps_from_json(const cJSON *obj, struct dj_dp_caps *caps)
+void ctl_caps_from_json(const cJSON *obj, struct dp_caps *caps)
 {
 	const cJSON *it;
 
@@ -316,10 +316,10 @@ void dj_caps_from_json(const cJSON *obj, struct dj_dp_caps *caps)
 	else
 		caps->dpdk = 0;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(obj, "gpus")) {
-		struct dj_dp_gpu *g;
+		struct dp_gpu *g;
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
 
-		if (caps->n_gpus == DJ_DP_MAX_GPUS)
+		if (caps->n_gpus == DP_MAX_GPUS)
 			break;
 		g = &caps->gpus[caps->n_gpus++];
 		if (cJSON_IsString(name))
@@ -332,14 +332,14 @@ void dj_caps_from_json(const cJSON *obj, struct dj_dp_caps *caps)
 			if (cJSON_IsString(it) && strcmp(it->valuestring, dtypes[d].name) == 0)
 				caps->dtypes |= 1u << d;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(obj, "ops")) {
-		if (caps->n_ops == DJ_DP_MAX_OPS)
+		if (caps->n_ops == DP_MAX_OPS)
 			break;
 		if (cJSON_IsString(it))
-			snprintf(caps->ops[caps->n_ops++], DJ_DP_OP_NAME_MAX, "%s", it->valuestring);
+			snprintf(caps->ops[caps->n_ops++], DP_OP_NAME_MAX, "%s", it->valuestring);
 	}
 }
 
-void dj_hex_encode(const uint8_t *in, size_t len, char *out)
+void ctl_hex_encode(const uint8_t *in, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 
@@ -361,7 +361,7 @@ static int hex_digit(char c)
 	return -1;
 }
 
-int dj_hex_decode(const char *in, uint8_t *out, size_t len)
+int ctl_hex_decode(const char *in, uint8_t *out, size_t len)
 {
 	if (in == NULL || strlen(in) != 2 * len)
 		return -EINVAL;
@@ -377,7 +377,7 @@ int dj_hex_decode(const char *in, uint8_t *out, size_t len)
 
 /* Without its type or id a reply is unanswerable (never matched to its
  * request, or taken for another kind): all or nothing. */
-cJSON *dj_reply_new(uint64_t id, const char *type)
+cJSON *ctl_reply_new(uint64_t id, const char *type)
 {
 	cJSON *msg = cJSON_CreateObject();
 
@@ -389,9 +389,9 @@ cJSON *dj_reply_new(uint64_t id, const char *type)
 	return msg;
 }
 
-cJSON *dj_error_new(uint64_t id, int code, const char *message)
+cJSON *ctl_error_new(uint64_t id, int code, const char *message)
 {
-	cJSON *msg = dj_reply_new(id, "ERROR");
+	cJSON *msg = ctl_reply_new(id, "ERROR");
 
 	if (msg != NULL && (cJSON_AddNumberToObject(msg, "code", code) == NULL ||
 			    cJSON_AddStringToObject(msg, "message", message != NULL &&

@@ -16,66 +16,66 @@
 
 #include <cjson/cJSON.h>
 
-#include "djinn/control.h"
-#include "djinn/datapath.h"
+#include "controlplane/ctl.h"
+#include "dataplane/datapath.h"
 #include "djinn/tensor.h"
 
-#define DJ_CTL_HDR_LEN 16
-#define DJ_CTL_MAGIC "DJC1"
-#define DJ_NONCE_LEN 32
-#define DJ_MAC_LEN 32
+#define CTL_HDR_LEN 16
+#define CTL_MAGIC "DJC1"
+#define CTL_NONCE_LEN 32
+#define CTL_MAC_LEN 32
 
-struct dj_ctl_hdr {
+struct ctl_hdr {
 	uint32_t json_len;
 	uint64_t payload_len;
 };
 
-void dj_ctl_hdr_encode(uint8_t out[DJ_CTL_HDR_LEN], uint32_t json_len,
+void ctl_hdr_encode(uint8_t out[CTL_HDR_LEN], uint32_t json_len,
 			uint64_t payload_len);
 /* -EPROTO on a bad magic. */
-int dj_ctl_hdr_decode(const uint8_t in[DJ_CTL_HDR_LEN], struct dj_ctl_hdr *hdr);
+int ctl_hdr_decode(const uint8_t in[CTL_HDR_LEN], struct ctl_hdr *hdr);
 
 /* Deepest nesting of objects/arrays in text (strings skipped). */
-int dj_json_depth(const char *text, size_t len);
+int ctl_json_depth(const char *text, size_t len);
 
 /* Serialise msg into one malloc'ed buffer: header + JSON. */
-int dj_ctl_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len);
+int ctl_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len);
 
 /* Typed field access; each returns -EINVAL (and fills why) when missing or
  * of the wrong type. why: at least 128 bytes. */
-int dj_json_u64(const cJSON *obj, const char *key, uint64_t *val, char *why);
-int dj_json_str(const cJSON *obj, const char *key, const char **val, char *why);
-int dj_json_handle(const cJSON *obj, const char *key, uint64_t *handle, char *why);
-int dj_handle_parse(const char *text, uint64_t *handle);
-void dj_handle_format(uint64_t handle, char out[20]);
-cJSON *dj_json_add_handle(cJSON *obj, const char *key, uint64_t handle);
+int ctl_json_u64(const cJSON *obj, const char *key, uint64_t *val, char *why);
+int ctl_json_str(const cJSON *obj, const char *key, const char **val, char *why);
+int ctl_json_handle(const cJSON *obj, const char *key, uint64_t *handle, char *why);
+int ctl_handle_parse(const char *text, uint64_t *handle);
+void ctl_handle_format(uint64_t handle, char out[20]);
+cJSON *ctl_json_add_handle(cJSON *obj, const char *key, uint64_t handle);
 
 /* Tensor descriptions as {"dtype": "float32", "shape": [..]}. */
 /* Bytes of a tensor; -DJ_EDTYPE / -DJ_ESHAPE for a bad description. */
-int dj_desc_nbytes(const struct dj_tensor_desc *desc, uint64_t *nbytes);
-int dj_desc_from_json(const cJSON *obj, struct dj_tensor_desc *desc, char *why);
+int ctl_desc_nbytes(const struct dj_tensor_desc *desc, uint64_t *nbytes);
+int ctl_desc_from_json(const cJSON *obj, struct dj_tensor_desc *desc, char *why);
 /* -ENOMEM where memory ran out part-way: obj then lacks fields. */
-int dj_desc_to_json(cJSON *obj, const struct dj_tensor_desc *desc);
+int ctl_desc_to_json(cJSON *obj, const struct dj_tensor_desc *desc);
 
 /* Capabilities (HELLO). */
-cJSON *dj_caps_to_json(const struct dj_dp_caps *caps);
-void dj_caps_from_json(const cJSON *obj, struct dj_dp_caps *caps);
+cJSON *ctl_caps_to_json(const struct dp_caps *caps);
+void ctl_caps_from_json(const cJSON *obj, struct dp_caps *caps);
 
 /* Authentication: HMAC-SHA256(token, label | first | second). */
-int dj_auth_random(void *buf, size_t len);
-int dj_auth_mac(const char *token, const char *label, const uint8_t first[DJ_NONCE_LEN],
-		const uint8_t second[DJ_NONCE_LEN], uint8_t mac[DJ_MAC_LEN]);
+int ctl_auth_random(void *buf, size_t len);
+int ctl_auth_mac(const char *token, const char *label, const uint8_t first[CTL_NONCE_LEN],
+		const uint8_t second[CTL_NONCE_LEN], uint8_t mac[CTL_MAC_LEN]);
 /* Constant-time equality of two MACs (1 equal). */
-int dj_auth_equal(const uint8_t *a, const uint8_t *b, size_t len);
-void dj_hex_encode(const uint8_t *in, size_t len, char *out);
-int dj_hex_decode(const char *in, uint8_t *out, size_t len);
+int ctl_auth_equal(const uint8_t *a, const uint8_t *b, size_t len);
+void ctl_hex_encode(const uint8_t *in, size_t len, char *out);
+int ctl_hex_decode(const char *in, uint8_t *out, size_t len);
 
 /* Labels that keep the two MACs of one handshake from being replayed as each other. */
-#define DJ_AUTH_LABEL_CLIENT "djinn-auth-client-v1"
-#define DJ_AUTH_LABEL_SERVER "djinn-auth-server-v1"
+#define CTL_AUTH_LABEL_CLIENT "djinn-auth-client-v1"
+#define CTL_AUTH_LABEL_SERVER "djinn-auth-server-v1"
 
 /* Reply helpers. */
-cJSON *dj_reply_new(uint64_t id, const char *type);
-cJSON *dj_error_new(uint64_t id, int code, const char *message);
+cJSON *ctl_reply_new(uint64_t id, const char *type);
+cJSON *ctl_error_new(uint64_t id, int code, const char *message);
 
 #endif

@@ -9,7 +9,8 @@
 #include <rte_errno.h>
 
 #include "djinn/common.h"
-#include "djinn/eal.h"
+#include "common/djc.h"
+#include "dataplane/eal.h"
 
 #define EAL_MAX_ARGS 128
 
@@ -47,7 +48,7 @@ static int hugepages_available(void)
 	return free_pages > 0 && mounted;
 }
 
-int dj_eal_init(int argc, char **argv, const struct dj_eal_options *opts,
+int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 		int *app_argc, char ***app_argv)
 {
 	static char *eal_argv[EAL_MAX_ARGS];
@@ -74,7 +75,7 @@ int dj_eal_init(int argc, char **argv, const struct dj_eal_options *opts,
 		eal_argv[n++] = "--iova-mode=va";
 	eal_hugepages = !arg_given(user_count, user, huge_args);
 	if (eal_hugepages && !hugepages_available()) {
-		dj_log(DJ_LOG_NOTICE, "eal",
+		djc_log(DJ_LOG_NOTICE, "eal",
 		       "no free hugepages on a mounted hugetlbfs: running with --no-huge "
 		       "(scripts/hugepages.sh reserves some)");
 		eal_argv[n++] = "--no-huge";
@@ -104,7 +105,7 @@ int dj_eal_init(int argc, char **argv, const struct dj_eal_options *opts,
 
 	if (rte_eal_init(n, eal_argv) < 0) {
 		int rc = rte_errno ? -rte_errno : -EINVAL;
-		dj_log(DJ_LOG_ERR, "eal", "rte_eal_init failed: %s", rte_strerror(-rc));
+		djc_log(DJ_LOG_ERR, "eal", "rte_eal_init failed: %s", rte_strerror(-rc));
 		return rc;
 	}
 	/* The application's arguments: program name, then what follows "--". */
@@ -119,7 +120,7 @@ int dj_eal_init(int argc, char **argv, const struct dj_eal_options *opts,
 	return 0;
 }
 
-void dj_eal_app_args(int argc, char **argv, int *app_argc, char ***app_argv)
+void dp_eal_app_args(int argc, char **argv, int *app_argc, char ***app_argv)
 {
 	static char *args[EAL_MAX_ARGS * 2];
 	int split = 1, n = 0;
@@ -134,12 +135,12 @@ void dj_eal_app_args(int argc, char **argv, int *app_argc, char ***app_argv)
 	*app_argv = args;
 }
 
-int dj_eal_has_hugepages(void)
+int dp_eal_has_hugepages(void)
 {
 	return eal_hugepages;
 }
 
-void dj_eal_cleanup(void)
+void dp_eal_cleanup(void)
 {
 	rte_eal_cleanup();
 }

@@ -16,6 +16,7 @@
 #include <rte_malloc.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "engine.h"
 #include "txframe.h"
 
@@ -25,7 +26,7 @@
  * read is then kept (orphans) or leaked rather than freed. */
 #define LCORE_ANSWER_NS (60ull * 1000 * 1000 * 1000)
 #define RELEASE_MIN_NS (1000ull * 1000 * 1000)
-/* dj_dataplane_destroy(): how long rings still read by frames may take
+/* dp_engine_destroy(): how long rings still read by frames may take
  * to come back while the lcores run. */
 #define DRAIN_AT_DESTROY_NS (500ull * 1000 * 1000)
 #define SPIN_NS 20000ull
@@ -39,7 +40,7 @@
 static int flag_wait(atomic_int *flag, uint64_t timeout_ns)
 {
 	static __thread int slack_set;
-	uint64_t start = dj_time_ns();
+	uint64_t start = djc_time_ns();
 	struct timespec nap = {0};
 
 	/* The default 50 us timer slack would triple every nap. */
@@ -50,7 +51,7 @@ static int flag_wait(atomic_int *flag, uint64_t timeout_ns)
 	for (;;) {
 		if (atomic_load_explicit(flag, memory_order_acquire))
 			return 0;
-		uint64_t waited = dj_time_ns() - start;
+		uint64_t waited = djc_time_ns() - start;
 
 		if (waited >= timeout_ns)
 			return -ETIMEDOUT;
@@ -79,7 +80,7 @@ static void session_put(struct dp_session *ses)
 {
 	if (ses == NULL || atomic_fetch_sub_explicit(&ses->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	dj_session_destroy(ses->s);
+	dp_channel_destroy(ses->s);
 	rte_free(ses);
 }
 
@@ -112,7 +113,7 @@ static void op_released(void *addr, void *opaque)
 	atomic_store_explicit(&op->released, 1, memory_order_release);
 }
 
-static int op_post(struct dj_dataplane *dp, struct dp_op *op)
+static int op_post(struct dp_engine *dp, struct dp_op *op)
 {
 	struct dp_lcore *lc = dp->lcores[op->sess->lcore_idx];
 
@@ -122,21 +123,21 @@ static int op_post(struct dj_dataplane *dp, struct dp_op *op)
 /* Post and wait for the lcore's answer (it answers within extra_ns plus
  * a loop); 0 or the op's status. The caller frees op unless the lcore
  * never answered (-EDEADLK): then leaking beats a use after free. */
-static int op_run(struct dj_dataplane *dp, struct dp_op *op, uint64_t extra_ns)
+static int op_run(struct dp_engine *dp, struct dp_op *op, uint64_t extra_ns)
 {
 	int rc = op_post(dp, op);
 
 	if (rc != 0)
 		return rc;
 	if (flag_wait(&op->done, LCORE_ANSWER_NS + extra_ns) != 0) {
-		dj_log(DJ_LOG_ERR, "dataplane", "lcore did not answer command %d", op->cmd);
+		djc_log(DJ_LOG_ERR, "dataplane", "lcore did not answer command %d", op->cmd);
 		return -EDEADLK;
 	}
 	return op->status;
 }
 
 /* op_run for commands whose op the caller does not keep. */
-static int op_run_free(struct dj_dataplane *dp, struct dp_op *op)
+static int op_run_free(struct dp_engine *dp, struct dp_op *op)
 {
 	int rc = op_run(dp, op, 0);
 
@@ -149,7 +150,7 @@ static int op_run_free(struct dj_dataplane *dp, struct dp_op *op)
 
 /* Caller holds dp->lock. Sessions still opening count: a cookie is taken
  * from the moment its open begins. */
-static struct dp_session *session_find(struct dj_dataplane *dp, uint64_t cookie)
+static struct dp_session *session_find(struct dp_engine *dp, uint64_t cookie)
 {
 	struct dp_session *ses;
 
@@ -161,7 +162,7 @@ static struct dp_session *session_find(struct dj_dataplane *dp, uint64_t cookie)
 
 /* The open session of cookie with a reference for the caller
  * (session_put), or NULL. */
-static struct dp_session *session_get(struct dj_dataplane *dp, uint64_t cookie)
+static struct dp_session *session_get(struct dp_engine *dp, uint64_t cookie)
 {
 	struct dp_session *ses;
 
@@ -177,18 +178,18 @@ static struct dp_session *session_get(struct dj_dataplane *dp, uint64_t cookie)
 	return ses;
 }
 
-static void endpoint_from_dp(const struct dj_dp_endpoint *in, uint16_t queue,
-			     struct dj_endpoint *out)
+static void endpoint_from_dp(const struct dp_endpoint *in, uint16_t queue,
+			     struct dp_netaddr *out)
 {
 	memcpy(out->mac, in->mac, sizeof(out->mac));
 	out->ipv4 = rte_be_to_cpu_32(in->ipv4);
 	out->port = (uint16_t)(in->udp_port + queue);
 }
 
-static int session_build(struct dj_dataplane *dp, uint64_t session_id, uint64_t cookie,
-			 const struct dj_dp_endpoint *peer, struct dp_session *ses)
+static int session_build(struct dp_engine *dp, uint64_t session_id, uint64_t cookie,
+			 const struct dp_endpoint *peer, struct dp_session *ses)
 {
-	struct dj_session_config sc = dp->cfg.session;
+	struct dp_channel_config sc = dp->cfg.session;
 	uint16_t peer_queues = peer->n_queues ? peer->n_queues : 1;
 	uint16_t queues = RTE_MIN(dp->n_lcores, peer_queues);
 	uint16_t mtu = peer->mtu ? RTE_MIN(peer->mtu, dp->mtu) : dp->mtu;
@@ -200,7 +201,7 @@ static int session_build(struct dj_dataplane *dp, uint64_t session_id, uint64_t 
 	ses->lcore_idx = ses->id % queues;
 	sc.session_id = ses->id;
 	sc.cookie = cookie;
-	sc.frag_size = dj_wire_frag_size(mtu);
+	sc.frag_size = dp_wire_frag_size(mtu);
 	sc.encap = true;
 	sc.local = dp->local;
 	sc.local.port = (uint16_t)(dp->local.port + ses->lcore_idx);
@@ -209,11 +210,11 @@ static int session_build(struct dj_dataplane *dp, uint64_t session_id, uint64_t 
 		sc.place_ctx = dp->lcores[ses->lcore_idx];
 	}
 	endpoint_from_dp(peer, (uint16_t)ses->lcore_idx, &sc.peer);
-	return dj_session_create(&sc, &ses->s);
+	return dp_channel_create(&sc, &ses->s);
 }
 
 /* List ses (not ready yet) unless its cookie is taken: -EEXIST. */
-static int session_list(struct dj_dataplane *dp, struct dp_session *ses)
+static int session_list(struct dp_engine *dp, struct dp_session *ses)
 {
 	int rc = 0;
 
@@ -230,7 +231,7 @@ static int session_list(struct dj_dataplane *dp, struct dp_session *ses)
 
 /* Take the session of cookie off the list; the caller inherits the list's
  * reference. ready: only an open one (else only one still opening). */
-static struct dp_session *session_unlink(struct dj_dataplane *dp, uint64_t cookie, bool ready)
+static struct dp_session *session_unlink(struct dp_engine *dp, uint64_t cookie, bool ready)
 {
 	struct dp_session **pp, *ses = NULL;
 
@@ -246,15 +247,15 @@ static struct dp_session *session_unlink(struct dj_dataplane *dp, uint64_t cooki
 	return ses;
 }
 
-static void session_set_ready(struct dj_dataplane *dp, struct dp_session *ses)
+static void session_set_ready(struct dp_engine *dp, struct dp_session *ses)
 {
 	pthread_mutex_lock(&dp->lock);
 	ses->ready = true;
 	pthread_mutex_unlock(&dp->lock);
 }
 
-int dj_dataplane_session_open(struct dj_dataplane *dp, uint64_t session_id, uint64_t cookie,
-			      const struct dj_dp_endpoint *peer)
+int dp_engine_session_open(struct dp_engine *dp, uint64_t session_id, uint64_t cookie,
+			      const struct dp_endpoint *peer)
 {
 	struct dp_session *ses;
 	struct dp_op *op;
@@ -278,7 +279,7 @@ int dj_dataplane_session_open(struct dj_dataplane *dp, uint64_t session_id, uint
 	if (rc == -EDEADLK) {
 		/* The lcore may still take the (leaked) op and list the
 		 * session: leak it too rather than have it freed under it. */
-		dj_log(DJ_LOG_ERR, "dataplane", "session %u: open unanswered; leaking it", ses->id);
+		djc_log(DJ_LOG_ERR, "dataplane", "session %u: open unanswered; leaking it", ses->id);
 		return rc;
 	}
 	if (rc != 0) {
@@ -287,7 +288,7 @@ int dj_dataplane_session_open(struct dj_dataplane *dp, uint64_t session_id, uint
 	}
 	atomic_store(&dp->owner[ses->id % DP_OWNER_SLOTS], (uint8_t)(ses->lcore_idx + 1));
 	session_set_ready(dp, ses);
-	DJ_LOG(DJ_LOG_INFO, "dataplane", "session %u open on lcore %u", ses->id,
+	DJC_LOG(DJ_LOG_INFO, "dataplane", "session %u open on lcore %u", ses->id,
 	       dp->lcores[ses->lcore_idx]->lcore_id);
 	return 0;
 }
@@ -301,7 +302,7 @@ static void expected_unlisted(struct dp_op *op)
 		op_free(op);
 }
 
-static void expected_drop_session(struct dj_dataplane *dp, uint64_t cookie)
+static void expected_drop_session(struct dp_engine *dp, uint64_t cookie)
 {
 	struct dp_op **pp, *op;
 
@@ -320,7 +321,7 @@ static void expected_drop_session(struct dj_dataplane *dp, uint64_t cookie)
 /* Threads still inside an operation of the session keep it (their
  * references): they finish with -ECONNRESET or -ENOENT, and the last one
  * frees it. */
-void dj_dataplane_session_close(struct dj_dataplane *dp, uint64_t cookie)
+void dp_engine_session_close(struct dp_engine *dp, uint64_t cookie)
 {
 	struct dp_session *ses = dp ? session_unlink(dp, cookie, true) : NULL;
 	struct dp_op *op;
@@ -330,7 +331,7 @@ void dj_dataplane_session_close(struct dj_dataplane *dp, uint64_t cookie)
 	atomic_store(&dp->owner[ses->id % DP_OWNER_SLOTS], 0);
 	op = op_new(DP_CMD_CLOSE, ses);
 	if (op == NULL || op_run_free(dp, op) != 0) {
-		dj_log(DJ_LOG_ERR, "dataplane", "session %u: close failed; leaking it", ses->id);
+		djc_log(DJ_LOG_ERR, "dataplane", "session %u: close failed; leaking it", ses->id);
 		return;
 	}
 	expected_drop_session(dp, cookie);
@@ -339,7 +340,7 @@ void dj_dataplane_session_close(struct dj_dataplane *dp, uint64_t cookie)
 
 /* ---- probe --------------------------------------------------------------------------- */
 
-int dj_dataplane_probe(struct dj_dataplane *dp, uint64_t cookie, uint32_t timeout_ms,
+int dp_engine_probe(struct dp_engine *dp, uint64_t cookie, uint32_t timeout_ms,
 		       uint64_t *rtt_ns)
 {
 	struct dp_session *ses = session_get(dp, cookie);
@@ -367,7 +368,7 @@ int dj_dataplane_probe(struct dj_dataplane *dp, uint64_t cookie, uint32_t timeou
 /* ---- receive: expect, wait, cancel ------------------------------------------------- */
 
 /* Unlinks the op when unlink is set. Caller holds dp->lock. */
-static struct dp_op *expected_find(struct dj_dataplane *dp, uint64_t cookie, uint32_t id,
+static struct dp_op *expected_find(struct dp_engine *dp, uint64_t cookie, uint32_t id,
 				   int unlink)
 {
 	for (struct dp_op **pp = &dp->expected; *pp != NULL; pp = &(*pp)->next) {
@@ -389,7 +390,7 @@ static int xfer_id_check(uint64_t xfer_id)
 }
 
 /* The op of one transfer of session cookie; -ENOENT without the session. */
-static int xfer_op_new(struct dj_dataplane *dp, enum dp_cmd cmd, uint64_t cookie,
+static int xfer_op_new(struct dp_engine *dp, enum dp_cmd cmd, uint64_t cookie,
 		       uint64_t xfer_id, void *buf, uint64_t len, enum dj_mem_kind mem,
 		       struct dp_op **out)
 {
@@ -415,7 +416,7 @@ static int xfer_op_new(struct dj_dataplane *dp, enum dp_cmd cmd, uint64_t cookie
 	return 0;
 }
 
-int dj_dataplane_expect(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+int dp_engine_expect(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 			void *dst, size_t len, enum dj_mem_kind mem)
 {
 	struct dp_op *op;
@@ -441,7 +442,7 @@ int dj_dataplane_expect(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_
 
 /* The expected op of (cookie, id), pinned for a waiter: nobody frees it
  * until expected_unpin(). NULL: no such transfer. */
-static struct dp_op *expected_pin(struct dj_dataplane *dp, uint64_t cookie, uint32_t id)
+static struct dp_op *expected_pin(struct dp_engine *dp, uint64_t cookie, uint32_t id)
 {
 	struct dp_op *op;
 
@@ -456,7 +457,7 @@ static struct dp_op *expected_pin(struct dj_dataplane *dp, uint64_t cookie, uint
 /* Unpin op; a finished one leaves the list (and is freed once no other
  * waiter holds it). Its status, -EINPROGRESS while it runs, or -ENOENT
  * where a session close reaped it first. */
-static int expected_unpin(struct dj_dataplane *dp, struct dp_op *op)
+static int expected_unpin(struct dp_engine *dp, struct dp_op *op)
 {
 	int rc = -EINPROGRESS;
 
@@ -475,7 +476,7 @@ static int expected_unpin(struct dj_dataplane *dp, struct dp_op *op)
 	return rc;
 }
 
-int dj_dataplane_wait(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      uint32_t timeout_ms)
 {
 	struct dp_op *op;
@@ -491,7 +492,7 @@ int dj_dataplane_wait(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 	return rc != 0 && status == -EINPROGRESS ? rc : status;
 }
 
-static int cancel_post(struct dj_dataplane *dp, struct dp_session *ses, enum dj_xfer_dir dir,
+static int cancel_post(struct dp_engine *dp, struct dp_session *ses, enum dp_xfer_dir dir,
 		       uint32_t id)
 {
 	struct dp_op *op = op_new(DP_CMD_CANCEL, ses);
@@ -503,7 +504,7 @@ static int cancel_post(struct dj_dataplane *dp, struct dp_session *ses, enum dj_
 	return op_run_free(dp, op);
 }
 
-int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id)
+int dp_engine_cancel(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id)
 {
 	struct dp_session *ses;
 	struct dp_op *op;
@@ -517,7 +518,7 @@ int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_
 	/* A closed session failed its receives: the op is done or about to
 	 * be, and only needs reaping. */
 	ses = session_get(dp, cookie);
-	rc = ses != NULL ? cancel_post(dp, ses, DJ_XFER_RX, (uint32_t)xfer_id) : -ENOENT;
+	rc = ses != NULL ? cancel_post(dp, ses, DP_XFER_RX, (uint32_t)xfer_id) : -ENOENT;
 	session_put(ses);
 	/* Cancelled or finished meanwhile: either way the lcore reports the
 	 * op done now, and the destination is not written again. */
@@ -537,7 +538,7 @@ int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_
 
 /* A send given up on while the lcore or the driver still holds it: kept
  * until its frames let go of the source (dp_send_pinned). */
-static int orphan_keep(struct dj_dataplane *dp, struct dp_op *op)
+static int orphan_keep(struct dp_engine *dp, struct dp_op *op)
 {
 	pthread_mutex_lock(&dp->lock);
 	op->next = dp->orphans;
@@ -548,7 +549,7 @@ static int orphan_keep(struct dj_dataplane *dp, struct dp_op *op)
 
 /* Released: no frame reads the source or the staging ring, and (the owner
  * reference goes last, after done) the lcore is finished with the op. */
-int dp_send_pinned(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id)
+int dp_send_pinned(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id)
 {
 	struct dp_op **pp, *op;
 	int rc = -ENOENT;
@@ -577,11 +578,11 @@ int dp_send_pinned(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id)
  * staging members gives one whole copy (copy_out): the tensor's size in
  * host memory, and the copy's time before the first fragment.
  */
-static int send_whole_copy(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+static int send_whole_copy(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 			   const void *src, size_t len, uint32_t timeout_ms)
 {
-	const struct dj_dataplane_placer *pl = dp->cfg.placer;
-	struct dj_dataplane_stage_stats count = {.whole_sends = 1};
+	const struct dp_engine_placer *pl = dp->cfg.placer;
+	struct dp_engine_stage_stats count = {.whole_sends = 1};
 	void *host = NULL;
 	int rc;
 
@@ -591,7 +592,7 @@ static int send_whole_copy(struct dj_dataplane *dp, uint64_t cookie, uint64_t xf
 		return -ENOMEM;
 	rc = len != 0 ? pl->copy_out(pl->ctx, host, src, len) : 0;
 	if (rc == 0)
-		rc = dj_dataplane_send(dp, cookie, xfer_id, host, len, DJ_MEM_HOST, timeout_ms);
+		rc = dp_engine_send(dp, cookie, xfer_id, host, len, DJ_MEM_HOST, timeout_ms);
 	/* -EDEADLK: queued frames may still point into the copy; leak it. */
 	if (rc != -EDEADLK)
 		free(host);
@@ -599,7 +600,7 @@ static int send_whole_copy(struct dj_dataplane *dp, uint64_t cookie, uint64_t xf
 	return rc;
 }
 
-static bool placer_stages(const struct dj_dataplane_placer *pl)
+static bool placer_stages(const struct dp_engine_placer *pl)
 {
 	return pl != NULL && pl->stage_get != NULL && pl->stage_put != NULL &&
 	       pl->stage_copy != NULL && pl->stage_poll != NULL;
@@ -610,15 +611,15 @@ static bool placer_stages(const struct dj_dataplane_placer *pl)
 static int stage_feed(struct dp_op *op, uint64_t timeout_ns)
 {
 	struct timespec nap = {.tv_nsec = STAGE_NAP_NS};
-	uint64_t start = dj_time_ns(), last_move = start;
+	uint64_t start = djc_time_ns(), last_move = start;
 
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	while (!atomic_load_explicit(&op->done, memory_order_acquire)) {
 		int moved = dp_stage_pump(op->stage);
-		uint64_t now = dj_time_ns();
+		uint64_t now = djc_time_ns();
 
 		if (moved < 0) {
-			dj_log(DJ_LOG_ERR, "dataplane", "transfer %u: GPU copy failed (%s)",
+			djc_log(DJ_LOG_ERR, "dataplane", "transfer %u: GPU copy failed (%s)",
 			       op->xfer_id, dj_strerror(moved));
 			op->stage->st.copy_failures++;
 			return -EIO;
@@ -643,7 +644,7 @@ static int stage_feed(struct dp_op *op, uint64_t timeout_ns)
  * loop or two); past it the send is an orphan (-EDEADLK, send_pinned). */
 static uint64_t release_wait_ns(const struct dp_op *op, uint64_t start, uint64_t timeout_ns)
 {
-	uint64_t spent = dj_time_ns() - start;
+	uint64_t spent = djc_time_ns() - start;
 	uint64_t rest = spent < timeout_ns ? timeout_ns - spent : 0;
 
 	if (op->stage != NULL)
@@ -655,23 +656,23 @@ static uint64_t release_wait_ns(const struct dp_op *op, uint64_t start, uint64_t
  * source to be gone (a staged source: none does, its ring's slots are the
  * frames' owners, see send_end()). -EDEADLK: the lcore or frames still
  * hold op, which send_end() keeps. */
-static int send_run(struct dj_dataplane *dp, struct dp_op *op, uint32_t timeout_ms)
+static int send_run(struct dp_engine *dp, struct dp_op *op, uint32_t timeout_ms)
 {
-	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull, start = dj_time_ns();
+	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull, start = djc_time_ns();
 	int rc;
 
-	dj_txframe_owner_init(&op->shinfo, op_released, op);
+	dp_txframe_owner_init(&op->shinfo, op_released, op);
 	rc = op_post(dp, op);
 	if (rc != 0)
 		return rc;
 	rc = op->stage != NULL ? stage_feed(op, timeout_ns) : flag_wait(&op->done, timeout_ns);
 	if (rc != 0) {
-		cancel_post(dp, op->sess, DJ_XFER_TX, op->xfer_id);
+		cancel_post(dp, op->sess, DP_XFER_TX, op->xfer_id);
 		if (flag_wait(&op->done, LCORE_ANSWER_NS) != 0)
 			return -EDEADLK;
 	}
 	if (flag_wait(&op->released, release_wait_ns(op, start, timeout_ns)) != 0) {
-		dj_log(DJ_LOG_ERR, "dataplane", "transfer %u: frames still queued", op->xfer_id);
+		djc_log(DJ_LOG_ERR, "dataplane", "transfer %u: frames still queued", op->xfer_id);
 		return -EDEADLK;
 	}
 	return rc != 0 ? rc : op->status;
@@ -681,7 +682,7 @@ static int send_run(struct dj_dataplane *dp, struct dp_op *op, uint32_t timeout_
  * memory, a staging ring goes back, at once or when its last frame is
  * gone. -EDEADLK: the lcore or the frames still hold op (and its ring),
  * kept as an orphan until they let go. Returns rc. */
-static int send_end(struct dj_dataplane *dp, struct dp_op *op, int rc)
+static int send_end(struct dp_engine *dp, struct dp_op *op, int rc)
 {
 	if (op->stage != NULL)
 		dp_stage_settle(op->stage);
@@ -692,7 +693,7 @@ static int send_end(struct dj_dataplane *dp, struct dp_op *op, int rc)
 	return rc;
 }
 
-int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+int dp_engine_send(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms)
 {
 	struct dp_op *op;
@@ -707,7 +708,7 @@ int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 	 * earlier sends that drained meanwhile go back first, for reuse. */
 	if (mem == DJ_MEM_GPU && len != 0) {
 		dp_stage_reap(dp);
-		rc = dp_stage_create(dp, src, len, dj_session_frag_size(op->sess->s), &op->stage);
+		rc = dp_stage_create(dp, src, len, dp_channel_frag_size(op->sess->s), &op->stage);
 		if (rc != 0) {
 			op_free(op);
 			return rc;
@@ -721,7 +722,7 @@ int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id
 
 /* ---- create / destroy ---------------------------------------------------------------- */
 
-static int lcore_state_create(struct dj_dataplane *dp, unsigned int idx, unsigned int lcore_id)
+static int lcore_state_create(struct dp_engine *dp, unsigned int idx, unsigned int lcore_id)
 {
 	char name[RTE_RING_NAMESIZE];
 	struct dp_lcore *lc;
@@ -735,8 +736,8 @@ static int lcore_state_create(struct dj_dataplane *dp, unsigned int idx, unsigne
 	lc->dp = dp;
 	lc->lcore_id = lcore_id;
 	lc->queue = (uint16_t)idx;
-	lc->link_gated = strcmp(dj_port_get_caps(dp->port)->driver, "net_memif") == 0;
-	lc->tx_ip_cksum_offload = dj_port_get_caps(dp->port)->tx_ipv4_cksum;
+	lc->link_gated = strcmp(dp_port_get_caps(dp->port)->driver, "net_memif") == 0;
+	lc->tx_ip_cksum_offload = dp_port_get_caps(dp->port)->tx_ipv4_cksum;
 	snprintf(name, sizeof(name), "djcmd%u_%u", dp->cfg.port.port_id, idx);
 	lc->cmds = rte_ring_create(name, DP_CMD_RING, (int)rte_lcore_to_socket_id(lcore_id),
 				   RING_F_SC_DEQ);
@@ -751,20 +752,20 @@ static int lcore_state_create(struct dj_dataplane *dp, unsigned int idx, unsigne
 			return rc;
 	}
 	if (dp->cfg.impair != NULL && dp->cfg.impair[0] != '\0') {
-		struct dj_impair_config ic = {.seed = 1 + idx};
+		struct dp_impair_config ic = {.seed = 1 + idx};
 
-		rc = dj_impair_config_parse(dp->cfg.impair, &ic);
+		rc = dp_impair_config_parse(dp->cfg.impair, &ic);
 		if (rc == 0)
-			rc = dj_impair_create(&ic, &lc->impair);
+			rc = dp_impair_create(&ic, &lc->impair);
 		if (rc == 0)
-			rc = dj_hold_queue_create(DP_HOLD_MAX, &lc->hold);
+			rc = dp_hold_queue_create(DP_HOLD_MAX, &lc->hold);
 	}
 	return rc;
 }
 
 /* A placer still holds received mbufs: it must give them back while their
  * mempools (the port's) exist. */
-static void lcore_placer_fini(const struct dj_dataplane *dp, struct dp_lcore *lc)
+static void lcore_placer_fini(const struct dp_engine *dp, struct dp_lcore *lc)
 {
 	if (lc == NULL || dp->cfg.placer == NULL || lc->placer_state == NULL)
 		return;
@@ -772,13 +773,13 @@ static void lcore_placer_fini(const struct dj_dataplane *dp, struct dp_lcore *lc
 	lc->placer_state = NULL;
 }
 
-static void lcore_state_destroy(const struct dj_dataplane *dp, struct dp_lcore *lc)
+static void lcore_state_destroy(const struct dp_engine *dp, struct dp_lcore *lc)
 {
 	if (lc == NULL)
 		return;
 	lcore_placer_fini(dp, lc);
-	dj_impair_destroy(lc->impair);
-	dj_hold_queue_destroy(lc->hold);
+	dp_impair_destroy(lc->impair);
+	dp_hold_queue_destroy(lc->hold);
 	rte_ring_free(lc->cmds);
 	if (lc->handoff != NULL) {
 		struct rte_mbuf *m;
@@ -790,7 +791,7 @@ static void lcore_state_destroy(const struct dj_dataplane *dp, struct dp_lcore *
 	rte_free(lc);
 }
 
-static int lcores_launch(struct dj_dataplane *dp)
+static int lcores_launch(struct dp_engine *dp)
 {
 	unsigned int lcore_id, idx = 0;
 	int rc;
@@ -806,7 +807,7 @@ static int lcores_launch(struct dj_dataplane *dp)
 		idx++;
 	}
 	if (idx < dp->n_lcores) {
-		dj_log(DJ_LOG_ERR, "dataplane", "%u queue pairs need %u free worker lcores, "
+		djc_log(DJ_LOG_ERR, "dataplane", "%u queue pairs need %u free worker lcores, "
 		       "EAL has %u (pass -l with more cores)", dp->n_lcores, dp->n_lcores, idx);
 		return -EINVAL;
 	}
@@ -818,24 +819,24 @@ static int lcores_launch(struct dj_dataplane *dp)
 	return 0;
 }
 
-static int config_check(const struct dj_dataplane_config *cfg)
+static int config_check(const struct dp_engine_config *cfg)
 {
-	struct dj_impair_config ic = {0};
+	struct dp_impair_config ic = {0};
 
 	if (cfg->impair != NULL && cfg->impair[0] != '\0' &&
-	    dj_impair_config_parse(cfg->impair, &ic) != 0) {
-		dj_log(DJ_LOG_ERR, "dataplane", "bad impairment '%s'", cfg->impair);
+	    dp_impair_config_parse(cfg->impair, &ic) != 0) {
+		djc_log(DJ_LOG_ERR, "dataplane", "bad impairment '%s'", cfg->impair);
 		return -EINVAL;
 	}
-	if (cfg->stage_slots > DJ_DATAPLANE_STAGE_MAX_SLOTS) {
-		dj_log(DJ_LOG_ERR, "dataplane", "%u staging slots, at most %u", cfg->stage_slots,
-		       DJ_DATAPLANE_STAGE_MAX_SLOTS);
+	if (cfg->stage_slots > DP_STAGE_MAX_SLOTS) {
+		djc_log(DJ_LOG_ERR, "dataplane", "%u staging slots, at most %u", cfg->stage_slots,
+		       DP_STAGE_MAX_SLOTS);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-static void local_endpoint_fill(struct dj_dataplane *dp)
+static void local_endpoint_fill(struct dp_engine *dp)
 {
 	static const uint8_t zero[6];
 	struct rte_ether_addr mac;
@@ -845,55 +846,55 @@ static void local_endpoint_fill(struct dj_dataplane *dp)
 	    rte_eth_macaddr_get(dp->cfg.port.port_id, &mac) == 0)
 		memcpy(dp->local.mac, mac.addr_bytes, sizeof(dp->local.mac));
 	if (dp->local.port == 0)
-		dp->local.port = DJ_WIRE_UDP_PORT;
+		dp->local.port = DP_WIRE_UDP_PORT;
 }
 
 /* Queue q serves UDP port local.port + q: steer it there in hardware, or
  * hand frames over between lcores where the port cannot. */
-static void steering_setup(struct dj_dataplane *dp)
+static void steering_setup(struct dp_engine *dp)
 {
 	if (dp->n_lcores < 2)
 		return;
 	for (unsigned int q = 0; q < dp->n_lcores; q++)
-		if (dj_port_steer_udp(dp->port, (uint16_t)(dp->local.port + q), (uint16_t)q) != 0)
+		if (dp_port_steer_udp(dp->port, (uint16_t)(dp->local.port + q), (uint16_t)q) != 0)
 			dp->sw_dispatch = true;
-	dj_log(DJ_LOG_INFO, "dataplane", "port %u: %u queues, sessions steered %s",
+	djc_log(DJ_LOG_INFO, "dataplane", "port %u: %u queues, sessions steered %s",
 	       dp->cfg.port.port_id, dp->n_lcores, dp->sw_dispatch ? "in software" : "by rte_flow");
 }
 
-int dj_dataplane_create(const struct dj_dataplane_config *cfg, struct dj_dataplane **out)
+int dp_engine_create(const struct dp_engine_config *cfg, struct dp_engine **out)
 {
-	struct dj_dataplane *dp;
+	struct dp_engine *dp;
 	int rc;
 
 	if (cfg == NULL || out == NULL)
 		return -EINVAL;
 	if ((rc = config_check(cfg)) != 0)
 		return rc;
-	dp = rte_zmalloc("dj_dataplane", sizeof(*dp), RTE_CACHE_LINE_SIZE);
+	dp = rte_zmalloc("dp_engine", sizeof(*dp), RTE_CACHE_LINE_SIZE);
 	if (dp == NULL)
 		return -ENOMEM;
 	dp->cfg = *cfg;
 	if (!cfg->session_set)
-		dj_session_config_init(&dp->cfg.session);
+		dp_channel_config_init(&dp->cfg.session);
 	pthread_mutex_init(&dp->lock, NULL);
-	rc = dj_port_create(&cfg->port, &dp->port);
+	rc = dp_port_create(&cfg->port, &dp->port);
 	if (rc != 0) {
-		dj_dataplane_destroy(dp);
+		dp_engine_destroy(dp);
 		return rc;
 	}
-	dp->n_lcores = dj_port_get_config(dp->port)->nb_queues;
+	dp->n_lcores = dp_port_get_config(dp->port)->nb_queues;
 	dp->mtu = cfg->mtu ? cfg->mtu :
-		  (uint16_t)(dj_port_get_config(dp->port)->frame_size - RTE_ETHER_HDR_LEN);
+		  (uint16_t)(dp_port_get_config(dp->port)->frame_size - RTE_ETHER_HDR_LEN);
 	local_endpoint_fill(dp);
 	steering_setup(dp);
 	if (cfg->link_timeout_ms != 0 &&
-	    dj_port_wait_link(dp->port, (uint64_t)cfg->link_timeout_ms * 1000000ull) != 0)
-		dj_log(DJ_LOG_WARN, "dataplane", "port %u: link still down after %u ms",
+	    dp_port_wait_link(dp->port, (uint64_t)cfg->link_timeout_ms * 1000000ull) != 0)
+		djc_log(DJ_LOG_WARN, "dataplane", "port %u: link still down after %u ms",
 		       cfg->port.port_id, cfg->link_timeout_ms);
 	rc = lcores_launch(dp);
 	if (rc != 0) {
-		dj_dataplane_destroy(dp);
+		dp_engine_destroy(dp);
 		return rc;
 	}
 	*out = dp;
@@ -902,16 +903,16 @@ int dj_dataplane_create(const struct dj_dataplane_config *cfg, struct dj_datapla
 
 /* With the lcores stopped this thread owns every session: fail what is
  * left so no waiter hangs, then free. */
-static void sessions_teardown(struct dj_dataplane *dp)
+static void sessions_teardown(struct dp_engine *dp)
 {
-	struct dj_xfer_event ev[16];
+	struct dp_xfer_event ev[16];
 	struct dp_session *ses;
 	unsigned int n;
 
 	while ((ses = dp->sessions) != NULL) {
 		dp->sessions = ses->next;
-		dj_session_close(ses->s);
-		while ((n = dj_session_events(ses->s, ev, 16)) != 0)
+		dp_channel_close(ses->s);
+		while ((n = dp_channel_events(ses->s, ev, 16)) != 0)
 			for (unsigned int i = 0; i < n; i++)
 				dp_event_deliver(&ev[i]);
 		session_put(ses);
@@ -926,7 +927,7 @@ static void sessions_teardown(struct dj_dataplane *dp)
 
 /* With the port stopped its rings hold no frame: what is still not
  * released sits in a peer's ring (net_ring, memif) and stays leaked. */
-static void orphans_free(struct dj_dataplane *dp)
+static void orphans_free(struct dp_engine *dp)
 {
 	struct dp_op *op, *next;
 
@@ -936,7 +937,7 @@ static void orphans_free(struct dj_dataplane *dp)
 	}
 }
 
-void dj_dataplane_quiesce(struct dj_dataplane *dp)
+void dp_engine_quiesce(struct dp_engine *dp)
 {
 	if (dp == NULL)
 		return;
@@ -946,19 +947,19 @@ void dj_dataplane_quiesce(struct dj_dataplane *dp)
 			rte_eal_wait_lcore(dp->lcores[i]->lcore_id);
 }
 
-void dj_dataplane_destroy(struct dj_dataplane *dp)
+void dp_engine_destroy(struct dp_engine *dp)
 {
 	if (dp == NULL)
 		return;
 	/* While the lcores still run, late rings come back as they drain. */
 	if (!atomic_load(&dp->stop))
 		dp_stage_drain_wait(dp, DRAIN_AT_DESTROY_NS);
-	dj_dataplane_quiesce(dp);
+	dp_engine_quiesce(dp);
 	/* Queued GPU copies land before waiters hear of their transfers. */
 	for (unsigned int i = 0; i < DP_MAX_LCORES; i++)
 		lcore_placer_fini(dp, dp->lcores[i]);
 	sessions_teardown(dp);
-	dj_port_destroy(dp->port);
+	dp_port_destroy(dp->port);
 	orphans_free(dp);
 	/* Frames the port never gave back (the peer's ring of a net_ring
 	 * pair, a peer that stopped polling) may still point into a ring. */
@@ -971,7 +972,7 @@ void dj_dataplane_destroy(struct dj_dataplane *dp)
 
 /* ---- endpoint, stats --------------------------------------------------------------------- */
 
-void dj_dataplane_endpoint(const struct dj_dataplane *dp, struct dj_dp_endpoint *ep)
+void dp_engine_endpoint(const struct dp_engine *dp, struct dp_endpoint *ep)
 {
 	memset(ep, 0, sizeof(*ep));
 	memcpy(ep->mac, dp->local.mac, sizeof(ep->mac));
@@ -981,7 +982,7 @@ void dj_dataplane_endpoint(const struct dj_dataplane *dp, struct dj_dp_endpoint 
 	ep->mtu = dp->mtu;
 }
 
-static void proto_stats_add(struct dj_proto_stats *to, const struct dj_proto_stats *from)
+static void proto_stats_add(struct dp_proto_stats *to, const struct dp_proto_stats *from)
 {
 	/* Every field is a uint64_t counter; the RTT fields sum meaninglessly
 	 * and are taken from the last session instead. */
@@ -995,8 +996,8 @@ static void proto_stats_add(struct dj_proto_stats *to, const struct dj_proto_sta
 	to->rto_ns = from->rto_ns;
 }
 
-int dj_dataplane_lcore_stats(const struct dj_dataplane *dp, unsigned int idx,
-			     struct dj_dataplane_stats *st)
+int dp_engine_lcore_stats(const struct dp_engine *dp, unsigned int idx,
+			     struct dp_engine_stats *st)
 {
 	const struct dp_lcore *lc;
 
@@ -1007,18 +1008,18 @@ int dj_dataplane_lcore_stats(const struct dj_dataplane *dp, unsigned int idx,
 	return 0;
 }
 
-void dj_dataplane_get_stats(const struct dj_dataplane *dp, struct dj_dataplane_stats *st,
-			    struct dj_proto_stats *proto)
+void dp_engine_get_stats(const struct dp_engine *dp, struct dp_engine_stats *st,
+			    struct dp_proto_stats *proto)
 {
-	struct dj_dataplane *mdp = (struct dj_dataplane *)dp;
+	struct dp_engine *mdp = (struct dp_engine *)dp;
 
-	struct dj_dataplane_stats one;
-	struct dj_proto_stats snap;
+	struct dp_engine_stats one;
+	struct dp_proto_stats snap;
 
 	memset(st, 0, sizeof(*st));
 	for (unsigned int i = 0; i < dp->n_lcores; i++) {
-		dj_dataplane_lcore_stats(dp, i, &one);
-		dj_dataplane_stats_add(st, &one);
+		dp_engine_lcore_stats(dp, i, &one);
+		dp_engine_stats_add(st, &one);
 	}
 	if (proto == NULL)
 		return;

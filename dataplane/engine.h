@@ -7,7 +7,7 @@
  * single-producer/single-consumer command rings and a few atomic fields:
  *
  *   control thread                         lcore (owns its sessions)
- *   op = calloc, ring enqueue     ---->    dequeue, dj_session_send/recv/...
+ *   op = calloc, ring enqueue     ---->    dequeue, dp_channel_send/recv/...
  *   wait for op->done (sleeps)    <----    event: op->status, op->done = 1
  *   free(op)                               (never touches op again)
  *
@@ -43,11 +43,11 @@
 #include <rte_pause.h>
 #include <rte_ring.h>
 
-#include "djinn/dataplane.h"
-#include "djinn/impair.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/proto/impair.h"
 #include "port.h"
 
-#define DP_MAX_LCORES DJ_PORT_MAX_QUEUES
+#define DP_MAX_LCORES DP_PORT_MAX_QUEUES
 #define DP_MAX_SESSIONS 64       /* per lcore */
 #define DP_CMD_RING 1024
 #define DP_TXQ_MAX 256           /* frames waiting for room in the tx ring */
@@ -86,8 +86,8 @@ struct dp_stage_slot {
 } __rte_cache_aligned;
 
 struct dp_stage {
-	struct dj_tx_source src;
-	const struct dj_dataplane_placer *placer;
+	struct dp_tx_source src;
+	const struct dp_engine_placer *placer;
 	void *handle;              /* the placer's stage */
 	uint8_t *host;             /* n_slots * chunk bytes, the placer's */
 	const uint8_t *gpu;        /* the source, len bytes */
@@ -98,7 +98,7 @@ struct dp_stage {
 	uint64_t issued;           /* chunks whose copy started */
 	uint64_t landed;           /* chunks whose copy is done (in order) */
 	bool waiting;              /* the next copy waits for its slot */
-	struct dj_dataplane_stage_stats st; /* this send's share */
+	struct dp_engine_stage_stats st; /* this send's share */
 	struct dp_stage *next;     /* on dp->draining, or leaked (stage.c) */
 	struct dp_stage_slot slot[];
 };
@@ -112,7 +112,7 @@ static inline struct rte_mbuf_ext_shared_info *dp_stage_shinfo(struct dp_stage *
 
 /* A ring for len bytes at src (GPU memory) from dp's placer, sized for
  * fragments of frag_size; *out is the caller's: dp_stage_finish(). */
-int dp_stage_create(const struct dj_dataplane *dp, const void *src, uint64_t len,
+int dp_stage_create(const struct dp_engine *dp, const void *src, uint64_t len,
 		    uint32_t frag_size, struct dp_stage **out);
 /* Start the copies that have a free slot, publish those that landed.
  * Returns how many things moved (0: nothing to do now), or the error of a
@@ -126,25 +126,25 @@ void dp_stage_settle(struct dp_stage *st);
 /* The send is over and its copies settled: add its counters to dp's, and
  * give the ring back once no frame reads it, now or later (dp->draining,
  * reaped by dp_stage_reap()). */
-void dp_stage_finish(struct dj_dataplane *dp, struct dp_stage *st);
+void dp_stage_finish(struct dp_engine *dp, struct dp_stage *st);
 /* Give back the draining rings that no frame reads any more; how many
  * are still read. */
-unsigned int dp_stage_reap(struct dj_dataplane *dp);
+unsigned int dp_stage_reap(struct dp_engine *dp);
 /* Reap the draining rings until none is left or timeout_ns passed. */
-void dp_stage_drain_wait(struct dj_dataplane *dp, uint64_t timeout_ns);
+void dp_stage_drain_wait(struct dp_engine *dp, uint64_t timeout_ns);
 /* Leak the draining rings that frames still read for good (logged, with
  * the process's count): destroy, once the port let go of every frame it
  * could. */
-void dp_stage_abandon_draining(struct dj_dataplane *dp);
+void dp_stage_abandon_draining(struct dp_engine *dp);
 /* Add to dp's GPU-send counters (control threads). */
-void dp_stage_stats_add(struct dj_dataplane *dp, const struct dj_dataplane_stage_stats *add);
+void dp_stage_stats_add(struct dp_engine *dp, const struct dp_engine_stage_stats *add);
 
 /* One request from a control thread; allocated and freed by that thread. */
 struct dp_op {
 	enum dp_cmd cmd;
 	struct dp_session *sess;
 	uint32_t xfer_id;
-	enum dj_xfer_dir dir;      /* CANCEL: which side */
+	enum dp_xfer_dir dir;      /* CANCEL: which side */
 	void *buf;
 	uint64_t len;              /* bytes; PING: timeout in ns */
 	enum dj_mem_kind mem;
@@ -165,7 +165,7 @@ struct dp_op {
 
 /* A session: created by a control thread, then served by one lcore. */
 struct dp_session {
-	struct dj_session *s;
+	struct dp_channel *s;
 	uint64_t cookie;
 	uint32_t id;
 	unsigned int lcore_idx;
@@ -176,15 +176,15 @@ struct dp_session {
 	uint64_t next_snap_ns;
 	struct dp_op *ping;          /* lcore-owned while a probe runs */
 	uint64_t ping_sent_ns, pongs_before;
-	struct dj_proto_stats snap;  /* lcore-private, refreshed every ms */
+	struct dp_proto_stats snap;  /* lcore-private, refreshed every ms */
 	atomic_uint snap_seq;        /* publishes snap into snap_pub */
-	struct dj_proto_stats snap_pub;
+	struct dp_proto_stats snap_pub;
 	struct dp_session *next;     /* control-side list */
 };
 
 /* Per-lcore state: everything the packet path touches. */
 struct dp_lcore {
-	struct dj_dataplane *dp;
+	struct dp_engine *dp;
 	unsigned int lcore_id;
 	uint16_t queue;
 	struct rte_ring *cmds;
@@ -202,24 +202,24 @@ struct dp_lcore {
 	void *placer_state;
 	bool frame_placed, placer_pending;
 	unsigned int n_placed;
-	struct rte_mbuf *placed[DJ_PORT_BURST * 2];
+	struct rte_mbuf *placed[DP_PORT_BURST * 2];
 	uint64_t next_link_check;
 	struct rte_mbuf *txq[DP_TXQ_MAX];
-	struct dj_impair *impair;
-	struct dj_hold_queue *hold;
-	struct dj_dataplane_stats stats;  /* lcore-private */
+	struct dp_impair *impair;
+	struct dp_hold_queue *hold;
+	struct dp_engine_stats stats;  /* lcore-private */
 	uint64_t next_publish;
-	uint8_t ctrl_buf[DP_CTRL_BURST][DJ_WIRE_CTRL_MAX];
+	uint8_t ctrl_buf[DP_CTRL_BURST][DP_WIRE_CTRL_MAX];
 	/* What other threads read, on its own line: the packet path never
 	 * shares a cache line with a reader. */
 	atomic_uint stats_seq __rte_cache_aligned;
-	struct dj_dataplane_stats stats_pub;
+	struct dp_engine_stats stats_pub;
 } __rte_cache_aligned;
 
-struct dj_dataplane {
-	struct dj_dataplane_config cfg;
-	struct dj_port *port;
-	struct dj_endpoint local;
+struct dp_engine {
+	struct dp_engine_config cfg;
+	struct dp_port *port;
+	struct dp_netaddr local;
 	uint16_t mtu;
 	atomic_int stop;
 	unsigned int n_lcores;
@@ -233,7 +233,7 @@ struct dj_dataplane {
 	pthread_mutex_t lock;        /* the control-side lists below */
 	struct dp_session *sessions;
 	struct dp_op *expected;
-	struct dj_dataplane_stage_stats stage_stats; /* under lock */
+	struct dp_engine_stage_stats stage_stats; /* under lock */
 	struct dp_op *orphans;       /* SEND ops given up on (-EDEADLK) */
 	struct dp_stage *draining;   /* under lock: rings frames still read */
 };
@@ -271,12 +271,12 @@ static inline void dp_seq_read(const atomic_uint *seq, void *dst, const void *sr
 
 /* The datapath's send_pinned(): 1 while frames of a send that returned
  * -EDEADLK may still read its source, 0 once none does, -ENOENT. */
-int dp_send_pinned(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id);
+int dp_send_pinned(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id);
 
 /* The polling loop of one lcore (rte_eal_remote_launch). */
 int dp_lcore_main(void *arg);
 
-/* dj_place_fn of sessions with a placer: ctx is the owning dp_lcore. */
+/* dp_place_fn of sessions with a placer: ctx is the owning dp_lcore. */
 void dp_place(void *ctx, void *transfer_user, void *dest_base, uint64_t dest_offset,
 	      const void *src, uint32_t len);
 
@@ -284,6 +284,6 @@ void dp_place(void *ctx, void *transfer_user, void *dest_base, uint64_t dest_off
 void dp_op_complete(struct dp_op *op, int status);
 /* Finish the op of a transfer event (SEND ops also drop their buffer
  * reference). */
-void dp_event_deliver(const struct dj_xfer_event *ev);
+void dp_event_deliver(const struct dp_xfer_event *ev);
 
 #endif

@@ -14,12 +14,13 @@
 #include <rte_ethdev.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "engine.h"
 #include "txframe.h"
 
 #define EVENT_BURST 16
 /* frame_input(): the frame went to another lcore; other results are -1
- * (used) or an enum dj_dataplane_drop. */
+ * (used) or an enum dp_drop. */
 #define FRAME_KEPT (-2)
 
 void dp_op_complete(struct dp_op *op, int status)
@@ -34,12 +35,12 @@ static void send_op_finish(struct dp_op *op, int status)
 	atomic_store_explicit(&op->done, 1, memory_order_release);
 	/* Last touch: frees op->shinfo's owner reference; the free callback
 	 * (now or when the last mbuf goes) sets op->released. */
-	dj_txframe_owner_put(&op->shinfo);
+	dp_txframe_owner_put(&op->shinfo);
 }
 
-void dp_event_deliver(const struct dj_xfer_event *ev)
+void dp_event_deliver(const struct dp_xfer_event *ev)
 {
-	if (ev->dir == DJ_XFER_TX)
+	if (ev->dir == DP_XFER_TX)
 		send_op_finish(ev->user, ev->status);
 	else
 		dp_op_complete(ev->user, ev->status);
@@ -62,7 +63,7 @@ static void tx_stall_check(struct dp_lcore *lc, uint16_t sent, uint64_t now)
 	}
 	if (now - lc->tx_stall_since < DP_TX_STALL_NS)
 		return;
-	lc->stats.drops[DJ_DROP_TX_FULL] += lc->n_txq;
+	lc->stats.drops[DP_DROP_TX_FULL] += lc->n_txq;
 	rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);
 	lc->n_txq = 0;
 	lc->tx_stall_since = 0;
@@ -90,7 +91,7 @@ static void txq_push(struct dp_lcore *lc, struct rte_mbuf *m)
 	if (unlikely(lc->n_txq == DP_TXQ_MAX)) {
 		tx_flush(lc, lc->now);
 		if (lc->n_txq == DP_TXQ_MAX) {
-			lc->stats.drops[DJ_DROP_TX_FULL]++;
+			lc->stats.drops[DP_DROP_TX_FULL]++;
 			rte_pktmbuf_free(m);
 			return;
 		}
@@ -102,25 +103,25 @@ static void txq_push(struct dp_lcore *lc, struct rte_mbuf *m)
  * caller's tensor, so corruption stays within the header mbuf. */
 static void impaired_push(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 {
-	struct dj_impair_verdict v;
+	struct dp_impair_verdict v;
 	struct rte_mbuf *copy = NULL;
 
-	dj_impair_decide(lc->impair, now, m->pkt_len, &v);
-	if (v.actions & DJ_IMPAIR_DROP) {
-		lc->stats.drops[DJ_DROP_IMPAIR]++;
+	dp_impair_decide(lc->impair, now, m->pkt_len, &v);
+	if (v.actions & DP_IMPAIR_DROP) {
+		lc->stats.drops[DP_DROP_IMPAIR]++;
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (v.actions & DJ_IMPAIR_CORRUPT) {
+	if (v.actions & DP_IMPAIR_CORRUPT) {
 		v.corrupt_off %= m->data_len;
-		dj_impair_corrupt(&v, rte_pktmbuf_mtod(m, void *), m->data_len);
+		dp_impair_corrupt(&v, rte_pktmbuf_mtod(m, void *), m->data_len);
 	}
-	if (v.actions & DJ_IMPAIR_DUP)
+	if (v.actions & DP_IMPAIR_DUP)
 		copy = rte_pktmbuf_clone(m, lc->dp->port->q[lc->queue].ext_pool);
 	for (int i = 0; i < 2; i++, m = copy) {
 		if (m == NULL)
 			continue;
-		if ((v.actions & DJ_IMPAIR_HOLD) && dj_hold_queue_push(lc->hold, m, v.release_ns) == 0)
+		if ((v.actions & DP_IMPAIR_HOLD) && dp_hold_queue_push(lc->hold, m, v.release_ns) == 0)
 			continue;
 		txq_push(lc, m);
 	}
@@ -131,7 +132,7 @@ static void frame_push(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 	/* The wire helpers wrote the IPv4 checksum; a NIC that can does it
 	 * instead (the header is rewritten per frame anyway). */
 	if (lc->tx_ip_cksum_offload)
-		dj_txframe_ip_cksum_offload(m);
+		dp_txframe_ip_cksum_offload(m);
 	if (lc->impair != NULL)
 		impaired_push(lc, m, now);
 	else
@@ -140,41 +141,41 @@ static void frame_push(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 
 static void held_release(struct dp_lcore *lc, uint64_t now)
 {
-	void *due[DJ_PORT_BURST];
+	void *due[DP_PORT_BURST];
 	unsigned int n;
 
-	if (lc->hold == NULL || dj_hold_queue_next(lc->hold) > now)
+	if (lc->hold == NULL || dp_hold_queue_next(lc->hold) > now)
 		return;
-	n = dj_hold_queue_pop_due(lc->hold, now, due, DJ_PORT_BURST);
+	n = dp_hold_queue_pop_due(lc->hold, now, due, DP_PORT_BURST);
 	for (unsigned int i = 0; i < n; i++)
 		txq_push(lc, due[i]);
 }
 
 static void data_send(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
 {
-	struct dj_frag_desc d[DJ_PORT_BURST];
-	const struct dj_port *port = lc->dp->port;
+	struct dp_frag_desc d[DP_PORT_BURST];
+	const struct dp_port *port = lc->dp->port;
 	unsigned int n;
 
 	/* Back-pressure: pull fragments only when the tx ring took the last
 	 * ones, so none is counted as sent and then dropped here. */
-	if (lc->n_txq >= DJ_PORT_BURST)
+	if (lc->n_txq >= DP_PORT_BURST)
 		return;
-	n = dj_session_tx_burst(ses->s, now, d, DJ_PORT_BURST);
+	n = dp_channel_tx_burst(ses->s, now, d, DP_PORT_BURST);
 	for (unsigned int i = 0; i < n; i++) {
 		struct dp_op *op = d[i].user;
-		unsigned int flags = (port->caps.tx_extbuf ? DJ_TXFRAME_CHAIN : 0) |
-				     (d[i].mem == DJ_MEM_GPU ? DJ_TXFRAME_NO_CPU : 0);
+		unsigned int flags = (port->caps.tx_extbuf ? DP_TXFRAME_CHAIN : 0) |
+				     (d[i].mem == DJ_MEM_GPU ? DP_TXFRAME_NO_CPU : 0);
 		/* A staged GPU source: the frame holds its ring slot. */
 		struct rte_mbuf_ext_shared_info *owner =
 			op->stage != NULL ? dp_stage_shinfo(op->stage, d[i].offset) : &op->shinfo;
 		struct rte_mbuf *m;
 
-		m = dj_txframe_build(&port->q[lc->queue], flags, d[i].hdr,
+		m = dp_txframe_build(&port->q[lc->queue], flags, d[i].hdr,
 				     (uint16_t)d[i].hdr_len, d[i].payload, d[i].payload_len, owner);
 		if (unlikely(m == NULL)) {
 			/* The protocol retransmits it after its timeout. */
-			lc->stats.drops[DJ_DROP_NO_MBUF]++;
+			lc->stats.drops[DP_DROP_NO_MBUF]++;
 			continue;
 		}
 		lc->stats.retransmits += d[i].retransmit;
@@ -184,19 +185,19 @@ static void data_send(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
 
 static void ctrl_send(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
 {
-	struct dj_ctrl_pkt pkts[DP_CTRL_BURST];
-	const struct dj_port *port = lc->dp->port;
+	struct dp_ctrl_pkt pkts[DP_CTRL_BURST];
+	const struct dp_port *port = lc->dp->port;
 	unsigned int n;
 
 	for (unsigned int i = 0; i < DP_CTRL_BURST; i++)
-		pkts[i] = (struct dj_ctrl_pkt){.buf = lc->ctrl_buf[i], .cap = DJ_WIRE_CTRL_MAX};
-	n = dj_session_ctrl_burst(ses->s, now, pkts, DP_CTRL_BURST);
+		pkts[i] = (struct dp_ctrl_pkt){.buf = lc->ctrl_buf[i], .cap = DP_WIRE_CTRL_MAX};
+	n = dp_channel_ctrl_burst(ses->s, now, pkts, DP_CTRL_BURST);
 	for (unsigned int i = 0; i < n; i++) {
-		struct rte_mbuf *m = dj_txframe_build(&port->q[lc->queue], 0, pkts[i].buf,
+		struct rte_mbuf *m = dp_txframe_build(&port->q[lc->queue], 0, pkts[i].buf,
 						      (uint16_t)pkts[i].len, NULL, 0, NULL);
 
 		if (unlikely(m == NULL)) {
-			lc->stats.drops[DJ_DROP_NO_MBUF]++;
+			lc->stats.drops[DP_DROP_NO_MBUF]++;
 			continue;
 		}
 		frame_push(lc, m, now);
@@ -215,15 +216,15 @@ static void placer_sync(struct dp_lcore *lc)
 	lc->placer_pending = false;
 	rc = lc->dp->cfg.placer->sync(lc->placer_state);
 	if (rc != 0)
-		DJ_LOG(DJ_LOG_ERR, "dataplane", "GPU placement sync: %s", dj_strerror(rc));
+		DJC_LOG(DJ_LOG_ERR, "dataplane", "GPU placement sync: %s", dj_strerror(rc));
 }
 
 static void events_deliver(struct dp_lcore *lc, struct dp_session *ses)
 {
-	struct dj_xfer_event ev[EVENT_BURST];
+	struct dp_xfer_event ev[EVENT_BURST];
 	unsigned int n;
 
-	while ((n = dj_session_events(ses->s, ev, EVENT_BURST)) != 0) {
+	while ((n = dp_channel_events(ses->s, ev, EVENT_BURST)) != 0) {
 		placer_sync(lc);
 		for (unsigned int i = 0; i < n; i++)
 			dp_event_deliver(&ev[i]);
@@ -231,10 +232,10 @@ static void events_deliver(struct dp_lcore *lc, struct dp_session *ses)
 }
 
 /* Refresh the session's protocol counters and publish them for
- * dj_dataplane_get_stats(). */
+ * dp_engine_get_stats(). */
 static void session_snap(struct dp_session *ses)
 {
-	dj_session_stats(ses->s, &ses->snap);
+	dp_channel_stats(ses->s, &ses->snap);
 	dp_seq_publish(&ses->snap_seq, &ses->snap_pub, &ses->snap, sizeof(ses->snap));
 }
 
@@ -258,7 +259,7 @@ static void session_service(struct dp_lcore *lc, struct dp_session *ses, uint64_
 	/* Sends, receives and packets move the session's deadlines without
 	 * telling us: poll at least every DP_POLL_NS. */
 	if (now >= ses->next_poll_ns)
-		ses->next_poll_ns = RTE_MIN(dj_session_poll(ses->s, now), now + DP_POLL_NS);
+		ses->next_poll_ns = RTE_MIN(dp_channel_poll(ses->s, now), now + DP_POLL_NS);
 	data_send(lc, ses, now);
 	ctrl_send(lc, ses, now);
 	events_deliver(lc, ses);
@@ -304,7 +305,7 @@ static void cmd_close(struct dp_lcore *lc, struct dp_op *op, uint64_t now)
 {
 	struct dp_session *ses = op->sess;
 
-	dj_session_close(ses->s);
+	dp_channel_close(ses->s);
 	session_service(lc, ses, now);
 	if (ses->ping != NULL)
 		dp_op_complete(ses->ping, -ECONNRESET);
@@ -317,8 +318,8 @@ static void cmd_close(struct dp_lcore *lc, struct dp_op *op, uint64_t now)
 
 static void cmd_send(struct dp_op *op, uint64_t now)
 {
-	struct dj_tx_source *src = op->stage != NULL ? &op->stage->src : NULL;
-	int rc = dj_session_send_source(op->sess->s, op->xfer_id, op->buf, op->len, op->mem, src,
+	struct dp_tx_source *src = op->stage != NULL ? &op->stage->src : NULL;
+	int rc = dp_channel_send_source(op->sess->s, op->xfer_id, op->buf, op->len, op->mem, src,
 					op, now);
 
 	if (rc != 0)
@@ -327,7 +328,7 @@ static void cmd_send(struct dp_op *op, uint64_t now)
 
 static void cmd_recv(struct dp_op *op, uint64_t now)
 {
-	int rc = dj_session_recv(op->sess->s, op->xfer_id, op->buf, op->len, op->mem, op, now);
+	int rc = dp_channel_recv(op->sess->s, op->xfer_id, op->buf, op->len, op->mem, op, now);
 
 	if (rc != 0)
 		dp_op_complete(op, rc);
@@ -337,7 +338,7 @@ static void cmd_recv(struct dp_op *op, uint64_t now)
  * copies either. */
 static void cmd_cancel(struct dp_lcore *lc, struct dp_op *op)
 {
-	int rc = dj_session_cancel(op->sess->s, op->dir, op->xfer_id);
+	int rc = dp_channel_cancel(op->sess->s, op->dir, op->xfer_id);
 
 	placer_sync(lc);
 	dp_op_complete(op, rc);
@@ -360,13 +361,13 @@ static void cmd_ping(struct dp_op *op, uint64_t now)
 	ses->pongs_before = ses->snap.pongs;
 	ses->ping_sent_ns = now;
 	ses->ping = op;
-	dj_session_ping(ses->s, now);
+	dp_channel_ping(ses->s, now);
 }
 
 static void commands_run(struct dp_lcore *lc, uint64_t now)
 {
-	void *cmds[DJ_PORT_BURST];
-	unsigned int n = rte_ring_dequeue_burst(lc->cmds, cmds, DJ_PORT_BURST, NULL);
+	void *cmds[DP_PORT_BURST];
+	unsigned int n = rte_ring_dequeue_burst(lc->cmds, cmds, DP_PORT_BURST, NULL);
 
 	lc->commands += n;
 	for (unsigned int i = 0; i < n; i++) {
@@ -401,24 +402,24 @@ static void commands_run(struct dp_lcore *lc, uint64_t now)
  * the owner, which parses it again. FRAME_KEPT: not ours to free. */
 static int handoff(struct dp_lcore *lc, struct rte_mbuf *m, uint32_t session_id)
 {
-	const struct dj_dataplane *dp = lc->dp;
+	const struct dp_engine *dp = lc->dp;
 	unsigned int owner = atomic_load_explicit(&dp->owner[session_id % DP_OWNER_SLOTS],
 						  memory_order_relaxed);
 
 	if (!dp->sw_dispatch || owner == 0 || owner - 1 == lc->queue)
-		return DJ_DROP_NOT_DJINN;
+		return DP_DROP_NOT_DJINN;
 	if (rte_ring_mp_enqueue(dp->lcores[owner - 1]->handoff, m) != 0)
-		return DJ_DROP_NO_MBUF;
+		return DP_DROP_NO_MBUF;
 	return FRAME_KEPT;
 }
 
 /* Where the Djinn header and body sit: one segment, or (chaining drivers,
  * zero-copy senders on ring ports) headers first and the body behind. */
-static int pkt_locate(struct rte_mbuf *m, const struct dj_wire_encap *encap,
-		      struct dj_rx_pkt *pkt)
+static int pkt_locate(struct rte_mbuf *m, const struct dp_wire_encap *encap,
+		      struct dp_rx_pkt *pkt)
 {
 	if (m->nb_segs > 2 || (m->nb_segs == 2 &&
-			       encap->payload_off + DJ_WIRE_HDR_LEN > m->data_len)) {
+			       encap->payload_off + DP_WIRE_HDR_LEN > m->data_len)) {
 		if (rte_pktmbuf_linearize(m) != 0)
 			return -1;
 	}
@@ -438,27 +439,27 @@ static int pkt_locate(struct rte_mbuf *m, const struct dj_wire_encap *encap,
 
 static int frame_input(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 {
-	const struct dj_endpoint *local = &lc->dp->local;
+	const struct dp_netaddr *local = &lc->dp->local;
 	bool ip_verified = (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD;
-	struct dj_wire_encap encap;
+	struct dp_wire_encap encap;
 	struct dp_session *ses;
-	struct dj_rx_pkt pkt;
+	struct dp_rx_pkt pkt;
 	uint32_t session_id;
 
-	if (unlikely(m->data_len < DJ_WIRE_ENCAP_LEN) && rte_pktmbuf_linearize(m) != 0)
-		return DJ_DROP_NOT_DJINN;
-	if (dj_wire_encap_parse(rte_pktmbuf_mtod(m, void *), m->pkt_len, !ip_verified, &encap) !=
-	    DJ_REJ_NONE || (local->ipv4 != 0 && encap.dst.ipv4 != local->ipv4))
-		return DJ_DROP_NOT_DJINN;
+	if (unlikely(m->data_len < DP_WIRE_ENCAP_LEN) && rte_pktmbuf_linearize(m) != 0)
+		return DP_DROP_NOT_DJINN;
+	if (dp_wire_encap_parse(rte_pktmbuf_mtod(m, void *), m->pkt_len, !ip_verified, &encap) !=
+	    DP_REJ_NONE || (local->ipv4 != 0 && encap.dst.ipv4 != local->ipv4))
+		return DP_DROP_NOT_DJINN;
 	if (pkt_locate(m, &encap, &pkt) != 0)
-		return DJ_DROP_REJECTED;
-	if (dj_wire_peek_session(pkt.hdr, pkt.hdr_avail, &session_id) != 0)
-		return DJ_DROP_NOT_DJINN;
+		return DP_DROP_REJECTED;
+	if (dp_wire_peek_session(pkt.hdr, pkt.hdr_avail, &session_id) != 0)
+		return DP_DROP_NOT_DJINN;
 	ses = session_find(lc, session_id);
 	if (unlikely(ses == NULL))
 		return handoff(lc, m, session_id);
-	if (dj_session_input(ses->s, &pkt, now, NULL) == -EBADMSG)
-		return DJ_DROP_REJECTED;
+	if (dp_channel_input(ses->s, &pkt, now, NULL) == -EBADMSG)
+		return DP_DROP_REJECTED;
 	return -1;
 }
 
@@ -476,7 +477,7 @@ void dp_place(void *ctx, void *transfer_user, void *dest_base, uint64_t dest_off
  * the pool. */
 static void placed_hand_over(struct dp_lcore *lc)
 {
-	const struct dj_dataplane_placer *pl = lc->dp->cfg.placer;
+	const struct dp_engine_placer *pl = lc->dp->cfg.placer;
 
 	if (lc->n_placed == 0)
 		return;
@@ -515,12 +516,12 @@ static void burst_input(struct dp_lcore *lc, struct rte_mbuf **pkts, unsigned in
 
 static void rx_run(struct dp_lcore *lc, uint64_t now)
 {
-	struct rte_mbuf *pkts[DJ_PORT_BURST];
-	uint16_t n = rte_eth_rx_burst(lc->dp->cfg.port.port_id, lc->queue, pkts, DJ_PORT_BURST);
+	struct rte_mbuf *pkts[DP_PORT_BURST];
+	uint16_t n = rte_eth_rx_burst(lc->dp->cfg.port.port_id, lc->queue, pkts, DP_PORT_BURST);
 
 	burst_input(lc, pkts, n, now, true);
 	if (unlikely(lc->dp->sw_dispatch)) {
-		n = (uint16_t)rte_ring_sc_dequeue_burst(lc->handoff, (void **)pkts, DJ_PORT_BURST, NULL);
+		n = (uint16_t)rte_ring_sc_dequeue_burst(lc->handoff, (void **)pkts, DP_PORT_BURST, NULL);
 		burst_input(lc, pkts, n, now, false);
 	}
 }
@@ -579,7 +580,7 @@ int dp_lcore_main(void *arg)
 	if (lc->dp->cfg.idle_sleep_us != 0)
 		prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	while (!atomic_load_explicit(&lc->dp->stop, memory_order_relaxed)) {
-		uint64_t now = dj_time_ns();
+		uint64_t now = djc_time_ns();
 		uint64_t work = lc->stats.rx_packets + lc->stats.tx_packets + lc->commands;
 		bool up = link_usable(lc, now);
 
@@ -601,7 +602,7 @@ int dp_lcore_main(void *arg)
 	/* Let go of every frame: SEND waiters wait for their buffers. */
 	rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);
 	lc->n_txq = 0;
-	while (lc->hold != NULL && dj_hold_queue_count(lc->hold) != 0) {
+	while (lc->hold != NULL && dp_hold_queue_count(lc->hold) != 0) {
 		held_release(lc, UINT64_MAX);
 		rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);
 		lc->n_txq = 0;

@@ -11,6 +11,7 @@
 #include <rte_mbuf.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "port.h"
 #include "txframe.h"
 
@@ -20,7 +21,7 @@
 #define MEMIF_START_NS (10ull * 1000 * 1000 * 1000)
 #define RX_POOL_BYTES (128u << 20)
 #define LINK_KICK_NS (500ull * 1000 * 1000)
-#define HDR_DATA_ROOM (RTE_PKTMBUF_HEADROOM + DJ_TXFRAME_HDR_ROOM)
+#define HDR_DATA_ROOM (RTE_PKTMBUF_HEADROOM + DP_TXFRAME_HDR_ROOM)
 
 static bool memif_zero_copy(const struct rte_eth_dev_info *info)
 {
@@ -31,7 +32,7 @@ static bool memif_zero_copy(const struct rte_eth_dev_info *info)
 }
 
 static void fill_caps(uint16_t port_id, const struct rte_eth_dev_info *info,
-		      struct dj_port_caps *caps)
+		      struct dp_port_caps *caps)
 {
 	memset(caps, 0, sizeof(*caps));
 	caps->tx_ipv4_cksum = !!(info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM);
@@ -47,7 +48,7 @@ static void fill_caps(uint16_t port_id, const struct rte_eth_dev_info *info,
 	(void)port_id;
 }
 
-static void fill_defaults(struct dj_port_config *cfg)
+static void fill_defaults(struct dp_port_config *cfg)
 {
 	if (cfg->nb_queues == 0)
 		cfg->nb_queues = 1;
@@ -67,7 +68,7 @@ static void fill_defaults(struct dj_port_config *cfg)
 	}
 }
 
-static struct rte_mempool *pool_create(const struct dj_port *port, const char *what,
+static struct rte_mempool *pool_create(const struct dp_port *port, const char *what,
 				       uint16_t q, uint32_t n, uint16_t data_room)
 {
 	char name[RTE_MEMPOOL_NAMESIZE];
@@ -76,14 +77,14 @@ static struct rte_mempool *pool_create(const struct dj_port *port, const char *w
 	snprintf(name, sizeof(name), "dj%u_%s%u", port->cfg.port_id, what, q);
 	mp = rte_pktmbuf_pool_create(name, n, POOL_CACHE, 0, data_room, port->socket);
 	if (mp == NULL)
-		dj_log(DJ_LOG_ERR, "port", "mempool %s (%u x %u B) on socket %d: %s", name, n,
+		djc_log(DJ_LOG_ERR, "port", "mempool %s (%u x %u B) on socket %d: %s", name, n,
 		       data_room, port->socket, rte_strerror(rte_errno));
 	return mp;
 }
 
-static int queue_pools_create(struct dj_port *port, uint16_t q)
+static int queue_pools_create(struct dp_port *port, uint16_t q)
 {
-	struct dj_port_queue *pq = &port->q[q];
+	struct dp_port_queue *pq = &port->q[q];
 	uint32_t tx_n = 4u * port->cfg.nb_txd + 2048;
 
 	/* At least the default data room: af_packet wants its whole frame
@@ -99,10 +100,10 @@ static int queue_pools_create(struct dj_port *port, uint16_t q)
 	return 0;
 }
 
-static void port_conf_fill(const struct dj_port *port, const struct rte_eth_dev_info *info,
+static void port_conf_fill(const struct dp_port *port, const struct rte_eth_dev_info *info,
 			   struct rte_eth_conf *conf)
 {
-	const struct dj_port_caps *c = &port->caps;
+	const struct dp_port_caps *c = &port->caps;
 	uint32_t mtu = port->cfg.frame_size - RTE_ETHER_HDR_LEN;
 
 	memset(conf, 0, sizeof(*conf));
@@ -128,7 +129,7 @@ static void port_conf_fill(const struct dj_port *port, const struct rte_eth_dev_
 	}
 }
 
-static int queues_setup(struct dj_port *port, const struct rte_eth_dev_info *info,
+static int queues_setup(struct dp_port *port, const struct rte_eth_dev_info *info,
 			const struct rte_eth_conf *conf)
 {
 	uint16_t pid = port->cfg.port_id;
@@ -147,7 +148,7 @@ static int queues_setup(struct dj_port *port, const struct rte_eth_dev_info *inf
 		if (rc == 0)
 			rc = rte_eth_tx_queue_setup(pid, q, port->cfg.nb_txd, port->socket, &txc);
 		if (rc != 0) {
-			dj_log(DJ_LOG_ERR, "port", "port %u queue %u setup: %s", pid, q,
+			djc_log(DJ_LOG_ERR, "port", "port %u queue %u setup: %s", pid, q,
 			       rte_strerror(-rc));
 			return rc;
 		}
@@ -155,7 +156,7 @@ static int queues_setup(struct dj_port *port, const struct rte_eth_dev_info *inf
 	return 0;
 }
 
-static void jumbo_mtu_set(struct dj_port *port)
+static void jumbo_mtu_set(struct dp_port *port)
 {
 	uint16_t mtu = port->cfg.frame_size - RTE_ETHER_HDR_LEN;
 	int rc;
@@ -164,13 +165,13 @@ static void jumbo_mtu_set(struct dj_port *port)
 		return;
 	rc = rte_eth_dev_set_mtu(port->cfg.port_id, mtu);
 	if (rc != 0)
-		DJ_LOG(DJ_LOG_INFO, "port", "port %u (%s): MTU %u not settable (%s); "
+		DJC_LOG(DJ_LOG_INFO, "port", "port %u (%s): MTU %u not settable (%s); "
 		       "sending %u-byte frames anyway (software ports ignore the MTU)",
 		       port->cfg.port_id, port->caps.driver, mtu, rte_strerror(-rc),
 		       port->cfg.frame_size);
 }
 
-static int port_configure(struct dj_port *port)
+static int port_configure(struct dp_port *port)
 {
 	uint16_t pid = port->cfg.port_id;
 	struct rte_eth_dev_info info;
@@ -181,8 +182,8 @@ static int port_configure(struct dj_port *port)
 	if (rc != 0)
 		return rc;
 	fill_caps(pid, &info, &port->caps);
-	if (port->cfg.nb_queues > port->caps.max_queues || port->cfg.nb_queues > DJ_PORT_MAX_QUEUES) {
-		dj_log(DJ_LOG_ERR, "port", "port %u (%s): %u queues asked, %u possible", pid,
+	if (port->cfg.nb_queues > port->caps.max_queues || port->cfg.nb_queues > DP_PORT_MAX_QUEUES) {
+		djc_log(DJ_LOG_ERR, "port", "port %u (%s): %u queues asked, %u possible", pid,
 		       port->caps.driver, port->cfg.nb_queues, port->caps.max_queues);
 		return -EINVAL;
 	}
@@ -191,7 +192,7 @@ static int port_configure(struct dj_port *port)
 	if (rc == 0)
 		rc = rte_eth_dev_adjust_nb_rx_tx_desc(pid, &port->cfg.nb_rxd, &port->cfg.nb_txd);
 	if (rc != 0) {
-		dj_log(DJ_LOG_ERR, "port", "port %u configure: %s", pid, rte_strerror(-rc));
+		djc_log(DJ_LOG_ERR, "port", "port %u configure: %s", pid, rte_strerror(-rc));
 		return rc;
 	}
 	jumbo_mtu_set(port);
@@ -200,25 +201,25 @@ static int port_configure(struct dj_port *port)
 
 /* A memif client whose server socket does not exist yet fails to start:
  * give the server MEMIF_START_NS to appear. */
-static int port_start(struct dj_port *port)
+static int port_start(struct dp_port *port)
 {
-	uint64_t deadline = dj_time_ns() + MEMIF_START_NS;
+	uint64_t deadline = djc_time_ns() + MEMIF_START_NS;
 	struct timespec pause = {.tv_nsec = 50000000};
 	int rc, logged = 0;
 
 	while ((rc = rte_eth_dev_start(port->cfg.port_id)) != 0 &&
-	       strcmp(port->caps.driver, "net_memif") == 0 && dj_time_ns() < deadline) {
+	       strcmp(port->caps.driver, "net_memif") == 0 && djc_time_ns() < deadline) {
 		if (!logged++)
-			dj_log(DJ_LOG_NOTICE, "port", "port %u: memif peer not there yet, retrying",
+			djc_log(DJ_LOG_NOTICE, "port", "port %u: memif peer not there yet, retrying",
 			       port->cfg.port_id);
 		nanosleep(&pause, NULL);
 	}
 	return rc;
 }
 
-int dj_port_create(const struct dj_port_config *cfg, struct dj_port **out)
+int dp_port_create(const struct dp_port_config *cfg, struct dp_port **out)
 {
-	struct dj_port *port;
+	struct dp_port *port;
 	int rc;
 
 	if (cfg == NULL || out == NULL || !rte_eth_dev_is_valid_port(cfg->port_id))
@@ -226,7 +227,7 @@ int dj_port_create(const struct dj_port_config *cfg, struct dj_port **out)
 	if (cfg->frame_size != 0 &&
 	    (cfg->frame_size < 128 || cfg->frame_size > UINT16_MAX - RTE_PKTMBUF_HEADROOM))
 		return -EINVAL;
-	port = rte_zmalloc("dj_port", sizeof(*port), RTE_CACHE_LINE_SIZE);
+	port = rte_zmalloc("dp_port", sizeof(*port), RTE_CACHE_LINE_SIZE);
 	if (port == NULL)
 		return -ENOMEM;
 	port->cfg = *cfg;
@@ -240,11 +241,11 @@ int dj_port_create(const struct dj_port_config *cfg, struct dj_port **out)
 	if (rc == 0)
 		rc = port_start(port);
 	if (rc != 0) {
-		dj_port_destroy(port);
+		dp_port_destroy(port);
 		return rc < 0 ? rc : -EIO;
 	}
 	port->started = 1;
-	dj_log(DJ_LOG_INFO, "port", "port %u (%s) up: %u queue pairs, frames up to %u B, "
+	djc_log(DJ_LOG_INFO, "port", "port %u (%s) up: %u queue pairs, frames up to %u B, "
 	       "socket %d, tx cksum ip %d udp %d, rx cksum ip %d udp %d, rss %d, zero-copy tx %d",
 	       cfg->port_id, port->caps.driver, port->cfg.nb_queues, port->cfg.frame_size,
 	       port->socket, port->caps.tx_ipv4_cksum, port->caps.tx_udp_cksum,
@@ -254,20 +255,20 @@ int dj_port_create(const struct dj_port_config *cfg, struct dj_port **out)
 	return 0;
 }
 
-void dj_port_destroy(struct dj_port *port)
+void dp_port_destroy(struct dp_port *port)
 {
 	struct rte_flow_error err;
 
 	if (port == NULL)
 		return;
-	for (uint16_t q = 0; q < DJ_PORT_MAX_QUEUES; q++)
+	for (uint16_t q = 0; q < DP_PORT_MAX_QUEUES; q++)
 		if (port->flows[q] != NULL)
 			rte_flow_destroy(port->cfg.port_id, port->flows[q], &err);
 	/* Stopped, not closed: the ethdev belongs to EAL (or whoever made it)
 	 * and may be configured again. */
 	if (port->started)
 		rte_eth_dev_stop(port->cfg.port_id);
-	for (uint16_t q = 0; q < DJ_PORT_MAX_QUEUES; q++) {
+	for (uint16_t q = 0; q < DP_PORT_MAX_QUEUES; q++) {
 		rte_mempool_free(port->q[q].rx_pool);
 		rte_mempool_free(port->q[q].hdr_pool);
 		rte_mempool_free(port->q[q].ext_pool);
@@ -275,17 +276,17 @@ void dj_port_destroy(struct dj_port *port)
 	rte_free(port);
 }
 
-const struct dj_port_caps *dj_port_get_caps(const struct dj_port *port)
+const struct dp_port_caps *dp_port_get_caps(const struct dp_port *port)
 {
 	return &port->caps;
 }
 
-const struct dj_port_config *dj_port_get_config(const struct dj_port *port)
+const struct dp_port_config *dp_port_get_config(const struct dp_port *port)
 {
 	return &port->cfg;
 }
 
-int dj_port_steer_udp(struct dj_port *port, uint16_t udp_port, uint16_t queue)
+int dp_port_steer_udp(struct dp_port *port, uint16_t udp_port, uint16_t queue)
 {
 	struct rte_flow_attr attr = {.ingress = 1};
 	struct rte_flow_item_udp udp_spec = {.hdr.dst_port = rte_cpu_to_be_16(udp_port)};
@@ -317,13 +318,13 @@ int dj_port_steer_udp(struct dj_port *port, uint16_t udp_port, uint16_t queue)
 	port->caps.flow = 1;
 	return 0;
 unsupported:
-	DJ_LOG(DJ_LOG_INFO, "port", "port %u (%s): no rte_flow steering of UDP %u to queue %u "
+	DJC_LOG(DJ_LOG_INFO, "port", "port %u (%s): no rte_flow steering of UDP %u to queue %u "
 	       "(%s); dispatching in software", port->cfg.port_id, port->caps.driver, udp_port,
 	       queue, err.message ? err.message : "unsupported");
 	return -ENOTSUP;
 }
 
-int dj_port_find(const char *name, uint16_t *port_id)
+int dp_port_find(const char *name, uint16_t *port_id)
 {
 	if (name == NULL || port_id == NULL)
 		return -EINVAL;
@@ -332,7 +333,7 @@ int dj_port_find(const char *name, uint16_t *port_id)
 
 /* A memif client that connected before its server was started is turned
  * away once and never tries again: restart it until the link comes up. */
-static void link_kick(struct dj_port *port)
+static void link_kick(struct dp_port *port)
 {
 	if (strcmp(port->caps.driver, "net_memif") != 0)
 		return;
@@ -340,14 +341,14 @@ static void link_kick(struct dj_port *port)
 	rte_eth_dev_start(port->cfg.port_id);
 }
 
-int dj_port_wait_link(struct dj_port *port, uint64_t timeout_ns)
+int dp_port_wait_link(struct dp_port *port, uint64_t timeout_ns)
 {
-	uint64_t start = dj_time_ns(), next_kick = start + LINK_KICK_NS;
+	uint64_t start = djc_time_ns(), next_kick = start + LINK_KICK_NS;
 	struct timespec pause = {.tv_nsec = 1000000};
 	struct rte_eth_link link;
 
 	for (;;) {
-		uint64_t now = dj_time_ns();
+		uint64_t now = djc_time_ns();
 
 		if (rte_eth_link_get_nowait(port->cfg.port_id, &link) == 0 &&
 		    link.link_status == RTE_ETH_LINK_UP)
@@ -362,37 +363,37 @@ int dj_port_wait_link(struct dj_port *port, uint64_t timeout_ns)
 	}
 }
 
-static const char *const drop_names[DJ_DROP_MAX] = {
-	[DJ_DROP_NOT_DJINN] = "not_djinn",
-	[DJ_DROP_REJECTED] = "rejected",
-	[DJ_DROP_NO_MBUF] = "no_mbuf",
-	[DJ_DROP_TX_FULL] = "tx_full",
-	[DJ_DROP_IMPAIR] = "impair",
+static const char *const drop_names[DP_DROP_MAX] = {
+	[DP_DROP_NOT_DJINN] = "not_djinn",
+	[DP_DROP_REJECTED] = "rejected",
+	[DP_DROP_NO_MBUF] = "no_mbuf",
+	[DP_DROP_TX_FULL] = "tx_full",
+	[DP_DROP_IMPAIR] = "impair",
 };
 
-const char *dj_dataplane_drop_name(enum dj_dataplane_drop reason)
+const char *dp_drop_name(enum dp_drop reason)
 {
-	return (unsigned int)reason < DJ_DROP_MAX ? drop_names[reason] : "unknown";
+	return (unsigned int)reason < DP_DROP_MAX ? drop_names[reason] : "unknown";
 }
 
-void dj_dataplane_stats_add(struct dj_dataplane_stats *to, const struct dj_dataplane_stats *from)
+void dp_engine_stats_add(struct dp_engine_stats *to, const struct dp_engine_stats *from)
 {
 	to->rx_packets += from->rx_packets;
 	to->rx_bytes += from->rx_bytes;
 	to->tx_packets += from->tx_packets;
 	to->tx_bytes += from->tx_bytes;
 	to->retransmits += from->retransmits;
-	for (int i = 0; i < DJ_DROP_MAX; i++)
+	for (int i = 0; i < DP_DROP_MAX; i++)
 		to->drops[i] += from->drops[i];
 	to->idle_naps += from->idle_naps;
 }
 
-struct rte_mbuf *dj_port_frame_build(const struct dj_port *port, uint16_t queue,
+struct rte_mbuf *dp_port_frame_build(const struct dp_port *port, uint16_t queue,
 				     const void *hdr, uint16_t hdr_len,
 				     const void *payload, uint32_t len,
 				     struct rte_mbuf_ext_shared_info *shinfo)
 {
-	return dj_txframe_build(&port->q[queue], port->caps.tx_extbuf ? DJ_TXFRAME_CHAIN : 0,
+	return dp_txframe_build(&port->q[queue], port->caps.tx_extbuf ? DP_TXFRAME_CHAIN : 0,
 				hdr, hdr_len, payload,
 				len, shinfo);
 }

@@ -6,26 +6,26 @@
  * each with its own mempools on the port's NUMA socket. */
 #include <rte_mempool.h>
 
-#include "djinn/dataplane.h"
+#include "dataplane/dataplane.h"
 
-#define DJ_PORT_BURST 32
+#define DP_PORT_BURST 32
 /* Data room of header mbufs: Ethernet/IPv4/UDP/Djinn headers and short
  * control bodies. */
-#define DJ_TXFRAME_HDR_ROOM 256
+#define DP_TXFRAME_HDR_ROOM 256
 
-struct dj_port_queue {
+struct dp_port_queue {
 	struct rte_mempool *rx_pool;  /* receive buffers (frame_size data room) */
 	struct rte_mempool *hdr_pool; /* small mbufs for transmitted headers */
 	struct rte_mempool *ext_pool; /* data-less mbufs that carry extbufs */
 } __rte_cache_aligned;
 
-struct dj_port {
-	struct dj_port_config cfg;
-	struct dj_port_caps caps;
+struct dp_port {
+	struct dp_port_config cfg;
+	struct dp_port_caps caps;
 	int socket;
 	int started;
-	struct rte_flow *flows[DJ_PORT_MAX_QUEUES];
-	struct dj_port_queue q[DJ_PORT_MAX_QUEUES];
+	struct rte_flow *flows[DP_PORT_MAX_QUEUES];
+	struct dp_port_queue q[DP_PORT_MAX_QUEUES];
 };
 
 #endif

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "engine.h"
 #include "txframe.h"
 
@@ -36,7 +37,7 @@ static void slot_released(void *addr, void *opaque)
 }
 
 /* Whole fragments, about cfg.stage_chunk bytes, no more than the tensor. */
-static uint64_t chunk_bytes(const struct dj_dataplane *dp, uint64_t len, uint32_t frag_size)
+static uint64_t chunk_bytes(const struct dp_engine *dp, uint64_t len, uint32_t frag_size)
 {
 	uint64_t want = dp->cfg.stage_chunk ? dp->cfg.stage_chunk : STAGE_CHUNK_DEFAULT;
 	uint64_t chunk = want < frag_size ? frag_size : want / frag_size * frag_size;
@@ -47,7 +48,7 @@ static uint64_t chunk_bytes(const struct dj_dataplane *dp, uint64_t len, uint32_
 
 /* The window in flight plus look-ahead, so that the wire never waits for a
  * slot on a link where the window is what limits the rate. */
-static unsigned int slot_count(const struct dj_dataplane *dp, uint64_t chunk, uint32_t frag_size,
+static unsigned int slot_count(const struct dp_engine *dp, uint64_t chunk, uint32_t frag_size,
 			       uint64_t n_chunks)
 {
 	uint64_t window = (uint64_t)dp->cfg.session.window * frag_size;
@@ -56,15 +57,15 @@ static unsigned int slot_count(const struct dj_dataplane *dp, uint64_t chunk, ui
 
 	if (dp->cfg.stage_slots == 0 && n < STAGE_MIN_SLOTS)
 		n = STAGE_MIN_SLOTS;
-	if (n > DJ_DATAPLANE_STAGE_MAX_SLOTS)
-		n = DJ_DATAPLANE_STAGE_MAX_SLOTS;
+	if (n > DP_STAGE_MAX_SLOTS)
+		n = DP_STAGE_MAX_SLOTS;
 	return (unsigned int)(n < n_chunks ? n : n_chunks);
 }
 
-int dp_stage_create(const struct dj_dataplane *dp, const void *src, uint64_t len,
+int dp_stage_create(const struct dp_engine *dp, const void *src, uint64_t len,
 		    uint32_t frag_size, struct dp_stage **out)
 {
-	const struct dj_dataplane_placer *pl = dp->cfg.placer;
+	const struct dp_engine_placer *pl = dp->cfg.placer;
 	uint64_t chunk, n_chunks;
 	unsigned int n;
 	struct dp_stage *st;
@@ -95,7 +96,7 @@ int dp_stage_create(const struct dj_dataplane *dp, const void *src, uint64_t len
 	st->n_slots = n;
 	st->src.wrap = n * chunk;
 	for (unsigned int i = 0; i < n; i++)
-		dj_txframe_owner_init(&st->slot[i].shinfo, slot_released, st);
+		dp_txframe_owner_init(&st->slot[i].shinfo, slot_released, st);
 	st->st.staged_sends = 1;
 	st->st.max_stage_bytes = n * chunk;
 	*out = st;
@@ -201,9 +202,9 @@ bool dp_stage_idle(const struct dp_stage *st)
 	return true;
 }
 
-void dp_stage_stats_add(struct dj_dataplane *dp, const struct dj_dataplane_stage_stats *add)
+void dp_stage_stats_add(struct dp_engine *dp, const struct dp_engine_stage_stats *add)
 {
-	struct dj_dataplane_stage_stats *to = &dp->stage_stats;
+	struct dp_engine_stage_stats *to = &dp->stage_stats;
 
 	pthread_mutex_lock(&dp->lock);
 	to->staged_sends += add->staged_sends;
@@ -243,17 +244,17 @@ void dp_stage_settle(struct dp_stage *st)
 static bool idle_within(const struct dp_stage *st, uint64_t ns)
 {
 	struct timespec nap = {.tv_nsec = STAGE_SETTLE_NAP_NS};
-	uint64_t start = dj_time_ns();
+	uint64_t start = djc_time_ns();
 
 	while (!dp_stage_idle(st)) {
-		if (dj_time_ns() - start >= ns)
+		if (djc_time_ns() - start >= ns)
 			return false;
 		nanosleep(&nap, NULL);
 	}
 	return true;
 }
 
-unsigned int dp_stage_reap(struct dj_dataplane *dp)
+unsigned int dp_stage_reap(struct dp_engine *dp)
 {
 	struct dp_stage **pp, *st, *idle = NULL;
 	unsigned int left = 0;
@@ -278,7 +279,7 @@ unsigned int dp_stage_reap(struct dj_dataplane *dp)
 	return left;
 }
 
-void dp_stage_finish(struct dj_dataplane *dp, struct dp_stage *st)
+void dp_stage_finish(struct dp_engine *dp, struct dp_stage *st)
 {
 	if (st == NULL)
 		return;
@@ -304,16 +305,16 @@ static struct dp_stage *abandoned;
 static unsigned int n_abandoned;
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void dp_stage_drain_wait(struct dj_dataplane *dp, uint64_t timeout_ns)
+void dp_stage_drain_wait(struct dp_engine *dp, uint64_t timeout_ns)
 {
 	struct timespec nap = {.tv_nsec = STAGE_SETTLE_NAP_NS};
-	uint64_t start = dj_time_ns();
+	uint64_t start = djc_time_ns();
 
-	while (dp_stage_reap(dp) != 0 && dj_time_ns() - start < timeout_ns)
+	while (dp_stage_reap(dp) != 0 && djc_time_ns() - start < timeout_ns)
 		nanosleep(&nap, NULL);
 }
 
-void dp_stage_abandon_draining(struct dj_dataplane *dp)
+void dp_stage_abandon_draining(struct dp_engine *dp)
 {
 	unsigned int n = 0, total;
 	struct dp_stage *st;
@@ -330,13 +331,13 @@ void dp_stage_abandon_draining(struct dj_dataplane *dp)
 	total = n_abandoned;
 	pthread_mutex_unlock(&abandoned_lock);
 	if (n != 0)
-		dj_log(DJ_LOG_WARN, "dataplane", "%u staging rings still read by stranded frames: "
+		djc_log(DJ_LOG_WARN, "dataplane", "%u staging rings still read by stranded frames: "
 		       "leaked (%u in this process)", n, total);
 }
 
-void dj_dataplane_stage_stats(const struct dj_dataplane *dp, struct dj_dataplane_stage_stats *st)
+void dp_engine_stage_stats(const struct dp_engine *dp, struct dp_engine_stage_stats *st)
 {
-	struct dj_dataplane *mdp = (struct dj_dataplane *)dp;
+	struct dp_engine *mdp = (struct dp_engine *)dp;
 
 	pthread_mutex_lock(&mdp->lock);
 	*st = dp->stage_stats;

@@ -4,10 +4,10 @@
 #include <rte_ether.h>
 #include <rte_ip.h>
 
-#include "djinn/wire.h"
+#include "dataplane/proto/wire.h"
 #include "txframe.h"
 
-void dj_txframe_owner_init(struct rte_mbuf_ext_shared_info *shinfo,
+void dp_txframe_owner_init(struct rte_mbuf_ext_shared_info *shinfo,
 			   rte_mbuf_extbuf_free_callback_t free_cb, void *opaque)
 {
 	shinfo->free_cb = free_cb;
@@ -15,13 +15,13 @@ void dj_txframe_owner_init(struct rte_mbuf_ext_shared_info *shinfo,
 	rte_mbuf_ext_refcnt_set(shinfo, 1);
 }
 
-void dj_txframe_owner_put(struct rte_mbuf_ext_shared_info *shinfo)
+void dp_txframe_owner_put(struct rte_mbuf_ext_shared_info *shinfo)
 {
 	if (rte_mbuf_ext_refcnt_update(shinfo, -1) == 0)
 		shinfo->free_cb(NULL, shinfo->fcb_opaque);
 }
 
-static struct rte_mbuf *payload_attach(const struct dj_port_queue *q, const void *payload,
+static struct rte_mbuf *payload_attach(const struct dp_port_queue *q, const void *payload,
 				       uint32_t len, struct rte_mbuf_ext_shared_info *shinfo)
 {
 	struct rte_mbuf *m = rte_pktmbuf_alloc(q->ext_pool);
@@ -29,7 +29,7 @@ static struct rte_mbuf *payload_attach(const struct dj_port_queue *q, const void
 
 	if (unlikely(m == NULL))
 		return NULL;
-	/* EAL runs with --iova-mode=va (dj_eal_init), where IOVA is the
+	/* EAL runs with --iova-mode=va (dp_eal_init), where IOVA is the
 	 * virtual address; a NIC must have the buffer DMA-mapped. */
 	rte_mbuf_ext_refcnt_update(shinfo, 1);
 	rte_pktmbuf_attach_extbuf(m, addr, (rte_iova_t)(uintptr_t)addr, (uint16_t)len, shinfo);
@@ -38,17 +38,17 @@ static struct rte_mbuf *payload_attach(const struct dj_port_queue *q, const void
 	return m;
 }
 
-struct rte_mbuf *dj_txframe_build(const struct dj_port_queue *q, unsigned int flags,
+struct rte_mbuf *dp_txframe_build(const struct dp_port_queue *q, unsigned int flags,
 				  const void *hdr, uint16_t hdr_len,
 				  const void *payload, uint32_t len,
 				  struct rte_mbuf_ext_shared_info *shinfo)
 {
-	bool no_cpu = flags & DJ_TXFRAME_NO_CPU;
-	bool attach = shinfo != NULL && (flags & DJ_TXFRAME_CHAIN) && len != 0 &&
-		      (len > DJ_TXFRAME_COPY_MAX || no_cpu);
+	bool no_cpu = flags & DP_TXFRAME_NO_CPU;
+	bool attach = shinfo != NULL && (flags & DP_TXFRAME_CHAIN) && len != 0 &&
+		      (len > DP_TXFRAME_COPY_MAX || no_cpu);
 	uint32_t inline_len = attach ? 0 : len;
 	/* Copied payloads too big for a header mbuf take a frame-sized one. */
-	struct rte_mempool *pool = hdr_len + inline_len <= DJ_TXFRAME_HDR_ROOM ?
+	struct rte_mempool *pool = hdr_len + inline_len <= DP_TXFRAME_HDR_ROOM ?
 				   q->hdr_pool : q->rx_pool;
 	struct rte_mbuf *head = rte_pktmbuf_alloc(pool);
 	char *p;
@@ -77,13 +77,13 @@ fail:
 	return NULL;
 }
 
-void dj_txframe_ip_cksum_offload(struct rte_mbuf *m)
+void dp_txframe_ip_cksum_offload(struct rte_mbuf *m)
 {
 	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *,
-							  DJ_WIRE_ETH_LEN);
+							  DP_WIRE_ETH_LEN);
 
 	ip->hdr_checksum = 0;
-	m->l2_len = DJ_WIRE_ETH_LEN;
-	m->l3_len = DJ_WIRE_IPV4_LEN;
+	m->l2_len = DP_WIRE_ETH_LEN;
+	m->l3_len = DP_WIRE_IPV4_LEN;
 	m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
 }

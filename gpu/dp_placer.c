@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The data plane's GPU placement (struct dj_dataplane_placer) on the rx sink
+ * The data plane's GPU placement (struct dp_engine_placer) on the rx sink
  * in absolute mode, one sink per polling lcore:
  *
  *   place()      append {payload inside the mbuf, destination address, len}
@@ -29,8 +29,9 @@
 #include <rte_mbuf.h>
 
 #include "djinn/common.h"
-#include "djinn/dataplane.h"
-#include "djinn/gpu.h"
+#include "common/djc.h"
+#include "dataplane/dataplane.h"
+#include "gpu/gpu.h"
 #include "gpu_internal.h"
 #ifdef DJ_HAVE_CUDA
 #include "gpu_cuda.h"
@@ -60,19 +61,19 @@ struct placer_lcore;
  * stage_get() and stage_put(), cached by the placer otherwise. */
 struct placer_stage {
 	struct placer_stage *next;   /* in the placer's cache */
-	struct dj_gpu_dp_placer *owner;
+	struct djg_dp_placer *owner;
 	size_t bytes;
 	int socket;                  /* NUMA socket of host */
 	void *host;
 	void *stream;
 	bool registered;             /* host is registered with the GPU */
 	bool failed;                 /* a copy failed: never reused */
-	void *events[DJ_DATAPLANE_STAGE_MAX_SLOTS];
+	void *events[DP_STAGE_MAX_SLOTS];
 };
 
-struct dj_gpu_dp_placer {
-	struct dj_dataplane_placer ops;
-	struct dj_gpu_dp_placer_conf conf;
+struct djg_dp_placer {
+	struct dp_engine_placer ops;
+	struct djg_dp_placer_conf conf;
 	int ordinal;                  /* CUDA device; -1: host memory */
 	pthread_mutex_t lock;         /* everything below */
 	struct rte_mempool *pools[PLACER_MAX_POOLS]; /* registered with the GPU */
@@ -85,9 +86,9 @@ struct dj_gpu_dp_placer {
 
 /* State of one polling lcore; only that lcore touches it after init. */
 struct placer_lcore {
-	struct dj_gpu_dp_placer *owner;
+	struct djg_dp_placer *owner;
 	unsigned int idx;
-	struct dj_gpu_rx_sink *sink;
+	struct djg_rx_sink *sink;
 	bool device_set;
 	uint16_t n_copies;
 	uint32_t held;                /* mbufs the sink holds for the GPU */
@@ -96,7 +97,7 @@ struct placer_lcore {
 	struct rte_mempool *refused[PLACER_MAX_POOLS]; /* failed once: not retried */
 	uint64_t direct_copies;
 	uint64_t failures, failures_reported;
-	struct dj_gpu_copy copies[PLACER_MAX_COPIES];
+	struct djg_copy copies[PLACER_MAX_COPIES];
 } __rte_cache_aligned;
 
 static void release_mbufs(void **bufs, uint16_t n, void *arg)
@@ -107,7 +108,7 @@ static void release_mbufs(void **bufs, uint16_t n, void *arg)
 	lc->held -= n;
 }
 
-static int copy_to_dest(const struct dj_gpu_dp_placer *p, const struct dj_gpu_copy *c)
+static int copy_to_dest(const struct djg_dp_placer *p, const struct djg_copy *c)
 {
 	void *dst = (void *)(uintptr_t)c->dst_off;
 
@@ -129,7 +130,7 @@ static int copy_to_dest(const struct dj_gpu_dp_placer *p, const struct dj_gpu_co
 static void copy_now(struct placer_lcore *lc)
 {
 	if (lc->n_copies > 0 && lc->owner->ordinal >= 0 &&
-	    dj_gpu_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS) != 0)
+	    djg_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS) != 0)
 		lc->failures++;
 	for (uint16_t i = 0; i < lc->n_copies; i++)
 		if (copy_to_dest(lc->owner, &lc->copies[i]) != 0)
@@ -146,7 +147,7 @@ static void place(void *state, void *dest_base, uint64_t dest_len, uint64_t dest
 	(void)dest_len; /* the engine validated the range */
 	if (unlikely(lc->n_copies == PLACER_MAX_COPIES))
 		copy_now(lc);
-	lc->copies[lc->n_copies++] = (struct dj_gpu_copy){
+	lc->copies[lc->n_copies++] = (struct djg_copy){
 		.src = src,
 		.dst_off = (uint64_t)(uintptr_t)dest_base + dest_offset,
 		.len = len,
@@ -155,7 +156,7 @@ static void place(void *state, void *dest_base, uint64_t dest_len, uint64_t dest
 
 static int pool_register(struct placer_lcore *lc, struct rte_mempool *mp)
 {
-	struct dj_gpu_dp_placer *p = lc->owner;
+	struct djg_dp_placer *p = lc->owner;
 	unsigned int i;
 	int rc = 0;
 
@@ -163,7 +164,7 @@ static int pool_register(struct placer_lcore *lc, struct rte_mempool *mp)
 		return -ENOSPC;
 	/* Registration is a driver call that may want the context quiet: not
 	 * while this lcore's own resident kernel waits for it. */
-	rc = dj_gpu_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS);
+	rc = djg_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS);
 	if (rc != 0)
 		return rc;
 	pthread_mutex_lock(&p->lock);
@@ -171,7 +172,7 @@ static int pool_register(struct placer_lcore *lc, struct rte_mempool *mp)
 		;
 	if (i == p->n_pools) {
 		rc = p->n_pools == PLACER_MAX_POOLS ? -ENOSPC :
-		     dj_gpu_mempool_register(p->conf.dev_id, mp);
+		     djg_mempool_register(p->conf.dev_id, mp);
 		if (rc == 0)
 			p->pools[p->n_pools++] = mp;
 	}
@@ -181,7 +182,7 @@ static int pool_register(struct placer_lcore *lc, struct rte_mempool *mp)
 		 * every later burst of this polling lcore. */
 		if (lc->n_refused < PLACER_MAX_POOLS)
 			lc->refused[lc->n_refused++] = mp;
-		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "dp placer: mempool %s not readable by the GPU "
+		DJC_LOG(DJ_LOG_ERR, DJG_LOG, "dp placer: mempool %s not readable by the GPU "
 		       "(%s): its payloads are copied synchronously", mp->name, dj_strerror(rc));
 		return rc;
 	}
@@ -205,13 +206,13 @@ static int pool_check(struct placer_lcore *lc, struct rte_mempool *mp)
  * An attached external buffer does not lie in its mbuf's pool: on net_ring
  * the receiver gets the sender's zero-copy frames, whose payload is the
  * sender's own buffer. Unless that buffer is registered with the GPU
- * (dj_gpu_host_register) a kernel reading it faults: such bursts take the
+ * (djg_host_register) a kernel reading it faults: such bursts take the
  * synchronous copy instead.
  */
 static int segment_readable(struct placer_lcore *lc, struct rte_mbuf *seg)
 {
 	if (RTE_MBUF_HAS_EXTBUF(seg))
-		return dj_gpu_host_readable(lc->owner->conf.dev_id, rte_pktmbuf_mtod(seg, void *),
+		return djg_host_readable(lc->owner->conf.dev_id, rte_pktmbuf_mtod(seg, void *),
 					    seg->data_len) ? 0 : -EFAULT;
 	return pool_check(lc, seg->pool);
 }
@@ -247,9 +248,9 @@ static int submit(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
 	uint64_t deadline = 0;
 	int rc;
 
-	while ((rc = dj_gpu_rx_sink_submit(lc->sink, lc->copies, lc->n_copies, (void **)mbufs,
+	while ((rc = djg_rx_sink_submit(lc->sink, lc->copies, lc->n_copies, (void **)mbufs,
 					   n)) == -EAGAIN) {
-		uint64_t now = dj_time_ns();
+		uint64_t now = djc_time_ns();
 
 		if (deadline == 0)
 			deadline = now + SUBMIT_RETRY_NS;
@@ -264,16 +265,16 @@ static int submit(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
 static int held_trim(struct placer_lcore *lc)
 {
 	uint64_t deadline = 0;
-	int rc = dj_gpu_rx_sink_poll(lc->sink);
+	int rc = djg_rx_sink_poll(lc->sink);
 
 	while (rc >= 0 && lc->held > PLACER_MAX_HELD) {
-		uint64_t now = dj_time_ns();
+		uint64_t now = djc_time_ns();
 
 		if (deadline == 0)
 			deadline = now + SYNC_TIMEOUT_NS;
 		else if (now > deadline)
 			return -ETIMEDOUT;
-		rc = dj_gpu_rx_sink_poll(lc->sink);
+		rc = djg_rx_sink_poll(lc->sink);
 	}
 	return rc < 0 ? rc : 0;
 }
@@ -307,7 +308,7 @@ static int sync_all(void *state)
 	int rc;
 
 	copy_now(lc); /* placed but not handed over yet: the mbufs are still alive */
-	rc = dj_gpu_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS);
+	rc = djg_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS);
 	if (rc == 0 && lc->failures != lc->failures_reported)
 		rc = -EIO;
 	lc->failures_reported = lc->failures;
@@ -316,8 +317,8 @@ static int sync_all(void *state)
 
 static int lcore_init(void *ctx, unsigned int idx, void **state)
 {
-	struct dj_gpu_dp_placer *p = ctx;
-	struct dj_gpu_rx_sink_conf sc = {
+	struct djg_dp_placer *p = ctx;
+	struct djg_rx_sink_conf sc = {
 		.dev_id = p->conf.dev_id,
 		.max_copies = PLACER_MAX_COPIES,
 		.max_bufs = PLACER_MAX_BUFS,
@@ -338,7 +339,7 @@ static int lcore_init(void *ctx, unsigned int idx, void **state)
 	lc->owner = p;
 	lc->idx = idx;
 	sc.release_arg = lc;
-	rc = dj_gpu_rx_sink_create(&sc, &lc->sink);
+	rc = djg_rx_sink_create(&sc, &lc->sink);
 	if (rc != 0) {
 		free(lc);
 		return rc;
@@ -352,20 +353,20 @@ static int lcore_init(void *ctx, unsigned int idx, void **state)
 }
 
 /* The last lcore gone: no kernel reads the pools any more. */
-static void pools_unregister(struct dj_gpu_dp_placer *p)
+static void pools_unregister(struct djg_dp_placer *p)
 {
 	for (unsigned int i = 0; i < p->n_pools; i++)
-		dj_gpu_mempool_unregister(p->conf.dev_id, p->pools[i]);
+		djg_mempool_unregister(p->conf.dev_id, p->pools[i]);
 	p->n_pools = 0;
 }
 
 static void lcore_fini(void *state)
 {
 	struct placer_lcore *lc = state;
-	struct dj_gpu_dp_placer *p = lc->owner;
+	struct djg_dp_placer *p = lc->owner;
 
 	copy_now(lc);
-	dj_gpu_rx_sink_destroy(lc->sink); /* drains, then frees what it holds */
+	djg_rx_sink_destroy(lc->sink); /* drains, then frees what it holds */
 	pthread_mutex_lock(&p->lock);
 	p->lcores[lc->idx] = NULL;
 	if (--p->n_lcores == 0)
@@ -376,7 +377,7 @@ static void lcore_fini(void *state)
 
 static int copy_out(void *ctx, void *dst, const void *src, size_t len)
 {
-	const struct dj_gpu_dp_placer *p = ctx;
+	const struct djg_dp_placer *p = ctx;
 
 	if (p->ordinal < 0) {
 		memcpy(dst, src, len);
@@ -394,14 +395,14 @@ static int copy_out(void *ctx, void *dst, const void *src, size_t len)
 static void stage_free(struct placer_stage *st)
 {
 #ifdef DJ_HAVE_CUDA
-	const struct dj_gpu_dp_placer *p = st->owner;
+	const struct djg_dp_placer *p = st->owner;
 
 	if (p->ordinal >= 0) {
 		djg_stream_destroy(st->stream); /* waits for copies in flight */
-		for (unsigned int i = 0; i < DJ_DATAPLANE_STAGE_MAX_SLOTS; i++)
+		for (unsigned int i = 0; i < DP_STAGE_MAX_SLOTS; i++)
 			djg_event_destroy(st->events[i]);
 		if (st->registered)
-			dj_gpu_host_unregister(p->conf.dev_id, st->host);
+			djg_host_unregister(p->conf.dev_id, st->host);
 	}
 #endif
 	rte_free(st->host);
@@ -413,13 +414,13 @@ static void stage_free(struct placer_stage *st)
 static int stage_cuda_init(struct placer_stage *st)
 {
 #ifdef DJ_HAVE_CUDA
-	struct dj_gpu_dp_placer *p = st->owner;
+	struct djg_dp_placer *p = st->owner;
 	int rc = djg_stream_create(p->ordinal, &st->stream);
 
-	for (unsigned int i = 0; rc == 0 && i < DJ_DATAPLANE_STAGE_MAX_SLOTS; i++)
+	for (unsigned int i = 0; rc == 0 && i < DP_STAGE_MAX_SLOTS; i++)
 		rc = djg_event_create(&st->events[i]);
 	if (rc == 0)
-		rc = dj_gpu_host_register(p->conf.dev_id, st->host, st->bytes);
+		rc = djg_host_register(p->conf.dev_id, st->host, st->bytes);
 	st->registered = rc == 0;
 	return rc;
 #else
@@ -428,7 +429,7 @@ static int stage_cuda_init(struct placer_stage *st)
 #endif
 }
 
-static int stage_new(struct dj_gpu_dp_placer *p, size_t bytes, int socket,
+static int stage_new(struct djg_dp_placer *p, size_t bytes, int socket,
 		     struct placer_stage **out)
 {
 	struct placer_stage *st = calloc(1, sizeof(*st));
@@ -438,14 +439,14 @@ static int stage_new(struct dj_gpu_dp_placer *p, size_t bytes, int socket,
 		return -ENOMEM;
 	st->owner = p;
 	st->socket = socket;
-	st->bytes = RTE_ALIGN_CEIL(bytes, DJ_GPU_PAGE_SIZE);
-	st->host = rte_malloc_socket("dj_gpu_send_stage", st->bytes, DJ_GPU_PAGE_SIZE, socket);
+	st->bytes = RTE_ALIGN_CEIL(bytes, DJG_PAGE_SIZE);
+	st->host = rte_malloc_socket("dj_gpu_send_stage", st->bytes, DJG_PAGE_SIZE, socket);
 	if (st->host == NULL)
 		rc = -ENOMEM;
 	else if (p->ordinal >= 0)
 		rc = stage_cuda_init(st);
 	if (rc != 0) {
-		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "dp placer: send stage of %zu B: %s", st->bytes,
+		DJC_LOG(DJ_LOG_ERR, DJG_LOG, "dp placer: send stage of %zu B: %s", st->bytes,
 		       dj_strerror(rc));
 		stage_free(st);
 		return rc;
@@ -456,7 +457,7 @@ static int stage_new(struct dj_gpu_dp_placer *p, size_t bytes, int socket,
 
 /* The smallest cached stage on socket that is big enough, unlinked; NULL
  * if none. */
-static struct placer_stage *stage_cached(struct dj_gpu_dp_placer *p, size_t bytes, int socket)
+static struct placer_stage *stage_cached(struct djg_dp_placer *p, size_t bytes, int socket)
 {
 	struct placer_stage **best = NULL, *st;
 
@@ -477,12 +478,12 @@ static struct placer_stage *stage_cached(struct dj_gpu_dp_placer *p, size_t byte
 static int stage_get(void *ctx, size_t slot_bytes, unsigned int slots, int socket, void **stage,
 		     void **host)
 {
-	struct dj_gpu_dp_placer *p = ctx;
+	struct djg_dp_placer *p = ctx;
 	size_t bytes = slot_bytes * slots;
 	struct placer_stage *st;
 	int rc = 0;
 
-	if (slots == 0 || slots > DJ_DATAPLANE_STAGE_MAX_SLOTS || slot_bytes == 0)
+	if (slots == 0 || slots > DP_STAGE_MAX_SLOTS || slot_bytes == 0)
 		return -EINVAL;
 	st = stage_cached(p, bytes, socket);
 	if (st == NULL)
@@ -496,7 +497,7 @@ static int stage_get(void *ctx, size_t slot_bytes, unsigned int slots, int socke
 
 static void stage_put(void *ctx, void *stage)
 {
-	struct dj_gpu_dp_placer *p = ctx;
+	struct djg_dp_placer *p = ctx;
 	struct placer_stage *st = stage;
 
 #ifdef DJ_HAVE_CUDA
@@ -552,7 +553,7 @@ static int stage_poll(void *stage, unsigned int slot)
 	return rc;
 }
 
-static void stages_free(struct dj_gpu_dp_placer *p)
+static void stages_free(struct djg_dp_placer *p)
 {
 	while (p->stages != NULL) {
 		struct placer_stage *st = p->stages;
@@ -563,42 +564,42 @@ static void stages_free(struct dj_gpu_dp_placer *p)
 	p->n_stages = 0;
 }
 
-int dj_gpu_find_cuda(int ordinal)
+int djg_find_cuda(int ordinal)
 {
-	int n = dj_gpu_count();
+	int n = djg_count();
 
 	if (n == 0)
 		return -DJ_ENOGPU;
 	for (int i = 0; i < n; i++) {
-		struct dj_gpu_info info;
+		struct djg_info info;
 
-		if (dj_gpu_info_get(i, &info) == 0 && djg_ordinal(info.dev_id) == ordinal)
+		if (djg_info_get(i, &info) == 0 && djg_ordinal(info.dev_id) == ordinal)
 			return info.dev_id;
 	}
 	return -ENODEV;
 }
 
-int dj_gpu_dp_placer_create(const struct dj_gpu_dp_placer_conf *conf,
-			    struct dj_gpu_dp_placer **out)
+int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
+			    struct djg_dp_placer **out)
 {
-	struct dj_gpu_dp_placer *p;
+	struct djg_dp_placer *p;
 
 	if (conf == NULL || out == NULL ||
-	    (conf->mode != DJ_GPU_GATHER_PERSISTENT && conf->mode != DJ_GPU_GATHER_LAUNCH))
+	    (conf->mode != DJG_GATHER_PERSISTENT && conf->mode != DJG_GATHER_LAUNCH))
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
 	p->conf = *conf;
-	p->ordinal = conf->dev_id == DJ_GPU_HOST ? -1 : djg_ordinal(conf->dev_id);
-	if (conf->dev_id != DJ_GPU_HOST && p->ordinal < 0) {
+	p->ordinal = conf->dev_id == DJG_HOST ? -1 : djg_ordinal(conf->dev_id);
+	if (conf->dev_id != DJG_HOST && p->ordinal < 0) {
 		int rc = p->ordinal;
 
 		free(p);
 		return rc;
 	}
 	pthread_mutex_init(&p->lock, NULL);
-	p->ops = (struct dj_dataplane_placer){
+	p->ops = (struct dp_engine_placer){
 		.lcore_init = lcore_init,
 		.lcore_fini = lcore_fini,
 		.place = place,
@@ -615,12 +616,12 @@ int dj_gpu_dp_placer_create(const struct dj_gpu_dp_placer_conf *conf,
 	return 0;
 }
 
-const struct dj_dataplane_placer *dj_gpu_dp_placer_ops(const struct dj_gpu_dp_placer *p)
+const struct dp_engine_placer *djg_dp_placer_ops(const struct djg_dp_placer *p)
 {
 	return p != NULL ? &p->ops : NULL;
 }
 
-static void sink_stats_add(struct dj_gpu_rx_sink_stats *to, const struct dj_gpu_rx_sink_stats *s)
+static void sink_stats_add(struct djg_rx_sink_stats *to, const struct djg_rx_sink_stats *s)
 {
 	to->path = s->path;
 	to->mode = s->mode;
@@ -633,17 +634,17 @@ static void sink_stats_add(struct dj_gpu_rx_sink_stats *to, const struct dj_gpu_
 	to->generations += s->generations;
 }
 
-void dj_gpu_dp_placer_stats_get(struct dj_gpu_dp_placer *p, struct dj_gpu_dp_placer_stats *st)
+void djg_dp_placer_stats_get(struct djg_dp_placer *p, struct djg_dp_placer_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&p->lock);
 	for (unsigned int i = 0; i < PLACER_MAX_LCORES; i++) {
 		const struct placer_lcore *lc = p->lcores[i];
-		struct dj_gpu_rx_sink_stats s;
+		struct djg_rx_sink_stats s;
 
 		if (lc == NULL)
 			continue;
-		dj_gpu_rx_sink_stats_get(lc->sink, &s);
+		djg_rx_sink_stats_get(lc->sink, &s);
 		sink_stats_add(&st->sink, &s);
 		st->direct_copies += lc->direct_copies;
 		st->failures += lc->failures;
@@ -652,12 +653,12 @@ void dj_gpu_dp_placer_stats_get(struct dj_gpu_dp_placer *p, struct dj_gpu_dp_pla
 	pthread_mutex_unlock(&p->lock);
 }
 
-void dj_gpu_dp_placer_destroy(struct dj_gpu_dp_placer *p)
+void djg_dp_placer_destroy(struct djg_dp_placer *p)
 {
 	if (p == NULL)
 		return;
 	if (p->n_lcores != 0)
-		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "dp placer destroyed while %u lcores use it "
+		DJC_LOG(DJ_LOG_ERR, DJG_LOG, "dp placer destroyed while %u lcores use it "
 		       "(destroy the data plane first)", p->n_lcores);
 	stages_free(p);
 	pthread_mutex_destroy(&p->lock);

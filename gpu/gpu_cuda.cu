@@ -48,7 +48,7 @@ struct slot_hdr {
 
 struct ring {
 	struct slot_hdr *hdr;     /* [ring_size], CPU writes */
-	struct dj_gpu_copy *desc; /* [ring_size * max_copies], CPU writes */
+	struct djg_copy *desc; /* [ring_size * max_copies], CPU writes */
 	uint32_t *done;           /* [ring_size], GPU writes */
 	uint32_t *stop;           /* CPU writes 1 to end the persistent kernel */
 	uint32_t ring_size;
@@ -322,7 +322,7 @@ __device__ static void copy_group(const struct piece *p, uint32_t g, uint32_t la
  * pieces, one after the other) are dealt round-robin to the warps, so that
  * long and short pieces spread evenly and every warp has loads in flight.
  */
-__device__ static void gather_burst(const struct dj_gpu_copy *desc, uint32_t n, uint8_t *dest)
+__device__ static void gather_burst(const struct djg_copy *desc, uint32_t n, uint8_t *dest)
 {
 	__shared__ uint8_t *s_dst[DESC_STAGE];
 	__shared__ const uint8_t *s_src[DESC_STAGE];
@@ -402,7 +402,7 @@ __global__ void gather_persistent(struct ring r, uint64_t base, uint32_t gen)
 	}
 }
 
-__global__ void gather_launched(const struct dj_gpu_copy *desc, uint32_t n, uint8_t *dest)
+__global__ void gather_launched(const struct djg_copy *desc, uint32_t n, uint8_t *dest)
 {
 	uint32_t first = blockIdx.x * WARPS_PER_BLOCK;
 
@@ -414,7 +414,7 @@ static int ring_alloc(struct djg_gather *g)
 {
 	struct ring *r = &g->ring;
 	size_t hdr = (size_t)r->ring_size * sizeof(struct slot_hdr);
-	size_t desc = (size_t)r->ring_size * r->max_copies * sizeof(struct dj_gpu_copy);
+	size_t desc = (size_t)r->ring_size * r->max_copies * sizeof(struct djg_copy);
 	size_t done = (size_t)r->ring_size * sizeof(uint32_t);
 	size_t total = hdr + desc + done + 64;
 
@@ -424,7 +424,7 @@ static int ring_alloc(struct djg_gather *g)
 	memset(g->mapped, 0, total);
 	/* With unified addressing the host address is the device address. */
 	r->hdr = (struct slot_hdr *)g->mapped;
-	r->desc = (struct dj_gpu_copy *)((char *)g->mapped + hdr);
+	r->desc = (struct djg_copy *)((char *)g->mapped + hdr);
 	r->done = (uint32_t *)((char *)g->mapped + hdr + desc);
 	r->stop = (uint32_t *)((char *)g->mapped + hdr + desc + done);
 	return 0;
@@ -509,7 +509,7 @@ extern "C" int djg_gather_create(const struct djg_gather_conf *conf, struct djg_
 	}
 	rc = ring_alloc(g);
 	if (rc == 0)
-		rc = conf->mode == DJ_GPU_GATHER_LAUNCH ? create_events(g) : persistent_blocks(g);
+		rc = conf->mode == DJG_GATHER_LAUNCH ? create_events(g) : persistent_blocks(g);
 	if (rc != 0) {
 		djg_gather_destroy(g);
 		return rc;
@@ -518,14 +518,14 @@ extern "C" int djg_gather_create(const struct djg_gather_conf *conf, struct djg_
 	return 0;
 }
 
-extern "C" int djg_gather_put(struct djg_gather *g, uint64_t k, const struct dj_gpu_copy *copies,
+extern "C" int djg_gather_put(struct djg_gather *g, uint64_t k, const struct djg_copy *copies,
 			      uint16_t n, void *dest)
 {
 	struct ring *r = &g->ring;
 	uint32_t slot;
-	struct dj_gpu_copy *desc;
+	struct djg_copy *desc;
 
-	if (g->conf.mode == DJ_GPU_GATHER_PERSISTENT && !g->running) {
+	if (g->conf.mode == DJG_GATHER_PERSISTENT && !g->running) {
 		int rc = launch_persistent(g, k);
 
 		if (rc != 0)
@@ -535,7 +535,7 @@ extern "C" int djg_gather_put(struct djg_gather *g, uint64_t k, const struct dj_
 	slot = k & (r->ring_size - 1);
 	desc = r->desc + (size_t)slot * r->max_copies;
 	memcpy(desc, copies, n * sizeof(*copies));
-	if (g->conf.mode == DJ_GPU_GATHER_LAUNCH) {
+	if (g->conf.mode == DJG_GATHER_LAUNCH) {
 		unsigned int blocks = (n + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
 		cudaStream_t stream = g->launch[k % LAUNCH_STREAMS];
 
@@ -571,7 +571,7 @@ extern "C" int djg_gather_done(struct djg_gather *g, uint64_t k)
 	k += g->skew;
 	slot = k & (g->ring.ring_size - 1);
 
-	if (g->conf.mode == DJ_GPU_GATHER_LAUNCH) {
+	if (g->conf.mode == DJG_GATHER_LAUNCH) {
 		cudaError_t e = cudaEventQuery(g->events[slot]);
 
 		if (e == cudaSuccess)
@@ -613,10 +613,10 @@ extern "C" void djg_gather_destroy(struct djg_gather *g)
 	free(g);
 }
 
-extern "C" int djg_gather_oneshot(int ordinal, const struct dj_gpu_copy *copies, size_t n,
+extern "C" int djg_gather_oneshot(int ordinal, const struct djg_copy *copies, size_t n,
 				  void *dest)
 {
-	struct dj_gpu_copy *desc = NULL;
+	struct djg_copy *desc = NULL;
 	size_t bytes = n * sizeof(*copies);
 	unsigned int blocks = (n + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK;
 	cudaStream_t stream;

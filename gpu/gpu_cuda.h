@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "djinn/gpu.h"
+#include "gpu/gpu.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,12 +50,12 @@ struct djg_gather_conf {
 	uint16_t max_copies;
 	uint16_t blocks;      /* persistent kernel blocks; 0: from frag_size */
 	uint32_t frag_size;
-	enum dj_gpu_gather_mode mode;
+	enum djg_gather_mode mode;
 };
 
 int djg_gather_create(const struct djg_gather_conf *conf, struct djg_gather **out);
 /* Publish burst @k: its copies go to @dest + dst_off. */
-int djg_gather_put(struct djg_gather *g, uint64_t k, const struct dj_gpu_copy *copies,
+int djg_gather_put(struct djg_gather *g, uint64_t k, const struct djg_copy *copies,
 		   uint16_t n, void *dest);
 /* 1 when burst @k is in the destination, 0 not yet, -EIO on a GPU fault. */
 int djg_gather_done(struct djg_gather *g, uint64_t k);
@@ -69,7 +69,7 @@ uint64_t djg_gather_launches(const struct djg_gather *g);
 void djg_gather_destroy(struct djg_gather *g);
 
 /* Gather a whole copy list in one kernel launch, synchronously. */
-int djg_gather_oneshot(int ordinal, const struct dj_gpu_copy *copies, size_t n, void *dest);
+int djg_gather_oneshot(int ordinal, const struct djg_copy *copies, size_t n, void *dest);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#define DJ_GPU_LOG "gpu"
+#define DJG_LOG "gpu"
 
 /* CUDA ordinal of gpudev device @dev_id: >= 0, -DJ_ENOGPU without CUDA,
  * -ENODEV when the runtime does not know it. */

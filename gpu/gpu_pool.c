@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * GPU memory pool: one rte_gpu_mem_alloc (or host allocation) carved into
- * DJ_GPU_PAGE_SIZE pages. The bookkeeping lives in host memory, since GPU
+ * DJG_PAGE_SIZE pages. The bookkeeping lives in host memory, since GPU
  * memory is not CPU-addressable: a bitmap of used pages (first fit, scanned
  * a word at a time) and, at the first page of each allocation, its length.
  */
@@ -14,7 +14,8 @@
 #include <rte_gpudev.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu.h"
+#include "common/djc.h"
+#include "gpu/gpu.h"
 #include "gpu_internal.h"
 #ifdef DJ_HAVE_CUDA
 #include "gpu_cuda.h"
@@ -22,7 +23,7 @@
 
 #define NO_PAGE UINT32_MAX
 
-struct dj_gpu_pool {
+struct djg_pool {
 	pthread_mutex_t lock;
 	int16_t dev_id;
 	int ordinal;          /* CUDA ordinal; -1 for host memory */
@@ -37,7 +38,7 @@ struct dj_gpu_pool {
 	uint64_t failed;
 };
 
-static void mark_pages(struct dj_gpu_pool *p, uint32_t first, uint32_t n, int used)
+static void mark_pages(struct djg_pool *p, uint32_t first, uint32_t n, int used)
 {
 	for (uint32_t i = first; i < first + n; i++) {
 		if (used)
@@ -48,7 +49,7 @@ static void mark_pages(struct dj_gpu_pool *p, uint32_t first, uint32_t n, int us
 }
 
 /* First page at or after @from whose used bit equals @want, or p->pages. */
-static uint32_t next_page(const struct dj_gpu_pool *p, uint32_t from, int want)
+static uint32_t next_page(const struct djg_pool *p, uint32_t from, int want)
 {
 	while (from < p->pages) {
 		uint64_t word = p->used[from / 64];
@@ -66,7 +67,7 @@ static uint32_t next_page(const struct dj_gpu_pool *p, uint32_t from, int want)
 	return p->pages;
 }
 
-static uint32_t find_free_run(const struct dj_gpu_pool *p, uint32_t n)
+static uint32_t find_free_run(const struct djg_pool *p, uint32_t n)
 {
 	uint32_t start = next_page(p, p->first_free, 0);
 
@@ -80,35 +81,35 @@ static uint32_t find_free_run(const struct dj_gpu_pool *p, uint32_t n)
 	return NO_PAGE;
 }
 
-static int map_memory(struct dj_gpu_pool *p)
+static int map_memory(struct djg_pool *p)
 {
-	if (p->dev_id == DJ_GPU_HOST) {
-		p->base = aligned_alloc(DJ_GPU_PAGE_SIZE, p->size);
+	if (p->dev_id == DJG_HOST) {
+		p->base = aligned_alloc(DJG_PAGE_SIZE, p->size);
 		return p->base != NULL ? 0 : -ENOMEM;
 	}
 	p->ordinal = djg_ordinal(p->dev_id);
 	if (p->ordinal < 0)
 		return -DJ_ENOGPU;
-	p->base = rte_gpu_mem_alloc(p->dev_id, p->size, DJ_GPU_PAGE_SIZE);
+	p->base = rte_gpu_mem_alloc(p->dev_id, p->size, DJG_PAGE_SIZE);
 	if (p->base == NULL) {
-		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "GPU %d: cannot allocate a %zu MiB pool: %s",
+		DJC_LOG(DJ_LOG_ERR, DJG_LOG, "GPU %d: cannot allocate a %zu MiB pool: %s",
 		       p->dev_id, p->size >> 20, rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
 	return 0;
 }
 
-int dj_gpu_pool_create(int16_t dev_id, size_t size, struct dj_gpu_pool **pool)
+int djg_pool_create(int16_t dev_id, size_t size, struct djg_pool **pool)
 {
-	struct dj_gpu_pool *p;
+	struct djg_pool *p;
 	size_t pages;
 	int rc;
 
 	if (pool == NULL || size == 0)
 		return -EINVAL;
-	if (dev_id != DJ_GPU_HOST && dj_gpu_count() == 0)
+	if (dev_id != DJG_HOST && djg_count() == 0)
 		return -DJ_ENOGPU;
-	pages = (size + DJ_GPU_PAGE_SIZE - 1) / DJ_GPU_PAGE_SIZE;
+	pages = (size + DJG_PAGE_SIZE - 1) / DJG_PAGE_SIZE;
 	if (pages >= NO_PAGE)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
@@ -117,7 +118,7 @@ int dj_gpu_pool_create(int16_t dev_id, size_t size, struct dj_gpu_pool **pool)
 	p->dev_id = dev_id;
 	p->ordinal = -1;
 	p->pages = pages;
-	p->size = pages * DJ_GPU_PAGE_SIZE;
+	p->size = pages * DJG_PAGE_SIZE;
 	p->used = calloc((pages + 63) / 64, sizeof(*p->used));
 	p->run_pages = calloc(pages, sizeof(*p->run_pages));
 	rc = p->used != NULL && p->run_pages != NULL ? map_memory(p) : -ENOMEM;
@@ -128,17 +129,17 @@ int dj_gpu_pool_create(int16_t dev_id, size_t size, struct dj_gpu_pool **pool)
 		return rc;
 	}
 	pthread_mutex_init(&p->lock, NULL);
-	DJ_LOG(DJ_LOG_INFO, DJ_GPU_LOG, "pool: %zu MiB of %s memory at %p", p->size >> 20,
-	       dev_id == DJ_GPU_HOST ? "host" : "GPU", (void *)p->base);
+	DJC_LOG(DJ_LOG_INFO, DJG_LOG, "pool: %zu MiB of %s memory at %p", p->size >> 20,
+	       dev_id == DJG_HOST ? "host" : "GPU", (void *)p->base);
 	*pool = p;
 	return 0;
 }
 
-void dj_gpu_pool_destroy(struct dj_gpu_pool *pool)
+void djg_pool_destroy(struct djg_pool *pool)
 {
 	if (pool == NULL)
 		return;
-	if (pool->dev_id == DJ_GPU_HOST)
+	if (pool->dev_id == DJG_HOST)
 		free(pool->base);
 	else
 		djg_gpudev_release(pool->dev_id, pool->base, 0);
@@ -148,18 +149,18 @@ void dj_gpu_pool_destroy(struct dj_gpu_pool *pool)
 	free(pool);
 }
 
-int16_t dj_gpu_pool_dev(const struct dj_gpu_pool *pool)
+int16_t djg_pool_dev(const struct djg_pool *pool)
 {
 	return pool->dev_id;
 }
 
-int dj_gpu_pool_alloc(struct dj_gpu_pool *pool, size_t len, void **ptr)
+int djg_pool_alloc(struct djg_pool *pool, size_t len, void **ptr)
 {
 	uint32_t n, first;
 
 	if (pool == NULL || ptr == NULL || len == 0 || len > pool->size)
 		return -EINVAL;
-	n = (len + DJ_GPU_PAGE_SIZE - 1) / DJ_GPU_PAGE_SIZE;
+	n = (len + DJG_PAGE_SIZE - 1) / DJG_PAGE_SIZE;
 	pthread_mutex_lock(&pool->lock);
 	first = find_free_run(pool, n);
 	if (first == NO_PAGE) {
@@ -174,12 +175,12 @@ int dj_gpu_pool_alloc(struct dj_gpu_pool *pool, size_t len, void **ptr)
 	if (first == pool->first_free)
 		pool->first_free = first + n;
 	pthread_mutex_unlock(&pool->lock);
-	*ptr = pool->base + (size_t)first * DJ_GPU_PAGE_SIZE;
+	*ptr = pool->base + (size_t)first * DJG_PAGE_SIZE;
 	return 0;
 }
 
 /* Page index of the allocation starting at @ptr, or NO_PAGE. */
-static uint32_t alloc_page(const struct dj_gpu_pool *pool, const void *ptr)
+static uint32_t alloc_page(const struct djg_pool *pool, const void *ptr)
 {
 	const uint8_t *b = ptr;
 	size_t off;
@@ -187,12 +188,12 @@ static uint32_t alloc_page(const struct dj_gpu_pool *pool, const void *ptr)
 	if (b < pool->base || b >= pool->base + pool->size)
 		return NO_PAGE;
 	off = b - pool->base;
-	if (off % DJ_GPU_PAGE_SIZE != 0 || pool->run_pages[off / DJ_GPU_PAGE_SIZE] == 0)
+	if (off % DJG_PAGE_SIZE != 0 || pool->run_pages[off / DJG_PAGE_SIZE] == 0)
 		return NO_PAGE;
-	return off / DJ_GPU_PAGE_SIZE;
+	return off / DJG_PAGE_SIZE;
 }
 
-int dj_gpu_pool_free(struct dj_gpu_pool *pool, void *ptr)
+int djg_pool_free(struct djg_pool *pool, void *ptr)
 {
 	uint32_t first, n;
 
@@ -202,7 +203,7 @@ int dj_gpu_pool_free(struct dj_gpu_pool *pool, void *ptr)
 	first = alloc_page(pool, ptr);
 	if (first == NO_PAGE) {
 		pthread_mutex_unlock(&pool->lock);
-		DJ_LOG(DJ_LOG_WARN, DJ_GPU_LOG, "pool: free of %p, not an allocation of this pool",
+		DJC_LOG(DJ_LOG_WARN, DJG_LOG, "pool: free of %p, not an allocation of this pool",
 		       ptr);
 		return -EINVAL;
 	}
@@ -217,21 +218,21 @@ int dj_gpu_pool_free(struct dj_gpu_pool *pool, void *ptr)
 	return 0;
 }
 
-static int in_pool(const struct dj_gpu_pool *pool, const void *ptr, size_t len)
+static int in_pool(const struct djg_pool *pool, const void *ptr, size_t len)
 {
 	const uint8_t *b = ptr;
 
 	return b >= pool->base && len <= pool->size && (size_t)(b - pool->base) <= pool->size - len;
 }
 
-static int pool_copy(struct dj_gpu_pool *pool, void *dst, const void *src, size_t len,
+static int pool_copy(struct djg_pool *pool, void *dst, const void *src, size_t len,
 		     int to_pool)
 {
 	if (pool == NULL || dst == NULL || src == NULL || !in_pool(pool, to_pool ? dst : src, len))
 		return -EINVAL;
 	if (len == 0)
 		return 0;
-	if (pool->dev_id == DJ_GPU_HOST) {
+	if (pool->dev_id == DJG_HOST) {
 		memcpy(dst, src, len);
 		return 0;
 	}
@@ -242,17 +243,17 @@ static int pool_copy(struct dj_gpu_pool *pool, void *dst, const void *src, size_
 #endif
 }
 
-int dj_gpu_pool_copy_in(struct dj_gpu_pool *pool, void *dst, const void *src, size_t len)
+int djg_pool_copy_in(struct djg_pool *pool, void *dst, const void *src, size_t len)
 {
 	return pool_copy(pool, dst, src, len, 1);
 }
 
-int dj_gpu_pool_copy_out(struct dj_gpu_pool *pool, void *dst, const void *src, size_t len)
+int djg_pool_copy_out(struct djg_pool *pool, void *dst, const void *src, size_t len)
 {
 	return pool_copy(pool, dst, src, len, 0);
 }
 
-int dj_gpu_pool_stats_get(struct dj_gpu_pool *pool, struct dj_gpu_pool_stats *stats)
+int djg_pool_stats_get(struct djg_pool *pool, struct djg_pool_stats *stats)
 {
 	uint32_t start, largest = 0;
 
@@ -267,8 +268,8 @@ int dj_gpu_pool_stats_get(struct dj_gpu_pool *pool, struct dj_gpu_pool_stats *st
 		start = next_page(pool, end, 0);
 	}
 	stats->size = pool->size;
-	stats->used = pool->used_pages * DJ_GPU_PAGE_SIZE;
-	stats->largest_free = (uint64_t)largest * DJ_GPU_PAGE_SIZE;
+	stats->used = pool->used_pages * DJG_PAGE_SIZE;
+	stats->largest_free = (uint64_t)largest * DJG_PAGE_SIZE;
 	stats->allocs = pool->allocs;
 	stats->failed = pool->failed;
 	pthread_mutex_unlock(&pool->lock);

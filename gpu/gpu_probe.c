@@ -13,13 +13,13 @@
 #include <rte_mempool.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu.h"
+#include "gpu/gpu.h"
 #include "gpu_internal.h"
 #ifdef DJ_HAVE_CUDA
 #include "gpu_cuda.h"
 #endif
 
-int dj_gpu_count(void)
+int djg_count(void)
 {
 #ifdef DJ_HAVE_CUDA
 	return rte_gpu_count_avail();
@@ -30,7 +30,7 @@ int dj_gpu_count(void)
 }
 
 /* gpudev's CUDA driver names a device by its PCI address only. */
-static void describe_model(struct dj_gpu_info *info)
+static void describe_model(struct djg_info *info)
 {
 #ifdef DJ_HAVE_CUDA
 	int ordinal = djg_cuda_ordinal(info->pci_addr);
@@ -42,12 +42,12 @@ static void describe_model(struct dj_gpu_info *info)
 	snprintf(info->name, sizeof(info->name), "GPU at %s", info->pci_addr);
 }
 
-int dj_gpu_info_get(int index, struct dj_gpu_info *info)
+int djg_info_get(int index, struct djg_info *info)
 {
 	int16_t dev_id;
 	int i = 0;
 
-	if (info == NULL || index < 0 || index >= dj_gpu_count())
+	if (info == NULL || index < 0 || index >= djg_count())
 		return -ENODEV;
 	RTE_GPU_FOREACH(dev_id) {
 		struct rte_gpu_info gi;
@@ -77,9 +77,9 @@ static int pci_matches(const char *full, const char *spec)
 	       (sl == fl || full[fl - sl - 1] == ':');
 }
 
-int dj_gpu_find(const char *spec)
+int djg_find(const char *spec)
 {
-	int n = dj_gpu_count();
+	int n = djg_count();
 	char *end;
 	long index;
 
@@ -89,9 +89,9 @@ int dj_gpu_find(const char *spec)
 		spec = "0";
 	index = strtol(spec, &end, 10);
 	for (int i = 0; i < n; i++) {
-		struct dj_gpu_info info;
+		struct djg_info info;
 
-		if (dj_gpu_info_get(i, &info) != 0)
+		if (djg_info_get(i, &info) != 0)
 			continue;
 		if ((*end == '\0' && index == i) || pci_matches(info.pci_addr, spec))
 			return info.dev_id;
@@ -133,7 +133,7 @@ int djg_gpudev_release(int16_t dev_id, void *ptr, int registered)
 	if (dev_id < 0 || dev_id >= RTE_GPU_DEFAULT_MAX)
 		return -EINVAL;
 	pthread_mutex_lock(&guard_lock);
-	fresh = rte_gpu_mem_alloc(dev_id, DJ_GPU_PAGE_SIZE, 0);
+	fresh = rte_gpu_mem_alloc(dev_id, DJG_PAGE_SIZE, 0);
 	rc = registered ? rte_gpu_mem_unregister(dev_id, ptr) : rte_gpu_mem_free(dev_id, ptr);
 	rc = rc == 0 ? 0 : -rte_errno;
 	if (fresh != NULL) {
@@ -160,8 +160,8 @@ static void register_chunk(struct rte_mempool *mp, void *opaque,
 
 	if (w->registering && w->rc != 0)
 		return;
-	rc = w->registering ? dj_gpu_host_register(w->dev_id, memhdr->addr, memhdr->len)
-			    : dj_gpu_host_unregister(w->dev_id, memhdr->addr);
+	rc = w->registering ? djg_host_register(w->dev_id, memhdr->addr, memhdr->len)
+			    : djg_host_unregister(w->dev_id, memhdr->addr);
 	if (rc != 0 && w->rc == 0)
 		w->rc = rc;
 }
@@ -172,13 +172,13 @@ static int mempool_walk(int16_t dev_id, struct rte_mempool *mp, int registering)
 
 	if (mp == NULL)
 		return -EINVAL;
-	if (dev_id == DJ_GPU_HOST)
+	if (dev_id == DJG_HOST)
 		return 0;
 	rte_mempool_mem_iter(mp, register_chunk, &w);
 	return w.rc;
 }
 
-int dj_gpu_mempool_register(int16_t dev_id, struct rte_mempool *mp)
+int djg_mempool_register(int16_t dev_id, struct rte_mempool *mp)
 {
 	int rc = mempool_walk(dev_id, mp, 1);
 
@@ -187,7 +187,7 @@ int dj_gpu_mempool_register(int16_t dev_id, struct rte_mempool *mp)
 	return rc;
 }
 
-int dj_gpu_mempool_unregister(int16_t dev_id, struct rte_mempool *mp)
+int djg_mempool_unregister(int16_t dev_id, struct rte_mempool *mp)
 {
 	return mempool_walk(dev_id, mp, 0);
 }

@@ -13,7 +13,7 @@
  * A registration registers only the pages no piece covers yet, and a piece
  * goes back to the driver when its last registration does.
  *
- * Polling lcores ask dj_gpu_host_readable() whether a buffer (an attached
+ * Polling lcores ask djg_host_readable() whether a buffer (an attached
  * external buffer, say) may be handed to the gather kernel: that lookup
  * takes no lock. Pieces live in a fixed table; each slot has a sequence
  * count, odd while the slot changes, so a reader never mixes two pieces.
@@ -29,7 +29,8 @@
 #include <rte_gpudev.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu.h"
+#include "common/djc.h"
+#include "gpu/gpu.h"
 #include "gpu_internal.h"
 
 #define HOSTREG_MAX_PIECES 1024
@@ -108,11 +109,11 @@ static const struct piece *piece_at(int16_t dev_id, uintptr_t a, uintptr_t *end)
 	return NULL;
 }
 
-bool dj_gpu_host_readable(int16_t dev_id, const void *ptr, size_t len)
+bool djg_host_readable(int16_t dev_id, const void *ptr, size_t len)
 {
 	uintptr_t a = (uintptr_t)ptr, last = a + (len ? len : 1), end;
 
-	if (dev_id == DJ_GPU_HOST)
+	if (dev_id == DJG_HOST)
 		return true;
 	/* Adjacent pieces together may cover the range. */
 	while (a < last) {
@@ -129,7 +130,7 @@ static struct piece *piece_new(int16_t dev_id, uintptr_t start, uintptr_t end)
 		if (pieces[i].end != 0)
 			continue;
 		if (rte_gpu_mem_register(dev_id, end - start, (void *)start) != 0) {
-			DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "cannot register %zu host bytes at %p with "
+			DJC_LOG(DJ_LOG_ERR, DJG_LOG, "cannot register %zu host bytes at %p with "
 			       "GPU %d: %s", (size_t)(end - start), (void *)start, dev_id,
 			       rte_strerror(rte_errno));
 			return NULL;
@@ -140,7 +141,7 @@ static struct piece *piece_new(int16_t dev_id, uintptr_t start, uintptr_t end)
 			__atomic_store_n(&pieces_used, i + 1, __ATOMIC_RELEASE);
 		return &pieces[i];
 	}
-	DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "more than %d registered host ranges", HOSTREG_MAX_PIECES);
+	DJC_LOG(DJ_LOG_ERR, DJG_LOG, "more than %d registered host ranges", HOSTREG_MAX_PIECES);
 	return NULL;
 }
 
@@ -223,13 +224,13 @@ static void registration_span(const struct registration *r, uintptr_t *start, ui
 	*end = (r->ptr + r->len + pg - 1) & ~(pg - 1);
 }
 
-int dj_gpu_host_register(int16_t dev_id, void *ptr, size_t len)
+int djg_host_register(int16_t dev_id, void *ptr, size_t len)
 {
 	struct registration *r;
 	uintptr_t start, end;
 	int rc;
 
-	if (dev_id == DJ_GPU_HOST)
+	if (dev_id == DJG_HOST)
 		return 0;
 	if (ptr == NULL || len == 0)
 		return -EINVAL;
@@ -249,12 +250,12 @@ int dj_gpu_host_register(int16_t dev_id, void *ptr, size_t len)
 	return rc;
 }
 
-int dj_gpu_host_unregister(int16_t dev_id, void *ptr)
+int djg_host_unregister(int16_t dev_id, void *ptr)
 {
 	struct registration *r;
 	uintptr_t start, end;
 
-	if (dev_id == DJ_GPU_HOST)
+	if (dev_id == DJG_HOST)
 		return 0;
 	pthread_mutex_lock(&reg_lock);
 	r = ptr != NULL ? registration_find(dev_id, (uintptr_t)ptr) : NULL;

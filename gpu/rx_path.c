@@ -18,25 +18,26 @@
 #include <rte_memory.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu.h"
+#include "common/djc.h"
+#include "gpu/gpu.h"
 #include "gpu_internal.h"
 
-const char *dj_gpu_rx_path_name(enum dj_gpu_rx_path path)
+const char *djg_rx_path_name(enum djg_rx_path path)
 {
 	switch (path) {
-	case DJ_GPU_RX_AUTO:
+	case DJG_RX_AUTO:
 		return "auto";
-	case DJ_GPU_RX_HOST:
+	case DJG_RX_HOST:
 		return "host";
-	case DJ_GPU_RX_STAGED:
+	case DJG_RX_STAGED:
 		return "staged";
-	case DJ_GPU_RX_GPUDIRECT:
+	case DJG_RX_GPUDIRECT:
 		return "gpudirect";
 	}
 	return "?";
 }
 
-int dj_gpu_rx_caps_get(uint16_t port_id, int16_t dev_id, struct dj_gpu_rx_caps *caps)
+int djg_rx_caps_get(uint16_t port_id, int16_t dev_id, struct djg_rx_caps *caps)
 {
 	struct rte_eth_dev_info info;
 	const char *bus;
@@ -48,7 +49,7 @@ int dj_gpu_rx_caps_get(uint16_t port_id, int16_t dev_id, struct dj_gpu_rx_caps *
 	if (rc != 0)
 		return rc;
 	memset(caps, 0, sizeof(*caps));
-	caps->gpu = dev_id != DJ_GPU_HOST && dj_gpu_count() > 0 && rte_gpu_is_valid(dev_id);
+	caps->gpu = dev_id != DJG_HOST && djg_count() > 0 && rte_gpu_is_valid(dev_id);
 	caps->rx_offload_capa = info.rx_offload_capa;
 	caps->rx_seg_max_nseg = info.rx_seg_capa.max_nseg;
 	caps->rx_seg_multi_pools = info.rx_seg_capa.multi_pools;
@@ -59,7 +60,7 @@ int dj_gpu_rx_caps_get(uint16_t port_id, int16_t dev_id, struct dj_gpu_rx_caps *
 }
 
 /* NULL when GPUDirect is possible, else what is missing. */
-static const char *gpudirect_missing(const struct dj_gpu_rx_caps *caps)
+static const char *gpudirect_missing(const struct djg_rx_caps *caps)
 {
 	if (!(caps->rx_offload_capa & RTE_ETH_RX_OFFLOAD_BUFFER_SPLIT))
 		return "the port lacks RTE_ETH_RX_OFFLOAD_BUFFER_SPLIT";
@@ -76,42 +77,42 @@ static void say(char *why, size_t len, const char *fmt, const char *what)
 		snprintf(why, len, fmt, what);
 }
 
-int dj_gpu_rx_path_choose(const struct dj_gpu_rx_caps *caps, enum dj_gpu_rx_path want,
-			  enum dj_gpu_rx_path *path, char *why, size_t why_len)
+int djg_rx_path_choose(const struct djg_rx_caps *caps, enum djg_rx_path want,
+			  enum djg_rx_path *path, char *why, size_t why_len)
 {
 	const char *missing;
 
-	if (caps == NULL || path == NULL || want > DJ_GPU_RX_GPUDIRECT)
+	if (caps == NULL || path == NULL || want > DJG_RX_GPUDIRECT)
 		return -EINVAL;
-	if (want == DJ_GPU_RX_HOST || (want == DJ_GPU_RX_AUTO && !caps->gpu)) {
-		*path = DJ_GPU_RX_HOST;
+	if (want == DJG_RX_HOST || (want == DJG_RX_AUTO && !caps->gpu)) {
+		*path = DJG_RX_HOST;
 		say(why, why_len, "%s", caps->gpu ? "host memory requested" : "no usable GPU");
 		return 0;
 	}
 	if (!caps->gpu) {
 		say(why, why_len, "the %s path needs a GPU and none is usable",
-		    dj_gpu_rx_path_name(want));
+		    djg_rx_path_name(want));
 		return -DJ_ENOGPU;
 	}
 	missing = gpudirect_missing(caps);
-	if (want == DJ_GPU_RX_GPUDIRECT && missing != NULL) {
+	if (want == DJG_RX_GPUDIRECT && missing != NULL) {
 		say(why, why_len, "GPUDirect refused: %s", missing);
 		return -ENOTSUP;
 	}
-	if (want == DJ_GPU_RX_STAGED || missing != NULL) {
-		*path = DJ_GPU_RX_STAGED;
+	if (want == DJG_RX_STAGED || missing != NULL) {
+		*path = DJG_RX_STAGED;
 		if (missing != NULL)
 			say(why, why_len, "staged through host mbufs: %s", missing);
 		else
 			say(why, why_len, "%s", "staged path requested");
 		return 0;
 	}
-	*path = DJ_GPU_RX_GPUDIRECT;
+	*path = DJG_RX_GPUDIRECT;
 	say(why, why_len, "%s", "GPUDirect: payloads written by the NIC into GPU memory");
 	return 0;
 }
 
-struct dj_gpu_direct_pool {
+struct djg_direct_pool {
 	int16_t dev_id;
 	struct rte_device *dev;
 	void *gpu_mem;
@@ -121,16 +122,16 @@ struct dj_gpu_direct_pool {
 	struct rte_mempool *mp;
 };
 
-static int direct_pool_map(struct dj_gpu_direct_pool *p, unsigned int n_mbufs,
+static int direct_pool_map(struct djg_direct_pool *p, unsigned int n_mbufs,
 			   uint16_t elt_size, const char *name, int socket)
 {
 	struct rte_pktmbuf_extmem ext;
 
-	p->gpu_mem = rte_gpu_mem_alloc(p->dev_id, p->len, DJ_GPU_PAGE_SIZE);
+	p->gpu_mem = rte_gpu_mem_alloc(p->dev_id, p->len, DJG_PAGE_SIZE);
 	if (p->gpu_mem == NULL)
 		return -ENOMEM;
 	/* GPU memory has no IOVA DPDK knows: the NIC maps it by VA (iova=va). */
-	if (rte_extmem_register(p->gpu_mem, p->len, NULL, 0, DJ_GPU_PAGE_SIZE) != 0)
+	if (rte_extmem_register(p->gpu_mem, p->len, NULL, 0, DJG_PAGE_SIZE) != 0)
 		return -rte_errno;
 	p->extmem_registered = 1;
 	if (rte_dev_dma_map(p->dev, p->gpu_mem, RTE_BAD_IOVA, p->len) != 0)
@@ -147,25 +148,25 @@ static int direct_pool_map(struct dj_gpu_direct_pool *p, unsigned int n_mbufs,
 	return p->mp != NULL ? 0 : -rte_errno;
 }
 
-int dj_gpu_direct_pool_create(int16_t dev_id, uint16_t port_id, const char *name,
+int djg_direct_pool_create(int16_t dev_id, uint16_t port_id, const char *name,
 			      unsigned int n_mbufs, uint16_t data_room,
-			      struct dj_gpu_direct_pool **pool)
+			      struct djg_direct_pool **pool)
 {
-	struct dj_gpu_rx_caps caps;
+	struct djg_rx_caps caps;
 	struct rte_eth_dev_info info;
-	enum dj_gpu_rx_path path;
-	struct dj_gpu_direct_pool *p;
+	enum djg_rx_path path;
+	struct djg_direct_pool *p;
 	char why[128];
 	uint16_t elt_size = RTE_ALIGN_CEIL(data_room, RTE_CACHE_LINE_SIZE);
 	int rc;
 
 	if (pool == NULL || name == NULL || n_mbufs == 0 || data_room == 0 || elt_size < data_room)
 		return -EINVAL;
-	rc = dj_gpu_rx_caps_get(port_id, dev_id, &caps);
+	rc = djg_rx_caps_get(port_id, dev_id, &caps);
 	if (rc == 0)
-		rc = dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_GPUDIRECT, &path, why, sizeof(why));
+		rc = djg_rx_path_choose(&caps, DJG_RX_GPUDIRECT, &path, why, sizeof(why));
 	if (rc != 0) {
-		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "port %u: %s", port_id,
+		DJC_LOG(DJ_LOG_ERR, DJG_LOG, "port %u: %s", port_id,
 		       rc == -ENODEV ? "no such port" : why);
 		return rc;
 	}
@@ -175,21 +176,21 @@ int dj_gpu_direct_pool_create(int16_t dev_id, uint16_t port_id, const char *name
 		return -ENOMEM;
 	p->dev_id = dev_id;
 	p->dev = info.device;
-	p->len = RTE_ALIGN_CEIL((size_t)n_mbufs * elt_size, DJ_GPU_PAGE_SIZE);
+	p->len = RTE_ALIGN_CEIL((size_t)n_mbufs * elt_size, DJG_PAGE_SIZE);
 	rc = direct_pool_map(p, n_mbufs, elt_size, name, rte_eth_dev_socket_id(port_id));
 	if (rc != 0) {
-		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "port %u: GPUDirect mbuf pool: %s", port_id,
+		DJC_LOG(DJ_LOG_ERR, DJG_LOG, "port %u: GPUDirect mbuf pool: %s", port_id,
 		       dj_strerror(rc));
-		dj_gpu_direct_pool_destroy(p);
+		djg_direct_pool_destroy(p);
 		return rc;
 	}
-	DJ_LOG(DJ_LOG_NOTICE, DJ_GPU_LOG, "port %u: GPUDirect pool %s, %u mbufs of %u B in GPU %d",
+	DJC_LOG(DJ_LOG_NOTICE, DJG_LOG, "port %u: GPUDirect pool %s, %u mbufs of %u B in GPU %d",
 	       port_id, name, n_mbufs, elt_size, dev_id);
 	*pool = p;
 	return 0;
 }
 
-void dj_gpu_direct_pool_destroy(struct dj_gpu_direct_pool *p)
+void djg_direct_pool_destroy(struct djg_direct_pool *p)
 {
 	if (p == NULL)
 		return;
@@ -203,12 +204,12 @@ void dj_gpu_direct_pool_destroy(struct dj_gpu_direct_pool *p)
 	free(p);
 }
 
-struct rte_mempool *dj_gpu_direct_pool_mempool(struct dj_gpu_direct_pool *p)
+struct rte_mempool *djg_direct_pool_mempool(struct djg_direct_pool *p)
 {
 	return p->mp;
 }
 
-int dj_gpu_direct_rxconf(struct rte_mempool *hdr_pool, uint16_t hdr_len,
+int djg_direct_rxconf(struct rte_mempool *hdr_pool, uint16_t hdr_len,
 			 struct rte_mempool *payload_pool, union rte_eth_rxseg *segs,
 			 struct rte_eth_rxconf *rxconf)
 {

@@ -14,7 +14,8 @@
 #include <rte_pause.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu.h"
+#include "common/djc.h"
+#include "gpu/gpu.h"
 #include "gpu_internal.h"
 #ifdef DJ_HAVE_CUDA
 #include "gpu_cuda.h"
@@ -24,7 +25,7 @@
 #define MAX_COPIES 1024
 #define DEFAULT_RING 512
 
-struct dj_gpu_rx_sink {
+struct djg_rx_sink {
 	/* Hot: touched on every submit/poll by the owning lcore. */
 	uint8_t *dest;
 	size_t dest_len;
@@ -33,16 +34,16 @@ struct dj_gpu_rx_sink {
 	uint32_t ring_mask;
 	uint16_t max_copies;
 	uint16_t max_bufs;
-	enum dj_gpu_rx_path path;
-	dj_gpu_release_fn *release;
+	enum djg_rx_path path;
+	djg_release_fn *release;
 	void *release_arg;
 	struct djg_gather *gather;
 	void **held;              /* [ring][max_bufs] buffers per burst */
 	uint16_t *held_n;         /* [ring] */
-	struct dj_gpu_rx_sink_stats stats;
+	struct djg_rx_sink_stats stats;
 } __rte_cache_aligned;
 
-static int conf_check(struct dj_gpu_rx_sink_conf *c)
+static int conf_check(struct djg_rx_sink_conf *c)
 {
 	if (c->max_copies == 0)
 		c->max_copies = DEFAULT_MAX_COPIES;
@@ -53,12 +54,12 @@ static int conf_check(struct dj_gpu_rx_sink_conf *c)
 	/* dest NULL with dest_len 0: absolute mode, dst_off is an address. */
 	if (c->release == NULL || (c->dest == NULL) != (c->dest_len == 0) ||
 	    c->max_copies > MAX_COPIES || !rte_is_power_of_2(c->ring_size) ||
-	    (c->mode != DJ_GPU_GATHER_PERSISTENT && c->mode != DJ_GPU_GATHER_LAUNCH))
+	    (c->mode != DJG_GATHER_PERSISTENT && c->mode != DJG_GATHER_LAUNCH))
 		return -EINVAL;
 	return 0;
 }
 
-static int start_gather(struct dj_gpu_rx_sink *s, const struct dj_gpu_rx_sink_conf *c)
+static int start_gather(struct djg_rx_sink *s, const struct djg_rx_sink_conf *c)
 {
 #ifdef DJ_HAVE_CUDA
 	struct djg_gather_conf gc = {
@@ -84,7 +85,7 @@ static int start_gather(struct dj_gpu_rx_sink *s, const struct dj_gpu_rx_sink_co
 #endif
 }
 
-static void sink_free(struct dj_gpu_rx_sink *s)
+static void sink_free(struct djg_rx_sink *s)
 {
 #ifdef DJ_HAVE_CUDA
 	djg_gather_destroy(s->gather);
@@ -94,10 +95,10 @@ static void sink_free(struct dj_gpu_rx_sink *s)
 	free(s);
 }
 
-int dj_gpu_rx_sink_create(const struct dj_gpu_rx_sink_conf *conf, struct dj_gpu_rx_sink **sink)
+int djg_rx_sink_create(const struct djg_rx_sink_conf *conf, struct djg_rx_sink **sink)
 {
-	struct dj_gpu_rx_sink_conf c;
-	struct dj_gpu_rx_sink *s;
+	struct djg_rx_sink_conf c;
+	struct djg_rx_sink *s;
 	int rc;
 
 	if (conf == NULL || sink == NULL)
@@ -106,7 +107,7 @@ int dj_gpu_rx_sink_create(const struct dj_gpu_rx_sink_conf *conf, struct dj_gpu_
 	rc = conf_check(&c);
 	if (rc != 0)
 		return rc;
-	if (c.dev_id != DJ_GPU_HOST && dj_gpu_count() == 0)
+	if (c.dev_id != DJG_HOST && djg_count() == 0)
 		return -DJ_ENOGPU;
 	s = aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN_CEIL(sizeof(*s), RTE_CACHE_LINE_SIZE));
 	if (s == NULL)
@@ -119,33 +120,33 @@ int dj_gpu_rx_sink_create(const struct dj_gpu_rx_sink_conf *conf, struct dj_gpu_
 	s->max_bufs = c.max_bufs;
 	s->release = c.release;
 	s->release_arg = c.release_arg;
-	s->path = c.dev_id == DJ_GPU_HOST ? DJ_GPU_RX_HOST : DJ_GPU_RX_STAGED;
+	s->path = c.dev_id == DJG_HOST ? DJG_RX_HOST : DJG_RX_STAGED;
 	s->stats.path = s->path;
 	s->stats.mode = c.mode;
-	rc = s->path == DJ_GPU_RX_STAGED ? start_gather(s, &c) : 0;
+	rc = s->path == DJG_RX_STAGED ? start_gather(s, &c) : 0;
 	if (rc != 0) {
-		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "rx sink: cannot start the gather engine: %s",
+		DJC_LOG(DJ_LOG_ERR, DJG_LOG, "rx sink: cannot start the gather engine: %s",
 		       dj_strerror(rc));
 		sink_free(s);
 		return rc;
 	}
-	DJ_LOG(DJ_LOG_INFO, DJ_GPU_LOG, "rx sink: %s path%s, %u bursts of %u copies in flight",
-	       dj_gpu_rx_path_name(s->path),
-	       s->path == DJ_GPU_RX_HOST ? "" :
-	       c.mode == DJ_GPU_GATHER_LAUNCH ? " (kernel per burst)" : " (persistent kernel)",
-	       s->path == DJ_GPU_RX_HOST ? 1 : c.ring_size, c.max_copies);
+	DJC_LOG(DJ_LOG_INFO, DJG_LOG, "rx sink: %s path%s, %u bursts of %u copies in flight",
+	       djg_rx_path_name(s->path),
+	       s->path == DJG_RX_HOST ? "" :
+	       c.mode == DJG_GATHER_LAUNCH ? " (kernel per burst)" : " (persistent kernel)",
+	       s->path == DJG_RX_HOST ? 1 : c.ring_size, c.max_copies);
 	*sink = s;
 	return 0;
 }
 
 /* dest NULL: absolute addresses, which the caller has validated. */
-static int copies_valid(const void *dest, size_t dest_len, const struct dj_gpu_copy *copies,
+static int copies_valid(const void *dest, size_t dest_len, const struct djg_copy *copies,
 			size_t n, uint64_t *bytes)
 {
 	uint64_t total = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const struct dj_gpu_copy *c = &copies[i];
+		const struct djg_copy *c = &copies[i];
 
 		if ((dest != NULL && (c->len > dest_len || c->dst_off > dest_len - c->len)) ||
 		    (c->src == NULL && c->len != 0))
@@ -156,13 +157,13 @@ static int copies_valid(const void *dest, size_t dest_len, const struct dj_gpu_c
 	return 1;
 }
 
-static void memcpy_copies(uint8_t *dest, const struct dj_gpu_copy *copies, size_t n)
+static void memcpy_copies(uint8_t *dest, const struct djg_copy *copies, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		memcpy((void *)((uintptr_t)dest + copies[i].dst_off), copies[i].src, copies[i].len);
 }
 
-static void release_slot(struct dj_gpu_rx_sink *s, uint64_t k)
+static void release_slot(struct djg_rx_sink *s, uint64_t k)
 {
 	uint32_t slot = k & s->ring_mask;
 
@@ -171,7 +172,7 @@ static void release_slot(struct dj_gpu_rx_sink *s, uint64_t k)
 	s->held_n[slot] = 0;
 }
 
-int dj_gpu_rx_sink_poll(struct dj_gpu_rx_sink *s)
+int djg_rx_sink_poll(struct djg_rx_sink *s)
 {
 	int done = 0;
 
@@ -193,7 +194,7 @@ int dj_gpu_rx_sink_poll(struct dj_gpu_rx_sink *s)
 	return done;
 }
 
-static int stage_burst(struct dj_gpu_rx_sink *s, const struct dj_gpu_copy *copies, uint16_t n,
+static int stage_burst(struct djg_rx_sink *s, const struct djg_copy *copies, uint16_t n,
 		       void **bufs, uint16_t nbufs)
 {
 #ifdef DJ_HAVE_CUDA
@@ -201,7 +202,7 @@ static int stage_burst(struct dj_gpu_rx_sink *s, const struct dj_gpu_copy *copie
 	int rc;
 
 	if (s->head - s->tail > s->ring_mask) {
-		rc = dj_gpu_rx_sink_poll(s);
+		rc = djg_rx_sink_poll(s);
 		if (rc < 0)
 			return rc;
 		if (s->head - s->tail > s->ring_mask) {
@@ -221,7 +222,7 @@ static int stage_burst(struct dj_gpu_rx_sink *s, const struct dj_gpu_copy *copie
 #endif
 }
 
-int dj_gpu_rx_sink_submit(struct dj_gpu_rx_sink *s, const struct dj_gpu_copy *copies,
+int djg_rx_sink_submit(struct djg_rx_sink *s, const struct djg_copy *copies,
 			  uint16_t n, void **bufs, uint16_t nbufs)
 {
 	uint64_t bytes;
@@ -234,7 +235,7 @@ int dj_gpu_rx_sink_submit(struct dj_gpu_rx_sink *s, const struct dj_gpu_copy *co
 			s->stats.rejected++;
 		return -EINVAL;
 	}
-	if (s->path == DJ_GPU_RX_HOST) {
+	if (s->path == DJG_RX_HOST) {
 		memcpy_copies(s->dest, copies, n);
 		if (nbufs > 0)
 			s->release(bufs, nbufs, s->release_arg);
@@ -250,18 +251,18 @@ int dj_gpu_rx_sink_submit(struct dj_gpu_rx_sink *s, const struct dj_gpu_copy *co
 	return 0;
 }
 
-int dj_gpu_rx_sink_drain(struct dj_gpu_rx_sink *s, uint64_t timeout_ns)
+int djg_rx_sink_drain(struct djg_rx_sink *s, uint64_t timeout_ns)
 {
-	uint64_t deadline = dj_time_ns() + timeout_ns;
+	uint64_t deadline = djc_time_ns() + timeout_ns;
 
 	if (s == NULL)
 		return -EINVAL;
 	while (s->tail != s->head) {
-		int rc = dj_gpu_rx_sink_poll(s);
+		int rc = djg_rx_sink_poll(s);
 
 		if (rc < 0)
 			return rc;
-		if (rc == 0 && dj_time_ns() > deadline)
+		if (rc == 0 && djc_time_ns() > deadline)
 			return -ETIMEDOUT;
 		rte_pause();
 	}
@@ -272,7 +273,7 @@ int dj_gpu_rx_sink_drain(struct dj_gpu_rx_sink *s, uint64_t timeout_ns)
 	return 0;
 }
 
-int dj_gpu_rx_sink_rebind(struct dj_gpu_rx_sink *s, void *dest, size_t dest_len)
+int djg_rx_sink_rebind(struct djg_rx_sink *s, void *dest, size_t dest_len)
 {
 	if (s == NULL || s->dest == NULL || dest == NULL || dest_len == 0)
 		return -EINVAL;
@@ -283,12 +284,12 @@ int dj_gpu_rx_sink_rebind(struct dj_gpu_rx_sink *s, void *dest, size_t dest_len)
 	return 0;
 }
 
-enum dj_gpu_rx_path dj_gpu_rx_sink_path(const struct dj_gpu_rx_sink *s)
+enum djg_rx_path djg_rx_sink_path(const struct djg_rx_sink *s)
 {
 	return s->path;
 }
 
-void dj_gpu_rx_sink_stats_get(const struct dj_gpu_rx_sink *s, struct dj_gpu_rx_sink_stats *stats)
+void djg_rx_sink_stats_get(const struct djg_rx_sink *s, struct djg_rx_sink_stats *stats)
 {
 	*stats = s->stats;
 #ifdef DJ_HAVE_CUDA
@@ -296,12 +297,12 @@ void dj_gpu_rx_sink_stats_get(const struct dj_gpu_rx_sink *s, struct dj_gpu_rx_s
 #endif
 }
 
-void dj_gpu_rx_sink_destroy(struct dj_gpu_rx_sink *s)
+void djg_rx_sink_destroy(struct djg_rx_sink *s)
 {
 	if (s == NULL)
 		return;
-	if (dj_gpu_rx_sink_drain(s, 1000000000ull) != 0)
-		DJ_LOG(DJ_LOG_WARN, DJ_GPU_LOG, "rx sink: %" PRIu64 " bursts unfinished at destroy",
+	if (djg_rx_sink_drain(s, 1000000000ull) != 0)
+		DJC_LOG(DJ_LOG_WARN, DJG_LOG, "rx sink: %" PRIu64 " bursts unfinished at destroy",
 		       s->head - s->tail);
 #ifdef DJ_HAVE_CUDA
 	/* Stop the GPU first: only then is no buffer read any more. */
@@ -313,7 +314,7 @@ void dj_gpu_rx_sink_destroy(struct dj_gpu_rx_sink *s)
 	sink_free(s);
 }
 
-int dj_gpu_gather(int16_t dev_id, void *dest, size_t dest_len, const struct dj_gpu_copy *copies,
+int djg_gather_list(int16_t dev_id, void *dest, size_t dest_len, const struct djg_copy *copies,
 		  size_t n)
 {
 	uint64_t bytes;
@@ -321,7 +322,7 @@ int dj_gpu_gather(int16_t dev_id, void *dest, size_t dest_len, const struct dj_g
 	if (dest == NULL || (n > 0 && copies == NULL) || n > UINT32_MAX ||
 	    !copies_valid(dest, dest_len, copies, n, &bytes))
 		return -EINVAL;
-	if (dev_id == DJ_GPU_HOST) {
+	if (dev_id == DJG_HOST) {
 		memcpy_copies(dest, copies, n);
 		return 0;
 	}

@@ -18,7 +18,8 @@
 #include <rte_memzone.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu.h"
+#include "common/djc.h"
+#include "gpu/gpu.h"
 #include "gpu_internal.h"
 #ifdef DJ_HAVE_CUDA
 #include "gpu_cuda.h"
@@ -41,7 +42,7 @@ struct tx_buffer {
 	void *event;             /* GPU: copy done */
 } __rte_cache_aligned;
 
-struct dj_gpu_tx_stager {
+struct djg_tx_stager {
 	int16_t dev_id;
 	uint16_t n;
 	uint32_t chunk_size;
@@ -63,11 +64,11 @@ static void buffer_released(void *addr, void *opaque)
 	__atomic_store_n(&b->state, BUF_FREE, __ATOMIC_RELEASE);
 }
 
-static int copy_into(struct dj_gpu_tx_stager *st, struct tx_buffer *b)
+static int copy_into(struct djg_tx_stager *st, struct tx_buffer *b)
 {
 	const uint8_t *from = st->src + b->offset;
 
-	if (st->dev_id == DJ_GPU_HOST) {
+	if (st->dev_id == DJG_HOST) {
 		memcpy(b->data, from, b->len);
 		return 0;
 	}
@@ -81,7 +82,7 @@ static int copy_into(struct dj_gpu_tx_stager *st, struct tx_buffer *b)
 }
 
 /* Start copies into every free buffer while source bytes remain. */
-static int refill(struct dj_gpu_tx_stager *st)
+static int refill(struct djg_tx_stager *st)
 {
 	for (uint16_t i = 0; i < st->n && st->issued < st->len; i++) {
 		struct tx_buffer *b = &st->buf[i];
@@ -103,14 +104,14 @@ static int refill(struct dj_gpu_tx_stager *st)
 	return 0;
 }
 
-static int buffer_init(struct dj_gpu_tx_stager *st, uint16_t i, int socket)
+static int buffer_init(struct djg_tx_stager *st, uint16_t i, int socket)
 {
 	struct tx_buffer *b = &st->buf[i];
 	char name[RTE_MEMZONE_NAMESIZE];
 
 	snprintf(name, sizeof(name), "djtx_%p_%u", (void *)st, i);
 	b->mz = rte_memzone_reserve_aligned(name, st->chunk_size, socket, RTE_MEMZONE_IOVA_CONTIG,
-					    DJ_GPU_PAGE_SIZE);
+					    DJG_PAGE_SIZE);
 	if (b->mz == NULL)
 		return -ENOMEM;
 	b->data = b->mz->addr;
@@ -118,10 +119,10 @@ static int buffer_init(struct dj_gpu_tx_stager *st, uint16_t i, int socket)
 	b->shinfo.free_cb = buffer_released;
 	b->shinfo.fcb_opaque = b;
 	b->state = BUF_FREE;
-	if (st->dev_id == DJ_GPU_HOST)
+	if (st->dev_id == DJG_HOST)
 		return 0;
 #ifdef DJ_HAVE_CUDA
-	int rc = dj_gpu_host_register(st->dev_id, b->data, st->chunk_size);
+	int rc = djg_host_register(st->dev_id, b->data, st->chunk_size);
 
 	return rc == 0 ? djg_event_create(&b->event) : rc;
 #else
@@ -129,18 +130,18 @@ static int buffer_init(struct dj_gpu_tx_stager *st, uint16_t i, int socket)
 #endif
 }
 
-static void buffer_fini(struct dj_gpu_tx_stager *st, struct tx_buffer *b)
+static void buffer_fini(struct djg_tx_stager *st, struct tx_buffer *b)
 {
 	if (b->mz == NULL)
 		return;
 #ifdef DJ_HAVE_CUDA
 	djg_event_destroy(b->event);
 #endif
-	dj_gpu_host_unregister(st->dev_id, b->data);
+	djg_host_unregister(st->dev_id, b->data);
 	rte_memzone_free(b->mz);
 }
 
-void dj_gpu_tx_stager_destroy(struct dj_gpu_tx_stager *st)
+void djg_tx_stager_destroy(struct djg_tx_stager *st)
 {
 	if (st == NULL)
 		return;
@@ -152,15 +153,15 @@ void dj_gpu_tx_stager_destroy(struct dj_gpu_tx_stager *st)
 	free(st);
 }
 
-int dj_gpu_tx_stager_create(const struct dj_gpu_tx_stager_conf *conf,
-			    struct dj_gpu_tx_stager **stager)
+int djg_tx_stager_create(const struct djg_tx_stager_conf *conf,
+			    struct djg_tx_stager **stager)
 {
-	struct dj_gpu_tx_stager *st;
+	struct djg_tx_stager *st;
 	int rc = 0;
 
 	if (conf == NULL || stager == NULL || conf->n_chunks > MAX_CHUNKS)
 		return -EINVAL;
-	if (conf->dev_id != DJ_GPU_HOST && dj_gpu_count() == 0)
+	if (conf->dev_id != DJG_HOST && djg_count() == 0)
 		return -DJ_ENOGPU;
 	st = aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN_CEIL(sizeof(*st), RTE_CACHE_LINE_SIZE));
 	if (st == NULL)
@@ -170,7 +171,7 @@ int dj_gpu_tx_stager_create(const struct dj_gpu_tx_stager_conf *conf,
 	st->chunk_size = conf->chunk_size ? conf->chunk_size : DEFAULT_CHUNK;
 	st->n = conf->n_chunks ? conf->n_chunks : DEFAULT_CHUNKS;
 #ifdef DJ_HAVE_CUDA
-	if (st->dev_id != DJ_GPU_HOST) {
+	if (st->dev_id != DJG_HOST) {
 		int ordinal = djg_ordinal(st->dev_id);
 
 		rc = ordinal < 0 ? ordinal : djg_stream_create(ordinal, &st->stream);
@@ -179,16 +180,16 @@ int dj_gpu_tx_stager_create(const struct dj_gpu_tx_stager_conf *conf,
 	for (uint16_t i = 0; rc == 0 && i < st->n; i++)
 		rc = buffer_init(st, i, conf->socket);
 	if (rc != 0) {
-		DJ_LOG(DJ_LOG_ERR, DJ_GPU_LOG, "tx stager: %u chunks of %u B: %s", st->n,
+		DJC_LOG(DJ_LOG_ERR, DJG_LOG, "tx stager: %u chunks of %u B: %s", st->n,
 		       st->chunk_size, dj_strerror(rc));
-		dj_gpu_tx_stager_destroy(st);
+		djg_tx_stager_destroy(st);
 		return rc;
 	}
 	*stager = st;
 	return 0;
 }
 
-bool dj_gpu_tx_stager_done(struct dj_gpu_tx_stager *st)
+bool djg_tx_stager_done(struct djg_tx_stager *st)
 {
 	if (st->handed < st->len)
 		return false;
@@ -198,11 +199,11 @@ bool dj_gpu_tx_stager_done(struct dj_gpu_tx_stager *st)
 	return true;
 }
 
-int dj_gpu_tx_stager_start(struct dj_gpu_tx_stager *st, const void *src, size_t len)
+int djg_tx_stager_start(struct djg_tx_stager *st, const void *src, size_t len)
 {
 	if (st == NULL || (src == NULL && len > 0))
 		return -EINVAL;
-	if (!dj_gpu_tx_stager_done(st))
+	if (!djg_tx_stager_done(st))
 		return -EBUSY;
 	st->src = src;
 	st->len = len;
@@ -213,10 +214,10 @@ int dj_gpu_tx_stager_start(struct dj_gpu_tx_stager *st, const void *src, size_t 
 	return refill(st);
 }
 
-static int copy_landed(struct dj_gpu_tx_stager *st, struct tx_buffer *b)
+static int copy_landed(struct djg_tx_stager *st, struct tx_buffer *b)
 {
 #ifdef DJ_HAVE_CUDA
-	if (st->dev_id != DJ_GPU_HOST)
+	if (st->dev_id != DJG_HOST)
 		return djg_event_done(b->event);
 #endif
 	(void)st;
@@ -224,7 +225,7 @@ static int copy_landed(struct dj_gpu_tx_stager *st, struct tx_buffer *b)
 	return 1;
 }
 
-int dj_gpu_tx_stager_next(struct dj_gpu_tx_stager *st, struct dj_gpu_tx_chunk *chunk)
+int djg_tx_stager_next(struct djg_tx_stager *st, struct djg_tx_chunk *chunk)
 {
 	struct tx_buffer *b;
 	int rc;
@@ -247,14 +248,14 @@ int dj_gpu_tx_stager_next(struct dj_gpu_tx_stager *st, struct dj_gpu_tx_chunk *c
 	rte_mbuf_ext_refcnt_set(&b->shinfo, 1);
 	b->state = BUF_OUT;
 	st->handed += b->len;
-	*chunk = (struct dj_gpu_tx_chunk){
+	*chunk = (struct djg_tx_chunk){
 		.data = b->data, .iova = b->iova, .offset = b->offset, .len = b->len,
 		.buffer = b - st->buf,
 	};
 	return 0;
 }
 
-int dj_gpu_tx_chunk_attach(struct dj_gpu_tx_stager *st, const struct dj_gpu_tx_chunk *chunk,
+int djg_tx_chunk_attach(struct djg_tx_stager *st, const struct djg_tx_chunk *chunk,
 			   struct rte_mbuf *m, uint32_t off, uint16_t len)
 {
 	struct tx_buffer *b;
@@ -271,7 +272,7 @@ int dj_gpu_tx_chunk_attach(struct dj_gpu_tx_stager *st, const struct dj_gpu_tx_c
 	return 0;
 }
 
-void dj_gpu_tx_chunk_put(struct dj_gpu_tx_stager *st, const struct dj_gpu_tx_chunk *chunk)
+void djg_tx_chunk_put(struct djg_tx_stager *st, const struct djg_tx_chunk *chunk)
 {
 	struct tx_buffer *b;
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The control plane's backend: resident tensors in a dj_store whose memory is
+ * The control plane's backend: resident tensors in a tn_store whose memory is
  * GPU memory (through the CUDA operations' contexts) or host memory, and
  * operations dispatched to CUDA or to the CPU reference.
  */
@@ -13,10 +13,11 @@
 #include <string.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu_ops.h"
-#include "djinn/ops.h"
-#include "djinn/runtime.h"
-#include "djinn/store.h"
+#include "common/djc.h"
+#include "gpu/ops/gpu_ops.h"
+#include "tensor/ops.h"
+#include "runtime/runtime.h"
+#include "tensor/store.h"
 
 #define RT_MAX_CONTEXTS 16
 
@@ -24,19 +25,19 @@
 struct gpu_context_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t available;
-	struct dj_gpu_ops *free_list[RT_MAX_CONTEXTS];
+	struct djg_ops *free_list[RT_MAX_CONTEXTS];
 	int n_free;
-	struct dj_gpu_ops *all[RT_MAX_CONTEXTS];
+	struct djg_ops *all[RT_MAX_CONTEXTS];
 	int n_all;
 };
 
-struct dj_runtime {
-	struct dj_store *store;
+struct rt_runtime {
+	struct tn_store *store;
 	int gpu_device;                 /* -1: host memory, CPU operations */
-	struct dj_store_backend gpu_backend;
+	struct tn_store_backend gpu_backend;
 	/* Store allocations and copies share one context, serialised. */
 	pthread_mutex_t mem_lock;
-	struct dj_gpu_ops *mem_ctx;
+	struct djg_ops *mem_ctx;
 	struct gpu_context_pool contexts;
 	char description[64];
 	void (*stats_extra)(void *arg, cJSON *obj);
@@ -55,7 +56,7 @@ static void set_err(char *err, const char *fmt, ...)
 	if (err == NULL)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(err, DJ_CTL_ERRMSG_MAX, fmt, ap);
+	vsnprintf(err, CTL_ERRMSG_MAX, fmt, ap);
 	va_end(ap);
 }
 
@@ -63,52 +64,52 @@ static void set_err(char *err, const char *fmt, ...)
 
 static int gpu_mem_alloc(void *ctx, size_t bytes, void **ptr)
 {
-	struct dj_runtime *rt = ctx;
+	struct rt_runtime *rt = ctx;
 	int rc;
 
 	pthread_mutex_lock(&rt->mem_lock);
-	rc = dj_gpu_ops_alloc(rt->mem_ctx, bytes, ptr);
+	rc = djg_ops_alloc(rt->mem_ctx, bytes, ptr);
 	/* Other contexts' streams use it next: make it usable everywhere. */
 	if (rc == 0)
-		rc = dj_gpu_ops_sync(rt->mem_ctx);
+		rc = djg_ops_sync(rt->mem_ctx);
 	pthread_mutex_unlock(&rt->mem_lock);
 	return rc;
 }
 
 static void gpu_mem_free(void *ctx, void *ptr)
 {
-	struct dj_runtime *rt = ctx;
+	struct rt_runtime *rt = ctx;
 
 	pthread_mutex_lock(&rt->mem_lock);
-	dj_gpu_ops_free(rt->mem_ctx, ptr);
+	djg_ops_free(rt->mem_ctx, ptr);
 	pthread_mutex_unlock(&rt->mem_lock);
 }
 
 static int gpu_mem_upload(void *ctx, void *dst, const void *src, size_t bytes)
 {
-	struct dj_runtime *rt = ctx;
+	struct rt_runtime *rt = ctx;
 	int rc;
 
 	pthread_mutex_lock(&rt->mem_lock);
-	rc = dj_gpu_ops_copy_in(rt->mem_ctx, dst, src, bytes);
+	rc = djg_ops_copy_in(rt->mem_ctx, dst, src, bytes);
 	pthread_mutex_unlock(&rt->mem_lock);
 	return rc;
 }
 
 static int gpu_mem_download(void *ctx, void *dst, const void *src, size_t bytes)
 {
-	struct dj_runtime *rt = ctx;
+	struct rt_runtime *rt = ctx;
 	int rc;
 
 	pthread_mutex_lock(&rt->mem_lock);
-	rc = dj_gpu_ops_copy_out(rt->mem_ctx, dst, src, bytes);
+	rc = djg_ops_copy_out(rt->mem_ctx, dst, src, bytes);
 	pthread_mutex_unlock(&rt->mem_lock);
 	return rc;
 }
 
-static struct dj_gpu_ops *context_checkout(struct gpu_context_pool *pool)
+static struct djg_ops *context_checkout(struct gpu_context_pool *pool)
 {
-	struct dj_gpu_ops *ctx;
+	struct djg_ops *ctx;
 
 	pthread_mutex_lock(&pool->lock);
 	while (pool->n_free == 0)
@@ -118,7 +119,7 @@ static struct dj_gpu_ops *context_checkout(struct gpu_context_pool *pool)
 	return ctx;
 }
 
-static void context_checkin(struct gpu_context_pool *pool, struct dj_gpu_ops *ctx)
+static void context_checkin(struct gpu_context_pool *pool, struct djg_ops *ctx)
 {
 	pthread_mutex_lock(&pool->lock);
 	pool->free_list[pool->n_free++] = ctx;
@@ -128,7 +129,7 @@ static void context_checkin(struct gpu_context_pool *pool, struct dj_gpu_ops *ct
 
 static int choose_gpu(const char *spec, int *device)
 {
-	int count = dj_gpu_ops_device_count();
+	int count = djg_ops_device_count();
 	char *end;
 
 	if (spec == NULL || strcmp(spec, "auto") == 0) {
@@ -148,22 +149,22 @@ static int choose_gpu(const char *spec, int *device)
 	return 0;
 }
 
-static int gpu_setup(struct dj_runtime *rt, int n_contexts)
+static int gpu_setup(struct rt_runtime *rt, int n_contexts)
 {
-	int rc = dj_gpu_ops_create(rt->gpu_device, &rt->mem_ctx);
+	int rc = djg_ops_create(rt->gpu_device, &rt->mem_ctx);
 
 	if (rc != 0)
 		return rc;
 	pthread_mutex_init(&rt->contexts.lock, NULL);
 	pthread_cond_init(&rt->contexts.available, NULL);
 	for (int i = 0; i < n_contexts; i++) {
-		rc = dj_gpu_ops_create(rt->gpu_device, &rt->contexts.all[i]);
+		rc = djg_ops_create(rt->gpu_device, &rt->contexts.all[i]);
 		if (rc != 0)
 			return rc;
 		rt->contexts.free_list[rt->contexts.n_free++] = rt->contexts.all[i];
 		rt->contexts.n_all++;
 	}
-	rt->gpu_backend = (struct dj_store_backend){
+	rt->gpu_backend = (struct tn_store_backend){
 		.name = "cuda",
 		.mem = DJ_MEM_GPU,
 		.ctx = rt,
@@ -175,9 +176,9 @@ static int gpu_setup(struct dj_runtime *rt, int n_contexts)
 	return 0;
 }
 
-int dj_runtime_create(const struct dj_runtime_config *config, struct dj_runtime **out)
+int rt_create(const struct rt_config *config, struct rt_runtime **out)
 {
-	struct dj_runtime *rt = calloc(1, sizeof(*rt));
+	struct rt_runtime *rt = calloc(1, sizeof(*rt));
 	int n_contexts = config->n_contexts > 0 ? config->n_contexts : 4;
 	int rc;
 
@@ -194,12 +195,12 @@ int dj_runtime_create(const struct dj_runtime_config *config, struct dj_runtime 
 	if (rc != 0)
 		goto fail;
 
-	struct dj_store_config store_cfg = {
+	struct tn_store_config store_cfg = {
 		.backend = rt->gpu_device >= 0 ? &rt->gpu_backend : NULL,
 		.total_limit = config->total_limit,
 		.session_limit = config->session_limit,
 	};
-	rc = dj_store_create(&store_cfg, &rt->store);
+	rc = tn_store_create(&store_cfg, &rt->store);
 	if (rc != 0)
 		goto fail;
 	if (rt->gpu_device >= 0)
@@ -211,28 +212,28 @@ int dj_runtime_create(const struct dj_runtime_config *config, struct dj_runtime 
 	*out = rt;
 	return 0;
 fail:
-	dj_runtime_destroy(rt);
+	rt_destroy(rt);
 	return rc;
 }
 
-void dj_runtime_destroy(struct dj_runtime *rt)
+void rt_destroy(struct rt_runtime *rt)
 {
 	if (rt == NULL)
 		return;
-	dj_store_destroy(rt->store);
+	tn_store_destroy(rt->store);
 	for (int i = 0; i < rt->contexts.n_all; i++)
-		dj_gpu_ops_destroy(rt->contexts.all[i]);
+		djg_ops_destroy(rt->contexts.all[i]);
 	if (rt->mem_ctx != NULL)
-		dj_gpu_ops_destroy(rt->mem_ctx);
+		djg_ops_destroy(rt->mem_ctx);
 	free(rt);
 }
 
-const char *dj_runtime_describe(const struct dj_runtime *rt)
+const char *rt_description(const struct rt_runtime *rt)
 {
 	return rt->description;
 }
 
-int dj_runtime_gpu_device(const struct dj_runtime *rt)
+int rt_gpu_device(const struct rt_runtime *rt)
 {
 	return rt->gpu_device;
 }
@@ -244,18 +245,18 @@ static uint64_t session_of(void *session)
 	return ((struct rt_session *)session)->store_session;
 }
 
-static int rt_caps(void *ctx, struct dj_dp_caps *caps)
+static int rt_caps(void *ctx, struct dp_caps *caps)
 {
-	struct dj_runtime *rt = ctx;
+	struct rt_runtime *rt = ctx;
 
 	caps->dtypes = (1u << DJ_DTYPE_COUNT) - 1;
 	caps->n_ops = 0;
-	for (int i = 0; i < dj_op_count() && i < DJ_DP_MAX_OPS; i++) {
-		snprintf(caps->ops[i], DJ_DP_OP_NAME_MAX, "%s", dj_op_get((enum dj_op_id)i)->name);
+	for (int i = 0; i < tn_op_count() && i < DP_MAX_OPS; i++) {
+		snprintf(caps->ops[i], DP_OP_NAME_MAX, "%s", tn_op_get((enum tn_op_id)i)->name);
 		caps->n_ops++;
 	}
-	if (rt->gpu_device >= 0 && caps->n_gpus < DJ_DP_MAX_GPUS) {
-		struct dj_dp_gpu *g = &caps->gpus[caps->n_gpus++];
+	if (rt->gpu_device >= 0 && caps->n_gpus < DP_MAX_GPUS) {
+		struct dp_gpu *g = &caps->gpus[caps->n_gpus++];
 		snprintf(g->name, sizeof(g->name), "cuda:%d", rt->gpu_device);
 	}
 	return 0;
@@ -263,36 +264,36 @@ static int rt_caps(void *ctx, struct dj_dp_caps *caps)
 
 static int rt_session_open(void *ctx, uint64_t session_id, void **session, char *err)
 {
-	struct dj_runtime *rt = ctx;
+	struct rt_runtime *rt = ctx;
 	struct rt_session *s = calloc(1, sizeof(*s));
 	int rc;
 
 	if (s == NULL)
 		return -ENOMEM;
-	rc = dj_store_session_open(rt->store, 0, &s->store_session);
+	rc = tn_store_session_open(rt->store, 0, &s->store_session);
 	if (rc != 0) {
 		set_err(err, "cannot open a tensor session: %s", dj_strerror(rc));
 		free(s);
 		return rc;
 	}
-	DJ_LOG(DJ_LOG_DEBUG, "runtime", "session %" PRIx64 " opened", session_id);
+	DJC_LOG(DJ_LOG_DEBUG, "runtime", "session %" PRIx64 " opened", session_id);
 	*session = s;
 	return 0;
 }
 
 static void rt_session_close(void *ctx, void *session)
 {
-	struct dj_runtime *rt = ctx;
+	struct rt_runtime *rt = ctx;
 
-	dj_store_session_close(rt->store, session_of(session));
+	tn_store_session_close(rt->store, session_of(session));
 	free(session);
 }
 
 static int rt_alloc(void *ctx, void *session, const struct dj_tensor_desc *desc,
 		    uint64_t *handle, char *err)
 {
-	struct dj_runtime *rt = ctx;
-	int rc = dj_store_alloc(rt->store, session_of(session), desc, handle);
+	struct rt_runtime *rt = ctx;
+	int rc = tn_store_alloc(rt->store, session_of(session), desc, handle);
 
 	if (rc != 0)
 		set_err(err, "alloc: %s", dj_strerror(rc));
@@ -302,8 +303,8 @@ static int rt_alloc(void *ctx, void *session, const struct dj_tensor_desc *desc,
 static int rt_describe(void *ctx, void *session, uint64_t handle, struct dj_tensor_desc *desc,
 		       char *err)
 {
-	struct dj_runtime *rt = ctx;
-	int rc = dj_store_describe(rt->store, session_of(session), handle, desc);
+	struct rt_runtime *rt = ctx;
+	int rc = tn_store_describe(rt->store, session_of(session), handle, desc);
 
 	if (rc != 0)
 		set_err(err, "tensor %" PRIx64 ": %s", handle, dj_strerror(rc));
@@ -312,8 +313,8 @@ static int rt_describe(void *ctx, void *session, uint64_t handle, struct dj_tens
 
 static int rt_free(void *ctx, void *session, uint64_t handle, char *err)
 {
-	struct dj_runtime *rt = ctx;
-	int rc = dj_store_free(rt->store, session_of(session), handle);
+	struct rt_runtime *rt = ctx;
+	int rc = tn_store_free(rt->store, session_of(session), handle);
 
 	if (rc != 0)
 		set_err(err, "free %" PRIx64 ": %s", handle, dj_strerror(rc));
@@ -321,12 +322,12 @@ static int rt_free(void *ctx, void *session, uint64_t handle, char *err)
 }
 
 /* Reads and writes pin the tensor for their whole duration. */
-static int io_begin(struct dj_runtime *rt, void *session, uint64_t handle,
-		    struct dj_ctl_io *io, char *err)
+static int io_begin(struct rt_runtime *rt, void *session, uint64_t handle,
+		    struct ctl_tensor_io *io, char *err)
 {
-	struct dj_store_ref *ref;
+	struct tn_store_ref *ref;
 	struct dj_tensor view;
-	int rc = dj_store_acquire(rt->store, session_of(session), handle, &ref, &view);
+	int rc = tn_store_acquire(rt->store, session_of(session), handle, &ref, &view);
 
 	if (rc != 0) {
 		set_err(err, "tensor %" PRIx64 ": %s", handle, dj_strerror(rc));
@@ -341,13 +342,13 @@ static int io_begin(struct dj_runtime *rt, void *session, uint64_t handle,
 	return 0;
 }
 
-static void io_end(struct dj_runtime *rt, struct dj_ctl_io *io)
+static void io_end(struct rt_runtime *rt, struct ctl_tensor_io *io)
 {
-	dj_store_release(rt->store, io->token);
+	tn_store_release(rt->store, io->token);
 	io->token = NULL;
 }
 
-static int io_check_range(const struct dj_ctl_io *io, uint64_t offset, size_t len, char *err)
+static int io_check_range(const struct ctl_tensor_io *io, uint64_t offset, size_t len, char *err)
 {
 	if (offset > io->nbytes || len > io->nbytes - offset) {
 		set_err(err, "bytes [%" PRIu64 ", +%zu) outside a %" PRIu64 "-byte tensor", offset,
@@ -357,16 +358,16 @@ static int io_check_range(const struct dj_ctl_io *io, uint64_t offset, size_t le
 	return 0;
 }
 
-static int rt_write_begin(void *ctx, void *session, uint64_t handle, struct dj_ctl_io *io,
+static int rt_write_begin(void *ctx, void *session, uint64_t handle, struct ctl_tensor_io *io,
 			  char *err)
 {
 	return io_begin(ctx, session, handle, io, err);
 }
 
-static int rt_write_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64_t offset,
+static int rt_write_chunk(void *ctx, void *session, struct ctl_tensor_io *io, uint64_t offset,
 			  const void *buf, size_t len, char *err)
 {
-	struct dj_runtime *rt = ctx;
+	struct rt_runtime *rt = ctx;
 	int rc = io_check_range(io, offset, len, err);
 
 	if (rc == 0 && io->host != NULL)
@@ -378,21 +379,21 @@ static int rt_write_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64
 	return rc;
 }
 
-static void rt_write_end(void *ctx, void *session, struct dj_ctl_io *io, int status)
+static void rt_write_end(void *ctx, void *session, struct ctl_tensor_io *io, int status)
 {
 	io_end(ctx, io);
 }
 
-static int rt_read_begin(void *ctx, void *session, uint64_t handle, struct dj_ctl_io *io,
+static int rt_read_begin(void *ctx, void *session, uint64_t handle, struct ctl_tensor_io *io,
 			 char *err)
 {
 	return io_begin(ctx, session, handle, io, err);
 }
 
-static int rt_read_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64_t offset,
+static int rt_read_chunk(void *ctx, void *session, struct ctl_tensor_io *io, uint64_t offset,
 			 void *buf, size_t len, char *err)
 {
-	struct dj_runtime *rt = ctx;
+	struct rt_runtime *rt = ctx;
 	int rc = io_check_range(io, offset, len, err);
 
 	if (rc == 0 && io->host != NULL)
@@ -404,22 +405,22 @@ static int rt_read_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64_
 	return rc;
 }
 
-static void rt_read_end(void *ctx, void *session, struct dj_ctl_io *io)
+static void rt_read_end(void *ctx, void *session, struct ctl_tensor_io *io)
 {
 	io_end(ctx, io);
 }
 
 struct exec_args {
-	struct dj_store_ref *refs[DJ_CTL_MAX_OP_ARGS];
-	struct dj_tensor in[DJ_CTL_MAX_OP_ARGS];
+	struct tn_store_ref *refs[DJ_MAX_OP_ARGS];
+	struct dj_tensor in[DJ_MAX_OP_ARGS];
 	int n_acquired;
 };
 
-static int acquire_inputs(struct dj_runtime *rt, uint64_t session, const char *op_name,
+static int acquire_inputs(struct rt_runtime *rt, uint64_t session, const char *op_name,
 			  const uint64_t *inputs, int n_in, struct exec_args *args, char *err)
 {
 	for (int i = 0; i < n_in; i++) {
-		int rc = dj_store_acquire(rt->store, session, inputs[i], &args->refs[i],
+		int rc = tn_store_acquire(rt->store, session, inputs[i], &args->refs[i],
 					  &args->in[i]);
 		if (rc != 0) {
 			set_err(err, "%s: input %d (tensor %" PRIx64 "): %s", op_name, i,
@@ -431,24 +432,24 @@ static int acquire_inputs(struct dj_runtime *rt, uint64_t session, const char *o
 	return 0;
 }
 
-static void release_inputs(struct dj_runtime *rt, struct exec_args *args)
+static void release_inputs(struct rt_runtime *rt, struct exec_args *args)
 {
 	for (int i = 0; i < args->n_acquired; i++)
-		dj_store_release(rt->store, args->refs[i]);
+		tn_store_release(rt->store, args->refs[i]);
 	args->n_acquired = 0;
 }
 
-static int compute(struct dj_runtime *rt, const struct dj_op *op, struct exec_args *args,
-		   int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *out, char *err)
+static int compute(struct rt_runtime *rt, const struct tn_op *op, struct exec_args *args,
+		   int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *out, char *err)
 {
 	if (rt->gpu_device < 0)
-		return dj_op_cpu(op, args->in, n_in, attrs, out, err, DJ_CTL_ERRMSG_MAX);
+		return tn_op_cpu(op, args->in, n_in, attrs, out, err, CTL_ERRMSG_MAX);
 
-	struct dj_gpu_ops *ctx = context_checkout(&rt->contexts);
-	int rc = dj_gpu_ops_run(ctx, op, args->in, n_in, attrs, out, err, DJ_CTL_ERRMSG_MAX);
+	struct djg_ops *ctx = context_checkout(&rt->contexts);
+	int rc = djg_ops_run(ctx, op, args->in, n_in, attrs, out, err, CTL_ERRMSG_MAX);
 	/* The reply says the result exists: it must have been computed. */
 	if (rc == 0)
-		rc = dj_gpu_ops_sync(ctx);
+		rc = djg_ops_sync(ctx);
 	context_checkin(&rt->contexts, ctx);
 	return rc;
 }
@@ -457,13 +458,13 @@ static int rt_execute(void *ctx, void *session, const char *op_name, const uint6
 		      int n_in, const cJSON *json_attrs, uint64_t *outputs,
 		      struct dj_tensor_desc *out_desc, int *n_out, char *err)
 {
-	struct dj_runtime *rt = ctx;
+	struct rt_runtime *rt = ctx;
 	uint64_t sid = session_of(session);
-	const struct dj_op *op = dj_op_find(op_name);
+	const struct tn_op *op = tn_op_find(op_name);
 	struct exec_args args = {.n_acquired = 0};
-	struct dj_tensor_desc in_desc[DJ_CTL_MAX_OP_ARGS];
-	struct dj_op_attrs attrs;
-	struct dj_store_ref *out_ref = NULL;
+	struct dj_tensor_desc in_desc[DJ_MAX_OP_ARGS];
+	struct tn_op_attrs attrs;
+	struct tn_store_ref *out_ref = NULL;
 	struct dj_tensor out;
 	uint64_t handle = 0;
 	int rc;
@@ -473,31 +474,31 @@ static int rt_execute(void *ctx, void *session, const char *op_name, const uint6
 		set_err(err, "unknown operation '%s'", op_name);
 		return -DJ_EUNKNOWN_OP;
 	}
-	if (n_in < 0 || n_in > DJ_CTL_MAX_OP_ARGS) {
-		set_err(err, "%s: %d inputs (at most %d)", op_name, n_in, DJ_CTL_MAX_OP_ARGS);
+	if (n_in < 0 || n_in > DJ_MAX_OP_ARGS) {
+		set_err(err, "%s: %d inputs (at most %d)", op_name, n_in, DJ_MAX_OP_ARGS);
 		return -EINVAL;
 	}
-	rc = dj_op_attrs_from_json(op, json_attrs, &attrs, err, DJ_CTL_ERRMSG_MAX);
+	rc = tn_op_attrs_from_json(op, json_attrs, &attrs, err, CTL_ERRMSG_MAX);
 	if (rc == 0)
 		rc = acquire_inputs(rt, sid, op_name, inputs, n_in, &args, err);
 	for (int i = 0; rc == 0 && i < n_in; i++)
 		in_desc[i] = args.in[i].desc;
 	if (rc == 0)
-		rc = dj_op_infer(op, in_desc, n_in, &attrs, &out_desc[0], err, DJ_CTL_ERRMSG_MAX);
+		rc = tn_op_infer(op, in_desc, n_in, &attrs, &out_desc[0], err, CTL_ERRMSG_MAX);
 	if (rc == 0) {
-		rc = dj_store_alloc(rt->store, sid, &out_desc[0], &handle);
+		rc = tn_store_alloc(rt->store, sid, &out_desc[0], &handle);
 		if (rc != 0)
 			set_err(err, "%s: output: %s", op_name, dj_strerror(rc));
 	}
 	if (rc == 0)
-		rc = dj_store_acquire(rt->store, sid, handle, &out_ref, &out);
+		rc = tn_store_acquire(rt->store, sid, handle, &out_ref, &out);
 	if (rc == 0)
 		rc = compute(rt, op, &args, n_in, &attrs, &out, err);
-	dj_store_release(rt->store, out_ref);
+	tn_store_release(rt->store, out_ref);
 	release_inputs(rt, &args);
 	if (rc != 0) {
 		if (handle != 0)
-			dj_store_free(rt->store, sid, handle);
+			tn_store_free(rt->store, sid, handle);
 		return rc;
 	}
 	outputs[0] = handle;
@@ -507,24 +508,24 @@ static int rt_execute(void *ctx, void *session, const char *op_name, const uint6
 
 static void rt_stats(void *ctx, void *session, cJSON *obj)
 {
-	struct dj_runtime *rt = ctx;
-	struct dj_store_usage usage;
+	struct rt_runtime *rt = ctx;
+	struct tn_store_usage usage;
 
 	cJSON_AddStringToObject(obj, "compute", rt->description);
-	if (session != NULL && dj_store_session_usage(rt->store, session_of(session), &usage) == 0) {
+	if (session != NULL && tn_store_session_usage(rt->store, session_of(session), &usage) == 0) {
 		cJSON_AddNumberToObject(obj, "session_bytes", (double)usage.bytes);
 		cJSON_AddNumberToObject(obj, "session_peak_bytes", (double)usage.peak_bytes);
 		cJSON_AddNumberToObject(obj, "session_limit", (double)usage.limit);
 		cJSON_AddNumberToObject(obj, "session_tensors", (double)usage.tensors);
 	}
-	dj_store_usage(rt->store, &usage);
+	tn_store_usage(rt->store, &usage);
 	cJSON_AddNumberToObject(obj, "store_bytes", (double)usage.bytes);
 	cJSON_AddNumberToObject(obj, "store_sessions", (double)usage.sessions);
 	if (rt->stats_extra != NULL)
 		rt->stats_extra(rt->stats_arg, obj);
 }
 
-static const struct dj_ctl_backend runtime_backend = {
+static const struct ctl_backend runtime_backend = {
 	.caps = rt_caps,
 	.session_open = rt_session_open,
 	.session_close = rt_session_close,
@@ -541,7 +542,7 @@ static const struct dj_ctl_backend runtime_backend = {
 	.stats = rt_stats,
 };
 
-const struct dj_ctl_backend *dj_runtime_backend(void)
+const struct ctl_backend *rt_backend(void)
 {
 	return &runtime_backend;
 }

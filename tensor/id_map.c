@@ -4,7 +4,7 @@
 
 #include "id_map.h"
 
-int id_map_init(struct id_map *map, size_t buckets)
+int tn_id_map_init(struct tn_id_map *map, size_t buckets)
 {
 	size_t n = 16;
 
@@ -18,14 +18,14 @@ int id_map_init(struct id_map *map, size_t buckets)
 	return 0;
 }
 
-void id_map_fini(struct id_map *map)
+void tn_id_map_fini(struct tn_id_map *map)
 {
 	free(map->buckets);
 	map->buckets = NULL;
 }
 
 /* Double the buckets when the load passes 1; keep the old table on failure. */
-static int grow(struct id_map *map)
+static int grow(struct tn_id_map *map)
 {
 	size_t n = (map->mask + 1) * 2;
 	struct id_node **b = calloc(n, sizeof(*b));
@@ -49,7 +49,7 @@ static int grow(struct id_map *map)
 	return 0;
 }
 
-int id_map_insert(struct id_map *map, struct id_node *node)
+int tn_id_map_insert(struct tn_id_map *map, struct id_node *node)
 {
 	int rc = map->count > map->mask ? grow(map) : 0;
 	struct id_node **head = &map->buckets[node->id & map->mask];
@@ -60,7 +60,7 @@ int id_map_insert(struct id_map *map, struct id_node *node)
 	return rc;
 }
 
-struct id_node *id_map_find(const struct id_map *map, uint64_t id)
+struct id_node *tn_id_map_find(const struct tn_id_map *map, uint64_t id)
 {
 	struct id_node *node = map->buckets[id & map->mask];
 
@@ -69,7 +69,7 @@ struct id_node *id_map_find(const struct id_map *map, uint64_t id)
 	return node;
 }
 
-struct id_node *id_map_remove(struct id_map *map, uint64_t id)
+struct id_node *tn_id_map_remove(struct tn_id_map *map, uint64_t id)
 {
 	struct id_node **link = &map->buckets[id & map->mask];
 
@@ -84,10 +84,10 @@ struct id_node *id_map_remove(struct id_map *map, uint64_t id)
 	return node;
 }
 
-struct id_node *id_map_pop(struct id_map *map)
+struct id_node *tn_id_map_pop(struct tn_id_map *map)
 {
 	for (size_t i = 0; i <= map->mask && map->count > 0; i++)
 		if (map->buckets[i] != NULL)
-			return id_map_remove(map, map->buckets[i]->id);
+			return tn_id_map_remove(map, map->buckets[i]->id);
 	return NULL;
 }

@@ -15,20 +15,20 @@ struct id_node {
 	struct id_node *next;
 };
 
-struct id_map {
+struct tn_id_map {
 	struct id_node **buckets;
 	size_t mask;
 	size_t count;
 };
 
-int id_map_init(struct id_map *map, size_t buckets);
+int tn_id_map_init(struct tn_id_map *map, size_t buckets);
 /* Frees the bucket array only; the nodes belong to the caller. */
-void id_map_fini(struct id_map *map);
+void tn_id_map_fini(struct tn_id_map *map);
 /* Always inserts; -ENOMEM only means the table could not grow (still works). */
-int id_map_insert(struct id_map *map, struct id_node *node);
-struct id_node *id_map_find(const struct id_map *map, uint64_t id);
-struct id_node *id_map_remove(struct id_map *map, uint64_t id);
+int tn_id_map_insert(struct tn_id_map *map, struct id_node *node);
+struct id_node *tn_id_map_find(const struct tn_id_map *map, uint64_t id);
+struct id_node *tn_id_map_remove(struct tn_id_map *map, uint64_t id);
 /* Remove and return any node (NULL when empty): for teardown. */
-struct id_node *id_map_pop(struct id_map *map);
+struct id_node *tn_id_map_pop(struct tn_id_map *map);
 
 #endif

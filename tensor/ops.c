@@ -11,62 +11,62 @@
 
 #define OP(op_name, op_id, lo, hi, types, keys, infer_fn, cpu_fn)               \
 	[op_id] = {.name = op_name, .id = op_id, .min_inputs = lo, .max_inputs = hi, \
-		   .dtypes = types, .attr_keys = keys, .infer = infer_##infer_fn,  \
-		   .cpu = cpu_##cpu_fn}
+		   .dtypes = types, .attr_keys = keys, .infer = tn_infer_##infer_fn,  \
+		   .cpu = tn_cpu_##cpu_fn}
 
-static const struct dj_op op_table[DJ_OP_COUNT] = {
-	OP("matmul", DJ_OP_MATMUL, 2, 2, DTYPES_ALL, 0, matmul, matmul),
-	OP("add", DJ_OP_ADD, 2, 2, DTYPES_ALL, 0, elementwise_binary, add),
-	OP("sub", DJ_OP_SUB, 2, 2, DTYPES_ALL, 0, elementwise_binary, sub),
-	OP("mul", DJ_OP_MUL, 2, 2, DTYPES_ALL, 0, elementwise_binary, mul),
-	OP("div", DJ_OP_DIV, 2, 2, DTYPES_ALL, 0, div, div),
-	OP("relu", DJ_OP_RELU, 1, 1, DTYPES_ALL, 0, elementwise_unary, relu),
-	OP("sigmoid", DJ_OP_SIGMOID, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, sigmoid),
-	OP("tanh", DJ_OP_TANH, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, tanh),
-	OP("exp", DJ_OP_EXP, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, exp),
-	OP("log", DJ_OP_LOG, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, log),
-	OP("sqrt", DJ_OP_SQRT, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, sqrt),
-	OP("sum", DJ_OP_SUM, 1, 1, DTYPES_ALL, ATTR_DIM | ATTR_KEEPDIM, sum, sum),
-	OP("mean", DJ_OP_MEAN, 1, 1, DTYPES_FLOAT, ATTR_DIM | ATTR_KEEPDIM, reduce, mean),
-	OP("transpose", DJ_OP_TRANSPOSE, 1, 1, DTYPES_ALL, ATTR_DIMS | ATTR_PERM,
+static const struct tn_op op_table[TN_OP_COUNT] = {
+	OP("matmul", TN_OP_MATMUL, 2, 2, DTYPES_ALL, 0, matmul, matmul),
+	OP("add", TN_OP_ADD, 2, 2, DTYPES_ALL, 0, elementwise_binary, add),
+	OP("sub", TN_OP_SUB, 2, 2, DTYPES_ALL, 0, elementwise_binary, sub),
+	OP("mul", TN_OP_MUL, 2, 2, DTYPES_ALL, 0, elementwise_binary, mul),
+	OP("div", TN_OP_DIV, 2, 2, DTYPES_ALL, 0, div, div),
+	OP("relu", TN_OP_RELU, 1, 1, DTYPES_ALL, 0, elementwise_unary, relu),
+	OP("sigmoid", TN_OP_SIGMOID, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, sigmoid),
+	OP("tanh", TN_OP_TANH, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, tanh),
+	OP("exp", TN_OP_EXP, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, exp),
+	OP("log", TN_OP_LOG, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, log),
+	OP("sqrt", TN_OP_SQRT, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, sqrt),
+	OP("sum", TN_OP_SUM, 1, 1, DTYPES_ALL, ATTR_DIM | ATTR_KEEPDIM, sum, sum),
+	OP("mean", TN_OP_MEAN, 1, 1, DTYPES_FLOAT, ATTR_DIM | ATTR_KEEPDIM, reduce, mean),
+	OP("transpose", TN_OP_TRANSPOSE, 1, 1, DTYPES_ALL, ATTR_DIMS | ATTR_PERM,
 	   transpose, transpose),
-	OP("reshape", DJ_OP_RESHAPE, 1, 1, DTYPES_ALL, ATTR_SHAPE, reshape, reshape),
-	OP("cat", DJ_OP_CAT, 1, DJ_OP_MAX_INPUTS, DTYPES_ALL, ATTR_DIM, cat, cat),
-	OP("linear", DJ_OP_LINEAR, 2, 3, DTYPES_ALL, 0, linear, linear),
-	OP("softmax", DJ_OP_SOFTMAX, 1, 1, DTYPES_FLOAT, ATTR_DIM, softmax, softmax),
-	OP("gelu", DJ_OP_GELU, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, gelu),
-	OP("silu", DJ_OP_SILU, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, silu),
-	OP("layer_norm", DJ_OP_LAYER_NORM, 1, 3, DTYPES_FLOAT, ATTR_NORM_SHAPE | ATTR_EPS,
+	OP("reshape", TN_OP_RESHAPE, 1, 1, DTYPES_ALL, ATTR_SHAPE, reshape, reshape),
+	OP("cat", TN_OP_CAT, 1, TN_OP_MAX_INPUTS, DTYPES_ALL, ATTR_DIM, cat, cat),
+	OP("linear", TN_OP_LINEAR, 2, 3, DTYPES_ALL, 0, linear, linear),
+	OP("softmax", TN_OP_SOFTMAX, 1, 1, DTYPES_FLOAT, ATTR_DIM, softmax, softmax),
+	OP("gelu", TN_OP_GELU, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, gelu),
+	OP("silu", TN_OP_SILU, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, silu),
+	OP("layer_norm", TN_OP_LAYER_NORM, 1, 3, DTYPES_FLOAT, ATTR_NORM_SHAPE | ATTR_EPS,
 	   layer_norm, layer_norm),
 };
 
-const struct dj_op *dj_op_find(const char *name)
+const struct tn_op *tn_op_find(const char *name)
 {
 	if (name == NULL)
 		return NULL;
-	for (int i = 0; i < DJ_OP_COUNT; i++)
+	for (int i = 0; i < TN_OP_COUNT; i++)
 		if (strcmp(op_table[i].name, name) == 0)
 			return &op_table[i];
 	return NULL;
 }
 
-const struct dj_op *dj_op_get(enum dj_op_id id)
+const struct tn_op *tn_op_get(enum tn_op_id id)
 {
-	return (unsigned int)id < DJ_OP_COUNT ? &op_table[id] : NULL;
+	return (unsigned int)id < TN_OP_COUNT ? &op_table[id] : NULL;
 }
 
-int dj_op_count(void)
+int tn_op_count(void)
 {
-	return DJ_OP_COUNT;
+	return TN_OP_COUNT;
 }
 
-void dj_op_attrs_init(struct dj_op_attrs *attrs)
+void tn_op_attrs_init(struct tn_op_attrs *attrs)
 {
 	memset(attrs, 0, sizeof(*attrs));
 	attrs->eps = 1e-5;
 }
 
-int op_fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, ...)
+int tn_op_fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, ...)
 {
 	if (err == NULL || errlen == 0)
 		return rc;
@@ -82,7 +82,7 @@ int op_fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, .
 	return rc;
 }
 
-int dj_op_resolve_dim(int dim, int ndim, int *resolved)
+int tn_op_resolve_dim(int dim, int ndim, int *resolved)
 {
 	int n = ndim > 0 ? ndim : 1;
 
@@ -92,7 +92,7 @@ int dj_op_resolve_dim(int dim, int ndim, int *resolved)
 	return 0;
 }
 
-void op_split_at(const struct dj_tensor_desc *d, int dim, int64_t *outer, int64_t *len,
+void tn_op_split_at(const struct dj_tensor_desc *d, int dim, int64_t *outer, int64_t *len,
 		 int64_t *inner)
 {
 	*outer = 1;
@@ -104,47 +104,47 @@ void op_split_at(const struct dj_tensor_desc *d, int dim, int64_t *outer, int64_
 		*inner *= d->shape[i];
 }
 
-static int check_input_desc(const struct dj_op *op, const struct dj_tensor_desc *d, int idx,
+static int check_input_desc(const struct tn_op *op, const struct dj_tensor_desc *d, int idx,
 			    char *err, size_t errlen)
 {
 	int rc = dj_tensor_desc_check(d);
 
 	if (rc == -DJ_EDTYPE)
-		return op_fail(rc, err, errlen, op->name, "input %d: invalid dtype %d", idx,
+		return tn_op_fail(rc, err, errlen, op->name, "input %d: invalid dtype %d", idx,
 			       (int)d->dtype);
 	if (rc != 0 && (d->ndim < 0 || d->ndim > DJ_MAX_DIMS))
-		return op_fail(rc, err, errlen, op->name, "input %d: %d dimensions (0..%d allowed)",
+		return tn_op_fail(rc, err, errlen, op->name, "input %d: %d dimensions (0..%d allowed)",
 			       idx, d->ndim, DJ_MAX_DIMS);
 	if (rc != 0)
-		return op_fail(rc, err, errlen, op->name,
+		return tn_op_fail(rc, err, errlen, op->name,
 			       "input %d: negative dimension or byte size overflows", idx);
 	return 0;
 }
 
-static int check_common(const struct dj_op *op, const struct dj_tensor_desc *in, int n_in,
+static int check_common(const struct tn_op *op, const struct dj_tensor_desc *in, int n_in,
 			char *err, size_t errlen)
 {
 	if (n_in < op->min_inputs || n_in > op->max_inputs) {
 		if (op->min_inputs == op->max_inputs)
-			return op_fail(-EINVAL, err, errlen, op->name, "takes %d input%s, got %d",
+			return tn_op_fail(-EINVAL, err, errlen, op->name, "takes %d input%s, got %d",
 				       op->min_inputs, op->min_inputs == 1 ? "" : "s", n_in);
-		return op_fail(-EINVAL, err, errlen, op->name, "takes %d to %d inputs, got %d",
+		return tn_op_fail(-EINVAL, err, errlen, op->name, "takes %d to %d inputs, got %d",
 			       op->min_inputs, op->max_inputs, n_in);
 	}
 	if (in == NULL)
-		return op_fail(-EINVAL, err, errlen, op->name, "no input descriptions");
+		return tn_op_fail(-EINVAL, err, errlen, op->name, "no input descriptions");
 	for (int i = 0; i < n_in; i++) {
 		int rc = check_input_desc(op, &in[i], i, err, errlen);
 
 		if (rc != 0)
 			return rc;
 		if (in[i].dtype != in[0].dtype)
-			return op_fail(-DJ_EDTYPE, err, errlen, op->name,
+			return tn_op_fail(-DJ_EDTYPE, err, errlen, op->name,
 				       "dtypes differ: input 0 is %s, input %d is %s",
 				       dj_dtype_name(in[0].dtype), i, dj_dtype_name(in[i].dtype));
 	}
 	if (!(op->dtypes & DTYPE_BIT(in[0].dtype)))
-		return op_fail(-DJ_EDTYPE, err, errlen, op->name, "%s not supported (%s)",
+		return tn_op_fail(-DJ_EDTYPE, err, errlen, op->name, "%s not supported (%s)",
 			       dj_dtype_name(in[0].dtype),
 			       op->dtypes == DTYPES_FLOAT ? "float32, float16 and bfloat16 only"
 							  : "see docs/OPERATIONS.md");
@@ -168,20 +168,20 @@ static void prefix_op_name(char *err, size_t errlen, const char *name)
 	err[name_len + msg_len] = '\0';
 }
 
-int dj_op_infer(const struct dj_op *op, const struct dj_tensor_desc *in, int n_in,
-		const struct dj_op_attrs *attrs, struct dj_tensor_desc *out,
+int tn_op_infer(const struct tn_op *op, const struct dj_tensor_desc *in, int n_in,
+		const struct tn_op_attrs *attrs, struct dj_tensor_desc *out,
 		char *err, size_t errlen)
 {
-	struct dj_op_attrs defaults;
+	struct tn_op_attrs defaults;
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (op == NULL)
-		return op_fail(-DJ_EUNKNOWN_OP, err, errlen, "op", "unknown operation");
+		return tn_op_fail(-DJ_EUNKNOWN_OP, err, errlen, "op", "unknown operation");
 	if (out == NULL)
-		return op_fail(-EINVAL, err, errlen, op->name, "no output description");
+		return tn_op_fail(-EINVAL, err, errlen, op->name, "no output description");
 	if (attrs == NULL) {
-		dj_op_attrs_init(&defaults);
+		tn_op_attrs_init(&defaults);
 		attrs = &defaults;
 	}
 	int rc = check_common(op, in, n_in, err, errlen);
@@ -192,52 +192,52 @@ int dj_op_infer(const struct dj_op *op, const struct dj_tensor_desc *in, int n_i
 			prefix_op_name(err, errlen, op->name);
 	}
 	if (rc == 0 && dj_tensor_desc_check(out) != 0)
-		return op_fail(-DJ_ESHAPE, err, errlen, op->name, "result too large");
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, op->name, "result too large");
 	return rc;
 }
 
-static int check_host_tensor(const struct dj_op *op, const struct dj_tensor *t, const char *what,
+static int check_host_tensor(const struct tn_op *op, const struct dj_tensor *t, const char *what,
 			     char *err, size_t errlen)
 {
 	if (t->mem != DJ_MEM_HOST)
-		return op_fail(-EINVAL, err, errlen, op->name, "%s is not in host memory", what);
+		return tn_op_fail(-EINVAL, err, errlen, op->name, "%s is not in host memory", what);
 	if (t->data == NULL && dj_tensor_nbytes(&t->desc) > 0)
-		return op_fail(-EINVAL, err, errlen, op->name, "%s has no data", what);
+		return tn_op_fail(-EINVAL, err, errlen, op->name, "%s has no data", what);
 	return 0;
 }
 
-/* dj_op_infer() on the descriptions of host tensors. */
-static int infer_tensors(const struct dj_op *op, const struct dj_tensor *in, int n_in,
-			 const struct dj_op_attrs *attrs, const struct dj_tensor *out,
+/* tn_op_infer() on the descriptions of host tensors. */
+static int infer_tensors(const struct tn_op *op, const struct dj_tensor *in, int n_in,
+			 const struct tn_op_attrs *attrs, const struct dj_tensor *out,
 			 struct dj_tensor_desc *result, char *err, size_t errlen)
 {
-	struct dj_tensor_desc descs[DJ_OP_MAX_INPUTS];
+	struct dj_tensor_desc descs[TN_OP_MAX_INPUTS];
 
 	if (op == NULL)
-		return op_fail(-DJ_EUNKNOWN_OP, err, errlen, "op", "unknown operation");
-	if (in == NULL || out == NULL || n_in < 0 || n_in > DJ_OP_MAX_INPUTS)
-		return op_fail(-EINVAL, err, errlen, op->name, "bad arguments");
+		return tn_op_fail(-DJ_EUNKNOWN_OP, err, errlen, "op", "unknown operation");
+	if (in == NULL || out == NULL || n_in < 0 || n_in > TN_OP_MAX_INPUTS)
+		return tn_op_fail(-EINVAL, err, errlen, op->name, "bad arguments");
 	for (int i = 0; i < n_in; i++)
 		descs[i] = in[i].desc;
-	return dj_op_infer(op, descs, n_in, attrs, result, err, errlen);
+	return tn_op_infer(op, descs, n_in, attrs, result, err, errlen);
 }
 
-int dj_op_cpu(const struct dj_op *op, const struct dj_tensor *in, int n_in,
-	      const struct dj_op_attrs *attrs, struct dj_tensor *out,
+int tn_op_cpu(const struct tn_op *op, const struct dj_tensor *in, int n_in,
+	      const struct tn_op_attrs *attrs, struct dj_tensor *out,
 	      char *err, size_t errlen)
 {
 	struct dj_tensor_desc expect;
-	struct dj_op_attrs defaults;
+	struct tn_op_attrs defaults;
 	int rc = infer_tensors(op, in, n_in, attrs, out, &expect, err, errlen);
 
 	if (rc != 0)
 		return rc;
 	if (attrs == NULL) {
-		dj_op_attrs_init(&defaults);
+		tn_op_attrs_init(&defaults);
 		attrs = &defaults;
 	}
 	if (!dj_tensor_desc_equal(&expect, &out->desc))
-		return op_fail(-EINVAL, err, errlen, op->name,
+		return tn_op_fail(-EINVAL, err, errlen, op->name,
 			       "output description differs from the inferred one");
 	for (int i = 0; i < n_in && rc == 0; i++)
 		rc = check_host_tensor(op, &in[i], "an input", err, errlen);
@@ -246,12 +246,12 @@ int dj_op_cpu(const struct dj_op *op, const struct dj_tensor *in, int n_in,
 	if (rc == 0)
 		rc = op->cpu(in, n_in, attrs, out);
 	if (rc != 0 && err != NULL && errlen > 0 && err[0] == '\0')
-		op_fail(rc, err, errlen, op->name, "%s", dj_strerror(rc));
+		tn_op_fail(rc, err, errlen, op->name, "%s", dj_strerror(rc));
 	return rc;
 }
 
-int dj_op_cpu_alloc(const struct dj_op *op, const struct dj_tensor *in, int n_in,
-		    const struct dj_op_attrs *attrs, struct dj_tensor *out,
+int tn_op_cpu_alloc(const struct tn_op *op, const struct dj_tensor *in, int n_in,
+		    const struct tn_op_attrs *attrs, struct dj_tensor *out,
 		    char *err, size_t errlen)
 {
 	struct dj_tensor result = {.mem = DJ_MEM_HOST};
@@ -264,8 +264,8 @@ int dj_op_cpu_alloc(const struct dj_op *op, const struct dj_tensor *in, int n_in
 
 	result.data = malloc(bytes > 0 ? bytes : 1);
 	if (result.data == NULL)
-		return op_fail(-ENOMEM, err, errlen, op->name, "cannot allocate %zu bytes", bytes);
-	rc = dj_op_cpu(op, in, n_in, attrs, &result, err, errlen);
+		return tn_op_fail(-ENOMEM, err, errlen, op->name, "cannot allocate %zu bytes", bytes);
+	rc = tn_op_cpu(op, in, n_in, attrs, &result, err, errlen);
 	if (rc != 0) {
 		dj_tensor_free_host(&result);
 		return rc;

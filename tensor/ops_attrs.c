@@ -12,7 +12,7 @@
 #define JSON_INT_MAX 9007199254740992.0
 
 struct attr_parse {
-	const struct dj_op *op;
+	const struct tn_op *op;
 	const char *key;
 	char *err;
 	size_t errlen;
@@ -20,7 +20,7 @@ struct attr_parse {
 
 static int attr_fail(const struct attr_parse *p, const char *what)
 {
-	return op_fail(-EINVAL, p->err, p->errlen, p->op->name, "attribute '%s' %s", p->key, what);
+	return tn_op_fail(-EINVAL, p->err, p->errlen, p->op->name, "attribute '%s' %s", p->key, what);
 }
 
 static int json_int(const struct attr_parse *p, const cJSON *item, double lo, double hi,
@@ -72,7 +72,7 @@ static int parse_dim_list(const struct attr_parse *p, const cJSON *item, int min
 }
 
 static int parse_one(const struct attr_parse *p, unsigned int bit, const cJSON *item,
-		     struct dj_op_attrs *a)
+		     struct tn_op_attrs *a)
 {
 	int64_t v = 0;
 	int n, rc;
@@ -129,18 +129,18 @@ static unsigned int attr_bit(const char *key)
 	return 0;
 }
 
-int dj_op_attrs_from_json(const struct dj_op *op, const cJSON *json,
-			  struct dj_op_attrs *attrs, char *err, size_t errlen)
+int tn_op_attrs_from_json(const struct tn_op *op, const cJSON *json,
+			  struct tn_op_attrs *attrs, char *err, size_t errlen)
 {
 	const cJSON *item;
 
 	if (op == NULL)
-		return op_fail(-DJ_EUNKNOWN_OP, err, errlen, "op", "unknown operation");
-	dj_op_attrs_init(attrs);
+		return tn_op_fail(-DJ_EUNKNOWN_OP, err, errlen, "op", "unknown operation");
+	tn_op_attrs_init(attrs);
 	if (json == NULL || cJSON_IsNull(json))
 		return 0;
 	if (!cJSON_IsObject(json))
-		return op_fail(-EINVAL, err, errlen, op->name, "attributes must be a JSON object");
+		return tn_op_fail(-EINVAL, err, errlen, op->name, "attributes must be a JSON object");
 	unsigned int seen = 0;
 
 	cJSON_ArrayForEach(item, json) {
@@ -181,7 +181,7 @@ static int add_dim_list(cJSON *obj, const char *key, const int *v, int n)
 	return add_int_array(obj, key, wide, n);
 }
 
-static int fill_json(cJSON *obj, unsigned int keys, const struct dj_op_attrs *a)
+static int fill_json(cJSON *obj, unsigned int keys, const struct tn_op_attrs *a)
 {
 	int rc = 0;
 
@@ -202,7 +202,7 @@ static int fill_json(cJSON *obj, unsigned int keys, const struct dj_op_attrs *a)
 	return rc;
 }
 
-cJSON *dj_op_attrs_to_json(const struct dj_op *op, const struct dj_op_attrs *attrs)
+cJSON *tn_op_attrs_to_json(const struct tn_op *op, const struct tn_op_attrs *attrs)
 {
 	cJSON *obj = cJSON_CreateObject();
 

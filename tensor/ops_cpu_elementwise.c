@@ -26,8 +26,8 @@ static void walk_init(struct bcast_walk *w, const struct dj_tensor_desc *a,
 		w->shape[i] = out->shape[i];
 		w->idx[i] = 0;
 	}
-	dj_broadcast_strides(a, out, w->stride_a);
-	dj_broadcast_strides(b, out, w->stride_b);
+	tn_broadcast_strides(a, out, w->stride_a);
+	tn_broadcast_strides(b, out, w->stride_b);
 	w->off_a = w->off_b = 0;
 }
 

@@ -102,7 +102,7 @@ static void gemm(struct gemm_scratch *s, const struct matrix_view *a, const stru
 }
 
 /* Element offset of batch b's matrix, from row-major batch coordinates. */
-static int64_t batch_offset(const struct dj_op_matmul_plan *p, const int64_t *strides, int64_t b)
+static int64_t batch_offset(const struct tn_op_matmul_plan *p, const int64_t *strides, int64_t b)
 {
 	int64_t off = 0;
 
@@ -115,10 +115,10 @@ static int64_t batch_offset(const struct dj_op_matmul_plan *p, const int64_t *st
 
 OP_CPU(matmul)
 {
-	struct dj_op_matmul_plan p;
+	struct tn_op_matmul_plan p;
 	struct gemm_scratch s;
 
-	dj_op_matmul_plan(&in[0].desc, &in[1].desc, &p);
+	tn_op_matmul_plan(&in[0].desc, &in[1].desc, &p);
 	if (scratch_alloc(&s, p.m, p.k, p.n, dj_dtype_is_float(in[0].desc.dtype)) != 0)
 		return -ENOMEM;
 	struct matrix_view va = {.t = &in[0], .row_stride = p.k, .col_stride = 1,

@@ -7,10 +7,10 @@
 
 #include "ops_internal.h"
 
-static void split(const struct dj_tensor *x, const struct dj_op_attrs *a, enum dj_op_id id,
+static void split(const struct dj_tensor *x, const struct tn_op_attrs *a, enum tn_op_id id,
 		  int64_t *outer, int64_t *len, int64_t *inner)
 {
-	dj_op_axis_split(dj_op_get(id), &x->desc, a, outer, len, inner);
+	tn_op_axis_split(tn_op_get(id), &x->desc, a, outer, len, inner);
 }
 
 static double sum_f64(const struct dj_tensor *x, int64_t base, int64_t len, int64_t step)
@@ -32,7 +32,7 @@ static int64_t sum_i64(const struct dj_tensor *x, int64_t base, int64_t len, int
 }
 
 /* Out element (o, i) sits at o * inner + i whatever keepdim says. */
-static void reduce(const struct dj_tensor *x, const struct dj_op_attrs *a, enum dj_op_id id,
+static void reduce(const struct dj_tensor *x, const struct tn_op_attrs *a, enum tn_op_id id,
 		   struct dj_tensor *out)
 {
 	int64_t outer, len, inner;
@@ -45,7 +45,7 @@ static void reduce(const struct dj_tensor *x, const struct dj_op_attrs *a, enum 
 
 			if (!dj_dtype_is_float(x->desc.dtype))
 				op_store_i64(out, at, sum_i64(x, base, len, inner));
-			else if (id == DJ_OP_SUM)
+			else if (id == TN_OP_SUM)
 				tensor_store_f64(out, at, sum_f64(x, base, len, inner));
 			else /* mean of nothing is NaN, as in torch */
 				tensor_store_f64(out, at, sum_f64(x, base, len, inner) / (double)len);
@@ -55,13 +55,13 @@ static void reduce(const struct dj_tensor *x, const struct dj_op_attrs *a, enum 
 
 OP_CPU(sum)
 {
-	reduce(&in[0], a, DJ_OP_SUM, out);
+	reduce(&in[0], a, TN_OP_SUM, out);
 	return 0;
 }
 
 OP_CPU(mean)
 {
-	reduce(&in[0], a, DJ_OP_MEAN, out);
+	reduce(&in[0], a, TN_OP_MEAN, out);
 	return 0;
 }
 
@@ -70,7 +70,7 @@ OP_CPU(softmax)
 	int64_t outer, len, inner;
 	const struct dj_tensor *x = &in[0];
 
-	split(x, a, DJ_OP_SOFTMAX, &outer, &len, &inner);
+	split(x, a, TN_OP_SOFTMAX, &outer, &len, &inner);
 	for (int64_t o = 0; o < outer; o++) {
 		for (int64_t i = 0; i < inner; i++) {
 			int64_t base = o * len * inner + i;
@@ -111,7 +111,7 @@ OP_CPU(layer_norm)
 	int64_t rows, len, inner;
 	const struct dj_tensor *x = &in[0];
 
-	split(x, a, DJ_OP_LAYER_NORM, &rows, &len, &inner);
+	split(x, a, TN_OP_LAYER_NORM, &rows, &len, &inner);
 	for (int64_t r = 0; r < rows; r++) {
 		double mean, var;
 		int64_t base = r * len;

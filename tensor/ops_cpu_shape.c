@@ -18,7 +18,7 @@ OP_CPU(transpose)
 	int64_t n = dj_tensor_numel(&out->desc), src = 0;
 	size_t size = dj_dtype_size(x->desc.dtype);
 
-	dj_op_transpose_perm(&x->desc, a, perm);
+	tn_op_transpose_perm(&x->desc, a, perm);
 	dj_tensor_strides(&x->desc, in_strides);
 	/* Output dim d advances the input by the stride of input dim perm[d]. */
 	for (int d = 0; d < ndim; d++)
@@ -51,13 +51,13 @@ OP_CPU(cat)
 	size_t size = dj_dtype_size(out->desc.dtype);
 	char *dst = out->data;
 
-	dj_op_axis_split(dj_op_get(DJ_OP_CAT), &in[0].desc, a, &outer, &len, &inner);
+	tn_op_axis_split(tn_op_get(TN_OP_CAT), &in[0].desc, a, &outer, &len, &inner);
 	/* Each outer slice of the result is the inputs' slices back to back. */
 	for (int64_t o = 0; o < outer; o++) {
 		for (int i = 0; i < n_in; i++) {
 			int64_t in_outer, in_len, in_inner;
 
-			dj_op_axis_split(dj_op_get(DJ_OP_CAT), &in[i].desc, a, &in_outer, &in_len,
+			tn_op_axis_split(tn_op_get(TN_OP_CAT), &in[i].desc, a, &in_outer, &in_len,
 					 &in_inner);
 			size_t chunk = (size_t)(in_len * in_inner) * size;
 

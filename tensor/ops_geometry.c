@@ -5,7 +5,7 @@
 #include "djinn/common.h"
 #include "ops_internal.h"
 
-static int64_t layer_norm_len(const struct dj_tensor_desc *in, const struct dj_op_attrs *a)
+static int64_t layer_norm_len(const struct dj_tensor_desc *in, const struct tn_op_attrs *a)
 {
 	int64_t len = 1;
 	int n = a->norm_ndim > 0 ? a->norm_ndim : 1;
@@ -15,8 +15,8 @@ static int64_t layer_norm_len(const struct dj_tensor_desc *in, const struct dj_o
 	return len;
 }
 
-int dj_op_axis_split(const struct dj_op *op, const struct dj_tensor_desc *in,
-		     const struct dj_op_attrs *a, int64_t *outer, int64_t *len,
+int tn_op_axis_split(const struct tn_op *op, const struct dj_tensor_desc *in,
+		     const struct tn_op_attrs *a, int64_t *outer, int64_t *len,
 		     int64_t *inner)
 {
 	int dim;
@@ -24,8 +24,8 @@ int dj_op_axis_split(const struct dj_op *op, const struct dj_tensor_desc *in,
 	if (op == NULL)
 		return -EINVAL;
 	switch (op->id) {
-	case DJ_OP_SUM:
-	case DJ_OP_MEAN:
+	case TN_OP_SUM:
+	case TN_OP_MEAN:
 		if (!a->has_dim) {
 			*outer = *inner = 1;
 			*len = dj_tensor_numel(in);
@@ -33,13 +33,13 @@ int dj_op_axis_split(const struct dj_op *op, const struct dj_tensor_desc *in,
 		}
 		dim = a->dim;
 		break;
-	case DJ_OP_SOFTMAX:
+	case TN_OP_SOFTMAX:
 		dim = a->has_dim ? a->dim : -1;
 		break;
-	case DJ_OP_CAT:
+	case TN_OP_CAT:
 		dim = a->has_dim ? a->dim : 0;
 		break;
-	case DJ_OP_LAYER_NORM:
+	case TN_OP_LAYER_NORM:
 		*len = layer_norm_len(in, a);
 		*outer = *len > 0 ? dj_tensor_numel(in) / *len : 0;
 		*inner = 1;
@@ -47,13 +47,13 @@ int dj_op_axis_split(const struct dj_op *op, const struct dj_tensor_desc *in,
 	default:
 		return -EINVAL;
 	}
-	if (dj_op_resolve_dim(dim, in->ndim, &dim) != 0)
+	if (tn_op_resolve_dim(dim, in->ndim, &dim) != 0)
 		return -DJ_ESHAPE;
-	op_split_at(in, dim, outer, len, inner);
+	tn_op_split_at(in, dim, outer, len, inner);
 	return 0;
 }
 
-int dj_op_transpose_perm(const struct dj_tensor_desc *in, const struct dj_op_attrs *a,
+int tn_op_transpose_perm(const struct dj_tensor_desc *in, const struct tn_op_attrs *a,
 			 int perm[DJ_MAX_DIMS])
 {
 	int n = in->ndim;
@@ -68,7 +68,7 @@ int dj_op_transpose_perm(const struct dj_tensor_desc *in, const struct dj_op_att
 		for (int i = 0; i < n; i++) {
 			int d;
 
-			if (dj_op_resolve_dim(a->perm[i], n, &d) != 0 || (seen & (1u << d)))
+			if (tn_op_resolve_dim(a->perm[i], n, &d) != 0 || (seen & (1u << d)))
 				return -DJ_ESHAPE;
 			seen |= 1u << d;
 			perm[i] = d;
@@ -78,8 +78,8 @@ int dj_op_transpose_perm(const struct dj_tensor_desc *in, const struct dj_op_att
 	int d0 = n - 2, d1 = n - 1;
 
 	if (a->has_dims) {
-		if (dj_op_resolve_dim(a->dims[0], n, &d0) != 0 ||
-		    dj_op_resolve_dim(a->dims[1], n, &d1) != 0)
+		if (tn_op_resolve_dim(a->dims[0], n, &d0) != 0 ||
+		    tn_op_resolve_dim(a->dims[1], n, &d1) != 0)
 			return -DJ_ESHAPE;
 	}
 	if (n < 2)
@@ -91,7 +91,7 @@ int dj_op_transpose_perm(const struct dj_tensor_desc *in, const struct dj_op_att
 
 /* Strides of one operand's batch dims aligned to the broadcast batch shape. */
 static void batch_strides(const struct dj_tensor_desc *t, int t_batch_ndim, int64_t matrix,
-			  const struct dj_op_matmul_plan *p, int64_t strides[DJ_MAX_DIMS])
+			  const struct tn_op_matmul_plan *p, int64_t strides[DJ_MAX_DIMS])
 {
 	int64_t s = matrix;
 	int lead = p->batch_ndim - t_batch_ndim;
@@ -105,8 +105,8 @@ static void batch_strides(const struct dj_tensor_desc *t, int t_batch_ndim, int6
 	}
 }
 
-int dj_op_matmul_plan(const struct dj_tensor_desc *a, const struct dj_tensor_desc *b,
-		      struct dj_op_matmul_plan *p)
+int tn_op_matmul_plan(const struct dj_tensor_desc *a, const struct dj_tensor_desc *b,
+		      struct tn_op_matmul_plan *p)
 {
 	struct dj_tensor_desc ab = {.ndim = a->ndim > 2 ? a->ndim - 2 : 0};
 	struct dj_tensor_desc bb = {.ndim = b->ndim > 2 ? b->ndim - 2 : 0};
@@ -122,7 +122,7 @@ int dj_op_matmul_plan(const struct dj_tensor_desc *a, const struct dj_tensor_des
 		ab.shape[i] = a->shape[i];
 	for (int i = 0; i < bb.ndim; i++)
 		bb.shape[i] = b->shape[i];
-	if (dj_broadcast_shape(&ab, &bb, &batch) != 0)
+	if (tn_broadcast_shape(&ab, &bb, &batch) != 0)
 		return -DJ_ESHAPE;
 	p->batch_ndim = batch.ndim;
 	p->batch = 1;

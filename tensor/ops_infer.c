@@ -13,8 +13,8 @@ OP_INFER(elementwise_binary)
 {
 	char sa[SHAPE_TEXT], sb[SHAPE_TEXT];
 
-	if (dj_broadcast_shape(&in[0], &in[1], out) != 0)
-		return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+	if (tn_broadcast_shape(&in[0], &in[1], out) != 0)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 			       "shapes do not broadcast: %s and %s",
 			       dj_shape_format(&in[0], sa, sizeof(sa)),
 			       dj_shape_format(&in[1], sb, sizeof(sb)));
@@ -23,7 +23,7 @@ OP_INFER(elementwise_binary)
 
 OP_INFER(div)
 {
-	int rc = infer_elementwise_binary(in, n_in, a, out, err, errlen);
+	int rc = tn_infer_elementwise_binary(in, n_in, a, out, err, errlen);
 
 	if (rc == 0 && !dj_dtype_is_float(in[0].dtype))
 		out->dtype = DJ_DTYPE_FLOAT32;
@@ -36,7 +36,7 @@ OP_INFER(elementwise_unary)
 	return 0;
 }
 
-static int reduced_desc(const struct dj_tensor_desc *in, const struct dj_op_attrs *a,
+static int reduced_desc(const struct dj_tensor_desc *in, const struct tn_op_attrs *a,
 			struct dj_tensor_desc *out, char *err, size_t errlen)
 {
 	int dim;
@@ -49,8 +49,8 @@ static int reduced_desc(const struct dj_tensor_desc *in, const struct dj_op_attr
 			out->ndim = 0;
 		return 0;
 	}
-	if (dj_op_resolve_dim(a->dim, in->ndim, &dim) != 0)
-		return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+	if (tn_op_resolve_dim(a->dim, in->ndim, &dim) != 0)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 			       "dim %d out of range for %d dimensions", a->dim, in->ndim);
 	if (in->ndim == 0)
 		return 0;
@@ -82,8 +82,8 @@ OP_INFER(softmax)
 	int dim;
 	int want = a->has_dim ? a->dim : -1;
 
-	if (dj_op_resolve_dim(want, in[0].ndim, &dim) != 0)
-		return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+	if (tn_op_resolve_dim(want, in[0].ndim, &dim) != 0)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 			       "dim %d out of range for %d dimensions", want, in[0].ndim);
 	*out = in[0];
 	return 0;
@@ -107,7 +107,7 @@ OP_INFER(layer_norm)
 
 	if (a->norm_ndim == 0) {
 		if (x->ndim == 0)
-			return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 				       "input is a scalar; it needs at least 1 dimension");
 		norm.ndim = 1;
 		norm.shape[0] = x->shape[x->ndim - 1];
@@ -119,13 +119,13 @@ OP_INFER(layer_norm)
 	dj_shape_format(&norm, sn, sizeof(sn));
 	if (norm.ndim > x->ndim ||
 	    !same_shape_as(&norm, norm.ndim, x->shape + x->ndim - norm.ndim))
-		return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 			       "normalized_shape %s is not the trailing shape of %s", sn, sx);
 	for (int i = 1; i < n_in; i++) {
 		char sw[SHAPE_TEXT];
 
 		if (!dj_tensor_desc_equal(&in[i], &norm))
-			return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 				       "%s shape %s differs from normalized_shape %s",
 				       i == 1 ? "weight" : "bias",
 				       dj_shape_format(&in[i], sw, sizeof(sw)), sn);
@@ -142,19 +142,19 @@ OP_INFER(matmul)
 {
 	char sa[SHAPE_TEXT], sb[SHAPE_TEXT];
 	const struct dj_tensor_desc *x = &in[0], *y = &in[1];
-	struct dj_op_matmul_plan plan;
+	struct tn_op_matmul_plan plan;
 
 	if (x->ndim == 0 || y->ndim == 0)
-		return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 			       "both operands need at least 1 dimension: %s @ %s",
 			       dj_shape_format(x, sa, sizeof(sa)), dj_shape_format(y, sb, sizeof(sb)));
-	int rc = dj_op_matmul_plan(x, y, &plan);
+	int rc = tn_op_matmul_plan(x, y, &plan);
 
 	if (rc == -DJ_ESHAPE && plan.k != plan.k_right)
-		return op_fail(rc, err, errlen, NULL, "inner dimensions differ: %s @ %s",
+		return tn_op_fail(rc, err, errlen, NULL, "inner dimensions differ: %s @ %s",
 			       dj_shape_format(x, sa, sizeof(sa)), dj_shape_format(y, sb, sizeof(sb)));
 	if (rc != 0)
-		return op_fail(rc, err, errlen, NULL, "batch dimensions do not broadcast: %s @ %s",
+		return tn_op_fail(rc, err, errlen, NULL, "batch dimensions do not broadcast: %s @ %s",
 			       dj_shape_format(x, sa, sizeof(sa)), dj_shape_format(y, sb, sizeof(sb)));
 	out->dtype = x->dtype;
 	out->ndim = plan.batch_ndim;
@@ -175,15 +175,15 @@ OP_INFER(linear)
 	dj_shape_format(x, sx, sizeof(sx));
 	dj_shape_format(w, sw, sizeof(sw));
 	if (x->ndim < 1 || w->ndim != 2)
-		return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 			       "needs x [..., in] and weight [out, in], got %s and %s", sx, sw);
 	if (x->shape[x->ndim - 1] != w->shape[1])
-		return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 			       "in-features differ: x %s, weight %s", sx, sw);
 	if (n_in == 3 && !(in[2].ndim == 1 && in[2].shape[0] == w->shape[0])) {
 		char sb[SHAPE_TEXT];
 
-		return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 			       "bias %s must be [%lld] (out-features of weight %s)",
 			       dj_shape_format(&in[2], sb, sizeof(sb)), (long long)w->shape[0], sw);
 	}
@@ -195,10 +195,10 @@ OP_INFER(linear)
 OP_INFER(transpose)
 {
 	int perm[DJ_MAX_DIMS];
-	int rc = dj_op_transpose_perm(&in[0], a, perm);
+	int rc = tn_op_transpose_perm(&in[0], a, perm);
 
 	if (rc != 0)
-		return op_fail(rc, err, errlen, NULL,
+		return tn_op_fail(rc, err, errlen, NULL,
 			       a->n_perm ? "perm is not a permutation of %d dimensions"
 					 : "dims out of range for %d dimensions", in[0].ndim);
 	*out = in[0];
@@ -215,7 +215,7 @@ OP_INFER(reshape)
 	int infer_at = -1;
 
 	if (a->shape_ndim < 0 || a->shape_ndim > DJ_MAX_DIMS)
-		return op_fail(-EINVAL, err, errlen, NULL, "shape has %d dimensions (0..%d)",
+		return tn_op_fail(-EINVAL, err, errlen, NULL, "shape has %d dimensions (0..%d)",
 			       a->shape_ndim, DJ_MAX_DIMS);
 	for (int i = 0; i < a->shape_ndim; i++) {
 		r.shape[i] = a->shape[i];
@@ -224,11 +224,11 @@ OP_INFER(reshape)
 			continue;
 		}
 		if (a->shape[i] < 0)
-			return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 				       "bad target dimension %lld (one -1 allowed)",
 				       (long long)a->shape[i]);
 		if (__builtin_mul_overflow(known, a->shape[i], &known))
-			return op_fail(-DJ_ESHAPE, err, errlen, NULL, "target shape overflows");
+			return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL, "target shape overflows");
 	}
 	int64_t numel = dj_tensor_numel(&in[0]);
 
@@ -242,7 +242,7 @@ OP_INFER(reshape)
 
 		for (int i = 0; i < a->shape_ndim; i++)
 			asked.shape[i] = a->shape[i];
-		return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 			       "cannot reshape %s (%lld elements) to %s",
 			       dj_shape_format(&in[0], si, sizeof(si)), (long long)numel,
 			       dj_shape_format(&asked, sr, sizeof(sr)));
@@ -257,8 +257,8 @@ OP_INFER(cat)
 	int dim;
 	int want = a->has_dim ? a->dim : 0;
 
-	if (in[0].ndim == 0 || dj_op_resolve_dim(want, in[0].ndim, &dim) != 0)
-		return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+	if (in[0].ndim == 0 || tn_op_resolve_dim(want, in[0].ndim, &dim) != 0)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 			       "dim %d out of range for %d dimensions", want, in[0].ndim);
 	*out = in[0];
 	for (int i = 1; i < n_in; i++) {
@@ -267,12 +267,12 @@ OP_INFER(cat)
 		for (int d = 0; fits && d < in[0].ndim; d++)
 			fits = d == dim || in[i].shape[d] == in[0].shape[d];
 		if (!fits)
-			return op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
 				       "input %d %s does not match input 0 %s outside dim %d", i,
 				       dj_shape_format(&in[i], si, sizeof(si)),
 				       dj_shape_format(&in[0], s0, sizeof(s0)), dim);
 		if (__builtin_add_overflow(out->shape[dim], in[i].shape[dim], &out->shape[dim]))
-			return op_fail(-DJ_ESHAPE, err, errlen, NULL, "result too large");
+			return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL, "result too large");
 	}
 	return 0;
 }

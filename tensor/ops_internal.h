@@ -6,10 +6,10 @@
 #include <stdint.h>
 
 #include "djinn/common.h"
-#include "djinn/ops.h"
+#include "tensor/ops.h"
 #include "tensor_internal.h"
 
-/* Bits of struct dj_op.attr_keys: which JSON attributes an op takes. */
+/* Bits of struct tn_op.attr_keys: which JSON attributes an op takes. */
 enum {
 	ATTR_DIM = 1u << 0,
 	ATTR_KEEPDIM = 1u << 1,
@@ -27,12 +27,12 @@ enum {
 #define DTYPES_ALL (DTYPES_FLOAT | DTYPES_INT)
 
 /* Format "<op>: <message>" into err (NULL-safe; op NULL: no prefix, which
- * dj_op_infer() adds for the per-op inference functions); returns rc. */
-int op_fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, ...)
+ * tn_op_infer() adds for the per-op inference functions); returns rc. */
+int tn_op_fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
 /* Split a shape around dimension dim: outer * size(dim) * inner. */
-void op_split_at(const struct dj_tensor_desc *d, int dim, int64_t *outer, int64_t *len,
+void tn_op_split_at(const struct dj_tensor_desc *d, int dim, int64_t *outer, int64_t *len,
 		 int64_t *inner);
 
 /* Integer element access; int32 results wrap when stored. */
@@ -51,12 +51,12 @@ static inline void op_store_i64(struct dj_tensor *t, int64_t i, int64_t v)
 		((int32_t *)t->data)[i] = (int32_t)(uint32_t)(uint64_t)v;
 }
 
-/* Per-op inference (dj_op_infer() has done the common checks) and CPU kernels. */
-#define OP_INFER(name) int infer_##name(const struct dj_tensor_desc *in, int n_in, \
-					const struct dj_op_attrs *a, \
+/* Per-op inference (tn_op_infer() has done the common checks) and CPU kernels. */
+#define OP_INFER(name) int tn_infer_##name(const struct dj_tensor_desc *in, int n_in, \
+					const struct tn_op_attrs *a, \
 					struct dj_tensor_desc *out, char *err, size_t errlen)
-#define OP_CPU(name) int cpu_##name(const struct dj_tensor *in, int n_in, \
-				    const struct dj_op_attrs *a, struct dj_tensor *out)
+#define OP_CPU(name) int tn_cpu_##name(const struct dj_tensor *in, int n_in, \
+				    const struct tn_op_attrs *a, struct dj_tensor *out)
 
 OP_INFER(elementwise_binary);
 OP_INFER(div);

@@ -12,7 +12,7 @@
 #include <sys/random.h>
 
 #include "djinn/common.h"
-#include "djinn/store.h"
+#include "tensor/store.h"
 #include "id_map.h"
 
 #define DEFAULT_MAX_TENSORS (1u << 20)
@@ -20,10 +20,10 @@
 
 struct session;
 
-struct dj_store_ref {
+struct tn_store_ref {
 	struct id_node node;          /* id = handle */
 	struct session *owner;
-	struct dj_store_ref *prev, *next; /* the owner's live tensors */
+	struct tn_store_ref *prev, *next; /* the owner's live tensors */
 	struct dj_tensor_desc desc;
 	void *data;
 	size_t bytes;
@@ -33,16 +33,16 @@ struct dj_store_ref {
 
 struct session {
 	struct id_node node;          /* id = session id */
-	struct dj_store_ref *tensors; /* live ones, doubly linked */
+	struct tn_store_ref *tensors; /* live ones, doubly linked */
 	uint64_t limit, bytes, peak, live_tensors, refused;
 	uint64_t charged;             /* tensors still holding memory */
 	int open;
 };
 
-struct dj_store {
+struct tn_store {
 	pthread_mutex_t lock;
-	const struct dj_store_backend *backend;
-	struct id_map handles, sessions;
+	const struct tn_store_backend *backend;
+	struct tn_id_map handles, sessions;
 	uint64_t key[2];            /* SipHash key of the id permutation */
 	uint64_t counter;
 	uint64_t total_limit, session_limit, max_tensors;
@@ -72,7 +72,7 @@ static int host_copy(void *ctx, void *dst, const void *src, size_t bytes)
 	return 0;
 }
 
-static const struct dj_store_backend host_backend = {
+static const struct tn_store_backend host_backend = {
 	.name = "host",
 	.mem = DJ_MEM_HOST,
 	.alloc = host_alloc,
@@ -81,7 +81,7 @@ static const struct dj_store_backend host_backend = {
 	.download = host_copy,
 };
 
-const struct dj_store_backend *dj_store_host_backend(void)
+const struct tn_store_backend *tn_store_host_backend(void)
 {
 	return &host_backend;
 }
@@ -146,7 +146,7 @@ static uint64_t permute(const uint64_t key[2], uint64_t x)
 	return ((uint64_t)left << 32) | right;
 }
 
-static uint64_t next_id(struct dj_store *s)
+static uint64_t next_id(struct tn_store *s)
 {
 	uint64_t id;
 
@@ -158,11 +158,11 @@ static uint64_t next_id(struct dj_store *s)
 
 /* ---- create/destroy ---- */
 
-int dj_store_create(const struct dj_store_config *config, struct dj_store **out)
+int tn_store_create(const struct tn_store_config *config, struct tn_store **out)
 {
-	const struct dj_store_backend *b = config && config->backend ? config->backend
+	const struct tn_store_backend *b = config && config->backend ? config->backend
 								      : &host_backend;
-	struct dj_store *s;
+	struct tn_store *s;
 
 	if (out == NULL || !b->alloc || !b->free || !b->upload || !b->download)
 		return -EINVAL;
@@ -173,8 +173,8 @@ int dj_store_create(const struct dj_store_config *config, struct dj_store **out)
 		free(s);
 		return errno ? -errno : -EIO;
 	}
-	if (id_map_init(&s->handles, 1024) != 0 || id_map_init(&s->sessions, 64) != 0) {
-		id_map_fini(&s->handles);
+	if (tn_id_map_init(&s->handles, 1024) != 0 || tn_id_map_init(&s->sessions, 64) != 0) {
+		tn_id_map_fini(&s->handles);
 		free(s);
 		return -ENOMEM;
 	}
@@ -191,39 +191,39 @@ int dj_store_create(const struct dj_store_config *config, struct dj_store **out)
 	return 0;
 }
 
-static void destroy_tensor(struct dj_store *s, struct dj_store_ref *t)
+static void destroy_tensor(struct tn_store *s, struct tn_store_ref *t)
 {
 	if (t->data != NULL)
 		s->backend->free(s->backend->ctx, t->data);
 	free(t);
 }
 
-void dj_store_destroy(struct dj_store *s)
+void tn_store_destroy(struct tn_store *s)
 {
 	struct id_node *node;
 
 	if (s == NULL)
 		return;
-	while ((node = id_map_pop(&s->handles)) != NULL)
-		destroy_tensor(s, (struct dj_store_ref *)node);
-	while ((node = id_map_pop(&s->sessions)) != NULL)
+	while ((node = tn_id_map_pop(&s->handles)) != NULL)
+		destroy_tensor(s, (struct tn_store_ref *)node);
+	while ((node = tn_id_map_pop(&s->sessions)) != NULL)
 		free(node);
-	id_map_fini(&s->handles);
-	id_map_fini(&s->sessions);
+	tn_id_map_fini(&s->handles);
+	tn_id_map_fini(&s->sessions);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
 /* ---- sessions ---- */
 
-static struct session *find_session(struct dj_store *s, uint64_t id)
+static struct session *find_session(struct tn_store *s, uint64_t id)
 {
-	struct id_node *node = id_map_find(&s->sessions, id);
+	struct id_node *node = tn_id_map_find(&s->sessions, id);
 
 	return (struct session *)node; /* node is the first member */
 }
 
-int dj_store_session_open(struct dj_store *s, uint64_t limit, uint64_t *id)
+int tn_store_session_open(struct tn_store *s, uint64_t limit, uint64_t *id)
 {
 	struct session *sess = calloc(1, sizeof(*sess));
 
@@ -233,18 +233,18 @@ int dj_store_session_open(struct dj_store *s, uint64_t limit, uint64_t *id)
 	sess->node.id = next_id(s);
 	sess->limit = limit ? limit : s->session_limit;
 	sess->open = 1;
-	id_map_insert(&s->sessions, &sess->node);
+	tn_id_map_insert(&s->sessions, &sess->node);
 	*id = sess->node.id;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
 /* Unlink a live tensor from its handle and session list (lock held). */
-static void unlink_tensor(struct dj_store *s, struct dj_store_ref *t)
+static void unlink_tensor(struct tn_store *s, struct tn_store_ref *t)
 {
 	struct session *sess = t->owner;
 
-	id_map_remove(&s->handles, t->node.id);
+	tn_id_map_remove(&s->handles, t->node.id);
 	if (t->prev)
 		t->prev->next = t->next;
 	else
@@ -260,7 +260,7 @@ static void unlink_tensor(struct dj_store *s, struct dj_store_ref *t)
  * tensor is returned for destroy_tensor() outside the lock; a closed
  * session goes with its last tensor.
  */
-static struct dj_store_ref *put_ref(struct dj_store *s, struct dj_store_ref *t)
+static struct tn_store_ref *put_ref(struct tn_store *s, struct tn_store_ref *t)
 {
 	if (--t->refs > 0)
 		return NULL;
@@ -273,9 +273,9 @@ static struct dj_store_ref *put_ref(struct dj_store *s, struct dj_store_ref *t)
 	return t;
 }
 
-int dj_store_session_close(struct dj_store *s, uint64_t id)
+int tn_store_session_close(struct tn_store *s, uint64_t id)
 {
-	struct dj_store_ref *dead = NULL;
+	struct tn_store_ref *dead = NULL;
 
 	pthread_mutex_lock(&s->lock);
 	struct session *sess = find_session(s, id);
@@ -284,12 +284,12 @@ int dj_store_session_close(struct dj_store *s, uint64_t id)
 		pthread_mutex_unlock(&s->lock);
 		return -DJ_EHANDLE;
 	}
-	id_map_remove(&s->sessions, id);
+	tn_id_map_remove(&s->sessions, id);
 	sess->open = 0;
 	/* Keep the session alive while we walk its list. */
 	sess->charged++;
 	while (sess->tensors != NULL) {
-		struct dj_store_ref *t = sess->tensors;
+		struct tn_store_ref *t = sess->tensors;
 
 		unlink_tensor(s, t);
 		if (put_ref(s, t) != NULL) {
@@ -301,7 +301,7 @@ int dj_store_session_close(struct dj_store *s, uint64_t id)
 		free(sess);
 	pthread_mutex_unlock(&s->lock);
 	while (dead != NULL) {
-		struct dj_store_ref *next = dead->next;
+		struct tn_store_ref *next = dead->next;
 
 		destroy_tensor(s, dead);
 		dead = next;
@@ -311,7 +311,7 @@ int dj_store_session_close(struct dj_store *s, uint64_t id)
 
 /* ---- tensors ---- */
 
-static int charge(struct dj_store *s, struct session *sess, size_t bytes)
+static int charge(struct tn_store *s, struct session *sess, size_t bytes)
 {
 	int over = (sess->limit && sess->bytes + bytes > sess->limit) ||
 		   (s->total_limit && s->bytes + bytes > s->total_limit) ||
@@ -332,7 +332,7 @@ static int charge(struct dj_store *s, struct session *sess, size_t bytes)
 }
 
 /* Undo charge() for an allocation that failed after it (lock held). */
-static void uncharge(struct dj_store *s, struct session *sess, size_t bytes)
+static void uncharge(struct tn_store *s, struct session *sess, size_t bytes)
 {
 	sess->bytes -= bytes;
 	s->bytes -= bytes;
@@ -341,7 +341,7 @@ static void uncharge(struct dj_store *s, struct session *sess, size_t bytes)
 		free(sess);
 }
 
-static void publish(struct dj_store *s, struct session *sess, struct dj_store_ref *t,
+static void publish(struct tn_store *s, struct session *sess, struct tn_store_ref *t,
 		    uint64_t *handle)
 {
 	t->node.id = next_id(s);
@@ -352,18 +352,18 @@ static void publish(struct dj_store *s, struct session *sess, struct dj_store_re
 	if (sess->tensors)
 		sess->tensors->prev = t;
 	sess->tensors = t;
-	id_map_insert(&s->handles, &t->node);
+	tn_id_map_insert(&s->handles, &t->node);
 	*handle = t->node.id;
 }
 
-int dj_store_alloc(struct dj_store *s, uint64_t session, const struct dj_tensor_desc *desc,
+int tn_store_alloc(struct tn_store *s, uint64_t session, const struct dj_tensor_desc *desc,
 		   uint64_t *handle)
 {
 	int rc = dj_tensor_desc_check(desc);
 
 	if (rc != 0)
 		return rc;
-	struct dj_store_ref *t = calloc(1, sizeof(*t));
+	struct tn_store_ref *t = calloc(1, sizeof(*t));
 
 	if (t == NULL)
 		return -ENOMEM;
@@ -395,18 +395,18 @@ int dj_store_alloc(struct dj_store *s, uint64_t session, const struct dj_tensor_
 }
 
 /* A live tensor of this session, or NULL (lock held). */
-static struct dj_store_ref *find_tensor(struct dj_store *s, uint64_t session, uint64_t handle)
+static struct tn_store_ref *find_tensor(struct tn_store *s, uint64_t session, uint64_t handle)
 {
-	struct dj_store_ref *t = (struct dj_store_ref *)id_map_find(&s->handles, handle);
+	struct tn_store_ref *t = (struct tn_store_ref *)tn_id_map_find(&s->handles, handle);
 
 	return t != NULL && t->owner->node.id == session ? t : NULL;
 }
 
-int dj_store_acquire(struct dj_store *s, uint64_t session, uint64_t handle,
-		     struct dj_store_ref **ref, struct dj_tensor *view)
+int tn_store_acquire(struct tn_store *s, uint64_t session, uint64_t handle,
+		     struct tn_store_ref **ref, struct dj_tensor *view)
 {
 	pthread_mutex_lock(&s->lock);
-	struct dj_store_ref *t = find_tensor(s, session, handle);
+	struct tn_store_ref *t = find_tensor(s, session, handle);
 
 	if (t != NULL)
 		t->refs++;
@@ -422,19 +422,19 @@ int dj_store_acquire(struct dj_store *s, uint64_t session, uint64_t handle,
 	return 0;
 }
 
-void dj_store_release(struct dj_store *s, struct dj_store_ref *ref)
+void tn_store_release(struct tn_store *s, struct tn_store_ref *ref)
 {
 	if (ref == NULL)
 		return;
 	pthread_mutex_lock(&s->lock);
-	struct dj_store_ref *dead = put_ref(s, ref);
+	struct tn_store_ref *dead = put_ref(s, ref);
 
 	pthread_mutex_unlock(&s->lock);
 	if (dead != NULL)
 		destroy_tensor(s, dead);
 }
 
-int dj_store_put(struct dj_store *s, uint64_t session, const struct dj_tensor *host,
+int tn_store_put(struct tn_store *s, uint64_t session, const struct dj_tensor *host,
 		 uint64_t *handle)
 {
 	uint64_t h;
@@ -443,23 +443,23 @@ int dj_store_put(struct dj_store *s, uint64_t session, const struct dj_tensor *h
 	if (host == NULL || (host->data == NULL && dj_tensor_desc_check(&host->desc) == 0 &&
 			     dj_tensor_nbytes(&host->desc) > 0))
 		return -EINVAL;
-	rc = dj_store_alloc(s, session, &host->desc, &h);
+	rc = tn_store_alloc(s, session, &host->desc, &h);
 	if (rc != 0)
 		return rc;
-	rc = dj_store_write(s, session, h, 0, host->data, dj_tensor_nbytes(&host->desc));
+	rc = tn_store_write(s, session, h, 0, host->data, dj_tensor_nbytes(&host->desc));
 	if (rc == 0)
 		*handle = h;
 	else
-		dj_store_free(s, session, h);
+		tn_store_free(s, session, h);
 	return rc;
 }
 
-int dj_store_write(struct dj_store *s, uint64_t session, uint64_t handle, size_t offset,
+int tn_store_write(struct tn_store *s, uint64_t session, uint64_t handle, size_t offset,
 		   const void *src, size_t len)
 {
-	struct dj_store_ref *ref;
+	struct tn_store_ref *ref;
 	struct dj_tensor view;
-	int rc = dj_store_acquire(s, session, handle, &ref, &view);
+	int rc = tn_store_acquire(s, session, handle, &ref, &view);
 
 	if (rc != 0)
 		return rc;
@@ -467,16 +467,16 @@ int dj_store_write(struct dj_store *s, uint64_t session, uint64_t handle, size_t
 		rc = -ERANGE;
 	else if (len > 0)
 		rc = s->backend->upload(s->backend->ctx, (char *)view.data + offset, src, len);
-	dj_store_release(s, ref);
+	tn_store_release(s, ref);
 	return rc;
 }
 
-int dj_store_read(struct dj_store *s, uint64_t session, uint64_t handle, void *dst, size_t len,
+int tn_store_read(struct tn_store *s, uint64_t session, uint64_t handle, void *dst, size_t len,
 		  struct dj_tensor_desc *desc)
 {
-	struct dj_store_ref *ref;
+	struct tn_store_ref *ref;
 	struct dj_tensor view;
-	int rc = dj_store_acquire(s, session, handle, &ref, &view);
+	int rc = tn_store_acquire(s, session, handle, &ref, &view);
 
 	if (rc != 0)
 		return rc;
@@ -486,15 +486,15 @@ int dj_store_read(struct dj_store *s, uint64_t session, uint64_t handle, void *d
 		rc = s->backend->download(s->backend->ctx, dst, view.data, ref->bytes);
 	if (rc == 0 && desc != NULL)
 		*desc = view.desc;
-	dj_store_release(s, ref);
+	tn_store_release(s, ref);
 	return rc;
 }
 
-int dj_store_describe(struct dj_store *s, uint64_t session, uint64_t handle,
+int tn_store_describe(struct tn_store *s, uint64_t session, uint64_t handle,
 		      struct dj_tensor_desc *desc)
 {
 	pthread_mutex_lock(&s->lock);
-	struct dj_store_ref *t = find_tensor(s, session, handle);
+	struct tn_store_ref *t = find_tensor(s, session, handle);
 
 	if (t != NULL)
 		*desc = t->desc;
@@ -502,12 +502,12 @@ int dj_store_describe(struct dj_store *s, uint64_t session, uint64_t handle,
 	return t != NULL ? 0 : -DJ_EHANDLE;
 }
 
-int dj_store_free(struct dj_store *s, uint64_t session, uint64_t handle)
+int tn_store_free(struct tn_store *s, uint64_t session, uint64_t handle)
 {
-	struct dj_store_ref *dead = NULL;
+	struct tn_store_ref *dead = NULL;
 
 	pthread_mutex_lock(&s->lock);
-	struct dj_store_ref *t = find_tensor(s, session, handle);
+	struct tn_store_ref *t = find_tensor(s, session, handle);
 
 	if (t != NULL) {
 		unlink_tensor(s, t);
@@ -519,23 +519,23 @@ int dj_store_free(struct dj_store *s, uint64_t session, uint64_t handle)
 	return t != NULL ? 0 : -DJ_EHANDLE;
 }
 
-int dj_store_session_usage(struct dj_store *s, uint64_t session, struct dj_store_usage *u)
+int tn_store_session_usage(struct tn_store *s, uint64_t session, struct tn_store_usage *u)
 {
 	pthread_mutex_lock(&s->lock);
 	struct session *sess = find_session(s, session);
 
 	if (sess != NULL)
-		*u = (struct dj_store_usage){.bytes = sess->bytes, .peak_bytes = sess->peak,
+		*u = (struct tn_store_usage){.bytes = sess->bytes, .peak_bytes = sess->peak,
 					     .limit = sess->limit, .tensors = sess->live_tensors,
 					     .sessions = 1, .refused = sess->refused};
 	pthread_mutex_unlock(&s->lock);
 	return sess != NULL ? 0 : -DJ_EHANDLE;
 }
 
-void dj_store_usage(struct dj_store *s, struct dj_store_usage *u)
+void tn_store_usage(struct tn_store *s, struct tn_store_usage *u)
 {
 	pthread_mutex_lock(&s->lock);
-	*u = (struct dj_store_usage){.bytes = s->bytes, .peak_bytes = s->peak,
+	*u = (struct tn_store_usage){.bytes = s->bytes, .peak_bytes = s->peak,
 				     .limit = s->total_limit, .tensors = s->handles.count,
 				     .sessions = s->sessions.count, .refused = s->refused};
 	pthread_mutex_unlock(&s->lock);

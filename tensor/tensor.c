@@ -8,6 +8,7 @@
 
 #include "djinn/common.h"
 #include "djinn/tensor.h"
+#include "tensor/ops.h"
 #include "tensor_internal.h"
 
 static const struct {
@@ -128,7 +129,7 @@ void dj_tensor_strides(const struct dj_tensor_desc *desc, int64_t strides[DJ_MAX
 	}
 }
 
-int dj_broadcast_shape(const struct dj_tensor_desc *a, const struct dj_tensor_desc *b,
+int tn_broadcast_shape(const struct dj_tensor_desc *a, const struct dj_tensor_desc *b,
 		       struct dj_tensor_desc *out)
 {
 	int ndim = a->ndim > b->ndim ? a->ndim : b->ndim;
@@ -147,7 +148,7 @@ int dj_broadcast_shape(const struct dj_tensor_desc *a, const struct dj_tensor_de
 	return 0;
 }
 
-void dj_broadcast_strides(const struct dj_tensor_desc *in, const struct dj_tensor_desc *out,
+void tn_broadcast_strides(const struct dj_tensor_desc *in, const struct dj_tensor_desc *out,
 			  int64_t strides[DJ_MAX_DIMS])
 {
 	int64_t own[DJ_MAX_DIMS];

@@ -25,7 +25,8 @@
 #include <sys/socket.h>
 
 #include "djinn/common.h"
-#include "djinn/control.h"
+#include "common/djc.h"
+#include "controlplane/ctl.h"
 #include "djinn/djinn.h"
 #include "mem_backend.h"
 
@@ -136,12 +137,12 @@ static double plain_tcp(const struct bench_opts *o, int reverse)
 	memset(buf, 3, o->size);
 	for (int i = 0; i < o->iters + 1; i++) { /* the first one warms up */
 		if (i == 1)
-			t0 = dj_time_ns();
+			t0 = djc_time_ns();
 		if (reverse ? full_io(fd, &ack, 1, 1) || full_io(fd, buf, o->size, 0) :
 			      full_io(fd, buf, o->size, 1) || full_io(fd, &ack, 1, 0))
 			break;
 	}
-	ns = dj_time_ns() - t0;
+	ns = djc_time_ns() - t0;
 	plain_close(&pp, th, fd);
 	free(buf);
 	return gbps(o->size, o->iters, ns);
@@ -158,11 +159,11 @@ static double plain_ping_us(int n)
 	int fd = plain_open(&pp, &th);
 
 	for (int i = 0; i < n; i++) {
-		uint64_t t0 = dj_time_ns();
+		uint64_t t0 = djc_time_ns();
 
 		if (full_io(fd, &b, 1, 1) || full_io(fd, &b, 1, 0))
 			break;
-		rtt[i] = (double)(dj_time_ns() - t0) / 1e3;
+		rtt[i] = (double)(djc_time_ns() - t0) / 1e3;
 	}
 	plain_close(&pp, th, fd);
 	return median(rtt, n);
@@ -172,7 +173,7 @@ static double plain_ping_us(int n)
 
 struct djinn_side {
 	struct mem_backend *mb;
-	struct dj_ctl_server *srv;
+	struct ctl_server *srv;
 	struct dj_client *cl;
 	struct dj_conn *conn;
 	struct dj_tensor t;
@@ -182,12 +183,12 @@ struct djinn_side {
 static int djinn_up(const struct bench_opts *o, struct djinn_side *d)
 {
 	struct mem_backend_options mbo = {.chunked = o->chunked};
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	struct dj_client_options co;
 	int rc;
 
 	memset(d, 0, sizeof(*d));
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	dj_client_options_init(&co);
 	co.path = DJ_PATH_TCP;
 	d->t = (struct dj_tensor){.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1,
@@ -195,10 +196,10 @@ static int djinn_up(const struct bench_opts *o, struct djinn_side *d)
 				  .data = malloc(o->size), .mem = DJ_MEM_HOST};
 	rc = d->t.data != NULL ? mem_backend_create(&mbo, &d->mb) : -ENOMEM;
 	if (rc == 0)
-		rc = dj_ctl_server_create(&cfg, mem_backend_ops(), d->mb, &d->srv);
+		rc = ctl_server_create(&cfg, mem_backend_ops(), d->mb, &d->srv);
 	if (rc == 0)
-		rc = dj_ctl_server_start(d->srv);
-	co.port = rc == 0 ? dj_ctl_server_port(d->srv) : 0;
+		rc = ctl_server_start(d->srv);
+	co.port = rc == 0 ? ctl_server_port(d->srv) : 0;
 	if (rc == 0)
 		rc = dj_client_create(&co, &d->cl);
 	if (rc == 0)
@@ -215,7 +216,7 @@ static void djinn_down(struct djinn_side *d)
 	if (d->conn != NULL)
 		dj_conn_close(d->conn);
 	dj_client_destroy(d->cl);
-	dj_ctl_server_destroy(d->srv);
+	ctl_server_destroy(d->srv);
 	mem_backend_destroy(d->mb);
 	free(d->t.data);
 }
@@ -225,7 +226,7 @@ enum djinn_op { OP_PUT, OP_GET, OP_PUT_NEW };
 static int djinn_run(const struct bench_opts *o, struct djinn_side *d, enum djinn_op op,
 		     double *out)
 {
-	uint64_t t0 = dj_time_ns(), nh;
+	uint64_t t0 = djc_time_ns(), nh;
 	int rc = 0;
 
 	for (int i = 0; i < o->iters && rc == 0; i++) {
@@ -240,7 +241,7 @@ static int djinn_run(const struct bench_opts *o, struct djinn_side *d, enum djin
 				rc = dj_free(d->conn, nh);
 		}
 	}
-	*out = gbps(o->size, o->iters, dj_time_ns() - t0);
+	*out = gbps(o->size, o->iters, djc_time_ns() - t0);
 	if (rc != 0)
 		fprintf(stderr, "bench-fallback: %s\n", dj_strerror(rc));
 	return rc;
@@ -295,7 +296,7 @@ static int small_requests(struct djinn_side *d, struct result *r)
 		r->ping_us_median = median(rtt, PINGS);
 		r->ping_us_p99 = rtt[PINGS * 99 / 100];
 	}
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	for (int i = 0; i < EXECS + RATE_WINDOW && rc == 0; i++) {
 		int k = i % RATE_WINDOW;
 
@@ -309,7 +310,7 @@ static int small_requests(struct djinn_side *d, struct result *r)
 		if (rc == 0 && i < EXECS)
 			rc = dj_execute_async(d->conn, "scale", &h, 1, NULL, NULL, NULL, &exec[k]);
 	}
-	r->exec_per_s = (double)EXECS * 1e9 / (double)(dj_time_ns() - t0);
+	r->exec_per_s = (double)EXECS * 1e9 / (double)(djc_time_ns() - t0);
 	for (int k = 0; k < RATE_WINDOW; k++) {
 		settle(&exec[k], NULL);
 		settle(&frees[k], NULL);

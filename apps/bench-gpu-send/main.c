@@ -8,7 +8,7 @@
  * Two engines of this process joined by a net_ring pair; one sends a
  * tensor from GPU memory (host memory with --host or without a GPU), the
  * other receives it into host memory, which is compared byte for byte.
- * Per mode and repetition: the time from dj_dataplane_send() to the first
+ * Per mode and repetition: the time from dp_engine_send() to the first
  * fragment at the receiver (a watcher thread polls the receiving lcore's
  * counters) and to the send's return (every byte acknowledged).
  *
@@ -34,9 +34,10 @@
 #include <rte_ring.h>
 
 #include "djinn/common.h"
-#include "djinn/dataplane.h"
-#include "djinn/eal.h"
-#include "djinn/gpu.h"
+#include "common/djc.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/eal.h"
+#include "gpu/gpu.h"
 #include "bench_gpu.h"
 
 #define COOKIE 0x62656e6368000001ull
@@ -77,20 +78,20 @@ struct bench {
 	const struct opts *o;
 	int16_t dev;
 	char device[160];
-	struct dj_gpu_pool *pool;
+	struct djg_pool *pool;
 	void *src;             /* the tensor, device memory */
 	uint8_t *want, *got;
-	struct dj_gpu_dp_placer *placer;
-	struct dj_dataplane_placer ops[MODE_COUNT];
+	struct djg_dp_placer *placer;
+	struct dp_engine_placer ops[MODE_COUNT];
 	uint32_t next_id;
 };
 
 /* Watches the receiving lcore for the first packet of a send. */
 struct watch {
-	struct dj_dataplane *rx;
+	struct dp_engine *rx;
 	uint64_t before;
 	atomic_int go, stop;
-	uint64_t t_first;     /* dj_time_ns() of the first packet, 0: none */
+	uint64_t t_first;     /* djc_time_ns() of the first packet, 0: none */
 };
 
 static void usage(const char *prog)
@@ -129,7 +130,7 @@ static int parse_option(int c, const char *arg, struct opts *o)
 		break;
 	case 'S':
 		o->slots = (uint32_t)atoi(arg);
-		rc = o->slots >= 1 && o->slots <= DJ_DATAPLANE_STAGE_MAX_SLOTS ? 0 : -EINVAL;
+		rc = o->slots >= 1 && o->slots <= DP_STAGE_MAX_SLOTS ? 0 : -EINVAL;
 		break;
 	case 'c': rc = parse_size(arg, &v); o->chunk = (uint32_t)v; break;
 	case 'j': o->json = arg; break;
@@ -184,9 +185,9 @@ static int ring_pair(uint16_t *a, uint16_t *b)
 }
 
 static int engine_create(const struct opts *o, uint16_t port, uint32_t ip,
-			 const struct dj_dataplane_placer *placer, struct dj_dataplane **dp)
+			 const struct dp_engine_placer *placer, struct dp_engine **dp)
 {
-	struct dj_dataplane_config cfg = {0};
+	struct dp_engine_config cfg = {0};
 
 	cfg.port.port_id = port;
 	cfg.port.frame_size = FRAME;
@@ -194,7 +195,7 @@ static int engine_create(const struct opts *o, uint16_t port, uint32_t ip,
 	cfg.placer = placer;
 	cfg.stage_slots = o->slots;
 	cfg.stage_chunk = o->chunk;
-	return dj_dataplane_create(&cfg, dp);
+	return dp_engine_create(&cfg, dp);
 }
 
 static void *watch_main(void *arg)
@@ -202,13 +203,13 @@ static void *watch_main(void *arg)
 	struct watch *w = arg;
 
 	while (!atomic_load(&w->stop)) {
-		struct dj_dataplane_stats st;
+		struct dp_engine_stats st;
 
 		if (!atomic_load(&w->go))
 			continue;
-		dj_dataplane_lcore_stats(w->rx, 0, &st);
+		dp_engine_lcore_stats(w->rx, 0, &st);
 		if (w->t_first == 0 && st.rx_packets != w->before)
-			w->t_first = dj_time_ns();
+			w->t_first = djc_time_ns();
 	}
 	return NULL;
 }
@@ -216,10 +217,10 @@ static void *watch_main(void *arg)
 /* One send of the tensor in mode m over a fresh engine pair. */
 static int run_once(struct bench *b, enum mode m, struct run *r, uint64_t *stage_bytes)
 {
-	struct dj_dataplane *rx = NULL, *tx = NULL;
-	struct dj_dataplane_stage_stats sst;
-	struct dj_dp_endpoint erx, etx;
-	struct dj_dataplane_stats st;
+	struct dp_engine *rx = NULL, *tx = NULL;
+	struct dp_engine_stage_stats sst;
+	struct dp_endpoint erx, etx;
+	struct dp_engine_stats st;
 	struct watch w = {0};
 	pthread_t thread;
 	uint32_t id = b->next_id++;
@@ -234,38 +235,38 @@ static int run_once(struct bench *b, enum mode m, struct run *r, uint64_t *stage
 		rc = engine_create(b->o, pb, IP_TX, &b->ops[m], &tx);
 	if (rc != 0)
 		goto out;
-	dj_dataplane_endpoint(rx, &erx);
-	dj_dataplane_endpoint(tx, &etx);
-	rc = dj_dataplane_session_open(rx, 1, COOKIE, &etx);
+	dp_engine_endpoint(rx, &erx);
+	dp_engine_endpoint(tx, &etx);
+	rc = dp_engine_session_open(rx, 1, COOKIE, &etx);
 	if (rc == 0)
-		rc = dj_dataplane_session_open(tx, 1, COOKIE, &erx);
+		rc = dp_engine_session_open(tx, 1, COOKIE, &erx);
 	if (rc == 0)
-		rc = dj_dataplane_expect(rx, COOKIE, id, b->got, b->o->size, DJ_MEM_HOST);
+		rc = dp_engine_expect(rx, COOKIE, id, b->got, b->o->size, DJ_MEM_HOST);
 	if (rc != 0)
 		goto out;
 	memset(b->got, 0, b->o->size);
-	dj_dataplane_lcore_stats(rx, 0, &st);
+	dp_engine_lcore_stats(rx, 0, &st);
 	w.rx = rx;
 	w.before = st.rx_packets;
 	pthread_create(&thread, NULL, watch_main, &w);
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	atomic_store(&w.go, 1);
-	rc = dj_dataplane_send(tx, COOKIE, id, b->src, b->o->size, DJ_MEM_GPU, TIMEOUT_MS);
-	t1 = dj_time_ns();
+	rc = dp_engine_send(tx, COOKIE, id, b->src, b->o->size, DJ_MEM_GPU, TIMEOUT_MS);
+	t1 = djc_time_ns();
 	atomic_store(&w.stop, 1);
 	pthread_join(thread, NULL);
 	if (rc == 0)
-		rc = dj_dataplane_wait(rx, COOKIE, id, TIMEOUT_MS);
+		rc = dp_engine_wait(rx, COOKIE, id, TIMEOUT_MS);
 	r->ok = rc == 0 && memcmp(b->got, b->want, b->o->size) == 0;
 	r->total_ms = (double)(t1 - t0) / 1e6;
 	r->first_ms = w.t_first ? (double)(w.t_first - t0) / 1e6 : -1;
-	dj_dataplane_stage_stats(tx, &sst);
+	dp_engine_stage_stats(tx, &sst);
 	*stage_bytes = m == MODE_STAGED ? sst.max_stage_bytes : b->o->size;
 out:
 	if (rc != 0)
 		fprintf(stderr, "bench-gpu-send: %s: %s\n", mode_names[m], dj_strerror(rc));
-	dj_dataplane_destroy(tx);
-	dj_dataplane_destroy(rx);
+	dp_engine_destroy(tx);
+	dp_engine_destroy(rx);
 	return rc;
 }
 
@@ -326,16 +327,16 @@ static void report(const struct bench *b, const struct result *res, int n)
 
 static int16_t choose_device(const struct opts *o, char *name, size_t len)
 {
-	struct dj_gpu_info info;
-	int dev = o->force_host ? -DJ_ENOGPU : dj_gpu_find(o->gpu);
+	struct djg_info info;
+	int dev = o->force_host ? -DJ_ENOGPU : djg_find(o->gpu);
 
 	if (dev < 0) {
 		snprintf(name, len, "host memory (%s)", o->force_host ? "--host" : dj_strerror(dev));
-		return DJ_GPU_HOST;
+		return DJG_HOST;
 	}
 	snprintf(name, len, "GPU %d", dev);
-	for (int i = 0; i < dj_gpu_count(); i++)
-		if (dj_gpu_info_get(i, &info) == 0 && info.dev_id == dev)
+	for (int i = 0; i < djg_count(); i++)
+		if (djg_info_get(i, &info) == 0 && info.dev_id == dev)
 			snprintf(name, len, "%s (%s)", info.name, info.pci_addr);
 	return (int16_t)dev;
 }
@@ -344,7 +345,7 @@ static int16_t choose_device(const struct opts *o, char *name, size_t len)
  * the placer whose callbacks each mode uses. */
 static int bench_setup(struct bench *b)
 {
-	struct dj_gpu_dp_placer_conf pc = {.dev_id = b->dev, .mode = DJ_GPU_GATHER_LAUNCH};
+	struct djg_dp_placer_conf pc = {.dev_id = b->dev, .mode = DJG_GATHER_LAUNCH};
 	size_t len = b->o->size;
 	int rc;
 
@@ -353,16 +354,16 @@ static int bench_setup(struct bench *b)
 	if (b->want == NULL || b->got == NULL)
 		return -ENOMEM;
 	fill_pattern(b->want, len, 1);
-	rc = dj_gpu_pool_create(b->dev, len + DJ_GPU_PAGE_SIZE, &b->pool);
+	rc = djg_pool_create(b->dev, len + DJG_PAGE_SIZE, &b->pool);
 	if (rc == 0)
-		rc = dj_gpu_pool_alloc(b->pool, len, &b->src);
+		rc = djg_pool_alloc(b->pool, len, &b->src);
 	if (rc == 0)
-		rc = dj_gpu_pool_copy_in(b->pool, b->src, b->want, len);
+		rc = djg_pool_copy_in(b->pool, b->src, b->want, len);
 	if (rc == 0)
-		rc = dj_gpu_dp_placer_create(&pc, &b->placer);
+		rc = djg_dp_placer_create(&pc, &b->placer);
 	if (rc != 0)
 		return rc;
-	b->ops[MODE_STAGED] = *dj_gpu_dp_placer_ops(b->placer);
+	b->ops[MODE_STAGED] = *djg_dp_placer_ops(b->placer);
 	b->ops[MODE_WHOLE] = b->ops[MODE_STAGED];
 	b->ops[MODE_WHOLE].stage_get = NULL; /* the engine falls back to copy_out */
 	return 0;
@@ -370,10 +371,10 @@ static int bench_setup(struct bench *b)
 
 static void bench_teardown(struct bench *b)
 {
-	dj_gpu_dp_placer_destroy(b->placer);
+	djg_dp_placer_destroy(b->placer);
 	if (b->pool != NULL && b->src != NULL)
-		dj_gpu_pool_free(b->pool, b->src);
-	dj_gpu_pool_destroy(b->pool);
+		djg_pool_free(b->pool, b->src);
+	djg_pool_destroy(b->pool);
 	free(b->want);
 	free(b->got);
 }
@@ -391,14 +392,14 @@ int main(int argc, char **argv)
 			usage(argv[0]);
 			return 0;
 		}
-	rc = dj_eal_init(argc, argv, NULL, &app_argc, &app_argv);
+	rc = dp_eal_init(argc, argv, NULL, &app_argc, &app_argv);
 	if (rc != 0) {
 		fprintf(stderr, "bench-gpu-send: cannot start EAL: %s\n", dj_strerror(rc));
 		return 1;
 	}
 	if (parse_options(app_argc, app_argv, &o) != 0) {
 		usage(argv[0]);
-		dj_eal_cleanup();
+		dp_eal_cleanup();
 		return 2;
 	}
 	b.dev = choose_device(&o, b.device, sizeof(b.device));
@@ -419,6 +420,6 @@ int main(int argc, char **argv)
 	if (n != 0)
 		report(&b, res, n);
 	bench_teardown(&b);
-	dj_eal_cleanup();
+	dp_eal_cleanup();
 	return failed ? 1 : 0;
 }

@@ -27,15 +27,16 @@
 #include <rte_mempool.h>
 
 #include "djinn/common.h"
-#include "djinn/eal.h"
+#include "common/djc.h"
+#include "dataplane/eal.h"
 #include "bench_gpu.h"
 
 #ifdef DJ_HAVE_CUDA
 #include <cuda_runtime.h>
 
-#include "djinn/wire.h"
+#include "dataplane/proto/wire.h"
 
-#define MBUF_PAYLOAD_OFF (RTE_PKTMBUF_HEADROOM + DJ_WIRE_FULL_HDR_LEN)
+#define MBUF_PAYLOAD_OFF (RTE_PKTMBUF_HEADROOM + DP_WIRE_FULL_HDR_LEN)
 #define GPU_LINE 128
 #define LINED_PAYLOAD_OFF RTE_ALIGN_CEIL(MBUF_PAYLOAD_OFF, GPU_LINE)
 
@@ -57,48 +58,48 @@ static double memcpy_best(void *dest, const void *src, size_t bytes, int reps)
 	double best = 1e30;
 
 	for (int r = 0; r <= reps; r++) { /* the first run warms up */
-		uint64_t t0 = dj_time_ns();
+		uint64_t t0 = djc_time_ns();
 
 		if (cudaMemcpy(dest, src, bytes, cudaMemcpyHostToDevice) != cudaSuccess)
 			return -1;
 		if (r > 0)
-			best = RTE_MIN(best, (dj_time_ns() - t0) / 1e9);
+			best = RTE_MIN(best, (djc_time_ns() - t0) / 1e9);
 	}
 	return best;
 }
 
-static int gather_once(struct dj_gpu_rx_sink *sink, const struct dj_gpu_copy *copies,
+static int gather_once(struct djg_rx_sink *sink, const struct djg_copy *copies,
 		       size_t n, uint16_t burst)
 {
 	for (size_t i = 0; i < n; i += burst) {
 		uint16_t k = RTE_MIN((size_t)burst, n - i);
 		int rc;
 
-		while ((rc = dj_gpu_rx_sink_submit(sink, copies + i, k, NULL, 0)) == -EAGAIN)
+		while ((rc = djg_rx_sink_submit(sink, copies + i, k, NULL, 0)) == -EAGAIN)
 			;
 		if (rc != 0)
 			return rc;
 	}
-	return dj_gpu_rx_sink_drain(sink, 30ull * 1000000000ull);
+	return djg_rx_sink_drain(sink, 30ull * 1000000000ull);
 }
 
-static double gather_best(const struct bench_opts *o, struct dj_gpu_rx_sink *sink,
-			  const struct dj_gpu_copy *copies, size_t n)
+static double gather_best(const struct bench_opts *o, struct djg_rx_sink *sink,
+			  const struct djg_copy *copies, size_t n)
 {
 	double best = 1e30;
 
 	for (int r = 0; r <= o->reps; r++) {
-		uint64_t t0 = dj_time_ns();
+		uint64_t t0 = djc_time_ns();
 
 		if (gather_once(sink, copies, n, o->burst) != 0)
 			return -1;
 		if (r > 0)
-			best = RTE_MIN(best, (dj_time_ns() - t0) / 1e9);
+			best = RTE_MIN(best, (djc_time_ns() - t0) / 1e9);
 	}
 	return best;
 }
 
-/* Modes: the sink's two, then one dj_gpu_gather() over the whole list. */
+/* Modes: the sink's two, then one djg_gather_list() over the whole list. */
 #define MODE_ONESHOT 2
 
 static const char *const mode_names[] = {"persistent", "launch", "oneshot"};
@@ -114,37 +115,37 @@ static void describe(const struct layout *l, const struct bench_opts *o, int mod
 }
 
 static double oneshot_best(const struct bench_opts *o, int16_t dev_id, void *dest,
-			   const struct dj_gpu_copy *copies, size_t n)
+			   const struct djg_copy *copies, size_t n)
 {
 	double best = 1e30;
 
 	for (int r = 0; r <= o->reps; r++) {
-		uint64_t t0 = dj_time_ns();
+		uint64_t t0 = djc_time_ns();
 
-		if (dj_gpu_gather(dev_id, dest, o->bench_bytes, copies, n) != 0)
+		if (djg_gather_list(dev_id, dest, o->bench_bytes, copies, n) != 0)
 			return -1;
 		if (r > 0)
-			best = RTE_MIN(best, (dj_time_ns() - t0) / 1e9);
+			best = RTE_MIN(best, (djc_time_ns() - t0) / 1e9);
 	}
 	return best;
 }
 
 static double sink_best(const struct bench_opts *o, int16_t dev_id, int mode, void *dest,
-			const struct dj_gpu_copy *copies, size_t n)
+			const struct djg_copy *copies, size_t n)
 {
-	struct dj_gpu_rx_sink_conf conf = {
+	struct djg_rx_sink_conf conf = {
 		.dev_id = dev_id, .dest = dest, .dest_len = o->bench_bytes,
 		.max_copies = o->burst, .mode = mode, .blocks = o->blocks,
 		.frag_size = o->payload,
 		.release = noop_release,
 	};
-	struct dj_gpu_rx_sink *sink;
+	struct djg_rx_sink *sink;
 	double best;
 
-	if (dj_gpu_rx_sink_create(&conf, &sink) != 0)
+	if (djg_rx_sink_create(&conf, &sink) != 0)
 		return -1;
 	best = gather_best(o, sink, copies, n);
-	dj_gpu_rx_sink_destroy(sink);
+	djg_rx_sink_destroy(sink);
 	return best;
 }
 
@@ -168,7 +169,7 @@ static int bench_layout(const struct bench_opts *o, int16_t dev_id, const struct
 			struct bench_report *rep)
 {
 	size_t bytes = o->bench_bytes, n = (bytes + o->payload - 1) / o->payload;
-	struct dj_gpu_copy *copies = calloc(n, sizeof(*copies));
+	struct djg_copy *copies = calloc(n, sizeof(*copies));
 
 	if (copies == NULL)
 		return -ENOMEM;
@@ -198,16 +199,16 @@ static int bench_layout(const struct bench_opts *o, int16_t dev_id, const struct
 
 /* Stream @bytes of @dev out through the stager into extbuf mbufs of
  * payload size, freed at once (a NIC done sending). With @expect, compare. */
-static int tx_once(const struct bench_opts *o, struct dj_gpu_tx_stager *st,
+static int tx_once(const struct bench_opts *o, struct djg_tx_stager *st,
 		   struct rte_mempool *mp, const void *dev, size_t bytes, const uint8_t *expect)
 {
-	struct dj_gpu_tx_chunk c;
+	struct djg_tx_chunk c;
 	struct rte_mbuf *m[64];
 	int rc, ok = 1;
 
-	rc = dj_gpu_tx_stager_start(st, dev, bytes);
+	rc = djg_tx_stager_start(st, dev, bytes);
 	while (rc == 0 || rc == -EAGAIN) {
-		rc = dj_gpu_tx_stager_next(st, &c);
+		rc = djg_tx_stager_next(st, &c);
 		if (rc != 0)
 			continue;
 		for (uint32_t off = 0; off < c.len;) {
@@ -218,14 +219,14 @@ static int tx_once(const struct bench_opts *o, struct dj_gpu_tx_stager *st,
 			for (unsigned int i = 0; i < n; i++, off += o->payload) {
 				uint16_t len = RTE_MIN(o->payload, c.len - off);
 
-				dj_gpu_tx_chunk_attach(st, &c, m[i], off, len);
+				djg_tx_chunk_attach(st, &c, m[i], off, len);
 				if (expect != NULL)
 					ok &= memcmp(rte_pktmbuf_mtod(m[i], void *),
 						     expect + c.offset + off, len) == 0;
 			}
 			rte_pktmbuf_free_bulk(m, n);
 		}
-		dj_gpu_tx_chunk_put(st, &c);
+		djg_tx_chunk_put(st, &c);
 	}
 	return rc == -ENODATA ? (ok ? 0 : -EIO) : rc;
 }
@@ -233,23 +234,23 @@ static int tx_once(const struct bench_opts *o, struct dj_gpu_tx_stager *st,
 static void bench_tx(const struct bench_opts *o, int16_t dev_id, const void *dev, uint8_t *host,
 		     uint8_t *back, struct bench_report *rep)
 {
-	struct dj_gpu_tx_stager_conf conf = {.dev_id = dev_id, .chunk_size = 1 << 20,
+	struct djg_tx_stager_conf conf = {.dev_id = dev_id, .chunk_size = 1 << 20,
 					     .n_chunks = 4, .socket = SOCKET_ID_ANY};
 	struct rte_mempool *mp = rte_pktmbuf_pool_create("bench_txm", 8191, 256, 0, 0,
 							 SOCKET_ID_ANY);
-	struct dj_gpu_tx_stager *st = NULL;
+	struct djg_tx_stager *st = NULL;
 	struct bench_result *base = report_add(rep, "memcpy D2H"), *res;
 	size_t bytes = o->bench_bytes;
 	double best = 1e30, base_best = 1e30;
 
 	snprintf(base->what, sizeof(base->what), "cudaMemcpy D2H pinned");
 	for (int r = 0; r <= o->reps; r++) {
-		uint64_t t0 = dj_time_ns();
+		uint64_t t0 = djc_time_ns();
 
 		if (cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost) != cudaSuccess)
 			return;
 		if (r > 0)
-			base_best = RTE_MIN(base_best, (dj_time_ns() - t0) / 1e9);
+			base_best = RTE_MIN(base_best, (djc_time_ns() - t0) / 1e9);
 	}
 	base->bytes = bytes;
 	base->seconds = base_best;
@@ -261,20 +262,20 @@ static void bench_tx(const struct bench_opts *o, int16_t dev_id, const void *dev
 	res->bytes = bytes;
 	/* The first pass checks every mbuf's bytes against the D2H copy. */
 	memcpy(back, host, bytes);
-	res->ok = mp != NULL && dj_gpu_tx_stager_create(&conf, &st) == 0 &&
+	res->ok = mp != NULL && djg_tx_stager_create(&conf, &st) == 0 &&
 		  tx_once(o, st, mp, dev, bytes, back) == 0;
 	for (int r = 0; res->ok && r < o->reps; r++) {
-		uint64_t t0 = dj_time_ns();
+		uint64_t t0 = djc_time_ns();
 
 		res->ok = tx_once(o, st, mp, dev, bytes, NULL) == 0;
-		best = RTE_MIN(best, (dj_time_ns() - t0) / 1e9);
+		best = RTE_MIN(best, (djc_time_ns() - t0) / 1e9);
 	}
 	if (res->ok) {
 		res->seconds = best;
 		res->gbytes_s = bytes / best / 1e9;
 		res->ratio = base_best / best;
 	}
-	dj_gpu_tx_stager_destroy(st);
+	djg_tx_stager_destroy(st);
 	rte_mempool_free(mp);
 }
 
@@ -303,22 +304,22 @@ int run_bandwidth(const struct bench_opts *o, int16_t dev_id, struct bench_repor
 	};
 	int eal_mem;
 	uint8_t *host = source_alloc(region, &eal_mem), *back = malloc(bytes);
-	struct dj_gpu_pool *pool = NULL;
+	struct djg_pool *pool = NULL;
 	struct bench_result *base;
 	void *dest = NULL;
 	int first;
-	int rc = host && back ? dj_gpu_pool_create(dev_id, bytes, &pool) : -ENOMEM;
+	int rc = host && back ? djg_pool_create(dev_id, bytes, &pool) : -ENOMEM;
 
 	if (rc == 0)
-		rc = dj_gpu_pool_alloc(pool, bytes, &dest);
+		rc = djg_pool_alloc(pool, bytes, &dest);
 	if (rc == 0) {
 		fill_pattern(host, region, o->seed);
-		rc = dj_gpu_host_register(dev_id, host, region);
+		rc = djg_host_register(dev_id, host, region);
 	}
 	if (rc != 0)
 		goto out;
 	printf("bench-gpu: source %zu MiB in %s memory\n", region >> 20,
-	       eal_mem && dj_eal_has_hugepages() ? "hugepage" : "4 KiB-page");
+	       eal_mem && dp_eal_has_hugepages() ? "hugepage" : "4 KiB-page");
 	base = report_add(rep, "memcpy");
 	snprintf(base->what, sizeof(base->what), "cudaMemcpy H2D pinned");
 	base->bytes = bytes;
@@ -343,11 +344,11 @@ int run_bandwidth(const struct bench_opts *o, int16_t dev_id, struct bench_repor
 			rep->r[i].ratio = base->seconds / rep->r[i].seconds;
 	if (base->ok)
 		bench_tx(o, dev_id, dest, host, back, rep);
-	dj_gpu_host_unregister(dev_id, host);
+	djg_host_unregister(dev_id, host);
 out:
 	if (rc != 0)
 		fprintf(stderr, "bench-gpu: bandwidth: %s\n", dj_strerror(rc));
-	dj_gpu_pool_destroy(pool);
+	djg_pool_destroy(pool);
 	if (eal_mem)
 		rte_free(host);
 	else

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "djinn/gpu.h"
+#include "gpu/gpu.h"
 
 #define MAX_SIZES 8
 #define MAX_RUNS 8
@@ -18,7 +18,7 @@ struct bench_opts {
 	size_t bench_bytes;       /* 0: no bandwidth bench */
 	uint32_t payload;         /* payload bytes per packet / fragment */
 	uint16_t burst;           /* packets per burst */
-	int modes;                /* bit per enum dj_gpu_gather_mode */
+	int modes;                /* bit per enum djg_gather_mode */
 	uint16_t blocks;          /* persistent kernel blocks, 0: default */
 	int reps;
 	unsigned int seed;

@@ -23,8 +23,9 @@
 #include <rte_common.h>
 
 #include "djinn/common.h"
-#include "djinn/eal.h"
-#include "djinn/gpu.h"
+#include "common/djc.h"
+#include "dataplane/eal.h"
+#include "gpu/gpu.h"
 #include "bench_gpu.h"
 
 static void usage(const char *prog)
@@ -37,7 +38,7 @@ static void usage(const char *prog)
 	       "  --payload N       payload bytes per packet (default 1400)\n"
 	       "  --burst N         packets per burst (default 32, at most 256)\n"
 	       "  --mode M          persistent, launch, oneshot or all (default all); oneshot\n"
-	       "                    is one dj_gpu_gather() over the whole list\n"
+	       "                    is one djg_gather_list() over the whole list\n"
 
 	       "  --blocks N        persistent kernel blocks (default: SMs, SMs/2 for\n"
 	       "                    payloads of 4 KiB and more)\n"
@@ -112,7 +113,7 @@ static int parse_option(int c, char *arg, struct bench_opts *o, int *force_host)
 	case 'r': rc = parse_number(arg, 1, MAX_RUNS, &v); o->reps = v; break;
 	case 's': rc = parse_number(arg, 0, UINT32_MAX, &v); o->seed = v; break;
 	case 'j': o->json = arg; break;
-	case 'L': rc = dj_log_level_parse(arg, &level); dj_log_set_level(level); break;
+	case 'L': rc = djc_log_level_parse(arg, &level); dj_log_set_level(level); break;
 	default: rc = -EINVAL;
 	}
 	if (rc != 0 && c != '?')
@@ -170,16 +171,16 @@ static void print_json(FILE *f, const struct bench_report *rep, const struct ben
 
 static int16_t choose_gpu(const struct bench_opts *o, int force_host, struct bench_report *rep)
 {
-	struct dj_gpu_info info;
-	int dev = force_host ? -DJ_ENOGPU : dj_gpu_find(o->gpu);
+	struct djg_info info;
+	int dev = force_host ? -DJ_ENOGPU : djg_find(o->gpu);
 
 	if (dev < 0) {
 		snprintf(rep->device, sizeof(rep->device), "host memory (%s)",
 			 force_host ? "--host" : dj_strerror(dev));
-		return DJ_GPU_HOST;
+		return DJG_HOST;
 	}
-	for (int i = 0; i < dj_gpu_count(); i++)
-		if (dj_gpu_info_get(i, &info) == 0 && info.dev_id == dev)
+	for (int i = 0; i < djg_count(); i++)
+		if (djg_info_get(i, &info) == 0 && info.dev_id == dev)
 			snprintf(rep->device, sizeof(rep->device), "%s (%s, %u SMs)", info.name,
 				 info.pci_addr, info.processors);
 	return dev;
@@ -188,7 +189,7 @@ static int16_t choose_gpu(const struct bench_opts *o, int force_host, struct ben
 int main(int argc, char **argv)
 {
 	static struct bench_report rep;
-	struct dj_eal_options eal_opts = {0};
+	struct dp_eal_options eal_opts = {0};
 	struct bench_opts o = {
 		.verify = {1, 1 << 20, 256 << 20, 1 << 30}, .n_verify = 4,
 		.bench_bytes = 1 << 30, .payload = 1400, .burst = 32, .modes = 7, .reps = 5,
@@ -203,14 +204,14 @@ int main(int argc, char **argv)
 			usage(argv[0]);
 			return 0;
 		}
-	rc = dj_eal_init(argc, argv, &eal_opts, &app_argc, &app_argv);
+	rc = dp_eal_init(argc, argv, &eal_opts, &app_argc, &app_argv);
 	if (rc != 0) {
 		fprintf(stderr, "bench-gpu: cannot start EAL: %s\n", dj_strerror(rc));
 		return 1;
 	}
 	if (parse_options(app_argc, app_argv, &o, &force_host) != 0) {
 		usage(argv[0]);
-		dj_eal_cleanup();
+		dp_eal_cleanup();
 		return 2;
 	}
 	dev = choose_gpu(&o, force_host, &rep);
@@ -218,7 +219,7 @@ int main(int argc, char **argv)
 	       o.burst, o.seed);
 	if (o.n_verify > 0)
 		failed |= run_verify(&o, dev, &rep) != 0;
-	if (o.bench_bytes > 0 && dev != DJ_GPU_HOST)
+	if (o.bench_bytes > 0 && dev != DJG_HOST)
 		failed |= run_bandwidth(&o, dev, &rep) != 0;
 	for (int i = 0; i < rep.n; i++)
 		failed |= !rep.r[i].ok;
@@ -232,6 +233,6 @@ int main(int argc, char **argv)
 			fclose(f);
 		}
 	}
-	dj_eal_cleanup();
+	dp_eal_cleanup();
 	return failed ? 1 : 0;
 }

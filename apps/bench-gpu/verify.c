@@ -22,6 +22,7 @@
 #include <rte_udp.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "bench_gpu.h"
 
 #define RING_SLOTS 4096
@@ -49,7 +50,7 @@ struct wire {
 struct xfer {
 	const struct bench_opts *o;
 	struct wire *w;
-	struct dj_gpu_rx_sink *sink;
+	struct djg_rx_sink *sink;
 	const uint8_t *src;
 	size_t total;
 	size_t next_off;        /* next payload byte to packetise */
@@ -101,7 +102,7 @@ static int wire_open(struct wire *w, int16_t dev_id, uint32_t payload)
 	if (port_start(w->tx_port, w->mp) != 0 || port_start(w->rx_port, w->mp) != 0)
 		return -EIO;
 	/* The gather kernel reads payloads straight out of these mbufs. */
-	return dj_gpu_mempool_register(dev_id, w->mp);
+	return djg_mempool_register(dev_id, w->mp);
 }
 
 static void wire_close(struct wire *w, int16_t dev_id)
@@ -111,7 +112,7 @@ static void wire_close(struct wire *w, int16_t dev_id)
 	rte_eth_dev_close(w->tx_port);
 	rte_eth_dev_close(w->rx_port);
 	if (w->mp != NULL)
-		dj_gpu_mempool_unregister(dev_id, w->mp);
+		djg_mempool_unregister(dev_id, w->mp);
 	rte_mempool_free(w->mp);
 	rte_ring_free(w->rings[0]);
 	rte_ring_free(w->rings[1]);
@@ -180,7 +181,7 @@ static void sender_send(struct xfer *x)
 }
 
 /* The payload's copy, or 0 when the packet is not one of ours. */
-static int parse(struct rte_mbuf *m, struct dj_gpu_copy *c)
+static int parse(struct rte_mbuf *m, struct djg_copy *c)
 {
 	const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
 	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
@@ -202,16 +203,16 @@ static int parse(struct rte_mbuf *m, struct dj_gpu_copy *c)
  * packet so that one bad packet costs only itself. */
 static int deliver(struct xfer *x, struct rte_mbuf **pkts, uint16_t n)
 {
-	struct dj_gpu_copy copies[256];
+	struct djg_copy copies[256];
 	uint64_t bytes = 0;
 	int rc;
 
 	for (uint16_t i = 0; i < n; i++) {
 		if (!parse(pkts[i], &copies[i]))
-			copies[i] = (struct dj_gpu_copy){.src = NULL, .len = 1};
+			copies[i] = (struct djg_copy){.src = NULL, .len = 1};
 		bytes += copies[i].len;
 	}
-	while ((rc = dj_gpu_rx_sink_submit(x->sink, copies, n, (void **)pkts, n)) == -EAGAIN)
+	while ((rc = djg_rx_sink_submit(x->sink, copies, n, (void **)pkts, n)) == -EAGAIN)
 		;
 	if (rc == 0) {
 		x->bytes_landed += bytes;
@@ -243,29 +244,29 @@ static int transfer(struct xfer *x)
 		x->rx_pkts += n;
 		if (n > 0 && (rc = deliver(x, pkts, n)) != 0)
 			return rc;
-		if (dj_gpu_rx_sink_poll(x->sink) < 0)
+		if (djg_rx_sink_poll(x->sink) < 0)
 			return -EIO;
 	}
-	return dj_gpu_rx_sink_drain(x->sink, 10ull * 1000000000ull);
+	return djg_rx_sink_drain(x->sink, 10ull * 1000000000ull);
 }
 
-static int check_size(struct xfer *x, struct dj_gpu_pool *pool, void *dest, uint8_t *back,
+static int check_size(struct xfer *x, struct djg_pool *pool, void *dest, uint8_t *back,
 		      struct bench_result *res)
 {
 	uint64_t t0;
 	int rc;
 
 	memset(back, 0xee, x->total);
-	rc = dj_gpu_pool_copy_in(pool, dest, back, x->total); /* poison the destination */
+	rc = djg_pool_copy_in(pool, dest, back, x->total); /* poison the destination */
 	if (rc == 0)
-		rc = dj_gpu_rx_sink_rebind(x->sink, dest, x->total);
+		rc = djg_rx_sink_rebind(x->sink, dest, x->total);
 	if (rc != 0)
 		return rc;
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	rc = transfer(x);
-	res->seconds = (dj_time_ns() - t0) / 1e9;
+	res->seconds = (djc_time_ns() - t0) / 1e9;
 	if (rc == 0)
-		rc = dj_gpu_pool_copy_out(pool, back, dest, x->total);
+		rc = djg_pool_copy_out(pool, back, dest, x->total);
 	res->bytes = x->total;
 	res->gbytes_s = res->seconds > 0 ? x->total / res->seconds / 1e9 : 0;
 	res->ok = rc == 0 && memcmp(back, x->src, x->total) == 0 && x->refused == 1;
@@ -286,21 +287,21 @@ static size_t largest(const struct bench_opts *o)
 }
 
 static int verify_sizes(const struct bench_opts *o, int16_t dev_id, struct wire *w,
-			struct dj_gpu_pool *pool, struct bench_report *rep)
+			struct djg_pool *pool, struct bench_report *rep)
 {
 	size_t max = largest(o);
 	uint8_t *src = malloc(max), *back = malloc(max);
-	struct dj_gpu_rx_sink_conf conf = {
+	struct djg_rx_sink_conf conf = {
 		.dev_id = dev_id, .dest_len = max, .max_copies = o->burst, .ring_size = SINK_RING,
 		.blocks = o->blocks, .frag_size = o->payload, .release = free_mbufs,
 	};
-	struct dj_gpu_rx_sink *sink = NULL;
-	int rc = src && back ? dj_gpu_pool_alloc(pool, max, &conf.dest) : -ENOMEM;
+	struct djg_rx_sink *sink = NULL;
+	int rc = src && back ? djg_pool_alloc(pool, max, &conf.dest) : -ENOMEM;
 	int failed = 0;
 
 	if (rc == 0) {
 		fill_pattern(src, max, o->seed);
-		rc = dj_gpu_rx_sink_create(&conf, &sink);
+		rc = djg_rx_sink_create(&conf, &sink);
 	}
 	for (int i = 0; rc == 0 && i < o->n_verify; i++) {
 		struct xfer x = {.o = o, .w = w, .sink = sink, .src = src, .total = o->verify[i],
@@ -308,11 +309,11 @@ static int verify_sizes(const struct bench_opts *o, int16_t dev_id, struct wire 
 		struct bench_result *res = report_add(rep, "verify");
 
 		snprintf(res->what, sizeof(res->what), "verify %zu B %s", x.total,
-			 dj_gpu_rx_path_name(dj_gpu_rx_sink_path(sink)));
+			 djg_rx_path_name(djg_rx_sink_path(sink)));
 		rc = check_size(&x, pool, conf.dest, back, res);
 		failed += !res->ok;
 	}
-	dj_gpu_rx_sink_destroy(sink);
+	djg_rx_sink_destroy(sink);
 	free(src);
 	free(back);
 	return rc != 0 ? rc : failed ? -EIO : 0;
@@ -321,16 +322,16 @@ static int verify_sizes(const struct bench_opts *o, int16_t dev_id, struct wire 
 int run_verify(const struct bench_opts *o, int16_t dev_id, struct bench_report *rep)
 {
 	struct wire w = {0};
-	struct dj_gpu_pool *pool = NULL;
+	struct djg_pool *pool = NULL;
 	int rc = wire_open(&w, dev_id, o->payload);
 
 	if (rc == 0)
-		rc = dj_gpu_pool_create(dev_id, largest(o), &pool);
+		rc = djg_pool_create(dev_id, largest(o), &pool);
 	if (rc == 0)
 		rc = verify_sizes(o, dev_id, &w, pool, rep);
 	if (rc != 0)
 		fprintf(stderr, "bench-gpu: verify: %s\n", dj_strerror(rc));
-	dj_gpu_pool_destroy(pool);
+	djg_pool_destroy(pool);
 	wire_close(&w, dev_id);
 	return rc;
 }

@@ -4,7 +4,7 @@
  *
  *   bench-ops [--size N] [--elems N] [--reps N] [--warmup N] [--device N] [--json FILE]
  *
- * 1. matmul: fp16 N x N x N through Djinn's op path (dj_gpu_ops_execute:
+ * 1. matmul: fp16 N x N x N through Djinn's op path (djg_ops_execute:
  *    inference, output allocation from the pool, cuBLAS) against cuBLAS
  *    called directly (cublasGemmEx, same types, output allocated once), in
  *    the same run, interleaved; TFLOP/s of each and their ratio. Both outputs
@@ -27,8 +27,9 @@
 #include <cuda_runtime_api.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu_ops.h"
-#include "djinn/ops.h"
+#include "common/djc.h"
+#include "gpu/ops/gpu_ops.h"
+#include "tensor/ops.h"
 
 struct options {
 	int64_t size;  /* matmul M = N = K */
@@ -157,14 +158,14 @@ static struct result *add_result(const char *name, double ms, double bytes, doub
 }
 
 /* Random values in [-1, 1], written with the library's own conversions. */
-static void *random_device(struct dj_gpu_ops *g, enum dj_dtype dtype, int64_t n)
+static void *random_device(struct djg_ops *g, enum dj_dtype dtype, int64_t n)
 {
 	size_t esize = dj_dtype_size(dtype);
 	char *host = malloc((size_t)n * esize);
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 	void *dev;
 
-	if (host == NULL || dj_gpu_ops_alloc(g, (size_t)n * esize, &dev) != 0) {
+	if (host == NULL || djg_ops_alloc(g, (size_t)n * esize, &dev) != 0) {
 		fprintf(stderr, "out of memory for %lld elements\n", (long long)n);
 		exit(1);
 	}
@@ -177,7 +178,7 @@ static void *random_device(struct dj_gpu_ops *g, enum dj_dtype dtype, int64_t n)
 		else
 			((float *)host)[i] = v;
 	}
-	if (dj_gpu_ops_copy_in(g, dev, host, (size_t)n * esize) != 0)
+	if (djg_ops_copy_in(g, dev, host, (size_t)n * esize) != 0)
 		exit(1);
 	free(host);
 	return dev;
@@ -186,7 +187,7 @@ static void *random_device(struct dj_gpu_ops *g, enum dj_dtype dtype, int64_t n)
 /* ---- matmul ---- */
 
 struct matmul_bench {
-	struct dj_gpu_ops *g;
+	struct djg_ops *g;
 	cublasHandle_t blas;
 	struct dj_tensor in[3]; /* A, B (also linear's weight), linear's bias */
 	void *direct_out;
@@ -197,14 +198,14 @@ struct matmul_bench {
 /* As the server runs a request: infer, allocate the result, compute. */
 static int execute_op(struct matmul_bench *b, const char *name, int n_in)
 {
-	struct dj_op_attrs attrs;
-	char err[DJ_OP_ERR_LEN];
+	struct tn_op_attrs attrs;
+	char err[TN_OP_ERR_LEN];
 	int rc;
 
-	dj_op_attrs_init(&attrs);
-	dj_gpu_ops_free(b->g, b->last.data);
+	tn_op_attrs_init(&attrs);
+	djg_ops_free(b->g, b->last.data);
 	b->last.data = NULL;
-	rc = dj_gpu_ops_execute(b->g, dj_op_find(name), b->in, n_in, &attrs, &b->last, err,
+	rc = djg_ops_execute(b->g, tn_op_find(name), b->in, n_in, &attrs, &b->last, err,
 				sizeof(err));
 	if (rc != 0)
 		fprintf(stderr, "%s\n", err);
@@ -244,8 +245,8 @@ static int outputs_identical(struct matmul_bench *b)
 	char *x = malloc(bytes), *y = malloc(bytes);
 	int same;
 
-	if (x == NULL || y == NULL || dj_gpu_ops_copy_out(b->g, x, b->last.data, bytes) != 0 ||
-	    dj_gpu_ops_copy_out(b->g, y, b->direct_out, bytes) != 0)
+	if (x == NULL || y == NULL || djg_ops_copy_out(b->g, x, b->last.data, bytes) != 0 ||
+	    djg_ops_copy_out(b->g, y, b->direct_out, bytes) != 0)
 		exit(1);
 	same = memcmp(x, y, bytes) == 0;
 	free(x);
@@ -253,10 +254,10 @@ static int outputs_identical(struct matmul_bench *b)
 	return same;
 }
 
-static int bench_matmul(struct dj_gpu_ops *g, const struct options *o)
+static int bench_matmul(struct djg_ops *g, const struct options *o)
 {
 	struct matmul_bench b = {.g = g, .n = o->size};
-	cudaStream_t stream = dj_gpu_ops_stream(g);
+	cudaStream_t stream = djg_ops_stream(g);
 	double *ms_djinn = calloc(o->reps, sizeof(double));
 	double *ms_direct = calloc(o->reps, sizeof(double));
 	double flops = 2.0 * (double)o->size * (double)o->size * (double)o->size;
@@ -276,7 +277,7 @@ static int bench_matmul(struct dj_gpu_ops *g, const struct options *o)
 					      .shape = {o->size}},
 				     .mem = DJ_MEM_GPU};
 	b.in[2].data = random_device(g, DJ_DTYPE_FLOAT16, o->size);
-	if (dj_gpu_ops_alloc(g, (size_t)(o->size * o->size) * 2, &b.direct_out) != 0 ||
+	if (djg_ops_alloc(g, (size_t)(o->size * o->size) * 2, &b.direct_out) != 0 ||
 	    cublasCreate(&b.blas) != CUBLAS_STATUS_SUCCESS ||
 	    cublasSetStream(b.blas, stream) != CUBLAS_STATUS_SUCCESS)
 		return -EIO;
@@ -296,11 +297,11 @@ static int bench_matmul(struct dj_gpu_ops *g, const struct options *o)
 	printf("matmul outputs of Djinn and direct cuBLAS: %s\n",
 	       same ? "bit-identical" : "DIFFERENT");
 	cublasDestroy(b.blas);
-	dj_gpu_ops_free(g, b.last.data);
-	dj_gpu_ops_free(g, b.direct_out);
-	dj_gpu_ops_free(g, b.in[0].data);
-	dj_gpu_ops_free(g, b.in[1].data);
-	dj_gpu_ops_free(g, b.in[2].data);
+	djg_ops_free(g, b.last.data);
+	djg_ops_free(g, b.direct_out);
+	djg_ops_free(g, b.in[0].data);
+	djg_ops_free(g, b.in[1].data);
+	djg_ops_free(g, b.in[2].data);
 	free(ms_djinn);
 	free(ms_direct);
 	return same ? 0 : -EIO;
@@ -309,18 +310,18 @@ static int bench_matmul(struct dj_gpu_ops *g, const struct options *o)
 /* ---- memory-bound operations ---- */
 
 struct op_bench {
-	struct dj_gpu_ops *g;
-	const struct dj_op *op;
+	struct djg_ops *g;
+	const struct tn_op *op;
 	struct dj_tensor in[2], out;
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 };
 
 static int op_run(void *arg)
 {
 	struct op_bench *b = arg;
-	char err[DJ_OP_ERR_LEN];
+	char err[TN_OP_ERR_LEN];
 	int n_in = b->op->min_inputs;
-	int rc = dj_gpu_ops_run(b->g, b->op, b->in, n_in, &b->attrs, &b->out, err, sizeof(err));
+	int rc = djg_ops_run(b->g, b->op, b->in, n_in, &b->attrs, &b->out, err, sizeof(err));
 
 	if (rc != 0)
 		fprintf(stderr, "%s\n", err);
@@ -332,7 +333,7 @@ static int copy_run(void *arg)
 	struct op_bench *b = arg;
 
 	return cudaMemcpyAsync(b->out.data, b->in[0].data, dj_tensor_nbytes(&b->in[0].desc),
-			       cudaMemcpyDeviceToDevice, dj_gpu_ops_stream(b->g)) == cudaSuccess
+			       cudaMemcpyDeviceToDevice, djg_ops_stream(b->g)) == cudaSuccess
 		       ? 0 : -EIO;
 }
 
@@ -349,17 +350,17 @@ struct op_inputs {
 	void *a, *b, *bias;
 };
 
-static void run_op_case(struct dj_gpu_ops *g, const struct options *o, const struct op_case *c,
+static void run_op_case(struct djg_ops *g, const struct options *o, const struct op_case *c,
 			const struct op_inputs *in, void *out, double *ms)
 {
 	int64_t cols = 8192, rows = o->elems / cols;
-	struct op_bench b = {.g = g, .op = c->op ? dj_op_find(c->op) : NULL};
+	struct op_bench b = {.g = g, .op = c->op ? tn_op_find(c->op) : NULL};
 	struct dj_tensor_desc desc = {.dtype = c->dtype, .ndim = 2, .shape = {rows, cols}};
 	struct dj_tensor_desc row = {.dtype = c->dtype, .ndim = 1, .shape = {cols}};
 	struct timed t = {c->op ? op_run : copy_run, &b};
-	char err[DJ_OP_ERR_LEN];
+	char err[TN_OP_ERR_LEN];
 
-	dj_op_attrs_init(&b.attrs);
+	tn_op_attrs_init(&b.attrs);
 	b.attrs.has_dim = c->has_dim;
 	b.attrs.dim = c->dim;
 	b.in[0] = (struct dj_tensor){.desc = desc, .data = in->a, .mem = DJ_MEM_GPU};
@@ -367,30 +368,30 @@ static void run_op_case(struct dj_gpu_ops *g, const struct options *o, const str
 				     .data = c->second_is_row ? in->bias : in->b,
 				     .mem = DJ_MEM_GPU};
 	b.out = (struct dj_tensor){.desc = desc, .data = out, .mem = DJ_MEM_GPU};
-	if (c->op && dj_op_infer(b.op, (struct dj_tensor_desc[]){b.in[0].desc, b.in[1].desc},
+	if (c->op && tn_op_infer(b.op, (struct dj_tensor_desc[]){b.in[0].desc, b.in[1].desc},
 				 b.op->min_inputs, &b.attrs, &b.out.desc, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		exit(1);
 	}
-	time_runs(&t, dj_gpu_ops_stream(g), o->warmup, o->reps, ms);
+	time_runs(&t, djg_ops_stream(g), o->warmup, o->reps, ms);
 	add_result(c->label, median(ms, o->reps),
 		   (double)c->bytes_in_out * (double)(rows * cols) * dj_dtype_size(c->dtype), 0);
 }
 
-static struct op_inputs make_inputs(struct dj_gpu_ops *g, enum dj_dtype dtype, int64_t n)
+static struct op_inputs make_inputs(struct djg_ops *g, enum dj_dtype dtype, int64_t n)
 {
 	return (struct op_inputs){random_device(g, dtype, n), random_device(g, dtype, n),
 				  random_device(g, dtype, 8192)};
 }
 
-static void free_inputs(struct dj_gpu_ops *g, struct op_inputs *in)
+static void free_inputs(struct djg_ops *g, struct op_inputs *in)
 {
-	dj_gpu_ops_free(g, in->a);
-	dj_gpu_ops_free(g, in->b);
-	dj_gpu_ops_free(g, in->bias);
+	djg_ops_free(g, in->a);
+	djg_ops_free(g, in->b);
+	djg_ops_free(g, in->bias);
 }
 
-static void bench_memory_ops(struct dj_gpu_ops *g, const struct options *o)
+static void bench_memory_ops(struct djg_ops *g, const struct options *o)
 {
 	static const struct op_case cases[] = {
 		{"copy d2d (ceiling)", NULL, DJ_DTYPE_FLOAT32, 0, 0, 0, 2},
@@ -414,7 +415,7 @@ static void bench_memory_ops(struct dj_gpu_ops *g, const struct options *o)
 	double *ms = calloc(o->reps, sizeof(double));
 	void *out;
 
-	if (ms == NULL || dj_gpu_ops_alloc(g, (size_t)n * 4, &out) != 0)
+	if (ms == NULL || djg_ops_alloc(g, (size_t)n * 4, &out) != 0)
 		exit(1);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		run_op_case(g, o, &cases[i], cases[i].dtype == DJ_DTYPE_FLOAT16 ? &f16 : &f32, out,
@@ -423,7 +424,7 @@ static void bench_memory_ops(struct dj_gpu_ops *g, const struct options *o)
 			copy_gbps = results[n_results - 1].bytes / results[n_results - 1].ms / 1e6;
 	}
 	free(ms);
-	dj_gpu_ops_free(g, out);
+	djg_ops_free(g, out);
 	free_inputs(g, &f32);
 	free_inputs(g, &f16);
 }
@@ -435,33 +436,33 @@ static void bench_memory_ops(struct dj_gpu_ops *g, const struct options *o)
  * does with store memory); "execute" also allocates and frees it.
  */
 struct host_cost {
-	struct dj_gpu_ops *g;
-	const struct dj_op *relu;
-	struct dj_op_attrs attrs;
+	struct djg_ops *g;
+	const struct tn_op *relu;
+	struct tn_op_attrs attrs;
 	struct dj_tensor x, y;
 };
 
 static int host_run(struct host_cost *h)
 {
-	char err[DJ_OP_ERR_LEN];
+	char err[TN_OP_ERR_LEN];
 
-	return dj_gpu_ops_run(h->g, h->relu, &h->x, 1, &h->attrs, &h->y, err, sizeof(err));
+	return djg_ops_run(h->g, h->relu, &h->x, 1, &h->attrs, &h->y, err, sizeof(err));
 }
 
 static int host_execute(struct host_cost *h)
 {
-	char err[DJ_OP_ERR_LEN];
+	char err[TN_OP_ERR_LEN];
 	struct dj_tensor y;
-	int rc = dj_gpu_ops_execute(h->g, h->relu, &h->x, 1, &h->attrs, &y, err, sizeof(err));
+	int rc = djg_ops_execute(h->g, h->relu, &h->x, 1, &h->attrs, &y, err, sizeof(err));
 
-	dj_gpu_ops_free(h->g, y.data);
+	djg_ops_free(h->g, y.data);
 	return rc;
 }
 
 /* A floor for comparison: one bare asynchronous CUDA call. */
 static int host_memset(struct host_cost *h)
 {
-	return cudaMemsetAsync(h->y.data, 0, 4, dj_gpu_ops_stream(h->g)) == cudaSuccess ? 0 : -EIO;
+	return cudaMemsetAsync(h->y.data, 0, 4, djg_ops_stream(h->g)) == cudaSuccess ? 0 : -EIO;
 }
 
 static double host_us(struct host_cost *h, int (*request)(struct host_cost *))
@@ -470,21 +471,21 @@ static double host_us(struct host_cost *h, int (*request)(struct host_cost *))
 	uint64_t start = 0;
 
 	for (int pass = 0; pass < 2; pass++) { /* the first one warms up */
-		start = dj_time_ns();
+		start = djc_time_ns();
 		for (int i = 0; i < CALLS; i++)
 			if (request(h) != 0)
 				exit(1);
-		if (dj_gpu_ops_sync(h->g) != 0)
+		if (djg_ops_sync(h->g) != 0)
 			exit(1);
 	}
-	return (double)(dj_time_ns() - start) / 1e3 / CALLS;
+	return (double)(djc_time_ns() - start) / 1e3 / CALLS;
 }
 
-static void bench_host_cost(struct dj_gpu_ops *g)
+static void bench_host_cost(struct djg_ops *g)
 {
-	struct host_cost h = {.g = g, .relu = dj_op_find("relu")};
+	struct host_cost h = {.g = g, .relu = tn_op_find("relu")};
 
-	dj_op_attrs_init(&h.attrs);
+	tn_op_attrs_init(&h.attrs);
 	h.x = (struct dj_tensor){.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1, .shape = {1}},
 				 .mem = DJ_MEM_GPU};
 	h.y = h.x;
@@ -493,8 +494,8 @@ static void bench_host_cost(struct dj_gpu_ops *g)
 	host_us_memset = host_us(&h, host_memset);
 	host_us_run = host_us(&h, host_run);
 	host_us_per_op = host_us(&h, host_execute);
-	dj_gpu_ops_free(g, h.x.data);
-	dj_gpu_ops_free(g, h.y.data);
+	djg_ops_free(g, h.x.data);
+	djg_ops_free(g, h.y.data);
 }
 
 /* ---- report ---- */
@@ -544,7 +545,7 @@ static void write_json(FILE *f, const char *device, const struct options *o)
 int main(int argc, char **argv)
 {
 	struct cudaDeviceProp prop;
-	struct dj_gpu_ops *g;
+	struct djg_ops *g;
 	struct options o;
 	int rc;
 
@@ -552,7 +553,7 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 		return 2;
 	}
-	rc = dj_gpu_ops_create(o.device, &g);
+	rc = djg_ops_create(o.device, &g);
 	if (rc != 0) {
 		fprintf(stderr, "bench-ops: no GPU context: %s\n", dj_strerror(rc));
 		return 1;
@@ -572,6 +573,6 @@ int main(int argc, char **argv)
 			fclose(f);
 		}
 	}
-	dj_gpu_ops_destroy(g);
+	djg_ops_destroy(g);
 	return rc ? 1 : 0;
 }

@@ -4,7 +4,7 @@
  *
  *   bench-proto [--frag BYTES] [--size BYTES] [--reps N] [--json FILE]
  *
- * Prebuilt DATA packets of one transfer go through dj_session_input() with
+ * Prebuilt DATA packets of one transfer go through dp_channel_input() with
  * and without the CRC32C check, once into a DJ_MEM_GPU destination whose
  * placement callback does nothing (validation + bookkeeping only, the copy
  * excluded) and once into host memory (memcpy placement), next to a plain
@@ -21,8 +21,9 @@
 #include <string.h>
 
 #include "djinn/common.h"
-#include "djinn/impair.h"
-#include "djinn/transfer.h"
+#include "common/djc.h"
+#include "dataplane/proto/impair.h"
+#include "dataplane/proto/transfer.h"
 
 #define SESSION_ID 1
 #define COOKIE 0x5eed5eed5eed5eedull
@@ -107,10 +108,10 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 	return 0;
 }
 
-static void session_config(struct dj_session_config *cfg, const struct bench_opts *o,
+static void session_config(struct dp_channel_config *cfg, const struct bench_opts *o,
 			   bool crc)
 {
-	dj_session_config_init(cfg);
+	dp_channel_config_init(cfg);
 	cfg->session_id = SESSION_ID;
 	cfg->cookie = COOKIE;
 	cfg->frag_size = o->frag;
@@ -129,24 +130,24 @@ static void no_place(void *ctx, void *user, void *base, uint64_t off,
 	(void)ctx, (void)user, (void)base, (void)off, (void)src, (void)len;
 }
 
-static void drain_ctrl(struct dj_session *s, uint64_t now)
+static void drain_ctrl(struct dp_channel *s, uint64_t now)
 {
-	static uint8_t buf[CTRL_BURST][DJ_WIRE_CTRL_MAX];
-	struct dj_ctrl_pkt pkts[CTRL_BURST];
+	static uint8_t buf[CTRL_BURST][DP_WIRE_CTRL_MAX];
+	struct dp_ctrl_pkt pkts[CTRL_BURST];
 
 	for (unsigned i = 0; i < CTRL_BURST; i++)
-		pkts[i] = (struct dj_ctrl_pkt){buf[i], DJ_WIRE_CTRL_MAX, 0};
-	while (dj_session_ctrl_burst(s, now, pkts, CTRL_BURST) == CTRL_BURST)
+		pkts[i] = (struct dp_ctrl_pkt){buf[i], DP_WIRE_CTRL_MAX, 0};
+	while (dp_channel_ctrl_burst(s, now, pkts, CTRL_BURST) == CTRL_BURST)
 		;
 }
 
 static int build_packets(const struct bench_opts *o, const uint8_t *src, bool crc,
 			 struct packet_set *ps)
 {
-	struct dj_session_config cfg;
-	struct dj_session *tx;
-	struct dj_frag_desc d[DJ_SESSION_TX_BURST_MAX];
-	uint32_t count = dj_wire_frag_count(o->size, o->frag), k = 0;
+	struct dp_channel_config cfg;
+	struct dp_channel *tx;
+	struct dp_frag_desc d[DP_CHANNEL_TX_BURST_MAX];
+	uint32_t count = dp_wire_frag_count(o->size, o->frag), k = 0;
 	unsigned n;
 	int rc;
 
@@ -155,19 +156,19 @@ static int build_packets(const struct bench_opts *o, const uint8_t *src, bool cr
 	cfg.max_transfers = 1;
 	cfg.window = 1u << 20;
 	cfg.initial_credit = cfg.window;
-	rc = dj_session_create(&cfg, &tx);
+	rc = dp_channel_create(&cfg, &tx);
 	if (rc)
 		return rc;
-	ps->stride = (DJ_WIRE_HDR_LEN + o->frag + 63) & ~63u;
+	ps->stride = (DP_WIRE_HDR_LEN + o->frag + 63) & ~63u;
 	ps->count = count;
 	ps->mem = aligned_alloc(64, (size_t)ps->stride * count);
 	ps->len = calloc(count, sizeof(*ps->len));
 	if (!ps->mem || !ps->len || count > cfg.window) {
-		dj_session_destroy(tx);
+		dp_channel_destroy(tx);
 		return -ENOMEM;
 	}
-	dj_session_send(tx, 1, src, o->size, DJ_MEM_HOST, NULL, 0);
-	while (k < count && (n = dj_session_tx_burst(tx, 0, d, DJ_SESSION_TX_BURST_MAX))) {
+	dp_channel_send(tx, 1, src, o->size, DJ_MEM_HOST, NULL, 0);
+	while (k < count && (n = dp_channel_tx_burst(tx, 0, d, DP_CHANNEL_TX_BURST_MAX))) {
 		for (unsigned i = 0; i < n; i++, k++) {
 			uint8_t *p = ps->mem + (size_t)ps->stride * k;
 
@@ -176,7 +177,7 @@ static int build_packets(const struct bench_opts *o, const uint8_t *src, bool cr
 			ps->len[k] = d[i].hdr_len + d[i].payload_len;
 		}
 	}
-	dj_session_destroy(tx);
+	dp_channel_destroy(tx);
 	return k == count ? 0 : -EIO;
 }
 
@@ -213,41 +214,41 @@ static struct result rate(const char *name, uint64_t frags, uint64_t bytes,
 	return (struct result){name, (double)frags / s, (double)bytes * 8 / s / 1e9};
 }
 
-/* Receive side only: every packet through dj_session_input(). */
+/* Receive side only: every packet through dp_channel_input(). */
 static int bench_rx(const struct bench_opts *o, const struct packet_set *ps,
 		    bool crc, bool copy, uint8_t *dst, const char *name,
 		    struct result *out)
 {
-	struct dj_session_config cfg;
-	struct dj_session *rx;
-	struct dj_xfer_event ev;
+	struct dp_channel_config cfg;
+	struct dp_channel *rx;
+	struct dp_xfer_event ev;
 	uint64_t t0, bad = 0;
 	int rc;
 
 	session_config(&cfg, o, crc);
 	cfg.place = no_place;
-	rc = dj_session_create(&cfg, &rx);
+	rc = dp_channel_create(&cfg, &rx);
 	if (rc)
 		return rc;
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	for (unsigned r = 0; r < o->reps; r++) {
-		dj_session_recv(rx, 1, dst, o->size, copy ? DJ_MEM_HOST : DJ_MEM_GPU,
+		dp_channel_recv(rx, 1, dst, o->size, copy ? DJ_MEM_HOST : DJ_MEM_GPU,
 				NULL, 0);
 		for (uint32_t k = 0; k < ps->count; k++) {
-			struct dj_rx_pkt p = {ps->mem + (size_t)ps->stride * k,
+			struct dp_rx_pkt p = {ps->mem + (size_t)ps->stride * k,
 					      ps->len[k], NULL, 0};
 
 			prefetch_packet(ps, k, copy || crc);
-			bad += dj_session_input(rx, &p, 0, NULL) != 0;
+			bad += dp_channel_input(rx, &p, 0, NULL) != 0;
 			if ((k & (CTRL_BURST - 1)) == CTRL_BURST - 1)
 				drain_ctrl(rx, 0);
 		}
 		drain_ctrl(rx, 0);
-		bad += dj_session_events(rx, &ev, 1) != 1 || ev.status != 0;
+		bad += dp_channel_events(rx, &ev, 1) != 1 || ev.status != 0;
 	}
 	*out = rate(name, (uint64_t)ps->count * o->reps, o->size * o->reps,
-		    dj_time_ns() - t0);
-	dj_session_destroy(rx);
+		    djc_time_ns() - t0);
+	dp_channel_destroy(rx);
 	return bad ? -EIO : 0;
 }
 
@@ -255,20 +256,20 @@ static int bench_rx(const struct bench_opts *o, const struct packet_set *ps,
 static struct result bench_memcpy(const struct bench_opts *o,
 				  const struct packet_set *ps, uint8_t *dst)
 {
-	uint64_t t0 = dj_time_ns();
+	uint64_t t0 = djc_time_ns();
 
 	for (unsigned r = 0; r < o->reps; r++) {
 		for (uint32_t k = 0; k < ps->count; k++) {
-			uint32_t plen = ps->len[k] - DJ_WIRE_HDR_LEN;
+			uint32_t plen = ps->len[k] - DP_WIRE_HDR_LEN;
 
 			prefetch_packet(ps, k, true);
 			memcpy(dst + (uint64_t)k * o->frag,
-			       ps->mem + (size_t)ps->stride * k + DJ_WIRE_HDR_LEN, plen);
+			       ps->mem + (size_t)ps->stride * k + DP_WIRE_HDR_LEN, plen);
 		}
 		__asm__ volatile("" : : "r"(dst) : "memory");
 	}
 	return rate("memcpy same payloads", (uint64_t)ps->count * o->reps,
-		    o->size * o->reps, dj_time_ns() - t0);
+		    o->size * o->reps, djc_time_ns() - t0);
 }
 
 /* Sender and receiver back to back: descriptors are delivered zero-copy
@@ -279,48 +280,48 @@ static struct result bench_memcpy(const struct bench_opts *o,
 #define LOOP_GIVE_UP_NS (10ull * 1000 * 1000 * 1000)
 
 struct loop_pair {
-	struct dj_session *tx;
-	struct dj_session *rx;
-	struct dj_impair *impair;
-	struct dj_ctrl_pkt ctrl[CTRL_BURST];
+	struct dp_channel *tx;
+	struct dp_channel *rx;
+	struct dp_impair *impair;
+	struct dp_ctrl_pkt ctrl[CTRL_BURST];
 	uint64_t frags;
 };
 
 static uint64_t loop_now(const struct loop_pair *lp)
 {
-	return lp->impair ? dj_time_ns() : 0;
+	return lp->impair ? djc_time_ns() : 0;
 }
 
 /* One round: DATA to the receiver, feedback to the sender. Returns whether
  * anything moved. */
 static bool loop_round(struct loop_pair *lp)
 {
-	struct dj_frag_desc d[DJ_SESSION_TX_BURST_MAX];
+	struct dp_frag_desc d[DP_CHANNEL_TX_BURST_MAX];
 	uint64_t now = loop_now(lp);
 	unsigned n, m;
 
 	if (lp->impair) {
-		dj_session_poll(lp->tx, now);
-		dj_session_poll(lp->rx, now);
+		dp_channel_poll(lp->tx, now);
+		dp_channel_poll(lp->rx, now);
 	}
-	n = dj_session_tx_burst(lp->tx, now, d, DJ_SESSION_TX_BURST_MAX);
+	n = dp_channel_tx_burst(lp->tx, now, d, DP_CHANNEL_TX_BURST_MAX);
 	for (unsigned i = 0; i < n; i++) {
-		struct dj_rx_pkt p = {d[i].hdr, d[i].hdr_len, d[i].payload, d[i].payload_len};
-		struct dj_impair_verdict v;
+		struct dp_rx_pkt p = {d[i].hdr, d[i].hdr_len, d[i].payload, d[i].payload_len};
+		struct dp_impair_verdict v;
 
 		if (lp->impair) {
-			dj_impair_decide(lp->impair, now, d[i].hdr_len + d[i].payload_len, &v);
-			if (v.actions & DJ_IMPAIR_DROP)
+			dp_impair_decide(lp->impair, now, d[i].hdr_len + d[i].payload_len, &v);
+			if (v.actions & DP_IMPAIR_DROP)
 				continue;
 		}
-		dj_session_input(lp->rx, &p, now, NULL);
+		dp_channel_input(lp->rx, &p, now, NULL);
 	}
 	lp->frags += n;
-	m = dj_session_ctrl_burst(lp->rx, now, lp->ctrl, CTRL_BURST);
+	m = dp_channel_ctrl_burst(lp->rx, now, lp->ctrl, CTRL_BURST);
 	for (unsigned i = 0; i < m; i++) {
-		struct dj_rx_pkt p = {lp->ctrl[i].buf, lp->ctrl[i].len, NULL, 0};
+		struct dp_rx_pkt p = {lp->ctrl[i].buf, lp->ctrl[i].len, NULL, 0};
 
-		dj_session_input(lp->tx, &p, now, NULL);
+		dp_channel_input(lp->tx, &p, now, NULL);
 	}
 	return n || m;
 }
@@ -328,24 +329,24 @@ static bool loop_round(struct loop_pair *lp)
 static int loop_transfer(struct loop_pair *lp, const struct bench_opts *o,
 			 const uint8_t *src, uint8_t *dst)
 {
-	struct dj_xfer_event ev;
-	uint64_t start = dj_time_ns();
+	struct dp_xfer_event ev;
+	uint64_t start = djc_time_ns();
 	int status = -EIO;
 
-	dj_session_recv(lp->rx, 1, dst, o->size, DJ_MEM_HOST, NULL, loop_now(lp));
-	dj_session_send(lp->tx, 1, src, o->size, DJ_MEM_HOST, NULL, loop_now(lp));
+	dp_channel_recv(lp->rx, 1, dst, o->size, DJ_MEM_HOST, NULL, loop_now(lp));
+	dp_channel_send(lp->tx, 1, src, o->size, DJ_MEM_HOST, NULL, loop_now(lp));
 	for (;;) {
 		bool moved = loop_round(lp);
 
-		if (dj_session_events(lp->tx, &ev, 1)) {
+		if (dp_channel_events(lp->tx, &ev, 1)) {
 			status = ev.status;
 			break;
 		}
 		/* Without loss nothing waits on a timer: stillness is a bug. */
-		if ((!moved && !lp->impair) || dj_time_ns() - start > LOOP_GIVE_UP_NS)
+		if ((!moved && !lp->impair) || djc_time_ns() - start > LOOP_GIVE_UP_NS)
 			break;
 	}
-	while (dj_session_events(lp->rx, &ev, 1))
+	while (dp_channel_events(lp->rx, &ev, 1))
 		;
 	return status;
 }
@@ -353,33 +354,33 @@ static int loop_transfer(struct loop_pair *lp, const struct bench_opts *o,
 static int bench_loop(const struct bench_opts *o, const uint8_t *src,
 		      uint8_t *dst, bool crc, double loss, struct result *out)
 {
-	static uint8_t buf[CTRL_BURST][DJ_WIRE_CTRL_MAX];
-	struct dj_impair_config ic = {.seed = 1, .drop = loss};
-	struct dj_session_config cfg;
+	static uint8_t buf[CTRL_BURST][DP_WIRE_CTRL_MAX];
+	struct dp_impair_config ic = {.seed = 1, .drop = loss};
+	struct dp_channel_config cfg;
 	struct loop_pair lp = {0};
 	uint64_t t0;
 	int rc = 0;
 
 	session_config(&cfg, o, crc);
 	if (loss > 0) {
-		struct dj_session_config defaults;
+		struct dp_channel_config defaults;
 
-		dj_session_config_init(&defaults);
+		dp_channel_config_init(&defaults);
 		cfg.rto_init_ns = defaults.rto_init_ns;
 		cfg.rto_max_ns = defaults.rto_max_ns;
-		rc = dj_impair_create(&ic, &lp.impair);
+		rc = dp_impair_create(&ic, &lp.impair);
 	}
-	if (rc || dj_session_create(&cfg, &lp.tx) || dj_session_create(&cfg, &lp.rx))
+	if (rc || dp_channel_create(&cfg, &lp.tx) || dp_channel_create(&cfg, &lp.rx))
 		rc = -ENOMEM;
 	for (unsigned i = 0; i < CTRL_BURST; i++)
-		lp.ctrl[i] = (struct dj_ctrl_pkt){buf[i], DJ_WIRE_CTRL_MAX, 0};
-	t0 = dj_time_ns();
+		lp.ctrl[i] = (struct dp_ctrl_pkt){buf[i], DP_WIRE_CTRL_MAX, 0};
+	t0 = djc_time_ns();
 	for (unsigned r = 0; !rc && r < o->reps; r++)
 		rc = loop_transfer(&lp, o, src, dst);
-	*out = rate("loop", lp.frags, o->size * o->reps, dj_time_ns() - t0);
-	dj_session_destroy(lp.tx);
-	dj_session_destroy(lp.rx);
-	dj_impair_destroy(lp.impair);
+	*out = rate("loop", lp.frags, o->size * o->reps, djc_time_ns() - t0);
+	dp_channel_destroy(lp.tx);
+	dp_channel_destroy(lp.rx);
+	dp_impair_destroy(lp.impair);
 	return rc;
 }
 

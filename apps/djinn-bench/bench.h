@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "djinn/dataplane.h"
+#include "dataplane/dataplane.h"
 
 #define BENCH_MAX_SIZES 32
 
@@ -32,7 +32,7 @@ struct bench_opts {
 	uint32_t idle_sleep_us;
 	uint32_t initial_credit;     /* 0: the protocol's default */
 	const char *json_path;
-	struct dj_endpoint local, peer;
+	struct dp_netaddr local, peer;
 	uint64_t session_id, cookie;
 	const char *tcp_host;
 	uint16_t tcp_port;
@@ -54,8 +54,8 @@ struct bench_result {
 	/* tx/rx raw rates */
 	double mpps, gbps_payload, gbps_wire;
 	uint64_t packets;
-	struct dj_dataplane_stats dp;
-	struct dj_proto_stats proto;
+	struct dp_engine_stats dp;
+	struct dp_proto_stats proto;
 	bool have_engine_stats;
 	int errors;
 };
@@ -66,8 +66,8 @@ int bench_pingpong(const struct bench_opts *o, struct bench_result *r);
 int bench_tcp(const struct bench_opts *o, struct bench_result *r);
 
 /* Engine up on the chosen port with a session to the peer. */
-int bench_engine_start(const struct bench_opts *o, struct dj_dataplane **dp);
-void bench_engine_stop(struct dj_dataplane *dp, struct bench_result *r);
+int bench_engine_start(const struct bench_opts *o, struct dp_engine **dp);
+void bench_engine_stop(struct dp_engine *dp, struct bench_result *r);
 
 /* Deterministic contents, so the receiver checks bytes without a copy. */
 void bench_pattern_fill(void *buf, uint64_t len, uint64_t seed);

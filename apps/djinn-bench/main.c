@@ -13,7 +13,8 @@
 #include <string.h>
 
 #include "djinn/common.h"
-#include "djinn/eal.h"
+#include "common/djc.h"
+#include "dataplane/eal.h"
 #include "bench.h"
 
 static const char *const default_sizes = "4K,64K,1M,16M,64M,256M,1G";
@@ -140,7 +141,7 @@ static void endpoints_fill(struct bench_opts *o, uint32_t local_ip)
 		o->peer.ipv4 = o->peer.ipv4 + (local_ip - o->local.ipv4);
 		o->local.ipv4 = local_ip;
 	}
-	o->local.port = o->peer.port = DJ_WIRE_UDP_PORT;
+	o->local.port = o->peer.port = DP_WIRE_UDP_PORT;
 	/* Ports run promiscuous: the peer's MAC need not be known. */
 	memcpy(o->peer.mac, bcast, sizeof(bcast));
 }
@@ -193,14 +194,14 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
 		case 'j': o->json_path = optarg; break;
 		case 'z': o->idle_sleep_us = (uint32_t)atoi(optarg); break;
 		case 'W': o->initial_credit = (uint32_t)atoi(optarg); break;
-		case 'L': rc = dj_log_level_parse(optarg, &level); dj_log_set_level(level); break;
+		case 'L': rc = djc_log_level_parse(optarg, &level); dj_log_set_level(level); break;
 		default: rc = -EINVAL; break;
 		}
 	}
 	if (rc == 0 && optind < argc)
 		rc = -EINVAL;
 	if (o->payload == 0)
-		o->payload = o->frame_size > DJ_WIRE_FULL_HDR_LEN ? o->frame_size - DJ_WIRE_FULL_HDR_LEN : 0;
+		o->payload = o->frame_size > DP_WIRE_FULL_HDR_LEN ? o->frame_size - DP_WIRE_FULL_HDR_LEN : 0;
 	endpoints_fill(o, local_ip);
 	return rc;
 }
@@ -222,7 +223,7 @@ static int is_tcp_mode(int argc, char **argv)
 	return 0;
 }
 
-/* What dj_eal_init() would hand back, without EAL. */
+/* What dp_eal_init() would hand back, without EAL. */
 static void app_argv_split(int argc, char **argv, int *app_argc, char ***app_argv)
 {
 	int split = 1;
@@ -257,7 +258,7 @@ static int run(const struct bench_opts *o, struct bench_result *r)
 
 int main(int argc, char **argv)
 {
-	struct dj_eal_options eal_opts = {.no_huge_mem_mb = 1024};
+	struct dp_eal_options eal_opts = {.no_huge_mem_mb = 1024};
 	static struct bench_result result;
 	struct bench_opts opts;
 	int app_argc, rc, tcp;
@@ -271,7 +272,7 @@ int main(int argc, char **argv)
 	tcp = is_tcp_mode(argc, argv);
 	if (tcp) {
 		app_argv_split(argc, argv, &app_argc, &app_argv);
-	} else if ((rc = dj_eal_init(argc, argv, &eal_opts, &app_argc, &app_argv)) != 0) {
+	} else if ((rc = dp_eal_init(argc, argv, &eal_opts, &app_argc, &app_argv)) != 0) {
 		fprintf(stderr, "djinn-bench: cannot start EAL: %s\n", dj_strerror(rc));
 		return 1;
 	}
@@ -285,6 +286,6 @@ int main(int argc, char **argv)
 	if (result.mode != NULL)
 		bench_print(&opts, &result);
 	if (!tcp)
-		dj_eal_cleanup();
+		dp_eal_cleanup();
 	return rc == 0 && result.errors == 0 ? 0 : 1;
 }

@@ -12,6 +12,7 @@
 #include <rte_mbuf.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "bench.h"
 
 #define RAW_BURST 32
@@ -24,13 +25,13 @@ static void extbuf_noop_free(void *addr, void *opaque)
 	(void)opaque;
 }
 
-static int raw_port_open(const struct bench_opts *o, struct dj_port **port)
+static int raw_port_open(const struct bench_opts *o, struct dp_port **port)
 {
-	struct dj_port_config cfg = {.frame_size = o->frame_size, .promiscuous = 1};
+	struct dp_port_config cfg = {.frame_size = o->frame_size, .promiscuous = 1};
 	int rc;
 
 	if (o->port_name != NULL) {
-		rc = dj_port_find(o->port_name, &cfg.port_id);
+		rc = dp_port_find(o->port_name, &cfg.port_id);
 		if (rc != 0)
 			return rc;
 	} else if (rte_eth_dev_count_avail() == 0) {
@@ -39,23 +40,23 @@ static int raw_port_open(const struct bench_opts *o, struct dj_port **port)
 		RTE_ETH_FOREACH_DEV(cfg.port_id)
 			break;
 	}
-	rc = dj_port_create(&cfg, port);
-	if (rc == 0 && dj_port_wait_link(*port, 30ull * 1000 * 1000 * 1000) != 0)
-		dj_log(DJ_LOG_WARN, "bench", "link down; sending anyway");
+	rc = dp_port_create(&cfg, port);
+	if (rc == 0 && dp_port_wait_link(*port, 30ull * 1000 * 1000 * 1000) != 0)
+		djc_log(DJ_LOG_WARN, "bench", "link down; sending anyway");
 	return rc;
 }
 
 static void header_template(const struct bench_opts *o, uint8_t *hdr)
 {
-	struct dj_wire_hdr h = {
-		.magic = DJ_WIRE_MAGIC, .version = DJ_WIRE_VERSION, .type = DJ_PKT_DATA,
-		.hdr_len = DJ_WIRE_HDR_LEN, .session_id = (uint32_t)o->session_id,
+	struct dp_wire_hdr h = {
+		.magic = DP_WIRE_MAGIC, .version = DP_WIRE_VERSION, .type = DP_PKT_DATA,
+		.hdr_len = DP_WIRE_HDR_LEN, .session_id = (uint32_t)o->session_id,
 		.payload_len = o->payload, .cookie = o->cookie, .frag_count = 1,
 		.total_len = o->payload,
 	};
 
-	dj_wire_encap_build(hdr, &o->local, &o->peer, DJ_WIRE_HDR_LEN + o->payload, 0);
-	dj_wire_hdr_encode(&h, hdr + DJ_WIRE_ENCAP_LEN);
+	dp_wire_encap_build(hdr, &o->local, &o->peer, DP_WIRE_HDR_LEN + o->payload, 0);
+	dp_wire_hdr_encode(&h, hdr + DP_WIRE_ENCAP_LEN);
 }
 
 static void rate_fill(const struct bench_opts *o, struct bench_result *r, uint64_t pkts,
@@ -67,14 +68,14 @@ static void rate_fill(const struct bench_opts *o, struct bench_result *r, uint64
 	r->mpps = s > 0 ? pkts / s / 1e6 : 0;
 	r->gbps_payload = s > 0 ? pkts * (double)o->payload * 8 / s / 1e9 : 0;
 	/* + Ethernet preamble, FCS and gap: 24 bytes a frame. */
-	r->gbps_wire = s > 0 ? pkts * (double)(o->payload + DJ_WIRE_FULL_HDR_LEN + 24) * 8 / s / 1e9 : 0;
+	r->gbps_wire = s > 0 ? pkts * (double)(o->payload + DP_WIRE_FULL_HDR_LEN + 24) * 8 / s / 1e9 : 0;
 }
 
-static int raw_tx(const struct bench_opts *o, struct dj_port *port, struct bench_result *r)
+static int raw_tx(const struct bench_opts *o, struct dp_port *port, struct bench_result *r)
 {
 	struct rte_mbuf_ext_shared_info shinfo = {.free_cb = extbuf_noop_free};
-	uint16_t port_id = dj_port_get_config(port)->port_id;
-	uint8_t hdr[DJ_WIRE_FULL_HDR_LEN];
+	uint16_t port_id = dp_port_get_config(port)->port_id;
+	uint8_t hdr[DP_WIRE_FULL_HDR_LEN];
 	struct rte_mbuf *burst[RAW_BURST];
 	uint64_t pkts = 0, off = 0, t0, end;
 	uint8_t *buf = bench_alloc(RAW_BUF);
@@ -84,44 +85,44 @@ static int raw_tx(const struct bench_opts *o, struct dj_port *port, struct bench
 	header_template(o, hdr);
 	/* The buffer outlives every frame: one reference that never drops. */
 	rte_mbuf_ext_refcnt_set(&shinfo, 1);
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	end = t0 + (uint64_t)(o->duration_s * 1e9);
-	while (dj_time_ns() < end) {
+	while (djc_time_ns() < end) {
 		uint16_t n = 0, sent = 0;
 
 		for (; n < RAW_BURST; n++, off = (off + o->payload) % (RAW_BUF - o->payload)) {
-			burst[n] = dj_port_frame_build(port, 0, hdr, sizeof(hdr), buf + off,
+			burst[n] = dp_port_frame_build(port, 0, hdr, sizeof(hdr), buf + off,
 						       o->payload, &shinfo);
 			if (burst[n] == NULL)
 				break;
 		}
-		while (sent < n && dj_time_ns() < end)
+		while (sent < n && djc_time_ns() < end)
 			sent += rte_eth_tx_burst(port_id, 0, burst + sent, n - sent);
 		rte_pktmbuf_free_bulk(burst + sent, n - sent);
 		pkts += sent;
 	}
-	rate_fill(o, r, pkts, dj_time_ns() - t0);
+	rate_fill(o, r, pkts, djc_time_ns() - t0);
 	bench_free(buf, RAW_BUF);
 	return 0;
 }
 
-static int raw_rx(const struct bench_opts *o, struct dj_port *port, struct bench_result *r)
+static int raw_rx(const struct bench_opts *o, struct dp_port *port, struct bench_result *r)
 {
-	uint16_t port_id = dj_port_get_config(port)->port_id;
+	uint16_t port_id = dp_port_get_config(port)->port_id;
 	struct rte_mbuf *burst[RAW_BURST];
 	uint64_t pkts = 0, bad = 0, first = 0, last = 0;
-	uint64_t give_up = dj_time_ns() + 30ull * 1000 * 1000 * 1000;
-	uint64_t end = dj_time_ns() + (uint64_t)(o->duration_s * 1e9) + RX_IDLE_NS;
+	uint64_t give_up = djc_time_ns() + 30ull * 1000 * 1000 * 1000;
+	uint64_t end = djc_time_ns() + (uint64_t)(o->duration_s * 1e9) + RX_IDLE_NS;
 
 	for (;;) {
 		uint16_t n = rte_eth_rx_burst(port_id, 0, burst, RAW_BURST);
-		uint64_t now = dj_time_ns();
+		uint64_t now = djc_time_ns();
 
 		for (uint16_t i = 0; i < n; i++) {
-			struct dj_wire_encap e;
+			struct dp_wire_encap e;
 
-			bad += dj_wire_encap_parse(rte_pktmbuf_mtod(burst[i], void *),
-						   burst[i]->data_len, false, &e) != DJ_REJ_NONE;
+			bad += dp_wire_encap_parse(rte_pktmbuf_mtod(burst[i], void *),
+						   burst[i]->data_len, false, &e) != DP_REJ_NONE;
 		}
 		rte_pktmbuf_free_bulk(burst, n);
 		if (n != 0) {
@@ -144,16 +145,16 @@ static int raw_rx(const struct bench_opts *o, struct dj_port *port, struct bench
 
 int bench_raw(const struct bench_opts *o, struct bench_result *r)
 {
-	struct dj_port *port;
+	struct dp_port *port;
 	int rc;
 
-	if (o->payload + DJ_WIRE_FULL_HDR_LEN > o->frame_size || o->payload == 0)
+	if (o->payload + DP_WIRE_FULL_HDR_LEN > o->frame_size || o->payload == 0)
 		return -EINVAL;
 	rc = raw_port_open(o, &port);
 	if (rc != 0)
 		return rc;
 	r->mode = o->mode == MODE_TX ? "tx" : "rx";
 	rc = o->mode == MODE_TX ? raw_tx(o, port, r) : raw_rx(o, port, r);
-	dj_port_destroy(port);
+	dp_port_destroy(port);
 	return rc;
 }

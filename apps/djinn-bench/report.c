@@ -129,15 +129,15 @@ static void json_write(FILE *f, const struct bench_opts *o, const struct bench_r
 		fprintf(f, ",\"stats\":{\"rx_packets\":%lu,\"tx_packets\":%lu,\"retransmits\":%lu",
 			(unsigned long)r->dp.rx_packets, (unsigned long)r->dp.tx_packets,
 			(unsigned long)r->dp.retransmits);
-		for (int i = 0; i < DJ_DROP_MAX; i++)
-			fprintf(f, ",\"drop_%s\":%lu", dj_dataplane_drop_name(i),
+		for (int i = 0; i < DP_DROP_MAX; i++)
+			fprintf(f, ",\"drop_%s\":%lu", dp_drop_name(i),
 				(unsigned long)r->dp.drops[i]);
 		fprintf(f, ",\"rto_expired\":%lu,\"nacks_rx\":%lu,\"rejected\":%lu",
 			(unsigned long)r->proto.rto_expired, (unsigned long)r->proto.rx_nacks,
-			(unsigned long)dj_proto_stats_rejected(&r->proto));
-		for (int i = 1; i < DJ_REJ_COUNT; i++)
+			(unsigned long)dp_proto_stats_rejected(&r->proto));
+		for (int i = 1; i < DP_REJ_COUNT; i++)
 			if (r->proto.rx_reject[i] != 0)
-				fprintf(f, ",\"rej_%s\":%lu", dj_wire_reject_name(i),
+				fprintf(f, ",\"rej_%s\":%lu", dp_wire_reject_name(i),
 					(unsigned long)r->proto.rx_reject[i]);
 		fprintf(f, "}");
 	}

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "bench.h"
 
 static int io_all(int fd, void *buf, uint64_t len, int writing)
@@ -76,7 +77,7 @@ static int tcp_size(int fd, const struct bench_opts *o, uint64_t size, unsigned 
 	int rc = ns ? 0 : -ENOMEM;
 
 	for (unsigned int i = 0; i < iters && rc == 0; i++) {
-		uint64_t t0 = dj_time_ns();
+		uint64_t t0 = djc_time_ns();
 
 		if (o->role == ROLE_SEND) {
 			rc = io_all(fd, buf, size, 1);
@@ -89,7 +90,7 @@ static int tcp_size(int fd, const struct bench_opts *o, uint64_t size, unsigned 
 			if (rc == 0)
 				rc = io_all(fd, &ack, 1, 1);
 		}
-		ns[i] = dj_time_ns() - t0;
+		ns[i] = djc_time_ns() - t0;
 		total += ns[i];
 		best = ns[i] < best ? ns[i] : best;
 	}

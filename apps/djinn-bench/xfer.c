@@ -12,6 +12,7 @@
 #include <rte_ethdev.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "bench.h"
 
 #define LINK_WAIT_MS 30000u
@@ -21,13 +22,13 @@
 static int port_pick(const struct bench_opts *o, uint16_t *port_id)
 {
 	if (o->port_name != NULL)
-		return dj_port_find(o->port_name, port_id);
+		return dp_port_find(o->port_name, port_id);
 	RTE_ETH_FOREACH_DEV(*port_id)
 		return 0;
 	return -ENODEV;
 }
 
-static void peer_dp_endpoint(const struct bench_opts *o, struct dj_dp_endpoint *ep)
+static void peer_dp_endpoint(const struct bench_opts *o, struct dp_endpoint *ep)
 {
 	memset(ep, 0, sizeof(*ep));
 	memcpy(ep->mac, o->peer.mac, sizeof(ep->mac));
@@ -37,10 +38,10 @@ static void peer_dp_endpoint(const struct bench_opts *o, struct dj_dp_endpoint *
 	ep->mtu = (uint16_t)(o->frame_size - 14);
 }
 
-int bench_engine_start(const struct bench_opts *o, struct dj_dataplane **dp)
+int bench_engine_start(const struct bench_opts *o, struct dp_engine **dp)
 {
-	struct dj_dataplane_config cfg = {0};
-	struct dj_dp_endpoint peer;
+	struct dp_engine_config cfg = {0};
+	struct dp_endpoint peer;
 	int rc = port_pick(o, &cfg.port.port_id);
 
 	if (rc != 0)
@@ -51,57 +52,57 @@ int bench_engine_start(const struct bench_opts *o, struct dj_dataplane **dp)
 	cfg.local = o->local;
 	cfg.impair = o->impair;
 	cfg.idle_sleep_us = o->idle_sleep_us;
-	dj_session_config_init(&cfg.session);
+	dp_channel_config_init(&cfg.session);
 	cfg.session.tx_crc = o->crc;
 	cfg.session.rx_crc = o->crc;
 	if (o->initial_credit != 0)
 		cfg.session.initial_credit = o->initial_credit;
 	cfg.session_set = true;
 	cfg.link_timeout_ms = LINK_WAIT_MS;
-	rc = dj_dataplane_create(&cfg, dp);
+	rc = dp_engine_create(&cfg, dp);
 	if (rc != 0)
 		return rc;
 	peer_dp_endpoint(o, &peer);
-	rc = dj_dataplane_session_open(*dp, o->session_id, o->cookie, &peer);
+	rc = dp_engine_session_open(*dp, o->session_id, o->cookie, &peer);
 	if (rc != 0) {
-		dj_dataplane_destroy(*dp);
+		dp_engine_destroy(*dp);
 		*dp = NULL;
 	}
 	return rc;
 }
 
-void bench_engine_stop(struct dj_dataplane *dp, struct bench_result *r)
+void bench_engine_stop(struct dp_engine *dp, struct bench_result *r)
 {
 	if (dp == NULL)
 		return;
 	/* Our last ACK leaves, then both sides stop polling before either
 	 * port (memif) disconnects. */
 	usleep(200000);
-	dj_dataplane_quiesce(dp);
+	dp_engine_quiesce(dp);
 	usleep(300000);
-	dj_dataplane_get_stats(dp, &r->dp, &r->proto);
+	dp_engine_get_stats(dp, &r->dp, &r->proto);
 	r->have_engine_stats = true;
-	dj_dataplane_destroy(dp);
+	dp_engine_destroy(dp);
 }
 
 /* Where the sender's 1-byte "ready" transfers land (two armed at a time). */
 static uint8_t ready_slots[2];
 
 /* A send that tolerates a peer not listening yet (first contact). */
-static int send_patiently(struct dj_dataplane *dp, const struct bench_opts *o, uint32_t id,
+static int send_patiently(struct dp_engine *dp, const struct bench_opts *o, uint32_t id,
 			  const void *buf, uint64_t len)
 {
-	uint64_t deadline = dj_time_ns() + FIRST_CONTACT_NS;
+	uint64_t deadline = djc_time_ns() + FIRST_CONTACT_NS;
 	int rc;
 
 	do {
-		rc = dj_dataplane_send(dp, o->cookie, id, buf, len, DJ_MEM_HOST, o->timeout_ms);
-	} while (rc == -ETIMEDOUT && dj_time_ns() < deadline);
+		rc = dp_engine_send(dp, o->cookie, id, buf, len, DJ_MEM_HOST, o->timeout_ms);
+	} while (rc == -ETIMEDOUT && djc_time_ns() < deadline);
 	return rc;
 }
 
 /* Receiver of one size: arm, say ready, wait, check. */
-static int recv_size(struct dj_dataplane *dp, const struct bench_opts *o, uint64_t size,
+static int recv_size(struct dp_engine *dp, const struct bench_opts *o, uint64_t size,
 		     unsigned int iters, uint32_t *id, uint8_t *buf)
 {
 	static const uint8_t ready = 1;
@@ -109,13 +110,13 @@ static int recv_size(struct dj_dataplane *dp, const struct bench_opts *o, uint64
 
 	for (unsigned int i = 0; i < iters && rc == 0; i++, (*id)++) {
 		memset(buf, 0, size < 4096 ? size : 4096);
-		rc = dj_dataplane_expect(dp, o->cookie, *id, buf, size, DJ_MEM_HOST);
+		rc = dp_engine_expect(dp, o->cookie, *id, buf, size, DJ_MEM_HOST);
 		if (rc == 0)
 			rc = send_patiently(dp, o, *id, &ready, 1);
 		if (rc == 0)
-			rc = dj_dataplane_wait(dp, o->cookie, *id, o->timeout_ms);
+			rc = dp_engine_wait(dp, o->cookie, *id, o->timeout_ms);
 		if (rc != 0)
-			dj_dataplane_cancel(dp, o->cookie, *id);
+			dp_engine_cancel(dp, o->cookie, *id);
 		if (rc == 0 && o->verify && (i == 0 || i + 1 == iters) &&
 		    !bench_pattern_check(buf, size, size)) {
 			fprintf(stderr, "djinn-bench: transfer %u (%lu B): bytes differ\n", *id,
@@ -128,7 +129,7 @@ static int recv_size(struct dj_dataplane *dp, const struct bench_opts *o, uint64
 
 /* Sender of one size: wait for ready, time the send. The next ready is
  * armed before this send so that it never arrives unexpected. */
-static int send_size(struct dj_dataplane *dp, const struct bench_opts *o, uint64_t size,
+static int send_size(struct dp_engine *dp, const struct bench_opts *o, uint64_t size,
 		     unsigned int iters, uint32_t *id, const uint8_t *buf, uint64_t *ns)
 {
 	int rc = 0;
@@ -137,14 +138,14 @@ static int send_size(struct dj_dataplane *dp, const struct bench_opts *o, uint64
 		uint32_t wait_ms = *id == 0 ? (uint32_t)(FIRST_CONTACT_NS / 1000000) : o->timeout_ms;
 		uint64_t t0;
 
-		rc = dj_dataplane_wait(dp, o->cookie, *id, wait_ms);
+		rc = dp_engine_wait(dp, o->cookie, *id, wait_ms);
 		if (rc == 0)
-			rc = dj_dataplane_expect(dp, o->cookie, *id + 1, &ready_slots[(*id + 1) % 2], 1,
+			rc = dp_engine_expect(dp, o->cookie, *id + 1, &ready_slots[(*id + 1) % 2], 1,
 						 DJ_MEM_HOST);
-		t0 = dj_time_ns();
+		t0 = djc_time_ns();
 		if (rc == 0)
-			rc = dj_dataplane_send(dp, o->cookie, *id, buf, size, DJ_MEM_HOST, o->timeout_ms);
-		ns[i] = dj_time_ns() - t0;
+			rc = dp_engine_send(dp, o->cookie, *id, buf, size, DJ_MEM_HOST, o->timeout_ms);
+		ns[i] = djc_time_ns() - t0;
 	}
 	return rc;
 }
@@ -166,7 +167,7 @@ static void row_fill(struct bench_row *row, uint64_t size, unsigned int iters, u
 
 int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 {
-	struct dj_dataplane *dp = NULL;
+	struct dp_engine *dp = NULL;
 	uint64_t max = 0;
 	uint32_t id = 0;
 	uint8_t *buf;
@@ -180,7 +181,7 @@ int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 	rc = bench_engine_start(o, &dp);
 	r->mode = "transfer";
 	if (rc == 0 && o->role == ROLE_SEND)
-		rc = dj_dataplane_expect(dp, o->cookie, 0, &ready_slots[0], 1, DJ_MEM_HOST);
+		rc = dp_engine_expect(dp, o->cookie, 0, &ready_slots[0], 1, DJ_MEM_HOST);
 	for (unsigned int s = 0; rc == 0 && s < o->n_sizes; s++) {
 		uint64_t size = o->sizes[s];
 		unsigned int iters = o->iters ? o->iters : bench_auto_iters(size);
@@ -205,36 +206,36 @@ int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 	if (rc != 0)
 		r->errors++;
 	if (dp != NULL && o->role == ROLE_SEND)
-		dj_dataplane_cancel(dp, o->cookie, id);
+		dp_engine_cancel(dp, o->cookie, id);
 	bench_engine_stop(dp, r);
 	bench_free(buf, max);
 	return rc;
 }
 
-static int pingpong_loop(struct dj_dataplane *dp, const struct bench_opts *o, uint8_t *tx,
+static int pingpong_loop(struct dp_engine *dp, const struct bench_opts *o, uint8_t *tx,
 			 uint8_t *rx, uint64_t size, uint64_t *ns)
 {
 	int rc = 0;
 
 	for (uint32_t id = 0; id < o->count && rc == 0; id++) {
-		uint64_t t0 = dj_time_ns();
+		uint64_t t0 = djc_time_ns();
 
 		if (o->role == ROLE_SEND) {
-			rc = dj_dataplane_expect(dp, o->cookie, id, rx, size, DJ_MEM_HOST);
+			rc = dp_engine_expect(dp, o->cookie, id, rx, size, DJ_MEM_HOST);
 			if (rc == 0)
 				rc = id == 0 ? send_patiently(dp, o, id, tx, size) :
-				     dj_dataplane_send(dp, o->cookie, id, tx, size, DJ_MEM_HOST,
+				     dp_engine_send(dp, o->cookie, id, tx, size, DJ_MEM_HOST,
 						       o->timeout_ms);
 			if (rc == 0)
-				rc = dj_dataplane_wait(dp, o->cookie, id, o->timeout_ms);
-			ns[id] = dj_time_ns() - t0;
+				rc = dp_engine_wait(dp, o->cookie, id, o->timeout_ms);
+			ns[id] = djc_time_ns() - t0;
 		} else {
-			rc = dj_dataplane_wait(dp, o->cookie, id,
+			rc = dp_engine_wait(dp, o->cookie, id,
 					       id == 0 ? (uint32_t)(FIRST_CONTACT_NS / 1000000) : o->timeout_ms);
 			if (rc == 0 && id + 1 < o->count)
-				rc = dj_dataplane_expect(dp, o->cookie, id + 1, rx, size, DJ_MEM_HOST);
+				rc = dp_engine_expect(dp, o->cookie, id + 1, rx, size, DJ_MEM_HOST);
 			if (rc == 0)
-				rc = dj_dataplane_send(dp, o->cookie, id, tx, size, DJ_MEM_HOST,
+				rc = dp_engine_send(dp, o->cookie, id, tx, size, DJ_MEM_HOST,
 						       o->timeout_ms);
 		}
 	}
@@ -246,12 +247,12 @@ int bench_pingpong(const struct bench_opts *o, struct bench_result *r)
 	uint64_t size = o->sizes[0] > 65536 ? 65536 : o->sizes[0];
 	uint64_t *ns = calloc(o->count ? o->count : 1, sizeof(*ns));
 	uint8_t *tx = calloc(2, size + 1), *rx = tx ? tx + size + 1 : NULL;
-	struct dj_dataplane *dp = NULL;
+	struct dp_engine *dp = NULL;
 	int rc = ns && tx ? bench_engine_start(o, &dp) : -ENOMEM;
 
 	r->mode = "pingpong";
 	if (rc == 0 && o->role == ROLE_RECV)
-		rc = dj_dataplane_expect(dp, o->cookie, 0, rx, size, DJ_MEM_HOST);
+		rc = dp_engine_expect(dp, o->cookie, 0, rx, size, DJ_MEM_HOST);
 	if (rc == 0)
 		rc = pingpong_loop(dp, o, tx, rx, size, ns);
 	if (rc == 0 && o->role == ROLE_SEND) {

@@ -27,11 +27,12 @@
 #include <rte_lcore.h>
 
 #include "djinn/common.h"
-#include "djinn/control.h"
-#include "djinn/dataplane.h"
-#include "djinn/eal.h"
-#include "djinn/gpu.h"
-#include "djinn/runtime.h"
+#include "common/djc.h"
+#include "controlplane/ctl.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/eal.h"
+#include "gpu/gpu.h"
+#include "runtime/runtime.h"
 
 #define DEFAULT_VDEV "net_memif0,role=server,socket=/tmp/djinn-dp.memif,socket-abstract=no,bsize=9216"
 #define DEFAULT_DP_IP "198.18.0.1"
@@ -56,7 +57,7 @@ struct dp_options {
 	const char *dp_impair;
 	uint32_t dp_idle_sleep_us;
 	uint32_t dp_initial_credit;
-	enum dj_gpu_gather_mode gpu_gather;
+	enum djg_gather_mode gpu_gather;
 	uint16_t gpu_gather_blocks;
 };
 
@@ -101,7 +102,7 @@ static void usage(const char *prog)
 	       "  --probe                report ports and GPUs, then exit\n"
 	       "  --log-level LEVEL      err, warn, notice (default), info, debug\n"
 	       "  -h, --help             this text\n",
-	       prog, DEFAULT_VDEV, DJ_CTL_DEFAULT_PORT, DEFAULT_DP_IP);
+	       prog, DEFAULT_VDEV, DJ_DEFAULT_PORT, DEFAULT_DP_IP);
 }
 
 /* --help must work without EAL (no hugepages, not root). */
@@ -148,12 +149,12 @@ static int parse_uint(const char *text, unsigned long max, unsigned long *value)
 	return 0;
 }
 
-static int parse_gather_mode(const char *text, enum dj_gpu_gather_mode *mode)
+static int parse_gather_mode(const char *text, enum djg_gather_mode *mode)
 {
 	if (strcmp(text, "persistent") == 0)
-		*mode = DJ_GPU_GATHER_PERSISTENT;
+		*mode = DJG_GATHER_PERSISTENT;
 	else if (strcmp(text, "launch") == 0)
-		*mode = DJ_GPU_GATHER_LAUNCH;
+		*mode = DJG_GATHER_LAUNCH;
 	else
 		return -EINVAL;
 	return 0;
@@ -187,7 +188,7 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 	case OPT_MEM_LIMIT: return parse_size(arg, &o->mem_limit);
 	case OPT_TOTAL_MEM_LIMIT: return parse_size(arg, &o->total_mem_limit);
 	case OPT_LOG_LEVEL:
-		if (dj_log_level_parse(arg, &level) != 0)
+		if (djc_log_level_parse(arg, &level) != 0)
 			return -EINVAL;
 		dj_log_set_level(level);
 		return 0;
@@ -196,7 +197,7 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 	}
 	/* Numeric options. */
 	static const struct { int opt; unsigned long max; } limits[] = {
-		{OPT_CTL_PORT, 65535}, {OPT_WORKERS, 64}, {OPT_DP_QUEUES, DJ_PORT_MAX_QUEUES},
+		{OPT_CTL_PORT, 65535}, {OPT_WORKERS, 64}, {OPT_DP_QUEUES, DP_PORT_MAX_QUEUES},
 		{OPT_DP_UDP_PORT, 65535}, {OPT_DP_FRAME_SIZE, 65535}, {OPT_STATS_INTERVAL, 86400},
 		{OPT_DP_IDLE_SLEEP, 1000000}, {OPT_DP_INITIAL_CREDIT, 1u << 20},
 		{OPT_GPU_GATHER_BLOCKS, 1024},
@@ -291,13 +292,13 @@ static void report_ports(void)
 
 static void report_gpus(void)
 {
-	int n = dj_gpu_count();
+	int n = djg_count();
 
 	printf("gpus (gpudev): %d\n", n);
 	for (int i = 0; i < n; i++) {
-		struct dj_gpu_info g;
+		struct djg_info g;
 
-		if (dj_gpu_info_get(i, &g) != 0)
+		if (djg_info_get(i, &g) != 0)
 			continue;
 		printf("  gpu %d: gpudev id %d %s (%s) memory %.1f GB SMs %u numa %d\n", i,
 		       g.dev_id, g.name, g.pci_addr, g.total_memory / 1e9, g.processors,
@@ -310,46 +311,46 @@ static void report_gpus(void)
  * *placer stays NULL for a host runtime. The resident gather kernel by
  * default: it leaves the GPU whenever a receive completes, so the runtime's
  * CUDA work never waits behind it for long (docs/GPU.md). */
-static int gpu_placer_create(const struct dp_options *o, const struct dj_runtime *rt,
-			     struct dj_gpu_dp_placer **placer)
+static int gpu_placer_create(const struct dp_options *o, const struct rt_runtime *rt,
+			     struct djg_dp_placer **placer)
 {
-	struct dj_gpu_dp_placer_conf pc = {.mode = o->gpu_gather,
+	struct djg_dp_placer_conf pc = {.mode = o->gpu_gather,
 					   .blocks = o->gpu_gather_blocks,
 					   .frag_size = o->dp_frame_size};
-	int ordinal = dj_runtime_gpu_device(rt);
+	int ordinal = rt_gpu_device(rt);
 	int dev, rc;
 
 	*placer = NULL;
 	if (ordinal < 0)
 		return 0;
-	dev = dj_gpu_find_cuda(ordinal);
+	dev = djg_find_cuda(ordinal);
 	if (dev < 0) {
 		fprintf(stderr, "djinn-dp: CUDA device %d is not seen by gpudev: %s\n", ordinal,
 			dj_strerror(dev));
 		return dev;
 	}
 	pc.dev_id = (int16_t)dev;
-	rc = dj_gpu_dp_placer_create(&pc, placer);
+	rc = djg_dp_placer_create(&pc, placer);
 	if (rc == 0)
 		printf("data plane: GPU tensors received by %s on gpudev %d "
 		       "(cuda:%d), sent through a pinned staging ring\n",
-		       o->gpu_gather == DJ_GPU_GATHER_PERSISTENT ? "a resident gather kernel"
+		       o->gpu_gather == DJG_GATHER_PERSISTENT ? "a resident gather kernel"
 								 : "a gather kernel per burst",
 		       dev, ordinal);
 	return rc;
 }
 
-static int dataplane_start(const struct dp_options *o, const struct dj_gpu_dp_placer *placer,
-			   struct dj_dataplane **dp)
+static int dataplane_start(const struct dp_options *o, const struct djg_dp_placer *placer,
+			   struct dp_engine **dp)
 {
-	struct dj_dataplane_config cfg;
+	struct dp_engine_config cfg;
 	struct in_addr ip;
 	uint16_t port_id = 0;
 	int rc;
 
 	if (rte_eth_dev_count_avail() == 0)
 		return -ENODEV;
-	if (o->dp_port != NULL && dj_port_find(o->dp_port, &port_id) != 0) {
+	if (o->dp_port != NULL && dp_port_find(o->dp_port, &port_id) != 0) {
 		fprintf(stderr, "djinn-dp: no data-plane port '%s'\n", o->dp_port);
 		return -ENODEV;
 	}
@@ -366,13 +367,13 @@ static int dataplane_start(const struct dp_options *o, const struct dj_gpu_dp_pl
 	cfg.local.port = o->dp_udp_port;
 	cfg.impair = o->dp_impair;
 	cfg.idle_sleep_us = o->dp_idle_sleep_us;
-	cfg.placer = dj_gpu_dp_placer_ops(placer);
+	cfg.placer = djg_dp_placer_ops(placer);
 	if (o->dp_initial_credit != 0) {
-		dj_session_config_init(&cfg.session);
+		dp_channel_config_init(&cfg.session);
 		cfg.session.initial_credit = o->dp_initial_credit;
 		cfg.session_set = true;
 	}
-	rc = dj_dataplane_create(&cfg, dp);
+	rc = dp_engine_create(&cfg, dp);
 	if (rc == 0)
 		printf("data plane: port %u, %u queue(s), %s, frames up to %u B\n", port_id,
 		       o->dp_queues, o->dp_ip, o->dp_frame_size);
@@ -384,30 +385,30 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
-static void print_gather_stats(struct dj_gpu_dp_placer *placer)
+static void print_gather_stats(struct djg_dp_placer *placer)
 {
-	struct dj_gpu_dp_placer_stats g;
+	struct djg_dp_placer_stats g;
 
-	dj_gpu_dp_placer_stats_get(placer, &g);
+	djg_dp_placer_stats_get(placer, &g);
 	printf(", gpu rx %s %.1f MB in %" PRIu64 " bursts, %" PRIu64 " direct, %" PRIu64 " failed",
-	       dj_gpu_rx_path_name(g.sink.path), g.sink.bytes / 1e6, g.sink.bursts,
+	       djg_rx_path_name(g.sink.path), g.sink.bytes / 1e6, g.sink.bursts,
 	       g.direct_copies, g.failures);
 }
 
-static void print_stats(struct dj_ctl_server *server, struct dj_dataplane *dp,
-			struct dj_gpu_dp_placer *placer)
+static void print_stats(struct ctl_server *server, struct dp_engine *dp,
+			struct djg_dp_placer *placer)
 {
-	struct dj_ctl_server_stats s;
+	struct ctl_server_stats s;
 
-	dj_ctl_server_get_stats(server, &s);
+	ctl_server_get_stats(server, &s);
 	printf("stats: connections %" PRIu64 " open, sessions %" PRIu64 " (dpdk %" PRIu64
 	       ", tcp %" PRIu64 "), requests %" PRIu64 ", errors %" PRIu64 ", in %.1f MB, out %.1f MB",
 	       s.connections_open, s.sessions_opened, s.sessions_dpdk, s.sessions_tcp, s.requests,
 	       s.errors_sent, s.bytes_in / 1e6, s.bytes_out / 1e6);
 	if (dp != NULL) {
-		struct dj_dataplane_stats d;
+		struct dp_engine_stats d;
 
-		dj_dataplane_get_stats(dp, &d, NULL);
+		dp_engine_get_stats(dp, &d, NULL);
 		printf(", dp rx %" PRIu64 " pkts tx %" PRIu64 " pkts", d.rx_packets, d.tx_packets);
 	}
 	if (placer != NULL)
@@ -419,15 +420,15 @@ static void print_stats(struct dj_ctl_server *server, struct dj_dataplane *dp,
 /* What STATS replies say of the data plane; filled once both exist, before
  * the control plane starts. */
 static struct {
-	const struct dj_dataplane *dp;
-	struct dj_gpu_dp_placer *placer;
-	enum dj_gpu_gather_mode mode;
+	const struct dp_engine *dp;
+	struct djg_dp_placer *placer;
+	enum djg_gather_mode mode;
 } dp_view;
 
 static void dp_stats_json(void *arg, cJSON *obj)
 {
 	cJSON *d = cJSON_AddObjectToObject(obj, "data_plane");
-	struct dj_gpu_dp_placer_stats g;
+	struct djg_dp_placer_stats g;
 
 	(void)arg;
 	if (d == NULL)
@@ -437,9 +438,9 @@ static void dp_stats_json(void *arg, cJSON *obj)
 		cJSON_AddStringToObject(d, "gpu_rx_path", "none (tensors in host memory)");
 		return;
 	}
-	dj_gpu_dp_placer_stats_get(dp_view.placer, &g);
-	cJSON_AddStringToObject(d, "gpu_rx_path", dj_gpu_rx_path_name(g.sink.path));
-	cJSON_AddStringToObject(d, "gpu_gather", dp_view.mode == DJ_GPU_GATHER_PERSISTENT ?
+	djg_dp_placer_stats_get(dp_view.placer, &g);
+	cJSON_AddStringToObject(d, "gpu_rx_path", djg_rx_path_name(g.sink.path));
+	cJSON_AddStringToObject(d, "gpu_gather", dp_view.mode == DJG_GATHER_PERSISTENT ?
 						 "persistent" : "launch");
 	cJSON_AddNumberToObject(d, "gpu_rx_bytes", (double)g.sink.bytes);
 	cJSON_AddNumberToObject(d, "gpu_rx_bursts", (double)g.sink.bursts);
@@ -448,34 +449,34 @@ static void dp_stats_json(void *arg, cJSON *obj)
 	cJSON_AddNumberToObject(d, "gpu_rx_kernel_generations", (double)g.sink.generations);
 }
 
-static int runtime_create(const struct dp_options *o, struct dj_runtime **rt)
+static int runtime_create(const struct dp_options *o, struct rt_runtime **rt)
 {
-	struct dj_runtime_config rt_cfg = {
+	struct rt_config rt_cfg = {
 		.gpu = o->gpu,
 		.session_limit = o->mem_limit,
 		.total_limit = o->total_mem_limit,
 		.n_contexts = o->workers,
 		.stats_extra = dp_stats_json,
 	};
-	int rc = dj_runtime_create(&rt_cfg, rt);
+	int rc = rt_create(&rt_cfg, rt);
 
 	if (rc != 0) {
 		fprintf(stderr, "djinn-dp: runtime (--gpu %s): %s\n", o->gpu, dj_strerror(rc));
 		return rc;
 	}
-	printf("compute: %s\n", dj_runtime_describe(*rt));
+	printf("compute: %s\n", rt_description(*rt));
 	return 0;
 }
 
-static int serve(const struct dp_options *o, struct dj_runtime *rt, struct dj_dataplane *dp,
-		 struct dj_gpu_dp_placer *placer)
+static int serve(const struct dp_options *o, struct rt_runtime *rt, struct dp_engine *dp,
+		 struct djg_dp_placer *placer)
 {
-	struct dj_ctl_server_config ctl_cfg;
+	struct ctl_server_config ctl_cfg;
 	struct dj_datapath datapath;
-	struct dj_ctl_server *server = NULL;
+	struct ctl_server *server = NULL;
 	int rc;
 
-	dj_ctl_server_config_init(&ctl_cfg);
+	ctl_server_config_init(&ctl_cfg);
 	ctl_cfg.listen_addr = o->listen_addr;
 	ctl_cfg.port = o->ctl_port;
 	ctl_cfg.token_file = o->token_file;
@@ -483,20 +484,20 @@ static int serve(const struct dp_options *o, struct dj_runtime *rt, struct dj_da
 	ctl_cfg.tls_key = o->tls_key;
 	ctl_cfg.n_workers = o->workers;
 	if (dp != NULL) {
-		dj_dataplane_datapath(dp, &datapath);
+		dp_engine_datapath(dp, &datapath);
 		ctl_cfg.datapath = &datapath;
 	}
-	rc = dj_ctl_server_create(&ctl_cfg, dj_runtime_backend(), rt, &server);
+	rc = ctl_server_create(&ctl_cfg, rt_backend(), rt, &server);
 	if (rc == 0)
-		rc = dj_ctl_server_start(server);
+		rc = ctl_server_start(server);
 	if (rc != 0) {
 		fprintf(stderr, "djinn-dp: control plane on %s:%u: %s\n", o->listen_addr,
 			o->ctl_port, dj_strerror(rc));
-		dj_ctl_server_destroy(server);
+		ctl_server_destroy(server);
 		return rc;
 	}
 	printf("control plane: listening on %s:%u (%s); tensor bytes over %s\n", o->listen_addr,
-	       dj_ctl_server_port(server), o->tls_cert ? "TLS" : "plain TCP",
+	       ctl_server_port(server), o->tls_cert ? "TLS" : "plain TCP",
 	       dp != NULL ? "DPDK where the client has it, else TCP" : "TCP (no data plane)");
 	fflush(stdout);
 
@@ -508,27 +509,27 @@ static int serve(const struct dp_options *o, struct dj_runtime *rt, struct dj_da
 	}
 	printf("djinn-dp: shutting down\n");
 	print_stats(server, dp, placer);
-	dj_ctl_server_destroy(server); /* tells sessions, closes connections */
+	ctl_server_destroy(server); /* tells sessions, closes connections */
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	struct dj_eal_options eal_opts = {.default_vdev = DEFAULT_VDEV};
+	struct dp_eal_options eal_opts = {.default_vdev = DEFAULT_VDEV};
 	struct dp_options o = {
 		.listen_addr = "127.0.0.1",
-		.ctl_port = DJ_CTL_DEFAULT_PORT,
+		.ctl_port = DJ_DEFAULT_PORT,
 		.gpu = "auto",
-		.gpu_gather = DJ_GPU_GATHER_PERSISTENT,
+		.gpu_gather = DJG_GATHER_PERSISTENT,
 		.workers = 4,
 		.stats_interval = 10,
 		.dp_queues = 1,
 		.dp_ip = DEFAULT_DP_IP,
 		.dp_frame_size = 9014,
 	};
-	struct dj_dataplane *dp = NULL;
-	struct dj_gpu_dp_placer *placer = NULL;
-	struct dj_runtime *rt = NULL;
+	struct dp_engine *dp = NULL;
+	struct djg_dp_placer *placer = NULL;
+	struct rt_runtime *rt = NULL;
 	int app_argc, eal_argc, rc, eal_up = 0;
 	char **app_argv, **eal_app_argv;
 
@@ -536,14 +537,14 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 		return 0;
 	}
-	dj_eal_app_args(argc, argv, &app_argc, &app_argv);
+	dp_eal_app_args(argc, argv, &app_argc, &app_argv);
 	if (parse_options(app_argc, app_argv, &o) != 0) {
 		usage(argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!o.no_dpdk) {
-		rc = dj_eal_init(argc, argv, &eal_opts, &eal_argc, &eal_app_argv);
+		rc = dp_eal_init(argc, argv, &eal_opts, &eal_argc, &eal_app_argv);
 		if (rc == 0)
 			eal_up = 1;
 		else if (o.probe_only)
@@ -554,13 +555,13 @@ int main(int argc, char **argv)
 	}
 	if (eal_up) {
 		printf("djinn-dp: EAL up (%s), %u lcores\n",
-		       dj_eal_has_hugepages() ? "hugepages" : "--no-huge", rte_lcore_count());
+		       dp_eal_has_hugepages() ? "hugepages" : "--no-huge", rte_lcore_count());
 		report_ports();
 		report_gpus();
 	}
 	if (o.probe_only) {
 		printf("djinn-dp: probe done, exiting\n");
-		dj_eal_cleanup();
+		dp_eal_cleanup();
 		return 0;
 	}
 	/* The runtime outlives the data plane: no queued GPU copy lands in a
@@ -588,11 +589,11 @@ int main(int argc, char **argv)
 	/* Stop polling before the port goes, so a memif peer never sees its
 	 * rings vanish under a burst (DPDK 22.11). */
 	if (dp != NULL)
-		dj_dataplane_quiesce(dp);
-	dj_dataplane_destroy(dp);
-	dj_gpu_dp_placer_destroy(placer);
-	dj_runtime_destroy(rt);        /* frees every resident tensor */
+		dp_engine_quiesce(dp);
+	dp_engine_destroy(dp);
+	djg_dp_placer_destroy(placer);
+	rt_destroy(rt);        /* frees every resident tensor */
 	if (eal_up)
-		dj_eal_cleanup();
+		dp_eal_cleanup();
 	return rc == 0 ? 0 : 1;
 }

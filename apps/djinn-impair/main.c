@@ -21,9 +21,10 @@
 #include <rte_mbuf.h>
 
 #include "djinn/common.h"
-#include "djinn/dataplane.h"
-#include "djinn/eal.h"
-#include "djinn/impair.h"
+#include "common/djc.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/eal.h"
+#include "dataplane/proto/impair.h"
 
 #define BURST 32
 #define HOLD_MAX 8192
@@ -31,8 +32,8 @@
 struct direction {
 	const char *name;
 	uint16_t in, out;
-	struct dj_impair *impair;
-	struct dj_hold_queue *hold;
+	struct dp_impair *impair;
+	struct dp_hold_queue *hold;
 	struct rte_mempool *clone_pool;
 	uint64_t forwarded, tx_dropped;
 	struct rte_mbuf *txq[BURST * 4];
@@ -99,7 +100,7 @@ static int parse_options(int argc, char **argv, struct impair_opts *o)
 			o->duration_s = atof(optarg);
 			break;
 		case 'L':
-			if (dj_log_level_parse(optarg, &level) != 0)
+			if (djc_log_level_parse(optarg, &level) != 0)
 				return -EINVAL;
 			dj_log_set_level(level);
 			break;
@@ -115,16 +116,16 @@ static int parse_options(int argc, char **argv, struct impair_opts *o)
 static int direction_init(struct direction *d, const char *spec, uint64_t seed,
 			  struct rte_mempool *clone_pool)
 {
-	struct dj_impair_config cfg = {.seed = seed};
-	int rc = dj_impair_config_parse(spec, &cfg);
+	struct dp_impair_config cfg = {.seed = seed};
+	int rc = dp_impair_config_parse(spec, &cfg);
 
 	if (rc != 0) {
 		fprintf(stderr, "djinn-impair: bad impairment '%s'\n", spec);
 		return rc;
 	}
 	d->clone_pool = clone_pool;
-	rc = dj_impair_create(&cfg, &d->impair);
-	return rc == 0 ? dj_hold_queue_create(HOLD_MAX, &d->hold) : rc;
+	rc = dp_impair_create(&cfg, &d->impair);
+	return rc == 0 ? dp_hold_queue_create(HOLD_MAX, &d->hold) : rc;
 }
 
 static void tx_flush(struct direction *d)
@@ -147,23 +148,23 @@ static void tx_push(struct direction *d, struct rte_mbuf *m)
 
 static void apply(struct direction *d, struct rte_mbuf *m, uint64_t now)
 {
-	struct dj_impair_verdict v;
+	struct dp_impair_verdict v;
 	struct rte_mbuf *pkts[2] = {m, NULL};
 
-	dj_impair_decide(d->impair, now, m->pkt_len, &v);
-	if (v.actions & DJ_IMPAIR_DROP) {
+	dp_impair_decide(d->impair, now, m->pkt_len, &v);
+	if (v.actions & DP_IMPAIR_DROP) {
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if ((v.actions & DJ_IMPAIR_CORRUPT) && rte_pktmbuf_linearize(m) == 0)
-		dj_impair_corrupt(&v, rte_pktmbuf_mtod(m, void *), m->data_len);
-	if (v.actions & DJ_IMPAIR_DUP)
+	if ((v.actions & DP_IMPAIR_CORRUPT) && rte_pktmbuf_linearize(m) == 0)
+		dp_impair_corrupt(&v, rte_pktmbuf_mtod(m, void *), m->data_len);
+	if (v.actions & DP_IMPAIR_DUP)
 		pkts[1] = rte_pktmbuf_copy(m, d->clone_pool, 0, UINT32_MAX);
 	for (int i = 0; i < 2; i++) {
 		if (pkts[i] == NULL)
 			continue;
-		if ((v.actions & DJ_IMPAIR_HOLD) &&
-		    dj_hold_queue_push(d->hold, pkts[i], v.release_ns) == 0)
+		if ((v.actions & DP_IMPAIR_HOLD) &&
+		    dp_hold_queue_push(d->hold, pkts[i], v.release_ns) == 0)
 			continue;
 		tx_push(d, pkts[i]);
 	}
@@ -178,7 +179,7 @@ static void forward(struct direction *d, uint64_t now)
 
 	for (uint16_t i = 0; i < n; i++)
 		apply(d, pkts[i], now);
-	held = dj_hold_queue_pop_due(d->hold, now, due, BURST);
+	held = dp_hold_queue_pop_due(d->hold, now, due, BURST);
 	for (unsigned int i = 0; i < held; i++)
 		tx_push(d, due[i]);
 	if (d->n_txq != 0)
@@ -188,9 +189,9 @@ static void forward(struct direction *d, uint64_t now)
 static void report(const struct direction *dirs)
 {
 	for (int i = 0; i < 2; i++) {
-		struct dj_impair_stats s;
+		struct dp_impair_stats s;
 
-		dj_impair_get_stats(dirs[i].impair, &s);
+		dp_impair_get_stats(dirs[i].impair, &s);
 		printf("%-8s packets %lu forwarded %lu dropped %lu duplicated %lu corrupted %lu "
 		       "reordered %lu delayed %lu tx_full %lu\n", dirs[i].name,
 		       (unsigned long)s.packets, (unsigned long)dirs[i].forwarded,
@@ -201,7 +202,7 @@ static void report(const struct direction *dirs)
 	fflush(stdout);
 }
 
-static int ports_open(const struct impair_opts *o, struct dj_port *ports[2])
+static int ports_open(const struct impair_opts *o, struct dp_port *ports[2])
 {
 	if (rte_eth_dev_count_avail() != 2) {
 		fprintf(stderr, "djinn-impair: needs exactly two ports, EAL has %u\n",
@@ -209,9 +210,9 @@ static int ports_open(const struct impair_opts *o, struct dj_port *ports[2])
 		return -EINVAL;
 	}
 	for (uint16_t p = 0; p < 2; p++) {
-		struct dj_port_config cfg = {.port_id = p, .frame_size = o->frame_size,
+		struct dp_port_config cfg = {.port_id = p, .frame_size = o->frame_size,
 					     .promiscuous = 1};
-		int rc = dj_port_create(&cfg, &ports[p]);
+		int rc = dp_port_create(&cfg, &ports[p]);
 
 		if (rc != 0)
 			return rc;
@@ -233,10 +234,10 @@ static bool link_up(uint16_t port)
  */
 static void run(struct direction *dirs, double duration_s)
 {
-	uint64_t end = duration_s > 0 ? dj_time_ns() + (uint64_t)(duration_s * 1e9) : UINT64_MAX;
+	uint64_t end = duration_s > 0 ? djc_time_ns() + (uint64_t)(duration_s * 1e9) : UINT64_MAX;
 
-	while (!stop && dj_time_ns() < end) {
-		uint64_t now = dj_time_ns();
+	while (!stop && djc_time_ns() < end) {
+		uint64_t now = djc_time_ns();
 
 		if (!link_up(0) || !link_up(1)) {
 			rte_delay_us_sleep(100);
@@ -254,10 +255,10 @@ static void directions_free(struct direction *dirs)
 		unsigned int n;
 
 		while (dirs[i].hold != NULL &&
-		       (n = dj_hold_queue_pop_due(dirs[i].hold, UINT64_MAX, left, BURST)) != 0)
+		       (n = dp_hold_queue_pop_due(dirs[i].hold, UINT64_MAX, left, BURST)) != 0)
 			rte_pktmbuf_free_bulk((struct rte_mbuf **)left, n);
-		dj_hold_queue_destroy(dirs[i].hold);
-		dj_impair_destroy(dirs[i].impair);
+		dp_hold_queue_destroy(dirs[i].hold);
+		dp_impair_destroy(dirs[i].impair);
 	}
 }
 
@@ -268,7 +269,7 @@ int main(int argc, char **argv)
 		{.name = "0->1", .in = 0, .out = 1},
 		{.name = "1->0", .in = 1, .out = 0},
 	};
-	struct dj_port *ports[2] = {NULL, NULL};
+	struct dp_port *ports[2] = {NULL, NULL};
 	struct rte_mempool *clone_pool = NULL;
 	int app_argc, rc;
 	char **app_argv;
@@ -278,7 +279,7 @@ int main(int argc, char **argv)
 			usage(argv[0]);
 			return 0;
 		}
-	rc = dj_eal_init(argc, argv, NULL, &app_argc, &app_argv);
+	rc = dp_eal_init(argc, argv, NULL, &app_argc, &app_argv);
 	if (rc != 0) {
 		fprintf(stderr, "djinn-impair: cannot start EAL: %s\n", dj_strerror(rc));
 		return 1;
@@ -308,9 +309,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "djinn-impair: %s\n", dj_strerror(rc));
 	}
 	directions_free(dirs);
-	dj_port_destroy(ports[0]);
-	dj_port_destroy(ports[1]);
+	dp_port_destroy(ports[0]);
+	dp_port_destroy(ports[1]);
 	rte_mempool_free(clone_pool);
-	dj_eal_cleanup();
+	dp_eal_cleanup();
 	return rc == 0 ? 0 : 1;
 }

@@ -18,11 +18,12 @@
 #include <arpa/inet.h>
 
 #include "djinn/common.h"
-#include "djinn/dataplane.h"
+#include "common/djc.h"
+#include "dataplane/dataplane.h"
 #include "djinn/djinn.h"
-#include "djinn/eal.h"
+#include "dataplane/eal.h"
 #include "djinn/npy.h"
-#include "djinn/ops.h"
+#include "tensor/ops.h"
 
 #define CLIENT_VDEV "net_memif0,role=client,socket=/tmp/djinn-dp.memif,socket-abstract=no,bsize=9216"
 
@@ -63,7 +64,7 @@ static void usage(void)
 	       "\n"
 	       "With EAL args (and \"--\"), djinn starts a DPDK data path, by default on\n"
 	       "--vdev '%s'.\n",
-	       DJ_CTL_DEFAULT_PORT, CLIENT_VDEV);
+	       DJ_DEFAULT_PORT, CLIENT_VDEV);
 }
 
 static void fill_random(float *v, size_t n, unsigned int *seed)
@@ -83,7 +84,7 @@ static int fail(struct dj_conn *conn, const char *what, int rc)
 
 static double ms_since(uint64_t t0)
 {
-	return (double)(dj_time_ns() - t0) / 1e6;
+	return (double)(djc_time_ns() - t0) / 1e6;
 }
 
 /* Local reference: the same three steps on the CPU. */
@@ -91,23 +92,23 @@ static int demo_reference(const struct dj_tensor *x, const struct dj_tensor *y,
 			  const struct dj_tensor *b, struct dj_tensor *out)
 {
 	struct dj_tensor h1, h2, in[2];
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char err[256];
 	int rc;
 
-	dj_op_attrs_init(&attrs);
+	tn_op_attrs_init(&attrs);
 	in[0] = *x;
 	in[1] = *y;
-	rc = dj_op_cpu_alloc(dj_op_find("matmul"), in, 2, &attrs, &h1, err, sizeof(err));
+	rc = tn_op_cpu_alloc(tn_op_find("matmul"), in, 2, &attrs, &h1, err, sizeof(err));
 	if (rc != 0)
 		return rc;
 	in[0] = h1;
 	in[1] = *b;
-	rc = dj_op_cpu_alloc(dj_op_find("add"), in, 2, &attrs, &h2, err, sizeof(err));
+	rc = tn_op_cpu_alloc(tn_op_find("add"), in, 2, &attrs, &h2, err, sizeof(err));
 	dj_tensor_free_host(&h1);
 	if (rc != 0)
 		return rc;
-	rc = dj_op_cpu_alloc(dj_op_find("relu"), &h2, 1, &attrs, out, err, sizeof(err));
+	rc = tn_op_cpu_alloc(tn_op_find("relu"), &h2, 1, &attrs, out, err, sizeof(err));
 	dj_tensor_free_host(&h2);
 	return rc;
 }
@@ -139,32 +140,32 @@ static int cmd_demo(struct dj_conn *conn, const struct client_args *a)
 	printf("demo: session %" PRIx64 ", tensor bytes over %s (%s)\n", dj_conn_session_id(conn),
 	       path == DJ_PATH_DPDK ? "DPDK" : "TCP", reason);
 
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	if ((rc = dj_put(conn, &x, &hx)) != 0 || (rc = dj_put(conn, &y, &hy)) != 0 ||
 	    (rc = dj_put(conn, &b, &hb)) != 0) {
 		status = fail(conn, "put", rc);
 		goto out;
 	}
 	printf("  1. put x, y [%d, %d] and bias [%d] float32     %8.3f ms\n", n, n, n, ms_since(t0));
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	if ((rc = dj_execute(conn, "matmul", (uint64_t[]){hx, hy}, 2, NULL, &h1, NULL)) != 0) {
 		status = fail(conn, "matmul", rc);
 		goto out;
 	}
 	printf("  2. h1 = matmul(x, y) on the server            %8.3f ms\n", ms_since(t0));
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	if ((rc = dj_execute(conn, "add", (uint64_t[]){h1, hb}, 2, NULL, &h2, NULL)) != 0) {
 		status = fail(conn, "add", rc);
 		goto out;
 	}
 	printf("  3. h2 = h1 + bias (broadcast)                 %8.3f ms\n", ms_since(t0));
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	if ((rc = dj_execute(conn, "relu", &h2, 1, NULL, &h3, NULL)) != 0) {
 		status = fail(conn, "relu", rc);
 		goto out;
 	}
 	printf("  4. h3 = relu(h2)                              %8.3f ms\n", ms_since(t0));
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	if ((rc = dj_get(conn, h3, &r)) != 0) {
 		status = fail(conn, "get", rc);
 		goto out;
@@ -235,13 +236,13 @@ static void print_tensor(const struct dj_tensor *t)
 
 static int cmd_run(struct dj_conn *conn, const struct client_args *a, int argc, char **argv)
 {
-	struct dj_tensor in[DJ_CTL_MAX_OP_ARGS] = {0}, out = {0};
-	uint64_t handles[DJ_CTL_MAX_OP_ARGS], result = 0;
+	struct dj_tensor in[DJ_MAX_OP_ARGS] = {0}, out = {0};
+	uint64_t handles[DJ_MAX_OP_ARGS], result = 0;
 	struct dj_tensor_desc desc;
 	int n_in = argc - 1, loaded = 0, rc, status = 1;
 	char err[256];
 
-	if (n_in < 1 || n_in > DJ_CTL_MAX_OP_ARGS) {
+	if (n_in < 1 || n_in > DJ_MAX_OP_ARGS) {
 		fprintf(stderr, "djinn: run OP A.npy [B.npy ...]\n");
 		return 2;
 	}
@@ -340,10 +341,10 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 }
 
 /* With EAL up: a client-side DPDK data path on the (memif client) port. */
-static int start_dataplane(struct client_args *a, struct dj_dataplane **dp,
+static int start_dataplane(struct client_args *a, struct dp_engine **dp,
 			   struct dj_datapath *datapath)
 {
-	struct dj_dataplane_config cfg;
+	struct dp_engine_config cfg;
 	struct in_addr ip;
 	int rc;
 
@@ -356,9 +357,9 @@ static int start_dataplane(struct client_args *a, struct dj_dataplane **dp,
 	cfg.port.promiscuous = 1;
 	cfg.local.ipv4 = ntohl(ip.s_addr);
 	cfg.idle_sleep_us = a->dp_idle_sleep_us;
-	rc = dj_dataplane_create(&cfg, dp);
+	rc = dp_engine_create(&cfg, dp);
 	if (rc == 0) {
-		dj_dataplane_datapath(*dp, datapath);
+		dp_engine_datapath(*dp, datapath);
 		a->opts.datapath = datapath;
 	}
 	return rc;
@@ -375,7 +376,7 @@ static int has_separator(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct client_args a = {.size = 100, .count = 5, .dp_ip = "198.18.0.2"};
-	struct dj_dataplane *dp = NULL;
+	struct dp_engine *dp = NULL;
 	struct dj_datapath datapath;
 	struct dj_client *client = NULL;
 	struct dj_conn *conn = NULL;
@@ -385,15 +386,15 @@ int main(int argc, char **argv)
 	dj_client_options_init(&a.opts);
 	/* The tool prints what matters itself (the demo says which path). */
 	dj_log_set_level(DJ_LOG_WARN);
-	a.seed = (unsigned int)dj_time_ns();
+	a.seed = (unsigned int)djc_time_ns();
 	/* EAL first (it finds the split), the data path once the options are known. */
 	int want_dpdk = has_separator(argc, argv), eal_rc = 0;
 	if (want_dpdk) {
-		struct dj_eal_options eal_opts = {.default_vdev = CLIENT_VDEV};
+		struct dp_eal_options eal_opts = {.default_vdev = CLIENT_VDEV};
 
-		eal_rc = dj_eal_init(argc, argv, &eal_opts, &app_argc, &app_argv);
+		eal_rc = dp_eal_init(argc, argv, &eal_opts, &app_argc, &app_argv);
 		if (eal_rc != 0)
-			dj_eal_app_args(argc, argv, &app_argc, &app_argv);
+			dp_eal_app_args(argc, argv, &app_argc, &app_argv);
 	}
 	int first = parse_args(app_argc, app_argv, &a);
 	if (first < 0 || first >= app_argc) {
@@ -408,9 +409,9 @@ int main(int argc, char **argv)
 	const char *cmd = app_argv[first];
 	if ((rc = dj_client_create(&a.opts, &client)) != 0 || (rc = dj_connect(client, &conn)) != 0) {
 		fprintf(stderr, "djinn: cannot reach %s:%u: %s\n", a.opts.host ? a.opts.host : "127.0.0.1",
-			a.opts.port ? a.opts.port : DJ_CTL_DEFAULT_PORT, dj_strerror(rc));
+			a.opts.port ? a.opts.port : DJ_DEFAULT_PORT, dj_strerror(rc));
 		dj_client_destroy(client);
-		dj_dataplane_destroy(dp);
+		dp_engine_destroy(dp);
 		return 1;
 	}
 	if (strcmp(cmd, "demo") == 0) {
@@ -430,7 +431,7 @@ int main(int argc, char **argv)
 	dj_disconnect(conn);
 	dj_client_destroy(client);
 	if (dp != NULL)
-		dj_dataplane_quiesce(dp);
-	dj_dataplane_destroy(dp);
+		dp_engine_quiesce(dp);
+	dp_engine_destroy(dp);
 	return status;
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <immintrin.h>
 
-#include "djinn/wire.h"
+#include "dataplane/proto/wire.h"
 
 #define CRC32C_POLY 0x82f63b78u
 /* Stream lengths of the interleaved loop: long for big buffers, short and
@@ -166,7 +166,7 @@ static uint32_t crc_sw_raw(uint32_t crc, const unsigned char *p, size_t len)
 	return crc;
 }
 
-uint32_t dj_crc32c_sw(uint32_t crc, const void *buf, size_t len)
+uint32_t dp_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 {
 	return ~crc_sw_raw(~crc, buf, len);
 }
@@ -271,16 +271,16 @@ static uint32_t crc_vpclmul_raw(uint32_t crc, const unsigned char *p, size_t len
 	return crc_hw_raw((uint32_t)c, p, len);
 }
 
-uint32_t dj_crc32c_sse42(uint32_t crc, const void *buf, size_t len)
+uint32_t dp_crc32c_sse42(uint32_t crc, const void *buf, size_t len)
 {
 	if (crc_have_hw)
 		return ~crc_hw_raw(~crc, buf, len);
 	return ~crc_sw_raw(~crc, buf, len);
 }
 
-uint32_t dj_crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t dp_crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	if (crc_have_vpclmul && len >= VPCLMUL_MIN)
 		return ~crc_vpclmul_raw(~crc, buf, len);
-	return dj_crc32c_sse42(crc, buf, len);
+	return dp_crc32c_sse42(crc, buf, len);
 }

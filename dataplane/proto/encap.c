@@ -6,7 +6,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
-#include "djinn/wire.h"
+#include "dataplane/proto/wire.h"
 #include "wire_bytes.h"
 
 #define ETHERTYPE_IPV4 0x0800u
@@ -17,7 +17,7 @@
 #define IPV4_FRAG_OFF_MASK 0x1fffu
 #define IPV4_TTL 64u
 
-uint16_t dj_wire_ipv4_csum(const void *ip_hdr, size_t len)
+uint16_t dp_wire_ipv4_csum(const void *ip_hdr, size_t len)
 {
 	const uint8_t *p = ip_hdr;
 	uint32_t sum = 0;
@@ -29,14 +29,14 @@ uint16_t dj_wire_ipv4_csum(const void *ip_hdr, size_t len)
 	return (uint16_t)~sum;
 }
 
-int dj_wire_encap_build(void *buf, const struct dj_endpoint *src,
-			const struct dj_endpoint *dst, size_t udp_payload_len,
+int dp_wire_encap_build(void *buf, const struct dp_netaddr *src,
+			const struct dp_netaddr *dst, size_t udp_payload_len,
 			uint16_t ip_id)
 {
 	uint8_t *eth = buf;
-	uint8_t *ip = eth + DJ_WIRE_ETH_LEN;
-	uint8_t *udp = ip + DJ_WIRE_IPV4_LEN;
-	size_t ip_len = DJ_WIRE_IPV4_LEN + DJ_WIRE_UDP_LEN + udp_payload_len;
+	uint8_t *ip = eth + DP_WIRE_ETH_LEN;
+	uint8_t *udp = ip + DP_WIRE_IPV4_LEN;
+	size_t ip_len = DP_WIRE_IPV4_LEN + DP_WIRE_UDP_LEN + udp_payload_len;
 
 	if (ip_len > 65535)
 		return -EMSGSIZE;
@@ -53,10 +53,10 @@ int dj_wire_encap_build(void *buf, const struct dj_endpoint *src,
 	put_be16(ip + 10, 0);
 	put_be32(ip + 12, src->ipv4);
 	put_be32(ip + 16, dst->ipv4);
-	put_be16(ip + 10, dj_wire_ipv4_csum(ip, DJ_WIRE_IPV4_LEN));
+	put_be16(ip + 10, dp_wire_ipv4_csum(ip, DP_WIRE_IPV4_LEN));
 	put_be16(udp, src->port);
 	put_be16(udp + 2, dst->port);
-	put_be16(udp + 4, (uint16_t)(DJ_WIRE_UDP_LEN + udp_payload_len));
+	put_be16(udp + 4, (uint16_t)(DP_WIRE_UDP_LEN + udp_payload_len));
 	put_be16(udp + 6, 0);
 	return 0;
 }
@@ -65,7 +65,7 @@ int dj_wire_encap_build(void *buf, const struct dj_endpoint *src,
 static size_t eth_payload_offset(const uint8_t *f, size_t len)
 {
 	uint16_t type = get_be16(f + 12);
-	size_t off = DJ_WIRE_ETH_LEN;
+	size_t off = DP_WIRE_ETH_LEN;
 
 	if (type == ETHERTYPE_VLAN) {
 		if (len < off + 4)
@@ -76,52 +76,52 @@ static size_t eth_payload_offset(const uint8_t *f, size_t len)
 	return type == ETHERTYPE_IPV4 ? off : 0;
 }
 
-enum dj_wire_reject dj_wire_encap_parse(const void *frame, size_t len,
+enum dp_wire_reject dp_wire_encap_parse(const void *frame, size_t len,
 					bool verify_ip_csum,
-					struct dj_wire_encap *out)
+					struct dp_wire_encap *out)
 {
 	const uint8_t *f = frame;
 	const uint8_t *ip, *udp;
 	size_t ip_off, ihl, ip_len, udp_len;
 
-	if (len < DJ_WIRE_ENCAP_LEN)
-		return DJ_REJ_TRUNCATED;
+	if (len < DP_WIRE_ENCAP_LEN)
+		return DP_REJ_TRUNCATED;
 	ip_off = eth_payload_offset(f, len);
 	if (ip_off == 0)
-		return DJ_REJ_NOT_IPV4_UDP;
+		return DP_REJ_NOT_IPV4_UDP;
 	ip = f + ip_off;
 	ihl = (size_t)(ip[0] & 0x0f) * 4;
-	if ((ip[0] >> 4) != 4 || ihl < DJ_WIRE_IPV4_LEN)
-		return DJ_REJ_NOT_IPV4_UDP;
+	if ((ip[0] >> 4) != 4 || ihl < DP_WIRE_IPV4_LEN)
+		return DP_REJ_NOT_IPV4_UDP;
 	ip_len = get_be16(ip + 2);
-	if (len - ip_off < ihl + DJ_WIRE_UDP_LEN || ip_len > len - ip_off ||
-	    ip_len < ihl + DJ_WIRE_UDP_LEN)
-		return DJ_REJ_TRUNCATED;
+	if (len - ip_off < ihl + DP_WIRE_UDP_LEN || ip_len > len - ip_off ||
+	    ip_len < ihl + DP_WIRE_UDP_LEN)
+		return DP_REJ_TRUNCATED;
 	if (ip[9] != IPPROTO_UDP_NUM ||
 	    (get_be16(ip + 6) & (IPV4_MF | IPV4_FRAG_OFF_MASK)))
-		return DJ_REJ_NOT_IPV4_UDP;
-	if (verify_ip_csum && dj_wire_ipv4_csum(ip, ihl) != 0)
-		return DJ_REJ_BAD_IP_CSUM;
+		return DP_REJ_NOT_IPV4_UDP;
+	if (verify_ip_csum && dp_wire_ipv4_csum(ip, ihl) != 0)
+		return DP_REJ_BAD_IP_CSUM;
 	udp = ip + ihl;
 	udp_len = get_be16(udp + 4);
-	if (udp_len < DJ_WIRE_UDP_LEN || udp_len > ip_len - ihl)
-		return DJ_REJ_TRUNCATED;
+	if (udp_len < DP_WIRE_UDP_LEN || udp_len > ip_len - ihl)
+		return DP_REJ_TRUNCATED;
 	memcpy(out->src.mac, f + 6, 6);
 	memcpy(out->dst.mac, f, 6);
 	out->src.ipv4 = get_be32(ip + 12);
 	out->dst.ipv4 = get_be32(ip + 16);
 	out->src.port = get_be16(udp);
 	out->dst.port = get_be16(udp + 2);
-	out->payload_off = (uint32_t)(ip_off + ihl + DJ_WIRE_UDP_LEN);
-	out->payload_len = (uint32_t)(udp_len - DJ_WIRE_UDP_LEN);
-	return DJ_REJ_NONE;
+	out->payload_off = (uint32_t)(ip_off + ihl + DP_WIRE_UDP_LEN);
+	out->payload_len = (uint32_t)(udp_len - DP_WIRE_UDP_LEN);
+	return DP_REJ_NONE;
 }
 
-int dj_endpoint_parse(const char *text, struct dj_endpoint *ep)
+int dp_netaddr_parse(const char *text, struct dp_netaddr *ep)
 {
 	unsigned m[6];
 	char ip[32], tail;
-	unsigned long port = DJ_WIRE_UDP_PORT;
+	unsigned long port = DP_WIRE_UDP_PORT;
 	struct in_addr addr;
 	const char *comma;
 	int n;

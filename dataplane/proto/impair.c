@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Seeded fault injection and the hold queue; see include/djinn/impair.h. */
+/* Seeded fault injection and the hold queue; see dataplane/proto/impair.h. */
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "djinn/impair.h"
+#include "dataplane/proto/impair.h"
 
-struct dj_impair {
-	struct dj_impair_config cfg;
+struct dp_impair {
+	struct dp_impair_config cfg;
 	uint64_t rng[4]; /* xoshiro256** state */
-	struct dj_impair_stats st;
+	struct dp_impair_stats st;
 };
 
 static uint64_t splitmix64(uint64_t *x)
@@ -28,7 +28,7 @@ static inline uint64_t rotl(uint64_t x, int k)
 	return (x << k) | (x >> (64 - k));
 }
 
-static uint64_t next_u64(struct dj_impair *im)
+static uint64_t next_u64(struct dp_impair *im)
 {
 	uint64_t *s = im->rng;
 	uint64_t result = rotl(s[1] * 5, 7) * 9;
@@ -44,7 +44,7 @@ static uint64_t next_u64(struct dj_impair *im)
 }
 
 /* Uniform in [0, 1). */
-static double next_unit(struct dj_impair *im)
+static double next_unit(struct dp_impair *im)
 {
 	return (double)(next_u64(im) >> 11) * 0x1.0p-53;
 }
@@ -54,9 +54,9 @@ static bool prob_valid(double p)
 	return !isnan(p) && p >= 0.0 && p <= 1.0;
 }
 
-int dj_impair_create(const struct dj_impair_config *cfg, struct dj_impair **out)
+int dp_impair_create(const struct dp_impair_config *cfg, struct dp_impair **out)
 {
-	struct dj_impair *im;
+	struct dp_impair *im;
 	uint64_t seed;
 
 	if (!cfg || !out || !prob_valid(cfg->drop) || !prob_valid(cfg->duplicate) ||
@@ -74,57 +74,57 @@ int dj_impair_create(const struct dj_impair_config *cfg, struct dj_impair **out)
 	return 0;
 }
 
-void dj_impair_destroy(struct dj_impair *im)
+void dp_impair_destroy(struct dp_impair *im)
 {
 	free(im);
 }
 
-void dj_impair_decide(struct dj_impair *im, uint64_t now_ns, uint32_t pkt_len,
-		      struct dj_impair_verdict *v)
+void dp_impair_decide(struct dp_impair *im, uint64_t now_ns, uint32_t pkt_len,
+		      struct dp_impair_verdict *v)
 {
 	/* Every packet draws the same numbers whatever happens to it, so one
 	 * probability's outcome never shifts another's sequence. */
 	double drop = next_unit(im), corrupt = next_unit(im), dup = next_unit(im);
 	double delay = next_unit(im), reorder = next_unit(im);
 	uint64_t where = next_u64(im), jitter = next_u64(im);
-	const struct dj_impair_config *c = &im->cfg;
+	const struct dp_impair_config *c = &im->cfg;
 
 	memset(v, 0, sizeof(*v));
 	im->st.packets++;
 	if (drop < c->drop) {
-		v->actions = DJ_IMPAIR_DROP;
+		v->actions = DP_IMPAIR_DROP;
 		im->st.dropped++;
 		return;
 	}
 	if (corrupt < c->corrupt && pkt_len) {
-		v->actions |= DJ_IMPAIR_CORRUPT;
+		v->actions |= DP_IMPAIR_CORRUPT;
 		v->corrupt_off = (uint32_t)((where >> 8) % pkt_len);
 		v->corrupt_xor = (uint8_t)(1u << (where & 7));
 		im->st.corrupted++;
 	}
 	if (dup < c->duplicate) {
-		v->actions |= DJ_IMPAIR_DUP;
+		v->actions |= DP_IMPAIR_DUP;
 		im->st.duplicated++;
 	}
 	if (delay < c->delay) {
-		v->actions |= DJ_IMPAIR_HOLD;
+		v->actions |= DP_IMPAIR_HOLD;
 		v->release_ns = now_ns + c->delay_ns +
 				(c->delay_jitter_ns ? jitter % c->delay_jitter_ns : 0);
 		im->st.delayed++;
 	} else if (reorder < c->reorder) {
-		v->actions |= DJ_IMPAIR_HOLD;
+		v->actions |= DP_IMPAIR_HOLD;
 		v->release_ns = now_ns + c->reorder_ns;
 		im->st.reordered++;
 	}
 }
 
-void dj_impair_corrupt(const struct dj_impair_verdict *v, void *pkt, uint32_t len)
+void dp_impair_corrupt(const struct dp_impair_verdict *v, void *pkt, uint32_t len)
 {
-	if ((v->actions & DJ_IMPAIR_CORRUPT) && v->corrupt_off < len)
+	if ((v->actions & DP_IMPAIR_CORRUPT) && v->corrupt_off < len)
 		((uint8_t *)pkt)[v->corrupt_off] ^= v->corrupt_xor;
 }
 
-void dj_impair_get_stats(const struct dj_impair *im, struct dj_impair_stats *st)
+void dp_impair_get_stats(const struct dp_impair *im, struct dp_impair_stats *st)
 {
 	*st = im->st;
 }
@@ -152,7 +152,7 @@ static int parse_us(const char *val, uint64_t *out_ns)
 }
 
 static int parse_pair(const char *key, const char *val,
-		      struct dj_impair_config *c)
+		      struct dp_impair_config *c)
 {
 	if (!strcmp(key, "drop"))
 		return parse_prob(val, &c->drop);
@@ -179,9 +179,9 @@ static int parse_pair(const char *key, const char *val,
 	return -EINVAL;
 }
 
-int dj_impair_config_parse(const char *text, struct dj_impair_config *cfg)
+int dp_impair_config_parse(const char *text, struct dp_impair_config *cfg)
 {
-	struct dj_impair_config c;
+	struct dp_impair_config c;
 	char buf[512], *save = NULL;
 
 	if (!text || !cfg || strlen(text) >= sizeof(buf))
@@ -210,16 +210,16 @@ struct held {
 	void *pkt;
 };
 
-struct dj_hold_queue {
+struct dp_hold_queue {
 	struct held *heap;
 	uint32_t count;
 	uint32_t cap;
 	uint64_t seq;
 };
 
-int dj_hold_queue_create(uint32_t capacity, struct dj_hold_queue **out)
+int dp_hold_queue_create(uint32_t capacity, struct dp_hold_queue **out)
 {
-	struct dj_hold_queue *q;
+	struct dp_hold_queue *q;
 
 	if (!capacity || !out)
 		return -EINVAL;
@@ -236,7 +236,7 @@ int dj_hold_queue_create(uint32_t capacity, struct dj_hold_queue **out)
 	return 0;
 }
 
-void dj_hold_queue_destroy(struct dj_hold_queue *q)
+void dp_hold_queue_destroy(struct dp_hold_queue *q)
 {
 	if (!q)
 		return;
@@ -258,7 +258,7 @@ static void heap_swap(struct held *h, uint32_t a, uint32_t b)
 	h[b] = t;
 }
 
-int dj_hold_queue_push(struct dj_hold_queue *q, void *pkt, uint64_t release_ns)
+int dp_hold_queue_push(struct dp_hold_queue *q, void *pkt, uint64_t release_ns)
 {
 	uint32_t i;
 
@@ -273,7 +273,7 @@ int dj_hold_queue_push(struct dj_hold_queue *q, void *pkt, uint64_t release_ns)
 	return 0;
 }
 
-static void heap_pop_top(struct dj_hold_queue *q)
+static void heap_pop_top(struct dp_hold_queue *q)
 {
 	uint32_t i = 0;
 
@@ -292,7 +292,7 @@ static void heap_pop_top(struct dj_hold_queue *q)
 	}
 }
 
-unsigned dj_hold_queue_pop_due(struct dj_hold_queue *q, uint64_t now_ns,
+unsigned dp_hold_queue_pop_due(struct dp_hold_queue *q, uint64_t now_ns,
 			       void **out, unsigned n)
 {
 	unsigned k = 0;
@@ -304,12 +304,12 @@ unsigned dj_hold_queue_pop_due(struct dj_hold_queue *q, uint64_t now_ns,
 	return k;
 }
 
-uint64_t dj_hold_queue_next(const struct dj_hold_queue *q)
+uint64_t dp_hold_queue_next(const struct dp_hold_queue *q)
 {
 	return q->count ? q->heap[0].release_ns : UINT64_MAX;
 }
 
-uint32_t dj_hold_queue_count(const struct dj_hold_queue *q)
+uint32_t dp_hold_queue_count(const struct dp_hold_queue *q)
 {
 	return q->count;
 }

@@ -3,16 +3,16 @@
 #define DJINN_PROTO_PROTO_H
 
 /*
- * Internals of struct dj_session, shared by session.c (life cycle, input
+ * Internals of struct dp_channel, shared by session.c (life cycle, input
  * dispatch, timers, events), tx.c (sender) and rx.c (receiver).
  */
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "djinn/transfer.h"
-#include "djinn/wire.h"
+#include "dataplane/proto/transfer.h"
+#include "dataplane/proto/wire.h"
 
-#define DJ_CACHE_LINE 64
+#define DP_CACHE_LINE 64
 /* Completed transfers remembered per direction, so that late duplicates
  * and repeated final ACKs are recognised instead of counted as unknown. */
 #define RECENT_CAP 64u
@@ -21,7 +21,7 @@
  * rounded to a cache line. */
 #define HDR_SLOT 128u
 
-_Static_assert(DJ_WIRE_FULL_HDR_LEN <= HDR_SLOT, "header slot too small");
+_Static_assert(DP_WIRE_FULL_HDR_LEN <= HDR_SLOT, "header slot too small");
 
 /* Per-fragment sender state for fragments in [cum, next_new). */
 enum frag_flags {
@@ -53,14 +53,14 @@ struct tx_xfer {
 	uint32_t ready_end;  /* fragments < ready_end have their bytes in place */
 	uint64_t len;
 	const uint8_t *buf;
-	uint64_t wrap;       /* 0, or buf is a ring of wrap bytes (dj_tx_source) */
-	struct dj_tx_source *src; /* NULL: the whole source is ready */
+	uint64_t wrap;       /* 0, or buf is a ring of wrap bytes (dp_tx_source) */
+	struct dp_tx_source *src; /* NULL: the whole source is ready */
 	void *user;
 	enum dj_mem_kind mem;
 	uint64_t rto_deadline; /* UINT64_MAX: nothing in flight */
 	struct frag_slot *frags; /* window entries, indexed by fragment & mask */
 	uint32_t *rtx;           /* ring of fragment indices to resend */
-} __attribute__((aligned(DJ_CACHE_LINE)));
+} __attribute__((aligned(DP_CACHE_LINE)));
 
 struct rx_xfer {
 	uint32_t id;
@@ -80,7 +80,7 @@ struct rx_xfer {
 	uint64_t last_progress_ns;
 	uint64_t last_nack_ns;
 	uint64_t *bits; /* ring bitmap of window bits, fragment & mask */
-} __attribute__((aligned(DJ_CACHE_LINE)));
+} __attribute__((aligned(DP_CACHE_LINE)));
 
 struct done_rec {
 	uint32_t id;
@@ -112,8 +112,8 @@ struct abort_rec {
 	bool from_rx;
 };
 
-struct dj_session {
-	struct dj_session_config cfg;
+struct dp_channel {
+	struct dp_channel_config cfg;
 	uint32_t mask; /* window - 1 */
 	bool closed;
 	bool close_pending;
@@ -131,7 +131,7 @@ struct dj_session {
 	uint64_t pings[PING_QUEUE_CAP], pongs[PING_QUEUE_CAP];
 	uint32_t nping, npong;
 
-	struct dj_xfer_event *events; /* FIFO */
+	struct dp_xfer_event *events; /* FIFO */
 	uint32_t ev_head, ev_count, ev_cap;
 
 	bool have_rtt;
@@ -140,61 +140,61 @@ struct dj_session {
 	uint64_t rto;      /* rto_base doubled per timeout in a row */
 	uint64_t next_deadline;
 
-	struct dj_proto_stats st;
-	uint8_t hdr_arena[DJ_SESSION_TX_BURST_MAX][HDR_SLOT]
-		__attribute__((aligned(DJ_CACHE_LINE)));
+	struct dp_proto_stats st;
+	uint8_t hdr_arena[DP_CHANNEL_TX_BURST_MAX][HDR_SLOT]
+		__attribute__((aligned(DP_CACHE_LINE)));
 };
 
 /* session.c */
-void session_arm(struct dj_session *s, uint64_t when_ns);
-void session_event(struct dj_session *s, uint32_t id, enum dj_xfer_dir dir,
+void dp_channel_arm(struct dp_channel *s, uint64_t when_ns);
+void dp_channel_event(struct dp_channel *s, uint32_t id, enum dp_xfer_dir dir,
 		   int status, uint64_t bytes, void *user);
-void session_queue_abort(struct dj_session *s, uint32_t id, bool from_rx);
-void *xfer_find(struct xfer_table *t, uint32_t id);
+void dp_channel_queue_abort(struct dp_channel *s, uint32_t id, bool from_rx);
+void *dp_xfer_find(struct xfer_table *t, uint32_t id);
 /* A free slot registered as active under id; NULL when none is free. */
-void *xfer_alloc(struct xfer_table *t, uint32_t id);
-/* Checks common to both directions, then xfer_alloc(): -EMSGSIZE (more
+void *dp_xfer_alloc(struct xfer_table *t, uint32_t id);
+/* Checks common to both directions, then dp_xfer_alloc(): -EMSGSIZE (more
  * than 2^32-1 fragments), -EEXIST, -EBUSY. */
-int xfer_begin(struct xfer_table *t, uint32_t id, uint64_t len,
+int dp_xfer_begin(struct xfer_table *t, uint32_t id, uint64_t len,
 	       uint32_t frag_size, uint32_t *count, void **x);
-void xfer_release(struct xfer_table *t, void *x);
-void done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t total);
-const struct done_rec *done_find(const struct done_ring *r, uint32_t id);
+void dp_xfer_release(struct xfer_table *t, void *x);
+void dp_done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t total);
+const struct done_rec *dp_done_find(const struct done_ring *r, uint32_t id);
 /* Header fields common to every packet of the session. */
-void session_hdr_init(const struct dj_session *s, struct dj_wire_hdr *h,
-		      enum dj_pkt_type type, uint32_t transfer_id);
+void dp_channel_hdr_init(const struct dp_channel *s, struct dp_wire_hdr *h,
+		      enum dp_pkt_type type, uint32_t transfer_id);
 /* Encapsulate (when configured), encode h and set its CRC over the body at
  * pkt + headers; returns the header bytes in front of the body. */
-uint32_t session_write_hdr(struct dj_session *s, uint8_t *pkt,
-			   struct dj_wire_hdr *h, const void *body,
+uint32_t dp_channel_write_hdr(struct dp_channel *s, uint8_t *pkt,
+			   struct dp_wire_hdr *h, const void *body,
 			   bool crc_body);
-uint32_t session_hdr_room(const struct dj_session *s);
+uint32_t dp_channel_hdr_room(const struct dp_channel *s);
 
 /* tx.c */
-/* src: NULL, or a progressively filled source (dj_session_send_source). */
-int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
-	     enum dj_mem_kind mem, struct dj_tx_source *src, void *user);
-enum dj_wire_reject tx_on_feedback(struct dj_session *s,
-				   const struct dj_wire_hdr *h,
+/* src: NULL, or a progressively filled source (dp_channel_send_source). */
+int dp_tx_start(struct dp_channel *s, uint32_t id, const void *buf, uint64_t len,
+	     enum dj_mem_kind mem, struct dp_tx_source *src, void *user);
+enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
+				   const struct dp_wire_hdr *h,
 				   const uint8_t *body, uint64_t now_ns);
 /* Report the transfer's event (status 0: success) and free its slot. */
-void tx_end(struct dj_session *s, struct tx_xfer *x, int status);
-uint64_t tx_timers(struct dj_session *s, uint64_t now_ns);
+void dp_tx_end(struct dp_channel *s, struct tx_xfer *x, int status);
+uint64_t dp_tx_timers(struct dp_channel *s, uint64_t now_ns);
 
 /* rx.c */
-int rx_start(struct dj_session *s, uint32_t id, void *dest, uint64_t len,
+int dp_rx_start(struct dp_channel *s, uint32_t id, void *dest, uint64_t len,
 	     enum dj_mem_kind mem, void *user, uint64_t now_ns);
-enum dj_wire_reject rx_on_data(struct dj_session *s,
-			       const struct dj_wire_hdr *h,
+enum dp_wire_reject dp_rx_on_data(struct dp_channel *s,
+			       const struct dp_wire_hdr *h,
 			       const uint8_t *body, uint64_t now_ns);
 /* Same for a receive; success also remembers it for late duplicates. */
-void rx_end(struct dj_session *s, struct rx_xfer *x, int status);
-uint64_t rx_timers(struct dj_session *s, uint64_t now_ns);
+void dp_rx_end(struct dp_channel *s, struct rx_xfer *x, int status);
+uint64_t dp_rx_timers(struct dp_channel *s, uint64_t now_ns);
 /* Write owed ACK/NACKs into pkts; returns how many. */
-unsigned rx_feedback(struct dj_session *s, uint64_t now_ns,
-		     struct dj_ctrl_pkt *pkts, unsigned n);
+unsigned dp_rx_feedback(struct dp_channel *s, uint64_t now_ns,
+		     struct dp_ctrl_pkt *pkts, unsigned n);
 /* Final ACK of a completed transfer into pkt. */
-void rx_write_final_ack(struct dj_session *s, const struct done_rec *d,
-			struct dj_ctrl_pkt *pkt);
+void dp_rx_write_final_ack(struct dp_channel *s, const struct done_rec *d,
+			struct dp_ctrl_pkt *pkt);
 
 #endif

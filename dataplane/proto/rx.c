@@ -47,13 +47,13 @@ static uint32_t bit_scan(const uint64_t *bits, uint32_t mask, uint32_t from,
 	return end;
 }
 
-int rx_start(struct dj_session *s, uint32_t id, void *dest, uint64_t len,
+int dp_rx_start(struct dp_channel *s, uint32_t id, void *dest, uint64_t len,
 	     enum dj_mem_kind mem, void *user, uint64_t now_ns)
 {
 	uint32_t count;
 	struct rx_xfer *x;
 	uint64_t *bits;
-	int rc = xfer_begin(&s->rx, id, len, s->cfg.frag_size, &count, (void **)&x);
+	int rc = dp_xfer_begin(&s->rx, id, len, s->cfg.frag_size, &count, (void **)&x);
 
 	if (rc)
 		return rc;
@@ -70,59 +70,59 @@ int rx_start(struct dj_session *s, uint32_t id, void *dest, uint64_t len,
 	x->trigger = UINT32_MAX;
 	x->ack_deadline = UINT64_MAX;
 	x->last_progress_ns = now_ns;
-	session_arm(s, now_ns + s->cfg.rx_idle_timeout_ns);
+	dp_channel_arm(s, now_ns + s->cfg.rx_idle_timeout_ns);
 	return 0;
 }
 
-void rx_end(struct dj_session *s, struct rx_xfer *x, int status)
+void dp_rx_end(struct dp_channel *s, struct rx_xfer *x, int status)
 {
 	/* Streamed stores become visible before whoever acts on the event
 	 * reads the buffer. */
 	if (x->mem == DJ_MEM_HOST && x->len >= s->cfg.stream_copy_min)
 		_mm_sfence();
-	session_event(s, x->id, DJ_XFER_RX, status, x->len, x->user);
+	dp_channel_event(s, x->id, DP_XFER_RX, status, x->len, x->user);
 	if (status == 0) {
-		done_push(&s->rx_done, x->id, x->frag_count, x->len);
-		done_push(&s->reacks, x->id, x->frag_count, x->len);
+		dp_done_push(&s->rx_done, x->id, x->frag_count, x->len);
+		dp_done_push(&s->reacks, x->id, x->frag_count, x->len);
 	}
-	xfer_release(&s->rx, x);
+	dp_xfer_release(&s->rx, x);
 }
 
 /* Late fragment of a finished transfer: its final ACK was probably lost. */
-static enum dj_wire_reject rx_on_stale(struct dj_session *s,
-				       const struct dj_wire_hdr *h)
+static enum dp_wire_reject rx_on_stale(struct dp_channel *s,
+				       const struct dp_wire_hdr *h)
 {
-	const struct done_rec *d = done_find(&s->rx_done, h->transfer_id);
+	const struct done_rec *d = dp_done_find(&s->rx_done, h->transfer_id);
 
 	if (!d || d->total_len != h->total_len)
-		return DJ_REJ_UNKNOWN_TRANSFER;
-	done_push(&s->reacks, d->id, d->frag_count, d->total_len);
-	return DJ_REJ_DUPLICATE;
+		return DP_REJ_UNKNOWN_TRANSFER;
+	dp_done_push(&s->reacks, d->id, d->frag_count, d->total_len);
+	return DP_REJ_DUPLICATE;
 }
 
-static enum dj_wire_reject rx_validate(const struct dj_session *s,
+static enum dp_wire_reject rx_validate(const struct dp_channel *s,
 				       const struct rx_xfer *x,
-				       const struct dj_wire_hdr *h)
+				       const struct dp_wire_hdr *h)
 {
 	uint64_t fs = s->cfg.frag_size;
 	uint32_t idx = h->frag_index;
 
 	if (h->total_len != x->len || h->frag_count != x->frag_count)
-		return DJ_REJ_TOTAL_MISMATCH;
+		return DP_REJ_TOTAL_MISMATCH;
 	if (h->offset > x->len || h->payload_len > x->len - h->offset)
-		return DJ_REJ_OUT_OF_RANGE;
+		return DP_REJ_OUT_OF_RANGE;
 	if (idx >= x->frag_count || h->offset != idx * fs ||
 	    h->payload_len != (x->len - h->offset < fs ? x->len - h->offset : fs))
-		return DJ_REJ_INDEX_MISMATCH;
+		return DP_REJ_INDEX_MISMATCH;
 	if (idx < x->cum || (idx < x->high && bit_test(x->bits, idx & s->mask)))
-		return DJ_REJ_DUPLICATE;
+		return DP_REJ_DUPLICATE;
 	if (idx - x->cum >= s->cfg.window)
-		return DJ_REJ_BEYOND_WINDOW;
-	return DJ_REJ_NONE;
+		return DP_REJ_BEYOND_WINDOW;
+	return DP_REJ_NONE;
 }
 
 /* memcpy with non-temporal stores for the 16-byte-aligned middle (SSE2,
- * every x86-64). rx_end() fences them before completion is reported. */
+ * every x86-64). dp_rx_end() fences them before completion is reported. */
 static void stream_copy(uint8_t *dst, const uint8_t *src, uint32_t len)
 {
 	uint32_t head = (uint32_t)(-(uintptr_t)dst & 15);
@@ -147,8 +147,8 @@ static void stream_copy(uint8_t *dst, const uint8_t *src, uint32_t len)
 	memcpy(dst, src, len);
 }
 
-static void rx_place(struct dj_session *s, struct rx_xfer *x,
-		     const struct dj_wire_hdr *h, const uint8_t *body)
+static void rx_place(struct dp_channel *s, struct rx_xfer *x,
+		     const struct dp_wire_hdr *h, const uint8_t *body)
 {
 	if (h->payload_len == 0)
 		return;
@@ -161,7 +161,7 @@ static void rx_place(struct dj_session *s, struct rx_xfer *x,
 			     h->payload_len);
 }
 
-static void rx_record(struct dj_session *s, struct rx_xfer *x, uint32_t idx)
+static void rx_record(struct dp_channel *s, struct rx_xfer *x, uint32_t idx)
 {
 	if (idx == x->cum && x->high == x->cum) {
 		/* In order with no gap: the bitmap is not involved. */
@@ -184,7 +184,7 @@ static void rx_record(struct dj_session *s, struct rx_xfer *x, uint32_t idx)
 }
 
 /* When the sender should next hear from us about x. */
-static void rx_schedule_feedback(struct dj_session *s, struct rx_xfer *x,
+static void rx_schedule_feedback(struct dp_channel *s, struct rx_xfer *x,
 				 uint64_t now_ns)
 {
 	if (x->hole_pending && x->high - x->hole_mark >= s->cfg.nack_threshold) {
@@ -195,23 +195,23 @@ static void rx_schedule_feedback(struct dj_session *s, struct rx_xfer *x,
 		x->ack_deadline = now_ns;
 	else if (x->ack_deadline == UINT64_MAX)
 		x->ack_deadline = now_ns + s->cfg.ack_delay_ns;
-	session_arm(s, x->ack_deadline);
+	dp_channel_arm(s, x->ack_deadline);
 }
 
-enum dj_wire_reject rx_on_data(struct dj_session *s,
-			       const struct dj_wire_hdr *h,
+enum dp_wire_reject dp_rx_on_data(struct dp_channel *s,
+			       const struct dp_wire_hdr *h,
 			       const uint8_t *body, uint64_t now_ns)
 {
-	struct rx_xfer *x = xfer_find(&s->rx, h->transfer_id);
-	enum dj_wire_reject rej;
+	struct rx_xfer *x = dp_xfer_find(&s->rx, h->transfer_id);
+	enum dp_wire_reject rej;
 
 	if (!x)
 		return rx_on_stale(s, h);
 	rej = rx_validate(s, x, h);
-	if (rej == DJ_REJ_DUPLICATE) {
+	if (rej == DP_REJ_DUPLICATE) {
 		/* The sender missed an ACK: repeat it now. */
 		x->ack_deadline = now_ns;
-		session_arm(s, now_ns);
+		dp_channel_arm(s, now_ns);
 	}
 	if (rej)
 		return rej;
@@ -223,13 +223,13 @@ enum dj_wire_reject rx_on_data(struct dj_session *s,
 	x->trigger = h->frag_index;
 	x->last_progress_ns = now_ns;
 	if (x->cum == x->frag_count)
-		rx_end(s, x, 0);
+		dp_rx_end(s, x, 0);
 	else
 		rx_schedule_feedback(s, x, now_ns);
-	return DJ_REJ_NONE;
+	return DP_REJ_NONE;
 }
 
-uint64_t rx_timers(struct dj_session *s, uint64_t now_ns)
+uint64_t dp_rx_timers(struct dp_channel *s, uint64_t now_ns)
 {
 	uint64_t next = UINT64_MAX;
 
@@ -238,7 +238,7 @@ uint64_t rx_timers(struct dj_session *s, uint64_t now_ns)
 		uint64_t idle_at = x->last_progress_ns + s->cfg.rx_idle_timeout_ns;
 
 		if (idle_at <= now_ns)
-			rx_end(s, x, -ETIMEDOUT);
+			dp_rx_end(s, x, -ETIMEDOUT);
 	}
 	for (uint32_t i = 0; i < s->rx.nactive; i++) {
 		struct rx_xfer *x = s->rx.active[i];
@@ -251,13 +251,13 @@ uint64_t rx_timers(struct dj_session *s, uint64_t now_ns)
 }
 
 /* Runs of set (SACK) or clear (missing) bits in [cum, high). */
-static void rx_ranges(const struct dj_session *s, const struct rx_xfer *x,
-		      bool missing, struct dj_wire_ranges *r)
+static void rx_ranges(const struct dp_channel *s, const struct rx_xfer *x,
+		      bool missing, struct dp_wire_ranges *r)
 {
 	uint32_t i = x->cum;
 
 	r->nranges = 0;
-	while (r->nranges < DJ_WIRE_MAX_RANGES) {
+	while (r->nranges < DP_WIRE_MAX_RANGES) {
 		uint32_t first = bit_scan(x->bits, s->mask, i, x->high, !missing);
 		uint32_t end;
 
@@ -270,40 +270,40 @@ static void rx_ranges(const struct dj_session *s, const struct rx_xfer *x,
 	}
 }
 
-static void write_ranges(struct dj_session *s, struct dj_ctrl_pkt *pkt,
-			 enum dj_pkt_type type, uint16_t flags, uint32_t id,
+static void write_ranges(struct dp_channel *s, struct dp_ctrl_pkt *pkt,
+			 enum dp_pkt_type type, uint16_t flags, uint32_t id,
 			 uint32_t count, uint64_t total,
-			 const struct dj_wire_ranges *r)
+			 const struct dp_wire_ranges *r)
 {
-	uint32_t room = session_hdr_room(s);
-	struct dj_wire_hdr h;
+	uint32_t room = dp_channel_hdr_room(s);
+	struct dp_wire_hdr h;
 
-	session_hdr_init(s, &h, type, id);
+	dp_channel_hdr_init(s, &h, type, id);
 	h.flags = flags;
 	h.frag_count = count;
 	h.total_len = total;
-	h.payload_len = (uint32_t)dj_wire_ranges_encode(r, pkt->buf + room);
-	pkt->len = session_write_hdr(s, pkt->buf, &h, pkt->buf + room, true) +
+	h.payload_len = (uint32_t)dp_wire_ranges_encode(r, pkt->buf + room);
+	pkt->len = dp_channel_write_hdr(s, pkt->buf, &h, pkt->buf + room, true) +
 		   h.payload_len;
-	s->st.tx_acks += type == DJ_PKT_ACK;
-	s->st.tx_nacks += type == DJ_PKT_NACK;
+	s->st.tx_acks += type == DP_PKT_ACK;
+	s->st.tx_nacks += type == DP_PKT_NACK;
 }
 
-void rx_write_final_ack(struct dj_session *s, const struct done_rec *d,
-			struct dj_ctrl_pkt *pkt)
+void dp_rx_write_final_ack(struct dp_channel *s, const struct done_rec *d,
+			struct dp_ctrl_pkt *pkt)
 {
-	struct dj_wire_ranges r = {
+	struct dp_wire_ranges r = {
 		.cum = d->frag_count, .credit = s->cfg.window, .trigger = UINT32_MAX,
 	};
 
-	write_ranges(s, pkt, DJ_PKT_ACK, DJ_WIRE_F_COMPLETE, d->id,
+	write_ranges(s, pkt, DP_PKT_ACK, DP_WIRE_F_COMPLETE, d->id,
 		     d->frag_count, d->total_len, &r);
 }
 
-static void rx_write_feedback(struct dj_session *s, struct rx_xfer *x,
-			      uint64_t now_ns, struct dj_ctrl_pkt *pkt)
+static void rx_write_feedback(struct dp_channel *s, struct rx_xfer *x,
+			      uint64_t now_ns, struct dp_ctrl_pkt *pkt)
 {
-	struct dj_wire_ranges r = {
+	struct dp_wire_ranges r = {
 		.cum = x->cum, .credit = s->cfg.window, .trigger = x->trigger,
 	};
 	bool gaps = x->high > x->cum;
@@ -311,7 +311,7 @@ static void rx_write_feedback(struct dj_session *s, struct rx_xfer *x,
 			     now_ns - x->last_nack_ns >= s->cfg.rto_min_ns);
 
 	rx_ranges(s, x, nack, &r);
-	write_ranges(s, pkt, nack ? DJ_PKT_NACK : DJ_PKT_ACK, 0, x->id,
+	write_ranges(s, pkt, nack ? DP_PKT_NACK : DP_PKT_ACK, 0, x->id,
 		     x->frag_count, x->len, &r);
 	if (nack)
 		x->last_nack_ns = now_ns;
@@ -321,8 +321,8 @@ static void rx_write_feedback(struct dj_session *s, struct rx_xfer *x,
 	x->ack_deadline = UINT64_MAX;
 }
 
-unsigned rx_feedback(struct dj_session *s, uint64_t now_ns,
-		     struct dj_ctrl_pkt *pkts, unsigned n)
+unsigned dp_rx_feedback(struct dp_channel *s, uint64_t now_ns,
+		     struct dp_ctrl_pkt *pkts, unsigned n)
 {
 	unsigned k = 0;
 

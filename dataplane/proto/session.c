@@ -12,10 +12,10 @@
 
 #define MAX_FRAG_SIZE_BARE (1u << 24)
 
-void dj_session_config_init(struct dj_session_config *cfg)
+void dp_channel_config_init(struct dp_channel_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->frag_size = dj_wire_frag_size(1500);
+	cfg->frag_size = dp_wire_frag_size(1500);
 	cfg->max_transfers = 64;
 	cfg->window = 4096;
 	cfg->initial_credit = 64;
@@ -30,14 +30,14 @@ void dj_session_config_init(struct dj_session_config *cfg)
 	cfg->stream_copy_min = 8ull << 20;
 	cfg->tx_crc = true;
 	cfg->rx_crc = true;
-	cfg->local.port = DJ_WIRE_UDP_PORT;
-	cfg->peer.port = DJ_WIRE_UDP_PORT;
+	cfg->local.port = DP_WIRE_UDP_PORT;
+	cfg->peer.port = DP_WIRE_UDP_PORT;
 }
 
-static bool config_valid(const struct dj_session_config *c)
+static bool config_valid(const struct dp_channel_config *c)
 {
-	uint32_t max_frag = c->encap ? 65535u - DJ_WIRE_IPV4_LEN - DJ_WIRE_UDP_LEN -
-					   DJ_WIRE_HDR_LEN
+	uint32_t max_frag = c->encap ? 65535u - DP_WIRE_IPV4_LEN - DP_WIRE_UDP_LEN -
+					   DP_WIRE_HDR_LEN
 				     : MAX_FRAG_SIZE_BARE;
 
 	return c->frag_size > 0 && c->frag_size <= max_frag &&
@@ -52,7 +52,7 @@ static bool config_valid(const struct dj_session_config *c)
 
 static int table_init(struct xfer_table *t, uint32_t n, size_t elem)
 {
-	t->pool = aligned_alloc(DJ_CACHE_LINE, n * elem);
+	t->pool = aligned_alloc(DP_CACHE_LINE, n * elem);
 	t->free = calloc(n, sizeof(*t->free));
 	t->active = calloc(n, sizeof(*t->active));
 	t->ids = calloc(n, sizeof(*t->ids));
@@ -76,7 +76,7 @@ static void table_fini(struct xfer_table *t)
 
 /* Per-transfer window storage lives with each pool slot from the start, so
  * starting a transfer never allocates. */
-static int alloc_windows(struct dj_session *s)
+static int alloc_windows(struct dp_channel *s)
 {
 	uint32_t n = s->cfg.max_transfers, w = s->cfg.window;
 	struct tx_xfer *tx = s->tx.pool;
@@ -92,7 +92,7 @@ static int alloc_windows(struct dj_session *s)
 	return 0;
 }
 
-static void free_windows(struct dj_session *s)
+static void free_windows(struct dp_channel *s)
 {
 	struct tx_xfer *tx = s->tx.pool;
 	struct rx_xfer *rx = s->rx.pool;
@@ -104,15 +104,15 @@ static void free_windows(struct dj_session *s)
 	}
 }
 
-int dj_session_create(const struct dj_session_config *cfg,
-		      struct dj_session **out)
+int dp_channel_create(const struct dp_channel_config *cfg,
+		      struct dp_channel **out)
 {
-	struct dj_session *s;
+	struct dp_channel *s;
 	int rc;
 
 	if (!cfg || !out || !config_valid(cfg))
 		return -EINVAL;
-	s = aligned_alloc(DJ_CACHE_LINE, sizeof(*s));
+	s = aligned_alloc(DP_CACHE_LINE, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	memset(s, 0, sizeof(*s));
@@ -132,14 +132,14 @@ int dj_session_create(const struct dj_session_config *cfg,
 	if (!rc)
 		rc = alloc_windows(s);
 	if (rc) {
-		dj_session_destroy(s);
+		dp_channel_destroy(s);
 		return rc;
 	}
 	*out = s;
 	return 0;
 }
 
-void dj_session_destroy(struct dj_session *s)
+void dp_channel_destroy(struct dp_channel *s)
 {
 	if (!s)
 		return;
@@ -153,24 +153,24 @@ void dj_session_destroy(struct dj_session *s)
 
 /* ---- shared helpers --------------------------------------------------------- */
 
-void session_arm(struct dj_session *s, uint64_t when_ns)
+void dp_channel_arm(struct dp_channel *s, uint64_t when_ns)
 {
 	if (when_ns < s->next_deadline)
 		s->next_deadline = when_ns;
 }
 
-void session_event(struct dj_session *s, uint32_t id, enum dj_xfer_dir dir,
+void dp_channel_event(struct dp_channel *s, uint32_t id, enum dp_xfer_dir dir,
 		   int status, uint64_t bytes, void *user)
 {
 	/* Cannot overflow: starting a transfer reserves room for its event. */
-	struct dj_xfer_event *ev = &s->events[(s->ev_head + s->ev_count++) % s->ev_cap];
+	struct dp_xfer_event *ev = &s->events[(s->ev_head + s->ev_count++) % s->ev_cap];
 
 	ev->transfer_id = id;
 	ev->dir = dir;
 	ev->status = status;
 	ev->bytes = bytes;
 	ev->user = user;
-	if (dir == DJ_XFER_TX) {
+	if (dir == DP_XFER_TX) {
 		s->st.tx_completed += status == 0;
 		s->st.tx_failed += status != 0;
 		s->st.tx_timeouts += status == -ETIMEDOUT;
@@ -181,7 +181,7 @@ void session_event(struct dj_session *s, uint32_t id, enum dj_xfer_dir dir,
 	}
 }
 
-void session_queue_abort(struct dj_session *s, uint32_t id, bool from_rx)
+void dp_channel_queue_abort(struct dp_channel *s, uint32_t id, bool from_rx)
 {
 	/* A full queue loses the ABORT; the peer then times out instead. */
 	if (s->abort_count == s->abort_cap)
@@ -190,7 +190,7 @@ void session_queue_abort(struct dj_session *s, uint32_t id, bool from_rx)
 		(struct abort_rec){.id = id, .from_rx = from_rx};
 }
 
-void *xfer_find(struct xfer_table *t, uint32_t id)
+void *dp_xfer_find(struct xfer_table *t, uint32_t id)
 {
 	if (t->last_hit < t->nactive && t->ids[t->last_hit] == id)
 		return t->active[t->last_hit];
@@ -203,19 +203,19 @@ void *xfer_find(struct xfer_table *t, uint32_t id)
 	return NULL;
 }
 
-int xfer_begin(struct xfer_table *t, uint32_t id, uint64_t len,
+int dp_xfer_begin(struct xfer_table *t, uint32_t id, uint64_t len,
 	       uint32_t frag_size, uint32_t *count, void **x)
 {
-	*count = dj_wire_frag_count(len, frag_size);
+	*count = dp_wire_frag_count(len, frag_size);
 	if (*count == 0)
 		return -EMSGSIZE;
-	if (xfer_find(t, id))
+	if (dp_xfer_find(t, id))
 		return -EEXIST;
-	*x = xfer_alloc(t, id);
+	*x = dp_xfer_alloc(t, id);
 	return *x ? 0 : -EBUSY;
 }
 
-void *xfer_alloc(struct xfer_table *t, uint32_t id)
+void *dp_xfer_alloc(struct xfer_table *t, uint32_t id)
 {
 	uint8_t *x;
 
@@ -227,7 +227,7 @@ void *xfer_alloc(struct xfer_table *t, uint32_t id)
 	return x;
 }
 
-void xfer_release(struct xfer_table *t, void *x)
+void dp_xfer_release(struct xfer_table *t, void *x)
 {
 	for (uint32_t i = 0; i < t->nactive; i++) {
 		if (t->active[i] != x)
@@ -241,7 +241,7 @@ void xfer_release(struct xfer_table *t, void *x)
 		(uint32_t)(((uint8_t *)x - (uint8_t *)t->pool) / t->elem);
 }
 
-void done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t total)
+void dp_done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t total)
 {
 	uint32_t slot = (r->head + r->count) % RECENT_CAP;
 
@@ -254,7 +254,7 @@ void done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t total)
 	r->rec[slot] = (struct done_rec){id, count, total};
 }
 
-const struct done_rec *done_find(const struct done_ring *r, uint32_t id)
+const struct done_rec *dp_done_find(const struct done_ring *r, uint32_t id)
 {
 	for (uint32_t i = 0; i < r->count; i++) {
 		const struct done_rec *d = &r->rec[(r->head + i) % RECENT_CAP];
@@ -275,48 +275,48 @@ static bool done_pop(struct done_ring *r, struct done_rec *d)
 	return true;
 }
 
-uint32_t session_hdr_room(const struct dj_session *s)
+uint32_t dp_channel_hdr_room(const struct dp_channel *s)
 {
-	return s->cfg.encap ? DJ_WIRE_FULL_HDR_LEN : DJ_WIRE_HDR_LEN;
+	return s->cfg.encap ? DP_WIRE_FULL_HDR_LEN : DP_WIRE_HDR_LEN;
 }
 
-void session_hdr_init(const struct dj_session *s, struct dj_wire_hdr *h,
-		      enum dj_pkt_type type, uint32_t transfer_id)
+void dp_channel_hdr_init(const struct dp_channel *s, struct dp_wire_hdr *h,
+		      enum dp_pkt_type type, uint32_t transfer_id)
 {
 	memset(h, 0, sizeof(*h));
-	h->magic = DJ_WIRE_MAGIC;
-	h->version = DJ_WIRE_VERSION;
+	h->magic = DP_WIRE_MAGIC;
+	h->version = DP_WIRE_VERSION;
 	h->type = (uint8_t)type;
-	h->hdr_len = DJ_WIRE_HDR_LEN;
+	h->hdr_len = DP_WIRE_HDR_LEN;
 	h->session_id = s->cfg.session_id;
 	h->cookie = s->cfg.cookie;
 	h->transfer_id = transfer_id;
 }
 
-uint32_t session_write_hdr(struct dj_session *s, uint8_t *pkt,
-			   struct dj_wire_hdr *h, const void *body,
+uint32_t dp_channel_write_hdr(struct dp_channel *s, uint8_t *pkt,
+			   struct dp_wire_hdr *h, const void *body,
 			   bool crc_body)
 {
 	uint8_t *djh = pkt;
 
 	if (s->cfg.encap) {
-		dj_wire_encap_build(pkt, &s->cfg.local, &s->cfg.peer,
-				    DJ_WIRE_HDR_LEN + h->payload_len, s->ip_id++);
-		djh += DJ_WIRE_ENCAP_LEN;
+		dp_wire_encap_build(pkt, &s->cfg.local, &s->cfg.peer,
+				    DP_WIRE_HDR_LEN + h->payload_len, s->ip_id++);
+		djh += DP_WIRE_ENCAP_LEN;
 	}
 	if (s->cfg.tx_crc)
-		h->flags |= crc_body ? DJ_WIRE_F_CRC : DJ_WIRE_F_CRC_HDR;
-	dj_wire_hdr_encode(h, djh);
+		h->flags |= crc_body ? DP_WIRE_F_CRC : DP_WIRE_F_CRC_HDR;
+	dp_wire_hdr_encode(h, djh);
 	if (s->cfg.tx_crc)
-		dj_wire_hdr_set_crc(djh, dj_wire_crc(djh, DJ_WIRE_HDR_LEN, body,
+		dp_wire_hdr_set_crc(djh, dp_wire_crc(djh, DP_WIRE_HDR_LEN, body,
 						     h->payload_len, crc_body));
-	return (uint32_t)(djh - pkt) + DJ_WIRE_HDR_LEN;
+	return (uint32_t)(djh - pkt) + DP_WIRE_HDR_LEN;
 }
 
 /* ---- transfers ---------------------------------------------------------- */
 
-/* Room for one more transfer's event, so session_event() never overflows. */
-static int session_can_start(const struct dj_session *s)
+/* Room for one more transfer's event, so dp_channel_event() never overflows. */
+static int session_can_start(const struct dp_channel *s)
 {
 	if (s->closed)
 		return -ECONNRESET;
@@ -325,9 +325,9 @@ static int session_can_start(const struct dj_session *s)
 	return 0;
 }
 
-int dj_session_send_source(struct dj_session *s, uint32_t transfer_id,
+int dp_channel_send_source(struct dp_channel *s, uint32_t transfer_id,
 			   const void *buf, uint64_t len, enum dj_mem_kind mem,
-			   struct dj_tx_source *src, void *user,
+			   struct dp_tx_source *src, void *user,
 			   uint64_t now_ns)
 {
 	int rc;
@@ -338,23 +338,23 @@ int dj_session_send_source(struct dj_session *s, uint32_t transfer_id,
 	if (src && src->wrap % s->cfg.frag_size != 0)
 		return -EINVAL;
 	rc = session_can_start(s);
-	return rc ? rc : tx_start(s, transfer_id, buf, len, mem, src, user);
+	return rc ? rc : dp_tx_start(s, transfer_id, buf, len, mem, src, user);
 }
 
-int dj_session_send(struct dj_session *s, uint32_t transfer_id,
+int dp_channel_send(struct dp_channel *s, uint32_t transfer_id,
 		    const void *buf, uint64_t len, enum dj_mem_kind mem,
 		    void *user, uint64_t now_ns)
 {
-	return dj_session_send_source(s, transfer_id, buf, len, mem, NULL, user,
+	return dp_channel_send_source(s, transfer_id, buf, len, mem, NULL, user,
 				      now_ns);
 }
 
-uint32_t dj_session_frag_size(const struct dj_session *s)
+uint32_t dp_channel_frag_size(const struct dp_channel *s)
 {
 	return s->cfg.frag_size;
 }
 
-int dj_session_recv(struct dj_session *s, uint32_t transfer_id, void *dest,
+int dp_channel_recv(struct dp_channel *s, uint32_t transfer_id, void *dest,
 		    uint64_t len, enum dj_mem_kind mem, void *user,
 		    uint64_t now_ns)
 {
@@ -365,36 +365,36 @@ int dj_session_recv(struct dj_session *s, uint32_t transfer_id, void *dest,
 	if (mem == DJ_MEM_GPU && !s->cfg.place)
 		return -ENOTSUP;
 	rc = session_can_start(s);
-	return rc ? rc : rx_start(s, transfer_id, dest, len, mem, user, now_ns);
+	return rc ? rc : dp_rx_start(s, transfer_id, dest, len, mem, user, now_ns);
 }
 
-int dj_session_cancel(struct dj_session *s, enum dj_xfer_dir dir,
+int dp_channel_cancel(struct dp_channel *s, enum dp_xfer_dir dir,
 		      uint32_t transfer_id)
 {
 	void *x;
 
 	if (!s)
 		return -EINVAL;
-	x = xfer_find(dir == DJ_XFER_TX ? &s->tx : &s->rx, transfer_id);
+	x = dp_xfer_find(dir == DP_XFER_TX ? &s->tx : &s->rx, transfer_id);
 	if (!x)
 		return -ENOENT;
-	if (dir == DJ_XFER_TX)
-		tx_end(s, x, -ECANCELED);
+	if (dir == DP_XFER_TX)
+		dp_tx_end(s, x, -ECANCELED);
 	else
-		rx_end(s, x, -ECANCELED);
-	session_queue_abort(s, transfer_id, dir == DJ_XFER_RX);
+		dp_rx_end(s, x, -ECANCELED);
+	dp_channel_queue_abort(s, transfer_id, dir == DP_XFER_RX);
 	return 0;
 }
 
-static void fail_all(struct dj_session *s, int status)
+static void fail_all(struct dp_channel *s, int status)
 {
 	while (s->tx.nactive)
-		tx_end(s, s->tx.active[s->tx.nactive - 1], status);
+		dp_tx_end(s, s->tx.active[s->tx.nactive - 1], status);
 	while (s->rx.nactive)
-		rx_end(s, s->rx.active[s->rx.nactive - 1], status);
+		dp_rx_end(s, s->rx.active[s->rx.nactive - 1], status);
 }
 
-void dj_session_close(struct dj_session *s)
+void dp_channel_close(struct dp_channel *s)
 {
 	if (!s || s->closed)
 		return;
@@ -405,111 +405,111 @@ void dj_session_close(struct dj_session *s)
 
 /* ---- input -------------------------------------------------------------- */
 
-static enum dj_wire_reject check_crc(const struct dj_session *s,
-				     const struct dj_wire_hdr *h,
+static enum dp_wire_reject check_crc(const struct dp_channel *s,
+				     const struct dp_wire_hdr *h,
 				     const uint8_t *hdr, const uint8_t *body)
 {
-	bool with_body = h->flags & DJ_WIRE_F_CRC;
+	bool with_body = h->flags & DP_WIRE_F_CRC;
 
 	if (!s->cfg.rx_crc)
-		return DJ_REJ_NONE;
-	if (!(h->flags & (DJ_WIRE_F_CRC | DJ_WIRE_F_CRC_HDR)))
-		return DJ_REJ_BAD_CRC;
-	if (dj_wire_crc(hdr, h->hdr_len, body, h->payload_len, with_body) != h->crc)
-		return DJ_REJ_BAD_CRC;
-	return DJ_REJ_NONE;
+		return DP_REJ_NONE;
+	if (!(h->flags & (DP_WIRE_F_CRC | DP_WIRE_F_CRC_HDR)))
+		return DP_REJ_BAD_CRC;
+	if (dp_wire_crc(hdr, h->hdr_len, body, h->payload_len, with_body) != h->crc)
+		return DP_REJ_BAD_CRC;
+	return DP_REJ_NONE;
 }
 
 /* Everything that does not depend on the packet type; *body is set. */
-static enum dj_wire_reject authenticate(const struct dj_session *s,
-					const struct dj_rx_pkt *pkt,
-					struct dj_wire_hdr *h,
+static enum dp_wire_reject authenticate(const struct dp_channel *s,
+					const struct dp_rx_pkt *pkt,
+					struct dp_wire_hdr *h,
 					const uint8_t **body)
 {
 	bool body_in_hdr = pkt->payload == NULL;
-	enum dj_wire_reject rej;
+	enum dp_wire_reject rej;
 
 	if (!pkt->hdr)
-		return DJ_REJ_TRUNCATED;
-	rej = dj_wire_hdr_decode(pkt->hdr, pkt->hdr_avail, body_in_hdr, h);
+		return DP_REJ_TRUNCATED;
+	rej = dp_wire_hdr_decode(pkt->hdr, pkt->hdr_avail, body_in_hdr, h);
 	if (rej)
 		return rej;
 	if (h->session_id != s->cfg.session_id)
-		return DJ_REJ_BAD_SESSION;
+		return DP_REJ_BAD_SESSION;
 	if (h->cookie != s->cfg.cookie)
-		return DJ_REJ_BAD_COOKIE;
+		return DP_REJ_BAD_COOKIE;
 	if (!body_in_hdr && h->payload_len > pkt->payload_avail)
-		return DJ_REJ_TRUNCATED;
+		return DP_REJ_TRUNCATED;
 	*body = body_in_hdr ? (const uint8_t *)pkt->hdr + h->hdr_len
 			    : (const uint8_t *)pkt->payload;
 	return check_crc(s, h, pkt->hdr, *body);
 }
 
-static enum dj_wire_reject on_ping(struct dj_session *s,
-				   const struct dj_wire_hdr *h,
+static enum dp_wire_reject on_ping(struct dp_channel *s,
+				   const struct dp_wire_hdr *h,
 				   const uint8_t *body)
 {
 	uint64_t v;
 
 	if (h->payload_len < sizeof(v))
-		return DJ_REJ_BAD_BODY;
-	if (h->type == DJ_PKT_PONG) {
+		return DP_REJ_BAD_BODY;
+	if (h->type == DP_PKT_PONG) {
 		s->st.pongs++;
-		return DJ_REJ_NONE;
+		return DP_REJ_NONE;
 	}
 	memcpy(&v, body, sizeof(v));
 	/* PONG echoes the raw bytes; a full queue drops the answer. */
 	if (s->npong < PING_QUEUE_CAP)
 		s->pongs[s->npong++] = v;
-	return DJ_REJ_NONE;
+	return DP_REJ_NONE;
 }
 
-static enum dj_wire_reject on_abort(struct dj_session *s,
-				    const struct dj_wire_hdr *h)
+static enum dp_wire_reject on_abort(struct dp_channel *s,
+				    const struct dp_wire_hdr *h)
 {
-	bool from_rx = h->flags & DJ_WIRE_F_FROM_RX;
-	void *x = xfer_find(from_rx ? &s->tx : &s->rx, h->transfer_id);
+	bool from_rx = h->flags & DP_WIRE_F_FROM_RX;
+	void *x = dp_xfer_find(from_rx ? &s->tx : &s->rx, h->transfer_id);
 
 	if (!x)
-		return DJ_REJ_UNKNOWN_TRANSFER;
+		return DP_REJ_UNKNOWN_TRANSFER;
 	if (from_rx)
-		tx_end(s, x, -DJ_EPEER);
+		dp_tx_end(s, x, -DJ_EPEER);
 	else
-		rx_end(s, x, -DJ_EPEER);
-	return DJ_REJ_NONE;
+		dp_rx_end(s, x, -DJ_EPEER);
+	return DP_REJ_NONE;
 }
 
-static enum dj_wire_reject dispatch(struct dj_session *s,
-				    const struct dj_wire_hdr *h,
+static enum dp_wire_reject dispatch(struct dp_channel *s,
+				    const struct dp_wire_hdr *h,
 				    const uint8_t *body, uint64_t now_ns)
 {
 	switch (h->type) {
-	case DJ_PKT_DATA:
-		return rx_on_data(s, h, body, now_ns);
-	case DJ_PKT_ACK:
-	case DJ_PKT_NACK:
-		return tx_on_feedback(s, h, body, now_ns);
-	case DJ_PKT_PING:
-	case DJ_PKT_PONG:
+	case DP_PKT_DATA:
+		return dp_rx_on_data(s, h, body, now_ns);
+	case DP_PKT_ACK:
+	case DP_PKT_NACK:
+		return dp_tx_on_feedback(s, h, body, now_ns);
+	case DP_PKT_PING:
+	case DP_PKT_PONG:
 		return on_ping(s, h, body);
-	case DJ_PKT_CLOSE:
+	case DP_PKT_CLOSE:
 		if (!s->closed)
 			fail_all(s, -ECONNRESET);
 		s->closed = true;
-		return DJ_REJ_NONE;
-	case DJ_PKT_ABORT:
+		return DP_REJ_NONE;
+	case DP_PKT_ABORT:
 		return on_abort(s, h);
 	default:
-		return DJ_REJ_BAD_TYPE;
+		return DP_REJ_BAD_TYPE;
 	}
 }
 
-int dj_session_input(struct dj_session *s, const struct dj_rx_pkt *pkt,
-		     uint64_t now_ns, enum dj_wire_reject *reason)
+int dp_channel_input(struct dp_channel *s, const struct dp_rx_pkt *pkt,
+		     uint64_t now_ns, enum dp_wire_reject *reason)
 {
-	struct dj_wire_hdr h;
+	struct dp_wire_hdr h;
 	const uint8_t *body = NULL;
-	enum dj_wire_reject rej;
+	enum dp_wire_reject rej;
 
 	s->st.rx_pkts++;
 	rej = authenticate(s, pkt, &h, &body);
@@ -518,97 +518,97 @@ int dj_session_input(struct dj_session *s, const struct dj_rx_pkt *pkt,
 	if (reason)
 		*reason = rej;
 	if (!rej) {
-		s->st.rx_ctrl += h.type != DJ_PKT_DATA;
+		s->st.rx_ctrl += h.type != DP_PKT_DATA;
 		return 0;
 	}
 	s->st.rx_reject[rej]++;
-	return rej == DJ_REJ_DUPLICATE ? -EALREADY : -EBADMSG;
+	return rej == DP_REJ_DUPLICATE ? -EALREADY : -EBADMSG;
 }
 
 /* ---- timers, output, events ---------------------------------------------- */
 
-static bool ctrl_pending(const struct dj_session *s)
+static bool ctrl_pending(const struct dp_channel *s)
 {
 	return s->close_pending || s->abort_count || s->npong || s->nping ||
 	       s->reacks.count;
 }
 
-uint64_t dj_session_poll(struct dj_session *s, uint64_t now_ns)
+uint64_t dp_channel_poll(struct dp_channel *s, uint64_t now_ns)
 {
 	uint64_t next, rx_next;
 
 	if (now_ns < s->next_deadline)
 		return ctrl_pending(s) ? now_ns : s->next_deadline;
-	next = tx_timers(s, now_ns);
-	rx_next = rx_timers(s, now_ns);
+	next = dp_tx_timers(s, now_ns);
+	rx_next = dp_rx_timers(s, now_ns);
 	s->next_deadline = next = rx_next < next ? rx_next : next;
 	return ctrl_pending(s) ? now_ns : next;
 }
 
-void dj_session_ping(struct dj_session *s, uint64_t value)
+void dp_channel_ping(struct dp_channel *s, uint64_t value)
 {
 	if (s->nping < PING_QUEUE_CAP)
 		s->pings[s->nping++] = value;
 }
 
 /* A bodiless or 8-byte-body control packet. */
-static void write_simple(struct dj_session *s, struct dj_ctrl_pkt *pkt,
-			 enum dj_pkt_type type, uint32_t id, uint16_t flags,
+static void write_simple(struct dp_channel *s, struct dp_ctrl_pkt *pkt,
+			 enum dp_pkt_type type, uint32_t id, uint16_t flags,
 			 const uint64_t *value)
 {
-	struct dj_wire_hdr h;
-	uint32_t room = session_hdr_room(s);
+	struct dp_wire_hdr h;
+	uint32_t room = dp_channel_hdr_room(s);
 
-	session_hdr_init(s, &h, type, id);
+	dp_channel_hdr_init(s, &h, type, id);
 	h.flags = flags;
 	h.payload_len = value ? sizeof(*value) : 0;
 	if (value)
 		memcpy(pkt->buf + room, value, sizeof(*value));
-	pkt->len = session_write_hdr(s, pkt->buf, &h, pkt->buf + room, true) +
+	pkt->len = dp_channel_write_hdr(s, pkt->buf, &h, pkt->buf + room, true) +
 		   h.payload_len;
 }
 
-static unsigned session_ctrl(struct dj_session *s, struct dj_ctrl_pkt *pkts,
+static unsigned session_ctrl(struct dp_channel *s, struct dp_ctrl_pkt *pkts,
 			     unsigned n)
 {
 	unsigned k = 0;
 	struct done_rec d;
 
 	if (s->close_pending && k < n) {
-		write_simple(s, &pkts[k++], DJ_PKT_CLOSE, 0, 0, NULL);
+		write_simple(s, &pkts[k++], DP_PKT_CLOSE, 0, 0, NULL);
 		s->close_pending = false;
 	}
 	for (; s->abort_count && k < n; s->abort_count--) {
 		struct abort_rec *a = &s->aborts[s->abort_head];
 
-		write_simple(s, &pkts[k++], DJ_PKT_ABORT, a->id,
-			     a->from_rx ? DJ_WIRE_F_FROM_RX : 0, NULL);
+		write_simple(s, &pkts[k++], DP_PKT_ABORT, a->id,
+			     a->from_rx ? DP_WIRE_F_FROM_RX : 0, NULL);
 		s->abort_head = (s->abort_head + 1) % s->abort_cap;
 	}
 	for (; s->npong && k < n; s->npong--)
-		write_simple(s, &pkts[k++], DJ_PKT_PONG, 0, 0,
+		write_simple(s, &pkts[k++], DP_PKT_PONG, 0, 0,
 			     &s->pongs[s->npong - 1]);
 	for (; s->nping && k < n; s->nping--)
-		write_simple(s, &pkts[k++], DJ_PKT_PING, 0, 0,
+		write_simple(s, &pkts[k++], DP_PKT_PING, 0, 0,
 			     &s->pings[s->nping - 1]);
 	while (k < n && done_pop(&s->reacks, &d))
-		rx_write_final_ack(s, &d, &pkts[k++]);
+		dp_rx_write_final_ack(s, &d, &pkts[k++]);
 	return k;
 }
 
-unsigned dj_session_ctrl_burst(struct dj_session *s, uint64_t now_ns,
-			       struct dj_ctrl_pkt *pkts, unsigned n)
+unsigned dp_channel_ctrl_burst(struct dp_channel *s, uint64_t now_ns,
+			       struct dp_ctrl_pkt *pkts, unsigned n)
 {
 	unsigned k;
 
 	for (unsigned i = 0; i < n; i++)
-		if (!pkts[i].buf || pkts[i].cap < DJ_WIRE_CTRL_MAX)
+		if (!pkts[i].buf || pkts[i].cap < DP_WIRE_CTRL_MAX)
 			return 0;
 	k = session_ctrl(s, pkts, n);
-	return k + rx_feedback(s, now_ns, pkts + k, n - k);
+	return k + dp_rx_feedback(s, now_ns, pkts + k, n - k);
 }
 
-unsigned dj_session_events(struct dj_session *s, struct dj_xfer_event *ev,
+unsigned dp_channel_events(struct dp_channel *s, struct dp_xfer_event *ev,
 			   unsigned n)
 {
 	unsigned k = 0;
@@ -620,7 +620,7 @@ unsigned dj_session_events(struct dj_session *s, struct dj_xfer_event *ev,
 	return k;
 }
 
-void dj_session_stats(const struct dj_session *s, struct dj_proto_stats *out)
+void dp_channel_stats(const struct dp_channel *s, struct dp_proto_stats *out)
 {
 	*out = s->st;
 	out->srtt_ns = s->have_rtt ? s->srtt : 0;
@@ -628,12 +628,12 @@ void dj_session_stats(const struct dj_session *s, struct dj_proto_stats *out)
 	out->rto_ns = s->rto;
 }
 
-uint64_t dj_proto_stats_rejected(const struct dj_proto_stats *st)
+uint64_t dp_proto_stats_rejected(const struct dp_proto_stats *st)
 {
 	uint64_t sum = 0;
 
-	for (int r = DJ_REJ_NONE + 1; r < DJ_REJ_COUNT; r++)
-		if (r != DJ_REJ_DUPLICATE)
+	for (int r = DP_REJ_NONE + 1; r < DP_REJ_COUNT; r++)
+		if (r != DP_REJ_DUPLICATE)
 			sum += st->rx_reject[r];
 	return sum;
 }

@@ -20,14 +20,14 @@ static inline uint32_t min_u32(uint32_t a, uint32_t b)
 	return a < b ? a : b;
 }
 
-int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
-	     enum dj_mem_kind mem, struct dj_tx_source *src, void *user)
+int dp_tx_start(struct dp_channel *s, uint32_t id, const void *buf, uint64_t len,
+	     enum dj_mem_kind mem, struct dp_tx_source *src, void *user)
 {
 	uint32_t count;
 	struct tx_xfer *x;
 	struct frag_slot *frags;
 	uint32_t *rtx;
-	int rc = xfer_begin(&s->tx, id, len, s->cfg.frag_size, &count, (void **)&x);
+	int rc = dp_xfer_begin(&s->tx, id, len, s->cfg.frag_size, &count, (void **)&x);
 
 	if (rc)
 		return rc;
@@ -59,7 +59,7 @@ int tx_start(struct dj_session *s, uint32_t id, const void *buf, uint64_t len,
 /* Fragments whose bytes are all in place: every one of an ordinary send,
  * those below the producer's ready mark for a progressive source. The
  * atomic is read only when the cached mark stops the sender. */
-static uint32_t tx_ready_end(const struct dj_session *s, struct tx_xfer *x)
+static uint32_t tx_ready_end(const struct dp_channel *s, struct tx_xfer *x)
 {
 	uint64_t ready;
 
@@ -73,7 +73,7 @@ static uint32_t tx_ready_end(const struct dj_session *s, struct tx_xfer *x)
 
 /* The producer may refill what lies below the cumulative ACK: the
  * session never describes those fragments again. */
-static void tx_publish_acked(const struct dj_session *s, struct tx_xfer *x)
+static void tx_publish_acked(const struct dp_channel *s, struct tx_xfer *x)
 {
 	uint64_t acked = (uint64_t)x->cum * s->cfg.frag_size;
 
@@ -81,17 +81,17 @@ static void tx_publish_acked(const struct dj_session *s, struct tx_xfer *x)
 		__atomic_store_n(&x->src->acked, min_u64(acked, x->len), __ATOMIC_RELEASE);
 }
 
-void tx_end(struct dj_session *s, struct tx_xfer *x, int status)
+void dp_tx_end(struct dp_channel *s, struct tx_xfer *x, int status)
 {
-	session_event(s, x->id, DJ_XFER_TX, status, x->len, x->user);
+	dp_channel_event(s, x->id, DP_XFER_TX, status, x->len, x->user);
 	if (status == 0)
-		done_push(&s->tx_done, x->id, x->frag_count, x->len);
-	xfer_release(&s->tx, x);
+		dp_done_push(&s->tx_done, x->id, x->frag_count, x->len);
+	dp_xfer_release(&s->tx, x);
 }
 
-static void rtt_sample(struct dj_session *s, uint64_t rtt)
+static void rtt_sample(struct dp_channel *s, uint64_t rtt)
 {
-	const struct dj_session_config *c = &s->cfg;
+	const struct dp_channel_config *c = &s->cfg;
 
 	if (!s->have_rtt) {
 		s->srtt = rtt;
@@ -113,7 +113,7 @@ static void rtt_sample(struct dj_session *s, uint64_t rtt)
 }
 
 /* Karn's rule: only fragments sent exactly once give a sample. */
-static void tx_sample(struct dj_session *s, struct tx_xfer *x, uint32_t trigger,
+static void tx_sample(struct dp_channel *s, struct tx_xfer *x, uint32_t trigger,
 		      uint64_t now_ns)
 {
 	struct frag_slot *f;
@@ -127,7 +127,7 @@ static void tx_sample(struct dj_session *s, struct tx_xfer *x, uint32_t trigger,
 	rtt_sample(s, now_ns - f->sent_ns);
 }
 
-static uint32_t rtx_mask(const struct dj_session *s)
+static uint32_t rtx_mask(const struct dp_channel *s)
 {
 	return 2 * s->cfg.window - 1;
 }
@@ -135,7 +135,7 @@ static uint32_t rtx_mask(const struct dj_session *s)
 /* Entries of fragments acknowledged after they were queued stay in the
  * ring (skipped when popped); drop them when the ring fills. At most one
  * window of entries is live, so compaction always makes room. */
-static void tx_compact_rtx(struct dj_session *s, struct tx_xfer *x)
+static void tx_compact_rtx(struct dp_channel *s, struct tx_xfer *x)
 {
 	uint32_t live = 0;
 
@@ -148,7 +148,7 @@ static void tx_compact_rtx(struct dj_session *s, struct tx_xfer *x)
 	x->rtx_count = live;
 }
 
-static void tx_queue_rtx(struct dj_session *s, struct tx_xfer *x, uint32_t idx)
+static void tx_queue_rtx(struct dp_channel *s, struct tx_xfer *x, uint32_t idx)
 {
 	struct frag_slot *f = &x->frags[idx & s->mask];
 
@@ -164,7 +164,7 @@ static void tx_queue_rtx(struct dj_session *s, struct tx_xfer *x, uint32_t idx)
 #define CWND_MIN 4u
 
 /* Slow start below ssthresh, then one fragment per window acknowledged. */
-static void cc_on_ack(struct dj_session *s, struct tx_xfer *x, uint32_t acked)
+static void cc_on_ack(struct dp_channel *s, struct tx_xfer *x, uint32_t acked)
 {
 	if (x->cwnd < x->ssthresh) {
 		x->cwnd += acked;
@@ -181,7 +181,7 @@ static void cc_on_ack(struct dj_session *s, struct tx_xfer *x, uint32_t acked)
 
 /* One cut per window of data: losses reported until cum passes what was
  * in flight at the cut belong to the same congestion event. */
-static void cc_on_loss(struct dj_session *s, struct tx_xfer *x, bool timeout)
+static void cc_on_loss(struct dp_channel *s, struct tx_xfer *x, bool timeout)
 {
 	if (!timeout && x->cum < x->recover)
 		return;
@@ -192,7 +192,7 @@ static void cc_on_loss(struct dj_session *s, struct tx_xfer *x, bool timeout)
 	s->st.cwnd_reductions++;
 }
 
-static bool tx_advance(struct dj_session *s, struct tx_xfer *x, uint32_t cum)
+static bool tx_advance(struct dp_channel *s, struct tx_xfer *x, uint32_t cum)
 {
 	if (cum <= x->cum)
 		return false;
@@ -208,7 +208,7 @@ static bool tx_advance(struct dj_session *s, struct tx_xfer *x, uint32_t cum)
 
 /* Age a fragment must have before a NACK may resend it: a NACK that
  * crossed the previous retransmission in flight must not trigger another. */
-static uint64_t nack_guard(const struct dj_session *s)
+static uint64_t nack_guard(const struct dp_channel *s)
 {
 	return s->have_rtt ? s->srtt : s->cfg.rto_min_ns;
 }
@@ -217,8 +217,8 @@ static uint64_t nack_guard(const struct dj_session *s)
  * highest fragment marked so far touches each slot once. A retransmission
  * that fills a hole below it stays unmarked until cum passes it, which at
  * worst costs one needless resend after a timeout. */
-static void tx_apply_sack(struct dj_session *s, struct tx_xfer *x,
-			  const struct dj_wire_ranges *r)
+static void tx_apply_sack(struct dp_channel *s, struct tx_xfer *x,
+			  const struct dp_wire_ranges *r)
 {
 	for (unsigned i = 0; i < r->nranges; i++) {
 		uint32_t first = r->range[i].first;
@@ -235,8 +235,8 @@ static void tx_apply_sack(struct dj_session *s, struct tx_xfer *x,
 	}
 }
 
-static void tx_apply_nack(struct dj_session *s, struct tx_xfer *x,
-			  const struct dj_wire_ranges *r, uint64_t now_ns)
+static void tx_apply_nack(struct dp_channel *s, struct tx_xfer *x,
+			  const struct dp_wire_ranges *r, uint64_t now_ns)
 {
 	for (unsigned i = 0; i < r->nranges; i++) {
 		uint32_t first = r->range[i].first > x->cum ? r->range[i].first : x->cum;
@@ -254,24 +254,24 @@ static void tx_apply_nack(struct dj_session *s, struct tx_xfer *x,
 	}
 }
 
-enum dj_wire_reject tx_on_feedback(struct dj_session *s,
-				   const struct dj_wire_hdr *h,
+enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
+				   const struct dp_wire_hdr *h,
 				   const uint8_t *body, uint64_t now_ns)
 {
-	struct dj_wire_ranges r;
+	struct dp_wire_ranges r;
 	struct tx_xfer *x;
-	bool nack = h->type == DJ_PKT_NACK;
+	bool nack = h->type == DP_PKT_NACK;
 
-	if (dj_wire_ranges_decode(body, h->payload_len, &r))
-		return DJ_REJ_BAD_BODY;
-	x = xfer_find(&s->tx, h->transfer_id);
+	if (dp_wire_ranges_decode(body, h->payload_len, &r))
+		return DP_REJ_BAD_BODY;
+	x = dp_xfer_find(&s->tx, h->transfer_id);
 	if (!x)
-		return done_find(&s->tx_done, h->transfer_id) ? DJ_REJ_DUPLICATE
-							      : DJ_REJ_UNKNOWN_TRANSFER;
+		return dp_done_find(&s->tx_done, h->transfer_id) ? DP_REJ_DUPLICATE
+							      : DP_REJ_UNKNOWN_TRANSFER;
 	if (h->frag_count != x->frag_count || h->total_len != x->len)
-		return DJ_REJ_TOTAL_MISMATCH;
+		return DP_REJ_TOTAL_MISMATCH;
 	if (r.cum > x->next_new)
-		return DJ_REJ_OUT_OF_RANGE;
+		return DP_REJ_OUT_OF_RANGE;
 	s->st.rx_acks += !nack;
 	s->st.rx_nacks += nack;
 	tx_sample(s, x, r.trigger, now_ns);
@@ -283,8 +283,8 @@ enum dj_wire_reject tx_on_feedback(struct dj_session *s,
 		x->rto_deadline = x->cum < x->next_new ? now_ns + s->rto : UINT64_MAX;
 	}
 	if (x->cum == x->frag_count) {
-		tx_end(s, x, 0);
-		return DJ_REJ_NONE;
+		dp_tx_end(s, x, 0);
+		return DP_REJ_NONE;
 	}
 	if (nack && s->cfg.congestion_control)
 		cc_on_loss(s, x, false);
@@ -296,15 +296,15 @@ enum dj_wire_reject tx_on_feedback(struct dj_session *s,
 	 * flight would leave no timer running and hang the transfer. */
 	x->credit_end = (uint32_t)min_u64(x->frag_count,
 		(uint64_t)r.cum + (r.credit ? min_u32(r.credit, s->cfg.window) : 1));
-	session_arm(s, x->rto_deadline);
-	return DJ_REJ_NONE;
+	dp_channel_arm(s, x->rto_deadline);
+	return DP_REJ_NONE;
 }
 
-static void tx_on_rto(struct dj_session *s, struct tx_xfer *x, uint64_t now_ns)
+static void tx_on_rto(struct dp_channel *s, struct tx_xfer *x, uint64_t now_ns)
 {
 	s->st.rto_expired++;
 	if (++x->strikes > s->cfg.max_tries) {
-		tx_end(s, x, -ETIMEDOUT);
+		dp_tx_end(s, x, -ETIMEDOUT);
 		return;
 	}
 	s->rto = min_u64(s->rto * 2, s->cfg.rto_max_ns);
@@ -315,7 +315,7 @@ static void tx_on_rto(struct dj_session *s, struct tx_xfer *x, uint64_t now_ns)
 	x->rto_deadline = now_ns + s->rto;
 }
 
-uint64_t tx_timers(struct dj_session *s, uint64_t now_ns)
+uint64_t dp_tx_timers(struct dp_channel *s, uint64_t now_ns)
 {
 	uint64_t next = UINT64_MAX;
 
@@ -333,15 +333,15 @@ uint64_t tx_timers(struct dj_session *s, uint64_t now_ns)
 
 /* ---- descriptors ------------------------------------------------------------- */
 
-static void tx_describe(struct dj_session *s, struct tx_xfer *x, uint32_t idx,
-			bool retrans, uint8_t *arena, struct dj_frag_desc *d)
+static void tx_describe(struct dp_channel *s, struct tx_xfer *x, uint32_t idx,
+			bool retrans, uint8_t *arena, struct dp_frag_desc *d)
 {
 	uint64_t off = (uint64_t)idx * s->cfg.frag_size;
 	uint32_t plen = (uint32_t)min_u64(s->cfg.frag_size, x->len - off);
-	struct dj_wire_hdr h;
+	struct dp_wire_hdr h;
 
-	session_hdr_init(s, &h, DJ_PKT_DATA, x->id);
-	h.flags = retrans ? DJ_WIRE_F_RETRANS : 0;
+	dp_channel_hdr_init(s, &h, DP_PKT_DATA, x->id);
+	h.flags = retrans ? DP_WIRE_F_RETRANS : 0;
 	h.payload_len = plen;
 	h.frag_index = idx;
 	h.frag_count = x->frag_count;
@@ -349,7 +349,7 @@ static void tx_describe(struct dj_session *s, struct tx_xfer *x, uint32_t idx,
 	h.total_len = x->len;
 	d->hdr = arena;
 	d->payload = plen ? x->buf + (x->wrap ? off % x->wrap : off) : NULL;
-	d->hdr_len = session_write_hdr(s, arena, &h, d->payload,
+	d->hdr_len = dp_channel_write_hdr(s, arena, &h, d->payload,
 				       x->mem == DJ_MEM_HOST);
 	d->transfer_id = x->id;
 	d->payload_len = plen;
@@ -363,7 +363,7 @@ static void tx_describe(struct dj_session *s, struct tx_xfer *x, uint32_t idx,
 	s->st.tx_retrans += retrans;
 }
 
-static void tx_mark_sent(struct dj_session *s, struct tx_xfer *x, uint32_t idx,
+static void tx_mark_sent(struct dp_channel *s, struct tx_xfer *x, uint32_t idx,
 			 uint64_t now_ns)
 {
 	struct frag_slot *f = &x->frags[idx & s->mask];
@@ -372,14 +372,14 @@ static void tx_mark_sent(struct dj_session *s, struct tx_xfer *x, uint32_t idx,
 	f->tries++;
 	if (x->rto_deadline == UINT64_MAX) {
 		x->rto_deadline = now_ns + s->rto;
-		session_arm(s, x->rto_deadline);
+		dp_channel_arm(s, x->rto_deadline);
 	}
 }
 
 /* Next fragment of x to send, retransmissions first; false if none.
  * Nothing at or above ready_end goes out: new fragments wait for it, and
  * a queued retransmission lies below next_new, which never passes it. */
-static bool tx_next(struct dj_session *s, struct tx_xfer *x, uint32_t *idx,
+static bool tx_next(struct dp_channel *s, struct tx_xfer *x, uint32_t *idx,
 		    bool *retrans)
 {
 	uint32_t ready_end = tx_ready_end(s, x);
@@ -410,13 +410,13 @@ static bool tx_next(struct dj_session *s, struct tx_xfer *x, uint32_t *idx,
 	return false;
 }
 
-unsigned dj_session_tx_burst(struct dj_session *s, uint64_t now_ns,
-			     struct dj_frag_desc *out, unsigned n)
+unsigned dp_channel_tx_burst(struct dp_channel *s, uint64_t now_ns,
+			     struct dp_frag_desc *out, unsigned n)
 {
 	unsigned k = 0, idle = 0;
 
-	if (n > DJ_SESSION_TX_BURST_MAX)
-		n = DJ_SESSION_TX_BURST_MAX;
+	if (n > DP_CHANNEL_TX_BURST_MAX)
+		n = DP_CHANNEL_TX_BURST_MAX;
 	/* Round-robin, one fragment per transfer per turn, until the burst is
 	 * full or a whole turn found nothing to send. */
 	while (k < n && s->tx.nactive && idle < s->tx.nactive) {

@@ -45,7 +45,7 @@ static int fits_int(int64_t v)
  * (the strided-batched entry points pick other, sometimes slower, kernels
  * for small single products); the _64 forms only when a size needs them.
  */
-static int float_gemm(struct dj_gpu_ops *ops, const struct gemm *g, cudaDataType type,
+static int float_gemm(struct djg_ops *ops, const struct gemm *g, cudaDataType type,
 		      int64_t batch, int64_t stride_a, int64_t stride_b)
 {
 	static const float one = 1.0f, zero = 0.0f;
@@ -54,20 +54,20 @@ static int float_gemm(struct dj_gpu_ops *ops, const struct gemm *g, cudaDataType
 	int small = fits_int(g->m) && fits_int(g->n) && fits_int(g->k) && fits_int(batch);
 
 	if (batch == 1 && small)
-		return gpu_ops_blas_rc(cublasGemmEx(ops->blas, op_b, CUBLAS_OP_N, (int)g->n, (int)g->m,
+		return djg_ops_blas_rc(cublasGemmEx(ops->blas, op_b, CUBLAS_OP_N, (int)g->n, (int)g->m,
 						    (int)g->k, &one, g->b, type, (int)ldb, g->a, type,
 						    (int)g->k, &zero, g->c, type, (int)g->n,
 						    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
 				       "cublasGemmEx");
 	if (small)
-		return gpu_ops_blas_rc(
+		return djg_ops_blas_rc(
 			cublasGemmStridedBatchedEx(ops->blas, op_b, CUBLAS_OP_N, (int)g->n, (int)g->m,
 						   (int)g->k, &one, g->b, type, (int)ldb, stride_b,
 						   g->a, type, (int)g->k, stride_a, &zero, g->c, type,
 						   (int)g->n, g->m * g->n, (int)batch,
 						   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
 			"cublasGemmStridedBatchedEx");
-	return gpu_ops_blas_rc(
+	return djg_ops_blas_rc(
 		cublasGemmStridedBatchedEx_64(ops->blas, op_b, CUBLAS_OP_N, g->n, g->m, g->k, &one,
 					      g->b, type, ldb, stride_b, g->a, type, g->k, stride_a,
 					      &zero, g->c, type, g->n, g->m * g->n, batch,
@@ -77,18 +77,18 @@ static int float_gemm(struct dj_gpu_ops *ops, const struct gemm *g, cudaDataType
 
 /* @p batch products; A and B advance by stride_a / stride_b elements
  * (0 = shared), C by m*n. */
-static int gemm_strided(struct dj_gpu_ops *ops, const struct gemm *g, int64_t batch,
+static int gemm_strided(struct djg_ops *ops, const struct gemm *g, int64_t batch,
 			int64_t stride_a, int64_t stride_b)
 {
 	cudaDataType type;
 
 	if (blas_type(g->dtype, &type) != 0) {
-		struct dj_gk_int_gemm ig = {
+		struct djg_k_int_gemm ig = {
 			.batch = batch, .M = g->m, .N = g->n, .K = g->k, .sak = g->k,
 			.sbk = g->b_is_weight ? 1 : g->n, .sbn = g->b_is_weight ? g->k : 1,
 			.batch_a = stride_a, .batch_b = stride_b,
 		};
-		return gpu_ops_cuda_rc(dj_gk_int_gemm(g->dtype, g->a, g->b, g->c, &ig, ops->stream),
+		return djg_ops_cuda_rc(djg_k_int_gemm(g->dtype, g->a, g->b, g->c, &ig, ops->stream),
 				       "integer gemm kernel");
 	}
 	return float_gemm(ops, g, type, batch, stride_a, stride_b);
@@ -99,8 +99,8 @@ static int gemm_strided(struct dj_gpu_ops *ops, const struct gemm *g, int64_t ba
  * batched call, the ones before it are looped over here (rare: only batch
  * dims broadcast in different ways need it).
  */
-static int gemm_batched(struct dj_gpu_ops *ops, const struct gemm *g,
-			const struct dj_gk_walk *batch)
+static int gemm_batched(struct djg_ops *ops, const struct gemm *g,
+			const struct djg_k_walk *batch)
 {
 	size_t esize = dj_dtype_size(g->dtype);
 	int last = batch->ndim - 1;
@@ -130,13 +130,13 @@ static int gemm_batched(struct dj_gpu_ops *ops, const struct gemm *g,
 	return 0;
 }
 
-static int gemm_run(struct dj_gpu_ops *ops, struct gemm *g, struct dj_gk_walk *batch)
+static int gemm_run(struct djg_ops *ops, struct gemm *g, struct djg_k_walk *batch)
 {
-	gpu_ops_walk_collapse(batch);
+	djg_ops_walk_collapse(batch);
 	if (g->m == 0 || g->n == 0)
 		return 0;
 	if (g->k == 0) /* empty sums: zero bits are 0 in every dtype */
-		return gpu_ops_cuda_rc(cudaMemsetAsync(g->c, 0, g->c_bytes, ops->stream),
+		return djg_ops_cuda_rc(cudaMemsetAsync(g->c, 0, g->c_bytes, ops->stream),
 				       "cudaMemsetAsync");
 	if (batch->ndim == 0)
 		return gemm_strided(ops, g, 1, 0, 0);
@@ -148,13 +148,13 @@ static int gemm_run(struct dj_gpu_ops *ops, struct gemm *g, struct dj_gk_walk *b
 	return gemm_batched(ops, g, batch);
 }
 
-int gpu_ops_matmul(struct dj_gpu_ops *ops, const struct dj_tensor *a,
+int djg_ops_matmul(struct djg_ops *ops, const struct dj_tensor *a,
 		   const struct dj_tensor *b, struct dj_tensor *out)
 {
-	struct dj_op_matmul_plan plan;
-	struct dj_gk_walk batch = {0};
+	struct tn_op_matmul_plan plan;
+	struct djg_k_walk batch = {0};
 	struct gemm g;
-	int rc = dj_op_matmul_plan(&a->desc, &b->desc, &plan);
+	int rc = tn_op_matmul_plan(&a->desc, &b->desc, &plan);
 
 	if (rc != 0)
 		return rc;
@@ -170,9 +170,9 @@ int gpu_ops_matmul(struct dj_gpu_ops *ops, const struct dj_tensor *a,
 
 /* ---- linear with the bias fused into the product (cuBLASLt) ---- */
 
-int gpu_ops_blas_open(struct dj_gpu_ops *ops)
+int djg_ops_blas_open(struct djg_ops *ops)
 {
-	return gpu_ops_blas_rc(cublasLtCreate(&ops->lt), "cublasLtCreate");
+	return djg_ops_blas_rc(cublasLtCreate(&ops->lt), "cublasLtCreate");
 }
 
 static void plan_release(struct linear_plan *p)
@@ -188,7 +188,7 @@ static void plan_release(struct linear_plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
-void gpu_ops_blas_close(struct dj_gpu_ops *ops)
+void djg_ops_blas_close(struct djg_ops *ops)
 {
 	for (int i = 0; i < LINEAR_PLANS; i++)
 		plan_release(&ops->plans[i]);
@@ -199,14 +199,14 @@ void gpu_ops_blas_close(struct dj_gpu_ops *ops)
 static int set_op_attr(cublasLtMatmulDesc_t op, cublasLtMatmulDescAttributes_t attr,
 		       const void *value, size_t size)
 {
-	return gpu_ops_blas_rc(cublasLtMatmulDescSetAttribute(op, attr, value, size),
+	return djg_ops_blas_rc(cublasLtMatmulDescSetAttribute(op, attr, value, size),
 			       "cublasLtMatmulDescSetAttribute");
 }
 
 /* A packed column-major rows x cols matrix. */
 static int layout(cublasLtMatrixLayout_t *l, cudaDataType type, int64_t rows, int64_t cols)
 {
-	return gpu_ops_blas_rc(cublasLtMatrixLayoutCreate(l, type, rows, cols, rows),
+	return djg_ops_blas_rc(cublasLtMatrixLayoutCreate(l, type, rows, cols, rows),
 			       "cublasLtMatrixLayoutCreate");
 }
 
@@ -218,7 +218,7 @@ static int plan_describe(struct linear_plan *p, cudaDataType type, const void *b
 	cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
 	int rc;
 
-	if ((rc = gpu_ops_blas_rc(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+	if ((rc = djg_ops_blas_rc(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F),
 				  "cublasLtMatmulDescCreate")) ||
 	    (rc = set_op_attr(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans))) ||
 	    (rc = set_op_attr(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof(keep))) ||
@@ -231,17 +231,17 @@ static int plan_describe(struct linear_plan *p, cudaDataType type, const void *b
 }
 
 /* -ENOTSUP when cuBLASLt has no algorithm: the caller falls back. */
-static int plan_choose(struct dj_gpu_ops *ops, struct linear_plan *p)
+static int plan_choose(struct djg_ops *ops, struct linear_plan *p)
 {
 	cublasLtMatmulPreference_t pref;
 	cublasLtMatmulHeuristicResult_t found;
 	uint64_t workspace = BLAS_WORKSPACE_BYTES;
 	int count = 0, rc;
 
-	rc = gpu_ops_blas_rc(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+	rc = djg_ops_blas_rc(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
 	if (rc != 0)
 		return rc;
-	rc = gpu_ops_blas_rc(cublasLtMatmulPreferenceSetAttribute(
+	rc = djg_ops_blas_rc(cublasLtMatmulPreferenceSetAttribute(
 				     pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
 				     sizeof(workspace)),
 			     "cublasLtMatmulPreferenceSetAttribute");
@@ -255,7 +255,7 @@ static int plan_choose(struct dj_gpu_ops *ops, struct linear_plan *p)
 	return rc;
 }
 
-static struct linear_plan *plan_get(struct dj_gpu_ops *ops, const struct gemm *g,
+static struct linear_plan *plan_get(struct djg_ops *ops, const struct gemm *g,
 				    cudaDataType type, const void *bias, int *rc)
 {
 	struct linear_plan *p;
@@ -286,7 +286,7 @@ static int aligned256(const void *p)
 }
 
 /* 0, -ENOTSUP (no fused path here: use the plain one) or an error. */
-static int linear_fused(struct dj_gpu_ops *ops, const struct gemm *g, const void *bias)
+static int linear_fused(struct djg_ops *ops, const struct gemm *g, const void *bias)
 {
 	static const float one = 1.0f, zero = 0.0f;
 	struct linear_plan *p;
@@ -302,14 +302,14 @@ static int linear_fused(struct dj_gpu_ops *ops, const struct gemm *g, const void
 	rc = set_op_attr(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
 	if (rc != 0)
 		return rc;
-	return gpu_ops_blas_rc(cublasLtMatmul(ops->lt, p->op, &one, g->b, p->w, g->a, p->x, &zero,
+	return djg_ops_blas_rc(cublasLtMatmul(ops->lt, p->op, &one, g->b, p->w, g->a, p->x, &zero,
 					      g->c, p->y, g->c, p->y, &p->algo,
 					      ops->blas_workspace, BLAS_WORKSPACE_BYTES,
 					      ops->stream),
 			       "cublasLtMatmul");
 }
 
-int gpu_ops_linear(struct dj_gpu_ops *ops, const struct dj_tensor *in, int n_in,
+int djg_ops_linear(struct djg_ops *ops, const struct dj_tensor *in, int n_in,
 		   struct dj_tensor *out)
 {
 	const struct dj_tensor *x = &in[0], *w = &in[1];
@@ -319,7 +319,7 @@ int gpu_ops_linear(struct dj_gpu_ops *ops, const struct dj_tensor *in, int n_in,
 		.m = k ? dj_tensor_numel(&x->desc) / k : 0, .a = x->data, .b = w->data,
 		.c = out->data, .c_bytes = dj_tensor_nbytes(&out->desc),
 	};
-	struct dj_gk_walk no_batch = {0};
+	struct djg_k_walk no_batch = {0};
 	int rc;
 
 	if (k == 0) /* x has no elements to tell the rows: count them from out */
@@ -332,5 +332,5 @@ int gpu_ops_linear(struct dj_gpu_ops *ops, const struct dj_tensor *in, int n_in,
 	rc = gemm_run(ops, &g, &no_batch);
 	if (rc != 0 || n_in < 3)
 		return rc;
-	return gpu_ops_add_broadcast(ops, out, &in[2], out);
+	return djg_ops_add_broadcast(ops, out, &in[2], out);
 }

@@ -15,7 +15,7 @@ __device__ inline float gelu(float x)
 }
 
 template <class T> struct UnaryFn {
-	enum dj_gk_unary_op op;
+	enum djg_k_unary_op op;
 
 	__device__ T operator()(T in) const
 	{
@@ -26,14 +26,14 @@ template <class T> struct UnaryFn {
 			return x > 0 ? x : T(0); /* only relu accepts integers */
 		} else {
 			switch (op) {
-			case DJ_GK_RELU: return N::store(x > 0.0f ? x : (x == x ? 0.0f : x));
-			case DJ_GK_SIGMOID: return N::store(1.0f / (1.0f + expf(-x)));
-			case DJ_GK_TANH: return N::store(tanhf(x));
-			case DJ_GK_EXP: return N::store(expf(x));
-			case DJ_GK_LOG: return N::store(logf(x));
-			case DJ_GK_SQRT: return N::store(sqrtf(x));
-			case DJ_GK_GELU: return N::store(gelu(x));
-			case DJ_GK_SILU: return N::store(x / (1.0f + expf(-x)));
+			case DJG_K_RELU: return N::store(x > 0.0f ? x : (x == x ? 0.0f : x));
+			case DJG_K_SIGMOID: return N::store(1.0f / (1.0f + expf(-x)));
+			case DJG_K_TANH: return N::store(tanhf(x));
+			case DJG_K_EXP: return N::store(expf(x));
+			case DJG_K_LOG: return N::store(logf(x));
+			case DJG_K_SQRT: return N::store(sqrtf(x));
+			case DJG_K_GELU: return N::store(gelu(x));
+			case DJG_K_SILU: return N::store(x / (1.0f + expf(-x)));
 			}
 			return N::store(x);
 		}
@@ -41,15 +41,15 @@ template <class T> struct UnaryFn {
 };
 
 /* Integer arithmetic wraps (through unsigned) and never traps: x/0 gives 0. */
-template <class T> __device__ T int_binary(enum dj_gk_binary_op op, T a, T b)
+template <class T> __device__ T int_binary(enum djg_k_binary_op op, T a, T b)
 {
 	using U = typename std::make_unsigned<T>::type;
 
 	switch (op) {
-	case DJ_GK_ADD: return (T)((U)a + (U)b);
-	case DJ_GK_SUB: return (T)((U)a - (U)b);
-	case DJ_GK_MUL: return (T)((U)a * (U)b);
-	case DJ_GK_DIV:
+	case DJG_K_ADD: return (T)((U)a + (U)b);
+	case DJG_K_SUB: return (T)((U)a - (U)b);
+	case DJG_K_MUL: return (T)((U)a * (U)b);
+	case DJG_K_DIV:
 		if (b == 0)
 			return 0;
 		if (b == -1)
@@ -60,7 +60,7 @@ template <class T> __device__ T int_binary(enum dj_gk_binary_op op, T a, T b)
 }
 
 template <class T, class Tout> struct BinaryFn {
-	enum dj_gk_binary_op op;
+	enum djg_k_binary_op op;
 
 	__device__ Tout operator()(T a, T b) const
 	{
@@ -73,10 +73,10 @@ template <class T, class Tout> struct BinaryFn {
 			float x = Num<T>::load(a), y = Num<T>::load(b), r = 0.0f;
 
 			switch (op) {
-			case DJ_GK_ADD: r = x + y; break;
-			case DJ_GK_SUB: r = x - y; break;
-			case DJ_GK_MUL: r = x * y; break;
-			case DJ_GK_DIV: r = x / y; break;
+			case DJG_K_ADD: r = x + y; break;
+			case DJG_K_SUB: r = x - y; break;
+			case DJG_K_MUL: r = x * y; break;
+			case DJG_K_DIV: r = x / y; break;
 			}
 			return Num<Tout>::store(r);
 		}
@@ -131,7 +131,7 @@ template <class I> struct Walk {
 	I stride[2][DJ_MAX_DIMS];
 };
 
-template <class I> static Walk<I> walk_as(const struct dj_gk_walk *w)
+template <class I> static Walk<I> walk_as(const struct djg_k_walk *w)
 {
 	Walk<I> out = {};
 
@@ -214,7 +214,7 @@ __global__ void binary_walk_vec(const T *a, const T *b, Tout *y, I packs, Walk<I
  * each run starts 16-byte aligned) or broadcast along it (stride 0).
  */
 template <int P>
-static bool walk_vectorizable(const struct dj_gk_walk *w, const void *a, const void *b,
+static bool walk_vectorizable(const struct djg_k_walk *w, const void *a, const void *b,
 			      const void *y)
 {
 	int last = w->ndim - 1;
@@ -233,7 +233,7 @@ static bool walk_vectorizable(const struct dj_gk_walk *w, const void *a, const v
 }
 
 template <class I, class T, class Tout, class F>
-static void launch_walk(const T *a, const T *b, Tout *y, int64_t n, const struct dj_gk_walk *w,
+static void launch_walk(const T *a, const T *b, Tout *y, int64_t n, const struct djg_k_walk *w,
 			F f, cudaStream_t s)
 {
 	constexpr int P = pack_of<T> < pack_of<Tout> ? pack_of<T> : pack_of<Tout>;
@@ -245,7 +245,7 @@ static void launch_walk(const T *a, const T *b, Tout *y, int64_t n, const struct
 		binary_walk<<<grid_for(n), block_threads, 0, s>>>(a, b, y, (I)n, walk_as<I>(w), f);
 }
 
-static int64_t walk_numel(const struct dj_gk_walk *w)
+static int64_t walk_numel(const struct djg_k_walk *w)
 {
 	int64_t n = 1;
 
@@ -254,14 +254,14 @@ static int64_t walk_numel(const struct dj_gk_walk *w)
 	return n;
 }
 
-static bool walk_is_flat(const struct dj_gk_walk *w)
+static bool walk_is_flat(const struct djg_k_walk *w)
 {
 	return w->ndim <= 1 && (w->ndim == 0 || (w->stride[0][0] == 1 && w->stride[1][0] == 1));
 }
 
 template <class T, class Tout, class F>
 static cudaError_t launch_binary(const T *a, const T *b, Tout *y,
-				 const struct dj_gk_walk *w, F f, cudaStream_t s)
+				 const struct djg_k_walk *w, F f, cudaStream_t s)
 {
 	int64_t n = walk_numel(w);
 	constexpr int P = pack_of<T> < pack_of<Tout> ? pack_of<T> : pack_of<Tout>;
@@ -286,8 +286,8 @@ static cudaError_t launch_binary(const T *a, const T *b, Tout *y,
 
 using namespace djk;
 
-extern "C" int dj_gk_unary(enum dj_gk_unary_op op, enum dj_dtype dtype, const void *x,
-			   void *y, int64_t n, dj_gk_stream_t stream)
+extern "C" int djg_k_unary(enum djg_k_unary_op op, enum dj_dtype dtype, const void *x,
+			   void *y, int64_t n, djg_k_stream_t stream)
 {
 	return dispatch(dtype, [&](auto tag) {
 		using T = decltype(tag);
@@ -307,13 +307,13 @@ extern "C" int dj_gk_unary(enum dj_gk_unary_op op, enum dj_dtype dtype, const vo
 	});
 }
 
-extern "C" int dj_gk_binary(enum dj_gk_binary_op op, enum dj_dtype in_dtype,
+extern "C" int djg_k_binary(enum djg_k_binary_op op, enum dj_dtype in_dtype,
 			    enum dj_dtype out_dtype, const void *a, const void *b, void *y,
-			    const struct dj_gk_walk *walk, dj_gk_stream_t stream)
+			    const struct djg_k_walk *walk, djg_k_stream_t stream)
 {
 	if (in_dtype != out_dtype) {
 		/* Only integer division produces another type (float32). */
-		if (out_dtype != DJ_DTYPE_FLOAT32 || op != DJ_GK_DIV)
+		if (out_dtype != DJ_DTYPE_FLOAT32 || op != DJG_K_DIV)
 			return cudaErrorInvalidValue;
 		if (in_dtype == DJ_DTYPE_INT32)
 			return launch_binary((const int32_t *)a, (const int32_t *)b, (float *)y,

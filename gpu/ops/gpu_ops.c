@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * GPU operations: context life cycle, validation through dj_op_infer(), and
+ * GPU operations: context life cycle, validation through tn_op_infer(), and
  * the dispatch from an operation to its kernels. Geometry (broadcast strides,
  * axis splits, permutations) comes from ops.h so that the GPU and the CPU
  * reference can never disagree on shapes.
@@ -13,13 +13,14 @@
 #include <string.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "gpu_ops_internal.h"
 
-int gpu_ops_cuda_rc(int cuda_error, const char *what)
+int djg_ops_cuda_rc(int cuda_error, const char *what)
 {
 	if (cuda_error == cudaSuccess)
 		return 0;
-	DJ_LOG(DJ_LOG_ERR, GPU_OPS_LOG, "%s: %s", what,
+	DJC_LOG(DJ_LOG_ERR, GPU_OPS_LOG, "%s: %s", what,
 	       cudaGetErrorString((cudaError_t)cuda_error));
 	switch (cuda_error) {
 	case cudaErrorMemoryAllocation: return -ENOMEM;
@@ -31,11 +32,11 @@ int gpu_ops_cuda_rc(int cuda_error, const char *what)
 	}
 }
 
-int gpu_ops_blas_rc(cublasStatus_t status, const char *what)
+int djg_ops_blas_rc(cublasStatus_t status, const char *what)
 {
 	if (status == CUBLAS_STATUS_SUCCESS)
 		return 0;
-	DJ_LOG(DJ_LOG_ERR, GPU_OPS_LOG, "%s: %s", what, cublasGetStatusString(status));
+	DJC_LOG(DJ_LOG_ERR, GPU_OPS_LOG, "%s: %s", what, cublasGetStatusString(status));
 	switch (status) {
 	case CUBLAS_STATUS_ALLOC_FAILED: return -ENOMEM;
 	case CUBLAS_STATUS_INVALID_VALUE: return -EINVAL;
@@ -45,12 +46,12 @@ int gpu_ops_blas_rc(cublasStatus_t status, const char *what)
 }
 
 /* The runtime's current device is per thread: every entry point sets it. */
-static int use_device(struct dj_gpu_ops *ops)
+static int use_device(struct djg_ops *ops)
 {
-	return gpu_ops_cuda_rc(cudaSetDevice(ops->device), "cudaSetDevice");
+	return djg_ops_cuda_rc(cudaSetDevice(ops->device), "cudaSetDevice");
 }
 
-int dj_gpu_ops_device_count(void)
+int djg_ops_device_count(void)
 {
 	int n = 0;
 
@@ -61,7 +62,7 @@ int dj_gpu_ops_device_count(void)
 	return n;
 }
 
-static int context_open(struct dj_gpu_ops *ops)
+static int context_open(struct djg_ops *ops)
 {
 	struct cudaMemPoolProps props = {
 		.allocType = cudaMemAllocationTypePinned,
@@ -71,33 +72,33 @@ static int context_open(struct dj_gpu_ops *ops)
 	int rc;
 
 	if ((rc = use_device(ops)) ||
-	    (rc = gpu_ops_cuda_rc(cudaStreamCreateWithFlags(&ops->stream, cudaStreamNonBlocking),
+	    (rc = djg_ops_cuda_rc(cudaStreamCreateWithFlags(&ops->stream, cudaStreamNonBlocking),
 				  "cudaStreamCreate")) ||
-	    (rc = gpu_ops_cuda_rc(cudaMemPoolCreate(&ops->pool, &props), "cudaMemPoolCreate")) ||
-	    (rc = gpu_ops_cuda_rc(cudaMemPoolSetAttribute(ops->pool,
+	    (rc = djg_ops_cuda_rc(cudaMemPoolCreate(&ops->pool, &props), "cudaMemPoolCreate")) ||
+	    (rc = djg_ops_cuda_rc(cudaMemPoolSetAttribute(ops->pool,
 							  cudaMemPoolAttrReleaseThreshold,
 							  &keep_all),
 				  "cudaMemPoolSetAttribute")) ||
-	    (rc = gpu_ops_cuda_rc(cudaMalloc(&ops->blas_workspace, BLAS_WORKSPACE_BYTES),
+	    (rc = djg_ops_cuda_rc(cudaMalloc(&ops->blas_workspace, BLAS_WORKSPACE_BYTES),
 				  "cudaMalloc(cuBLAS workspace)")) ||
-	    (rc = gpu_ops_blas_rc(cublasCreate(&ops->blas), "cublasCreate")) ||
-	    (rc = gpu_ops_blas_rc(cublasSetStream(ops->blas, ops->stream), "cublasSetStream")) ||
-	    (rc = gpu_ops_blas_rc(cublasSetWorkspace(ops->blas, ops->blas_workspace,
+	    (rc = djg_ops_blas_rc(cublasCreate(&ops->blas), "cublasCreate")) ||
+	    (rc = djg_ops_blas_rc(cublasSetStream(ops->blas, ops->stream), "cublasSetStream")) ||
+	    (rc = djg_ops_blas_rc(cublasSetWorkspace(ops->blas, ops->blas_workspace,
 						     BLAS_WORKSPACE_BYTES),
 				  "cublasSetWorkspace")))
 		return rc;
-	return gpu_ops_blas_open(ops);
+	return djg_ops_blas_open(ops);
 }
 
-int dj_gpu_ops_create(int device, struct dj_gpu_ops **ops)
+int djg_ops_create(int device, struct djg_ops **ops)
 {
-	struct dj_gpu_ops *g;
+	struct djg_ops *g;
 	int rc;
 
 	if (ops == NULL)
 		return -EINVAL;
 	*ops = NULL;
-	if (device < 0 || device >= dj_gpu_ops_device_count())
+	if (device < 0 || device >= djg_ops_device_count())
 		return -DJ_ENOGPU;
 	g = calloc(1, sizeof(*g));
 	if (g == NULL)
@@ -105,21 +106,21 @@ int dj_gpu_ops_create(int device, struct dj_gpu_ops **ops)
 	g->device = device;
 	rc = context_open(g);
 	if (rc != 0) {
-		dj_gpu_ops_destroy(g);
+		djg_ops_destroy(g);
 		return rc;
 	}
 	*ops = g;
 	return 0;
 }
 
-void dj_gpu_ops_destroy(struct dj_gpu_ops *ops)
+void djg_ops_destroy(struct djg_ops *ops)
 {
 	if (ops == NULL)
 		return;
 	(void)use_device(ops); /* tear down whatever was set up, regardless */
 	if (ops->stream)
 		cudaStreamSynchronize(ops->stream);
-	gpu_ops_blas_close(ops);
+	djg_ops_blas_close(ops);
 	if (ops->blas)
 		cublasDestroy(ops->blas);
 	if (ops->scratch)
@@ -135,12 +136,12 @@ void dj_gpu_ops_destroy(struct dj_gpu_ops *ops)
 	free(ops);
 }
 
-void *dj_gpu_ops_stream(struct dj_gpu_ops *ops)
+void *djg_ops_stream(struct djg_ops *ops)
 {
 	return ops ? ops->stream : NULL;
 }
 
-int dj_gpu_ops_alloc(struct dj_gpu_ops *ops, size_t bytes, void **ptr)
+int djg_ops_alloc(struct djg_ops *ops, size_t bytes, void **ptr)
 {
 	int rc;
 
@@ -150,18 +151,18 @@ int dj_gpu_ops_alloc(struct dj_gpu_ops *ops, size_t bytes, void **ptr)
 	if (bytes == 0)
 		return 0;
 	rc = use_device(ops);
-	return rc ? rc : gpu_ops_cuda_rc(cudaMallocFromPoolAsync(ptr, bytes, ops->pool, ops->stream),
+	return rc ? rc : djg_ops_cuda_rc(cudaMallocFromPoolAsync(ptr, bytes, ops->pool, ops->stream),
 					 "cudaMallocFromPoolAsync");
 }
 
-void dj_gpu_ops_free(struct dj_gpu_ops *ops, void *ptr)
+void djg_ops_free(struct djg_ops *ops, void *ptr)
 {
 	if (ops == NULL || ptr == NULL || use_device(ops) != 0)
 		return;
-	gpu_ops_cuda_rc(cudaFreeAsync(ptr, ops->stream), "cudaFreeAsync");
+	djg_ops_cuda_rc(cudaFreeAsync(ptr, ops->stream), "cudaFreeAsync");
 }
 
-int dj_gpu_ops_sync(struct dj_gpu_ops *ops)
+int djg_ops_sync(struct djg_ops *ops)
 {
 	int rc;
 
@@ -170,10 +171,10 @@ int dj_gpu_ops_sync(struct dj_gpu_ops *ops)
 	rc = use_device(ops);
 	if (rc != 0)
 		return rc;
-	return gpu_ops_cuda_rc(cudaStreamSynchronize(ops->stream), "cudaStreamSynchronize");
+	return djg_ops_cuda_rc(cudaStreamSynchronize(ops->stream), "cudaStreamSynchronize");
 }
 
-static int copy_sync(struct dj_gpu_ops *ops, void *dst, const void *src, size_t bytes,
+static int copy_sync(struct djg_ops *ops, void *dst, const void *src, size_t bytes,
 		     enum cudaMemcpyKind kind)
 {
 	int rc;
@@ -184,18 +185,18 @@ static int copy_sync(struct dj_gpu_ops *ops, void *dst, const void *src, size_t 
 		return 0;
 	rc = use_device(ops);
 	if (rc == 0)
-		rc = gpu_ops_cuda_rc(cudaMemcpyAsync(dst, src, bytes, kind, ops->stream),
+		rc = djg_ops_cuda_rc(cudaMemcpyAsync(dst, src, bytes, kind, ops->stream),
 				     "cudaMemcpyAsync");
-	return rc ? rc : dj_gpu_ops_sync(ops);
+	return rc ? rc : djg_ops_sync(ops);
 }
 
-int dj_gpu_ops_copy_in(struct dj_gpu_ops *ops, void *dst_gpu, const void *src_host,
+int djg_ops_copy_in(struct djg_ops *ops, void *dst_gpu, const void *src_host,
 		       size_t bytes)
 {
 	return copy_sync(ops, dst_gpu, src_host, bytes, cudaMemcpyHostToDevice);
 }
 
-int dj_gpu_ops_copy_out(struct dj_gpu_ops *ops, void *dst_host, const void *src_gpu,
+int djg_ops_copy_out(struct djg_ops *ops, void *dst_host, const void *src_gpu,
 			size_t bytes)
 {
 	return copy_sync(ops, dst_host, src_gpu, bytes, cudaMemcpyDeviceToHost);
@@ -203,7 +204,7 @@ int dj_gpu_ops_copy_out(struct dj_gpu_ops *ops, void *dst_host, const void *src_
 
 /* ---- geometry ---- */
 
-static void walk_remove(struct dj_gk_walk *w, int d)
+static void walk_remove(struct djg_k_walk *w, int d)
 {
 	for (int i = d; i < w->ndim - 1; i++) {
 		w->shape[i] = w->shape[i + 1];
@@ -213,7 +214,7 @@ static void walk_remove(struct dj_gk_walk *w, int d)
 	w->ndim--;
 }
 
-void gpu_ops_walk_collapse(struct dj_gk_walk *w)
+void djg_ops_walk_collapse(struct djg_k_walk *w)
 {
 	for (int d = w->ndim - 1; d >= 0; d--)
 		if (w->shape[d] == 1)
@@ -254,7 +255,7 @@ static int fail(int rc, char *err, size_t errlen, const char *op, const char *fm
 }
 
 /* index -1 names the output. */
-static int check_placement(const struct dj_op *op, const struct dj_tensor *t, int index,
+static int check_placement(const struct tn_op *op, const struct dj_tensor *t, int index,
 			   char *err, size_t errlen)
 {
 	char what[32];
@@ -270,19 +271,19 @@ static int check_placement(const struct dj_op *op, const struct dj_tensor *t, in
 	return 0;
 }
 
-static int validate(const struct dj_op *op, const struct dj_tensor *in, int n_in,
-		    const struct dj_op_attrs *attrs, struct dj_tensor_desc *out_desc, char *err,
+static int validate(const struct tn_op *op, const struct dj_tensor *in, int n_in,
+		    const struct tn_op_attrs *attrs, struct dj_tensor_desc *out_desc, char *err,
 		    size_t errlen)
 {
-	struct dj_tensor_desc descs[DJ_OP_MAX_INPUTS] = {0};
+	struct dj_tensor_desc descs[TN_OP_MAX_INPUTS] = {0};
 	int rc;
 
-	if (n_in < 0 || n_in > DJ_OP_MAX_INPUTS || (n_in > 0 && in == NULL) || attrs == NULL)
+	if (n_in < 0 || n_in > TN_OP_MAX_INPUTS || (n_in > 0 && in == NULL) || attrs == NULL)
 		return fail(-EINVAL, err, errlen, op ? op->name : "?", "bad arguments (%d inputs)",
 			    n_in);
 	for (int i = 0; i < n_in; i++)
 		descs[i] = in[i].desc;
-	rc = dj_op_infer(op, descs, n_in, attrs, out_desc, err, errlen);
+	rc = tn_op_infer(op, descs, n_in, attrs, out_desc, err, errlen);
 	if (rc != 0)
 		return rc;
 	for (int i = 0; i < n_in; i++)
@@ -293,36 +294,36 @@ static int validate(const struct dj_op *op, const struct dj_tensor *in, int n_in
 
 /* ---- dispatch ---- */
 
-static int run_unary(struct dj_gpu_ops *ops, enum dj_gk_unary_op kind,
+static int run_unary(struct djg_ops *ops, enum djg_k_unary_op kind,
 		     const struct dj_tensor *x, struct dj_tensor *y)
 {
-	return gpu_ops_cuda_rc(dj_gk_unary(kind, x->desc.dtype, x->data, y->data,
+	return djg_ops_cuda_rc(djg_k_unary(kind, x->desc.dtype, x->data, y->data,
 					   dj_tensor_numel(&y->desc), ops->stream),
 			       "elementwise kernel");
 }
 
-static int run_binary(struct dj_gpu_ops *ops, enum dj_gk_binary_op kind,
+static int run_binary(struct djg_ops *ops, enum djg_k_binary_op kind,
 		      const struct dj_tensor *a, const struct dj_tensor *b, struct dj_tensor *y)
 {
-	struct dj_gk_walk walk = {.ndim = y->desc.ndim};
+	struct djg_k_walk walk = {.ndim = y->desc.ndim};
 
 	memcpy(walk.shape, y->desc.shape, sizeof(walk.shape));
-	dj_broadcast_strides(&a->desc, &y->desc, walk.stride[0]);
-	dj_broadcast_strides(&b->desc, &y->desc, walk.stride[1]);
-	gpu_ops_walk_collapse(&walk);
-	return gpu_ops_cuda_rc(dj_gk_binary(kind, a->desc.dtype, y->desc.dtype, a->data, b->data,
+	tn_broadcast_strides(&a->desc, &y->desc, walk.stride[0]);
+	tn_broadcast_strides(&b->desc, &y->desc, walk.stride[1]);
+	djg_ops_walk_collapse(&walk);
+	return djg_ops_cuda_rc(djg_k_binary(kind, a->desc.dtype, y->desc.dtype, a->data, b->data,
 					    y->data, &walk, ops->stream),
 			       "broadcast kernel");
 }
 
-int gpu_ops_add_broadcast(struct dj_gpu_ops *ops, const struct dj_tensor *a,
+int djg_ops_add_broadcast(struct djg_ops *ops, const struct dj_tensor *a,
 			  const struct dj_tensor *b, struct dj_tensor *out)
 {
-	return run_binary(ops, DJ_GK_ADD, a, b, out);
+	return run_binary(ops, DJG_K_ADD, a, b, out);
 }
 
 /* Scratch for reduction partials, grown in stream order (never shrinks). */
-static int scratch_reserve(struct dj_gpu_ops *ops, size_t bytes)
+static int scratch_reserve(struct djg_ops *ops, size_t bytes)
 {
 	void *grown;
 	int rc;
@@ -331,63 +332,63 @@ static int scratch_reserve(struct dj_gpu_ops *ops, size_t bytes)
 		return 0;
 	if (bytes < 2 * ops->scratch_size)
 		bytes = 2 * ops->scratch_size;
-	rc = gpu_ops_cuda_rc(cudaMallocFromPoolAsync(&grown, bytes, ops->pool, ops->stream),
+	rc = djg_ops_cuda_rc(cudaMallocFromPoolAsync(&grown, bytes, ops->pool, ops->stream),
 			     "cudaMallocFromPoolAsync(scratch)");
 	if (rc != 0)
 		return rc;
 	if (ops->scratch)
-		gpu_ops_cuda_rc(cudaFreeAsync(ops->scratch, ops->stream), "cudaFreeAsync(scratch)");
+		djg_ops_cuda_rc(cudaFreeAsync(ops->scratch, ops->stream), "cudaFreeAsync(scratch)");
 	ops->scratch = grown;
 	ops->scratch_size = bytes;
 	return 0;
 }
 
 /* sum, mean and softmax: one axis of [outer, len, inner]. */
-static int run_axis_op(struct dj_gpu_ops *ops, const struct dj_op *op,
-		       const struct dj_tensor *x, const struct dj_op_attrs *attrs,
+static int run_axis_op(struct djg_ops *ops, const struct tn_op *op,
+		       const struct dj_tensor *x, const struct tn_op_attrs *attrs,
 		       struct dj_tensor *y)
 {
 	int64_t outer, len, inner;
-	int rc = dj_op_axis_split(op, &x->desc, attrs, &outer, &len, &inner);
+	int rc = tn_op_axis_split(op, &x->desc, attrs, &outer, &len, &inner);
 
 	if (rc != 0)
 		return rc;
-	if (op->id == DJ_OP_SOFTMAX)
-		return gpu_ops_cuda_rc(dj_gk_softmax(x->desc.dtype, x->data, y->data, outer, len,
+	if (op->id == TN_OP_SOFTMAX)
+		return djg_ops_cuda_rc(djg_k_softmax(x->desc.dtype, x->data, y->data, outer, len,
 						     inner, ops->stream),
 				       "softmax kernel");
-	rc = scratch_reserve(ops, dj_gk_reduce_workspace(outer, len, inner));
+	rc = scratch_reserve(ops, djg_k_reduce_workspace(outer, len, inner));
 	if (rc != 0)
 		return rc;
-	return gpu_ops_cuda_rc(dj_gk_reduce(op->id == DJ_OP_MEAN, x->desc.dtype, y->desc.dtype,
+	return djg_ops_cuda_rc(djg_k_reduce(op->id == TN_OP_MEAN, x->desc.dtype, y->desc.dtype,
 					    x->data, y->data, outer, len, inner, ops->scratch,
 					    ops->stream),
 			       "reduction kernel");
 }
 
-static int run_layer_norm(struct dj_gpu_ops *ops, const struct dj_op *op,
-			  const struct dj_tensor *in, int n_in, const struct dj_op_attrs *attrs,
+static int run_layer_norm(struct djg_ops *ops, const struct tn_op *op,
+			  const struct dj_tensor *in, int n_in, const struct tn_op_attrs *attrs,
 			  struct dj_tensor *y)
 {
 	int64_t rows, cols, inner;
-	int rc = dj_op_axis_split(op, &in[0].desc, attrs, &rows, &cols, &inner);
+	int rc = tn_op_axis_split(op, &in[0].desc, attrs, &rows, &cols, &inner);
 
 	if (rc != 0)
 		return rc;
-	return gpu_ops_cuda_rc(dj_gk_layer_norm(in[0].desc.dtype, in[0].data,
+	return djg_ops_cuda_rc(djg_k_layer_norm(in[0].desc.dtype, in[0].data,
 						n_in > 1 ? in[1].data : NULL,
 						n_in > 2 ? in[2].data : NULL, y->data, rows * inner,
 						cols, attrs->eps, ops->stream),
 			       "layer_norm kernel");
 }
 
-static int run_transpose(struct dj_gpu_ops *ops, const struct dj_tensor *x,
-			 const struct dj_op_attrs *attrs, struct dj_tensor *y)
+static int run_transpose(struct djg_ops *ops, const struct dj_tensor *x,
+			 const struct tn_op_attrs *attrs, struct dj_tensor *y)
 {
-	struct dj_gk_walk walk = {.ndim = y->desc.ndim};
+	struct djg_k_walk walk = {.ndim = y->desc.ndim};
 	int64_t in_strides[DJ_MAX_DIMS];
 	int perm[DJ_MAX_DIMS];
-	int rc = dj_op_transpose_perm(&x->desc, attrs, perm);
+	int rc = tn_op_transpose_perm(&x->desc, attrs, perm);
 
 	if (rc != 0)
 		return rc;
@@ -396,32 +397,32 @@ static int run_transpose(struct dj_gpu_ops *ops, const struct dj_tensor *x,
 		walk.shape[d] = y->desc.shape[d];
 		walk.stride[0][d] = in_strides[perm[d]];
 	}
-	gpu_ops_walk_collapse(&walk);
-	return gpu_ops_cuda_rc(dj_gk_permute(dj_dtype_size(x->desc.dtype), x->data, y->data,
+	djg_ops_walk_collapse(&walk);
+	return djg_ops_cuda_rc(djg_k_permute(dj_dtype_size(x->desc.dtype), x->data, y->data,
 					     &walk, ops->stream),
 			       "permute kernel");
 }
 
 /* A resident tensor could alias instead; the API promises a distinct output. */
-static int run_copy(struct dj_gpu_ops *ops, const struct dj_tensor *x, struct dj_tensor *y)
+static int run_copy(struct djg_ops *ops, const struct dj_tensor *x, struct dj_tensor *y)
 {
 	size_t bytes = dj_tensor_nbytes(&y->desc);
 
 	if (bytes == 0)
 		return 0;
-	return gpu_ops_cuda_rc(cudaMemcpyAsync(y->data, x->data, bytes, cudaMemcpyDeviceToDevice,
+	return djg_ops_cuda_rc(cudaMemcpyAsync(y->data, x->data, bytes, cudaMemcpyDeviceToDevice,
 					       ops->stream),
 			       "cudaMemcpyAsync(reshape)");
 }
 
 /* Each input is a [outer, len_i * inner] block of rows placed side by side:
  * one strided copy per input, no kernel. */
-static int run_cat(struct dj_gpu_ops *ops, const struct dj_op *op, const struct dj_tensor *in,
-		   int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *y)
+static int run_cat(struct djg_ops *ops, const struct tn_op *op, const struct dj_tensor *in,
+		   int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *y)
 {
 	size_t esize = dj_dtype_size(y->desc.dtype), offset = 0;
 	int64_t outer, out_len, inner;
-	int rc = dj_op_axis_split(op, &y->desc, attrs, &outer, &out_len, &inner);
+	int rc = tn_op_axis_split(op, &y->desc, attrs, &outer, &out_len, &inner);
 
 	if (rc != 0)
 		return rc;
@@ -429,16 +430,16 @@ static int run_cat(struct dj_gpu_ops *ops, const struct dj_op *op, const struct 
 		int64_t len;
 		size_t width, pitch = (size_t)(out_len * inner) * esize;
 
-		if ((rc = dj_op_axis_split(op, &in[i].desc, attrs, &outer, &len, &inner)) != 0)
+		if ((rc = tn_op_axis_split(op, &in[i].desc, attrs, &outer, &len, &inner)) != 0)
 			return rc;
 		width = (size_t)(len * inner) * esize;
 		if (width && outer == 1)
-			rc = gpu_ops_cuda_rc(cudaMemcpyAsync((char *)y->data + offset, in[i].data,
+			rc = djg_ops_cuda_rc(cudaMemcpyAsync((char *)y->data + offset, in[i].data,
 							     width, cudaMemcpyDeviceToDevice,
 							     ops->stream),
 					     "cudaMemcpyAsync(cat)");
 		else if (width && outer)
-			rc = gpu_ops_cuda_rc(cudaMemcpy2DAsync((char *)y->data + offset, pitch,
+			rc = djg_ops_cuda_rc(cudaMemcpy2DAsync((char *)y->data + offset, pitch,
 							       in[i].data, width, width,
 							       (size_t)outer,
 							       cudaMemcpyDeviceToDevice,
@@ -451,48 +452,48 @@ static int run_cat(struct dj_gpu_ops *ops, const struct dj_op *op, const struct 
 	return 0;
 }
 
-static const enum dj_gk_unary_op unary_kind[DJ_OP_COUNT] = {
-	[DJ_OP_RELU] = DJ_GK_RELU, [DJ_OP_SIGMOID] = DJ_GK_SIGMOID, [DJ_OP_TANH] = DJ_GK_TANH,
-	[DJ_OP_EXP] = DJ_GK_EXP,   [DJ_OP_LOG] = DJ_GK_LOG,         [DJ_OP_SQRT] = DJ_GK_SQRT,
-	[DJ_OP_GELU] = DJ_GK_GELU, [DJ_OP_SILU] = DJ_GK_SILU,
+static const enum djg_k_unary_op unary_kind[TN_OP_COUNT] = {
+	[TN_OP_RELU] = DJG_K_RELU, [TN_OP_SIGMOID] = DJG_K_SIGMOID, [TN_OP_TANH] = DJG_K_TANH,
+	[TN_OP_EXP] = DJG_K_EXP,   [TN_OP_LOG] = DJG_K_LOG,         [TN_OP_SQRT] = DJG_K_SQRT,
+	[TN_OP_GELU] = DJG_K_GELU, [TN_OP_SILU] = DJG_K_SILU,
 };
 
-static const enum dj_gk_binary_op binary_kind[DJ_OP_COUNT] = {
-	[DJ_OP_ADD] = DJ_GK_ADD, [DJ_OP_SUB] = DJ_GK_SUB,
-	[DJ_OP_MUL] = DJ_GK_MUL, [DJ_OP_DIV] = DJ_GK_DIV,
+static const enum djg_k_binary_op binary_kind[TN_OP_COUNT] = {
+	[TN_OP_ADD] = DJG_K_ADD, [TN_OP_SUB] = DJG_K_SUB,
+	[TN_OP_MUL] = DJG_K_MUL, [TN_OP_DIV] = DJG_K_DIV,
 };
 
-static int dispatch(struct dj_gpu_ops *ops, const struct dj_op *op, const struct dj_tensor *in,
-		    int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *out)
+static int dispatch(struct djg_ops *ops, const struct tn_op *op, const struct dj_tensor *in,
+		    int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *out)
 {
 	switch (op->id) {
-	case DJ_OP_MATMUL: return gpu_ops_matmul(ops, &in[0], &in[1], out);
-	case DJ_OP_LINEAR: return gpu_ops_linear(ops, in, n_in, out);
-	case DJ_OP_ADD:
-	case DJ_OP_SUB:
-	case DJ_OP_MUL:
-	case DJ_OP_DIV: return run_binary(ops, binary_kind[op->id], &in[0], &in[1], out);
-	case DJ_OP_RELU:
-	case DJ_OP_SIGMOID:
-	case DJ_OP_TANH:
-	case DJ_OP_EXP:
-	case DJ_OP_LOG:
-	case DJ_OP_SQRT:
-	case DJ_OP_GELU:
-	case DJ_OP_SILU: return run_unary(ops, unary_kind[op->id], &in[0], out);
-	case DJ_OP_SUM:
-	case DJ_OP_MEAN:
-	case DJ_OP_SOFTMAX: return run_axis_op(ops, op, &in[0], attrs, out);
-	case DJ_OP_LAYER_NORM: return run_layer_norm(ops, op, in, n_in, attrs, out);
-	case DJ_OP_TRANSPOSE: return run_transpose(ops, &in[0], attrs, out);
-	case DJ_OP_RESHAPE: return run_copy(ops, &in[0], out);
-	case DJ_OP_CAT: return run_cat(ops, op, in, n_in, attrs, out);
+	case TN_OP_MATMUL: return djg_ops_matmul(ops, &in[0], &in[1], out);
+	case TN_OP_LINEAR: return djg_ops_linear(ops, in, n_in, out);
+	case TN_OP_ADD:
+	case TN_OP_SUB:
+	case TN_OP_MUL:
+	case TN_OP_DIV: return run_binary(ops, binary_kind[op->id], &in[0], &in[1], out);
+	case TN_OP_RELU:
+	case TN_OP_SIGMOID:
+	case TN_OP_TANH:
+	case TN_OP_EXP:
+	case TN_OP_LOG:
+	case TN_OP_SQRT:
+	case TN_OP_GELU:
+	case TN_OP_SILU: return run_unary(ops, unary_kind[op->id], &in[0], out);
+	case TN_OP_SUM:
+	case TN_OP_MEAN:
+	case TN_OP_SOFTMAX: return run_axis_op(ops, op, &in[0], attrs, out);
+	case TN_OP_LAYER_NORM: return run_layer_norm(ops, op, in, n_in, attrs, out);
+	case TN_OP_TRANSPOSE: return run_transpose(ops, &in[0], attrs, out);
+	case TN_OP_RESHAPE: return run_copy(ops, &in[0], out);
+	case TN_OP_CAT: return run_cat(ops, op, in, n_in, attrs, out);
 	default: return -DJ_EUNKNOWN_OP;
 	}
 }
 
-static int enqueue(struct dj_gpu_ops *ops, const struct dj_op *op, const struct dj_tensor *in,
-		   int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *out, char *err,
+static int enqueue(struct djg_ops *ops, const struct tn_op *op, const struct dj_tensor *in,
+		   int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *out, char *err,
 		   size_t errlen)
 {
 	int rc = use_device(ops);
@@ -504,8 +505,8 @@ static int enqueue(struct dj_gpu_ops *ops, const struct dj_op *op, const struct 
 	return rc;
 }
 
-int dj_gpu_ops_run(struct dj_gpu_ops *ops, const struct dj_op *op, const struct dj_tensor *in,
-		   int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *out, char *err,
+int djg_ops_run(struct djg_ops *ops, const struct tn_op *op, const struct dj_tensor *in,
+		   int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *out, char *err,
 		   size_t errlen)
 {
 	struct dj_tensor_desc expect;
@@ -525,8 +526,8 @@ int dj_gpu_ops_run(struct dj_gpu_ops *ops, const struct dj_op *op, const struct 
 	return enqueue(ops, op, in, n_in, attrs, out, err, errlen);
 }
 
-int dj_gpu_ops_execute(struct dj_gpu_ops *ops, const struct dj_op *op,
-		       const struct dj_tensor *in, int n_in, const struct dj_op_attrs *attrs,
+int djg_ops_execute(struct djg_ops *ops, const struct tn_op *op,
+		       const struct dj_tensor *in, int n_in, const struct tn_op_attrs *attrs,
 		       struct dj_tensor *out, char *err, size_t errlen)
 {
 	struct dj_tensor result = {.mem = DJ_MEM_GPU};
@@ -537,12 +538,12 @@ int dj_gpu_ops_execute(struct dj_gpu_ops *ops, const struct dj_op *op,
 	rc = validate(op, in, n_in, attrs, &result.desc, err, errlen);
 	if (rc != 0)
 		return rc;
-	rc = dj_gpu_ops_alloc(ops, dj_tensor_nbytes(&result.desc), &result.data);
+	rc = djg_ops_alloc(ops, dj_tensor_nbytes(&result.desc), &result.data);
 	if (rc != 0)
 		return rc;
 	rc = enqueue(ops, op, in, n_in, attrs, &result, err, errlen);
 	if (rc != 0) {
-		dj_gpu_ops_free(ops, result.data);
+		djg_ops_free(ops, result.data);
 		return rc;
 	}
 	*out = result;

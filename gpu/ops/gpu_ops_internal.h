@@ -12,7 +12,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
-#include "djinn/gpu_ops.h"
+#include "gpu/ops/gpu_ops.h"
 #include "kernels.h"
 
 #define GPU_OPS_LOG "gpu_ops"
@@ -32,7 +32,7 @@ struct linear_plan {
 	cublasLtMatmulAlgo_t algo;
 };
 
-struct dj_gpu_ops {
+struct djg_ops {
 	int device;
 	cudaStream_t stream;
 	cublasHandle_t blas;
@@ -46,23 +46,23 @@ struct dj_gpu_ops {
 };
 
 /* Map a CUDA / cuBLAS failure to an errno value, logging what failed. */
-int gpu_ops_cuda_rc(int cuda_error, const char *what);
-int gpu_ops_blas_rc(cublasStatus_t status, const char *what);
+int djg_ops_cuda_rc(int cuda_error, const char *what);
+int djg_ops_blas_rc(cublasStatus_t status, const char *what);
 
 /* Drop size-1 dimensions and merge neighbours that every input walks
  * contiguously, so the kernels index as few dimensions as possible. */
-void gpu_ops_walk_collapse(struct dj_gk_walk *walk);
+void djg_ops_walk_collapse(struct djg_k_walk *walk);
 
 /* matmul and linear (blas.c). The inputs are already validated. */
-int gpu_ops_blas_open(struct dj_gpu_ops *ops);
-void gpu_ops_blas_close(struct dj_gpu_ops *ops);
-int gpu_ops_matmul(struct dj_gpu_ops *ops, const struct dj_tensor *a,
+int djg_ops_blas_open(struct djg_ops *ops);
+void djg_ops_blas_close(struct djg_ops *ops);
+int djg_ops_matmul(struct djg_ops *ops, const struct dj_tensor *a,
 		   const struct dj_tensor *b, struct dj_tensor *out);
-int gpu_ops_linear(struct dj_gpu_ops *ops, const struct dj_tensor *in, int n_in,
+int djg_ops_linear(struct djg_ops *ops, const struct dj_tensor *in, int n_in,
 		   struct dj_tensor *out);
 
 /* out = a + b over out's shape, with b broadcast (used for linear's bias). */
-int gpu_ops_add_broadcast(struct dj_gpu_ops *ops, const struct dj_tensor *a,
+int djg_ops_add_broadcast(struct djg_ops *ops, const struct dj_tensor *a,
 			  const struct dj_tensor *b, struct dj_tensor *out);
 
 #endif /* DJINN_GPU_OPS_INTERNAL_H */

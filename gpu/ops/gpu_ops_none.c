@@ -7,14 +7,14 @@
 #include <stdio.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu_ops.h"
+#include "gpu/ops/gpu_ops.h"
 
-int dj_gpu_ops_device_count(void)
+int djg_ops_device_count(void)
 {
 	return 0;
 }
 
-int dj_gpu_ops_create(int device, struct dj_gpu_ops **ops)
+int djg_ops_create(int device, struct djg_ops **ops)
 {
 	if (ops == NULL)
 		return -EINVAL;
@@ -22,60 +22,60 @@ int dj_gpu_ops_create(int device, struct dj_gpu_ops **ops)
 	return -DJ_ENOGPU;
 }
 
-void dj_gpu_ops_destroy(struct dj_gpu_ops *ops)
+void djg_ops_destroy(struct djg_ops *ops)
 {
 }
 
-static int no_gpu(const struct dj_op *op, char *err, size_t errlen)
+static int no_gpu(const struct tn_op *op, char *err, size_t errlen)
 {
 	if (err && errlen)
 		snprintf(err, errlen, "%s: built without CUDA support", op ? op->name : "?");
 	return -DJ_ENOGPU;
 }
 
-int dj_gpu_ops_run(struct dj_gpu_ops *ops, const struct dj_op *op, const struct dj_tensor *in,
-		   int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *out, char *err,
+int djg_ops_run(struct djg_ops *ops, const struct tn_op *op, const struct dj_tensor *in,
+		   int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *out, char *err,
 		   size_t errlen)
 {
 	return no_gpu(op, err, errlen);
 }
 
-int dj_gpu_ops_execute(struct dj_gpu_ops *ops, const struct dj_op *op,
-		       const struct dj_tensor *in, int n_in, const struct dj_op_attrs *attrs,
+int djg_ops_execute(struct djg_ops *ops, const struct tn_op *op,
+		       const struct dj_tensor *in, int n_in, const struct tn_op_attrs *attrs,
 		       struct dj_tensor *out, char *err, size_t errlen)
 {
 	return no_gpu(op, err, errlen);
 }
 
-int dj_gpu_ops_alloc(struct dj_gpu_ops *ops, size_t bytes, void **ptr)
+int djg_ops_alloc(struct djg_ops *ops, size_t bytes, void **ptr)
 {
 	if (ptr)
 		*ptr = NULL;
 	return -DJ_ENOGPU;
 }
 
-void dj_gpu_ops_free(struct dj_gpu_ops *ops, void *ptr)
+void djg_ops_free(struct djg_ops *ops, void *ptr)
 {
 }
 
-int dj_gpu_ops_copy_in(struct dj_gpu_ops *ops, void *dst_gpu, const void *src_host,
+int djg_ops_copy_in(struct djg_ops *ops, void *dst_gpu, const void *src_host,
 		       size_t bytes)
 {
 	return -DJ_ENOGPU;
 }
 
-int dj_gpu_ops_copy_out(struct dj_gpu_ops *ops, void *dst_host, const void *src_gpu,
+int djg_ops_copy_out(struct djg_ops *ops, void *dst_host, const void *src_gpu,
 			size_t bytes)
 {
 	return -DJ_ENOGPU;
 }
 
-int dj_gpu_ops_sync(struct dj_gpu_ops *ops)
+int djg_ops_sync(struct djg_ops *ops)
 {
 	return -DJ_ENOGPU;
 }
 
-void *dj_gpu_ops_stream(struct dj_gpu_ops *ops)
+void *djg_ops_stream(struct djg_ops *ops)
 {
 	return NULL;
 }

@@ -20,76 +20,76 @@ extern "C" {
 #endif
 
 /* Same type as cudaStream_t, without pulling CUDA headers into C callers. */
-typedef struct CUstream_st *dj_gk_stream_t;
+typedef struct CUstream_st *djg_k_stream_t;
 
-enum dj_gk_unary_op {
-	DJ_GK_RELU,
-	DJ_GK_SIGMOID,
-	DJ_GK_TANH,
-	DJ_GK_EXP,
-	DJ_GK_LOG,
-	DJ_GK_SQRT,
-	DJ_GK_GELU, /* erf form: x/2 * (1 + erf(x/sqrt(2))) */
-	DJ_GK_SILU,
+enum djg_k_unary_op {
+	DJG_K_RELU,
+	DJG_K_SIGMOID,
+	DJG_K_TANH,
+	DJG_K_EXP,
+	DJG_K_LOG,
+	DJG_K_SQRT,
+	DJG_K_GELU, /* erf form: x/2 * (1 + erf(x/sqrt(2))) */
+	DJG_K_SILU,
 };
 
-enum dj_gk_binary_op {
-	DJ_GK_ADD,
-	DJ_GK_SUB,
-	DJ_GK_MUL,
-	DJ_GK_DIV,
+enum djg_k_binary_op {
+	DJG_K_ADD,
+	DJG_K_SUB,
+	DJG_K_MUL,
+	DJG_K_DIV,
 };
 
 /*
  * Elementwise walk over an output shape; stride[k][d] is input k's element
  * stride along output dimension d (0 where input k is broadcast).
  */
-struct dj_gk_walk {
+struct djg_k_walk {
 	int ndim;
 	int64_t shape[DJ_MAX_DIMS];
 	int64_t stride[2][DJ_MAX_DIMS];
 };
 
 /* y[i] = op(x[i]) for n elements; x may equal y. */
-int dj_gk_unary(enum dj_gk_unary_op op, enum dj_dtype dtype, const void *x, void *y,
-		int64_t n, dj_gk_stream_t stream);
+int djg_k_unary(enum djg_k_unary_op op, enum dj_dtype dtype, const void *x, void *y,
+		int64_t n, djg_k_stream_t stream);
 
 /*
  * y = a op b with broadcasting described by @p walk. Inputs have dtype
  * @p in_dtype, y has @p out_dtype (they differ only for a division of
  * integers producing float32). y may equal a when a is not broadcast.
  */
-int dj_gk_binary(enum dj_gk_binary_op op, enum dj_dtype in_dtype, enum dj_dtype out_dtype,
-		 const void *a, const void *b, void *y, const struct dj_gk_walk *walk,
-		 dj_gk_stream_t stream);
+int djg_k_binary(enum djg_k_binary_op op, enum dj_dtype in_dtype, enum dj_dtype out_dtype,
+		 const void *a, const void *b, void *y, const struct djg_k_walk *walk,
+		 djg_k_stream_t stream);
 
 /*
  * Sum (or mean) over the middle axis of x viewed as [outer, len, inner],
  * giving y[outer, inner]. Floats accumulate in double, integers in int64
- * (wrapping). @p workspace holds dj_gk_reduce_workspace() bytes.
+ * (wrapping). @p workspace holds djg_k_reduce_workspace() bytes.
  */
-size_t dj_gk_reduce_workspace(int64_t outer, int64_t len, int64_t inner);
-int dj_gk_reduce(int mean, enum dj_dtype in_dtype, enum dj_dtype out_dtype, const void *x,
+size_t djg_k_reduce_workspace(int64_t outer, int64_t len, int64_t inner);
+int djg_k_reduce(int mean, enum dj_dtype in_dtype, enum dj_dtype out_dtype, const void *x,
 		 void *y, int64_t outer, int64_t len, int64_t inner, void *workspace,
-		 dj_gk_stream_t stream);
+		 djg_k_stream_t stream);
 
 /* Softmax over the middle axis of [outer, len, inner]; computed in float. */
-int dj_gk_softmax(enum dj_dtype dtype, const void *x, void *y, int64_t outer, int64_t len,
-		  int64_t inner, dj_gk_stream_t stream);
+int djg_k_softmax(enum dj_dtype dtype, const void *x, void *y, int64_t outer, int64_t len,
+		  int64_t inner, djg_k_stream_t stream);
 
 /*
  * Layer normalisation of each of @p rows rows of @p cols elements;
  * weight and bias (cols elements each) may be NULL.
  */
-int dj_gk_layer_norm(enum dj_dtype dtype, const void *x, const void *weight, const void *bias,
-		     void *y, int64_t rows, int64_t cols, double eps, dj_gk_stream_t stream);
+int djg_k_layer_norm(enum dj_dtype dtype, const void *x, const void *weight, const void *bias,
+		     void *y, int64_t rows, int64_t cols, double eps, djg_k_stream_t stream);
 
 /*
  * Gather copy: y walks walk->shape in row-major order, reading x at
  * sum(index[d] * walk->stride[0][d]). Element size 1, 2, 4 or 8 bytes.
  */
-int dj_gk_permute(size_t elem_size, const void *x, void *y, const struct dj_gk_walk *walk,
-		  dj_gk_stream_t stream);
+int djg_k_permute(size_t elem_size, const void *x, void *y, const struct djg_k_walk *walk,
+		  djg_k_stream_t stream);
 
 /*
  * Integer matrix products (cuBLAS has none for int32/int64):
@@ -97,14 +97,14 @@ int dj_gk_permute(size_t elem_size, const void *x, void *y, const struct dj_gk_w
  * int64 and wrapped to the dtype. Batch b reads A at b*batch_a, B at
  * b*batch_b (0 to broadcast), writes C at b*M*N.
  */
-struct dj_gk_int_gemm {
+struct djg_k_int_gemm {
 	int64_t batch, M, N, K;
 	int64_t sak;              /* A's row stride */
 	int64_t sbk, sbn;         /* B's strides along k and n */
 	int64_t batch_a, batch_b; /* element offsets between batches */
 };
-int dj_gk_int_gemm(enum dj_dtype dtype, const void *a, const void *b, void *c,
-		   const struct dj_gk_int_gemm *g, dj_gk_stream_t stream);
+int djg_k_int_gemm(enum dj_dtype dtype, const void *a, const void *b, void *c,
+		   const struct djg_k_int_gemm *g, djg_k_stream_t stream);
 
 #ifdef __cplusplus
 }

@@ -90,7 +90,7 @@ __global__ void transpose_tiled(const T *__restrict__ x, T *__restrict__ y, int6
  * The walk is a batched 2-D transpose when, after the host collapsed it, it
  * reads [batch, rows, cols] row-major input column by column.
  */
-static bool as_transpose(const struct dj_gk_walk *w, int64_t *batch, int64_t *rows,
+static bool as_transpose(const struct djg_k_walk *w, int64_t *batch, int64_t *rows,
 			 int64_t *cols)
 {
 	int d = w->ndim - 2;
@@ -109,7 +109,7 @@ constexpr int gemm_tile = 16;
 /* Batches and row tiles beyond the grid's y/z limits are looped over. */
 template <class T>
 __global__ void int_gemm(const T *__restrict__ a, const T *__restrict__ b, T *__restrict__ c,
-			 struct dj_gk_int_gemm g)
+			 struct djg_k_int_gemm g)
 {
 	__shared__ T ta[gemm_tile][gemm_tile], tb[gemm_tile][gemm_tile];
 	int64_t n = (int64_t)blockIdx.x * gemm_tile + threadIdx.x;
@@ -157,8 +157,8 @@ static unsigned grid_extent(int64_t count)
 
 using namespace djk;
 
-extern "C" int dj_gk_permute(size_t elem_size, const void *x, void *y,
-			     const struct dj_gk_walk *walk, dj_gk_stream_t stream)
+extern "C" int djg_k_permute(size_t elem_size, const void *x, void *y,
+			     const struct djg_k_walk *walk, djg_k_stream_t stream)
 {
 	return dispatch_size(elem_size, [&](auto tag) {
 		using T = decltype(tag);
@@ -186,8 +186,8 @@ extern "C" int dj_gk_permute(size_t elem_size, const void *x, void *y,
 	});
 }
 
-extern "C" int dj_gk_int_gemm(enum dj_dtype dtype, const void *a, const void *b, void *c,
-			      const struct dj_gk_int_gemm *g, dj_gk_stream_t stream)
+extern "C" int djg_k_int_gemm(enum dj_dtype dtype, const void *a, const void *b, void *c,
+			      const struct djg_k_int_gemm *g, djg_k_stream_t stream)
 {
 	dim3 grid(tiles(g->N, gemm_tile), grid_extent((g->M + gemm_tile - 1) / gemm_tile),
 		  grid_extent(g->batch));

@@ -387,16 +387,16 @@ static unsigned row_grid(int64_t rows)
 
 using namespace djk;
 
-extern "C" size_t dj_gk_reduce_workspace(int64_t outer, int64_t len, int64_t inner)
+extern "C" size_t djg_k_reduce_workspace(int64_t outer, int64_t len, int64_t inner)
 {
 	ReducePlan p = plan_reduce(outer, len, inner);
 
 	return p.splits > 1 ? (size_t)(outer * inner * p.splits) * 8 : 0;
 }
 
-extern "C" int dj_gk_reduce(int mean, enum dj_dtype in_dtype, enum dj_dtype out_dtype,
+extern "C" int djg_k_reduce(int mean, enum dj_dtype in_dtype, enum dj_dtype out_dtype,
 			    const void *x, void *y, int64_t outer, int64_t len, int64_t inner,
-			    void *workspace, dj_gk_stream_t stream)
+			    void *workspace, djg_k_stream_t stream)
 {
 	return dispatch(in_dtype, [&](auto in_tag) {
 		using T = decltype(in_tag);
@@ -408,8 +408,8 @@ extern "C" int dj_gk_reduce(int mean, enum dj_dtype in_dtype, enum dj_dtype out_
 	});
 }
 
-extern "C" int dj_gk_softmax(enum dj_dtype dtype, const void *x, void *y, int64_t outer,
-			     int64_t len, int64_t inner, dj_gk_stream_t stream)
+extern "C" int djg_k_softmax(enum dj_dtype dtype, const void *x, void *y, int64_t outer,
+			     int64_t len, int64_t inner, djg_k_stream_t stream)
 {
 	return dispatch_float(dtype, [&](auto tag) {
 		using T = decltype(tag);
@@ -432,9 +432,9 @@ extern "C" int dj_gk_softmax(enum dj_dtype dtype, const void *x, void *y, int64_
 	});
 }
 
-extern "C" int dj_gk_layer_norm(enum dj_dtype dtype, const void *x, const void *weight,
+extern "C" int djg_k_layer_norm(enum dj_dtype dtype, const void *x, const void *weight,
 				const void *bias, void *y, int64_t rows, int64_t cols,
-				double eps, dj_gk_stream_t stream)
+				double eps, djg_k_stream_t stream)
 {
 	return dispatch_float(dtype, [&](auto tag) {
 		using T = decltype(tag);

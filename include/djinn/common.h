@@ -4,15 +4,13 @@
 
 /**
  * @file
- * Conventions shared by every Djinn layer: error codes, error text, logging,
- * and a monotonic clock.
+ * Error codes and their text, and the library's log level.
  *
  * Every function that can fail returns 0 or a negative errno value
  * (-EINVAL, -ENOMEM, -ETIMEDOUT, ...). Djinn-specific failures use the
  * DJ_E* codes below, which lie outside the errno range.
  */
 
-#include <stdarg.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -52,24 +50,6 @@ enum dj_log_level {
 /** Set the process-wide log level (default DJ_LOG_NOTICE). */
 void dj_log_set_level(enum dj_log_level level);
 enum dj_log_level dj_log_get_level(void);
-/** Parse "err", "warn", "notice", "info" or "debug"; -EINVAL otherwise. */
-int dj_log_level_parse(const char *name, enum dj_log_level *level);
-
-/** Log one line to stderr with a level and component tag. Thread safe. */
-void dj_log(enum dj_log_level level, const char *component, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void dj_vlog(enum dj_log_level level, const char *component, const char *fmt,
-	     va_list ap);
-
-#define DJ_LOG(level, component, ...)                                          \
-	do {                                                                   \
-		if ((level) <= dj_log_get_level())                             \
-			dj_log((level), (component), __VA_ARGS__);             \
-	} while (0)
-
-/** Monotonic time in nanoseconds (CLOCK_MONOTONIC). */
-uint64_t dj_time_ns(void);
-
 #ifdef __cplusplus
 }
 #endif

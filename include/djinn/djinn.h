@@ -35,17 +35,42 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "djinn/control.h"
-#include "djinn/datapath.h"
+#include "djinn/common.h"
 #include "djinn/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/** Default TCP port of a server's control plane. */
+#define DJ_DEFAULT_PORT 18515
+/** At most this many inputs / outputs per operation. */
+#define DJ_MAX_OP_ARGS 16
+
+/** Which path carries tensor bytes. The numeric values are not on the wire. */
+enum dj_path {
+	DJ_PATH_AUTO = 0, /**< DPDK when both sides have it and a probe works */
+	DJ_PATH_TCP,      /**< the control connection carries the bytes */
+	DJ_PATH_DPDK,     /**< the DPDK data plane; fail rather than fall back */
+};
+
+/** "auto", "tcp", "dpdk". Static string. */
+const char *dj_path_name(enum dj_path path);
+/** Parse a dj_path_name(); -EINVAL otherwise. */
+int dj_path_parse(const char *name, enum dj_path *path);
+
+/** Token from DJINN_TOKEN, else the file DJINN_TOKEN_FILE, else path (may be
+ * NULL). Trailing newlines are dropped. *token is malloc'ed: caller frees.
+ * -ENOENT where none is set. */
+int dj_token_load(const char *path, char **token);
+
+/** A data path that carries tensor bytes beside the control connection
+ * (the DPDK data plane); opaque to clients. */
+struct dj_datapath;
+
 struct dj_client_options {
 	const char *host;             /**< IPv4 address or name; default "127.0.0.1" */
-	uint16_t port;                /**< default DJ_CTL_DEFAULT_PORT */
+	uint16_t port;                /**< default DJ_DEFAULT_PORT */
 	const char *token;            /**< NULL: DJINN_TOKEN / DJINN_TOKEN_FILE / token_file */
 	const char *token_file;
 	int tls;                      /**< 1: TLS on the control connection */
@@ -131,7 +156,7 @@ const char *dj_conn_last_error(const struct dj_conn *conn);
  * first output of op k of the same batch. */
 struct dj_batch_op {
 	const char *op;
-	const char *inputs[DJ_CTL_MAX_OP_ARGS]; /**< "0x1234..." handle text or "$k" */
+	const char *inputs[DJ_MAX_OP_ARGS]; /**< "0x1234..." handle text or "$k" */
 	int n_in;
 	const char *attrs_json;                 /**< or NULL */
 };

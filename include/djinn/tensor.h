@@ -79,21 +79,6 @@ char *dj_shape_format(const struct dj_tensor_desc *desc, char *buf, size_t len);
 /** Row-major element strides of a contiguous tensor (stride of the last dim is 1). */
 void dj_tensor_strides(const struct dj_tensor_desc *desc, int64_t strides[DJ_MAX_DIMS]);
 
-/**
- * Broadcast shape of @p a and @p b by PyTorch's (numpy's) rules: shapes are
- * aligned at the trailing dimension; each pair must be equal or one of them 1.
- * @p out gets the result shape and a's dtype. Returns 0 or -DJ_ESHAPE.
- */
-int dj_broadcast_shape(const struct dj_tensor_desc *a, const struct dj_tensor_desc *b,
-		       struct dj_tensor_desc *out);
-/**
- * Element strides with which to read @p in while walking the (broadcast)
- * shape @p out: strides[i] belongs to out's dimension i; 0 where @p in has no
- * such dimension or has size 1 there. @p in must broadcast to @p out.
- */
-void dj_broadcast_strides(const struct dj_tensor_desc *in, const struct dj_tensor_desc *out,
-			  int64_t strides[DJ_MAX_DIMS]);
-
 /*
  * 16-bit float conversions. float -> 16 bit rounds to nearest, ties to even;
  * NaN stays NaN (quiet, sign kept), infinities and signed zeros are kept,
@@ -107,7 +92,7 @@ float dj_bf16_to_float(uint16_t b);
 uint16_t dj_double_to_half(double d);
 uint16_t dj_double_to_bf16(double d);
 
-/** Free a host tensor allocated by dj_op_cpu_alloc() or dj_npy_load()
+/** Free a host tensor allocated by dj_npy_load()
  *  (its data, then data = NULL); NULL-safe. */
 void dj_tensor_free_host(struct dj_tensor *t);
 

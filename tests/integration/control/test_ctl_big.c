@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "fixture.h"
 #include "harness.h"
 
@@ -60,13 +61,13 @@ static void big_transfers(int chunked)
 	CU_ASSERT_FATAL(dj_client_create(&o, &cl) == 0);
 	CU_ASSERT_FATAL(dj_connect(cl, &conn) == 0);
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		uint64_t t0 = dj_time_ns();
+		uint64_t t0 = djc_time_ns();
 		int rc = round_trip(conn, sizes[i], (uint32_t)i + 11);
 
 		CU_ASSERT_EQUAL(rc, 0);
 		printf("\n    %zu bytes (%s): %s, %.1f ms round trip", sizes[i],
 		       chunked ? "chunked" : "zero-copy", rc == 0 ? "byte-exact" : dj_strerror(rc),
-		       (double)(dj_time_ns() - t0) / 1e6);
+		       (double)(djc_time_ns() - t0) / 1e6);
 	}
 	CU_ASSERT_EQUAL(mem_backend_live(fx.mb), 0);
 	dj_conn_close(conn);
@@ -127,7 +128,7 @@ static void test_many_clients_at_once(void)
 
 struct restart {
 	struct fixture *fx;
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	int rc;
 };
 
@@ -139,9 +140,9 @@ static void *restart_later(void *p)
 	usleep(400 * 1000);
 	r->rc = mem_backend_create(NULL, &mb);
 	if (r->rc == 0)
-		r->rc = dj_ctl_server_create(&r->cfg, mem_backend_ops(), mb, &r->fx->srv);
+		r->rc = ctl_server_create(&r->cfg, mem_backend_ops(), mb, &r->fx->srv);
 	if (r->rc == 0)
-		r->rc = dj_ctl_server_start(r->fx->srv);
+		r->rc = ctl_server_start(r->fx->srv);
 	r->fx->mb = mb;
 	return NULL;
 }
@@ -171,10 +172,10 @@ static void test_server_restart_survived(void)
 	sid = dj_conn_session_id(conn);
 
 	/* Restart on the same port: down now, up 400 ms later. */
-	dj_ctl_server_config_init(&r.cfg);
+	ctl_server_config_init(&r.cfg);
 	r.cfg.port = fx.port;
 	r.fx = &fx;
-	dj_ctl_server_destroy(fx.srv);
+	ctl_server_destroy(fx.srv);
 	mem_backend_destroy(fx.mb);
 	fx.srv = NULL;
 	fx.mb = NULL;

@@ -15,8 +15,9 @@
 #include <rte_ethdev.h>
 
 #include "djinn/common.h"
-#include "djinn/dataplane.h"
-#include "djinn/eal.h"
+#include "common/djc.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/eal.h"
 #include "peer.h"
 
 #define IP_A 0x0a630001u /* 10.99.0.1, only inside the test's own links */
@@ -37,8 +38,8 @@ enum child_status {
 
 struct peer_ctx {
 	const struct peer_args *a;
-	struct dj_dataplane *dp;
-	struct dj_dp_endpoint peer;
+	struct dp_engine *dp;
+	struct dp_endpoint peer;
 	uint64_t cookie;
 	uint32_t id;
 	uint8_t *buf;
@@ -66,7 +67,7 @@ static uint32_t pattern_crc(uint64_t len, uint64_t seed)
 		uint32_t n = len - off < CHUNK ? (uint32_t)(len - off) : CHUNK;
 
 		pattern_chunk(chunk, off, n, seed);
-		crc = dj_crc32c(crc, chunk, n);
+		crc = dp_crc32c(crc, chunk, n);
 	}
 	return crc;
 }
@@ -122,13 +123,13 @@ static int eal_start(const struct peer_args *a)
 	argv[argc++] = "--vdev";
 	argv[argc++] = vdev;
 	argv[argc] = NULL;
-	return dj_eal_init(argc, argv, NULL, &app_argc, &app_argv);
+	return dp_eal_init(argc, argv, NULL, &app_argc, &app_argv);
 }
 
 static int engine_start(struct peer_ctx *c)
 {
 	const struct peer_args *a = c->a;
-	struct dj_dataplane_config cfg = {0};
+	struct dp_engine_config cfg = {0};
 	int rc;
 
 	cfg.port.port_id = 0;
@@ -136,29 +137,29 @@ static int engine_start(struct peer_ctx *c)
 	cfg.port.promiscuous = 1;
 	cfg.local.ipv4 = a->is_a ? IP_A : IP_B;
 	cfg.impair = a->impair;
-	dj_session_config_init(&cfg.session);
+	dp_channel_config_init(&cfg.session);
 	cfg.session.rx_idle_timeout_ns = RX_IDLE_NS;
 	cfg.session_set = true;
 	cfg.link_timeout_ms = 30000;
-	rc = dj_dataplane_create(&cfg, &c->dp);
+	rc = dp_engine_create(&cfg, &c->dp);
 	if (rc != 0)
 		return rc;
-	dj_dataplane_endpoint(c->dp, &c->peer);
+	dp_engine_endpoint(c->dp, &c->peer);
 	memset(c->peer.mac, 0xff, sizeof(c->peer.mac)); /* promiscuous peers */
 	c->peer.ipv4 = __builtin_bswap32(a->is_a ? IP_B : IP_A);
-	return dj_dataplane_session_open(c->dp, c->cookie, c->cookie, &c->peer);
+	return dp_engine_session_open(c->dp, c->cookie, c->cookie, &c->peer);
 }
 
 /* The receiver arms first, then says so with a 1-byte transfer back. */
 static int ready_send(struct peer_ctx *c, uint32_t id)
 {
 	static const uint8_t ready = 1;
-	uint64_t deadline = dj_time_ns() + READY_PATIENCE_NS;
+	uint64_t deadline = djc_time_ns() + READY_PATIENCE_NS;
 	int rc;
 
 	do {
-		rc = dj_dataplane_send(c->dp, c->cookie, id, &ready, 1, DJ_MEM_HOST, 2000);
-	} while (rc != 0 && dj_time_ns() < deadline);
+		rc = dp_engine_send(c->dp, c->cookie, id, &ready, 1, DJ_MEM_HOST, 2000);
+	} while (rc != 0 && djc_time_ns() < deadline);
 	return rc;
 }
 
@@ -166,7 +167,7 @@ static int ready_send(struct peer_ctx *c, uint32_t id)
  * (idle or retransmission timeout), well before our own long timeout. */
 static int failure_check(struct peer_ctx *c, int rc, uint64_t t0)
 {
-	uint64_t ms = (dj_time_ns() - t0) / 1000000;
+	uint64_t ms = (djc_time_ns() - t0) / 1000000;
 
 	fprintf(stderr, "%s: transfer %u failed after %lu ms: %s\n", c->a->tag, c->id,
 		(unsigned long)ms, dj_strerror(rc));
@@ -179,25 +180,25 @@ static int receive_step(struct peer_ctx *c, const struct peer_step *st)
 	int rc;
 
 	memset(c->buf, 0, st->size);
-	rc = dj_dataplane_expect(c->dp, c->cookie, c->id, c->buf, st->size, DJ_MEM_HOST);
+	rc = dp_engine_expect(c->dp, c->cookie, c->id, c->buf, st->size, DJ_MEM_HOST);
 	if (rc == 0)
 		rc = ready_send(c, c->id);
 	if (rc == 0 && c->a->notify_fd >= 0 && write(c->a->notify_fd, "r", 1) != 1)
 		rc = -EIO;
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	if (rc == 0)
-		rc = dj_dataplane_wait(c->dp, c->cookie, c->id, XFER_TIMEOUT_MS);
+		rc = dp_engine_wait(c->dp, c->cookie, c->id, XFER_TIMEOUT_MS);
 	if (st->expect_fail) {
-		dj_dataplane_cancel(c->dp, c->cookie, c->id);
+		dp_engine_cancel(c->dp, c->cookie, c->id);
 		return failure_check(c, rc, t0);
 	}
 	if (rc != 0) {
 		fprintf(stderr, "%s: receive %u (%lu B): %s\n", c->a->tag, c->id,
 			(unsigned long)st->size, dj_strerror(rc));
-		dj_dataplane_cancel(c->dp, c->cookie, c->id);
+		dp_engine_cancel(c->dp, c->cookie, c->id);
 		return CHILD_TRANSFER;
 	}
-	if (dj_crc32c(0, c->buf, st->size) != pattern_crc(st->size, c->id + st->size)) {
+	if (dp_crc32c(0, c->buf, st->size) != pattern_crc(st->size, c->id + st->size)) {
 		fprintf(stderr, "%s: transfer %u (%lu B): checksum differs\n", c->a->tag, c->id,
 			(unsigned long)st->size);
 		return CHILD_CORRUPT;
@@ -212,12 +213,12 @@ static int send_step(struct peer_ctx *c, const struct peer_step *st)
 	int rc;
 
 	pattern_fill(c->buf, st->size, c->id + st->size);
-	rc = dj_dataplane_expect(c->dp, c->cookie, c->id, &ready, 1, DJ_MEM_HOST);
+	rc = dp_engine_expect(c->dp, c->cookie, c->id, &ready, 1, DJ_MEM_HOST);
 	if (rc == 0)
-		rc = dj_dataplane_wait(c->dp, c->cookie, c->id, XFER_TIMEOUT_MS);
-	t0 = dj_time_ns();
+		rc = dp_engine_wait(c->dp, c->cookie, c->id, XFER_TIMEOUT_MS);
+	t0 = djc_time_ns();
 	if (rc == 0)
-		rc = dj_dataplane_send(c->dp, c->cookie, c->id, c->buf, st->size, DJ_MEM_HOST,
+		rc = dp_engine_send(c->dp, c->cookie, c->id, c->buf, st->size, DJ_MEM_HOST,
 				       XFER_TIMEOUT_MS);
 	if (st->expect_fail)
 		return failure_check(c, rc, t0);
@@ -231,9 +232,9 @@ static int send_step(struct peer_ctx *c, const struct peer_step *st)
 
 static int reopen_step(struct peer_ctx *c)
 {
-	dj_dataplane_session_close(c->dp, c->cookie);
+	dp_engine_session_close(c->dp, c->cookie);
 	c->cookie++;
-	return dj_dataplane_session_open(c->dp, c->cookie, c->cookie, &c->peer) == 0 ?
+	return dp_engine_session_open(c->dp, c->cookie, c->cookie, &c->peer) == 0 ?
 	       CHILD_OK : CHILD_SETUP;
 }
 
@@ -267,30 +268,30 @@ static uint64_t largest_step(const struct peer_args *a)
 
 static void stats_dump(struct peer_ctx *c)
 {
-	struct dj_dataplane_stats st;
-	struct dj_proto_stats ps;
+	struct dp_engine_stats st;
+	struct dp_proto_stats ps;
 
-	dj_dataplane_get_stats(c->dp, &st, &ps);
+	dp_engine_get_stats(c->dp, &st, &ps);
 	fprintf(stderr, "%s: rx %lu tx %lu retrans %lu drops", c->a->tag,
 		(unsigned long)st.rx_packets, (unsigned long)st.tx_packets,
 		(unsigned long)st.retransmits);
-	for (int i = 0; i < DJ_DROP_MAX; i++)
-		fprintf(stderr, " %s=%lu", dj_dataplane_drop_name(i), (unsigned long)st.drops[i]);
+	for (int i = 0; i < DP_DROP_MAX; i++)
+		fprintf(stderr, " %s=%lu", dp_drop_name(i), (unsigned long)st.drops[i]);
 	fprintf(stderr, " | rejects");
-	for (int i = 1; i < DJ_REJ_COUNT; i++)
+	for (int i = 1; i < DP_REJ_COUNT; i++)
 		if (ps.rx_reject[i] != 0)
-			fprintf(stderr, " %s=%lu", dj_wire_reject_name(i), (unsigned long)ps.rx_reject[i]);
+			fprintf(stderr, " %s=%lu", dp_wire_reject_name(i), (unsigned long)ps.rx_reject[i]);
 	fprintf(stderr, "\n");
 }
 
 static int retransmits_check(struct peer_ctx *c)
 {
-	struct dj_dataplane_stats st;
+	struct dp_engine_stats st;
 
-	dj_dataplane_get_stats(c->dp, &st, NULL);
+	dp_engine_get_stats(c->dp, &st, NULL);
 	fprintf(stderr, "%s: %lu packets out, %lu retransmitted, %lu dropped by impairment\n",
 		c->a->tag, (unsigned long)st.tx_packets, (unsigned long)st.retransmits,
-		(unsigned long)st.drops[DJ_DROP_IMPAIR]);
+		(unsigned long)st.drops[DP_DROP_IMPAIR]);
 	return st.retransmits > 0 ? CHILD_OK : CHILD_NO_RETRANS;
 }
 
@@ -321,10 +322,10 @@ static int child_main(const struct peer_args *a)
 	/* Let the last ACKs leave, stop polling, and give the peer time to
 	 * stop polling too before our port (memif) disconnects. */
 	usleep(200000);
-	dj_dataplane_quiesce(c.dp);
+	dp_engine_quiesce(c.dp);
 	usleep(300000);
-	dj_dataplane_destroy(c.dp);
-	dj_eal_cleanup();
+	dp_engine_destroy(c.dp);
+	dp_eal_cleanup();
 	return status;
 }
 
@@ -343,7 +344,7 @@ pid_t peer_spawn(const struct peer_args *args)
 
 int peer_wait(pid_t pid, unsigned int timeout_s)
 {
-	uint64_t deadline = dj_time_ns() + (uint64_t)timeout_s * 1000000000ull;
+	uint64_t deadline = djc_time_ns() + (uint64_t)timeout_s * 1000000000ull;
 	int status;
 
 	for (;;) {
@@ -358,7 +359,7 @@ int peer_wait(pid_t pid, unsigned int timeout_s)
 		}
 		if (r < 0)
 			return -errno;
-		if (dj_time_ns() > deadline) {
+		if (djc_time_ns() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			return -ETIMEDOUT;

@@ -19,13 +19,13 @@
 
 #include "djinn/common.h"
 #include "djinn/djinn.h"
-#include "djinn/gpu_ops.h"
-#include "djinn/ops.h"
-#include "djinn/runtime.h"
+#include "gpu/ops/gpu_ops.h"
+#include "tensor/ops.h"
+#include "runtime/runtime.h"
 #include "harness.h"
 
-static struct dj_runtime *rt;
-static struct dj_ctl_server *server;
+static struct rt_runtime *rt;
+static struct ctl_server *server;
 static struct dj_client *client;
 static struct dj_conn *conn;
 static unsigned int seed;
@@ -33,20 +33,20 @@ static const char *gpu_spec = "none";
 
 static int suite_init(void)
 {
-	struct dj_runtime_config rcfg = {.gpu = gpu_spec, .session_limit = 256u << 20};
-	struct dj_ctl_server_config scfg;
+	struct rt_config rcfg = {.gpu = gpu_spec, .session_limit = 256u << 20};
+	struct ctl_server_config scfg;
 	struct dj_client_options copts;
 
 	seed = dj_test_seed();
-	if (dj_runtime_create(&rcfg, &rt) != 0)
+	if (rt_create(&rcfg, &rt) != 0)
 		return -1;
-	dj_ctl_server_config_init(&scfg);
+	ctl_server_config_init(&scfg);
 	scfg.port = 0;
-	if (dj_ctl_server_create(&scfg, dj_runtime_backend(), rt, &server) != 0 ||
-	    dj_ctl_server_start(server) != 0)
+	if (ctl_server_create(&scfg, rt_backend(), rt, &server) != 0 ||
+	    ctl_server_start(server) != 0)
 		return -1;
 	dj_client_options_init(&copts);
-	copts.port = dj_ctl_server_port(server);
+	copts.port = ctl_server_port(server);
 	copts.path = DJ_PATH_TCP;
 	if (dj_client_create(&copts, &client) != 0 || dj_connect(client, &conn) != 0)
 		return -1;
@@ -57,8 +57,8 @@ static int suite_cleanup(void)
 {
 	dj_disconnect(conn);
 	dj_client_destroy(client);
-	dj_ctl_server_destroy(server);
-	dj_runtime_destroy(rt);
+	ctl_server_destroy(server);
+	rt_destroy(rt);
 	return 0;
 }
 
@@ -149,11 +149,11 @@ static int results_agree(const struct dj_tensor *got, const struct dj_tensor *wa
 
 static void check_case(const struct op_case *c)
 {
-	const struct dj_op *op = dj_op_find(c->op);
+	const struct tn_op *op = tn_op_find(c->op);
 	struct dj_tensor in[3], local = {0}, remote = {0};
 	uint64_t handles[3], out;
 	struct dj_tensor_desc desc;
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	cJSON *json = c->attrs ? cJSON_Parse(c->attrs) : NULL;
 	char err[256] = "";
 	int rc;
@@ -168,8 +168,8 @@ static void check_case(const struct op_case *c)
 		printf("\n%s remote: %s (%s)\n", c->op, dj_strerror(rc), dj_conn_last_error(conn));
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 
-	CU_ASSERT_EQUAL(dj_op_attrs_from_json(op, json, &attrs, err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_op_cpu_alloc(op, in, c->n_in, &attrs, &local, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(tn_op_attrs_from_json(op, json, &attrs, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_op_cpu_alloc(op, in, c->n_in, &attrs, &local, err, sizeof(err)), 0);
 	CU_ASSERT(dj_tensor_desc_equal(&desc, &local.desc));
 
 	remote.desc = desc;
@@ -197,8 +197,8 @@ static void test_every_operation_remote_equals_local(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		check_case(&cases[i]);
 	/* Every operation in the table was exercised at least once. */
-	for (int id = 0; id < dj_op_count(); id++) {
-		const char *name = dj_op_get((enum dj_op_id)id)->name;
+	for (int id = 0; id < tn_op_count(); id++) {
+		const char *name = tn_op_get((enum tn_op_id)id)->name;
 		int seen = 0;
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 			seen |= strcmp(cases[i].op, name) == 0;
@@ -248,9 +248,9 @@ static void test_chain_stays_resident(void)
 {
 	const int64_t shape[2] = {64, 64};
 	uint64_t x = put_f32(2, shape), h = x, next;
-	struct dj_ctl_server_stats before, after;
+	struct ctl_server_stats before, after;
 
-	dj_ctl_server_get_stats(server, &before);
+	ctl_server_get_stats(server, &before);
 	for (int i = 0; i < 20; i++) {
 		CU_ASSERT_EQUAL_FATAL(dj_execute(conn, i % 2 ? "relu" : "tanh", &h, 1, NULL, &next,
 						 NULL), 0);
@@ -258,7 +258,7 @@ static void test_chain_stays_resident(void)
 			dj_free(conn, h);
 		h = next;
 	}
-	dj_ctl_server_get_stats(server, &after);
+	ctl_server_get_stats(server, &after);
 	/* 20 requests and replies of JSON, not 20 x 16 KiB of tensor. */
 	CU_ASSERT(after.bytes_out - before.bytes_out < 64 * 64 * 4);
 	dj_free(conn, h);
@@ -329,7 +329,7 @@ int main(int argc, char **argv)
 		{NULL, NULL},
 	};
 	if (argc > 1 && strcmp(argv[1], "gpu") == 0) {
-		if (dj_gpu_ops_device_count() == 0)
+		if (djg_ops_device_count() == 0)
 			dj_test_skip("no CUDA GPU: the GPU runtime cannot be tested here");
 		gpu_spec = "0";
 	}

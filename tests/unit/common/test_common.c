@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "harness.h"
 
 static void test_strerror_errno_and_djinn_codes(void)
@@ -21,18 +22,18 @@ static void test_log_level_parse(void)
 {
 	enum dj_log_level level = DJ_LOG_ERR;
 
-	CU_ASSERT_EQUAL(dj_log_level_parse("debug", &level), 0);
+	CU_ASSERT_EQUAL(djc_log_level_parse("debug", &level), 0);
 	CU_ASSERT_EQUAL(level, DJ_LOG_DEBUG);
-	CU_ASSERT_EQUAL(dj_log_level_parse("WARN", &level), 0);
+	CU_ASSERT_EQUAL(djc_log_level_parse("WARN", &level), 0);
 	CU_ASSERT_EQUAL(level, DJ_LOG_WARN);
-	CU_ASSERT_EQUAL(dj_log_level_parse("loud", &level), -EINVAL);
+	CU_ASSERT_EQUAL(djc_log_level_parse("loud", &level), -EINVAL);
 	CU_ASSERT_EQUAL(level, DJ_LOG_WARN);
 }
 
 static void test_clock_is_monotonic(void)
 {
-	uint64_t a = dj_time_ns();
-	uint64_t b = dj_time_ns();
+	uint64_t a = djc_time_ns();
+	uint64_t b = djc_time_ns();
 
 	CU_ASSERT(a > 0);
 	CU_ASSERT(b >= a);

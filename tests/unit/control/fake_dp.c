@@ -60,7 +60,7 @@ static struct expect *find(struct fake_net *net, int s, uint64_t cookie, uint64_
 	return NULL;
 }
 
-static int f_local_caps(void *ctx, struct dj_dp_caps *caps)
+static int f_local_caps(void *ctx, struct dp_caps *caps)
 {
 	struct fake_dp *f = ctx;
 
@@ -71,7 +71,7 @@ static int f_local_caps(void *ctx, struct dj_dp_caps *caps)
 	return 0;
 }
 
-static int f_session_open(void *ctx, uint64_t id, uint64_t cookie, const struct dj_dp_endpoint *peer)
+static int f_session_open(void *ctx, uint64_t id, uint64_t cookie, const struct dp_endpoint *peer)
 {
 	struct fake_dp *f = ctx;
 
@@ -86,7 +86,7 @@ static void f_session_close(void *ctx, uint64_t cookie)
 	f->sessions_open--;
 }
 
-static int f_probe(void *ctx, const struct dj_dp_endpoint *peer, uint64_t cookie,
+static int f_probe(void *ctx, const struct dp_endpoint *peer, uint64_t cookie,
 		   uint32_t timeout_ms, uint64_t *rtt_ns)
 {
 	struct fake_dp *f = ctx;
@@ -217,7 +217,7 @@ int fake_dp_release(struct fake_dp *f, void *copy)
 	return rc;
 }
 
-static int f_send(void *ctx, const struct dj_dp_endpoint *peer, uint64_t cookie, uint64_t xfer,
+static int f_send(void *ctx, const struct dp_endpoint *peer, uint64_t cookie, uint64_t xfer,
 		  const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms)
 {
 	struct fake_dp *f = ctx;

@@ -10,13 +10,13 @@
  */
 #include <stdatomic.h>
 
-#include "djinn/datapath.h"
+#include "dataplane/datapath.h"
 
 struct fake_net;
 struct fake_dp {
 	struct dj_datapath dp;      /* give &fake->dp to server / client */
 	struct fake_net *net;
-	struct dj_dp_endpoint ep;
+	struct dp_endpoint ep;
 	int available;              /* local_caps says dpdk = available */
 	int probe_rc;               /* what probe returns */
 	atomic_int fail_sends;      /* next N sends return -ETIMEDOUT */

@@ -12,35 +12,35 @@
 #include "fixture.h"
 #include "ctl_wire.h"
 
-int fx_start(struct fixture *fx, const struct dj_ctl_server_config *cfg,
+int fx_start(struct fixture *fx, const struct ctl_server_config *cfg,
 	     const struct mem_backend_options *mbo)
 {
-	struct dj_ctl_server_config c;
+	struct ctl_server_config c;
 	int rc;
 
 	memset(fx, 0, sizeof(*fx));
 	if (cfg != NULL) {
 		c = *cfg;
 	} else {
-		dj_ctl_server_config_init(&c);
+		ctl_server_config_init(&c);
 		c.n_workers = 4;
 	}
 	rc = mem_backend_create(mbo, &fx->mb);
 	if (rc == 0)
-		rc = dj_ctl_server_create(&c, mem_backend_ops(), fx->mb, &fx->srv);
+		rc = ctl_server_create(&c, mem_backend_ops(), fx->mb, &fx->srv);
 	if (rc == 0)
-		rc = dj_ctl_server_start(fx->srv);
+		rc = ctl_server_start(fx->srv);
 	if (rc != 0) {
 		fx_stop(fx);
 		return rc;
 	}
-	fx->port = dj_ctl_server_port(fx->srv);
+	fx->port = ctl_server_port(fx->srv);
 	return 0;
 }
 
 void fx_stop(struct fixture *fx)
 {
-	dj_ctl_server_destroy(fx->srv);
+	ctl_server_destroy(fx->srv);
 	mem_backend_destroy(fx->mb);
 	fx->srv = NULL;
 	fx->mb = NULL;
@@ -87,9 +87,9 @@ int fx_raw_send_bytes(int fd, const void *buf, size_t len)
 
 int fx_raw_send(int fd, const char *json, uint64_t payload_len)
 {
-	uint8_t hdr[DJ_CTL_HDR_LEN];
+	uint8_t hdr[CTL_HDR_LEN];
 
-	dj_ctl_hdr_encode(hdr, (uint32_t)strlen(json), payload_len);
+	ctl_hdr_encode(hdr, (uint32_t)strlen(json), payload_len);
 	if (fx_raw_send_bytes(fd, hdr, sizeof(hdr)) != 0)
 		return -1;
 	return fx_raw_send_bytes(fd, json, strlen(json));
@@ -116,12 +116,12 @@ static int recv_all(int fd, void *buf, size_t len, int timeout_ms)
 
 cJSON *fx_raw_recv(int fd, int timeout_ms)
 {
-	uint8_t hdr[DJ_CTL_HDR_LEN];
-	struct dj_ctl_hdr h;
+	uint8_t hdr[CTL_HDR_LEN];
+	struct ctl_hdr h;
 	char *text, drop[4096];
 	cJSON *msg;
 
-	if (recv_all(fd, hdr, sizeof(hdr), timeout_ms) != 0 || dj_ctl_hdr_decode(hdr, &h) != 0)
+	if (recv_all(fd, hdr, sizeof(hdr), timeout_ms) != 0 || ctl_hdr_decode(hdr, &h) != 0)
 		return NULL;
 	text = malloc(h.json_len + 1);
 	if (text == NULL || recv_all(fd, text, h.json_len, timeout_ms) != 0) {

@@ -8,18 +8,18 @@
 
 #include <cjson/cJSON.h>
 
-#include "djinn/control.h"
+#include "controlplane/ctl.h"
 #include "djinn/djinn.h"
 #include "mem_backend.h"
 
 struct fixture {
 	struct mem_backend *mb;
-	struct dj_ctl_server *srv;
+	struct ctl_server *srv;
 	uint16_t port;
 };
 
 /* cfg / mbo may be NULL (defaults). Returns 0 or the failing rc. */
-int fx_start(struct fixture *fx, const struct dj_ctl_server_config *cfg,
+int fx_start(struct fixture *fx, const struct ctl_server_config *cfg,
 	     const struct mem_backend_options *mbo);
 void fx_stop(struct fixture *fx);
 /* Client options aimed at the fixture, fast retries. */

@@ -116,7 +116,7 @@ static struct tensor *find_locked(struct mem_backend *mb, struct mem_session *s,
 			return t;
 		}
 	}
-	snprintf(err, DJ_CTL_ERRMSG_MAX, "no tensor 0x%llx in this session", (unsigned long long)h);
+	snprintf(err, CTL_ERRMSG_MAX, "no tensor 0x%llx in this session", (unsigned long long)h);
 	return NULL;
 }
 
@@ -167,12 +167,12 @@ static int new_tensor(struct mem_backend *mb, struct mem_session *s,
 	struct tensor *t;
 	uint64_t n;
 
-	if (dj_desc_nbytes(desc, &n) != 0)
+	if (ctl_desc_nbytes(desc, &n) != 0)
 		return -DJ_ESHAPE;
 	pthread_mutex_lock(&mb->lock);
 	if (mb->o.session_bytes > 0 && s->bytes + n > mb->o.session_bytes) {
 		pthread_mutex_unlock(&mb->lock);
-		snprintf(err, DJ_CTL_ERRMSG_MAX, "session memory limit: %llu + %llu bytes > %llu",
+		snprintf(err, CTL_ERRMSG_MAX, "session memory limit: %llu + %llu bytes > %llu",
 			 (unsigned long long)s->bytes, (unsigned long long)n,
 			 (unsigned long long)mb->o.session_bytes);
 		return -DJ_ELIMIT;
@@ -251,12 +251,12 @@ static int mb_free(void *ctx, void *session, uint64_t handle, char *err)
 	}
 	pthread_mutex_unlock(&mb->lock);
 	if (rc != 0)
-		snprintf(err, DJ_CTL_ERRMSG_MAX, "no tensor 0x%llx in this session",
+		snprintf(err, CTL_ERRMSG_MAX, "no tensor 0x%llx in this session",
 			 (unsigned long long)handle);
 	return rc;
 }
 
-static int io_begin(void *ctx, void *session, uint64_t handle, struct dj_ctl_io *io, char *err)
+static int io_begin(void *ctx, void *session, uint64_t handle, struct ctl_tensor_io *io, char *err)
 {
 	struct mem_backend *mb = ctx;
 	struct tensor *t;
@@ -274,7 +274,7 @@ static int io_begin(void *ctx, void *session, uint64_t handle, struct dj_ctl_io 
 	return 0;
 }
 
-static void io_end(void *ctx, void *session, struct dj_ctl_io *io, int status)
+static void io_end(void *ctx, void *session, struct ctl_tensor_io *io, int status)
 {
 	struct mem_backend *mb = ctx;
 
@@ -283,7 +283,7 @@ static void io_end(void *ctx, void *session, struct dj_ctl_io *io, int status)
 	pthread_mutex_unlock(&mb->lock);
 }
 
-static int mb_write_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64_t off,
+static int mb_write_chunk(void *ctx, void *session, struct ctl_tensor_io *io, uint64_t off,
 			  const void *buf, size_t len, char *err)
 {
 	struct tensor *t = io->token;
@@ -294,7 +294,7 @@ static int mb_write_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64
 	return 0;
 }
 
-static int mb_read_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64_t off,
+static int mb_read_chunk(void *ctx, void *session, struct ctl_tensor_io *io, uint64_t off,
 			 void *buf, size_t len, char *err)
 {
 	struct tensor *t = io->token;
@@ -305,7 +305,7 @@ static int mb_read_chunk(void *ctx, void *session, struct dj_ctl_io *io, uint64_
 	return 0;
 }
 
-static void mb_read_end(void *ctx, void *session, struct dj_ctl_io *io)
+static void mb_read_end(void *ctx, void *session, struct ctl_tensor_io *io)
 {
 	io_end(ctx, session, io, 0);
 }
@@ -343,17 +343,17 @@ static int check_args(const char *op, struct tensor **in, int n_in, char *err)
 	int want = strcmp(op, "add") == 0 ? 2 : 1;
 
 	if (n_in != want) {
-		snprintf(err, DJ_CTL_ERRMSG_MAX, "%s takes %d inputs, got %d", op, want, n_in);
+		snprintf(err, CTL_ERRMSG_MAX, "%s takes %d inputs, got %d", op, want, n_in);
 		return -EINVAL;
 	}
 	for (int i = 0; i < n_in; i++) {
 		if (in[i]->desc.dtype != DJ_DTYPE_FLOAT32 && strcmp(op, "sleep") != 0 &&
 		    strcmp(op, "dup") != 0) {
-			snprintf(err, DJ_CTL_ERRMSG_MAX, "%s: float32 only", op);
+			snprintf(err, CTL_ERRMSG_MAX, "%s: float32 only", op);
 			return -DJ_EDTYPE;
 		}
 		if (i > 0 && in[i]->nbytes != in[0]->nbytes) {
-			snprintf(err, DJ_CTL_ERRMSG_MAX, "%s: shapes differ", op);
+			snprintf(err, CTL_ERRMSG_MAX, "%s: shapes differ", op);
 			return -DJ_ESHAPE;
 		}
 	}
@@ -366,13 +366,13 @@ static int mb_execute(void *ctx, void *session, const char *op, const uint64_t *
 {
 	static const char *const known[] = {"add", "scale", "sleep", "dup", NULL};
 	struct mem_backend *mb = ctx;
-	struct tensor *in[DJ_CTL_MAX_OP_ARGS] = {0}, *out[2] = {0};
+	struct tensor *in[DJ_MAX_OP_ARGS] = {0}, *out[2] = {0};
 	int rc = -DJ_EUNKNOWN_OP, got = 0, i;
 
 	for (i = 0; known[i] != NULL && strcmp(known[i], op) != 0; i++)
 		;
 	if (known[i] == NULL) {
-		snprintf(err, DJ_CTL_ERRMSG_MAX, "unknown operation '%.64s'", op);
+		snprintf(err, CTL_ERRMSG_MAX, "unknown operation '%.64s'", op);
 		return rc;
 	}
 	pthread_mutex_lock(&mb->lock);
@@ -407,13 +407,13 @@ static int mb_execute(void *ctx, void *session, const char *op, const uint64_t *
 	return rc;
 }
 
-static int mb_caps(void *ctx, struct dj_dp_caps *caps)
+static int mb_caps(void *ctx, struct dp_caps *caps)
 {
 	static const char *const ops[] = {"add", "scale", "sleep", "dup"};
 
 	caps->dtypes = 1u << DJ_DTYPE_FLOAT32;
 	for (caps->n_ops = 0; caps->n_ops < 4; caps->n_ops++)
-		snprintf(caps->ops[caps->n_ops], DJ_DP_OP_NAME_MAX, "%s", ops[caps->n_ops]);
+		snprintf(caps->ops[caps->n_ops], DP_OP_NAME_MAX, "%s", ops[caps->n_ops]);
 	return 0;
 }
 
@@ -427,7 +427,7 @@ static void mb_stats(void *ctx, void *session, cJSON *obj)
 	pthread_mutex_unlock(&mb->lock);
 }
 
-static const struct dj_ctl_backend ops = {
+static const struct ctl_backend ops = {
 	.caps = mb_caps,
 	.session_open = mb_session_open,
 	.session_close = mb_session_close,
@@ -444,7 +444,7 @@ static const struct dj_ctl_backend ops = {
 	.stats = mb_stats,
 };
 
-const struct dj_ctl_backend *mem_backend_ops(void)
+const struct ctl_backend *mem_backend_ops(void)
 {
 	return &ops;
 }

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "djinn/control.h"
+#include "controlplane/ctl.h"
 
 struct mem_backend;
 
@@ -22,7 +22,7 @@ struct mem_backend_options {
 int mem_backend_create(const struct mem_backend_options *opts, struct mem_backend **mb);
 void mem_backend_destroy(struct mem_backend *mb);
 /* The callback table; pass the mem_backend as its ctx. */
-const struct dj_ctl_backend *mem_backend_ops(void);
+const struct ctl_backend *mem_backend_ops(void);
 /* Live tensors over all sessions (leak checks). */
 int mem_backend_live(struct mem_backend *mb);
 /* Tensors whose storage is still allocated: live ones plus freed ones a

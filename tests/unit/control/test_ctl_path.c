@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "fake_dp.h"
 #include "fixture.h"
 #include "harness.h"
@@ -32,7 +33,7 @@ struct pathenv {
 static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path want,
 		 int probe_rc)
 {
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	struct dj_client_options o;
 	int rc;
 
@@ -43,7 +44,7 @@ static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path 
 	pe->sdp->available = server_dp;
 	pe->cdp->available = client_dp;
 	pe->cdp->probe_rc = probe_rc;
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.datapath = &pe->sdp->dp;
 	cfg.dp_timeout_ms = 500;
 	CU_ASSERT_FATAL(fx_start(&pe->fx, &cfg, NULL) == 0);
@@ -339,9 +340,9 @@ static void test_client_tensor_pinned(void)
 	/* Let go after 100 ms: the PUT waits for it, then succeeds over TCP. */
 	pe.cdp->deadlock_sends = 1;
 	CU_ASSERT_FATAL(pthread_create(&rel, NULL, release_later, pe.cdp) == 0);
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	CU_ASSERT_EQUAL(dj_put(pe.conn, &b.t, &h), 0);
-	CU_ASSERT(dj_time_ns() - t0 >= 100000000ull);
+	CU_ASSERT(djc_time_ns() - t0 >= 100000000ull);
 	CU_ASSERT(pe.cdp->released);
 	pthread_join(rel, NULL);
 	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &b.back), 0);

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "ctl_client.h"
 #include "fixture.h"
 #include "harness.h"
@@ -40,7 +41,7 @@ struct env {
 	struct dj_conn *conn;
 };
 
-static void env_up(struct env *e, const struct dj_ctl_server_config *cfg,
+static void env_up(struct env *e, const struct ctl_server_config *cfg,
 		   const struct mem_backend_options *mbo)
 {
 	struct dj_client_options o;
@@ -198,8 +199,8 @@ static void test_execute_and_batch(void)
 			-DJ_EHANDLE);
 
 	/* Batch: (a + b) * 2, then + a, in one request. */
-	dj_handle_format(ha, ha_s);
-	dj_handle_format(hb, hb_s);
+	ctl_handle_format(ha, ha_s);
+	ctl_handle_format(hb, hb_s);
 	struct dj_batch_op ops[3] = {
 		{.op = "add", .inputs = {ha_s, hb_s}, .n_in = 2},
 		{.op = "scale", .inputs = {"$0"}, .n_in = 1, .attrs_json = "{\"factor\":2}"},
@@ -224,14 +225,14 @@ static void test_execute_and_batch(void)
  * want; returns the count then. */
 static int callbacks_settle(pthread_mutex_t *lock, const int *count, int want)
 {
-	uint64_t until = dj_time_ns() + 5000000000ull;
+	uint64_t until = djc_time_ns() + 5000000000ull;
 	int n;
 
 	for (;;) {
 		pthread_mutex_lock(lock);
 		n = *count;
 		pthread_mutex_unlock(lock);
-		if (n >= want || dj_time_ns() > until)
+		if (n >= want || djc_time_ns() > until)
 			return n;
 		usleep(1000);
 	}
@@ -254,7 +255,7 @@ static void flight_cb(struct dj_future *f, void *arg)
 
 static void test_thousand_in_flight_out_of_order(void)
 {
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	struct env e;
 	struct flight fl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	struct dj_future **f = calloc(N_FLIGHT, sizeof(*f));
@@ -264,7 +265,7 @@ static void test_thousand_in_flight_out_of_order(void)
 	uint64_t h;
 	int first_done = -1, later_before_earlier = 0;
 
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.n_workers = 8;
 	env_up(&e, &cfg, NULL);
 	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &t, &h), 0);
@@ -300,17 +301,17 @@ static void test_thousand_in_flight_out_of_order(void)
 
 static void test_auth(void)
 {
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	struct dj_client_options o;
-	struct dj_ctl_server_stats st;
+	struct ctl_server_stats st;
 	struct fixture fx;
 	struct dj_client *cl;
 	struct dj_conn *conn = NULL;
 	uint8_t probe[2 * 32 + 1] = {0};
 
-	if (dj_auth_mac("k", "l", probe, probe, probe) == -ENOTSUP)
+	if (ctl_auth_mac("k", "l", probe, probe, probe) == -ENOTSUP)
 		dj_test_skip("built without OpenSSL");
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.token = "s3cret-token";
 	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
 	fx_client_opts(&fx, &o);
@@ -335,19 +336,19 @@ static void test_auth(void)
 	CU_ASSERT_EQUAL(dj_ping(conn, NULL), 0);
 	dj_conn_close(conn);
 	dj_client_destroy(cl);
-	dj_ctl_server_get_stats(fx.srv, &st);
+	ctl_server_get_stats(fx.srv, &st);
 	CU_ASSERT_EQUAL(st.auth_failures, 1); /* the tokenless client never got to AUTH */
 	fx_stop(&fx);
 }
 
 static void test_auth_raw_refusals(void)
 {
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	struct fixture fx;
 	cJSON *r;
 	int fd;
 
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.token = "tok";
 	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
 	/* HELLO without a nonce on an authenticating server. */
@@ -461,7 +462,7 @@ static void run_bad_input(uint16_t port, const struct bad_input *b)
 		if (strcmp(b->name, "payload length beyond the limit") == 0) {
 			uint8_t hdr[16];
 
-			dj_ctl_hdr_encode(hdr, 2, UINT64_MAX);
+			ctl_hdr_encode(hdr, 2, UINT64_MAX);
 			fx_raw_send_bytes(fd, hdr, 16);
 		} else {
 			fx_raw_send_bytes(fd, b->raw, b->raw_len);
@@ -499,11 +500,11 @@ static void run_bad_input(uint16_t port, const struct bad_input *b)
 
 static void test_bad_input_catalogue(void)
 {
-	struct dj_ctl_server_config cfg;
-	struct dj_ctl_server_stats st;
+	struct ctl_server_config cfg;
+	struct ctl_server_stats st;
 	struct env e;
 
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.limits.max_json_bytes = 64 << 10;
 	cfg.limits.max_payload_bytes = 1ull << 30;
 	cfg.limits.max_json_depth = 16;
@@ -512,7 +513,7 @@ static void test_bad_input_catalogue(void)
 		run_bad_input(e.fx.port, &catalogue[i]);
 	/* A well-behaved client was served all along. */
 	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
-	dj_ctl_server_get_stats(e.fx.srv, &st);
+	ctl_server_get_stats(e.fx.srv, &st);
 	CU_ASSERT(st.protocol_errors >= 10);
 	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 0);
 	env_down(&e);
@@ -572,14 +573,14 @@ static void test_other_sessions_handles_unreachable(void)
 
 static void test_half_sent_frame_and_vanished_client(void)
 {
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	struct env e;
 	uint8_t hdr[16];
 	cJSON *r;
 	int stalled, vanished;
 	const char *put = "{\"type\":\"PUT\",\"id\":3,\"dtype\":\"float32\",\"shape\":[1048576]}";
 
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.limits.frame_timeout_ms = 300;
 	cfg.limits.session_linger_ms = 100;
 	env_up(&e, &cfg, NULL);
@@ -587,7 +588,7 @@ static void test_half_sent_frame_and_vanished_client(void)
 	/* Half a frame, then silence: closed with a reason, others unaffected. */
 	stalled = fx_raw_connect(e.fx.port);
 	CU_ASSERT_FATAL(fx_raw_ready(stalled) == 0);
-	dj_ctl_hdr_encode(hdr, 100, 0);
+	ctl_hdr_encode(hdr, 100, 0);
 	fx_raw_send_bytes(stalled, hdr, sizeof(hdr));
 	fx_raw_send_bytes(stalled, "{\"type\":", 8);
 	/* Half a PUT payload, then gone. */
@@ -614,31 +615,31 @@ static void test_half_sent_frame_and_vanished_client(void)
 
 static void test_trickling_client_is_dropped(void)
 {
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	struct env e;
 	const char *msg = "{\"type\":\"PING\",\"id\":5,\"padding\":\"xxxxxxxxxxxxxxxxxxxx\"}";
 	uint8_t hdr[16];
 	uint64_t t0;
 	int fd, closed = 0;
 
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.limits.frame_timeout_ms = 300;
 	env_up(&e, &cfg, NULL);
 	fd = fx_raw_connect(e.fx.port);
 	CU_ASSERT_FATAL(fx_raw_ready(fd) == 0);
-	dj_ctl_hdr_encode(hdr, (uint32_t)strlen(msg), 0);
+	ctl_hdr_encode(hdr, (uint32_t)strlen(msg), 0);
 	fx_raw_send_bytes(fd, hdr, sizeof(hdr));
 	/* One byte every 50 ms: always "progressing", never done in time. */
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	for (size_t i = 0; i < strlen(msg) && !closed; i++) {
 		if (fx_raw_send_bytes(fd, msg + i, 1) != 0)
 			closed = 1;
 		usleep(50 * 1000);
-		if (dj_time_ns() - t0 > 2000000000ull)
+		if (djc_time_ns() - t0 > 2000000000ull)
 			break;
 	}
 	CU_ASSERT(closed || fx_raw_closed(fd, 1000));
-	CU_ASSERT(dj_time_ns() - t0 < 2000000000ull);
+	CU_ASSERT(djc_time_ns() - t0 < 2000000000ull);
 	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
 	close(fd);
 	env_down(&e);
@@ -646,7 +647,7 @@ static void test_trickling_client_is_dropped(void)
 
 static void test_slow_reader_is_dropped(void)
 {
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	struct env e;
 	size_t n = 64u << 20;
 	float *big = calloc(1, n);
@@ -655,7 +656,7 @@ static void test_slow_reader_is_dropped(void)
 	char req[128];
 	int fd, rcvbuf = 4096;
 
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.limits.frame_timeout_ms = 300;
 	env_up(&e, &cfg, NULL);
 	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &t, &h), 0);
@@ -682,14 +683,14 @@ static void test_slow_reader_is_dropped(void)
 
 static void test_limits(void)
 {
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	struct mem_backend_options mbo = {.session_bytes = 1000};
 	struct env e;
 	float v[300] = {0};
 	struct dj_tensor t = f32_vec(v, 10), big = f32_vec(v, 300);
 	uint64_t h;
 
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.limits.max_handles = 3;
 	env_up(&e, &cfg, &mbo);
 	CU_ASSERT_EQUAL(dj_put(e.conn, &big, &h), -DJ_ELIMIT); /* 1200 bytes > 1000 */
@@ -745,7 +746,7 @@ static void test_pool_reuse_health_idle(void)
 	CU_ASSERT_EQUAL(st.idle_closed, 1);
 	CU_ASSERT_EQUAL(st.connects, 2);
 	/* The server goes: the pooled connection is not handed out. */
-	dj_ctl_server_stop(fx.srv);
+	ctl_server_stop(fx.srv);
 	usleep(100 * 1000);
 	CU_ASSERT_EQUAL(dj_connect(cl, &c), -ECONNREFUSED);
 	dj_client_get_stats(cl, &st);
@@ -890,11 +891,11 @@ static void test_async_get_and_free(void)
 
 static void test_connection_limit(void)
 {
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	struct env e;
 	int fds[3];
 
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.limits.max_connections = 3;
 	env_up(&e, &cfg, NULL); /* one connection in use */
 	fds[0] = fx_raw_connect(e.fx.port);
@@ -926,7 +927,7 @@ static int make_cert(const char *dir)
 static void test_tls(void)
 {
 	char dir[] = "/tmp/dj-tls-XXXXXX", cert[64], key[64];
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	struct dj_client_options o;
 	struct fixture fx;
 	struct dj_client *cl;
@@ -936,15 +937,15 @@ static void test_tls(void)
 	uint64_t h;
 	void *probe = NULL;
 
-	if (dj_tls_client_ctx(NULL, &probe) == -ENOTSUP)
+	if (ctl_tls_client_ctx(NULL, &probe) == -ENOTSUP)
 		dj_test_skip("built without OpenSSL: no TLS");
-	dj_tls_ctx_free(probe);
+	ctl_tls_ctx_free(probe);
 	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
 	if (make_cert(dir) != 0)
 		dj_test_skip("openssl CLI cannot make a certificate");
 	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
 	snprintf(key, sizeof(key), "%s/key.pem", dir);
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.tls_cert = cert;
 	cfg.tls_key = key;
 	cfg.token = "tls-and-token";
@@ -1039,12 +1040,12 @@ static int raw_alloc(int fd, char *handle, size_t cap)
  * nothing. */
 static void test_linger_waits_for_running_job(void)
 {
-	struct dj_ctl_server_config cfg;
+	struct ctl_server_config cfg;
 	char resume[128], handle[40], req[256];
 	struct env e;
 	int fd;
 
-	dj_ctl_server_config_init(&cfg);
+	ctl_server_config_init(&cfg);
 	cfg.limits.session_linger_ms = 100;
 	env_up(&e, &cfg, NULL);
 	fd = fx_raw_connect(e.fx.port);
@@ -1100,7 +1101,7 @@ static void test_execute_out_of_memory(void)
 
 	env_up(&e, NULL, NULL);
 	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &ta, &ha), 0);
-	dj_handle_format(ha, ha_s);
+	ctl_handle_format(ha, ha_s);
 	struct dj_batch_op ops[2] = {
 		{.op = "dup", .inputs = {ha_s}, .n_in = 1},
 		{.op = "scale", .inputs = {"$0"}, .n_in = 1, .attrs_json = "{\"factor\":2}"},

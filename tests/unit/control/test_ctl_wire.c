@@ -8,24 +8,24 @@
 #include <unistd.h>
 
 #include "djinn/common.h"
-#include "djinn/control.h"
+#include "controlplane/ctl.h"
 #include "ctl_wire.h"
 #include "harness.h"
 
 static void test_frame_header_round_trip(void)
 {
-	uint8_t hdr[DJ_CTL_HDR_LEN];
-	struct dj_ctl_hdr h;
+	uint8_t hdr[CTL_HDR_LEN];
+	struct ctl_hdr h;
 
-	dj_ctl_hdr_encode(hdr, 0x01020304u, 0x1122334455667788ull);
+	ctl_hdr_encode(hdr, 0x01020304u, 0x1122334455667788ull);
 	CU_ASSERT_EQUAL(memcmp(hdr, "DJC1", 4), 0);
 	CU_ASSERT_EQUAL(hdr[4], 0x01);
 	CU_ASSERT_EQUAL(hdr[15], 0x88);
-	CU_ASSERT_EQUAL(dj_ctl_hdr_decode(hdr, &h), 0);
+	CU_ASSERT_EQUAL(ctl_hdr_decode(hdr, &h), 0);
 	CU_ASSERT_EQUAL(h.json_len, 0x01020304u);
 	CU_ASSERT_EQUAL(h.payload_len, 0x1122334455667788ull);
 	hdr[0] = 'X';
-	CU_ASSERT_EQUAL(dj_ctl_hdr_decode(hdr, &h), -EPROTO);
+	CU_ASSERT_EQUAL(ctl_hdr_decode(hdr, &h), -EPROTO);
 }
 
 static void test_json_depth_skips_strings(void)
@@ -34,9 +34,9 @@ static void test_json_depth_skips_strings(void)
 	const char *deep = "{\"a\":[[{\"b\":[1]}]]}";
 	const char *esc = "{\"a\":\"\\\"[[\"}";
 
-	CU_ASSERT_EQUAL(dj_json_depth(flat, strlen(flat)), 1);
-	CU_ASSERT_EQUAL(dj_json_depth(deep, strlen(deep)), 5);
-	CU_ASSERT_EQUAL(dj_json_depth(esc, strlen(esc)), 1);
+	CU_ASSERT_EQUAL(ctl_json_depth(flat, strlen(flat)), 1);
+	CU_ASSERT_EQUAL(ctl_json_depth(deep, strlen(deep)), 5);
+	CU_ASSERT_EQUAL(ctl_json_depth(esc, strlen(esc)), 1);
 }
 
 static void test_handles_parse_strictly(void)
@@ -44,16 +44,16 @@ static void test_handles_parse_strictly(void)
 	uint64_t h = 0;
 	char text[20];
 
-	CU_ASSERT_EQUAL(dj_handle_parse("0x1f", &h), 0);
+	CU_ASSERT_EQUAL(ctl_handle_parse("0x1f", &h), 0);
 	CU_ASSERT_EQUAL(h, 0x1f);
-	CU_ASSERT_EQUAL(dj_handle_parse("0xffffffffffffffff", &h), 0);
+	CU_ASSERT_EQUAL(ctl_handle_parse("0xffffffffffffffff", &h), 0);
 	CU_ASSERT_EQUAL(h, UINT64_MAX);
-	CU_ASSERT_EQUAL(dj_handle_parse("0x0", &h), -EINVAL);        /* 0 is never a handle */
-	CU_ASSERT_EQUAL(dj_handle_parse("1f", &h), -EINVAL);
-	CU_ASSERT_EQUAL(dj_handle_parse("0x1g", &h), -EINVAL);
-	CU_ASSERT_EQUAL(dj_handle_parse("0x", &h), -EINVAL);
-	CU_ASSERT_EQUAL(dj_handle_parse("0x1ffffffffffffffff", &h), -EINVAL);
-	dj_handle_format(0xabcdef0123ull, text);
+	CU_ASSERT_EQUAL(ctl_handle_parse("0x0", &h), -EINVAL);        /* 0 is never a handle */
+	CU_ASSERT_EQUAL(ctl_handle_parse("1f", &h), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_handle_parse("0x1g", &h), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_handle_parse("0x", &h), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_handle_parse("0x1ffffffffffffffff", &h), -EINVAL);
+	ctl_handle_format(0xabcdef0123ull, text);
 	CU_ASSERT_STRING_EQUAL(text, "0xabcdef0123");
 }
 
@@ -61,7 +61,7 @@ static int desc_rc(const char *json, struct dj_tensor_desc *d)
 {
 	char why[128];
 	cJSON *o = cJSON_Parse(json);
-	int rc = dj_desc_from_json(o, d, why);
+	int rc = ctl_desc_from_json(o, d, why);
 
 	cJSON_Delete(o);
 	return rc;
@@ -75,10 +75,10 @@ static void test_descriptions_validate(void)
 	CU_ASSERT_EQUAL(desc_rc("{\"dtype\":\"float16\",\"shape\":[2,3,4]}", &d), 0);
 	CU_ASSERT_EQUAL(d.dtype, DJ_DTYPE_FLOAT16);
 	CU_ASSERT_EQUAL(d.ndim, 3);
-	CU_ASSERT_EQUAL(dj_desc_nbytes(&d, &n), 0);
+	CU_ASSERT_EQUAL(ctl_desc_nbytes(&d, &n), 0);
 	CU_ASSERT_EQUAL(n, 48);
 	CU_ASSERT_EQUAL(desc_rc("{\"dtype\":\"int64\",\"shape\":[]}", &d), 0);
-	CU_ASSERT_EQUAL(dj_desc_nbytes(&d, &n), 0);
+	CU_ASSERT_EQUAL(ctl_desc_nbytes(&d, &n), 0);
 	CU_ASSERT_EQUAL(n, 8); /* a scalar */
 	CU_ASSERT_EQUAL(desc_rc("{\"dtype\":\"float64\",\"shape\":[1]}", &d), -DJ_EDTYPE);
 	CU_ASSERT_EQUAL(desc_rc("{\"shape\":[1]}", &d), -EINVAL);
@@ -92,7 +92,7 @@ static void test_descriptions_validate(void)
 
 static void test_caps_round_trip(void)
 {
-	struct dj_dp_caps a = {0}, b;
+	struct dp_caps a = {0}, b;
 	cJSON *j;
 
 	a.dpdk = 1;
@@ -110,8 +110,8 @@ static void test_caps_round_trip(void)
 	a.n_ops = 2;
 	strcpy(a.ops[0], "matmul");
 	strcpy(a.ops[1], "add");
-	j = dj_caps_to_json(&a);
-	dj_caps_from_json(j, &b);
+	j = ctl_caps_to_json(&a);
+	ctl_caps_from_json(j, &b);
 	cJSON_Delete(j);
 	CU_ASSERT_EQUAL(memcmp(&a, &b, sizeof(a)), 0);
 }
@@ -136,7 +136,7 @@ static void test_path_decision_table(void)
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		enum dj_path got = DJ_PATH_TCP;
-		int rc = dj_path_decide(rows[i].want, rows[i].local, rows[i].peer, rows[i].probe,
+		int rc = ctl_path_decide(rows[i].want, rows[i].local, rows[i].peer, rows[i].probe,
 					&got, reason, sizeof(reason));
 
 		CU_ASSERT_EQUAL(rc, rows[i].rc);
@@ -144,9 +144,9 @@ static void test_path_decision_table(void)
 			CU_ASSERT_EQUAL(got, rows[i].chosen);
 		CU_ASSERT(strlen(reason) > 5); /* every decision says why */
 	}
-	dj_path_decide(DJ_PATH_AUTO, 1, 1, -ETIMEDOUT, &(enum dj_path){0}, reason, sizeof(reason));
+	ctl_path_decide(DJ_PATH_AUTO, 1, 1, -ETIMEDOUT, &(enum dj_path){0}, reason, sizeof(reason));
 	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "probe"));
-	dj_path_decide(DJ_PATH_AUTO, 1, 0, 0, &(enum dj_path){0}, reason, sizeof(reason));
+	ctl_path_decide(DJ_PATH_AUTO, 1, 0, 0, &(enum dj_path){0}, reason, sizeof(reason));
 	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "peer"));
 }
 
@@ -162,28 +162,28 @@ static void test_path_names(void)
 
 static void test_hmac_binds_token_and_nonces(void)
 {
-	uint8_t n1[DJ_NONCE_LEN], n2[DJ_NONCE_LEN], a[DJ_MAC_LEN], b[DJ_MAC_LEN];
-	char hex[2 * DJ_MAC_LEN + 1];
-	uint8_t back[DJ_MAC_LEN];
+	uint8_t n1[CTL_NONCE_LEN], n2[CTL_NONCE_LEN], a[CTL_MAC_LEN], b[CTL_MAC_LEN];
+	char hex[2 * CTL_MAC_LEN + 1];
+	uint8_t back[CTL_MAC_LEN];
 
-	CU_ASSERT_EQUAL(dj_auth_random(n1, sizeof(n1)), 0);
-	CU_ASSERT_EQUAL(dj_auth_random(n2, sizeof(n2)), 0);
+	CU_ASSERT_EQUAL(ctl_auth_random(n1, sizeof(n1)), 0);
+	CU_ASSERT_EQUAL(ctl_auth_random(n2, sizeof(n2)), 0);
 	CU_ASSERT_NOT_EQUAL(memcmp(n1, n2, sizeof(n1)), 0);
-	if (dj_auth_mac("secret", DJ_AUTH_LABEL_CLIENT, n1, n2, a) == -ENOTSUP)
+	if (ctl_auth_mac("secret", CTL_AUTH_LABEL_CLIENT, n1, n2, a) == -ENOTSUP)
 		dj_test_skip("built without OpenSSL: no HMAC");
-	CU_ASSERT_EQUAL(dj_auth_mac("secret", DJ_AUTH_LABEL_CLIENT, n1, n2, b), 0);
-	CU_ASSERT(dj_auth_equal(a, b, DJ_MAC_LEN));
-	dj_auth_mac("Secret", DJ_AUTH_LABEL_CLIENT, n1, n2, b);
-	CU_ASSERT(!dj_auth_equal(a, b, DJ_MAC_LEN));
-	dj_auth_mac("secret", DJ_AUTH_LABEL_SERVER, n1, n2, b);
-	CU_ASSERT(!dj_auth_equal(a, b, DJ_MAC_LEN)); /* no reflection */
-	dj_auth_mac("secret", DJ_AUTH_LABEL_CLIENT, n2, n1, b);
-	CU_ASSERT(!dj_auth_equal(a, b, DJ_MAC_LEN));
-	dj_hex_encode(a, DJ_MAC_LEN, hex);
-	CU_ASSERT_EQUAL(dj_hex_decode(hex, back, DJ_MAC_LEN), 0);
-	CU_ASSERT(dj_auth_equal(a, back, DJ_MAC_LEN));
-	CU_ASSERT_EQUAL(dj_hex_decode("zz", back, 1), -EINVAL);
-	CU_ASSERT_EQUAL(dj_hex_decode("abc", back, 2), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_auth_mac("secret", CTL_AUTH_LABEL_CLIENT, n1, n2, b), 0);
+	CU_ASSERT(ctl_auth_equal(a, b, CTL_MAC_LEN));
+	ctl_auth_mac("Secret", CTL_AUTH_LABEL_CLIENT, n1, n2, b);
+	CU_ASSERT(!ctl_auth_equal(a, b, CTL_MAC_LEN));
+	ctl_auth_mac("secret", CTL_AUTH_LABEL_SERVER, n1, n2, b);
+	CU_ASSERT(!ctl_auth_equal(a, b, CTL_MAC_LEN)); /* no reflection */
+	ctl_auth_mac("secret", CTL_AUTH_LABEL_CLIENT, n2, n1, b);
+	CU_ASSERT(!ctl_auth_equal(a, b, CTL_MAC_LEN));
+	ctl_hex_encode(a, CTL_MAC_LEN, hex);
+	CU_ASSERT_EQUAL(ctl_hex_decode(hex, back, CTL_MAC_LEN), 0);
+	CU_ASSERT(ctl_auth_equal(a, back, CTL_MAC_LEN));
+	CU_ASSERT_EQUAL(ctl_hex_decode("zz", back, 1), -EINVAL);
+	CU_ASSERT_EQUAL(ctl_hex_decode("abc", back, 2), -EINVAL);
 }
 
 static void test_token_sources(void)
@@ -197,30 +197,30 @@ static void test_token_sources(void)
 	close(fd);
 	unsetenv("DJINN_TOKEN");
 	unsetenv("DJINN_TOKEN_FILE");
-	CU_ASSERT_EQUAL(dj_ctl_token_load(NULL, &tok), -ENOENT);
-	CU_ASSERT_EQUAL(dj_ctl_token_load(path, &tok), 0);
+	CU_ASSERT_EQUAL(dj_token_load(NULL, &tok), -ENOENT);
+	CU_ASSERT_EQUAL(dj_token_load(path, &tok), 0);
 	CU_ASSERT_STRING_EQUAL(tok, "from-file"); /* newline dropped */
 	free(tok);
 	setenv("DJINN_TOKEN_FILE", path, 1);
-	CU_ASSERT_EQUAL(dj_ctl_token_load(NULL, &tok), 0);
+	CU_ASSERT_EQUAL(dj_token_load(NULL, &tok), 0);
 	CU_ASSERT_STRING_EQUAL(tok, "from-file");
 	free(tok);
 	setenv("DJINN_TOKEN", "from-env", 1);
-	CU_ASSERT_EQUAL(dj_ctl_token_load(NULL, &tok), 0);
+	CU_ASSERT_EQUAL(dj_token_load(NULL, &tok), 0);
 	CU_ASSERT_STRING_EQUAL(tok, "from-env");
 	free(tok);
 	unsetenv("DJINN_TOKEN");
 	unsetenv("DJINN_TOKEN_FILE");
-	CU_ASSERT_EQUAL(dj_ctl_token_load("/nonexistent/token", &tok), -ENOENT);
+	CU_ASSERT_EQUAL(dj_token_load("/nonexistent/token", &tok), -ENOENT);
 	unlink(path);
 }
 
 static void test_error_reply_shape(void)
 {
-	cJSON *e = dj_error_new(7, -DJ_EHANDLE, NULL);
+	cJSON *e = ctl_error_new(7, -DJ_EHANDLE, NULL);
 	char *frame;
 	size_t len;
-	struct dj_ctl_hdr h;
+	struct ctl_hdr h;
 
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(e, "type")->valuestring, "ERROR");
 	CU_ASSERT_EQUAL(cJSON_GetObjectItem(e, "id")->valueint, 7);
@@ -228,9 +228,9 @@ static void test_error_reply_shape(void)
 	/* No message given: the code's own text. */
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(e, "message")->valuestring,
 			       dj_strerror(-DJ_EHANDLE));
-	CU_ASSERT_EQUAL(dj_ctl_frame(e, 42, &frame, &len), 0);
-	CU_ASSERT_EQUAL(dj_ctl_hdr_decode((uint8_t *)frame, &h), 0);
-	CU_ASSERT_EQUAL(h.json_len + DJ_CTL_HDR_LEN, len);
+	CU_ASSERT_EQUAL(ctl_frame(e, 42, &frame, &len), 0);
+	CU_ASSERT_EQUAL(ctl_hdr_decode((uint8_t *)frame, &h), 0);
+	CU_ASSERT_EQUAL(h.json_len + CTL_HDR_LEN, len);
 	CU_ASSERT_EQUAL(h.payload_len, 42);
 	free(frame);
 	cJSON_Delete(e);

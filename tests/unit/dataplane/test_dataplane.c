@@ -21,8 +21,9 @@
 #include <rte_ring.h>
 
 #include "djinn/common.h"
-#include "djinn/dataplane.h"
-#include "djinn/eal.h"
+#include "common/djc.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/eal.h"
 #include "harness.h"
 #include "ring_pair.h"
 
@@ -33,27 +34,27 @@
 static struct rte_mempool *inject_pool;
 static void test_port_errors(void)
 {
-	struct dj_port_config cfg = {0};
-	struct dj_port *port = NULL;
+	struct dp_port_config cfg = {0};
+	struct dp_port *port = NULL;
 	uint16_t a, b;
 
 	dj_test_ring_pair(&a, &b, NULL);
-	CU_ASSERT_EQUAL(dj_port_create(NULL, &port), -EINVAL);
+	CU_ASSERT_EQUAL(dp_port_create(NULL, &port), -EINVAL);
 	cfg.port_id = RTE_MAX_ETHPORTS - 1;
-	CU_ASSERT_EQUAL(dj_port_create(&cfg, &port), -EINVAL);
+	CU_ASSERT_EQUAL(dp_port_create(&cfg, &port), -EINVAL);
 	cfg.port_id = a;
 	cfg.frame_size = 64;
-	CU_ASSERT_EQUAL(dj_port_create(&cfg, &port), -EINVAL);
+	CU_ASSERT_EQUAL(dp_port_create(&cfg, &port), -EINVAL);
 	cfg.frame_size = 0;
 	cfg.nb_queues = 2; /* a ring port made from one ring has one queue */
-	CU_ASSERT_EQUAL(dj_port_create(&cfg, &port), -EINVAL);
+	CU_ASSERT_EQUAL(dp_port_create(&cfg, &port), -EINVAL);
 	cfg.nb_queues = 1;
-	CU_ASSERT_EQUAL_FATAL(dj_port_create(&cfg, &port), 0);
-	CU_ASSERT_STRING_EQUAL(dj_port_get_caps(port)->driver, "net_ring");
-	CU_ASSERT(dj_port_get_caps(port)->multi_seg);
-	CU_ASSERT_EQUAL(dj_port_get_config(port)->frame_size, 1514);
-	CU_ASSERT_EQUAL(dj_port_find("no-such-port", &b), -ENODEV);
-	dj_port_destroy(port);
+	CU_ASSERT_EQUAL_FATAL(dp_port_create(&cfg, &port), 0);
+	CU_ASSERT_STRING_EQUAL(dp_port_get_caps(port)->driver, "net_ring");
+	CU_ASSERT(dp_port_get_caps(port)->multi_seg);
+	CU_ASSERT_EQUAL(dp_port_get_config(port)->frame_size, 1514);
+	CU_ASSERT_EQUAL(dp_port_find("no-such-port", &b), -ENODEV);
+	dp_port_destroy(port);
 }
 
 static int released;
@@ -66,22 +67,22 @@ static void count_release(void *addr, void *opaque)
 
 static void test_frame_zero_copy(void)
 {
-	struct dj_port_config cfg = {.frame_size = 9014};
+	struct dp_port_config cfg = {.frame_size = 9014};
 	struct rte_mbuf_ext_shared_info shinfo = {.free_cb = count_release, .fcb_opaque = &released};
 	static uint8_t payload[4000];
 	uint8_t hdr[98];
-	struct dj_port *port;
+	struct dp_port *port;
 	struct rte_mbuf *big, *small;
 	uint16_t b;
 
 	dj_test_ring_pair(&cfg.port_id, &b, NULL);
-	CU_ASSERT_EQUAL_FATAL(dj_port_create(&cfg, &port), 0);
+	CU_ASSERT_EQUAL_FATAL(dp_port_create(&cfg, &port), 0);
 	memset(hdr, 0xab, sizeof(hdr));
 	memset(payload, 0xcd, sizeof(payload));
 	rte_mbuf_ext_refcnt_set(&shinfo, 1);
 	released = 0;
 
-	big = dj_port_frame_build(port, 0, hdr, sizeof(hdr), payload, sizeof(payload), &shinfo);
+	big = dp_port_frame_build(port, 0, hdr, sizeof(hdr), payload, sizeof(payload), &shinfo);
 	CU_ASSERT_FATAL(big != NULL);
 	CU_ASSERT_EQUAL(big->nb_segs, 2);
 	CU_ASSERT_EQUAL(big->pkt_len, sizeof(hdr) + sizeof(payload));
@@ -90,7 +91,7 @@ static void test_frame_zero_copy(void)
 	CU_ASSERT_PTR_EQUAL(rte_pktmbuf_mtod(big->next, void *), payload);
 	CU_ASSERT_EQUAL(rte_mbuf_ext_refcnt_read(&shinfo), 2);
 
-	small = dj_port_frame_build(port, 0, hdr, sizeof(hdr), payload, 100, &shinfo);
+	small = dp_port_frame_build(port, 0, hdr, sizeof(hdr), payload, 100, &shinfo);
 	CU_ASSERT_FATAL(small != NULL);
 	CU_ASSERT_EQUAL(small->nb_segs, 1);
 	CU_ASSERT_EQUAL(memcmp(rte_pktmbuf_mtod_offset(small, void *, sizeof(hdr)), payload, 100), 0);
@@ -100,13 +101,13 @@ static void test_frame_zero_copy(void)
 	rte_pktmbuf_free(big);
 	CU_ASSERT_EQUAL(rte_mbuf_ext_refcnt_read(&shinfo), 1);
 	CU_ASSERT_EQUAL(released, 0);
-	dj_port_destroy(port);
+	dp_port_destroy(port);
 }
 
 /* ---- two engines ------------------------------------------------------------------- */
 
 struct duo {
-	struct dj_dataplane *a, *b;
+	struct dp_engine *a, *b;
 	struct rte_ring *a_to_b;
 	uint16_t port_b;
 };
@@ -114,27 +115,27 @@ struct duo {
 /* Idle naps of the engines duo_start() makes (0: pure polling). */
 static uint32_t engine_idle_us;
 
-static int engine_create(uint16_t port, uint32_t ip, const struct dj_dataplane_placer *placer,
-			 struct dj_dataplane **dp)
+static int engine_create(uint16_t port, uint32_t ip, const struct dp_engine_placer *placer,
+			 struct dp_engine **dp)
 {
-	struct dj_dataplane_config cfg = {0};
+	struct dp_engine_config cfg = {0};
 
 	cfg.placer = placer;
 	cfg.idle_sleep_us = engine_idle_us;
 	cfg.port.port_id = port;
 	cfg.port.frame_size = 9014;
 	cfg.local.ipv4 = ip;
-	return dj_dataplane_create(&cfg, dp);
+	return dp_engine_create(&cfg, dp);
 }
 
-static void peer_of(struct dj_dataplane *dp, struct dj_dp_endpoint *ep)
+static void peer_of(struct dp_engine *dp, struct dp_endpoint *ep)
 {
-	dj_dataplane_endpoint(dp, ep);
+	dp_engine_endpoint(dp, ep);
 }
 
-static void duo_start_placer(struct duo *d, const struct dj_dataplane_placer *placer_b)
+static void duo_start_placer(struct duo *d, const struct dp_engine_placer *placer_b)
 {
-	struct dj_dp_endpoint ea, eb;
+	struct dp_endpoint ea, eb;
 	uint16_t pa;
 
 	dj_test_ring_pair(&pa, &d->port_b, &d->a_to_b);
@@ -143,10 +144,10 @@ static void duo_start_placer(struct duo *d, const struct dj_dataplane_placer *pl
 	peer_of(d->a, &ea);
 	peer_of(d->b, &eb);
 	CU_ASSERT_EQUAL(rte_be_to_cpu_32(ea.ipv4), IP_A);
-	CU_ASSERT_EQUAL(ea.udp_port, DJ_WIRE_UDP_PORT);
+	CU_ASSERT_EQUAL(ea.udp_port, DP_WIRE_UDP_PORT);
 	CU_ASSERT_EQUAL(ea.mtu, 9000);
-	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->a, 7, COOKIE, &eb), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->b, 7, COOKIE, &ea), 0);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_session_open(d->a, 7, COOKIE, &eb), 0);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_session_open(d->b, 7, COOKIE, &ea), 0);
 }
 
 static void duo_start(struct duo *d)
@@ -157,12 +158,12 @@ static void duo_start(struct duo *d)
 /* Each engine holds the other's mbufs (frames in flight, a placer's held
  * ones): both lcores stop before either engine frees its pools, and the
  * receiver, which holds most, goes first. */
-static void engines_stop(struct dj_dataplane *a, struct dj_dataplane *b)
+static void engines_stop(struct dp_engine *a, struct dp_engine *b)
 {
-	dj_dataplane_quiesce(a);
-	dj_dataplane_quiesce(b);
-	dj_dataplane_destroy(b);
-	dj_dataplane_destroy(a);
+	dp_engine_quiesce(a);
+	dp_engine_quiesce(b);
+	dp_engine_destroy(b);
+	dp_engine_destroy(a);
 }
 
 static void duo_stop(struct duo *d)
@@ -171,7 +172,7 @@ static void duo_stop(struct duo *d)
 }
 
 /* Send len random bytes a -> b as transfer id and check them. */
-static void xfer_check(struct dj_dataplane *a, struct dj_dataplane *b, uint64_t cookie,
+static void xfer_check(struct dp_engine *a, struct dp_engine *b, uint64_t cookie,
 		       uint32_t id, size_t len)
 {
 	uint8_t *src = malloc(len ? len : 1), *dst = calloc(1, len ? len : 1);
@@ -180,9 +181,9 @@ static void xfer_check(struct dj_dataplane *a, struct dj_dataplane *b, uint64_t 
 	CU_ASSERT_FATAL(src != NULL && dst != NULL);
 	for (size_t i = 0; i < len; i++)
 		src[i] = (uint8_t)rand_r(&seed);
-	CU_ASSERT_EQUAL(dj_dataplane_expect(b, cookie, id, dst, len, DJ_MEM_HOST), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_send(a, cookie, id, src, len, DJ_MEM_HOST, 10000), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_wait(b, cookie, id, 10000), 0);
+	CU_ASSERT_EQUAL(dp_engine_expect(b, cookie, id, dst, len, DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dp_engine_send(a, cookie, id, src, len, DJ_MEM_HOST, 10000), 0);
+	CU_ASSERT_EQUAL(dp_engine_wait(b, cookie, id, 10000), 0);
 	CU_ASSERT_EQUAL(memcmp(src, dst, len), 0);
 	free(src);
 	free(dst);
@@ -195,7 +196,7 @@ static void transfer_check(struct duo *d, uint32_t id, size_t len)
 
 static void test_transfers(void)
 {
-	struct dj_dataplane_stats st;
+	struct dp_engine_stats st;
 	struct duo d;
 
 	duo_start(&d);
@@ -204,24 +205,24 @@ static void test_transfers(void)
 	transfer_check(&d, 3, 8944);     /* exactly one fragment at MTU 9000 */
 	transfer_check(&d, 4, 8945);
 	transfer_check(&d, 5, 3u << 20); /* zero-copy fragments */
-	dj_dataplane_get_stats(d.b, &st, NULL);
+	dp_engine_get_stats(d.b, &st, NULL);
 	CU_ASSERT_EQUAL(st.idle_naps, 0); /* pure polling by default */
 	duo_stop(&d);
 }
 
 /* The engine's lcores took an idle nap (within 2 s: a loaded machine may
  * not run them at once). */
-static bool naps_seen(struct dj_dataplane *dp)
+static bool naps_seen(struct dp_engine *dp)
 {
-	uint64_t until = dj_time_ns() + 2000000000ull;
-	struct dj_dataplane_stats st;
+	uint64_t until = djc_time_ns() + 2000000000ull;
+	struct dp_engine_stats st;
 
 	do {
-		dj_dataplane_get_stats(dp, &st, NULL);
+		dp_engine_get_stats(dp, &st, NULL);
 		if (st.idle_naps > 0)
 			return true;
 		usleep(1000);
-	} while (dj_time_ns() < until);
+	} while (djc_time_ns() < until);
 	return false;
 }
 
@@ -237,42 +238,42 @@ static void test_idle_naps(void)
 	usleep(20000); /* both lcores are napping now */
 	CU_ASSERT(naps_seen(d.a));
 	CU_ASSERT(naps_seen(d.b));
-	t0 = dj_time_ns();
+	t0 = djc_time_ns();
 	transfer_check(&d, 1, 100);
 	transfer_check(&d, 2, 1u << 20);
-	CU_ASSERT(dj_time_ns() - t0 < 2000000000ull);
+	CU_ASSERT(djc_time_ns() - t0 < 2000000000ull);
 	duo_stop(&d);
 	engine_idle_us = 0;
 }
 
 static void test_api_errors(void)
 {
-	struct dj_dataplane_config bad = {0};
-	struct dj_dp_endpoint ep;
-	struct dj_dataplane *dp;
+	struct dp_engine_config bad = {0};
+	struct dp_endpoint ep;
+	struct dp_engine *dp;
 	uint8_t buf[16];
 	struct duo d;
 
 	bad.impair = "drop=2";
-	CU_ASSERT_EQUAL(dj_dataplane_create(&bad, &dp), -EINVAL);
+	CU_ASSERT_EQUAL(dp_engine_create(&bad, &dp), -EINVAL);
 	duo_start(&d);
-	dj_dataplane_endpoint(d.b, &ep);
-	CU_ASSERT_EQUAL(dj_dataplane_session_open(d.a, 7, COOKIE, &ep), -EEXIST);
-	CU_ASSERT_EQUAL(dj_dataplane_send(d.a, COOKIE + 1, 1, buf, 1, DJ_MEM_HOST, 100), -ENOENT);
-	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE + 1, 1, buf, 1, DJ_MEM_HOST), -ENOENT);
-	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 99, 10), -ENOENT);
-	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 1ull << 40, buf, 1, DJ_MEM_HOST), -ERANGE);
-	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 9, buf, sizeof(buf), DJ_MEM_HOST), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 9, buf, sizeof(buf), DJ_MEM_HOST), -EEXIST);
-	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 9, 10), -ETIMEDOUT);
-	CU_ASSERT_EQUAL(dj_dataplane_cancel(d.b, COOKIE, 9), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 9, 10), -ENOENT);
-	CU_ASSERT_EQUAL(dj_dataplane_cancel(d.b, COOKIE, 9), -ENOENT);
+	dp_engine_endpoint(d.b, &ep);
+	CU_ASSERT_EQUAL(dp_engine_session_open(d.a, 7, COOKIE, &ep), -EEXIST);
+	CU_ASSERT_EQUAL(dp_engine_send(d.a, COOKIE + 1, 1, buf, 1, DJ_MEM_HOST, 100), -ENOENT);
+	CU_ASSERT_EQUAL(dp_engine_expect(d.b, COOKIE + 1, 1, buf, 1, DJ_MEM_HOST), -ENOENT);
+	CU_ASSERT_EQUAL(dp_engine_wait(d.b, COOKIE, 99, 10), -ENOENT);
+	CU_ASSERT_EQUAL(dp_engine_expect(d.b, COOKIE, 1ull << 40, buf, 1, DJ_MEM_HOST), -ERANGE);
+	CU_ASSERT_EQUAL(dp_engine_expect(d.b, COOKIE, 9, buf, sizeof(buf), DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dp_engine_expect(d.b, COOKIE, 9, buf, sizeof(buf), DJ_MEM_HOST), -EEXIST);
+	CU_ASSERT_EQUAL(dp_engine_wait(d.b, COOKIE, 9, 10), -ETIMEDOUT);
+	CU_ASSERT_EQUAL(dp_engine_cancel(d.b, COOKIE, 9), 0);
+	CU_ASSERT_EQUAL(dp_engine_wait(d.b, COOKIE, 9, 10), -ENOENT);
+	CU_ASSERT_EQUAL(dp_engine_cancel(d.b, COOKIE, 9), -ENOENT);
 	/* Nobody expects transfer 10 at b: the sender gives up. */
-	CU_ASSERT_NOT_EQUAL(dj_dataplane_send(d.a, COOKIE, 10, buf, 1, DJ_MEM_HOST, 300), 0);
+	CU_ASSERT_NOT_EQUAL(dp_engine_send(d.a, COOKIE, 10, buf, 1, DJ_MEM_HOST, 300), 0);
 	transfer_check(&d, 11, 1000); /* and the session still works */
-	dj_dataplane_session_close(d.a, COOKIE);
-	CU_ASSERT_EQUAL(dj_dataplane_send(d.a, COOKIE, 12, buf, 1, DJ_MEM_HOST, 100), -ENOENT);
+	dp_engine_session_close(d.a, COOKIE);
+	CU_ASSERT_EQUAL(dp_engine_send(d.a, COOKIE, 12, buf, 1, DJ_MEM_HOST, 100), -ENOENT);
 	duo_stop(&d);
 }
 
@@ -282,14 +283,14 @@ static void test_probe(void)
 	struct duo d;
 
 	duo_start(&d);
-	CU_ASSERT_EQUAL(dj_dataplane_probe(d.a, COOKIE, 2000, &rtt), 0);
+	CU_ASSERT_EQUAL(dp_engine_probe(d.a, COOKIE, 2000, &rtt), 0);
 	CU_ASSERT(rtt > 0 && rtt < 2000000000ull);
-	CU_ASSERT_EQUAL(dj_dataplane_probe(d.a, COOKIE + 1, 100, &rtt), -ENOENT);
+	CU_ASSERT_EQUAL(dp_engine_probe(d.a, COOKIE + 1, 100, &rtt), -ENOENT);
 	/* The peer forgets the session: no PONG, the probe ends at its timeout. */
-	dj_dataplane_session_close(d.b, COOKIE);
-	t0 = dj_time_ns();
-	CU_ASSERT_EQUAL(dj_dataplane_probe(d.a, COOKIE, 50, &rtt), -ETIMEDOUT);
-	CU_ASSERT(dj_time_ns() - t0 < 1000000000ull);
+	dp_engine_session_close(d.b, COOKIE);
+	t0 = djc_time_ns();
+	CU_ASSERT_EQUAL(dp_engine_probe(d.a, COOKIE, 50, &rtt), -ETIMEDOUT);
+	CU_ASSERT(djc_time_ns() - t0 < 1000000000ull);
 	duo_stop(&d);
 }
 
@@ -298,9 +299,9 @@ static void test_probe(void)
 static void test_two_queues(void)
 {
 	struct rte_ring *ab[2], *ba[2];
-	struct dj_dataplane *a, *b;
-	struct dj_dp_endpoint ea, eb;
-	struct dj_dataplane_config cfg = {0};
+	struct dp_engine *a, *b;
+	struct dp_endpoint ea, eb;
+	struct dp_engine_config cfg = {0};
 	char name[32];
 	int pa, pb;
 
@@ -318,16 +319,16 @@ static void test_two_queues(void)
 	cfg.port.frame_size = 9014;
 	cfg.port.port_id = (uint16_t)pa;
 	cfg.local.ipv4 = IP_A;
-	CU_ASSERT_EQUAL_FATAL(dj_dataplane_create(&cfg, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_create(&cfg, &a), 0);
 	cfg.port.port_id = (uint16_t)pb;
 	cfg.local.ipv4 = IP_B;
-	CU_ASSERT_EQUAL_FATAL(dj_dataplane_create(&cfg, &b), 0);
-	dj_dataplane_endpoint(a, &ea);
-	dj_dataplane_endpoint(b, &eb);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_create(&cfg, &b), 0);
+	dp_engine_endpoint(a, &ea);
+	dp_engine_endpoint(b, &eb);
 	CU_ASSERT_EQUAL(ea.n_queues, 2);
 	for (uint64_t s = 7; s <= 8; s++) {
-		CU_ASSERT_EQUAL(dj_dataplane_session_open(a, s, COOKIE + s, &eb), 0);
-		CU_ASSERT_EQUAL(dj_dataplane_session_open(b, s, COOKIE + s, &ea), 0);
+		CU_ASSERT_EQUAL(dp_engine_session_open(a, s, COOKIE + s, &eb), 0);
+		CU_ASSERT_EQUAL(dp_engine_session_open(b, s, COOKIE + s, &ea), 0);
 	}
 	for (uint64_t s = 7; s <= 8; s++) {
 		xfer_check(a, b, COOKIE + s, 1, 2u << 20);
@@ -335,14 +336,14 @@ static void test_two_queues(void)
 	}
 	/* Both lcores of each side carried a session. */
 	for (unsigned int i = 0; i < 2; i++) {
-		struct dj_dataplane_stats st;
+		struct dp_engine_stats st;
 
-		CU_ASSERT_EQUAL(dj_dataplane_lcore_stats(b, i, &st), 0);
+		CU_ASSERT_EQUAL(dp_engine_lcore_stats(b, i, &st), 0);
 		CU_ASSERT(st.rx_packets > 200);
-		CU_ASSERT_EQUAL(dj_dataplane_lcore_stats(a, i, &st), 0);
+		CU_ASSERT_EQUAL(dp_engine_lcore_stats(a, i, &st), 0);
 		CU_ASSERT(st.rx_packets > 200);
 	}
-	CU_ASSERT_EQUAL(dj_dataplane_lcore_stats(a, 2, &(struct dj_dataplane_stats){0}), -ENOENT);
+	CU_ASSERT_EQUAL(dp_engine_lcore_stats(a, 2, &(struct dp_engine_stats){0}), -ENOENT);
 	engines_stop(a, b);
 }
 
@@ -413,7 +414,7 @@ static int fp_sync(void *state)
 static void test_gpu_placer(void)
 {
 	static struct fake_placer fp;
-	const struct dj_dataplane_placer placer = {
+	const struct dp_engine_placer placer = {
 		.lcore_init = fp_init, .lcore_fini = fp_fini, .place = fp_place,
 		.burst_end = fp_burst_end, .sync = fp_sync, .ctx = &fp,
 	};
@@ -427,9 +428,9 @@ static void test_gpu_placer(void)
 	duo_start_placer(&d, &placer);
 	CU_ASSERT_EQUAL(fp.lcores, 1);
 	/* "GPU" memory: only the placer writes it, and only at sync */
-	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 1, dst, len, DJ_MEM_GPU), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_send(d.a, COOKIE, 1, src, len, DJ_MEM_HOST, 10000), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 1, 10000), 0);
+	CU_ASSERT_EQUAL(dp_engine_expect(d.b, COOKIE, 1, dst, len, DJ_MEM_GPU), 0);
+	CU_ASSERT_EQUAL(dp_engine_send(d.a, COOKIE, 1, src, len, DJ_MEM_HOST, 10000), 0);
+	CU_ASSERT_EQUAL(dp_engine_wait(d.b, COOKIE, 1, 10000), 0);
 	CU_ASSERT_EQUAL(memcmp(src, dst, len), 0);
 	CU_ASSERT(fp.places >= len / 8944);
 	CU_ASSERT_EQUAL(fp.out_of_range, 0);
@@ -440,8 +441,8 @@ static void test_gpu_placer(void)
 
 	/* without a placer a GPU destination is refused */
 	duo_start(&d);
-	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 2, dst, len, DJ_MEM_GPU), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 2, 1000), -ENOTSUP);
+	CU_ASSERT_EQUAL(dp_engine_expect(d.b, COOKIE, 2, dst, len, DJ_MEM_GPU), 0);
+	CU_ASSERT_EQUAL(dp_engine_wait(d.b, COOKIE, 2, 1000), -ENOTSUP);
 	duo_stop(&d);
 	free(src);
 	free(dst);
@@ -466,43 +467,43 @@ static void inject(struct duo *d, const void *frame, size_t len)
 /* A DATA frame a -> b for transfer 1, fragment 0 of a 100-byte transfer. */
 static size_t data_frame(uint8_t *f, uint64_t cookie, uint8_t version)
 {
-	struct dj_endpoint src = {.ipv4 = IP_A, .port = DJ_WIRE_UDP_PORT};
-	struct dj_endpoint dst = {.ipv4 = IP_B, .port = DJ_WIRE_UDP_PORT};
-	struct dj_wire_hdr h = {
-		.magic = DJ_WIRE_MAGIC, .version = version, .type = DJ_PKT_DATA,
-		.flags = DJ_WIRE_F_CRC, .hdr_len = DJ_WIRE_HDR_LEN, .session_id = 7,
+	struct dp_netaddr src = {.ipv4 = IP_A, .port = DP_WIRE_UDP_PORT};
+	struct dp_netaddr dst = {.ipv4 = IP_B, .port = DP_WIRE_UDP_PORT};
+	struct dp_wire_hdr h = {
+		.magic = DP_WIRE_MAGIC, .version = version, .type = DP_PKT_DATA,
+		.flags = DP_WIRE_F_CRC, .hdr_len = DP_WIRE_HDR_LEN, .session_id = 7,
 		.payload_len = 100, .cookie = cookie, .transfer_id = 1, .frag_count = 1,
 		.total_len = 100,
 	};
-	uint8_t *hdr = f + DJ_WIRE_ENCAP_LEN;
+	uint8_t *hdr = f + DP_WIRE_ENCAP_LEN;
 
 	memset(dst.mac, 0xff, sizeof(dst.mac));
-	dj_wire_encap_build(f, &src, &dst, DJ_WIRE_HDR_LEN + 100, 1);
-	dj_wire_hdr_encode(&h, hdr);
-	memset(hdr + DJ_WIRE_HDR_LEN, 0x5a, 100);
-	dj_wire_hdr_set_crc(hdr, dj_wire_crc(hdr, DJ_WIRE_HDR_LEN, hdr + DJ_WIRE_HDR_LEN, 100, true));
-	return DJ_WIRE_FULL_HDR_LEN + 100;
+	dp_wire_encap_build(f, &src, &dst, DP_WIRE_HDR_LEN + 100, 1);
+	dp_wire_hdr_encode(&h, hdr);
+	memset(hdr + DP_WIRE_HDR_LEN, 0x5a, 100);
+	dp_wire_hdr_set_crc(hdr, dp_wire_crc(hdr, DP_WIRE_HDR_LEN, hdr + DP_WIRE_HDR_LEN, 100, true));
+	return DP_WIRE_FULL_HDR_LEN + 100;
 }
 
 /* Wait until the engine has seen rx_packets frames, then for the lcore to
  * publish its session counters (every ms). */
-static void stats_settle(struct dj_dataplane *dp, uint64_t rx_packets,
-			 struct dj_dataplane_stats *st, struct dj_proto_stats *ps)
+static void stats_settle(struct dp_engine *dp, uint64_t rx_packets,
+			 struct dp_engine_stats *st, struct dp_proto_stats *ps)
 {
-	uint64_t deadline = dj_time_ns() + 5000000000ull;
+	uint64_t deadline = djc_time_ns() + 5000000000ull;
 
 	do {
 		usleep(1000);
-		dj_dataplane_get_stats(dp, st, ps);
-	} while (st->rx_packets < rx_packets && dj_time_ns() < deadline);
+		dp_engine_get_stats(dp, st, ps);
+	} while (st->rx_packets < rx_packets && djc_time_ns() < deadline);
 	usleep(50000);
-	dj_dataplane_get_stats(dp, st, ps);
+	dp_engine_get_stats(dp, st, ps);
 }
 
 static void test_bad_packets(void)
 {
-	struct dj_dataplane_stats before, after;
-	struct dj_proto_stats pbefore, pafter;
+	struct dp_engine_stats before, after;
+	struct dp_proto_stats pbefore, pafter;
 	uint8_t f[512];
 	size_t len;
 	struct duo d;
@@ -510,26 +511,26 @@ static void test_bad_packets(void)
 	duo_start(&d);
 	stats_settle(d.b, 0, &before, &pbefore);
 	inject(&d, "runt", 4);                         /* not Ethernet/IPv4/UDP */
-	len = data_frame(f, COOKIE, DJ_WIRE_VERSION);
-	f[DJ_WIRE_ENCAP_LEN] ^= 0xff;                  /* bad magic */
+	len = data_frame(f, COOKIE, DP_WIRE_VERSION);
+	f[DP_WIRE_ENCAP_LEN] ^= 0xff;                  /* bad magic */
 	inject(&d, f, len);
-	len = data_frame(f, COOKIE, DJ_WIRE_VERSION);
+	len = data_frame(f, COOKIE, DP_WIRE_VERSION);
 	inject(&d, f, len - 50);                        /* truncated */
-	len = data_frame(f, COOKIE ^ 1, DJ_WIRE_VERSION);
+	len = data_frame(f, COOKIE ^ 1, DP_WIRE_VERSION);
 	inject(&d, f, len);                             /* wrong cookie */
 	len = data_frame(f, COOKIE, 9);
 	inject(&d, f, len);                             /* unknown version */
-	len = data_frame(f, COOKIE, DJ_WIRE_VERSION);
-	f[DJ_WIRE_FULL_HDR_LEN + 3] ^= 1;               /* payload corrupted */
+	len = data_frame(f, COOKIE, DP_WIRE_VERSION);
+	f[DP_WIRE_FULL_HDR_LEN + 3] ^= 1;               /* payload corrupted */
 	inject(&d, f, len);
 	stats_settle(d.b, before.rx_packets + 6, &after, &pafter);
 
 	CU_ASSERT_EQUAL(after.rx_packets - before.rx_packets, 6);
-	CU_ASSERT(after.drops[DJ_DROP_NOT_DJINN] - before.drops[DJ_DROP_NOT_DJINN] >= 2);
-	CU_ASSERT_EQUAL(after.drops[DJ_DROP_NOT_DJINN] + after.drops[DJ_DROP_REJECTED] -
-			before.drops[DJ_DROP_NOT_DJINN] - before.drops[DJ_DROP_REJECTED], 6);
-	CU_ASSERT(pafter.rx_reject[DJ_REJ_BAD_COOKIE] > pbefore.rx_reject[DJ_REJ_BAD_COOKIE]);
-	CU_ASSERT(pafter.rx_reject[DJ_REJ_BAD_CRC] > pbefore.rx_reject[DJ_REJ_BAD_CRC]);
+	CU_ASSERT(after.drops[DP_DROP_NOT_DJINN] - before.drops[DP_DROP_NOT_DJINN] >= 2);
+	CU_ASSERT_EQUAL(after.drops[DP_DROP_NOT_DJINN] + after.drops[DP_DROP_REJECTED] -
+			before.drops[DP_DROP_NOT_DJINN] - before.drops[DP_DROP_REJECTED], 6);
+	CU_ASSERT(pafter.rx_reject[DP_REJ_BAD_COOKIE] > pbefore.rx_reject[DP_REJ_BAD_COOKIE]);
+	CU_ASSERT(pafter.rx_reject[DP_REJ_BAD_CRC] > pbefore.rx_reject[DP_REJ_BAD_CRC]);
 	CU_ASSERT_EQUAL(pafter.rx_data, pbefore.rx_data);
 	/* still serving */
 	transfer_check(&d, 20, 100000);
@@ -548,7 +549,7 @@ static void test_padded_two_segments(void)
 	struct duo d;
 
 	duo_start(&d);
-	len = data_frame(f, COOKIE, DJ_WIRE_VERSION);
+	len = data_frame(f, COOKIE, DP_WIRE_VERSION);
 	memset(f + len, 0, 50);
 	m = rte_pktmbuf_alloc(inject_pool);
 	tail = rte_pktmbuf_alloc(inject_pool);
@@ -557,13 +558,13 @@ static void test_padded_two_segments(void)
 	memset(rte_pktmbuf_append(tail, 64), 0xa5, 64);
 	CU_ASSERT_EQUAL_FATAL(rte_pktmbuf_chain(m, tail), 0);
 	memset(dst, 0, sizeof(dst));
-	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, 1, dst, sizeof(dst), DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dp_engine_expect(d.b, COOKIE, 1, dst, sizeof(dst), DJ_MEM_HOST), 0);
 	/* The receive is posted to b's lcore, not yet taken; a probe posted
 	 * after it has come back once the lcore took both. The injected frame
 	 * is never retransmitted, so it must not arrive first. */
-	CU_ASSERT_EQUAL(dj_dataplane_probe(d.b, COOKIE, 2000, &rtt), 0);
+	CU_ASSERT_EQUAL(dp_engine_probe(d.b, COOKIE, 2000, &rtt), 0);
 	CU_ASSERT_EQUAL(rte_ring_enqueue(d.a_to_b, m), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_wait(d.b, COOKIE, 1, 5000), 0);
+	CU_ASSERT_EQUAL(dp_engine_wait(d.b, COOKIE, 1, 5000), 0);
 	for (size_t i = 0; i < sizeof(dst); i++)
 		if (dst[i] != 0x5a) {
 			CU_FAIL("body not taken from the first segment");
@@ -577,10 +578,10 @@ static void test_padded_two_segments(void)
 static void test_software_dispatch(void)
 {
 	struct rte_ring *rx[2], *tx[2];
-	struct dj_dataplane_config cfg = {0};
-	struct dj_dp_endpoint peer = {.udp_port = DJ_WIRE_UDP_PORT, .n_queues = 2, .mtu = 9000};
-	struct dj_dataplane_stats st;
-	struct dj_dataplane *dp;
+	struct dp_engine_config cfg = {0};
+	struct dp_endpoint peer = {.udp_port = DP_WIRE_UDP_PORT, .n_queues = 2, .mtu = 9000};
+	struct dp_engine_stats st;
+	struct dp_engine *dp;
 	uint8_t f[512], dst[100], want[100];
 	char name[32];
 	int port, rc = -1;
@@ -598,26 +599,26 @@ static void test_software_dispatch(void)
 	cfg.port.nb_queues = 2;
 	cfg.port.frame_size = 9014;
 	cfg.local.ipv4 = IP_B;
-	CU_ASSERT_EQUAL_FATAL(dj_dataplane_create(&cfg, &dp), 0);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_create(&cfg, &dp), 0);
 	peer.ipv4 = rte_cpu_to_be_32(IP_A);
 	/* session 7 belongs to queue 7 % 2 = 1 */
-	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(dp, 7, COOKIE, &peer), 0);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_session_open(dp, 7, COOKIE, &peer), 0);
 	memset(dst, 0, sizeof(dst));
-	CU_ASSERT_EQUAL(dj_dataplane_expect(dp, COOKIE, 1, dst, sizeof(dst), DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dp_engine_expect(dp, COOKIE, 1, dst, sizeof(dst), DJ_MEM_HOST), 0);
 	/* The frame may overtake the armed receive on the owner's lcore (then
 	 * it is rejected as unknown): inject until it lands, as a sender would
 	 * retransmit. */
 	for (int i = 0; i < 50 && rc != 0; i++) {
-		inject_ring(rx[0], f, data_frame(f, COOKIE, DJ_WIRE_VERSION));
-		rc = dj_dataplane_wait(dp, COOKIE, 1, 20);
+		inject_ring(rx[0], f, data_frame(f, COOKIE, DP_WIRE_VERSION));
+		rc = dp_engine_wait(dp, COOKIE, 1, 20);
 	}
 	CU_ASSERT_EQUAL(rc, 0);
 	memset(want, 0x5a, sizeof(want));
 	CU_ASSERT_EQUAL(memcmp(dst, want, sizeof(dst)), 0);
-	dj_dataplane_get_stats(dp, &st, NULL);
+	dp_engine_get_stats(dp, &st, NULL);
 	CU_ASSERT(st.rx_packets >= 1);
-	CU_ASSERT_EQUAL(st.drops[DJ_DROP_NOT_DJINN], 0);
-	dj_dataplane_destroy(dp);
+	CU_ASSERT_EQUAL(st.drops[DP_DROP_NOT_DJINN], 0);
+	dp_engine_destroy(dp);
 }
 
 /* ---- lifetimes under churn ---------------------------------------------------------- */
@@ -663,44 +664,44 @@ static void *churn_user(void *arg)
 	while (!atomic_load(&ch->stop)) {
 		uint64_t cookie = churn_cookie((unsigned int)rand_r(&seed) % CHURN_COOKIES);
 		uint32_t id = atomic_fetch_add(&ch->next_id, 1);
-		int rc = dj_dataplane_expect(ch->d.b, cookie, id, dst, sizeof(dst), DJ_MEM_HOST);
+		int rc = dp_engine_expect(ch->d.b, cookie, id, dst, sizeof(dst), DJ_MEM_HOST);
 
 		churn_check(ch, rc);
 		switch (rand_r(&seed) % 3) {
 		case 0:
-			churn_check(ch, dj_dataplane_send(ch->d.a, cookie, id, src, sizeof(src),
+			churn_check(ch, dp_engine_send(ch->d.a, cookie, id, src, sizeof(src),
 							  DJ_MEM_HOST, 50));
 			break;
 		case 1:
-			churn_check(ch, dj_dataplane_probe(ch->d.a, cookie, 20, &rtt));
+			churn_check(ch, dp_engine_probe(ch->d.a, cookie, 20, &rtt));
 			break;
 		default:
-			churn_check(ch, dj_dataplane_cancel(ch->d.b, cookie, id));
+			churn_check(ch, dp_engine_cancel(ch->d.b, cookie, id));
 			break;
 		}
 		/* dst is ours again once wait or cancel said so. */
-		rc = dj_dataplane_wait(ch->d.b, cookie, id, 20);
+		rc = dp_engine_wait(ch->d.b, cookie, id, 20);
 		churn_check(ch, rc);
 		if (rc == -ETIMEDOUT)
-			churn_check(ch, dj_dataplane_cancel(ch->d.b, cookie, id));
+			churn_check(ch, dp_engine_cancel(ch->d.b, cookie, id));
 	}
 	return NULL;
 }
 
 static void churn_open(struct churn *ch, unsigned int k)
 {
-	struct dj_dp_endpoint ea, eb;
+	struct dp_endpoint ea, eb;
 
 	peer_of(ch->d.a, &ea);
 	peer_of(ch->d.b, &eb);
-	CU_ASSERT_EQUAL(dj_dataplane_session_open(ch->d.a, 100 + k, churn_cookie(k), &eb), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_session_open(ch->d.b, 100 + k, churn_cookie(k), &ea), 0);
+	CU_ASSERT_EQUAL(dp_engine_session_open(ch->d.a, 100 + k, churn_cookie(k), &eb), 0);
+	CU_ASSERT_EQUAL(dp_engine_session_open(ch->d.b, 100 + k, churn_cookie(k), &ea), 0);
 }
 
 static void churn_close(struct churn *ch, unsigned int k)
 {
-	dj_dataplane_session_close(ch->d.a, churn_cookie(k));
-	dj_dataplane_session_close(ch->d.b, churn_cookie(k));
+	dp_engine_session_close(ch->d.a, churn_cookie(k));
+	dp_engine_session_close(ch->d.b, churn_cookie(k));
 	atomic_fetch_add(&ch->closes, 1);
 }
 
@@ -732,8 +733,8 @@ static void test_session_churn(void)
 		churn_open(&ch, k);
 	for (int i = 0; i < CHURN_USERS; i++)
 		CU_ASSERT_FATAL(pthread_create(&users[i], NULL, churn_user, &ch) == 0);
-	until = dj_time_ns() + CHURN_NS;
-	while (dj_time_ns() < until) {
+	until = djc_time_ns() + CHURN_NS;
+	while (djc_time_ns() < until) {
 		k = (unsigned int)rand_r(&seed) % CHURN_COOKIES;
 		usleep((useconds_t)(rand_r(&seed) % 3000));
 		churn_close(&ch, k);
@@ -763,7 +764,7 @@ static void test_session_churn(void)
 #define STATS_NS 1000000000ull
 
 struct stats_race {
-	struct dj_dataplane *dp;
+	struct dp_engine *dp;
 	struct rte_ring *to_dp;
 	atomic_int stop;
 	uint64_t snapshots, torn, backwards;
@@ -792,8 +793,8 @@ static void *stats_injector(void *arg)
 	return NULL;
 }
 
-static bool stats_went_back(const struct dj_dataplane_stats *now,
-			    const struct dj_dataplane_stats *prev)
+static bool stats_went_back(const struct dp_engine_stats *now,
+			    const struct dp_engine_stats *prev)
 {
 	const uint64_t *a = (const uint64_t *)now, *b = (const uint64_t *)prev;
 
@@ -809,7 +810,7 @@ static bool stats_went_back(const struct dj_dataplane_stats *now,
 static void test_stats_consistent(void)
 {
 	static struct stats_race sr;
-	struct dj_dataplane_stats st, prev = {0};
+	struct dp_engine_stats st, prev = {0};
 	uint16_t pa, pb;
 	pthread_t inj;
 	uint64_t until;
@@ -818,13 +819,13 @@ static void test_stats_consistent(void)
 	dj_test_ring_pair(&pa, &pb, &sr.to_dp);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, NULL, &sr.dp), 0);
 	CU_ASSERT_FATAL(pthread_create(&inj, NULL, stats_injector, &sr) == 0);
-	until = dj_time_ns() + STATS_NS;
-	while (dj_time_ns() < until) {
-		if (dj_dataplane_lcore_stats(sr.dp, 0, &st) != 0)
+	until = djc_time_ns() + STATS_NS;
+	while (djc_time_ns() < until) {
+		if (dp_engine_lcore_stats(sr.dp, 0, &st) != 0)
 			break;
 		sr.snapshots++;
 		sr.torn += st.rx_bytes != st.rx_packets * STATS_FRAME ||
-			   st.drops[DJ_DROP_NOT_DJINN] != st.rx_packets;
+			   st.drops[DP_DROP_NOT_DJINN] != st.rx_packets;
 		sr.backwards += stats_went_back(&st, &prev);
 		prev = st;
 	}
@@ -835,7 +836,7 @@ static void test_stats_consistent(void)
 	CU_ASSERT(st.rx_packets > 1000);
 	CU_ASSERT_EQUAL(sr.torn, 0);
 	CU_ASSERT_EQUAL(sr.backwards, 0);
-	dj_dataplane_destroy(sr.dp);
+	dp_engine_destroy(sr.dp);
 }
 
 /* ---- a send whose frames stay queued ---------------------------------------------------- */
@@ -845,11 +846,11 @@ static void test_stats_consistent(void)
  * send_pinned() says so until they are freed, then lets go of the send. */
 static void test_send_pinned_until_frames_freed(void)
 {
-	struct dj_dp_endpoint peer = {.udp_port = DJ_WIRE_UDP_PORT, .n_queues = 1, .mtu = 9000};
+	struct dp_endpoint peer = {.udp_port = DP_WIRE_UDP_PORT, .n_queues = 1, .mtu = 9000};
 	const size_t len = 100000;
 	uint8_t *src = malloc(len);
 	struct dj_datapath path;
-	struct dj_dataplane *dp;
+	struct dp_engine *dp;
 	struct rte_ring *wire;
 	struct rte_mbuf *m;
 	uint16_t pa, pb;
@@ -859,17 +860,17 @@ static void test_send_pinned_until_frames_freed(void)
 	dj_test_ring_pair(&pa, &pb, &wire);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, NULL, &dp), 0);
 	peer.ipv4 = rte_cpu_to_be_32(IP_B);
-	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(dp, 7, COOKIE, &peer), 0);
-	dj_dataplane_datapath(dp, &path);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_session_open(dp, 7, COOKIE, &peer), 0);
+	dp_engine_datapath(dp, &path);
 	CU_ASSERT_EQUAL(path.ops->send_pinned(path.ctx, COOKIE, 1), -ENOENT);
-	CU_ASSERT_EQUAL(dj_dataplane_send(dp, COOKIE, 1, src, len, DJ_MEM_HOST, 100), -EDEADLK);
+	CU_ASSERT_EQUAL(dp_engine_send(dp, COOKIE, 1, src, len, DJ_MEM_HOST, 100), -EDEADLK);
 	CU_ASSERT_EQUAL(path.ops->send_pinned(path.ctx, COOKIE, 1), 1);
 	CU_ASSERT(rte_ring_count(wire) > 0);
 	while (rte_ring_dequeue(wire, (void **)&m) == 0)
 		rte_pktmbuf_free(m);
 	CU_ASSERT_EQUAL(path.ops->send_pinned(path.ctx, COOKIE, 1), 0);
 	CU_ASSERT_EQUAL(path.ops->send_pinned(path.ctx, COOKIE, 1), -ENOENT);
-	dj_dataplane_destroy(dp);
+	dp_engine_destroy(dp);
 	free(src);
 }
 
@@ -883,7 +884,7 @@ static int suite_init(void)
 	int app_argc;
 
 	snprintf(prefix, sizeof(prefix), "--file-prefix=djdpunit%d", (int)getpid());
-	if (dj_eal_init(10, argv, NULL, &app_argc, &app_argv) != 0)
+	if (dp_eal_init(10, argv, NULL, &app_argc, &app_argv) != 0)
 		return -1;
 	inject_pool = rte_pktmbuf_pool_create("djinject", 256, 0, 0, 2048, 0);
 	return inject_pool != NULL ? 0 : -1;
@@ -892,7 +893,7 @@ static int suite_init(void)
 static int suite_cleanup(void)
 {
 	rte_mempool_free(inject_pool);
-	dj_eal_cleanup();
+	dp_eal_cleanup();
 	return 0;
 }
 

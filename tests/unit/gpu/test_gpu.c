@@ -15,94 +15,94 @@
 #include <rte_mbuf.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu.h"
+#include "gpu/gpu.h"
 #include "harness.h"
 
-#define PAGE DJ_GPU_PAGE_SIZE
+#define PAGE DJG_PAGE_SIZE
 
 /* ---- pool ---- */
 
 static void test_pool_alloc_aligned_disjoint(void)
 {
-	struct dj_gpu_pool *pool;
-	struct dj_gpu_pool_stats st;
+	struct djg_pool *pool;
+	struct djg_pool_stats st;
 	void *a, *b, *c;
 
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(DJ_GPU_HOST, 10 * PAGE, &pool), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_alloc(pool, 1, &a), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_alloc(pool, PAGE + 1, &b), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_alloc(pool, 3 * PAGE, &c), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_create(DJG_HOST, 10 * PAGE, &pool), 0);
+	CU_ASSERT_EQUAL(djg_pool_alloc(pool, 1, &a), 0);
+	CU_ASSERT_EQUAL(djg_pool_alloc(pool, PAGE + 1, &b), 0);
+	CU_ASSERT_EQUAL(djg_pool_alloc(pool, 3 * PAGE, &c), 0);
 	CU_ASSERT_EQUAL((uintptr_t)a % PAGE, 0);
 	CU_ASSERT_EQUAL((uintptr_t)b % PAGE, 0);
 	CU_ASSERT_EQUAL((uintptr_t)c % PAGE, 0);
 	CU_ASSERT((char *)b >= (char *)a + PAGE);
 	CU_ASSERT((char *)c >= (char *)b + 2 * PAGE || (char *)c + 3 * PAGE <= (char *)a);
-	CU_ASSERT_EQUAL(dj_gpu_pool_stats_get(pool, &st), 0);
+	CU_ASSERT_EQUAL(djg_pool_stats_get(pool, &st), 0);
 	CU_ASSERT_EQUAL(st.used, 6 * PAGE);
 	CU_ASSERT_EQUAL(st.allocs, 3);
 	CU_ASSERT_EQUAL(st.largest_free, 4 * PAGE);
 	/* The whole buffer is ours to write (ASan sees overruns). */
 	memset(c, 0xab, 3 * PAGE);
-	dj_gpu_pool_destroy(pool);
+	djg_pool_destroy(pool);
 }
 
 static void test_pool_exhaustion_and_reuse(void)
 {
-	struct dj_gpu_pool *pool;
-	struct dj_gpu_pool_stats st;
+	struct djg_pool *pool;
+	struct djg_pool_stats st;
 	void *p[4], *q;
 
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(DJ_GPU_HOST, 4 * PAGE, &pool), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_create(DJG_HOST, 4 * PAGE, &pool), 0);
 	for (int i = 0; i < 4; i++)
-		CU_ASSERT_EQUAL(dj_gpu_pool_alloc(pool, PAGE, &p[i]), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_alloc(pool, 1, &q), -ENOMEM);
+		CU_ASSERT_EQUAL(djg_pool_alloc(pool, PAGE, &p[i]), 0);
+	CU_ASSERT_EQUAL(djg_pool_alloc(pool, 1, &q), -ENOMEM);
 	/* Two free pages that are not adjacent hold no two-page buffer. */
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, p[1]), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, p[3]), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_alloc(pool, 2 * PAGE, &q), -ENOMEM);
-	CU_ASSERT_EQUAL(dj_gpu_pool_alloc(pool, PAGE, &q), 0);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, p[1]), 0);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, p[3]), 0);
+	CU_ASSERT_EQUAL(djg_pool_alloc(pool, 2 * PAGE, &q), -ENOMEM);
+	CU_ASSERT_EQUAL(djg_pool_alloc(pool, PAGE, &q), 0);
 	CU_ASSERT_PTR_EQUAL(q, p[1]);
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, p[2]), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_alloc(pool, 2 * PAGE, &q), 0);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, p[2]), 0);
+	CU_ASSERT_EQUAL(djg_pool_alloc(pool, 2 * PAGE, &q), 0);
 	CU_ASSERT_PTR_EQUAL(q, p[2]);
-	CU_ASSERT_EQUAL(dj_gpu_pool_stats_get(pool, &st), 0);
+	CU_ASSERT_EQUAL(djg_pool_stats_get(pool, &st), 0);
 	CU_ASSERT_EQUAL(st.failed, 2);
 	CU_ASSERT_EQUAL(st.largest_free, 0);
-	dj_gpu_pool_destroy(pool);
+	djg_pool_destroy(pool);
 }
 
 static void test_pool_bad_input(void)
 {
-	struct dj_gpu_pool *pool;
+	struct djg_pool *pool;
 	void *a;
 	char host[16] = "0123456789abcde";
 
-	CU_ASSERT_EQUAL(dj_gpu_pool_create(DJ_GPU_HOST, 0, &pool), -EINVAL);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(DJ_GPU_HOST, 2 * PAGE, &pool), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_alloc(pool, 0, &a), -EINVAL);
-	CU_ASSERT_EQUAL(dj_gpu_pool_alloc(pool, 3 * PAGE, &a), -EINVAL);
-	CU_ASSERT_EQUAL(dj_gpu_pool_alloc(pool, 100, &a), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, (char *)a + 64), -EINVAL);
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, host), -EINVAL);
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, (char *)a + PAGE), -EINVAL);
+	CU_ASSERT_EQUAL(djg_pool_create(DJG_HOST, 0, &pool), -EINVAL);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_create(DJG_HOST, 2 * PAGE, &pool), 0);
+	CU_ASSERT_EQUAL(djg_pool_alloc(pool, 0, &a), -EINVAL);
+	CU_ASSERT_EQUAL(djg_pool_alloc(pool, 3 * PAGE, &a), -EINVAL);
+	CU_ASSERT_EQUAL(djg_pool_alloc(pool, 100, &a), 0);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, (char *)a + 64), -EINVAL);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, host), -EINVAL);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, (char *)a + PAGE), -EINVAL);
 	/* Copies must stay inside the pool. */
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, (char *)a + 2 * PAGE - 8, host, 16), -EINVAL);
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, host, host, 4), -EINVAL);
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, a, host, sizeof(host)), 0);
+	CU_ASSERT_EQUAL(djg_pool_copy_in(pool, (char *)a + 2 * PAGE - 8, host, 16), -EINVAL);
+	CU_ASSERT_EQUAL(djg_pool_copy_in(pool, host, host, 4), -EINVAL);
+	CU_ASSERT_EQUAL(djg_pool_copy_in(pool, a, host, sizeof(host)), 0);
 	memset(host, 0, sizeof(host));
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_out(pool, host, a, sizeof(host)), 0);
+	CU_ASSERT_EQUAL(djg_pool_copy_out(pool, host, a, sizeof(host)), 0);
 	CU_ASSERT_STRING_EQUAL(host, "0123456789abcde");
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, a), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, a), -EINVAL);
-	dj_gpu_pool_destroy(pool);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, a), 0);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, a), -EINVAL);
+	djg_pool_destroy(pool);
 }
 
 /* Random alloc/free against a model: no overlap, stats agree, all freed at the end. */
 static void test_pool_random_against_model(void)
 {
 	enum { PAGES = 200, SLOTS = 40, ROUNDS = 4000 };
-	struct dj_gpu_pool *pool;
-	struct dj_gpu_pool_stats st;
+	struct djg_pool *pool;
+	struct djg_pool_stats st;
 	unsigned int seed = dj_test_seed();
 	char owner[PAGES];
 	void *ptr[SLOTS] = {0};
@@ -110,24 +110,24 @@ static void test_pool_random_against_model(void)
 	uint64_t used = 0;
 
 	memset(owner, -1, sizeof(owner));
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(DJ_GPU_HOST, PAGES * PAGE, &pool), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_create(DJG_HOST, PAGES * PAGE, &pool), 0);
 	char *base = NULL;
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, PAGE, (void **)&base), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_alloc(pool, PAGE, (void **)&base), 0);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, base), 0);
 	for (int r = 0; r < ROUNDS; r++) {
 		int s = rand_r(&seed) % SLOTS;
 
 		if (ptr[s] != NULL) {
 			size_t first = ((char *)ptr[s] - base) / PAGE;
 
-			CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_free(pool, ptr[s]), 0);
+			CU_ASSERT_EQUAL_FATAL(djg_pool_free(pool, ptr[s]), 0);
 			memset(owner + first, -1, pages[s]);
 			used -= pages[s];
 			ptr[s] = NULL;
 			continue;
 		}
 		size_t len = 1 + rand_r(&seed) % (12 * PAGE);
-		int rc = dj_gpu_pool_alloc(pool, len, &ptr[s]);
+		int rc = djg_pool_alloc(pool, len, &ptr[s]);
 
 		if (rc == -ENOMEM) {
 			ptr[s] = NULL;
@@ -144,15 +144,15 @@ static void test_pool_random_against_model(void)
 		}
 		used += pages[s];
 	}
-	CU_ASSERT_EQUAL(dj_gpu_pool_stats_get(pool, &st), 0);
+	CU_ASSERT_EQUAL(djg_pool_stats_get(pool, &st), 0);
 	CU_ASSERT_EQUAL(st.used, used * PAGE);
 	for (int s = 0; s < SLOTS; s++)
 		if (ptr[s] != NULL)
-			CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, ptr[s]), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_stats_get(pool, &st), 0);
+			CU_ASSERT_EQUAL(djg_pool_free(pool, ptr[s]), 0);
+	CU_ASSERT_EQUAL(djg_pool_stats_get(pool, &st), 0);
 	CU_ASSERT_EQUAL(st.used, 0);
 	CU_ASSERT_EQUAL(st.largest_free, PAGES * PAGE);
-	dj_gpu_pool_destroy(pool);
+	djg_pool_destroy(pool);
 }
 
 /* ---- host sink ---- */
@@ -177,105 +177,105 @@ static void test_sink_host_copies_and_releases(void)
 	static const char src[] = "headerPAYLOAD-ONEpayload-two";
 	char dest[32];
 	struct released rel = {0};
-	struct dj_gpu_rx_sink_conf conf = {
-		.dev_id = DJ_GPU_HOST, .dest = dest, .dest_len = sizeof(dest),
+	struct djg_rx_sink_conf conf = {
+		.dev_id = DJG_HOST, .dest = dest, .dest_len = sizeof(dest),
 		.release = record_release, .release_arg = &rel,
 	};
-	struct dj_gpu_rx_sink *sink;
-	struct dj_gpu_rx_sink_stats st;
+	struct djg_rx_sink *sink;
+	struct djg_rx_sink_stats st;
 	/* Out of order, as fragments may arrive. */
-	struct dj_gpu_copy copies[2] = {
+	struct djg_copy copies[2] = {
 		{.src = src + 17, .dst_off = 11, .len = 11},
 		{.src = src + 6, .dst_off = 0, .len = 11},
 	};
 	void *bufs[2] = {(void *)0x10, (void *)0x20};
 
 	memset(dest, '.', sizeof(dest));
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_path(sink), DJ_GPU_RX_HOST);
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, copies, 2, bufs, 2), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_rx_sink_create(&conf, &sink), 0);
+	CU_ASSERT_EQUAL(djg_rx_sink_path(sink), DJG_RX_HOST);
+	CU_ASSERT_EQUAL(djg_rx_sink_submit(sink, copies, 2, bufs, 2), 0);
 	CU_ASSERT_EQUAL(memcmp(dest, "PAYLOAD-ONEpayload-two.", 23), 0);
 	CU_ASSERT_EQUAL(rel.n, 2);
 	CU_ASSERT_PTR_EQUAL(rel.bufs[0], (void *)0x10);
 	CU_ASSERT_PTR_EQUAL(rel.bufs[1], (void *)0x20);
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_drain(sink, 0), 0);
-	dj_gpu_rx_sink_stats_get(sink, &st);
-	CU_ASSERT_EQUAL(st.path, DJ_GPU_RX_HOST);
+	CU_ASSERT_EQUAL(djg_rx_sink_drain(sink, 0), 0);
+	djg_rx_sink_stats_get(sink, &st);
+	CU_ASSERT_EQUAL(st.path, DJG_RX_HOST);
 	CU_ASSERT_EQUAL(st.bursts, 1);
 	CU_ASSERT_EQUAL(st.bytes, 22);
 	CU_ASSERT_EQUAL(st.completed, 1);
-	dj_gpu_rx_sink_destroy(sink);
+	djg_rx_sink_destroy(sink);
 }
 
 static void test_sink_rejects_bad_bursts(void)
 {
 	char dest[16], src[16] = "abcdefghijklmno";
 	struct released rel = {0};
-	struct dj_gpu_rx_sink_conf conf = {
-		.dev_id = DJ_GPU_HOST, .dest = dest, .dest_len = sizeof(dest),
+	struct djg_rx_sink_conf conf = {
+		.dev_id = DJG_HOST, .dest = dest, .dest_len = sizeof(dest),
 		.max_copies = 4, .release = record_release, .release_arg = &rel,
 	};
-	struct dj_gpu_rx_sink *sink;
-	struct dj_gpu_rx_sink_stats st;
-	struct dj_gpu_copy ok = {.src = src, .dst_off = 0, .len = 4};
-	struct dj_gpu_copy bad[] = {
+	struct djg_rx_sink *sink;
+	struct djg_rx_sink_stats st;
+	struct djg_copy ok = {.src = src, .dst_off = 0, .len = 4};
+	struct djg_copy bad[] = {
 		{.src = src, .dst_off = 13, .len = 4},          /* runs past the end */
 		{.src = src, .dst_off = UINT64_MAX - 1, .len = 4}, /* wraps around */
 		{.src = src, .dst_off = 0, .len = 17},          /* longer than dest */
 		{.src = NULL, .dst_off = 0, .len = 1},          /* no source */
 	};
-	struct dj_gpu_copy many[5] = {ok, ok, ok, ok, ok};
+	struct djg_copy many[5] = {ok, ok, ok, ok, ok};
 	void *buf = (void *)0x30;
 
 	memset(dest, '.', sizeof(dest));
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_rx_sink_create(&conf, &sink), 0);
 	for (size_t i = 0; i < RTE_DIM(bad); i++) {
-		struct dj_gpu_copy burst[2] = {ok, bad[i]};
+		struct djg_copy burst[2] = {ok, bad[i]};
 
-		CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, burst, 2, &buf, 1), -EINVAL);
+		CU_ASSERT_EQUAL(djg_rx_sink_submit(sink, burst, 2, &buf, 1), -EINVAL);
 	}
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, many, 5, &buf, 1), -EINVAL);
+	CU_ASSERT_EQUAL(djg_rx_sink_submit(sink, many, 5, &buf, 1), -EINVAL);
 	/* Nothing written, nothing released: the caller still owns the buffer. */
 	CU_ASSERT_EQUAL(memcmp(dest, "................", 16), 0);
 	CU_ASSERT_EQUAL(rel.calls, 0);
-	dj_gpu_rx_sink_stats_get(sink, &st);
+	djg_rx_sink_stats_get(sink, &st);
 	CU_ASSERT_EQUAL(st.rejected, RTE_DIM(bad) + 1);
 	CU_ASSERT_EQUAL(st.bursts, 0);
 	/* And it keeps serving. */
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, &ok, 1, &buf, 1), 0);
+	CU_ASSERT_EQUAL(djg_rx_sink_submit(sink, &ok, 1, &buf, 1), 0);
 	CU_ASSERT_EQUAL(memcmp(dest, "abcd....", 8), 0);
 	CU_ASSERT_EQUAL(rel.calls, 1);
-	dj_gpu_rx_sink_destroy(sink);
+	djg_rx_sink_destroy(sink);
 }
 
 static void test_sink_conf_and_rebind(void)
 {
 	char a[8], b[8], src[4] = "xyz";
 	struct released rel = {0};
-	struct dj_gpu_rx_sink_conf conf = {
-		.dev_id = DJ_GPU_HOST, .dest = a, .dest_len = sizeof(a),
+	struct djg_rx_sink_conf conf = {
+		.dev_id = DJG_HOST, .dest = a, .dest_len = sizeof(a),
 		.release = record_release, .release_arg = &rel,
 	};
-	struct dj_gpu_rx_sink_conf bad;
-	struct dj_gpu_rx_sink *sink;
-	struct dj_gpu_copy c = {.src = src, .dst_off = 5, .len = 3};
+	struct djg_rx_sink_conf bad;
+	struct djg_rx_sink *sink;
+	struct djg_copy c = {.src = src, .dst_off = 5, .len = 3};
 
 	bad = conf;
 	bad.release = NULL;
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_create(&bad, &sink), -EINVAL);
+	CU_ASSERT_EQUAL(djg_rx_sink_create(&bad, &sink), -EINVAL);
 	bad = conf;
 	bad.ring_size = 3;
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_create(&bad, &sink), -EINVAL);
+	CU_ASSERT_EQUAL(djg_rx_sink_create(&bad, &sink), -EINVAL);
 	bad = conf;
 	bad.max_copies = 2000;
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_create(&bad, &sink), -EINVAL);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_rebind(sink, b, sizeof(b)), 0);
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, &c, 1, NULL, 0), 0);
+	CU_ASSERT_EQUAL(djg_rx_sink_create(&bad, &sink), -EINVAL);
+	CU_ASSERT_EQUAL_FATAL(djg_rx_sink_create(&conf, &sink), 0);
+	CU_ASSERT_EQUAL(djg_rx_sink_rebind(sink, b, sizeof(b)), 0);
+	CU_ASSERT_EQUAL(djg_rx_sink_submit(sink, &c, 1, NULL, 0), 0);
 	CU_ASSERT_EQUAL(memcmp(b + 5, "xyz", 3), 0);
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_rebind(sink, b, 0), -EINVAL);
+	CU_ASSERT_EQUAL(djg_rx_sink_rebind(sink, b, 0), -EINVAL);
 	CU_ASSERT_EQUAL(rel.calls, 0);
-	dj_gpu_rx_sink_destroy(sink);
+	djg_rx_sink_destroy(sink);
 }
 
 /* Absolute mode: fragments of two destinations through one sink. */
@@ -283,49 +283,49 @@ static void test_sink_absolute(void)
 {
 	char a[4] = "....", b[4] = "....", src[] = "wxyz";
 	struct released rel = {0};
-	struct dj_gpu_rx_sink_conf conf = {
-		.dev_id = DJ_GPU_HOST, .release = record_release, .release_arg = &rel,
+	struct djg_rx_sink_conf conf = {
+		.dev_id = DJG_HOST, .release = record_release, .release_arg = &rel,
 	};
-	struct dj_gpu_rx_sink *sink;
-	struct dj_gpu_copy copies[2] = {
+	struct djg_rx_sink *sink;
+	struct djg_copy copies[2] = {
 		{.src = src, .dst_off = (uintptr_t)a + 1, .len = 2},
 		{.src = src + 2, .dst_off = (uintptr_t)b, .len = 2},
 	};
 	void *buf = (void *)0x40;
 
 	conf.dest_len = 4; /* a length without a buffer is a mistake */
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_create(&conf, &sink), -EINVAL);
+	CU_ASSERT_EQUAL(djg_rx_sink_create(&conf, &sink), -EINVAL);
 	conf.dest_len = 0;
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, copies, 2, &buf, 1), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_rx_sink_create(&conf, &sink), 0);
+	CU_ASSERT_EQUAL(djg_rx_sink_submit(sink, copies, 2, &buf, 1), 0);
 	CU_ASSERT_EQUAL(memcmp(a, ".wx.", 4), 0);
 	CU_ASSERT_EQUAL(memcmp(b, "yz..", 4), 0);
 	CU_ASSERT_EQUAL(rel.calls, 1);
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_rebind(sink, a, sizeof(a)), -EINVAL);
-	dj_gpu_rx_sink_destroy(sink);
+	CU_ASSERT_EQUAL(djg_rx_sink_rebind(sink, a, sizeof(a)), -EINVAL);
+	djg_rx_sink_destroy(sink);
 }
 
 static void test_gather_host(void)
 {
 	char dest[8] = "........", src[] = "abcdefgh";
-	struct dj_gpu_copy copies[2] = {
+	struct djg_copy copies[2] = {
 		{.src = src + 4, .dst_off = 0, .len = 4},
 		{.src = src, .dst_off = 4, .len = 3},
 	};
 
-	CU_ASSERT_EQUAL(dj_gpu_gather(DJ_GPU_HOST, dest, sizeof(dest), copies, 2), 0);
+	CU_ASSERT_EQUAL(djg_gather_list(DJG_HOST, dest, sizeof(dest), copies, 2), 0);
 	CU_ASSERT_EQUAL(memcmp(dest, "efghabc.", 8), 0);
 	copies[1].dst_off = 6;
-	CU_ASSERT_EQUAL(dj_gpu_gather(DJ_GPU_HOST, dest, sizeof(dest), copies, 2), -EINVAL);
+	CU_ASSERT_EQUAL(djg_gather_list(DJG_HOST, dest, sizeof(dest), copies, 2), -EINVAL);
 	CU_ASSERT_EQUAL(memcmp(dest, "efghabc.", 8), 0); /* nothing done */
-	CU_ASSERT_EQUAL(dj_gpu_gather(DJ_GPU_HOST, NULL, 8, copies, 1), -EINVAL);
+	CU_ASSERT_EQUAL(djg_gather_list(DJG_HOST, NULL, 8, copies, 1), -EINVAL);
 	/* EAL is not up in this suite: gpudev knows no GPU, whatever the machine. */
-	CU_ASSERT_EQUAL(dj_gpu_gather(0, dest, sizeof(dest), copies, 1), -DJ_ENOGPU);
+	CU_ASSERT_EQUAL(djg_gather_list(0, dest, sizeof(dest), copies, 1), -DJ_ENOGPU);
 }
 
 /* ---- path choice ---- */
 
-static const struct dj_gpu_rx_caps nic_full = {
+static const struct djg_rx_caps nic_full = {
 	.gpu = true, .port_dma_map = true,
 	.rx_offload_capa = RTE_ETH_RX_OFFLOAD_BUFFER_SPLIT | RTE_ETH_RX_OFFLOAD_SCATTER,
 	.rx_seg_max_nseg = 2, .rx_seg_multi_pools = true,
@@ -333,69 +333,69 @@ static const struct dj_gpu_rx_caps nic_full = {
 
 static void test_path_auto(void)
 {
-	struct dj_gpu_rx_caps caps = nic_full;
-	enum dj_gpu_rx_path path;
+	struct djg_rx_caps caps = nic_full;
+	enum djg_rx_path path;
 	char why[128];
 
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_AUTO, &path, why, sizeof(why)), 0);
-	CU_ASSERT_EQUAL(path, DJ_GPU_RX_GPUDIRECT);
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_AUTO, &path, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(path, DJG_RX_GPUDIRECT);
 	caps.rx_offload_capa = RTE_ETH_RX_OFFLOAD_SCATTER;
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_AUTO, &path, why, sizeof(why)), 0);
-	CU_ASSERT_EQUAL(path, DJ_GPU_RX_STAGED);
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_AUTO, &path, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(path, DJG_RX_STAGED);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "BUFFER_SPLIT"));
 	caps.gpu = false;
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_AUTO, &path, why, sizeof(why)), 0);
-	CU_ASSERT_EQUAL(path, DJ_GPU_RX_HOST);
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_AUTO, &path, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(path, DJG_RX_HOST);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "no usable GPU"));
 }
 
 static void test_path_gpudirect_refusals(void)
 {
-	struct dj_gpu_rx_caps caps;
-	enum dj_gpu_rx_path path = DJ_GPU_RX_AUTO;
+	struct djg_rx_caps caps;
+	enum djg_rx_path path = DJG_RX_AUTO;
 	char why[128];
 
 	caps = nic_full;
 	caps.rx_offload_capa = 0;
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_GPUDIRECT, &path, why, sizeof(why)),
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_GPUDIRECT, &path, why, sizeof(why)),
 			-ENOTSUP);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "RTE_ETH_RX_OFFLOAD_BUFFER_SPLIT"));
 	caps = nic_full;
 	caps.rx_seg_max_nseg = 1;
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_GPUDIRECT, &path, why, sizeof(why)),
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_GPUDIRECT, &path, why, sizeof(why)),
 			-ENOTSUP);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "two mempools"));
 	caps = nic_full;
 	caps.rx_seg_multi_pools = false;
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_GPUDIRECT, &path, why, sizeof(why)),
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_GPUDIRECT, &path, why, sizeof(why)),
 			-ENOTSUP);
 	caps = nic_full;
 	caps.port_dma_map = false;
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_GPUDIRECT, &path, why, sizeof(why)),
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_GPUDIRECT, &path, why, sizeof(why)),
 			-ENOTSUP);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "DMA"));
 	caps = nic_full;
 	caps.gpu = false;
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_GPUDIRECT, &path, why, sizeof(why)),
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_GPUDIRECT, &path, why, sizeof(why)),
 			-DJ_ENOGPU);
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_STAGED, &path, why, sizeof(why)),
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_STAGED, &path, why, sizeof(why)),
 			-DJ_ENOGPU);
-	CU_ASSERT_EQUAL(path, DJ_GPU_RX_AUTO); /* untouched on refusal */
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, 42, &path, NULL, 0), -EINVAL);
+	CU_ASSERT_EQUAL(path, DJG_RX_AUTO); /* untouched on refusal */
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, 42, &path, NULL, 0), -EINVAL);
 }
 
 static void test_path_forced(void)
 {
-	struct dj_gpu_rx_caps caps = nic_full;
-	enum dj_gpu_rx_path path;
+	struct djg_rx_caps caps = nic_full;
+	enum djg_rx_path path;
 
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_STAGED, &path, NULL, 0), 0);
-	CU_ASSERT_EQUAL(path, DJ_GPU_RX_STAGED);
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_HOST, &path, NULL, 0), 0);
-	CU_ASSERT_EQUAL(path, DJ_GPU_RX_HOST);
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_GPUDIRECT, &path, NULL, 0), 0);
-	CU_ASSERT_EQUAL(path, DJ_GPU_RX_GPUDIRECT);
-	CU_ASSERT_STRING_EQUAL(dj_gpu_rx_path_name(DJ_GPU_RX_STAGED), "staged");
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_STAGED, &path, NULL, 0), 0);
+	CU_ASSERT_EQUAL(path, DJG_RX_STAGED);
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_HOST, &path, NULL, 0), 0);
+	CU_ASSERT_EQUAL(path, DJG_RX_HOST);
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_GPUDIRECT, &path, NULL, 0), 0);
+	CU_ASSERT_EQUAL(path, DJG_RX_GPUDIRECT);
+	CU_ASSERT_STRING_EQUAL(djg_rx_path_name(DJG_RX_STAGED), "staged");
 }
 
 /* ---- with EAL: a real port without buffer split ---- */
@@ -418,34 +418,34 @@ static int eal_cleanup(void)
 
 static void test_eal_vdev_port_caps(void)
 {
-	struct dj_gpu_rx_caps caps;
-	enum dj_gpu_rx_path path;
+	struct djg_rx_caps caps;
+	enum djg_rx_path path;
 	char why[128];
 
 	CU_ASSERT_EQUAL_FATAL(rte_eth_dev_count_avail(), 1);
-	CU_ASSERT_EQUAL(dj_gpu_rx_caps_get(0, DJ_GPU_HOST, &caps), 0);
+	CU_ASSERT_EQUAL(djg_rx_caps_get(0, DJG_HOST, &caps), 0);
 	CU_ASSERT_FALSE(caps.gpu);
 	CU_ASSERT_FALSE(caps.port_dma_map);
 	CU_ASSERT_FALSE(caps.rx_offload_capa & RTE_ETH_RX_OFFLOAD_BUFFER_SPLIT);
-	CU_ASSERT_EQUAL(dj_gpu_rx_caps_get(7, DJ_GPU_HOST, &caps), -ENODEV);
+	CU_ASSERT_EQUAL(djg_rx_caps_get(7, DJG_HOST, &caps), -ENODEV);
 	/* Pretend a GPU: the port still refuses GPUDirect, and says why. */
-	CU_ASSERT_EQUAL(dj_gpu_rx_caps_get(0, DJ_GPU_HOST, &caps), 0);
+	CU_ASSERT_EQUAL(djg_rx_caps_get(0, DJG_HOST, &caps), 0);
 	caps.gpu = true;
-	CU_ASSERT_EQUAL(dj_gpu_rx_path_choose(&caps, DJ_GPU_RX_GPUDIRECT, &path, why, sizeof(why)),
+	CU_ASSERT_EQUAL(djg_rx_path_choose(&caps, DJG_RX_GPUDIRECT, &path, why, sizeof(why)),
 			-ENOTSUP);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "BUFFER_SPLIT"));
 }
 
 static void test_eal_direct_pool_refused(void)
 {
-	struct dj_gpu_direct_pool *pool = NULL;
-	int rc = dj_gpu_direct_pool_create(0, 0, "djt_direct", 1024, 2048, &pool);
+	struct djg_direct_pool *pool = NULL;
+	int rc = djg_direct_pool_create(0, 0, "djt_direct", 1024, 2048, &pool);
 
 	/* No GPU here: -DJ_ENOGPU; a GPU with this port: -ENOTSUP. Never a pool. */
 	CU_ASSERT(rc == -DJ_ENOGPU || rc == -ENOTSUP);
 	CU_ASSERT_PTR_NULL(pool);
-	CU_ASSERT_EQUAL(dj_gpu_direct_pool_create(0, 9, "djt_direct", 1024, 2048, &pool) < 0, 1);
-	CU_ASSERT_EQUAL(dj_gpu_direct_pool_create(0, 0, "djt_direct", 0, 2048, &pool), -EINVAL);
+	CU_ASSERT_EQUAL(djg_direct_pool_create(0, 9, "djt_direct", 1024, 2048, &pool) < 0, 1);
+	CU_ASSERT_EQUAL(djg_direct_pool_create(0, 0, "djt_direct", 0, 2048, &pool), -EINVAL);
 }
 
 static void test_eal_split_rxconf(void)
@@ -458,7 +458,7 @@ static void test_eal_split_rxconf(void)
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(hdr);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(pay);
-	CU_ASSERT_EQUAL(dj_gpu_direct_rxconf(hdr, 64, pay, segs, &rxconf), 0);
+	CU_ASSERT_EQUAL(djg_direct_rxconf(hdr, 64, pay, segs, &rxconf), 0);
 	CU_ASSERT_PTR_EQUAL(rxconf.rx_seg, segs);
 	CU_ASSERT_EQUAL(rxconf.rx_nseg, 2);
 	CU_ASSERT(rxconf.offloads & RTE_ETH_RX_OFFLOAD_BUFFER_SPLIT);
@@ -467,8 +467,8 @@ static void test_eal_split_rxconf(void)
 	CU_ASSERT_PTR_EQUAL(segs[1].split.mp, pay);
 	CU_ASSERT_EQUAL(segs[1].split.length, 0);
 	/* A header longer than the header mbufs can hold is refused. */
-	CU_ASSERT_EQUAL(dj_gpu_direct_rxconf(hdr, 200, pay, segs, &rxconf), -EINVAL);
-	CU_ASSERT_EQUAL(dj_gpu_direct_rxconf(NULL, 64, pay, segs, &rxconf), -EINVAL);
+	CU_ASSERT_EQUAL(djg_direct_rxconf(hdr, 200, pay, segs, &rxconf), -EINVAL);
+	CU_ASSERT_EQUAL(djg_direct_rxconf(NULL, 64, pay, segs, &rxconf), -EINVAL);
 	rte_mempool_free(hdr);
 	rte_mempool_free(pay);
 }
@@ -479,10 +479,10 @@ static void test_eal_tx_stager_host(void)
 {
 	enum { CHUNK = 4096, LEN = 3 * CHUNK + 100 };
 	struct rte_mempool *mp = rte_pktmbuf_pool_create("djt_tx", 63, 0, 0, 0, SOCKET_ID_ANY);
-	struct dj_gpu_tx_stager_conf conf = {.dev_id = DJ_GPU_HOST, .chunk_size = CHUNK,
+	struct djg_tx_stager_conf conf = {.dev_id = DJG_HOST, .chunk_size = CHUNK,
 					     .n_chunks = 2, .socket = SOCKET_ID_ANY};
-	struct dj_gpu_tx_stager *st;
-	struct dj_gpu_tx_chunk c[4];
+	struct djg_tx_stager *st;
+	struct djg_tx_chunk c[4];
 	struct rte_mbuf *held[4][8];
 	int held_n[4] = {0};
 	uint8_t *src = malloc(LEN), *got = calloc(1, LEN);
@@ -491,18 +491,18 @@ static void test_eal_tx_stager_host(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(mp);
 	for (int i = 0; i < LEN; i++)
 		src[i] = rand_r(&seed);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_tx_stager_create(&conf, &st), 0);
-	CU_ASSERT_EQUAL(dj_gpu_tx_stager_start(st, src, LEN), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_tx_stager_create(&conf, &st), 0);
+	CU_ASSERT_EQUAL(djg_tx_stager_start(st, src, LEN), 0);
 	for (int k = 0; k < 4; k++) {
 		if (k == 2) {
 			/* Both buffers are out: nothing more until mbufs are freed. */
-			CU_ASSERT_EQUAL(dj_gpu_tx_stager_next(st, &c[k]), -EAGAIN);
-			CU_ASSERT_FALSE(dj_gpu_tx_stager_done(st));
+			CU_ASSERT_EQUAL(djg_tx_stager_next(st, &c[k]), -EAGAIN);
+			CU_ASSERT_FALSE(djg_tx_stager_done(st));
 			rte_pktmbuf_free_bulk(held[0], held_n[0]);
 		}
 		if (k == 3)
 			rte_pktmbuf_free_bulk(held[1], held_n[1]);
-		CU_ASSERT_EQUAL_FATAL(dj_gpu_tx_stager_next(st, &c[k]), 0);
+		CU_ASSERT_EQUAL_FATAL(djg_tx_stager_next(st, &c[k]), 0);
 		CU_ASSERT_EQUAL(c[k].offset, (uint64_t)k * CHUNK);
 		CU_ASSERT_EQUAL(c[k].len, k < 3 ? CHUNK : 100);
 		for (uint32_t off = 0; off < c[k].len; off += 1000) {
@@ -510,26 +510,26 @@ static void test_eal_tx_stager_host(void)
 			uint16_t len = RTE_MIN(1000u, c[k].len - off);
 
 			CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-			CU_ASSERT_EQUAL(dj_gpu_tx_chunk_attach(st, &c[k], m, off, len), 0);
+			CU_ASSERT_EQUAL(djg_tx_chunk_attach(st, &c[k], m, off, len), 0);
 			CU_ASSERT(RTE_MBUF_HAS_EXTBUF(m) != 0);
 			memcpy(got + c[k].offset + off, rte_pktmbuf_mtod(m, void *), m->data_len);
 			held[k][held_n[k]++] = m;
 		}
-		CU_ASSERT_EQUAL(dj_gpu_tx_chunk_attach(st, &c[k], held[k][0], c[k].len, 1), -EINVAL);
-		dj_gpu_tx_chunk_put(st, &c[k]);
+		CU_ASSERT_EQUAL(djg_tx_chunk_attach(st, &c[k], held[k][0], c[k].len, 1), -EINVAL);
+		djg_tx_chunk_put(st, &c[k]);
 	}
 	CU_ASSERT_EQUAL(memcmp(got, src, LEN), 0);
-	CU_ASSERT_EQUAL(dj_gpu_tx_stager_next(st, &c[0]), -ENODATA);
-	CU_ASSERT_EQUAL(dj_gpu_tx_stager_start(st, src, LEN), -EBUSY);
+	CU_ASSERT_EQUAL(djg_tx_stager_next(st, &c[0]), -ENODATA);
+	CU_ASSERT_EQUAL(djg_tx_stager_start(st, src, LEN), -EBUSY);
 	rte_pktmbuf_free_bulk(held[2], held_n[2]);
 	rte_pktmbuf_free_bulk(held[3], held_n[3]);
-	CU_ASSERT_TRUE(dj_gpu_tx_stager_done(st));
-	CU_ASSERT_EQUAL(dj_gpu_tx_stager_start(st, src, 10), 0);
-	CU_ASSERT_EQUAL(dj_gpu_tx_stager_next(st, &c[0]), 0);
+	CU_ASSERT_TRUE(djg_tx_stager_done(st));
+	CU_ASSERT_EQUAL(djg_tx_stager_start(st, src, 10), 0);
+	CU_ASSERT_EQUAL(djg_tx_stager_next(st, &c[0]), 0);
 	CU_ASSERT_EQUAL(memcmp(c[0].data, src, 10), 0);
-	dj_gpu_tx_chunk_put(st, &c[0]);
-	CU_ASSERT_TRUE(dj_gpu_tx_stager_done(st));
-	dj_gpu_tx_stager_destroy(st);
+	djg_tx_chunk_put(st, &c[0]);
+	CU_ASSERT_TRUE(djg_tx_stager_done(st));
+	djg_tx_stager_destroy(st);
 	rte_mempool_free(mp);
 	free(src);
 	free(got);

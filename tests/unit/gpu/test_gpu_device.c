@@ -16,7 +16,8 @@
 #include <rte_mbuf.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu.h"
+#include "common/djc.h"
+#include "gpu/gpu.h"
 #include "harness.h"
 
 #define SRC_LEN (8u << 20)
@@ -28,27 +29,27 @@ static uint8_t *src;   /* registered with the GPU */
 
 static void test_pool_roundtrip(void)
 {
-	struct dj_gpu_pool *pool;
-	struct dj_gpu_pool_stats st;
+	struct djg_pool *pool;
+	struct djg_pool_stats st;
 	uint8_t *back = malloc(3 << 20);
 	void *a, *b;
 
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(gpu, 16 << 20, &pool), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_dev(pool), gpu);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, 1 << 20, &a), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, 3 << 20, &b), 0);
-	CU_ASSERT_EQUAL((uintptr_t)b % DJ_GPU_PAGE_SIZE, 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, b, src + 7, 3 << 20), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, a, src, 1 << 20), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_out(pool, back, b, 3 << 20), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_create(gpu, 16 << 20, &pool), 0);
+	CU_ASSERT_EQUAL(djg_pool_dev(pool), gpu);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_alloc(pool, 1 << 20, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_alloc(pool, 3 << 20, &b), 0);
+	CU_ASSERT_EQUAL((uintptr_t)b % DJG_PAGE_SIZE, 0);
+	CU_ASSERT_EQUAL(djg_pool_copy_in(pool, b, src + 7, 3 << 20), 0);
+	CU_ASSERT_EQUAL(djg_pool_copy_in(pool, a, src, 1 << 20), 0);
+	CU_ASSERT_EQUAL(djg_pool_copy_out(pool, back, b, 3 << 20), 0);
 	CU_ASSERT_EQUAL(memcmp(back, src + 7, 3 << 20), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, (char *)b + (3 << 20) - 1, src, 2 << 20), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, (char *)a + (16 << 20), src, 1), -EINVAL);
-	CU_ASSERT_EQUAL(dj_gpu_pool_stats_get(pool, &st), 0);
+	CU_ASSERT_EQUAL(djg_pool_copy_in(pool, (char *)b + (3 << 20) - 1, src, 2 << 20), 0);
+	CU_ASSERT_EQUAL(djg_pool_copy_in(pool, (char *)a + (16 << 20), src, 1), -EINVAL);
+	CU_ASSERT_EQUAL(djg_pool_stats_get(pool, &st), 0);
 	CU_ASSERT_EQUAL(st.used, 4 << 20);
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, a), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, b), 0);
-	dj_gpu_pool_destroy(pool);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, a), 0);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, b), 0);
+	djg_pool_destroy(pool);
 	free(back);
 }
 
@@ -62,7 +63,7 @@ static void count_release(void **bufs, uint16_t n, void *arg)
 
 /* Random fragments (1 B to 9000 B, any alignment) tiling the destination in
  * shuffled order, through a small ring so that it wraps many times. */
-static void submit_all(struct dj_gpu_rx_sink *sink, const struct dj_gpu_copy *copies, size_t n,
+static void submit_all(struct djg_rx_sink *sink, const struct djg_copy *copies, size_t n,
 		       unsigned int *seed)
 {
 	size_t bursts = 0;
@@ -73,18 +74,18 @@ static void submit_all(struct dj_gpu_rx_sink *sink, const struct dj_gpu_copy *co
 		void *bufs[2] = {(void *)0x5a, (void *)0x5a};
 		int rc;
 
-		while ((rc = dj_gpu_rx_sink_submit(sink, copies + i, k, bufs, 2)) == -EAGAIN)
+		while ((rc = djg_rx_sink_submit(sink, copies + i, k, bufs, 2)) == -EAGAIN)
 			;
 		CU_ASSERT_EQUAL_FATAL(rc, 0);
 		i += k;
 	}
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_drain(sink, 5000000000ull), 0);
+	CU_ASSERT_EQUAL(djg_rx_sink_drain(sink, 5000000000ull), 0);
 	CU_ASSERT_EQUAL(released, 2 * (int)bursts);
 }
 
-/* mode: a sink gather mode, or -1 for one dj_gpu_gather() call;
+/* mode: a sink gather mode, or -1 for one djg_gather_list() call;
  * absolute: the sink takes destination addresses, not offsets. */
-static void make_fragments(struct dj_gpu_copy *copies, size_t *count, uint8_t *want,
+static void make_fragments(struct djg_copy *copies, size_t *count, uint8_t *want,
 			   unsigned int *seed)
 {
 	size_t n = 0;
@@ -96,14 +97,14 @@ static void make_fragments(struct dj_gpu_copy *copies, size_t *count, uint8_t *w
 		len = RTE_MIN((size_t)len, DEST_LEN - off);
 		if (n == MAX_FRAGS - 1)
 			len = DEST_LEN - off;
-		copies[n] = (struct dj_gpu_copy){
+		copies[n] = (struct djg_copy){
 			.src = src + rand_r(seed) % (SRC_LEN - len), .dst_off = off, .len = len};
 		memcpy(want + off, copies[n].src, len);
 		off += len;
 	}
 	for (size_t i = n - 1; i > 0; i--) {
 		size_t j = rand_r(seed) % (i + 1);
-		struct dj_gpu_copy t = copies[i];
+		struct djg_copy t = copies[i];
 
 		copies[i] = copies[j];
 		copies[j] = t;
@@ -117,21 +118,21 @@ static void quiet_context_call(void)
 	void *page = aligned_alloc(4096, 4096);
 
 	CU_ASSERT_FATAL(page != NULL);
-	CU_ASSERT_EQUAL(dj_gpu_host_register(gpu, page, 4096), 0);
-	CU_ASSERT_EQUAL(dj_gpu_host_unregister(gpu, page), 0);
+	CU_ASSERT_EQUAL(djg_host_register(gpu, page, 4096), 0);
+	CU_ASSERT_EQUAL(djg_host_unregister(gpu, page), 0);
 	free(page);
 }
 
 /* Through a sink; absolute: it takes destination addresses, not offsets. */
-static void sink_gather(int mode, bool absolute, void *dest, struct dj_gpu_copy *copies, size_t n,
+static void sink_gather(int mode, bool absolute, void *dest, struct djg_copy *copies, size_t n,
 			unsigned int *seed)
 {
-	struct dj_gpu_rx_sink_conf conf = {
+	struct djg_rx_sink_conf conf = {
 		.dev_id = gpu, .dest = dest, .dest_len = DEST_LEN, .max_copies = 64,
 		.ring_size = 16, .mode = mode, .release = count_release,
 		.release_arg = (void *)0x5a,
 	};
-	struct dj_gpu_rx_sink *sink;
+	struct djg_rx_sink *sink;
 
 	if (absolute) {
 		for (size_t i = 0; i < n; i++)
@@ -139,52 +140,52 @@ static void sink_gather(int mode, bool absolute, void *dest, struct dj_gpu_copy 
 		conf.dest = NULL;
 		conf.dest_len = 0;
 	}
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_rx_sink_create(&conf, &sink), 0);
-	CU_ASSERT_EQUAL(dj_gpu_rx_sink_path(sink), DJ_GPU_RX_STAGED);
+	CU_ASSERT_EQUAL_FATAL(djg_rx_sink_create(&conf, &sink), 0);
+	CU_ASSERT_EQUAL(djg_rx_sink_path(sink), DJG_RX_STAGED);
 	/* In two halves, with a call between them that needs the context
 	 * quiet: a drained sink's resident kernel has left (else this hangs)
 	 * and the second half starts a new generation. */
 	submit_all(sink, copies, n / 2, seed);
 	quiet_context_call();
 	submit_all(sink, copies + n / 2, n - n / 2, seed);
-	if (mode == DJ_GPU_GATHER_PERSISTENT) {
-		struct dj_gpu_rx_sink_stats st;
+	if (mode == DJG_GATHER_PERSISTENT) {
+		struct djg_rx_sink_stats st;
 
-		dj_gpu_rx_sink_stats_get(sink, &st);
+		djg_rx_sink_stats_get(sink, &st);
 		CU_ASSERT_EQUAL(st.generations, 2);
 	}
 	if (!absolute) {
 		/* A copy past the end is refused; the sink keeps working. */
 		copies[0].dst_off = DEST_LEN;
-		CU_ASSERT_EQUAL(dj_gpu_rx_sink_submit(sink, copies, 1, NULL, 0), -EINVAL);
+		CU_ASSERT_EQUAL(djg_rx_sink_submit(sink, copies, 1, NULL, 0), -EINVAL);
 	}
-	dj_gpu_rx_sink_destroy(sink);
+	djg_rx_sink_destroy(sink);
 }
 
-/* mode: a sink gather mode, or -1 for one dj_gpu_gather() call. */
+/* mode: a sink gather mode, or -1 for one djg_gather_list() call. */
 static void run_staged(int mode, bool absolute)
 {
 	unsigned int seed = dj_test_seed();
-	struct dj_gpu_pool *pool;
-	struct dj_gpu_copy *copies = calloc(MAX_FRAGS, sizeof(*copies));
+	struct djg_pool *pool;
+	struct djg_copy *copies = calloc(MAX_FRAGS, sizeof(*copies));
 	uint8_t *want = malloc(DEST_LEN), *back = calloc(1, DEST_LEN);
 	void *dest;
 	size_t n;
 
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(gpu, DEST_LEN, &pool), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, DEST_LEN, &dest), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, dest, back, DEST_LEN), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_create(gpu, DEST_LEN, &pool), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_alloc(pool, DEST_LEN, &dest), 0);
+	CU_ASSERT_EQUAL(djg_pool_copy_in(pool, dest, back, DEST_LEN), 0);
 	make_fragments(copies, &n, want, &seed);
 	if (mode < 0) {
-		CU_ASSERT_EQUAL(dj_gpu_gather(gpu, dest, DEST_LEN, copies, n), 0);
+		CU_ASSERT_EQUAL(djg_gather_list(gpu, dest, DEST_LEN, copies, n), 0);
 		copies[n / 2].dst_off = DEST_LEN;
-		CU_ASSERT_EQUAL(dj_gpu_gather(gpu, dest, DEST_LEN, copies, n), -EINVAL);
+		CU_ASSERT_EQUAL(djg_gather_list(gpu, dest, DEST_LEN, copies, n), -EINVAL);
 	} else {
 		sink_gather(mode, absolute, dest, copies, n, &seed);
 	}
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_out(pool, back, dest, DEST_LEN), 0);
+	CU_ASSERT_EQUAL(djg_pool_copy_out(pool, back, dest, DEST_LEN), 0);
 	CU_ASSERT_EQUAL(memcmp(back, want, DEST_LEN), 0);
-	dj_gpu_pool_destroy(pool);
+	djg_pool_destroy(pool);
 	free(copies);
 	free(want);
 	free(back);
@@ -192,12 +193,12 @@ static void run_staged(int mode, bool absolute)
 
 static void test_staged_persistent(void)
 {
-	run_staged(DJ_GPU_GATHER_PERSISTENT, false);
+	run_staged(DJG_GATHER_PERSISTENT, false);
 }
 
 static void test_staged_launch(void)
 {
-	run_staged(DJ_GPU_GATHER_LAUNCH, false);
+	run_staged(DJG_GATHER_LAUNCH, false);
 }
 
 static void test_gather_oneshot(void)
@@ -207,7 +208,7 @@ static void test_gather_oneshot(void)
 
 static void test_staged_absolute(void)
 {
-	run_staged(DJ_GPU_GATHER_PERSISTENT, true);
+	run_staged(DJG_GATHER_PERSISTENT, true);
 }
 
 /* A GPU buffer streamed out through 3 pinned 1 MiB chunks into extbuf mbufs
@@ -216,23 +217,23 @@ static void test_tx_stager(void)
 {
 	enum { LEN = (5 << 20) + 3 };
 	struct rte_mempool *mp = rte_pktmbuf_pool_create("djt_gtx", 1023, 0, 0, 0, SOCKET_ID_ANY);
-	struct dj_gpu_tx_stager_conf conf = {.dev_id = gpu, .chunk_size = 1 << 20, .n_chunks = 3,
+	struct djg_tx_stager_conf conf = {.dev_id = gpu, .chunk_size = 1 << 20, .n_chunks = 3,
 					     .socket = SOCKET_ID_ANY};
-	struct dj_gpu_tx_stager *st;
-	struct dj_gpu_pool *pool;
-	struct dj_gpu_tx_chunk c;
+	struct djg_tx_stager *st;
+	struct djg_pool *pool;
+	struct djg_tx_chunk c;
 	uint8_t *got = calloc(1, LEN);
 	void *dev;
-	uint64_t deadline = dj_time_ns() + 5000000000ull;
+	uint64_t deadline = djc_time_ns() + 5000000000ull;
 	int rc, chunks = 0;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(mp);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_create(gpu, LEN, &pool), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, LEN, &dev), 0);
-	CU_ASSERT_EQUAL(dj_gpu_pool_copy_in(pool, dev, src + 5, LEN), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_tx_stager_create(&conf, &st), 0);
-	CU_ASSERT_EQUAL(dj_gpu_tx_stager_start(st, dev, LEN), 0);
-	while ((rc = dj_gpu_tx_stager_next(st, &c)) != -ENODATA && dj_time_ns() < deadline) {
+	CU_ASSERT_EQUAL_FATAL(djg_pool_create(gpu, LEN, &pool), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_alloc(pool, LEN, &dev), 0);
+	CU_ASSERT_EQUAL(djg_pool_copy_in(pool, dev, src + 5, LEN), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_tx_stager_create(&conf, &st), 0);
+	CU_ASSERT_EQUAL(djg_tx_stager_start(st, dev, LEN), 0);
+	while ((rc = djg_tx_stager_next(st, &c)) != -ENODATA && djc_time_ns() < deadline) {
 		if (rc == -EAGAIN)
 			continue;
 		CU_ASSERT_EQUAL_FATAL(rc, 0);
@@ -241,18 +242,18 @@ static void test_tx_stager(void)
 			struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
 			uint16_t len = RTE_MIN(8000u, c.len - off);
 
-			CU_ASSERT_EQUAL_FATAL(dj_gpu_tx_chunk_attach(st, &c, m, off, len), 0);
+			CU_ASSERT_EQUAL_FATAL(djg_tx_chunk_attach(st, &c, m, off, len), 0);
 			memcpy(got + c.offset + off, rte_pktmbuf_mtod(m, void *), len);
 			rte_pktmbuf_free(m);
 		}
-		dj_gpu_tx_chunk_put(st, &c);
+		djg_tx_chunk_put(st, &c);
 	}
 	CU_ASSERT_EQUAL(rc, -ENODATA);
 	CU_ASSERT_EQUAL(chunks, 6);
-	CU_ASSERT_TRUE(dj_gpu_tx_stager_done(st));
+	CU_ASSERT_TRUE(djg_tx_stager_done(st));
 	CU_ASSERT_EQUAL(memcmp(got, src + 5, LEN), 0);
-	dj_gpu_tx_stager_destroy(st);
-	dj_gpu_pool_destroy(pool);
+	djg_tx_stager_destroy(st);
+	djg_pool_destroy(pool);
 	rte_mempool_free(mp);
 	free(got);
 }
@@ -271,34 +272,34 @@ static void test_host_register_shared_pages(void)
 	CU_ASSERT_FATAL(buf != NULL);
 	a = buf + 100;              /* pages 0-1 */
 	b = buf + page + 200;       /* pages 1-3: page 1 shared with a */
-	CU_ASSERT_FALSE(dj_gpu_host_readable(gpu, a, 10));
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_host_register(gpu, a, page + 50), 0);
-	CU_ASSERT_EQUAL(dj_gpu_host_register(gpu, a, 8), -EEXIST);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_host_register(gpu, b, 2 * page), 0);
-	CU_ASSERT_TRUE(dj_gpu_host_readable(gpu, buf, 4 * page));
-	CU_ASSERT_EQUAL(dj_gpu_host_unregister(gpu, a), 0);
+	CU_ASSERT_FALSE(djg_host_readable(gpu, a, 10));
+	CU_ASSERT_EQUAL_FATAL(djg_host_register(gpu, a, page + 50), 0);
+	CU_ASSERT_EQUAL(djg_host_register(gpu, a, 8), -EEXIST);
+	CU_ASSERT_EQUAL_FATAL(djg_host_register(gpu, b, 2 * page), 0);
+	CU_ASSERT_TRUE(djg_host_readable(gpu, buf, 4 * page));
+	CU_ASSERT_EQUAL(djg_host_unregister(gpu, a), 0);
 	/* a's pages were registered as one piece that b shares: it stays */
-	CU_ASSERT_TRUE(dj_gpu_host_readable(gpu, b, 2 * page));
-	CU_ASSERT_EQUAL(dj_gpu_host_unregister(gpu, a), -ENOENT);
-	CU_ASSERT_EQUAL(dj_gpu_host_unregister(gpu, b), 0);
-	CU_ASSERT_FALSE(dj_gpu_host_readable(gpu, b, 1));
+	CU_ASSERT_TRUE(djg_host_readable(gpu, b, 2 * page));
+	CU_ASSERT_EQUAL(djg_host_unregister(gpu, a), -ENOENT);
+	CU_ASSERT_EQUAL(djg_host_unregister(gpu, b), 0);
+	CU_ASSERT_FALSE(djg_host_readable(gpu, b, 1));
 	/* and the pages can be registered again */
-	CU_ASSERT_EQUAL(dj_gpu_host_register(gpu, buf, 4 * page), 0);
-	CU_ASSERT_EQUAL(dj_gpu_host_unregister(gpu, buf), 0);
+	CU_ASSERT_EQUAL(djg_host_register(gpu, buf, 4 * page), 0);
+	CU_ASSERT_EQUAL(djg_host_unregister(gpu, buf), 0);
 	free(buf);
 }
 
 static void test_find(void)
 {
-	struct dj_gpu_info info;
+	struct djg_info info;
 
-	CU_ASSERT_EQUAL(dj_gpu_info_get(0, &info), 0);
+	CU_ASSERT_EQUAL(djg_info_get(0, &info), 0);
 	CU_ASSERT(info.total_memory > 0);
 	CU_ASSERT(info.processors > 0);
-	CU_ASSERT_EQUAL(dj_gpu_find("0"), info.dev_id);
-	CU_ASSERT_EQUAL(dj_gpu_find(info.pci_addr), info.dev_id);
-	CU_ASSERT_EQUAL(dj_gpu_find("0000:ff:1f.7"), -ENODEV);
-	CU_ASSERT_EQUAL(dj_gpu_find("99"), -ENODEV);
+	CU_ASSERT_EQUAL(djg_find("0"), info.dev_id);
+	CU_ASSERT_EQUAL(djg_find(info.pci_addr), info.dev_id);
+	CU_ASSERT_EQUAL(djg_find("0000:ff:1f.7"), -ENODEV);
+	CU_ASSERT_EQUAL(djg_find("99"), -ENODEV);
 	printf("gpu 0: %s at %s\n", info.name, info.pci_addr);
 }
 
@@ -323,19 +324,19 @@ int main(int argc, char **argv)
 	snprintf(prefix, sizeof(prefix), "--file-prefix=dj_test_gpudev_%d", getpid());
 	if (rte_eal_init(RTE_DIM(eal_argv) - 1, eal_argv) < 0)
 		dj_test_skip("EAL does not start here");
-	if (dj_gpu_count() == 0) {
+	if (djg_count() == 0) {
 		rte_eal_cleanup();
 		dj_test_skip("no GPU usable through gpudev (or built without CUDA)");
 	}
-	gpu = dj_gpu_find(NULL);
+	gpu = djg_find(NULL);
 	src = aligned_alloc(4096, SRC_LEN);
-	if (src == NULL || dj_gpu_host_register(gpu, src, SRC_LEN) != 0)
+	if (src == NULL || djg_host_register(gpu, src, SRC_LEN) != 0)
 		dj_test_skip("cannot register host memory with the GPU");
 	for (size_t i = 0; i < SRC_LEN; i++)
 		src[i] = (uint8_t)(i * 131 + (i >> 12));
 	dj_test_add_suite("gpu_device", NULL, NULL, cases);
 	rc = dj_test_main(argc, argv);
-	dj_gpu_host_unregister(gpu, src);
+	djg_host_unregister(gpu, src);
 	free(src);
 	rte_eal_cleanup();
 	return rc;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The GPU module's data-plane placer (dj_gpu_dp_placer) under the real
+ * The GPU module's data-plane placer (djg_dp_placer) under the real
  * engine: two engines over a net_ring pair in one process, real rx mbufs.
  *
- *   test_gpu_dp        host placer (DJ_GPU_HOST): runs everywhere
+ *   test_gpu_dp        host placer (DJG_HOST): runs everywhere
  *   test_gpu_dp gpu    receives into and sends from GPU memory through the
  *                      staged sink (persistent and launch kernels); exits
  *                      77 (skipped) where no GPU is usable
@@ -24,9 +24,10 @@
 #include <rte_ring.h>
 
 #include "djinn/common.h"
-#include "djinn/dataplane.h"
-#include "djinn/eal.h"
-#include "djinn/gpu.h"
+#include "common/djc.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/eal.h"
+#include "gpu/gpu.h"
 #include "harness.h"
 #include "ring_pair.h"
 
@@ -36,28 +37,28 @@
 #define GUARD 64
 #define GUARD_BYTE 0x5a
 
-static int16_t dev = DJ_GPU_HOST;
-static struct dj_gpu_pool *pool;   /* "device" memory: GPU, or host for DJ_GPU_HOST */
+static int16_t dev = DJG_HOST;
+static struct djg_pool *pool;   /* "device" memory: GPU, or host for DJG_HOST */
 static uint32_t next_id = 1;
 
 struct duo {
-	struct dj_gpu_dp_placer *placer;
-	struct dj_dataplane_placer ops; /* the placer's, as the test changed them */
-	struct dj_dataplane *a, *b;     /* both use ops */
+	struct djg_dp_placer *placer;
+	struct dp_engine_placer ops; /* the placer's, as the test changed them */
+	struct dp_engine *a, *b;     /* both use ops */
 };
 
 struct duo_conf {
-	enum dj_gpu_gather_mode mode;
+	enum djg_gather_mode mode;
 	const char *impair;      /* in-line impairment on b's transmissions */
 	uint32_t stage_slots;    /* b's staging ring for GPU sources; 0: default */
 	/* Change the placer's callbacks (failure injection); NULL: keep them. */
-	void (*wrap)(struct dj_dataplane_placer *ops);
+	void (*wrap)(struct dp_engine_placer *ops);
 };
 
-static int engine_create(uint16_t port, uint32_t ip, const struct dj_dataplane_placer *placer,
-			 const struct duo_conf *dc, struct dj_dataplane **dp)
+static int engine_create(uint16_t port, uint32_t ip, const struct dp_engine_placer *placer,
+			 const struct duo_conf *dc, struct dp_engine **dp)
 {
-	struct dj_dataplane_config cfg = {0};
+	struct dp_engine_config cfg = {0};
 
 	cfg.placer = placer;
 	cfg.port.port_id = port;
@@ -67,29 +68,29 @@ static int engine_create(uint16_t port, uint32_t ip, const struct dj_dataplane_p
 		cfg.impair = dc->impair;
 		cfg.stage_slots = dc->stage_slots;
 	}
-	return dj_dataplane_create(&cfg, dp);
+	return dp_engine_create(&cfg, dp);
 }
 
 static void duo_start_conf(struct duo *d, const struct duo_conf *dc)
 {
-	struct dj_gpu_dp_placer_conf pc = {.dev_id = dev, .mode = dc->mode, .frag_size = 8000};
-	struct dj_dp_endpoint ea, eb;
+	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = dc->mode, .frag_size = 8000};
+	struct dp_endpoint ea, eb;
 	uint16_t pa, pb;
 
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_dp_placer_create(&pc, &d->placer), 0);
-	d->ops = *dj_gpu_dp_placer_ops(d->placer);
+	CU_ASSERT_EQUAL_FATAL(djg_dp_placer_create(&pc, &d->placer), 0);
+	d->ops = *djg_dp_placer_ops(d->placer);
 	if (dc->wrap != NULL)
 		dc->wrap(&d->ops);
 	dj_test_ring_pair(&pa, &pb, NULL);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, &d->ops, NULL, &d->a), 0);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, &d->ops, dc, &d->b), 0);
-	dj_dataplane_endpoint(d->a, &ea);
-	dj_dataplane_endpoint(d->b, &eb);
-	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->a, 9, COOKIE, &eb), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(d->b, 9, COOKIE, &ea), 0);
+	dp_engine_endpoint(d->a, &ea);
+	dp_engine_endpoint(d->b, &eb);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_session_open(d->a, 9, COOKIE, &eb), 0);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_session_open(d->b, 9, COOKIE, &ea), 0);
 }
 
-static void duo_start(struct duo *d, enum dj_gpu_gather_mode mode)
+static void duo_start(struct duo *d, enum djg_gather_mode mode)
 {
 	struct duo_conf dc = {.mode = mode};
 
@@ -101,11 +102,11 @@ static void duo_start(struct duo *d, enum dj_gpu_gather_mode mode)
  * (ACKs, or the last fragments of a send) into a destroyed mempool. */
 static void duo_stop(struct duo *d)
 {
-	dj_dataplane_quiesce(d->a);
-	dj_dataplane_quiesce(d->b);
-	dj_dataplane_destroy(d->a);
-	dj_dataplane_destroy(d->b);
-	dj_gpu_dp_placer_destroy(d->placer);
+	dp_engine_quiesce(d->a);
+	dp_engine_quiesce(d->b);
+	dp_engine_destroy(d->a);
+	dp_engine_destroy(d->b);
+	djg_dp_placer_destroy(d->placer);
 }
 
 static uint8_t *random_bytes(size_t len, unsigned int seed)
@@ -126,9 +127,9 @@ static uint8_t *device_buffer(size_t len, int odd, void **base)
 	uint8_t *guards = malloc(total);
 
 	CU_ASSERT_FATAL(guards != NULL);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_alloc(pool, total, base), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_alloc(pool, total, base), 0);
 	memset(guards, GUARD_BYTE, total);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_in(pool, *base, guards, total), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_copy_in(pool, *base, guards, total), 0);
 	free(guards);
 	return (uint8_t *)*base + GUARD + (odd ? 3 : 0);
 }
@@ -143,7 +144,7 @@ static void device_check(void *base, size_t len, int odd, const uint8_t *want)
 
 	CU_ASSERT_FATAL(back != NULL);
 	/* not fatal: the case goes on to stop its engines */
-	if (dj_gpu_pool_copy_out(pool, back, base, total) != 0) {
+	if (djg_pool_copy_out(pool, back, base, total) != 0) {
 		CU_FAIL("device memory not readable after the transfer");
 		free(back);
 		return;
@@ -174,17 +175,17 @@ static void receive_check(struct duo *d, size_t len, int odd)
 	CU_ASSERT_FATAL(src != NULL);
 	memcpy(src, heap, len);
 	free(heap);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_host_register(dev, src, pages), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_expect(d->b, COOKIE, id, dst, len, DJ_MEM_GPU), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_send(d->a, COOKIE, id, src, len, DJ_MEM_HOST, 30000), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_wait(d->b, COOKIE, id, 30000), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_host_register(dev, src, pages), 0);
+	CU_ASSERT_EQUAL(dp_engine_expect(d->b, COOKIE, id, dst, len, DJ_MEM_GPU), 0);
+	CU_ASSERT_EQUAL(dp_engine_send(d->a, COOKIE, id, src, len, DJ_MEM_HOST, 30000), 0);
+	CU_ASSERT_EQUAL(dp_engine_wait(d->b, COOKIE, id, 30000), 0);
 	device_check(base, len, odd, src);
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
-	CU_ASSERT_EQUAL(dj_gpu_host_unregister(dev, src), 0);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, base), 0);
+	CU_ASSERT_EQUAL(djg_host_unregister(dev, src), 0);
 	free(src);
 }
 
-/* Device memory -> host, sent by b: dj_dataplane_send() must return want;
+/* Device memory -> host, sent by b: dp_engine_send() must return want;
  * on success the bytes match, otherwise the receiver hears of the abort. */
 static void send_expect(struct duo *d, size_t len, int want)
 {
@@ -195,8 +196,8 @@ static void send_expect(struct duo *d, size_t len, int want)
 	uint8_t *src = device_buffer(len, 1, &base);
 
 	CU_ASSERT_FATAL(got != NULL);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_in(pool, src, bytes, len), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_expect(d->a, COOKIE, id, got, len, DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_pool_copy_in(pool, src, bytes, len), 0);
+	CU_ASSERT_EQUAL(dp_engine_expect(d->a, COOKIE, id, got, len, DJ_MEM_HOST), 0);
 	/* a's lcore must have taken the receive before b sends (it runs
 	 * commands in order, the probe's after it): a send failing at once
 	 * sends its ABORT at once, which would find no transfer (only the idle
@@ -205,18 +206,18 @@ static void send_expect(struct duo *d, size_t len, int want)
 	 * (resent, but counted among the rejections test_staged_lossy checks).
 	 * Under impairment the pong may be lost: the answer is what counts. */
 	if (want != 0) {
-		CU_ASSERT_EQUAL(dj_dataplane_probe(d->a, COOKIE, 5000, NULL), 0);
+		CU_ASSERT_EQUAL(dp_engine_probe(d->a, COOKIE, 5000, NULL), 0);
 	} else {
-		CU_ASSERT(dj_dataplane_probe(d->a, COOKIE, 200, NULL) != -EDEADLK);
+		CU_ASSERT(dp_engine_probe(d->a, COOKIE, 200, NULL) != -EDEADLK);
 	}
-	CU_ASSERT_EQUAL(dj_dataplane_send(d->b, COOKIE, id, src, len, DJ_MEM_GPU, 30000), want);
+	CU_ASSERT_EQUAL(dp_engine_send(d->b, COOKIE, id, src, len, DJ_MEM_GPU, 30000), want);
 	if (want == 0) {
-		CU_ASSERT_EQUAL(dj_dataplane_wait(d->a, COOKIE, id, 30000), 0);
+		CU_ASSERT_EQUAL(dp_engine_wait(d->a, COOKIE, id, 30000), 0);
 		CU_ASSERT_EQUAL(memcmp(got, bytes, len), 0);
 	} else {
-		CU_ASSERT_EQUAL(dj_dataplane_wait(d->a, COOKIE, id, 30000), -DJ_EPEER);
+		CU_ASSERT_EQUAL(dp_engine_wait(d->a, COOKIE, id, 30000), -DJ_EPEER);
 	}
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, base), 0);
 	free(got);
 	free(bytes);
 }
@@ -228,9 +229,9 @@ static void send_check(struct duo *d, size_t len)
 
 static const size_t sizes[] = {1, 1000, 8943, 8945, (1u << 20) + 17, 64u << 20};
 
-static void transfers_in_mode(enum dj_gpu_gather_mode mode)
+static void transfers_in_mode(enum djg_gather_mode mode)
 {
-	struct dj_gpu_dp_placer_stats st;
+	struct djg_dp_placer_stats st;
 	struct duo d;
 	uint64_t bytes = 0;
 
@@ -240,7 +241,7 @@ static void transfers_in_mode(enum dj_gpu_gather_mode mode)
 		send_check(&d, sizes[i]);
 		bytes += sizes[i];
 	}
-	dj_gpu_dp_placer_stats_get(d.placer, &st);
+	djg_dp_placer_stats_get(d.placer, &st);
 	/* More than the rx mempool holds (6144 mbufs) went through the sink:
 	 * it gave the mbufs back. */
 	CU_ASSERT_EQUAL(st.sink.bytes, bytes);
@@ -248,24 +249,24 @@ static void transfers_in_mode(enum dj_gpu_gather_mode mode)
 	CU_ASSERT_EQUAL(st.sink.rejected, 0);
 	CU_ASSERT_EQUAL(st.direct_copies, 0);
 	CU_ASSERT_EQUAL(st.failures, 0);
-	CU_ASSERT_EQUAL(st.sink.path, dev == DJ_GPU_HOST ? DJ_GPU_RX_HOST : DJ_GPU_RX_STAGED);
+	CU_ASSERT_EQUAL(st.sink.path, dev == DJG_HOST ? DJG_RX_HOST : DJG_RX_STAGED);
 	/* GPU: the rx pool was registered once (host: nothing to register) */
-	CU_ASSERT_EQUAL(st.pools, dev == DJ_GPU_HOST ? 0 : 1);
+	CU_ASSERT_EQUAL(st.pools, dev == DJG_HOST ? 0 : 1);
 	/* A resident kernel leaves when a receive completes (the engine's
 	 * sync drains the sink) and comes back with the next one. */
-	if (dev != DJ_GPU_HOST && mode == DJ_GPU_GATHER_PERSISTENT)
+	if (dev != DJG_HOST && mode == DJG_GATHER_PERSISTENT)
 		CU_ASSERT(st.sink.generations >= RTE_DIM(sizes));
 	duo_stop(&d);
 }
 
 static void test_transfers_persistent(void)
 {
-	transfers_in_mode(DJ_GPU_GATHER_PERSISTENT);
+	transfers_in_mode(DJG_GATHER_PERSISTENT);
 }
 
 static void test_transfers_launch(void)
 {
-	transfers_in_mode(DJ_GPU_GATHER_LAUNCH);
+	transfers_in_mode(DJG_GATHER_LAUNCH);
 }
 
 /* A receive cancelled half way leaves the placer and the engine serving. */
@@ -275,13 +276,13 @@ static void test_cancel_then_serve(void)
 	void *base;
 	uint8_t *dst;
 
-	duo_start(&d, DJ_GPU_GATHER_LAUNCH);
+	duo_start(&d, DJG_GATHER_LAUNCH);
 	dst = device_buffer(4096, 0, &base);
-	CU_ASSERT_EQUAL(dj_dataplane_expect(d.b, COOKIE, next_id, dst, 4096, DJ_MEM_GPU), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_cancel(d.b, COOKIE, next_id), 0);
-	CU_ASSERT(dj_dataplane_wait(d.b, COOKIE, next_id, 1000) < 0);
+	CU_ASSERT_EQUAL(dp_engine_expect(d.b, COOKIE, next_id, dst, 4096, DJ_MEM_GPU), 0);
+	CU_ASSERT_EQUAL(dp_engine_cancel(d.b, COOKIE, next_id), 0);
+	CU_ASSERT(dp_engine_wait(d.b, COOKIE, next_id, 1000) < 0);
 	next_id++;
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, base), 0);
 	receive_check(&d, 300000, 1);
 	send_check(&d, 300000);
 	duo_stop(&d);
@@ -291,27 +292,27 @@ static void test_cancel_then_serve(void)
  * read by the CPU. */
 static void test_gpu_source_needs_placer(void)
 {
-	struct dj_dataplane *a, *b;
-	struct dj_dp_endpoint eb;
+	struct dp_engine *a, *b;
+	struct dp_endpoint eb;
 	uint16_t pa, pb;
 	uint8_t buf[64] = {0};
 
 	dj_test_ring_pair(&pa, &pb, NULL);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, NULL, NULL, &a), 0);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, NULL, NULL, &b), 0);
-	dj_dataplane_endpoint(b, &eb);
-	CU_ASSERT_EQUAL_FATAL(dj_dataplane_session_open(a, 3, COOKIE, &eb), 0);
-	CU_ASSERT_EQUAL(dj_dataplane_send(a, COOKIE, 1, buf, sizeof(buf), DJ_MEM_GPU, 100),
+	dp_engine_endpoint(b, &eb);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_session_open(a, 3, COOKIE, &eb), 0);
+	CU_ASSERT_EQUAL(dp_engine_send(a, COOKIE, 1, buf, sizeof(buf), DJ_MEM_GPU, 100),
 			-ENOTSUP);
-	dj_dataplane_destroy(a);
-	dj_dataplane_destroy(b);
+	dp_engine_destroy(a);
+	dp_engine_destroy(b);
 }
 
 /* ---- GPU sources through the staging ring ------------------------------------- */
 
 static uint64_t frag_size(void)
 {
-	return dj_wire_frag_size(9000); /* engine_create's frames: 9014 B */
+	return dp_wire_frag_size(9000); /* engine_create's frames: 9014 B */
 }
 
 /* The engine's chunk for the default 1 MiB: whole fragments. */
@@ -374,13 +375,13 @@ static struct {
 	void *dst;
 	size_t len;
 	uint64_t due;     /* 0: landed */
-} deferred[DJ_DATAPLANE_STAGE_MAX_SLOTS];
+} deferred[DP_STAGE_MAX_SLOTS];
 
 /* One stream: a copy starts when the one before it is done. */
 static int copy_deferred(void *stage, unsigned int slot, void *dst, const void *src, size_t len)
 {
 	static uint64_t stream_free;
-	uint64_t now = dj_time_ns();
+	uint64_t now = djc_time_ns();
 
 	(void)stage;
 	stream_free = (stream_free > now ? stream_free : now) + COPY_NS;
@@ -394,7 +395,7 @@ static int poll_deferred(void *stage, unsigned int slot)
 {
 	if (deferred[slot].due == 0)
 		return inject.poll(stage, slot);
-	if (dj_time_ns() < deferred[slot].due)
+	if (djc_time_ns() < deferred[slot].due)
 		return 0;
 	deferred[slot].due = 0;
 	CU_ASSERT_EQUAL(inject.copy(stage, slot, deferred[slot].dst, deferred[slot].src,
@@ -402,7 +403,7 @@ static int poll_deferred(void *stage, unsigned int slot)
 	return inject.poll(stage, slot);
 }
 
-static void wrap_deferred(struct dj_dataplane_placer *ops)
+static void wrap_deferred(struct dp_engine_placer *ops)
 {
 	inject.copy = ops->stage_copy;
 	inject.poll = ops->stage_poll;
@@ -410,7 +411,7 @@ static void wrap_deferred(struct dj_dataplane_placer *ops)
 	ops->stage_poll = poll_deferred;
 }
 
-static void wrap_failing(struct dj_dataplane_placer *ops)
+static void wrap_failing(struct dp_engine_placer *ops)
 {
 	inject.copy = ops->stage_copy;
 	inject.poll = ops->stage_poll;
@@ -429,10 +430,10 @@ static void fail_next_send(int after_copies, bool in_poll)
  * chunk, a byte more, and many rings' worth through 4 slots. */
 static void test_staged_sizes_bounded_ring(void)
 {
-	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 4,
+	struct duo_conf dc = {.mode = DJG_GATHER_LAUNCH, .stage_slots = 4,
 			      .wrap = wrap_deferred};
 	const uint64_t lens[] = {1, frag_size(), chunk_size(), chunk_size() + 1, 64u << 20};
-	struct dj_dataplane_stage_stats st;
+	struct dp_engine_stage_stats st;
 	uint64_t chunks = 0;
 	struct duo d;
 
@@ -442,7 +443,7 @@ static void test_staged_sizes_bounded_ring(void)
 		send_check(&d, lens[i]);
 		chunks += chunks_of(lens[i]);
 	}
-	dj_dataplane_stage_stats(d.b, &st);
+	dp_engine_stage_stats(d.b, &st);
 	CU_ASSERT_EQUAL(st.staged_sends, RTE_DIM(lens));
 	CU_ASSERT_EQUAL(st.whole_sends, 0);
 	CU_ASSERT_EQUAL(st.copy_failures, 0);
@@ -455,24 +456,24 @@ static void test_staged_sizes_bounded_ring(void)
 }
 
 /* Which rejections, should there be any. */
-static void rejects_print(const char *who, const struct dj_proto_stats *proto)
+static void rejects_print(const char *who, const struct dp_proto_stats *proto)
 {
-	for (int r = DJ_REJ_NONE + 1; r < DJ_REJ_COUNT; r++)
-		if (r != DJ_REJ_DUPLICATE && proto->rx_reject[r] != 0)
+	for (int r = DP_REJ_NONE + 1; r < DP_REJ_COUNT; r++)
+		if (r != DP_REJ_DUPLICATE && proto->rx_reject[r] != 0)
 			printf("%s rejected %" PRIu64 " frames: %s\n", who, proto->rx_reject[r],
-			       dj_wire_reject_name(r));
+			       dp_wire_reject_name(r));
 }
 
 /* Lost and reordered fragments are resent from ring slots that later
  * chunks reuse: still byte-exact. */
 static void test_staged_lossy(void)
 {
-	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 3,
+	struct duo_conf dc = {.mode = DJG_GATHER_LAUNCH, .stage_slots = 3,
 			      .impair = "drop=0.05,reorder=0.05,dup=0.02,reorder_us=2000",
 			      .wrap = wrap_deferred};
-	struct dj_dataplane_stage_stats st;
-	struct dj_dataplane_stats eng;
-	struct dj_proto_stats proto;
+	struct dp_engine_stage_stats st;
+	struct dp_engine_stats eng;
+	struct dp_proto_stats proto;
 	struct duo d;
 
 	duo_start_conf(&d, &dc);
@@ -480,13 +481,13 @@ static void test_staged_lossy(void)
 	send_check(&d, chunk_size() - 1);
 	/* No frame carried other bytes than its CRC covers (a slot refilled
 	 * under a held or duplicated frame would). */
-	dj_dataplane_get_stats(d.a, &eng, &proto);
+	dp_engine_get_stats(d.a, &eng, &proto);
 	rejects_print("receiver", &proto);
-	CU_ASSERT_EQUAL(dj_proto_stats_rejected(&proto), 0);
-	dj_dataplane_get_stats(d.b, &eng, &proto);
-	dj_dataplane_stage_stats(d.b, &st);
+	CU_ASSERT_EQUAL(dp_proto_stats_rejected(&proto), 0);
+	dp_engine_get_stats(d.b, &eng, &proto);
+	dp_engine_stage_stats(d.b, &st);
 	CU_ASSERT(proto.tx_retrans > 0);
-	CU_ASSERT(eng.drops[DJ_DROP_IMPAIR] > 0);
+	CU_ASSERT(eng.drops[DP_DROP_IMPAIR] > 0);
 	CU_ASSERT(st.slot_reuses >= chunks_of(16u << 20) - 3);
 	duo_stop(&d);
 }
@@ -495,9 +496,9 @@ static void test_staged_lossy(void)
  * a frame still reads, and the engine goes on serving. */
 static void test_staged_copy_failure(void)
 {
-	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 4,
+	struct duo_conf dc = {.mode = DJG_GATHER_LAUNCH, .stage_slots = 4,
 			      .wrap = wrap_failing};
-	struct dj_dataplane_stage_stats st;
+	struct dp_engine_stage_stats st;
 	struct duo d;
 
 	duo_start_conf(&d, &dc);
@@ -508,7 +509,7 @@ static void test_staged_copy_failure(void)
 	fail_next_send(5, true);            /* a copy that started, then failed */
 	send_expect(&d, 12 * chunk_size(), -EIO);
 	send_check(&d, 12 * chunk_size() + 7);
-	dj_dataplane_stage_stats(d.b, &st);
+	dp_engine_stage_stats(d.b, &st);
 	CU_ASSERT_EQUAL(st.copy_failures, 3);
 	CU_ASSERT_EQUAL(st.staged_sends, 4);
 	duo_stop(&d);
@@ -518,8 +519,8 @@ static void test_staged_copy_failure(void)
  * send (cancelled, its ring released), and the next one goes through. */
 static void test_staged_timeout(void)
 {
-	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 2};
-	struct dj_dataplane_stage_stats st;
+	struct duo_conf dc = {.mode = DJG_GATHER_LAUNCH, .stage_slots = 2};
+	struct dp_engine_stage_stats st;
 	size_t len = 5 * chunk_size();
 	struct duo d;
 	void *base;
@@ -527,11 +528,11 @@ static void test_staged_timeout(void)
 
 	duo_start_conf(&d, &dc);
 	src = device_buffer(len, 0, &base);
-	CU_ASSERT_EQUAL(dj_dataplane_send(d.b, COOKIE, next_id++, src, len, DJ_MEM_GPU, 200),
+	CU_ASSERT_EQUAL(dp_engine_send(d.b, COOKIE, next_id++, src, len, DJ_MEM_GPU, 200),
 			-ETIMEDOUT);
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, base), 0);
 	send_check(&d, len);
-	dj_dataplane_stage_stats(d.b, &st);
+	dp_engine_stage_stats(d.b, &st);
 	CU_ASSERT_EQUAL(st.staged_sends, 2);
 	CU_ASSERT_EQUAL(st.copy_failures, 0);
 	duo_stop(&d);
@@ -543,8 +544,8 @@ static void test_staged_timeout(void)
  * freed under the frames, and the next send is not held up by it. */
 static void test_staged_stranded_frames(void)
 {
-	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 2};
-	struct dj_dataplane_stage_stats st;
+	struct duo_conf dc = {.mode = DJG_GATHER_LAUNCH, .stage_slots = 2};
+	struct dp_engine_stage_stats st;
 	size_t len = 5 * chunk_size();
 	uint64_t start;
 	struct duo d;
@@ -552,19 +553,19 @@ static void test_staged_stranded_frames(void)
 	uint8_t *src;
 
 	duo_start_conf(&d, &dc);
-	dj_dataplane_quiesce(d.a);
+	dp_engine_quiesce(d.a);
 	src = device_buffer(len, 0, &base);
 	for (int i = 0; i < 2; i++) {
-		start = dj_time_ns();
-		CU_ASSERT_EQUAL(dj_dataplane_send(d.b, COOKIE, next_id++, src, len, DJ_MEM_GPU,
+		start = djc_time_ns();
+		CU_ASSERT_EQUAL(dp_engine_send(d.b, COOKIE, next_id++, src, len, DJ_MEM_GPU,
 						  200), -ETIMEDOUT);
 		/* The timeout plus the cancel, not a wait for frames that
 		 * never come back. */
-		CU_ASSERT(dj_time_ns() - start < 3000ull * 1000 * 1000);
+		CU_ASSERT(djc_time_ns() - start < 3000ull * 1000 * 1000);
 	}
 	/* The GPU source is the caller's again: no copy and no frame reads it. */
-	CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base), 0);
-	dj_dataplane_stage_stats(d.b, &st);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, base), 0);
+	dp_engine_stage_stats(d.b, &st);
 	CU_ASSERT_EQUAL(st.staged_sends, 2);
 	CU_ASSERT_EQUAL(st.late_rings, 2);
 	/* Its rings are still read from a's ring: b's destroy leaks them
@@ -584,7 +585,7 @@ static void *send_thread(void *arg)
 {
 	struct concurrent_send *cs = arg;
 
-	cs->rc = dj_dataplane_send(cs->d->b, COOKIE, cs->id, cs->src, cs->len, DJ_MEM_GPU, 30000);
+	cs->rc = dp_engine_send(cs->d->b, COOKIE, cs->id, cs->src, cs->len, DJ_MEM_GPU, 30000);
 	return NULL;
 }
 
@@ -592,7 +593,7 @@ static void *send_thread(void *arg)
  * ring of its own (the placer's stage cache is shared). */
 static void test_staged_concurrent(void)
 {
-	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .stage_slots = 3};
+	struct duo_conf dc = {.mode = DJG_GATHER_LAUNCH, .stage_slots = 3};
 	struct concurrent_send cs[3];
 	pthread_t threads[3];
 	uint8_t *want[3], *got[3];
@@ -608,24 +609,24 @@ static void test_staged_concurrent(void)
 		want[i] = random_bytes(len, dj_test_seed() + cs[i].id);
 		got[i] = calloc(1, len);
 		CU_ASSERT_FATAL(got[i] != NULL);
-		CU_ASSERT_EQUAL_FATAL(dj_gpu_pool_copy_in(pool, src, want[i], len), 0);
-		CU_ASSERT_EQUAL(dj_dataplane_expect(d.a, COOKIE, cs[i].id, got[i], len, DJ_MEM_HOST), 0);
+		CU_ASSERT_EQUAL_FATAL(djg_pool_copy_in(pool, src, want[i], len), 0);
+		CU_ASSERT_EQUAL(dp_engine_expect(d.a, COOKIE, cs[i].id, got[i], len, DJ_MEM_HOST), 0);
 	}
 	for (int i = 0; i < 3; i++)
 		CU_ASSERT_EQUAL_FATAL(pthread_create(&threads[i], NULL, send_thread, &cs[i]), 0);
 	for (int i = 0; i < 3; i++) {
 		pthread_join(threads[i], NULL);
 		CU_ASSERT_EQUAL(cs[i].rc, 0);
-		CU_ASSERT_EQUAL(dj_dataplane_wait(d.a, COOKIE, cs[i].id, 30000), 0);
+		CU_ASSERT_EQUAL(dp_engine_wait(d.a, COOKIE, cs[i].id, 30000), 0);
 		CU_ASSERT_EQUAL(memcmp(got[i], want[i], cs[i].len), 0);
-		CU_ASSERT_EQUAL(dj_gpu_pool_free(pool, base[i]), 0);
+		CU_ASSERT_EQUAL(djg_pool_free(pool, base[i]), 0);
 		free(want[i]);
 		free(got[i]);
 	}
 	duo_stop(&d);
 }
 
-static void wrap_whole_copy(struct dj_dataplane_placer *ops)
+static void wrap_whole_copy(struct dp_engine_placer *ops)
 {
 	ops->stage_get = NULL;
 }
@@ -633,13 +634,13 @@ static void wrap_whole_copy(struct dj_dataplane_placer *ops)
 /* A placer without staging: one whole copy, then the send. */
 static void test_whole_copy_fallback(void)
 {
-	struct duo_conf dc = {.mode = DJ_GPU_GATHER_LAUNCH, .wrap = wrap_whole_copy};
-	struct dj_dataplane_stage_stats st;
+	struct duo_conf dc = {.mode = DJG_GATHER_LAUNCH, .wrap = wrap_whole_copy};
+	struct dp_engine_stage_stats st;
 	struct duo d;
 
 	duo_start_conf(&d, &dc);
 	send_check(&d, 3 * chunk_size() + 1);
-	dj_dataplane_stage_stats(d.b, &st);
+	dp_engine_stage_stats(d.b, &st);
 	CU_ASSERT_EQUAL(st.whole_sends, 1);
 	CU_ASSERT_EQUAL(st.staged_sends, 0);
 	duo_stop(&d);
@@ -648,8 +649,8 @@ static void test_whole_copy_fallback(void)
 /* Refused before the port is touched. */
 static void test_bad_stage_slots(void)
 {
-	struct duo_conf dc = {.stage_slots = DJ_DATAPLANE_STAGE_MAX_SLOTS + 1};
-	struct dj_dataplane *dp = NULL;
+	struct duo_conf dc = {.stage_slots = DP_STAGE_MAX_SLOTS + 1};
+	struct dp_engine *dp = NULL;
 
 	CU_ASSERT_EQUAL(engine_create(0, IP_A, NULL, &dc, &dp), -EINVAL);
 	CU_ASSERT_PTR_NULL(dp);
@@ -657,17 +658,17 @@ static void test_bad_stage_slots(void)
 
 static void test_bad_config(void)
 {
-	struct dj_gpu_dp_placer_conf pc = {.dev_id = DJ_GPU_HOST, .mode = 7};
-	struct dj_gpu_dp_placer *p = NULL;
+	struct djg_dp_placer_conf pc = {.dev_id = DJG_HOST, .mode = 7};
+	struct djg_dp_placer *p = NULL;
 
-	CU_ASSERT_EQUAL(dj_gpu_dp_placer_create(NULL, &p), -EINVAL);
-	CU_ASSERT_EQUAL(dj_gpu_dp_placer_create(&pc, &p), -EINVAL);
-	pc.mode = DJ_GPU_GATHER_LAUNCH;
+	CU_ASSERT_EQUAL(djg_dp_placer_create(NULL, &p), -EINVAL);
+	CU_ASSERT_EQUAL(djg_dp_placer_create(&pc, &p), -EINVAL);
+	pc.mode = DJG_GATHER_LAUNCH;
 	pc.dev_id = 99;
-	CU_ASSERT(dj_gpu_dp_placer_create(&pc, &p) < 0);
-	CU_ASSERT_PTR_NULL(dj_gpu_dp_placer_ops(NULL));
-	CU_ASSERT_EQUAL(dj_gpu_find_cuda(-1) < 0, 1);
-	dj_gpu_dp_placer_destroy(NULL);
+	CU_ASSERT(djg_dp_placer_create(&pc, &p) < 0);
+	CU_ASSERT_PTR_NULL(djg_dp_placer_ops(NULL));
+	CU_ASSERT_EQUAL(djg_find_cuda(-1) < 0, 1);
+	djg_dp_placer_destroy(NULL);
 }
 
 static void eal_start(int want_gpu)
@@ -681,7 +682,7 @@ static void eal_start(int want_gpu)
 	int app_argc, argc = want_gpu ? 9 : 10;
 
 	snprintf(prefix, sizeof(prefix), "--file-prefix=dj_test_gpu_dp_%d", (int)getpid());
-	if (dj_eal_init(argc, argv, NULL, &app_argc, &app_argv) != 0)
+	if (dp_eal_init(argc, argv, NULL, &app_argc, &app_argv) != 0)
 		dj_test_skip("EAL does not start here");
 }
 
@@ -708,23 +709,23 @@ int main(int argc, char **argv)
 
 	eal_start(want_gpu);
 	if (want_gpu) {
-		int ordinal0 = dj_gpu_count() > 0 ? dj_gpu_find_cuda(0) : -DJ_ENOGPU;
+		int ordinal0 = djg_count() > 0 ? djg_find_cuda(0) : -DJ_ENOGPU;
 
 		if (ordinal0 < 0) {
-			dj_eal_cleanup();
+			dp_eal_cleanup();
 			dj_test_skip("no GPU usable through gpudev (or built without CUDA)");
 		}
 		dev = (int16_t)ordinal0;
 	}
-	if (dj_gpu_pool_create(dev, 512u << 20, &pool) != 0) {
-		dj_eal_cleanup();
-		dj_test_skip("cannot create a 512 MiB %s pool", dev == DJ_GPU_HOST ? "host" : "GPU");
+	if (djg_pool_create(dev, 512u << 20, &pool) != 0) {
+		dp_eal_cleanup();
+		dj_test_skip("cannot create a 512 MiB %s pool", dev == DJG_HOST ? "host" : "GPU");
 	}
-	printf("test_gpu_dp: %s\n", dev == DJ_GPU_HOST ? "host placer (DJ_GPU_HOST)" :
+	printf("test_gpu_dp: %s\n", dev == DJG_HOST ? "host placer (DJG_HOST)" :
 	       "GPU placer on the GPU that is CUDA device 0");
 	dj_test_add_suite(want_gpu ? "gpu_dp_device" : "gpu_dp", NULL, NULL, cases);
 	rc = dj_test_main(1, argv);
-	dj_gpu_pool_destroy(pool);
-	dj_eal_cleanup();
+	djg_pool_destroy(pool);
+	dp_eal_cleanup();
 	return rc;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Every GPU operation against the CPU reference (dj_op_cpu) on random inputs
+ * Every GPU operation against the CPU reference (tn_op_cpu) on random inputs
  * at several shapes, odd sizes included, in every dtype the operation takes.
  * The output buffer is poisoned first, so an element the GPU never wrote
  * fails the comparison. Tolerances, relative to |want| + max|want| of the
@@ -16,11 +16,11 @@
 #include <string.h>
 
 #include "djinn/common.h"
-#include "djinn/gpu_ops.h"
-#include "djinn/ops.h"
+#include "gpu/ops/gpu_ops.h"
+#include "tensor/ops.h"
 #include "harness.h"
 
-static struct dj_gpu_ops *gpu;
+static struct djg_ops *gpu;
 static uint64_t rng_state;
 /* OR of every device address handed out: its lowest set bit is the worst
  * alignment seen (linear fuses its bias only on 256-byte aligned operands). */
@@ -34,8 +34,8 @@ static const enum dj_dtype float_dtypes[] = {DJ_DTYPE_FLOAT32, DJ_DTYPE_FLOAT16,
 #define N_FLOAT (int)(sizeof(float_dtypes) / sizeof(float_dtypes[0]))
 
 /* Worst error seen per op and dtype, as a fraction of the tolerance. */
-static double worst[DJ_OP_COUNT][DJ_DTYPE_COUNT];
-static int cases[DJ_OP_COUNT][DJ_DTYPE_COUNT];
+static double worst[TN_OP_COUNT][DJ_DTYPE_COUNT];
+static int cases[TN_OP_COUNT][DJ_DTYPE_COUNT];
 
 /* xorshift64*: one state per thread (the global one for the main thread). */
 static uint64_t rng_step(uint64_t *state)
@@ -136,14 +136,14 @@ static struct dj_tensor host_random(enum dj_dtype dtype, int ndim, const int64_t
 	return host_random_with(&rng_state, dtype, ndim, shape, r);
 }
 
-static int upload_with(struct dj_gpu_ops *g, const struct dj_tensor *h, struct dj_tensor *d)
+static int upload_with(struct djg_ops *g, const struct dj_tensor *h, struct dj_tensor *d)
 {
 	size_t bytes = dj_tensor_nbytes(&h->desc);
 	int rc;
 
 	*d = (struct dj_tensor){.desc = h->desc, .mem = DJ_MEM_GPU};
-	rc = dj_gpu_ops_alloc(g, bytes, &d->data);
-	return rc ? rc : dj_gpu_ops_copy_in(g, d->data, h->data, bytes);
+	rc = djg_ops_alloc(g, bytes, &d->data);
+	return rc ? rc : djg_ops_copy_in(g, d->data, h->data, bytes);
 }
 
 /* Elements by which main-thread test tensors sit past the start of their
@@ -162,7 +162,7 @@ static struct dj_tensor gpu_tensor(const struct dj_tensor_desc *desc)
 	size_t bytes = dj_tensor_nbytes(desc), shift = misalign_bytes(desc);
 	void *base;
 
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_alloc(gpu, bytes + shift, &base), 0);
+	CU_ASSERT_EQUAL_FATAL(djg_ops_alloc(gpu, bytes + shift, &base), 0);
 	g.data = base ? (char *)base + shift : NULL;
 	if (!misalign)
 		address_bits |= (uintptr_t)g.data;
@@ -172,14 +172,14 @@ static struct dj_tensor gpu_tensor(const struct dj_tensor_desc *desc)
 static void gpu_release(struct dj_tensor *g)
 {
 	if (g->data)
-		dj_gpu_ops_free(gpu, (char *)g->data - misalign_bytes(&g->desc));
+		djg_ops_free(gpu, (char *)g->data - misalign_bytes(&g->desc));
 }
 
 static struct dj_tensor to_gpu(const struct dj_tensor *h)
 {
 	struct dj_tensor g = gpu_tensor(&h->desc);
 
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_copy_in(gpu, g.data, h->data,
+	CU_ASSERT_EQUAL_FATAL(djg_ops_copy_in(gpu, g.data, h->data,
 						 dj_tensor_nbytes(&h->desc)), 0);
 	return g;
 }
@@ -193,7 +193,7 @@ static void poison(struct dj_tensor *g)
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(junk);
 	memset(junk, dj_dtype_is_float(g->desc.dtype) ? 0xff : 0xa5, bytes);
-	CU_ASSERT_EQUAL(dj_gpu_ops_copy_in(gpu, g->data, junk, bytes), 0);
+	CU_ASSERT_EQUAL(djg_ops_copy_in(gpu, g->data, junk, bytes), 0);
 	free(junk);
 }
 
@@ -228,7 +228,7 @@ static int64_t first_mismatch(const struct dj_tensor *got, const struct dj_tenso
 }
 
 static int elements_match(const struct dj_tensor *got, const struct dj_tensor *want,
-			  const char *what, enum dj_op_id id)
+			  const char *what, enum tn_op_id id)
 {
 	enum dj_dtype dtype = want->desc.dtype;
 	double ratio;
@@ -254,15 +254,15 @@ static void free_gpu_tensors(struct dj_tensor *t, int n)
 
 /* Run @p name on the CPU and the GPU with the same inputs; compare. */
 static void check_op(const char *name, const struct dj_tensor *in, int n_in,
-		     const struct dj_op_attrs *attrs, const char *what)
+		     const struct tn_op_attrs *attrs, const char *what)
 {
-	const struct dj_op *op = dj_op_find(name);
-	struct dj_tensor want, got, dev_in[DJ_OP_MAX_INPUTS], dev_out;
-	char err[DJ_OP_ERR_LEN] = "";
+	const struct tn_op *op = tn_op_find(name);
+	struct dj_tensor want, got, dev_in[TN_OP_MAX_INPUTS], dev_out;
+	char err[TN_OP_ERR_LEN] = "";
 	int rc;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(op);
-	rc = dj_op_cpu_alloc(op, in, n_in, attrs, &want, err, sizeof(err));
+	rc = tn_op_cpu_alloc(op, in, n_in, attrs, &want, err, sizeof(err));
 	if (rc != 0)
 		printf("\n  %s: CPU reference failed: %s\n", what, err);
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
@@ -270,12 +270,12 @@ static void check_op(const char *name, const struct dj_tensor *in, int n_in,
 		dev_in[i] = to_gpu(&in[i]);
 	dev_out = gpu_tensor(&want.desc);
 	poison(&dev_out);
-	rc = dj_gpu_ops_run(gpu, op, dev_in, n_in, attrs, &dev_out, err, sizeof(err));
+	rc = djg_ops_run(gpu, op, dev_in, n_in, attrs, &dev_out, err, sizeof(err));
 	if (rc != 0)
 		printf("\n  %s: GPU run failed: %s (%s)\n", what, err, dj_strerror(rc));
 	CU_ASSERT_EQUAL(rc, 0);
 	got = host_tensor(want.desc.dtype, want.desc.ndim, want.desc.shape);
-	CU_ASSERT_EQUAL(dj_gpu_ops_copy_out(gpu, got.data, dev_out.data,
+	CU_ASSERT_EQUAL(djg_ops_copy_out(gpu, got.data, dev_out.data,
 					    dj_tensor_nbytes(&want.desc)), 0);
 	if (rc == 0)
 		CU_ASSERT(elements_match(&got, &want, what, op->id));
@@ -291,9 +291,9 @@ static void free_host(struct dj_tensor *t, int n)
 		free(t[i].data);
 }
 
-static void attrs_default(struct dj_op_attrs *a)
+static void attrs_default(struct tn_op_attrs *a)
 {
-	dj_op_attrs_init(a);
+	tn_op_attrs_init(a);
 }
 
 static void label(char *buf, size_t len, const char *op, enum dj_dtype dtype,
@@ -337,7 +337,7 @@ static const struct shape binary_shapes[][2] = {
 static void test_binary(void)
 {
 	static const char *const names[] = {"add", "sub", "mul", "div"};
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	attrs_default(&attrs);
@@ -362,7 +362,7 @@ static void test_binary(void)
 static void test_binary_random_shapes(void)
 {
 	static const char *const names[] = {"add", "sub", "mul", "div"};
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	attrs_default(&attrs);
@@ -395,7 +395,7 @@ static void test_unary(void)
 {
 	static const char *const names[] = {"relu", "sigmoid", "tanh", "exp",
 					     "log",  "sqrt",    "gelu", "silu"};
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	attrs_default(&attrs);
@@ -438,9 +438,9 @@ static const struct axis_case reduce_cases[] = {
 	{{2, {5, 0}}, 1, 1, 1},
 };
 
-static void attrs_for(const struct axis_case *c, struct dj_op_attrs *a)
+static void attrs_for(const struct axis_case *c, struct tn_op_attrs *a)
 {
-	dj_op_attrs_init(a);
+	tn_op_attrs_init(a);
 	a->has_dim = c->has_dim;
 	a->dim = c->dim;
 	a->keepdim = c->keepdim;
@@ -448,7 +448,7 @@ static void attrs_for(const struct axis_case *c, struct dj_op_attrs *a)
 
 static void test_reduce(void)
 {
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	for (size_t c = 0; c < sizeof(reduce_cases) / sizeof(reduce_cases[0]); c++)
@@ -478,7 +478,7 @@ static const struct axis_case softmax_cases[] = {
 
 static void test_softmax(void)
 {
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	for (size_t c = 0; c < sizeof(softmax_cases) / sizeof(softmax_cases[0]); c++)
@@ -501,7 +501,7 @@ static void test_layer_norm(void)
 {
 	static const struct shape shapes[] = {{2, {7, 301}}, {3, {3, 4, 33}}, {2, {1000, 16}},
 					      {2, {2, 4096}}, {1, {5}}, {2, {2, 13001}}};
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
@@ -518,7 +518,7 @@ static void test_layer_norm(void)
 					host_random(dtype, norm_ndim, norm, ANY),
 				};
 
-				dj_op_attrs_init(&attrs);
+				tn_op_attrs_init(&attrs);
 				attrs.norm_ndim = norm_ndim;
 				memcpy(attrs.norm_shape, norm, sizeof(int64_t) * norm_ndim);
 				attrs.eps = n_in == 2 ? 1e-3 : 1e-5;
@@ -551,7 +551,7 @@ static const struct transpose_case transpose_cases[] = {
 
 static void test_transpose(void)
 {
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	for (size_t c = 0; c < sizeof(transpose_cases) / sizeof(transpose_cases[0]); c++)
@@ -560,7 +560,7 @@ static void test_transpose(void)
 			struct dj_tensor x = host_random(all_dtypes[d], tc->shape.ndim,
 							 tc->shape.dims, ANY);
 
-			dj_op_attrs_init(&attrs);
+			tn_op_attrs_init(&attrs);
 			attrs.has_dims = tc->has_dims;
 			memcpy(attrs.dims, tc->dims, sizeof(attrs.dims));
 			attrs.n_perm = tc->n_perm;
@@ -574,13 +574,13 @@ static void test_transpose(void)
 static void test_reshape(void)
 {
 	static const int64_t shape[] = {6, 35};
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	for (int d = 0; d < N_ALL; d++) {
 		struct dj_tensor x = host_random(all_dtypes[d], 2, shape, ANY);
 
-		dj_op_attrs_init(&attrs);
+		tn_op_attrs_init(&attrs);
 		attrs.shape_ndim = 3;
 		attrs.shape[0] = -1;
 		attrs.shape[1] = 7;
@@ -595,7 +595,7 @@ static void test_cat(void)
 {
 	static const int64_t a[] = {3, 4, 5}, b[] = {3, 1, 5}, c[] = {3, 7, 5};
 	static const int64_t a0[] = {2, 4, 5}, c2[] = {3, 4, 9};
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	for (int d = 0; d < N_ALL; d++) {
@@ -607,7 +607,7 @@ static void test_cat(void)
 		struct dj_tensor last[2] = {host_random(dt, 3, a, ANY),
 					    host_random(dt, 3, c2, ANY)};
 
-		dj_op_attrs_init(&attrs);
+		tn_op_attrs_init(&attrs);
 		attrs.has_dim = 1;
 		attrs.dim = 1;
 		label(what, sizeof(what), "cat dim 1", dt, &mid[0].desc, &mid[2].desc);
@@ -645,7 +645,7 @@ static const struct shape matmul_shapes[][2] = {
 
 static void test_matmul(void)
 {
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	attrs_default(&attrs);
@@ -668,7 +668,7 @@ static void test_linear(void)
 {
 	static const struct shape xs[] = {{2, {33, 17}}, {3, {2, 5, 17}}, {1, {17}},
 					  {2, {256, 17}}};
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	attrs_default(&attrs);
@@ -702,12 +702,12 @@ static struct dj_tensor gpu_random(enum dj_dtype dtype, int ndim, const int64_t 
 	return g;
 }
 
-static void expect_error(const struct dj_op *op, struct dj_tensor *in, int n_in,
-			 const struct dj_op_attrs *attrs, int want_rc, const char *want_text)
+static void expect_error(const struct tn_op *op, struct dj_tensor *in, int n_in,
+			 const struct tn_op_attrs *attrs, int want_rc, const char *want_text)
 {
-	char err[DJ_OP_ERR_LEN] = "";
+	char err[TN_OP_ERR_LEN] = "";
 	struct dj_tensor out = {.mem = DJ_MEM_GPU, .data = (void *)1};
-	int rc = dj_gpu_ops_execute(gpu, op, in, n_in, attrs, &out, err, sizeof(err));
+	int rc = djg_ops_execute(gpu, op, in, n_in, attrs, &out, err, sizeof(err));
 
 	CU_ASSERT_EQUAL(rc, want_rc);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, want_text));
@@ -724,44 +724,44 @@ static void test_bad_input(void)
 	struct dj_tensor i = gpu_random(DJ_DTYPE_INT32, 2, s34);
 	struct dj_tensor m = gpu_random(DJ_DTYPE_FLOAT32, 2, s45);
 	struct dj_tensor host = a, pair[2];
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 
 	attrs_default(&attrs);
 	host.mem = DJ_MEM_HOST;
 	expect_error(NULL, &a, 1, &attrs, -DJ_EUNKNOWN_OP, "");
 	pair[0] = a, pair[1] = b;
-	expect_error(dj_op_find("add"), pair, 2, &attrs, -DJ_ESHAPE, "add");
+	expect_error(tn_op_find("add"), pair, 2, &attrs, -DJ_ESHAPE, "add");
 	pair[0] = a, pair[1] = i;
-	expect_error(dj_op_find("mul"), pair, 2, &attrs, -DJ_EDTYPE, "mul");
-	expect_error(dj_op_find("log"), &i, 1, &attrs, -DJ_EDTYPE, "log");
+	expect_error(tn_op_find("mul"), pair, 2, &attrs, -DJ_EDTYPE, "mul");
+	expect_error(tn_op_find("log"), &i, 1, &attrs, -DJ_EDTYPE, "log");
 	pair[0] = a, pair[1] = a;
-	expect_error(dj_op_find("matmul"), pair, 2, &attrs, -DJ_ESHAPE, "matmul");
-	expect_error(dj_op_find("relu"), &host, 1, &attrs, -EINVAL, "not in GPU memory");
+	expect_error(tn_op_find("matmul"), pair, 2, &attrs, -DJ_ESHAPE, "matmul");
+	expect_error(tn_op_find("relu"), &host, 1, &attrs, -EINVAL, "not in GPU memory");
 	pair[0] = a, pair[1] = a;
-	expect_error(dj_op_find("relu"), pair, 2, &attrs, -EINVAL, "relu");
+	expect_error(tn_op_find("relu"), pair, 2, &attrs, -EINVAL, "relu");
 	attrs.has_dim = 1;
 	attrs.dim = 5;
-	expect_error(dj_op_find("sum"), &a, 1, &attrs, -DJ_ESHAPE, "sum");
+	expect_error(tn_op_find("sum"), &a, 1, &attrs, -DJ_ESHAPE, "sum");
 
 	/* A wrong output description is refused by the caller-allocates form. */
 	struct dj_tensor out = {.desc = a.desc, .mem = DJ_MEM_GPU, .data = m.data};
-	char err[DJ_OP_ERR_LEN] = "";
+	char err[TN_OP_ERR_LEN] = "";
 
 	pair[0] = a, pair[1] = m;
 	attrs_default(&attrs);
-	CU_ASSERT_EQUAL(dj_gpu_ops_run(gpu, dj_op_find("matmul"), pair, 2, &attrs, &out, err,
+	CU_ASSERT_EQUAL(djg_ops_run(gpu, tn_op_find("matmul"), pair, 2, &attrs, &out, err,
 				       sizeof(err)), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "output"));
 
 	/* After all that the context still computes. */
 	struct dj_tensor prod;
-	CU_ASSERT_EQUAL(dj_gpu_ops_execute(gpu, dj_op_find("matmul"), pair, 2, &attrs, &prod,
+	CU_ASSERT_EQUAL(djg_ops_execute(gpu, tn_op_find("matmul"), pair, 2, &attrs, &prod,
 					   err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(prod.desc.shape[0], 3);
 	CU_ASSERT_EQUAL(prod.desc.shape[1], 5);
 	CU_ASSERT_EQUAL(prod.mem, DJ_MEM_GPU);
-	CU_ASSERT_EQUAL(dj_gpu_ops_sync(gpu), 0);
-	dj_gpu_ops_free(gpu, prod.data);
+	CU_ASSERT_EQUAL(djg_ops_sync(gpu), 0);
+	djg_ops_free(gpu, prod.data);
 	gpu_release(&a);
 	gpu_release(&b);
 	gpu_release(&i);
@@ -773,45 +773,45 @@ static void test_bad_input(void)
 static void test_chain(void)
 {
 	static const int64_t sx[] = {100, 100}, sb[] = {100};
-	struct dj_op_attrs attrs, rows;
+	struct tn_op_attrs attrs, rows;
 	struct dj_tensor x = host_random(DJ_DTYPE_FLOAT32, 2, sx, ANY);
 	struct dj_tensor w = host_random(DJ_DTYPE_FLOAT32, 2, sx, ANY);
 	struct dj_tensor bias = host_random(DJ_DTYPE_FLOAT32, 1, sb, ANY);
 	struct dj_tensor gx = to_gpu(&x), gw = to_gpu(&w), gb = to_gpu(&bias);
 	struct dj_tensor cpu[4], dev[4], in[2];
-	char err[DJ_OP_ERR_LEN];
+	char err[TN_OP_ERR_LEN];
 
 	attrs_default(&attrs);
-	dj_op_attrs_init(&rows);
+	tn_op_attrs_init(&rows);
 	rows.has_dim = 1;
 	rows.dim = 1;
 	in[0] = x, in[1] = w;
-	CU_ASSERT_EQUAL_FATAL(dj_op_cpu_alloc(dj_op_find("matmul"), in, 2, &attrs, &cpu[0], err,
+	CU_ASSERT_EQUAL_FATAL(tn_op_cpu_alloc(tn_op_find("matmul"), in, 2, &attrs, &cpu[0], err,
 					      sizeof(err)), 0);
 	in[0] = cpu[0], in[1] = bias;
-	CU_ASSERT_EQUAL_FATAL(dj_op_cpu_alloc(dj_op_find("add"), in, 2, &attrs, &cpu[1], err,
+	CU_ASSERT_EQUAL_FATAL(tn_op_cpu_alloc(tn_op_find("add"), in, 2, &attrs, &cpu[1], err,
 					      sizeof(err)), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_op_cpu_alloc(dj_op_find("relu"), &cpu[1], 1, &attrs, &cpu[2],
+	CU_ASSERT_EQUAL_FATAL(tn_op_cpu_alloc(tn_op_find("relu"), &cpu[1], 1, &attrs, &cpu[2],
 					      err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_op_cpu_alloc(dj_op_find("sum"), &cpu[2], 1, &rows, &cpu[3], err,
+	CU_ASSERT_EQUAL_FATAL(tn_op_cpu_alloc(tn_op_find("sum"), &cpu[2], 1, &rows, &cpu[3], err,
 					      sizeof(err)), 0);
 	in[0] = gx, in[1] = gw;
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_execute(gpu, dj_op_find("matmul"), in, 2, &attrs,
+	CU_ASSERT_EQUAL_FATAL(djg_ops_execute(gpu, tn_op_find("matmul"), in, 2, &attrs,
 						 &dev[0], err, sizeof(err)), 0);
 	in[0] = dev[0], in[1] = gb;
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_execute(gpu, dj_op_find("add"), in, 2, &attrs, &dev[1],
+	CU_ASSERT_EQUAL_FATAL(djg_ops_execute(gpu, tn_op_find("add"), in, 2, &attrs, &dev[1],
 						 err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_execute(gpu, dj_op_find("relu"), &dev[1], 1, &attrs,
+	CU_ASSERT_EQUAL_FATAL(djg_ops_execute(gpu, tn_op_find("relu"), &dev[1], 1, &attrs,
 						 &dev[2], err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_gpu_ops_execute(gpu, dj_op_find("sum"), &dev[2], 1, &rows,
+	CU_ASSERT_EQUAL_FATAL(djg_ops_execute(gpu, tn_op_find("sum"), &dev[2], 1, &rows,
 						 &dev[3], err, sizeof(err)), 0);
 
 	struct dj_tensor got = host_tensor(DJ_DTYPE_FLOAT32, 1, sb);
-	CU_ASSERT_EQUAL(dj_gpu_ops_copy_out(gpu, got.data, dev[3].data, 100 * sizeof(float)), 0);
-	CU_ASSERT(elements_match(&got, &cpu[3], "chain matmul+add+relu+sum", DJ_OP_SUM));
+	CU_ASSERT_EQUAL(djg_ops_copy_out(gpu, got.data, dev[3].data, 100 * sizeof(float)), 0);
+	CU_ASSERT(elements_match(&got, &cpu[3], "chain matmul+add+relu+sum", TN_OP_SUM));
 	free(got.data);
 	for (int k = 0; k < 4; k++) {
-		dj_gpu_ops_free(gpu, dev[k].data);
+		djg_ops_free(gpu, dev[k].data);
 		dj_tensor_free_host(&cpu[k]);
 	}
 	gpu_release(&gx);
@@ -831,7 +831,7 @@ static void test_unaligned(void)
 {
 	static const int64_t s2[] = {33, 64}, row[] = {64}, big[] = {1000}, sm[] = {7, 256};
 	static const int64_t x[] = {33, 17}, w[] = {16, 17}, bias[] = {16}, k9[] = {17, 9};
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	char what[256];
 
 	misalign = 1;
@@ -876,12 +876,12 @@ static void test_unaligned(void)
 struct worker {
 	uint64_t rng;
 	int rounds_ok;
-	char error[DJ_OP_ERR_LEN + 64];
+	char error[TN_OP_ERR_LEN + 64];
 };
 
 /* linear(x [m,k], W [n,k], b [n]) then relu, resident on this thread's own
  * context, against the same chain on the CPU. 0 when the results agree. */
-static int worker_round(struct dj_gpu_ops *g, struct worker *w)
+static int worker_round(struct djg_ops *g, struct worker *w)
 {
 	int64_t m = 1 + rng_step(&w->rng) % 64, k = 1 + rng_step(&w->rng) % 64;
 	int64_t n = 1 + rng_step(&w->rng) % 64;
@@ -890,32 +890,32 @@ static int worker_round(struct dj_gpu_ops *g, struct worker *w)
 				    host_random_with(&w->rng, DJ_DTYPE_FLOAT32, 2, sw, ANY),
 				    host_random_with(&w->rng, DJ_DTYPE_FLOAT32, 1, sb, ANY)};
 	struct dj_tensor dev[3], lin, act, cpu_lin, cpu_act, got;
-	struct dj_op_attrs attrs;
+	struct tn_op_attrs attrs;
 	double ratio;
 	int rc = 0;
 
 	memset(dev, 0, sizeof(dev));
 	memset(&lin, 0, sizeof(lin));
 	act = cpu_lin = cpu_act = got = lin;
-	dj_op_attrs_init(&attrs);
+	tn_op_attrs_init(&attrs);
 	for (int i = 0; i < 3 && rc == 0; i++)
 		rc = upload_with(g, &host[i], &dev[i]);
 	if (rc == 0)
-		rc = dj_gpu_ops_execute(g, dj_op_find("linear"), dev, 3, &attrs, &lin, w->error,
+		rc = djg_ops_execute(g, tn_op_find("linear"), dev, 3, &attrs, &lin, w->error,
 					sizeof(w->error));
 	if (rc == 0)
-		rc = dj_gpu_ops_execute(g, dj_op_find("relu"), &lin, 1, &attrs, &act, w->error,
+		rc = djg_ops_execute(g, tn_op_find("relu"), &lin, 1, &attrs, &act, w->error,
 					sizeof(w->error));
 	if (rc == 0)
-		rc = dj_op_cpu_alloc(dj_op_find("linear"), host, 3, &attrs, &cpu_lin, w->error,
+		rc = tn_op_cpu_alloc(tn_op_find("linear"), host, 3, &attrs, &cpu_lin, w->error,
 				     sizeof(w->error));
 	if (rc == 0)
-		rc = dj_op_cpu_alloc(dj_op_find("relu"), &cpu_lin, 1, &attrs, &cpu_act, w->error,
+		rc = tn_op_cpu_alloc(tn_op_find("relu"), &cpu_lin, 1, &attrs, &cpu_act, w->error,
 				     sizeof(w->error));
 	if (rc == 0) {
 		got = (struct dj_tensor){.desc = cpu_act.desc, .mem = DJ_MEM_HOST,
 					 .data = malloc(dj_tensor_nbytes(&cpu_act.desc) + 1)};
-		rc = got.data ? dj_gpu_ops_copy_out(g, got.data, act.data,
+		rc = got.data ? djg_ops_copy_out(g, got.data, act.data,
 						    dj_tensor_nbytes(&cpu_act.desc)) : -ENOMEM;
 	}
 	if (rc == 0 && first_mismatch(&got, &cpu_act, &ratio) >= 0) {
@@ -924,11 +924,11 @@ static int worker_round(struct dj_gpu_ops *g, struct worker *w)
 		rc = -EIO;
 	}
 	for (int i = 0; i < 3; i++) {
-		dj_gpu_ops_free(g, dev[i].data);
+		djg_ops_free(g, dev[i].data);
 		free(host[i].data);
 	}
-	dj_gpu_ops_free(g, lin.data);
-	dj_gpu_ops_free(g, act.data);
+	djg_ops_free(g, lin.data);
+	djg_ops_free(g, act.data);
 	if (cpu_lin.data)
 		dj_tensor_free_host(&cpu_lin);
 	if (cpu_act.data)
@@ -940,8 +940,8 @@ static int worker_round(struct dj_gpu_ops *g, struct worker *w)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct dj_gpu_ops *g;
-	int rc = dj_gpu_ops_create(0, &g);
+	struct djg_ops *g;
+	int rc = djg_ops_create(0, &g);
 
 	if (rc != 0) {
 		snprintf(w->error, sizeof(w->error), "create: %s", dj_strerror(rc));
@@ -949,7 +949,7 @@ static void *worker_main(void *arg)
 	}
 	while (w->rounds_ok < WORKER_ROUNDS && worker_round(g, w) == 0)
 		w->rounds_ok++;
-	dj_gpu_ops_destroy(g);
+	djg_ops_destroy(g);
 	return NULL;
 }
 
@@ -974,10 +974,10 @@ static void test_threads(void)
 static void print_summary(void)
 {
 	printf("\n%-12s %-9s %6s %10s %9s\n", "op", "dtype", "cases", "worst/tol", "tol");
-	for (int op = 0; op < DJ_OP_COUNT; op++)
+	for (int op = 0; op < TN_OP_COUNT; op++)
 		for (int d = 0; d < DJ_DTYPE_COUNT; d++)
 			if (cases[op][d])
-				printf("%-12s %-9s %6d %10.3f %9.1e\n", dj_op_get(op)->name,
+				printf("%-12s %-9s %6d %10.3f %9.1e\n", tn_op_get(op)->name,
 				       dj_dtype_name(d), cases[op][d], worst[op][d],
 				       tolerance(d));
 	printf("device allocations aligned to %lu bytes\n",
@@ -986,12 +986,12 @@ static void print_summary(void)
 
 static int suite_init(void)
 {
-	return dj_gpu_ops_create(0, &gpu) == 0 ? 0 : 1;
+	return djg_ops_create(0, &gpu) == 0 ? 0 : 1;
 }
 
 static int suite_cleanup(void)
 {
-	dj_gpu_ops_destroy(gpu);
+	djg_ops_destroy(gpu);
 	gpu = NULL;
 	return 0;
 }
@@ -1016,7 +1016,7 @@ int main(int argc, char **argv)
 		{"four contexts on four threads", test_threads},
 		{NULL, NULL},
 	};
-	int devices = dj_gpu_ops_device_count(), rc;
+	int devices = djg_ops_device_count(), rc;
 
 	if (devices <= 0)
 		dj_test_skip("no CUDA GPU here (or a build without CUDA): the GPU operations "

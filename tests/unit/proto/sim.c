@@ -29,9 +29,9 @@ uint8_t *sim_pattern(uint64_t len, uint32_t salt)
 	return p;
 }
 
-void sim_config(struct dj_session_config *cfg, uint32_t frag_size)
+void sim_config(struct dp_channel_config *cfg, uint32_t frag_size)
 {
-	dj_session_config_init(cfg);
+	dp_channel_config_init(cfg);
 	cfg->session_id = 7;
 	cfg->cookie = 0x0123456789abcdefull;
 	cfg->frag_size = frag_size;
@@ -39,18 +39,18 @@ void sim_config(struct dj_session_config *cfg, uint32_t frag_size)
 	cfg->window = 1024;
 }
 
-static int dir_init(struct sim_dir *d, const struct dj_impair_config *imp)
+static int dir_init(struct sim_dir *d, const struct dp_impair_config *imp)
 {
-	struct dj_impair_config none = {0};
-	int rc = dj_impair_create(imp ? imp : &none, &d->impair);
+	struct dp_impair_config none = {0};
+	int rc = dp_impair_create(imp ? imp : &none, &d->impair);
 
-	return rc ? rc : dj_hold_queue_create(HOLD_CAP, &d->queue);
+	return rc ? rc : dp_hold_queue_create(HOLD_CAP, &d->queue);
 }
 
-int sim_init(struct sim *sim, const struct dj_session_config *cfg0,
-	     const struct dj_session_config *cfg1,
-	     const struct dj_impair_config *imp0,
-	     const struct dj_impair_config *imp1)
+int sim_init(struct sim *sim, const struct dp_channel_config *cfg0,
+	     const struct dp_channel_config *cfg1,
+	     const struct dp_impair_config *imp0,
+	     const struct dp_impair_config *imp1)
 {
 	int rc;
 
@@ -60,9 +60,9 @@ int sim_init(struct sim *sim, const struct dj_session_config *cfg0,
 	sim->step_ns = 1000;
 	sim->encap[0] = cfg0->encap;
 	sim->encap[1] = cfg1->encap;
-	rc = dj_session_create(cfg0, &sim->ep[0]);
+	rc = dp_channel_create(cfg0, &sim->ep[0]);
 	if (!rc)
-		rc = dj_session_create(cfg1, &sim->ep[1]);
+		rc = dp_channel_create(cfg1, &sim->ep[1]);
 	if (!rc)
 		rc = dir_init(&sim->dir[0], imp0);
 	if (!rc)
@@ -76,18 +76,18 @@ void sim_fini(struct sim *sim)
 		void *pkt;
 
 		while (sim->dir[i].queue &&
-		       dj_hold_queue_pop_due(sim->dir[i].queue, UINT64_MAX, &pkt, 1))
+		       dp_hold_queue_pop_due(sim->dir[i].queue, UINT64_MAX, &pkt, 1))
 			free(pkt);
-		dj_hold_queue_destroy(sim->dir[i].queue);
-		dj_impair_destroy(sim->dir[i].impair);
-		dj_session_destroy(sim->ep[i]);
+		dp_hold_queue_destroy(sim->dir[i].queue);
+		dp_impair_destroy(sim->dir[i].impair);
+		dp_channel_destroy(sim->ep[i]);
 	}
 }
 
 static void link_push(struct sim *sim, struct sim_dir *d, struct sim_pkt *p,
 		      uint64_t release)
 {
-	if (dj_hold_queue_push(d->queue, p, release))
+	if (dp_hold_queue_push(d->queue, p, release))
 		free(p);
 }
 
@@ -110,12 +110,12 @@ static bool bottleneck_admit(struct sim *sim, struct sim_dir *d, uint64_t *relea
 static void link_send(struct sim *sim, int from, struct sim_pkt *p)
 {
 	struct sim_dir *d = &sim->dir[from];
-	struct dj_impair_verdict v;
+	struct dp_impair_verdict v;
 	uint64_t release = sim->now + sim->latency_ns;
 
 	d->sent++;
-	dj_impair_decide(d->impair, sim->now, p->len, &v);
-	if (d->cut || (v.actions & DJ_IMPAIR_DROP)) {
+	dp_impair_decide(d->impair, sim->now, p->len, &v);
+	if (d->cut || (v.actions & DP_IMPAIR_DROP)) {
 		free(p);
 		return;
 	}
@@ -123,10 +123,10 @@ static void link_send(struct sim *sim, int from, struct sim_pkt *p)
 		free(p);
 		return;
 	}
-	dj_impair_corrupt(&v, p->data, p->len);
-	if (v.actions & DJ_IMPAIR_HOLD)
+	dp_impair_corrupt(&v, p->data, p->len);
+	if (v.actions & DP_IMPAIR_HOLD)
 		release = v.release_ns + sim->latency_ns;
-	if (v.actions & DJ_IMPAIR_DUP) {
+	if (v.actions & DP_IMPAIR_DUP) {
 		struct sim_pkt *copy = malloc(sizeof(*p) + p->len);
 
 		memcpy(copy, p, sizeof(*p) + p->len);
@@ -146,11 +146,11 @@ static struct sim_pkt *pkt_new(uint32_t len)
 
 static unsigned emit(struct sim *sim, int i)
 {
-	struct dj_session *s = sim->ep[i];
-	struct dj_frag_desc d[BURST];
-	uint8_t ctrl_buf[BURST][DJ_WIRE_CTRL_MAX];
-	struct dj_ctrl_pkt ctrl[BURST];
-	unsigned n = dj_session_tx_burst(s, sim->now, d, BURST), m;
+	struct dp_channel *s = sim->ep[i];
+	struct dp_frag_desc d[BURST];
+	uint8_t ctrl_buf[BURST][DP_WIRE_CTRL_MAX];
+	struct dp_ctrl_pkt ctrl[BURST];
+	unsigned n = dp_channel_tx_burst(s, sim->now, d, BURST), m;
 
 	for (unsigned k = 0; k < n; k++) {
 		struct sim_pkt *p = pkt_new(d[k].hdr_len + d[k].payload_len);
@@ -161,12 +161,12 @@ static unsigned emit(struct sim *sim, int i)
 		link_send(sim, i, p);
 	}
 	for (unsigned k = 0; k < BURST; k++)
-		ctrl[k] = (struct dj_ctrl_pkt){ctrl_buf[k], DJ_WIRE_CTRL_MAX, 0};
-	m = dj_session_ctrl_burst(s, sim->now, ctrl, BURST);
+		ctrl[k] = (struct dp_ctrl_pkt){ctrl_buf[k], DP_WIRE_CTRL_MAX, 0};
+	m = dp_channel_ctrl_burst(s, sim->now, ctrl, BURST);
 	for (unsigned k = 0; k < m; k++) {
 		struct sim_pkt *p = pkt_new(ctrl[k].len);
 
-		CU_ASSERT(ctrl[k].len <= DJ_WIRE_CTRL_MAX);
+		CU_ASSERT(ctrl[k].len <= DP_WIRE_CTRL_MAX);
 		memcpy(p->data, ctrl[k].buf, ctrl[k].len);
 		link_send(sim, i, p);
 	}
@@ -177,26 +177,26 @@ static unsigned emit(struct sim *sim, int i)
  * encapsulation when configured, sometimes in two buffers. */
 static void deliver(struct sim *sim, int to, struct sim_pkt *p, bool encap)
 {
-	struct dj_rx_pkt rx = {.hdr = p->data, .hdr_avail = p->len};
+	struct dp_rx_pkt rx = {.hdr = p->data, .hdr_avail = p->len};
 	uint8_t *hdr_copy = NULL;
 
 	if (encap) {
-		struct dj_wire_encap e;
+		struct dp_wire_encap e;
 
-		if (dj_wire_encap_parse(p->data, p->len, true, &e) != DJ_REJ_NONE)
+		if (dp_wire_encap_parse(p->data, p->len, true, &e) != DP_REJ_NONE)
 			return; /* a corrupted encapsulation: the NIC/engine drops it */
 		rx.hdr = p->data + e.payload_off;
 		rx.hdr_avail = e.payload_len;
 	}
-	if (sim->split && (sim->steps & 1) && rx.hdr_avail > DJ_WIRE_HDR_LEN) {
-		hdr_copy = malloc(DJ_WIRE_HDR_LEN);
-		memcpy(hdr_copy, rx.hdr, DJ_WIRE_HDR_LEN);
-		rx.payload = (const uint8_t *)rx.hdr + DJ_WIRE_HDR_LEN;
-		rx.payload_avail = rx.hdr_avail - DJ_WIRE_HDR_LEN;
+	if (sim->split && (sim->steps & 1) && rx.hdr_avail > DP_WIRE_HDR_LEN) {
+		hdr_copy = malloc(DP_WIRE_HDR_LEN);
+		memcpy(hdr_copy, rx.hdr, DP_WIRE_HDR_LEN);
+		rx.payload = (const uint8_t *)rx.hdr + DP_WIRE_HDR_LEN;
+		rx.payload_avail = rx.hdr_avail - DP_WIRE_HDR_LEN;
 		rx.hdr = hdr_copy;
-		rx.hdr_avail = DJ_WIRE_HDR_LEN;
+		rx.hdr_avail = DP_WIRE_HDR_LEN;
 	}
-	dj_session_input(sim->ep[to], &rx, sim->now, NULL);
+	dp_channel_input(sim->ep[to], &rx, sim->now, NULL);
 	free(hdr_copy);
 }
 
@@ -206,7 +206,7 @@ static unsigned absorb(struct sim *sim, int from, bool encap)
 	unsigned n, total = 0;
 
 	do {
-		n = dj_hold_queue_pop_due(sim->dir[from].queue, sim->now, pkts, BURST);
+		n = dp_hold_queue_pop_due(sim->dir[from].queue, sim->now, pkts, BURST);
 		for (unsigned k = 0; k < n; k++) {
 			if (!sim->frozen[1 - from])
 				deliver(sim, 1 - from, pkts[k], encap);
@@ -220,10 +220,10 @@ static unsigned absorb(struct sim *sim, int from, bool encap)
 
 static void collect(struct sim *sim, int i)
 {
-	struct dj_xfer_event ev[16];
+	struct dp_xfer_event ev[16];
 	unsigned n;
 
-	while ((n = dj_session_events(sim->ep[i], ev, 16)) > 0) {
+	while ((n = dp_channel_events(sim->ep[i], ev, 16)) > 0) {
 		for (unsigned k = 0; k < n && sim->nev[i] < SIM_MAX_EVENTS; k++)
 			sim->ev[i][sim->nev[i]++] = ev[k];
 	}
@@ -248,14 +248,14 @@ bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns)
 		for (int i = 0; i < 2; i++) {
 			if (sim->frozen[i])
 				continue;
-			next = min_u64(next, dj_session_poll(sim->ep[i], sim->now));
+			next = min_u64(next, dp_channel_poll(sim->ep[i], sim->now));
 			busy += emit(sim, i);
 			collect(sim, i);
 		}
 		if (sim->nev[0] >= want[0] && sim->nev[1] >= want[1])
 			return true;
 		for (int i = 0; i < 2; i++)
-			next = min_u64(next, dj_hold_queue_next(sim->dir[i].queue));
+			next = min_u64(next, dp_hold_queue_next(sim->dir[i].queue));
 		if (sim->hook)
 			next = min_u64(next, sim->now + sim->hook_every_ns);
 		if (busy || next <= sim->now)
@@ -268,13 +268,13 @@ bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns)
 	return false;
 }
 
-const struct dj_xfer_event *sim_event(const struct sim *sim, int i,
-				      enum dj_xfer_dir dir, uint32_t id)
+const struct dp_xfer_event *sim_event(const struct sim *sim, int i,
+				      enum dp_xfer_dir dir, uint32_t id)
 {
-	const struct dj_xfer_event *found = NULL;
+	const struct dp_xfer_event *found = NULL;
 
 	for (unsigned k = 0; k < sim->nev[i]; k++) {
-		const struct dj_xfer_event *e = &sim->ev[i][k];
+		const struct dp_xfer_event *e = &sim->ev[i][k];
 
 		if (e->dir != dir || e->transfer_id != id)
 			continue;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Progressive sources (struct dj_tx_source): the sender describes nothing
+ * Progressive sources (struct dp_tx_source): the sender describes nothing
  * beyond the producer's ready mark, new or retransmitted, and reads its
  * payload from a ring that the producer refills behind the cumulative ACK.
  * A slot refilled too early, or a fragment sent before its bytes landed,
@@ -19,19 +19,19 @@
 
 static unsigned seed;
 
-static void ready_set(struct dj_tx_source *src, uint64_t bytes)
+static void ready_set(struct dp_tx_source *src, uint64_t bytes)
 {
 	__atomic_store_n(&src->ready, bytes, __ATOMIC_RELEASE);
 }
 
 /* Describe everything the session offers now; returns the count and the
  * highest fragment end seen. */
-static unsigned drain(struct dj_session *s, uint64_t now, uint64_t *max_end)
+static unsigned drain(struct dp_channel *s, uint64_t now, uint64_t *max_end)
 {
-	struct dj_frag_desc d[DJ_SESSION_TX_BURST_MAX];
+	struct dp_frag_desc d[DP_CHANNEL_TX_BURST_MAX];
 	unsigned n, total = 0;
 
-	while ((n = dj_session_tx_burst(s, now, d, DJ_SESSION_TX_BURST_MAX)) != 0) {
+	while ((n = dp_channel_tx_burst(s, now, d, DP_CHANNEL_TX_BURST_MAX)) != 0) {
 		for (unsigned i = 0; i < n; i++)
 			if (d[i].offset + d[i].payload_len > *max_end)
 				*max_end = d[i].offset + d[i].payload_len;
@@ -43,21 +43,21 @@ static unsigned drain(struct dj_session *s, uint64_t now, uint64_t *max_end)
 /* Nothing above ready leaves, retransmissions included. */
 static void test_ready_mark_bounds_descriptors(void)
 {
-	struct dj_session_config cfg;
-	struct dj_tx_source src = {0};
-	struct dj_session *s;
+	struct dp_channel_config cfg;
+	struct dp_tx_source src = {0};
+	struct dp_channel *s;
 	uint64_t len = 10 * FS + 7, max_end = 0;
 	uint8_t *buf = sim_pattern(len, 1);
 
 	sim_config(&cfg, FS);
-	CU_ASSERT_FATAL(dj_session_create(&cfg, &s) == 0);
-	CU_ASSERT_EQUAL(dj_session_send_source(s, 1, buf, len, DJ_MEM_HOST, &src, NULL, 0), 0);
+	CU_ASSERT_FATAL(dp_channel_create(&cfg, &s) == 0);
+	CU_ASSERT_EQUAL(dp_channel_send_source(s, 1, buf, len, DJ_MEM_HOST, &src, NULL, 0), 0);
 	CU_ASSERT_EQUAL(drain(s, 1, &max_end), 0);
 	ready_set(&src, 2 * FS + FS / 2);
 	CU_ASSERT_EQUAL(drain(s, 2, &max_end), 2);
 	CU_ASSERT_EQUAL(max_end, 2 * FS);
 	/* The timeout queues fragments 0 and 1 again: still nothing above. */
-	dj_session_poll(s, 10 * SEC);
+	dp_channel_poll(s, 10 * SEC);
 	CU_ASSERT_EQUAL(drain(s, 10 * SEC, &max_end), 2);
 	CU_ASSERT_EQUAL(max_end, 2 * FS);
 	ready_set(&src, len - 1); /* the last, short fragment is not whole yet */
@@ -67,28 +67,28 @@ static void test_ready_mark_bounds_descriptors(void)
 	ready_set(&src, len);
 	CU_ASSERT_EQUAL(drain(s, 10 * SEC + 2, &max_end), 1);
 	CU_ASSERT_EQUAL(max_end, len);
-	dj_session_destroy(s);
+	dp_channel_destroy(s);
 	free(buf);
 }
 
 static void test_bad_wrap_rejected(void)
 {
-	struct dj_session_config cfg;
-	struct dj_tx_source src = {.wrap = 3 * FS + 1};
-	struct dj_session *s;
+	struct dp_channel_config cfg;
+	struct dp_tx_source src = {.wrap = 3 * FS + 1};
+	struct dp_channel *s;
 	uint8_t buf[16];
 
 	sim_config(&cfg, FS);
-	CU_ASSERT_FATAL(dj_session_create(&cfg, &s) == 0);
-	CU_ASSERT_EQUAL(dj_session_send_source(s, 1, buf, 16, DJ_MEM_HOST, &src, NULL, 0),
+	CU_ASSERT_FATAL(dp_channel_create(&cfg, &s) == 0);
+	CU_ASSERT_EQUAL(dp_channel_send_source(s, 1, buf, 16, DJ_MEM_HOST, &src, NULL, 0),
 			-EINVAL);
-	CU_ASSERT_EQUAL(dj_session_frag_size(s), FS);
-	dj_session_destroy(s);
+	CU_ASSERT_EQUAL(dp_channel_frag_size(s), FS);
+	dp_channel_destroy(s);
 }
 
 /* The producer: a ring of n_slots chunks over a source of len bytes. */
 struct producer {
-	struct dj_tx_source src;
+	struct dp_tx_source src;
 	const uint8_t *data;
 	uint64_t len, chunk;
 	unsigned int n_slots;
@@ -118,13 +118,13 @@ static void produce(struct sim *sim, void *arg)
 	ready_set(&p->src, off + p->chunk < p->len ? off + p->chunk : p->len);
 }
 
-static void ring_transfer(uint64_t len, const struct dj_impair_config *imp, bool cc)
+static void ring_transfer(uint64_t len, const struct dp_impair_config *imp, bool cc)
 {
-	struct dj_session_config cfg;
+	struct dp_channel_config cfg;
 	struct producer p = {.len = len, .chunk = 16 * FS, .n_slots = 3};
 	uint8_t *dst = calloc(1, len);
 	unsigned want[2] = {1, 1};
-	struct dj_proto_stats st;
+	struct dp_proto_stats st;
 	struct sim sim;
 
 	p.data = sim_pattern(len, (uint32_t)len);
@@ -138,16 +138,16 @@ static void ring_transfer(uint64_t len, const struct dj_impair_config *imp, bool
 	sim.hook = produce;
 	sim.hook_arg = &p;
 	sim.hook_every_ns = COPY_NS;
-	CU_ASSERT_FATAL(dj_session_recv(sim.ep[1], 3, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT_FATAL(dj_session_send_source(sim.ep[0], 3, p.ring, len, DJ_MEM_HOST, &p.src,
+	CU_ASSERT_FATAL(dp_channel_recv(sim.ep[1], 3, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT_FATAL(dp_channel_send_source(sim.ep[0], 3, p.ring, len, DJ_MEM_HOST, &p.src,
 					       NULL, sim.now) == 0);
 	CU_ASSERT_FATAL(sim_run(&sim, want, sim.now + 600 * SEC));
-	CU_ASSERT_EQUAL(sim_event(&sim, 0, DJ_XFER_TX, 3)->status, 0);
-	CU_ASSERT_EQUAL(sim_event(&sim, 1, DJ_XFER_RX, 3)->status, 0);
+	CU_ASSERT_EQUAL(sim_event(&sim, 0, DP_XFER_TX, 3)->status, 0);
+	CU_ASSERT_EQUAL(sim_event(&sim, 1, DP_XFER_RX, 3)->status, 0);
 	CU_ASSERT(memcmp(dst, p.data, len) == 0);
 	CU_ASSERT_EQUAL(__atomic_load_n(&p.src.acked, __ATOMIC_ACQUIRE), len);
 	CU_ASSERT(p.refills > 0);
-	dj_session_stats(sim.ep[0], &st);
+	dp_channel_stats(sim.ep[0], &st);
 	if (imp != NULL && imp->drop > 0)
 		CU_ASSERT(st.tx_retrans > 0);
 	sim_fini(&sim);
@@ -160,7 +160,7 @@ static void ring_transfer(uint64_t len, const struct dj_impair_config *imp, bool
  * waits for the producer instead of timing out. */
 static void test_ring_refilled_behind_ack(void)
 {
-	struct dj_impair_config imp = {.seed = seed, .drop = 0.05, .reorder = 0.05,
+	struct dp_impair_config imp = {.seed = seed, .drop = 0.05, .reorder = 0.05,
 				       .reorder_ns = 30000};
 
 	ring_transfer(1u << 20, NULL, false);

@@ -18,32 +18,32 @@
 
 static unsigned seed;
 
-static struct dj_impair_config lossy(double drop, uint64_t salt)
+static struct dp_impair_config lossy(double drop, uint64_t salt)
 {
-	return (struct dj_impair_config){.seed = seed + salt, .drop = drop};
+	return (struct dp_impair_config){.seed = seed + salt, .drop = drop};
 }
 
 /* One transfer from endpoint 0 to endpoint 1; returns true when both
  * sides report success and the bytes match. */
-static bool one_transfer(const struct dj_session_config *cfg,
-			 const struct dj_impair_config *imp, uint64_t len,
-			 struct dj_proto_stats st[2])
+static bool one_transfer(const struct dp_channel_config *cfg,
+			 const struct dp_impair_config *imp, uint64_t len,
+			 struct dp_proto_stats st[2])
 {
 	struct sim sim;
 	uint8_t *src = sim_pattern(len, (uint32_t)len);
 	uint8_t *dst = calloc(1, len ? len : 1);
 	unsigned want[2] = {1, 1};
-	const struct dj_xfer_event *tx, *rx;
+	const struct dp_xfer_event *tx, *rx;
 	bool ok;
 
 	CU_ASSERT_FATAL(sim_init(&sim, cfg, cfg, imp, imp) == 0);
 	sim.split = true;
-	CU_ASSERT_FATAL(dj_session_recv(sim.ep[1], 5, dst, len, DJ_MEM_HOST, dst, sim.now) == 0);
-	CU_ASSERT_FATAL(dj_session_send(sim.ep[0], 5, src, len, DJ_MEM_HOST, src, sim.now) == 0);
+	CU_ASSERT_FATAL(dp_channel_recv(sim.ep[1], 5, dst, len, DJ_MEM_HOST, dst, sim.now) == 0);
+	CU_ASSERT_FATAL(dp_channel_send(sim.ep[0], 5, src, len, DJ_MEM_HOST, src, sim.now) == 0);
 	ok = sim_run(&sim, want, sim.now + 600 * SEC);
 	CU_ASSERT(ok);
-	tx = sim_event(&sim, 0, DJ_XFER_TX, 5);
-	rx = sim_event(&sim, 1, DJ_XFER_RX, 5);
+	tx = sim_event(&sim, 0, DP_XFER_TX, 5);
+	rx = sim_event(&sim, 1, DP_XFER_RX, 5);
 	CU_ASSERT_FATAL(tx && rx);
 	CU_ASSERT_EQUAL(tx->status, 0);
 	CU_ASSERT_EQUAL(rx->status, 0);
@@ -53,7 +53,7 @@ static bool one_transfer(const struct dj_session_config *cfg,
 	ok = ok && tx->status == 0 && rx->status == 0 && memcmp(src, dst, len) == 0;
 	CU_ASSERT(memcmp(src, dst, len) == 0);
 	for (int i = 0; i < 2; i++)
-		dj_session_stats(sim.ep[i], &st[i]);
+		dp_channel_stats(sim.ep[i], &st[i]);
 	sim_fini(&sim);
 	free(src);
 	free(dst);
@@ -64,25 +64,25 @@ static void run_loss_matrix(bool cc)
 {
 	static const uint64_t sizes[] = {0, 1, FS - 1, FS, FS + 1, 1u << 20};
 	static const double loss[] = {0, 0.01, 0.10, 0.30};
-	struct dj_session_config cfg;
+	struct dp_channel_config cfg;
 
 	sim_config(&cfg, FS);
 	cfg.congestion_control = cc;
 	for (size_t l = 0; l < sizeof(loss) / sizeof(loss[0]); l++) {
 		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-			struct dj_impair_config imp = lossy(loss[l], i);
-			struct dj_proto_stats st[2];
+			struct dp_impair_config imp = lossy(loss[l], i);
+			struct dp_proto_stats st[2];
 
 			CU_ASSERT(one_transfer(&cfg, &imp, sizes[i], st));
 			/* Loss only ever costs retransmissions, never rejects. */
-			CU_ASSERT_EQUAL(dj_proto_stats_rejected(&st[0]), 0);
-			CU_ASSERT_EQUAL(dj_proto_stats_rejected(&st[1]), 0);
+			CU_ASSERT_EQUAL(dp_proto_stats_rejected(&st[0]), 0);
+			CU_ASSERT_EQUAL(dp_proto_stats_rejected(&st[1]), 0);
 			CU_ASSERT_EQUAL(st[1].rx_data_bytes, sizes[i]);
 			if (loss[l] >= 0.1 && sizes[i] == 1u << 20)
 				CU_ASSERT(st[0].tx_retrans > 0);
 			if (loss[l] == 0) {
 				CU_ASSERT_EQUAL(st[0].tx_retrans, 0);
-				CU_ASSERT_EQUAL(st[1].rx_reject[DJ_REJ_DUPLICATE], 0);
+				CU_ASSERT_EQUAL(st[1].rx_reject[DP_REJ_DUPLICATE], 0);
 			}
 		}
 	}
@@ -97,14 +97,14 @@ static void test_sizes_and_loss_matrix(void)
 static void run_64mib(bool cc)
 {
 	static const double loss[] = {0, 0.01, 0.10, 0.30};
-	struct dj_session_config cfg;
+	struct dp_channel_config cfg;
 
 	sim_config(&cfg, 8192);
 	cfg.window = 4096;
 	cfg.congestion_control = cc;
 	for (size_t l = 0; l < sizeof(loss) / sizeof(loss[0]); l++) {
-		struct dj_impair_config imp = lossy(loss[l], 100 + l);
-		struct dj_proto_stats st[2];
+		struct dp_impair_config imp = lossy(loss[l], 100 + l);
+		struct dp_proto_stats st[2];
 
 		CU_ASSERT(one_transfer(&cfg, &imp, 64u << 20, st));
 		CU_ASSERT_EQUAL(st[1].rx_data, (64u << 20) / 8192);
@@ -122,17 +122,17 @@ static void test_64mib_under_loss(void)
 
 static void test_reorder_duplicate_delay(void)
 {
-	struct dj_impair_config imp = {.seed = seed, .drop = 0.02, .duplicate = 0.1,
+	struct dp_impair_config imp = {.seed = seed, .drop = 0.02, .duplicate = 0.1,
 				       .reorder = 0.2, .reorder_ns = 30000,
 				       .delay = 0.05, .delay_ns = 200000,
 				       .delay_jitter_ns = 100000};
-	struct dj_session_config cfg;
-	struct dj_proto_stats st[2];
+	struct dp_channel_config cfg;
+	struct dp_proto_stats st[2];
 
 	sim_config(&cfg, FS);
 	CU_ASSERT(one_transfer(&cfg, &imp, (1u << 20) + 3, st));
-	CU_ASSERT(st[1].rx_reject[DJ_REJ_DUPLICATE] > 0);
-	CU_ASSERT_EQUAL(dj_proto_stats_rejected(&st[1]), 0);
+	CU_ASSERT(st[1].rx_reject[DP_REJ_DUPLICATE] > 0);
+	CU_ASSERT_EQUAL(dp_proto_stats_rejected(&st[1]), 0);
 	/* The same with the congestion window: slower, never wrong. */
 	cfg.congestion_control = true;
 	CU_ASSERT(one_transfer(&cfg, &imp, (1u << 20) + 3, st));
@@ -141,39 +141,39 @@ static void test_reorder_duplicate_delay(void)
 
 static void test_corruption_detected(void)
 {
-	struct dj_impair_config imp = {.seed = seed, .corrupt = 0.05};
-	struct dj_session_config cfg;
-	struct dj_proto_stats st[2];
+	struct dp_impair_config imp = {.seed = seed, .corrupt = 0.05};
+	struct dp_channel_config cfg;
+	struct dp_proto_stats st[2];
 
 	sim_config(&cfg, FS);
 	CU_ASSERT(one_transfer(&cfg, &imp, 1u << 20, st));
 	/* Every damaged packet was caught (the CRC covers all of it), and
 	 * the data still arrived intact. */
-	CU_ASSERT(dj_proto_stats_rejected(&st[1]) > 0);
-	CU_ASSERT(st[1].rx_reject[DJ_REJ_BAD_CRC] > 0);
+	CU_ASSERT(dp_proto_stats_rejected(&st[1]) > 0);
+	CU_ASSERT(st[1].rx_reject[DP_REJ_BAD_CRC] > 0);
 }
 
 static void test_encapsulated_lossy(void)
 {
-	struct dj_impair_config imp = {.seed = seed, .drop = 0.05, .corrupt = 0.01,
+	struct dp_impair_config imp = {.seed = seed, .drop = 0.05, .corrupt = 0.01,
 				       .reorder = 0.05, .reorder_ns = 20000};
-	struct dj_session_config cfg;
-	struct dj_proto_stats st[2];
+	struct dp_channel_config cfg;
+	struct dp_proto_stats st[2];
 
 	sim_config(&cfg, FS);
 	cfg.encap = true;
-	CU_ASSERT(dj_endpoint_parse("02:00:00:00:00:01,10.0.0.1", &cfg.local) == 0);
-	CU_ASSERT(dj_endpoint_parse("02:00:00:00:00:02,10.0.0.2", &cfg.peer) == 0);
+	CU_ASSERT(dp_netaddr_parse("02:00:00:00:00:01,10.0.0.1", &cfg.local) == 0);
+	CU_ASSERT(dp_netaddr_parse("02:00:00:00:00:02,10.0.0.2", &cfg.peer) == 0);
 	CU_ASSERT(one_transfer(&cfg, &imp, 3u << 20, st));
 }
 
 /* Endpoint gone vanishes 30 us into a transfer of len bytes from 0 to 1. */
-static void start_then_vanish(struct sim *sim, const struct dj_session_config *cfg,
+static void start_then_vanish(struct sim *sim, const struct dp_channel_config *cfg,
 			      int gone, const uint8_t *src, uint8_t *dst, uint64_t len)
 {
 	CU_ASSERT_FATAL(sim_init(sim, cfg, cfg, NULL, NULL) == 0);
-	CU_ASSERT(dj_session_recv(sim->ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim->now) == 0);
-	CU_ASSERT(dj_session_send(sim->ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim->now) == 0);
+	CU_ASSERT(dp_channel_recv(sim->ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim->now) == 0);
+	CU_ASSERT(dp_channel_send(sim->ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim->now) == 0);
 	CU_ASSERT_FALSE(sim_run(sim, (unsigned[2]){1, 1}, sim->now + 30000));
 	sim->frozen[gone] = true;
 	sim->dir[gone].cut = true;
@@ -181,12 +181,12 @@ static void start_then_vanish(struct sim *sim, const struct dj_session_config *c
 
 static void run_sender_vanishes(void)
 {
-	struct dj_session_config cfg;
+	struct dp_channel_config cfg;
 	struct sim sim;
 	uint64_t len = 4u << 20;
 	uint8_t *src = sim_pattern(len, 1), *dst = calloc(1, len);
 	unsigned want[2] = {0, 1};
-	const struct dj_xfer_event *rx;
+	const struct dp_xfer_event *rx;
 	uint64_t start;
 
 	sim_config(&cfg, FS);
@@ -194,7 +194,7 @@ static void run_sender_vanishes(void)
 	start_then_vanish(&sim, &cfg, 0, src, dst, len);
 	start = sim.now - 30000;
 	CU_ASSERT(sim_run(&sim, want, sim.now + 10 * SEC));
-	rx = sim_event(&sim, 1, DJ_XFER_RX, 1);
+	rx = sim_event(&sim, 1, DP_XFER_RX, 1);
 	CU_ASSERT_FATAL(rx != NULL);
 	CU_ASSERT_EQUAL(rx->status, -ETIMEDOUT);
 	CU_ASSERT(sim.now - start <= 30000 + sim.latency_ns + cfg.rx_idle_timeout_ns +
@@ -206,13 +206,13 @@ static void run_sender_vanishes(void)
 
 static void run_receiver_vanishes(void)
 {
-	struct dj_session_config cfg;
+	struct dp_channel_config cfg;
 	struct sim sim;
 	uint64_t len = 4u << 20;
 	uint8_t *src = sim_pattern(len, 1), *dst = calloc(1, len);
 	unsigned want[2] = {1, 0};
-	const struct dj_xfer_event *tx;
-	struct dj_proto_stats st;
+	const struct dp_xfer_event *tx;
+	struct dp_proto_stats st;
 
 	sim_config(&cfg, FS);
 	cfg.max_tries = 5;
@@ -220,10 +220,10 @@ static void run_receiver_vanishes(void)
 	start_then_vanish(&sim, &cfg, 1, src, dst, len);
 	/* Bounded: at most max_tries + 1 timeouts of at most rto_max each. */
 	CU_ASSERT(sim_run(&sim, want, sim.now + (cfg.max_tries + 2) * cfg.rto_max_ns));
-	tx = sim_event(&sim, 0, DJ_XFER_TX, 1);
+	tx = sim_event(&sim, 0, DP_XFER_TX, 1);
 	CU_ASSERT_FATAL(tx != NULL);
 	CU_ASSERT_EQUAL(tx->status, -ETIMEDOUT);
-	dj_session_stats(sim.ep[0], &st);
+	dp_channel_stats(sim.ep[0], &st);
 	CU_ASSERT_EQUAL(st.tx_timeouts, 1);
 	CU_ASSERT_EQUAL(st.rto_expired, cfg.max_tries + 1);
 	CU_ASSERT_EQUAL(st.tx_completed, 0);
@@ -231,12 +231,12 @@ static void run_receiver_vanishes(void)
 	sim.frozen[1] = false;
 	sim.dir[1].cut = false;
 	memset(dst, 0, len);
-	CU_ASSERT(dj_session_recv(sim.ep[1], 2, dst, 1000, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT(dj_session_send(sim.ep[0], 2, src, 1000, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_recv(sim.ep[1], 2, dst, 1000, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_send(sim.ep[0], 2, src, 1000, DJ_MEM_HOST, NULL, sim.now) == 0);
 	want[0] = 2;
 	want[1] = 2; /* transfer 1's rx times out at the receiver, then 2 */
 	CU_ASSERT(sim_run(&sim, want, sim.now + 5 * SEC));
-	tx = sim_event(&sim, 0, DJ_XFER_TX, 2);
+	tx = sim_event(&sim, 0, DP_XFER_TX, 2);
 	CU_ASSERT(tx && tx->status == 0);
 	CU_ASSERT(memcmp(src, dst, 1000) == 0);
 	sim_fini(&sim);
@@ -254,9 +254,9 @@ static void test_vanishing_peers(void)
 static void test_concurrent_bidirectional(void)
 {
 	enum { N = 8 };
-	struct dj_impair_config imp = {.seed = seed, .drop = 0.05, .reorder = 0.05,
+	struct dp_impair_config imp = {.seed = seed, .drop = 0.05, .reorder = 0.05,
 				       .reorder_ns = 10000, .duplicate = 0.01};
-	struct dj_session_config cfg;
+	struct dp_channel_config cfg;
 	struct sim sim;
 	uint8_t *src[2][N], *dst[2][N];
 	uint64_t len[2][N];
@@ -269,20 +269,20 @@ static void test_concurrent_bidirectional(void)
 			len[d][i] = (uint64_t)i * 100003 + (uint64_t)d;
 			src[d][i] = sim_pattern(len[d][i], (uint32_t)(d * N + i));
 			dst[d][i] = calloc(1, len[d][i] + 1);
-			CU_ASSERT(dj_session_recv(sim.ep[1 - d], (uint32_t)i, dst[d][i], len[d][i],
+			CU_ASSERT(dp_channel_recv(sim.ep[1 - d], (uint32_t)i, dst[d][i], len[d][i],
 						  DJ_MEM_HOST, NULL, sim.now) == 0);
-			CU_ASSERT(dj_session_send(sim.ep[d], (uint32_t)i, src[d][i], len[d][i],
+			CU_ASSERT(dp_channel_send(sim.ep[d], (uint32_t)i, src[d][i], len[d][i],
 						  DJ_MEM_HOST, NULL, sim.now) == 0);
 		}
 	}
 	/* Same id twice in one direction is refused. */
-	CU_ASSERT_EQUAL(dj_session_send(sim.ep[0], 0, src[0][1], 1, DJ_MEM_HOST, NULL, sim.now),
+	CU_ASSERT_EQUAL(dp_channel_send(sim.ep[0], 0, src[0][1], 1, DJ_MEM_HOST, NULL, sim.now),
 			-EEXIST);
 	CU_ASSERT(sim_run(&sim, want, sim.now + 60 * SEC));
 	for (int d = 0; d < 2; d++) {
 		for (int i = 0; i < N; i++) {
-			const struct dj_xfer_event *tx = sim_event(&sim, d, DJ_XFER_TX, (uint32_t)i);
-			const struct dj_xfer_event *rx = sim_event(&sim, 1 - d, DJ_XFER_RX, (uint32_t)i);
+			const struct dp_xfer_event *tx = sim_event(&sim, d, DP_XFER_TX, (uint32_t)i);
+			const struct dp_xfer_event *rx = sim_event(&sim, 1 - d, DP_XFER_RX, (uint32_t)i);
 
 			CU_ASSERT(tx && tx->status == 0);
 			CU_ASSERT(rx && rx->status == 0);
@@ -296,40 +296,40 @@ static void test_concurrent_bidirectional(void)
 
 static void test_cancel_and_close(void)
 {
-	struct dj_session_config cfg;
+	struct dp_channel_config cfg;
 	struct sim sim;
 	uint64_t len = 8u << 20;
 	uint8_t *src = sim_pattern(len, 2), *dst = calloc(1, len), *dst2 = calloc(1, len);
 	unsigned want[2] = {1, 1};
-	const struct dj_xfer_event *e;
+	const struct dp_xfer_event *e;
 
 	sim_config(&cfg, FS);
 	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
-	CU_ASSERT(dj_session_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT(dj_session_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
 	CU_ASSERT_FALSE(sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 100000));
 	/* The receiver gives up: the sender hears about it. */
-	CU_ASSERT_EQUAL(dj_session_cancel(sim.ep[1], DJ_XFER_RX, 1), 0);
-	CU_ASSERT_EQUAL(dj_session_cancel(sim.ep[1], DJ_XFER_RX, 1), -ENOENT);
+	CU_ASSERT_EQUAL(dp_channel_cancel(sim.ep[1], DP_XFER_RX, 1), 0);
+	CU_ASSERT_EQUAL(dp_channel_cancel(sim.ep[1], DP_XFER_RX, 1), -ENOENT);
 	CU_ASSERT(sim_run(&sim, want, sim.now + SEC));
-	e = sim_event(&sim, 1, DJ_XFER_RX, 1);
+	e = sim_event(&sim, 1, DP_XFER_RX, 1);
 	CU_ASSERT(e && e->status == -ECANCELED);
-	e = sim_event(&sim, 0, DJ_XFER_TX, 1);
+	e = sim_event(&sim, 0, DP_XFER_TX, 1);
 	CU_ASSERT(e && e->status == -DJ_EPEER);
 
 	/* Close with two transfers in flight: both sides fail both. */
-	CU_ASSERT(dj_session_recv(sim.ep[1], 2, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT(dj_session_send(sim.ep[0], 2, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT(dj_session_recv(sim.ep[0], 3, dst2, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT(dj_session_send(sim.ep[1], 3, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_recv(sim.ep[1], 2, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_send(sim.ep[0], 2, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_recv(sim.ep[0], 3, dst2, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_send(sim.ep[1], 3, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
 	CU_ASSERT_FALSE(sim_run(&sim, (unsigned[2]){3, 3}, sim.now + 100000));
-	dj_session_close(sim.ep[0]);
+	dp_channel_close(sim.ep[0]);
 	CU_ASSERT(sim_run(&sim, (unsigned[2]){3, 3}, sim.now + SEC));
-	CU_ASSERT(sim_event(&sim, 0, DJ_XFER_TX, 2)->status == -ECONNRESET);
-	CU_ASSERT(sim_event(&sim, 0, DJ_XFER_RX, 3)->status == -ECONNRESET);
-	CU_ASSERT(sim_event(&sim, 1, DJ_XFER_RX, 2)->status == -ECONNRESET);
-	CU_ASSERT(sim_event(&sim, 1, DJ_XFER_TX, 3)->status == -ECONNRESET);
-	CU_ASSERT_EQUAL(dj_session_send(sim.ep[0], 9, src, 1, DJ_MEM_HOST, NULL, sim.now),
+	CU_ASSERT(sim_event(&sim, 0, DP_XFER_TX, 2)->status == -ECONNRESET);
+	CU_ASSERT(sim_event(&sim, 0, DP_XFER_RX, 3)->status == -ECONNRESET);
+	CU_ASSERT(sim_event(&sim, 1, DP_XFER_RX, 2)->status == -ECONNRESET);
+	CU_ASSERT(sim_event(&sim, 1, DP_XFER_TX, 3)->status == -ECONNRESET);
+	CU_ASSERT_EQUAL(dp_channel_send(sim.ep[0], 9, src, 1, DJ_MEM_HOST, NULL, sim.now),
 			-ECONNRESET);
 	sim_fini(&sim);
 	free(src);
@@ -358,37 +358,37 @@ static void gpu_place(void *ctx, void *user, void *dest_base, uint64_t off,
 
 static void test_gpu_placement_and_source(void)
 {
-	struct dj_session_config cfg;
+	struct dp_channel_config cfg;
 	struct gpu_shadow g = {0};
 	struct sim sim;
-	struct dj_impair_config imp = lossy(0.05, 7);
+	struct dp_impair_config imp = lossy(0.05, 7);
 	uint64_t len = (2u << 20) + 5;
 	uint8_t *src = sim_pattern(len, 4);
 	unsigned want[2] = {1, 1};
-	struct dj_proto_stats st;
-	struct dj_session_config plain;
+	struct dp_proto_stats st;
+	struct dp_channel_config plain;
 
 	sim_config(&cfg, FS);
 	plain = cfg;
 	cfg.place = gpu_place;
 	cfg.place_ctx = &g;
 	g.mem = calloc(1, len);
-	CU_ASSERT_EQUAL(dj_session_create(&plain, &sim.ep[0]), 0);
-	CU_ASSERT_EQUAL(dj_session_recv(sim.ep[0], 1, (void *)0x1000, len, DJ_MEM_GPU,
+	CU_ASSERT_EQUAL(dp_channel_create(&plain, &sim.ep[0]), 0);
+	CU_ASSERT_EQUAL(dp_channel_recv(sim.ep[0], 1, (void *)0x1000, len, DJ_MEM_GPU,
 					NULL, 0), -ENOTSUP);
-	dj_session_destroy(sim.ep[0]);
+	dp_channel_destroy(sim.ep[0]);
 	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, &imp, &imp) == 0);
-	CU_ASSERT(dj_session_recv(sim.ep[1], 1, (void *)0x1000, len, DJ_MEM_GPU, &g,
+	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, (void *)0x1000, len, DJ_MEM_GPU, &g,
 				  sim.now) == 0);
 	/* A GPU source: the sender must not read it (CRC covers the header). */
-	CU_ASSERT(dj_session_send(sim.ep[0], 1, src, len, DJ_MEM_GPU, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_send(sim.ep[0], 1, src, len, DJ_MEM_GPU, NULL, sim.now) == 0);
 	CU_ASSERT(sim_run(&sim, want, sim.now + 60 * SEC));
-	CU_ASSERT(sim_event(&sim, 1, DJ_XFER_RX, 1)->status == 0);
+	CU_ASSERT(sim_event(&sim, 1, DP_XFER_RX, 1)->status == 0);
 	CU_ASSERT_FALSE(g.bad);
 	CU_ASSERT_EQUAL(g.bytes, len);
-	CU_ASSERT_EQUAL(g.calls, dj_wire_frag_count(len, FS));
+	CU_ASSERT_EQUAL(g.calls, dp_wire_frag_count(len, FS));
 	CU_ASSERT(memcmp(g.mem, src, len) == 0);
-	dj_session_stats(sim.ep[1], &st);
+	dp_channel_stats(sim.ep[1], &st);
 	CU_ASSERT_EQUAL(st.rx_data, g.calls);
 	sim_fini(&sim);
 	free(src);
@@ -397,8 +397,8 @@ static void test_gpu_placement_and_source(void)
 
 static void test_rtt_estimate(void)
 {
-	struct dj_session_config cfg;
-	struct dj_proto_stats st[2];
+	struct dp_channel_config cfg;
+	struct dp_proto_stats st[2];
 
 	sim_config(&cfg, FS);
 	cfg.ack_every = 1;
@@ -413,11 +413,11 @@ static void test_rtt_estimate(void)
  * returns the packets the queue dropped, *done_ns the virtual duration. */
 static uint64_t through_bottleneck(bool cc, uint64_t *done_ns, uint64_t *cuts)
 {
-	struct dj_session_config cfg;
+	struct dp_channel_config cfg;
 	struct sim sim;
 	uint64_t len = 8u << 20, start, drops;
 	uint8_t *src = sim_pattern(len, 9), *dst = calloc(1, len);
-	struct dj_proto_stats st;
+	struct dp_proto_stats st;
 
 	sim_config(&cfg, FS);
 	cfg.window = 4096;
@@ -426,12 +426,12 @@ static uint64_t through_bottleneck(bool cc, uint64_t *done_ns, uint64_t *cuts)
 	sim.dir[0].rate_per_us = 4;
 	sim.dir[0].queue_pkts = 32;
 	start = sim.now;
-	CU_ASSERT(dj_session_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT(dj_session_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
 	CU_ASSERT(sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 600 * SEC));
-	CU_ASSERT(sim_event(&sim, 0, DJ_XFER_TX, 1) && sim_event(&sim, 0, DJ_XFER_TX, 1)->status == 0);
+	CU_ASSERT(sim_event(&sim, 0, DP_XFER_TX, 1) && sim_event(&sim, 0, DP_XFER_TX, 1)->status == 0);
 	CU_ASSERT(memcmp(src, dst, len) == 0);
-	dj_session_stats(sim.ep[0], &st);
+	dp_channel_stats(sim.ep[0], &st);
 	*done_ns = sim.now - start;
 	*cuts = st.cwnd_reductions;
 	drops = sim.dir[0].tail_drops;
@@ -462,20 +462,20 @@ static void test_congestion_control_bottleneck(void)
  * tails; the bytes around the destination stay untouched. */
 static void test_streamed_placement_unaligned(void)
 {
-	struct dj_session_config cfg;
+	struct dp_channel_config cfg;
 	struct sim sim;
 	uint64_t len = (9u << 20) + 5;
 	uint8_t *src = sim_pattern(len, 11), *buf = malloc(len + 8);
-	struct dj_impair_config imp = lossy(0.02, 21);
+	struct dp_impair_config imp = lossy(0.02, 21);
 
 	sim_config(&cfg, FS);
 	cfg.stream_copy_min = 1u << 20;
 	memset(buf, 0xa5, len + 8);
 	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, &imp, &imp) == 0);
-	CU_ASSERT(dj_session_recv(sim.ep[1], 1, buf + 3, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT(dj_session_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, buf + 3, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
 	CU_ASSERT(sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 60 * SEC));
-	CU_ASSERT(sim_event(&sim, 1, DJ_XFER_RX, 1) && sim_event(&sim, 1, DJ_XFER_RX, 1)->status == 0);
+	CU_ASSERT(sim_event(&sim, 1, DP_XFER_RX, 1) && sim_event(&sim, 1, DP_XFER_RX, 1)->status == 0);
 	CU_ASSERT(memcmp(buf + 3, src, len) == 0);
 	CU_ASSERT(buf[0] == 0xa5 && buf[1] == 0xa5 && buf[2] == 0xa5);
 	CU_ASSERT(buf[len + 3] == 0xa5 && buf[len + 7] == 0xa5);
@@ -486,48 +486,48 @@ static void test_streamed_placement_unaligned(void)
 
 static void test_ping_pong(void)
 {
-	struct dj_session_config cfg;
+	struct dp_channel_config cfg;
 	struct sim sim;
-	struct dj_proto_stats st[2];
+	struct dp_proto_stats st[2];
 
 	sim_config(&cfg, FS);
 	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
-	dj_session_ping(sim.ep[0], 42);
-	dj_session_ping(sim.ep[0], 43);
+	dp_channel_ping(sim.ep[0], 42);
+	dp_channel_ping(sim.ep[0], 43);
 	CU_ASSERT_FALSE(sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 100000));
-	dj_session_stats(sim.ep[0], &st[0]);
-	dj_session_stats(sim.ep[1], &st[1]);
+	dp_channel_stats(sim.ep[0], &st[0]);
+	dp_channel_stats(sim.ep[1], &st[1]);
 	CU_ASSERT_EQUAL(st[0].pongs, 2);
 	CU_ASSERT_EQUAL(st[1].pongs, 0);
 	CU_ASSERT_EQUAL(st[1].rx_ctrl, 2);
-	CU_ASSERT_EQUAL(dj_proto_stats_rejected(&st[0]) + dj_proto_stats_rejected(&st[1]), 0);
+	CU_ASSERT_EQUAL(dp_proto_stats_rejected(&st[0]) + dp_proto_stats_rejected(&st[1]), 0);
 	sim_fini(&sim);
 }
 
 static void test_config_and_args_rejected(void)
 {
-	struct dj_session_config cfg;
-	struct dj_session *s;
+	struct dp_channel_config cfg;
+	struct dp_channel *s;
 	uint8_t b[4];
 
 	sim_config(&cfg, FS);
 	cfg.window = 1000;
-	CU_ASSERT_EQUAL(dj_session_create(&cfg, &s), -EINVAL);
+	CU_ASSERT_EQUAL(dp_channel_create(&cfg, &s), -EINVAL);
 	sim_config(&cfg, 0);
-	CU_ASSERT_EQUAL(dj_session_create(&cfg, &s), -EINVAL);
+	CU_ASSERT_EQUAL(dp_channel_create(&cfg, &s), -EINVAL);
 	sim_config(&cfg, 70000);
 	cfg.encap = true;
-	CU_ASSERT_EQUAL(dj_session_create(&cfg, &s), -EINVAL);
+	CU_ASSERT_EQUAL(dp_channel_create(&cfg, &s), -EINVAL);
 	sim_config(&cfg, 16);
 	cfg.max_transfers = 1;
-	CU_ASSERT_FATAL(dj_session_create(&cfg, &s) == 0);
-	CU_ASSERT_EQUAL(dj_session_send(s, 1, NULL, 4, DJ_MEM_HOST, NULL, 0), -EINVAL);
-	CU_ASSERT_EQUAL(dj_session_send(s, 1, b, 1ull << 40, DJ_MEM_HOST, NULL, 0), -EMSGSIZE);
-	CU_ASSERT_EQUAL(dj_session_send(s, 1, b, 4, DJ_MEM_HOST, NULL, 0), 0);
-	CU_ASSERT_EQUAL(dj_session_send(s, 2, b, 4, DJ_MEM_HOST, NULL, 0), -EBUSY);
-	CU_ASSERT_EQUAL(dj_session_recv(s, 1, b, 4, DJ_MEM_HOST, NULL, 0), 0);
-	CU_ASSERT_EQUAL(dj_session_recv(s, 2, b, 4, DJ_MEM_HOST, NULL, 0), -EBUSY);
-	dj_session_destroy(s);
+	CU_ASSERT_FATAL(dp_channel_create(&cfg, &s) == 0);
+	CU_ASSERT_EQUAL(dp_channel_send(s, 1, NULL, 4, DJ_MEM_HOST, NULL, 0), -EINVAL);
+	CU_ASSERT_EQUAL(dp_channel_send(s, 1, b, 1ull << 40, DJ_MEM_HOST, NULL, 0), -EMSGSIZE);
+	CU_ASSERT_EQUAL(dp_channel_send(s, 1, b, 4, DJ_MEM_HOST, NULL, 0), 0);
+	CU_ASSERT_EQUAL(dp_channel_send(s, 2, b, 4, DJ_MEM_HOST, NULL, 0), -EBUSY);
+	CU_ASSERT_EQUAL(dp_channel_recv(s, 1, b, 4, DJ_MEM_HOST, NULL, 0), 0);
+	CU_ASSERT_EQUAL(dp_channel_recv(s, 2, b, 4, DJ_MEM_HOST, NULL, 0), -EBUSY);
+	dp_channel_destroy(s);
 }
 
 int main(int argc, char **argv)

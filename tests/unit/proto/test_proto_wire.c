@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "djinn/wire.h"
+#include "dataplane/proto/wire.h"
 #include "harness.h"
 
 static void test_crc32c_known_vectors(void)
@@ -14,11 +14,11 @@ static void test_crc32c_known_vectors(void)
 
 	memset(ones, 0xff, sizeof(ones));
 	/* RFC 3720 B.4 and the classic check value. */
-	CU_ASSERT_EQUAL(dj_crc32c(0, "123456789", 9), 0xe3069283u);
-	CU_ASSERT_EQUAL(dj_crc32c_sw(0, "123456789", 9), 0xe3069283u);
-	CU_ASSERT_EQUAL(dj_crc32c(0, zeros, 32), 0x8a9136aau);
-	CU_ASSERT_EQUAL(dj_crc32c(0, ones, 32), 0x62a8ab43u);
-	CU_ASSERT_EQUAL(dj_crc32c(0, NULL, 0), 0u);
+	CU_ASSERT_EQUAL(dp_crc32c(0, "123456789", 9), 0xe3069283u);
+	CU_ASSERT_EQUAL(dp_crc32c_sw(0, "123456789", 9), 0xe3069283u);
+	CU_ASSERT_EQUAL(dp_crc32c(0, zeros, 32), 0x8a9136aau);
+	CU_ASSERT_EQUAL(dp_crc32c(0, ones, 32), 0x62a8ab43u);
+	CU_ASSERT_EQUAL(dp_crc32c(0, NULL, 0), 0u);
 }
 
 /* Folding, SSE4.2 (3-way interleaved) and table paths agree on every length
@@ -40,16 +40,16 @@ static void test_crc32c_hw_matches_table(void)
 		buf[i] = (uint8_t)rand();
 	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
 		for (size_t align = 0; align < 8; align++) {
-			uint32_t sw = dj_crc32c_sw(0, buf + align, lens[l]);
+			uint32_t sw = dp_crc32c_sw(0, buf + align, lens[l]);
 
-			CU_ASSERT_EQUAL(dj_crc32c(0, buf + align, lens[l]), sw);
-			CU_ASSERT_EQUAL(dj_crc32c_sse42(0, buf + align, lens[l]), sw);
-			CU_ASSERT_EQUAL(dj_crc32c(0x12345678, buf + align, lens[l]),
-					dj_crc32c_sw(0x12345678, buf + align, lens[l]));
+			CU_ASSERT_EQUAL(dp_crc32c(0, buf + align, lens[l]), sw);
+			CU_ASSERT_EQUAL(dp_crc32c_sse42(0, buf + align, lens[l]), sw);
+			CU_ASSERT_EQUAL(dp_crc32c(0x12345678, buf + align, lens[l]),
+					dp_crc32c_sw(0x12345678, buf + align, lens[l]));
 			if (lens[l] > 5) {
-				uint32_t part = dj_crc32c(0, buf + align, 5);
+				uint32_t part = dp_crc32c(0, buf + align, 5);
 
-				CU_ASSERT_EQUAL(dj_crc32c(part, buf + align + 5,
+				CU_ASSERT_EQUAL(dp_crc32c(part, buf + align + 5,
 							  lens[l] - 5), sw);
 			}
 		}
@@ -57,12 +57,12 @@ static void test_crc32c_hw_matches_table(void)
 	free(buf);
 }
 
-static struct dj_wire_hdr sample_hdr(void)
+static struct dp_wire_hdr sample_hdr(void)
 {
-	return (struct dj_wire_hdr){
-		.magic = DJ_WIRE_MAGIC, .version = DJ_WIRE_VERSION,
-		.type = DJ_PKT_DATA, .flags = DJ_WIRE_F_CRC,
-		.hdr_len = DJ_WIRE_HDR_LEN, .session_id = 0xdeadbeef,
+	return (struct dp_wire_hdr){
+		.magic = DP_WIRE_MAGIC, .version = DP_WIRE_VERSION,
+		.type = DP_PKT_DATA, .flags = DP_WIRE_F_CRC,
+		.hdr_len = DP_WIRE_HDR_LEN, .session_id = 0xdeadbeef,
 		.payload_len = 1416, .cookie = 0x1122334455667788ull,
 		.transfer_id = 42, .frag_index = 3, .frag_count = 9,
 		.crc = 0xcafef00d, .offset = 3 * 1416ull,
@@ -72,168 +72,168 @@ static struct dj_wire_hdr sample_hdr(void)
 
 static void test_header_roundtrip_and_layout(void)
 {
-	struct dj_wire_hdr h = sample_hdr(), back;
-	uint8_t buf[DJ_WIRE_HDR_LEN];
+	struct dp_wire_hdr h = sample_hdr(), back;
+	uint8_t buf[DP_WIRE_HDR_LEN];
 
-	dj_wire_hdr_encode(&h, buf);
+	dp_wire_hdr_encode(&h, buf);
 	/* Network byte order at the documented offsets. */
 	CU_ASSERT_EQUAL(buf[0], 0x44);
 	CU_ASSERT_EQUAL(buf[1], 0x4a);
-	CU_ASSERT_EQUAL(buf[2], DJ_WIRE_VERSION);
-	CU_ASSERT_EQUAL(buf[3], DJ_PKT_DATA);
+	CU_ASSERT_EQUAL(buf[2], DP_WIRE_VERSION);
+	CU_ASSERT_EQUAL(buf[3], DP_PKT_DATA);
 	CU_ASSERT_EQUAL(buf[8], 0xde);
 	CU_ASSERT_EQUAL(buf[16], 0x11);
 	CU_ASSERT_EQUAL(buf[51], 0x05);
-	CU_ASSERT_EQUAL(dj_wire_hdr_decode(buf, sizeof(buf), false, &back), DJ_REJ_NONE);
+	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, sizeof(buf), false, &back), DP_REJ_NONE);
 	CU_ASSERT_EQUAL(memcmp(&h, &back, sizeof(h)), 0);
 }
 
 static void test_header_rejections(void)
 {
-	struct dj_wire_hdr h = sample_hdr(), out;
-	uint8_t buf[DJ_WIRE_HDR_LEN + 8];
+	struct dp_wire_hdr h = sample_hdr(), out;
+	uint8_t buf[DP_WIRE_HDR_LEN + 8];
 	uint32_t sid;
 
 	h.payload_len = 8;
-	dj_wire_hdr_encode(&h, buf);
-	CU_ASSERT_EQUAL(dj_wire_hdr_decode(buf, sizeof(buf), true, &out), DJ_REJ_NONE);
-	CU_ASSERT_EQUAL(dj_wire_hdr_decode(buf, sizeof(buf) - 1, true, &out), DJ_REJ_TRUNCATED);
-	CU_ASSERT_EQUAL(dj_wire_hdr_decode(buf, DJ_WIRE_HDR_LEN - 1, false, &out), DJ_REJ_TRUNCATED);
+	dp_wire_hdr_encode(&h, buf);
+	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, sizeof(buf), true, &out), DP_REJ_NONE);
+	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, sizeof(buf) - 1, true, &out), DP_REJ_TRUNCATED);
+	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, DP_WIRE_HDR_LEN - 1, false, &out), DP_REJ_TRUNCATED);
 	buf[0] ^= 1;
-	CU_ASSERT_EQUAL(dj_wire_hdr_decode(buf, sizeof(buf), true, &out), DJ_REJ_BAD_MAGIC);
-	CU_ASSERT_EQUAL(dj_wire_peek_session(buf, sizeof(buf), &sid), -EINVAL);
+	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, sizeof(buf), true, &out), DP_REJ_BAD_MAGIC);
+	CU_ASSERT_EQUAL(dp_wire_peek_session(buf, sizeof(buf), &sid), -EINVAL);
 	buf[0] ^= 1;
-	CU_ASSERT_EQUAL(dj_wire_peek_session(buf, sizeof(buf), &sid), 0);
+	CU_ASSERT_EQUAL(dp_wire_peek_session(buf, sizeof(buf), &sid), 0);
 	CU_ASSERT_EQUAL(sid, 0xdeadbeef);
 	buf[2] = 2;
-	CU_ASSERT_EQUAL(dj_wire_hdr_decode(buf, sizeof(buf), true, &out), DJ_REJ_BAD_VERSION);
-	buf[2] = DJ_WIRE_VERSION;
-	buf[3] = DJ_PKT_TYPE_MAX;
-	CU_ASSERT_EQUAL(dj_wire_hdr_decode(buf, sizeof(buf), true, &out), DJ_REJ_BAD_TYPE);
-	buf[3] = DJ_PKT_DATA;
+	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, sizeof(buf), true, &out), DP_REJ_BAD_VERSION);
+	buf[2] = DP_WIRE_VERSION;
+	buf[3] = DP_PKT_TYPE_MAX;
+	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, sizeof(buf), true, &out), DP_REJ_BAD_TYPE);
+	buf[3] = DP_PKT_DATA;
 	buf[7] = 40; /* hdr_len below the fixed header */
-	CU_ASSERT_EQUAL(dj_wire_hdr_decode(buf, sizeof(buf), true, &out), DJ_REJ_BAD_HDR_LEN);
+	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, sizeof(buf), true, &out), DP_REJ_BAD_HDR_LEN);
 	buf[7] = 60; /* a later minor revision's longer header: fits, accepted */
-	CU_ASSERT_EQUAL(dj_wire_hdr_decode(buf, sizeof(buf), false, &out), DJ_REJ_NONE);
+	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, sizeof(buf), false, &out), DP_REJ_NONE);
 	CU_ASSERT_EQUAL(out.hdr_len, 60);
-	CU_ASSERT_STRING_EQUAL(dj_wire_reject_name(DJ_REJ_BAD_COOKIE), "bad_cookie");
-	CU_ASSERT_STRING_EQUAL(dj_pkt_type_name(DJ_PKT_NACK), "NACK");
-	CU_ASSERT_STRING_EQUAL(dj_pkt_type_name(99), "?");
+	CU_ASSERT_STRING_EQUAL(dp_wire_reject_name(DP_REJ_BAD_COOKIE), "bad_cookie");
+	CU_ASSERT_STRING_EQUAL(dp_pkt_type_name(DP_PKT_NACK), "NACK");
+	CU_ASSERT_STRING_EQUAL(dp_pkt_type_name(99), "?");
 }
 
 static void test_crc_covers_header_and_body(void)
 {
-	struct dj_wire_hdr h = sample_hdr();
-	uint8_t hdr[DJ_WIRE_HDR_LEN], body[100];
+	struct dp_wire_hdr h = sample_hdr();
+	uint8_t hdr[DP_WIRE_HDR_LEN], body[100];
 	uint32_t full, hdr_only;
 
 	memset(body, 0xab, sizeof(body));
 	h.payload_len = sizeof(body);
-	dj_wire_hdr_encode(&h, hdr);
-	full = dj_wire_crc(hdr, sizeof(hdr), body, sizeof(body), true);
-	hdr_only = dj_wire_crc(hdr, sizeof(hdr), body, sizeof(body), false);
+	dp_wire_hdr_encode(&h, hdr);
+	full = dp_wire_crc(hdr, sizeof(hdr), body, sizeof(body), true);
+	hdr_only = dp_wire_crc(hdr, sizeof(hdr), body, sizeof(body), false);
 	{
 		/* Independently: the table CRC of header (crc field zeroed)
 		 * then body. */
-		uint8_t flat[DJ_WIRE_HDR_LEN + sizeof(body)];
+		uint8_t flat[DP_WIRE_HDR_LEN + sizeof(body)];
 
 		memcpy(flat, hdr, sizeof(hdr));
 		memset(flat + 36, 0, 4);
 		memcpy(flat + sizeof(hdr), body, sizeof(body));
-		CU_ASSERT_EQUAL(full, dj_crc32c_sw(0, flat, sizeof(flat)));
-		CU_ASSERT_EQUAL(hdr_only, dj_crc32c_sw(0, flat, sizeof(hdr)));
+		CU_ASSERT_EQUAL(full, dp_crc32c_sw(0, flat, sizeof(flat)));
+		CU_ASSERT_EQUAL(hdr_only, dp_crc32c_sw(0, flat, sizeof(hdr)));
 	}
 	CU_ASSERT_NOT_EQUAL(full, hdr_only);
 	/* The crc field itself does not take part. */
-	dj_wire_hdr_set_crc(hdr, full);
-	CU_ASSERT_EQUAL(dj_wire_crc(hdr, sizeof(hdr), body, sizeof(body), true), full);
+	dp_wire_hdr_set_crc(hdr, full);
+	CU_ASSERT_EQUAL(dp_wire_crc(hdr, sizeof(hdr), body, sizeof(body), true), full);
 	body[99] ^= 0x10;
-	CU_ASSERT_NOT_EQUAL(dj_wire_crc(hdr, sizeof(hdr), body, sizeof(body), true), full);
-	CU_ASSERT_EQUAL(dj_wire_crc(hdr, sizeof(hdr), body, sizeof(body), false), hdr_only);
+	CU_ASSERT_NOT_EQUAL(dp_wire_crc(hdr, sizeof(hdr), body, sizeof(body), true), full);
+	CU_ASSERT_EQUAL(dp_wire_crc(hdr, sizeof(hdr), body, sizeof(body), false), hdr_only);
 	hdr[30] ^= 1;
-	CU_ASSERT_NOT_EQUAL(dj_wire_crc(hdr, sizeof(hdr), body, sizeof(body), false), hdr_only);
+	CU_ASSERT_NOT_EQUAL(dp_wire_crc(hdr, sizeof(hdr), body, sizeof(body), false), hdr_only);
 }
 
 static void test_ranges_codec(void)
 {
-	struct dj_wire_ranges r = {.cum = 10, .credit = 4096, .trigger = 17, .nranges = 2,
+	struct dp_wire_ranges r = {.cum = 10, .credit = 4096, .trigger = 17, .nranges = 2,
 				   .range = {{12, 14}, {20, 31}}}, back;
-	uint8_t buf[DJ_WIRE_RANGES_FIXED_LEN + 8 * DJ_WIRE_MAX_RANGES];
-	size_t len = dj_wire_ranges_encode(&r, buf);
+	uint8_t buf[DP_WIRE_RANGES_FIXED_LEN + 8 * DP_WIRE_MAX_RANGES];
+	size_t len = dp_wire_ranges_encode(&r, buf);
 
-	CU_ASSERT_EQUAL(len, DJ_WIRE_RANGES_FIXED_LEN + 16);
-	CU_ASSERT_EQUAL(dj_wire_ranges_decode(buf, len, &back), DJ_REJ_NONE);
+	CU_ASSERT_EQUAL(len, DP_WIRE_RANGES_FIXED_LEN + 16);
+	CU_ASSERT_EQUAL(dp_wire_ranges_decode(buf, len, &back), DP_REJ_NONE);
 	CU_ASSERT_EQUAL(back.cum, 10);
 	CU_ASSERT_EQUAL(back.credit, 4096);
 	CU_ASSERT_EQUAL(back.trigger, 17);
 	CU_ASSERT_EQUAL(back.nranges, 2);
 	CU_ASSERT_EQUAL(back.range[1].first, 20);
 	CU_ASSERT_EQUAL(back.range[1].end, 31);
-	CU_ASSERT_EQUAL(dj_wire_ranges_decode(buf, len - 1, &back), DJ_REJ_BAD_BODY);
-	CU_ASSERT_EQUAL(dj_wire_ranges_decode(buf, 15, &back), DJ_REJ_BAD_BODY);
-	buf[13] = DJ_WIRE_MAX_RANGES + 1; /* too many ranges */
-	CU_ASSERT_EQUAL(dj_wire_ranges_decode(buf, sizeof(buf), &back), DJ_REJ_BAD_BODY);
-	r.range[0] = (struct dj_wire_range){14, 12}; /* inverted */
-	len = dj_wire_ranges_encode(&r, buf);
-	CU_ASSERT_EQUAL(dj_wire_ranges_decode(buf, len, &back), DJ_REJ_BAD_BODY);
+	CU_ASSERT_EQUAL(dp_wire_ranges_decode(buf, len - 1, &back), DP_REJ_BAD_BODY);
+	CU_ASSERT_EQUAL(dp_wire_ranges_decode(buf, 15, &back), DP_REJ_BAD_BODY);
+	buf[13] = DP_WIRE_MAX_RANGES + 1; /* too many ranges */
+	CU_ASSERT_EQUAL(dp_wire_ranges_decode(buf, sizeof(buf), &back), DP_REJ_BAD_BODY);
+	r.range[0] = (struct dp_wire_range){14, 12}; /* inverted */
+	len = dp_wire_ranges_encode(&r, buf);
+	CU_ASSERT_EQUAL(dp_wire_ranges_decode(buf, len, &back), DP_REJ_BAD_BODY);
 }
 
 static void test_encap_build_parse(void)
 {
-	struct dj_endpoint a, b;
-	struct dj_wire_encap e;
-	uint8_t frame[DJ_WIRE_ENCAP_LEN + 100 + 4];
+	struct dp_netaddr a, b;
+	struct dp_wire_encap e;
+	uint8_t frame[DP_WIRE_ENCAP_LEN + 100 + 4];
 
-	CU_ASSERT_EQUAL(dj_endpoint_parse("02:00:00:00:00:01,10.0.0.1,47001", &a), 0);
-	CU_ASSERT_EQUAL(dj_endpoint_parse("02:00:00:00:00:02,10.0.0.2", &b), 0);
+	CU_ASSERT_EQUAL(dp_netaddr_parse("02:00:00:00:00:01,10.0.0.1,47001", &a), 0);
+	CU_ASSERT_EQUAL(dp_netaddr_parse("02:00:00:00:00:02,10.0.0.2", &b), 0);
 	CU_ASSERT_EQUAL(a.ipv4, 0x0a000001u);
 	CU_ASSERT_EQUAL(a.port, 47001);
-	CU_ASSERT_EQUAL(b.port, DJ_WIRE_UDP_PORT);
+	CU_ASSERT_EQUAL(b.port, DP_WIRE_UDP_PORT);
 	CU_ASSERT_EQUAL(b.mac[5], 2);
-	CU_ASSERT_EQUAL(dj_endpoint_parse("02:00:00:00:00:02,10.0.0.256", &b), -EINVAL);
-	CU_ASSERT_EQUAL(dj_endpoint_parse("02:00:00:00:00,10.0.0.2", &b), -EINVAL);
-	CU_ASSERT_EQUAL(dj_endpoint_parse("02:00:00:00:00:02,10.0.0.2,70000", &b), -EINVAL);
-	CU_ASSERT_EQUAL(dj_endpoint_parse("02:00:00:00:00:02,10.0.0.2,1x", &b), -EINVAL);
+	CU_ASSERT_EQUAL(dp_netaddr_parse("02:00:00:00:00:02,10.0.0.256", &b), -EINVAL);
+	CU_ASSERT_EQUAL(dp_netaddr_parse("02:00:00:00:00,10.0.0.2", &b), -EINVAL);
+	CU_ASSERT_EQUAL(dp_netaddr_parse("02:00:00:00:00:02,10.0.0.2,70000", &b), -EINVAL);
+	CU_ASSERT_EQUAL(dp_netaddr_parse("02:00:00:00:00:02,10.0.0.2,1x", &b), -EINVAL);
 
-	CU_ASSERT_EQUAL(dj_wire_encap_build(frame, &a, &b, 100, 7), 0);
-	CU_ASSERT_EQUAL(dj_wire_ipv4_csum(frame + DJ_WIRE_ETH_LEN, DJ_WIRE_IPV4_LEN), 0);
+	CU_ASSERT_EQUAL(dp_wire_encap_build(frame, &a, &b, 100, 7), 0);
+	CU_ASSERT_EQUAL(dp_wire_ipv4_csum(frame + DP_WIRE_ETH_LEN, DP_WIRE_IPV4_LEN), 0);
 	/* Ethernet padding after the datagram is allowed. */
-	CU_ASSERT_EQUAL(dj_wire_encap_parse(frame, sizeof(frame), true, &e), DJ_REJ_NONE);
-	CU_ASSERT_EQUAL(e.payload_off, DJ_WIRE_ENCAP_LEN);
+	CU_ASSERT_EQUAL(dp_wire_encap_parse(frame, sizeof(frame), true, &e), DP_REJ_NONE);
+	CU_ASSERT_EQUAL(e.payload_off, DP_WIRE_ENCAP_LEN);
 	CU_ASSERT_EQUAL(e.payload_len, 100);
 	CU_ASSERT_EQUAL(e.src.ipv4, a.ipv4);
 	CU_ASSERT_EQUAL(e.dst.port, b.port);
 	CU_ASSERT_EQUAL(memcmp(e.dst.mac, b.mac, 6), 0);
-	CU_ASSERT_EQUAL(dj_wire_encap_parse(frame, DJ_WIRE_ENCAP_LEN + 99, true, &e),
-			DJ_REJ_TRUNCATED);
-	CU_ASSERT_EQUAL(dj_wire_encap_parse(frame, 20, true, &e), DJ_REJ_TRUNCATED);
-	frame[DJ_WIRE_ETH_LEN + 8] ^= 1; /* TTL: checksum breaks */
-	CU_ASSERT_EQUAL(dj_wire_encap_parse(frame, sizeof(frame), true, &e), DJ_REJ_BAD_IP_CSUM);
-	CU_ASSERT_EQUAL(dj_wire_encap_parse(frame, sizeof(frame), false, &e), DJ_REJ_NONE);
-	frame[DJ_WIRE_ETH_LEN + 8] ^= 1;
-	frame[DJ_WIRE_ETH_LEN + 9] = 6; /* TCP */
-	CU_ASSERT_EQUAL(dj_wire_encap_parse(frame, sizeof(frame), false, &e), DJ_REJ_NOT_IPV4_UDP);
-	frame[DJ_WIRE_ETH_LEN + 9] = 17;
-	frame[DJ_WIRE_ETH_LEN + 6] |= 0x20; /* more fragments */
-	CU_ASSERT_EQUAL(dj_wire_encap_parse(frame, sizeof(frame), false, &e), DJ_REJ_NOT_IPV4_UDP);
-	frame[DJ_WIRE_ETH_LEN + 6] &= (uint8_t)~0x20;
+	CU_ASSERT_EQUAL(dp_wire_encap_parse(frame, DP_WIRE_ENCAP_LEN + 99, true, &e),
+			DP_REJ_TRUNCATED);
+	CU_ASSERT_EQUAL(dp_wire_encap_parse(frame, 20, true, &e), DP_REJ_TRUNCATED);
+	frame[DP_WIRE_ETH_LEN + 8] ^= 1; /* TTL: checksum breaks */
+	CU_ASSERT_EQUAL(dp_wire_encap_parse(frame, sizeof(frame), true, &e), DP_REJ_BAD_IP_CSUM);
+	CU_ASSERT_EQUAL(dp_wire_encap_parse(frame, sizeof(frame), false, &e), DP_REJ_NONE);
+	frame[DP_WIRE_ETH_LEN + 8] ^= 1;
+	frame[DP_WIRE_ETH_LEN + 9] = 6; /* TCP */
+	CU_ASSERT_EQUAL(dp_wire_encap_parse(frame, sizeof(frame), false, &e), DP_REJ_NOT_IPV4_UDP);
+	frame[DP_WIRE_ETH_LEN + 9] = 17;
+	frame[DP_WIRE_ETH_LEN + 6] |= 0x20; /* more fragments */
+	CU_ASSERT_EQUAL(dp_wire_encap_parse(frame, sizeof(frame), false, &e), DP_REJ_NOT_IPV4_UDP);
+	frame[DP_WIRE_ETH_LEN + 6] &= (uint8_t)~0x20;
 	frame[12] = 0x86; /* IPv6 ethertype */
-	CU_ASSERT_EQUAL(dj_wire_encap_parse(frame, sizeof(frame), false, &e), DJ_REJ_NOT_IPV4_UDP);
-	CU_ASSERT_EQUAL(dj_wire_encap_build(frame, &a, &b, 65535, 7), -EMSGSIZE);
+	CU_ASSERT_EQUAL(dp_wire_encap_parse(frame, sizeof(frame), false, &e), DP_REJ_NOT_IPV4_UDP);
+	CU_ASSERT_EQUAL(dp_wire_encap_build(frame, &a, &b, 65535, 7), -EMSGSIZE);
 }
 
 static void test_fragment_geometry(void)
 {
-	CU_ASSERT_EQUAL(dj_wire_frag_size(1500), 1416);
-	CU_ASSERT_EQUAL(dj_wire_frag_size(9000), 8916);
-	CU_ASSERT_EQUAL(dj_wire_frag_size(100), 0);
-	CU_ASSERT_EQUAL(dj_wire_frag_count(0, 1416), 1);
-	CU_ASSERT_EQUAL(dj_wire_frag_count(1, 1416), 1);
-	CU_ASSERT_EQUAL(dj_wire_frag_count(1416, 1416), 1);
-	CU_ASSERT_EQUAL(dj_wire_frag_count(1417, 1416), 2);
-	CU_ASSERT_EQUAL(dj_wire_frag_count(64ull << 30, 8916), 7707434);
-	CU_ASSERT_EQUAL(dj_wire_frag_count(1ull << 50, 1024), 0);
-	CU_ASSERT_EQUAL(dj_wire_frag_count(10, 0), 0);
+	CU_ASSERT_EQUAL(dp_wire_frag_size(1500), 1416);
+	CU_ASSERT_EQUAL(dp_wire_frag_size(9000), 8916);
+	CU_ASSERT_EQUAL(dp_wire_frag_size(100), 0);
+	CU_ASSERT_EQUAL(dp_wire_frag_count(0, 1416), 1);
+	CU_ASSERT_EQUAL(dp_wire_frag_count(1, 1416), 1);
+	CU_ASSERT_EQUAL(dp_wire_frag_count(1416, 1416), 1);
+	CU_ASSERT_EQUAL(dp_wire_frag_count(1417, 1416), 2);
+	CU_ASSERT_EQUAL(dp_wire_frag_count(64ull << 30, 8916), 7707434);
+	CU_ASSERT_EQUAL(dp_wire_frag_count(1ull << 50, 1024), 0);
+	CU_ASSERT_EQUAL(dp_wire_frag_count(10, 0), 0);
 }
 
 int main(int argc, char **argv)

@@ -149,11 +149,11 @@ int tu_check(const struct dj_tensor *got, const double *want_f, const int64_t *w
 }
 
 struct dj_tensor tu_run(const char *name, const struct dj_tensor *in, int n_in,
-			const struct dj_op_attrs *attrs)
+			const struct tn_op_attrs *attrs)
 {
 	struct dj_tensor out = {0};
-	char err[DJ_OP_ERR_LEN] = "";
-	int rc = dj_op_cpu_alloc(dj_op_find(name), in, n_in, attrs, &out, err, sizeof(err));
+	char err[TN_OP_ERR_LEN] = "";
+	int rc = tn_op_cpu_alloc(tn_op_find(name), in, n_in, attrs, &out, err, sizeof(err));
 
 	if (rc != 0)
 		printf("\n%s failed: %s (%s), seed %u\n", name, err, dj_strerror(rc), dj_test_seed());

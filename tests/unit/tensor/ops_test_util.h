@@ -8,7 +8,7 @@
  */
 #include <stdint.h>
 
-#include "djinn/ops.h"
+#include "tensor/ops.h"
 #include "djinn/tensor.h"
 
 /* Random integer in [lo, hi], from the seeded rand(). */
@@ -48,7 +48,7 @@ double tu_tolerance(enum dj_dtype dtype, double want);
 
 /* Run op on the CPU (allocating the output); asserts success. */
 struct dj_tensor tu_run(const char *op, const struct dj_tensor *in, int n_in,
-			const struct dj_op_attrs *attrs);
+			const struct tn_op_attrs *attrs);
 
 /* A fresh /tmp/djinn-<tag>-XXXXXX (CUnit init/cleanup style: 0 or -1). */
 int tu_tmpdir_create(char *dir, size_t len, const char *tag);

@@ -9,7 +9,7 @@
 
 #include "djinn/common.h"
 #include "djinn/npy.h"
-#include "djinn/ops.h"
+#include "tensor/ops.h"
 #include "harness.h"
 #include "ops_test_util.h"
 

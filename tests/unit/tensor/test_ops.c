@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "djinn/common.h"
-#include "djinn/ops.h"
+#include "tensor/ops.h"
 #include "harness.h"
 #include "ops_test_util.h"
 
@@ -25,11 +25,11 @@ static int is_int(enum dj_dtype t)
 	return t == DJ_DTYPE_INT32 || t == DJ_DTYPE_INT64;
 }
 
-static struct dj_op_attrs attrs_default(void)
+static struct tn_op_attrs attrs_default(void)
 {
-	struct dj_op_attrs a;
+	struct tn_op_attrs a;
 
-	dj_op_attrs_init(&a);
+	tn_op_attrs_init(&a);
 	return a;
 }
 
@@ -43,18 +43,18 @@ static void test_table_lookup(void)
 		"gelu", "silu", "layer_norm"};
 	int n = (int)(sizeof(names) / sizeof(names[0]));
 
-	CU_ASSERT_EQUAL(dj_op_count(), n);
+	CU_ASSERT_EQUAL(tn_op_count(), n);
 	for (int i = 0; i < n; i++) {
-		const struct dj_op *op = dj_op_find(names[i]);
+		const struct tn_op *op = tn_op_find(names[i]);
 
 		CU_ASSERT_PTR_NOT_NULL_FATAL(op);
 		CU_ASSERT_STRING_EQUAL(op->name, names[i]);
-		CU_ASSERT_PTR_EQUAL(dj_op_get(op->id), op);
+		CU_ASSERT_PTR_EQUAL(tn_op_get(op->id), op);
 	}
-	CU_ASSERT_PTR_NULL(dj_op_find("conv2d"));
-	CU_ASSERT_PTR_NULL(dj_op_find("MATMUL"));
-	CU_ASSERT_PTR_NULL(dj_op_find(NULL));
-	CU_ASSERT_PTR_NULL(dj_op_get(DJ_OP_COUNT));
+	CU_ASSERT_PTR_NULL(tn_op_find("conv2d"));
+	CU_ASSERT_PTR_NULL(tn_op_find("MATMUL"));
+	CU_ASSERT_PTR_NULL(tn_op_find(NULL));
+	CU_ASSERT_PTR_NULL(tn_op_get(TN_OP_COUNT));
 }
 
 /* ---- hand-computed cases ---- */
@@ -240,7 +240,7 @@ static void test_hand_reductions(void)
 {
 	struct dj_tensor x = tu_from(DJ_DTYPE_FLOAT32, 2, (int64_t[]){2, 3},
 				     (double[]){1, 2, 3, 4, 5, 6});
-	struct dj_op_attrs a = attrs_default();
+	struct tn_op_attrs a = attrs_default();
 	struct dj_tensor r;
 
 	r = tu_run("sum", &x, 1, &a);
@@ -281,7 +281,7 @@ static void test_hand_shapes(void)
 {
 	struct dj_tensor x = tu_from(DJ_DTYPE_INT64, 2, (int64_t[]){2, 3},
 				     (double[]){1, 2, 3, 4, 5, 6});
-	struct dj_op_attrs a = attrs_default();
+	struct tn_op_attrs a = attrs_default();
 	struct dj_tensor r, in[2];
 
 	r = tu_run("transpose", &x, 1, NULL);
@@ -314,7 +314,7 @@ static void test_empty_tensors(void)
 {
 	struct dj_tensor e03 = tu_tensor(DJ_DTYPE_FLOAT32, 2, (int64_t[]){0, 3});
 	struct dj_tensor row = tu_from(DJ_DTYPE_FLOAT32, 1, (int64_t[]){3}, (double[]){1, 2, 3});
-	struct dj_op_attrs a = attrs_default();
+	struct tn_op_attrs a = attrs_default();
 	struct dj_tensor r, in[3];
 
 	in[0] = e03;
@@ -541,7 +541,7 @@ static void check_reduce(const char *op, enum dj_dtype t)
 	int64_t shape[DJ_MAX_DIMS], coord[DJ_MAX_DIMS];
 	int ndim = random_shape(1, 4, shape);
 	struct dj_tensor x = tu_random(t, ndim, shape);
-	struct dj_op_attrs a = attrs_default();
+	struct tn_op_attrs a = attrs_default();
 	int dim = (int)tu_rand_range(0, ndim - 1);
 
 	a.has_dim = tu_rand_range(0, 3) != 0;
@@ -592,7 +592,7 @@ static void check_softmax(enum dj_dtype t)
 	int64_t shape[DJ_MAX_DIMS], coord[DJ_MAX_DIMS];
 	int ndim = random_shape(1, 4, shape);
 	struct dj_tensor x = tu_random(t, ndim, shape);
-	struct dj_op_attrs a = attrs_default();
+	struct tn_op_attrs a = attrs_default();
 	int dim = (int)tu_rand_range(0, ndim - 1);
 
 	a.has_dim = 1;
@@ -624,7 +624,7 @@ static void check_layer_norm(enum dj_dtype t)
 {
 	int64_t shape[DJ_MAX_DIMS];
 	int ndim = random_shape(1, 4, shape);
-	struct dj_op_attrs a = attrs_default();
+	struct tn_op_attrs a = attrs_default();
 	int norm_ndim = (int)tu_rand_range(1, ndim);
 	int n_in = (int)tu_rand_range(1, 3);
 	struct dj_tensor in[3];
@@ -796,7 +796,7 @@ static void check_transpose(enum dj_dtype t)
 	int64_t shape[DJ_MAX_DIMS], coord[DJ_MAX_DIMS], src[DJ_MAX_DIMS];
 	int ndim = random_shape(2, 5, shape);
 	struct dj_tensor x = tu_random(t, ndim, shape);
-	struct dj_op_attrs a = attrs_default();
+	struct tn_op_attrs a = attrs_default();
 	int perm[DJ_MAX_DIMS];
 
 	/* Fisher-Yates permutation, or a swap of two dims. */
@@ -844,7 +844,7 @@ static void check_cat(enum dj_dtype t)
 	int ndim = random_shape(1, 4, shape);
 	int n_in = (int)tu_rand_range(1, 4), dim = (int)tu_rand_range(0, ndim - 1);
 	struct dj_tensor in[4];
-	struct dj_op_attrs a = attrs_default();
+	struct tn_op_attrs a = attrs_default();
 
 	for (int i = 0; i < n_in; i++) {
 		int64_t s[DJ_MAX_DIMS];

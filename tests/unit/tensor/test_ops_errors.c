@@ -10,10 +10,10 @@
 #include <cjson/cJSON.h>
 
 #include "djinn/common.h"
-#include "djinn/ops.h"
+#include "tensor/ops.h"
 #include "harness.h"
 
-static char err[DJ_OP_ERR_LEN];
+static char err[TN_OP_ERR_LEN];
 
 static struct dj_tensor_desc desc(enum dj_dtype t, int ndim, const int64_t *shape)
 {
@@ -30,11 +30,11 @@ static struct dj_tensor_desc desc(enum dj_dtype t, int ndim, const int64_t *shap
 
 /* Infer must fail with rc and a message that contains every given piece. */
 static void expect_fail(const char *op, const struct dj_tensor_desc *in, int n,
-			const struct dj_op_attrs *a, int rc, const char *piece)
+			const struct tn_op_attrs *a, int rc, const char *piece)
 {
 	struct dj_tensor_desc out;
 	char prefix[64];
-	int got = dj_op_infer(dj_op_find(op), in, n, a, &out, err, sizeof(err));
+	int got = tn_op_infer(tn_op_find(op), in, n, a, &out, err, sizeof(err));
 
 	snprintf(prefix, sizeof(prefix), "%s: ", op);
 	if (got != rc || strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, piece) == NULL)
@@ -45,11 +45,11 @@ static void expect_fail(const char *op, const struct dj_tensor_desc *in, int n,
 	CU_ASSERT_EQUAL(strncmp(err, prefix, strlen(prefix)), 0);
 }
 
-static struct dj_op_attrs with_dim(int dim)
+static struct tn_op_attrs with_dim(int dim)
 {
-	struct dj_op_attrs a;
+	struct tn_op_attrs a;
 
-	dj_op_attrs_init(&a);
+	tn_op_attrs_init(&a);
 	a.has_dim = 1;
 	a.dim = dim;
 	return a;
@@ -59,21 +59,21 @@ static void test_unknown_op(void)
 {
 	struct dj_tensor_desc in = F32(2), out;
 
-	CU_ASSERT_EQUAL(dj_op_infer(dj_op_find("conv9d"), &in, 1, NULL, &out, err, sizeof(err)),
+	CU_ASSERT_EQUAL(tn_op_infer(tn_op_find("conv9d"), &in, 1, NULL, &out, err, sizeof(err)),
 			-DJ_EUNKNOWN_OP);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown operation"));
-	CU_ASSERT_EQUAL(dj_op_cpu(NULL, NULL, 0, NULL, NULL, err, sizeof(err)), -DJ_EUNKNOWN_OP);
+	CU_ASSERT_EQUAL(tn_op_cpu(NULL, NULL, 0, NULL, NULL, err, sizeof(err)), -DJ_EUNKNOWN_OP);
 }
 
 static void test_wrong_arity(void)
 {
-	struct dj_tensor_desc in[DJ_OP_MAX_INPUTS + 1];
+	struct dj_tensor_desc in[TN_OP_MAX_INPUTS + 1];
 
-	for (int i = 0; i <= DJ_OP_MAX_INPUTS; i++)
+	for (int i = 0; i <= TN_OP_MAX_INPUTS; i++)
 		in[i] = F32(2);
 	expect_fail("add", in, 1, NULL, -EINVAL, "takes 2 inputs, got 1");
 	expect_fail("relu", in, 2, NULL, -EINVAL, "takes 1 input, got 2");
-	expect_fail("cat", in, DJ_OP_MAX_INPUTS + 1, NULL, -EINVAL, "takes 1 to 16 inputs");
+	expect_fail("cat", in, TN_OP_MAX_INPUTS + 1, NULL, -EINVAL, "takes 1 to 16 inputs");
 	expect_fail("linear", in, 4, NULL, -EINVAL, "takes 2 to 3 inputs, got 4");
 	expect_fail("cat", in, 0, NULL, -EINVAL, "got 0");
 }
@@ -116,10 +116,10 @@ static void test_matmul_shapes(void)
 static void test_broadcast_and_shape_ops(void)
 {
 	struct dj_tensor_desc in[3] = {F32(2, 3), F32(4), F32(2, 5)};
-	struct dj_op_attrs a;
+	struct tn_op_attrs a;
 
 	expect_fail("mul", in, 2, NULL, -DJ_ESHAPE, "shapes do not broadcast: [2,3] and [4]");
-	dj_op_attrs_init(&a);
+	tn_op_attrs_init(&a);
 	a.shape_ndim = 2;
 	a.shape[0] = 4;
 	a.shape[1] = 2;
@@ -151,9 +151,9 @@ static void test_broadcast_and_shape_ops(void)
 static void test_transpose_attrs(void)
 {
 	struct dj_tensor_desc in = F32(2, 3, 4);
-	struct dj_op_attrs a;
+	struct tn_op_attrs a;
 
-	dj_op_attrs_init(&a);
+	tn_op_attrs_init(&a);
 	a.n_perm = 3;
 	a.perm[0] = 0;
 	a.perm[1] = 0;
@@ -161,7 +161,7 @@ static void test_transpose_attrs(void)
 	expect_fail("transpose", &in, 1, &a, -DJ_ESHAPE, "perm is not a permutation of 3");
 	a.n_perm = 2;
 	expect_fail("transpose", &in, 1, &a, -DJ_ESHAPE, "perm is not a permutation");
-	dj_op_attrs_init(&a);
+	tn_op_attrs_init(&a);
 	a.has_dims = 1;
 	a.dims[0] = 0;
 	a.dims[1] = 3;
@@ -171,14 +171,14 @@ static void test_transpose_attrs(void)
 static void test_layer_norm_and_linear_shapes(void)
 {
 	struct dj_tensor_desc in[3] = {F32(2, 3, 4), F32(3), F32(4)};
-	struct dj_op_attrs a;
+	struct tn_op_attrs a;
 
 	expect_fail("layer_norm", in, 2, NULL, -DJ_ESHAPE,
 		    "weight shape [3] differs from normalized_shape [4]");
 	in[1] = F32(4);
 	in[2] = F32(5);
 	expect_fail("layer_norm", in, 3, NULL, -DJ_ESHAPE, "bias shape [5] differs");
-	dj_op_attrs_init(&a);
+	tn_op_attrs_init(&a);
 	a.norm_ndim = 2;
 	a.norm_shape[0] = 2;
 	a.norm_shape[1] = 4;
@@ -227,36 +227,36 @@ static void test_cpu_argument_checks(void)
 	float a[6] = {0}, b[6] = {0}, out[6] = {0};
 	struct dj_tensor in[2] = {{.desc = F32(2, 3), .data = a}, {.desc = F32(2, 3), .data = b}};
 	struct dj_tensor r = {.desc = F32(3, 2), .data = out};
-	const struct dj_op *add = dj_op_find("add");
+	const struct tn_op *add = tn_op_find("add");
 
-	CU_ASSERT_EQUAL(dj_op_cpu(add, in, 2, NULL, &r, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_EQUAL(tn_op_cpu(add, in, 2, NULL, &r, err, sizeof(err)), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "output description differs"));
 	r.desc = F32(2, 3);
 	in[1].mem = DJ_MEM_GPU;
-	CU_ASSERT_EQUAL(dj_op_cpu(add, in, 2, NULL, &r, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_EQUAL(tn_op_cpu(add, in, 2, NULL, &r, err, sizeof(err)), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not in host memory"));
 	in[1].mem = DJ_MEM_HOST;
 	in[1].data = NULL;
-	CU_ASSERT_EQUAL(dj_op_cpu(add, in, 2, NULL, &r, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_EQUAL(tn_op_cpu(add, in, 2, NULL, &r, err, sizeof(err)), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "has no data"));
-	CU_ASSERT_EQUAL(dj_op_cpu(add, in, -1, NULL, &r, NULL, 0), -EINVAL);
+	CU_ASSERT_EQUAL(tn_op_cpu(add, in, -1, NULL, &r, NULL, 0), -EINVAL);
 	/* Nothing was written on any refusal. */
 	for (int i = 0; i < 6; i++)
 		CU_ASSERT_EQUAL(out[i], 0);
 	/* A tiny message buffer is still terminated. */
 	char tiny[8];
 
-	CU_ASSERT_EQUAL(dj_op_infer(add, &in[0].desc, 1, NULL, &r.desc, tiny, sizeof(tiny)),
+	CU_ASSERT_EQUAL(tn_op_infer(add, &in[0].desc, 1, NULL, &r.desc, tiny, sizeof(tiny)),
 			-EINVAL);
 	CU_ASSERT_EQUAL(strlen(tiny), sizeof(tiny) - 1);
 }
 
 /* ---- attributes from JSON ---- */
 
-static int parse(const char *op, const char *json, struct dj_op_attrs *a)
+static int parse(const char *op, const char *json, struct tn_op_attrs *a)
 {
 	cJSON *j = json ? cJSON_Parse(json) : NULL;
-	int rc = dj_op_attrs_from_json(dj_op_find(op), j, a, err, sizeof(err));
+	int rc = tn_op_attrs_from_json(tn_op_find(op), j, a, err, sizeof(err));
 
 	cJSON_Delete(j);
 	return rc;
@@ -264,7 +264,7 @@ static int parse(const char *op, const char *json, struct dj_op_attrs *a)
 
 static void test_attrs_json_valid(void)
 {
-	struct dj_op_attrs a;
+	struct tn_op_attrs a;
 
 	CU_ASSERT_EQUAL(parse("sum", "{\"dim\": -1, \"keepdim\": true}", &a), 0);
 	CU_ASSERT(a.has_dim && a.dim == -1 && a.keepdim);
@@ -286,7 +286,7 @@ static void test_attrs_json_valid(void)
 
 static void expect_attr_error(const char *op, const char *json, const char *piece)
 {
-	struct dj_op_attrs a;
+	struct tn_op_attrs a;
 	int rc = parse(op, json, &a);
 
 	if (rc != -EINVAL || strstr(err, piece) == NULL)
@@ -320,27 +320,27 @@ static void test_attrs_json_errors(void)
 
 static void test_attrs_json_round_trip(void)
 {
-	struct dj_op_attrs a, b;
-	const struct dj_op *op = dj_op_find("layer_norm");
+	struct tn_op_attrs a, b;
+	const struct tn_op *op = tn_op_find("layer_norm");
 
-	dj_op_attrs_init(&a);
+	tn_op_attrs_init(&a);
 	a.norm_ndim = 2;
 	a.norm_shape[0] = 7;
 	a.norm_shape[1] = 9;
 	a.eps = 0.125;
-	cJSON *j = dj_op_attrs_to_json(op, &a);
+	cJSON *j = tn_op_attrs_to_json(op, &a);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-	CU_ASSERT_EQUAL(dj_op_attrs_from_json(op, j, &b, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(tn_op_attrs_from_json(op, j, &b, err, sizeof(err)), 0);
 	CU_ASSERT(b.norm_ndim == 2 && b.norm_shape[0] == 7 && b.norm_shape[1] == 9 && b.eps == 0.125);
 	cJSON_Delete(j);
-	op = dj_op_find("transpose");
-	dj_op_attrs_init(&a);
+	op = tn_op_find("transpose");
+	tn_op_attrs_init(&a);
 	a.has_dims = 1;
 	a.dims[0] = -1;
 	a.dims[1] = 0;
-	j = dj_op_attrs_to_json(op, &a);
-	CU_ASSERT_EQUAL(dj_op_attrs_from_json(op, j, &b, err, sizeof(err)), 0);
+	j = tn_op_attrs_to_json(op, &a);
+	CU_ASSERT_EQUAL(tn_op_attrs_from_json(op, j, &b, err, sizeof(err)), 0);
 	CU_ASSERT(b.has_dims && b.dims[0] == -1 && b.dims[1] == 0 && b.n_perm == 0);
 	cJSON_Delete(j);
 }
@@ -356,7 +356,7 @@ int main(int argc, char **argv)
 		{"transpose perm/dims errors", test_transpose_attrs},
 		{"layer_norm and linear shape errors", test_layer_norm_and_linear_shapes},
 		{"invalid descriptions and size overflow", test_bad_descriptions},
-		{"dj_op_cpu argument checks, nothing written", test_cpu_argument_checks},
+		{"tn_op_cpu argument checks, nothing written", test_cpu_argument_checks},
 		{"attributes from JSON", test_attrs_json_valid},
 		{"attribute JSON errors named", test_attrs_json_errors},
 		{"attributes JSON round trip", test_attrs_json_round_trip},

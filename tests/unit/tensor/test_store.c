@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "djinn/common.h"
-#include "djinn/store.h"
+#include "tensor/store.h"
 #include "harness.h"
 
 /* A backend that counts, can be told to fail, and marks its memory GPU. */
@@ -63,7 +63,7 @@ static int count_copy(void *ctx, void *dst, const void *src, size_t bytes)
 	return 0;
 }
 
-static const struct dj_store_backend counting_backend = {
+static const struct tn_store_backend counting_backend = {
 	.name = "counting", .mem = DJ_MEM_GPU, .ctx = &counter,
 	.alloc = count_alloc, .free = count_free, .upload = count_copy, .download = count_copy,
 };
@@ -73,58 +73,58 @@ static struct dj_tensor_desc vec(enum dj_dtype t, int64_t n)
 	return (struct dj_tensor_desc){.dtype = t, .ndim = 1, .shape = {n}};
 }
 
-static struct dj_store *make_store(uint64_t total, uint64_t per_session, uint32_t max_tensors)
+static struct tn_store *make_store(uint64_t total, uint64_t per_session, uint32_t max_tensors)
 {
-	struct dj_store_config cfg = {.backend = &counting_backend, .total_limit = total,
+	struct tn_store_config cfg = {.backend = &counting_backend, .total_limit = total,
 				      .session_limit = per_session,
 				      .session_max_tensors = max_tensors};
-	struct dj_store *s = NULL;
+	struct tn_store *s = NULL;
 
-	CU_ASSERT_EQUAL_FATAL(dj_store_create(&cfg, &s), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_create(&cfg, &s), 0);
 	return s;
 }
 
 /* Every test ends with the backend balanced: nothing leaked, nothing twice. */
-static void destroy_and_check(struct dj_store *s)
+static void destroy_and_check(struct tn_store *s)
 {
-	dj_store_destroy(s);
+	tn_store_destroy(s);
 	CU_ASSERT_EQUAL(counter.allocs, counter.frees);
 	CU_ASSERT_EQUAL(counter.live_bytes, 0);
 }
 
 static void test_put_read_round_trip(void)
 {
-	struct dj_store *s = make_store(0, 0, 0);
+	struct tn_store *s = make_store(0, 0, 0);
 	float data[5] = {1, 2, 3, 4.5f, -6}, back[5] = {0};
 	struct dj_tensor host = {.desc = vec(DJ_DTYPE_FLOAT32, 5), .data = data};
 	struct dj_tensor_desc d;
 	uint64_t sess, h;
 
-	CU_ASSERT_EQUAL_FATAL(dj_store_session_open(s, 0, &sess), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_store_put(s, sess, &host, &h), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &sess), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_put(s, sess, &host, &h), 0);
 	CU_ASSERT_NOT_EQUAL(h, 0);
-	CU_ASSERT_EQUAL(dj_store_read(s, sess, h, back, sizeof(back), &d), 0);
+	CU_ASSERT_EQUAL(tn_store_read(s, sess, h, back, sizeof(back), &d), 0);
 	CU_ASSERT_EQUAL(memcmp(back, data, sizeof(data)), 0);
 	CU_ASSERT(dj_tensor_desc_equal(&d, &host.desc));
-	CU_ASSERT_EQUAL(dj_store_read(s, sess, h, back, sizeof(back) - 1, NULL), -ERANGE);
+	CU_ASSERT_EQUAL(tn_store_read(s, sess, h, back, sizeof(back) - 1, NULL), -ERANGE);
 	/* Partial writes at an offset, as the data plane lands fragments. */
-	CU_ASSERT_EQUAL(dj_store_write(s, sess, h, 8, &data[0], 4), 0);
-	CU_ASSERT_EQUAL(dj_store_read(s, sess, h, back, sizeof(back), NULL), 0);
+	CU_ASSERT_EQUAL(tn_store_write(s, sess, h, 8, &data[0], 4), 0);
+	CU_ASSERT_EQUAL(tn_store_read(s, sess, h, back, sizeof(back), NULL), 0);
 	CU_ASSERT_EQUAL(back[2], 1.0f);
-	CU_ASSERT_EQUAL(dj_store_write(s, sess, h, 17, data, 4), -ERANGE);
-	CU_ASSERT_EQUAL(dj_store_write(s, sess, h, SIZE_MAX, data, 4), -ERANGE);
-	struct dj_store_ref *ref;
+	CU_ASSERT_EQUAL(tn_store_write(s, sess, h, 17, data, 4), -ERANGE);
+	CU_ASSERT_EQUAL(tn_store_write(s, sess, h, SIZE_MAX, data, 4), -ERANGE);
+	struct tn_store_ref *ref;
 	struct dj_tensor view;
 
-	CU_ASSERT_EQUAL(dj_store_acquire(s, sess, h, &ref, &view), 0);
+	CU_ASSERT_EQUAL(tn_store_acquire(s, sess, h, &ref, &view), 0);
 	CU_ASSERT_EQUAL(view.mem, DJ_MEM_GPU);
 	CU_ASSERT_EQUAL(((float *)view.data)[3], 4.5f);
-	dj_store_release(s, ref);
+	tn_store_release(s, ref);
 	/* Zero-size tensors are legal. */
 	struct dj_tensor_desc empty = vec(DJ_DTYPE_INT64, 0);
 
-	CU_ASSERT_EQUAL(dj_store_alloc(s, sess, &empty, &h), 0);
-	CU_ASSERT_EQUAL(dj_store_read(s, sess, h, NULL, 0, &d), 0);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, sess, &empty, &h), 0);
+	CU_ASSERT_EQUAL(tn_store_read(s, sess, h, NULL, 0, &d), 0);
 	CU_ASSERT_EQUAL(d.shape[0], 0);
 	destroy_and_check(s);
 }
@@ -139,18 +139,18 @@ static int cmp_u64(const void *a, const void *b)
 static void test_handles_unique_never_reused(void)
 {
 	enum { N = 20000 };
-	struct dj_store *s = make_store(0, 0, 0);
+	struct tn_store *s = make_store(0, 0, 0);
 	struct dj_tensor_desc d = vec(DJ_DTYPE_INT32, 1);
 	uint64_t *seen = malloc(N * sizeof(*seen)), sess;
 	int low_bits_vary = 0;
 
-	CU_ASSERT_EQUAL_FATAL(dj_store_session_open(s, 0, &sess), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &sess), 0);
 	/* Allocate and free at once: a reusing allocator would hand the same
 	 * handle back every time. */
 	for (int i = 0; i < N; i++) {
-		CU_ASSERT_EQUAL_FATAL(dj_store_alloc(s, sess, &d, &seen[i]), 0);
-		CU_ASSERT_EQUAL_FATAL(dj_store_free(s, sess, seen[i]), 0);
-		CU_ASSERT_EQUAL(dj_store_free(s, sess, seen[i]), -DJ_EHANDLE);
+		CU_ASSERT_EQUAL_FATAL(tn_store_alloc(s, sess, &d, &seen[i]), 0);
+		CU_ASSERT_EQUAL_FATAL(tn_store_free(s, sess, seen[i]), 0);
+		CU_ASSERT_EQUAL(tn_store_free(s, sess, seen[i]), -DJ_EHANDLE);
 		low_bits_vary |= i > 0 && (seen[i] & 0xffff) != ((seen[i - 1] + 1) & 0xffff);
 	}
 	qsort(seen, N, sizeof(*seen), cmp_u64);
@@ -164,139 +164,139 @@ static void test_handles_unique_never_reused(void)
 
 static void test_session_isolation(void)
 {
-	struct dj_store *s = make_store(0, 0, 0);
+	struct tn_store *s = make_store(0, 0, 0);
 	struct dj_tensor_desc d = vec(DJ_DTYPE_FLOAT16, 8), got;
 	uint64_t a, b, h;
-	struct dj_store_ref *ref;
+	struct tn_store_ref *ref;
 	char buf[16];
 
-	CU_ASSERT_EQUAL_FATAL(dj_store_session_open(s, 0, &a), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_store_session_open(s, 0, &b), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &b), 0);
 	CU_ASSERT_NOT_EQUAL(a, b);
-	CU_ASSERT_EQUAL_FATAL(dj_store_alloc(s, a, &d, &h), 0);
-	CU_ASSERT_EQUAL(dj_store_acquire(s, b, h, &ref, NULL), -DJ_EHANDLE);
-	CU_ASSERT_EQUAL(dj_store_read(s, b, h, buf, sizeof(buf), NULL), -DJ_EHANDLE);
-	CU_ASSERT_EQUAL(dj_store_write(s, b, h, 0, buf, 2), -DJ_EHANDLE);
-	CU_ASSERT_EQUAL(dj_store_describe(s, b, h, &got), -DJ_EHANDLE);
-	CU_ASSERT_EQUAL(dj_store_free(s, b, h), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL_FATAL(tn_store_alloc(s, a, &d, &h), 0);
+	CU_ASSERT_EQUAL(tn_store_acquire(s, b, h, &ref, NULL), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_read(s, b, h, buf, sizeof(buf), NULL), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_write(s, b, h, 0, buf, 2), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_describe(s, b, h, &got), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_free(s, b, h), -DJ_EHANDLE);
 	/* Closing b leaves a's tensor alone. */
-	CU_ASSERT_EQUAL(dj_store_session_close(s, b), 0);
-	CU_ASSERT_EQUAL(dj_store_describe(s, a, h, &got), 0);
-	CU_ASSERT_EQUAL(dj_store_alloc(s, b, &d, &h), -DJ_EHANDLE);
-	CU_ASSERT_EQUAL(dj_store_session_close(s, b), -DJ_EHANDLE);
-	CU_ASSERT_EQUAL(dj_store_alloc(s, 12345, &d, &h), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_session_close(s, b), 0);
+	CU_ASSERT_EQUAL(tn_store_describe(s, a, h, &got), 0);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, b, &d, &h), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_session_close(s, b), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, 12345, &d, &h), -DJ_EHANDLE);
 	destroy_and_check(s);
 }
 
 static void test_limits_and_accounting(void)
 {
-	struct dj_store *s = make_store(1500, 1000, 3);
-	struct dj_store_usage u;
+	struct tn_store *s = make_store(1500, 1000, 3);
+	struct tn_store_usage u;
 	uint64_t a, b, h1, h2, h3;
 	struct dj_tensor_desc d600 = vec(DJ_DTYPE_FLOAT32, 150), d400 = vec(DJ_DTYPE_INT64, 50);
 
-	CU_ASSERT_EQUAL_FATAL(dj_store_session_open(s, 0, &a), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_store_session_open(s, 2000, &b), 0);
-	CU_ASSERT_EQUAL(dj_store_alloc(s, a, &d600, &h1), 0);
-	CU_ASSERT_EQUAL(dj_store_alloc(s, a, &d600, &h2), -DJ_ELIMIT);
-	CU_ASSERT_EQUAL(dj_store_alloc(s, a, &d400, &h2), 0); /* exactly 1000 */
-	CU_ASSERT_EQUAL(dj_store_session_usage(s, a, &u), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 2000, &b), 0);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, a, &d600, &h1), 0);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, a, &d600, &h2), -DJ_ELIMIT);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, a, &d400, &h2), 0); /* exactly 1000 */
+	CU_ASSERT_EQUAL(tn_store_session_usage(s, a, &u), 0);
 	CU_ASSERT(u.bytes == 1000 && u.limit == 1000 && u.tensors == 2 && u.refused == 1);
 	/* b's own limit is 2000, but the store holds at most 1500. */
-	CU_ASSERT_EQUAL(dj_store_alloc(s, b, &d600, &h3), -DJ_ELIMIT);
-	CU_ASSERT_EQUAL(dj_store_alloc(s, b, &d400, &h3), 0);
-	dj_store_usage(s, &u);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, b, &d600, &h3), -DJ_ELIMIT);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, b, &d400, &h3), 0);
+	tn_store_usage(s, &u);
 	CU_ASSERT(u.bytes == 1400 && u.sessions == 2 && u.tensors == 3 && u.refused == 2);
-	CU_ASSERT_EQUAL(dj_store_free(s, a, h1), 0);
-	CU_ASSERT_EQUAL(dj_store_session_usage(s, a, &u), 0);
+	CU_ASSERT_EQUAL(tn_store_free(s, a, h1), 0);
+	CU_ASSERT_EQUAL(tn_store_session_usage(s, a, &u), 0);
 	CU_ASSERT(u.bytes == 400 && u.peak_bytes == 1000);
 	/* Handle count limit: 3 per session. */
 	struct dj_tensor_desc tiny = vec(DJ_DTYPE_INT32, 1);
 
-	CU_ASSERT_EQUAL(dj_store_alloc(s, b, &tiny, &h1), 0);
-	CU_ASSERT_EQUAL(dj_store_alloc(s, b, &tiny, &h1), 0);
-	CU_ASSERT_EQUAL(dj_store_alloc(s, b, &tiny, &h1), -DJ_ELIMIT);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, b, &tiny, &h1), 0);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, b, &tiny, &h1), 0);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, b, &tiny, &h1), -DJ_ELIMIT);
 	/* Bad descriptions never reach the accounting. */
 	struct dj_tensor_desc bad = vec(DJ_DTYPE_INT32, -1);
 
-	CU_ASSERT_EQUAL(dj_store_alloc(s, a, &bad, &h1), -DJ_ESHAPE);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, a, &bad, &h1), -DJ_ESHAPE);
 	bad = vec((enum dj_dtype)42, 1);
-	CU_ASSERT_EQUAL(dj_store_alloc(s, a, &bad, &h1), -DJ_EDTYPE);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, a, &bad, &h1), -DJ_EDTYPE);
 	struct dj_tensor bad_host = {.desc = bad, .data = &h1};
 
-	CU_ASSERT_EQUAL(dj_store_put(s, a, &bad_host, &h1), -DJ_EDTYPE);
+	CU_ASSERT_EQUAL(tn_store_put(s, a, &bad_host, &h1), -DJ_EDTYPE);
 	bad_host.desc = d400;
 	bad_host.data = NULL;
-	CU_ASSERT_EQUAL(dj_store_put(s, a, &bad_host, &h1), -EINVAL);
-	CU_ASSERT_EQUAL(dj_store_session_usage(s, a, &u), 0);
+	CU_ASSERT_EQUAL(tn_store_put(s, a, &bad_host, &h1), -EINVAL);
+	CU_ASSERT_EQUAL(tn_store_session_usage(s, a, &u), 0);
 	CU_ASSERT(u.bytes == 400 && u.tensors == 1);
 	destroy_and_check(s);
 }
 
 static void test_backend_failure_restores_accounting(void)
 {
-	struct dj_store *s = make_store(0, 100, 0);
-	struct dj_store_usage u;
+	struct tn_store *s = make_store(0, 100, 0);
+	struct tn_store_usage u;
 	struct dj_tensor_desc d = vec(DJ_DTYPE_FLOAT32, 20);
 	uint64_t sess, h;
 
-	CU_ASSERT_EQUAL_FATAL(dj_store_session_open(s, 0, &sess), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &sess), 0);
 	counter.fail_next = 1;
-	CU_ASSERT_EQUAL(dj_store_alloc(s, sess, &d, &h), -ENOMEM);
-	CU_ASSERT_EQUAL(dj_store_session_usage(s, sess, &u), 0);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, sess, &d, &h), -ENOMEM);
+	CU_ASSERT_EQUAL(tn_store_session_usage(s, sess, &u), 0);
 	CU_ASSERT(u.bytes == 0 && u.tensors == 0);
-	CU_ASSERT_EQUAL(dj_store_alloc(s, sess, &d, &h), 0);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, sess, &d, &h), 0);
 	destroy_and_check(s);
 }
 
 static void test_session_close_frees_all(void)
 {
-	struct dj_store *s = make_store(0, 0, 0);
-	struct dj_store_usage u;
+	struct tn_store *s = make_store(0, 0, 0);
+	struct tn_store_usage u;
 	struct dj_tensor_desc d = vec(DJ_DTYPE_BFLOAT16, 100), got;
 	uint64_t sess, h[10];
 
-	CU_ASSERT_EQUAL_FATAL(dj_store_session_open(s, 0, &sess), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &sess), 0);
 	for (int i = 0; i < 10; i++)
-		CU_ASSERT_EQUAL(dj_store_alloc(s, sess, &d, &h[i]), 0);
-	CU_ASSERT_EQUAL(dj_store_free(s, sess, h[4]), 0);
+		CU_ASSERT_EQUAL(tn_store_alloc(s, sess, &d, &h[i]), 0);
+	CU_ASSERT_EQUAL(tn_store_free(s, sess, h[4]), 0);
 	CU_ASSERT_EQUAL(counter.live_bytes, 9 * 200);
-	CU_ASSERT_EQUAL(dj_store_session_close(s, sess), 0);
+	CU_ASSERT_EQUAL(tn_store_session_close(s, sess), 0);
 	CU_ASSERT_EQUAL(counter.live_bytes, 0);
-	dj_store_usage(s, &u);
+	tn_store_usage(s, &u);
 	CU_ASSERT(u.bytes == 0 && u.tensors == 0 && u.sessions == 0);
 	for (int i = 0; i < 10; i++)
-		CU_ASSERT_EQUAL(dj_store_describe(s, sess, h[i], &got), -DJ_EHANDLE);
-	CU_ASSERT_EQUAL(dj_store_session_usage(s, sess, &u), -DJ_EHANDLE);
+		CU_ASSERT_EQUAL(tn_store_describe(s, sess, h[i], &got), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_session_usage(s, sess, &u), -DJ_EHANDLE);
 	destroy_and_check(s);
 }
 
 static void test_references_outlive_free(void)
 {
-	struct dj_store *s = make_store(0, 0, 0);
-	struct dj_store_usage u;
+	struct tn_store *s = make_store(0, 0, 0);
+	struct tn_store_usage u;
 	struct dj_tensor_desc d = vec(DJ_DTYPE_INT32, 4);
-	struct dj_store_ref *ref, *ref2;
+	struct tn_store_ref *ref, *ref2;
 	struct dj_tensor view;
 	uint64_t sess, h;
 
-	CU_ASSERT_EQUAL_FATAL(dj_store_session_open(s, 0, &sess), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_store_alloc(s, sess, &d, &h), 0);
-	CU_ASSERT_EQUAL(dj_store_write(s, sess, h, 0, (int32_t[]){7, 8, 9, 10}, 16), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_store_acquire(s, sess, h, &ref, &view), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_store_acquire(s, sess, h, &ref2, NULL), 0);
-	CU_ASSERT_EQUAL(dj_store_free(s, sess, h), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &sess), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_alloc(s, sess, &d, &h), 0);
+	CU_ASSERT_EQUAL(tn_store_write(s, sess, h, 0, (int32_t[]){7, 8, 9, 10}, 16), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_acquire(s, sess, h, &ref, &view), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_acquire(s, sess, h, &ref2, NULL), 0);
+	CU_ASSERT_EQUAL(tn_store_free(s, sess, h), 0);
 	/* Gone for new lookups, still valid (and charged) for holders. */
-	CU_ASSERT_EQUAL(dj_store_acquire(s, sess, h, &ref, NULL), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_acquire(s, sess, h, &ref, NULL), -DJ_EHANDLE);
 	CU_ASSERT_EQUAL(((int32_t *)view.data)[3], 10);
-	dj_store_release(s, ref2);
+	tn_store_release(s, ref2);
 	/* Closing the session while a reference is out is fine too. */
-	CU_ASSERT_EQUAL(dj_store_session_close(s, sess), 0);
-	dj_store_usage(s, &u);
+	CU_ASSERT_EQUAL(tn_store_session_close(s, sess), 0);
+	tn_store_usage(s, &u);
 	CU_ASSERT_EQUAL(u.bytes, 16);
 	CU_ASSERT_EQUAL(((int32_t *)view.data)[0], 7);
-	dj_store_release(s, ref);
-	dj_store_usage(s, &u);
+	tn_store_release(s, ref);
+	tn_store_usage(s, &u);
 	CU_ASSERT_EQUAL(u.bytes, 0);
 	CU_ASSERT_EQUAL(counter.live_bytes, 0);
 	destroy_and_check(s);
@@ -305,7 +305,7 @@ static void test_references_outlive_free(void)
 /* ---- threads ---- */
 
 struct worker {
-	struct dj_store *store;
+	struct tn_store *store;
 	uint64_t shared_session, shared_handle;
 	unsigned int seed;
 	int errors;
@@ -317,28 +317,28 @@ static void *worker_main(void *arg)
 	uint64_t sess, live[16] = {0};
 	int64_t payload[32];
 
-	if (dj_store_session_open(w->store, 1 << 16, &sess) != 0)
+	if (tn_store_session_open(w->store, 1 << 16, &sess) != 0)
 		return (void *)1;
 	for (int i = 0; i < 3000; i++) {
 		int slot = rand_r(&w->seed) % 16, n = 1 + rand_r(&w->seed) % 32;
 		struct dj_tensor host = {.desc = vec(DJ_DTYPE_INT64, n), .data = payload};
-		struct dj_store_ref *ref;
+		struct tn_store_ref *ref;
 
 		for (int j = 0; j < n; j++)
 			payload[j] = (int64_t)slot * 1000 + j;
 		if (live[slot] != 0) {
 			int64_t back[32];
 
-			w->errors += dj_store_read(w->store, sess, live[slot], back, sizeof(back),
+			w->errors += tn_store_read(w->store, sess, live[slot], back, sizeof(back),
 						   NULL) != 0 || back[0] != slot * 1000;
-			w->errors += dj_store_free(w->store, sess, live[slot]) != 0;
+			w->errors += tn_store_free(w->store, sess, live[slot]) != 0;
 			live[slot] = 0;
 		} else {
-			w->errors += dj_store_put(w->store, sess, &host, &live[slot]) != 0;
+			w->errors += tn_store_put(w->store, sess, &host, &live[slot]) != 0;
 		}
 		/* Everyone pins the shared tensor concurrently. */
-		if (dj_store_acquire(w->store, w->shared_session, w->shared_handle, &ref, NULL) == 0)
-			dj_store_release(w->store, ref);
+		if (tn_store_acquire(w->store, w->shared_session, w->shared_handle, &ref, NULL) == 0)
+			tn_store_release(w->store, ref);
 		else
 			w->errors++;
 	}
@@ -346,24 +346,24 @@ static void *worker_main(void *arg)
 	if (w->seed & 1)
 		for (int i = 0; i < 16; i++)
 			if (live[i])
-				w->errors += dj_store_free(w->store, sess, live[i]) != 0;
-	w->errors += dj_store_session_close(w->store, sess) != 0;
+				w->errors += tn_store_free(w->store, sess, live[i]) != 0;
+	w->errors += tn_store_session_close(w->store, sess) != 0;
 	return NULL;
 }
 
 static void test_threads(void)
 {
 	enum { THREADS = 4 };
-	struct dj_store *s = make_store(0, 0, 0);
+	struct tn_store *s = make_store(0, 0, 0);
 	struct worker w[THREADS];
 	pthread_t tid[THREADS];
 	struct dj_tensor_desc d = vec(DJ_DTYPE_FLOAT32, 64);
-	struct dj_store_usage u;
+	struct tn_store_usage u;
 	uint64_t shared, h;
 	unsigned int seed = dj_test_seed();
 
-	CU_ASSERT_EQUAL_FATAL(dj_store_session_open(s, 0, &shared), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_store_alloc(s, shared, &d, &h), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &shared), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_alloc(s, shared, &d, &h), 0);
 	for (int i = 0; i < THREADS; i++) {
 		w[i] = (struct worker){.store = s, .shared_session = shared, .shared_handle = h,
 				       .seed = seed + (unsigned int)i};
@@ -376,32 +376,32 @@ static void test_threads(void)
 		CU_ASSERT_PTR_NULL(ret);
 		CU_ASSERT_EQUAL(w[i].errors, 0);
 	}
-	dj_store_usage(s, &u);
+	tn_store_usage(s, &u);
 	CU_ASSERT(u.bytes == 256 && u.tensors == 1 && u.sessions == 1);
 	destroy_and_check(s);
 }
 
 static void test_host_backend(void)
 {
-	struct dj_store *s = NULL;
+	struct tn_store *s = NULL;
 	uint64_t sess, h;
-	struct dj_store_ref *ref;
+	struct tn_store_ref *ref;
 	struct dj_tensor view;
 	struct dj_tensor_desc d = vec(DJ_DTYPE_FLOAT16, 3);
-	struct dj_store_backend broken = {.name = "broken"};
-	struct dj_store_config cfg = {.backend = &broken};
+	struct tn_store_backend broken = {.name = "broken"};
+	struct tn_store_config cfg = {.backend = &broken};
 
-	CU_ASSERT_EQUAL(dj_store_create(&cfg, &s), -EINVAL);
-	CU_ASSERT_EQUAL_FATAL(dj_store_create(NULL, &s), 0);
-	CU_ASSERT_STRING_EQUAL(dj_store_host_backend()->name, "host");
-	CU_ASSERT_EQUAL_FATAL(dj_store_session_open(s, 0, &sess), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_store_alloc(s, sess, &d, &h), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_store_acquire(s, sess, h, &ref, &view), 0);
+	CU_ASSERT_EQUAL(tn_store_create(&cfg, &s), -EINVAL);
+	CU_ASSERT_EQUAL_FATAL(tn_store_create(NULL, &s), 0);
+	CU_ASSERT_STRING_EQUAL(tn_store_host_backend()->name, "host");
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &sess), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_alloc(s, sess, &d, &h), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_acquire(s, sess, h, &ref, &view), 0);
 	CU_ASSERT_EQUAL(view.mem, DJ_MEM_HOST);
 	CU_ASSERT_EQUAL((uintptr_t)view.data % 64, 0);
-	dj_store_release(s, ref);
+	tn_store_release(s, ref);
 	/* Destroy with tensors and sessions still open frees them (ASan checks). */
-	dj_store_destroy(s);
+	tn_store_destroy(s);
 }
 
 int main(int argc, char **argv)

@@ -188,18 +188,18 @@ static void test_broadcast(void)
 	struct dj_tensor_desc out;
 	int64_t s[DJ_MAX_DIMS];
 
-	CU_ASSERT_EQUAL(dj_broadcast_shape(&a, &b, &out), 0);
+	CU_ASSERT_EQUAL(tn_broadcast_shape(&a, &b, &out), 0);
 	CU_ASSERT_EQUAL(out.ndim, 3);
 	CU_ASSERT(out.shape[0] == 4 && out.shape[1] == 5 && out.shape[2] == 3);
-	dj_broadcast_strides(&a, &out, s);
+	tn_broadcast_strides(&a, &out, s);
 	CU_ASSERT(s[0] == 3 && s[1] == 0 && s[2] == 1);
-	dj_broadcast_strides(&b, &out, s);
+	tn_broadcast_strides(&b, &out, s);
 	CU_ASSERT(s[0] == 0 && s[1] == 1 && s[2] == 0);
 	b.shape[1] = 2;
-	CU_ASSERT_EQUAL(dj_broadcast_shape(&a, &b, &out), -DJ_ESHAPE);
+	CU_ASSERT_EQUAL(tn_broadcast_shape(&a, &b, &out), -DJ_ESHAPE);
 	struct dj_tensor_desc scalar = {.ndim = 0};
 
-	CU_ASSERT_EQUAL(dj_broadcast_shape(&scalar, &a, &out), 0);
+	CU_ASSERT_EQUAL(tn_broadcast_shape(&scalar, &a, &out), 0);
 	CU_ASSERT(dj_tensor_desc_equal(&out, &a));
 }
 

@@ -9,29 +9,29 @@
  *
  * A port works with any ethdev (real NIC, net_memif, net_af_packet, net_tap,
  * net_null, net_ring). Offloads (IPv4/UDP checksum, RSS, rte_flow steering)
- * are used when the port has them; dj_port_caps() says which, and the engine
+ * are used when the port has them; dp_port_caps() says which, and the engine
  * does the rest in software.
  *
- * EAL must be running (dj_eal_init()) before anything here is called.
+ * EAL must be running (dp_eal_init()) before anything here is called.
  */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "djinn/datapath.h"
-#include "djinn/transfer.h"
-#include "djinn/wire.h"
+#include "dataplane/datapath.h"
+#include "dataplane/proto/transfer.h"
+#include "dataplane/proto/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define DJ_PORT_MAX_QUEUES 16
+#define DP_PORT_MAX_QUEUES 16
 
-struct dj_port;
+struct dp_port;
 
-struct dj_port_config {
+struct dp_port_config {
 	uint16_t port_id;
 	/** rx/tx queue pairs, one polling lcore each; 0 means 1. */
 	uint16_t nb_queues;
@@ -49,7 +49,7 @@ struct dj_port_config {
 };
 
 /** What the port does in hardware; everything else is done in software. */
-struct dj_port_caps {
+struct dp_port_caps {
 	unsigned int tx_ipv4_cksum : 1;
 	unsigned int tx_udp_cksum : 1;
 	unsigned int rx_ipv4_cksum : 1;
@@ -68,30 +68,30 @@ struct dj_port_caps {
 
 /**
  * Configure and start a port: queues, mempools on the port's NUMA socket,
- * offloads it has. *out is owned by the caller: dj_port_destroy().
+ * offloads it has. *out is owned by the caller: dp_port_destroy().
  */
-int dj_port_create(const struct dj_port_config *cfg, struct dj_port **out);
+int dp_port_create(const struct dp_port_config *cfg, struct dp_port **out);
 
 /** Stop the port (left configured, not closed: the ethdev stays EAL's),
  * free its flows and mempools. NULL is a no-op. */
-void dj_port_destroy(struct dj_port *port);
+void dp_port_destroy(struct dp_port *port);
 
-const struct dj_port_caps *dj_port_get_caps(const struct dj_port *port);
-const struct dj_port_config *dj_port_get_config(const struct dj_port *port);
+const struct dp_port_caps *dp_port_get_caps(const struct dp_port *port);
+const struct dp_port_config *dp_port_get_config(const struct dp_port *port);
 
 /**
  * Steer IPv4/UDP packets for @p udp_port to rx queue @p queue with rte_flow.
  * -ENOTSUP where the port cannot (the engine then dispatches in software).
  */
-int dj_port_steer_udp(struct dj_port *port, uint16_t udp_port, uint16_t queue);
+int dp_port_steer_udp(struct dp_port *port, uint16_t udp_port, uint16_t queue);
 
 /** Find a port by its ethdev name ("net_memif0", a PCI address...). */
-int dj_port_find(const char *name, uint16_t *port_id);
+int dp_port_find(const char *name, uint16_t *port_id);
 
 /** Wait until the link is up (memif: the peer connected; a memif client
  * turned away by a server not started yet is restarted). Only while no
  * lcore polls the port. -ETIMEDOUT. */
-int dj_port_wait_link(struct dj_port *port, uint64_t timeout_ns);
+int dp_port_wait_link(struct dp_port *port, uint64_t timeout_ns);
 
 struct rte_mbuf;
 struct rte_mbuf_ext_shared_info;
@@ -104,47 +104,47 @@ struct rte_mbuf_ext_shared_info;
  * (each attached mbuf holds a reference on shinfo). NULL when a pool is empty.
  * The frame is the caller's (rte_eth_tx_burst or rte_pktmbuf_free).
  */
-struct rte_mbuf *dj_port_frame_build(const struct dj_port *port, uint16_t queue,
+struct rte_mbuf *dp_port_frame_build(const struct dp_port *port, uint16_t queue,
 				     const void *hdr, uint16_t hdr_len,
 				     const void *payload, uint32_t len,
 				     struct rte_mbuf_ext_shared_info *shinfo);
 
 /** Reasons a packet was dropped by the data plane, counted per lcore. */
-enum dj_dataplane_drop {
-	DJ_DROP_NOT_DJINN,   /**< not IPv4/UDP to a Djinn endpoint */
-	DJ_DROP_REJECTED,    /**< rejected by the transfer engine (see its counters) */
-	DJ_DROP_NO_MBUF,     /**< mempool empty on transmit */
-	DJ_DROP_TX_FULL,     /**< tx queue full after retries */
-	DJ_DROP_IMPAIR,      /**< dropped on purpose by in-line impairment */
-	DJ_DROP_MAX
+enum dp_drop {
+	DP_DROP_NOT_DJINN,   /**< not IPv4/UDP to a Djinn endpoint */
+	DP_DROP_REJECTED,    /**< rejected by the transfer engine (see its counters) */
+	DP_DROP_NO_MBUF,     /**< mempool empty on transmit */
+	DP_DROP_TX_FULL,     /**< tx queue full after retries */
+	DP_DROP_IMPAIR,      /**< dropped on purpose by in-line impairment */
+	DP_DROP_MAX
 };
 
 /** Statistics of one lcore, or summed over lcores. */
-struct dj_dataplane_stats {
+struct dp_engine_stats {
 	uint64_t rx_packets, rx_bytes;
 	uint64_t tx_packets, tx_bytes;
 	uint64_t retransmits;
-	uint64_t drops[DJ_DROP_MAX];
+	uint64_t drops[DP_DROP_MAX];
 	uint64_t idle_naps;   /**< naps taken (cfg.idle_sleep_us != 0) */
 };
 
 /** Name of a drop reason ("not_djinn", ...). */
-const char *dj_dataplane_drop_name(enum dj_dataplane_drop reason);
+const char *dp_drop_name(enum dp_drop reason);
 
 /** Add @p from into @p to. */
-void dj_dataplane_stats_add(struct dj_dataplane_stats *to, const struct dj_dataplane_stats *from);
+void dp_engine_stats_add(struct dp_engine_stats *to, const struct dp_engine_stats *from);
 
 /* ---- The engine ------------------------------------------------------------ */
 
-struct dj_dataplane;
+struct dp_engine;
 
 /**
  * Receive placement for destinations the CPU does not write (DJ_MEM_GPU),
- * e.g. the GPU module's batching sink (dj_gpu_dp_placer_create). Every
+ * e.g. the GPU module's batching sink (djg_dp_placer_create). Every
  * callback but copy_out runs on the polling lcore that owns the session,
  * one lcore state never concurrently.
  */
-struct dj_dataplane_placer {
+struct dp_engine_placer {
 	/** Per-lcore state for lcore_idx (0 .. queues - 1). */
 	int (*lcore_init)(void *ctx, unsigned int lcore_idx, void **state);
 	void (*lcore_fini)(void *state);
@@ -161,7 +161,7 @@ struct dj_dataplane_placer {
 	 *  complete. 0, or a negative errno that fails nothing but is logged. */
 	int (*sync)(void *state);
 	void *ctx;
-	/** Optional, for GPU sources on transmit (dj_dataplane_send with
+	/** Optional, for GPU sources on transmit (dp_engine_send with
 	 *  DJ_MEM_GPU) when the staging members below are NULL: copy len
 	 *  bytes of GPU memory at src into host memory at dst before
 	 *  returning (one whole copy, then the send). Runs on control
@@ -194,24 +194,24 @@ struct dj_dataplane_placer {
 	int (*stage_poll)(void *stage, unsigned int slot);
 };
 
-struct dj_dataplane_config {
+struct dp_engine_config {
 	/** Port and queues; one worker lcore per queue pair must be free
 	 *  (EAL -l), taken in rte_lcore order. */
-	struct dj_port_config port;
+	struct dp_port_config port;
 	/** This side: IPv4 (host order) and base UDP port (queue q listens on
-	 *  port + q; 0 means DJ_WIRE_UDP_PORT). A zero MAC means the port's. */
-	struct dj_endpoint local;
+	 *  port + q; 0 means DP_WIRE_UDP_PORT). A zero MAC means the port's. */
+	struct dp_netaddr local;
 	/** IP MTU that sizes DATA fragments (the smaller of both sides' is
 	 *  used); 0 means port.frame_size - 14. */
 	uint16_t mtu;
 	/** Transfer protocol settings used for every session (timeouts,
 	 *  window, CRC); session id, cookie, endpoints and frag_size are
-	 *  filled per session. Zero: dj_session_config_init() defaults. */
-	struct dj_session_config session;
+	 *  filled per session. Zero: dp_channel_config_init() defaults. */
+	struct dp_channel_config session;
 	bool session_set; /**< session above was filled by the caller */
 	/** GPU receive placement (borrowed, outlives the engine); NULL: a
 	 *  DJ_MEM_GPU receive fails with -ENOTSUP. */
-	const struct dj_dataplane_placer *placer;
+	const struct dp_engine_placer *placer;
 	/** Shared cores: an lcore idle for a few hundred loops naps this many
 	 *  microseconds (0, the default: poll without pause, for dedicated
 	 *  cores). */
@@ -219,12 +219,12 @@ struct dj_dataplane_config {
 	/** Wait this long for the link (the memif peer) before the lcores
 	 *  start; 0: do not wait. A link that stays down is logged, not fatal. */
 	uint32_t link_timeout_ms;
-	/** In-line impairment of transmitted packets (dj_impair_config_parse
+	/** In-line impairment of transmitted packets (dp_impair_config_parse
 	 *  syntax, e.g. "drop=0.05,reorder=0.05"), NULL or "" for none. */
 	const char *impair;
 	/** GPU sources through a placer with staging: slots of the staging
 	 *  ring per send (chunks of about 1 MiB, a whole number of fragments),
-	 *  at most DJ_DATAPLANE_STAGE_MAX_SLOTS. 0: enough for the session's
+	 *  at most DP_STAGE_MAX_SLOTS. 0: enough for the session's
 	 *  window plus 2 of look-ahead, at least 4. Never more than the
 	 *  tensor needs. */
 	uint32_t stage_slots;
@@ -233,56 +233,56 @@ struct dj_dataplane_config {
 	uint32_t stage_chunk;
 };
 
-#define DJ_DATAPLANE_STAGE_MAX_SLOTS 64
+#define DP_STAGE_MAX_SLOTS 64
 
 /**
  * Configure the port, start one polling lcore per queue. *out is owned by
- * the caller: dj_dataplane_destroy(). -EINVAL (bad config, too few lcores),
+ * the caller: dp_engine_destroy(). -EINVAL (bad config, too few lcores),
  * -ENOMEM, or the port's error.
  */
-int dj_dataplane_create(const struct dj_dataplane_config *cfg, struct dj_dataplane **out);
+int dp_engine_create(const struct dp_engine_config *cfg, struct dp_engine **out);
 
 /** Stop the lcores, close every session (their transfers fail), free all. */
-void dj_dataplane_destroy(struct dj_dataplane *dp);
+void dp_engine_destroy(struct dp_engine *dp);
 
 /**
  * Stop the lcores but leave the port up, so that the peer sees no
  * disconnect yet. For an orderly end between processes on memif: both
  * sides quiesce, then destroy (a memif peer that disconnects while the
  * other side's lcore is inside a burst can crash it in DPDK 22.11). After
- * this only dj_dataplane_get_stats() and dj_dataplane_destroy() are valid.
+ * this only dp_engine_get_stats() and dp_engine_destroy() are valid.
  */
-void dj_dataplane_quiesce(struct dj_dataplane *dp);
+void dp_engine_quiesce(struct dp_engine *dp);
 
 /** This side's endpoint in HELLO form (MAC, IPv4, base UDP port, queues, MTU). */
-void dj_dataplane_endpoint(const struct dj_dataplane *dp, struct dj_dp_endpoint *ep);
+void dp_engine_endpoint(const struct dp_engine *dp, struct dp_endpoint *ep);
 
 /**
- * The engine as a data path (djinn/datapath.h) for the control plane.
+ * The engine as a data path (dataplane/datapath.h) for the control plane.
  * The operations below are the same functions, callable directly; all are
  * for control threads, never for polling lcores.
  */
-void dj_dataplane_datapath(struct dj_dataplane *dp, struct dj_datapath *out);
+void dp_engine_datapath(struct dp_engine *dp, struct dj_datapath *out);
 
-int dj_dataplane_session_open(struct dj_dataplane *dp, uint64_t session_id, uint64_t cookie,
-			      const struct dj_dp_endpoint *peer);
-void dj_dataplane_session_close(struct dj_dataplane *dp, uint64_t cookie);
-int dj_dataplane_probe(struct dj_dataplane *dp, uint64_t cookie, uint32_t timeout_ms,
+int dp_engine_session_open(struct dp_engine *dp, uint64_t session_id, uint64_t cookie,
+			      const struct dp_endpoint *peer);
+void dp_engine_session_close(struct dp_engine *dp, uint64_t cookie);
+int dp_engine_probe(struct dp_engine *dp, uint64_t cookie, uint32_t timeout_ms,
 		       uint64_t *rtt_ns);
-int dj_dataplane_expect(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+int dp_engine_expect(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 			void *dst, size_t len, enum dj_mem_kind mem);
-int dj_dataplane_wait(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      uint32_t timeout_ms);
-int dj_dataplane_cancel(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id);
-int dj_dataplane_send(struct dj_dataplane *dp, uint64_t cookie, uint64_t xfer_id,
+int dp_engine_cancel(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id);
+int dp_engine_send(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms);
 
 /** Counters of the lcore serving queue pair idx; -ENOENT past the last. */
-int dj_dataplane_lcore_stats(const struct dj_dataplane *dp, unsigned int idx,
-			     struct dj_dataplane_stats *st);
+int dp_engine_lcore_stats(const struct dp_engine *dp, unsigned int idx,
+			     struct dp_engine_stats *st);
 
 /** GPU-source sends, counted since the engine started. */
-struct dj_dataplane_stage_stats {
+struct dp_engine_stage_stats {
 	uint64_t staged_sends;    /**< sent chunk by chunk through a staging ring */
 	uint64_t whole_sends;     /**< sent after one whole copy (placer without staging) */
 	uint64_t chunks;          /**< chunk copies that landed */
@@ -295,12 +295,12 @@ struct dj_dataplane_stage_stats {
 };
 
 /** Counters of GPU-source sends. */
-void dj_dataplane_stage_stats(const struct dj_dataplane *dp, struct dj_dataplane_stage_stats *st);
+void dp_engine_stage_stats(const struct dp_engine *dp, struct dp_engine_stage_stats *st);
 
 /** Engine counters summed over lcores; proto (may be NULL) receives the
  *  transfer protocol's counters summed over sessions. */
-void dj_dataplane_get_stats(const struct dj_dataplane *dp, struct dj_dataplane_stats *st,
-			    struct dj_proto_stats *proto);
+void dp_engine_get_stats(const struct dp_engine *dp, struct dp_engine_stats *st,
+			    struct dp_proto_stats *proto);
 
 #ifdef __cplusplus
 }

@@ -31,39 +31,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "djinn/djinn.h"
 #include "djinn/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define DJ_DP_MAX_GPUS 16
-#define DJ_DP_MAX_OPS 64
-#define DJ_DP_OP_NAME_MAX 32
-#define DJ_DP_GPU_NAME_MAX 64
-#define DJ_DP_SOCKET_PATH_MAX 108 /* sun_path */
-
-/** Which path carries tensor bytes. The numeric values are not on the wire. */
-enum dj_path {
-	DJ_PATH_AUTO = 0, /**< DPDK when both sides have it and a probe works */
-	DJ_PATH_TCP,      /**< the control connection carries the bytes */
-	DJ_PATH_DPDK,     /**< the DPDK data plane; fail rather than fall back */
-};
+#define DP_MAX_GPUS 16
+#define DP_MAX_OPS 64
+#define DP_OP_NAME_MAX 32
+#define DP_GPU_NAME_MAX 64
+#define DP_SOCKET_PATH_MAX 108 /* sun_path */
 
 /** A data-plane endpoint: where to send fragments to reach one side. */
-struct dj_dp_endpoint {
+struct dp_endpoint {
 	uint8_t mac[6];
 	uint32_t ipv4;          /**< network byte order */
 	uint16_t udp_port;      /**< host byte order */
 	uint16_t n_queues;      /**< rx queues the peer spreads sessions over */
 	uint16_t mtu;           /**< L3 MTU of the port (1500, 9000, ...) */
 	/** memif socket path where the "port" is a memif, else "". */
-	char memif_socket[DJ_DP_SOCKET_PATH_MAX];
+	char memif_socket[DP_SOCKET_PATH_MAX];
 };
 
 /** One GPU as advertised in HELLO. */
-struct dj_dp_gpu {
-	char name[DJ_DP_GPU_NAME_MAX];
+struct dp_gpu {
+	char name[DP_GPU_NAME_MAX];
 	uint64_t mem_total;     /**< bytes */
 	uint64_t mem_free;      /**< bytes, at the time of HELLO */
 };
@@ -72,18 +66,18 @@ struct dj_dp_gpu {
  * What one side has, exchanged in HELLO (both directions). Plain data:
  * copyable with memcpy, no pointers.
  */
-struct dj_dp_caps {
+struct dp_caps {
 	int dpdk;                       /**< 1: a DPDK data path is up */
-	struct dj_dp_endpoint endpoint; /**< valid where dpdk == 1 */
+	struct dp_endpoint endpoint; /**< valid where dpdk == 1 */
 	int n_gpus;
-	struct dj_dp_gpu gpus[DJ_DP_MAX_GPUS];
+	struct dp_gpu gpus[DP_MAX_GPUS];
 	uint32_t dtypes;                /**< bit (1u << enum dj_dtype) per dtype supported */
 	int n_ops;
-	char ops[DJ_DP_MAX_OPS][DJ_DP_OP_NAME_MAX]; /**< operation names */
+	char ops[DP_MAX_OPS][DP_OP_NAME_MAX]; /**< operation names */
 };
 
 /** Counters of one data path, for STATS. */
-struct dj_dp_stats {
+struct dp_datapath_stats {
 	uint64_t tx_bytes, rx_bytes;
 	uint64_t transfers_ok, transfers_failed;
 	uint64_t timeouts, retransmits;
@@ -100,14 +94,14 @@ struct dj_datapath_ops {
 	/** Fill this side's capabilities (endpoint, queues, MTU). Optional
 	 * fields (GPUs, ops, dtypes) may be left zero: the control plane adds
 	 * them from its backend. */
-	int (*local_caps)(void *ctx, struct dj_dp_caps *caps);
+	int (*local_caps)(void *ctx, struct dp_caps *caps);
 
 	/** Optional: a session begins. Packets carrying cookie from peer
 	 * (NULL: any peer) are accepted from now on; session_id is for logs and
 	 * stats. The control plane calls it on both sides before any probe or
 	 * transfer of the session. */
 	int (*session_open)(void *ctx, uint64_t session_id, uint64_t cookie,
-			    const struct dj_dp_endpoint *peer);
+			    const struct dp_endpoint *peer);
 
 	/** Optional: the session ended; cancel its transfers, drop its
 	 * packets from now on. */
@@ -115,7 +109,7 @@ struct dj_datapath_ops {
 
 	/** One round trip to the peer over the data plane, carrying cookie;
 	 * *rtt_ns receives the measured round trip. Blocks up to timeout_ms. */
-	int (*probe)(void *ctx, const struct dj_dp_endpoint *peer,
+	int (*probe)(void *ctx, const struct dp_endpoint *peer,
 		     uint64_t cookie, uint32_t timeout_ms, uint64_t *rtt_ns);
 
 	/** Arm reception of transfer xfer_id (len bytes) into dst, which the
@@ -135,12 +129,12 @@ struct dj_datapath_ops {
 	/** Send len bytes of src (caller-owned, valid until return) as
 	 * transfer xfer_id to peer; returns when every byte was acknowledged,
 	 * or an error after timeout_ms. */
-	int (*send)(void *ctx, const struct dj_dp_endpoint *peer, uint64_t cookie,
+	int (*send)(void *ctx, const struct dp_endpoint *peer, uint64_t cookie,
 		    uint64_t xfer_id, const void *src, size_t len,
 		    enum dj_mem_kind mem, uint32_t timeout_ms);
 
 	/** Optional: counters. */
-	int (*stats)(void *ctx, struct dj_dp_stats *stats);
+	int (*stats)(void *ctx, struct dp_datapath_stats *stats);
 
 	/** Optional: after send() of (cookie, xfer_id) returned -EDEADLK,
 	 * frames of it may still read src. 1 while some may; 0 once none

@@ -16,8 +16,8 @@
  *
  *   off size field
  *    0   2   magic        0x444A ("DJ")
- *    2   1   version      DJ_WIRE_VERSION; anything else is rejected and counted
- *    3   1   type         enum dj_pkt_type
+ *    2   1   version      DP_WIRE_VERSION; anything else is rejected and counted
+ *    3   1   type         enum dp_pkt_type
  *    4   2   flags        DJ_WIRE_F_*
  *    6   2   hdr_len      bytes of Djinn header; >= 56; the body starts here
  *                         (later minor revisions append fields; old peers skip them)
@@ -28,7 +28,7 @@
  *   28   4   frag_index
  *   32   4   frag_count
  *   36   4   crc          CRC32C (Castagnoli) over header (crc field as 0) and
- *                         body, see DJ_WIRE_F_CRC / DJ_WIRE_F_CRC_HDR
+ *                         body, see DP_WIRE_F_CRC / DP_WIRE_F_CRC_HDR
  *   40   8   offset       byte offset of this fragment in the transfer
  *   48   8   total_len    bytes of the whole transfer
  *
@@ -44,57 +44,57 @@
 extern "C" {
 #endif
 
-#define DJ_WIRE_MAGIC 0x444Au
-#define DJ_WIRE_VERSION 1u
+#define DP_WIRE_MAGIC 0x444Au
+#define DP_WIRE_VERSION 1u
 /** Size of the version-1 Djinn header. */
-#define DJ_WIRE_HDR_LEN 56u
-#define DJ_WIRE_ETH_LEN 14u
-#define DJ_WIRE_IPV4_LEN 20u
-#define DJ_WIRE_UDP_LEN 8u
+#define DP_WIRE_HDR_LEN 56u
+#define DP_WIRE_ETH_LEN 14u
+#define DP_WIRE_IPV4_LEN 20u
+#define DP_WIRE_UDP_LEN 8u
 /** Ethernet + IPv4 + UDP. */
-#define DJ_WIRE_ENCAP_LEN (DJ_WIRE_ETH_LEN + DJ_WIRE_IPV4_LEN + DJ_WIRE_UDP_LEN)
+#define DP_WIRE_ENCAP_LEN (DP_WIRE_ETH_LEN + DP_WIRE_IPV4_LEN + DP_WIRE_UDP_LEN)
 /** Everything in front of a DATA payload when encapsulated in UDP. */
-#define DJ_WIRE_FULL_HDR_LEN (DJ_WIRE_ENCAP_LEN + DJ_WIRE_HDR_LEN)
+#define DP_WIRE_FULL_HDR_LEN (DP_WIRE_ENCAP_LEN + DP_WIRE_HDR_LEN)
 /** Default UDP port of the data plane. */
-#define DJ_WIRE_UDP_PORT 47000u
+#define DP_WIRE_UDP_PORT 47000u
 /** Most selective ranges in one ACK or NACK. */
-#define DJ_WIRE_MAX_RANGES 16u
+#define DP_WIRE_MAX_RANGES 16u
 /** ACK/NACK body: cum, credit, trigger, nranges+pad, then ranges. */
-#define DJ_WIRE_RANGES_FIXED_LEN 16u
+#define DP_WIRE_RANGES_FIXED_LEN 16u
 /** Largest control packet (PING..NACK), encapsulation included. */
-#define DJ_WIRE_CTRL_MAX                                                       \
-	(DJ_WIRE_FULL_HDR_LEN + DJ_WIRE_RANGES_FIXED_LEN + 8u * DJ_WIRE_MAX_RANGES)
+#define DP_WIRE_CTRL_MAX                                                       \
+	(DP_WIRE_FULL_HDR_LEN + DP_WIRE_RANGES_FIXED_LEN + 8u * DP_WIRE_MAX_RANGES)
 
 /** Packet types. Values travel on the wire: never renumber. */
-enum dj_pkt_type {
-	DJ_PKT_DATA = 1,  /**< one fragment of a transfer */
-	DJ_PKT_ACK = 2,   /**< cumulative + selective acknowledgement, credit */
-	DJ_PKT_NACK = 3,  /**< missing ranges: retransmit these now */
-	DJ_PKT_PING = 4,  /**< liveness / RTT probe, body: u64 echo value */
-	DJ_PKT_PONG = 5,  /**< answer to PING, echoes the body */
-	DJ_PKT_CLOSE = 6, /**< the session ends: every transfer fails at the peer */
-	DJ_PKT_ABORT = 7, /**< one transfer (transfer_id) is abandoned by the peer */
-	DJ_PKT_TYPE_MAX
+enum dp_pkt_type {
+	DP_PKT_DATA = 1,  /**< one fragment of a transfer */
+	DP_PKT_ACK = 2,   /**< cumulative + selective acknowledgement, credit */
+	DP_PKT_NACK = 3,  /**< missing ranges: retransmit these now */
+	DP_PKT_PING = 4,  /**< liveness / RTT probe, body: u64 echo value */
+	DP_PKT_PONG = 5,  /**< answer to PING, echoes the body */
+	DP_PKT_CLOSE = 6, /**< the session ends: every transfer fails at the peer */
+	DP_PKT_ABORT = 7, /**< one transfer (transfer_id) is abandoned by the peer */
+	DP_PKT_TYPE_MAX
 };
 
 /** Header flags. */
-enum dj_wire_flags {
+enum dp_wire_flags {
 	/** crc covers the header and the body. */
-	DJ_WIRE_F_CRC = 1u << 0,
+	DP_WIRE_F_CRC = 1u << 0,
 	/** crc covers the header only: the sender could not read the payload
 	 *  (GPU memory) or left it to the NIC. */
-	DJ_WIRE_F_CRC_HDR = 1u << 1,
+	DP_WIRE_F_CRC_HDR = 1u << 1,
 	/** DATA: this is a retransmission (diagnostics only). */
-	DJ_WIRE_F_RETRANS = 1u << 2,
+	DP_WIRE_F_RETRANS = 1u << 2,
 	/** ACK: the receiver has the whole transfer. */
-	DJ_WIRE_F_COMPLETE = 1u << 3,
+	DP_WIRE_F_COMPLETE = 1u << 3,
 	/** ABORT: sent by the receiving side of the transfer (absent: by
 	 *  the sending side), since each direction has its own ids. */
-	DJ_WIRE_F_FROM_RX = 1u << 4,
+	DP_WIRE_F_FROM_RX = 1u << 4,
 };
 
 /** A Djinn header in host byte order. */
-struct dj_wire_hdr {
+struct dp_wire_hdr {
 	uint16_t magic;
 	uint8_t version;
 	uint8_t type;
@@ -112,13 +112,13 @@ struct dj_wire_hdr {
 };
 
 /** A half-open range of fragment indices [first, end). */
-struct dj_wire_range {
+struct dp_wire_range {
 	uint32_t first;
 	uint32_t end;
 };
 
 /** Body of ACK and NACK, host order. */
-struct dj_wire_ranges {
+struct dp_wire_ranges {
 	/** Every fragment with index < cum has arrived. */
 	uint32_t cum;
 	/** The receiver accepts fragment indices < cum + credit. */
@@ -128,118 +128,118 @@ struct dj_wire_ranges {
 	uint32_t trigger;
 	uint16_t nranges;
 	/** ACK: ranges received above cum (SACK). NACK: ranges missing. */
-	struct dj_wire_range range[DJ_WIRE_MAX_RANGES];
+	struct dp_wire_range range[DP_WIRE_MAX_RANGES];
 };
 
 /** Reasons a packet is rejected; each one has its own counter. */
-enum dj_wire_reject {
-	DJ_REJ_NONE = 0,
-	DJ_REJ_TRUNCATED,      /**< shorter than its headers or announced lengths */
-	DJ_REJ_BAD_MAGIC,
-	DJ_REJ_BAD_VERSION,    /**< unknown protocol version */
-	DJ_REJ_BAD_TYPE,
-	DJ_REJ_BAD_SESSION,    /**< session id not ours */
-	DJ_REJ_BAD_COOKIE,
-	DJ_REJ_BAD_CRC,        /**< mismatch, or missing while required */
-	DJ_REJ_BAD_HDR_LEN,
-	DJ_REJ_UNKNOWN_TRANSFER,
-	DJ_REJ_TOTAL_MISMATCH, /**< total_len/frag_count differ from the transfer */
-	DJ_REJ_OUT_OF_RANGE,   /**< offset/length outside the destination, or overflow */
-	DJ_REJ_INDEX_MISMATCH, /**< index inconsistent with offset, or >= frag_count */
-	DJ_REJ_BEYOND_WINDOW,  /**< fragment past the advertised credit */
-	DJ_REJ_DUPLICATE,      /**< already received (ignored, not an error) */
-	DJ_REJ_BAD_BODY,       /**< malformed ACK/NACK/PING body */
-	DJ_REJ_NOT_IPV4_UDP,   /**< encapsulation: not Ethernet/IPv4/UDP */
-	DJ_REJ_BAD_IP_CSUM,
-	DJ_REJ_WRONG_DEST,     /**< encapsulation: not addressed to this endpoint */
-	DJ_REJ_COUNT
+enum dp_wire_reject {
+	DP_REJ_NONE = 0,
+	DP_REJ_TRUNCATED,      /**< shorter than its headers or announced lengths */
+	DP_REJ_BAD_MAGIC,
+	DP_REJ_BAD_VERSION,    /**< unknown protocol version */
+	DP_REJ_BAD_TYPE,
+	DP_REJ_BAD_SESSION,    /**< session id not ours */
+	DP_REJ_BAD_COOKIE,
+	DP_REJ_BAD_CRC,        /**< mismatch, or missing while required */
+	DP_REJ_BAD_HDR_LEN,
+	DP_REJ_UNKNOWN_TRANSFER,
+	DP_REJ_TOTAL_MISMATCH, /**< total_len/frag_count differ from the transfer */
+	DP_REJ_OUT_OF_RANGE,   /**< offset/length outside the destination, or overflow */
+	DP_REJ_INDEX_MISMATCH, /**< index inconsistent with offset, or >= frag_count */
+	DP_REJ_BEYOND_WINDOW,  /**< fragment past the advertised credit */
+	DP_REJ_DUPLICATE,      /**< already received (ignored, not an error) */
+	DP_REJ_BAD_BODY,       /**< malformed ACK/NACK/PING body */
+	DP_REJ_NOT_IPV4_UDP,   /**< encapsulation: not Ethernet/IPv4/UDP */
+	DP_REJ_BAD_IP_CSUM,
+	DP_REJ_WRONG_DEST,     /**< encapsulation: not addressed to this endpoint */
+	DP_REJ_COUNT
 };
 
 /** Short static name of a rejection reason ("bad_cookie", ...). */
-const char *dj_wire_reject_name(enum dj_wire_reject reason);
+const char *dp_wire_reject_name(enum dp_wire_reject reason);
 
 /** Text for a packet type ("DATA", ...), "?" when unknown. */
-const char *dj_pkt_type_name(unsigned type);
+const char *dp_pkt_type_name(unsigned type);
 
 /* ---- CRC32C --------------------------------------------------------------- */
 
 /**
  * Extend CRC32C (Castagnoli, reflected, as in iSCSI/ext4) over len bytes.
- * Start with crc = 0; dj_crc32c(dj_crc32c(0, a, n), b, m) is the CRC of a||b.
+ * Start with crc = 0; dp_crc32c(dp_crc32c(0, a, n), b, m) is the CRC of a||b.
  * Picks the fastest path the CPU has: carry-less multiply folding
  * (AVX-512 VPCLMULQDQ) from 256 bytes on, else the SSE4.2 crc32
  * instruction on three interleaved streams, else a table.
  */
-uint32_t dj_crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t dp_crc32c(uint32_t crc, const void *buf, size_t len);
 /** The SSE4.2 path alone (the table where SSE4.2 is missing). */
-uint32_t dj_crc32c_sse42(uint32_t crc, const void *buf, size_t len);
+uint32_t dp_crc32c_sse42(uint32_t crc, const void *buf, size_t len);
 /** The table implementation, always available (tests compare the three). */
-uint32_t dj_crc32c_sw(uint32_t crc, const void *buf, size_t len);
+uint32_t dp_crc32c_sw(uint32_t crc, const void *buf, size_t len);
 
 /* ---- Djinn header ---------------------------------------------------------- */
 
-/** Write h (host order) as DJ_WIRE_HDR_LEN big-endian bytes; h->crc as given. */
-void dj_wire_hdr_encode(const struct dj_wire_hdr *h, void *buf);
+/** Write h (host order) as DP_WIRE_HDR_LEN big-endian bytes; h->crc as given. */
+void dp_wire_hdr_encode(const struct dp_wire_hdr *h, void *buf);
 
 /**
  * Parse the fixed part of a Djinn header from avail bytes into h (host order).
  * Checks magic, version, hdr_len and type, and that hdr_len + payload_len fit
  * in avail when body_in_buf is true (body follows the header in buf).
- * Returns DJ_REJ_NONE or the rejection reason; no CRC or session checks.
+ * Returns DP_REJ_NONE or the rejection reason; no CRC or session checks.
  */
-enum dj_wire_reject dj_wire_hdr_decode(const void *buf, size_t avail,
-				       bool body_in_buf, struct dj_wire_hdr *h);
+enum dp_wire_reject dp_wire_hdr_decode(const void *buf, size_t avail,
+				       bool body_in_buf, struct dp_wire_hdr *h);
 
 /**
  * Compute the CRC of header bytes hdr (h->hdr_len of them, crc field taken as
  * zero) and, when with_body, of body[0..body_len).
  */
-uint32_t dj_wire_crc(const void *hdr, size_t hdr_len, const void *body,
+uint32_t dp_wire_crc(const void *hdr, size_t hdr_len, const void *body,
 		     size_t body_len, bool with_body);
 
 /** Store crc into the crc field of encoded header bytes. */
-void dj_wire_hdr_set_crc(void *hdr, uint32_t crc);
+void dp_wire_hdr_set_crc(void *hdr, uint32_t crc);
 
 /**
  * Session id of a Djinn header at buf, for demultiplexing before the full
  * parse. -EINVAL when avail is too short or the magic is wrong.
  */
-int dj_wire_peek_session(const void *buf, size_t avail, uint32_t *session_id);
+int dp_wire_peek_session(const void *buf, size_t avail, uint32_t *session_id);
 
 /** Encode an ACK/NACK body; returns its length in bytes. */
-size_t dj_wire_ranges_encode(const struct dj_wire_ranges *r, void *buf);
-/** Decode an ACK/NACK body of len bytes; DJ_REJ_BAD_BODY if malformed
+size_t dp_wire_ranges_encode(const struct dp_wire_ranges *r, void *buf);
+/** Decode an ACK/NACK body of len bytes; DP_REJ_BAD_BODY if malformed
  *  (short, too many ranges, empty or inverted range). */
-enum dj_wire_reject dj_wire_ranges_decode(const void *buf, size_t len,
-					  struct dj_wire_ranges *r);
+enum dp_wire_reject dp_wire_ranges_decode(const void *buf, size_t len,
+					  struct dp_wire_ranges *r);
 
 /* ---- Ethernet / IPv4 / UDP --------------------------------------------------- */
 
 /** One end of a data-plane path. Host byte order for ipv4 and port. */
-struct dj_endpoint {
+struct dp_netaddr {
 	uint8_t mac[6];
 	uint32_t ipv4; /**< e.g. 10.0.0.1 is 0x0a000001 */
 	uint16_t port; /**< UDP port */
 };
 
 /** Parse "aa:bb:cc:dd:ee:ff,10.0.0.1,47000" (port optional); -EINVAL if bad. */
-int dj_endpoint_parse(const char *text, struct dj_endpoint *ep);
+int dp_netaddr_parse(const char *text, struct dp_netaddr *ep);
 
 /**
- * Write Ethernet + IPv4 + UDP headers (DJ_WIRE_ENCAP_LEN bytes) for a UDP
+ * Write Ethernet + IPv4 + UDP headers (DP_WIRE_ENCAP_LEN bytes) for a UDP
  * payload of udp_payload_len bytes from src to dst, with the IPv4 header
  * checksum and the UDP checksum 0 (Djinn's CRC32C covers the payload).
  * ip_id fills the IPv4 identification field. -EMSGSIZE when the IP datagram
  * would exceed 65535 bytes.
  */
-int dj_wire_encap_build(void *buf, const struct dj_endpoint *src,
-			const struct dj_endpoint *dst, size_t udp_payload_len,
+int dp_wire_encap_build(void *buf, const struct dp_netaddr *src,
+			const struct dp_netaddr *dst, size_t udp_payload_len,
 			uint16_t ip_id);
 
 /** Result of parsing an encapsulated frame. */
-struct dj_wire_encap {
-	struct dj_endpoint src;
-	struct dj_endpoint dst;
+struct dp_wire_encap {
+	struct dp_netaddr src;
+	struct dp_netaddr dst;
 	uint32_t payload_off; /**< where the UDP payload starts in the frame */
 	uint32_t payload_len; /**< UDP payload bytes (from the UDP length) */
 };
@@ -249,30 +249,30 @@ struct dj_wire_encap {
  * beyond IHL), not fragmented, UDP, lengths consistent with len (Ethernet
  * padding allowed), and the IPv4 header checksum unless verify_ip_csum is
  * false (the NIC verified it). A non-zero UDP checksum is not checked (the
- * Djinn CRC covers the payload). Returns DJ_REJ_NONE or the reason.
+ * Djinn CRC covers the payload). Returns DP_REJ_NONE or the reason.
  */
-enum dj_wire_reject dj_wire_encap_parse(const void *frame, size_t len,
+enum dp_wire_reject dp_wire_encap_parse(const void *frame, size_t len,
 					bool verify_ip_csum,
-					struct dj_wire_encap *out);
+					struct dp_wire_encap *out);
 
 /** RFC 1071 ones' complement sum of an IPv4 header, as stored (0 = valid
  *  when the header holds its checksum). */
-uint16_t dj_wire_ipv4_csum(const void *ip_hdr, size_t len);
+uint16_t dp_wire_ipv4_csum(const void *ip_hdr, size_t len);
 
 /* ---- Fragment geometry -------------------------------------------------------- */
 
 /**
  * Fragment payload size for an IP MTU (e.g. 1500, 9000) with UDP encapsulation:
- * mtu - 20 - 8 - DJ_WIRE_HDR_LEN. 0 if the MTU is too small (< 128).
+ * mtu - 20 - 8 - DP_WIRE_HDR_LEN. 0 if the MTU is too small (< 128).
  */
-uint32_t dj_wire_frag_size(uint32_t mtu);
+uint32_t dp_wire_frag_size(uint32_t mtu);
 
 /**
  * Number of fragments of a transfer: ceil(total_len / frag_size), and 1 for a
  * 0-byte transfer (one empty fragment carries its completion). 0 when the
  * count does not fit in 32 bits or frag_size is 0.
  */
-uint32_t dj_wire_frag_count(uint64_t total_len, uint32_t frag_size);
+uint32_t dp_wire_frag_count(uint64_t total_len, uint32_t frag_size);
 
 #ifdef __cplusplus
 }

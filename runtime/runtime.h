@@ -9,20 +9,20 @@
  * and cuBLAS on the GPU or by the CPU reference. It implements the control
  * plane's backend table, so djinn-dp (and tests) serve tensors with:
  *
- *   dj_runtime_create(&cfg, &rt);
- *   dj_ctl_server_create(&ctl_cfg, dj_runtime_backend(), rt, &srv);
+ *   rt_create(&cfg, &rt);
+ *   ctl_server_create(&ctl_cfg, rt_backend(), rt, &srv);
  */
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "djinn/control.h"
+#include "controlplane/ctl.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-struct dj_runtime_config {
+struct rt_config {
 	/** "none" (host memory, CPU operations), "auto" (the first GPU if
 	 * there is one) or a CUDA device index ("0"). NULL: "auto". */
 	const char *gpu;
@@ -36,22 +36,22 @@ struct dj_runtime_config {
 	void *stats_arg;
 };
 
-struct dj_runtime;
+struct rt_runtime;
 
 /** Create; -DJ_ENOGPU where a GPU index was asked for and is absent. The
- *  caller owns *rt: dj_runtime_destroy(). */
-int dj_runtime_create(const struct dj_runtime_config *config, struct dj_runtime **rt);
+ *  caller owns *rt: rt_destroy(). */
+int rt_create(const struct rt_config *config, struct rt_runtime **rt);
 /** Free every resident tensor and the runtime. NULL-safe. */
-void dj_runtime_destroy(struct dj_runtime *rt);
+void rt_destroy(struct rt_runtime *rt);
 
-/** The backend table for dj_ctl_server_create(); ctx is the runtime. */
-const struct dj_ctl_backend *dj_runtime_backend(void);
+/** The backend table for ctl_server_create(); ctx is the runtime. */
+const struct ctl_backend *rt_backend(void);
 
 /** "host (CPU operations)" or "cuda:0 (GPU operations)". Static or owned by rt. */
-const char *dj_runtime_describe(const struct dj_runtime *rt);
+const char *rt_description(const struct rt_runtime *rt);
 /** The CUDA device the runtime computes on (tensors in GPU memory), or -1
  *  for host memory. */
-int dj_runtime_gpu_device(const struct dj_runtime *rt);
+int rt_gpu_device(const struct rt_runtime *rt);
 
 #ifdef __cplusplus
 }

@@ -10,12 +10,12 @@
  * docs/OPERATIONS.md lists each operation, its attributes and its dtypes.
  *
  * Usage, on any backend:
- *   op = dj_op_find("matmul");
- *   dj_op_infer(op, in_descs, n_in, &attrs, &out_desc, err, sizeof(err));
- *   allocate dj_tensor_nbytes(&out_desc) bytes, then run (dj_op_cpu() or a
+ *   op = tn_op_find("matmul");
+ *   tn_op_infer(op, in_descs, n_in, &attrs, &out_desc, err, sizeof(err));
+ *   allocate dj_tensor_nbytes(&out_desc) bytes, then run (tn_op_cpu() or a
  *   GPU implementation) with out->desc = out_desc.
  *
- * Common rules, checked by dj_op_infer() before any op-specific check:
+ * Common rules, checked by tn_op_infer() before any op-specific check:
  * - arity within [min_inputs, max_inputs];
  * - every input has the same dtype (no implicit promotion): -DJ_EDTYPE;
  * - the dtype is in the op's mask: -DJ_EDTYPE;
@@ -33,44 +33,59 @@
 extern "C" {
 #endif
 
+/**
+ * Broadcast shape of @p a and @p b by PyTorch's (numpy's) rules: shapes are
+ * aligned at the trailing dimension; each pair must be equal or one of them 1.
+ * @p out gets the result shape and a's dtype. Returns 0 or -DJ_ESHAPE.
+ */
+int tn_broadcast_shape(const struct dj_tensor_desc *a, const struct dj_tensor_desc *b,
+		       struct dj_tensor_desc *out);
+/**
+ * Element strides with which to read @p in while walking the (broadcast)
+ * shape @p out: strides[i] belongs to out's dimension i; 0 where @p in has no
+ * such dimension or has size 1 there. @p in must broadcast to @p out.
+ */
+void tn_broadcast_strides(const struct dj_tensor_desc *in, const struct dj_tensor_desc *out,
+			  int64_t strides[DJ_MAX_DIMS]);
+
 struct cJSON;
 
 /** Most inputs of one operation (cat takes many). */
-#define DJ_OP_MAX_INPUTS 16
+#define TN_OP_MAX_INPUTS 16
 /** Suggested size of an error message buffer. */
-#define DJ_OP_ERR_LEN 256
+#define TN_OP_ERR_LEN 256
 
 /** Operation identifiers, stable for switch statements in backends. */
-enum dj_op_id {
-	DJ_OP_MATMUL = 0,
-	DJ_OP_ADD,
-	DJ_OP_SUB,
-	DJ_OP_MUL,
-	DJ_OP_DIV,
-	DJ_OP_RELU,
-	DJ_OP_SIGMOID,
-	DJ_OP_TANH,
-	DJ_OP_EXP,
-	DJ_OP_LOG,
-	DJ_OP_SQRT,
-	DJ_OP_SUM,
-	DJ_OP_MEAN,
-	DJ_OP_TRANSPOSE,
-	DJ_OP_RESHAPE,
-	DJ_OP_CAT,
-	DJ_OP_LINEAR,
-	DJ_OP_SOFTMAX,
-	DJ_OP_GELU,
-	DJ_OP_SILU,
-	DJ_OP_LAYER_NORM,
-	DJ_OP_COUNT
+enum tn_op_id {
+	TN_OP_MATMUL = 0,
+	TN_OP_ADD,
+	TN_OP_SUB,
+	TN_OP_MUL,
+	TN_OP_DIV,
+	TN_OP_RELU,
+	TN_OP_SIGMOID,
+	TN_OP_TANH,
+	TN_OP_EXP,
+	TN_OP_LOG,
+	TN_OP_SQRT,
+	TN_OP_SUM,
+	TN_OP_MEAN,
+	TN_OP_TRANSPOSE,
+	TN_OP_RESHAPE,
+	TN_OP_CAT,
+	TN_OP_LINEAR,
+	TN_OP_SOFTMAX,
+	TN_OP_GELU,
+	TN_OP_SILU,
+	TN_OP_LAYER_NORM,
+	TN_OP_COUNT
 };
 
 /**
- * Attributes of one operation call; start from dj_op_attrs_init(). Each op
+ * Attributes of one operation call; start from tn_op_attrs_init(). Each op
  * reads only its own fields (listed per field) and ignores the rest.
  */
-struct dj_op_attrs {
+struct tn_op_attrs {
 	/** sum, mean: reduce along @c dim when set, else over the whole tensor.
 	 *  softmax: dim defaults to -1 when unset. cat: dim defaults to 0.
 	 *  Negative values count from the end, as in PyTorch. */
@@ -98,39 +113,39 @@ struct dj_op_attrs {
 	double eps;
 };
 
-/** Output shape/dtype from input descriptions; see dj_op_infer(). */
-typedef int (*dj_op_infer_fn)(const struct dj_tensor_desc *in, int n_in,
-			      const struct dj_op_attrs *attrs,
+/** Output shape/dtype from input descriptions; see tn_op_infer(). */
+typedef int (*tn_op_infer_fn)(const struct dj_tensor_desc *in, int n_in,
+			      const struct tn_op_attrs *attrs,
 			      struct dj_tensor_desc *out, char *err, size_t errlen);
 /**
  * Compute on host memory. @p out->desc is the inferred description and
  * @p out->data holds dj_tensor_nbytes(&out->desc) bytes, owned by the caller.
  * Inputs and output must not overlap.
  */
-typedef int (*dj_op_cpu_fn)(const struct dj_tensor *in, int n_in,
-			    const struct dj_op_attrs *attrs, struct dj_tensor *out);
+typedef int (*tn_op_cpu_fn)(const struct dj_tensor *in, int n_in,
+			    const struct tn_op_attrs *attrs, struct dj_tensor *out);
 
 /** One entry of the operation table (static; never freed). */
-struct dj_op {
+struct tn_op {
 	const char *name;      /**< e.g. "matmul" */
-	enum dj_op_id id;
+	enum tn_op_id id;
 	int min_inputs;
 	int max_inputs;
 	uint32_t dtypes;       /**< accepted input dtypes: bit (1u << dtype) */
 	uint32_t attr_keys;    /**< JSON attribute keys it accepts (internal bits) */
-	dj_op_infer_fn infer;  /**< op-specific checks; call dj_op_infer() instead */
-	dj_op_cpu_fn cpu;      /**< reference; call dj_op_cpu() instead */
+	tn_op_infer_fn infer;  /**< op-specific checks; call tn_op_infer() instead */
+	tn_op_cpu_fn cpu;      /**< reference; call tn_op_cpu() instead */
 };
 
 /** Look an operation up by name (case-sensitive); NULL when unknown. */
-const struct dj_op *dj_op_find(const char *name);
+const struct tn_op *tn_op_find(const char *name);
 /** The operation with identifier @p id; NULL when out of range. */
-const struct dj_op *dj_op_get(enum dj_op_id id);
-/** Number of operations in the table (DJ_OP_COUNT). */
-int dj_op_count(void);
+const struct tn_op *tn_op_get(enum tn_op_id id);
+/** Number of operations in the table (TN_OP_COUNT). */
+int tn_op_count(void);
 
 /** Defaults: nothing set, eps 1e-5. */
-void dj_op_attrs_init(struct dj_op_attrs *attrs);
+void tn_op_attrs_init(struct tn_op_attrs *attrs);
 
 /**
  * Attributes from a JSON object (NULL means none): "dim" (integer),
@@ -139,14 +154,14 @@ void dj_op_attrs_init(struct dj_op_attrs *attrs);
  * take, a repeated key, a wrong type, a non-integral or out-of-range number
  * is -EINVAL with a message naming the key.
  */
-int dj_op_attrs_from_json(const struct dj_op *op, const struct cJSON *json,
-			  struct dj_op_attrs *attrs, char *err, size_t errlen);
+int tn_op_attrs_from_json(const struct tn_op *op, const struct cJSON *json,
+			  struct tn_op_attrs *attrs, char *err, size_t errlen);
 /**
  * The JSON form of @p attrs for @p op (only the fields it uses and that are
  * set). Returns a new object owned by the caller (cJSON_Delete), NULL on
  * allocation failure.
  */
-struct cJSON *dj_op_attrs_to_json(const struct dj_op *op, const struct dj_op_attrs *attrs);
+struct cJSON *tn_op_attrs_to_json(const struct tn_op *op, const struct tn_op_attrs *attrs);
 
 /**
  * Validate inputs and attributes and compute the output description.
@@ -154,12 +169,12 @@ struct cJSON *dj_op_attrs_to_json(const struct dj_op *op, const struct dj_op_att
  * naming the problem, e.g. "matmul: inner dimensions differ: [3,4] @ [5,6]".
  * Returns 0, -DJ_ESHAPE, -DJ_EDTYPE, -DJ_EUNKNOWN_OP or -EINVAL.
  */
-int dj_op_infer(const struct dj_op *op, const struct dj_tensor_desc *in, int n_in,
-		const struct dj_op_attrs *attrs, struct dj_tensor_desc *out,
+int tn_op_infer(const struct tn_op *op, const struct dj_tensor_desc *in, int n_in,
+		const struct tn_op_attrs *attrs, struct dj_tensor_desc *out,
 		char *err, size_t errlen);
 
 /**
- * Run the CPU reference: validates as dj_op_infer() does, checks that
+ * Run the CPU reference: validates as tn_op_infer() does, checks that
  * @p out->desc equals the inferred description (-EINVAL otherwise) and that
  * every tensor is in host memory with non-NULL data (-EINVAL), then computes.
  * Float types accumulate in double (matmul, sum, mean, softmax, layer_norm);
@@ -168,26 +183,26 @@ int dj_op_infer(const struct dj_op *op, const struct dj_tensor_desc *in, int n_i
  * Output dtypes: the input dtype, except sum of int32 -> int64 and div of
  * integers -> float32 (true division), both as in PyTorch.
  */
-int dj_op_cpu(const struct dj_op *op, const struct dj_tensor *in, int n_in,
-	      const struct dj_op_attrs *attrs, struct dj_tensor *out,
+int tn_op_cpu(const struct tn_op *op, const struct dj_tensor *in, int n_in,
+	      const struct tn_op_attrs *attrs, struct dj_tensor *out,
 	      char *err, size_t errlen);
 
 /**
  * Convenience for tests and tools: infer, allocate the output (host memory,
  * malloc; release with dj_tensor_free_host()) and run on the CPU.
  */
-int dj_op_cpu_alloc(const struct dj_op *op, const struct dj_tensor *in, int n_in,
-		    const struct dj_op_attrs *attrs, struct dj_tensor *out,
+int tn_op_cpu_alloc(const struct tn_op *op, const struct dj_tensor *in, int n_in,
+		    const struct tn_op_attrs *attrs, struct dj_tensor *out,
 		    char *err, size_t errlen);
 
 /*
  * Geometry helpers, so that every backend derives layouts from the same code
- * (call them after dj_op_infer() succeeded on the same inputs).
+ * (call them after tn_op_infer() succeeded on the same inputs).
  */
 
 /** Resolve a PyTorch-style dim (negative counts from the end) for @p ndim
  *  dimensions; a 0-D tensor accepts -1 and 0. 0 or -DJ_ESHAPE. */
-int dj_op_resolve_dim(int dim, int ndim, int *resolved);
+int tn_op_resolve_dim(int dim, int ndim, int *resolved);
 
 /**
  * View the input of an axis operation as [outer][len][inner] (contiguous):
@@ -196,12 +211,12 @@ int dj_op_resolve_dim(int dim, int ndim, int *resolved);
  * elements, inner = 1; cat: the input @p in split at the cat dim.
  * Returns 0, or -EINVAL for another op.
  */
-int dj_op_axis_split(const struct dj_op *op, const struct dj_tensor_desc *in,
-		     const struct dj_op_attrs *attrs, int64_t *outer, int64_t *len,
+int tn_op_axis_split(const struct tn_op *op, const struct dj_tensor_desc *in,
+		     const struct tn_op_attrs *attrs, int64_t *outer, int64_t *len,
 		     int64_t *inner);
 
 /** transpose: output dim i is input dim perm[i]. 0 or -DJ_ESHAPE. */
-int dj_op_transpose_perm(const struct dj_tensor_desc *in, const struct dj_op_attrs *attrs,
+int tn_op_transpose_perm(const struct dj_tensor_desc *in, const struct tn_op_attrs *attrs,
 			 int perm[DJ_MAX_DIMS]);
 
 /**
@@ -211,7 +226,7 @@ int dj_op_transpose_perm(const struct dj_tensor_desc *in, const struct dj_op_att
  * sum(idx[d] * a_batch_stride[d]) and sum(idx[d] * b_batch_stride[d]); the
  * output's matrices are contiguous, m * n elements apart.
  */
-struct dj_op_matmul_plan {
+struct tn_op_matmul_plan {
 	int64_t m, k, n;
 	int64_t k_right;       /**< b's inner dimension; differs from k on error */
 	int batch_ndim;
@@ -221,8 +236,8 @@ struct dj_op_matmul_plan {
 	int64_t b_batch_stride[DJ_MAX_DIMS];
 };
 /** Fill @p plan; -DJ_ESHAPE when k differs or batch dims do not broadcast. */
-int dj_op_matmul_plan(const struct dj_tensor_desc *a, const struct dj_tensor_desc *b,
-		      struct dj_op_matmul_plan *plan);
+int tn_op_matmul_plan(const struct dj_tensor_desc *a, const struct dj_tensor_desc *b,
+		      struct tn_op_matmul_plan *plan);
 
 #ifdef __cplusplus
 }

@@ -7,25 +7,25 @@
  * The tensor operations of ops.h on a CUDA GPU: kernels for elementwise,
  * reductions and normalisations, cuBLAS for matmul and linear (fp32, fp16
  * and bf16 with fp32 accumulation; int32/int64 through an integer kernel).
- * Shapes, dtypes and attributes are validated by dj_op_infer(): results and
+ * Shapes, dtypes and attributes are validated by tn_op_infer(): results and
  * error messages match the CPU reference.
  *
  * A context owns one CUDA stream, one cuBLAS handle, a stream-ordered memory
  * pool and scratch space. Work is only enqueued: nothing waits for the GPU
- * except dj_gpu_ops_sync() and the copy helpers. Use a context from one
+ * except djg_ops_sync() and the copy helpers. Use a context from one
  * thread at a time (create one per worker thread). A build without CUDA
  * compiles these functions too: they return -DJ_ENOGPU.
  *
  * Typical server use:
- *   dj_gpu_ops_create(0, &g);
- *   dj_gpu_ops_execute(g, dj_op_find("matmul"), in, 2, &attrs, &out, err, n);
+ *   djg_ops_create(0, &g);
+ *   djg_ops_execute(g, tn_op_find("matmul"), in, 2, &attrs, &out, err, n);
  *   ... more operations on out, all ordered on the context's stream ...
- *   dj_gpu_ops_sync(g); then read or send out.data; dj_gpu_ops_free(g, out.data);
+ *   djg_ops_sync(g); then read or send out.data; djg_ops_free(g, out.data);
  */
 
 #include <stddef.h>
 
-#include "djinn/ops.h"
+#include "tensor/ops.h"
 #include "djinn/tensor.h"
 
 #ifdef __cplusplus
@@ -33,69 +33,69 @@ extern "C" {
 #endif
 
 /** Context for one thread's GPU operations (opaque). */
-struct dj_gpu_ops;
+struct djg_ops;
 
 /** CUDA devices this build can use: 0 without CUDA support or a GPU. */
-int dj_gpu_ops_device_count(void);
+int djg_ops_device_count(void);
 
 /**
  * Create a context on CUDA device @p device (0-based). On success *ops is
- * owned by the caller and released with dj_gpu_ops_destroy().
+ * owned by the caller and released with djg_ops_destroy().
  * Returns 0, -DJ_ENOGPU (no CUDA build or no such device), -ENOMEM or -EIO.
  */
-int dj_gpu_ops_create(int device, struct dj_gpu_ops **ops);
+int djg_ops_create(int device, struct djg_ops **ops);
 
 /** Wait for the context's work, then release it. NULL is accepted. */
-void dj_gpu_ops_destroy(struct dj_gpu_ops *ops);
+void djg_ops_destroy(struct djg_ops *ops);
 
 /**
  * Enqueue operation @p op on GPU tensors. Every input and @p out must be
  * DJ_MEM_GPU memory of this context's device; @p out->desc must equal what
- * dj_op_infer() gives, and @p out->data (owned by the caller) must hold
+ * tn_op_infer() gives, and @p out->data (owned by the caller) must hold
  * dj_tensor_nbytes(&out->desc) bytes and not overlap any input.
  * Returns once the work is enqueued; inputs must stay allocated until it ran
- * (dj_gpu_ops_sync(), or later work on the same stream).
+ * (djg_ops_sync(), or later work on the same stream).
  * Errors: -DJ_EUNKNOWN_OP, -DJ_ESHAPE, -DJ_EDTYPE, -EINVAL with a message in
  * @p err (may be NULL); -ENOMEM; -EIO when CUDA or cuBLAS fails (logged; a
  * sticky CUDA error leaves the context unusable).
  */
-int dj_gpu_ops_run(struct dj_gpu_ops *ops, const struct dj_op *op, const struct dj_tensor *in,
-		   int n_in, const struct dj_op_attrs *attrs, struct dj_tensor *out, char *err,
+int djg_ops_run(struct djg_ops *ops, const struct tn_op *op, const struct dj_tensor *in,
+		   int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *out, char *err,
 		   size_t errlen);
 
 /**
- * As dj_gpu_ops_run(), but infer the output and allocate it from the
+ * As djg_ops_run(), but infer the output and allocate it from the
  * context's pool, as the server does. On success @p out describes the result
- * and the caller owns out->data: release it with dj_gpu_ops_free(). On
+ * and the caller owns out->data: release it with djg_ops_free(). On
  * failure nothing is allocated.
  */
-int dj_gpu_ops_execute(struct dj_gpu_ops *ops, const struct dj_op *op,
-		       const struct dj_tensor *in, int n_in, const struct dj_op_attrs *attrs,
+int djg_ops_execute(struct djg_ops *ops, const struct tn_op *op,
+		       const struct dj_tensor *in, int n_in, const struct tn_op_attrs *attrs,
 		       struct dj_tensor *out, char *err, size_t errlen);
 
 /**
  * Device memory from the context's stream-ordered pool (cached: no CUDA
  * allocation once the pool is warm). Usable at once by work on the
- * context's stream, elsewhere after dj_gpu_ops_sync(). 0 bytes gives NULL.
+ * context's stream, elsewhere after djg_ops_sync(). 0 bytes gives NULL.
  * Returns 0, -ENOMEM or -EIO.
  */
-int dj_gpu_ops_alloc(struct dj_gpu_ops *ops, size_t bytes, void **ptr);
-/** Return memory of dj_gpu_ops_alloc() once the stream's work on it ran. */
-void dj_gpu_ops_free(struct dj_gpu_ops *ops, void *ptr);
+int djg_ops_alloc(struct djg_ops *ops, size_t bytes, void **ptr);
+/** Return memory of djg_ops_alloc() once the stream's work on it ran. */
+void djg_ops_free(struct djg_ops *ops, void *ptr);
 
 /** Copy host -> device, ordered after earlier work; returns when done. */
-int dj_gpu_ops_copy_in(struct dj_gpu_ops *ops, void *dst_gpu, const void *src_host,
+int djg_ops_copy_in(struct djg_ops *ops, void *dst_gpu, const void *src_host,
 		       size_t bytes);
 /** Copy device -> host, ordered after earlier work; returns when done. */
-int dj_gpu_ops_copy_out(struct dj_gpu_ops *ops, void *dst_host, const void *src_gpu,
+int djg_ops_copy_out(struct djg_ops *ops, void *dst_host, const void *src_gpu,
 			size_t bytes);
 
 /** Wait until everything enqueued on the context has run. 0 or -EIO. */
-int dj_gpu_ops_sync(struct dj_gpu_ops *ops);
+int djg_ops_sync(struct djg_ops *ops);
 
 /** The context's cudaStream_t, for callers that order their own CUDA work
  *  with it (the data plane's receive, a benchmark's events). */
-void *dj_gpu_ops_stream(struct dj_gpu_ops *ops);
+void *djg_ops_stream(struct djg_ops *ops);
 
 #ifdef __cplusplus
 }

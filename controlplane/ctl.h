@@ -19,33 +19,26 @@
 
 #include <cjson/cJSON.h>
 
-#include "djinn/datapath.h"
+#include "djinn/djinn.h"
 #include "djinn/tensor.h"
+#include "dataplane/datapath.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /** Protocol version spoken in HELLO. */
-#define DJ_CTL_PROTO_VERSION 1
-/** Default TCP port of the control plane. */
-#define DJ_CTL_DEFAULT_PORT 18515
+#define CTL_PROTO_VERSION 1
 /** Size of the message buffer a backend writes its error text into. */
-#define DJ_CTL_ERRMSG_MAX 256
-/** At most this many inputs / outputs per operation. */
-#define DJ_CTL_MAX_OP_ARGS 16
+#define CTL_ERRMSG_MAX 256
 
-/** "auto", "tcp", "dpdk". Static string. */
-const char *dj_path_name(enum dj_path path);
-/** Parse a dj_path_name(); -EINVAL otherwise. */
-int dj_path_parse(const char *name, enum dj_path *path);
 
 /**
  * Bytes of a tensor's storage in transit. Filled by the backend's
  * write_begin / read_begin; the server hands it back unchanged to the chunk
  * and end calls.
  */
-struct dj_ctl_io {
+struct ctl_tensor_io {
 	/** Host-addressable storage the server may read from / write to
 	 * directly (zero copy), or NULL: use write_chunk / read_chunk. Owned by
 	 * the backend; valid until the matching *_end call. */
@@ -63,7 +56,7 @@ struct dj_ctl_io {
 /**
  * Everything the server needs from the tensor store and the operations.
  * Every function returns 0 or a negative errno / DJ_E* and, on failure, may
- * write a human message (NUL-terminated, at most DJ_CTL_ERRMSG_MAX bytes)
+ * write a human message (NUL-terminated, at most CTL_ERRMSG_MAX bytes)
  * into err; the server sends it in the ERROR reply.
  *
  * Threads: functions are called from the server's epoll thread and its
@@ -74,9 +67,9 @@ struct dj_ctl_io {
  * Handles: 64-bit, chosen by the backend, never 0. A session only reaches its
  * own handles; session_close frees whatever it still holds.
  */
-struct dj_ctl_backend {
+struct ctl_backend {
 	/** Optional: add GPUs, dtypes and operations to the HELLO capabilities. */
-	int (*caps)(void *ctx, struct dj_dp_caps *caps);
+	int (*caps)(void *ctx, struct dp_caps *caps);
 
 	/** A session begins; *session is the backend's own per-session state. */
 	int (*session_open)(void *ctx, uint64_t session_id, void **session, char *err);
@@ -94,12 +87,12 @@ struct dj_ctl_backend {
 
 	/** Start overwriting the storage of handle; fill io. */
 	int (*write_begin)(void *ctx, void *session, uint64_t handle,
-			   struct dj_ctl_io *io, char *err);
+			   struct ctl_tensor_io *io, char *err);
 	/** Bytes [offset, offset + len) where io->host is NULL. */
-	int (*write_chunk)(void *ctx, void *session, struct dj_ctl_io *io,
+	int (*write_chunk)(void *ctx, void *session, struct ctl_tensor_io *io,
 			   uint64_t offset, const void *buf, size_t len, char *err);
 	/** End of a write; status < 0: abandoned, contents undefined. */
-	void (*write_end)(void *ctx, void *session, struct dj_ctl_io *io, int status);
+	void (*write_end)(void *ctx, void *session, struct ctl_tensor_io *io, int status);
 
 	/** Start reading handle's storage; the backend keeps it alive (even
 	 * across a concurrent free) until read_end. A read may stay open long
@@ -107,16 +100,16 @@ struct dj_ctl_backend {
 	 * storage (datapath send_pinned); the session is closed only after
 	 * its reads end. */
 	int (*read_begin)(void *ctx, void *session, uint64_t handle,
-			  struct dj_ctl_io *io, char *err);
+			  struct ctl_tensor_io *io, char *err);
 	/** Copy bytes [offset, offset + len) into buf where io->host is NULL. */
-	int (*read_chunk)(void *ctx, void *session, struct dj_ctl_io *io,
+	int (*read_chunk)(void *ctx, void *session, struct ctl_tensor_io *io,
 			  uint64_t offset, void *buf, size_t len, char *err);
-	void (*read_end)(void *ctx, void *session, struct dj_ctl_io *io);
+	void (*read_end)(void *ctx, void *session, struct ctl_tensor_io *io);
 
 	/**
 	 * Run operation op on inputs; attrs is the request's "attrs" object
 	 * (never NULL; may be empty; borrowed for the call). Fill up to
-	 * DJ_CTL_MAX_OP_ARGS output handles and their descriptions; *n_out
+	 * DJ_MAX_OP_ARGS output handles and their descriptions; *n_out
 	 * receives their number. Runs on a worker thread; may block.
 	 */
 	int (*execute)(void *ctx, void *session, const char *op,
@@ -130,7 +123,7 @@ struct dj_ctl_backend {
 };
 
 /** Limits that keep one client from hurting the others. 0: the default. */
-struct dj_ctl_limits {
+struct ctl_limits {
 	uint32_t max_json_bytes;     /**< one control message (default 1 MiB) */
 	uint32_t max_json_depth;     /**< nesting of a message (default 32) */
 	uint64_t max_payload_bytes;  /**< one tensor payload (default 16 GiB) */
@@ -146,9 +139,9 @@ struct dj_ctl_limits {
 	uint32_t session_linger_ms;
 };
 
-struct dj_ctl_server_config {
+struct ctl_server_config {
 	const char *listen_addr;   /**< IPv4 address or "0.0.0.0"; NULL: 127.0.0.1 */
-	uint16_t port;             /**< 0: any free port (see dj_ctl_server_port) */
+	uint16_t port;             /**< 0: any free port (see ctl_server_port) */
 	/** Pre-shared token; NULL and token_file NULL: no authentication
 	 * (logged as a warning). Copied by create. */
 	const char *token;
@@ -156,45 +149,45 @@ struct dj_ctl_server_config {
 	const char *tls_cert;      /**< PEM certificate file: TLS on; NULL: plain TCP */
 	const char *tls_key;       /**< PEM private key file */
 	int n_workers;             /**< execute / data-path threads (default 4) */
-	struct dj_ctl_limits limits;
+	struct ctl_limits limits;
 	/** The DPDK data path, or NULL for TCP only. Borrowed; must outlive
 	 * the server. */
 	const struct dj_datapath *datapath;
 	uint32_t dp_timeout_ms;    /**< one data-path transfer (default 5000) */
 };
 
-struct dj_ctl_server;
+struct ctl_server;
 
 /** Fill config with defaults (all limits spelled out). */
-void dj_ctl_server_config_init(struct dj_ctl_server_config *config);
+void ctl_server_config_init(struct ctl_server_config *config);
 
 /**
  * Create a server: bind and listen (so clients may connect as soon as this
  * returns), load the token and TLS material. Nothing runs until start.
  * backend and backend_ctx are borrowed and must outlive the server.
  */
-int dj_ctl_server_create(const struct dj_ctl_server_config *config,
-			 const struct dj_ctl_backend *backend, void *backend_ctx,
-			 struct dj_ctl_server **server);
+int ctl_server_create(const struct ctl_server_config *config,
+			 const struct ctl_backend *backend, void *backend_ctx,
+			 struct ctl_server **server);
 /** Start the epoll thread and the workers. */
-int dj_ctl_server_start(struct dj_ctl_server *server);
+int ctl_server_start(struct ctl_server *server);
 /** Close every connection (sessions closed), stop the threads. Idempotent. */
-void dj_ctl_server_stop(struct dj_ctl_server *server);
+void ctl_server_stop(struct ctl_server *server);
 /** Stop if running, then free. NULL is fine. */
-void dj_ctl_server_destroy(struct dj_ctl_server *server);
+void ctl_server_destroy(struct ctl_server *server);
 /** The bound port (useful with config port 0). */
-uint16_t dj_ctl_server_port(const struct dj_ctl_server *server);
+uint16_t ctl_server_port(const struct ctl_server *server);
 
 /** Server-wide counters. */
-struct dj_ctl_server_stats {
+struct ctl_server_stats {
 	uint64_t connections_accepted, connections_open;
 	uint64_t auth_failures, sessions_opened;
 	uint64_t requests, errors_sent, protocol_errors;
 	uint64_t bytes_in, bytes_out;
 	uint64_t sessions_dpdk, sessions_tcp;
 };
-void dj_ctl_server_get_stats(struct dj_ctl_server *server,
-			     struct dj_ctl_server_stats *stats);
+void ctl_server_get_stats(struct ctl_server *server,
+			     struct ctl_server_stats *stats);
 
 /**
  * The path decision, shared by client and server so both apply one rule:
@@ -202,13 +195,9 @@ void dj_ctl_server_get_stats(struct dj_ctl_server *server,
  * forced DPDK without it -> -DJ_ENODPDK. reason receives a short text
  * ("client forced tcp", "server has no DPDK", "probe failed: ...").
  */
-int dj_path_decide(enum dj_path want, int local_dpdk, int peer_dpdk, int probe_rc,
+int ctl_path_decide(enum dj_path want, int local_dpdk, int peer_dpdk, int probe_rc,
 		   enum dj_path *chosen, char *reason, size_t reason_len);
 
-/** Token from DJINN_TOKEN, else the file DJINN_TOKEN_FILE, else path (may be
- * NULL). Trailing newlines are dropped. *token is malloc'ed: caller frees.
- * -ENOENT where none is set. */
-int dj_ctl_token_load(const char *path, char **token);
 
 #ifdef __cplusplus
 }

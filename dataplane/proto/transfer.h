@@ -4,30 +4,30 @@
 
 /**
  * @file
- * Reliable tensor transfer engine: one struct dj_session per peer carries any
+ * Reliable tensor transfer engine: one struct dp_channel per peer carries any
  * number of concurrent transfers in both directions over the Djinn wire format
- * (djinn/wire.h). Plain C without threads, I/O or clocks of its own: the
+ * (dataplane/proto/wire.h). Plain C without threads, I/O or clocks of its own: the
  * caller (DPDK engine, TCP fallback, simulator) moves the packets and passes
  * the time in, so behaviour is deterministic and testable.
  *
  * The loop a driver runs:
  *
- *   dj_session_input()      for every received packet of this session
- *   dj_session_poll()       timers: retransmission timeouts, idle receivers
- *   dj_session_tx_burst()   DATA fragment descriptors to transmit (zero copy)
- *   dj_session_ctrl_burst() ACK/NACK/PONG/CLOSE/ABORT into caller buffers
- *   dj_session_events()     completions and failures, each reported once
+ *   dp_channel_input()      for every received packet of this session
+ *   dp_channel_poll()       timers: retransmission timeouts, idle receivers
+ *   dp_channel_tx_burst()   DATA fragment descriptors to transmit (zero copy)
+ *   dp_channel_ctrl_burst() ACK/NACK/PONG/CLOSE/ABORT into caller buffers
+ *   dp_channel_events()     completions and failures, each reported once
  *
  * A session is single-threaded: one lcore owns it. Nothing on the per-packet
  * path allocates, locks or makes a system call; all transfer state comes from
- * pools sized at dj_session_create() (max_transfers per direction, a window
+ * pools sized at dp_channel_create() (max_transfers per direction, a window
  * of fragments each), so memory is bounded per session and independent of
  * transfer sizes. A slot returns to its pool when its transfer completes,
  * fails or the session closes.
  *
  * Transfer ids are agreed on the control plane, like the destination buffer
- * and the length: the receiver posts dj_session_recv() with the same id and
- * length the sender passes to dj_session_send(). The two directions have
+ * and the length: the receiver posts dp_channel_recv() with the same id and
+ * length the sender passes to dp_channel_send(). The two directions have
  * separate id spaces. Never reuse an id within a session (use a counter): a
  * late duplicate of an old transfer with the same id and length would pass
  * validation against the new one.
@@ -38,40 +38,40 @@
 #include <stdint.h>
 
 #include "djinn/tensor.h"
-#include "djinn/wire.h"
+#include "dataplane/proto/wire.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-struct dj_session;
+struct dp_channel;
 
 /**
  * Placement callback for receive destinations the CPU cannot write (GPU
  * memory): copy len bytes from src (inside the received packet) to
- * dest_base + dest_offset. Called from dj_session_input() after the fragment
+ * dest_base + dest_offset. Called from dp_channel_input() after the fragment
  * is fully validated, at most once per fragment. When it returns the session
  * no longer references src; if the callee only queued the copy (to batch it
  * for a gather kernel) it must keep the packet buffer until the copy is done,
  * and must finish pending copies before it acts on the transfer's completion
  * event.
  */
-typedef void (*dj_place_fn)(void *ctx, void *transfer_user, void *dest_base,
+typedef void (*dp_place_fn)(void *ctx, void *transfer_user, void *dest_base,
 			    uint64_t dest_offset, const void *src, uint32_t len);
 
-/** Session parameters; dj_session_config_init() fills the defaults. */
-struct dj_session_config {
+/** Session parameters; dp_channel_config_init() fills the defaults. */
+struct dp_channel_config {
 	uint32_t session_id;   /**< agreed on the control plane */
 	uint64_t cookie;       /**< random secret agreed on the control plane */
 	/** Payload bytes per DATA fragment, the same on both peers; usually
-	 *  dj_wire_frag_size(negotiated MTU). Default 1416 (MTU 1500). At
+	 *  dp_wire_frag_size(negotiated MTU). Default 1416 (MTU 1500). At
 	 *  most 65451 with encap (one IPv4 datagram), 16 MiB without. */
 	uint32_t frag_size;
 	/** Prefix every packet with Ethernet/IPv4/UDP from local to peer
 	 *  (DPDK engine). false: bare Djinn header (TCP fallback, simulator). */
 	bool encap;
-	struct dj_endpoint local;
-	struct dj_endpoint peer;
+	struct dp_netaddr local;
+	struct dp_netaddr peer;
 	/** Concurrent transfers per direction, 1 to 65536 (default 64). */
 	uint32_t max_transfers;
 	/** Window in fragments, a power of two from 64 to 2^20: the credit
@@ -105,7 +105,7 @@ struct dj_session_config {
 	 *  false when the NIC has verified the checksums. Default true. */
 	bool rx_crc;
 	/** Needed for DJ_MEM_GPU receive destinations; NULL otherwise. */
-	dj_place_fn place;
+	dp_place_fn place;
 	void *place_ctx;
 	/** Congestion control (loss-based AIMD, per transfer): new fragments
 	 *  are limited to a congestion window that starts at initial_credit,
@@ -122,19 +122,19 @@ struct dj_session_config {
 };
 
 /** Fill cfg with the defaults above (session id 0, cookie 0). */
-void dj_session_config_init(struct dj_session_config *cfg);
+void dp_channel_config_init(struct dp_channel_config *cfg);
 
 /**
  * Create a session; all its memory is allocated here. *out is owned by the
- * caller and released with dj_session_destroy(). -EINVAL for a bad config
+ * caller and released with dp_channel_destroy(). -EINVAL for a bad config
  * (window not a power of two, frag_size 0 ...), -ENOMEM.
  */
-int dj_session_create(const struct dj_session_config *cfg,
-		      struct dj_session **out);
+int dp_channel_create(const struct dp_channel_config *cfg,
+		      struct dp_channel **out);
 
 /** Free the session and every transfer state without reporting events.
  *  Buffers of unfinished transfers are no longer referenced afterwards. */
-void dj_session_destroy(struct dj_session *s);
+void dp_channel_destroy(struct dp_channel *s);
 
 /**
  * Start sending len bytes at buf (host or GPU memory; 0 to many GiB) as
@@ -144,7 +144,7 @@ void dj_session_destroy(struct dj_session *s);
  * -EEXIST id already sending, -EBUSY no free transfer slot, -EMSGSIZE more
  * than 2^32-1 fragments, -EINVAL bad arguments, -ECONNRESET session closed.
  */
-int dj_session_send(struct dj_session *s, uint32_t transfer_id,
+int dp_channel_send(struct dp_channel *s, uint32_t transfer_id,
 		    const void *buf, uint64_t len, enum dj_mem_kind mem,
 		    void *user, uint64_t now_ns);
 
@@ -156,7 +156,7 @@ int dj_session_send(struct dj_session *s, uint32_t transfer_id,
  * __atomic builtins (acquire loads, release stores); they sit on separate
  * cache lines because each has a different writer.
  */
-struct dj_tx_source {
+struct dp_tx_source {
 	/** Bytes of the source in place, from offset 0 (producer: release
 	 *  store, never lowered). The session hands out no fragment, new or
 	 *  retransmitted, that ends above it (or above the length when it is
@@ -170,57 +170,57 @@ struct dj_tx_source {
 	/** 0: buf holds the whole source. Otherwise buf is a ring of wrap
 	 *  bytes, a multiple of frag_size (so no fragment straddles its end):
 	 *  the payload at offset o of the source lies at buf + o % wrap. Set
-	 *  before dj_session_send_source(), constant afterwards. */
+	 *  before dp_channel_send_source(), constant afterwards. */
 	uint64_t wrap;
 };
 
 /**
- * dj_session_send() of a source that fills progressively (struct
- * dj_tx_source). src is borrowed like buf; the caller sets src->ready and
+ * dp_channel_send() of a source that fills progressively (struct
+ * dp_tx_source). src is borrowed like buf; the caller sets src->ready and
  * src->wrap (src->acked is reset here) and raises ready as bytes land.
  * Timeouts count only while fragments are in flight: waiting for ready
- * bytes is not a loss. Errors as dj_session_send(); -EINVAL also for a
+ * bytes is not a loss. Errors as dp_channel_send(); -EINVAL also for a
  * wrap that is not a multiple of the fragment size.
  */
-int dj_session_send_source(struct dj_session *s, uint32_t transfer_id,
+int dp_channel_send_source(struct dp_channel *s, uint32_t transfer_id,
 			   const void *buf, uint64_t len, enum dj_mem_kind mem,
-			   struct dj_tx_source *src, void *user,
+			   struct dp_tx_source *src, void *user,
 			   uint64_t now_ns);
 
 /** Payload bytes per DATA fragment of this session (its frag_size). */
-uint32_t dj_session_frag_size(const struct dj_session *s);
+uint32_t dp_channel_frag_size(const struct dp_channel *s);
 
 /**
  * Post a receive of exactly len bytes into dest (host: memcpy; GPU: the
  * config's place callback) as transfer id. dest is borrowed until the event.
- * Errors as dj_session_send(); -ENOTSUP for GPU memory without a callback.
+ * Errors as dp_channel_send(); -ENOTSUP for GPU memory without a callback.
  */
-int dj_session_recv(struct dj_session *s, uint32_t transfer_id, void *dest,
+int dp_channel_recv(struct dp_channel *s, uint32_t transfer_id, void *dest,
 		    uint64_t len, enum dj_mem_kind mem, void *user,
 		    uint64_t now_ns);
 
 /** Which side of a transfer. */
-enum dj_xfer_dir {
-	DJ_XFER_TX = 0,
-	DJ_XFER_RX = 1,
+enum dp_xfer_dir {
+	DP_XFER_TX = 0,
+	DP_XFER_RX = 1,
 };
 
 /**
  * Abandon one transfer: its event reports -ECANCELED and the peer is sent
  * an ABORT (its side fails with -DJ_EPEER). -ENOENT if not active.
  */
-int dj_session_cancel(struct dj_session *s, enum dj_xfer_dir dir,
+int dp_channel_cancel(struct dp_channel *s, enum dp_xfer_dir dir,
 		      uint32_t transfer_id);
 
 /**
  * End the session: every active transfer fails with -ECONNRESET, a CLOSE is
- * queued for the peer (sent by dj_session_ctrl_burst()), later sends and
+ * queued for the peer (sent by dp_channel_ctrl_burst()), later sends and
  * receives are refused. A CLOSE from the peer has the same local effect.
  */
-void dj_session_close(struct dj_session *s);
+void dp_channel_close(struct dp_channel *s);
 
 /** A received packet, from the Djinn header on (encapsulation stripped). */
-struct dj_rx_pkt {
+struct dp_rx_pkt {
 	const void *hdr;        /**< Djinn header; hdr_avail bytes readable */
 	uint32_t hdr_avail;
 	/** Body, when it sits in a separate buffer (payload_avail bytes);
@@ -233,26 +233,26 @@ struct dj_rx_pkt {
  * Process one packet of this session. Every check (lengths, magic,
  * version, session, cookie, CRC, transfer, offsets, indices, window) happens
  * before a single byte is written. When it returns the session holds no
- * reference to the packet (see dj_place_fn for queued GPU copies).
+ * reference to the packet (see dp_place_fn for queued GPU copies).
  * Returns 0 when the packet was used, -EALREADY for a duplicate (ignored),
  * -EBADMSG when rejected. Every non-zero result is counted by reason in
- * dj_session_stats(); *reason (may be NULL) receives it.
+ * dp_channel_stats(); *reason (may be NULL) receives it.
  */
-int dj_session_input(struct dj_session *s, const struct dj_rx_pkt *pkt,
-		     uint64_t now_ns, enum dj_wire_reject *reason);
+int dp_channel_input(struct dp_channel *s, const struct dp_rx_pkt *pkt,
+		     uint64_t now_ns, enum dp_wire_reject *reason);
 
 /**
  * Run the timers due at now_ns (retransmission timeouts, receiver idle
  * timeouts). Returns the next time anything is due (UINT64_MAX: nothing);
  * a driver may sleep or, with a virtual clock, jump until then.
  */
-uint64_t dj_session_poll(struct dj_session *s, uint64_t now_ns);
+uint64_t dp_channel_poll(struct dp_channel *s, uint64_t now_ns);
 
 /** One DATA fragment ready to transmit, without a copy of its payload. */
-struct dj_frag_desc {
+struct dp_frag_desc {
 	/** hdr_len bytes of headers (encapsulation when configured, then the
 	 *  Djinn header with its CRC), session-owned, valid until the next
-	 *  dj_session_tx_burst() on this session: copy them into the packet. */
+	 *  dp_channel_tx_burst() on this session: copy them into the packet. */
 	const uint8_t *hdr;
 	uint32_t hdr_len;
 	uint32_t transfer_id;
@@ -264,26 +264,26 @@ struct dj_frag_desc {
 	uint64_t offset;
 	enum dj_mem_kind mem;
 	bool retransmit;
-	void *user;             /**< as given to dj_session_send() */
+	void *user;             /**< as given to dp_channel_send() */
 };
 
-/** Most descriptors one dj_session_tx_burst() call returns. */
-#define DJ_SESSION_TX_BURST_MAX 64u
+/** Most descriptors one dp_channel_tx_burst() call returns. */
+#define DP_CHANNEL_TX_BURST_MAX 64u
 
 /**
- * Fill up to n (capped at DJ_SESSION_TX_BURST_MAX) descriptors: pending
+ * Fill up to n (capped at DP_CHANNEL_TX_BURST_MAX) descriptors: pending
  * retransmissions first, then new fragments within each transfer's credit,
  * round-robin over transfers. The fragments count as sent at now_ns.
  * Returns how many were filled.
  */
-unsigned dj_session_tx_burst(struct dj_session *s, uint64_t now_ns,
-			     struct dj_frag_desc *out, unsigned n);
+unsigned dp_channel_tx_burst(struct dp_channel *s, uint64_t now_ns,
+			     struct dp_frag_desc *out, unsigned n);
 
 /** A caller-owned buffer for one control packet. */
-struct dj_ctrl_pkt {
-	uint8_t *buf;  /**< at least DJ_WIRE_CTRL_MAX bytes */
+struct dp_ctrl_pkt {
+	uint8_t *buf;  /**< at least DP_WIRE_CTRL_MAX bytes */
 	uint32_t cap;
-	uint32_t len;  /**< set by dj_session_ctrl_burst() */
+	uint32_t len;  /**< set by dp_channel_ctrl_burst() */
 };
 
 /**
@@ -291,16 +291,16 @@ struct dj_ctrl_pkt {
  * encapsulation when configured, into pkts[0..n). Returns how many were
  * written; packets that did not fit wait for the next call.
  */
-unsigned dj_session_ctrl_burst(struct dj_session *s, uint64_t now_ns,
-			       struct dj_ctrl_pkt *pkts, unsigned n);
+unsigned dp_channel_ctrl_burst(struct dp_channel *s, uint64_t now_ns,
+			       struct dp_ctrl_pkt *pkts, unsigned n);
 
 /** Queue a PING carrying value; the PONG's arrival counts in stats. */
-void dj_session_ping(struct dj_session *s, uint64_t value);
+void dp_channel_ping(struct dp_channel *s, uint64_t value);
 
 /** The end of a transfer, reported exactly once. */
-struct dj_xfer_event {
+struct dp_xfer_event {
 	uint32_t transfer_id;
-	enum dj_xfer_dir dir;
+	enum dp_xfer_dir dir;
 	/** 0: every byte arrived (RX) or was acknowledged (TX).
 	 *  -ETIMEDOUT, -ECONNRESET (session closed), -ECANCELED (cancelled
 	 *  here), -DJ_EPEER (aborted by the peer). */
@@ -310,16 +310,16 @@ struct dj_xfer_event {
 };
 
 /** Take up to n pending events, oldest first; returns how many. */
-unsigned dj_session_events(struct dj_session *s, struct dj_xfer_event *ev,
+unsigned dp_channel_events(struct dp_channel *s, struct dp_xfer_event *ev,
 			   unsigned n);
 
 /** Counters of one session, readable at any time. */
-struct dj_proto_stats {
-	uint64_t rx_pkts;         /**< packets given to dj_session_input() */
+struct dp_proto_stats {
+	uint64_t rx_pkts;         /**< packets given to dp_channel_input() */
 	uint64_t rx_data;         /**< DATA fragments placed */
 	uint64_t rx_data_bytes;   /**< payload bytes placed */
 	uint64_t rx_ctrl;         /**< control packets accepted */
-	uint64_t rx_reject[DJ_REJ_COUNT]; /**< by enum dj_wire_reject */
+	uint64_t rx_reject[DP_REJ_COUNT]; /**< by enum dp_wire_reject */
 	uint64_t tx_data;         /**< DATA descriptors handed out */
 	uint64_t tx_data_bytes;
 	uint64_t tx_retrans;      /**< retransmitted fragments (all causes) */
@@ -344,10 +344,10 @@ struct dj_proto_stats {
 };
 
 /** Copy the session's counters into *out. */
-void dj_session_stats(const struct dj_session *s, struct dj_proto_stats *out);
+void dp_channel_stats(const struct dp_channel *s, struct dp_proto_stats *out);
 
-/** Sum of every rx_reject[] entry except DJ_REJ_DUPLICATE. */
-uint64_t dj_proto_stats_rejected(const struct dj_proto_stats *st);
+/** Sum of every rx_reject[] entry except DP_REJ_DUPLICATE. */
+uint64_t dp_proto_stats_rejected(const struct dp_proto_stats *st);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,7 @@
  * @file
  * Starting DPDK's EAL the Djinn way: `prog [EAL args] -- [app args]`.
  *
- * dj_eal_init() adds what a sensible default needs where the user said
+ * dp_eal_init() adds what a sensible default needs where the user said
  * nothing: --in-memory (unless a --file-prefix is given, so parallel processes
  * never share run-time files), --iova-mode=va (needed for GPU memory registered
  * with RTE_BAD_IOVA), --no-huge with a log line where no free hugepage is
@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-struct dj_eal_options {
+struct dp_eal_options {
 	/** vdev to add when the EAL args name no device (-a, --vdev, -b), or NULL. */
 	const char *default_vdev;
 	/** Memory (MiB) to ask for under --no-huge when -m is not given; 0: 512. */
@@ -31,7 +31,7 @@ struct dj_eal_options {
  * argv (the "--" slot is overwritten with the program name).
  * Returns 0 or a negative errno (EAL's rte_errno).
  */
-int dj_eal_init(int argc, char **argv, const struct dj_eal_options *opts,
+int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 		int *app_argc, char ***app_argv);
 
 /**
@@ -40,13 +40,13 @@ int dj_eal_init(int argc, char **argv, const struct dj_eal_options *opts,
  * name when there is no "--". argv is left as it is; *app_argv points to
  * static storage (one caller at a time), NULL-terminated.
  */
-void dj_eal_app_args(int argc, char **argv, int *app_argc, char ***app_argv);
+void dp_eal_app_args(int argc, char **argv, int *app_argc, char ***app_argv);
 
 /** 1 when EAL was started with hugepages, 0 under --no-huge. */
-int dj_eal_has_hugepages(void);
+int dp_eal_has_hugepages(void);
 
 /** Stop EAL (rte_eal_cleanup). */
-void dj_eal_cleanup(void);
+void dp_eal_cleanup(void);
 
 #ifdef __cplusplus
 }

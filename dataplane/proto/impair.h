@@ -16,9 +16,9 @@
  *
  * Applying a verdict, in this order:
  *   DROP     free the packet, nothing else;
- *   CORRUPT  dj_impair_corrupt() flips bits of one byte;
+ *   CORRUPT  dp_impair_corrupt() flips bits of one byte;
  *   DUP      make one copy (after the corruption);
- *   HOLD     push the packet (and its copy) into a dj_hold_queue with
+ *   HOLD     push the packet (and its copy) into a dp_hold_queue with
  *            release_ns; otherwise forward at once.
  * A reorder is a short HOLD (reorder_ns) that lets later packets overtake;
  * a delay is a HOLD of delay_ns plus jitter.
@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 /** Probabilities are in [0, 1], independent of each other (drop wins). */
-struct dj_impair_config {
+struct dp_impair_config {
 	uint64_t seed;
 	double drop;
 	double duplicate;
@@ -44,22 +44,22 @@ struct dj_impair_config {
 };
 
 /** Verdict bits. */
-enum dj_impair_action {
-	DJ_IMPAIR_PASS = 0,
-	DJ_IMPAIR_DROP = 1u << 0,
-	DJ_IMPAIR_DUP = 1u << 1,
-	DJ_IMPAIR_CORRUPT = 1u << 2,
-	DJ_IMPAIR_HOLD = 1u << 3,
+enum dp_impair_action {
+	DP_IMPAIR_PASS = 0,
+	DP_IMPAIR_DROP = 1u << 0,
+	DP_IMPAIR_DUP = 1u << 1,
+	DP_IMPAIR_CORRUPT = 1u << 2,
+	DP_IMPAIR_HOLD = 1u << 3,
 };
 
-struct dj_impair_verdict {
+struct dp_impair_verdict {
 	unsigned actions;     /**< DJ_IMPAIR_* bits */
 	uint64_t release_ns;  /**< HOLD: forward at this time */
 	uint32_t corrupt_off; /**< CORRUPT: byte to damage (< pkt_len) */
 	uint8_t corrupt_xor;  /**< CORRUPT: non-zero bits flipped there */
 };
 
-struct dj_impair_stats {
+struct dp_impair_stats {
 	uint64_t packets;
 	uint64_t dropped;
 	uint64_t duplicated;
@@ -68,51 +68,51 @@ struct dj_impair_stats {
 	uint64_t delayed;
 };
 
-struct dj_impair;
+struct dp_impair;
 
 /** -EINVAL for a probability outside [0, 1] or NaN; -ENOMEM. *out is
- *  released with dj_impair_destroy(). */
-int dj_impair_create(const struct dj_impair_config *cfg,
-		     struct dj_impair **out);
-void dj_impair_destroy(struct dj_impair *im);
+ *  released with dp_impair_destroy(). */
+int dp_impair_create(const struct dp_impair_config *cfg,
+		     struct dp_impair **out);
+void dp_impair_destroy(struct dp_impair *im);
 
 /**
  * Parse "drop=0.01,dup=0.001,corrupt=0,reorder=0.05,delay=0,delay_us=100,
  * jitter_us=0,reorder_us=20,seed=1" (any subset, any order) into cfg, over
  * whatever cfg already holds. -EINVAL on an unknown key or bad value.
  */
-int dj_impair_config_parse(const char *text, struct dj_impair_config *cfg);
+int dp_impair_config_parse(const char *text, struct dp_impair_config *cfg);
 
 /** Decide the fate of one packet of pkt_len bytes at now_ns. */
-void dj_impair_decide(struct dj_impair *im, uint64_t now_ns, uint32_t pkt_len,
-		      struct dj_impair_verdict *v);
+void dp_impair_decide(struct dp_impair *im, uint64_t now_ns, uint32_t pkt_len,
+		      struct dp_impair_verdict *v);
 
 /** Apply a CORRUPT verdict to the packet bytes (no-op without the bit or
  *  when corrupt_off >= len). */
-void dj_impair_corrupt(const struct dj_impair_verdict *v, void *pkt,
+void dp_impair_corrupt(const struct dp_impair_verdict *v, void *pkt,
 		       uint32_t len);
 
-void dj_impair_get_stats(const struct dj_impair *im, struct dj_impair_stats *st);
+void dp_impair_get_stats(const struct dp_impair *im, struct dp_impair_stats *st);
 
 /**
  * Bounded queue of held packets (opaque pointers, never dereferenced),
  * released in order of release time, ties in order of arrival.
  */
-struct dj_hold_queue;
+struct dp_hold_queue;
 
 /** Create a queue of at most capacity packets; -EINVAL, -ENOMEM. */
-int dj_hold_queue_create(uint32_t capacity, struct dj_hold_queue **out);
+int dp_hold_queue_create(uint32_t capacity, struct dp_hold_queue **out);
 /** Free the queue; packets still in it are the caller's to drain first
- *  (dj_hold_queue_pop_due(q, UINT64_MAX, ...)). */
-void dj_hold_queue_destroy(struct dj_hold_queue *q);
+ *  (dp_hold_queue_pop_due(q, UINT64_MAX, ...)). */
+void dp_hold_queue_destroy(struct dp_hold_queue *q);
 /** -ENOBUFS when full: the caller forwards or drops the packet itself. */
-int dj_hold_queue_push(struct dj_hold_queue *q, void *pkt, uint64_t release_ns);
+int dp_hold_queue_push(struct dp_hold_queue *q, void *pkt, uint64_t release_ns);
 /** Take up to n packets due at now_ns into out; returns how many. */
-unsigned dj_hold_queue_pop_due(struct dj_hold_queue *q, uint64_t now_ns,
+unsigned dp_hold_queue_pop_due(struct dp_hold_queue *q, uint64_t now_ns,
 			       void **out, unsigned n);
 /** Release time of the next packet, UINT64_MAX when empty. */
-uint64_t dj_hold_queue_next(const struct dj_hold_queue *q);
-uint32_t dj_hold_queue_count(const struct dj_hold_queue *q);
+uint64_t dp_hold_queue_next(const struct dp_hold_queue *q);
+uint32_t dp_hold_queue_count(const struct dp_hold_queue *q);
 
 #ifdef __cplusplus
 }

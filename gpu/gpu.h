@@ -7,14 +7,14 @@
  * GPUs as DPDK's gpudev sees them, GPU memory pools, and the receive/send
  * paths between NIC buffers and GPU memory. Call after EAL is started;
  * without the gpudev CUDA driver, a GPU or a CUDA build (-Dcuda=disabled)
- * every count is 0, nothing fails, and DJ_GPU_HOST gives the same API over
+ * every count is 0, nothing fails, and DJG_HOST gives the same API over
  * plain host memory.
  *
- * Receive paths (dj_gpu_rx_path_choose picks one, logs say which):
+ * Receive paths (djg_rx_path_choose picks one, logs say which):
  *  - GPUDIRECT: the NIC writes payloads straight into GPU mbufs (Rx buffer
  *    split: headers to host mbufs, payloads to GPU mbufs);
  *  - STAGED: payloads land in host mbufs registered with the GPU; a gather
- *    kernel pulls each burst's payloads into the destination (dj_gpu_rx_sink);
+ *    kernel pulls each burst's payloads into the destination (djg_rx_sink);
  *  - HOST: no GPU, the sink memcpys.
  */
 
@@ -27,12 +27,12 @@ extern "C" {
 #endif
 
 /** dev_id meaning "no GPU: plain host memory" wherever a dev_id is taken. */
-#define DJ_GPU_HOST ((int16_t)-1)
+#define DJG_HOST ((int16_t)-1)
 
 /** GPU buffers are carved at this alignment (the GPU's page size). */
-#define DJ_GPU_PAGE_SIZE (64u * 1024u)
+#define DJG_PAGE_SIZE (64u * 1024u)
 
-struct dj_gpu_info {
+struct djg_info {
 	int16_t dev_id;        /**< gpudev device id */
 	char name[64];         /**< e.g. "NVIDIA H100 80GB HBM3" */
 	char pci_addr[32];     /**< PCI address, e.g. "0000:00:06.0" */
@@ -42,26 +42,26 @@ struct dj_gpu_info {
 };
 
 /** Number of GPUs gpudev can use (0 when none, no CUDA driver or no CUDA build). */
-int dj_gpu_count(void);
+int djg_count(void);
 
 /** Describe the index-th usable GPU (0-based). 0 or -ENODEV. */
-int dj_gpu_info_get(int index, struct dj_gpu_info *info);
+int djg_info_get(int index, struct djg_info *info);
 
 /**
  * Find a GPU by index ("0") or PCI address ("0000:00:06.0", "00:06.0").
  * NULL or "" picks the first GPU. Returns its gpudev dev_id (>= 0),
  * -DJ_ENOGPU when there is none, -ENODEV when spec matches none.
  */
-int dj_gpu_find(const char *spec);
+int djg_find(const char *spec);
 
 /*
  * Memory pools: one large allocation (rte_gpu_mem_alloc, or host memory for
- * DJ_GPU_HOST) carved into DJ_GPU_PAGE_SIZE-aligned buffers, so allocating a
+ * DJG_HOST) carved into DJG_PAGE_SIZE-aligned buffers, so allocating a
  * tensor is no driver call. Thread safe (a mutex; not for per-packet use).
  */
-struct dj_gpu_pool;
+struct djg_pool;
 
-struct dj_gpu_pool_stats {
+struct djg_pool_stats {
 	uint64_t size;          /**< bytes managed */
 	uint64_t used;          /**< bytes handed out (rounded to pages) */
 	uint64_t largest_free;  /**< largest allocation that would succeed now */
@@ -70,74 +70,74 @@ struct dj_gpu_pool_stats {
 };
 
 /**
- * Create a pool of @p size bytes (rounded up to DJ_GPU_PAGE_SIZE) on GPU
- * @p dev_id, or in host memory for DJ_GPU_HOST. The caller owns the pool
- * and frees it with dj_gpu_pool_destroy(). 0, -EINVAL, -ENOMEM,
+ * Create a pool of @p size bytes (rounded up to DJG_PAGE_SIZE) on GPU
+ * @p dev_id, or in host memory for DJG_HOST. The caller owns the pool
+ * and frees it with djg_pool_destroy(). 0, -EINVAL, -ENOMEM,
  * -DJ_ENOGPU (no such GPU or no CUDA build).
  */
-int dj_gpu_pool_create(int16_t dev_id, size_t size, struct dj_gpu_pool **pool);
+int djg_pool_create(int16_t dev_id, size_t size, struct djg_pool **pool);
 
 /** Free the pool and all its memory; buffers still allocated die with it. */
-void dj_gpu_pool_destroy(struct dj_gpu_pool *pool);
+void djg_pool_destroy(struct djg_pool *pool);
 
-/** dev_id the pool lives on (DJ_GPU_HOST for host memory). */
-int16_t dj_gpu_pool_dev(const struct dj_gpu_pool *pool);
+/** dev_id the pool lives on (DJG_HOST for host memory). */
+int16_t djg_pool_dev(const struct djg_pool *pool);
 
 /**
  * Allocate @p len bytes (> 0). *ptr is a device pointer for a GPU pool (not
  * CPU-addressable: use the copy functions), owned by the pool until
- * dj_gpu_pool_free(). 0, -EINVAL, -ENOMEM (no free run large enough).
+ * djg_pool_free(). 0, -EINVAL, -ENOMEM (no free run large enough).
  */
-int dj_gpu_pool_alloc(struct dj_gpu_pool *pool, size_t len, void **ptr);
+int djg_pool_alloc(struct djg_pool *pool, size_t len, void **ptr);
 
-/** Give back a buffer from dj_gpu_pool_alloc(). 0 or -EINVAL (not one of ours). */
-int dj_gpu_pool_free(struct dj_gpu_pool *pool, void *ptr);
+/** Give back a buffer from djg_pool_alloc(). 0 or -EINVAL (not one of ours). */
+int djg_pool_free(struct djg_pool *pool, void *ptr);
 
 /**
  * Copy host bytes into pool memory (@p dst inside the pool) and back out
  * (@p src inside the pool). Synchronous. 0, -EINVAL (range outside the
  * pool), -EIO (the GPU refused the copy).
  */
-int dj_gpu_pool_copy_in(struct dj_gpu_pool *pool, void *dst, const void *src, size_t len);
-int dj_gpu_pool_copy_out(struct dj_gpu_pool *pool, void *dst, const void *src, size_t len);
+int djg_pool_copy_in(struct djg_pool *pool, void *dst, const void *src, size_t len);
+int djg_pool_copy_out(struct djg_pool *pool, void *dst, const void *src, size_t len);
 
-int dj_gpu_pool_stats_get(struct dj_gpu_pool *pool, struct dj_gpu_pool_stats *stats);
+int djg_pool_stats_get(struct djg_pool *pool, struct djg_pool_stats *stats);
 
 /**
  * Make host memory readable and writable by GPU @p dev_id
  * (rte_gpu_mem_register; the same address works in kernels). No-op for
- * DJ_GPU_HOST. Ranges may share pages with other registrations (the pages
+ * DJG_HOST. Ranges may share pages with other registrations (the pages
  * are registered once and counted). 0, -EINVAL, -EEXIST (@p ptr already
  * registered), -ENOSPC, -ENOMEM (the driver refused). Unregister with the
  * same @p ptr; -ENOENT if it was not registered.
  */
-int dj_gpu_host_register(int16_t dev_id, void *ptr, size_t len);
-int dj_gpu_host_unregister(int16_t dev_id, void *ptr);
+int djg_host_register(int16_t dev_id, void *ptr, size_t len);
+int djg_host_unregister(int16_t dev_id, void *ptr);
 /** Whether GPU @p dev_id may read [ptr, ptr + len) through registrations
- *  made with dj_gpu_host_register(). Takes no lock (polling lcores). */
-bool dj_gpu_host_readable(int16_t dev_id, const void *ptr, size_t len);
+ *  made with djg_host_register(). Takes no lock (polling lcores). */
+bool djg_host_readable(int16_t dev_id, const void *ptr, size_t len);
 
 struct rte_mempool;
 /**
  * Register every memory chunk of mempool @p mp with GPU @p dev_id, so that
  * its mbufs' data can be read by the staged gather kernel. Unregister with
- * dj_gpu_mempool_unregister() before freeing the mempool.
+ * djg_mempool_unregister() before freeing the mempool.
  */
-int dj_gpu_mempool_register(int16_t dev_id, struct rte_mempool *mp);
-int dj_gpu_mempool_unregister(int16_t dev_id, struct rte_mempool *mp);
+int djg_mempool_register(int16_t dev_id, struct rte_mempool *mp);
+int djg_mempool_unregister(int16_t dev_id, struct rte_mempool *mp);
 
 /* ---------------------------------------------------------------------- */
 /* Receive path choice                                                     */
 
-enum dj_gpu_rx_path {
-	DJ_GPU_RX_AUTO = 0,  /**< for requests: best the port and GPU allow */
-	DJ_GPU_RX_HOST,      /**< host memory destination, memcpy */
-	DJ_GPU_RX_STAGED,    /**< host mbufs, GPU gather kernel */
-	DJ_GPU_RX_GPUDIRECT, /**< NIC writes payloads into GPU mbufs */
+enum djg_rx_path {
+	DJG_RX_AUTO = 0,  /**< for requests: best the port and GPU allow */
+	DJG_RX_HOST,      /**< host memory destination, memcpy */
+	DJG_RX_STAGED,    /**< host mbufs, GPU gather kernel */
+	DJG_RX_GPUDIRECT, /**< NIC writes payloads into GPU mbufs */
 };
 
 /** What a port and a GPU can do, as the path choice needs it. */
-struct dj_gpu_rx_caps {
+struct djg_rx_caps {
 	bool gpu;                 /**< a usable GPU (and a CUDA build) */
 	bool port_dma_map;        /**< port is a bus device that can DMA-map external memory */
 	uint64_t rx_offload_capa; /**< the port's rte_eth_dev_info.rx_offload_capa */
@@ -145,8 +145,8 @@ struct dj_gpu_rx_caps {
 	bool rx_seg_multi_pools;  /**< rte_eth_dev_info.rx_seg_capa.multi_pools */
 };
 
-/** Fill @p caps from port @p port_id and GPU @p dev_id (DJ_GPU_HOST: none). */
-int dj_gpu_rx_caps_get(uint16_t port_id, int16_t dev_id, struct dj_gpu_rx_caps *caps);
+/** Fill @p caps from port @p port_id and GPU @p dev_id (DJG_HOST: none). */
+int djg_rx_caps_get(uint16_t port_id, int16_t dev_id, struct djg_rx_caps *caps);
 
 /**
  * Decide the receive path for @p want (AUTO: the best available). Writes
@@ -155,16 +155,16 @@ int dj_gpu_rx_caps_get(uint16_t port_id, int16_t dev_id, struct dj_gpu_rx_caps *
  * port without RTE_ETH_RX_OFFLOAD_BUFFER_SPLIT), -DJ_ENOGPU when a GPU path
  * is wanted without a GPU; @p why then says what is missing.
  */
-int dj_gpu_rx_path_choose(const struct dj_gpu_rx_caps *caps, enum dj_gpu_rx_path want,
-			  enum dj_gpu_rx_path *path, char *why, size_t why_len);
+int djg_rx_path_choose(const struct djg_rx_caps *caps, enum djg_rx_path want,
+			  enum djg_rx_path *path, char *why, size_t why_len);
 
 /** "host", "staged", "gpudirect" or "auto". */
-const char *dj_gpu_rx_path_name(enum dj_gpu_rx_path path);
+const char *djg_rx_path_name(enum djg_rx_path path);
 
 /* ---------------------------------------------------------------------- */
 /* GPUDirect receive set-up                                                */
 
-struct dj_gpu_direct_pool;
+struct djg_direct_pool;
 struct rte_eth_rxconf;
 union rte_eth_rxseg;
 
@@ -173,13 +173,13 @@ union rte_eth_rxseg;
  * (64 KiB aligned) -> rte_extmem_register(RTE_BAD_IOVA) -> rte_dev_dma_map ->
  * rte_pktmbuf_pool_create_extbuf. Needs EAL --iova-mode=va. Refuses with
  * -ENOTSUP (and a log line saying why) where the port lacks buffer split or
- * cannot DMA-map. Caller owns the result: dj_gpu_direct_pool_destroy().
+ * cannot DMA-map. Caller owns the result: djg_direct_pool_destroy().
  */
-int dj_gpu_direct_pool_create(int16_t dev_id, uint16_t port_id, const char *name,
+int djg_direct_pool_create(int16_t dev_id, uint16_t port_id, const char *name,
 			      unsigned int n_mbufs, uint16_t data_room,
-			      struct dj_gpu_direct_pool **pool);
-void dj_gpu_direct_pool_destroy(struct dj_gpu_direct_pool *pool);
-struct rte_mempool *dj_gpu_direct_pool_mempool(struct dj_gpu_direct_pool *pool);
+			      struct djg_direct_pool **pool);
+void djg_direct_pool_destroy(struct djg_direct_pool *pool);
+struct rte_mempool *djg_direct_pool_mempool(struct djg_direct_pool *pool);
 
 /**
  * Fill @p segs (two entries) and @p rxconf for Rx buffer split: the first @p hdr_len
@@ -187,7 +187,7 @@ struct rte_mempool *dj_gpu_direct_pool_mempool(struct dj_gpu_direct_pool *pool);
  * (GPU). rxconf->rx_seg points at @p segs: keep both alive until
  * rte_eth_rx_queue_setup() returns. 0 or -EINVAL.
  */
-int dj_gpu_direct_rxconf(struct rte_mempool *hdr_pool, uint16_t hdr_len,
+int djg_direct_rxconf(struct rte_mempool *hdr_pool, uint16_t hdr_len,
 			 struct rte_mempool *payload_pool, union rte_eth_rxseg *segs,
 			 struct rte_eth_rxconf *rxconf);
 
@@ -195,7 +195,7 @@ int dj_gpu_direct_rxconf(struct rte_mempool *hdr_pool, uint16_t hdr_len,
 /* Staged (and host) receive sink                                          */
 
 /** One payload piece: @p len bytes at @p src go to destination + @p dst_off. */
-struct dj_gpu_copy {
+struct djg_copy {
 	const void *src;  /**< host memory registered with the GPU (mbuf data) */
 	uint64_t dst_off; /**< offset in the sink's destination */
 	uint32_t len;
@@ -203,36 +203,36 @@ struct dj_gpu_copy {
 };
 
 /** Gives back buffers the sink no longer reads (e.g. rte_pktmbuf_free_bulk). */
-typedef void dj_gpu_release_fn(void **bufs, uint16_t n, void *arg);
+typedef void djg_release_fn(void **bufs, uint16_t n, void *arg);
 
-enum dj_gpu_gather_mode {
-	DJ_GPU_GATHER_PERSISTENT = 0, /**< one resident kernel polls the ring */
-	DJ_GPU_GATHER_LAUNCH,         /**< one kernel launch per burst */
+enum djg_gather_mode {
+	DJG_GATHER_PERSISTENT = 0, /**< one resident kernel polls the ring */
+	DJG_GATHER_LAUNCH,         /**< one kernel launch per burst */
 };
 
-struct dj_gpu_rx_sink_conf {
-	int16_t dev_id;        /**< GPU, or DJ_GPU_HOST: memcpy into host memory */
+struct djg_rx_sink_conf {
+	int16_t dev_id;        /**< GPU, or DJG_HOST: memcpy into host memory */
 	/** Destination buffer (device pointer for a GPU); borrowed. NULL with
 	 *  dest_len 0: absolute mode, each copy's dst_off is the destination
 	 *  address itself, unchecked (the caller has validated it): one sink then
-	 *  serves fragments of many transfers, as dj_place_fn delivers them. */
+	 *  serves fragments of many transfers, as dp_place_fn delivers them. */
 	void *dest;
 	size_t dest_len;
 	uint16_t max_copies;   /**< most copies per burst (1..1024); 0: 256 */
 	uint16_t max_bufs;     /**< most buffers released per burst; 0: max_copies */
 	uint32_t ring_size;    /**< bursts in flight, power of two; 0: 512 */
-	enum dj_gpu_gather_mode mode;
+	enum djg_gather_mode mode;
 	uint16_t blocks;       /**< persistent kernel blocks; 0: from frag_size */
 	uint32_t frag_size;    /**< typical copy length (0: MTU-size): jumbo
 	                            fragments go faster with half the SMs as
 	                            blocks, MTU-size ones with one block per SM */
-	dj_gpu_release_fn *release; /**< required */
+	djg_release_fn *release; /**< required */
 	void *release_arg;
 };
 
-struct dj_gpu_rx_sink_stats {
-	enum dj_gpu_rx_path path; /**< HOST or STAGED, for STATS lines */
-	enum dj_gpu_gather_mode mode;
+struct djg_rx_sink_stats {
+	enum djg_rx_path path; /**< HOST or STAGED, for STATS lines */
+	enum djg_gather_mode mode;
 	uint64_t bursts;    /**< bursts accepted */
 	uint64_t copies;
 	uint64_t bytes;
@@ -246,16 +246,16 @@ struct dj_gpu_rx_sink_stats {
 	uint64_t generations;
 };
 
-struct dj_gpu_rx_sink;
+struct djg_rx_sink;
 
 /**
- * Create a sink bound to conf->dest. Caller owns it: dj_gpu_rx_sink_destroy().
+ * Create a sink bound to conf->dest. Caller owns it: djg_rx_sink_destroy().
  * A persistent-mode sink keeps one kernel resident on the GPU until destroyed
  * (cudaDeviceSynchronize() elsewhere in the process would wait for it).
  * 0, -EINVAL, -ENOMEM, -DJ_ENOGPU.
  */
-int dj_gpu_rx_sink_create(const struct dj_gpu_rx_sink_conf *conf,
-			  struct dj_gpu_rx_sink **sink);
+int djg_rx_sink_create(const struct djg_rx_sink_conf *conf,
+			  struct djg_rx_sink **sink);
 
 /**
  * Hand over one burst: copies[0..n) and the buffers they read from. On 0 the
@@ -265,37 +265,37 @@ int dj_gpu_rx_sink_create(const struct dj_gpu_rx_sink_conf *conf,
  * too large); nothing was done and the caller keeps @p bufs.
  * Not thread safe: one sink per lcore.
  */
-int dj_gpu_rx_sink_submit(struct dj_gpu_rx_sink *sink, const struct dj_gpu_copy *copies,
+int djg_rx_sink_submit(struct djg_rx_sink *sink, const struct djg_copy *copies,
 			  uint16_t n, void **bufs, uint16_t nbufs);
 
 /** Release the buffers of finished bursts. Returns how many bursts finished, or -EIO. */
-int dj_gpu_rx_sink_poll(struct dj_gpu_rx_sink *sink);
+int djg_rx_sink_poll(struct djg_rx_sink *sink);
 
 /** Wait until every burst is in the destination; a persistent kernel then
  *  exits until the next submit (see stats.generations). 0, -ETIMEDOUT or
  *  -EIO. */
-int dj_gpu_rx_sink_drain(struct dj_gpu_rx_sink *sink, uint64_t timeout_ns);
+int djg_rx_sink_drain(struct djg_rx_sink *sink, uint64_t timeout_ns);
 
 /** Point an idle (drained) sink at another destination (not for absolute
  *  mode). 0, -EBUSY, -EINVAL. */
-int dj_gpu_rx_sink_rebind(struct dj_gpu_rx_sink *sink, void *dest, size_t dest_len);
+int djg_rx_sink_rebind(struct djg_rx_sink *sink, void *dest, size_t dest_len);
 
-/** Which path the sink runs: DJ_GPU_RX_HOST or DJ_GPU_RX_STAGED. */
-enum dj_gpu_rx_path dj_gpu_rx_sink_path(const struct dj_gpu_rx_sink *sink);
+/** Which path the sink runs: DJG_RX_HOST or DJG_RX_STAGED. */
+enum djg_rx_path djg_rx_sink_path(const struct djg_rx_sink *sink);
 
-void dj_gpu_rx_sink_stats_get(const struct dj_gpu_rx_sink *sink,
-			      struct dj_gpu_rx_sink_stats *stats);
+void djg_rx_sink_stats_get(const struct djg_rx_sink *sink,
+			      struct djg_rx_sink_stats *stats);
 
 /** Drain (1 s at most), release everything still held, free the sink. */
-void dj_gpu_rx_sink_destroy(struct dj_gpu_rx_sink *sink);
+void djg_rx_sink_destroy(struct djg_rx_sink *sink);
 
 /**
  * Gather a whole copy list into @p dest at once and wait: one kernel launch
- * (GPU), or memcpy (DJ_GPU_HOST). For lists already complete in registered
+ * (GPU), or memcpy (DJG_HOST). For lists already complete in registered
  * host memory (e.g. a reassembled window); the rx sink is the per-burst path.
  * 0, -EINVAL (a copy outside the destination), -DJ_ENOGPU, -EIO.
  */
-int dj_gpu_gather(int16_t dev_id, void *dest, size_t dest_len, const struct dj_gpu_copy *copies,
+int djg_gather_list(int16_t dev_id, void *dest, size_t dest_len, const struct djg_copy *copies,
 		  size_t n);
 
 /* ---------------------------------------------------------------------- */
@@ -305,22 +305,22 @@ int dj_gpu_gather(int16_t dev_id, void *dest, size_t dest_len, const struct dj_g
  * The source is copied device-to-host chunk by chunk into a few pinned
  * buffers; a chunk is handed out as soon as its copy is done, while the next
  * ones are still copying, and its buffer is refilled once every mbuf
- * attached to it (external buffer, no copy) has been freed. For DJ_GPU_HOST
+ * attached to it (external buffer, no copy) has been freed. For DJG_HOST
  * the chunks are plain host copies (host tensors are better sent straight by
  * the engine's own zero-copy path). Needs EAL (buffers come from rte_malloc).
  */
-struct dj_gpu_tx_stager;
+struct djg_tx_stager;
 struct rte_mbuf;
 
-struct dj_gpu_tx_stager_conf {
-	int16_t dev_id;      /**< GPU the sources live on, or DJ_GPU_HOST */
+struct djg_tx_stager_conf {
+	int16_t dev_id;      /**< GPU the sources live on, or DJG_HOST */
 	uint32_t chunk_size; /**< bytes per chunk; 0: 1 MiB */
 	uint16_t n_chunks;   /**< pinned buffers (copies in flight + chunks out); 0: 4 */
 	int socket;          /**< NUMA socket for the buffers (SOCKET_ID_ANY: -1) */
 };
 
 /** A staged chunk: bytes [offset, offset + len) of the source. */
-struct dj_gpu_tx_chunk {
+struct djg_tx_chunk {
 	const uint8_t *data; /**< pinned host copy; valid until the chunk is put */
 	uint64_t iova;       /**< IO address of data */
 	uint64_t offset;
@@ -328,69 +328,69 @@ struct dj_gpu_tx_chunk {
 	uint16_t buffer;     /**< internal: which pinned buffer */
 };
 
-/** Create a stager (caller owns it: dj_gpu_tx_stager_destroy). 0, -EINVAL, -ENOMEM, -DJ_ENOGPU. */
-int dj_gpu_tx_stager_create(const struct dj_gpu_tx_stager_conf *conf,
-			    struct dj_gpu_tx_stager **stager);
+/** Create a stager (caller owns it: djg_tx_stager_destroy). 0, -EINVAL, -ENOMEM, -DJ_ENOGPU. */
+int djg_tx_stager_create(const struct djg_tx_stager_conf *conf,
+			    struct djg_tx_stager **stager);
 
 /**
  * Start staging @p len bytes at @p src (GPU memory for a GPU stager; borrowed
- * until dj_gpu_tx_stager_done()). -EBUSY while a previous source is not done.
+ * until djg_tx_stager_done()). -EBUSY while a previous source is not done.
  */
-int dj_gpu_tx_stager_start(struct dj_gpu_tx_stager *st, const void *src, size_t len);
+int djg_tx_stager_start(struct djg_tx_stager *st, const void *src, size_t len);
 
 /**
  * The next chunk, in source order: 0, -EAGAIN (its copy is still running, or
  * no buffer is free yet: free mbufs, put chunks), -ENODATA (all handed out),
  * -EIO (the GPU copy failed). Same lcore as start.
  */
-int dj_gpu_tx_stager_next(struct dj_gpu_tx_stager *st, struct dj_gpu_tx_chunk *chunk);
+int djg_tx_stager_next(struct djg_tx_stager *st, struct djg_tx_chunk *chunk);
 
 /**
  * Point mbuf @p m (freshly allocated, no data) at @p len bytes of @p chunk
  * from @p off as an external buffer: the chunk's buffer stays busy until @p m
  * is freed. 0 or -EINVAL.
  */
-int dj_gpu_tx_chunk_attach(struct dj_gpu_tx_stager *st, const struct dj_gpu_tx_chunk *chunk,
+int djg_tx_chunk_attach(struct djg_tx_stager *st, const struct djg_tx_chunk *chunk,
 			   struct rte_mbuf *m, uint32_t off, uint16_t len);
 
 /** The caller is done with @p chunk (its mbufs may still be in flight). */
-void dj_gpu_tx_chunk_put(struct dj_gpu_tx_stager *st, const struct dj_gpu_tx_chunk *chunk);
+void djg_tx_chunk_put(struct djg_tx_stager *st, const struct djg_tx_chunk *chunk);
 
 /** true when every chunk of the current source was handed out and its buffer is free. */
-bool dj_gpu_tx_stager_done(struct dj_gpu_tx_stager *st);
+bool djg_tx_stager_done(struct djg_tx_stager *st);
 
 /** Free the stager; every chunk must be done (mbufs freed) first. */
-void dj_gpu_tx_stager_destroy(struct dj_gpu_tx_stager *st);
+void djg_tx_stager_destroy(struct djg_tx_stager *st);
 
 
 /* ---------------------------------------------------------------------- */
 /* Data-plane integration                                                  */
 
 /*
- * The data plane's GPU placement (struct dj_dataplane_placer in
- * djinn/dataplane.h) on the staged receive sink: one sink per polling lcore
+ * The data plane's GPU placement (struct dp_engine_placer in
+ * dataplane/dataplane.h) on the staged receive sink: one sink per polling lcore
  * in absolute mode gathers every fragment of a DJ_MEM_GPU receive into GPU
  * memory and frees the rx mbufs once the GPU has read them; the engine's
  * sync() drains it before a receive is reported complete. Rx mempools are
  * registered with the GPU the first time their mbufs are seen. A GPU source
  * on transmit is copied device-to-host (copy_out) and sent from host memory.
- * DJ_GPU_HOST gives the same behaviour over host memory (memcpy).
+ * DJG_HOST gives the same behaviour over host memory (memcpy).
  */
-struct dj_dataplane_placer;
-struct dj_gpu_dp_placer;
+struct dp_engine_placer;
+struct djg_dp_placer;
 
-struct dj_gpu_dp_placer_conf {
-	int16_t dev_id;   /**< gpudev id of the GPU the destinations live on, or DJ_GPU_HOST */
+struct djg_dp_placer_conf {
+	int16_t dev_id;   /**< gpudev id of the GPU the destinations live on, or DJG_HOST */
 	/** PERSISTENT: a resident gather kernel per lcore (fastest; its blocks
 	 *  stay on the SMs). LAUNCH: a kernel per burst, the GPU is free for
 	 *  other work between bursts (servers that also compute). */
-	enum dj_gpu_gather_mode mode;
+	enum djg_gather_mode mode;
 	uint16_t blocks;     /**< persistent blocks per lcore; 0: from frag_size */
 	uint32_t frag_size;  /**< typical fragment payload; 0: MTU-size */
 };
 
-struct dj_gpu_dp_placer_stats {
-	struct dj_gpu_rx_sink_stats sink; /**< summed over the lcores' sinks */
+struct djg_dp_placer_stats {
+	struct djg_rx_sink_stats sink; /**< summed over the lcores' sinks */
 	uint64_t direct_copies; /**< fragments copied synchronously (the sink could not take them) */
 	uint64_t failures;      /**< fragments whose copy failed (sync() returned -EIO) */
 	uint64_t pools;         /**< mempools registered with the GPU */
@@ -398,21 +398,21 @@ struct dj_gpu_dp_placer_stats {
 
 /** gpudev dev_id of the GPU that is CUDA device @p ordinal (the ordinal the
  *  runtime and gpu_ops use): >= 0, -DJ_ENOGPU (no GPU), -ENODEV. */
-int dj_gpu_find_cuda(int ordinal);
+int djg_find_cuda(int ordinal);
 
-/** Create the placer for dj_dataplane_config.placer. The caller owns *out
+/** Create the placer for dp_engine_config.placer. The caller owns *out
  *  and destroys it after the data plane. 0, -EINVAL, -ENOMEM, -DJ_ENOGPU. */
-int dj_gpu_dp_placer_create(const struct dj_gpu_dp_placer_conf *conf,
-			    struct dj_gpu_dp_placer **out);
+int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
+			    struct djg_dp_placer **out);
 
-/** The callbacks to put in dj_dataplane_config.placer; owned by @p p. */
-const struct dj_dataplane_placer *dj_gpu_dp_placer_ops(const struct dj_gpu_dp_placer *p);
+/** The callbacks to put in dp_engine_config.placer; owned by @p p. */
+const struct dp_engine_placer *djg_dp_placer_ops(const struct djg_dp_placer *p);
 
 /** Counters summed over the lcores that use the placer now. */
-void dj_gpu_dp_placer_stats_get(struct dj_gpu_dp_placer *p, struct dj_gpu_dp_placer_stats *st);
+void djg_dp_placer_stats_get(struct djg_dp_placer *p, struct djg_dp_placer_stats *st);
 
 /** Free the placer; every data plane using it must be destroyed first. */
-void dj_gpu_dp_placer_destroy(struct dj_gpu_dp_placer *p);
+void djg_dp_placer_destroy(struct djg_dp_placer *p);
 
 #ifdef __cplusplus
 }
