@@ -104,7 +104,13 @@ struct dj_client;   /**< options + pool of connections to one server */
 struct dj_conn;     /**< one authenticated session on one connection */
 struct dj_future;   /**< one request in flight */
 
-/** Copies opts (strings included). Connects nothing yet. */
+/**
+ * Copies opts (strings included) and loads the token. Connects nothing yet.
+ * @return 0, -EINVAL, -ENOMEM, -DJ_ENODPDK (path DPDK without a datapath),
+ *   the errno of a named token file that cannot be read (token_file, or
+ *   DJINN_TOKEN_FILE without DJINN_TOKEN: -ENOENT, -EACCES...), -ENODATA
+ *   for an empty one, or TLS set-up errors.
+ */
 int dj_client_create(const struct dj_client_options *opts, struct dj_client **client);
 /** Close every pooled connection; every dj_conn must be disconnected first. */
 void dj_client_destroy(struct dj_client *client);
