@@ -34,13 +34,8 @@ struct dp_eal_options {
 int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 		int *app_argc, char ***app_argv);
 
-/**
- * The application's arguments without starting EAL (before it, or where it
- * cannot start): the program name, then what follows "--"; only the program
- * name when there is no "--". argv is left as it is; *app_argv points to
- * static storage (one caller at a time), NULL-terminated.
- */
-void dp_eal_app_args(int argc, char **argv, int *app_argc, char ***app_argv);
+/* The application's arguments without starting EAL: djc_cli_app_args()
+ * (common/cli.h). */
 
 /** 1 when EAL was started with hugepages, 0 under --no-huge. */
 int dp_eal_has_hugepages(void);
