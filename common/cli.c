@@ -14,6 +14,7 @@
 
 #include "djinn/common.h"
 #include "common/cli.h"
+#include "common/djc.h"
 
 static const char *cli_name = "djinn";
 
@@ -333,6 +334,37 @@ int djc_opt_ipv4(const char *opt, const char *text, uint32_t *ip)
 	if (rc != 0)
 		djc_cli_error("%s: '%s' is not an IPv4 address (A.B.C.D)", opt, text);
 	return rc;
+}
+
+int djc_opt_log_level(const char *opt, const char *text)
+{
+	enum dj_log_level level;
+
+	if (djc_log_level_parse(text, &level) != 0)
+		return djc_cli_error("%s: '%s' is not one of err, warn, notice, info, debug", opt,
+				     text);
+	dj_log_set_level(level);
+	return 0;
+}
+
+int djc_cli_getopt(int argc, char **argv, const char *shortopts,
+		   const struct option *longopts,
+		   int (*one)(int c, const char *arg, void *ctx), void *ctx, int *first_arg)
+{
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		/* '?' and ':': getopt printed what is wrong. */
+		rc = c == '?' || c == ':' ? -EINVAL : one(c, optarg, ctx);
+		if (rc != 0)
+			return rc;
+	}
+	if (first_arg != NULL)
+		*first_arg = optind;
+	else if (optind < argc)
+		return djc_cli_error("unexpected argument '%s'", argv[optind]);
+	return 0;
 }
 
 int djc_cli_wants_help(int argc, char **argv)

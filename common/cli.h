@@ -19,6 +19,7 @@
  * beyond 64 bits), -E2BIG (a list longer than its room).
  */
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -83,6 +84,23 @@ int djc_opt_size_list(const char *opt, const char *text, uint64_t min, uint64_t 
 int djc_opt_choice(const char *opt, const char *text, const char *const *names, int n,
 		   int *index);
 int djc_opt_ipv4(const char *opt, const char *text, uint32_t *ip);
+/** A log level name (djc_log_level_parse()); sets the process's level. */
+int djc_opt_log_level(const char *opt, const char *text);
+
+/**
+ * The option loop every app runs: getopt_long() over argv (from its start),
+ * @p one called with each option and its value (NULL for options without);
+ * getopt itself names an unknown option or a missing value. Then positional
+ * arguments: refused ("unexpected argument 'x'") where @p first_arg is
+ * NULL, else *first_arg receives the index of the first one (getopt has
+ * moved them behind the options).
+ *
+ * @return 0, -EINVAL (an unknown option, a missing value, an unexpected
+ *   argument), or the first error @p one returned.
+ */
+int djc_cli_getopt(int argc, char **argv, const char *shortopts,
+		   const struct option *longopts,
+		   int (*one)(int c, const char *arg, void *ctx), void *ctx, int *first_arg);
 
 /** 1 when "-h" or "--help" is one of argv[1 .. argc), else 0. */
 int djc_cli_wants_help(int argc, char **argv);

@@ -120,6 +120,17 @@ int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 	return 0;
 }
 
+int dp_eal_cli_start(void *arg, int argc, char **argv, int *app_argc, char ***app_argv)
+{
+	return dp_eal_init(argc, argv, arg, app_argc, app_argv);
+}
+
+void dp_eal_cli_stop(void *arg)
+{
+	(void)arg;
+	dp_eal_cleanup();
+}
+
 int dp_eal_has_hugepages(void)
 {
 	return eal_hugepages;

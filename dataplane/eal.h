@@ -37,6 +37,14 @@ int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 /* The application's arguments without starting EAL: djc_cli_app_args()
  * (common/cli.h). */
 
+/**
+ * dp_eal_init() and dp_eal_cleanup() in the shape of struct djc_cli_tool's
+ * start and stop (common/cli.h), for tools that start EAL before their
+ * options: arg is a const struct dp_eal_options * or NULL.
+ */
+int dp_eal_cli_start(void *arg, int argc, char **argv, int *app_argc, char ***app_argv);
+void dp_eal_cli_stop(void *arg);
+
 /** 1 when EAL was started with hugepages, 0 under --no-huge. */
 int dp_eal_has_hugepages(void);
 

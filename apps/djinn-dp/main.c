@@ -116,12 +116,12 @@ enum {
 };
 
 /* One option; a bad value is named by common/cli.h's helpers. */
-static int parse_option(int c, const char *arg, struct dp_options *o)
+static int parse_option(int c, const char *arg, void *opts)
 {
+	struct dp_options *o = opts;
 	static const char *const gather_modes[] = {
 		[DJG_GATHER_PERSISTENT] = "persistent", [DJG_GATHER_LAUNCH] = "launch",
 	};
-	static const char *const levels[] = {"err", "warn", "notice", "info", "debug"};
 	int i, rc;
 
 	switch (c) {
@@ -142,11 +142,7 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 	case OPT_MEM_LIMIT: return djc_opt_size("--mem-limit", arg, 0, UINT64_MAX, &o->mem_limit);
 	case OPT_TOTAL_MEM_LIMIT:
 		return djc_opt_size("--total-mem-limit", arg, 0, UINT64_MAX, &o->total_mem_limit);
-	case OPT_LOG_LEVEL:
-		rc = djc_opt_choice("--log-level", arg, levels, 5, &i);
-		if (rc == 0)
-			dj_log_set_level((enum dj_log_level)i);
-		return rc;
+	case OPT_LOG_LEVEL: return djc_opt_log_level("--log-level", arg);
 	case OPT_CTL_PORT: return djc_opt_u16("--ctl-port", arg, 0, UINT16_MAX, &o->ctl_port);
 	case OPT_WORKERS: return djc_opt_int("--workers", arg, 1, 64, &o->workers);
 	case OPT_DP_QUEUES:
@@ -195,15 +191,8 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
-		if (parse_option(c, optarg, o) != 0)
-			return -EINVAL;
-	if (optind < argc)
-		return djc_cli_error("unexpected argument '%s'", argv[optind]);
-	return 0;
+	return djc_cli_getopt(argc, argv, "", longopts, parse_option, o, NULL);
 }
 
 /*

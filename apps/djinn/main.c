@@ -303,8 +303,9 @@ static int attrs_check(const char *text)
 	return 0;
 }
 
-static int parse_option(int c, const char *arg, struct client_args *a)
+static int parse_option(int c, const char *arg, void *args)
 {
+	struct client_args *a = args;
 	static const char *const paths[] = {"auto", "tcp", "dpdk"};
 	uint32_t ip;
 	int i, rc = 0;
@@ -368,17 +369,15 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 		{"dp-idle-sleep-us", required_argument, NULL, OPT_DP_IDLE_SLEEP},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
+	int first;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:n:", longopts, NULL)) != -1)
-		if (parse_option(c, optarg, a) != 0)
-			return -EINVAL;
-	if (optind >= argc)
-		return djc_cli_error("no command (ping, stats, run or demo)");
-	if (command_check(argv + optind, argc - optind - 1) != 0)
+	if (djc_cli_getopt(argc, argv, "o:n:", longopts, parse_option, a, &first) != 0)
 		return -EINVAL;
-	return optind;
+	if (first >= argc)
+		return djc_cli_error("no command (ping, stats, run or demo)");
+	if (command_check(argv + first, argc - first - 1) != 0)
+		return -EINVAL;
+	return first;
 }
 
 /* A token file named by --token-file or DJINN_TOKEN_FILE must be readable:

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "djinn/common.h"
 #include "common/cli.h"
 #include "harness.h"
 
@@ -247,6 +248,79 @@ static void test_wants_help(void)
 	CU_ASSERT_EQUAL(djc_cli_wants_help(2, c), 1);
 }
 
+/* The option loop: values reach the callback, its error stops the loop,
+ * positional arguments are refused or handed back. */
+static int seen_n;
+static char seen_s[32];
+
+static int one_option(int c, const char *arg, void *ctx)
+{
+	(void)ctx;
+	if (c == 'n')
+		return djc_opt_int("-n", arg, 1, 10, &seen_n);
+	if (c == 's')
+		snprintf(seen_s, sizeof(seen_s), "%s", arg);
+	return c == 'n' || c == 's' ? 0 : -EINVAL;
+}
+
+static void test_getopt_loop(void)
+{
+	static const struct option longs[] = {
+		{"name", required_argument, NULL, 's'}, {NULL, 0, NULL, 0},
+	};
+	char *ok[] = {"prog", "-n", "3", "--name", "x", NULL};
+	char *extra[] = {"prog", "cmd", "-n", "4", "arg", NULL};
+	char *bad[] = {"prog", "-n", "30", "--name", "never", NULL};
+	FILE *tmp;
+	int saved, first = 0;
+
+	djc_cli_set_name("djt");
+	CU_ASSERT_EQUAL(djc_cli_getopt(5, ok, "n:", longs, one_option, NULL, NULL), 0);
+	CU_ASSERT_EQUAL(seen_n, 3);
+	CU_ASSERT_STRING_EQUAL(seen_s, "x");
+	/* getopt moves the positional arguments behind the options. */
+	CU_ASSERT_EQUAL(djc_cli_getopt(5, extra, "n:", longs, one_option, NULL, &first), 0);
+	CU_ASSERT_EQUAL(seen_n, 4);
+	CU_ASSERT_EQUAL(first, 3);
+	CU_ASSERT_STRING_EQUAL(extra[3], "cmd");
+	CU_ASSERT_STRING_EQUAL(extra[4], "arg");
+	capture_begin(&tmp, &saved);
+	CU_ASSERT_EQUAL(djc_cli_getopt(5, (char *[]){"prog", "a", "-n", "5", "b", NULL}, "n:",
+				       longs, one_option, NULL, NULL), -EINVAL);
+	capture_end(tmp, saved);
+	CU_ASSERT_STRING_EQUAL(captured, "djt: unexpected argument 'a'\n");
+	/* The callback's error stops the loop: --name is never seen. */
+	seen_s[0] = '\0';
+	capture_begin(&tmp, &saved);
+	CU_ASSERT_EQUAL(djc_cli_getopt(5, bad, "n:", longs, one_option, NULL, NULL), -ERANGE);
+	capture_end(tmp, saved);
+	CU_ASSERT_STRING_EQUAL(seen_s, "");
+	/* Unknown options and missing values: getopt's message, -EINVAL. */
+	capture_begin(&tmp, &saved);
+	CU_ASSERT_EQUAL(djc_cli_getopt(2, (char *[]){"prog", "--bogus", NULL}, "n:", longs,
+				       one_option, NULL, NULL), -EINVAL);
+	CU_ASSERT_EQUAL(djc_cli_getopt(2, (char *[]){"prog", "-n", NULL}, "n:", longs,
+				       one_option, NULL, NULL), -EINVAL);
+	capture_end(tmp, saved);
+	CU_ASSERT_PTR_NOT_NULL(strstr(captured, "bogus"));
+}
+
+static void test_log_level_option(void)
+{
+	enum dj_log_level before = dj_log_get_level();
+	FILE *tmp;
+	int saved;
+
+	CU_ASSERT_EQUAL(djc_opt_log_level("--log-level", "debug"), 0);
+	CU_ASSERT_EQUAL(dj_log_get_level(), DJ_LOG_DEBUG);
+	capture_begin(&tmp, &saved);
+	CU_ASSERT_EQUAL(djc_opt_log_level("--log-level", "loud"), -EINVAL);
+	capture_end(tmp, saved);
+	CU_ASSERT_PTR_NOT_NULL(strstr(captured, "--log-level: 'loud' is not one of err, warn"));
+	CU_ASSERT_EQUAL(dj_log_get_level(), DJ_LOG_DEBUG);
+	dj_log_set_level(before);
+}
+
 /* A tool whose start and parse are recorded. */
 static int usages, starts, stops, parsed_argc;
 static int start_rc, parse_rc;
@@ -335,6 +409,8 @@ int main(int argc, char **argv)
 		{"application arguments after --", test_app_args_split},
 		{"--help anywhere", test_wants_help},
 		{"tool start: help, start failure, bad options", test_tool_begin},
+		{"the option loop", test_getopt_loop},
+		{"log level option", test_log_level_option},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("cli", NULL, NULL, cases);
