@@ -189,56 +189,52 @@ static int opt_refused(int rc, const char *opt, const char *text, const char *ki
 	return rc;
 }
 
-static int opt_u64_range(const char *opt, const char *text, uint64_t min, uint64_t max,
-			 uint64_t *value)
+/* An integer option into a field of @p width bytes; the range was
+ * checked before the store, so the narrowing cannot wrap. */
+static int opt_uint(const char *opt, const char *text, uint64_t min, uint64_t max,
+		    void *value, size_t width)
 {
 	char range[64];
-	int rc = djc_parse_u64(text, min, max, value);
+	uint64_t v;
+	int rc = djc_parse_u64(text, min, max, &v);
 
-	if (rc == 0)
-		return 0;
-	snprintf(range, sizeof(range), "%llu..%llu", (unsigned long long)min,
-		 (unsigned long long)max);
-	return opt_refused(rc, opt, text, "a non-negative integer", range);
+	if (rc != 0) {
+		snprintf(range, sizeof(range), "%llu..%llu", (unsigned long long)min,
+			 (unsigned long long)max);
+		return opt_refused(rc, opt, text, "a non-negative integer", range);
+	}
+	if (width == sizeof(uint64_t))
+		*(uint64_t *)value = v;
+	else if (width == sizeof(uint32_t))
+		*(uint32_t *)value = (uint32_t)v;
+	else
+		*(uint16_t *)value = (uint16_t)v;
+	return 0;
 }
 
 int djc_opt_u64(const char *opt, const char *text, uint64_t min, uint64_t max,
 		uint64_t *value)
 {
-	return opt_u64_range(opt, text, min, max, value);
+	return opt_uint(opt, text, min, max, value, sizeof(*value));
 }
 
 int djc_opt_u32(const char *opt, const char *text, uint32_t min, uint32_t max,
 		uint32_t *value)
 {
-	uint64_t v;
-	int rc = opt_u64_range(opt, text, min, max, &v);
-
-	if (rc == 0)
-		*value = (uint32_t)v;
-	return rc;
+	return opt_uint(opt, text, min, max, value, sizeof(*value));
 }
 
 int djc_opt_u16(const char *opt, const char *text, uint16_t min, uint16_t max,
 		uint16_t *value)
 {
-	uint64_t v;
-	int rc = opt_u64_range(opt, text, min, max, &v);
-
-	if (rc == 0)
-		*value = (uint16_t)v;
-	return rc;
+	return opt_uint(opt, text, min, max, value, sizeof(*value));
 }
 
 int djc_opt_int(const char *opt, const char *text, int min, int max, int *value)
 {
-	uint64_t v;
-	int rc = opt_u64_range(opt, text, min < 0 ? 0 : (uint64_t)min,
-			       max < 0 ? 0 : (uint64_t)max, &v);
-
-	if (rc == 0)
-		*value = (int)v;
-	return rc;
+	_Static_assert(sizeof(int) == sizeof(uint32_t), "int is 32 bits");
+	return opt_uint(opt, text, min < 0 ? 0 : (uint64_t)min, max < 0 ? 0 : (uint64_t)max,
+			value, sizeof(*value));
 }
 
 int djc_opt_double(const char *opt, const char *text, double min, double max, double *value)
