@@ -405,21 +405,14 @@ static int token_load(struct client_args *a, char **token)
 	return 0;
 }
 
-static int has_separator(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--") == 0)
-			return 1;
-	return 0;
-}
-
 /* With EAL args: the DPDK data path, or TCP (the reason said) unless --path
  * dpdk asked for DPDK alone. Without them, --path dpdk cannot be had. */
-static int dataplane_start(int argc, char **argv, struct client_args *a, struct dj_dpdk **dpdk)
+static int dataplane_start(int argc, char **argv, int eal_given, struct client_args *a,
+			   struct dj_dpdk **dpdk)
 {
 	int rc;
 
-	if (!has_separator(argc, argv)) {
+	if (!eal_given) {
 		if (a->opts.path != DJ_PATH_DPDK)
 			return 0;
 		return djc_cli_error("--path dpdk needs a DPDK data path: give EAL arguments "
@@ -443,7 +436,7 @@ int main(int argc, char **argv)
 	struct dj_client *client = NULL;
 	struct dj_conn *conn = NULL;
 	char **app_argv, *token = NULL;
-	int app_argc, first, rc, status;
+	int app_argc, eal_given, first, rc, status;
 
 	djc_cli_set_name("djinn");
 	if (djc_cli_wants_help(argc, argv)) {
@@ -456,12 +449,12 @@ int main(int argc, char **argv)
 	dj_log_set_level(DJ_LOG_WARN);
 	a.seed = (unsigned int)djc_time_ns();
 	/* Options first, so that a bad one is named before EAL starts. */
-	if (djc_cli_app_args(argc, argv, true, &app_argc, &app_argv) < 0 ||
-	    (first = parse_args(app_argc, app_argv, &a)) < 0) {
+	eal_given = djc_cli_app_args(argc, argv, true, &app_argc, &app_argv);
+	if (eal_given < 0 || (first = parse_args(app_argc, app_argv, &a)) < 0) {
 		fprintf(stderr, "Try 'djinn --help'.\n");
 		return 2;
 	}
-	if (token_load(&a, &token) != 0 || dataplane_start(argc, argv, &a, &dpdk) != 0) {
+	if (token_load(&a, &token) != 0 || dataplane_start(argc, argv, eal_given, &a, &dpdk) != 0) {
 		free(token);
 		return 1;
 	}
