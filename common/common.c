@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What every layer shares: error codes and their text, the log, the clock,
+ * and the error-text formatter (common/djc.h).
+ */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -91,4 +95,28 @@ uint64_t djc_time_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int djc_verrf(int rc, char *err, size_t errlen, const char *prefix, const char *fmt, va_list ap)
+{
+	int used = 0;
+
+	if (err == NULL || errlen == 0)
+		return rc;
+	if (prefix != NULL)
+		used = snprintf(err, errlen, "%s: ", prefix);
+	/* A prefix that filled the buffer leaves it truncated and terminated. */
+	if (used >= 0 && (size_t)used < errlen)
+		vsnprintf(err + used, errlen - (size_t)used, fmt, ap);
+	return rc;
+}
+
+int djc_errf(int rc, char *err, size_t errlen, const char *prefix, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	djc_verrf(rc, err, errlen, prefix, fmt, ap);
+	va_end(ap);
+	return rc;
 }

@@ -439,6 +439,17 @@ static int client_caps(struct dj_client *cl)
 	return 0;
 }
 
+/* A token file the caller named (the option, or DJINN_TOKEN_FILE where
+ * DJINN_TOKEN is unset): one that cannot be read fails the client, where it
+ * used to pass for "no token" and fail later as a wrong one. */
+static int token_file_named(const struct dj_client_options *opts)
+{
+	const char *token = getenv("DJINN_TOKEN"), *file = getenv("DJINN_TOKEN_FILE");
+
+	return opts->token_file != NULL ||
+	       ((token == NULL || token[0] == '\0') && file != NULL && file[0] != '\0');
+}
+
 int dj_client_create(const struct dj_client_options *opts, struct dj_client **clientp)
 {
 	struct dj_client *cl;
@@ -454,7 +465,8 @@ int dj_client_create(const struct dj_client_options *opts, struct dj_client **cl
 	cl->host = strdup(opts->host != NULL ? opts->host : "127.0.0.1");
 	if (opts->token != NULL)
 		cl->token = strdup(opts->token);
-	else if ((rc = dj_token_load(opts->token_file, &cl->token)) == -ENOENT)
+	else if ((rc = dj_token_load(opts->token_file, &cl->token)) == -ENOENT &&
+		 !token_file_named(opts))
 		rc = 0; /* no token: fine where the server asks for none */
 	if (rc == 0 && opts->tls)
 		rc = ctl_tls_client_ctx(opts->tls_ca, &cl->tls_ctx);

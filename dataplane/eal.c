@@ -120,19 +120,15 @@ int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 	return 0;
 }
 
-void dp_eal_app_args(int argc, char **argv, int *app_argc, char ***app_argv)
+int dp_eal_cli_start(void *arg, int argc, char **argv, int *app_argc, char ***app_argv)
 {
-	static char *args[EAL_MAX_ARGS * 2];
-	int split = 1, n = 0;
+	return dp_eal_init(argc, argv, arg, app_argc, app_argv);
+}
 
-	while (split < argc && strcmp(argv[split], "--") != 0)
-		split++;
-	args[n++] = argv[0];
-	for (int i = split + 1; i < argc && n < EAL_MAX_ARGS * 2 - 1; i++)
-		args[n++] = argv[i];
-	args[n] = NULL;
-	*app_argc = n;
-	*app_argv = args;
+void dp_eal_cli_stop(void *arg)
+{
+	(void)arg;
+	dp_eal_cleanup();
 }
 
 int dp_eal_has_hugepages(void)

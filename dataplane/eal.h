@@ -34,13 +34,16 @@ struct dp_eal_options {
 int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 		int *app_argc, char ***app_argv);
 
+/* The application's arguments without starting EAL: djc_cli_app_args()
+ * (common/cli.h). */
+
 /**
- * The application's arguments without starting EAL (before it, or where it
- * cannot start): the program name, then what follows "--"; only the program
- * name when there is no "--". argv is left as it is; *app_argv points to
- * static storage (one caller at a time), NULL-terminated.
+ * dp_eal_init() and dp_eal_cleanup() in the shape of struct djc_cli_tool's
+ * start and stop (common/cli.h), for tools that start EAL before their
+ * options: arg is a const struct dp_eal_options * or NULL.
  */
-void dp_eal_app_args(int argc, char **argv, int *app_argc, char ***app_argv);
+int dp_eal_cli_start(void *arg, int argc, char **argv, int *app_argc, char ***app_argv);
+void dp_eal_cli_stop(void *arg);
 
 /** 1 when EAL was started with hugepages, 0 under --no-huge. */
 int dp_eal_has_hugepages(void);

@@ -10,12 +10,22 @@
  * every count is 0, nothing fails, and DJG_HOST gives the same API over
  * plain host memory.
  *
- * Receive paths (djg_rx_path_choose picks one, logs say which):
- *  - GPUDIRECT: the NIC writes payloads straight into GPU mbufs (Rx buffer
- *    split: headers to host mbufs, payloads to GPU mbufs);
+ * Receive paths:
  *  - STAGED: payloads land in host mbufs registered with the GPU; a gather
  *    kernel pulls each burst's payloads into the destination (djg_rx_sink);
- *  - HOST: no GPU, the sink memcpys.
+ *    what djinn-dp runs with a GPU, through the data-plane placer below;
+ *  - HOST: no GPU, the sink memcpys (djinn-dp without a GPU);
+ *  - GPUDIRECT: the NIC writes payloads straight into GPU mbufs (Rx buffer
+ *    split: headers to host mbufs, payloads to GPU mbufs). Experimental.
+ *
+ * What runs in djinn-dp: discovery, pools, host registration, the rx sink
+ * and the data-plane placer (djg_dp_placer_*). Marked DJG_EXPERIMENTAL and
+ * reached only by bench-gpu and tests/unit/gpu: the receive path choice,
+ * the GPUDirect set-up (no NIC here does buffer split; the placer runs
+ * STAGED or HOST) and the tx stager (the engine stages GPU sends itself,
+ * dataplane/stage.c, see "Send side" below). A call to one of them warns
+ * unless the file defines DJG_ALLOW_EXPERIMENTAL before its includes, as
+ * DPDK's __rte_experimental does without ALLOW_EXPERIMENTAL_API.
  */
 
 #include <stdbool.h>
@@ -24,6 +34,13 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+#ifdef DJG_ALLOW_EXPERIMENTAL
+#define DJG_EXPERIMENTAL
+#else
+#define DJG_EXPERIMENTAL \
+	__attribute__((deprecated("experimental, not on djinn-dp's path (gpu/gpu.h)")))
 #endif
 
 /** dev_id meaning "no GPU: plain host memory" wherever a dev_id is taken. */
@@ -127,7 +144,7 @@ int djg_mempool_register(int16_t dev_id, struct rte_mempool *mp);
 int djg_mempool_unregister(int16_t dev_id, struct rte_mempool *mp);
 
 /* ---------------------------------------------------------------------- */
-/* Receive path choice                                                     */
+/* Receive path choice (experimental but for the names)                    */
 
 enum djg_rx_path {
 	DJG_RX_AUTO = 0,  /**< for requests: best the port and GPU allow */
@@ -146,6 +163,7 @@ struct djg_rx_caps {
 };
 
 /** Fill @p caps from port @p port_id and GPU @p dev_id (DJG_HOST: none). */
+DJG_EXPERIMENTAL
 int djg_rx_caps_get(uint16_t port_id, int16_t dev_id, struct djg_rx_caps *caps);
 
 /**
@@ -155,6 +173,7 @@ int djg_rx_caps_get(uint16_t port_id, int16_t dev_id, struct djg_rx_caps *caps);
  * port without RTE_ETH_RX_OFFLOAD_BUFFER_SPLIT), -DJ_ENOGPU when a GPU path
  * is wanted without a GPU; @p why then says what is missing.
  */
+DJG_EXPERIMENTAL
 int djg_rx_path_choose(const struct djg_rx_caps *caps, enum djg_rx_path want,
 			  enum djg_rx_path *path, char *why, size_t why_len);
 
@@ -162,7 +181,7 @@ int djg_rx_path_choose(const struct djg_rx_caps *caps, enum djg_rx_path want,
 const char *djg_rx_path_name(enum djg_rx_path path);
 
 /* ---------------------------------------------------------------------- */
-/* GPUDirect receive set-up                                                */
+/* GPUDirect receive set-up (experimental)                                 */
 
 struct djg_direct_pool;
 struct rte_eth_rxconf;
@@ -175,10 +194,13 @@ union rte_eth_rxseg;
  * -ENOTSUP (and a log line saying why) where the port lacks buffer split or
  * cannot DMA-map. Caller owns the result: djg_direct_pool_destroy().
  */
+DJG_EXPERIMENTAL
 int djg_direct_pool_create(int16_t dev_id, uint16_t port_id, const char *name,
 			      unsigned int n_mbufs, uint16_t data_room,
 			      struct djg_direct_pool **pool);
+DJG_EXPERIMENTAL
 void djg_direct_pool_destroy(struct djg_direct_pool *pool);
+DJG_EXPERIMENTAL
 struct rte_mempool *djg_direct_pool_mempool(struct djg_direct_pool *pool);
 
 /**
@@ -187,6 +209,7 @@ struct rte_mempool *djg_direct_pool_mempool(struct djg_direct_pool *pool);
  * (GPU). rxconf->rx_seg points at @p segs: keep both alive until
  * rte_eth_rx_queue_setup() returns. 0 or -EINVAL.
  */
+DJG_EXPERIMENTAL
 int djg_direct_rxconf(struct rte_mempool *hdr_pool, uint16_t hdr_len,
 			 struct rte_mempool *payload_pool, union rte_eth_rxseg *segs,
 			 struct rte_eth_rxconf *rxconf);
@@ -299,9 +322,17 @@ int djg_gather_list(int16_t dev_id, void *dest, size_t dest_len, const struct dj
 		  size_t n);
 
 /* ---------------------------------------------------------------------- */
-/* Send side: a GPU buffer staged through pinned host chunks               */
+/* Send side: a GPU buffer staged through pinned host chunks (experimental) */
 
 /*
+ * Superseded on djinn-dp's path by the engine's staging ring
+ * (dataplane/stage.c over the placer's stage_* callbacks): a reliable
+ * sender may have to send a chunk again until the receiver acknowledged
+ * it, while this stager refills a buffer as soon as its mbufs are freed,
+ * so a retransmission could read bytes of a later chunk. It stays as a
+ * standalone API measured by bench-gpu (docs/GPU.md), for senders that
+ * never retransmit.
+ *
  * The source is copied device-to-host chunk by chunk into a few pinned
  * buffers; a chunk is handed out as soon as its copy is done, while the next
  * ones are still copying, and its buffer is refilled once every mbuf
@@ -329,6 +360,7 @@ struct djg_tx_chunk {
 };
 
 /** Create a stager (caller owns it: djg_tx_stager_destroy). 0, -EINVAL, -ENOMEM, -DJ_ENOGPU. */
+DJG_EXPERIMENTAL
 int djg_tx_stager_create(const struct djg_tx_stager_conf *conf,
 			    struct djg_tx_stager **stager);
 
@@ -336,6 +368,7 @@ int djg_tx_stager_create(const struct djg_tx_stager_conf *conf,
  * Start staging @p len bytes at @p src (GPU memory for a GPU stager; borrowed
  * until djg_tx_stager_done()). -EBUSY while a previous source is not done.
  */
+DJG_EXPERIMENTAL
 int djg_tx_stager_start(struct djg_tx_stager *st, const void *src, size_t len);
 
 /**
@@ -343,6 +376,7 @@ int djg_tx_stager_start(struct djg_tx_stager *st, const void *src, size_t len);
  * no buffer is free yet: free mbufs, put chunks), -ENODATA (all handed out),
  * -EIO (the GPU copy failed). Same lcore as start.
  */
+DJG_EXPERIMENTAL
 int djg_tx_stager_next(struct djg_tx_stager *st, struct djg_tx_chunk *chunk);
 
 /**
@@ -350,16 +384,20 @@ int djg_tx_stager_next(struct djg_tx_stager *st, struct djg_tx_chunk *chunk);
  * from @p off as an external buffer: the chunk's buffer stays busy until @p m
  * is freed. 0 or -EINVAL.
  */
+DJG_EXPERIMENTAL
 int djg_tx_chunk_attach(struct djg_tx_stager *st, const struct djg_tx_chunk *chunk,
 			   struct rte_mbuf *m, uint32_t off, uint16_t len);
 
 /** The caller is done with @p chunk (its mbufs may still be in flight). */
+DJG_EXPERIMENTAL
 void djg_tx_chunk_put(struct djg_tx_stager *st, const struct djg_tx_chunk *chunk);
 
 /** true when every chunk of the current source was handed out and its buffer is free. */
+DJG_EXPERIMENTAL
 bool djg_tx_stager_done(struct djg_tx_stager *st);
 
 /** Free the stager; every chunk must be done (mbufs freed) first. */
+DJG_EXPERIMENTAL
 void djg_tx_stager_destroy(struct djg_tx_stager *st);
 
 

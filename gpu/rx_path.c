@@ -4,6 +4,8 @@
  * payload mbufs in GPU memory (NVIDIA l2fwd-nv's sequence) with Rx buffer
  * split, headers in host mbufs.
  */
+/* This file implements (and calls) experimental API of gpu/gpu.h. */
+#define DJG_ALLOW_EXPERIMENTAL
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,6 +8,8 @@
  * zero (on whichever lcore frees the last mbuf) the buffer is marked free;
  * the owning lcore refills it on its next call.
  */
+/* This file implements (and calls) experimental API of gpu/gpu.h. */
+#define DJG_ALLOW_EXPERIMENTAL
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,6 @@
  * operations dispatched to CUDA or to the CPU reference.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -48,17 +47,9 @@ struct rt_session {
 	uint64_t store_session;
 };
 
-static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(char *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, CTL_ERRMSG_MAX, fmt, ap);
-	va_end(ap);
-}
+/* The control plane's error buffer (CTL_ERRMSG_MAX bytes), filled by
+ * common's formatter. */
+#define set_err(err, ...) djc_errf(0, (err), CTL_ERRMSG_MAX, NULL, __VA_ARGS__)
 
 /* ---- GPU memory for the store ---- */
 

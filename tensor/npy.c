@@ -7,7 +7,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,27 +15,15 @@
 
 #include "djinn/common.h"
 #include "djinn/npy.h"
+#include "common/djc.h"
 
 static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 #define PREFIX_V1 10 /* magic, version, uint16 header length */
 #define PREFIX_V2 12 /* magic, version, uint32 header length */
 #define DATA_ALIGN 64
 
-static int npy_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int npy_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err != NULL && errlen > 0) {
-		int used = snprintf(err, errlen, "npy: ");
-		va_list ap;
-
-		va_start(ap, fmt);
-		vsnprintf(err + used, errlen - (size_t)used, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
+/* "npy: message" into the caller's buffer, through common's formatter. */
+#define npy_fail(rc, err, errlen, ...) djc_errf((rc), (err), (errlen), "npy", __VA_ARGS__)
 
 static const struct {
 	const char *descr;

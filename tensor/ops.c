@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The operation table and the checks every operation shares. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,22 +63,6 @@ void tn_op_attrs_init(struct tn_op_attrs *attrs)
 {
 	memset(attrs, 0, sizeof(*attrs));
 	attrs->eps = 1e-5;
-}
-
-int tn_op_fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, ...)
-{
-	if (err == NULL || errlen == 0)
-		return rc;
-	int used = op != NULL ? snprintf(err, errlen, "%s: ", op) : 0;
-
-	if (used >= 0 && (size_t)used < errlen) {
-		va_list ap;
-
-		va_start(ap, fmt);
-		vsnprintf(err + used, errlen - (size_t)used, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
 }
 
 int tn_op_resolve_dim(int dim, int ndim, int *resolved)

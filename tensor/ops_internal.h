@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "tensor/ops.h"
 #include "tensor_internal.h"
 
@@ -27,9 +28,9 @@ enum {
 #define DTYPES_ALL (DTYPES_FLOAT | DTYPES_INT)
 
 /* Format "<op>: <message>" into err (NULL-safe; op NULL: no prefix, which
- * tn_op_infer() adds for the per-op inference functions); returns rc. */
-int tn_op_fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+ * tn_op_infer() adds for the per-op inference functions); returns rc.
+ * common's formatter under the name the operation code knows. */
+#define tn_op_fail djc_errf
 
 /* Split a shape around dimension dim: outer * size(dim) * inner. */
 void tn_op_split_at(const struct dj_tensor_desc *d, int dim, int64_t *outer, int64_t *len,

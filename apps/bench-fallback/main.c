@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 
 #include "djinn/common.h"
+#include "common/cli.h"
 #include "common/djc.h"
 #include "controlplane/ctl.h"
 #include "djinn/djinn.h"
@@ -361,7 +362,26 @@ static void usage(const char *prog)
 	       "  --json       print only the JSON line\n", prog);
 }
 
-static int parse(int argc, char **argv, struct bench_opts *o)
+static int parse_option(int c, const char *arg, void *opts)
+{
+	struct bench_opts *o = opts;
+	uint32_t mib;
+	int rc;
+
+	switch (c) {
+	case 's':
+		rc = djc_opt_u32("--size", arg, 1, 1u << 20, &mib);
+		o->size = rc == 0 ? (size_t)mib << 20 : o->size;
+		return rc;
+	case 'n': return djc_opt_int("--iters", arg, 1, 1000000, &o->iters);
+	case 'r': return djc_opt_int("--rounds", arg, 1, MAX_ROUNDS, &o->rounds);
+	case 'c': o->chunked = 1; return 0;
+	case 'j': o->json_only = 1; return 0;
+	default: return -EINVAL;
+	}
+}
+
+static int parse(int argc, char **argv, void *opts)
 {
 	static const struct option longopts[] = {
 		{"size", required_argument, NULL, 's'},
@@ -369,45 +389,23 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 		{"rounds", required_argument, NULL, 'r'},
 		{"chunked", no_argument, NULL, 'c'},
 		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
 
-	while ((c = getopt_long(argc, argv, "s:n:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			o->size = (size_t)strtoul(optarg, NULL, 10) << 20;
-			break;
-		case 'n':
-			o->iters = atoi(optarg);
-			break;
-		case 'r':
-			o->rounds = atoi(optarg);
-			break;
-		case 'c':
-			o->chunked = 1;
-			break;
-		case 'j':
-			o->json_only = 1;
-			break;
-		default:
-			usage(argv[0]);
-			return c == 'h' ? 1 : -EINVAL;
-		}
-	}
-	return o->size >= 4 && o->iters > 0 && o->rounds > 0 && o->rounds <= MAX_ROUNDS ?
-	       0 : -EINVAL;
+	return djc_cli_getopt(argc, argv, "s:n:", longopts, parse_option, opts, NULL);
 }
 
 int main(int argc, char **argv)
 {
 	struct bench_opts o = {.size = 64u << 20, .iters = 5, .rounds = 7};
+	const struct djc_cli_tool tool = {
+		.name = "bench-fallback", .usage = usage, .parse = parse, .opts = &o,
+	};
 	struct result r = {0};
-	int rc = parse(argc, argv, &o);
+	int rc = djc_cli_begin(&tool, argc, argv);
 
-	if (rc != 0)
-		return rc > 0 ? 0 : 2;
+	if (rc >= 0)
+		return rc;
 	dj_log_set_level(DJ_LOG_WARN);
 	if (run_rounds(&o, &r) != 0)
 		return 1;

@@ -34,6 +34,7 @@
 #include <rte_ring.h>
 
 #include "djinn/common.h"
+#include "common/cli.h"
 #include "common/djc.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
@@ -107,41 +108,36 @@ static void usage(const char *prog)
 	       "  --json FILE    also write the JSON result there\n", prog);
 }
 
-/* A size of 0 bytes makes no sense here. */
-static int parse_size(const char *s, size_t *out)
+static int parse_option(int c, const char *arg, void *opts)
 {
-	return bench_parse_size(s, out) == 0 && *out != 0 ? 0 : -EINVAL;
-}
-
-static int parse_option(int c, const char *arg, struct opts *o)
-{
-	size_t v = 0;
-	int rc = 0;
+	struct opts *o = opts;
+	static const char *const modes[] = {"staged", "whole", "both"};
+	uint64_t v = 0;
+	int i, rc;
 
 	switch (c) {
-	case 'g': o->gpu = arg; break;
-	case 'H': o->force_host = 1; break;
-	case 's': rc = parse_size(arg, &o->size); break;
-	case 'r': o->reps = atoi(arg); rc = o->reps >= 1 && o->reps <= MAX_REPS ? 0 : -EINVAL; break;
+	case 'g': o->gpu = arg; return 0;
+	case 'H': o->force_host = 1; return 0;
+	case 's':
+		rc = djc_opt_size("--size", arg, 1, SIZE_MAX, &v);
+		o->size = rc == 0 ? (size_t)v : o->size;
+		return rc;
+	case 'r': return djc_opt_int("--reps", arg, 1, MAX_REPS, &o->reps);
 	case 'm':
-		o->modes = !strcmp(arg, "staged") ? 1 : !strcmp(arg, "whole") ? 2 :
-			   !strcmp(arg, "both") ? 3 : 0;
-		rc = o->modes ? 0 : -EINVAL;
-		break;
-	case 'S':
-		o->slots = (uint32_t)atoi(arg);
-		rc = o->slots >= 1 && o->slots <= DP_STAGE_MAX_SLOTS ? 0 : -EINVAL;
-		break;
-	case 'c': rc = parse_size(arg, &v); o->chunk = (uint32_t)v; break;
-	case 'j': o->json = arg; break;
-	default: rc = -EINVAL;
+		rc = djc_opt_choice("--mode", arg, modes, 3, &i);
+		o->modes = rc == 0 ? i + 1 : o->modes;
+		return rc;
+	case 'S': return djc_opt_u32("--slots", arg, 1, DP_STAGE_MAX_SLOTS, &o->slots);
+	case 'c':
+		rc = djc_opt_size("--chunk", arg, 1, UINT32_MAX, &v);
+		o->chunk = rc == 0 ? (uint32_t)v : o->chunk;
+		return rc;
+	case 'j': o->json = arg; return 0;
+	default: return -EINVAL;
 	}
-	if (rc != 0 && c != '?')
-		fprintf(stderr, "bench-gpu-send: bad value '%s'\n", arg);
-	return rc;
 }
 
-static int parse_options(int argc, char **argv, struct opts *o)
+static int parse_options(int argc, char **argv, void *o)
 {
 	static const struct option longopts[] = {
 		{"gpu", required_argument, NULL, 'g'}, {"host", no_argument, NULL, 'H'},
@@ -150,13 +146,8 @@ static int parse_options(int argc, char **argv, struct opts *o)
 		{"chunk", required_argument, NULL, 'c'}, {"json", required_argument, NULL, 'j'},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
-		if (parse_option(c, optarg, o) != 0)
-			return -EINVAL;
-	return optind == argc ? 0 : -EINVAL;
+	return djc_cli_getopt(argc, argv, "", longopts, parse_option, o, NULL);
 }
 
 /* Each repetition gets fresh engines, so fresh ports (ethdevs stay EAL's). */
@@ -384,24 +375,15 @@ int main(int argc, char **argv)
 	struct opts o = {.size = 256u << 20, .reps = 3, .modes = 3};
 	struct result res[MODE_COUNT];
 	struct bench b = {.o = &o, .next_id = 1};
-	int app_argc, n = 0, failed = 0, rc;
-	char **app_argv;
+	const struct djc_cli_tool tool = {
+		.name = "bench-gpu-send", .usage = usage, .start = dp_eal_cli_start,
+		.stop = dp_eal_cli_stop, .start_what = "EAL", .parse = parse_options, .opts = &o,
+	};
+	int n = 0, failed = 0, rc;
 
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			usage(argv[0]);
-			return 0;
-		}
-	rc = dp_eal_init(argc, argv, NULL, &app_argc, &app_argv);
-	if (rc != 0) {
-		fprintf(stderr, "bench-gpu-send: cannot start EAL: %s\n", dj_strerror(rc));
-		return 1;
-	}
-	if (parse_options(app_argc, app_argv, &o) != 0) {
-		usage(argv[0]);
-		dp_eal_cleanup();
-		return 2;
-	}
+	rc = djc_cli_begin(&tool, argc, argv);
+	if (rc >= 0)
+		return rc;
 	b.dev = choose_device(&o, b.device, sizeof(b.device));
 	printf("bench-gpu-send: %s, %zu bytes, %d reps, net_ring, %u-byte frames\n", b.device,
 	       o.size, o.reps, FRAME);

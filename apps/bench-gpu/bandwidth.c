@@ -17,6 +17,8 @@
  * Send side: cudaMemcpy D2H vs the tx stager (1 MiB pinned chunks, D2H
  * overlapped with attaching payload-size extbuf mbufs, freed at once).
  */
+/* Tests and measures experimental API of gpu/gpu.h too. */
+#define DJG_ALLOW_EXPERIMENTAL
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -13,9 +13,9 @@
 
 struct bench_opts {
 	const char *gpu;          /* --gpu spec, NULL: first */
-	size_t verify[MAX_SIZES]; /* transfer sizes for the net_ring check */
+	uint64_t verify[MAX_SIZES]; /* transfer sizes for the net_ring check */
 	int n_verify;
-	size_t bench_bytes;       /* 0: no bandwidth bench */
+	uint64_t bench_bytes;     /* 0: no bandwidth bench */
 	uint32_t payload;         /* payload bytes per packet / fragment */
 	uint16_t burst;           /* packets per burst */
 	int modes;                /* bit per enum djg_gather_mode */
@@ -52,7 +52,5 @@ int run_bandwidth(const struct bench_opts *o, int16_t dev_id, struct bench_repor
 
 /* Deterministic test bytes: byte i of a stream seeded with @seed. */
 void fill_pattern(uint8_t *buf, size_t len, unsigned int seed);
-/* A byte count with an optional K/M/G suffix: 0 or -EINVAL. */
-int bench_parse_size(const char *s, size_t *out);
 
 #endif

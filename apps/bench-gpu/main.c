@@ -23,6 +23,7 @@
 #include <rte_common.h>
 
 #include "djinn/common.h"
+#include "common/cli.h"
 #include "common/djc.h"
 #include "dataplane/eal.h"
 #include "gpu/gpu.h"
@@ -58,70 +59,55 @@ struct bench_result *report_add(struct bench_report *rep, const char *what)
 	return r;
 }
 
-static int parse_sizes(char *list, struct bench_opts *o)
+static int parse_sizes(const char *list, struct bench_opts *o)
 {
-	o->n_verify = 0;
-	if (strcmp(list, "none") == 0)
+	if (strcmp(list, "none") == 0) {
+		o->n_verify = 0;
 		return 0;
-	for (char *tok = strtok(list, ","); tok != NULL; tok = strtok(NULL, ",")) {
-		if (o->n_verify == MAX_SIZES || bench_parse_size(tok, &o->verify[o->n_verify]) != 0 ||
-		    o->verify[o->n_verify] == 0)
-			return -EINVAL;
-		o->n_verify++;
 	}
-	return 0;
+	return djc_opt_size_list("--verify", list, 1, UINT64_MAX, o->verify, MAX_SIZES,
+				 &o->n_verify);
 }
 
 static int parse_mode(const char *s, struct bench_opts *o)
 {
-	static const char *const names[] = {"persistent", "launch", "oneshot"};
+	static const char *const names[] = {"persistent", "launch", "oneshot", "all"};
+	int i;
+	int rc = djc_opt_choice("--mode", s, names, 4, &i);
 
-	for (int i = 0; i < 3; i++)
-		if (strcmp(s, names[i]) == 0) {
-			o->modes = 1 << i;
-			return 0;
-		}
-	if (strcmp(s, "all") != 0)
-		return -EINVAL;
-	o->modes = 7;
-	return 0;
-}
-
-static int parse_number(const char *s, unsigned long min, unsigned long max, unsigned long *v)
-{
-	char *end;
-
-	*v = strtoul(s, &end, 0);
-	return end != s && *end == '\0' && *v >= min && *v <= max ? 0 : -EINVAL;
-}
-
-static int parse_option(int c, char *arg, struct bench_opts *o, int *force_host)
-{
-	enum dj_log_level level;
-	unsigned long v = 0;
-	int rc = 0;
-
-	switch (c) {
-	case 'g': o->gpu = arg; break;
-	case 'H': *force_host = 1; break;
-	case 'v': rc = parse_sizes(arg, o); break;
-	case 'b': rc = bench_parse_size(arg, &o->bench_bytes); break;
-	case 'p': rc = parse_number(arg, 1, 9000, &v); o->payload = v; break;
-	case 'u': rc = parse_number(arg, 1, 256, &v); o->burst = v; break;
-	case 'm': rc = parse_mode(arg, o); break;
-	case 'B': rc = parse_number(arg, 1, 65535, &v); o->blocks = v; break;
-	case 'r': rc = parse_number(arg, 1, MAX_RUNS, &v); o->reps = v; break;
-	case 's': rc = parse_number(arg, 0, UINT32_MAX, &v); o->seed = v; break;
-	case 'j': o->json = arg; break;
-	case 'L': rc = djc_log_level_parse(arg, &level); dj_log_set_level(level); break;
-	default: rc = -EINVAL;
-	}
-	if (rc != 0 && c != '?')
-		fprintf(stderr, "bench-gpu: bad value '%s'\n", arg);
+	if (rc == 0)
+		o->modes = i == 3 ? 7 : 1 << i;
 	return rc;
 }
 
-static int parse_options(int argc, char **argv, struct bench_opts *o, int *force_host)
+struct parsed {
+	struct bench_opts *o;
+	int force_host;
+};
+
+static int parse_option(int c, const char *arg, void *ctx)
+{
+	struct parsed *p = ctx;
+	struct bench_opts *o = p->o;
+
+	switch (c) {
+	case 'g': o->gpu = arg; return 0;
+	case 'H': p->force_host = 1; return 0;
+	case 'v': return parse_sizes(arg, o);
+	case 'b': return djc_opt_size("--bench", arg, 0, UINT64_MAX, &o->bench_bytes);
+	case 'p': return djc_opt_u32("--payload", arg, 1, 9000, &o->payload);
+	case 'u': return djc_opt_u16("--burst", arg, 1, 256, &o->burst);
+	case 'm': return parse_mode(arg, o);
+	case 'B': return djc_opt_u16("--blocks", arg, 1, UINT16_MAX, &o->blocks);
+	case 'r': return djc_opt_int("--reps", arg, 1, MAX_RUNS, &o->reps);
+	case 's': return djc_opt_u32("--seed", arg, 0, UINT32_MAX, &o->seed);
+	case 'j': o->json = arg; return 0;
+	case 'L': return djc_opt_log_level("--log-level", arg);
+	default: return -EINVAL;
+	}
+}
+
+static int parse_options(int argc, char **argv, void *arg)
 {
 	static const struct option longopts[] = {
 		{"gpu", required_argument, NULL, 'g'}, {"host", no_argument, NULL, 'H'},
@@ -132,13 +118,8 @@ static int parse_options(int argc, char **argv, struct bench_opts *o, int *force
 		{"json", required_argument, NULL, 'j'}, {"log-level", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
-		if (parse_option(c, optarg, o, force_host) != 0)
-			return -EINVAL;
-	return optind == argc ? 0 : -EINVAL;
+	return djc_cli_getopt(argc, argv, "", longopts, parse_option, arg, NULL);
 }
 
 static void print_table(const struct bench_report *rep)
@@ -195,26 +176,19 @@ int main(int argc, char **argv)
 		.bench_bytes = 1 << 30, .payload = 1400, .burst = 32, .modes = 7, .reps = 5,
 		.seed = (unsigned int)time(NULL),
 	};
-	int app_argc, force_host = 0, failed = 0, rc;
-	char **app_argv;
+	struct parsed parsed = {.o = &o};
+	const struct djc_cli_tool tool = {
+		.name = "bench-gpu", .usage = usage, .start = dp_eal_cli_start,
+		.stop = dp_eal_cli_stop, .start_arg = &eal_opts, .start_what = "EAL",
+		.parse = parse_options, .opts = &parsed,
+	};
+	int failed = 0, rc;
 	int16_t dev;
 
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			usage(argv[0]);
-			return 0;
-		}
-	rc = dp_eal_init(argc, argv, &eal_opts, &app_argc, &app_argv);
-	if (rc != 0) {
-		fprintf(stderr, "bench-gpu: cannot start EAL: %s\n", dj_strerror(rc));
-		return 1;
-	}
-	if (parse_options(app_argc, app_argv, &o, &force_host) != 0) {
-		usage(argv[0]);
-		dp_eal_cleanup();
-		return 2;
-	}
-	dev = choose_gpu(&o, force_host, &rep);
+	rc = djc_cli_begin(&tool, argc, argv);
+	if (rc >= 0)
+		return rc;
+	dev = choose_gpu(&o, parsed.force_host, &rep);
 	printf("bench-gpu: %s, payload %u B, burst %u, seed %u\n", rep.device, o.payload,
 	       o.burst, o.seed);
 	if (o.n_verify > 0)

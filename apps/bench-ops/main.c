@@ -27,6 +27,7 @@
 #include <cuda_runtime_api.h>
 
 #include "djinn/common.h"
+#include "common/cli.h"
 #include "common/djc.h"
 #include "gpu/ops/gpu_ops.h"
 #include "tensor/ops.h"
@@ -79,32 +80,39 @@ static void usage(const char *prog)
 	       prog);
 }
 
-static int parse_options(int argc, char **argv, struct options *o)
+static int parse_option(int c, const char *arg, void *opts)
+{
+	struct options *o = opts;
+	uint64_t v;
+	int rc;
+
+	switch (c) {
+	case 's':
+		rc = djc_opt_u64("--size", arg, 1, 1 << 20, &v);
+		o->size = rc == 0 ? (int64_t)v : o->size;
+		return rc;
+	case 'e':
+		rc = djc_opt_size("--elems", arg, 1, INT64_MAX / 8, &v);
+		o->elems = rc == 0 ? (int64_t)v : o->elems;
+		return rc;
+	case 'r': return djc_opt_int("--reps", arg, 1, 100000, &o->reps);
+	case 'w': return djc_opt_int("--warmup", arg, 0, 100000, &o->warmup);
+	case 'd': return djc_opt_int("--device", arg, 0, 1023, &o->device);
+	case 'j': o->json_path = arg; return 0;
+	default: return -EINVAL;
+	}
+}
+
+static int parse_options(int argc, char **argv, void *opts)
 {
 	static const struct option longs[] = {
 		{"size", required_argument, NULL, 's'},  {"elems", required_argument, NULL, 'e'},
 		{"reps", required_argument, NULL, 'r'},  {"warmup", required_argument, NULL, 'w'},
 		{"device", required_argument, NULL, 'd'}, {"json", required_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+		{NULL, 0, NULL, 0},
 	};
-	int c;
 
-	*o = (struct options){.size = 4096, .elems = 64 << 20, .reps = 50, .warmup = 10};
-	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
-		switch (c) {
-		case 's': o->size = strtoll(optarg, NULL, 0); break;
-		case 'e': o->elems = strtoll(optarg, NULL, 0); break;
-		case 'r': o->reps = atoi(optarg); break;
-		case 'w': o->warmup = atoi(optarg); break;
-		case 'd': o->device = atoi(optarg); break;
-		case 'j': o->json_path = optarg; break;
-		case 'h': usage(argv[0]); exit(0);
-		default: return -EINVAL;
-		}
-	}
-	if (o->size <= 0 || o->elems <= 0 || o->reps <= 0 || o->warmup < 0)
-		return -EINVAL;
-	return 0;
+	return djc_cli_getopt(argc, argv, "", longs, parse_option, opts, NULL);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -546,13 +554,14 @@ int main(int argc, char **argv)
 {
 	struct cudaDeviceProp prop;
 	struct djg_ops *g;
-	struct options o;
-	int rc;
+	struct options o = {.size = 4096, .elems = 64 << 20, .reps = 50, .warmup = 10};
+	const struct djc_cli_tool tool = {
+		.name = "bench-ops", .usage = usage, .parse = parse_options, .opts = &o,
+	};
+	int rc = djc_cli_begin(&tool, argc, argv);
 
-	if (parse_options(argc, argv, &o) != 0) {
-		usage(argv[0]);
-		return 2;
-	}
+	if (rc >= 0)
+		return rc;
 	rc = djg_ops_create(o.device, &g);
 	if (rc != 0) {
 		fprintf(stderr, "bench-ops: no GPU context: %s\n", dj_strerror(rc));

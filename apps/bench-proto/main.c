@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "djinn/common.h"
+#include "common/cli.h"
 #include "common/djc.h"
 #include "dataplane/proto/impair.h"
 #include "dataplane/proto/transfer.h"
@@ -32,8 +33,8 @@
 struct bench_opts {
 	uint32_t frag;
 	uint64_t size;
-	unsigned reps;
-	unsigned trials;
+	uint32_t reps;
+	uint32_t trials;
 	const char *json_path;
 };
 
@@ -64,7 +65,21 @@ static void usage(const char *prog)
 	       prog);
 }
 
-static int parse_opts(int argc, char **argv, struct bench_opts *o)
+static int parse_opt(int c, const char *arg, void *opts)
+{
+	struct bench_opts *o = opts;
+
+	switch (c) {
+	case 'f': return djc_opt_u32("--frag", arg, 1, 65535, &o->frag);
+	case 's': return djc_opt_size("--size", arg, 1, 1ull << 40, &o->size);
+	case 'r': return djc_opt_u32("--reps", arg, 1, 1u << 30, &o->reps);
+	case 't': return djc_opt_u32("--trials", arg, 1, 1000, &o->trials);
+	case 'j': o->json_path = arg; return 0;
+	default: return -EINVAL;
+	}
+}
+
+static int parse_opts(int argc, char **argv, void *opts)
 {
 	static const struct option longopts[] = {
 		{"frag", required_argument, NULL, 'f'},
@@ -72,40 +87,10 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		{"reps", required_argument, NULL, 'r'},
 		{"trials", required_argument, NULL, 't'},
 		{"json", required_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
 
-	*o = (struct bench_opts){.frag = 1024, .size = 4u << 20, .reps = 200, .trials = 5};
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			o->frag = (uint32_t)strtoul(optarg, NULL, 0);
-			break;
-		case 's':
-			o->size = strtoull(optarg, NULL, 0);
-			break;
-		case 'r':
-			o->reps = (unsigned)strtoul(optarg, NULL, 0);
-			break;
-		case 't':
-			o->trials = (unsigned)strtoul(optarg, NULL, 0);
-			break;
-		case 'j':
-			o->json_path = optarg;
-			break;
-		case 'h':
-			usage(argv[0]);
-			exit(0);
-		default:
-			usage(argv[0]);
-			return -EINVAL;
-		}
-	}
-	if (o->frag == 0 || o->size == 0 || o->reps == 0 || o->trials == 0)
-		return -EINVAL;
-	return 0;
+	return djc_cli_getopt(argc, argv, "", longopts, parse_opt, opts, NULL);
 }
 
 static void session_config(struct dp_channel_config *cfg, const struct bench_opts *o,
@@ -481,13 +466,16 @@ static int run_best(const struct bench_opts *o, const struct row *row,
 
 int main(int argc, char **argv)
 {
-	struct bench_opts o;
+	struct bench_opts o = {.frag = 1024, .size = 4u << 20, .reps = 200, .trials = 5};
+	const struct djc_cli_tool tool = {
+		.name = "bench-proto", .usage = usage, .parse = parse_opts, .opts = &o,
+	};
 	struct bench_data bd = {0};
 	struct result res[NROWS];
-	int rc;
+	int rc = djc_cli_begin(&tool, argc, argv);
 
-	if (parse_opts(argc, argv, &o))
-		return 2;
+	if (rc >= 0)
+		return rc;
 	bd.src = malloc(o.size);
 	bd.dst = malloc(o.size);
 	if (!bd.src || !bd.dst)

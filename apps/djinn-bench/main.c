@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "djinn/common.h"
+#include "common/cli.h"
 #include "common/djc.h"
 #include "dataplane/eal.h"
 #include "bench.h"
@@ -55,64 +56,19 @@ static void usage(const char *prog)
 	       prog, default_sizes);
 }
 
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-	uint64_t mult = 1;
-
-	switch (*end) {
-	case 'G': case 'g': mult <<= 10; /* fall through */
-	case 'M': case 'm': mult <<= 10; /* fall through */
-	case 'K': case 'k': mult <<= 10; end++; break;
-	default: break;
-	}
-	if (end == s || *end != '\0' || v < 0)
-		return -EINVAL;
-	*out = (uint64_t)(v * (double)mult);
-	return 0;
-}
-
 static int parse_sizes(const char *list, struct bench_opts *o)
 {
-	char buf[256], *save = NULL;
+	int n = 0;
+	int rc = djc_opt_size_list("--sizes", list, 1, UINT64_MAX, o->sizes, BENCH_MAX_SIZES, &n);
 
-	snprintf(buf, sizeof(buf), "%s", list);
-	o->n_sizes = 0;
-	for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
-		if (o->n_sizes == BENCH_MAX_SIZES || parse_size(t, &o->sizes[o->n_sizes]) != 0)
-			return -EINVAL;
-		o->n_sizes++;
-	}
-	return o->n_sizes ? 0 : -EINVAL;
-}
-
-static int parse_mode(const char *s, enum bench_mode *m)
-{
-	static const char *const names[] = {"tx", "rx", "transfer", "pingpong", "tcp"};
-
-	for (unsigned int i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(s, names[i]) == 0) {
-			*m = (enum bench_mode)i;
-			return 0;
-		}
-	return -EINVAL;
-}
-
-static int parse_ipv4(const char *s, uint32_t *ip)
-{
-	unsigned int a, b, c, d;
-	char tail;
-
-	if (sscanf(s, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) != 4 || a > 255 || b > 255 ||
-	    c > 255 || d > 255)
-		return -EINVAL;
-	*ip = a << 24 | b << 16 | c << 8 | d;
-	return 0;
+	o->n_sizes = rc == 0 ? (unsigned int)n : o->n_sizes;
+	return rc;
 }
 
 static void defaults(struct bench_opts *o)
 {
+	int n = 0;
+
 	memset(o, 0, sizeof(*o));
 	o->mode = MODE_TRANSFER;
 	o->frame_size = 9014;
@@ -126,7 +82,8 @@ static void defaults(struct bench_opts *o)
 	o->cookie = 0x0d15ea5e;
 	o->tcp_host = "127.0.0.1";
 	o->tcp_port = 47100;
-	parse_sizes(default_sizes, o);
+	djc_parse_size_list(default_sizes, 1, UINT64_MAX, o->sizes, BENCH_MAX_SIZES, &n);
+	o->n_sizes = (unsigned int)n;
 }
 
 /* Each role's address and its peer's: the two processes agree by role. */
@@ -146,7 +103,59 @@ static void endpoints_fill(struct bench_opts *o, uint32_t local_ip)
 	memcpy(o->peer.mac, bcast, sizeof(bcast));
 }
 
-static int parse_options(int argc, char **argv, struct bench_opts *o)
+/* What parse_options() gathers before the endpoints are filled. */
+struct parsed {
+	struct bench_opts *o;
+	uint32_t local_ip;
+};
+
+static int parse_option(int c, const char *arg, void *ctx)
+{
+	static const char *const modes[] = {"tx", "rx", "transfer", "pingpong", "tcp"};
+	static const char *const roles[] = {"send", "recv"};
+	struct parsed *p = ctx;
+	struct bench_opts *o = p->o;
+	int i, rc = 0;
+
+	switch (c) {
+	case 'm':
+		rc = djc_opt_choice("--mode", arg, modes, 5, &i);
+		o->mode = rc == 0 ? (enum bench_mode)i : o->mode;
+		break;
+	case 'r':
+		rc = djc_opt_choice("--role", arg, roles, 2, &i);
+		o->role = rc == 0 ? (enum bench_role)i : o->role;
+		break;
+	case 'P': o->port_name = arg; break;
+	case 'f': rc = djc_opt_u16("--frame", arg, 128, UINT16_MAX, &o->frame_size); break;
+	case 'p': rc = djc_opt_u32("--payload", arg, 0, UINT16_MAX, &o->payload); break;
+	case 'd': rc = djc_opt_double("--duration", arg, 0.001, 86400, &o->duration_s); break;
+	case 's': rc = parse_sizes(arg, o); break;
+	case 'i': rc = djc_opt_u32("--iters", arg, 0, UINT32_MAX, &o->iters); break;
+	case 'c': rc = djc_opt_u32("--count", arg, 1, UINT32_MAX, &o->count); break;
+	case 't': rc = djc_opt_u32("--timeout", arg, 1, UINT32_MAX, &o->timeout_ms); break;
+	case 'C': o->crc = false; break;
+	case 'V': o->verify = false; break;
+	case 'I': o->impair = arg; break;
+	case 'l': rc = djc_opt_ipv4("--local", arg, &p->local_ip); break;
+	case 'S': rc = djc_opt_u64("--session", arg, 0, UINT64_MAX, &o->session_id); break;
+	case 'K': rc = djc_opt_u64("--cookie", arg, 0, UINT64_MAX, &o->cookie); break;
+	case 'H': o->tcp_host = arg; break;
+	case 'T': rc = djc_opt_u16("--tcp-port", arg, 1, UINT16_MAX, &o->tcp_port); break;
+	case 'j': o->json_path = arg; break;
+	case 'z':
+		rc = djc_opt_u32("--idle-sleep-us", arg, 0, 1000000, &o->idle_sleep_us);
+		break;
+	case 'W':
+		rc = djc_opt_u32("--initial-credit", arg, 0, 1u << 20, &o->initial_credit);
+		break;
+	case 'L': rc = djc_opt_log_level("--log-level", arg); break;
+	default: rc = -EINVAL; break;
+	}
+	return rc;
+}
+
+static int parse_options(int argc, char **argv, void *arg)
 {
 	static const struct option longopts[] = {
 		{"mode", required_argument, NULL, 'm'},   {"role", required_argument, NULL, 'r'},
@@ -161,57 +170,16 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
 		{"json", required_argument, NULL, 'j'},   {"log-level", required_argument, NULL, 'L'},
 		{"idle-sleep-us", required_argument, NULL, 'z'},
 		{"initial-credit", required_argument, NULL, 'W'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+		{NULL, 0, NULL, 0},
 	};
-	enum dj_log_level level;
-	uint32_t local_ip = 0;
-	int c, rc = 0;
+	struct parsed p = {.o = arg};
+	int rc = djc_cli_getopt(argc, argv, "", longopts, parse_option, &p, NULL);
 
-	optind = 1;
-	while (rc == 0 && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'm': rc = parse_mode(optarg, &o->mode); break;
-		case 'r':
-			rc = strcmp(optarg, "send") == 0 ? 0 : strcmp(optarg, "recv") == 0 ? 0 : -EINVAL;
-			o->role = strcmp(optarg, "recv") == 0 ? ROLE_RECV : ROLE_SEND;
-			break;
-		case 'P': o->port_name = optarg; break;
-		case 'f': o->frame_size = (uint16_t)atoi(optarg); break;
-		case 'p': o->payload = (uint32_t)atoi(optarg); break;
-		case 'd': o->duration_s = atof(optarg); break;
-		case 's': rc = parse_sizes(optarg, o); break;
-		case 'i': o->iters = (unsigned int)atoi(optarg); break;
-		case 'c': o->count = (unsigned int)atoi(optarg); break;
-		case 't': o->timeout_ms = (uint32_t)atoi(optarg); break;
-		case 'C': o->crc = false; break;
-		case 'V': o->verify = false; break;
-		case 'I': o->impair = optarg; break;
-		case 'l': rc = parse_ipv4(optarg, &local_ip); break;
-		case 'S': o->session_id = strtoull(optarg, NULL, 0); break;
-		case 'K': o->cookie = strtoull(optarg, NULL, 0); break;
-		case 'H': o->tcp_host = optarg; break;
-		case 'T': o->tcp_port = (uint16_t)atoi(optarg); break;
-		case 'j': o->json_path = optarg; break;
-		case 'z': o->idle_sleep_us = (uint32_t)atoi(optarg); break;
-		case 'W': o->initial_credit = (uint32_t)atoi(optarg); break;
-		case 'L': rc = djc_log_level_parse(optarg, &level); dj_log_set_level(level); break;
-		default: rc = -EINVAL; break;
-		}
-	}
-	if (rc == 0 && optind < argc)
-		rc = -EINVAL;
-	if (o->payload == 0)
-		o->payload = o->frame_size > DP_WIRE_FULL_HDR_LEN ? o->frame_size - DP_WIRE_FULL_HDR_LEN : 0;
-	endpoints_fill(o, local_ip);
+	if (p.o->payload == 0)
+		p.o->payload = p.o->frame_size > DP_WIRE_FULL_HDR_LEN ?
+			       p.o->frame_size - DP_WIRE_FULL_HDR_LEN : 0;
+	endpoints_fill(p.o, p.local_ip);
 	return rc;
-}
-
-static int wants_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-			return 1;
-	return 0;
 }
 
 /* tcp mode needs no EAL: find "--mode tcp" before starting it. */
@@ -221,23 +189,6 @@ static int is_tcp_mode(int argc, char **argv)
 		if (strcmp(argv[i], "--mode") == 0 && strcmp(argv[i + 1], "tcp") == 0)
 			return 1;
 	return 0;
-}
-
-/* What dp_eal_init() would hand back, without EAL. */
-static void app_argv_split(int argc, char **argv, int *app_argc, char ***app_argv)
-{
-	int split = 1;
-
-	while (split < argc && strcmp(argv[split], "--") != 0)
-		split++;
-	if (split == argc) {
-		*app_argc = argc;
-		*app_argv = argv;
-		return;
-	}
-	argv[split] = argv[0];
-	*app_argc = argc - split;
-	*app_argv = argv + split;
 }
 
 static int run(const struct bench_opts *o, struct bench_result *r)
@@ -258,28 +209,22 @@ static int run(const struct bench_opts *o, struct bench_result *r)
 
 int main(int argc, char **argv)
 {
-	struct dp_eal_options eal_opts = {.no_huge_mem_mb = 1024};
+	static const struct dp_eal_options eal_opts = {.no_huge_mem_mb = 1024};
 	static struct bench_result result;
 	struct bench_opts opts;
-	int app_argc, rc, tcp;
-	char **app_argv;
+	/* tcp mode needs no EAL: its options are all the arguments. */
+	int tcp = is_tcp_mode(argc, argv), rc;
+	const struct djc_cli_tool tool = {
+		.name = "djinn-bench", .usage = usage,
+		.start = tcp ? NULL : dp_eal_cli_start, .stop = tcp ? NULL : dp_eal_cli_stop,
+		.start_arg = (void *)&eal_opts, .start_what = "EAL",
+		.parse = parse_options, .opts = &opts,
+	};
 
-	if (wants_help(argc, argv)) {
-		usage(argv[0]);
-		return 0;
-	}
 	defaults(&opts);
-	tcp = is_tcp_mode(argc, argv);
-	if (tcp) {
-		app_argv_split(argc, argv, &app_argc, &app_argv);
-	} else if ((rc = dp_eal_init(argc, argv, &eal_opts, &app_argc, &app_argv)) != 0) {
-		fprintf(stderr, "djinn-bench: cannot start EAL: %s\n", dj_strerror(rc));
-		return 1;
-	}
-	if (parse_options(app_argc, app_argv, &opts) != 0) {
-		usage(argv[0]);
-		return 2;
-	}
+	rc = djc_cli_begin(&tool, argc, argv);
+	if (rc >= 0)
+		return rc;
 	rc = run(&opts, &result);
 	if (rc != 0)
 		fprintf(stderr, "djinn-bench: %s\n", dj_strerror(rc));

@@ -21,12 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
-#include <arpa/inet.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 
 #include "djinn/common.h"
+#include "common/cli.h"
 #include "common/djc.h"
 #include "controlplane/ctl.h"
 #include "dataplane/dataplane.h"
@@ -52,6 +53,7 @@ struct dp_options {
 	const char *dp_port;
 	uint16_t dp_queues;
 	const char *dp_ip;
+	uint32_t dp_ipv4;       /* dp_ip, host order */
 	uint16_t dp_udp_port;
 	uint16_t dp_frame_size;
 	const char *dp_impair;
@@ -105,61 +107,6 @@ static void usage(const char *prog)
 	       prog, DEFAULT_VDEV, DJ_DEFAULT_PORT, DEFAULT_DP_IP);
 }
 
-/* --help must work without EAL (no hugepages, not root). */
-static int wants_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-			return 1;
-	return 0;
-}
-
-static int parse_size(const char *text, uint64_t *bytes)
-{
-	char *end;
-	unsigned long long v;
-	unsigned int shift = 0;
-
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno != 0 || end == text || text[0] == '-')
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: break;
-	}
-	/* A size that does not fit in 64 bits is refused, not wrapped. */
-	if (*end != '\0' || v > (ULLONG_MAX >> shift))
-		return -EINVAL;
-	*bytes = (uint64_t)v << shift;
-	return 0;
-}
-
-static int parse_uint(const char *text, unsigned long max, unsigned long *value)
-{
-	char *end;
-
-	errno = 0;
-	*value = strtoul(text, &end, 0);
-	if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || *value > max)
-		return -EINVAL;
-	return 0;
-}
-
-static int parse_gather_mode(const char *text, enum djg_gather_mode *mode)
-{
-	if (strcmp(text, "persistent") == 0)
-		*mode = DJG_GATHER_PERSISTENT;
-	else if (strcmp(text, "launch") == 0)
-		*mode = DJG_GATHER_LAUNCH;
-	else
-		return -EINVAL;
-	return 0;
-}
-
 enum {
 	OPT_LISTEN = 256, OPT_CTL_PORT, OPT_GPU, OPT_MEM_LIMIT, OPT_TOTAL_MEM_LIMIT,
 	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
@@ -168,10 +115,14 @@ enum {
 	OPT_GPU_GATHER_BLOCKS,
 };
 
-static int parse_option(int c, const char *arg, struct dp_options *o)
+/* One option; a bad value is named by common/cli.h's helpers. */
+static int parse_option(int c, const char *arg, void *opts)
 {
-	unsigned long v;
-	enum dj_log_level level;
+	struct dp_options *o = opts;
+	static const char *const gather_modes[] = {
+		[DJG_GATHER_PERSISTENT] = "persistent", [DJG_GATHER_LAUNCH] = "launch",
+	};
+	int i, rc;
 
 	switch (c) {
 	case OPT_LISTEN: o->listen_addr = arg; return 0;
@@ -180,47 +131,36 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 	case OPT_TLS_CERT: o->tls_cert = arg; return 0;
 	case OPT_TLS_KEY: o->tls_key = arg; return 0;
 	case OPT_DP_PORT: o->dp_port = arg; return 0;
-	case OPT_DP_IP: o->dp_ip = arg; return 0;
+	case OPT_DP_IP: o->dp_ip = arg; return djc_opt_ipv4("--dp-ip", arg, &o->dp_ipv4);
 	case OPT_DP_IMPAIR: o->dp_impair = arg; return 0;
 	case OPT_NO_DPDK: o->no_dpdk = 1; return 0;
 	case OPT_PROBE: o->probe_only = 1; return 0;
-	case OPT_GPU_GATHER: return parse_gather_mode(arg, &o->gpu_gather);
-	case OPT_MEM_LIMIT: return parse_size(arg, &o->mem_limit);
-	case OPT_TOTAL_MEM_LIMIT: return parse_size(arg, &o->total_mem_limit);
-	case OPT_LOG_LEVEL:
-		if (djc_log_level_parse(arg, &level) != 0)
-			return -EINVAL;
-		dj_log_set_level(level);
-		return 0;
+	case OPT_GPU_GATHER:
+		rc = djc_opt_choice("--gpu-gather", arg, gather_modes, 2, &i);
+		o->gpu_gather = rc == 0 ? (enum djg_gather_mode)i : o->gpu_gather;
+		return rc;
+	case OPT_MEM_LIMIT: return djc_opt_size("--mem-limit", arg, 0, UINT64_MAX, &o->mem_limit);
+	case OPT_TOTAL_MEM_LIMIT:
+		return djc_opt_size("--total-mem-limit", arg, 0, UINT64_MAX, &o->total_mem_limit);
+	case OPT_LOG_LEVEL: return djc_opt_log_level("--log-level", arg);
+	case OPT_CTL_PORT: return djc_opt_u16("--ctl-port", arg, 0, UINT16_MAX, &o->ctl_port);
+	case OPT_WORKERS: return djc_opt_int("--workers", arg, 1, 64, &o->workers);
+	case OPT_DP_QUEUES:
+		return djc_opt_u16("--dp-queues", arg, 1, DP_PORT_MAX_QUEUES, &o->dp_queues);
+	case OPT_DP_UDP_PORT: return djc_opt_u16("--dp-udp-port", arg, 0, UINT16_MAX, &o->dp_udp_port);
+	case OPT_DP_FRAME_SIZE:
+		return djc_opt_u16("--dp-frame-size", arg, 128, UINT16_MAX, &o->dp_frame_size);
+	case OPT_STATS_INTERVAL:
+		return djc_opt_u32("--stats-interval", arg, 0, 86400, &o->stats_interval);
+	case OPT_DP_IDLE_SLEEP:
+		return djc_opt_u32("--dp-idle-sleep-us", arg, 0, 1000000, &o->dp_idle_sleep_us);
+	case OPT_DP_INITIAL_CREDIT:
+		return djc_opt_u32("--dp-initial-credit", arg, 0, 1u << 20, &o->dp_initial_credit);
+	case OPT_GPU_GATHER_BLOCKS:
+		return djc_opt_u16("--gpu-gather-blocks", arg, 0, 1024, &o->gpu_gather_blocks);
 	default:
-		break;
+		return -EINVAL;
 	}
-	/* Numeric options. */
-	static const struct { int opt; unsigned long max; } limits[] = {
-		{OPT_CTL_PORT, 65535}, {OPT_WORKERS, 64}, {OPT_DP_QUEUES, DP_PORT_MAX_QUEUES},
-		{OPT_DP_UDP_PORT, 65535}, {OPT_DP_FRAME_SIZE, 65535}, {OPT_STATS_INTERVAL, 86400},
-		{OPT_DP_IDLE_SLEEP, 1000000}, {OPT_DP_INITIAL_CREDIT, 1u << 20},
-		{OPT_GPU_GATHER_BLOCKS, 1024},
-	};
-	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
-		if (limits[i].opt != c)
-			continue;
-		if (parse_uint(arg, limits[i].max, &v) != 0)
-			return -EINVAL;
-		switch (c) {
-		case OPT_CTL_PORT: o->ctl_port = (uint16_t)v; break;
-		case OPT_WORKERS: o->workers = (int)v; break;
-		case OPT_DP_QUEUES: o->dp_queues = (uint16_t)v; break;
-		case OPT_DP_UDP_PORT: o->dp_udp_port = (uint16_t)v; break;
-		case OPT_DP_FRAME_SIZE: o->dp_frame_size = (uint16_t)v; break;
-		case OPT_DP_IDLE_SLEEP: o->dp_idle_sleep_us = (uint32_t)v; break;
-		case OPT_DP_INITIAL_CREDIT: o->dp_initial_credit = (uint32_t)v; break;
-		case OPT_GPU_GATHER_BLOCKS: o->gpu_gather_blocks = (uint16_t)v; break;
-		default: o->stats_interval = (unsigned int)v; break;
-		}
-		return 0;
-	}
-	return -EINVAL;
 }
 
 static int parse_options(int argc, char **argv, struct dp_options *o)
@@ -251,21 +191,39 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{NULL, 0, NULL, 0},
 	};
-	int c, index = 0;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, &index)) != -1) {
-		if (c == '?' || parse_option(c, optarg, o) != 0) {
-			if (c != '?')
-				fprintf(stderr, "djinn-dp: bad value '%s' for --%s\n", optarg,
-					longopts[index].name);
-			return -EINVAL;
-		}
+	return djc_cli_getopt(argc, argv, "", longopts, parse_option, o, NULL);
+}
+
+/*
+ * The token, read here rather than by the control plane so that its file is
+ * named in every error: --token-file, else DJINN_TOKEN, else the file
+ * DJINN_TOKEN_FILE (the control plane alone read only --token-file). A file
+ * that group or others may read is served, with a warning.
+ */
+static int token_load(const struct dp_options *o, char **token)
+{
+	const char *env = getenv("DJINN_TOKEN"), *path = o->token_file;
+	const char *source = "--token-file";
+	struct stat st;
+	int rc;
+
+	*token = NULL;
+	if (path == NULL && (env == NULL || env[0] == '\0')) {
+		path = getenv("DJINN_TOKEN_FILE");
+		source = "DJINN_TOKEN_FILE";
 	}
-	if (optind < argc) {
-		fprintf(stderr, "djinn-dp: unexpected argument '%s'\n", argv[optind]);
-		return -EINVAL;
-	}
+	rc = dj_token_load(path != NULL && path[0] != '\0' ? path : NULL, token);
+	if (rc == -ENOENT && (path == NULL || path[0] == '\0'))
+		return 0; /* no token anywhere: the server says it runs without auth */
+	if (rc == -ENODATA)
+		return djc_cli_error("token file %s (%s) is empty", path, source);
+	if (rc != 0)
+		return djc_cli_error("token file %s (%s): %s", path, source, dj_strerror(rc));
+	if (path != NULL && stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+		djc_cli_error("warning: token file %s is readable by group or others "
+			      "(mode %04o): chmod 600 %s", path, (unsigned int)(st.st_mode & 07777),
+			      path);
 	return 0;
 }
 
@@ -344,7 +302,6 @@ static int dataplane_start(const struct dp_options *o, const struct djg_dp_place
 			   struct dp_engine **dp)
 {
 	struct dp_engine_config cfg;
-	struct in_addr ip;
 	uint16_t port_id = 0;
 	int rc;
 
@@ -354,16 +311,12 @@ static int dataplane_start(const struct dp_options *o, const struct djg_dp_place
 		fprintf(stderr, "djinn-dp: no data-plane port '%s'\n", o->dp_port);
 		return -ENODEV;
 	}
-	if (inet_pton(AF_INET, o->dp_ip, &ip) != 1) {
-		fprintf(stderr, "djinn-dp: bad --dp-ip '%s'\n", o->dp_ip);
-		return -EINVAL;
-	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.port.port_id = port_id;
 	cfg.port.nb_queues = o->dp_queues;
 	cfg.port.frame_size = o->dp_frame_size;
 	cfg.port.promiscuous = 1;
-	cfg.local.ipv4 = ntohl(ip.s_addr);
+	cfg.local.ipv4 = o->dp_ipv4;
 	cfg.local.port = o->dp_udp_port;
 	cfg.impair = o->dp_impair;
 	cfg.idle_sleep_us = o->dp_idle_sleep_us;
@@ -468,8 +421,8 @@ static int runtime_create(const struct dp_options *o, struct rt_runtime **rt)
 	return 0;
 }
 
-static int serve(const struct dp_options *o, struct rt_runtime *rt, struct dp_engine *dp,
-		 struct djg_dp_placer *placer)
+static int serve(const struct dp_options *o, const char *token, struct rt_runtime *rt,
+		 struct dp_engine *dp, struct djg_dp_placer *placer)
 {
 	struct ctl_server_config ctl_cfg;
 	struct dj_datapath datapath;
@@ -479,7 +432,7 @@ static int serve(const struct dp_options *o, struct rt_runtime *rt, struct dp_en
 	ctl_server_config_init(&ctl_cfg);
 	ctl_cfg.listen_addr = o->listen_addr;
 	ctl_cfg.port = o->ctl_port;
-	ctl_cfg.token_file = o->token_file;
+	ctl_cfg.token = token;
 	ctl_cfg.tls_cert = o->tls_cert;
 	ctl_cfg.tls_key = o->tls_key;
 	ctl_cfg.n_workers = o->workers;
@@ -531,17 +484,22 @@ int main(int argc, char **argv)
 	struct djg_dp_placer *placer = NULL;
 	struct rt_runtime *rt = NULL;
 	int app_argc, eal_argc, rc, eal_up = 0;
-	char **app_argv, **eal_app_argv;
+	char **app_argv, **eal_app_argv, *token = NULL;
 
-	if (wants_help(argc, argv)) {
+	djc_cli_set_name("djinn-dp");
+	/* --help must work without EAL (no hugepages, not root). */
+	if (djc_cli_wants_help(argc, argv)) {
 		usage(argv[0]);
 		return 0;
 	}
-	dp_eal_app_args(argc, argv, &app_argc, &app_argv);
-	if (parse_options(app_argc, app_argv, &o) != 0) {
+	djc_parse_ipv4(DEFAULT_DP_IP, &o.dp_ipv4);
+	if (djc_cli_app_args(argc, argv, false, &app_argc, &app_argv) < 0 ||
+	    parse_options(app_argc, app_argv, &o) != 0) {
 		usage(argv[0]);
 		return 2;
 	}
+	if (token_load(&o, &token) != 0)
+		return 1;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!o.no_dpdk) {
 		rc = dp_eal_init(argc, argv, &eal_opts, &eal_argc, &eal_app_argv);
@@ -562,6 +520,7 @@ int main(int argc, char **argv)
 	if (o.probe_only) {
 		printf("djinn-dp: probe done, exiting\n");
 		dp_eal_cleanup();
+		free(token);
 		return 0;
 	}
 	/* The runtime outlives the data plane: no queued GPU copy lands in a
@@ -583,7 +542,7 @@ int main(int argc, char **argv)
 	dp_view.placer = placer;
 	dp_view.mode = o.gpu_gather;
 	if (rc == 0)
-		rc = serve(&o, rt, dp, placer);
+		rc = serve(&o, token, rt, dp, placer);
 	dp_view.dp = NULL;
 	dp_view.placer = NULL;
 	/* Stop polling before the port goes, so a memif peer never sees its
@@ -595,5 +554,6 @@ int main(int argc, char **argv)
 	rt_destroy(rt);        /* frees every resident tensor */
 	if (eal_up)
 		dp_eal_cleanup();
+	free(token);
 	return rc == 0 ? 0 : 1;
 }

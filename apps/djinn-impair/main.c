@@ -21,6 +21,7 @@
 #include <rte_mbuf.h>
 
 #include "djinn/common.h"
+#include "common/cli.h"
 #include "common/djc.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
@@ -42,6 +43,7 @@ struct direction {
 
 struct impair_opts {
 	char spec[2][256];
+	int back_given;       /* --impair-back: spec[1] is its own */
 	uint16_t frame_size;
 	double duration_s;
 };
@@ -73,44 +75,38 @@ static void usage(const char *prog)
 	       prog);
 }
 
-static int parse_options(int argc, char **argv, struct impair_opts *o)
+static int parse_option(int c, const char *arg, void *opts)
+{
+	struct impair_opts *o = opts;
+
+	switch (c) {
+	case 'i':
+		snprintf(o->spec[0], sizeof(o->spec[0]), "%s", arg);
+		return 0;
+	case 'b':
+		snprintf(o->spec[1], sizeof(o->spec[1]), "%s", arg);
+		o->back_given = 1;
+		return 0;
+	case 'f': return djc_opt_u16("--frame", arg, 128, UINT16_MAX, &o->frame_size);
+	case 'd': return djc_opt_double("--duration", arg, 0, 1e9, &o->duration_s);
+	case 'L': return djc_opt_log_level("--log-level", arg);
+	default: return -EINVAL;
+	}
+}
+
+static int parse_options(int argc, char **argv, void *arg)
 {
 	static const struct option longopts[] = {
 		{"impair", required_argument, NULL, 'i'}, {"impair-back", required_argument, NULL, 'b'},
 		{"frame", required_argument, NULL, 'f'},  {"duration", required_argument, NULL, 'd'},
 		{"log-level", required_argument, NULL, 'L'}, {NULL, 0, NULL, 0},
 	};
-	enum dj_log_level level;
-	int c, back = 0;
+	struct impair_opts *o = arg;
+	int rc = djc_cli_getopt(argc, argv, "", longopts, parse_option, o, NULL);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			snprintf(o->spec[0], sizeof(o->spec[0]), "%s", optarg);
-			break;
-		case 'b':
-			snprintf(o->spec[1], sizeof(o->spec[1]), "%s", optarg);
-			back = 1;
-			break;
-		case 'f':
-			o->frame_size = (uint16_t)atoi(optarg);
-			break;
-		case 'd':
-			o->duration_s = atof(optarg);
-			break;
-		case 'L':
-			if (djc_log_level_parse(optarg, &level) != 0)
-				return -EINVAL;
-			dj_log_set_level(level);
-			break;
-		default:
-			return -EINVAL;
-		}
-	}
-	if (!back)
+	if (rc == 0 && !o->back_given)
 		memcpy(o->spec[1], o->spec[0], sizeof(o->spec[0]));
-	return optind == argc ? 0 : -EINVAL;
+	return rc;
 }
 
 static int direction_init(struct direction *d, const char *spec, uint64_t seed,
@@ -271,23 +267,14 @@ int main(int argc, char **argv)
 	};
 	struct dp_port *ports[2] = {NULL, NULL};
 	struct rte_mempool *clone_pool = NULL;
-	int app_argc, rc;
-	char **app_argv;
+	const struct djc_cli_tool tool = {
+		.name = "djinn-impair", .usage = usage, .start = dp_eal_cli_start,
+		.stop = dp_eal_cli_stop, .start_what = "EAL", .parse = parse_options, .opts = &opts,
+	};
+	int rc = djc_cli_begin(&tool, argc, argv);
 
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			usage(argv[0]);
-			return 0;
-		}
-	rc = dp_eal_init(argc, argv, NULL, &app_argc, &app_argv);
-	if (rc != 0) {
-		fprintf(stderr, "djinn-impair: cannot start EAL: %s\n", dj_strerror(rc));
-		return 1;
-	}
-	if (parse_options(app_argc, app_argv, &opts) != 0) {
-		usage(argv[0]);
-		return 2;
-	}
+	if (rc >= 0)
+		return rc;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	rc = ports_open(&opts, ports);

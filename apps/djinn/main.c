@@ -15,28 +15,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <arpa/inet.h>
+#include <cjson/cJSON.h>
 
 #include "djinn/common.h"
-#include "common/djc.h"
-#include "dataplane/dataplane.h"
 #include "djinn/djinn.h"
-#include "dataplane/eal.h"
 #include "djinn/npy.h"
+#include "common/cli.h"
+#include "common/djc.h"
 #include "tensor/ops.h"
-
-#define CLIENT_VDEV "net_memif0,role=client,socket=/tmp/djinn-dp.memif,socket-abstract=no,bsize=9216"
 
 struct client_args {
 	struct dj_client_options opts;
+	struct dj_dpdk_options dpdk;
 	const char *attrs;
 	const char *output;
-	const char *dp_ip;
 	unsigned int seed;
-	uint32_t dp_idle_sleep_us;
 	int size;
 	int count;
-	int use_dpdk;
+};
+
+/* Positional arguments each command takes after its name. */
+static const struct {
+	const char *name;
+	int min_args, max_args;
+} commands[] = {
+	{"ping", 0, 0}, {"stats", 0, 0}, {"demo", 0, 0}, {"run", 2, 1 + DJ_MAX_OP_ARGS},
 };
 
 static void usage(void)
@@ -62,9 +65,11 @@ static void usage(void)
 	       "  --dp-ip A.B.C.D    this side's data-plane IPv4 with EAL args (198.18.0.2)\n"
 	       "  --dp-idle-sleep-us N  idle data-plane lcore naps N us (shared cores)\n"
 	       "\n"
+	       "  -h, --help         this text\n"
+	       "\n"
 	       "With EAL args (and \"--\"), djinn starts a DPDK data path, by default on\n"
 	       "--vdev '%s'.\n",
-	       DJ_DEFAULT_PORT, CLIENT_VDEV);
+	       DJ_DEFAULT_PORT, DJ_DPDK_DEFAULT_VDEV);
 }
 
 static void fill_random(float *v, size_t n, unsigned int *seed)
@@ -242,10 +247,6 @@ static int cmd_run(struct dj_conn *conn, const struct client_args *a, int argc, 
 	int n_in = argc - 1, loaded = 0, rc, status = 1;
 	char err[256];
 
-	if (n_in < 1 || n_in > DJ_MAX_OP_ARGS) {
-		fprintf(stderr, "djinn: run OP A.npy [B.npy ...]\n");
-		return 2;
-	}
 	for (; loaded < n_in; loaded++) {
 		rc = dj_npy_load(argv[1 + loaded], DJ_NPY_U2_AS_BF16 | DJ_NPY_F64_TO_F32, &in[loaded], err, sizeof(err));
 		if (rc != 0) {
@@ -289,6 +290,69 @@ out:
 enum { OPT_HOST = 256, OPT_PORT, OPT_TOKEN_FILE, OPT_TLS, OPT_TLS_CA, OPT_PATH, OPT_ATTRS,
        OPT_SIZE, OPT_SEED, OPT_DP_IP, OPT_DP_IDLE_SLEEP };
 
+/* --attrs is checked here, so that a typo is named before anything connects. */
+static int attrs_check(const char *text)
+{
+	cJSON *json = cJSON_Parse(text);
+	int ok = cJSON_IsObject(json);
+
+	cJSON_Delete(json);
+	if (!ok)
+		return djc_cli_error("--attrs: '%s' is not a JSON object (e.g. '{\"dim\": 1}')",
+				     text);
+	return 0;
+}
+
+static int parse_option(int c, const char *arg, void *args)
+{
+	struct client_args *a = args;
+	static const char *const paths[] = {"auto", "tcp", "dpdk"};
+	uint32_t ip;
+	int i, rc = 0;
+
+	switch (c) {
+	case OPT_HOST: a->opts.host = arg; break;
+	case OPT_PORT: rc = djc_opt_u16("--port", arg, 1, UINT16_MAX, &a->opts.port); break;
+	case OPT_TOKEN_FILE: a->opts.token_file = arg; break;
+	case OPT_TLS: a->opts.tls = 1; break;
+	case OPT_TLS_CA: a->opts.tls_ca = arg; break;
+	case OPT_PATH:
+		rc = djc_opt_choice("--path", arg, paths, 3, &i);
+		a->opts.path = rc == 0 ? (enum dj_path)i : a->opts.path;
+		break;
+	case OPT_ATTRS: a->attrs = arg; rc = attrs_check(arg); break;
+	case OPT_SIZE: rc = djc_opt_int("--size", arg, 1, 8192, &a->size); break;
+	case OPT_SEED: rc = djc_opt_u32("--seed", arg, 0, UINT32_MAX, &a->seed); break;
+	case OPT_DP_IP: a->dpdk.local_ip = arg; rc = djc_opt_ipv4("--dp-ip", arg, &ip); break;
+	case OPT_DP_IDLE_SLEEP:
+		rc = djc_opt_u32("--dp-idle-sleep-us", arg, 0, 1000000, &a->dpdk.idle_sleep_us);
+		break;
+	case 'o': a->output = arg; break;
+	case 'n': rc = djc_opt_int("-n", arg, 1, 1000000, &a->count); break;
+	default: rc = -EINVAL; break;
+	}
+	return rc;
+}
+
+/* The command argv[0] with its n_args arguments argv[1 ..]: 0 where it
+ * takes that many. */
+static int command_check(char **argv, int n_args)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[0], commands[i].name) != 0)
+			continue;
+		if (n_args < commands[i].min_args)
+			return djc_cli_error("%s: too few arguments", argv[0]);
+		if (n_args > commands[i].max_args)
+			return djc_cli_error("%s: unexpected argument '%s'", argv[0],
+					     argv[1 + commands[i].max_args]);
+		return 0;
+	}
+	return djc_cli_error("unknown command '%s'", argv[0]);
+}
+
+/* Options anywhere (getopt permutes); returns the index of the command in
+ * argv, or a negative errno after saying what is wrong. */
 static int parse_args(int argc, char **argv, struct client_args *a)
 {
 	static const struct option longopts[] = {
@@ -303,115 +367,104 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 		{"seed", required_argument, NULL, OPT_SEED},
 		{"dp-ip", required_argument, NULL, OPT_DP_IP},
 		{"dp-idle-sleep-us", required_argument, NULL, OPT_DP_IDLE_SLEEP},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
+	int first;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "ho:n:", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_HOST: a->opts.host = optarg; break;
-		case OPT_PORT: a->opts.port = (uint16_t)atoi(optarg); break;
-		case OPT_TOKEN_FILE: a->opts.token_file = optarg; break;
-		case OPT_TLS: a->opts.tls = 1; break;
-		case OPT_TLS_CA: a->opts.tls_ca = optarg; break;
-		case OPT_PATH:
-			if (dj_path_parse(optarg, &a->opts.path) != 0) {
-				fprintf(stderr, "djinn: --path auto|tcp|dpdk\n");
-				return -EINVAL;
-			}
-			break;
-		case OPT_ATTRS: a->attrs = optarg; break;
-		case OPT_SIZE: a->size = atoi(optarg); break;
-		case OPT_SEED: a->seed = (unsigned int)strtoul(optarg, NULL, 0); break;
-		case OPT_DP_IP: a->dp_ip = optarg; break;
-		case OPT_DP_IDLE_SLEEP: a->dp_idle_sleep_us = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'o': a->output = optarg; break;
-		case 'n': a->count = atoi(optarg); break;
-		default:
-			return -EINVAL;
-		}
-	}
-	if (a->size < 1 || a->size > 8192 || a->count < 1) {
-		fprintf(stderr, "djinn: --size 1..8192, -n >= 1\n");
+	if (djc_cli_getopt(argc, argv, "o:n:", longopts, parse_option, a, &first) != 0)
 		return -EINVAL;
-	}
-	return optind;
+	if (first >= argc)
+		return djc_cli_error("no command (ping, stats, run or demo)");
+	if (command_check(argv + first, argc - first - 1) != 0)
+		return -EINVAL;
+	return first;
 }
 
-/* With EAL up: a client-side DPDK data path on the (memif client) port. */
-static int start_dataplane(struct client_args *a, struct dp_engine **dp,
-			   struct dj_datapath *datapath)
+/* A token file named by --token-file or DJINN_TOKEN_FILE must be readable:
+ * without this a missing file read as a wrong token at the server. The
+ * token is handed to the library as read here. */
+static int token_load(struct client_args *a, char **token)
 {
-	struct dp_engine_config cfg;
-	struct in_addr ip;
+	const char *env_token = getenv("DJINN_TOKEN");
+	const char *path = a->opts.token_file, *source = "--token-file";
 	int rc;
 
-	if (inet_pton(AF_INET, a->dp_ip, &ip) != 1) {
-		fprintf(stderr, "djinn: bad --dp-ip '%s'\n", a->dp_ip);
-		return -EINVAL;
+	*token = NULL;
+	if (path == NULL && (env_token == NULL || env_token[0] == '\0')) {
+		path = getenv("DJINN_TOKEN_FILE");
+		source = "DJINN_TOKEN_FILE";
 	}
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.port.frame_size = 9014;
-	cfg.port.promiscuous = 1;
-	cfg.local.ipv4 = ntohl(ip.s_addr);
-	cfg.idle_sleep_us = a->dp_idle_sleep_us;
-	rc = dp_engine_create(&cfg, dp);
-	if (rc == 0) {
-		dp_engine_datapath(*dp, datapath);
-		a->opts.datapath = datapath;
-	}
-	return rc;
+	if (path == NULL || path[0] == '\0')
+		return 0; /* a token from DJINN_TOKEN, or none */
+	rc = dj_token_load(path, token);
+	if (rc == -ENODATA)
+		return djc_cli_error("%s %s: the file is empty", source, path);
+	if (rc != 0)
+		return djc_cli_error("%s %s: %s", source, path, dj_strerror(rc));
+	a->opts.token = *token;
+	return 0;
 }
 
-static int has_separator(int argc, char **argv)
+/* With EAL args: the DPDK data path, or TCP (the reason said) unless --path
+ * dpdk asked for DPDK alone. Without them, --path dpdk cannot be had. */
+static int dataplane_start(int argc, char **argv, int eal_given, struct client_args *a,
+			   struct dj_dpdk **dpdk)
 {
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--") == 0)
-			return 1;
+	int rc;
+
+	if (!eal_given) {
+		if (a->opts.path != DJ_PATH_DPDK)
+			return 0;
+		return djc_cli_error("--path dpdk needs a DPDK data path: give EAL arguments "
+				     "before \"--\" (djinn -l 0-1 -- --path dpdk COMMAND)");
+	}
+	rc = dj_dpdk_create(argc, argv, &a->dpdk, NULL, NULL, dpdk);
+	if (rc == 0) {
+		a->opts.datapath = dj_dpdk_datapath(*dpdk);
+		return 0;
+	}
+	if (a->opts.path == DJ_PATH_DPDK)
+		return djc_cli_error("--path dpdk: no DPDK data path (%s)", dj_strerror(rc));
+	printf("djinn: no DPDK data path (%s): using TCP\n", dj_strerror(rc));
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	struct client_args a = {.size = 100, .count = 5, .dp_ip = "198.18.0.2"};
-	struct dp_engine *dp = NULL;
-	struct dj_datapath datapath;
+	struct client_args a = {.size = 100, .count = 5};
+	struct dj_dpdk *dpdk = NULL;
 	struct dj_client *client = NULL;
 	struct dj_conn *conn = NULL;
-	int app_argc = argc, rc, status;
-	char **app_argv = argv;
+	char **app_argv, *token = NULL;
+	int app_argc, eal_given, first, rc, status;
 
+	djc_cli_set_name("djinn");
+	if (djc_cli_wants_help(argc, argv)) {
+		usage();
+		return 0;
+	}
 	dj_client_options_init(&a.opts);
+	dj_dpdk_options_init(&a.dpdk);
 	/* The tool prints what matters itself (the demo says which path). */
 	dj_log_set_level(DJ_LOG_WARN);
 	a.seed = (unsigned int)djc_time_ns();
-	/* EAL first (it finds the split), the data path once the options are known. */
-	int want_dpdk = has_separator(argc, argv), eal_rc = 0;
-	if (want_dpdk) {
-		struct dp_eal_options eal_opts = {.default_vdev = CLIENT_VDEV};
-
-		eal_rc = dp_eal_init(argc, argv, &eal_opts, &app_argc, &app_argv);
-		if (eal_rc != 0)
-			dp_eal_app_args(argc, argv, &app_argc, &app_argv);
+	/* Options first, so that a bad one is named before EAL starts. */
+	eal_given = djc_cli_app_args(argc, argv, true, &app_argc, &app_argv);
+	if (eal_given < 0 || (first = parse_args(app_argc, app_argv, &a)) < 0) {
+		fprintf(stderr, "Try 'djinn --help'.\n");
+		return 2;
 	}
-	int first = parse_args(app_argc, app_argv, &a);
-	if (first < 0 || first >= app_argc) {
-		usage();
-		return first < 0 ? 2 : 0;
-	}
-	if (want_dpdk) {
-		rc = eal_rc == 0 ? start_dataplane(&a, &dp, &datapath) : eal_rc;
-		if (rc != 0)
-			printf("djinn: no DPDK data path (%s): using TCP\n", dj_strerror(rc));
+	if (token_load(&a, &token) != 0 || dataplane_start(argc, argv, eal_given, &a, &dpdk) != 0) {
+		free(token);
+		return 1;
 	}
 	const char *cmd = app_argv[first];
 	if ((rc = dj_client_create(&a.opts, &client)) != 0 || (rc = dj_connect(client, &conn)) != 0) {
 		fprintf(stderr, "djinn: cannot reach %s:%u: %s\n", a.opts.host ? a.opts.host : "127.0.0.1",
 			a.opts.port ? a.opts.port : DJ_DEFAULT_PORT, dj_strerror(rc));
 		dj_client_destroy(client);
-		dp_engine_destroy(dp);
+		dj_dpdk_destroy(dpdk);
+		free(token);
 		return 1;
 	}
 	if (strcmp(cmd, "demo") == 0) {
@@ -421,17 +474,12 @@ int main(int argc, char **argv)
 		status = cmd_ping(conn, &a);
 	} else if (strcmp(cmd, "stats") == 0) {
 		status = cmd_stats(conn);
-	} else if (strcmp(cmd, "run") == 0) {
-		status = cmd_run(conn, &a, app_argc - first - 1, app_argv + first + 1);
 	} else {
-		fprintf(stderr, "djinn: unknown command '%s'\n", cmd);
-		usage();
-		status = 2;
+		status = cmd_run(conn, &a, app_argc - first - 1, app_argv + first + 1);
 	}
 	dj_disconnect(conn);
 	dj_client_destroy(client);
-	if (dp != NULL)
-		dp_engine_quiesce(dp);
-	dp_engine_destroy(dp);
+	dj_dpdk_destroy(dpdk);
+	free(token);
 	return status;
 }

@@ -6,7 +6,6 @@
  * reference can never disagree on shapes.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,24 +234,8 @@ void djg_ops_walk_collapse(struct djg_k_walk *w)
 
 /* ---- validation ---- */
 
-static int fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static int fail(int rc, char *err, size_t errlen, const char *op, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (err == NULL || errlen == 0)
-		return rc;
-	n = snprintf(err, errlen, "%s: ", op);
-	if (n >= 0 && (size_t)n < errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - n, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
+/* "op: message" into the caller's buffer, through common's formatter. */
+#define fail djc_errf
 
 /* index -1 names the output. */
 static int check_placement(const struct tn_op *op, const struct dj_tensor *t, int index,

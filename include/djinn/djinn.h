@@ -104,7 +104,13 @@ struct dj_client;   /**< options + pool of connections to one server */
 struct dj_conn;     /**< one authenticated session on one connection */
 struct dj_future;   /**< one request in flight */
 
-/** Copies opts (strings included). Connects nothing yet. */
+/**
+ * Copies opts (strings included) and loads the token. Connects nothing yet.
+ * @return 0, -EINVAL, -ENOMEM, -DJ_ENODPDK (path DPDK without a datapath),
+ *   the errno of a named token file that cannot be read (token_file, or
+ *   DJINN_TOKEN_FILE without DJINN_TOKEN: -ENOENT, -EACCES...), -ENODATA
+ *   for an empty one, or TLS set-up errors.
+ */
 int dj_client_create(const struct dj_client_options *opts, struct dj_client **client);
 /** Close every pooled connection; every dj_conn must be disconnected first. */
 void dj_client_destroy(struct dj_client *client);
@@ -199,6 +205,99 @@ int dj_future_outputs(const struct dj_future *future, uint64_t *handles,
 const char *dj_future_error(const struct dj_future *future);
 /** Release the caller's reference; a pending request completes unseen. */
 void dj_future_release(struct dj_future *future);
+
+/* ---- The client's DPDK data path ------------------------------------------ */
+
+/*
+ * Tensor bytes over DPDK instead of the control connection: start one with
+ * dj_dpdk_create() from the program's command line
+ * (`prog [EAL args] -- [app args]`), put dj_dpdk_datapath() into
+ * dj_client_options.datapath, and the sessions of that client negotiate the
+ * DPDK path with the server (DJ_PATH_AUTO falls back to TCP where the probe
+ * fails). One per process: EAL starts once.
+ *
+ *   struct dj_dpdk_options d;  dj_dpdk_options_init(&d);
+ *   if (dj_dpdk_create(argc, argv, &d, &argc, &argv, &dpdk) == 0)
+ *           opts.datapath = dj_dpdk_datapath(dpdk);
+ *   ... dj_client_create(&opts, &client) ... dj_client_destroy(client);
+ *   dj_dpdk_destroy(dpdk);
+ */
+
+/** The vdev added where the EAL args name no device: a memif client on
+ *  djinn-dp's default socket. */
+#define DJ_DPDK_DEFAULT_VDEV \
+	"net_memif0,role=client,socket=/tmp/djinn-dp.memif,socket-abstract=no,bsize=9216"
+/** This side's data-plane IPv4 by default (djinn-dp's is 198.18.0.1). */
+#define DJ_DPDK_DEFAULT_IP "198.18.0.2"
+
+struct dj_dpdk_options {
+	/** Added as --vdev where the EAL args name no device (-a, --vdev,
+	 *  -b); default DJ_DPDK_DEFAULT_VDEV, NULL: none. */
+	const char *default_vdev;
+	/** ethdev name of the port ("net_memif0", a PCI address); NULL
+	 *  (default): the first port. */
+	const char *port;
+	const char *local_ip;     /**< this side's data-plane IPv4; default DJ_DPDK_DEFAULT_IP */
+	/** Largest frame, Ethernet header included (default 9014: jumbo,
+	 *  as memif's bsize=9216 carries); 1514 for a standard NIC. */
+	uint16_t frame_size;
+	/** An idle polling lcore naps this long (shared cores); default 0:
+	 *  poll without pause, for a dedicated core. */
+	uint32_t idle_sleep_us;
+	/** Wait this long for the link (a memif server to accept) before
+	 *  returning; default 0: return at once, a later probe finds out. */
+	uint32_t link_timeout_ms;
+	/** Memory (MiB) under --no-huge, where the EAL args give no -m;
+	 *  default 512. */
+	unsigned int no_huge_mem_mb;
+};
+
+/** An EAL and a polling data-plane engine on one port; opaque. */
+struct dj_dpdk;
+
+/** Fill opts with the defaults above. */
+void dj_dpdk_options_init(struct dj_dpdk_options *opts);
+
+/**
+ * Start DPDK for a client: EAL with the arguments before "--" in argv, with
+ * djinn-dp's defaults where they say nothing (private run-time files,
+ * --no-huge where no hugepage is free, opts->default_vdev where no device is
+ * named), then the data-plane engine on the port, polling on the first worker
+ * lcore (so EAL needs two lcores, e.g. -l 0-1; it takes every core without
+ * -l). opts NULL: the defaults.
+ *
+ * The application's arguments (argv[0], then what follows "--") land in
+ * *app_argc / *app_argv (either pointer may be NULL), also where this
+ * fails, so that a caller can go on over TCP. They point into argv (whose
+ * "--" slot is overwritten with argv[0]) or into static storage.
+ *
+ * EAL starts once per process; after a failure here, or dj_dpdk_destroy(),
+ * it cannot start again.
+ *
+ * @return
+ *   - 0: *dpdk is the caller's, release it with dj_dpdk_destroy().
+ *   - -EINVAL: argc < 1, argv or dpdk NULL, local_ip not an IPv4 address,
+ *     frame_size below 128.
+ *   - -EALREADY: EAL was started (or tried) before in this process.
+ *   - -E2BIG: too many EAL arguments.
+ *   - -ENODEV: EAL started, but there is no port, or none of that name.
+ *   - -ENOMEM: out of memory (hugepages or -m too small).
+ *   - other negative errno values from EAL (-EACCES: not permitted, -EPERM,
+ *     -EFAULT, ...; DPDK logs the reason) or from the port's driver.
+ */
+int dj_dpdk_create(int argc, char **argv, const struct dj_dpdk_options *opts,
+		   int *app_argc, char ***app_argv, struct dj_dpdk **dpdk);
+
+/** What goes into dj_client_options.datapath: valid until dj_dpdk_destroy(). */
+const struct dj_datapath *dj_dpdk_datapath(const struct dj_dpdk *dpdk);
+
+/**
+ * Stop the lcores (the port stays up until the end so that a memif peer
+ * never sees its rings vanish under a burst), free the engine and the port,
+ * and stop EAL. Destroy every dj_client using the data path first. NULL is a
+ * no-op.
+ */
+void dj_dpdk_destroy(struct dj_dpdk *dpdk);
 
 /** Client-side counters, for the pool and retries. */
 struct dj_client_stats {

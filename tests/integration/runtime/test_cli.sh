@@ -16,7 +16,7 @@ fail() { echo "FAIL: $*"; [ -f "$work/server.log" ] && cat "$work/server.log"; e
 
 # Bad options: refused with usage, exit 2, before anything starts.
 "$dp_bin" -- --mem-limit 12Q >"$work/bad.log" 2>&1; [ $? -eq 2 ] || fail "bad --mem-limit not refused"
-grep -q "bad value '12Q' for --mem-limit" "$work/bad.log" || fail "no message for a bad --mem-limit"
+grep -q -- "--mem-limit: '12Q' is not a size" "$work/bad.log" || fail "no message for a bad --mem-limit"
 "$dp_bin" -- --bogus >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown option not refused"
 
 printf 'cli-test-token-%s\n' "$RANDOM$RANDOM" >"$work/token"

@@ -215,6 +215,41 @@ static void test_token_sources(void)
 	unlink(path);
 }
 
+/* A token file the caller named but that cannot be read fails the client at
+ * once, where it used to pass for "no token" and read as a wrong token at
+ * the server. */
+static void test_client_named_token_file_missing(void)
+{
+	struct dj_client_options o;
+	struct dj_client *cl = NULL;
+	char path[] = "/tmp/dj-token-XXXXXX";
+	int fd = mkstemp(path);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	close(fd); /* an empty file */
+	unsetenv("DJINN_TOKEN");
+	unsetenv("DJINN_TOKEN_FILE");
+	dj_client_options_init(&o);
+	o.token_file = "/nonexistent/token";
+	CU_ASSERT_EQUAL(dj_client_create(&o, &cl), -ENOENT);
+	CU_ASSERT_PTR_NULL(cl);
+	o.token_file = path;
+	CU_ASSERT_EQUAL(dj_client_create(&o, &cl), -ENODATA);
+	o.token_file = NULL;
+	setenv("DJINN_TOKEN_FILE", "/nonexistent/token", 1);
+	CU_ASSERT_EQUAL(dj_client_create(&o, &cl), -ENOENT);
+	/* DJINN_TOKEN wins over the file, as dj_token_load() reads them. */
+	setenv("DJINN_TOKEN", "t", 1);
+	CU_ASSERT_EQUAL(dj_client_create(&o, &cl), 0);
+	dj_client_destroy(cl);
+	unsetenv("DJINN_TOKEN");
+	unsetenv("DJINN_TOKEN_FILE");
+	/* Nothing named at all: a client without a token, as before. */
+	CU_ASSERT_EQUAL(dj_client_create(&o, &cl), 0);
+	dj_client_destroy(cl);
+	unlink(path);
+}
+
 static void test_error_reply_shape(void)
 {
 	cJSON *e = ctl_error_new(7, -DJ_EHANDLE, NULL);
@@ -248,6 +283,7 @@ int main(int argc, char **argv)
 		{"path names", test_path_names},
 		{"HMAC binds token, label and nonces", test_hmac_binds_token_and_nonces},
 		{"token from env, env file, file", test_token_sources},
+		{"client: a named token file that cannot be read", test_client_named_token_file_missing},
 		{"ERROR reply and frame", test_error_reply_shape},
 		{NULL, NULL},
 	};

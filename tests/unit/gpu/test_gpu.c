@@ -4,6 +4,8 @@
  * the host receive sink, the receive path decision and the GPUDirect set-up
  * refusing a port without buffer split (EAL with a net_null port).
  */
+/* Tests and measures experimental API of gpu/gpu.h too. */
+#define DJG_ALLOW_EXPERIMENTAL
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

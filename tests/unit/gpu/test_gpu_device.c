@@ -4,6 +4,8 @@
  * modes) moving random, misaligned fragments out of registered host memory.
  * Exits 77 (skipped) where no GPU is usable.
  */
+/* Tests and measures experimental API of gpu/gpu.h too. */
+#define DJG_ALLOW_EXPERIMENTAL
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
