@@ -378,7 +378,7 @@ static int run_layer_norm(struct djg_ops *ops, const struct tn_op *op,
 	return djg_ops_cuda_rc(djg_k_layer_norm(in[0].desc.dtype, in[0].data,
 						n_in > 1 ? in[1].data : NULL,
 						n_in > 2 ? in[2].data : NULL, y->data, rows * inner,
-						cols, attrs->eps, ops->stream),
+						cols, tn_op_eps(op, attrs), ops->stream),
 			       "layer_norm kernel");
 }
 

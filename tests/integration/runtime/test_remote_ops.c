@@ -99,6 +99,20 @@ static const struct op_case cases[] = {
 	{"gelu", DJ_DTYPE_FLOAT32, 1, {{1, {33}}}, NULL},
 	{"silu", DJ_DTYPE_BFLOAT16, 1, {{1, {9}}}, NULL},
 	{"layer_norm", DJ_DTYPE_FLOAT32, 1, {{2, {3, 16}}}, "{\"eps\": 1e-5}"},
+	/* fill() gives indices 0..4: 6 rows hold them all */
+	{"embedding", DJ_DTYPE_FLOAT32, 2, {{2, {3, 5}}, {2, {6, 4}}}, NULL},
+	{"embedding", DJ_DTYPE_BFLOAT16, 2, {{1, {7}}, {2, {5, 9}}}, NULL},
+	{"narrow", DJ_DTYPE_FLOAT32, 1, {{3, {2, 6, 3}}}, "{\"dim\": 1, \"start\": -4, \"length\": 3}"},
+	{"scaled_dot_product_attention", DJ_DTYPE_FLOAT32, 3,
+	 {{4, {2, 3, 5, 8}}, {4, {2, 3, 7, 8}}, {4, {2, 3, 7, 4}}}, "{\"is_causal\": true}"},
+	{"scaled_dot_product_attention", DJ_DTYPE_FLOAT16, 3,
+	 {{3, {4, 1, 16}}, {3, {4, 9, 16}}, {3, {1, 9, 16}}}, "{\"scale\": 0.2}"},
+	{"slice_write", DJ_DTYPE_FLOAT32, 2, {{3, {2, 8, 4}}, {3, {2, 3, 4}}},
+	 "{\"dim\": 1, \"start\": 5}"},
+	{"argmax", DJ_DTYPE_FLOAT32, 1, {{2, {5, 7}}}, "{\"dim\": -1}"},
+	{"argmax", DJ_DTYPE_INT32, 1, {{3, {2, 3, 4}}}, NULL},
+	{"rms_norm", DJ_DTYPE_FLOAT32, 2, {{2, {3, 16}}, {1, {16}}}, NULL},
+	{"rms_norm", DJ_DTYPE_BFLOAT16, 1, {{3, {2, 2, 8}}}, "{\"eps\": 0.01}"},
 };
 
 /* Positive values (log, sqrt and div stay defined), distinct per element. */
@@ -112,6 +126,8 @@ static int make_input(const struct op_case *c, int k, struct dj_tensor *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->desc.dtype = c->dtype;
+	if (tn_op_find(c->op)->index_inputs & (1u << k)) /* embedding's indices */
+		t->desc.dtype = DJ_DTYPE_INT64;
 	t->desc.ndim = c->in[k].ndim;
 	memcpy(t->desc.shape, c->in[k].shape, sizeof(int64_t) * (size_t)c->in[k].ndim);
 	t->mem = DJ_MEM_HOST;
