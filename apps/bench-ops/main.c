@@ -2,7 +2,8 @@
 /*
  * bench-ops: the GPU operations timed on the device.
  *
- *   bench-ops [--size N] [--elems N] [--reps N] [--warmup N] [--device N] [--json FILE]
+ *   bench-ops [--size N] [--elems N] [--reps N] [--warmup N] [--device N]
+ *             [--attn-batch N] [--attention-only] [--json FILE]
  *
  * 1. matmul: fp16 N x N x N through Djinn's op path (djg_ops_execute:
  *    inference, output allocation from the pool, cuBLAS) against cuBLAS
@@ -12,7 +13,9 @@
  * 2. memory-bound operations on --elems float32 elements against the floor
  *    of their bytes at the measured device-to-device copy bandwidth;
  * 3. the host cost of one request (a one-element relu): run into a fixed
- *    output, and execute + free.
+ *    output, and execute + free;
+ * 4. attention (attention.c): the fused scaled_dot_product_attention
+ *    against the unfused chain of our own ops, decode and prefill.
  * Times: CUDA events around each run on the context's stream, median of
  * --reps runs after --warmup. Prints a table, then one JSON object.
  */
@@ -30,19 +33,7 @@
 #include "common/djc.h"
 #include "gpu/ops/gpu_ops.h"
 #include "tensor/ops.h"
-
-struct options {
-	int64_t size;  /* matmul M = N = K */
-	int64_t elems; /* memory-bound ops */
-	int reps, warmup, device;
-	const char *json_path;
-};
-
-/* One timed thing: run() enqueues one repetition on @p stream. */
-struct timed {
-	int (*run)(void *arg);
-	void *arg;
-};
+#include "bench_ops.h"
 
 struct result {
 	char name[48];
@@ -57,25 +48,17 @@ static int n_results;
 static double copy_gbps;
 static double host_us_per_op, host_us_run, host_us_memset;
 
-#define CHECK_CUDA(call)                                                                   \
-	do {                                                                               \
-		cudaError_t e_ = (call);                                                   \
-		if (e_ != cudaSuccess) {                                                   \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,        \
-				cudaGetErrorString(e_));                                   \
-			exit(1);                                                           \
-		}                                                                          \
-	} while (0)
-
 static void usage(const char *prog)
 {
 	printf("Usage: %s [options]\n"
-	       "  --size N     matmul M = N = K, fp16 (default 4096)\n"
-	       "  --elems N    float32 elements for memory-bound ops (default 67108864)\n"
-	       "  --reps N     timed repetitions, the median is kept (default 50)\n"
-	       "  --warmup N   untimed repetitions first (default 10)\n"
-	       "  --device N   CUDA device (default 0)\n"
-	       "  --json FILE  also write the JSON result there\n",
+	       "  --size N            matmul M = N = K, fp16 (default 4096)\n"
+	       "  --elems N           float32 elements for memory-bound ops (default 67108864)\n"
+	       "  --reps N            timed repetitions, the median is kept (default 50)\n"
+	       "  --warmup N          untimed repetitions first (default 10)\n"
+	       "  --device N          CUDA device (default 0)\n"
+	       "  --attn-batch N      sequences in the attention cases (default 1)\n"
+	       "  --attention-only    only the attention section\n"
+	       "  --json FILE         also write the JSON result there\n",
 	       prog);
 }
 
@@ -85,11 +68,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"size", required_argument, NULL, 's'},  {"elems", required_argument, NULL, 'e'},
 		{"reps", required_argument, NULL, 'r'},  {"warmup", required_argument, NULL, 'w'},
 		{"device", required_argument, NULL, 'd'}, {"json", required_argument, NULL, 'j'},
+		{"attn-batch", required_argument, NULL, 'b'},
+		{"attention-only", no_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	int c;
 
-	*o = (struct options){.size = 4096, .elems = 64 << 20, .reps = 50, .warmup = 10};
+	*o = (struct options){.size = 4096, .elems = 64 << 20, .reps = 50, .warmup = 10,
+			      .attn_batch = 1};
 	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
 		switch (c) {
 		case 's': o->size = strtoll(optarg, NULL, 0); break;
@@ -98,11 +84,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'w': o->warmup = atoi(optarg); break;
 		case 'd': o->device = atoi(optarg); break;
 		case 'j': o->json_path = optarg; break;
+		case 'b': o->attn_batch = atoi(optarg); break;
+		case 'a': o->attention_only = 1; break;
 		case 'h': usage(argv[0]); exit(0);
 		default: return -EINVAL;
 		}
 	}
-	if (o->size <= 0 || o->elems <= 0 || o->reps <= 0 || o->warmup < 0)
+	if (o->size <= 0 || o->elems <= 0 || o->reps <= 0 || o->warmup < 0 || o->attn_batch <= 0)
 		return -EINVAL;
 	return 0;
 }
@@ -114,15 +102,14 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static double median(double *v, int n)
+double median(double *v, int n)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Milliseconds of each repetition, between events on @p stream. */
-static void time_runs(const struct timed *t, cudaStream_t stream, int warmup, int reps,
-		      double *ms)
+void time_runs(const struct timed *t, cudaStream_t stream, int warmup, int reps, double *ms)
 {
 	cudaEvent_t start, stop;
 
@@ -158,7 +145,7 @@ static struct result *add_result(const char *name, double ms, double bytes, doub
 }
 
 /* Random values in [-1, 1], written with the library's own conversions. */
-static void *random_device(struct djg_ops *g, enum dj_dtype dtype, int64_t n)
+void *random_device(struct djg_ops *g, enum dj_dtype dtype, int64_t n)
 {
 	size_t esize = dj_dtype_size(dtype);
 	char *host = malloc((size_t)n * esize);
@@ -500,9 +487,16 @@ static void bench_host_cost(struct djg_ops *g)
 
 /* ---- report ---- */
 
+static double matmul_ratio(void)
+{
+	return n_results >= 2 ? results[1].ms / results[0].ms : 0.0;
+}
+
 static void print_table(const char *device)
 {
 	printf("\nbench-ops on %s (median of CUDA-event times)\n", device);
+	if (n_results == 0)
+		return;
 	printf("%-24s %10s %10s %10s %9s\n", "operation", "ms", "TFLOP/s", "GB/s", "of copy");
 	for (int i = 0; i < n_results; i++) {
 		const struct result *r = &results[i];
@@ -514,8 +508,7 @@ static void print_table(const char *device)
 			printf(" %10s %10.0f %8.0f%%\n", "-", r->bytes / r->ms / 1e6,
 			       100.0 * (r->bytes / r->ms / 1e6) / copy_gbps);
 	}
-	printf("matmul Djinn / direct cuBLAS: %.1f%% (goal >= 85%%)\n",
-	       100.0 * results[1].ms / results[0].ms);
+	printf("matmul Djinn / direct cuBLAS: %.1f%% (goal >= 85%%)\n", 100.0 * matmul_ratio());
 	printf("host cost per request (tiny relu): run %.2f us, execute + free %.2f us "
 	       "(a bare cudaMemsetAsync: %.2f us)\n",
 	       host_us_run, host_us_per_op, host_us_memset);
@@ -528,7 +521,7 @@ static void write_json(FILE *f, const char *device, const struct options *o)
 		   "\"matmul_ratio\":%.4f,\"host_us_run\":%.3f,\"host_us_execute\":%.3f,"
 		   "\"host_us_memset\":%.3f,\"results\":[",
 		device, (long long)o->size, (long long)o->elems, o->reps, o->warmup, copy_gbps,
-		results[1].ms / results[0].ms, host_us_run, host_us_per_op, host_us_memset);
+		matmul_ratio(), host_us_run, host_us_per_op, host_us_memset);
 	for (int i = 0; i < n_results; i++) {
 		const struct result *r = &results[i];
 
@@ -539,7 +532,9 @@ static void write_json(FILE *f, const char *device, const struct options *o)
 			fprintf(f, ",\"gbps\":%.1f,\"of_copy\":%.3f}", r->bytes / r->ms / 1e6,
 				(r->bytes / r->ms / 1e6) / copy_gbps);
 	}
-	fprintf(f, "]}\n");
+	fprintf(f, "],");
+	write_attention_json(f);
+	fprintf(f, "}\n");
 }
 
 int main(int argc, char **argv)
@@ -560,10 +555,15 @@ int main(int argc, char **argv)
 	}
 	CHECK_CUDA(cudaGetDeviceProperties(&prop, o.device));
 	/* Results 0 and 1 are the two matmuls: the table and JSON rely on it. */
-	rc = bench_matmul(g, &o);
-	bench_memory_ops(g, &o);
-	bench_host_cost(g);
+	if (!o.attention_only) {
+		rc = bench_matmul(g, &o);
+		bench_memory_ops(g, &o);
+		bench_host_cost(g);
+	}
+	if (bench_attention(g, &o, copy_gbps) != 0)
+		rc = -ENOMEM;
 	print_table(prop.name);
+	print_attention();
 	write_json(stdout, prop.name, &o);
 	if (o.json_path) {
 		FILE *f = fopen(o.json_path, "w");
