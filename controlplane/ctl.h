@@ -110,7 +110,10 @@ struct ctl_backend {
 	 * Run operation op on inputs; attrs is the request's "attrs" object
 	 * (never NULL; may be empty; borrowed for the call). Fill up to
 	 * DJ_MAX_OP_ARGS output handles and their descriptions; *n_out
-	 * receives their number. Runs on a worker thread; may block.
+	 * receives their number. An output equal to one of the input handles
+	 * is that input updated in place (slice_write): it is not a new handle
+	 * (not counted, not freed when a batch fails). Runs on a worker
+	 * thread; may block.
 	 */
 	int (*execute)(void *ctx, void *session, const char *op,
 		       const uint64_t *inputs, int n_in, const cJSON *attrs,

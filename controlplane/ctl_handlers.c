@@ -765,6 +765,16 @@ static int results_add(cJSON *results, const uint64_t *out, const struct dj_tens
 	return 0;
 }
 
+/* An output that is one of the op's inputs was updated in place (slice_write):
+ * not a new handle, so neither counted nor freed when the batch fails. */
+static int is_input(uint64_t handle, const uint64_t *in, int n_in)
+{
+	for (int i = 0; i < n_in; i++)
+		if (in[i] == handle)
+			return 1;
+	return 0;
+}
+
 /*
  * Every cJSON allocation here is checked: a failure gives a clean -ENOMEM
  * ERROR (exec_job frees the outputs made so far), never a NULL dereference.
@@ -801,7 +811,8 @@ static int exec_one(struct ctl_server *srv, struct ctl_job *job, const cJSON *op
 		return rc;
 	n_out = n_out < DJ_MAX_OP_ARGS ? n_out : DJ_MAX_OP_ARGS;
 	for (int i = 0; i < n_out && st->n_made < st->cap; i++)
-		st->made[st->n_made++] = out[i];
+		if (!is_input(out[i], in, n_in))
+			st->made[st->n_made++] = out[i];
 	return results_add(results, out, out_desc, n_out, st->err);
 }
 

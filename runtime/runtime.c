@@ -445,6 +445,11 @@ static int compute(struct rt_runtime *rt, const struct tn_op *op, struct exec_ar
 	return rc;
 }
 
+/*
+ * An in-place op (slice_write) writes input 0, which stays pinned as an
+ * input for the whole call: nothing is allocated and the output handle is
+ * input 0's own (the control plane then counts no new handle).
+ */
 static int rt_execute(void *ctx, void *session, const char *op_name, const uint64_t *inputs,
 		      int n_in, const cJSON *json_attrs, uint64_t *outputs,
 		      struct dj_tensor_desc *out_desc, int *n_out, char *err)
@@ -476,13 +481,15 @@ static int rt_execute(void *ctx, void *session, const char *op_name, const uint6
 		in_desc[i] = args.in[i].desc;
 	if (rc == 0)
 		rc = tn_op_infer(op, in_desc, n_in, &attrs, &out_desc[0], err, CTL_ERRMSG_MAX);
-	if (rc == 0) {
+	if (rc == 0 && op->inplace) {
+		out = args.in[0];
+	} else if (rc == 0) {
 		rc = tn_store_alloc(rt->store, sid, &out_desc[0], &handle);
 		if (rc != 0)
 			set_err(err, "%s: output: %s", op_name, dj_strerror(rc));
+		if (rc == 0)
+			rc = tn_store_acquire(rt->store, sid, handle, &out_ref, &out);
 	}
-	if (rc == 0)
-		rc = tn_store_acquire(rt->store, sid, handle, &out_ref, &out);
 	if (rc == 0)
 		rc = compute(rt, op, &args, n_in, &attrs, &out, err);
 	tn_store_release(rt->store, out_ref);
@@ -492,7 +499,7 @@ static int rt_execute(void *ctx, void *session, const char *op_name, const uint6
 			tn_store_free(rt->store, sid, handle);
 		return rc;
 	}
-	outputs[0] = handle;
+	outputs[0] = op->inplace ? inputs[0] : handle;
 	*n_out = 1;
 	return 0;
 }

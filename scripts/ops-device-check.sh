@@ -2,15 +2,21 @@
 # GPU operations on the device machine (H100), in one call.
 #
 # Here, first:   scripts/ops-device-check.sh --carry [build-dir]   (default build-ops)
-#   builds test_gpu_ops and bench-ops and copies them, with libcunit, into
-#   .carry/ops (git-ignored).
+#   builds test_gpu_ops, test_gpu_ops_transformer, test_remote_ops and
+#   bench-ops and copies them, with libcunit and libcjson, into .carry/ops
+#   (git-ignored).
 # There, through the device tool: carry [".carry/ops"],
 #   command: bash scripts/ops-device-check.sh
 #   1. the GPU operation tests: every op against the CPU reference at several
-#      shapes, odd sizes included, tolerances per dtype (see the test's head);
-#   2. bench-ops: fp16 matmul through Djinn vs cuBLAS direct, memory-bound ops
-#      vs the copy bandwidth;
-#   3. compute-sanitizer memcheck over the tests (time-boxed).
+#      shapes, odd sizes included, tolerances per dtype (see
+#      tests/unit/gpu_ops/gpu_test_util.h); then the transformer ops
+#      (embedding and its index check, narrow, slice_write, argmax, rms_norm,
+#      the fused attention);
+#   2. every op through the server's GPU runtime (test_remote_ops gpu:
+#      slice_write in place, embedding's refusal);
+#   3. bench-ops: fp16 matmul through Djinn vs cuBLAS direct, memory-bound ops
+#      vs the copy bandwidth, fused vs unfused attention (decode, prefill);
+#   4. compute-sanitizer memcheck over both op tests (time-boxed).
 # Logs and JSON go to $OUT (or /tmp/ops-check); a short table comes last.
 #   BENCH_ARGS="--reps 20" bash scripts/ops-device-check.sh
 set -u
@@ -22,12 +28,18 @@ if [ "${1:-}" = --carry ]; then
 	builddir=${2:-build-ops}
 	cd "$top"
 	[ -f "$builddir/build.ninja" ] || bash scripts/setup.sh "$builddir"
-	ninja -C "$builddir" apps/bench-ops tests/unit/gpu_ops/test_gpu_ops >/dev/null
+	tests="tests/unit/gpu_ops/test_gpu_ops tests/unit/gpu_ops/test_gpu_ops_transformer
+		tests/integration/runtime/test_remote_ops"
+	ninja -C "$builddir" apps/bench-ops $tests >/dev/null
 	mkdir -p "$bin"
-	cp "$builddir"/apps/bench-ops "$builddir"/tests/unit/gpu_ops/test_gpu_ops "$bin"/
-	strip "$bin"/bench-ops "$bin"/test_gpu_ops
-	# The device machine has no CUnit.
-	cp "$(ldconfig -p | awk '/libcunit.so.1 /{print $NF; exit}')" "$bin"/
+	for t in apps/bench-ops $tests; do
+		cp "$builddir/$t" "$bin"/
+		strip "$bin/$(basename "$t")"
+	done
+	# The device machine has no CUnit or cJSON.
+	for lib in libcunit.so.1 libcjson.so.1; do
+		cp "$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')" "$bin"/
+	done
 	du -sh "$bin"
 	exit 0
 fi
@@ -48,12 +60,22 @@ if ldd "$bin"/bench-ops | grep -q "libcublas.*not found"; then
 fi
 ldd "$bin"/bench-ops | grep -E "cublas|not found"
 
-step "GPU operation tests"
-"$bin"/test_gpu_ops >"$out/test.log" 2>&1
+for t in test_gpu_ops test_gpu_ops_transformer; do
+	step "GPU operation tests: $t"
+	"$bin"/$t >"$out/$t.log" 2>&1
+	rc=$?
+	echo "$t: exit $rc"
+	grep -E "test seed|^ +(suites|tests|asserts)|FAILED|failed|element [0-9]+:|got -?[0-9]+ \"" \
+		"$out/$t.log" | head -n 40
+	[ $rc = 0 ] || status=1
+done
+
+step "every op through the GPU runtime (test_remote_ops gpu)"
+"$bin"/test_remote_ops gpu >"$out/remote_ops.log" 2>&1
 rc=$?
-echo "test_gpu_ops: exit $rc"
-grep -E "test seed|^ +(suites|tests|asserts)|FAILED|gpu run failed|element [0-9]+:" "$out/test.log" |
-	head -n 40
+echo "test_remote_ops gpu: exit $rc"
+grep -E "seed|^ +(suites|tests|asserts)|FAILED|differs|has no remote case" "$out/remote_ops.log" |
+	head -n 20
 [ $rc = 0 ] || status=1
 
 step "bench-ops"
@@ -61,23 +83,28 @@ step "bench-ops"
 [ $? = 0 ] || status=1
 grep -vE '^\{' "$out/bench.log"
 
-step "compute-sanitizer memcheck (at most 150 s)"
-if command -v compute-sanitizer >/dev/null; then
-	timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 \
-		"$bin"/test_gpu_ops >"$out/memcheck.log" 2>&1
+for t in test_gpu_ops_transformer test_gpu_ops; do
+	step "compute-sanitizer memcheck, $t (at most ${MEMCHECK_S:-120} s)"
+	if ! command -v compute-sanitizer >/dev/null; then
+		echo "compute-sanitizer not found"
+		break
+	fi
+	timeout "${MEMCHECK_S:-120}" compute-sanitizer --tool memcheck --error-exitcode 9 \
+		"$bin"/$t >"$out/memcheck_$t.log" 2>&1
 	rc=$?
 	case $rc in
 	0) echo "memcheck: clean" ;;
-	124) echo "memcheck: stopped at the time limit; $(grep -c 'Invalid' "$out/memcheck.log") errors so far" ;;
-	*) echo "memcheck: exit $rc"; grep -m 10 -E "Invalid|ERROR SUMMARY" "$out/memcheck.log"; status=1 ;;
+	124) echo "memcheck: stopped at the time limit; $(grep -c 'Invalid' "$out/memcheck_$t.log") errors so far" ;;
+	*) echo "memcheck: exit $rc"; grep -m 10 -E "Invalid|ERROR SUMMARY" "$out/memcheck_$t.log"; status=1 ;;
 	esac
-else
-	echo "compute-sanitizer not found"
-fi
+done
 
-step "summary: worst error / tolerance per op and dtype"
-sed -n '/^op  *dtype/,$p' "$out/test.log"
+for t in test_gpu_ops test_gpu_ops_transformer; do
+	step "summary: worst error / tolerance per op and dtype ($t)"
+	sed -n '/^op  *dtype/,$p' "$out/$t.log"
+done
 step "summary: bench"
 sed -n '/^bench-ops on/,/^host cost/p' "$out/bench.log"
+sed -n '/^attention, head dim/,/^$/p' "$out/bench.log"
 echo "ops device check: $([ $status = 0 ] && echo PASS || echo FAIL)"
 exit $status

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The operation table and the checks every operation shares. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,10 +9,11 @@
 #include "djinn/common.h"
 #include "ops_internal.h"
 
-#define OP(op_name, op_id, lo, hi, types, keys, infer_fn, cpu_fn)               \
+/* Trailing arguments set the rarer fields (index_inputs, inplace). */
+#define OP(op_name, op_id, lo, hi, types, keys, infer_fn, cpu_fn, ...)          \
 	[op_id] = {.name = op_name, .id = op_id, .min_inputs = lo, .max_inputs = hi, \
 		   .dtypes = types, .attr_keys = keys, .infer = tn_infer_##infer_fn,  \
-		   .cpu = tn_cpu_##cpu_fn}
+		   .cpu = tn_cpu_##cpu_fn, __VA_ARGS__}
 
 static const struct tn_op op_table[TN_OP_COUNT] = {
 	OP("matmul", TN_OP_MATMUL, 2, 2, DTYPES_ALL, 0, matmul, matmul),
@@ -37,6 +39,16 @@ static const struct tn_op op_table[TN_OP_COUNT] = {
 	OP("silu", TN_OP_SILU, 1, 1, DTYPES_FLOAT, 0, elementwise_unary, silu),
 	OP("layer_norm", TN_OP_LAYER_NORM, 1, 3, DTYPES_FLOAT, ATTR_NORM_SHAPE | ATTR_EPS,
 	   layer_norm, layer_norm),
+	OP("embedding", TN_OP_EMBEDDING, 2, 2, DTYPES_ALL, 0, embedding, embedding,
+	   .index_inputs = 1u << 0),
+	OP("narrow", TN_OP_NARROW, 1, 1, DTYPES_ALL, ATTR_DIM | ATTR_START | ATTR_LENGTH,
+	   narrow, narrow),
+	OP("scaled_dot_product_attention", TN_OP_SDPA, 3, 3, DTYPES_FLOAT,
+	   ATTR_IS_CAUSAL | ATTR_SCALE, sdpa, sdpa),
+	OP("slice_write", TN_OP_SLICE_WRITE, 2, 2, DTYPES_ALL, ATTR_DIM | ATTR_START,
+	   slice_write, slice_write, .inplace = 1),
+	OP("argmax", TN_OP_ARGMAX, 1, 1, DTYPES_ALL, ATTR_DIM | ATTR_KEEPDIM, argmax, argmax),
+	OP("rms_norm", TN_OP_RMS_NORM, 1, 2, DTYPES_FLOAT, ATTR_EPS, rms_norm, rms_norm),
 };
 
 const struct tn_op *tn_op_find(const char *name)
@@ -62,7 +74,14 @@ int tn_op_count(void)
 void tn_op_attrs_init(struct tn_op_attrs *attrs)
 {
 	memset(attrs, 0, sizeof(*attrs));
-	attrs->eps = 1e-5;
+	attrs->eps = NAN;
+}
+
+double tn_op_eps(const struct tn_op *op, const struct tn_op_attrs *attrs)
+{
+	if (attrs != NULL && !isnan(attrs->eps))
+		return attrs->eps;
+	return op != NULL && op->id == TN_OP_RMS_NORM ? 1e-6 : 1e-5;
 }
 
 int tn_op_resolve_dim(int dim, int ndim, int *resolved)
@@ -116,19 +135,30 @@ static int check_common(const struct tn_op *op, const struct dj_tensor_desc *in,
 	}
 	if (in == NULL)
 		return tn_op_fail(-EINVAL, err, errlen, op->name, "no input descriptions");
+	int ref = -1; /* the input whose dtype the others (but indices) share */
+
 	for (int i = 0; i < n_in; i++) {
 		int rc = check_input_desc(op, &in[i], i, err, errlen);
 
 		if (rc != 0)
 			return rc;
-		if (in[i].dtype != in[0].dtype)
+		if (op->index_inputs & (1u << i)) {
+			if (!(DTYPES_INT & DTYPE_BIT(in[i].dtype)))
+				return tn_op_fail(-DJ_EDTYPE, err, errlen, op->name,
+					       "input %d (indices) must be int32 or int64, got %s", i,
+					       dj_dtype_name(in[i].dtype));
+			continue;
+		}
+		if (ref < 0)
+			ref = i;
+		if (in[i].dtype != in[ref].dtype)
 			return tn_op_fail(-DJ_EDTYPE, err, errlen, op->name,
-				       "dtypes differ: input 0 is %s, input %d is %s",
-				       dj_dtype_name(in[0].dtype), i, dj_dtype_name(in[i].dtype));
+				       "dtypes differ: input %d is %s, input %d is %s", ref,
+				       dj_dtype_name(in[ref].dtype), i, dj_dtype_name(in[i].dtype));
 	}
-	if (!(op->dtypes & DTYPE_BIT(in[0].dtype)))
+	if (ref >= 0 && !(op->dtypes & DTYPE_BIT(in[ref].dtype)))
 		return tn_op_fail(-DJ_EDTYPE, err, errlen, op->name, "%s not supported (%s)",
-			       dj_dtype_name(in[0].dtype),
+			       dj_dtype_name(in[ref].dtype),
 			       op->dtypes == DTYPES_FLOAT ? "float32, float16 and bfloat16 only"
 							  : "see docs/OPERATIONS.md");
 	return 0;
@@ -226,8 +256,11 @@ int tn_op_cpu(const struct tn_op *op, const struct dj_tensor *in, int n_in,
 		rc = check_host_tensor(op, &in[i], "an input", err, errlen);
 	if (rc == 0)
 		rc = check_host_tensor(op, out, "the output", err, errlen);
-	if (rc == 0)
-		rc = op->cpu(in, n_in, attrs, out);
+	if (rc == 0) {
+		rc = op->cpu(in, n_in, attrs, out, err, errlen);
+		if (rc != 0 && err != NULL && errlen > 0 && err[0] != '\0')
+			prefix_op_name(err, errlen, op->name);
+	}
 	if (rc != 0 && err != NULL && errlen > 0 && err[0] == '\0')
 		tn_op_fail(rc, err, errlen, op->name, "%s", dj_strerror(rc));
 	return rc;

@@ -98,6 +98,25 @@ static int parse_one(const struct attr_parse *p, unsigned int bit, const cJSON *
 		return json_int_array(p, item, 0, DJ_MAX_DIMS, -1, a->shape, &a->shape_ndim);
 	case ATTR_NORM_SHAPE:
 		return json_int_array(p, item, 1, DJ_MAX_DIMS, 0, a->norm_shape, &a->norm_ndim);
+	case ATTR_START:
+		rc = json_int(p, item, -JSON_INT_MAX, JSON_INT_MAX, &a->start);
+		a->has_start = rc == 0;
+		return rc;
+	case ATTR_LENGTH:
+		rc = json_int(p, item, 0, JSON_INT_MAX, &a->length);
+		a->has_length = rc == 0;
+		return rc;
+	case ATTR_IS_CAUSAL:
+		if (!cJSON_IsBool(item))
+			return attr_fail(p, "must be true or false");
+		a->is_causal = cJSON_IsTrue(item);
+		return 0;
+	case ATTR_SCALE:
+		if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble))
+			return attr_fail(p, "must be a finite number");
+		a->has_scale = 1;
+		a->scale = item->valuedouble;
+		return 0;
 	default: /* ATTR_EPS */
 		if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) || item->valuedouble < 0)
 			return attr_fail(p, "must be a non-negative number");
@@ -117,6 +136,10 @@ static const struct {
 	{"shape", ATTR_SHAPE},
 	{"normalized_shape", ATTR_NORM_SHAPE},
 	{"eps", ATTR_EPS},
+	{"start", ATTR_START},
+	{"length", ATTR_LENGTH},
+	{"is_causal", ATTR_IS_CAUSAL},
+	{"scale", ATTR_SCALE},
 };
 
 #define N_ATTR_KEYS (sizeof(attr_keys) / sizeof(attr_keys[0]))
@@ -197,7 +220,20 @@ static int fill_json(cJSON *obj, unsigned int keys, const struct tn_op_attrs *a)
 		rc = add_int_array(obj, "shape", a->shape, a->shape_ndim);
 	if (rc == 0 && (keys & ATTR_NORM_SHAPE) && a->norm_ndim > 0)
 		rc = add_int_array(obj, "normalized_shape", a->norm_shape, a->norm_ndim);
-	if (rc == 0 && (keys & ATTR_EPS) && !cJSON_AddNumberToObject(obj, "eps", a->eps))
+	if (rc == 0 && (keys & ATTR_EPS) && !isnan(a->eps) &&
+	    !cJSON_AddNumberToObject(obj, "eps", a->eps))
+		rc = -ENOMEM;
+	if (rc == 0 && (keys & ATTR_START) && a->has_start &&
+	    !cJSON_AddNumberToObject(obj, "start", (double)a->start))
+		rc = -ENOMEM;
+	if (rc == 0 && (keys & ATTR_LENGTH) && a->has_length &&
+	    !cJSON_AddNumberToObject(obj, "length", (double)a->length))
+		rc = -ENOMEM;
+	if (rc == 0 && (keys & ATTR_IS_CAUSAL) && a->is_causal &&
+	    !cJSON_AddTrueToObject(obj, "is_causal"))
+		rc = -ENOMEM;
+	if (rc == 0 && (keys & ATTR_SCALE) && a->has_scale &&
+	    !cJSON_AddNumberToObject(obj, "scale", a->scale))
 		rc = -ENOMEM;
 	return rc;
 }

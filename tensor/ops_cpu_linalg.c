@@ -101,18 +101,6 @@ static void gemm(struct gemm_scratch *s, const struct matrix_view *a, const stru
 	}
 }
 
-/* Element offset of batch b's matrix, from row-major batch coordinates. */
-static int64_t batch_offset(const struct tn_op_matmul_plan *p, const int64_t *strides, int64_t b)
-{
-	int64_t off = 0;
-
-	for (int d = p->batch_ndim - 1; d >= 0; d--) {
-		off += (b % p->batch_shape[d]) * strides[d];
-		b /= p->batch_shape[d];
-	}
-	return off;
-}
-
 OP_CPU(matmul)
 {
 	struct tn_op_matmul_plan p;
@@ -127,8 +115,8 @@ OP_CPU(matmul)
 				 .rows = p.k, .cols = p.n};
 
 	for (int64_t b = 0; b < p.batch; b++) {
-		va.offset = batch_offset(&p, p.a_batch_stride, b);
-		vb.offset = batch_offset(&p, p.b_batch_stride, b);
+		va.offset = tn_op_batch_offset(p.batch_ndim, p.batch_shape, p.a_batch_stride, b);
+		vb.offset = tn_op_batch_offset(p.batch_ndim, p.batch_shape, p.b_batch_stride, b);
 		gemm(&s, &va, &vb, NULL, out, b * p.m * p.n);
 	}
 	free(s.a);

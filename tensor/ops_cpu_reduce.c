@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Reductions and normalisations over one axis of an [outer][len][inner]
- * view. Float types accumulate in double; integer sums in int64, wrapping.
+ * Reductions (sum, mean, argmax) and normalisations (softmax, layer_norm,
+ * rms_norm) over one axis of an [outer][len][inner] view. Float types
+ * accumulate in double; integer sums in int64, wrapping.
  */
 #include <math.h>
 
@@ -90,11 +91,14 @@ OP_CPU(softmax)
 	return 0;
 }
 
-/* Biased variance (divides by len) as torch.nn.functional.layer_norm. */
-static void row_moments(const struct dj_tensor *x, int64_t base, int64_t len, double *mean,
-			double *var)
+/*
+ * Biased variance (divides by len) as torch.nn.functional.layer_norm; with
+ * @p centre 0 the mean is taken as 0, so var is rms_norm's mean square.
+ */
+static void row_moments(const struct dj_tensor *x, int64_t base, int64_t len, int centre,
+			double *mean, double *var)
 {
-	double m = sum_f64(x, base, len, 1) / (double)len, sq = 0;
+	double m = centre ? sum_f64(x, base, len, 1) / (double)len : 0.0, sq = 0;
 
 	/* Two passes: no cancellation from E[x^2] - E[x]^2. */
 	for (int64_t j = 0; j < len; j++) {
@@ -106,18 +110,22 @@ static void row_moments(const struct dj_tensor *x, int64_t base, int64_t len, do
 	*var = sq / (double)len;
 }
 
-OP_CPU(layer_norm)
+/* layer_norm: (x - mean) / sqrt(var + eps) * w + b; rms_norm: x /
+ * sqrt(mean(x^2) + eps) * w. */
+static void normalise(const struct dj_tensor *in, int n_in, const struct tn_op_attrs *a,
+		      enum tn_op_id id, struct dj_tensor *out)
 {
 	int64_t rows, len, inner;
 	const struct dj_tensor *x = &in[0];
+	double eps = tn_op_eps(tn_op_get(id), a);
 
-	split(x, a, TN_OP_LAYER_NORM, &rows, &len, &inner);
+	split(x, a, id, &rows, &len, &inner);
 	for (int64_t r = 0; r < rows; r++) {
 		double mean, var;
 		int64_t base = r * len;
 
-		row_moments(x, base, len, &mean, &var);
-		double inv = 1.0 / sqrt(var + a->eps);
+		row_moments(x, base, len, id == TN_OP_LAYER_NORM, &mean, &var);
+		double inv = 1.0 / sqrt(var + eps);
 
 		for (int64_t j = 0; j < len; j++) {
 			double y = (tensor_load_f64(x, base + j) - mean) * inv;
@@ -127,6 +135,47 @@ OP_CPU(layer_norm)
 			if (n_in > 2)
 				y += tensor_load_f64(&in[2], j);
 			tensor_store_f64(out, base + j, y);
+		}
+	}
+}
+
+OP_CPU(layer_norm)
+{
+	normalise(in, n_in, a, TN_OP_LAYER_NORM, out);
+	return 0;
+}
+
+OP_CPU(rms_norm)
+{
+	normalise(in, n_in, a, TN_OP_RMS_NORM, out);
+	return 0;
+}
+
+/* NaN beats everything (torch.argmax picks the first NaN); ties keep the
+ * first index. Integers compare as integers: int64 beyond 2^53 stays exact. */
+static int argmax_better(const struct dj_tensor *x, int64_t i, int64_t best)
+{
+	if (!dj_dtype_is_float(x->desc.dtype))
+		return op_load_i64(x, i) > op_load_i64(x, best);
+	double v = tensor_load_f64(x, i), b = tensor_load_f64(x, best);
+
+	return !isnan(b) && (isnan(v) || v > b);
+}
+
+OP_CPU(argmax)
+{
+	int64_t outer, len, inner;
+	const struct dj_tensor *x = &in[0];
+
+	split(x, a, TN_OP_ARGMAX, &outer, &len, &inner);
+	for (int64_t o = 0; o < outer; o++) {
+		for (int64_t i = 0; i < inner; i++) {
+			int64_t base = o * len * inner + i, best = 0;
+
+			for (int64_t j = 1; j < len; j++)
+				if (argmax_better(x, base + j * inner, base + best * inner))
+					best = j;
+			((int64_t *)out->data)[o * inner + i] = best;
 		}
 	}
 	return 0;

@@ -276,3 +276,167 @@ OP_INFER(cat)
 	}
 	return 0;
 }
+
+OP_INFER(embedding)
+{
+	char si[SHAPE_TEXT], sw[SHAPE_TEXT];
+	const struct dj_tensor_desc *idx = &in[0], *w = &in[1];
+
+	if (w->ndim != 2)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "weight %s must be 2-D [num_embeddings, embedding_dim]",
+			       dj_shape_format(w, sw, sizeof(sw)));
+	if (idx->ndim >= DJ_MAX_DIMS)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "indices %s: the result would have %d dimensions (at most %d)",
+			       dj_shape_format(idx, si, sizeof(si)), idx->ndim + 1, DJ_MAX_DIMS);
+	*out = *idx;
+	out->dtype = w->dtype;
+	out->shape[out->ndim++] = w->shape[1];
+	return 0;
+}
+
+/* narrow and slice_write name their missing attribute rather than guess. */
+static int require(int present, const char *key, char *err, size_t errlen)
+{
+	return present ? 0 : tn_op_fail(-EINVAL, err, errlen, NULL, "attribute '%s' is required",
+				       key);
+}
+
+/* The dim and start of narrow and slice_write, resolved against @p x. */
+static int slice_dim(const struct dj_tensor_desc *x, const struct tn_op_attrs *a, int *dim,
+		     char *err, size_t errlen)
+{
+	int rc = require(a->has_dim, "dim", err, errlen);
+
+	if (rc == 0)
+		rc = require(a->has_start, "start", err, errlen);
+	if (rc != 0)
+		return rc;
+	if (x->ndim == 0)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "cannot slice a 0-dimensional tensor");
+	if (tn_op_resolve_dim(a->dim, x->ndim, dim) != 0)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "dim %d out of range for %d dimensions", a->dim, x->ndim);
+	return 0;
+}
+
+static int slice_range(const struct dj_tensor_desc *x, int dim, int64_t start, int64_t len,
+		       char *err, size_t errlen)
+{
+	int64_t resolved;
+
+	if (tn_op_slice_start(x->shape[dim], start, len, &resolved) != 0)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "start %lld, length %lld out of range for size %lld of dim %d",
+			       (long long)start, (long long)len, (long long)x->shape[dim], dim);
+	return 0;
+}
+
+OP_INFER(narrow)
+{
+	int dim;
+	int rc = slice_dim(&in[0], a, &dim, err, errlen);
+
+	if (rc == 0)
+		rc = require(a->has_length, "length", err, errlen);
+	if (rc == 0)
+		rc = slice_range(&in[0], dim, a->start, a->length, err, errlen);
+	if (rc != 0)
+		return rc;
+	*out = in[0];
+	out->shape[dim] = a->length;
+	return 0;
+}
+
+OP_INFER(slice_write)
+{
+	char sd[SHAPE_TEXT], ss[SHAPE_TEXT];
+	const struct dj_tensor_desc *dst = &in[0], *src = &in[1];
+	int dim, fits;
+	int rc = slice_dim(dst, a, &dim, err, errlen);
+
+	if (rc != 0)
+		return rc;
+	fits = src->ndim == dst->ndim;
+	for (int d = 0; fits && d < dst->ndim; d++)
+		fits = d == dim || src->shape[d] == dst->shape[d];
+	if (!fits)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "src %s does not match dst %s outside dim %d",
+			       dj_shape_format(src, ss, sizeof(ss)),
+			       dj_shape_format(dst, sd, sizeof(sd)), dim);
+	rc = slice_range(dst, dim, a->start, src->shape[dim], err, errlen);
+	if (rc == 0)
+		*out = *dst;
+	return rc;
+}
+
+OP_INFER(sdpa)
+{
+	char sq[SHAPE_TEXT], sk[SHAPE_TEXT], sv[SHAPE_TEXT];
+	struct tn_op_sdpa_plan p;
+
+	dj_shape_format(&in[0], sq, sizeof(sq));
+	dj_shape_format(&in[1], sk, sizeof(sk));
+	dj_shape_format(&in[2], sv, sizeof(sv));
+	if (in[0].ndim < 2 || in[1].ndim < 2 || in[2].ndim < 2)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "q, k and v need at least 2 dimensions: q %s, k %s, v %s", sq, sk,
+			       sv);
+	if (in[1].shape[in[1].ndim - 1] != in[0].shape[in[0].ndim - 1])
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "q %s and k %s differ in the last dimension (E)", sq, sk);
+	if (in[2].shape[in[2].ndim - 2] != in[1].shape[in[1].ndim - 2])
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "k %s and v %s differ in the key dimension (S)", sk, sv);
+	if (tn_op_sdpa_plan(in, a, &p) != 0)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "batch dimensions do not broadcast: q %s, k %s, v %s", sq, sk, sv);
+	out->dtype = in[0].dtype;
+	out->ndim = p.batch_ndim + 2;
+	for (int i = 0; i < p.batch_ndim; i++)
+		out->shape[i] = p.batch_shape[i];
+	out->shape[p.batch_ndim] = p.L;
+	out->shape[p.batch_ndim + 1] = p.Ev;
+	return 0;
+}
+
+/* torch refuses an argmax over nothing: there is no index to give. */
+OP_INFER(argmax)
+{
+	char sx[SHAPE_TEXT];
+	int rc = reduced_desc(&in[0], a, out, err, errlen);
+	int dim;
+
+	if (rc != 0)
+		return rc;
+	if (!a->has_dim && dj_tensor_numel(&in[0]) == 0)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL, "input %s has no elements",
+			       dj_shape_format(&in[0], sx, sizeof(sx)));
+	if (a->has_dim && in[0].ndim > 0 && tn_op_resolve_dim(a->dim, in[0].ndim, &dim) == 0 &&
+	    in[0].shape[dim] == 0)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "dim %d of %s is empty: no index to give", a->dim,
+			       dj_shape_format(&in[0], sx, sizeof(sx)));
+	out->dtype = DJ_DTYPE_INT64;
+	return 0;
+}
+
+OP_INFER(rms_norm)
+{
+	char sx[SHAPE_TEXT], sw[SHAPE_TEXT];
+	const struct dj_tensor_desc *x = &in[0];
+
+	if (x->ndim == 0)
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "input is a scalar; it needs at least 1 dimension");
+	if (n_in > 1 && !(in[1].ndim == 1 && in[1].shape[0] == x->shape[x->ndim - 1]))
+		return tn_op_fail(-DJ_ESHAPE, err, errlen, NULL,
+			       "weight %s must be [%lld], the last dimension of %s",
+			       dj_shape_format(&in[1], sw, sizeof(sw)),
+			       (long long)x->shape[x->ndim - 1], dj_shape_format(x, sx, sizeof(sx)));
+	*out = *x;
+	return 0;
+}

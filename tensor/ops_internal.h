@@ -19,6 +19,10 @@ enum {
 	ATTR_SHAPE = 1u << 4,
 	ATTR_NORM_SHAPE = 1u << 5,
 	ATTR_EPS = 1u << 6,
+	ATTR_START = 1u << 7,
+	ATTR_LENGTH = 1u << 8,
+	ATTR_IS_CAUSAL = 1u << 9,
+	ATTR_SCALE = 1u << 10,
 };
 
 #define DTYPE_BIT(t) (1u << (t))
@@ -31,6 +35,10 @@ enum {
  * tn_op_infer() adds for the per-op inference functions); returns rc.
  * common's formatter under the name the operation code knows. */
 #define tn_op_fail djc_errf
+
+/* Resolve a (possibly negative) slice start in a dimension of @p size so
+ * that [start, start + len) lies inside it: 0 or -DJ_ESHAPE. */
+int tn_op_slice_start(int64_t size, int64_t start, int64_t len, int64_t *resolved);
 
 /* Split a shape around dimension dim: outer * size(dim) * inner. */
 void tn_op_split_at(const struct dj_tensor_desc *d, int dim, int64_t *outer, int64_t *len,
@@ -57,7 +65,8 @@ static inline void op_store_i64(struct dj_tensor *t, int64_t i, int64_t v)
 					const struct tn_op_attrs *a, \
 					struct dj_tensor_desc *out, char *err, size_t errlen)
 #define OP_CPU(name) int tn_cpu_##name(const struct dj_tensor *in, int n_in, \
-				    const struct tn_op_attrs *a, struct dj_tensor *out)
+				    const struct tn_op_attrs *a, struct dj_tensor *out, \
+				    char *err, size_t errlen)
 
 OP_INFER(elementwise_binary);
 OP_INFER(div);
@@ -71,6 +80,12 @@ OP_INFER(linear);
 OP_INFER(transpose);
 OP_INFER(reshape);
 OP_INFER(cat);
+OP_INFER(embedding);
+OP_INFER(narrow);
+OP_INFER(sdpa);
+OP_INFER(slice_write);
+OP_INFER(argmax);
+OP_INFER(rms_norm);
 
 OP_CPU(add);
 OP_CPU(sub);
@@ -93,5 +108,16 @@ OP_CPU(linear);
 OP_CPU(transpose);
 OP_CPU(reshape);
 OP_CPU(cat);
+OP_CPU(embedding);
+OP_CPU(narrow);
+OP_CPU(sdpa);
+OP_CPU(slice_write);
+OP_CPU(argmax);
+OP_CPU(rms_norm);
+
+/* Copy @p rows rows of @p width bytes from src (rows @p spitch bytes
+ * apart) to dst (@p dpitch apart); identical src and dst copy nothing. */
+void tn_copy_rows(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+		  int64_t rows);
 
 #endif

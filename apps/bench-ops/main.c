@@ -2,7 +2,8 @@
 /*
  * bench-ops: the GPU operations timed on the device.
  *
- *   bench-ops [--size N] [--elems N] [--reps N] [--warmup N] [--device N] [--json FILE]
+ *   bench-ops [--size N] [--elems N] [--reps N] [--warmup N] [--device N]
+ *             [--attn-batch N] [--attention-only] [--json FILE]
  *
  * 1. matmul: fp16 N x N x N through Djinn's op path (djg_ops_execute:
  *    inference, output allocation from the pool, cuBLAS) against cuBLAS
@@ -12,7 +13,9 @@
  * 2. memory-bound operations on --elems float32 elements against the floor
  *    of their bytes at the measured device-to-device copy bandwidth;
  * 3. the host cost of one request (a one-element relu): run into a fixed
- *    output, and execute + free.
+ *    output, and execute + free;
+ * 4. attention (attention.c): the fused scaled_dot_product_attention
+ *    against the unfused chain of our own ops, decode and prefill.
  * Times: CUDA events around each run on the context's stream, median of
  * --reps runs after --warmup. Prints a table, then one JSON object.
  */
@@ -31,19 +34,7 @@
 #include "common/djc.h"
 #include "gpu/ops/gpu_ops.h"
 #include "tensor/ops.h"
-
-struct options {
-	int64_t size;  /* matmul M = N = K */
-	int64_t elems; /* memory-bound ops */
-	int reps, warmup, device;
-	const char *json_path;
-};
-
-/* One timed thing: run() enqueues one repetition on @p stream. */
-struct timed {
-	int (*run)(void *arg);
-	void *arg;
-};
+#include "bench_ops.h"
 
 struct result {
 	char name[48];
@@ -58,25 +49,17 @@ static int n_results;
 static double copy_gbps;
 static double host_us_per_op, host_us_run, host_us_memset;
 
-#define CHECK_CUDA(call)                                                                   \
-	do {                                                                               \
-		cudaError_t e_ = (call);                                                   \
-		if (e_ != cudaSuccess) {                                                   \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,        \
-				cudaGetErrorString(e_));                                   \
-			exit(1);                                                           \
-		}                                                                          \
-	} while (0)
-
 static void usage(const char *prog)
 {
 	printf("Usage: %s [options]\n"
-	       "  --size N     matmul M = N = K, fp16 (default 4096)\n"
-	       "  --elems N    float32 elements for memory-bound ops (default 67108864)\n"
-	       "  --reps N     timed repetitions, the median is kept (default 50)\n"
-	       "  --warmup N   untimed repetitions first (default 10)\n"
-	       "  --device N   CUDA device (default 0)\n"
-	       "  --json FILE  also write the JSON result there\n",
+	       "  --size N            matmul M = N = K, fp16 (default 4096)\n"
+	       "  --elems N           float32 elements for memory-bound ops (default 67108864)\n"
+	       "  --reps N            timed repetitions, the median is kept (default 50)\n"
+	       "  --warmup N          untimed repetitions first (default 10)\n"
+	       "  --device N          CUDA device (default 0)\n"
+	       "  --attn-batch N      sequences in the attention cases (default 1)\n"
+	       "  --attention-only    only the attention section\n"
+	       "  --json FILE         also write the JSON result there\n",
 	       prog);
 }
 
@@ -99,6 +82,8 @@ static int parse_option(int c, const char *arg, void *opts)
 	case 'w': return djc_opt_int("--warmup", arg, 0, 100000, &o->warmup);
 	case 'd': return djc_opt_int("--device", arg, 0, 1023, &o->device);
 	case 'j': o->json_path = arg; return 0;
+	case 'b': return djc_opt_int("--attn-batch", arg, 1, 4096, &o->attn_batch);
+	case 'a': o->attention_only = 1; return 0;
 	default: return -EINVAL;
 	}
 }
@@ -109,6 +94,8 @@ static int parse_options(int argc, char **argv, void *opts)
 		{"size", required_argument, NULL, 's'},  {"elems", required_argument, NULL, 'e'},
 		{"reps", required_argument, NULL, 'r'},  {"warmup", required_argument, NULL, 'w'},
 		{"device", required_argument, NULL, 'd'}, {"json", required_argument, NULL, 'j'},
+		{"attn-batch", required_argument, NULL, 'b'},
+		{"attention-only", no_argument, NULL, 'a'},
 		{NULL, 0, NULL, 0},
 	};
 
@@ -122,15 +109,14 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static double median(double *v, int n)
+double median(double *v, int n)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Milliseconds of each repetition, between events on @p stream. */
-static void time_runs(const struct timed *t, cudaStream_t stream, int warmup, int reps,
-		      double *ms)
+void time_runs(const struct timed *t, cudaStream_t stream, int warmup, int reps, double *ms)
 {
 	cudaEvent_t start, stop;
 
@@ -166,7 +152,7 @@ static struct result *add_result(const char *name, double ms, double bytes, doub
 }
 
 /* Random values in [-1, 1], written with the library's own conversions. */
-static void *random_device(struct djg_ops *g, enum dj_dtype dtype, int64_t n)
+void *random_device(struct djg_ops *g, enum dj_dtype dtype, int64_t n)
 {
 	size_t esize = dj_dtype_size(dtype);
 	char *host = malloc((size_t)n * esize);
@@ -508,9 +494,16 @@ static void bench_host_cost(struct djg_ops *g)
 
 /* ---- report ---- */
 
+static double matmul_ratio(void)
+{
+	return n_results >= 2 ? results[1].ms / results[0].ms : 0.0;
+}
+
 static void print_table(const char *device)
 {
 	printf("\nbench-ops on %s (median of CUDA-event times)\n", device);
+	if (n_results == 0)
+		return;
 	printf("%-24s %10s %10s %10s %9s\n", "operation", "ms", "TFLOP/s", "GB/s", "of copy");
 	for (int i = 0; i < n_results; i++) {
 		const struct result *r = &results[i];
@@ -522,8 +515,7 @@ static void print_table(const char *device)
 			printf(" %10s %10.0f %8.0f%%\n", "-", r->bytes / r->ms / 1e6,
 			       100.0 * (r->bytes / r->ms / 1e6) / copy_gbps);
 	}
-	printf("matmul Djinn / direct cuBLAS: %.1f%% (goal >= 85%%)\n",
-	       100.0 * results[1].ms / results[0].ms);
+	printf("matmul Djinn / direct cuBLAS: %.1f%% (goal >= 85%%)\n", 100.0 * matmul_ratio());
 	printf("host cost per request (tiny relu): run %.2f us, execute + free %.2f us "
 	       "(a bare cudaMemsetAsync: %.2f us)\n",
 	       host_us_run, host_us_per_op, host_us_memset);
@@ -536,7 +528,7 @@ static void write_json(FILE *f, const char *device, const struct options *o)
 		   "\"matmul_ratio\":%.4f,\"host_us_run\":%.3f,\"host_us_execute\":%.3f,"
 		   "\"host_us_memset\":%.3f,\"results\":[",
 		device, (long long)o->size, (long long)o->elems, o->reps, o->warmup, copy_gbps,
-		results[1].ms / results[0].ms, host_us_run, host_us_per_op, host_us_memset);
+		matmul_ratio(), host_us_run, host_us_per_op, host_us_memset);
 	for (int i = 0; i < n_results; i++) {
 		const struct result *r = &results[i];
 
@@ -547,14 +539,17 @@ static void write_json(FILE *f, const char *device, const struct options *o)
 			fprintf(f, ",\"gbps\":%.1f,\"of_copy\":%.3f}", r->bytes / r->ms / 1e6,
 				(r->bytes / r->ms / 1e6) / copy_gbps);
 	}
-	fprintf(f, "]}\n");
+	fprintf(f, "],");
+	write_attention_json(f);
+	fprintf(f, "}\n");
 }
 
 int main(int argc, char **argv)
 {
 	struct cudaDeviceProp prop;
 	struct djg_ops *g;
-	struct options o = {.size = 4096, .elems = 64 << 20, .reps = 50, .warmup = 10};
+	struct options o = {.size = 4096, .elems = 64 << 20, .reps = 50, .warmup = 10,
+			     .attn_batch = 1};
 	const struct djc_cli_tool tool = {
 		.name = "bench-ops", .usage = usage, .parse = parse_options, .opts = &o,
 	};
@@ -569,10 +564,15 @@ int main(int argc, char **argv)
 	}
 	CHECK_CUDA(cudaGetDeviceProperties(&prop, o.device));
 	/* Results 0 and 1 are the two matmuls: the table and JSON rely on it. */
-	rc = bench_matmul(g, &o);
-	bench_memory_ops(g, &o);
-	bench_host_cost(g);
+	if (!o.attention_only) {
+		rc = bench_matmul(g, &o);
+		bench_memory_ops(g, &o);
+		bench_host_cost(g);
+	}
+	if (bench_attention(g, &o, copy_gbps) != 0)
+		rc = -ENOMEM;
 	print_table(prop.name);
+	print_attention();
 	write_json(stdout, prop.name, &o);
 	if (o.json_path) {
 		FILE *f = fopen(o.json_path, "w");

@@ -84,7 +84,12 @@ static int context_open(struct djg_ops *ops)
 	    (rc = djg_ops_blas_rc(cublasSetStream(ops->blas, ops->stream), "cublasSetStream")) ||
 	    (rc = djg_ops_blas_rc(cublasSetWorkspace(ops->blas, ops->blas_workspace,
 						     BLAS_WORKSPACE_BYTES),
-				  "cublasSetWorkspace")))
+				  "cublasSetWorkspace")) ||
+	    (rc = djg_ops_cuda_rc(cudaMalloc((void **)&ops->bad_index, sizeof(*ops->bad_index)),
+				  "cudaMalloc(embedding check)")) ||
+	    (rc = djg_ops_cuda_rc(cudaMallocHost((void **)&ops->bad_host,
+						 2 * sizeof(*ops->bad_host)),
+				  "cudaMallocHost(embedding check)")))
 		return rc;
 	return djg_ops_blas_open(ops);
 }
@@ -129,6 +134,8 @@ void djg_ops_destroy(struct djg_ops *ops)
 		cudaStreamDestroy(ops->stream);
 	}
 	cudaFree(ops->blas_workspace);
+	cudaFree(ops->bad_index);
+	cudaFreeHost(ops->bad_host);
 	/* Outstanding allocations keep the pool alive until they are freed. */
 	if (ops->pool)
 		cudaMemPoolDestroy(ops->pool);
@@ -326,7 +333,7 @@ static int scratch_reserve(struct djg_ops *ops, size_t bytes)
 	return 0;
 }
 
-/* sum, mean and softmax: one axis of [outer, len, inner]. */
+/* sum, mean, argmax and softmax: one axis of [outer, len, inner]. */
 static int run_axis_op(struct djg_ops *ops, const struct tn_op *op,
 		       const struct dj_tensor *x, const struct tn_op_attrs *attrs,
 		       struct dj_tensor *y)
@@ -340,6 +347,10 @@ static int run_axis_op(struct djg_ops *ops, const struct tn_op *op,
 		return djg_ops_cuda_rc(djg_k_softmax(x->desc.dtype, x->data, y->data, outer, len,
 						     inner, ops->stream),
 				       "softmax kernel");
+	if (op->id == TN_OP_ARGMAX)
+		return djg_ops_cuda_rc(djg_k_argmax(x->desc.dtype, x->data, y->data, outer, len,
+						    inner, ops->stream),
+				       "argmax kernel");
 	rc = scratch_reserve(ops, djg_k_reduce_workspace(outer, len, inner));
 	if (rc != 0)
 		return rc;
@@ -358,10 +369,10 @@ static int run_layer_norm(struct djg_ops *ops, const struct tn_op *op,
 
 	if (rc != 0)
 		return rc;
-	return djg_ops_cuda_rc(djg_k_layer_norm(in[0].desc.dtype, in[0].data,
-						n_in > 1 ? in[1].data : NULL,
+	return djg_ops_cuda_rc(djg_k_layer_norm(op->id == TN_OP_RMS_NORM, in[0].desc.dtype,
+						in[0].data, n_in > 1 ? in[1].data : NULL,
 						n_in > 2 ? in[2].data : NULL, y->data, rows * inner,
-						cols, attrs->eps, ops->stream),
+						cols, tn_op_eps(op, attrs), ops->stream),
 			       "layer_norm kernel");
 }
 
@@ -398,8 +409,23 @@ static int run_copy(struct djg_ops *ops, const struct dj_tensor *x, struct dj_te
 			       "cudaMemcpyAsync(reshape)");
 }
 
-/* Each input is a [outer, len_i * inner] block of rows placed side by side:
- * one strided copy per input, no kernel. */
+/* rows rows of width bytes, pitches apart: one strided copy, no kernel
+ * (identical source and destination: nothing to do). */
+static int copy_rows(struct djg_ops *ops, void *dst, size_t dpitch, const void *src,
+		     size_t spitch, size_t width, int64_t rows, const char *what)
+{
+	if (width == 0 || rows == 0 || (dst == src && dpitch == spitch))
+		return 0;
+	if (rows == 1 || (dpitch == width && spitch == width))
+		return djg_ops_cuda_rc(cudaMemcpyAsync(dst, src, width * (size_t)rows,
+						       cudaMemcpyDeviceToDevice, ops->stream),
+				       what);
+	return djg_ops_cuda_rc(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, (size_t)rows,
+						 cudaMemcpyDeviceToDevice, ops->stream),
+			       what);
+}
+
+/* Each input is a [outer, len_i * inner] block of rows placed side by side. */
 static int run_cat(struct djg_ops *ops, const struct tn_op *op, const struct dj_tensor *in,
 		   int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *y)
 {
@@ -416,23 +442,114 @@ static int run_cat(struct djg_ops *ops, const struct tn_op *op, const struct dj_
 		if ((rc = tn_op_axis_split(op, &in[i].desc, attrs, &outer, &len, &inner)) != 0)
 			return rc;
 		width = (size_t)(len * inner) * esize;
-		if (width && outer == 1)
-			rc = djg_ops_cuda_rc(cudaMemcpyAsync((char *)y->data + offset, in[i].data,
-							     width, cudaMemcpyDeviceToDevice,
-							     ops->stream),
-					     "cudaMemcpyAsync(cat)");
-		else if (width && outer)
-			rc = djg_ops_cuda_rc(cudaMemcpy2DAsync((char *)y->data + offset, pitch,
-							       in[i].data, width, width,
-							       (size_t)outer,
-							       cudaMemcpyDeviceToDevice,
-							       ops->stream),
-					     "cudaMemcpy2DAsync(cat)");
+		rc = copy_rows(ops, (char *)y->data + offset, pitch, in[i].data, width, width, outer,
+			       "cudaMemcpy2DAsync(cat)");
 		if (rc != 0)
 			return rc;
 		offset += width;
 	}
 	return 0;
+}
+
+/*
+ * narrow: rows of the slice out of the input; slice_write: rows of src into
+ * dst at the slice, in place when the output is dst itself, else into a
+ * copy of dst.
+ */
+static int run_slice(struct djg_ops *ops, const struct tn_op *op, const struct dj_tensor *in,
+		     const struct tn_op_attrs *attrs, struct dj_tensor *y)
+{
+	struct dj_tensor_desc descs[2] = {in[0].desc, in[op->id == TN_OP_SLICE_WRITE].desc};
+	size_t esize = dj_dtype_size(y->desc.dtype);
+	struct tn_op_slice_plan p;
+	size_t big, small, offset;
+	int rc = tn_op_slice_plan(op, descs, attrs, &p);
+
+	if (rc != 0)
+		return rc;
+	big = (size_t)(p.big * p.inner) * esize;
+	small = (size_t)(p.len * p.inner) * esize;
+	offset = (size_t)(p.start * p.inner) * esize;
+	if (op->id == TN_OP_NARROW)
+		return copy_rows(ops, y->data, small, (const char *)in[0].data + offset, big, small,
+				 p.outer, "cudaMemcpy2DAsync(narrow)");
+	if (y->data != in[0].data)
+		rc = copy_rows(ops, y->data, 0, in[0].data, 0, dj_tensor_nbytes(&y->desc), 1,
+			       "cudaMemcpyAsync(slice_write)");
+	if (rc == 0)
+		rc = copy_rows(ops, (char *)y->data + offset, big, in[1].data, small, small, p.outer,
+			       "cudaMemcpy2DAsync(slice_write)");
+	return rc;
+}
+
+/*
+ * The kernel never reads a bad index's row; whether there was one is known
+ * only once it ran, so embedding waits for its stream (the one operation
+ * that does) and names the first bad index as the CPU reference does.
+ */
+static int run_embedding(struct djg_ops *ops, const struct dj_tensor *in, struct dj_tensor *y,
+			 char *err, size_t errlen)
+{
+	const struct dj_tensor *idx = &in[0], *w = &in[1];
+	int64_t n = dj_tensor_numel(&idx->desc), pos, value;
+	size_t isize = dj_dtype_size(idx->desc.dtype);
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if ((rc = djg_ops_cuda_rc(cudaMemsetAsync(ops->bad_index, 0xff, sizeof(*ops->bad_index),
+						  ops->stream), "cudaMemsetAsync")) ||
+	    (rc = djg_ops_cuda_rc(djg_k_embedding(idx->desc.dtype, idx->data, w->data, y->data, n,
+						  w->desc.shape[0],
+						  (size_t)w->desc.shape[1] *
+							  dj_dtype_size(w->desc.dtype),
+						  ops->bad_index, ops->stream),
+				  "embedding kernel")) ||
+	    (rc = djg_ops_cuda_rc(cudaMemcpyAsync(&ops->bad_host[0], ops->bad_index,
+						  sizeof(*ops->bad_index), cudaMemcpyDeviceToHost,
+						  ops->stream), "cudaMemcpyAsync")) ||
+	    (rc = djg_ops_sync(ops)))
+		return rc;
+	if ((unsigned long long)ops->bad_host[0] == ~0ull)
+		return 0;
+	pos = ops->bad_host[0];
+	ops->bad_host[1] = 0;
+	rc = djg_ops_cuda_rc(cudaMemcpyAsync(&ops->bad_host[1], (const char *)idx->data + pos * isize,
+					     isize, cudaMemcpyDeviceToHost, ops->stream),
+			     "cudaMemcpyAsync");
+	if (rc == 0)
+		rc = djg_ops_sync(ops);
+	if (rc != 0)
+		return rc;
+	value = isize == 4 ? (int64_t)*(int32_t *)&ops->bad_host[1] : (int64_t)ops->bad_host[1];
+	return fail(-ERANGE, err, errlen, "embedding",
+		    "index %lld out of range for %lld rows (at position %lld)", (long long)value,
+		    (long long)w->desc.shape[0], (long long)pos);
+}
+
+static int run_attention(struct djg_ops *ops, const struct dj_tensor *in,
+			 const struct tn_op_attrs *attrs, struct dj_tensor *y)
+{
+	struct dj_tensor_desc descs[3] = {in[0].desc, in[1].desc, in[2].desc};
+	struct tn_op_sdpa_plan p;
+	struct djg_k_attention g;
+	int rc = tn_op_sdpa_plan(descs, attrs, &p);
+
+	if (rc != 0)
+		return rc;
+	g = (struct djg_k_attention){.L = p.L, .S = p.S, .E = p.E, .Ev = p.Ev, .batch = p.batch,
+				     .batch_ndim = p.batch_ndim, .scale = (float)p.scale,
+				     .causal = p.causal};
+	memcpy(g.batch_shape, p.batch_shape, sizeof(g.batch_shape));
+	memcpy(g.q_stride, p.q_stride, sizeof(g.q_stride));
+	memcpy(g.k_stride, p.k_stride, sizeof(g.k_stride));
+	memcpy(g.v_stride, p.v_stride, sizeof(g.v_stride));
+	rc = scratch_reserve(ops, djg_k_attention_workspace(&g));
+	if (rc != 0)
+		return rc;
+	return djg_ops_cuda_rc(djg_k_attention(y->desc.dtype, in[0].data, in[1].data, in[2].data,
+					       y->data, &g, ops->scratch, ops->stream),
+			       "attention kernel");
 }
 
 static const enum djg_k_unary_op unary_kind[TN_OP_COUNT] = {
@@ -447,7 +564,8 @@ static const enum djg_k_binary_op binary_kind[TN_OP_COUNT] = {
 };
 
 static int dispatch(struct djg_ops *ops, const struct tn_op *op, const struct dj_tensor *in,
-		    int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *out)
+		    int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *out, char *err,
+		    size_t errlen)
 {
 	switch (op->id) {
 	case TN_OP_MATMUL: return djg_ops_matmul(ops, &in[0], &in[1], out);
@@ -466,11 +584,17 @@ static int dispatch(struct djg_ops *ops, const struct tn_op *op, const struct dj
 	case TN_OP_SILU: return run_unary(ops, unary_kind[op->id], &in[0], out);
 	case TN_OP_SUM:
 	case TN_OP_MEAN:
+	case TN_OP_ARGMAX:
 	case TN_OP_SOFTMAX: return run_axis_op(ops, op, &in[0], attrs, out);
+	case TN_OP_RMS_NORM:
 	case TN_OP_LAYER_NORM: return run_layer_norm(ops, op, in, n_in, attrs, out);
 	case TN_OP_TRANSPOSE: return run_transpose(ops, &in[0], attrs, out);
 	case TN_OP_RESHAPE: return run_copy(ops, &in[0], out);
 	case TN_OP_CAT: return run_cat(ops, op, in, n_in, attrs, out);
+	case TN_OP_NARROW:
+	case TN_OP_SLICE_WRITE: return run_slice(ops, op, in, attrs, out);
+	case TN_OP_EMBEDDING: return run_embedding(ops, in, out, err, errlen);
+	case TN_OP_SDPA: return run_attention(ops, in, attrs, out);
 	default: return -DJ_EUNKNOWN_OP;
 	}
 }
@@ -481,9 +605,12 @@ static int enqueue(struct djg_ops *ops, const struct tn_op *op, const struct dj_
 {
 	int rc = use_device(ops);
 
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
 	if (rc == 0)
-		rc = dispatch(ops, op, in, n_in, attrs, out);
-	if (rc != 0)
+		rc = dispatch(ops, op, in, n_in, attrs, out, err, errlen);
+	/* A data-dependent refusal (embedding's index) has named itself. */
+	if (rc != 0 && (err == NULL || errlen == 0 || err[0] == '\0'))
 		fail(rc, err, errlen, op->name, "GPU execution failed: %s", dj_strerror(rc));
 	return rc;
 }

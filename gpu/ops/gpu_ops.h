@@ -52,12 +52,18 @@ void djg_ops_destroy(struct djg_ops *ops);
  * Enqueue operation @p op on GPU tensors. Every input and @p out must be
  * DJ_MEM_GPU memory of this context's device; @p out->desc must equal what
  * tn_op_infer() gives, and @p out->data (owned by the caller) must hold
- * dj_tensor_nbytes(&out->desc) bytes and not overlap any input.
+ * dj_tensor_nbytes(&out->desc) bytes and not overlap any input, except that
+ * an in-place op (op->inplace: slice_write) may be given its input 0 itself
+ * as @p out (the slice is then written into it; any other output receives a
+ * copy of input 0 with the slice written).
  * Returns once the work is enqueued; inputs must stay allocated until it ran
- * (djg_ops_sync(), or later work on the same stream).
+ * (djg_ops_sync(), or later work on the same stream). embedding alone waits
+ * for the stream before it returns: its index check is read back.
  * Errors: -DJ_EUNKNOWN_OP, -DJ_ESHAPE, -DJ_EDTYPE, -EINVAL with a message in
- * @p err (may be NULL); -ENOMEM; -EIO when CUDA or cuBLAS fails (logged; a
- * sticky CUDA error leaves the context unusable).
+ * @p err (may be NULL); -ERANGE for an embedding index outside the weight's
+ * rows, named as the CPU reference names it (never read out of bounds);
+ * -ENOMEM; -EIO when CUDA or cuBLAS fails (logged; a sticky CUDA error
+ * leaves the context unusable).
  */
 int djg_ops_run(struct djg_ops *ops, const struct tn_op *op, const struct dj_tensor *in,
 		   int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *out, char *err,

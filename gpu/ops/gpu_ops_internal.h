@@ -41,6 +41,10 @@ struct djg_ops {
 	void *scratch;            /* reduction partials, grown on demand */
 	size_t scratch_size;
 	cublasLtHandle_t lt;      /* linear with a fused bias */
+	/* embedding's index check: the lowest bad position (device word), and
+	 * pinned host words the position and the bad index are read into */
+	unsigned long long *bad_index;
+	long long *bad_host;
 	struct linear_plan plans[LINEAR_PLANS];
 	unsigned next_plan;       /* round-robin replacement */
 };

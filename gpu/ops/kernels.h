@@ -79,10 +79,52 @@ int djg_k_softmax(enum dj_dtype dtype, const void *x, void *y, int64_t outer, in
 
 /*
  * Layer normalisation of each of @p rows rows of @p cols elements;
- * weight and bias (cols elements each) may be NULL.
+ * weight and bias (cols elements each) may be NULL. With @p rms, rms_norm
+ * instead: no centring, y = x / sqrt(mean(x^2) + eps) * weight (bias NULL).
  */
-int djg_k_layer_norm(enum dj_dtype dtype, const void *x, const void *weight, const void *bias,
-		     void *y, int64_t rows, int64_t cols, double eps, djg_k_stream_t stream);
+int djg_k_layer_norm(int rms, enum dj_dtype dtype, const void *x, const void *weight,
+		     const void *bias, void *y, int64_t rows, int64_t cols, double eps,
+		     djg_k_stream_t stream);
+
+/*
+ * Index of the largest element along the middle axis of [outer, len, inner]
+ * into y[outer, inner] (int64): the first of equal values, NaN above all
+ * (the first NaN), as torch.argmax. len >= 1.
+ */
+int djg_k_argmax(enum dj_dtype dtype, const void *x, int64_t *y, int64_t outer, int64_t len,
+		 int64_t inner, djg_k_stream_t stream);
+
+/*
+ * y[r] = weight[idx[r]] for n rows of row_bytes bytes. An index outside
+ * [0, rows) is never read: its output row is zeroed and the lowest such
+ * position is recorded with an atomicMin into *bad (device memory, set to
+ * UINT64_MAX by the caller beforehand). @p index_dtype: int32 or int64.
+ */
+int djg_k_embedding(enum dj_dtype index_dtype, const void *idx, const void *weight, void *y,
+		    int64_t n, int64_t rows, size_t row_bytes, unsigned long long *bad,
+		    djg_k_stream_t stream);
+
+/*
+ * Fused scaled_dot_product_attention (flash-style, online softmax, no
+ * L x S matrix in memory): y[b][i] = softmax(scale * q[b][i].k[b]^T
+ * (+ causal mask)) . v[b], computed in float. Batch b's operands start at
+ * the element offsets given by the strides (0 where broadcast); y is
+ * contiguous [batch, L, Ev]. Long key ranges with few query rows are split
+ * across blocks (flash-decoding): the partials go to @p workspace
+ * (djg_k_attention_workspace() bytes) and are merged by a second kernel.
+ */
+struct djg_k_attention {
+	int64_t L, S, E, Ev;
+	int64_t batch;
+	int batch_ndim;
+	int64_t batch_shape[DJ_MAX_DIMS];
+	int64_t q_stride[DJ_MAX_DIMS], k_stride[DJ_MAX_DIMS], v_stride[DJ_MAX_DIMS];
+	float scale;
+	int causal;
+};
+size_t djg_k_attention_workspace(const struct djg_k_attention *g);
+int djg_k_attention(enum dj_dtype dtype, const void *q, const void *k, const void *v, void *y,
+		    const struct djg_k_attention *g, void *workspace, djg_k_stream_t stream);
 
 /*
  * Gather copy: y walks walk->shape in row-major order, reading x at

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Data movement (permutations, transposes) and the integer matrix product,
- * the one product cuBLAS does not offer for int32/int64.
+ * Data movement (permutations, transposes, the embedding's row gather) and
+ * the integer matrix product, the one product cuBLAS does not offer for
+ * int32/int64.
  */
 #include "dtype.cuh"
 
@@ -13,6 +14,7 @@ template <> struct Bits<1> { using T = uint8_t; };
 template <> struct Bits<2> { using T = uint16_t; };
 template <> struct Bits<4> { using T = uint32_t; };
 template <> struct Bits<8> { using T = uint64_t; };
+template <> struct Bits<16> { using T = uint4; };
 
 template <class F> cudaError_t dispatch_size(size_t size, F f)
 {
@@ -21,6 +23,7 @@ template <class F> cudaError_t dispatch_size(size_t size, F f)
 	case 2: return f(Bits<2>::T{});
 	case 4: return f(Bits<4>::T{});
 	case 8: return f(Bits<8>::T{});
+	case 16: return f(Bits<16>::T{});
 	default: return cudaErrorInvalidValue;
 	}
 }
@@ -104,6 +107,36 @@ static bool as_transpose(const struct djg_k_walk *w, int64_t *batch, int64_t *ro
 	       (w->ndim == 2 || w->stride[0][0] == *rows * *cols);
 }
 
+/*
+ * y[r] = w[idx[r]], a row of cols elements of E each (raw bits, 16 bytes at
+ * a time where the rows allow). Rows go to blockDim.y threads per block,
+ * columns to blockDim.x. An index outside [0, rows) is never dereferenced:
+ * its row is zeroed and the lowest bad position kept in *bad.
+ */
+template <class E, class I>
+__global__ void embedding(const I *__restrict__ idx, const E *__restrict__ w,
+			  E *__restrict__ y, int64_t n, int64_t rows, int64_t cols,
+			  unsigned long long *bad)
+{
+	for (int64_t r = (int64_t)blockIdx.x * blockDim.y + threadIdx.y; r < n;
+	     r += (int64_t)gridDim.x * blockDim.y) {
+		int64_t v = (int64_t)idx[r];
+		E *dst = y + r * cols;
+
+		if (v < 0 || v >= rows) {
+			if (threadIdx.x == 0)
+				atomicMin(bad, (unsigned long long)r);
+			for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+				dst[c] = E{};
+			continue;
+		}
+		const E *src = w + v * cols;
+
+		for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+			dst[c] = src[c];
+	}
+}
+
 constexpr int gemm_tile = 16;
 
 /* Batches and row tiles beyond the grid's y/z limits are looped over. */
@@ -182,6 +215,44 @@ extern "C" int djg_k_permute(size_t elem_size, const void *x, void *y,
 			g.stride[d] = walk->stride[0][d];
 		}
 		gather<<<grid_for(n), block_threads, 0, stream>>>((const T *)x, (T *)y, n, g);
+		return cudaGetLastError();
+	});
+}
+
+/* The widest access (16, 8, 4, 2, 1 bytes) that divides a row and suits
+ * both base addresses. */
+static size_t row_access(const void *a, const void *b, size_t row_bytes)
+{
+	size_t size = 16;
+
+	while (size > 1 && (row_bytes % size || ((uintptr_t)a | (uintptr_t)b) % size))
+		size /= 2;
+	return size;
+}
+
+extern "C" int djg_k_embedding(enum dj_dtype index_dtype, const void *idx, const void *weight,
+			       void *y, int64_t n, int64_t rows, size_t row_bytes,
+			       unsigned long long *bad, djg_k_stream_t stream)
+{
+	size_t access = row_access(weight, y, row_bytes);
+	int64_t cols = (int64_t)(row_bytes / access);
+	unsigned bx = cols >= 128 ? 128 : cols >= 64 ? 64 : 32;
+	dim3 block(bx, block_threads / bx);
+
+	if (n == 0)
+		return cudaSuccess;
+	return dispatch_size(access, [&](auto tag) {
+		using E = decltype(tag);
+		unsigned grid = grid_for(n, (int)block.y);
+
+		if (index_dtype == DJ_DTYPE_INT32)
+			embedding<<<grid, block, 0, stream>>>((const int32_t *)idx, (const E *)weight,
+							      (E *)y, n, rows, cols, bad);
+		else if (index_dtype == DJ_DTYPE_INT64)
+			embedding<<<grid, block, 0, stream>>>((const int64_t *)idx, (const E *)weight,
+							      (E *)y, n, rows, cols, bad);
+		else
+			return cudaErrorInvalidValue;
 		return cudaGetLastError();
 	});
 }

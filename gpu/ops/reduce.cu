@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Reductions (sum, mean), softmax and layer normalisation. Every one views
- * its input as [outer, len, inner] and reduces the middle axis:
+ * Reductions (sum, mean, argmax), softmax, layer and RMS normalisation.
+ * Every one views its input as [outer, len, inner] and reduces the middle
+ * axis:
  *  - inner == 1 (the reduced elements are contiguous): a block per row,
  *    threads striding along the row, then a block-wide combine;
  *  - inner > 1: a thread per output element, threads adjacent in inner so
@@ -337,8 +338,9 @@ __global__ void softmax_cols(const T *__restrict__ x, T *__restrict__ y, int64_t
 	}
 }
 
-/* Two passes over the row (mean, then centred variance) for stability. */
-template <class T, bool Cached>
+/* Two passes over the row (mean, then centred variance) for stability;
+ * rms_norm (Rms) skips the mean: its "variance" is the mean square. */
+template <class T, bool Cached, bool Rms>
 __global__ void layer_norm_rows(const T *x, const T *__restrict__ w, const T *__restrict__ b,
 				T *y, int64_t rows, int64_t cols, float eps, bool vec)
 {
@@ -347,13 +349,17 @@ __global__ void layer_norm_rows(const T *x, const T *__restrict__ w, const T *__
 
 	for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
 		Row<T, Cached> row = {x + r * cols, y + r * cols, row_cache, cols, vec};
-		float s = 0.0f, q = 0.0f;
+		float mean = 0.0f, q = 0.0f;
 
 		row.load();
+		if constexpr (!Rms) {
+			float s = 0.0f;
+
 #pragma unroll 4
-		for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
-			s += row.get(i);
-		float mean = block_sum(s, scratch) / (float)cols;
+			for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
+				s += row.get(i);
+			mean = block_sum(s, scratch) / (float)cols;
+		}
 #pragma unroll 4
 		for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
 			float d = row.get(i) - mean;
@@ -369,6 +375,115 @@ __global__ void layer_norm_rows(const T *x, const T *__restrict__ w, const T *__
 				o += Num<T>::load(b[i]);
 			return o;
 		});
+	}
+}
+
+/*
+ * argmax: the value compared (float for the float types, exact for
+ * integers) and which of two (value, index) pairs wins: NaN above all, then
+ * the larger value, then the lower index; index -1 is "nothing yet".
+ */
+template <class T> struct ArgMax {
+	using V = typename std::conditional<is_int<T>, T, float>::type;
+
+	static __device__ V load(T x)
+	{
+		if constexpr (is_int<T>)
+			return x;
+		else
+			return Num<T>::load(x);
+	}
+
+	static __device__ bool better(V va, int64_t ia, V vb, int64_t ib)
+	{
+		if (ia < 0 || ib < 0)
+			return ib < 0 && ia >= 0;
+		if constexpr (!is_int<T>) {
+			bool a_nan = va != va, b_nan = vb != vb;
+
+			if (a_nan || b_nan)
+				return a_nan && (!b_nan || ia < ib);
+		}
+		return va > vb || (va == vb && ia < ib);
+	}
+
+	/* Over the warp; every lane ends with the warp's best. */
+	static __device__ void warp_best(V &v, int64_t &i)
+	{
+		for (int off = 16; off > 0; off >>= 1) {
+			V ov = __shfl_xor_sync(0xffffffffu, v, off);
+			int64_t oi = __shfl_xor_sync(0xffffffffu, i, off);
+
+			if (better(ov, oi, v, i)) {
+				v = ov;
+				i = oi;
+			}
+		}
+	}
+};
+
+template <class T>
+__global__ void argmax_rows(const T *__restrict__ x, int64_t *__restrict__ y, int64_t outer,
+			    int64_t len)
+{
+	using A = ArgMax<T>;
+	using V = typename A::V;
+	__shared__ V best_v[32];
+	__shared__ int64_t best_i[32];
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+
+	for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
+		const T *r = x + row * len;
+		V v = V(0);
+		int64_t i = -1;
+
+		for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
+			V c = A::load(r[j]);
+
+			if (A::better(c, j, v, i)) {
+				v = c;
+				i = j;
+			}
+		}
+		A::warp_best(v, i);
+		__syncthreads(); /* the previous row's readers are done */
+		if (lane == 0) {
+			best_v[warp] = v;
+			best_i[warp] = i;
+		}
+		__syncthreads();
+		if (warp == 0) {
+			v = lane < warps ? best_v[lane] : V(0);
+			i = lane < warps ? best_i[lane] : -1;
+			A::warp_best(v, i);
+			if (lane == 0)
+				y[row] = i;
+		}
+	}
+}
+
+/* A thread per output, walking len in order: the first best stays. */
+template <class T>
+__global__ void argmax_cols(const T *__restrict__ x, int64_t *__restrict__ y, int64_t outer,
+			    int64_t len, int64_t inner)
+{
+	using A = ArgMax<T>;
+
+	for (int64_t t = global_thread<int64_t>(); t < outer * inner;
+	     t += global_stride<int64_t>()) {
+		const T *p = x + (t / inner) * len * inner + t % inner;
+		typename A::V v = A::load(p[0]);
+		int64_t best = 0;
+
+		for (int64_t j = 1; j < len; j++) {
+			typename A::V c = A::load(p[j * inner]);
+
+			if (A::better(c, j, v, best)) {
+				v = c;
+				best = j;
+			}
+		}
+		y[t] = best;
 	}
 }
 
@@ -432,7 +547,23 @@ extern "C" int djg_k_softmax(enum dj_dtype dtype, const void *x, void *y, int64_
 	});
 }
 
-extern "C" int djg_k_layer_norm(enum dj_dtype dtype, const void *x, const void *weight,
+template <class T, bool Rms>
+static cudaError_t launch_norm(const T *x, const T *w, const T *b, T *y, int64_t rows,
+			       int64_t cols, double eps, cudaStream_t s)
+{
+	bool vec = rows_vectorizable<T>(x, y, cols);
+
+	if (cols <= max_cached_row)
+		layer_norm_rows<T, true, Rms><<<row_grid(rows), threads_for_row(cols),
+						cols * sizeof(float), s>>>(x, w, b, y, rows, cols,
+									   (float)eps, vec);
+	else
+		layer_norm_rows<T, false, Rms><<<row_grid(rows), threads_for_row(cols), 0, s>>>(
+			x, w, b, y, rows, cols, (float)eps, vec);
+	return cudaGetLastError();
+}
+
+extern "C" int djg_k_layer_norm(int rms, enum dj_dtype dtype, const void *x, const void *weight,
 				const void *bias, void *y, int64_t rows, int64_t cols,
 				double eps, djg_k_stream_t stream)
 {
@@ -441,18 +572,28 @@ extern "C" int djg_k_layer_norm(enum dj_dtype dtype, const void *x, const void *
 
 		if (rows == 0 || cols == 0)
 			return cudaSuccess;
-		bool vec = rows_vectorizable<T>(x, y, cols);
+		if (rms)
+			return launch_norm<T, true>((const T *)x, (const T *)weight, nullptr, (T *)y,
+						    rows, cols, eps, stream);
+		return launch_norm<T, false>((const T *)x, (const T *)weight, (const T *)bias,
+					     (T *)y, rows, cols, eps, stream);
+	});
+}
 
-		if (cols <= max_cached_row)
-			layer_norm_rows<T, true><<<row_grid(rows), threads_for_row(cols),
-						   cols * sizeof(float), stream>>>(
-				(const T *)x, (const T *)weight, (const T *)bias, (T *)y, rows,
-				cols, (float)eps, vec);
+extern "C" int djg_k_argmax(enum dj_dtype dtype, const void *x, int64_t *y, int64_t outer,
+			    int64_t len, int64_t inner, djg_k_stream_t stream)
+{
+	return dispatch(dtype, [&](auto tag) {
+		using T = decltype(tag);
+
+		if (outer * inner == 0 || len == 0)
+			return cudaSuccess;
+		if (rows_mode(len, inner))
+			argmax_rows<<<row_grid(outer), threads_for_row(len), 0, stream>>>(
+				(const T *)x, y, outer, len);
 		else
-			layer_norm_rows<T, false><<<row_grid(rows), threads_for_row(cols), 0,
-						    stream>>>(
-				(const T *)x, (const T *)weight, (const T *)bias, (T *)y, rows,
-				cols, (float)eps, vec);
+			argmax_cols<<<grid_for(outer * inner), block_threads, 0, stream>>>(
+				(const T *)x, y, outer, len, inner);
 		return cudaGetLastError();
 	});
 }

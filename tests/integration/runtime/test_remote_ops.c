@@ -99,6 +99,20 @@ static const struct op_case cases[] = {
 	{"gelu", DJ_DTYPE_FLOAT32, 1, {{1, {33}}}, NULL},
 	{"silu", DJ_DTYPE_BFLOAT16, 1, {{1, {9}}}, NULL},
 	{"layer_norm", DJ_DTYPE_FLOAT32, 1, {{2, {3, 16}}}, "{\"eps\": 1e-5}"},
+	/* fill() gives indices 0..4: 6 rows hold them all */
+	{"embedding", DJ_DTYPE_FLOAT32, 2, {{2, {3, 5}}, {2, {6, 4}}}, NULL},
+	{"embedding", DJ_DTYPE_BFLOAT16, 2, {{1, {7}}, {2, {5, 9}}}, NULL},
+	{"narrow", DJ_DTYPE_FLOAT32, 1, {{3, {2, 6, 3}}}, "{\"dim\": 1, \"start\": -4, \"length\": 3}"},
+	{"scaled_dot_product_attention", DJ_DTYPE_FLOAT32, 3,
+	 {{4, {2, 3, 5, 8}}, {4, {2, 3, 7, 8}}, {4, {2, 3, 7, 4}}}, "{\"is_causal\": true}"},
+	{"scaled_dot_product_attention", DJ_DTYPE_FLOAT16, 3,
+	 {{3, {4, 1, 16}}, {3, {4, 9, 16}}, {3, {1, 9, 16}}}, "{\"scale\": 0.2}"},
+	{"slice_write", DJ_DTYPE_FLOAT32, 2, {{3, {2, 8, 4}}, {3, {2, 3, 4}}},
+	 "{\"dim\": 1, \"start\": 5}"},
+	{"argmax", DJ_DTYPE_FLOAT32, 1, {{2, {5, 7}}}, "{\"dim\": -1}"},
+	{"argmax", DJ_DTYPE_INT32, 1, {{3, {2, 3, 4}}}, NULL},
+	{"rms_norm", DJ_DTYPE_FLOAT32, 2, {{2, {3, 16}}, {1, {16}}}, NULL},
+	{"rms_norm", DJ_DTYPE_BFLOAT16, 1, {{3, {2, 2, 8}}}, "{\"eps\": 0.01}"},
 };
 
 /* Positive values (log, sqrt and div stay defined), distinct per element. */
@@ -112,6 +126,8 @@ static int make_input(const struct op_case *c, int k, struct dj_tensor *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->desc.dtype = c->dtype;
+	if (tn_op_find(c->op)->index_inputs & (1u << k)) /* embedding's indices */
+		t->desc.dtype = DJ_DTYPE_INT64;
 	t->desc.ndim = c->in[k].ndim;
 	memcpy(t->desc.shape, c->in[k].shape, sizeof(int64_t) * (size_t)c->in[k].ndim);
 	t->mem = DJ_MEM_HOST;
@@ -182,11 +198,14 @@ static void check_case(const struct op_case *c)
 		       dj_dtype_name(c->dtype), seed);
 	CU_ASSERT(same);
 
+	/* An in-place op answers with its input 0's own handle. */
+	CU_ASSERT_EQUAL(out == handles[0], op->inplace);
 	for (int k = 0; k < c->n_in; k++) {
 		CU_ASSERT_EQUAL(dj_free(conn, handles[k]), 0);
 		free(in[k].data);
 	}
-	CU_ASSERT_EQUAL(dj_free(conn, out), 0);
+	if (!op->inplace)
+		CU_ASSERT_EQUAL(dj_free(conn, out), 0);
 	free(remote.data);
 	dj_tensor_free_host(&local);
 	cJSON_Delete(json);
@@ -241,6 +260,141 @@ static void test_bad_requests_get_named_errors(void)
 	CU_ASSERT_EQUAL(dj_free(conn, a), 0);
 	CU_ASSERT_EQUAL(dj_free(conn, b), 0);
 	CU_ASSERT_EQUAL(dj_free(conn, b), -DJ_EHANDLE);
+}
+
+/* The session's live handles, from STATS. */
+static int session_handles(void)
+{
+	char *text = NULL;
+	int n = -1;
+
+	CU_ASSERT_EQUAL_FATAL(dj_stats(conn, &text), 0);
+	cJSON *j = cJSON_Parse(text);
+	cJSON *h = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "session"),
+						    "handles");
+
+	if (cJSON_IsNumber(h))
+		n = h->valueint;
+	cJSON_Delete(j);
+	free(text);
+	return n;
+}
+
+static void get_tensor(uint64_t h, struct dj_tensor *t)
+{
+	CU_ASSERT_EQUAL_FATAL(dj_get(conn, h, t), 0);
+}
+
+/* dst[:, start:start+1, :] == src, element for element (a copy: exact). */
+static int slice_holds(const struct dj_tensor *dst, int64_t start, const struct dj_tensor *src)
+{
+	for (int64_t b = 0; b < 2; b++)
+		for (int64_t e = 0; e < 4; e++)
+			if (((float *)dst->data)[(b * 8 + start) * 4 + e] != ((float *)src->data)[b * 4 + e])
+				return 0;
+	return 1;
+}
+
+/*
+ * slice_write is the KV-cache append: it writes dst in place, answers with
+ * dst's own handle, adds no handle to the session, and a batch that fails
+ * after it frees nothing of dst.
+ */
+static void test_slice_write_in_place(void)
+{
+	int64_t cache_shape[3] = {2, 8, 4}, step_shape[3] = {2, 1, 4};
+	uint64_t dst = put_f32(3, cache_shape), src = put_f32(3, step_shape), out = 0, outs[2];
+	struct dj_tensor cache = {.desc = {DJ_DTYPE_FLOAT32, 3, {2, 8, 4}}, .mem = DJ_MEM_HOST};
+	struct dj_tensor step = {.desc = {DJ_DTYPE_FLOAT32, 3, {2, 1, 4}}, .mem = DJ_MEM_HOST};
+	struct dj_tensor_desc desc;
+	char src_text[24];
+	int before = session_handles();
+
+	cache.data = malloc(dj_tensor_nbytes(&cache.desc));
+	step.data = malloc(dj_tensor_nbytes(&step.desc));
+	get_tensor(src, &step);
+	CU_ASSERT_EQUAL_FATAL(dj_execute(conn, "slice_write", (uint64_t[]){dst, src}, 2,
+					 "{\"dim\": 1, \"start\": 3}", &out, &desc), 0);
+	CU_ASSERT_EQUAL(out, dst);
+	CU_ASSERT(desc.ndim == 3 && desc.shape[1] == 8);
+	CU_ASSERT_EQUAL(session_handles(), before);
+	get_tensor(dst, &cache);
+	CU_ASSERT(slice_holds(&cache, 3, &step));
+
+	/* In a batch, "$0" after slice_write is dst itself. */
+	snprintf(src_text, sizeof(src_text), "0x%016llx", (unsigned long long)src);
+	char dst_text[24];
+
+	snprintf(dst_text, sizeof(dst_text), "0x%016llx", (unsigned long long)dst);
+	struct dj_batch_op batch[2] = {
+		{.op = "slice_write", .inputs = {dst_text, src_text}, .n_in = 2,
+		 .attrs_json = "{\"dim\": -2, \"start\": -1}"},
+		{.op = "relu", .inputs = {"$0"}, .n_in = 1},
+	};
+	CU_ASSERT_EQUAL_FATAL(dj_execute_batch(conn, batch, 2, outs), 0);
+	CU_ASSERT_EQUAL(outs[0], dst);
+	CU_ASSERT_NOT_EQUAL(outs[1], dst);
+	CU_ASSERT_EQUAL(session_handles(), before + 1);
+	CU_ASSERT_EQUAL(dj_free(conn, outs[1]), 0);
+	get_tensor(dst, &cache);
+	CU_ASSERT(slice_holds(&cache, 7, &step));
+
+	/* A failing batch: dst survives it (the write before the failure stays). */
+	batch[0].attrs_json = "{\"dim\": 1, \"start\": 0}";
+	batch[1] = (struct dj_batch_op){.op = "matmul", .inputs = {"$0", "$0"}, .n_in = 2};
+	CU_ASSERT_EQUAL(dj_execute_batch(conn, batch, 2, outs), -DJ_ESHAPE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "batch op 1"));
+	CU_ASSERT_EQUAL(session_handles(), before);
+	get_tensor(dst, &cache);
+	CU_ASSERT(slice_holds(&cache, 0, &step));
+
+	/* Out of range: named, nothing written. */
+	CU_ASSERT_EQUAL(dj_execute(conn, "slice_write", (uint64_t[]){dst, src}, 2,
+				   "{\"dim\": 1, \"start\": 8}", &out, NULL), -DJ_ESHAPE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "start 8, length 1 out of range"));
+	CU_ASSERT_EQUAL(dj_free(conn, dst), 0);
+	CU_ASSERT_EQUAL(dj_free(conn, dst), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(dj_free(conn, src), 0);
+	free(cache.data);
+	free(step.data);
+}
+
+/* An embedding index out of range is refused by name; the server serves on
+ * (int32 indices here, int64 in the table of cases). */
+static void test_embedding_index_refused(void)
+{
+	struct dj_tensor idx = {.desc = {DJ_DTYPE_INT32, 1, {3}}, .mem = DJ_MEM_HOST};
+	int32_t values[3] = {1, 9, 2};
+	uint64_t hi, w = put_f32(2, (int64_t[]){6, 4}), out;
+
+	idx.data = values;
+	CU_ASSERT_EQUAL_FATAL(dj_put(conn, &idx, &hi), 0);
+	int before = session_handles();
+
+	CU_ASSERT_EQUAL(dj_execute(conn, "embedding", (uint64_t[]){hi, w}, 2, NULL, &out, NULL),
+			-ERANGE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn),
+				      "embedding: index 9 out of range for 6 rows (at position 1)"));
+	CU_ASSERT_EQUAL(session_handles(), before);
+	values[1] = 5;
+	CU_ASSERT_EQUAL(dj_free(conn, hi), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_put(conn, &idx, &hi), 0);
+	CU_ASSERT_EQUAL(dj_execute(conn, "embedding", (uint64_t[]){hi, w}, 2, NULL, &out, NULL), 0);
+	struct dj_tensor rows = {.desc = {DJ_DTYPE_FLOAT32, 2, {3, 4}}, .mem = DJ_MEM_HOST};
+	struct dj_tensor table = {.desc = {DJ_DTYPE_FLOAT32, 2, {6, 4}}, .mem = DJ_MEM_HOST};
+
+	rows.data = malloc(dj_tensor_nbytes(&rows.desc));
+	table.data = malloc(dj_tensor_nbytes(&table.desc));
+	get_tensor(out, &rows);
+	get_tensor(w, &table);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT(memcmp((float *)rows.data + 4 * i, (float *)table.data + 4 * values[i],
+				 4 * sizeof(float)) == 0);
+	free(rows.data);
+	free(table.data);
+	dj_free(conn, out);
+	dj_free(conn, hi);
+	dj_free(conn, w);
 }
 
 /* A chain moves no intermediate bytes: only the final get does. */
@@ -326,6 +480,8 @@ int main(int argc, char **argv)
 		{"a chain of operations stays resident", test_chain_stays_resident},
 		{"1000 operations, 100 in flight", test_thousand_ops_hundred_in_flight},
 		{"the session's memory limit holds", test_session_memory_limit},
+		{"slice_write runs in place and returns dst", test_slice_write_in_place},
+		{"embedding index out of range is refused", test_embedding_index_refused},
 		{NULL, NULL},
 	};
 	if (argc > 1 && strcmp(argv[1], "gpu") == 0) {

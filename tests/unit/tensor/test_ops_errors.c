@@ -4,6 +4,7 @@
  * naming the operation and the problem; nothing crashes, nothing is written.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -281,7 +282,9 @@ static void test_attrs_json_valid(void)
 	CU_ASSERT_EQUAL(parse("relu", NULL, &a), 0);
 	CU_ASSERT_EQUAL(parse("relu", "null", &a), 0);
 	CU_ASSERT_EQUAL(parse("relu", "{}", &a), 0);
-	CU_ASSERT_EQUAL(a.eps, 1e-5);
+	/* eps unset: NaN, read through tn_op_eps() as the op's default */
+	CU_ASSERT(isnan(a.eps));
+	CU_ASSERT_EQUAL(tn_op_eps(tn_op_find("layer_norm"), &a), 1e-5);
 }
 
 static void expect_attr_error(const char *op, const char *json, const char *piece)
