@@ -76,7 +76,9 @@ struct ctl_backend {
 	/** The session ended (BYE, close, vanished client): free everything. */
 	void (*session_close)(void *ctx, void *session);
 
-	/** Allocate an uninitialised tensor. */
+	/** Allocate a tensor that reads as zeros (for ALLOC and a PUT into a
+	 * new tensor): memory is reused across sessions, and no byte of an
+	 * earlier tenant may ever show. */
 	int (*alloc)(void *ctx, void *session, const struct dj_tensor_desc *desc,
 		     uint64_t *handle, char *err);
 	/** Shape and dtype of a handle. */

@@ -62,13 +62,18 @@ static void set_err(char *err, const char *fmt, ...)
 
 /* ---- GPU memory for the store ---- */
 
-static int gpu_mem_alloc(void *ctx, size_t bytes, void **ptr)
+/* The pool hands back memory other sessions freed: zeros where asked, on
+ * the allocation's own stream, so they land before the sync below makes
+ * the memory usable anywhere. */
+static int gpu_mem_alloc(void *ctx, size_t bytes, int zero, void **ptr)
 {
 	struct rt_runtime *rt = ctx;
 	int rc;
 
 	pthread_mutex_lock(&rt->mem_lock);
 	rc = djg_ops_alloc(rt->mem_ctx, bytes, ptr);
+	if (rc == 0 && zero)
+		rc = djg_ops_zero(rt->mem_ctx, *ptr, bytes);
 	/* Other contexts' streams use it next: make it usable everywhere. */
 	if (rc == 0)
 		rc = djg_ops_sync(rt->mem_ctx);
@@ -486,7 +491,10 @@ static int rt_execute(void *ctx, void *session, const char *op_name, const uint6
 	if (rc == 0)
 		rc = tn_op_infer(op, in_desc, n_in, &attrs, &out_desc[0], err, CTL_ERRMSG_MAX);
 	if (rc == 0) {
-		rc = tn_store_alloc(rt->store, sid, &out_desc[0], &handle);
+		/* Not zeroed: every operation writes its whole output (the
+		 * poisoned-output test of test_tenant_isolation), and a failed
+		 * one is freed below before anyone learns the handle. */
+		rc = tn_store_alloc_output(rt->store, sid, &out_desc[0], &handle);
 		if (rc != 0)
 			set_err(err, "%s: output: %s", op_name, dj_strerror(rc));
 	}

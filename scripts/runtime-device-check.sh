@@ -3,6 +3,12 @@
 #   1. djinn-dp --probe (ports and the GPU through gpudev),
 #   2. every operation remotely on the GPU runtime against the local CPU
 #      reference (test_remote_ops gpu), plus the host runtime,
+#   2b. tenant isolation on the GPU runtime (test_tenant_isolation gpu:
+#      ALLOC after another session freed the same size reads zeros, 64 B to
+#      64 MiB; abandoned PUTs leave nothing; every CUDA operation writes its
+#      whole output, poisoned twice), and what the zeroing costs
+#      (bench-alloc --gpu 0: pool allocation with and without
+#      cudaMemsetAsync, 64 KiB / 16 MiB / 1 GiB, and ALLOC through a server),
 #   3. the data-plane GPU placer test (test_gpu_dp gpu: net_ring pair, real
 #      mbufs, byte-exact into and out of GPU memory),
 #   4. the demo between djinn-dp (--gpu 0: GPU memory, CUDA operations) and
@@ -30,6 +36,18 @@ for mode in gpu host; do
 	rc=$?
 	grep -E "seed|Test:|asserts|tests " "$out/remote_ops_$mode.log"
 	echo "exit $rc"; [ $rc = 0 ] || status=1
+done
+
+for mode in gpu host; do
+	step "tenant isolation, $mode runtime"
+	"$bin"/test_tenant_isolation $([ $mode = gpu ] && echo gpu) >"$out/isolation_$mode.log" 2>&1
+	rc=$?
+	grep -E "seed|Test:|not zero|never written|asserts|tests " "$out/isolation_$mode.log"
+	echo "exit $rc"; [ $rc = 0 ] || status=1
+done
+step "what zeroing a new tensor costs (bench-alloc, 3 runs of 10 iterations each)"
+for run in 1 2 3; do
+	"$bin"/bench-alloc --gpu 0 --iters 10 2>&1 | tee -a "$out/bench_alloc_gpu.log"
 done
 
 step "data-plane GPU placer: net_ring pair, real mbufs into GPU memory (test_gpu_dp gpu)"

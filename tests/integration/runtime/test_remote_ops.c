@@ -23,6 +23,7 @@
 #include "tensor/ops.h"
 #include "runtime/runtime.h"
 #include "harness.h"
+#include "op_cases.h"
 
 static struct rt_runtime *rt;
 static struct ctl_server *server;
@@ -59,66 +60,6 @@ static int suite_cleanup(void)
 	dj_client_destroy(client);
 	ctl_server_destroy(server);
 	rt_destroy(rt);
-	return 0;
-}
-
-struct op_case {
-	const char *op;
-	enum dj_dtype dtype;
-	int n_in;
-	struct { int ndim; int64_t shape[4]; } in[3];
-	const char *attrs;
-};
-
-/* Shapes chosen odd on purpose; broadcasting, batched and along-dim cases. */
-static const struct op_case cases[] = {
-	{"matmul", DJ_DTYPE_FLOAT32, 2, {{2, {7, 13}}, {2, {13, 5}}}, NULL},
-	{"matmul", DJ_DTYPE_FLOAT32, 2, {{3, {3, 4, 6}}, {2, {6, 2}}}, NULL},
-	{"matmul", DJ_DTYPE_INT64, 2, {{2, {3, 4}}, {2, {4, 3}}}, NULL},
-	{"add", DJ_DTYPE_FLOAT32, 2, {{2, {5, 9}}, {1, {9}}}, NULL},
-	{"add", DJ_DTYPE_FLOAT16, 2, {{2, {4, 3}}, {2, {4, 1}}}, NULL},
-	{"sub", DJ_DTYPE_BFLOAT16, 2, {{2, {3, 5}}, {2, {3, 5}}}, NULL},
-	{"mul", DJ_DTYPE_INT32, 2, {{3, {2, 3, 4}}, {1, {4}}}, NULL},
-	{"div", DJ_DTYPE_FLOAT32, 2, {{2, {6, 7}}, {2, {6, 7}}}, NULL},
-	{"relu", DJ_DTYPE_FLOAT32, 1, {{2, {11, 3}}}, NULL},
-	{"sigmoid", DJ_DTYPE_FLOAT32, 1, {{1, {17}}}, NULL},
-	{"tanh", DJ_DTYPE_FLOAT16, 1, {{2, {3, 3}}}, NULL},
-	{"exp", DJ_DTYPE_FLOAT32, 1, {{1, {10}}}, NULL},
-	{"log", DJ_DTYPE_FLOAT32, 1, {{1, {10}}}, NULL},
-	{"sqrt", DJ_DTYPE_FLOAT32, 1, {{2, {2, 5}}}, NULL},
-	{"sum", DJ_DTYPE_FLOAT32, 1, {{2, {9, 4}}}, NULL},
-	{"sum", DJ_DTYPE_INT32, 1, {{3, {2, 3, 4}}}, "{\"dim\": 1, \"keepdim\": true}"},
-	{"mean", DJ_DTYPE_FLOAT32, 1, {{2, {5, 6}}}, "{\"dim\": -1}"},
-	{"mean", DJ_DTYPE_FLOAT32, 1, {{3, {2, 2, 3}}}, NULL},
-	{"transpose", DJ_DTYPE_FLOAT32, 1, {{2, {3, 8}}}, NULL},
-	{"transpose", DJ_DTYPE_INT64, 1, {{3, {2, 3, 4}}}, "{\"perm\": [2, 0, 1]}"},
-	{"reshape", DJ_DTYPE_FLOAT32, 1, {{2, {4, 6}}}, "{\"shape\": [3, -1]}"},
-	{"cat", DJ_DTYPE_FLOAT32, 3, {{2, {2, 3}}, {2, {4, 3}}, {2, {1, 3}}}, "{\"dim\": 0}"},
-	{"linear", DJ_DTYPE_FLOAT32, 3, {{2, {5, 8}}, {2, {3, 8}}, {1, {3}}}, NULL},
-	{"softmax", DJ_DTYPE_FLOAT32, 1, {{2, {4, 7}}}, "{\"dim\": 1}"},
-	{"gelu", DJ_DTYPE_FLOAT32, 1, {{1, {33}}}, NULL},
-	{"silu", DJ_DTYPE_BFLOAT16, 1, {{1, {9}}}, NULL},
-	{"layer_norm", DJ_DTYPE_FLOAT32, 1, {{2, {3, 16}}}, "{\"eps\": 1e-5}"},
-};
-
-/* Positive values (log, sqrt and div stay defined), distinct per element. */
-static void fill(struct dj_tensor *t)
-{
-	for (int64_t i = 0; i < dj_tensor_numel(&t->desc); i++)
-		dj_tensor_store_f64(t, i, 0.25 + (double)(rand_r(&seed) % 1000) / 250.0);
-}
-
-static int make_input(const struct op_case *c, int k, struct dj_tensor *t)
-{
-	memset(t, 0, sizeof(*t));
-	t->desc.dtype = c->dtype;
-	t->desc.ndim = c->in[k].ndim;
-	memcpy(t->desc.shape, c->in[k].shape, sizeof(int64_t) * (size_t)c->in[k].ndim);
-	t->mem = DJ_MEM_HOST;
-	t->data = malloc(dj_tensor_nbytes(&t->desc) + 1);
-	if (t->data == NULL)
-		return -ENOMEM;
-	fill(t);
 	return 0;
 }
 
@@ -160,7 +101,7 @@ static void check_case(const struct op_case *c)
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(op);
 	for (int k = 0; k < c->n_in; k++) {
-		CU_ASSERT_EQUAL_FATAL(make_input(c, k, &in[k]), 0);
+		CU_ASSERT_EQUAL_FATAL(op_case_input(c, k, &in[k], &seed), 0);
 		CU_ASSERT_EQUAL_FATAL(dj_put(conn, &in[k], &handles[k]), 0);
 	}
 	rc = dj_execute(conn, c->op, handles, c->n_in, c->attrs, &out, &desc);
@@ -194,18 +135,10 @@ static void check_case(const struct op_case *c)
 
 static void test_every_operation_remote_equals_local(void)
 {
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		check_case(&cases[i]);
+	for (size_t i = 0; i < op_case_count; i++)
+		check_case(&op_cases[i]);
 	/* Every operation in the table was exercised at least once. */
-	for (int id = 0; id < tn_op_count(); id++) {
-		const char *name = tn_op_get((enum tn_op_id)id)->name;
-		int seen = 0;
-		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-			seen |= strcmp(cases[i].op, name) == 0;
-		if (!seen)
-			printf("\noperation %s has no remote case\n", name);
-		CU_ASSERT(seen);
-	}
+	CU_ASSERT(op_cases_cover_every_op(op_cases, op_case_count));
 }
 
 static uint64_t put_f32(int ndim, const int64_t *shape)
@@ -215,7 +148,7 @@ static uint64_t put_f32(int ndim, const int64_t *shape)
 
 	memcpy(t.desc.shape, shape, sizeof(int64_t) * (size_t)ndim);
 	t.data = malloc(dj_tensor_nbytes(&t.desc));
-	fill(&t);
+	op_case_fill(&t, &seed);
 	CU_ASSERT_EQUAL(dj_put(conn, &t, &h), 0);
 	free(t.data);
 	return h;

@@ -114,29 +114,53 @@ static int recv_all(int fd, void *buf, size_t len, int timeout_ms)
 	return 0;
 }
 
-cJSON *fx_raw_recv(int fd, int timeout_ms)
+int fx_raw_recv_frame(int fd, int timeout_ms, char **text, void **payload,
+		      uint64_t *payload_len)
 {
 	uint8_t hdr[CTL_HDR_LEN];
 	struct ctl_hdr h;
-	char *text, drop[4096];
-	cJSON *msg;
+	char drop[4096], *t;
+	uint8_t *pay = NULL;
 
 	if (recv_all(fd, hdr, sizeof(hdr), timeout_ms) != 0 || ctl_hdr_decode(hdr, &h) != 0)
-		return NULL;
-	text = malloc(h.json_len + 1);
-	if (text == NULL || recv_all(fd, text, h.json_len, timeout_ms) != 0) {
-		free(text);
-		return NULL;
+		return -1;
+	t = malloc(h.json_len + 1);
+	if (t == NULL || recv_all(fd, t, h.json_len, timeout_ms) != 0) {
+		free(t);
+		return -1;
 	}
-	msg = cJSON_ParseWithLength(text, h.json_len);
-	free(text);
-	while (h.payload_len > 0) {
-		size_t n = h.payload_len < sizeof(drop) ? h.payload_len : sizeof(drop);
+	t[h.json_len] = '\0';
+	if (payload != NULL && h.payload_len > 0 &&
+	    ((pay = malloc(h.payload_len)) == NULL ||
+	     recv_all(fd, pay, h.payload_len, timeout_ms) != 0)) {
+		free(pay);
+		free(t);
+		return -1;
+	}
+	for (uint64_t left = payload != NULL ? 0 : h.payload_len; left > 0;) {
+		size_t n = left < sizeof(drop) ? left : sizeof(drop);
 
 		if (recv_all(fd, drop, n, timeout_ms) != 0)
 			break;
-		h.payload_len -= n;
+		left -= n;
 	}
+	*text = t;
+	if (payload != NULL) {
+		*payload = pay;
+		*payload_len = h.payload_len;
+	}
+	return 0;
+}
+
+cJSON *fx_raw_recv(int fd, int timeout_ms)
+{
+	char *text;
+	cJSON *msg;
+
+	if (fx_raw_recv_frame(fd, timeout_ms, &text, NULL, NULL) != 0)
+		return NULL;
+	msg = cJSON_Parse(text);
+	free(text);
 	return msg;
 }
 

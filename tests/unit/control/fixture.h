@@ -31,6 +31,11 @@ int fx_raw_send_bytes(int fd, const void *buf, size_t len);
 int fx_raw_send(int fd, const char *json, uint64_t payload_len);
 /* Next frame's JSON (payload, if any, is read and dropped); NULL on timeout/close. */
 cJSON *fx_raw_recv(int fd, int timeout_ms);
+/* Next frame: its JSON text as sent (*text, NUL-terminated) and its payload
+ * (*payload, *payload_len; payload may be NULL to drop it); the caller
+ * frees both. 0, or -1 on timeout/close. */
+int fx_raw_recv_frame(int fd, int timeout_ms, char **text, void **payload,
+		      uint64_t *payload_len);
 /* 1 when the server closed fd within timeout_ms. */
 int fx_raw_closed(int fd, int timeout_ms);
 /* HELLO (no auth) + SESSION on a raw socket; 0 on success. */
