@@ -300,7 +300,8 @@ static int on_path(struct request *r)
 			r->srv->st.tcp++;
 	}
 	s->path = path;
-	snprintf(s->path_reason, sizeof(s->path_reason), "%s", reason);
+	/* Shown in STATS replies: valid UTF-8 whatever the client sent. */
+	djc_escape(s->path_reason, sizeof(s->path_reason), reason, strlen(reason));
 	DJC_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data path %s (%s)", s->id, name, reason);
 	ctl_send(r->c, ctl_reply_new(r->id, "PATH"));
 	return 0;

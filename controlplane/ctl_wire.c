@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "ctl_wire.h"
 
 void ctl_hdr_encode(uint8_t out[CTL_HDR_LEN], uint32_t json_len,
@@ -389,14 +390,19 @@ cJSON *ctl_reply_new(uint64_t id, const char *type)
 	return msg;
 }
 
+/* The message may quote a request (a type, an op name, a reason): escaped,
+ * so that the reply is valid UTF-8 JSON whatever the request held and a
+ * client printing it prints one plain line. */
 cJSON *ctl_error_new(uint64_t id, int code, const char *message)
 {
 	cJSON *msg = ctl_reply_new(id, "ERROR");
+	char safe[4 * CTL_ERRMSG_MAX];
 
+	if (message == NULL || message[0] == '\0')
+		message = dj_strerror(code);
+	djc_escape(safe, sizeof(safe), message, strlen(message));
 	if (msg != NULL && (cJSON_AddNumberToObject(msg, "code", code) == NULL ||
-			    cJSON_AddStringToObject(msg, "message", message != NULL &&
-						    message[0] != '\0' ? message :
-						    dj_strerror(code)) == NULL)) {
+			    cJSON_AddStringToObject(msg, "message", safe) == NULL)) {
 		cJSON_Delete(msg);
 		msg = NULL;
 	}

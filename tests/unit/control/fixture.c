@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "fixture.h"
@@ -56,18 +57,33 @@ void fx_client_opts(const struct fixture *fx, struct dj_client_options *o)
 	o->request_timeout_ms = 20000;
 }
 
-int fx_raw_connect(uint16_t port)
+int fx_raw_connect_from(uint16_t port, const char *source)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 
+	if (fd >= 0 && source != NULL &&
+	    (inet_pton(AF_INET, source, &src.sin_addr) != 1 ||
+	     bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0)) {
+		close(fd);
+		return -1;
+	}
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
+	/* A frame goes out in two sends (header, JSON): without this, Nagle
+	 * holds the second until the first is acknowledged (40 ms). */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
+}
+
+int fx_raw_connect(uint16_t port)
+{
+	return fx_raw_connect_from(port, NULL);
 }
 
 int fx_raw_send_bytes(int fd, const void *buf, size_t len)

@@ -26,6 +26,9 @@ void fx_stop(struct fixture *fx);
 void fx_client_opts(const struct fixture *fx, struct dj_client_options *o);
 
 int fx_raw_connect(uint16_t port);
+/* The same from a chosen loopback source address ("127.0.3.7"): the
+ * server sees as many peers as the test likes. */
+int fx_raw_connect_from(uint16_t port, const char *source);
 int fx_raw_send_bytes(int fd, const void *buf, size_t len);
 /* A frame with this JSON text and a stated payload length (payload not sent). */
 int fx_raw_send(int fd, const char *json, uint64_t payload_len);
