@@ -55,13 +55,35 @@ static cJSON *hello_reply(struct request *r)
 	return reply;
 }
 
-static int auth_refuse(struct request *r, int code, const char *why)
+/* The connection cannot go on: ERROR, then closed once it is written. */
+static int refuse(struct request *r, int code, const char *why)
 {
-	r->srv->st.auth_failures++;
-	DJC_LOG(DJ_LOG_NOTICE, TAG, "%s: authentication refused: %s", r->c->peer, why);
 	ctl_send_error(r->c, r->id, code, why);
 	ctl_close_after_flush(r->c);
 	return code;
+}
+
+/* A client that does not authenticate (no nonce, no AUTH). Rate-limited in
+ * the log: a flood of them must not flood it. */
+static int auth_refuse(struct request *r, int code, const char *why)
+{
+	r->srv->st.auth_failures++;
+	if (ctl_log_allowed(&r->srv->log_auth, djc_time_ns()))
+		DJC_LOG(DJ_LOG_NOTICE, TAG, "%s: authentication refused: %s", r->c->peer, why);
+	return refuse(r, code, why);
+}
+
+/* The connection is authenticated (or needs no authentication): it
+ * leaves the budget of the unauthenticated, within max_connections. */
+static int hello_done(struct request *r)
+{
+	int rc = ctl_guard_authenticated(r->c, r->err, sizeof(r->err));
+
+	if (rc != 0)
+		return refuse(r, rc, r->err);
+	r->c->state = CS_READY;
+	ctl_send(r->c, hello_reply(r));
+	return 0;
 }
 
 static int on_hello(struct request *r)
@@ -79,16 +101,13 @@ static int on_hello(struct request *r)
 	}
 	if (cJSON_IsObject(caps))
 		ctl_caps_from_json(caps, &r->c->peer_caps);
-	if (r->srv->token == NULL) {
-		r->c->state = CS_READY;
-		ctl_send(r->c, hello_reply(r));
-		return 0;
-	}
+	if (r->srv->token == NULL)
+		return hello_done(r);
 	if (ctl_json_str(r->msg, "nonce", &nonce, r->err) != 0 ||
 	    ctl_hex_decode(nonce, r->c->nonce_c, CTL_NONCE_LEN) != 0)
 		return auth_refuse(r, -DJ_EAUTH, "authentication required: HELLO needs a 64-hex-digit nonce");
 	if (ctl_auth_random(r->c->nonce_s, CTL_NONCE_LEN) != 0)
-		return auth_refuse(r, -EIO, "no randomness");
+		return refuse(r, -EIO, "no randomness");
 
 	cJSON *ch = ctl_reply_new(r->id, "CHALLENGE");
 	char hex[2 * CTL_NONCE_LEN + 1];
@@ -100,22 +119,57 @@ static int on_hello(struct request *r)
 	return 0;
 }
 
-static int on_auth(struct request *r)
+/* Judge a MAC now: a failure delays the address's next AUTH. */
+static int auth_judge(struct request *r, const uint8_t got[CTL_MAC_LEN], int well_formed)
 {
-	uint8_t got[CTL_MAC_LEN], want[CTL_MAC_LEN];
-	const char *mac;
+	uint8_t want[CTL_MAC_LEN];
+	uint64_t now = djc_time_ns();
+	const char *why = "authentication failed: wrong token";
 
-	if (ctl_json_str(r->msg, "mac", &mac, r->err) != 0 ||
-	    ctl_hex_decode(mac, got, CTL_MAC_LEN) != 0)
-		return auth_refuse(r, -DJ_EAUTH, "authentication failed: AUTH needs a 64-hex-digit mac");
 	if (ctl_auth_mac(r->srv->token, CTL_AUTH_LABEL_CLIENT, r->c->nonce_s, r->c->nonce_c,
 			want) != 0)
-		return auth_refuse(r, -EIO, "HMAC unavailable");
-	if (!ctl_auth_equal(got, want, CTL_MAC_LEN))
-		return auth_refuse(r, -DJ_EAUTH, "authentication failed: wrong token");
-	r->c->state = CS_READY;
-	ctl_send(r->c, hello_reply(r));
-	return 0;
+		return refuse(r, -EIO, "HMAC unavailable");
+	if (!well_formed)
+		why = "authentication failed: AUTH needs a 64-hex-digit mac";
+	else if (ctl_auth_equal(got, want, CTL_MAC_LEN))
+		why = NULL;
+	if (why != NULL) {
+		ctl_guard_auth_failed(r->srv, r->c->addr, r->c->peer, why, now);
+		return refuse(r, -DJ_EAUTH, why);
+	}
+	ctl_guard_auth_ok(r->srv, r->c->addr, now);
+	return hello_done(r);
+}
+
+/* An AUTH from an address that failed lately waits for its turn: parked,
+ * judged by the sweep (ctl_auth_judge), so guesses from one address are
+ * spaced out however many connections carry them. */
+static int on_auth(struct request *r)
+{
+	struct ctl_conn *c = r->c;
+	uint64_t now = djc_time_ns();
+	const char *mac;
+	int well_formed = ctl_json_str(r->msg, "mac", &mac, r->err) == 0 &&
+			  ctl_hex_decode(mac, c->parked_mac, CTL_MAC_LEN) == 0;
+
+	if (!well_formed)
+		memset(c->parked_mac, 0, sizeof(c->parked_mac));
+	if (ctl_guard_auth_due(r->srv, c->addr, now) > now) {
+		c->parked = well_formed ? 1 : 2;
+		c->parked_id = r->id;
+		r->srv->st.auth_delayed++;
+		return 0;
+	}
+	return auth_judge(r, c->parked_mac, well_formed);
+}
+
+void ctl_auth_judge(struct ctl_conn *c)
+{
+	struct request r = {.c = c, .srv = c->srv, .id = c->parked_id};
+	int well_formed = c->parked == 1;
+
+	c->parked = 0;
+	auth_judge(&r, c->parked_mac, well_formed);
 }
 
 /* ---- sessions ------------------------------------------------------------- */
@@ -870,6 +924,9 @@ static int on_stats(struct request *r)
 	cJSON_AddNumberToObject(so, "connections_accepted", (double)st.connections_accepted);
 	cJSON_AddNumberToObject(so, "sessions_opened", (double)st.sessions_opened);
 	cJSON_AddNumberToObject(so, "auth_failures", (double)st.auth_failures);
+	cJSON_AddNumberToObject(so, "connections_unauth", (double)st.connections_unauth);
+	cJSON_AddNumberToObject(so, "unauth_evicted", (double)st.unauth_evicted);
+	cJSON_AddNumberToObject(so, "auth_delayed", (double)st.auth_delayed);
 	cJSON_AddNumberToObject(so, "requests", (double)st.requests);
 	cJSON_AddNumberToObject(so, "errors_sent", (double)st.errors_sent);
 	cJSON_AddNumberToObject(so, "protocol_errors", (double)st.protocol_errors);

@@ -1,15 +1,26 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Hostile and careless clients against the control-plane server (loopback,
- * the tests' host-memory backend): client text never reaches the log raw (a
- * forged line, ANSI escapes) and every reply is valid UTF-8 JSON even when
- * the request was not.
+ * the tests' host-memory backend; many source addresses through 127.x.y.z):
+ *
+ * - a flood of connections that never authenticate (100 from one address,
+ *   then 1024 from 256 addresses) locks nobody out: it is held to its own
+ *   budget, a real client connects, authenticates and works, and the rest
+ *   of the flood is closed when its time runs out;
+ * - guessing the token is slowed per address: 4 threads guessing from one
+ *   address for 3 s get a handful of guesses judged (7300/s before), while
+ *   a client from another address authenticates at once; failed
+ *   authentications are logged a few lines per interval, then summed up;
+ * - client text never reaches the log raw (a forged line, ANSI escapes) and
+ *   every reply is valid UTF-8 JSON even when the request was not.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "djinn/common.h"
@@ -17,6 +28,11 @@
 #include "ctl_wire.h"
 #include "fixture.h"
 #include "harness.h"
+
+#define HELLO_NONCE "{\"type\":\"HELLO\",\"id\":1,\"version\":1,\"nonce\":" \
+	"\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"}"
+#define WRONG_AUTH "{\"type\":\"AUTH\",\"id\":2,\"mac\":" \
+	"\"0000000000000000000000000000000000000000000000000000000000000000\"}"
 
 /* ---- stderr captured to a file, for counting log lines ---- */
 
@@ -66,6 +82,239 @@ static int count_lines_with(const char *text, const char *needle)
 		line = end != NULL ? end + 1 : NULL;
 	}
 	return n;
+}
+
+static void raise_fd_limit(rlim_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+		dj_test_skip("needs %llu file descriptors, the limit is %llu",
+			     (unsigned long long)want, (unsigned long long)rl.rlim_cur);
+}
+
+static int still_open(const int *fds, int n)
+{
+	int open = 0;
+
+	for (int i = 0; i < n; i++)
+		open += fds[i] >= 0 && !fx_raw_closed(fds[i], 20);
+	return open;
+}
+
+/* A client with the right token: connects, authenticates, moves a tensor. */
+static void real_client_works(const struct fixture *fx, const char *token, uint64_t *connect_ms)
+{
+	struct dj_client_options o;
+	struct dj_client *cl;
+	struct dj_conn *conn = NULL;
+	float v[64], back[64] = {0};
+	struct dj_tensor t = {.desc = {DJ_DTYPE_FLOAT32, 1, {64}}, .data = v, .mem = DJ_MEM_HOST};
+	struct dj_tensor b = t;
+	uint64_t t0 = djc_time_ns(), h;
+
+	for (int i = 0; i < 64; i++)
+		v[i] = (float)i * 0.5f;
+	b.data = back;
+	fx_client_opts(fx, &o);
+	o.token = token;
+	o.max_retries = 0;
+	CU_ASSERT_FATAL(dj_client_create(&o, &cl) == 0);
+	CU_ASSERT_EQUAL_FATAL(dj_connect(cl, &conn), 0);
+	*connect_ms = (djc_time_ns() - t0) / 1000000;
+	CU_ASSERT_EQUAL(dj_put(conn, &t, &h), 0);
+	CU_ASSERT_EQUAL(dj_get(conn, h, &b), 0);
+	CU_ASSERT_EQUAL(memcmp(v, back, sizeof(v)), 0);
+	CU_ASSERT_EQUAL(dj_ping(conn, NULL), 0);
+	dj_conn_close(conn);
+	dj_client_destroy(cl);
+}
+
+static void test_unauthenticated_flood(void)
+{
+	enum { ONE_ADDR = 100, FLOOD = 1024 };
+	static int fds[ONE_ADDR + FLOOD];
+	struct ctl_server_config cfg;
+	struct ctl_server_stats st;
+	struct fixture fx;
+	uint64_t connect_ms;
+	char src[32];
+
+	raise_fd_limit(4096);
+	ctl_server_config_init(&cfg);
+	cfg.token = "flood-token";
+	cfg.limits.auth_timeout_ms = 1500;
+	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	/* One address: held to its own budget at once. */
+	for (int i = 0; i < ONE_ADDR; i++)
+		fds[i] = fx_raw_connect_from(fx.port, "127.0.0.2");
+	usleep(300 * 1000);
+	int open_one = still_open(fds, ONE_ADDR);
+
+	printf("\n  %d connections from one address: %d still open (budget %u)\n", ONE_ADDR,
+	       open_one, cfg.limits.max_unauth_per_addr);
+	CU_ASSERT(open_one <= (int)cfg.limits.max_unauth_per_addr);
+	/* 1024 more from 256 addresses: held to the budget of all. */
+	for (int i = 0; i < FLOOD; i++) {
+		snprintf(src, sizeof(src), "127.1.%d.%d", i / 4 / 250, 1 + i / 4 % 250);
+		fds[ONE_ADDR + i] = fx_raw_connect_from(fx.port, src);
+	}
+	usleep(300 * 1000);
+	ctl_server_get_stats(fx.srv, &st);
+	printf("  then %d from 256 addresses: %llu unauthenticated open (budget %u), %llu closed "
+	       "to make room\n", FLOOD, (unsigned long long)st.connections_unauth,
+	       cfg.limits.max_unauth_connections, (unsigned long long)st.unauth_evicted);
+	CU_ASSERT(st.connections_unauth <= cfg.limits.max_unauth_connections);
+	CU_ASSERT(st.unauth_evicted >= ONE_ADDR + FLOOD - cfg.limits.max_unauth_connections);
+	/* A real client still gets in, at once, and works. */
+	real_client_works(&fx, "flood-token", &connect_ms);
+	printf("  a real client connected and authenticated in %llu ms\n",
+	       (unsigned long long)connect_ms);
+	CU_ASSERT(connect_ms < 1000);
+	/* The rest of the flood goes when its time runs out. */
+	usleep((cfg.limits.auth_timeout_ms + 400) * 1000);
+	CU_ASSERT_EQUAL(still_open(fds, ONE_ADDR + FLOOD), 0);
+	ctl_server_get_stats(fx.srv, &st);
+	CU_ASSERT_EQUAL(st.connections_unauth, 0);
+	CU_ASSERT_EQUAL(st.connections_open, 0);
+	for (int i = 0; i < ONE_ADDR + FLOOD; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	fx_stop(&fx);
+}
+
+struct guesser {
+	uint16_t port;
+	const char *source;
+	uint64_t deadline_ns;
+	int judged, other;
+};
+
+/* Wrong guesses from one address until the deadline, each on a new
+ * connection: HELLO, CHALLENGE, AUTH, the verdict. */
+static void *guess_loop(void *arg)
+{
+	struct guesser *g = arg;
+
+	while (djc_time_ns() < g->deadline_ns) {
+		int fd = fx_raw_connect_from(g->port, g->source);
+		cJSON *r;
+
+		if (fd < 0)
+			break;
+		fx_raw_send(fd, HELLO_NONCE, 0);
+		r = fx_raw_recv(fd, 3000);
+		if (r != NULL && fx_error_code(r) == 0) {
+			cJSON_Delete(r);
+			fx_raw_send(fd, WRONG_AUTH, 0);
+			r = fx_raw_recv(fd, 10000);
+			if (fx_error_code(r) == -DJ_EAUTH)
+				g->judged++;
+			else
+				g->other++;
+		}
+		cJSON_Delete(r);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void test_guessing_is_slowed_per_address(void)
+{
+	enum { THREADS = 4, RUN_MS = 3000 };
+	struct guesser g[THREADS];
+	pthread_t th[THREADS];
+	struct ctl_server_config cfg;
+	struct fixture fx;
+	uint64_t connect_ms, t0;
+	int judged = 0, other = 0;
+	uint8_t probe[32] = {0};
+
+	if (ctl_auth_mac("k", "l", probe, probe, probe) == -ENOTSUP)
+		dj_test_skip("built without OpenSSL");
+	ctl_server_config_init(&cfg);
+	cfg.token = "guess-me";
+	cfg.limits.auth_timeout_ms = 4000;
+	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	t0 = djc_time_ns();
+	for (int i = 0; i < THREADS; i++) {
+		g[i] = (struct guesser){.port = fx.port, .source = "127.0.0.3",
+					.deadline_ns = t0 + RUN_MS * 1000000ull};
+		CU_ASSERT_FATAL(pthread_create(&th[i], NULL, guess_loop, &g[i]) == 0);
+	}
+	/* Meanwhile, from another address: served at once. */
+	usleep(1500 * 1000);
+	real_client_works(&fx, "guess-me", &connect_ms);
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		judged += g[i].judged;
+		other += g[i].other;
+	}
+	printf("\n  %d threads guessing from one address for %d ms: %d guesses judged (%.1f/s), "
+	       "%d ran out of time waiting; another address authenticated in %llu ms\n", THREADS,
+	       RUN_MS, judged, judged * 1000.0 / RUN_MS, other, (unsigned long long)connect_ms);
+	/* 100, 200, 400, 800, 1600 ms apart: 6 in 3 s, and the sweep's 100 ms. */
+	CU_ASSERT(judged >= 2 && judged <= 10);
+	CU_ASSERT(connect_ms < 1000);
+	fx_stop(&fx);
+}
+
+/* 30 addresses fail once each within an interval: 5 lines, then one
+ * summary naming the rest. */
+static void test_failed_auth_log_is_rate_limited(void)
+{
+	enum { ADDRS = 30 };
+	struct ctl_server_config cfg;
+	struct ctl_server_stats st;
+	struct capture cap;
+	struct fixture fx;
+	char src[32], *log;
+	int lines, summaries;
+	uint8_t probe[32] = {0};
+
+	if (ctl_auth_mac("k", "l", probe, probe, probe) == -ENOTSUP)
+		dj_test_skip("built without OpenSSL");
+	ctl_server_config_init(&cfg);
+	cfg.token = "log-me";
+	cfg.limits.log_interval_ms = 1000;
+	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	capture_begin(&cap);
+	for (int i = 0; i < ADDRS; i++) {
+		int fd;
+		cJSON *r;
+
+		snprintf(src, sizeof(src), "127.0.4.%d", i + 1);
+		fd = fx_raw_connect_from(fx.port, src);
+		fx_raw_send(fd, HELLO_NONCE, 0);
+		cJSON_Delete(fx_raw_recv(fd, 3000));
+		fx_raw_send(fd, WRONG_AUTH, 0);
+		r = fx_raw_recv(fd, 3000);
+		CU_ASSERT_EQUAL(fx_error_code(r), -DJ_EAUTH);
+		cJSON_Delete(r);
+		close(fd);
+	}
+	usleep(1400 * 1000); /* the interval ends; the sweep sums it up */
+	log = capture_end(&cap);
+	CU_ASSERT_FATAL(log != NULL);
+	lines = count_lines_with(log, "authentication refused");
+	summaries = count_lines_with(log, "25 more failed authentications");
+	printf("\n  %d failed authentications: %d lines one by one, %d summary line(s)\n", ADDRS,
+	       lines, summaries);
+	if (lines != 5 || summaries != 1)
+		printf("%s", log);
+	CU_ASSERT_EQUAL(lines, 5);
+	CU_ASSERT_EQUAL(summaries, 1);
+	CU_ASSERT_EQUAL(count_lines_with(log, "(from 30 addresses"), 1);
+	ctl_server_get_stats(fx.srv, &st);
+	CU_ASSERT_EQUAL(st.auth_failures, ADDRS);
+	free(log);
+	fx_stop(&fx);
 }
 
 /* Every line of the log is one line of ours: a timestamp, a level. */
@@ -194,6 +443,10 @@ static void test_replies_are_valid_utf8_json(void)
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
+		{"an unauthenticated flood locks nobody out", test_unauthenticated_flood},
+		{"guessing the token is slowed per address", test_guessing_is_slowed_per_address},
+		{"failed authentications: a few lines, then a summary",
+		 test_failed_auth_log_is_rate_limited},
 		{"client text is escaped in the log", test_client_text_is_escaped_in_the_log},
 		{"replies are valid UTF-8 JSON whatever the request", test_replies_are_valid_utf8_json},
 		{NULL, NULL},

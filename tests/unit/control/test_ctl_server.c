@@ -893,6 +893,7 @@ static void test_connection_limit(void)
 {
 	struct ctl_server_config cfg;
 	struct env e;
+	cJSON *r;
 	int fds[3];
 
 	ctl_server_config_init(&cfg);
@@ -902,7 +903,15 @@ static void test_connection_limit(void)
 	fds[1] = fx_raw_connect(e.fx.port);
 	CU_ASSERT_EQUAL(fx_raw_ready(fds[0]), 0);
 	CU_ASSERT_EQUAL(fx_raw_ready(fds[1]), 0);
-	fds[2] = fx_raw_connect(e.fx.port); /* the kernel accepts; the server closes */
+	/* Accepted (unauthenticated connections live on a budget of their
+	 * own), refused once it would make a fourth authenticated one. */
+	fds[2] = fx_raw_connect(e.fx.port);
+	fx_raw_send(fds[2], "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", 0);
+	r = fx_raw_recv(fds[2], 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_ELIMIT);
+	CU_ASSERT(r != NULL && strstr(cJSON_GetObjectItem(r, "message")->valuestring,
+				      "too many connections") != NULL);
+	cJSON_Delete(r);
 	CU_ASSERT(fx_raw_closed(fds[2], 3000));
 	close(fds[1]);
 	usleep(200 * 1000);
