@@ -86,18 +86,24 @@ static int hello_done(struct request *r)
 	return 0;
 }
 
+/* The version is an exact match: there is one protocol version, and a
+ * client speaking another is refused rather than negotiated down. Not an
+ * authentication failure: nothing was guessed. */
 static int on_hello(struct request *r)
 {
 	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(r->msg, "caps");
 	const char *nonce;
 	uint64_t version;
 
-	if (ctl_json_u64(r->msg, "version", &version, r->err) != 0)
-		return auth_refuse(r, -EINVAL, r->err);
+	if (ctl_json_u64(r->msg, "version", &version, r->err) != 0) {
+		r->srv->st.protocol_errors++;
+		return refuse(r, -EINVAL, r->err);
+	}
 	if (version != CTL_PROTO_VERSION) {
-		snprintf(r->err, sizeof(r->err), "protocol version %" PRIu64 " not spoken (this server: %d)",
-			 version, CTL_PROTO_VERSION);
-		return auth_refuse(r, -DJ_EPROTO_VERSION, r->err);
+		snprintf(r->err, sizeof(r->err), "protocol version %" PRIu64 " not spoken: this "
+			 "server speaks exactly version %d", version, CTL_PROTO_VERSION);
+		r->srv->st.protocol_errors++;
+		return refuse(r, -DJ_EPROTO_VERSION, r->err);
 	}
 	if (cJSON_IsObject(caps))
 		ctl_caps_from_json(caps, &r->c->peer_caps);
@@ -319,7 +325,7 @@ static int on_session(struct request *r)
 	if (rc != 0)
 		return fail(r, rc);
 	reply = ctl_reply_new(r->id, "SESSION");
-	cJSON_AddNumberToObject(reply, "session", (double)r->c->sess->id);
+	ctl_json_add_u64(reply, "session", r->c->sess->id);
 	ctl_json_add_handle(reply, "cookie", r->c->sess->cookie);
 	cJSON_AddBoolToObject(reply, "resumed", resumed);
 	cJSON_AddStringToObject(reply, "path", dj_path_name(r->c->sess->path));
@@ -514,7 +520,7 @@ static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct ct
 	s->dp_puts = p;
 	cJSON *reply = ctl_handle_reply(r->id, "READY", handle, NULL);
 
-	if (reply != NULL && cJSON_AddNumberToObject(reply, "xfer", (double)xfer) == NULL) {
+	if (reply != NULL && ctl_json_add_u64(reply, "xfer", xfer) == NULL) {
 		cJSON_Delete(reply);
 		reply = NULL;
 	}
@@ -959,6 +965,15 @@ static int on_ping(struct request *r)
 	return 0;
 }
 
+/* HELLO and AUTH come once, first; a second one is a client's mistake,
+ * named as such, and the connection goes on serving. */
+static int on_handshake_again(struct request *r)
+{
+	snprintf(r->err, sizeof(r->err), "this connection is past its handshake: HELLO (and "
+		 "AUTH) come once, first on a connection");
+	return fail(r, -EALREADY);
+}
+
 static int on_bye(struct request *r)
 {
 	/* No lingering: a client that says goodbye means it. The session ends
@@ -977,6 +992,8 @@ struct handler {
 };
 
 static const struct handler handlers[] = {
+	{"HELLO", on_handshake_again, 0},
+	{"AUTH", on_handshake_again, 0},
 	{"SESSION", on_session, 0},
 	{"PING", on_ping, 0},
 	{"BYE", on_bye, 0},

@@ -91,12 +91,32 @@ int ctl_json_u64(const cJSON *obj, const char *key, uint64_t *val, char *why)
 {
 	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
 
+	/* Built here by ctl_json_add_u64() and not yet printed. */
+	if (cJSON_IsRaw(it)) {
+		char *end;
+
+		errno = 0;
+		*val = strtoull(it->valuestring, &end, 10);
+		if (errno == 0 && end != it->valuestring && *end == '\0' &&
+		    *val < (uint64_t)CTL_JSON_INT_LIMIT)
+			return 0;
+		return field_missing(key, "an integer from 0 to 2^53 - 1", why);
+	}
+
 	/* 2^53: beyond it a JSON number no longer holds every integer. */
-	if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 9007199254740992.0 ||
+	if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= CTL_JSON_INT_LIMIT ||
 	    it->valuedouble != (double)(uint64_t)it->valuedouble)
-		return field_missing(key, "a non-negative integer", why);
+		return field_missing(key, "an integer from 0 to 2^53 - 1", why);
 	*val = (uint64_t)it->valuedouble;
 	return 0;
+}
+
+cJSON *ctl_json_add_u64(cJSON *obj, const char *key, uint64_t val)
+{
+	char text[24];
+
+	snprintf(text, sizeof(text), "%" PRIu64, val);
+	return cJSON_AddRawToObject(obj, key, text);
 }
 
 int ctl_json_str(const cJSON *obj, const char *key, const char **val, char *why)
@@ -205,7 +225,12 @@ int ctl_desc_from_json(const cJSON *obj, struct dj_tensor_desc *desc, char *why)
 		return -DJ_ESHAPE;
 	}
 	cJSON_ArrayForEach(dim, shape) {
-		if (!cJSON_IsNumber(dim) || dim->valuedouble < 0 || dim->valuedouble > 4.0e15 ||
+		if (cJSON_IsNumber(dim) && dim->valuedouble >= CTL_JSON_INT_LIMIT) {
+			snprintf(why, 128, "shape[%d] is 2^53 or more: a JSON number holds every "
+				 "integer only below 2^53, so no dimension may reach it", i);
+			return -DJ_ESHAPE;
+		}
+		if (!cJSON_IsNumber(dim) || dim->valuedouble < 0 ||
 		    dim->valuedouble != (double)(int64_t)dim->valuedouble) {
 			snprintf(why, 128, "shape[%d] is not a non-negative integer", i);
 			return -DJ_ESHAPE;
@@ -383,7 +408,7 @@ cJSON *ctl_reply_new(uint64_t id, const char *type)
 	cJSON *msg = cJSON_CreateObject();
 
 	if (msg != NULL && (cJSON_AddStringToObject(msg, "type", type) == NULL ||
-			    cJSON_AddNumberToObject(msg, "id", (double)id) == NULL)) {
+			    ctl_json_add_u64(msg, "id", id) == NULL)) {
 		cJSON_Delete(msg);
 		msg = NULL;
 	}

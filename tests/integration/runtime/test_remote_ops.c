@@ -165,6 +165,12 @@ static void test_bad_requests_get_named_errors(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "matmul"));
 	CU_ASSERT_EQUAL(dj_execute(conn, "relu", (uint64_t[]){0xdeadbeefull}, 1, NULL, &out, NULL),
 			-DJ_EHANDLE);
+	/* Handles in error texts as on the wire: "0x..." */
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "tensor 0xdeadbeef"));
+	CU_ASSERT_EQUAL(dj_free(conn, 0xfeedull), -DJ_EHANDLE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "free 0xfeed"));
+	CU_ASSERT_EQUAL(dj_describe(conn, 0xbeefull, NULL), -DJ_EHANDLE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "tensor 0xbeef"));
 	CU_ASSERT_EQUAL(dj_execute(conn, "sum", &a, 1, "{\"dim\": \"x\"}", &out, NULL), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "dim"));
 	CU_ASSERT_EQUAL(dj_execute(conn, "add", &a, 1, NULL, &out, NULL) < 0, 1);
@@ -206,8 +212,17 @@ static void test_session_memory_limit(void)
 	uint64_t h, h2;
 
 	CU_ASSERT_EQUAL(dj_alloc(conn, &big, &h), -DJ_ELIMIT);
+	/* The error says the figures: asked, held, the limit. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "alloc of 536870912 bytes: limit "
+				      "exceeded: the session holds 0 bytes of its limit of 268435456"));
 	CU_ASSERT_EQUAL_FATAL(dj_alloc(conn, &half, &h), 0);
 	CU_ASSERT_EQUAL(dj_alloc(conn, &half, &h2), -DJ_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "the session holds 268435456 bytes "
+				      "of its limit of 268435456"));
+	/* An operation's output is held to it too. */
+	CU_ASSERT_EQUAL(dj_execute(conn, "relu", &h, 1, NULL, &h2, NULL), -DJ_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "relu: output of 268435456 bytes: "
+				      "limit exceeded"));
 	CU_ASSERT_EQUAL(dj_free(conn, h), 0);
 	CU_ASSERT_EQUAL_FATAL(dj_alloc(conn, &half, &h2), 0);
 	CU_ASSERT_EQUAL(dj_free(conn, h2), 0);

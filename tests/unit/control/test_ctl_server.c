@@ -341,6 +341,76 @@ static void test_auth(void)
 	fx_stop(&fx);
 }
 
+/* Text of an ERROR reply's message, "" otherwise. */
+static const char *error_message(const cJSON *r)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "message");
+
+	return cJSON_IsString(m) ? m->valuestring : "";
+}
+
+/*
+ * What docs/CONTROL.md promises a client written from it alone: the
+ * version is an exact match (refused, closed, and not an authentication
+ * failure); a second HELLO or AUTH is named; integers stop below 2^53 and
+ * the error says why.
+ */
+static void test_protocol_details_for_clients(void)
+{
+	struct ctl_server_config cfg;
+	struct ctl_server_stats st;
+	struct fixture fx;
+	cJSON *r;
+	int fd;
+
+	ctl_server_config_init(&cfg);
+	cfg.token = "tok";
+	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	fd = fx_raw_connect(fx.port);
+	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":2,\"nonce\":"
+		    "\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_EPROTO_VERSION);
+	CU_ASSERT_PTR_NOT_NULL(strstr(error_message(r), "exactly version 1"));
+	CU_ASSERT(fx_raw_closed(fd, 3000));
+	cJSON_Delete(r);
+	close(fd);
+	ctl_server_get_stats(fx.srv, &st);
+	CU_ASSERT_EQUAL(st.auth_failures, 0);
+	CU_ASSERT_EQUAL(st.protocol_errors, 1);
+	fx_stop(&fx);
+
+	CU_ASSERT_FATAL(fx_start(&fx, NULL, NULL) == 0);
+	fd = fx_raw_connect(fx.port);
+	CU_ASSERT_FATAL(fx_raw_ready(fd) == 0);
+	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":3,\"version\":1}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -EALREADY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(error_message(r), "HELLO (and AUTH) come once"));
+	cJSON_Delete(r);
+	fx_raw_send(fd, "{\"type\":\"AUTH\",\"id\":4,\"mac\":\"00\"}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -EALREADY);
+	cJSON_Delete(r);
+	fx_raw_send(fd, "{\"type\":\"ALLOC\",\"id\":5,\"dtype\":\"int32\",\"shape\":[9007199254740992]}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_ESHAPE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(error_message(r), "shape[0] is 2^53 or more"));
+	cJSON_Delete(r);
+	fx_raw_send(fd, "{\"type\":\"PING\",\"id\":9007199254740992}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(error_message(r), "'id' missing or not an integer from 0 to 2^53 - 1"));
+	cJSON_Delete(r);
+	fx_raw_send(fd, "{\"type\":\"PING\",\"id\":9007199254740991}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT(r != NULL && fx_error_code(r) == 0);
+	CU_ASSERT_EQUAL(cJSON_GetObjectItem(r, "id")->valuedouble, 9007199254740991.0);
+	cJSON_Delete(r);
+	close(fd);
+	fx_stop(&fx);
+}
+
 static void test_auth_raw_refusals(void)
 {
 	struct ctl_server_config cfg;
@@ -1150,6 +1220,7 @@ int main(int argc, char **argv)
 		{"1000 requests in flight, out of order", test_thousand_in_flight_out_of_order},
 		{"auth: none, wrong, right token", test_auth},
 		{"auth: raw refusals close", test_auth_raw_refusals},
+		{"protocol details a client relies on", test_protocol_details_for_clients},
 		{"bad input catalogue", test_bad_input_catalogue},
 		{"HELLO and SESSION come first", test_requests_need_hello_and_session},
 		{"another session's handles are unreachable", test_other_sessions_handles_unreachable},
