@@ -30,21 +30,19 @@ mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/n
 step "djinn-dp --probe"
 "$bin"/djinn-dp --file-prefix dj_rt_probe -- --probe 2>&1 | grep -v '^EAL: \(Detected\|Selected\|No free\|Probe\)' | tee "$out/probe.log"
 
-for mode in gpu host; do
-	step "remote operations, $mode runtime"
-	"$bin"/test_remote_ops $([ $mode = gpu ] && echo gpu) >"$out/remote_ops_$mode.log" 2>&1
-	rc=$?
-	grep -E "seed|Test:|asserts|tests " "$out/remote_ops_$mode.log"
-	echo "exit $rc"; [ $rc = 0 ] || status=1
-done
-
-for mode in gpu host; do
-	step "tenant isolation, $mode runtime"
-	"$bin"/test_tenant_isolation $([ $mode = gpu ] && echo gpu) >"$out/isolation_$mode.log" 2>&1
-	rc=$?
-	grep -E "seed|Test:|not zero|never written|asserts|tests " "$out/isolation_$mode.log"
-	echo "exit $rc"; [ $rc = 0 ] || status=1
-done
+# runtime_test BINARY TITLE: its gpu and host modes, a summary of each.
+runtime_test() {
+	local test=$1 title=$2 mode
+	for mode in gpu host; do
+		step "$title, $mode runtime"
+		"$bin"/$test $([ $mode = gpu ] && echo gpu) >"$out/${test}_$mode.log" 2>&1
+		local rc=$?
+		grep -E "seed|Test:|not zero|never written|asserts|tests " "$out/${test}_$mode.log"
+		echo "exit $rc"; [ $rc = 0 ] || status=1
+	done
+}
+runtime_test test_remote_ops "remote operations"
+runtime_test test_tenant_isolation "tenant isolation"
 step "what zeroing a new tensor costs (bench-alloc, 3 runs of 10 iterations each)"
 for run in 1 2 3; do
 	"$bin"/bench-alloc --gpu 0 --iters 10 2>&1 | tee -a "$out/bench_alloc_gpu.log"

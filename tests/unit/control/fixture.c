@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "fixture.h"
+#include "harness.h"
 #include "ctl_wire.h"
 
 int fx_start(struct fixture *fx, const struct ctl_server_config *cfg,
@@ -45,6 +46,21 @@ void fx_stop(struct fixture *fx)
 	mem_backend_destroy(fx->mb);
 	fx->srv = NULL;
 	fx->mb = NULL;
+}
+
+void fx_start_token(struct fixture *fx, struct ctl_server_config *cfg, const char *token)
+{
+	struct ctl_server_config defaults;
+	uint8_t probe[CTL_MAC_LEN] = {0};
+
+	if (ctl_auth_mac("k", "l", probe, probe, probe) == -ENOTSUP)
+		dj_test_skip("built without OpenSSL: no HMAC authentication");
+	if (cfg == NULL) {
+		ctl_server_config_init(&defaults);
+		cfg = &defaults;
+	}
+	cfg->token = token;
+	CU_ASSERT_FATAL(fx_start(fx, cfg, NULL) == 0);
 }
 
 void fx_client_opts(const struct fixture *fx, struct dj_client_options *o)

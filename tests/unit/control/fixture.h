@@ -22,6 +22,9 @@ struct fixture {
 int fx_start(struct fixture *fx, const struct ctl_server_config *cfg,
 	     const struct mem_backend_options *mbo);
 void fx_stop(struct fixture *fx);
+/* A server that authenticates with token: cfg (NULL: defaults) with the
+ * token set, started. Skips the test (77) in a build without HMAC. */
+void fx_start_token(struct fixture *fx, struct ctl_server_config *cfg, const char *token);
 /* Client options aimed at the fixture, fast retries. */
 void fx_client_opts(const struct fixture *fx, struct dj_client_options *o);
 

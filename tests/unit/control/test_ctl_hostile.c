@@ -148,9 +148,8 @@ static void test_unauthenticated_flood(void)
 
 	raise_fd_limit(4096);
 	ctl_server_config_init(&cfg);
-	cfg.token = "flood-token";
 	cfg.limits.auth_timeout_ms = 1500;
-	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	fx_start_token(&fx, &cfg, "flood-token");
 	/* One address: held to its own budget at once. */
 	for (int i = 0; i < ONE_ADDR; i++)
 		fds[i] = fx_raw_connect_from(fx.port, "127.0.0.2");
@@ -234,14 +233,10 @@ static void test_guessing_is_slowed_per_address(void)
 	struct fixture fx;
 	uint64_t connect_ms, t0;
 	int judged = 0, other = 0;
-	uint8_t probe[32] = {0};
 
-	if (ctl_auth_mac("k", "l", probe, probe, probe) == -ENOTSUP)
-		dj_test_skip("built without OpenSSL");
 	ctl_server_config_init(&cfg);
-	cfg.token = "guess-me";
 	cfg.limits.auth_timeout_ms = 4000;
-	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	fx_start_token(&fx, &cfg, "guess-me");
 	t0 = djc_time_ns();
 	for (int i = 0; i < THREADS; i++) {
 		g[i] = (struct guesser){.port = fx.port, .source = "127.0.0.3",
@@ -276,14 +271,10 @@ static void test_failed_auth_log_is_rate_limited(void)
 	struct fixture fx;
 	char src[32], *log;
 	int lines, summaries;
-	uint8_t probe[32] = {0};
 
-	if (ctl_auth_mac("k", "l", probe, probe, probe) == -ENOTSUP)
-		dj_test_skip("built without OpenSSL");
 	ctl_server_config_init(&cfg);
-	cfg.token = "log-me";
 	cfg.limits.log_interval_ms = 1000;
-	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	fx_start_token(&fx, &cfg, "log-me");
 	capture_begin(&cap);
 	for (int i = 0; i < ADDRS; i++) {
 		int fd;

@@ -301,19 +301,13 @@ static void test_thousand_in_flight_out_of_order(void)
 
 static void test_auth(void)
 {
-	struct ctl_server_config cfg;
 	struct dj_client_options o;
 	struct ctl_server_stats st;
 	struct fixture fx;
 	struct dj_client *cl;
 	struct dj_conn *conn = NULL;
-	uint8_t probe[2 * 32 + 1] = {0};
 
-	if (ctl_auth_mac("k", "l", probe, probe, probe) == -ENOTSUP)
-		dj_test_skip("built without OpenSSL");
-	ctl_server_config_init(&cfg);
-	cfg.token = "s3cret-token";
-	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	fx_start_token(&fx, NULL, "s3cret-token");
 	fx_client_opts(&fx, &o);
 	unsetenv("DJINN_TOKEN");
 	unsetenv("DJINN_TOKEN_FILE");
@@ -357,15 +351,26 @@ static const char *error_message(const cJSON *r)
  */
 static void test_protocol_details_for_clients(void)
 {
-	struct ctl_server_config cfg;
+	/* On a ready connection, each in turn: the connection serves on. */
+	static const struct {
+		const char *request, *says;
+		int code;
+	} asks[] = {
+		{"{\"type\":\"HELLO\",\"id\":3,\"version\":1}", "HELLO (and AUTH) come once",
+		 -EALREADY},
+		{"{\"type\":\"AUTH\",\"id\":4,\"mac\":\"00\"}", "HELLO (and AUTH) come once", -EALREADY},
+		{"{\"type\":\"ALLOC\",\"id\":5,\"dtype\":\"int32\",\"shape\":[9007199254740992]}",
+		 "shape[0] is 2^53 or more", -DJ_ESHAPE},
+		{"{\"type\":\"PING\",\"id\":9007199254740992}",
+		 "'id' missing or not an integer from 0 to 2^53 - 1", -EINVAL},
+		{"{\"type\":\"PING\",\"id\":9007199254740991}", NULL, 0}, /* echoed exactly */
+	};
 	struct ctl_server_stats st;
 	struct fixture fx;
 	cJSON *r;
 	int fd;
 
-	ctl_server_config_init(&cfg);
-	cfg.token = "tok";
-	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	fx_start_token(&fx, NULL, "tok");
 	fd = fx_raw_connect(fx.port);
 	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":2,\"nonce\":"
 		    "\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"}", 0);
@@ -383,44 +388,29 @@ static void test_protocol_details_for_clients(void)
 	CU_ASSERT_FATAL(fx_start(&fx, NULL, NULL) == 0);
 	fd = fx_raw_connect(fx.port);
 	CU_ASSERT_FATAL(fx_raw_ready(fd) == 0);
-	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":3,\"version\":1}", 0);
-	r = fx_raw_recv(fd, 3000);
-	CU_ASSERT_EQUAL(fx_error_code(r), -EALREADY);
-	CU_ASSERT_PTR_NOT_NULL(strstr(error_message(r), "HELLO (and AUTH) come once"));
-	cJSON_Delete(r);
-	fx_raw_send(fd, "{\"type\":\"AUTH\",\"id\":4,\"mac\":\"00\"}", 0);
-	r = fx_raw_recv(fd, 3000);
-	CU_ASSERT_EQUAL(fx_error_code(r), -EALREADY);
-	cJSON_Delete(r);
-	fx_raw_send(fd, "{\"type\":\"ALLOC\",\"id\":5,\"dtype\":\"int32\",\"shape\":[9007199254740992]}", 0);
-	r = fx_raw_recv(fd, 3000);
-	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_ESHAPE);
-	CU_ASSERT_PTR_NOT_NULL(strstr(error_message(r), "shape[0] is 2^53 or more"));
-	cJSON_Delete(r);
-	fx_raw_send(fd, "{\"type\":\"PING\",\"id\":9007199254740992}", 0);
-	r = fx_raw_recv(fd, 3000);
-	CU_ASSERT_EQUAL(fx_error_code(r), -EINVAL);
-	CU_ASSERT_PTR_NOT_NULL(strstr(error_message(r), "'id' missing or not an integer from 0 to 2^53 - 1"));
-	cJSON_Delete(r);
-	fx_raw_send(fd, "{\"type\":\"PING\",\"id\":9007199254740991}", 0);
-	r = fx_raw_recv(fd, 3000);
-	CU_ASSERT(r != NULL && fx_error_code(r) == 0);
-	CU_ASSERT_EQUAL(cJSON_GetObjectItem(r, "id")->valuedouble, 9007199254740991.0);
-	cJSON_Delete(r);
+	for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+		CU_ASSERT_EQUAL(fx_raw_send(fd, asks[i].request, 0), 0);
+		r = fx_raw_recv(fd, 3000);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+		CU_ASSERT_EQUAL(fx_error_code(r), asks[i].code);
+		if (asks[i].says != NULL && strstr(error_message(r), asks[i].says) == NULL)
+			printf("\n  '%s' said '%s'\n", asks[i].request, error_message(r));
+		CU_ASSERT(asks[i].says == NULL || strstr(error_message(r), asks[i].says) != NULL);
+		if (asks[i].code == 0)
+			CU_ASSERT_EQUAL(cJSON_GetObjectItem(r, "id")->valuedouble, 9007199254740991.0);
+		cJSON_Delete(r);
+	}
 	close(fd);
 	fx_stop(&fx);
 }
 
 static void test_auth_raw_refusals(void)
 {
-	struct ctl_server_config cfg;
 	struct fixture fx;
 	cJSON *r;
 	int fd;
 
-	ctl_server_config_init(&cfg);
-	cfg.token = "tok";
-	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	fx_start_token(&fx, NULL, "tok");
 	/* HELLO without a nonce on an authenticating server. */
 	fd = fx_raw_connect(fx.port);
 	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", 0);
