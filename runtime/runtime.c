@@ -518,7 +518,7 @@ static int rt_execute(void *ctx, void *session, const char *op_name, const uint6
 		rc = tn_op_infer(op, in_desc, n_in, &attrs, &out_desc[0], err, CTL_ERRMSG_MAX);
 	if (rc == 0) {
 		/* Not zeroed: every operation writes its whole output (the
-		 * poisoned-output test of test_tenant_isolation), and a failed
+		 * poisoned-output test of test_remote_ops), and a failed
 		 * one is freed below before anyone learns the handle. */
 		rc = tn_store_alloc_output(rt->store, sid, &out_desc[0], &handle);
 		if (rc != 0) {

@@ -2,11 +2,11 @@
 # Runs on the GPU machine with the binaries of scripts/runtime-carry.sh:
 #   1. djinn-dp --probe (ports and the GPU through gpudev),
 #   2. every operation remotely on the GPU runtime against the local CPU
-#      reference (test_remote_ops gpu), plus the host runtime,
+#      reference, and every CUDA operation writing its whole output
+#      (poisoned twice) (test_remote_ops gpu), plus the host runtime,
 #   2b. tenant isolation on the GPU runtime (test_tenant_isolation gpu:
 #      ALLOC after another session freed the same size reads zeros, 64 B to
-#      64 MiB; abandoned PUTs leave nothing; every CUDA operation writes its
-#      whole output, poisoned twice), and what the zeroing costs
+#      64 MiB; abandoned PUTs leave nothing), and what the zeroing costs
 #      (bench-alloc --gpu 0: pool allocation with and without
 #      cudaMemsetAsync, 64 KiB / 16 MiB / 1 GiB, and ALLOC through a server),
 #   3. the data-plane GPU placer test (test_gpu_dp gpu: net_ring pair, real

@@ -89,7 +89,7 @@ int tn_store_alloc(struct tn_store *store, uint64_t session,
  * As tn_store_alloc(), but the contents are undefined (no zeroing pass):
  * only for a caller that writes every byte before the handle reaches
  * anyone, and frees it where it cannot (an operation's output: every
- * operation writes its whole output, as test_tenant_isolation checks by
+ * operation writes its whole output, as test_remote_ops checks by
  * poisoning). Same errors.
  */
 int tn_store_alloc_output(struct tn_store *store, uint64_t session,
