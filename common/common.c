@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * What every layer shares: error codes and their text, the log, the clock,
- * and the error-text formatter (common/djc.h).
+ * What every layer shares: error codes and their text, the log (one escaped
+ * line per call), the escaping of untrusted text, the clock, and the
+ * error-text formatter (common/djc.h).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -64,20 +66,123 @@ int djc_log_level_parse(const char *name, enum dj_log_level *level)
 	return -EINVAL;
 }
 
+/* Length of the well-formed UTF-8 sequence of 2 to 4 bytes at p (at most n
+ * bytes), or 0: malformed, overlong, a surrogate, beyond U+10FFFF, or a C1
+ * control (U+0080..U+009F: terminals take some for escapes). */
+static size_t utf8_sequence(const unsigned char *p, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		len = 2;
+		if (p[0] == 0xc2)
+			lo = 0xa0;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		len = 3;
+		if (p[0] == 0xe0)
+			lo = 0xa0;
+		else if (p[0] == 0xed)
+			hi = 0x9f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		len = 4;
+		if (p[0] == 0xf0)
+			lo = 0x90;
+		else if (p[0] == 0xf4)
+			hi = 0x8f;
+	} else {
+		return 0;
+	}
+	if (len > n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+size_t djc_escape(char *out, size_t cap, const char *in, size_t in_len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)in;
+	size_t n = in != NULL ? strnlen(in, in_len) : 0, o = 0;
+
+	for (size_t i = 0; i < n;) {
+		char esc[4] = {'\\'};
+		const char *piece = esc;
+		size_t take = 1, len = 2;
+
+		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+			piece = (const char *)p + i;
+			len = 1;
+		} else if (p[i] == '\\' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t') {
+			esc[1] = p[i] == '\n' ? 'n' : p[i] == '\r' ? 'r' : p[i] == '\t' ? 't' : '\\';
+		} else if ((take = utf8_sequence(p + i, n - i)) > 0) {
+			piece = (const char *)p + i;
+			len = take;
+		} else {
+			take = 1;
+			len = 4;
+			esc[1] = 'x';
+			esc[2] = hex[p[i] >> 4];
+			esc[3] = hex[p[i] & 15];
+		}
+		if (o + len >= cap)
+			break;
+		memcpy(out + o, piece, len);
+		o += len;
+		i += take;
+	}
+	if (cap > 0)
+		out[o] = '\0';
+	return o;
+}
+
+/* The formatted message, escaped, into buf (cap bytes) or, where it does
+ * not fit, a malloc'ed buffer the caller frees (*heap). */
+static const char *log_format(char *buf, size_t cap, char **heap, const char *fmt, va_list ap)
+{
+	char raw[1024], *text = raw;
+	va_list copy;
+	int n;
+
+	*heap = NULL;
+	va_copy(copy, ap);
+	n = vsnprintf(raw, sizeof(raw), fmt, copy);
+	va_end(copy);
+	if (n < 0)
+		return "(unprintable log message)";
+	if ((size_t)n >= sizeof(raw) && (text = malloc((size_t)n + 1)) != NULL)
+		vsnprintf(text, (size_t)n + 1, fmt, ap);
+	else if (text == NULL)
+		text = raw;
+	/* An escape is at most 4 bytes per byte of text. */
+	if ((size_t)n * 4 + 1 > cap && (*heap = malloc((size_t)n * 4 + 1)) != NULL) {
+		buf = *heap;
+		cap = (size_t)n * 4 + 1;
+	}
+	djc_escape(buf, cap, text, (size_t)n);
+	if (text != raw)
+		free(text);
+	return buf;
+}
+
 void djc_vlog(enum dj_log_level level, const char *component, const char *fmt, va_list ap)
 {
 	struct timespec ts;
+	char buf[2048], *heap;
+	const char *line;
 
 	if (level > dj_log_get_level())
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
+	line = log_format(buf, sizeof(buf), &heap, fmt, ap);
 	/* One lock so concurrent threads never interleave within a line. */
 	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "%ld.%03ld %-6s %s: ", (long)ts.tv_sec, ts.tv_nsec / 1000000,
-		level_names[level], component);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	fprintf(stderr, "%ld.%03ld %-6s %s: %s\n", (long)ts.tv_sec, ts.tv_nsec / 1000000,
+		level_names[level], component, line);
 	pthread_mutex_unlock(&log_lock);
+	free(heap);
 }
 
 void djc_log(enum dj_log_level level, const char *component, const char *fmt, ...)

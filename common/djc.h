@@ -4,9 +4,9 @@
 
 /*
  * Internal helpers every layer shares (prefix djc_): logging behind the
- * public log level of djinn/common.h, a monotonic clock, and the one
- * formatter of error texts for functions that take (err, errlen).
- * Command-line parsing for the apps is in common/cli.h.
+ * public log level of djinn/common.h, escaping of untrusted text, a
+ * monotonic clock, and the one formatter of error texts for functions that
+ * take (err, errlen). Command-line parsing for the apps is in common/cli.h.
  */
 
 #include <stdarg.h>
@@ -18,7 +18,24 @@
 /** Parse "err", "warn", "notice", "info" or "debug"; -EINVAL otherwise. */
 int djc_log_level_parse(const char *name, enum dj_log_level *level);
 
-/** Log one line to stderr with a level and component tag. Thread safe. */
+/**
+ * Escape text that may come from a peer so that it prints as one line and
+ * is valid UTF-8: printable ASCII and well-formed UTF-8 pass unchanged; a
+ * backslash becomes two, newline, carriage return and tab become \n, \r and
+ * \t, and every other control character (C0, DEL, the C1 range, hence
+ * every ANSI escape) and every byte of malformed UTF-8 becomes \xNN.
+ * Reads @p in up to @p in_len bytes or its first NUL. @p out (at least
+ * 1 byte) is always NUL-terminated; where @p cap is too small the text is
+ * cut before an escape or a UTF-8 sequence, never inside one.
+ * @return the length written to @p out (without the NUL).
+ */
+size_t djc_escape(char *out, size_t cap, const char *in, size_t in_len);
+
+/**
+ * Log one line to stderr with a level and component tag. Thread safe. The
+ * formatted message goes through djc_escape(), so text from a peer can
+ * never forge a line or reach the terminal as an escape sequence.
+ */
 void djc_log(enum dj_log_level level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void djc_vlog(enum dj_log_level level, const char *component, const char *fmt,

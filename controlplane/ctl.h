@@ -76,7 +76,9 @@ struct ctl_backend {
 	/** The session ended (BYE, close, vanished client): free everything. */
 	void (*session_close)(void *ctx, void *session);
 
-	/** Allocate an uninitialised tensor. */
+	/** Allocate a tensor that reads as zeros (for ALLOC and a PUT into a
+	 * new tensor): memory is reused across sessions, and no byte of an
+	 * earlier tenant may ever show. */
 	int (*alloc)(void *ctx, void *session, const struct dj_tensor_desc *desc,
 		     uint64_t *handle, char *err);
 	/** Shape and dtype of a handle. */
@@ -131,7 +133,18 @@ struct ctl_limits {
 	uint32_t max_json_depth;     /**< nesting of a message (default 32) */
 	uint64_t max_payload_bytes;  /**< one tensor payload (default 16 GiB) */
 	uint32_t max_inflight;       /**< unanswered requests per connection (default 4096) */
-	uint32_t max_connections;    /**< at once (default 1024) */
+	uint32_t max_connections;    /**< authenticated ones at once (default 1024) */
+	/** Connections not yet past HELLO/AUTH, at once (default 128): a
+	 *  newcomer beyond closes the oldest of them. */
+	uint32_t max_unauth_connections;
+	/** The same per source address (default 32). */
+	uint32_t max_unauth_per_addr;
+	/** Failed AUTHs from one address space its next AUTH by 100 ms,
+	 *  doubling per failure in a row, at most this (default 2000). */
+	uint32_t auth_delay_max_ms;
+	/** Rate-limited log lines (failed AUTHs, closed floods): a few per
+	 *  interval, then one summary line (default 10000). */
+	uint32_t log_interval_ms;
 	uint32_t max_handles;        /**< live handles per session (default 65536) */
 	uint32_t frame_timeout_ms;   /**< a frame begun must progress within (default 10 s) */
 	uint32_t auth_timeout_ms;    /**< HELLO + AUTH must finish within (default 5 s) */
@@ -184,6 +197,9 @@ uint16_t ctl_server_port(const struct ctl_server *server);
 /** Server-wide counters. */
 struct ctl_server_stats {
 	uint64_t connections_accepted, connections_open;
+	uint64_t connections_unauth;  /**< open, not yet authenticated */
+	uint64_t unauth_evicted;      /**< closed to keep within their budget */
+	uint64_t auth_delayed;        /**< AUTHs judged late (their address failed) */
 	uint64_t auth_failures, sessions_opened;
 	uint64_t requests, errors_sent, protocol_errors;
 	uint64_t bytes_in, bytes_out;

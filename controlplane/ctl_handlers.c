@@ -55,40 +55,65 @@ static cJSON *hello_reply(struct request *r)
 	return reply;
 }
 
-static int auth_refuse(struct request *r, int code, const char *why)
+/* The connection cannot go on: ERROR, then closed once it is written. */
+static int refuse(struct request *r, int code, const char *why)
 {
-	r->srv->st.auth_failures++;
-	DJC_LOG(DJ_LOG_NOTICE, TAG, "%s: authentication refused: %s", r->c->peer, why);
 	ctl_send_error(r->c, r->id, code, why);
 	ctl_close_after_flush(r->c);
 	return code;
 }
 
+/* A client that does not authenticate (no nonce, no AUTH). Rate-limited in
+ * the log: a flood of them must not flood it. */
+static int auth_refuse(struct request *r, int code, const char *why)
+{
+	r->srv->st.auth_failures++;
+	if (ctl_log_allowed(&r->srv->log_auth, djc_time_ns()))
+		DJC_LOG(DJ_LOG_NOTICE, TAG, "%s: authentication refused: %s", r->c->peer, why);
+	return refuse(r, code, why);
+}
+
+/* The connection is authenticated (or needs no authentication): it
+ * leaves the budget of the unauthenticated, within max_connections. */
+static int hello_done(struct request *r)
+{
+	int rc = ctl_guard_authenticated(r->c, r->err, sizeof(r->err));
+
+	if (rc != 0)
+		return refuse(r, rc, r->err);
+	r->c->state = CS_READY;
+	ctl_send(r->c, hello_reply(r));
+	return 0;
+}
+
+/* The version is an exact match: there is one protocol version, and a
+ * client speaking another is refused rather than negotiated down. Not an
+ * authentication failure: nothing was guessed. */
 static int on_hello(struct request *r)
 {
 	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(r->msg, "caps");
 	const char *nonce;
 	uint64_t version;
 
-	if (ctl_json_u64(r->msg, "version", &version, r->err) != 0)
-		return auth_refuse(r, -EINVAL, r->err);
+	if (ctl_json_u64(r->msg, "version", &version, r->err) != 0) {
+		r->srv->st.protocol_errors++;
+		return refuse(r, -EINVAL, r->err);
+	}
 	if (version != CTL_PROTO_VERSION) {
-		snprintf(r->err, sizeof(r->err), "protocol version %" PRIu64 " not spoken (this server: %d)",
-			 version, CTL_PROTO_VERSION);
-		return auth_refuse(r, -DJ_EPROTO_VERSION, r->err);
+		snprintf(r->err, sizeof(r->err), "protocol version %" PRIu64 " not spoken: this "
+			 "server speaks exactly version %d", version, CTL_PROTO_VERSION);
+		r->srv->st.protocol_errors++;
+		return refuse(r, -DJ_EPROTO_VERSION, r->err);
 	}
 	if (cJSON_IsObject(caps))
 		ctl_caps_from_json(caps, &r->c->peer_caps);
-	if (r->srv->token == NULL) {
-		r->c->state = CS_READY;
-		ctl_send(r->c, hello_reply(r));
-		return 0;
-	}
+	if (r->srv->token == NULL)
+		return hello_done(r);
 	if (ctl_json_str(r->msg, "nonce", &nonce, r->err) != 0 ||
 	    ctl_hex_decode(nonce, r->c->nonce_c, CTL_NONCE_LEN) != 0)
 		return auth_refuse(r, -DJ_EAUTH, "authentication required: HELLO needs a 64-hex-digit nonce");
 	if (ctl_auth_random(r->c->nonce_s, CTL_NONCE_LEN) != 0)
-		return auth_refuse(r, -EIO, "no randomness");
+		return refuse(r, -EIO, "no randomness");
 
 	cJSON *ch = ctl_reply_new(r->id, "CHALLENGE");
 	char hex[2 * CTL_NONCE_LEN + 1];
@@ -100,22 +125,57 @@ static int on_hello(struct request *r)
 	return 0;
 }
 
-static int on_auth(struct request *r)
+/* Judge a MAC now: a failure delays the address's next AUTH. */
+static int auth_judge(struct request *r, const uint8_t got[CTL_MAC_LEN], int well_formed)
 {
-	uint8_t got[CTL_MAC_LEN], want[CTL_MAC_LEN];
-	const char *mac;
+	uint8_t want[CTL_MAC_LEN];
+	uint64_t now = djc_time_ns();
+	const char *why = "authentication failed: wrong token";
 
-	if (ctl_json_str(r->msg, "mac", &mac, r->err) != 0 ||
-	    ctl_hex_decode(mac, got, CTL_MAC_LEN) != 0)
-		return auth_refuse(r, -DJ_EAUTH, "authentication failed: AUTH needs a 64-hex-digit mac");
 	if (ctl_auth_mac(r->srv->token, CTL_AUTH_LABEL_CLIENT, r->c->nonce_s, r->c->nonce_c,
 			want) != 0)
-		return auth_refuse(r, -EIO, "HMAC unavailable");
-	if (!ctl_auth_equal(got, want, CTL_MAC_LEN))
-		return auth_refuse(r, -DJ_EAUTH, "authentication failed: wrong token");
-	r->c->state = CS_READY;
-	ctl_send(r->c, hello_reply(r));
-	return 0;
+		return refuse(r, -EIO, "HMAC unavailable");
+	if (!well_formed)
+		why = "authentication failed: AUTH needs a 64-hex-digit mac";
+	else if (ctl_auth_equal(got, want, CTL_MAC_LEN))
+		why = NULL;
+	if (why != NULL) {
+		ctl_guard_auth_failed(r->srv, r->c->addr, r->c->peer, why, now);
+		return refuse(r, -DJ_EAUTH, why);
+	}
+	ctl_guard_auth_ok(r->srv, r->c->addr, now);
+	return hello_done(r);
+}
+
+/* An AUTH from an address that failed lately waits for its turn: parked,
+ * judged by the sweep (ctl_auth_judge), so guesses from one address are
+ * spaced out however many connections carry them. */
+static int on_auth(struct request *r)
+{
+	struct ctl_conn *c = r->c;
+	uint64_t now = djc_time_ns();
+	const char *mac;
+	int well_formed = ctl_json_str(r->msg, "mac", &mac, r->err) == 0 &&
+			  ctl_hex_decode(mac, c->parked_mac, CTL_MAC_LEN) == 0;
+
+	if (!well_formed)
+		memset(c->parked_mac, 0, sizeof(c->parked_mac));
+	if (ctl_guard_auth_due(r->srv, c->addr, now) > now) {
+		c->parked = well_formed ? 1 : 2;
+		c->parked_id = r->id;
+		r->srv->st.auth_delayed++;
+		return 0;
+	}
+	return auth_judge(r, c->parked_mac, well_formed);
+}
+
+void ctl_auth_judge(struct ctl_conn *c)
+{
+	struct request r = {.c = c, .srv = c->srv, .id = c->parked_id};
+	int well_formed = c->parked == 1;
+
+	c->parked = 0;
+	auth_judge(&r, c->parked_mac, well_formed);
 }
 
 /* ---- sessions ------------------------------------------------------------- */
@@ -265,7 +325,7 @@ static int on_session(struct request *r)
 	if (rc != 0)
 		return fail(r, rc);
 	reply = ctl_reply_new(r->id, "SESSION");
-	cJSON_AddNumberToObject(reply, "session", (double)r->c->sess->id);
+	ctl_json_add_u64(reply, "session", r->c->sess->id);
 	ctl_json_add_handle(reply, "cookie", r->c->sess->cookie);
 	cJSON_AddBoolToObject(reply, "resumed", resumed);
 	cJSON_AddStringToObject(reply, "path", dj_path_name(r->c->sess->path));
@@ -300,7 +360,8 @@ static int on_path(struct request *r)
 			r->srv->st.tcp++;
 	}
 	s->path = path;
-	snprintf(s->path_reason, sizeof(s->path_reason), "%s", reason);
+	/* Shown in STATS replies: valid UTF-8 whatever the client sent. */
+	djc_escape(s->path_reason, sizeof(s->path_reason), reason, strlen(reason));
 	DJC_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data path %s (%s)", s->id, name, reason);
 	ctl_send(r->c, ctl_reply_new(r->id, "PATH"));
 	return 0;
@@ -459,7 +520,7 @@ static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct ct
 	s->dp_puts = p;
 	cJSON *reply = ctl_handle_reply(r->id, "READY", handle, NULL);
 
-	if (reply != NULL && cJSON_AddNumberToObject(reply, "xfer", (double)xfer) == NULL) {
+	if (reply != NULL && ctl_json_add_u64(reply, "xfer", xfer) == NULL) {
 		cJSON_Delete(reply);
 		reply = NULL;
 	}
@@ -880,6 +941,9 @@ static int on_stats(struct request *r)
 	cJSON_AddNumberToObject(so, "connections_accepted", (double)st.connections_accepted);
 	cJSON_AddNumberToObject(so, "sessions_opened", (double)st.sessions_opened);
 	cJSON_AddNumberToObject(so, "auth_failures", (double)st.auth_failures);
+	cJSON_AddNumberToObject(so, "connections_unauth", (double)st.connections_unauth);
+	cJSON_AddNumberToObject(so, "unauth_evicted", (double)st.unauth_evicted);
+	cJSON_AddNumberToObject(so, "auth_delayed", (double)st.auth_delayed);
 	cJSON_AddNumberToObject(so, "requests", (double)st.requests);
 	cJSON_AddNumberToObject(so, "errors_sent", (double)st.errors_sent);
 	cJSON_AddNumberToObject(so, "protocol_errors", (double)st.protocol_errors);
@@ -912,6 +976,15 @@ static int on_ping(struct request *r)
 	return 0;
 }
 
+/* HELLO and AUTH come once, first; a second one is a client's mistake,
+ * named as such, and the connection goes on serving. */
+static int on_handshake_again(struct request *r)
+{
+	snprintf(r->err, sizeof(r->err), "this connection is past its handshake: HELLO (and "
+		 "AUTH) come once, first on a connection");
+	return fail(r, -EALREADY);
+}
+
 static int on_bye(struct request *r)
 {
 	/* No lingering: a client that says goodbye means it. The session ends
@@ -930,6 +1003,8 @@ struct handler {
 };
 
 static const struct handler handlers[] = {
+	{"HELLO", on_handshake_again, 0},
+	{"AUTH", on_handshake_again, 0},
 	{"SESSION", on_session, 0},
 	{"PING", on_ping, 0},
 	{"BYE", on_bye, 0},

@@ -42,6 +42,10 @@ void ctl_server_config_init(struct ctl_server_config *cfg)
 		.max_payload_bytes = 16ull << 30,
 		.max_inflight = 4096,
 		.max_connections = 1024,
+		.max_unauth_connections = 128,
+		.max_unauth_per_addr = 32,
+		.auth_delay_max_ms = 2000,
+		.log_interval_ms = 10000,
 		.max_handles = 65536,
 		.frame_timeout_ms = 10000,
 		.auth_timeout_ms = 5000,
@@ -61,6 +65,10 @@ static void limits_fill_defaults(struct ctl_limits *l)
 	DEF(max_payload_bytes);
 	DEF(max_inflight);
 	DEF(max_connections);
+	DEF(max_unauth_connections);
+	DEF(max_unauth_per_addr);
+	DEF(auth_delay_max_ms);
+	DEF(log_interval_ms);
 	DEF(max_handles);
 	DEF(frame_timeout_ms);
 	DEF(auth_timeout_ms);
@@ -71,11 +79,11 @@ static void limits_fill_defaults(struct ctl_limits *l)
 /* ---- epoll interest ---------------------------------------------------- */
 
 /* Reading stops while replies pile up unread or too many requests are in
- * flight: back-pressure on this client only. */
+ * flight (back-pressure on this client only), and while its AUTH waits. */
 static int conn_may_read(const struct ctl_conn *c)
 {
-	return c->state != CS_CLOSING && !c->dead && c->out_bytes < OUT_BACKLOG_BYTES &&
-	       c->inflight < c->srv->cfg.limits.max_inflight;
+	return c->state != CS_CLOSING && !c->dead && !c->parked &&
+	       c->out_bytes < OUT_BACKLOG_BYTES && c->inflight < c->srv->cfg.limits.max_inflight;
 }
 
 /* Bring the epoll mask in line with the state: one epoll_ctl, only on change,
@@ -150,6 +158,7 @@ static void conn_close(struct ctl_conn *c, const char *why)
 	 * running hold it (sess->refs), and their replies are dropped. */
 	if (c->sess != NULL && c->sess->conn == c)
 		ctl_session_detach(srv, c->sess);
+	ctl_guard_forget(srv, c);
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->io.fd, NULL);
 	ctl_stream_close(&c->io);
 	if (c->prev != NULL)
@@ -167,6 +176,29 @@ void ctl_close_after_flush(struct ctl_conn *c)
 	c->state = CS_CLOSING;
 }
 
+/* Close at once, with a reset rather than a close: a peer that stopped
+ * reading must not keep megabytes of our replies queued in the kernel.
+ * Where nothing else is queued, it is told why first (best effort: one
+ * non-blocking write). */
+static void conn_drop(struct ctl_conn *c, int code, const char *why)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	if (c->out_head == NULL && c->state != CS_CLOSING) {
+		cJSON *e = ctl_error_new(0, code, why);
+		char *f;
+		size_t n;
+
+		if (ctl_frame(e, 0, &f, &n) == 0) {
+			(void)ctl_stream_write(&c->io, f, n);
+			free(f);
+		}
+		cJSON_Delete(e);
+	}
+	setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	conn_close(c, why);
+}
+
 static void set_nonblock_nodelay(int fd)
 {
 	int one = 1;
@@ -175,16 +207,21 @@ static void set_nonblock_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/*
+ * Every connection is accepted: until it authenticates it lives on the
+ * budget of the unauthenticated (ctl_guard.c), whose oldest member makes
+ * room when it is full, so idle connections never lock anyone out; the
+ * limit of max_connections applies once a connection authenticates.
+ */
 static void accept_one(struct ctl_server *srv, int fd, const struct sockaddr_in *sa)
 {
-	struct ctl_conn *c = calloc(1, sizeof(*c));
+	struct ctl_conn *c = calloc(1, sizeof(*c)), *victim;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
 	char ip[INET_ADDRSTRLEN];
 
-	if (c == NULL || srv->st.open >= srv->cfg.limits.max_connections) {
-		DJC_LOG(DJ_LOG_WARN, TAG, "refusing a connection: %s",
-		       c == NULL ? "out of memory" : "too many connections");
-		free(c);
+	if (c == NULL) {
+		if (ctl_log_allowed(&srv->log_flood, djc_time_ns()))
+			DJC_LOG(DJ_LOG_WARN, TAG, "refusing a connection: out of memory");
 		close(fd);
 		return;
 	}
@@ -194,6 +231,7 @@ static void accept_one(struct ctl_server *srv, int fd, const struct sockaddr_in 
 	c->refs = 1;
 	c->reading = 1;
 	c->accepted_ns = c->last_in_ns = c->last_out_ns = djc_time_ns();
+	c->addr = sa->sin_addr.s_addr;
 	inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof(ip));
 	snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(sa->sin_port));
 	if (srv->tls_ctx != NULL && ctl_tls_attach(srv->tls_ctx, fd, 1, &c->io) != 0) {
@@ -214,6 +252,10 @@ static void accept_one(struct ctl_server *srv, int fd, const struct sockaddr_in 
 	srv->st.accepted++;
 	srv->st.open++;
 	DJC_LOG(DJ_LOG_INFO, TAG, "connection from %s", c->peer);
+	victim = ctl_guard_admit(srv, c);
+	if (victim != NULL)
+		conn_drop(victim, -DJ_ELIMIT, "not authenticated yet, and the budget of "
+			  "unauthenticated connections is full");
 }
 
 static void accept_all(struct ctl_server *srv)
@@ -601,7 +643,11 @@ static void conn_event(struct ctl_conn *c, uint32_t events)
 	int rc = 0;
 
 	c->refs++;
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+	/* A parked AUTH reads nothing; a peer gone meanwhile is closed, not
+	 * reported by epoll again and again until its turn. */
+	if (c->parked && (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+		rc = -ENOTCONN;
+	else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
 		rc = read_in(c);
 	if (rc == 0 && !c->dead)
 		rc = flush_out(c);
@@ -791,44 +837,47 @@ static const char *conn_overdue(const struct ctl_conn *c, uint64_t now)
 	return NULL;
 }
 
-/* Reset rather than close: a peer that stopped reading must not keep
- * megabytes of our replies queued in the kernel. */
-static void abortive(struct ctl_conn *c)
+/* AUTHs whose address's delay has passed are judged, oldest first; a
+ * failure pushes the address's next one further out. */
+static void judge_parked(struct ctl_server *srv, uint64_t now)
 {
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	struct ctl_conn *c = srv->unauth_head;
 
-	setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	while (c != NULL) {
+		struct ctl_conn *next = c->unauth_next;
+
+		/* Judging touches c alone: next stays valid. */
+		if (c->parked && ctl_guard_auth_due(srv, c->addr, now) <= now) {
+			c->refs++;
+			ctl_auth_judge(c);
+			conn_event(c, 0); /* the reply out, reading on or closed */
+			conn_unref(c);
+		}
+		c = next;
+	}
 }
 
 static void sweep(struct ctl_server *srv)
 {
 	uint64_t now = djc_time_ns();
 	struct ctl_session **sp = &srv->sessions;
-	struct ctl_conn *c = srv->conns;
+	struct ctl_conn *c;
 
-	while (c != NULL) {
+	judge_parked(srv, now);
+	for (c = srv->conns; c != NULL;) {
 		struct ctl_conn *next = c->next;
 		const char *why = conn_overdue(c, now);
 
 		if (why != NULL) {
-			DJC_LOG(DJ_LOG_NOTICE, TAG, "%s: %s", c->peer, why);
-			if (c->out_head == NULL && c->state != CS_CLOSING) {
-				/* Best effort: tell it why before closing. */
-				cJSON *e = ctl_error_new(0, -ETIMEDOUT, why);
-				char *f;
-				size_t n;
-
-				if (ctl_frame(e, 0, &f, &n) == 0) {
-					(void)ctl_stream_write(&c->io, f, n);
-					free(f);
-				}
-				cJSON_Delete(e);
-			}
-			abortive(c);
-			conn_close(c, why);
+			/* A flood of connections that never authenticate times
+			 * out all at once: summed up, not a line each. */
+			if (!c->unauth || ctl_log_allowed(&srv->log_timeout, now))
+				DJC_LOG(DJ_LOG_NOTICE, TAG, "%s: %s", c->peer, why);
+			conn_drop(c, -ETIMEDOUT, why);
 		}
 		c = next;
 	}
+	ctl_guard_sweep(srv, now);
 	while (*sp != NULL) {
 		struct ctl_session *s = *sp;
 
@@ -987,7 +1036,9 @@ int ctl_server_create(const struct ctl_server_config *config,
 				       "127.0.0.1", &failed);
 	srv->tls_cert = dup_or_null(config->tls_cert, &failed);
 	srv->tls_key = dup_or_null(config->tls_key, &failed);
-	rc = failed ? -ENOMEM : server_setup(srv);
+	rc = failed ? -ENOMEM : ctl_guard_init(srv);
+	if (rc == 0)
+		rc = server_setup(srv);
 	if (rc != 0) {
 		ctl_server_destroy(srv);
 		return rc;
@@ -1085,6 +1136,7 @@ void ctl_server_destroy(struct ctl_server *srv)
 	free(srv->tls_cert);
 	free(srv->tls_key);
 	free(srv->token);
+	ctl_guard_fini(srv);
 	free(srv);
 }
 
@@ -1097,6 +1149,9 @@ void ctl_server_get_stats(struct ctl_server *srv, struct ctl_server_stats *s)
 {
 	s->connections_accepted = srv->st.accepted;
 	s->connections_open = srv->st.open;
+	s->connections_unauth = srv->n_unauth;
+	s->unauth_evicted = srv->st.unauth_evicted;
+	s->auth_delayed = srv->st.auth_delayed;
 	s->auth_failures = srv->st.auth_failures;
 	s->sessions_opened = srv->st.sessions;
 	s->requests = srv->st.requests;

@@ -23,6 +23,23 @@
 #define CTL_GATHER 64
 
 enum conn_state { CS_HELLO, CS_AUTH, CS_READY, CS_CLOSING };
+
+/* Failed AUTHs of one source address (ctl_guard.c); a fixed table. */
+#define CTL_AUTH_ADDRS 1024
+struct ctl_auth_addr {
+	uint32_t addr;            /* IPv4, network order */
+	uint32_t failures;        /* in a row; 0: a free slot */
+	uint32_t window_failures; /* this log interval, for its summary */
+	uint64_t last_ns;         /* the last failure */
+	uint64_t next_ns;         /* its next AUTH is judged no sooner */
+};
+
+/* A few lines of one kind per interval, then a summary (ctl_guard.c). */
+struct ctl_log_limit {
+	const char *what;
+	uint64_t window_start_ns;
+	uint64_t logged, suppressed;
+};
 enum in_stage { IN_HDR, IN_JSON, IN_PAYLOAD };
 
 /*
@@ -92,6 +109,14 @@ struct ctl_conn {
 	int touched;              /* on the completion pass's flush list */
 	struct ctl_conn *next_touched;
 	char peer[48];
+	uint32_t addr;            /* the peer's IPv4, network order */
+	int unauth;               /* on the server's unauthenticated list */
+	struct ctl_conn *unauth_prev, *unauth_next;
+	/* An AUTH waiting for its address's delay (ctl_guard.c): judged by
+	 * the sweep; the connection reads nothing meanwhile. */
+	int parked;
+	uint64_t parked_id;
+	uint8_t parked_mac[CTL_MAC_LEN];
 
 	enum in_stage stage;
 	uint8_t hdr[CTL_HDR_LEN];
@@ -159,6 +184,11 @@ struct ctl_server {
 	atomic_int stopping;
 
 	struct ctl_conn *conns;
+	/* Not yet authenticated, oldest first (ctl_guard.c). */
+	struct ctl_conn *unauth_head, *unauth_tail;
+	atomic_uint n_unauth;     /* read by ctl_server_get_stats() from any thread */
+	struct ctl_auth_addr *auth_addrs;
+	struct ctl_log_limit log_auth, log_flood, log_timeout;
 	struct ctl_session *sessions;
 	uint64_t next_session_id;
 
@@ -169,6 +199,7 @@ struct ctl_server {
 
 	struct {
 		atomic_uint_fast64_t accepted, open, auth_failures, sessions;
+		atomic_uint_fast64_t unauth_evicted, auth_delayed;
 		atomic_uint_fast64_t requests, errors, protocol_errors;
 		atomic_uint_fast64_t bytes_in, bytes_out, dpdk, tcp;
 	} st;
@@ -181,6 +212,31 @@ void ctl_send_error(struct ctl_conn *c, uint64_t id, int code, const char *msg);
 void ctl_close_after_flush(struct ctl_conn *c);
 int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 	       ctl_job_fn fn, struct dp_put *put);
+
+/* ctl_guard.c: the budget of unauthenticated connections, the delay of
+ * failed AUTHs per address, rate-limited log lines (see its top). */
+int ctl_guard_init(struct ctl_server *srv);
+void ctl_guard_fini(struct ctl_server *srv);
+/* A new connection joins the unauthenticated; returns the one to close to
+ * stay within budget (the oldest of its address, or of all), or NULL. */
+struct ctl_conn *ctl_guard_admit(struct ctl_server *srv, struct ctl_conn *c);
+/* The connection closes: off the unauthenticated list. */
+void ctl_guard_forget(struct ctl_server *srv, struct ctl_conn *c);
+/* HELLO/AUTH succeeded: off the list; -DJ_ELIMIT (why filled) where that
+ * makes more than max_connections authenticated connections. */
+int ctl_guard_authenticated(struct ctl_conn *c, char *why, size_t why_len);
+/* When the address's next AUTH may be judged (0: now). */
+uint64_t ctl_guard_auth_due(struct ctl_server *srv, uint32_t addr, uint64_t now);
+void ctl_guard_auth_failed(struct ctl_server *srv, uint32_t addr, const char *peer,
+			   const char *why, uint64_t now);
+void ctl_guard_auth_ok(struct ctl_server *srv, uint32_t addr, uint64_t now);
+/* 1: log this line; 0: counted for the interval's summary. */
+int ctl_log_allowed(struct ctl_log_limit *l, uint64_t now);
+/* Summary lines of the intervals that ended. */
+void ctl_guard_sweep(struct ctl_server *srv, uint64_t now);
+
+/* ctl_handlers.c: judge a parked AUTH (its address's delay passed). */
+void ctl_auth_judge(struct ctl_conn *c);
 
 /* ctl_handlers.c: a reply naming handle (and its description where desc
  * is given); NULL where memory ran out, never a reply missing a field. */

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "ctl_wire.h"
 
 void ctl_hdr_encode(uint8_t out[CTL_HDR_LEN], uint32_t json_len,
@@ -90,12 +91,32 @@ int ctl_json_u64(const cJSON *obj, const char *key, uint64_t *val, char *why)
 {
 	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
 
+	/* Built here by ctl_json_add_u64() and not yet printed. */
+	if (cJSON_IsRaw(it)) {
+		char *end;
+
+		errno = 0;
+		*val = strtoull(it->valuestring, &end, 10);
+		if (errno == 0 && end != it->valuestring && *end == '\0' &&
+		    *val < (uint64_t)CTL_JSON_INT_LIMIT)
+			return 0;
+		return field_missing(key, "an integer from 0 to 2^53 - 1", why);
+	}
+
 	/* 2^53: beyond it a JSON number no longer holds every integer. */
-	if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 9007199254740992.0 ||
+	if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= CTL_JSON_INT_LIMIT ||
 	    it->valuedouble != (double)(uint64_t)it->valuedouble)
-		return field_missing(key, "a non-negative integer", why);
+		return field_missing(key, "an integer from 0 to 2^53 - 1", why);
 	*val = (uint64_t)it->valuedouble;
 	return 0;
+}
+
+cJSON *ctl_json_add_u64(cJSON *obj, const char *key, uint64_t val)
+{
+	char text[24];
+
+	snprintf(text, sizeof(text), "%" PRIu64, val);
+	return cJSON_AddRawToObject(obj, key, text);
 }
 
 int ctl_json_str(const cJSON *obj, const char *key, const char **val, char *why)
@@ -204,7 +225,12 @@ int ctl_desc_from_json(const cJSON *obj, struct dj_tensor_desc *desc, char *why)
 		return -DJ_ESHAPE;
 	}
 	cJSON_ArrayForEach(dim, shape) {
-		if (!cJSON_IsNumber(dim) || dim->valuedouble < 0 || dim->valuedouble > 4.0e15 ||
+		if (cJSON_IsNumber(dim) && dim->valuedouble >= CTL_JSON_INT_LIMIT) {
+			snprintf(why, 128, "shape[%d] is 2^53 or more: a JSON number holds every "
+				 "integer only below 2^53, so no dimension may reach it", i);
+			return -DJ_ESHAPE;
+		}
+		if (!cJSON_IsNumber(dim) || dim->valuedouble < 0 ||
 		    dim->valuedouble != (double)(int64_t)dim->valuedouble) {
 			snprintf(why, 128, "shape[%d] is not a non-negative integer", i);
 			return -DJ_ESHAPE;
@@ -382,21 +408,26 @@ cJSON *ctl_reply_new(uint64_t id, const char *type)
 	cJSON *msg = cJSON_CreateObject();
 
 	if (msg != NULL && (cJSON_AddStringToObject(msg, "type", type) == NULL ||
-			    cJSON_AddNumberToObject(msg, "id", (double)id) == NULL)) {
+			    ctl_json_add_u64(msg, "id", id) == NULL)) {
 		cJSON_Delete(msg);
 		msg = NULL;
 	}
 	return msg;
 }
 
+/* The message may quote a request (a type, an op name, a reason): escaped,
+ * so that the reply is valid UTF-8 JSON whatever the request held and a
+ * client printing it prints one plain line. */
 cJSON *ctl_error_new(uint64_t id, int code, const char *message)
 {
 	cJSON *msg = ctl_reply_new(id, "ERROR");
+	char safe[4 * CTL_ERRMSG_MAX];
 
+	if (message == NULL || message[0] == '\0')
+		message = dj_strerror(code);
+	djc_escape(safe, sizeof(safe), message, strlen(message));
 	if (msg != NULL && (cJSON_AddNumberToObject(msg, "code", code) == NULL ||
-			    cJSON_AddStringToObject(msg, "message", message != NULL &&
-						    message[0] != '\0' ? message :
-						    dj_strerror(code)) == NULL)) {
+			    cJSON_AddStringToObject(msg, "message", safe) == NULL)) {
 		cJSON_Delete(msg);
 		msg = NULL;
 	}

@@ -21,6 +21,9 @@
 #include "djinn/tensor.h"
 
 #define CTL_HDR_LEN 16
+/* 2^53: integers in JSON (ids, transfer ids, dimensions) stay below it,
+ * where a JSON number (an IEEE double) stops holding every integer. */
+#define CTL_JSON_INT_LIMIT 9007199254740992.0
 #define CTL_MAGIC "DJC1"
 #define CTL_NONCE_LEN 32
 #define CTL_MAC_LEN 32
@@ -44,6 +47,9 @@ int ctl_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len);
 /* Typed field access; each returns -EINVAL (and fills why) when missing or
  * of the wrong type. why: at least 128 bytes. */
 int ctl_json_u64(const cJSON *obj, const char *key, uint64_t *val, char *why);
+/* Add an integer printed exactly (cJSON prints numbers with 15 significant
+ * digits: ids above 10^15 would come back changed); NULL on -ENOMEM. */
+cJSON *ctl_json_add_u64(cJSON *obj, const char *key, uint64_t val);
 int ctl_json_str(const cJSON *obj, const char *key, const char **val, char *why);
 int ctl_json_handle(const cJSON *obj, const char *key, uint64_t *handle, char *why);
 int ctl_handle_parse(const char *text, uint64_t *handle);

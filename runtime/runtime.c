@@ -53,13 +53,18 @@ struct rt_session {
 
 /* ---- GPU memory for the store ---- */
 
-static int gpu_mem_alloc(void *ctx, size_t bytes, void **ptr)
+/* The pool hands back memory other sessions freed: zeros where asked, on
+ * the allocation's own stream, so they land before the sync below makes
+ * the memory usable anywhere. */
+static int gpu_mem_alloc(void *ctx, size_t bytes, int zero, void **ptr)
 {
 	struct rt_runtime *rt = ctx;
 	int rc;
 
 	pthread_mutex_lock(&rt->mem_lock);
 	rc = djg_ops_alloc(rt->mem_ctx, bytes, ptr);
+	if (rc == 0 && zero)
+		rc = djg_ops_zero(rt->mem_ctx, *ptr, bytes);
 	/* Other contexts' streams use it next: make it usable everywhere. */
 	if (rc == 0)
 		rc = djg_ops_sync(rt->mem_ctx);
@@ -267,7 +272,7 @@ static int rt_session_open(void *ctx, uint64_t session_id, void **session, char 
 		free(s);
 		return rc;
 	}
-	DJC_LOG(DJ_LOG_DEBUG, "runtime", "session %" PRIx64 " opened", session_id);
+	DJC_LOG(DJ_LOG_DEBUG, "runtime", "session %" PRIu64 " opened", session_id);
 	*session = s;
 	return 0;
 }
@@ -280,6 +285,32 @@ static void rt_session_close(void *ctx, void *session)
 	free(session);
 }
 
+/* Why an allocation failed, with the figures where a limit refused it:
+ * the bytes asked, those held, the limit (the store's usage is read after
+ * the refusal: a concurrent free may make the figures fit). */
+static void alloc_error(struct rt_runtime *rt, uint64_t sid, const struct dj_tensor_desc *desc,
+			int rc, const char *what, char *err)
+{
+	uint64_t asked = dj_tensor_desc_check(desc) == 0 ? dj_tensor_nbytes(desc) : 0;
+	struct tn_store_usage sess, all;
+
+	if (rc != -DJ_ELIMIT || tn_store_session_usage(rt->store, sid, &sess) != 0) {
+		set_err(err, "%s: %s", what, dj_strerror(rc));
+		return;
+	}
+	tn_store_usage(rt->store, &all);
+	if (sess.limit > 0 && sess.bytes + asked > sess.limit)
+		set_err(err, "%s of %" PRIu64 " bytes: limit exceeded: the session holds %" PRIu64
+			" bytes of its limit of %" PRIu64, what, asked, sess.bytes, sess.limit);
+	else if (all.limit > 0 && all.bytes + asked > all.limit)
+		set_err(err, "%s of %" PRIu64 " bytes: limit exceeded: the server holds %" PRIu64
+			" bytes of its limit of %" PRIu64 " for all sessions", what, asked, all.bytes,
+			all.limit);
+	else
+		set_err(err, "%s: limit exceeded: the session holds %" PRIu64 " tensors, the most "
+			"it may", what, sess.tensors);
+}
+
 static int rt_alloc(void *ctx, void *session, const struct dj_tensor_desc *desc,
 		    uint64_t *handle, char *err)
 {
@@ -287,7 +318,7 @@ static int rt_alloc(void *ctx, void *session, const struct dj_tensor_desc *desc,
 	int rc = tn_store_alloc(rt->store, session_of(session), desc, handle);
 
 	if (rc != 0)
-		set_err(err, "alloc: %s", dj_strerror(rc));
+		alloc_error(rt, session_of(session), desc, rc, "alloc", err);
 	return rc;
 }
 
@@ -298,7 +329,7 @@ static int rt_describe(void *ctx, void *session, uint64_t handle, struct dj_tens
 	int rc = tn_store_describe(rt->store, session_of(session), handle, desc);
 
 	if (rc != 0)
-		set_err(err, "tensor %" PRIx64 ": %s", handle, dj_strerror(rc));
+		set_err(err, "tensor 0x%" PRIx64 ": %s", handle, dj_strerror(rc));
 	return rc;
 }
 
@@ -308,7 +339,7 @@ static int rt_free(void *ctx, void *session, uint64_t handle, char *err)
 	int rc = tn_store_free(rt->store, session_of(session), handle);
 
 	if (rc != 0)
-		set_err(err, "free %" PRIx64 ": %s", handle, dj_strerror(rc));
+		set_err(err, "free 0x%" PRIx64 ": %s", handle, dj_strerror(rc));
 	return rc;
 }
 
@@ -321,7 +352,7 @@ static int io_begin(struct rt_runtime *rt, void *session, uint64_t handle,
 	int rc = tn_store_acquire(rt->store, session_of(session), handle, &ref, &view);
 
 	if (rc != 0) {
-		set_err(err, "tensor %" PRIx64 ": %s", handle, dj_strerror(rc));
+		set_err(err, "tensor 0x%" PRIx64 ": %s", handle, dj_strerror(rc));
 		return rc;
 	}
 	memset(io, 0, sizeof(*io));
@@ -414,7 +445,7 @@ static int acquire_inputs(struct rt_runtime *rt, uint64_t session, const char *o
 		int rc = tn_store_acquire(rt->store, session, inputs[i], &args->refs[i],
 					  &args->in[i]);
 		if (rc != 0) {
-			set_err(err, "%s: input %d (tensor %" PRIx64 "): %s", op_name, i,
+			set_err(err, "%s: input %d (tensor 0x%" PRIx64 "): %s", op_name, i,
 				inputs[i], dj_strerror(rc));
 			return rc;
 		}
@@ -484,9 +515,16 @@ static int rt_execute(void *ctx, void *session, const char *op_name, const uint6
 	if (rc == 0 && op->inplace) {
 		out = args.in[0];
 	} else if (rc == 0) {
-		rc = tn_store_alloc(rt->store, sid, &out_desc[0], &handle);
-		if (rc != 0)
-			set_err(err, "%s: output: %s", op_name, dj_strerror(rc));
+		/* Not zeroed: every operation writes its whole output (the
+		 * poisoned-output test of test_remote_ops), and a failed
+		 * one is freed below before anyone learns the handle. */
+		rc = tn_store_alloc_output(rt->store, sid, &out_desc[0], &handle);
+		if (rc != 0) {
+			char what[64];
+
+			snprintf(what, sizeof(what), "%s: output", op_name);
+			alloc_error(rt, sid, &out_desc[0], rc, what, err);
+		}
 		if (rc == 0)
 			rc = tn_store_acquire(rt->store, sid, handle, &out_ref, &out);
 	}

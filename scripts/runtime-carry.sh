@@ -10,14 +10,17 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 builddir=${1:-build}
 cd "$top"
 [ -f "$builddir/build.ninja" ] || bash scripts/setup.sh "$builddir"
-ninja -C "$builddir" apps/djinn-dp apps/djinn tests/integration/runtime/test_remote_ops \
+ninja -C "$builddir" apps/djinn-dp apps/djinn apps/bench-alloc \
+	tests/integration/runtime/test_remote_ops tests/integration/runtime/test_tenant_isolation \
 	tests/unit/gpu_dp/test_gpu_dp >/dev/null
 mkdir -p .carry/runtime
-cp "$builddir"/apps/djinn-dp "$builddir"/apps/djinn \
-	"$builddir"/tests/integration/runtime/test_remote_ops tests/integration/runtime/test_demo.sh \
+cp "$builddir"/apps/djinn-dp "$builddir"/apps/djinn "$builddir"/apps/bench-alloc \
+	"$builddir"/tests/integration/runtime/test_remote_ops \
+	"$builddir"/tests/integration/runtime/test_tenant_isolation \
+	tests/integration/runtime/test_demo.sh \
 	"$builddir"/tests/unit/gpu_dp/test_gpu_dp .carry/runtime/
-strip .carry/runtime/djinn-dp .carry/runtime/djinn .carry/runtime/test_remote_ops \
-	.carry/runtime/test_gpu_dp
+strip .carry/runtime/djinn-dp .carry/runtime/djinn .carry/runtime/bench-alloc \
+	.carry/runtime/test_remote_ops .carry/runtime/test_tenant_isolation .carry/runtime/test_gpu_dp
 for lib in libcunit.so.1 libcjson.so.1; do
 	cp "$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')" .carry/runtime/
 done

@@ -2,7 +2,13 @@
 # Runs on the GPU machine with the binaries of scripts/runtime-carry.sh:
 #   1. djinn-dp --probe (ports and the GPU through gpudev),
 #   2. every operation remotely on the GPU runtime against the local CPU
-#      reference (test_remote_ops gpu), plus the host runtime,
+#      reference, and every CUDA operation writing its whole output
+#      (poisoned twice) (test_remote_ops gpu), plus the host runtime,
+#   2b. tenant isolation on the GPU runtime (test_tenant_isolation gpu:
+#      ALLOC after another session freed the same size reads zeros, 64 B to
+#      64 MiB; abandoned PUTs leave nothing), and what the zeroing costs
+#      (bench-alloc --gpu 0: pool allocation with and without
+#      cudaMemsetAsync, 64 KiB / 16 MiB / 1 GiB, and ALLOC through a server),
 #   3. the data-plane GPU placer test (test_gpu_dp gpu: net_ring pair, real
 #      mbufs, byte-exact into and out of GPU memory),
 #   4. the demo between djinn-dp (--gpu 0: GPU memory, CUDA operations) and
@@ -24,12 +30,22 @@ mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/n
 step "djinn-dp --probe"
 "$bin"/djinn-dp --file-prefix dj_rt_probe -- --probe 2>&1 | grep -v '^EAL: \(Detected\|Selected\|No free\|Probe\)' | tee "$out/probe.log"
 
-for mode in gpu host; do
-	step "remote operations, $mode runtime"
-	"$bin"/test_remote_ops $([ $mode = gpu ] && echo gpu) >"$out/remote_ops_$mode.log" 2>&1
-	rc=$?
-	grep -E "seed|Test:|asserts|tests " "$out/remote_ops_$mode.log"
-	echo "exit $rc"; [ $rc = 0 ] || status=1
+# runtime_test BINARY TITLE: its gpu and host modes, a summary of each.
+runtime_test() {
+	local test=$1 title=$2 mode
+	for mode in gpu host; do
+		step "$title, $mode runtime"
+		"$bin"/$test $([ $mode = gpu ] && echo gpu) >"$out/${test}_$mode.log" 2>&1
+		local rc=$?
+		grep -E "seed|Test:|not zero|never written|asserts|tests " "$out/${test}_$mode.log"
+		echo "exit $rc"; [ $rc = 0 ] || status=1
+	done
+}
+runtime_test test_remote_ops "remote operations"
+runtime_test test_tenant_isolation "tenant isolation"
+step "what zeroing a new tensor costs (bench-alloc, 3 runs of 10 iterations each)"
+for run in 1 2 3; do
+	"$bin"/bench-alloc --gpu 0 --iters 10 2>&1 | tee -a "$out/bench_alloc_gpu.log"
 done
 
 step "data-plane GPU placer: net_ring pair, real mbufs into GPU memory (test_gpu_dp gpu)"

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -53,17 +54,31 @@ struct tn_store {
 
 #define HOST_ALIGN 64
 
-static int host_alloc(void *ctx, size_t bytes, void **ptr)
+/*
+ * Zeros the calloc way: calloc knows which memory is fresh from the kernel
+ * (an mmap'ed chunk, a new heap top) and clears only what is reused, so a
+ * large tensor costs no zeroing pass at all. calloc has no alignment
+ * argument: both kinds over-allocate by HOST_ALIGN and keep the pointer to
+ * free just below the aligned one.
+ */
+static int host_alloc(void *ctx, size_t bytes, int zero, void **ptr)
 {
-	size_t rounded = (bytes + HOST_ALIGN - 1) & ~(size_t)(HOST_ALIGN - 1);
+	size_t total = bytes + HOST_ALIGN;
+	char *raw = total > bytes ? (zero ? calloc(1, total) : malloc(total)) : NULL;
+	char *aligned;
 
-	*ptr = rounded >= bytes ? aligned_alloc(HOST_ALIGN, rounded) : NULL;
-	return *ptr != NULL ? 0 : -ENOMEM;
+	if (raw == NULL)
+		return -ENOMEM;
+	aligned = (char *)(((uintptr_t)raw + sizeof(void *) + HOST_ALIGN - 1) &
+			   ~(uintptr_t)(HOST_ALIGN - 1));
+	((void **)aligned)[-1] = raw;
+	*ptr = aligned;
+	return 0;
 }
 
 static void host_free(void *ctx, void *ptr)
 {
-	free(ptr);
+	free(((void **)ptr)[-1]);
 }
 
 static int host_copy(void *ctx, void *dst, const void *src, size_t bytes)
@@ -356,8 +371,8 @@ static void publish(struct tn_store *s, struct session *sess, struct tn_store_re
 	*handle = t->node.id;
 }
 
-int tn_store_alloc(struct tn_store *s, uint64_t session, const struct dj_tensor_desc *desc,
-		   uint64_t *handle)
+static int alloc_tensor(struct tn_store *s, uint64_t session, const struct dj_tensor_desc *desc,
+			int zero, uint64_t *handle)
 {
 	int rc = dj_tensor_desc_check(desc);
 
@@ -379,7 +394,7 @@ int tn_store_alloc(struct tn_store *s, uint64_t session, const struct dj_tensor_
 		return rc;
 	}
 	if (t->bytes > 0)
-		rc = s->backend->alloc(s->backend->ctx, t->bytes, &t->data);
+		rc = s->backend->alloc(s->backend->ctx, t->bytes, zero, &t->data);
 	pthread_mutex_lock(&s->lock);
 	/* The session may have closed meanwhile; being charged, it still exists. */
 	if (rc == 0 && !sess->open)
@@ -392,6 +407,18 @@ int tn_store_alloc(struct tn_store *s, uint64_t session, const struct dj_tensor_
 	if (rc != 0)
 		destroy_tensor(s, t);
 	return rc;
+}
+
+int tn_store_alloc(struct tn_store *s, uint64_t session, const struct dj_tensor_desc *desc,
+		   uint64_t *handle)
+{
+	return alloc_tensor(s, session, desc, 1, handle);
+}
+
+int tn_store_alloc_output(struct tn_store *s, uint64_t session,
+			  const struct dj_tensor_desc *desc, uint64_t *handle)
+{
+	return alloc_tensor(s, session, desc, 0, handle);
 }
 
 /* A live tensor of this session, or NULL (lock held). */
@@ -443,7 +470,8 @@ int tn_store_put(struct tn_store *s, uint64_t session, const struct dj_tensor *h
 	if (host == NULL || (host->data == NULL && dj_tensor_desc_check(&host->desc) == 0 &&
 			     dj_tensor_nbytes(&host->desc) > 0))
 		return -EINVAL;
-	rc = tn_store_alloc(s, session, &host->desc, &h);
+	/* Written whole below, or freed: nobody sees it before. */
+	rc = alloc_tensor(s, session, &host->desc, 0, &h);
 	if (rc != 0)
 		return rc;
 	rc = tn_store_write(s, session, h, 0, host->data, dj_tensor_nbytes(&host->desc));

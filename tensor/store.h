@@ -9,6 +9,10 @@
  * or with the session. Memory comes from a backend (host malloc built in; the
  * GPU module supplies one for device memory).
  *
+ * A new tensor never shows an earlier tenant's bytes: tn_store_alloc()
+ * hands out zeros; the only other way in, tn_store_alloc_output(), is for
+ * a caller that writes every byte before anyone learns the handle.
+ *
  * Handles and session ids are unpredictable (a SipHash-keyed 64-bit
  * permutation of a counter, key from getrandom) and never reused by one
  * store; 0 is never
@@ -36,8 +40,11 @@ struct tn_store_backend {
 	const char *name;       /**< e.g. "host", "cuda:0" */
 	enum dj_mem_kind mem;   /**< kind of the pointers alloc() returns */
 	void *ctx;              /**< passed back to every callback */
-	/** Allocate @p bytes (> 0); 0 or a negative errno (-ENOMEM). */
-	int (*alloc)(void *ctx, size_t bytes, void **ptr);
+	/** Allocate @p bytes (> 0), reading as zeros where @p zero is set
+	 *  (memory is reused across sessions: another tenant's bytes must
+	 *  not show), else of undefined contents. 0 or a negative errno
+	 *  (-ENOMEM). */
+	int (*alloc)(void *ctx, size_t bytes, int zero, void **ptr);
 	void (*free)(void *ctx, void *ptr);
 	/** Copy host bytes into backend memory at @p dst. */
 	int (*upload)(void *ctx, void *dst, const void *host_src, size_t bytes);
@@ -45,7 +52,8 @@ struct tn_store_backend {
 	int (*download)(void *ctx, void *host_dst, const void *src, size_t bytes);
 };
 
-/** The built-in host backend (64-byte aligned malloc, memcpy). Static. */
+/** The built-in host backend (64-byte aligned malloc, or calloc where
+ *  zeros are asked for; memcpy). Static. */
 const struct tn_store_backend *tn_store_host_backend(void);
 
 struct tn_store_config {
@@ -70,12 +78,22 @@ int tn_store_session_open(struct tn_store *store, uint64_t limit, uint64_t *sess
 int tn_store_session_close(struct tn_store *store, uint64_t session);
 
 /**
- * A new resident tensor of @p desc (contents undefined) in @p session.
+ * A new resident tensor of @p desc in @p session, every byte zero.
  * -DJ_EHANDLE (unknown session), -DJ_ESHAPE/-DJ_EDTYPE (bad desc),
- * -DJ_ELIMIT (session or store budget, or handle count), -ENOMEM.
+ * -DJ_ELIMIT (session or store budget, or handle count), -ENOMEM, or the
+ * backend's error.
  */
 int tn_store_alloc(struct tn_store *store, uint64_t session,
 		   const struct dj_tensor_desc *desc, uint64_t *handle);
+/**
+ * As tn_store_alloc(), but the contents are undefined (no zeroing pass):
+ * only for a caller that writes every byte before the handle reaches
+ * anyone, and frees it where it cannot (an operation's output: every
+ * operation writes its whole output, as test_remote_ops checks by
+ * poisoning). Same errors.
+ */
+int tn_store_alloc_output(struct tn_store *store, uint64_t session,
+			  const struct dj_tensor_desc *desc, uint64_t *handle);
 /** Allocate and fill from a host tensor (desc and bytes of @p host). */
 int tn_store_put(struct tn_store *store, uint64_t session, const struct dj_tensor *host,
 		 uint64_t *handle);

@@ -161,6 +161,19 @@ int djg_ops_alloc(struct djg_ops *ops, size_t bytes, void **ptr)
 					 "cudaMallocFromPoolAsync");
 }
 
+int djg_ops_zero(struct djg_ops *ops, void *ptr, size_t bytes)
+{
+	int rc;
+
+	if (ops == NULL || (bytes > 0 && ptr == NULL))
+		return -EINVAL;
+	if (bytes == 0)
+		return 0;
+	rc = use_device(ops);
+	return rc ? rc : djg_ops_cuda_rc(cudaMemsetAsync(ptr, 0, bytes, ops->stream),
+					 "cudaMemsetAsync");
+}
+
 void djg_ops_free(struct djg_ops *ops, void *ptr)
 {
 	if (ops == NULL || ptr == NULL || use_device(ops) != 0)

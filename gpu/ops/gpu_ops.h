@@ -86,6 +86,14 @@ int djg_ops_execute(struct djg_ops *ops, const struct tn_op *op,
  * Returns 0, -ENOMEM or -EIO.
  */
 int djg_ops_alloc(struct djg_ops *ops, size_t bytes, void **ptr);
+/**
+ * Enqueue the zeroing of @p bytes at @p ptr (device memory of this
+ * context's device) on the context's stream, ordered before any later work
+ * on it; elsewhere visible after djg_ops_sync(). The pool reuses memory
+ * across tensors: what a tenant may read must be zeroed first.
+ * Returns 0, -EINVAL or -EIO.
+ */
+int djg_ops_zero(struct djg_ops *ops, void *ptr, size_t bytes);
 /** Return memory of djg_ops_alloc() once the stream's work on it ran. */
 void djg_ops_free(struct djg_ops *ops, void *ptr);
 

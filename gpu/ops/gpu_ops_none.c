@@ -54,6 +54,11 @@ int djg_ops_alloc(struct djg_ops *ops, size_t bytes, void **ptr)
 	return -DJ_ENOGPU;
 }
 
+int djg_ops_zero(struct djg_ops *ops, void *ptr, size_t bytes)
+{
+	return -DJ_ENOGPU;
+}
+
 void djg_ops_free(struct djg_ops *ops, void *ptr)
 {
 }

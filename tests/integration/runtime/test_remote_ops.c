@@ -4,7 +4,9 @@
  * real control-plane server on loopback, driven through the client API.
  * Every operation runs remotely on random inputs and must equal the same
  * operation run locally; chains stay resident; bad requests get named
- * errors and the server keeps serving; 1000 operations with 100 in flight.
+ * errors and the server keeps serving; 1000 operations with 100 in flight;
+ * every operation writes every byte of its output (poisoned twice: outputs
+ * are not zeroed, see docs/CONTROL.md).
  *
  *   test_remote_ops          host runtime: results bit-identical to local
  *   test_remote_ops gpu      GPU runtime (CUDA operations): within the
@@ -251,6 +253,12 @@ static void test_bad_requests_get_named_errors(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "matmul"));
 	CU_ASSERT_EQUAL(dj_execute(conn, "relu", (uint64_t[]){0xdeadbeefull}, 1, NULL, &out, NULL),
 			-DJ_EHANDLE);
+	/* Handles in error texts as on the wire: "0x..." */
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "tensor 0xdeadbeef"));
+	CU_ASSERT_EQUAL(dj_free(conn, 0xfeedull), -DJ_EHANDLE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "free 0xfeed"));
+	CU_ASSERT_EQUAL(dj_describe(conn, 0xbeefull, NULL), -DJ_EHANDLE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "tensor 0xbeef"));
 	CU_ASSERT_EQUAL(dj_execute(conn, "sum", &a, 1, "{\"dim\": \"x\"}", &out, NULL), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "dim"));
 	CU_ASSERT_EQUAL(dj_execute(conn, "add", &a, 1, NULL, &out, NULL) < 0, 1);
@@ -427,8 +435,17 @@ static void test_session_memory_limit(void)
 	uint64_t h, h2;
 
 	CU_ASSERT_EQUAL(dj_alloc(conn, &big, &h), -DJ_ELIMIT);
+	/* The error says the figures: asked, held, the limit. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "alloc of 536870912 bytes: limit "
+				      "exceeded: the session holds 0 bytes of its limit of 268435456"));
 	CU_ASSERT_EQUAL_FATAL(dj_alloc(conn, &half, &h), 0);
 	CU_ASSERT_EQUAL(dj_alloc(conn, &half, &h2), -DJ_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "the session holds 268435456 bytes "
+				      "of its limit of 268435456"));
+	/* An operation's output is held to it too. */
+	CU_ASSERT_EQUAL(dj_execute(conn, "relu", &h, 1, NULL, &h2, NULL), -DJ_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "relu: output of 268435456 bytes: "
+				      "limit exceeded"));
 	CU_ASSERT_EQUAL(dj_free(conn, h), 0);
 	CU_ASSERT_EQUAL_FATAL(dj_alloc(conn, &half, &h2), 0);
 	CU_ASSERT_EQUAL(dj_free(conn, h2), 0);
@@ -472,6 +489,149 @@ static void test_thousand_ops_hundred_in_flight(void)
 	dj_free(conn, x);
 }
 
+/*
+ * Operation outputs are not zeroed (a pass over every output would add up
+ * to half again to a memory-bound operation), so a new tensor shows no
+ * other tenant's bytes only because every operation writes every byte of
+ * its output: each case runs twice into outputs poisoned with 0x7f and
+ * with 0xa5, and no byte may keep its poison both times (a written byte
+ * cannot: 0x7f is not 0xa5). The CPU reference on the host runtime, CUDA
+ * kernels and cuBLAS with gpu. On top of the cases above, larger odd
+ * shapes: many blocks, ragged tails.
+ */
+static const struct op_case large_cases[] = {
+	{"add", DJ_DTYPE_FLOAT32, 2, {{2, {1000, 1025}}, {1, {1025}}}, NULL},
+	{"relu", DJ_DTYPE_FLOAT16, 1, {{1, {(1 << 20) + 3}}}, NULL},
+	{"div", DJ_DTYPE_INT64, 2, {{3, {3, 1, 4097}}, {2, {5, 4097}}}, NULL},
+	{"sum", DJ_DTYPE_FLOAT32, 1, {{2, {513, 1031}}}, "{\"dim\": 0}"},
+	{"sum", DJ_DTYPE_FLOAT32, 1, {{1, {(1 << 20) + 7}}}, NULL},
+	{"mean", DJ_DTYPE_BFLOAT16, 1, {{3, {7, 300, 129}}}, "{\"dim\": 1}"},
+	{"softmax", DJ_DTYPE_FLOAT32, 1, {{2, {300, 1001}}}, "{\"dim\": -1}"},
+	{"softmax", DJ_DTYPE_FLOAT16, 1, {{3, {3, 257, 5}}}, "{\"dim\": 1}"},
+	{"layer_norm", DJ_DTYPE_FLOAT16, 1, {{2, {257, 2049}}}, NULL},
+	{"matmul", DJ_DTYPE_FLOAT16, 2, {{2, {257, 513}}, {2, {513, 129}}}, NULL},
+	{"matmul", DJ_DTYPE_INT32, 2, {{3, {3, 65, 33}}, {3, {3, 33, 17}}}, NULL},
+	{"linear", DJ_DTYPE_BFLOAT16, 3, {{2, {65, 1000}}, {2, {33, 1000}}, {1, {33}}}, NULL},
+	{"transpose", DJ_DTYPE_FLOAT32, 1, {{2, {1023, 1025}}}, NULL},
+	{"transpose", DJ_DTYPE_FLOAT16, 1, {{4, {3, 5, 67, 9}}}, "{\"perm\": [3, 1, 0, 2]}"},
+	{"cat", DJ_DTYPE_INT64, 2, {{2, {333, 77}}, {2, {333, 5}}}, "{\"dim\": 1}"},
+	{"reshape", DJ_DTYPE_BFLOAT16, 1, {{2, {1000, 1001}}}, "{\"shape\": [-1]}"},
+};
+
+/* Device copies of the host inputs, for the CUDA run. */
+struct gpu_inputs {
+	struct dj_tensor t[3];
+	int n;
+};
+
+static void gpu_inputs_free(struct djg_ops *g, struct gpu_inputs *gi)
+{
+	for (int k = 0; k < gi->n; k++)
+		djg_ops_free(g, gi->t[k].data);
+	gi->n = 0;
+}
+
+static int gpu_inputs_put(struct djg_ops *g, const struct dj_tensor *in, int n, struct gpu_inputs *gi)
+{
+	for (gi->n = 0; gi->n < n; gi->n++) {
+		size_t bytes = dj_tensor_nbytes(&in[gi->n].desc);
+
+		gi->t[gi->n] = in[gi->n];
+		gi->t[gi->n].mem = DJ_MEM_GPU;
+		if (djg_ops_alloc(g, bytes, &gi->t[gi->n].data) != 0 ||
+		    djg_ops_copy_in(g, gi->t[gi->n].data, in[gi->n].data, bytes) != 0)
+			return -EIO;
+	}
+	return 0;
+}
+
+/* Run op into an output poisoned with byte p; its bytes end up in got. */
+static int run_poisoned(struct djg_ops *g, const struct tn_op *op, const struct dj_tensor *in,
+			int n_in, const struct gpu_inputs *gi, const struct tn_op_attrs *attrs,
+			const struct dj_tensor_desc *out_desc, uint8_t p, uint8_t *got)
+{
+	size_t bytes = dj_tensor_nbytes(out_desc);
+	struct dj_tensor out = {.desc = *out_desc, .mem = g != NULL ? DJ_MEM_GPU : DJ_MEM_HOST};
+	char err[256] = "";
+	int rc;
+
+	memset(got, p, bytes);
+	if (g == NULL) {
+		out.data = got;
+		rc = tn_op_cpu(op, in, n_in, attrs, &out, err, sizeof(err));
+	} else {
+		rc = djg_ops_alloc(g, bytes, &out.data);
+		if (rc == 0)
+			rc = djg_ops_copy_in(g, out.data, got, bytes);
+		if (rc == 0)
+			rc = djg_ops_run(g, op, gi->t, n_in, attrs, &out, err, sizeof(err));
+		if (rc == 0)
+			rc = djg_ops_copy_out(g, got, out.data, bytes);
+		djg_ops_free(g, out.data);
+	}
+	if (rc != 0)
+		printf("\n  %s: %s (%s)\n", op->name, dj_strerror(rc), err);
+	return rc;
+}
+
+/* Bytes of the output that kept the poison in both runs: never written. */
+static size_t check_case_writes_all(struct djg_ops *g, const struct op_case *c)
+{
+	const struct tn_op *op = tn_op_find(c->op);
+	struct dj_tensor in[3];
+	struct dj_tensor_desc in_desc[3], out_desc;
+	struct gpu_inputs gi = {.n = 0};
+	struct tn_op_attrs attrs;
+	cJSON *json = c->attrs ? cJSON_Parse(c->attrs) : NULL;
+	char err[256] = "";
+	uint8_t *a = NULL, *b = NULL;
+	size_t bytes, untouched = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+	for (int k = 0; k < c->n_in; k++) {
+		CU_ASSERT_EQUAL_FATAL(make_input(c, k, &in[k]), 0);
+		in_desc[k] = in[k].desc;
+	}
+	CU_ASSERT_EQUAL_FATAL(tn_op_attrs_from_json(op, json, &attrs, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_op_infer(op, in_desc, c->n_in, &attrs, &out_desc, err,
+					  sizeof(err)), 0);
+	bytes = dj_tensor_nbytes(&out_desc);
+	a = malloc(bytes + 1);
+	b = malloc(bytes + 1);
+	CU_ASSERT_FATAL(a != NULL && b != NULL);
+	if (g != NULL)
+		CU_ASSERT_EQUAL_FATAL(gpu_inputs_put(g, in, c->n_in, &gi), 0);
+	CU_ASSERT_EQUAL(run_poisoned(g, op, in, c->n_in, &gi, &attrs, &out_desc, 0x7f, a), 0);
+	CU_ASSERT_EQUAL(run_poisoned(g, op, in, c->n_in, &gi, &attrs, &out_desc, 0xa5, b), 0);
+	for (size_t i = 0; i < bytes; i++)
+		untouched += a[i] == 0x7f && b[i] == 0xa5;
+	if (untouched != 0)
+		printf("\n  %s (%s): %zu of %zu output bytes never written\n", c->op,
+		       dj_dtype_name(c->dtype), untouched, bytes);
+	gpu_inputs_free(g, &gi);
+	for (int k = 0; k < c->n_in; k++)
+		free(in[k].data);
+	free(a);
+	free(b);
+	cJSON_Delete(json);
+	return untouched;
+}
+
+static void test_every_operation_writes_its_whole_output(void)
+{
+	struct djg_ops *g = NULL;
+	size_t untouched = 0;
+
+	if (strcmp(gpu_spec, "none") != 0)
+		CU_ASSERT_EQUAL_FATAL(djg_ops_create(0, &g), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		untouched += check_case_writes_all(g, &cases[i]);
+	for (size_t i = 0; i < sizeof(large_cases) / sizeof(large_cases[0]); i++)
+		untouched += check_case_writes_all(g, &large_cases[i]);
+	CU_ASSERT_EQUAL(untouched, 0);
+	djg_ops_destroy(g);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case tests[] = {
@@ -482,6 +642,8 @@ int main(int argc, char **argv)
 		{"the session's memory limit holds", test_session_memory_limit},
 		{"slice_write runs in place and returns dst", test_slice_write_in_place},
 		{"embedding index out of range is refused", test_embedding_index_refused},
+		{"every operation writes its whole output (poisoned twice)",
+		 test_every_operation_writes_its_whole_output},
 		{NULL, NULL},
 	};
 	if (argc > 1 && strcmp(argv[1], "gpu") == 0) {

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "djinn/common.h"
 #include "common/djc.h"
@@ -51,6 +54,79 @@ static void test_error_text_formatter(void)
 	CU_ASSERT_EQUAL(djc_errf(-ENOMEM, err, 0, "p", "x"), -ENOMEM);
 }
 
+/* Escaped text is one printable line of valid UTF-8, whatever came in. */
+static void test_escape(void)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{"plain text 123", "plain text 123"},
+		{"a\nb\r\tc", "a\\nb\\r\\tc"},
+		{"back\\slash", "back\\\\slash"},
+		{"\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"},
+		{"del\x7f bell\x07", "del\\x7f bell\\x07"},
+		{"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+		{"C1 csi \xc2\x9b", "C1 csi \\xc2\\x9b"},
+		{"bad \xff\xfe", "bad \\xff\\xfe"},
+		{"truncated \xe2\x82", "truncated \\xe2\\x82"},
+		{"overlong \xc0\xaf", "overlong \\xc0\\xaf"},
+		{"surrogate \xed\xa0\x80", "surrogate \\xed\\xa0\\x80"},
+		{"too high \xf4\x90\x80\x80", "too high \\xf4\\x90\\x80\\x80"},
+	};
+	char out[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = djc_escape(out, sizeof(out), cases[i].in, strlen(cases[i].in));
+
+		if (strcmp(out, cases[i].want) != 0)
+			printf("\n  escape case %zu: got '%s', want '%s'\n", i, out, cases[i].want);
+		CU_ASSERT_STRING_EQUAL(out, cases[i].want);
+		CU_ASSERT_EQUAL(n, strlen(cases[i].want));
+	}
+	/* in_len bounds the input; a NUL ends it. */
+	CU_ASSERT_EQUAL(djc_escape(out, sizeof(out), "abcdef", 3), 3);
+	CU_ASSERT_STRING_EQUAL(out, "abc");
+	CU_ASSERT_EQUAL(djc_escape(out, sizeof(out), "ab\0cd", 5), 2);
+	CU_ASSERT_EQUAL(djc_escape(out, sizeof(out), NULL, 5), 0);
+	CU_ASSERT_STRING_EQUAL(out, "");
+	/* Cut before an escape or a sequence, never inside one. */
+	CU_ASSERT_EQUAL(djc_escape(out, 5, "abc\ndef", 7), 3);
+	CU_ASSERT_STRING_EQUAL(out, "abc");
+	CU_ASSERT_EQUAL(djc_escape(out, 5, "abc\xc3\xa9", 5), 3);
+	CU_ASSERT_STRING_EQUAL(out, "abc");
+	CU_ASSERT_EQUAL(djc_escape(out, 1, "abc", 3), 0);
+	CU_ASSERT_STRING_EQUAL(out, "");
+}
+
+/* A log line with a peer's newline and ANSI escape stays one escaped line. */
+static void test_log_escapes_peer_text(void)
+{
+	char path[] = "/tmp/dj-test-log.XXXXXX", line[512];
+	int fd = mkstemp(path), saved = dup(2), lines = 0;
+	enum dj_log_level old = dj_log_get_level();
+	FILE *f;
+
+	CU_ASSERT_FATAL(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	dj_log_set_level(DJ_LOG_INFO);
+	djc_log(DJ_LOG_NOTICE, "test", "reason '%s'", "ok\n1700000000.000 err    ctl: forged\x1b[2J");
+	dj_log_set_level(old);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	f = fdopen(fd, "r");
+	rewind(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lines++;
+		CU_ASSERT_PTR_NOT_NULL(strstr(line, "reason 'ok\\n1700000000.000 err    ctl: forged\\x1b[2J'"));
+		CU_ASSERT_PTR_NULL(strchr(line, '\x1b'));
+	}
+	CU_ASSERT_EQUAL(lines, 1);
+	fclose(f);
+	unlink(path);
+}
+
 static void test_clock_is_monotonic(void)
 {
 	uint64_t a = djc_time_ns();
@@ -65,6 +141,8 @@ int main(int argc, char **argv)
 	static const struct dj_test_case cases[] = {
 		{"strerror covers errno and Djinn codes", test_strerror_errno_and_djinn_codes},
 		{"log level names parse", test_log_level_parse},
+		{"escaping of untrusted text", test_escape},
+		{"a log line escapes a peer's text", test_log_escapes_peer_text},
 		{"monotonic clock", test_clock_is_monotonic},
 		{"error text formatter", test_error_text_formatter},
 		{NULL, NULL},

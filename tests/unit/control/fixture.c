@@ -7,9 +7,11 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "fixture.h"
+#include "harness.h"
 #include "ctl_wire.h"
 
 int fx_start(struct fixture *fx, const struct ctl_server_config *cfg,
@@ -46,6 +48,21 @@ void fx_stop(struct fixture *fx)
 	fx->mb = NULL;
 }
 
+void fx_start_token(struct fixture *fx, struct ctl_server_config *cfg, const char *token)
+{
+	struct ctl_server_config defaults;
+	uint8_t probe[CTL_MAC_LEN] = {0};
+
+	if (ctl_auth_mac("k", "l", probe, probe, probe) == -ENOTSUP)
+		dj_test_skip("built without OpenSSL: no HMAC authentication");
+	if (cfg == NULL) {
+		ctl_server_config_init(&defaults);
+		cfg = &defaults;
+	}
+	cfg->token = token;
+	CU_ASSERT_FATAL(fx_start(fx, cfg, NULL) == 0);
+}
+
 void fx_client_opts(const struct fixture *fx, struct dj_client_options *o)
 {
 	dj_client_options_init(o);
@@ -56,18 +73,33 @@ void fx_client_opts(const struct fixture *fx, struct dj_client_options *o)
 	o->request_timeout_ms = 20000;
 }
 
-int fx_raw_connect(uint16_t port)
+int fx_raw_connect_from(uint16_t port, const char *source)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 
+	if (fd >= 0 && source != NULL &&
+	    (inet_pton(AF_INET, source, &src.sin_addr) != 1 ||
+	     bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0)) {
+		close(fd);
+		return -1;
+	}
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
+	/* A frame goes out in two sends (header, JSON): without this, Nagle
+	 * holds the second until the first is acknowledged (40 ms). */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
+}
+
+int fx_raw_connect(uint16_t port)
+{
+	return fx_raw_connect_from(port, NULL);
 }
 
 int fx_raw_send_bytes(int fd, const void *buf, size_t len)
@@ -114,29 +146,53 @@ static int recv_all(int fd, void *buf, size_t len, int timeout_ms)
 	return 0;
 }
 
-cJSON *fx_raw_recv(int fd, int timeout_ms)
+int fx_raw_recv_frame(int fd, int timeout_ms, char **text, void **payload,
+		      uint64_t *payload_len)
 {
 	uint8_t hdr[CTL_HDR_LEN];
 	struct ctl_hdr h;
-	char *text, drop[4096];
-	cJSON *msg;
+	char drop[4096], *t;
+	uint8_t *pay = NULL;
 
 	if (recv_all(fd, hdr, sizeof(hdr), timeout_ms) != 0 || ctl_hdr_decode(hdr, &h) != 0)
-		return NULL;
-	text = malloc(h.json_len + 1);
-	if (text == NULL || recv_all(fd, text, h.json_len, timeout_ms) != 0) {
-		free(text);
-		return NULL;
+		return -1;
+	t = malloc(h.json_len + 1);
+	if (t == NULL || recv_all(fd, t, h.json_len, timeout_ms) != 0) {
+		free(t);
+		return -1;
 	}
-	msg = cJSON_ParseWithLength(text, h.json_len);
-	free(text);
-	while (h.payload_len > 0) {
-		size_t n = h.payload_len < sizeof(drop) ? h.payload_len : sizeof(drop);
+	t[h.json_len] = '\0';
+	if (payload != NULL && h.payload_len > 0 &&
+	    ((pay = malloc(h.payload_len)) == NULL ||
+	     recv_all(fd, pay, h.payload_len, timeout_ms) != 0)) {
+		free(pay);
+		free(t);
+		return -1;
+	}
+	for (uint64_t left = payload != NULL ? 0 : h.payload_len; left > 0;) {
+		size_t n = left < sizeof(drop) ? left : sizeof(drop);
 
 		if (recv_all(fd, drop, n, timeout_ms) != 0)
 			break;
-		h.payload_len -= n;
+		left -= n;
 	}
+	*text = t;
+	if (payload != NULL) {
+		*payload = pay;
+		*payload_len = h.payload_len;
+	}
+	return 0;
+}
+
+cJSON *fx_raw_recv(int fd, int timeout_ms)
+{
+	char *text;
+	cJSON *msg;
+
+	if (fx_raw_recv_frame(fd, timeout_ms, &text, NULL, NULL) != 0)
+		return NULL;
+	msg = cJSON_Parse(text);
+	free(text);
 	return msg;
 }
 

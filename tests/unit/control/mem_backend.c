@@ -181,7 +181,7 @@ static int new_tensor(struct mem_backend *mb, struct mem_session *s,
 	pthread_mutex_unlock(&mb->lock);
 	t = calloc(1, sizeof(*t));
 	if (t != NULL)
-		t->data = malloc(n > 0 ? n : 1);
+		t->data = calloc(1, n > 0 ? n : 1); /* zeros, as the backend contract says */
 	if (t == NULL || t->data == NULL) {
 		free(t);
 		pthread_mutex_lock(&mb->lock);

@@ -301,19 +301,13 @@ static void test_thousand_in_flight_out_of_order(void)
 
 static void test_auth(void)
 {
-	struct ctl_server_config cfg;
 	struct dj_client_options o;
 	struct ctl_server_stats st;
 	struct fixture fx;
 	struct dj_client *cl;
 	struct dj_conn *conn = NULL;
-	uint8_t probe[2 * 32 + 1] = {0};
 
-	if (ctl_auth_mac("k", "l", probe, probe, probe) == -ENOTSUP)
-		dj_test_skip("built without OpenSSL");
-	ctl_server_config_init(&cfg);
-	cfg.token = "s3cret-token";
-	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	fx_start_token(&fx, NULL, "s3cret-token");
 	fx_client_opts(&fx, &o);
 	unsetenv("DJINN_TOKEN");
 	unsetenv("DJINN_TOKEN_FILE");
@@ -341,16 +335,82 @@ static void test_auth(void)
 	fx_stop(&fx);
 }
 
-static void test_auth_raw_refusals(void)
+/* Text of an ERROR reply's message, "" otherwise. */
+static const char *error_message(const cJSON *r)
 {
-	struct ctl_server_config cfg;
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "message");
+
+	return cJSON_IsString(m) ? m->valuestring : "";
+}
+
+/*
+ * What docs/CONTROL.md promises a client written from it alone: the
+ * version is an exact match (refused, closed, and not an authentication
+ * failure); a second HELLO or AUTH is named; integers stop below 2^53 and
+ * the error says why.
+ */
+static void test_protocol_details_for_clients(void)
+{
+	/* On a ready connection, each in turn: the connection serves on. */
+	static const struct {
+		const char *request, *says;
+		int code;
+	} asks[] = {
+		{"{\"type\":\"HELLO\",\"id\":3,\"version\":1}", "HELLO (and AUTH) come once",
+		 -EALREADY},
+		{"{\"type\":\"AUTH\",\"id\":4,\"mac\":\"00\"}", "HELLO (and AUTH) come once", -EALREADY},
+		{"{\"type\":\"ALLOC\",\"id\":5,\"dtype\":\"int32\",\"shape\":[9007199254740992]}",
+		 "shape[0] is 2^53 or more", -DJ_ESHAPE},
+		{"{\"type\":\"PING\",\"id\":9007199254740992}",
+		 "'id' missing or not an integer from 0 to 2^53 - 1", -EINVAL},
+		{"{\"type\":\"PING\",\"id\":9007199254740991}", NULL, 0}, /* echoed exactly */
+	};
+	struct ctl_server_stats st;
 	struct fixture fx;
 	cJSON *r;
 	int fd;
 
-	ctl_server_config_init(&cfg);
-	cfg.token = "tok";
-	CU_ASSERT_FATAL(fx_start(&fx, &cfg, NULL) == 0);
+	fx_start_token(&fx, NULL, "tok");
+	fd = fx_raw_connect(fx.port);
+	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":2,\"nonce\":"
+		    "\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"}", 0);
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_EPROTO_VERSION);
+	CU_ASSERT_PTR_NOT_NULL(strstr(error_message(r), "exactly version 1"));
+	CU_ASSERT(fx_raw_closed(fd, 3000));
+	cJSON_Delete(r);
+	close(fd);
+	ctl_server_get_stats(fx.srv, &st);
+	CU_ASSERT_EQUAL(st.auth_failures, 0);
+	CU_ASSERT_EQUAL(st.protocol_errors, 1);
+	fx_stop(&fx);
+
+	CU_ASSERT_FATAL(fx_start(&fx, NULL, NULL) == 0);
+	fd = fx_raw_connect(fx.port);
+	CU_ASSERT_FATAL(fx_raw_ready(fd) == 0);
+	for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+		CU_ASSERT_EQUAL(fx_raw_send(fd, asks[i].request, 0), 0);
+		r = fx_raw_recv(fd, 3000);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+		CU_ASSERT_EQUAL(fx_error_code(r), asks[i].code);
+		if (asks[i].says != NULL && strstr(error_message(r), asks[i].says) == NULL)
+			printf("\n  '%s' said '%s'\n", asks[i].request, error_message(r));
+		CU_ASSERT(asks[i].says == NULL || strstr(error_message(r), asks[i].says) != NULL);
+		if (asks[i].code == 0)
+			CU_ASSERT_EQUAL(cJSON_GetObjectItem(r, "id")->valuedouble, 9007199254740991.0);
+		cJSON_Delete(r);
+	}
+	close(fd);
+	fx_stop(&fx);
+}
+
+static void test_auth_raw_refusals(void)
+{
+	struct fixture fx;
+	cJSON *r;
+	int fd;
+
+	fx_start_token(&fx, NULL, "tok");
 	/* HELLO without a nonce on an authenticating server. */
 	fd = fx_raw_connect(fx.port);
 	fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", 0);
@@ -893,6 +953,7 @@ static void test_connection_limit(void)
 {
 	struct ctl_server_config cfg;
 	struct env e;
+	cJSON *r;
 	int fds[3];
 
 	ctl_server_config_init(&cfg);
@@ -902,7 +963,15 @@ static void test_connection_limit(void)
 	fds[1] = fx_raw_connect(e.fx.port);
 	CU_ASSERT_EQUAL(fx_raw_ready(fds[0]), 0);
 	CU_ASSERT_EQUAL(fx_raw_ready(fds[1]), 0);
-	fds[2] = fx_raw_connect(e.fx.port); /* the kernel accepts; the server closes */
+	/* Accepted (unauthenticated connections live on a budget of their
+	 * own), refused once it would make a fourth authenticated one. */
+	fds[2] = fx_raw_connect(e.fx.port);
+	fx_raw_send(fds[2], "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", 0);
+	r = fx_raw_recv(fds[2], 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_ELIMIT);
+	CU_ASSERT(r != NULL && strstr(cJSON_GetObjectItem(r, "message")->valuestring,
+				      "too many connections") != NULL);
+	cJSON_Delete(r);
 	CU_ASSERT(fx_raw_closed(fds[2], 3000));
 	close(fds[1]);
 	usleep(200 * 1000);
@@ -1141,6 +1210,7 @@ int main(int argc, char **argv)
 		{"1000 requests in flight, out of order", test_thousand_in_flight_out_of_order},
 		{"auth: none, wrong, right token", test_auth},
 		{"auth: raw refusals close", test_auth_raw_refusals},
+		{"protocol details a client relies on", test_protocol_details_for_clients},
 		{"bad input catalogue", test_bad_input_catalogue},
 		{"HELLO and SESSION come first", test_requests_need_hello_and_session},
 		{"another session's handles are unreachable", test_other_sessions_handles_unreachable},

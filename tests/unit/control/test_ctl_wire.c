@@ -252,13 +252,17 @@ static void test_client_named_token_file_missing(void)
 
 static void test_error_reply_shape(void)
 {
-	cJSON *e = ctl_error_new(7, -DJ_EHANDLE, NULL);
-	char *frame;
+	cJSON *e = ctl_error_new(7, -DJ_EHANDLE, NULL), *big;
+	char *frame, *text;
 	size_t len;
 	struct ctl_hdr h;
 
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(e, "type")->valuestring, "ERROR");
-	CU_ASSERT_EQUAL(cJSON_GetObjectItem(e, "id")->valueint, 7);
+	uint64_t id = 0;
+	char why[128];
+
+	CU_ASSERT_EQUAL(ctl_json_u64(e, "id", &id, why), 0);
+	CU_ASSERT_EQUAL(id, 7);
 	CU_ASSERT_EQUAL(cJSON_GetObjectItem(e, "code")->valueint, -DJ_EHANDLE);
 	/* No message given: the code's own text. */
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(e, "message")->valuestring,
@@ -269,6 +273,15 @@ static void test_error_reply_shape(void)
 	CU_ASSERT_EQUAL(h.payload_len, 42);
 	free(frame);
 	cJSON_Delete(e);
+	/* Ids up to 2^53 - 1 come back exactly (cJSON's own number printing
+	 * keeps 15 digits: 9007199254740991 came back as ...990). */
+	big = ctl_error_new(9007199254740991ull, -EINVAL, "x");
+	text = cJSON_PrintUnformatted(big);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"id\":9007199254740991,"));
+	CU_ASSERT_EQUAL(ctl_json_u64(big, "id", &id, why), 0);
+	CU_ASSERT_EQUAL(id, 9007199254740991ull);
+	cJSON_free(text);
+	cJSON_Delete(big);
 }
 
 int main(int argc, char **argv)

@@ -20,7 +20,7 @@ struct counting {
 
 static struct counting counter = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static int count_alloc(void *ctx, size_t bytes, void **ptr)
+static int count_alloc(void *ctx, size_t bytes, int zero, void **ptr)
 {
 	struct counting *c = ctx;
 	int fail;
@@ -33,7 +33,7 @@ static int count_alloc(void *ctx, size_t bytes, void **ptr)
 	if (fail)
 		return -ENOMEM;
 	/* Size header in front so free can account the bytes. */
-	size_t *p = malloc(bytes + sizeof(size_t));
+	size_t *p = zero ? calloc(1, bytes + sizeof(size_t)) : malloc(bytes + sizeof(size_t));
 
 	if (p == NULL)
 		return -ENOMEM;
@@ -404,6 +404,44 @@ static void test_host_backend(void)
 	tn_store_destroy(s);
 }
 
+/*
+ * A tensor freed by one session and its memory handed to the next: the new
+ * tensor reads as zeros at every size, on the host backend (whose memory
+ * malloc reuses at once). Output allocations skip the zeroing.
+ */
+static void test_alloc_never_shows_freed_bytes(void)
+{
+	struct tn_store *s = NULL;
+	uint64_t a, b, h;
+
+	CU_ASSERT_EQUAL_FATAL(tn_store_create(NULL, &s), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &b), 0);
+	for (size_t bytes = 64; bytes <= (64u << 20); bytes *= 4) {
+		struct dj_tensor_desc d = vec(DJ_DTYPE_INT32, (int64_t)(bytes / 4));
+		struct dj_tensor host = {.desc = d, .mem = DJ_MEM_HOST};
+		uint8_t *back = malloc(bytes);
+		size_t nonzero = 0;
+
+		host.data = malloc(bytes);
+		CU_ASSERT_FATAL(host.data != NULL && back != NULL);
+		memset(host.data, 0xa5, bytes);
+		CU_ASSERT_EQUAL_FATAL(tn_store_put(s, a, &host, &h), 0);
+		CU_ASSERT_EQUAL(tn_store_free(s, a, h), 0);
+		CU_ASSERT_EQUAL_FATAL(tn_store_alloc(s, b, &d, &h), 0);
+		CU_ASSERT_EQUAL(tn_store_read(s, b, h, back, bytes, NULL), 0);
+		for (size_t i = 0; i < bytes; i++)
+			nonzero += back[i] != 0;
+		if (nonzero != 0)
+			printf("\n  %zu bytes: %zu bytes of the freed tensor showed\n", bytes, nonzero);
+		CU_ASSERT_EQUAL(nonzero, 0);
+		CU_ASSERT_EQUAL(tn_store_free(s, b, h), 0);
+		free(host.data);
+		free(back);
+	}
+	tn_store_destroy(s);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -416,6 +454,7 @@ int main(int argc, char **argv)
 		{"references outlive free and close", test_references_outlive_free},
 		{"concurrent sessions and shared pins", test_threads},
 		{"host backend and bad backend", test_host_backend},
+		{"a new tensor never shows freed bytes", test_alloc_never_shows_freed_bytes},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("store", NULL, NULL, cases);
