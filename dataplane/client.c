@@ -77,8 +77,11 @@ int dj_dpdk_create(int argc, char **argv, const struct dj_dpdk_options *opts,
 	if (argc < 1 || argv == NULL || dpdk == NULL)
 		return -EINVAL;
 	*dpdk = NULL;
-	/* The application's arguments come back whatever happens below. */
-	if (djc_cli_app_args(argc, argv, false, &nargs, &args) < 0)
+	/* The application's arguments come back whatever happens below. Only
+	 * where asked: djc_cli_app_args() fills one static vector, which the
+	 * caller may hold (and getopt may have permuted) from its own call. */
+	if (app_argc != NULL && app_argv != NULL &&
+	    djc_cli_app_args(argc, argv, false, &nargs, &args) < 0)
 		nargs = 0;
 	if (opts == NULL) {
 		dj_dpdk_options_init(&defaults);

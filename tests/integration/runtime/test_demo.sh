@@ -31,11 +31,11 @@ grep -q "control plane: listening" "$log" || { echo "server not up:"; cat "$log"
 # assignment's (always 0).
 if [ "$mode" = dpdk ]; then
 	out=$("$client_bin" --vdev "$vdev_client" \
-		-- --port "$port" --path dpdk demo 2>&1)
+		-- --port "$port" --path dpdk demo --size 48 2>&1)
 	rc=$?
 	want="over DPDK"
 else
-	out=$("$client_bin" --port "$port" --path tcp demo 2>&1)
+	out=$("$client_bin" --port "$port" --path tcp demo --size 48 2>&1)
 	rc=$?
 	want="over TCP"
 fi
