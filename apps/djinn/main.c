@@ -24,6 +24,7 @@
 #include "dataplane/eal.h"
 #include "djinn/npy.h"
 #include "tensor/ops.h"
+#include "graph_cmd.h"
 
 #define CLIENT_VDEV "net_memif0,role=client,socket=/tmp/djinn-dp.memif,socket-abstract=no,bsize=9216"
 
@@ -52,6 +53,7 @@ static void usage(void)
 	       "                               (printed, or saved with -o)\n"
 	       "  demo [--size N] [--seed S]   x, y random NxN (100): matmul, + bias, relu on\n"
 	       "                               the server; checked against the local CPU\n"
+	       "  graph --explain|--run ...    a decoder layer as a lazy graph (djinn graph -h)\n"
 	       "\n"
 	       "Options:\n"
 	       "  --host ADDR        server (default 127.0.0.1)\n"
@@ -383,6 +385,8 @@ int main(int argc, char **argv)
 	int app_argc = argc, rc, status;
 	char **app_argv = argv;
 
+	if (argc > 1 && strcmp(argv[1], "graph") == 0)
+		return djinn_graph_main(argc - 1, argv + 1);
 	dj_client_options_init(&a.opts);
 	/* The tool prints what matters itself (the demo says which path). */
 	dj_log_set_level(DJ_LOG_WARN);
