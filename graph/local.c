@@ -149,13 +149,14 @@ int gr_local_fetch(struct gr_local *l, struct dj_graph *g, const int *nodes, int
 			rc = gr_error(g, -EINVAL, "node %d: input without data", x);
 		else
 			vals[x] = node->host;
-		/* An in-place write's value is the destination right after it,
-		 * as the server fetches it; the rest once the run is over. */
-		if (rc == 0 && node->writes >= 0)
+		/* An op's value is the one it has when it runs, as the server
+		 * fetches it (a later in-place write into its tensor does not
+		 * show); a state node's is the one after the run. */
+		if (rc == 0 && node->kind != DJ_GRAPH_STATE)
 			rc = deliver(&vals[x], x, nodes, n, out);
 	}
 	for (int x = 0; rc == 0 && x < g->n; x++)
-		if (p.needed[x] && g->nodes[x].writes < 0)
+		if (p.needed[x] && g->nodes[x].kind == DJ_GRAPH_STATE)
 			rc = deliver(&vals[x], x, nodes, n, out);
 	for (int x = 0; owned != NULL && x < g->n; x++)
 		if (owned[x])

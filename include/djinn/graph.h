@@ -236,7 +236,9 @@ const char *dj_graph_error(const struct dj_graph *graph);
  * Run the graph for nodes[0..n-1] and copy their values into out[i] (host
  * memory). out[i].data may be NULL: then it is malloc'ed (free with
  * dj_tensor_free_host()); else it must hold the node's bytes. out[i].desc
- * receives the node's description.
+ * receives the node's description. An operation node's value is the one it
+ * has when it runs (a later in-place write into its tensor does not show);
+ * a state node's is the one after the run.
  * @return 0; -ENOTCONN (graph without context), -EINVAL (bad node id, an
  * input without data), -EXDEV (a placement that splits what cannot be
  * split), a server's error (the message, dj_graph_error, names the node),
