@@ -109,7 +109,8 @@ static int attention(struct dj_graph *g, struct example *e, int q, int k, int v,
 {
 	struct dj_tensor_desc cache = *SHAPE(B, MAX_POS, D);
 	int fused = !e->run || have(e, "scaled_dot_product_attention");
-	int cached = !e->run || (have(e, "slice_write") && have(e, "narrow"));
+	/* & rather than &&: both missing ops are named in the note. */
+	int cached = !e->run || (have(e, "slice_write") & have(e, "narrow"));
 	char attrs[96];
 	int s;
 
@@ -347,6 +348,8 @@ int djinn_graph_main(int argc, char **argv)
 
 	if (e == NULL)
 		return 1;
+	/* The command prints what matters itself. */
+	dj_log_set_level(DJ_LOG_WARN);
 	dj_client_options_init(&o);
 	o.path = DJ_PATH_TCP;
 	e->prompt = 8;
