@@ -307,51 +307,59 @@ static int free_add(struct gr_entry *e, int victim)
 	return 0;
 }
 
-/* Does a batch other than bi on the same server read root r by handle? */
-static int read_later(const struct dj_graph *g, const struct gr_plan *p, int bi, int r)
+/* by_handle[s * n + r]: some batch on server s reads the tensor of root r
+ * by handle (it was made by an earlier batch there). */
+static uint8_t *read_by_handle(const struct dj_graph *g, const struct gr_plan *p)
 {
-	for (int b = 0; b < p->n_batches; b++) {
-		if (b == bi || p->b[b].server != p->b[bi].server)
-			continue;
-		for (int k = 0; k < p->b[b].n; k++) {
-			const struct gr_entry *e = &p->b[b].e[k];
+	uint8_t *by_handle = calloc((size_t)g->n * (size_t)p->n_servers + 1, 1);
+
+	for (int bi = 0; by_handle != NULL && bi < p->n_batches; bi++)
+		for (int k = 0; k < p->b[bi].n; k++) {
+			const struct gr_entry *e = &p->b[bi].e[k];
 
 			for (int j = 0; !e->is_put && j < g->nodes[e->node].n_in; j++)
-				if (e->in_entry[j] < 0 && root_of(g, e->in_node[j]) == r)
-					return 1;
+				if (e->in_entry[j] < 0)
+					by_handle[(size_t)p->b[bi].server * (size_t)g->n +
+						  (size_t)root_of(g, e->in_node[j])] = 1;
 		}
-	}
-	return 0;
+	return by_handle;
 }
 
-/* Each tensor batch bi made, freed by its last reader there, or left to
- * the end of the run where a later batch reads it by handle. */
-static int frees(struct dj_graph *g, struct gr_plan *p, int bi)
+/* Each tensor batch bi made, freed by its last reader there (last[] is
+ * scratch, one slot per node), or left to the end of the run where a later
+ * batch reads it by handle. */
+static int frees(struct dj_graph *g, struct gr_plan *p, int bi, const uint8_t *by_handle,
+		 int *last)
 {
 	struct gr_batch *b = &p->b[bi];
 
+	/* The last entry reading (or writing in place) each root's tensor. */
+	for (int k = 0; k < b->n; k++)
+		last[b->e[k].node] = -1;
+	for (int k = 0; k < b->n; k++) {
+		const struct gr_entry *e = &b->e[k];
+
+		if (e->is_put)
+			continue;
+		if (g->nodes[e->node].writes >= 0)
+			last[root_of(g, e->node)] = k;
+		for (int q = 0; q < g->nodes[e->node].n_in; q++)
+			if (e->in_entry[q] >= 0)
+				last[root_of(g, b->e[e->in_entry[q]].node)] = k;
+	}
 	for (int k = 0; k < b->n; k++) {
 		const struct gr_entry *made = &b->e[k];
-		int r = made->node, last = k;
+		int r = made->node;
 
 		/* Puts of params and state are kept; an in-place op's output is
 		 * its destination, made elsewhere. */
 		if (made->keep || (!made->is_put && g->nodes[r].writes >= 0))
 			continue;
-		for (int j = k + 1; j < b->n; j++) {
-			const struct gr_entry *e = &b->e[j];
-
-			if (!e->is_put && root_of(g, e->node) == r && g->nodes[e->node].writes >= 0)
-				last = j; /* written in place: in use */
-			for (int q = 0; !e->is_put && q < g->nodes[e->node].n_in; q++)
-				if (e->in_entry[q] >= 0 && root_of(g, b->e[e->in_entry[q]].node) == r)
-					last = j;
-		}
-		if (read_later(g, p, bi, r)) {
+		if (by_handle[(size_t)b->server * (size_t)g->n + (size_t)r]) {
 			p->linger[r] |= 1ull << b->server;
 			continue;
 		}
-		if (free_add(&b->e[last], k) != 0)
+		if (free_add(&b->e[last[r] > k ? last[r] : k], k) != 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -381,7 +389,7 @@ int gr_plan_build(struct dj_graph *g, const struct gr_view *v, const int *fetch,
 		  struct gr_plan *p)
 {
 	struct builder bd = {.g = g, .v = v, .p = p};
-	uint8_t *written = calloc((size_t)g->n + 1, 1);
+	uint8_t *written = calloc((size_t)g->n + 1, 1), *by_handle = NULL;
 	int *last_touch = calloc((size_t)g->n + 1, sizeof(int));
 	int rc = -ENOMEM;
 
@@ -418,11 +426,12 @@ int gr_plan_build(struct dj_graph *g, const struct gr_view *v, const int *fetch,
 			if (rc != 0)
 				goto error;
 		}
-	for (int bi = 0; bi < p->n_batches; bi++) {
-		rc = frees(g, p, bi);
-		if (rc != 0)
-			goto error;
-	}
+	by_handle = read_by_handle(g, p);
+	rc = by_handle != NULL ? 0 : -ENOMEM;
+	for (int bi = 0; rc == 0 && bi < p->n_batches; bi++)
+		rc = frees(g, p, bi, by_handle, last_touch); /* stages are done with it */
+	if (rc != 0)
+		goto error;
 	fetches(g, p, fetch, n_fetch);
 	rc = 0;
 error:
@@ -430,6 +439,7 @@ error:
 		gr_error(g, rc, "fetch: out of memory");
 	free(written);
 	free(last_touch);
+	free(by_handle);
 	free(bd.avail);
 	return rc;
 }
