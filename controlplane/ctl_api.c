@@ -469,19 +469,61 @@ int dj_execute(struct dj_conn *conn, const char *op, const uint64_t *inputs, int
 	return rc != 0 ? rc : wait_handle(f, out, out_desc);
 }
 
-static int batch_msg(const struct dj_batch_op *ops, int n_ops, cJSON **msg)
+/* One batch entry's JSON: an op or a put, with its fetch and its frees. */
+static int batch_entry(const struct dj_batch_op *e, int index, cJSON *obj, uint64_t *put_bytes)
+{
+	uint64_t nbytes = 0;
+	cJSON *in;
+
+	if ((e->put != NULL) == (e->op != NULL) || e->n_free < 0 ||
+	    (e->n_free > 0 && e->free == NULL))
+		return -EINVAL;
+	for (int k = 0; k < e->n_free; k++)
+		if (e->free[k] < 0 || e->free[k] > index)
+			return -EINVAL;
+	if (e->put != NULL) {
+		int rc = tensor_nbytes(e->put, &nbytes);
+
+		if (rc != 0 || e->put->mem != DJ_MEM_HOST)
+			return rc != 0 ? rc : -ENOTSUP; /* the request carries the bytes */
+		ctl_desc_to_json(cJSON_AddObjectToObject(obj, "put"), &e->put->desc);
+		*put_bytes += nbytes;
+	} else {
+		in = cJSON_CreateArray();
+		for (int k = 0; k < e->n_in && k < DJ_MAX_OP_ARGS; k++)
+			cJSON_AddItemToArray(in, cJSON_CreateString(e->inputs[k] != NULL ?
+								    e->inputs[k] : ""));
+		int rc = add_op(obj, e->op, in, e->attrs_json);
+
+		if (rc != 0)
+			return rc;
+	}
+	if (e->fetch)
+		cJSON_AddTrueToObject(obj, "fetch");
+	if (e->n_free > 0) {
+		cJSON *list = cJSON_AddArrayToObject(obj, "free");
+		char ref[16];
+
+		for (int k = 0; k < e->n_free; k++) {
+			snprintf(ref, sizeof(ref), "$%d", e->free[k]);
+			cJSON_AddItemToArray(list, cJSON_CreateString(ref));
+		}
+	}
+	return 0;
+}
+
+/* The EXECUTE message of a batch; *put_bytes receives its puts' total size. */
+static int batch_msg(const struct dj_batch_op *ops, int n_ops, cJSON **msg, uint64_t *put_bytes)
 {
 	cJSON *m = ctl_client_msg("EXECUTE"), *batch = cJSON_AddArrayToObject(m, "batch");
 
+	*put_bytes = 0;
 	for (int i = 0; i < n_ops; i++) {
-		cJSON *op = cJSON_CreateObject(), *in = cJSON_CreateArray();
+		cJSON *op = cJSON_CreateObject();
 		int rc;
 
 		cJSON_AddItemToArray(batch, op);
-		for (int k = 0; k < ops[i].n_in && k < DJ_MAX_OP_ARGS; k++)
-			cJSON_AddItemToArray(in, cJSON_CreateString(ops[i].inputs[k] != NULL ?
-								     ops[i].inputs[k] : ""));
-		rc = add_op(op, ops[i].op, in, ops[i].attrs_json);
+		rc = batch_entry(&ops[i], i, op, put_bytes);
 		if (rc != 0) {
 			cJSON_Delete(m);
 			return rc;
@@ -491,27 +533,90 @@ static int batch_msg(const struct dj_batch_op *ops, int n_ops, cJSON **msg)
 	return 0;
 }
 
+static uint64_t put_nbytes(const struct dj_batch_op *e)
+{
+	uint64_t n = 0;
+
+	if (e->put != NULL)
+		ctl_desc_nbytes(&e->put->desc, &n); /* checked by batch_entry */
+	return n;
+}
+
+/* The puts' bytes back to back: the single put's own memory where there is
+ * one, else a copy (*owned, freed by the caller once the request is sent). */
+static const void *batch_payload(const struct dj_batch_op *ops, int n_ops, uint64_t total,
+				 void **owned)
+{
+	const struct dj_batch_op *only = NULL;
+	uint64_t off = 0;
+	int n_puts = 0;
+	char *buf;
+
+	*owned = NULL;
+	for (int i = 0; i < n_ops; i++)
+		if (put_nbytes(&ops[i]) > 0) {
+			only = &ops[i];
+			n_puts++;
+		}
+	if (n_puts <= 1)
+		return only != NULL ? only->put->data : NULL;
+	buf = malloc(total);
+	if (buf == NULL)
+		return NULL;
+	for (int i = 0; i < n_ops; i++) {
+		uint64_t n = put_nbytes(&ops[i]);
+
+		if (n > 0)
+			memcpy(buf + off, ops[i].put->data, n);
+		off += n;
+	}
+	*owned = buf;
+	return buf;
+}
+
+int dj_execute_batch_async(struct dj_conn *conn, const struct dj_batch_op *ops, int n_ops,
+			   void *fetch_buf, uint64_t fetch_len,
+			   dj_future_cb cb, void *arg, struct dj_future **future)
+{
+	uint64_t put_bytes;
+	const void *payload;
+	void *owned;
+	cJSON *m;
+	int rc;
+
+	if (ops == NULL || n_ops <= 0 || future == NULL || (fetch_len > 0 && fetch_buf == NULL))
+		return -EINVAL;
+	for (int i = 0; i < n_ops; i++)
+		if (ops[i].fetch && fetch_buf == NULL)
+			return -EINVAL;
+	rc = batch_msg(ops, n_ops, &m, &put_bytes);
+	if (rc != 0)
+		return rc;
+	payload = batch_payload(ops, n_ops, put_bytes, &owned);
+	if (payload == NULL && put_bytes > 0) {
+		cJSON_Delete(m);
+		return -ENOMEM;
+	}
+	rc = ctl_client_request(conn, m, payload, put_bytes, fetch_buf, fetch_len, cb, arg, future);
+	free(owned);
+	return rc;
+}
+
 int dj_execute_batch(struct dj_conn *conn, const struct dj_batch_op *ops, int n_ops,
 		     uint64_t *outputs)
 {
-	cJSON *m, *reply = NULL, *res, *results;
-	char why[128];
-	int rc, i = 0;
+	struct dj_future *f;
+	int rc = dj_execute_batch_async(conn, ops, n_ops, NULL, 0, NULL, NULL, &f);
 
-	if (ops == NULL || n_ops <= 0)
-		return -EINVAL;
-	rc = batch_msg(ops, n_ops, &m);
-	if (rc == 0)
-		rc = ctl_client_call(conn, m, NULL, 0, NULL, 0, &reply);
-	results = rc == 0 ? cJSON_GetObjectItemCaseSensitive(reply, "results") : NULL;
-	cJSON_ArrayForEach(res, results) {
-		const cJSON *o = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "outputs"), 0);
-
-		if (i < n_ops && (o == NULL || ctl_json_handle(o, "handle", &outputs[i++], why) != 0))
-			rc = -EBADMSG;
+	if (rc != 0)
+		return rc;
+	rc = dj_future_wait(f, -1);
+	if (rc == -ETIMEDOUT && !dj_future_done(f))
+		ctl_client_conn_poison(f->conn, rc);
+	if (rc == 0) {
+		rc = dj_future_batch_handles(f, outputs, n_ops);
+		rc = rc == n_ops ? 0 : rc < 0 ? rc : -EBADMSG;
 	}
-	if (rc == 0 && i != n_ops)
-		rc = -EBADMSG;
-	cJSON_Delete(reply);
+	dj_future_release(f);
 	return rc;
 }

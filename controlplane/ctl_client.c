@@ -393,18 +393,31 @@ int dj_future_handle(const struct dj_future *f, uint64_t *handle, struct dj_tens
 	return 0;
 }
 
+/* The "results" of a completed EXECUTE; NULL with *rc its error, -EINPROGRESS
+ * or -EINVAL (not an EXECUTE). */
+static const cJSON *execute_results(const struct dj_future *f, int *rc)
+{
+	const cJSON *results;
+
+	if (!dj_future_done(f) || f->rc != 0) {
+		*rc = f->done ? f->rc : -EINPROGRESS;
+		return NULL;
+	}
+	results = cJSON_GetObjectItemCaseSensitive(f->reply, "results");
+	*rc = cJSON_IsArray(results) ? 0 : -EINVAL;
+	return *rc == 0 ? results : NULL;
+}
+
 int dj_future_outputs(const struct dj_future *f, uint64_t *handles,
 		      struct dj_tensor_desc *descs, int max)
 {
 	const cJSON *results, *outputs, *o;
 	char why[128];
-	int n = 0;
+	int n = 0, rc;
 
-	if (!dj_future_done(f) || f->rc != 0)
-		return f->done ? f->rc : -EINPROGRESS;
-	results = cJSON_GetObjectItemCaseSensitive(f->reply, "results");
-	if (!cJSON_IsArray(results))
-		return -EINVAL; /* not an EXECUTE */
+	results = execute_results(f, &rc);
+	if (results == NULL)
+		return rc;
 	outputs = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetArrayItem(results, cJSON_GetArraySize(results) - 1), "outputs");
 	cJSON_ArrayForEach(o, outputs) {
@@ -412,6 +425,27 @@ int dj_future_outputs(const struct dj_future *f, uint64_t *handles,
 			break;
 		if (ctl_json_handle(o, "handle", &handles[n], why) != 0 ||
 		    (descs != NULL && ctl_desc_from_json(o, &descs[n], why) != 0))
+			return -EBADMSG;
+		n++;
+	}
+	return n;
+}
+
+int dj_future_batch_handles(const struct dj_future *f, uint64_t *handles, int max)
+{
+	const cJSON *results, *res;
+	char why[128];
+	int n = 0, rc;
+
+	results = execute_results(f, &rc);
+	if (results == NULL)
+		return rc;
+	cJSON_ArrayForEach(res, results) {
+		const cJSON *o = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "outputs"), 0);
+
+		if (n == max)
+			break;
+		if (o == NULL || ctl_json_handle(o, "handle", &handles[n], why) != 0)
 			return -EBADMSG;
 		n++;
 	}

@@ -750,13 +750,39 @@ static int on_get(struct request *r)
 
 /* ---- EXECUTE (worker) ------------------------------------------------------ */
 
+/*
+ * One EXECUTE's progress. made[] holds every tensor the request made that is
+ * still alive (0 once a "free" released it): where an entry fails they are
+ * all freed (all or nothing). first[k] is entry k's first output, for "$k".
+ * The puts' bytes come from the request's payload (in[], consumed in entry
+ * order); fetched outputs go to the reply's payload (out[]).
+ */
 struct exec_state {
-	uint64_t *made;           /* every output handle made so far */
+	uint64_t *made;
 	int n_made, cap;
+	uint64_t *first;
+	uint8_t *freed;           /* entry k's first output was freed */
+	const uint8_t *in;
+	uint64_t in_len, in_off;
+	uint8_t *out;
+	uint64_t out_len, out_cap;
 	char err[CTL_ERRMSG_MAX];
 };
 
-static int exec_inputs(const cJSON *op, const cJSON *results, uint64_t *in, int *n_in, char *err)
+/* "$k" naming entry k < index; -1 where text is no such reference. */
+static int exec_ref(const char *text, int index)
+{
+	char *end;
+	long k;
+
+	if (text[0] != '$' || text[1] < '0' || text[1] > '9')
+		return -1;
+	k = strtol(text + 1, &end, 10);
+	return *end == '\0' && k < index ? (int)k : -1;
+}
+
+static int exec_inputs(const cJSON *op, int index, const struct exec_state *st, uint64_t *in,
+		       int *n_in, char *err)
 {
 	const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(op, "inputs");
 	const cJSON *it;
@@ -767,24 +793,25 @@ static int exec_inputs(const cJSON *op, const cJSON *results, uint64_t *in, int 
 		return -EINVAL;
 	}
 	cJSON_ArrayForEach(it, inputs) {
-		const cJSON *ref;
-
 		if (n == DJ_MAX_OP_ARGS) {
 			snprintf(err, CTL_ERRMSG_MAX, "more than %d inputs", DJ_MAX_OP_ARGS);
 			return -DJ_ELIMIT;
 		}
 		if (cJSON_IsString(it) && it->valuestring[0] == '$') {
-			/* "$k": the first output of op k of this batch. */
-			char *end;
-			long k = strtol(it->valuestring + 1, &end, 10);
+			/* "$k": the first output of entry k of this batch. */
+			int k = exec_ref(it->valuestring, index);
 
-			ref = *end == '\0' && k >= 0 ? cJSON_GetArrayItem(results, (int)k) : NULL;
-			ref = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ref, "outputs"), 0);
-			if (ref == NULL || ctl_json_handle(ref, "handle", &in[n], err) != 0) {
+			if (k < 0 || st->first[k] == 0) {
 				snprintf(err, CTL_ERRMSG_MAX, "input %d: '%.16s' names no earlier output",
 					 n, it->valuestring);
 				return -EINVAL;
 			}
+			if (st->freed[k]) {
+				snprintf(err, CTL_ERRMSG_MAX, "input %d: '%.16s' was freed by an earlier entry",
+					 n, it->valuestring);
+				return -DJ_EHANDLE;
+			}
+			in[n] = st->first[k];
 		} else if (!cJSON_IsString(it) || ctl_handle_parse(it->valuestring, &in[n]) != 0) {
 			snprintf(err, CTL_ERRMSG_MAX, "input %d is not a handle", n);
 			return -EINVAL;
@@ -808,7 +835,7 @@ static cJSON *output_json(uint64_t handle, const struct dj_tensor_desc *desc)
 	return o;
 }
 
-/* results[k] = {"outputs": [...]} for the outputs of op k. */
+/* results[k] = {"outputs": [...]} for the outputs of entry k. */
 static int results_add(cJSON *results, const uint64_t *out, const struct dj_tensor_desc *desc,
 		       int n_out, char *err)
 {
@@ -826,35 +853,146 @@ static int results_add(cJSON *results, const uint64_t *out, const struct dj_tens
 	return 0;
 }
 
-/* An output that is one of the op's inputs was updated in place (slice_write):
- * not a new handle, so neither counted nor freed when the batch fails. */
-static int is_input(uint64_t handle, const uint64_t *in, int n_in)
+/* A "put" entry: a new tensor holding the payload's next bytes. */
+static int exec_put(struct ctl_server *srv, struct ctl_job *job, const cJSON *put,
+		    struct exec_state *st, uint64_t *handle, struct dj_tensor_desc *desc)
 {
-	for (int i = 0; i < n_in; i++)
-		if (in[i] == handle)
-			return 1;
+	struct ctl_tensor_io io = {0};
+	uint64_t nbytes = 0;
+	int rc = ctl_desc_from_json(put, desc, st->err);
+
+	if (rc != 0)
+		return rc;
+	ctl_desc_nbytes(desc, &nbytes);
+	if (nbytes > st->in_len - st->in_off) {
+		snprintf(st->err, sizeof(st->err), "put of %" PRIu64 " bytes: the payload has %" PRIu64
+			 " left", nbytes, st->in_len - st->in_off);
+		return -EMSGSIZE;
+	}
+	rc = srv->be->alloc(srv->bctx, job->bsess, desc, handle, st->err);
+	if (rc != 0)
+		return rc;
+	st->made[st->n_made++] = *handle;
+	rc = srv->be->write_begin(srv->bctx, job->bsess, *handle, &io, st->err);
+	if (rc != 0)
+		return rc;
+	if (io.nbytes != nbytes) {
+		snprintf(st->err, sizeof(st->err), "backend storage size differs from the tensor's");
+		rc = -EMSGSIZE;
+	} else if (io.host != NULL) {
+		memcpy(io.host, st->in + st->in_off, nbytes);
+	} else if (nbytes > 0) {
+		rc = srv->be->write_chunk(srv->bctx, job->bsess, &io, 0, st->in + st->in_off,
+					  nbytes, st->err);
+	}
+	srv->be->write_end(srv->bctx, job->bsess, &io, rc);
+	st->in_off += nbytes;
+	return rc;
+}
+
+/* "fetch": handle's bytes appended to the reply's payload. */
+static int exec_fetch(struct ctl_server *srv, struct ctl_job *job, uint64_t handle,
+		      const struct dj_tensor_desc *desc, struct exec_state *st)
+{
+	struct ctl_tensor_io io = {0};
+	uint64_t nbytes = 0;
+	int rc;
+
+	ctl_desc_nbytes(desc, &nbytes);
+	if (st->out_len + nbytes > st->out_cap) {
+		uint64_t cap = st->out_cap * 2 > st->out_len + nbytes ? st->out_cap * 2 :
+				 st->out_len + nbytes;
+		uint8_t *grown = realloc(st->out, cap);
+
+		if (grown == NULL) {
+			snprintf(st->err, sizeof(st->err), "server out of memory for fetched bytes");
+			return -ENOMEM;
+		}
+		st->out = grown;
+		st->out_cap = cap;
+	}
+	rc = srv->be->read_begin(srv->bctx, job->bsess, handle, &io, st->err);
+	if (rc != 0)
+		return rc;
+	if (io.nbytes != nbytes) {
+		snprintf(st->err, sizeof(st->err), "backend storage size differs from the tensor's");
+		rc = -EIO;
+	} else if (io.host != NULL) {
+		memcpy(st->out + st->out_len, io.host, nbytes);
+	} else if (nbytes > 0) {
+		rc = srv->be->read_chunk(srv->bctx, job->bsess, &io, 0, st->out + st->out_len,
+					 nbytes, st->err);
+	}
+	srv->be->read_end(srv->bctx, job->bsess, &io);
+	if (rc == 0)
+		st->out_len += nbytes;
+	return rc;
+}
+
+/* "free": ["$k", ...] of entries up to index whose first output this batch
+ * made: freed now. A tensor the batch did not make (an in-place op's output
+ * is its input) is refused: the batch could not give it back on failure. */
+static int exec_free(struct ctl_server *srv, struct ctl_job *job, const cJSON *entry, int index,
+		     struct exec_state *st)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(entry, "free");
+	const cJSON *it;
+
+	if (list == NULL)
+		return 0;
+	if (!cJSON_IsArray(list)) {
+		snprintf(st->err, sizeof(st->err), "field 'free' is not an array");
+		return -EINVAL;
+	}
+	cJSON_ArrayForEach(it, list) {
+		int k = cJSON_IsString(it) ? exec_ref(it->valuestring, index + 1) : -1;
+		int m = 0;
+
+		while (k >= 0 && m < st->n_made && st->made[m] != st->first[k])
+			m++;
+		if (k < 0 || st->first[k] == 0 || st->freed[k] || m == st->n_made) {
+			snprintf(st->err, sizeof(st->err), "free: '%.16s' names no live tensor this "
+				 "batch made", cJSON_IsString(it) ? it->valuestring : "?");
+			return -EINVAL;
+		}
+		int rc = srv->be->free(srv->bctx, job->bsess, st->first[k], st->err);
+
+		if (rc != 0)
+			return rc;
+		st->freed[k] = 1;
+		st->made[m] = 0;
+	}
 	return 0;
 }
 
-/*
- * Every cJSON allocation here is checked: a failure gives a clean -ENOMEM
- * ERROR (exec_job frees the outputs made so far), never a NULL dereference.
- * Outputs are recorded in st->made before their JSON is built, so none is
- * lost when building it fails.
- */
-static int exec_one(struct ctl_server *srv, struct ctl_job *job, const cJSON *op,
-		    cJSON *results, struct exec_state *st)
+/* Record outputs as made by this batch, except those that are one of the
+ * op's inputs (an in-place op returns its destination: not new). */
+static void exec_record(struct exec_state *st, const uint64_t *in, int n_in,
+			const uint64_t *out, int n_out)
 {
-	uint64_t in[DJ_MAX_OP_ARGS], out[DJ_MAX_OP_ARGS];
-	struct dj_tensor_desc out_desc[DJ_MAX_OP_ARGS];
+	for (int i = 0; i < n_out && st->n_made < st->cap; i++) {
+		int aliased = 0;
+
+		for (int k = 0; k < n_in; k++)
+			aliased |= out[i] == in[k];
+		if (!aliased)
+			st->made[st->n_made++] = out[i];
+	}
+}
+
+static int exec_op(struct ctl_server *srv, struct ctl_job *job, const cJSON *op, int index,
+		   struct exec_state *st, uint64_t *out, struct dj_tensor_desc *out_desc,
+		   int *n_out)
+{
+	uint64_t in[DJ_MAX_OP_ARGS];
 	const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(op, "attrs");
 	cJSON *empty = NULL;
 	const char *name;
-	int n_in, n_out = 0, rc;
+	int n_in, rc;
 
 	if (ctl_json_str(op, "op", &name, st->err) != 0)
 		return -EINVAL;
-	rc = exec_inputs(op, results, in, &n_in, st->err);
+	rc = exec_inputs(op, index, st, in, &n_in, st->err);
 	if (rc != 0)
 		return rc;
 	if (attrs != NULL && !cJSON_IsObject(attrs)) {
@@ -866,64 +1004,162 @@ static int exec_one(struct ctl_server *srv, struct ctl_job *job, const cJSON *op
 		return -ENOMEM;
 	}
 	rc = srv->be->execute(srv->bctx, job->bsess, name, in, n_in, attrs, out, out_desc,
-			      &n_out, st->err);
+			      n_out, st->err);
 	cJSON_Delete(empty);
 	if (rc != 0)
 		return rc;
-	n_out = n_out < DJ_MAX_OP_ARGS ? n_out : DJ_MAX_OP_ARGS;
-	for (int i = 0; i < n_out && st->n_made < st->cap; i++)
-		if (!is_input(out[i], in, n_in))
-			st->made[st->n_made++] = out[i];
-	return results_add(results, out, out_desc, n_out, st->err);
+	*n_out = *n_out < DJ_MAX_OP_ARGS ? *n_out : DJ_MAX_OP_ARGS;
+	exec_record(st, in, n_in, out, *n_out);
+	return 0;
+}
+
+/*
+ * One entry: an op or a put, then its fetch and its frees. Every cJSON
+ * allocation here is checked: a failure gives a clean -ENOMEM ERROR
+ * (exec_job frees the tensors made so far), never a NULL dereference.
+ * Outputs are recorded in st->made before their JSON is built, so none is
+ * lost when building it fails.
+ */
+static int exec_one(struct ctl_server *srv, struct ctl_job *job, const cJSON *entry, int index,
+		    cJSON *results, struct exec_state *st)
+{
+	uint64_t out[DJ_MAX_OP_ARGS];
+	struct dj_tensor_desc out_desc[DJ_MAX_OP_ARGS];
+	const cJSON *put = cJSON_GetObjectItemCaseSensitive(entry, "put");
+	const cJSON *fetch = cJSON_GetObjectItemCaseSensitive(entry, "fetch");
+	int n_out = 0, rc;
+
+	if (fetch != NULL && !cJSON_IsBool(fetch)) {
+		snprintf(st->err, sizeof(st->err), "field 'fetch' is not a boolean");
+		return -EINVAL;
+	}
+	if (put != NULL && cJSON_GetObjectItemCaseSensitive(entry, "op") != NULL) {
+		snprintf(st->err, sizeof(st->err), "an entry is an 'op' or a 'put', not both");
+		return -EINVAL;
+	}
+	if (put != NULL) {
+		rc = exec_put(srv, job, put, st, &out[0], &out_desc[0]);
+		n_out = 1;
+	} else {
+		rc = exec_op(srv, job, entry, index, st, out, out_desc, &n_out);
+	}
+	if (rc != 0)
+		return rc;
+	st->first[index] = n_out > 0 ? out[0] : 0;
+	rc = results_add(results, out, out_desc, n_out, st->err);
+	if (rc == 0 && cJSON_IsTrue(fetch)) {
+		if (n_out == 0) {
+			snprintf(st->err, sizeof(st->err), "fetch: the entry has no output");
+			return -EINVAL;
+		}
+		rc = exec_fetch(srv, job, out[0], &out_desc[0], st);
+	}
+	return rc != 0 ? rc : exec_free(srv, job, entry, index, st);
+}
+
+static cJSON *exec_fail(struct ctl_server *srv, struct ctl_job *job, struct exec_state *st,
+			int rc, int n_ops, int i, cJSON *reply)
+{
+	char err[CTL_ERRMSG_MAX], ignored[CTL_ERRMSG_MAX];
+
+	/* All or nothing: the client never learns these handles. */
+	for (int k = 0; k < st->n_made; k++)
+		if (st->made[k] != 0)
+			srv->be->free(srv->bctx, job->bsess, st->made[k], ignored);
+	if (n_ops > 1 && i >= 0)
+		snprintf(err, sizeof(err), "batch op %d: %.200s", i, st->err);
+	else
+		snprintf(err, sizeof(err), "%s", st->err);
+	cJSON_Delete(reply);
+	return ctl_error_new(job->id, rc, err);
 }
 
 static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 {
 	const cJSON *batch = cJSON_GetObjectItemCaseSensitive(job->req, "batch");
 	int n_ops = cJSON_IsArray(batch) ? cJSON_GetArraySize(batch) : 1;
-	struct exec_state st = {.cap = n_ops * DJ_MAX_OP_ARGS};
+	struct exec_state st = {.cap = n_ops * DJ_MAX_OP_ARGS, .in = job->in_payload,
+				.in_len = job->in_len};
 	cJSON *reply = ctl_reply_new(job->id, "EXECUTE");
 	cJSON *results = reply != NULL ? cJSON_AddArrayToObject(reply, "results") : NULL;
-	int rc = 0, i;
+	int rc = 0, i, live = 0;
 
 	st.made = calloc((size_t)st.cap, sizeof(*st.made));
-	if (st.made == NULL || results == NULL) {
+	st.first = calloc((size_t)n_ops, sizeof(*st.first));
+	st.freed = calloc((size_t)n_ops, 1);
+	if (st.made == NULL || st.first == NULL || st.freed == NULL || results == NULL) {
 		cJSON_Delete(reply);
-		free(st.made);
-		return ctl_error_new(job->id, -ENOMEM, NULL);
+		reply = ctl_error_new(job->id, -ENOMEM, NULL);
+		goto out;
 	}
 	for (i = 0; i < n_ops && rc == 0; i++)
 		rc = exec_one(srv, job, cJSON_IsArray(batch) ? cJSON_GetArrayItem(batch, i) :
-				  job->req, results, &st);
-	if (rc != 0) {
-		char err[CTL_ERRMSG_MAX], ignored[CTL_ERRMSG_MAX];
-
-		/* All or nothing: the client never learns these handles. */
-		for (int k = 0; k < st.n_made; k++)
-			srv->be->free(srv->bctx, job->bsess, st.made[k], ignored);
-		if (n_ops > 1)
-			snprintf(err, sizeof(err), "batch op %d: %.200s", i - 1, st.err);
-		else
-			snprintf(err, sizeof(err), "%s", st.err);
-		cJSON_Delete(reply);
-		free(st.made);
-		return ctl_error_new(job->id, rc, err);
+			      job->req, i, results, &st);
+	if (rc == 0 && st.in_off != st.in_len) {
+		snprintf(st.err, sizeof(st.err), "payload of %" PRIu64 " bytes, the puts took %"
+			 PRIu64, st.in_len, st.in_off);
+		rc = -EMSGSIZE;
+		i = 0;
 	}
-	job->handles_delta = st.n_made;
+	if (rc != 0) {
+		reply = exec_fail(srv, job, &st, rc, n_ops, i - 1, reply);
+		goto out;
+	}
+	for (int k = 0; k < st.n_made; k++)
+		live += st.made[k] != 0;
+	job->handles_delta = live;
+	job->out_payload = st.out;
+	job->out_len = st.out_len;
+	st.out = NULL;
+out:
 	free(st.made);
+	free(st.first);
+	free(st.freed);
+	free(st.out);
 	return reply;
 }
 
 static int on_execute(struct request *r)
 {
+	struct ctl_conn *c = r->c;
 	int rc;
 
 	if (!handles_left(r))
 		return fail(r, -DJ_ELIMIT);
-	rc = ctl_submit(r->srv, r->c, r->id, (cJSON *)r->msg, exec_job, NULL);
-	if (rc != 0)
-		fail(r, rc);
+	if (r->payload_len == 0) {
+		rc = ctl_submit(r->srv, c, r->id, (cJSON *)r->msg, exec_job, NULL);
+		return rc != 0 ? fail(r, rc) : 0;
+	}
+	/* The puts' bytes follow: held until the last one is in (the reader
+	 * discards them where this fails). */
+	if (r->payload_len > CTL_EXEC_PAYLOAD_MAX) {
+		snprintf(r->err, sizeof(r->err), "EXECUTE payload of %" PRIu64 " bytes: at most %llu "
+			 "(send larger tensors with PUT)", r->payload_len, CTL_EXEC_PAYLOAD_MAX);
+		return fail(r, -DJ_ELIMIT);
+	}
+	c->exec_buf = malloc(r->payload_len);
+	c->exec_msg = c->exec_buf != NULL ? cJSON_Duplicate(r->msg, 1) : NULL;
+	if (c->exec_msg == NULL) {
+		free(c->exec_buf);
+		c->exec_buf = NULL;
+		return fail(r, -ENOMEM);
+	}
+	c->exec_id = r->id;
 	return 0;
+}
+
+void ctl_exec_payload_done(struct ctl_conn *c)
+{
+	cJSON *msg = c->exec_msg;
+	uint8_t *buf = c->exec_buf;
+	int rc;
+
+	c->exec_msg = NULL;
+	c->exec_buf = NULL;
+	rc = ctl_submit_payload(c->srv, c, c->exec_id, msg, exec_job, buf, c->h.payload_len);
+	cJSON_Delete(msg);
+	if (rc != 0)
+		ctl_send_error(c, c->exec_id, rc, "server out of memory");
 }
 
 /* ---- the rest -------------------------------------------------------------- */
@@ -1044,7 +1280,8 @@ void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len)
 	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
 		if (strcmp(type, handlers[i].type) == 0)
 			h = &handlers[i];
-	if (h == NULL || (payload_len > 0 && strcmp(type, "PUT") != 0)) {
+	if (h == NULL || (payload_len > 0 && strcmp(type, "PUT") != 0 &&
+			  strcmp(type, "EXECUTE") != 0)) {
 		if (h == NULL)
 			snprintf(r.err, sizeof(r.err), "unknown message type '%.32s'", type);
 		else

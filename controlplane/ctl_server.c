@@ -117,6 +117,10 @@ static void conn_abort_payload(struct ctl_conn *c)
 	struct ctl_server *srv = c->srv;
 	void *bs = c->sess != NULL ? c->sess->bsess : NULL;
 
+	cJSON_Delete(c->exec_msg);
+	free(c->exec_buf);
+	c->exec_msg = NULL;
+	c->exec_buf = NULL;
 	if (!c->pay_into)
 		return;
 	srv->be->write_end(srv->bctx, bs, &c->wio, -ECONNABORTED);
@@ -287,25 +291,55 @@ void ctl_send_out(struct ctl_conn *c, struct ctl_out *o)
 	c->out_bytes += o->len;
 }
 
-/* msg NULL: building the reply ran out of memory; the client learns of it
- * from the closed connection instead of waiting for an answer. */
-void ctl_send(struct ctl_conn *c, cJSON *msg)
+/* The frame of msg with len payload bytes appended to it (one buffer: the
+ * writer sends it as one frame). */
+static int frame_with_payload(const cJSON *msg, const void *payload, uint64_t len,
+			      struct ctl_out *o)
+{
+	char *grown;
+
+	if (ctl_frame(msg, len, &o->frame, &o->len) != 0)
+		return -ENOMEM;
+	if (len == 0)
+		return 0;
+	grown = realloc(o->frame, o->len + len);
+	if (grown == NULL) {
+		free(o->frame);
+		return -ENOMEM;
+	}
+	memcpy(grown + o->len, payload, len);
+	o->frame = grown;
+	o->len += len;
+	return 0;
+}
+
+void ctl_send_payload(struct ctl_conn *c, cJSON *msg, void *payload, uint64_t len)
 {
 	struct ctl_out *o;
 
 	if (msg == NULL) {
+		free(payload);
 		conn_close(c, "out of memory for a reply");
 		return;
 	}
 	o = calloc(1, sizeof(*o));
-	if (o == NULL || ctl_frame(msg, 0, &o->frame, &o->len) != 0) {
+	if (o == NULL || frame_with_payload(msg, payload, len, o) != 0) {
 		free(o);
+		free(payload);
 		cJSON_Delete(msg);
 		conn_close(c, "out of memory");
 		return;
 	}
+	free(payload);
 	cJSON_Delete(msg);
 	ctl_send_out(c, o);
+}
+
+/* msg NULL: building the reply ran out of memory; the client learns of it
+ * from the closed connection instead of waiting for an answer. */
+void ctl_send(struct ctl_conn *c, cJSON *msg)
+{
+	ctl_send_payload(c, msg, NULL, 0);
 }
 
 void ctl_send_error(struct ctl_conn *c, uint64_t id, int code, const char *msg)
@@ -495,6 +529,11 @@ static int payload_sink(struct ctl_conn *c, char **p, size_t *n)
 {
 	uint64_t left = c->h.payload_len - c->pay_got;
 
+	if (c->exec_buf != NULL) {
+		*p = (char *)c->exec_buf + c->pay_got;
+		*n = left;
+		return 0;
+	}
 	if (c->pay_into && c->wio.host != NULL) {
 		*p = (char *)c->wio.host + c->pay_got;
 		*n = left;
@@ -519,6 +558,10 @@ static void payload_consumed(struct ctl_conn *c, const char *p, size_t n)
 		return;
 	c->stage = IN_HDR;
 	c->hdr_got = 0;
+	if (c->exec_buf != NULL) {
+		ctl_exec_payload_done(c);
+		return;
+	}
 	if (!c->pay_into)
 		return;
 	c->pay_into = 0;
@@ -670,13 +713,15 @@ static void conn_event(struct ctl_conn *c, uint32_t events)
 
 /* ---- workers and completions --------------------------------------------- */
 
-int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
-	       ctl_job_fn fn, struct dp_put *put)
+static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
+		  ctl_job_fn fn, struct dp_put *put, uint8_t *in, uint64_t in_len)
 {
 	struct ctl_job *job = calloc(1, sizeof(*job));
 
 	if (job == NULL)
 		return -ENOMEM;
+	job->in_payload = in;
+	job->in_len = in_len;
 	job->conn = c;
 	job->sess = c->sess;
 	job->bsess = c->sess->bsess;
@@ -702,6 +747,22 @@ int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *r
 	pthread_cond_signal(&srv->job_cond);
 	pthread_mutex_unlock(&srv->lock);
 	return 0;
+}
+
+int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
+	       ctl_job_fn fn, struct dp_put *put)
+{
+	return submit(srv, c, id, req, fn, put, NULL, 0);
+}
+
+int ctl_submit_payload(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
+		       ctl_job_fn fn, uint8_t *buf, uint64_t len)
+{
+	int rc = submit(srv, c, id, req, fn, NULL, buf, len);
+
+	if (rc != 0)
+		free(buf);
+	return rc;
 }
 
 static void *worker_main(void *arg)
@@ -784,7 +845,8 @@ static void drain_completions(struct ctl_server *srv)
 		if (job->reply != NULL && cJSON_GetObjectItem(job->reply, "code") != NULL)
 			srv->st.errors++;
 		if (!c->dead) {
-			ctl_send(c, job->reply);
+			ctl_send_payload(c, job->reply, job->out_payload, job->out_len);
+			job->out_payload = NULL;
 			if (!c->touched) {
 				/* Flushed once below, all its replies in one write. */
 				c->touched = 1;
@@ -797,6 +859,8 @@ static void drain_completions(struct ctl_server *srv)
 		}
 		cJSON_Delete(job->req);
 		free(job->put);
+		free(job->in_payload);
+		free(job->out_payload);
 		free(job);
 		conn_unref(c);
 		job = next;

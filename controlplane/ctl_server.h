@@ -16,6 +16,9 @@
 #include "ctl_wire.h"
 
 #define CTL_STAGING_BYTES (1u << 20)
+/* The bytes of an EXECUTE batch's "put" entries travel in the request's
+ * payload and are held in memory until the batch runs: at most this much. */
+#define CTL_EXEC_PAYLOAD_MAX DJ_BATCH_PUT_MAX
 /* Input buffer: many small frames per read(2); larger things (big JSON,
  * payloads) are read straight into place. */
 #define CTL_INBUF_BYTES (64u << 10)
@@ -131,6 +134,11 @@ struct ctl_conn {
 	int pay_is_new;
 	char pay_err[CTL_ERRMSG_MAX];
 	int pay_rc;
+	/* An EXECUTE whose payload (its puts' bytes) is being read into
+	 * exec_buf; submitted once the last byte is in. */
+	cJSON *exec_msg;
+	uint8_t *exec_buf;
+	uint64_t exec_id;
 
 	uint8_t *inbuf;           /* CTL_INBUF_BYTES, lazily */
 	size_t in_off, in_len;
@@ -167,6 +175,10 @@ struct ctl_job {
 	int handles_delta;
 	int dp_failed;
 	struct held_read *held;   /* GET: moved to sess->held when drained */
+	uint8_t *in_payload;      /* EXECUTE: the puts' bytes (owned) */
+	uint64_t in_len;
+	uint8_t *out_payload;     /* EXECUTE: fetched outputs, sent after the reply's JSON */
+	uint64_t out_len;
 };
 
 struct ctl_server {
@@ -207,11 +219,20 @@ struct ctl_server {
 
 /* ctl_server.c */
 void ctl_send(struct ctl_conn *c, cJSON *msg);
+/* msg's frame followed by len bytes of payload (taken over: freed). */
+void ctl_send_payload(struct ctl_conn *c, cJSON *msg, void *payload, uint64_t len);
 void ctl_send_out(struct ctl_conn *c, struct ctl_out *out);
 void ctl_send_error(struct ctl_conn *c, uint64_t id, int code, const char *msg);
 void ctl_close_after_flush(struct ctl_conn *c);
 int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 	       ctl_job_fn fn, struct dp_put *put);
+/* As ctl_submit, for an EXECUTE whose request payload (buf, len bytes) the
+ * job takes over (freed with the job, also on failure). */
+int ctl_submit_payload(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
+		       ctl_job_fn fn, uint8_t *buf, uint64_t len);
+/* ctl_handlers.c: the last byte of an EXECUTE's payload is in c->exec_buf:
+ * run it (or answer its ERROR). */
+void ctl_exec_payload_done(struct ctl_conn *c);
 
 /* ctl_guard.c: the budget of unauthenticated connections, the delay of
  * failed AUTHs per address, rate-limited log lines (see its top). */

@@ -23,6 +23,7 @@
 #include "common/cli.h"
 #include "common/djc.h"
 #include "tensor/ops.h"
+#include "graph_cmd.h"
 
 struct client_args {
 	struct dj_client_options opts;
@@ -55,6 +56,7 @@ static void usage(void)
 	       "                               (printed, or saved with -o)\n"
 	       "  demo [--size N] [--seed S]   x, y random NxN (100): matmul, + bias, relu on\n"
 	       "                               the server; checked against the local CPU\n"
+	       "  graph --explain|--run ...    a decoder layer as a lazy graph (djinn graph -h)\n"
 	       "\n"
 	       "Options:\n"
 	       "  --host ADDR        server (default 127.0.0.1)\n"
@@ -438,6 +440,8 @@ int main(int argc, char **argv)
 	char **app_argv, *token = NULL;
 	int app_argc, eal_given, first, rc, status;
 
+	if (argc > 1 && strcmp(argv[1], "graph") == 0)
+		return djinn_graph_main(argc - 1, argv + 1);
 	djc_cli_set_name("djinn");
 	if (djc_cli_wants_help(argc, argv)) {
 		usage();

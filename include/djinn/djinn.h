@@ -46,6 +46,8 @@ extern "C" {
 #define DJ_DEFAULT_PORT 18515
 /** At most this many inputs / outputs per operation. */
 #define DJ_MAX_OP_ARGS 16
+/** At most this many bytes of puts in one batch (the request carries them). */
+#define DJ_BATCH_PUT_MAX (64ull << 20)
 
 /** Which path carries tensor bytes. The numeric values are not on the wire. */
 enum dj_path {
@@ -158,15 +160,36 @@ int dj_stats(struct dj_conn *conn, char **json);
 /** Text of the last ERROR reply on this connection (per thread not kept). */
 const char *dj_conn_last_error(const struct dj_conn *conn);
 
-/** A batch: ops run in order, in one request. An input "$k" refers to the
- * first output of op k of the same batch. */
+/**
+ * One entry of a batch: an operation, or an upload (put). Entries run in
+ * order, in one request; an input "$k" refers to the first output of entry k
+ * of the same batch. Leave the fields you do not use zero.
+ */
 struct dj_batch_op {
-	const char *op;
-	const char *inputs[DJ_MAX_OP_ARGS]; /**< "0x1234..." handle text or "$k" */
+	const char *op;                         /**< operation name, or NULL with put */
+	const char *inputs[DJ_MAX_OP_ARGS];     /**< "0x1234..." handle text or "$k" */
 	int n_in;
 	const char *attrs_json;                 /**< or NULL */
+	/** Instead of op: a new tensor holding these bytes (host memory),
+	 * carried inside the request (no PUT round trip of its own). */
+	const struct dj_tensor *put;
+	/** 1: the entry's first output comes back with the reply (see
+	 * dj_execute_batch_async()). */
+	int fetch;
+	/** After this entry ran (and was fetched), free the first outputs of
+	 * these entries: indices up to this entry's own, each a tensor this
+	 * batch made (not an in-place op's destination), each freed once. */
+	const int *free;
+	int n_free;
 };
-/** Run a batch; outputs[i] receives op i's first output handle. */
+/**
+ * Run a batch; outputs[i] receives entry i's first output handle (of a
+ * freed entry too: that handle is gone). All or nothing: where an entry
+ * fails, every tensor the batch made is freed. No entry may fetch here.
+ * @return 0, -EINVAL (bad entry: op and put both or neither, a free naming a
+ * later entry, fetch), -ENOTSUP (a put not in host memory), -DJ_ELIMIT (puts
+ * over DJ_BATCH_PUT_MAX in all: PUT them instead), or the server's error.
+ */
 int dj_execute_batch(struct dj_conn *conn, const struct dj_batch_op *ops, int n_ops,
 		     uint64_t *outputs);
 
@@ -187,6 +210,19 @@ int dj_execute_async(struct dj_conn *conn, const char *op, const uint64_t *input
 		     dj_future_cb cb, void *arg, struct dj_future **future);
 int dj_free_async(struct dj_conn *conn, uint64_t handle,
 		  dj_future_cb cb, void *arg, struct dj_future **future);
+/**
+ * A batch, asynchronously: the request and its puts' bytes are sent before
+ * this returns (the put tensors may be reused at once). The fetched outputs'
+ * bytes land back to back, in entry order, in fetch_buf (host memory;
+ * fetch_len must be exactly their total size, else the future fails with
+ * -EMSGSIZE), which must stay valid until the future completes. Entry
+ * handles: dj_future_batch_handles().
+ * @return 0 (then the future tells the batch's result), -EINVAL, -ENOTSUP,
+ * -ENOMEM, or a connection error.
+ */
+int dj_execute_batch_async(struct dj_conn *conn, const struct dj_batch_op *ops, int n_ops,
+			   void *fetch_buf, uint64_t fetch_len,
+			   dj_future_cb cb, void *arg, struct dj_future **future);
 
 /** Wait for completion (timeout_ms < 0: the request's own timeout); returns
  * the request's result, or -ETIMEDOUT (the future stays pending). */
@@ -201,6 +237,9 @@ int dj_future_handle(const struct dj_future *future, uint64_t *handle,
  * a negative error. */
 int dj_future_outputs(const struct dj_future *future, uint64_t *handles,
 		      struct dj_tensor_desc *descs, int max);
+/** First output handle of every entry of a completed batch, up to max;
+ * returns their number, or a negative error (the batch's). */
+int dj_future_batch_handles(const struct dj_future *future, uint64_t *handles, int max);
 /** Error text of a failed request ("" otherwise); valid until release. */
 const char *dj_future_error(const struct dj_future *future);
 /** Release the caller's reference; a pending request completes unseen. */

@@ -340,7 +340,7 @@ static int elementwise(struct mem_backend *mb, struct mem_session *s, const char
 
 static int check_args(const char *op, struct tensor **in, int n_in, char *err)
 {
-	int want = strcmp(op, "add") == 0 ? 2 : 1;
+	int want = strcmp(op, "add") == 0 || strcmp(op, "iadd") == 0 ? 2 : 1;
 
 	if (n_in != want) {
 		snprintf(err, CTL_ERRMSG_MAX, "%s takes %d inputs, got %d", op, want, n_in);
@@ -364,7 +364,7 @@ static int mb_execute(void *ctx, void *session, const char *op, const uint64_t *
 		      int n_in, const cJSON *attrs, uint64_t *outputs,
 		      struct dj_tensor_desc *out_desc, int *n_out, char *err)
 {
-	static const char *const known[] = {"add", "scale", "sleep", "dup", NULL};
+	static const char *const known[] = {"add", "scale", "sleep", "dup", "iadd", NULL};
 	struct mem_backend *mb = ctx;
 	struct tensor *in[DJ_MAX_OP_ARGS] = {0}, *out[2] = {0};
 	int rc = -DJ_EUNKNOWN_OP, got = 0, i;
@@ -387,6 +387,17 @@ static int mb_execute(void *ctx, void *session, const char *op, const uint64_t *
 
 		nanosleep(&ts, NULL);
 	}
+	if (rc == 0 && strcmp(op, "iadd") == 0) {
+		/* In place: the result is input 0 itself, as slice_write's. */
+		float *a = (float *)in[0]->data, *b = (float *)in[1]->data;
+
+		for (uint64_t k = 0; k < in[0]->nbytes / 4; k++)
+			a[k] += b[k];
+		outputs[0] = in[0]->handle;
+		out_desc[0] = in[0]->desc;
+		*n_out = 1;
+		goto unref;
+	}
 	if (rc == 0)
 		rc = elementwise(mb, session, op, in, n_in, attrs, &out[0], err);
 	*n_out = 0;
@@ -400,6 +411,7 @@ static int mb_execute(void *ctx, void *session, const char *op, const uint64_t *
 		}
 		(*n_out)++;
 	}
+unref:
 	pthread_mutex_lock(&mb->lock);
 	for (i = 0; i < got; i++)
 		tensor_unref_locked(mb, in[i]);

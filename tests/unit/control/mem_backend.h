@@ -5,7 +5,8 @@
 /*
  * A host-memory backend for the control-plane tests and bench: tensors in
  * malloc'ed buffers, a few operations ("add", "scale", "sleep", "dup",
- * "fail"), per-session byte limits. Test code, not the production store.
+ * "fail", and "iadd": input 0 += input 1 in place, returning input 0),
+ * per-session byte limits. Test code, not the production store.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -218,6 +218,105 @@ static void test_execute_and_batch(void)
 	env_down(&e);
 }
 
+/* Puts, fetches and frees inside one batch: (a + b) * 2 computed from bytes
+ * carried in the request and read back from the reply, nothing left behind;
+ * an in-place op's destination is neither freed by the batch nor by its
+ * failure. */
+static void batch_put_fetch_free(int chunked)
+{
+	struct mem_backend_options mbo = {.chunked = chunked};
+	float a[4] = {1, 2, 3, 4}, b[4] = {10, 20, 30, 40}, got[8], acc[4] = {100, 100, 100, 100};
+	struct dj_tensor ta = f32_vec(a, 4), tb = f32_vec(b, 4), tacc = f32_vec(acc, 4);
+	uint64_t outs[4], hacc;
+	struct dj_future *f;
+	char hacc_s[20];
+	struct env e;
+	int live;
+
+	env_up(&e, NULL, &mbo);
+	live = mem_backend_live(e.fx.mb);
+	struct dj_batch_op ops[4] = {
+		{.put = &ta},
+		{.put = &tb},
+		{.op = "add", .inputs = {"$0", "$1"}, .n_in = 2, .fetch = 1,
+		 .free = (const int[]){0, 1}, .n_free = 2},
+		{.op = "scale", .inputs = {"$2"}, .n_in = 1, .attrs_json = "{\"factor\":2}",
+		 .fetch = 1, .free = (const int[]){2, 3}, .n_free = 2},
+	};
+	CU_ASSERT_EQUAL_FATAL(dj_execute_batch_async(e.conn, ops, 4, got, sizeof(got), NULL, NULL,
+						     &f), 0);
+	CU_ASSERT_EQUAL(dj_future_wait(f, -1), 0);
+	CU_ASSERT_EQUAL(dj_future_batch_handles(f, outs, 4), 4);
+	dj_future_release(f);
+	CU_ASSERT(got[0] == 11 && got[3] == 44 && got[4] == 22 && got[7] == 88);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), live);
+	CU_ASSERT_EQUAL(dj_describe(e.conn, outs[3], &tb.desc), -DJ_EHANDLE);
+	/* A fetch buffer of the wrong size: the reply is refused, not spilled. */
+	CU_ASSERT_EQUAL_FATAL(dj_execute_batch_async(e.conn, ops, 4, got, sizeof(got) - 4, NULL,
+						     NULL, &f), 0);
+	CU_ASSERT_EQUAL(dj_future_wait(f, -1), -EMSGSIZE);
+	dj_future_release(f);
+	/* The client refuses entries it can tell are wrong. */
+	ops[0].op = "scale";
+	CU_ASSERT_EQUAL(dj_execute_batch(e.conn, ops, 1, outs), -EINVAL);
+	ops[0].op = NULL;
+	CU_ASSERT_EQUAL(dj_execute_batch(e.conn, ops, 4, outs), -EINVAL); /* fetch, no buffer */
+
+	/* In place: the destination survives the batch's frees and failure. */
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &tacc, &hacc), 0);
+	ctl_handle_format(hacc, hacc_s);
+	live = mem_backend_live(e.fx.mb);
+	struct dj_batch_op inplace[3] = {
+		{.put = &ta},
+		{.op = "iadd", .inputs = {hacc_s, "$0"}, .n_in = 2, .free = (const int[]){0},
+		 .n_free = 1},
+		{.op = "scale", .inputs = {"$1"}, .n_in = 1, .free = (const int[]){1}, .n_free = 1},
+	};
+	CU_ASSERT_EQUAL(dj_execute_batch(e.conn, inplace, 3, outs), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(e.conn), "batch op 2"));
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), live);
+	inplace[2].n_free = 0;
+	inplace[2].op = "nope";
+	CU_ASSERT_EQUAL(dj_execute_batch(e.conn, inplace, 3, outs), -DJ_EUNKNOWN_OP);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), live);
+	CU_ASSERT_EQUAL(dj_get(e.conn, hacc, &tacc), 0);
+	/* Both failed batches ran iadd before failing: the destination is not
+	 * restored (documented), only never freed. */
+	CU_ASSERT(acc[0] == 102 && acc[3] == 108);
+	CU_ASSERT_EQUAL(dj_execute_batch(e.conn, inplace, 2, outs), 0);
+	CU_ASSERT_EQUAL(outs[1], hacc);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), live);
+	CU_ASSERT_EQUAL(dj_free(e.conn, hacc), 0);
+	env_down(&e);
+}
+
+static void test_batch_put_fetch_free(void)
+{
+	batch_put_fetch_free(0);
+	batch_put_fetch_free(1);
+}
+
+/* An EXECUTE's payload beyond the server's limit is refused and skipped; the
+ * connection goes on serving. */
+static void test_batch_payload_limit(void)
+{
+	int64_t n = (int64_t)(DJ_BATCH_PUT_MAX / 4) + 1;
+	float *big = calloc((size_t)n, sizeof(float));
+	struct dj_tensor t = f32_vec(big, n);
+	struct dj_batch_op op = {.put = &t};
+	uint64_t out;
+	struct env e;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	env_up(&e, NULL, NULL);
+	CU_ASSERT_EQUAL(dj_execute_batch(e.conn, &op, 1, &out), -DJ_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(e.conn), "at most"));
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 0);
+	env_down(&e);
+	free(big);
+}
+
 #define N_FLIGHT 1000
 
 /* A callback runs on the reader thread just after its future is marked
@@ -495,6 +594,31 @@ static const struct bad_input catalogue[] = {
 	{"batch reference to nothing",
 	 "{\"id\":8,\"type\":\"EXECUTE\",\"batch\":[{\"op\":\"scale\",\"inputs\":[\"$3\"]}]}",
 	 NULL, 0, 0, 0, -EINVAL, 0},
+	{"batch payload longer than its puts",
+	 "{\"id\":8,\"type\":\"EXECUTE\",\"batch\":[{\"put\":{\"dtype\":\"float32\",\"shape\":[4]}}]}",
+	 NULL, 0, 20, 20, -EMSGSIZE, 0},
+	{"batch put longer than the payload",
+	 "{\"id\":8,\"type\":\"EXECUTE\",\"batch\":[{\"put\":{\"dtype\":\"float32\",\"shape\":[4]}}]}",
+	 NULL, 0, 10, 10, -EMSGSIZE, 0},
+	{"batch entry with op and put",
+	 "{\"id\":8,\"type\":\"EXECUTE\",\"batch\":[{\"op\":\"scale\",\"inputs\":[],"
+	 "\"put\":{\"dtype\":\"float32\",\"shape\":[1]}}]}", NULL, 0, 4, 4, -EINVAL, 0},
+	{"batch fetch not a boolean",
+	 "{\"id\":8,\"type\":\"EXECUTE\",\"batch\":[{\"put\":{\"dtype\":\"float32\",\"shape\":[1]},"
+	 "\"fetch\":1}]}", NULL, 0, 4, 4, -EINVAL, 0},
+	{"batch free not an array",
+	 "{\"id\":8,\"type\":\"EXECUTE\",\"batch\":[{\"put\":{\"dtype\":\"float32\",\"shape\":[1]},"
+	 "\"free\":\"$0\"}]}", NULL, 0, 4, 4, -EINVAL, 0},
+	{"batch frees an entry twice",
+	 "{\"id\":8,\"type\":\"EXECUTE\",\"batch\":[{\"put\":{\"dtype\":\"float32\",\"shape\":[1]},"
+	 "\"free\":[\"$0\",\"$0\"]}]}", NULL, 0, 4, 4, -EINVAL, 0},
+	{"batch frees a later entry",
+	 "{\"id\":8,\"type\":\"EXECUTE\",\"batch\":[{\"put\":{\"dtype\":\"float32\",\"shape\":[1]},"
+	 "\"free\":[\"$1\"]},{\"put\":{\"dtype\":\"float32\",\"shape\":[1]}}]}",
+	 NULL, 0, 8, 8, -EINVAL, 0},
+	{"batch frees a tensor it did not make",
+	 "{\"id\":8,\"type\":\"EXECUTE\",\"batch\":[{\"op\":\"scale\",\"inputs\":[\"0x1\"],"
+	 "\"free\":[\"0x1\"]}]}", NULL, 0, 0, 0, -DJ_EHANDLE, 0},
 	{"PATH to nowhere", "{\"id\":9,\"type\":\"PATH\",\"path\":\"carrier-pigeon\"}", NULL, 0, 0, 0, -EINVAL, 0},
 	{"PATH dpdk on a TCP-only server", "{\"id\":9,\"type\":\"PATH\",\"path\":\"dpdk\"}",
 	 NULL, 0, 0, 0, -DJ_ENODPDK, 0},
@@ -1207,6 +1331,8 @@ int main(int argc, char **argv)
 		{"PUT/GET through a chunked backend", test_put_get_chunked_backend},
 		{"alloc, describe, put_into, free, errors", test_tensor_lifecycle},
 		{"EXECUTE and batches", test_execute_and_batch},
+		{"batch puts, fetches and frees", test_batch_put_fetch_free},
+		{"batch payload limit", test_batch_payload_limit},
 		{"1000 requests in flight, out of order", test_thousand_in_flight_out_of_order},
 		{"auth: none, wrong, right token", test_auth},
 		{"auth: raw refusals close", test_auth_raw_refusals},

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_TEST_GRAPH_SERVERS_H
+#define DJINN_TEST_GRAPH_SERVERS_H
+
+/*
+ * Servers for the graph's integration tests: djinn-dp's runtime (host
+ * memory, CPU operations) behind a real control-plane server on loopback,
+ * one client session each. The backend is wrapped to count what reaches it:
+ * uploads (write_begin: a PUT or a batch's put) and frees.
+ */
+#include <stdatomic.h>
+
+#include "djinn/djinn.h"
+#include "runtime/runtime.h"
+
+struct test_server {
+	struct rt_runtime *rt;
+	struct ctl_server *srv;
+	struct dj_client *cl;
+	struct dj_conn *conn;
+	atomic_int uploads;
+	atomic_int frees;
+};
+
+int test_server_start(struct test_server *s);
+void test_server_stop(struct test_server *s);
+/* Tensors the session holds now (the runtime's count, from STATS), after a
+ * PING so that FREEs sent without waiting have been served. */
+int test_server_tensors(struct test_server *s);
+
+#endif
