@@ -55,6 +55,19 @@ static void complete_locked(struct dj_conn *conn, struct dj_future *f, int rc, c
 	pthread_cond_broadcast(&conn->cond);
 }
 
+/* One debug line per reply, naming its request (from the reader thread,
+ * which works for no request itself). */
+static void future_log(const struct dj_future *f, cJSON *reply)
+{
+	char why[CTL_ERRMSG_MAX] = "";
+	int rc = ctl_client_reply_error(reply, why);
+
+	djc_log_req_set(f->trace);
+	djc_log(DJ_LOG_DEBUG, TAG, "%s %s in %.3f ms%s%s", f->type, rc == 0 ? "ok" : "failed",
+		(double)(djc_time_ns() - f->t0) / 1e6, rc == 0 ? "" : ": ", why);
+	djc_log_req_set(NULL);
+}
+
 static void run_callback_and_unref(struct dj_future *f)
 {
 	if (f->cb != NULL)
@@ -187,6 +200,8 @@ static int read_reply(struct dj_conn *conn)
 		cJSON_Delete(msg);
 		return rc;
 	}
+	if (f != NULL && DJ_LOG_DEBUG <= dj_log_get_level())
+		future_log(f, msg);
 	if (f == NULL) {
 		/* id 0: the server speaks of the connection itself (why it closes). */
 		ctl_client_reply_error(msg, conn->last_error);
@@ -305,6 +320,13 @@ int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, ui
 	f->cb = cb;
 	f->arg = arg;
 	f->deadline_ns = timeout > 0 ? djc_time_ns() + (uint64_t)timeout * 1000000ull : UINT64_MAX;
+	f->t0 = djc_time_ns();
+	snprintf(f->type, sizeof(f->type), "%s",
+		 cJSON_IsString(cJSON_GetObjectItem(msg, "type")) ?
+		 cJSON_GetObjectItem(msg, "type")->valuestring : "?");
+	snprintf(f->trace, sizeof(f->trace), "%s",
+		 cJSON_IsString(cJSON_GetObjectItem(msg, "trace")) ?
+		 cJSON_GetObjectItem(msg, "trace")->valuestring : "");
 	rc = claim_slot(conn, f);
 	if (rc == 0) {
 		cJSON_AddNumberToObject(msg, "id", (double)f->id);
