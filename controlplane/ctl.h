@@ -231,10 +231,10 @@ struct ctl_request_stats {
 	uint64_t dp_failures;    /**< data-plane transfers that failed */
 	uint64_t jobs_queued;    /**< waiting for a worker now */
 	uint64_t jobs_running;   /**< on a worker now */
-	/** Sessions now (as of the last sweep, at most 100 ms old): with a
-	 *  connection, lingering without one, and by path. */
-	uint64_t sessions_attached, sessions_lingering;
-	uint64_t sessions_by_path[3];
+	/** Sessions now (as of the last sweep, at most 100 ms old), by
+	 *  state (1: a connection holds it, 0: lingering without one) and
+	 *  path (enum dj_path). */
+	uint64_t sessions[2][3];
 };
 
 /** Read the request counters (never blocks the epoll thread). */

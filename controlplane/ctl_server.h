@@ -211,7 +211,7 @@ struct ctl_server {
 	pthread_mutex_t snap_lock;
 	struct ctl_session_info *snap;
 	int n_snap, snap_total;
-	uint64_t snap_attached, snap_lingering, snap_by_path[3];
+	uint64_t snap_count[2][3];
 	uint64_t next_snap_ns;
 };
 

@@ -135,9 +135,7 @@ void ctl_server_request_stats(struct ctl_server *srv, struct ctl_request_stats *
 	out->jobs_running = srv->jobs_running;
 	pthread_mutex_unlock(&srv->lock);
 	pthread_mutex_lock(&srv->snap_lock);
-	out->sessions_attached = srv->snap_attached;
-	out->sessions_lingering = srv->snap_lingering;
-	memcpy(out->sessions_by_path, srv->snap_by_path, sizeof(out->sessions_by_path));
+	memcpy(out->sessions, srv->snap_count, sizeof(out->sessions));
 	pthread_mutex_unlock(&srv->snap_lock);
 }
 
@@ -148,18 +146,14 @@ void ctl_server_request_stats(struct ctl_server *srv, struct ctl_request_stats *
 void ctl_sessions_publish(struct ctl_server *srv, uint64_t now)
 {
 	struct ctl_session_info *list;
-	uint64_t attached = 0, lingering = 0, by_path[3] = {0};
+	uint64_t count[2][3] = {{0}};
 	int n = 0, total = 0;
 
 	for (struct ctl_session *s = srv->sessions; s != NULL; s = s->next)
 		total++;
 	list = calloc(total < SNAP_MAX ? (size_t)total + 1 : SNAP_MAX, sizeof(*list));
 	for (struct ctl_session *s = srv->sessions; s != NULL; s = s->next) {
-		if (s->conn != NULL)
-			attached++;
-		else
-			lingering++;
-		by_path[s->path]++;
+		count[s->conn != NULL][s->path]++;
 		if (list == NULL || n == SNAP_MAX)
 			continue;
 		struct ctl_session_info *i = &list[n++];
@@ -179,9 +173,7 @@ void ctl_sessions_publish(struct ctl_server *srv, uint64_t now)
 	srv->snap = list;
 	srv->n_snap = list != NULL ? n : 0;
 	srv->snap_total = total;
-	srv->snap_attached = attached;
-	srv->snap_lingering = lingering;
-	memcpy(srv->snap_by_path, by_path, sizeof(by_path));
+	memcpy(srv->snap_count, count, sizeof(count));
 	pthread_mutex_unlock(&srv->snap_lock);
 }
 
@@ -227,8 +219,10 @@ void ctl_stats_json(struct ctl_server *srv, cJSON *so)
 	cJSON *bounds = cJSON_CreateArray(), *counts = cJSON_CreateArray();
 
 	ctl_server_request_stats(srv, &st);
-	cJSON_AddNumberToObject(so, "sessions_attached", (double)st.sessions_attached);
-	cJSON_AddNumberToObject(so, "sessions_lingering", (double)st.sessions_lingering);
+	cJSON_AddNumberToObject(so, "sessions_attached",
+				(double)(st.sessions[1][DJ_PATH_TCP] + st.sessions[1][DJ_PATH_DPDK]));
+	cJSON_AddNumberToObject(so, "sessions_lingering",
+				(double)(st.sessions[0][DJ_PATH_TCP] + st.sessions[0][DJ_PATH_DPDK]));
 	cJSON_AddNumberToObject(so, "jobs_queued", (double)st.jobs_queued);
 	cJSON_AddNumberToObject(so, "jobs_running", (double)st.jobs_running);
 	cJSON_AddNumberToObject(so, "dp_failures", (double)st.dp_failures);

@@ -193,8 +193,8 @@ static void test_sessions_and_queue(void)
 		CU_ASSERT(s->requests >= (mine ? 2u : 1u));
 	}
 	ctl_server_request_stats(fx.srv, &st);
-	CU_ASSERT_EQUAL(st.sessions_attached, 2);
-	CU_ASSERT_EQUAL(st.sessions_by_path[DJ_PATH_TCP], 2);
+	CU_ASSERT_EQUAL(st.sessions[1][DJ_PATH_TCP], 2);
+	CU_ASSERT_EQUAL(st.sessions[0][DJ_PATH_TCP] + st.sessions[1][DJ_PATH_DPDK], 0);
 
 	/* One worker, three 300 ms jobs: one runs, two wait. */
 	for (int i = 0; i < 3; i++)
