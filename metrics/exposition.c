@@ -98,8 +98,19 @@ static void sample_start(struct mx_writer *w, const char *name, const char *labe
 		wprintf(w, "%s ", name);
 }
 
+/* The shortest of %.15g / %.17g that reads back as v. */
+static const char *shortest(char buf[32], double v)
+{
+	snprintf(buf, 32, "%.15g", v);
+	if (strtod(buf, NULL) != v)
+		snprintf(buf, 32, "%.17g", v);
+	return buf;
+}
+
 static void number(struct mx_writer *w, double v)
 {
+	char buf[32];
+
 	if (isnan(v))
 		wprintf(w, "NaN\n");
 	else if (isinf(v))
@@ -107,7 +118,7 @@ static void number(struct mx_writer *w, double v)
 	else if (v == floor(v) && fabs(v) < 9e15)
 		wprintf(w, "%.0f\n", v);
 	else
-		wprintf(w, "%.17g\n", v);
+		wprintf(w, "%s\n", shortest(buf, v));
 }
 
 void mx_sample(struct mx_writer *w, const char *name, const char *labels, double value)
@@ -166,6 +177,7 @@ void mx_histogram(struct mx_writer *w, const char *name, const char *labels,
 	char metric[128];
 	const char *sep = labels != NULL && labels[0] != '\0' ? "," : "";
 	uint64_t cumulative = 0;
+	char le[32];
 
 	if (snprintf(metric, sizeof(metric), "%s_bucket", name) >= (int)sizeof(metric) ||
 	    !name_valid(name)) {
@@ -175,8 +187,9 @@ void mx_histogram(struct mx_writer *w, const char *name, const char *labels,
 	for (unsigned int i = 0; i <= h->n_bounds; i++) {
 		cumulative += h->counts[i];
 		if (i < h->n_bounds)
-			wprintf(w, "%s{%s%sle=\"%.17g\"} %" PRIu64 "\n", metric,
-				labels != NULL ? labels : "", sep, h->bounds[i], cumulative);
+			wprintf(w, "%s{%s%sle=\"%s\"} %" PRIu64 "\n", metric,
+				labels != NULL ? labels : "", sep, shortest(le, h->bounds[i]),
+				cumulative);
 		else
 			wprintf(w, "%s{%s%sle=\"+Inf\"} %" PRIu64 "\n", metric,
 				labels != NULL ? labels : "", sep, cumulative);
@@ -185,6 +198,26 @@ void mx_histogram(struct mx_writer *w, const char *name, const char *labels,
 	mx_sample(w, metric, labels, h->sum);
 	snprintf(metric, sizeof(metric), "%s_count", name);
 	mx_sample_u64(w, metric, labels, cumulative);
+}
+
+double mx_histogram_quantile(const struct mx_histogram *h, double q)
+{
+	uint64_t total = 0, below = 0;
+	double rank;
+
+	for (unsigned int i = 0; i <= h->n_bounds; i++)
+		total += h->counts[i];
+	if (total == 0)
+		return NAN;
+	rank = q * (double)total;
+	for (unsigned int i = 0; i < h->n_bounds; i++) {
+		double lo = i == 0 ? 0.0 : h->bounds[i - 1];
+
+		if ((double)(below + h->counts[i]) >= rank && h->counts[i] > 0)
+			return lo + (h->bounds[i] - lo) * (rank - (double)below) / (double)h->counts[i];
+		below += h->counts[i];
+	}
+	return h->n_bounds > 0 ? h->bounds[h->n_bounds - 1] : NAN;
 }
 
 /* ---- registry ---------------------------------------------------------- */

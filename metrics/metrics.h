@@ -80,6 +80,14 @@ struct mx_histogram {
 void mx_histogram(struct mx_writer *w, const char *name, const char *labels,
 		  const struct mx_histogram *h);
 
+/**
+ * The q-quantile (0..1) of a histogram's observations, interpolated
+ * linearly inside the bucket it falls in, as Prometheus' histogram_quantile
+ * does (the first bucket starts at 0; one beyond the last bound answers that
+ * bound). NaN where there are no observations.
+ */
+double mx_histogram_quantile(const struct mx_histogram *h, double q);
+
 /** Writes whole families into w; called on the HTTP thread, once per scrape. */
 typedef void mx_collect_fn(void *arg, struct mx_writer *w);
 

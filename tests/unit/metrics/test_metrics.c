@@ -81,17 +81,40 @@ static void test_histogram(void)
 	CU_ASSERT_STRING_EQUAL(w.buf,
 		"djinn_d_seconds_bucket{type=\"PUT\",le=\"0.001\"} 2\n"
 		"djinn_d_seconds_bucket{type=\"PUT\",le=\"0.01\"} 2\n"
-		"djinn_d_seconds_bucket{type=\"PUT\",le=\"0.10000000000000001\"} 7\n"
+		"djinn_d_seconds_bucket{type=\"PUT\",le=\"0.1\"} 7\n"
 		"djinn_d_seconds_bucket{type=\"PUT\",le=\"+Inf\"} 8\n"
 		"djinn_d_seconds_sum{type=\"PUT\"} 0.75\n"
 		"djinn_d_seconds_count{type=\"PUT\"} 8\n"
 		"djinn_e_seconds_bucket{le=\"0.001\"} 2\n"
 		"djinn_e_seconds_bucket{le=\"0.01\"} 2\n"
-		"djinn_e_seconds_bucket{le=\"0.10000000000000001\"} 7\n"
+		"djinn_e_seconds_bucket{le=\"0.1\"} 7\n"
 		"djinn_e_seconds_bucket{le=\"+Inf\"} 8\n"
 		"djinn_e_seconds_sum 0.75\n"
 		"djinn_e_seconds_count 8\n");
 	mx_writer_fini(&w);
+}
+
+static void test_quantile(void)
+{
+	static const double bounds[] = {1, 2, 4};
+	uint64_t counts[] = {0, 10, 10, 0};
+	struct mx_histogram h = {3, bounds, counts, 0};
+
+	/* 10 in (1, 2], 10 in (2, 4]: the median is 2, the 75th 3. */
+	CU_ASSERT_DOUBLE_EQUAL(mx_histogram_quantile(&h, 0.5), 2.0, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(mx_histogram_quantile(&h, 0.75), 3.0, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(mx_histogram_quantile(&h, 0.05), 1.1, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(mx_histogram_quantile(&h, 1.0), 4.0, 1e-12);
+	/* Beyond the last bound: that bound. */
+	counts[3] = 100;
+	CU_ASSERT_DOUBLE_EQUAL(mx_histogram_quantile(&h, 0.99), 4.0, 1e-12);
+	/* The first bucket starts at 0. */
+	uint64_t first[] = {4, 0, 0, 0};
+	struct mx_histogram f = {3, bounds, first, 0};
+	CU_ASSERT_DOUBLE_EQUAL(mx_histogram_quantile(&f, 0.5), 0.5, 1e-12);
+	uint64_t none[] = {0, 0, 0, 0};
+	struct mx_histogram e = {3, bounds, none, 0};
+	CU_ASSERT(isnan(mx_histogram_quantile(&e, 0.5)));
 }
 
 static void collect_a(void *arg, struct mx_writer *w)
@@ -271,6 +294,7 @@ int main(int argc, char **argv)
 		{"labels escaped, too small refused", test_labels},
 		{"families and samples byte for byte", test_samples_and_families},
 		{"histograms: cumulative buckets, +Inf, sum, count", test_histogram},
+		{"quantiles interpolated in their bucket", test_quantile},
 		{"registry: order, duplicates, removal waits for a scrape", test_registry},
 		{"ADDR:PORT parsed", test_parse_listen},
 		{"HTTP: /metrics, 404, 405, 500, stop", test_http},
