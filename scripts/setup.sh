@@ -13,7 +13,7 @@ builddir=${1:-build}
 
 packages=(meson ninja-build pkg-config gcc python3-pyelftools dpkg-dev xz-utils
 	libnuma-dev libcjson-dev libcunit1-dev libssl-dev openssl iproute2 procps python3-numpy
-	libmicrohttpd-dev)
+	libmicrohttpd-dev prometheus tmux python3-matplotlib)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

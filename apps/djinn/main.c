@@ -61,6 +61,9 @@ static void usage(void)
 	       "  --path auto|tcp|dpdk  data path for tensor bytes (default auto)\n"
 	       "  --dp-ip A.B.C.D    this side's data-plane IPv4 with EAL args (198.18.0.2)\n"
 	       "  --dp-idle-sleep-us N  idle data-plane lcore naps N us (shared cores)\n"
+	       "  --log-level LEVEL  err, warn (default), notice, info, debug (debug: a line\n"
+	       "                     per request, with the request id the server logs too)\n"
+	       "  --log-format FORMAT  text (default) or json (one object per line)\n"
 	       "\n"
 	       "With EAL args (and \"--\"), djinn starts a DPDK data path, by default on\n"
 	       "--vdev '%s'.\n",
@@ -287,7 +290,21 @@ out:
 }
 
 enum { OPT_HOST = 256, OPT_PORT, OPT_TOKEN_FILE, OPT_TLS, OPT_TLS_CA, OPT_PATH, OPT_ATTRS,
-       OPT_SIZE, OPT_SEED, OPT_DP_IP, OPT_DP_IDLE_SLEEP };
+       OPT_SIZE, OPT_SEED, OPT_DP_IP, OPT_DP_IDLE_SLEEP, OPT_LOG_LEVEL, OPT_LOG_FORMAT };
+
+static int log_option(int is_level, const char *arg)
+{
+	enum dj_log_level level;
+	enum djc_log_format format;
+
+	if (is_level && djc_log_level_parse(arg, &level) == 0)
+		dj_log_set_level(level);
+	else if (!is_level && djc_log_format_parse(arg, &format) == 0)
+		djc_log_set_format(format);
+	else
+		return -EINVAL;
+	return 0;
+}
 
 static int parse_args(int argc, char **argv, struct client_args *a)
 {
@@ -303,6 +320,8 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 		{"seed", required_argument, NULL, OPT_SEED},
 		{"dp-ip", required_argument, NULL, OPT_DP_IP},
 		{"dp-idle-sleep-us", required_argument, NULL, OPT_DP_IDLE_SLEEP},
+		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -327,6 +346,14 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 		case OPT_SEED: a->seed = (unsigned int)strtoul(optarg, NULL, 0); break;
 		case OPT_DP_IP: a->dp_ip = optarg; break;
 		case OPT_DP_IDLE_SLEEP: a->dp_idle_sleep_us = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case OPT_LOG_LEVEL:
+		case OPT_LOG_FORMAT:
+			if (log_option(c == OPT_LOG_LEVEL, optarg) != 0) {
+				fprintf(stderr, "djinn: bad value '%s' for --log-%s\n", optarg,
+					c == OPT_LOG_LEVEL ? "level" : "format");
+				return -EINVAL;
+			}
+			break;
 		case 'o': a->output = optarg; break;
 		case 'n': a->count = atoi(optarg); break;
 		default:
@@ -365,6 +392,18 @@ static int start_dataplane(struct client_args *a, struct dp_engine **dp,
 	return rc;
 }
 
+/* --log-format json, looked for before EAL starts so that its lines are
+ * JSON too. */
+static int wants_json_log(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--log-format=json") == 0 ||
+		    (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc &&
+		     strcmp(argv[i + 1], "json") == 0))
+			return 1;
+	return 0;
+}
+
 static int has_separator(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
@@ -389,6 +428,10 @@ int main(int argc, char **argv)
 	a.seed = (unsigned int)djc_time_ns();
 	/* EAL first (it finds the split), the data path once the options are known. */
 	int want_dpdk = has_separator(argc, argv), eal_rc = 0;
+	if (wants_json_log(argc, argv)) {
+		djc_log_set_format(DJC_LOG_JSON);
+		dp_eal_log_bridge();
+	}
 	if (want_dpdk) {
 		struct dp_eal_options eal_opts = {.default_vdev = CLIENT_VDEV};
 
