@@ -24,6 +24,7 @@
 #include "dataplane/eal.h"
 #include "djinn/npy.h"
 #include "tensor/ops.h"
+#include "top.h"
 
 #define CLIENT_VDEV "net_memif0,role=client,socket=/tmp/djinn-dp.memif,socket-abstract=no,bsize=9216"
 
@@ -37,6 +38,7 @@ struct client_args {
 	int size;
 	int count;
 	int use_dpdk;
+	struct top_options top;
 };
 
 static void usage(void)
@@ -52,6 +54,10 @@ static void usage(void)
 	       "                               (printed, or saved with -o)\n"
 	       "  demo [--size N] [--seed S]   x, y random NxN (100): matmul, + bias, relu on\n"
 	       "                               the server; checked against the local CPU\n"
+	       "  top [HOST:PORT ...] [--interval S] [--once]\n"
+	       "                               live view of the server (and those named):\n"
+	       "                               sessions, requests/s, bytes in/out, latency,\n"
+	       "                               memory, queue; q or Ctrl-C quits\n"
 	       "\n"
 	       "Options:\n"
 	       "  --host ADDR        server (default 127.0.0.1)\n"
@@ -290,7 +296,8 @@ out:
 }
 
 enum { OPT_HOST = 256, OPT_PORT, OPT_TOKEN_FILE, OPT_TLS, OPT_TLS_CA, OPT_PATH, OPT_ATTRS,
-       OPT_SIZE, OPT_SEED, OPT_DP_IP, OPT_DP_IDLE_SLEEP, OPT_LOG_LEVEL, OPT_LOG_FORMAT };
+       OPT_SIZE, OPT_SEED, OPT_DP_IP, OPT_DP_IDLE_SLEEP, OPT_LOG_LEVEL, OPT_LOG_FORMAT,
+       OPT_INTERVAL, OPT_ONCE };
 
 static int log_option(int is_level, const char *arg)
 {
@@ -322,6 +329,8 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 		{"dp-idle-sleep-us", required_argument, NULL, OPT_DP_IDLE_SLEEP},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+		{"interval", required_argument, NULL, OPT_INTERVAL},
+		{"once", no_argument, NULL, OPT_ONCE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -354,14 +363,17 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 				return -EINVAL;
 			}
 			break;
+		case OPT_INTERVAL: a->top.interval_s = strtod(optarg, NULL); break;
+		case OPT_ONCE: a->top.once = 1; break;
 		case 'o': a->output = optarg; break;
 		case 'n': a->count = atoi(optarg); break;
 		default:
 			return -EINVAL;
 		}
 	}
-	if (a->size < 1 || a->size > 8192 || a->count < 1) {
-		fprintf(stderr, "djinn: --size 1..8192, -n >= 1\n");
+	if (a->size < 1 || a->size > 8192 || a->count < 1 || !(a->top.interval_s >= 0.1) ||
+	    a->top.interval_s > 3600) {
+		fprintf(stderr, "djinn: --size 1..8192, -n >= 1, --interval 0.1..3600\n");
 		return -EINVAL;
 	}
 	return optind;
@@ -414,7 +426,8 @@ static int has_separator(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct client_args a = {.size = 100, .count = 5, .dp_ip = "198.18.0.2"};
+	struct client_args a = {.size = 100, .count = 5, .dp_ip = "198.18.0.2",
+				.top = {.interval_s = 1.0}};
 	struct dp_engine *dp = NULL;
 	struct dj_datapath datapath;
 	struct dj_client *client = NULL;
@@ -464,6 +477,8 @@ int main(int argc, char **argv)
 		status = cmd_ping(conn, &a);
 	} else if (strcmp(cmd, "stats") == 0) {
 		status = cmd_stats(conn);
+	} else if (strcmp(cmd, "top") == 0) {
+		status = top_main(conn, &a.opts, &a.top, app_argc - first - 1, app_argv + first + 1);
 	} else if (strcmp(cmd, "run") == 0) {
 		status = cmd_run(conn, &a, app_argc - first - 1, app_argv + first + 1);
 	} else {
