@@ -192,12 +192,9 @@ static int put_async_traced(struct dj_conn *conn, const struct dj_tensor *t, uin
 static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t into,
 		     dj_future_cb cb, void *arg, struct dj_future **future)
 {
-	char saved[DJC_REQ_ID_MAX];
 	int rc;
 
-	ctl_client_trace_begin(saved);
-	rc = put_async_traced(conn, t, into, cb, arg, future);
-	ctl_client_trace_end(saved);
+	CTL_CLIENT_TRACED(rc, put_async_traced(conn, t, into, cb, arg, future));
 	return rc;
 }
 
@@ -410,12 +407,9 @@ static int get_async_traced(struct dj_conn *conn, uint64_t handle, struct dj_ten
 static int get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
 		     dj_future_cb cb, void *arg, struct dj_future **future)
 {
-	char saved[DJC_REQ_ID_MAX];
 	int rc;
 
-	ctl_client_trace_begin(saved);
-	rc = get_async_traced(conn, handle, t, cb, arg, future);
-	ctl_client_trace_end(saved);
+	CTL_CLIENT_TRACED(rc, get_async_traced(conn, handle, t, cb, arg, future));
 	return rc;
 }
 

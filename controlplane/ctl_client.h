@@ -110,6 +110,14 @@ cJSON *ctl_client_msg(const char *type);
  * id (an outer call's where one is set); saved is what _end restores. */
 void ctl_client_trace_begin(char saved[DJC_REQ_ID_MAX]);
 void ctl_client_trace_end(const char saved[DJC_REQ_ID_MAX]);
+/* rc = call, all of whose requests share one id. */
+#define CTL_CLIENT_TRACED(rc, call)                                             \
+	do {                                                                    \
+		char saved_trace_[DJC_REQ_ID_MAX];                              \
+		ctl_client_trace_begin(saved_trace_);                           \
+		(rc) = (call);                                                  \
+		ctl_client_trace_end(saved_trace_);                             \
+	} while (0)
 uint32_t ctl_client_backoff_ms(const struct dj_client *cl, int attempt);
 
 #endif

@@ -60,6 +60,22 @@ static void one(struct mx_writer *w, const char *name, enum mx_type type, const 
 	mx_sample_u64(w, name, NULL, value);
 }
 
+/* A counter family of the control plane's [path][direction] figures. */
+static void by_path_dir(struct mx_writer *w, const char *name, const char *help,
+			const uint64_t v[3][CTL_DIRS])
+{
+	char l[LABELS];
+
+	mx_family(w, name, MX_COUNTER, help);
+	for (int p = DJ_PATH_TCP; p <= DJ_PATH_DPDK; p++) {
+		for (int d = 0; d < CTL_DIRS; d++) {
+			mx_labels(l, sizeof(l), "path", dj_path_name((enum dj_path)p), "direction",
+				  dir_name[d], NULL);
+			mx_sample_u64(w, name, l, v[p][d]);
+		}
+	}
+}
+
 static void collect_control(struct srv_view *v, struct mx_writer *w)
 {
 	static const char *const state_name[2] = {"lingering", "attached"};
@@ -115,25 +131,10 @@ static void collect_control(struct srv_view *v, struct mx_writer *w)
 	one(w, "djinn_requests_running", MX_GAUGE, "Requests on a worker thread now.",
 	    r.jobs_running);
 
-	mx_family(w, "djinn_tensor_bytes_total", MX_COUNTER,
-		  "Tensor bytes that reached their destination, by path and direction "
-		  "(in: PUT, out: GET).");
-	for (int p = DJ_PATH_TCP; p <= DJ_PATH_DPDK; p++) {
-		for (int d = 0; d < CTL_DIRS; d++) {
-			mx_labels(l, sizeof(l), "path", dj_path_name((enum dj_path)p), "direction",
-				  dir_name[d], NULL);
-			mx_sample_u64(w, "djinn_tensor_bytes_total", l, r.tensor_bytes[p][d]);
-		}
-	}
-	mx_family(w, "djinn_tensor_transfers_total", MX_COUNTER,
-		  "Tensor transfers completed, by path and direction.");
-	for (int p = DJ_PATH_TCP; p <= DJ_PATH_DPDK; p++) {
-		for (int d = 0; d < CTL_DIRS; d++) {
-			mx_labels(l, sizeof(l), "path", dj_path_name((enum dj_path)p), "direction",
-				  dir_name[d], NULL);
-			mx_sample_u64(w, "djinn_tensor_transfers_total", l, r.tensor_transfers[p][d]);
-		}
-	}
+	by_path_dir(w, "djinn_tensor_bytes_total", "Tensor bytes that reached their destination, "
+		    "by path and direction (in: PUT, out: GET).", r.tensor_bytes);
+	by_path_dir(w, "djinn_tensor_transfers_total",
+		    "Tensor transfers completed, by path and direction.", r.tensor_transfers);
 	one(w, "djinn_dataplane_transfer_failures_total", MX_COUNTER,
 	    "Data-plane transfers of requests that failed (the client redoes them over TCP).",
 	    r.dp_failures);

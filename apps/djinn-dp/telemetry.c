@@ -32,6 +32,16 @@ static void add_u64(struct rte_tel_data *d, const char *name, uint64_t v)
 	rte_tel_data_add_dict_u64(d, name, v);
 }
 
+/* A dict to nest in another (freed with it); NULL where memory ran out. */
+static struct rte_tel_data *dict_new(void)
+{
+	struct rte_tel_data *d = rte_tel_data_alloc();
+
+	if (d != NULL)
+		rte_tel_data_start_dict(d);
+	return d;
+}
+
 static int cmd_stats(struct srv_view *v, struct rte_tel_data *d)
 {
 	struct ctl_server_stats s;
@@ -88,12 +98,11 @@ static int cmd_sessions(struct srv_view *v, struct rte_tel_data *d)
 
 	rte_tel_data_start_dict(d);
 	for (int i = 0; i < n && i < MAX; i++) {
-		struct rte_tel_data *s = rte_tel_data_alloc();
+		struct rte_tel_data *s = dict_new();
 		char name[24];
 
 		if (s == NULL)
 			return -ENOMEM;
-		rte_tel_data_start_dict(s);
 		rte_tel_data_add_dict_string(s, "path", dj_path_name(list[i].path));
 		rte_tel_data_add_dict_string(s, "state", list[i].attached ? "attached" : "lingering");
 		rte_tel_data_add_dict_string(s, "peer", list[i].peer);
@@ -120,9 +129,8 @@ static int cmd_requests(struct srv_view *v, struct rte_tel_data *d)
 		struct mx_histogram h = {CTL_LATENCY_BUCKETS, ctl_latency_bounds, r.latency[t], 0};
 		struct rte_tel_data *o;
 
-		if (r.ok[t] + r.errors[t] == 0 || (o = rte_tel_data_alloc()) == NULL)
+		if (r.ok[t] + r.errors[t] == 0 || (o = dict_new()) == NULL)
 			continue;
-		rte_tel_data_start_dict(o);
 		add_u64(o, "ok", r.ok[t]);
 		add_u64(o, "error", r.errors[t]);
 		add_u64(o, "mean_us", (r.latency_sum_ns[t] / (r.ok[t] + r.errors[t])) / 1000);
@@ -139,12 +147,11 @@ static int cmd_lcores(struct srv_view *v, struct rte_tel_data *d)
 
 	rte_tel_data_start_dict(d);
 	for (unsigned int i = 0; v->dp != NULL && dp_engine_lcore_stats(v->dp, i, &st) == 0; i++) {
-		struct rte_tel_data *o = rte_tel_data_alloc();
+		struct rte_tel_data *o = dict_new();
 		char name[16];
 
 		if (o == NULL)
 			return -ENOMEM;
-		rte_tel_data_start_dict(o);
 		add_u64(o, "loop_ns", st.loop_ns);
 		add_u64(o, "busy_ns", st.busy_ns);
 		add_u64(o, "busy_permille", (uint64_t)lround(srv_lcore_busy_ratio(v, i, &st) * 1000));
@@ -164,12 +171,11 @@ static int cmd_memory(struct srv_view *v, struct rte_tel_data *d)
 
 	rte_tel_data_start_dict(d);
 	for (int i = 0; i < n; i++) {
-		struct rte_tel_data *o = rte_tel_data_alloc();
+		struct rte_tel_data *o = dict_new();
 		char name[32];
 
 		if (o == NULL)
 			return -ENOMEM;
-		rte_tel_data_start_dict(o);
 		add_u64(o, "used", m[i].used);
 		add_u64(o, "peak", m[i].peak);
 		add_u64(o, "limit", m[i].limit);

@@ -10,6 +10,7 @@ dp_bin=$1 client_bin=$2
 here=$(cd "$(dirname "$0")" && pwd)
 py=/usr/bin/python3
 prom() { "$py" "$here/prom.py" "$@"; }
+. "$here/lib.sh"
 command -v prometheus >/dev/null && command -v promtool >/dev/null ||
 	{ echo "SKIP: prometheus not installed (Debian package prometheus)"; exit 77; }
 "$py" -c 'import numpy' 2>/dev/null || { echo "SKIP: $py has no numpy (python3-numpy)"; exit 77; }
@@ -31,18 +32,10 @@ fail() {
 }
 t0=$SECONDS
 
-"$dp_bin" --vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
-	-- --ctl-port 0 --metrics 127.0.0.1:0 --stats-interval 0 --dp-idle-sleep-us 20 \
-	>"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 150); do
-	grep -q "control plane: listening" "$work/server.log" && break
-	kill -0 "$server" 2>/dev/null || fail "djinn-dp died"
-	sleep 0.1
-done
-port=$(sed -n 's|^control plane: listening on 127.0.0.1:\([0-9]*\) .*|\1|p' "$work/server.log")
-mport=$(sed -n 's|^metrics: http://127.0.0.1:\([0-9]*\)/metrics$|\1|p' "$work/server.log")
-[ -n "$port" ] && [ -n "$mport" ] || fail "no control or metrics port printed"
+dp_start "$work/server.log" - --vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
+	-- --ctl-port 0 --metrics 127.0.0.1:0 --stats-interval 0 --dp-idle-sleep-us 20
+mport=$(field "$work/server.log" 's|^metrics: http://127.0.0.1:\([0-9]*\)/metrics$|\1|p')
+[ -n "$mport" ] || fail "no metrics port printed"
 grep -q "^data plane: port 0" "$work/server.log" || fail "the data plane did not start"
 
 # Our exposition, as Prometheus' own linter sees it.

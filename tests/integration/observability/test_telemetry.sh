@@ -8,6 +8,7 @@ set -u
 dp_bin=$1 telemetry_py=$2
 here=$(cd "$(dirname "$0")" && pwd)
 py=/usr/bin/python3
+. "$here/lib.sh"
 [ -f "$telemetry_py" ] || { echo "SKIP: no $telemetry_py (scripts/build-dpdk.sh installs it)"; exit 77; }
 
 work=$(mktemp -d /tmp/djinn-test-telemetry.XXXXXX)
@@ -21,16 +22,9 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- stdout"; cat "$work/server.out"; echo "--- stderr"; cat "$work/server.err"; exit 1; }
 
-"$dp_bin" --vdev "net_memif0,role=server,socket=$work/memif.sock,socket-abstract=no,bsize=9216" \
-	-- --ctl-port 0 --stats-interval 0 --dp-idle-sleep-us 20 --log-level debug --log-format json \
-	>"$work/server.out" 2>"$work/server.err" &
-server=$!
-for _ in $(seq 150); do
-	grep -q "control plane: listening" "$work/server.out" && break
-	kill -0 "$server" 2>/dev/null || fail "djinn-dp died"
-	sleep 0.1
-done
-port=$(sed -n 's|^control plane: listening on 127.0.0.1:\([0-9]*\) .*|\1|p' "$work/server.out")
+dp_start "$work/server.out" "$work/server.err" \
+	--vdev "net_memif0,role=server,socket=$work/memif.sock,socket-abstract=no,bsize=9216" \
+	-- --ctl-port 0 --stats-interval 0 --dp-idle-sleep-us 20 --log-level debug --log-format json
 line=$(grep "^telemetry: " "$work/server.out") || fail "no telemetry socket printed"
 sockpath=$(echo "$line" | cut -d' ' -f2)
 prefix=$(echo "$line" | sed -n 's|.*dpdk-telemetry.py -f \([^ ;]*\).*|\1|p')

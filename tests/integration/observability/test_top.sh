@@ -9,6 +9,7 @@ set -u
 dp_bin=$1 client_bin=$2 screen_out=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 py=/usr/bin/python3
+. "$here/lib.sh"
 command -v tmux >/dev/null || { echo "SKIP: tmux not installed"; exit 77; }
 
 work=$(mktemp -d /tmp/djinn-test-top.XXXXXX)
@@ -24,12 +25,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- screen"; cat "$work/screen.txt" 2>/dev/null; echo "--- server"; cat "$work/server.log"; exit 1; }
 
-"$dp_bin" -- --no-dpdk --ctl-port 0 --stats-interval 0 --total-mem-limit 1G \
-	>"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do grep -q "control plane: listening" "$work/server.log" && break; sleep 0.1; done
-port=$(sed -n 's|^control plane: listening on 127.0.0.1:\([0-9]*\) .*|\1|p' "$work/server.log")
-[ -n "$port" ] || fail "server not up"
+dp_start "$work/server.log" - -- --no-dpdk --ctl-port 0 --stats-interval 0 --total-mem-limit 1G
 
 # A session holding one 1 MiB tensor (262144 float32) while top looks.
 mkfifo "$work/in"

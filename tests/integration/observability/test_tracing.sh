@@ -7,6 +7,7 @@
 set -u
 dp_bin=$1 client_bin=$2
 py=/usr/bin/python3
+. "$(dirname "$0")/lib.sh"
 "$py" -c 'import numpy' 2>/dev/null || { echo "SKIP: $py has no numpy (python3-numpy)"; exit 77; }
 work=$(mktemp -d /tmp/djinn-test-trace.XXXXXX)
 sock=$work/memif.sock
@@ -15,16 +16,8 @@ cleanup() { [ -n "$server" ] && kill -INT "$server" 2>/dev/null && wait "$server
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- server"; cat "$work/server.log"; echo "--- client"; cat "$work/client.log"; exit 1; }
 
-"$dp_bin" --vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
-	-- --ctl-port 0 --stats-interval 0 --dp-idle-sleep-us 20 --log-level debug \
-	>"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 150); do
-	grep -q "control plane: listening" "$work/server.log" && break
-	kill -0 "$server" 2>/dev/null || fail "djinn-dp died"
-	sleep 0.1
-done
-port=$(sed -n 's|^control plane: listening on 127.0.0.1:\([0-9]*\) .*|\1|p' "$work/server.log")
+dp_start "$work/server.log" - --vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
+	-- --ctl-port 0 --stats-interval 0 --dp-idle-sleep-us 20 --log-level debug
 "$py" -c "import numpy as np; np.save('$work/a.npy', np.arange(4096, dtype=np.float32))"
 "$client_bin" --vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
 	-- --port "$port" --path dpdk --dp-idle-sleep-us 20 --log-level debug --log-format json \
