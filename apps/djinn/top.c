@@ -297,7 +297,7 @@ static void draw_memory(struct top_screen *sc, const struct top_server *s)
 
 static void draw_lcores(struct top_screen *sc, const struct top_server *s)
 {
-	const cJSON *now = jget(s->cur, "data_plane.lcores"), *l;
+	const cJSON *now = jget(s->cur, "backend.data_plane.lcores"), *l;
 	char text[512], pct[16];
 	size_t len = 0;
 	int i = 0;
@@ -305,7 +305,7 @@ static void draw_lcores(struct top_screen *sc, const struct top_server *s)
 	if (!cJSON_IsArray(now))
 		return;
 	cJSON_ArrayForEach(l, now) {
-		const cJSON *p = cJSON_GetArrayItem(jget(s->prev, "data_plane.lcores"), i);
+		const cJSON *p = cJSON_GetArrayItem(jget(s->prev, "backend.data_plane.lcores"), i);
 		double busy = (jnum(l, "busy_ns") - jnum(p, "busy_ns")) /
 			      (jnum(l, "loop_ns") - jnum(p, "loop_ns"));
 
@@ -328,7 +328,7 @@ static void draw_detail(struct top_screen *sc, const struct top_server *s)
 	line(sc, "%s", "");
 	line(sc, "%s: %s, data plane %s", s->name,
 	     cJSON_IsString(compute) ? compute->valuestring : "?",
-	     cJSON_IsTrue(jget(s->cur, "data_plane.running")) ? "dpdk" : "none (TCP only)");
+	     cJSON_IsTrue(jget(s->cur, "backend.data_plane.running")) ? "dpdk" : "none (TCP only)");
 	type_rates(s, types, sizeof(types));
 	line(sc, "  requests  %.0f answered, %.0f errors; last interval: %s", requests(s->cur, 0),
 	     requests(s->cur, 1), types);

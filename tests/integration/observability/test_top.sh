@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# djinn top under tmux: the screen shows the server's figures (its compute,
-# the memory a session holds, the limit, requests it answered), q exits with
+# djinn top under tmux: the screen shows the server's figures (its compute and
+# data plane (memif, no peer needed), its lcore's busy share, the memory a
+# session holds, the limit, requests it answered), q exits with
 # status 0 and Ctrl-C too, and the terminal is as it was before (echo and
 # canonical mode back).
 #   test_top.sh DJINN_DP DJINN [SCREEN_OUT]
@@ -25,7 +26,8 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- screen"; cat "$work/screen.txt" 2>/dev/null; echo "--- server"; cat "$work/server.log"; exit 1; }
 
-dp_start "$work/server.log" - -- --no-dpdk --ctl-port 0 --stats-interval 0 --total-mem-limit 1G
+dp_start "$work/server.log" - --vdev "net_memif0,role=server,socket=$work/memif.sock,socket-abstract=no,bsize=9216" \
+	-- --ctl-port 0 --stats-interval 0 --total-mem-limit 1G --dp-idle-sleep-us 20
 
 # A session holding one 1 MiB tensor (262144 float32) while top looks.
 mkfifo "$work/in"
@@ -57,7 +59,9 @@ for _ in $(seq 50); do
 done
 [ -n "$shown" ] || fail "the screen does not show the session's tensor and the PINGs"
 grep -q "^127.0.0.1:$port .* 2/0 " "$work/screen.txt" || fail "no row for the server with 2 sessions (the client's, top's)"
-grep -q "host (host memory, CPU operations)" "$work/screen.txt" || fail "compute not shown"
+grep -q "host (host memory, CPU operations), data plane dpdk" "$work/screen.txt" ||
+	fail "compute and data plane not shown"
+grep -Eq "^  lcores    0: [0-9.]+% busy" "$work/screen.txt" || fail "the lcore's busy share not shown"
 grep -q "host: used 1.0 MiB (peak 1.0 MiB), 1 tensors, free .* limit 1.0 GiB" "$work/screen.txt" ||
 	fail "memory line"
 answered=$(sed -n 's|^  requests  \([0-9]*\) answered.*|\1|p' "$work/screen.txt")
