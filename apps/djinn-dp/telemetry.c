@@ -9,14 +9,16 @@
  *   /djinn/lcores     per polling lcore: loop and busy time, busy ratio
  *   /djinn/memory     per device: used, peak, limit, free, total bytes
  *
- * Callbacks run on DPDK's telemetry thread; they read the same published
- * snapshots as the metrics, under a read lock that srv_telemetry_detach()
- * takes for writing before the server goes away.
+ * Callbacks run on DPDK's telemetry threads (one per client), several at
+ * once; they read the same published snapshots as the metrics, under a
+ * read lock that srv_telemetry_detach() takes for writing before the
+ * server goes away.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_telemetry.h>
@@ -93,16 +95,21 @@ static int cmd_stats(struct srv_view *v, struct rte_tel_data *d)
 static int cmd_sessions(struct srv_view *v, struct rte_tel_data *d)
 {
 	enum { MAX = RTE_TEL_MAX_DICT_ENTRIES };
-	static struct ctl_session_info list[MAX]; /* one telemetry thread */
-	int n = ctl_server_sessions(v->ctl, list, MAX);
+	/* DPDK runs a thread per telemetry client: no static buffer. */
+	struct ctl_session_info *list = calloc(MAX, sizeof(*list));
+	int n = list != NULL ? ctl_server_sessions(v->ctl, list, MAX) : 0;
 
+	if (list == NULL)
+		return -ENOMEM;
 	rte_tel_data_start_dict(d);
 	for (int i = 0; i < n && i < MAX; i++) {
 		struct rte_tel_data *s = dict_new();
 		char name[24];
 
-		if (s == NULL)
+		if (s == NULL) {
+			free(list);
 			return -ENOMEM;
+		}
 		rte_tel_data_add_dict_string(s, "path", dj_path_name(list[i].path));
 		rte_tel_data_add_dict_string(s, "state", list[i].attached ? "attached" : "lingering");
 		rte_tel_data_add_dict_string(s, "peer", list[i].peer);
@@ -116,6 +123,7 @@ static int cmd_sessions(struct srv_view *v, struct rte_tel_data *d)
 		snprintf(name, sizeof(name), "%" PRIu64, list[i].id);
 		rte_tel_data_add_dict_container(d, name, s, 0);
 	}
+	free(list);
 	return 0;
 }
 
