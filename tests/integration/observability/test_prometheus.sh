@@ -69,11 +69,14 @@ rng = np.random.default_rng(1)
 for name in ("a", "b"):
     np.save(f"{sys.argv[1]}/{name}.npy", rng.standard_normal((128, 256)).astype(np.float32))
 PY
+echo "inputs written after $((SECONDS - t0)) s"
 "$client_bin" --port "$port" --path tcp run add "$work/a.npy" "$work/b.npy" -o "$work/sum.npy" \
 	>"$work/tcp.log" 2>&1 || { cat "$work/tcp.log"; fail "run add over TCP"; }
+echo "TCP run done after $((SECONDS - t0)) s"
 "$client_bin" --vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
 	-- --port "$port" --path dpdk --dp-idle-sleep-us 20 run mul "$work/a.npy" "$work/b.npy" \
 	-o "$work/prod.npy" >"$work/dpdk.log" 2>&1 || { cat "$work/dpdk.log"; fail "run mul over DPDK"; }
+echo "DPDK run done after $((SECONDS - t0)) s"
 "$py" - "$work" <<'PY' || fail "results differ from numpy"
 import numpy as np, sys
 w = sys.argv[1]
@@ -114,6 +117,7 @@ prom expect "$base" 15 \
 	"djinn_request_queue_depth=0" \
 	"djinn_build_info=1" ||
 	fail "counters did not move by what was sent"
+echo "counters checked after $((SECONDS - t0)) s"
 
 # PromQL over the scraped series: the TCP and DPDK bytes add up.
 prom expect "$base" 5 "sum(increase(djinn_tensor_bytes_total[1m])) > 0>=1" >/dev/null ||
