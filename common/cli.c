@@ -343,6 +343,16 @@ int djc_opt_log_level(const char *opt, const char *text)
 	return 0;
 }
 
+int djc_opt_log_format(const char *opt, const char *text)
+{
+	enum djc_log_format format;
+
+	if (djc_log_format_parse(text, &format) != 0)
+		return djc_cli_error("%s: '%s' is not one of text, json", opt, text);
+	djc_log_set_format(format);
+	return 0;
+}
+
 int djc_cli_getopt(int argc, char **argv, const char *shortopts,
 		   const struct option *longopts,
 		   int (*one)(int c, const char *arg, void *ctx), void *ctx, int *first_arg)

@@ -86,6 +86,9 @@ int djc_opt_choice(const char *opt, const char *text, const char *const *names, 
 int djc_opt_ipv4(const char *opt, const char *text, uint32_t *ip);
 /** A log level name (djc_log_level_parse()); sets the process's level. */
 int djc_opt_log_level(const char *opt, const char *text);
+/** A log format name, text or json (djc_log_format_parse()); sets the
+ *  process's format. */
+int djc_opt_log_format(const char *opt, const char *text);
 
 /**
  * The option loop every app runs: getopt_long() over argv (from its start),

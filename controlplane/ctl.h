@@ -170,6 +170,9 @@ struct ctl_server_config {
 	 * the server. */
 	const struct dj_datapath *datapath;
 	uint32_t dp_timeout_ms;    /**< one data-path transfer (default 5000) */
+	/** A request slower than this is logged at notice level with its
+	 *  request id (default 1000 ms; every request is logged at debug). */
+	uint32_t slow_request_ms;
 };
 
 struct ctl_server;
@@ -207,6 +210,73 @@ struct ctl_server_stats {
 };
 void ctl_server_get_stats(struct ctl_server *server,
 			     struct ctl_server_stats *stats);
+
+/** Request types, as counted by ctl_server_request_stats(); OTHER: an
+ *  unknown type or a message that named none. */
+enum ctl_req_type {
+	CTL_REQ_HELLO, CTL_REQ_AUTH, CTL_REQ_SESSION, CTL_REQ_PATH, CTL_REQ_STATS,
+	CTL_REQ_ALLOC, CTL_REQ_PUT, CTL_REQ_PUT_DONE, CTL_REQ_GET, CTL_REQ_DESCRIBE,
+	CTL_REQ_FREE, CTL_REQ_EXECUTE, CTL_REQ_PING, CTL_REQ_BYE, CTL_REQ_OTHER,
+	CTL_REQ_TYPES
+};
+
+/** The message type of t ("PUT"...; "OTHER"). Static. */
+const char *ctl_req_type_name(enum ctl_req_type t);
+
+/** Upper bounds, in seconds, of the request latency histogram's buckets
+ *  (a last bucket holds the slower ones). */
+#define CTL_LATENCY_BUCKETS 18
+extern const double ctl_latency_bounds[CTL_LATENCY_BUCKETS];
+
+/** Tensor bytes' direction: into the server (PUT) or out of it (GET). */
+enum ctl_dir { CTL_DIR_IN, CTL_DIR_OUT, CTL_DIRS };
+
+/**
+ * Requests and tensor transfers since the server started, and what waits.
+ * A request's latency runs from its message read whole to its reply
+ * written to the socket (a TCP GET: its last payload byte), so it
+ * includes worker queueing, data-plane transfers and payload streaming.
+ */
+struct ctl_request_stats {
+	uint64_t ok[CTL_REQ_TYPES];       /**< answered with their reply */
+	uint64_t errors[CTL_REQ_TYPES];   /**< answered with ERROR, or abandoned */
+	/** Per type: observations per bucket (not cumulative), the last
+	 *  beyond ctl_latency_bounds[CTL_LATENCY_BUCKETS - 1]. */
+	uint64_t latency[CTL_REQ_TYPES][CTL_LATENCY_BUCKETS + 1];
+	uint64_t latency_sum_ns[CTL_REQ_TYPES];
+	/** Tensor payload bytes and completed transfers, by path (indexed by
+	 *  enum dj_path: DJ_PATH_TCP, DJ_PATH_DPDK) and direction. */
+	uint64_t tensor_bytes[3][CTL_DIRS], tensor_transfers[3][CTL_DIRS];
+	uint64_t dp_failures;    /**< data-plane transfers that failed */
+	uint64_t jobs_queued;    /**< waiting for a worker now */
+	uint64_t jobs_running;   /**< on a worker now */
+	/** Sessions now (as of the last sweep, at most 100 ms old), by
+	 *  state (1: a connection holds it, 0: lingering without one) and
+	 *  path (enum dj_path). */
+	uint64_t sessions[2][3];
+};
+
+/** Read the request counters (never blocks the epoll thread). */
+void ctl_server_request_stats(struct ctl_server *server, struct ctl_request_stats *stats);
+
+/** One session, as of the last sweep. */
+struct ctl_session_info {
+	uint64_t id;
+	enum dj_path path;
+	int attached;             /**< a connection holds it (else lingering) */
+	char peer[48];            /**< the connection's address, "" while lingering */
+	uint64_t age_ms;          /**< since it opened */
+	uint64_t requests, bytes_in, bytes_out, dp_failures;
+	uint32_t handles;
+	uint32_t inflight;        /**< requests of its connection not answered yet */
+};
+
+/**
+ * Copy up to max sessions (as of the last sweep, every 100 ms) into out.
+ * Safe from any thread.
+ * @return the number of sessions (may exceed max; only max were copied).
+ */
+int ctl_server_sessions(struct ctl_server *server, struct ctl_session_info *out, int max);
 
 /**
  * The path decision, shared by client and server so both apply one rule:

@@ -139,6 +139,8 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	cJSON_Delete(reply);
 	if (rc != 0)
 		return rc;
+	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": PUT over dpdk, xfer %" PRIu64 ", %" PRIu64
+		" B", conn->session_id, xfer, nbytes);
 	send_rc = dp->ops->send(dp->ctx, &conn->server_caps.endpoint, conn->cookie, xfer,
 				t->data, nbytes, t->mem, conn->cl->o.dp_timeout_ms);
 	/* Let go of in time, the tensor is the caller's again: a plain data-path
@@ -160,8 +162,8 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	return send_rc != 0 ? send_rc : rc;
 }
 
-static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t into,
-		     dj_future_cb cb, void *arg, struct dj_future **future)
+static int put_async_traced(struct dj_conn *conn, const struct dj_tensor *t, uint64_t into,
+			    dj_future_cb cb, void *arg, struct dj_future **future)
 {
 	uint64_t nbytes;
 	cJSON *m;
@@ -184,6 +186,16 @@ static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t i
 	if (into != 0)
 		ctl_json_add_handle(m, "handle", into);
 	return ctl_client_request(conn, m, t->data, nbytes, NULL, 0, cb, arg, future);
+}
+
+/* One request id over the data-plane attempt and its TCP redo. */
+static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t into,
+		     dj_future_cb cb, void *arg, struct dj_future **future)
+{
+	int rc;
+
+	CTL_CLIENT_TRACED(rc, put_async_traced(conn, t, into, cb, arg, future));
+	return rc;
 }
 
 int dj_put_async(struct dj_conn *conn, const struct dj_tensor *t,
@@ -237,6 +249,13 @@ static int call_idempotent(struct dj_conn *conn, cJSON *msg, void *dst, uint64_t
 {
 	int rc = -ECONNRESET;
 	uint64_t gen = conn->generation;
+	const cJSON *trace = cJSON_GetObjectItem(msg, "trace");
+	char saved[DJC_REQ_ID_MAX];
+
+	/* Retries are the same request: log lines name its id. */
+	snprintf(saved, sizeof(saved), "%s", djc_log_req_get());
+	if (cJSON_IsString(trace))
+		djc_log_req_set(trace->valuestring);
 
 	for (int attempt = 0; attempt <= conn->cl->o.max_retries; attempt++) {
 		if (attempt > 0) {
@@ -255,6 +274,7 @@ static int call_idempotent(struct dj_conn *conn, cJSON *msg, void *dst, uint64_t
 			break;
 	}
 	cJSON_Delete(msg);
+	djc_log_req_set(saved);
 	return rc;
 }
 
@@ -339,6 +359,8 @@ static int get_over_dp(struct dj_conn *conn, uint64_t handle, struct dj_tensor *
 		cJSON_Delete(m);
 		return rc;
 	}
+	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": GET over dpdk, xfer %" PRIu64 ", %" PRIu64
+		" B", conn->session_id, xfer, nbytes);
 	rc = ctl_client_request(conn, m, NULL, 0, NULL, 0, NULL, NULL, future);
 	if (rc == 0)
 		rc = dj_future_wait(*future, -1);
@@ -358,8 +380,8 @@ static int get_over_dp(struct dj_conn *conn, uint64_t handle, struct dj_tensor *
 	return rc;
 }
 
-static int get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
-		     dj_future_cb cb, void *arg, struct dj_future **future)
+static int get_async_traced(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
+			    dj_future_cb cb, void *arg, struct dj_future **future)
 {
 	uint64_t nbytes;
 	int rc = tensor_nbytes(t, &nbytes);
@@ -379,6 +401,16 @@ static int get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
 		return -ENOTSUP;
 	return ctl_client_request(conn, handle_msg("GET", handle), NULL, 0, t->data, nbytes, cb, arg,
 			  future);
+}
+
+/* One request id over the data-plane attempt and its TCP redo. */
+static int get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
+		     dj_future_cb cb, void *arg, struct dj_future **future)
+{
+	int rc;
+
+	CTL_CLIENT_TRACED(rc, get_async_traced(conn, handle, t, cb, arg, future));
+	return rc;
 }
 
 int dj_get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,

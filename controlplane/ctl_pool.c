@@ -9,6 +9,8 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,11 +172,54 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	return rc;
 }
 
+/* Request ids: a random prefix per process and a counter, "c1a2f0-000042";
+ * the prefix keeps two clients' ids apart in a server's log. */
+static pthread_once_t trace_once = PTHREAD_ONCE_INIT;
+static unsigned int trace_prefix;
+static atomic_uint_fast64_t trace_count;
+
+static void trace_init(void)
+{
+	if (ctl_auth_random(&trace_prefix, sizeof(trace_prefix)) != 0)
+		trace_prefix = (unsigned int)getpid() ^ (unsigned int)djc_time_ns();
+	trace_prefix &= 0xfffff;
+}
+
+static void trace_new(char id[DJC_REQ_ID_MAX])
+{
+	pthread_once(&trace_once, trace_init);
+	snprintf(id, DJC_REQ_ID_MAX, "c%05x-%06" PRIu64, trace_prefix,
+		 (uint64_t)atomic_fetch_add(&trace_count, 1) + 1);
+}
+
+void ctl_client_trace_begin(char saved[DJC_REQ_ID_MAX])
+{
+	char id[DJC_REQ_ID_MAX];
+
+	snprintf(saved, DJC_REQ_ID_MAX, "%s", djc_log_req_get());
+	if (saved[0] != '\0')
+		return; /* an outer call's id */
+	trace_new(id);
+	djc_log_req_set(id);
+}
+
+void ctl_client_trace_end(const char saved[DJC_REQ_ID_MAX])
+{
+	djc_log_req_set(saved);
+}
+
 cJSON *ctl_client_msg(const char *type)
 {
 	cJSON *m = ctl_reply_new(0, type);
+	const char *trace = djc_log_req_get();
+	char fresh[DJC_REQ_ID_MAX];
 
 	cJSON_DeleteItemFromObject(m, "id");
+	if (trace[0] == '\0') {
+		trace_new(fresh);
+		trace = fresh;
+	}
+	cJSON_AddStringToObject(m, "trace", trace);
 	return m;
 }
 
@@ -305,6 +350,7 @@ static void recv_timeout(int fd, uint32_t ms)
 static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t resume_cookie)
 {
 	struct dj_client *cl = conn->cl;
+	char saved[DJC_REQ_ID_MAX];
 	int fd = -1, rc = tcp_connect(cl, &fd);
 
 	if (rc != 0)
@@ -317,11 +363,14 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 		conn->io.fd = -1;
 		return rc;
 	}
+	/* One request id over the handshake: HELLO to PATH. */
+	ctl_client_trace_begin(saved);
 	rc = handshake_hello(conn);
 	if (rc == 0)
 		rc = handshake_session(conn, resume_id, resume_cookie);
 	if (rc == 0)
 		rc = negotiate(conn);
+	ctl_client_trace_end(saved);
 	if (rc == -EAGAIN)
 		rc = -ETIMEDOUT;
 	if (rc == 0) {

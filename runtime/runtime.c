@@ -234,6 +234,48 @@ int rt_gpu_device(const struct rt_runtime *rt)
 	return rt->gpu_device;
 }
 
+/* MemAvailable and MemTotal of /proc/meminfo, in bytes (0 where unknown). */
+static void host_memory(uint64_t *available, uint64_t *total)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	unsigned long long kb;
+
+	*available = *total = 0;
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			*available = (uint64_t)kb << 10;
+		else if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+			*total = (uint64_t)kb << 10;
+	}
+	fclose(f);
+}
+
+int rt_memory(struct rt_runtime *rt, struct rt_memory *out, int max)
+{
+	struct tn_store_usage u;
+
+	if (max < 1)
+		return 0;
+	tn_store_usage(rt->store, &u);
+	memset(out, 0, sizeof(*out));
+	out->used = u.bytes;
+	out->peak = u.peak_bytes;
+	out->limit = u.limit;
+	out->tensors = u.tensors;
+	out->refused = u.refused;
+	if (rt->gpu_device >= 0) {
+		snprintf(out->device, sizeof(out->device), "cuda:%d", rt->gpu_device);
+		djg_ops_mem_info(rt->gpu_device, &out->free, &out->total);
+	} else {
+		snprintf(out->device, sizeof(out->device), "host");
+		host_memory(&out->free, &out->total);
+	}
+	return 1;
+}
+
 /* ---- backend table ---- */
 
 static uint64_t session_of(void *session)
@@ -542,6 +584,27 @@ static int rt_execute(void *ctx, void *session, const char *op_name, const uint6
 	return 0;
 }
 
+/* "memory": [{device, used, peak, limit, free, total, tensors}] */
+static void stats_memory(struct rt_runtime *rt, cJSON *obj)
+{
+	struct rt_memory m[4];
+	int n = rt_memory(rt, m, 4);
+	cJSON *list = cJSON_AddArrayToObject(obj, "memory");
+
+	for (int i = 0; i < n && list != NULL; i++) {
+		cJSON *d = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(d, "device", m[i].device);
+		cJSON_AddNumberToObject(d, "used", (double)m[i].used);
+		cJSON_AddNumberToObject(d, "peak", (double)m[i].peak);
+		cJSON_AddNumberToObject(d, "limit", (double)m[i].limit);
+		cJSON_AddNumberToObject(d, "free", (double)m[i].free);
+		cJSON_AddNumberToObject(d, "total", (double)m[i].total);
+		cJSON_AddNumberToObject(d, "tensors", (double)m[i].tensors);
+		cJSON_AddItemToArray(list, d);
+	}
+}
+
 static void rt_stats(void *ctx, void *session, cJSON *obj)
 {
 	struct rt_runtime *rt = ctx;
@@ -557,6 +620,7 @@ static void rt_stats(void *ctx, void *session, cJSON *obj)
 	tn_store_usage(rt->store, &usage);
 	cJSON_AddNumberToObject(obj, "store_bytes", (double)usage.bytes);
 	cJSON_AddNumberToObject(obj, "store_sessions", (double)usage.sessions);
+	stats_memory(rt, obj);
 	if (rt->stats_extra != NULL)
 		rt->stats_extra(rt->stats_arg, obj);
 }

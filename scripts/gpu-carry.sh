@@ -19,7 +19,7 @@ cp "$builddir"/apps/djinn-dp "$builddir"/apps/bench-gpu "$builddir"/apps/bench-g
 [ -x "$builddir"/apps/bench-gpu-read-probe ] && cp "$builddir"/apps/bench-gpu-read-probe .carry/gpu/
 strip .carry/gpu/*
 # The device machine has no CUnit or cJSON: take them along.
-for lib in libcunit.so.1 libcjson.so.1; do
+for lib in libcunit.so.1 libcjson.so.1 libmicrohttpd.so.12; do
 	cp "$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')" .carry/gpu/
 done
 du -sh .carry/gpu

@@ -21,7 +21,7 @@ cp "$builddir"/apps/djinn-dp "$builddir"/apps/djinn "$builddir"/apps/bench-alloc
 	"$builddir"/tests/unit/gpu_dp/test_gpu_dp .carry/runtime/
 strip .carry/runtime/djinn-dp .carry/runtime/djinn .carry/runtime/bench-alloc \
 	.carry/runtime/test_remote_ops .carry/runtime/test_tenant_isolation .carry/runtime/test_gpu_dp
-for lib in libcunit.so.1 libcjson.so.1; do
+for lib in libcunit.so.1 libcjson.so.1 libmicrohttpd.so.12; do
 	cp "$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')" .carry/runtime/
 done
 du -sh .carry/runtime

@@ -13,6 +13,7 @@
 
 #include "djinn/common.h"
 #include "common/cli.h"
+#include "common/djc.h"
 #include "harness.h"
 
 static void test_u64_limits(void)
@@ -305,7 +306,7 @@ static void test_getopt_loop(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(captured, "bogus"));
 }
 
-static void test_log_level_option(void)
+static void test_log_options(void)
 {
 	enum dj_log_level before = dj_log_get_level();
 	FILE *tmp;
@@ -319,6 +320,14 @@ static void test_log_level_option(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(captured, "--log-level: 'loud' is not one of err, warn"));
 	CU_ASSERT_EQUAL(dj_log_get_level(), DJ_LOG_DEBUG);
 	dj_log_set_level(before);
+	/* The format likewise: set where good, named and left alone where not. */
+	CU_ASSERT_EQUAL(djc_opt_log_format("--log-format", "json"), 0);
+	CU_ASSERT_EQUAL(djc_log_get_format(), DJC_LOG_JSON);
+	capture_begin(&tmp, &saved);
+	CU_ASSERT_EQUAL(djc_opt_log_format("--log-format", "xml"), -EINVAL);
+	capture_end(tmp, saved);
+	djc_log_set_format(DJC_LOG_TEXT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(captured, "--log-format: 'xml' is not one of text, json"));
 }
 
 /* A tool whose start and parse are recorded. */
@@ -410,7 +419,7 @@ int main(int argc, char **argv)
 		{"--help anywhere", test_wants_help},
 		{"tool start: help, start failure, bad options", test_tool_begin},
 		{"the option loop", test_getopt_loop},
-		{"log level option", test_log_level_option},
+		{"log level and format options", test_log_options},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("cli", NULL, NULL, cases);
