@@ -41,14 +41,15 @@ static const struct dj_datapath *server_dp(struct ctl_server *srv)
 static cJSON *hello_reply(struct request *r)
 {
 	cJSON *reply = ctl_reply_new(r->id, "HELLO");
+	const char *token, *label_c, *label_s;
 	uint8_t proof[CTL_MAC_LEN];
 	char hex[2 * CTL_MAC_LEN + 1];
 
+	ctl_fleet_auth_params(r->c, &token, &label_c, &label_s);
 	cJSON_AddNumberToObject(reply, "version", CTL_PROTO_VERSION);
 	cJSON_AddItemToObject(reply, "caps", ctl_caps_to_json(&r->srv->caps));
-	if (r->srv->token != NULL &&
-	    ctl_auth_mac(r->srv->token, CTL_AUTH_LABEL_SERVER, r->c->nonce_c, r->c->nonce_s,
-			proof) == 0) {
+	if (token != NULL &&
+	    ctl_auth_mac(token, label_s, r->c->nonce_c, r->c->nonce_s, proof) == 0) {
 		ctl_hex_encode(proof, CTL_MAC_LEN, hex);
 		cJSON_AddStringToObject(reply, "proof", hex);
 	}
@@ -67,7 +68,7 @@ static int auth_refuse(struct request *r, int code, const char *why)
 static int on_hello(struct request *r)
 {
 	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(r->msg, "caps");
-	const char *nonce;
+	const char *nonce, *token, *label_c, *label_s;
 	uint64_t version;
 
 	if (ctl_json_u64(r->msg, "version", &version, r->err) != 0)
@@ -79,7 +80,11 @@ static int on_hello(struct request *r)
 	}
 	if (cJSON_IsObject(caps))
 		ctl_caps_from_json(caps, &r->c->peer_caps);
-	if (r->srv->token == NULL) {
+	/* A fleet member proves the fleet's token instead of the clients'. */
+	if (ctl_fleet_hello(r->c, r->msg, r->err) != 0)
+		return auth_refuse(r, -DJ_EAUTH, r->err);
+	ctl_fleet_auth_params(r->c, &token, &label_c, &label_s);
+	if (token == NULL) {
 		r->c->state = CS_READY;
 		ctl_send(r->c, hello_reply(r));
 		return 0;
@@ -103,13 +108,13 @@ static int on_hello(struct request *r)
 static int on_auth(struct request *r)
 {
 	uint8_t got[CTL_MAC_LEN], want[CTL_MAC_LEN];
-	const char *mac;
+	const char *mac, *token, *label_c, *label_s;
 
+	ctl_fleet_auth_params(r->c, &token, &label_c, &label_s);
 	if (ctl_json_str(r->msg, "mac", &mac, r->err) != 0 ||
 	    ctl_hex_decode(mac, got, CTL_MAC_LEN) != 0)
 		return auth_refuse(r, -DJ_EAUTH, "authentication failed: AUTH needs a 64-hex-digit mac");
-	if (ctl_auth_mac(r->srv->token, CTL_AUTH_LABEL_CLIENT, r->c->nonce_s, r->c->nonce_c,
-			want) != 0)
+	if (ctl_auth_mac(token, label_c, r->c->nonce_s, r->c->nonce_c, want) != 0)
 		return auth_refuse(r, -EIO, "HMAC unavailable");
 	if (!ctl_auth_equal(got, want, CTL_MAC_LEN))
 		return auth_refuse(r, -DJ_EAUTH, "authentication failed: wrong token");
@@ -185,11 +190,13 @@ void ctl_session_close(struct ctl_server *srv, struct ctl_session *s)
 void ctl_session_detach(struct ctl_server *srv, struct ctl_session *s)
 {
 	s->conn = NULL;
-	s->linger_until_ns = s->bye ? 0 : djc_time_ns() +
+	/* A member's session holds only tensors of moves in progress: they go
+	 * at once (the member reconnects with a new session). */
+	s->linger_until_ns = s->bye || s->member ? 0 : djc_time_ns() +
 			     (uint64_t)srv->cfg.limits.session_linger_ms * 1000000ull;
 }
 
-static struct ctl_session *session_find(struct ctl_server *srv, uint64_t id)
+struct ctl_session *ctl_session_find(struct ctl_server *srv, uint64_t id)
 {
 	for (struct ctl_session *s = srv->sessions; s != NULL; s = s->next)
 		if (s->id == id)
@@ -205,7 +212,7 @@ static int session_resume(struct request *r, const cJSON *resume)
 	if (ctl_json_u64(resume, "session", &id, r->err) != 0 ||
 	    ctl_json_handle(resume, "cookie", &cookie, r->err) != 0)
 		return -EINVAL;
-	s = session_find(r->srv, id);
+	s = ctl_session_find(r->srv, id);
 	/* Constant time on the cookie: it is the session's only secret. */
 	if (s == NULL || s->conn != NULL || s->bye ||
 	    !ctl_auth_equal((const uint8_t *)&s->cookie, (const uint8_t *)&cookie, sizeof(cookie))) {
@@ -236,6 +243,7 @@ static int session_new(struct request *r)
 		return rc;
 	}
 	s->path = DJ_PATH_TCP;
+	s->member = r->c->member;
 	snprintf(s->path_reason, sizeof(s->path_reason), "not negotiated yet");
 	s->peer_caps = r->c->peer_caps;
 	if (dp != NULL && s->peer_caps.dpdk && dp->ops->session_open != NULL)
@@ -838,6 +846,7 @@ static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 		return ctl_error_new(job->id, rc, err);
 	}
 	job->handles_delta = st.n_made;
+	srv->st.ops += (uint64_t)n_ops;
 	free(st.made);
 	return reply;
 }
@@ -891,6 +900,7 @@ static int on_stats(struct request *r)
 
 	if (bo != NULL)
 		r->srv->be->stats(r->srv->bctx, s->bsess, bo);
+	ctl_fleet_stats(r->srv, reply);
 	ctl_send(r->c, reply);
 	return 0;
 }
@@ -958,6 +968,10 @@ void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len)
 	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
 		if (strcmp(type, handlers[i].type) == 0)
 			h = &handlers[i];
+	if (h == NULL && strncmp(type, "FLEET_", 6) == 0 && payload_len == 0) {
+		ctl_fleet_dispatch(c, type, msg, r.id);
+		return;
+	}
 	if (h == NULL || (payload_len > 0 && strcmp(type, "PUT") != 0)) {
 		if (h == NULL)
 			snprintf(r.err, sizeof(r.err), "unknown message type '%.32s'", type);

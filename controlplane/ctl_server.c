@@ -647,6 +647,7 @@ int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *r
 	c->refs++;
 	c->inflight++;
 	c->sess->refs++;
+	srv->st.jobs++;
 	pthread_mutex_lock(&srv->lock);
 	if (srv->jobs_tail != NULL)
 		srv->jobs_tail->next = job;
@@ -730,6 +731,7 @@ static void drain_completions(struct ctl_server *srv)
 		struct ctl_conn *c = job->conn;
 
 		c->inflight--;
+		srv->st.jobs--;
 		job_settle(job);
 		/* No memory even for an ERROR: ctl_send() closes the connection
 		 * rather than leave the request unanswered. */
@@ -980,7 +982,14 @@ int ctl_server_create(const struct ctl_server_config *config,
 	srv->be = backend;
 	srv->bctx = backend_ctx;
 	srv->lfd = srv->epfd = srv->evfd = -1;
-	srv->next_session_id = 1;
+	/* Session ids name data-plane sessions on the wire (32 bits): a fleet
+	 * member takes part in sessions numbered by other servers too, so each
+	 * server numbers from a random point rather than from 1. */
+	uint32_t first_id = 1;
+
+	if (ctl_auth_random(&first_id, sizeof(first_id)) != 0)
+		first_id = (uint32_t)djc_time_ns();
+	srv->next_session_id = (first_id & 0x7fffffffu) | 1u;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->job_cond, NULL);
 	srv->listen_addr = dup_or_null(config->listen_addr != NULL ? config->listen_addr :
@@ -988,6 +997,8 @@ int ctl_server_create(const struct ctl_server_config *config,
 	srv->tls_cert = dup_or_null(config->tls_cert, &failed);
 	srv->tls_key = dup_or_null(config->tls_key, &failed);
 	rc = failed ? -ENOMEM : server_setup(srv);
+	if (rc == 0)
+		rc = ctl_fleet_create(srv);
 	if (rc != 0) {
 		ctl_server_destroy(srv);
 		return rc;
@@ -1081,6 +1092,7 @@ void ctl_server_destroy(struct ctl_server *srv)
 		ctl_tls_ctx_free(srv->tls_ctx);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->job_cond);
+	ctl_fleet_destroy(srv);
 	free(srv->listen_addr);
 	free(srv->tls_cert);
 	free(srv->tls_key);
@@ -1106,4 +1118,8 @@ void ctl_server_get_stats(struct ctl_server *srv, struct ctl_server_stats *s)
 	s->bytes_out = srv->st.bytes_out;
 	s->sessions_dpdk = srv->st.dpdk;
 	s->sessions_tcp = srv->st.tcp;
+	s->ops = srv->st.ops;
+	s->jobs = srv->st.jobs;
+	s->moves_out = srv->st.moves_out;
+	s->moves_failed = srv->st.moves_failed;
 }

@@ -66,6 +66,7 @@ struct ctl_session {
 	uint64_t requests, bytes_in, bytes_out, dp_failures;
 	int dp_opened;
 	int bye;                  /* closes as soon as its connection is gone */
+	int member;               /* a fleet member's: no linger either */
 	int refs;                 /* jobs in flight + held reads (see above) */
 	struct held_read *held;
 };
@@ -122,6 +123,9 @@ struct ctl_conn {
 	uint8_t nonce_c[CTL_NONCE_LEN], nonce_s[CTL_NONCE_LEN];
 	struct dp_caps peer_caps;
 	struct ctl_session *sess;
+	/* A fleet member (HELLO "member"), authenticated with the fleet token. */
+	int member;
+	char member_id[CTL_MEMBER_ID_MAX];
 };
 
 struct ctl_job;
@@ -171,7 +175,13 @@ struct ctl_server {
 		atomic_uint_fast64_t accepted, open, auth_failures, sessions;
 		atomic_uint_fast64_t requests, errors, protocol_errors;
 		atomic_uint_fast64_t bytes_in, bytes_out, dpdk, tcp;
+		atomic_uint_fast64_t ops, jobs, moves_out, moves_failed;
 	} st;
+
+	/* Fleet membership (ctl_fleet.c): the fleet's token, this member's
+	 * id and incarnation, grants, outgoing member connections. */
+	char *fleet_token;
+	struct ctl_fleet *fleet;
 };
 
 /* ctl_server.c */
@@ -182,6 +192,23 @@ void ctl_close_after_flush(struct ctl_conn *c);
 int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 	       ctl_job_fn fn, struct dp_put *put);
 
+/* ctl_fleet.c */
+int ctl_fleet_create(struct ctl_server *srv);
+void ctl_fleet_destroy(struct ctl_server *srv);
+/* HELLO from a member (it carries "member"): mark c, check that this server
+ * has a fleet token. 0, or -DJ_EAUTH with why filled. */
+int ctl_fleet_hello(struct ctl_conn *c, const cJSON *hello, char *why);
+/* The token and HMAC labels the handshake of c uses (the fleet's for
+ * members); token NULL: no authentication. */
+void ctl_fleet_auth_params(const struct ctl_conn *c, const char **token,
+			   const char **label_client, const char **label_server);
+/* FLEET_* messages (session checked by the caller). */
+void ctl_fleet_dispatch(struct ctl_conn *c, const char *type, const cJSON *msg, uint64_t id);
+/* The STATS reply's "member" and "fleet" objects. */
+void ctl_fleet_stats(struct ctl_server *srv, cJSON *reply);
+
+/* ctl_handlers.c: a session by id (epoll thread), or NULL. */
+struct ctl_session *ctl_session_find(struct ctl_server *srv, uint64_t id);
 /* ctl_handlers.c: a reply naming handle (and its description where desc
  * is given); NULL where memory ran out, never a reply missing a field. */
 cJSON *ctl_handle_reply(uint64_t id, const char *type, uint64_t handle,
