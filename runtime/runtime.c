@@ -525,6 +525,68 @@ static void rt_stats(void *ctx, void *session, cJSON *obj)
 		rt->stats_extra(rt->stats_arg, obj);
 }
 
+static int rt_adopt(void *ctx, void *from, uint64_t handle, void *to, uint64_t *new_handle,
+		    char *err)
+{
+	struct rt_runtime *rt = ctx;
+	int rc = tn_store_adopt(rt->store, session_of(from), handle, session_of(to), new_handle);
+
+	if (rc != 0)
+		set_err(err, "tensor %" PRIx64 " cannot be handed over: %s", handle, dj_strerror(rc));
+	return rc;
+}
+
+/* Host memory as the kernel sees it: MemTotal and MemAvailable. */
+static void host_meminfo(uint64_t *total, uint64_t *avail)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	unsigned long long kb;
+
+	*total = *avail = 0;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+			*total = kb << 10;
+		else if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			*avail = kb << 10;
+	}
+	if (f != NULL)
+		fclose(f);
+}
+
+/* Device memory: the GPU's as CUDA reports it, or the host's, each capped
+ * by the store's own limit where one is set. */
+static int rt_mem_info(void *ctx, struct ctl_mem_info *info)
+{
+	struct rt_runtime *rt = ctx;
+	struct tn_store_usage usage;
+	uint64_t total = 0, avail = 0;
+
+	tn_store_usage(rt->store, &usage);
+	memset(info, 0, sizeof(*info));
+	info->n_devices = 1;
+	info->store_bytes = usage.bytes;
+	info->store_limit = usage.limit;
+	if (rt->gpu_device >= 0) {
+		snprintf(info->devices[0].name, sizeof(info->devices[0].name), "cuda:%d",
+			 rt->gpu_device);
+		info->devices[0].mem = DJ_MEM_GPU;
+		djg_ops_mem_info(rt->gpu_device, &avail, &total);
+	} else {
+		snprintf(info->devices[0].name, sizeof(info->devices[0].name), "host");
+		info->devices[0].mem = DJ_MEM_HOST;
+		host_meminfo(&total, &avail);
+	}
+	if (usage.limit != 0) {
+		total = total < usage.limit ? total : usage.limit;
+		avail = usage.bytes < usage.limit && avail > usage.limit - usage.bytes ?
+			usage.limit - usage.bytes : avail;
+	}
+	info->devices[0].total = total;
+	info->devices[0].free = avail < total ? avail : total;
+	return 0;
+}
+
 static const struct ctl_backend runtime_backend = {
 	.caps = rt_caps,
 	.session_open = rt_session_open,
@@ -540,6 +602,8 @@ static const struct ctl_backend runtime_backend = {
 	.read_end = rt_read_end,
 	.execute = rt_execute,
 	.stats = rt_stats,
+	.mem_info = rt_mem_info,
+	.adopt = rt_adopt,
 };
 
 const struct ctl_backend *rt_backend(void)

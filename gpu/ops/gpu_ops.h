@@ -38,6 +38,10 @@ struct djg_ops;
 /** CUDA devices this build can use: 0 without CUDA support or a GPU. */
 int djg_ops_device_count(void);
 
+/** Free and total memory of CUDA device @p device (cudaMemGetInfo), for a
+ *  server's load report. Any thread. -DJ_ENOGPU without CUDA or the device. */
+int djg_ops_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes);
+
 /**
  * Create a context on CUDA device @p device (0-based). On success *ops is
  * owned by the caller and released with djg_ops_destroy().
