@@ -31,6 +31,7 @@
 #include "controlplane/ctl.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
+#include "fleet/fl_agent.h"
 #include "gpu/gpu.h"
 #include "runtime/runtime.h"
 
@@ -59,6 +60,9 @@ struct dp_options {
 	uint32_t dp_initial_credit;
 	enum djg_gather_mode gpu_gather;
 	uint16_t gpu_gather_blocks;
+	/* Fleet membership (docs/FLEET.md). */
+	struct fl_agent_config fleet;
+	const char *fleet_token_file, *fleet_id, *fleet_advertise;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -99,6 +103,17 @@ static void usage(const char *prog)
 	       "                         ACK (default: the protocol's)\n"
 	       "  --no-dpdk              do not start EAL: TCP fallback only\n"
 	       "  --stats-interval SEC   periodic stats line (default 10, 0: off)\n"
+	       "  --fleet HOST:PORT,...  static fleet: every member's control endpoint\n"
+	       "  --fleet-file PATH      static fleet from a file (one HOST:PORT a line)\n"
+	       "  --fleet-etcd URL       register in etcd (http://HOST:PORT) and read the\n"
+	       "                         fleet from it\n"
+	       "  --fleet-prefix P       etcd key prefix (default /djinn/fleet/)\n"
+	       "  --fleet-ttl SEC        etcd lease TTL (default 3)\n"
+	       "  --fleet-token-file F   the fleet's token: members authenticate with it;\n"
+	       "                         without it no move is made or taken\n"
+	       "  --fleet-id ID          this member's id (default: its endpoint)\n"
+	       "  --fleet-advertise H:P  the endpoint members and clients use (default:\n"
+	       "                         --listen and the control port)\n"
 	       "  --probe                report ports and GPUs, then exit\n"
 	       "  --log-level LEVEL      err, warn, notice (default), info, debug\n"
 	       "  -h, --help             this text\n",
@@ -165,7 +180,8 @@ enum {
 	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
 	OPT_DP_IP, OPT_DP_UDP_PORT, OPT_DP_FRAME_SIZE, OPT_DP_IMPAIR, OPT_NO_DPDK,
 	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_INITIAL_CREDIT, OPT_GPU_GATHER,
-	OPT_GPU_GATHER_BLOCKS,
+	OPT_GPU_GATHER_BLOCKS, OPT_FLEET, OPT_FLEET_FILE, OPT_FLEET_ETCD, OPT_FLEET_PREFIX,
+	OPT_FLEET_TTL, OPT_FLEET_TOKEN_FILE, OPT_FLEET_ID, OPT_FLEET_ADVERTISE,
 };
 
 static int parse_option(int c, const char *arg, struct dp_options *o)
@@ -185,6 +201,13 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 	case OPT_NO_DPDK: o->no_dpdk = 1; return 0;
 	case OPT_PROBE: o->probe_only = 1; return 0;
 	case OPT_GPU_GATHER: return parse_gather_mode(arg, &o->gpu_gather);
+	case OPT_FLEET: o->fleet.members = arg; return 0;
+	case OPT_FLEET_FILE: o->fleet.members_file = arg; return 0;
+	case OPT_FLEET_ETCD: o->fleet.etcd = arg; return 0;
+	case OPT_FLEET_PREFIX: o->fleet.prefix = arg; return 0;
+	case OPT_FLEET_TOKEN_FILE: o->fleet_token_file = arg; return 0;
+	case OPT_FLEET_ID: o->fleet_id = arg; return 0;
+	case OPT_FLEET_ADVERTISE: o->fleet_advertise = arg; return 0;
 	case OPT_MEM_LIMIT: return parse_size(arg, &o->mem_limit);
 	case OPT_TOTAL_MEM_LIMIT: return parse_size(arg, &o->total_mem_limit);
 	case OPT_LOG_LEVEL:
@@ -200,7 +223,7 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 		{OPT_CTL_PORT, 65535}, {OPT_WORKERS, 64}, {OPT_DP_QUEUES, DP_PORT_MAX_QUEUES},
 		{OPT_DP_UDP_PORT, 65535}, {OPT_DP_FRAME_SIZE, 65535}, {OPT_STATS_INTERVAL, 86400},
 		{OPT_DP_IDLE_SLEEP, 1000000}, {OPT_DP_INITIAL_CREDIT, 1u << 20},
-		{OPT_GPU_GATHER_BLOCKS, 1024},
+		{OPT_GPU_GATHER_BLOCKS, 1024}, {OPT_FLEET_TTL, 3600},
 	};
 	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
 		if (limits[i].opt != c)
@@ -216,6 +239,7 @@ static int parse_option(int c, const char *arg, struct dp_options *o)
 		case OPT_DP_IDLE_SLEEP: o->dp_idle_sleep_us = (uint32_t)v; break;
 		case OPT_DP_INITIAL_CREDIT: o->dp_initial_credit = (uint32_t)v; break;
 		case OPT_GPU_GATHER_BLOCKS: o->gpu_gather_blocks = (uint16_t)v; break;
+		case OPT_FLEET_TTL: o->fleet.ttl_s = (uint32_t)v; break;
 		default: o->stats_interval = (unsigned int)v; break;
 		}
 		return 0;
@@ -249,6 +273,14 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
 		{"probe", no_argument, NULL, OPT_PROBE},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"fleet", required_argument, NULL, OPT_FLEET},
+		{"fleet-file", required_argument, NULL, OPT_FLEET_FILE},
+		{"fleet-etcd", required_argument, NULL, OPT_FLEET_ETCD},
+		{"fleet-prefix", required_argument, NULL, OPT_FLEET_PREFIX},
+		{"fleet-ttl", required_argument, NULL, OPT_FLEET_TTL},
+		{"fleet-token-file", required_argument, NULL, OPT_FLEET_TOKEN_FILE},
+		{"fleet-id", required_argument, NULL, OPT_FLEET_ID},
+		{"fleet-advertise", required_argument, NULL, OPT_FLEET_ADVERTISE},
 		{NULL, 0, NULL, 0},
 	};
 	int c, index = 0;
@@ -468,12 +500,26 @@ static int runtime_create(const struct dp_options *o, struct rt_runtime **rt)
 	return 0;
 }
 
+/* The fleet's part of the control plane's configuration: the membership
+ * agent checks move targets and fills STATS' "fleet". */
+static void fleet_config(const struct dp_options *o, struct fl_agent *agent,
+			 struct ctl_fleet_config *f)
+{
+	f->token_file = o->fleet_token_file;
+	f->member_id = o->fleet_id;
+	f->advertise = o->fleet_advertise;
+	f->peer_check = fl_agent_peer_check;
+	f->stats = fl_agent_stats;
+	f->arg = agent;
+}
+
 static int serve(const struct dp_options *o, struct rt_runtime *rt, struct dp_engine *dp,
 		 struct djg_dp_placer *placer)
 {
 	struct ctl_server_config ctl_cfg;
 	struct dj_datapath datapath;
 	struct ctl_server *server = NULL;
+	struct fl_agent *agent = NULL;
 	int rc;
 
 	ctl_server_config_init(&ctl_cfg);
@@ -487,15 +533,26 @@ static int serve(const struct dp_options *o, struct rt_runtime *rt, struct dp_en
 		dp_engine_datapath(dp, &datapath);
 		ctl_cfg.datapath = &datapath;
 	}
+	rc = fl_agent_create(&o->fleet, &agent);
+	if (rc != 0)
+		return rc;
+	fleet_config(o, agent, &ctl_cfg.fleet);
 	rc = ctl_server_create(&ctl_cfg, rt_backend(), rt, &server);
 	if (rc == 0)
 		rc = ctl_server_start(server);
+	if (rc == 0)
+		rc = fl_agent_start(agent, server);
 	if (rc != 0) {
 		fprintf(stderr, "djinn-dp: control plane on %s:%u: %s\n", o->listen_addr,
 			o->ctl_port, dj_strerror(rc));
+		fl_agent_destroy(agent);
 		ctl_server_destroy(server);
 		return rc;
 	}
+	printf("fleet: member %s, %s\n", ctl_server_member_id(server),
+	       o->fleet.etcd != NULL ? "membership in etcd" :
+	       o->fleet.members != NULL || o->fleet.members_file != NULL ? "static membership" :
+	       "no membership (a lone server)");
 	printf("control plane: listening on %s:%u (%s); tensor bytes over %s\n", o->listen_addr,
 	       ctl_server_port(server), o->tls_cert ? "TLS" : "plain TCP",
 	       dp != NULL ? "DPDK where the client has it, else TCP" : "TCP (no data plane)");
@@ -509,6 +566,7 @@ static int serve(const struct dp_options *o, struct rt_runtime *rt, struct dp_en
 	}
 	printf("djinn-dp: shutting down\n");
 	print_stats(server, dp, placer);
+	fl_agent_destroy(agent);   /* leaves the fleet at once */
 	ctl_server_destroy(server); /* tells sessions, closes connections */
 	return 0;
 }

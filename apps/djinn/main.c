@@ -5,7 +5,7 @@
  *   djinn [options] COMMAND [args]                       TCP control plane
  *   djinn [EAL args] -- [options] COMMAND [args]         with a DPDK data path
  *
- * Commands: ping, stats, run OP (on .npy files), demo.
+ * Commands: ping, stats, run OP (on .npy files), demo; fleet (apps/djinn/fleet.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +24,8 @@
 #include "dataplane/eal.h"
 #include "djinn/npy.h"
 #include "tensor/ops.h"
+
+#include "fleet_cmd.h"
 
 #define CLIENT_VDEV "net_memif0,role=client,socket=/tmp/djinn-dp.memif,socket-abstract=no,bsize=9216"
 
@@ -52,6 +54,8 @@ static void usage(void)
 	       "                               (printed, or saved with -o)\n"
 	       "  demo [--size N] [--seed S]   x, y random NxN (100): matmul, + bias, relu on\n"
 	       "                               the server; checked against the local CPU\n"
+	       "  fleet ...                    members of a fleet, moves between them\n"
+	       "                               (djinn fleet --help)\n"
 	       "\n"
 	       "Options:\n"
 	       "  --host ADDR        server (default 127.0.0.1)\n"
@@ -383,6 +387,8 @@ int main(int argc, char **argv)
 	int app_argc = argc, rc, status;
 	char **app_argv = argv;
 
+	if (argc > 1 && strcmp(argv[1], "fleet") == 0)
+		return djinn_fleet_main(argc - 1, argv + 1); /* apps/djinn/fleet.c */
 	dj_client_options_init(&a.opts);
 	/* The tool prints what matters itself (the demo says which path). */
 	dj_log_set_level(DJ_LOG_WARN);
