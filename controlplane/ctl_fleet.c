@@ -689,8 +689,11 @@ static int move_to_target(struct ctl_server *srv, struct ctl_job *job, struct mo
 	if (rc == 0 && (rc = dj_connect(client, &conn)) != 0)
 		snprintf(m->err, sizeof(m->err), "cannot reach the target as a fleet member: %s",
 			 dj_strerror(rc));
-	if (rc == 0)
+	if (rc == 0) {
+		/* A pooled connection: an earlier move's error text is not ours. */
+		conn->last_error[0] = '\0';
 		rc = move_put(srv, job, conn, m, &staged);
+	}
 	if (rc == 0) {
 		rc = move_adopt(conn, m, staged);
 		if (rc != 0 && dj_free(conn, staged) != 0)

@@ -25,6 +25,10 @@ struct fl_agent {
 	char (*members)[FL_ENDPOINT_MAX];   /* static list */
 	int n_members;
 	struct fl_etcd *etcd;
+	/* Move checks read etcd from workers when the view lacks a target (it
+	 * may have joined since the last poll): a client of their own. */
+	struct fl_etcd *check_etcd;
+	pthread_mutex_t check_lock;
 	struct ctl_server *server;
 	struct fl_view view;                /* etcd: the others */
 	pthread_t thread;
@@ -53,6 +57,7 @@ int fl_agent_create(const struct fl_agent_config *cfg, struct fl_agent **out)
 	snprintf(a->prefix, sizeof(a->prefix), "%s", cfg->prefix != NULL ? cfg->prefix :
 		 FL_DEFAULT_PREFIX);
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->check_lock, NULL);
 	pthread_cond_init(&a->wake, NULL);
 	fl_view_init(&a->view);
 	a->members = calloc(FL_MAX_MEMBERS, sizeof(*a->members));
@@ -69,6 +74,8 @@ int fl_agent_create(const struct fl_agent_config *cfg, struct fl_agent **out)
 	if (rc == 0 && cfg->etcd != NULL) {
 		snprintf(a->etcd_url, sizeof(a->etcd_url), "%s", cfg->etcd);
 		rc = fl_etcd_create(cfg->etcd, 1000, &a->etcd);
+		if (rc == 0)
+			rc = fl_etcd_create(cfg->etcd, 1000, &a->check_etcd);
 		if (rc != 0)
 			snprintf(why, sizeof(why), "bad etcd endpoint '%.80s' (http://host:port)",
 				 cfg->etcd);
@@ -206,8 +213,10 @@ void fl_agent_destroy(struct fl_agent *a)
 			DJC_LOG(DJ_LOG_NOTICE, TAG, "left the fleet (lease revoked)");
 	}
 	fl_etcd_destroy(a->etcd);
+	fl_etcd_destroy(a->check_etcd);
 	fl_view_fini(&a->view);
 	pthread_cond_destroy(&a->wake);
+	pthread_mutex_destroy(&a->check_lock);
 	pthread_mutex_destroy(&a->lock);
 	free(a->members);
 	free(a);
@@ -236,19 +245,33 @@ static int endpoint_is(const char *endpoint, const char *host, uint16_t port)
 	       strcmp(h, host) == 0;
 }
 
-int fl_agent_peer_check(void *arg, const char *host, uint16_t port, char *why)
+static int in_etcd_view(struct fl_agent *a, const char *host, uint16_t port)
 {
-	struct fl_agent *a = arg;
 	struct fl_member *m = NULL;
 	uint64_t age;
 	int n = 0, stale, found = 0;
 
-	for (int i = 0; i < a->n_members && !found; i++)
-		found = endpoint_is(a->members[i], host, port);
-	if (a->etcd != NULL && !found && fl_view_get(&a->view, &m, &n, &age, &stale, NULL) == 0)
+	if (fl_view_get(&a->view, &m, &n, &age, &stale, NULL) == 0)
 		for (int i = 0; i < n && !found; i++)
 			found = endpoint_is(m[i].endpoint, host, port);
 	free(m);
+	return found;
+}
+
+int fl_agent_peer_check(void *arg, const char *host, uint16_t port, char *why)
+{
+	struct fl_agent *a = arg;
+	int found = 0;
+
+	for (int i = 0; i < a->n_members && !found; i++)
+		found = endpoint_is(a->members[i], host, port);
+	if (a->etcd != NULL && !found && !(found = in_etcd_view(a, host, port))) {
+		/* It may have joined since the last poll: read etcd now. */
+		pthread_mutex_lock(&a->check_lock);
+		fl_view_read_etcd(&a->view, a->check_etcd, a->prefix);
+		pthread_mutex_unlock(&a->check_lock);
+		found = in_etcd_view(a, host, port);
+	}
 	if (found || (a->etcd == NULL && a->n_members == 0))
 		return 0;
 	snprintf(why, 128, "%.64s:%u is not a member of this fleet", host, port);

@@ -558,6 +558,14 @@ int dj_fleet_conn(struct dj_fleet *f, uint32_t member, struct dj_conn **conn)
 	return rc;
 }
 
+/* conn, its last ERROR text cleared: a failure without an ERROR reply (a
+ * lost connection) must not be told with an earlier call's text. */
+static struct dj_conn *fresh(struct dj_conn *conn)
+{
+	conn->last_error[0] = '\0';
+	return conn;
+}
+
 /* After a call on e's session: the server's text where it answered. */
 static int settle(struct fl_entry *e, struct dj_conn *conn, const char *what, int rc)
 {
@@ -608,7 +616,7 @@ int dj_fleet_put(struct dj_fleet *f, uint32_t member, const struct dj_tensor *t,
 	if (rc != 0)
 		return rc;
 	h->member = member;
-	return settle(e, conn, "put", dj_put(conn, t, &h->handle));
+	return settle(e, conn, "put", dj_put(fresh(conn), t, &h->handle));
 }
 
 int dj_fleet_get(struct dj_fleet *f, struct dj_fleet_handle h, struct dj_tensor *t)
@@ -617,7 +625,7 @@ int dj_fleet_get(struct dj_fleet *f, struct dj_fleet_handle h, struct dj_tensor 
 	struct dj_conn *conn;
 	int rc = member_conn(f, h.member, &e, &conn);
 
-	return rc != 0 ? rc : settle(e, conn, "get", dj_get(conn, h.handle, t));
+	return rc != 0 ? rc : settle(e, conn, "get", dj_get(fresh(conn), h.handle, t));
 }
 
 int dj_fleet_describe(struct dj_fleet *f, struct dj_fleet_handle h, struct dj_tensor_desc *desc)
@@ -626,7 +634,7 @@ int dj_fleet_describe(struct dj_fleet *f, struct dj_fleet_handle h, struct dj_te
 	struct dj_conn *conn;
 	int rc = member_conn(f, h.member, &e, &conn);
 
-	return rc != 0 ? rc : settle(e, conn, "describe", dj_describe(conn, h.handle, desc));
+	return rc != 0 ? rc : settle(e, conn, "describe", dj_describe(fresh(conn), h.handle, desc));
 }
 
 int dj_fleet_free(struct dj_fleet *f, struct dj_fleet_handle h)
@@ -635,7 +643,7 @@ int dj_fleet_free(struct dj_fleet *f, struct dj_fleet_handle h)
 	struct dj_conn *conn;
 	int rc = member_conn(f, h.member, &e, &conn);
 
-	return rc != 0 ? rc : settle(e, conn, "free", dj_free(conn, h.handle));
+	return rc != 0 ? rc : settle(e, conn, "free", dj_free(fresh(conn), h.handle));
 }
 
 int dj_fleet_execute(struct dj_fleet *f, const char *op, const struct dj_fleet_handle *inputs,
@@ -658,7 +666,7 @@ int dj_fleet_execute(struct dj_fleet *f, const char *op, const struct dj_fleet_h
 	rc = member_conn(f, inputs[0].member, &e, &conn);
 	if (rc != 0)
 		return rc;
-	rc = dj_execute(conn, op, handles, n_in, attrs_json, out != NULL ? &out->handle : NULL,
+	rc = dj_execute(fresh(conn), op, handles, n_in, attrs_json, out != NULL ? &out->handle : NULL,
 			out_desc);
 	if (rc == 0 && out != NULL)
 		out->member = inputs[0].member;
@@ -676,7 +684,7 @@ int dj_fleet_execute_batch(struct dj_fleet *f, uint32_t member, const struct dj_
 	if (rc == 0)
 		rc = member_conn(f, member, &e, &conn);
 	if (rc == 0) {
-		rc = settle(e, conn, "batch", dj_execute_batch(conn, ops, n_ops, handles));
+		rc = settle(e, conn, "batch", dj_execute_batch(fresh(conn), ops, n_ops, handles));
 		for (int i = 0; i < n_ops && rc == 0; i++)
 			outputs[i] = (struct dj_fleet_handle){.member = member, .handle = handles[i]};
 	}
@@ -695,7 +703,7 @@ static int move_grant(struct fl_entry *dst, struct dj_conn *conn,
 	int rc = m != NULL && ctl_desc_to_json(m, desc) == 0 ? 0 : -ENOMEM;
 
 	if (rc == 0)
-		rc = ctl_client_call(conn, m, NULL, 0, NULL, 0, &reply);
+		rc = ctl_client_call(fresh(conn), m, NULL, 0, NULL, 0, &reply);
 	else
 		cJSON_Delete(m);
 	g = cJSON_GetObjectItemCaseSensitive(reply, "grant");
@@ -740,7 +748,7 @@ int dj_fleet_move(struct dj_fleet *f, struct dj_fleet_handle h, uint32_t to, uns
 	if (rc == 0)
 		rc = member_conn(f, to, &dst, &dconn);
 	if (rc == 0)
-		rc = settle(src, sconn, "describe", dj_describe(sconn, h.handle, &desc));
+		rc = settle(src, sconn, "describe", dj_describe(fresh(sconn), h.handle, &desc));
 	if (rc == 0)
 		rc = move_grant(dst, dconn, &desc, grant);
 	if (rc != 0)
@@ -753,7 +761,7 @@ int dj_fleet_move(struct dj_fleet *f, struct dj_fleet_handle h, uint32_t to, uns
 		cJSON_Delete(m);
 		return fail(-ENOMEM, "out of memory");
 	}
-	rc = ctl_client_call(sconn, m, NULL, 0, NULL, 0, &reply);
+	rc = ctl_client_call(fresh(sconn), m, NULL, 0, NULL, 0, &reply);
 	if (rc == 0 && ctl_json_handle(reply, "handle", &out->handle, why) != 0)
 		rc = -EBADMSG;
 	if (rc == 0) {

@@ -442,6 +442,9 @@ static void print_stats(struct ctl_server *server, struct dp_engine *dp,
 
 		dp_engine_get_stats(dp, &d, NULL);
 		printf(", dp rx %" PRIu64 " pkts tx %" PRIu64 " pkts", d.rx_packets, d.tx_packets);
+		if (d.drops[DP_DROP_IMPAIR] != 0 || d.retransmits != 0)
+			printf(" (%" PRIu64 " retransmitted, %" PRIu64 " dropped by --dp-impair)",
+			       d.retransmits, d.drops[DP_DROP_IMPAIR]);
 	}
 	if (placer != NULL)
 		print_gather_stats(placer);
