@@ -38,6 +38,7 @@
 #define GRANT_LEN 16
 #define BOUNCE_CHUNK (64u << 20)
 #define MAX_PEERS 256
+#define MOVE_TIMEOUT_MS 120000
 
 /* A client's permission for one tensor to arrive in its session. */
 struct grant {
@@ -583,9 +584,13 @@ static int peer_client(struct ctl_server *srv, const char *host, uint16_t port,
 		o.token = srv->fleet_token;
 		o.path = srv->cfg.fleet.move_path;
 		o.datapath = server_dp(srv);
-		o.dp_timeout_ms = srv->cfg.dp_timeout_ms;
+		/* A whole tensor in one transfer: its deadline must allow a large
+		 * one on a slow path. A dead target is noticed sooner, by the
+		 * transfer protocol's retransmission limits. */
+		o.dp_timeout_ms = srv->cfg.dp_timeout_ms > MOVE_TIMEOUT_MS ?
+				  srv->cfg.dp_timeout_ms : MOVE_TIMEOUT_MS;
 		o.max_retries = 2;
-		o.request_timeout_ms = 120000;
+		o.request_timeout_ms = MOVE_TIMEOUT_MS;
 		rc = ctl_client_create_member(&o, fl->member_id, &p->client);
 		if (rc == 0) {
 			p->next = fl->peers;
@@ -770,24 +775,33 @@ static cJSON *move_job(struct ctl_server *srv, struct ctl_job *job)
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
-void ctl_fleet_dispatch(struct ctl_conn *c, const char *type, const cJSON *msg, uint64_t id)
+void ctl_fleet_dispatch(struct ctl_conn *c, const char *type, const cJSON *msg, uint64_t id,
+			uint64_t payload_len)
 {
+	static const char *const known[] = {"FLEET_GRANT", "FLEET_ADOPT", "FLEET_MOVE"};
 	char err[CTL_ERRMSG_MAX] = "";
+	size_t k = 0;
 	int rc;
 
-	if (c->sess == NULL) {
+	while (k < sizeof(known) / sizeof(known[0]) && strcmp(type, known[k]) != 0)
+		k++;
+	if (k == sizeof(known) / sizeof(known[0]) || payload_len > 0) {
+		/* As for any other message: the payload is skipped. */
+		if (payload_len > 0 && k < sizeof(known) / sizeof(known[0]))
+			snprintf(err, sizeof(err), "%.16s carries no payload", type);
+		else
+			snprintf(err, sizeof(err), "unknown message type '%.32s'", type);
+		c->srv->st.protocol_errors++;
+		rc = payload_len > 0 && k < sizeof(known) / sizeof(known[0]) ? -EPROTO : -EBADMSG;
+	} else if (c->sess == NULL) {
 		snprintf(err, sizeof(err), "%.32s needs a SESSION first", type);
 		rc = -EPROTO;
-	} else if (strcmp(type, "FLEET_GRANT") == 0) {
+	} else if (k == 0) {
 		rc = on_grant(c, msg, id, err);
-	} else if (strcmp(type, "FLEET_ADOPT") == 0) {
+	} else if (k == 1) {
 		rc = on_adopt(c, msg, id, err);
-	} else if (strcmp(type, "FLEET_MOVE") == 0) {
-		rc = ctl_submit(c->srv, c, id, (cJSON *)msg, move_job, NULL);
 	} else {
-		snprintf(err, sizeof(err), "unknown message type '%.32s'", type);
-		c->srv->st.protocol_errors++;
-		rc = -EBADMSG;
+		rc = ctl_submit(c->srv, c, id, (cJSON *)msg, move_job, NULL);
 	}
 	if (rc != 0)
 		ctl_send_error(c, id, rc, err[0] != '\0' ? err : dj_strerror(rc));

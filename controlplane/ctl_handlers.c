@@ -968,8 +968,8 @@ void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len)
 	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
 		if (strcmp(type, handlers[i].type) == 0)
 			h = &handlers[i];
-	if (h == NULL && strncmp(type, "FLEET_", 6) == 0 && payload_len == 0) {
-		ctl_fleet_dispatch(c, type, msg, r.id);
+	if (h == NULL && strncmp(type, "FLEET_", 6) == 0) {
+		ctl_fleet_dispatch(c, type, msg, r.id, payload_len);
 		return;
 	}
 	if (h == NULL || (payload_len > 0 && strcmp(type, "PUT") != 0)) {

@@ -202,8 +202,9 @@ int ctl_fleet_hello(struct ctl_conn *c, const cJSON *hello, char *why);
  * members); token NULL: no authentication. */
 void ctl_fleet_auth_params(const struct ctl_conn *c, const char **token,
 			   const char **label_client, const char **label_server);
-/* FLEET_* messages (session checked by the caller). */
-void ctl_fleet_dispatch(struct ctl_conn *c, const char *type, const cJSON *msg, uint64_t id);
+/* FLEET_* messages (none carries a payload: it is skipped, ERROR sent). */
+void ctl_fleet_dispatch(struct ctl_conn *c, const char *type, const cJSON *msg, uint64_t id,
+			uint64_t payload_len);
 /* The STATS reply's "member" and "fleet" objects. */
 void ctl_fleet_stats(struct ctl_server *srv, cJSON *reply);
 
