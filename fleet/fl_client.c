@@ -82,6 +82,8 @@ void dj_fleet_options_init(struct dj_fleet_options *o)
 	memset(o, 0, sizeof(*o));
 	o->refresh_ms = 500;
 	dj_client_options_init(&o->client);
+	/* A move's reply comes once the bytes crossed between the servers. */
+	o->client.request_timeout_ms = 120000;
 }
 
 /* ---- the table ---------------------------------------------------------------- */

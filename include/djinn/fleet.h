@@ -51,8 +51,9 @@ struct dj_fleet_options {
 	const char *etcd;          /**< etcd v3 endpoint "http://host:port" */
 	const char *prefix;        /**< etcd key prefix (default "/djinn/fleet/") */
 	uint32_t refresh_ms;       /**< view refresh (default 500) */
-	/** Options of every member connection (token, TLS, path, timeouts);
-	 * host and port are the members'. */
+	/** Options of every member connection (token, TLS, path, timeouts;
+	 * request_timeout_ms defaults to 120 s here: a move is answered once
+	 * its bytes crossed); host and port are the members'. */
 	struct dj_client_options client;
 };
 
