@@ -420,21 +420,12 @@ static struct grant *grant_take(struct ctl_fleet *fl, const uint8_t secret[GRANT
 	return found;
 }
 
-static int desc_equal(const struct dj_tensor_desc *a, const struct dj_tensor_desc *b)
-{
-	if (a->dtype != b->dtype || a->ndim != b->ndim)
-		return 0;
-	for (int i = 0; i < a->ndim; i++)
-		if (a->shape[i] != b->shape[i])
-			return 0;
-	return 1;
-}
-
 static int adopt_checks(struct ctl_conn *c, const struct grant *g, uint64_t handle,
 			struct ctl_session **target, char *err)
 {
 	struct ctl_server *srv = c->srv;
 	struct dj_tensor_desc have;
+	char a[64], b[64];
 	int rc;
 
 	if (djc_time_ns() >= g->expires_ns) {
@@ -450,9 +441,10 @@ static int adopt_checks(struct ctl_conn *c, const struct grant *g, uint64_t hand
 	rc = srv->be->describe(srv->bctx, c->sess->bsess, handle, &have, err);
 	if (rc != 0)
 		return rc;
-	if (!desc_equal(&have, &g->desc)) {
-		snprintf(err, CTL_ERRMSG_MAX, "tensor 0x%" PRIx64 " does not match the grant "
-			 "(dtype or shape differs)", handle);
+	if (!dj_tensor_desc_equal(&have, &g->desc)) {
+		snprintf(err, CTL_ERRMSG_MAX, "tensor %s %s does not match the grant's %s %s",
+			 dj_dtype_name(have.dtype), dj_shape_format(&have, a, sizeof(a)),
+			 dj_dtype_name(g->desc.dtype), dj_shape_format(&g->desc, b, sizeof(b)));
 		return -DJ_ESHAPE;
 	}
 	if ((*target)->n_handles >= srv->cfg.limits.max_handles) {

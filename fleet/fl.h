@@ -109,4 +109,21 @@ int fl_view_get(struct fl_view *v, struct fl_member **members, int *n, uint64_t 
  * not parse are skipped, logged). 0, or the failure (v marked stale). */
 int fl_view_read_etcd(struct fl_view *v, struct fl_etcd *etcd, const char *prefix);
 
+/* ---- a background loop ------------------------------------------------------- */
+
+/* A thread that sleeps between rounds and is woken at once to stop. */
+struct fl_loop {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;       /* on CLOCK_MONOTONIC */
+	int stop, running;
+};
+
+/* Start fn(arg) on a thread named name (at most 15 bytes). */
+int fl_loop_start(struct fl_loop *l, const char *name, void *(*fn)(void *), void *arg);
+/* From fn: sleep up to ns; 0 once asked to stop (then return), else 1. */
+int fl_loop_sleep(struct fl_loop *l, uint64_t ns);
+/* Ask the thread to stop and join it; a loop never started is fine. */
+void fl_loop_stop(struct fl_loop *l);
+
 #endif

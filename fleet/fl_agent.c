@@ -31,12 +31,9 @@ struct fl_agent {
 	pthread_mutex_t check_lock;
 	struct ctl_server *server;
 	struct fl_view view;                /* etcd: the others */
-	pthread_t thread;
-	int running;
-	pthread_mutex_t lock;               /* stop, lease state */
-	pthread_cond_t wake;
-	int stop;
-	int64_t lease;                      /* 0: none */
+	struct fl_loop loop;
+	pthread_mutex_t lock;               /* registration state */
+	int64_t lease;                      /* 0: none; the loop's */
 	int registered;
 	uint64_t registered_ns;
 	char reg_error[FL_WHY_MAX];
@@ -58,7 +55,6 @@ int fl_agent_create(const struct fl_agent_config *cfg, struct fl_agent **out)
 		 FL_DEFAULT_PREFIX);
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->check_lock, NULL);
-	pthread_cond_init(&a->wake, NULL);
 	fl_view_init(&a->view);
 	a->members = calloc(FL_MAX_MEMBERS, sizeof(*a->members));
 	if (a->members == NULL)
@@ -149,15 +145,10 @@ static void register_step(struct fl_agent *a)
 static void *agent_main(void *arg)
 {
 	struct fl_agent *a = arg;
-	uint64_t next_reg = 0, next_poll = 0;
+	uint64_t next_reg = 0, next_poll = 0, now, wake;
 
-	pthread_setname_np(pthread_self(), "dj-fleet");
-	pthread_mutex_lock(&a->lock);
-	while (!a->stop) {
-		uint64_t now = djc_time_ns(), wake;
-		struct timespec ts;
-
-		pthread_mutex_unlock(&a->lock);
+	do {
+		now = djc_time_ns();
 		if (now >= next_reg) {
 			register_step(a);
 			next_reg = now + a->cfg.refresh_ms * 1000000ull;
@@ -167,55 +158,33 @@ static void *agent_main(void *arg)
 			next_poll = now + a->cfg.poll_ms * 1000000ull;
 		}
 		wake = next_reg < next_poll ? next_reg : next_poll;
-		clock_gettime(CLOCK_REALTIME, &ts);
 		now = djc_time_ns();
-		if (wake > now) {
-			uint64_t ns = (uint64_t)ts.tv_nsec + (wake - now);
-
-			ts.tv_sec += (time_t)(ns / 1000000000ull);
-			ts.tv_nsec = (long)(ns % 1000000000ull);
-		}
-		pthread_mutex_lock(&a->lock);
-		if (!a->stop && wake > now)
-			pthread_cond_timedwait(&a->wake, &a->lock, &ts);
-	}
-	pthread_mutex_unlock(&a->lock);
+	} while (fl_loop_sleep(&a->loop, wake > now ? wake - now : 0));
 	return NULL;
 }
 
 int fl_agent_start(struct fl_agent *a, struct ctl_server *server)
 {
-	int rc;
-
 	a->server = server;
 	if (a->etcd == NULL)
 		return 0;
 	if (snprintf(a->key, sizeof(a->key), "%s%s", a->prefix, ctl_server_member_id(server)) >=
 	    (int)sizeof(a->key))
 		return -ENAMETOOLONG;
-	rc = -pthread_create(&a->thread, NULL, agent_main, a);
-	a->running = rc == 0;
-	return rc;
+	return fl_loop_start(&a->loop, "dj-fleet", agent_main, a);
 }
 
 void fl_agent_destroy(struct fl_agent *a)
 {
 	if (a == NULL)
 		return;
-	if (a->running) {
-		pthread_mutex_lock(&a->lock);
-		a->stop = 1;
-		pthread_cond_signal(&a->wake);
-		pthread_mutex_unlock(&a->lock);
-		pthread_join(a->thread, NULL);
-		/* An orderly stop leaves the fleet at once, not after the TTL. */
-		if (a->lease != 0 && fl_etcd_lease_revoke(a->etcd, a->lease) == 0)
-			DJC_LOG(DJ_LOG_NOTICE, TAG, "left the fleet (lease revoked)");
-	}
+	fl_loop_stop(&a->loop);
+	/* An orderly stop leaves the fleet at once, not after the TTL. */
+	if (a->lease != 0 && fl_etcd_lease_revoke(a->etcd, a->lease) == 0)
+		DJC_LOG(DJ_LOG_NOTICE, TAG, "left the fleet (lease revoked)");
 	fl_etcd_destroy(a->etcd);
 	fl_etcd_destroy(a->check_etcd);
 	fl_view_fini(&a->view);
-	pthread_cond_destroy(&a->wake);
 	pthread_mutex_destroy(&a->check_lock);
 	pthread_mutex_destroy(&a->lock);
 	free(a->members);

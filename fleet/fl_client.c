@@ -54,9 +54,7 @@ struct dj_fleet {
 	pthread_mutex_t refresh_lock;      /* one refresh at a time */
 	struct fl_entry *entries[MAX_ENTRIES];
 	uint32_t n_entries;
-	pthread_t thread;
-	int running, stop;
-	pthread_cond_t wake;
+	struct fl_loop loop;       /* the background refresh */
 };
 
 static __thread char last_error[256];
@@ -271,24 +269,8 @@ static void *refresh_main(void *arg)
 {
 	struct dj_fleet *f = arg;
 
-	pthread_setname_np(pthread_self(), "dj-fleet-view");
-	pthread_mutex_lock(&f->lock);
-	while (!f->stop) {
-		struct timespec ts;
-		uint64_t ns;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ns = (uint64_t)ts.tv_nsec + f->o.refresh_ms * 1000000ull;
-		ts.tv_sec += (time_t)(ns / 1000000000ull);
-		ts.tv_nsec = (long)(ns % 1000000000ull);
-		pthread_cond_timedwait(&f->wake, &f->lock, &ts);
-		if (f->stop)
-			break;
-		pthread_mutex_unlock(&f->lock);
+	while (fl_loop_sleep(&f->loop, f->o.refresh_ms * 1000000ull))
 		dj_fleet_refresh(f);
-		pthread_mutex_lock(&f->lock);
-	}
-	pthread_mutex_unlock(&f->lock);
 	return NULL;
 }
 
@@ -340,7 +322,6 @@ int dj_fleet_create(const struct dj_fleet_options *o, struct dj_fleet **out)
 	f->o.refresh_ms = o->refresh_ms != 0 ? o->refresh_ms : 500;
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_init(&f->refresh_lock, NULL);
-	pthread_cond_init(&f->wake, NULL);
 	fl_view_init(&f->view);
 	/* The options' strings are the caller's: keep copies. */
 	rc = copy_str(o->client.token, &f->token);
@@ -356,10 +337,8 @@ int dj_fleet_create(const struct dj_fleet_options *o, struct dj_fleet **out)
 		rc = fleet_source(f, o);
 	if (rc == 0)
 		rc = dj_fleet_refresh(f);
-	if (rc == 0) {
-		rc = -pthread_create(&f->thread, NULL, refresh_main, f);
-		f->running = rc == 0;
-	}
+	if (rc == 0)
+		rc = fl_loop_start(&f->loop, "dj-fleet-view", refresh_main, f);
 	if (rc != 0) {
 		char why[sizeof(last_error)];
 
@@ -376,18 +355,11 @@ void dj_fleet_destroy(struct dj_fleet *f)
 {
 	if (f == NULL)
 		return;
-	if (f->running) {
-		pthread_mutex_lock(&f->lock);
-		f->stop = 1;
-		pthread_cond_signal(&f->wake);
-		pthread_mutex_unlock(&f->lock);
-		pthread_join(f->thread, NULL);
-	}
+	fl_loop_stop(&f->loop);
 	for (uint32_t i = 0; i < f->n_entries; i++)
 		entry_free(f->entries[i]);
 	fl_etcd_destroy(f->etcd);
 	fl_view_fini(&f->view);
-	pthread_cond_destroy(&f->wake);
 	pthread_mutex_destroy(&f->refresh_lock);
 	pthread_mutex_destroy(&f->lock);
 	free(f->listed);

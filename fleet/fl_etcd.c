@@ -295,13 +295,23 @@ int fl_etcd_lease_grant(struct fl_etcd *e, int64_t ttl_s, int64_t *lease)
 	return rc;
 }
 
+/* POST {"ID": lease} to path. */
+static int lease_call(struct fl_etcd *e, const char *path, int64_t lease, cJSON **reply)
+{
+	cJSON *body = cJSON_CreateObject();
+
+	if (body == NULL || add_i64(body, "ID", lease) == NULL) {
+		cJSON_Delete(body);
+		return -ENOMEM;
+	}
+	return post(e, path, body, reply);
+}
+
 int fl_etcd_lease_keepalive(struct fl_etcd *e, int64_t lease, int64_t *ttl_s)
 {
-	cJSON *body = cJSON_CreateObject(), *reply;
-	int rc;
+	cJSON *reply;
+	int rc = lease_call(e, "/v3/lease/keepalive", lease, &reply);
 
-	add_i64(body, "ID", lease);
-	rc = post(e, "/v3/lease/keepalive", body, &reply);
 	if (rc == 0) {
 		/* A lease etcd no longer has comes back with no TTL (0). */
 		*ttl_s = json_i64(cJSON_GetObjectItemCaseSensitive(reply, "result"), "TTL");
@@ -316,11 +326,9 @@ int fl_etcd_lease_keepalive(struct fl_etcd *e, int64_t lease, int64_t *ttl_s)
 
 int fl_etcd_lease_revoke(struct fl_etcd *e, int64_t lease)
 {
-	cJSON *body = cJSON_CreateObject(), *reply;
-	int rc;
+	cJSON *reply;
+	int rc = lease_call(e, "/v3/lease/revoke", lease, &reply);
 
-	add_i64(body, "ID", lease);
-	rc = post(e, "/v3/lease/revoke", body, &reply);
 	cJSON_Delete(reply);
 	return rc;
 }

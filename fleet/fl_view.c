@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/djc.h"
 #include "djinn/common.h"
@@ -129,4 +130,55 @@ int fl_view_read_etcd(struct fl_view *v, struct fl_etcd *etcd, const char *prefi
 		fl_view_fail(v, acc.members == NULL ? "out of memory" : fl_etcd_error(etcd));
 	free(acc.members);
 	return rc;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+int fl_loop_start(struct fl_loop *l, const char *name, void *(*fn)(void *), void *arg)
+{
+	pthread_condattr_t attr;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	rc = -pthread_create(&l->thread, NULL, fn, arg);
+	if (rc == 0)
+		pthread_setname_np(l->thread, name);
+	l->running = rc == 0;
+	return rc;
+}
+
+int fl_loop_sleep(struct fl_loop *l, uint64_t ns)
+{
+	struct timespec ts;
+	int go;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ns += (uint64_t)ts.tv_nsec;
+	ts.tv_sec += (time_t)(ns / 1000000000ull);
+	ts.tv_nsec = (long)(ns % 1000000000ull);
+	pthread_mutex_lock(&l->lock);
+	if (!l->stop)
+		pthread_cond_timedwait(&l->wake, &l->lock, &ts);
+	go = !l->stop;
+	pthread_mutex_unlock(&l->lock);
+	return go;
+}
+
+void fl_loop_stop(struct fl_loop *l)
+{
+	if (!l->running)
+		return;
+	pthread_mutex_lock(&l->lock);
+	l->stop = 1;
+	pthread_cond_signal(&l->wake);
+	pthread_mutex_unlock(&l->lock);
+	pthread_join(l->thread, NULL);
+	l->running = 0;
+	pthread_cond_destroy(&l->wake);
+	pthread_mutex_destroy(&l->lock);
 }

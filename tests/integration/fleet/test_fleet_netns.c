@@ -82,23 +82,6 @@ static void server_setup(struct fe_server *s, int i)
 	}
 }
 
-/* This thread (the only one yet) into the client's namespace: every thread
- * made from here on is there too. */
-static int enter_client_ns(void)
-{
-	char path[64];
-	int fd, rc;
-
-	home_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "/var/run/netns/%s-c", name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	rc = setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
-	close(fd);
-	return rc;
-}
-
 static int suite_init(void)
 {
 	struct dj_fleet_options o;
@@ -117,7 +100,11 @@ static int suite_init(void)
 		if (fe_server_start(&servers[i], 60) != 0)
 			return -1;
 	}
-	if (enter_client_ns() != 0) {
+	/* This thread, the only one yet, into the client's namespace: every
+	 * thread made from here on is there too. */
+	snprintf(sw, sizeof(sw), "%s-c", name);
+	home_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (dj_test_netns_enter(sw) != 0) {
 		fprintf(stderr, "cannot enter %s-c\n", name);
 		return -1;
 	}
@@ -179,12 +166,12 @@ static void test_routing(void)
 
 static void test_target_killed(void)
 {
-	fc_target_killed(fleet, servers, 0, 2, 256 * MIB);
+	fc_target_killed(fleet, servers, 0, 2, 64 * MIB);
 }
 
 static void test_source_killed(void)
 {
-	fc_source_killed(fleet, servers, 1, 0, 256 * MIB);
+	fc_source_killed(fleet, servers, 1, 0, 64 * MIB);
 }
 
 /* The servers' last stats lines say their frames were dropped on purpose:
