@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "djinn/fleet.h"
 #include "djinn/npy.h"
 #include "common/djc.h"
@@ -117,27 +119,49 @@ static void print_member(const struct dj_fleet_member *m)
 							   (double)m->age_ms / 1e3), a));
 }
 
+/* The view as JSON, through cJSON: ids and errors are escaped. */
 static void print_json(const struct dj_fleet_view *v, const struct dj_fleet_member *m, int n)
 {
-	printf("{\"source\":\"%s\",\"stale\":%s,\"age_ms\":%.0f,\"n_up\":%d,\"error\":\"%s\","
-	       "\"members\":[", v->source == DJ_FLEET_SOURCE_ETCD ? "etcd" : "static",
-	       v->stale ? "true" : "false", v->age_ms == UINT64_MAX ? -1.0 : (double)v->age_ms,
-	       v->n_members, v->stale ? v->error : "");
+	cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "members");
+	char inc[24], *text;
+
+	cJSON_AddStringToObject(o, "source", v->source == DJ_FLEET_SOURCE_ETCD ? "etcd" : "static");
+	cJSON_AddBoolToObject(o, "stale", v->stale);
+	cJSON_AddNumberToObject(o, "age_ms", v->age_ms == UINT64_MAX ? -1.0 : (double)v->age_ms);
+	cJSON_AddNumberToObject(o, "n_up", v->n_members);
+	cJSON_AddStringToObject(o, "error", v->stale ? v->error : "");
 	for (int i = 0; i < n; i++) {
-		printf("%s{\"index\":%u,\"id\":\"%s\",\"endpoint\":\"%s\",\"up\":%s,\"dpdk\":%s,"
-		       "\"incarnation\":\"0x%" PRIx64 "\",\"store_bytes\":%" PRIu64 ",\"queued\":%"
-		       PRIu64 ",\"ops_per_s\":%.1f,\"devices\":[", i > 0 ? "," : "", m[i].index,
-		       m[i].id, m[i].endpoint, m[i].up ? "true" : "false",
-		       m[i].dpdk ? "true" : "false", m[i].incarnation, m[i].store_bytes,
-		       m[i].queued, m[i].ops_per_s);
-		for (int d = 0; d < m[i].n_devices; d++)
-			printf("%s{\"name\":\"%s\",\"gpu\":%s,\"mem_total\":%" PRIu64
-			       ",\"mem_free\":%" PRIu64 "}", d > 0 ? "," : "", m[i].devices[d].name,
-			       m[i].devices[d].gpu ? "true" : "false", m[i].devices[d].mem_total,
-			       m[i].devices[d].mem_free);
-		printf("]}");
+		cJSON *e = cJSON_CreateObject(), *devs = cJSON_AddArrayToObject(e, "devices");
+
+		snprintf(inc, sizeof(inc), "0x%016" PRIx64, m[i].incarnation);
+		cJSON_AddNumberToObject(e, "index", m[i].index);
+		cJSON_AddStringToObject(e, "id", m[i].id);
+		cJSON_AddStringToObject(e, "endpoint", m[i].endpoint);
+		cJSON_AddStringToObject(e, "incarnation", inc);
+		cJSON_AddBoolToObject(e, "up", m[i].up);
+		cJSON_AddBoolToObject(e, "dpdk", m[i].dpdk);
+		cJSON_AddStringToObject(e, "dp_ipv4", m[i].dp_ipv4);
+		cJSON_AddNumberToObject(e, "store_bytes", (double)m[i].store_bytes);
+		cJSON_AddNumberToObject(e, "queued", (double)m[i].queued);
+		cJSON_AddNumberToObject(e, "jobs", (double)m[i].jobs);
+		cJSON_AddNumberToObject(e, "ops_per_s", m[i].ops_per_s);
+		cJSON_AddNumberToObject(e, "age_ms", m[i].age_ms == UINT64_MAX ? -1.0 :
+							(double)m[i].age_ms);
+		for (int d = 0; d < m[i].n_devices; d++) {
+			cJSON *dev = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(dev, "name", m[i].devices[d].name);
+			cJSON_AddBoolToObject(dev, "gpu", m[i].devices[d].gpu);
+			cJSON_AddNumberToObject(dev, "mem_total", (double)m[i].devices[d].mem_total);
+			cJSON_AddNumberToObject(dev, "mem_free", (double)m[i].devices[d].mem_free);
+			cJSON_AddItemToArray(devs, dev);
+		}
+		cJSON_AddItemToArray(list, e);
 	}
-	printf("]}\n");
+	text = cJSON_PrintUnformatted(o);
+	printf("%s\n", text != NULL ? text : "{}");
+	free(text);
+	cJSON_Delete(o);
 }
 
 static int cmd_members(struct dj_fleet *fleet, const struct fleet_args *a)
