@@ -128,6 +128,9 @@ int ctl_fleet_create(struct ctl_server *srv)
 		snprintf(fl->endpoint, sizeof(fl->endpoint), "%s", cfg->advertise);
 	else
 		snprintf(fl->endpoint, sizeof(fl->endpoint), "%s:%u", srv->listen_addr, srv->port);
+	if (cfg->advertise == NULL && strcmp(srv->listen_addr, "0.0.0.0") == 0)
+		DJC_LOG(DJ_LOG_WARN, TAG, "listening on every address: other members and clients "
+			"cannot reach %s; give the endpoint to advertise", fl->endpoint);
 	if (strlen(cfg->member_id != NULL ? cfg->member_id : fl->endpoint) >= CTL_MEMBER_ID_MAX) {
 		DJC_LOG(DJ_LOG_ERR, TAG, "member id longer than %d bytes", CTL_MEMBER_ID_MAX - 1);
 		return -ENAMETOOLONG;

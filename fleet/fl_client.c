@@ -27,6 +27,7 @@
 
 #define TAG "fleet-client"
 #define MAX_ENTRIES 1024
+#define STATIC_MISSES 2
 
 struct fl_entry {
 	uint32_t index;
@@ -35,6 +36,7 @@ struct fl_entry {
 	int have_rec;              /* rec was read at least once */
 	int up;                    /* in the current view */
 	int gone;                  /* replaced by a newer incarnation */
+	int misses;                /* static: STATS failed this many times in a row */
 	uint64_t read_ns;
 	pthread_mutex_t conn_lock; /* opening conn */
 	struct dj_client *client;
@@ -210,9 +212,12 @@ static int refresh_static(struct dj_fleet *f)
 		if (rc == 0) {
 			/* Reach it where we listed it, whatever it advertises. */
 			snprintf(rec.endpoint, sizeof(rec.endpoint), "%s", f->listed[i]);
-			entry_record(f, e, &rec);
+			e->misses = 0;
+			e = entry_record(f, e, &rec);
 			answered++;
-		} else if (e->up) {
+		} else if (e->up && ++e->misses >= STATIC_MISSES) {
+			/* Twice in a row: one slow answer on a loaded host is not
+			 * a member gone. */
 			DJC_LOG(DJ_LOG_NOTICE, TAG, "member %s (%s) down: %s", e->rec.id, e->endpoint,
 				dj_strerror(rc));
 			e->up = 0;
