@@ -154,6 +154,21 @@ int djc_parse_ipv4(const char *text, uint32_t *ip)
 	return 0;
 }
 
+int djc_parse_host_port(const char *text, char *host, size_t host_len, uint16_t min_port,
+			uint16_t *port)
+{
+	const char *colon = text != NULL ? strrchr(text, ':') : NULL;
+	uint64_t p;
+
+	if (colon == NULL || colon == text || (size_t)(colon - text) >= host_len ||
+	    djc_parse_u64(colon + 1, min_port, UINT16_MAX, &p) != 0)
+		return -EINVAL;
+	memcpy(host, text, (size_t)(colon - text));
+	host[colon - text] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
 void djc_cli_set_name(const char *name)
 {
 	cli_name = name != NULL ? name : "djinn";

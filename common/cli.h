@@ -21,6 +21,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /** Most arguments djc_cli_app_args() hands back. */
@@ -55,6 +56,16 @@ int djc_parse_choice(const char *text, const char *const *names, int n, int *ind
 
 /** Dotted IPv4 "a.b.c.d" into host byte order. @return 0 or -EINVAL. */
 int djc_parse_ipv4(const char *text, uint32_t *ip);
+
+/**
+ * "HOST:PORT", split at its last colon: HOST not empty and at most
+ * @p host_len - 1 bytes (not checked further), PORT an integer as
+ * djc_parse_u64() reads it, in [min_port, 65535]. One parser for every
+ * endpoint the tools and modules take (fleet members, --metrics, top).
+ * @return 0 or -EINVAL; host and *port are left alone on failure.
+ */
+int djc_parse_host_port(const char *text, char *host, size_t host_len, uint16_t min_port,
+			uint16_t *port);
 
 /** The tool's name in messages (default "djinn"); borrowed, not copied. */
 void djc_cli_set_name(const char *name);

@@ -31,6 +31,20 @@ extern "C" {
 #define CTL_PROTO_VERSION 1
 /** Size of the message buffer a backend writes its error text into. */
 #define CTL_ERRMSG_MAX 256
+/** Longest member id of a fleet (fleet/, docs/FLEET.md), NUL included. */
+#define CTL_MEMBER_ID_MAX 64
+
+/** Memory of the devices a backend keeps tensors on, and of its store. */
+struct ctl_mem_info {
+	int n_devices;
+	struct {
+		char name[DP_GPU_NAME_MAX]; /**< "cuda:0", "host" */
+		enum dj_mem_kind mem;
+		uint64_t total, free;       /**< bytes */
+	} devices[DP_MAX_GPUS];
+	uint64_t store_bytes;               /**< bytes of resident tensors */
+	uint64_t store_limit;               /**< 0: none */
+};
 
 
 /**
@@ -125,6 +139,20 @@ struct ctl_backend {
 	/** Optional: add the session's figures (bytes held, handles...) to
 	 * the STATS reply object. */
 	void (*stats)(void *ctx, void *session, cJSON *obj);
+
+	/** Optional: memory of each device tensors live on and of the store,
+	 * for the server's load (STATS "member", fleet records). Quick and
+	 * thread safe. */
+	int (*mem_info)(void *ctx, struct ctl_mem_info *info);
+
+	/**
+	 * Optional, for fleet moves: hand handle from session from to session
+	 * to. The tensor keeps its bytes, is charged to to (-DJ_ELIMIT where
+	 * that exceeds its budget) and gets a new handle there, *new_handle;
+	 * from no longer reaches it. Without it, moves are refused (-ENOTSUP).
+	 */
+	int (*adopt)(void *ctx, void *from, uint64_t handle, void *to, uint64_t *new_handle,
+		     char *err);
 };
 
 /** Limits that keep one client from hurting the others. 0: the default. */
@@ -155,6 +183,39 @@ struct ctl_limits {
 	uint32_t session_linger_ms;
 };
 
+/**
+ * What the control plane needs to take part in a fleet (docs/FLEET.md):
+ * member connections authenticated with the fleet's token, receive grants,
+ * and COPY / MOVE of resident tensors to other members.
+ */
+struct ctl_fleet_config {
+	/** The fleet's pre-shared token: members prove it to each other
+	 * (HMAC, as clients do with theirs). NULL (and token_file NULL): no
+	 * member connection is accepted and no move is made. Copied. */
+	const char *token;
+	const char *token_file;
+	/** This server's id in the fleet; NULL: its endpoint. Copied. */
+	const char *member_id;
+	/** "host:port" at which members and clients reach this server; NULL:
+	 * the listen address and bound port. Copied. */
+	const char *advertise;
+	/** Optional: may a move go to host:port? 0, or a negative errno with
+	 * why filled (at least 128 bytes), e.g. "not a member of this fleet".
+	 * NULL: any server that proves the fleet token. Any thread. */
+	int (*peer_check)(void *arg, const char *host, uint16_t port, char *why);
+	/** Optional: fill the "fleet" object of STATS replies (the
+	 * membership: static list or etcd view). Epoll thread. */
+	void (*stats)(void *arg, cJSON *fleet);
+	void *arg;
+	/** A receive grant expires this long after it was made (default 60 s). */
+	uint32_t grant_ttl_ms;
+	/** Grants outstanding per server (default 1024) and per session (64). */
+	uint32_t max_grants, max_session_grants;
+	/** Data path of member connections (default auto: DPDK where both
+	 * have it and a probe works, else TCP). */
+	enum dj_path move_path;
+};
+
 struct ctl_server_config {
 	const char *listen_addr;   /**< IPv4 address or "0.0.0.0"; NULL: 127.0.0.1 */
 	uint16_t port;             /**< 0: any free port (see ctl_server_port) */
@@ -173,6 +234,9 @@ struct ctl_server_config {
 	/** A request slower than this is logged at notice level with its
 	 *  request id (default 1000 ms; every request is logged at debug). */
 	uint32_t slow_request_ms;
+	/** Membership in a fleet of servers; all zero: a lone server that
+	 * accepts no member connections and makes no moves. */
+	struct ctl_fleet_config fleet;
 };
 
 struct ctl_server;
@@ -207,6 +271,8 @@ struct ctl_server_stats {
 	uint64_t requests, errors_sent, protocol_errors;
 	uint64_t bytes_in, bytes_out;
 	uint64_t sessions_dpdk, sessions_tcp;
+	uint64_t ops;             /**< operations executed (a batch counts each) */
+	uint64_t moves_out, moves_failed; /**< fleet moves made by this server */
 };
 void ctl_server_get_stats(struct ctl_server *server,
 			     struct ctl_server_stats *stats);
@@ -216,7 +282,8 @@ void ctl_server_get_stats(struct ctl_server *server,
 enum ctl_req_type {
 	CTL_REQ_HELLO, CTL_REQ_AUTH, CTL_REQ_SESSION, CTL_REQ_PATH, CTL_REQ_STATS,
 	CTL_REQ_ALLOC, CTL_REQ_PUT, CTL_REQ_PUT_DONE, CTL_REQ_GET, CTL_REQ_DESCRIBE,
-	CTL_REQ_FREE, CTL_REQ_EXECUTE, CTL_REQ_PING, CTL_REQ_BYE, CTL_REQ_OTHER,
+	CTL_REQ_FREE, CTL_REQ_EXECUTE, CTL_REQ_PING, CTL_REQ_BYE, CTL_REQ_FLEET_GRANT,
+	CTL_REQ_FLEET_ADOPT, CTL_REQ_FLEET_MOVE, CTL_REQ_OTHER,
 	CTL_REQ_TYPES
 };
 
@@ -277,6 +344,20 @@ struct ctl_session_info {
  * @return the number of sessions (may exceed max; only max were copied).
  */
 int ctl_server_sessions(struct ctl_server *server, struct ctl_session_info *out, int max);
+
+/**
+ * This server as a fleet member record (docs/FLEET.md): {"id",
+ * "incarnation", "endpoint", "caps", "load"}, built fresh (device memory,
+ * queued jobs, recent ops/s). The same object is STATS' "member" and the
+ * value a member registers in etcd. Any thread; the caller frees it; NULL
+ * where memory ran out.
+ */
+cJSON *ctl_server_member_json(struct ctl_server *server);
+
+/** This server's member id and its incarnation (random, drawn at create:
+ * a restarted server is a new incarnation of the same id). */
+const char *ctl_server_member_id(const struct ctl_server *server);
+uint64_t ctl_server_incarnation(const struct ctl_server *server);
 
 /**
  * The path decision, shared by client and server so both apply one rule:

@@ -162,9 +162,12 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	return send_rc != 0 ? send_rc : rc;
 }
 
+/* *used (may be NULL) receives the path that carries the bytes. */
 static int put_async_traced(struct dj_conn *conn, const struct dj_tensor *t, uint64_t into,
-			    dj_future_cb cb, void *arg, struct dj_future **future)
+			    dj_future_cb cb, void *arg, struct dj_future **future,
+			    enum dj_path *used)
 {
+	enum dj_path ignored;
 	uint64_t nbytes;
 	cJSON *m;
 	int rc = tensor_nbytes(t, &nbytes);
@@ -172,6 +175,8 @@ static int put_async_traced(struct dj_conn *conn, const struct dj_tensor *t, uin
 	if (rc != 0 || future == NULL)
 		return rc != 0 ? rc : -EINVAL;
 	*future = NULL;
+	used = used != NULL ? used : &ignored;
+	*used = DJ_PATH_DPDK;
 	if (conn->path == DJ_PATH_DPDK) {
 		int pinned = 0;
 
@@ -180,6 +185,7 @@ static int put_async_traced(struct dj_conn *conn, const struct dj_tensor *t, uin
 		if (rc != 1)
 			return rc;
 	}
+	*used = DJ_PATH_TCP;
 	if (t->mem != DJ_MEM_HOST)
 		return -ENOTSUP; /* the TCP fallback reads the bytes with the CPU */
 	m = desc_msg("PUT", &t->desc);
@@ -190,18 +196,18 @@ static int put_async_traced(struct dj_conn *conn, const struct dj_tensor *t, uin
 
 /* One request id over the data-plane attempt and its TCP redo. */
 static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t into,
-		     dj_future_cb cb, void *arg, struct dj_future **future)
+		     dj_future_cb cb, void *arg, struct dj_future **future, enum dj_path *used)
 {
 	int rc;
 
-	CTL_CLIENT_TRACED(rc, put_async_traced(conn, t, into, cb, arg, future));
+	CTL_CLIENT_TRACED(rc, put_async_traced(conn, t, into, cb, arg, future, used));
 	return rc;
 }
 
 int dj_put_async(struct dj_conn *conn, const struct dj_tensor *t,
 		 dj_future_cb cb, void *arg, struct dj_future **future)
 {
-	return put_async(conn, t, 0, cb, arg, future);
+	return put_async(conn, t, 0, cb, arg, future, NULL);
 }
 
 static int wait_handle(struct dj_future *f, uint64_t *handle, struct dj_tensor_desc *desc)
@@ -216,18 +222,24 @@ static int wait_handle(struct dj_future *f, uint64_t *handle, struct dj_tensor_d
 	return rc;
 }
 
-int dj_put(struct dj_conn *conn, const struct dj_tensor *t, uint64_t *handle)
+int ctl_client_put(struct dj_conn *conn, const struct dj_tensor *t, enum dj_path *used,
+		   uint64_t *handle)
 {
 	struct dj_future *f;
-	int rc = put_async(conn, t, 0, NULL, NULL, &f);
+	int rc = put_async(conn, t, 0, NULL, NULL, &f, used);
 
 	return rc != 0 ? rc : wait_handle(f, handle, NULL);
+}
+
+int dj_put(struct dj_conn *conn, const struct dj_tensor *t, uint64_t *handle)
+{
+	return ctl_client_put(conn, t, NULL, handle);
 }
 
 int dj_put_into(struct dj_conn *conn, uint64_t handle, const struct dj_tensor *t)
 {
 	struct dj_future *f;
-	int rc = handle != 0 ? put_async(conn, t, handle, NULL, NULL, &f) : -EINVAL;
+	int rc = handle != 0 ? put_async(conn, t, handle, NULL, NULL, &f, NULL) : -EINVAL;
 
 	return rc != 0 ? rc : wait_handle(f, NULL, NULL);
 }

@@ -71,6 +71,9 @@ struct dj_client {
 	char *host, *token, *tls_ca;
 	void *tls_ctx;
 	struct dp_caps caps;   /* what this side has */
+	/* A fleet member's connections to another member (ctl_fleet.c): HELLO
+	 * says "member", token is the fleet's, and the server must prove it. */
+	char *member_id;
 	pthread_mutex_t lock;
 	struct dj_conn *idle;
 	int n_idle;
@@ -118,6 +121,14 @@ void ctl_client_trace_end(const char saved[DJC_REQ_ID_MAX]);
 		(rc) = (call);                                                  \
 		ctl_client_trace_end(saved_trace_);                             \
 	} while (0)
+/* A client whose connections authenticate as fleet member member_id with
+ * the fleet token opts->token (ctl_fleet.c). */
+int ctl_client_create_member(const struct dj_client_options *opts, const char *member_id,
+			     struct dj_client **client);
+
+/* ctl_api.c: dj_put, and which path carried the bytes (*used). */
+int ctl_client_put(struct dj_conn *conn, const struct dj_tensor *t, enum dj_path *used,
+		   uint64_t *handle);
 uint32_t ctl_client_backoff_ms(const struct dj_client *cl, int attempt);
 
 #endif

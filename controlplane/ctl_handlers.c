@@ -41,14 +41,15 @@ static const struct dj_datapath *server_dp(struct ctl_server *srv)
 static cJSON *hello_reply(struct request *r)
 {
 	cJSON *reply = ctl_reply_new(r->id, "HELLO");
+	const char *token, *label_c, *label_s;
 	uint8_t proof[CTL_MAC_LEN];
 	char hex[2 * CTL_MAC_LEN + 1];
 
+	ctl_fleet_auth_params(r->c, &token, &label_c, &label_s);
 	cJSON_AddNumberToObject(reply, "version", CTL_PROTO_VERSION);
 	cJSON_AddItemToObject(reply, "caps", ctl_caps_to_json(&r->srv->caps));
-	if (r->srv->token != NULL &&
-	    ctl_auth_mac(r->srv->token, CTL_AUTH_LABEL_SERVER, r->c->nonce_c, r->c->nonce_s,
-			proof) == 0) {
+	if (token != NULL &&
+	    ctl_auth_mac(token, label_s, r->c->nonce_c, r->c->nonce_s, proof) == 0) {
 		ctl_hex_encode(proof, CTL_MAC_LEN, hex);
 		cJSON_AddStringToObject(reply, "proof", hex);
 	}
@@ -92,7 +93,7 @@ static int hello_done(struct request *r)
 static int on_hello(struct request *r)
 {
 	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(r->msg, "caps");
-	const char *nonce;
+	const char *nonce, *token, *label_c, *label_s;
 	uint64_t version;
 
 	if (ctl_json_u64(r->msg, "version", &version, r->err) != 0) {
@@ -107,7 +108,11 @@ static int on_hello(struct request *r)
 	}
 	if (cJSON_IsObject(caps))
 		ctl_caps_from_json(caps, &r->c->peer_caps);
-	if (r->srv->token == NULL)
+	/* A fleet member proves the fleet's token instead of the clients'. */
+	if (ctl_fleet_hello(r->c, r->msg, r->err) != 0)
+		return auth_refuse(r, -DJ_EAUTH, r->err);
+	ctl_fleet_auth_params(r->c, &token, &label_c, &label_s);
+	if (token == NULL)
 		return hello_done(r);
 	if (ctl_json_str(r->msg, "nonce", &nonce, r->err) != 0 ||
 	    ctl_hex_decode(nonce, r->c->nonce_c, CTL_NONCE_LEN) != 0)
@@ -130,10 +135,11 @@ static int auth_judge(struct request *r, const uint8_t got[CTL_MAC_LEN], int wel
 {
 	uint8_t want[CTL_MAC_LEN];
 	uint64_t now = djc_time_ns();
-	const char *why = "authentication failed: wrong token";
+	const char *why = "authentication failed: wrong token", *token, *label_c, *label_s;
 
-	if (ctl_auth_mac(r->srv->token, CTL_AUTH_LABEL_CLIENT, r->c->nonce_s, r->c->nonce_c,
-			want) != 0)
+	/* A fleet member's MAC is over the fleet's token and labels. */
+	ctl_fleet_auth_params(r->c, &token, &label_c, &label_s);
+	if (ctl_auth_mac(token, label_c, r->c->nonce_s, r->c->nonce_c, want) != 0)
 		return refuse(r, -EIO, "HMAC unavailable");
 	if (!well_formed)
 		why = "authentication failed: AUTH needs a 64-hex-digit mac";
@@ -251,11 +257,13 @@ void ctl_session_close(struct ctl_server *srv, struct ctl_session *s)
 void ctl_session_detach(struct ctl_server *srv, struct ctl_session *s)
 {
 	s->conn = NULL;
-	s->linger_until_ns = s->bye ? 0 : djc_time_ns() +
+	/* A member's session holds only tensors of moves in progress: they go
+	 * at once (the member reconnects with a new session). */
+	s->linger_until_ns = s->bye || s->member ? 0 : djc_time_ns() +
 			     (uint64_t)srv->cfg.limits.session_linger_ms * 1000000ull;
 }
 
-static struct ctl_session *session_find(struct ctl_server *srv, uint64_t id)
+struct ctl_session *ctl_session_find(struct ctl_server *srv, uint64_t id)
 {
 	for (struct ctl_session *s = srv->sessions; s != NULL; s = s->next)
 		if (s->id == id)
@@ -271,7 +279,7 @@ static int session_resume(struct request *r, const cJSON *resume)
 	if (ctl_json_u64(resume, "session", &id, r->err) != 0 ||
 	    ctl_json_handle(resume, "cookie", &cookie, r->err) != 0)
 		return -EINVAL;
-	s = session_find(r->srv, id);
+	s = ctl_session_find(r->srv, id);
 	/* Constant time on the cookie: it is the session's only secret. */
 	if (s == NULL || s->conn != NULL || s->bye ||
 	    !ctl_auth_equal((const uint8_t *)&s->cookie, (const uint8_t *)&cookie, sizeof(cookie))) {
@@ -303,6 +311,7 @@ static int session_new(struct request *r)
 	}
 	s->path = DJ_PATH_TCP;
 	s->opened_ns = djc_time_ns();
+	s->member = r->c->member;
 	snprintf(s->path_reason, sizeof(s->path_reason), "not negotiated yet");
 	s->peer_caps = r->c->peer_caps;
 	if (dp != NULL && s->peer_caps.dpdk && dp->ops->session_open != NULL)
@@ -795,6 +804,7 @@ struct exec_state {
 	uint64_t in_len, in_off;
 	uint8_t *out;
 	uint64_t out_len, out_cap;
+	int n_run;                /* operations run (puts are not) */
 	char err[CTL_ERRMSG_MAX];
 };
 
@@ -1071,6 +1081,7 @@ static int exec_one(struct ctl_server *srv, struct ctl_job *job, const cJSON *en
 		n_out = 1;
 	} else {
 		rc = exec_op(srv, job, entry, index, st, out, out_desc, &n_out);
+		st->n_run += rc == 0;
 	}
 	if (rc != 0)
 		return rc;
@@ -1137,6 +1148,8 @@ static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 	for (int k = 0; k < st.n_made; k++)
 		live += st.made[k] != 0;
 	job->handles_delta = live;
+	/* The load a fleet member reports: operations run (puts are none). */
+	srv->st.ops += (uint64_t)st.n_run;
 	job->out_payload = st.out;
 	job->out_len = st.out_len;
 	st.out = NULL;
@@ -1240,6 +1253,7 @@ static int on_stats(struct request *r)
 
 	if (bo != NULL)
 		r->srv->be->stats(r->srv->bctx, s->bsess, bo);
+	ctl_fleet_stats(r->srv, reply);
 	ctl_send(r->c, reply);
 	return 0;
 }
@@ -1329,6 +1343,8 @@ static int dispatch_one(struct request *r, const char *type)
 	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
 		if (strcmp(type, handlers[i].type) == 0)
 			h = &handlers[i];
+	if (h == NULL && strncmp(type, "FLEET_", 6) == 0)
+		return ctl_fleet_dispatch(c, type, r->msg, r->id, r->payload_len);
 	if (h == NULL || (r->payload_len > 0 && strcmp(type, "PUT") != 0 &&
 			  strcmp(type, "EXECUTE") != 0)) {
 		if (h == NULL)

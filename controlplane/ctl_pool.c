@@ -140,6 +140,10 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	struct dj_client *cl = conn->cl;
 	uint8_t nonce_s[CTL_NONCE_LEN], mac[CTL_MAC_LEN];
 	char hex[2 * CTL_MAC_LEN + 1], why[128];
+	/* A member proves the fleet's token, under labels of its own: a
+	 * client's MAC is never taken for a member's, or the reverse. */
+	const char *label_c = cl->member_id != NULL ? CTL_FLEET_LABEL_MEMBER : CTL_AUTH_LABEL_CLIENT;
+	const char *label_s = cl->member_id != NULL ? CTL_FLEET_LABEL_SERVER : CTL_AUTH_LABEL_SERVER;
 	const char *text;
 	cJSON *auth;
 	int rc;
@@ -152,7 +156,7 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	if (ctl_json_str(challenge, "nonce", &text, why) != 0 ||
 	    ctl_hex_decode(text, nonce_s, CTL_NONCE_LEN) != 0)
 		return -EPROTO;
-	rc = ctl_auth_mac(cl->token, CTL_AUTH_LABEL_CLIENT, nonce_s, nonce_c, mac);
+	rc = ctl_auth_mac(cl->token, label_c, nonce_s, nonce_c, mac);
 	if (rc != 0)
 		return rc;
 	ctl_hex_encode(mac, CTL_MAC_LEN, hex);
@@ -162,7 +166,7 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	if (rc != 0)
 		return rc;
 	/* The server proves it knows the token too. */
-	rc = ctl_auth_mac(cl->token, CTL_AUTH_LABEL_SERVER, nonce_c, nonce_s, mac);
+	rc = ctl_auth_mac(cl->token, label_s, nonce_c, nonce_s, mac);
 	if (rc == 0 && (ctl_json_str(*hello, "proof", &text, why) != 0 ||
 			ctl_hex_decode(text, nonce_s, CTL_MAC_LEN) != 0 ||
 			!ctl_auth_equal(nonce_s, mac, CTL_MAC_LEN))) {
@@ -235,6 +239,8 @@ static int handshake_hello(struct dj_conn *conn)
 	cJSON_AddNumberToObject(m, "version", CTL_PROTO_VERSION);
 	cJSON_AddStringToObject(m, "nonce", hex);
 	cJSON_AddItemToObject(m, "caps", ctl_caps_to_json(&conn->cl->caps));
+	if (conn->cl->member_id != NULL)
+		cJSON_AddStringToObject(m, "member", conn->cl->member_id);
 	if (rc == 0)
 		rc = ctl_client_sync_call(conn, m, &reply);
 	else
@@ -246,6 +252,11 @@ static int handshake_hello(struct dj_conn *conn)
 		rc = handshake_auth(conn, nonce_c, reply, &hello);
 		cJSON_Delete(reply);
 		reply = hello;
+	} else if (conn->cl->member_id != NULL) {
+		/* Tensors go only to a server that proves the fleet token. */
+		snprintf(conn->last_error, sizeof(conn->last_error),
+			 "server did not authenticate as a fleet member");
+		rc = -DJ_EAUTH;
 	} else if (conn->cl->token != NULL) {
 		/* We hold a token but the server asked for none: it cannot prove
 		 * itself. Allowed (token is for the server's sake), but logged. */
@@ -531,6 +542,18 @@ int dj_client_create(const struct dj_client_options *opts, struct dj_client **cl
 	return 0;
 }
 
+int ctl_client_create_member(const struct dj_client_options *opts, const char *member_id,
+			     struct dj_client **client)
+{
+	int rc = member_id != NULL ? dj_client_create(opts, client) : -EINVAL;
+
+	if (rc == 0 && ((*client)->member_id = strdup(member_id)) == NULL) {
+		dj_client_destroy(*client);
+		rc = -ENOMEM;
+	}
+	return rc;
+}
+
 void dj_client_destroy(struct dj_client *cl)
 {
 	if (cl == NULL)
@@ -546,6 +569,7 @@ void dj_client_destroy(struct dj_client *cl)
 	pthread_mutex_destroy(&cl->lock);
 	free(cl->host);
 	free(cl->token);
+	free(cl->member_id);
 	free(cl);
 }
 

@@ -1136,7 +1136,14 @@ int ctl_server_create(const struct ctl_server_config *config,
 	srv->be = backend;
 	srv->bctx = backend_ctx;
 	srv->lfd = srv->epfd = srv->evfd = -1;
-	srv->next_session_id = 1;
+	/* Session ids name data-plane sessions on the wire (32 bits): a fleet
+	 * member takes part in sessions numbered by other servers too, so each
+	 * server numbers from a random point rather than from 1. */
+	uint32_t first_id = 1;
+
+	if (ctl_auth_random(&first_id, sizeof(first_id)) != 0)
+		first_id = (uint32_t)djc_time_ns();
+	srv->next_session_id = (first_id & 0x7fffffffu) | 1u;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_mutex_init(&srv->snap_lock, NULL);
 	pthread_cond_init(&srv->job_cond, NULL);
@@ -1147,6 +1154,8 @@ int ctl_server_create(const struct ctl_server_config *config,
 	rc = failed ? -ENOMEM : ctl_guard_init(srv);
 	if (rc == 0)
 		rc = server_setup(srv);
+	if (rc == 0)
+		rc = ctl_fleet_create(srv);
 	if (rc != 0) {
 		ctl_server_destroy(srv);
 		return rc;
@@ -1243,6 +1252,7 @@ void ctl_server_destroy(struct ctl_server *srv)
 	pthread_mutex_destroy(&srv->snap_lock);
 	pthread_cond_destroy(&srv->job_cond);
 	free(srv->snap);
+	ctl_fleet_destroy(srv);
 	free(srv->listen_addr);
 	free(srv->tls_cert);
 	free(srv->tls_key);
@@ -1272,4 +1282,7 @@ void ctl_server_get_stats(struct ctl_server *srv, struct ctl_server_stats *s)
 	s->bytes_out = srv->st.bytes_out;
 	s->sessions_dpdk = srv->st.dpdk;
 	s->sessions_tcp = srv->st.tcp;
+	s->ops = srv->st.ops;
+	s->moves_out = srv->st.moves_out;
+	s->moves_failed = srv->st.moves_failed;
 }

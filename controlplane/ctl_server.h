@@ -88,6 +88,7 @@ struct ctl_session {
 	uint64_t opened_ns;
 	int dp_opened;
 	int bye;                  /* closes as soon as its connection is gone */
+	int member;               /* a fleet member's: no linger either */
 	int refs;                 /* jobs in flight + held reads (see above) */
 	struct held_read *held;
 };
@@ -171,6 +172,9 @@ struct ctl_conn {
 	uint8_t nonce_c[CTL_NONCE_LEN], nonce_s[CTL_NONCE_LEN];
 	struct dp_caps peer_caps;
 	struct ctl_session *sess;
+	/* A fleet member (HELLO "member"), authenticated with the fleet token. */
+	int member;
+	char member_id[CTL_MEMBER_ID_MAX];
 };
 
 struct ctl_job;
@@ -240,6 +244,7 @@ struct ctl_server {
 		atomic_uint_fast64_t unauth_evicted, auth_delayed;
 		atomic_uint_fast64_t requests, errors, protocol_errors;
 		atomic_uint_fast64_t bytes_in, bytes_out, dpdk, tcp;
+		atomic_uint_fast64_t ops, moves_out, moves_failed;
 	} st;
 	/* Request counters (ctl_stats.c): written by the epoll thread alone,
 	 * read by any (metrics, telemetry). */
@@ -256,6 +261,11 @@ struct ctl_server {
 	int n_snap, snap_total;
 	uint64_t snap_count[2][3];
 	uint64_t next_snap_ns;
+
+	/* Fleet membership (ctl_fleet.c): the fleet's token, this member's
+	 * id and incarnation, grants, outgoing member connections. */
+	char *fleet_token;
+	struct ctl_fleet *fleet;
 };
 
 /* ctl_server.c */
@@ -311,11 +321,32 @@ void ctl_tensor_moved(struct ctl_server *srv, enum dj_path path, enum ctl_dir di
 /* A worker job settled: its request, data-plane bytes and failure. */
 void ctl_job_done(struct ctl_server *srv, const struct ctl_job *job);
 enum ctl_req_type ctl_req_type_parse(const char *type);
+/* Worker jobs now: waiting for a worker, and on one. Any thread. */
+void ctl_server_jobs(struct ctl_server *srv, uint64_t *queued, uint64_t *running);
 /* Publish the session list for other threads (sweep, every 100 ms). */
 void ctl_sessions_publish(struct ctl_server *srv, uint64_t now);
 /* The server-wide figures of STATS beyond ctl_server_stats. */
 void ctl_stats_json(struct ctl_server *srv, cJSON *server);
 
+/* ctl_fleet.c */
+int ctl_fleet_create(struct ctl_server *srv);
+void ctl_fleet_destroy(struct ctl_server *srv);
+/* HELLO from a member (it carries "member"): mark c, check that this server
+ * has a fleet token. 0, or -DJ_EAUTH with why filled. */
+int ctl_fleet_hello(struct ctl_conn *c, const cJSON *hello, char *why);
+/* The token and HMAC labels the handshake of c uses (the fleet's for
+ * members); token NULL: no authentication. */
+void ctl_fleet_auth_params(const struct ctl_conn *c, const char **token,
+			   const char **label_client, const char **label_server);
+/* FLEET_* messages (none carries a payload: it is skipped, ERROR sent).
+ * 0, or the code of the ERROR sent. */
+int ctl_fleet_dispatch(struct ctl_conn *c, const char *type, const cJSON *msg, uint64_t id,
+		       uint64_t payload_len);
+/* The STATS reply's "member" and "fleet" objects. */
+void ctl_fleet_stats(struct ctl_server *srv, cJSON *reply);
+
+/* ctl_handlers.c: a session by id (epoll thread), or NULL. */
+struct ctl_session *ctl_session_find(struct ctl_server *srv, uint64_t id);
 /* ctl_handlers.c: a reply naming handle (and its description where desc
  * is given); NULL where memory ran out, never a reply missing a field. */
 cJSON *ctl_handle_reply(uint64_t id, const char *type, uint64_t handle,

@@ -22,7 +22,9 @@ static const char *const type_names[CTL_REQ_TYPES] = {
 	[CTL_REQ_PATH] = "PATH", [CTL_REQ_STATS] = "STATS", [CTL_REQ_ALLOC] = "ALLOC",
 	[CTL_REQ_PUT] = "PUT", [CTL_REQ_PUT_DONE] = "PUT_DONE", [CTL_REQ_GET] = "GET",
 	[CTL_REQ_DESCRIBE] = "DESCRIBE", [CTL_REQ_FREE] = "FREE", [CTL_REQ_EXECUTE] = "EXECUTE",
-	[CTL_REQ_PING] = "PING", [CTL_REQ_BYE] = "BYE", [CTL_REQ_OTHER] = "OTHER",
+	[CTL_REQ_PING] = "PING", [CTL_REQ_BYE] = "BYE", [CTL_REQ_FLEET_GRANT] = "FLEET_GRANT",
+	[CTL_REQ_FLEET_ADOPT] = "FLEET_ADOPT", [CTL_REQ_FLEET_MOVE] = "FLEET_MOVE",
+	[CTL_REQ_OTHER] = "OTHER",
 };
 
 /* 25 us to 10 s, about 2.5x apart: loopback PINGs to tensor transfers
@@ -119,6 +121,14 @@ void ctl_job_done(struct ctl_server *srv, const struct ctl_job *job)
 			 job->note);
 }
 
+void ctl_server_jobs(struct ctl_server *srv, uint64_t *queued, uint64_t *running)
+{
+	pthread_mutex_lock(&srv->lock);
+	*queued = srv->jobs_queued;
+	*running = srv->jobs_running;
+	pthread_mutex_unlock(&srv->lock);
+}
+
 void ctl_server_request_stats(struct ctl_server *srv, struct ctl_request_stats *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -136,10 +146,7 @@ void ctl_server_request_stats(struct ctl_server *srv, struct ctl_request_stats *
 		}
 	}
 	out->dp_failures = get(&srv->rq.dp_failures);
-	pthread_mutex_lock(&srv->lock);
-	out->jobs_queued = srv->jobs_queued;
-	out->jobs_running = srv->jobs_running;
-	pthread_mutex_unlock(&srv->lock);
+	ctl_server_jobs(srv, &out->jobs_queued, &out->jobs_running);
 	pthread_mutex_lock(&srv->snap_lock);
 	memcpy(out->sessions, srv->snap_count, sizeof(out->sessions));
 	pthread_mutex_unlock(&srv->snap_lock);

@@ -213,13 +213,24 @@ static int session_build(struct dp_engine *dp, uint64_t session_id, uint64_t coo
 	return dp_channel_create(&sc, &ses->s);
 }
 
-/* List ses (not ready yet) unless its cookie is taken: -EEXIST. */
+/* Caller holds dp->lock. Lcores find a packet's session by its 32-bit id:
+ * two sessions of one id (a fleet member takes part in sessions numbered by
+ * several servers) would take each other's packets. */
+static bool session_id_taken(struct dp_engine *dp, uint32_t id)
+{
+	for (struct dp_session *ses = dp->sessions; ses != NULL; ses = ses->next)
+		if (ses->id == id)
+			return true;
+	return false;
+}
+
+/* List ses (not ready yet) unless its cookie or id is taken: -EEXIST. */
 static int session_list(struct dp_engine *dp, struct dp_session *ses)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&dp->lock);
-	if (session_find(dp, ses->cookie) != NULL) {
+	if (session_find(dp, ses->cookie) != NULL || session_id_taken(dp, ses->id)) {
 		rc = -EEXIST;
 	} else {
 		ses->next = dp->sessions;

@@ -318,16 +318,9 @@ int mx_registry_collect(struct mx_registry *r, char **text, size_t *len)
 
 int mx_parse_listen(const char *text, char *addr, size_t addr_size, uint16_t *port)
 {
-	const char *colon = text != NULL ? strrchr(text, ':') : NULL;
-	uint64_t p;
-
-	if (colon == NULL || colon == text || (size_t)(colon - text) >= addr_size ||
-	    djc_parse_u64(colon + 1, 0, UINT16_MAX, &p) != 0)
+	if (djc_parse_host_port(text, addr, addr_size, 0, port) != 0)
 		return -EINVAL;
-	memcpy(addr, text, (size_t)(colon - text));
-	addr[colon - text] = '\0';
 	if (strcmp(addr, "*") == 0)
 		snprintf(addr, addr_size, "0.0.0.0");
-	*port = (uint16_t)p;
 	return 0;
 }

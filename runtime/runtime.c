@@ -625,6 +625,46 @@ static void rt_stats(void *ctx, void *session, cJSON *obj)
 		rt->stats_extra(rt->stats_arg, obj);
 }
 
+static int rt_adopt(void *ctx, void *from, uint64_t handle, void *to, uint64_t *new_handle,
+		    char *err)
+{
+	struct rt_runtime *rt = ctx;
+	int rc = tn_store_adopt(rt->store, session_of(from), handle, session_of(to), new_handle);
+
+	if (rc != 0)
+		set_err(err, "tensor %" PRIx64 " cannot be handed over: %s", handle, dj_strerror(rc));
+	return rc;
+}
+
+/* The load a fleet member reports (ctl_mem_info): rt_memory()'s figures,
+ * the device's memory capped by the store's own limit where one is set. */
+static int rt_mem_info(void *ctx, struct ctl_mem_info *info)
+{
+	struct rt_runtime *rt = ctx;
+	struct rt_memory m[DP_MAX_GPUS];
+	int n = rt_memory(rt, m, DP_MAX_GPUS);
+
+	memset(info, 0, sizeof(*info));
+	info->n_devices = n;
+	for (int i = 0; i < n; i++) {
+		uint64_t total = m[i].total, avail = m[i].free;
+
+		snprintf(info->devices[i].name, sizeof(info->devices[i].name), "%.*s",
+			 (int)sizeof(m[i].device), m[i].device);
+		info->devices[i].mem = rt->gpu_device >= 0 ? DJ_MEM_GPU : DJ_MEM_HOST;
+		if (m[i].limit != 0) {
+			total = total < m[i].limit ? total : m[i].limit;
+			avail = m[i].used < m[i].limit && avail > m[i].limit - m[i].used ?
+				m[i].limit - m[i].used : avail;
+		}
+		info->devices[i].total = total;
+		info->devices[i].free = avail < total ? avail : total;
+		info->store_bytes += m[i].used;
+		info->store_limit = m[i].limit;
+	}
+	return 0;
+}
+
 static const struct ctl_backend runtime_backend = {
 	.caps = rt_caps,
 	.session_open = rt_session_open,
@@ -640,6 +680,8 @@ static const struct ctl_backend runtime_backend = {
 	.read_end = rt_read_end,
 	.execute = rt_execute,
 	.stats = rt_stats,
+	.mem_info = rt_mem_info,
+	.adopt = rt_adopt,
 };
 
 const struct ctl_backend *rt_backend(void)

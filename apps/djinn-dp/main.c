@@ -33,6 +33,7 @@
 #include "controlplane/ctl.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
+#include "fleet/fl_agent.h"
 #include "gpu/gpu.h"
 #include "metrics/metrics.h"
 #include "runtime/runtime.h"
@@ -66,6 +67,9 @@ struct dp_options {
 	uint16_t gpu_gather_blocks;
 	const char *metrics;     /* ADDR:PORT of the Prometheus endpoint, or NULL */
 	int json_log;
+	/* Fleet membership (docs/FLEET.md). */
+	struct fl_agent_config fleet;
+	const char *fleet_token_file, *fleet_id, *fleet_advertise;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -106,6 +110,17 @@ static void usage(const char *prog)
 	       "                         ACK (default: the protocol's)\n"
 	       "  --no-dpdk              do not start EAL: TCP fallback only\n"
 	       "  --stats-interval SEC   periodic stats line (default 10, 0: off)\n"
+	       "  --fleet HOST:PORT,...  static fleet: every member's control endpoint\n"
+	       "  --fleet-file PATH      static fleet from a file (one HOST:PORT a line)\n"
+	       "  --fleet-etcd URL       register in etcd (http://HOST:PORT) and read the\n"
+	       "                         fleet from it\n"
+	       "  --fleet-prefix P       etcd key prefix (default /djinn/fleet/)\n"
+	       "  --fleet-ttl SEC        etcd lease TTL (default 3)\n"
+	       "  --fleet-token-file F   the fleet's token: members authenticate with it;\n"
+	       "                         without it no move is made or taken\n"
+	       "  --fleet-id ID          this member's id (default: its endpoint)\n"
+	       "  --fleet-advertise H:P  the endpoint members and clients use (default:\n"
+	       "                         --listen and the control port)\n"
 	       "  --probe                report ports and GPUs, then exit\n"
 	       "  --log-level LEVEL      err, warn, notice (default), info, debug\n"
 	       "  --log-format FORMAT    text (default) or json (one object per line)\n"
@@ -120,7 +135,9 @@ enum {
 	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
 	OPT_DP_IP, OPT_DP_UDP_PORT, OPT_DP_FRAME_SIZE, OPT_DP_IMPAIR, OPT_NO_DPDK,
 	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_INITIAL_CREDIT, OPT_GPU_GATHER,
-	OPT_GPU_GATHER_BLOCKS, OPT_METRICS, OPT_LOG_FORMAT,
+	OPT_GPU_GATHER_BLOCKS, OPT_METRICS, OPT_LOG_FORMAT, OPT_FLEET, OPT_FLEET_FILE,
+	OPT_FLEET_ETCD, OPT_FLEET_PREFIX, OPT_FLEET_TTL, OPT_FLEET_TOKEN_FILE, OPT_FLEET_ID,
+	OPT_FLEET_ADVERTISE,
 };
 
 /* One option; a bad value is named by common/cli.h's helpers. */
@@ -166,6 +183,14 @@ static int parse_option(int c, const char *arg, void *opts)
 		return djc_opt_u32("--dp-initial-credit", arg, 0, 1u << 20, &o->dp_initial_credit);
 	case OPT_GPU_GATHER_BLOCKS:
 		return djc_opt_u16("--gpu-gather-blocks", arg, 0, 1024, &o->gpu_gather_blocks);
+	case OPT_FLEET: o->fleet.members = arg; return 0;
+	case OPT_FLEET_FILE: o->fleet.members_file = arg; return 0;
+	case OPT_FLEET_ETCD: o->fleet.etcd = arg; return 0;
+	case OPT_FLEET_PREFIX: o->fleet.prefix = arg; return 0;
+	case OPT_FLEET_TTL: return djc_opt_u32("--fleet-ttl", arg, 0, 3600, &o->fleet.ttl_s);
+	case OPT_FLEET_TOKEN_FILE: o->fleet_token_file = arg; return 0;
+	case OPT_FLEET_ID: o->fleet_id = arg; return 0;
+	case OPT_FLEET_ADVERTISE: o->fleet_advertise = arg; return 0;
 	case OPT_METRICS: {
 		char addr[64];
 		uint16_t port;
@@ -213,6 +238,14 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 		{"metrics", required_argument, NULL, OPT_METRICS},
+		{"fleet", required_argument, NULL, OPT_FLEET},
+		{"fleet-file", required_argument, NULL, OPT_FLEET_FILE},
+		{"fleet-etcd", required_argument, NULL, OPT_FLEET_ETCD},
+		{"fleet-prefix", required_argument, NULL, OPT_FLEET_PREFIX},
+		{"fleet-ttl", required_argument, NULL, OPT_FLEET_TTL},
+		{"fleet-token-file", required_argument, NULL, OPT_FLEET_TOKEN_FILE},
+		{"fleet-id", required_argument, NULL, OPT_FLEET_ID},
+		{"fleet-advertise", required_argument, NULL, OPT_FLEET_ADVERTISE},
 		{NULL, 0, NULL, 0},
 	};
 
@@ -387,6 +420,9 @@ static void print_stats(struct ctl_server *server, struct dp_engine *dp,
 
 		dp_engine_get_stats(dp, &d, NULL);
 		printf(", dp rx %" PRIu64 " pkts tx %" PRIu64 " pkts", d.rx_packets, d.tx_packets);
+		if (d.drops[DP_DROP_IMPAIR] != 0 || d.retransmits != 0)
+			printf(" (%" PRIu64 " retransmitted, %" PRIu64 " dropped by --dp-impair)",
+			       d.retransmits, d.drops[DP_DROP_IMPAIR]);
 	}
 	if (placer != NULL)
 		print_gather_stats(placer);
@@ -419,10 +455,24 @@ static int runtime_create(const struct dp_options *o, struct rt_runtime **rt)
 	return 0;
 }
 
-/* Metrics endpoint and telemetry commands, once the server runs; stopped
- * before it goes (observers_stop). */
-static int observers_start(const struct dp_options *o, struct mx_registry **reg,
-			   struct mx_http **http)
+/* The fleet's part of the control plane's configuration: the membership
+ * agent checks move targets and fills STATS' "fleet". */
+static void fleet_config(const struct dp_options *o, struct fl_agent *agent,
+			 struct ctl_fleet_config *f)
+{
+	f->token_file = o->fleet_token_file;
+	f->member_id = o->fleet_id;
+	f->advertise = o->fleet_advertise;
+	f->peer_check = fl_agent_peer_check;
+	f->stats = fl_agent_stats;
+	f->arg = agent;
+}
+
+/* Metrics endpoint (the server's families and the fleet's) and telemetry
+ * commands, once the server runs; stopped before it and the fleet's agent
+ * go (observers_stop). */
+static int observers_start(const struct dp_options *o, struct fl_agent *agent,
+			   struct mx_registry **reg, struct mx_http **http)
 {
 	char addr[64];
 	uint16_t port;
@@ -436,6 +486,8 @@ static int observers_start(const struct dp_options *o, struct mx_registry **reg,
 	rc = mx_registry_create(reg);
 	if (rc == 0)
 		rc = mx_registry_add(*reg, srv_metrics_collect, &view);
+	if (rc == 0)
+		rc = mx_registry_add(*reg, srv_fleet_collect, agent);
 	if (rc == 0)
 		rc = mx_http_start(*reg, addr, port, http);
 	if (rc != 0) {
@@ -461,6 +513,7 @@ static int serve(const struct dp_options *o, const char *token, struct rt_runtim
 	struct ctl_server_config ctl_cfg;
 	struct dj_datapath datapath;
 	struct ctl_server *server = NULL;
+	struct fl_agent *agent = NULL;
 	int rc;
 
 	ctl_server_config_init(&ctl_cfg);
@@ -474,19 +527,31 @@ static int serve(const struct dp_options *o, const char *token, struct rt_runtim
 		dp_engine_datapath(dp, &datapath);
 		ctl_cfg.datapath = &datapath;
 	}
+	rc = fl_agent_create(&o->fleet, &agent);
+	if (rc != 0)
+		return rc;
+	fleet_config(o, agent, &ctl_cfg.fleet);
 	rc = ctl_server_create(&ctl_cfg, rt_backend(), rt, &server);
 	if (rc == 0)
 		rc = ctl_server_start(server);
+	if (rc == 0)
+		rc = fl_agent_start(agent, server);
 	if (rc != 0) {
 		fprintf(stderr, "djinn-dp: control plane on %s:%u: %s\n", o->listen_addr,
 			o->ctl_port, dj_strerror(rc));
+		fl_agent_destroy(agent);
 		ctl_server_destroy(server);
 		return rc;
 	}
+	printf("fleet: member %s, %s\n", ctl_server_member_id(server),
+	       o->fleet.etcd != NULL ? "membership in etcd" :
+	       o->fleet.members != NULL || o->fleet.members_file != NULL ? "static membership" :
+	       "no membership (a lone server)");
 	view.ctl = server;
-	rc = observers_start(o, &reg, &http);
+	rc = observers_start(o, agent, &reg, &http);
 	if (rc != 0) {
 		observers_stop(reg, http);
+		fl_agent_destroy(agent);
 		ctl_server_destroy(server);
 		return rc;
 	}
@@ -504,6 +569,7 @@ static int serve(const struct dp_options *o, const char *token, struct rt_runtim
 	printf("djinn-dp: shutting down\n");
 	print_stats(server, dp, placer);
 	observers_stop(reg, http);
+	fl_agent_destroy(agent);   /* leaves the fleet at once */
 	ctl_server_destroy(server); /* tells sessions, closes connections */
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dataplane/proto/wire.h"
+#include "fleet/fl_agent.h"
 #include "server.h"
 
 #define LABELS 160
@@ -318,6 +319,26 @@ void srv_metrics_collect(void *view, struct mx_writer *w)
 		collect_dataplane(v, w);
 	if (v->placer != NULL)
 		collect_gather(v, w);
+}
+
+void srv_fleet_collect(void *agent, struct mx_writer *w)
+{
+	struct fl_agent *a = agent;
+	int members, stale;
+	const char *kind = fl_agent_members(a, &members, &stale);
+	char l[LABELS];
+
+	if (strcmp(kind, "none") == 0)
+		return;
+	mx_family(w, "djinn_fleet_members", MX_GAUGE,
+		  "Members in this server's view of its fleet (static list or etcd).");
+	mx_labels(l, sizeof(l), "membership", kind, NULL);
+	mx_sample_u64(w, "djinn_fleet_members", l, (uint64_t)members);
+	one(w, "djinn_fleet_registered", MX_GAUGE,
+	    "1 while this member's record is registered (etcd: under a live lease; static: 1).",
+	    (uint64_t)fl_agent_registered(a));
+	one(w, "djinn_fleet_view_stale", MX_GAUGE,
+	    "1 while etcd cannot be read and the view is the last one read.", (uint64_t)stale);
 }
 
 /* ---- STATS' data_plane object ----------------------------------------------- */

@@ -44,6 +44,11 @@ void srv_view_fini(struct srv_view *v);
 /** Every djinn_* family of the server (mx_collect_fn; arg: the view). */
 void srv_metrics_collect(void *view, struct mx_writer *w);
 
+/** The fleet's families (mx_collect_fn; arg: the fl_agent): members in
+ *  this server's view, its registration, a stale view. Nothing for a lone
+ *  server. */
+void srv_fleet_collect(void *agent, struct mx_writer *w);
+
 /** Busy share of lcore idx's loop over its last window of at least a second
  *  (since start until the first such window); st: its counters now. */
 double srv_lcore_busy_ratio(struct srv_view *v, unsigned int idx,

@@ -5,7 +5,8 @@
  *   djinn [options] COMMAND [args]                       TCP control plane
  *   djinn [EAL args] -- [options] COMMAND [args]         with a DPDK data path
  *
- * Commands: ping, stats, run OP (on .npy files), demo, top, graph.
+ * Commands: ping, stats, run OP (on .npy files), demo, top; graph
+ * (apps/djinn/graph.c) and fleet (apps/djinn/fleet.c) parse their own.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +25,7 @@
 #include "common/djc.h"
 #include "tensor/ops.h"
 #include "dataplane/eal.h"
+#include "fleet_cmd.h"
 #include "graph_cmd.h"
 #include "top.h"
 
@@ -65,6 +67,8 @@ static void usage(void)
 	       "                               live view of the server (and those named):\n"
 	       "                               sessions, requests/s, bytes in/out, latency,\n"
 	       "                               memory, queue; q or Ctrl-C quits\n"
+	       "  fleet ...                    members of a fleet, moves between them\n"
+	       "                               (djinn fleet --help)\n"
 	       "\n"
 	       "Options:\n"
 	       "  --host ADDR        server (default 127.0.0.1)\n"
@@ -464,6 +468,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "graph") == 0)
 		return djinn_graph_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "fleet") == 0)
+		return djinn_fleet_main(argc - 1, argv + 1);
 	djc_cli_set_name("djinn");
 	if (djc_cli_wants_help(argc, argv)) {
 		usage();

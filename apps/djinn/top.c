@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/cli.h"
 #include "common/djc.h"
 #include "metrics/metrics.h"
 #include "top.h"
@@ -399,17 +400,13 @@ static int server_open(struct top_server *s, const struct dj_client_options *opt
 		       const char *hostport)
 {
 	struct dj_client_options o = *opts;
-	const char *colon = strrchr(hostport, ':');
 	char host[80];
 	int rc;
 
-	if (colon == NULL || colon == hostport || (size_t)(colon - hostport) >= sizeof(host) ||
-	    atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535)
+	if (djc_parse_host_port(hostport, host, sizeof(host), 1, &o.port) != 0)
 		return -EINVAL;
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
 	snprintf(s->name, sizeof(s->name), "%s", hostport);
 	o.host = host;
-	o.port = (uint16_t)atoi(colon + 1);
 	o.datapath = NULL;          /* STATS only: no tensor bytes */
 	o.path = DJ_PATH_TCP;
 	rc = dj_client_create(&o, &s->client);

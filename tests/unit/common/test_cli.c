@@ -140,6 +140,39 @@ static void test_choice_and_ipv4(void)
 	CU_ASSERT_EQUAL(ip, 0xffffffffu);
 }
 
+/* "HOST:PORT" split at its last colon, the port in its range. */
+static void test_host_port(void)
+{
+	char host[16] = "untouched";
+	uint16_t port = 7;
+
+	CU_ASSERT_EQUAL(djc_parse_host_port("127.0.0.1:7707", host, sizeof(host), 1, &port), 0);
+	CU_ASSERT_STRING_EQUAL(host, "127.0.0.1");
+	CU_ASSERT_EQUAL(port, 7707);
+	CU_ASSERT_EQUAL(djc_parse_host_port("*:0", host, sizeof(host), 0, &port), 0);
+	CU_ASSERT_STRING_EQUAL(host, "*");
+	CU_ASSERT_EQUAL(port, 0);
+	CU_ASSERT_EQUAL(djc_parse_host_port("::1:65535", host, sizeof(host), 1, &port), 0);
+	CU_ASSERT_STRING_EQUAL(host, "::1");
+	CU_ASSERT_EQUAL(port, 65535);
+	/* Refused, and nothing written: no port, no host, a port out of range,
+	 * trailing text, a sign, a host that does not fit. */
+	port = 7;
+	snprintf(host, sizeof(host), "untouched");
+	CU_ASSERT_EQUAL(djc_parse_host_port("h:0", host, sizeof(host), 1, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("h:65536", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("h:", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port(":80", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("h80", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("h:80x", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("h:-1", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("a-host-name-too-long:80", host, sizeof(host), 0, &port),
+			-EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port(NULL, host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(host, "untouched");
+	CU_ASSERT_EQUAL(port, 7);
+}
+
 /* What a djc_opt_* call printed on stderr. */
 static char captured[512];
 
@@ -414,6 +447,7 @@ int main(int argc, char **argv)
 		{"sizes: suffixes, overflow refused", test_size_suffixes_and_overflow},
 		{"size lists", test_size_list},
 		{"choices and IPv4 addresses", test_choice_and_ipv4},
+		{"HOST:PORT", test_host_port},
 		{"option messages name the option and range", test_option_messages_name_the_option},
 		{"application arguments after --", test_app_args_split},
 		{"--help anywhere", test_wants_help},
