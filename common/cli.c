@@ -154,6 +154,21 @@ int djc_parse_ipv4(const char *text, uint32_t *ip)
 	return 0;
 }
 
+int djc_parse_host_port(const char *text, char *host, size_t host_len, uint16_t min_port,
+			uint16_t *port)
+{
+	const char *colon = text != NULL ? strrchr(text, ':') : NULL;
+	uint64_t p;
+
+	if (colon == NULL || colon == text || (size_t)(colon - text) >= host_len ||
+	    djc_parse_u64(colon + 1, min_port, UINT16_MAX, &p) != 0)
+		return -EINVAL;
+	memcpy(host, text, (size_t)(colon - text));
+	host[colon - text] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
 void djc_cli_set_name(const char *name)
 {
 	cli_name = name != NULL ? name : "djinn";
@@ -340,6 +355,16 @@ int djc_opt_log_level(const char *opt, const char *text)
 		return djc_cli_error("%s: '%s' is not one of err, warn, notice, info, debug", opt,
 				     text);
 	dj_log_set_level(level);
+	return 0;
+}
+
+int djc_opt_log_format(const char *opt, const char *text)
+{
+	enum djc_log_format format;
+
+	if (djc_log_format_parse(text, &format) != 0)
+		return djc_cli_error("%s: '%s' is not one of text, json", opt, text);
+	djc_log_set_format(format);
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /** Most arguments djc_cli_app_args() hands back. */
@@ -56,6 +57,16 @@ int djc_parse_choice(const char *text, const char *const *names, int n, int *ind
 /** Dotted IPv4 "a.b.c.d" into host byte order. @return 0 or -EINVAL. */
 int djc_parse_ipv4(const char *text, uint32_t *ip);
 
+/**
+ * "HOST:PORT", split at its last colon: HOST not empty and at most
+ * @p host_len - 1 bytes (not checked further), PORT an integer as
+ * djc_parse_u64() reads it, in [min_port, 65535]. One parser for every
+ * endpoint the tools and modules take (fleet members, --metrics, top).
+ * @return 0 or -EINVAL; host and *port are left alone on failure.
+ */
+int djc_parse_host_port(const char *text, char *host, size_t host_len, uint16_t min_port,
+			uint16_t *port);
+
 /** The tool's name in messages (default "djinn"); borrowed, not copied. */
 void djc_cli_set_name(const char *name);
 const char *djc_cli_name(void);
@@ -86,6 +97,9 @@ int djc_opt_choice(const char *opt, const char *text, const char *const *names, 
 int djc_opt_ipv4(const char *opt, const char *text, uint32_t *ip);
 /** A log level name (djc_log_level_parse()); sets the process's level. */
 int djc_opt_log_level(const char *opt, const char *text);
+/** A log format name, text or json (djc_log_format_parse()); sets the
+ *  process's format. */
+int djc_opt_log_format(const char *opt, const char *text);
 
 /**
  * The option loop every app runs: getopt_long() over argv (from its start),

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * What every layer shares: error codes and their text, the log (one escaped
- * line per call), the escaping of untrusted text, the clock, and the
- * error-text formatter (common/djc.h).
+ * What every layer shares: error codes and their text, the log (level, text
+ * or JSON lines, the request id of each thread; every line escaped), the
+ * escaping of untrusted text, the clock, and the error-text formatter
+ * (common/djc.h).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -42,8 +43,13 @@ const char *dj_strerror(int rc)
 }
 
 static enum dj_log_level log_level = DJ_LOG_NOTICE;
+static enum djc_log_format log_format = DJC_LOG_TEXT;
+static FILE *log_stream;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const level_names[] = {"err", "warn", "notice", "info", "debug"};
+static const char *const format_names[] = {"text", "json"};
+/* The request each thread works for (djc_log_req_set). */
+static __thread char log_req[DJC_REQ_ID_MAX];
 
 void dj_log_set_level(enum dj_log_level level)
 {
@@ -55,15 +61,79 @@ enum dj_log_level dj_log_get_level(void)
 	return __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
+static int name_index(const char *name, const char *const *names, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
 int djc_log_level_parse(const char *name, enum dj_log_level *level)
 {
-	for (unsigned int i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-		if (strcasecmp(name, level_names[i]) == 0) {
-			*level = (enum dj_log_level)i;
+	int i = name_index(name, level_names, sizeof(level_names) / sizeof(level_names[0]));
+
+	if (i < 0)
+		return i;
+	*level = (enum dj_log_level)i;
+	return 0;
+}
+
+int djc_log_format_parse(const char *name, enum djc_log_format *format)
+{
+	int i = name_index(name, format_names, sizeof(format_names) / sizeof(format_names[0]));
+
+	if (i < 0)
+		return i;
+	*format = (enum djc_log_format)i;
+	return 0;
+}
+
+void djc_log_set_format(enum djc_log_format format)
+{
+	__atomic_store_n(&log_format, format, __ATOMIC_RELAXED);
+}
+
+enum djc_log_format djc_log_get_format(void)
+{
+	return __atomic_load_n(&log_format, __ATOMIC_RELAXED);
+}
+
+void djc_log_set_stream(FILE *stream)
+{
+	pthread_mutex_lock(&log_lock);
+	log_stream = stream;
+	pthread_mutex_unlock(&log_lock);
+}
+
+int djc_req_id_valid(const char *id)
+{
+	size_t n = 0;
+
+	if (id == NULL)
+		return 0;
+	for (; id[n] != '\0'; n++) {
+		char c = id[n];
+
+		if (n == DJC_REQ_ID_MAX - 1 ||
+		    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == ':' || c == '-'))
 			return 0;
-		}
 	}
-	return -EINVAL;
+	return n > 0;
+}
+
+void djc_log_req_set(const char *id)
+{
+	if (id == NULL)
+		log_req[0] = '\0';
+	else
+		snprintf(log_req, sizeof(log_req), "%s", id);
+}
+
+const char *djc_log_req_get(void)
+{
+	return log_req;
 }
 
 /* Length of the well-formed UTF-8 sequence of 2 to 4 bytes at p (at most n
@@ -99,6 +169,75 @@ static size_t utf8_sequence(const unsigned char *p, size_t n)
 		if (p[i] < 0x80 || p[i] > 0xbf)
 			return 0;
 	return len;
+}
+
+size_t djc_json_escape(char *out, size_t size, const char *text)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t left = strlen(text), need = 0, done = 0;
+	int cut = size == 0;
+
+	while (left > 0) {
+		char esc[8];
+		const char *piece = esc;
+		size_t len = 1, plen;
+
+		if (*s == '"' || *s == '\\') {
+			esc[0] = '\\', esc[1] = (char)*s, plen = 2;
+		} else if (*s == '\n' || *s == '\r' || *s == '\t') {
+			esc[0] = '\\', esc[1] = *s == '\n' ? 'n' : *s == '\r' ? 'r' : 't', plen = 2;
+		} else if (*s < 0x20 || *s == 0x7f) {
+			plen = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", *s);
+		} else if (*s < 0x80) {
+			piece = (const char *)s;
+			plen = 1;
+		} else if ((len = utf8_sequence(s, left)) > 0) {
+			piece = (const char *)s;
+			plen = len;
+		} else if (left >= 2 && s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+			/* A C1 control, which utf8_sequence() refuses: \u0080..\u009f. */
+			plen = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", s[1]);
+			len = 2;
+		} else {
+			piece = "\xef\xbf\xbd"; /* U+FFFD for a byte that is no UTF-8 */
+			plen = 3;
+			len = 1;
+		}
+		/* Whole characters and escapes only: a cut line stays valid. */
+		if (!cut && done + plen < size) {
+			memcpy(out + done, piece, plen);
+			done += plen;
+		} else {
+			cut = 1;
+		}
+		need += plen;
+		s += len;
+		left -= len;
+	}
+	if (size > 0)
+		out[done] = '\0';
+	return need;
+}
+
+/* One JSON object: {"time", "level", "component", "req" (where set),
+ * "message"}; built whole so that one write carries the line. */
+static void log_json_line(FILE *f, const char *when, const char *level, const char *component,
+			  const char *msg)
+{
+	char small[1024], *esc = small;
+	size_t need = djc_json_escape(small, sizeof(small), msg);
+	char comp[64], req[2 * DJC_REQ_ID_MAX];
+
+	if (need >= sizeof(small) && (esc = malloc(need + 1)) != NULL)
+		djc_json_escape(esc, need + 1, msg);
+	else if (esc == NULL)
+		esc = small; /* no memory: the message cut short, still valid JSON */
+	djc_json_escape(comp, sizeof(comp), component);
+	djc_json_escape(req, sizeof(req), log_req);
+	fprintf(f, "{\"time\":\"%s\",\"level\":\"%s\",\"component\":\"%s\"%s%s%s,\"message\":\"%s\"}\n",
+		when, level, comp, req[0] ? ",\"req\":\"" : "", req, req[0] ? "\"" : "", esc);
+	if (esc != small)
+		free(esc);
 }
 
 size_t djc_escape(char *out, size_t cap, const char *in, size_t in_len)
@@ -138,51 +277,86 @@ size_t djc_escape(char *out, size_t cap, const char *in, size_t in_len)
 	return o;
 }
 
-/* The formatted message, escaped, into buf (cap bytes) or, where it does
- * not fit, a malloc'ed buffer the caller frees (*heap). */
-static const char *log_format(char *buf, size_t cap, char **heap, const char *fmt, va_list ap)
+/* The formatted message, raw: raw (1024 bytes) where it fits, else a
+ * malloc'ed copy the caller frees when it differs from raw; *n receives its
+ * length. NULL where the format cannot be printed. */
+static char *log_vformat(char raw[1024], int *n, const char *fmt, va_list ap)
 {
-	char raw[1024], *text = raw;
+	char *text = raw;
 	va_list copy;
-	int n;
 
-	*heap = NULL;
 	va_copy(copy, ap);
-	n = vsnprintf(raw, sizeof(raw), fmt, copy);
+	*n = vsnprintf(raw, 1024, fmt, copy);
 	va_end(copy);
-	if (n < 0)
-		return "(unprintable log message)";
-	if ((size_t)n >= sizeof(raw) && (text = malloc((size_t)n + 1)) != NULL)
-		vsnprintf(text, (size_t)n + 1, fmt, ap);
+	if (*n < 0)
+		return NULL;
+	if (*n >= 1024 && (text = malloc((size_t)*n + 1)) != NULL)
+		vsnprintf(text, (size_t)*n + 1, fmt, ap);
 	else if (text == NULL)
-		text = raw;
+		text = raw, *n = 1023; /* no memory: the message cut short */
+	return text;
+}
+
+/* text, escaped, into buf (cap bytes) or, where it does not fit, a
+ * malloc'ed buffer the caller frees (*heap). */
+static const char *log_escape(char *buf, size_t cap, char **heap, const char *text, size_t n)
+{
+	*heap = NULL;
 	/* An escape is at most 4 bytes per byte of text. */
-	if ((size_t)n * 4 + 1 > cap && (*heap = malloc((size_t)n * 4 + 1)) != NULL) {
+	if (n * 4 + 1 > cap && (*heap = malloc(n * 4 + 1)) != NULL) {
 		buf = *heap;
-		cap = (size_t)n * 4 + 1;
+		cap = n * 4 + 1;
 	}
-	djc_escape(buf, cap, text, (size_t)n);
-	if (text != raw)
-		free(text);
+	djc_escape(buf, cap, text, n);
 	return buf;
+}
+
+/* A text line: "SECONDS.MS LEVEL COMPONENT[ req=ID]: escaped message". */
+static void log_text_line(FILE *f, const struct timespec *ts, const char *level,
+			  const char *component, const char *text, size_t n)
+{
+	char buf[2048], *heap;
+	const char *line = log_escape(buf, sizeof(buf), &heap, text, n);
+
+	fprintf(f, "%ld.%03ld %-6s %s%s%s: %s\n", (long)ts->tv_sec, ts->tv_nsec / 1000000, level,
+		component, log_req[0] ? " req=" : "", log_req, line);
+	free(heap);
 }
 
 void djc_vlog(enum dj_log_level level, const char *component, const char *fmt, va_list ap)
 {
 	struct timespec ts;
-	char buf[2048], *heap;
-	const char *line;
+	char raw[1024], *text;
+	FILE *f;
+	int n;
 
 	if (level > dj_log_get_level())
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	line = log_format(buf, sizeof(buf), &heap, fmt, ap);
+	text = log_vformat(raw, &n, fmt, ap);
+	if (text == NULL) {
+		text = raw;
+		n = snprintf(raw, sizeof(raw), "(unprintable log message)");
+	}
 	/* One lock so concurrent threads never interleave within a line. */
 	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "%ld.%03ld %-6s %s: %s\n", (long)ts.tv_sec, ts.tv_nsec / 1000000,
-		level_names[level], component, line);
+	f = log_stream != NULL ? log_stream : stderr;
+	if (djc_log_get_format() == DJC_LOG_JSON) {
+		char when[40];
+		struct tm tm;
+		size_t w;
+
+		gmtime_r(&ts.tv_sec, &tm);
+		w = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(when + w, sizeof(when) - w, ".%03ldZ", ts.tv_nsec / 1000000);
+		log_json_line(f, when, level_names[level], component, text);
+	} else {
+		log_text_line(f, &ts, level_names[level], component, text, (size_t)n);
+	}
+	fflush(f);
 	pthread_mutex_unlock(&log_lock);
-	free(heap);
+	if (text != raw)
+		free(text);
 }
 
 void djc_log(enum dj_log_level level, const char *component, const char *fmt, ...)

@@ -4,14 +4,16 @@
 
 /*
  * Internal helpers every layer shares (prefix djc_): logging behind the
- * public log level of djinn/common.h, escaping of untrusted text, a
- * monotonic clock, and the one formatter of error texts for functions that
- * take (err, errlen). Command-line parsing for the apps is in common/cli.h.
+ * public log level of djinn/common.h (text or JSON lines, each naming the
+ * request its thread works for), escaping of untrusted text, a monotonic
+ * clock, and the one formatter of error texts for functions that take (err,
+ * errlen). Command-line parsing for the apps is in common/cli.h.
  */
 
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "djinn/common.h"
 
@@ -31,10 +33,52 @@ int djc_log_level_parse(const char *name, enum dj_log_level *level);
  */
 size_t djc_escape(char *out, size_t cap, const char *in, size_t in_len);
 
+/** How log lines are written: human-readable text (the default) or one JSON
+ *  object per line for log shippers (docs/OBSERVABILITY.md). */
+enum djc_log_format {
+	DJC_LOG_TEXT = 0,
+	DJC_LOG_JSON,
+};
+
+/** Parse "text" or "json"; -EINVAL otherwise. */
+int djc_log_format_parse(const char *name, enum djc_log_format *format);
+/** Set the process-wide log format (default DJC_LOG_TEXT). */
+void djc_log_set_format(enum djc_log_format format);
+enum djc_log_format djc_log_get_format(void);
+/** Where log lines go: NULL means stderr (tests capture them in a file). */
+void djc_log_set_stream(FILE *stream);
+
+/** Longest request id, terminating NUL included. */
+#define DJC_REQ_ID_MAX 48
+
 /**
- * Log one line to stderr with a level and component tag. Thread safe. The
- * formatted message goes through djc_escape(), so text from a peer can
- * never forge a line or reach the terminal as an escape sequence.
+ * The request this thread works for: every log line the thread writes until
+ * it is cleared names it ("req=ID" in text, "req" in JSON), so one request
+ * can be followed through the client, the control plane and the data path.
+ * NULL or "" clears it. Longer ids are cut to DJC_REQ_ID_MAX - 1 bytes.
+ */
+void djc_log_req_set(const char *id);
+/** This thread's request id, "" when none. */
+const char *djc_log_req_get(void);
+/** 1 where id is a valid request id: 1 to DJC_REQ_ID_MAX - 1 bytes of
+ *  [A-Za-z0-9._:-] (nothing that could break a log line), else 0. */
+int djc_req_id_valid(const char *id);
+
+/**
+ * Escape text as the inside of a JSON string (quotes, backslashes, control
+ * characters as \u00XX, invalid UTF-8 as U+FFFD) into out, NUL-terminated
+ * and cut at a character boundary where size is too small.
+ * @return the length the escaped text needs (without the NUL), as
+ *  snprintf: a result >= size means out was cut.
+ */
+size_t djc_json_escape(char *out, size_t size, const char *text);
+
+/**
+ * Log one line (to stderr, or the stream djc_log_set_stream() names) with a
+ * level and component tag. Thread safe. In text lines the formatted message
+ * goes through djc_escape(), so text from a peer can never forge a line or
+ * reach the terminal as an escape sequence; JSON lines carry it through
+ * djc_json_escape() alone.
  */
 void djc_log(enum dj_log_level level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

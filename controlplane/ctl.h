@@ -31,6 +31,20 @@ extern "C" {
 #define CTL_PROTO_VERSION 1
 /** Size of the message buffer a backend writes its error text into. */
 #define CTL_ERRMSG_MAX 256
+/** Longest member id of a fleet (fleet/, docs/FLEET.md), NUL included. */
+#define CTL_MEMBER_ID_MAX 64
+
+/** Memory of the devices a backend keeps tensors on, and of its store. */
+struct ctl_mem_info {
+	int n_devices;
+	struct {
+		char name[DP_GPU_NAME_MAX]; /**< "cuda:0", "host" */
+		enum dj_mem_kind mem;
+		uint64_t total, free;       /**< bytes */
+	} devices[DP_MAX_GPUS];
+	uint64_t store_bytes;               /**< bytes of resident tensors */
+	uint64_t store_limit;               /**< 0: none */
+};
 
 
 /**
@@ -125,6 +139,20 @@ struct ctl_backend {
 	/** Optional: add the session's figures (bytes held, handles...) to
 	 * the STATS reply object. */
 	void (*stats)(void *ctx, void *session, cJSON *obj);
+
+	/** Optional: memory of each device tensors live on and of the store,
+	 * for the server's load (STATS "member", fleet records). Quick and
+	 * thread safe. */
+	int (*mem_info)(void *ctx, struct ctl_mem_info *info);
+
+	/**
+	 * Optional, for fleet moves: hand handle from session from to session
+	 * to. The tensor keeps its bytes, is charged to to (-DJ_ELIMIT where
+	 * that exceeds its budget) and gets a new handle there, *new_handle;
+	 * from no longer reaches it. Without it, moves are refused (-ENOTSUP).
+	 */
+	int (*adopt)(void *ctx, void *from, uint64_t handle, void *to, uint64_t *new_handle,
+		     char *err);
 };
 
 /** Limits that keep one client from hurting the others. 0: the default. */
@@ -155,6 +183,39 @@ struct ctl_limits {
 	uint32_t session_linger_ms;
 };
 
+/**
+ * What the control plane needs to take part in a fleet (docs/FLEET.md):
+ * member connections authenticated with the fleet's token, receive grants,
+ * and COPY / MOVE of resident tensors to other members.
+ */
+struct ctl_fleet_config {
+	/** The fleet's pre-shared token: members prove it to each other
+	 * (HMAC, as clients do with theirs). NULL (and token_file NULL): no
+	 * member connection is accepted and no move is made. Copied. */
+	const char *token;
+	const char *token_file;
+	/** This server's id in the fleet; NULL: its endpoint. Copied. */
+	const char *member_id;
+	/** "host:port" at which members and clients reach this server; NULL:
+	 * the listen address and bound port. Copied. */
+	const char *advertise;
+	/** Optional: may a move go to host:port? 0, or a negative errno with
+	 * why filled (at least 128 bytes), e.g. "not a member of this fleet".
+	 * NULL: any server that proves the fleet token. Any thread. */
+	int (*peer_check)(void *arg, const char *host, uint16_t port, char *why);
+	/** Optional: fill the "fleet" object of STATS replies (the
+	 * membership: static list or etcd view). Epoll thread. */
+	void (*stats)(void *arg, cJSON *fleet);
+	void *arg;
+	/** A receive grant expires this long after it was made (default 60 s). */
+	uint32_t grant_ttl_ms;
+	/** Grants outstanding per server (default 1024) and per session (64). */
+	uint32_t max_grants, max_session_grants;
+	/** Data path of member connections (default auto: DPDK where both
+	 * have it and a probe works, else TCP). */
+	enum dj_path move_path;
+};
+
 struct ctl_server_config {
 	const char *listen_addr;   /**< IPv4 address or "0.0.0.0"; NULL: 127.0.0.1 */
 	uint16_t port;             /**< 0: any free port (see ctl_server_port) */
@@ -170,6 +231,12 @@ struct ctl_server_config {
 	 * the server. */
 	const struct dj_datapath *datapath;
 	uint32_t dp_timeout_ms;    /**< one data-path transfer (default 5000) */
+	/** A request slower than this is logged at notice level with its
+	 *  request id (default 1000 ms; every request is logged at debug). */
+	uint32_t slow_request_ms;
+	/** Membership in a fleet of servers; all zero: a lone server that
+	 * accepts no member connections and makes no moves. */
+	struct ctl_fleet_config fleet;
 };
 
 struct ctl_server;
@@ -204,9 +271,93 @@ struct ctl_server_stats {
 	uint64_t requests, errors_sent, protocol_errors;
 	uint64_t bytes_in, bytes_out;
 	uint64_t sessions_dpdk, sessions_tcp;
+	uint64_t ops;             /**< operations executed (a batch counts each) */
+	uint64_t moves_out, moves_failed; /**< fleet moves made by this server */
 };
 void ctl_server_get_stats(struct ctl_server *server,
 			     struct ctl_server_stats *stats);
+
+/** Request types, as counted by ctl_server_request_stats(); OTHER: an
+ *  unknown type or a message that named none. */
+enum ctl_req_type {
+	CTL_REQ_HELLO, CTL_REQ_AUTH, CTL_REQ_SESSION, CTL_REQ_PATH, CTL_REQ_STATS,
+	CTL_REQ_ALLOC, CTL_REQ_PUT, CTL_REQ_PUT_DONE, CTL_REQ_GET, CTL_REQ_DESCRIBE,
+	CTL_REQ_FREE, CTL_REQ_EXECUTE, CTL_REQ_PING, CTL_REQ_BYE, CTL_REQ_FLEET_GRANT,
+	CTL_REQ_FLEET_ADOPT, CTL_REQ_FLEET_MOVE, CTL_REQ_OTHER,
+	CTL_REQ_TYPES
+};
+
+/** The message type of t ("PUT"...; "OTHER"). Static. */
+const char *ctl_req_type_name(enum ctl_req_type t);
+
+/** Upper bounds, in seconds, of the request latency histogram's buckets
+ *  (a last bucket holds the slower ones). */
+#define CTL_LATENCY_BUCKETS 18
+extern const double ctl_latency_bounds[CTL_LATENCY_BUCKETS];
+
+/** Tensor bytes' direction: into the server (PUT) or out of it (GET). */
+enum ctl_dir { CTL_DIR_IN, CTL_DIR_OUT, CTL_DIRS };
+
+/**
+ * Requests and tensor transfers since the server started, and what waits.
+ * A request's latency runs from its message read whole to its reply
+ * written to the socket (a TCP GET: its last payload byte), so it
+ * includes worker queueing, data-plane transfers and payload streaming.
+ */
+struct ctl_request_stats {
+	uint64_t ok[CTL_REQ_TYPES];       /**< answered with their reply */
+	uint64_t errors[CTL_REQ_TYPES];   /**< answered with ERROR, or abandoned */
+	/** Per type: observations per bucket (not cumulative), the last
+	 *  beyond ctl_latency_bounds[CTL_LATENCY_BUCKETS - 1]. */
+	uint64_t latency[CTL_REQ_TYPES][CTL_LATENCY_BUCKETS + 1];
+	uint64_t latency_sum_ns[CTL_REQ_TYPES];
+	/** Tensor payload bytes and completed transfers, by path (indexed by
+	 *  enum dj_path: DJ_PATH_TCP, DJ_PATH_DPDK) and direction. */
+	uint64_t tensor_bytes[3][CTL_DIRS], tensor_transfers[3][CTL_DIRS];
+	uint64_t dp_failures;    /**< data-plane transfers that failed */
+	uint64_t jobs_queued;    /**< waiting for a worker now */
+	uint64_t jobs_running;   /**< on a worker now */
+	/** Sessions now (as of the last sweep, at most 100 ms old), by
+	 *  state (1: a connection holds it, 0: lingering without one) and
+	 *  path (enum dj_path). */
+	uint64_t sessions[2][3];
+};
+
+/** Read the request counters (never blocks the epoll thread). */
+void ctl_server_request_stats(struct ctl_server *server, struct ctl_request_stats *stats);
+
+/** One session, as of the last sweep. */
+struct ctl_session_info {
+	uint64_t id;
+	enum dj_path path;
+	int attached;             /**< a connection holds it (else lingering) */
+	char peer[48];            /**< the connection's address, "" while lingering */
+	uint64_t age_ms;          /**< since it opened */
+	uint64_t requests, bytes_in, bytes_out, dp_failures;
+	uint32_t handles;
+	uint32_t inflight;        /**< requests of its connection not answered yet */
+};
+
+/**
+ * Copy up to max sessions (as of the last sweep, every 100 ms) into out.
+ * Safe from any thread.
+ * @return the number of sessions (may exceed max; only max were copied).
+ */
+int ctl_server_sessions(struct ctl_server *server, struct ctl_session_info *out, int max);
+
+/**
+ * This server as a fleet member record (docs/FLEET.md): {"id",
+ * "incarnation", "endpoint", "caps", "load"}, built fresh (device memory,
+ * queued jobs, recent ops/s). The same object is STATS' "member" and the
+ * value a member registers in etcd. Any thread; the caller frees it; NULL
+ * where memory ran out.
+ */
+cJSON *ctl_server_member_json(struct ctl_server *server);
+
+/** This server's member id and its incarnation (random, drawn at create:
+ * a restarted server is a new incarnation of the same id). */
+const char *ctl_server_member_id(const struct ctl_server *server);
+uint64_t ctl_server_incarnation(const struct ctl_server *server);
 
 /**
  * The path decision, shared by client and server so both apply one rule:

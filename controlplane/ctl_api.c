@@ -139,6 +139,8 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	cJSON_Delete(reply);
 	if (rc != 0)
 		return rc;
+	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": PUT over dpdk, xfer %" PRIu64 ", %" PRIu64
+		" B", conn->session_id, xfer, nbytes);
 	send_rc = dp->ops->send(dp->ctx, &conn->server_caps.endpoint, conn->cookie, xfer,
 				t->data, nbytes, t->mem, conn->cl->o.dp_timeout_ms);
 	/* Let go of in time, the tensor is the caller's again: a plain data-path
@@ -160,9 +162,12 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	return send_rc != 0 ? send_rc : rc;
 }
 
-static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t into,
-		     dj_future_cb cb, void *arg, struct dj_future **future)
+/* *used (may be NULL) receives the path that carries the bytes. */
+static int put_async_traced(struct dj_conn *conn, const struct dj_tensor *t, uint64_t into,
+			    dj_future_cb cb, void *arg, struct dj_future **future,
+			    enum dj_path *used)
 {
+	enum dj_path ignored;
 	uint64_t nbytes;
 	cJSON *m;
 	int rc = tensor_nbytes(t, &nbytes);
@@ -170,6 +175,8 @@ static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t i
 	if (rc != 0 || future == NULL)
 		return rc != 0 ? rc : -EINVAL;
 	*future = NULL;
+	used = used != NULL ? used : &ignored;
+	*used = DJ_PATH_DPDK;
 	if (conn->path == DJ_PATH_DPDK) {
 		int pinned = 0;
 
@@ -178,6 +185,7 @@ static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t i
 		if (rc != 1)
 			return rc;
 	}
+	*used = DJ_PATH_TCP;
 	if (t->mem != DJ_MEM_HOST)
 		return -ENOTSUP; /* the TCP fallback reads the bytes with the CPU */
 	m = desc_msg("PUT", &t->desc);
@@ -186,10 +194,20 @@ static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t i
 	return ctl_client_request(conn, m, t->data, nbytes, NULL, 0, cb, arg, future);
 }
 
+/* One request id over the data-plane attempt and its TCP redo. */
+static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t into,
+		     dj_future_cb cb, void *arg, struct dj_future **future, enum dj_path *used)
+{
+	int rc;
+
+	CTL_CLIENT_TRACED(rc, put_async_traced(conn, t, into, cb, arg, future, used));
+	return rc;
+}
+
 int dj_put_async(struct dj_conn *conn, const struct dj_tensor *t,
 		 dj_future_cb cb, void *arg, struct dj_future **future)
 {
-	return put_async(conn, t, 0, cb, arg, future);
+	return put_async(conn, t, 0, cb, arg, future, NULL);
 }
 
 static int wait_handle(struct dj_future *f, uint64_t *handle, struct dj_tensor_desc *desc)
@@ -204,18 +222,24 @@ static int wait_handle(struct dj_future *f, uint64_t *handle, struct dj_tensor_d
 	return rc;
 }
 
-int dj_put(struct dj_conn *conn, const struct dj_tensor *t, uint64_t *handle)
+int ctl_client_put(struct dj_conn *conn, const struct dj_tensor *t, enum dj_path *used,
+		   uint64_t *handle)
 {
 	struct dj_future *f;
-	int rc = put_async(conn, t, 0, NULL, NULL, &f);
+	int rc = put_async(conn, t, 0, NULL, NULL, &f, used);
 
 	return rc != 0 ? rc : wait_handle(f, handle, NULL);
+}
+
+int dj_put(struct dj_conn *conn, const struct dj_tensor *t, uint64_t *handle)
+{
+	return ctl_client_put(conn, t, NULL, handle);
 }
 
 int dj_put_into(struct dj_conn *conn, uint64_t handle, const struct dj_tensor *t)
 {
 	struct dj_future *f;
-	int rc = handle != 0 ? put_async(conn, t, handle, NULL, NULL, &f) : -EINVAL;
+	int rc = handle != 0 ? put_async(conn, t, handle, NULL, NULL, &f, NULL) : -EINVAL;
 
 	return rc != 0 ? rc : wait_handle(f, NULL, NULL);
 }
@@ -237,6 +261,13 @@ static int call_idempotent(struct dj_conn *conn, cJSON *msg, void *dst, uint64_t
 {
 	int rc = -ECONNRESET;
 	uint64_t gen = conn->generation;
+	const cJSON *trace = cJSON_GetObjectItem(msg, "trace");
+	char saved[DJC_REQ_ID_MAX];
+
+	/* Retries are the same request: log lines name its id. */
+	snprintf(saved, sizeof(saved), "%s", djc_log_req_get());
+	if (cJSON_IsString(trace))
+		djc_log_req_set(trace->valuestring);
 
 	for (int attempt = 0; attempt <= conn->cl->o.max_retries; attempt++) {
 		if (attempt > 0) {
@@ -255,6 +286,7 @@ static int call_idempotent(struct dj_conn *conn, cJSON *msg, void *dst, uint64_t
 			break;
 	}
 	cJSON_Delete(msg);
+	djc_log_req_set(saved);
 	return rc;
 }
 
@@ -339,6 +371,8 @@ static int get_over_dp(struct dj_conn *conn, uint64_t handle, struct dj_tensor *
 		cJSON_Delete(m);
 		return rc;
 	}
+	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": GET over dpdk, xfer %" PRIu64 ", %" PRIu64
+		" B", conn->session_id, xfer, nbytes);
 	rc = ctl_client_request(conn, m, NULL, 0, NULL, 0, NULL, NULL, future);
 	if (rc == 0)
 		rc = dj_future_wait(*future, -1);
@@ -358,8 +392,8 @@ static int get_over_dp(struct dj_conn *conn, uint64_t handle, struct dj_tensor *
 	return rc;
 }
 
-static int get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
-		     dj_future_cb cb, void *arg, struct dj_future **future)
+static int get_async_traced(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
+			    dj_future_cb cb, void *arg, struct dj_future **future)
 {
 	uint64_t nbytes;
 	int rc = tensor_nbytes(t, &nbytes);
@@ -379,6 +413,16 @@ static int get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
 		return -ENOTSUP;
 	return ctl_client_request(conn, handle_msg("GET", handle), NULL, 0, t->data, nbytes, cb, arg,
 			  future);
+}
+
+/* One request id over the data-plane attempt and its TCP redo. */
+static int get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
+		     dj_future_cb cb, void *arg, struct dj_future **future)
+{
+	int rc;
+
+	CTL_CLIENT_TRACED(rc, get_async_traced(conn, handle, t, cb, arg, future));
+	return rc;
 }
 
 int dj_get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,

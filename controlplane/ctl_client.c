@@ -55,6 +55,25 @@ static void complete_locked(struct dj_conn *conn, struct dj_future *f, int rc, c
 	pthread_cond_broadcast(&conn->cond);
 }
 
+/* One debug line per reply: "TYPE ok in X ms" or "TYPE failed ...: why". */
+static void reply_log(const char *type, uint64_t t0, cJSON *reply)
+{
+	char why[CTL_ERRMSG_MAX] = "";
+	int rc = ctl_client_reply_error(reply, why);
+
+	DJC_LOG(DJ_LOG_DEBUG, TAG, "%s %s in %.3f ms%s%s", type, rc == 0 ? "ok" : "failed",
+		(double)(djc_time_ns() - t0) / 1e6, rc == 0 ? "" : ": ", why);
+}
+
+/* From the reader thread, which works for no request itself: the line
+ * names the future's. */
+static void future_log(const struct dj_future *f, cJSON *reply)
+{
+	djc_log_req_set(f->trace);
+	reply_log(f->type, f->t0, reply);
+	djc_log_req_set(NULL);
+}
+
 static void run_callback_and_unref(struct dj_future *f)
 {
 	if (f->cb != NULL)
@@ -187,6 +206,8 @@ static int read_reply(struct dj_conn *conn)
 		cJSON_Delete(msg);
 		return rc;
 	}
+	if (f != NULL && DJ_LOG_DEBUG <= dj_log_get_level())
+		future_log(f, msg);
 	if (f == NULL) {
 		/* id 0: the server speaks of the connection itself (why it closes). */
 		ctl_client_reply_error(msg, conn->last_error);
@@ -305,6 +326,13 @@ int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, ui
 	f->cb = cb;
 	f->arg = arg;
 	f->deadline_ns = timeout > 0 ? djc_time_ns() + (uint64_t)timeout * 1000000ull : UINT64_MAX;
+	f->t0 = djc_time_ns();
+	snprintf(f->type, sizeof(f->type), "%s",
+		 cJSON_IsString(cJSON_GetObjectItem(msg, "type")) ?
+		 cJSON_GetObjectItem(msg, "type")->valuestring : "?");
+	snprintf(f->trace, sizeof(f->trace), "%s",
+		 cJSON_IsString(cJSON_GetObjectItem(msg, "trace")) ?
+		 cJSON_GetObjectItem(msg, "trace")->valuestring : "");
 	rc = claim_slot(conn, f);
 	if (rc == 0) {
 		cJSON_AddNumberToObject(msg, "id", (double)f->id);
@@ -488,14 +516,20 @@ int ctl_client_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint6
 
 int ctl_client_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply)
 {
+	const cJSON *type = cJSON_GetObjectItem(msg, "type");
+	char name[16];
+	uint64_t t0 = djc_time_ns();
 	struct ctl_hdr h;
 	int rc;
 
+	snprintf(name, sizeof(name), "%s", cJSON_IsString(type) ? type->valuestring : "?");
 	cJSON_AddNumberToObject(msg, "id", (double)++conn->next_id);
 	rc = write_frame(conn, msg, NULL, 0);
 	cJSON_Delete(msg);
 	if (rc == 0)
 		rc = read_frame_json(conn, &h, reply);
+	if (rc == 0)
+		reply_log(name, t0, *reply);
 	if (rc == 0 && h.payload_len != 0) {
 		cJSON_Delete(*reply);
 		*reply = NULL;

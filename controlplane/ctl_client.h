@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "djinn/djinn.h"
+#include "common/djc.h"
 #include "ctl_io.h"
 #include "ctl_wire.h"
 
@@ -32,6 +33,10 @@ struct dj_future {
 	void *arg;
 	uint64_t deadline_ns;
 	char error[CTL_ERRMSG_MAX];
+	/* For its debug log line: the request's type, id and start. */
+	char type[16];
+	char trace[DJC_REQ_ID_MAX];
+	uint64_t t0;
 };
 
 struct dj_conn {
@@ -66,6 +71,9 @@ struct dj_client {
 	char *host, *token, *tls_ca;
 	void *tls_ctx;
 	struct dp_caps caps;   /* what this side has */
+	/* A fleet member's connections to another member (ctl_fleet.c): HELLO
+	 * says "member", token is the fleet's, and the server must prove it. */
+	char *member_id;
 	pthread_mutex_t lock;
 	struct dj_conn *idle;
 	int n_idle;
@@ -98,7 +106,29 @@ int ctl_client_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resu
 int ctl_client_conn_reopen(struct dj_conn *conn, uint64_t gen);
 void ctl_client_conn_free(struct dj_conn *conn);
 int ctl_client_send_path(struct dj_conn *conn, enum dj_path path, const char *reason);
+/* A request message of type, with "trace": this thread's request id, or a
+ * fresh one where it has none. */
 cJSON *ctl_client_msg(const char *type);
+/* A public call begins: its requests and this thread's log lines carry one
+ * id (an outer call's where one is set); saved is what _end restores. */
+void ctl_client_trace_begin(char saved[DJC_REQ_ID_MAX]);
+void ctl_client_trace_end(const char saved[DJC_REQ_ID_MAX]);
+/* rc = call, all of whose requests share one id. */
+#define CTL_CLIENT_TRACED(rc, call)                                             \
+	do {                                                                    \
+		char saved_trace_[DJC_REQ_ID_MAX];                              \
+		ctl_client_trace_begin(saved_trace_);                           \
+		(rc) = (call);                                                  \
+		ctl_client_trace_end(saved_trace_);                             \
+	} while (0)
+/* A client whose connections authenticate as fleet member member_id with
+ * the fleet token opts->token (ctl_fleet.c). */
+int ctl_client_create_member(const struct dj_client_options *opts, const char *member_id,
+			     struct dj_client **client);
+
+/* ctl_api.c: dj_put, and which path carried the bytes (*used). */
+int ctl_client_put(struct dj_conn *conn, const struct dj_tensor *t, enum dj_path *used,
+		   uint64_t *handle);
 uint32_t ctl_client_backoff_ms(const struct dj_client *cl, int attempt);
 
 #endif

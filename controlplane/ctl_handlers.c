@@ -41,14 +41,15 @@ static const struct dj_datapath *server_dp(struct ctl_server *srv)
 static cJSON *hello_reply(struct request *r)
 {
 	cJSON *reply = ctl_reply_new(r->id, "HELLO");
+	const char *token, *label_c, *label_s;
 	uint8_t proof[CTL_MAC_LEN];
 	char hex[2 * CTL_MAC_LEN + 1];
 
+	ctl_fleet_auth_params(r->c, &token, &label_c, &label_s);
 	cJSON_AddNumberToObject(reply, "version", CTL_PROTO_VERSION);
 	cJSON_AddItemToObject(reply, "caps", ctl_caps_to_json(&r->srv->caps));
-	if (r->srv->token != NULL &&
-	    ctl_auth_mac(r->srv->token, CTL_AUTH_LABEL_SERVER, r->c->nonce_c, r->c->nonce_s,
-			proof) == 0) {
+	if (token != NULL &&
+	    ctl_auth_mac(token, label_s, r->c->nonce_c, r->c->nonce_s, proof) == 0) {
 		ctl_hex_encode(proof, CTL_MAC_LEN, hex);
 		cJSON_AddStringToObject(reply, "proof", hex);
 	}
@@ -92,7 +93,7 @@ static int hello_done(struct request *r)
 static int on_hello(struct request *r)
 {
 	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(r->msg, "caps");
-	const char *nonce;
+	const char *nonce, *token, *label_c, *label_s;
 	uint64_t version;
 
 	if (ctl_json_u64(r->msg, "version", &version, r->err) != 0) {
@@ -107,7 +108,11 @@ static int on_hello(struct request *r)
 	}
 	if (cJSON_IsObject(caps))
 		ctl_caps_from_json(caps, &r->c->peer_caps);
-	if (r->srv->token == NULL)
+	/* A fleet member proves the fleet's token instead of the clients'. */
+	if (ctl_fleet_hello(r->c, r->msg, r->err) != 0)
+		return auth_refuse(r, -DJ_EAUTH, r->err);
+	ctl_fleet_auth_params(r->c, &token, &label_c, &label_s);
+	if (token == NULL)
 		return hello_done(r);
 	if (ctl_json_str(r->msg, "nonce", &nonce, r->err) != 0 ||
 	    ctl_hex_decode(nonce, r->c->nonce_c, CTL_NONCE_LEN) != 0)
@@ -130,10 +135,11 @@ static int auth_judge(struct request *r, const uint8_t got[CTL_MAC_LEN], int wel
 {
 	uint8_t want[CTL_MAC_LEN];
 	uint64_t now = djc_time_ns();
-	const char *why = "authentication failed: wrong token";
+	const char *why = "authentication failed: wrong token", *token, *label_c, *label_s;
 
-	if (ctl_auth_mac(r->srv->token, CTL_AUTH_LABEL_CLIENT, r->c->nonce_s, r->c->nonce_c,
-			want) != 0)
+	/* A fleet member's MAC is over the fleet's token and labels. */
+	ctl_fleet_auth_params(r->c, &token, &label_c, &label_s);
+	if (ctl_auth_mac(token, label_c, r->c->nonce_s, r->c->nonce_c, want) != 0)
 		return refuse(r, -EIO, "HMAC unavailable");
 	if (!well_formed)
 		why = "authentication failed: AUTH needs a 64-hex-digit mac";
@@ -164,6 +170,8 @@ static int on_auth(struct request *r)
 		c->parked = well_formed ? 1 : 2;
 		c->parked_id = r->id;
 		r->srv->st.auth_delayed++;
+		/* Answered when judged: the request ends then. */
+		c->req_deferred = 1;
 		return 0;
 	}
 	return auth_judge(r, c->parked_mac, well_formed);
@@ -172,10 +180,14 @@ static int on_auth(struct request *r)
 void ctl_auth_judge(struct ctl_conn *c)
 {
 	struct request r = {.c = c, .srv = c->srv, .id = c->parked_id};
-	int well_formed = c->parked == 1;
+	int well_formed = c->parked == 1, rc;
 
 	c->parked = 0;
-	auth_judge(&r, c->parked_mac, well_formed);
+	/* Still the AUTH's request: a parked connection reads nothing. */
+	djc_log_req_set(c->req_trace);
+	rc = auth_judge(&r, c->parked_mac, well_formed);
+	djc_log_req_set(NULL);
+	ctl_request_done(c->srv, CTL_REQ_AUTH, c->req_trace, c->req_t0, rc, NULL);
 }
 
 /* ---- sessions ------------------------------------------------------------- */
@@ -245,11 +257,13 @@ void ctl_session_close(struct ctl_server *srv, struct ctl_session *s)
 void ctl_session_detach(struct ctl_server *srv, struct ctl_session *s)
 {
 	s->conn = NULL;
-	s->linger_until_ns = s->bye ? 0 : djc_time_ns() +
+	/* A member's session holds only tensors of moves in progress: they go
+	 * at once (the member reconnects with a new session). */
+	s->linger_until_ns = s->bye || s->member ? 0 : djc_time_ns() +
 			     (uint64_t)srv->cfg.limits.session_linger_ms * 1000000ull;
 }
 
-static struct ctl_session *session_find(struct ctl_server *srv, uint64_t id)
+struct ctl_session *ctl_session_find(struct ctl_server *srv, uint64_t id)
 {
 	for (struct ctl_session *s = srv->sessions; s != NULL; s = s->next)
 		if (s->id == id)
@@ -265,7 +279,7 @@ static int session_resume(struct request *r, const cJSON *resume)
 	if (ctl_json_u64(resume, "session", &id, r->err) != 0 ||
 	    ctl_json_handle(resume, "cookie", &cookie, r->err) != 0)
 		return -EINVAL;
-	s = session_find(r->srv, id);
+	s = ctl_session_find(r->srv, id);
 	/* Constant time on the cookie: it is the session's only secret. */
 	if (s == NULL || s->conn != NULL || s->bye ||
 	    !ctl_auth_equal((const uint8_t *)&s->cookie, (const uint8_t *)&cookie, sizeof(cookie))) {
@@ -296,6 +310,8 @@ static int session_new(struct request *r)
 		return rc;
 	}
 	s->path = DJ_PATH_TCP;
+	s->opened_ns = djc_time_ns();
+	s->member = r->c->member;
 	snprintf(s->path_reason, sizeof(s->path_reason), "not negotiated yet");
 	s->peer_caps = r->c->peer_caps;
 	if (dp != NULL && s->peer_caps.dpdk && dp->ops->session_open != NULL)
@@ -518,6 +534,8 @@ static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct ct
 	*p = (struct dp_put){.next = s->dp_puts, .xfer = xfer, .handle = handle,
 			     .is_new = is_new, .io = *io};
 	s->dp_puts = p;
+	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": PUT over dpdk, xfer %" PRIu64 ", %" PRIu64
+		" B: receiver armed", s->id, xfer, io->nbytes);
 	cJSON *reply = ctl_handle_reply(r->id, "READY", handle, NULL);
 
 	if (reply != NULL && ctl_json_add_u64(reply, "xfer", xfer) == NULL) {
@@ -571,6 +589,10 @@ static int on_put(struct request *r)
 		c->pay_is_new = is_new;
 		c->pay_rc = 0;
 		c->pay_err[0] = '\0';
+		/* The request ends with its payload (ctl_server.c). */
+		c->pay_t0 = c->req_t0;
+		snprintf(c->pay_trace, sizeof(c->pay_trace), "%s", c->req_trace);
+		c->req_deferred = nbytes > 0;
 		if (nbytes == 0) {
 			c->pay_into = 0;
 			srv->be->write_end(srv->bctx, c->sess->bsess, &io, 0);
@@ -598,8 +620,14 @@ static cJSON *put_done_job(struct ctl_server *srv, struct ctl_job *job)
 		put_cancel_end(srv, job->bsess, job->cookie, p, rc);
 	else
 		srv->be->write_end(srv->bctx, job->bsess, &p->io, rc);
-	if (rc == 0)
+	snprintf(job->note, sizeof(job->note), "xfer %" PRIu64 ", %" PRIu64 " B over dpdk",
+		 p->xfer, p->io.nbytes);
+	if (rc == 0) {
+		job->dp_moved = 1;
+		job->dp_bytes = p->io.nbytes;
+		job->dp_dir = CTL_DIR_IN;
 		return ctl_handle_reply(job->id, "PUT", p->handle, NULL);
+	}
 	job->dp_failed = !abort_it;
 	if (p->is_new && srv->be->free(srv->bctx, job->bsess, p->handle, err) == 0)
 		job->handles_delta = -1;
@@ -631,7 +659,7 @@ static int on_put_done(struct request *r)
 		put_cancel_end(r->srv, r->c->sess->bsess, r->c->sess->cookie, p, rc);
 		put_undo(r, p->handle, p->is_new);
 		free(p);
-		fail(r, rc);
+		return fail(r, rc);
 	}
 	return 0;
 }
@@ -703,8 +731,14 @@ static cJSON *get_dp_job(struct ctl_server *srv, struct ctl_job *job)
 		get_hold(job, xfer, &io);
 	else
 		srv->be->read_end(srv->bctx, job->bsess, &io);
-	if (rc == 0)
+	snprintf(job->note, sizeof(job->note), "xfer %" PRIu64 ", %" PRIu64 " B over dpdk", xfer,
+		 io.nbytes);
+	if (rc == 0) {
+		job->dp_moved = 1;
+		job->dp_bytes = io.nbytes;
+		job->dp_dir = CTL_DIR_OUT;
 		return reply;
+	}
 	cJSON_Delete(reply);
 	job->dp_failed = 1;
 	snprintf(err, sizeof(err), "data-plane transfer %" PRIu64 " failed: %s", xfer, dj_strerror(rc));
@@ -734,6 +768,9 @@ static int on_get(struct request *r)
 	if (rc == 0) {
 		o->has_read_io = 1;
 		o->payload_len = o->rio.nbytes;
+		/* The request ends with its last byte written (ctl_server.c). */
+		o->req_t0 = r->c->req_t0;
+		snprintf(o->req_trace, sizeof(o->req_trace), "%s", r->c->req_trace);
 		rc = ctl_frame(reply, o->payload_len, &o->frame, &o->len);
 		cJSON_Delete(reply);
 	}
@@ -744,6 +781,7 @@ static int on_get(struct request *r)
 		return fail(r, rc);
 	}
 	r->c->stage_off = r->c->stage_len = 0;
+	r->c->req_deferred = 1;
 	ctl_send_out(r->c, o);
 	return 0;
 }
@@ -766,6 +804,7 @@ struct exec_state {
 	uint64_t in_len, in_off;
 	uint8_t *out;
 	uint64_t out_len, out_cap;
+	int n_run;                /* operations run (puts are not) */
 	char err[CTL_ERRMSG_MAX];
 };
 
@@ -1042,6 +1081,7 @@ static int exec_one(struct ctl_server *srv, struct ctl_job *job, const cJSON *en
 		n_out = 1;
 	} else {
 		rc = exec_op(srv, job, entry, index, st, out, out_desc, &n_out);
+		st->n_run += rc == 0;
 	}
 	if (rc != 0)
 		return rc;
@@ -1108,6 +1148,8 @@ static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 	for (int k = 0; k < st.n_made; k++)
 		live += st.made[k] != 0;
 	job->handles_delta = live;
+	/* The load a fleet member reports: operations run (puts are none). */
+	srv->st.ops += (uint64_t)st.n_run;
 	job->out_payload = st.out;
 	job->out_len = st.out_len;
 	st.out = NULL;
@@ -1145,6 +1187,9 @@ static int on_execute(struct request *r)
 		return fail(r, -ENOMEM);
 	}
 	c->exec_id = r->id;
+	/* The request ends when its job does (or its payload fails to come:
+	 * ctl_exec_payload_done, ctl_server.c). */
+	c->req_deferred = 1;
 	return 0;
 }
 
@@ -1156,10 +1201,15 @@ void ctl_exec_payload_done(struct ctl_conn *c)
 
 	c->exec_msg = NULL;
 	c->exec_buf = NULL;
+	/* Still the EXECUTE's request: nothing was read since its JSON. */
+	djc_log_req_set(c->req_trace);
 	rc = ctl_submit_payload(c->srv, c, c->exec_id, msg, exec_job, buf, c->h.payload_len);
 	cJSON_Delete(msg);
-	if (rc != 0)
+	if (rc != 0) {
 		ctl_send_error(c, c->exec_id, rc, "server out of memory");
+		ctl_request_done(c->srv, CTL_REQ_EXECUTE, c->req_trace, c->req_t0, rc, NULL);
+	}
+	djc_log_req_set(NULL);
 }
 
 /* ---- the rest -------------------------------------------------------------- */
@@ -1188,6 +1238,7 @@ static int on_stats(struct request *r)
 	cJSON_AddNumberToObject(so, "sessions_dpdk", (double)st.sessions_dpdk);
 	cJSON_AddNumberToObject(so, "sessions_tcp", (double)st.sessions_tcp);
 	cJSON_AddBoolToObject(so, "dpdk", r->srv->caps.dpdk);
+	ctl_stats_json(r->srv, so);
 	cJSON_AddNumberToObject(ss, "id", (double)s->id);
 	cJSON_AddStringToObject(ss, "path", dj_path_name(s->path));
 	cJSON_AddStringToObject(ss, "path_reason", s->path_reason);
@@ -1202,6 +1253,7 @@ static int on_stats(struct request *r)
 
 	if (bo != NULL)
 		r->srv->be->stats(r->srv->bctx, s->bsess, bo);
+	ctl_fleet_stats(r->srv, reply);
 	ctl_send(r->c, reply);
 	return 0;
 }
@@ -1255,43 +1307,80 @@ static const struct handler handlers[] = {
 	{"EXECUTE", on_execute, 1},
 };
 
-void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len)
+/* The request's id: the client's "trace" (checked: it goes into log
+ * lines), else "s<session>-<id>". 0, or -EINVAL with r->err filled. */
+static int request_trace(struct request *r)
 {
-	struct request r = {.c = c, .srv = c->srv, .msg = msg, .payload_len = payload_len};
-	const char *type;
+	const cJSON *trace = cJSON_GetObjectItemCaseSensitive(r->msg, "trace");
+	struct ctl_conn *c = r->c;
 
+	if (trace == NULL) {
+		snprintf(c->req_trace, sizeof(c->req_trace), "s%" PRIu64 "-%" PRIu64,
+			 c->sess != NULL ? c->sess->id : 0, r->id);
+		return 0;
+	}
+	if (!cJSON_IsString(trace) || !djc_req_id_valid(trace->valuestring)) {
+		c->req_trace[0] = '\0';
+		snprintf(r->err, sizeof(r->err), "field 'trace' must be a string of 1 to %d "
+			 "characters of A-Z a-z 0-9 . _ : -", DJC_REQ_ID_MAX - 1);
+		return -EINVAL;
+	}
+	snprintf(c->req_trace, sizeof(c->req_trace), "%s", trace->valuestring);
+	return 0;
+}
+
+static int dispatch_one(struct request *r, const char *type)
+{
+	struct ctl_conn *c = r->c;
 	const struct handler *h = NULL;
 
-	if (ctl_json_u64(msg, "id", &r.id, r.err) != 0 || ctl_json_str(msg, "type", &type, r.err) != 0) {
-		c->srv->st.protocol_errors++;
-		fail(&r, -EINVAL);
-		return;
-	}
 	if (c->state == CS_HELLO || c->state == CS_AUTH) {
-		if (strcmp(type, c->state == CS_HELLO ? "HELLO" : "AUTH") != 0 || payload_len > 0)
-			auth_refuse(&r, -DJ_EAUTH, c->state == CS_HELLO ?
-				    "HELLO expected first" : "AUTH expected");
-		else if (c->state == CS_HELLO)
-			on_hello(&r);
-		else
-			on_auth(&r);
-		return;
+		if (strcmp(type, c->state == CS_HELLO ? "HELLO" : "AUTH") != 0 || r->payload_len > 0)
+			return auth_refuse(r, -DJ_EAUTH, c->state == CS_HELLO ?
+					   "HELLO expected first" : "AUTH expected");
+		return c->state == CS_HELLO ? on_hello(r) : on_auth(r);
 	}
 	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
 		if (strcmp(type, handlers[i].type) == 0)
 			h = &handlers[i];
-	if (h == NULL || (payload_len > 0 && strcmp(type, "PUT") != 0 &&
+	if (h == NULL && strncmp(type, "FLEET_", 6) == 0)
+		return ctl_fleet_dispatch(c, type, r->msg, r->id, r->payload_len);
+	if (h == NULL || (r->payload_len > 0 && strcmp(type, "PUT") != 0 &&
 			  strcmp(type, "EXECUTE") != 0)) {
 		if (h == NULL)
-			snprintf(r.err, sizeof(r.err), "unknown message type '%.32s'", type);
+			snprintf(r->err, sizeof(r->err), "unknown message type '%.32s'", type);
 		else
-			snprintf(r.err, sizeof(r.err), "%.16s carries no payload", type);
+			snprintf(r->err, sizeof(r->err), "%.16s carries no payload", type);
 		c->srv->st.protocol_errors++;
-		fail(&r, h == NULL ? -EBADMSG : -EPROTO);
-	} else if (h->needs_session && c->sess == NULL) {
-		snprintf(r.err, sizeof(r.err), "%s needs a SESSION first", h->type);
-		fail(&r, -EPROTO);
-	} else {
-		h->fn(&r);
+		return fail(r, h == NULL ? -EBADMSG : -EPROTO);
 	}
+	if (h->needs_session && c->sess == NULL) {
+		snprintf(r->err, sizeof(r->err), "%s needs a SESSION first", h->type);
+		return fail(r, -EPROTO);
+	}
+	return h->fn(r);
+}
+
+void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len)
+{
+	struct request r = {.c = c, .srv = c->srv, .msg = msg, .payload_len = payload_len};
+	const char *type;
+	int rc;
+
+	c->req_type = CTL_REQ_OTHER;
+	c->req_deferred = 0;
+	if (ctl_json_u64(msg, "id", &r.id, r.err) != 0 || ctl_json_str(msg, "type", &type, r.err) != 0) {
+		c->srv->st.protocol_errors++;
+		c->req_trace[0] = '\0';
+		rc = fail(&r, -EINVAL);
+	} else {
+		c->req_type = ctl_req_type_parse(type);
+		rc = request_trace(&r);
+		/* Every line logged for this request names it. */
+		djc_log_req_set(c->req_trace);
+		rc = rc != 0 ? fail(&r, rc) : dispatch_one(&r, type);
+		djc_log_req_set(NULL);
+	}
+	if (!c->req_deferred)
+		ctl_request_done(c->srv, c->req_type, c->req_trace, c->req_t0, rc, NULL);
 }

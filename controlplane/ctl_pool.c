@@ -9,6 +9,8 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +140,10 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	struct dj_client *cl = conn->cl;
 	uint8_t nonce_s[CTL_NONCE_LEN], mac[CTL_MAC_LEN];
 	char hex[2 * CTL_MAC_LEN + 1], why[128];
+	/* A member proves the fleet's token, under labels of its own: a
+	 * client's MAC is never taken for a member's, or the reverse. */
+	const char *label_c = cl->member_id != NULL ? CTL_FLEET_LABEL_MEMBER : CTL_AUTH_LABEL_CLIENT;
+	const char *label_s = cl->member_id != NULL ? CTL_FLEET_LABEL_SERVER : CTL_AUTH_LABEL_SERVER;
 	const char *text;
 	cJSON *auth;
 	int rc;
@@ -150,7 +156,7 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	if (ctl_json_str(challenge, "nonce", &text, why) != 0 ||
 	    ctl_hex_decode(text, nonce_s, CTL_NONCE_LEN) != 0)
 		return -EPROTO;
-	rc = ctl_auth_mac(cl->token, CTL_AUTH_LABEL_CLIENT, nonce_s, nonce_c, mac);
+	rc = ctl_auth_mac(cl->token, label_c, nonce_s, nonce_c, mac);
 	if (rc != 0)
 		return rc;
 	ctl_hex_encode(mac, CTL_MAC_LEN, hex);
@@ -160,7 +166,7 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	if (rc != 0)
 		return rc;
 	/* The server proves it knows the token too. */
-	rc = ctl_auth_mac(cl->token, CTL_AUTH_LABEL_SERVER, nonce_c, nonce_s, mac);
+	rc = ctl_auth_mac(cl->token, label_s, nonce_c, nonce_s, mac);
 	if (rc == 0 && (ctl_json_str(*hello, "proof", &text, why) != 0 ||
 			ctl_hex_decode(text, nonce_s, CTL_MAC_LEN) != 0 ||
 			!ctl_auth_equal(nonce_s, mac, CTL_MAC_LEN))) {
@@ -170,11 +176,54 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	return rc;
 }
 
+/* Request ids: a random prefix per process and a counter, "c1a2f0-000042";
+ * the prefix keeps two clients' ids apart in a server's log. */
+static pthread_once_t trace_once = PTHREAD_ONCE_INIT;
+static unsigned int trace_prefix;
+static atomic_uint_fast64_t trace_count;
+
+static void trace_init(void)
+{
+	if (ctl_auth_random(&trace_prefix, sizeof(trace_prefix)) != 0)
+		trace_prefix = (unsigned int)getpid() ^ (unsigned int)djc_time_ns();
+	trace_prefix &= 0xfffff;
+}
+
+static void trace_new(char id[DJC_REQ_ID_MAX])
+{
+	pthread_once(&trace_once, trace_init);
+	snprintf(id, DJC_REQ_ID_MAX, "c%05x-%06" PRIu64, trace_prefix,
+		 (uint64_t)atomic_fetch_add(&trace_count, 1) + 1);
+}
+
+void ctl_client_trace_begin(char saved[DJC_REQ_ID_MAX])
+{
+	char id[DJC_REQ_ID_MAX];
+
+	snprintf(saved, DJC_REQ_ID_MAX, "%s", djc_log_req_get());
+	if (saved[0] != '\0')
+		return; /* an outer call's id */
+	trace_new(id);
+	djc_log_req_set(id);
+}
+
+void ctl_client_trace_end(const char saved[DJC_REQ_ID_MAX])
+{
+	djc_log_req_set(saved);
+}
+
 cJSON *ctl_client_msg(const char *type)
 {
 	cJSON *m = ctl_reply_new(0, type);
+	const char *trace = djc_log_req_get();
+	char fresh[DJC_REQ_ID_MAX];
 
 	cJSON_DeleteItemFromObject(m, "id");
+	if (trace[0] == '\0') {
+		trace_new(fresh);
+		trace = fresh;
+	}
+	cJSON_AddStringToObject(m, "trace", trace);
 	return m;
 }
 
@@ -190,6 +239,8 @@ static int handshake_hello(struct dj_conn *conn)
 	cJSON_AddNumberToObject(m, "version", CTL_PROTO_VERSION);
 	cJSON_AddStringToObject(m, "nonce", hex);
 	cJSON_AddItemToObject(m, "caps", ctl_caps_to_json(&conn->cl->caps));
+	if (conn->cl->member_id != NULL)
+		cJSON_AddStringToObject(m, "member", conn->cl->member_id);
 	if (rc == 0)
 		rc = ctl_client_sync_call(conn, m, &reply);
 	else
@@ -201,6 +252,11 @@ static int handshake_hello(struct dj_conn *conn)
 		rc = handshake_auth(conn, nonce_c, reply, &hello);
 		cJSON_Delete(reply);
 		reply = hello;
+	} else if (conn->cl->member_id != NULL) {
+		/* Tensors go only to a server that proves the fleet token. */
+		snprintf(conn->last_error, sizeof(conn->last_error),
+			 "server did not authenticate as a fleet member");
+		rc = -DJ_EAUTH;
 	} else if (conn->cl->token != NULL) {
 		/* We hold a token but the server asked for none: it cannot prove
 		 * itself. Allowed (token is for the server's sake), but logged. */
@@ -305,6 +361,7 @@ static void recv_timeout(int fd, uint32_t ms)
 static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t resume_cookie)
 {
 	struct dj_client *cl = conn->cl;
+	char saved[DJC_REQ_ID_MAX];
 	int fd = -1, rc = tcp_connect(cl, &fd);
 
 	if (rc != 0)
@@ -317,11 +374,14 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 		conn->io.fd = -1;
 		return rc;
 	}
+	/* One request id over the handshake: HELLO to PATH. */
+	ctl_client_trace_begin(saved);
 	rc = handshake_hello(conn);
 	if (rc == 0)
 		rc = handshake_session(conn, resume_id, resume_cookie);
 	if (rc == 0)
 		rc = negotiate(conn);
+	ctl_client_trace_end(saved);
 	if (rc == -EAGAIN)
 		rc = -ETIMEDOUT;
 	if (rc == 0) {
@@ -482,6 +542,18 @@ int dj_client_create(const struct dj_client_options *opts, struct dj_client **cl
 	return 0;
 }
 
+int ctl_client_create_member(const struct dj_client_options *opts, const char *member_id,
+			     struct dj_client **client)
+{
+	int rc = member_id != NULL ? dj_client_create(opts, client) : -EINVAL;
+
+	if (rc == 0 && ((*client)->member_id = strdup(member_id)) == NULL) {
+		dj_client_destroy(*client);
+		rc = -ENOMEM;
+	}
+	return rc;
+}
+
 void dj_client_destroy(struct dj_client *cl)
 {
 	if (cl == NULL)
@@ -497,6 +569,7 @@ void dj_client_destroy(struct dj_client *cl)
 	pthread_mutex_destroy(&cl->lock);
 	free(cl->host);
 	free(cl->token);
+	free(cl->member_id);
 	free(cl);
 }
 

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ void ctl_server_config_init(struct ctl_server_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->n_workers = 4;
 	cfg->dp_timeout_ms = 5000;
+	cfg->slow_request_ms = 1000;
 	cfg->limits = (struct ctl_limits){
 		.max_json_bytes = 1u << 20,
 		.max_json_depth = 32,
@@ -106,6 +108,17 @@ static void conn_arm(struct ctl_conn *c)
 
 static void out_free(struct ctl_server *srv, struct ctl_conn *c, struct ctl_out *o)
 {
+	/* A TCP GET ends here: whole, or abandoned with its connection. */
+	if (o->req_t0 != 0) {
+		int whole = o->payload_off == o->payload_len;
+		char note[64];
+
+		snprintf(note, sizeof(note), "%" PRIu64 " B over tcp", o->payload_len);
+		if (whole)
+			ctl_tensor_moved(srv, DJ_PATH_TCP, CTL_DIR_OUT, o->payload_len);
+		ctl_request_done(srv, CTL_REQ_GET, o->req_trace, o->req_t0,
+				 whole ? 0 : -ECONNABORTED, note);
+	}
 	if (o->has_read_io && srv->be->read_end != NULL)
 		srv->be->read_end(srv->bctx, c->sess != NULL ? c->sess->bsess : NULL, &o->rio);
 	free(o->frame);
@@ -117,12 +130,16 @@ static void conn_abort_payload(struct ctl_conn *c)
 	struct ctl_server *srv = c->srv;
 	void *bs = c->sess != NULL ? c->sess->bsess : NULL;
 
+	if (c->exec_buf != NULL)
+		ctl_request_done(srv, CTL_REQ_EXECUTE, c->req_trace, c->req_t0, -ECONNABORTED,
+				 NULL);
 	cJSON_Delete(c->exec_msg);
 	free(c->exec_buf);
 	c->exec_msg = NULL;
 	c->exec_buf = NULL;
 	if (!c->pay_into)
 		return;
+	ctl_request_done(srv, CTL_REQ_PUT, c->pay_trace, c->pay_t0, -ECONNABORTED, NULL);
 	srv->be->write_end(srv->bctx, bs, &c->wio, -ECONNABORTED);
 	if (c->pay_is_new && srv->be->free(srv->bctx, bs, c->pay_handle, c->pay_err) == 0)
 		c->sess->n_handles--;
@@ -147,6 +164,9 @@ static void conn_close(struct ctl_conn *c, const char *why)
 		return;
 	DJC_LOG(DJ_LOG_INFO, TAG, "closing %s: %s", c->peer, why);
 	c->dead = 1;
+	/* A parked AUTH ends unjudged. */
+	if (c->parked)
+		ctl_request_done(srv, CTL_REQ_AUTH, c->req_trace, c->req_t0, -ECONNABORTED, NULL);
 	conn_abort_payload(c);
 	/* Nothing more is written: end the replies' reads now, while the
 	 * session surely exists. */
@@ -505,16 +525,19 @@ static void frame_json_done(struct ctl_conn *c)
 	c->pay_got = 0;
 	c->stage = payload_len > 0 ? IN_PAYLOAD : IN_HDR;
 	c->hdr_got = 0;
+	c->req_t0 = djc_time_ns();
 	c->srv->st.requests++;
 	if (c->sess != NULL)
 		c->sess->requests++;
 	if ((uint32_t)ctl_json_depth(c->json, c->h.json_len) > l->max_json_depth) {
 		c->srv->st.protocol_errors++;
 		ctl_send_error(c, 0, -DJ_ELIMIT, "JSON nested too deeply");
+		ctl_request_done(c->srv, CTL_REQ_OTHER, "", c->req_t0, -DJ_ELIMIT, NULL);
 	} else if ((msg = cJSON_ParseWithLength(c->json, c->h.json_len)) == NULL ||
 		   !cJSON_IsObject(msg)) {
 		c->srv->st.protocol_errors++;
 		ctl_send_error(c, 0, -EBADMSG, "malformed JSON (or not an object)");
+		ctl_request_done(c->srv, CTL_REQ_OTHER, "", c->req_t0, -EBADMSG, NULL);
 	} else {
 		ctl_dispatch(c, msg, payload_len);
 	}
@@ -549,6 +572,7 @@ static int payload_sink(struct ctl_conn *c, char **p, size_t *n)
 static void payload_consumed(struct ctl_conn *c, const char *p, size_t n)
 {
 	struct ctl_server *srv = c->srv;
+	char note[64];
 
 	if (c->pay_into && c->wio.host == NULL && c->pay_rc == 0)
 		c->pay_rc = srv->be->write_chunk(srv->bctx, c->sess->bsess, &c->wio,
@@ -566,6 +590,10 @@ static void payload_consumed(struct ctl_conn *c, const char *p, size_t n)
 		return;
 	c->pay_into = 0;
 	srv->be->write_end(srv->bctx, c->sess->bsess, &c->wio, c->pay_rc);
+	snprintf(note, sizeof(note), "%" PRIu64 " B over tcp", c->h.payload_len);
+	if (c->pay_rc == 0)
+		ctl_tensor_moved(srv, DJ_PATH_TCP, CTL_DIR_IN, c->h.payload_len);
+	ctl_request_done(srv, CTL_REQ_PUT, c->pay_trace, c->pay_t0, c->pay_rc, note);
 	if (c->pay_rc != 0) {
 		if (c->pay_is_new && srv->be->free(srv->bctx, c->sess->bsess, c->pay_handle,
 						   c->pay_err + CTL_ERRMSG_MAX / 2) == 0)
@@ -731,6 +759,9 @@ static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON
 	job->req = cJSON_Duplicate(req, 1);
 	job->fn = fn;
 	job->put = put;
+	job->type = c->req_type;
+	job->t0 = c->req_t0;
+	snprintf(job->trace, sizeof(job->trace), "%s", c->req_trace);
 	if (job->req == NULL) {
 		free(job);
 		return -ENOMEM;
@@ -738,7 +769,9 @@ static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON
 	c->refs++;
 	c->inflight++;
 	c->sess->refs++;
+	c->req_deferred = 1;
 	pthread_mutex_lock(&srv->lock);
+	srv->jobs_queued++;
 	if (srv->jobs_tail != NULL)
 		srv->jobs_tail->next = job;
 	else
@@ -783,12 +816,18 @@ static void *worker_main(void *arg)
 		srv->jobs = job->next;
 		if (srv->jobs == NULL)
 			srv->jobs_tail = NULL;
+		srv->jobs_queued--;
+		srv->jobs_running++;
 		pthread_mutex_unlock(&srv->lock);
 
+		/* Its log lines (data path included) name the request. */
+		djc_log_req_set(job->trace);
 		job->reply = job->fn(srv, job);
+		djc_log_req_set(NULL);
 		job->next = NULL;
 
 		pthread_mutex_lock(&srv->lock);
+		srv->jobs_running--;
 		/* Wake the epoll thread only when the list goes non-empty: it
 		 * drains everything queued by then. */
 		if (srv->done_tail != NULL) {
@@ -844,6 +883,7 @@ static void drain_completions(struct ctl_server *srv)
 			job->reply = ctl_error_new(job->id, -ENOMEM, "server out of memory");
 		if (job->reply != NULL && cJSON_GetObjectItem(job->reply, "code") != NULL)
 			srv->st.errors++;
+		ctl_job_done(srv, job);
 		if (!c->dead) {
 			ctl_send_payload(c, job->reply, job->out_payload, job->out_len);
 			job->out_payload = NULL;
@@ -954,6 +994,7 @@ static void sweep(struct ctl_server *srv)
 			sp = &s->next;
 		}
 	}
+	ctl_sessions_publish(srv, now);
 }
 
 /* ---- the epoll thread ---------------------------------------------------- */
@@ -1090,11 +1131,21 @@ int ctl_server_create(const struct ctl_server_config *config,
 		srv->cfg.n_workers = 4;
 	if (srv->cfg.dp_timeout_ms == 0)
 		srv->cfg.dp_timeout_ms = 5000;
+	if (srv->cfg.slow_request_ms == 0)
+		srv->cfg.slow_request_ms = 1000;
 	srv->be = backend;
 	srv->bctx = backend_ctx;
 	srv->lfd = srv->epfd = srv->evfd = -1;
-	srv->next_session_id = 1;
+	/* Session ids name data-plane sessions on the wire (32 bits): a fleet
+	 * member takes part in sessions numbered by other servers too, so each
+	 * server numbers from a random point rather than from 1. */
+	uint32_t first_id = 1;
+
+	if (ctl_auth_random(&first_id, sizeof(first_id)) != 0)
+		first_id = (uint32_t)djc_time_ns();
+	srv->next_session_id = (first_id & 0x7fffffffu) | 1u;
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_mutex_init(&srv->snap_lock, NULL);
 	pthread_cond_init(&srv->job_cond, NULL);
 	srv->listen_addr = dup_or_null(config->listen_addr != NULL ? config->listen_addr :
 				       "127.0.0.1", &failed);
@@ -1103,6 +1154,8 @@ int ctl_server_create(const struct ctl_server_config *config,
 	rc = failed ? -ENOMEM : ctl_guard_init(srv);
 	if (rc == 0)
 		rc = server_setup(srv);
+	if (rc == 0)
+		rc = ctl_fleet_create(srv);
 	if (rc != 0) {
 		ctl_server_destroy(srv);
 		return rc;
@@ -1171,6 +1224,7 @@ void ctl_server_stop(struct ctl_server *srv)
 		srv->sessions = s->next;
 		ctl_session_close(srv, s);
 	}
+	ctl_sessions_publish(srv, djc_time_ns());
 	srv->running = 0;
 }
 
@@ -1195,7 +1249,10 @@ void ctl_server_destroy(struct ctl_server *srv)
 	if (srv->tls_ctx != NULL)
 		ctl_tls_ctx_free(srv->tls_ctx);
 	pthread_mutex_destroy(&srv->lock);
+	pthread_mutex_destroy(&srv->snap_lock);
 	pthread_cond_destroy(&srv->job_cond);
+	free(srv->snap);
+	ctl_fleet_destroy(srv);
 	free(srv->listen_addr);
 	free(srv->tls_cert);
 	free(srv->tls_key);
@@ -1225,4 +1282,7 @@ void ctl_server_get_stats(struct ctl_server *srv, struct ctl_server_stats *s)
 	s->bytes_out = srv->st.bytes_out;
 	s->sessions_dpdk = srv->st.dpdk;
 	s->sessions_tcp = srv->st.tcp;
+	s->ops = srv->st.ops;
+	s->moves_out = srv->st.moves_out;
+	s->moves_failed = srv->st.moves_failed;
 }

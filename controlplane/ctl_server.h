@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "common/djc.h"
 #include "controlplane/ctl.h"
 #include "ctl_io.h"
 #include "ctl_wire.h"
@@ -84,8 +85,10 @@ struct ctl_session {
 	struct dp_put *dp_puts;
 	uint32_t n_handles;
 	uint64_t requests, bytes_in, bytes_out, dp_failures;
+	uint64_t opened_ns;
 	int dp_opened;
 	int bye;                  /* closes as soon as its connection is gone */
+	int member;               /* a fleet member's: no linger either */
 	int refs;                 /* jobs in flight + held reads (see above) */
 	struct held_read *held;
 };
@@ -98,6 +101,10 @@ struct ctl_out {
 	uint64_t payload_len, payload_off;
 	int has_read_io;
 	struct ctl_tensor_io rio;
+	/* A TCP GET's request, done once the last payload byte is written
+	 * (req_t0 0: a reply that ends no request). */
+	uint64_t req_t0;
+	char req_trace[DJC_REQ_ID_MAX];
 };
 
 struct ctl_conn {
@@ -139,6 +146,16 @@ struct ctl_conn {
 	cJSON *exec_msg;
 	uint8_t *exec_buf;
 	uint64_t exec_id;
+	uint64_t pay_t0;          /* the PUT whose payload this is */
+	char pay_trace[DJC_REQ_ID_MAX];
+
+	/* The request being dispatched: its start, type and id (the client's
+	 * "trace", or one made up); deferred where its reply comes later
+	 * (worker job, payload still to read or write). */
+	uint64_t req_t0;
+	enum ctl_req_type req_type;
+	char req_trace[DJC_REQ_ID_MAX];
+	int req_deferred;
 
 	uint8_t *inbuf;           /* CTL_INBUF_BYTES, lazily */
 	size_t in_off, in_len;
@@ -155,6 +172,9 @@ struct ctl_conn {
 	uint8_t nonce_c[CTL_NONCE_LEN], nonce_s[CTL_NONCE_LEN];
 	struct dp_caps peer_caps;
 	struct ctl_session *sess;
+	/* A fleet member (HELLO "member"), authenticated with the fleet token. */
+	int member;
+	char member_id[CTL_MEMBER_ID_MAX];
 };
 
 struct ctl_job;
@@ -179,6 +199,15 @@ struct ctl_job {
 	uint64_t in_len;
 	uint8_t *out_payload;     /* EXECUTE: fetched outputs, sent after the reply's JSON */
 	uint64_t out_len;
+	/* The request: type, id, start; what it moved over the data plane
+	 * (set by fn on success) and a note for its log line. */
+	enum ctl_req_type type;
+	char trace[DJC_REQ_ID_MAX];
+	uint64_t t0;
+	int dp_moved;
+	uint64_t dp_bytes;
+	enum ctl_dir dp_dir;
+	char note[96];
 };
 
 struct ctl_server {
@@ -208,13 +237,35 @@ struct ctl_server {
 	pthread_cond_t job_cond;
 	struct ctl_job *jobs, *jobs_tail;
 	struct ctl_job *done, *done_tail;
+	uint64_t jobs_queued, jobs_running; /* under lock */
 
 	struct {
 		atomic_uint_fast64_t accepted, open, auth_failures, sessions;
 		atomic_uint_fast64_t unauth_evicted, auth_delayed;
 		atomic_uint_fast64_t requests, errors, protocol_errors;
 		atomic_uint_fast64_t bytes_in, bytes_out, dpdk, tcp;
+		atomic_uint_fast64_t ops, moves_out, moves_failed;
 	} st;
+	/* Request counters (ctl_stats.c): written by the epoll thread alone,
+	 * read by any (metrics, telemetry). */
+	struct {
+		atomic_uint_fast64_t ok[CTL_REQ_TYPES], errors[CTL_REQ_TYPES];
+		atomic_uint_fast64_t latency[CTL_REQ_TYPES][CTL_LATENCY_BUCKETS + 1];
+		atomic_uint_fast64_t latency_sum_ns[CTL_REQ_TYPES];
+		atomic_uint_fast64_t tensor_bytes[3][CTL_DIRS], tensor_transfers[3][CTL_DIRS];
+		atomic_uint_fast64_t dp_failures;
+	} rq;
+	/* Sessions as of the last sweep, for other threads (ctl_server_sessions). */
+	pthread_mutex_t snap_lock;
+	struct ctl_session_info *snap;
+	int n_snap, snap_total;
+	uint64_t snap_count[2][3];
+	uint64_t next_snap_ns;
+
+	/* Fleet membership (ctl_fleet.c): the fleet's token, this member's
+	 * id and incarnation, grants, outgoing member connections. */
+	char *fleet_token;
+	struct ctl_fleet *fleet;
 };
 
 /* ctl_server.c */
@@ -259,6 +310,43 @@ void ctl_guard_sweep(struct ctl_server *srv, uint64_t now);
 /* ctl_handlers.c: judge a parked AUTH (its address's delay passed). */
 void ctl_auth_judge(struct ctl_conn *c);
 
+/* ctl_stats.c: request accounting (epoll thread). A request of type t,
+ * id trace, begun at t0, ended: rc 0 (its reply) or the ERROR's code;
+ * note (may be NULL) goes into its debug log line. */
+void ctl_request_done(struct ctl_server *srv, enum ctl_req_type t, const char *trace,
+		      uint64_t t0, int rc, const char *note);
+/* Tensor bytes that reached their destination over path. */
+void ctl_tensor_moved(struct ctl_server *srv, enum dj_path path, enum ctl_dir dir,
+		      uint64_t bytes);
+/* A worker job settled: its request, data-plane bytes and failure. */
+void ctl_job_done(struct ctl_server *srv, const struct ctl_job *job);
+enum ctl_req_type ctl_req_type_parse(const char *type);
+/* Worker jobs now: waiting for a worker, and on one. Any thread. */
+void ctl_server_jobs(struct ctl_server *srv, uint64_t *queued, uint64_t *running);
+/* Publish the session list for other threads (sweep, every 100 ms). */
+void ctl_sessions_publish(struct ctl_server *srv, uint64_t now);
+/* The server-wide figures of STATS beyond ctl_server_stats. */
+void ctl_stats_json(struct ctl_server *srv, cJSON *server);
+
+/* ctl_fleet.c */
+int ctl_fleet_create(struct ctl_server *srv);
+void ctl_fleet_destroy(struct ctl_server *srv);
+/* HELLO from a member (it carries "member"): mark c, check that this server
+ * has a fleet token. 0, or -DJ_EAUTH with why filled. */
+int ctl_fleet_hello(struct ctl_conn *c, const cJSON *hello, char *why);
+/* The token and HMAC labels the handshake of c uses (the fleet's for
+ * members); token NULL: no authentication. */
+void ctl_fleet_auth_params(const struct ctl_conn *c, const char **token,
+			   const char **label_client, const char **label_server);
+/* FLEET_* messages (none carries a payload: it is skipped, ERROR sent).
+ * 0, or the code of the ERROR sent. */
+int ctl_fleet_dispatch(struct ctl_conn *c, const char *type, const cJSON *msg, uint64_t id,
+		       uint64_t payload_len);
+/* The STATS reply's "member" and "fleet" objects. */
+void ctl_fleet_stats(struct ctl_server *srv, cJSON *reply);
+
+/* ctl_handlers.c: a session by id (epoll thread), or NULL. */
+struct ctl_session *ctl_session_find(struct ctl_server *srv, uint64_t id);
 /* ctl_handlers.c: a reply naming handle (and its description where desc
  * is given); NULL where memory ran out, never a reply missing a field. */
 cJSON *ctl_handle_reply(uint64_t id, const char *type, uint64_t handle,

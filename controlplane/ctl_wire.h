@@ -79,6 +79,9 @@ int ctl_hex_decode(const char *in, uint8_t *out, size_t len);
 /* Labels that keep the two MACs of one handshake from being replayed as each other. */
 #define CTL_AUTH_LABEL_CLIENT "djinn-auth-client-v1"
 #define CTL_AUTH_LABEL_SERVER "djinn-auth-server-v1"
+/* The same for fleet members authenticating each other (fleet token). */
+#define CTL_FLEET_LABEL_MEMBER "djinn-fleet-member-v1"
+#define CTL_FLEET_LABEL_SERVER "djinn-fleet-server-v1"
 
 /* Reply helpers. */
 cJSON *ctl_reply_new(uint64_t id, const char *type);

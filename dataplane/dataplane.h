@@ -126,6 +126,11 @@ struct dp_engine_stats {
 	uint64_t retransmits;
 	uint64_t drops[DP_DROP_MAX];
 	uint64_t idle_naps;   /**< naps taken (cfg.idle_sleep_us != 0) */
+	/** Time the polling loop ran, and the part spent in iterations that
+	 *  moved a packet or took a command (the rest polled empty queues or
+	 *  napped): busy_ns / loop_ns is the lcore's busy ratio. Measured
+	 *  once per loop iteration from the clock the loop reads anyway. */
+	uint64_t loop_ns, busy_ns;
 };
 
 /** Name of a drop reason ("not_djinn", ...). */
@@ -298,7 +303,9 @@ struct dp_engine_stage_stats {
 void dp_engine_stage_stats(const struct dp_engine *dp, struct dp_engine_stage_stats *st);
 
 /** Engine counters summed over lcores; proto (may be NULL) receives the
- *  transfer protocol's counters summed over sessions. */
+ *  transfer protocol's counters summed over every session since the engine
+ *  started, closed ones included, so that each only grows (the RTT fields:
+ *  those of one open session). */
 void dp_engine_get_stats(const struct dp_engine *dp, struct dp_engine_stats *st,
 			    struct dp_proto_stats *proto);
 

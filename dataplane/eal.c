@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +10,7 @@
 
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_log.h>
 
 #include "djinn/common.h"
 #include "common/djc.h"
@@ -53,7 +57,7 @@ int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 {
 	static char *eal_argv[EAL_MAX_ARGS];
 	static char mem_arg[32];
-	static char prefix_arg[48];
+	static char prefix_arg[96];
 	static const char *const device_args[] = {"-a", "--allow", "--vdev", "-b", "--block", NULL};
 	static const char *const prefix_args[] = {"--file-prefix", "--in-memory", NULL};
 	static const char *const huge_args[] = {"--no-huge", NULL};
@@ -83,14 +87,17 @@ int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 	}
 	/* Private run-time files so parallel processes never collide:
 	 * --in-memory, which --no-huge (legacy memory) does not allow, so a
-	 * per-process prefix there. */
+	 * per-process prefix there. A prefix the caller names also names the
+	 * run-time folder (and the telemetry socket in it). */
 	if (!arg_given(user_count, user, prefix_args)) {
-		if (eal_hugepages) {
+		if (eal_hugepages)
 			eal_argv[n++] = "--in-memory";
-		} else {
+		if (opts != NULL && opts->file_prefix != NULL)
+			snprintf(prefix_arg, sizeof(prefix_arg), "--file-prefix=%s", opts->file_prefix);
+		else if (!eal_hugepages)
 			snprintf(prefix_arg, sizeof(prefix_arg), "--file-prefix=djinn-%d", (int)getpid());
+		if (prefix_arg[0] != '\0')
 			eal_argv[n++] = prefix_arg;
-		}
 	}
 	if (!eal_hugepages && !arg_given(user_count, user, mem_args)) {
 		unsigned int mb = opts && opts->no_huge_mem_mb ? opts->no_huge_mem_mb : 512;
@@ -134,6 +141,114 @@ void dp_eal_cli_stop(void *arg)
 int dp_eal_has_hugepages(void)
 {
 	return eal_hugepages;
+}
+
+const char *dp_eal_file_prefix(void)
+{
+	/* The run-time folder is .../dpdk/PREFIX. */
+	const char *dir = rte_eal_get_runtime_dir(), *slash = strrchr(dir, '/');
+
+	return slash != NULL ? slash + 1 : dir;
+}
+
+/* 1 where this process holds the socket of this inode (/proc/self/fd). */
+static int own_socket(unsigned long inode)
+{
+	char want[48], link[64], path[300];
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/fd");
+	int found = 0;
+
+	if (d == NULL)
+		return 0;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	while (!found && (e = readdir(d)) != NULL) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found = strcmp(link, want) == 0;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+int dp_eal_telemetry_socket(char *path, size_t size)
+{
+	char base[PATH_MAX], line[PATH_MAX + 128];
+	FILE *f = fopen("/proc/net/unix", "r");
+	int rc = -ENOENT;
+
+	snprintf(base, sizeof(base), "%s/dpdk_telemetry.v2", rte_eal_get_runtime_dir());
+	if (f == NULL)
+		return rc;
+	/* "Num RefCount Protocol Flags Type St Inode Path": the listening
+	 * socket named base, or base:N, that is ours. */
+	while (rc != 0 && fgets(line, sizeof(line), f) != NULL) {
+		unsigned long inode;
+		char name[PATH_MAX];
+		size_t blen = strlen(base);
+
+		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %lu %4095s", &inode, name) != 2)
+			continue;
+		if (strncmp(name, base, blen) != 0 || (name[blen] != '\0' && name[blen] != ':'))
+			continue;
+		if (own_socket(inode)) {
+			snprintf(path, size, "%s", name);
+			rc = 0;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+/* DPDK's lines arrive through a stream; whole lines go to djc_log. */
+static pthread_mutex_t bridge_lock = PTHREAD_MUTEX_INITIALIZER;
+static char bridge_line[1024];
+static size_t bridge_len;
+
+static enum dj_log_level bridge_level(void)
+{
+	int l = rte_log_cur_msg_loglevel();
+
+	return l <= (int)RTE_LOG_ERR ? DJ_LOG_ERR : l == (int)RTE_LOG_WARNING ? DJ_LOG_WARN :
+	       l == (int)RTE_LOG_NOTICE ? DJ_LOG_NOTICE : l == (int)RTE_LOG_INFO ? DJ_LOG_INFO :
+	       DJ_LOG_DEBUG;
+}
+
+static ssize_t bridge_write(void *cookie, const char *buf, size_t len)
+{
+	enum dj_log_level level = bridge_level();
+
+	pthread_mutex_lock(&bridge_lock);
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] != '\n' && bridge_len < sizeof(bridge_line) - 1) {
+			bridge_line[bridge_len++] = buf[i];
+			continue;
+		}
+		bridge_line[bridge_len] = '\0';
+		if (bridge_len > 0)
+			DJC_LOG(level, "dpdk", "%s", bridge_line);
+		bridge_len = 0;
+		if (buf[i] != '\n')
+			bridge_line[bridge_len++] = buf[i]; /* a line too long: cut */
+	}
+	pthread_mutex_unlock(&bridge_lock);
+	return (ssize_t)len;
+}
+
+int dp_eal_log_bridge(void)
+{
+	cookie_io_functions_t io = {.write = bridge_write};
+	FILE *f = fopencookie(NULL, "w", io);
+
+	if (f == NULL)
+		return -ENOMEM;
+	setvbuf(f, NULL, _IOLBF, 0);
+	return rte_openlog_stream(f) == 0 ? 0 : -EINVAL;
 }
 
 void dp_eal_cleanup(void)

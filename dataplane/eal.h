@@ -13,6 +13,8 @@
  * mounted, and a default vdev where no device was named.
  */
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -22,6 +24,11 @@ struct dp_eal_options {
 	const char *default_vdev;
 	/** Memory (MiB) to ask for under --no-huge when -m is not given; 0: 512. */
 	unsigned int no_huge_mem_mb;
+	/** Run-time file prefix where the EAL args name none, or NULL: none
+	 *  with hugepages (--in-memory alone), djinn-PID under --no-huge. It
+	 *  names the run-time folder and so the telemetry socket
+	 *  (dp_eal_telemetry_socket()); --in-memory is still added. */
+	const char *file_prefix;
 };
 
 /**
@@ -47,6 +54,26 @@ void dp_eal_cli_stop(void *arg);
 
 /** 1 when EAL was started with hugepages, 0 under --no-huge. */
 int dp_eal_has_hugepages(void);
+
+/** The run-time file prefix EAL was started with ("rte" where none was
+ *  given), for `dpdk-telemetry.py -f PREFIX`. Static storage. */
+const char *dp_eal_file_prefix(void);
+
+/**
+ * Path of DPDK's telemetry socket (v2) of this process: RUNTIME_DIR/
+ * dpdk_telemetry.v2, with ":N" where another process held that name when
+ * EAL started (found in /proc/net/unix among this process's sockets).
+ * @return 0, -ENOENT (no telemetry socket: EAL down or --no-telemetry).
+ */
+int dp_eal_telemetry_socket(char *path, size_t size);
+
+/**
+ * Send DPDK's own log lines through djc_log (component "dpdk", DPDK's
+ * level mapped onto ours), so that they follow the log format (JSON lines
+ * included) and level. Call before dp_eal_init to catch EAL's lines.
+ * @return 0, -ENOMEM.
+ */
+int dp_eal_log_bridge(void);
 
 /** Stop EAL (rte_eal_cleanup). */
 void dp_eal_cleanup(void);

@@ -213,13 +213,24 @@ static int session_build(struct dp_engine *dp, uint64_t session_id, uint64_t coo
 	return dp_channel_create(&sc, &ses->s);
 }
 
-/* List ses (not ready yet) unless its cookie is taken: -EEXIST. */
+/* Caller holds dp->lock. Lcores find a packet's session by its 32-bit id:
+ * two sessions of one id (a fleet member takes part in sessions numbered by
+ * several servers) would take each other's packets. */
+static bool session_id_taken(struct dp_engine *dp, uint32_t id)
+{
+	for (struct dp_session *ses = dp->sessions; ses != NULL; ses = ses->next)
+		if (ses->id == id)
+			return true;
+	return false;
+}
+
+/* List ses (not ready yet) unless its cookie or id is taken: -EEXIST. */
 static int session_list(struct dp_engine *dp, struct dp_session *ses)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&dp->lock);
-	if (session_find(dp, ses->cookie) != NULL) {
+	if (session_find(dp, ses->cookie) != NULL || session_id_taken(dp, ses->id)) {
 		rc = -EEXIST;
 	} else {
 		ses->next = dp->sessions;
@@ -227,6 +238,22 @@ static int session_list(struct dp_engine *dp, struct dp_session *ses)
 	}
 	pthread_mutex_unlock(&dp->lock);
 	return rc;
+}
+
+/* to += add - sub (sub may be NULL), counter by counter: every field is a
+ * uint64_t counter but the RTT gauges, which are left as they were. */
+static void proto_counters_add(struct dp_proto_stats *to, const struct dp_proto_stats *add,
+			       const struct dp_proto_stats *sub)
+{
+	uint64_t srtt = to->srtt_ns, rttvar = to->rttvar_ns, rto = to->rto_ns;
+	uint64_t *t = (uint64_t *)to;
+	const uint64_t *a = (const uint64_t *)add, *b = (const uint64_t *)sub;
+
+	for (size_t i = 0; i < sizeof(*to) / sizeof(uint64_t); i++)
+		t[i] += a[i] - (b != NULL ? b[i] : 0);
+	to->srtt_ns = srtt;
+	to->rttvar_ns = rttvar;
+	to->rto_ns = rto;
 }
 
 /* Take the session of cookie off the list; the caller inherits the list's
@@ -243,8 +270,27 @@ static struct dp_session *session_unlink(struct dp_engine *dp, uint64_t cookie, 
 			break;
 		}
 	}
+	/* Its counters so far stay in the engine's sums, in the same breath:
+	 * a reader never sees them vanish (see session_retire). */
+	if (ses != NULL) {
+		dp_seq_read(&ses->snap_seq, &ses->retired, &ses->snap_pub, sizeof(ses->retired));
+		proto_counters_add(&dp->proto_closed, &ses->retired, NULL);
+	}
 	pthread_mutex_unlock(&dp->lock);
 	return ses;
+}
+
+/* After its CLOSE ran (the lcore's last snapshot published): what the
+ * session counted since it was unlinked joins the closed sessions' sums,
+ * so the engine's protocol counters only ever grow. */
+static void session_retire(struct dp_engine *dp, struct dp_session *ses)
+{
+	struct dp_proto_stats last;
+
+	dp_seq_read(&ses->snap_seq, &last, &ses->snap_pub, sizeof(last));
+	pthread_mutex_lock(&dp->lock);
+	proto_counters_add(&dp->proto_closed, &last, &ses->retired);
+	pthread_mutex_unlock(&dp->lock);
 }
 
 static void session_set_ready(struct dp_engine *dp, struct dp_session *ses)
@@ -334,6 +380,7 @@ void dp_engine_session_close(struct dp_engine *dp, uint64_t cookie)
 		djc_log(DJ_LOG_ERR, "dataplane", "session %u: close failed; leaking it", ses->id);
 		return;
 	}
+	session_retire(dp, ses);
 	expected_drop_session(dp, cookie);
 	session_put(ses);
 }
@@ -984,13 +1031,8 @@ void dp_engine_endpoint(const struct dp_engine *dp, struct dp_endpoint *ep)
 
 static void proto_stats_add(struct dp_proto_stats *to, const struct dp_proto_stats *from)
 {
-	/* Every field is a uint64_t counter; the RTT fields sum meaninglessly
-	 * and are taken from the last session instead. */
-	uint64_t *t = (uint64_t *)to;
-	const uint64_t *f = (const uint64_t *)from;
-
-	for (size_t i = 0; i < sizeof(*to) / sizeof(uint64_t); i++)
-		t[i] += f[i];
+	/* The RTT fields sum meaninglessly: the last session's instead. */
+	proto_counters_add(to, from, NULL);
 	to->srtt_ns = from->srtt_ns;
 	to->rttvar_ns = from->rttvar_ns;
 	to->rto_ns = from->rto_ns;
@@ -1023,8 +1065,8 @@ void dp_engine_get_stats(const struct dp_engine *dp, struct dp_engine_stats *st,
 	}
 	if (proto == NULL)
 		return;
-	memset(proto, 0, sizeof(*proto));
 	pthread_mutex_lock(&mdp->lock);
+	*proto = dp->proto_closed;
 	for (struct dp_session *ses = dp->sessions; ses != NULL; ses = ses->next) {
 		dp_seq_read(&ses->snap_seq, &snap, &ses->snap_pub, sizeof(snap));
 		proto_stats_add(proto, &snap);

@@ -179,6 +179,7 @@ struct dp_session {
 	struct dp_proto_stats snap;  /* lcore-private, refreshed every ms */
 	atomic_uint snap_seq;        /* publishes snap into snap_pub */
 	struct dp_proto_stats snap_pub;
+	struct dp_proto_stats retired; /* dp->lock: counted when unlinked */
 	struct dp_session *next;     /* control-side list */
 };
 
@@ -234,6 +235,9 @@ struct dp_engine {
 	struct dp_session *sessions;
 	struct dp_op *expected;
 	struct dp_engine_stage_stats stage_stats; /* under lock */
+	/* under lock: protocol counters of sessions closed (and of those
+	 * closing, up to their unlinking) */
+	struct dp_proto_stats proto_closed;
 	struct dp_op *orphans;       /* SEND ops given up on (-EDEADLK) */
 	struct dp_stage *draining;   /* under lock: rings frames still read */
 };

@@ -386,6 +386,8 @@ void dp_engine_stats_add(struct dp_engine_stats *to, const struct dp_engine_stat
 	for (int i = 0; i < DP_DROP_MAX; i++)
 		to->drops[i] += from->drops[i];
 	to->idle_naps += from->idle_naps;
+	to->loop_ns += from->loop_ns;
+	to->busy_ns += from->busy_ns;
 }
 
 struct rte_mbuf *dp_port_frame_build(const struct dp_port *port, uint16_t queue,

@@ -234,6 +234,48 @@ int rt_gpu_device(const struct rt_runtime *rt)
 	return rt->gpu_device;
 }
 
+/* MemAvailable and MemTotal of /proc/meminfo, in bytes (0 where unknown). */
+static void host_memory(uint64_t *available, uint64_t *total)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	unsigned long long kb;
+
+	*available = *total = 0;
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			*available = (uint64_t)kb << 10;
+		else if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+			*total = (uint64_t)kb << 10;
+	}
+	fclose(f);
+}
+
+int rt_memory(struct rt_runtime *rt, struct rt_memory *out, int max)
+{
+	struct tn_store_usage u;
+
+	if (max < 1)
+		return 0;
+	tn_store_usage(rt->store, &u);
+	memset(out, 0, sizeof(*out));
+	out->used = u.bytes;
+	out->peak = u.peak_bytes;
+	out->limit = u.limit;
+	out->tensors = u.tensors;
+	out->refused = u.refused;
+	if (rt->gpu_device >= 0) {
+		snprintf(out->device, sizeof(out->device), "cuda:%d", rt->gpu_device);
+		djg_ops_mem_info(rt->gpu_device, &out->free, &out->total);
+	} else {
+		snprintf(out->device, sizeof(out->device), "host");
+		host_memory(&out->free, &out->total);
+	}
+	return 1;
+}
+
 /* ---- backend table ---- */
 
 static uint64_t session_of(void *session)
@@ -542,6 +584,27 @@ static int rt_execute(void *ctx, void *session, const char *op_name, const uint6
 	return 0;
 }
 
+/* "memory": [{device, used, peak, limit, free, total, tensors}] */
+static void stats_memory(struct rt_runtime *rt, cJSON *obj)
+{
+	struct rt_memory m[4];
+	int n = rt_memory(rt, m, 4);
+	cJSON *list = cJSON_AddArrayToObject(obj, "memory");
+
+	for (int i = 0; i < n && list != NULL; i++) {
+		cJSON *d = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(d, "device", m[i].device);
+		cJSON_AddNumberToObject(d, "used", (double)m[i].used);
+		cJSON_AddNumberToObject(d, "peak", (double)m[i].peak);
+		cJSON_AddNumberToObject(d, "limit", (double)m[i].limit);
+		cJSON_AddNumberToObject(d, "free", (double)m[i].free);
+		cJSON_AddNumberToObject(d, "total", (double)m[i].total);
+		cJSON_AddNumberToObject(d, "tensors", (double)m[i].tensors);
+		cJSON_AddItemToArray(list, d);
+	}
+}
+
 static void rt_stats(void *ctx, void *session, cJSON *obj)
 {
 	struct rt_runtime *rt = ctx;
@@ -557,8 +620,49 @@ static void rt_stats(void *ctx, void *session, cJSON *obj)
 	tn_store_usage(rt->store, &usage);
 	cJSON_AddNumberToObject(obj, "store_bytes", (double)usage.bytes);
 	cJSON_AddNumberToObject(obj, "store_sessions", (double)usage.sessions);
+	stats_memory(rt, obj);
 	if (rt->stats_extra != NULL)
 		rt->stats_extra(rt->stats_arg, obj);
+}
+
+static int rt_adopt(void *ctx, void *from, uint64_t handle, void *to, uint64_t *new_handle,
+		    char *err)
+{
+	struct rt_runtime *rt = ctx;
+	int rc = tn_store_adopt(rt->store, session_of(from), handle, session_of(to), new_handle);
+
+	if (rc != 0)
+		set_err(err, "tensor %" PRIx64 " cannot be handed over: %s", handle, dj_strerror(rc));
+	return rc;
+}
+
+/* The load a fleet member reports (ctl_mem_info): rt_memory()'s figures,
+ * the device's memory capped by the store's own limit where one is set. */
+static int rt_mem_info(void *ctx, struct ctl_mem_info *info)
+{
+	struct rt_runtime *rt = ctx;
+	struct rt_memory m[DP_MAX_GPUS];
+	int n = rt_memory(rt, m, DP_MAX_GPUS);
+
+	memset(info, 0, sizeof(*info));
+	info->n_devices = n;
+	for (int i = 0; i < n; i++) {
+		uint64_t total = m[i].total, avail = m[i].free;
+
+		snprintf(info->devices[i].name, sizeof(info->devices[i].name), "%.*s",
+			 (int)sizeof(m[i].device), m[i].device);
+		info->devices[i].mem = rt->gpu_device >= 0 ? DJ_MEM_GPU : DJ_MEM_HOST;
+		if (m[i].limit != 0) {
+			total = total < m[i].limit ? total : m[i].limit;
+			avail = m[i].used < m[i].limit && avail > m[i].limit - m[i].used ?
+				m[i].limit - m[i].used : avail;
+		}
+		info->devices[i].total = total;
+		info->devices[i].free = avail < total ? avail : total;
+		info->store_bytes += m[i].used;
+		info->store_limit = m[i].limit;
+	}
+	return 0;
 }
 
 static const struct ctl_backend runtime_backend = {
@@ -576,6 +680,8 @@ static const struct ctl_backend runtime_backend = {
 	.read_end = rt_read_end,
 	.execute = rt_execute,
 	.stats = rt_stats,
+	.mem_info = rt_mem_info,
+	.adopt = rt_adopt,
 };
 
 const struct ctl_backend *rt_backend(void)

@@ -53,6 +53,27 @@ const char *rt_description(const struct rt_runtime *rt);
  *  for host memory. */
 int rt_gpu_device(const struct rt_runtime *rt);
 
+/** Memory of one device that resident tensors live on. */
+struct rt_memory {
+	char device[16];   /**< "host" or "cuda:N" */
+	uint64_t used;     /**< bytes held by resident tensors */
+	uint64_t peak;     /**< the most ever held at once */
+	uint64_t limit;    /**< --total-mem-limit; 0: none */
+	uint64_t free;     /**< the device's free memory now (GPU: cudaMemGetInfo,
+			        host: MemAvailable); 0 where unknown */
+	uint64_t total;    /**< the device's memory; 0 where unknown */
+	uint64_t tensors;  /**< resident tensors */
+	uint64_t refused;  /**< allocations refused by the limits */
+};
+
+/**
+ * Memory of every device that holds tensors (one today: the GPU the
+ * runtime computes on, or the host). Thread safe; quick (a lock, and a
+ * cudaMemGetInfo or a read of /proc/meminfo).
+ * @return the number of devices filled, at most max.
+ */
+int rt_memory(struct rt_runtime *rt, struct rt_memory *out, int max);
+
 #ifdef __cplusplus
 }
 #endif

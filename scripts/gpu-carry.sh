@@ -18,8 +18,8 @@ cp "$builddir"/apps/djinn-dp "$builddir"/apps/bench-gpu "$builddir"/apps/bench-g
 	"$builddir"/tests/unit/gpu_dp/test_gpu_dp .carry/gpu/
 [ -x "$builddir"/apps/bench-gpu-read-probe ] && cp "$builddir"/apps/bench-gpu-read-probe .carry/gpu/
 strip .carry/gpu/*
-# The device machine has no CUnit or cJSON: take them along.
-for lib in libcunit.so.1 libcjson.so.1; do
-	cp "$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')" .carry/gpu/
-done
+# The device machine has no CUnit, cJSON, libmicrohttpd or libcurl: take
+# them along, with what they need.
+bash scripts/carry-libs.sh .carry/gpu .carry/gpu/djinn-dp .carry/gpu/bench-gpu \
+	.carry/gpu/bench-gpu-send .carry/gpu/test_gpu .carry/gpu/test_gpu_device .carry/gpu/test_gpu_dp
 du -sh .carry/gpu

@@ -2,8 +2,8 @@
 # Lazy graphs against a GPU server on the device machine (H100), in one call.
 #
 # Here, first:   scripts/graph-device-check.sh --carry [build-dir]   (default build)
-#   builds djinn-dp and djinn and copies them, with libcjson, into
-#   .carry/graph (git-ignored).
+#   builds djinn-dp and djinn and copies them, with the shared libraries
+#   they need (scripts/carry-libs.sh), into .carry/graph (git-ignored).
 # There, through the device tool: carry [".carry/graph"],
 #   command: bash scripts/graph-device-check.sh
 #   `djinn graph --run` (a decoder layer: prefill, then a decode step that
@@ -26,7 +26,7 @@ if [ "${1:-}" = --carry ]; then
 	mkdir -p "$bin"
 	cp "$builddir"/apps/djinn-dp "$builddir"/apps/djinn "$bin"/
 	strip "$bin"/djinn-dp "$bin"/djinn
-	cp "$(ldconfig -p | awk '$1 == "libcjson.so.1" {print $NF; exit}')" "$bin"/
+	bash scripts/carry-libs.sh "$bin" "$bin"/djinn-dp "$bin"/djinn
 	du -sh "$bin"
 	exit 0
 fi

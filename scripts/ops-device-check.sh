@@ -37,9 +37,8 @@ if [ "${1:-}" = --carry ]; then
 		strip "$bin/$(basename "$t")"
 	done
 	# The device machine has no CUnit or cJSON.
-	for lib in libcunit.so.1 libcjson.so.1; do
-		cp "$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')" "$bin"/
-	done
+	bash scripts/carry-libs.sh "$bin" "$bin"/bench-ops "$bin"/test_gpu_ops \
+		"$bin"/test_gpu_ops_transformer "$bin"/test_remote_ops
 	du -sh "$bin"
 	exit 0
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the server, the client tool and the remote-ops test here and copy them
-# (statically linked DPDK; cJSON and CUnit alongside) into .carry/runtime
+# (statically linked DPDK; the shared libraries they need alongside,
+# scripts/carry-libs.sh) into .carry/runtime
 # (git-ignored) for the GPU machine:
 #   scripts/runtime-carry.sh [build-dir]          (default build)
 # then, through the device tool: carry [".carry/runtime"],
@@ -21,7 +22,7 @@ cp "$builddir"/apps/djinn-dp "$builddir"/apps/djinn "$builddir"/apps/bench-alloc
 	"$builddir"/tests/unit/gpu_dp/test_gpu_dp .carry/runtime/
 strip .carry/runtime/djinn-dp .carry/runtime/djinn .carry/runtime/bench-alloc \
 	.carry/runtime/test_remote_ops .carry/runtime/test_tenant_isolation .carry/runtime/test_gpu_dp
-for lib in libcunit.so.1 libcjson.so.1; do
-	cp "$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')" .carry/runtime/
-done
+bash scripts/carry-libs.sh .carry/runtime .carry/runtime/djinn-dp .carry/runtime/djinn \
+	.carry/runtime/bench-alloc .carry/runtime/test_remote_ops \
+	.carry/runtime/test_tenant_isolation .carry/runtime/test_gpu_dp
 du -sh .carry/runtime

@@ -361,8 +361,8 @@ static void publish(struct tn_store *s, struct session *sess, struct tn_store_re
 {
 	t->node.id = next_id(s);
 	t->owner = sess;
-	t->refs = 1;
 	t->live = 1;
+	t->prev = NULL;
 	t->next = sess->tensors;
 	if (sess->tensors)
 		sess->tensors->prev = t;
@@ -399,10 +399,12 @@ static int alloc_tensor(struct tn_store *s, uint64_t session, const struct dj_te
 	/* The session may have closed meanwhile; being charged, it still exists. */
 	if (rc == 0 && !sess->open)
 		rc = -DJ_EHANDLE;
-	if (rc == 0)
+	if (rc == 0) {
+		t->refs = 1; /* the handle table's */
 		publish(s, sess, t, handle);
-	else
+	} else {
 		uncharge(s, sess, t->bytes);
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (rc != 0)
 		destroy_tensor(s, t);
@@ -545,6 +547,47 @@ int tn_store_free(struct tn_store *s, uint64_t session, uint64_t handle)
 	if (dead != NULL)
 		destroy_tensor(s, dead);
 	return t != NULL ? 0 : -DJ_EHANDLE;
+}
+
+/* Move t's charge from its owner to sess, which has room (lock held). */
+static void recharge(struct tn_store *s, struct tn_store_ref *t, struct session *sess)
+{
+	struct session *old = t->owner;
+
+	old->bytes -= t->bytes;
+	old->charged--;
+	sess->bytes += t->bytes;
+	sess->peak = sess->bytes > sess->peak ? sess->bytes : sess->peak;
+	sess->charged++;
+	sess->live_tensors++;
+	/* The old owner may be closing: it goes with its last charge. */
+	if (old->charged == 0 && !old->open)
+		free(old);
+}
+
+int tn_store_adopt(struct tn_store *s, uint64_t from, uint64_t handle, uint64_t to,
+		   uint64_t *new_handle)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	struct tn_store_ref *t = find_tensor(s, from, handle);
+	struct session *sess = find_session(s, to);
+
+	if (t == NULL || sess == NULL) {
+		rc = -DJ_EHANDLE;
+	} else if ((sess->limit && sess->bytes + t->bytes > sess->limit) ||
+		   sess->live_tensors >= s->max_tensors) {
+		sess->refused++;
+		s->refused++;
+		rc = -DJ_ELIMIT;
+	} else {
+		unlink_tensor(s, t);
+		recharge(s, t, sess);
+		publish(s, sess, t, new_handle);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 int tn_store_session_usage(struct tn_store *s, uint64_t session, struct tn_store_usage *u)

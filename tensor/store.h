@@ -124,6 +124,16 @@ int tn_store_describe(struct tn_store *store, uint64_t session, uint64_t handle,
 /** Forget @p handle; its memory goes when the last reference is released. */
 int tn_store_free(struct tn_store *store, uint64_t session, uint64_t handle);
 
+/**
+ * Hand @p handle of session @p from over to session @p to (a fleet move's
+ * arrival): the same bytes, charged to @p to from now on, under a new handle
+ * *new_handle; @p from no longer reaches it. References taken before stay
+ * valid. -DJ_EHANDLE (unknown handle or session), -DJ_ELIMIT (@p to's budget
+ * or handle count).
+ */
+int tn_store_adopt(struct tn_store *store, uint64_t from, uint64_t handle, uint64_t to,
+		   uint64_t *new_handle);
+
 struct tn_store_usage {
 	uint64_t bytes;       /**< charged bytes (resident or still referenced) */
 	uint64_t peak_bytes;

@@ -39,12 +39,19 @@ struct bench_opts {
 };
 
 /* One measured row of a result table. */
+#define BENCH_CDF_POINTS 106
+extern const double bench_cdf_q[BENCH_CDF_POINTS];
+
 struct bench_row {
 	uint64_t size;
 	unsigned int iters;
 	double gbps;          /* goodput over every iteration */
 	double best_gbps;
 	double p50_us, p99_us, p999_us;
+	/* Latency at each of bench_cdf_q (the whole distribution, for CDF
+	 * charts: scripts/plot-bench.py); n_cdf 0 where none was measured. */
+	unsigned int n_cdf;
+	float cdf_us[BENCH_CDF_POINTS];
 };
 
 struct bench_result {

@@ -69,6 +69,18 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Quantiles of the CDF: every percent, then the tail more finely. */
+const double bench_cdf_q[BENCH_CDF_POINTS] = {
+	0.00, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10, 0.11, 0.12, 0.13,
+	0.14, 0.15, 0.16, 0.17, 0.18, 0.19, 0.20, 0.21, 0.22, 0.23, 0.24, 0.25, 0.26, 0.27,
+	0.28, 0.29, 0.30, 0.31, 0.32, 0.33, 0.34, 0.35, 0.36, 0.37, 0.38, 0.39, 0.40, 0.41,
+	0.42, 0.43, 0.44, 0.45, 0.46, 0.47, 0.48, 0.49, 0.50, 0.51, 0.52, 0.53, 0.54, 0.55,
+	0.56, 0.57, 0.58, 0.59, 0.60, 0.61, 0.62, 0.63, 0.64, 0.65, 0.66, 0.67, 0.68, 0.69,
+	0.70, 0.71, 0.72, 0.73, 0.74, 0.75, 0.76, 0.77, 0.78, 0.79, 0.80, 0.81, 0.82, 0.83,
+	0.84, 0.85, 0.86, 0.87, 0.88, 0.89, 0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97,
+	0.98, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99995, 1.00,
+};
+
 void bench_percentiles(uint64_t *ns, unsigned int n, struct bench_row *row)
 {
 	if (n == 0)
@@ -77,6 +89,9 @@ void bench_percentiles(uint64_t *ns, unsigned int n, struct bench_row *row)
 	row->p50_us = ns[(n - 1) * 50 / 100] / 1e3;
 	row->p99_us = ns[(uint64_t)(n - 1) * 99 / 100] / 1e3;
 	row->p999_us = ns[(uint64_t)(n - 1) * 999 / 1000] / 1e3;
+	for (unsigned int i = 0; i < BENCH_CDF_POINTS; i++)
+		row->cdf_us[i] = (float)(ns[(uint64_t)((n - 1) * bench_cdf_q[i])] / 1e3);
+	row->n_cdf = BENCH_CDF_POINTS;
 }
 
 static const char *mode_name(enum bench_mode m)
@@ -120,9 +135,17 @@ static void json_write(FILE *f, const struct bench_opts *o, const struct bench_r
 		const struct bench_row *w = &r->rows[i];
 
 		fprintf(f, "%s{\"size\":%lu,\"iters\":%u,\"gbps\":%.3f,\"best_gbps\":%.3f,"
-			"\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f}", i ? "," : "",
+			"\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f", i ? "," : "",
 			(unsigned long)w->size, w->iters, w->gbps, w->best_gbps, w->p50_us,
 			w->p99_us, w->p999_us);
+		if (w->n_cdf > 0) {
+			/* [[quantile, us], ...]: the latency distribution. */
+			fprintf(f, ",\"cdf_us\":[");
+			for (unsigned int k = 0; k < w->n_cdf; k++)
+				fprintf(f, "%s[%g,%.2f]", k ? "," : "", bench_cdf_q[k], w->cdf_us[k]);
+			fprintf(f, "]");
+		}
+		fprintf(f, "}");
 	}
 	fprintf(f, "]");
 	if (r->have_engine_stats) {

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -32,8 +33,11 @@
 #include "controlplane/ctl.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
+#include "fleet/fl_agent.h"
 #include "gpu/gpu.h"
+#include "metrics/metrics.h"
 #include "runtime/runtime.h"
+#include "server.h"
 
 #define DEFAULT_VDEV "net_memif0,role=server,socket=/tmp/djinn-dp.memif,socket-abstract=no,bsize=9216"
 #define DEFAULT_DP_IP "198.18.0.1"
@@ -61,6 +65,11 @@ struct dp_options {
 	uint32_t dp_initial_credit;
 	enum djg_gather_mode gpu_gather;
 	uint16_t gpu_gather_blocks;
+	const char *metrics;     /* ADDR:PORT of the Prometheus endpoint, or NULL */
+	int json_log;
+	/* Fleet membership (docs/FLEET.md). */
+	struct fl_agent_config fleet;
+	const char *fleet_token_file, *fleet_id, *fleet_advertise;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -101,8 +110,22 @@ static void usage(const char *prog)
 	       "                         ACK (default: the protocol's)\n"
 	       "  --no-dpdk              do not start EAL: TCP fallback only\n"
 	       "  --stats-interval SEC   periodic stats line (default 10, 0: off)\n"
+	       "  --fleet HOST:PORT,...  static fleet: every member's control endpoint\n"
+	       "  --fleet-file PATH      static fleet from a file (one HOST:PORT a line)\n"
+	       "  --fleet-etcd URL       register in etcd (http://HOST:PORT) and read the\n"
+	       "                         fleet from it\n"
+	       "  --fleet-prefix P       etcd key prefix (default /djinn/fleet/)\n"
+	       "  --fleet-ttl SEC        etcd lease TTL (default 3)\n"
+	       "  --fleet-token-file F   the fleet's token: members authenticate with it;\n"
+	       "                         without it no move is made or taken\n"
+	       "  --fleet-id ID          this member's id (default: its endpoint)\n"
+	       "  --fleet-advertise H:P  the endpoint members and clients use (default:\n"
+	       "                         --listen and the control port)\n"
 	       "  --probe                report ports and GPUs, then exit\n"
 	       "  --log-level LEVEL      err, warn, notice (default), info, debug\n"
+	       "  --log-format FORMAT    text (default) or json (one object per line)\n"
+	       "  --metrics ADDR:PORT    serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+	       "                         (port 0: any free one, printed)\n"
 	       "  -h, --help             this text\n",
 	       prog, DEFAULT_VDEV, DJ_DEFAULT_PORT, DEFAULT_DP_IP);
 }
@@ -112,7 +135,9 @@ enum {
 	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
 	OPT_DP_IP, OPT_DP_UDP_PORT, OPT_DP_FRAME_SIZE, OPT_DP_IMPAIR, OPT_NO_DPDK,
 	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_INITIAL_CREDIT, OPT_GPU_GATHER,
-	OPT_GPU_GATHER_BLOCKS,
+	OPT_GPU_GATHER_BLOCKS, OPT_METRICS, OPT_LOG_FORMAT, OPT_FLEET, OPT_FLEET_FILE,
+	OPT_FLEET_ETCD, OPT_FLEET_PREFIX, OPT_FLEET_TTL, OPT_FLEET_TOKEN_FILE, OPT_FLEET_ID,
+	OPT_FLEET_ADVERTISE,
 };
 
 /* One option; a bad value is named by common/cli.h's helpers. */
@@ -158,6 +183,28 @@ static int parse_option(int c, const char *arg, void *opts)
 		return djc_opt_u32("--dp-initial-credit", arg, 0, 1u << 20, &o->dp_initial_credit);
 	case OPT_GPU_GATHER_BLOCKS:
 		return djc_opt_u16("--gpu-gather-blocks", arg, 0, 1024, &o->gpu_gather_blocks);
+	case OPT_FLEET: o->fleet.members = arg; return 0;
+	case OPT_FLEET_FILE: o->fleet.members_file = arg; return 0;
+	case OPT_FLEET_ETCD: o->fleet.etcd = arg; return 0;
+	case OPT_FLEET_PREFIX: o->fleet.prefix = arg; return 0;
+	case OPT_FLEET_TTL: return djc_opt_u32("--fleet-ttl", arg, 0, 3600, &o->fleet.ttl_s);
+	case OPT_FLEET_TOKEN_FILE: o->fleet_token_file = arg; return 0;
+	case OPT_FLEET_ID: o->fleet_id = arg; return 0;
+	case OPT_FLEET_ADVERTISE: o->fleet_advertise = arg; return 0;
+	case OPT_METRICS: {
+		char addr[64];
+		uint16_t port;
+
+		o->metrics = arg;
+		if (mx_parse_listen(arg, addr, sizeof(addr), &port) != 0)
+			return djc_cli_error("--metrics: '%s' is not ADDR:PORT (IPv4 or *, port "
+					     "0..65535)", arg);
+		return 0;
+	}
+	case OPT_LOG_FORMAT:
+		rc = djc_opt_log_format("--log-format", arg);
+		o->json_log = rc == 0 && djc_log_get_format() == DJC_LOG_JSON;
+		return rc;
 	default:
 		return -EINVAL;
 	}
@@ -189,6 +236,16 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
 		{"probe", no_argument, NULL, OPT_PROBE},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+		{"metrics", required_argument, NULL, OPT_METRICS},
+		{"fleet", required_argument, NULL, OPT_FLEET},
+		{"fleet-file", required_argument, NULL, OPT_FLEET_FILE},
+		{"fleet-etcd", required_argument, NULL, OPT_FLEET_ETCD},
+		{"fleet-prefix", required_argument, NULL, OPT_FLEET_PREFIX},
+		{"fleet-ttl", required_argument, NULL, OPT_FLEET_TTL},
+		{"fleet-token-file", required_argument, NULL, OPT_FLEET_TOKEN_FILE},
+		{"fleet-id", required_argument, NULL, OPT_FLEET_ID},
+		{"fleet-advertise", required_argument, NULL, OPT_FLEET_ADVERTISE},
 		{NULL, 0, NULL, 0},
 	};
 
@@ -363,6 +420,9 @@ static void print_stats(struct ctl_server *server, struct dp_engine *dp,
 
 		dp_engine_get_stats(dp, &d, NULL);
 		printf(", dp rx %" PRIu64 " pkts tx %" PRIu64 " pkts", d.rx_packets, d.tx_packets);
+		if (d.drops[DP_DROP_IMPAIR] != 0 || d.retransmits != 0)
+			printf(" (%" PRIu64 " retransmitted, %" PRIu64 " dropped by --dp-impair)",
+			       d.retransmits, d.drops[DP_DROP_IMPAIR]);
 	}
 	if (placer != NULL)
 		print_gather_stats(placer);
@@ -370,37 +430,10 @@ static void print_stats(struct ctl_server *server, struct dp_engine *dp,
 	fflush(stdout);
 }
 
-/* What STATS replies say of the data plane; filled once both exist, before
- * the control plane starts. */
-static struct {
-	const struct dp_engine *dp;
-	struct djg_dp_placer *placer;
-	enum djg_gather_mode mode;
-} dp_view;
-
-static void dp_stats_json(void *arg, cJSON *obj)
-{
-	cJSON *d = cJSON_AddObjectToObject(obj, "data_plane");
-	struct djg_dp_placer_stats g;
-
-	(void)arg;
-	if (d == NULL)
-		return;
-	cJSON_AddBoolToObject(d, "running", dp_view.dp != NULL);
-	if (dp_view.placer == NULL) {
-		cJSON_AddStringToObject(d, "gpu_rx_path", "none (tensors in host memory)");
-		return;
-	}
-	djg_dp_placer_stats_get(dp_view.placer, &g);
-	cJSON_AddStringToObject(d, "gpu_rx_path", djg_rx_path_name(g.sink.path));
-	cJSON_AddStringToObject(d, "gpu_gather", dp_view.mode == DJG_GATHER_PERSISTENT ?
-						 "persistent" : "launch");
-	cJSON_AddNumberToObject(d, "gpu_rx_bytes", (double)g.sink.bytes);
-	cJSON_AddNumberToObject(d, "gpu_rx_bursts", (double)g.sink.bursts);
-	cJSON_AddNumberToObject(d, "gpu_rx_direct_copies", (double)g.direct_copies);
-	cJSON_AddNumberToObject(d, "gpu_rx_failures", (double)g.failures);
-	cJSON_AddNumberToObject(d, "gpu_rx_kernel_generations", (double)g.sink.generations);
-}
+/* What STATS, the metrics and telemetry read of the running server: its
+ * parts are filled in before the control plane starts (server.h). */
+static struct srv_view view;
+static int telemetry_on;
 
 static int runtime_create(const struct dp_options *o, struct rt_runtime **rt)
 {
@@ -409,7 +442,8 @@ static int runtime_create(const struct dp_options *o, struct rt_runtime **rt)
 		.session_limit = o->mem_limit,
 		.total_limit = o->total_mem_limit,
 		.n_contexts = o->workers,
-		.stats_extra = dp_stats_json,
+		.stats_extra = srv_stats_json,
+		.stats_arg = &view,
 	};
 	int rc = rt_create(&rt_cfg, rt);
 
@@ -421,12 +455,65 @@ static int runtime_create(const struct dp_options *o, struct rt_runtime **rt)
 	return 0;
 }
 
+/* The fleet's part of the control plane's configuration: the membership
+ * agent checks move targets and fills STATS' "fleet". */
+static void fleet_config(const struct dp_options *o, struct fl_agent *agent,
+			 struct ctl_fleet_config *f)
+{
+	f->token_file = o->fleet_token_file;
+	f->member_id = o->fleet_id;
+	f->advertise = o->fleet_advertise;
+	f->peer_check = fl_agent_peer_check;
+	f->stats = fl_agent_stats;
+	f->arg = agent;
+}
+
+/* Metrics endpoint (the server's families and the fleet's) and telemetry
+ * commands, once the server runs; stopped before it and the fleet's agent
+ * go (observers_stop). */
+static int observers_start(const struct dp_options *o, struct fl_agent *agent,
+			   struct mx_registry **reg, struct mx_http **http)
+{
+	char addr[64];
+	uint16_t port;
+	int rc;
+
+	if (telemetry_on && srv_telemetry_attach(&view) != 0)
+		printf("djinn-dp: telemetry commands not registered\n");
+	if (o->metrics == NULL)
+		return 0;
+	mx_parse_listen(o->metrics, addr, sizeof(addr), &port);
+	rc = mx_registry_create(reg);
+	if (rc == 0)
+		rc = mx_registry_add(*reg, srv_metrics_collect, &view);
+	if (rc == 0)
+		rc = mx_registry_add(*reg, srv_fleet_collect, agent);
+	if (rc == 0)
+		rc = mx_http_start(*reg, addr, port, http);
+	if (rc != 0) {
+		fprintf(stderr, "djinn-dp: metrics on %s: %s\n", o->metrics, dj_strerror(rc));
+		return rc;
+	}
+	printf("metrics: http://%s:%u/metrics\n", addr, mx_http_port(*http));
+	return 0;
+}
+
+static void observers_stop(struct mx_registry *reg, struct mx_http *http)
+{
+	mx_http_stop(http);
+	mx_registry_destroy(reg);
+	srv_telemetry_detach();
+}
+
 static int serve(const struct dp_options *o, const char *token, struct rt_runtime *rt,
 		 struct dp_engine *dp, struct djg_dp_placer *placer)
 {
+	struct mx_registry *reg = NULL;
+	struct mx_http *http = NULL;
 	struct ctl_server_config ctl_cfg;
 	struct dj_datapath datapath;
 	struct ctl_server *server = NULL;
+	struct fl_agent *agent = NULL;
 	int rc;
 
 	ctl_server_config_init(&ctl_cfg);
@@ -440,12 +527,31 @@ static int serve(const struct dp_options *o, const char *token, struct rt_runtim
 		dp_engine_datapath(dp, &datapath);
 		ctl_cfg.datapath = &datapath;
 	}
+	rc = fl_agent_create(&o->fleet, &agent);
+	if (rc != 0)
+		return rc;
+	fleet_config(o, agent, &ctl_cfg.fleet);
 	rc = ctl_server_create(&ctl_cfg, rt_backend(), rt, &server);
 	if (rc == 0)
 		rc = ctl_server_start(server);
+	if (rc == 0)
+		rc = fl_agent_start(agent, server);
 	if (rc != 0) {
 		fprintf(stderr, "djinn-dp: control plane on %s:%u: %s\n", o->listen_addr,
 			o->ctl_port, dj_strerror(rc));
+		fl_agent_destroy(agent);
+		ctl_server_destroy(server);
+		return rc;
+	}
+	printf("fleet: member %s, %s\n", ctl_server_member_id(server),
+	       o->fleet.etcd != NULL ? "membership in etcd" :
+	       o->fleet.members != NULL || o->fleet.members_file != NULL ? "static membership" :
+	       "no membership (a lone server)");
+	view.ctl = server;
+	rc = observers_start(o, agent, &reg, &http);
+	if (rc != 0) {
+		observers_stop(reg, http);
+		fl_agent_destroy(agent);
 		ctl_server_destroy(server);
 		return rc;
 	}
@@ -462,6 +568,8 @@ static int serve(const struct dp_options *o, const char *token, struct rt_runtim
 	}
 	printf("djinn-dp: shutting down\n");
 	print_stats(server, dp, placer);
+	observers_stop(reg, http);
+	fl_agent_destroy(agent);   /* leaves the fleet at once */
 	ctl_server_destroy(server); /* tells sessions, closes connections */
 	return 0;
 }
@@ -469,6 +577,7 @@ static int serve(const struct dp_options *o, const char *token, struct rt_runtim
 int main(int argc, char **argv)
 {
 	struct dp_eal_options eal_opts = {.default_vdev = DEFAULT_VDEV};
+	char prefix[32], socket_path[PATH_MAX];
 	struct dp_options o = {
 		.listen_addr = "127.0.0.1",
 		.ctl_port = DJ_DEFAULT_PORT,
@@ -501,6 +610,11 @@ int main(int argc, char **argv)
 	if (token_load(&o, &token) != 0)
 		return 1;
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (o.json_log)
+		dp_eal_log_bridge();
+	/* A run-time folder of its own names the telemetry socket. */
+	snprintf(prefix, sizeof(prefix), "djinn-dp-%d", (int)getpid());
+	eal_opts.file_prefix = prefix;
 	if (!o.no_dpdk) {
 		rc = dp_eal_init(argc, argv, &eal_opts, &eal_argc, &eal_app_argv);
 		if (rc == 0)
@@ -516,6 +630,11 @@ int main(int argc, char **argv)
 		       dp_eal_has_hugepages() ? "hugepages" : "--no-huge", rte_lcore_count());
 		report_ports();
 		report_gpus();
+		telemetry_on = dp_eal_telemetry_socket(socket_path, sizeof(socket_path)) == 0;
+		if (telemetry_on)
+			printf("telemetry: %s (dpdk-telemetry.py -f %s%s; /djinn/stats ...)\n",
+			       socket_path, dp_eal_file_prefix(),
+			       strchr(strrchr(socket_path, '/'), ':') != NULL ? " -i N" : "");
 	}
 	if (o.probe_only) {
 		printf("djinn-dp: probe done, exiting\n");
@@ -538,13 +657,17 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	dp_view.dp = dp;
-	dp_view.placer = placer;
-	dp_view.mode = o.gpu_gather;
+	srv_view_init(&view);
+	view.dp = dp;
+	view.placer = placer;
+	view.gather_mode = o.gpu_gather;
+	view.rt = rt;
+	view.start_time = (double)time(NULL);
 	if (rc == 0)
 		rc = serve(&o, token, rt, dp, placer);
-	dp_view.dp = NULL;
-	dp_view.placer = NULL;
+	view.dp = NULL;
+	view.placer = NULL;
+	srv_view_fini(&view);
 	/* Stop polling before the port goes, so a memif peer never sees its
 	 * rings vanish under a burst (DPDK 22.11). */
 	if (dp != NULL)

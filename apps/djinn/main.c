@@ -5,7 +5,8 @@
  *   djinn [options] COMMAND [args]                       TCP control plane
  *   djinn [EAL args] -- [options] COMMAND [args]         with a DPDK data path
  *
- * Commands: ping, stats, run OP (on .npy files), demo.
+ * Commands: ping, stats, run OP (on .npy files), demo, top; graph
+ * (apps/djinn/graph.c) and fleet (apps/djinn/fleet.c) parse their own.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,7 +24,10 @@
 #include "common/cli.h"
 #include "common/djc.h"
 #include "tensor/ops.h"
+#include "dataplane/eal.h"
+#include "fleet_cmd.h"
 #include "graph_cmd.h"
+#include "top.h"
 
 struct client_args {
 	struct dj_client_options opts;
@@ -33,6 +37,7 @@ struct client_args {
 	unsigned int seed;
 	int size;
 	int count;
+	struct top_options top;
 };
 
 /* Positional arguments each command takes after its name. */
@@ -41,6 +46,7 @@ static const struct {
 	int min_args, max_args;
 } commands[] = {
 	{"ping", 0, 0}, {"stats", 0, 0}, {"demo", 0, 0}, {"run", 2, 1 + DJ_MAX_OP_ARGS},
+	{"top", 0, TOP_MAX_SERVERS - 1},
 };
 
 static void usage(void)
@@ -57,6 +63,12 @@ static void usage(void)
 	       "  demo [--size N] [--seed S]   x, y random NxN (100): matmul, + bias, relu on\n"
 	       "                               the server; checked against the local CPU\n"
 	       "  graph --explain|--run ...    a decoder layer as a lazy graph (djinn graph -h)\n"
+	       "  top [HOST:PORT ...] [--interval S] [--once]\n"
+	       "                               live view of the server (and those named):\n"
+	       "                               sessions, requests/s, bytes in/out, latency,\n"
+	       "                               memory, queue; q or Ctrl-C quits\n"
+	       "  fleet ...                    members of a fleet, moves between them\n"
+	       "                               (djinn fleet --help)\n"
 	       "\n"
 	       "Options:\n"
 	       "  --host ADDR        server (default 127.0.0.1)\n"
@@ -66,6 +78,9 @@ static void usage(void)
 	       "  --path auto|tcp|dpdk  data path for tensor bytes (default auto)\n"
 	       "  --dp-ip A.B.C.D    this side's data-plane IPv4 with EAL args (198.18.0.2)\n"
 	       "  --dp-idle-sleep-us N  idle data-plane lcore naps N us (shared cores)\n"
+	       "  --log-level LEVEL  err, warn (default), notice, info, debug (debug: a line\n"
+	       "                     per request, with the request id the server logs too)\n"
+	       "  --log-format FORMAT  text (default) or json (one object per line)\n"
 	       "\n"
 	       "  -h, --help         this text\n"
 	       "\n"
@@ -290,7 +305,8 @@ out:
 }
 
 enum { OPT_HOST = 256, OPT_PORT, OPT_TOKEN_FILE, OPT_TLS, OPT_TLS_CA, OPT_PATH, OPT_ATTRS,
-       OPT_SIZE, OPT_SEED, OPT_DP_IP, OPT_DP_IDLE_SLEEP };
+       OPT_SIZE, OPT_SEED, OPT_DP_IP, OPT_DP_IDLE_SLEEP, OPT_LOG_LEVEL, OPT_LOG_FORMAT,
+       OPT_INTERVAL, OPT_ONCE };
 
 /* --attrs is checked here, so that a typo is named before anything connects. */
 static int attrs_check(const char *text)
@@ -329,6 +345,12 @@ static int parse_option(int c, const char *arg, void *args)
 	case OPT_DP_IDLE_SLEEP:
 		rc = djc_opt_u32("--dp-idle-sleep-us", arg, 0, 1000000, &a->dpdk.idle_sleep_us);
 		break;
+	case OPT_LOG_LEVEL: rc = djc_opt_log_level("--log-level", arg); break;
+	case OPT_LOG_FORMAT: rc = djc_opt_log_format("--log-format", arg); break;
+	case OPT_INTERVAL:
+		rc = djc_opt_double("--interval", arg, 0.1, 3600, &a->top.interval_s);
+		break;
+	case OPT_ONCE: a->top.once = 1; break;
 	case 'o': a->output = arg; break;
 	case 'n': rc = djc_opt_int("-n", arg, 1, 1000000, &a->count); break;
 	default: rc = -EINVAL; break;
@@ -369,6 +391,10 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 		{"seed", required_argument, NULL, OPT_SEED},
 		{"dp-ip", required_argument, NULL, OPT_DP_IP},
 		{"dp-idle-sleep-us", required_argument, NULL, OPT_DP_IDLE_SLEEP},
+		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+		{"interval", required_argument, NULL, OPT_INTERVAL},
+		{"once", no_argument, NULL, OPT_ONCE},
 		{NULL, 0, NULL, 0},
 	};
 	int first;
@@ -376,7 +402,7 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 	if (djc_cli_getopt(argc, argv, "o:n:", longopts, parse_option, a, &first) != 0)
 		return -EINVAL;
 	if (first >= argc)
-		return djc_cli_error("no command (ping, stats, run or demo)");
+		return djc_cli_error("no command (ping, stats, run, demo or top)");
 	if (command_check(argv + first, argc - first - 1) != 0)
 		return -EINVAL;
 	return first;
@@ -433,7 +459,7 @@ static int dataplane_start(int argc, char **argv, int eal_given, struct client_a
 
 int main(int argc, char **argv)
 {
-	struct client_args a = {.size = 100, .count = 5};
+	struct client_args a = {.size = 100, .count = 5, .top = {.interval_s = 1.0}};
 	struct dj_dpdk *dpdk = NULL;
 	struct dj_client *client = NULL;
 	struct dj_conn *conn = NULL;
@@ -442,6 +468,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "graph") == 0)
 		return djinn_graph_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "fleet") == 0)
+		return djinn_fleet_main(argc - 1, argv + 1);
 	djc_cli_set_name("djinn");
 	if (djc_cli_wants_help(argc, argv)) {
 		usage();
@@ -458,6 +486,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Try 'djinn --help'.\n");
 		return 2;
 	}
+	/* --log-format json: EAL's lines are JSON lines too. */
+	if (eal_given && djc_log_get_format() == DJC_LOG_JSON)
+		dp_eal_log_bridge();
 	if (token_load(&a, &token) != 0 || dataplane_start(argc, argv, eal_given, &a, &dpdk) != 0) {
 		free(token);
 		return 1;
@@ -478,6 +509,8 @@ int main(int argc, char **argv)
 		status = cmd_ping(conn, &a);
 	} else if (strcmp(cmd, "stats") == 0) {
 		status = cmd_stats(conn);
+	} else if (strcmp(cmd, "top") == 0) {
+		status = top_main(conn, &a.opts, &a.top, app_argc - first - 1, app_argv + first + 1);
 	} else {
 		status = cmd_run(conn, &a, app_argc - first - 1, app_argv + first + 1);
 	}

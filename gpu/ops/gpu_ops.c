@@ -61,6 +61,21 @@ int djg_ops_device_count(void)
 	return n;
 }
 
+int djg_ops_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+	size_t f = 0, t = 0;
+	int rc;
+
+	if (device < 0 || device >= djg_ops_device_count())
+		return -DJ_ENOGPU;
+	rc = djg_ops_cuda_rc(cudaSetDevice(device), "cudaSetDevice");
+	if (rc == 0)
+		rc = djg_ops_cuda_rc(cudaMemGetInfo(&f, &t), "cudaMemGetInfo");
+	*free_bytes = f;
+	*total_bytes = t;
+	return rc;
+}
+
 static int context_open(struct djg_ops *ops)
 {
 	struct cudaMemPoolProps props = {

@@ -39,6 +39,13 @@ struct djg_ops;
 int djg_ops_device_count(void);
 
 /**
+ * Free and total memory of CUDA device @p device (cudaMemGetInfo; memory
+ * that the contexts' pools keep for reuse counts as used). Any thread.
+ * Returns 0, -DJ_ENOGPU (no CUDA build or no such device) or -EIO.
+ */
+int djg_ops_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes);
+
+/**
  * Create a context on CUDA device @p device (0-based). On success *ops is
  * owned by the caller and released with djg_ops_destroy().
  * Returns 0, -DJ_ENOGPU (no CUDA build or no such device), -ENOMEM or -EIO.

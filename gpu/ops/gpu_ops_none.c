@@ -14,6 +14,12 @@ int djg_ops_device_count(void)
 	return 0;
 }
 
+int djg_ops_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+	*free_bytes = *total_bytes = 0;
+	return -DJ_ENOGPU;
+}
+
 int djg_ops_create(int device, struct djg_ops **ops)
 {
 	if (ops == NULL)

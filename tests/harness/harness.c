@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,4 +80,18 @@ unsigned int dj_test_seed(void)
 		printf("test seed %u (replay with DJ_TEST_SEED=%u)\n", seed, seed);
 	}
 	return seed;
+}
+
+int dj_test_netns_enter(const char *name)
+{
+	char path[256];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "/var/run/netns/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
 }

@@ -30,4 +30,8 @@ void dj_test_skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 
  * printed once so a failure can be replayed. */
 unsigned int dj_test_seed(void);
 
+/* Move the calling thread into the network namespace `ip netns` calls
+ * name (threads it starts afterwards are there too); 0 or -errno. */
+int dj_test_netns_enter(const char *name);
+
 #endif

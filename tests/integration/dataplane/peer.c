@@ -18,6 +18,7 @@
 #include "common/djc.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
+#include "harness.h"
 #include "peer.h"
 
 #define IP_A 0x0a630001u /* 10.99.0.1, only inside the test's own links */
@@ -79,20 +80,6 @@ static void pattern_fill(uint8_t *buf, uint64_t len, uint64_t seed)
 }
 
 /* ---- child side ------------------------------------------------------------------ */
-
-static int netns_enter(const char *name)
-{
-	char path[256];
-	int fd, rc;
-
-	snprintf(path, sizeof(path), "/var/run/netns/%s", name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	rc = setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
-	close(fd);
-	return rc;
-}
 
 static int eal_start(const struct peer_args *a)
 {
@@ -300,7 +287,7 @@ static int child_main(const struct peer_args *a)
 	struct peer_ctx c = {.a = a, .cookie = a->cookie, .id = a->first_id};
 	int status;
 
-	if (a->netns != NULL && netns_enter(a->netns) != 0) {
+	if (a->netns != NULL && dj_test_netns_enter(a->netns) != 0) {
 		fprintf(stderr, "%s: cannot enter netns %s\n", a->tag, a->netns);
 		return CHILD_SETUP;
 	}

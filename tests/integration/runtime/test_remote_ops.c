@@ -432,8 +432,10 @@ static void test_session_memory_limit(void)
 {
 	struct dj_tensor_desc big = {DJ_DTYPE_FLOAT32, 2, {1 << 14, 1 << 13}}; /* 512 MiB */
 	struct dj_tensor_desc half = {DJ_DTYPE_FLOAT32, 2, {1 << 14, 1 << 12}}; /* 256 MiB */
+	struct rt_memory before, held;
 	uint64_t h, h2;
 
+	CU_ASSERT_EQUAL_FATAL(rt_memory(rt, &before, 1), 1);
 	CU_ASSERT_EQUAL(dj_alloc(conn, &big, &h), -DJ_ELIMIT);
 	/* The error says the figures: asked, held, the limit. */
 	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "alloc of 536870912 bytes: limit "
@@ -446,6 +448,14 @@ static void test_session_memory_limit(void)
 	CU_ASSERT_EQUAL(dj_execute(conn, "relu", &h, 1, NULL, &h2, NULL), -DJ_ELIMIT);
 	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "relu: output of 268435456 bytes: "
 				      "limit exceeded"));
+	/* What the metrics export: the device's resident bytes and refusals. */
+	CU_ASSERT_EQUAL_FATAL(rt_memory(rt, &held, 1), 1);
+	CU_ASSERT_EQUAL(held.used - before.used, 256u << 20);
+	CU_ASSERT_EQUAL(held.tensors - before.tensors, 1);
+	CU_ASSERT_EQUAL(held.refused - before.refused, 3);
+	CU_ASSERT(held.peak >= held.used);
+	CU_ASSERT_STRING_EQUAL(held.device, strcmp(gpu_spec, "none") == 0 ? "host" : "cuda:0");
+	CU_ASSERT(held.total > 0 && held.free > 0 && held.free <= held.total);
 	CU_ASSERT_EQUAL(dj_free(conn, h), 0);
 	CU_ASSERT_EQUAL_FATAL(dj_alloc(conn, &half, &h2), 0);
 	CU_ASSERT_EQUAL(dj_free(conn, h2), 0);

@@ -13,6 +13,7 @@
 
 #include "djinn/common.h"
 #include "common/cli.h"
+#include "common/djc.h"
 #include "harness.h"
 
 static void test_u64_limits(void)
@@ -137,6 +138,39 @@ static void test_choice_and_ipv4(void)
 	CU_ASSERT_EQUAL(djc_parse_ipv4("1.-2.3.4", &ip), -EINVAL);
 	CU_ASSERT_EQUAL(djc_parse_ipv4("0001.2.3.4", &ip), -EINVAL);
 	CU_ASSERT_EQUAL(ip, 0xffffffffu);
+}
+
+/* "HOST:PORT" split at its last colon, the port in its range. */
+static void test_host_port(void)
+{
+	char host[16] = "untouched";
+	uint16_t port = 7;
+
+	CU_ASSERT_EQUAL(djc_parse_host_port("127.0.0.1:7707", host, sizeof(host), 1, &port), 0);
+	CU_ASSERT_STRING_EQUAL(host, "127.0.0.1");
+	CU_ASSERT_EQUAL(port, 7707);
+	CU_ASSERT_EQUAL(djc_parse_host_port("*:0", host, sizeof(host), 0, &port), 0);
+	CU_ASSERT_STRING_EQUAL(host, "*");
+	CU_ASSERT_EQUAL(port, 0);
+	CU_ASSERT_EQUAL(djc_parse_host_port("::1:65535", host, sizeof(host), 1, &port), 0);
+	CU_ASSERT_STRING_EQUAL(host, "::1");
+	CU_ASSERT_EQUAL(port, 65535);
+	/* Refused, and nothing written: no port, no host, a port out of range,
+	 * trailing text, a sign, a host that does not fit. */
+	port = 7;
+	snprintf(host, sizeof(host), "untouched");
+	CU_ASSERT_EQUAL(djc_parse_host_port("h:0", host, sizeof(host), 1, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("h:65536", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("h:", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port(":80", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("h80", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("h:80x", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("h:-1", host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port("a-host-name-too-long:80", host, sizeof(host), 0, &port),
+			-EINVAL);
+	CU_ASSERT_EQUAL(djc_parse_host_port(NULL, host, sizeof(host), 0, &port), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(host, "untouched");
+	CU_ASSERT_EQUAL(port, 7);
 }
 
 /* What a djc_opt_* call printed on stderr. */
@@ -305,7 +339,7 @@ static void test_getopt_loop(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(captured, "bogus"));
 }
 
-static void test_log_level_option(void)
+static void test_log_options(void)
 {
 	enum dj_log_level before = dj_log_get_level();
 	FILE *tmp;
@@ -319,6 +353,14 @@ static void test_log_level_option(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(captured, "--log-level: 'loud' is not one of err, warn"));
 	CU_ASSERT_EQUAL(dj_log_get_level(), DJ_LOG_DEBUG);
 	dj_log_set_level(before);
+	/* The format likewise: set where good, named and left alone where not. */
+	CU_ASSERT_EQUAL(djc_opt_log_format("--log-format", "json"), 0);
+	CU_ASSERT_EQUAL(djc_log_get_format(), DJC_LOG_JSON);
+	capture_begin(&tmp, &saved);
+	CU_ASSERT_EQUAL(djc_opt_log_format("--log-format", "xml"), -EINVAL);
+	capture_end(tmp, saved);
+	djc_log_set_format(DJC_LOG_TEXT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(captured, "--log-format: 'xml' is not one of text, json"));
 }
 
 /* A tool whose start and parse are recorded. */
@@ -405,12 +447,13 @@ int main(int argc, char **argv)
 		{"sizes: suffixes, overflow refused", test_size_suffixes_and_overflow},
 		{"size lists", test_size_list},
 		{"choices and IPv4 addresses", test_choice_and_ipv4},
+		{"HOST:PORT", test_host_port},
 		{"option messages name the option and range", test_option_messages_name_the_option},
 		{"application arguments after --", test_app_args_split},
 		{"--help anywhere", test_wants_help},
 		{"tool start: help, start failure, bad options", test_tool_begin},
 		{"the option loop", test_getopt_loop},
-		{"log level option", test_log_level_option},
+		{"log level and format options", test_log_options},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("cli", NULL, NULL, cases);

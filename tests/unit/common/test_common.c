@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "djinn/common.h"
 #include "common/djc.h"
@@ -136,6 +139,146 @@ static void test_clock_is_monotonic(void)
 	CU_ASSERT(b >= a);
 }
 
+static void test_log_format_parse(void)
+{
+	enum djc_log_format f = DJC_LOG_TEXT;
+
+	CU_ASSERT_EQUAL(djc_log_format_parse("json", &f), 0);
+	CU_ASSERT_EQUAL(f, DJC_LOG_JSON);
+	CU_ASSERT_EQUAL(djc_log_format_parse("TEXT", &f), 0);
+	CU_ASSERT_EQUAL(f, DJC_LOG_TEXT);
+	CU_ASSERT_EQUAL(djc_log_format_parse("xml", &f), -EINVAL);
+	CU_ASSERT_EQUAL(f, DJC_LOG_TEXT);
+}
+
+static void test_json_escape(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"plain", "plain"},
+		{"say \"hi\"\\", "say \\\"hi\\\"\\\\"},
+		{"two\nlines\r\tx", "two\\nlines\\r\\tx"},
+		{"\x1b[31mred\x1b[0m\x7f", "\\u001b[31mred\\u001b[0m\\u007f"},
+		{"caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac"},    /* valid UTF-8 kept */
+		{"bad \xff\xc3 end", "bad \xef\xbf\xbd\xef\xbf\xbd end"},     /* invalid: U+FFFD */
+		{"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},                     /* overlong '/' */
+		{"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},     /* a surrogate */
+		{"C1 \xc2\x9b" "[2J", "C1 \\u009b[2J"},                      /* a C1 control */
+		{"cut \xe2\x82", "cut \xef\xbf\xbd\xef\xbf\xbd"},                /* cut short */
+	};
+	char out[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = djc_json_escape(out, sizeof(out), cases[i].in);
+
+		CU_ASSERT_STRING_EQUAL(out, cases[i].out);
+		CU_ASSERT_EQUAL(n, strlen(cases[i].out));
+	}
+	/* Cut short: whole escapes only, the result says what was needed. */
+	CU_ASSERT_EQUAL(djc_json_escape(out, 4, "a\"b"), 4);
+	CU_ASSERT_STRING_EQUAL(out, "a\\\"");
+	CU_ASSERT_EQUAL(djc_json_escape(out, 3, "a\"b"), 4);
+	CU_ASSERT_STRING_EQUAL(out, "a");
+}
+
+static void test_req_id_valid(void)
+{
+	char long_id[DJC_REQ_ID_MAX + 1];
+
+	CU_ASSERT(djc_req_id_valid("c1a2-000042"));
+	CU_ASSERT(djc_req_id_valid("s3-17:retry_1.a"));
+	CU_ASSERT(!djc_req_id_valid(""));
+	CU_ASSERT(!djc_req_id_valid(NULL));
+	CU_ASSERT(!djc_req_id_valid("a b"));
+	CU_ASSERT(!djc_req_id_valid("x\n[FAKE] line"));
+	CU_ASSERT(!djc_req_id_valid("quote\""));
+	memset(long_id, 'a', sizeof(long_id) - 1);
+	long_id[DJC_REQ_ID_MAX - 1] = '\0';
+	CU_ASSERT(djc_req_id_valid(long_id));
+	long_id[DJC_REQ_ID_MAX - 1] = 'a';
+	long_id[DJC_REQ_ID_MAX] = '\0';
+	CU_ASSERT(!djc_req_id_valid(long_id));
+}
+
+/* Every line of f as JSON objects; n receives their number. */
+static cJSON **read_json_lines(FILE *f, int *n)
+{
+	static cJSON *lines[16];
+	char buf[4096];
+
+	*n = 0;
+	rewind(f);
+	while (*n < 16 && fgets(buf, sizeof(buf), f) != NULL) {
+		CU_ASSERT_PTR_NOT_NULL(strchr(buf, '\n'));
+		lines[(*n)++] = cJSON_ParseWithOpts(buf, NULL, 1);
+	}
+	return lines;
+}
+
+static void *log_from_other_thread(void *arg)
+{
+	/* Request ids are per thread: this line names none. */
+	djc_log(DJ_LOG_NOTICE, "other", "no request here");
+	return arg;
+}
+
+static void test_json_log_lines(void)
+{
+	FILE *f = tmpfile();
+	enum dj_log_level saved = dj_log_get_level();
+	pthread_t t;
+	cJSON **lines;
+	int n;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	dj_log_set_level(DJ_LOG_INFO);
+	djc_log_set_stream(f);
+	djc_log_set_format(DJC_LOG_JSON);
+	djc_log_req_set("c1a2-000042");
+	djc_log(DJ_LOG_NOTICE, "ctl", "PUT of %d bytes: \"quoted\"\nsecond line \x1b[2J", 4096);
+	pthread_create(&t, NULL, log_from_other_thread, NULL);
+	pthread_join(t, NULL);
+	djc_log_req_set(NULL);
+	djc_log(DJ_LOG_DEBUG, "ctl", "below the level: not written");
+	djc_log(DJ_LOG_WARN, "ctl", "bad bytes \xff here");
+	djc_log_set_format(DJC_LOG_TEXT);
+	djc_log_req_set("c1a2-000043");
+	djc_log(DJ_LOG_INFO, "ctl", "text line");
+	djc_log_req_set(NULL);
+	djc_log_set_stream(NULL);
+	dj_log_set_level(saved);
+
+	lines = read_json_lines(f, &n);
+	CU_ASSERT_EQUAL_FATAL(n, 4);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(lines[i]);
+		CU_ASSERT(cJSON_IsString(cJSON_GetObjectItem(lines[i], "time")));
+		CU_ASSERT_EQUAL(strlen(cJSON_GetObjectItem(lines[i], "time")->valuestring),
+				strlen("2025-01-01T00:00:00.000Z"));
+	}
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(lines[0], "level")->valuestring, "notice");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(lines[0], "component")->valuestring, "ctl");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(lines[0], "req")->valuestring, "c1a2-000042");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(lines[0], "message")->valuestring,
+			       "PUT of 4096 bytes: \"quoted\"\nsecond line \x1b[2J");
+	CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(lines[1], "req"));
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(lines[1], "component")->valuestring, "other");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(lines[2], "level")->valuestring, "warn");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(lines[2], "message")->valuestring,
+			       "bad bytes \xef\xbf\xbd here");
+	/* The text line is not JSON, and names its request. */
+	CU_ASSERT_PTR_NULL(lines[3]);
+	rewind(f);
+	char buf[512], last[512] = "";
+	while (fgets(buf, sizeof(buf), f) != NULL)
+		snprintf(last, sizeof(last), "%s", buf);
+	CU_ASSERT_PTR_NOT_NULL(strstr(last, " info   ctl req=c1a2-000043: text line\n"));
+	for (int i = 0; i < n; i++)
+		cJSON_Delete(lines[i]);
+	fclose(f);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -145,6 +288,10 @@ int main(int argc, char **argv)
 		{"a log line escapes a peer's text", test_log_escapes_peer_text},
 		{"monotonic clock", test_clock_is_monotonic},
 		{"error text formatter", test_error_text_formatter},
+		{"log format names parse", test_log_format_parse},
+		{"JSON escaping: quotes, controls, UTF-8", test_json_escape},
+		{"request ids: what is valid", test_req_id_valid},
+		{"JSON log lines parse and name their request", test_json_log_lines},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("common", NULL, NULL, cases);

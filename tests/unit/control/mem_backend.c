@@ -310,6 +310,38 @@ static void mb_read_end(void *ctx, void *session, struct ctl_tensor_io *io)
 	io_end(ctx, session, io, 0);
 }
 
+/* A fleet move's arrival: the tensor changes session and handle. */
+static int mb_adopt(void *ctx, void *from, uint64_t handle, void *to, uint64_t *new_handle,
+		    char *err)
+{
+	struct mem_backend *mb = ctx;
+	struct mem_session *src = from, *dst = to;
+	struct tensor **tp, *t = NULL;
+
+	pthread_mutex_lock(&mb->lock);
+	for (tp = bucket(mb, handle); *tp != NULL; tp = &(*tp)->next) {
+		if ((*tp)->handle == handle && (*tp)->owner == src) {
+			t = *tp;
+			*tp = t->next;
+			break;
+		}
+	}
+	if (t != NULL) {
+		src->bytes -= t->nbytes;
+		dst->bytes += t->nbytes;
+		t->owner = dst;
+		t->handle = mb->next++;
+		t->next = *bucket(mb, t->handle);
+		*bucket(mb, t->handle) = t;
+		*new_handle = t->handle;
+	}
+	pthread_mutex_unlock(&mb->lock);
+	if (t == NULL)
+		snprintf(err, CTL_ERRMSG_MAX, "no tensor 0x%llx in this session",
+			 (unsigned long long)handle);
+	return t != NULL ? 0 : -DJ_EHANDLE;
+}
+
 static double attr_num(const cJSON *attrs, const char *key, double dflt)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(attrs, key);
@@ -454,6 +486,7 @@ static const struct ctl_backend ops = {
 	.read_end = mb_read_end,
 	.execute = mb_execute,
 	.stats = mb_stats,
+	.adopt = mb_adopt,
 };
 
 const struct ctl_backend *mem_backend_ops(void)

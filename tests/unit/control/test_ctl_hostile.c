@@ -260,6 +260,18 @@ static void test_guessing_is_slowed_per_address(void)
 	fx_stop(&fx);
 }
 
+/* A connection from source that says HELLO and then a wrong AUTH; its
+ * verdict is still to be read. */
+static int wrong_auth_from(uint16_t port, const char *source)
+{
+	int fd = fx_raw_connect_from(port, source);
+
+	fx_raw_send(fd, HELLO_NONCE, 0);
+	cJSON_Delete(fx_raw_recv(fd, 3000));
+	fx_raw_send(fd, WRONG_AUTH, 0);
+	return fd;
+}
+
 /* 30 addresses fail once each within an interval: 5 lines, then one
  * summary naming the rest. */
 static void test_failed_auth_log_is_rate_limited(void)
@@ -281,10 +293,7 @@ static void test_failed_auth_log_is_rate_limited(void)
 		cJSON *r;
 
 		snprintf(src, sizeof(src), "127.0.4.%d", i + 1);
-		fd = fx_raw_connect_from(fx.port, src);
-		fx_raw_send(fd, HELLO_NONCE, 0);
-		cJSON_Delete(fx_raw_recv(fd, 3000));
-		fx_raw_send(fd, WRONG_AUTH, 0);
+		fd = wrong_auth_from(fx.port, src);
 		r = fx_raw_recv(fd, 3000);
 		CU_ASSERT_EQUAL(fx_error_code(r), -DJ_EAUTH);
 		cJSON_Delete(r);
@@ -431,6 +440,56 @@ static void test_replies_are_valid_utf8_json(void)
 	fx_stop(&fx);
 }
 
+/* A parked AUTH is one request: counted when judged (an error here, never
+ * an answer at dispatch), and as an error where its client goes first. */
+static void test_parked_auth_counted_when_judged(void)
+{
+	struct ctl_server_config cfg;
+	struct ctl_request_stats st;
+	struct fixture fx;
+	uint64_t t0;
+	int fd;
+	cJSON *r;
+
+	ctl_server_config_init(&cfg);
+	fx_start_token(&fx, &cfg, "count-me");
+	/* The first failure: judged at once; the address's next AUTH waits. */
+	fd = wrong_auth_from(fx.port, "127.0.5.1");
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_EAUTH);
+	cJSON_Delete(r);
+	close(fd);
+	/* The second: parked about 100 ms, not counted until then. */
+	t0 = djc_time_ns();
+	fd = wrong_auth_from(fx.port, "127.0.5.1");
+	usleep(20 * 1000);
+	ctl_server_request_stats(fx.srv, &st);
+	if (djc_time_ns() - t0 < 90000000ull) {
+		CU_ASSERT_EQUAL(st.errors[CTL_REQ_AUTH], 1);
+		CU_ASSERT_EQUAL(st.ok[CTL_REQ_AUTH], 0);
+	}
+	r = fx_raw_recv(fd, 3000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_EAUTH);
+	cJSON_Delete(r);
+	close(fd);
+	ctl_server_request_stats(fx.srv, &st);
+	CU_ASSERT_EQUAL(st.errors[CTL_REQ_AUTH], 2);
+	CU_ASSERT_EQUAL(st.ok[CTL_REQ_AUTH], 0);
+	/* Its latency holds the wait. */
+	CU_ASSERT(st.latency_sum_ns[CTL_REQ_AUTH] >= 90000000ull);
+	/* The third is parked too; its client leaves first: an error. */
+	close(wrong_auth_from(fx.port, "127.0.5.1"));
+	for (int waited = 0; waited < 2000; waited += 10) {
+		ctl_server_request_stats(fx.srv, &st);
+		if (st.errors[CTL_REQ_AUTH] == 3)
+			break;
+		usleep(10 * 1000);
+	}
+	CU_ASSERT_EQUAL(st.errors[CTL_REQ_AUTH], 3);
+	CU_ASSERT_EQUAL(st.ok[CTL_REQ_AUTH], 0);
+	fx_stop(&fx);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -440,6 +499,7 @@ int main(int argc, char **argv)
 		 test_failed_auth_log_is_rate_limited},
 		{"client text is escaped in the log", test_client_text_is_escaped_in_the_log},
 		{"replies are valid UTF-8 JSON whatever the request", test_replies_are_valid_utf8_json},
+		{"a parked AUTH is counted when judged", test_parked_auth_counted_when_judged},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("control-hostile", NULL, NULL, cases);

@@ -624,6 +624,11 @@ static const struct bad_input catalogue[] = {
 	 NULL, 0, 0, 0, -DJ_ENODPDK, 0},
 	{"second SESSION", "{\"id\":9,\"type\":\"SESSION\"}", NULL, 0, 0, 0, -EALREADY, 0},
 	{"PUT_DONE for no transfer", "{\"id\":9,\"type\":\"PUT_DONE\",\"xfer\":5}", NULL, 0, 0, 0, -ENOENT, 0},
+	{"trace that would break a log line", "{\"id\":10,\"type\":\"PING\",\"trace\":\"a\\n[err] x\"}",
+	 NULL, 0, 0, 0, -EINVAL, 0},
+	{"trace not a string", "{\"id\":10,\"type\":\"PING\",\"trace\":7}", NULL, 0, 0, 0, -EINVAL, 0},
+	{"trace too long", "{\"id\":10,\"type\":\"PING\",\"trace\":"
+	 "\"123456789012345678901234567890123456789012345678\"}", NULL, 0, 0, 0, -EINVAL, 0},
 	/* Framing errors: the stream cannot be trusted any more. */
 	{"bad magic", NULL, "HTTP/1.1 GET /\r\n\r\n", 18, 0, 0, -EPROTO, 1},
 	{"empty JSON frame", NULL, "DJC1\0\0\0\0\0\0\0\0\0\0\0\0", 16, 0, 0, -DJ_ELIMIT, 1},

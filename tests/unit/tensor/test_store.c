@@ -351,6 +351,54 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* A fleet move's arrival: the tensor changes session and handle, keeps its
+ * bytes, is charged to its new session (within that one's budget), and a
+ * reference taken before stays valid, released against the new owner. */
+static void test_adopt(void)
+{
+	struct tn_store *s = make_store(0, 0, 0);
+	struct tn_store_usage u;
+	struct dj_tensor_desc d = vec(DJ_DTYPE_INT32, 4), big = vec(DJ_DTYPE_INT32, 100);
+	struct tn_store_ref *ref;
+	struct dj_tensor view;
+	int32_t got[4];
+	uint64_t from, to, small, h, h2, hb, moved;
+
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &from), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &to), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 64, &small), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_alloc(s, from, &d, &h), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_alloc(s, from, &d, &h2), 0);
+	CU_ASSERT_EQUAL(tn_store_write(s, from, h, 0, (int32_t[]){1, 2, 3, 4}, 16), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_acquire(s, from, h, &ref, &view), 0);
+	CU_ASSERT_EQUAL(tn_store_adopt(s, from, h, to, &moved), 0);
+	CU_ASSERT(moved != h && moved != 0);
+	CU_ASSERT_EQUAL(tn_store_describe(s, from, h, &d), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_describe(s, to, h, &d), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_read(s, to, moved, got, sizeof(got), NULL), 0);
+	CU_ASSERT(got[0] == 1 && got[3] == 4);
+	CU_ASSERT_EQUAL(tn_store_session_usage(s, from, &u), 0);
+	CU_ASSERT(u.bytes == 16 && u.tensors == 1);
+	CU_ASSERT_EQUAL(tn_store_session_usage(s, to, &u), 0);
+	CU_ASSERT(u.bytes == 16 && u.tensors == 1);
+	/* The old reference still reads the bytes; releasing it uncharges nobody
+	 * while the handle lives. */
+	CU_ASSERT_EQUAL(((int32_t *)view.data)[2], 3);
+	tn_store_release(s, ref);
+	CU_ASSERT_EQUAL(tn_store_session_usage(s, to, &u), 0);
+	CU_ASSERT_EQUAL(u.bytes, 16);
+	/* Unknown handle, another session's handle, a budget too small. */
+	CU_ASSERT_EQUAL(tn_store_adopt(s, from, h, to, &moved), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(tn_store_adopt(s, to, h2, from, &moved), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL_FATAL(tn_store_alloc(s, from, &big, &hb), 0);
+	CU_ASSERT_EQUAL(tn_store_adopt(s, from, hb, small, &moved), -DJ_ELIMIT);
+	CU_ASSERT_EQUAL(tn_store_describe(s, from, hb, &d), 0);
+	/* The adopted tensor goes with its new session. */
+	CU_ASSERT_EQUAL(tn_store_session_close(s, to), 0);
+	CU_ASSERT_EQUAL(counter.live_bytes, 16 + 400);
+	destroy_and_check(s);
+}
+
 static void test_threads(void)
 {
 	enum { THREADS = 4 };
@@ -453,6 +501,7 @@ int main(int argc, char **argv)
 		{"session close frees everything", test_session_close_frees_all},
 		{"references outlive free and close", test_references_outlive_free},
 		{"concurrent sessions and shared pins", test_threads},
+		{"a tensor handed to another session", test_adopt},
 		{"host backend and bad backend", test_host_backend},
 		{"a new tensor never shows freed bytes", test_alloc_never_shows_freed_bytes},
 		{NULL, NULL},
