@@ -207,7 +207,8 @@ struct ctl_fleet_config {
 	 * membership: static list or etcd view). Epoll thread. */
 	void (*stats)(void *arg, cJSON *fleet);
 	void *arg;
-	/** A receive grant expires this long after it was made (default 60 s). */
+	/** A receive grant expires this long after it was made (default 180 s:
+	 * longer than a move may take, since it is checked at the end). */
 	uint32_t grant_ttl_ms;
 	/** Grants outstanding per server (default 1024) and per session (64). */
 	uint32_t max_grants, max_session_grants;

@@ -40,6 +40,10 @@
 #define BOUNCE_CHUNK (64u << 20)
 #define MAX_PEERS 256
 #define MOVE_TIMEOUT_MS 120000
+/* A grant is checked when the moved tensor is adopted, after the transfer:
+ * it must outlive the slowest move that began in time, or a slow but live
+ * move would be refused at the very end ("grant expired"). */
+#define GRANT_TTL_DEFAULT_MS (MOVE_TIMEOUT_MS + 60000)
 
 /* A client's permission for one tensor to arrive in its session. */
 struct grant {
@@ -81,7 +85,7 @@ static const struct dj_datapath *server_dp(const struct ctl_server *srv)
 static void fleet_defaults(struct ctl_fleet_config *f)
 {
 	if (f->grant_ttl_ms == 0)
-		f->grant_ttl_ms = 60000;
+		f->grant_ttl_ms = GRANT_TTL_DEFAULT_MS;
 	if (f->max_grants == 0)
 		f->max_grants = 1024;
 	if (f->max_session_grants == 0)
