@@ -66,7 +66,8 @@ struct dj_graph {
 int gr_node_new(struct dj_graph *g, struct gr_node **node);
 int gr_error(struct dj_graph *g, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* An op whose output is its input 0, written in place (slice_write). */
+/* An op whose output is its input 0, written in place: the operation
+ * table's inplace flag (slice_write today); 0 for a name it lacks. */
 int gr_op_in_place(const char *op_name);
 /*
  * Record an op without the op table: desc is the caller's. For annotating

@@ -599,6 +599,25 @@ static void test_plan_writes_in_order(void)
 	dj_graph_destroy(g);
 }
 
+/* The graph's idea of "in place" is the operation table's flag, for every
+ * operation of the table; a name the table lacks is never in place. */
+static void test_in_place_from_table(void)
+{
+	int n_inplace = 0;
+
+	for (int i = 0; i < tn_op_count(); i++) {
+		const struct tn_op *op = tn_op_get((enum tn_op_id)i);
+
+		CU_ASSERT_EQUAL(gr_op_in_place(op->name), op->inplace != 0);
+		n_inplace += op->inplace != 0;
+	}
+	CU_ASSERT(n_inplace >= 1);
+	CU_ASSERT_TRUE(gr_op_in_place("slice_write"));
+	CU_ASSERT_FALSE(gr_op_in_place("narrow"));
+	CU_ASSERT_FALSE(gr_op_in_place("slice_write_v2"));
+	CU_ASSERT_FALSE(gr_op_in_place(""));
+}
+
 /* ---- the hash -------------------------------------------------------------- */
 
 static void test_hash_is_xxh64(void)
@@ -641,6 +660,7 @@ int main(int argc, char **argv)
 		{"plan on one server: one batch, puts, frees", test_plan_one_server},
 		{"plan on two servers: stages, transfers, state", test_plan_two_servers},
 		{"plan: writes into state run, in order", test_plan_writes_in_order},
+		{"in-place operations come from the table", test_in_place_from_table},
 		{"content hash is XXH64", test_hash_is_xxh64},
 		{NULL, NULL},
 	};
