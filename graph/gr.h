@@ -59,6 +59,7 @@ struct dj_graph {
 	int n, cap;
 	struct gr_annot annot;
 	struct dj_graph_run_stats last;
+	int failed_server;           /* the last fetch's failed request's server, -1 */
 	char err[GR_ERR_LEN];
 };
 
@@ -151,6 +152,9 @@ struct gr_plan {
 	/* Tensors fetched to move them to another server. */
 	uint8_t *transfer;
 	int n_transfers;
+	/* Bytes of the transfers' uploads (one per receiving batch); of them,
+	 * KV-cache data (a state, or a copy of part of one). */
+	uint64_t transfer_bytes, kv_transfer_bytes;
 };
 
 /* What plan.c needs to know of the context's caches. */

@@ -73,6 +73,7 @@ int dj_graph_create(struct dj_graph_ctx *ctx, struct dj_graph **graph)
 	if (g == NULL)
 		return -ENOMEM;
 	g->ctx = ctx;
+	g->failed_server = -1;
 	*graph = g;
 	return 0;
 }
