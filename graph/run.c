@@ -946,13 +946,32 @@ static void plan_expect(const struct dj_graph *g, const struct gr_plan *p, const
 	}
 }
 
+/* Residency from the placer's own tables, for a plan without a context. */
+struct placer_view {
+	const struct dj_graph_placer *pl;
+	struct dj_graph *g;
+};
+
+static uint64_t placer_resident(void *arg, const struct gr_node *n)
+{
+	const struct placer_view *v = arg;
+
+	return v->pl->resident(v->pl->arg, v->g, (int)(n - v->g->nodes));
+}
+
 int dj_graph_plan(struct dj_graph *g, const struct dj_graph_placer *placer, int n_servers,
 		  const int *nodes, int n, struct dj_graph_run_stats *expect)
 {
 	struct dj_graph_ctx *c = g->ctx;
 	struct gr_view view = {.inline_max = DJ_BATCH_PUT_MAX, .resident = view_resident, .arg = c};
+	struct placer_view pv = {.pl = placer, .g = g};
 	struct gr_plan p = {0};
 	int rc;
+
+	if (c == NULL && placer != NULL && placer->resident != NULL) {
+		view.resident = placer_resident;
+		view.arg = &pv;
+	}
 
 	g->err[0] = '\0';
 	if (c != NULL) {

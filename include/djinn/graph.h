@@ -112,6 +112,10 @@ struct dj_graph_placer {
 	int (*place)(void *arg, struct dj_graph *g, const uint8_t *needed, int *server,
 		     char *why, size_t why_len);
 	void *arg;
+	/** Optional, for dj_graph_plan() of a graph without a context (a
+	 * simulation): the servers (bit mask) that hold parameter or state
+	 * @p node already, as the placer's own tables know them. NULL: none. */
+	uint64_t (*resident)(void *arg, struct dj_graph *g, int node);
 };
 
 /**
@@ -307,7 +311,8 @@ int dj_graph_failed_server(const struct dj_graph *graph);
  * the run would have where it all went as planned: round_trips, stages,
  * batches, ops, puts_inline, puts_separate, transfers, kv_bytes_moved (of
  * transfers) and bytes_up (uploads and transfers; parameters and states the
- * context holds already are not counted). Nothing is sent, nothing cached.
+ * context holds already, or without a context those the placer's resident()
+ * names, are not counted). Nothing is sent, nothing cached.
  * @return 0, -EINVAL (bad node id, n_servers out of 1..64), -EXDEV (a
  * placement that splits what cannot be split), the placer's error, -ENOMEM;
  * the message in dj_graph_error().
