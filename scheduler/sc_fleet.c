@@ -3,8 +3,8 @@
  * The fleet's figures, measured from the client over one session per
  * server (djinn.h alone, so that a server needs nothing new):
  *
- *   round trip     median of 5 PINGs;
- *   bandwidth      a 4 MiB PUT, its round trip taken off;
+ *   round trip     the least of 5 PINGs;
+ *   bandwidth      a 4 MiB PUT;
  *   elementwise    an EXECUTE batch of 9 adds against one of 1 (same
  *                  request, same round trip): the difference is 8 adds'
  *                  time on the server, whatever the network; GB/s of the
@@ -17,7 +17,10 @@
  *   memory, queue  STATS: the member record's devices and queue where the
  *                  server has one (fleets), else the session's limit.
  *
- * Each timing is the best of three. Links between servers are derived from
+ * Each timing is the best of two, and the whole calibration runs three
+ * rounds over all servers in turn, each figure the best round's (load on
+ * this machine only slows a measurement down; taking turns spreads a burst
+ * of it over every server). Links between servers are derived from
  * the client's (a tensor crosses through the client today: fetched from a,
  * put to b); the fleet adapter (sc_fleet_view.c) replaces them where the
  * servers move tensors themselves.
@@ -34,9 +37,10 @@
 #include "sc.h"
 
 #define PUT_PROBE_BYTES (4u << 20)
-#define BEST_OF 3
+#define BEST_OF 2
 #define MATMUL_MAX_N 1024
 #define MATMUL_MIN_S 0.5e-3
+#define CALIB_ROUNDS 3
 
 static double now_s(void)
 {
@@ -104,41 +108,35 @@ static int per_op(struct dj_conn *c, const char *op, uint64_t h, int n_in, int m
 
 static int link_probe(struct dj_conn *c, struct dj_sched_server *sv)
 {
-	double rtts[5], best = 1e9;
 	struct dj_tensor t;
+	double t0, dt;
 	uint64_t h;
 	int rc;
 
+	sv->rtt_s = 1e9;
 	for (int i = 0; i < 5; i++) {
 		uint64_t ns = 0;
 
 		rc = dj_ping(c, &ns);
 		if (rc != 0)
 			return rc;
-		rtts[i] = (double)ns / 1e9;
+		/* The least: what the link can do; a loaded client only adds. */
+		sv->rtt_s = (double)ns / 1e9 < sv->rtt_s ? (double)ns / 1e9 : sv->rtt_s;
 	}
-	for (int i = 1; i < 5; i++)
-		for (int j = i; j > 0 && rtts[j] < rtts[j - 1]; j--) {
-			double x = rtts[j];
-
-			rtts[j] = rtts[j - 1];
-			rtts[j - 1] = x;
-		}
-	sv->rtt_s = rtts[2];
 	rc = zeros(DJ_DTYPE_FLOAT32, 1, PUT_PROBE_BYTES / 4, 0, &t);
-	for (int i = 0; rc == 0 && i < 2; i++) {
-		double t0 = now_s(), dt;
-
-		rc = dj_put(c, &t, &h);
-		dt = now_s() - t0;
-		if (rc == 0)
-			dj_free(c, h);
-		best = dt < best ? dt : best;
-	}
+	if (rc != 0)
+		return rc;
+	t0 = now_s();
+	rc = dj_put(c, &t, &h);
+	dt = now_s() - t0;
 	free(t.data);
-	if (rc == 0)
-		sv->bw_Bps = PUT_PROBE_BYTES / (best - sv->rtt_s > 1e-6 ? best - sv->rtt_s : 1e-6);
-	return rc;
+	if (rc != 0)
+		return rc;
+	dj_free(c, h);
+	/* Its round trip stays in: small beside 4 MiB, and never a negative
+	 * time where the PINGs were slower than the PUT. */
+	sv->bw_Bps = PUT_PROBE_BYTES / dt;
+	return 0;
 }
 
 static int compute_probe(const struct dj_sched_options *o, struct dj_conn *c,
@@ -297,12 +295,34 @@ static int measure_one(const struct dj_sched_options *o, struct dj_conn *c, int 
 	if (rc != 0)
 		DJC_LOG(DJ_LOG_ERR, "sched", "server %d: calibration failed: %s (%s)", i,
 			dj_strerror(rc), dj_conn_last_error(c));
-	else
-		DJC_LOG(DJ_LOG_INFO, "sched", "server %d: rtt %.0f us, %.2f GB/s up; matmul f32 %.2f "
-			"GFLOP/s; elementwise %.2f GB/s; %.1f us per op; free %" PRIu64 " bytes",
-			i, sv->rtt_s * 1e6, sv->bw_Bps / 1e9, sv->matmul_gflops[DJ_DTYPE_FLOAT32],
-			sv->elementwise_gbps, sv->op_overhead_s * 1e6, sv->mem_free);
 	return rc;
+}
+
+static double best_max(double a, double b)
+{
+	return a > b ? a : b;
+}
+
+static double best_min(double a, double b)
+{
+	return a < b ? a : b;
+}
+
+/* The better of two rounds' figures: load on the client (or on a server
+ * shared with others) only ever makes a measurement worse. */
+static void keep_best(struct dj_sched_server *best, const struct dj_sched_server *now)
+{
+	for (int d = 0; d < DJ_DTYPE_COUNT; d++)
+		best->matmul_gflops[d] = best_max(best->matmul_gflops[d], now->matmul_gflops[d]);
+	best->elementwise_gbps = best_max(best->elementwise_gbps, now->elementwise_gbps);
+	best->op_overhead_s = best_min(best->op_overhead_s, now->op_overhead_s);
+	best->service_s = best_min(best->service_s, now->service_s);
+	best->rtt_s = best_min(best->rtt_s, now->rtt_s);
+	best->bw_Bps = best_max(best->bw_Bps, now->bw_Bps);
+	/* Memory and queue: the latest reading. */
+	best->mem_free = now->mem_free;
+	best->mem_total = now->mem_total;
+	best->queued = now->queued;
 }
 
 int dj_sched_measure(const struct dj_sched_options *opts, struct dj_conn *const *servers, int n,
@@ -319,8 +339,25 @@ int dj_sched_measure(const struct dj_sched_options *opts, struct dj_conn *const 
 		dj_sched_options_init(&o);
 	memset(f, 0, sizeof(*f));
 	f->n_servers = n;
-	for (int i = 0; i < n && rc == 0; i++)
-		rc = servers[i] != NULL ? measure_one(&o, servers[i], i, &f->servers[i]) : -EINVAL;
+	/* Rounds over every server in turn, each figure the best of them: a
+	 * burst of load on this machine then hits every server's figures,
+	 * not one server's, and the best round of each is its capacity. */
+	for (int round = 0; round < CALIB_ROUNDS && rc == 0; round++)
+		for (int i = 0; i < n && rc == 0; i++) {
+			struct dj_sched_server now;
+
+			rc = servers[i] != NULL ? measure_one(&o, servers[i], i, &now) : -EINVAL;
+			if (rc == 0 && round == 0)
+				f->servers[i] = now;
+			else if (rc == 0)
+				keep_best(&f->servers[i], &now);
+		}
+	for (int i = 0; rc == 0 && i < n; i++)
+		DJC_LOG(DJ_LOG_INFO, "sched", "server %d: rtt %.0f us, %.2f GB/s up; matmul f32 %.2f "
+			"GFLOP/s; elementwise %.2f GB/s; %.1f us per op; free %" PRIu64 " bytes", i,
+			f->servers[i].rtt_s * 1e6, f->servers[i].bw_Bps / 1e9,
+			f->servers[i].matmul_gflops[DJ_DTYPE_FLOAT32], f->servers[i].elementwise_gbps,
+			f->servers[i].op_overhead_s * 1e6, f->servers[i].mem_free);
 	if (rc == 0)
 		sc_fleet_derive_links(f);
 	return rc;

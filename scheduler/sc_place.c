@@ -336,6 +336,14 @@ static void group_on(struct placing *p, int gi, int a, double *avail, struct ter
 	t->need += p->gr[gi].peak;
 }
 
+/* Weight copies a committed placement makes are there for the groups after
+ * it (their memory is counted once). */
+static void copies_commit(struct placing *p, const uint64_t *planned)
+{
+	for (int y = 0; y < p->n; y++)
+		p->nd[y].copies |= planned[y];
+}
+
 /* ---- decisions -------------------------------------------------------------- */
 
 static void fill(struct dj_sched_decision *d, const struct terms *t)
@@ -627,6 +635,7 @@ static int place_anchored(struct placing *p, int gi, uint64_t *scratch, double *
 	}
 	memset(scratch, 0, sizeof(uint64_t) * (size_t)p->n);
 	group_on(p, gi, a, p->avail, &t, scratch);
+	copies_commit(p, scratch);
 	t.move += mv;
 	fill(d, &t);
 	return 0;
@@ -665,6 +674,7 @@ static int place_new(struct placing *p, int gi, uint64_t *scratch, double *score
 	fill(d, &t);
 	memset(scratch, 0, sizeof(uint64_t) * (size_t)p->n);
 	group_on(p, gi, to, p->avail, &t, scratch);
+	copies_commit(p, scratch);
 	for (int x = 0; x < p->n; x++)
 		if (p->gid[x] == gi && p->nd[x].i.kind == DJ_GRAPH_STATE)
 			p->nd[x].where = to;
@@ -713,6 +723,7 @@ static int place_free(struct placing *p, int gi, uint64_t *scratch, double *scor
 		memset(&t, 0, sizeof(t));
 		memset(scratch, 0, sizeof(uint64_t) * (size_t)p->n);
 		op_on(p, x, best, p->avail, &t, scratch);
+		copies_commit(p, scratch);
 		struct dj_sched_decision *d = sc_decide(p->s, nd->pin >= 0 ? DJ_SCHED_RULE_WEIGHTS :
 							DJ_SCHED_RULE_COST, x, best);
 
@@ -807,7 +818,7 @@ static void reserve(struct placing *p, const int *server)
 			int y = nd->i.inputs[k];
 			const struct pnode *w = &p->nd[y];
 
-			if (w->i.kind == DJ_GRAPH_PARAM && !((w->copies | seen[y]) >> server[x] & 1)) {
+			if (w->i.kind == DJ_GRAPH_PARAM && !((w->i.resident | seen[y]) >> server[x] & 1)) {
 				p->s->reserved[server[x]] += w->i.nbytes;
 				seen[y] |= 1ull << server[x];
 			}

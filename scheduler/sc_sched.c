@@ -214,6 +214,7 @@ static int sched_new(const struct dj_sched_options *opts, struct dj_sched **out)
 	else
 		dj_graph_options_init(&s->go);
 	s->o.graph = NULL;
+	s->o.fleet = NULL;
 	s->placer.place = placer_cb;
 	s->placer.resident = resident_cb;
 	s->placer.arg = s;
@@ -246,7 +247,12 @@ int dj_sched_create(const struct dj_sched_options *opts, struct dj_conn *const *
 	rc = sched_new(opts, &s);
 	if (rc != 0)
 		return rc;
-	rc = dj_sched_measure(&s->o, servers, n, &s->f);
+	if (s->o.fleet != NULL)
+		rc = s->o.fleet->n_servers == n ? 0 : -EINVAL;
+	if (rc == 0 && s->o.fleet != NULL)
+		s->f = *s->o.fleet;
+	else if (rc == 0)
+		rc = dj_sched_measure(&s->o, servers, n, &s->f);
 	if (rc == 0)
 		rc = dj_graph_ctx_create(&s->go, servers, n, &s->ctx);
 	if (rc != 0) {
@@ -396,6 +402,13 @@ static int rebuild_lost(struct dj_sched *s, struct dj_graph *g)
 			return -EHOSTDOWN;
 		}
 		rc = s->rebuild(s->rebuild_arg, s, name);
+		if (rc == -EAGAIN) {
+			/* Nothing to rebuild yet (lost in the fetch that makes
+			 * it): forgotten, that fetch makes it again. */
+			sc_seq_drop(s, name);
+			i = -1;
+			continue;
+		}
 		q = sc_seq_find(s, name);
 		if (rc == 0 && q != NULL && q->lost)
 			rc = -EHOSTDOWN; /* the callback did not write it again */

@@ -116,6 +116,10 @@ struct dj_sched_options {
 	 *  (default 1M). */
 	int calib_matmul_n;
 	int64_t calib_elementwise_n;
+	/** Figures to use instead of measuring (dj_sched_create): an earlier
+	 *  scheduler's (dj_sched_fleet_get) over the same servers, in the same
+	 *  order. Borrowed for the call. NULL: calibrate. */
+	const struct dj_sched_fleet *fleet;
 };
 
 void dj_sched_options_init(struct dj_sched_options *opts);
@@ -128,9 +132,11 @@ struct dj_sched;
  * here (matmul GFLOP/s for float32, float16 and bfloat16; elementwise
  * GB/s; the cost of one more operation in a batch), PINGs and a PUT (round
  * trip, bandwidth), STATS (free memory, queue); links between servers
- * derived through the client (fleet->note says so). Then a graph context
- * over the same servers with the scheduler as its placer.
- * @return 0, -EINVAL, -ENOMEM, or a server's error (its message logged).
+ * derived through the client (fleet->note says so); or opts->fleet's
+ * figures where given. Then a graph context over the same servers with the
+ * scheduler as its placer.
+ * @return 0, -EINVAL (also opts->fleet of another size), -ENOMEM, or a
+ * server's error (its message logged).
  */
 int dj_sched_create(const struct dj_sched_options *opts, struct dj_conn *const *servers, int n,
 		    struct dj_sched **sched);
@@ -176,7 +182,10 @@ int dj_sched_pin(struct dj_sched *sched, const char *name, int server);
  * Rebuild sequence @p sequence, lost with its server, from its lineage:
  * record and run (dj_sched_fetch) a graph that writes its states again from
  * position 0 (for an LLM: a prefill of the sequence's tokens so far). The
- * scheduler places it on a surviving server. Return 0 or an error.
+ * scheduler places it on a surviving server. Return 0, -EAGAIN where there
+ * is nothing to rebuild (the sequence was lost in the very fetch that
+ * creates it: it is forgotten, and that fetch, run again, makes it), or an
+ * error.
  */
 typedef int (*dj_sched_rebuild_fn)(void *arg, struct dj_sched *sched, const char *sequence);
 void dj_sched_set_lineage(struct dj_sched *sched, dj_sched_rebuild_fn rebuild, void *arg);

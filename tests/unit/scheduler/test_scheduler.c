@@ -265,6 +265,20 @@ static void test_load_balance(void)
 	CU_ASSERT(count[0] == 3 && count[1] == 3 && count[2] == 2);
 	dj_sched_destroy(s);
 
+	/* Equal servers measured a few per cent apart (a loaded client's
+	 * calibration): still 3/3/2, not all on the one that looked fastest. */
+	f->servers[1].matmul_gflops[DJ_DTYPE_FLOAT32] = 10.6;
+	f->servers[2].elementwise_gbps = 5.3;
+	f->servers[0].op_overhead_s = 10.8e-6;
+	s = sched_new(f, DJ_SCHED_WEIGHTS_REPLICATE, 0, 0);
+	g = step_graph(0, 8, 0, 8, out);
+	CU_ASSERT_EQUAL_FATAL(plan(s, g, out, 8, &st), 0);
+	spread(s, 3, count, where, 8);
+	CU_ASSERT(count[0] >= 2 && count[1] >= 2 && count[2] >= 2);
+	CU_ASSERT_EQUAL(count[0] + count[1] + count[2], 8);
+	dj_graph_destroy(g);
+	dj_sched_destroy(s);
+
 	/* Server 2 four times faster: it takes most; server 0 with a deep
 	 * queue: it takes fewest. */
 	f->servers[2].matmul_gflops[DJ_DTYPE_FLOAT32] = 40;
