@@ -3,27 +3,30 @@
  * The fleet's figures, measured from the client over one session per
  * server (djinn.h alone, so that a server needs nothing new):
  *
- *   round trip     the least of 5 PINGs;
- *   bandwidth      a 4 MiB PUT;
+ *   round trip     the least of the PINGs;
+ *   bandwidth      a 4 MiB PUT (its round trip left in: small beside it);
  *   elementwise    an EXECUTE batch of 9 adds against one of 1 (same
  *                  request, same round trip): the difference is 8 adds'
  *                  time on the server, whatever the network; GB/s of the
  *                  bytes they read and write;
  *   op overhead    33 adds of one element against 1: what one more
  *                  operation in a batch costs beyond its arithmetic;
- *   matmul         per float dtype, 3 square matmuls against 1, the side
+ *   matmul         per float dtype, 5 square matmuls against 1, the side
  *                  doubled (from 128) while one takes under 0.5 ms;
  *   service time   a batch of one tiny add, its round trip taken off;
  *   memory, queue  STATS: the member record's devices and queue where the
  *                  server has one (fleets), else the session's limit.
  *
- * Each timing is the best of two, and the whole calibration runs three
- * rounds over all servers in turn, each figure the best round's (load on
- * this machine only slows a measurement down; taking turns spreads a burst
- * of it over every server). Links between servers are derived from
- * the client's (a tensor crosses through the client today: fetched from a,
- * put to b); the fleet adapter (sc_fleet_view.c) replaces them where the
- * servers move tensors themselves.
+ * Four rounds go over all servers in turn and each raw time is the least
+ * seen: load on this machine only ever slows a measurement down, and
+ * taking turns spreads a burst of it over every server's rounds rather
+ * than all of one server's (a busy client once made one of three equal
+ * servers look 2.5 times slower). Differences are taken between those
+ * least times, so that one unlucky batch cannot make a server look
+ * faster either. Links between servers are derived from the client's (a
+ * tensor crosses through the client today: fetched from a, put to b); the
+ * fleet adapter (sc_fleet_view.c) replaces them where the servers move
+ * tensors themselves.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,10 +40,12 @@
 #include "sc.h"
 
 #define PUT_PROBE_BYTES (4u << 20)
-#define BEST_OF 2
 #define MATMUL_MAX_N 1024
 #define MATMUL_MIN_S 0.5e-3
-#define CALIB_ROUNDS 3
+#define CALIB_ROUNDS 4
+#define EW_MANY 9
+#define OV_MANY 33
+#define MM_MANY 5
 
 static double now_s(void)
 {
@@ -57,15 +62,15 @@ static int zeros(enum dj_dtype dt, int ndim, int64_t a, int64_t b, struct dj_ten
 	return t->data != NULL ? 0 : -ENOMEM;
 }
 
-/* Best time of a batch of reps entries "op(h, h)" (n_in inputs), each
- * freeing its own output. */
-static int batch_time(struct dj_conn *c, const char *op, uint64_t h, int n_in, int reps,
-		      double *best)
+/* One batch of reps entries "op(h, h)", each freeing its own output: its
+ * time, round trip included. */
+static int batch_time(struct dj_conn *c, const char *op, uint64_t h, int reps, double *t)
 {
 	struct dj_batch_op ops[40];
 	uint64_t out[40];
-	int self[40];
+	int self[40], rc;
 	char txt[24];
+	double t0;
 
 	if (reps > 40)
 		return -EINVAL;
@@ -73,135 +78,172 @@ static int batch_time(struct dj_conn *c, const char *op, uint64_t h, int n_in, i
 	memset(ops, 0, sizeof(ops));
 	for (int k = 0; k < reps; k++) {
 		ops[k].op = op;
-		ops[k].n_in = n_in;
-		for (int j = 0; j < n_in; j++)
-			ops[k].inputs[j] = txt;
+		ops[k].n_in = 2;
+		ops[k].inputs[0] = ops[k].inputs[1] = txt;
 		self[k] = k;
 		ops[k].free = &self[k];
 		ops[k].n_free = 1;
 	}
-	*best = 1e9;
-	for (int i = 0; i < BEST_OF; i++) {
-		double t0 = now_s();
-		int rc = dj_execute_batch(c, ops, reps, out);
-		double t = now_s() - t0;
-
-		if (rc != 0)
-			return rc;
-		*best = t < *best ? t : *best;
-	}
-	return 0;
-}
-
-/* Per-operation time: batches of many against one, the difference shared. */
-static int per_op(struct dj_conn *c, const char *op, uint64_t h, int n_in, int many, double *t)
-{
-	double one, lots;
-	int rc = batch_time(c, op, h, n_in, 1, &one);
-
-	if (rc == 0)
-		rc = batch_time(c, op, h, n_in, many, &lots);
-	/* A loaded client can make the difference vanish: never below 0.1 us. */
-	*t = rc == 0 && lots - one > 1e-7 * (many - 1) ? (lots - one) / (many - 1) : 1e-7;
-	return rc;
-}
-
-static int link_probe(struct dj_conn *c, struct dj_sched_server *sv)
-{
-	struct dj_tensor t;
-	double t0, dt;
-	uint64_t h;
-	int rc;
-
-	sv->rtt_s = 1e9;
-	for (int i = 0; i < 5; i++) {
-		uint64_t ns = 0;
-
-		rc = dj_ping(c, &ns);
-		if (rc != 0)
-			return rc;
-		/* The least: what the link can do; a loaded client only adds. */
-		sv->rtt_s = (double)ns / 1e9 < sv->rtt_s ? (double)ns / 1e9 : sv->rtt_s;
-	}
-	rc = zeros(DJ_DTYPE_FLOAT32, 1, PUT_PROBE_BYTES / 4, 0, &t);
-	if (rc != 0)
-		return rc;
 	t0 = now_s();
-	rc = dj_put(c, &t, &h);
-	dt = now_s() - t0;
-	free(t.data);
-	if (rc != 0)
-		return rc;
-	dj_free(c, h);
-	/* Its round trip stays in: small beside 4 MiB, and never a negative
-	 * time where the PINGs were slower than the PUT. */
-	sv->bw_Bps = PUT_PROBE_BYTES / dt;
-	return 0;
-}
-
-static int compute_probe(const struct dj_sched_options *o, struct dj_conn *c,
-			 struct dj_sched_server *sv)
-{
-	struct dj_tensor x = {0}, one = {0};
-	uint64_t hx = 0, h1 = 0;
-	double t;
-	int rc = zeros(DJ_DTYPE_FLOAT32, 1, o->calib_elementwise_n, 0, &x);
-
-	if (rc == 0)
-		rc = zeros(DJ_DTYPE_FLOAT32, 1, 1, 0, &one);
-	if (rc == 0)
-		rc = dj_put(c, &x, &hx);
-	if (rc == 0)
-		rc = dj_put(c, &one, &h1);
-	if (rc == 0)
-		rc = per_op(c, "add", hx, 2, 9, &t);
-	if (rc == 0)
-		sv->elementwise_gbps = 3.0 * (double)dj_tensor_nbytes(&x.desc) / t / 1e9;
-	if (rc == 0)
-		rc = per_op(c, "add", h1, 2, 33, &sv->op_overhead_s);
-	if (rc == 0)
-		rc = batch_time(c, "add", h1, 2, 1, &t);
-	if (rc == 0)
-		sv->service_s = t > sv->rtt_s ? t - sv->rtt_s : 0;
-	if (hx != 0)
-		dj_free(c, hx);
-	if (h1 != 0)
-		dj_free(c, h1);
-	free(x.data);
-	free(one.data);
+	rc = dj_execute_batch(c, ops, reps, out);
+	*t = now_s() - t0;
 	return rc;
 }
 
-/* Matmul GFLOP/s of one dtype; 0 where the server refuses it. */
-static int matmul_probe(const struct dj_sched_options *o, struct dj_conn *c, enum dj_dtype dt,
-			double *gflops)
+/* *best: the least of itself and one more batch's time. */
+static int least(struct dj_conn *c, const char *op, uint64_t h, int reps, double *best)
+{
+	double t;
+	int rc = batch_time(c, op, h, reps, &t);
+
+	if (rc == 0 && t < *best)
+		*best = t;
+	return rc;
+}
+
+static const enum dj_dtype calib_dtypes[] = {DJ_DTYPE_FLOAT32, DJ_DTYPE_FLOAT16,
+					     DJ_DTYPE_BFLOAT16};
+#define N_CALIB_DTYPES 3
+
+/* One server's probe tensors and raw times, each the least seen: batches
+ * of one entry [0] and of many [1]. */
+struct probe {
+	struct dj_conn *c;
+	uint64_t hx, h1, hm[N_CALIB_DTYPES];
+	int mm_n[N_CALIB_DTYPES];          /* matmul side; 0: the server refuses it */
+	double rtt, put, ew[2], ov[2], mm[N_CALIB_DTYPES][2];
+};
+
+/* The matmul side for dtype k: doubled while one takes under
+ * MATMUL_MIN_S, so that its time is the arithmetic's. */
+static int matmul_size(const struct dj_sched_options *o, struct probe *pr, int k)
 {
 	int n = o->calib_matmul_n;
 
-	*gflops = 0;
 	for (;;) {
 		struct dj_tensor a;
-		uint64_t h = 0;
-		double t;
-		int rc = zeros(dt, 2, n, n, &a);
+		double t = 0;
+		int rc = zeros(calib_dtypes[k], 2, n, n, &a);
 
 		if (rc == 0)
-			rc = dj_put(c, &a, &h);
+			rc = dj_put(pr->c, &a, &pr->hm[k]);
 		free(a.data);
 		if (rc == 0)
-			rc = per_op(c, "matmul", h, 2, 3, &t);
-		if (h != 0)
-			dj_free(c, h);
+			rc = batch_time(pr->c, "matmul", pr->hm[k], 1, &t);
 		if (rc == -DJ_EDTYPE || rc == -DJ_EUNKNOWN_OP)
-			return 0; /* not on this server: float32's stands in */
-		if (rc != 0)
+			return 0; /* not on this server: float32's figure stands in */
+		if (rc != 0 || t >= MATMUL_MIN_S || n * 2 > MATMUL_MAX_N) {
+			pr->mm_n[k] = rc == 0 ? n : 0;
 			return rc;
-		if (t < MATMUL_MIN_S && n * 2 <= MATMUL_MAX_N) {
-			n *= 2;
-			continue;
 		}
-		*gflops = 2.0 * (double)n * (double)n * (double)n / t / 1e9;
-		return 0;
+		dj_free(pr->c, pr->hm[k]);
+		pr->hm[k] = 0;
+		n *= 2;
+	}
+}
+
+static int probe_open(const struct dj_sched_options *o, struct dj_conn *c, struct probe *pr)
+{
+	struct dj_tensor x = {0}, one = {0};
+	int rc;
+
+	memset(pr, 0, sizeof(*pr));
+	pr->c = c;
+	pr->rtt = pr->put = pr->ew[0] = pr->ew[1] = pr->ov[0] = pr->ov[1] = 1e9;
+	for (int k = 0; k < N_CALIB_DTYPES; k++)
+		pr->mm[k][0] = pr->mm[k][1] = 1e9;
+	rc = zeros(DJ_DTYPE_FLOAT32, 1, o->calib_elementwise_n, 0, &x);
+	if (rc == 0)
+		rc = zeros(DJ_DTYPE_FLOAT32, 1, 1, 0, &one);
+	if (rc == 0)
+		rc = dj_put(c, &x, &pr->hx);
+	if (rc == 0)
+		rc = dj_put(c, &one, &pr->h1);
+	free(x.data);
+	free(one.data);
+	for (int k = 0; rc == 0 && k < N_CALIB_DTYPES; k++)
+		rc = matmul_size(o, pr, k);
+	return rc;
+}
+
+static void probe_close(struct probe *pr)
+{
+	uint64_t hs[2 + N_CALIB_DTYPES] = {pr->hx, pr->h1, pr->hm[0], pr->hm[1], pr->hm[2]};
+
+	for (size_t i = 0; pr->c != NULL && i < sizeof(hs) / sizeof(hs[0]); i++)
+		if (hs[i] != 0)
+			dj_free(pr->c, hs[i]);
+}
+
+/* One round: every time taken once more, the least kept. */
+static int probe_round(struct probe *pr)
+{
+	struct dj_tensor t;
+	double t0;
+	uint64_t h;
+	int rc = 0;
+
+	for (int i = 0; i < 3 && rc == 0; i++) {
+		uint64_t ns = 0;
+
+		rc = dj_ping(pr->c, &ns);
+		pr->rtt = (double)ns / 1e9 < pr->rtt ? (double)ns / 1e9 : pr->rtt;
+	}
+	if (rc == 0)
+		rc = zeros(DJ_DTYPE_FLOAT32, 1, PUT_PROBE_BYTES / 4, 0, &t);
+	if (rc == 0) {
+		t0 = now_s();
+		rc = dj_put(pr->c, &t, &h);
+		t0 = now_s() - t0;
+		free(t.data);
+		if (rc == 0) {
+			dj_free(pr->c, h);
+			pr->put = t0 < pr->put ? t0 : pr->put;
+		}
+	}
+	if (rc == 0)
+		rc = least(pr->c, "add", pr->hx, 1, &pr->ew[0]);
+	if (rc == 0)
+		rc = least(pr->c, "add", pr->hx, EW_MANY, &pr->ew[1]);
+	if (rc == 0)
+		rc = least(pr->c, "add", pr->h1, 1, &pr->ov[0]);
+	if (rc == 0)
+		rc = least(pr->c, "add", pr->h1, OV_MANY, &pr->ov[1]);
+	for (int k = 0; rc == 0 && k < N_CALIB_DTYPES; k++) {
+		if (pr->mm_n[k] == 0)
+			continue;
+		rc = least(pr->c, "matmul", pr->hm[k], 1, &pr->mm[k][0]);
+		if (rc == 0)
+			rc = least(pr->c, "matmul", pr->hm[k], MM_MANY, &pr->mm[k][1]);
+	}
+	return rc;
+}
+
+/* (many - one) / (n - 1), never below 0.1 us (a loaded client can make the
+ * difference vanish). */
+static double per_entry(const double *t, int n)
+{
+	return t[1] - t[0] > 1e-7 * (n - 1) ? (t[1] - t[0]) / (n - 1) : 1e-7;
+}
+
+static void probe_figures(const struct dj_sched_options *o, const struct probe *pr, int i,
+			  struct dj_sched_server *sv)
+{
+	memset(sv, 0, sizeof(*sv));
+	snprintf(sv->name, sizeof(sv->name), "s%d", i);
+	sv->up = 1;
+	sv->rtt_s = pr->rtt;
+	sv->bw_Bps = PUT_PROBE_BYTES / pr->put;
+	sv->elementwise_gbps = 3.0 * 4.0 * (double)o->calib_elementwise_n /
+			       per_entry(pr->ew, EW_MANY) / 1e9;
+	sv->op_overhead_s = per_entry(pr->ov, OV_MANY);
+	sv->service_s = pr->ov[0] > pr->rtt ? pr->ov[0] - pr->rtt : 0;
+	for (int k = 0; k < N_CALIB_DTYPES; k++) {
+		double n = pr->mm_n[k];
+
+		if (n > 0)
+			sv->matmul_gflops[calib_dtypes[k]] = 2.0 * n * n * n /
+							     per_entry(pr->mm[k], MM_MANY) / 1e9;
 	}
 }
 
@@ -276,88 +318,75 @@ void sc_fleet_derive_links(struct dj_sched_fleet *f)
 		 "probe before the fleet");
 }
 
-static int measure_one(const struct dj_sched_options *o, struct dj_conn *c, int i,
-		       struct dj_sched_server *sv)
+/* A homogeneous fleet: every compute figure the best any server gave. */
+static void pool(struct dj_sched_fleet *f)
 {
-	static const enum dj_dtype dts[] = {DJ_DTYPE_FLOAT32, DJ_DTYPE_FLOAT16, DJ_DTYPE_BFLOAT16};
-	int rc;
+	struct dj_sched_server best = f->servers[0];
 
-	memset(sv, 0, sizeof(*sv));
-	snprintf(sv->name, sizeof(sv->name), "s%d", i);
-	sv->up = 1;
-	rc = link_probe(c, sv);
-	if (rc == 0)
-		rc = compute_probe(o, c, sv);
-	for (size_t k = 0; rc == 0 && k < sizeof(dts) / sizeof(dts[0]); k++)
-		rc = matmul_probe(o, c, dts[k], &sv->matmul_gflops[dts[k]]);
-	if (rc == 0)
-		rc = sc_stats_read(c, sv);
-	if (rc != 0)
-		DJC_LOG(DJ_LOG_ERR, "sched", "server %d: calibration failed: %s (%s)", i,
-			dj_strerror(rc), dj_conn_last_error(c));
-	return rc;
-}
+	for (int i = 1; i < f->n_servers; i++) {
+		const struct dj_sched_server *v = &f->servers[i];
 
-static double best_max(double a, double b)
-{
-	return a > b ? a : b;
-}
+		for (int d = 0; d < DJ_DTYPE_COUNT; d++)
+			best.matmul_gflops[d] = v->matmul_gflops[d] > best.matmul_gflops[d] ?
+						v->matmul_gflops[d] : best.matmul_gflops[d];
+		best.elementwise_gbps = v->elementwise_gbps > best.elementwise_gbps ?
+					v->elementwise_gbps : best.elementwise_gbps;
+		best.op_overhead_s = v->op_overhead_s < best.op_overhead_s ? v->op_overhead_s :
+				     best.op_overhead_s;
+		best.service_s = v->service_s < best.service_s ? v->service_s : best.service_s;
+	}
+	for (int i = 0; i < f->n_servers; i++) {
+		struct dj_sched_server *v = &f->servers[i];
 
-static double best_min(double a, double b)
-{
-	return a < b ? a : b;
-}
-
-/* The better of two rounds' figures: load on the client (or on a server
- * shared with others) only ever makes a measurement worse. */
-static void keep_best(struct dj_sched_server *best, const struct dj_sched_server *now)
-{
-	for (int d = 0; d < DJ_DTYPE_COUNT; d++)
-		best->matmul_gflops[d] = best_max(best->matmul_gflops[d], now->matmul_gflops[d]);
-	best->elementwise_gbps = best_max(best->elementwise_gbps, now->elementwise_gbps);
-	best->op_overhead_s = best_min(best->op_overhead_s, now->op_overhead_s);
-	best->service_s = best_min(best->service_s, now->service_s);
-	best->rtt_s = best_min(best->rtt_s, now->rtt_s);
-	best->bw_Bps = best_max(best->bw_Bps, now->bw_Bps);
-	/* Memory and queue: the latest reading. */
-	best->mem_free = now->mem_free;
-	best->mem_total = now->mem_total;
-	best->queued = now->queued;
+		memcpy(v->matmul_gflops, best.matmul_gflops, sizeof(v->matmul_gflops));
+		v->elementwise_gbps = best.elementwise_gbps;
+		v->op_overhead_s = best.op_overhead_s;
+		v->service_s = best.service_s;
+	}
 }
 
 int dj_sched_measure(const struct dj_sched_options *opts, struct dj_conn *const *servers, int n,
 		     struct dj_sched_fleet *f)
 {
 	struct dj_sched_options o;
-	int rc = 0;
+	struct probe *pr;
+	int rc = 0, opened = 0;
 
 	if (servers == NULL || f == NULL || n < 1 || n > SC_MAX)
 		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		if (servers[i] == NULL)
+			return -EINVAL;
 	if (opts != NULL)
 		o = *opts;
 	else
 		dj_sched_options_init(&o);
+	pr = calloc((size_t)n, sizeof(*pr));
+	if (pr == NULL)
+		return -ENOMEM;
 	memset(f, 0, sizeof(*f));
 	f->n_servers = n;
-	/* Rounds over every server in turn, each figure the best of them: a
-	 * burst of load on this machine then hits every server's figures,
-	 * not one server's, and the best round of each is its capacity. */
+	for (; opened < n && rc == 0; opened++)
+		rc = probe_open(&o, servers[opened], &pr[opened]);
 	for (int round = 0; round < CALIB_ROUNDS && rc == 0; round++)
-		for (int i = 0; i < n && rc == 0; i++) {
-			struct dj_sched_server now;
-
-			rc = servers[i] != NULL ? measure_one(&o, servers[i], i, &now) : -EINVAL;
-			if (rc == 0 && round == 0)
-				f->servers[i] = now;
-			else if (rc == 0)
-				keep_best(&f->servers[i], &now);
-		}
-	for (int i = 0; rc == 0 && i < n; i++)
+		for (int i = 0; i < n && rc == 0; i++)
+			rc = probe_round(&pr[i]);
+	for (int i = 0; i < n && rc == 0; i++) {
+		probe_figures(&o, &pr[i], i, &f->servers[i]);
+		rc = sc_stats_read(servers[i], &f->servers[i]);
 		DJC_LOG(DJ_LOG_INFO, "sched", "server %d: rtt %.0f us, %.2f GB/s up; matmul f32 %.2f "
 			"GFLOP/s; elementwise %.2f GB/s; %.1f us per op; free %" PRIu64 " bytes", i,
 			f->servers[i].rtt_s * 1e6, f->servers[i].bw_Bps / 1e9,
 			f->servers[i].matmul_gflops[DJ_DTYPE_FLOAT32], f->servers[i].elementwise_gbps,
 			f->servers[i].op_overhead_s * 1e6, f->servers[i].mem_free);
+	}
+	if (rc == 0 && o.homogeneous)
+		pool(f);
+	if (rc != 0)
+		DJC_LOG(DJ_LOG_ERR, "sched", "calibration failed: %s", dj_strerror(rc));
+	for (int i = 0; i < opened; i++)
+		probe_close(&pr[i]);
+	free(pr);
 	if (rc == 0)
 		sc_fleet_derive_links(f);
 	return rc;

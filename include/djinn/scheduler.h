@@ -116,6 +116,11 @@ struct dj_sched_options {
 	 *  (default 1M). */
 	int calib_matmul_n;
 	int64_t calib_elementwise_n;
+	/** 1: the servers are the same hardware (a homogeneous fleet): each
+	 *  compute figure is the best measured on any of them, for all of
+	 *  them, so that noise of a busy client cannot tell twins apart. Links,
+	 *  memory and queues stay each server's own. */
+	int homogeneous;
 	/** Figures to use instead of measuring (dj_sched_create): an earlier
 	 *  scheduler's (dj_sched_fleet_get) over the same servers, in the same
 	 *  order. Borrowed for the call. NULL: calibrate. */
