@@ -24,6 +24,7 @@
 #include "common/djc.h"
 #include "tensor/ops.h"
 #include "graph_cmd.h"
+#include "plan_cmd.h"
 
 struct client_args {
 	struct dj_client_options opts;
@@ -57,6 +58,8 @@ static void usage(void)
 	       "  demo [--size N] [--seed S]   x, y random NxN (100): matmul, + bias, relu on\n"
 	       "                               the server; checked against the local CPU\n"
 	       "  graph --explain|--run ...    a decoder layer as a lazy graph (djinn graph -h)\n"
+	       "  plan [--sim ...|--servers ...]  the scheduler's decisions for the LLM demo's\n"
+	       "                               graphs, with their reasons (djinn plan -h)\n"
 	       "\n"
 	       "Options:\n"
 	       "  --host ADDR        server (default 127.0.0.1)\n"
@@ -442,6 +445,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "graph") == 0)
 		return djinn_graph_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "plan") == 0)
+		return djinn_plan_main(argc - 1, argv + 1);
 	djc_cli_set_name("djinn");
 	if (djc_cli_wants_help(argc, argv)) {
 		usage();
