@@ -67,8 +67,6 @@ struct dj_sched {
 };
 
 /* sc_fleet.c */
-/* Client-side links of every server to b; derived server-to-server links. */
-void sc_fleet_derive_links(struct dj_sched_fleet *f);
 /* STATS of one server into its memory and queue figures. */
 int sc_stats_read(struct dj_conn *conn, struct dj_sched_server *sv);
 

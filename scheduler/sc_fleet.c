@@ -294,7 +294,7 @@ int sc_stats_read(struct dj_conn *conn, struct dj_sched_server *sv)
 	return 0;
 }
 
-void sc_fleet_derive_links(struct dj_sched_fleet *f)
+void dj_sched_fleet_links(struct dj_sched_fleet *f)
 {
 	for (int a = 0; a < f->n_servers; a++)
 		for (int b = 0; b < f->n_servers; b++) {
@@ -345,6 +345,29 @@ static void pool(struct dj_sched_fleet *f)
 	}
 }
 
+int dj_sched_fleet_sim(struct dj_sched_fleet *f, int n)
+{
+	if (f == NULL || n < 1 || n > SC_MAX)
+		return -EINVAL;
+	memset(f, 0, sizeof(*f));
+	f->n_servers = n;
+	for (int s = 0; s < n; s++) {
+		struct dj_sched_server *sv = &f->servers[s];
+
+		snprintf(sv->name, sizeof(sv->name), "sim%d", s);
+		sv->up = 1;
+		sv->matmul_gflops[DJ_DTYPE_FLOAT32] = 10;
+		sv->elementwise_gbps = 5;
+		sv->op_overhead_s = 10e-6;
+		sv->service_s = 50e-6;
+		sv->mem_free = sv->mem_total = UINT64_MAX;
+		sv->rtt_s = 50e-6;
+		sv->bw_Bps = 1e9;
+	}
+	dj_sched_fleet_links(f);
+	return 0;
+}
+
 int dj_sched_measure(const struct dj_sched_options *opts, struct dj_conn *const *servers, int n,
 		     struct dj_sched_fleet *f)
 {
@@ -388,6 +411,6 @@ int dj_sched_measure(const struct dj_sched_options *opts, struct dj_conn *const 
 		probe_close(&pr[i]);
 	free(pr);
 	if (rc == 0)
-		sc_fleet_derive_links(f);
+		dj_sched_fleet_links(f);
 	return rc;
 }

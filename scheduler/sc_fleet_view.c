@@ -122,7 +122,7 @@ int sc_fleet_from_view(struct dj_fleet *fleet, const struct dj_sched_options *o,
 		return rc;
 	if (up == 0)
 		return -EHOSTUNREACH;
-	sc_fleet_derive_links(f);
+	dj_sched_fleet_links(f);
 	if (probe_links)
 		links_probe(fleet, index, f);
 	return 0;

@@ -124,19 +124,28 @@ struct sc_sim *sc_sim_find(struct dj_sched *s, const char *name, int is_state, u
 	return NULL;
 }
 
+/* A new entry at the end of a table of named things. */
+static struct sc_sim *sim_new(struct sc_sim **arr, int *n, int *cap, const char *name,
+			      int is_state, uint64_t hash)
+{
+	struct sc_sim *e;
+
+	if (grow((void **)arr, cap, *n, sizeof(**arr)) != 0)
+		return NULL;
+	e = &(*arr)[(*n)++];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->is_state = is_state;
+	e->hash = hash;
+	return e;
+}
+
 int sc_sim_add(struct dj_sched *s, const char *name, int is_state, uint64_t hash, int server)
 {
 	struct sc_sim *e = sc_sim_find(s, name, is_state, hash);
 
-	if (e == NULL) {
-		if (grow((void **)&s->sim, &s->cap_sim, s->n_sim, sizeof(*s->sim)) != 0)
-			return -ENOMEM;
-		e = &s->sim[s->n_sim++];
-		memset(e, 0, sizeof(*e));
-		snprintf(e->name, sizeof(e->name), "%s", name);
-		e->is_state = is_state;
-		e->hash = hash;
-	}
+	if (e == NULL && (e = sim_new(&s->sim, &s->n_sim, &s->cap_sim, name, is_state, hash)) == NULL)
+		return -ENOMEM;
 	/* A state lives on one server; a weight may have copies. */
 	e->servers = is_state ? 1ull << server : e->servers | 1ull << server;
 	return 0;
@@ -144,15 +153,10 @@ int sc_sim_add(struct dj_sched *s, const char *name, int is_state, uint64_t hash
 
 int sc_sim_pend(struct dj_sched *s, const char *name, int is_state, uint64_t hash, int server)
 {
-	struct sc_sim *e;
+	struct sc_sim *e = sim_new(&s->pend, &s->n_pend, &s->cap_pend, name, is_state, hash);
 
-	if (grow((void **)&s->pend, &s->cap_pend, s->n_pend, sizeof(*s->pend)) != 0)
+	if (e == NULL)
 		return -ENOMEM;
-	e = &s->pend[s->n_pend++];
-	memset(e, 0, sizeof(*e));
-	snprintf(e->name, sizeof(e->name), "%s", name);
-	e->is_state = is_state;
-	e->hash = hash;
 	e->servers = 1ull << server;
 	return 0;
 }

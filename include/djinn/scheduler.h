@@ -129,6 +129,19 @@ struct dj_sched_options {
 
 void dj_sched_options_init(struct dj_sched_options *opts);
 
+/**
+ * A simulated fleet of n servers (1..DJ_SCHED_MAX_SERVERS), each named
+ * "simN" with the same figures: 10 GFLOP/s matmul (float32), 5 GB/s
+ * elementwise, 10 us per op, 50 us service time, memory not known, 50 us and
+ * 1 GB/s to the client; links derived through the client. Edit the servers'
+ * figures, then dj_sched_fleet_links() again. @return 0, -EINVAL.
+ */
+int dj_sched_fleet_sim(struct dj_sched_fleet *fleet, int n);
+/** Links between servers from each server's link to the client, as a
+ *  tensor crosses today (fetched from a, put to b): rtt[a][b] = rtt(b),
+ *  1/bw[a][b] = 1/bw(a) + 1/bw(b); links_direct = 0, note set. */
+void dj_sched_fleet_links(struct dj_sched_fleet *fleet);
+
 struct dj_sched;
 
 /**

@@ -24,8 +24,6 @@
 #include "harness.h"
 
 #define D 8
-#define H 2
-#define HD (D / H)
 #define F 16
 #define V 32
 #define P 16
@@ -70,42 +68,32 @@ static int op2(struct dj_graph *g, const char *op, int a, int b)
 	return dj_graph_op(g, op, (int[]){a, b}, 2, NULL);
 }
 
-/* [1,T,D] -> [1,H,T,HD] */
-static int heads(struct dj_graph *g, int x, int T)
-{
-	char attrs[64];
-
-	snprintf(attrs, sizeof(attrs), "{\"shape\":[1,%d,%d,%d]}", T, H, HD);
-	return op1(g, "transpose", op1(g, "reshape", x, attrs), "{\"perm\":[0,2,1,3]}");
-}
-
-/* One step of sequence seq: T tokens at position pos. Returns the argmax. */
+/* One step of sequence seq: T tokens at position pos (one attention head
+ * over its caches [1, P, D]). Returns the argmax. */
 static int seq_step(struct dj_graph *g, const struct weights *w, int seq, int pos, int T)
 {
 	struct dj_tensor tok = host(DJ_DTYPE_INT64, 2, 1, T);
-	struct dj_tensor_desc cache = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 4, .shape = {1, H, P, HD}};
+	struct dj_tensor_desc cache = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 3, .shape = {1, P, D}};
 	char name[32], attrs[96];
 	int x, q, k, v, kc, vc, a;
 
 	x = op2(g, "embedding", dj_graph_input(g, "tok", &tok), w->emb);
-	q = heads(g, op2(g, "linear", x, w->wq), T);
-	k = heads(g, op2(g, "linear", x, w->wk), T);
-	v = heads(g, op2(g, "linear", x, w->wv), T);
+	q = op2(g, "linear", x, w->wq);
+	k = op2(g, "linear", x, w->wk);
+	v = op2(g, "linear", x, w->wv);
 	snprintf(name, sizeof(name), "seq%d/k", seq);
 	kc = dj_graph_state(g, name, &cache, NULL);
 	snprintf(name, sizeof(name), "seq%d/v", seq);
 	vc = dj_graph_state(g, name, &cache, NULL);
-	snprintf(attrs, sizeof(attrs), "{\"dim\":2,\"start\":%d}", pos);
+	snprintf(attrs, sizeof(attrs), "{\"dim\":1,\"start\":%d}", pos);
 	kc = dj_graph_op(g, "slice_write", (int[]){kc, k}, 2, attrs);
 	vc = dj_graph_op(g, "slice_write", (int[]){vc, v}, 2, attrs);
-	snprintf(attrs, sizeof(attrs), "{\"dim\":2,\"start\":0,\"length\":%d}", pos + T);
+	snprintf(attrs, sizeof(attrs), "{\"dim\":1,\"start\":0,\"length\":%d}", pos + T);
 	kc = op1(g, "narrow", kc, attrs);
 	vc = op1(g, "narrow", vc, attrs);
 	a = dj_graph_op(g, "scaled_dot_product_attention", (int[]){q, kc, vc}, 3,
 			T > 1 ? "{\"is_causal\":true}" : NULL);
-	a = op1(g, "transpose", a, "{\"perm\":[0,2,1,3]}");
-	snprintf(attrs, sizeof(attrs), "{\"shape\":[1,%d,%d]}", T, D);
-	x = op2(g, "add", x, op1(g, "reshape", a, attrs));
+	x = op2(g, "add", x, a);
 	x = op2(g, "add", x, op2(g, "linear", op1(g, "relu", op2(g, "linear", x, w->w1), NULL),
 				 w->w2));
 	return op1(g, "argmax", op2(g, "linear", x, w->emb), "{\"dim\":-1}");
@@ -126,33 +114,16 @@ static struct dj_graph *step_graph(int first, int n, int pos, int T, int *out)
 	return g;
 }
 
-/* n equal servers: 10 GFLOP/s, 5 GB/s, 10 us per op, 1 GiB, 50 us and
- * 1 GB/s to the client. */
+/* n equal servers (dj_sched_fleet_sim's figures) with 1 GiB each. */
 static struct dj_sched_fleet *fleet_new(int n)
 {
 	struct dj_sched_fleet *f = calloc(1, sizeof(*f));
 
-	f->n_servers = n;
+	CU_ASSERT_EQUAL_FATAL(dj_sched_fleet_sim(f, n), 0);
 	for (int s = 0; s < n; s++) {
-		struct dj_sched_server *sv = &f->servers[s];
-
-		snprintf(sv->name, sizeof(sv->name), "s%d", s);
-		sv->up = 1;
-		sv->matmul_gflops[DJ_DTYPE_FLOAT32] = 10;
-		sv->elementwise_gbps = 5;
-		sv->op_overhead_s = 10e-6;
-		sv->service_s = 50e-6;
-		sv->mem_free = sv->mem_total = 1ull << 30;
-		sv->rtt_s = 50e-6;
-		sv->bw_Bps = 1e9;
+		snprintf(f->servers[s].name, sizeof(f->servers[s].name), "s%d", s);
+		f->servers[s].mem_free = f->servers[s].mem_total = 1ull << 30;
 	}
-	/* Links through the client, as sc_fleet.c derives them. */
-	for (int a = 0; a < n; a++)
-		for (int b = 0; b < n; b++)
-			if (a != b) {
-				f->link_rtt_s[a][b] = 50e-6;
-				f->link_bw_Bps[a][b] = 0.5e9;
-			}
 	return f;
 }
 
@@ -225,6 +196,28 @@ static int count_rule(struct dj_sched *s, enum dj_sched_rule rule)
 	for (int i = 0; i < n; i++)
 		c += d[i].rule == rule;
 	return c;
+}
+
+/* A simulated fleet's links are the client's, one after the other. */
+static void test_sim_fleet_links(void)
+{
+	struct dj_sched_fleet *f = calloc(1, sizeof(*f));
+
+	CU_ASSERT_EQUAL(dj_sched_fleet_sim(f, 0), -EINVAL);
+	CU_ASSERT_EQUAL(dj_sched_fleet_sim(f, DJ_SCHED_MAX_SERVERS + 1), -EINVAL);
+	CU_ASSERT_EQUAL_FATAL(dj_sched_fleet_sim(f, 3), 0);
+	CU_ASSERT_EQUAL(f->link_rtt_s[0][1], 50e-6);
+	CU_ASSERT_DOUBLE_EQUAL(f->link_bw_Bps[0][1], 0.5e9, 1);
+	CU_ASSERT_EQUAL(f->link_rtt_s[1][1], 0);
+	CU_ASSERT_EQUAL(f->links_direct, 0);
+	f->servers[2].rtt_s = 1e-3;
+	f->servers[2].bw_Bps = 3e9;
+	dj_sched_fleet_links(f);
+	CU_ASSERT_EQUAL(f->link_rtt_s[0][2], 1e-3);
+	CU_ASSERT_EQUAL(f->link_rtt_s[2][0], 50e-6);
+	CU_ASSERT_DOUBLE_EQUAL(f->link_bw_Bps[2][0], 0.75e9, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f->note, "through the client"));
+	free(f);
 }
 
 /* ---- rule 3 ------------------------------------------------------------------- */
@@ -343,7 +336,7 @@ static void test_kv_colocation(void)
 	CU_ASSERT_EQUAL(count_rule(s, DJ_SCHED_RULE_MEMORY), 1);
 	dj_sched_stats(s, &ss);
 	CU_ASSERT_EQUAL(ss.kv_moves, 2); /* its k and v caches */
-	CU_ASSERT_EQUAL(ss.kv_move_bytes, 2 * H * P * HD * 4);
+	CU_ASSERT_EQUAL(ss.kv_move_bytes, 2 * P * D * 4);
 	spread(s, 3, count, again, 3);
 	CU_ASSERT_NOT_EQUAL(again[1], where[1]);
 	CU_ASSERT_EQUAL(again[0], where[0]);
@@ -426,7 +419,7 @@ static void test_memory(void)
 	struct dj_sched_fleet *now = calloc(1, sizeof(*now));
 
 	dj_sched_fleet_get(s, now);
-	now->servers[1].mem_free = now->servers[2].mem_free = 2 * H * P * HD * 4 - 1;
+	now->servers[1].mem_free = now->servers[2].mem_free = 2 * P * D * 4 - 1;
 	CU_ASSERT_EQUAL(dj_sched_fleet_set(s, now), 0);
 	free(now);
 	g = step_graph(4, 1, 0, 8, out);
@@ -597,6 +590,7 @@ static void test_free_ops_cost(void)
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
+		{"simulated fleet: links through the client", test_sim_fleet_links},
 		{"rule 3: new sequences to the earliest completion", test_load_balance},
 		{"rule 1: a step beside its KV cache; moved only for memory", test_kv_colocation},
 		{"recovery: lost sequences rebuilt by a prefill only", test_recovery_placement},
