@@ -422,7 +422,7 @@ static void row(const struct demo *d, const struct run *r)
 	       (double)r->dec.round_trips / d->steps, per_tok(d, r->dec.batches),
 	       per_tok(d, (double)(r->dec.bytes_up + r->dec.bytes_down)), r->dec.kv_bytes_moved,
 	       spread, r->failed ? "FAILED" : r->mismatches == 0 ? "MATCH" : "DIFFERS");
-	if (r->mismatches > 0)
+	if (r->mismatches > 0 && !r->failed)
 		printf("    %d sequence%s differ; first: %s\n", r->mismatches,
 		       r->mismatches == 1 ? "" : "s", r->first_mismatch);
 }
@@ -618,9 +618,7 @@ static int options(struct demo *d, int argc, char **argv, int *baselines, const 
 	static const struct option longopts[] = {
 		{"servers", required_argument, NULL, 'S'}, {"sequences", required_argument, NULL, 'n'},
 		{"prompt", required_argument, NULL, 'p'}, {"steps", required_argument, NULL, 't'},
-		{"layers", required_argument, NULL, 'l'}, {"d-model", required_argument, NULL, 'd'},
-		{"heads", required_argument, NULL, 'H'}, {"vocab", required_argument, NULL, 'v'},
-		{"ffn", required_argument, NULL, 'f'}, {"seed", required_argument, NULL, 's'},
+		LLM_CFG_LONGOPTS, {"seed", required_argument, NULL, 's'},
 		{"baselines", required_argument, NULL, 'b'}, {"json", required_argument, NULL, 'j'},
 		{"inproc-gpu", required_argument, NULL, 'g'}, {"at-step", required_argument, NULL, 'k'},
 		{"exec", required_argument, NULL, 'x'}, {"weights", required_argument, NULL, 'w'},
@@ -639,11 +637,6 @@ static int options(struct demo *d, int argc, char **argv, int *baselines, const 
 		case 'n': rc = djc_opt_int("--sequences", optarg, 1, MAX_SEQ, &d->S); break;
 		case 'p': rc = djc_opt_int("--prompt", optarg, 1, 128, &d->prompt); break;
 		case 't': rc = djc_opt_int("--steps", optarg, 1, 1024, &d->steps); break;
-		case 'l': rc = djc_opt_int("--layers", optarg, 1, LLM_MAX_LAYERS, &d->cfg.layers); break;
-		case 'd': rc = djc_opt_int("--d-model", optarg, 1, 8192, &d->cfg.d_model); break;
-		case 'H': rc = djc_opt_int("--heads", optarg, 1, 256, &d->cfg.heads); break;
-		case 'v': rc = djc_opt_int("--vocab", optarg, 2, 1 << 20, &d->cfg.vocab); break;
-		case 'f': rc = djc_opt_int("--ffn", optarg, 1, 1 << 16, &d->cfg.ffn); break;
 		case 's': rc = djc_opt_u64("--seed", optarg, 0, UINT64_MAX, &seed); break;
 		case 'b': rc = baselines_parse(optarg, baselines); break;
 		case 'j': *json = optarg; break;
@@ -655,7 +648,12 @@ static int options(struct demo *d, int argc, char **argv, int *baselines, const 
 		case 'T': d->copts.token_file = optarg; break;
 		case 'E': d->homogeneous = 1; break;
 		case 'h': usage(); exit(0);
-		default: usage(); return -EINVAL;
+		default:
+			rc = llm_cfg_opt(&d->cfg, c, optarg);
+			if (rc == -ENOENT) {
+				usage();
+				return -EINVAL;
+			}
 		}
 	}
 	d->seed = seed;
@@ -666,10 +664,7 @@ static int options(struct demo *d, int argc, char **argv, int *baselines, const 
 	if (rc == 0 && *disagg != NULL && disagg_parse(d, *disagg) != 0)
 		rc = djc_cli_error("--disagg: '%s': servers to prefill on, ':', servers to decode "
 				   "on (indices below %d)", *disagg, d->n);
-	if (rc == 0 && d->cfg.d_model % d->cfg.heads != 0)
-		rc = djc_cli_error("--d-model %d is not a multiple of --heads %d", d->cfg.d_model,
-				   d->cfg.heads);
-	return rc;
+	return rc == 0 ? llm_cfg_check(&d->cfg) : rc;
 }
 
 static int demo_init(struct demo *d)
@@ -718,6 +713,9 @@ int main(int argc, char **argv)
 	d.copts.path = DJ_PATH_TCP;
 	d.copts.max_retries = 2;
 	d.copts.connect_timeout_ms = 1000;
+	/* A step's batch carries hundreds of operations: on a busy shared
+	 * machine it may take longer than the default 30 s request limit. */
+	d.copts.request_timeout_ms = 600000;
 	rc = options(&d, argc, argv, &baselines, &json, &disagg);
 	if (rc != 0)
 		return 2;

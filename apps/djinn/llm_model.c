@@ -22,12 +22,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cli.h"
 #include "llm_model.h"
 
 void llm_cfg_default(struct llm_cfg *c)
 {
 	*c = (struct llm_cfg){.layers = 4, .d_model = 256, .heads = 4, .vocab = 4096,
 			      .ffn = 1024, .max_pos = 96};
+}
+
+int llm_cfg_opt(struct llm_cfg *cfg, int c, const char *arg)
+{
+	switch (c) {
+	case LLM_OPT_BASE: return djc_opt_int("--layers", arg, 1, LLM_MAX_LAYERS, &cfg->layers);
+	case LLM_OPT_BASE + 1: return djc_opt_int("--d-model", arg, 1, 8192, &cfg->d_model);
+	case LLM_OPT_BASE + 2: return djc_opt_int("--heads", arg, 1, 256, &cfg->heads);
+	case LLM_OPT_BASE + 3: return djc_opt_int("--vocab", arg, 2, 1 << 20, &cfg->vocab);
+	case LLM_OPT_BASE + 4: return djc_opt_int("--ffn", arg, 1, 1 << 16, &cfg->ffn);
+	default: return -ENOENT;
+	}
+}
+
+int llm_cfg_check(const struct llm_cfg *cfg)
+{
+	if (cfg->d_model % cfg->heads != 0)
+		return djc_cli_error("--d-model %d is not a multiple of --heads %d", cfg->d_model,
+				     cfg->heads);
+	return 0;
 }
 
 static uint64_t splitmix64(uint64_t *s)

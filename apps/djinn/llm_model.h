@@ -10,6 +10,7 @@
  * step of many sequences per graph (a prefill of T tokens, or a decode
  * step of one). Shared by djinn-llm (the demo) and `djinn plan`.
  */
+#include <getopt.h>
 #include <stdint.h>
 
 #include "djinn/graph.h"
@@ -21,6 +22,22 @@ struct llm_cfg {
 /* The defaults of the demo: 4 layers, d_model 256, 4 heads, vocabulary
  * 4096, SwiGLU width 1024, 96 positions (64 of prompt + 32 generated). */
 void llm_cfg_default(struct llm_cfg *c);
+
+/* The model's options, the same in djinn-llm and djinn plan (getopt_long
+ * entries, codes LLM_OPT_BASE..+4). */
+#define LLM_OPT_BASE 1000
+#define LLM_CFG_LONGOPTS \
+	{"layers", required_argument, NULL, LLM_OPT_BASE}, \
+	{"d-model", required_argument, NULL, LLM_OPT_BASE + 1}, \
+	{"heads", required_argument, NULL, LLM_OPT_BASE + 2}, \
+	{"vocab", required_argument, NULL, LLM_OPT_BASE + 3}, \
+	{"ffn", required_argument, NULL, LLM_OPT_BASE + 4}
+/* Option code c with its argument into cfg: 0, -EINVAL (a bad value, said
+ * on stderr), or -ENOENT (not one of the model's options). */
+int llm_cfg_opt(struct llm_cfg *cfg, int c, const char *arg);
+/* After the options: 0, or -EINVAL said on stderr (d_model not a multiple
+ * of heads). */
+int llm_cfg_check(const struct llm_cfg *cfg);
 
 enum { LLM_W_NORM1, LLM_W_Q, LLM_W_K, LLM_W_V, LLM_W_O, LLM_W_NORM2, LLM_W_GATE, LLM_W_UP,
        LLM_W_DOWN, LLM_W_PER_LAYER };

@@ -39,22 +39,6 @@ struct plan_args {
 	struct dj_client_options copts;
 };
 
-/* One server's defaults in a simulation: 10 GFLOP/s, 5 GB/s, 10 us per op,
- * memory not known, 50 us and 1 GB/s to the client. */
-static void sim_default(struct dj_sched_server *sv, int i)
-{
-	memset(sv, 0, sizeof(*sv));
-	snprintf(sv->name, sizeof(sv->name), "sim%d", i);
-	sv->up = 1;
-	sv->matmul_gflops[DJ_DTYPE_FLOAT32] = 10;
-	sv->elementwise_gbps = 5;
-	sv->op_overhead_s = 10e-6;
-	sv->service_s = 50e-6;
-	sv->mem_free = sv->mem_total = UINT64_MAX;
-	sv->rtt_s = 50e-6;
-	sv->bw_Bps = 1e9;
-}
-
 /* "key=value,key=value": gflops, gbps, op_us, mem (a size), queued,
  * rtt_us, link_gbps. */
 static int sim_server(struct dj_sched_server *sv, char *spec)
@@ -102,40 +86,28 @@ static int sim_server(struct dj_sched_server *sv, char *spec)
 /* "3" (three default servers) or "SPEC;SPEC;..." (one per server). */
 static int sim_fleet(const char *text, struct dj_sched_fleet *f)
 {
-	char *copy = strdup(text), *p, *next;
-	int rc = 0;
-	unsigned long n;
-	char *end;
+	char *copy = strdup(text), *p, *next, *end;
+	unsigned long n = copy != NULL ? strtoul(copy, &end, 10) : 0;
+	int rc = 0, count = 1;
 
 	if (copy == NULL)
 		return -ENOMEM;
-	memset(f, 0, sizeof(*f));
-	n = strtoul(copy, &end, 10);
-	if (*end == '\0' && n >= 1 && n <= MAX_SERVERS) {
-		for (unsigned long i = 0; i < n; i++)
-			sim_default(&f->servers[f->n_servers++], (int)i);
-	} else {
-		for (p = copy; p != NULL && rc == 0; p = next) {
-			next = strchr(p, ';');
-			if (next != NULL)
-				*next++ = '\0';
-			if (f->n_servers == MAX_SERVERS) {
-				rc = djc_cli_error("--sim: at most %d servers", MAX_SERVERS);
-				break;
-			}
-			sim_default(&f->servers[f->n_servers], f->n_servers);
-			rc = sim_server(&f->servers[f->n_servers++], p);
-		}
+	for (p = copy; *p != '\0'; p++)
+		count += *p == ';';
+	if (*end == '\0' && n >= 1 && n <= MAX_SERVERS)
+		count = (int)n;
+	else if (count > MAX_SERVERS)
+		rc = djc_cli_error("--sim: at most %d servers", MAX_SERVERS);
+	if (rc == 0)
+		rc = dj_sched_fleet_sim(f, count);
+	for (p = copy, count = 0; rc == 0 && p != NULL && !(*end == '\0' && n >= 1); p = next) {
+		next = strchr(p, ';');
+		if (next != NULL)
+			*next++ = '\0';
+		rc = sim_server(&f->servers[count++], p);
 	}
 	free(copy);
-	for (int a = 0; rc == 0 && a < f->n_servers; a++)
-		for (int b = 0; b < f->n_servers; b++)
-			if (a != b) {
-				/* Through the client, as before the fleet. */
-				f->link_rtt_s[a][b] = f->servers[b].rtt_s;
-				f->link_bw_Bps[a][b] = 1.0 / (1.0 / f->servers[a].bw_Bps +
-							      1.0 / f->servers[b].bw_Bps);
-			}
+	dj_sched_fleet_links(f);
 	snprintf(f->note, sizeof(f->note), "simulated fleet (--sim)");
 	return rc;
 }
@@ -257,9 +229,7 @@ static int args_parse(struct plan_args *a, int argc, char **argv)
 	static const struct option longopts[] = {
 		{"sim", required_argument, NULL, 'm'}, {"servers", required_argument, NULL, 'S'},
 		{"sequences", required_argument, NULL, 'n'}, {"prompt", required_argument, NULL, 'p'},
-		{"layers", required_argument, NULL, 'l'}, {"d-model", required_argument, NULL, 'd'},
-		{"heads", required_argument, NULL, 'H'}, {"vocab", required_argument, NULL, 'v'},
-		{"ffn", required_argument, NULL, 'f'}, {"weights", required_argument, NULL, 'w'},
+		LLM_CFG_LONGOPTS, {"weights", required_argument, NULL, 'w'},
 		{"mode", required_argument, NULL, 'M'}, {"disagg", required_argument, NULL, 'D'},
 		{"token-file", required_argument, NULL, 'T'}, {"homogeneous", no_argument, NULL, 'E'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
@@ -275,18 +245,18 @@ static int args_parse(struct plan_args *a, int argc, char **argv)
 		case 'S': a->servers = optarg; break;
 		case 'n': rc = djc_opt_int("--sequences", optarg, 1, MAX_SEQ, &a->S); break;
 		case 'p': rc = djc_opt_int("--prompt", optarg, 1, 127, &a->prompt); break;
-		case 'l': rc = djc_opt_int("--layers", optarg, 1, LLM_MAX_LAYERS, &a->cfg.layers); break;
-		case 'd': rc = djc_opt_int("--d-model", optarg, 1, 8192, &a->cfg.d_model); break;
-		case 'H': rc = djc_opt_int("--heads", optarg, 1, 256, &a->cfg.heads); break;
-		case 'v': rc = djc_opt_int("--vocab", optarg, 2, 1 << 20, &a->cfg.vocab); break;
-		case 'f': rc = djc_opt_int("--ffn", optarg, 1, 1 << 16, &a->cfg.ffn); break;
 		case 'w': rc = djc_parse_choice(optarg, wnames, 2, &w); break;
 		case 'M': rc = djc_parse_choice(optarg, mnames, 2, &mode); break;
 		case 'D': a->disagg = optarg; break;
 		case 'T': a->copts.token_file = optarg; break;
 		case 'E': a->o.homogeneous = 1; break;
 		case 'h': usage(); return 1;
-		default: usage(); return -EINVAL;
+		default:
+			rc = llm_cfg_opt(&a->cfg, c, optarg);
+			if (rc == -ENOENT) {
+				usage();
+				return -EINVAL;
+			}
 		}
 	}
 	if (rc != 0)
@@ -295,9 +265,8 @@ static int args_parse(struct plan_args *a, int argc, char **argv)
 		return djc_cli_error("plan: unexpected '%s'", argv[optind]);
 	if (a->sim != NULL && a->servers != NULL)
 		return djc_cli_error("plan: --sim or --servers, not both");
-	if (a->cfg.d_model % a->cfg.heads != 0)
-		return djc_cli_error("plan: --d-model %d is not a multiple of --heads %d",
-				     a->cfg.d_model, a->cfg.heads);
+	if (llm_cfg_check(&a->cfg) != 0)
+		return -EINVAL;
 	a->o.weights = (enum dj_sched_weights)w;
 	a->o.mode = (enum dj_sched_mode)mode;
 	return 0;
