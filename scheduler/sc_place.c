@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,9 +263,9 @@ static uint64_t group_peak(const struct placing *p, int gi)
 
 /*
  * Op x on server s, after what is placed so far (avail[], and the
- * finish/server of its inputs): ready when s is free and its inputs are
- * there (uploads ride in the request; outputs of ops elsewhere move), done
- * after its compute. Adds to *t; sets nd[x].finish and server; advances
+ * finish/server of its inputs): ready when s is free and its inputs made
+ * elsewhere have moved there, then its uploads (they ride in the request)
+ * and its compute. Adds to *t; sets nd[x].finish and server; advances
  * avail[s]. Weights do not weigh under replication (the policy accepts a
  * copy everywhere); their memory does (t->need).
  */
@@ -273,29 +274,26 @@ static void op_on(struct placing *p, int x, int s, double *avail, struct terms *
 {
 	const struct dj_sched_fleet *f = &p->s->f;
 	struct pnode *nd = &p->nd[x];
-	double ready = avail[s], mv = 0, comp;
+	double ready = avail[s], up = 0, mv = 0, comp;
 
 	for (int k = 0; k < nd->i.n_in; k++) {
 		int y = nd->i.inputs[k];
 		struct pnode *in = &p->nd[y];
+		double m;
 
 		switch (in->i.kind) {
 		case DJ_GRAPH_OP:
-			if (in->server != s) {
-				double m = sc_move_s(f, in->server, s, in->i.nbytes);
-
-				mv += m;
-				ready = in->finish + m > ready ? in->finish + m : ready;
-			} else if (in->finish > ready) {
-				ready = in->finish;
-			}
+			/* Made elsewhere: it arrives a move after it is done. */
+			m = in->server != s ? sc_move_s(f, in->server, s, in->i.nbytes) : 0;
+			mv += m;
+			ready = in->finish + m > ready ? in->finish + m : ready;
 			break;
 		case DJ_GRAPH_INPUT:
-			mv += sc_upload_s(&f->servers[s], in->i.nbytes);
+			up += sc_upload_s(&f->servers[s], in->i.nbytes);
 			break;
 		case DJ_GRAPH_STATE:
 			if (in->where < 0) /* created here: its zeros go up */
-				mv += sc_upload_s(&f->servers[s], in->i.nbytes);
+				up += sc_upload_s(&f->servers[s], in->i.nbytes);
 			break;
 		case DJ_GRAPH_PARAM:
 			if (!((in->copies | copies_planned[y]) >> s & 1)) {
@@ -307,10 +305,10 @@ static void op_on(struct placing *p, int x, int s, double *avail, struct terms *
 	}
 	comp = sc_compute_s(&f->servers[s], &nd->i, p->infos);
 	nd->server = s;
-	nd->finish = ready + mv + comp;
+	nd->finish = ready + up + comp;
 	avail[s] = nd->finish;
 	t->compute += comp;
-	t->move += mv;
+	t->move += mv + up;
 	t->finish = nd->finish > t->finish ? nd->finish : t->finish;
 }
 
