@@ -59,6 +59,7 @@ struct dj_graph {
 	int n, cap;
 	struct gr_annot annot;
 	struct dj_graph_run_stats last;
+	int failed_server;           /* the last fetch's failed request's server, -1 */
 	char err[GR_ERR_LEN];
 };
 
@@ -66,7 +67,8 @@ struct dj_graph {
 int gr_node_new(struct dj_graph *g, struct gr_node **node);
 int gr_error(struct dj_graph *g, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* An op whose output is its input 0, written in place (slice_write). */
+/* An op whose output is its input 0, written in place: the operation
+ * table's inplace flag (slice_write today); 0 for a name it lacks. */
 int gr_op_in_place(const char *op_name);
 /*
  * Record an op without the op table: desc is the caller's. For annotating
@@ -150,6 +152,9 @@ struct gr_plan {
 	/* Tensors fetched to move them to another server. */
 	uint8_t *transfer;
 	int n_transfers;
+	/* Bytes of the transfers' uploads (one per receiving batch); of them,
+	 * KV-cache data (a state, or a copy of part of one). */
+	uint64_t transfer_bytes, kv_transfer_bytes;
 };
 
 /* What plan.c needs to know of the context's caches. */

@@ -36,10 +36,15 @@ const char *dj_graph_phase_name(enum dj_graph_phase phase)
 	return (unsigned)phase < 3 ? phase_names[phase] : "?";
 }
 
-/* Operations whose output is their input 0, written in place. */
+/* Operations whose output is their input 0, written in place: the table
+ * says which (tn_op.inplace), so that a new in-place operation needs no
+ * change here. A name the table lacks (a node recorded from its
+ * description) is not in place. */
 int gr_op_in_place(const char *op_name)
 {
-	return strcmp(op_name, "slice_write") == 0;
+	const struct tn_op *op = tn_op_find(op_name);
+
+	return op != NULL && op->inplace;
 }
 
 int gr_error(struct dj_graph *g, int rc, const char *fmt, ...)
@@ -68,6 +73,7 @@ int dj_graph_create(struct dj_graph_ctx *ctx, struct dj_graph **graph)
 	if (g == NULL)
 		return -ENOMEM;
 	g->ctx = ctx;
+	g->failed_server = -1;
 	*graph = g;
 	return 0;
 }

@@ -193,6 +193,24 @@ static int entry_new(struct gr_batch *b, int node, struct gr_entry **e)
 	return b->n - 1;
 }
 
+/* A tensor holding KV-cache data: a state (or an in-place write into one),
+ * or a copy of part of one made by data movement alone (narrow, reshape,
+ * transpose: no arithmetic, flops 0, reading it as input 0). Its bytes
+ * crossing servers are KV-cache bytes moved. */
+static int kv_data(const struct dj_graph *g, int x)
+{
+	for (;;) {
+		const struct gr_node *n = &g->nodes[x];
+
+		if (n->residency == DJ_RES_STATEFUL_KV_CACHE)
+			return 1;
+		if (n->kind != DJ_GRAPH_OP || n->flops != 0 || n->n_in == 0 ||
+		    g->nodes[n->in[0]].kind == DJ_GRAPH_INPUT || g->nodes[n->in[0]].kind == DJ_GRAPH_PARAM)
+			return 0;
+		x = n->in[0];
+	}
+}
+
 struct builder {
 	struct dj_graph *g;
 	const struct gr_view *v;
@@ -228,6 +246,10 @@ static int upload(struct builder *bd, int bi, int x, enum gr_put_src src, int *e
 	*entry = entry_new(b, x, &e);
 	if (*entry < 0)
 		return -ENOMEM;
+	if (src == GR_PUT_TRANSFER) {
+		p->transfer_bytes += nbytes;
+		p->kv_transfer_bytes += kv_data(bd->g, x) ? nbytes : 0;
+	}
 	e->is_put = 1;
 	e->src = src;
 	e->keep = n->kind == DJ_GRAPH_PARAM || n->kind == DJ_GRAPH_STATE;
@@ -394,6 +416,8 @@ int gr_plan_build(struct dj_graph *g, const struct gr_view *v, const int *fetch,
 	int rc = -ENOMEM;
 
 	p->n_servers = v->n_servers;
+	if (gr_annotate(g) != 0)
+		goto error;
 	p->linger = calloc((size_t)g->n + 1, sizeof(uint64_t));
 	p->transfer = calloc((size_t)g->n + 1, 1);
 	bd.avail = calloc((size_t)g->n * (size_t)v->n_servers + 1, sizeof(int));

@@ -42,6 +42,8 @@ struct dj_graph_ctx {
 	struct gr_cached *c;
 	int n_c, cap_c;
 	struct dj_graph_run_stats total;
+	/* State moves not yet counted in a fetch: the next one takes them. */
+	struct dj_graph_run_stats moved;
 };
 
 void dj_graph_options_init(struct dj_graph_options *o)
@@ -110,10 +112,13 @@ int dj_graph_ctx_servers(const struct dj_graph_ctx *c)
 	return c->n_servers;
 }
 
+static void stats_add(struct dj_graph_run_stats *t, const struct dj_graph_run_stats *s);
+
 void dj_graph_ctx_stats(struct dj_graph_ctx *c, struct dj_graph_run_stats *st)
 {
 	pthread_mutex_lock(&c->lock);
 	*st = c->total;
+	stats_add(st, &c->moved);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -165,6 +170,80 @@ int dj_graph_ctx_state_drop(struct dj_graph_ctx *c, const char *name)
 	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+/* Move through the client: the bytes come down from one server and go up
+ * to the other; the source is freed once the target holds them. */
+static int move_through_client(struct dj_graph_ctx *c, const struct gr_cached *e, int to,
+			       uint64_t *handle)
+{
+	uint64_t nbytes = dj_tensor_nbytes(&e->desc);
+	struct dj_tensor t = {.desc = e->desc, .mem = DJ_MEM_HOST, .data = malloc(nbytes + 1)};
+	struct dj_future *f;
+	int rc;
+
+	if (t.data == NULL)
+		return -ENOMEM;
+	rc = dj_get(c->conn[e->server], e->handle, &t);
+	if (rc == 0)
+		rc = dj_put(c->conn[to], &t, handle);
+	if (rc == 0 && dj_free_async(c->conn[e->server], e->handle, NULL, NULL, &f) == 0)
+		dj_future_release(f);
+	if (rc == 0) {
+		c->moved.bytes_down += nbytes;
+		c->moved.bytes_up += nbytes;
+	}
+	free(t.data);
+	return rc;
+}
+
+int dj_graph_ctx_state_move(struct dj_graph_ctx *c, const char *name, int to, uint64_t *moved)
+{
+	const struct dj_graph_mover *mv = c->o.mover;
+	struct gr_cached *e;
+	uint64_t h = 0;
+	int i, rc;
+
+	if (moved != NULL)
+		*moved = 0;
+	if (name == NULL || to < 0 || to >= c->n_servers)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	i = state_find(c, name);
+	rc = i < 0 ? -ENOENT : 0;
+	e = i >= 0 ? &c->c[i] : NULL;
+	if (rc == 0 && e->server != to) {
+		if (mv != NULL && mv->move != NULL)
+			rc = mv->move(mv->arg, e->server, e->handle, to, &e->desc, &h);
+		else
+			rc = move_through_client(c, e, to, &h);
+		if (rc == 0) {
+			e->server = to;
+			e->handle = h;
+			c->moved.state_moves++;
+			c->moved.kv_bytes_moved += dj_tensor_nbytes(&e->desc);
+			if (moved != NULL)
+				*moved = dj_tensor_nbytes(&e->desc);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int dj_graph_ctx_server_lost(struct dj_graph_ctx *c, int server)
+{
+	int states = 0;
+
+	if (server < 0 || server >= c->n_servers)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = c->n_c - 1; i >= 0; i--)
+		if (c->c[i].server == server) {
+			states += c->c[i].is_state;
+			cached_remove(c, i);
+		}
+	pthread_mutex_unlock(&c->lock);
+	return states;
 }
 
 uint64_t gr_ctx_resident(struct dj_graph_ctx *c, const struct gr_node *n)
@@ -292,6 +371,13 @@ static int run_fail(struct run *r, int rc, const char *fmt, ...)
 	return rc;
 }
 
+/* The server whose request failed first (the scheduler's recovery asks). */
+static void failed_at(struct run *r, int server)
+{
+	if (r->g->failed_server < 0)
+		r->g->failed_server = server;
+}
+
 /* The bytes a put entry (or separate PUT) of node x sends. */
 static int put_tensor(struct run *r, int x, enum gr_put_src src, struct dj_tensor *t)
 {
@@ -333,9 +419,11 @@ static void wave_separate(struct run *r)
 
 		if (rc == 0)
 			rc = dj_put_async(r->c->conn[sp->server], &t, NULL, NULL, &f[k]);
-		if (rc != 0)
+		if (rc != 0) {
+			failed_at(r, sp->server);
 			run_fail(r, rc, "node %d: upload to server %d: %s", sp->node, sp->server,
 				 dj_strerror(rc));
+		}
 		else
 			r->st.bytes_up += dj_tensor_nbytes(&t.desc);
 	}
@@ -350,9 +438,11 @@ static void wave_separate(struct run *r)
 		rc = dj_future_wait(f[k], -1);
 		if (rc == 0)
 			rc = dj_future_handle(f[k], &h, NULL);
-		if (rc != 0)
+		if (rc != 0) {
+			failed_at(r, sp->server);
 			run_fail(r, rc, "node %d: upload to server %d: %s", sp->node, sp->server,
 				 dj_future_error(f[k]));
+		}
 		dj_future_release(f[k]);
 		if (rc != 0)
 			continue;
@@ -427,8 +517,10 @@ static int batch_send(struct run *r, int bi, struct dj_future **f)
 	if (rc == 0)
 		r->st.bytes_up += b->inline_bytes;
 out:
-	if (rc != 0)
+	if (rc != 0) {
+		failed_at(r, b->server);
 		run_fail(r, rc, "batch %d for server %d: %s", bi, b->server, dj_strerror(rc));
+	}
 	free(ops);
 	free(puts);
 	free(txt);
@@ -449,6 +541,7 @@ static void batch_error(struct run *r, int bi, int rc, const char *msg)
 		k = 0;
 	snprintf(buf, sizeof(buf), "%s: %s", b->e[k].is_put ? "put" :
 		 r->g->nodes[b->e[k].node].op_name, rest);
+	failed_at(r, b->server);
 	run_fail(r, rc, "node %d on server %d: %s", b->e[k].node, b->server, buf);
 }
 
@@ -536,9 +629,11 @@ static void wave_gets(struct run *r)
 		}
 		rc = dj_get_async(r->c->conn[r->c->c[c].server], r->c->c[c].handle, &r->out[i],
 				  NULL, NULL, &f[i]);
-		if (rc != 0)
+		if (rc != 0) {
+			failed_at(r, r->c->c[c].server);
 			run_fail(r, rc, "node %d: GET from server %d: %s", r->nodes[i],
 				 r->c->c[c].server, dj_strerror(rc));
+		}
 		any = 1;
 	}
 	for (int i = 0; i < r->n && f != NULL; i++) {
@@ -547,8 +642,13 @@ static void wave_gets(struct run *r)
 		if (f[i] == NULL)
 			continue;
 		rc = dj_future_wait(f[i], -1);
-		if (rc != 0)
+		if (rc != 0) {
+			int c = state_find(r->c, r->g->nodes[r->nodes[i]].name);
+
+			if (c >= 0)
+				failed_at(r, r->c->c[c].server);
 			run_fail(r, rc, "node %d: GET: %s", r->nodes[i], dj_future_error(f[i]));
+		}
 		r->st.gets++;
 		r->st.bytes_down += dj_tensor_nbytes(&r->out[i].desc);
 		dj_future_release(f[i]);
@@ -644,27 +744,34 @@ static int run_check(struct run *r)
 	return 0;
 }
 
-/* Default placement (server 0; state where it lives), then the placer's. */
-static int place(struct run *r)
+/* Default placement (server 0; state where it lives), then the placer's;
+ * each op node remembers its server (dj_graph_node). */
+static int place(struct dj_graph *g, struct dj_graph_ctx *c, const struct dj_graph_placer *pl,
+		 struct gr_plan *p)
 {
-	struct dj_graph *g = r->g;
-	const struct dj_graph_placer *pl = r->c->o.placer;
 	char why[GR_ERR_LEN] = "";
 	int rc = 0;
 
 	for (int x = 0; x < g->n; x++) {
-		uint64_t res = g->nodes[x].kind == DJ_GRAPH_STATE ?
-			       gr_ctx_resident(r->c, &g->nodes[x]) : 0;
+		const struct gr_node *n = &g->nodes[x];
+		uint64_t res = n->kind == DJ_GRAPH_STATE ? gr_ctx_resident(c, n) : 0;
 
-		r->p.server[x] = res != 0 ? __builtin_ctzll(res) : 0;
+		p->server[x] = res != 0 ? __builtin_ctzll(res) : 0;
+		/* An op writing or reading a state runs beside it. */
+		for (int k = 0; n->kind == DJ_GRAPH_OP && k <= n->n_in; k++) {
+			int r = k < n->n_in ? g->nodes[n->in[k]].root : n->root;
+
+			if (g->nodes[r].kind == DJ_GRAPH_STATE)
+				p->server[x] = p->server[r];
+		}
 	}
 	if (pl != NULL && pl->place != NULL)
-		rc = pl->place(pl->arg, g, r->p.needed, r->p.server, why, sizeof(why));
+		rc = pl->place(pl->arg, g, p->needed, p->server, why, sizeof(why));
 	if (rc != 0)
 		return gr_error(g, rc, "placement: %s", why[0] != '\0' ? why : dj_strerror(rc));
 	for (int x = 0; x < g->n; x++)
-		g->nodes[x].server = r->p.needed[x] && g->nodes[x].kind == DJ_GRAPH_OP ?
-				     r->p.server[x] : -1;
+		g->nodes[x].server = p->needed[x] && g->nodes[x].kind == DJ_GRAPH_OP ?
+				     p->server[x] : -1;
 	return 0;
 }
 
@@ -682,7 +789,7 @@ static int run_prepare(struct run *r)
 	if (rc == 0)
 		rc = run_check(r);
 	if (rc == 0)
-		rc = place(r);
+		rc = place(g, r->c, r->c->o.placer, &r->p);
 	if (rc == 0)
 		rc = gr_plan_build(g, &view, r->nodes, r->n, &r->p);
 	if (rc != 0)
@@ -729,6 +836,10 @@ static int run(struct run *r)
 	struct dj_graph *g = r->g;
 	int rc = run_prepare(r);
 
+	/* State moves made since the last fetch (by its placer, too) are
+	 * this run's. */
+	stats_add(&r->st, &r->c->moved);
+	memset(&r->c->moved, 0, sizeof(r->c->moved));
 	if (rc != 0)
 		return r->rc = rc;
 	if (r->p.n_sep > 0)
@@ -747,6 +858,8 @@ static int run(struct run *r)
 	r->st.stages = r->p.n_stages;
 	r->st.batches = r->p.n_batches;
 	r->st.transfers = r->p.n_transfers;
+	if (r->rc == 0)
+		r->st.kv_bytes_moved += r->p.kv_transfer_bytes;
 	return r->rc;
 }
 
@@ -767,6 +880,8 @@ static void stats_add(struct dj_graph_run_stats *t, const struct dj_graph_run_st
 	t->gets += s->gets;
 	t->bytes_up += s->bytes_up;
 	t->bytes_down += s->bytes_down;
+	t->kv_bytes_moved += s->kv_bytes_moved;
+	t->state_moves += s->state_moves;
 }
 
 int dj_graph_fetch(struct dj_graph *g, const int *nodes, int n, struct dj_tensor *out)
@@ -775,6 +890,7 @@ int dj_graph_fetch(struct dj_graph *g, const int *nodes, int n, struct dj_tensor
 	int rc;
 
 	g->err[0] = '\0';
+	g->failed_server = -1;
 	if (g->ctx == NULL)
 		return gr_error(g, -ENOTCONN, "fetch: the graph has no context (servers)");
 	if (n < 0 || (n > 0 && (nodes == NULL || out == NULL)))
@@ -788,5 +904,100 @@ int dj_graph_fetch(struct dj_graph *g, const int *nodes, int n, struct dj_tensor
 	pthread_mutex_unlock(&g->ctx->lock);
 	g->last = r.st;
 	run_end(&r);
+	return rc;
+}
+
+int dj_graph_failed_server(const struct dj_graph *g)
+{
+	return g->failed_server;
+}
+
+/* What a run of plan p would do, counted from its batches. */
+static void plan_expect(const struct dj_graph *g, const struct gr_plan *p, const int *nodes, int n,
+			struct dj_graph_run_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->stages = p->n_stages;
+	st->batches = p->n_batches;
+	st->transfers = p->n_transfers;
+	st->puts_separate = p->n_sep;
+	st->kv_bytes_moved = p->kv_transfer_bytes;
+	st->round_trips = p->n_stages + (p->n_sep > 0);
+	for (int i = 0; i < n; i++)
+		if (g->nodes[nodes[i]].kind == DJ_GRAPH_STATE) {
+			st->round_trips++;
+			break;
+		}
+	for (int k = 0; k < p->n_sep; k++)
+		st->bytes_up += dj_tensor_nbytes(&g->nodes[p->sep[k].node].desc);
+	for (int bi = 0; bi < p->n_batches; bi++) {
+		const struct gr_batch *b = &p->b[bi];
+
+		st->bytes_up += b->inline_bytes;
+		st->bytes_down += b->fetch_len;
+		for (int k = 0; k < b->n; k++) {
+			const struct gr_node *x = &g->nodes[b->e[k].node];
+
+			st->ops += !b->e[k].is_put;
+			st->puts_inline += b->e[k].is_put;
+			st->params_uploaded += b->e[k].is_put && x->kind == DJ_GRAPH_PARAM;
+			st->states_created += b->e[k].is_put && x->kind == DJ_GRAPH_STATE;
+		}
+	}
+}
+
+/* Residency from the placer's own tables, for a plan without a context. */
+struct placer_view {
+	const struct dj_graph_placer *pl;
+	struct dj_graph *g;
+};
+
+static uint64_t placer_resident(void *arg, const struct gr_node *n)
+{
+	const struct placer_view *v = arg;
+
+	return v->pl->resident(v->pl->arg, v->g, (int)(n - v->g->nodes));
+}
+
+int dj_graph_plan(struct dj_graph *g, const struct dj_graph_placer *placer, int n_servers,
+		  const int *nodes, int n, struct dj_graph_run_stats *expect)
+{
+	struct dj_graph_ctx *c = g->ctx;
+	struct gr_view view = {.inline_max = DJ_BATCH_PUT_MAX, .resident = view_resident, .arg = c};
+	struct placer_view pv = {.pl = placer, .g = g};
+	struct gr_plan p = {0};
+	int rc;
+
+	if (c == NULL && placer != NULL && placer->resident != NULL) {
+		view.resident = placer_resident;
+		view.arg = &pv;
+	}
+
+	g->err[0] = '\0';
+	if (c != NULL) {
+		n_servers = c->n_servers;
+		view.inline_max = c->o.inline_max;
+		if (placer == NULL)
+			placer = c->o.placer;
+		pthread_mutex_lock(&c->lock);
+	}
+	view.n_servers = n_servers;
+	if (n_servers < 1 || n_servers > GR_MAX_SERVERS)
+		rc = gr_error(g, -EINVAL, "plan: %d servers (1 to %d)", n_servers, GR_MAX_SERVERS);
+	else if (n < 0 || (n > 0 && nodes == NULL))
+		rc = gr_error(g, -EINVAL, "plan: bad node list");
+	else if (gr_annotate(g) != 0)
+		rc = gr_error(g, -ENOMEM, "plan: out of memory");
+	else
+		rc = gr_plan_needed(g, nodes, n, &p);
+	if (rc == 0)
+		rc = place(g, c, placer, &p);
+	if (rc == 0)
+		rc = gr_plan_build(g, &view, nodes, n, &p);
+	if (rc == 0 && expect != NULL)
+		plan_expect(g, &p, nodes, n, expect);
+	gr_plan_free(&p);
+	if (c != NULL)
+		pthread_mutex_unlock(&c->lock);
 	return rc;
 }

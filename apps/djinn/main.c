@@ -28,6 +28,7 @@
 #include "fleet_cmd.h"
 #include "graph_cmd.h"
 #include "top.h"
+#include "plan_cmd.h"
 
 struct client_args {
 	struct dj_client_options opts;
@@ -69,6 +70,8 @@ static void usage(void)
 	       "                               memory, queue; q or Ctrl-C quits\n"
 	       "  fleet ...                    members of a fleet, moves between them\n"
 	       "                               (djinn fleet --help)\n"
+	       "  plan [--sim ...|--servers ...]  the scheduler's decisions for the LLM demo's\n"
+	       "                               graphs, with their reasons (djinn plan -h)\n"
 	       "\n"
 	       "Options:\n"
 	       "  --host ADDR        server (default 127.0.0.1)\n"
@@ -470,6 +473,8 @@ int main(int argc, char **argv)
 		return djinn_graph_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "fleet") == 0)
 		return djinn_fleet_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "plan") == 0)
+		return djinn_plan_main(argc - 1, argv + 1);
 	djc_cli_set_name("djinn");
 	if (djc_cli_wants_help(argc, argv)) {
 		usage();

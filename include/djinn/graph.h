@@ -102,7 +102,8 @@ const char *dj_graph_phase_name(enum dj_graph_phase phase);
  * uses; place() sets server[i] (0 .. n_servers - 1) for every needed
  * operation and state node (inputs and parameters go wherever they are
  * consumed; their entries are ignored). server[] comes filled with the
- * default (0, or a state's current server). Returns 0, or a negative error
+ * default (0; a state's current server, and the operations that write or
+ * read a state beside it). Returns 0, or a negative error
  * with a message in why. The graph then checks the result: a state that
  * exists lives where it is (a placement elsewhere is -EXDEV), and an
  * in-place write runs where its destination lives.
@@ -110,6 +111,24 @@ const char *dj_graph_phase_name(enum dj_graph_phase phase);
 struct dj_graph_placer {
 	int (*place)(void *arg, struct dj_graph *g, const uint8_t *needed, int *server,
 		     char *why, size_t why_len);
+	void *arg;
+	/** Optional, for dj_graph_plan() of a graph without a context (a
+	 * simulation): the servers (bit mask) that hold parameter or state
+	 * @p node already, as the placer's own tables know them. NULL: none. */
+	uint64_t (*resident)(void *arg, struct dj_graph *g, int node);
+};
+
+/**
+ * How a state moves between servers (dj_graph_ctx_state_move): a
+ * server-to-server move where the servers can make one (a fleet's). move()
+ * gets the tensor's handle on server @p from and returns its handle on
+ * server @p to in *new_handle, the source freed; 0 or a negative error
+ * (then the source must still hold the tensor). Without a mover, states
+ * move through the client: GET from one server, PUT to the other.
+ */
+struct dj_graph_mover {
+	int (*move)(void *arg, int from, uint64_t handle, int to,
+		    const struct dj_tensor_desc *desc, uint64_t *new_handle);
 	void *arg;
 };
 
@@ -119,8 +138,12 @@ struct dj_graph_options {
 	 * PUT first (over the data plane where the session has one): a round
 	 * trip of their own. */
 	uint64_t inline_max;
-	/** NULL: every node on server 0. Borrowed; must outlive the context. */
+	/** NULL: every node on server 0, but state where it lives and the
+	 * operations writing or reading it beside it. Borrowed; must outlive
+	 * the context. */
 	const struct dj_graph_placer *placer;
+	/** NULL: states move through the client. Borrowed, as placer. */
+	const struct dj_graph_mover *mover;
 };
 
 /** Fill options with the defaults. */
@@ -149,6 +172,28 @@ int dj_graph_ctx_state_drop(struct dj_graph_ctx *ctx, const char *name);
  */
 int dj_graph_ctx_state_where(struct dj_graph_ctx *ctx, const char *name, int *server,
 			     uint64_t *handle);
+/**
+ * Move state @p name to server @p to: with the context's mover where it has
+ * one, else through the client (GET, PUT, then FREE of the source, not
+ * waited for). Counted in dj_graph_ctx_stats() (state_moves, kv_bytes_moved,
+ * and the bytes up and down) and in the next fetch's dj_graph_last_run().
+ * *moved (may be NULL) receives the bytes moved. Where it fails, the state
+ * stays where it was. May be called from a placer (the fetch then runs with
+ * the state where it now lives).
+ * @return 0 (also where it lives on @p to already), -ENOENT (no such state),
+ * -EINVAL (@p to out of range), -ENOMEM, or the GET / PUT / mover error.
+ */
+int dj_graph_ctx_state_move(struct dj_graph_ctx *ctx, const char *name, int to,
+			    uint64_t *moved);
+/**
+ * Server @p server left (its connection failed for good): forget every
+ * parameter and state the context holds there, sending it nothing. Later
+ * fetches upload parameters again where they are read; a lost state is
+ * created again by the next run that writes it (rebuilding it is the
+ * caller's: the scheduler's lineage, include/djinn/scheduler.h).
+ * @return the number of states forgotten, or -EINVAL (no such server).
+ */
+int dj_graph_ctx_server_lost(struct dj_graph_ctx *ctx, int server);
 
 /** Counters of one fetch (dj_graph_last_run) or of a context's life
  * (dj_graph_ctx_stats). */
@@ -168,6 +213,11 @@ struct dj_graph_run_stats {
 	int gets;             /**< GETs (fetching a state node itself) */
 	uint64_t bytes_up;    /**< tensor bytes sent */
 	uint64_t bytes_down;  /**< tensor bytes received */
+	/** KV-cache bytes that crossed servers: a state moved
+	 * (dj_graph_ctx_state_move) or a copy of part of it (narrow, reshape,
+	 * transpose of a state, no arithmetic) sent to another server. */
+	uint64_t kv_bytes_moved;
+	int state_moves;      /**< states moved to another server */
 };
 void dj_graph_ctx_stats(struct dj_graph_ctx *ctx, struct dj_graph_run_stats *stats);
 
@@ -247,6 +297,28 @@ const char *dj_graph_error(const struct dj_graph *graph);
 int dj_graph_fetch(struct dj_graph *graph, const int *nodes, int n, struct dj_tensor *out);
 /** Counters of the last fetch. */
 void dj_graph_last_run(const struct dj_graph *graph, struct dj_graph_run_stats *stats);
+/** The server whose request failed in the last fetch (a batch, PUT or GET
+ * that could not be sent or came back with an error), or -1 where none did
+ * (success, or a failure before anything was sent). */
+int dj_graph_failed_server(const struct dj_graph *graph);
+
+/**
+ * Place and cut a run into batches without running it: what a fetch of
+ * nodes[0..n-1] would send. @p placer (NULL: the context's, else every node
+ * on server 0) is called as for a fetch, over @p n_servers servers (the
+ * context's number where the graph has one). Afterwards dj_graph_node()
+ * gives each operation's server, and *expect (may be NULL) the counters
+ * the run would have where it all went as planned: round_trips, stages,
+ * batches, ops, puts_inline, puts_separate, transfers, kv_bytes_moved (of
+ * transfers) and bytes_up (uploads and transfers; parameters and states the
+ * context holds already, or without a context those the placer's resident()
+ * names, are not counted). Nothing is sent, nothing cached.
+ * @return 0, -EINVAL (bad node id, n_servers out of 1..64), -EXDEV (a
+ * placement that splits what cannot be split), the placer's error, -ENOMEM;
+ * the message in dj_graph_error().
+ */
+int dj_graph_plan(struct dj_graph *graph, const struct dj_graph_placer *placer, int n_servers,
+		  const int *nodes, int n, struct dj_graph_run_stats *expect);
 
 /* ---- annotations ---------------------------------------------------------- */
 

@@ -137,6 +137,14 @@ void test_server_stop(struct test_server *s)
 	memset(s, 0, sizeof(*s));
 }
 
+void test_server_kill(struct test_server *s)
+{
+	ctl_server_destroy(s->srv);
+	rt_destroy(s->rt);
+	s->srv = NULL;
+	s->rt = NULL;
+}
+
 int test_server_tensors(struct test_server *s)
 {
 	char *json = NULL;

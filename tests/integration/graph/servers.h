@@ -24,6 +24,10 @@ struct test_server {
 
 int test_server_start(struct test_server *s);
 void test_server_stop(struct test_server *s);
+/* The server goes away (as if killed: its tensors are gone); the client
+ * session stays, its requests fail from now on. test_server_stop() still
+ * closes it. */
+void test_server_kill(struct test_server *s);
 /* Tensors the session holds now (the runtime's count, from STATS), after a
  * PING so that FREEs sent without waiting have been served. */
 int test_server_tensors(struct test_server *s);

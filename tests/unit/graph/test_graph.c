@@ -599,6 +599,94 @@ static void test_plan_writes_in_order(void)
 	dj_graph_destroy(g);
 }
 
+/* A placer for dj_graph_plan: nodes listed in arg (ends with -1) on server
+ * 1, everything else on 0. */
+static int place_listed(void *arg, struct dj_graph *g, const uint8_t *needed, int *server,
+			char *why, size_t why_len)
+{
+	(void)g;
+	(void)needed;
+	(void)why;
+	(void)why_len;
+	for (const int *x = arg; *x >= 0; x++)
+		server[*x] = 1;
+	return 0;
+}
+
+/* dj_graph_plan: a run placed and cut without servers; KV-cache data that
+ * crosses servers is counted apart from other transfers. */
+static void test_plan_dry_run(void)
+{
+	struct dj_tensor_desc cache = DESC(DJ_DTYPE_FLOAT32, 1, 8, 4);
+	struct dj_graph_run_stats st;
+	struct dj_graph_node_info ni;
+	struct dj_graph *g;
+	int kv, row, w, nar, tot, x, m, tot2, on1[3] = {-1, -1, -1};
+	struct dj_graph_placer placer = {.place = place_listed, .arg = on1};
+
+	CU_ASSERT_EQUAL_FATAL(dj_graph_create(NULL, &g), 0);
+	kv = dj_graph_state(g, "seq0/kv", &cache, NULL);
+	row = input(g, "row", DESC(DJ_DTYPE_FLOAT32, 1, 1, 4));
+	w = dj_graph_op(g, "slice_write", (int[]){kv, row}, 2, "{\"dim\":1,\"start\":2}");
+	nar = dj_graph_op(g, "narrow", &w, 1, "{\"dim\":1,\"start\":0,\"length\":3}");
+	tot = op(g, "sum", nar, ONE, NULL);
+	x = input(g, "x", DESC(DJ_DTYPE_FLOAT32, 5));
+	m = op(g, "mul", x, x, NULL);
+	tot2 = op(g, "sum", m, ONE, NULL);
+	CU_ASSERT_FATAL(tot2 >= 0);
+	/* All on one server: one round trip, nothing crosses. */
+	CU_ASSERT_EQUAL_FATAL(dj_graph_plan(g, NULL, 1, (int[]){tot, tot2}, 2, &st), 0);
+	CU_ASSERT_EQUAL(st.round_trips, 1);
+	CU_ASSERT_EQUAL(st.batches, 1);
+	CU_ASSERT_EQUAL(st.ops, 5);
+	CU_ASSERT_EQUAL(st.puts_inline, 3); /* row, x, the new state */
+	CU_ASSERT_EQUAL(st.states_created, 1);
+	CU_ASSERT_EQUAL(st.transfers, 0);
+	CU_ASSERT_EQUAL(st.kv_bytes_moved, 0);
+	CU_ASSERT_EQUAL(st.bytes_up, 4 * 4 + 5 * 4 + 8 * 4 * 4);
+	/* Both sums on server 1: the narrow copy of the cache and m cross;
+	 * only the first is KV-cache data. */
+	on1[0] = tot;
+	on1[1] = tot2;
+	CU_ASSERT_EQUAL_FATAL(dj_graph_plan(g, &placer, 2, (int[]){tot, tot2}, 2, &st), 0);
+	CU_ASSERT_EQUAL(st.stages, 2);
+	CU_ASSERT_EQUAL(st.round_trips, 2);
+	CU_ASSERT_EQUAL(st.transfers, 2);
+	CU_ASSERT_EQUAL(st.kv_bytes_moved, 3 * 4 * 4);
+	CU_ASSERT_EQUAL(dj_graph_node(g, tot, &ni), 0);
+	CU_ASSERT_EQUAL(ni.server, 1);
+	CU_ASSERT_EQUAL(dj_graph_node(g, nar, &ni), 0);
+	CU_ASSERT_EQUAL(ni.server, 0);
+	/* The cache itself read on server 1: refused, named. */
+	on1[0] = nar;
+	on1[1] = -1;
+	CU_ASSERT_EQUAL(dj_graph_plan(g, &placer, 2, &tot, 1, &st), -EXDEV);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_graph_error(g), "written in place"));
+	CU_ASSERT_EQUAL(dj_graph_plan(g, NULL, 0, &tot, 1, &st), -EINVAL);
+	CU_ASSERT_EQUAL(dj_graph_plan(g, NULL, 1, (int[]){99}, 1, &st), -EINVAL);
+	CU_ASSERT_EQUAL(dj_graph_failed_server(g), -1);
+	dj_graph_destroy(g);
+}
+
+/* The graph's idea of "in place" is the operation table's flag, for every
+ * operation of the table; a name the table lacks is never in place. */
+static void test_in_place_from_table(void)
+{
+	int n_inplace = 0;
+
+	for (int i = 0; i < tn_op_count(); i++) {
+		const struct tn_op *op = tn_op_get((enum tn_op_id)i);
+
+		CU_ASSERT_EQUAL(gr_op_in_place(op->name), op->inplace != 0);
+		n_inplace += op->inplace != 0;
+	}
+	CU_ASSERT(n_inplace >= 1);
+	CU_ASSERT_TRUE(gr_op_in_place("slice_write"));
+	CU_ASSERT_FALSE(gr_op_in_place("narrow"));
+	CU_ASSERT_FALSE(gr_op_in_place("slice_write_v2"));
+	CU_ASSERT_FALSE(gr_op_in_place(""));
+}
+
 /* ---- the hash -------------------------------------------------------------- */
 
 static void test_hash_is_xxh64(void)
@@ -641,6 +729,8 @@ int main(int argc, char **argv)
 		{"plan on one server: one batch, puts, frees", test_plan_one_server},
 		{"plan on two servers: stages, transfers, state", test_plan_two_servers},
 		{"plan: writes into state run, in order", test_plan_writes_in_order},
+		{"plan without servers: dry run, KV bytes", test_plan_dry_run},
+		{"in-place operations come from the table", test_in_place_from_table},
 		{"content hash is XXH64", test_hash_is_xxh64},
 		{NULL, NULL},
 	};

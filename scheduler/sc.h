@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef DJINN_SC_H
+#define DJINN_SC_H
+
+/*
+ * Scheduler internals, shared by the files of scheduler/: the fleet's
+ * figures and their measurement (sc_fleet.c), the cost model (sc_cost.c),
+ * the rules that place a graph (sc_place.c), the object, the placer glue,
+ * recovery and the decision log (sc_sched.c). Public API:
+ * include/djinn/scheduler.h; docs/SCHEDULER.md.
+ */
+#include <stdint.h>
+
+#include "djinn/graph.h"
+#include "djinn/scheduler.h"
+
+#define SC_MAX DJ_SCHED_MAX_SERVERS
+
+/* A named thing the scheduler remembers: a sequence, a weight's pin, a
+ * simulated state or weight copy. */
+struct sc_seq {
+	char name[DJ_SCHED_NAME_MAX];
+	int server;
+	int lost;
+	uint64_t kv_bytes;
+	double step_s;               /* expected cost of one of its steps, per token */
+};
+
+struct sc_pin {
+	char name[DJ_SCHED_NAME_MAX];
+	int server;
+};
+
+/* Simulation: where states and weight copies are (what a context knows). */
+struct sc_sim {
+	char name[DJ_SCHED_NAME_MAX];
+	int is_state;
+	uint64_t hash;
+	uint64_t servers;            /* bit mask */
+};
+
+struct dj_sched {
+	struct dj_sched_options o;
+	struct dj_graph_options go;
+	struct dj_graph_placer placer;
+	struct dj_graph_ctx *ctx;    /* NULL: a simulation */
+	struct dj_conn *conn[SC_MAX];
+	struct dj_sched_fleet f;
+	uint64_t reserved[SC_MAX];   /* bytes placed since the last memory reading */
+	int dry;                     /* placing for dj_sched_plan with servers */
+	struct sc_seq *seq;
+	int n_seq, cap_seq;
+	struct sc_pin *pin;
+	int n_pin, cap_pin;
+	struct sc_sim *sim;
+	int n_sim, cap_sim;
+	/* What the simulated run will have made, applied once the graph's
+	 * plan is built (it counts uploads against the tables before). */
+	struct sc_sim *pend;
+	int n_pend, cap_pend;
+	struct dj_sched_decision *d;
+	int n_d, cap_d;
+	dj_sched_rebuild_fn rebuild;
+	void *rebuild_arg;
+	int rr_next;                 /* round-robin mode: the next server */
+	struct dj_sched_stats st;
+};
+
+/* sc_fleet.c */
+/* STATS of one server into its memory and queue figures. */
+int sc_stats_read(struct dj_conn *conn, struct dj_sched_server *sv);
+
+/* sc_fleet_view.c, built once include/djinn/fleet.h is in the tree (the
+ * fleet, issue 13): *f from dj_fleet_view(); index[s] and conns[s] are
+ * member s's fleet index and session. */
+struct dj_fleet;
+int sc_fleet_from_view(struct dj_fleet *fleet, const struct dj_sched_options *o, int probe_links,
+		       struct dj_sched_fleet *f, uint32_t *index, struct dj_conn **conns);
+
+/* sc_cost.c: seconds. */
+/* The arithmetic of op node ni on server sv, plus its per-op overhead. */
+double sc_compute_s(const struct dj_sched_server *sv, const struct dj_graph_node_info *ni,
+		    const struct dj_graph_node_info *all);
+/* Bytes moved from server a to b (a != b). */
+double sc_move_s(const struct dj_sched_fleet *f, int a, int b, uint64_t bytes);
+/* Bytes uploaded from the client to server s. */
+double sc_upload_s(const struct dj_sched_server *sv, uint64_t bytes);
+/* Waiting for the requests queued there. */
+double sc_queue_s(const struct dj_sched_server *sv);
+/* Memory still free on s: its reading minus what was placed since. */
+uint64_t sc_mem_free(const struct dj_sched *s, int server);
+
+/* sc_place.c: the placer's body. */
+int sc_place(struct dj_sched *s, struct dj_graph *g, const uint8_t *needed, int *server,
+	     char *why, size_t why_len);
+
+/* sc_sched.c: the tables and the log. */
+struct sc_seq *sc_seq_find(struct dj_sched *s, const char *name);
+int sc_seq_set(struct dj_sched *s, const char *name, int server, uint64_t kv_bytes,
+	       double step_s);
+void sc_seq_drop(struct dj_sched *s, const char *name);
+int sc_pin_find(const struct dj_sched *s, const char *name);
+int sc_pin_set(struct dj_sched *s, const char *name, int server);
+struct sc_sim *sc_sim_find(struct dj_sched *s, const char *name, int is_state, uint64_t hash);
+int sc_sim_add(struct dj_sched *s, const char *name, int is_state, uint64_t hash, int server);
+/* Remember a state or weight copy to add once the plan is built. */
+int sc_sim_pend(struct dj_sched *s, const char *name, int is_state, uint64_t hash, int server);
+/* A new decision, zeroed but for rule, node and server; NULL: no memory. */
+struct dj_sched_decision *sc_decide(struct dj_sched *s, enum dj_sched_rule rule, int node,
+				    int server);
+/* The sequence a state's name belongs to (the part before its last '/'). */
+void sc_seq_name(const char *state, char *out, size_t len);
+
+#endif

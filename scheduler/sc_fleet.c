@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The fleet's figures, measured from the client over one session per
+ * server (djinn.h alone, so that a server needs nothing new):
+ *
+ *   round trip     the least of the PINGs;
+ *   bandwidth      a 4 MiB PUT (its round trip left in: small beside it);
+ *   elementwise    an EXECUTE batch of 9 adds against one of 1 (same
+ *                  request, same round trip): the difference is 8 adds'
+ *                  time on the server, whatever the network; GB/s of the
+ *                  bytes they read and write;
+ *   op overhead    33 adds of one element against 1: what one more
+ *                  operation in a batch costs beyond its arithmetic;
+ *   matmul         per float dtype, 5 square matmuls against 1, the side
+ *                  doubled (from 128) while one takes under 0.5 ms;
+ *   service time   a batch of one tiny add, its round trip taken off;
+ *   memory, queue  STATS: the member record's devices and queue where the
+ *                  server has one (fleets), else the session's limit.
+ *
+ * Four rounds go over all servers in turn and each raw time is the least
+ * seen: load on this machine only ever slows a measurement down, and
+ * taking turns spreads a burst of it over every server's rounds rather
+ * than all of one server's (a busy client once made one of three equal
+ * servers look 2.5 times slower). Differences are taken between those
+ * least times, so that one unlucky batch cannot make a server look
+ * faster either. Links between servers are derived from the client's (a
+ * tensor crosses through the client today: fetched from a, put to b); the
+ * fleet adapter (sc_fleet_view.c) replaces them where the servers move
+ * tensors themselves.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/djc.h"
+#include "sc.h"
+
+#define PUT_PROBE_BYTES (4u << 20)
+#define MATMUL_MAX_N 1024
+#define MATMUL_MIN_S 0.5e-3
+#define CALIB_ROUNDS 4
+#define EW_MANY 9
+#define OV_MANY 33
+#define MM_MANY 5
+
+static double now_s(void)
+{
+	return (double)djc_time_ns() / 1e9;
+}
+
+/* A host tensor of zeros (the time of these operations does not depend on
+ * the values; zeros have no denormals). */
+static int zeros(enum dj_dtype dt, int ndim, int64_t a, int64_t b, struct dj_tensor *t)
+{
+	*t = (struct dj_tensor){.desc = {.dtype = dt, .ndim = ndim, .shape = {a, b}},
+				.mem = DJ_MEM_HOST};
+	t->data = calloc(1, dj_tensor_nbytes(&t->desc) + 1);
+	return t->data != NULL ? 0 : -ENOMEM;
+}
+
+/* One batch of reps entries "op(h, h)", each freeing its own output: its
+ * time, round trip included. */
+static int batch_time(struct dj_conn *c, const char *op, uint64_t h, int reps, double *t)
+{
+	struct dj_batch_op ops[40];
+	uint64_t out[40];
+	int self[40], rc;
+	char txt[24];
+	double t0;
+
+	if (reps > 40)
+		return -EINVAL;
+	snprintf(txt, sizeof(txt), "0x%" PRIx64, h);
+	memset(ops, 0, sizeof(ops));
+	for (int k = 0; k < reps; k++) {
+		ops[k].op = op;
+		ops[k].n_in = 2;
+		ops[k].inputs[0] = ops[k].inputs[1] = txt;
+		self[k] = k;
+		ops[k].free = &self[k];
+		ops[k].n_free = 1;
+	}
+	t0 = now_s();
+	rc = dj_execute_batch(c, ops, reps, out);
+	*t = now_s() - t0;
+	return rc;
+}
+
+/* *best: the least of itself and one more batch's time. */
+static int least(struct dj_conn *c, const char *op, uint64_t h, int reps, double *best)
+{
+	double t;
+	int rc = batch_time(c, op, h, reps, &t);
+
+	if (rc == 0 && t < *best)
+		*best = t;
+	return rc;
+}
+
+static const enum dj_dtype calib_dtypes[] = {DJ_DTYPE_FLOAT32, DJ_DTYPE_FLOAT16,
+					     DJ_DTYPE_BFLOAT16};
+#define N_CALIB_DTYPES 3
+
+/* One server's probe tensors and raw times, each the least seen: batches
+ * of one entry [0] and of many [1]. */
+struct probe {
+	struct dj_conn *c;
+	uint64_t hx, h1, hm[N_CALIB_DTYPES];
+	int mm_n[N_CALIB_DTYPES];          /* matmul side; 0: the server refuses it */
+	double rtt, put, ew[2], ov[2], mm[N_CALIB_DTYPES][2];
+};
+
+/* The matmul side for dtype k: doubled while one takes under
+ * MATMUL_MIN_S, so that its time is the arithmetic's. */
+static int matmul_size(const struct dj_sched_options *o, struct probe *pr, int k)
+{
+	int n = o->calib_matmul_n;
+
+	for (;;) {
+		struct dj_tensor a;
+		double t = 0;
+		int rc = zeros(calib_dtypes[k], 2, n, n, &a);
+
+		if (rc == 0)
+			rc = dj_put(pr->c, &a, &pr->hm[k]);
+		free(a.data);
+		if (rc == 0)
+			rc = batch_time(pr->c, "matmul", pr->hm[k], 1, &t);
+		if (rc == -DJ_EDTYPE || rc == -DJ_EUNKNOWN_OP)
+			return 0; /* not on this server: float32's figure stands in */
+		if (rc != 0 || t >= MATMUL_MIN_S || n * 2 > MATMUL_MAX_N) {
+			pr->mm_n[k] = rc == 0 ? n : 0;
+			return rc;
+		}
+		dj_free(pr->c, pr->hm[k]);
+		pr->hm[k] = 0;
+		n *= 2;
+	}
+}
+
+static int probe_open(const struct dj_sched_options *o, struct dj_conn *c, struct probe *pr)
+{
+	struct dj_tensor x = {0}, one = {0};
+	int rc;
+
+	memset(pr, 0, sizeof(*pr));
+	pr->c = c;
+	pr->rtt = pr->put = pr->ew[0] = pr->ew[1] = pr->ov[0] = pr->ov[1] = 1e9;
+	for (int k = 0; k < N_CALIB_DTYPES; k++)
+		pr->mm[k][0] = pr->mm[k][1] = 1e9;
+	rc = zeros(DJ_DTYPE_FLOAT32, 1, o->calib_elementwise_n, 0, &x);
+	if (rc == 0)
+		rc = zeros(DJ_DTYPE_FLOAT32, 1, 1, 0, &one);
+	if (rc == 0)
+		rc = dj_put(c, &x, &pr->hx);
+	if (rc == 0)
+		rc = dj_put(c, &one, &pr->h1);
+	free(x.data);
+	free(one.data);
+	for (int k = 0; rc == 0 && k < N_CALIB_DTYPES; k++)
+		rc = matmul_size(o, pr, k);
+	return rc;
+}
+
+static void probe_close(struct probe *pr)
+{
+	uint64_t hs[2 + N_CALIB_DTYPES] = {pr->hx, pr->h1, pr->hm[0], pr->hm[1], pr->hm[2]};
+
+	for (size_t i = 0; pr->c != NULL && i < sizeof(hs) / sizeof(hs[0]); i++)
+		if (hs[i] != 0)
+			dj_free(pr->c, hs[i]);
+}
+
+/* One round: every time taken once more, the least kept. */
+static int probe_round(struct probe *pr)
+{
+	struct dj_tensor t;
+	double t0;
+	uint64_t h;
+	int rc = 0;
+
+	for (int i = 0; i < 3 && rc == 0; i++) {
+		uint64_t ns = 0;
+
+		rc = dj_ping(pr->c, &ns);
+		pr->rtt = (double)ns / 1e9 < pr->rtt ? (double)ns / 1e9 : pr->rtt;
+	}
+	if (rc == 0)
+		rc = zeros(DJ_DTYPE_FLOAT32, 1, PUT_PROBE_BYTES / 4, 0, &t);
+	if (rc == 0) {
+		t0 = now_s();
+		rc = dj_put(pr->c, &t, &h);
+		t0 = now_s() - t0;
+		free(t.data);
+		if (rc == 0) {
+			dj_free(pr->c, h);
+			pr->put = t0 < pr->put ? t0 : pr->put;
+		}
+	}
+	if (rc == 0)
+		rc = least(pr->c, "add", pr->hx, 1, &pr->ew[0]);
+	if (rc == 0)
+		rc = least(pr->c, "add", pr->hx, EW_MANY, &pr->ew[1]);
+	if (rc == 0)
+		rc = least(pr->c, "add", pr->h1, 1, &pr->ov[0]);
+	if (rc == 0)
+		rc = least(pr->c, "add", pr->h1, OV_MANY, &pr->ov[1]);
+	for (int k = 0; rc == 0 && k < N_CALIB_DTYPES; k++) {
+		if (pr->mm_n[k] == 0)
+			continue;
+		rc = least(pr->c, "matmul", pr->hm[k], 1, &pr->mm[k][0]);
+		if (rc == 0)
+			rc = least(pr->c, "matmul", pr->hm[k], MM_MANY, &pr->mm[k][1]);
+	}
+	return rc;
+}
+
+/* (many - one) / (n - 1), never below 0.1 us (a loaded client can make the
+ * difference vanish). */
+static double per_entry(const double *t, int n)
+{
+	return t[1] - t[0] > 1e-7 * (n - 1) ? (t[1] - t[0]) / (n - 1) : 1e-7;
+}
+
+static void probe_figures(const struct dj_sched_options *o, const struct probe *pr, int i,
+			  struct dj_sched_server *sv)
+{
+	memset(sv, 0, sizeof(*sv));
+	snprintf(sv->name, sizeof(sv->name), "s%d", i);
+	sv->up = 1;
+	sv->rtt_s = pr->rtt;
+	sv->bw_Bps = PUT_PROBE_BYTES / pr->put;
+	sv->elementwise_gbps = 3.0 * 4.0 * (double)o->calib_elementwise_n /
+			       per_entry(pr->ew, EW_MANY) / 1e9;
+	sv->op_overhead_s = per_entry(pr->ov, OV_MANY);
+	sv->service_s = pr->ov[0] > pr->rtt ? pr->ov[0] - pr->rtt : 0;
+	for (int k = 0; k < N_CALIB_DTYPES; k++) {
+		double n = pr->mm_n[k];
+
+		if (n > 0)
+			sv->matmul_gflops[calib_dtypes[k]] = 2.0 * n * n * n /
+							     per_entry(pr->mm[k], MM_MANY) / 1e9;
+	}
+}
+
+static uint64_t json_u64(const cJSON *obj, const char *key, uint64_t def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (uint64_t)v->valuedouble : def;
+}
+
+int sc_stats_read(struct dj_conn *conn, struct dj_sched_server *sv)
+{
+	char *text = NULL;
+	int rc = dj_stats(conn, &text);
+	cJSON *root = rc == 0 ? cJSON_Parse(text) : NULL;
+	const cJSON *load, *backend, *dev;
+	uint64_t limit, used;
+
+	free(text);
+	if (rc != 0)
+		return rc;
+	if (root == NULL)
+		return -EBADMSG;
+	load = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "member"),
+						"load");
+	backend = cJSON_GetObjectItemCaseSensitive(root, "backend");
+	sv->mem_free = sv->mem_total = UINT64_MAX;
+	sv->queued = 0;
+	if (cJSON_IsObject(load)) {
+		/* A fleet member's record: every device's memory, the queue. */
+		sv->mem_free = sv->mem_total = 0;
+		cJSON_ArrayForEach(dev, cJSON_GetObjectItemCaseSensitive(load, "devices")) {
+			sv->mem_free += json_u64(dev, "mem_free", 0);
+			sv->mem_total += json_u64(dev, "mem_total", 0);
+		}
+		sv->queued = (double)json_u64(load, "queued", 0);
+	}
+	/* The session's own limit caps what it may place there. */
+	limit = json_u64(backend, "session_limit", 0);
+	used = json_u64(backend, "session_bytes", 0);
+	if (limit > 0) {
+		uint64_t left = limit > used ? limit - used : 0;
+
+		sv->mem_free = left < sv->mem_free ? left : sv->mem_free;
+		sv->mem_total = limit < sv->mem_total ? limit : sv->mem_total;
+	}
+	cJSON_Delete(root);
+	return 0;
+}
+
+void dj_sched_fleet_links(struct dj_sched_fleet *f)
+{
+	for (int a = 0; a < f->n_servers; a++)
+		for (int b = 0; b < f->n_servers; b++) {
+			const struct dj_sched_server *sa = &f->servers[a], *sb = &f->servers[b];
+
+			if (a == b) {
+				f->link_rtt_s[a][b] = 0;
+				f->link_bw_Bps[a][b] = 0;
+				continue;
+			}
+			/* The bytes come back in a's reply, then go out in the
+			 * batch of a new stage to b: one more round trip (b's),
+			 * both links one after the other. */
+			f->link_rtt_s[a][b] = sb->rtt_s;
+			f->link_bw_Bps[a][b] = sa->bw_Bps > 0 && sb->bw_Bps > 0 ?
+				1.0 / (1.0 / sa->bw_Bps + 1.0 / sb->bw_Bps) : 0;
+		}
+	f->links_direct = 0;
+	snprintf(f->note, sizeof(f->note), "links between servers derived from the client's "
+		 "(a tensor crosses through the client: fetch, then put); no server-to-server "
+		 "probe before the fleet");
+}
+
+/* A homogeneous fleet: every compute figure the best any server gave. */
+static void pool(struct dj_sched_fleet *f)
+{
+	struct dj_sched_server best = f->servers[0];
+
+	for (int i = 1; i < f->n_servers; i++) {
+		const struct dj_sched_server *v = &f->servers[i];
+
+		for (int d = 0; d < DJ_DTYPE_COUNT; d++)
+			best.matmul_gflops[d] = v->matmul_gflops[d] > best.matmul_gflops[d] ?
+						v->matmul_gflops[d] : best.matmul_gflops[d];
+		best.elementwise_gbps = v->elementwise_gbps > best.elementwise_gbps ?
+					v->elementwise_gbps : best.elementwise_gbps;
+		best.op_overhead_s = v->op_overhead_s < best.op_overhead_s ? v->op_overhead_s :
+				     best.op_overhead_s;
+		best.service_s = v->service_s < best.service_s ? v->service_s : best.service_s;
+	}
+	for (int i = 0; i < f->n_servers; i++) {
+		struct dj_sched_server *v = &f->servers[i];
+
+		memcpy(v->matmul_gflops, best.matmul_gflops, sizeof(v->matmul_gflops));
+		v->elementwise_gbps = best.elementwise_gbps;
+		v->op_overhead_s = best.op_overhead_s;
+		v->service_s = best.service_s;
+	}
+}
+
+int dj_sched_fleet_sim(struct dj_sched_fleet *f, int n)
+{
+	if (f == NULL || n < 1 || n > SC_MAX)
+		return -EINVAL;
+	memset(f, 0, sizeof(*f));
+	f->n_servers = n;
+	for (int s = 0; s < n; s++) {
+		struct dj_sched_server *sv = &f->servers[s];
+
+		snprintf(sv->name, sizeof(sv->name), "sim%d", s);
+		sv->up = 1;
+		sv->matmul_gflops[DJ_DTYPE_FLOAT32] = 10;
+		sv->elementwise_gbps = 5;
+		sv->op_overhead_s = 10e-6;
+		sv->service_s = 50e-6;
+		sv->mem_free = sv->mem_total = UINT64_MAX;
+		sv->rtt_s = 50e-6;
+		sv->bw_Bps = 1e9;
+	}
+	dj_sched_fleet_links(f);
+	return 0;
+}
+
+int dj_sched_measure(const struct dj_sched_options *opts, struct dj_conn *const *servers, int n,
+		     struct dj_sched_fleet *f)
+{
+	struct dj_sched_options o;
+	struct probe *pr;
+	int rc = 0, opened = 0;
+
+	if (servers == NULL || f == NULL || n < 1 || n > SC_MAX)
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		if (servers[i] == NULL)
+			return -EINVAL;
+	if (opts != NULL)
+		o = *opts;
+	else
+		dj_sched_options_init(&o);
+	pr = calloc((size_t)n, sizeof(*pr));
+	if (pr == NULL)
+		return -ENOMEM;
+	memset(f, 0, sizeof(*f));
+	f->n_servers = n;
+	for (; opened < n && rc == 0; opened++)
+		rc = probe_open(&o, servers[opened], &pr[opened]);
+	for (int round = 0; round < CALIB_ROUNDS && rc == 0; round++)
+		for (int i = 0; i < n && rc == 0; i++)
+			rc = probe_round(&pr[i]);
+	for (int i = 0; i < n && rc == 0; i++) {
+		probe_figures(&o, &pr[i], i, &f->servers[i]);
+		rc = sc_stats_read(servers[i], &f->servers[i]);
+		DJC_LOG(DJ_LOG_INFO, "sched", "server %d: rtt %.0f us, %.2f GB/s up; matmul f32 %.2f "
+			"GFLOP/s; elementwise %.2f GB/s; %.1f us per op; free %" PRIu64 " bytes", i,
+			f->servers[i].rtt_s * 1e6, f->servers[i].bw_Bps / 1e9,
+			f->servers[i].matmul_gflops[DJ_DTYPE_FLOAT32], f->servers[i].elementwise_gbps,
+			f->servers[i].op_overhead_s * 1e6, f->servers[i].mem_free);
+	}
+	if (rc == 0 && o.homogeneous)
+		pool(f);
+	if (rc != 0)
+		DJC_LOG(DJ_LOG_ERR, "sched", "calibration failed: %s", dj_strerror(rc));
+	for (int i = 0; i < opened; i++)
+		probe_close(&pr[i]);
+	free(pr);
+	if (rc == 0)
+		dj_sched_fleet_links(f);
+	return rc;
+}
