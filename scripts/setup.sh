@@ -12,7 +12,8 @@ builddir=${1:-build}
 [ $# -gt 0 ] && shift
 
 packages=(meson ninja-build pkg-config gcc python3-pyelftools dpkg-dev xz-utils
-	libnuma-dev libcjson-dev libcunit1-dev libssl-dev openssl iproute2 procps python3-numpy)
+	libnuma-dev libcjson-dev libcunit1-dev libssl-dev openssl iproute2 procps python3-numpy
+	clang-14 libclang-rt-14-dev llvm-14)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Build the libFuzzer targets (tests/fuzz, clang + ASan + UBSan, build folder
+# build-fuzz) and run each for SECONDS (default 10); fails if any target
+# crashes, leaks, hangs (more than 10 s on one input) or breaks an invariant.
+#   scripts/fuzz.sh [SECONDS] [TARGET...]   fuzz (all targets by default)
+#   scripts/fuzz.sh --seeds                 regenerate tests/fuzz/corpus/*/ seeds
+# Each target starts from its committed corpus (tests/fuzz/corpus/TARGET:
+# seeds from gen_seeds plus regress-* inputs that once failed) and seeds
+# freshly generated from the current code; what it finds stays in
+# build-fuzz/corpus/TARGET for the next run, failures in build-fuzz/artifacts.
+# Run scripts/setup.sh first on a fresh machine (it installs clang), or let
+# scripts/test.sh do both. Each target's result also goes to
+# build-fuzz/testlog.json (one JSON line each) for test.sh's closing count.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+bdir=build-fuzz
+targets_all=(fuzz_dp_wire fuzz_dp_channel fuzz_ctl_server fuzz_ctl_client fuzz_npy fuzz_op_attrs)
+
+mode=fuzz
+secs=10
+if [ "${1:-}" = --seeds ]; then
+	mode=seeds
+	shift
+elif [ $# -gt 0 ]; then
+	secs=$1
+	shift
+fi
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=("${targets_all[@]}")
+
+# One JSON line per target for scripts/test.sh's closing count; none until run.
+rm -f "$bdir/testlog.json"
+cc=$(command -v clang-14 || command -v clang || true)
+if [ -z "$cc" ]; then
+	echo "fuzz: clang not found: run scripts/setup.sh (it installs clang-14 and libFuzzer)" >&2
+	exit 1
+fi
+if [ ! -f "$bdir/build.ninja" ]; then
+	CC=$cc meson setup "$bdir" -Dfuzz=enabled >/dev/null
+fi
+ninja -C "$bdir" >/dev/null
+
+# Fresh seeds from the project's own encoders (they follow format changes).
+rm -rf "$bdir/seeds"
+"$bdir/tests/fuzz/gen_seeds" "$bdir/seeds" >/dev/null
+
+if [ "$mode" = seeds ]; then
+	for t in "${targets_all[@]}"; do
+		mkdir -p "tests/fuzz/corpus/$t"
+		find "tests/fuzz/corpus/$t" -type f ! -name 'regress-*' -delete
+		cp "$bdir/seeds/$t"/* "tests/fuzz/corpus/$t/"
+	done
+	echo "fuzz: seeds regenerated in tests/fuzz/corpus (regress-* inputs kept)"
+	exit 0
+fi
+
+status=0
+for t in "${targets[@]}"; do
+	work="$bdir/corpus/$t"
+	log="$bdir/logs/$t.log"
+	mkdir -p "$work" "$bdir/artifacts" "$bdir/logs"
+	dict=()
+	case $t in
+	fuzz_ctl_*) dict=(-dict=tests/fuzz/dict/ctl.dict) ;;
+	fuzz_npy) dict=(-dict=tests/fuzz/dict/npy.dict) ;;
+	fuzz_op_attrs) dict=(-dict=tests/fuzz/dict/op_attrs.dict) ;;
+	esac
+	rc=0
+	"$bdir/tests/fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+		-print_final_stats=1 -artifact_prefix="$bdir/artifacts/$t-" "${dict[@]}" \
+		"$work" "tests/fuzz/corpus/$t" "$bdir/seeds/$t" >"$log" 2>&1 || rc=$?
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+	speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+	cov=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*/[0-9a-zA-Z]*' "$log" | tail -n 1)
+	line="$t: ${execs:-?} execs, ${speed:-?}/s, ${cov:-no coverage line}"
+	if [ $rc -ne 0 ]; then
+		status=1
+		line="$line: FAILED (rc $rc, see $log)"
+		grep -E 'ERROR|invariant|SUMMARY|Test unit written' "$log" | head -n 8 >&2 || true
+	fi
+	echo "fuzz: $line"
+	printf '{"name": "%s", "result": "%s"}\n' "$t" "$([ $rc -eq 0 ] && echo OK || echo FAIL)" \
+		>>"$bdir/testlog.json"
+done
+if [ $status -eq 0 ]; then
+	echo "fuzz: ${#targets[@]} targets, ${secs} s each: no failure"
+else
+	echo "fuzz: failures (inputs in $bdir/artifacts); reproduce with $bdir/tests/fuzz/TARGET FILE" >&2
+fi
+exit $status
