@@ -4,6 +4,7 @@
 # crashes, leaks, hangs (more than 10 s on one input) or breaks an invariant.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   fuzz (all targets by default)
 #   scripts/fuzz.sh --seeds                 regenerate tests/fuzz/corpus/*/ seeds
+#   scripts/fuzz.sh --coverage [TARGET...]  line coverage of the corpora (llvm-cov)
 # Each target starts from its committed corpus (tests/fuzz/corpus/TARGET:
 # seeds from gen_seeds plus regress-* inputs that once failed) and seeds
 # freshly generated from the current code; what it finds stays in
@@ -19,8 +20,8 @@ targets_all=(fuzz_dp_wire fuzz_dp_channel fuzz_ctl_server fuzz_ctl_client fuzz_n
 
 mode=fuzz
 secs=10
-if [ "${1:-}" = --seeds ]; then
-	mode=seeds
+if [ "${1:-}" = --seeds ] || [ "${1:-}" = --coverage ]; then
+	mode=${1#--}
 	shift
 elif [ $# -gt 0 ]; then
 	secs=$1
@@ -41,17 +42,44 @@ if [ ! -f "$bdir/build.ninja" ]; then
 fi
 ninja -C "$bdir" >/dev/null
 
-# Fresh seeds from the project's own encoders (they follow format changes).
-rm -rf "$bdir/seeds"
-"$bdir/tests/fuzz/gen_seeds" "$bdir/seeds" >/dev/null
+# Fresh seeds from the project's own encoders (they follow format changes),
+# in a folder of this run's own: two runs may fuzz different targets at once.
+seeds="$bdir/seeds.$$"
+trap 'rm -rf "$seeds"' EXIT
+"$bdir/tests/fuzz/gen_seeds" "$seeds" >/dev/null
 
 if [ "$mode" = seeds ]; then
 	for t in "${targets_all[@]}"; do
 		mkdir -p "tests/fuzz/corpus/$t"
 		find "tests/fuzz/corpus/$t" -type f ! -name 'regress-*' -delete
-		cp "$bdir/seeds/$t"/* "tests/fuzz/corpus/$t/"
+		cp "$seeds/$t"/* "tests/fuzz/corpus/$t/"
 	done
 	echo "fuzz: seeds regenerated in tests/fuzz/corpus (regress-* inputs kept)"
+	exit 0
+fi
+
+if [ "$mode" = coverage ]; then
+	# The same targets built for source-based coverage, run once over
+	# every corpus input (-runs=0): what the corpora reach, line by line.
+	cdir=build-fuzz-cov
+	prof="-fprofile-instr-generate -fcoverage-mapping"
+	[ -f "$cdir/build.ninja" ] || CC=$cc meson setup "$cdir" -Dfuzz=enabled \
+		-Dc_args="$prof" -Dc_link_args="$prof" >/dev/null
+	ninja -C "$cdir" >/dev/null
+	for t in "${targets[@]}"; do
+		rm -rf "$cdir/prof/$t"
+		mkdir -p "$cdir/prof/$t" "$bdir/corpus/$t"
+		LLVM_PROFILE_FILE="$cdir/prof/$t/%p.profraw" "$cdir/tests/fuzz/$t" -runs=0 \
+			"$bdir/corpus/$t" "tests/fuzz/corpus/$t" "$seeds/$t" >"$cdir/prof/$t.log" 2>&1
+		llvm-profdata-14 merge -sparse "$cdir/prof/$t"/*.profraw -o "$cdir/prof/$t.profdata"
+		llvm-cov-14 report "$cdir/tests/fuzz/$t" -instr-profile="$cdir/prof/$t.profdata" \
+			>"$cdir/prof/$t.txt"
+		echo "coverage: $t ($(ls "$bdir/corpus/$t" "tests/fuzz/corpus/$t" "$seeds/$t" |
+			grep -c .) inputs; per file: $cdir/prof/$t.txt)"
+		# Columns: file, regions (3), functions (3), lines (3), branches (3).
+		awk '/\.c |^TOTAL/ {printf "  %-34s lines %5s, missed %5s: %7s; branches %7s\n",
+			$1, $8, $9, $10, $13}' "$cdir/prof/$t.txt"
+	done
 	exit 0
 fi
 
@@ -69,7 +97,7 @@ for t in "${targets[@]}"; do
 	rc=0
 	"$bdir/tests/fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$bdir/artifacts/$t-" "${dict[@]}" \
-		"$work" "tests/fuzz/corpus/$t" "$bdir/seeds/$t" >"$log" 2>&1 || rc=$?
+		"$work" "tests/fuzz/corpus/$t" "$seeds/$t" >"$log" 2>&1 || rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
 	cov=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*/[0-9a-zA-Z]*' "$log" | tail -n 1)
