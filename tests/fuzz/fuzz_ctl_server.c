@@ -35,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct ctl_server *servers[FZ_SERVERS];
 static struct ctl_backend fz_ops;
 static const struct ctl_backend *mem_ops;
+static int utf8_check;
 
 static void check(int ok, const char *what)
 {
@@ -68,6 +69,7 @@ static void init_once(void)
 		return;
 	done = 1;
 	dj_log_set_level(DJ_LOG_ERR);
+	utf8_check = getenv("FZ_UTF8") != NULL && strcmp(getenv("FZ_UTF8"), "1") == 0;
 	mem_ops = mem_backend_ops();
 	fz_ops = *mem_ops;
 	fz_ops.execute = fz_execute;
@@ -131,8 +133,40 @@ static void read_replies(int fd, uint8_t **out, size_t *len, size_t *cap)
 	}
 }
 
+/* Strict UTF-8 (RFC 3629): no overlong forms, surrogates or values past
+ * U+10FFFF. */
+static int utf8_valid(const uint8_t *p, size_t n)
+{
+	static const uint32_t min[4] = {0, 0x80, 0x800, 0x10000};
+
+	for (size_t i = 0; i < n;) {
+		uint32_t c = p[i];
+		size_t k;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		k = (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 0;
+		if (k == 0 || k >= n - i)
+			return 0;
+		c &= 0x3fu >> k;
+		for (size_t j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return 0;
+			c = c << 6 | (p[i + j] & 0x3fu);
+		}
+		if (c < min[k] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
 /* Every complete reply frame: a valid header, then a JSON object with a
- * string "type". A last frame cut short by the close is not judged. */
+ * string "type" (and, with FZ_UTF8=1 in the environment, valid UTF-8:
+ * issue 11 asks that client text never comes back raw). A last frame cut
+ * short by the close is not judged. */
 static void check_replies(const uint8_t *p, size_t len)
 {
 	size_t off = 0;
@@ -145,6 +179,8 @@ static void check_replies(const uint8_t *p, size_t len)
 		check(h.json_len > 0 && h.json_len <= FZ_REPLY_JSON_MAX, "reply JSON length");
 		if (len - off - CTL_HDR_LEN < h.json_len)
 			return;
+		if (utf8_check)
+			check(utf8_valid(p + off + CTL_HDR_LEN, h.json_len), "reply is not UTF-8");
 		msg = cJSON_ParseWithLength((const char *)p + off + CTL_HDR_LEN, h.json_len);
 		check(cJSON_IsObject(msg), "reply is not a JSON object");
 		check(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "type")),
