@@ -6,7 +6,9 @@
  * client must read them (frame headers, JSON, handles, descriptions,
  * capabilities, ERROR replies, GET payloads, batch results) without a crash,
  * a leak or a hang. The input is a mode byte (bit 0: the client holds a
- * token, so a CHALLENGE is answered with AUTH) and the byte stream.
+ * token, so a CHALLENGE is answered with AUTH; bit 1: the client has a data
+ * path, the fake one of tests/unit/control, so a server announcing DPDK gets
+ * a probe, PATH dpdk and PUT/GET over it) and the byte stream.
  *
  * Further connections (a reconnect after the stream ends) are refused by
  * closing them at once.
@@ -25,6 +27,7 @@
 
 #include "djinn/common.h"
 #include "ctl_fuzz.h"
+#include "fake_dp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,6 +39,7 @@ struct peer {
 
 static int lfd = -1;
 static uint16_t port;
+static struct fake_dp *fdp;
 
 static void check(int ok, const char *what)
 {
@@ -58,6 +62,7 @@ static void init_once(void)
 	      listen(lfd, 64) == 0 && getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0,
 	      "listen");
 	port = ntohs(sa.sin_port);
+	fdp = fake_dp_create(fake_net_create(), 47002);
 }
 
 /* The first connection gets the input, then end-of-stream; its requests
@@ -140,6 +145,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(pthread_create(&th, NULL, peer_main, &p) == 0, "peer thread");
 	fz_client_options(&o, port);
 	o.token = (data[0] & 1) ? "fuzz-token" : NULL;
+	if (data[0] & 2) {
+		/* Nothing answers on the fake network: transfers fail at once
+		 * or after 1 ms, and the session falls back to TCP. */
+		o.datapath = &fdp->dp;
+		o.path = DJ_PATH_AUTO;
+		o.dp_timeout_ms = 1;
+		o.probe_timeout_ms = 1;
+	}
 	if (dj_client_create(&o, &cl) == 0) {
 		fz_client_script(cl);
 		dj_client_destroy(cl);

@@ -451,7 +451,7 @@ static void ctl_seeds(void)
 		{"tcp", NULL, 0, 0, 0},
 		{"tcp-chunked", NULL, 0, 2, 0},
 		{"token", "fuzz-token", 0, 1, 1},
-		{"dpdk", NULL, 1, 0, 0},
+		{"dpdk", NULL, 1, 0, 2},
 	};
 
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
