@@ -91,7 +91,7 @@ timeout=${FUZZ_TIMEOUT:-30}
 status=0
 for t in "${targets[@]}"; do
 	work="$bdir/corpus/$t"
-	log="$bdir/logs/$t.log"
+	log="$bdir/logs/$t.$$.log" # this run's own: runs may overlap
 	mkdir -p "$work" "$bdir/artifacts" "$bdir/logs"
 	dict=()
 	case $t in
