@@ -5,6 +5,7 @@
 # an invariant.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   fuzz (all targets by default)
 #   scripts/fuzz.sh --seeds                 regenerate tests/fuzz/corpus/*/ seeds
+#                                           (minimised with -merge=1)
 #   scripts/fuzz.sh --coverage [TARGET...]  line coverage of the corpora (llvm-cov)
 # Each target starts from its committed corpus (tests/fuzz/corpus/TARGET:
 # seeds from gen_seeds plus regress-* inputs that once failed) and seeds
@@ -50,10 +51,25 @@ trap 'rm -rf "$seeds"' EXIT
 "$bdir/tests/fuzz/gen_seeds" "$seeds" >/dev/null
 
 if [ "$mode" = seeds ]; then
+	# Only the seeds that add coverage to the regress-* inputs: libFuzzer's
+	# -merge=1 picks them (naming its copies by SHA-1), the named originals
+	# are kept.
 	for t in "${targets_all[@]}"; do
-		mkdir -p "tests/fuzz/corpus/$t"
-		find "tests/fuzz/corpus/$t" -type f ! -name 'regress-*' -delete
-		cp "$seeds/$t"/* "tests/fuzz/corpus/$t/"
+		c="tests/fuzz/corpus/$t"
+		m="$bdir/merged/$t"
+		mkdir -p "$c"
+		find "$c" -type f ! -name 'regress-*' -delete
+		rm -rf "$m"
+		mkdir -p "$m"
+		"$bdir/tests/fuzz/$t" -merge=1 "$m" "$c" "$seeds/$t" >"$bdir/merged/$t.log" 2>&1
+		kept=0
+		for f in "$seeds/$t"/*; do
+			if [ -f "$m/$(sha1sum <"$f" | cut -c1-40)" ]; then
+				cp "$f" "$c/"
+				kept=$((kept + 1))
+			fi
+		done
+		echo "fuzz: $t: $kept of $(ls "$seeds/$t" | grep -c .) seeds kept"
 	done
 	echo "fuzz: seeds regenerated in tests/fuzz/corpus (regress-* inputs kept)"
 	exit 0
