@@ -14,7 +14,8 @@ builddir=${1:-build}
 packages=(meson ninja-build pkg-config gcc g++ python3-pyelftools dpkg-dev xz-utils
 	libnuma-dev libcjson-dev libcunit1-dev libssl-dev openssl iproute2 procps python3-numpy
 	libmicrohttpd-dev prometheus tmux python3-matplotlib libcurl4-openssl-dev etcd-server
-	etcd-client)
+	etcd-client
+	clang-14 libclang-rt-14-dev llvm-14)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and run every test: the unit and integration suites, then
-# the unit suite again under AddressSanitizer and UBSan.
+# Set up (idempotent) and run every test: the unit and integration suites, the
+# unit suite again under AddressSanitizer and UBSan, then each fuzz target for
+# 10 seconds (scripts/fuzz.sh).
 #   scripts/test.sh [meson test args...]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,12 +16,19 @@ meson test -C build --print-errorlogs --num-processes 2 "$@" || status=$?
 bash scripts/setup.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dcuda=disabled >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --suite unit --print-errorlogs --num-processes 2 || status=$?
-# One plain closing line over both runs (meson's own summary is per run).
-python3 - build/meson-logs/testlog.json build-asan/meson-logs/testlog.json <<'PY' || true
+# Every libFuzzer target for a short while (scripts/fuzz.sh; longer runs by hand).
+bash scripts/fuzz.sh 10 || status=$?
+# One plain closing line over all runs (meson's own summary is per run).
+python3 - build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+	build-fuzz/testlog.json <<'PY' || true
 import json, sys
 counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
 for path in sys.argv[1:]:
-    for line in open(path):
+    try:
+        lines = open(path).readlines()
+    except OSError:
+        continue
+    for line in lines:
         r = json.loads(line)["result"]
         key = "OK" if r in ("OK", "EXPECTEDFAIL") else "SKIP" if r == "SKIP" else "FAIL"
         counts[key] += 1

@@ -256,6 +256,11 @@ int tn_op_cpu(const struct tn_op *op, const struct dj_tensor *in, int n_in,
 		rc = check_host_tensor(op, &in[i], "an input", err, errlen);
 	if (rc == 0)
 		rc = check_host_tensor(op, out, "the output", err, errlen);
+	/* An empty output has nothing to compute, and the kernels' loops
+	 * must not run: their outer extents may still be huge (sum over the
+	 * empty dim of [2^33, 0, 128] would loop 2^33 times for nothing). */
+	if (rc == 0 && dj_tensor_numel(&out->desc) == 0)
+		return 0;
 	if (rc == 0) {
 		rc = op->cpu(in, n_in, attrs, out, err, errlen);
 		if (rc != 0 && err != NULL && errlen > 0 && err[0] != '\0')

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -252,6 +253,46 @@ static void test_cpu_argument_checks(void)
 	CU_ASSERT_EQUAL(strlen(tiny), sizeof(tiny) - 1);
 }
 
+/* A client can make tensors of no bytes whose other dimensions are huge
+ * (ALLOC [250, 2^33 + 1, 0, 0]); an operation whose output is empty must
+ * return at once instead of looping over those dimensions for hours (found
+ * by fuzz_op_attrs: sum along dim 2 of such a tensor hung the CPU path). */
+static void test_empty_outputs_at_once(void)
+{
+	static const struct {
+		const char *op;
+		int n_in;
+		int64_t shape[2][4];
+		int ndim[2];
+		int dim;
+	} cases[] = {
+		{"sum", 1, {{250, 8589934593, 0, 0}}, {4}, 2},
+		{"mean", 1, {{250, 8589934593, 0, 0}}, {4}, 2},
+		{"softmax", 1, {{1ll << 40, 0}}, {2}, 0},
+		{"layer_norm", 1, {{1ll << 40, 0}}, {2}, -1},
+		{"matmul", 2, {{1ll << 40, 0, 3}, {3, 4}}, {3, 2}, -1},
+	};
+	char one[8];
+
+	alarm(20); /* a regression would loop for hours: fail instead */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct tn_op *op = tn_op_find(cases[i].op);
+		struct dj_tensor in[2] = {0}, out = {.mem = DJ_MEM_HOST, .data = one};
+		/* matmul and layer_norm ignore dim. */
+		struct tn_op_attrs a = with_dim(cases[i].dim);
+
+		for (int k = 0; k < cases[i].n_in; k++)
+			in[k] = (struct dj_tensor){.desc = desc(DJ_DTYPE_FLOAT32, cases[i].ndim[k],
+								 cases[i].shape[k]),
+						   .data = one, .mem = DJ_MEM_HOST};
+		CU_ASSERT_EQUAL_FATAL(tn_op_infer(op, (struct dj_tensor_desc[]){in[0].desc, in[1].desc},
+						  cases[i].n_in, &a, &out.desc, err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(dj_tensor_numel(&out.desc), 0);
+		CU_ASSERT_EQUAL(tn_op_cpu(op, in, cases[i].n_in, &a, &out, err, sizeof(err)), 0);
+	}
+	alarm(0);
+}
+
 /* ---- attributes from JSON ---- */
 
 static int parse(const char *op, const char *json, struct tn_op_attrs *a)
@@ -360,6 +401,7 @@ int main(int argc, char **argv)
 		{"layer_norm and linear shape errors", test_layer_norm_and_linear_shapes},
 		{"invalid descriptions and size overflow", test_bad_descriptions},
 		{"tn_op_cpu argument checks, nothing written", test_cpu_argument_checks},
+		{"empty outputs of huge shapes return at once", test_empty_outputs_at_once},
 		{"attributes from JSON", test_attrs_json_valid},
 		{"attribute JSON errors named", test_attrs_json_errors},
 		{"attributes JSON round trip", test_attrs_json_round_trip},
