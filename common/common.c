@@ -44,6 +44,17 @@ const char *dj_strerror(int rc)
 static enum dj_log_level log_level = DJ_LOG_NOTICE;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const level_names[] = {"err", "warn", "notice", "info", "debug"};
+/* The host's handler (dj_log_set_handler), read as one pair under the lock. */
+static dj_log_fn log_fn;
+static void *log_fn_arg;
+
+void dj_log_set_handler(dj_log_fn fn, void *arg)
+{
+	pthread_mutex_lock(&log_lock);
+	log_fn = fn;
+	log_fn_arg = arg;
+	pthread_mutex_unlock(&log_lock);
+}
 
 void dj_log_set_level(enum dj_log_level level)
 {
@@ -172,16 +183,25 @@ void djc_vlog(enum dj_log_level level, const char *component, const char *fmt, v
 	struct timespec ts;
 	char buf[2048], *heap;
 	const char *line;
+	dj_log_fn fn;
+	void *fn_arg;
 
 	if (level > dj_log_get_level())
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	line = log_format(buf, sizeof(buf), &heap, fmt, ap);
-	/* One lock so concurrent threads never interleave within a line. */
+	/* One lock so concurrent threads never interleave within a line. A
+	 * host's handler runs outside it: it may take locks of its own (a
+	 * Python handler takes the GIL) that a thread holding ours waits on. */
 	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "%ld.%03ld %-6s %s: %s\n", (long)ts.tv_sec, ts.tv_nsec / 1000000,
-		level_names[level], component, line);
+	fn = log_fn;
+	fn_arg = log_fn_arg;
+	if (fn == NULL)
+		fprintf(stderr, "%ld.%03ld %-6s %s: %s\n", (long)ts.tv_sec, ts.tv_nsec / 1000000,
+			level_names[level], component, line);
 	pthread_mutex_unlock(&log_lock);
+	if (fn != NULL)
+		fn(level, component, line, fn_arg);
 	free(heap);
 }
 

@@ -32,9 +32,10 @@ int djc_log_level_parse(const char *name, enum dj_log_level *level);
 size_t djc_escape(char *out, size_t cap, const char *in, size_t in_len);
 
 /**
- * Log one line to stderr with a level and component tag. Thread safe. The
- * formatted message goes through djc_escape(), so text from a peer can
- * never forge a line or reach the terminal as an escape sequence.
+ * Log one line to stderr (or to the host's dj_log_set_handler()) with a
+ * level and component tag. Thread safe. The formatted message goes through
+ * djc_escape(), so text from a peer can never forge a line or reach the
+ * terminal as an escape sequence.
  */
 void djc_log(enum dj_log_level level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
