@@ -5,6 +5,8 @@ Over libdjinn.so (ctypes; docs/PYTHON.md):
 
 - djinn.connect(address) -> Connection: put / execute / get / compute,
   resident RemoteTensors, batches, stats, and *_async forms for asyncio;
+- djinn.core.coordinator.DjinnCoordinator: the original system's asyncio API
+  (execute_remote_operation('aten::matmul', [x, y], 'localhost:5556'));
 - djinn.errors: DjinnError and one subclass per error code.
 """
 from ._lib import lib as _lib_handle  # noqa: F401  (loads libdjinn, or ImportError)
@@ -14,6 +16,7 @@ from .errors import (AuthError, DjinnConnectionError, DjinnError, DjinnTimeoutEr
                      DTypeError, HandleError, InvalidArgumentError, LimitError,
                      NotSupportedError, OutOfRangeError, ShapeError, UnknownOperationError)
 from ._logging import set_log_level
+from .ops import ATEN_OPS, OPERATIONS
 
 __version__ = "0.1.0"
 

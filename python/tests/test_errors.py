@@ -8,9 +8,11 @@ import stat
 
 import numpy as np
 import pytest
+import torch
 
 import djinn
 from djinn import errors
+from djinn.core.coordinator import CoordinatorConfig, DjinnCoordinator
 
 
 def test_server_shape_error(conn):
@@ -64,6 +66,23 @@ def test_local_shape_check_before_sending(conn):
     # A batch infers every shape first (the same table as the server).
     with pytest.raises(djinn.ShapeError, match="matmul: inner dimensions differ"):
         conn.compute("matmul", np.ones((2, 3), np.float32), np.ones((2, 3), np.float32))
+
+
+def test_coordinator_errors(address):
+    async def main():
+        async with DjinnCoordinator(CoordinatorConfig()) as c:
+            x = torch.ones(2, 2)
+            with pytest.raises(djinn.UnknownOperationError, match="aten::frobnicate"):
+                await c.execute_remote_operation("aten::frobnicate", [x], address)
+            with pytest.raises(djinn.NotSupportedError, match="gelu approximate='tanh'"):
+                await c.execute_remote_operation("aten::gelu", [x], address, approximate="tanh")
+            with pytest.raises(djinn.NotSupportedError, match="type promotion"):
+                await c.execute_remote_operation("aten::add", [x, torch.ones(2, dtype=torch.int64)],
+                                                 address)
+        with pytest.raises(djinn.DjinnError, match="not started"):
+            await DjinnCoordinator().execute_remote_operation("aten::relu", [x], address)
+    import asyncio
+    asyncio.run(main())
 
 
 def test_memory_limit(own_server):

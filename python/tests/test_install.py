@@ -25,9 +25,9 @@ def test_pip_install_offline(tmp_path):
                         "--no-deps", "--no-index", "--target", str(target), str(src)],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert (target / "djinn" / "client.py").exists()
+    assert (target / "djinn" / "core" / "coordinator.py").exists()
     env = dict(os.environ, PYTHONPATH=str(target), DJINN_LIB=_lib.lib.path)
-    code = ("import djinn; "
+    code = ("import djinn, djinn.core.coordinator as c; "
             "print(djinn.__file__); print(djinn._lib.lib.path)")
     out = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env,
                          capture_output=True, text=True, timeout=120)
