@@ -103,3 +103,20 @@ def test_stopped_server_times_out_async(own_server):
 
     assert np.array_equal(asyncio.run(main()), x)
     c.close()
+
+
+def test_lazy_fetch_when_the_server_is_gone(own_server):
+    import torch
+    srv = own_server()
+    c = djinn.connect(srv.address, timeout=2.0)
+    with djinn.remote(c) as s:
+        y = (torch.ones(4, 4) * 3).softmax(-1)
+    srv.kill()
+    t0 = time.monotonic()
+    with pytest.raises(djinn.DjinnConnectionError):
+        y.cpu()
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(djinn.DjinnConnectionError):
+        y.item()  # a pending tensor of a failed fetch carries its error
+    s.close()
+    c.close()
