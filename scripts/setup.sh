@@ -11,8 +11,11 @@ top=$(dirname "$here")
 builddir=${1:-build}
 [ $# -gt 0 ] && shift
 
+# python3-torch, python3-pytest, python3-pip: the Python frontend (python/), its
+# tests and `pip install ./python`, for /usr/bin/python3.
 packages=(meson ninja-build pkg-config gcc g++ python3-pyelftools dpkg-dev xz-utils
-	libnuma-dev libcjson-dev libcunit1-dev libssl-dev openssl iproute2 procps python3-numpy)
+	libnuma-dev libcjson-dev libcunit1-dev libssl-dev openssl iproute2 procps python3-numpy
+	python3-torch python3-pytest python3-pip)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
