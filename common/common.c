@@ -50,6 +50,17 @@ static const char *const level_names[] = {"err", "warn", "notice", "info", "debu
 static const char *const format_names[] = {"text", "json"};
 /* The request each thread works for (djc_log_req_set). */
 static __thread char log_req[DJC_REQ_ID_MAX];
+/* The host's handler (dj_log_set_handler), read as one pair under the lock. */
+static dj_log_fn log_fn;
+static void *log_fn_arg;
+
+void dj_log_set_handler(dj_log_fn fn, void *arg)
+{
+	pthread_mutex_lock(&log_lock);
+	log_fn = fn;
+	log_fn_arg = arg;
+	pthread_mutex_unlock(&log_lock);
+}
 
 void dj_log_set_level(enum dj_log_level level)
 {
@@ -327,6 +338,8 @@ void djc_vlog(enum dj_log_level level, const char *component, const char *fmt, v
 {
 	struct timespec ts;
 	char raw[1024], *text;
+	dj_log_fn fn;
+	void *fn_arg;
 	FILE *f;
 	int n;
 
@@ -338,23 +351,35 @@ void djc_vlog(enum dj_log_level level, const char *component, const char *fmt, v
 		text = raw;
 		n = snprintf(raw, sizeof(raw), "(unprintable log message)");
 	}
-	/* One lock so concurrent threads never interleave within a line. */
+	/* One lock so concurrent threads never interleave within a line. A
+	 * host's handler runs outside it: it may take locks of its own (a
+	 * Python handler takes the GIL) that a thread holding ours waits on. */
 	pthread_mutex_lock(&log_lock);
-	f = log_stream != NULL ? log_stream : stderr;
-	if (djc_log_get_format() == DJC_LOG_JSON) {
-		char when[40];
-		struct tm tm;
-		size_t w;
+	fn = log_fn;
+	fn_arg = log_fn_arg;
+	if (fn == NULL) {
+		f = log_stream != NULL ? log_stream : stderr;
+		if (djc_log_get_format() == DJC_LOG_JSON) {
+			char when[40];
+			struct tm tm;
+			size_t w;
 
-		gmtime_r(&ts.tv_sec, &tm);
-		w = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-		snprintf(when + w, sizeof(when) - w, ".%03ldZ", ts.tv_nsec / 1000000);
-		log_json_line(f, when, level_names[level], component, text);
-	} else {
-		log_text_line(f, &ts, level_names[level], component, text, (size_t)n);
+			gmtime_r(&ts.tv_sec, &tm);
+			w = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+			snprintf(when + w, sizeof(when) - w, ".%03ldZ", ts.tv_nsec / 1000000);
+			log_json_line(f, when, level_names[level], component, text);
+		} else {
+			log_text_line(f, &ts, level_names[level], component, text, (size_t)n);
+		}
+		fflush(f);
 	}
-	fflush(f);
 	pthread_mutex_unlock(&log_lock);
+	if (fn != NULL) {
+		char buf[2048], *heap;
+
+		fn(level, component, log_escape(buf, sizeof(buf), &heap, text, (size_t)n), fn_arg);
+		free(heap);
+	}
 	if (text != raw)
 		free(text);
 }

@@ -74,7 +74,8 @@ int djc_req_id_valid(const char *id);
 size_t djc_json_escape(char *out, size_t size, const char *text);
 
 /**
- * Log one line (to stderr, or the stream djc_log_set_stream() names) with a
+ * Log one line (to stderr, the stream djc_log_set_stream() names, or the
+ * host's dj_log_set_handler(), which gets the escaped message alone) with a
  * level and component tag. Thread safe. In text lines the formatted message
  * goes through djc_escape(), so text from a peer can never forge a line or
  * reach the terminal as an escape sequence; JSON lines carry it through

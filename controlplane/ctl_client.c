@@ -391,6 +391,14 @@ int dj_future_wait(struct dj_future *f, int timeout_ms)
 	return rc;
 }
 
+int dj_future_abandon(struct dj_future *f)
+{
+	if (dj_future_done(f))
+		return -EALREADY;
+	ctl_client_conn_poison(f->conn, -ETIMEDOUT);
+	return 0;
+}
+
 int dj_future_done(const struct dj_future *f)
 {
 	int done;

@@ -96,6 +96,14 @@ int dj_graph_node_count(const struct dj_graph *g)
 	return g->n;
 }
 
+int dj_graph_node_desc(const struct dj_graph *g, int node, struct dj_tensor_desc *desc)
+{
+	if (node < 0 || node >= g->n || desc == NULL)
+		return -EINVAL;
+	*desc = g->nodes[node].desc;
+	return 0;
+}
+
 /* A new node at the end of the table (zeroed, its own root); the caller
  * fills it. The annotations are stale from now on. */
 int gr_node_new(struct dj_graph *g, struct gr_node **node)

@@ -4,7 +4,10 @@
 # djinn client sends x, y (100x100, random), runs matmul, adds a bias, applies
 # relu on the server, fetches the result and checks it against a local CPU
 # computation, step by step, over the DPDK data path where it comes up and
-# over TCP otherwise, saying which.
+# over TCP otherwise, saying which. Then the same demo as the original system's
+# Python program (examples/simple_remote_demo.py: DjinnCoordinator,
+# execute_remote_operation('aten::matmul', [x, y], 'localhost:5556')) against a
+# djinn-dp of its own on port 5556 (TCP), through the Python frontend.
 #   scripts/main.sh [djinn demo options, e.g. --size 256]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,3 +32,10 @@ grep -v '^EAL\|^TELEMETRY\|virtio\|mp action' "$log" || true
 echo "== djinn demo (client) =="
 build/apps/djinn --vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
 	-- --port "$port" --dp-idle-sleep-us 20 demo "$@" 2> >(grep -v '^EAL\|^TELEMETRY\|virtio\|mp action' >&2)
+echo "== the original's Python demo (examples/simple_remote_demo.py) =="
+rc=0
+/usr/bin/python3 examples/simple_remote_demo.py || rc=$?
+# 77: port 5556 is held by something that is not a Djinn server (said above).
+[ "$rc" = 77 ] && rc=0
+exit "$rc"
+

@@ -11,11 +11,14 @@ top=$(dirname "$here")
 builddir=${1:-build}
 [ $# -gt 0 ] && shift
 
+# python3-torch, python3-pytest, python3-pip: the Python frontend (python/), its
+# tests and `pip install ./python`, for /usr/bin/python3.
 packages=(meson ninja-build pkg-config gcc g++ python3-pyelftools dpkg-dev xz-utils
 	libnuma-dev libcjson-dev libcunit1-dev libssl-dev openssl iproute2 procps python3-numpy
 	libmicrohttpd-dev prometheus tmux python3-matplotlib libcurl4-openssl-dev etcd-server
 	etcd-client
-	clang-14 libclang-rt-14-dev llvm-14)
+	clang-14 libclang-rt-14-dev llvm-14
+	python3-torch python3-pytest python3-pip)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -50,6 +50,24 @@ enum dj_log_level {
 /** Set the process-wide log level (default DJ_LOG_NOTICE). */
 void dj_log_set_level(enum dj_log_level level);
 enum dj_log_level dj_log_get_level(void);
+
+/**
+ * Where log lines go instead of stderr: @p line is the message alone
+ * (escaped, no time stamp, no newline), valid only during the call.
+ * @p component names the library's part ("ctl-client", "graph"...).
+ */
+typedef void (*dj_log_fn)(enum dj_log_level level, const char *component, const char *line,
+			  void *arg);
+
+/**
+ * Send the library's log lines at or above the log level to @p fn (with
+ * @p arg) instead of stderr; fn NULL: back to stderr. For hosts with a log
+ * of their own (Python's logging). fn runs on whichever thread logs,
+ * outside the library's locks, possibly on several threads at once: keep
+ * it short and do not call back into the library from it. A line being
+ * logged while the handler changes may still reach the old one.
+ */
+void dj_log_set_handler(dj_log_fn fn, void *arg);
 #ifdef __cplusplus
 }
 #endif

@@ -242,6 +242,19 @@ int dj_future_outputs(const struct dj_future *future, uint64_t *handles,
 int dj_future_batch_handles(const struct dj_future *future, uint64_t *handles, int max);
 /** Error text of a failed request ("" otherwise); valid until release. */
 const char *dj_future_error(const struct dj_future *future);
+/**
+ * Give up on a pending request, as a blocking call does when its request
+ * times out: the connection is abandoned, so that no late reply can land in
+ * the request's buffer (a GET's, a batch's fetch_buf). Every pending request
+ * of the connection then completes with -ECONNRESET (callbacks run); the
+ * next idempotent call (ping, stats, describe, get) reconnects and resumes
+ * the session, other calls fail with -ECONNRESET until then. For callers
+ * that wait in their own way (an event loop's timeout): futures complete
+ * on a reply or a lost connection, never on request_timeout_ms alone.
+ * The future stays the caller's to release.
+ * @return 0, -EALREADY (it had completed: nothing done).
+ */
+int dj_future_abandon(struct dj_future *future);
 /** Release the caller's reference; a pending request completes unseen. */
 void dj_future_release(struct dj_future *future);
 

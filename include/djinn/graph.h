@@ -347,6 +347,13 @@ struct dj_graph_node_info {
 	int server;                  /**< the last fetch's placement, -1 where none */
 };
 int dj_graph_node_count(const struct dj_graph *graph);
+/**
+ * Description of @p node (inferred when it was recorded), without
+ * annotating the graph: what a frontend that records one operation at a
+ * time asks after each (dj_graph_node() re-annotates a changed graph).
+ * @return 0, -EINVAL (no such node, desc NULL).
+ */
+int dj_graph_node_desc(const struct dj_graph *graph, int node, struct dj_tensor_desc *desc);
 /** Info of @p node (annotates the graph first where it changed).
  * @return 0, -EINVAL (no such node), -ENOMEM. */
 int dj_graph_node(struct dj_graph *graph, int node, struct dj_graph_node_info *info);

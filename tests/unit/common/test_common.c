@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -127,6 +128,57 @@ static void test_log_escapes_peer_text(void)
 	}
 	CU_ASSERT_EQUAL(lines, 1);
 	fclose(f);
+	unlink(path);
+}
+
+struct captured_log {
+	int calls;
+	enum dj_log_level level;
+	char component[32], line[256];
+};
+
+static void capture_log(enum dj_log_level level, const char *component, const char *line, void *arg)
+{
+	struct captured_log *c = arg;
+
+	c->calls++;
+	c->level = level;
+	snprintf(c->component, sizeof(c->component), "%s", component);
+	snprintf(c->line, sizeof(c->line), "%s", line);
+}
+
+/* A host's handler gets each line at or above the level (escaped, without
+ * time stamp or newline) and stderr gets nothing; NULL restores stderr. */
+static void test_log_handler(void)
+{
+	char path[] = "/tmp/dj-test-log.XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	enum dj_log_level old = dj_log_get_level();
+	struct captured_log c = {0};
+	struct stat st;
+
+	CU_ASSERT_FATAL(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	dj_log_set_level(DJ_LOG_NOTICE);
+	dj_log_set_handler(capture_log, &c);
+	djc_log(DJ_LOG_WARN, "test", "peer said '%s' %d", "a\nb", 7);
+	DJC_LOG(DJ_LOG_DEBUG, "test", "below the level: %d", 1);
+	fflush(stderr);
+	CU_ASSERT_EQUAL(c.calls, 1);
+	CU_ASSERT_EQUAL(c.level, DJ_LOG_WARN);
+	CU_ASSERT_STRING_EQUAL(c.component, "test");
+	CU_ASSERT_STRING_EQUAL(c.line, "peer said 'a\\nb' 7");
+	CU_ASSERT(fstat(fd, &st) == 0 && st.st_size == 0);
+	dj_log_set_handler(NULL, NULL);
+	djc_log(DJ_LOG_WARN, "test", "back on stderr");
+	fflush(stderr);
+	CU_ASSERT_EQUAL(c.calls, 1);
+	CU_ASSERT(fstat(fd, &st) == 0 && st.st_size > 0);
+	dj_log_set_level(old);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
 	unlink(path);
 }
 
@@ -286,6 +338,7 @@ int main(int argc, char **argv)
 		{"log level names parse", test_log_level_parse},
 		{"escaping of untrusted text", test_escape},
 		{"a log line escapes a peer's text", test_log_escapes_peer_text},
+		{"log lines go to the host's handler", test_log_handler},
 		{"monotonic clock", test_clock_is_monotonic},
 		{"error text formatter", test_error_text_formatter},
 		{"log format names parse", test_log_format_parse},

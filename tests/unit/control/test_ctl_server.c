@@ -1270,6 +1270,43 @@ static void test_linger_waits_for_running_job(void)
 	env_down(&e);
 }
 
+/* dj_future_abandon, an event loop's own timeout: the connection is given up
+ * at once (every pending request fails, its late reply lands nowhere), and
+ * the next idempotent call resumes the session with its tensors. */
+static void test_future_abandon(void)
+{
+	float a[4] = {1, 2, 3, 4}, back[4] = {0};
+	struct dj_tensor ta = f32_vec(a, 4), tb = f32_vec(back, 4);
+	struct dj_future *slow, *other;
+	struct dj_tensor_desc d;
+	uint64_t h, sid, start;
+	struct env e;
+
+	env_up(&e, NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &ta, &h), 0);
+	sid = dj_conn_session_id(e.conn);
+	CU_ASSERT_EQUAL_FATAL(
+		dj_execute_async(e.conn, "sleep", &h, 1, "{\"ms\":2000}", NULL, NULL, &slow), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_get_async(e.conn, h, &tb, NULL, NULL, &other), 0);
+	CU_ASSERT_EQUAL(dj_future_wait(slow, 20), -ETIMEDOUT);
+	start = djc_time_ns();
+	CU_ASSERT_EQUAL(dj_future_abandon(slow), 0);
+	CU_ASSERT_EQUAL(dj_future_wait(slow, 1000), -ECONNRESET);
+	/* The GET may have been answered before the connection went. */
+	CU_ASSERT(dj_future_wait(other, 1000) == -ECONNRESET || dj_future_wait(other, 0) == 0);
+	CU_ASSERT(djc_time_ns() - start < 1000ull * 1000 * 1000);
+	CU_ASSERT_EQUAL(dj_future_abandon(slow), -EALREADY);
+	dj_future_release(slow);
+	dj_future_release(other);
+	/* Not idempotent: refused until something reconnects. */
+	CU_ASSERT_EQUAL(dj_execute(e.conn, "relu", &h, 1, NULL, NULL, NULL), -ECONNRESET);
+	CU_ASSERT_EQUAL(dj_describe(e.conn, h, &d), 0);
+	CU_ASSERT_EQUAL(dj_conn_session_id(e.conn), sid);
+	CU_ASSERT_EQUAL(dj_get(e.conn, h, &tb), 0);
+	CU_ASSERT(back[3] == 4.0f);
+	env_down(&e);
+}
+
 /* cJSON allocations on the server's workers fail one at a time: the k-th
  * of a request's, for every k. */
 static atomic_int oom_countdown;
@@ -1354,6 +1391,7 @@ int main(int argc, char **argv)
 		{"resume needs the session's cookie", test_resume_needs_session_and_cookie},
 		{"linger waits for a running job", test_linger_waits_for_running_job},
 		{"EXECUTE out of memory: clean error", test_execute_out_of_memory},
+		{"abandoned future: connection given up, session resumed", test_future_abandon},
 		{"async GET and FREE with callbacks", test_async_get_and_free},
 		{"connection limit", test_connection_limit},
 		{"TLS with a generated certificate", test_tls},

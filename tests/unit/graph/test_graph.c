@@ -117,6 +117,32 @@ static void test_shapes_inferred(void)
 	dj_graph_destroy(g);
 }
 
+/* dj_graph_node_desc: each node's description as recorded, no annotation
+ * run (the annotations stay stale until dj_graph_node asks for them). */
+static void test_node_desc(void)
+{
+	struct dj_tensor_desc d;
+	struct dj_graph *g;
+	int x, w, y;
+
+	CU_ASSERT_EQUAL_FATAL(dj_graph_create(NULL, &g), 0);
+	x = input(g, "x", DESC(DJ_DTYPE_FLOAT16, 2, 7, 3));
+	w = param(g, "w", DESC(DJ_DTYPE_FLOAT16, 5, 3));
+	y = dj_graph_op(g, "linear", (int[]){x, w}, 2, NULL);
+	CU_ASSERT_EQUAL(dj_graph_node_desc(g, y, &d), 0);
+	CU_ASSERT(desc_is(d, DESC(DJ_DTYPE_FLOAT16, 2, 7, 5)));
+	CU_ASSERT_EQUAL(g->annot.valid, 0);
+	CU_ASSERT_EQUAL(dj_graph_node_desc(g, x, &d), 0);
+	CU_ASSERT(desc_is(d, DESC(DJ_DTYPE_FLOAT16, 2, 7, 3)));
+	y = op(g, "argmax", y, ONE, "{\"dim\":-1}");
+	CU_ASSERT_EQUAL(dj_graph_node_desc(g, y, &d), 0);
+	CU_ASSERT(desc_is(d, DESC(DJ_DTYPE_INT64, 2, 7)));
+	CU_ASSERT_EQUAL(dj_graph_node_desc(g, y + 1, &d), -EINVAL);
+	CU_ASSERT_EQUAL(dj_graph_node_desc(g, -1, &d), -EINVAL);
+	CU_ASSERT_EQUAL(dj_graph_node_desc(g, y, NULL), -EINVAL);
+	dj_graph_destroy(g);
+}
+
 static void test_record_errors(void)
 {
 	struct dj_graph *g;
@@ -722,6 +748,7 @@ int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
 		{"shapes and dtypes inferred at record time", test_shapes_inferred},
+		{"node descriptions without annotation", test_node_desc},
 		{"record-time errors name node and op", test_record_errors},
 		{"transformer block: attention, MLP, norms", test_transformer_block_annotation},
 		{"decoder ops: KV append, fused attention, phases", test_decoder_ops_annotation},

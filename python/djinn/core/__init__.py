@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The original system's package layout: djinn.core.coordinator."""
