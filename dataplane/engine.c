@@ -5,6 +5,7 @@
  * the lcores (lcore.c) do the packet work.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,7 +369,7 @@ int dp_engine_probe(struct dp_engine *dp, uint64_t cookie, uint32_t timeout_ms,
 /* ---- receive: expect, wait, cancel ------------------------------------------------- */
 
 /* Unlinks the op when unlink is set. Caller holds dp->lock. */
-static struct dp_op *expected_find(struct dp_engine *dp, uint64_t cookie, uint32_t id,
+static struct dp_op *expected_find(struct dp_engine *dp, uint64_t cookie, uint64_t id,
 				   int unlink)
 {
 	for (struct dp_op **pp = &dp->expected; *pp != NULL; pp = &(*pp)->next) {
@@ -383,12 +384,6 @@ static struct dp_op *expected_find(struct dp_engine *dp, uint64_t cookie, uint32
 	return NULL;
 }
 
-/* Wire transfer ids are 32 bits; the control plane hands out small ones. */
-static int xfer_id_check(uint64_t xfer_id)
-{
-	return xfer_id <= UINT32_MAX ? 0 : -ERANGE;
-}
-
 /* The op of one transfer of session cookie; -ENOENT without the session. */
 static int xfer_op_new(struct dp_engine *dp, enum dp_cmd cmd, uint64_t cookie,
 		       uint64_t xfer_id, void *buf, uint64_t len, enum dj_mem_kind mem,
@@ -396,19 +391,15 @@ static int xfer_op_new(struct dp_engine *dp, enum dp_cmd cmd, uint64_t cookie,
 {
 	struct dp_session *ses = session_get(dp, cookie);
 	struct dp_op *op;
-	int rc;
 
 	if (ses == NULL)
 		return -ENOENT;
-	rc = xfer_id_check(xfer_id);
-	op = rc == 0 ? op_new(cmd, ses) : NULL;
+	op = op_new(cmd, ses);
 	session_put(ses);
-	if (rc != 0)
-		return rc;
 	if (op == NULL)
 		return -ENOMEM;
 	op->cookie = cookie;
-	op->xfer_id = (uint32_t)xfer_id;
+	op->xfer_id = xfer_id;
 	op->buf = buf;
 	op->len = len;
 	op->mem = mem;
@@ -442,7 +433,7 @@ int dp_engine_expect(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 
 /* The expected op of (cookie, id), pinned for a waiter: nobody frees it
  * until expected_unpin(). NULL: no such transfer. */
-static struct dp_op *expected_pin(struct dp_engine *dp, uint64_t cookie, uint32_t id)
+static struct dp_op *expected_pin(struct dp_engine *dp, uint64_t cookie, uint64_t id)
 {
 	struct dp_op *op;
 
@@ -482,9 +473,9 @@ int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 	struct dp_op *op;
 	int rc, status;
 
-	if (dp == NULL || xfer_id_check(xfer_id) != 0)
+	if (dp == NULL)
 		return -EINVAL;
-	op = expected_pin(dp, cookie, (uint32_t)xfer_id);
+	op = expected_pin(dp, cookie, xfer_id);
 	if (op == NULL)
 		return -ENOENT;
 	rc = flag_wait(&op->done, (uint64_t)timeout_ms * 1000000ull);
@@ -493,7 +484,7 @@ int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 }
 
 static int cancel_post(struct dp_engine *dp, struct dp_session *ses, enum dp_xfer_dir dir,
-		       uint32_t id)
+		       uint64_t id)
 {
 	struct dp_op *op = op_new(DP_CMD_CANCEL, ses);
 
@@ -510,15 +501,15 @@ int dp_engine_cancel(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id)
 	struct dp_op *op;
 	int rc;
 
-	if (dp == NULL || xfer_id_check(xfer_id) != 0)
+	if (dp == NULL)
 		return -ENOENT;
-	op = expected_pin(dp, cookie, (uint32_t)xfer_id);
+	op = expected_pin(dp, cookie, xfer_id);
 	if (op == NULL)
 		return -ENOENT;
 	/* A closed session failed its receives: the op is done or about to
 	 * be, and only needs reaping. */
 	ses = session_get(dp, cookie);
-	rc = ses != NULL ? cancel_post(dp, ses, DP_XFER_RX, (uint32_t)xfer_id) : -ENOENT;
+	rc = ses != NULL ? cancel_post(dp, ses, DP_XFER_RX, xfer_id) : -ENOENT;
 	session_put(ses);
 	/* Cancelled or finished meanwhile: either way the lcore reports the
 	 * op done now, and the destination is not written again. */
@@ -619,7 +610,7 @@ static int stage_feed(struct dp_op *op, uint64_t timeout_ns)
 		uint64_t now = djc_time_ns();
 
 		if (moved < 0) {
-			djc_log(DJ_LOG_ERR, "dataplane", "transfer %u: GPU copy failed (%s)",
+			djc_log(DJ_LOG_ERR, "dataplane", "transfer %" PRIu64 ": GPU copy failed (%s)",
 			       op->xfer_id, dj_strerror(moved));
 			op->stage->st.copy_failures++;
 			return -EIO;
@@ -672,7 +663,7 @@ static int send_run(struct dp_engine *dp, struct dp_op *op, uint32_t timeout_ms)
 			return -EDEADLK;
 	}
 	if (flag_wait(&op->released, release_wait_ns(op, start, timeout_ns)) != 0) {
-		djc_log(DJ_LOG_ERR, "dataplane", "transfer %u: frames still queued", op->xfer_id);
+		djc_log(DJ_LOG_ERR, "dataplane", "transfer %" PRIu64 ": frames still queued", op->xfer_id);
 		return -EDEADLK;
 	}
 	return rc != 0 ? rc : op->status;

@@ -143,7 +143,7 @@ void dp_stage_stats_add(struct dp_engine *dp, const struct dp_engine_stage_stats
 struct dp_op {
 	enum dp_cmd cmd;
 	struct dp_session *sess;
-	uint32_t xfer_id;
+	uint64_t xfer_id;
 	enum dp_xfer_dir dir;      /* CANCEL: which side */
 	void *buf;
 	uint64_t len;              /* bytes; PING: timeout in ns */

@@ -159,7 +159,7 @@ void dp_channel_arm(struct dp_channel *s, uint64_t when_ns)
 		s->next_deadline = when_ns;
 }
 
-void dp_channel_event(struct dp_channel *s, uint32_t id, enum dp_xfer_dir dir,
+void dp_channel_event(struct dp_channel *s, uint64_t id, enum dp_xfer_dir dir,
 		   int status, uint64_t bytes, void *user)
 {
 	/* Cannot overflow: starting a transfer reserves room for its event. */
@@ -181,7 +181,7 @@ void dp_channel_event(struct dp_channel *s, uint32_t id, enum dp_xfer_dir dir,
 	}
 }
 
-void dp_channel_queue_abort(struct dp_channel *s, uint32_t id, bool from_rx)
+void dp_channel_queue_abort(struct dp_channel *s, uint64_t id, bool from_rx)
 {
 	/* A full queue loses the ABORT; the peer then times out instead. */
 	if (s->abort_count == s->abort_cap)
@@ -190,7 +190,7 @@ void dp_channel_queue_abort(struct dp_channel *s, uint32_t id, bool from_rx)
 		(struct abort_rec){.id = id, .from_rx = from_rx};
 }
 
-void *dp_xfer_find(struct xfer_table *t, uint32_t id)
+void *dp_xfer_find(struct xfer_table *t, uint64_t id)
 {
 	if (t->last_hit < t->nactive && t->ids[t->last_hit] == id)
 		return t->active[t->last_hit];
@@ -203,7 +203,7 @@ void *dp_xfer_find(struct xfer_table *t, uint32_t id)
 	return NULL;
 }
 
-int dp_xfer_begin(struct xfer_table *t, uint32_t id, uint64_t len,
+int dp_xfer_begin(struct xfer_table *t, uint64_t id, uint64_t len,
 	       uint32_t frag_size, uint32_t *count, void **x)
 {
 	*count = dp_wire_frag_count(len, frag_size);
@@ -215,7 +215,7 @@ int dp_xfer_begin(struct xfer_table *t, uint32_t id, uint64_t len,
 	return *x ? 0 : -EBUSY;
 }
 
-void *dp_xfer_alloc(struct xfer_table *t, uint32_t id)
+void *dp_xfer_alloc(struct xfer_table *t, uint64_t id)
 {
 	uint8_t *x;
 
@@ -241,7 +241,7 @@ void dp_xfer_release(struct xfer_table *t, void *x)
 		(uint32_t)(((uint8_t *)x - (uint8_t *)t->pool) / t->elem);
 }
 
-void dp_done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t total)
+void dp_done_push(struct done_ring *r, uint64_t id, uint32_t count, uint64_t total)
 {
 	uint32_t slot = (r->head + r->count) % RECENT_CAP;
 
@@ -254,7 +254,7 @@ void dp_done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t tot
 	r->rec[slot] = (struct done_rec){id, count, total};
 }
 
-const struct done_rec *dp_done_find(const struct done_ring *r, uint32_t id)
+const struct done_rec *dp_done_find(const struct done_ring *r, uint64_t id)
 {
 	for (uint32_t i = 0; i < r->count; i++) {
 		const struct done_rec *d = &r->rec[(r->head + i) % RECENT_CAP];
@@ -281,7 +281,7 @@ uint32_t dp_channel_hdr_room(const struct dp_channel *s)
 }
 
 void dp_channel_hdr_init(const struct dp_channel *s, struct dp_wire_hdr *h,
-		      enum dp_pkt_type type, uint32_t transfer_id)
+		      enum dp_pkt_type type, uint64_t transfer_id)
 {
 	memset(h, 0, sizeof(*h));
 	h->magic = DP_WIRE_MAGIC;
@@ -325,7 +325,7 @@ static int session_can_start(const struct dp_channel *s)
 	return 0;
 }
 
-int dp_channel_send_source(struct dp_channel *s, uint32_t transfer_id,
+int dp_channel_send_source(struct dp_channel *s, uint64_t transfer_id,
 			   const void *buf, uint64_t len, enum dj_mem_kind mem,
 			   struct dp_tx_source *src, void *user,
 			   uint64_t now_ns)
@@ -341,7 +341,7 @@ int dp_channel_send_source(struct dp_channel *s, uint32_t transfer_id,
 	return rc ? rc : dp_tx_start(s, transfer_id, buf, len, mem, src, user);
 }
 
-int dp_channel_send(struct dp_channel *s, uint32_t transfer_id,
+int dp_channel_send(struct dp_channel *s, uint64_t transfer_id,
 		    const void *buf, uint64_t len, enum dj_mem_kind mem,
 		    void *user, uint64_t now_ns)
 {
@@ -354,7 +354,7 @@ uint32_t dp_channel_frag_size(const struct dp_channel *s)
 	return s->cfg.frag_size;
 }
 
-int dp_channel_recv(struct dp_channel *s, uint32_t transfer_id, void *dest,
+int dp_channel_recv(struct dp_channel *s, uint64_t transfer_id, void *dest,
 		    uint64_t len, enum dj_mem_kind mem, void *user,
 		    uint64_t now_ns)
 {
@@ -369,7 +369,7 @@ int dp_channel_recv(struct dp_channel *s, uint32_t transfer_id, void *dest,
 }
 
 int dp_channel_cancel(struct dp_channel *s, enum dp_xfer_dir dir,
-		      uint32_t transfer_id)
+		      uint64_t transfer_id)
 {
 	void *x;
 
@@ -553,7 +553,7 @@ void dp_channel_ping(struct dp_channel *s, uint64_t value)
 
 /* A bodiless or 8-byte-body control packet. */
 static void write_simple(struct dp_channel *s, struct dp_ctrl_pkt *pkt,
-			 enum dp_pkt_type type, uint32_t id, uint16_t flags,
+			 enum dp_pkt_type type, uint64_t id, uint16_t flags,
 			 const uint64_t *value)
 {
 	struct dp_wire_hdr h;

@@ -144,7 +144,7 @@ void dp_channel_destroy(struct dp_channel *s);
  * -EEXIST id already sending, -EBUSY no free transfer slot, -EMSGSIZE more
  * than 2^32-1 fragments, -EINVAL bad arguments, -ECONNRESET session closed.
  */
-int dp_channel_send(struct dp_channel *s, uint32_t transfer_id,
+int dp_channel_send(struct dp_channel *s, uint64_t transfer_id,
 		    const void *buf, uint64_t len, enum dj_mem_kind mem,
 		    void *user, uint64_t now_ns);
 
@@ -182,7 +182,7 @@ struct dp_tx_source {
  * bytes is not a loss. Errors as dp_channel_send(); -EINVAL also for a
  * wrap that is not a multiple of the fragment size.
  */
-int dp_channel_send_source(struct dp_channel *s, uint32_t transfer_id,
+int dp_channel_send_source(struct dp_channel *s, uint64_t transfer_id,
 			   const void *buf, uint64_t len, enum dj_mem_kind mem,
 			   struct dp_tx_source *src, void *user,
 			   uint64_t now_ns);
@@ -195,7 +195,7 @@ uint32_t dp_channel_frag_size(const struct dp_channel *s);
  * config's place callback) as transfer id. dest is borrowed until the event.
  * Errors as dp_channel_send(); -ENOTSUP for GPU memory without a callback.
  */
-int dp_channel_recv(struct dp_channel *s, uint32_t transfer_id, void *dest,
+int dp_channel_recv(struct dp_channel *s, uint64_t transfer_id, void *dest,
 		    uint64_t len, enum dj_mem_kind mem, void *user,
 		    uint64_t now_ns);
 
@@ -210,7 +210,7 @@ enum dp_xfer_dir {
  * an ABORT (its side fails with -DJ_EPEER). -ENOENT if not active.
  */
 int dp_channel_cancel(struct dp_channel *s, enum dp_xfer_dir dir,
-		      uint32_t transfer_id);
+		      uint64_t transfer_id);
 
 /**
  * End the session: every active transfer fails with -ECONNRESET, a CLOSE is
@@ -255,7 +255,7 @@ struct dp_frag_desc {
 	 *  dp_channel_tx_burst() on this session: copy them into the packet. */
 	const uint8_t *hdr;
 	uint32_t hdr_len;
-	uint32_t transfer_id;
+	uint64_t transfer_id;
 	/** Payload: payload_len bytes at buf + offset of the transfer's buffer
 	 *  (host or GPU address per mem); attach, do not copy. NULL if len 0. */
 	const void *payload;
@@ -299,7 +299,7 @@ void dp_channel_ping(struct dp_channel *s, uint64_t value);
 
 /** The end of a transfer, reported exactly once. */
 struct dp_xfer_event {
-	uint32_t transfer_id;
+	uint64_t transfer_id;
 	enum dp_xfer_dir dir;
 	/** 0: every byte arrived (RX) or was acknowledged (TX).
 	 *  -ETIMEDOUT, -ECONNRESET (session closed), -ECANCELED (cancelled

@@ -20,7 +20,7 @@ static inline uint32_t min_u32(uint32_t a, uint32_t b)
 	return a < b ? a : b;
 }
 
-int dp_tx_start(struct dp_channel *s, uint32_t id, const void *buf, uint64_t len,
+int dp_tx_start(struct dp_channel *s, uint64_t id, const void *buf, uint64_t len,
 	     enum dj_mem_kind mem, struct dp_tx_source *src, void *user)
 {
 	uint32_t count;
@@ -268,7 +268,7 @@ enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
 	if (!x)
 		return dp_done_find(&s->tx_done, h->transfer_id) ? DP_REJ_DUPLICATE
 							      : DP_REJ_UNKNOWN_TRANSFER;
-	if (h->frag_count != x->frag_count || h->total_len != x->len)
+	if (h->total_len != x->len)
 		return DP_REJ_TOTAL_MISMATCH;
 	if (r.cum > x->next_new)
 		return DP_REJ_OUT_OF_RANGE;
@@ -344,7 +344,6 @@ static void tx_describe(struct dp_channel *s, struct tx_xfer *x, uint32_t idx,
 	h.flags = retrans ? DP_WIRE_F_RETRANS : 0;
 	h.payload_len = plen;
 	h.frag_index = idx;
-	h.frag_count = x->frag_count;
 	h.offset = off;
 	h.total_len = x->len;
 	d->hdr = arena;
