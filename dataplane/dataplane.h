@@ -271,9 +271,22 @@ int dp_engine_probe(struct dp_engine *dp, uint64_t cookie, uint32_t timeout_ms,
 		       uint64_t *rtt_ns);
 int dp_engine_expect(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 			void *dst, size_t len, enum dj_mem_kind mem);
+/** Wait up to timeout_ms for an expected transfer: 0, its error, or
+ *  -ETIMEDOUT (the transfer stays armed: wait again or cancel). The
+ *  protocol itself fails it by the liveness rule (docs/DATAPLANE.md). */
 int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      uint32_t timeout_ms);
 int dp_engine_cancel(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id);
+/**
+ * Send len bytes of src as transfer xfer_id; returns once the peer
+ * acknowledged every byte and no frame reads src any more. Deadlines follow
+ * progress, not size: the send fails with -ETIMEDOUT once the peer
+ * acknowledged nothing new for timeout_ms (the peer alive but the transfer
+ * stuck), or earlier where the session heard nothing at all from the peer
+ * for its dead_timeout_ns (the peer taken for dead). A send that makes
+ * progress never times out. Also -ENOENT (no such session), -EDEADLK
+ * (frames still read src: send_pinned), the protocol's errors.
+ */
 int dp_engine_send(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms);
 

@@ -88,9 +88,12 @@ static void session_put(struct dp_session *ses)
 /* The op holds its own reference on ses: op_free() drops it. */
 static struct dp_op *op_new(enum dp_cmd cmd, struct dp_session *ses)
 {
-	struct dp_op *op = calloc(1, sizeof(*op));
+	/* Cache-line aligned: the tx source's fields are. */
+	struct dp_op *op = aligned_alloc(RTE_CACHE_LINE_SIZE,
+					 RTE_ALIGN_CEIL(sizeof(*op), RTE_CACHE_LINE_SIZE));
 
 	if (op != NULL) {
+		memset(op, 0, sizeof(*op));
 		op->cmd = cmd;
 		op->sess = ses;
 		session_hold(ses);
@@ -597,12 +600,61 @@ static bool placer_stages(const struct dp_engine_placer *pl)
 	       pl->stage_copy != NULL && pl->stage_poll != NULL;
 }
 
+/* A send's progress as its waiter sees it: the bytes the peer acknowledged
+ * (the session publishes them in the source's acked mark) and when they
+ * last grew. */
+struct send_progress {
+	const struct dp_tx_source *src;
+	uint64_t acked;
+	uint64_t at_ns;
+};
+
+static void send_progress_init(struct send_progress *p, struct dp_op *op)
+{
+	p->src = dp_op_source(op);
+	p->acked = 0;
+	p->at_ns = djc_time_ns();
+}
+
+/* true once the peer acknowledged nothing new for timeout_ns. A peer that
+ * keeps acknowledging never times a send out, however large it is. */
+static bool send_stalled(struct send_progress *p, uint64_t now, uint64_t timeout_ns)
+{
+	uint64_t acked = __atomic_load_n(&p->src->acked, __ATOMIC_ACQUIRE);
+
+	if (acked != p->acked) {
+		p->acked = acked;
+		p->at_ns = now;
+	}
+	return now - p->at_ns >= timeout_ns;
+}
+
+/* Wait for a host send's end: 0 (the op says how it ended), or -ETIMEDOUT
+ * once it stalled for timeout_ns. Slices of SEND_SLICE_NS, each spinning
+ * briefly and then napping longer and longer as flag_wait() does. */
+#define SEND_SLICE_NS (100ull * 1000 * 1000)
+
+static int send_wait(struct dp_op *op, uint64_t timeout_ns)
+{
+	struct send_progress p;
+
+	send_progress_init(&p, op);
+	while (flag_wait(&op->done, SEND_SLICE_NS) != 0)
+		if (send_stalled(&p, djc_time_ns(), timeout_ns))
+			return -ETIMEDOUT;
+	return 0;
+}
+
 /* Copy chunks into the ring and publish them until the send ends: 0 (the
- * op says how it ended), -ETIMEDOUT, or -EIO when a copy failed. */
+ * op says how it ended), -ETIMEDOUT once it stalled for timeout_ns, or
+ * -EIO when a copy failed. */
 static int stage_feed(struct dp_op *op, uint64_t timeout_ns)
 {
 	struct timespec nap = {.tv_nsec = STAGE_NAP_NS};
-	uint64_t start = djc_time_ns(), last_move = start;
+	uint64_t last_move = djc_time_ns();
+	struct send_progress p;
+
+	send_progress_init(&p, op);
 
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	while (!atomic_load_explicit(&op->done, memory_order_acquire)) {
@@ -615,7 +667,7 @@ static int stage_feed(struct dp_op *op, uint64_t timeout_ns)
 			op->stage->st.copy_failures++;
 			return -EIO;
 		}
-		if (now - start >= timeout_ns)
+		if (send_stalled(&p, now, timeout_ns))
 			return -ETIMEDOUT;
 		if (moved > 0)
 			last_move = now;
@@ -630,17 +682,14 @@ static int stage_feed(struct dp_op *op, uint64_t timeout_ns)
 /* How long a SEND that ended may take to set op->released. A staged one:
  * no frame holds op, only the lcore's finishing touch, so as long as an
  * lcore may take to answer. A host one: its frames must let go of the
- * caller's buffer, within the rest of the caller's time but never less
- * than RELEASE_MIN_NS (frames still queued when a send fails go within a
- * loop or two); past it the send is an orphan (-EDEADLK, send_pinned). */
-static uint64_t release_wait_ns(const struct dp_op *op, uint64_t start, uint64_t timeout_ns)
+ * caller's buffer, within the caller's timeout but never less than
+ * RELEASE_MIN_NS (frames still queued when a send fails go within a loop
+ * or two); past it the send is an orphan (-EDEADLK, send_pinned). */
+static uint64_t release_wait_ns(const struct dp_op *op, uint64_t timeout_ns)
 {
-	uint64_t spent = djc_time_ns() - start;
-	uint64_t rest = spent < timeout_ns ? timeout_ns - spent : 0;
-
 	if (op->stage != NULL)
 		return LCORE_ANSWER_NS;
-	return rest > RELEASE_MIN_NS ? rest : RELEASE_MIN_NS;
+	return timeout_ns > RELEASE_MIN_NS ? timeout_ns : RELEASE_MIN_NS;
 }
 
 /* Post a SEND, wait for its end, then for every frame that points into its
@@ -649,20 +698,22 @@ static uint64_t release_wait_ns(const struct dp_op *op, uint64_t start, uint64_t
  * hold op, which send_end() keeps. */
 static int send_run(struct dp_engine *dp, struct dp_op *op, uint32_t timeout_ms)
 {
-	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull, start = djc_time_ns();
+	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull;
 	int rc;
 
 	dp_txframe_owner_init(&op->shinfo, op_released, op);
+	if (op->stage == NULL)
+		op->src.ready = op->len;
 	rc = op_post(dp, op);
 	if (rc != 0)
 		return rc;
-	rc = op->stage != NULL ? stage_feed(op, timeout_ns) : flag_wait(&op->done, timeout_ns);
+	rc = op->stage != NULL ? stage_feed(op, timeout_ns) : send_wait(op, timeout_ns);
 	if (rc != 0) {
 		cancel_post(dp, op->sess, DP_XFER_TX, op->xfer_id);
 		if (flag_wait(&op->done, LCORE_ANSWER_NS) != 0)
 			return -EDEADLK;
 	}
-	if (flag_wait(&op->released, release_wait_ns(op, start, timeout_ns)) != 0) {
+	if (flag_wait(&op->released, release_wait_ns(op, timeout_ns)) != 0) {
 		djc_log(DJ_LOG_ERR, "dataplane", "transfer %" PRIu64 ": frames still queued", op->xfer_id);
 		return -EDEADLK;
 	}

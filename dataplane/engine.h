@@ -152,6 +152,9 @@ struct dp_op {
 	atomic_int done;
 	atomic_int released;       /* SEND: no mbuf references buf any more */
 	struct dp_stage *stage;    /* SEND of a GPU source: its ring, else NULL */
+	/* SEND of a host source: all of it ready; the session publishes in
+	 * src.acked what the peer acknowledged (the waiter's progress). */
+	struct dp_tx_source src;
 	uint64_t rtt_ns;           /* PING */
 	struct rte_mbuf_ext_shared_info shinfo;
 	/* expected-transfer list of the control side */
@@ -267,6 +270,12 @@ static inline void dp_seq_read(const atomic_uint *seq, void *dst, const void *sr
 		atomic_thread_fence(memory_order_acquire);
 		after = atomic_load_explicit(seq, memory_order_relaxed);
 	} while (before != after);
+}
+
+/* The source a SEND op's session reads: its staging ring's, or its own. */
+static inline struct dp_tx_source *dp_op_source(struct dp_op *op)
+{
+	return op->stage != NULL ? &op->stage->src : &op->src;
 }
 
 /* The datapath's send_pinned(): 1 while frames of a send that returned

@@ -318,9 +318,8 @@ static void cmd_close(struct dp_lcore *lc, struct dp_op *op, uint64_t now)
 
 static void cmd_send(struct dp_op *op, uint64_t now)
 {
-	struct dp_tx_source *src = op->stage != NULL ? &op->stage->src : NULL;
-	int rc = dp_channel_send_source(op->sess->s, op->xfer_id, op->buf, op->len, op->mem, src,
-					op, now);
+	int rc = dp_channel_send_source(op->sess->s, op->xfer_id, op->buf, op->len, op->mem,
+					dp_op_source(op), op, now);
 
 	if (rc != 0)
 		send_op_finish(op, rc);

@@ -42,7 +42,6 @@ struct tx_xfer {
 	uint32_t cum;        /* fragments < cum acknowledged */
 	uint32_t next_new;   /* first never-sent fragment */
 	uint32_t credit_end; /* may send indices < credit_end */
-	uint32_t strikes;    /* RTOs in a row without progress */
 	uint32_t sack_high;  /* SACK marks are current below this index */
 	uint32_t cwnd;       /* congestion window, fragments beyond cum */
 	uint32_t ssthresh;
@@ -58,6 +57,7 @@ struct tx_xfer {
 	void *user;
 	enum dj_mem_kind mem;
 	uint64_t rto_deadline; /* UINT64_MAX: nothing in flight */
+	uint64_t last_progress_ns; /* start, or new data last acknowledged */
 	struct frag_slot *frags; /* window entries, indexed by fragment & mask */
 	uint32_t *rtx;           /* ring of fragment indices to resend */
 } __attribute__((aligned(DP_CACHE_LINE)));
@@ -139,11 +139,29 @@ struct dp_channel {
 	uint64_t rto_base; /* from the estimator, before backoff */
 	uint64_t rto;      /* rto_base doubled per timeout in a row */
 	uint64_t next_deadline;
+	uint64_t last_heard_ns;     /* last packet that passed authentication */
+	uint64_t next_keepalive_ns; /* no keep-alive PING before this */
 
 	struct dp_proto_stats st;
 	uint8_t hdr_arena[DP_CHANNEL_TX_BURST_MAX][HDR_SLOT]
 		__attribute__((aligned(DP_CACHE_LINE)));
 };
+
+/* The value a keep-alive PING carries; its PONG echoes it. A probe's
+ * value (a time in ns) never takes it. */
+#define KEEPALIVE_VALUE UINT64_MAX
+
+/* When a transfer that last made progress at last_progress_ns fails: after
+ * dead_timeout of neither progress nor any packet from the peer, or after
+ * stall_timeout of no progress at all (transfer.h). */
+static inline uint64_t dp_xfer_deadline(const struct dp_channel *s, uint64_t last_progress_ns)
+{
+	uint64_t quiet = last_progress_ns > s->last_heard_ns ? last_progress_ns : s->last_heard_ns;
+	uint64_t dead = quiet + s->cfg.dead_timeout_ns;
+	uint64_t stall = last_progress_ns + s->cfg.stall_timeout_ns;
+
+	return dead < stall ? dead : stall;
+}
 
 /* session.c */
 void dp_channel_arm(struct dp_channel *s, uint64_t when_ns);
@@ -173,7 +191,7 @@ uint32_t dp_channel_hdr_room(const struct dp_channel *s);
 /* tx.c */
 /* src: NULL, or a progressively filled source (dp_channel_send_source). */
 int dp_tx_start(struct dp_channel *s, uint64_t id, const void *buf, uint64_t len,
-	     enum dj_mem_kind mem, struct dp_tx_source *src, void *user);
+	     enum dj_mem_kind mem, struct dp_tx_source *src, void *user, uint64_t now_ns);
 enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
 				   const struct dp_wire_hdr *h,
 				   const uint8_t *body, uint64_t now_ns);

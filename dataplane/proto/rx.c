@@ -70,7 +70,7 @@ int dp_rx_start(struct dp_channel *s, uint64_t id, void *dest, uint64_t len,
 	x->trigger = UINT32_MAX;
 	x->ack_deadline = UINT64_MAX;
 	x->last_progress_ns = now_ns;
-	dp_channel_arm(s, now_ns + s->cfg.rx_idle_timeout_ns);
+	dp_channel_arm(s, now_ns + s->cfg.keepalive_ns);
 	return 0;
 }
 
@@ -235,14 +235,13 @@ uint64_t dp_rx_timers(struct dp_channel *s, uint64_t now_ns)
 
 	for (uint32_t i = s->rx.nactive; i-- > 0;) {
 		struct rx_xfer *x = s->rx.active[i];
-		uint64_t idle_at = x->last_progress_ns + s->cfg.rx_idle_timeout_ns;
 
-		if (idle_at <= now_ns)
+		if (dp_xfer_deadline(s, x->last_progress_ns) <= now_ns)
 			dp_rx_end(s, x, -ETIMEDOUT);
 	}
 	for (uint32_t i = 0; i < s->rx.nactive; i++) {
 		struct rx_xfer *x = s->rx.active[i];
-		uint64_t idle_at = x->last_progress_ns + s->cfg.rx_idle_timeout_ns;
+		uint64_t idle_at = dp_xfer_deadline(s, x->last_progress_ns);
 
 		next = idle_at < next ? idle_at : next;
 		next = x->ack_deadline < next ? x->ack_deadline : next;

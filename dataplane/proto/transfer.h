@@ -90,14 +90,20 @@ struct dp_channel_config {
 	uint64_t rto_init_ns; /**< default 1 ms */
 	uint64_t rto_min_ns;  /**< default 100 us */
 	uint64_t rto_max_ns;  /**< default 200 ms */
-	/** A sending transfer fails with -ETIMEDOUT after this many
-	 *  consecutive retransmission timeouts without progress (default 15,
-	 *  as TCP's tcp_retries2: at most (max_tries + 1) * rto_max). */
-	uint32_t max_tries;
-	/** A receiving transfer fails with -ETIMEDOUT when no new fragment
-	 *  arrives for this long (default 5 s: longer than a sender's
-	 *  (max_tries + 1) * rto_max, so the receiver never gives up first). */
-	uint64_t rx_idle_timeout_ns;
+	/** A transfer (either side) fails with -ETIMEDOUT once it made no
+	 *  progress (new data acknowledged, or a new fragment placed) for
+	 *  this long AND nothing at all came from the peer for this long
+	 *  (default 10 s): the peer is taken for dead. A peer that is merely
+	 *  slow, paused or descheduled for less never fails a transfer. */
+	uint64_t dead_timeout_ns;
+	/** A transfer fails with -ETIMEDOUT once it made no progress for this
+	 *  long however alive the peer is (default 60 s): a receive nobody
+	 *  sends, a send nobody receives, an ABORT that was lost. */
+	uint64_t stall_timeout_ns;
+	/** While a transfer is active and nothing came from the peer for this
+	 *  long, a keep-alive PING goes out, at most one per interval
+	 *  (default 250 ms); its PONG is the peer's sign of life. */
+	uint64_t keepalive_ns;
 	/** Sender computes the CRC32C (header+payload for host memory, header
 	 *  only for GPU memory). Default true. */
 	bool tx_crc;
@@ -302,8 +308,9 @@ struct dp_xfer_event {
 	uint64_t transfer_id;
 	enum dp_xfer_dir dir;
 	/** 0: every byte arrived (RX) or was acknowledged (TX).
-	 *  -ETIMEDOUT, -ECONNRESET (session closed), -ECANCELED (cancelled
-	 *  here), -DJ_EPEER (aborted by the peer). */
+	 *  -ETIMEDOUT (dead peer or stalled transfer: dead_timeout_ns,
+	 *  stall_timeout_ns), -ECONNRESET (session closed), -ECANCELED
+	 *  (cancelled here), -DJ_EPEER (aborted by the peer). */
 	int status;
 	uint64_t bytes;          /**< transfer length */
 	void *user;
@@ -329,7 +336,9 @@ struct dp_proto_stats {
 	uint64_t tx_nacks;
 	uint64_t rx_acks;
 	uint64_t rx_nacks;
-	uint64_t pongs;           /**< PONGs received */
+	uint64_t pongs;           /**< PONGs received (answers to dp_channel_ping) */
+	uint64_t keepalives;      /**< keep-alive PINGs sent */
+	uint64_t keepalive_pongs; /**< their answers */
 	uint64_t tx_completed;
 	uint64_t tx_failed;
 	uint64_t rx_completed;

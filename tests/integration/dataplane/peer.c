@@ -24,7 +24,9 @@
 #define IP_B 0x0a630002u
 #define READY_PATIENCE_NS (30ull * 1000 * 1000 * 1000)
 #define XFER_TIMEOUT_MS 60000u
-#define RX_IDLE_NS (4000ull * 1000 * 1000) /* > a slow ready handshake */
+/* A killed peer is taken for dead after this long without a sign of life
+ * (its survivor fails the transfer, then serves a new peer). */
+#define DEAD_NS (4000ull * 1000 * 1000)
 #define CHUNK (64u << 10)
 
 enum child_status {
@@ -34,6 +36,7 @@ enum child_status {
 	CHILD_CORRUPT = 12,
 	CHILD_NO_FAIL = 13, /* a transfer that should have failed did not */
 	CHILD_NO_RETRANS = 14,
+	CHILD_TOO_FAST = 15, /* a pause meant to land inside the transfer missed it */
 };
 
 struct peer_ctx {
@@ -138,7 +141,7 @@ static int engine_start(struct peer_ctx *c)
 	cfg.local.ipv4 = a->is_a ? IP_A : IP_B;
 	cfg.impair = a->impair;
 	dp_channel_config_init(&cfg.session);
-	cfg.session.rx_idle_timeout_ns = RX_IDLE_NS;
+	cfg.session.dead_timeout_ns = DEAD_NS;
 	cfg.session_set = true;
 	cfg.link_timeout_ms = 30000;
 	rc = dp_engine_create(&cfg, &c->dp);
@@ -174,6 +177,16 @@ static int failure_check(struct peer_ctx *c, int rc, uint64_t t0)
 	return rc != 0 && ms < XFER_TIMEOUT_MS / 4 ? CHILD_OK : CHILD_NO_FAIL;
 }
 
+/* A step with min_ms: the pause of a peer fell inside the transfer. */
+static int duration_check(struct peer_ctx *c, const struct peer_step *st, uint64_t t0)
+{
+	uint64_t ms = (djc_time_ns() - t0) / 1000000;
+
+	fprintf(stderr, "%s: transfer %u (%lu B) took %lu ms\n", c->a->tag, c->id,
+		(unsigned long)st->size, (unsigned long)ms);
+	return ms >= st->min_ms ? CHILD_OK : CHILD_TOO_FAST;
+}
+
 static int receive_step(struct peer_ctx *c, const struct peer_step *st)
 {
 	uint64_t t0;
@@ -203,7 +216,7 @@ static int receive_step(struct peer_ctx *c, const struct peer_step *st)
 			(unsigned long)st->size);
 		return CHILD_CORRUPT;
 	}
-	return CHILD_OK;
+	return st->min_ms != 0 ? duration_check(c, st, t0) : CHILD_OK;
 }
 
 static int send_step(struct peer_ctx *c, const struct peer_step *st)
@@ -227,7 +240,7 @@ static int send_step(struct peer_ctx *c, const struct peer_step *st)
 			(unsigned long)st->size, dj_strerror(rc));
 		return CHILD_TRANSFER;
 	}
-	return CHILD_OK;
+	return st->min_ms != 0 ? duration_check(c, st, t0) : CHILD_OK;
 }
 
 static int reopen_step(struct peer_ctx *c)
@@ -402,6 +415,32 @@ int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
 	v = peer_spawn(successor);
 	bad += v < 0 || peer_wait(v, 200) != 0;
 	bad += peer_wait(s, 200) != 0;
+	close(fds[0]);
+	close(fds[1]);
+	return bad;
+}
+
+int peer_pause_run(struct peer_args *a, struct peer_args *b, bool a_receives, bool pause_b,
+		   unsigned int pause_ms)
+{
+	int fds[2], bad = 0;
+	pid_t pa, pb;
+
+	if (pipe(fds) != 0)
+		return -errno;
+	a->notify_fd = a_receives ? fds[1] : -1;
+	b->notify_fd = a_receives ? -1 : fds[1];
+	pa = peer_spawn(a);
+	pb = peer_spawn(b);
+	if (pa < 0 || pb < 0)
+		return -ECHILD;
+	bad += !armed(fds[0], 60000);
+	usleep(1000);
+	kill(pause_b ? pb : pa, SIGSTOP);
+	usleep(pause_ms * 1000u);
+	kill(pause_b ? pb : pa, SIGCONT);
+	bad += peer_wait(pa, 200) != 0;
+	bad += peer_wait(pb, 200) != 0;
 	close(fds[0]);
 	close(fds[1]);
 	return bad;

@@ -25,6 +25,9 @@ struct peer_step {
 	/* The receiver expects this transfer to fail (peer killed) within
 	 * its rx idle timeout, then carries on. */
 	bool expect_fail;
+	/* Both sides check the transfer took at least this long (a pause of
+	 * one of them landed inside it), else the child exits CHILD_TOO_FAST. */
+	unsigned int min_ms;
 };
 
 struct peer_args {
@@ -62,6 +65,15 @@ int peer_wait(pid_t pid, unsigned int timeout_s);
 int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
 		  struct peer_args *successor, bool survivor_receives,
 		  unsigned int kill_delay_us);
+
+/*
+ * A peer stopped mid-transfer: a and b play their steps (one transfer of
+ * min_ms > pause); the receiver notifies once armed, and 1 ms later the
+ * paused one (b when pause_b, else a) gets SIGSTOP for pause_ms, then
+ * SIGCONT. Returns 0 when both exited 0.
+ */
+int peer_pause_run(struct peer_args *a, struct peer_args *b, bool a_receives, bool pause_b,
+		   unsigned int pause_ms);
 
 /* Free 2 MiB hugepages on a mounted hugetlbfs. */
 bool peer_hugepages_free(unsigned int pages);

@@ -39,9 +39,9 @@ static pid_t impair_spawn(const char *sock_a, const char *sock_b, const char *pr
 static void test_through_impair(void)
 {
 	static const struct peer_step steps[] = {
-		{STEP_A_TO_B, MIB, false},
-		{STEP_B_TO_A, MIB, false},
-		{STEP_A_TO_B, 16 * MIB, false},
+		{STEP_A_TO_B, MIB, false, 0},
+		{STEP_B_TO_A, MIB, false, 0},
+		{STEP_A_TO_B, 16 * MIB, false, 0},
 	};
 	char sock_a[96], sock_b[96], vdev_a[160], vdev_b[160], tag_a[48], tag_b[48], tag_i[48];
 	int pid = (int)getpid();

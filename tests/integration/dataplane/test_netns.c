@@ -91,9 +91,9 @@ static void peers_init(struct peer_args *a, struct peer_args *b, const struct pe
 static void test_veth_af_packet(void)
 {
 	static const struct peer_step steps[] = {
-		{STEP_A_TO_B, 1, false},         {STEP_B_TO_A, 1, false},
-		{STEP_A_TO_B, MIB, false},       {STEP_B_TO_A, MIB, false},
-		{STEP_A_TO_B, 256 * MIB, false}, {STEP_B_TO_A, 256 * MIB, false},
+		{STEP_A_TO_B, 1, false, 0},         {STEP_B_TO_A, 1, false, 0},
+		{STEP_A_TO_B, MIB, false, 0},       {STEP_B_TO_A, MIB, false, 0},
+		{STEP_A_TO_B, 256 * MIB, false, 0}, {STEP_B_TO_A, 256 * MIB, false, 0},
 	};
 	struct peer_args a, b;
 	pid_t pa, pb;
@@ -111,12 +111,12 @@ static void test_veth_af_packet(void)
 static void test_sender_loses_peer(void)
 {
 	static const struct peer_step survivor[] = {
-		{STEP_B_TO_A, 256 * MIB, true},
-		{STEP_REOPEN, 0, false},
-		{STEP_B_TO_A, MIB, false},
+		{STEP_B_TO_A, 256 * MIB, true, 0},
+		{STEP_REOPEN, 0, false, 0},
+		{STEP_B_TO_A, MIB, false, 0},
 	};
-	static const struct peer_step victim[] = {{STEP_B_TO_A, 256 * MIB, false}};
-	static const struct peer_step successor[] = {{STEP_B_TO_A, MIB, false}};
+	static const struct peer_step victim[] = {{STEP_B_TO_A, 256 * MIB, false, 0}};
+	static const struct peer_step successor[] = {{STEP_B_TO_A, MIB, false, 0}};
 	struct peer_args a, b, next;
 	char tag[48];
 
