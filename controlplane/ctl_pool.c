@@ -31,7 +31,7 @@ void dj_client_options_init(struct dj_client_options *o)
 	o->port = DJ_DEFAULT_PORT;
 	o->path = DJ_PATH_AUTO;
 	o->probe_timeout_ms = 500;
-	o->dp_timeout_ms = 5000;
+	o->dp_timeout_ms = 10000;
 	o->dp_max_failures = 2;
 	o->connect_timeout_ms = 2000;
 	o->request_timeout_ms = 30000;

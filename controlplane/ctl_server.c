@@ -35,7 +35,7 @@ void ctl_server_config_init(struct ctl_server_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->n_workers = 4;
-	cfg->dp_timeout_ms = 5000;
+	cfg->dp_timeout_ms = 10000;
 	cfg->limits = (struct ctl_limits){
 		.max_json_bytes = 1u << 20,
 		.max_json_depth = 32,
@@ -976,7 +976,7 @@ int ctl_server_create(const struct ctl_server_config *config,
 	if (srv->cfg.n_workers <= 0)
 		srv->cfg.n_workers = 4;
 	if (srv->cfg.dp_timeout_ms == 0)
-		srv->cfg.dp_timeout_ms = 5000;
+		srv->cfg.dp_timeout_ms = 10000;
 	srv->be = backend;
 	srv->bctx = backend_ctx;
 	srv->lfd = srv->epfd = srv->evfd = -1;
