@@ -549,6 +549,14 @@ int main(int argc, char **argv)
 			eal_up = 1;
 		else if (o.probe_only)
 			return 1;
+		else if (rc == -EADDRINUSE || rc == -EEXIST) {
+			/* Another server owns the memif socket (path logged): two
+			 * servers cannot share it, and one without its data plane
+			 * would only hide the mistake. */
+			fprintf(stderr, "djinn-dp: the data plane's memif socket is taken (see "
+				"above): not starting\n");
+			return 1;
+		}
 		else
 			printf("djinn-dp: DPDK unavailable (%s): serving over TCP only\n",
 			       dj_strerror(rc));

@@ -412,6 +412,8 @@ int main(int argc, char **argv)
 			a.opts.port ? a.opts.port : DJ_DEFAULT_PORT, dj_strerror(rc));
 		dj_client_destroy(client);
 		dp_engine_destroy(dp);
+		if (want_dpdk && eal_rc == 0)
+			dp_eal_cleanup();
 		return 1;
 	}
 	if (strcmp(cmd, "demo") == 0) {
@@ -433,5 +435,7 @@ int main(int argc, char **argv)
 	if (dp != NULL)
 		dp_engine_quiesce(dp);
 	dp_engine_destroy(dp);
+	if (want_dpdk && eal_rc == 0)
+		dp_eal_cleanup(); /* nothing left under /var/run/dpdk */
 	return status;
 }
