@@ -37,7 +37,28 @@ enum child_status {
 	CHILD_NO_FAIL = 13, /* a transfer that should have failed did not */
 	CHILD_NO_RETRANS = 14,
 	CHILD_TOO_FAST = 15, /* a pause meant to land inside the transfer missed it */
+	CHILD_SKIP = PEER_SKIP,
 };
+
+static bool link_is_up(void)
+{
+	struct rte_eth_link link;
+
+	return rte_eth_link_get_nowait(0, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
+}
+
+/* A failure in hugepage mode while the machine has run short of them (a
+ * process beside us took them): the case cannot run here now, which is a
+ * skip with its reason, not a failure of ours. */
+static int resource_check(const struct peer_args *a, int status)
+{
+	if (status == CHILD_OK || !a->huge || peer_hugepages_free(PEER_PAIR_PAGES / 4))
+		return status;
+	printf("SKIP: %s: hugepages ran short while it ran (another process took them)\n",
+	       a->tag);
+	fflush(stdout);
+	return CHILD_SKIP;
+}
 
 struct peer_ctx {
 	const struct peer_args *a;
@@ -216,6 +237,8 @@ static int receive_step(struct peer_ctx *c, const struct peer_step *st)
 			(unsigned long)st->size);
 		return CHILD_CORRUPT;
 	}
+	/* The receiver's clock runs from its "armed" note, which comes before
+	 * the pause; a paused sender may be stopped before its own t0. */
 	return st->min_ms != 0 ? duration_check(c, st, t0) : CHILD_OK;
 }
 
@@ -240,7 +263,7 @@ static int send_step(struct peer_ctx *c, const struct peer_step *st)
 			(unsigned long)st->size, dj_strerror(rc));
 		return CHILD_TRANSFER;
 	}
-	return st->min_ms != 0 ? duration_check(c, st, t0) : CHILD_OK;
+	return CHILD_OK;
 }
 
 static int reopen_step(struct peer_ctx *c)
@@ -285,7 +308,8 @@ static void stats_dump(struct peer_ctx *c)
 	struct dp_proto_stats ps;
 
 	dp_engine_get_stats(c->dp, &st, &ps);
-	fprintf(stderr, "%s: rx %lu tx %lu retrans %lu drops", c->a->tag,
+	fprintf(stderr, "%s: link %s, rx %lu tx %lu retrans %lu drops", c->a->tag,
+		link_is_up() ? "up" : "down",
 		(unsigned long)st.rx_packets, (unsigned long)st.tx_packets,
 		(unsigned long)st.retransmits);
 	for (int i = 0; i < DP_DROP_MAX; i++)
@@ -319,15 +343,25 @@ static int child_main(const struct peer_args *a)
 	}
 	if (eal_start(a) != 0) {
 		fprintf(stderr, "%s: EAL did not start\n", a->tag);
-		return CHILD_SETUP;
+		return resource_check(a, CHILD_SETUP);
 	}
 	c.buf_len = largest_step(a);
 	c.buf = mmap(NULL, c.buf_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (c.buf == MAP_FAILED || engine_start(&c) != 0) {
 		fprintf(stderr, "%s: engine did not start\n", a->tag);
-		return CHILD_SETUP;
+		dp_engine_destroy(c.dp);
+		dp_eal_cleanup();
+		return resource_check(a, CHILD_SETUP);
 	}
-	status = steps_run(&c);
+	if (a->skip_without_link && !link_is_up()) {
+		printf("SKIP: %s: the memif link never came up (a zero-copy peer's memory "
+		       "could not be mapped: see the PMD's \"mmap failed\" above)\n", a->tag);
+		fflush(stdout);
+		dp_engine_destroy(c.dp);
+		dp_eal_cleanup();
+		return CHILD_SKIP;
+	}
+	status = resource_check(a, steps_run(&c));
 	if (status != CHILD_OK)
 		stats_dump(&c);
 	if (status == CHILD_OK && a->require_retransmits)
@@ -390,11 +424,22 @@ static bool armed(int fd, int timeout_ms)
 	return poll(&pfd, 1, timeout_ms) == 1 && read(fd, &c, 1) == 1;
 }
 
+/* 1 when a peer's exit status is a failure; a skip is noted, not counted. */
+static int status_bad(int status, bool *skipped)
+{
+	if (status == PEER_SKIP) {
+		*skipped = true;
+		return 0;
+	}
+	return status != 0;
+}
+
 int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
 		  struct peer_args *successor, bool survivor_receives,
 		  unsigned int kill_delay_us)
 {
 	int fds[2], bad = 0;
+	bool skipped = false;
 	pid_t s, v;
 
 	if (pipe(fds) != 0)
@@ -411,19 +456,22 @@ int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
 	usleep(kill_delay_us);
 	kill(v, SIGKILL);
 	bad += peer_wait(v, 10) != 128 + SIGKILL;
+	/* A killed process removes nothing: its run-time folder is ours to. */
+	dp_eal_prefix_remove(victim->tag);
 	successor->notify_fd = -1;
 	v = peer_spawn(successor);
-	bad += v < 0 || peer_wait(v, 200) != 0;
-	bad += peer_wait(s, 200) != 0;
+	bad += v < 0 || status_bad(peer_wait(v, 200), &skipped);
+	bad += status_bad(peer_wait(s, 200), &skipped);
 	close(fds[0]);
 	close(fds[1]);
-	return bad;
+	return bad == 0 && skipped ? PEER_SKIP : bad;
 }
 
 int peer_pause_run(struct peer_args *a, struct peer_args *b, bool a_receives, bool pause_b,
 		   unsigned int pause_ms)
 {
 	int fds[2], bad = 0;
+	bool skipped = false;
 	pid_t pa, pb;
 
 	if (pipe(fds) != 0)
@@ -439,11 +487,25 @@ int peer_pause_run(struct peer_args *a, struct peer_args *b, bool a_receives, bo
 	kill(pause_b ? pb : pa, SIGSTOP);
 	usleep(pause_ms * 1000u);
 	kill(pause_b ? pb : pa, SIGCONT);
-	bad += peer_wait(pa, 200) != 0;
-	bad += peer_wait(pb, 200) != 0;
+	bad += status_bad(peer_wait(pa, 200), &skipped);
+	bad += status_bad(peer_wait(pb, 200), &skipped);
 	close(fds[0]);
 	close(fds[1]);
-	return bad;
+	return bad == 0 && skipped ? PEER_SKIP : bad;
+}
+
+bool peer_left_nothing(const char *tag, const char *sock)
+{
+	bool clean = !dp_eal_prefix_exists(tag) && (sock == NULL || access(sock, F_OK) != 0);
+
+	if (!clean)
+		fprintf(stderr, "%s: left behind:%s%s\n", tag,
+			dp_eal_prefix_exists(tag) ? " its run-time folder" : "",
+			sock != NULL && access(sock, F_OK) == 0 ? " its memif socket" : "");
+	dp_eal_prefix_remove(tag);
+	if (sock != NULL)
+		unlink(sock);
+	return clean;
 }
 
 bool peer_hugepages_free(unsigned int pages)

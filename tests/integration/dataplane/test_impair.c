@@ -71,8 +71,12 @@ static void test_through_impair(void)
 	CU_ASSERT_EQUAL(peer_wait(pb, 200), 0);
 	kill(pi, SIGTERM);
 	CU_ASSERT_EQUAL(peer_wait(pi, 20), 0);
-	unlink(sock_a);
-	unlink(sock_b);
+	/* djinn-impair (the memif server of both links) and the peers left
+	 * nothing: no run-time folders, no socket files. */
+	CU_ASSERT_TRUE(peer_left_nothing(tag_i, sock_a));
+	CU_ASSERT_TRUE(peer_left_nothing(tag_i, sock_b));
+	CU_ASSERT_TRUE(peer_left_nothing(tag_a, NULL));
+	CU_ASSERT_TRUE(peer_left_nothing(tag_b, NULL));
 }
 
 int main(int argc, char **argv)

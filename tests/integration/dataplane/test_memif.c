@@ -51,14 +51,47 @@ static void pair_init(struct pair *p, const char *name, const struct peer_step *
 	p->b.vdev = p->vdev_b;
 }
 
+/* Both peers ended: neither left a run-time folder under /var/run/dpdk,
+ * and the server's port took its socket file with it (or the test removed
+ * what a killed one left). */
+static void pair_clean(struct pair *p)
+{
+	CU_ASSERT_TRUE(peer_left_nothing(p->tag_a, p->sock));
+	CU_ASSERT_TRUE(peer_left_nothing(p->tag_b, NULL));
+}
+
+/* The hugepages a case needs are not free now (another process holds
+ * them): skip it with the reason. */
+static bool pages_short(void)
+{
+	if (!use_huge || peer_hugepages_free(PEER_PAIR_PAGES))
+		return false;
+	printf("SKIP: fewer than %u free 2 MiB hugepages now (another process holds them)\n",
+	       PEER_PAIR_PAGES);
+	return true;
+}
+
+/* Both peers' exit statuses: 0 passes; a PEER_SKIP of either (hugepages
+ * ran short mid-case, said in its output) skips the case. */
+static void pair_status(int ra, int rb)
+{
+	if (ra == PEER_SKIP || rb == PEER_SKIP)
+		return;
+	CU_ASSERT_EQUAL(ra, 0);
+	CU_ASSERT_EQUAL(rb, 0);
+}
+
 static void pair_run(struct pair *p)
 {
-	pid_t a = peer_spawn(&p->a), b = peer_spawn(&p->b);
+	pid_t a, b;
 
+	if (pages_short())
+		return;
+	a = peer_spawn(&p->a);
+	b = peer_spawn(&p->b);
 	CU_ASSERT_FATAL(a > 0 && b > 0);
-	CU_ASSERT_EQUAL(peer_wait(a, PEER_TIMEOUT_S), 0);
-	CU_ASSERT_EQUAL(peer_wait(b, PEER_TIMEOUT_S), 0);
-	unlink(p->sock);
+	pair_status(peer_wait(a, PEER_TIMEOUT_S), peer_wait(b, PEER_TIMEOUT_S));
+	pair_clean(p);
 }
 
 static void test_both_directions(void)
@@ -91,6 +124,7 @@ static void test_zero_copy_client(void)
 	snprintf(vdev, sizeof(vdev), "%s,zero-copy=yes", p.vdev_b);
 	p.b.vdev = vdev;
 	p.b.single_file = true;
+	p.a.skip_without_link = p.b.skip_without_link = true;
 	pair_run(&p);
 }
 
@@ -142,23 +176,31 @@ static void killed_run(enum peer_step_kind dir, const char *name)
 	snprintf(tag, sizeof(tag), "djdp%d%sA2", (int)getpid(), name);
 	next.tag = tag;
 	/* 256 MiB cannot cross in 5 ms, even without the loss. */
-	CU_ASSERT_EQUAL(peer_kill_run(&p.b, &p.a, &next, survivor_receives,
-				      survivor_receives ? 5000 : 0), 0);
-	unlink(p.sock);
+	if (pages_short())
+		return;
+	pair_status(peer_kill_run(&p.b, &p.a, &next, survivor_receives,
+				  survivor_receives ? 5000 : 0), 0);
+	/* The killed peer's folder was removed by the test; the others'
+	 * by themselves (B is the memif server here). */
+	CU_ASSERT_TRUE(peer_left_nothing(p.tag_b, p.sock));
+	CU_ASSERT_TRUE(peer_left_nothing(p.tag_a, NULL));
+	CU_ASSERT_TRUE(peer_left_nothing(tag, NULL));
 }
 
 /* A peer stopped for 3 s (SIGSTOP, then SIGCONT) in the middle of a
  * 512 MiB transfer is alive: the transfer completes byte-exact once it
- * resumes (before wire version 2 the sender gave up after 1.9 s). Both
- * sides check the transfer spanned the pause. */
+ * resumes (before wire version 2 the sender gave up after 1.9 s). The
+ * receiver checks the transfer spanned the pause. */
 static void paused_run(bool pause_receiver, const char *name)
 {
 	const struct peer_step steps[] = {{STEP_A_TO_B, 512 * MIB, false, 3000}};
 	struct pair p;
 
+	if (pages_short())
+		return;
 	pair_init(&p, name, steps, 1);
-	CU_ASSERT_EQUAL(peer_pause_run(&p.a, &p.b, false, pause_receiver, 3000), 0);
-	unlink(p.sock);
+	pair_status(peer_pause_run(&p.a, &p.b, false, pause_receiver, 3000), 0);
+	pair_clean(&p);
 }
 
 static void test_peer_paused(void)

@@ -104,6 +104,8 @@ static void test_veth_af_packet(void)
 	CU_ASSERT_FATAL(pa > 0 && pb > 0);
 	CU_ASSERT_EQUAL(peer_wait(pa, PEER_TIMEOUT_S), 0);
 	CU_ASSERT_EQUAL(peer_wait(pb, PEER_TIMEOUT_S), 0);
+	CU_ASSERT_TRUE(peer_left_nothing(tag_a, NULL));
+	CU_ASSERT_TRUE(peer_left_nothing(tag_b, NULL));
 }
 
 /* B sends; its receiver A is killed as the transfer starts. B's send fails
@@ -130,6 +132,10 @@ static void test_sender_loses_peer(void)
 	snprintf(tag, sizeof(tag), "djdp%dkillA2", (int)getpid());
 	next.tag = tag;
 	CU_ASSERT_EQUAL(peer_kill_run(&b, &a, &next, false, 0), 0);
+	/* The killed A's folder was removed by the test, the rest by themselves. */
+	CU_ASSERT_TRUE(peer_left_nothing(tag_a, NULL));
+	CU_ASSERT_TRUE(peer_left_nothing(tag_b, NULL));
+	CU_ASSERT_TRUE(peer_left_nothing(tag, NULL));
 }
 
 static int suite_init(void)
