@@ -61,6 +61,9 @@ struct dp_port_caps {
 	 *  into DPDK's memory). Otherwise payloads are copied. */
 	unsigned int tx_extbuf : 1;
 	unsigned int flow : 1;       /**< rte_flow steering accepted (known after a rule) */
+	/** A memif client: it connects to its server only when started, so
+	 *  after the server went away it must be restarted to come back. */
+	unsigned int memif_client : 1;
 	uint16_t max_queues;
 	uint32_t max_rx_pktlen;
 	char driver[32];
@@ -92,6 +95,14 @@ int dp_port_find(const char *name, uint16_t *port_id);
  * turned away by a server not started yet is restarted). Only while no
  * lcore polls the port. -ETIMEDOUT. */
 int dp_port_wait_link(struct dp_port *port, uint64_t timeout_ns);
+
+/** The link is up now (no system call: ethdev data). */
+bool dp_port_link_up(const struct dp_port *port);
+
+/** Stop and start the port: a memif client connects to its server again.
+ *  Only while no lcore polls the port. 0 or the start's error (the server
+ *  is not there yet: try again later). */
+int dp_port_restart(struct dp_port *port);
 
 struct rte_mbuf;
 struct rte_mbuf_ext_shared_info;

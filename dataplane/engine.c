@@ -353,6 +353,11 @@ int dp_engine_probe(struct dp_engine *dp, uint64_t cookie, uint32_t timeout_ms,
 
 	if (ses == NULL)
 		return -ENOENT;
+	/* A memif whose server is gone answers nothing: say so at once. */
+	if (dp->lcores[0]->link_gated && !dp_port_link_up(dp->port)) {
+		session_put(ses);
+		return -ENETDOWN;
+	}
 	op = op_new(DP_CMD_PING, ses);
 	session_put(ses);
 	if (op == NULL)
@@ -779,6 +784,7 @@ static int lcore_state_create(struct dp_engine *dp, unsigned int idx, unsigned i
 	lc->lcore_id = lcore_id;
 	lc->queue = (uint16_t)idx;
 	lc->link_gated = strcmp(dp_port_get_caps(dp->port)->driver, "net_memif") == 0;
+	lc->link_watch = idx == 0 && dp_port_get_caps(dp->port)->memif_client;
 	lc->tx_ip_cksum_offload = dp_port_get_caps(dp->port)->tx_ipv4_cksum;
 	snprintf(name, sizeof(name), "djcmd%u_%u", dp->cfg.port.port_id, idx);
 	lc->cmds = rte_ring_create(name, DP_CMD_RING, (int)rte_lcore_to_socket_id(lcore_id),

@@ -60,6 +60,8 @@
 #define DP_LINK_CHECK_NS (1000ull * 1000)
 #define DP_IDLE_LOOPS 256
 #define DP_HANDOFF_RING 4096
+/* A memif client whose link went down is restarted this often (link.c). */
+#define DP_RELINK_NS (200ull * 1000 * 1000)
 
 enum dp_cmd {
 	DP_CMD_OPEN,
@@ -198,6 +200,10 @@ struct dp_lcore {
 	uint64_t now;                /* time of this loop iteration */
 	uint64_t tx_stall_since;     /* 0: the tx ring takes frames */
 	bool link_gated, link_up;    /* memif: burst only while the link is up */
+	bool link_watch;             /* queue 0 of a memif client: dp_link_watch() */
+	uint64_t down_since;         /* link watch: down since (0: up) */
+	uint64_t next_restart;
+	unsigned int restarts;
 	bool tx_ip_cksum_offload;
 	uint64_t commands;           /* taken from the ring, for idle detection */
 	unsigned int idle_loops;
@@ -217,6 +223,8 @@ struct dp_lcore {
 	 * shares a cache line with a reader. */
 	atomic_uint stats_seq __rte_cache_aligned;
 	struct dp_engine_stats stats_pub;
+	/* The last odd dp->park_gen seen: off the port until it moves on. */
+	atomic_uint park_ack;
 } __rte_cache_aligned;
 
 struct dp_engine {
@@ -239,6 +247,9 @@ struct dp_engine {
 	struct dp_engine_stage_stats stage_stats; /* under lock */
 	struct dp_op *orphans;       /* SEND ops given up on (-EDEADLK) */
 	struct dp_stage *draining;   /* under lock: rings frames still read */
+	/* Odd while the link watch (link.c) restarts the port: lcores stay
+	 * off it and acknowledge in park_ack. */
+	atomic_uint park_gen;
 };
 
 /*
@@ -281,6 +292,10 @@ static inline struct dp_tx_source *dp_op_source(struct dp_op *op)
 /* The datapath's send_pinned(): 1 while frames of a send that returned
  * -EDEADLK may still read its source, 0 once none does, -ENOENT. */
 int dp_send_pinned(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id);
+
+/* link.c: on the lcore of queue 0 of a memif client, every loop after the
+ * link state was read: restart the port while its server is away. */
+void dp_link_watch(struct dp_lcore *lc, uint64_t now);
 
 /* The polling loop of one lcore (rte_eal_remote_launch). */
 int dp_lcore_main(void *arg);

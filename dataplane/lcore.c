@@ -542,6 +542,21 @@ static bool link_usable(struct dp_lcore *lc, uint64_t now)
 	return lc->link_up;
 }
 
+/* The port may be polled in this iteration: not while the link watch
+ * restarts it (acknowledged here, before any burst of the iteration), nor
+ * while a memif link is down. */
+static bool port_usable(struct dp_lcore *lc, uint64_t now)
+{
+	unsigned int gen = atomic_load_explicit(&lc->dp->park_gen, memory_order_acquire);
+
+	if (unlikely(gen & 1)) {
+		atomic_store_explicit(&lc->park_ack, gen, memory_order_release);
+		lc->next_link_check = 0; /* look again once it is back */
+		return false;
+	}
+	return link_usable(lc, now);
+}
+
 /* Opt-in (cfg.idle_sleep_us) for shared cores: after DP_IDLE_LOOPS
  * iterations without a packet or a command, nap so that other threads on
  * this CPU (control threads, a peer process) get it. Costs up to one nap
@@ -581,7 +596,12 @@ int dp_lcore_main(void *arg)
 	while (!atomic_load_explicit(&lc->dp->stop, memory_order_relaxed)) {
 		uint64_t now = djc_time_ns();
 		uint64_t work = lc->stats.rx_packets + lc->stats.tx_packets + lc->commands;
-		bool up = link_usable(lc, now);
+		bool up = port_usable(lc, now);
+
+		/* A memif client whose server went away: restart the port
+		 * until it is back (and say when it is). */
+		if (unlikely(lc->link_watch) && (!up || lc->down_since != 0))
+			dp_link_watch(lc, now);
 
 		lc->now = now;
 		commands_run(lc, now);
