@@ -170,6 +170,7 @@ static int put_async(struct dj_conn *conn, const struct dj_tensor *t, uint64_t i
 	if (rc != 0 || future == NULL)
 		return rc != 0 ? rc : -EINVAL;
 	*future = NULL;
+	ctl_client_path_retry(conn);
 	if (conn->path == DJ_PATH_DPDK) {
 		int pinned = 0;
 
@@ -367,6 +368,7 @@ static int get_async(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t,
 	*future = NULL;
 	if (rc != 0)
 		return rc;
+	ctl_client_path_retry(conn);
 	if (conn->path == DJ_PATH_DPDK) {
 		int pinned = 0;
 
@@ -395,6 +397,7 @@ int dj_get(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t)
 	char why[128];
 	int rc;
 
+	ctl_client_path_retry(conn);
 	if (conn->path == DJ_PATH_DPDK) {
 		rc = get_async(conn, handle, t, NULL, NULL, &f);
 		return rc != 0 ? rc : wait_handle(f, NULL, &t->desc);

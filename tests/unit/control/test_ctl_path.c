@@ -151,6 +151,48 @@ static void test_probe_failure_falls_back(void)
 	pe_down(&pe);
 }
 
+/* The probe failed (a restarted server's memif link not up yet): TCP for
+ * now, and the client probes again before later transfers, backing off,
+ * until one succeeds; then the session is back on DPDK, both sides agree,
+ * and transfers use the data plane again. */
+static void test_probe_retried_until_dpdk(void)
+{
+	uint8_t src[4096], dst[4096];
+	struct dj_tensor t = {.data = src, .mem = DJ_MEM_HOST}, back = {.data = dst, .mem = DJ_MEM_HOST};
+	struct pathenv pe;
+	uint64_t h, t0;
+	int sends;
+
+	t.desc.dtype = DJ_DTYPE_FLOAT32;
+	t.desc.ndim = 1;
+	t.desc.shape[0] = sizeof(src) / 4;
+	back.desc = t.desc;
+	fx_pattern(src, sizeof(src), 5);
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, -ENETDOWN), 0);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "tcp");
+	/* Too soon to probe again, and the link still down: TCP, no probe. */
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0);
+	CU_ASSERT_EQUAL(pe.cdp->probes, 1);
+	usleep(600 * 1000);
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0); /* one more probe, still down */
+	CU_ASSERT_EQUAL(pe.cdp->probes, 2);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "tcp");
+	pe.cdp->probe_rc = 0; /* the link is back */
+	t0 = djc_time_ns();
+	while (strcmp(path_of(&pe, NULL), "dpdk") != 0 && djc_time_ns() - t0 < 5000000000ull) {
+		CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0);
+		usleep(50 * 1000);
+	}
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "dpdk");
+	CU_ASSERT(server_says(&pe, "dpdk", "succeeded again"));
+	sends = pe.sdp->sends + pe.cdp->sends;
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0);
+	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &back), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, sizeof(src)), 0);
+	CU_ASSERT_EQUAL(pe.sdp->sends + pe.cdp->sends, sends + 2); /* both over the data path */
+	pe_down(&pe);
+}
+
 static void test_forced_tcp(void)
 {
 	struct pathenv pe;
@@ -419,6 +461,7 @@ int main(int argc, char **argv)
 		{"server without DPDK: tcp", test_server_without_dpdk},
 		{"client without DPDK: tcp", test_client_without_dpdk},
 		{"probe fails: tcp", test_probe_failure_falls_back},
+		{"probe fails, retried: back on dpdk", test_probe_retried_until_dpdk},
 		{"client forces tcp", test_forced_tcp},
 		{"client forces dpdk", test_forced_dpdk_refused_without_it},
 		{"PUT/GET over the data path", test_transfers_over_dpdk},
