@@ -22,7 +22,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +203,31 @@ static bool on_dpdk(struct dj_conn *conn)
 
 /* ---- cases ----------------------------------------------------------------------- */
 
+/* When the restarted server said it listens (its data plane is up by
+ * then), seen by a thread that reads its log every 5 ms while the client
+ * keeps trying. */
+struct listen_watch {
+	const char *log;
+	pid_t pid;
+	uint64_t at_ns;
+	atomic_int done;
+};
+
+static void *listen_watch(void *arg)
+{
+	struct listen_watch *w = arg;
+	uint64_t until = djc_time_ns() + UP_TIMEOUT_S * 1000000000ull;
+
+	while (!atomic_load(&w->done) && djc_time_ns() < until) {
+		if (log_has(w->log, "control plane: listening")) {
+			w->at_ns = djc_time_ns();
+			break;
+		}
+		usleep(5000);
+	}
+	return NULL;
+}
+
 /* What the client sees while its server is gone, counted by kind. */
 struct gap_view {
 	unsigned int errors[8];
@@ -227,7 +254,9 @@ static void test_kill_and_restart(void)
 	struct dj_conn *conn = NULL;
 	struct gap_view gap = {0};
 	char killed_prefix[48], log2[144];
-	uint64_t t_kill, t_listen = 0, t_back = 0;
+	struct listen_watch lw = {0};
+	uint64_t t_kill, t_listen, t_back = 0;
+	pthread_t watcher;
 	int rc;
 
 	/* Up, and the client on DPDK. */
@@ -247,10 +276,10 @@ static void test_kill_and_restart(void)
 	snprintf(log2, sizeof(log2), "%s.2", logpath);
 	server = server_spawn(log2, ctl_port);
 	CU_ASSERT_FATAL(server > 0);
+	lw.log = log2;
+	CU_ASSERT_FATAL(pthread_create(&watcher, NULL, listen_watch, &lw) == 0);
 	/* The client keeps asking meanwhile: that is the gap it sees. */
 	while (djc_time_ns() - t_kill < BACK_TIMEOUT_NS) {
-		if (t_listen == 0 && log_has(log2, "control plane: listening"))
-			t_listen = djc_time_ns();
 		if (conn == NULL && (rc = dj_connect(client, &conn)) != 0) {
 			conn = NULL;
 			gap_note(&gap, rc);
@@ -271,8 +300,9 @@ static void test_kill_and_restart(void)
 		}
 		usleep(50000);
 	}
-	if (t_listen == 0 && log_has(log2, "control plane: listening"))
-		t_listen = djc_time_ns();
+	atomic_store(&lw.done, 1);
+	pthread_join(watcher, NULL);
+	t_listen = lw.at_ns;
 	printf("\n    kill -9 -> restarted server listening: %.0f ms\n",
 	       t_listen ? (double)(t_listen - t_kill) / 1e6 : -1.0);
 	printf("    kill -9 -> this client back on DPDK (PUT+GET 1 MiB byte-exact): %.0f ms\n",
@@ -321,14 +351,46 @@ static void test_live_socket_refused(void)
 	dj_disconnect(conn);
 }
 
+/* Run argv with stdout and stderr into out (cap bytes, NUL-terminated);
+ * the exit status, or -1. Not popen(): the child must not inherit this
+ * process's EAL descriptors (its memif connection, interrupt epoll,
+ * eventfds). */
+static int run_capture(char *const argv[], char *out, size_t cap)
+{
+	int fds[2], status = -1;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe(fds) != 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		closefrom(3);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	while (pid > 0 && (n = read(fds[0], out + got, cap - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = '\0';
+	close(fds[0]);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 /* The djinn tool with a memif *server* vdev on a stale socket (its own,
  * left by a killed run): the socket is removed and its data plane starts,
  * then goes with it. */
 static void test_client_side_stale_socket(void)
 {
-	char csock[96], vdev[192], cmd[640], port[16], out[4096] = "";
-	size_t got;
-	FILE *p;
+	char csock[96], vdev[192], port[16], out[4096] = "";
+	char *argv[] = {(char *)client_bin, "-l", "0,1", "--no-pci", "--no-huge", "-m", "256",
+			"--vdev", vdev, "--", "--port", port, "--path", "tcp", "ping", "-n", "1",
+			NULL};
 	int fd;
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
 
@@ -339,13 +401,7 @@ static void test_client_side_stale_socket(void)
 	close(fd); /* left as a killed process leaves it */
 	snprintf(vdev, sizeof(vdev), "net_memif0,role=server,socket=%s,socket-abstract=no", csock);
 	snprintf(port, sizeof(port), "%u", ctl_port);
-	snprintf(cmd, sizeof(cmd), "%s -l 0,1 --no-pci --no-huge -m 256 --vdev %s -- --port %s "
-		 "--path tcp ping -n 1 2>&1", client_bin, vdev, port);
-	p = popen(cmd, "r");
-	CU_ASSERT_FATAL(p != NULL);
-	got = fread(out, 1, sizeof(out) - 1, p);
-	out[got] = '\0';
-	CU_ASSERT_EQUAL(pclose(p), 0);
+	CU_ASSERT_EQUAL(run_capture(argv, out, sizeof(out)), 0);
 	CU_ASSERT_PTR_NULL(strstr(out, "no DPDK data path"));
 	if (strstr(out, "no DPDK data path") != NULL)
 		printf("\n%s\n", out);
