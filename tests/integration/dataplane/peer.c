@@ -25,8 +25,10 @@
 #define READY_PATIENCE_NS (30ull * 1000 * 1000 * 1000)
 #define XFER_TIMEOUT_MS 60000u
 /* A killed peer is taken for dead after this long without a sign of life
- * (its survivor fails the transfer, then serves a new peer). */
-#define DEAD_NS (4000ull * 1000 * 1000)
+ * (its survivor fails the transfer, then serves a new peer). A receive is
+ * posted before the ready handshake, so this also bounds how long a peer
+ * may take to start on a loaded machine: 4 s was too short at load 16. */
+#define DEAD_NS (8000ull * 1000 * 1000)
 #define CHUNK (64u << 10)
 
 enum child_status {
@@ -434,64 +436,69 @@ static int status_bad(int status, bool *skipped)
 	return status != 0;
 }
 
+/* Spawn first and second, notifier (one of them, the receiver) writing its
+ * "armed" byte to a pipe, and wait for it. 0 (and the pids: fds must be
+ * closed after the run), 1 when the note did not come in time, -errno. */
+static int spawn_armed(struct peer_args *first, struct peer_args *second,
+		       struct peer_args *notifier, int fds[2], pid_t *p1, pid_t *p2)
+{
+	if (pipe(fds) != 0)
+		return -errno;
+	first->notify_fd = notifier == first ? fds[1] : -1;
+	second->notify_fd = notifier == second ? fds[1] : -1;
+	*p1 = peer_spawn(first);
+	*p2 = peer_spawn(second);
+	if (*p1 < 0 || *p2 < 0)
+		return -ECHILD;
+	return !armed(fds[0], 60000);
+}
+
+/* Wait for both peers of a run (a pid < 0 failed to start: a failure) and
+ * close its pipe; bad counts earlier failures. 0, PEER_SKIP, or failures. */
+static int run_end(pid_t p1, pid_t p2, int fds[2], int bad)
+{
+	bool skipped = false;
+
+	bad += p1 < 0 || status_bad(peer_wait(p1, 200), &skipped);
+	bad += p2 < 0 || status_bad(peer_wait(p2, 200), &skipped);
+	close(fds[0]);
+	close(fds[1]);
+	return bad == 0 && skipped ? PEER_SKIP : bad;
+}
+
 int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
 		  struct peer_args *successor, bool survivor_receives,
 		  unsigned int kill_delay_us)
 {
-	int fds[2], bad = 0;
-	bool skipped = false;
+	int fds[2], bad;
 	pid_t s, v;
 
-	if (pipe(fds) != 0)
-		return -errno;
-	if (survivor_receives)
-		survivor->notify_fd = fds[1];
-	else
-		victim->notify_fd = fds[1];
-	s = peer_spawn(survivor);
-	v = peer_spawn(victim);
-	if (s < 0 || v < 0)
-		return -ECHILD;
-	bad += !armed(fds[0], 60000);
+	bad = spawn_armed(survivor, victim, survivor_receives ? survivor : victim, fds, &s, &v);
+	if (bad < 0)
+		return bad;
 	usleep(kill_delay_us);
 	kill(v, SIGKILL);
 	bad += peer_wait(v, 10) != 128 + SIGKILL;
 	/* A killed process removes nothing: its run-time folder is ours to. */
 	dp_eal_prefix_remove(victim->tag);
 	successor->notify_fd = -1;
-	v = peer_spawn(successor);
-	bad += v < 0 || status_bad(peer_wait(v, 200), &skipped);
-	bad += status_bad(peer_wait(s, 200), &skipped);
-	close(fds[0]);
-	close(fds[1]);
-	return bad == 0 && skipped ? PEER_SKIP : bad;
+	return run_end(peer_spawn(successor), s, fds, bad);
 }
 
 int peer_pause_run(struct peer_args *a, struct peer_args *b, bool a_receives, bool pause_b,
 		   unsigned int pause_ms)
 {
-	int fds[2], bad = 0;
-	bool skipped = false;
+	int fds[2], bad;
 	pid_t pa, pb;
 
-	if (pipe(fds) != 0)
-		return -errno;
-	a->notify_fd = a_receives ? fds[1] : -1;
-	b->notify_fd = a_receives ? -1 : fds[1];
-	pa = peer_spawn(a);
-	pb = peer_spawn(b);
-	if (pa < 0 || pb < 0)
-		return -ECHILD;
-	bad += !armed(fds[0], 60000);
+	bad = spawn_armed(a, b, a_receives ? a : b, fds, &pa, &pb);
+	if (bad < 0)
+		return bad;
 	usleep(1000);
 	kill(pause_b ? pb : pa, SIGSTOP);
 	usleep(pause_ms * 1000u);
 	kill(pause_b ? pb : pa, SIGCONT);
-	bad += status_bad(peer_wait(pa, 200), &skipped);
-	bad += status_bad(peer_wait(pb, 200), &skipped);
-	close(fds[0]);
-	close(fds[1]);
-	return bad == 0 && skipped ? PEER_SKIP : bad;
+	return run_end(pa, pb, fds, bad);
 }
 
 bool peer_left_nothing(const char *tag, const char *sock)
