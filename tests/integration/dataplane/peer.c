@@ -22,7 +22,7 @@
 
 #define IP_A 0x0a630001u /* 10.99.0.1, only inside the test's own links */
 #define IP_B 0x0a630002u
-#define READY_PATIENCE_NS (30ull * 1000 * 1000 * 1000)
+#define READY_PATIENCE_MS 30000u
 #define XFER_TIMEOUT_MS 60000u
 /* A killed peer is taken for dead after this long without a sign of life
  * (its survivor fails the transfer, then serves a new peer). A receive is
@@ -176,17 +176,16 @@ static int engine_start(struct peer_ctx *c)
 	return dp_engine_session_open(c->dp, c->cookie, c->cookie, &c->peer);
 }
 
-/* The receiver arms first, then says so with a 1-byte transfer back. */
+/* The receiver arms first, then says so with a 1-byte transfer back: one
+ * send, which the protocol keeps retransmitting while the peer (alive,
+ * answering keep-alives) has not posted its receive yet. Not a loop of
+ * short sends of the same id: a given-up send aborts its id at the peer,
+ * and the peer's receive of it, posted meanwhile, failed with it. */
 static int ready_send(struct peer_ctx *c, uint32_t id)
 {
 	static const uint8_t ready = 1;
-	uint64_t deadline = djc_time_ns() + READY_PATIENCE_NS;
-	int rc;
 
-	do {
-		rc = dp_engine_send(c->dp, c->cookie, id, &ready, 1, DJ_MEM_HOST, 2000);
-	} while (rc != 0 && djc_time_ns() < deadline);
-	return rc;
+	return dp_engine_send(c->dp, c->cookie, id, &ready, 1, DJ_MEM_HOST, READY_PATIENCE_MS);
 }
 
 /* A transfer whose peer was killed: it must fail, detected by the engine
@@ -254,6 +253,11 @@ static int send_step(struct peer_ctx *c, const struct peer_step *st)
 	rc = dp_engine_expect(c->dp, c->cookie, c->id, &ready, 1, DJ_MEM_HOST);
 	if (rc == 0)
 		rc = dp_engine_wait(c->dp, c->cookie, c->id, XFER_TIMEOUT_MS);
+	/* A notifying sender says so as it starts: the receiver's own note
+	 * comes only once its ready byte was acknowledged, which under loss
+	 * can be after the whole transfer went through. */
+	if (rc == 0 && c->a->notify_fd >= 0 && write(c->a->notify_fd, "s", 1) != 1)
+		rc = -EIO;
 	t0 = djc_time_ns();
 	if (rc == 0)
 		rc = dp_engine_send(c->dp, c->cookie, c->id, c->buf, st->size, DJ_MEM_HOST,
@@ -467,13 +471,14 @@ static int run_end(pid_t p1, pid_t p2, int fds[2], int bad)
 }
 
 int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
-		  struct peer_args *successor, bool survivor_receives,
-		  unsigned int kill_delay_us)
+		  struct peer_args *successor, unsigned int kill_delay_us)
 {
 	int fds[2], bad;
 	pid_t s, v;
 
-	bad = spawn_armed(survivor, victim, survivor_receives ? survivor : victim, fds, &s, &v);
+	/* The victim is the one that notifies: as its send starts, or as its
+	 * receive is armed; the kill then lands inside the transfer. */
+	bad = spawn_armed(survivor, victim, victim, fds, &s, &v);
 	if (bad < 0)
 		return bad;
 	usleep(kill_delay_us);

@@ -44,7 +44,9 @@ struct peer_args {
 	unsigned int first_id;    /* transfer ids start here */
 	const struct peer_step *steps;
 	unsigned int n_steps;
-	int notify_fd;            /* receiver writes a byte once armed, or -1 */
+	/* A receiver writes a byte once armed, a sender once it starts
+	 * sending; or -1. */
+	int notify_fd;
 	/* A link that does not come up is a missing resource, not a failure:
 	 * a zero-copy memif maps its peer's hugepage memory, which fails
 	 * ("mmap failed: No such device") when the machine cannot give it. */
@@ -68,14 +70,13 @@ int peer_wait(pid_t pid, unsigned int timeout_s);
  * A peer killed mid-transfer. survivor->steps must be {dir, big, fail},
  * {REOPEN}, {dir, small}; victim plays {dir, big}; successor (the victim's
  * args with cookie + 1, first_id 2, steps {dir, small}) starts after the
- * kill. The receiver of the big transfer notifies when armed; the victim
- * dies kill_delay_us later. Returns 0 when the victim died by SIGKILL and
+ * kill. The victim notifies (as its send starts, or once its receive is
+ * armed) and dies kill_delay_us later. Returns 0 when the victim died by SIGKILL and
  * survivor and successor exited 0; PEER_SKIP when one of them skipped and
  * none failed.
  */
 int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
-		  struct peer_args *successor, bool survivor_receives,
-		  unsigned int kill_delay_us);
+		  struct peer_args *successor, unsigned int kill_delay_us);
 
 /*
  * A peer stopped mid-transfer: a and b play their steps (one transfer of

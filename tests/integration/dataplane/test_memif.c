@@ -178,8 +178,7 @@ static void killed_run(enum peer_step_kind dir, const char *name)
 	/* 256 MiB cannot cross in 5 ms, even without the loss. */
 	if (pages_short())
 		return;
-	pair_status(peer_kill_run(&p.b, &p.a, &next, survivor_receives,
-				  survivor_receives ? 5000 : 0), 0);
+	pair_status(peer_kill_run(&p.b, &p.a, &next, survivor_receives ? 5000 : 0), 0);
 	/* The killed peer's folder was removed by the test; the others'
 	 * by themselves (B is the memif server here). */
 	CU_ASSERT_TRUE(peer_left_nothing(p.tag_b, p.sock));

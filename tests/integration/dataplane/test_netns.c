@@ -131,7 +131,7 @@ static void test_sender_loses_peer(void)
 	next.first_id = 2;
 	snprintf(tag, sizeof(tag), "djdp%dkillA2", (int)getpid());
 	next.tag = tag;
-	CU_ASSERT_EQUAL(peer_kill_run(&b, &a, &next, false, 0), 0);
+	CU_ASSERT_EQUAL(peer_kill_run(&b, &a, &next, 0), 0);
 	/* The killed A's folder was removed by the test, the rest by themselves. */
 	CU_ASSERT_TRUE(peer_left_nothing(tag_a, NULL));
 	CU_ASSERT_TRUE(peer_left_nothing(tag_b, NULL));
