@@ -231,7 +231,8 @@ struct ctl_server_config {
 	/** The DPDK data path, or NULL for TCP only. Borrowed; must outlive
 	 * the server. */
 	const struct dj_datapath *datapath;
-	uint32_t dp_timeout_ms;    /**< one data-path transfer (default 5000) */
+	uint32_t dp_timeout_ms;    /**< a data-path transfer fails after this long without
+					progress, whatever its size (default 10000) */
 	/** A request slower than this is logged at notice level with its
 	 *  request id (default 1000 ms; every request is logged at debug). */
 	uint32_t slow_request_ms;

@@ -175,6 +175,7 @@ static int put_async_traced(struct dj_conn *conn, const struct dj_tensor *t, uin
 	if (rc != 0 || future == NULL)
 		return rc != 0 ? rc : -EINVAL;
 	*future = NULL;
+	ctl_client_path_retry(conn);
 	used = used != NULL ? used : &ignored;
 	*used = DJ_PATH_DPDK;
 	if (conn->path == DJ_PATH_DPDK) {
@@ -401,6 +402,7 @@ static int get_async_traced(struct dj_conn *conn, uint64_t handle, struct dj_ten
 	*future = NULL;
 	if (rc != 0)
 		return rc;
+	ctl_client_path_retry(conn);
 	if (conn->path == DJ_PATH_DPDK) {
 		int pinned = 0;
 
@@ -439,6 +441,7 @@ int dj_get(struct dj_conn *conn, uint64_t handle, struct dj_tensor *t)
 	char why[128];
 	int rc;
 
+	ctl_client_path_retry(conn);
 	if (conn->path == DJ_PATH_DPDK) {
 		rc = get_async(conn, handle, t, NULL, NULL, &f);
 		return rc != 0 ? rc : wait_handle(f, NULL, &t->desc);

@@ -19,6 +19,8 @@
 
 #define CL_SLOTS 4096 /* power of two: requests in flight per connection */
 #define CL_RBUF (64u << 10) /* reader's buffer: many small replies per read(2) */
+#define CL_PROBE_RETRY_MS 500
+#define CL_PROBE_RETRY_MAX_MS 30000
 
 struct dj_future {
 	atomic_int refs;          /* caller + the connection while pending */
@@ -58,6 +60,9 @@ struct dj_conn {
 	char path_reason[160];
 	struct dp_caps server_caps;
 	int dp_session;           /* the client's data path knows the session */
+	int probe_failed;         /* on TCP because the data-plane probe failed */
+	uint64_t next_probe_ns;   /* probe again from then on (probe_failed) */
+	uint32_t probe_retry_ms;  /* the wait after that, doubling */
 	int dp_failures;
 	uint64_t next_xfer;
 	uint64_t idle_since_ns;
@@ -106,6 +111,12 @@ int ctl_client_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resu
 int ctl_client_conn_reopen(struct dj_conn *conn, uint64_t gen);
 void ctl_client_conn_free(struct dj_conn *conn);
 int ctl_client_send_path(struct dj_conn *conn, enum dj_path path, const char *reason);
+/* A session on TCP because its data-plane probe failed (a restarted
+ * server's memif link not up yet) probes again before a transfer, first
+ * CL_PROBE_RETRY_MS after the failure, then at doubling intervals up to
+ * CL_PROBE_RETRY_MAX_MS (a probe that times out costs probe_timeout_ms),
+ * and moves back to DPDK once one succeeds. */
+void ctl_client_path_retry(struct dj_conn *conn);
 /* A request message of type, with "trace": this thread's request id, or a
  * fresh one where it has none. */
 cJSON *ctl_client_msg(const char *type);

@@ -39,6 +39,10 @@
 #define GRANT_LEN 16
 #define BOUNCE_CHUNK (64u << 20)
 #define MAX_PEERS 256
+/* One member request may take this long: the TCP path carries the whole
+ * tensor in one PUT. The data path has no such bound: its transfer fails
+ * only without progress (the server's dp_timeout_ms) or with a dead target
+ * (the protocol's dead_timeout). */
 #define MOVE_TIMEOUT_MS 120000
 /* A grant is checked when the moved tensor is adopted, after the transfer:
  * it must outlive the slowest move that began in time, or a slow but live
@@ -557,11 +561,11 @@ static int peer_client(struct ctl_server *srv, const char *host, uint16_t port,
 		o.token = srv->fleet_token;
 		o.path = srv->cfg.fleet.move_path;
 		o.datapath = server_dp(srv);
-		/* A whole tensor in one transfer: its deadline must allow a large
-		 * one on a slow path. A dead target is noticed sooner, by the
-		 * transfer protocol's retransmission limits. */
-		o.dp_timeout_ms = srv->cfg.dp_timeout_ms > MOVE_TIMEOUT_MS ?
-				  srv->cfg.dp_timeout_ms : MOVE_TIMEOUT_MS;
+		/* The data path's deadline follows progress, not size: a large
+		 * move that keeps moving never times out, one that stands still
+		 * for dp_timeout_ms is redone over TCP, a dead target fails it
+		 * within the protocol's dead_timeout. */
+		o.dp_timeout_ms = srv->cfg.dp_timeout_ms;
 		o.max_retries = 2;
 		o.request_timeout_ms = MOVE_TIMEOUT_MS;
 		rc = ctl_client_create_member(&o, fl->member_id, &p->client);

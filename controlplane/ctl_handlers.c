@@ -192,20 +192,41 @@ void ctl_auth_judge(struct ctl_conn *c)
 
 /* ---- sessions ------------------------------------------------------------- */
 
-/* Cancel a data-plane PUT and end its write. Where the data path cannot
+/* Cancel a data-plane PUT and end its write: 0. Where the data path cannot
  * promise the destination is written no more (-EDEADLK) the write stays
  * open: the storage is leaked rather than freed under the lcore. */
-static void put_cancel_end(struct ctl_server *srv, void *bsess, uint64_t cookie,
-			   struct dp_put *p, int status)
+static int put_cancel_end(struct ctl_server *srv, void *bsess, uint64_t cookie,
+			  struct dp_put *p, int status)
 {
 	const struct dj_datapath *dp = srv->cfg.datapath;
 
 	if (dp->ops->cancel(dp->ctx, cookie, p->xfer) == -EDEADLK) {
 		DJC_LOG(DJ_LOG_ERR, TAG, "transfer %" PRIu64 ": data path unresponsive, its "
 		       "destination may still be written: leaked", p->xfer);
-		return;
+		return -EDEADLK;
 	}
 	srv->be->write_end(srv->bctx, bsess, &p->io, status);
+	return 0;
+}
+
+/* End every data-plane PUT still waiting for its PUT_DONE, as a broken
+ * connection ends a PUT's payload over TCP: nobody can finish them (a
+ * client that comes back resumes the session, not a transfer), so their
+ * destinations are disarmed and the tensors they were creating freed now,
+ * not when the session's linger ends. */
+static void dp_puts_abort(struct ctl_server *srv, struct ctl_session *s, int status)
+{
+	char err[CTL_ERRMSG_MAX];
+
+	while (s->dp_puts != NULL) {
+		struct dp_put *p = s->dp_puts;
+
+		s->dp_puts = p->next;
+		if (put_cancel_end(srv, s->bsess, s->cookie, p, status) == 0 && p->is_new &&
+		    srv->be->free(srv->bctx, s->bsess, p->handle, err) == 0)
+			s->n_handles--;
+		free(p);
+	}
 }
 
 void ctl_session_release_held(struct ctl_server *srv, struct ctl_session *s, int all)
@@ -239,14 +260,7 @@ void ctl_session_close(struct ctl_server *srv, struct ctl_session *s)
 	const struct dj_datapath *dp = server_dp(srv);
 
 	ctl_session_release_held(srv, s, 1);
-
-	while (s->dp_puts != NULL) {
-		struct dp_put *p = s->dp_puts;
-
-		s->dp_puts = p->next;
-		put_cancel_end(srv, s->bsess, s->cookie, p, -ECANCELED);
-		free(p);
-	}
+	dp_puts_abort(srv, s, -ECANCELED);
 	if (s->dp_opened && dp->ops->session_close != NULL)
 		dp->ops->session_close(dp->ctx, s->cookie);
 	srv->be->session_close(srv->bctx, s->bsess);
@@ -256,6 +270,7 @@ void ctl_session_close(struct ctl_server *srv, struct ctl_session *s)
 
 void ctl_session_detach(struct ctl_server *srv, struct ctl_session *s)
 {
+	dp_puts_abort(srv, s, -ECONNABORTED);
 	s->conn = NULL;
 	/* A member's session holds only tensors of moves in progress: they go
 	 * at once (the member reconnects with a new session). */

@@ -33,7 +33,7 @@ void dj_client_options_init(struct dj_client_options *o)
 	o->port = DJ_DEFAULT_PORT;
 	o->path = DJ_PATH_AUTO;
 	o->probe_timeout_ms = 500;
-	o->dp_timeout_ms = 5000;
+	o->dp_timeout_ms = 10000;
 	o->dp_max_failures = 2;
 	o->connect_timeout_ms = 2000;
 	o->request_timeout_ms = 30000;
@@ -299,7 +299,7 @@ static int probe(struct dj_conn *conn)
 	uint64_t rtt = 0;
 	int rc = 0;
 
-	if (dp->ops->session_open != NULL)
+	if (!conn->dp_session && dp->ops->session_open != NULL)
 		rc = dp->ops->session_open(dp->ctx, conn->session_id, conn->cookie,
 					   &conn->server_caps.endpoint);
 	conn->dp_session = rc == 0;
@@ -342,11 +342,35 @@ static int negotiate(struct dj_conn *conn)
 	if (cl->o.path != DJ_PATH_TCP && local && peer)
 		probe_rc = probe(conn);
 	rc = ctl_path_decide(cl->o.path, local, peer, probe_rc, &path, reason, sizeof(reason));
+	/* Worth another try later: both sides have DPDK, only the probe
+	 * failed (a restarted server's memif link may not be up yet). */
+	conn->probe_failed = rc == 0 && path == DJ_PATH_TCP && cl->o.path == DJ_PATH_AUTO &&
+			     local && peer;
+	conn->probe_retry_ms = CL_PROBE_RETRY_MS;
+	conn->next_probe_ns = djc_time_ns() + conn->probe_retry_ms * 1000000ull;
 	if (rc != 0) {
 		snprintf(conn->last_error, sizeof(conn->last_error), "dpdk forced but %s", reason);
 		return rc;
 	}
 	return ctl_client_send_path(conn, path, reason);
+}
+
+void ctl_client_path_retry(struct dj_conn *conn)
+{
+	uint64_t now = djc_time_ns();
+
+	if (!conn->probe_failed || conn->path != DJ_PATH_TCP || now < conn->next_probe_ns ||
+	    pthread_mutex_trylock(&conn->reopen_lock) != 0)
+		return;
+	if (conn->probe_failed && probe(conn) == 0 &&
+	    ctl_client_send_path(conn, DJ_PATH_DPDK, "the data-plane probe succeeded again") == 0) {
+		conn->probe_failed = 0;
+	} else {
+		conn->probe_retry_ms = conn->probe_retry_ms * 2 < CL_PROBE_RETRY_MAX_MS ?
+				       conn->probe_retry_ms * 2 : CL_PROBE_RETRY_MAX_MS;
+		conn->next_probe_ns = djc_time_ns() + conn->probe_retry_ms * 1000000ull;
+	}
+	pthread_mutex_unlock(&conn->reopen_lock);
 }
 
 /* The handshake reads synchronously: bound each read by the request timeout

@@ -36,7 +36,7 @@ void ctl_server_config_init(struct ctl_server_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->n_workers = 4;
-	cfg->dp_timeout_ms = 5000;
+	cfg->dp_timeout_ms = 10000;
 	cfg->slow_request_ms = 1000;
 	cfg->limits = (struct ctl_limits){
 		.max_json_bytes = 1u << 20,
@@ -1130,7 +1130,7 @@ int ctl_server_create(const struct ctl_server_config *config,
 	if (srv->cfg.n_workers <= 0)
 		srv->cfg.n_workers = 4;
 	if (srv->cfg.dp_timeout_ms == 0)
-		srv->cfg.dp_timeout_ms = 5000;
+		srv->cfg.dp_timeout_ms = 10000;
 	if (srv->cfg.slow_request_ms == 0)
 		srv->cfg.slow_request_ms = 1000;
 	srv->be = backend;

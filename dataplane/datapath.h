@@ -128,7 +128,10 @@ struct dj_datapath_ops {
 
 	/** Send len bytes of src (caller-owned, valid until return) as
 	 * transfer xfer_id to peer; returns when every byte was acknowledged,
-	 * or an error after timeout_ms. */
+	 * or an error. timeout_ms bounds the time without progress (no byte
+	 * newly acknowledged), not the whole transfer: a large transfer that
+	 * keeps moving never times out. A data path may fail it earlier when
+	 * the peer shows no sign of life (docs/DATAPLANE.md). */
 	int (*send)(void *ctx, const struct dp_endpoint *peer, uint64_t cookie,
 		    uint64_t xfer_id, const void *src, size_t len,
 		    enum dj_mem_kind mem, uint32_t timeout_ms);

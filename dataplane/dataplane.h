@@ -61,6 +61,9 @@ struct dp_port_caps {
 	 *  into DPDK's memory). Otherwise payloads are copied. */
 	unsigned int tx_extbuf : 1;
 	unsigned int flow : 1;       /**< rte_flow steering accepted (known after a rule) */
+	/** A memif client: it connects to its server only when started, so
+	 *  after the server went away it must be restarted to come back. */
+	unsigned int memif_client : 1;
 	uint16_t max_queues;
 	uint32_t max_rx_pktlen;
 	char driver[32];
@@ -92,6 +95,14 @@ int dp_port_find(const char *name, uint16_t *port_id);
  * turned away by a server not started yet is restarted). Only while no
  * lcore polls the port. -ETIMEDOUT. */
 int dp_port_wait_link(struct dp_port *port, uint64_t timeout_ns);
+
+/** The link is up now (no system call: ethdev data). */
+bool dp_port_link_up(const struct dp_port *port);
+
+/** Stop and start the port: a memif client connects to its server again.
+ *  Only while no lcore polls the port. 0 or the start's error (the server
+ *  is not there yet: try again later). */
+int dp_port_restart(struct dp_port *port);
 
 struct rte_mbuf;
 struct rte_mbuf_ext_shared_info;
@@ -276,9 +287,22 @@ int dp_engine_probe(struct dp_engine *dp, uint64_t cookie, uint32_t timeout_ms,
 		       uint64_t *rtt_ns);
 int dp_engine_expect(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 			void *dst, size_t len, enum dj_mem_kind mem);
+/** Wait up to timeout_ms for an expected transfer: 0, its error, or
+ *  -ETIMEDOUT (the transfer stays armed: wait again or cancel). The
+ *  protocol itself fails it by the liveness rule (docs/DATAPLANE.md). */
 int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      uint32_t timeout_ms);
 int dp_engine_cancel(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id);
+/**
+ * Send len bytes of src as transfer xfer_id; returns once the peer
+ * acknowledged every byte and no frame reads src any more. Deadlines follow
+ * progress, not size: the send fails with -ETIMEDOUT once the peer
+ * acknowledged nothing new for timeout_ms (the peer alive but the transfer
+ * stuck), or earlier where the session heard nothing at all from the peer
+ * for its dead_timeout_ns (the peer taken for dead). A send that makes
+ * progress never times out. Also -ENOENT (no such session), -EDEADLK
+ * (frames still read src: send_pinned), the protocol's errors.
+ */
 int dp_engine_send(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms);
 

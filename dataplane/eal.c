@@ -19,6 +19,8 @@
 #define EAL_MAX_ARGS 128
 
 static int eal_hugepages;
+/* This process's run-time folder, removed at dp_eal_cleanup(). */
+static char eal_rundir[PATH_MAX];
 
 static int arg_given(int argc, char **argv, const char *const *names)
 {
@@ -57,12 +59,14 @@ int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 {
 	static char *eal_argv[EAL_MAX_ARGS];
 	static char mem_arg[32];
-	static char prefix_arg[96];
+	static char prefix_arg[48];
 	static const char *const device_args[] = {"-a", "--allow", "--vdev", "-b", "--block", NULL};
-	static const char *const prefix_args[] = {"--file-prefix", "--in-memory", NULL};
+	static const char *const prefix_args[] = {"--file-prefix", NULL};
+	static const char *const private_args[] = {"--in-memory", "--no-shconf", NULL};
 	static const char *const huge_args[] = {"--no-huge", NULL};
 	static const char *const mem_args[] = {"-m", "--socket-mem", NULL};
 	static const char *const iova_args[] = {"--iova-mode", NULL};
+	const char *default_vdev = NULL;
 	int split = 1, n = 0;
 
 	while (split < argc && strcmp(argv[split], "--") != 0)
@@ -85,19 +89,18 @@ int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 		eal_argv[n++] = "--no-huge";
 		eal_hugepages = 0;
 	}
-	/* Private run-time files so parallel processes never collide:
-	 * --in-memory, which --no-huge (legacy memory) does not allow, so a
-	 * per-process prefix there. A prefix the caller names also names the
-	 * run-time folder (and the telemetry socket in it). */
+	/* Private run-time state, so parallel processes never collide and a
+	 * killed one leaves (almost) nothing: no shared files at all
+	 * (--in-memory; --no-shconf under --no-huge, which --in-memory does
+	 * not allow there: fbarrays in anonymous memory instead of files
+	 * under /var/run/dpdk), and a folder of our own for what EAL still
+	 * puts there (the telemetry socket), removed at dp_eal_cleanup() and,
+	 * after a kill, by the next dp_eal_init() (dp_eal_rundir_sweep). */
+	if (!arg_given(user_count, user, private_args))
+		eal_argv[n++] = eal_hugepages ? "--in-memory" : "--no-shconf";
 	if (!arg_given(user_count, user, prefix_args)) {
-		if (eal_hugepages)
-			eal_argv[n++] = "--in-memory";
-		if (opts != NULL && opts->file_prefix != NULL)
-			snprintf(prefix_arg, sizeof(prefix_arg), "--file-prefix=%s", opts->file_prefix);
-		else if (!eal_hugepages)
-			snprintf(prefix_arg, sizeof(prefix_arg), "--file-prefix=djinn-%d", (int)getpid());
-		if (prefix_arg[0] != '\0')
-			eal_argv[n++] = prefix_arg;
+		snprintf(prefix_arg, sizeof(prefix_arg), "--file-prefix=djinn-%d", (int)getpid());
+		eal_argv[n++] = prefix_arg;
 	}
 	if (!eal_hugepages && !arg_given(user_count, user, mem_args)) {
 		unsigned int mb = opts && opts->no_huge_mem_mb ? opts->no_huge_mem_mb : 512;
@@ -105,16 +108,26 @@ int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 		eal_argv[n++] = mem_arg;
 	}
 	if (opts && opts->default_vdev && !arg_given(user_count, user, device_args)) {
+		default_vdev = opts->default_vdev;
 		eal_argv[n++] = "--vdev";
-		eal_argv[n++] = (char *)opts->default_vdev;
+		eal_argv[n++] = (char *)default_vdev;
 	}
 	eal_argv[n] = NULL;
 
+	dp_eal_rundir_sweep();
+	/* A memif server killed last time left its socket: bind would fail and
+	 * the port with it. A socket something still listens on is refused
+	 * here, by path. */
+	int rc = dp_eal_memif_reclaim(user_count, user, default_vdev);
+	if (rc != 0)
+		return rc;
 	if (rte_eal_init(n, eal_argv) < 0) {
-		int rc = rte_errno ? -rte_errno : -EINVAL;
+		rc = rte_errno ? -rte_errno : -EINVAL;
 		djc_log(DJ_LOG_ERR, "eal", "rte_eal_init failed: %s", rte_strerror(-rc));
 		return rc;
 	}
+	if (rte_eal_process_type() == RTE_PROC_PRIMARY)
+		snprintf(eal_rundir, sizeof(eal_rundir), "%s", rte_eal_get_runtime_dir());
 	/* The application's arguments: program name, then what follows "--". */
 	if (split < argc) {
 		argv[split] = argv[0];
@@ -254,4 +267,11 @@ int dp_eal_log_bridge(void)
 void dp_eal_cleanup(void)
 {
 	rte_eal_cleanup();
+	/* A memif server's socket file goes only when its port is closed,
+	 * which 22.11's rte_eal_cleanup() does not do, and closing it here
+	 * races with a client reconnecting (the PMD frees the listener under
+	 * its interrupt callback): remove the file instead. */
+	dp_eal_memif_release();
+	dp_eal_rundir_remove(eal_rundir);
+	eal_rundir[0] = '\0';
 }

@@ -7,13 +7,26 @@
  * Starting DPDK's EAL the Djinn way: `prog [EAL args] -- [app args]`.
  *
  * dp_eal_init() adds what a sensible default needs where the user said
- * nothing: --in-memory (unless a --file-prefix is given, so parallel processes
- * never share run-time files), --iova-mode=va (needed for GPU memory registered
- * with RTE_BAD_IOVA), --no-huge with a log line where no free hugepage is
- * mounted, and a default vdev where no device was named.
+ * nothing: --in-memory (--no-shconf under --no-huge) and a --file-prefix of
+ * its own (djinn-PID), so parallel processes never share run-time files and
+ * almost nothing is written under /var/run/dpdk; --iova-mode=va (needed for
+ * GPU memory registered with RTE_BAD_IOVA); --no-huge with a log line where
+ * no free hugepage is mounted; and a default vdev where no device was named.
+ *
+ * The prefix names the run-time folder, and so DPDK's telemetry socket in it
+ * (dp_eal_file_prefix(), dp_eal_telemetry_socket()): one scheme for the
+ * server, the client tool, libdjinn's dj_dpdk_create() and the tests that
+ * call dp_eal_init() without a --file-prefix of their own.
+ *
+ * What processes leave behind is cleaned up: dp_eal_cleanup() removes its
+ * memif servers' socket files and its run-time folder; dp_eal_init() first
+ * removes the folders of djinn-PID processes that were killed, and the
+ * socket file of a memif server that was killed (nothing listens on it) so
+ * that the port can bind it again.
  */
 
 #include <stddef.h>
+#include <stdbool.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -24,11 +37,6 @@ struct dp_eal_options {
 	const char *default_vdev;
 	/** Memory (MiB) to ask for under --no-huge when -m is not given; 0: 512. */
 	unsigned int no_huge_mem_mb;
-	/** Run-time file prefix where the EAL args name none, or NULL: none
-	 *  with hugepages (--in-memory alone), djinn-PID under --no-huge. It
-	 *  names the run-time folder and so the telemetry socket
-	 *  (dp_eal_telemetry_socket()); --in-memory is still added. */
-	const char *file_prefix;
 };
 
 /**
@@ -36,7 +44,10 @@ struct dp_eal_options {
  * return the application's arguments in *app_argc / *app_argv, where
  * (*app_argv)[0] is the program name. *app_argv points into the caller's
  * argv (the "--" slot is overwritten with the program name).
- * Returns 0 or a negative errno (EAL's rte_errno).
+ * @return 0, -E2BIG (too many arguments), the errors of
+ *   dp_eal_memif_reclaim() (-EADDRINUSE: a running process listens on a
+ *   memif server's socket; -EEXIST: its path is not a socket), or EAL's
+ *   rte_errno, negated.
  */
 int dp_eal_init(int argc, char **argv, const struct dp_eal_options *opts,
 		int *app_argc, char ***app_argv);
@@ -75,8 +86,52 @@ int dp_eal_telemetry_socket(char *path, size_t size);
  */
 int dp_eal_log_bridge(void);
 
-/** Stop EAL (rte_eal_cleanup). */
+/** Stop EAL (rte_eal_cleanup), then remove what this process left on disk:
+ *  its memif servers' socket files and its run-time folder. */
 void dp_eal_cleanup(void);
+
+/**
+ * A memif server socket that a killed process left: free it for bind.
+ * path is a file (abstract false) or a name in the abstract namespace.
+ * @return
+ *   - 0: nothing there, or a stale socket file (nothing listens) removed
+ *     (logged); an abstract name nobody holds.
+ *   - -EADDRINUSE: something listens on it (a running server).
+ *   - -EEXIST: the path exists and is not a socket (left alone).
+ *   - -ENAMETOOLONG, or another -errno of lstat/socket/connect/unlink.
+ */
+int dp_memif_socket_reclaim(const char *path, bool abstract);
+
+/**
+ * dp_memif_socket_reclaim() for every memif server among the --vdev
+ * arguments in argv[0..argc) and extra_vdev (NULL: none), as the PMD reads
+ * them (role, socket, socket-abstract and their defaults). Errors name the
+ * path in the log.
+ * @return 0, or the first error of dp_memif_socket_reclaim().
+ */
+int dp_eal_memif_reclaim(int argc, char **argv, const char *extra_vdev);
+
+/** Remove the socket files of the memif servers dp_eal_memif_reclaim()
+ *  found (this process's own): at exit, after rte_eal_cleanup(). */
+void dp_eal_memif_release(void);
+
+/**
+ * Remove the run-time folder of EAL file prefix prefix (under /var/run/dpdk
+ * for root, $XDG_RUNTIME_DIR/dpdk otherwise), as after a kill.
+ * @return 0 (also when there is none), -EINVAL for a prefix that is not a
+ *   plain name, or -errno of rmdir.
+ */
+int dp_eal_prefix_remove(const char *prefix);
+
+/** true when prefix has a run-time folder. */
+bool dp_eal_prefix_exists(const char *prefix);
+
+/** Remove the run-time folder at dir (a path EAL gave), if any. */
+void dp_eal_rundir_remove(const char *dir);
+
+/** Remove the run-time folders of dp_eal_init()'s own prefixes (djinn-PID)
+ *  whose process is gone; returns how many. */
+unsigned int dp_eal_rundir_sweep(void);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@
  * the lcores (lcore.c) do the packet work.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,9 +88,12 @@ static void session_put(struct dp_session *ses)
 /* The op holds its own reference on ses: op_free() drops it. */
 static struct dp_op *op_new(enum dp_cmd cmd, struct dp_session *ses)
 {
-	struct dp_op *op = calloc(1, sizeof(*op));
+	/* Cache-line aligned: the tx source's fields are. */
+	struct dp_op *op = aligned_alloc(RTE_CACHE_LINE_SIZE,
+					 RTE_ALIGN_CEIL(sizeof(*op), RTE_CACHE_LINE_SIZE));
 
 	if (op != NULL) {
+		memset(op, 0, sizeof(*op));
 		op->cmd = cmd;
 		op->sess = ses;
 		session_hold(ses);
@@ -396,6 +400,11 @@ int dp_engine_probe(struct dp_engine *dp, uint64_t cookie, uint32_t timeout_ms,
 
 	if (ses == NULL)
 		return -ENOENT;
+	/* A memif whose server is gone answers nothing: say so at once. */
+	if (dp->lcores[0]->link_gated && !dp_port_link_up(dp->port)) {
+		session_put(ses);
+		return -ENETDOWN;
+	}
 	op = op_new(DP_CMD_PING, ses);
 	session_put(ses);
 	if (op == NULL)
@@ -415,7 +424,7 @@ int dp_engine_probe(struct dp_engine *dp, uint64_t cookie, uint32_t timeout_ms,
 /* ---- receive: expect, wait, cancel ------------------------------------------------- */
 
 /* Unlinks the op when unlink is set. Caller holds dp->lock. */
-static struct dp_op *expected_find(struct dp_engine *dp, uint64_t cookie, uint32_t id,
+static struct dp_op *expected_find(struct dp_engine *dp, uint64_t cookie, uint64_t id,
 				   int unlink)
 {
 	for (struct dp_op **pp = &dp->expected; *pp != NULL; pp = &(*pp)->next) {
@@ -430,12 +439,6 @@ static struct dp_op *expected_find(struct dp_engine *dp, uint64_t cookie, uint32
 	return NULL;
 }
 
-/* Wire transfer ids are 32 bits; the control plane hands out small ones. */
-static int xfer_id_check(uint64_t xfer_id)
-{
-	return xfer_id <= UINT32_MAX ? 0 : -ERANGE;
-}
-
 /* The op of one transfer of session cookie; -ENOENT without the session. */
 static int xfer_op_new(struct dp_engine *dp, enum dp_cmd cmd, uint64_t cookie,
 		       uint64_t xfer_id, void *buf, uint64_t len, enum dj_mem_kind mem,
@@ -443,19 +446,15 @@ static int xfer_op_new(struct dp_engine *dp, enum dp_cmd cmd, uint64_t cookie,
 {
 	struct dp_session *ses = session_get(dp, cookie);
 	struct dp_op *op;
-	int rc;
 
 	if (ses == NULL)
 		return -ENOENT;
-	rc = xfer_id_check(xfer_id);
-	op = rc == 0 ? op_new(cmd, ses) : NULL;
+	op = op_new(cmd, ses);
 	session_put(ses);
-	if (rc != 0)
-		return rc;
 	if (op == NULL)
 		return -ENOMEM;
 	op->cookie = cookie;
-	op->xfer_id = (uint32_t)xfer_id;
+	op->xfer_id = xfer_id;
 	op->buf = buf;
 	op->len = len;
 	op->mem = mem;
@@ -489,7 +488,7 @@ int dp_engine_expect(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 
 /* The expected op of (cookie, id), pinned for a waiter: nobody frees it
  * until expected_unpin(). NULL: no such transfer. */
-static struct dp_op *expected_pin(struct dp_engine *dp, uint64_t cookie, uint32_t id)
+static struct dp_op *expected_pin(struct dp_engine *dp, uint64_t cookie, uint64_t id)
 {
 	struct dp_op *op;
 
@@ -529,9 +528,9 @@ int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 	struct dp_op *op;
 	int rc, status;
 
-	if (dp == NULL || xfer_id_check(xfer_id) != 0)
+	if (dp == NULL)
 		return -EINVAL;
-	op = expected_pin(dp, cookie, (uint32_t)xfer_id);
+	op = expected_pin(dp, cookie, xfer_id);
 	if (op == NULL)
 		return -ENOENT;
 	rc = flag_wait(&op->done, (uint64_t)timeout_ms * 1000000ull);
@@ -540,7 +539,7 @@ int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 }
 
 static int cancel_post(struct dp_engine *dp, struct dp_session *ses, enum dp_xfer_dir dir,
-		       uint32_t id)
+		       uint64_t id)
 {
 	struct dp_op *op = op_new(DP_CMD_CANCEL, ses);
 
@@ -557,15 +556,15 @@ int dp_engine_cancel(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id)
 	struct dp_op *op;
 	int rc;
 
-	if (dp == NULL || xfer_id_check(xfer_id) != 0)
+	if (dp == NULL)
 		return -ENOENT;
-	op = expected_pin(dp, cookie, (uint32_t)xfer_id);
+	op = expected_pin(dp, cookie, xfer_id);
 	if (op == NULL)
 		return -ENOENT;
 	/* A closed session failed its receives: the op is done or about to
 	 * be, and only needs reaping. */
 	ses = session_get(dp, cookie);
-	rc = ses != NULL ? cancel_post(dp, ses, DP_XFER_RX, (uint32_t)xfer_id) : -ENOENT;
+	rc = ses != NULL ? cancel_post(dp, ses, DP_XFER_RX, xfer_id) : -ENOENT;
 	session_put(ses);
 	/* Cancelled or finished meanwhile: either way the lcore reports the
 	 * op done now, and the destination is not written again. */
@@ -653,12 +652,61 @@ static bool placer_stages(const struct dp_engine_placer *pl)
 	       pl->stage_copy != NULL && pl->stage_poll != NULL;
 }
 
+/* A send's progress as its waiter sees it: the bytes the peer acknowledged
+ * (the session publishes them in the source's acked mark) and when they
+ * last grew. */
+struct send_progress {
+	const struct dp_tx_source *src;
+	uint64_t acked;
+	uint64_t at_ns;
+};
+
+static void send_progress_init(struct send_progress *p, struct dp_op *op)
+{
+	p->src = dp_op_source(op);
+	p->acked = 0;
+	p->at_ns = djc_time_ns();
+}
+
+/* true once the peer acknowledged nothing new for timeout_ns. A peer that
+ * keeps acknowledging never times a send out, however large it is. */
+static bool send_stalled(struct send_progress *p, uint64_t now, uint64_t timeout_ns)
+{
+	uint64_t acked = __atomic_load_n(&p->src->acked, __ATOMIC_ACQUIRE);
+
+	if (acked != p->acked) {
+		p->acked = acked;
+		p->at_ns = now;
+	}
+	return now - p->at_ns >= timeout_ns;
+}
+
+/* Wait for a host send's end: 0 (the op says how it ended), or -ETIMEDOUT
+ * once it stalled for timeout_ns. Slices of SEND_SLICE_NS, each spinning
+ * briefly and then napping longer and longer as flag_wait() does. */
+#define SEND_SLICE_NS (100ull * 1000 * 1000)
+
+static int send_wait(struct dp_op *op, uint64_t timeout_ns)
+{
+	struct send_progress p;
+
+	send_progress_init(&p, op);
+	while (flag_wait(&op->done, SEND_SLICE_NS) != 0)
+		if (send_stalled(&p, djc_time_ns(), timeout_ns))
+			return -ETIMEDOUT;
+	return 0;
+}
+
 /* Copy chunks into the ring and publish them until the send ends: 0 (the
- * op says how it ended), -ETIMEDOUT, or -EIO when a copy failed. */
+ * op says how it ended), -ETIMEDOUT once it stalled for timeout_ns, or
+ * -EIO when a copy failed. */
 static int stage_feed(struct dp_op *op, uint64_t timeout_ns)
 {
 	struct timespec nap = {.tv_nsec = STAGE_NAP_NS};
-	uint64_t start = djc_time_ns(), last_move = start;
+	uint64_t last_move = djc_time_ns();
+	struct send_progress p;
+
+	send_progress_init(&p, op);
 
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	while (!atomic_load_explicit(&op->done, memory_order_acquire)) {
@@ -666,12 +714,12 @@ static int stage_feed(struct dp_op *op, uint64_t timeout_ns)
 		uint64_t now = djc_time_ns();
 
 		if (moved < 0) {
-			djc_log(DJ_LOG_ERR, "dataplane", "transfer %u: GPU copy failed (%s)",
+			djc_log(DJ_LOG_ERR, "dataplane", "transfer %" PRIu64 ": GPU copy failed (%s)",
 			       op->xfer_id, dj_strerror(moved));
 			op->stage->st.copy_failures++;
 			return -EIO;
 		}
-		if (now - start >= timeout_ns)
+		if (send_stalled(&p, now, timeout_ns))
 			return -ETIMEDOUT;
 		if (moved > 0)
 			last_move = now;
@@ -686,17 +734,14 @@ static int stage_feed(struct dp_op *op, uint64_t timeout_ns)
 /* How long a SEND that ended may take to set op->released. A staged one:
  * no frame holds op, only the lcore's finishing touch, so as long as an
  * lcore may take to answer. A host one: its frames must let go of the
- * caller's buffer, within the rest of the caller's time but never less
- * than RELEASE_MIN_NS (frames still queued when a send fails go within a
- * loop or two); past it the send is an orphan (-EDEADLK, send_pinned). */
-static uint64_t release_wait_ns(const struct dp_op *op, uint64_t start, uint64_t timeout_ns)
+ * caller's buffer, within the caller's timeout but never less than
+ * RELEASE_MIN_NS (frames still queued when a send fails go within a loop
+ * or two); past it the send is an orphan (-EDEADLK, send_pinned). */
+static uint64_t release_wait_ns(const struct dp_op *op, uint64_t timeout_ns)
 {
-	uint64_t spent = djc_time_ns() - start;
-	uint64_t rest = spent < timeout_ns ? timeout_ns - spent : 0;
-
 	if (op->stage != NULL)
 		return LCORE_ANSWER_NS;
-	return rest > RELEASE_MIN_NS ? rest : RELEASE_MIN_NS;
+	return timeout_ns > RELEASE_MIN_NS ? timeout_ns : RELEASE_MIN_NS;
 }
 
 /* Post a SEND, wait for its end, then for every frame that points into its
@@ -705,21 +750,23 @@ static uint64_t release_wait_ns(const struct dp_op *op, uint64_t start, uint64_t
  * hold op, which send_end() keeps. */
 static int send_run(struct dp_engine *dp, struct dp_op *op, uint32_t timeout_ms)
 {
-	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull, start = djc_time_ns();
+	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull;
 	int rc;
 
 	dp_txframe_owner_init(&op->shinfo, op_released, op);
+	if (op->stage == NULL)
+		op->src.ready = op->len;
 	rc = op_post(dp, op);
 	if (rc != 0)
 		return rc;
-	rc = op->stage != NULL ? stage_feed(op, timeout_ns) : flag_wait(&op->done, timeout_ns);
+	rc = op->stage != NULL ? stage_feed(op, timeout_ns) : send_wait(op, timeout_ns);
 	if (rc != 0) {
 		cancel_post(dp, op->sess, DP_XFER_TX, op->xfer_id);
 		if (flag_wait(&op->done, LCORE_ANSWER_NS) != 0)
 			return -EDEADLK;
 	}
-	if (flag_wait(&op->released, release_wait_ns(op, start, timeout_ns)) != 0) {
-		djc_log(DJ_LOG_ERR, "dataplane", "transfer %u: frames still queued", op->xfer_id);
+	if (flag_wait(&op->released, release_wait_ns(op, timeout_ns)) != 0) {
+		djc_log(DJ_LOG_ERR, "dataplane", "transfer %" PRIu64 ": frames still queued", op->xfer_id);
 		return -EDEADLK;
 	}
 	return rc != 0 ? rc : op->status;
@@ -784,6 +831,7 @@ static int lcore_state_create(struct dp_engine *dp, unsigned int idx, unsigned i
 	lc->lcore_id = lcore_id;
 	lc->queue = (uint16_t)idx;
 	lc->link_gated = strcmp(dp_port_get_caps(dp->port)->driver, "net_memif") == 0;
+	lc->link_watch = idx == 0 && dp_port_get_caps(dp->port)->memif_client;
 	lc->tx_ip_cksum_offload = dp_port_get_caps(dp->port)->tx_ipv4_cksum;
 	snprintf(name, sizeof(name), "djcmd%u_%u", dp->cfg.port.port_id, idx);
 	lc->cmds = rte_ring_create(name, DP_CMD_RING, (int)rte_lcore_to_socket_id(lcore_id),

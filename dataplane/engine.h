@@ -60,6 +60,8 @@
 #define DP_LINK_CHECK_NS (1000ull * 1000)
 #define DP_IDLE_LOOPS 256
 #define DP_HANDOFF_RING 4096
+/* A memif client whose link went down is restarted this often (link.c). */
+#define DP_RELINK_NS (200ull * 1000 * 1000)
 
 enum dp_cmd {
 	DP_CMD_OPEN,
@@ -143,7 +145,7 @@ void dp_stage_stats_add(struct dp_engine *dp, const struct dp_engine_stage_stats
 struct dp_op {
 	enum dp_cmd cmd;
 	struct dp_session *sess;
-	uint32_t xfer_id;
+	uint64_t xfer_id;
 	enum dp_xfer_dir dir;      /* CANCEL: which side */
 	void *buf;
 	uint64_t len;              /* bytes; PING: timeout in ns */
@@ -152,6 +154,9 @@ struct dp_op {
 	atomic_int done;
 	atomic_int released;       /* SEND: no mbuf references buf any more */
 	struct dp_stage *stage;    /* SEND of a GPU source: its ring, else NULL */
+	/* SEND of a host source: all of it ready; the session publishes in
+	 * src.acked what the peer acknowledged (the waiter's progress). */
+	struct dp_tx_source src;
 	uint64_t rtt_ns;           /* PING */
 	struct rte_mbuf_ext_shared_info shinfo;
 	/* expected-transfer list of the control side */
@@ -196,6 +201,10 @@ struct dp_lcore {
 	uint64_t now;                /* time of this loop iteration */
 	uint64_t tx_stall_since;     /* 0: the tx ring takes frames */
 	bool link_gated, link_up;    /* memif: burst only while the link is up */
+	bool link_watch;             /* queue 0 of a memif client: dp_link_watch() */
+	uint64_t down_since;         /* link watch: down since (0: up) */
+	uint64_t next_restart;
+	unsigned int restarts;
 	bool tx_ip_cksum_offload;
 	uint64_t commands;           /* taken from the ring, for idle detection */
 	unsigned int idle_loops;
@@ -215,6 +224,8 @@ struct dp_lcore {
 	 * shares a cache line with a reader. */
 	atomic_uint stats_seq __rte_cache_aligned;
 	struct dp_engine_stats stats_pub;
+	/* The last odd dp->park_gen seen: off the port until it moves on. */
+	atomic_uint park_ack;
 } __rte_cache_aligned;
 
 struct dp_engine {
@@ -240,6 +251,9 @@ struct dp_engine {
 	struct dp_proto_stats proto_closed;
 	struct dp_op *orphans;       /* SEND ops given up on (-EDEADLK) */
 	struct dp_stage *draining;   /* under lock: rings frames still read */
+	/* Odd while the link watch (link.c) restarts the port: lcores stay
+	 * off it and acknowledge in park_ack. */
+	atomic_uint park_gen;
 };
 
 /*
@@ -273,9 +287,19 @@ static inline void dp_seq_read(const atomic_uint *seq, void *dst, const void *sr
 	} while (before != after);
 }
 
+/* The source a SEND op's session reads: its staging ring's, or its own. */
+static inline struct dp_tx_source *dp_op_source(struct dp_op *op)
+{
+	return op->stage != NULL ? &op->stage->src : &op->src;
+}
+
 /* The datapath's send_pinned(): 1 while frames of a send that returned
  * -EDEADLK may still read its source, 0 once none does, -ENOENT. */
 int dp_send_pinned(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id);
+
+/* link.c: on the lcore of queue 0 of a memif client, every loop after the
+ * link state was read: restart the port while its server is away. */
+void dp_link_watch(struct dp_lcore *lc, uint64_t now);
 
 /* The polling loop of one lcore (rte_eal_remote_launch). */
 int dp_lcore_main(void *arg);

@@ -318,9 +318,8 @@ static void cmd_close(struct dp_lcore *lc, struct dp_op *op, uint64_t now)
 
 static void cmd_send(struct dp_op *op, uint64_t now)
 {
-	struct dp_tx_source *src = op->stage != NULL ? &op->stage->src : NULL;
-	int rc = dp_channel_send_source(op->sess->s, op->xfer_id, op->buf, op->len, op->mem, src,
-					op, now);
+	int rc = dp_channel_send_source(op->sess->s, op->xfer_id, op->buf, op->len, op->mem,
+					dp_op_source(op), op, now);
 
 	if (rc != 0)
 		send_op_finish(op, rc);
@@ -543,6 +542,21 @@ static bool link_usable(struct dp_lcore *lc, uint64_t now)
 	return lc->link_up;
 }
 
+/* The port may be polled in this iteration: not while the link watch
+ * restarts it (acknowledged here, before any burst of the iteration), nor
+ * while a memif link is down. */
+static bool port_usable(struct dp_lcore *lc, uint64_t now)
+{
+	unsigned int gen = atomic_load_explicit(&lc->dp->park_gen, memory_order_acquire);
+
+	if (unlikely(gen & 1)) {
+		atomic_store_explicit(&lc->park_ack, gen, memory_order_release);
+		lc->next_link_check = 0; /* look again once it is back */
+		return false;
+	}
+	return link_usable(lc, now);
+}
+
 /* Opt-in (cfg.idle_sleep_us) for shared cores: after DP_IDLE_LOOPS
  * iterations without a packet or a command, nap so that other threads on
  * this CPU (control threads, a peer process) get it. Costs up to one nap
@@ -591,7 +605,11 @@ int dp_lcore_main(void *arg)
 			lc->stats.busy_ns += now - last;
 		last = now;
 		work = lc->stats.rx_packets + lc->stats.tx_packets + lc->commands;
-		up = link_usable(lc, now);
+		up = port_usable(lc, now);
+		/* A memif client whose server went away: restart the port
+		 * until it is back (and say when it is). */
+		if (unlikely(lc->link_watch) && (!up || lc->down_since != 0))
+			dp_link_watch(lc, now);
 		lc->now = now;
 		commands_run(lc, now);
 		if (likely(up))

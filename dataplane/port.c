@@ -23,12 +23,25 @@
 #define LINK_KICK_NS (500ull * 1000 * 1000)
 #define HDR_DATA_ROOM (RTE_PKTMBUF_HEADROOM + DP_TXFRAME_HDR_ROOM)
 
-static bool memif_zero_copy(const struct rte_eth_dev_info *info)
+/* The memif device argument "key=value" is there. */
+static bool memif_arg(const struct rte_eth_dev_info *info, const char *kv)
 {
 	const struct rte_devargs *da = info->device ? rte_dev_devargs(info->device) : NULL;
 
 	return strcmp(info->driver_name, "net_memif") == 0 && da != NULL && da->args != NULL &&
-	       strstr(da->args, "zero-copy=yes") != NULL;
+	       strstr(da->args, kv) != NULL;
+}
+
+static bool memif_zero_copy(const struct rte_eth_dev_info *info)
+{
+	return memif_arg(info, "zero-copy=yes");
+}
+
+/* The PMD's default role is client. */
+static bool memif_client(const struct rte_eth_dev_info *info)
+{
+	return strcmp(info->driver_name, "net_memif") == 0 && !memif_arg(info, "role=server") &&
+	       !memif_arg(info, "role=master");
 }
 
 static void fill_caps(uint16_t port_id, const struct rte_eth_dev_info *info,
@@ -42,6 +55,7 @@ static void fill_caps(uint16_t port_id, const struct rte_eth_dev_info *info,
 	caps->rss = !!(info->flow_type_rss_offloads & RTE_ETH_RSS_NONFRAG_IPV4_UDP);
 	caps->multi_seg = !!(info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
 	caps->tx_extbuf = caps->multi_seg && !memif_zero_copy(info);
+	caps->memif_client = memif_client(info);
 	caps->max_queues = RTE_MIN(info->max_rx_queues, info->max_tx_queues);
 	caps->max_rx_pktlen = info->max_rx_pktlen;
 	snprintf(caps->driver, sizeof(caps->driver), "%s", info->driver_name);
@@ -331,32 +345,41 @@ int dp_port_find(const char *name, uint16_t *port_id)
 	return rte_eth_dev_get_port_by_name(name, port_id) == 0 ? 0 : -ENODEV;
 }
 
-/* A memif client that connected before its server was started is turned
- * away once and never tries again: restart it until the link comes up. */
-static void link_kick(struct dp_port *port)
+int dp_port_restart(struct dp_port *port)
 {
-	if (strcmp(port->caps.driver, "net_memif") != 0)
-		return;
-	rte_eth_dev_stop(port->cfg.port_id);
-	rte_eth_dev_start(port->cfg.port_id);
+	int rc;
+
+	if (port->started)
+		rte_eth_dev_stop(port->cfg.port_id);
+	rc = rte_eth_dev_start(port->cfg.port_id);
+	port->started = rc == 0;
+	return rc;
+}
+
+bool dp_port_link_up(const struct dp_port *port)
+{
+	struct rte_eth_link link;
+
+	return rte_eth_link_get_nowait(port->cfg.port_id, &link) == 0 &&
+	       link.link_status == RTE_ETH_LINK_UP;
 }
 
 int dp_port_wait_link(struct dp_port *port, uint64_t timeout_ns)
 {
 	uint64_t start = djc_time_ns(), next_kick = start + LINK_KICK_NS;
 	struct timespec pause = {.tv_nsec = 1000000};
-	struct rte_eth_link link;
 
 	for (;;) {
 		uint64_t now = djc_time_ns();
 
-		if (rte_eth_link_get_nowait(port->cfg.port_id, &link) == 0 &&
-		    link.link_status == RTE_ETH_LINK_UP)
+		if (dp_port_link_up(port))
 			return 0;
 		if (now - start >= timeout_ns)
 			return -ETIMEDOUT;
-		if (now >= next_kick) {
-			link_kick(port);
+		/* A memif client that connected before its server was started
+		 * is turned away once and never tries again. */
+		if (now >= next_kick && port->caps.memif_client) {
+			dp_port_restart(port);
 			next_kick = now + LINK_KICK_NS;
 		}
 		nanosleep(&pause, NULL);

@@ -51,7 +51,7 @@ static void header_template(const struct bench_opts *o, uint8_t *hdr)
 	struct dp_wire_hdr h = {
 		.magic = DP_WIRE_MAGIC, .version = DP_WIRE_VERSION, .type = DP_PKT_DATA,
 		.hdr_len = DP_WIRE_HDR_LEN, .session_id = (uint32_t)o->session_id,
-		.payload_len = o->payload, .cookie = o->cookie, .frag_count = 1,
+		.payload_len = o->payload, .cookie = o->cookie,
 		.total_len = o->payload,
 	};
 

@@ -577,7 +577,7 @@ static int serve(const struct dp_options *o, const char *token, struct rt_runtim
 int main(int argc, char **argv)
 {
 	struct dp_eal_options eal_opts = {.default_vdev = DEFAULT_VDEV};
-	char prefix[32], socket_path[PATH_MAX];
+	char socket_path[PATH_MAX];
 	struct dp_options o = {
 		.listen_addr = "127.0.0.1",
 		.ctl_port = DJ_DEFAULT_PORT,
@@ -612,15 +612,20 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (o.json_log)
 		dp_eal_log_bridge();
-	/* A run-time folder of its own names the telemetry socket. */
-	snprintf(prefix, sizeof(prefix), "djinn-dp-%d", (int)getpid());
-	eal_opts.file_prefix = prefix;
 	if (!o.no_dpdk) {
 		rc = dp_eal_init(argc, argv, &eal_opts, &eal_argc, &eal_app_argv);
 		if (rc == 0)
 			eal_up = 1;
 		else if (o.probe_only)
 			return 1;
+		else if (rc == -EADDRINUSE || rc == -EEXIST) {
+			/* Another server owns the memif socket (path logged): two
+			 * servers cannot share it, and one without its data plane
+			 * would only hide the mistake. */
+			fprintf(stderr, "djinn-dp: the data plane's memif socket is taken (see "
+				"above): not starting\n");
+			return 1;
+		}
 		else
 			printf("djinn-dp: DPDK unavailable (%s): serving over TCP only\n",
 			       dj_strerror(rc));

@@ -215,10 +215,11 @@ static void collect_dataplane(struct srv_view *v, struct mx_writer *w)
 	one(w, "djinn_dataplane_nack_requested_fragments_total", MX_COUNTER,
 	    "Fragments that NACKs asked for again.", p.tx_retrans_nack);
 	one(w, "djinn_dataplane_rto_expirations_total", MX_COUNTER,
-	    "Retransmission timer expirations.", p.rto_expired);
+	    "Retransmission timer expirations (they fail no transfer).", p.rto_expired);
 	rx_tx(w, "djinn_dataplane_transfer_timeouts_total",
-	      "Transfers failed for lack of progress (rx: receiving, tx: sending).",
-	      p.rx_timeouts, p.tx_timeouts);
+	      "Transfers the protocol failed by its liveness rule: no progress and a silent "
+	      "peer for dead_timeout, or no progress for stall_timeout (rx: receiving, tx: "
+	      "sending).", p.rx_timeouts, p.tx_timeouts);
 	mx_family(w, "djinn_dataplane_transfers_total", MX_COUNTER,
 		  "Data-plane transfers finished, by direction and result.");
 	mx_labels(l, sizeof(l), "direction", "rx", "result", "ok", NULL);

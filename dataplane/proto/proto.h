@@ -37,12 +37,11 @@ struct frag_slot {
 };
 
 struct tx_xfer {
-	uint32_t id;
+	uint64_t id;
 	uint32_t frag_count;
 	uint32_t cum;        /* fragments < cum acknowledged */
 	uint32_t next_new;   /* first never-sent fragment */
 	uint32_t credit_end; /* may send indices < credit_end */
-	uint32_t strikes;    /* RTOs in a row without progress */
 	uint32_t sack_high;  /* SACK marks are current below this index */
 	uint32_t cwnd;       /* congestion window, fragments beyond cum */
 	uint32_t ssthresh;
@@ -58,12 +57,13 @@ struct tx_xfer {
 	void *user;
 	enum dj_mem_kind mem;
 	uint64_t rto_deadline; /* UINT64_MAX: nothing in flight */
+	uint64_t last_progress_ns; /* start, or new data last acknowledged */
 	struct frag_slot *frags; /* window entries, indexed by fragment & mask */
 	uint32_t *rtx;           /* ring of fragment indices to resend */
 } __attribute__((aligned(DP_CACHE_LINE)));
 
 struct rx_xfer {
-	uint32_t id;
+	uint64_t id;
 	uint32_t frag_count;
 	uint32_t cum;       /* fragments < cum all arrived */
 	uint32_t high;      /* 1 + highest fragment arrived */
@@ -83,7 +83,7 @@ struct rx_xfer {
 } __attribute__((aligned(DP_CACHE_LINE)));
 
 struct done_rec {
-	uint32_t id;
+	uint64_t id;
 	uint32_t frag_count;
 	uint64_t total_len;
 };
@@ -102,13 +102,13 @@ struct xfer_table {
 	uint32_t *free;    /* stack of free pool indices */
 	uint32_t nfree;
 	void **active;     /* dense array of active elements */
-	uint32_t *ids;     /* ids[i] belongs to active[i] */
+	uint64_t *ids;     /* ids[i] belongs to active[i] */
 	uint32_t nactive;
 	uint32_t last_hit; /* index into active of the last lookup */
 };
 
 struct abort_rec {
-	uint32_t id;
+	uint64_t id;
 	bool from_rx;
 };
 
@@ -139,30 +139,48 @@ struct dp_channel {
 	uint64_t rto_base; /* from the estimator, before backoff */
 	uint64_t rto;      /* rto_base doubled per timeout in a row */
 	uint64_t next_deadline;
+	uint64_t last_heard_ns;     /* last packet that passed authentication */
+	uint64_t next_keepalive_ns; /* no keep-alive PING before this */
 
 	struct dp_proto_stats st;
 	uint8_t hdr_arena[DP_CHANNEL_TX_BURST_MAX][HDR_SLOT]
 		__attribute__((aligned(DP_CACHE_LINE)));
 };
 
+/* The value a keep-alive PING carries; its PONG echoes it. A probe's
+ * value (a time in ns) never takes it. */
+#define KEEPALIVE_VALUE UINT64_MAX
+
+/* When a transfer that last made progress at last_progress_ns fails: after
+ * dead_timeout of neither progress nor any packet from the peer, or after
+ * stall_timeout of no progress at all (transfer.h). */
+static inline uint64_t dp_xfer_deadline(const struct dp_channel *s, uint64_t last_progress_ns)
+{
+	uint64_t quiet = last_progress_ns > s->last_heard_ns ? last_progress_ns : s->last_heard_ns;
+	uint64_t dead = quiet + s->cfg.dead_timeout_ns;
+	uint64_t stall = last_progress_ns + s->cfg.stall_timeout_ns;
+
+	return dead < stall ? dead : stall;
+}
+
 /* session.c */
 void dp_channel_arm(struct dp_channel *s, uint64_t when_ns);
-void dp_channel_event(struct dp_channel *s, uint32_t id, enum dp_xfer_dir dir,
+void dp_channel_event(struct dp_channel *s, uint64_t id, enum dp_xfer_dir dir,
 		   int status, uint64_t bytes, void *user);
-void dp_channel_queue_abort(struct dp_channel *s, uint32_t id, bool from_rx);
-void *dp_xfer_find(struct xfer_table *t, uint32_t id);
+void dp_channel_queue_abort(struct dp_channel *s, uint64_t id, bool from_rx);
+void *dp_xfer_find(struct xfer_table *t, uint64_t id);
 /* A free slot registered as active under id; NULL when none is free. */
-void *dp_xfer_alloc(struct xfer_table *t, uint32_t id);
+void *dp_xfer_alloc(struct xfer_table *t, uint64_t id);
 /* Checks common to both directions, then dp_xfer_alloc(): -EMSGSIZE (more
  * than 2^32-1 fragments), -EEXIST, -EBUSY. */
-int dp_xfer_begin(struct xfer_table *t, uint32_t id, uint64_t len,
+int dp_xfer_begin(struct xfer_table *t, uint64_t id, uint64_t len,
 	       uint32_t frag_size, uint32_t *count, void **x);
 void dp_xfer_release(struct xfer_table *t, void *x);
-void dp_done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t total);
-const struct done_rec *dp_done_find(const struct done_ring *r, uint32_t id);
+void dp_done_push(struct done_ring *r, uint64_t id, uint32_t count, uint64_t total);
+const struct done_rec *dp_done_find(const struct done_ring *r, uint64_t id);
 /* Header fields common to every packet of the session. */
 void dp_channel_hdr_init(const struct dp_channel *s, struct dp_wire_hdr *h,
-		      enum dp_pkt_type type, uint32_t transfer_id);
+		      enum dp_pkt_type type, uint64_t transfer_id);
 /* Encapsulate (when configured), encode h and set its CRC over the body at
  * pkt + headers; returns the header bytes in front of the body. */
 uint32_t dp_channel_write_hdr(struct dp_channel *s, uint8_t *pkt,
@@ -172,8 +190,8 @@ uint32_t dp_channel_hdr_room(const struct dp_channel *s);
 
 /* tx.c */
 /* src: NULL, or a progressively filled source (dp_channel_send_source). */
-int dp_tx_start(struct dp_channel *s, uint32_t id, const void *buf, uint64_t len,
-	     enum dj_mem_kind mem, struct dp_tx_source *src, void *user);
+int dp_tx_start(struct dp_channel *s, uint64_t id, const void *buf, uint64_t len,
+	     enum dj_mem_kind mem, struct dp_tx_source *src, void *user, uint64_t now_ns);
 enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
 				   const struct dp_wire_hdr *h,
 				   const uint8_t *body, uint64_t now_ns);
@@ -182,7 +200,7 @@ void dp_tx_end(struct dp_channel *s, struct tx_xfer *x, int status);
 uint64_t dp_tx_timers(struct dp_channel *s, uint64_t now_ns);
 
 /* rx.c */
-int dp_rx_start(struct dp_channel *s, uint32_t id, void *dest, uint64_t len,
+int dp_rx_start(struct dp_channel *s, uint64_t id, void *dest, uint64_t len,
 	     enum dj_mem_kind mem, void *user, uint64_t now_ns);
 enum dp_wire_reject dp_rx_on_data(struct dp_channel *s,
 			       const struct dp_wire_hdr *h,

@@ -47,7 +47,7 @@ static uint32_t bit_scan(const uint64_t *bits, uint32_t mask, uint32_t from,
 	return end;
 }
 
-int dp_rx_start(struct dp_channel *s, uint32_t id, void *dest, uint64_t len,
+int dp_rx_start(struct dp_channel *s, uint64_t id, void *dest, uint64_t len,
 	     enum dj_mem_kind mem, void *user, uint64_t now_ns)
 {
 	uint32_t count;
@@ -70,7 +70,7 @@ int dp_rx_start(struct dp_channel *s, uint32_t id, void *dest, uint64_t len,
 	x->trigger = UINT32_MAX;
 	x->ack_deadline = UINT64_MAX;
 	x->last_progress_ns = now_ns;
-	dp_channel_arm(s, now_ns + s->cfg.rx_idle_timeout_ns);
+	dp_channel_arm(s, now_ns + s->cfg.keepalive_ns);
 	return 0;
 }
 
@@ -107,7 +107,7 @@ static enum dp_wire_reject rx_validate(const struct dp_channel *s,
 	uint64_t fs = s->cfg.frag_size;
 	uint32_t idx = h->frag_index;
 
-	if (h->total_len != x->len || h->frag_count != x->frag_count)
+	if (h->total_len != x->len)
 		return DP_REJ_TOTAL_MISMATCH;
 	if (h->offset > x->len || h->payload_len > x->len - h->offset)
 		return DP_REJ_OUT_OF_RANGE;
@@ -235,14 +235,13 @@ uint64_t dp_rx_timers(struct dp_channel *s, uint64_t now_ns)
 
 	for (uint32_t i = s->rx.nactive; i-- > 0;) {
 		struct rx_xfer *x = s->rx.active[i];
-		uint64_t idle_at = x->last_progress_ns + s->cfg.rx_idle_timeout_ns;
 
-		if (idle_at <= now_ns)
+		if (dp_xfer_deadline(s, x->last_progress_ns) <= now_ns)
 			dp_rx_end(s, x, -ETIMEDOUT);
 	}
 	for (uint32_t i = 0; i < s->rx.nactive; i++) {
 		struct rx_xfer *x = s->rx.active[i];
-		uint64_t idle_at = x->last_progress_ns + s->cfg.rx_idle_timeout_ns;
+		uint64_t idle_at = dp_xfer_deadline(s, x->last_progress_ns);
 
 		next = idle_at < next ? idle_at : next;
 		next = x->ack_deadline < next ? x->ack_deadline : next;
@@ -271,16 +270,14 @@ static void rx_ranges(const struct dp_channel *s, const struct rx_xfer *x,
 }
 
 static void write_ranges(struct dp_channel *s, struct dp_ctrl_pkt *pkt,
-			 enum dp_pkt_type type, uint16_t flags, uint32_t id,
-			 uint32_t count, uint64_t total,
-			 const struct dp_wire_ranges *r)
+			 enum dp_pkt_type type, uint16_t flags, uint64_t id,
+			 uint64_t total, const struct dp_wire_ranges *r)
 {
 	uint32_t room = dp_channel_hdr_room(s);
 	struct dp_wire_hdr h;
 
 	dp_channel_hdr_init(s, &h, type, id);
 	h.flags = flags;
-	h.frag_count = count;
 	h.total_len = total;
 	h.payload_len = (uint32_t)dp_wire_ranges_encode(r, pkt->buf + room);
 	pkt->len = dp_channel_write_hdr(s, pkt->buf, &h, pkt->buf + room, true) +
@@ -296,8 +293,7 @@ void dp_rx_write_final_ack(struct dp_channel *s, const struct done_rec *d,
 		.cum = d->frag_count, .credit = s->cfg.window, .trigger = UINT32_MAX,
 	};
 
-	write_ranges(s, pkt, DP_PKT_ACK, DP_WIRE_F_COMPLETE, d->id,
-		     d->frag_count, d->total_len, &r);
+	write_ranges(s, pkt, DP_PKT_ACK, DP_WIRE_F_COMPLETE, d->id, d->total_len, &r);
 }
 
 static void rx_write_feedback(struct dp_channel *s, struct rx_xfer *x,
@@ -311,8 +307,7 @@ static void rx_write_feedback(struct dp_channel *s, struct rx_xfer *x,
 			     now_ns - x->last_nack_ns >= s->cfg.rto_min_ns);
 
 	rx_ranges(s, x, nack, &r);
-	write_ranges(s, pkt, nack ? DP_PKT_NACK : DP_PKT_ACK, 0, x->id,
-		     x->frag_count, x->len, &r);
+	write_ranges(s, pkt, nack ? DP_PKT_NACK : DP_PKT_ACK, 0, x->id, x->len, &r);
 	if (nack)
 		x->last_nack_ns = now_ns;
 	x->unacked = 0;

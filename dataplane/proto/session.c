@@ -25,8 +25,9 @@ void dp_channel_config_init(struct dp_channel_config *cfg)
 	cfg->rto_init_ns = 1000 * 1000;
 	cfg->rto_min_ns = 100 * 1000;
 	cfg->rto_max_ns = 200 * 1000 * 1000;
-	cfg->max_tries = 15;
-	cfg->rx_idle_timeout_ns = 5000ull * 1000 * 1000;
+	cfg->dead_timeout_ns = 10000ull * 1000 * 1000;
+	cfg->stall_timeout_ns = 60000ull * 1000 * 1000;
+	cfg->keepalive_ns = 250ull * 1000 * 1000;
 	cfg->stream_copy_min = 8ull << 20;
 	cfg->tx_crc = true;
 	cfg->rx_crc = true;
@@ -47,7 +48,7 @@ static bool config_valid(const struct dp_channel_config *c)
 	       c->initial_credit > 0 && c->initial_credit <= c->window &&
 	       c->ack_every > 0 && c->nack_threshold > 0 &&
 	       c->rto_min_ns > 0 && c->rto_min_ns <= c->rto_max_ns &&
-	       c->max_tries > 0 && c->rx_idle_timeout_ns > 0;
+	       c->dead_timeout_ns > 0 && c->stall_timeout_ns > 0 && c->keepalive_ns > 0;
 }
 
 static int table_init(struct xfer_table *t, uint32_t n, size_t elem)
@@ -159,7 +160,7 @@ void dp_channel_arm(struct dp_channel *s, uint64_t when_ns)
 		s->next_deadline = when_ns;
 }
 
-void dp_channel_event(struct dp_channel *s, uint32_t id, enum dp_xfer_dir dir,
+void dp_channel_event(struct dp_channel *s, uint64_t id, enum dp_xfer_dir dir,
 		   int status, uint64_t bytes, void *user)
 {
 	/* Cannot overflow: starting a transfer reserves room for its event. */
@@ -181,7 +182,7 @@ void dp_channel_event(struct dp_channel *s, uint32_t id, enum dp_xfer_dir dir,
 	}
 }
 
-void dp_channel_queue_abort(struct dp_channel *s, uint32_t id, bool from_rx)
+void dp_channel_queue_abort(struct dp_channel *s, uint64_t id, bool from_rx)
 {
 	/* A full queue loses the ABORT; the peer then times out instead. */
 	if (s->abort_count == s->abort_cap)
@@ -190,7 +191,7 @@ void dp_channel_queue_abort(struct dp_channel *s, uint32_t id, bool from_rx)
 		(struct abort_rec){.id = id, .from_rx = from_rx};
 }
 
-void *dp_xfer_find(struct xfer_table *t, uint32_t id)
+void *dp_xfer_find(struct xfer_table *t, uint64_t id)
 {
 	if (t->last_hit < t->nactive && t->ids[t->last_hit] == id)
 		return t->active[t->last_hit];
@@ -203,7 +204,7 @@ void *dp_xfer_find(struct xfer_table *t, uint32_t id)
 	return NULL;
 }
 
-int dp_xfer_begin(struct xfer_table *t, uint32_t id, uint64_t len,
+int dp_xfer_begin(struct xfer_table *t, uint64_t id, uint64_t len,
 	       uint32_t frag_size, uint32_t *count, void **x)
 {
 	*count = dp_wire_frag_count(len, frag_size);
@@ -215,7 +216,7 @@ int dp_xfer_begin(struct xfer_table *t, uint32_t id, uint64_t len,
 	return *x ? 0 : -EBUSY;
 }
 
-void *dp_xfer_alloc(struct xfer_table *t, uint32_t id)
+void *dp_xfer_alloc(struct xfer_table *t, uint64_t id)
 {
 	uint8_t *x;
 
@@ -241,7 +242,7 @@ void dp_xfer_release(struct xfer_table *t, void *x)
 		(uint32_t)(((uint8_t *)x - (uint8_t *)t->pool) / t->elem);
 }
 
-void dp_done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t total)
+void dp_done_push(struct done_ring *r, uint64_t id, uint32_t count, uint64_t total)
 {
 	uint32_t slot = (r->head + r->count) % RECENT_CAP;
 
@@ -254,7 +255,7 @@ void dp_done_push(struct done_ring *r, uint32_t id, uint32_t count, uint64_t tot
 	r->rec[slot] = (struct done_rec){id, count, total};
 }
 
-const struct done_rec *dp_done_find(const struct done_ring *r, uint32_t id)
+const struct done_rec *dp_done_find(const struct done_ring *r, uint64_t id)
 {
 	for (uint32_t i = 0; i < r->count; i++) {
 		const struct done_rec *d = &r->rec[(r->head + i) % RECENT_CAP];
@@ -281,7 +282,7 @@ uint32_t dp_channel_hdr_room(const struct dp_channel *s)
 }
 
 void dp_channel_hdr_init(const struct dp_channel *s, struct dp_wire_hdr *h,
-		      enum dp_pkt_type type, uint32_t transfer_id)
+		      enum dp_pkt_type type, uint64_t transfer_id)
 {
 	memset(h, 0, sizeof(*h));
 	h->magic = DP_WIRE_MAGIC;
@@ -325,23 +326,22 @@ static int session_can_start(const struct dp_channel *s)
 	return 0;
 }
 
-int dp_channel_send_source(struct dp_channel *s, uint32_t transfer_id,
+int dp_channel_send_source(struct dp_channel *s, uint64_t transfer_id,
 			   const void *buf, uint64_t len, enum dj_mem_kind mem,
 			   struct dp_tx_source *src, void *user,
 			   uint64_t now_ns)
 {
 	int rc;
 
-	(void)now_ns; /* nothing is timed before the first fragment goes */
 	if (!s || (!buf && len) || (mem != DJ_MEM_HOST && mem != DJ_MEM_GPU))
 		return -EINVAL;
 	if (src && src->wrap % s->cfg.frag_size != 0)
 		return -EINVAL;
 	rc = session_can_start(s);
-	return rc ? rc : dp_tx_start(s, transfer_id, buf, len, mem, src, user);
+	return rc ? rc : dp_tx_start(s, transfer_id, buf, len, mem, src, user, now_ns);
 }
 
-int dp_channel_send(struct dp_channel *s, uint32_t transfer_id,
+int dp_channel_send(struct dp_channel *s, uint64_t transfer_id,
 		    const void *buf, uint64_t len, enum dj_mem_kind mem,
 		    void *user, uint64_t now_ns)
 {
@@ -354,7 +354,7 @@ uint32_t dp_channel_frag_size(const struct dp_channel *s)
 	return s->cfg.frag_size;
 }
 
-int dp_channel_recv(struct dp_channel *s, uint32_t transfer_id, void *dest,
+int dp_channel_recv(struct dp_channel *s, uint64_t transfer_id, void *dest,
 		    uint64_t len, enum dj_mem_kind mem, void *user,
 		    uint64_t now_ns)
 {
@@ -369,7 +369,7 @@ int dp_channel_recv(struct dp_channel *s, uint32_t transfer_id, void *dest,
 }
 
 int dp_channel_cancel(struct dp_channel *s, enum dp_xfer_dir dir,
-		      uint32_t transfer_id)
+		      uint64_t transfer_id)
 {
 	void *x;
 
@@ -453,11 +453,16 @@ static enum dp_wire_reject on_ping(struct dp_channel *s,
 
 	if (h->payload_len < sizeof(v))
 		return DP_REJ_BAD_BODY;
+	memcpy(&v, body, sizeof(v));
 	if (h->type == DP_PKT_PONG) {
-		s->st.pongs++;
+		/* A keep-alive's answer is a sign of life (already taken in
+		 * dp_channel_input), not the answer to a probe. */
+		if (v == KEEPALIVE_VALUE)
+			s->st.keepalive_pongs++;
+		else
+			s->st.pongs++;
 		return DP_REJ_NONE;
 	}
-	memcpy(&v, body, sizeof(v));
 	/* PONG echoes the raw bytes; a full queue drops the answer. */
 	if (s->npong < PING_QUEUE_CAP)
 		s->pongs[s->npong++] = v;
@@ -513,8 +518,11 @@ int dp_channel_input(struct dp_channel *s, const struct dp_rx_pkt *pkt,
 
 	s->st.rx_pkts++;
 	rej = authenticate(s, pkt, &h, &body);
-	if (!rej)
+	if (!rej) {
+		/* Whatever it carries, the peer sent it: it is alive. */
+		s->last_heard_ns = now_ns;
 		rej = dispatch(s, &h, body, now_ns);
+	}
 	if (reason)
 		*reason = rej;
 	if (!rej) {
@@ -533,15 +541,41 @@ static bool ctrl_pending(const struct dp_channel *s)
 	       s->reacks.count;
 }
 
+/* A transfer waits and the peer has been quiet for keepalive_ns: ask it
+ * for a sign of life (at most one PING per interval). Returns when to look
+ * again, UINT64_MAX when no transfer waits. */
+static uint64_t keepalive(struct dp_channel *s, uint64_t now_ns)
+{
+	uint64_t due;
+
+	if (s->tx.nactive + s->rx.nactive == 0 || s->closed)
+		return UINT64_MAX;
+	due = s->last_heard_ns + s->cfg.keepalive_ns;
+	if (due < s->next_keepalive_ns)
+		due = s->next_keepalive_ns;
+	if (now_ns < due)
+		return due;
+	if (s->nping < PING_QUEUE_CAP) {
+		s->pings[s->nping++] = KEEPALIVE_VALUE;
+		s->st.keepalives++;
+	}
+	s->next_keepalive_ns = now_ns + s->cfg.keepalive_ns;
+	return s->next_keepalive_ns;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
 uint64_t dp_channel_poll(struct dp_channel *s, uint64_t now_ns)
 {
-	uint64_t next, rx_next;
+	uint64_t next;
 
 	if (now_ns < s->next_deadline)
 		return ctrl_pending(s) ? now_ns : s->next_deadline;
-	next = dp_tx_timers(s, now_ns);
-	rx_next = dp_rx_timers(s, now_ns);
-	s->next_deadline = next = rx_next < next ? rx_next : next;
+	next = min_u64(dp_tx_timers(s, now_ns), dp_rx_timers(s, now_ns));
+	s->next_deadline = next = min_u64(next, keepalive(s, now_ns));
 	return ctrl_pending(s) ? now_ns : next;
 }
 
@@ -553,7 +587,7 @@ void dp_channel_ping(struct dp_channel *s, uint64_t value)
 
 /* A bodiless or 8-byte-body control packet. */
 static void write_simple(struct dp_channel *s, struct dp_ctrl_pkt *pkt,
-			 enum dp_pkt_type type, uint32_t id, uint16_t flags,
+			 enum dp_pkt_type type, uint64_t id, uint16_t flags,
 			 const uint64_t *value)
 {
 	struct dp_wire_hdr h;

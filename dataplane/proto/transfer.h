@@ -90,14 +90,20 @@ struct dp_channel_config {
 	uint64_t rto_init_ns; /**< default 1 ms */
 	uint64_t rto_min_ns;  /**< default 100 us */
 	uint64_t rto_max_ns;  /**< default 200 ms */
-	/** A sending transfer fails with -ETIMEDOUT after this many
-	 *  consecutive retransmission timeouts without progress (default 15,
-	 *  as TCP's tcp_retries2: at most (max_tries + 1) * rto_max). */
-	uint32_t max_tries;
-	/** A receiving transfer fails with -ETIMEDOUT when no new fragment
-	 *  arrives for this long (default 5 s: longer than a sender's
-	 *  (max_tries + 1) * rto_max, so the receiver never gives up first). */
-	uint64_t rx_idle_timeout_ns;
+	/** A transfer (either side) fails with -ETIMEDOUT once it made no
+	 *  progress (new data acknowledged, or a new fragment placed) for
+	 *  this long AND nothing at all came from the peer for this long
+	 *  (default 10 s): the peer is taken for dead. A peer that is merely
+	 *  slow, paused or descheduled for less never fails a transfer. */
+	uint64_t dead_timeout_ns;
+	/** A transfer fails with -ETIMEDOUT once it made no progress for this
+	 *  long however alive the peer is (default 60 s): a receive nobody
+	 *  sends, a send nobody receives, an ABORT that was lost. */
+	uint64_t stall_timeout_ns;
+	/** While a transfer is active and nothing came from the peer for this
+	 *  long, a keep-alive PING goes out, at most one per interval
+	 *  (default 250 ms); its PONG is the peer's sign of life. */
+	uint64_t keepalive_ns;
 	/** Sender computes the CRC32C (header+payload for host memory, header
 	 *  only for GPU memory). Default true. */
 	bool tx_crc;
@@ -144,7 +150,7 @@ void dp_channel_destroy(struct dp_channel *s);
  * -EEXIST id already sending, -EBUSY no free transfer slot, -EMSGSIZE more
  * than 2^32-1 fragments, -EINVAL bad arguments, -ECONNRESET session closed.
  */
-int dp_channel_send(struct dp_channel *s, uint32_t transfer_id,
+int dp_channel_send(struct dp_channel *s, uint64_t transfer_id,
 		    const void *buf, uint64_t len, enum dj_mem_kind mem,
 		    void *user, uint64_t now_ns);
 
@@ -182,7 +188,7 @@ struct dp_tx_source {
  * bytes is not a loss. Errors as dp_channel_send(); -EINVAL also for a
  * wrap that is not a multiple of the fragment size.
  */
-int dp_channel_send_source(struct dp_channel *s, uint32_t transfer_id,
+int dp_channel_send_source(struct dp_channel *s, uint64_t transfer_id,
 			   const void *buf, uint64_t len, enum dj_mem_kind mem,
 			   struct dp_tx_source *src, void *user,
 			   uint64_t now_ns);
@@ -195,7 +201,7 @@ uint32_t dp_channel_frag_size(const struct dp_channel *s);
  * config's place callback) as transfer id. dest is borrowed until the event.
  * Errors as dp_channel_send(); -ENOTSUP for GPU memory without a callback.
  */
-int dp_channel_recv(struct dp_channel *s, uint32_t transfer_id, void *dest,
+int dp_channel_recv(struct dp_channel *s, uint64_t transfer_id, void *dest,
 		    uint64_t len, enum dj_mem_kind mem, void *user,
 		    uint64_t now_ns);
 
@@ -210,7 +216,7 @@ enum dp_xfer_dir {
  * an ABORT (its side fails with -DJ_EPEER). -ENOENT if not active.
  */
 int dp_channel_cancel(struct dp_channel *s, enum dp_xfer_dir dir,
-		      uint32_t transfer_id);
+		      uint64_t transfer_id);
 
 /**
  * End the session: every active transfer fails with -ECONNRESET, a CLOSE is
@@ -255,7 +261,7 @@ struct dp_frag_desc {
 	 *  dp_channel_tx_burst() on this session: copy them into the packet. */
 	const uint8_t *hdr;
 	uint32_t hdr_len;
-	uint32_t transfer_id;
+	uint64_t transfer_id;
 	/** Payload: payload_len bytes at buf + offset of the transfer's buffer
 	 *  (host or GPU address per mem); attach, do not copy. NULL if len 0. */
 	const void *payload;
@@ -299,11 +305,12 @@ void dp_channel_ping(struct dp_channel *s, uint64_t value);
 
 /** The end of a transfer, reported exactly once. */
 struct dp_xfer_event {
-	uint32_t transfer_id;
+	uint64_t transfer_id;
 	enum dp_xfer_dir dir;
 	/** 0: every byte arrived (RX) or was acknowledged (TX).
-	 *  -ETIMEDOUT, -ECONNRESET (session closed), -ECANCELED (cancelled
-	 *  here), -DJ_EPEER (aborted by the peer). */
+	 *  -ETIMEDOUT (dead peer or stalled transfer: dead_timeout_ns,
+	 *  stall_timeout_ns), -ECONNRESET (session closed), -ECANCELED
+	 *  (cancelled here), -DJ_EPEER (aborted by the peer). */
 	int status;
 	uint64_t bytes;          /**< transfer length */
 	void *user;
@@ -329,7 +336,9 @@ struct dp_proto_stats {
 	uint64_t tx_nacks;
 	uint64_t rx_acks;
 	uint64_t rx_nacks;
-	uint64_t pongs;           /**< PONGs received */
+	uint64_t pongs;           /**< PONGs received (answers to dp_channel_ping) */
+	uint64_t keepalives;      /**< keep-alive PINGs sent */
+	uint64_t keepalive_pongs; /**< their answers */
 	uint64_t tx_completed;
 	uint64_t tx_failed;
 	uint64_t rx_completed;

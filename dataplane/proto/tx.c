@@ -2,8 +2,9 @@
 /*
  * Sender: hands out fragment descriptors within the receiver's credit,
  * retransmits selectively on NACK and on the adaptive retransmission timeout
- * (RFC 6298 estimator, exponential backoff, Karn's rule), fails a transfer
- * after max_tries timeouts in a row without progress.
+ * (RFC 6298 estimator, exponential backoff, Karn's rule). A transfer fails
+ * only by the liveness rule (dp_xfer_deadline): a dead peer or a stall, never
+ * a count of timeouts, so a peer paused for seconds does not fail it.
  */
 #include <errno.h>
 #include <string.h>
@@ -20,8 +21,8 @@ static inline uint32_t min_u32(uint32_t a, uint32_t b)
 	return a < b ? a : b;
 }
 
-int dp_tx_start(struct dp_channel *s, uint32_t id, const void *buf, uint64_t len,
-	     enum dj_mem_kind mem, struct dp_tx_source *src, void *user)
+int dp_tx_start(struct dp_channel *s, uint64_t id, const void *buf, uint64_t len,
+	     enum dj_mem_kind mem, struct dp_tx_source *src, void *user, uint64_t now_ns)
 {
 	uint32_t count;
 	struct tx_xfer *x;
@@ -47,6 +48,8 @@ int dp_tx_start(struct dp_channel *s, uint32_t id, const void *buf, uint64_t len
 	x->mem = mem;
 	x->user = user;
 	x->rto_deadline = UINT64_MAX;
+	x->last_progress_ns = now_ns;
+	dp_channel_arm(s, now_ns + s->cfg.keepalive_ns);
 	x->src = src;
 	x->ready_end = src ? 0 : count;
 	if (src) {
@@ -192,7 +195,8 @@ static void cc_on_loss(struct dp_channel *s, struct tx_xfer *x, bool timeout)
 	s->st.cwnd_reductions++;
 }
 
-static bool tx_advance(struct dp_channel *s, struct tx_xfer *x, uint32_t cum)
+static bool tx_advance(struct dp_channel *s, struct tx_xfer *x, uint32_t cum,
+		       uint64_t now_ns)
 {
 	if (cum <= x->cum)
 		return false;
@@ -201,7 +205,7 @@ static bool tx_advance(struct dp_channel *s, struct tx_xfer *x, uint32_t cum)
 	if (s->cfg.congestion_control)
 		cc_on_ack(s, x, cum - x->cum);
 	x->cum = cum;
-	x->strikes = 0;
+	x->last_progress_ns = now_ns;
 	tx_publish_acked(s, x);
 	return true;
 }
@@ -218,7 +222,7 @@ static uint64_t nack_guard(const struct dp_channel *s)
  * that fills a hole below it stays unmarked until cum passes it, which at
  * worst costs one needless resend after a timeout. */
 static void tx_apply_sack(struct dp_channel *s, struct tx_xfer *x,
-			  const struct dp_wire_ranges *r)
+			  const struct dp_wire_ranges *r, uint64_t now_ns)
 {
 	for (unsigned i = 0; i < r->nranges; i++) {
 		uint32_t first = r->range[i].first;
@@ -230,8 +234,10 @@ static void tx_apply_sack(struct dp_channel *s, struct tx_xfer *x,
 			first = x->cum;
 		for (uint32_t k = first; k < end; k++)
 			x->frags[k & s->mask].flags |= FRAG_SACKED;
-		if (end > x->sack_high)
+		if (end > x->sack_high) {
 			x->sack_high = end;
+			x->last_progress_ns = now_ns; /* new data acknowledged */
+		}
 	}
 }
 
@@ -268,14 +274,14 @@ enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
 	if (!x)
 		return dp_done_find(&s->tx_done, h->transfer_id) ? DP_REJ_DUPLICATE
 							      : DP_REJ_UNKNOWN_TRANSFER;
-	if (h->frag_count != x->frag_count || h->total_len != x->len)
+	if (h->total_len != x->len)
 		return DP_REJ_TOTAL_MISMATCH;
 	if (r.cum > x->next_new)
 		return DP_REJ_OUT_OF_RANGE;
 	s->st.rx_acks += !nack;
 	s->st.rx_nacks += nack;
 	tx_sample(s, x, r.trigger, now_ns);
-	if (tx_advance(s, x, r.cum)) {
+	if (tx_advance(s, x, r.cum, now_ns)) {
 		/* New data acknowledged: the path works, drop the backoff
 		 * (as Linux does) rather than wait for a Karn-valid sample,
 		 * which heavy loss can delay for many round trips. */
@@ -291,7 +297,7 @@ enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
 	if (nack)
 		tx_apply_nack(s, x, &r, now_ns);
 	else
-		tx_apply_sack(s, x, &r);
+		tx_apply_sack(s, x, &r, now_ns);
 	/* At least one fragment of credit: a zero window with nothing in
 	 * flight would leave no timer running and hang the transfer. */
 	x->credit_end = (uint32_t)min_u64(x->frag_count,
@@ -303,10 +309,6 @@ enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
 static void tx_on_rto(struct dp_channel *s, struct tx_xfer *x, uint64_t now_ns)
 {
 	s->st.rto_expired++;
-	if (++x->strikes > s->cfg.max_tries) {
-		dp_tx_end(s, x, -ETIMEDOUT);
-		return;
-	}
 	s->rto = min_u64(s->rto * 2, s->cfg.rto_max_ns);
 	if (s->cfg.congestion_control)
 		cc_on_loss(s, x, true);
@@ -323,11 +325,17 @@ uint64_t dp_tx_timers(struct dp_channel *s, uint64_t now_ns)
 	for (uint32_t i = s->tx.nactive; i-- > 0;) {
 		struct tx_xfer *x = s->tx.active[i];
 
-		if (x->rto_deadline <= now_ns)
+		if (dp_xfer_deadline(s, x->last_progress_ns) <= now_ns)
+			dp_tx_end(s, x, -ETIMEDOUT);
+		else if (x->rto_deadline <= now_ns)
 			tx_on_rto(s, x, now_ns);
 	}
-	for (uint32_t i = 0; i < s->tx.nactive; i++)
-		next = min_u64(next, ((struct tx_xfer *)s->tx.active[i])->rto_deadline);
+	for (uint32_t i = 0; i < s->tx.nactive; i++) {
+		struct tx_xfer *x = s->tx.active[i];
+
+		next = min_u64(next, x->rto_deadline);
+		next = min_u64(next, dp_xfer_deadline(s, x->last_progress_ns));
+	}
 	return next;
 }
 
@@ -344,7 +352,6 @@ static void tx_describe(struct dp_channel *s, struct tx_xfer *x, uint32_t idx,
 	h.flags = retrans ? DP_WIRE_F_RETRANS : 0;
 	h.payload_len = plen;
 	h.frag_index = idx;
-	h.frag_count = x->frag_count;
 	h.offset = off;
 	h.total_len = x->len;
 	d->hdr = arena;

@@ -63,9 +63,8 @@ void dp_wire_hdr_encode(const struct dp_wire_hdr *h, void *buf)
 	put_be32(p + 8, h->session_id);
 	put_be32(p + 12, h->payload_len);
 	put_be64(p + 16, h->cookie);
-	put_be32(p + 24, h->transfer_id);
-	put_be32(p + 28, h->frag_index);
-	put_be32(p + 32, h->frag_count);
+	put_be64(p + 24, h->transfer_id);
+	put_be32(p + 32, h->frag_index);
 	put_be32(p + CRC_FIELD_OFF, h->crc);
 	put_be64(p + 40, h->offset);
 	put_be64(p + 48, h->total_len);
@@ -90,9 +89,8 @@ enum dp_wire_reject dp_wire_hdr_decode(const void *buf, size_t avail,
 	h->session_id = get_be32(p + 8);
 	h->payload_len = get_be32(p + 12);
 	h->cookie = get_be64(p + 16);
-	h->transfer_id = get_be32(p + 24);
-	h->frag_index = get_be32(p + 28);
-	h->frag_count = get_be32(p + 32);
+	h->transfer_id = get_be64(p + 24);
+	h->frag_index = get_be32(p + 32);
 	h->crc = get_be32(p + CRC_FIELD_OFF);
 	h->offset = get_be64(p + 40);
 	h->total_len = get_be64(p + 48);

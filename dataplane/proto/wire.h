@@ -12,7 +12,7 @@
  * fragment payload for DATA, a range list for ACK/NACK, a timestamp for
  * PING/PONG, and empty for CLOSE/ABORT.
  *
- * Djinn header, 56 bytes, naturally aligned:
+ * Djinn header (version 2), 56 bytes, naturally aligned:
  *
  *   off size field
  *    0   2   magic        0x444A ("DJ")
@@ -24,13 +24,16 @@
  *    8   4   session_id
  *   12   4   payload_len  bytes of body after the header
  *   16   8   cookie       per-session secret agreed on the control plane
- *   24   4   transfer_id
- *   28   4   frag_index
- *   32   4   frag_count
+ *   24   8   transfer_id  64 bits, never reused within a session
+ *   32   4   frag_index
  *   36   4   crc          CRC32C (Castagnoli) over header (crc field as 0) and
  *                         body, see DP_WIRE_F_CRC / DP_WIRE_F_CRC_HDR
  *   40   8   offset       byte offset of this fragment in the transfer
  *   48   8   total_len    bytes of the whole transfer
+ *
+ * Version 1 had a 32-bit transfer_id at 24 and frag_count at 32 (the count
+ * follows from total_len and the session's fragment size, so version 2
+ * spends those bytes on a transfer id that never wraps).
  *
  * Nothing here needs the DPDK run time; the DPDK engine, the TCP fallback, the
  * simulator and the benchmarks all share these helpers.
@@ -45,8 +48,8 @@ extern "C" {
 #endif
 
 #define DP_WIRE_MAGIC 0x444Au
-#define DP_WIRE_VERSION 1u
-/** Size of the version-1 Djinn header. */
+#define DP_WIRE_VERSION 2u
+/** Size of the version-2 Djinn header. */
 #define DP_WIRE_HDR_LEN 56u
 #define DP_WIRE_ETH_LEN 14u
 #define DP_WIRE_IPV4_LEN 20u
@@ -103,9 +106,8 @@ struct dp_wire_hdr {
 	uint32_t session_id;
 	uint32_t payload_len;
 	uint64_t cookie;
-	uint32_t transfer_id;
+	uint64_t transfer_id;
 	uint32_t frag_index;
-	uint32_t frag_count;
 	uint32_t crc;
 	uint64_t offset;
 	uint64_t total_len;
@@ -143,7 +145,7 @@ enum dp_wire_reject {
 	DP_REJ_BAD_CRC,        /**< mismatch, or missing while required */
 	DP_REJ_BAD_HDR_LEN,
 	DP_REJ_UNKNOWN_TRANSFER,
-	DP_REJ_TOTAL_MISMATCH, /**< total_len/frag_count differ from the transfer */
+	DP_REJ_TOTAL_MISMATCH, /**< total_len differs from the transfer's */
 	DP_REJ_OUT_OF_RANGE,   /**< offset/length outside the destination, or overflow */
 	DP_REJ_INDEX_MISMATCH, /**< index inconsistent with offset, or >= frag_count */
 	DP_REJ_BEYOND_WINDOW,  /**< fragment past the advertised credit */

@@ -82,7 +82,8 @@ struct dj_client_options {
 	/** Client-side data path (DPDK), borrowed; NULL: TCP only. */
 	const struct dj_datapath *datapath;
 	uint32_t probe_timeout_ms;    /**< data-plane probe (default 500) */
-	uint32_t dp_timeout_ms;       /**< one data-plane transfer (default 5000) */
+	uint32_t dp_timeout_ms;       /**< a data-plane transfer fails after this long without
+					   progress, whatever its size (default 10000) */
 	int dp_max_failures;          /**< failed transfers in a row before the
 					   session moves to TCP (default 2) */
 	uint32_t connect_timeout_ms;  /**< one connect attempt (default 2000) */

@@ -51,8 +51,12 @@ void fz_dp_config(unsigned mode, bool peer_side, struct dp_channel_config *cfg)
 	cfg->rto_init_ns = 16 * FZ_DP_TICK_NS;
 	cfg->rto_min_ns = 4 * FZ_DP_TICK_NS;
 	cfg->rto_max_ns = 64 * FZ_DP_TICK_NS;
-	cfg->max_tries = 3;
-	cfg->rx_idle_timeout_ns = 1024 * FZ_DP_TICK_NS;
+	/* The liveness deadlines within a few records' time (a record
+	 * advances at most 255 ticks), so that inputs reach the keep-alive,
+	 * the dead peer and the stalled transfer. */
+	cfg->keepalive_ns = 32 * FZ_DP_TICK_NS;
+	cfg->dead_timeout_ns = 1024 * FZ_DP_TICK_NS;
+	cfg->stall_timeout_ns = 4096 * FZ_DP_TICK_NS;
 	/* Receive 1 (1300 bytes) goes through the streaming copy, 3 not. */
 	cfg->stream_copy_min = 1024;
 	cfg->rx_crc = peer_side || (mode & FZ_DP_RX_CRC);
@@ -93,7 +97,7 @@ int fz_dp_open(struct fz_dp *f, unsigned mode)
 		f->rx_buf[i] = malloc(fz_dp_rx_len[i] ? fz_dp_rx_len[i] : 1);
 		if (f->rx_buf[i] == NULL)
 			return -ENOMEM;
-		rc = dp_channel_recv(f->ch, (uint32_t)i + 1, f->rx_buf[i], fz_dp_rx_len[i], mem,
+		rc = dp_channel_recv(f->ch, (uint64_t)i + 1, f->rx_buf[i], fz_dp_rx_len[i], mem,
 				     (void *)(uintptr_t)i, 0);
 		if (rc != 0)
 			return rc;

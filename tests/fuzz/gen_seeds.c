@@ -177,7 +177,7 @@ static int dp_a_open(struct dp_run *r, uint8_t **bufs)
 		bufs[i] = malloc(fz_dp_rx_len[i] + 1);
 		for (uint64_t k = 0; k < fz_dp_rx_len[i]; k++)
 			bufs[i][k] = (uint8_t)(k * 13 + (uint64_t)i);
-		rc = dp_channel_send(r->a, (uint32_t)i + 1, bufs[i], fz_dp_rx_len[i], DJ_MEM_HOST,
+		rc = dp_channel_send(r->a, (uint64_t)i + 1, bufs[i], fz_dp_rx_len[i], DJ_MEM_HOST,
 				     NULL, 0);
 	}
 	bufs[FZ_DP_RX_IDS] = malloc(fz_dp_tx_len);

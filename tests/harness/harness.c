@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,7 +25,13 @@ void dj_test_add_suite(const char *name, CU_InitializeFunc init,
 		fprintf(stderr, "CUnit: cannot add suite %s\n", name);
 		exit(1);
 	}
+	/* DJ_TEST_ONLY=TEXT: only the cases whose name contains TEXT (to
+	 * replay one case of a long integration test). */
+	const char *only = getenv("DJ_TEST_ONLY");
+
 	for (const struct dj_test_case *c = cases; c->name != NULL; c++) {
+		if (only != NULL && strstr(c->name, only) == NULL)
+			continue;
 		if (CU_add_test(suite, c->name, c->fn) == NULL) {
 			fprintf(stderr, "CUnit: cannot add test %s\n", c->name);
 			exit(1);

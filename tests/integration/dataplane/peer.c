@@ -23,9 +23,13 @@
 
 #define IP_A 0x0a630001u /* 10.99.0.1, only inside the test's own links */
 #define IP_B 0x0a630002u
-#define READY_PATIENCE_NS (30ull * 1000 * 1000 * 1000)
+#define READY_PATIENCE_MS 30000u
 #define XFER_TIMEOUT_MS 60000u
-#define RX_IDLE_NS (4000ull * 1000 * 1000) /* > a slow ready handshake */
+/* A killed peer is taken for dead after this long without a sign of life
+ * (its survivor fails the transfer, then serves a new peer). A receive is
+ * posted before the ready handshake, so this also bounds how long a peer
+ * may take to start on a loaded machine: 4 s was too short at load 16. */
+#define DEAD_NS (8000ull * 1000 * 1000)
 #define CHUNK (64u << 10)
 
 enum child_status {
@@ -35,7 +39,29 @@ enum child_status {
 	CHILD_CORRUPT = 12,
 	CHILD_NO_FAIL = 13, /* a transfer that should have failed did not */
 	CHILD_NO_RETRANS = 14,
+	CHILD_TOO_FAST = 15, /* a pause meant to land inside the transfer missed it */
+	CHILD_SKIP = PEER_SKIP,
 };
+
+static bool link_is_up(void)
+{
+	struct rte_eth_link link;
+
+	return rte_eth_link_get_nowait(0, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
+}
+
+/* A failure in hugepage mode while the machine has run short of them (a
+ * process beside us took them): the case cannot run here now, which is a
+ * skip with its reason, not a failure of ours. */
+static int resource_check(const struct peer_args *a, int status)
+{
+	if (status == CHILD_OK || !a->huge || peer_hugepages_free(PEER_PAIR_PAGES / 4))
+		return status;
+	printf("SKIP: %s: hugepages ran short while it ran (another process took them)\n",
+	       a->tag);
+	fflush(stdout);
+	return CHILD_SKIP;
+}
 
 struct peer_ctx {
 	const struct peer_args *a;
@@ -125,7 +151,7 @@ static int engine_start(struct peer_ctx *c)
 	cfg.local.ipv4 = a->is_a ? IP_A : IP_B;
 	cfg.impair = a->impair;
 	dp_channel_config_init(&cfg.session);
-	cfg.session.rx_idle_timeout_ns = RX_IDLE_NS;
+	cfg.session.dead_timeout_ns = DEAD_NS;
 	cfg.session_set = true;
 	cfg.link_timeout_ms = 30000;
 	rc = dp_engine_create(&cfg, &c->dp);
@@ -137,17 +163,16 @@ static int engine_start(struct peer_ctx *c)
 	return dp_engine_session_open(c->dp, c->cookie, c->cookie, &c->peer);
 }
 
-/* The receiver arms first, then says so with a 1-byte transfer back. */
+/* The receiver arms first, then says so with a 1-byte transfer back: one
+ * send, which the protocol keeps retransmitting while the peer (alive,
+ * answering keep-alives) has not posted its receive yet. Not a loop of
+ * short sends of the same id: a given-up send aborts its id at the peer,
+ * and the peer's receive of it, posted meanwhile, failed with it. */
 static int ready_send(struct peer_ctx *c, uint32_t id)
 {
 	static const uint8_t ready = 1;
-	uint64_t deadline = djc_time_ns() + READY_PATIENCE_NS;
-	int rc;
 
-	do {
-		rc = dp_engine_send(c->dp, c->cookie, id, &ready, 1, DJ_MEM_HOST, 2000);
-	} while (rc != 0 && djc_time_ns() < deadline);
-	return rc;
+	return dp_engine_send(c->dp, c->cookie, id, &ready, 1, DJ_MEM_HOST, READY_PATIENCE_MS);
 }
 
 /* A transfer whose peer was killed: it must fail, detected by the engine
@@ -159,6 +184,16 @@ static int failure_check(struct peer_ctx *c, int rc, uint64_t t0)
 	fprintf(stderr, "%s: transfer %u failed after %lu ms: %s\n", c->a->tag, c->id,
 		(unsigned long)ms, dj_strerror(rc));
 	return rc != 0 && ms < XFER_TIMEOUT_MS / 4 ? CHILD_OK : CHILD_NO_FAIL;
+}
+
+/* A step with min_ms: the pause of a peer fell inside the transfer. */
+static int duration_check(struct peer_ctx *c, const struct peer_step *st, uint64_t t0)
+{
+	uint64_t ms = (djc_time_ns() - t0) / 1000000;
+
+	fprintf(stderr, "%s: transfer %u (%lu B) took %lu ms\n", c->a->tag, c->id,
+		(unsigned long)st->size, (unsigned long)ms);
+	return ms >= st->min_ms ? CHILD_OK : CHILD_TOO_FAST;
 }
 
 static int receive_step(struct peer_ctx *c, const struct peer_step *st)
@@ -190,7 +225,9 @@ static int receive_step(struct peer_ctx *c, const struct peer_step *st)
 			(unsigned long)st->size);
 		return CHILD_CORRUPT;
 	}
-	return CHILD_OK;
+	/* The receiver's clock runs from its "armed" note, which comes before
+	 * the pause; a paused sender may be stopped before its own t0. */
+	return st->min_ms != 0 ? duration_check(c, st, t0) : CHILD_OK;
 }
 
 static int send_step(struct peer_ctx *c, const struct peer_step *st)
@@ -203,6 +240,11 @@ static int send_step(struct peer_ctx *c, const struct peer_step *st)
 	rc = dp_engine_expect(c->dp, c->cookie, c->id, &ready, 1, DJ_MEM_HOST);
 	if (rc == 0)
 		rc = dp_engine_wait(c->dp, c->cookie, c->id, XFER_TIMEOUT_MS);
+	/* A notifying sender says so as it starts: the receiver's own note
+	 * comes only once its ready byte was acknowledged, which under loss
+	 * can be after the whole transfer went through. */
+	if (rc == 0 && c->a->notify_fd >= 0 && write(c->a->notify_fd, "s", 1) != 1)
+		rc = -EIO;
 	t0 = djc_time_ns();
 	if (rc == 0)
 		rc = dp_engine_send(c->dp, c->cookie, c->id, c->buf, st->size, DJ_MEM_HOST,
@@ -259,7 +301,8 @@ static void stats_dump(struct peer_ctx *c)
 	struct dp_proto_stats ps;
 
 	dp_engine_get_stats(c->dp, &st, &ps);
-	fprintf(stderr, "%s: rx %lu tx %lu retrans %lu drops", c->a->tag,
+	fprintf(stderr, "%s: link %s, rx %lu tx %lu retrans %lu drops", c->a->tag,
+		link_is_up() ? "up" : "down",
 		(unsigned long)st.rx_packets, (unsigned long)st.tx_packets,
 		(unsigned long)st.retransmits);
 	for (int i = 0; i < DP_DROP_MAX; i++)
@@ -293,15 +336,25 @@ static int child_main(const struct peer_args *a)
 	}
 	if (eal_start(a) != 0) {
 		fprintf(stderr, "%s: EAL did not start\n", a->tag);
-		return CHILD_SETUP;
+		return resource_check(a, CHILD_SETUP);
 	}
 	c.buf_len = largest_step(a);
 	c.buf = mmap(NULL, c.buf_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (c.buf == MAP_FAILED || engine_start(&c) != 0) {
 		fprintf(stderr, "%s: engine did not start\n", a->tag);
-		return CHILD_SETUP;
+		dp_engine_destroy(c.dp);
+		dp_eal_cleanup();
+		return resource_check(a, CHILD_SETUP);
 	}
-	status = steps_run(&c);
+	if (a->skip_without_link && !link_is_up()) {
+		printf("SKIP: %s: the memif link never came up (a zero-copy peer's memory "
+		       "could not be mapped: see the PMD's \"mmap failed\" above)\n", a->tag);
+		fflush(stdout);
+		dp_engine_destroy(c.dp);
+		dp_eal_cleanup();
+		return CHILD_SKIP;
+	}
+	status = resource_check(a, steps_run(&c));
 	if (status != CHILD_OK)
 		stats_dump(&c);
 	if (status == CHILD_OK && a->require_retransmits)
@@ -364,34 +417,94 @@ static bool armed(int fd, int timeout_ms)
 	return poll(&pfd, 1, timeout_ms) == 1 && read(fd, &c, 1) == 1;
 }
 
-int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
-		  struct peer_args *successor, bool survivor_receives,
-		  unsigned int kill_delay_us)
+/* 1 when a peer's exit status is a failure; a skip is noted, not counted. */
+static int status_bad(int status, bool *skipped)
 {
-	int fds[2], bad = 0;
-	pid_t s, v;
+	if (status == PEER_SKIP) {
+		*skipped = true;
+		return 0;
+	}
+	return status != 0;
+}
 
+/* Spawn first and second, notifier (one of them, the receiver) writing its
+ * "armed" byte to a pipe, and wait for it. 0 (and the pids: fds must be
+ * closed after the run), 1 when the note did not come in time, -errno. */
+static int spawn_armed(struct peer_args *first, struct peer_args *second,
+		       struct peer_args *notifier, int fds[2], pid_t *p1, pid_t *p2)
+{
 	if (pipe(fds) != 0)
 		return -errno;
-	if (survivor_receives)
-		survivor->notify_fd = fds[1];
-	else
-		victim->notify_fd = fds[1];
-	s = peer_spawn(survivor);
-	v = peer_spawn(victim);
-	if (s < 0 || v < 0)
+	first->notify_fd = notifier == first ? fds[1] : -1;
+	second->notify_fd = notifier == second ? fds[1] : -1;
+	*p1 = peer_spawn(first);
+	*p2 = peer_spawn(second);
+	if (*p1 < 0 || *p2 < 0)
 		return -ECHILD;
-	bad += !armed(fds[0], 60000);
+	return !armed(fds[0], 60000);
+}
+
+/* Wait for both peers of a run (a pid < 0 failed to start: a failure) and
+ * close its pipe; bad counts earlier failures. 0, PEER_SKIP, or failures. */
+static int run_end(pid_t p1, pid_t p2, int fds[2], int bad)
+{
+	bool skipped = false;
+
+	bad += p1 < 0 || status_bad(peer_wait(p1, 200), &skipped);
+	bad += p2 < 0 || status_bad(peer_wait(p2, 200), &skipped);
+	close(fds[0]);
+	close(fds[1]);
+	return bad == 0 && skipped ? PEER_SKIP : bad;
+}
+
+int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
+		  struct peer_args *successor, unsigned int kill_delay_us)
+{
+	int fds[2], bad;
+	pid_t s, v;
+
+	/* The victim is the one that notifies: as its send starts, or as its
+	 * receive is armed; the kill then lands inside the transfer. */
+	bad = spawn_armed(survivor, victim, victim, fds, &s, &v);
+	if (bad < 0)
+		return bad;
 	usleep(kill_delay_us);
 	kill(v, SIGKILL);
 	bad += peer_wait(v, 10) != 128 + SIGKILL;
+	/* A killed process removes nothing: its run-time folder is ours to. */
+	dp_eal_prefix_remove(victim->tag);
 	successor->notify_fd = -1;
-	v = peer_spawn(successor);
-	bad += v < 0 || peer_wait(v, 200) != 0;
-	bad += peer_wait(s, 200) != 0;
-	close(fds[0]);
-	close(fds[1]);
-	return bad;
+	return run_end(peer_spawn(successor), s, fds, bad);
+}
+
+int peer_pause_run(struct peer_args *a, struct peer_args *b, bool a_receives, bool pause_b,
+		   unsigned int pause_ms)
+{
+	int fds[2], bad;
+	pid_t pa, pb;
+
+	bad = spawn_armed(a, b, a_receives ? a : b, fds, &pa, &pb);
+	if (bad < 0)
+		return bad;
+	usleep(1000);
+	kill(pause_b ? pb : pa, SIGSTOP);
+	usleep(pause_ms * 1000u);
+	kill(pause_b ? pb : pa, SIGCONT);
+	return run_end(pa, pb, fds, bad);
+}
+
+bool peer_left_nothing(const char *tag, const char *sock)
+{
+	bool clean = !dp_eal_prefix_exists(tag) && (sock == NULL || access(sock, F_OK) != 0);
+
+	if (!clean)
+		fprintf(stderr, "%s: left behind:%s%s\n", tag,
+			dp_eal_prefix_exists(tag) ? " its run-time folder" : "",
+			sock != NULL && access(sock, F_OK) == 0 ? " its memif socket" : "");
+	dp_eal_prefix_remove(tag);
+	if (sock != NULL)
+		unlink(sock);
+	return clean;
 }
 
 bool peer_hugepages_free(unsigned int pages)

@@ -25,6 +25,9 @@ struct peer_step {
 	/* The receiver expects this transfer to fail (peer killed) within
 	 * its rx idle timeout, then carries on. */
 	bool expect_fail;
+	/* The receiver checks the transfer took at least this long (a pause
+	 * of either side landed inside it), else it exits CHILD_TOO_FAST. */
+	unsigned int min_ms;
 };
 
 struct peer_args {
@@ -41,8 +44,20 @@ struct peer_args {
 	unsigned int first_id;    /* transfer ids start here */
 	const struct peer_step *steps;
 	unsigned int n_steps;
-	int notify_fd;            /* receiver writes a byte once armed, or -1 */
+	/* A receiver writes a byte once armed, a sender once it starts
+	 * sending; or -1. */
+	int notify_fd;
+	/* A link that does not come up is a missing resource, not a failure:
+	 * a zero-copy memif maps its peer's hugepage memory, which fails
+	 * ("mmap failed: No such device") when the machine cannot give it. */
+	bool skip_without_link;
 };
+
+/* A peer's exit status when it could not have the hugepages it needs
+ * (another process took them meanwhile): the case is skipped, not failed. */
+#define PEER_SKIP 77
+/* Free hugepages a pair of peers needs (their pools, memif regions). */
+#define PEER_PAIR_PAGES 256u
 
 /* Fork a peer; returns its pid or -errno. */
 pid_t peer_spawn(const struct peer_args *args);
@@ -55,13 +70,30 @@ int peer_wait(pid_t pid, unsigned int timeout_s);
  * A peer killed mid-transfer. survivor->steps must be {dir, big, fail},
  * {REOPEN}, {dir, small}; victim plays {dir, big}; successor (the victim's
  * args with cookie + 1, first_id 2, steps {dir, small}) starts after the
- * kill. The receiver of the big transfer notifies when armed; the victim
- * dies kill_delay_us later. Returns 0 when the victim died by SIGKILL and
- * survivor and successor exited 0.
+ * kill. The victim notifies (as its send starts, or once its receive is
+ * armed) and dies kill_delay_us later. Returns 0 when the victim died by SIGKILL and
+ * survivor and successor exited 0; PEER_SKIP when one of them skipped and
+ * none failed.
  */
 int peer_kill_run(struct peer_args *survivor, struct peer_args *victim,
-		  struct peer_args *successor, bool survivor_receives,
-		  unsigned int kill_delay_us);
+		  struct peer_args *successor, unsigned int kill_delay_us);
+
+/*
+ * A peer stopped mid-transfer: a and b play their steps (one transfer of
+ * min_ms > pause); the receiver notifies once armed, and 1 ms later the
+ * paused one (b when pause_b, else a) gets SIGSTOP for pause_ms, then
+ * SIGCONT. Returns 0 when both exited 0; PEER_SKIP as peer_kill_run().
+ */
+int peer_pause_run(struct peer_args *a, struct peer_args *b, bool a_receives, bool pause_b,
+		   unsigned int pause_ms);
+
+/*
+ * Nothing of a finished peer is left: no run-time folder for its EAL prefix
+ * tag, no socket file at sock (NULL: none to check). Removes what is left
+ * (a killed peer's), so a failing run leaves the machine clean too; returns
+ * true when there was nothing to remove.
+ */
+bool peer_left_nothing(const char *tag, const char *sock);
 
 /* Free 2 MiB hugepages on a mounted hugetlbfs. */
 bool peer_hugepages_free(unsigned int pages);

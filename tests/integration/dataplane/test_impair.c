@@ -39,9 +39,9 @@ static pid_t impair_spawn(const char *sock_a, const char *sock_b, const char *pr
 static void test_through_impair(void)
 {
 	static const struct peer_step steps[] = {
-		{STEP_A_TO_B, MIB, false},
-		{STEP_B_TO_A, MIB, false},
-		{STEP_A_TO_B, 16 * MIB, false},
+		{STEP_A_TO_B, MIB, false, 0},
+		{STEP_B_TO_A, MIB, false, 0},
+		{STEP_A_TO_B, 16 * MIB, false, 0},
 	};
 	char sock_a[96], sock_b[96], vdev_a[160], vdev_b[160], tag_a[48], tag_b[48], tag_i[48];
 	int pid = (int)getpid();
@@ -71,8 +71,12 @@ static void test_through_impair(void)
 	CU_ASSERT_EQUAL(peer_wait(pb, 200), 0);
 	kill(pi, SIGTERM);
 	CU_ASSERT_EQUAL(peer_wait(pi, 20), 0);
-	unlink(sock_a);
-	unlink(sock_b);
+	/* djinn-impair (the memif server of both links) and the peers left
+	 * nothing: no run-time folders, no socket files. */
+	CU_ASSERT_TRUE(peer_left_nothing(tag_i, sock_a));
+	CU_ASSERT_TRUE(peer_left_nothing(tag_i, sock_b));
+	CU_ASSERT_TRUE(peer_left_nothing(tag_a, NULL));
+	CU_ASSERT_TRUE(peer_left_nothing(tag_b, NULL));
 }
 
 int main(int argc, char **argv)

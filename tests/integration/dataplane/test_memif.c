@@ -51,22 +51,55 @@ static void pair_init(struct pair *p, const char *name, const struct peer_step *
 	p->b.vdev = p->vdev_b;
 }
 
+/* Both peers ended: neither left a run-time folder under /var/run/dpdk,
+ * and the server's port took its socket file with it (or the test removed
+ * what a killed one left). */
+static void pair_clean(struct pair *p)
+{
+	CU_ASSERT_TRUE(peer_left_nothing(p->tag_a, p->sock));
+	CU_ASSERT_TRUE(peer_left_nothing(p->tag_b, NULL));
+}
+
+/* The hugepages a case needs are not free now (another process holds
+ * them): skip it with the reason. */
+static bool pages_short(void)
+{
+	if (!use_huge || peer_hugepages_free(PEER_PAIR_PAGES))
+		return false;
+	printf("SKIP: fewer than %u free 2 MiB hugepages now (another process holds them)\n",
+	       PEER_PAIR_PAGES);
+	return true;
+}
+
+/* Both peers' exit statuses: 0 passes; a PEER_SKIP of either (hugepages
+ * ran short mid-case, said in its output) skips the case. */
+static void pair_status(int ra, int rb)
+{
+	if (ra == PEER_SKIP || rb == PEER_SKIP)
+		return;
+	CU_ASSERT_EQUAL(ra, 0);
+	CU_ASSERT_EQUAL(rb, 0);
+}
+
 static void pair_run(struct pair *p)
 {
-	pid_t a = peer_spawn(&p->a), b = peer_spawn(&p->b);
+	pid_t a, b;
 
+	if (pages_short())
+		return;
+	a = peer_spawn(&p->a);
+	b = peer_spawn(&p->b);
 	CU_ASSERT_FATAL(a > 0 && b > 0);
-	CU_ASSERT_EQUAL(peer_wait(a, PEER_TIMEOUT_S), 0);
-	CU_ASSERT_EQUAL(peer_wait(b, PEER_TIMEOUT_S), 0);
-	unlink(p->sock);
+	pair_status(peer_wait(a, PEER_TIMEOUT_S), peer_wait(b, PEER_TIMEOUT_S));
+	pair_clean(p);
 }
 
 static void test_both_directions(void)
 {
 	static const struct peer_step steps[] = {
-		{STEP_A_TO_B, 1, false},         {STEP_B_TO_A, 1, false},
-		{STEP_A_TO_B, MIB, false},       {STEP_B_TO_A, MIB, false},
-		{STEP_A_TO_B, 256 * MIB, false}, {STEP_B_TO_A, 256 * MIB, false},
+		{STEP_A_TO_B, 1, false, 0},         {STEP_B_TO_A, 1, false, 0},
+		{STEP_A_TO_B, MIB, false, 0},       {STEP_B_TO_A, MIB, false, 0},
+		{STEP_A_TO_B, 256 * MIB, false, 0}, {STEP_B_TO_A, 256 * MIB, false, 0},
 	};
 	struct pair p;
 
@@ -79,8 +112,8 @@ static void test_both_directions(void)
 static void test_zero_copy_client(void)
 {
 	static const struct peer_step steps[] = {
-		{STEP_A_TO_B, MIB, false},       {STEP_B_TO_A, MIB, false},
-		{STEP_A_TO_B, 256 * MIB, false}, {STEP_B_TO_A, 256 * MIB, false},
+		{STEP_A_TO_B, MIB, false, 0},       {STEP_B_TO_A, MIB, false, 0},
+		{STEP_A_TO_B, 256 * MIB, false, 0}, {STEP_B_TO_A, 256 * MIB, false, 0},
 	};
 	char vdev[224];
 	struct pair p;
@@ -91,15 +124,16 @@ static void test_zero_copy_client(void)
 	snprintf(vdev, sizeof(vdev), "%s,zero-copy=yes", p.vdev_b);
 	p.b.vdev = vdev;
 	p.b.single_file = true;
+	p.a.skip_without_link = p.b.skip_without_link = true;
 	pair_run(&p);
 }
 
 static void test_loss_and_reordering(void)
 {
 	static const struct peer_step steps[] = {
-		{STEP_A_TO_B, MIB, false},
-		{STEP_B_TO_A, MIB, false},
-		{STEP_A_TO_B, 16 * MIB, false},
+		{STEP_A_TO_B, MIB, false, 0},
+		{STEP_B_TO_A, MIB, false, 0},
+		{STEP_A_TO_B, 16 * MIB, false, 0},
 	};
 	struct pair p;
 
@@ -117,12 +151,12 @@ static void test_loss_and_reordering(void)
 static void killed_run(enum peer_step_kind dir, const char *name)
 {
 	const struct peer_step survivor[] = {
-		{dir, 256 * MIB, true},
-		{STEP_REOPEN, 0, false},
-		{dir, MIB, false},
+		{dir, 256 * MIB, true, 0},
+		{STEP_REOPEN, 0, false, 0},
+		{dir, MIB, false, 0},
 	};
-	const struct peer_step victim[] = {{dir, 256 * MIB, false}};
-	const struct peer_step successor[] = {{dir, MIB, false}};
+	const struct peer_step victim[] = {{dir, 256 * MIB, false, 0}};
+	const struct peer_step successor[] = {{dir, MIB, false, 0}};
 	bool survivor_receives = dir == STEP_A_TO_B;
 	struct peer_args next;
 	char tag[48];
@@ -142,9 +176,36 @@ static void killed_run(enum peer_step_kind dir, const char *name)
 	snprintf(tag, sizeof(tag), "djdp%d%sA2", (int)getpid(), name);
 	next.tag = tag;
 	/* 256 MiB cannot cross in 5 ms, even without the loss. */
-	CU_ASSERT_EQUAL(peer_kill_run(&p.b, &p.a, &next, survivor_receives,
-				      survivor_receives ? 5000 : 0), 0);
-	unlink(p.sock);
+	if (pages_short())
+		return;
+	pair_status(peer_kill_run(&p.b, &p.a, &next, survivor_receives ? 5000 : 0), 0);
+	/* The killed peer's folder was removed by the test; the others'
+	 * by themselves (B is the memif server here). */
+	CU_ASSERT_TRUE(peer_left_nothing(p.tag_b, p.sock));
+	CU_ASSERT_TRUE(peer_left_nothing(p.tag_a, NULL));
+	CU_ASSERT_TRUE(peer_left_nothing(tag, NULL));
+}
+
+/* A peer stopped for 3 s (SIGSTOP, then SIGCONT) in the middle of a
+ * 512 MiB transfer is alive: the transfer completes byte-exact once it
+ * resumes (before wire version 2 the sender gave up after 1.9 s). The
+ * receiver checks the transfer spanned the pause. */
+static void paused_run(bool pause_receiver, const char *name)
+{
+	const struct peer_step steps[] = {{STEP_A_TO_B, 512 * MIB, false, 3000}};
+	struct pair p;
+
+	if (pages_short())
+		return;
+	pair_init(&p, name, steps, 1);
+	pair_status(peer_pause_run(&p.a, &p.b, false, pause_receiver, 3000), 0);
+	pair_clean(&p);
+}
+
+static void test_peer_paused(void)
+{
+	paused_run(true, "stoprx");
+	paused_run(false, "stoptx");
 }
 
 static void test_receiver_loses_peer(void)
@@ -165,6 +226,7 @@ int main(int argc, char **argv)
 		{"zero-copy memif client (hugepages only)", test_zero_copy_client},
 		{"sender killed mid-transfer, receiver serves on", test_receiver_loses_peer},
 		{"receiver killed mid-transfer, sender serves on", test_sender_loses_peer},
+		{"peer stopped for 3 s mid-transfer (SIGSTOP/SIGCONT)", test_peer_paused},
 		{NULL, NULL},
 	};
 

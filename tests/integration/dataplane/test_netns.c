@@ -91,9 +91,9 @@ static void peers_init(struct peer_args *a, struct peer_args *b, const struct pe
 static void test_veth_af_packet(void)
 {
 	static const struct peer_step steps[] = {
-		{STEP_A_TO_B, 1, false},         {STEP_B_TO_A, 1, false},
-		{STEP_A_TO_B, MIB, false},       {STEP_B_TO_A, MIB, false},
-		{STEP_A_TO_B, 256 * MIB, false}, {STEP_B_TO_A, 256 * MIB, false},
+		{STEP_A_TO_B, 1, false, 0},         {STEP_B_TO_A, 1, false, 0},
+		{STEP_A_TO_B, MIB, false, 0},       {STEP_B_TO_A, MIB, false, 0},
+		{STEP_A_TO_B, 256 * MIB, false, 0}, {STEP_B_TO_A, 256 * MIB, false, 0},
 	};
 	struct peer_args a, b;
 	pid_t pa, pb;
@@ -104,6 +104,8 @@ static void test_veth_af_packet(void)
 	CU_ASSERT_FATAL(pa > 0 && pb > 0);
 	CU_ASSERT_EQUAL(peer_wait(pa, PEER_TIMEOUT_S), 0);
 	CU_ASSERT_EQUAL(peer_wait(pb, PEER_TIMEOUT_S), 0);
+	CU_ASSERT_TRUE(peer_left_nothing(tag_a, NULL));
+	CU_ASSERT_TRUE(peer_left_nothing(tag_b, NULL));
 }
 
 /* B sends; its receiver A is killed as the transfer starts. B's send fails
@@ -111,12 +113,12 @@ static void test_veth_af_packet(void)
 static void test_sender_loses_peer(void)
 {
 	static const struct peer_step survivor[] = {
-		{STEP_B_TO_A, 256 * MIB, true},
-		{STEP_REOPEN, 0, false},
-		{STEP_B_TO_A, MIB, false},
+		{STEP_B_TO_A, 256 * MIB, true, 0},
+		{STEP_REOPEN, 0, false, 0},
+		{STEP_B_TO_A, MIB, false, 0},
 	};
-	static const struct peer_step victim[] = {{STEP_B_TO_A, 256 * MIB, false}};
-	static const struct peer_step successor[] = {{STEP_B_TO_A, MIB, false}};
+	static const struct peer_step victim[] = {{STEP_B_TO_A, 256 * MIB, false, 0}};
+	static const struct peer_step successor[] = {{STEP_B_TO_A, MIB, false, 0}};
 	struct peer_args a, b, next;
 	char tag[48];
 
@@ -129,7 +131,11 @@ static void test_sender_loses_peer(void)
 	next.first_id = 2;
 	snprintf(tag, sizeof(tag), "djdp%dkillA2", (int)getpid());
 	next.tag = tag;
-	CU_ASSERT_EQUAL(peer_kill_run(&b, &a, &next, false, 0), 0);
+	CU_ASSERT_EQUAL(peer_kill_run(&b, &a, &next, 0), 0);
+	/* The killed A's folder was removed by the test, the rest by themselves. */
+	CU_ASSERT_TRUE(peer_left_nothing(tag_a, NULL));
+	CU_ASSERT_TRUE(peer_left_nothing(tag_b, NULL));
+	CU_ASSERT_TRUE(peer_left_nothing(tag, NULL));
 }
 
 static int suite_init(void)

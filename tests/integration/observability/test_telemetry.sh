@@ -29,7 +29,7 @@ line=$(grep "^telemetry: " "$work/server.out") || fail "no telemetry socket prin
 sockpath=$(echo "$line" | cut -d' ' -f2)
 prefix=$(echo "$line" | sed -n 's|.*dpdk-telemetry.py -f \([^ ;]*\).*|\1|p')
 [ -S "$sockpath" ] || fail "telemetry socket $sockpath missing"
-[ "$prefix" = "djinn-dp-$server" ] || fail "file prefix '$prefix', want djinn-dp-$server"
+[ "$prefix" = "djinn-$server" ] || fail "file prefix '$prefix', want djinn-$server"
 
 # A session with one 4096-byte tensor, held open while telemetry looks.
 mkfifo "$work/in"

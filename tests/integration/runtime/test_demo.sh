@@ -10,6 +10,9 @@ sock=/tmp/djinn-test-demo-$$.memif
 vdev_server="net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216"
 vdev_client="net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216"
 log=$(mktemp /tmp/djinn-test-demo.XXXXXX)
+client_prefix=djdemo-$$-c
+# Where EAL keeps run-time folders (as eal_create_runtime_dir decides).
+if [ "$(id -u)" = 0 ]; then rundir=/var/run/dpdk; else rundir=${XDG_RUNTIME_DIR:-/tmp}/dpdk; fi
 cleanup() { kill -INT "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -f "$sock" "$log"; }
 
 if [ "$mode" = dpdk ]; then
@@ -30,7 +33,7 @@ grep -q "control plane: listening" "$log" || { echo "server not up:"; cat "$log"
 # rc right after each client run: after "fi", $? would be the last
 # assignment's (always 0).
 if [ "$mode" = dpdk ]; then
-	out=$("$client_bin" --vdev "$vdev_client" \
+	out=$("$client_bin" --vdev "$vdev_client" --file-prefix "$client_prefix" \
 		-- --port "$port" --path dpdk demo --size 48 2>&1)
 	rc=$?
 	want="over DPDK"
@@ -47,4 +50,9 @@ kill -INT "$server"
 wait "$server"; src=$?
 [ $src -eq 0 ] || { echo "FAIL: server exited $src on SIGINT"; cat "$log"; exit 1; }
 grep -q "shutting down" "$log" || { echo "FAIL: no clean shutdown"; cat "$log"; exit 1; }
+# Nothing left behind: no run-time folder of either process, no socket file.
+for p in "djinn-$server" "$client_prefix"; do
+	[ ! -e "$rundir/$p" ] || { echo "FAIL: $rundir/$p left behind"; ls -la "$rundir/$p"; exit 1; }
+done
+[ ! -e "$sock" ] || { echo "FAIL: memif socket $sock left behind"; exit 1; }
 echo "PASS: demo $mode"

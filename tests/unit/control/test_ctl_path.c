@@ -14,6 +14,7 @@
 
 #include "djinn/common.h"
 #include "common/djc.h"
+#include "controlplane/ctl_wire.h"
 #include "fake_dp.h"
 #include "fixture.h"
 #include "harness.h"
@@ -147,6 +148,48 @@ static void test_probe_failure_falls_back(void)
 	CU_ASSERT_STRING_EQUAL(path_of(&pe, &reason), "tcp");
 	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "probe failed"));
 	CU_ASSERT(server_says(&pe, "tcp", "probe failed"));
+	pe_down(&pe);
+}
+
+/* The probe failed (a restarted server's memif link not up yet): TCP for
+ * now, and the client probes again before later transfers, backing off,
+ * until one succeeds; then the session is back on DPDK, both sides agree,
+ * and transfers use the data plane again. */
+static void test_probe_retried_until_dpdk(void)
+{
+	uint8_t src[4096], dst[4096];
+	struct dj_tensor t = {.data = src, .mem = DJ_MEM_HOST}, back = {.data = dst, .mem = DJ_MEM_HOST};
+	struct pathenv pe;
+	uint64_t h, t0;
+	int sends;
+
+	t.desc.dtype = DJ_DTYPE_FLOAT32;
+	t.desc.ndim = 1;
+	t.desc.shape[0] = sizeof(src) / 4;
+	back.desc = t.desc;
+	fx_pattern(src, sizeof(src), 5);
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, -ENETDOWN), 0);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "tcp");
+	/* Too soon to probe again, and the link still down: TCP, no probe. */
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0);
+	CU_ASSERT_EQUAL(pe.cdp->probes, 1);
+	usleep(600 * 1000);
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0); /* one more probe, still down */
+	CU_ASSERT_EQUAL(pe.cdp->probes, 2);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "tcp");
+	pe.cdp->probe_rc = 0; /* the link is back */
+	t0 = djc_time_ns();
+	while (strcmp(path_of(&pe, NULL), "dpdk") != 0 && djc_time_ns() - t0 < 5000000000ull) {
+		CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0);
+		usleep(50 * 1000);
+	}
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "dpdk");
+	CU_ASSERT(server_says(&pe, "dpdk", "succeeded again"));
+	sends = pe.sdp->sends + pe.cdp->sends;
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0);
+	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &back), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, sizeof(src)), 0);
+	CU_ASSERT_EQUAL(pe.sdp->sends + pe.cdp->sends, sends + 2); /* both over the data path */
 	pe_down(&pe);
 }
 
@@ -360,6 +403,57 @@ static void test_client_tensor_pinned(void)
 	pinned_bufs_fini(&b);
 }
 
+/* A raw request and its reply's type ("" when none came). */
+static const char *raw_call(int fd, const char *json, char *type, size_t cap)
+{
+	cJSON *r = fx_raw_send(fd, json, 0) == 0 ? fx_raw_recv(fd, 5000) : NULL;
+	const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(r, "type"));
+
+	snprintf(type, cap, "%s", t != NULL ? t : "");
+	cJSON_Delete(r);
+	return type;
+}
+
+/* A DPDK client dies (its connection breaks) between READY and PUT_DONE:
+ * the tensor its PUT was creating is freed, and its destination disarmed,
+ * at once, as over TCP; before, both stayed for the session's 30 s linger. */
+static void test_client_killed_mid_put(void)
+{
+	struct dp_caps caps = {.dpdk = 1};
+	struct pathenv pe;
+	char hello[1024], type[32], *text;
+	cJSON *m;
+	int fd;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
+	caps.endpoint = pe.cdp->ep;
+	m = cJSON_CreateObject();
+	cJSON_AddStringToObject(m, "type", "HELLO");
+	cJSON_AddNumberToObject(m, "id", 1);
+	cJSON_AddNumberToObject(m, "version", CTL_PROTO_VERSION);
+	cJSON_AddItemToObject(m, "caps", ctl_caps_to_json(&caps));
+	text = cJSON_PrintUnformatted(m);
+	snprintf(hello, sizeof(hello), "%s", text);
+	free(text);
+	cJSON_Delete(m);
+	fd = fx_raw_connect(pe.fx.port);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_STRING_EQUAL(raw_call(fd, hello, type, sizeof(type)), "HELLO");
+	CU_ASSERT_STRING_EQUAL(raw_call(fd, "{\"type\":\"SESSION\",\"id\":2}", type,
+					sizeof(type)), "SESSION");
+	CU_ASSERT_STRING_EQUAL(raw_call(fd, "{\"type\":\"PATH\",\"id\":3,\"path\":\"dpdk\","
+					"\"reason\":\"test\"}", type, sizeof(type)), "PATH");
+	CU_ASSERT_STRING_EQUAL(raw_call(fd, "{\"type\":\"PUT\",\"id\":4,\"via\":\"dpdk\","
+					"\"xfer\":1,\"dtype\":\"float32\",\"shape\":[1048576]}",
+					type, sizeof(type)), "READY");
+	CU_ASSERT_EQUAL(mem_backend_tensors(pe.fx.mb), 1);
+	close(fd); /* killed: no PUT_DONE, no BYE */
+	CU_ASSERT(backend_settles(mem_backend_tensors, pe.fx.mb, 0));
+	/* The session itself lingers, resumable, for the same 30 s. */
+	CU_ASSERT_EQUAL(mem_backend_sessions(pe.fx.mb), 2);
+	pe_down(&pe);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -367,6 +461,7 @@ int main(int argc, char **argv)
 		{"server without DPDK: tcp", test_server_without_dpdk},
 		{"client without DPDK: tcp", test_client_without_dpdk},
 		{"probe fails: tcp", test_probe_failure_falls_back},
+		{"probe fails, retried: back on dpdk", test_probe_retried_until_dpdk},
 		{"client forces tcp", test_forced_tcp},
 		{"client forces dpdk", test_forced_dpdk_refused_without_it},
 		{"PUT/GET over the data path", test_transfers_over_dpdk},
@@ -375,6 +470,7 @@ int main(int argc, char **argv)
 		{"GET pinned by the data path: storage kept, then reclaimed",
 		 test_get_pinned_by_data_path},
 		{"client tensor pinned by its data path", test_client_tensor_pinned},
+		{"DPDK client killed mid-PUT: its tensor freed at once", test_client_killed_mid_put},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("control-path", NULL, NULL, cases);

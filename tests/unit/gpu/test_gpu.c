@@ -17,6 +17,7 @@
 #include <rte_mbuf.h>
 
 #include "djinn/common.h"
+#include "dataplane/eal.h"
 #include "gpu/gpu.h"
 #include "harness.h"
 
@@ -407,14 +408,18 @@ static int eal_init(void)
 	char prefix[64];
 	char *argv[] = {"test_gpu", "--no-huge", "-m", "64", "--no-pci", "--iova-mode=va",
 			"--vdev", "net_null0", "--log-level", "lib.eal:error", prefix, NULL};
+	char **app_argv;
+	int app_argc;
 
+	/* dp_eal_init: no shared files, and dp_eal_cleanup() removes the
+	 * run-time folder (nothing left under /var/run/dpdk). */
 	snprintf(prefix, sizeof(prefix), "--file-prefix=dj_test_gpu_%d", getpid());
-	return rte_eal_init(RTE_DIM(argv) - 1, argv) < 0 ? -1 : 0;
+	return dp_eal_init(RTE_DIM(argv) - 1, argv, NULL, &app_argc, &app_argv) < 0 ? -1 : 0;
 }
 
 static int eal_cleanup(void)
 {
-	rte_eal_cleanup();
+	dp_eal_cleanup();
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 
 #include "djinn/common.h"
 #include "common/djc.h"
+#include "dataplane/eal.h"
 #include "gpu/gpu.h"
 #include "harness.h"
 
@@ -321,13 +322,14 @@ int main(int argc, char **argv)
 	char prefix[64];
 	char *eal_argv[] = {"test_gpu_device", "--no-huge", "-m", "256", "--iova-mode=va",
 			    "--log-level", "lib.eal:error", prefix, NULL};
-	int rc;
+	char **app_argv;
+	int rc, app_argc;
 
 	snprintf(prefix, sizeof(prefix), "--file-prefix=dj_test_gpudev_%d", getpid());
-	if (rte_eal_init(RTE_DIM(eal_argv) - 1, eal_argv) < 0)
+	if (dp_eal_init(RTE_DIM(eal_argv) - 1, eal_argv, NULL, &app_argc, &app_argv) < 0)
 		dj_test_skip("EAL does not start here");
 	if (djg_count() == 0) {
-		rte_eal_cleanup();
+		dp_eal_cleanup();
 		dj_test_skip("no GPU usable through gpudev (or built without CUDA)");
 	}
 	gpu = djg_find(NULL);
@@ -340,6 +342,6 @@ int main(int argc, char **argv)
 	rc = dj_test_main(argc, argv);
 	djg_host_unregister(gpu, src);
 	free(src);
-	rte_eal_cleanup();
+	dp_eal_cleanup();
 	return rc;
 }

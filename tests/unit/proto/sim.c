@@ -269,7 +269,7 @@ bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns)
 }
 
 const struct dp_xfer_event *sim_event(const struct sim *sim, int i,
-				      enum dp_xfer_dir dir, uint32_t id)
+				      enum dp_xfer_dir dir, uint64_t id)
 {
 	const struct dp_xfer_event *found = NULL;
 

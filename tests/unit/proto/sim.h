@@ -63,7 +63,7 @@ bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns);
 /* Find endpoint i's event for (dir, id); NULL if none. Fails the test if
  * there are two (completion must be reported exactly once). */
 const struct dp_xfer_event *sim_event(const struct sim *sim, int i,
-				      enum dp_xfer_dir dir, uint32_t id);
+				      enum dp_xfer_dir dir, uint64_t id);
 
 /* len deterministic bytes from salt (at least one byte allocated), the
  * caller's to free(). */

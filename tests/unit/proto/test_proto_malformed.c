@@ -118,7 +118,9 @@ static void m_index_out_of_range(struct dp_wire_hdr *h) { h->frag_index = NFRAG;
 static void m_index_vs_offset(struct dp_wire_hdr *h) { h->frag_index = 3; }
 static void m_short_payload(struct dp_wire_hdr *h) { h->payload_len = FS - 1; }
 static void m_total(struct dp_wire_hdr *h) { h->total_len++; }
-static void m_count(struct dp_wire_hdr *h) { h->frag_count++; }
+/* Another transfer whose id agrees in the low 32 bits: what a 32-bit id
+ * (wire version 1) could not tell apart once the ids wrapped. */
+static void m_wrapped_id(struct dp_wire_hdr *h) { h->transfer_id += 1ull << 32; }
 static void m_transfer(struct dp_wire_hdr *h) { h->transfer_id = 99; }
 static void m_beyond_window(struct dp_wire_hdr *h)
 {
@@ -139,7 +141,7 @@ static void test_semantic_rejections(void)
 	expect_reject(m_index_vs_offset, 0, DP_REJ_INDEX_MISMATCH);
 	expect_reject(m_short_payload, 0, DP_REJ_INDEX_MISMATCH);
 	expect_reject(m_total, 0, DP_REJ_TOTAL_MISMATCH);
-	expect_reject(m_count, 0, DP_REJ_TOTAL_MISMATCH);
+	expect_reject(m_wrapped_id, 0, DP_REJ_UNKNOWN_TRANSFER);
 	expect_reject(m_transfer, 0, DP_REJ_UNKNOWN_TRANSFER);
 	expect_reject(m_beyond_window, 0, DP_REJ_BEYOND_WINDOW);
 	expect_reject(m_no_crc_flag, 0, DP_REJ_BAD_CRC);
@@ -197,7 +199,7 @@ static void test_byte_level_rejections(void)
 }
 
 /* Hostile feedback to the sender. */
-static void inject_ack(enum dp_pkt_type type, uint32_t id,
+static void inject_ack(enum dp_pkt_type type, uint64_t id,
 		       const struct dp_wire_ranges *r, uint16_t nranges_raw,
 		       enum dp_wire_reject want)
 {
@@ -205,8 +207,7 @@ static void inject_ack(enum dp_pkt_type type, uint32_t id,
 	struct dp_wire_hdr h = {
 		.magic = DP_WIRE_MAGIC, .version = DP_WIRE_VERSION, .type = (uint8_t)type,
 		.flags = DP_WIRE_F_CRC, .hdr_len = DP_WIRE_HDR_LEN, .session_id = 7,
-		.cookie = 0x0123456789abcdefull, .transfer_id = id,
-		.frag_count = NFRAG, .total_len = LEN,
+		.cookie = 0x0123456789abcdefull, .transfer_id = id, .total_len = LEN,
 	};
 	struct dp_rx_pkt rx = {.hdr = pkt};
 	enum dp_wire_reject why;
@@ -235,6 +236,8 @@ static void test_hostile_feedback(void)
 	inject_ack(DP_PKT_ACK, 1, &r, 0, DP_REJ_OUT_OF_RANGE);
 	r.cum = 0;
 	inject_ack(DP_PKT_NACK, 42, &r, 0, DP_REJ_UNKNOWN_TRANSFER);
+	/* The id of the transfer in flight plus 2^32: not this transfer. */
+	inject_ack(DP_PKT_ACK, 1 + (1ull << 32), &r, 0, DP_REJ_UNKNOWN_TRANSFER);
 	r.nranges = 1;
 	r.range[0] = (struct dp_wire_range){9, 3};
 	inject_ack(DP_PKT_ACK, 1, &r, 0, DP_REJ_BAD_BODY);
@@ -249,8 +252,7 @@ static void test_zero_credit_does_not_stall(void)
 	struct dp_wire_hdr h = {
 		.magic = DP_WIRE_MAGIC, .version = DP_WIRE_VERSION, .type = DP_PKT_ACK,
 		.flags = DP_WIRE_F_CRC, .hdr_len = DP_WIRE_HDR_LEN, .session_id = 7,
-		.cookie = 0x0123456789abcdefull, .transfer_id = 1,
-		.frag_count = 5, .total_len = sizeof(src),
+		.cookie = 0x0123456789abcdefull, .transfer_id = 1, .total_len = sizeof(src),
 	};
 	struct dp_rx_pkt rx = {.hdr = pkt, .hdr_avail = sizeof(pkt)};
 	struct dp_frag_desc d[8];
@@ -311,15 +313,15 @@ static void log_place(void *ctx, void *user, void *base, uint64_t off,
 	log->calls++;
 }
 
-static int inject_data(struct dp_channel *s, uint32_t idx, uint32_t count,
-		       uint64_t off, uint64_t total, uint32_t plen)
+static int inject_data(struct dp_channel *s, uint32_t idx, uint64_t off, uint64_t total,
+		       uint32_t plen)
 {
 	static uint8_t pkt[DP_WIRE_HDR_LEN + 8192];
 	struct dp_wire_hdr h = {
 		.magic = DP_WIRE_MAGIC, .version = DP_WIRE_VERSION, .type = DP_PKT_DATA,
 		.flags = DP_WIRE_F_CRC, .hdr_len = DP_WIRE_HDR_LEN, .session_id = 7,
 		.payload_len = plen, .cookie = 0x0123456789abcdefull, .transfer_id = 3,
-		.frag_index = idx, .frag_count = count, .offset = off, .total_len = total,
+		.frag_index = idx, .offset = off, .total_len = total,
 	};
 	struct dp_rx_pkt rx = {.hdr = pkt, .hdr_avail = DP_WIRE_HDR_LEN + plen};
 
@@ -346,13 +348,13 @@ static void test_offsets_past_4gib(void)
 	cfg.place_ctx = &log;
 	CU_ASSERT_FATAL(dp_channel_create(&cfg, &s) == 0);
 	CU_ASSERT_FATAL(dp_channel_recv(s, 3, (void *)0x1000, total, DJ_MEM_GPU, NULL, 0) == 0);
-	CU_ASSERT_EQUAL(inject_data(s, idx, count, (uint64_t)idx * fs, total, fs), 0);
+	CU_ASSERT_EQUAL(inject_data(s, idx, (uint64_t)idx * fs, total, fs), 0);
 	CU_ASSERT_EQUAL(log.last_off, 600000ull * 8192);
 	/* The same offset truncated to 32 bits is inconsistent with the index. */
-	CU_ASSERT_EQUAL(inject_data(s, idx + 1, count, (uint32_t)((idx + 1ull) * fs), total, fs),
+	CU_ASSERT_EQUAL(inject_data(s, idx + 1, (uint32_t)((idx + 1ull) * fs), total, fs),
 			-EBADMSG);
 	/* The short last fragment, at 5 GiB. */
-	CU_ASSERT_EQUAL(inject_data(s, count - 1, count, total - 123, total, 123), 0);
+	CU_ASSERT_EQUAL(inject_data(s, count - 1, total - 123, total, 123), 0);
 	CU_ASSERT_EQUAL(log.last_off, 5ull << 30);
 	CU_ASSERT_EQUAL(log.last_len, 123);
 	CU_ASSERT_EQUAL(log.calls, 2);
@@ -362,7 +364,7 @@ static void test_offsets_past_4gib(void)
 	cfg.window = 1u << 16;
 	CU_ASSERT_FATAL(dp_channel_create(&cfg, &s) == 0);
 	CU_ASSERT_FATAL(dp_channel_recv(s, 3, (void *)0x1000, total, DJ_MEM_GPU, NULL, 0) == 0);
-	CU_ASSERT_EQUAL(inject_data(s, idx, count, (uint64_t)idx * fs, total, fs), -EBADMSG);
+	CU_ASSERT_EQUAL(inject_data(s, idx, (uint64_t)idx * fs, total, fs), -EBADMSG);
 	CU_ASSERT_EQUAL(log.calls, 2);
 	dp_channel_destroy(s);
 }

@@ -179,65 +179,47 @@ static void start_then_vanish(struct sim *sim, const struct dp_channel_config *c
 	sim->dir[gone].cut = true;
 }
 
-static void run_sender_vanishes(void)
+/* Nothing comes from the peer any more: the survivor's transfer fails once
+ * dead_timeout passed without progress or any packet (keep-alive PINGs
+ * unanswered), within a step or two of that bound. */
+static void run_vanishes(int gone)
 {
+	int survivor = 1 - gone;
+	enum dp_xfer_dir dir = survivor == 0 ? DP_XFER_TX : DP_XFER_RX;
 	struct dp_channel_config cfg;
 	struct sim sim;
-	uint64_t len = 4u << 20;
+	uint64_t len = 4u << 20, start;
 	uint8_t *src = sim_pattern(len, 1), *dst = calloc(1, len);
-	unsigned want[2] = {0, 1};
-	const struct dp_xfer_event *rx;
-	uint64_t start;
-
-	sim_config(&cfg, FS);
-	cfg.rx_idle_timeout_ns = SEC / 2;
-	start_then_vanish(&sim, &cfg, 0, src, dst, len);
-	start = sim.now - 30000;
-	CU_ASSERT(sim_run(&sim, want, sim.now + 10 * SEC));
-	rx = sim_event(&sim, 1, DP_XFER_RX, 1);
-	CU_ASSERT_FATAL(rx != NULL);
-	CU_ASSERT_EQUAL(rx->status, -ETIMEDOUT);
-	CU_ASSERT(sim.now - start <= 30000 + sim.latency_ns + cfg.rx_idle_timeout_ns +
-				     2 * sim.step_ns);
-	sim_fini(&sim);
-	free(src);
-	free(dst);
-}
-
-static void run_receiver_vanishes(void)
-{
-	struct dp_channel_config cfg;
-	struct sim sim;
-	uint64_t len = 4u << 20;
-	uint8_t *src = sim_pattern(len, 1), *dst = calloc(1, len);
-	unsigned want[2] = {1, 0};
-	const struct dp_xfer_event *tx;
+	unsigned want[2] = {survivor == 0, survivor == 1};
+	const struct dp_xfer_event *e;
 	struct dp_proto_stats st;
 
 	sim_config(&cfg, FS);
-	cfg.max_tries = 5;
+	cfg.dead_timeout_ns = SEC / 2;
 	cfg.rto_max_ns = SEC / 10;
-	start_then_vanish(&sim, &cfg, 1, src, dst, len);
-	/* Bounded: at most max_tries + 1 timeouts of at most rto_max each. */
-	CU_ASSERT(sim_run(&sim, want, sim.now + (cfg.max_tries + 2) * cfg.rto_max_ns));
-	tx = sim_event(&sim, 0, DP_XFER_TX, 1);
-	CU_ASSERT_FATAL(tx != NULL);
-	CU_ASSERT_EQUAL(tx->status, -ETIMEDOUT);
-	dp_channel_stats(sim.ep[0], &st);
-	CU_ASSERT_EQUAL(st.tx_timeouts, 1);
-	CU_ASSERT_EQUAL(st.rto_expired, cfg.max_tries + 1);
-	CU_ASSERT_EQUAL(st.tx_completed, 0);
-	/* The session keeps serving: a new transfer to a live peer works. */
-	sim.frozen[1] = false;
-	sim.dir[1].cut = false;
+	start_then_vanish(&sim, &cfg, gone, src, dst, len);
+	start = sim.now - 30000;
+	CU_ASSERT(sim_run(&sim, want, sim.now + 10 * SEC));
+	e = sim_event(&sim, survivor, dir, 1);
+	CU_ASSERT_FATAL(e != NULL);
+	CU_ASSERT_EQUAL(e->status, -ETIMEDOUT);
+	CU_ASSERT(sim.now - start >= cfg.dead_timeout_ns);
+	CU_ASSERT(sim.now - start <= 30000 + 2 * sim.latency_ns + cfg.dead_timeout_ns +
+				     2 * sim.step_ns);
+	dp_channel_stats(sim.ep[survivor], &st);
+	CU_ASSERT(st.keepalives > 0);
+	CU_ASSERT_EQUAL(st.keepalive_pongs, 0);
+	CU_ASSERT_EQUAL(dir == DP_XFER_TX ? st.tx_timeouts : st.rx_timeouts, 1);
+	/* The session keeps serving: a new transfer with a live peer works. */
+	sim.frozen[gone] = false;
+	sim.dir[gone].cut = false;
 	memset(dst, 0, len);
 	CU_ASSERT(dp_channel_recv(sim.ep[1], 2, dst, 1000, DJ_MEM_HOST, NULL, sim.now) == 0);
 	CU_ASSERT(dp_channel_send(sim.ep[0], 2, src, 1000, DJ_MEM_HOST, NULL, sim.now) == 0);
-	want[0] = 2;
-	want[1] = 2; /* transfer 1's rx times out at the receiver, then 2 */
+	want[0] = want[1] = 2; /* the vanished side's transfer 1 fails as it wakes */
 	CU_ASSERT(sim_run(&sim, want, sim.now + 5 * SEC));
-	tx = sim_event(&sim, 0, DP_XFER_TX, 2);
-	CU_ASSERT(tx && tx->status == 0);
+	e = sim_event(&sim, 0, DP_XFER_TX, 2);
+	CU_ASSERT(e && e->status == 0);
 	CU_ASSERT(memcmp(src, dst, 1000) == 0);
 	sim_fini(&sim);
 	free(src);
@@ -246,8 +228,96 @@ static void run_receiver_vanishes(void)
 
 static void test_vanishing_peers(void)
 {
-	run_sender_vanishes();
-	run_receiver_vanishes();
+	run_vanishes(0);
+	run_vanishes(1);
+}
+
+/* One side stops for pause_ns mid-transfer (SIGSTOP: no input, no output,
+ * what reaches it is lost), then goes on. Returns the status each side
+ * reports for the transfer (0 and 0 when it survived). */
+static void paused_run(int paused, uint64_t pause_ns, int status[2])
+{
+	struct dp_channel_config cfg;
+	struct sim sim;
+	uint64_t len = 64u << 20;
+	uint8_t *src = sim_pattern(len, 3), *dst = calloc(1, len);
+	const struct dp_xfer_event *tx, *rx;
+
+	sim_config(&cfg, FS); /* the defaults: dead_timeout 10 s */
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
+	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	/* Well inside the transfer: no side has an event yet. */
+	sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 100000);
+	CU_ASSERT_EQUAL(sim.nev[0] + sim.nev[1], 0);
+	sim.frozen[paused] = true;
+	sim_run(&sim, (unsigned[2]){1, 1}, sim.now + pause_ns);
+	sim.frozen[paused] = false;
+	CU_ASSERT(sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 60 * SEC));
+	tx = sim_event(&sim, 0, DP_XFER_TX, 1);
+	rx = sim_event(&sim, 1, DP_XFER_RX, 1);
+	CU_ASSERT_FATAL(tx != NULL && rx != NULL);
+	status[0] = tx->status;
+	status[1] = rx->status;
+	if (tx->status == 0 && rx->status == 0)
+		CU_ASSERT(memcmp(src, dst, len) == 0);
+	sim_fini(&sim);
+	free(src);
+	free(dst);
+}
+
+/* A peer paused for 3 s (wire version 1's sender gave up after 15
+ * retransmission timeouts, about 1.9 s) or 8 s is alive: the transfer goes
+ * on once it resumes. A pause past dead_timeout is a dead peer. */
+static void test_paused_peer(void)
+{
+	int st[2];
+
+	for (int paused = 0; paused < 2; paused++) {
+		paused_run(paused, 3 * SEC, st);
+		CU_ASSERT_EQUAL(st[0], 0);
+		CU_ASSERT_EQUAL(st[1], 0);
+		paused_run(paused, 8 * SEC, st);
+		CU_ASSERT_EQUAL(st[0], 0);
+		CU_ASSERT_EQUAL(st[1], 0);
+		paused_run(paused, 12 * SEC, st);
+		CU_ASSERT_EQUAL(st[1 - paused], -ETIMEDOUT);
+	}
+}
+
+/* A live peer that never sends what we wait for: keep-alives are answered,
+ * so only stall_timeout ends the receive, not dead_timeout; the answers do
+ * not count as probe PONGs. */
+static void test_live_peer_stall(void)
+{
+	struct dp_channel_config cfg;
+	struct sim sim;
+	uint8_t dst[100];
+	uint64_t start;
+	const struct dp_xfer_event *e;
+	struct dp_proto_stats st[2];
+
+	sim_config(&cfg, FS);
+	cfg.dead_timeout_ns = SEC;
+	cfg.stall_timeout_ns = 5 * SEC;
+	cfg.keepalive_ns = SEC / 10;
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
+	start = sim.now;
+	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, dst, sizeof(dst), DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(sim_run(&sim, (unsigned[2]){0, 1}, sim.now + 60 * SEC));
+	e = sim_event(&sim, 1, DP_XFER_RX, 1);
+	CU_ASSERT_FATAL(e != NULL);
+	CU_ASSERT_EQUAL(e->status, -ETIMEDOUT);
+	CU_ASSERT(sim.now - start >= cfg.stall_timeout_ns);
+	CU_ASSERT(sim.now - start <= cfg.stall_timeout_ns + 2 * sim.step_ns);
+	dp_channel_stats(sim.ep[0], &st[0]);
+	dp_channel_stats(sim.ep[1], &st[1]);
+	/* One PING per quiet interval, each answered. */
+	CU_ASSERT(st[1].keepalives >= 40 && st[1].keepalives <= 50);
+	CU_ASSERT_EQUAL(st[1].keepalive_pongs, st[1].keepalives);
+	CU_ASSERT_EQUAL(st[1].pongs, 0);
+	CU_ASSERT_EQUAL(st[0].keepalives, 0); /* nothing waits at the peer */
+	sim_fini(&sim);
 }
 
 /* Many transfers at once in both directions over a lossy, reordering link. */
@@ -539,6 +609,8 @@ int main(int argc, char **argv)
 		{"corrupted bytes are caught", test_corruption_detected},
 		{"Ethernet/IPv4/UDP encapsulated and lossy", test_encapsulated_lossy},
 		{"a peer vanishes mid-transfer", test_vanishing_peers},
+		{"a peer paused for 3 and 8 s is alive, 12 s dead", test_paused_peer},
+		{"a live peer's stalled transfer ends at stall_timeout", test_live_peer_stall},
 		{"concurrent transfers both ways", test_concurrent_bidirectional},
 		{"cancel and close", test_cancel_and_close},
 		{"GPU placement callback and GPU source", test_gpu_placement_and_source},

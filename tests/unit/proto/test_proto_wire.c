@@ -64,7 +64,7 @@ static struct dp_wire_hdr sample_hdr(void)
 		.type = DP_PKT_DATA, .flags = DP_WIRE_F_CRC,
 		.hdr_len = DP_WIRE_HDR_LEN, .session_id = 0xdeadbeef,
 		.payload_len = 1416, .cookie = 0x1122334455667788ull,
-		.transfer_id = 42, .frag_index = 3, .frag_count = 9,
+		.transfer_id = 0x0102030405060708ull, .frag_index = 3,
 		.crc = 0xcafef00d, .offset = 3 * 1416ull,
 		.total_len = 5ull << 32, /* many GiB */
 	};
@@ -75,15 +75,21 @@ static void test_header_roundtrip_and_layout(void)
 	struct dp_wire_hdr h = sample_hdr(), back;
 	uint8_t buf[DP_WIRE_HDR_LEN];
 
+	/* Every byte as docs/PROTOCOL.md lists it: network byte order, the
+	 * 64-bit transfer id at 24, no fragment count (version 2). */
+	static const uint8_t want[DP_WIRE_HDR_LEN] = {
+		0x44, 0x4a, 0x02, 0x01, 0x00, 0x01, 0x00, 0x38,         /* magic .. hdr_len */
+		0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x05, 0x88,         /* session, payload_len */
+		0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,         /* cookie */
+		0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,         /* transfer_id */
+		0x00, 0x00, 0x00, 0x03, 0xca, 0xfe, 0xf0, 0x0d,         /* frag_index, crc */
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x98,         /* offset */
+		0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00,         /* total_len */
+	};
+
 	dp_wire_hdr_encode(&h, buf);
-	/* Network byte order at the documented offsets. */
-	CU_ASSERT_EQUAL(buf[0], 0x44);
-	CU_ASSERT_EQUAL(buf[1], 0x4a);
-	CU_ASSERT_EQUAL(buf[2], DP_WIRE_VERSION);
-	CU_ASSERT_EQUAL(buf[3], DP_PKT_DATA);
-	CU_ASSERT_EQUAL(buf[8], 0xde);
-	CU_ASSERT_EQUAL(buf[16], 0x11);
-	CU_ASSERT_EQUAL(buf[51], 0x05);
+	CU_ASSERT_EQUAL(DP_WIRE_VERSION, 2);
+	CU_ASSERT_EQUAL(memcmp(buf, want, sizeof(want)), 0);
 	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, sizeof(buf), false, &back), DP_REJ_NONE);
 	CU_ASSERT_EQUAL(memcmp(&h, &back, sizeof(h)), 0);
 }
@@ -105,7 +111,10 @@ static void test_header_rejections(void)
 	buf[0] ^= 1;
 	CU_ASSERT_EQUAL(dp_wire_peek_session(buf, sizeof(buf), &sid), 0);
 	CU_ASSERT_EQUAL(sid, 0xdeadbeef);
-	buf[2] = 2;
+	/* Version 1 (32-bit transfer ids) and anything newer are refused. */
+	buf[2] = 1;
+	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, sizeof(buf), true, &out), DP_REJ_BAD_VERSION);
+	buf[2] = 3;
 	CU_ASSERT_EQUAL(dp_wire_hdr_decode(buf, sizeof(buf), true, &out), DP_REJ_BAD_VERSION);
 	buf[2] = DP_WIRE_VERSION;
 	buf[3] = DP_PKT_TYPE_MAX;
