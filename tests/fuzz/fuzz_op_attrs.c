@@ -82,13 +82,19 @@ static void run_cpu(const struct tn_op *op, const struct dj_tensor_desc *in, int
 
 	for (int i = 0; i < n_in; i++) {
 		size_t n = dj_tensor_nbytes(&in[i]);
+		int index = (op->index_inputs >> i) & 1u;
 
 		t[i] = (struct dj_tensor){.desc = in[i], .mem = DJ_MEM_HOST, .data = malloc(n ? n : 1)};
+		/* Indices are zeros, the one value valid for any non-empty
+		 * table: a pattern would mostly point past its rows. */
 		for (size_t b = 0; t[i].data != NULL && b < n; b++)
-			((uint8_t *)t[i].data)[b] = (uint8_t)(b * 37 + (size_t)i);
+			((uint8_t *)t[i].data)[b] = index ? 0 : (uint8_t)(b * 37 + (size_t)i);
 	}
 	rc = tn_op_cpu_alloc(op, t, n_in, a, &out, err, sizeof(err));
-	check(rc == 0 || rc == -ENOMEM, "the CPU reference refuses what inference accepted", err);
+	/* Inference sees shapes, not values: an operation with index inputs
+	 * may still refuse an index its table lacks (zero, for an empty one). */
+	check(rc == 0 || rc == -ENOMEM || (rc == -ERANGE && op->index_inputs != 0),
+	      "the CPU reference refuses what inference accepted", err);
 	if (rc == 0) {
 		check(dj_tensor_desc_equal(&out.desc, expect), "CPU output differs from inference", err);
 		dj_tensor_free_host(&out);
