@@ -124,11 +124,19 @@ const char *rt_device_kind_name(enum rt_device_kind kind)
 }
 
 /* "cuda:N" for the first use of GPU N, "cuda:N.k" for its k-th alias. */
-static void cuda_name(const struct rt_device_spec *spec, int i, char *name, size_t len)
+void rt_device_spec_name(const struct rt_device_spec *spec, int i, char *name, size_t len)
 {
 	char text[32];
 	int k = 0;
 
+	if (spec->kind != RT_DEVICE_CUDA) {
+		if (spec->kind == RT_DEVICE_SIM)
+			snprintf(text, sizeof(text), "sim:%d", i);
+		else
+			snprintf(text, sizeof(text), "host");
+		snprintf(name, len, "%s", text);
+		return;
+	}
 	for (int j = 0; j < i; j++)
 		k += spec->ordinals[j] == spec->ordinals[i];
 	if (k == 0)
@@ -404,16 +412,13 @@ int rt_devices_create(struct rt_runtime *rt, const struct rt_config *config)
 		d->ordinal = spec.kind == RT_DEVICE_CUDA ? spec.ordinals[i] : -1;
 		d->numa_node = -1;
 		pthread_mutex_init(&d->mem_lock, NULL);
-		if (spec.kind == RT_DEVICE_CUDA) {
-			cuda_name(&spec, i, d->name, sizeof(d->name));
+		rt_device_spec_name(&spec, i, d->name, sizeof(d->name));
+		if (spec.kind == RT_DEVICE_CUDA)
 			rc = cuda_setup(d);
-		} else if (spec.kind == RT_DEVICE_SIM) {
-			snprintf(d->name, sizeof(d->name), "sim:%d", i);
+		else if (spec.kind == RT_DEVICE_SIM)
 			sim_setup(d, spec.sim_capacity);
-		} else {
-			snprintf(d->name, sizeof(d->name), "host");
+		else
 			d->backend = *tn_store_host_backend();
-		}
 		if (rc == 0)
 			rc = pool_create(d, n_contexts);
 	}

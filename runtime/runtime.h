@@ -106,6 +106,10 @@ struct rt_device_spec {
 int rt_device_spec_parse(const char *spec, int n_gpus, struct rt_device_spec *out, char *err,
 			 size_t errlen);
 
+/** The name device @p i of @p spec gets ("cuda:2", "cuda:0.1", "sim:1",
+ *  "host"), into @p name (RT_DEVICE_NAME_MAX bytes). */
+void rt_device_spec_name(const struct rt_device_spec *spec, int i, char *name, size_t len);
+
 /** One device the runtime serves. */
 struct rt_device_info {
 	char name[RT_DEVICE_NAME_MAX]; /**< "cuda:1", "cuda:0.1" (an alias), "host", "sim:0" */
