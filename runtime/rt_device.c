@@ -383,6 +383,27 @@ static void describe(struct rt_runtime *rt)
 			 "host memory, CPU operations");
 }
 
+/* Tensors live in each GPU's store pool; GPUs that reach each other may
+ * read and write one another's, so that moves between them are peer
+ * copies on their link. A pair that cannot stays staged (logged). */
+static void peers_share(struct rt_runtime *rt)
+{
+	for (int i = 0; i < rt->n_devices; i++)
+		for (int j = 0; j < rt->n_devices; j++) {
+			struct rt_device *d = &rt->devices[i], *peer = &rt->devices[j];
+			int rc;
+
+			if (d->kind != RT_DEVICE_CUDA || peer->kind != RT_DEVICE_CUDA ||
+			    d->ordinal == peer->ordinal ||
+			    djg_ops_peer_access(peer->ordinal, d->ordinal) != 1)
+				continue;
+			rc = djg_ops_pool_share(d->mem_ctx, peer->ordinal);
+			if (rc != 0)
+				DJC_LOG(DJ_LOG_WARN, "runtime", "%s cannot open its memory to %s: %s",
+					d->name, peer->name, dj_strerror(rc));
+		}
+}
+
 int rt_devices_create(struct rt_runtime *rt, const struct rt_config *config)
 {
 	int n_contexts = config->n_contexts > 0 ? config->n_contexts : 4;
@@ -424,6 +445,7 @@ int rt_devices_create(struct rt_runtime *rt, const struct rt_config *config)
 	}
 	if (rc != 0)
 		return rc;
+	peers_share(rt);
 	topology_read(rt, &spec);
 	describe(rt);
 	return 0;

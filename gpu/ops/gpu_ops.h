@@ -211,6 +211,15 @@ int djg_ops_move(struct djg_ops *from, struct djg_ops *to, void *dst, const void
 		 size_t bytes, enum djg_move_path path, const struct djg_stage_ring *ring,
 		 uint64_t *chunks);
 
+/**
+ * Let device @p peer read and write the memory this context's pool hands
+ * out (cudaMemPoolSetAccess: stream-ordered allocations ignore
+ * cudaDeviceEnablePeerAccess), so that peer copies between the two GPUs
+ * run on their peer link. Returns 0 (also for the context's own device),
+ * -ENOTSUP where @p peer cannot reach this device, -DJ_ENOGPU, -EIO.
+ */
+int djg_ops_pool_share(struct djg_ops *ops, int peer);
+
 /** The CUDA device of a context (-1 for NULL). */
 int djg_ops_device(const struct djg_ops *ops);
 

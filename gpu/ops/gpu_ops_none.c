@@ -121,3 +121,8 @@ int djg_ops_move(struct djg_ops *from, struct djg_ops *to, void *dst, const void
 {
 	return -DJ_ENOGPU;
 }
+
+int djg_ops_pool_share(struct djg_ops *ops, int peer)
+{
+	return -DJ_ENOGPU;
+}

@@ -105,6 +105,25 @@ static int peer_enable(int a, int b)
 	return rc;
 }
 
+int djg_ops_pool_share(struct djg_ops *ops, int peer)
+{
+	struct cudaMemAccessDesc desc = {
+		.location = {.type = cudaMemLocationTypeDevice, .id = peer},
+		.flags = cudaMemAccessFlagsProtReadWrite,
+	};
+	int rc;
+
+	if (ops == NULL)
+		return -EINVAL;
+	if (peer == ops->device)
+		return 0;
+	if (djg_ops_peer_access(peer, ops->device) != 1)
+		return -ENOTSUP;
+	rc = peer_enable(peer, ops->device);
+	return rc != 0 ? rc : djg_ops_cuda_rc(cudaMemPoolSetAccess(ops->pool, &desc, 1),
+					       "cudaMemPoolSetAccess");
+}
+
 /* The events of a context's staged moves, on its device, made once. */
 static int move_events(struct djg_ops *ops)
 {

@@ -8,6 +8,13 @@
  * capacity, operations on their inputs' device, outputs placed elsewhere,
  * to_device through the staged path (byte-exact, many chunks), and moves in
  * opposite directions at once with one context per device.
+ *
+ *   test_rt_devices gpu   the same moves on real GPU memory: every GPU, or
+ *                         GPU 0 twice (cuda:0 and its alias cuda:0.1: two
+ *                         contexts on one GPU) where there is one; device
+ *                         to device / peer and staged, byte-exact, an
+ *                         operation after each move against the CPU;
+ *                         skipped (77) without a GPU
  */
 #include <errno.h>
 #include <pthread.h>
@@ -677,6 +684,129 @@ static void test_host_and_limits(void)
 	rt_destroy(l);
 }
 
+/* ---- real GPUs ----------------------------------------------------------------- */
+
+static struct rt_runtime *gpu_rt[2]; /* moves auto, moves staged */
+static int gpu_n;
+
+static int gpu_init(void)
+{
+	int n = djg_ops_device_count();
+	struct rt_config cfg = {.gpu = n >= 2 ? "all" : "0,0", .n_contexts = 2,
+				.stage_slot_bytes = 1u << 20, .stage_slots = 3};
+
+	for (int m = 0; m < 2; m++) {
+		cfg.move_mode = m == 0 ? RT_MOVE_AUTO : RT_MOVE_STAGED;
+		if (rt_create(&cfg, &gpu_rt[m]) != 0)
+			return -1;
+	}
+	struct rt_device_info devs[RT_MAX_DEVICES];
+
+	gpu_n = rt_devices(gpu_rt[0], devs, RT_MAX_DEVICES);
+	printf("\n  runtime: %s\n", rt_description(gpu_rt[0]));
+	return 0;
+}
+
+static int gpu_cleanup(void)
+{
+	rt_destroy(gpu_rt[0]);
+	rt_destroy(gpu_rt[1]);
+	return 0;
+}
+
+/* Every ordered pair of devices, sizes from one element to 9 MiB and odd
+ * (several 1 MiB slots, a partial last one): to_device byte-exact, then
+ * an operation on the destination equal to the CPU's. */
+static void test_gpu_moves(void)
+{
+	static const int64_t sizes[] = {1, 1000, 262144, 2359297};
+	unsigned int seed = dj_test_seed();
+	int64_t max = sizes[3];
+	float *v = malloc((size_t)max * 4), *w = malloc((size_t)max * 4);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+	for (int m = 0; m < 2; m++) {
+		struct rt_device_info devs[RT_MAX_DEVICES];
+		struct rt_memory before[RT_MAX_DEVICES], after[RT_MAX_DEVICES];
+		void *s;
+		char err[CTL_ERRMSG_MAX];
+
+		rt = gpu_rt[m];
+		rt_devices(rt, devs, RT_MAX_DEVICES);
+		CU_ASSERT_EQUAL_FATAL(be->session_open(rt, 1, &s, err), 0);
+		rt_memory(rt, before, RT_MAX_DEVICES);
+		for (int a = 0; a < gpu_n; a++)
+			for (int b = 0; b < gpu_n; b++) {
+				if (a == b)
+					continue;
+				for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+					int64_t n = sizes[k];
+					char attrs[64];
+					uint64_t h, moved, neg;
+
+					for (int64_t i = 0; i < n; i++)
+						v[i] = (float)rand_r(&seed) / 1024.0f - 1e6f;
+					h = put(s, devs[a].name, v, n);
+					snprintf(attrs, sizeof(attrs), "{\"device\": \"%.15s\"}",
+						 devs[b].name);
+					CU_ASSERT_EQUAL_FATAL(execute(s, "to_device", &h, 1, attrs, &moved,
+								      err), 0);
+					CU_ASSERT_STRING_EQUAL(where(s, moved), devs[b].name);
+					memset(w, 0, (size_t)n * 4);
+					get(s, moved, w, n);
+					CU_ASSERT_EQUAL(memcmp(v, w, (size_t)n * 4), 0);
+					CU_ASSERT_EQUAL(execute(s, "neg", &moved, 1, NULL, &neg, err), 0);
+					CU_ASSERT_STRING_EQUAL(where(s, neg), devs[b].name);
+					get(s, neg, w, n);
+					for (int64_t i = 0; i < n; i++)
+						if (w[i] != -v[i]) {
+							CU_FAIL("neg after the move differs from the CPU's");
+							break;
+						}
+					be->free(rt, s, h, err);
+					be->free(rt, s, moved, err);
+					be->free(rt, s, neg, err);
+				}
+			}
+		rt_memory(rt, after, RT_MAX_DEVICES);
+		for (int d = 0; d < gpu_n; d++) {
+			CU_ASSERT_EQUAL(after[d].moves_in - before[d].moves_in, 4 * (gpu_n - 1));
+			CU_ASSERT_EQUAL(after[d].ops - before[d].ops, 4 * (gpu_n - 1));
+		}
+		be->session_close(rt, s);
+	}
+	free(v);
+	free(w);
+	rt = NULL;
+}
+
+/* Staged moves in opposite directions at once on real contexts. */
+static void test_gpu_opposite_moves(void)
+{
+	struct rt_device_info devs[RT_MAX_DEVICES];
+	float v[65536];
+	struct mover a, b;
+	pthread_t ta, tb;
+	void *s;
+	char err[CTL_ERRMSG_MAX];
+
+	rt = gpu_rt[1];
+	rt_devices(rt, devs, RT_MAX_DEVICES);
+	for (int i = 0; i < 65536; i++)
+		v[i] = (float)i;
+	CU_ASSERT_EQUAL_FATAL(be->session_open(rt, 1, &s, err), 0);
+	a = (struct mover){.s = s, .to = devs[1].name, .h = put(s, devs[0].name, v, 65536)};
+	b = (struct mover){.s = s, .to = devs[0].name, .h = put(s, devs[1].name, v, 65536)};
+	pthread_create(&ta, NULL, mover_main, &a);
+	pthread_create(&tb, NULL, mover_main, &b);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	CU_ASSERT_EQUAL(a.failures + b.failures, 0);
+	be->session_close(rt, s);
+	rt = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case pure[] = {
@@ -696,6 +826,19 @@ int main(int argc, char **argv)
 		{NULL, NULL},
 	};
 
+	static const struct dj_test_case gpus[] = {
+		{"to_device between every pair, both move modes", test_gpu_moves},
+		{"staged moves in opposite directions at once", test_gpu_opposite_moves},
+		{NULL, NULL},
+	};
+
+	be = rt_backend();
+	if (argc > 1 && strcmp(argv[1], "gpu") == 0) {
+		if (djg_ops_device_count() == 0)
+			dj_test_skip("no CUDA device (or built without CUDA)");
+		dj_test_add_suite("runtime_gpu", gpu_init, gpu_cleanup, gpus);
+		return dj_test_main(1, argv);
+	}
 	dj_test_add_suite("runtime_devices", NULL, NULL, pure);
 	dj_test_add_suite("runtime_sim", sim_init, sim_cleanup, sims);
 	return dj_test_main(argc, argv);
