@@ -34,13 +34,22 @@ extern "C" {
 /** Longest member id of a fleet (fleet/, docs/FLEET.md), NUL included. */
 #define CTL_MEMBER_ID_MAX 64
 
-/** Memory of the devices a backend keeps tensors on, and of its store. */
+/** Longest device name in requests and replies ("cuda:1"), NUL included. */
+#define CTL_DEVICE_MAX 16
+
+/** Memory and load of the devices a backend keeps tensors on, and of its
+ *  store (the fleet record's "load", docs/FLEET.md). */
 struct ctl_mem_info {
 	int n_devices;
 	struct {
 		char name[DP_GPU_NAME_MAX]; /**< "cuda:0", "host" */
 		enum dj_mem_kind mem;
 		uint64_t total, free;       /**< bytes */
+		uint64_t used, tensors;     /**< resident on this device */
+		uint64_t ops;               /**< operations run on it */
+		uint64_t running, queued;   /**< operations (and moves) on it / waiting for it */
+		uint64_t sessions;          /**< sessions whose default device it is */
+		int numa_node;              /**< -1: unknown */
 	} devices[DP_MAX_GPUS];
 	uint64_t store_bytes;               /**< bytes of resident tensors */
 	uint64_t store_limit;               /**< 0: none */
@@ -124,7 +133,9 @@ struct ctl_backend {
 
 	/**
 	 * Run operation op on inputs; attrs is the request's "attrs" object
-	 * (never NULL; may be empty; borrowed for the call). Fill up to
+	 * (never NULL; may be empty; borrowed for the call). A request's (or
+	 * batch entry's) top-level "device" arrives as attrs' "device": where
+	 * the output goes (docs/CONTROL.md, "Devices"). Fill up to
 	 * DJ_MAX_OP_ARGS output handles and their descriptions; *n_out
 	 * receives their number. An output equal to one of the input handles
 	 * is that input updated in place (slice_write): it is not a new handle
@@ -153,6 +164,26 @@ struct ctl_backend {
 	 */
 	int (*adopt)(void *ctx, void *from, uint64_t handle, void *to, uint64_t *new_handle,
 		     char *err);
+
+	/*
+	 * Optional, for servers with several devices (docs/MULTIGPU.md). A
+	 * device is named by a string of fewer than CTL_DEVICE_MAX bytes
+	 * ("cuda:1"). Without them a request that names a device is refused
+	 * with -ENOTSUP and replies name none.
+	 */
+	/** As alloc, on @p device (NULL: the session's default device);
+	 *  -ENODEV for a device the backend does not have. Replaces alloc
+	 *  for ALLOC, PUT into a new tensor and batch puts where present. */
+	int (*alloc_on)(void *ctx, void *session, const struct dj_tensor_desc *desc,
+			const char *device, uint64_t *handle, char *err);
+	/** The device @p handle lives on, into @p device (CTL_DEVICE_MAX
+	 *  bytes), for the "device" of replies that name a tensor. */
+	int (*device_of)(void *ctx, void *session, uint64_t handle, char *device);
+	/** Make @p want the session's default device (where not NULL;
+	 *  -ENODEV), then write the default into @p device (CTL_DEVICE_MAX
+	 *  bytes): SESSION's "device". */
+	int (*session_device)(void *ctx, void *session, const char *want, char *device,
+			      char *err);
 };
 
 /** Limits that keep one client from hurting the others. 0: the default. */

@@ -29,6 +29,11 @@ uint64_t dj_conn_session_id(const struct dj_conn *conn)
 	return conn->session_id;
 }
 
+const char *dj_conn_device(const struct dj_conn *conn)
+{
+	return conn->device;
+}
+
 const char *dj_conn_last_error(const struct dj_conn *conn)
 {
 	return conn->last_error;

@@ -56,6 +56,7 @@ struct dj_conn {
 	uint64_t next_id;
 	int broken;
 	uint64_t session_id, cookie;
+	char device[CTL_DEVICE_MAX]; /* SESSION's "device"; "" where none */
 	enum dj_path path;
 	char path_reason[160];
 	struct dp_caps server_caps;
@@ -73,7 +74,7 @@ struct dj_conn {
 
 struct dj_client {
 	struct dj_client_options o;
-	char *host, *token, *tls_ca;
+	char *host, *token, *tls_ca, *device;
 	void *tls_ctx;
 	struct dp_caps caps;   /* what this side has */
 	/* A fleet member's connections to another member (ctl_fleet.c): HELLO

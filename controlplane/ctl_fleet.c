@@ -244,6 +244,14 @@ static cJSON *load_json(struct ctl_server *srv, const struct ctl_mem_info *mi)
 		cJSON_AddStringToObject(d, "mem", mi->devices[i].mem == DJ_MEM_GPU ? "gpu" : "host");
 		cJSON_AddNumberToObject(d, "mem_total", (double)mi->devices[i].total);
 		cJSON_AddNumberToObject(d, "mem_free", (double)mi->devices[i].free);
+		/* Per device, so that a scheduler places on (server, GPU). */
+		cJSON_AddNumberToObject(d, "mem_used", (double)mi->devices[i].used);
+		cJSON_AddNumberToObject(d, "tensors", (double)mi->devices[i].tensors);
+		cJSON_AddNumberToObject(d, "ops", (double)mi->devices[i].ops);
+		cJSON_AddNumberToObject(d, "running", (double)mi->devices[i].running);
+		cJSON_AddNumberToObject(d, "queued", (double)mi->devices[i].queued);
+		cJSON_AddNumberToObject(d, "sessions", (double)mi->devices[i].sessions);
+		cJSON_AddNumberToObject(d, "numa_node", mi->devices[i].numa_node);
 		cJSON_AddItemToArray(devs, d);
 	}
 	rates_sample(srv, &ops, &requests);

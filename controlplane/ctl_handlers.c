@@ -307,7 +307,46 @@ static int session_resume(struct request *r, const cJSON *resume)
 	return 0;
 }
 
-static int session_new(struct request *r)
+/* Where the backend names devices: make want (may be NULL) the session's
+ * default device and write the default into name (may be NULL). */
+static int session_device(struct request *r, void *bsess, const char *want, char *name)
+{
+	char dev[CTL_DEVICE_MAX];
+	int rc;
+
+	if (r->srv->be->session_device == NULL) {
+		if (want == NULL)
+			return 0;
+		snprintf(r->err, sizeof(r->err), "this server keeps tensors on one device: "
+			 "no 'device' field");
+		return -ENOTSUP;
+	}
+	rc = r->srv->be->session_device(r->srv->bctx, bsess, want, dev, r->err);
+	if (rc == 0 && name != NULL)
+		snprintf(name, CTL_DEVICE_MAX, "%s", dev);
+	return rc;
+}
+
+/* The optional "device" field of msg: NULL where absent; -EINVAL where it
+ * is not a short string. */
+static int device_field(const cJSON *msg, const char **device, char *err)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(msg, "device");
+
+	*device = NULL;
+	if (it == NULL)
+		return 0;
+	if (!cJSON_IsString(it) || it->valuestring[0] == '\0' ||
+	    strlen(it->valuestring) >= CTL_DEVICE_MAX) {
+		snprintf(err, CTL_ERRMSG_MAX, "field 'device' must be a device name of 1 to %d "
+			 "characters (\"cuda:1\")", CTL_DEVICE_MAX - 1);
+		return -EINVAL;
+	}
+	*device = it->valuestring;
+	return 0;
+}
+
+static int session_new(struct request *r, const char *device)
 {
 	struct ctl_server *srv = r->srv;
 	const struct dj_datapath *dp = server_dp(srv);
@@ -321,6 +360,12 @@ static int session_new(struct request *r)
 	if (rc == 0)
 		rc = srv->be->session_open(srv->bctx, s->id, &s->bsess, r->err);
 	if (rc != 0) {
+		free(s);
+		return rc;
+	}
+	rc = session_device(r, s->bsess, device, NULL);
+	if (rc != 0) {
+		srv->be->session_close(srv->bctx, s->bsess);
 		free(s);
 		return rc;
 	}
@@ -346,20 +391,28 @@ static int on_session(struct request *r)
 {
 	const cJSON *resume = cJSON_GetObjectItemCaseSensitive(r->msg, "resume");
 	int resumed = cJSON_IsObject(resume), rc;
+	char device[CTL_DEVICE_MAX] = "";
+	const char *want;
 	cJSON *reply;
 
 	if (r->c->sess != NULL) {
 		snprintf(r->err, sizeof(r->err), "this connection already has a session");
 		return fail(r, -EALREADY);
 	}
-	rc = resumed ? session_resume(r, resume) : session_new(r);
+	/* A resumed session keeps the device it had: "device" is for new ones. */
+	rc = device_field(r->msg, &want, r->err);
+	if (rc == 0)
+		rc = resumed ? session_resume(r, resume) : session_new(r, want);
 	if (rc != 0)
 		return fail(r, rc);
+	session_device(r, r->c->sess->bsess, NULL, device);
 	reply = ctl_reply_new(r->id, "SESSION");
 	ctl_json_add_u64(reply, "session", r->c->sess->id);
 	ctl_json_add_handle(reply, "cookie", r->c->sess->cookie);
 	cJSON_AddBoolToObject(reply, "resumed", resumed);
 	cJSON_AddStringToObject(reply, "path", dj_path_name(r->c->sess->path));
+	if (device[0] != '\0')
+		cJSON_AddStringToObject(reply, "device", device);
 	DJC_LOG(DJ_LOG_INFO, TAG, "%s: session %" PRIu64 " %s", r->c->peer, r->c->sess->id,
 	       resumed ? "resumed" : "opened");
 	ctl_send(r->c, reply);
@@ -430,10 +483,44 @@ cJSON *ctl_handle_reply(uint64_t id, const char *type, uint64_t handle,
 	return reply;
 }
 
+cJSON *ctl_reply_device(struct ctl_server *srv, void *bsess, cJSON *obj, uint64_t handle)
+{
+	char device[CTL_DEVICE_MAX];
+
+	if (obj != NULL && srv->be->device_of != NULL &&
+	    srv->be->device_of(srv->bctx, bsess, handle, device) == 0 &&
+	    cJSON_AddStringToObject(obj, "device", device) == NULL) {
+		cJSON_Delete(obj);
+		obj = NULL;
+	}
+	return obj;
+}
+
 static void reply_desc(struct request *r, const char *type, uint64_t handle,
 		       const struct dj_tensor_desc *desc)
 {
-	ctl_send(r->c, ctl_handle_reply(r->id, type, handle, desc));
+	ctl_send(r->c, ctl_reply_device(r->srv, r->c->sess->bsess,
+					ctl_handle_reply(r->id, type, handle, desc), handle));
+}
+
+/* A new tensor, zeroed, on the device msg names ("device", optional: the
+ * session's default device). */
+static int alloc_in(struct ctl_server *srv, void *bsess, const cJSON *msg,
+		    const struct dj_tensor_desc *desc, uint64_t *handle, char *err)
+{
+	const char *device;
+	int rc = device_field(msg, &device, err);
+
+	if (rc != 0)
+		return rc;
+	if (srv->be->alloc_on != NULL)
+		return srv->be->alloc_on(srv->bctx, bsess, desc, device, handle, err);
+	if (device != NULL) {
+		snprintf(err, CTL_ERRMSG_MAX, "this server keeps tensors on one device: no "
+			 "'device' field");
+		return -ENOTSUP;
+	}
+	return srv->be->alloc(srv->bctx, bsess, desc, handle, err);
 }
 
 static int on_alloc(struct request *r)
@@ -446,7 +533,7 @@ static int on_alloc(struct request *r)
 		return fail(r, rc);
 	if (!handles_left(r))
 		return fail(r, -DJ_ELIMIT);
-	rc = r->srv->be->alloc(r->srv->bctx, r->c->sess->bsess, &desc, &handle, r->err);
+	rc = alloc_in(r->srv, r->c->sess->bsess, r->msg, &desc, &handle, r->err);
 	if (rc != 0)
 		return fail(r, rc);
 	r->c->sess->n_handles++;
@@ -496,7 +583,7 @@ static int put_target(struct request *r, const struct dj_tensor_desc *desc, uint
 	if (*is_new) {
 		if (!handles_left(r))
 			return -DJ_ELIMIT;
-		rc = srv->be->alloc(srv->bctx, bs, desc, handle, r->err);
+		rc = alloc_in(srv, bs, r->msg, desc, handle, r->err);
 		if (rc == 0)
 			r->c->sess->n_handles++;
 		return rc;
@@ -551,7 +638,8 @@ static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct ct
 	s->dp_puts = p;
 	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": PUT over dpdk, xfer %" PRIu64 ", %" PRIu64
 		" B: receiver armed", s->id, xfer, io->nbytes);
-	cJSON *reply = ctl_handle_reply(r->id, "READY", handle, NULL);
+	cJSON *reply = ctl_reply_device(r->srv, s->bsess,
+					ctl_handle_reply(r->id, "READY", handle, NULL), handle);
 
 	if (reply != NULL && ctl_json_add_u64(reply, "xfer", xfer) == NULL) {
 		cJSON_Delete(reply);
@@ -641,7 +729,8 @@ static cJSON *put_done_job(struct ctl_server *srv, struct ctl_job *job)
 		job->dp_moved = 1;
 		job->dp_bytes = p->io.nbytes;
 		job->dp_dir = CTL_DIR_IN;
-		return ctl_handle_reply(job->id, "PUT", p->handle, NULL);
+		return ctl_reply_device(srv, job->bsess,
+					ctl_handle_reply(job->id, "PUT", p->handle, NULL), p->handle);
 	}
 	job->dp_failed = !abort_it;
 	if (p->is_new && srv->be->free(srv->bctx, job->bsess, p->handle, err) == 0)
@@ -698,7 +787,7 @@ static int get_begin(struct ctl_server *srv, void *bs, const cJSON *msg, uint64_
 		snprintf(err, CTL_ERRMSG_MAX, "backend storage size differs from the tensor's");
 		return -EIO;
 	}
-	*reply = ctl_handle_reply(id, "GET", handle, &desc);
+	*reply = ctl_reply_device(srv, bs, ctl_handle_reply(id, "GET", handle, &desc), handle);
 	if (*reply == NULL) {
 		srv->be->read_end(srv->bctx, bs, io);
 		snprintf(err, CTL_ERRMSG_MAX, "server out of memory");
@@ -876,9 +965,11 @@ static int exec_inputs(const cJSON *op, int index, const struct exec_state *st, 
 	return 0;
 }
 
-/* {"handle": ..., "dtype": ..., "shape": [...]} of one output; NULL where
- * memory ran out: a reply missing a field would be wrong, not short. */
-static cJSON *output_json(uint64_t handle, const struct dj_tensor_desc *desc)
+/* {"handle": ..., "dtype": ..., "shape": [...], "device"} of one output;
+ * NULL where memory ran out: a reply missing a field would be wrong, not
+ * short. */
+static cJSON *output_json(struct ctl_server *srv, void *bsess, uint64_t handle,
+			  const struct dj_tensor_desc *desc)
 {
 	cJSON *o = cJSON_CreateObject();
 
@@ -886,18 +977,18 @@ static cJSON *output_json(uint64_t handle, const struct dj_tensor_desc *desc)
 		cJSON_Delete(o);
 		o = NULL;
 	}
-	return o;
+	return ctl_reply_device(srv, bsess, o, handle);
 }
 
 /* results[k] = {"outputs": [...]} for the outputs of entry k. */
-static int results_add(cJSON *results, const uint64_t *out, const struct dj_tensor_desc *desc,
-		       int n_out, char *err)
+static int results_add(struct ctl_server *srv, void *bsess, cJSON *results, const uint64_t *out,
+		       const struct dj_tensor_desc *desc, int n_out, char *err)
 {
 	cJSON *res = cJSON_CreateObject();
 	cJSON *outputs = res != NULL ? cJSON_AddArrayToObject(res, "outputs") : NULL;
 
 	for (int i = 0; i < n_out && outputs != NULL; i++)
-		if (!cJSON_AddItemToArray(outputs, output_json(out[i], &desc[i])))
+		if (!cJSON_AddItemToArray(outputs, output_json(srv, bsess, out[i], &desc[i])))
 			outputs = NULL;
 	if (outputs == NULL || !cJSON_AddItemToArray(results, res)) {
 		cJSON_Delete(res);
@@ -923,7 +1014,7 @@ static int exec_put(struct ctl_server *srv, struct ctl_job *job, const cJSON *pu
 			 " left", nbytes, st->in_len - st->in_off);
 		return -EMSGSIZE;
 	}
-	rc = srv->be->alloc(srv->bctx, job->bsess, desc, handle, st->err);
+	rc = alloc_in(srv, job->bsess, put, desc, handle, st->err);
 	if (rc != 0)
 		return rc;
 	st->made[st->n_made++] = *handle;
@@ -1034,6 +1125,42 @@ static void exec_record(struct exec_state *st, const uint64_t *in, int n_in,
 	}
 }
 
+/*
+ * An entry's top-level "device" (where its output goes) reaches the backend
+ * as attrs' "device": *attrs becomes a copy holding it (*owned, for the
+ * caller to delete). Both, differing: -EINVAL.
+ */
+static int attrs_device(struct ctl_server *srv, const cJSON *entry, const cJSON **attrs,
+			cJSON **owned, char *err)
+{
+	const cJSON *inner = *attrs != NULL ?
+			     cJSON_GetObjectItemCaseSensitive(*attrs, "device") : NULL;
+	const char *device;
+	int rc = device_field(entry, &device, err);
+
+	if (rc != 0 || device == NULL)
+		return rc;
+	if (srv->be->alloc_on == NULL) {
+		snprintf(err, CTL_ERRMSG_MAX, "this server keeps tensors on one device: no "
+			 "'device' field");
+		return -ENOTSUP;
+	}
+	if (inner != NULL && (!cJSON_IsString(inner) || strcmp(inner->valuestring, device) != 0)) {
+		snprintf(err, CTL_ERRMSG_MAX, "'device' and attrs' 'device' differ");
+		return -EINVAL;
+	}
+	*owned = *attrs != NULL ? cJSON_Duplicate(*attrs, 1) : cJSON_CreateObject();
+	if (*owned == NULL ||
+	    (inner == NULL && cJSON_AddStringToObject(*owned, "device", device) == NULL)) {
+		cJSON_Delete(*owned);
+		*owned = NULL;
+		snprintf(err, CTL_ERRMSG_MAX, "server out of memory");
+		return -ENOMEM;
+	}
+	*attrs = *owned;
+	return 0;
+}
+
 static int exec_op(struct ctl_server *srv, struct ctl_job *job, const cJSON *op, int index,
 		   struct exec_state *st, uint64_t *out, struct dj_tensor_desc *out_desc,
 		   int *n_out)
@@ -1053,6 +1180,9 @@ static int exec_op(struct ctl_server *srv, struct ctl_job *job, const cJSON *op,
 		snprintf(st->err, sizeof(st->err), "field 'attrs' is not an object");
 		return -EINVAL;
 	}
+	rc = attrs_device(srv, op, &attrs, &empty, st->err);
+	if (rc != 0)
+		return rc;
 	if (attrs == NULL && (attrs = empty = cJSON_CreateObject()) == NULL) {
 		snprintf(st->err, sizeof(st->err), "server out of memory");
 		return -ENOMEM;
@@ -1101,7 +1231,7 @@ static int exec_one(struct ctl_server *srv, struct ctl_job *job, const cJSON *en
 	if (rc != 0)
 		return rc;
 	st->first[index] = n_out > 0 ? out[0] : 0;
-	rc = results_add(results, out, out_desc, n_out, st->err);
+	rc = results_add(srv, job->bsess, results, out, out_desc, n_out, st->err);
 	if (rc == 0 && cJSON_IsTrue(fetch)) {
 		if (n_out == 0) {
 			snprintf(st->err, sizeof(st->err), "fetch: the entry has no output");

@@ -279,6 +279,8 @@ static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t 
 
 		cJSON_AddNumberToObject(r, "session", (double)resume_id);
 		ctl_json_add_handle(r, "cookie", resume_cookie);
+	} else if (conn->cl->device != NULL) {
+		cJSON_AddStringToObject(m, "device", conn->cl->device);
 	}
 	rc = ctl_client_sync_call(conn, m, &reply);
 	if (rc == -ENOENT && resume_id != 0) {
@@ -289,6 +291,12 @@ static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t 
 	if (rc == 0 && (ctl_json_u64(reply, "session", &conn->session_id, why) != 0 ||
 			ctl_json_handle(reply, "cookie", &conn->cookie, why) != 0))
 		rc = -EPROTO;
+	if (rc == 0) {
+		const cJSON *dev = cJSON_GetObjectItemCaseSensitive(reply, "device");
+
+		snprintf(conn->device, sizeof(conn->device), "%s",
+			 cJSON_IsString(dev) ? dev->valuestring : "");
+	}
 	cJSON_Delete(reply);
 	return rc;
 }
@@ -547,6 +555,8 @@ int dj_client_create(const struct dj_client_options *opts, struct dj_client **cl
 	cl->o = *opts;
 	pthread_mutex_init(&cl->lock, NULL);
 	cl->host = strdup(opts->host != NULL ? opts->host : "127.0.0.1");
+	cl->device = opts->device != NULL ? strdup(opts->device) : NULL;
+	cl->o.device = cl->device;
 	if (opts->token != NULL)
 		cl->token = strdup(opts->token);
 	else if ((rc = dj_token_load(opts->token_file, &cl->token)) == -ENOENT &&
@@ -554,7 +564,8 @@ int dj_client_create(const struct dj_client_options *opts, struct dj_client **cl
 		rc = 0; /* no token: fine where the server asks for none */
 	if (rc == 0 && opts->tls)
 		rc = ctl_tls_client_ctx(opts->tls_ca, &cl->tls_ctx);
-	if (rc == 0 && (cl->host == NULL || (opts->token != NULL && cl->token == NULL)))
+	if (rc == 0 && (cl->host == NULL || (opts->token != NULL && cl->token == NULL) ||
+			(opts->device != NULL && cl->device == NULL)))
 		rc = -ENOMEM;
 	if (rc == 0)
 		rc = client_caps(cl);
@@ -592,6 +603,7 @@ void dj_client_destroy(struct dj_client *cl)
 		ctl_tls_ctx_free(cl->tls_ctx);
 	pthread_mutex_destroy(&cl->lock);
 	free(cl->host);
+	free(cl->device);
 	free(cl->token);
 	free(cl->member_id);
 	free(cl);

@@ -601,7 +601,9 @@ static void payload_consumed(struct ctl_conn *c, const char *p, size_t n)
 		ctl_send_error(c, c->pay_id, c->pay_rc, c->pay_err);
 		return;
 	}
-	ctl_send(c, ctl_handle_reply(c->pay_id, "PUT", c->pay_handle, NULL));
+	ctl_send(c, ctl_reply_device(srv, c->sess->bsess,
+				     ctl_handle_reply(c->pay_id, "PUT", c->pay_handle, NULL),
+				     c->pay_handle));
 }
 
 /* Where the next bytes of the current stage go, and how many it wants. */

@@ -351,6 +351,9 @@ struct ctl_session *ctl_session_find(struct ctl_server *srv, uint64_t id);
  * is given); NULL where memory ran out, never a reply missing a field. */
 cJSON *ctl_handle_reply(uint64_t id, const char *type, uint64_t handle,
 			const struct dj_tensor_desc *desc);
+/* ctl_handlers.c: "device" (the device handle lives on) into obj, where
+ * the backend names devices; obj is returned (NULL stays NULL). */
+cJSON *ctl_reply_device(struct ctl_server *srv, void *bsess, cJSON *obj, uint64_t handle);
 /* One control message (JSON parsed); payload_len bytes follow. */
 void ctl_dispatch(struct ctl_conn *c, cJSON *msg, uint64_t payload_len);
 /* The session ends for good (backend and data path told). */

@@ -1,23 +1,27 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The data plane's GPU placement (struct dp_engine_placer) on the rx sink
- * in absolute mode, one sink per polling lcore:
+ * in absolute mode, one sink per polling lcore and device:
  *
- *   place()      append {payload inside the mbuf, destination address, len}
- *   burst_end()  hand the list and the burst's mbufs to the sink; the sink
- *                frees the mbufs once the GPU has read them
- *   sync()       drain the sink: every queued byte is in the destination
+ *   place()      find the destination's device (once per destination),
+ *                append {payload inside the mbuf, destination address, len}
+ *   burst_end()  hand each device's copies and the burst's mbufs to that
+ *                device's sink; the sinks free the mbufs once the GPUs have
+ *                read them (one mbuf reference per device of the burst)
+ *   sync()       drain the sinks: every queued byte is in its destination
  *   stage_*()    GPU sources sent chunk by chunk: pinned host rings, a
- *                stream and an event per slot, cached for later sends
+ *                stream (on the source's GPU) and an event per slot, cached
+ *                for later sends
  *   copy_out()   one whole device-to-host copy (engines that do not stage)
  *
- * The gather kernel reads mbuf data, so a mempool is registered with the
- * GPU the first time one of its mbufs is seen; that slow path (once per pool
- * and lcore) is the only lock. Whatever the sink cannot take (a full ring
- * that does not drain, a pool that cannot be registered) is copied
- * synchronously with cudaMemcpy before the mbufs go back: slower, never
- * lost. The pools are unregistered when the last lcore state goes, which
- * the engine does before it frees the port's mempools.
+ * The gather kernel reads mbuf data, so a mempool is registered with CUDA
+ * the first time one of its mbufs is seen; gpudev registers host memory
+ * portable and mapped, so one registration serves every GPU. That slow
+ * path (once per pool and lcore) is the only lock. Whatever a sink cannot
+ * take (a full ring that does not drain, a pool that cannot be registered)
+ * is copied synchronously with cudaMemcpy before the mbufs go back: slower,
+ * never lost. The pools are unregistered when the last lcore state goes,
+ * which the engine does before it frees the port's mempools.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,34 +40,40 @@
 #ifdef DJ_HAVE_CUDA
 #include "gpu_cuda.h"
 
-/* dp_placer_cuda.cu: make CUDA device @ordinal the calling thread's. */
+/* dp_placer_cuda.cu: make CUDA device @ordinal the calling thread's; the
+ * device of a pointer (-1: host or unknown). */
 int djg_dp_device_use(int ordinal);
+int djg_dp_pointer_device(const void *ptr);
 #endif
 
 #define PLACER_MAX_COPIES 256
 #define PLACER_MAX_BUFS 128   /* the engine hands at most two rx bursts */
 #define PLACER_MAX_POOLS 16
 #define PLACER_MAX_LCORES 16
-/* Received mbufs an lcore lets the GPU hold at once. The rx queue refills
- * from the same pool: were the sink to hold all of it, no burst would come
- * to poll the sink again and the queue would stall for good. */
+/* Received mbufs an lcore lets the GPUs hold at once (counted once per
+ * device holding them). The rx queue refills from the same pool: were the
+ * sinks to hold all of it, no burst would come to poll them again and the
+ * queue would stall for good. */
 #define PLACER_MAX_HELD 1024
 #define SUBMIT_RETRY_NS (100ull * 1000 * 1000)
 #define SYNC_TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
 /* Send stages kept for later sends, so a send pays no allocation and no
  * pinning of host memory (milliseconds for a ring of tens of MiB). */
 #define STAGE_CACHE_MAX 4
+#define NO_DEVICE (-1)
 
 struct placer_lcore;
 
 /* Staging for GPU sends: pinned host memory in DPDK's heap (a NIC can DMA
- * it), a stream and an event per slot. Owned by one send between
- * stage_get() and stage_put(), cached by the placer otherwise. */
+ * it), a stream and an event per slot on the GPU of the source it last
+ * staged. Owned by one send between stage_get() and stage_put(), cached
+ * by the placer otherwise. */
 struct placer_stage {
 	struct placer_stage *next;   /* in the placer's cache */
 	struct djg_dp_placer *owner;
 	size_t bytes;
 	int socket;                  /* NUMA socket of host */
+	int dev;                     /* device the stream and events are on */
 	void *host;
 	void *stream;
 	bool registered;             /* host is registered with the GPU */
@@ -74,9 +84,12 @@ struct placer_stage {
 struct djg_dp_placer {
 	struct dp_engine_placer ops;
 	struct djg_dp_placer_conf conf;
-	int ordinal;                  /* CUDA device; -1: host memory */
+	unsigned int n_devs;
+	int16_t dev_ids[DJG_PLACER_MAX_DEVS];
+	int ordinals[DJG_PLACER_MAX_DEVS]; /* CUDA device of each; -1: host memory */
+	int16_t reg_dev;              /* gpudev id registrations go through; DJG_HOST: none */
 	pthread_mutex_t lock;         /* everything below */
-	struct rte_mempool *pools[PLACER_MAX_POOLS]; /* registered with the GPU */
+	struct rte_mempool *pools[PLACER_MAX_POOLS]; /* registered with CUDA */
 	unsigned int n_pools;
 	struct placer_lcore *lcores[PLACER_MAX_LCORES];
 	unsigned int n_lcores;
@@ -88,16 +101,23 @@ struct djg_dp_placer {
 struct placer_lcore {
 	struct djg_dp_placer *owner;
 	unsigned int idx;
-	struct djg_rx_sink *sink;
-	bool device_set;
+	int cur_ordinal;              /* the thread's CUDA device; -2: not set */
+	struct djg_rx_sink *sinks[DJG_PLACER_MAX_DEVS];
 	uint16_t n_copies;
-	uint32_t held;                /* mbufs the sink holds for the GPU */
+	bool mixed;                   /* the copies go to more than one device */
+	uint8_t first_dev;
+	uint32_t dev_mask;            /* devices the copies go to */
+	uint32_t held;                /* mbuf references the sinks hold */
+	const void *last_dest;        /* the destination whose device is last_dev */
+	int last_dev;
 	unsigned int n_known, n_refused;
 	struct rte_mempool *known[PLACER_MAX_POOLS];
 	struct rte_mempool *refused[PLACER_MAX_POOLS]; /* failed once: not retried */
-	uint64_t direct_copies;
+	uint64_t direct_copies, mixed_bursts;
 	uint64_t failures, failures_reported;
+	uint8_t copy_dev[PLACER_MAX_COPIES];
 	struct djg_copy copies[PLACER_MAX_COPIES];
+	struct djg_copy grouped[PLACER_MAX_COPIES]; /* a mixed burst's, by device */
 } __rte_cache_aligned;
 
 static void release_mbufs(void **bufs, uint16_t n, void *arg)
@@ -108,34 +128,67 @@ static void release_mbufs(void **bufs, uint16_t n, void *arg)
 	lc->held -= n;
 }
 
-static int copy_to_dest(const struct djg_dp_placer *p, const struct djg_copy *c)
+/* The device @addr lies on: the caller's answer, else CUDA's. */
+static int device_of(const struct djg_dp_placer *p, const void *addr)
+{
+	int dev = 0;
+
+	if (p->n_devs == 1)
+		return 0;
+	if (p->conf.device_of != NULL) {
+		dev = p->conf.device_of(p->conf.device_arg, addr);
+	} else {
+#ifdef DJ_HAVE_CUDA
+		int ordinal = djg_dp_pointer_device(addr);
+
+		/* The first listing of that GPU (its aliases share it); none: 0. */
+		for (dev = 0; (unsigned int)dev < p->n_devs && p->ordinals[dev] != ordinal; dev++)
+			;
+#endif
+	}
+	return dev >= 0 && (unsigned int)dev < p->n_devs ? dev : 0;
+}
+
+static int copy_to_dest(const struct djg_dp_placer *p, int dev, const struct djg_copy *c)
 {
 	void *dst = (void *)(uintptr_t)c->dst_off;
 
-	if (p->ordinal < 0) {
+	if (p->ordinals[dev] < 0) {
 		memcpy(dst, c->src, c->len);
 		return 0;
 	}
 #ifdef DJ_HAVE_CUDA
-	return djg_cuda_copy(p->ordinal, dst, c->src, c->len, 1);
+	return djg_cuda_copy(p->ordinals[dev], dst, c->src, c->len, 1);
 #else
 	return -DJ_ENOGPU;
 #endif
 }
 
-/* The slow, always available way: one synchronous copy per fragment. The
- * sink is drained first, which also pauses a resident kernel: no
- * synchronous CUDA call runs on this lcore while its own kernel waits for
- * the lcore's next burst. */
+/* The slow, always available way: one synchronous copy per fragment of
+ * copies[0..n), each to its device. The sinks involved are drained first,
+ * which also pauses their resident kernels: no synchronous CUDA call runs
+ * on this lcore while its own kernel waits for the lcore's next burst. */
+static void copy_list_now(struct placer_lcore *lc, const struct djg_copy *copies,
+			  const uint8_t *devs, uint8_t one_dev, uint16_t n)
+{
+	struct djg_dp_placer *p = lc->owner;
+	uint32_t mask = 0;
+
+	for (uint16_t i = 0; i < n; i++)
+		mask |= 1u << (devs != NULL ? devs[i] : one_dev);
+	for (unsigned int d = 0; d < p->n_devs; d++)
+		if ((mask >> d) & 1 && p->ordinals[d] >= 0 &&
+		    djg_rx_sink_drain(lc->sinks[d], SYNC_TIMEOUT_NS) != 0)
+			lc->failures++;
+	for (uint16_t i = 0; i < n; i++)
+		if (copy_to_dest(p, devs != NULL ? devs[i] : one_dev, &copies[i]) != 0)
+			lc->failures++;
+	lc->direct_copies += n;
+}
+
 static void copy_now(struct placer_lcore *lc)
 {
-	if (lc->n_copies > 0 && lc->owner->ordinal >= 0 &&
-	    djg_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS) != 0)
-		lc->failures++;
-	for (uint16_t i = 0; i < lc->n_copies; i++)
-		if (copy_to_dest(lc->owner, &lc->copies[i]) != 0)
-			lc->failures++;
-	lc->direct_copies += lc->n_copies;
+	copy_list_now(lc, lc->copies, lc->copy_dev, 0, lc->n_copies);
 	lc->n_copies = 0;
 }
 
@@ -143,10 +196,26 @@ static void place(void *state, void *dest_base, uint64_t dest_len, uint64_t dest
 		  const void *src, uint32_t len)
 {
 	struct placer_lcore *lc = state;
+	int dev = 0;
 
 	(void)dest_len; /* the engine validated the range */
+	if (lc->owner->n_devs > 1) {
+		if (dest_base != lc->last_dest) {
+			lc->last_dev = device_of(lc->owner, dest_base);
+			lc->last_dest = dest_base;
+		}
+		dev = lc->last_dev;
+	}
 	if (unlikely(lc->n_copies == PLACER_MAX_COPIES))
 		copy_now(lc);
+	if (lc->n_copies == 0) {
+		lc->first_dev = (uint8_t)dev;
+		lc->mixed = false;
+		lc->dev_mask = 0;
+	}
+	lc->mixed |= dev != lc->first_dev;
+	lc->dev_mask |= 1u << dev;
+	lc->copy_dev[lc->n_copies] = (uint8_t)dev;
 	lc->copies[lc->n_copies++] = (struct djg_copy){
 		.src = src,
 		.dst_off = (uint64_t)(uintptr_t)dest_base + dest_offset,
@@ -163,8 +232,10 @@ static int pool_register(struct placer_lcore *lc, struct rte_mempool *mp)
 	if (lc->n_known == PLACER_MAX_POOLS)
 		return -ENOSPC;
 	/* Registration is a driver call that may want the context quiet: not
-	 * while this lcore's own resident kernel waits for it. */
-	rc = djg_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS);
+	 * while this lcore's own resident kernels wait for it. */
+	for (i = 0; i < p->n_devs && rc == 0; i++)
+		if (p->ordinals[i] >= 0)
+			rc = djg_rx_sink_drain(lc->sinks[i], SYNC_TIMEOUT_NS);
 	if (rc != 0)
 		return rc;
 	pthread_mutex_lock(&p->lock);
@@ -172,7 +243,7 @@ static int pool_register(struct placer_lcore *lc, struct rte_mempool *mp)
 		;
 	if (i == p->n_pools) {
 		rc = p->n_pools == PLACER_MAX_POOLS ? -ENOSPC :
-		     djg_mempool_register(p->conf.dev_id, mp);
+		     djg_mempool_register(p->reg_dev, mp);
 		if (rc == 0)
 			p->pools[p->n_pools++] = mp;
 	}
@@ -201,25 +272,34 @@ static int pool_check(struct placer_lcore *lc, struct rte_mempool *mp)
 	return pool_register(lc, mp);
 }
 
+/* Registered host memory: portable, so any of the placer's GPUs that
+ * registered it makes it readable by all. */
+static bool host_readable(const struct djg_dp_placer *p, const void *ptr, size_t len)
+{
+	for (unsigned int i = 0; i < p->n_devs; i++)
+		if (p->ordinals[i] >= 0 && djg_host_readable(p->dev_ids[i], ptr, len))
+			return true;
+	return false;
+}
+
 /*
- * Every mbuf the gather kernel reads lies in memory registered with the GPU.
+ * Every mbuf the gather kernel reads lies in memory registered with CUDA.
  * An attached external buffer does not lie in its mbuf's pool: on net_ring
  * the receiver gets the sender's zero-copy frames, whose payload is the
- * sender's own buffer. Unless that buffer is registered with the GPU
- * (djg_host_register) a kernel reading it faults: such bursts take the
- * synchronous copy instead.
+ * sender's own buffer. Unless that buffer is registered (djg_host_register)
+ * a kernel reading it faults: such bursts take the synchronous copy instead.
  */
 static int segment_readable(struct placer_lcore *lc, struct rte_mbuf *seg)
 {
 	if (RTE_MBUF_HAS_EXTBUF(seg))
-		return djg_host_readable(lc->owner->conf.dev_id, rte_pktmbuf_mtod(seg, void *),
-					    seg->data_len) ? 0 : -EFAULT;
+		return host_readable(lc->owner, rte_pktmbuf_mtod(seg, void *), seg->data_len) ?
+		       0 : -EFAULT;
 	return pool_check(lc, seg->pool);
 }
 
-static int mbufs_readable(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
+static int mbufs_readable(struct placer_lcore *lc, int dev, struct rte_mbuf **mbufs, uint16_t n)
 {
-	if (lc->owner->ordinal < 0)
+	if (lc->owner->ordinals[dev] < 0)
 		return 0;
 	for (uint16_t i = 0; i < n; i++)
 		for (struct rte_mbuf *seg = mbufs[i]; seg != NULL; seg = seg->next)
@@ -228,28 +308,34 @@ static int mbufs_readable(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint
 	return 0;
 }
 
-/* Kernel launches (launch mode) go to the calling thread's current device. */
-static int lcore_device_set(struct placer_lcore *lc)
+/* Kernel launches (launch mode, and a resident kernel's restart) go to the
+ * calling thread's current device: the device of the sink submitted to. */
+static int lcore_device_set(struct placer_lcore *lc, int dev)
 {
 #ifdef DJ_HAVE_CUDA
-	if (!lc->device_set && lc->owner->ordinal >= 0) {
-		int rc = djg_dp_device_use(lc->owner->ordinal);
+	int ordinal = lc->owner->ordinals[dev];
+
+	if (ordinal >= 0 && lc->cur_ordinal != ordinal) {
+		int rc = djg_dp_device_use(ordinal);
 
 		if (rc != 0)
 			return rc;
+		lc->cur_ordinal = ordinal;
 	}
+#else
+	(void)lc;
+	(void)dev;
 #endif
-	lc->device_set = true;
 	return 0;
 }
 
-static int submit(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
+static int submit(struct djg_rx_sink *sink, const struct djg_copy *copies, uint16_t n_copies,
+		  struct rte_mbuf **mbufs, uint16_t n)
 {
 	uint64_t deadline = 0;
 	int rc;
 
-	while ((rc = djg_rx_sink_submit(lc->sink, lc->copies, lc->n_copies, (void **)mbufs,
-					   n)) == -EAGAIN) {
+	while ((rc = djg_rx_sink_submit(sink, copies, n_copies, (void **)mbufs, n)) == -EAGAIN) {
 		uint64_t now = djc_time_ns();
 
 		if (deadline == 0)
@@ -260,12 +346,39 @@ static int submit(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
 	return rc;
 }
 
-/* Give back what the GPU has read; above the cap, wait for it (the GPU
- * reads a burst in microseconds). */
+/* Hand copies (all for device dev) and the burst's mbufs to dev's sink,
+ * which then holds one reference to each mbuf. 0, or why it could not. */
+static int hand_over(struct placer_lcore *lc, int dev, const struct djg_copy *copies,
+		     uint16_t n_copies, struct rte_mbuf **mbufs, uint16_t n)
+{
+	int rc = lcore_device_set(lc, dev);
+
+	if (rc == 0)
+		rc = mbufs_readable(lc, dev, mbufs, n);
+	if (rc == 0) {
+		lc->held += n; /* before the submit: a host sink releases at once */
+		rc = submit(lc->sinks[dev], copies, n_copies, mbufs, n);
+		if (rc != 0)
+			lc->held -= n;
+	}
+	return rc;
+}
+
+/* Poll every sink: give back what the GPUs have read. */
+static int sinks_poll(struct placer_lcore *lc)
+{
+	int rc = 0;
+
+	for (unsigned int d = 0; d < lc->owner->n_devs && rc >= 0; d++)
+		rc = djg_rx_sink_poll(lc->sinks[d]);
+	return rc;
+}
+
+/* Above the cap, wait for the GPUs (they read a burst in microseconds). */
 static int held_trim(struct placer_lcore *lc)
 {
 	uint64_t deadline = 0;
-	int rc = djg_rx_sink_poll(lc->sink);
+	int rc = sinks_poll(lc);
 
 	while (rc >= 0 && lc->held > PLACER_MAX_HELD) {
 		uint64_t now = djc_time_ns();
@@ -274,9 +387,59 @@ static int held_trim(struct placer_lcore *lc)
 			deadline = now + SYNC_TIMEOUT_NS;
 		else if (now > deadline)
 			return -ETIMEDOUT;
-		rc = djg_rx_sink_poll(lc->sink);
+		rc = sinks_poll(lc);
 	}
 	return rc < 0 ? rc : 0;
+}
+
+/* Each mbuf (every segment) gets @extra more references. */
+static void mbufs_ref(struct rte_mbuf **mbufs, uint16_t n, int16_t extra)
+{
+	for (uint16_t i = 0; i < n; i++)
+		for (struct rte_mbuf *seg = mbufs[i]; seg != NULL; seg = seg->next)
+			rte_mbuf_refcnt_update(seg, extra);
+}
+
+/*
+ * A burst whose fragments go to several devices: the copies grouped by
+ * device, each group with the whole burst to its device's sink, one mbuf
+ * reference per device. A group its sink refuses is copied now and gives
+ * its reference back. Returns 1 where no sink took the burst (the engine
+ * frees the last reference), else 0.
+ */
+static int burst_mixed(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
+{
+	struct djg_dp_placer *p = lc->owner;
+	uint16_t start[DJG_PLACER_MAX_DEVS + 1] = {0}, fill[DJG_PLACER_MAX_DEVS];
+	int k = __builtin_popcount(lc->dev_mask), taken = 0, refused = 0;
+
+	for (uint16_t i = 0; i < lc->n_copies; i++)
+		start[lc->copy_dev[i] + 1]++;
+	for (unsigned int d = 0; d < p->n_devs; d++) {
+		start[d + 1] += start[d];
+		fill[d] = start[d];
+	}
+	for (uint16_t i = 0; i < lc->n_copies; i++)
+		lc->grouped[fill[lc->copy_dev[i]]++] = lc->copies[i];
+	mbufs_ref(mbufs, n, (int16_t)(k - 1));
+	for (unsigned int d = 0; d < p->n_devs; d++) {
+		uint16_t cnt = start[d + 1] - start[d];
+
+		if (cnt == 0)
+			continue;
+		if (hand_over(lc, (int)d, &lc->grouped[start[d]], cnt, mbufs, n) == 0) {
+			taken++;
+			continue;
+		}
+		copy_list_now(lc, &lc->grouped[start[d]], NULL, (uint8_t)d, cnt);
+		refused++;
+	}
+	/* The references of refused groups go back; where nobody took the
+	 * burst, the engine's own is left for the engine to free. */
+	for (int r = taken == 0 ? 1 : 0; r < refused; r++)
+		rte_pktmbuf_free_bulk(mbufs, n);
+	lc->mixed_bursts++;
+	return taken == 0;
 }
 
 static int burst_end(void *state, struct rte_mbuf **mbufs, uint16_t n)
@@ -284,14 +447,16 @@ static int burst_end(void *state, struct rte_mbuf **mbufs, uint16_t n)
 	struct placer_lcore *lc = state;
 	int rc = -E2BIG;
 
-	if (n <= PLACER_MAX_BUFS && (rc = lcore_device_set(lc)) == 0)
-		rc = mbufs_readable(lc, mbufs, n);
-	if (rc == 0) {
-		lc->held += n; /* before the submit: a host sink releases at once */
-		rc = submit(lc, mbufs, n);
-		if (rc != 0)
-			lc->held -= n;
+	if (n <= PLACER_MAX_BUFS && lc->n_copies > 0 && lc->mixed) {
+		rc = burst_mixed(lc, mbufs, n);
+		lc->n_copies = 0;
+		if (unlikely(held_trim(lc) != 0))
+			lc->failures++;
+		return rc;
 	}
+	if (n <= PLACER_MAX_BUFS)
+		rc = hand_over(lc, lc->n_copies > 0 ? lc->first_dev : 0, lc->copies, lc->n_copies,
+			       mbufs, n);
 	if (unlikely(rc != 0)) {
 		copy_now(lc);
 		return 1; /* copied: the engine frees the mbufs now */
@@ -305,21 +470,35 @@ static int burst_end(void *state, struct rte_mbuf **mbufs, uint16_t n)
 static int sync_all(void *state)
 {
 	struct placer_lcore *lc = state;
-	int rc;
+	int rc = 0;
 
 	copy_now(lc); /* placed but not handed over yet: the mbufs are still alive */
-	rc = djg_rx_sink_drain(lc->sink, SYNC_TIMEOUT_NS);
+	for (unsigned int d = 0; d < lc->owner->n_devs; d++) {
+		int r = djg_rx_sink_drain(lc->sinks[d], SYNC_TIMEOUT_NS);
+
+		rc = rc != 0 ? rc : r;
+	}
+	/* A receive ended: its destination may be freed, and its address
+	 * reused on another device. */
+	lc->last_dest = NULL;
 	if (rc == 0 && lc->failures != lc->failures_reported)
 		rc = -EIO;
 	lc->failures_reported = lc->failures;
 	return rc;
 }
 
+static void sinks_destroy(struct placer_lcore *lc)
+{
+	for (unsigned int d = 0; d < DJG_PLACER_MAX_DEVS; d++) {
+		djg_rx_sink_destroy(lc->sinks[d]); /* drains, then frees what it holds */
+		lc->sinks[d] = NULL;
+	}
+}
+
 static int lcore_init(void *ctx, unsigned int idx, void **state)
 {
 	struct djg_dp_placer *p = ctx;
 	struct djg_rx_sink_conf sc = {
-		.dev_id = p->conf.dev_id,
 		.max_copies = PLACER_MAX_COPIES,
 		.max_bufs = PLACER_MAX_BUFS,
 		.mode = p->conf.mode,
@@ -328,7 +507,7 @@ static int lcore_init(void *ctx, unsigned int idx, void **state)
 		.release = release_mbufs,
 	};
 	struct placer_lcore *lc;
-	int rc;
+	int rc = 0;
 
 	if (idx >= PLACER_MAX_LCORES)
 		return -EINVAL;
@@ -338,9 +517,14 @@ static int lcore_init(void *ctx, unsigned int idx, void **state)
 	memset(lc, 0, sizeof(*lc));
 	lc->owner = p;
 	lc->idx = idx;
+	lc->cur_ordinal = -2;
 	sc.release_arg = lc;
-	rc = djg_rx_sink_create(&sc, &lc->sink);
+	for (unsigned int d = 0; d < p->n_devs && rc == 0; d++) {
+		sc.dev_id = p->dev_ids[d];
+		rc = djg_rx_sink_create(&sc, &lc->sinks[d]);
+	}
 	if (rc != 0) {
+		sinks_destroy(lc);
 		free(lc);
 		return rc;
 	}
@@ -356,7 +540,7 @@ static int lcore_init(void *ctx, unsigned int idx, void **state)
 static void pools_unregister(struct djg_dp_placer *p)
 {
 	for (unsigned int i = 0; i < p->n_pools; i++)
-		djg_mempool_unregister(p->conf.dev_id, p->pools[i]);
+		djg_mempool_unregister(p->reg_dev, p->pools[i]);
 	p->n_pools = 0;
 }
 
@@ -366,7 +550,7 @@ static void lcore_fini(void *state)
 	struct djg_dp_placer *p = lc->owner;
 
 	copy_now(lc);
-	djg_rx_sink_destroy(lc->sink); /* drains, then frees what it holds */
+	sinks_destroy(lc);
 	pthread_mutex_lock(&p->lock);
 	p->lcores[lc->idx] = NULL;
 	if (--p->n_lcores == 0)
@@ -378,13 +562,14 @@ static void lcore_fini(void *state)
 static int copy_out(void *ctx, void *dst, const void *src, size_t len)
 {
 	const struct djg_dp_placer *p = ctx;
+	int ordinal = p->ordinals[device_of(p, src)];
 
-	if (p->ordinal < 0) {
+	if (ordinal < 0) {
 		memcpy(dst, src, len);
 		return 0;
 	}
 #ifdef DJ_HAVE_CUDA
-	return djg_cuda_copy(p->ordinal, dst, src, len, 0);
+	return djg_cuda_copy(ordinal, dst, src, len, 0);
 #else
 	return -DJ_ENOGPU;
 #endif
@@ -392,39 +577,48 @@ static int copy_out(void *ctx, void *dst, const void *src, size_t len)
 
 /* ---- send staging ------------------------------------------------------------ */
 
-static void stage_free(struct placer_stage *st)
+/* The stage's stream and events, on the device they were made on. */
+static void stage_cuda_fini(struct placer_stage *st)
 {
 #ifdef DJ_HAVE_CUDA
+	djg_stream_destroy(st->stream); /* waits for copies in flight */
+	for (unsigned int i = 0; i < DP_STAGE_MAX_SLOTS; i++) {
+		djg_event_destroy(st->events[i]);
+		st->events[i] = NULL;
+	}
+	st->stream = NULL;
+#endif
+	st->dev = NO_DEVICE;
+}
+
+static void stage_free(struct placer_stage *st)
+{
 	const struct djg_dp_placer *p = st->owner;
 
-	if (p->ordinal >= 0) {
-		djg_stream_destroy(st->stream); /* waits for copies in flight */
-		for (unsigned int i = 0; i < DP_STAGE_MAX_SLOTS; i++)
-			djg_event_destroy(st->events[i]);
-		if (st->registered)
-			djg_host_unregister(p->conf.dev_id, st->host);
-	}
-#endif
+	if (st->dev != NO_DEVICE)
+		stage_cuda_fini(st);
+	if (st->registered)
+		djg_host_unregister(p->reg_dev, st->host);
 	rte_free(st->host);
 	free(st);
 }
 
-/* Stream and events on the placer's GPU (the stream call makes it this
- * thread's device, so the events belong to it too). */
-static int stage_cuda_init(struct placer_stage *st)
+/* Stream and events on device dev's GPU (the stream call makes it this
+ * thread's device, so the events belong to it too): a send stages on the
+ * GPU its source lies on. */
+static int stage_cuda_init(struct placer_stage *st, int dev)
 {
 #ifdef DJ_HAVE_CUDA
 	struct djg_dp_placer *p = st->owner;
-	int rc = djg_stream_create(p->ordinal, &st->stream);
+	int rc = djg_stream_create(p->ordinals[dev], &st->stream);
 
+	st->dev = dev;
 	for (unsigned int i = 0; rc == 0 && i < DP_STAGE_MAX_SLOTS; i++)
 		rc = djg_event_create(&st->events[i]);
-	if (rc == 0)
-		rc = djg_host_register(p->conf.dev_id, st->host, st->bytes);
-	st->registered = rc == 0;
 	return rc;
 #else
 	(void)st;
+	(void)dev;
 	return -DJ_ENOGPU;
 #endif
 }
@@ -439,12 +633,14 @@ static int stage_new(struct djg_dp_placer *p, size_t bytes, int socket,
 		return -ENOMEM;
 	st->owner = p;
 	st->socket = socket;
+	st->dev = NO_DEVICE;
 	st->bytes = RTE_ALIGN_CEIL(bytes, DJG_PAGE_SIZE);
 	st->host = rte_malloc_socket("dj_gpu_send_stage", st->bytes, DJG_PAGE_SIZE, socket);
 	if (st->host == NULL)
 		rc = -ENOMEM;
-	else if (p->ordinal >= 0)
-		rc = stage_cuda_init(st);
+	else if (p->reg_dev != DJG_HOST)
+		rc = djg_host_register(p->reg_dev, st->host, st->bytes);
+	st->registered = rc == 0 && p->reg_dev != DJG_HOST;
 	if (rc != 0) {
 		DJC_LOG(DJ_LOG_ERR, DJG_LOG, "dp placer: send stage of %zu B: %s", st->bytes,
 		       dj_strerror(rc));
@@ -502,7 +698,7 @@ static void stage_put(void *ctx, void *stage)
 
 #ifdef DJ_HAVE_CUDA
 	/* The next owner must not see this send's copies land. */
-	if (!st->failed && p->ordinal >= 0 && djg_stream_sync(st->stream) != 0)
+	if (!st->failed && st->dev != NO_DEVICE && djg_stream_sync(st->stream) != 0)
 		st->failed = true;
 #endif
 	pthread_mutex_lock(&p->lock);
@@ -520,14 +716,24 @@ static void stage_put(void *ctx, void *stage)
 static int stage_copy(void *stage, unsigned int slot, void *dst, const void *src, size_t len)
 {
 	struct placer_stage *st = stage;
-	int rc = -DJ_ENOGPU;
+	const struct djg_dp_placer *p = st->owner;
+	int dev = device_of(p, src), rc = -DJ_ENOGPU;
 
-	if (st->owner->ordinal < 0) {
+	if (p->ordinals[dev] < 0) {
 		memcpy(dst, src, len);
 		return 0;
 	}
 #ifdef DJ_HAVE_CUDA
-	rc = djg_copy_async(st->stream, dst, src, len);
+	/* A send's source is on one GPU: the stream follows it, between sends
+	 * (stage_put drained the last one's copies). */
+	rc = 0;
+	if (st->dev == NO_DEVICE || p->ordinals[st->dev] != p->ordinals[dev]) {
+		if (st->dev != NO_DEVICE)
+			stage_cuda_fini(st);
+		rc = stage_cuda_init(st, dev);
+	}
+	if (rc == 0)
+		rc = djg_copy_async(st->stream, dst, src, len);
 	if (rc == 0)
 		rc = djg_event_record(st->events[slot], st->stream);
 #else
@@ -542,8 +748,8 @@ static int stage_poll(void *stage, unsigned int slot)
 	struct placer_stage *st = stage;
 	int rc = 1;
 
-	if (st->owner->ordinal < 0)
-		return 1;
+	if (st->dev == NO_DEVICE)
+		return 1; /* host memory: copied at once */
 #ifdef DJ_HAVE_CUDA
 	rc = djg_event_done(st->events[slot]);
 #else
@@ -579,10 +785,32 @@ int djg_find_cuda(int ordinal)
 	return -ENODEV;
 }
 
+/* The placer's devices from conf: one (dev_id) or a list; each GPU's CUDA
+ * ordinal. */
+static int devices_set(struct djg_dp_placer *p, const struct djg_dp_placer_conf *conf)
+{
+	p->n_devs = conf->n_devs > 0 ? conf->n_devs : 1;
+	if (p->n_devs > DJG_PLACER_MAX_DEVS)
+		return -EINVAL;
+	p->reg_dev = DJG_HOST;
+	for (unsigned int i = 0; i < p->n_devs; i++) {
+		int16_t dev_id = conf->n_devs > 0 ? conf->dev_ids[i] : conf->dev_id;
+
+		p->dev_ids[i] = dev_id;
+		p->ordinals[i] = dev_id == DJG_HOST ? -1 : djg_ordinal(dev_id);
+		if (dev_id != DJG_HOST && p->ordinals[i] < 0)
+			return p->ordinals[i];
+		if (dev_id != DJG_HOST && p->reg_dev == DJG_HOST)
+			p->reg_dev = dev_id;
+	}
+	return 0;
+}
+
 int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
 			    struct djg_dp_placer **out)
 {
 	struct djg_dp_placer *p;
+	int rc;
 
 	if (conf == NULL || out == NULL ||
 	    (conf->mode != DJG_GATHER_PERSISTENT && conf->mode != DJG_GATHER_LAUNCH))
@@ -591,10 +819,8 @@ int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
 	if (p == NULL)
 		return -ENOMEM;
 	p->conf = *conf;
-	p->ordinal = conf->dev_id == DJG_HOST ? -1 : djg_ordinal(conf->dev_id);
-	if (conf->dev_id != DJG_HOST && p->ordinal < 0) {
-		int rc = p->ordinal;
-
+	rc = devices_set(p, conf);
+	if (rc != 0) {
 		free(p);
 		return rc;
 	}
@@ -638,16 +864,24 @@ void djg_dp_placer_stats_get(struct djg_dp_placer *p, struct djg_dp_placer_stats
 {
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&p->lock);
+	st->n_devs = (uint16_t)p->n_devs;
 	for (unsigned int i = 0; i < PLACER_MAX_LCORES; i++) {
 		const struct placer_lcore *lc = p->lcores[i];
-		struct djg_rx_sink_stats s;
 
 		if (lc == NULL)
 			continue;
-		djg_rx_sink_stats_get(lc->sink, &s);
-		sink_stats_add(&st->sink, &s);
+		for (unsigned int d = 0; d < p->n_devs; d++) {
+			struct djg_rx_sink_stats s;
+
+			djg_rx_sink_stats_get(lc->sinks[d], &s);
+			sink_stats_add(&st->sink, &s);
+			st->dev[d].bytes += s.bytes;
+			st->dev[d].copies += s.copies;
+			st->dev[d].bursts += s.bursts;
+		}
 		st->direct_copies += lc->direct_copies;
 		st->failures += lc->failures;
+		st->mixed_bursts += lc->mixed_bursts;
 	}
 	st->pools = p->n_pools;
 	pthread_mutex_unlock(&p->lock);

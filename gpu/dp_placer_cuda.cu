@@ -16,3 +16,17 @@ extern "C" int djg_dp_device_use(int ordinal)
 	}
 	return 0;
 }
+
+/* The CUDA device whose memory @p ptr is (UVA: every device pointer names
+ * its device), or -1 for host or unknown memory. A driver query of about a
+ * microsecond: the placer asks once per destination, not per fragment. */
+extern "C" int djg_dp_pointer_device(const void *ptr)
+{
+	cudaPointerAttributes a;
+
+	if (cudaPointerGetAttributes(&a, ptr) != cudaSuccess) {
+		cudaGetLastError();
+		return -1;
+	}
+	return a.type == cudaMemoryTypeDevice ? a.device : -1;
+}

@@ -406,25 +406,50 @@ void djg_tx_stager_destroy(struct djg_tx_stager *st);
 
 /*
  * The data plane's GPU placement (struct dp_engine_placer in
- * dataplane/dataplane.h) on the staged receive sink: one sink per polling lcore
- * in absolute mode gathers every fragment of a DJ_MEM_GPU receive into GPU
- * memory and frees the rx mbufs once the GPU has read them; the engine's
- * sync() drains it before a receive is reported complete. Rx mempools are
- * registered with the GPU the first time their mbufs are seen. A GPU source
- * on transmit is copied device-to-host (copy_out) and sent from host memory.
- * DJG_HOST gives the same behaviour over host memory (memcpy).
+ * dataplane/dataplane.h) on the staged receive sink: one sink per polling
+ * lcore and device in absolute mode gathers every fragment of a DJ_MEM_GPU
+ * receive into the GPU its destination lies on, and frees the rx mbufs once
+ * every GPU that read them is done (a burst whose fragments go to several
+ * GPUs holds one mbuf reference per GPU); the engine's sync() drains the
+ * sinks before a receive is reported complete. Rx mempools are registered
+ * with CUDA the first time their mbufs are seen (gpudev's registration is
+ * portable: every GPU reads them). A GPU source on transmit is staged on a
+ * stream of the GPU it lies on. DJG_HOST gives the same behaviour over host
+ * memory (memcpy).
  */
 struct dp_engine_placer;
 struct djg_dp_placer;
 
+/** Most devices one placer serves. */
+#define DJG_PLACER_MAX_DEVS 16
+
+/**
+ * Which of a placer's devices the memory at @p addr (a receive's
+ * destination, a send's source) lies on: an index into
+ * djg_dp_placer_conf.dev_ids, or < 0 where unknown (device 0 then). Runs on
+ * polling lcores once per destination (cached until the receive ends) and
+ * on sending threads once per chunk: quick, no lock held long.
+ */
+typedef int djg_dp_device_fn(void *arg, const void *addr);
+
 struct djg_dp_placer_conf {
-	int16_t dev_id;   /**< gpudev id of the GPU the destinations live on, or DJG_HOST */
+	int16_t dev_id;   /**< gpudev id of the GPU the destinations live on, or DJG_HOST
+			       (one device: n_devs 0) */
 	/** PERSISTENT: a resident gather kernel per lcore (fastest; its blocks
 	 *  stay on the SMs). LAUNCH: a kernel per burst, the GPU is free for
 	 *  other work between bursts (servers that also compute). */
 	enum djg_gather_mode mode;
 	uint16_t blocks;     /**< persistent blocks per lcore; 0: from frag_size */
 	uint32_t frag_size;  /**< typical fragment payload; 0: MTU-size */
+	/** Several devices (every GPU of a server): dev_ids[0..n_devs),
+	 *  gpudev ids or DJG_HOST; a GPU may appear more than once (logical
+	 *  devices of one GPU, each with its own sinks). 0: dev_id alone. */
+	uint16_t n_devs;
+	int16_t dev_ids[DJG_PLACER_MAX_DEVS];
+	/** Which device an address lies on; NULL: CUDA's pointer attributes
+	 *  (the first of dev_ids on that GPU). */
+	djg_dp_device_fn *device_of;
+	void *device_arg;
 };
 
 struct djg_dp_placer_stats {
@@ -432,6 +457,12 @@ struct djg_dp_placer_stats {
 	uint64_t direct_copies; /**< fragments copied synchronously (the sink could not take them) */
 	uint64_t failures;      /**< fragments whose copy failed (sync() returned -EIO) */
 	uint64_t pools;         /**< mempools registered with the GPU */
+	uint64_t mixed_bursts;  /**< rx bursts whose fragments went to several devices */
+	uint16_t n_devs;
+	/** Per device (summed over lcores): what its sinks gathered. */
+	struct {
+		uint64_t bytes, copies, bursts;
+	} dev[DJG_PLACER_MAX_DEVS];
 };
 
 /** gpudev dev_id of the GPU that is CUDA device @p ordinal (the ordinal the

@@ -28,6 +28,7 @@ struct tn_store_ref {
 	struct dj_tensor_desc desc;
 	void *data;
 	size_t bytes;
+	int dev;                      /* index of its backend */
 	uint32_t refs;                /* 1 for the handle table + acquires */
 	int live;                     /* still reachable through its handle */
 };
@@ -40,9 +41,16 @@ struct session {
 	int open;
 };
 
+/* One device's share of the store (lock held). */
+struct device_usage {
+	uint64_t bytes, peak, tensors, refused;
+};
+
 struct tn_store {
 	pthread_mutex_t lock;
-	const struct tn_store_backend *backend;
+	const struct tn_store_backend *backends[TN_STORE_MAX_DEVICES];
+	int n_devices;
+	struct device_usage dev[TN_STORE_MAX_DEVICES];
 	struct tn_id_map handles, sessions;
 	uint64_t key[2];            /* SipHash key of the id permutation */
 	uint64_t counter;
@@ -173,14 +181,28 @@ static uint64_t next_id(struct tn_store *s)
 
 /* ---- create/destroy ---- */
 
+static int backend_valid(const struct tn_store_backend *b)
+{
+	return b != NULL && b->alloc && b->free && b->upload && b->download;
+}
+
 int tn_store_create(const struct tn_store_config *config, struct tn_store **out)
 {
-	const struct tn_store_backend *b = config && config->backend ? config->backend
-								      : &host_backend;
+	const struct tn_store_backend *one = config && config->backend ? config->backend
+									: &host_backend;
+	const struct tn_store_backend *const *list = &one;
+	int n = 1;
 	struct tn_store *s;
 
-	if (out == NULL || !b->alloc || !b->free || !b->upload || !b->download)
+	if (config != NULL && config->n_backends > 0) {
+		list = config->backends;
+		n = config->n_backends;
+	}
+	if (out == NULL || list == NULL || n > TN_STORE_MAX_DEVICES)
 		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		if (!backend_valid(list[i]))
+			return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;
@@ -194,7 +216,9 @@ int tn_store_create(const struct tn_store_config *config, struct tn_store **out)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&s->lock, NULL);
-	s->backend = b;
+	for (int i = 0; i < n; i++)
+		s->backends[i] = list[i];
+	s->n_devices = n;
 	if (config != NULL) {
 		s->total_limit = config->total_limit;
 		s->session_limit = config->session_limit;
@@ -208,8 +232,10 @@ int tn_store_create(const struct tn_store_config *config, struct tn_store **out)
 
 static void destroy_tensor(struct tn_store *s, struct tn_store_ref *t)
 {
+	const struct tn_store_backend *b = s->backends[t->dev];
+
 	if (t->data != NULL)
-		s->backend->free(s->backend->ctx, t->data);
+		b->free(b->ctx, t->data);
 	free(t);
 }
 
@@ -268,6 +294,7 @@ static void unlink_tensor(struct tn_store *s, struct tn_store_ref *t)
 		t->next->prev = t->prev;
 	t->live = 0;
 	sess->live_tensors--;
+	s->dev[t->dev].tensors--;
 }
 
 /*
@@ -283,6 +310,7 @@ static struct tn_store_ref *put_ref(struct tn_store *s, struct tn_store_ref *t)
 
 	sess->bytes -= t->bytes;
 	s->bytes -= t->bytes;
+	s->dev[t->dev].bytes -= t->bytes;
 	if (--sess->charged == 0 && !sess->open)
 		free(sess);
 	return t;
@@ -326,8 +354,9 @@ int tn_store_session_close(struct tn_store *s, uint64_t id)
 
 /* ---- tensors ---- */
 
-static int charge(struct tn_store *s, struct session *sess, size_t bytes)
+static int charge(struct tn_store *s, struct session *sess, int dev, size_t bytes)
 {
+	struct device_usage *d = &s->dev[dev];
 	int over = (sess->limit && sess->bytes + bytes > sess->limit) ||
 		   (s->total_limit && s->bytes + bytes > s->total_limit) ||
 		   sess->live_tensors >= s->max_tensors;
@@ -335,22 +364,26 @@ static int charge(struct tn_store *s, struct session *sess, size_t bytes)
 	if (over) {
 		sess->refused++;
 		s->refused++;
+		d->refused++;
 		return -DJ_ELIMIT;
 	}
 	sess->bytes += bytes;
 	s->bytes += bytes;
+	d->bytes += bytes;
 	sess->peak = sess->bytes > sess->peak ? sess->bytes : sess->peak;
 	s->peak = s->bytes > s->peak ? s->bytes : s->peak;
+	d->peak = d->bytes > d->peak ? d->bytes : d->peak;
 	sess->charged++;
 	sess->live_tensors++;
 	return 0;
 }
 
 /* Undo charge() for an allocation that failed after it (lock held). */
-static void uncharge(struct tn_store *s, struct session *sess, size_t bytes)
+static void uncharge(struct tn_store *s, struct session *sess, int dev, size_t bytes)
 {
 	sess->bytes -= bytes;
 	s->bytes -= bytes;
+	s->dev[dev].bytes -= bytes;
 	sess->live_tensors--;
 	if (--sess->charged == 0 && !sess->open)
 		free(sess);
@@ -367,34 +400,39 @@ static void publish(struct tn_store *s, struct session *sess, struct tn_store_re
 	if (sess->tensors)
 		sess->tensors->prev = t;
 	sess->tensors = t;
+	s->dev[t->dev].tensors++;
 	tn_id_map_insert(&s->handles, &t->node);
 	*handle = t->node.id;
 }
 
 static int alloc_tensor(struct tn_store *s, uint64_t session, const struct dj_tensor_desc *desc,
-			int zero, uint64_t *handle)
+			int dev, int zero, uint64_t *handle)
 {
 	int rc = dj_tensor_desc_check(desc);
 
 	if (rc != 0)
 		return rc;
+	if (dev < 0 || dev >= s->n_devices)
+		return -EINVAL;
 	struct tn_store_ref *t = calloc(1, sizeof(*t));
+	const struct tn_store_backend *b = s->backends[dev];
 
 	if (t == NULL)
 		return -ENOMEM;
 	t->desc = *desc;
 	t->bytes = dj_tensor_nbytes(desc);
+	t->dev = dev;
 	pthread_mutex_lock(&s->lock);
 	struct session *sess = find_session(s, session);
 
-	rc = sess == NULL ? -DJ_EHANDLE : charge(s, sess, t->bytes);
+	rc = sess == NULL ? -DJ_EHANDLE : charge(s, sess, dev, t->bytes);
 	pthread_mutex_unlock(&s->lock);
 	if (rc != 0) {
 		free(t);
 		return rc;
 	}
 	if (t->bytes > 0)
-		rc = s->backend->alloc(s->backend->ctx, t->bytes, zero, &t->data);
+		rc = b->alloc(b->ctx, t->bytes, zero, &t->data);
 	pthread_mutex_lock(&s->lock);
 	/* The session may have closed meanwhile; being charged, it still exists. */
 	if (rc == 0 && !sess->open)
@@ -403,7 +441,7 @@ static int alloc_tensor(struct tn_store *s, uint64_t session, const struct dj_te
 		t->refs = 1; /* the handle table's */
 		publish(s, sess, t, handle);
 	} else {
-		uncharge(s, sess, t->bytes);
+		uncharge(s, sess, dev, t->bytes);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (rc != 0)
@@ -414,13 +452,19 @@ static int alloc_tensor(struct tn_store *s, uint64_t session, const struct dj_te
 int tn_store_alloc(struct tn_store *s, uint64_t session, const struct dj_tensor_desc *desc,
 		   uint64_t *handle)
 {
-	return alloc_tensor(s, session, desc, 1, handle);
+	return alloc_tensor(s, session, desc, 0, 1, handle);
 }
 
 int tn_store_alloc_output(struct tn_store *s, uint64_t session,
 			  const struct dj_tensor_desc *desc, uint64_t *handle)
 {
-	return alloc_tensor(s, session, desc, 0, handle);
+	return alloc_tensor(s, session, desc, 0, 0, handle);
+}
+
+int tn_store_alloc_on(struct tn_store *s, uint64_t session, const struct dj_tensor_desc *desc,
+		      int dev, int zero, uint64_t *handle)
+{
+	return alloc_tensor(s, session, desc, dev, zero != 0, handle);
 }
 
 /* A live tensor of this session, or NULL (lock held). */
@@ -446,7 +490,7 @@ int tn_store_acquire(struct tn_store *s, uint64_t session, uint64_t handle,
 	if (view != NULL) {
 		view->desc = t->desc;
 		view->data = t->data;
-		view->mem = s->backend->mem;
+		view->mem = s->backends[t->dev]->mem;
 	}
 	return 0;
 }
@@ -473,7 +517,7 @@ int tn_store_put(struct tn_store *s, uint64_t session, const struct dj_tensor *h
 			     dj_tensor_nbytes(&host->desc) > 0))
 		return -EINVAL;
 	/* Written whole below, or freed: nobody sees it before. */
-	rc = alloc_tensor(s, session, &host->desc, 0, &h);
+	rc = alloc_tensor(s, session, &host->desc, 0, 0, &h);
 	if (rc != 0)
 		return rc;
 	rc = tn_store_write(s, session, h, 0, host->data, dj_tensor_nbytes(&host->desc));
@@ -496,7 +540,8 @@ int tn_store_write(struct tn_store *s, uint64_t session, uint64_t handle, size_t
 	if (offset > ref->bytes || len > ref->bytes - offset)
 		rc = -ERANGE;
 	else if (len > 0)
-		rc = s->backend->upload(s->backend->ctx, (char *)view.data + offset, src, len);
+		rc = s->backends[ref->dev]->upload(s->backends[ref->dev]->ctx,
+						   (char *)view.data + offset, src, len);
 	tn_store_release(s, ref);
 	return rc;
 }
@@ -513,7 +558,8 @@ int tn_store_read(struct tn_store *s, uint64_t session, uint64_t handle, void *d
 	if (len < ref->bytes)
 		rc = -ERANGE;
 	else if (ref->bytes > 0)
-		rc = s->backend->download(s->backend->ctx, dst, view.data, ref->bytes);
+		rc = s->backends[ref->dev]->download(s->backends[ref->dev]->ctx, dst, view.data,
+						     ref->bytes);
 	if (rc == 0 && desc != NULL)
 		*desc = view.desc;
 	tn_store_release(s, ref);
@@ -530,6 +576,22 @@ int tn_store_describe(struct tn_store *s, uint64_t session, uint64_t handle,
 		*desc = t->desc;
 	pthread_mutex_unlock(&s->lock);
 	return t != NULL ? 0 : -DJ_EHANDLE;
+}
+
+int tn_store_device_of(struct tn_store *s, uint64_t session, uint64_t handle, int *dev)
+{
+	pthread_mutex_lock(&s->lock);
+	struct tn_store_ref *t = find_tensor(s, session, handle);
+
+	if (t != NULL)
+		*dev = t->dev;
+	pthread_mutex_unlock(&s->lock);
+	return t != NULL ? 0 : -DJ_EHANDLE;
+}
+
+int tn_store_ref_device(const struct tn_store_ref *ref)
+{
+	return ref->dev;
 }
 
 int tn_store_free(struct tn_store *s, uint64_t session, uint64_t handle)
@@ -610,4 +672,21 @@ void tn_store_usage(struct tn_store *s, struct tn_store_usage *u)
 				     .limit = s->total_limit, .tensors = s->handles.count,
 				     .sessions = s->sessions.count, .refused = s->refused};
 	pthread_mutex_unlock(&s->lock);
+}
+
+int tn_store_device_usage(struct tn_store *s, int dev, struct tn_store_usage *u)
+{
+	if (dev < 0 || dev >= s->n_devices)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	*u = (struct tn_store_usage){.bytes = s->dev[dev].bytes, .peak_bytes = s->dev[dev].peak,
+				     .limit = s->total_limit, .tensors = s->dev[dev].tensors,
+				     .refused = s->dev[dev].refused};
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+int tn_store_devices(const struct tn_store *s)
+{
+	return s->n_devices;
 }

@@ -19,6 +19,13 @@
  * valid. A handle presented with another session's id is refused exactly as
  * an unknown one (-DJ_EHANDLE), so sessions cannot probe each other.
  *
+ * Devices: a store may keep tensors on several devices (GPUs of one
+ * server), one backend each; every tensor lives on one device, named by its
+ * index in tn_store_config.backends, and keeps it for its life (a move to
+ * another device is a new tensor). Budgets (session and total limits) count
+ * the bytes of every device together; tn_store_device_usage() gives each
+ * device's own share.
+ *
  * Thread safety: every function may be called from any thread. Byte copies
  * (tn_store_write/read/put) run outside the store's lock. A tensor being used
  * by an operation is pinned with tn_store_acquire(); tn_store_free() or the
@@ -56,9 +63,17 @@ struct tn_store_backend {
  *  zeros are asked for; memcpy). Static. */
 const struct tn_store_backend *tn_store_host_backend(void);
 
+/** Most devices one store keeps tensors on. */
+#define TN_STORE_MAX_DEVICES 16
+
 struct tn_store_config {
 	const struct tn_store_backend *backend; /**< NULL: host backend; borrowed,
 						     must outlive the store */
+	/** Several devices: backends[i] is device i (borrowed, outliving the
+	 *  store); n_backends > 0 replaces @c backend. At most
+	 *  TN_STORE_MAX_DEVICES. */
+	const struct tn_store_backend *const *backends;
+	int n_backends;
 	uint64_t total_limit;      /**< bytes over all sessions; 0 = no limit */
 	uint64_t session_limit;    /**< default bytes per session; 0 = no limit */
 	uint32_t session_max_tensors; /**< handles per session; 0 = 1048576 */
@@ -94,6 +109,14 @@ int tn_store_alloc(struct tn_store *store, uint64_t session,
  */
 int tn_store_alloc_output(struct tn_store *store, uint64_t session,
 			  const struct dj_tensor_desc *desc, uint64_t *handle);
+/**
+ * As tn_store_alloc() (@p zero set) or tn_store_alloc_output() (clear), on
+ * device @p dev (an index of tn_store_config.backends; 0 for a store of
+ * one backend). -EINVAL for a device the store does not have; otherwise
+ * the same errors.
+ */
+int tn_store_alloc_on(struct tn_store *store, uint64_t session, const struct dj_tensor_desc *desc,
+		      int dev, int zero, uint64_t *handle);
 /** Allocate and fill from a host tensor (desc and bytes of @p host). */
 int tn_store_put(struct tn_store *store, uint64_t session, const struct dj_tensor *host,
 		 uint64_t *handle);
@@ -121,6 +144,11 @@ int tn_store_read(struct tn_store *store, uint64_t session, uint64_t handle, voi
 /** Describe a tensor without pinning it. */
 int tn_store_describe(struct tn_store *store, uint64_t session, uint64_t handle,
 		      struct dj_tensor_desc *desc);
+/** The device @p handle lives on (*dev: its backend index). Same errors as
+ *  tn_store_describe(). */
+int tn_store_device_of(struct tn_store *store, uint64_t session, uint64_t handle, int *dev);
+/** The device of a pinned tensor (no lock: a tensor never changes device). */
+int tn_store_ref_device(const struct tn_store_ref *ref);
 /** Forget @p handle; its memory goes when the last reference is released. */
 int tn_store_free(struct tn_store *store, uint64_t session, uint64_t handle);
 
@@ -147,6 +175,12 @@ int tn_store_session_usage(struct tn_store *store, uint64_t session,
 			   struct tn_store_usage *usage);
 /** Usage of the whole store. */
 void tn_store_usage(struct tn_store *store, struct tn_store_usage *usage);
+/** Usage of device @p dev: bytes, peak_bytes, tensors (handles live on it)
+ *  and refused (allocations on it refused by a limit); limit is the
+ *  store's total limit, sessions 0. -EINVAL for an unknown device. */
+int tn_store_device_usage(struct tn_store *store, int dev, struct tn_store_usage *usage);
+/** Number of devices (backends) of the store. */
+int tn_store_devices(const struct tn_store *store);
 
 #ifdef __cplusplus
 }

@@ -6,11 +6,12 @@
  *
  * Starts EAL (defaults: a memif vdev, private run-time files, --no-huge where
  * no hugepage is free), the DPDK data plane on the first port, the execution
- * runtime (GPU memory and CUDA operations when a GPU is chosen, else host
- * memory and the CPU reference) and the TCP control plane, which also carries
- * tensors itself where the data plane is unavailable. Where EAL cannot start
- * (no hugepages and no --no-huge memory, not root, no port), it serves over
- * TCP alone and says why.
+ * runtime (every GPU of the host by default, or those --gpu names: GPU
+ * memory and CUDA operations; else host memory and the CPU reference) and
+ * the TCP control plane, which also carries tensors itself where the data
+ * plane is unavailable. Where EAL cannot start (no hugepages and no
+ * --no-huge memory, not root, no port), it serves over TCP alone and says
+ * why.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -48,6 +49,7 @@ struct dp_options {
 	const char *listen_addr;
 	uint16_t ctl_port;
 	const char *gpu;
+	enum rt_move_mode gpu_move;
 	uint64_t mem_limit;
 	uint64_t total_mem_limit;
 	const char *token_file;
@@ -87,7 +89,13 @@ static void usage(const char *prog)
 	       "Options (after --):\n"
 	       "  --listen ADDR          control-plane address (default 127.0.0.1)\n"
 	       "  --ctl-port N           control-plane TCP port (default %d)\n"
-	       "  --gpu SPEC             auto (default), none, or a CUDA device index\n"
+	       "  --gpu SPEC             the GPUs to serve: auto (default: every GPU, else\n"
+	       "                         host memory), all, none, an index (1) or a list\n"
+	       "                         (0,2,3; an index twice is a logical alias cuda:N.1),\n"
+	       "                         sim:N[:SIZE] (N simulated GPUs in host memory)\n"
+	       "  --gpu-move MODE        moves between GPUs: auto (peer copy where the GPUs\n"
+	       "                         reach each other, default) or staged (always\n"
+	       "                         through pinned host memory)\n"
 	       "  --gpu-gather MODE      GPU receive gather: persistent (a resident kernel\n"
 	       "                         while data arrives, default) or launch (a kernel\n"
 	       "                         per burst)\n"
@@ -137,7 +145,7 @@ enum {
 	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_INITIAL_CREDIT, OPT_GPU_GATHER,
 	OPT_GPU_GATHER_BLOCKS, OPT_METRICS, OPT_LOG_FORMAT, OPT_FLEET, OPT_FLEET_FILE,
 	OPT_FLEET_ETCD, OPT_FLEET_PREFIX, OPT_FLEET_TTL, OPT_FLEET_TOKEN_FILE, OPT_FLEET_ID,
-	OPT_FLEET_ADVERTISE,
+	OPT_FLEET_ADVERTISE, OPT_GPU_MOVE,
 };
 
 /* One option; a bad value is named by common/cli.h's helpers. */
@@ -146,6 +154,9 @@ static int parse_option(int c, const char *arg, void *opts)
 	struct dp_options *o = opts;
 	static const char *const gather_modes[] = {
 		[DJG_GATHER_PERSISTENT] = "persistent", [DJG_GATHER_LAUNCH] = "launch",
+	};
+	static const char *const move_modes[] = {
+		[RT_MOVE_AUTO] = "auto", [RT_MOVE_STAGED] = "staged",
 	};
 	int i, rc;
 
@@ -163,6 +174,10 @@ static int parse_option(int c, const char *arg, void *opts)
 	case OPT_GPU_GATHER:
 		rc = djc_opt_choice("--gpu-gather", arg, gather_modes, 2, &i);
 		o->gpu_gather = rc == 0 ? (enum djg_gather_mode)i : o->gpu_gather;
+		return rc;
+	case OPT_GPU_MOVE:
+		rc = djc_opt_choice("--gpu-move", arg, move_modes, 2, &i);
+		o->gpu_move = rc == 0 ? (enum rt_move_mode)i : o->gpu_move;
 		return rc;
 	case OPT_MEM_LIMIT: return djc_opt_size("--mem-limit", arg, 0, UINT64_MAX, &o->mem_limit);
 	case OPT_TOTAL_MEM_LIMIT:
@@ -218,6 +233,7 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"gpu", required_argument, NULL, OPT_GPU},
 		{"gpu-gather", required_argument, NULL, OPT_GPU_GATHER},
 		{"gpu-gather-blocks", required_argument, NULL, OPT_GPU_GATHER_BLOCKS},
+		{"gpu-move", required_argument, NULL, OPT_GPU_MOVE},
 		{"mem-limit", required_argument, NULL, OPT_MEM_LIMIT},
 		{"total-mem-limit", required_argument, NULL, OPT_TOTAL_MEM_LIMIT},
 		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
@@ -322,37 +338,59 @@ static void report_gpus(void)
 }
 
 /* GPU-resident tensors reach the data plane through the GPU module's placer
- * on the GPU the runtime computes on (gpudev numbers GPUs its own way).
- * *placer stays NULL for a host runtime. The resident gather kernel by
- * default: it leaves the GPU whenever a receive completes, so the runtime's
- * CUDA work never waits behind it for long (docs/GPU.md). */
+ * on every GPU the runtime serves, device i of the placer being the
+ * runtime's device i (gpudev numbers GPUs its own way). *placer stays NULL
+ * for a host runtime. The resident gather kernel by default: it leaves the
+ * GPU whenever a receive completes, so the runtime's CUDA work never waits
+ * behind it for long (docs/GPU.md). */
 static int gpu_placer_create(const struct dp_options *o, const struct rt_runtime *rt,
 			     struct djg_dp_placer **placer)
 {
 	struct djg_dp_placer_conf pc = {.mode = o->gpu_gather,
 					   .blocks = o->gpu_gather_blocks,
 					   .frag_size = o->dp_frame_size};
-	int ordinal = rt_gpu_device(rt);
-	int dev, rc;
+	struct rt_device_info devs[RT_MAX_DEVICES];
+	int n = rt_devices(rt, devs, RT_MAX_DEVICES), rc;
 
 	*placer = NULL;
-	if (ordinal < 0)
+	if (n < 1 || devs[0].kind != RT_DEVICE_CUDA)
 		return 0;
-	dev = djg_find_cuda(ordinal);
-	if (dev < 0) {
-		fprintf(stderr, "djinn-dp: CUDA device %d is not seen by gpudev: %s\n", ordinal,
-			dj_strerror(dev));
-		return dev;
+	for (int i = 0; i < n && i < DJG_PLACER_MAX_DEVS; i++) {
+		int dev = djg_find_cuda(devs[i].ordinal);
+
+		if (dev < 0) {
+			fprintf(stderr, "djinn-dp: %s is not seen by gpudev: %s\n", devs[i].name,
+				dj_strerror(dev));
+			return dev;
+		}
+		pc.dev_ids[pc.n_devs++] = (int16_t)dev;
 	}
-	pc.dev_id = (int16_t)dev;
 	rc = djg_dp_placer_create(&pc, placer);
 	if (rc == 0)
-		printf("data plane: GPU tensors received by %s on gpudev %d "
-		       "(cuda:%d), sent through a pinned staging ring\n",
-		       o->gpu_gather == DJG_GATHER_PERSISTENT ? "a resident gather kernel"
+		printf("data plane: GPU tensors received by %s into the GPU each lies on "
+		       "(%d device(s)), sent through pinned staging rings\n",
+		       o->gpu_gather == DJG_GATHER_PERSISTENT ? "resident gather kernels"
 								 : "a gather kernel per burst",
-		       dev, ordinal);
+		       pc.n_devs);
 	return rc;
+}
+
+/* The data-plane port's index, as --dp-port names it (default 0). */
+static int dp_port_index(const struct dp_options *o)
+{
+	uint16_t port_id = 0;
+
+	if (o->dp_port != NULL && dp_port_find(o->dp_port, &port_id) != 0)
+		return -1;
+	return port_id;
+}
+
+/* --probe (rt NULL: the GPUs --gpu names) or a starting server (its
+ * devices, warnings only): the NUMA topology and the plan. */
+static void report_topology(const struct dp_options *o, const struct rt_runtime *rt, int eal_up)
+{
+	srv_topology_report(rt, o->gpu, eal_up ? dp_port_index(o) : -1, o->dp_queues, eal_up,
+			    rt == NULL);
 }
 
 static int dataplane_start(const struct dp_options *o, const struct djg_dp_placer *placer,
@@ -442,6 +480,7 @@ static int runtime_create(const struct dp_options *o, struct rt_runtime **rt)
 		.session_limit = o->mem_limit,
 		.total_limit = o->total_mem_limit,
 		.n_contexts = o->workers,
+		.move_mode = o->gpu_move,
 		.stats_extra = srv_stats_json,
 		.stats_arg = &view,
 	};
@@ -635,6 +674,8 @@ int main(int argc, char **argv)
 		       dp_eal_has_hugepages() ? "hugepages" : "--no-huge", rte_lcore_count());
 		report_ports();
 		report_gpus();
+		if (o.probe_only)
+			report_topology(&o, NULL, eal_up);
 		telemetry_on = dp_eal_telemetry_socket(socket_path, sizeof(socket_path)) == 0;
 		if (telemetry_on)
 			printf("telemetry: %s (dpdk-telemetry.py -f %s%s; /djinn/stats ...)\n",
@@ -650,6 +691,8 @@ int main(int argc, char **argv)
 	/* The runtime outlives the data plane: no queued GPU copy lands in a
 	 * freed tensor. */
 	rc = runtime_create(&o, &rt);
+	if (rc == 0)
+		report_topology(&o, rt, eal_up);
 	if (rc == 0 && eal_up) {
 		int dp_rc = gpu_placer_create(&o, rt, &placer);
 

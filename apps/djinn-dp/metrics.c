@@ -9,6 +9,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -248,6 +249,24 @@ static void collect_dataplane(struct srv_view *v, struct mx_writer *w)
 	    "Staging chunks copied from GPU memory for sending.", g.chunks);
 }
 
+/* The gather per GPU: the placer's device i is the runtime's device i. */
+static void collect_gather_devices(struct srv_view *v, const struct djg_dp_placer_stats *g,
+				   struct mx_writer *w)
+{
+	struct rt_device_info devs[RT_MAX_DEVICES];
+	int n = rt_devices(v->rt, devs, RT_MAX_DEVICES);
+	char l[LABELS];
+
+	mx_family(w, "djinn_gpu_gather_device_bytes_total", MX_COUNTER,
+		  "Received bytes gathered into tensors, per GPU.");
+	for (int i = 0; i < n && i < g->n_devs; i++) {
+		mx_labels(l, sizeof(l), "device", devs[i].name, NULL);
+		mx_sample_u64(w, "djinn_gpu_gather_device_bytes_total", l, g->dev[i].bytes);
+	}
+	one(w, "djinn_gpu_gather_mixed_bursts_total", MX_COUNTER,
+	    "Receive bursts whose fragments went to several GPUs.", g->mixed_bursts);
+}
+
 static void collect_gather(struct srv_view *v, struct mx_writer *w)
 {
 	struct djg_dp_placer_stats g;
@@ -265,6 +284,58 @@ static void collect_gather(struct srv_view *v, struct mx_writer *w)
 	    g.direct_copies);
 	one(w, "djinn_gpu_gather_failures_total", MX_COUNTER, "Fragments whose copy failed.",
 	    g.failures);
+	collect_gather_devices(v, &g, w);
+}
+
+/* What each device does: the unit a scheduler places on is (server, GPU). */
+static void collect_device_load(const struct rt_memory *m, int n, struct mx_writer *w)
+{
+	static const struct {
+		const char *name;
+		enum mx_type type;
+		const char *help;
+		size_t off;
+	} fams[] = {
+		{"djinn_device_ops_total", MX_COUNTER, "Operations run on the device.",
+		 offsetof(struct rt_memory, ops)},
+		{"djinn_device_ops_failed_total", MX_COUNTER, "Operations that failed on the device.",
+		 offsetof(struct rt_memory, ops_failed)},
+		{"djinn_device_running", MX_GAUGE, "Operations and moves on the device now.",
+		 offsetof(struct rt_memory, running)},
+		{"djinn_device_queued", MX_GAUGE,
+		 "Operations and moves waiting for one of the device's contexts.",
+		 offsetof(struct rt_memory, waiting)},
+		{"djinn_device_sessions", MX_GAUGE, "Open sessions whose default device it is.",
+		 offsetof(struct rt_memory, sessions)},
+	};
+	char l[LABELS];
+
+	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+		mx_family(w, fams[f].name, fams[f].type, fams[f].help);
+		for (int i = 0; i < n; i++) {
+			uint64_t v;
+
+			memcpy(&v, (const char *)&m[i] + fams[f].off, sizeof(v));
+			mx_labels(l, sizeof(l), "device", m[i].device, NULL);
+			mx_sample_u64(w, fams[f].name, l, v);
+		}
+	}
+	mx_family(w, "djinn_device_moves_total", MX_COUNTER,
+		  "Moves between devices of this server (to_device), by direction.");
+	for (int i = 0; i < n; i++) {
+		mx_labels(l, sizeof(l), "device", m[i].device, "direction", "in", NULL);
+		mx_sample_u64(w, "djinn_device_moves_total", l, m[i].moves_in);
+		mx_labels(l, sizeof(l), "device", m[i].device, "direction", "out", NULL);
+		mx_sample_u64(w, "djinn_device_moves_total", l, m[i].moves_out);
+	}
+	mx_family(w, "djinn_device_move_bytes_total", MX_COUNTER,
+		  "Bytes moved between devices of this server, by direction.");
+	for (int i = 0; i < n; i++) {
+		mx_labels(l, sizeof(l), "device", m[i].device, "direction", "in", NULL);
+		mx_sample_u64(w, "djinn_device_move_bytes_total", l, m[i].move_bytes_in);
+		mx_labels(l, sizeof(l), "device", m[i].device, "direction", "out", NULL);
+		mx_sample_u64(w, "djinn_device_move_bytes_total", l, m[i].move_bytes_out);
+	}
 }
 
 static void collect_memory(struct srv_view *v, struct mx_writer *w)
@@ -279,8 +350,8 @@ static void collect_memory(struct srv_view *v, struct mx_writer *w)
 		"The device's memory.",
 		"Bytes tensors may hold over all sessions (--total-mem-limit; absent: none).",
 		"Resident tensors, per device."};
-	struct rt_memory m[4];
-	int n = rt_memory(v->rt, m, 4);
+	struct rt_memory m[RT_MAX_DEVICES];
+	int n = rt_memory(v->rt, m, RT_MAX_DEVICES);
 	char l[LABELS];
 
 	for (int f = 0; f < 6; f++) {
@@ -301,6 +372,7 @@ static void collect_memory(struct srv_view *v, struct mx_writer *w)
 		mx_labels(l, sizeof(l), "device", m[i].device, NULL);
 		mx_sample_u64(w, "djinn_memory_refused_allocations_total", l, m[i].refused);
 	}
+	collect_device_load(m, n, w);
 }
 
 void srv_metrics_collect(void *view, struct mx_writer *w)
@@ -360,6 +432,25 @@ static void stats_lcores(struct srv_view *v, cJSON *d)
 	}
 }
 
+/* "gpu_rx_devices": [{device, bytes, bursts}], the placer's device i
+ * being the runtime's device i. */
+static void stats_gather_devices(struct srv_view *v, const struct djg_dp_placer_stats *g,
+				 cJSON *d)
+{
+	struct rt_device_info devs[RT_MAX_DEVICES];
+	int n = rt_devices(v->rt, devs, RT_MAX_DEVICES);
+	cJSON *list = cJSON_AddArrayToObject(d, "gpu_rx_devices");
+
+	for (int i = 0; i < n && i < g->n_devs && list != NULL; i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "device", devs[i].name);
+		cJSON_AddNumberToObject(o, "bytes", (double)g->dev[i].bytes);
+		cJSON_AddNumberToObject(o, "bursts", (double)g->dev[i].bursts);
+		cJSON_AddItemToArray(list, o);
+	}
+}
+
 void srv_stats_json(void *view, cJSON *obj)
 {
 	struct srv_view *v = view;
@@ -393,4 +484,6 @@ void srv_stats_json(void *view, cJSON *obj)
 	cJSON_AddNumberToObject(d, "gpu_rx_direct_copies", (double)g.direct_copies);
 	cJSON_AddNumberToObject(d, "gpu_rx_failures", (double)g.failures);
 	cJSON_AddNumberToObject(d, "gpu_rx_kernel_generations", (double)g.sink.generations);
+	cJSON_AddNumberToObject(d, "gpu_rx_mixed_bursts", (double)g.mixed_bursts);
+	stats_gather_devices(v, &g, d);
 }

@@ -66,4 +66,16 @@ int srv_telemetry_attach(struct srv_view *v);
 /** Commands answer "no server" from now on; returns once none reads v. */
 void srv_telemetry_detach(void);
 
+/**
+ * The NUMA topology (topology.c: libnuma / sysfs, CUDA's devices, EAL's
+ * ports and lcores where @p eal_up, DJINN_TOPOLOGY over them) and the plan
+ * for data-plane port @p port (-1: none) with @p queues polling lcores,
+ * serving the devices of @p rt, or where @p rt is NULL those @p gpu_spec
+ * names among the topology's GPUs (--probe of an injected topology).
+ * @p full: print everything (--probe); else only the warnings.
+ * @return the number of warnings, or a negative errno.
+ */
+int srv_topology_report(const struct rt_runtime *rt, const char *gpu_spec, int port,
+			uint16_t queues, int eal_up, int full);
+
 #endif

@@ -174,8 +174,8 @@ static int cmd_lcores(struct srv_view *v, struct rte_tel_data *d)
 
 static int cmd_memory(struct srv_view *v, struct rte_tel_data *d)
 {
-	struct rt_memory m[4];
-	int n = rt_memory(v->rt, m, 4);
+	struct rt_memory m[RT_MAX_DEVICES];
+	int n = rt_memory(v->rt, m, RT_MAX_DEVICES);
 
 	rte_tel_data_start_dict(d);
 	for (int i = 0; i < n; i++) {
@@ -190,6 +190,10 @@ static int cmd_memory(struct srv_view *v, struct rte_tel_data *d)
 		add_u64(o, "free", m[i].free);
 		add_u64(o, "total", m[i].total);
 		add_u64(o, "tensors", m[i].tensors);
+		add_u64(o, "ops", m[i].ops);
+		add_u64(o, "running", m[i].running);
+		add_u64(o, "waiting", m[i].waiting);
+		add_u64(o, "sessions", m[i].sessions);
 		/* Telemetry names take [A-Za-z0-9_/]: cuda:0 is cuda_0. */
 		snprintf(name, sizeof(name), "%.15s", m[i].device);
 		for (char *c = name; *c != '\0'; c++)

@@ -148,6 +148,7 @@ void djg_ops_destroy(struct djg_ops *ops)
 		cudaStreamSynchronize(ops->stream);
 		cudaStreamDestroy(ops->stream);
 	}
+	djg_ops_move_fini(ops);
 	cudaFree(ops->blas_workspace);
 	cudaFree(ops->bad_index);
 	cudaFreeHost(ops->bad_host);

@@ -118,6 +118,111 @@ int djg_ops_sync(struct djg_ops *ops);
  *  with it (the data plane's receive, a benchmark's events). */
 void *djg_ops_stream(struct djg_ops *ops);
 
+/* ---- several devices: moves between them (gpu/ops/move.c) ------------- */
+
+/**
+ * PCI address of CUDA device @p device ("0000:17:00.0", lowercase, as
+ * sysfs names it) into @p pci (at least 16 bytes).
+ * Returns 0, -DJ_ENOGPU (no CUDA build or no such device) or -EINVAL.
+ */
+int djg_ops_device_pci(int device, char *pci, size_t len);
+
+/**
+ * Whether device @p from can reach device @p to's memory directly: 1 for
+ * the same device or where cudaDeviceCanAccessPeer says so, else 0;
+ * -DJ_ENOGPU for a device that does not exist.
+ */
+int djg_ops_peer_access(int from, int to);
+
+/** How a move between two devices of one server goes. */
+enum djg_move_path {
+	DJG_MOVE_D2D = 0, /**< same physical device: cudaMemcpyAsync device to device */
+	DJG_MOVE_PEER,    /**< cudaMemcpyPeerAsync (NVLink / PCIe peer-to-peer) */
+	DJG_MOVE_STAGED,  /**< chunks through pinned host memory (no peer access) */
+};
+
+/** "d2d", "peer", "staged". Static. */
+const char *djg_move_path_name(enum djg_move_path path);
+
+/** Most slots of a staging ring (events per context). */
+#define DJG_STAGE_MAX_SLOTS 8
+
+/**
+ * A staging ring for DJG_MOVE_STAGED: @p slots buffers of @p slot_bytes
+ * each, back to back at @p host, host memory the caller owns (put it on
+ * the NUMA node of the device that reads it) and registered with
+ * djg_ops_host_register() for a GPU move.
+ */
+struct djg_stage_ring {
+	void *host;
+	size_t slot_bytes;
+	unsigned int slots; /**< 2 .. DJG_STAGE_MAX_SLOTS */
+};
+
+/**
+ * The staged move as a pipeline over any pair of devices: chunk k is
+ * copied out of the source into slot k % slots while chunk k - 1 is copied
+ * from its slot into the destination; a slot is refilled once the copy
+ * that read it finished. CUDA implements the four steps with streams and
+ * events (djg_ops_move), the runtime's simulated devices with memcpy, so
+ * both run this very loop.
+ */
+struct djg_stage_ops {
+	/** Start copying @p n source bytes at @p src into slot @p slot (@p host). */
+	int (*out)(void *ctx, unsigned int slot, void *host, const void *src, size_t n);
+	/** Start copying slot @p slot into @p dst once its out() landed. */
+	int (*in)(void *ctx, unsigned int slot, void *dst, const void *host, size_t n);
+	/** Wait until slot @p slot's last in() has read its buffer. */
+	int (*wait)(void *ctx, unsigned int slot);
+	/** Wait until everything started has landed. */
+	int (*finish)(void *ctx);
+};
+
+/**
+ * Run the staged pipeline: @p bytes from @p src to @p dst through @p ring.
+ * *chunks (may be NULL) receives the number of chunks.
+ * Returns 0, -EINVAL (a ring of fewer than 2 or more than
+ * DJG_STAGE_MAX_SLOTS slots, or empty slots), or the first error of a step
+ * (every started step is finished first).
+ */
+int djg_stage_run(const struct djg_stage_ops *ops, void *ctx, const struct djg_stage_ring *ring,
+		  void *dst, const void *src, size_t bytes, uint64_t *chunks);
+
+/**
+ * Pin host memory for staged moves (cudaHostRegister, portable: every
+ * device may copy from and to it asynchronously). 0, -DJ_ENOGPU, -EIO.
+ */
+int djg_ops_host_register(void *ptr, size_t bytes);
+/** Undo djg_ops_host_register(). */
+void djg_ops_host_unregister(void *ptr);
+
+/**
+ * Copy @p bytes at @p src (memory of @p from's device) to @p dst (memory of
+ * @p to's device) along @p path, and wait until they landed. Both contexts
+ * are used by the calling thread for the call (check both out). D2D and
+ * PEER run on @p to's stream (PEER enables peer access between the two
+ * devices the first time); STAGED copies out on @p from's stream and in on
+ * @p to's, chunk by chunk through @p ring (required then). *chunks (may be
+ * NULL): chunks staged (0 for the direct paths).
+ * Returns 0, -EINVAL, -ENOTSUP (PEER between devices without peer access;
+ * D2D between two physical devices), -DJ_ENOGPU, -EIO.
+ */
+int djg_ops_move(struct djg_ops *from, struct djg_ops *to, void *dst, const void *src,
+		 size_t bytes, enum djg_move_path path, const struct djg_stage_ring *ring,
+		 uint64_t *chunks);
+
+/**
+ * Let device @p peer read and write the memory this context's pool hands
+ * out (cudaMemPoolSetAccess: stream-ordered allocations ignore
+ * cudaDeviceEnablePeerAccess), so that peer copies between the two GPUs
+ * run on their peer link. Returns 0 (also for the context's own device),
+ * -ENOTSUP where @p peer cannot reach this device, -DJ_ENOGPU, -EIO.
+ */
+int djg_ops_pool_share(struct djg_ops *ops, int peer);
+
+/** The CUDA device of a context (-1 for NULL). */
+int djg_ops_device(const struct djg_ops *ops);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 #pragma GCC diagnostic pop
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <stdbool.h>
 
 #include "gpu/ops/gpu_ops.h"
 #include "kernels.h"
@@ -47,7 +48,14 @@ struct djg_ops {
 	long long *bad_host;
 	struct linear_plan plans[LINEAR_PLANS];
 	unsigned next_plan;       /* round-robin replacement */
+	/* Staged moves (move.c): this context as the source records
+	 * move_out[slot], as the destination move_in[slot]; made on first use. */
+	bool move_events;
+	cudaEvent_t move_out[DJG_STAGE_MAX_SLOTS], move_in[DJG_STAGE_MAX_SLOTS];
 };
+
+/* Destroy the events of staged moves (move.c), device set. */
+void djg_ops_move_fini(struct djg_ops *ops);
 
 /* Map a CUDA / cuBLAS failure to an errno value, logging what failed. */
 int djg_ops_cuda_rc(int cuda_error, const char *what);

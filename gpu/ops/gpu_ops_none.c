@@ -90,3 +90,39 @@ void *djg_ops_stream(struct djg_ops *ops)
 {
 	return NULL;
 }
+
+int djg_ops_device(const struct djg_ops *ops)
+{
+	return -1;
+}
+
+int djg_ops_device_pci(int device, char *pci, size_t len)
+{
+	return -DJ_ENOGPU;
+}
+
+int djg_ops_peer_access(int from, int to)
+{
+	return -DJ_ENOGPU;
+}
+
+int djg_ops_host_register(void *ptr, size_t bytes)
+{
+	return -DJ_ENOGPU;
+}
+
+void djg_ops_host_unregister(void *ptr)
+{
+}
+
+int djg_ops_move(struct djg_ops *from, struct djg_ops *to, void *dst, const void *src,
+		 size_t bytes, enum djg_move_path path, const struct djg_stage_ring *ring,
+		 uint64_t *chunks)
+{
+	return -DJ_ENOGPU;
+}
+
+int djg_ops_pool_share(struct djg_ops *ops, int peer)
+{
+	return -DJ_ENOGPU;
+}

@@ -98,6 +98,9 @@ struct dj_client_options {
 	 * sleep at once). Spinning saves a thread wake-up (~20 us) per
 	 * blocking call at the cost of a core while it lasts. */
 	uint32_t wait_spin_us;
+	/** The device new sessions keep their tensors on by default ("cuda:1"),
+	 * sent in SESSION; NULL: the server's choice (docs/MULTIGPU.md). */
+	const char *device;
 };
 
 /** Fill options with the defaults above. */
@@ -129,6 +132,9 @@ void dj_conn_close(struct dj_conn *conn);
 /** The path this session uses and why ("both sides have DPDK, probe rtt 12 us"). */
 enum dj_path dj_conn_path(const struct dj_conn *conn, const char **reason);
 uint64_t dj_conn_session_id(const struct dj_conn *conn);
+/** The session's default device as the server named it ("cuda:0", "host"),
+ * or "" where the server names no devices. */
+const char *dj_conn_device(const struct dj_conn *conn);
 
 /* Blocking calls. Each returns 0 or a negative errno / DJ_E*; a server
  * ERROR reply returns its code, and dj_conn_last_error() its message.

@@ -8,6 +8,12 @@
  *                      staged sink (persistent and launch kernels); exits
  *                      77 (skipped) where no GPU is usable
  *
+ * A placer of two devices (the same GPU twice, or host memory twice: two
+ * logical devices with a sink each) gathers every receive into the device
+ * its destination lies on, sends from either, and splits a burst whose
+ * fragments go to both (one mbuf reference per device, none lost or freed
+ * twice).
+ *
  * Every transfer is checked byte for byte (GPU memory copied back), with
  * guard bytes around the destination that must stay untouched; more data
  * than the rx mempool holds goes through, so mbufs must come back.
@@ -49,6 +55,7 @@ struct duo {
 
 struct duo_conf {
 	enum djg_gather_mode mode;
+	int two_devices;         /* the placer serves dev twice (logical devices) */
 	const char *impair;      /* in-line impairment on b's transmissions */
 	uint32_t stage_slots;    /* b's staging ring for GPU sources; 0: default */
 	/* Change the placer's callbacks (failure injection); NULL: keep them. */
@@ -71,12 +78,30 @@ static int engine_create(uint16_t port, uint32_t ip, const struct dp_engine_plac
 	return dp_engine_create(&cfg, dp);
 }
 
+/* Logical device 1 is the address range the test says; everything else
+ * is device 0 (on one GPU CUDA's pointer attributes cannot tell them). */
+static uintptr_t dev1_lo, dev1_hi;
+
+static int test_device_of(void *arg, const void *addr)
+{
+	return (uintptr_t)addr >= dev1_lo && (uintptr_t)addr < dev1_hi ? 1 : 0;
+}
+
+static void two_devices_conf(struct djg_dp_placer_conf *pc)
+{
+	pc->n_devs = 2;
+	pc->dev_ids[0] = pc->dev_ids[1] = dev;
+	pc->device_of = test_device_of;
+}
+
 static void duo_start_conf(struct duo *d, const struct duo_conf *dc)
 {
 	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = dc->mode, .frag_size = 8000};
 	struct dp_endpoint ea, eb;
 	uint16_t pa, pb;
 
+	if (dc->two_devices)
+		two_devices_conf(&pc);
 	CU_ASSERT_EQUAL_FATAL(djg_dp_placer_create(&pc, &d->placer), 0);
 	d->ops = *djg_dp_placer_ops(d->placer);
 	if (dc->wrap != NULL)
@@ -656,6 +681,152 @@ static void test_bad_stage_slots(void)
 	CU_ASSERT_PTR_NULL(dp);
 }
 
+/* A buffer of logical device 1: the test's device_of says so. */
+static uint8_t *device1_buffer(size_t len, void **base)
+{
+	uint8_t *p = device_buffer(len, 1, base);
+
+	dev1_lo = (uintptr_t)*base;
+	dev1_hi = dev1_lo + len + 2 * GUARD + 8;
+	return p;
+}
+
+/* Receives into device 0 and device 1 in turn, and a send from each:
+ * every byte lands, each device's sinks gather exactly its own bytes. */
+static void test_two_devices_engine(void)
+{
+	struct duo_conf dc = {.mode = DJG_GATHER_PERSISTENT, .two_devices = 1};
+	size_t lens[2] = {(1u << 20) + 17, (3u << 20) + 5};
+	struct djg_dp_placer_stats st;
+	struct duo d;
+
+	duo_start_conf(&d, &dc);
+	for (int k = 0; k < 2; k++) {
+		for (int which = 0; which < 2; which++) {
+			uint32_t id = next_id++;
+			size_t len = lens[which], pages = RTE_ALIGN_CEIL(len, 4096);
+			uint8_t *src = aligned_alloc(4096, pages), *dst;
+			uint8_t *bytes = random_bytes(len, dj_test_seed() + id);
+			void *base;
+
+			CU_ASSERT_FATAL(src != NULL);
+			memcpy(src, bytes, len);
+			free(bytes);
+			dst = which == 1 ? device1_buffer(len, &base) : device_buffer(len, 1, &base);
+			CU_ASSERT_EQUAL_FATAL(djg_host_register(dev, src, pages), 0);
+			CU_ASSERT_EQUAL(dp_engine_expect(d.b, COOKIE, id, dst, len, DJ_MEM_GPU), 0);
+			CU_ASSERT_EQUAL(dp_engine_send(d.a, COOKIE, id, src, len, DJ_MEM_HOST, 30000),
+					0);
+			CU_ASSERT_EQUAL(dp_engine_wait(d.b, COOKIE, id, 30000), 0);
+			device_check(base, len, 1, src);
+			CU_ASSERT_EQUAL(djg_pool_free(pool, base), 0);
+			dev1_lo = dev1_hi = 0; /* the pool hands the range out again */
+			CU_ASSERT_EQUAL(djg_host_unregister(dev, src), 0);
+			free(src);
+		}
+	}
+	djg_dp_placer_stats_get(d.placer, &st);
+	CU_ASSERT_EQUAL(st.n_devs, 2);
+	CU_ASSERT_EQUAL(st.dev[0].bytes, 2 * lens[0]);
+	CU_ASSERT_EQUAL(st.dev[1].bytes, 2 * lens[1]);
+	CU_ASSERT_EQUAL(st.sink.bytes, 2 * (lens[0] + lens[1]));
+	CU_ASSERT_EQUAL(st.direct_copies, 0);
+	CU_ASSERT_EQUAL(st.failures, 0);
+	/* Sends from device 1's memory stage on its stream. */
+	for (int which = 0; which < 2; which++) {
+		uint32_t id = next_id++;
+		size_t len = lens[which];
+		uint8_t *bytes = random_bytes(len, dj_test_seed() + id), *got = calloc(1, len);
+		void *base;
+		uint8_t *src = which == 1 ? device1_buffer(len, &base) : device_buffer(len, 1, &base);
+
+		CU_ASSERT_FATAL(got != NULL);
+		CU_ASSERT_EQUAL_FATAL(djg_pool_copy_in(pool, src, bytes, len), 0);
+		CU_ASSERT_EQUAL(dp_engine_expect(d.a, COOKIE, id, got, len, DJ_MEM_HOST), 0);
+		CU_ASSERT_EQUAL(dp_engine_probe(d.a, COOKIE, 5000, NULL), 0);
+		CU_ASSERT_EQUAL(dp_engine_send(d.b, COOKIE, id, src, len, DJ_MEM_GPU, 30000), 0);
+		CU_ASSERT_EQUAL(dp_engine_wait(d.a, COOKIE, id, 30000), 0);
+		CU_ASSERT_EQUAL(memcmp(got, bytes, len), 0);
+		CU_ASSERT_EQUAL(djg_pool_free(pool, base), 0);
+		dev1_lo = dev1_hi = 0;
+		free(bytes);
+		free(got);
+	}
+	duo_stop(&d);
+}
+
+/*
+ * One burst whose fragments go to both devices, through the placer's
+ * callbacks as the engine calls them (deterministic: an engine mixes
+ * transfers in a burst only as timing has it). Each device's sink takes
+ * the burst with a reference of its own: both destinations get their
+ * bytes, and every mbuf goes back to its pool exactly once.
+ */
+static void test_two_devices_mixed_burst(void)
+{
+	enum { N = 48, LEN = 1000 };
+	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = DJG_GATHER_LAUNCH};
+	struct rte_mempool *mp = rte_pktmbuf_pool_create("dj_test_mixed", 511, 0, 0, 2048,
+							 SOCKET_ID_ANY);
+	const struct dp_engine_placer *ops;
+	struct djg_dp_placer_stats st;
+	struct djg_dp_placer *p;
+	struct rte_mbuf *m[N], *all[511];
+	uint8_t *want[2], *dst[2];
+	void *base[2], *state;
+	int off[2] = {0, 0};
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mp);
+	two_devices_conf(&pc);
+	CU_ASSERT_EQUAL_FATAL(djg_dp_placer_create(&pc, &p), 0);
+	ops = djg_dp_placer_ops(p);
+	CU_ASSERT_EQUAL_FATAL(ops->lcore_init(ops->ctx, 0, &state), 0);
+	for (int k = 0; k < 2; k++)
+		want[k] = random_bytes(N / 2 * LEN, dj_test_seed() + 77 + k);
+	dst[0] = device_buffer(N / 2 * LEN, 0, &base[0]);
+	dst[1] = device1_buffer(N / 2 * LEN, &base[1]);
+	CU_ASSERT_EQUAL_FATAL(rte_pktmbuf_alloc_bulk(mp, m, N), 0);
+	/* Fragments alternate between the two destinations. */
+	for (int i = 0; i < N; i++) {
+		int k = i & 1;
+		uint8_t *data = (uint8_t *)rte_pktmbuf_append(m[i], LEN);
+
+		memcpy(data, want[k] + off[k], LEN);
+		ops->place(state, dst[k], N / 2 * LEN, (uint64_t)off[k], data, LEN);
+		off[k] += LEN;
+	}
+	/* The test keeps a reference of its own: once the sinks are done,
+	 * each mbuf must hold exactly that one, and none be back in the pool. */
+	for (int i = 0; i < N; i++)
+		rte_mbuf_refcnt_update(m[i], 1);
+	/* 0: the sinks took the burst and free the mbufs once read. */
+	CU_ASSERT_EQUAL(ops->burst_end(state, m, N), 0);
+	CU_ASSERT_EQUAL(ops->sync(state), 0);
+	for (int i = 0; i < N; i++)
+		CU_ASSERT_EQUAL(rte_mbuf_refcnt_read(m[i]), 1);
+	CU_ASSERT_EQUAL(rte_mempool_avail_count(mp), 511 - N);
+	rte_pktmbuf_free_bulk(m, N);
+	djg_dp_placer_stats_get(p, &st);
+	CU_ASSERT_EQUAL(st.mixed_bursts, 1);
+	CU_ASSERT_EQUAL(st.dev[0].bytes, N / 2 * LEN);
+	CU_ASSERT_EQUAL(st.dev[1].bytes, N / 2 * LEN);
+	CU_ASSERT_EQUAL(st.direct_copies, 0);
+	ops->lcore_fini(state);
+	for (int k = 0; k < 2; k++) {
+		device_check(base[k], N / 2 * LEN, k == 0 ? 0 : 1, want[k]);
+		CU_ASSERT_EQUAL(djg_pool_free(pool, base[k]), 0);
+		free(want[k]);
+	}
+	dev1_lo = dev1_hi = 0;
+	/* Every mbuf back once: the whole pool allocates, and not one more. */
+	CU_ASSERT_EQUAL(rte_mempool_avail_count(mp), 511);
+	CU_ASSERT_EQUAL(rte_pktmbuf_alloc_bulk(mp, all, 511), 0);
+	CU_ASSERT_PTR_NULL(rte_pktmbuf_alloc(mp));
+	rte_pktmbuf_free_bulk(all, 511);
+	djg_dp_placer_destroy(p);
+	rte_mempool_free(mp);
+}
+
 static void test_bad_config(void)
 {
 	struct djg_dp_placer_conf pc = {.dev_id = DJG_HOST, .mode = 7};
@@ -668,6 +839,13 @@ static void test_bad_config(void)
 	CU_ASSERT(djg_dp_placer_create(&pc, &p) < 0);
 	CU_ASSERT_PTR_NULL(djg_dp_placer_ops(NULL));
 	CU_ASSERT_EQUAL(djg_find_cuda(-1) < 0, 1);
+	pc.dev_id = DJG_HOST;
+	pc.n_devs = DJG_PLACER_MAX_DEVS + 1;
+	CU_ASSERT_EQUAL(djg_dp_placer_create(&pc, &p), -EINVAL);
+	pc.n_devs = 2;
+	pc.dev_ids[0] = DJG_HOST;
+	pc.dev_ids[1] = 99;
+	CU_ASSERT(djg_dp_placer_create(&pc, &p) < 0);
 	djg_dp_placer_destroy(NULL);
 }
 
@@ -702,6 +880,8 @@ int main(int argc, char **argv)
 		{"GPU sources: frames stranded at a silent peer", test_staged_stranded_frames},
 		{"GPU sources: concurrent senders", test_staged_concurrent},
 		{"GPU sources: whole copy without staging", test_whole_copy_fallback},
+		{"two devices: each receive on its device, sends", test_two_devices_engine},
+		{"two devices: one burst split between them", test_two_devices_mixed_burst},
 		{NULL, NULL},
 	};
 	int want_gpu = argc > 1 && strcmp(argv[1], "gpu") == 0;

@@ -457,6 +457,86 @@ static void test_host_backend(void)
  * tensor reads as zeros at every size, on the host backend (whose memory
  * malloc reuses at once). Output allocations skip the zeroing.
  */
+/* Two devices: each tensor stays on the one it was allocated on, reads and
+ * writes go through that device's backend, and each device's usage counts
+ * only its own tensors while the budgets count them together. */
+static void test_devices(void)
+{
+	struct counting second = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct tn_store_backend dev1 = counting_backend;
+	const struct tn_store_backend *list[2] = {&counting_backend, &dev1};
+	struct tn_store_config cfg = {.backends = list, .n_backends = 2, .total_limit = 1000};
+	struct dj_tensor_desc d = vec(DJ_DTYPE_FLOAT32, 100); /* 400 bytes */
+	struct tn_store_usage u0, u1, all;
+	uint64_t sess, h0, h1, h2;
+	float in[100], out[100];
+	int dev = -1;
+	struct tn_store *s = NULL;
+
+	dev1.ctx = &second;
+	CU_ASSERT_EQUAL_FATAL(tn_store_create(&cfg, &s), 0);
+	CU_ASSERT_EQUAL(tn_store_devices(s), 2);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &sess), 0);
+	CU_ASSERT_EQUAL(tn_store_alloc_on(s, sess, &d, 0, 1, &h0), 0);
+	CU_ASSERT_EQUAL(tn_store_alloc_on(s, sess, &d, 1, 1, &h1), 0);
+	CU_ASSERT_EQUAL(tn_store_alloc_on(s, sess, &d, 2, 1, &h2), -EINVAL);
+	CU_ASSERT_EQUAL(tn_store_alloc_on(s, sess, &d, -1, 1, &h2), -EINVAL);
+	CU_ASSERT_EQUAL(counter.allocs - counter.frees, 1);
+	CU_ASSERT_EQUAL(second.allocs, 1);
+	CU_ASSERT_EQUAL(tn_store_device_of(s, sess, h1, &dev), 0);
+	CU_ASSERT_EQUAL(dev, 1);
+	CU_ASSERT_EQUAL(tn_store_device_of(s, sess, h0, &dev), 0);
+	CU_ASSERT_EQUAL(dev, 0);
+	for (int i = 0; i < 100; i++)
+		in[i] = (float)i;
+	CU_ASSERT_EQUAL(tn_store_write(s, sess, h1, 0, in, sizeof(in)), 0);
+	CU_ASSERT_EQUAL(tn_store_read(s, sess, h1, out, sizeof(out), NULL), 0);
+	CU_ASSERT_EQUAL(memcmp(in, out, sizeof(in)), 0);
+	CU_ASSERT_EQUAL(tn_store_device_usage(s, 0, &u0), 0);
+	CU_ASSERT_EQUAL(tn_store_device_usage(s, 1, &u1), 0);
+	CU_ASSERT_EQUAL(tn_store_device_usage(s, 2, &u1), -EINVAL);
+	CU_ASSERT_EQUAL(tn_store_device_usage(s, 1, &u1), 0);
+	CU_ASSERT_EQUAL(u0.bytes, 400);
+	CU_ASSERT_EQUAL(u1.bytes, 400);
+	CU_ASSERT_EQUAL(u1.tensors, 1);
+	/* The total limit counts both devices: 800 + 400 > 1000. */
+	CU_ASSERT_EQUAL(tn_store_alloc_on(s, sess, &d, 1, 1, &h2), -DJ_ELIMIT);
+	tn_store_device_usage(s, 1, &u1);
+	CU_ASSERT_EQUAL(u1.refused, 1);
+	tn_store_device_usage(s, 0, &u0);
+	CU_ASSERT_EQUAL(u0.refused, 0);
+	/* A pinned tensor keeps its device; its bytes stay charged to it. */
+	struct tn_store_ref *ref;
+	struct dj_tensor view;
+
+	CU_ASSERT_EQUAL_FATAL(tn_store_acquire(s, sess, h1, &ref, &view), 0);
+	CU_ASSERT_EQUAL(tn_store_ref_device(ref), 1);
+	CU_ASSERT_EQUAL(tn_store_free(s, sess, h1), 0);
+	tn_store_device_usage(s, 1, &u1);
+	CU_ASSERT_EQUAL(u1.tensors, 0);
+	CU_ASSERT_EQUAL(u1.bytes, 400);
+	tn_store_release(s, ref);
+	tn_store_device_usage(s, 1, &u1);
+	CU_ASSERT_EQUAL(u1.bytes, 0);
+	CU_ASSERT_EQUAL(u1.peak_bytes, 400);
+	CU_ASSERT_EQUAL(second.allocs, second.frees);
+	tn_store_usage(s, &all);
+	CU_ASSERT_EQUAL(all.bytes, 400);
+	CU_ASSERT_EQUAL(tn_store_session_close(s, sess), 0);
+	tn_store_device_usage(s, 0, &u0);
+	CU_ASSERT_EQUAL(u0.bytes, 0);
+	CU_ASSERT_EQUAL(u0.tensors, 0);
+	/* Too many devices, or a bad one in the list, is refused. */
+	struct tn_store *bad = NULL;
+	const struct tn_store_backend *holes[2] = {&counting_backend, NULL};
+
+	cfg.backends = holes;
+	CU_ASSERT_EQUAL(tn_store_create(&cfg, &bad), -EINVAL);
+	cfg.n_backends = TN_STORE_MAX_DEVICES + 1;
+	CU_ASSERT_EQUAL(tn_store_create(&cfg, &bad), -EINVAL);
+	destroy_and_check(s);
+}
+
 static void test_alloc_never_shows_freed_bytes(void)
 {
 	struct tn_store *s = NULL;
@@ -504,6 +584,7 @@ int main(int argc, char **argv)
 		{"a tensor handed to another session", test_adopt},
 		{"host backend and bad backend", test_host_backend},
 		{"a new tensor never shows freed bytes", test_alloc_never_shows_freed_bytes},
+		{"tensors on several devices", test_devices},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("store", NULL, NULL, cases);
