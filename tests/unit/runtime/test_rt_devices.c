@@ -326,6 +326,9 @@ static int execute(void *s, const char *op, const uint64_t *in, int n_in, const 
 	err[0] = '\0';
 	rc = be->execute(rt, s, op, in, n_in, a, out, desc, &n_out, err);
 	cJSON_Delete(a);
+	/* Expected failures print too: a failure's reason is in the log. */
+	if (rc != 0)
+		printf("\n    %s %s: %s (%s)\n", op, attrs != NULL ? attrs : "", dj_strerror(rc), err);
 	CU_ASSERT_EQUAL(n_out, rc == 0 ? 1 : 0);
 	return rc;
 }
