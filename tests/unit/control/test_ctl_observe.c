@@ -243,12 +243,19 @@ static void test_sessions_and_queue(void)
 	CU_ASSERT_EQUAL(st.sessions[1][DJ_PATH_TCP], 2);
 	CU_ASSERT_EQUAL(st.sessions[0][DJ_PATH_TCP] + st.sessions[1][DJ_PATH_DPDK], 0);
 
-	/* One worker, three 300 ms jobs: one runs, two wait. */
+	/* One worker, three 600 ms jobs: one runs, two wait. The server is
+	 * watched until all three arrived, not for a fixed time: a loaded
+	 * machine (a sanitizer build beside other jobs) may take longer than
+	 * any sleep to read them. */
 	for (int i = 0; i < 3; i++)
-		CU_ASSERT_EQUAL(dj_execute_async(c2, "sleep", &h, 1, "{\"ms\":300}", NULL, NULL,
+		CU_ASSERT_EQUAL(dj_execute_async(c2, "sleep", &h, 1, "{\"ms\":600}", NULL, NULL,
 						 &f[i]), 0);
-	usleep(100000);
-	ctl_server_request_stats(fx.srv, &st);
+	for (int i = 0; i < 400; i++) {
+		ctl_server_request_stats(fx.srv, &st);
+		if (st.jobs_running + st.jobs_queued == 3)
+			break;
+		usleep(5000);
+	}
 	CU_ASSERT_EQUAL(st.jobs_running, 1);
 	CU_ASSERT_EQUAL(st.jobs_queued, 2);
 	for (int i = 0; i < 3; i++) {
@@ -258,7 +265,7 @@ static void test_sessions_and_queue(void)
 	ctl_server_request_stats(fx.srv, &st);
 	CU_ASSERT_EQUAL(st.jobs_running + st.jobs_queued, 0);
 	CU_ASSERT_EQUAL(st.ok[CTL_REQ_EXECUTE], 3);
-	/* The last waited about 900 ms: a bucket at or past 0.5 s holds it. */
+	/* The last waited about 1.8 s: a bucket at or past 0.5 s holds it. */
 	uint64_t slow = 0;
 
 	for (int b = 0; b <= CTL_LATENCY_BUCKETS; b++)
