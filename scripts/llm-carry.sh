@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the server, the LLM demo and the client tool here and copy them
-# (statically linked DPDK; cJSON alongside; CUDA's libraries are the GPU
-# machine's own) into .carry/llm (git-ignored) for the GPU machine:
+# (statically linked DPDK; the shared libraries they need alongside; CUDA's
+# libraries are the GPU machine's own) into .carry/llm (git-ignored) for the GPU machine:
 #   scripts/llm-carry.sh [build-dir]          (default build)
 # then, through the device tool: carry [".carry/llm"],
 #   command: bash scripts/llm-device-check.sh
@@ -14,5 +14,7 @@ ninja -C "$builddir" apps/djinn-dp apps/djinn-llm apps/djinn >/dev/null
 mkdir -p .carry/llm
 cp "$builddir"/apps/djinn-dp "$builddir"/apps/djinn-llm "$builddir"/apps/djinn .carry/llm/
 strip .carry/llm/djinn-dp .carry/llm/djinn-llm .carry/llm/djinn
-cp "$(ldconfig -p | awk '$1 == "libcjson.so.1" {print $NF; exit}')" .carry/llm/
+# Every shared library they need beyond glibc, the C++ runtime and CUDA's
+# (djinn-dp links libmicrohttpd and libcurl for metrics and etcd).
+bash scripts/carry-libs.sh .carry/llm .carry/llm/djinn-dp .carry/llm/djinn-llm .carry/llm/djinn
 du -sh .carry/llm
