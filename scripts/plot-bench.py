@@ -170,7 +170,7 @@ def fallback(files, out, note):
     save(fig, out, "fallback.png")
 
 
-def gpu_gather(files, out, note):
+def gpu_gather(files, out):
     runs = [r for r in (load(f) for f in files) if r and "results" in r]
     if not runs:
         return
@@ -195,10 +195,14 @@ def gpu_gather(files, out, note):
     ax.set_xticks(range(len(runs)))
     ax.set_xticklabels([f"{r.get('payload')} B fragments" for r in runs])
     ax.set_ylabel("GB/s into GPU memory")
-    ax.set_title(f"GPU gather vs cudaMemcpy, 1 GiB ({runs[0].get('device', 'GPU')[:40]})")
+    ax.set_title(f"GPU gather vs cudaMemcpy, 1 GiB ({runs[0].get('device', 'GPU').split(' (')[0]})")
     ax.legend(fontsize=8, loc="lower right")
     fig.subplots_adjust(bottom=0.18)
-    footer(fig, note, "bench-gpu --bench 1G --payload N (scripts/gpu-device-check.sh), best of 5")
+    # The GPU runs are the device machine's, not the host benchmarks': their
+    # own meta.json (beside the JSON) says when and where.
+    meta = load(os.path.join(os.path.dirname(files[0]), "meta.json")) or {}
+    gpu_note = ", ".join(meta[k] for k in ("date", "host", "rev") if k in meta)
+    footer(fig, gpu_note, "bench-gpu --bench 1G --payload N (scripts/gpu-device-check.sh), best of 5")
     save(fig, out, "gpu-gather.png")
 
 
@@ -229,7 +233,7 @@ def main():
     goodput(a.memif, a.out, note)
     latency_cdf(a.memif, a.out, note)
     fallback(a.fallback, a.out, note)
-    gpu_gather(a.gpu, a.out, note)
+    gpu_gather(a.gpu, a.out)
     return 0
 
 

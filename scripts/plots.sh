@@ -50,6 +50,6 @@ fi
 args=()
 for d in "$data"/host/run-*/; do [ -d "$d" ] && args+=(--memif "$d"); done
 for f in "$data"/host/fallback-*.json; do [ -f "$f" ] && args+=(--fallback "$f"); done
-for f in "$data"/gpu/*.json; do [ -f "$f" ] && args+=(--gpu "$f"); done
+for f in "$data"/gpu/bench-*.json; do [ -f "$f" ] && args+=(--gpu "$f"); done
 [ ${#args[@]} -gt 0 ] || { echo "plots: no benchmark JSON in $data (scripts/plots.sh --run)" >&2; exit 1; }
 "$py" scripts/plot-bench.py "${args[@]}" --out docs/img
