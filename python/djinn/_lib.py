@@ -59,7 +59,8 @@ class ClientOptions(ctypes.Structure):
                 ("request_timeout_ms", ctypes.c_uint32), ("max_retries", ctypes.c_int),
                 ("backoff_base_ms", ctypes.c_uint32), ("backoff_max_ms", ctypes.c_uint32),
                 ("pool_max_idle", ctypes.c_int), ("pool_idle_timeout_ms", ctypes.c_uint32),
-                ("pool_check_after_ms", ctypes.c_uint32), ("wait_spin_us", ctypes.c_uint32)]
+                ("pool_check_after_ms", ctypes.c_uint32), ("wait_spin_us", ctypes.c_uint32),
+                ("device", ctypes.c_char_p)]
 
 
 class BatchOp(ctypes.Structure):
@@ -136,6 +137,7 @@ _PROTOTYPES = {
     "dj_conn_close": (None, [_P]),
     "dj_conn_path": (_I, [_P, ctypes.POINTER(_S)]),
     "dj_conn_session_id": (_U64, [_P]),
+    "dj_conn_device": (ctypes.c_char_p, [_P]),
     "dj_conn_last_error": (_S, [_P]),
     "dj_put": (_I, [_P, _PT, _PU64]),
     "dj_put_into": (_I, [_P, _U64, _PT]),

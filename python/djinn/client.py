@@ -154,11 +154,15 @@ class Connection:
     "tcp" or "dpdk" (tensor bytes over the DPDK data path: needs
     djinn.dpdk_start()). timeout: seconds per request (blocking calls and
     async ones); connect_timeout: seconds per connect attempt, retries: how
-    many (with backoff). Thread safe: several threads may call at once.
+    many (with backoff). device: where the session keeps its tensors by
+    default ("cuda:1", "host"; docs/MULTIGPU.md), None for the server's
+    choice; a device the server lacks fails the connect. Thread safe:
+    several threads may call at once.
     """
 
     def __init__(self, address, token=None, token_file=None, path="auto", timeout=30.0,
-                 connect_timeout=2.0, retries=5, tls=False, tls_ca=None, datapath=None):
+                 connect_timeout=2.0, retries=5, tls=False, tls_ca=None, datapath=None,
+                 device=None):
         from . import _logging
         _logging.install()
         self.address = address
@@ -174,8 +178,8 @@ class Connection:
         lib.dj_client_options_init(ctypes.byref(o))
         keep = [self.host.encode(), token.encode() if token else None,
                 token_file.encode() if token_file else None,
-                tls_ca.encode() if tls_ca else None]
-        o.host, o.token, o.token_file, o.tls_ca = keep
+                tls_ca.encode() if tls_ca else None, device.encode() if device else None]
+        o.host, o.token, o.token_file, o.tls_ca, o.device = keep
         o.port = self.port
         o.tls = 1 if tls else 0
         o.path = _lib.PATHS[path]
@@ -210,6 +214,12 @@ class Connection:
     @property
     def session_id(self):
         return lib.dj_conn_session_id(self._ptr())
+
+    @property
+    def device(self):
+        """The session's default device as the server named it ("cuda:0",
+        "host"), or "" where the server names no devices."""
+        return lib.dj_conn_device(self._ptr()).decode()
 
     @property
     def path(self):
@@ -495,11 +505,11 @@ def _merge_attrs(attrs, kw):
 
 
 def connect(address, token=None, token_file=None, path="auto", timeout=30.0,
-            connect_timeout=2.0, retries=5, tls=False, tls_ca=None, datapath=None):
+            connect_timeout=2.0, retries=5, tls=False, tls_ca=None, datapath=None, device=None):
     """A Connection to the Djinn server at address ("host:port"). See Connection."""
     return Connection(address, token=token, token_file=token_file, path=path, timeout=timeout,
                       connect_timeout=connect_timeout, retries=retries, tls=tls, tls_ca=tls_ca,
-                      datapath=datapath)
+                      datapath=datapath, device=device)
 
 
 def close_all():

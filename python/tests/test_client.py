@@ -223,3 +223,17 @@ def test_many_requests_in_flight(conn):
         for x, y in zip(xs, ys):
             assert np.array_equal(y, x * x)
     asyncio.run(main())
+
+
+def test_session_device_is_named_and_checked(server):
+    # The suite's server has host memory only: the session's device is
+    # "host" whether asked for or left to the server; one it lacks is refused.
+    with djinn.connect(server.address, timeout=30) as c:
+        default = c.device
+    assert default == "host"
+    with djinn.connect(server.address, timeout=30, device="host") as c:
+        assert c.device == "host"
+        x = np.array([-2.0, -1.0, 1.0, 2.0], np.float32)
+        assert c.compute("relu", x).tolist() == [0.0, 0.0, 1.0, 2.0]
+    with pytest.raises(djinn.DjinnError):
+        djinn.connect(server.address, timeout=30, retries=0, device="cuda:7")
