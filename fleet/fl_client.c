@@ -452,6 +452,24 @@ int dj_fleet_view(struct dj_fleet *f, struct dj_fleet_view *view,
 	return written;
 }
 
+int dj_fleet_member_info(struct dj_fleet *f, uint32_t index, struct dj_fleet_member *member)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (index >= f->n_entries)
+		rc = fail(-EINVAL, "no member #%u in this client's table", index);
+	else if (f->entries[index]->gone)
+		rc = fail(-ESTALE, "member %s (%s) restarted: tensors of its earlier incarnation "
+			  "are gone", f->entries[index]->rec.id, f->entries[index]->endpoint);
+	else
+		member_info(f->entries[index], djc_time_ns(), member);
+	pthread_mutex_unlock(&f->lock);
+	if (rc == 0)
+		last_error[0] = '\0';
+	return rc;
+}
+
 int dj_fleet_member_find(struct dj_fleet *f, const char *name, uint32_t *index)
 {
 	int rc = fail(-ENOENT, "no member '%.64s' up in the fleet", name);

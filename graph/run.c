@@ -192,6 +192,7 @@ static int move_through_client(struct dj_graph_ctx *c, const struct gr_cached *e
 	if (rc == 0) {
 		c->moved.bytes_down += nbytes;
 		c->moved.bytes_up += nbytes;
+		c->moved.kv_bytes_through_client += nbytes;
 	}
 	free(t.data);
 	return rc;
@@ -858,8 +859,11 @@ static int run(struct run *r)
 	r->st.stages = r->p.n_stages;
 	r->st.batches = r->p.n_batches;
 	r->st.transfers = r->p.n_transfers;
-	if (r->rc == 0)
+	if (r->rc == 0) {
+		/* Transfers between servers are fetched and put by this client. */
 		r->st.kv_bytes_moved += r->p.kv_transfer_bytes;
+		r->st.kv_bytes_through_client += r->p.kv_transfer_bytes;
+	}
 	return r->rc;
 }
 
@@ -882,6 +886,7 @@ static void stats_add(struct dj_graph_run_stats *t, const struct dj_graph_run_st
 	t->bytes_down += s->bytes_down;
 	t->kv_bytes_moved += s->kv_bytes_moved;
 	t->state_moves += s->state_moves;
+	t->kv_bytes_through_client += s->kv_bytes_through_client;
 }
 
 int dj_graph_fetch(struct dj_graph *g, const int *nodes, int n, struct dj_tensor *out)
@@ -922,6 +927,7 @@ static void plan_expect(const struct dj_graph *g, const struct gr_plan *p, const
 	st->transfers = p->n_transfers;
 	st->puts_separate = p->n_sep;
 	st->kv_bytes_moved = p->kv_transfer_bytes;
+	st->kv_bytes_through_client = p->kv_transfer_bytes;
 	st->round_trips = p->n_stages + (p->n_sep > 0);
 	for (int i = 0; i < n; i++)
 		if (g->nodes[nodes[i]].kind == DJ_GRAPH_STATE) {

@@ -11,6 +11,7 @@
  */
 #include <stdint.h>
 
+#include "djinn/fleet.h"
 #include "djinn/graph.h"
 #include "djinn/scheduler.h"
 
@@ -45,6 +46,14 @@ struct dj_sched {
 	struct dj_graph_placer placer;
 	struct dj_graph_ctx *ctx;    /* NULL: a simulation */
 	struct dj_conn *conn[SC_MAX];
+	/* Over a fleet (dj_sched_create_fleet): server s is member[s]; KV
+	 * caches move with dj_fleet_move where mover is the context's. */
+	struct dj_fleet *fleet;
+	const struct sc_fleet_ops *fops;
+	uint32_t member[SC_MAX];
+	struct dj_graph_mover mover;
+	int move_failed[2];          /* the last failed move's servers, -1 */
+	int rebuilding;              /* inside a lineage callback */
 	struct dj_sched_fleet f;
 	uint64_t reserved[SC_MAX];   /* bytes placed since the last memory reading */
 	int dry;                     /* placing for dj_sched_plan with servers */
@@ -70,12 +79,42 @@ struct dj_sched {
 /* STATS of one server into its memory and queue figures. */
 int sc_stats_read(struct dj_conn *conn, struct dj_sched_server *sv);
 
-/* sc_fleet_view.c, built once include/djinn/fleet.h is in the tree (the
- * fleet, issue 13): *f from dj_fleet_view(); index[s] and conns[s] are
- * member s's fleet index and session. */
-struct dj_fleet;
-int sc_fleet_from_view(struct dj_fleet *fleet, const struct dj_sched_options *o, int probe_links,
-		       struct dj_sched_fleet *f, uint32_t *index, struct dj_conn **conns);
+/* sc_fleet_view.c: the scheduler over a fleet (dj_sched_create_fleet). */
+/* What the scheduler asks of a fleet: the fleet client's calls
+ * (sc_fleet_client), or a unit test's simulated members. Calibration and
+ * link probes are no part of it: they need real members. */
+struct sc_fleet_ops {
+	int (*view)(struct dj_fleet *fleet, struct dj_fleet_member *members, int max);
+	int (*member)(struct dj_fleet *fleet, uint32_t index, struct dj_fleet_member *member);
+	int (*conn)(struct dj_fleet *fleet, uint32_t index, struct dj_conn **conn);
+	int (*move)(struct dj_fleet *fleet, struct dj_fleet_handle handle, uint32_t to,
+		    unsigned int flags, struct dj_fleet_handle *out,
+		    struct dj_fleet_move_info *info);
+	int (*ping)(struct dj_conn *conn);
+	const char *(*last_error)(void);
+};
+extern const struct sc_fleet_ops sc_fleet_client;
+/* s over the members of fleet up now: s->member[], conns[] (their
+ * sessions, for sc_sched_attach), s->f (given's figures where given, else
+ * calibrated and links probed), the mover where every member accepts
+ * moves. @return 0, -EHOSTUNREACH (none up), -EINVAL (given of another
+ * size), a session's or the calibration's error. */
+int sc_fleet_setup(struct dj_sched *s, const struct sc_fleet_ops *ops, struct dj_fleet *fleet,
+		   const struct dj_sched_fleet *given, struct dj_conn **conns);
+/* Members that left (and do not answer a PING) or restarted since the
+ * last look, marked down: their number. */
+int sc_fleet_departures(struct dj_sched *s);
+/* Whether fleet server `server` is gone: the view says it restarted, or
+ * a PING goes unanswered. */
+int sc_fleet_gone(struct dj_sched *s, int server);
+/* Memory and queue of every up server from the view; departures marked. */
+int sc_fleet_refresh(struct dj_sched *s);
+
+/* sc_sched.c: the object. */
+/* A scheduler with its options, no servers yet. */
+int sc_sched_new(const struct dj_sched_options *opts, struct dj_sched **out);
+/* Its graph context over servers[0..n-1] (figures in s->f already). */
+int sc_sched_attach(struct dj_sched *s, struct dj_conn *const *servers, int n);
 
 /* sc_cost.c: seconds. */
 /* The arithmetic of op node ni on server sv, plus its per-op overhead. */

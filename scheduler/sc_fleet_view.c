@@ -1,31 +1,67 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The scheduler's fleet from the fleet client's view (include/djinn/fleet.h,
- * issue 13): built only where that header is in the tree (meson.build).
+ * The scheduler over a fleet (dj_sched_create_fleet, include/djinn/fleet.h):
  *
- *   members    the view's members, up or not, in its order: server s of
- *              the scheduler is members[s] (index[s] names it for
- *              dj_fleet_conn and dj_fleet_handle);
- *   memory     each member's devices (load.devices: free and total);
- *   queue      load.queued;
- *   compute    the calibration of sc_fleet.c over dj_fleet_conn() sessions;
- *   links      measured server to server where probe_links: a 4-byte and a
- *              1 MiB tensor COPYed from a to b with dj_fleet_move (the
- *              source's own timing, info.server_ns), else derived through
- *              the client as before the fleet.
+ *   members    those up in dj_fleet_view(), in its order: server s of the
+ *              scheduler is member[s], its session dj_fleet_conn()'s;
+ *   compute    the calibration of sc_fleet.c over those sessions, all
+ *              members in turn (or figures given);
+ *   memory     each member's devices (load.devices: free and total),
+ *              capped by its store limit; queue: load.queued; both from
+ *              the view, which the fleet client keeps fresh in the
+ *              background (no request of ours);
+ *   links      probed server to server: 4-byte and 1 MiB tensors COPYed
+ *              from a to b with dj_fleet_move, timed by the source
+ *              (info.server_ns), the least of two each after one that
+ *              opens the member connection; derived through the client
+ *              where a probe fails or the caller asks;
+ *   KV moves   the graph context's mover is dj_fleet_move: a cache goes
+ *              from one member's memory into another's over their data
+ *              planes (GPU to GPU where both have one), never through this
+ *              client; counted in dj_sched_stats;
+ *   departures a member the view no longer has up is gone once it does
+ *              not answer a PING too (a slow STATS on a loaded machine is
+ *              not a departure); one that restarted is gone at once (its
+ *              tensors went with its earlier incarnation). Its sequences
+ *              are then rebuilt from their lineage (sc_sched.c).
+ *
+ * The fleet is reached through an operation table (sc_fleet_ops): the
+ * fleet client's calls here, simulated members in the unit test.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "djinn/fleet.h"
+#include "common/djc.h"
 #include "sc.h"
 
 #define LINK_PROBE_BYTES (1u << 20)
+#define LINK_PROBE_ROUNDS 2
+
+/* ---- figures ------------------------------------------------------------------ */
+
+/* Memory and queue of member m into sv. */
+static void member_figures(const struct dj_fleet_member *m, struct dj_sched_server *sv)
+{
+	sv->mem_free = sv->mem_total = 0;
+	for (int d = 0; d < m->n_devices; d++) {
+		sv->mem_free += m->devices[d].mem_free;
+		sv->mem_total += m->devices[d].mem_total;
+	}
+	if (m->store_limit != 0) {
+		uint64_t left = m->store_limit > m->store_bytes ? m->store_limit - m->store_bytes : 0;
+
+		sv->mem_free = left < sv->mem_free ? left : sv->mem_free;
+		sv->mem_total = m->store_limit < sv->mem_total ? m->store_limit : sv->mem_total;
+	}
+	sv->queued = (double)m->queued;
+}
 
 /* A COPY of a new tensor of nbytes from member a to b: its time at the
- * source (ns), both copies freed. */
+ * source, both copies freed. */
 static int copy_time(struct dj_fleet *fleet, uint32_t a, uint32_t b, size_t nbytes, double *s)
 {
 	struct dj_tensor t = {.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1,
@@ -47,83 +83,271 @@ static int copy_time(struct dj_fleet *fleet, uint32_t a, uint32_t b, size_t nbyt
 	return rc;
 }
 
-static void links_probe(struct dj_fleet *fleet, const uint32_t *index, struct dj_sched_fleet *f)
+/* Link a -> b: the least of LINK_PROBE_ROUNDS copies of each size, after
+ * one that opens the member connection between them (its handshake is no
+ * part of a move's cost later). */
+static int link_probe(struct dj_fleet *fleet, uint32_t a, uint32_t b, double *rtt, double *bw)
 {
-	int direct = 1;
+	double small = 1e9, big = 1e9, t;
+	int rc = copy_time(fleet, a, b, 4, &t);
+
+	for (int i = 0; rc == 0 && i < LINK_PROBE_ROUNDS; i++) {
+		rc = copy_time(fleet, a, b, 4, &t);
+		small = rc == 0 && t < small ? t : small;
+		if (rc == 0)
+			rc = copy_time(fleet, a, b, LINK_PROBE_BYTES, &t);
+		big = rc == 0 && t < big ? t : big;
+	}
+	if (rc != 0)
+		return rc;
+	*rtt = small;
+	/* The bytes' own time; at least 1 us (a loaded machine may make
+	 * the difference vanish). */
+	*bw = LINK_PROBE_BYTES / (big - small > 1e-6 ? big - small : 1e-6);
+	return 0;
+}
+
+/* Every link a -> b probed; those that fail keep the derived figures. */
+static void links_probe(struct dj_fleet *fleet, const uint32_t *member, struct dj_sched_fleet *f)
+{
+	int probed = 0, failed = 0;
 
 	for (int a = 0; a < f->n_servers; a++)
 		for (int b = 0; b < f->n_servers; b++) {
-			double small, big;
-
-			if (a == b || !f->servers[a].up || !f->servers[b].up)
+			if (a == b)
 				continue;
-			if (copy_time(fleet, index[a], index[b], 4, &small) != 0 ||
-			    copy_time(fleet, index[a], index[b], LINK_PROBE_BYTES, &big) != 0) {
-				direct = 0;
+			if (link_probe(fleet, member[a], member[b], &f->link_rtt_s[a][b],
+				       &f->link_bw_Bps[a][b]) != 0) {
+				DJC_LOG(DJ_LOG_NOTICE, "sched", "link %s -> %s not probed (%s): "
+					"derived through the client", f->servers[a].name,
+					f->servers[b].name, dj_fleet_last_error());
+				failed++;
 				continue;
 			}
-			f->link_rtt_s[a][b] = small;
-			f->link_bw_Bps[a][b] = LINK_PROBE_BYTES / (big - small > 1e-7 ? big - small : 1e-7);
+			probed++;
 		}
-	f->links_direct = direct;
-	snprintf(f->note, sizeof(f->note), direct ? "links probed server to server (fleet COPY "
-		 "of 4 B and 1 MiB, timed by the source)" : "some server-to-server probes failed: "
-		 "those links derived through the client");
+	f->links_direct = failed == 0 && probed > 0;
+	if (probed > 0)
+		snprintf(f->note, sizeof(f->note), "links probed server to server (fleet COPYs of "
+			 "4 B and 1 MiB, the least of %d each, timed by the source)%s",
+			 LINK_PROBE_ROUNDS, failed > 0 ? "; some failed: those derived through "
+			 "the client" : "");
 }
 
+/* ---- set-up ------------------------------------------------------------------- */
+
+static int client_view(struct dj_fleet *fleet, struct dj_fleet_member *members, int max)
+{
+	return dj_fleet_view(fleet, NULL, members, max);
+}
+
+static int client_ping(struct dj_conn *conn)
+{
+	return dj_ping(conn, NULL);
+}
+
+const struct sc_fleet_ops sc_fleet_client = {
+	.view = client_view,
+	.member = dj_fleet_member_info,
+	.conn = dj_fleet_conn,
+	.move = dj_fleet_move,
+	.ping = client_ping,
+	.last_error = dj_fleet_last_error,
+};
+
 /*
- * Fill *f from the fleet's view: members, memory, queue; compute calibrated
- * through each up member's session; links probed between members where
- * probe_links. index[s] receives member s's dj_fleet_member.index; conns[s]
- * its session (NULL for a member that is down).
- * @return 0, -EINVAL, -ENOMEM, -EHOSTUNREACH (no member up), or a
- * calibration error.
+ * Server s of the scheduler: s->member[s] and conns[s], the members up in
+ * the view; s->f their figures (given's where given, else calibrated),
+ * memory and queue from the view, links probed unless s->o.no_link_probe.
  */
-int sc_fleet_from_view(struct dj_fleet *fleet, const struct dj_sched_options *o, int probe_links,
-		       struct dj_sched_fleet *f, uint32_t *index, struct dj_conn **conns)
+static int fleet_figures(struct dj_sched *s, const struct dj_sched_fleet *given,
+			 struct dj_conn **conns)
 {
 	struct dj_fleet_member *m = calloc(SC_MAX, sizeof(*m));
+	struct dj_sched_fleet *f = &s->f;
 	int n, up = 0, rc = 0;
 
 	if (m == NULL)
 		return -ENOMEM;
-	n = dj_fleet_view(fleet, NULL, m, SC_MAX);
-	memset(f, 0, sizeof(*f));
-	f->n_servers = n;
-	for (int s = 0; s < n; s++) {
-		struct dj_sched_server *sv = &f->servers[s];
-
-		index[s] = m[s].index;
-		conns[s] = NULL;
-		if (m[s].up && dj_fleet_conn(fleet, m[s].index, &conns[s]) == 0) {
-			/* The calibration of one server, through its session. */
-			struct dj_sched_fleet one;
-
-			rc = dj_sched_measure(o, &conns[s], 1, &one);
-			if (rc != 0)
-				break;
-			*sv = one.servers[0];
-			up++;
-		}
-		snprintf(sv->name, sizeof(sv->name), "%s", m[s].id);
-		sv->up = conns[s] != NULL;
-		sv->mem_free = sv->mem_total = 0;
-		for (int d = 0; d < m[s].n_devices; d++) {
-			sv->mem_free += m[s].devices[d].mem_free;
-			sv->mem_total += m[s].devices[d].mem_total;
-		}
-		if (m[s].store_limit != 0 && m[s].store_limit - m[s].store_bytes < sv->mem_free)
-			sv->mem_free = m[s].store_limit > m[s].store_bytes ?
-				       m[s].store_limit - m[s].store_bytes : 0;
-		sv->queued = (double)m[s].queued;
+	n = s->fops->view(s->fleet, m, SC_MAX);
+	for (int i = 0; i < n; i++) {
+		/* A member the view has up but that takes no session now is
+		 * as good as gone: left out, as one that left. */
+		if (!m[i].up)
+			continue;
+		if (s->fops->conn(s->fleet, m[i].index, &conns[up]) == 0)
+			m[up++] = m[i];
+		else
+			DJC_LOG(DJ_LOG_WARN, "sched", "member %s left out: %s", m[i].id,
+				s->fops->last_error());
+	}
+	if (rc == 0 && up == 0)
+		rc = -EHOSTUNREACH;
+	if (rc == 0 && given != NULL && given->n_servers != up)
+		rc = -EINVAL;
+	if (rc == 0 && given != NULL)
+		*f = *given;
+	else if (rc == 0)
+		rc = dj_sched_measure(&s->o, conns, up, f);
+	for (int i = 0; rc == 0 && i < up; i++) {
+		s->member[i] = m[i].index;
+		if (given == NULL)
+			snprintf(f->servers[i].name, sizeof(f->servers[i].name), "%s", m[i].id);
+		f->servers[i].up = 1;
+		member_figures(&m[i], &f->servers[i]);
 	}
 	free(m);
+	if (rc == 0 && given == NULL && !s->o.no_link_probe)
+		links_probe(s->fleet, s->member, f);
+	return rc;
+}
+
+/* ---- KV moves ------------------------------------------------------------------- */
+
+/* The graph context's mover: state `handle` of server from to server to,
+ * member to member. */
+static int fleet_move(void *arg, int from, uint64_t handle, int to,
+		      const struct dj_tensor_desc *desc, uint64_t *new_handle)
+{
+	struct dj_sched *s = arg;
+	struct dj_fleet_handle h = {.member = s->member[from], .handle = handle}, out;
+	struct dj_fleet_move_info info;
+	int rc = s->fops->move(s->fleet, h, s->member[to], 0, &out, &info);
+
+	(void)desc;
+	if (rc != 0) {
+		s->move_failed[0] = from;
+		s->move_failed[1] = to;
+		DJC_LOG(DJ_LOG_WARN, "sched", "KV move %s -> %s failed: %s", s->f.servers[from].name,
+			s->f.servers[to].name, s->fops->last_error());
+		return rc;
+	}
+	*new_handle = out.handle;
+	s->st.kv_moves_direct++;
+	s->st.kv_moves_dpdk += info.path == DJ_PATH_DPDK;
+	s->st.kv_move_bytes_direct += info.bytes;
+	s->st.kv_move_ns += info.total_ns;
+	DJC_LOG(DJ_LOG_DEBUG, "sched", "KV move %s -> %s: %" PRIu64 " bytes over %s (%s), %.3f ms",
+		s->f.servers[from].name, s->f.servers[to].name, info.bytes, dj_path_name(info.path),
+		info.path_reason, (double)info.total_ns / 1e6);
+	return 0;
+}
+
+/* Whether every member up accepts moves (holds the fleet token). */
+static int all_move(struct dj_sched *s)
+{
+	struct dj_fleet_member *m = calloc(SC_MAX, sizeof(*m));
+	int n = m != NULL ? s->fops->view(s->fleet, m, SC_MAX) : 0, ok = m != NULL;
+
+	for (int i = 0; i < n; i++)
+		ok = ok && (!m[i].up || m[i].fleet_auth);
+	free(m);
+	return ok;
+}
+
+int sc_fleet_setup(struct dj_sched *s, const struct sc_fleet_ops *ops, struct dj_fleet *fleet,
+		   const struct dj_sched_fleet *given, struct dj_conn **conns)
+{
+	int rc;
+
+	s->fleet = fleet;
+	s->fops = ops;
+	rc = fleet_figures(s, given, conns);
+	if (rc != 0 || s->go.mover != NULL)
+		return rc;
+	if (all_move(s)) {
+		s->mover.move = fleet_move;
+		s->mover.arg = s;
+		s->go.mover = &s->mover;
+	} else {
+		DJC_LOG(DJ_LOG_NOTICE, "sched", "a member accepts no moves (no fleet token): KV "
+			"caches that must move go through this client");
+	}
+	return 0;
+}
+
+int dj_sched_create_fleet(const struct dj_sched_options *opts, struct dj_fleet *fleet,
+			  struct dj_sched **sched)
+{
+	struct dj_conn *conns[SC_MAX];
+	struct dj_sched *s;
+	int rc;
+
+	if (fleet == NULL || sched == NULL)
+		return -EINVAL;
+	rc = sc_sched_new(opts, &s);
 	if (rc != 0)
 		return rc;
-	if (up == 0)
-		return -EHOSTUNREACH;
-	dj_sched_fleet_links(f);
-	if (probe_links)
-		links_probe(fleet, index, f);
+	rc = sc_fleet_setup(s, &sc_fleet_client, fleet, opts != NULL ? opts->fleet : NULL, conns);
+	if (rc == 0)
+		rc = sc_sched_attach(s, conns, s->f.n_servers);
+	if (rc != 0) {
+		dj_sched_destroy(s);
+		return rc;
+	}
+	*sched = s;
+	return 0;
+}
+
+int dj_sched_member(const struct dj_sched *s, int server, uint32_t *member)
+{
+	if (s == NULL || server < 0 || server >= s->f.n_servers)
+		return -EINVAL;
+	if (s->fleet == NULL)
+		return -ENOENT;
+	*member = s->member[server];
+	return 0;
+}
+
+/* ---- membership ----------------------------------------------------------------- */
+
+/* Server s's member as the view has it: 1 up, 0 left, -1 restarted (a
+ * newer incarnation replaced it: its tensors are gone); *m filled where it
+ * is listed. */
+static int member_state(struct dj_sched *s, int server, struct dj_fleet_member *m)
+{
+	int rc = s->fops->member(s->fleet, s->member[server], m);
+
+	return rc == -ESTALE ? -1 : rc == 0 && m->up;
+}
+
+int sc_fleet_gone(struct dj_sched *s, int server)
+{
+	struct dj_fleet_member m;
+
+	/* Where the view still says up, it may not have seen the departure
+	 * yet (a static fleet notices at its next STATS): a PING decides, as
+	 * without a fleet. */
+	return member_state(s, server, &m) == -1 || s->fops->ping(s->conn[server]) != 0;
+}
+
+int sc_fleet_departures(struct dj_sched *s)
+{
+	struct dj_fleet_member m;
+	int down = 0;
+
+	for (int i = 0; i < s->f.n_servers; i++) {
+		int st = s->f.servers[i].up ? member_state(s, i, &m) : 1;
+
+		if (st == 1 || (st == 0 && s->fops->ping(s->conn[i]) == 0))
+			continue;
+		DJC_LOG(DJ_LOG_WARN, "sched", "member %s %s", s->f.servers[i].name, st < 0 ?
+			"restarted: its tensors are gone" : "left the fleet and does not answer");
+		dj_sched_server_down(s, i);
+		down++;
+	}
+	return down;
+}
+
+int sc_fleet_refresh(struct dj_sched *s)
+{
+	struct dj_fleet_member m;
+
+	for (int i = 0; i < s->f.n_servers; i++)
+		if (s->f.servers[i].up && member_state(s, i, &m) == 1) {
+			member_figures(&m, &s->f.servers[i]);
+			s->reserved[i] = 0;
+		}
+	sc_fleet_departures(s);
 	return 0;
 }

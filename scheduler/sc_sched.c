@@ -199,7 +199,7 @@ static uint64_t resident_cb(void *arg, struct dj_graph *g, int node)
 	return e != NULL ? e->servers : 0;
 }
 
-static int sched_new(const struct dj_sched_options *opts, struct dj_sched **out)
+int sc_sched_new(const struct dj_sched_options *opts, struct dj_sched **out)
 {
 	struct dj_sched *s = calloc(1, sizeof(*s));
 
@@ -223,8 +223,18 @@ static int sched_new(const struct dj_sched_options *opts, struct dj_sched **out)
 	s->placer.resident = resident_cb;
 	s->placer.arg = s;
 	s->go.placer = &s->placer;
+	s->move_failed[0] = s->move_failed[1] = -1;
 	*out = s;
 	return 0;
+}
+
+int sc_sched_attach(struct dj_sched *s, struct dj_conn *const *servers, int n)
+{
+	int rc = dj_graph_ctx_create(&s->go, servers, n, &s->ctx);
+
+	if (rc == 0)
+		memcpy(s->conn, servers, sizeof(*servers) * (size_t)n);
+	return rc;
 }
 
 int dj_sched_create_sim(const struct dj_sched_options *opts, const struct dj_sched_fleet *fleet,
@@ -234,7 +244,7 @@ int dj_sched_create_sim(const struct dj_sched_options *opts, const struct dj_sch
 
 	if (fleet == NULL || sched == NULL || fleet->n_servers < 1 || fleet->n_servers > SC_MAX)
 		return -EINVAL;
-	rc = sched_new(opts, sched);
+	rc = sc_sched_new(opts, sched);
 	if (rc == 0)
 		(*sched)->f = *fleet;
 	return rc;
@@ -248,22 +258,21 @@ int dj_sched_create(const struct dj_sched_options *opts, struct dj_conn *const *
 
 	if (servers == NULL || sched == NULL || n < 1 || n > SC_MAX)
 		return -EINVAL;
-	rc = sched_new(opts, &s);
+	rc = sc_sched_new(opts, &s);
 	if (rc != 0)
 		return rc;
-	if (s->o.fleet != NULL)
-		rc = s->o.fleet->n_servers == n ? 0 : -EINVAL;
-	if (rc == 0 && s->o.fleet != NULL)
-		s->f = *s->o.fleet;
+	if (opts != NULL && opts->fleet != NULL)
+		rc = opts->fleet->n_servers == n ? 0 : -EINVAL;
+	if (rc == 0 && opts != NULL && opts->fleet != NULL)
+		s->f = *opts->fleet;
 	else if (rc == 0)
 		rc = dj_sched_measure(&s->o, servers, n, &s->f);
 	if (rc == 0)
-		rc = dj_graph_ctx_create(&s->go, servers, n, &s->ctx);
+		rc = sc_sched_attach(s, servers, n);
 	if (rc != 0) {
 		dj_sched_destroy(s);
 		return rc;
 	}
-	memcpy(s->conn, servers, sizeof(*servers) * (size_t)n);
 	*sched = s;
 	return 0;
 }
@@ -290,6 +299,8 @@ int dj_sched_refresh(struct dj_sched *s)
 {
 	int rc = 0;
 
+	if (s->fleet != NULL)
+		return sc_fleet_refresh(s);
 	for (int i = 0; s->ctx != NULL && i < s->f.n_servers; i++) {
 		struct dj_sched_server sv = s->f.servers[i];
 		int r;
@@ -378,15 +389,31 @@ static int connection_error(int rc)
 	}
 }
 
-/* The server the fetch failed on, where it is gone (it does not answer a
- * PING, which reconnects where it can); -1 otherwise. */
+/* Whether server f has gone: over a fleet, the view's word (a restart) or
+ * its word and a PING's; else a PING alone (which reconnects where it
+ * can). */
+static int gone(struct dj_sched *s, int f)
+{
+	if (f < 0 || f >= s->f.n_servers || !s->f.servers[f].up)
+		return 0;
+	if (s->fleet != NULL)
+		return sc_fleet_gone(s, f);
+	return dj_ping(s->conn[f], NULL) != 0;
+}
+
+/* The server the fetch failed on (its request, or a KV move from or to
+ * it), where it is gone; -1 otherwise. */
 static int server_gone(struct dj_sched *s, struct dj_graph *g, int rc)
 {
-	int f = dj_graph_failed_server(g);
+	int cand[3] = {dj_graph_failed_server(g), s->move_failed[0], s->move_failed[1]};
 
-	if (f < 0 || f >= s->f.n_servers || !connection_error(rc))
+	s->move_failed[0] = s->move_failed[1] = -1;
+	if (!connection_error(rc))
 		return -1;
-	return dj_ping(s->conn[f], NULL) == 0 ? -1 : f;
+	for (int i = 0; i < 3; i++)
+		if (gone(s, cand[i]))
+			return cand[i];
+	return -1;
 }
 
 /* Every lost sequence rebuilt through the lineage callback. */
@@ -405,7 +432,9 @@ static int rebuild_lost(struct dj_sched *s, struct dj_graph *g)
 				 "and no lineage rebuilds it (dj_sched_set_lineage)", name);
 			return -EHOSTDOWN;
 		}
+		s->rebuilding++;
 		rc = s->rebuild(s->rebuild_arg, s, name);
+		s->rebuilding--;
 		if (rc == -EAGAIN) {
 			/* Nothing to rebuild yet (lost in the fetch that makes
 			 * it): forgotten, that fetch makes it again. */
@@ -429,6 +458,24 @@ static int rebuild_lost(struct dj_sched *s, struct dj_graph *g)
 	return 0;
 }
 
+/* Members that left the fleet since the last fetch, marked down, and the
+ * sequences lost with them (or with a server earlier) rebuilt before the
+ * fetch runs: the fetch then finds every cache it reads. Not inside a
+ * rebuild (the lineage's own fetch), which would rebuild its own
+ * sequence again. */
+static int recover_first(struct dj_sched *s, struct dj_graph *g)
+{
+	int lost = 0;
+
+	if (s->rebuilding)
+		return 0;
+	if (s->fleet != NULL)
+		sc_fleet_departures(s);
+	for (int i = 0; i < s->n_seq && !lost; i++)
+		lost = s->seq[i].lost;
+	return lost ? rebuild_lost(s, g) : 0;
+}
+
 int dj_sched_fetch(struct dj_sched *s, struct dj_graph *g, const int *nodes, int n,
 		   struct dj_tensor *out)
 {
@@ -436,19 +483,22 @@ int dj_sched_fetch(struct dj_sched *s, struct dj_graph *g, const int *nodes, int
 
 	if (s->ctx == NULL)
 		return rc;
+	rc = recover_first(s, g);
+	if (rc != 0)
+		return rc;
 	for (int attempt = 0; attempt <= s->f.n_servers; attempt++) {
-		int gone;
+		int down;
 
 		if (attempt > 0)
 			s->st.retries++;
 		rc = dj_graph_fetch(g, nodes, n, out);
 		if (rc == 0)
 			return 0;
-		gone = server_gone(s, g, rc);
-		if (gone >= 0) {
-			DJC_LOG(DJ_LOG_WARN, "sched", "fetch failed on %s (%s): it does not answer",
-				s->f.servers[gone].name, dj_strerror(rc));
-			dj_sched_server_down(s, gone);
+		down = server_gone(s, g, rc);
+		if (down >= 0) {
+			DJC_LOG(DJ_LOG_WARN, "sched", "fetch failed on %s (%s): it has left",
+				s->f.servers[down].name, dj_strerror(rc));
+			dj_sched_server_down(s, down);
 		} else if (rc != -EHOSTDOWN) {
 			/* An error of the work itself, or a connection that came
 			 * back (PING answered): retried once, else given back. */

@@ -20,6 +20,13 @@
  * test kills a server with it): the scheduler rebuilds the lost sequences
  * from their lineage (their tokens so far, prefilled again on a survivor)
  * and the run finishes with the same tokens.
+ *
+ * --fleet / --fleet-file / --fleet-etcd run it on a fleet (djinn/fleet.h)
+ * instead of a list of servers: the scheduler over the members up
+ * (dj_sched_create_fleet: links probed server to server, members that
+ * leave noticed), KV caches that must move (--disagg) moved member to
+ * member with dj_fleet_move, never through this client; the baselines use
+ * the fleet's sessions.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +39,7 @@
 
 #include "djinn/common.h"
 #include "djinn/djinn.h"
+#include "djinn/fleet.h"
 #include "djinn/graph.h"
 #include "djinn/scheduler.h"
 #include "common/cli.h"
@@ -64,6 +72,10 @@ struct demo {
 	int homogeneous;
 	uint64_t prefill_mask, decode_mask;
 	struct dj_sched_fleet *fleet;       /* measured once, shared by the runs */
+	struct dj_fleet_options fo;         /* --fleet*: a fleet instead of --servers */
+	int use_fleet;
+	struct dj_fleet *fl;
+	uint32_t member[MAX_SERVERS];       /* fleet: server s is member[s] */
 };
 
 /* One way of running the model, and what it measured. */
@@ -114,6 +126,7 @@ static void stats_diff(struct dj_graph_run_stats *out, const struct dj_graph_run
 	out->bytes_down = b->bytes_down - a->bytes_down;
 	out->kv_bytes_moved = b->kv_bytes_moved - a->kv_bytes_moved;
 	out->state_moves = b->state_moves - a->state_moves;
+	out->kv_bytes_through_client = b->kv_bytes_through_client - a->kv_bytes_through_client;
 	out->transfers = b->transfers - a->transfers;
 	out->params_uploaded = b->params_uploaded - a->params_uploaded;
 }
@@ -335,13 +348,23 @@ static int run_sched(struct demo *d, struct run *r, const char *name, int n,
 	o.decode_servers = decode;
 	o.homogeneous = d->homogeneous;
 	o.fleet = n == d->n ? d->fleet : NULL; /* calibrated once, by the first run */
-	rc = dj_sched_create(&o, d->conn, n, &r->sched);
+	rc = d->fl != NULL ? dj_sched_create_fleet(&o, d->fl, &r->sched) :
+	     dj_sched_create(&o, d->conn, n, &r->sched);
+	for (int s = 0; rc == 0 && d->fl != NULL && s < n; s++) {
+		uint32_t m;
+
+		if (dj_sched_member(r->sched, s, &m) != 0 || m != d->member[s])
+			rc = -ESTALE; /* the fleet changed since it was calibrated */
+	}
 	if (rc != 0) {
 		fprintf(stderr, "djinn-llm: %s: scheduler: %s\n", name, dj_strerror(rc));
+		dj_sched_destroy(r->sched);
+		r->sched = NULL;
 		r->failed = 1;
 		return rc;
 	}
 	if (d->fleet == NULL && n == d->n && (d->fleet = malloc(sizeof(*d->fleet))) != NULL) {
+		/* Without a fleet, the first run calibrates; names as given. */
 		dj_sched_fleet_get(r->sched, d->fleet);
 		for (int s = 0; s < n; s++)
 			snprintf(d->fleet->servers[s].name, sizeof(d->fleet->servers[s].name),
@@ -417,11 +440,19 @@ static void row(const struct demo *d, const struct run *r)
 		for (int s = 0; s < d->n && o < sizeof(spread) - 8; s++)
 			o += (size_t)snprintf(spread + o, sizeof(spread) - o, "%s%d", s ? "/" : ">",
 					      r->spread_end[s]);
-	printf("%-32s %9.1f %9.3f %8.2f %9.3f %11.0f %9" PRIu64 " %-9s %s\n", r->name,
+	printf("%-32s %9.1f %9.3f %8.2f %9.3f %11.0f %9" PRIu64 " %9" PRIu64 " %-9s %s\n", r->name,
 	       r->failed ? 0.0 : (double)(d->S * d->steps) / r->decode_s, r->prefill_s,
 	       (double)r->dec.round_trips / d->steps, per_tok(d, r->dec.batches),
 	       per_tok(d, (double)(r->dec.bytes_up + r->dec.bytes_down)), r->dec.kv_bytes_moved,
-	       spread, r->failed ? "FAILED" : r->mismatches == 0 ? "MATCH" : "DIFFERS");
+	       r->dec.kv_bytes_through_client, spread,
+	       r->failed ? "FAILED" : r->mismatches == 0 ? "MATCH" : "DIFFERS");
+	if (r->sst.kv_moves > 0)
+		printf("    KV moves: %d (%" PRIu64 " bytes); server to server %d (%d over DPDK), %"
+		       PRIu64 " bytes in %.1f ms; through this client %" PRIu64 " bytes\n",
+		       r->sst.kv_moves, r->sst.kv_move_bytes, r->sst.kv_moves_direct,
+		       r->sst.kv_moves_dpdk, r->sst.kv_move_bytes_direct,
+		       (double)r->sst.kv_move_ns / 1e6,
+		       r->pre.kv_bytes_through_client + r->dec.kv_bytes_through_client);
 	if (r->mismatches > 0 && !r->failed)
 		printf("    %d sequence%s differ; first: %s\n", r->mismatches,
 		       r->mismatches == 1 ? "" : "s", r->first_mismatch);
@@ -451,6 +482,22 @@ static cJSON *run_json(const struct demo *d, const struct run *r)
 	cJSON_AddNumberToObject(j, "kv_bytes_moved_after_prefill", (double)r->dec.kv_bytes_moved);
 	cJSON_AddNumberToObject(j, "kv_bytes_moved_in_prefill", (double)r->pre.kv_bytes_moved);
 	cJSON_AddNumberToObject(j, "state_moves", r->pre.state_moves + r->dec.state_moves);
+	/* KV bytes that came down to this client and went up again (moves
+	 * without the fleet, caches' parts crossing servers), against those
+	 * the fleet moved server to server. */
+	cJSON_AddNumberToObject(j, "kv_bytes_through_client",
+				(double)(r->pre.kv_bytes_through_client +
+					 r->dec.kv_bytes_through_client));
+	cJSON_AddNumberToObject(j, "kv_bytes_through_client_after_prefill",
+				(double)r->dec.kv_bytes_through_client);
+	cJSON_AddNumberToObject(j, "kv_moves", r->sst.kv_moves);
+	cJSON_AddNumberToObject(j, "kv_moves_server_to_server", r->sst.kv_moves_direct);
+	cJSON_AddNumberToObject(j, "kv_moves_over_dpdk", r->sst.kv_moves_dpdk);
+	cJSON_AddNumberToObject(j, "kv_bytes_server_to_server", (double)r->sst.kv_move_bytes_direct);
+	cJSON_AddNumberToObject(j, "kv_move_s", (double)r->sst.kv_move_ns / 1e9);
+	cJSON_AddNumberToObject(j, "bytes_moved_per_decode_token",
+				per_tok(d, (double)(r->dec.bytes_up + r->dec.bytes_down +
+						    r->sst.kv_move_bytes_direct)));
 	cJSON_AddNumberToObject(j, "transfers_in_decode", r->dec.transfers);
 	cJSON_AddBoolToObject(j, "network", r->network);
 	cJSON *end = cJSON_CreateArray();
@@ -503,8 +550,47 @@ static int report_json(const struct demo *d, struct run *runs, int n, const char
 
 /* ---- set-up ----------------------------------------------------------------- */
 
+/* A fleet: its members up, in the scheduler's order (a scheduler made once
+ * to calibrate them and probe their links: every run reuses its figures),
+ * and their sessions for the baselines. */
+static int connect_fleet(struct demo *d)
+{
+	struct dj_sched_options o;
+	struct dj_sched *probe = NULL;
+	int rc;
+
+	d->fo.client = d->copts;
+	rc = dj_fleet_create(&d->fo, &d->fl);
+	if (rc != 0) {
+		fprintf(stderr, "djinn-llm: fleet: %s\n", dj_fleet_last_error());
+		return rc;
+	}
+	dj_sched_options_init(&o);
+	o.homogeneous = d->homogeneous;
+	rc = dj_sched_create_fleet(&o, d->fl, &probe);
+	d->fleet = rc == 0 ? malloc(sizeof(*d->fleet)) : NULL;
+	if (rc == 0 && d->fleet == NULL)
+		rc = -ENOMEM;
+	if (rc == 0) {
+		dj_sched_fleet_get(probe, d->fleet);
+		d->n = d->fleet->n_servers;
+		rc = d->n <= MAX_SERVERS ? 0 : -E2BIG;
+	}
+	for (int s = 0; rc == 0 && s < d->n; s++) {
+		rc = dj_sched_member(probe, s, &d->member[s]);
+		if (rc == 0)
+			rc = dj_fleet_conn(d->fl, d->member[s], &d->conn[s]);
+	}
+	dj_sched_destroy(probe);
+	if (rc != 0)
+		fprintf(stderr, "djinn-llm: fleet: %s (%s)\n", dj_strerror(rc), dj_fleet_last_error());
+	return rc;
+}
+
 static int connect_all(struct demo *d)
 {
+	if (d->use_fleet)
+		return connect_fleet(d);
 	for (int s = 0; s < d->n; s++) {
 		struct dj_client_options o = d->copts;
 		int rc;
@@ -525,6 +611,11 @@ static int connect_all(struct demo *d)
 
 static void disconnect_all(struct demo *d)
 {
+	if (d->fl != NULL) {
+		/* The sessions are the fleet's. */
+		dj_fleet_destroy(d->fl);
+		return;
+	}
 	for (int s = 0; s < d->n; s++) {
 		if (d->conn[s] != NULL)
 			dj_conn_close(d->conn[s]);
@@ -538,7 +629,7 @@ static void fleet_print(const struct demo *d)
 
 	if (f == NULL)
 		return;
-	printf("fleet (calibrated from this client):\n");
+	printf("%s (calibrated from this client):\n", d->fl != NULL ? "fleet members" : "fleet");
 	for (int s = 0; s < f->n_servers; s++) {
 		const struct dj_sched_server *v = &f->servers[s];
 
@@ -549,12 +640,19 @@ static void fleet_print(const struct demo *d)
 			printf(", %" PRIu64 " MiB free", v->mem_free >> 20);
 		printf("\n");
 	}
+	for (int a = 0; f->links_direct && a < f->n_servers; a++)
+		for (int b = 0; b < f->n_servers; b++)
+			if (a != b)
+				printf("  link s%d -> s%d: %7.1f us, %6.2f GB/s (server to server)\n", a,
+				       b, f->link_rtt_s[a][b] * 1e6, f->link_bw_Bps[a][b] / 1e9);
 	printf("  %s\n", f->note);
 }
 
 static void usage(void)
 {
-	printf("Usage: djinn-llm [--servers HOST:PORT,...] [--sequences N] [--prompt N] [--steps N]\n"
+	printf("Usage: djinn-llm [--servers HOST:PORT,... | --fleet HOST:PORT,... |\n"
+	       "                  --fleet-file PATH | --fleet-etcd URL [--fleet-prefix P]]\n"
+	       "                 [--sequences N] [--prompt N] [--steps N]\n"
 	       "                 [--layers N] [--d-model N] [--heads N] [--vocab N] [--ffn N]\n"
 	       "                 [--seed S] [--baselines LIST|all|none] [--inproc-gpu SPEC]\n"
 	       "                 [--weights replicate|pin] [--disagg P,..:D,..] [--json PATH]\n"
@@ -569,6 +667,9 @@ static void usage(void)
 	       "one-server, one-op (a request per operation), round-robin (per operation).\n"
 	       "--disagg 0:1,2 adds a run with prefill on server 0 and decode on 1 and 2.\n"
 	       "--homogeneous: the servers are the same hardware (their calibrations pooled).\n"
+	       "--fleet, --fleet-file, --fleet-etcd: the members of a fleet instead (as\n"
+	       "`djinn fleet` takes them): links probed server to server, KV caches moved\n"
+	       "member to member (never through this client), members that leave noticed.\n"
 	       "--at-step K --exec CMD runs CMD before decode step K (e.g. kill a server):\n"
 	       "the lost sequences are rebuilt on the others; baselines are skipped.\n"
 	       "Exit status 0 when every run gave the reference's tokens.\n");
@@ -624,16 +725,19 @@ static int options(struct demo *d, int argc, char **argv, int *baselines, const 
 		{"exec", required_argument, NULL, 'x'}, {"weights", required_argument, NULL, 'w'},
 		{"disagg", required_argument, NULL, 'D'}, {"token-file", required_argument, NULL, 'T'},
 		{"homogeneous", no_argument, NULL, 'E'}, {"help", no_argument, NULL, 'h'},
+		{"fleet", required_argument, NULL, 'F'}, {"fleet-file", required_argument, NULL, 'L'},
+		{"fleet-etcd", required_argument, NULL, 'C'},
+		{"fleet-prefix", required_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
 	static const char *const wnames[] = {"replicate", "pin"};
 	const char *servers = "127.0.0.1:18515,127.0.0.1:18516,127.0.0.1:18517";
 	uint64_t seed = 1;
-	int c, rc = 0, w = 0;
+	int c, rc = 0, w = 0, servers_given = 0;
 
 	while (rc == 0 && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'S': servers = optarg; break;
+		case 'S': servers = optarg; servers_given = 1; break;
 		case 'n': rc = djc_opt_int("--sequences", optarg, 1, MAX_SEQ, &d->S); break;
 		case 'p': rc = djc_opt_int("--prompt", optarg, 1, 128, &d->prompt); break;
 		case 't': rc = djc_opt_int("--steps", optarg, 1, 1024, &d->steps); break;
@@ -647,6 +751,10 @@ static int options(struct demo *d, int argc, char **argv, int *baselines, const 
 		case 'D': *disagg = optarg; break;
 		case 'T': d->copts.token_file = optarg; break;
 		case 'E': d->homogeneous = 1; break;
+		case 'F': d->fo.members = optarg; d->use_fleet = 1; break;
+		case 'L': d->fo.members_file = optarg; d->use_fleet = 1; break;
+		case 'C': d->fo.etcd = optarg; d->use_fleet = 1; break;
+		case 'P': d->fo.prefix = optarg; break;
 		case 'h': usage(); exit(0);
 		default:
 			rc = llm_cfg_opt(&d->cfg, c, optarg);
@@ -658,12 +766,13 @@ static int options(struct demo *d, int argc, char **argv, int *baselines, const 
 	}
 	d->seed = seed;
 	d->weights = (enum dj_sched_weights)w;
-	d->n = rc == 0 ? llm_servers_parse(servers, d->host, d->port, MAX_SERVERS) : rc;
+	if (rc == 0 && d->use_fleet && servers_given)
+		rc = djc_cli_error("--servers or a fleet (--fleet, --fleet-file, --fleet-etcd), "
+				   "not both");
+	if (rc == 0 && !d->use_fleet)
+		d->n = llm_servers_parse(servers, d->host, d->port, MAX_SERVERS);
 	if (d->n < 0)
 		return d->n;
-	if (rc == 0 && *disagg != NULL && disagg_parse(d, *disagg) != 0)
-		rc = djc_cli_error("--disagg: '%s': servers to prefill on, ':', servers to decode "
-				   "on (indices below %d)", *disagg, d->n);
 	return rc == 0 ? llm_cfg_check(&d->cfg) : rc;
 }
 
@@ -710,6 +819,7 @@ int main(int argc, char **argv)
 	memset(runs, 0, sizeof(runs));
 	llm_cfg_default(&d.cfg);
 	dj_client_options_init(&d.copts);
+	dj_fleet_options_init(&d.fo);
 	d.copts.path = DJ_PATH_TCP;
 	d.copts.max_retries = 2;
 	d.copts.connect_timeout_ms = 1000;
@@ -729,10 +839,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("model: %d layers, d_model %d, %d heads, vocabulary %d, ffn %d, float32, %.1f MiB "
-	       "of weights (seed %" PRIu64 "); %d sequences, prompts of %d, %d decode steps; %d "
-	       "server%s\n", d.cfg.layers, d.cfg.d_model, d.cfg.heads, d.cfg.vocab, d.cfg.ffn,
-	       (double)llm_model_bytes(&d.m) / (1 << 20), d.seed, d.S, d.prompt, d.steps, d.n,
-	       d.n == 1 ? "" : "s");
+	       "of weights (seed %" PRIu64 "); %d sequences, prompts of %d, %d decode steps; ",
+	       d.cfg.layers, d.cfg.d_model, d.cfg.heads, d.cfg.vocab, d.cfg.ffn,
+	       (double)llm_model_bytes(&d.m) / (1 << 20), d.seed, d.S, d.prompt, d.steps);
+	if (d.use_fleet)
+		printf("a fleet (%s)\n", d.fo.etcd != NULL ? d.fo.etcd : d.fo.members != NULL ?
+		       d.fo.members : d.fo.members_file);
+	else
+		printf("%d server%s\n", d.n, d.n == 1 ? "" : "s");
 	rc = run_reference(&d, &ref);
 	if (rc != 0)
 		goto out;
@@ -741,6 +855,12 @@ int main(int argc, char **argv)
 	rc = connect_all(&d);
 	if (rc != 0)
 		goto out;
+	/* Server indices are known now (a fleet's: its members up). */
+	if (disagg != NULL && disagg_parse(&d, disagg) != 0) {
+		rc = djc_cli_error("--disagg: '%s': servers to prefill on, ':', servers to decode "
+				   "on (indices below %d)", disagg, d.n);
+		goto out;
+	}
 	runs[n_runs].d = &d;
 	rc = run_sched(&d, &runs[n_runs++], "djinn: scheduler", d.n, DJ_SCHED_MODE_RULES, 0, 0);
 	main_stats = runs[0].sst;
@@ -771,8 +891,8 @@ int main(int argc, char **argv)
 			run_sched(&d, r, "djinn: disaggregated", d.n, DJ_SCHED_MODE_RULES,
 				  d.prefill_mask, d.decode_mask);
 	}
-	printf("\n%-32s %9s %9s %8s %9s %11s %9s %-9s %s\n", "run", "decode/s", "prefill s",
-	       "RT/step", "req/token", "bytes/token", "KV moved", "spread", "tokens");
+	printf("\n%-32s %9s %9s %8s %9s %11s %9s %9s %-9s %s\n", "run", "decode/s", "prefill s",
+	       "RT/step", "req/token", "bytes/token", "KV moved", "KV client", "spread", "tokens");
 	for (int i = 0; i < n_runs; i++) {
 		compare(&runs[i]);
 		row(&d, &runs[i]);
@@ -781,7 +901,8 @@ int main(int argc, char **argv)
 	}
 	printf("(decode/s: decode tokens per second; RT/step: round trips per decode step, all "
 	       "sequences; req/token: requests per decode token; KV moved: KV-cache bytes that "
-	       "crossed servers after prefill)\n");
+	       "crossed servers after prefill; KV client: of them, those that passed through "
+	       "this client)\n");
 	if (json != NULL && report_json(&d, runs, n_runs, json, &main_stats) != 0)
 		fprintf(stderr, "djinn-llm: cannot write %s\n", json);
 out:

@@ -124,6 +124,13 @@ void dj_fleet_destroy(struct dj_fleet *fleet);
  */
 int dj_fleet_view(struct dj_fleet *fleet, struct dj_fleet_view *view,
 		  struct dj_fleet_member *members, int max);
+/**
+ * Member @p index of this client's table as the view has it now (up or
+ * left), without a request.
+ * @return 0, -ESTALE (it restarted: a newer incarnation took its place and
+ * its tensors are gone), -EINVAL (no such index).
+ */
+int dj_fleet_member_info(struct dj_fleet *fleet, uint32_t index, struct dj_fleet_member *member);
 /** Read the membership now instead of waiting for the background refresh. */
 int dj_fleet_refresh(struct dj_fleet *fleet);
 /** A member by id, by endpoint "host:port", or by index "#N", among those

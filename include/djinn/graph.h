@@ -218,6 +218,11 @@ struct dj_graph_run_stats {
 	 * transpose of a state, no arithmetic) sent to another server. */
 	uint64_t kv_bytes_moved;
 	int state_moves;      /**< states moved to another server */
+	/** Of kv_bytes_moved, those that came down to this client and went up
+	 * again: states moved without a mover (GET, PUT) and every part of a
+	 * cache sent to another server by a placement. 0 where a mover (the
+	 * fleet's server-to-server move) carried every state move. */
+	uint64_t kv_bytes_through_client;
 };
 void dj_graph_ctx_stats(struct dj_graph_ctx *ctx, struct dj_graph_run_stats *stats);
 

@@ -16,6 +16,13 @@
  *   dj_sched_fetch(s, g, next, 8, out);         // placed, run, recovered
  *   dj_sched_explain(s);                        // every decision, why, cost
  *
+ * Over a fleet (djinn/fleet.h), dj_sched_create_fleet(NULL, fleet, &s)
+ * takes the members that are up, their figures from the fleet's view,
+ * links probed server to server, and moves KV caches with dj_fleet_move():
+ * straight from one member's memory into another's, never through the
+ * client. A member that leaves the fleet makes the next fetch rebuild its
+ * sequences on the others.
+ *
  * A sequence is the set of states whose names share the part before their
  * last '/' ("seq3/l0.k" and "seq3/l0.v" are sequence "seq3"; a name
  * without '/' is a sequence of its own). Within one graph, the operations
@@ -125,6 +132,10 @@ struct dj_sched_options {
 	 *  scheduler's (dj_sched_fleet_get) over the same servers, in the same
 	 *  order. Borrowed for the call. NULL: calibrate. */
 	const struct dj_sched_fleet *fleet;
+	/** dj_sched_create_fleet: 1 derives the links between members from
+	 *  their links to the client (dj_sched_fleet_links) instead of
+	 *  probing them with server-to-server copies. */
+	int no_link_probe;
 };
 
 void dj_sched_options_init(struct dj_sched_options *opts);
@@ -158,6 +169,40 @@ struct dj_sched;
  */
 int dj_sched_create(const struct dj_sched_options *opts, struct dj_conn *const *servers, int n,
 		    struct dj_sched **sched);
+struct dj_fleet;
+
+/**
+ * A scheduler over the members of @p fleet (borrowed; it must outlive the
+ * scheduler) that are up now, in dj_fleet_view()'s order: server s is the
+ * member dj_sched_member() names, its session dj_fleet_conn()'s. Figures:
+ * compute calibrated as dj_sched_create() does (or opts->fleet's, of as
+ * many servers as members up), memory (each member's devices, capped by
+ * its store limit) and queue from the fleet's view, links between members
+ * probed with a 4-byte and a 1 MiB dj_fleet_move() COPY each way, timed by
+ * the source, the least of two rounds (opts->no_link_probe, or a probe
+ * that fails: derived through the client). A member up that takes no
+ * session is left out. Where every member accepts moves (a fleet token),
+ * the graph context's mover is dj_fleet_move(): KV caches move server to
+ * server (counted in dj_sched_stats: kv_moves_direct,
+ * kv_move_bytes_direct); otherwise, or where opts->graph gives a mover of
+ * its own, as without a fleet.
+ * Membership: before each dj_sched_fetch(), a member the view says left
+ * (and that does not answer a PING) or restarted is marked down
+ * (dj_sched_server_down) and its sequences are rebuilt from their lineage;
+ * dj_sched_refresh() reads memory and queue from the view. Members that
+ * join later are not used by this scheduler.
+ * @return 0, -EINVAL (opts->fleet of another size), -ENOMEM,
+ * -EHOSTUNREACH (no member up), or a calibration error.
+ */
+int dj_sched_create_fleet(const struct dj_sched_options *opts, struct dj_fleet *fleet,
+			  struct dj_sched **sched);
+/**
+ * The fleet member of server @p server (its dj_fleet_member.index) for a
+ * scheduler made by dj_sched_create_fleet().
+ * @return 0, -EINVAL (no such server), -ENOENT (not over a fleet).
+ */
+int dj_sched_member(const struct dj_sched *sched, int server, uint32_t *member);
+
 /**
  * A scheduler over a described fleet and no servers (a simulation: `djinn
  * plan`, tests). Placement only (dj_sched_plan); states and weights it
@@ -178,8 +223,9 @@ struct dj_graph_ctx *dj_sched_ctx(struct dj_sched *sched);
 int dj_sched_measure(const struct dj_sched_options *opts, struct dj_conn *const *servers, int n,
 		     struct dj_sched_fleet *fleet);
 /** Read every up server's STATS again (free memory, queue); forget the
- *  memory reserved since. @return 0 or the first error (that server kept
- *  its old figures). */
+ *  memory reserved since. Over a fleet: the figures of the fleet's view
+ *  instead (no request), and members that left or restarted marked down.
+ *  @return 0 or the first error (that server kept its old figures). */
 int dj_sched_refresh(struct dj_sched *sched);
 void dj_sched_fleet_get(const struct dj_sched *sched, struct dj_sched_fleet *fleet);
 /** Replace the description (same number of servers): a simulation's new
@@ -284,6 +330,16 @@ struct dj_sched_stats {
 	int decisions;              /**< decisions made */
 	int kv_moves;               /**< states (KV caches) moved: disaggregation, memory */
 	uint64_t kv_move_bytes;
+	/** States moved server to server by the fleet's mover (a scheduler
+	 *  of dj_sched_create_fleet; dj_fleet_move: the bytes never came to
+	 *  this client), the scheduler's moves above and any made with
+	 *  dj_graph_ctx_state_move() on its context; of them, those over the
+	 *  data plane; the bytes the fleet reported; the moves' time as this
+	 *  client saw it (grant, transfer, hand-over). */
+	int kv_moves_direct;
+	int kv_moves_dpdk;
+	uint64_t kv_move_bytes_direct;
+	uint64_t kv_move_ns;
 	int servers_lost;
 	int sequences_rebuilt;      /**< lineage rebuilds */
 	int retries;                /**< fetches run again after a loss */

@@ -90,7 +90,8 @@ class GraphRunStats(ctypes.Structure):
         "params_uploaded", "params_reused", "states_created", "frees_inline",
         "frees_async", "transfers", "gets")] + [
         ("bytes_up", ctypes.c_uint64), ("bytes_down", ctypes.c_uint64),
-        ("kv_bytes_moved", ctypes.c_uint64), ("state_moves", ctypes.c_int)]
+        ("kv_bytes_moved", ctypes.c_uint64), ("state_moves", ctypes.c_int),
+        ("kv_bytes_through_client", ctypes.c_uint64)]
 
 
 class GraphNodeInfo(ctypes.Structure):

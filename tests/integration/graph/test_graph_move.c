@@ -3,7 +3,8 @@
  * State between servers, for the scheduler (docs/SCHEDULER.md): a KV cache
  * moved to another server with dj_graph_ctx_state_move (through the client:
  * GET then PUT, the source freed), counted in the stats, and appended to
- * there by the next runs, equal to the local CPU reference throughout; a
+ * there by the next runs, equal to the local CPU reference throughout (the
+ * bytes counted as through the client; with a mover, not); a
  * server that goes away: the fetch names it (dj_graph_failed_server), and
  * dj_graph_ctx_server_lost forgets what the context held there, so that a
  * later run creates the state again on a survivor.
@@ -109,6 +110,8 @@ static void test_state_moves_and_stays(void)
 	dj_graph_ctx_stats(ctx, &total);
 	CU_ASSERT_EQUAL(total.state_moves, 1);
 	CU_ASSERT_EQUAL(total.kv_bytes_moved, dj_tensor_nbytes(&cache));
+	/* No mover: the bytes came down to this client and went up again. */
+	CU_ASSERT_EQUAL(total.kv_bytes_through_client, dj_tensor_nbytes(&cache));
 	/* The next runs append there (the default placement: where state
 	 * lives), equal to the local reference; the first one counts the
 	 * move, the later ones move nothing. */
@@ -117,11 +120,71 @@ static void test_state_moves_and_stays(void)
 		CU_ASSERT_EQUAL(st.round_trips, 1);
 		CU_ASSERT_EQUAL(st.state_moves, t == STEPS / 2);
 		CU_ASSERT_EQUAL(st.kv_bytes_moved, t == STEPS / 2 ? dj_tensor_nbytes(&cache) : 0);
+		CU_ASSERT_EQUAL(st.kv_bytes_through_client, st.kv_bytes_moved);
 	}
 	CU_ASSERT_EQUAL(test_server_tensors(&srv[0]), 0);
 	CU_ASSERT_EQUAL(test_server_tensors(&srv[1]), 1);
 	dj_graph_ctx_stats(ctx, &total);
 	CU_ASSERT_EQUAL(total.state_moves, 1);
+	gr_local_destroy(local);
+	dj_graph_ctx_destroy(ctx);
+	CU_ASSERT_EQUAL(test_server_tensors(&srv[1]), 0);
+}
+
+/* A mover standing in for the fleet's server-to-server move: it does the
+ * GET and PUT itself (servers here have no fleet), counting its calls. */
+struct copy_mover {
+	struct dj_conn *conn[2];
+	int calls;
+};
+
+static int copy_move(void *arg, int from, uint64_t handle, int to,
+		     const struct dj_tensor_desc *desc, uint64_t *new_handle)
+{
+	struct copy_mover *m = arg;
+	struct dj_tensor t = {.desc = *desc, .mem = DJ_MEM_HOST,
+			      .data = malloc(dj_tensor_nbytes(desc))};
+	int rc = t.data != NULL ? dj_get(m->conn[from], handle, &t) : -ENOMEM;
+
+	if (rc == 0)
+		rc = dj_put(m->conn[to], &t, new_handle);
+	if (rc == 0)
+		rc = dj_free(m->conn[from], handle);
+	free(t.data);
+	m->calls++;
+	return rc;
+}
+
+/* With a mover, a state move is the mover's: counted in kv_bytes_moved,
+ * not in kv_bytes_through_client; the cache is appended to there. */
+static void test_state_mover(void)
+{
+	struct copy_mover cm = {.conn = {srv[0].conn, srv[1].conn}};
+	struct dj_graph_mover mover = {.move = copy_move, .arg = &cm};
+	struct dj_graph_run_stats st, total;
+	struct dj_graph_options o;
+	struct dj_graph_ctx *ctx;
+	struct gr_local *local;
+	uint64_t h, moved;
+	int server;
+
+	dj_graph_options_init(&o);
+	o.mover = &mover;
+	CU_ASSERT_EQUAL_FATAL(dj_graph_ctx_create(&o, cm.conn, 2, &ctx), 0);
+	CU_ASSERT_EQUAL_FATAL(gr_local_create(&local), 0);
+	CU_ASSERT_EQUAL(step(ctx, local, 0, &st), 0);
+	CU_ASSERT_EQUAL(dj_graph_ctx_state_move(ctx, "seq/kv", 1, &moved), 0);
+	CU_ASSERT_EQUAL(moved, dj_tensor_nbytes(&cache));
+	CU_ASSERT_EQUAL(cm.calls, 1);
+	CU_ASSERT_EQUAL(dj_graph_ctx_state_where(ctx, "seq/kv", &server, &h), 0);
+	CU_ASSERT_EQUAL(server, 1);
+	CU_ASSERT_EQUAL(step(ctx, local, 1, &st), 0);
+	CU_ASSERT_EQUAL(st.kv_bytes_moved, dj_tensor_nbytes(&cache));
+	CU_ASSERT_EQUAL(st.kv_bytes_through_client, 0);
+	dj_graph_ctx_stats(ctx, &total);
+	CU_ASSERT_EQUAL(total.state_moves, 1);
+	CU_ASSERT_EQUAL(total.kv_bytes_through_client, 0);
+	CU_ASSERT_EQUAL(test_server_tensors(&srv[0]), 0);
 	gr_local_destroy(local);
 	dj_graph_ctx_destroy(ctx);
 	CU_ASSERT_EQUAL(test_server_tensors(&srv[1]), 0);
@@ -196,6 +259,7 @@ int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
 		{"state moved once, appended to where it lives", test_state_moves_and_stays},
+		{"state moved by a mover: not through the client", test_state_mover},
 		{"a server lost: named, forgotten, rebuilt", test_server_lost},
 		{NULL, NULL},
 	};

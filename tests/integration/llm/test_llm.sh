@@ -15,17 +15,7 @@
 #   test_llm.sh DJINN_DP DJINN_LLM
 set -u
 dp_bin=$1 llm_bin=$2
-dir=$(mktemp -d /tmp/djinn-test-llm.XXXXXX)
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/llm_test_lib.sh" llm
 
 # start N: N servers on ports the OS picks; $servers, ${pids[@]}.
 start() {
@@ -36,21 +26,9 @@ start() {
 		pids+=($!)
 	done
 	for i in $(seq 0 $(($1 - 1))); do
-		for _ in $(seq 150); do
-			grep -q "control plane: listening" "$dir/dp$i.log" && break
-			kill -0 "${pids[$i]}" 2>/dev/null || { cat "$dir/dp$i.log"; fail "server $i died"; }
-			sleep 0.1
-		done
-		addr=$(grep -o "listening on 127.0.0.1:[0-9]*" "$dir/dp$i.log" | grep -o "127.0.0.1:[0-9]*")
-		[ -n "$addr" ] || { cat "$dir/dp$i.log"; fail "server $i not up"; }
+		wait_listening "$i"
 		servers="${servers:+$servers,}$addr"
 	done
-}
-
-# check JSON PYTHON-EXPR MESSAGE: the expression over j (the JSON) holds.
-check() {
-	"$py" -c "import json,sys; j=json.load(open('$1')); r=j['runs'][0]; sys.exit(0 if ($2) else 1)" ||
-		{ cat "$1"; fail "$3"; }
 }
 
 args=(--prompt 32 --steps 8 --baselines none --homogeneous)
@@ -78,12 +56,5 @@ out=$("$llm_bin" --servers "$servers" "${args[@]}" --at-step 3 --exec "kill -KIL
 	--json "$dir/kill.json" 2>&1)
 rc=$?
 echo "$out"
-[ $rc -eq 0 ] || fail "djinn-llm with a server killed exited $rc"
-kill -0 "$victim" 2>/dev/null && fail "server 1 still running"
-j=$dir/kill.json
-check "$j" "r['tokens_match'] and r['ok']" "tokens differ after the kill"
-check "$j" "j['servers_lost'] == 1 and j['sequences_rebuilt'] >= 2" "no recovery recorded"
-check "$j" "r['spread_at_end'][1] == 0 and sum(r['spread_at_end']) == 8" \
-	"sequences not all on the survivors"
-echo "$out" | grep -q "recovery: seq[0-9]* prefilled again" || fail "no rebuild line"
+check_killed $rc "$victim" "$dir/kill.json" "$out"
 echo "PASS: djinn-llm on three servers, and with one killed"

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The scheduler over a fleet (dj_sched_create_fleet): three djinn-dp of one
+# static fleet (one fleet token, TCP on loopback) and djinn-llm --fleet.
+# Asserted from its JSON and report:
+#   1. the links between members were probed server to server; the
+#      scheduler's run and the one-server baseline give the local CPU
+#      run's tokens; sequences spread 3/3/2; zero KV bytes moved after
+#      prefill;
+#   2. disaggregated (prefill on member 0, decode on 1 and 2): every KV
+#      cache that moved went server to server with dj_fleet_move (the
+#      direct counter equals the moves, zero bytes through this client),
+#      and the bytes moved are exactly the caches' (8 sequences x 4 layers
+#      x K and V x prompt+steps positions x d_model x 4 bytes); the tokens
+#      are still the reference's, so the bytes arrived intact;
+#   3. a member killed (SIGKILL) before decode step 3, and the fleet's view
+#      given time to see it: the scheduler marks it down before the next
+#      fetch, rebuilds its sequences from their lineage on the survivors,
+#      and the tokens still equal the reference (and so the one-server
+#      run's of part 1).
+# Prompts of 16 and 6 decode steps keep it short on the 2-core CI machine.
+#   test_llm_fleet.sh DJINN_DP DJINN_LLM
+set -u
+dp_bin=$1 llm_bin=$2
+. "$(dirname "$0")/llm_test_lib.sh" llm-fleet
+
+# Ports the OS picks now for the members' list (each server must know the
+# others before it starts); a port taken meanwhile fails the start below.
+ports=$("$py" -c "
+import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss: s.bind(('127.0.0.1', 0))
+print(' '.join(str(s.getsockname()[1]) for s in ss))")
+members=""
+for p in $ports; do members="${members:+$members,}127.0.0.1:$p"; done
+echo "djinn-llm-fleet-test-$$" >"$dir/token"
+i=0
+for p in $ports; do
+	"$dp_bin" -- --no-dpdk --gpu none --ctl-port "$p" --stats-interval 0 \
+		--fleet "$members" --fleet-token-file "$dir/token" >"$dir/dp$i.log" 2>&1 &
+	pids+=($!)
+	i=$((i + 1))
+done
+for i in 0 1 2; do
+	wait_listening "$i"
+done
+echo "fleet: $members"
+
+args=(--fleet "$members" --prompt 16 --steps 6 --homogeneous)
+
+# 1 and 2: the scheduler, the one-server baseline, and disaggregated.
+out=$("$llm_bin" "${args[@]}" --baselines one-server --disagg 0:1,2 --json "$dir/run.json" 2>&1)
+rc=$?
+echo "$out"
+[ $rc -eq 0 ] || fail "djinn-llm --fleet exited $rc"
+j=$dir/run.json
+echo "$out" | grep -q "links probed server to server" || fail "links not probed server to server"
+echo "$out" | grep -q "link s0 -> s2: .*(server to server)" || fail "no server-to-server link figure"
+check "$j" "len(runs) == 3 and all(x['tokens_match'] and x['ok'] for x in runs)" \
+	"a run's tokens differ from the local CPU run"
+check "$j" "r['kv_bytes_moved_after_prefill'] == 0 and r['state_moves'] == 0" \
+	"KV-cache bytes moved after prefill under co-location"
+check "$j" "sorted(r['spread_after_prefill']) == [2, 3, 3]" "sequences not spread 3/3/2"
+kv_bytes=$((8 * 4 * 2 * (16 + 6) * 256 * 4))
+check "$j" "[x['spread_after_prefill'] for x in runs if x['name'] == 'djinn: disaggregated'] == [[8, 0, 0]]" \
+	"disaggregated prefill not all on member 0"
+check "$j" "[(x['kv_moves'], x['kv_moves_server_to_server'], x['kv_bytes_server_to_server'],
+	x['kv_bytes_moved_after_prefill'], x['kv_bytes_through_client']) for x in runs
+	if x['name'] == 'djinn: disaggregated'] == [(64, 64, $kv_bytes, $kv_bytes, 0)]" \
+	"KV caches not moved server to server, exactly $kv_bytes bytes, none through the client"
+echo "$out" | grep -q "server to server 64 (0 over DPDK), $kv_bytes bytes" ||
+	fail "no report line of the direct KV moves"
+
+# 3: member 1 killed; the view has a few refreshes (500 ms each) to see it.
+victim=${pids[1]}
+out=$("$llm_bin" "${args[@]}" --baselines none --at-step 3 \
+	--exec "kill -KILL $victim; sleep 2" --json "$dir/kill.json" 2>&1)
+rc=$?
+echo "$out"
+check_killed $rc "$victim" "$dir/kill.json" "$out"
+check "$dir/kill.json" "j['fetch_retries'] == 0" \
+	"the departure was found by a failed fetch, not before it"
+echo "$out" | grep -q "member .* left the fleet and does not answer" ||
+	fail "the departure was not seen in the fleet's view"
+echo "PASS: djinn-llm over a fleet of three: placed, KV moved server to server, a member lost"
