@@ -32,7 +32,7 @@ port=$(sed -n 's|^control plane: listening on 127.0.0.1:\([0-9]*\) .*|\1|p' "$ou
 mport=$(sed -n 's|^metrics: http://127.0.0.1:\([0-9]*\)/metrics$|\1|p' "$out/server.log")
 tsock=$(sed -n 's|^telemetry: \([^ ]*\) .*|\1|p' "$out/server.log")
 [ -n "$port" ] && [ -n "$mport" ] || fail "server not up"
-grep -q "GPU tensors received by a resident gather kernel" "$out/server.log" || fail "no GPU placer"
+grep -Eq "GPU tensors received by (a )?resident gather kernel" "$out/server.log" || fail "no GPU placer"
 
 "$bin"/djinn --vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" -l 2-3 \
 	-- --port "$port" --path dpdk demo --size 512 >"$out/demo.log" 2>&1 || { cat "$out/demo.log"; fail "demo"; }

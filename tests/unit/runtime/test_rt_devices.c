@@ -746,7 +746,7 @@ static void test_gpu_moves(void)
 				for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 					int64_t n = sizes[k];
 					char attrs[64];
-					uint64_t h, moved, neg;
+					uint64_t h, moved, act;
 
 					for (int64_t i = 0; i < n; i++)
 						v[i] = (float)rand_r(&seed) / 1024.0f - 1e6f;
@@ -759,17 +759,17 @@ static void test_gpu_moves(void)
 					memset(w, 0, (size_t)n * 4);
 					get(s, moved, w, n);
 					CU_ASSERT_EQUAL(memcmp(v, w, (size_t)n * 4), 0);
-					CU_ASSERT_EQUAL(execute(s, "neg", &moved, 1, NULL, &neg, err), 0);
-					CU_ASSERT_STRING_EQUAL(where(s, neg), devs[b].name);
-					get(s, neg, w, n);
+					CU_ASSERT_EQUAL(execute(s, "relu", &moved, 1, NULL, &act, err), 0);
+					CU_ASSERT_STRING_EQUAL(where(s, act), devs[b].name);
+					get(s, act, w, n);
 					for (int64_t i = 0; i < n; i++)
-						if (w[i] != -v[i]) {
-							CU_FAIL("neg after the move differs from the CPU's");
+						if (w[i] != (v[i] > 0.0f ? v[i] : 0.0f)) {
+							CU_FAIL("relu after the move differs from the CPU's");
 							break;
 						}
 					be->free(rt, s, h, err);
 					be->free(rt, s, moved, err);
-					be->free(rt, s, neg, err);
+					be->free(rt, s, act, err);
 				}
 			}
 		rt_memory(rt, after, RT_MAX_DEVICES);
