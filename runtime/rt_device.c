@@ -26,18 +26,6 @@
 
 /* ---- the device list ------------------------------------------------------ */
 
-static int spec_fail(char *err, size_t len, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && len > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, len, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 static int parse_sim(const char *spec, struct rt_device_spec *out, char *err, size_t len)
 {
 	const char *p = spec + 4;
@@ -45,13 +33,13 @@ static int parse_sim(const char *spec, struct rt_device_spec *out, char *err, si
 	long n = strtol(p, &end, 10);
 
 	if (end == p || n < 1 || n > RT_MAX_DEVICES || (*end != '\0' && *end != ':'))
-		return spec_fail(err, len, -EINVAL, "'%s': sim:N[:SIZE] takes N from 1 to %d",
+		return djc_errf(-EINVAL, err, len, NULL, "'%s': sim:N[:SIZE] takes N from 1 to %d",
 				 spec, RT_MAX_DEVICES);
 	out->kind = RT_DEVICE_SIM;
 	out->n = (int)n;
 	out->sim_capacity = DEFAULT_SIM_CAPACITY;
 	if (*end == ':' && djc_parse_size(end + 1, 4096, UINT64_C(1) << 40, &out->sim_capacity) != 0)
-		return spec_fail(err, len, -EINVAL, "'%s': SIZE must be 4K to 1T (K/M/G/T suffix)", spec);
+		return djc_errf(-EINVAL, err, len, NULL, "'%s': SIZE must be 4K to 1T (K/M/G/T suffix)", spec);
 	return 0;
 }
 
@@ -66,13 +54,13 @@ static int parse_list(const char *spec, int n_gpus, struct rt_device_spec *out, 
 		long index = strtol(p, &end, 10);
 
 		if (end == p || *p == '-' || *p == '+' || index < 0 || (*end != ',' && *end != '\0'))
-			return spec_fail(err, len, -EINVAL, "'%s' is not auto, all, none, a GPU index "
+			return djc_errf(-EINVAL, err, len, NULL, "'%s' is not auto, all, none, a GPU index "
 					 "or a list of them (0,2,3), nor sim:N", spec);
 		if (out->n == RT_MAX_DEVICES)
-			return spec_fail(err, len, -EINVAL, "'%s': more than %d devices", spec,
+			return djc_errf(-EINVAL, err, len, NULL, "'%s': more than %d devices", spec,
 					 RT_MAX_DEVICES);
 		if (index >= n_gpus)
-			return spec_fail(err, len, -DJ_ENOGPU, "'%s': no such CUDA device (this "
+			return djc_errf(-DJ_ENOGPU, err, len, NULL, "'%s': no such CUDA device (this "
 					 "machine has %d)", spec, n_gpus);
 		out->ordinals[out->n++] = (int)index;
 		if (*end == '\0')
@@ -90,7 +78,7 @@ int rt_device_spec_parse(const char *spec, int n_gpus, struct rt_device_spec *ou
 	if (spec == NULL || spec[0] == '\0' || strcmp(spec, "auto") == 0 ||
 	    strcmp(spec, "all") == 0) {
 		if (n_gpus <= 0 && spec != NULL && strcmp(spec, "all") == 0)
-			return spec_fail(err, errlen, -DJ_ENOGPU, "'%s': this machine has no CUDA "
+			return djc_errf(-DJ_ENOGPU, err, errlen, NULL, "'%s': this machine has no CUDA "
 					 "device", spec);
 		if (n_gpus <= 0) {
 			out->kind = RT_DEVICE_HOST;

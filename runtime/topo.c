@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <numa.h>
 
+#include "common/djc.h"
 #include "runtime/topo.h"
 
 #define MAX_FILE (1u << 20)
@@ -216,18 +217,6 @@ const struct tp_gpu *tp_gpu_find(const struct tp_topology *t, const char *name)
 
 /* ---- JSON description -------------------------------------------------- */
 
-static int json_fail(char *err, size_t len, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && len > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, len, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 /* A whole small file, NUL-terminated; the caller frees. */
 static int slurp(const char *path, char **out)
 {
@@ -278,12 +267,12 @@ static int load_nodes(const cJSON *list, struct tp_topology *t, char *err, size_
 		int id;
 
 		if (t->n_nodes == TP_MAX_NODES)
-			return json_fail(err, len, -ENOSPC, "nodes: more than %d", TP_MAX_NODES);
+			return djc_errf(-ENOSPC, err, len, NULL, "nodes: more than %d", TP_MAX_NODES);
 		n = &t->nodes[t->n_nodes];
 		memset(n, 0, sizeof(*n));
 		if (json_node(it, "id", &id) != 0 || id < 0 || cpus == NULL ||
 		    cpulist_parse(cpus, n) != 0)
-			return json_fail(err, len, -EINVAL, "nodes[%d]: needs \"id\" (>= 0) and "
+			return djc_errf(-EINVAL, err, len, NULL, "nodes[%d]: needs \"id\" (>= 0) and "
 					 "\"cpus\" (a list such as \"0-31,64-95\", CPUs below %d)",
 					 i, TP_MAX_CPUS);
 		n->id = id;
@@ -310,13 +299,13 @@ static int load_devices(const cJSON *list, const char *what, struct tp_topology 
 
 		if (name == NULL || name[0] == '\0' || strlen(name) >= TP_NAME_MAX ||
 		    json_node(it, "node", &node) != 0)
-			return json_fail(err, len, -EINVAL, "%s[%d]: needs \"name\" (1 to %d "
+			return djc_errf(-EINVAL, err, len, NULL, "%s[%d]: needs \"name\" (1 to %d "
 					 "characters) and \"node\" (an integer, -1: unknown)", what,
 					 i, TP_NAME_MAX - 1);
 		rc = is_gpu ? tp_add_gpu(t, name, json_text(it, "pci"), node)
 			    : tp_add_port(t, name, node);
 		if (rc != 0)
-			return json_fail(err, len, rc, "%s: more than %d", what,
+			return djc_errf(rc, err, len, NULL, "%s: more than %d", what,
 					 is_gpu ? TP_MAX_GPUS : TP_MAX_PORTS);
 		if (is_gpu && node < 0)
 			t->gpus[t->n_gpus - 1].node = -1; /* as written, not sysfs' reading */
@@ -335,10 +324,10 @@ static int load_lcores(const cJSON *list, struct tp_topology *t, char *err, size
 		int id, node;
 
 		if (json_node(it, "id", &id) != 0 || id < 0 || json_node(it, "node", &node) != 0)
-			return json_fail(err, len, -EINVAL, "lcores[%d]: needs \"id\" (>= 0) and "
+			return djc_errf(-EINVAL, err, len, NULL, "lcores[%d]: needs \"id\" (>= 0) and "
 					 "\"node\"", i);
 		if (tp_add_lcore(t, (unsigned int)id, node) != 0)
-			return json_fail(err, len, -ENOSPC, "lcores: more than %d", TP_MAX_LCORES);
+			return djc_errf(-ENOSPC, err, len, NULL, "lcores: more than %d", TP_MAX_LCORES);
 		i++;
 	}
 	return 0;
@@ -360,7 +349,7 @@ static int section(const cJSON *root, const char *key, const cJSON **out, char *
 {
 	*out = cJSON_GetObjectItemCaseSensitive(root, key);
 	if (*out != NULL && !cJSON_IsArray(*out))
-		return json_fail(err, len, -EINVAL, "\"%s\" must be an array", key);
+		return djc_errf(-EINVAL, err, len, NULL, "\"%s\" must be an array", key);
 	return 0;
 }
 
@@ -372,12 +361,12 @@ int tp_load_json(const char *path, struct tp_topology *t, char *err, size_t errl
 	int rc = slurp(path, &text);
 
 	if (rc != 0)
-		return json_fail(err, errlen, rc, "%s: %s", path, strerror(-rc));
+		return djc_errf(rc, err, errlen, NULL, "%s: %s", path, strerror(-rc));
 	root = cJSON_Parse(text);
 	free(text);
 	if (!cJSON_IsObject(root)) {
 		cJSON_Delete(root);
-		return json_fail(err, errlen, -EINVAL, "%s: not a JSON object", path);
+		return djc_errf(-EINVAL, err, errlen, NULL, "%s: not a JSON object", path);
 	}
 	rc = section(root, "nodes", &nodes, err, errlen);
 	if (rc == 0)
