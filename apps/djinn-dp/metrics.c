@@ -287,6 +287,26 @@ static void collect_gather(struct srv_view *v, struct mx_writer *w)
 	collect_gather_devices(v, &g, w);
 }
 
+/* One counter family per device and direction: fields @p in and @p out of
+ * each device's figures. */
+static void in_out(struct mx_writer *w, const struct rt_memory *m, int n, const char *name,
+		   const char *help, size_t in, size_t out)
+{
+	char l[LABELS];
+
+	mx_family(w, name, MX_COUNTER, help);
+	for (int i = 0; i < n; i++) {
+		uint64_t vi, vo;
+
+		memcpy(&vi, (const char *)&m[i] + in, sizeof(vi));
+		memcpy(&vo, (const char *)&m[i] + out, sizeof(vo));
+		mx_labels(l, sizeof(l), "device", m[i].device, "direction", "in", NULL);
+		mx_sample_u64(w, name, l, vi);
+		mx_labels(l, sizeof(l), "device", m[i].device, "direction", "out", NULL);
+		mx_sample_u64(w, name, l, vo);
+	}
+}
+
 /* What each device does: the unit a scheduler places on is (server, GPU). */
 static void collect_device_load(const struct rt_memory *m, int n, struct mx_writer *w)
 {
@@ -320,22 +340,12 @@ static void collect_device_load(const struct rt_memory *m, int n, struct mx_writ
 			mx_sample_u64(w, fams[f].name, l, v);
 		}
 	}
-	mx_family(w, "djinn_device_moves_total", MX_COUNTER,
-		  "Moves between devices of this server (to_device), by direction.");
-	for (int i = 0; i < n; i++) {
-		mx_labels(l, sizeof(l), "device", m[i].device, "direction", "in", NULL);
-		mx_sample_u64(w, "djinn_device_moves_total", l, m[i].moves_in);
-		mx_labels(l, sizeof(l), "device", m[i].device, "direction", "out", NULL);
-		mx_sample_u64(w, "djinn_device_moves_total", l, m[i].moves_out);
-	}
-	mx_family(w, "djinn_device_move_bytes_total", MX_COUNTER,
-		  "Bytes moved between devices of this server, by direction.");
-	for (int i = 0; i < n; i++) {
-		mx_labels(l, sizeof(l), "device", m[i].device, "direction", "in", NULL);
-		mx_sample_u64(w, "djinn_device_move_bytes_total", l, m[i].move_bytes_in);
-		mx_labels(l, sizeof(l), "device", m[i].device, "direction", "out", NULL);
-		mx_sample_u64(w, "djinn_device_move_bytes_total", l, m[i].move_bytes_out);
-	}
+	in_out(w, m, n, "djinn_device_moves_total",
+	       "Moves between devices of this server (to_device), by direction.",
+	       offsetof(struct rt_memory, moves_in), offsetof(struct rt_memory, moves_out));
+	in_out(w, m, n, "djinn_device_move_bytes_total",
+	       "Bytes moved between devices of this server, by direction.",
+	       offsetof(struct rt_memory, move_bytes_in), offsetof(struct rt_memory, move_bytes_out));
 }
 
 static void collect_memory(struct srv_view *v, struct mx_writer *w)
