@@ -47,6 +47,12 @@ want=${HUGEPAGES:-4096}
 mkdir -p /dev/hugepages
 mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null
 grep -E 'HugePages_(Total|Free)' /proc/meminfo
+# Without enough of them: --no-huge with 3 GiB per process (EAL's default
+# there, 1 GiB, is too little for 8 queues' pools; --in-memory is not
+# allowed with --no-huge).
+mem=(--in-memory)
+[ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 2048 ] 2>/dev/null ||
+	mem=(--no-huge -m 3072)
 
 # lcores FIRST_CPU Q: EAL --lcores mapping: main lcore 0 on the CPU after
 # the Q polling lcores (the last one's with 8), lcores 1..Q on
@@ -65,12 +71,12 @@ memif() {
 	local common=(--mode transfer --sizes "$sizes" --no-crc --queues "$q" --stripes "$q"
 		      --idle-sleep-us "$idle_us" --initial-credit 4096)
 	rm -f "$sock"
-	"$bin"/djinn-bench --lcores "$(lcores 0 "$q")" --main-lcore 0 --no-pci --in-memory \
+	"$bin"/djinn-bench --lcores "$(lcores 0 "$q")" --main-lcore 0 --no-pci "${mem[@]}" \
 		--file-prefix "dpr$$q" --log-level=lib.eal:warning \
 		--vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
 		-- "${common[@]}" --role recv --json "$out/$tag-recv.json" >"$out/$tag-recv.log" 2>&1 &
 	pids=($!)
-	"$bin"/djinn-bench --lcores "$(lcores 8 "$q")" --main-lcore 0 --no-pci --in-memory \
+	"$bin"/djinn-bench --lcores "$(lcores 8 "$q")" --main-lcore 0 --no-pci "${mem[@]}" \
 		--file-prefix "dps$$q" --log-level=lib.eal:warning \
 		--vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
 		-- "${common[@]}" --role send --json "$out/$tag-send.json" >"$out/$tag-send.log" 2>&1 ||
