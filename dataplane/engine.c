@@ -786,22 +786,24 @@ static uint64_t release_wait_ns(const struct dp_op *op, uint64_t timeout_ns)
 	return timeout_ns > RELEASE_MIN_NS ? timeout_ns : RELEASE_MIN_NS;
 }
 
-/* Post a SEND, wait for its end, then for every frame that points into its
- * source to be gone (a staged source: none does, its ring's slots are the
- * frames' owners, see send_end()). -EDEADLK: the lcore or frames still
- * hold op, which send_end() keeps. */
-static int send_run(struct dp_engine *dp, struct dp_op *op, uint32_t timeout_ms)
+/* Post a SEND (its frames' owner reference armed first). */
+static int send_start(struct dp_engine *dp, struct dp_op *op)
 {
-	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull;
-	int rc;
-
 	dp_txframe_owner_init(&op->shinfo, op_released, op);
 	if (op->stage == NULL)
 		op->src.ready = op->len;
-	rc = op_post(dp, op);
-	if (rc != 0)
-		return rc;
-	rc = op->stage != NULL ? stage_feed(op, timeout_ns) : send_wait(op, timeout_ns);
+	return op_post(dp, op);
+}
+
+/* Wait for a posted SEND's end, then for every frame that points into its
+ * source to be gone (a staged source: none does, its ring's slots are the
+ * frames' owners, see send_end()). -EDEADLK: the lcore or frames still
+ * hold op, which send_end() keeps. */
+static int send_finish(struct dp_engine *dp, struct dp_op *op, uint32_t timeout_ms)
+{
+	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull;
+	int rc = op->stage != NULL ? stage_feed(op, timeout_ns) : send_wait(op, timeout_ns);
+
 	if (rc != 0) {
 		cancel_post(dp, op->sess, DP_XFER_TX, op->xfer_id);
 		if (flag_wait(&op->done, LCORE_ANSWER_NS) != 0)
@@ -852,8 +854,45 @@ int dp_engine_send(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		op->buf = op->stage->host;
 		op->mem = DJ_MEM_HOST;
 	}
-	rc = send_run(dp, op, timeout_ms);
+	rc = send_start(dp, op);
+	if (rc == 0)
+		rc = send_finish(dp, op, timeout_ms);
 	return send_end(dp, op, rc);
+}
+
+int dp_engine_send_parts(struct dp_engine *dp, const struct dp_send_part *parts,
+			 unsigned int n, uint64_t xfer_id, uint32_t timeout_ms)
+{
+	struct dp_op *ops[DP_SEND_PARTS_MAX];
+	unsigned int started = 0;
+	int rc = 0, first = 0;
+
+	if (dp == NULL || parts == NULL || n == 0 || n > DP_SEND_PARTS_MAX)
+		return -EINVAL;
+	/* All parts on their lcores before the first wait: they run at once. */
+	for (; started < n; started++) {
+		const struct dp_send_part *p = &parts[started];
+
+		rc = xfer_op_new(dp, DP_CMD_SEND, p->cookie, xfer_id, (void *)(uintptr_t)p->src,
+				 p->len, DJ_MEM_HOST, &ops[started]);
+		if (rc != 0)
+			break;
+		rc = send_start(dp, ops[started]);
+		if (rc != 0) {
+			op_free(ops[started]);
+			break;
+		}
+	}
+	/* A part that could not start fails the whole: the others stop. */
+	for (unsigned int i = 0; rc != 0 && i < started; i++)
+		cancel_post(dp, ops[i]->sess, DP_XFER_TX, xfer_id);
+	first = rc;
+	for (unsigned int i = 0; i < started; i++) {
+		int one = send_end(dp, ops[i], send_finish(dp, ops[i], timeout_ms));
+
+		first = first != 0 ? first : one;
+	}
+	return first;
 }
 
 /* ---- create / destroy ---------------------------------------------------------------- */
