@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Parts of one job on several threads at once: the sends of a transfer
- * striped over sessions (xfer.c), the slices of a multi-threaded memcpy
- * (memcpy mode, the baseline of striping). The caller runs part 0 and
- * n - 1 threads the others; barriers start and end every round, so a
- * round's clock covers its slowest part.
+ * Parts of one job on several threads at once: the slices of a
+ * multi-threaded memcpy (memcpy mode, the baseline of striped transfers).
+ * The caller runs part 0 and n - 1 threads the others; barriers start and
+ * end every round, so a round's clock covers its slowest part.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -150,35 +150,23 @@ static int recv_size(struct dp_engine *dp, const struct bench_opts *o, uint64_t 
 	return rc;
 }
 
-/* One transfer's parts, one per stripe (session), sent at once. */
-struct stripe_job {
-	struct dp_engine *dp;
-	const struct bench_opts *o;
-	uint32_t id;
-	const uint8_t *buf;
-	uint64_t size;
-};
-
-static int stripe_send(unsigned int k, void *arg)
-{
-	const struct stripe_job *j = arg;
-	uint64_t off, len;
-
-	bench_part(j->size, j->o->stripes, k, &off, &len);
-	if (len == 0)
-		return 0;
-	return dp_engine_send(j->dp, j->o->cookie + k, j->id, j->buf + off, len, DJ_MEM_HOST,
-			      j->o->timeout_ms);
-}
-
 /* Sender of one size: wait for ready, time the send. The next ready is
  * armed before this send so that it never arrives unexpected. */
-static int send_size(struct dp_engine *dp, const struct bench_opts *o, struct bench_pool *pool,
-		     uint64_t size, unsigned int iters, uint32_t *id, const uint8_t *buf,
-		     uint64_t *ns)
+static int send_size(struct dp_engine *dp, const struct bench_opts *o, uint64_t size,
+		     unsigned int iters, uint32_t *id, const uint8_t *buf, uint64_t *ns)
 {
-	struct stripe_job job = {dp, o, 0, buf, size};
+	struct dp_send_part parts[BENCH_MAX_STRIPES];
+	unsigned int n = 0;
 	int rc = 0;
+
+	/* One part per stripe (session), all posted at once by the engine. */
+	for (unsigned int k = 0; k < o->stripes; k++) {
+		uint64_t off, len;
+
+		bench_part(size, o->stripes, k, &off, &len);
+		if (len != 0)
+			parts[n++] = (struct dp_send_part){o->cookie + k, buf + off, len};
+	}
 
 	for (unsigned int i = 0; i < iters && rc == 0; i++, (*id)++) {
 		uint32_t wait_ms = *id == 0 ? (uint32_t)(FIRST_CONTACT_NS / 1000000) : o->timeout_ms;
@@ -188,10 +176,9 @@ static int send_size(struct dp_engine *dp, const struct bench_opts *o, struct be
 		if (rc == 0)
 			rc = dp_engine_expect(dp, o->cookie, *id + 1, &ready_slots[(*id + 1) % 2], 1,
 						 DJ_MEM_HOST);
-		job.id = *id;
 		t0 = djc_time_ns();
 		if (rc == 0)
-			rc = bench_pool_run(pool, stripe_send, &job);
+			rc = dp_engine_send_parts(dp, parts, n, *id, o->timeout_ms);
 		ns[i] = djc_time_ns() - t0;
 	}
 	return rc;
@@ -199,7 +186,6 @@ static int send_size(struct dp_engine *dp, const struct bench_opts *o, struct be
 
 int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 {
-	struct bench_pool *pool = NULL;
 	struct dp_engine *dp = NULL;
 	uint64_t max = 0;
 	uint32_t id = 0;
@@ -211,9 +197,7 @@ int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 	buf = bench_alloc(max);
 	if (buf == NULL)
 		return -ENOMEM;
-	rc = bench_pool_create(o->role == ROLE_SEND ? o->stripes : 1, &pool);
-	if (rc == 0)
-		rc = bench_engine_start(o, &dp);
+	rc = bench_engine_start(o, &dp);
 	r->mode = "transfer";
 	if (rc == 0 && o->role == ROLE_SEND)
 		rc = dp_engine_expect(dp, o->cookie, 0, &ready_slots[0], 1, DJ_MEM_HOST);
@@ -228,7 +212,7 @@ int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 		}
 		if (o->role == ROLE_SEND) {
 			bench_pattern_fill(buf, size, size);
-			rc = send_size(dp, o, pool, size, iters, &id, buf, ns);
+			rc = send_size(dp, o, size, iters, &id, buf, ns);
 			if (rc == 0)
 				bench_row_fill(&r->rows[r->n_rows++], size, iters, ns);
 		} else {
@@ -243,7 +227,6 @@ int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 	if (dp != NULL && o->role == ROLE_SEND)
 		dp_engine_cancel(dp, o->cookie, id);
 	bench_engine_stop(dp, r);
-	bench_pool_destroy(pool);
 	bench_free(buf, max);
 	return rc;
 }
