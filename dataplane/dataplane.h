@@ -306,6 +306,30 @@ int dp_engine_cancel(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id);
 int dp_engine_send(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms);
 
+/** One part of a striped send: the session (by cookie) and its bytes. */
+struct dp_send_part {
+	uint64_t cookie;
+	const void *src;
+	size_t len;
+};
+#define DP_SEND_PARTS_MAX 64
+
+/**
+ * Send one transfer in parts, each as transfer xfer_id of its own session
+ * (sessions on different queue pairs move their parts on as many lcores at
+ * once): every part is posted before the first wait, then each ends as
+ * dp_engine_send's does. Host memory only. The receiver expects each part
+ * on its session. A part that cannot start (unknown session, full command
+ * ring) cancels the others.
+ * @return 0 once every part was acknowledged and released; otherwise the
+ *   first error of a part in order: -EINVAL (no parts, more than
+ *   DP_SEND_PARTS_MAX, NULL), -ENOENT, -ENOMEM, -EBUSY, -ETIMEDOUT,
+ *   -EDEADLK, -ECANCELED (a part stopped because another failed), the
+ *   protocol's errors.
+ */
+int dp_engine_send_parts(struct dp_engine *dp, const struct dp_send_part *parts,
+			 unsigned int n, uint64_t xfer_id, uint32_t timeout_ms);
+
 /** Counters of the lcore serving queue pair idx; -ENOENT past the last. */
 int dp_engine_lcore_stats(const struct dp_engine *dp, unsigned int idx,
 			     struct dp_engine_stats *st);

@@ -58,7 +58,12 @@
 #define DP_OWNER_SLOTS 4096
 #define DP_TX_STALL_NS (50ull * 1000 * 1000)
 #define DP_LINK_CHECK_NS (1000ull * 1000)
-#define DP_IDLE_LOOPS 256
+/* Idle napping (cfg.idle_sleep_us): an lcore naps once it did nothing for
+ * DP_IDLE_POLL_NS, or for DP_IDLE_INFLIGHT_NS while one of its sends waits
+ * for the peer's ACK (the answer is due within a round trip: a nap then
+ * delays the completion by a wake-up, on a loaded VM 20-60 us). */
+#define DP_IDLE_POLL_NS (30ull * 1000)
+#define DP_IDLE_INFLIGHT_NS (1000ull * 1000)
 #define DP_HANDOFF_RING 4096
 /* A memif client whose link went down is restarted this often (link.c). */
 #define DP_RELINK_NS (200ull * 1000 * 1000)
@@ -207,7 +212,8 @@ struct dp_lcore {
 	unsigned int restarts;
 	bool tx_ip_cksum_offload;
 	uint64_t commands;           /* taken from the ring, for idle detection */
-	unsigned int idle_loops;
+	uint64_t idle_since;         /* last loop that did work */
+	unsigned int sends_inflight; /* SENDs started and not yet ended */
 	/* GPU placement: frames whose payload went to the placer this burst */
 	void *placer_state;
 	bool frame_placed, placer_pending;
@@ -223,6 +229,9 @@ struct dp_lcore {
 	/* What other threads read, on its own line: the packet path never
 	 * shares a cache line with a reader. */
 	atomic_uint stats_seq __rte_cache_aligned;
+	/* 1 while the lcore naps: a control thread that queued a command
+	 * wakes it (futex). */
+	atomic_int napping;
 	struct dp_engine_stats stats_pub;
 	/* The last odd dp->park_gen seen: off the port until it moves on. */
 	atomic_uint park_ack;
@@ -313,5 +322,8 @@ void dp_op_complete(struct dp_op *op, int status);
 /* Finish the op of a transfer event (SEND ops also drop their buffer
  * reference). */
 void dp_event_deliver(const struct dp_xfer_event *ev);
+/* Set an op's done/released flag and wake the control threads asleep on
+ * it (a system call only while one sleeps). */
+void dp_flag_raise(atomic_int *flag);
 
 #endif

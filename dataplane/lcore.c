@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The polling loop: one per queue pair, owning its sessions. No locks, no
- * allocation, no system calls here (but the opt-in idle nap): commands
- * arrive through a ring, frames through rte_eth_rx_burst, and results leave
- * through atomics.
+ * allocation, no system calls here (but the opt-in idle nap, and a futex
+ * wake per finished operation while a control thread sleeps on one):
+ * commands arrive through a ring, frames through rte_eth_rx_burst, and
+ * results leave through atomics.
  */
 #include <errno.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <rte_cycles.h>
@@ -26,13 +30,13 @@
 void dp_op_complete(struct dp_op *op, int status)
 {
 	op->status = status;
-	atomic_store_explicit(&op->done, 1, memory_order_release);
+	dp_flag_raise(&op->done);
 }
 
 static void send_op_finish(struct dp_op *op, int status)
 {
 	op->status = status;
-	atomic_store_explicit(&op->done, 1, memory_order_release);
+	dp_flag_raise(&op->done);
 	/* Last touch: frees op->shinfo's owner reference; the free callback
 	 * (now or when the last mbuf goes) sets op->released. */
 	dp_txframe_owner_put(&op->shinfo);
@@ -226,8 +230,11 @@ static void events_deliver(struct dp_lcore *lc, struct dp_session *ses)
 
 	while ((n = dp_channel_events(ses->s, ev, EVENT_BURST)) != 0) {
 		placer_sync(lc);
-		for (unsigned int i = 0; i < n; i++)
+		for (unsigned int i = 0; i < n; i++) {
+			if (ev[i].dir == DP_XFER_TX && lc->sends_inflight != 0)
+				lc->sends_inflight--;
 			dp_event_deliver(&ev[i]);
+		}
 	}
 }
 
@@ -316,13 +323,15 @@ static void cmd_close(struct dp_lcore *lc, struct dp_op *op, uint64_t now)
 	dp_op_complete(op, 0);
 }
 
-static void cmd_send(struct dp_op *op, uint64_t now)
+static void cmd_send(struct dp_lcore *lc, struct dp_op *op, uint64_t now)
 {
 	int rc = dp_channel_send_source(op->sess->s, op->xfer_id, op->buf, op->len, op->mem,
 					dp_op_source(op), op, now);
 
 	if (rc != 0)
 		send_op_finish(op, rc);
+	else
+		lc->sends_inflight++;
 }
 
 static void cmd_recv(struct dp_op *op, uint64_t now)
@@ -380,7 +389,7 @@ static void commands_run(struct dp_lcore *lc, uint64_t now)
 			cmd_close(lc, op, now);
 			break;
 		case DP_CMD_SEND:
-			cmd_send(op, now);
+			cmd_send(lc, op, now);
 			break;
 		case DP_CMD_RECV:
 			cmd_recv(op, now);
@@ -557,22 +566,29 @@ static bool port_usable(struct dp_lcore *lc, uint64_t now)
 	return link_usable(lc, now);
 }
 
-/* Opt-in (cfg.idle_sleep_us) for shared cores: after DP_IDLE_LOOPS
- * iterations without a packet or a command, nap so that other threads on
- * this CPU (control threads, a peer process) get it. Costs up to one nap
- * of latency on the next packet. */
-static void idle_nap(struct dp_lcore *lc, uint64_t work_before)
+/* Opt-in (cfg.idle_sleep_us) for shared cores: after DP_IDLE_POLL_NS
+ * without a packet or a command, nap so that other threads on this CPU
+ * (control threads, a peer process) get it. Costs up to one nap (and the
+ * wake-up) of latency on the next packet, so not while an ACK is due. */
+static void idle_nap(struct dp_lcore *lc, uint64_t work_before, uint64_t now)
 {
 	struct timespec nap = {.tv_nsec = (long)lc->dp->cfg.idle_sleep_us * 1000};
+	uint64_t poll_ns = lc->sends_inflight != 0 ? DP_IDLE_INFLIGHT_NS : DP_IDLE_POLL_NS;
 
 	if (lc->stats.rx_packets + lc->stats.tx_packets + lc->commands != work_before ||
 	    lc->n_txq != 0) {
-		lc->idle_loops = 0;
+		lc->idle_since = now;
 		return;
 	}
-	if (++lc->idle_loops >= DP_IDLE_LOOPS) {
+	if (now - lc->idle_since >= poll_ns) {
 		lc->stats.idle_naps++;
-		nanosleep(&nap, NULL);
+		/* A command queued meanwhile wakes us (lcore_kick): the store
+		 * of napping comes before the look at the ring. */
+		atomic_store(&lc->napping, 1);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (rte_ring_empty(lc->cmds))
+			syscall(SYS_futex, &lc->napping, FUTEX_WAIT_PRIVATE, 1, &nap, NULL, 0);
+		atomic_store_explicit(&lc->napping, 0, memory_order_relaxed);
 	}
 }
 
@@ -623,7 +639,7 @@ int dp_lcore_main(void *arg)
 			tx_stall_check(lc, 0, now);
 		stats_publish(lc, work, now);
 		if (lc->dp->cfg.idle_sleep_us != 0)
-			idle_nap(lc, work);
+			idle_nap(lc, work, now);
 	}
 	/* Let go of every frame: SEND waiters wait for their buffers. */
 	rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);

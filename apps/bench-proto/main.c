@@ -8,7 +8,8 @@
  * and without the CRC32C check, once into a DJ_MEM_GPU destination whose
  * placement callback does nothing (validation + bookkeeping only, the copy
  * excluded) and once into host memory (memcpy placement), next to a plain
- * memcpy of the same payloads to the same offsets. The last rows run
+ * memcpy of the same payloads to the same offsets and the CRC32C alone
+ * over the same packets (the floor of the CRC rows). The last rows run
  * sender and receiver back to back (descriptors, ACKs, completion), once
  * with 1% of the DATA packets dropped (NACKs, timeouts, retransmissions).
  * Prints a table, then one JSON line (also to --json FILE).
@@ -257,6 +258,29 @@ static struct result bench_memcpy(const struct bench_opts *o,
 		    o->size * o->reps, djc_time_ns() - t0);
 }
 
+/* The CRC32C check alone over the same packets (header with the crc
+ * field zeroed, then the payload), prefetched as the receive loop does:
+ * the floor of the "crc32c" rows, which must read every payload byte
+ * where "no crc" reads only headers. */
+static struct result bench_crc(const struct bench_opts *o, const struct packet_set *ps)
+{
+	uint64_t t0 = djc_time_ns();
+	uint32_t sum = 0;
+
+	for (unsigned r = 0; r < o->reps; r++) {
+		for (uint32_t k = 0; k < ps->count; k++) {
+			const uint8_t *p = ps->mem + (size_t)ps->stride * k;
+
+			prefetch_packet(ps, k, true);
+			sum ^= dp_wire_crc(p, DP_WIRE_HDR_LEN, p + DP_WIRE_HDR_LEN,
+					   ps->len[k] - DP_WIRE_HDR_LEN, true);
+		}
+	}
+	__asm__ volatile("" : : "r"(sum));
+	return rate("crc32c same packets", (uint64_t)ps->count * o->reps, o->size * o->reps,
+		    djc_time_ns() - t0);
+}
+
 /* Sender and receiver back to back: descriptors are delivered zero-copy
  * (header from the sender's arena, payload from the source buffer). With
  * loss, a seeded share of DATA packets is dropped and the real clock drives
@@ -402,7 +426,7 @@ static void report(const struct bench_opts *o, const struct result *res,
 	}
 }
 
-enum row_kind { ROW_RX, ROW_MEMCPY, ROW_LOOP };
+enum row_kind { ROW_RX, ROW_MEMCPY, ROW_CRC, ROW_LOOP };
 
 struct row {
 	const char *name;
@@ -418,6 +442,7 @@ static const struct row rows[] = {
 	{"rx with copy, no crc", ROW_RX, false, true, 0},
 	{"rx with copy, crc32c", ROW_RX, true, true, 0},
 	{"memcpy same payloads", ROW_MEMCPY, false, true, 0},
+	{"crc32c same packets", ROW_CRC, true, false, 0},
 	{"send+receive loop, no crc", ROW_LOOP, false, true, 0},
 	{"send+receive loop, crc32c", ROW_LOOP, true, true, 0},
 	{"send+receive loop, 1% loss, no crc", ROW_LOOP, false, true, 0.01},
@@ -440,6 +465,9 @@ static int run_row(const struct bench_opts *o, const struct row *row,
 				row->copy, bd->dst, row->name, out);
 	case ROW_MEMCPY:
 		*out = bench_memcpy(o, &bd->plain, bd->dst);
+		return 0;
+	case ROW_CRC:
+		*out = bench_crc(o, &bd->checked);
 		return 0;
 	default:
 		return bench_loop(o, bd->src, bd->dst, row->crc, row->loss, out);

@@ -9,8 +9,9 @@
 #include "dataplane/dataplane.h"
 
 #define BENCH_MAX_SIZES 32
+#define BENCH_MAX_STRIPES 64
 
-enum bench_mode { MODE_TX, MODE_RX, MODE_TRANSFER, MODE_PINGPONG, MODE_TCP };
+enum bench_mode { MODE_TX, MODE_RX, MODE_TRANSFER, MODE_PINGPONG, MODE_TCP, MODE_MEMCPY };
 enum bench_role { ROLE_SEND, ROLE_RECV };
 
 struct bench_opts {
@@ -18,7 +19,9 @@ struct bench_opts {
 	enum bench_role role;
 	const char *port_name;       /* NULL: first port */
 	uint16_t frame_size;
-	uint16_t queues;
+	uint16_t queues;             /* queue pairs, one lcore each */
+	unsigned int stripes;        /* sessions a transfer is split over */
+	unsigned int threads;        /* memcpy mode */
 	uint32_t payload;            /* tx/rx: fragment payload bytes */
 	double duration_s;           /* tx/rx */
 	uint64_t sizes[BENCH_MAX_SIZES];
@@ -64,6 +67,9 @@ struct bench_result {
 	struct dp_engine_stats dp;
 	struct dp_proto_stats proto;
 	bool have_engine_stats;
+	/* Per queue (lcore): packets each way, to show where traffic went. */
+	unsigned int n_queues;
+	uint64_t queue_rx[BENCH_MAX_STRIPES], queue_tx[BENCH_MAX_STRIPES];
 	int errors;
 };
 
@@ -71,6 +77,19 @@ int bench_raw(const struct bench_opts *o, struct bench_result *r);
 int bench_transfer(const struct bench_opts *o, struct bench_result *r);
 int bench_pingpong(const struct bench_opts *o, struct bench_result *r);
 int bench_tcp(const struct bench_opts *o, struct bench_result *r);
+int bench_memcpy(const struct bench_opts *o, struct bench_result *r);
+
+/* Parts of one job run at once (pool.c): fn(i, arg) for i in [0, n), the
+ * caller running part 0. bench_pool_run returns the first part's error. */
+typedef int (*bench_part_fn)(unsigned int i, void *arg);
+struct bench_pool;
+int bench_pool_create(unsigned int n, struct bench_pool **out);
+int bench_pool_run(struct bench_pool *p, bench_part_fn fn, void *arg);
+void bench_pool_destroy(struct bench_pool *p);
+/* Part i of parts over size bytes: whole cache lines, the last shorter,
+ * empty ones (len 0) where size is small. */
+void bench_part(uint64_t size, unsigned int parts, unsigned int i, uint64_t *off,
+		uint64_t *len);
 
 /* Engine up on the chosen port with a session to the peer. */
 int bench_engine_start(const struct bench_opts *o, struct dp_engine **dp);
@@ -86,6 +105,8 @@ void bench_free(void *p, uint64_t len);
 
 /* Sort samples (ns) and fill a row's percentiles. */
 void bench_percentiles(uint64_t *ns, unsigned int n, struct bench_row *row);
+/* A row from per-iteration times (ns): goodput, best, percentiles. */
+void bench_row_fill(struct bench_row *row, uint64_t size, unsigned int iters, uint64_t *ns);
 void bench_print(const struct bench_opts *o, const struct bench_result *r);
 
 #endif

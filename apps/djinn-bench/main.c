@@ -31,6 +31,8 @@ static void usage(const char *prog)
 	       "  pingpong     round trip of a --sizes[0]-byte transfer: p50/p99/p999\n"
 	       "  tcp          the same transfers over plain kernel TCP (no EAL needed;\n"
 	       "               --role recv listens, send connects)\n"
+	       "  memcpy       --threads threads copy slices of each size (no EAL, no\n"
+	       "               role): the baseline of striped transfers\n"
 	       "\n"
 	       "Options:\n"
 	       "  --role send|recv     side of transfer/pingpong/tcp (default send)\n"
@@ -48,6 +50,12 @@ static void usage(const char *prog)
 	       "  --idle-sleep-us N    idle lcores nap N us (shared cores; default 0: poll)\n"
 	       "  --initial-credit N   fragments sent before the first ACK (default: the\n"
 	       "                       protocol's, 64; a lossless memif can take the window)\n"
+	       "  --queues N           queue pairs, one polling lcore each (EAL -l gives\n"
+	       "                       main + N lcores; both sides the same; default 1)\n"
+	       "  --stripes K          transfer: one session per stripe, a transfer split\n"
+	       "                       into K parts sent at once (dp_engine_send_parts);\n"
+	       "                       session i is served by queue (session + i) %% queues\n"
+	       "  --threads N          memcpy mode threads (default 1)\n"
 	       "  --local IP           this side's IPv4 (default 10.99.0.1 send, .2 recv)\n"
 	       "  --session ID --cookie X   (defaults 1 and 0x0d15ea5e)\n"
 	       "  --tcp-host H --tcp-port P (tcp mode; default 127.0.0.1 47100)\n"
@@ -73,6 +81,8 @@ static void defaults(struct bench_opts *o)
 	o->mode = MODE_TRANSFER;
 	o->frame_size = 9014;
 	o->queues = 1;
+	o->stripes = 1;
+	o->threads = 1;
 	o->duration_s = 5;
 	o->count = 10000;
 	o->timeout_ms = 20000;
@@ -111,7 +121,7 @@ struct parsed {
 
 static int parse_option(int c, const char *arg, void *ctx)
 {
-	static const char *const modes[] = {"tx", "rx", "transfer", "pingpong", "tcp"};
+	static const char *const modes[] = {"tx", "rx", "transfer", "pingpong", "tcp", "memcpy"};
 	static const char *const roles[] = {"send", "recv"};
 	struct parsed *p = ctx;
 	struct bench_opts *o = p->o;
@@ -119,7 +129,7 @@ static int parse_option(int c, const char *arg, void *ctx)
 
 	switch (c) {
 	case 'm':
-		rc = djc_opt_choice("--mode", arg, modes, 5, &i);
+		rc = djc_opt_choice("--mode", arg, modes, 6, &i);
 		o->mode = rc == 0 ? (enum bench_mode)i : o->mode;
 		break;
 	case 'r':
@@ -149,6 +159,9 @@ static int parse_option(int c, const char *arg, void *ctx)
 	case 'W':
 		rc = djc_opt_u32("--initial-credit", arg, 0, 1u << 20, &o->initial_credit);
 		break;
+	case 'q': rc = djc_opt_u16("--queues", arg, 1, BENCH_MAX_STRIPES, &o->queues); break;
+	case 'X': rc = djc_opt_u32("--stripes", arg, 1, BENCH_MAX_STRIPES, &o->stripes); break;
+	case 'N': rc = djc_opt_u32("--threads", arg, 1, BENCH_MAX_STRIPES, &o->threads); break;
 	case 'L': rc = djc_opt_log_level("--log-level", arg); break;
 	default: rc = -EINVAL; break;
 	}
@@ -170,6 +183,9 @@ static int parse_options(int argc, char **argv, void *arg)
 		{"json", required_argument, NULL, 'j'},   {"log-level", required_argument, NULL, 'L'},
 		{"idle-sleep-us", required_argument, NULL, 'z'},
 		{"initial-credit", required_argument, NULL, 'W'},
+		{"queues", required_argument, NULL, 'q'},
+		{"stripes", required_argument, NULL, 'X'},
+		{"threads", required_argument, NULL, 'N'},
 		{NULL, 0, NULL, 0},
 	};
 	struct parsed p = {.o = arg};
@@ -182,11 +198,12 @@ static int parse_options(int argc, char **argv, void *arg)
 	return rc;
 }
 
-/* tcp mode needs no EAL: find "--mode tcp" before starting it. */
+/* tcp and memcpy modes need no EAL: find them before starting it. */
 static int is_tcp_mode(int argc, char **argv)
 {
 	for (int i = 1; i + 1 < argc; i++)
-		if (strcmp(argv[i], "--mode") == 0 && strcmp(argv[i + 1], "tcp") == 0)
+		if (strcmp(argv[i], "--mode") == 0 &&
+		    (strcmp(argv[i + 1], "tcp") == 0 || strcmp(argv[i + 1], "memcpy") == 0))
 			return 1;
 	return 0;
 }
@@ -203,6 +220,8 @@ static int run(const struct bench_opts *o, struct bench_result *r)
 		return bench_pingpong(o, r);
 	case MODE_TCP:
 		return bench_tcp(o, r);
+	case MODE_MEMCPY:
+		return bench_memcpy(o, r);
 	}
 	return -EINVAL;
 }

@@ -96,7 +96,7 @@ void bench_percentiles(uint64_t *ns, unsigned int n, struct bench_row *row)
 
 static const char *mode_name(enum bench_mode m)
 {
-	static const char *const names[] = {"tx", "rx", "transfer", "pingpong", "tcp"};
+	static const char *const names[] = {"tx", "rx", "transfer", "pingpong", "tcp", "memcpy"};
 
 	return names[m];
 }
@@ -119,13 +119,17 @@ static void print_table(const struct bench_opts *o, const struct bench_result *r
 		       (unsigned long)w->size, w->iters, w->gbps, w->best_gbps, w->p50_us,
 		       w->p99_us, w->p999_us);
 	}
+	for (unsigned int q = 0; r->n_queues > 1 && q < r->n_queues; q++)
+		printf("queue %u: rx %lu tx %lu packets\n", q, (unsigned long)r->queue_rx[q],
+		       (unsigned long)r->queue_tx[q]);
 }
 
 static void json_write(FILE *f, const struct bench_opts *o, const struct bench_result *r)
 {
-	fprintf(f, "{\"mode\":\"%s\",\"role\":\"%s\",\"frame\":%u,\"crc\":%s,\"errors\":%d",
+	fprintf(f, "{\"mode\":\"%s\",\"role\":\"%s\",\"frame\":%u,\"crc\":%s,\"errors\":%d,"
+		"\"queues\":%u,\"stripes\":%u,\"threads\":%u",
 		mode_name(o->mode), o->role == ROLE_SEND ? "send" : "recv", o->frame_size,
-		o->crc ? "true" : "false", r->errors);
+		o->crc ? "true" : "false", r->errors, o->queues, o->stripes, o->threads);
 	if (o->mode == MODE_TX || o->mode == MODE_RX)
 		fprintf(f, ",\"payload\":%u,\"packets\":%lu,\"mpps\":%.3f,\"gbps_payload\":%.3f,"
 			"\"gbps_wire\":%.3f", o->payload, (unsigned long)r->packets, r->mpps,
@@ -163,8 +167,28 @@ static void json_write(FILE *f, const struct bench_opts *o, const struct bench_r
 				fprintf(f, ",\"rej_%s\":%lu", dp_wire_reject_name(i),
 					(unsigned long)r->proto.rx_reject[i]);
 		fprintf(f, "}");
+		fprintf(f, ",\"queue_packets\":[");
+		for (unsigned int q = 0; q < r->n_queues; q++)
+			fprintf(f, "%s{\"rx\":%lu,\"tx\":%lu}", q ? "," : "",
+				(unsigned long)r->queue_rx[q], (unsigned long)r->queue_tx[q]);
+		fprintf(f, "]");
 	}
 	fprintf(f, "}\n");
+}
+
+void bench_row_fill(struct bench_row *row, uint64_t size, unsigned int iters, uint64_t *ns)
+{
+	uint64_t total = 0, best = UINT64_MAX;
+
+	for (unsigned int i = 0; i < iters; i++) {
+		total += ns[i];
+		best = ns[i] < best ? ns[i] : best;
+	}
+	row->size = size;
+	row->iters = iters;
+	row->gbps = total ? (double)size * 8 * iters / (double)total : 0;
+	row->best_gbps = best ? (double)size * 8 / (double)best : 0;
+	bench_percentiles(ns, iters, row);
 }
 
 void bench_print(const struct bench_opts *o, const struct bench_result *r)

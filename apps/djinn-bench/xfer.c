@@ -63,7 +63,10 @@ int bench_engine_start(const struct bench_opts *o, struct dp_engine **dp)
 	if (rc != 0)
 		return rc;
 	peer_dp_endpoint(o, &peer);
-	rc = dp_engine_session_open(*dp, o->session_id, o->cookie, &peer);
+	/* One session per stripe: session i goes to queue (id + i) % queues
+	 * on both sides, cookie + i names it. */
+	for (unsigned int i = 0; rc == 0 && i < o->stripes; i++)
+		rc = dp_engine_session_open(*dp, o->session_id + i, o->cookie + i, &peer);
 	if (rc != 0) {
 		dp_engine_destroy(*dp);
 		*dp = NULL;
@@ -82,6 +85,14 @@ void bench_engine_stop(struct dp_engine *dp, struct bench_result *r)
 	usleep(300000);
 	dp_engine_get_stats(dp, &r->dp, &r->proto);
 	r->have_engine_stats = true;
+	for (r->n_queues = 0; r->n_queues < BENCH_MAX_STRIPES; r->n_queues++) {
+		struct dp_engine_stats q;
+
+		if (dp_engine_lcore_stats(dp, r->n_queues, &q) != 0)
+			break;
+		r->queue_rx[r->n_queues] = q.rx_packets;
+		r->queue_tx[r->n_queues] = q.tx_packets;
+	}
 	dp_engine_destroy(dp);
 }
 
@@ -110,13 +121,25 @@ static int recv_size(struct dp_engine *dp, const struct bench_opts *o, uint64_t 
 
 	for (unsigned int i = 0; i < iters && rc == 0; i++, (*id)++) {
 		memset(buf, 0, size < 4096 ? size : 4096);
-		rc = dp_engine_expect(dp, o->cookie, *id, buf, size, DJ_MEM_HOST);
+		for (unsigned int k = 0; k < o->stripes && rc == 0; k++) {
+			uint64_t off, len;
+
+			bench_part(size, o->stripes, k, &off, &len);
+			if (len != 0)
+				rc = dp_engine_expect(dp, o->cookie + k, *id, buf + off, len,
+						      DJ_MEM_HOST);
+		}
 		if (rc == 0)
 			rc = send_patiently(dp, o, *id, &ready, 1);
-		if (rc == 0)
-			rc = dp_engine_wait(dp, o->cookie, *id, o->timeout_ms);
-		if (rc != 0)
-			dp_engine_cancel(dp, o->cookie, *id);
+		for (unsigned int k = 0; k < o->stripes && rc == 0; k++) {
+			uint64_t off, len;
+
+			bench_part(size, o->stripes, k, &off, &len);
+			if (len != 0)
+				rc = dp_engine_wait(dp, o->cookie + k, *id, o->timeout_ms);
+		}
+		for (unsigned int k = 0; k < o->stripes && rc != 0; k++)
+			dp_engine_cancel(dp, o->cookie + k, *id);
 		if (rc == 0 && o->verify && (i == 0 || i + 1 == iters) &&
 		    !bench_pattern_check(buf, size, size)) {
 			fprintf(stderr, "djinn-bench: transfer %u (%lu B): bytes differ\n", *id,
@@ -132,7 +155,18 @@ static int recv_size(struct dp_engine *dp, const struct bench_opts *o, uint64_t 
 static int send_size(struct dp_engine *dp, const struct bench_opts *o, uint64_t size,
 		     unsigned int iters, uint32_t *id, const uint8_t *buf, uint64_t *ns)
 {
+	struct dp_send_part parts[BENCH_MAX_STRIPES];
+	unsigned int n = 0;
 	int rc = 0;
+
+	/* One part per stripe (session), all posted at once by the engine. */
+	for (unsigned int k = 0; k < o->stripes; k++) {
+		uint64_t off, len;
+
+		bench_part(size, o->stripes, k, &off, &len);
+		if (len != 0)
+			parts[n++] = (struct dp_send_part){o->cookie + k, buf + off, len};
+	}
 
 	for (unsigned int i = 0; i < iters && rc == 0; i++, (*id)++) {
 		uint32_t wait_ms = *id == 0 ? (uint32_t)(FIRST_CONTACT_NS / 1000000) : o->timeout_ms;
@@ -144,25 +178,10 @@ static int send_size(struct dp_engine *dp, const struct bench_opts *o, uint64_t 
 						 DJ_MEM_HOST);
 		t0 = djc_time_ns();
 		if (rc == 0)
-			rc = dp_engine_send(dp, o->cookie, *id, buf, size, DJ_MEM_HOST, o->timeout_ms);
+			rc = dp_engine_send_parts(dp, parts, n, *id, o->timeout_ms);
 		ns[i] = djc_time_ns() - t0;
 	}
 	return rc;
-}
-
-static void row_fill(struct bench_row *row, uint64_t size, unsigned int iters, uint64_t *ns)
-{
-	uint64_t total = 0, best = UINT64_MAX;
-
-	for (unsigned int i = 0; i < iters; i++) {
-		total += ns[i];
-		best = ns[i] < best ? ns[i] : best;
-	}
-	row->size = size;
-	row->iters = iters;
-	row->gbps = total ? (double)size * 8 * iters / (double)total : 0;
-	row->best_gbps = best ? (double)size * 8 / (double)best : 0;
-	bench_percentiles(ns, iters, row);
 }
 
 int bench_transfer(const struct bench_opts *o, struct bench_result *r)
@@ -195,7 +214,7 @@ int bench_transfer(const struct bench_opts *o, struct bench_result *r)
 			bench_pattern_fill(buf, size, size);
 			rc = send_size(dp, o, size, iters, &id, buf, ns);
 			if (rc == 0)
-				row_fill(&r->rows[r->n_rows++], size, iters, ns);
+				bench_row_fill(&r->rows[r->n_rows++], size, iters, ns);
 		} else {
 			rc = recv_size(dp, o, size, iters, &id, buf);
 			if (rc == 0)
@@ -256,7 +275,7 @@ int bench_pingpong(const struct bench_opts *o, struct bench_result *r)
 	if (rc == 0)
 		rc = pingpong_loop(dp, o, tx, rx, size, ns);
 	if (rc == 0 && o->role == ROLE_SEND) {
-		row_fill(&r->rows[0], size, o->count, ns);
+		bench_row_fill(&r->rows[0], size, o->count, ns);
 		r->n_rows = 1;
 	}
 	if (rc != 0)

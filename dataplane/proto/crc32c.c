@@ -268,6 +268,10 @@ static uint32_t crc_vpclmul_raw(uint32_t crc, const unsigned char *p, size_t len
 	x = fold128(x, k128, _mm512_extracti32x4_epi32(a3, 3));
 	c = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(x));
 	c = _mm_crc32_u64(c, (uint64_t)_mm_extract_epi64(x, 1));
+	/* The caller is SSE code: leave the upper register halves clean, or
+	 * every legacy-SSE instruction after us pays a merge with them (GCC
+	 * puts no vzeroupper before the tail call below). */
+	_mm256_zeroupper();
 	return crc_hw_raw((uint32_t)c, p, len);
 }
 

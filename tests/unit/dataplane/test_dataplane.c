@@ -297,6 +297,40 @@ static void test_probe(void)
 	duo_stop(&d);
 }
 
+/* One transfer in two parts, one per session (sessions 7 and 8, one per
+ * queue): each part lands at its offset of one buffer, byte-exact. Then
+ * the errors: no parts, too many, and a part of an unknown session, which
+ * stops the part that had started. */
+static void striped_check(struct dp_engine *a, struct dp_engine *b)
+{
+	size_t len = (3u << 20) + 7, half = ((len / 2) + 63) & ~(size_t)63;
+	uint8_t *src = malloc(len), *dst = calloc(1, len);
+	unsigned int seed = dj_test_seed();
+	struct dp_send_part parts[2] = {
+		{COOKIE + 7, src, half}, {COOKIE + 8, src + half, len - half},
+	};
+	struct dp_send_part bad[2] = {{COOKIE + 7, src, half}, {COOKIE + 99, src, 1}};
+
+	CU_ASSERT_FATAL(src != NULL && dst != NULL);
+	for (size_t i = 0; i < len; i++)
+		src[i] = (uint8_t)rand_r(&seed);
+	CU_ASSERT_EQUAL(dp_engine_expect(b, COOKIE + 7, 30, dst, half, DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dp_engine_expect(b, COOKIE + 8, 30, dst + half, len - half,
+					 DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dp_engine_send_parts(a, parts, 2, 30, 10000), 0);
+	CU_ASSERT_EQUAL(dp_engine_wait(b, COOKIE + 7, 30, 10000), 0);
+	CU_ASSERT_EQUAL(dp_engine_wait(b, COOKIE + 8, 30, 10000), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, len), 0);
+
+	CU_ASSERT_EQUAL(dp_engine_send_parts(a, parts, 0, 31, 1000), -EINVAL);
+	CU_ASSERT_EQUAL(dp_engine_send_parts(a, parts, DP_SEND_PARTS_MAX + 1, 31, 1000),
+			-EINVAL);
+	CU_ASSERT_EQUAL(dp_engine_send_parts(NULL, parts, 2, 31, 1000), -EINVAL);
+	CU_ASSERT_EQUAL(dp_engine_send_parts(a, bad, 2, 32, 1000), -ENOENT);
+	free(src);
+	free(dst);
+}
+
 /* Two queue pairs a side, two sessions: each on its own queue and lcore
  * (session id % 2), both directions. */
 static void test_two_queues(void)
@@ -347,6 +381,7 @@ static void test_two_queues(void)
 		CU_ASSERT(st.rx_packets > 200);
 	}
 	CU_ASSERT_EQUAL(dp_engine_lcore_stats(a, 2, &(struct dp_engine_stats){0}), -ENOENT);
+	striped_check(a, b);
 	engines_stop(a, b);
 }
 
@@ -1008,7 +1043,7 @@ int main(int argc, char **argv)
 		{"API errors, cancel, give-up, close", test_api_errors},
 		{"idle lcores nap and still serve", test_idle_naps},
 		{"probe round trip and its timeout", test_probe},
-		{"two queue pairs, two sessions", test_two_queues},
+		{"two queue pairs, two sessions, a transfer striped over both", test_two_queues},
 		{"GPU placement plug-in holds mbufs until sync", test_gpu_placer},
 		{"malformed packets dropped and counted", test_bad_packets},
 		{"padded two-segment frame read from its first segment", test_padded_two_segments},

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Issue 17, goals 1 and 2, on the device machine (16 cores, root, no DPDK
+# install, no `ip`), from the repository root with the binaries of
+# scripts/dpperf-carry.sh in .carry/dpperf. Two djinn-bench processes on
+# net_memif, pure polling (idle naps off), one polling lcore per queue
+# pair on its own core: receiver lcores on CPUs 0..q-1, sender lcores on
+# 8..8+q-1, each main (control) thread on the next free CPU (with 8 queues
+# it shares the last lcore's CPU). Each transfer is striped over q
+# sessions, one per queue (djinn-bench --queues q --stripes q). Next to it,
+# in every round, memcpy with q threads (djinn-bench --mode memcpy) and one
+# kernel TCP stream on loopback. ROUNDS rounds (default 5), the kinds
+# interleaved within each round; then bench-proto (the CRC path).
+# A table of medians (min-max) over the rounds and ratios, then one JSON
+# object; logs and per-run JSON in $OUT (default /tmp/dpperf-check).
+#   ROUNDS=5 QUEUES="1 2 4 8" SIZES=4K,64K,1M,16M,64M,256M \
+#     bash scripts/dpperf-device-check.sh
+set -u
+bin=$(pwd)/.carry/dpperf
+out=${OUT:-/tmp/dpperf-check}
+rounds=${ROUNDS:-5}
+queues=${QUEUES:-1 2 4 8}
+sizes=${SIZES:-4K,64K,1M,16M,64M,256M}
+idle_us=${IDLE_US:-0}
+export LD_LIBRARY_PATH=$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+mkdir -p "$out"
+ncpu=$(nproc)
+py=$(command -v python3 || echo /usr/bin/python3)
+# pin CPU CMD...: on CPU where taskset exists (gVisor may lack it).
+pin() {
+	local cpu=$1
+	shift
+	if command -v taskset >/dev/null; then taskset -c "$cpu" "$@"; else "$@"; fi
+}
+status=0
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+echo "=== machine"
+grep -m1 'model name' /proc/cpuinfo; echo "CPUs: $ncpu"; uptime
+# 2 MiB hugepages for EAL (8 queues need 8 x 128 MiB of receive pool per
+# process): raised to HUGEPAGES (default 4096), never lowered; djinn-bench
+# falls back to --no-huge (1 GiB, enough for 4 queues) without them.
+hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+want=${HUGEPAGES:-4096}
+[ "$(cat "$hp" 2>/dev/null || echo "$want")" -ge "$want" ] || echo "$want" >"$hp" 2>/dev/null
+mkdir -p /dev/hugepages
+mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null
+grep -E 'HugePages_(Total|Free)' /proc/meminfo
+# Without enough of them: --no-huge with 3 GiB per process (EAL's default
+# there, 1 GiB, is too little for 8 queues' pools; --in-memory is not
+# allowed with --no-huge).
+mem=(--in-memory)
+[ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 2048 ] 2>/dev/null ||
+	mem=(--no-huge -m 3072)
+
+# lcores FIRST_CPU Q: EAL --lcores mapping: main lcore 0 on the CPU after
+# the Q polling lcores (the last one's with 8), lcores 1..Q on
+# FIRST_CPU..FIRST_CPU+Q-1; CPUs wrap on a smaller machine.
+lcores() {
+	local first=$1 q=$2 main map
+	main=$((q < 8 ? first + q : first + q - 1))
+	map="0@$((main % ncpu))"
+	for i in $(seq 1 "$q"); do map="$map,$i@$(((first + i - 1) % ncpu))"; done
+	echo "$map"
+}
+
+# memif Q ROUND: one striped run, q queues and q stripes.
+memif() {
+	local q=$1 r=$2 sock="/tmp/dpperf-$$-$1.sock" tag="memif-q$1-r$2"
+	local common=(--mode transfer --sizes "$sizes" --no-crc --queues "$q" --stripes "$q"
+		      --idle-sleep-us "$idle_us" --initial-credit 4096)
+	rm -f "$sock"
+	"$bin"/djinn-bench --lcores "$(lcores 0 "$q")" --main-lcore 0 --no-pci "${mem[@]}" \
+		--file-prefix "dpr$$q" --log-level=lib.eal:warning \
+		--vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
+		-- "${common[@]}" --role recv --json "$out/$tag-recv.json" >"$out/$tag-recv.log" 2>&1 &
+	pids=($!)
+	"$bin"/djinn-bench --lcores "$(lcores 8 "$q")" --main-lcore 0 --no-pci "${mem[@]}" \
+		--file-prefix "dps$$q" --log-level=lib.eal:warning \
+		--vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
+		-- "${common[@]}" --role send --json "$out/$tag-send.json" >"$out/$tag-send.log" 2>&1 ||
+		{ echo "memif q=$q round $r: sender failed ($out/$tag-send.log)"; status=1; }
+	wait "${pids[0]}" || { echo "memif q=$q round $r: receiver failed"; status=1; }
+	pids=()
+	rm -f "$sock"
+}
+
+tcp() {
+	local r=$1 port=$((47200 + $1))
+	pin 0 "$bin"/djinn-bench --mode tcp --role recv --sizes "$sizes" --tcp-port "$port" \
+		--json "$out/tcp-r$r-recv.json" >"$out/tcp-r$r-recv.log" 2>&1 &
+	pids=($!)
+	pin $((8 % ncpu)) "$bin"/djinn-bench --mode tcp --role send --sizes "$sizes" \
+		--tcp-port "$port" --json "$out/tcp-r$r.json" >"$out/tcp-r$r.log" 2>&1 ||
+		{ echo "tcp round $r failed"; status=1; }
+	wait "${pids[0]}" || true
+	pids=()
+}
+
+for r in $(seq 1 "$rounds"); do
+	echo "=== round $r ($(date +%T), load $(cut -d' ' -f1 /proc/loadavg))"
+	for q in $queues; do
+		memif "$q" "$r"
+		"$bin"/djinn-bench --mode memcpy --threads "$q" --sizes "$sizes" \
+			--json "$out/memcpy-q$q-r$r.json" >"$out/memcpy-q$q-r$r.log" 2>&1 ||
+			{ echo "memcpy q=$q failed"; status=1; }
+	done
+	tcp "$r"
+done
+
+echo "=== bench-proto (1 KiB fragments; receive loop with and without CRC32C)"
+pin $((2 % ncpu)) "$bin"/bench-proto --json "$out/bench-proto.json" | sed -n '1,13p'
+
+echo "=== summary: medians (min-max) over $rounds rounds, Gbit/s"
+"$py" - "$out" "$rounds" "$queues" <<'PY' || status=1
+import glob, json, os, statistics, sys
+out, rounds, queues = sys.argv[1], int(sys.argv[2]), [int(q) for q in sys.argv[3].split()]
+def rows(path):
+    try:
+        return {r["size"]: r["gbps"] for r in json.load(open(path))["rows"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+def runs(pattern):
+    per = {}
+    for r in range(1, rounds + 1):
+        for size, g in rows(os.path.join(out, pattern % r)).items():
+            per.setdefault(size, []).append(g)
+    return per
+tcp = runs("tcp-r%d.json")
+memif = {q: runs("memif-q%d-r%%d-send.json" % q) for q in queues}
+memcpy = {q: runs("memcpy-q%d-r%%d.json" % q) for q in queues}
+med = lambda v: statistics.median(v) if v else 0.0
+fmt = lambda v: "%7.1f (%.1f-%.1f)" % (med(v), min(v), max(v)) if v else "-"
+summary = []
+print("%10s %3s %22s %22s %22s %8s %8s %8s" % ("size", "q", "memif striped", "memcpy q threads",
+      "kernel TCP (1 stream)", "/TCP", "/memcpy", "/q=1"))
+for size in sorted(tcp):
+    for q in queues:
+        m, c, t = memif[q].get(size, []), memcpy[q].get(size, []), tcp.get(size, [])
+        one = med(memif[queues[0]].get(size, []))
+        print("%10d %3d %22s %22s %22s %7.2fx %7.2fx %7.2fx" % (size, q, fmt(m), fmt(c), fmt(t),
+              med(m) / med(t) if med(t) else 0, med(m) / med(c) if med(c) else 0,
+              med(m) / one if one else 0))
+        summary.append({"size": size, "queues": q, "memif_gbps": m, "memcpy_gbps": c,
+                        "tcp_gbps": t, "memif_median": med(m), "memcpy_median": med(c),
+                        "tcp_median": med(t)})
+print(json.dumps({"bench": "dpperf-device-check", "rounds": rounds, "rows": summary}))
+PY
+echo "device check: $([ $status = 0 ] && echo PASS || echo FAIL)"
+exit $status
