@@ -679,12 +679,14 @@ static uint64_t churn_cookie(unsigned int k)
 }
 
 /* What a call on a session that may close under it may return: done, or a
- * clean refusal. Never -EDEADLK, never a crash. */
+ * clean refusal. Never -EDEADLK, never a crash. A receive may also end with
+ * -DJ_EPEER: its sender gave up (a 50 ms send timed out, or its session
+ * closed) and said so with an ABORT. */
 static void churn_check(struct churn *ch, int rc)
 {
 	atomic_fetch_add(&ch->calls, 1);
 	if (rc == 0 || rc == -ENOENT || rc == -ECONNRESET || rc == -ETIMEDOUT ||
-	    rc == -ECANCELED || rc == -EBUSY)
+	    rc == -ECANCELED || rc == -EBUSY || rc == -DJ_EPEER)
 		return;
 	atomic_fetch_add(&ch->unclean, 1);
 	ch->bad_rc = rc;
