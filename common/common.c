@@ -134,12 +134,20 @@ int djc_req_id_valid(const char *id)
 	return n > 0;
 }
 
+void djc_strcpy(char *dst, const char *src, size_t size)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 void djc_log_req_set(const char *id)
 {
 	if (id == NULL)
 		log_req[0] = '\0';
 	else
-		snprintf(log_req, sizeof(log_req), "%s", id);
+		djc_strcpy(log_req, id, sizeof(log_req));
 }
 
 const char *djc_log_req_get(void)

@@ -63,6 +63,10 @@ const char *djc_log_req_get(void);
 /** 1 where id is a valid request id: 1 to DJC_REQ_ID_MAX - 1 bytes of
  *  [A-Za-z0-9._:-] (nothing that could break a log line), else 0. */
 int djc_req_id_valid(const char *id);
+/** Copy src into dst of size bytes (size > 0), cut short where it does not
+ *  fit, always terminated: snprintf(dst, size, "%s", src) without the
+ *  format machinery, for per-request paths. */
+void djc_strcpy(char *dst, const char *src, size_t size);
 
 /**
  * Escape text as the inside of a JSON string (quotes, backslashes, control

@@ -327,12 +327,10 @@ int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, ui
 	f->arg = arg;
 	f->deadline_ns = timeout > 0 ? djc_time_ns() + (uint64_t)timeout * 1000000ull : UINT64_MAX;
 	f->t0 = djc_time_ns();
-	snprintf(f->type, sizeof(f->type), "%s",
-		 cJSON_IsString(cJSON_GetObjectItem(msg, "type")) ?
-		 cJSON_GetObjectItem(msg, "type")->valuestring : "?");
-	snprintf(f->trace, sizeof(f->trace), "%s",
-		 cJSON_IsString(cJSON_GetObjectItem(msg, "trace")) ?
-		 cJSON_GetObjectItem(msg, "trace")->valuestring : "");
+	djc_strcpy(f->type, cJSON_IsString(cJSON_GetObjectItem(msg, "type")) ?
+		   cJSON_GetObjectItem(msg, "type")->valuestring : "?", sizeof(f->type));
+	djc_strcpy(f->trace, cJSON_IsString(cJSON_GetObjectItem(msg, "trace")) ?
+		   cJSON_GetObjectItem(msg, "trace")->valuestring : "", sizeof(f->trace));
 	rc = claim_slot(conn, f);
 	if (rc == 0) {
 		cJSON_AddNumberToObject(msg, "id", (double)f->id);

@@ -591,7 +591,7 @@ static int on_put(struct request *r)
 		c->pay_err[0] = '\0';
 		/* The request ends with its payload (ctl_server.c). */
 		c->pay_t0 = c->req_t0;
-		snprintf(c->pay_trace, sizeof(c->pay_trace), "%s", c->req_trace);
+		djc_strcpy(c->pay_trace, c->req_trace, sizeof(c->pay_trace));
 		c->req_deferred = nbytes > 0;
 		if (nbytes == 0) {
 			c->pay_into = 0;
@@ -770,7 +770,7 @@ static int on_get(struct request *r)
 		o->payload_len = o->rio.nbytes;
 		/* The request ends with its last byte written (ctl_server.c). */
 		o->req_t0 = r->c->req_t0;
-		snprintf(o->req_trace, sizeof(o->req_trace), "%s", r->c->req_trace);
+		djc_strcpy(o->req_trace, r->c->req_trace, sizeof(o->req_trace));
 		rc = ctl_frame(reply, o->payload_len, &o->frame, &o->len);
 		cJSON_Delete(reply);
 	}
@@ -1325,7 +1325,7 @@ static int request_trace(struct request *r)
 			 "characters of A-Z a-z 0-9 . _ : -", DJC_REQ_ID_MAX - 1);
 		return -EINVAL;
 	}
-	snprintf(c->req_trace, sizeof(c->req_trace), "%s", trace->valuestring);
+	djc_strcpy(c->req_trace, trace->valuestring, sizeof(c->req_trace));
 	return 0;
 }
 

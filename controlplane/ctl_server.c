@@ -761,7 +761,7 @@ static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON
 	job->put = put;
 	job->type = c->req_type;
 	job->t0 = c->req_t0;
-	snprintf(job->trace, sizeof(job->trace), "%s", c->req_trace);
+	djc_strcpy(job->trace, c->req_trace, sizeof(job->trace));
 	if (job->req == NULL) {
 		free(job);
 		return -ENOMEM;
