@@ -1180,7 +1180,7 @@ static int on_execute(struct request *r)
 		return fail(r, -DJ_ELIMIT);
 	}
 	c->exec_buf = malloc(r->payload_len);
-	c->exec_msg = c->exec_buf != NULL ? cJSON_Duplicate(r->msg, 1) : NULL;
+	c->exec_msg = c->exec_buf != NULL ? ctl_take_request(c, r->msg) : NULL;
 	if (c->exec_msg == NULL) {
 		free(c->exec_buf);
 		c->exec_buf = NULL;
@@ -1203,8 +1203,10 @@ void ctl_exec_payload_done(struct ctl_conn *c)
 	c->exec_buf = NULL;
 	/* Still the EXECUTE's request: nothing was read since its JSON. */
 	djc_log_req_set(c->req_trace);
+	c->req_msg = msg; /* the job takes it over */
 	rc = ctl_submit_payload(c->srv, c, c->exec_id, msg, exec_job, buf, c->h.payload_len);
-	cJSON_Delete(msg);
+	cJSON_Delete(c->req_msg);
+	c->req_msg = NULL;
 	if (rc != 0) {
 		ctl_send_error(c, c->exec_id, rc, "server out of memory");
 		ctl_request_done(c->srv, CTL_REQ_EXECUTE, c->req_trace, c->req_t0, rc, NULL);

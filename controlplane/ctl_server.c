@@ -539,7 +539,10 @@ static void frame_json_done(struct ctl_conn *c)
 		ctl_send_error(c, 0, -EBADMSG, "malformed JSON (or not an object)");
 		ctl_request_done(c->srv, CTL_REQ_OTHER, "", c->req_t0, -EBADMSG, NULL);
 	} else {
+		c->req_msg = msg;
 		ctl_dispatch(c, msg, payload_len);
+		msg = c->req_msg; /* NULL where a job took it over */
+		c->req_msg = NULL;
 	}
 	cJSON_Delete(msg);
 	free(c->json);
@@ -741,6 +744,16 @@ static void conn_event(struct ctl_conn *c, uint32_t events)
 
 /* ---- workers and completions --------------------------------------------- */
 
+cJSON *ctl_take_request(struct ctl_conn *c, const cJSON *msg)
+{
+	cJSON *taken = c->req_msg;
+
+	if (msg != taken)
+		return cJSON_Duplicate(msg, 1);
+	c->req_msg = NULL;
+	return taken;
+}
+
 static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 		  ctl_job_fn fn, struct dp_put *put, uint8_t *in, uint64_t in_len)
 {
@@ -756,7 +769,7 @@ static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON
 	job->cookie = c->sess->cookie;
 	job->peer = c->sess->peer_caps.endpoint;
 	job->id = id;
-	job->req = cJSON_Duplicate(req, 1);
+	job->req = ctl_take_request(c, req);
 	job->fn = fn;
 	job->put = put;
 	job->type = c->req_type;

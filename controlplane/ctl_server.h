@@ -156,6 +156,9 @@ struct ctl_conn {
 	enum ctl_req_type req_type;
 	char req_trace[DJC_REQ_ID_MAX];
 	int req_deferred;
+	/* Its parsed JSON, freed after dispatch unless a job took it over
+	 * (ctl_take_request). */
+	cJSON *req_msg;
 
 	uint8_t *inbuf;           /* CTL_INBUF_BYTES, lazily */
 	size_t in_off, in_len;
@@ -275,6 +278,10 @@ void ctl_send_payload(struct ctl_conn *c, cJSON *msg, void *payload, uint64_t le
 void ctl_send_out(struct ctl_conn *c, struct ctl_out *out);
 void ctl_send_error(struct ctl_conn *c, uint64_t id, int code, const char *msg);
 void ctl_close_after_flush(struct ctl_conn *c);
+/* msg kept past its dispatch: the request being dispatched itself, taken
+ * over (no copy), or a copy where msg is some other message. NULL: out of
+ * memory. */
+cJSON *ctl_take_request(struct ctl_conn *c, const cJSON *msg);
 int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 	       ctl_job_fn fn, struct dp_put *put);
 /* As ctl_submit, for an EXECUTE whose request payload (buf, len bytes) the
