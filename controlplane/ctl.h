@@ -136,6 +136,17 @@ struct ctl_backend {
 		       uint64_t *outputs, struct dj_tensor_desc *out_desc,
 		       int *n_out, char *err);
 
+	/**
+	 * Optional: 1 where op on inputs is so quick (a few microseconds:
+	 * small tensors in host memory, nothing that blocks) that the server
+	 * runs execute() on its connection thread rather than hand it to a
+	 * worker and back; 0 otherwise (also for handles it does not know:
+	 * the worker then reports them). Called on the connection thread:
+	 * quick, never blocking. Without it every EXECUTE goes to a worker.
+	 */
+	int (*execute_inline)(void *ctx, void *session, const char *op,
+			      const uint64_t *inputs, int n_in);
+
 	/** Optional: add the session's figures (bytes held, handles...) to
 	 * the STATS reply object. */
 	void (*stats)(void *ctx, void *session, cJSON *obj);

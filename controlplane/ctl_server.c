@@ -856,20 +856,66 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* A finished job's effects on its session, and its reference on it (a
- * held read takes the reference over). */
+/* A finished job's effects on its session: handles made, data-path
+ * failures. */
+static void job_effects(struct ctl_job *job)
+{
+	job->sess->n_handles += (uint32_t)job->handles_delta;
+	job->sess->dp_failures += (uint64_t)job->dp_failed;
+}
+
+/* A finished job's reference on its session (a held read takes it over). */
 static void job_settle(struct ctl_job *job)
 {
 	struct ctl_session *s = job->sess;
 
-	s->n_handles += (uint32_t)job->handles_delta;
-	s->dp_failures += (uint64_t)job->dp_failed;
+	job_effects(job);
 	if (job->held != NULL) {
 		job->held->next = s->held;
 		s->held = job->held;
 	} else {
 		s->refs--;
 	}
+}
+
+/* A finished job's reply queued on its connection (1), or dropped with a
+ * dead one (0); the request is accounted either way. */
+static int job_reply(struct ctl_server *srv, struct ctl_job *job)
+{
+	struct ctl_conn *c = job->conn;
+
+	/* No memory even for an ERROR: ctl_send() closes the connection
+	 * rather than leave the request unanswered. */
+	if (job->reply == NULL)
+		job->reply = ctl_error_new(job->id, -ENOMEM, "server out of memory");
+	if (job->reply != NULL && cJSON_GetObjectItem(job->reply, "code") != NULL)
+		srv->st.errors++;
+	ctl_job_done(srv, job);
+	if (c->dead) {
+		cJSON_Delete(job->reply);
+		return 0;
+	}
+	ctl_send_payload(c, job->reply, job->out_payload, job->out_len);
+	job->out_payload = NULL;
+	return 1;
+}
+
+void ctl_run_inline(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, const cJSON *req,
+		    ctl_job_fn fn)
+{
+	struct ctl_job job = {
+		.conn = c, .sess = c->sess, .bsess = c->sess->bsess, .cookie = c->sess->cookie,
+		.peer = c->sess->peer_caps.endpoint, .id = id, .req = (cJSON *)req, .fn = fn,
+		.type = c->req_type, .t0 = c->req_t0,
+	};
+
+	memcpy(job.trace, c->req_trace, sizeof(job.trace));
+	/* Accounted by job_reply, as a worker's job is. */
+	c->req_deferred = 1;
+	job.reply = fn(srv, &job);
+	job_effects(&job);
+	job_reply(srv, &job);
+	free(job.out_payload);
 }
 
 static void drain_completions(struct ctl_server *srv)
@@ -890,25 +936,12 @@ static void drain_completions(struct ctl_server *srv)
 
 		c->inflight--;
 		job_settle(job);
-		/* No memory even for an ERROR: ctl_send() closes the connection
-		 * rather than leave the request unanswered. */
-		if (job->reply == NULL)
-			job->reply = ctl_error_new(job->id, -ENOMEM, "server out of memory");
-		if (job->reply != NULL && cJSON_GetObjectItem(job->reply, "code") != NULL)
-			srv->st.errors++;
-		ctl_job_done(srv, job);
-		if (!c->dead) {
-			ctl_send_payload(c, job->reply, job->out_payload, job->out_len);
-			job->out_payload = NULL;
-			if (!c->touched) {
-				/* Flushed once below, all its replies in one write. */
-				c->touched = 1;
-				c->next_touched = touched;
-				touched = c;
-				c->refs++;
-			}
-		} else {
-			cJSON_Delete(job->reply);
+		if (job_reply(srv, job) && !c->touched) {
+			/* Flushed once below, all its replies in one write. */
+			c->touched = 1;
+			c->next_touched = touched;
+			touched = c;
+			c->refs++;
 		}
 		cJSON_Delete(job->req);
 		free(job->put);

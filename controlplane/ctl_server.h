@@ -288,6 +288,11 @@ int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *r
  * job takes over (freed with the job, also on failure). */
 int ctl_submit_payload(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 		       ctl_job_fn fn, uint8_t *buf, uint64_t len);
+/* Run fn for request id on the connection thread now, as a worker would,
+ * and queue its reply: for requests the backend says are quick
+ * (execute_inline), which then skip two thread hand-offs. req is borrowed. */
+void ctl_run_inline(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, const cJSON *req,
+		    ctl_job_fn fn);
 /* ctl_handlers.c: the last byte of an EXECUTE's payload is in c->exec_buf:
  * run it (or answer its ERROR). */
 void ctl_exec_payload_done(struct ctl_conn *c);
