@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "djinn/common.h"
 #include "common/djc.h"
@@ -399,6 +400,20 @@ void djc_log(enum dj_log_level level, const char *component, const char *fmt, ..
 	va_start(ap, fmt);
 	djc_vlog(level, component, fmt, ap);
 	va_end(ap);
+}
+
+static pthread_once_t cpus_once = PTHREAD_ONCE_INIT;
+static long cpus_online;
+
+static void cpus_read(void)
+{
+	cpus_online = sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+uint32_t djc_spin_budget_us(uint32_t us)
+{
+	pthread_once(&cpus_once, cpus_read);
+	return cpus_online >= DJC_SPIN_MIN_CPUS ? us : 0;
 }
 
 uint64_t djc_time_ns(void)

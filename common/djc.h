@@ -99,6 +99,14 @@ void djc_vlog(enum dj_log_level level, const char *component, const char *fmt,
 /** Monotonic time in nanoseconds (CLOCK_MONOTONIC). */
 uint64_t djc_time_ns(void);
 
+/** CPUs online at or above which a thread may spin for work before it
+ *  sleeps: with fewer, a spinner takes the core the thread it waits for
+ *  needs (the 2-core dev VM), and every wait gets slower. */
+#define DJC_SPIN_MIN_CPUS 8
+/** Spin budget us where the host has DJC_SPIN_MIN_CPUS CPUs online, else 0
+ *  (the count is read once). */
+uint32_t djc_spin_budget_us(uint32_t us);
+
 /**
  * Write an error text "PREFIX: message" (just "message" where @p prefix is
  * NULL) into @p err, always NUL-terminated and truncated to @p errlen bytes;

@@ -246,6 +246,11 @@ struct ctl_server_config {
 	/** A request slower than this is logged at notice level with its
 	 *  request id (default 1000 ms; every request is logged at debug). */
 	uint32_t slow_request_ms;
+	/** The connection thread polls for the next event this long before it
+	 *  sleeps in epoll_wait: a request arriving meanwhile is served without
+	 *  a wake-up (several microseconds each way). -1 (default): 50 where 8
+	 *  or more CPUs are online, else 0 (never spin). */
+	int32_t busy_poll_us;
 	/** Membership in a fleet of servers; all zero: a lone server that
 	 * accepts no member connections and makes no moves. */
 	struct ctl_fleet_config fleet;

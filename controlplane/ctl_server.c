@@ -38,6 +38,7 @@ void ctl_server_config_init(struct ctl_server_config *cfg)
 	cfg->n_workers = 4;
 	cfg->dp_timeout_ms = 5000;
 	cfg->slow_request_ms = 1000;
+	cfg->busy_poll_us = -1;
 	cfg->limits = (struct ctl_limits){
 		.max_json_bytes = 1u << 20,
 		.max_json_depth = 32,
@@ -1049,10 +1050,16 @@ static void *server_main(void *arg)
 {
 	struct ctl_server *srv = arg;
 	struct epoll_event evs[64];
-	uint64_t last_sweep = 0;
+	uint64_t last_sweep = 0, last_event = 0;
+	uint64_t spin_ns = 1000ull * (srv->cfg.busy_poll_us >= 0 ? (uint32_t)srv->cfg.busy_poll_us
+							: djc_spin_budget_us(50));
 
 	while (!srv->stopping) {
-		int n = epoll_wait(srv->epfd, evs, 64, SWEEP_MS);
+		/* Poll while the last event is recent: the next request of a
+		 * busy client comes within microseconds, and a sleep would
+		 * cost a wake-up on each side of it. */
+		int timeout = spin_ns > 0 && djc_time_ns() - last_event < spin_ns ? 0 : SWEEP_MS;
+		int n = epoll_wait(srv->epfd, evs, 64, timeout);
 
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.ptr == &srv->lfd)
@@ -1062,6 +1069,9 @@ static void *server_main(void *arg)
 			else
 				conn_event(evs[i].data.ptr, evs[i].events);
 		}
+		/* From the replies just written: the next request follows. */
+		if (n > 0 && spin_ns > 0)
+			last_event = djc_time_ns();
 		if (djc_time_ns() - last_sweep > ms_to_ns(SWEEP_MS)) {
 			sweep(srv);
 			last_sweep = djc_time_ns();

@@ -1413,6 +1413,26 @@ static void test_quick_execute_inline(void)
 	CU_ASSERT(worker_ms >= 1000);
 }
 
+/* A server polling its epoll set (busy_poll_us) serves as a sleeping one
+ * does and still stops at once, also in the middle of a poll. */
+static void test_busy_poll_serves_and_stops(void)
+{
+	struct ctl_server_config cfg;
+	uint64_t rtt, start;
+	struct env e;
+
+	ctl_server_config_init(&cfg);
+	cfg.busy_poll_us = 200000;
+	env_up(&e, &cfg, NULL);
+	for (int i = 0; i < 200; i++)
+		CU_ASSERT_EQUAL_FATAL(dj_ping(e.conn, &rtt), 0);
+	dj_conn_close(e.conn);
+	e.conn = NULL;
+	start = djc_time_ns();
+	env_down(&e);
+	CU_ASSERT(djc_time_ns() - start < 1000ull * 1000 * 1000);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -1425,6 +1445,7 @@ int main(int argc, char **argv)
 		{"batch payload limit", test_batch_payload_limit},
 		{"1000 requests in flight, out of order", test_thousand_in_flight_out_of_order},
 		{"quick EXECUTEs run on the connection thread", test_quick_execute_inline},
+		{"a busy-polling server serves and stops", test_busy_poll_serves_and_stops},
 		{"auth: none, wrong, right token", test_auth},
 		{"auth: raw refusals close", test_auth_raw_refusals},
 		{"protocol details a client relies on", test_protocol_details_for_clients},
