@@ -6,6 +6,7 @@
  *
  *   bench-fallback [--size MiB] [--iters N] [--rounds R] [--chunked] [--json]
  *                  [--small] [--pings N] [--execs N] [--window N] [--spin-us N]
+ *                  [--no-inline] [--busy-poll-us N]
  *
  * Djinn side: an in-process control-plane server with a host-memory backend;
  * PUT into a resident tensor (dj_put_into) and GET back, each a request and
@@ -47,6 +48,8 @@ struct bench_opts {
 	int small;                /* small requests only, every round */
 	int pings, execs, window;
 	int spin_us;              /* busy-wait budgets; -1: the defaults */
+	int no_inline;            /* every EXECUTE through a worker */
+	int busy_poll_us;         /* the server's; -1: its default */
 };
 
 #define MAX_ROUNDS 64
@@ -197,7 +200,7 @@ struct djinn_side {
 
 static int djinn_up(const struct bench_opts *o, struct djinn_side *d)
 {
-	struct mem_backend_options mbo = {.chunked = o->chunked};
+	struct mem_backend_options mbo = {.chunked = o->chunked, .no_inline = o->no_inline};
 	struct ctl_server_config cfg;
 	struct dj_client_options co;
 	int rc;
@@ -208,6 +211,7 @@ static int djinn_up(const struct bench_opts *o, struct djinn_side *d)
 	co.path = DJ_PATH_TCP;
 	if (o->spin_us >= 0)
 		co.wait_spin_us = (uint32_t)o->spin_us;
+	cfg.busy_poll_us = o->busy_poll_us;
 	d->t = (struct dj_tensor){.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1,
 					   .shape = {(int64_t)(o->size / 4)}},
 				  .data = malloc(o->size), .mem = DJ_MEM_HOST};
@@ -406,8 +410,13 @@ static void usage(const char *prog)
 	       "  --pings N    PING round trips per round (default 20000)\n"
 	       "  --execs N    EXECUTEs per round (default 50000)\n"
 	       "  --window N   EXECUTEs in flight (default 1000)\n"
-	       "  --spin-us N  busy-wait budgets (client wait; 0 for instruction counts\n"
-	       "               under callgrind, where spinning is noise; default: the library's)\n",
+	       "  --spin-us N  the client's busy-wait budget (a waiting caller, and its\n"
+	       "               reader where 8+ CPUs are online; 0 for instruction counts\n"
+	       "               under callgrind, where spinning is noise; default: the library's)\n"
+	       "  --busy-poll-us N  the server's epoll polling before it sleeps (default:\n"
+	       "               the server's, 50 where 8+ CPUs are online, else 0)\n"
+	       "  --no-inline  every EXECUTE through a server worker (the backend's\n"
+	       "               execute_inline off: the path before it existed)\n",
 	       prog);
 }
 
@@ -431,6 +440,8 @@ static int parse_option(int c, const char *arg, void *opts)
 	case 'E': return djc_opt_int("--execs", arg, 0, 100000000, &o->execs);
 	case 'W': return djc_opt_int("--window", arg, 1, WINDOW_MAX, &o->window);
 	case 'U': return djc_opt_int("--spin-us", arg, 0, 1000000, &o->spin_us);
+	case 'I': o->no_inline = 1; return 0;
+	case 'B': return djc_opt_int("--busy-poll-us", arg, 0, 1000000, &o->busy_poll_us);
 	default: return -EINVAL;
 	}
 }
@@ -448,6 +459,8 @@ static int parse(int argc, char **argv, void *opts)
 		{"execs", required_argument, NULL, 'E'},
 		{"window", required_argument, NULL, 'W'},
 		{"spin-us", required_argument, NULL, 'U'},
+		{"no-inline", no_argument, NULL, 'I'},
+		{"busy-poll-us", required_argument, NULL, 'B'},
 		{NULL, 0, NULL, 0},
 	};
 
@@ -481,7 +494,7 @@ static void print_rounds(const char *key, const double *v, int n, const char *fm
 int main(int argc, char **argv)
 {
 	struct bench_opts o = {.size = 64u << 20, .iters = 5, .rounds = 7, .pings = 20000,
-			       .execs = 50000, .window = 1000, .spin_us = -1};
+			       .execs = 50000, .window = 1000, .spin_us = -1, .busy_poll_us = -1};
 	const struct djc_cli_tool tool = {
 		.name = "bench-fallback", .usage = usage, .parse = parse, .opts = &o,
 	};
