@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "djinn/common.h"
 #include "common/djc.h"
@@ -134,12 +135,20 @@ int djc_req_id_valid(const char *id)
 	return n > 0;
 }
 
+void djc_strcpy(char *dst, const char *src, size_t size)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 void djc_log_req_set(const char *id)
 {
 	if (id == NULL)
 		log_req[0] = '\0';
 	else
-		snprintf(log_req, sizeof(log_req), "%s", id);
+		djc_strcpy(log_req, id, sizeof(log_req));
 }
 
 const char *djc_log_req_get(void)
@@ -391,6 +400,20 @@ void djc_log(enum dj_log_level level, const char *component, const char *fmt, ..
 	va_start(ap, fmt);
 	djc_vlog(level, component, fmt, ap);
 	va_end(ap);
+}
+
+static pthread_once_t cpus_once = PTHREAD_ONCE_INIT;
+static long cpus_online;
+
+static void cpus_read(void)
+{
+	cpus_online = sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+uint32_t djc_spin_budget_us(uint32_t us)
+{
+	pthread_once(&cpus_once, cpus_read);
+	return cpus_online >= DJC_SPIN_MIN_CPUS ? us : 0;
 }
 
 uint64_t djc_time_ns(void)

@@ -63,6 +63,10 @@ const char *djc_log_req_get(void);
 /** 1 where id is a valid request id: 1 to DJC_REQ_ID_MAX - 1 bytes of
  *  [A-Za-z0-9._:-] (nothing that could break a log line), else 0. */
 int djc_req_id_valid(const char *id);
+/** Copy src into dst of size bytes (size > 0), cut short where it does not
+ *  fit, always terminated: snprintf(dst, size, "%s", src) without the
+ *  format machinery, for per-request paths. */
+void djc_strcpy(char *dst, const char *src, size_t size);
 
 /**
  * Escape text as the inside of a JSON string (quotes, backslashes, control
@@ -94,6 +98,14 @@ void djc_vlog(enum dj_log_level level, const char *component, const char *fmt,
 
 /** Monotonic time in nanoseconds (CLOCK_MONOTONIC). */
 uint64_t djc_time_ns(void);
+
+/** CPUs online at or above which a thread may spin for work before it
+ *  sleeps: with fewer, a spinner takes the core the thread it waits for
+ *  needs (the 2-core dev VM), and every wait gets slower. */
+#define DJC_SPIN_MIN_CPUS 8
+/** Spin budget us where the host has DJC_SPIN_MIN_CPUS CPUs online, else 0
+ *  (the count is read once). */
+uint32_t djc_spin_budget_us(uint32_t us);
 
 /**
  * Write an error text "PREFIX: message" (just "message" where @p prefix is

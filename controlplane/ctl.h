@@ -147,6 +147,17 @@ struct ctl_backend {
 		       uint64_t *outputs, struct dj_tensor_desc *out_desc,
 		       int *n_out, char *err);
 
+	/**
+	 * Optional: 1 where op on inputs is so quick (a few microseconds:
+	 * small tensors in host memory, nothing that blocks) that the server
+	 * runs execute() on its connection thread rather than hand it to a
+	 * worker and back; 0 otherwise (also for handles it does not know:
+	 * the worker then reports them). Called on the connection thread:
+	 * quick, never blocking. Without it every EXECUTE goes to a worker.
+	 */
+	int (*execute_inline)(void *ctx, void *session, const char *op,
+			      const uint64_t *inputs, int n_in);
+
 	/** Optional: add the session's figures (bytes held, handles...) to
 	 * the STATS reply object. */
 	void (*stats)(void *ctx, void *session, cJSON *obj);
@@ -267,6 +278,11 @@ struct ctl_server_config {
 	/** A request slower than this is logged at notice level with its
 	 *  request id (default 1000 ms; every request is logged at debug). */
 	uint32_t slow_request_ms;
+	/** The connection thread polls for the next event this long before it
+	 *  sleeps in epoll_wait: a request arriving meanwhile is served without
+	 *  a wake-up (several microseconds each way). -1 (default): 50 where 8
+	 *  or more CPUs are online, else 0 (never spin). */
+	int32_t busy_poll_us;
 	/** Membership in a fleet of servers; all zero: a lone server that
 	 * accepts no member connections and makes no moves. */
 	struct ctl_fleet_config fleet;

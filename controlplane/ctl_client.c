@@ -104,6 +104,27 @@ static void fail_all(struct dj_conn *conn, int rc)
 	} while (n == 64);
 }
 
+/* Poll the (plain) socket a while rather than sleep in read(2) at once: the
+ * next reply of a busy connection comes within microseconds, and the
+ * wake-up from read(2) costs as much as its trip. Returns bytes read into
+ * rbuf, or -EAGAIN (nothing came: block), or -errno. */
+static ssize_t read_spin(struct dj_conn *conn)
+{
+	uint64_t start = djc_time_ns();
+
+	if (conn->read_spin_ns == 0 || conn->io.ssl != NULL)
+		return -EAGAIN;
+	while (djc_time_ns() - start < conn->read_spin_ns) {
+		ssize_t r = recv(conn->io.fd, conn->rbuf, CL_RBUF, MSG_DONTWAIT);
+
+		if (r >= 0)
+			return r;
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+	}
+	return -EAGAIN;
+}
+
 /* len bytes from the connection: what the buffer holds first, then large
  * remainders straight into place, small ones through a refill. */
 static int conn_read(struct dj_conn *conn, void *dst, size_t len)
@@ -124,7 +145,9 @@ static int conn_read(struct dj_conn *conn, void *dst, size_t len)
 		}
 		if (len >= CL_RBUF)
 			return ctl_stream_read_all(&conn->io, p, len);
-		r = ctl_stream_read(&conn->io, conn->rbuf, CL_RBUF);
+		r = read_spin(conn);
+		if (r == -EAGAIN)
+			r = ctl_stream_read(&conn->io, conn->rbuf, CL_RBUF);
 		if (r <= 0)
 			return r == 0 ? -ECONNRESET : (int)r;
 		conn->roff = 0;
@@ -238,7 +261,10 @@ static void *reader_main(void *arg)
 
 int ctl_client_conn_start(struct dj_conn *conn)
 {
-	int rc = pthread_create(&conn->reader, NULL, reader_main, conn);
+	int rc;
+
+	conn->read_spin_ns = 1000ull * djc_spin_budget_us(conn->cl->o.wait_spin_us);
+	rc = pthread_create(&conn->reader, NULL, reader_main, conn);
 
 	conn->reader_running = rc == 0;
 	return -rc;
@@ -327,12 +353,10 @@ int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, ui
 	f->arg = arg;
 	f->deadline_ns = timeout > 0 ? djc_time_ns() + (uint64_t)timeout * 1000000ull : UINT64_MAX;
 	f->t0 = djc_time_ns();
-	snprintf(f->type, sizeof(f->type), "%s",
-		 cJSON_IsString(cJSON_GetObjectItem(msg, "type")) ?
-		 cJSON_GetObjectItem(msg, "type")->valuestring : "?");
-	snprintf(f->trace, sizeof(f->trace), "%s",
-		 cJSON_IsString(cJSON_GetObjectItem(msg, "trace")) ?
-		 cJSON_GetObjectItem(msg, "trace")->valuestring : "");
+	djc_strcpy(f->type, cJSON_IsString(cJSON_GetObjectItem(msg, "type")) ?
+		   cJSON_GetObjectItem(msg, "type")->valuestring : "?", sizeof(f->type));
+	djc_strcpy(f->trace, cJSON_IsString(cJSON_GetObjectItem(msg, "trace")) ?
+		   cJSON_GetObjectItem(msg, "trace")->valuestring : "", sizeof(f->trace));
 	rc = claim_slot(conn, f);
 	if (rc == 0) {
 		cJSON_AddNumberToObject(msg, "id", (double)f->id);

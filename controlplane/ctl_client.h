@@ -68,6 +68,9 @@ struct dj_conn {
 	uint64_t next_xfer;
 	uint64_t idle_since_ns;
 	char last_error[CTL_ERRMSG_MAX];
+	/* The reader polls the socket this long before it sleeps in read(2)
+	 * (wait_spin_us where the host has the CPUs for it, else 0). */
+	uint64_t read_spin_ns;
 	size_t roff, rlen;        /* unread bytes in rbuf: the reader's alone */
 	uint8_t rbuf[CL_RBUF];
 };

@@ -694,7 +694,7 @@ static int on_put(struct request *r)
 		c->pay_err[0] = '\0';
 		/* The request ends with its payload (ctl_server.c). */
 		c->pay_t0 = c->req_t0;
-		snprintf(c->pay_trace, sizeof(c->pay_trace), "%s", c->req_trace);
+		djc_strcpy(c->pay_trace, c->req_trace, sizeof(c->pay_trace));
 		c->req_deferred = nbytes > 0;
 		if (nbytes == 0) {
 			c->pay_into = 0;
@@ -874,7 +874,7 @@ static int on_get(struct request *r)
 		o->payload_len = o->rio.nbytes;
 		/* The request ends with its last byte written (ctl_server.c). */
 		o->req_t0 = r->c->req_t0;
-		snprintf(o->req_trace, sizeof(o->req_trace), "%s", r->c->req_trace);
+		djc_strcpy(o->req_trace, r->c->req_trace, sizeof(o->req_trace));
 		rc = ctl_frame(reply, o->payload_len, &o->frame, &o->len);
 		cJSON_Delete(reply);
 	}
@@ -1306,6 +1306,24 @@ out:
 	return reply;
 }
 
+/* One op (no batch, no payload) that the backend says is quick on its
+ * inputs: run on the connection thread. Anything unusual (a bad field, a
+ * handle it does not know) goes to a worker, whose reply names it. */
+static int exec_quick(struct request *r)
+{
+	const struct ctl_backend *be = r->srv->be;
+	const cJSON *op = cJSON_GetObjectItemCaseSensitive(r->msg, "op");
+	struct exec_state none = {.cap = 0};
+	uint64_t in[DJ_MAX_OP_ARGS];
+	int n_in;
+
+	if (be->execute_inline == NULL || !cJSON_IsString(op) ||
+	    cJSON_GetObjectItemCaseSensitive(r->msg, "batch") != NULL ||
+	    exec_inputs(r->msg, 0, &none, in, &n_in, none.err) != 0)
+		return 0;
+	return be->execute_inline(r->srv->bctx, r->c->sess->bsess, op->valuestring, in, n_in) == 1;
+}
+
 static int on_execute(struct request *r)
 {
 	struct ctl_conn *c = r->c;
@@ -1313,6 +1331,10 @@ static int on_execute(struct request *r)
 
 	if (!handles_left(r))
 		return fail(r, -DJ_ELIMIT);
+	if (r->payload_len == 0 && exec_quick(r)) {
+		ctl_run_inline(r->srv, c, r->id, r->msg, exec_job);
+		return 0;
+	}
 	if (r->payload_len == 0) {
 		rc = ctl_submit(r->srv, c, r->id, (cJSON *)r->msg, exec_job, NULL);
 		return rc != 0 ? fail(r, rc) : 0;
@@ -1325,7 +1347,7 @@ static int on_execute(struct request *r)
 		return fail(r, -DJ_ELIMIT);
 	}
 	c->exec_buf = malloc(r->payload_len);
-	c->exec_msg = c->exec_buf != NULL ? cJSON_Duplicate(r->msg, 1) : NULL;
+	c->exec_msg = c->exec_buf != NULL ? ctl_take_request(c, r->msg) : NULL;
 	if (c->exec_msg == NULL) {
 		free(c->exec_buf);
 		c->exec_buf = NULL;
@@ -1348,8 +1370,10 @@ void ctl_exec_payload_done(struct ctl_conn *c)
 	c->exec_buf = NULL;
 	/* Still the EXECUTE's request: nothing was read since its JSON. */
 	djc_log_req_set(c->req_trace);
+	c->req_msg = msg; /* the job takes it over */
 	rc = ctl_submit_payload(c->srv, c, c->exec_id, msg, exec_job, buf, c->h.payload_len);
-	cJSON_Delete(msg);
+	cJSON_Delete(c->req_msg);
+	c->req_msg = NULL;
 	if (rc != 0) {
 		ctl_send_error(c, c->exec_id, rc, "server out of memory");
 		ctl_request_done(c->srv, CTL_REQ_EXECUTE, c->req_trace, c->req_t0, rc, NULL);
@@ -1470,7 +1494,7 @@ static int request_trace(struct request *r)
 			 "characters of A-Z a-z 0-9 . _ : -", DJC_REQ_ID_MAX - 1);
 		return -EINVAL;
 	}
-	snprintf(c->req_trace, sizeof(c->req_trace), "%s", trace->valuestring);
+	djc_strcpy(c->req_trace, trace->valuestring, sizeof(c->req_trace));
 	return 0;
 }
 

@@ -179,28 +179,41 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 /* Request ids: a random prefix per process and a counter, "c1a2f0-000042";
  * the prefix keeps two clients' ids apart in a server's log. */
 static pthread_once_t trace_once = PTHREAD_ONCE_INIT;
-static unsigned int trace_prefix;
+static char trace_prefix[8]; /* "c" and 5 hex digits and "-" */
 static atomic_uint_fast64_t trace_count;
 
 static void trace_init(void)
 {
-	if (ctl_auth_random(&trace_prefix, sizeof(trace_prefix)) != 0)
-		trace_prefix = (unsigned int)getpid() ^ (unsigned int)djc_time_ns();
-	trace_prefix &= 0xfffff;
+	unsigned int prefix;
+
+	if (ctl_auth_random(&prefix, sizeof(prefix)) != 0)
+		prefix = (unsigned int)getpid() ^ (unsigned int)djc_time_ns();
+	snprintf(trace_prefix, sizeof(trace_prefix), "c%05x-", prefix & 0xfffff);
 }
 
+/* "c1a2f0-000042": the counter in at least 6 digits. Built by hand: one
+ * per request, where snprintf cost more than the rest of the id. */
 static void trace_new(char id[DJC_REQ_ID_MAX])
 {
+	char digits[24], *d = digits + sizeof(digits);
+	uint64_t n = (uint64_t)atomic_fetch_add(&trace_count, 1) + 1;
+	size_t len;
+
 	pthread_once(&trace_once, trace_init);
-	snprintf(id, DJC_REQ_ID_MAX, "c%05x-%06" PRIu64, trace_prefix,
-		 (uint64_t)atomic_fetch_add(&trace_count, 1) + 1);
+	do
+		*--d = (char)('0' + n % 10);
+	while ((n /= 10) != 0 || digits + sizeof(digits) - d < 6);
+	len = (size_t)(digits + sizeof(digits) - d);
+	memcpy(id, trace_prefix, 7);
+	memcpy(id + 7, d, len);
+	id[7 + len] = '\0';
 }
 
 void ctl_client_trace_begin(char saved[DJC_REQ_ID_MAX])
 {
 	char id[DJC_REQ_ID_MAX];
 
-	snprintf(saved, DJC_REQ_ID_MAX, "%s", djc_log_req_get());
+	djc_strcpy(saved, djc_log_req_get(), DJC_REQ_ID_MAX);
 	if (saved[0] != '\0')
 		return; /* an outer call's id */
 	trace_new(id);
@@ -214,16 +227,19 @@ void ctl_client_trace_end(const char saved[DJC_REQ_ID_MAX])
 
 cJSON *ctl_client_msg(const char *type)
 {
-	cJSON *m = ctl_reply_new(0, type);
+	cJSON *m = cJSON_CreateObject();
 	const char *trace = djc_log_req_get();
 	char fresh[DJC_REQ_ID_MAX];
 
-	cJSON_DeleteItemFromObject(m, "id");
 	if (trace[0] == '\0') {
 		trace_new(fresh);
 		trace = fresh;
 	}
-	cJSON_AddStringToObject(m, "trace", trace);
+	if (m != NULL && (cJSON_AddStringToObject(m, "type", type) == NULL ||
+			  cJSON_AddStringToObject(m, "trace", trace) == NULL)) {
+		cJSON_Delete(m);
+		m = NULL;
+	}
 	return m;
 }
 

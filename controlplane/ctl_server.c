@@ -38,6 +38,7 @@ void ctl_server_config_init(struct ctl_server_config *cfg)
 	cfg->n_workers = 4;
 	cfg->dp_timeout_ms = 10000;
 	cfg->slow_request_ms = 1000;
+	cfg->busy_poll_us = -1;
 	cfg->limits = (struct ctl_limits){
 		.max_json_bytes = 1u << 20,
 		.max_json_depth = 32,
@@ -539,7 +540,10 @@ static void frame_json_done(struct ctl_conn *c)
 		ctl_send_error(c, 0, -EBADMSG, "malformed JSON (or not an object)");
 		ctl_request_done(c->srv, CTL_REQ_OTHER, "", c->req_t0, -EBADMSG, NULL);
 	} else {
+		c->req_msg = msg;
 		ctl_dispatch(c, msg, payload_len);
+		msg = c->req_msg; /* NULL where a job took it over */
+		c->req_msg = NULL;
 	}
 	cJSON_Delete(msg);
 	free(c->json);
@@ -743,6 +747,16 @@ static void conn_event(struct ctl_conn *c, uint32_t events)
 
 /* ---- workers and completions --------------------------------------------- */
 
+cJSON *ctl_take_request(struct ctl_conn *c, const cJSON *msg)
+{
+	cJSON *taken = c->req_msg;
+
+	if (msg != taken)
+		return cJSON_Duplicate(msg, 1);
+	c->req_msg = NULL;
+	return taken;
+}
+
 static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 		  ctl_job_fn fn, struct dp_put *put, uint8_t *in, uint64_t in_len)
 {
@@ -758,12 +772,12 @@ static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON
 	job->cookie = c->sess->cookie;
 	job->peer = c->sess->peer_caps.endpoint;
 	job->id = id;
-	job->req = cJSON_Duplicate(req, 1);
+	job->req = ctl_take_request(c, req);
 	job->fn = fn;
 	job->put = put;
 	job->type = c->req_type;
 	job->t0 = c->req_t0;
-	snprintf(job->trace, sizeof(job->trace), "%s", c->req_trace);
+	djc_strcpy(job->trace, c->req_trace, sizeof(job->trace));
 	if (job->req == NULL) {
 		free(job);
 		return -ENOMEM;
@@ -845,20 +859,66 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* A finished job's effects on its session, and its reference on it (a
- * held read takes the reference over). */
+/* A finished job's effects on its session: handles made, data-path
+ * failures. */
+static void job_effects(struct ctl_job *job)
+{
+	job->sess->n_handles += (uint32_t)job->handles_delta;
+	job->sess->dp_failures += (uint64_t)job->dp_failed;
+}
+
+/* A finished job's reference on its session (a held read takes it over). */
 static void job_settle(struct ctl_job *job)
 {
 	struct ctl_session *s = job->sess;
 
-	s->n_handles += (uint32_t)job->handles_delta;
-	s->dp_failures += (uint64_t)job->dp_failed;
+	job_effects(job);
 	if (job->held != NULL) {
 		job->held->next = s->held;
 		s->held = job->held;
 	} else {
 		s->refs--;
 	}
+}
+
+/* A finished job's reply queued on its connection (1), or dropped with a
+ * dead one (0); the request is accounted either way. */
+static int job_reply(struct ctl_server *srv, struct ctl_job *job)
+{
+	struct ctl_conn *c = job->conn;
+
+	/* No memory even for an ERROR: ctl_send() closes the connection
+	 * rather than leave the request unanswered. */
+	if (job->reply == NULL)
+		job->reply = ctl_error_new(job->id, -ENOMEM, "server out of memory");
+	if (job->reply != NULL && cJSON_GetObjectItem(job->reply, "code") != NULL)
+		srv->st.errors++;
+	ctl_job_done(srv, job);
+	if (c->dead) {
+		cJSON_Delete(job->reply);
+		return 0;
+	}
+	ctl_send_payload(c, job->reply, job->out_payload, job->out_len);
+	job->out_payload = NULL;
+	return 1;
+}
+
+void ctl_run_inline(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, const cJSON *req,
+		    ctl_job_fn fn)
+{
+	struct ctl_job job = {
+		.conn = c, .sess = c->sess, .bsess = c->sess->bsess, .cookie = c->sess->cookie,
+		.peer = c->sess->peer_caps.endpoint, .id = id, .req = (cJSON *)req, .fn = fn,
+		.type = c->req_type, .t0 = c->req_t0,
+	};
+
+	memcpy(job.trace, c->req_trace, sizeof(job.trace));
+	/* Accounted by job_reply, as a worker's job is. */
+	c->req_deferred = 1;
+	job.reply = fn(srv, &job);
+	job_effects(&job);
+	job_reply(srv, &job);
+	free(job.out_payload);
 }
 
 static void drain_completions(struct ctl_server *srv)
@@ -879,25 +939,12 @@ static void drain_completions(struct ctl_server *srv)
 
 		c->inflight--;
 		job_settle(job);
-		/* No memory even for an ERROR: ctl_send() closes the connection
-		 * rather than leave the request unanswered. */
-		if (job->reply == NULL)
-			job->reply = ctl_error_new(job->id, -ENOMEM, "server out of memory");
-		if (job->reply != NULL && cJSON_GetObjectItem(job->reply, "code") != NULL)
-			srv->st.errors++;
-		ctl_job_done(srv, job);
-		if (!c->dead) {
-			ctl_send_payload(c, job->reply, job->out_payload, job->out_len);
-			job->out_payload = NULL;
-			if (!c->touched) {
-				/* Flushed once below, all its replies in one write. */
-				c->touched = 1;
-				c->next_touched = touched;
-				touched = c;
-				c->refs++;
-			}
-		} else {
-			cJSON_Delete(job->reply);
+		if (job_reply(srv, job) && !c->touched) {
+			/* Flushed once below, all its replies in one write. */
+			c->touched = 1;
+			c->next_touched = touched;
+			touched = c;
+			c->refs++;
 		}
 		cJSON_Delete(job->req);
 		free(job->put);
@@ -1005,10 +1052,16 @@ static void *server_main(void *arg)
 {
 	struct ctl_server *srv = arg;
 	struct epoll_event evs[64];
-	uint64_t last_sweep = 0;
+	uint64_t last_sweep = 0, last_event = 0;
+	uint64_t spin_ns = 1000ull * (srv->cfg.busy_poll_us >= 0 ? (uint32_t)srv->cfg.busy_poll_us
+							: djc_spin_budget_us(50));
 
 	while (!srv->stopping) {
-		int n = epoll_wait(srv->epfd, evs, 64, SWEEP_MS);
+		/* Poll while the last event is recent: the next request of a
+		 * busy client comes within microseconds, and a sleep would
+		 * cost a wake-up on each side of it. */
+		int timeout = spin_ns > 0 && djc_time_ns() - last_event < spin_ns ? 0 : SWEEP_MS;
+		int n = epoll_wait(srv->epfd, evs, 64, timeout);
 
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.ptr == &srv->lfd)
@@ -1018,6 +1071,9 @@ static void *server_main(void *arg)
 			else
 				conn_event(evs[i].data.ptr, evs[i].events);
 		}
+		/* From the replies just written: the next request follows. */
+		if (n > 0 && spin_ns > 0)
+			last_event = djc_time_ns();
 		if (djc_time_ns() - last_sweep > ms_to_ns(SWEEP_MS)) {
 			sweep(srv);
 			last_sweep = djc_time_ns();

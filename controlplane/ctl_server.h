@@ -156,6 +156,9 @@ struct ctl_conn {
 	enum ctl_req_type req_type;
 	char req_trace[DJC_REQ_ID_MAX];
 	int req_deferred;
+	/* Its parsed JSON, freed after dispatch unless a job took it over
+	 * (ctl_take_request). */
+	cJSON *req_msg;
 
 	uint8_t *inbuf;           /* CTL_INBUF_BYTES, lazily */
 	size_t in_off, in_len;
@@ -275,12 +278,21 @@ void ctl_send_payload(struct ctl_conn *c, cJSON *msg, void *payload, uint64_t le
 void ctl_send_out(struct ctl_conn *c, struct ctl_out *out);
 void ctl_send_error(struct ctl_conn *c, uint64_t id, int code, const char *msg);
 void ctl_close_after_flush(struct ctl_conn *c);
+/* msg kept past its dispatch: the request being dispatched itself, taken
+ * over (no copy), or a copy where msg is some other message. NULL: out of
+ * memory. */
+cJSON *ctl_take_request(struct ctl_conn *c, const cJSON *msg);
 int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 	       ctl_job_fn fn, struct dp_put *put);
 /* As ctl_submit, for an EXECUTE whose request payload (buf, len bytes) the
  * job takes over (freed with the job, also on failure). */
 int ctl_submit_payload(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
 		       ctl_job_fn fn, uint8_t *buf, uint64_t len);
+/* Run fn for request id on the connection thread now, as a worker would,
+ * and queue its reply: for requests the backend says are quick
+ * (execute_inline), which then skip two thread hand-offs. req is borrowed. */
+void ctl_run_inline(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, const cJSON *req,
+		    ctl_job_fn fn);
 /* ctl_handlers.c: the last byte of an EXECUTE's payload is in c->exec_buf:
  * run it (or answer its ERROR). */
 void ctl_exec_payload_done(struct ctl_conn *c);

@@ -59,25 +59,185 @@ int ctl_json_depth(const char *text, size_t len)
 	return deepest;
 }
 
+/*
+ * The frame printer. cJSON_PrintUnformatted prints every number through
+ * sprintf("%1.15g") and reads it back with sscanf, and grows its buffer by
+ * realloc; then the text was copied behind a header. Frames are printed
+ * here instead, straight behind their header in one buffer: integers (ids,
+ * codes, dimensions: nearly every number the protocol has) by a digit loop,
+ * other numbers, strings and nesting as cJSON prints them.
+ */
+struct jbuf {
+	char *p;
+	size_t len, cap;
+};
+
+#define JBUF_FIRST 256
+/* Deeper than any peer's parser takes (cJSON's own limit). */
+#define JBUF_DEPTH_MAX 1000
+
+static int jb_room(struct jbuf *b, size_t n)
+{
+	size_t cap = b->cap;
+	char *grown;
+
+	if (b->len + n <= b->cap)
+		return 0;
+	while (cap < b->len + n)
+		cap *= 2;
+	grown = realloc(b->p, cap);
+	if (grown == NULL)
+		return -ENOMEM;
+	b->p = grown;
+	b->cap = cap;
+	return 0;
+}
+
+static int jb_put(struct jbuf *b, const char *s, size_t n)
+{
+	if (jb_room(b, n) != 0)
+		return -ENOMEM;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	return 0;
+}
+
+/* A JSON string as cJSON escapes it: quote, backslash and the control
+ * characters; bytes from 0x80 up pass as they are (UTF-8). */
+static int jb_string(struct jbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)(s != NULL ? s : "");
+	size_t n = strlen((const char *)u);
+	char *o;
+
+	/* At most 6 bytes per input byte (\u00XX), plus the quotes. */
+	if (jb_room(b, n * 6 + 2) != 0)
+		return -ENOMEM;
+	o = b->p + b->len;
+	*o++ = '"';
+	for (; *u != '\0'; u++) {
+		if (*u >= 0x20 && *u != '"' && *u != '\\') {
+			*o++ = (char)*u;
+			continue;
+		}
+		*o++ = '\\';
+		switch (*u) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			memcpy(o, "u00", 3);
+			o[3] = hex[*u >> 4];
+			o[4] = hex[*u & 15];
+			o += 5;
+			break;
+		}
+	}
+	*o++ = '"';
+	b->len = (size_t)(o - b->p);
+	return 0;
+}
+
+/* v's decimal digits, written backwards ending just before end; returns
+ * where they begin (at most 20 bytes before end). */
+static char *u64_digits(uint64_t v, char *end)
+{
+	do
+		*--end = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	return end;
+}
+
+/* Integers below 2^53 by their digits; the rest as cJSON prints them (15
+ * significant digits where they read back equal, else 17; null for NaN and
+ * the infinities, which JSON lacks). */
+static int jb_number(struct jbuf *b, double d)
+{
+	char text[32], *o = text + sizeof(text);
+	uint64_t v;
+	double back;
+
+	if (d != d || d - d != 0)
+		return jb_put(b, "null", 4);
+	if (d > -CTL_JSON_INT_LIMIT && d < CTL_JSON_INT_LIMIT && d == (double)(int64_t)d) {
+		v = d < 0 ? (uint64_t)-(int64_t)d : (uint64_t)d;
+		o = u64_digits(v, o);
+		if (d < 0)
+			*--o = '-';
+		return jb_put(b, o, (size_t)(text + sizeof(text) - o));
+	}
+	snprintf(text, sizeof(text), "%1.15g", d);
+	if (sscanf(text, "%lg", &back) != 1 || back != d)
+		snprintf(text, sizeof(text), "%1.17g", d);
+	return jb_put(b, text, strlen(text));
+}
+
+static int jb_value(struct jbuf *b, const cJSON *it, int depth)
+{
+	const cJSON *child;
+	int object;
+
+	if (depth > JBUF_DEPTH_MAX)
+		return -E2BIG;
+	switch (it->type & 0xFF) {
+	case cJSON_False: return jb_put(b, "false", 5);
+	case cJSON_True: return jb_put(b, "true", 4);
+	case cJSON_NULL: return jb_put(b, "null", 4);
+	case cJSON_Number: return jb_number(b, it->valuedouble);
+	case cJSON_String: return jb_string(b, it->valuestring);
+	case cJSON_Raw:
+		/* As cJSON: a raw item without text cannot be printed. */
+		return it->valuestring != NULL ? jb_put(b, it->valuestring, strlen(it->valuestring))
+					       : -EINVAL;
+	case cJSON_Array:
+	case cJSON_Object:
+		break;
+	default:
+		return -EINVAL;
+	}
+	object = cJSON_IsObject(it);
+	if (jb_put(b, object ? "{" : "[", 1) != 0)
+		return -ENOMEM;
+	for (child = it->child; child != NULL; child = child->next) {
+		int rc = 0;
+
+		if (child != it->child)
+			rc = jb_put(b, ",", 1);
+		if (rc == 0 && object) {
+			rc = jb_string(b, child->string);
+			if (rc == 0)
+				rc = jb_put(b, ":", 1);
+		}
+		if (rc == 0)
+			rc = jb_value(b, child, depth + 1);
+		if (rc != 0)
+			return rc;
+	}
+	return jb_put(b, object ? "}" : "]", 1);
+}
+
 int ctl_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len)
 {
-	char *text = cJSON_PrintUnformatted(msg);
-	size_t tlen;
-	char *frame;
+	struct jbuf b = {.p = malloc(JBUF_FIRST), .len = CTL_HDR_LEN, .cap = JBUF_FIRST};
+	int rc;
 
-	if (text == NULL)
+	if (b.p == NULL)
 		return -ENOMEM;
-	tlen = strlen(text);
-	frame = malloc(CTL_HDR_LEN + tlen);
-	if (frame == NULL) {
-		cJSON_free(text);
-		return -ENOMEM;
+	rc = jb_value(&b, msg, 0);
+	if (rc == 0 && b.len - CTL_HDR_LEN > UINT32_MAX)
+		rc = -E2BIG;
+	if (rc != 0) {
+		free(b.p);
+		return rc;
 	}
-	ctl_hdr_encode((uint8_t *)frame, (uint32_t)tlen, payload_len);
-	memcpy(frame + CTL_HDR_LEN, text, tlen);
-	cJSON_free(text);
-	*buf = frame;
-	*len = CTL_HDR_LEN + tlen;
+	ctl_hdr_encode((uint8_t *)b.p, (uint32_t)(b.len - CTL_HDR_LEN), payload_len);
+	*buf = b.p;
+	*len = b.len;
 	return 0;
 }
 
@@ -115,8 +275,8 @@ cJSON *ctl_json_add_u64(cJSON *obj, const char *key, uint64_t val)
 {
 	char text[24];
 
-	snprintf(text, sizeof(text), "%" PRIu64, val);
-	return cJSON_AddRawToObject(obj, key, text);
+	text[sizeof(text) - 1] = '\0';
+	return cJSON_AddRawToObject(obj, key, u64_digits(val, text + sizeof(text) - 1));
 }
 
 int ctl_json_str(const cJSON *obj, const char *key, const char **val, char *why)
@@ -156,7 +316,16 @@ int ctl_json_handle(const cJSON *obj, const char *key, uint64_t *handle, char *w
 
 void ctl_handle_format(uint64_t handle, char out[20])
 {
-	snprintf(out, 20, "0x%" PRIx64, handle);
+	static const char hex[] = "0123456789abcdef";
+	int n = 1;
+
+	while (n < 16 && handle >> (4 * n) != 0)
+		n++;
+	out[0] = '0';
+	out[1] = 'x';
+	for (int i = 0; i < n; i++)
+		out[2 + i] = hex[(handle >> (4 * (n - 1 - i))) & 15];
+	out[2 + n] = '\0';
 }
 
 cJSON *ctl_json_add_handle(cJSON *obj, const char *key, uint64_t handle)

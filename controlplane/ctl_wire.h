@@ -41,7 +41,11 @@ int ctl_hdr_decode(const uint8_t in[CTL_HDR_LEN], struct ctl_hdr *hdr);
 /* Deepest nesting of objects/arrays in text (strings skipped). */
 int ctl_json_depth(const char *text, size_t len);
 
-/* Serialise msg into one malloc'ed buffer: header + JSON. */
+/* Serialise msg into one malloc'ed buffer: header + JSON, the JSON as
+ * cJSON_PrintUnformatted's (the same values; integers below 2^53 always in
+ * plain digits), printed without sprintf.
+ * @return 0; -ENOMEM; -EINVAL (a raw item without text, an invalid item);
+ * -E2BIG (nested deeper than 1000, or over 4 GiB of JSON). */
 int ctl_frame(const cJSON *msg, uint64_t payload_len, char **buf, size_t *len);
 
 /* Typed field access; each returns -EINVAL (and fills why) when missing or

@@ -5,12 +5,20 @@
  * same run, over loopback.
  *
  *   bench-fallback [--size MiB] [--iters N] [--rounds R] [--chunked] [--json]
+ *                  [--small] [--pings N] [--execs N] [--window N] [--spin-us N]
+ *                  [--no-inline] [--busy-poll-us N]
  *
  * Djinn side: an in-process control-plane server with a host-memory backend;
  * PUT into a resident tensor (dj_put_into) and GET back, each a request and
  * its reply; "PUT new" also allocates (and frees) a tensor each time. Plain side: the same bytes over one TCP connection, the receiver
  * answering each message with one byte, so both measure "send S bytes, learn
  * they arrived". Prints a table and one JSON line.
+ *
+ * Small requests: PING round trips one at a time against a plain 1-byte TCP
+ * ping-pong, and EXECUTE on a one-element resident tensor with --window
+ * requests in flight (each result freed asynchronously). By default they run
+ * once after the transfers; --small runs only them, R rounds interleaved
+ * (plain ping-pong, PINGs, EXECUTEs), medians over rounds with the spread.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -37,18 +45,27 @@ struct bench_opts {
 	int chunked;
 	int json_only;
 	int rounds;
+	int small;                /* small requests only, every round */
+	int pings, execs, window;
+	int spin_us;              /* busy-wait budgets; -1: the defaults */
+	int no_inline;            /* every EXECUTE through a worker */
+	int busy_poll_us;         /* the server's; -1: its default */
 };
+
+#define MAX_ROUNDS 64
 
 struct result {
 	double put_gbps, get_gbps, put_new_gbps;
 	double tcp_send_gbps, tcp_recv_gbps;
 	double ping_us_median, ping_us_p99, plain_ping_us;
-	double exec_per_s;        /* small EXECUTEs, RATE_WINDOW in flight */
+	double exec_per_s;        /* small EXECUTEs, window in flight */
+	/* --small: each round's figures (medians above are over these). */
+	int n_small;
+	double r_ping[MAX_ROUNDS], r_p99[MAX_ROUNDS], r_plain[MAX_ROUNDS], r_exec[MAX_ROUNDS];
 };
 
-#define PINGS 20000
-#define EXECS 50000
-#define RATE_WINDOW 1000
+#define PINGS_MAX 1000000
+#define WINDOW_MAX 4096
 
 static double median(double *v, int n);
 
@@ -154,7 +171,7 @@ static double plain_tcp(const struct bench_opts *o, int reverse)
 static double plain_ping_us(int n)
 {
 	struct plain_peer pp = {.size = 1, .iters = n - 1, .send_back = 1};
-	static double rtt[PINGS];
+	static double rtt[PINGS_MAX];
 	char b = 0;
 	pthread_t th;
 	int fd = plain_open(&pp, &th);
@@ -183,7 +200,7 @@ struct djinn_side {
 
 static int djinn_up(const struct bench_opts *o, struct djinn_side *d)
 {
-	struct mem_backend_options mbo = {.chunked = o->chunked};
+	struct mem_backend_options mbo = {.chunked = o->chunked, .no_inline = o->no_inline};
 	struct ctl_server_config cfg;
 	struct dj_client_options co;
 	int rc;
@@ -192,6 +209,9 @@ static int djinn_up(const struct bench_opts *o, struct djinn_side *d)
 	ctl_server_config_init(&cfg);
 	dj_client_options_init(&co);
 	co.path = DJ_PATH_TCP;
+	if (o->spin_us >= 0)
+		co.wait_spin_us = (uint32_t)o->spin_us;
+	cfg.busy_poll_us = o->busy_poll_us;
 	d->t = (struct dj_tensor){.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1,
 					   .shape = {(int64_t)(o->size / 4)}},
 				  .data = malloc(o->size), .mem = DJ_MEM_HOST};
@@ -277,29 +297,29 @@ static int settle(struct dj_future **f, uint64_t *handle)
 }
 
 /* Small requests: PING round trips one at a time, then EXECUTE on a
- * one-element tensor with RATE_WINDOW requests in flight (each result freed
+ * one-element tensor with o->window requests in flight (each result freed
  * asynchronously as it arrives). */
-static int small_requests(struct djinn_side *d, struct result *r)
+static int small_requests(const struct bench_opts *o, struct djinn_side *d, struct result *r)
 {
-	static double rtt[PINGS];
-	static struct dj_future *exec[RATE_WINDOW], *frees[RATE_WINDOW];
+	static double rtt[PINGS_MAX];
+	static struct dj_future *exec[WINDOW_MAX], *frees[WINDOW_MAX];
 	float one = 1.0f;
 	struct dj_tensor t = {.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1, .shape = {1}},
 			      .data = &one, .mem = DJ_MEM_HOST};
 	uint64_t h, ns, t0, out;
 	int rc = dj_put(d->conn, &t, &h);
 
-	for (int i = 0; i < PINGS && rc == 0; i++) {
+	for (int i = 0; i < o->pings && rc == 0; i++) {
 		rc = dj_ping(d->conn, &ns);
 		rtt[i] = (double)ns / 1e3;
 	}
-	if (rc == 0) {
-		r->ping_us_median = median(rtt, PINGS);
-		r->ping_us_p99 = rtt[PINGS * 99 / 100];
+	if (rc == 0 && o->pings > 0) {
+		r->ping_us_median = median(rtt, o->pings);
+		r->ping_us_p99 = rtt[o->pings * 99 / 100];
 	}
 	t0 = djc_time_ns();
-	for (int i = 0; i < EXECS + RATE_WINDOW && rc == 0; i++) {
-		int k = i % RATE_WINDOW;
+	for (int i = 0; i < o->execs + o->window && o->execs > 0 && rc == 0; i++) {
+		int k = i % o->window;
 
 		if (exec[k] != NULL) {
 			rc = settle(&exec[k], &out);
@@ -308,18 +328,44 @@ static int small_requests(struct djinn_side *d, struct result *r)
 			if (rc == 0)
 				rc = dj_free_async(d->conn, out, NULL, NULL, &frees[k]);
 		}
-		if (rc == 0 && i < EXECS)
+		if (rc == 0 && i < o->execs)
 			rc = dj_execute_async(d->conn, "scale", &h, 1, NULL, NULL, NULL, &exec[k]);
 	}
-	r->exec_per_s = (double)EXECS * 1e9 / (double)(djc_time_ns() - t0);
-	for (int k = 0; k < RATE_WINDOW; k++) {
+	r->exec_per_s = (double)o->execs * 1e9 / (double)(djc_time_ns() - t0);
+	for (int k = 0; k < o->window; k++) {
 		settle(&exec[k], NULL);
 		settle(&frees[k], NULL);
 	}
+	if (rc == 0)
+		rc = dj_free(d->conn, h);
 	return rc;
 }
 
-#define MAX_ROUNDS 64
+/* --small: R rounds of plain ping-pong, PINGs and EXECUTEs, interleaved so
+ * that load from elsewhere hits all alike; medians over rounds. */
+static int small_rounds(const struct bench_opts *o, struct result *r)
+{
+	double ping[MAX_ROUNDS], p99[MAX_ROUNDS], plain[MAX_ROUNDS], ex[MAX_ROUNDS];
+	struct djinn_side d;
+	int rc = djinn_up(o, &d);
+
+	for (int i = 0; i < o->rounds && rc == 0; i++) {
+		r->r_plain[i] = plain[i] = o->pings > 0 ? plain_ping_us(o->pings) : 0;
+		rc = small_requests(o, &d, r);
+		r->r_ping[i] = ping[i] = r->ping_us_median;
+		r->r_p99[i] = p99[i] = r->ping_us_p99;
+		r->r_exec[i] = ex[i] = r->exec_per_s;
+		r->n_small = i + 1;
+	}
+	djinn_down(&d);
+	if (rc != 0)
+		return rc;
+	r->plain_ping_us = median(plain, o->rounds);
+	r->ping_us_median = median(ping, o->rounds);
+	r->ping_us_p99 = median(p99, o->rounds);
+	r->exec_per_s = median(ex, o->rounds);
+	return 0;
+}
 
 /* Rounds interleave plain and Djinn so that load from elsewhere hits both
  * alike; each figure is the median over rounds. */
@@ -339,8 +385,8 @@ static int run_rounds(const struct bench_opts *o, struct result *r)
 			rc = djinn_run(o, &d, OP_PUT_NEW, &pn[i]);
 	}
 	if (rc == 0)
-		rc = small_requests(&d, r);
-	r->plain_ping_us = plain_ping_us(PINGS);
+		rc = small_requests(o, &d, r);
+	r->plain_ping_us = o->pings > 0 ? plain_ping_us(o->pings) : 0;
 	djinn_down(&d);
 	if (rc != 0)
 		return rc;
@@ -359,7 +405,19 @@ static void usage(const char *prog)
 	       "  --iters N    transfers per timed run (default 5)\n"
 	       "  --rounds R   interleaved plain/Djinn runs; medians reported (default 7)\n"
 	       "  --chunked    backend without a host pointer (staging copy path)\n"
-	       "  --json       print only the JSON line\n", prog);
+	       "  --json       print only the JSON line\n"
+	       "  --small      small requests only (PING, EXECUTE), every round\n"
+	       "  --pings N    PING round trips per round (default 20000)\n"
+	       "  --execs N    EXECUTEs per round (default 50000)\n"
+	       "  --window N   EXECUTEs in flight (default 1000)\n"
+	       "  --spin-us N  the client's busy-wait budget (a waiting caller, and its\n"
+	       "               reader where 8+ CPUs are online; 0 for instruction counts\n"
+	       "               under callgrind, where spinning is noise; default: the library's)\n"
+	       "  --busy-poll-us N  the server's epoll polling before it sleeps (default:\n"
+	       "               the server's, 50 where 8+ CPUs are online, else 0)\n"
+	       "  --no-inline  every EXECUTE through a server worker (the backend's\n"
+	       "               execute_inline off: the path before it existed)\n",
+	       prog);
 }
 
 static int parse_option(int c, const char *arg, void *opts)
@@ -377,6 +435,13 @@ static int parse_option(int c, const char *arg, void *opts)
 	case 'r': return djc_opt_int("--rounds", arg, 1, MAX_ROUNDS, &o->rounds);
 	case 'c': o->chunked = 1; return 0;
 	case 'j': o->json_only = 1; return 0;
+	case 'S': o->small = 1; return 0;
+	case 'P': return djc_opt_int("--pings", arg, 0, PINGS_MAX, &o->pings);
+	case 'E': return djc_opt_int("--execs", arg, 0, 100000000, &o->execs);
+	case 'W': return djc_opt_int("--window", arg, 1, WINDOW_MAX, &o->window);
+	case 'U': return djc_opt_int("--spin-us", arg, 0, 1000000, &o->spin_us);
+	case 'I': o->no_inline = 1; return 0;
+	case 'B': return djc_opt_int("--busy-poll-us", arg, 0, 1000000, &o->busy_poll_us);
 	default: return -EINVAL;
 	}
 }
@@ -389,15 +454,47 @@ static int parse(int argc, char **argv, void *opts)
 		{"rounds", required_argument, NULL, 'r'},
 		{"chunked", no_argument, NULL, 'c'},
 		{"json", no_argument, NULL, 'j'},
+		{"small", no_argument, NULL, 'S'},
+		{"pings", required_argument, NULL, 'P'},
+		{"execs", required_argument, NULL, 'E'},
+		{"window", required_argument, NULL, 'W'},
+		{"spin-us", required_argument, NULL, 'U'},
+		{"no-inline", no_argument, NULL, 'I'},
+		{"busy-poll-us", required_argument, NULL, 'B'},
 		{NULL, 0, NULL, 0},
 	};
 
 	return djc_cli_getopt(argc, argv, "s:n:", longopts, parse_option, opts, NULL);
 }
 
+/* The --small table: one line per round, then the medians. */
+static void print_small(const struct bench_opts *o, const struct result *r)
+{
+	printf("small requests, loopback, %d PINGs and %d EXECUTEs (%d in flight) per round, "
+	       "%d rounds\n", o->pings, o->execs, o->window, r->n_small);
+	printf("%-8s %16s %14s %14s %14s\n", "round", "plain ping us", "PING p50 us", "PING p99 us",
+	       "EXECUTE /s");
+	for (int i = 0; i < r->n_small; i++)
+		printf("%-8d %16.1f %14.1f %14.1f %14.0f\n", i + 1, r->r_plain[i], r->r_ping[i],
+		       r->r_p99[i], r->r_exec[i]);
+	printf("%-8s %16.1f %14.1f %14.1f %14.0f\n", "median", r->plain_ping_us, r->ping_us_median,
+	       r->ping_us_p99, r->exec_per_s);
+}
+
+static void print_rounds(const char *key, const double *v, int n, const char *fmt)
+{
+	printf(",\"%s\":[", key);
+	for (int i = 0; i < n; i++) {
+		printf(i > 0 ? "," : "");
+		printf(fmt, v[i]);
+	}
+	printf("]");
+}
+
 int main(int argc, char **argv)
 {
-	struct bench_opts o = {.size = 64u << 20, .iters = 5, .rounds = 7};
+	struct bench_opts o = {.size = 64u << 20, .iters = 5, .rounds = 7, .pings = 20000,
+			       .execs = 50000, .window = 1000, .spin_us = -1, .busy_poll_us = -1};
 	const struct djc_cli_tool tool = {
 		.name = "bench-fallback", .usage = usage, .parse = parse, .opts = &o,
 	};
@@ -407,8 +504,21 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	dj_log_set_level(DJ_LOG_WARN);
-	if (run_rounds(&o, &r) != 0)
+	if ((o.small ? small_rounds(&o, &r) : run_rounds(&o, &r)) != 0)
 		return 1;
+	if (o.small) {
+		if (!o.json_only)
+			print_small(&o, &r);
+		printf("{\"bench\":\"fallback-small\",\"rounds\":%d,\"pings\":%d,\"execs\":%d,"
+		       "\"window\":%d,\"ping_us_median\":%.2f,\"ping_us_p99\":%.2f,"
+		       "\"plain_ping_us\":%.2f,\"exec_per_s\":%.0f", r.n_small, o.pings, o.execs,
+		       o.window, r.ping_us_median, r.ping_us_p99, r.plain_ping_us, r.exec_per_s);
+		print_rounds("ping_us_rounds", r.r_ping, r.n_small, "%.2f");
+		print_rounds("plain_ping_us_rounds", r.r_plain, r.n_small, "%.2f");
+		print_rounds("exec_per_s_rounds", r.r_exec, r.n_small, "%.0f");
+		printf("}\n");
+		return 0;
+	}
 	if (!o.json_only) {
 		printf("TCP fallback vs plain TCP, loopback, %zu MiB x %d, median of %d rounds%s\n",
 		       o.size >> 20, o.iters, o.rounds, o.chunked ? ", chunked backend" : "");
@@ -421,7 +531,7 @@ int main(int argc, char **argv)
 		       r.put_new_gbps, 100.0 * r.put_new_gbps / r.tcp_send_gbps);
 		printf("small requests: PING rtt median %.1f us (plain TCP 1-byte ping-pong %.1f us), "
 		       "p99 %.1f us; EXECUTE %d in flight: %.0f /s\n", r.ping_us_median,
-		       r.plain_ping_us, r.ping_us_p99, RATE_WINDOW, r.exec_per_s);
+		       r.plain_ping_us, r.ping_us_p99, o.window, r.exec_per_s);
 	}
 	printf("{\"bench\":\"fallback\",\"size_bytes\":%zu,\"iters\":%d,\"rounds\":%d,\"chunked\":%s,"
 	       "\"plain_send_gbps\":%.3f,\"plain_recv_gbps\":%.3f,\"put_gbps\":%.3f,"

@@ -96,7 +96,9 @@ struct dj_client_options {
 	uint32_t pool_check_after_ms; /**< idle longer: PING before reuse (default 5000) */
 	/** Busy-wait this long for a reply before sleeping (default 50; 0:
 	 * sleep at once). Spinning saves a thread wake-up (~20 us) per
-	 * blocking call at the cost of a core while it lasts. */
+	 * blocking call at the cost of a core while it lasts. Where 8 or
+	 * more CPUs are online the connection's reader thread also polls its
+	 * socket this long before it blocks in read(2). */
 	uint32_t wait_spin_us;
 	/** The device new sessions keep their tensors on by default ("cuda:1"),
 	 * sent in SESSION; NULL: the server's choice (docs/MULTIGPU.md). */

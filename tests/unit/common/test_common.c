@@ -253,6 +253,24 @@ static void test_req_id_valid(void)
 	CU_ASSERT(!djc_req_id_valid(long_id));
 }
 
+/* djc_strcpy copies what fits and always terminates. */
+static void test_strcpy_cuts_and_terminates(void)
+{
+	char out[4];
+
+	memset(out, 'x', sizeof(out));
+	djc_strcpy(out, "ab", sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "ab");
+	djc_strcpy(out, "abc", sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "abc");
+	djc_strcpy(out, "abcdef", sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "abc");
+	djc_strcpy(out, "", sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "");
+	djc_strcpy(out, "zz", 1);
+	CU_ASSERT_STRING_EQUAL(out, "");
+}
+
 /* Every line of f as JSON objects; n receives their number. */
 static cJSON **read_json_lines(FILE *f, int *n)
 {
@@ -344,6 +362,7 @@ int main(int argc, char **argv)
 		{"log format names parse", test_log_format_parse},
 		{"JSON escaping: quotes, controls, UTF-8", test_json_escape},
 		{"request ids: what is valid", test_req_id_valid},
+		{"strcpy cuts short and terminates", test_strcpy_cuts_and_terminates},
 		{"JSON log lines parse and name their request", test_json_log_lines},
 		{NULL, NULL},
 	};

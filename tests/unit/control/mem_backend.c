@@ -471,6 +471,35 @@ static void mb_stats(void *ctx, void *session, cJSON *obj)
 	pthread_mutex_unlock(&mb->lock);
 }
 
+/* Elementwise ops on at most a page of floats take well under a
+ * microsecond: the server may run them on its connection thread. "sleep"
+ * never (it blocks by design). */
+#define MB_INLINE_BYTES 4096
+
+static int mb_execute_inline(void *ctx, void *session, const char *op, const uint64_t *inputs,
+			     int n_in)
+{
+	struct mem_backend *mb = ctx;
+	uint64_t bytes = 0;
+	int known = 1;
+
+	if (strcmp(op, "sleep") == 0 || mb->o.no_inline)
+		return 0;
+	pthread_mutex_lock(&mb->lock);
+	for (int i = 0; i < n_in && known; i++) {
+		char err[CTL_ERRMSG_MAX];
+		struct tensor *t = find_locked(mb, session, inputs[i], err);
+
+		known = t != NULL;
+		if (known) {
+			bytes += t->nbytes;
+			tensor_unref_locked(mb, t);
+		}
+	}
+	pthread_mutex_unlock(&mb->lock);
+	return known && bytes <= MB_INLINE_BYTES;
+}
+
 static const struct ctl_backend ops = {
 	.caps = mb_caps,
 	.session_open = mb_session_open,
@@ -485,6 +514,7 @@ static const struct ctl_backend ops = {
 	.read_chunk = mb_read_chunk,
 	.read_end = mb_read_end,
 	.execute = mb_execute,
+	.execute_inline = mb_execute_inline,
 	.stats = mb_stats,
 	.adopt = mb_adopt,
 };

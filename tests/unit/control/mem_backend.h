@@ -6,7 +6,8 @@
  * A host-memory backend for the control-plane tests and bench: tensors in
  * malloc'ed buffers, a few operations ("add", "scale", "sleep", "dup",
  * "fail", and "iadd": input 0 += input 1 in place, returning input 0),
- * per-session byte limits. Test code, not the production store.
+ * per-session byte limits; ops on at most 4 KiB of inputs (but "sleep")
+ * may run on the server's connection thread. Test code, not the production store.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,7 @@ struct mem_backend;
 struct mem_backend_options {
 	int chunked;              /* hand out no host pointer: exercise *_chunk */
 	uint64_t session_bytes;   /* per-session limit (0: none) */
+	int no_inline;            /* every EXECUTE to a worker (no execute_inline) */
 };
 
 int mem_backend_create(const struct mem_backend_options *opts, struct mem_backend **mb);

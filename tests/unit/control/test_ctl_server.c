@@ -1365,6 +1365,74 @@ static void test_execute_out_of_memory(void)
 	env_down(&e);
 }
 
+/* A quick EXECUTE (the backend's execute_inline says so) runs on the
+ * connection thread: answered while the only worker sleeps, with the same
+ * result as through a worker, where it waits for the sleeper. */
+static void quick_execute_behind_sleeper(int no_inline, uint64_t *waited_ms)
+{
+	float a[4] = {1, 2, 3, 4}, back[4] = {0};
+	struct dj_tensor ta = f32_vec(a, 4), tb = f32_vec(back, 4);
+	struct mem_backend_options mbo = {.no_inline = no_inline};
+	struct ctl_server_config cfg;
+	struct dj_future *slow;
+	struct dj_tensor_desc d;
+	uint64_t h, out, start;
+	struct env e;
+
+	ctl_server_config_init(&cfg);
+	cfg.n_workers = 1;
+	env_up(&e, &cfg, &mbo);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &ta, &h), 0);
+	CU_ASSERT_EQUAL_FATAL(
+		dj_execute_async(e.conn, "sleep", &h, 1, "{\"ms\":1500}", NULL, NULL, &slow), 0);
+	usleep(100 * 1000); /* the worker has it */
+	start = djc_time_ns();
+	CU_ASSERT_EQUAL(dj_execute(e.conn, "scale", &h, 1, "{\"factor\":3}", &out, &d), 0);
+	*waited_ms = (djc_time_ns() - start) / 1000000;
+	CU_ASSERT_EQUAL(d.ndim, 1);
+	CU_ASSERT_EQUAL(d.shape[0], 4);
+	CU_ASSERT_EQUAL(dj_get(e.conn, out, &tb), 0);
+	CU_ASSERT(back[0] == 3.0f && back[3] == 12.0f);
+	/* A handle it does not know goes to a worker, whose ERROR names it. */
+	CU_ASSERT_EQUAL(dj_execute(e.conn, "scale", &(uint64_t){0x7777}, 1, NULL, &out, &d),
+			-DJ_EHANDLE);
+	CU_ASSERT_EQUAL(dj_future_wait(slow, 5000), 0);
+	dj_future_release(slow);
+	env_down(&e);
+}
+
+static void test_quick_execute_inline(void)
+{
+	uint64_t inline_ms = 0, worker_ms = 0;
+
+	quick_execute_behind_sleeper(0, &inline_ms);
+	quick_execute_behind_sleeper(1, &worker_ms);
+	printf("\n  behind a 1.5 s sleeper: inline %llu ms, through the worker %llu ms\n",
+	       (unsigned long long)inline_ms, (unsigned long long)worker_ms);
+	CU_ASSERT(inline_ms < 700);
+	CU_ASSERT(worker_ms >= 1000);
+}
+
+/* A server polling its epoll set (busy_poll_us) serves as a sleeping one
+ * does and still stops at once, also in the middle of a poll. */
+static void test_busy_poll_serves_and_stops(void)
+{
+	struct ctl_server_config cfg;
+	uint64_t rtt, start;
+	struct env e;
+
+	ctl_server_config_init(&cfg);
+	cfg.busy_poll_us = 200000;
+	env_up(&e, &cfg, NULL);
+	for (int i = 0; i < 200; i++)
+		CU_ASSERT_EQUAL_FATAL(dj_ping(e.conn, &rtt), 0);
+	dj_conn_close(e.conn);
+	e.conn = NULL;
+	start = djc_time_ns();
+	env_down(&e);
+	CU_ASSERT(djc_time_ns() - start < 1000ull * 1000 * 1000);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -1376,6 +1444,8 @@ int main(int argc, char **argv)
 		{"batch puts, fetches and frees", test_batch_put_fetch_free},
 		{"batch payload limit", test_batch_payload_limit},
 		{"1000 requests in flight, out of order", test_thousand_in_flight_out_of_order},
+		{"quick EXECUTEs run on the connection thread", test_quick_execute_inline},
+		{"a busy-polling server serves and stops", test_busy_poll_serves_and_stops},
 		{"auth: none, wrong, right token", test_auth},
 		{"auth: raw refusals close", test_auth_raw_refusals},
 		{"protocol details a client relies on", test_protocol_details_for_clients},

@@ -55,6 +55,22 @@ static void test_handles_parse_strictly(void)
 	CU_ASSERT_EQUAL(ctl_handle_parse("0x1ffffffffffffffff", &h), -EINVAL);
 	ctl_handle_format(0xabcdef0123ull, text);
 	CU_ASSERT_STRING_EQUAL(text, "0xabcdef0123");
+	ctl_handle_format(1, text);
+	CU_ASSERT_STRING_EQUAL(text, "0x1");
+	ctl_handle_format(UINT64_MAX, text);
+	CU_ASSERT_STRING_EQUAL(text, "0xffffffffffffffff");
+	ctl_handle_format(0x8000000000000000ull, text);
+	CU_ASSERT_STRING_EQUAL(text, "0x8000000000000000");
+	ctl_handle_format(0x10, text);
+	CU_ASSERT_STRING_EQUAL(text, "0x10");
+	/* Formatting and parsing agree on every length. */
+	for (int bits = 0; bits < 64; bits++) {
+		uint64_t want = (1ull << bits) | 1;
+
+		ctl_handle_format(want, text);
+		CU_ASSERT_EQUAL(ctl_handle_parse(text, &h), 0);
+		CU_ASSERT_EQUAL(h, want);
+	}
 }
 
 static int desc_rc(const char *json, struct dj_tensor_desc *d)
@@ -284,6 +300,131 @@ static void test_error_reply_shape(void)
 	cJSON_Delete(big);
 }
 
+/* A seeded random JSON value: every kind cJSON has, strings with control
+ * characters, quotes and UTF-8, numbers integral and not, huge and tiny. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd(uint32_t n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state % n);
+}
+
+static void random_text(char *s, int max)
+{
+	static const char pool[] = "ab\"\\/\b\f\n\r\t\x01\x1f\x7f \xc3\xa9z";
+	int n = (int)rnd((uint32_t)max);
+
+	for (int i = 0; i < n; i++)
+		s[i] = pool[rnd(sizeof(pool) - 1)];
+	s[n] = '\0';
+}
+
+static cJSON *random_json(int depth)
+{
+	static const double nums[] = {0, -0.0, 1, -1, 42, 2147483648.0, -2147483649.0,
+				      1e15, 9007199254740991.0, -9007199254740991.0,
+				      9007199254740992.0, 1e300, 0.1, -2.5, 1.0 / 3, 6.02e23,
+				      5e-324};
+	char text[24];
+	cJSON *v;
+
+	switch (depth >= 4 ? rnd(5) : rnd(7)) {
+	case 0: return cJSON_CreateBool(rnd(2));
+	case 1: return cJSON_CreateNull();
+	case 2: return cJSON_CreateNumber(nums[rnd(sizeof(nums) / sizeof(nums[0]))]);
+	case 3: return cJSON_CreateNumber((double)(int64_t)(rng_state >> 11) * (rnd(2) ? 1 : -1));
+	case 4:
+		random_text(text, sizeof(text) - 1);
+		return cJSON_CreateString(text);
+	case 5:
+		v = cJSON_CreateArray();
+		for (int i = (int)rnd(4); i > 0; i--)
+			cJSON_AddItemToArray(v, random_json(depth + 1));
+		return v;
+	default:
+		v = cJSON_CreateObject();
+		for (int i = (int)rnd(4); i > 0; i--) {
+			/* Distinct keys: cJSON_Compare finds the first of twins. */
+			text[0] = (char)('0' + i);
+			random_text(text + 1, 8);
+			cJSON_AddItemToObject(v, text, random_json(depth + 1));
+		}
+		return v;
+	}
+}
+
+/* The frame printer writes what cJSON would: the same text for a request
+ * as the client builds it, and text that parses back to the very values
+ * of any tree (integers from 10^15 up in plain digits, where cJSON's
+ * "9.00719925474099e+15" loses the last ones). */
+static void test_frame_prints_as_cjson(void)
+{
+	cJSON *m = ctl_reply_new(12345, "EXECUTE"), *back;
+	char *frame, *text, *theirs;
+	size_t len;
+	struct ctl_hdr h;
+
+	cJSON_AddStringToObject(m, "op", "sc\"a\\le\n\x01\xc3\xa9");
+	cJSON_AddItemToObject(m, "inputs", cJSON_CreateStringArray((const char *[]){"0x1f"}, 1));
+	cJSON_AddNumberToObject(m, "alpha", 0.1);
+	cJSON_AddNumberToObject(m, "n", -7);
+	cJSON_AddBoolToObject(m, "f", 0);
+	cJSON_AddNullToObject(m, "z");
+	cJSON_AddObjectToObject(m, "empty");
+	CU_ASSERT_EQUAL_FATAL(ctl_frame(m, 0, &frame, &len), 0);
+	theirs = cJSON_PrintUnformatted(m);
+	CU_ASSERT_EQUAL(len, CTL_HDR_LEN + strlen(theirs));
+	CU_ASSERT_EQUAL(memcmp(frame + CTL_HDR_LEN, theirs, len - CTL_HDR_LEN), 0);
+	CU_ASSERT_EQUAL(ctl_hdr_decode((uint8_t *)frame, &h), 0);
+	CU_ASSERT_EQUAL(h.json_len, len - CTL_HDR_LEN);
+	cJSON_free(theirs);
+	free(frame);
+	cJSON_Delete(m);
+
+	for (int i = 0; i < 2000; i++) {
+		m = random_json(0);
+		CU_ASSERT_EQUAL_FATAL(ctl_frame(m, 0, &frame, &len), 0);
+		text = strndup(frame + CTL_HDR_LEN, len - CTL_HDR_LEN);
+		back = cJSON_Parse(text);
+		CU_ASSERT_PTR_NOT_NULL(back);
+		CU_ASSERT_TRUE(cJSON_Compare(back, m, 1));
+		if (!cJSON_Compare(back, m, 1))
+			printf("\nnot read back the same: %s\n", text);
+		cJSON_Delete(back);
+		free(text);
+		free(frame);
+		cJSON_Delete(m);
+	}
+}
+
+/* What cannot be printed is refused, never half-written: a raw item
+ * without text, nesting deeper than any parser takes. */
+static void test_frame_refuses_unprintable(void)
+{
+	cJSON *m = cJSON_CreateObject(), *deep = cJSON_CreateArray(), *at = deep;
+	cJSON *raw = cJSON_CreateRaw("1");
+	char *frame = NULL;
+	size_t len;
+
+	free(raw->valuestring);
+	raw->valuestring = NULL;
+	cJSON_AddItemToObject(m, "r", raw);
+	CU_ASSERT_EQUAL(ctl_frame(m, 0, &frame, &len), -EINVAL);
+	for (int i = 0; i < 1100; i++) {
+		cJSON *next = cJSON_CreateArray();
+
+		cJSON_AddItemToArray(at, next);
+		at = next;
+	}
+	CU_ASSERT_EQUAL(ctl_frame(deep, 0, &frame, &len), -E2BIG);
+	CU_ASSERT_PTR_NULL(frame);
+	cJSON_Delete(deep);
+	cJSON_Delete(m);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -298,6 +439,8 @@ int main(int argc, char **argv)
 		{"token from env, env file, file", test_token_sources},
 		{"client: a named token file that cannot be read", test_client_named_token_file_missing},
 		{"ERROR reply and frame", test_error_reply_shape},
+		{"frames print as cJSON does", test_frame_prints_as_cjson},
+		{"frames refuse what cannot be printed", test_frame_refuses_unprintable},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("control-wire", NULL, NULL, cases);
