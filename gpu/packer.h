@@ -91,4 +91,19 @@ void djg_packer_stats_get(const struct djg_packer *p, struct djg_packer_stats *s
 /** Drain (errors logged), then free the packer; conf->mem stays the caller's. */
 void djg_packer_destroy(struct djg_packer *p);
 
+/*
+ * The packer of the copy-engine receive path (gpu/rx_mover.c): chunks of
+ * pinned host memory (DPDK's heap on @socket, registered with GPU
+ * @reg_dev, so portable and mapped), copies on a stream of CUDA device
+ * @ordinal, an event per chunk as its fence.
+ * @return 0, -ENOMEM, -EIO (a CUDA call failed), -DJ_ENOGPU (no CUDA build).
+ */
+struct djg_cuda_packer;
+
+int djg_cuda_packer_create(int16_t reg_dev, int ordinal, size_t chunk_size,
+			   unsigned int n_chunks, int socket, struct djg_cuda_packer **out);
+struct djg_packer *djg_cuda_packer_get(struct djg_cuda_packer *cp);
+/** Drain, then free the chunks, the stream and the events. */
+void djg_cuda_packer_destroy(struct djg_cuda_packer *cp);
+
 #endif
