@@ -634,9 +634,13 @@ static void lcore_fini(void *state)
 	struct djg_dp_placer *p = lc->owner;
 
 	copy_now(lc);
-	sinks_destroy(lc);
+	/* Unlisted first: djg_dp_placer_stats_get() must not read sinks and
+	 * packers being freed. */
 	pthread_mutex_lock(&p->lock);
 	p->lcores[lc->idx] = NULL;
+	pthread_mutex_unlock(&p->lock);
+	sinks_destroy(lc);
+	pthread_mutex_lock(&p->lock);
 	if (--p->n_lcores == 0)
 		pools_unregister(p);
 	pthread_mutex_unlock(&p->lock);
