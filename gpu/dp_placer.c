@@ -14,6 +14,13 @@
  *                for later sends
  *   copy_out()   one whole device-to-host copy (engines that do not stage)
  *
+ * Two movers bring received payloads into GPU memory (enum djg_rx_mover):
+ * the gather kernel reads the mbufs (the sinks above), or the lcore packs
+ * each fragment into a pinned chunk at place() and the copy engine moves
+ * the chunks (gpu/packer.h; the mbufs go back to the engine at burst_end(),
+ * their bytes already copied). AUTO measures both at create on the first
+ * GPU and keeps the faster for the placer's life.
+ *
  * The gather kernel reads mbuf data, so a mempool is registered with CUDA
  * the first time one of its mbufs is seen; gpudev registers host memory
  * portable and mapped, so one registration serves every GPU. That slow
@@ -29,6 +36,7 @@
 #include <string.h>
 
 #include <rte_common.h>
+#include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
@@ -37,6 +45,7 @@
 #include "dataplane/dataplane.h"
 #include "gpu/gpu.h"
 #include "gpu_internal.h"
+#include "packer.h"
 #ifdef DJ_HAVE_CUDA
 #include "gpu_cuda.h"
 
@@ -95,6 +104,8 @@ struct djg_dp_placer {
 	unsigned int n_lcores;
 	struct placer_stage *stages;  /* cache, at most STAGE_CACHE_MAX */
 	unsigned int n_stages;
+	enum djg_rx_mover mover;      /* GATHER or COPY, fixed at create */
+	double gather_gbytes_s, copy_gbytes_s; /* AUTO's measurement */
 };
 
 /* State of one polling lcore; only that lcore touches it after init. */
@@ -103,6 +114,8 @@ struct placer_lcore {
 	unsigned int idx;
 	int cur_ordinal;              /* the thread's CUDA device; -2: not set */
 	struct djg_rx_sink *sinks[DJG_PLACER_MAX_DEVS];
+	struct djg_packer *packers[DJG_PLACER_MAX_DEVS]; /* COPY: per GPU device */
+	struct djg_cuda_packer *chunks[DJG_PLACER_MAX_DEVS];
 	uint16_t n_copies;
 	bool mixed;                   /* the copies go to more than one device */
 	uint8_t first_dev;
@@ -192,6 +205,29 @@ static void copy_now(struct placer_lcore *lc)
 	lc->n_copies = 0;
 }
 
+static int lcore_device_set(struct placer_lcore *lc, int dev);
+
+/* COPY mover: into the lcore's chunk for dev's GPU now. A fragment the
+ * packer cannot take (no chunk came free) is copied synchronously. */
+static void pack(struct placer_lcore *lc, int dev, void *dst, const void *src, uint32_t len)
+{
+	int rc = lcore_device_set(lc, dev);
+
+	if (rc == 0)
+		rc = djg_packer_add(lc->packers[dev], dst, src, len);
+	if (rc == -EIO) {
+		lc->failures++; /* packed all the same; an earlier chunk failed */
+		return;
+	}
+	if (rc != 0) {
+		struct djg_copy c = {.src = src, .dst_off = (uint64_t)(uintptr_t)dst, .len = len};
+
+		if (copy_to_dest(lc->owner, dev, &c) != 0)
+			lc->failures++;
+		lc->direct_copies++;
+	}
+}
+
 static void place(void *state, void *dest_base, uint64_t dest_len, uint64_t dest_offset,
 		  const void *src, uint32_t len)
 {
@@ -205,6 +241,10 @@ static void place(void *state, void *dest_base, uint64_t dest_len, uint64_t dest
 			lc->last_dest = dest_base;
 		}
 		dev = lc->last_dev;
+	}
+	if (lc->packers[dev] != NULL) {
+		pack(lc, dev, (uint8_t *)dest_base + dest_offset, src, len);
+		return;
 	}
 	if (unlikely(lc->n_copies == PLACER_MAX_COPIES))
 		copy_now(lc);
@@ -447,6 +487,9 @@ static int burst_end(void *state, struct rte_mbuf **mbufs, uint16_t n)
 	struct placer_lcore *lc = state;
 	int rc = -E2BIG;
 
+	/* Everything went into chunks: the mbufs are the engine's again. */
+	if (lc->owner->mover == DJG_MOVER_COPY && lc->n_copies == 0)
+		return 1;
 	if (n <= PLACER_MAX_BUFS && lc->n_copies > 0 && lc->mixed) {
 		rc = burst_mixed(lc, mbufs, n);
 		lc->n_copies = 0;
@@ -476,6 +519,10 @@ static int sync_all(void *state)
 	for (unsigned int d = 0; d < lc->owner->n_devs; d++) {
 		int r = djg_rx_sink_drain(lc->sinks[d], SYNC_TIMEOUT_NS);
 
+		/* The partial chunk goes now; the receive completes only after
+		 * its last copy. */
+		if (r == 0 && lc->packers[d] != NULL)
+			r = djg_packer_drain(lc->packers[d]);
 		rc = rc != 0 ? rc : r;
 	}
 	/* A receive ended: its destination may be freed, and its address
@@ -487,12 +534,42 @@ static int sync_all(void *state)
 	return rc;
 }
 
+static void packers_destroy(struct placer_lcore *lc)
+{
+	for (unsigned int d = 0; d < DJG_PLACER_MAX_DEVS; d++) {
+		djg_cuda_packer_destroy(lc->chunks[d]); /* drains first */
+		lc->chunks[d] = NULL;
+		lc->packers[d] = NULL;
+	}
+}
+
 static void sinks_destroy(struct placer_lcore *lc)
 {
 	for (unsigned int d = 0; d < DJG_PLACER_MAX_DEVS; d++) {
 		djg_rx_sink_destroy(lc->sinks[d]); /* drains, then frees what it holds */
 		lc->sinks[d] = NULL;
 	}
+	packers_destroy(lc);
+}
+
+/* COPY mover: chunks for each GPU device, on this lcore's socket. */
+static int packers_create(struct placer_lcore *lc)
+{
+	const struct djg_dp_placer *p = lc->owner;
+	int rc = 0;
+
+	for (unsigned int d = 0; d < p->n_devs && rc == 0; d++) {
+		if (p->ordinals[d] < 0)
+			continue;
+		rc = djg_cuda_packer_create(p->reg_dev, p->ordinals[d],
+					    p->conf.chunk_size != 0 ? p->conf.chunk_size :
+					    DJG_RX_CHUNK_SIZE,
+					    p->conf.n_chunks != 0 ? p->conf.n_chunks : DJG_RX_CHUNKS,
+					    (int)rte_socket_id(), &lc->chunks[d]);
+		if (rc == 0)
+			lc->packers[d] = djg_cuda_packer_get(lc->chunks[d]);
+	}
+	return rc;
 }
 
 static int lcore_init(void *ctx, unsigned int idx, void **state)
@@ -523,6 +600,13 @@ static int lcore_init(void *ctx, unsigned int idx, void **state)
 		sc.dev_id = p->dev_ids[d];
 		rc = djg_rx_sink_create(&sc, &lc->sinks[d]);
 	}
+	/* Without chunks (pinned memory is short) this lcore's fragments go
+	 * to the gather kernel, as under the gather mover: slower, not lost. */
+	if (rc == 0 && p->mover == DJG_MOVER_COPY && packers_create(lc) != 0) {
+		DJC_LOG(DJ_LOG_WARN, DJG_LOG, "dp placer: lcore %u gathers instead of packing "
+		       "chunks", idx);
+		packers_destroy(lc);
+	}
 	if (rc != 0) {
 		sinks_destroy(lc);
 		free(lc);
@@ -550,9 +634,13 @@ static void lcore_fini(void *state)
 	struct djg_dp_placer *p = lc->owner;
 
 	copy_now(lc);
-	sinks_destroy(lc);
+	/* Unlisted first: djg_dp_placer_stats_get() must not read sinks and
+	 * packers being freed. */
 	pthread_mutex_lock(&p->lock);
 	p->lcores[lc->idx] = NULL;
+	pthread_mutex_unlock(&p->lock);
+	sinks_destroy(lc);
+	pthread_mutex_lock(&p->lock);
 	if (--p->n_lcores == 0)
 		pools_unregister(p);
 	pthread_mutex_unlock(&p->lock);
@@ -806,6 +894,39 @@ static int devices_set(struct djg_dp_placer *p, const struct djg_dp_placer_conf 
 	return 0;
 }
 
+/*
+ * The mover a placer uses: the one asked for, or for AUTO the faster of
+ * the two on this host, measured once on the first GPU with the placer's
+ * fragment size. A failed measurement leaves the gather kernel, which
+ * needs nothing the measurement could not get.
+ */
+static void mover_choose(struct djg_dp_placer *p)
+{
+	struct djg_rx_mover_probe pr = {.frag_size = p->conf.frag_size,
+					.chunk_size = p->conf.chunk_size,
+					.n_chunks = p->conf.n_chunks};
+	int rc;
+
+	p->mover = p->conf.mover;
+	if (p->reg_dev == DJG_HOST) {
+		if (p->mover == DJG_MOVER_AUTO)
+			p->mover = DJG_MOVER_GATHER; /* host memory: memcpy either way */
+		return;
+	}
+	if (p->mover != DJG_MOVER_AUTO)
+		return;
+	rc = djg_rx_mover_measure(p->reg_dev, &pr);
+	p->mover = rc == 0 && pr.copy_gbytes_s > pr.gather_gbytes_s ? DJG_MOVER_COPY
+								     : DJG_MOVER_GATHER;
+	p->gather_gbytes_s = pr.gather_gbytes_s;
+	p->copy_gbytes_s = pr.copy_gbytes_s;
+	DJC_LOG(DJ_LOG_NOTICE, DJG_LOG, "dp placer: %u B fragments: gather %.1f GB/s, copy "
+	       "engine %.1f GB/s (cudaMemcpy %.1f, measured in %.0f ms): %s%s",
+	       pr.frag_size, pr.gather_gbytes_s, pr.copy_gbytes_s, pr.memcpy_gbytes_s,
+	       pr.seconds * 1e3, djg_rx_mover_name(p->mover),
+	       rc != 0 ? " (measurement failed)" : "");
+}
+
 int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
 			    struct djg_dp_placer **out)
 {
@@ -813,7 +934,10 @@ int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
 	int rc;
 
 	if (conf == NULL || out == NULL ||
-	    (conf->mode != DJG_GATHER_PERSISTENT && conf->mode != DJG_GATHER_LAUNCH))
+	    (conf->mode != DJG_GATHER_PERSISTENT && conf->mode != DJG_GATHER_LAUNCH) ||
+	    (unsigned int)conf->mover > DJG_MOVER_COPY ||
+	    (conf->n_chunks != 0 && (conf->n_chunks < 2 || conf->n_chunks > DJG_PACKER_MAX_CHUNKS)) ||
+	    (conf->chunk_size != 0 && (conf->chunk_size < 65536 || conf->chunk_size < conf->frag_size)))
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -825,6 +949,7 @@ int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
 		return rc;
 	}
 	pthread_mutex_init(&p->lock, NULL);
+	mover_choose(p);
 	p->ops = (struct dp_engine_placer){
 		.lcore_init = lcore_init,
 		.lcore_fini = lcore_fini,
@@ -879,11 +1004,28 @@ void djg_dp_placer_stats_get(struct djg_dp_placer *p, struct djg_dp_placer_stats
 			st->dev[d].copies += s.copies;
 			st->dev[d].bursts += s.bursts;
 		}
+		for (unsigned int d = 0; d < p->n_devs; d++) {
+			struct djg_packer_stats ps;
+
+			if (lc->packers[d] == NULL)
+				continue;
+			djg_packer_stats_get(lc->packers[d], &ps);
+			st->dev[d].bytes += ps.bytes;
+			st->dev[d].copies += ps.fragments;
+			st->chunk_bytes += ps.bytes;
+			st->chunks += ps.chunks;
+			st->chunk_copies += ps.copies;
+			st->chunk_waits += ps.waits;
+		}
 		st->direct_copies += lc->direct_copies;
 		st->failures += lc->failures;
 		st->mixed_bursts += lc->mixed_bursts;
 	}
 	st->pools = p->n_pools;
+	st->mover = p->mover;
+	st->mover_asked = p->conf.mover;
+	st->gather_gbytes_s = p->gather_gbytes_s;
+	st->copy_gbytes_s = p->copy_gbytes_s;
 	pthread_mutex_unlock(&p->lock);
 }
 

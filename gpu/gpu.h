@@ -420,6 +420,54 @@ void djg_tx_stager_destroy(struct djg_tx_stager *st);
 struct dp_engine_placer;
 struct djg_dp_placer;
 
+/**
+ * How a staged receive moves payloads from host mbufs into GPU memory.
+ * GATHER: the gather kernel reads each burst's fragments out of the mbufs
+ * (zero-copy on the host, bounded by how fast GPU threads read host memory:
+ * 56-63 % of the copy engine on the H100 host of 2026-12-06). COPY: the
+ * receive lcore copies each fragment into a pinned host chunk and the copy
+ * engine moves full chunks (cudaMemcpyAsync), bounded by the lcore's memcpy
+ * and the copy engine. AUTO: whichever djg_rx_mover_measure() finds faster
+ * on this host when the placer is created.
+ */
+enum djg_rx_mover {
+	DJG_MOVER_AUTO = 0,
+	DJG_MOVER_GATHER,
+	DJG_MOVER_COPY,
+};
+
+/** "auto", "gather", "copy". */
+const char *djg_rx_mover_name(enum djg_rx_mover m);
+
+/** What djg_rx_mover_measure() measures, and what it found. */
+struct djg_rx_mover_probe {
+	uint32_t frag_size;      /**< fragment payload; 0: 1416 B */
+	size_t bytes;            /**< bytes per run; 0: 64 MiB */
+	int reps;                /**< runs after a warm-up, best kept; 0: 3 */
+	size_t chunk_size;       /**< copy path chunk; 0: DJG_RX_CHUNK_SIZE */
+	unsigned int n_chunks;   /**< copy path chunks; 0: DJG_RX_CHUNKS */
+	/* Results, GB/s (1e9 bytes per second), best run. */
+	double gather_gbytes_s;  /**< one gather kernel launch over the fragments */
+	double copy_gbytes_s;    /**< this thread packing chunks, copy engine moving them */
+	double memcpy_gbytes_s;  /**< cudaMemcpy H2D of the same bytes, contiguous */
+	double seconds;          /**< the measurement's wall time */
+};
+
+/** Copy path defaults: chunks per lcore and device, and their size. */
+#define DJG_RX_CHUNK_SIZE (4u << 20)
+#define DJG_RX_CHUNKS 4
+
+/**
+ * Measure both movers on GPU @p dev_id with fragments laid out as rx mbufs
+ * hold them (misaligned payloads, one mbuf-size slot each) in hugepage
+ * memory registered with the GPU, into GPU memory; each result is checked
+ * byte for byte. Takes tens of milliseconds and some 100 MiB of host and
+ * GPU memory for the default 64 MiB.
+ * @return 0, -EINVAL, -ENOMEM, -EIO (a CUDA call failed or a result was
+ *   wrong), -DJ_ENOGPU.
+ */
+int djg_rx_mover_measure(int16_t dev_id, struct djg_rx_mover_probe *pr);
+
 /** Most devices one placer serves. */
 #define DJG_PLACER_MAX_DEVS 16
 
@@ -450,6 +498,12 @@ struct djg_dp_placer_conf {
 	 *  (the first of dev_ids on that GPU). */
 	djg_dp_device_fn *device_of;
 	void *device_arg;
+	/** GPU receives: gather kernel or chunks through the copy engine;
+	 *  AUTO measures both on the first GPU at create (djg_rx_mover_measure
+	 *  with frag_size) and takes the faster. */
+	enum djg_rx_mover mover;
+	uint32_t chunk_size;  /**< copy mover: bytes per chunk; 0: DJG_RX_CHUNK_SIZE */
+	uint16_t n_chunks;    /**< copy mover: chunks per lcore and GPU; 0: DJG_RX_CHUNKS */
 };
 
 struct djg_dp_placer_stats {
@@ -459,6 +513,15 @@ struct djg_dp_placer_stats {
 	uint64_t pools;         /**< mempools registered with the GPU */
 	uint64_t mixed_bursts;  /**< rx bursts whose fragments went to several devices */
 	uint16_t n_devs;
+	enum djg_rx_mover mover;       /**< the one in use: GATHER or COPY */
+	enum djg_rx_mover mover_asked; /**< what the configuration asked */
+	/** The start-up measurement (AUTO only; 0 where not measured). */
+	double gather_gbytes_s, copy_gbytes_s;
+	/** Copy mover, summed over lcores and GPUs (gpu/packer.h). */
+	uint64_t chunk_bytes;   /**< bytes packed into chunks */
+	uint64_t chunks;        /**< chunks handed to the copy engine */
+	uint64_t chunk_copies;  /**< copy-engine copies issued */
+	uint64_t chunk_waits;   /**< times an lcore waited for a chunk to come free */
 	/** Per device (summed over lcores): what its sinks gathered. */
 	struct {
 		uint64_t bytes, copies, bursts;

@@ -336,7 +336,8 @@ static int16_t choose_device(const struct opts *o, char *name, size_t len)
  * the placer whose callbacks each mode uses. */
 static int bench_setup(struct bench *b)
 {
-	struct djg_dp_placer_conf pc = {.dev_id = b->dev, .mode = DJG_GATHER_LAUNCH};
+	struct djg_dp_placer_conf pc = {.dev_id = b->dev, .mode = DJG_GATHER_LAUNCH,
+					   .mover = DJG_MOVER_GATHER};
 	size_t len = b->o->size;
 	int rc;
 

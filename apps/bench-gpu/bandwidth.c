@@ -14,6 +14,12 @@
  * Times are wall clock on the CPU, best of --reps, gather from the first
  * submit to the drained sink (descriptor production included). cudaMemcpy
  * runs before and after each layout; ratios are to its best time.
+ * With each layout, in the same run:
+ *  - read probe: a kernel that only reads the same fragments (read_kernel.cu),
+ *    the ceiling of any gather on this host; each gather's share of it is
+ *    printed after the table;
+ *  - copy chunks: the copy mover (gpu/packer.h): this thread packs the
+ *    fragments into pinned chunks, the copy engine moves them.
  * Send side: cudaMemcpy D2H vs the tx stager (1 MiB pinned chunks, D2H
  * overlapped with attaching payload-size extbuf mbufs, freed at once).
  */
@@ -31,6 +37,7 @@
 #include "djinn/common.h"
 #include "common/djc.h"
 #include "dataplane/eal.h"
+#include "gpu/packer.h"
 #include "bench_gpu.h"
 
 #ifdef DJ_HAVE_CUDA
@@ -166,6 +173,67 @@ static int gather_exact(const uint8_t *host, const struct layout *l, size_t byte
 	return 1;
 }
 
+/* The read-only probe of the layout's fragments: 8 blocks per SM. */
+static void probe_row(const struct bench_opts *o, int16_t dev_id, const struct layout *l,
+		      const struct djg_copy *copies, size_t n, struct bench_report *rep)
+{
+	struct bench_result *res = report_add(rep, "probe");
+	int sms = 0;
+
+	cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, bench_cuda_ordinal(dev_id));
+	snprintf(res->what, sizeof(res->what), "read probe %s %uB", l->name, o->payload);
+	snprintf(res->layout, sizeof(res->layout), "%s", l->name);
+	res->probe = 1;
+	res->bytes = o->bench_bytes;
+	res->ok = bench_read_probe(copies, n, 8u * (unsigned int)RTE_MAX(sms, 1), o->reps,
+				   &res->seconds, &res->worst_s) == 0;
+	res->gbytes_s = res->ok ? res->bytes / res->seconds / 1e9 : 0;
+}
+
+/* Pack every fragment into the chunks and drain: one copy-mover pass. */
+static int chunks_once(struct djg_packer *p, uint8_t *dest, const struct djg_copy *copies,
+		       size_t n)
+{
+	int rc = 0;
+
+	for (size_t f = 0; rc == 0 && f < n; f++)
+		rc = djg_packer_add(p, dest + copies[f].dst_off, copies[f].src, copies[f].len);
+	return rc != 0 ? rc : djg_packer_drain(p);
+}
+
+/* The copy mover on the layout's fragments, checked byte for byte. */
+static void chunks_row(const struct bench_opts *o, int16_t dev_id, const struct layout *l,
+		       const struct djg_copy *copies, size_t n, uint8_t *host, void *dest,
+		       uint8_t *back, struct bench_report *rep)
+{
+	struct bench_result *res = report_add(rep, "chunks");
+	struct djg_cuda_packer *cp = NULL;
+	int rc;
+
+	snprintf(res->what, sizeof(res->what), "copy chunks %s %uB %uKiBx%d", l->name,
+		 o->payload, (unsigned int)(o->chunk_size >> 10), o->n_chunks);
+	snprintf(res->layout, sizeof(res->layout), "%s", l->name);
+	res->bytes = o->bench_bytes;
+	res->seconds = 1e30;
+	cudaMemset(dest, 0, o->bench_bytes);
+	rc = djg_cuda_packer_create(dev_id, bench_cuda_ordinal(dev_id), o->chunk_size, (unsigned int)o->n_chunks,
+				    SOCKET_ID_ANY, &cp);
+	for (int r = 0; rc == 0 && r <= o->reps; r++) {
+		uint64_t t0 = djc_time_ns();
+		double s;
+
+		rc = chunks_once(djg_cuda_packer_get(cp), dest, copies, n);
+		s = (djc_time_ns() - t0) / 1e9;
+		if (r == 0)
+			continue; /* warm-up */
+		res->seconds = RTE_MIN(res->seconds, s);
+		res->worst_s = RTE_MAX(res->worst_s, s);
+	}
+	djg_cuda_packer_destroy(cp);
+	res->ok = rc == 0 && gather_exact(host, l, o->bench_bytes, o->payload, dest, back);
+	res->gbytes_s = res->ok ? res->bytes / res->seconds / 1e9 : 0;
+}
+
 static int bench_layout(const struct bench_opts *o, int16_t dev_id, const struct layout *l,
 			uint8_t *host, void *dest, uint8_t *back, double memcpy_s,
 			struct bench_report *rep)
@@ -188,6 +256,7 @@ static int bench_layout(const struct bench_opts *o, int16_t dev_id, const struct
 		cudaMemset(dest, 0, bytes);
 		res = report_add(rep, "gather");
 		describe(l, o, mode, res->what, sizeof(res->what));
+		snprintf(res->layout, sizeof(res->layout), "%s", l->name);
 		res->bytes = bytes;
 		res->seconds = mode == MODE_ONESHOT ? oneshot_best(o, dev_id, dest, copies, n)
 						    : sink_best(o, dev_id, mode, dest, copies, n);
@@ -195,6 +264,8 @@ static int bench_layout(const struct bench_opts *o, int16_t dev_id, const struct
 		res->gbytes_s = res->seconds > 0 ? bytes / res->seconds / 1e9 : 0;
 		res->ratio = res->seconds > 0 ? memcpy_s / res->seconds : 0;
 	}
+	probe_row(o, dev_id, l, copies, n, rep);
+	chunks_row(o, dev_id, l, copies, n, host, dest, back, rep);
 	free(copies);
 	return 0;
 }

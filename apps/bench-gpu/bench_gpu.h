@@ -19,6 +19,9 @@ struct bench_opts {
 	uint32_t payload;         /* payload bytes per packet / fragment */
 	uint16_t burst;           /* packets per burst */
 	int modes;                /* bit per enum djg_gather_mode */
+	int movers;               /* verify: bit 0 gather (the rx sink), bit 1 copy chunks */
+	uint64_t chunk_size;      /* copy mover chunk bytes */
+	int n_chunks;
 	uint16_t blocks;          /* persistent kernel blocks, 0: default */
 	int reps;
 	unsigned int seed;
@@ -30,6 +33,9 @@ struct bench_result {
 	char what[48];            /* e.g. "verify 1 GiB staged/persistent" */
 	uint64_t bytes;
 	double seconds;           /* best of the repetitions */
+	double worst_s;           /* worst of them (0: one run, or not kept) */
+	char layout[16];          /* bandwidth rows: the fragments' layout */
+	int probe;                /* 1: the read-only probe of that layout */
 	double gbytes_s;          /* bytes / seconds / 1e9 */
 	double ratio;             /* to cudaMemcpy H2D, 0 when n/a */
 	int ok;                   /* 1 byte-exact / measured, 0 failed */
@@ -49,6 +55,15 @@ int run_verify(const struct bench_opts *o, int16_t dev_id, struct bench_report *
 
 /* cudaMemcpy pinned H2D vs the staged gather on the same bytes. */
 int run_bandwidth(const struct bench_opts *o, int16_t dev_id, struct bench_report *rep);
+
+/* Read-only probe (read_kernel.cu): @blocks blocks read the words holding
+ * each fragment of copies[0..n) from mapped host memory, @reps timed runs
+ * after a warm-up. 0, or -1 on a CUDA error. */
+int bench_read_probe(const struct djg_copy *copies, size_t n, unsigned int blocks, int reps,
+		     double *best_s, double *worst_s);
+
+/* The CUDA ordinal of gpudev device @dev_id, or -1. */
+int bench_cuda_ordinal(int16_t dev_id);
 
 /* Deterministic test bytes: byte i of a stream seeded with @seed. */
 void fill_pattern(uint8_t *buf, size_t len, unsigned int seed);

@@ -8,7 +8,9 @@
  *    the rx sink into GPU memory (host memory without a GPU), copied back and
  *    compared byte for byte;
  * 2. bandwidth: cudaMemcpy pinned H2D vs the staged gather kernel on the
- *    same bytes, and their ratio.
+ *    same bytes, and their ratio; a read-only probe of the same fragments
+ *    (the host's ceiling for any gather) and the copy mover (pinned chunks
+ *    and the copy engine), with each mover's share of the probe.
  * Prints a table, then one JSON object (also to --json FILE).
  * Exit status: 0 all checks passed, 1 a check failed, 2 bad usage.
  */
@@ -27,6 +29,7 @@
 #include "common/djc.h"
 #include "dataplane/eal.h"
 #include "gpu/gpu.h"
+#include "gpu/packer.h"
 #include "bench_gpu.h"
 
 static void usage(const char *prog)
@@ -43,7 +46,11 @@ static void usage(const char *prog)
 
 	       "  --blocks N        persistent kernel blocks (default: SMs, SMs/2 for\n"
 	       "                    payloads of 4 KiB and more)\n"
-	       "  --reps N          bench repetitions, best is kept (default 5)\n"
+	       "  --mover M         verify through gather (the rx sink), copy (pinned\n"
+	       "                    chunks and the copy engine) or both (default)\n"
+	       "  --chunk SIZE      copy mover chunk size (default 4M)\n"
+	       "  --chunks N        copy mover chunks (default 4)\n"
+	       "  --reps N          bench repetitions, best and worst kept (default 5)\n"
 	       "  --seed N          data pattern seed (default: time)\n"
 	       "  --json FILE       also write the JSON result there\n"
 	       "  --log-level L     err, warn, notice, info, debug\n",
@@ -67,6 +74,17 @@ static int parse_sizes(const char *list, struct bench_opts *o)
 	}
 	return djc_opt_size_list("--verify", list, 1, UINT64_MAX, o->verify, MAX_SIZES,
 				 &o->n_verify);
+}
+
+static int parse_mover(const char *s, struct bench_opts *o)
+{
+	static const char *const names[] = {"gather", "copy", "both"};
+	int i;
+	int rc = djc_opt_choice("--mover", s, names, 3, &i);
+
+	if (rc == 0)
+		o->movers = i == 2 ? 3 : 1 << i;
+	return rc;
 }
 
 static int parse_mode(const char *s, struct bench_opts *o)
@@ -99,6 +117,9 @@ static int parse_option(int c, const char *arg, void *ctx)
 	case 'u': return djc_opt_u16("--burst", arg, 1, 256, &o->burst);
 	case 'm': return parse_mode(arg, o);
 	case 'B': return djc_opt_u16("--blocks", arg, 1, UINT16_MAX, &o->blocks);
+	case 'M': return parse_mover(arg, o);
+	case 'c': return djc_opt_size("--chunk", arg, 64 * 1024, 1u << 30, &o->chunk_size);
+	case 'C': return djc_opt_int("--chunks", arg, 2, DJG_PACKER_MAX_CHUNKS, &o->n_chunks);
 	case 'r': return djc_opt_int("--reps", arg, 1, MAX_RUNS, &o->reps);
 	case 's': return djc_opt_u32("--seed", arg, 0, UINT32_MAX, &o->seed);
 	case 'j': o->json = arg; return 0;
@@ -115,6 +136,8 @@ static int parse_options(int argc, char **argv, void *arg)
 		{"payload", required_argument, NULL, 'p'}, {"burst", required_argument, NULL, 'u'},
 		{"mode", required_argument, NULL, 'm'}, {"blocks", required_argument, NULL, 'B'},
 		{"reps", required_argument, NULL, 'r'}, {"seed", required_argument, NULL, 's'},
+		{"mover", required_argument, NULL, 'M'}, {"chunk", required_argument, NULL, 'c'},
+		{"chunks", required_argument, NULL, 'C'},
 		{"json", required_argument, NULL, 'j'}, {"log-level", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
@@ -122,17 +145,45 @@ static int parse_options(int argc, char **argv, void *arg)
 	return djc_cli_getopt(argc, argv, "", longopts, parse_option, arg, NULL);
 }
 
+/* The read probe of @r's layout, or NULL. */
+static const struct bench_result *probe_of(const struct bench_report *rep,
+					   const struct bench_result *r)
+{
+	for (int i = 0; i < rep->n; i++)
+		if (rep->r[i].probe && strcmp(rep->r[i].layout, r->layout) == 0 &&
+		    rep->r[i].ok && rep->r[i].seconds > 0)
+			return &rep->r[i];
+	return NULL;
+}
+
+/* A mover's best time as a share of its layout's read probe (0: none). */
+static double probe_share(const struct bench_report *rep, const struct bench_result *r)
+{
+	const struct bench_result *p = r->layout[0] != '\0' && !r->probe ? probe_of(rep, r) : NULL;
+
+	return p != NULL && r->ok && r->seconds > 0 ? p->seconds / r->seconds : 0;
+}
+
 static void print_table(const struct bench_report *rep)
 {
-	printf("\n%-40s %14s %10s %10s %7s %s\n", "what", "bytes", "ms", "GB/s", "ratio", "check");
+	printf("\n%-40s %14s %10s %10s %10s %7s %s\n", "what", "bytes", "ms", "GB/s",
+	       "worst GB/s", "ratio", "check");
 	for (int i = 0; i < rep->n; i++) {
 		const struct bench_result *r = &rep->r[i];
 
-		printf("%-40s %14" PRIu64 " %10.3f %10.2f %7s %s\n", r->what, r->bytes,
-		       r->seconds * 1e3, r->gbytes_s, "", r->ok ? "ok" : "FAIL");
+		printf("%-40s %14" PRIu64 " %10.3f %10.2f %10.2f %7s %s\n", r->what, r->bytes,
+		       r->seconds * 1e3, r->gbytes_s,
+		       r->worst_s > 0 ? r->bytes / r->worst_s / 1e9 : 0.0, "",
+		       r->ok ? "ok" : "FAIL");
 		if (r->ratio > 0 && r->ratio != 1)
-			printf("%-40s %14s %10s %10s %6.1f%%\n", "", "", "", "", r->ratio * 100);
+			printf("%-40s %14s %10s %10s %10s %6.1f%%\n", "", "", "", "", "",
+			       r->ratio * 100);
 	}
+	printf("\nshare of the read probe (same fragments, same run):\n");
+	for (int i = 0; i < rep->n; i++)
+		if (probe_share(rep, &rep->r[i]) > 0)
+			printf("  %-40s %6.1f%%\n", rep->r[i].what,
+			       probe_share(rep, &rep->r[i]) * 100);
 }
 
 static void print_json(FILE *f, const struct bench_report *rep, const struct bench_opts *o)
@@ -143,9 +194,10 @@ static void print_json(FILE *f, const struct bench_report *rep, const struct ben
 		const struct bench_result *r = &rep->r[i];
 
 		fprintf(f, "%s\n  {\"what\": \"%s\", \"bytes\": %" PRIu64 ", \"seconds\": %.6f, "
-			"\"gbytes_per_s\": %.3f, \"ratio_to_memcpy\": %.4f, \"ok\": %s}",
-			i ? "," : "", r->what, r->bytes, r->seconds, r->gbytes_s, r->ratio,
-			r->ok ? "true" : "false");
+			"\"worst_seconds\": %.6f, \"gbytes_per_s\": %.3f, "
+			"\"ratio_to_memcpy\": %.4f, \"share_of_probe\": %.4f, \"ok\": %s}",
+			i ? "," : "", r->what, r->bytes, r->seconds, r->worst_s, r->gbytes_s,
+			r->ratio, probe_share(rep, r), r->ok ? "true" : "false");
 	}
 	fprintf(f, "\n]}\n");
 }
@@ -174,6 +226,7 @@ int main(int argc, char **argv)
 	struct bench_opts o = {
 		.verify = {1, 1 << 20, 256 << 20, 1 << 30}, .n_verify = 4,
 		.bench_bytes = 1 << 30, .payload = 1400, .burst = 32, .modes = 7, .reps = 5,
+		.movers = 3, .chunk_size = DJG_RX_CHUNK_SIZE, .n_chunks = DJG_RX_CHUNKS,
 		.seed = (unsigned int)time(NULL),
 	};
 	struct parsed parsed = {.o = &o};

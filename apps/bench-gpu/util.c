@@ -18,3 +18,11 @@ void fill_pattern(uint8_t *buf, size_t len, unsigned int seed)
 	for (; i < len; i++)
 		buf[i] = (uint8_t)(x >> (8 * (i & 7))) ^ (uint8_t)i;
 }
+
+int bench_cuda_ordinal(int16_t dev_id)
+{
+	for (int i = 0; i < djg_count(); i++)
+		if (djg_find_cuda(i) == dev_id)
+			return i;
+	return -1;
+}

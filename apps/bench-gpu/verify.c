@@ -4,8 +4,10 @@
  * of this process joined back to back. The sender cuts a random buffer into
  * UDP packets (a 16-byte header says where each payload goes); the receiver
  * parses each burst into a copy list and hands it, with the mbufs, to the rx
- * sink (staged: GPU gather kernel; host: memcpy). One packet pointing past
- * the destination is injected per size: it must be refused while the rest
+ * sink (staged: GPU gather kernel; host: memcpy), or with a GPU packs each
+ * payload into pinned chunks that the copy engine moves (the copy mover,
+ * gpu/packer.h) and frees the burst at once. One packet pointing past the
+ * destination is injected per size: it must be refused while the rest
  * lands. Then the destination is copied back and compared.
  */
 #include <errno.h>
@@ -23,6 +25,7 @@
 
 #include "djinn/common.h"
 #include "common/djc.h"
+#include "gpu/packer.h"
 #include "bench_gpu.h"
 
 #define RING_SLOTS 4096
@@ -50,7 +53,9 @@ struct wire {
 struct xfer {
 	const struct bench_opts *o;
 	struct wire *w;
-	struct djg_rx_sink *sink;
+	struct djg_rx_sink *sink;     /* gather mover; NULL: packer */
+	struct djg_packer *packer;    /* copy mover */
+	uint8_t *dest;                /* copy mover: the destination */
 	const uint8_t *src;
 	size_t total;
 	size_t next_off;        /* next payload byte to packetise */
@@ -199,6 +204,26 @@ static int parse(struct rte_mbuf *m, struct djg_copy *c)
 	return 1;
 }
 
+/* Copy mover: each payload into the chunks (bounds checked as the sink
+ * does), then the burst goes back to its pool at once. */
+static int deliver_packed(struct xfer *x, struct rte_mbuf **pkts, uint16_t n)
+{
+	int rc = 0;
+
+	for (uint16_t i = 0; i < n && rc == 0; i++) {
+		struct djg_copy c;
+
+		if (!parse(pkts[i], &c) || c.len > x->total || c.dst_off > x->total - c.len) {
+			x->refused++;
+			continue;
+		}
+		rc = djg_packer_add(x->packer, x->dest + c.dst_off, c.src, c.len);
+		x->bytes_landed += c.len;
+	}
+	rte_pktmbuf_free_bulk(pkts, n);
+	return rc;
+}
+
 /* Submit one received burst; a burst the sink refuses is retried packet by
  * packet so that one bad packet costs only itself. */
 static int deliver(struct xfer *x, struct rte_mbuf **pkts, uint16_t n)
@@ -242,12 +267,14 @@ static int transfer(struct xfer *x)
 		sender_send(x);
 		n = rte_eth_rx_burst(x->w->rx_port, 0, pkts, x->o->burst);
 		x->rx_pkts += n;
-		if (n > 0 && (rc = deliver(x, pkts, n)) != 0)
+		if (n > 0 && (rc = x->packer != NULL ? deliver_packed(x, pkts, n) :
+						      deliver(x, pkts, n)) != 0)
 			return rc;
-		if (djg_rx_sink_poll(x->sink) < 0)
+		if (x->sink != NULL && djg_rx_sink_poll(x->sink) < 0)
 			return -EIO;
 	}
-	return djg_rx_sink_drain(x->sink, 10ull * 1000000000ull);
+	return x->packer != NULL ? djg_packer_drain(x->packer) :
+				   djg_rx_sink_drain(x->sink, 10ull * 1000000000ull);
 }
 
 static int check_size(struct xfer *x, struct djg_pool *pool, void *dest, uint8_t *back,
@@ -258,7 +285,7 @@ static int check_size(struct xfer *x, struct djg_pool *pool, void *dest, uint8_t
 
 	memset(back, 0xee, x->total);
 	rc = djg_pool_copy_in(pool, dest, back, x->total); /* poison the destination */
-	if (rc == 0)
+	if (rc == 0 && x->sink != NULL)
 		rc = djg_rx_sink_rebind(x->sink, dest, x->total);
 	if (rc != 0)
 		return rc;
@@ -296,6 +323,7 @@ static int verify_sizes(const struct bench_opts *o, int16_t dev_id, struct wire 
 		.blocks = o->blocks, .frag_size = o->payload, .release = free_mbufs,
 	};
 	struct djg_rx_sink *sink = NULL;
+	struct djg_cuda_packer *cp = NULL;
 	int rc = src && back ? djg_pool_alloc(pool, max, &conf.dest) : -ENOMEM;
 	int failed = 0;
 
@@ -303,16 +331,30 @@ static int verify_sizes(const struct bench_opts *o, int16_t dev_id, struct wire 
 		fill_pattern(src, max, o->seed);
 		rc = djg_rx_sink_create(&conf, &sink);
 	}
-	for (int i = 0; rc == 0 && i < o->n_verify; i++) {
-		struct xfer x = {.o = o, .w = w, .sink = sink, .src = src, .total = o->verify[i],
+	/* The copy mover needs a GPU: host memory is memcpy either way. */
+	if (rc == 0 && (o->movers & 2) && dev_id != DJG_HOST) {
+		rc = djg_cuda_packer_create(dev_id, bench_cuda_ordinal(dev_id), o->chunk_size,
+					    (unsigned int)o->n_chunks, SOCKET_ID_ANY, &cp);
+	}
+	for (int i = 0; rc == 0 && i < 2 * o->n_verify; i++) {
+		int copy = i >= o->n_verify;
+		struct xfer x = {.o = o, .w = w, .sink = copy ? NULL : sink,
+				 .packer = copy && cp != NULL ? djg_cuda_packer_get(cp) : NULL,
+				 .dest = conf.dest, .src = src, .total = o->verify[i % o->n_verify],
 				 .inject_bad = 1};
-		struct bench_result *res = report_add(rep, "verify");
+		struct bench_result *res;
 
+		if (x.sink == NULL && x.packer == NULL)
+			continue;
+		if (!(o->movers & (copy ? 2 : 1)))
+			continue;
+		res = report_add(rep, "verify");
 		snprintf(res->what, sizeof(res->what), "verify %zu B %s", x.total,
-			 djg_rx_path_name(djg_rx_sink_path(sink)));
+			 copy ? "copy chunks" : djg_rx_path_name(djg_rx_sink_path(sink)));
 		rc = check_size(&x, pool, conf.dest, back, res);
 		failed += !res->ok;
 	}
+	djg_cuda_packer_destroy(cp);
 	djg_rx_sink_destroy(sink);
 	free(src);
 	free(back);

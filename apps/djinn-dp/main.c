@@ -67,6 +67,7 @@ struct dp_options {
 	uint32_t dp_initial_credit;
 	enum djg_gather_mode gpu_gather;
 	uint16_t gpu_gather_blocks;
+	enum djg_rx_mover gpu_rx_mover;
 	const char *metrics;     /* ADDR:PORT of the Prometheus endpoint, or NULL */
 	int json_log;
 	/* Fleet membership (docs/FLEET.md). */
@@ -101,6 +102,10 @@ static void usage(const char *prog)
 	       "                         per burst)\n"
 	       "  --gpu-gather-blocks N  resident kernel blocks per data-plane lcore\n"
 	       "                         (default: from the frame size)\n"
+	       "  --gpu-rx-mover M       how received payloads reach GPU memory: gather\n"
+	       "                         (the gather kernel reads the mbufs), copy (lcores\n"
+	       "                         pack pinned chunks, the copy engine moves them) or\n"
+	       "                         auto (the faster, measured at start-up; default)\n"
 	       "  --mem-limit SIZE       bytes per session, with K/M/G suffix (default none)\n"
 	       "  --total-mem-limit SIZE bytes over all sessions (default none)\n"
 	       "  --token-file PATH      pre-shared token (or DJINN_TOKEN / DJINN_TOKEN_FILE)\n"
@@ -143,7 +148,7 @@ enum {
 	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
 	OPT_DP_IP, OPT_DP_UDP_PORT, OPT_DP_FRAME_SIZE, OPT_DP_IMPAIR, OPT_NO_DPDK,
 	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_INITIAL_CREDIT, OPT_GPU_GATHER,
-	OPT_GPU_GATHER_BLOCKS, OPT_METRICS, OPT_LOG_FORMAT, OPT_FLEET, OPT_FLEET_FILE,
+	OPT_GPU_GATHER_BLOCKS, OPT_GPU_RX_MOVER, OPT_METRICS, OPT_LOG_FORMAT, OPT_FLEET, OPT_FLEET_FILE,
 	OPT_FLEET_ETCD, OPT_FLEET_PREFIX, OPT_FLEET_TTL, OPT_FLEET_TOKEN_FILE, OPT_FLEET_ID,
 	OPT_FLEET_ADVERTISE, OPT_GPU_MOVE,
 };
@@ -154,6 +159,9 @@ static int parse_option(int c, const char *arg, void *opts)
 	struct dp_options *o = opts;
 	static const char *const gather_modes[] = {
 		[DJG_GATHER_PERSISTENT] = "persistent", [DJG_GATHER_LAUNCH] = "launch",
+	};
+	static const char *const movers[] = {
+		[DJG_MOVER_AUTO] = "auto", [DJG_MOVER_GATHER] = "gather", [DJG_MOVER_COPY] = "copy",
 	};
 	static const char *const move_modes[] = {
 		[RT_MOVE_AUTO] = "auto", [RT_MOVE_STAGED] = "staged",
@@ -174,6 +182,10 @@ static int parse_option(int c, const char *arg, void *opts)
 	case OPT_GPU_GATHER:
 		rc = djc_opt_choice("--gpu-gather", arg, gather_modes, 2, &i);
 		o->gpu_gather = rc == 0 ? (enum djg_gather_mode)i : o->gpu_gather;
+		return rc;
+	case OPT_GPU_RX_MOVER:
+		rc = djc_opt_choice("--gpu-rx-mover", arg, movers, 3, &i);
+		o->gpu_rx_mover = rc == 0 ? (enum djg_rx_mover)i : o->gpu_rx_mover;
 		return rc;
 	case OPT_GPU_MOVE:
 		rc = djc_opt_choice("--gpu-move", arg, move_modes, 2, &i);
@@ -233,6 +245,7 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"gpu", required_argument, NULL, OPT_GPU},
 		{"gpu-gather", required_argument, NULL, OPT_GPU_GATHER},
 		{"gpu-gather-blocks", required_argument, NULL, OPT_GPU_GATHER_BLOCKS},
+		{"gpu-rx-mover", required_argument, NULL, OPT_GPU_RX_MOVER},
 		{"gpu-move", required_argument, NULL, OPT_GPU_MOVE},
 		{"mem-limit", required_argument, NULL, OPT_MEM_LIMIT},
 		{"total-mem-limit", required_argument, NULL, OPT_TOTAL_MEM_LIMIT},
@@ -348,7 +361,8 @@ static int gpu_placer_create(const struct dp_options *o, const struct rt_runtime
 {
 	struct djg_dp_placer_conf pc = {.mode = o->gpu_gather,
 					   .blocks = o->gpu_gather_blocks,
-					   .frag_size = o->dp_frame_size};
+					   .frag_size = o->dp_frame_size,
+					   .mover = o->gpu_rx_mover};
 	struct rt_device_info devs[RT_MAX_DEVICES];
 	int n = rt_devices(rt, devs, RT_MAX_DEVICES), rc;
 
@@ -366,12 +380,19 @@ static int gpu_placer_create(const struct dp_options *o, const struct rt_runtime
 		pc.dev_ids[pc.n_devs++] = (int16_t)dev;
 	}
 	rc = djg_dp_placer_create(&pc, placer);
-	if (rc == 0)
+	if (rc == 0) {
+		struct djg_dp_placer_stats g;
+
+		djg_dp_placer_stats_get(*placer, &g);
 		printf("data plane: GPU tensors received by %s into the GPU each lies on "
-		       "(%d device(s)), sent through pinned staging rings\n",
+		       "(%d device(s), mover %s of %s: gather %.1f GB/s, copy %.1f GB/s), sent "
+		       "through pinned staging rings\n",
+		       g.mover == DJG_MOVER_COPY ? "pinned chunks and the copy engine" :
 		       o->gpu_gather == DJG_GATHER_PERSISTENT ? "resident gather kernels"
-								 : "a gather kernel per burst",
-		       pc.n_devs);
+							      : "a gather kernel per burst",
+		       pc.n_devs, djg_rx_mover_name(g.mover), djg_rx_mover_name(g.mover_asked),
+		       g.gather_gbytes_s, g.copy_gbytes_s);
+	}
 	return rc;
 }
 
@@ -441,6 +462,8 @@ static void print_gather_stats(struct djg_dp_placer *placer)
 	printf(", gpu rx %s %.1f MB in %" PRIu64 " bursts, %" PRIu64 " direct, %" PRIu64 " failed",
 	       djg_rx_path_name(g.sink.path), g.sink.bytes / 1e6, g.sink.bursts,
 	       g.direct_copies, g.failures);
+	if (g.mover == DJG_MOVER_COPY)
+		printf(", %.1f MB in %" PRIu64 " chunks", g.chunk_bytes / 1e6, g.chunks);
 }
 
 static void print_stats(struct ctl_server *server, struct dp_engine *dp,

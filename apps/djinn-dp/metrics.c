@@ -267,6 +267,36 @@ static void collect_gather_devices(struct srv_view *v, const struct djg_dp_place
 	    "Receive bursts whose fragments went to several GPUs.", g->mixed_bursts);
 }
 
+/* Which receive mover runs, what the start-up measurement found, and what
+ * the copy mover's chunks carried. */
+static void collect_mover(const struct djg_dp_placer_stats *g, struct mx_writer *w)
+{
+	static const enum djg_rx_mover movers[] = {DJG_MOVER_GATHER, DJG_MOVER_COPY};
+	const double rates[] = {g->gather_gbytes_s, g->copy_gbytes_s};
+	char l[LABELS];
+
+	mx_family(w, "djinn_gpu_rx_mover", MX_GAUGE,
+		  "1 for the receive mover in use (gather kernel or copy engine).");
+	mx_labels(l, sizeof(l), "mover", djg_rx_mover_name(g->mover), "asked",
+		  djg_rx_mover_name(g->mover_asked), NULL);
+	mx_sample_u64(w, "djinn_gpu_rx_mover", l, 1);
+	mx_family(w, "djinn_gpu_rx_mover_measured_bytes_per_second", MX_GAUGE,
+		  "Start-up measurement of each receive mover (0: not measured).");
+	for (int i = 0; i < 2; i++) {
+		mx_labels(l, sizeof(l), "mover", djg_rx_mover_name(movers[i]), NULL);
+		mx_sample(w, "djinn_gpu_rx_mover_measured_bytes_per_second", l, rates[i] * 1e9);
+	}
+	one(w, "djinn_gpu_rx_chunk_bytes_total", MX_COUNTER,
+	    "Received bytes packed into pinned chunks (copy mover).", g->chunk_bytes);
+	one(w, "djinn_gpu_rx_chunks_total", MX_COUNTER,
+	    "Pinned chunks handed to the copy engine.", g->chunks);
+	one(w, "djinn_gpu_rx_chunk_copies_total", MX_COUNTER,
+	    "Copy-engine copies issued for chunks (one per run of contiguous bytes).",
+	    g->chunk_copies);
+	one(w, "djinn_gpu_rx_chunk_waits_total", MX_COUNTER,
+	    "Times a receive lcore waited for a chunk still in flight.", g->chunk_waits);
+}
+
 static void collect_gather(struct srv_view *v, struct mx_writer *w)
 {
 	struct djg_dp_placer_stats g;
@@ -285,6 +315,7 @@ static void collect_gather(struct srv_view *v, struct mx_writer *w)
 	one(w, "djinn_gpu_gather_failures_total", MX_COUNTER, "Fragments whose copy failed.",
 	    g.failures);
 	collect_gather_devices(v, &g, w);
+	collect_mover(&g, w);
 }
 
 /* One counter family per device and direction: fields @p in and @p out of
@@ -495,5 +526,13 @@ void srv_stats_json(void *view, cJSON *obj)
 	cJSON_AddNumberToObject(d, "gpu_rx_failures", (double)g.failures);
 	cJSON_AddNumberToObject(d, "gpu_rx_kernel_generations", (double)g.sink.generations);
 	cJSON_AddNumberToObject(d, "gpu_rx_mixed_bursts", (double)g.mixed_bursts);
+	cJSON_AddStringToObject(d, "gpu_rx_mover", djg_rx_mover_name(g.mover));
+	cJSON_AddStringToObject(d, "gpu_rx_mover_asked", djg_rx_mover_name(g.mover_asked));
+	cJSON_AddNumberToObject(d, "gpu_rx_gather_gbytes_s", g.gather_gbytes_s);
+	cJSON_AddNumberToObject(d, "gpu_rx_copy_gbytes_s", g.copy_gbytes_s);
+	cJSON_AddNumberToObject(d, "gpu_rx_chunk_bytes", (double)g.chunk_bytes);
+	cJSON_AddNumberToObject(d, "gpu_rx_chunks", (double)g.chunks);
+	cJSON_AddNumberToObject(d, "gpu_rx_chunk_copies", (double)g.chunk_copies);
+	cJSON_AddNumberToObject(d, "gpu_rx_chunk_waits", (double)g.chunk_waits);
 	stats_gather_devices(v, &g, d);
 }

@@ -58,6 +58,9 @@ struct duo_conf {
 	int two_devices;         /* the placer serves dev twice (logical devices) */
 	const char *impair;      /* in-line impairment on b's transmissions */
 	uint32_t stage_slots;    /* b's staging ring for GPU sources; 0: default */
+	enum djg_rx_mover mover; /* GPU receives: gather kernel or chunks */
+	uint32_t chunk_size;     /* copy mover; 0: default */
+	uint16_t n_chunks;
 	/* Change the placer's callbacks (failure injection); NULL: keep them. */
 	void (*wrap)(struct dp_engine_placer *ops);
 };
@@ -96,7 +99,10 @@ static void two_devices_conf(struct djg_dp_placer_conf *pc)
 
 static void duo_start_conf(struct duo *d, const struct duo_conf *dc)
 {
-	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = dc->mode, .frag_size = 8000};
+	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = dc->mode, .frag_size = 8000,
+					   .mover = dc->mover == DJG_MOVER_AUTO ? DJG_MOVER_GATHER
+										: dc->mover,
+					   .chunk_size = dc->chunk_size, .n_chunks = dc->n_chunks};
 	struct dp_endpoint ea, eb;
 	uint16_t pa, pb;
 
@@ -117,7 +123,7 @@ static void duo_start_conf(struct duo *d, const struct duo_conf *dc)
 
 static void duo_start(struct duo *d, enum djg_gather_mode mode)
 {
-	struct duo_conf dc = {.mode = mode};
+	struct duo_conf dc = {.mode = mode, .mover = DJG_MOVER_GATHER};
 
 	duo_start_conf(d, &dc);
 }
@@ -292,6 +298,69 @@ static void test_transfers_persistent(void)
 static void test_transfers_launch(void)
 {
 	transfers_in_mode(DJG_GATHER_LAUNCH);
+}
+
+/* Every size, received through the copy mover; chunks small enough that
+ * the 64 MiB transfer spans hundreds through two slots. The rx mbufs go
+ * back at each burst's end (their bytes are in a chunk): no pool is
+ * registered with the GPU and the gather kernels take nothing. */
+static void test_transfers_copy_mover(void)
+{
+	struct duo_conf dc = {.mode = DJG_GATHER_PERSISTENT, .mover = DJG_MOVER_COPY,
+			      .chunk_size = 256u << 10, .n_chunks = 2};
+	struct djg_dp_placer_stats st;
+	uint64_t bytes = 0;
+	struct duo d;
+
+	duo_start_conf(&d, &dc);
+	for (size_t i = 0; i < RTE_DIM(sizes); i++) {
+		receive_check(&d, sizes[i], (int)(i & 1));
+		bytes += sizes[i];
+	}
+	djg_dp_placer_stats_get(d.placer, &st);
+	CU_ASSERT_EQUAL(st.mover, DJG_MOVER_COPY);
+	CU_ASSERT_EQUAL(st.mover_asked, DJG_MOVER_COPY);
+	CU_ASSERT_EQUAL(st.direct_copies, 0);
+	CU_ASSERT_EQUAL(st.failures, 0);
+	CU_ASSERT_EQUAL(st.dev[0].bytes, bytes);
+	if (dev != DJG_HOST) {
+		CU_ASSERT_EQUAL(st.chunk_bytes, bytes);
+		CU_ASSERT(st.chunks >= (64u << 20) / (256u << 10));
+		CU_ASSERT(st.chunk_copies >= st.chunks);
+		CU_ASSERT_EQUAL(st.sink.bytes, 0);
+		CU_ASSERT_EQUAL(st.pools, 0);
+	} else {
+		/* Host memory: memcpy either way, nothing packed. */
+		CU_ASSERT_EQUAL(st.chunk_bytes, 0);
+		CU_ASSERT_EQUAL(st.sink.bytes, bytes);
+	}
+	duo_stop(&d);
+}
+
+/* AUTO measures both movers once at create (on a GPU) and keeps one. */
+static void test_mover_auto(void)
+{
+	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = DJG_GATHER_LAUNCH,
+					   .frag_size = 1416, .mover = DJG_MOVER_AUTO};
+	struct djg_dp_placer_stats st;
+	struct djg_dp_placer *p;
+
+	CU_ASSERT_EQUAL_FATAL(djg_dp_placer_create(&pc, &p), 0);
+	djg_dp_placer_stats_get(p, &st);
+	CU_ASSERT_EQUAL(st.mover_asked, DJG_MOVER_AUTO);
+	CU_ASSERT(st.mover == DJG_MOVER_GATHER || st.mover == DJG_MOVER_COPY);
+	if (dev == DJG_HOST) {
+		CU_ASSERT_EQUAL(st.mover, DJG_MOVER_GATHER);
+		CU_ASSERT_EQUAL(st.gather_gbytes_s, 0);
+	} else {
+		CU_ASSERT(st.gather_gbytes_s > 0);
+		CU_ASSERT(st.copy_gbytes_s > 0);
+		CU_ASSERT_EQUAL(st.mover, st.copy_gbytes_s > st.gather_gbytes_s ? DJG_MOVER_COPY
+										  : DJG_MOVER_GATHER);
+		printf("\n    mover auto at 1416 B: gather %.1f GB/s, copy %.1f GB/s -> %s\n",
+		       st.gather_gbytes_s, st.copy_gbytes_s, djg_rx_mover_name(st.mover));
+	}
+	djg_dp_placer_destroy(p);
 }
 
 /* A receive cancelled half way leaves the placer and the engine serving. */
@@ -765,7 +834,8 @@ static void test_two_devices_engine(void)
 static void test_two_devices_mixed_burst(void)
 {
 	enum { N = 48, LEN = 1000 };
-	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = DJG_GATHER_LAUNCH};
+	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = DJG_GATHER_LAUNCH,
+					   .mover = DJG_MOVER_GATHER};
 	struct rte_mempool *mp = rte_pktmbuf_pool_create("dj_test_mixed", 511, 0, 0, 2048,
 							 SOCKET_ID_ANY);
 	const struct dp_engine_placer *ops;
@@ -835,6 +905,16 @@ static void test_bad_config(void)
 	CU_ASSERT_EQUAL(djg_dp_placer_create(NULL, &p), -EINVAL);
 	CU_ASSERT_EQUAL(djg_dp_placer_create(&pc, &p), -EINVAL);
 	pc.mode = DJG_GATHER_LAUNCH;
+	pc.mover = 9;
+	CU_ASSERT_EQUAL(djg_dp_placer_create(&pc, &p), -EINVAL);
+	pc.mover = DJG_MOVER_COPY;
+	pc.n_chunks = 1;
+	CU_ASSERT_EQUAL(djg_dp_placer_create(&pc, &p), -EINVAL);
+	pc.n_chunks = 0;
+	pc.chunk_size = 4096;
+	CU_ASSERT_EQUAL(djg_dp_placer_create(&pc, &p), -EINVAL);
+	pc.chunk_size = 0;
+	pc.mover = DJG_MOVER_GATHER;
 	pc.dev_id = 99;
 	CU_ASSERT(djg_dp_placer_create(&pc, &p) < 0);
 	CU_ASSERT_PTR_NULL(djg_dp_placer_ops(NULL));
@@ -873,6 +953,8 @@ int main(int argc, char **argv)
 		{"transfers, kernel per burst", test_transfers_launch},
 		{"cancelled receive, then serving", test_cancel_then_serve},
 		{"transfers, persistent gather", test_transfers_persistent},
+		{"transfers, copy-engine mover", test_transfers_copy_mover},
+		{"receive mover: auto", test_mover_auto},
 		{"GPU sources staged: sizes, bounded ring", test_staged_sizes_bounded_ring},
 		{"GPU sources staged under loss and reordering", test_staged_lossy},
 		{"GPU sources: a failed copy, then serving", test_staged_copy_failure},
