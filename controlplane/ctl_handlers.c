@@ -1267,6 +1267,7 @@ static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 				.in_len = job->in_len};
 	cJSON *reply = ctl_reply_new(job->id, "EXECUTE");
 	cJSON *results = reply != NULL ? cJSON_AddArrayToObject(reply, "results") : NULL;
+	const cJSON *entry;
 	int rc = 0, i, live = 0;
 
 	st.made = calloc((size_t)st.cap, sizeof(*st.made));
@@ -1277,9 +1278,10 @@ static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 		reply = ctl_error_new(job->id, -ENOMEM, NULL);
 		goto out;
 	}
-	for (i = 0; i < n_ops && rc == 0; i++)
-		rc = exec_one(srv, job, cJSON_IsArray(batch) ? cJSON_GetArrayItem(batch, i) :
-			      job->req, i, results, &st);
+	/* Entries by their links: cJSON_GetArrayItem() walks from the head. */
+	entry = cJSON_IsArray(batch) ? batch->child : job->req;
+	for (i = 0; i < n_ops && rc == 0; i++, entry = entry != NULL ? entry->next : NULL)
+		rc = exec_one(srv, job, entry, i, results, &st);
 	if (rc == 0 && st.in_off != st.in_len) {
 		snprintf(st.err, sizeof(st.err), "payload of %" PRIu64 " bytes, the puts took %"
 			 PRIu64, st.in_len, st.in_off);
