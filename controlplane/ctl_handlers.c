@@ -1278,10 +1278,23 @@ static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 		reply = ctl_error_new(job->id, -ENOMEM, NULL);
 		goto out;
 	}
+	if (srv->be->batch_begin != NULL)
+		srv->be->batch_begin(srv->bctx, job->bsess);
 	/* Entries by their links: cJSON_GetArrayItem() walks from the head. */
 	entry = cJSON_IsArray(batch) ? batch->child : job->req;
 	for (i = 0; i < n_ops && rc == 0; i++, entry = entry != NULL ? entry->next : NULL)
 		rc = exec_one(srv, job, entry, i, results, &st);
+	if (srv->be->batch_end != NULL) {
+		char err[CTL_ERRMSG_MAX] = "";
+		int end = srv->be->batch_end(srv->bctx, job->bsess, err);
+
+		/* Late: the entry is unknown, the batch fails as a whole. */
+		if (end != 0 && rc == 0) {
+			snprintf(st.err, sizeof(st.err), "%s", err);
+			rc = end;
+			i = 0;
+		}
+	}
 	if (rc == 0 && st.in_off != st.in_len) {
 		snprintf(st.err, sizeof(st.err), "payload of %" PRIu64 " bytes, the puts took %"
 			 PRIu64, st.in_len, st.in_off);
