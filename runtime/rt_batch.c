@@ -99,8 +99,18 @@ struct rt_ctx *rt_batch_hold(struct rt_device *d)
 	 * the host's tests run the hold, pins and flushes of a GPU's batch. */
 	if (batch.rt != d->rt || d->kind == RT_DEVICE_HOST)
 		return NULL;
-	if (batch.held[d->index] == NULL)
-		batch.held[d->index] = rt_ctx_checkout(d);
+	if (batch.held[d->index] == NULL) {
+		struct rt_ctx *ctx = rt_ctx_try_checkout(d);
+
+		/* None free: give back what the batch holds on other devices
+		 * before waiting, so that two batches never each wait for a
+		 * context the other holds (more workers than contexts). */
+		if (ctx == NULL) {
+			(void)flush();
+			ctx = rt_ctx_checkout(d);
+		}
+		batch.held[d->index] = ctx;
+	}
 	return batch.held[d->index];
 }
 

@@ -277,20 +277,33 @@ int rt_device_download(struct rt_device *d, void *dst, const void *src, size_t b
 
 /* ---- contexts ------------------------------------------------------------- */
 
-struct rt_ctx *rt_ctx_checkout(struct rt_device *d)
+/* A free context of d, waiting for one where wait is set; NULL: none. */
+static struct rt_ctx *checkout(struct rt_device *d, int wait)
 {
 	struct rt_ctx_pool *pool = &d->pool;
-	struct rt_ctx *ctx;
+	struct rt_ctx *ctx = NULL;
 
 	atomic_fetch_add(&d->waiting, 1);
 	pthread_mutex_lock(&pool->lock);
-	while (pool->n_free == 0)
+	while (wait && pool->n_free == 0)
 		pthread_cond_wait(&pool->available, &pool->lock);
-	ctx = pool->free_list[--pool->n_free];
+	if (pool->n_free > 0)
+		ctx = pool->free_list[--pool->n_free];
 	pthread_mutex_unlock(&pool->lock);
 	atomic_fetch_sub(&d->waiting, 1);
-	atomic_fetch_add(&d->running, 1);
+	if (ctx != NULL)
+		atomic_fetch_add(&d->running, 1);
 	return ctx;
+}
+
+struct rt_ctx *rt_ctx_checkout(struct rt_device *d)
+{
+	return checkout(d, 1);
+}
+
+struct rt_ctx *rt_ctx_try_checkout(struct rt_device *d)
+{
+	return checkout(d, 0);
 }
 
 void rt_ctx_checkin(struct rt_device *d, struct rt_ctx *ctx)

@@ -74,6 +74,8 @@ struct rt_runtime {
 int rt_devices_create(struct rt_runtime *rt, const struct rt_config *config);
 void rt_devices_destroy(struct rt_runtime *rt);
 struct rt_ctx *rt_ctx_checkout(struct rt_device *d);
+/* As rt_ctx_checkout(), but NULL at once where none is free. */
+struct rt_ctx *rt_ctx_try_checkout(struct rt_device *d);
 void rt_ctx_checkin(struct rt_device *d, struct rt_ctx *ctx);
 /* The path a move from src to dst takes under the runtime's move mode. */
 enum djg_move_path rt_move_path(const struct rt_runtime *rt, const struct rt_device *src,

@@ -700,6 +700,66 @@ static void test_opposite_moves(void)
 	be->session_close(rt, s);
 }
 
+struct crossed {
+	void *s;
+	uint64_t h[2];                  /* a vector on sim:0, one on sim:1 */
+	int first;                      /* the device this batch starts on */
+	pthread_barrier_t *both;
+	int failures;
+};
+
+/* A batch on device first, then (once the other batch holds its first
+ * device too) on the other one. */
+static void *crossed_main(void *arg)
+{
+	struct crossed *c = arg;
+	cJSON *a = cJSON_CreateObject();
+	struct dj_tensor_desc d[DJ_MAX_OP_ARGS];
+	char err[CTL_ERRMSG_MAX];
+	uint64_t out[DJ_MAX_OP_ARGS];
+	int n_out;
+
+	be->batch_begin(rt, c->s);
+	for (int k = 0; k < 2; k++) {
+		if (be->execute(rt, c->s, "relu", &c->h[(c->first + k) % 2], 1, a, out, d, &n_out,
+				err) != 0)
+			c->failures++;
+		if (k == 0)
+			pthread_barrier_wait(c->both);
+	}
+	c->failures += be->batch_end(rt, c->s, err) != 0;
+	cJSON_Delete(a);
+	return NULL;
+}
+
+/* One context per device: a batch holding sim:0's that wants sim:1's, and
+ * one holding sim:1's that wants sim:0's, at once. Each gives back what it
+ * holds before it waits: both finish (a hang here is the bug). */
+static void test_batch_crossed(void)
+{
+	void *s = session_open();
+	float v[8] = {1, -2, 3, -4, 5, -6, 7, -8};
+	pthread_barrier_t both;
+	struct crossed c[2];
+	pthread_t t[2];
+	struct rt_memory m[RT_MAX_DEVICES];
+
+	pthread_barrier_init(&both, NULL, 2);
+	for (int i = 0; i < 2; i++)
+		c[i] = (struct crossed){.s = s, .first = i, .both = &both};
+	c[0].h[0] = c[1].h[0] = put(s, "sim:0", v, 8);
+	c[0].h[1] = c[1].h[1] = put(s, "sim:1", v, 8);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, crossed_main, &c[i]);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&both);
+	CU_ASSERT_EQUAL(c[0].failures + c[1].failures, 0);
+	memory(m);
+	CU_ASSERT_EQUAL(m[0].running + m[1].running + m[0].waiting + m[1].waiting, 0);
+	be->session_close(rt, s);
+}
+
 /* STATS' backend object and the fleet record's device loads. */
 static void test_stats(void)
 {
@@ -916,6 +976,7 @@ int main(int argc, char **argv)
 		{"to_device: staged, byte-exact, refusals", test_to_device},
 		{"moves in opposite directions at once", test_opposite_moves},
 		{"a batch holds its context and pins to its end", test_batch_hold},
+		{"two batches crossing two devices' only contexts", test_batch_crossed},
 		{"STATS and the fleet record per device", test_stats},
 		{"host runtime; a total limit across devices", test_host_and_limits},
 		{NULL, NULL},
