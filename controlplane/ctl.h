@@ -195,6 +195,18 @@ struct ctl_backend {
 	 *  bytes): SESSION's "device". */
 	int (*session_device)(void *ctx, void *session, const char *want, char *device,
 			      char *err);
+
+	/**
+	 * Optional: the bounds of one EXECUTE (a batch or a single op), on the
+	 * worker thread that runs it. Between them execute() may return before
+	 * a GPU has run the op (its output usable by the entries after it,
+	 * read_chunk() of it waiting for it); batch_end waits for all of it
+	 * and returns 0, or the error the device reported late (into err):
+	 * the whole EXECUTE then fails. Called for every batch_begin, also
+	 * after an entry failed, before its tensors are freed.
+	 */
+	void (*batch_begin)(void *ctx, void *session);
+	int (*batch_end)(void *ctx, void *session, char *err);
 };
 
 /** Limits that keep one client from hurting the others. 0: the default. */

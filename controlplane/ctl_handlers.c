@@ -903,6 +903,7 @@ struct exec_state {
 	uint64_t *made;
 	int n_made, cap;
 	uint64_t *first;
+	int *made_at;             /* made[] index of first[k]; -1: not made here */
 	uint8_t *freed;           /* entry k's first output was freed */
 	const uint8_t *in;
 	uint64_t in_len, in_off;
@@ -1091,11 +1092,9 @@ static int exec_free(struct ctl_server *srv, struct ctl_job *job, const cJSON *e
 	}
 	cJSON_ArrayForEach(it, list) {
 		int k = cJSON_IsString(it) ? exec_ref(it->valuestring, index + 1) : -1;
-		int m = 0;
+		int m = k >= 0 ? st->made_at[k] : -1;
 
-		while (k >= 0 && m < st->n_made && st->made[m] != st->first[k])
-			m++;
-		if (k < 0 || st->first[k] == 0 || st->freed[k] || m == st->n_made) {
+		if (k < 0 || st->first[k] == 0 || st->freed[k] || m < 0) {
 			snprintf(st->err, sizeof(st->err), "free: '%.16s' names no live tensor this "
 				 "batch made", cJSON_IsString(it) ? it->valuestring : "?");
 			return -EINVAL;
@@ -1211,7 +1210,7 @@ static int exec_one(struct ctl_server *srv, struct ctl_job *job, const cJSON *en
 	struct dj_tensor_desc out_desc[DJ_MAX_OP_ARGS];
 	const cJSON *put = cJSON_GetObjectItemCaseSensitive(entry, "put");
 	const cJSON *fetch = cJSON_GetObjectItemCaseSensitive(entry, "fetch");
-	int n_out = 0, rc;
+	int n_out = 0, n_made = st->n_made, rc;
 
 	if (fetch != NULL && !cJSON_IsBool(fetch)) {
 		snprintf(st->err, sizeof(st->err), "field 'fetch' is not a boolean");
@@ -1231,6 +1230,9 @@ static int exec_one(struct ctl_server *srv, struct ctl_job *job, const cJSON *en
 	if (rc != 0)
 		return rc;
 	st->first[index] = n_out > 0 ? out[0] : 0;
+	/* Where a "free" finds it in made[] (an in-place output is not there). */
+	st->made_at[index] = n_out > 0 && st->n_made > n_made && st->made[n_made] == out[0] ?
+			     n_made : -1;
 	rc = results_add(srv, job->bsess, results, out, out_desc, n_out, st->err);
 	if (rc == 0 && cJSON_IsTrue(fetch)) {
 		if (n_out == 0) {
@@ -1267,19 +1269,36 @@ static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 				.in_len = job->in_len};
 	cJSON *reply = ctl_reply_new(job->id, "EXECUTE");
 	cJSON *results = reply != NULL ? cJSON_AddArrayToObject(reply, "results") : NULL;
+	const cJSON *entry;
 	int rc = 0, i, live = 0;
 
 	st.made = calloc((size_t)st.cap, sizeof(*st.made));
 	st.first = calloc((size_t)n_ops, sizeof(*st.first));
+	st.made_at = calloc((size_t)n_ops, sizeof(*st.made_at));
 	st.freed = calloc((size_t)n_ops, 1);
-	if (st.made == NULL || st.first == NULL || st.freed == NULL || results == NULL) {
+	if (st.made == NULL || st.first == NULL || st.made_at == NULL || st.freed == NULL ||
+	    results == NULL) {
 		cJSON_Delete(reply);
 		reply = ctl_error_new(job->id, -ENOMEM, NULL);
 		goto out;
 	}
-	for (i = 0; i < n_ops && rc == 0; i++)
-		rc = exec_one(srv, job, cJSON_IsArray(batch) ? cJSON_GetArrayItem(batch, i) :
-			      job->req, i, results, &st);
+	if (srv->be->batch_begin != NULL)
+		srv->be->batch_begin(srv->bctx, job->bsess);
+	/* Entries by their links: cJSON_GetArrayItem() walks from the head. */
+	entry = cJSON_IsArray(batch) ? batch->child : job->req;
+	for (i = 0; i < n_ops && rc == 0; i++, entry = entry != NULL ? entry->next : NULL)
+		rc = exec_one(srv, job, entry, i, results, &st);
+	if (srv->be->batch_end != NULL) {
+		char err[CTL_ERRMSG_MAX] = "";
+		int end = srv->be->batch_end(srv->bctx, job->bsess, err);
+
+		/* Late: the entry is unknown, the batch fails as a whole. */
+		if (end != 0 && rc == 0) {
+			snprintf(st.err, sizeof(st.err), "%s", err);
+			rc = end;
+			i = 0;
+		}
+	}
 	if (rc == 0 && st.in_off != st.in_len) {
 		snprintf(st.err, sizeof(st.err), "payload of %" PRIu64 " bytes, the puts took %"
 			 PRIu64, st.in_len, st.in_off);
@@ -1301,6 +1320,7 @@ static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 out:
 	free(st.made);
 	free(st.first);
+	free(st.made_at);
 	free(st.freed);
 	free(st.out);
 	return reply;

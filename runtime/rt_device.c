@@ -143,8 +143,19 @@ void rt_device_spec_name(const struct rt_device_spec *spec, int i, char *name, s
 static int cuda_alloc(void *ctx, size_t bytes, int zero, void **ptr)
 {
 	struct rt_device *d = ctx;
+	struct rt_ctx *held = rt_batch_ctx(d);
 	int rc;
 
+	/* In a batch: on its stream, from the shared pool; its flush makes
+	 * the memory usable elsewhere (nobody else knows it before). */
+	if (held != NULL) {
+		rc = djg_ops_alloc_from(held->ops, d->mem_ctx, bytes, ptr);
+		if (rc == 0 && zero)
+			rc = djg_ops_zero(held->ops, *ptr, bytes);
+		if (rc != 0 && *ptr != NULL)
+			djg_ops_free(held->ops, *ptr);
+		return rc;
+	}
 	pthread_mutex_lock(&d->mem_lock);
 	rc = djg_ops_alloc(d->mem_ctx, bytes, ptr);
 	if (rc == 0 && zero)
@@ -159,7 +170,13 @@ static int cuda_alloc(void *ctx, size_t bytes, int zero, void **ptr)
 static void cuda_free(void *ctx, void *ptr)
 {
 	struct rt_device *d = ctx;
+	struct rt_ctx *held = rt_batch_ctx(d);
 
+	/* In a batch: after the batch's work queued so far, on its stream. */
+	if (held != NULL) {
+		djg_ops_free(held->ops, ptr);
+		return;
+	}
 	pthread_mutex_lock(&d->mem_lock);
 	djg_ops_free(d->mem_ctx, ptr);
 	pthread_mutex_unlock(&d->mem_lock);
@@ -168,8 +185,12 @@ static void cuda_free(void *ctx, void *ptr)
 static int cuda_upload(void *ctx, void *dst, const void *src, size_t bytes)
 {
 	struct rt_device *d = ctx;
+	struct rt_ctx *held = rt_batch_ctx(d);
 	int rc;
 
+	/* In a batch: after its work on the tensor (copy_in waits for it). */
+	if (held != NULL)
+		return djg_ops_copy_in(held->ops, dst, src, bytes);
 	pthread_mutex_lock(&d->mem_lock);
 	rc = djg_ops_copy_in(d->mem_ctx, dst, src, bytes);
 	pthread_mutex_unlock(&d->mem_lock);
@@ -179,8 +200,12 @@ static int cuda_upload(void *ctx, void *dst, const void *src, size_t bytes)
 static int cuda_download(void *ctx, void *dst, const void *src, size_t bytes)
 {
 	struct rt_device *d = ctx;
+	struct rt_ctx *held = rt_batch_ctx(d);
 	int rc;
 
+	/* In a batch: once the kernels queued before it have written it. */
+	if (held != NULL)
+		return djg_ops_copy_out(held->ops, dst, src, bytes);
 	pthread_mutex_lock(&d->mem_lock);
 	rc = djg_ops_copy_out(d->mem_ctx, dst, src, bytes);
 	pthread_mutex_unlock(&d->mem_lock);
@@ -240,20 +265,33 @@ int rt_device_download(struct rt_device *d, void *dst, const void *src, size_t b
 
 /* ---- contexts ------------------------------------------------------------- */
 
-struct rt_ctx *rt_ctx_checkout(struct rt_device *d)
+/* A free context of d, waiting for one where wait is set; NULL: none. */
+static struct rt_ctx *checkout(struct rt_device *d, int wait)
 {
 	struct rt_ctx_pool *pool = &d->pool;
-	struct rt_ctx *ctx;
+	struct rt_ctx *ctx = NULL;
 
 	atomic_fetch_add(&d->waiting, 1);
 	pthread_mutex_lock(&pool->lock);
-	while (pool->n_free == 0)
+	while (wait && pool->n_free == 0)
 		pthread_cond_wait(&pool->available, &pool->lock);
-	ctx = pool->free_list[--pool->n_free];
+	if (pool->n_free > 0)
+		ctx = pool->free_list[--pool->n_free];
 	pthread_mutex_unlock(&pool->lock);
 	atomic_fetch_sub(&d->waiting, 1);
-	atomic_fetch_add(&d->running, 1);
+	if (ctx != NULL)
+		atomic_fetch_add(&d->running, 1);
 	return ctx;
+}
+
+struct rt_ctx *rt_ctx_checkout(struct rt_device *d)
+{
+	return checkout(d, 1);
+}
+
+struct rt_ctx *rt_ctx_try_checkout(struct rt_device *d)
+{
+	return checkout(d, 0);
 }
 
 void rt_ctx_checkin(struct rt_device *d, struct rt_ctx *ctx)
@@ -587,10 +625,15 @@ int rt_device_move(struct rt_runtime *rt, struct rt_device *s, struct rt_device 
 	 * never each hold the context the other waits for. */
 	struct rt_device *first = s->index <= d->index ? s : d;
 	struct rt_device *second = first == s ? d : s;
-	struct rt_ctx *c1 = rt_ctx_checkout(first);
-	struct rt_ctx *c2 = second != first ? rt_ctx_checkout(second) : c1;
-	int rc;
+	/* A batch's work so far first: the source may be its output, and
+	 * the contexts it holds go back to the pools this move takes from. */
+	int rc = rt_batch_flush();
+	struct rt_ctx *c1, *c2;
 
+	if (rc != 0)
+		return rc;
+	c1 = rt_ctx_checkout(first);
+	c2 = second != first ? rt_ctx_checkout(second) : c1;
 	rc = move_run(rt, s, d, first == s ? c1 : c2, first == d ? c1 : c2, dst, src, bytes, path);
 	if (c2 != c1)
 		rt_ctx_checkin(second, c2);

@@ -74,6 +74,8 @@ struct rt_runtime {
 int rt_devices_create(struct rt_runtime *rt, const struct rt_config *config);
 void rt_devices_destroy(struct rt_runtime *rt);
 struct rt_ctx *rt_ctx_checkout(struct rt_device *d);
+/* As rt_ctx_checkout(), but NULL at once where none is free. */
+struct rt_ctx *rt_ctx_try_checkout(struct rt_device *d);
 void rt_ctx_checkin(struct rt_device *d, struct rt_ctx *ctx);
 /* The path a move from src to dst takes under the runtime's move mode. */
 enum djg_move_path rt_move_path(const struct rt_runtime *rt, const struct rt_device *src,
@@ -88,5 +90,25 @@ void rt_device_mem(struct rt_device *d, uint64_t *free_bytes, uint64_t *total_by
  * download of d). */
 int rt_device_upload(struct rt_device *d, void *dst, const void *src, size_t bytes);
 int rt_device_download(struct rt_device *d, void *dst, const void *src, size_t bytes);
+
+/* rt_batch.c: one batch's hold on its devices' contexts (this thread's). */
+/* Begin a batch on this thread (one at a time: a batch still open ends). */
+void rt_batch_begin(struct rt_runtime *rt);
+/* Wait for the held streams, give their contexts back, drop the pins: 0 or
+ * the first error any wait of the batch met. */
+int rt_batch_flush(void);
+/* Flush and end the batch; no batch: 0. */
+int rt_batch_end(void);
+/* The context the batch holds on d, or NULL (no batch, none held yet). */
+struct rt_ctx *rt_batch_ctx(const struct rt_device *d);
+/* The context the batch holds on device d (a GPU or a simulated one),
+ * checked out at the first call; NULL outside a batch or for the host:
+ * run as one operation. */
+struct rt_ctx *rt_batch_hold(struct rt_device *d);
+/* Keep ref pinned until the next flush (where the batch holds its device):
+ * 0; -ENOENT (not held: release it now) or -ENOMEM (flushed: release it). */
+int rt_batch_keep(struct tn_store_ref *ref);
+/* Count bytes of outputs made; past a threshold the batch flushes. */
+void rt_batch_made(uint64_t bytes);
 
 #endif

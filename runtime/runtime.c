@@ -496,17 +496,28 @@ static int acquire_inputs(struct rt_runtime *rt, uint64_t session, const char *o
 	return 0;
 }
 
+/* Drop a pin, or leave it to the batch: its kernels may still use the
+ * tensor until the batch's streams are waited for. */
+static void unpin(struct rt_runtime *rt, struct tn_store_ref *ref)
+{
+	if (ref != NULL && rt_batch_keep(ref) != 0)
+		tn_store_release(rt->store, ref);
+}
+
 static void release_inputs(struct rt_runtime *rt, struct exec_args *args)
 {
 	for (int i = 0; i < args->n_acquired; i++)
-		tn_store_release(rt->store, args->refs[i]);
+		unpin(rt, args->refs[i]);
 	args->n_acquired = 0;
 }
 
 static int compute(struct rt_device *d, const struct tn_op *op, struct exec_args *args,
 		   int n_in, const struct tn_op_attrs *attrs, struct dj_tensor *out, char *err)
 {
-	struct rt_ctx *ctx = rt_ctx_checkout(d);
+	/* In a batch, its context, not waited for here: the batch's end (or
+	 * the copy of a fetched result) waits for its stream. */
+	struct rt_ctx *held = rt_batch_hold(d);
+	struct rt_ctx *ctx = held != NULL ? held : rt_ctx_checkout(d);
 	int rc;
 
 	if (ctx->ops == NULL) {
@@ -514,10 +525,11 @@ static int compute(struct rt_device *d, const struct tn_op *op, struct exec_args
 	} else {
 		rc = djg_ops_run(ctx->ops, op, args->in, n_in, attrs, out, err, CTL_ERRMSG_MAX);
 		/* The reply says the result exists: it must have been computed. */
-		if (rc == 0)
+		if (rc == 0 && held == NULL)
 			rc = djg_ops_sync(ctx->ops);
 	}
-	rt_ctx_checkin(d, ctx);
+	if (held == NULL)
+		rt_ctx_checkin(d, ctx);
 	atomic_fetch_add(rc == 0 ? &d->ops : &d->ops_failed, 1);
 	return rc;
 }
@@ -634,11 +646,13 @@ static int run_op(struct rt_runtime *rt, uint64_t sid, const struct tn_op *op,
 	}
 	if (rc == 0)
 		rc = compute(&rt->devices[args->dev], op, args, n_in, attrs, &out, err);
-	tn_store_release(rt->store, out_ref);
+	unpin(rt, out_ref);
 	if (rc != 0 && *handle != 0) {
 		tn_store_free(rt->store, sid, *handle);
 		*handle = 0;
 	}
+	if (*handle != 0)
+		rt_batch_made(dj_tensor_nbytes(out_desc));
 	return rc;
 }
 
@@ -838,6 +852,20 @@ static int rt_mem_info(void *ctx, struct ctl_mem_info *info)
 	return 0;
 }
 
+static void rt_batch_open(void *ctx, void *session)
+{
+	rt_batch_begin(ctx);
+}
+
+static int rt_batch_close(void *ctx, void *session, char *err)
+{
+	int rc = rt_batch_end();
+
+	if (rc != 0)
+		set_err(err, "the batch's GPU work failed: %s", dj_strerror(rc));
+	return rc;
+}
+
 static const struct ctl_backend runtime_backend = {
 	.caps = rt_caps,
 	.session_open = rt_session_open,
@@ -858,6 +886,8 @@ static const struct ctl_backend runtime_backend = {
 	.alloc_on = rt_alloc_on,
 	.device_of = rt_device_of,
 	.session_device = rt_session_device,
+	.batch_begin = rt_batch_open,
+	.batch_end = rt_batch_close,
 };
 
 const struct ctl_backend *rt_backend(void)

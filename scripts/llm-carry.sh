@@ -10,11 +10,13 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 builddir=${1:-build}
 cd "$top"
 [ -f "$builddir/build.ninja" ] || bash scripts/setup.sh "$builddir"
-ninja -C "$builddir" apps/djinn-dp apps/djinn-llm apps/djinn >/dev/null
+ninja -C "$builddir" apps/djinn-dp apps/djinn-llm apps/djinn apps/bench-batch >/dev/null
 mkdir -p .carry/llm
-cp "$builddir"/apps/djinn-dp "$builddir"/apps/djinn-llm "$builddir"/apps/djinn .carry/llm/
-strip .carry/llm/djinn-dp .carry/llm/djinn-llm .carry/llm/djinn
+cp "$builddir"/apps/djinn-dp "$builddir"/apps/djinn-llm "$builddir"/apps/djinn \
+	"$builddir"/apps/bench-batch .carry/llm/
+strip .carry/llm/djinn-dp .carry/llm/djinn-llm .carry/llm/djinn .carry/llm/bench-batch
 # Every shared library they need beyond glibc, the C++ runtime and CUDA's
 # (djinn-dp links libmicrohttpd and libcurl for metrics and etcd).
-bash scripts/carry-libs.sh .carry/llm .carry/llm/djinn-dp .carry/llm/djinn-llm .carry/llm/djinn
+bash scripts/carry-libs.sh .carry/llm .carry/llm/djinn-dp .carry/llm/djinn-llm .carry/llm/djinn \
+	.carry/llm/bench-batch
 du -sh .carry/llm

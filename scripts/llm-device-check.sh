@@ -12,6 +12,7 @@
 # Here, first:   scripts/llm-carry.sh            (builds, fills .carry/llm)
 # There, through the device tool: carry [".carry/llm"],
 #   command: bash scripts/llm-device-check.sh
+# Then bench-batch (per-op cost of a batch against in process) on the GPU.
 # Results (tables, JSON, server logs) go to $OUT (or /tmp/llm-check).
 # For a dry run of the script where there is no GPU: LLM_GPU=none, and
 # LLM_ARGS="--prompt 16 --steps 4" (appended to every djinn-llm).
@@ -62,6 +63,12 @@ run() {
 	echo "$name: exit $rc"
 	[ $rc = 0 ] || status=1
 }
+
+# What one op of a batch costs beyond the op (bench-batch): in process one
+# call per op (a wait after each), in process as a batch, one EXECUTE.
+echo; echo "=== bench-batch --gpu $gpu"
+"$bin"/bench-batch --gpu "$gpu" --ops 1000 --elems 1,256 --runs 5 2>&1 | tee "$out/bench-batch.txt"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
 
 start 3
 run three --disagg 0:1,2

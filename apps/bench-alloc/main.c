@@ -28,6 +28,7 @@
 #include "gpu/ops/gpu_ops.h"
 #include "runtime/runtime.h"
 #include "tensor/store.h"
+#include "../bench-common/rt_server.h"
 
 #define MAX_SIZES 16
 #define MAX_ITERS 1000
@@ -112,16 +113,12 @@ struct bench {
 	uint64_t sess;
 	struct djg_ops *gpu;
 	struct rt_runtime *rt;
-	struct ctl_server *srv;
-	struct dj_client *client;
-	struct dj_conn *conn;
+	struct bench_server server;
 };
 
 static int bench_setup(struct bench *b, const struct opts *o)
 {
 	struct rt_config rcfg = {.gpu = o->gpu};
-	struct ctl_server_config scfg;
-	struct dj_client_options copts;
 	int rc;
 
 	if (strcmp(o->gpu, "none") == 0)
@@ -132,28 +129,14 @@ static int bench_setup(struct bench *b, const struct opts *o)
 		rc = tn_store_session_open(b->store, 0, &b->sess);
 	if (rc == 0)
 		rc = rt_create(&rcfg, &b->rt);
-	ctl_server_config_init(&scfg);
-	scfg.port = 0;
 	if (rc == 0)
-		rc = ctl_server_create(&scfg, rt_backend(), b->rt, &b->srv);
-	if (rc == 0)
-		rc = ctl_server_start(b->srv);
-	dj_client_options_init(&copts);
-	copts.path = DJ_PATH_TCP;
-	if (rc == 0) {
-		copts.port = ctl_server_port(b->srv);
-		rc = dj_client_create(&copts, &b->client);
-	}
-	if (rc == 0)
-		rc = dj_connect(b->client, &b->conn);
+		rc = bench_server_open(b->rt, &b->server);
 	return rc;
 }
 
 static void bench_teardown(struct bench *b)
 {
-	dj_disconnect(b->conn);
-	dj_client_destroy(b->client);
-	ctl_server_destroy(b->srv);
+	bench_server_close(&b->server);
 	rt_destroy(b->rt);
 	djg_ops_destroy(b->gpu);
 	tn_store_destroy(b->store);
@@ -174,7 +157,7 @@ static int measure(struct bench *b, const struct opts *o, uint64_t bytes, struct
 			rc = b->gpu != NULL ? gpu_once(b->gpu, bytes, 0, &p) :
 			     host_once(b->store, b->sess, bytes, 0, &p);
 		if (rc == 0)
-			rc = e2e_once(b->conn, bytes, &e);
+			rc = e2e_once(b->server.conn, bytes, &e);
 		if (i >= 0) {
 			zeroed[i] = z;
 			plain[i] = p;

@@ -163,18 +163,24 @@ void *djg_ops_stream(struct djg_ops *ops)
 	return ops ? ops->stream : NULL;
 }
 
-int djg_ops_alloc(struct djg_ops *ops, size_t bytes, void **ptr)
+int djg_ops_alloc_from(struct djg_ops *ops, struct djg_ops *owner, size_t bytes, void **ptr)
 {
 	int rc;
 
-	if (ops == NULL || ptr == NULL)
+	if (ops == NULL || owner == NULL || ptr == NULL || owner->device != ops->device)
 		return -EINVAL;
 	*ptr = NULL;
 	if (bytes == 0)
 		return 0;
 	rc = use_device(ops);
-	return rc ? rc : djg_ops_cuda_rc(cudaMallocFromPoolAsync(ptr, bytes, ops->pool, ops->stream),
+	return rc ? rc : djg_ops_cuda_rc(cudaMallocFromPoolAsync(ptr, bytes, owner->pool,
+								 ops->stream),
 					 "cudaMallocFromPoolAsync");
+}
+
+int djg_ops_alloc(struct djg_ops *ops, size_t bytes, void **ptr)
+{
+	return djg_ops_alloc_from(ops, ops, bytes, ptr);
 }
 
 int djg_ops_zero(struct djg_ops *ops, void *ptr, size_t bytes)

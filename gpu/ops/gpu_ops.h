@@ -94,6 +94,14 @@ int djg_ops_execute(struct djg_ops *ops, const struct tn_op *op,
  */
 int djg_ops_alloc(struct djg_ops *ops, size_t bytes, void **ptr);
 /**
+ * As djg_ops_alloc(), from @p owner's pool (a context of the same device)
+ * but ordered on @p ops' stream: a batch that runs on one context takes
+ * its outputs from the device's shared pool without waiting for either
+ * stream. Usable at once by work on @p ops' stream, elsewhere after
+ * djg_ops_sync(ops). Returns 0, -EINVAL (other device), -ENOMEM or -EIO.
+ */
+int djg_ops_alloc_from(struct djg_ops *ops, struct djg_ops *owner, size_t bytes, void **ptr);
+/**
  * Enqueue the zeroing of @p bytes at @p ptr (device memory of this
  * context's device) on the context's stream, ordered before any later work
  * on it; elsewhere visible after djg_ops_sync(). The pool reuses memory

@@ -60,6 +60,11 @@ int djg_ops_alloc(struct djg_ops *ops, size_t bytes, void **ptr)
 	return -DJ_ENOGPU;
 }
 
+int djg_ops_alloc_from(struct djg_ops *ops, struct djg_ops *owner, size_t bytes, void **ptr)
+{
+	return djg_ops_alloc(ops, bytes, ptr);
+}
+
 int djg_ops_zero(struct djg_ops *ops, void *ptr, size_t bytes)
 {
 	return -DJ_ENOGPU;

@@ -574,6 +574,87 @@ struct mover {
 	int failures;
 };
 
+/*
+ * A batch (batch_begin .. batch_end, as the control plane brackets an
+ * EXECUTE) on devices 0 and 1 of rt, named d0 and d1: its operations hold
+ * one context of their device to the end (running stays 1 between them),
+ * what they touched stays pinned (a tensor freed in the batch is still
+ * charged), and a move inside the batch waits for the batch's work and
+ * gives its context back first: with one context per device (sim_init) it
+ * would otherwise wait for itself for ever. Then a chain of operations,
+ * each freeing the one before (on a GPU: frees and allocations ordered on
+ * the batch's stream, nothing waited for), read in the middle of the batch
+ * (the read waits for the kernels before it) and after its end.
+ */
+static void batch_hold(const char *d0, const char *d1)
+{
+	enum { N = 64, CHAIN = 100 };
+	float a[N], b[N], w[N];
+	struct rt_memory m[RT_MAX_DEVICES];
+	char err[CTL_ERRMSG_MAX], attrs[64];
+	void *s = session_open();
+	uint64_t ha, hb, sum, act, moved, x, used;
+
+	for (int i = 0; i < N; i++) {
+		a[i] = (float)(i - 32);
+		b[i] = 0.5f;
+	}
+	ha = put(s, d0, a, N);
+	hb = put(s, d0, b, N);
+	be->batch_begin(rt, s);
+	CU_ASSERT_EQUAL(execute(s, "add", (uint64_t[]){ha, hb}, 2, NULL, &sum, err), 0);
+	rt_memory(rt, m, RT_MAX_DEVICES);
+	CU_ASSERT_EQUAL(m[0].running, 1);
+	CU_ASSERT_EQUAL(execute(s, "relu", &sum, 1, NULL, &act, err), 0);
+	rt_memory(rt, m, RT_MAX_DEVICES);
+	used = m[0].used;
+	CU_ASSERT_EQUAL(be->free(rt, s, sum, err), 0);
+	rt_memory(rt, m, RT_MAX_DEVICES);
+	CU_ASSERT_EQUAL(m[0].used, used);
+	snprintf(attrs, sizeof(attrs), "{\"device\": \"%.15s\"}", d1);
+	CU_ASSERT_EQUAL(execute(s, "to_device", &act, 1, attrs, &moved, err), 0);
+	rt_memory(rt, m, RT_MAX_DEVICES);
+	CU_ASSERT_EQUAL(m[0].running, 0);
+	CU_ASSERT_EQUAL(m[0].used, used - sizeof(a));
+	x = act;
+	for (int k = 0; k < CHAIN; k++) {
+		uint64_t y;
+
+		CU_ASSERT_EQUAL_FATAL(execute(s, "add", (uint64_t[]){x, hb}, 2, NULL, &y, err), 0);
+		if (x != act)
+			CU_ASSERT_EQUAL(be->free(rt, s, x, err), 0);
+		x = y;
+		if (k == CHAIN / 2) {
+			rt_memory(rt, m, RT_MAX_DEVICES);
+			CU_ASSERT_EQUAL(m[0].running, 1);
+			get(s, x, w, N);
+			for (int i = 0; i < N; i++)
+				CU_ASSERT_EQUAL(w[i], (a[i] + 0.5f > 0 ? a[i] + 0.5f : 0.0f) +
+						      0.5f * (k + 1));
+		}
+	}
+	CU_ASSERT_EQUAL(be->batch_end(rt, s, err), 0);
+	rt_memory(rt, m, RT_MAX_DEVICES);
+	CU_ASSERT_EQUAL(m[0].running, 0);
+	CU_ASSERT_EQUAL(m[1].running, 0);
+	get(s, moved, w, N);
+	for (int i = 0; i < N; i++)
+		CU_ASSERT_EQUAL(w[i], a[i] + 0.5f > 0 ? a[i] + 0.5f : 0.0f);
+	get(s, x, w, N);
+	for (int i = 0; i < N; i++)
+		CU_ASSERT_EQUAL(w[i], (a[i] + 0.5f > 0 ? a[i] + 0.5f : 0.0f) + 0.5f * CHAIN);
+	/* Outside a batch nothing is held. */
+	CU_ASSERT_EQUAL(execute(s, "relu", &ha, 1, NULL, &sum, err), 0);
+	rt_memory(rt, m, RT_MAX_DEVICES);
+	CU_ASSERT_EQUAL(m[0].running, 0);
+	be->session_close(rt, s);
+}
+
+static void test_batch_hold(void)
+{
+	batch_hold("sim:0", "sim:1");
+}
+
 static void *mover_main(void *arg)
 {
 	struct mover *m = arg;
@@ -616,6 +697,66 @@ static void test_opposite_moves(void)
 	CU_ASSERT_EQUAL(m[0].running + m[1].running + m[0].waiting + m[1].waiting, 0);
 	CU_ASSERT_EQUAL(m[0].tensors, 1);
 	CU_ASSERT_EQUAL(m[1].tensors, 1);
+	be->session_close(rt, s);
+}
+
+struct crossed {
+	void *s;
+	uint64_t h[2];                  /* a vector on sim:0, one on sim:1 */
+	int first;                      /* the device this batch starts on */
+	pthread_barrier_t *both;
+	int failures;
+};
+
+/* A batch on device first, then (once the other batch holds its first
+ * device too) on the other one. */
+static void *crossed_main(void *arg)
+{
+	struct crossed *c = arg;
+	cJSON *a = cJSON_CreateObject();
+	struct dj_tensor_desc d[DJ_MAX_OP_ARGS];
+	char err[CTL_ERRMSG_MAX];
+	uint64_t out[DJ_MAX_OP_ARGS];
+	int n_out;
+
+	be->batch_begin(rt, c->s);
+	for (int k = 0; k < 2; k++) {
+		if (be->execute(rt, c->s, "relu", &c->h[(c->first + k) % 2], 1, a, out, d, &n_out,
+				err) != 0)
+			c->failures++;
+		if (k == 0)
+			pthread_barrier_wait(c->both);
+	}
+	c->failures += be->batch_end(rt, c->s, err) != 0;
+	cJSON_Delete(a);
+	return NULL;
+}
+
+/* One context per device: a batch holding sim:0's that wants sim:1's, and
+ * one holding sim:1's that wants sim:0's, at once. Each gives back what it
+ * holds before it waits: both finish (a hang here is the bug). */
+static void test_batch_crossed(void)
+{
+	void *s = session_open();
+	float v[8] = {1, -2, 3, -4, 5, -6, 7, -8};
+	pthread_barrier_t both;
+	struct crossed c[2];
+	pthread_t t[2];
+	struct rt_memory m[RT_MAX_DEVICES];
+
+	pthread_barrier_init(&both, NULL, 2);
+	for (int i = 0; i < 2; i++)
+		c[i] = (struct crossed){.s = s, .first = i, .both = &both};
+	c[0].h[0] = c[1].h[0] = put(s, "sim:0", v, 8);
+	c[0].h[1] = c[1].h[1] = put(s, "sim:1", v, 8);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, crossed_main, &c[i]);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&both);
+	CU_ASSERT_EQUAL(c[0].failures + c[1].failures, 0);
+	memory(m);
+	CU_ASSERT_EQUAL(m[0].running + m[1].running + m[0].waiting + m[1].waiting, 0);
 	be->session_close(rt, s);
 }
 
@@ -785,6 +926,16 @@ static void test_gpu_moves(void)
 }
 
 /* Staged moves in opposite directions at once on real contexts. */
+/* The batch's hold on a GPU: one stream, waited for at the end. */
+static void test_gpu_batch(void)
+{
+	struct rt_device_info devs[RT_MAX_DEVICES];
+
+	rt = gpu_rt[0];
+	rt_devices(rt, devs, RT_MAX_DEVICES);
+	batch_hold(devs[0].name, devs[1].name);
+}
+
 static void test_gpu_opposite_moves(void)
 {
 	struct rt_device_info devs[RT_MAX_DEVICES];
@@ -824,6 +975,8 @@ int main(int argc, char **argv)
 		{"operations on their inputs' device, outputs placed", test_operations},
 		{"to_device: staged, byte-exact, refusals", test_to_device},
 		{"moves in opposite directions at once", test_opposite_moves},
+		{"a batch holds its context and pins to its end", test_batch_hold},
+		{"two batches crossing two devices' only contexts", test_batch_crossed},
 		{"STATS and the fleet record per device", test_stats},
 		{"host runtime; a total limit across devices", test_host_and_limits},
 		{NULL, NULL},
@@ -832,6 +985,7 @@ int main(int argc, char **argv)
 	static const struct dj_test_case gpus[] = {
 		{"to_device between every pair, both move modes", test_gpu_moves},
 		{"staged moves in opposite directions at once", test_gpu_opposite_moves},
+		{"a batch on one stream, waited for at its end", test_gpu_batch},
 		{NULL, NULL},
 	};
 
