@@ -17,14 +17,14 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 # wait_listening I: server I (log $dir/dpI.log, pid ${pids[I]}) listens
-# within 15 s; $addr is its control address.
+# within 15 s; $addr is its control address (loopback or a namespace's).
 wait_listening() {
 	for _ in $(seq 150); do
 		grep -q "control plane: listening" "$dir/dp$1.log" && break
 		kill -0 "${pids[$1]}" 2>/dev/null || { cat "$dir/dp$1.log"; fail "server $1 died"; }
 		sleep 0.1
 	done
-	addr=$(grep -o "listening on 127.0.0.1:[0-9]*" "$dir/dp$1.log" | grep -o "127.0.0.1:[0-9]*")
+	addr=$(grep -o "listening on [0-9.]*:[0-9]*" "$dir/dp$1.log" | grep -o "[0-9.]*:[0-9]*$")
 	[ -n "$addr" ] || { cat "$dir/dp$1.log"; fail "server $1 not up"; }
 }
 
@@ -47,4 +47,32 @@ check_killed() {
 	check "$3" "r['spread_at_end'][1] == 0 and sum(r['spread_at_end']) == 8" \
 		"sequences not all on the survivors"
 	echo "$4" | grep -q "recovery: seq[0-9]* prefilled again" || fail "no rebuild line"
+}
+
+# check_fleet_run RC OUT JSON DPDK: a djinn-llm --fleet run of three members
+# (exit status RC, its output and JSON; --prompt 16 --steps 6 --baselines
+# one-server --disagg 0:1,2) probed its links server to server, gave the
+# local CPU run's tokens in all three runs, spread 3/3/2 with no KV bytes
+# moved under co-location, and in the disaggregated run moved all 64 KV
+# caches server to server, exactly their bytes, none through the client;
+# DPDK of them (0, or 64 where the members have data planes) over DPDK.
+check_fleet_run() {
+	local out=$2 j=$3 dpdk=$4 kv_bytes=$((8 * 4 * 2 * (16 + 6) * 256 * 4))
+	[ "$1" -eq 0 ] || fail "djinn-llm --fleet exited $1"
+	echo "$out" | grep -q "links probed server to server" || fail "links not probed server to server"
+	echo "$out" | grep -q "link s0 -> s2: .*(server to server)" || fail "no server-to-server link figure"
+	check "$j" "len(runs) == 3 and all(x['tokens_match'] and x['ok'] for x in runs)" \
+		"a run's tokens differ from the local CPU run"
+	check "$j" "r['kv_bytes_moved_after_prefill'] == 0 and r['state_moves'] == 0" \
+		"KV-cache bytes moved after prefill under co-location"
+	check "$j" "sorted(r['spread_after_prefill']) == [2, 3, 3]" "sequences not spread 3/3/2"
+	check "$j" "[x['spread_after_prefill'] for x in runs if x['name'] == 'djinn: disaggregated'] == [[8, 0, 0]]" \
+		"disaggregated prefill not all on member 0"
+	check "$j" "[(x['kv_moves'], x['kv_moves_server_to_server'], x['kv_moves_over_dpdk'],
+		x['kv_bytes_server_to_server'], x['kv_bytes_moved_after_prefill'],
+		x['kv_bytes_through_client']) for x in runs if x['name'] == 'djinn: disaggregated']
+		== [(64, 64, $dpdk, $kv_bytes, $kv_bytes, 0)]" \
+		"KV caches not moved server to server ($dpdk over DPDK), exactly $kv_bytes bytes, none through the client"
+	echo "$out" | grep -q "server to server 64 ($dpdk over DPDK), $kv_bytes bytes" ||
+		fail "no report line of the direct KV moves"
 }

@@ -51,24 +51,7 @@ args=(--fleet "$members" --prompt 16 --steps 6 --homogeneous)
 out=$("$llm_bin" "${args[@]}" --baselines one-server --disagg 0:1,2 --json "$dir/run.json" 2>&1)
 rc=$?
 echo "$out"
-[ $rc -eq 0 ] || fail "djinn-llm --fleet exited $rc"
-j=$dir/run.json
-echo "$out" | grep -q "links probed server to server" || fail "links not probed server to server"
-echo "$out" | grep -q "link s0 -> s2: .*(server to server)" || fail "no server-to-server link figure"
-check "$j" "len(runs) == 3 and all(x['tokens_match'] and x['ok'] for x in runs)" \
-	"a run's tokens differ from the local CPU run"
-check "$j" "r['kv_bytes_moved_after_prefill'] == 0 and r['state_moves'] == 0" \
-	"KV-cache bytes moved after prefill under co-location"
-check "$j" "sorted(r['spread_after_prefill']) == [2, 3, 3]" "sequences not spread 3/3/2"
-kv_bytes=$((8 * 4 * 2 * (16 + 6) * 256 * 4))
-check "$j" "[x['spread_after_prefill'] for x in runs if x['name'] == 'djinn: disaggregated'] == [[8, 0, 0]]" \
-	"disaggregated prefill not all on member 0"
-check "$j" "[(x['kv_moves'], x['kv_moves_server_to_server'], x['kv_bytes_server_to_server'],
-	x['kv_bytes_moved_after_prefill'], x['kv_bytes_through_client']) for x in runs
-	if x['name'] == 'djinn: disaggregated'] == [(64, 64, $kv_bytes, $kv_bytes, 0)]" \
-	"KV caches not moved server to server, exactly $kv_bytes bytes, none through the client"
-echo "$out" | grep -q "server to server 64 (0 over DPDK), $kv_bytes bytes" ||
-	fail "no report line of the direct KV moves"
+check_fleet_run $rc "$out" "$dir/run.json" 0
 
 # 3: member 1 killed; the view has a few refreshes (500 ms each) to see it.
 victim=${pids[1]}
