@@ -62,6 +62,19 @@ static void one(struct mx_writer *w, const char *name, enum mx_type type, const 
 	mx_sample_u64(w, name, NULL, value);
 }
 
+/* A counter family of two samples that differ in one label's value. */
+static void two(struct mx_writer *w, const char *name, const char *help, const char *label,
+		const char *a_name, uint64_t a, const char *b_name, uint64_t b)
+{
+	char l[LABELS];
+
+	mx_family(w, name, MX_COUNTER, help);
+	mx_labels(l, sizeof(l), label, a_name, NULL);
+	mx_sample_u64(w, name, l, a);
+	mx_labels(l, sizeof(l), label, b_name, NULL);
+	mx_sample_u64(w, name, l, b);
+}
+
 /* A counter family of the control plane's [path][direction] figures. */
 static void by_path_dir(struct mx_writer *w, const char *name, const char *help,
 			const uint64_t v[3][CTL_DIRS])
@@ -93,12 +106,9 @@ static void collect_control(struct srv_view *v, struct mx_writer *w)
 	one(w, "djinn_auth_failures_total", MX_COUNTER, "Handshakes refused.", s.auth_failures);
 	one(w, "djinn_protocol_errors_total", MX_COUNTER,
 	    "Messages that broke the protocol (malformed, unknown type).", s.protocol_errors);
-	mx_family(w, "djinn_control_bytes_total", MX_COUNTER,
-		  "Bytes on control connections, TCP tensor payloads included.");
-	mx_labels(l, sizeof(l), "direction", "in", NULL);
-	mx_sample_u64(w, "djinn_control_bytes_total", l, s.bytes_in);
-	mx_labels(l, sizeof(l), "direction", "out", NULL);
-	mx_sample_u64(w, "djinn_control_bytes_total", l, s.bytes_out);
+	two(w, "djinn_control_bytes_total",
+	    "Bytes on control connections, TCP tensor payloads included.", "direction", "in",
+	    s.bytes_in, "out", s.bytes_out);
 	one(w, "djinn_sessions_opened_total", MX_COUNTER, "Sessions opened.", s.sessions_opened);
 	mx_family(w, "djinn_sessions", MX_GAUGE,
 		  "Sessions now: attached to a connection, or lingering for a resume.");
@@ -145,13 +155,7 @@ static void collect_control(struct srv_view *v, struct mx_writer *w)
 static void rx_tx(struct mx_writer *w, const char *name, const char *help, uint64_t rx,
 		  uint64_t tx)
 {
-	char l[LABELS];
-
-	mx_family(w, name, MX_COUNTER, help);
-	mx_labels(l, sizeof(l), "direction", "rx", NULL);
-	mx_sample_u64(w, name, l, rx);
-	mx_labels(l, sizeof(l), "direction", "tx", NULL);
-	mx_sample_u64(w, name, l, tx);
+	two(w, name, help, "direction", "rx", rx, "tx", tx);
 }
 
 static void collect_lcores(struct srv_view *v, struct mx_writer *w)
@@ -239,12 +243,9 @@ static void collect_dataplane(struct srv_view *v, struct mx_writer *w)
 	collect_lcores(v, w);
 
 	dp_engine_stage_stats(v->dp, &g);
-	mx_family(w, "djinn_gpu_sends_total", MX_COUNTER,
-		  "Tensors sent from GPU memory: through the staging ring, or after one whole copy.");
-	mx_labels(l, sizeof(l), "mode", "staged", NULL);
-	mx_sample_u64(w, "djinn_gpu_sends_total", l, g.staged_sends);
-	mx_labels(l, sizeof(l), "mode", "whole", NULL);
-	mx_sample_u64(w, "djinn_gpu_sends_total", l, g.whole_sends);
+	two(w, "djinn_gpu_sends_total",
+	    "Tensors sent from GPU memory: through the staging ring, or after one whole copy.",
+	    "mode", "staged", g.staged_sends, "whole", g.whole_sends);
 	one(w, "djinn_gpu_send_chunks_total", MX_COUNTER,
 	    "Staging chunks copied from GPU memory for sending.", g.chunks);
 }
