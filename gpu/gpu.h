@@ -130,6 +130,12 @@ int djg_pool_stats_get(struct djg_pool *pool, struct djg_pool_stats *stats);
  */
 int djg_host_register(int16_t dev_id, void *ptr, size_t len);
 int djg_host_unregister(int16_t dev_id, void *ptr);
+/** How much of [ptr, ptr + len) lies in the one registered piece that holds
+ *  ptr (len where no piece holds it). A range registered in two calls is two
+ *  pieces to the driver, and a cudaMemcpy from pinned memory must stay inside
+ *  one: it fails with "invalid argument" where the range crosses into the
+ *  next, so such copies go piece by piece. Takes no lock. */
+size_t djg_host_piece_len(int16_t dev_id, const void *ptr, size_t len);
 /** Whether GPU @p dev_id may read [ptr, ptr + len) through registrations
  *  made with djg_host_register(). Takes no lock (polling lcores). */
 bool djg_host_readable(int16_t dev_id, const void *ptr, size_t len);

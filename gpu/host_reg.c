@@ -109,6 +109,15 @@ static const struct piece *piece_at(int16_t dev_id, uintptr_t a, uintptr_t *end)
 	return NULL;
 }
 
+size_t djg_host_piece_len(int16_t dev_id, const void *ptr, size_t len)
+{
+	uintptr_t a = (uintptr_t)ptr, end;
+
+	if (dev_id == DJG_HOST || piece_at(dev_id, a, &end) == NULL)
+		return len;
+	return end - a < len ? end - a : len;
+}
+
 bool djg_host_readable(int16_t dev_id, const void *ptr, size_t len)
 {
 	uintptr_t a = (uintptr_t)ptr, last = a + (len ? len : 1), end;

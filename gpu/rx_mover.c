@@ -229,6 +229,24 @@ static int copy_path_once(struct probe_rig *r)
 	return rc != 0 ? rc : djg_packer_drain(p);
 }
 
+/* The baseline: the slots copied whole by cudaMemcpy, one call per
+ * registered piece they span (the source may share pages with an earlier
+ * registration, and the driver refuses a copy that crosses from one
+ * registration into the next). */
+static int memcpy_once(struct probe_rig *r)
+{
+	size_t off = 0;
+	int rc = 0;
+
+	while (rc == 0 && off < r->bytes) {
+		size_t n = djg_host_piece_len(r->dev_id, r->src + off, r->bytes - off);
+
+		rc = djg_cuda_copy(r->ordinal, (uint8_t *)r->dest + off, r->src + off, n, 1);
+		off += n;
+	}
+	return rc;
+}
+
 enum probe_what { PROBE_GATHER, PROBE_COPY, PROBE_MEMCPY };
 
 static int run_once(struct probe_rig *r, enum probe_what what)
@@ -239,7 +257,7 @@ static int run_once(struct probe_rig *r, enum probe_what what)
 	case PROBE_COPY:
 		return copy_path_once(r);
 	case PROBE_MEMCPY:
-		return djg_cuda_copy(r->ordinal, r->dest, r->src, r->bytes, 1);
+		return memcpy_once(r);
 	}
 	return -EINVAL;
 }
