@@ -86,9 +86,11 @@ struct done_rec {
 	uint64_t id;
 	uint32_t frag_count;
 	uint64_t total_len;
+	uint64_t answered_ns; /* failed rings: when an ABORT last answered it */
 };
 
-/* Fixed-capacity FIFO of done_rec (recent completions, final ACKs owed). */
+/* Fixed-capacity FIFO of done_rec (recent completions, final ACKs owed,
+ * recent failures). */
 struct done_ring {
 	struct done_rec rec[RECENT_CAP];
 	uint32_t head;
@@ -125,6 +127,10 @@ struct dp_channel {
 	struct done_ring tx_done;
 	struct done_ring rx_done;
 	struct done_ring reacks; /* final ACKs to (re)send */
+	/* Transfers that failed here: a frame of one gets an ABORT back, so
+	 * that a peer that was away when we gave up learns it at once. */
+	struct done_ring tx_failed;
+	struct done_ring rx_failed;
 
 	struct abort_rec *aborts; /* FIFO, 2 * max_transfers */
 	uint32_t abort_head, abort_count, abort_cap;
@@ -177,7 +183,12 @@ int dp_xfer_begin(struct xfer_table *t, uint64_t id, uint64_t len,
 	       uint32_t frag_size, uint32_t *count, void **x);
 void dp_xfer_release(struct xfer_table *t, void *x);
 void dp_done_push(struct done_ring *r, uint64_t id, uint32_t count, uint64_t total);
-const struct done_rec *dp_done_find(const struct done_ring *r, uint64_t id);
+struct done_rec *dp_done_find(struct done_ring *r, uint64_t id);
+/* A frame of transfer id that is no longer active arrived: where id failed
+ * here (its record in @failed), queue an ABORT for the peer, at most one
+ * per retransmission timeout. @return whether id failed here. */
+bool dp_channel_answer_failed(struct dp_channel *s, struct done_ring *failed, uint64_t id,
+			      bool from_rx, uint64_t now_ns);
 /* Header fields common to every packet of the session. */
 void dp_channel_hdr_init(const struct dp_channel *s, struct dp_wire_hdr *h,
 		      enum dp_pkt_type type, uint64_t transfer_id);

@@ -90,12 +90,14 @@ void dp_rx_end(struct dp_channel *s, struct rx_xfer *x, int status)
 
 /* Late fragment of a finished transfer: its final ACK was probably lost. */
 static enum dp_wire_reject rx_on_stale(struct dp_channel *s,
-				       const struct dp_wire_hdr *h)
+				       const struct dp_wire_hdr *h, uint64_t now_ns)
 {
 	const struct done_rec *d = dp_done_find(&s->rx_done, h->transfer_id);
 
-	if (!d || d->total_len != h->total_len)
+	if (!d || d->total_len != h->total_len) {
+		dp_channel_answer_failed(s, &s->rx_failed, h->transfer_id, true, now_ns);
 		return DP_REJ_UNKNOWN_TRANSFER;
+	}
 	dp_done_push(&s->reacks, d->id, d->frag_count, d->total_len);
 	return DP_REJ_DUPLICATE;
 }
@@ -206,7 +208,7 @@ enum dp_wire_reject dp_rx_on_data(struct dp_channel *s,
 	enum dp_wire_reject rej;
 
 	if (!x)
-		return rx_on_stale(s, h);
+		return rx_on_stale(s, h, now_ns);
 	rej = rx_validate(s, x, h);
 	if (rej == DP_REJ_DUPLICATE) {
 		/* The sender missed an ACK: repeat it now. */

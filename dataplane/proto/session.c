@@ -180,6 +180,12 @@ void dp_channel_event(struct dp_channel *s, uint64_t id, enum dp_xfer_dir dir,
 		s->st.rx_failed += status != 0;
 		s->st.rx_timeouts += status == -ETIMEDOUT;
 	}
+	if (status != 0)
+		dp_done_push(dir == DP_XFER_TX ? &s->tx_failed : &s->rx_failed, id, 0, bytes);
+	/* A peer that is slow rather than gone learns it now, not when its
+	 * own deadline passes (a cancel sends its ABORT itself). */
+	if (status == -ETIMEDOUT)
+		dp_channel_queue_abort(s, id, dir == DP_XFER_RX);
 }
 
 void dp_channel_queue_abort(struct dp_channel *s, uint64_t id, bool from_rx)
@@ -252,18 +258,35 @@ void dp_done_push(struct done_ring *r, uint64_t id, uint32_t count, uint64_t tot
 	} else {
 		r->count++;
 	}
-	r->rec[slot] = (struct done_rec){id, count, total};
+	r->rec[slot] = (struct done_rec){.id = id, .frag_count = count, .total_len = total};
 }
 
-const struct done_rec *dp_done_find(const struct done_ring *r, uint64_t id)
+struct done_rec *dp_done_find(struct done_ring *r, uint64_t id)
 {
 	for (uint32_t i = 0; i < r->count; i++) {
-		const struct done_rec *d = &r->rec[(r->head + i) % RECENT_CAP];
+		struct done_rec *d = &r->rec[(r->head + i) % RECENT_CAP];
 
 		if (d->id == id)
 			return d;
 	}
 	return NULL;
+}
+
+bool dp_channel_answer_failed(struct dp_channel *s, struct done_ring *failed, uint64_t id,
+			      bool from_rx, uint64_t now_ns)
+{
+	struct done_rec *d = dp_done_find(failed, id);
+
+	if (d == NULL)
+		return false;
+	/* A window of DATA in flight would otherwise draw a window of
+	 * ABORTs; one per timeout also repeats one that was lost. */
+	if (d->answered_ns == 0 || now_ns - d->answered_ns >= s->rto) {
+		d->answered_ns = now_ns;
+		dp_channel_queue_abort(s, id, from_rx);
+		s->st.aborts_answered++;
+	}
+	return true;
 }
 
 static bool done_pop(struct done_ring *r, struct done_rec *d)
@@ -568,10 +591,42 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+/* This side was not polled for late_ns past its deadline (a starved lcore,
+ * a stopped process): that time is no silence of the peer's, which had
+ * nobody to answer, nor a stall of the transfers. Shift both clocks by it,
+ * ask the peer for a sign of life at once, and have every receive report
+ * its state now: a sender that gave up meanwhile answers with ABORT. */
+static void forgive_stall(struct dp_channel *s, uint64_t now_ns, uint64_t late_ns)
+{
+	s->st.stalls_forgiven++;
+	s->last_heard_ns = min_u64(s->last_heard_ns + late_ns, now_ns);
+	for (uint32_t i = 0; i < s->tx.nactive; i++) {
+		struct tx_xfer *x = s->tx.active[i];
+
+		x->last_progress_ns = min_u64(x->last_progress_ns + late_ns, now_ns);
+	}
+	for (uint32_t i = 0; i < s->rx.nactive; i++) {
+		struct rx_xfer *x = s->rx.active[i];
+
+		x->last_progress_ns = min_u64(x->last_progress_ns + late_ns, now_ns);
+		x->ack_deadline = now_ns;
+	}
+	if (s->nping < PING_QUEUE_CAP) {
+		s->pings[s->nping++] = KEEPALIVE_VALUE;
+		s->st.keepalives++;
+	}
+	s->next_keepalive_ns = now_ns + s->cfg.keepalive_ns;
+}
+
 uint64_t dp_channel_poll(struct dp_channel *s, uint64_t now_ns)
 {
 	uint64_t next;
 
+	if (now_ns > s->next_deadline && now_ns - s->next_deadline > s->cfg.keepalive_ns &&
+	    s->tx.nactive + s->rx.nactive != 0 && !s->closed) {
+		forgive_stall(s, now_ns, now_ns - s->next_deadline);
+		s->next_deadline = now_ns;
+	}
 	if (now_ns < s->next_deadline)
 		return ctrl_pending(s) ? now_ns : s->next_deadline;
 	next = min_u64(dp_tx_timers(s, now_ns), dp_rx_timers(s, now_ns));

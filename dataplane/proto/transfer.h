@@ -350,6 +350,12 @@ struct dp_proto_stats {
 	uint64_t rttvar_ns;
 	uint64_t rto_ns;          /**< current retransmission timeout */
 	uint64_t cwnd_reductions; /**< congestion window cuts (NACK or RTO) */
+	/** Polls that came more than keepalive_ns after the session's deadline
+	 *  (this side was stopped or starved): the time was not counted as the
+	 *  peer's silence. */
+	uint64_t stalls_forgiven;
+	/** ABORTs sent in answer to frames of transfers that failed here. */
+	uint64_t aborts_answered;
 };
 
 /** Copy the session's counters into *out. */

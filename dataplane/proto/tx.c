@@ -271,9 +271,12 @@ enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
 	if (dp_wire_ranges_decode(body, h->payload_len, &r))
 		return DP_REJ_BAD_BODY;
 	x = dp_xfer_find(&s->tx, h->transfer_id);
-	if (!x)
-		return dp_done_find(&s->tx_done, h->transfer_id) ? DP_REJ_DUPLICATE
-							      : DP_REJ_UNKNOWN_TRANSFER;
+	if (!x) {
+		if (dp_done_find(&s->tx_done, h->transfer_id))
+			return DP_REJ_DUPLICATE;
+		dp_channel_answer_failed(s, &s->tx_failed, h->transfer_id, false, now_ns);
+		return DP_REJ_UNKNOWN_TRANSFER;
+	}
 	if (h->total_len != x->len)
 		return DP_REJ_TOTAL_MISMATCH;
 	if (r.cum > x->next_new)

@@ -216,11 +216,20 @@ static void run_vanishes(int gone)
 	memset(dst, 0, len);
 	CU_ASSERT(dp_channel_recv(sim.ep[1], 2, dst, 1000, DJ_MEM_HOST, NULL, sim.now) == 0);
 	CU_ASSERT(dp_channel_send(sim.ep[0], 2, src, 1000, DJ_MEM_HOST, NULL, sim.now) == 0);
-	want[0] = want[1] = 2; /* the vanished side's transfer 1 fails as it wakes */
+	want[0] = want[1] = 2;
 	CU_ASSERT(sim_run(&sim, want, sim.now + 5 * SEC));
 	e = sim_event(&sim, 0, DP_XFER_TX, 2);
 	CU_ASSERT(e && e->status == 0);
 	CU_ASSERT(memcmp(src, dst, 1000) == 0);
+	/* The vanished side does not take its own absence for the peer's
+	 * silence; it learns that the survivor gave up on transfer 1 from the
+	 * ABORT that answers its first frame of it. */
+	e = sim_event(&sim, gone, gone == 0 ? DP_XFER_TX : DP_XFER_RX, 1);
+	CU_ASSERT(e && e->status == -DJ_EPEER);
+	dp_channel_stats(sim.ep[gone], &st);
+	CU_ASSERT(st.stalls_forgiven >= 1);
+	dp_channel_stats(sim.ep[survivor], &st);
+	CU_ASSERT(st.aborts_answered >= 1);
 	sim_fini(&sim);
 	free(src);
 	free(dst);
@@ -230,6 +239,56 @@ static void test_vanishing_peers(void)
 {
 	run_vanishes(0);
 	run_vanishes(1);
+}
+
+/* A receiver waits for a transfer its peer has not begun (the sending
+ * application is still preparing the data: the peer has nothing to say but
+ * PONGs to our keep-alives), and this side is starved of CPU for stop_ns.
+ * Once it runs again and the peer sends, the transfer completes: the
+ * time this side was not polled is no silence of the peer's. Returns the
+ * receive's status (1 where it has none yet). */
+static int starved_receiver(uint64_t stop_ns)
+{
+	struct dp_channel_config cfg;
+	struct sim sim;
+	uint64_t len = 1 << 20;
+	uint8_t *src = sim_pattern(len, 5), *dst = calloc(1, len);
+	const struct dp_xfer_event *e;
+	struct dp_proto_stats st;
+	int status;
+
+	sim_config(&cfg, FS); /* the defaults: dead_timeout 10 s */
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
+	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	/* A second of waiting: keep-alives go out and are answered. */
+	CU_ASSERT_FALSE(sim_run(&sim, (unsigned[2]){0, 1}, sim.now + SEC));
+	/* The idle peer has nothing to send, so no event moves the clock. */
+	sim.frozen[1] = true;
+	sim.now += stop_ns;
+	sim.frozen[1] = false;
+	/* It runs again; the sender begins a moment later. */
+	sim_run(&sim, (unsigned[2]){0, 1}, sim.now + 1000000);
+	CU_ASSERT(dp_channel_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 5 * SEC);
+	e = sim_event(&sim, 1, DP_XFER_RX, 1);
+	status = e != NULL ? e->status : 1;
+	if (status == 0) {
+		CU_ASSERT(memcmp(src, dst, len) == 0);
+		dp_channel_stats(sim.ep[1], &st);
+		CU_ASSERT_EQUAL(st.stalls_forgiven, stop_ns > 2 * cfg.keepalive_ns);
+	}
+	sim_fini(&sim);
+	free(src);
+	free(dst);
+	return status;
+}
+
+static void test_starved_receiver(void)
+{
+	CU_ASSERT_EQUAL(starved_receiver(100 * 1000 * 1000), 0);
+	CU_ASSERT_EQUAL(starved_receiver(3 * SEC), 0);
+	CU_ASSERT_EQUAL(starved_receiver(12 * SEC), 0);
+	CU_ASSERT_EQUAL(starved_receiver(30 * SEC), 0);
 }
 
 /* One side stops for pause_ns mid-transfer (SIGSTOP: no input, no output,
@@ -610,6 +669,7 @@ int main(int argc, char **argv)
 		{"Ethernet/IPv4/UDP encapsulated and lossy", test_encapsulated_lossy},
 		{"a peer vanishes mid-transfer", test_vanishing_peers},
 		{"a peer paused for 3 and 8 s is alive, 12 s dead", test_paused_peer},
+		{"a receiver starved of CPU while its peer is idle", test_starved_receiver},
 		{"a live peer's stalled transfer ends at stall_timeout", test_live_peer_stall},
 		{"concurrent transfers both ways", test_concurrent_bidirectional},
 		{"cancel and close", test_cancel_and_close},
