@@ -821,7 +821,7 @@ static int stage_copy(void *stage, unsigned int slot, void *dst, const void *src
 		rc = stage_cuda_init(st, dev);
 	}
 	if (rc == 0)
-		rc = djg_copy_async(st->stream, dst, src, len);
+		rc = djg_copy_async_host(p->reg_dev, st->stream, dst, src, len, false);
 	if (rc == 0)
 		rc = djg_event_record(st->events[slot], st->stream);
 #else

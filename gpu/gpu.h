@@ -136,6 +136,12 @@ int djg_host_unregister(int16_t dev_id, void *ptr);
  *  one: it fails with "invalid argument" where the range crosses into the
  *  next, so such copies go piece by piece. Takes no lock. */
 size_t djg_host_piece_len(int16_t dev_id, const void *ptr, size_t len);
+/** An asynchronous copy on @p stream between GPU memory and host memory
+ *  registered for @p dev_id (the source where @p host_is_src, else the
+ *  destination), one cudaMemcpyAsync per registered piece it spans.
+ *  0, -EIO (the copy could not be queued), -DJ_ENOGPU (no CUDA). */
+int djg_copy_async_host(int16_t dev_id, void *stream, void *dst, const void *src, size_t len,
+			bool host_is_src);
 /** Whether GPU @p dev_id may read [ptr, ptr + len) through registrations
  *  made with djg_host_register(). Takes no lock (polling lcores). */
 bool djg_host_readable(int16_t dev_id, const void *ptr, size_t len);

@@ -32,6 +32,9 @@
 #include "common/djc.h"
 #include "gpu/gpu.h"
 #include "gpu_internal.h"
+#ifdef DJ_HAVE_CUDA
+#include "gpu/gpu_cuda.h"
+#endif
 
 #define HOSTREG_MAX_PIECES 1024
 #define HOSTREG_MAX_REGS 512
@@ -116,6 +119,32 @@ size_t djg_host_piece_len(int16_t dev_id, const void *ptr, size_t len)
 	if (dev_id == DJG_HOST || piece_at(dev_id, a, &end) == NULL)
 		return len;
 	return end - a < len ? end - a : len;
+}
+
+int djg_copy_async_host(int16_t dev_id, void *stream, void *dst, const void *src, size_t len,
+			bool host_is_src)
+{
+#ifdef DJ_HAVE_CUDA
+	size_t off = 0;
+	int rc = 0;
+
+	while (rc == 0 && off < len) {
+		const uint8_t *host = (const uint8_t *)(host_is_src ? src : dst) + off;
+		size_t n = djg_host_piece_len(dev_id, host, len - off);
+
+		rc = djg_copy_async(stream, (uint8_t *)dst + off, (const uint8_t *)src + off, n);
+		off += n;
+	}
+	return rc;
+#else
+	(void)dev_id;
+	(void)stream;
+	(void)dst;
+	(void)src;
+	(void)len;
+	(void)host_is_src;
+	return -DJ_ENOGPU;
+#endif
 }
 
 bool djg_host_readable(int16_t dev_id, const void *ptr, size_t len)

@@ -64,7 +64,7 @@ static int cp_copy(void *ctx, void *dst, const void *src, size_t len)
 {
 	struct djg_cuda_packer *cp = ctx;
 
-	return djg_copy_async(cp->stream, dst, src, len);
+	return djg_copy_async_host(cp->reg_dev, cp->stream, dst, src, len, true);
 }
 
 static int cp_fence(void *ctx, unsigned int idx)

@@ -75,7 +75,7 @@ static int copy_into(struct djg_tx_stager *st, struct tx_buffer *b)
 		return 0;
 	}
 #ifdef DJ_HAVE_CUDA
-	int rc = djg_copy_async(st->stream, b->data, from, b->len);
+	int rc = djg_copy_async_host(st->dev_id, st->stream, b->data, from, b->len, false);
 
 	return rc == 0 ? djg_event_record(b->event, st->stream) : rc;
 #else
