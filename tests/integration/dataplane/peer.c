@@ -205,9 +205,11 @@ static int receive_step(struct peer_ctx *c, const struct peer_step *st)
 	rc = dp_engine_expect(c->dp, c->cookie, c->id, c->buf, st->size, DJ_MEM_HOST);
 	if (rc == 0)
 		rc = ready_send(c, c->id);
+	/* The clock starts before the "armed" note: a pause the parent starts
+	 * on reading it may stop this process before its next instruction. */
+	t0 = djc_time_ns();
 	if (rc == 0 && c->a->notify_fd >= 0 && write(c->a->notify_fd, "r", 1) != 1)
 		rc = -EIO;
-	t0 = djc_time_ns();
 	if (rc == 0)
 		rc = dp_engine_wait(c->dp, c->cookie, c->id, XFER_TIMEOUT_MS);
 	if (st->expect_fail) {
