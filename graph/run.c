@@ -37,6 +37,11 @@ struct dj_graph_ctx {
 	struct dj_graph_options o;
 	struct dj_conn *conn[GR_MAX_SERVERS];
 	uint64_t session[GR_MAX_SERVERS];
+	/* Per server, the device its new tensors go to ("": the session's),
+	 * and its session's first server (servers sharing a session are
+	 * devices of one djinn-dp: tensors cross between them by to_device). */
+	char dev[GR_MAX_SERVERS][DJ_GRAPH_DEVICE_MAX];
+	int same[GR_MAX_SERVERS];
 	int n_servers;
 	pthread_mutex_t lock;
 	struct gr_cached *c;
@@ -73,9 +78,28 @@ int dj_graph_ctx_create(const struct dj_graph_options *opts, struct dj_conn *con
 		c->o.inline_max = DJ_BATCH_PUT_MAX;
 	c->n_servers = n_servers;
 	for (int s = 0; s < n_servers; s++) {
+		const char *d = opts != NULL && opts->devices != NULL ? opts->devices[s] : NULL;
+
 		c->conn[s] = servers[s];
 		c->session[s] = dj_conn_session_id(servers[s]);
+		c->same[s] = s;
+		for (int t = 0; t < s && c->same[s] == s; t++)
+			c->same[s] = servers[t] == servers[s] ? t : s;
+		if (d != NULL && strlen(d) >= sizeof(c->dev[s])) {
+			free(c);
+			return -EINVAL;
+		}
+		snprintf(c->dev[s], sizeof(c->dev[s]), "%s", d != NULL ? d : "");
 	}
+	/* Servers of one session must name their devices, each another. */
+	for (int s = 0; s < n_servers; s++)
+		for (int t = 0; t < s; t++)
+			if (c->same[s] == c->same[t] &&
+			    (c->dev[s][0] == '\0' || strcmp(c->dev[s], c->dev[t]) == 0)) {
+				free(c);
+				return -EINVAL;
+			}
+	c->o.devices = NULL;
 	/* Recursive: a placer called inside a fetch (lock held) reads the
 	 * caches through dj_graph_node(), which locks too. */
 	pthread_mutexattr_t attr;
@@ -198,6 +222,25 @@ static int move_through_client(struct dj_graph_ctx *c, const struct gr_cached *e
 	return rc;
 }
 
+/* Move between two devices of one session: a to_device on the server (a
+ * device copy: peer to peer, or staged through its pinned host memory),
+ * then the source freed; the bytes never leave the server. */
+static int move_on_device(struct dj_graph_ctx *c, const struct gr_cached *e, int to,
+			  uint64_t *handle)
+{
+	struct dj_batch_op op = {.op = "to_device", .n_in = 1, .device = c->dev[to]};
+	char txt[20];
+	struct dj_future *f;
+	int rc;
+
+	snprintf(txt, sizeof(txt), "0x%" PRIx64, e->handle);
+	op.inputs[0] = txt;
+	rc = dj_execute_batch(c->conn[to], &op, 1, handle);
+	if (rc == 0 && dj_free_async(c->conn[e->server], e->handle, NULL, NULL, &f) == 0)
+		dj_future_release(f);
+	return rc;
+}
+
 int dj_graph_ctx_state_move(struct dj_graph_ctx *c, const char *name, int to, uint64_t *moved)
 {
 	const struct dj_graph_mover *mv = c->o.mover;
@@ -214,7 +257,9 @@ int dj_graph_ctx_state_move(struct dj_graph_ctx *c, const char *name, int to, ui
 	rc = i < 0 ? -ENOENT : 0;
 	e = i >= 0 ? &c->c[i] : NULL;
 	if (rc == 0 && e->server != to) {
-		if (mv != NULL && mv->move != NULL)
+		if (c->same[e->server] == c->same[to])
+			rc = move_on_device(c, e, to, &h);
+		else if (mv != NULL && mv->move != NULL)
 			rc = mv->move(mv->arg, e->server, e->handle, to, &e->desc, &h);
 		else
 			rc = move_through_client(c, e, to, &h);
@@ -403,6 +448,27 @@ static void deliver(struct run *r, int x, const void *bytes)
 			memcpy(r->out[i].data, bytes, dj_tensor_nbytes(&r->g->nodes[x].desc));
 }
 
+/* A PUT lands on the session's device; where server s names another, the
+ * tensor goes there by to_device (a device copy) and the first is freed. */
+static int put_settle(struct run *r, int s, uint64_t *h)
+{
+	struct dj_batch_op op = {.op = "to_device", .n_in = 1, .device = r->c->dev[s]};
+	struct dj_future *f;
+	uint64_t moved;
+	char txt[20];
+	int rc;
+
+	if (r->c->dev[s][0] == '\0' || strcmp(r->c->dev[s], dj_conn_device(r->c->conn[s])) == 0)
+		return 0;
+	snprintf(txt, sizeof(txt), "0x%" PRIx64, *h);
+	op.inputs[0] = txt;
+	rc = dj_execute_batch(r->c->conn[s], &op, 1, &moved);
+	if (dj_free_async(r->c->conn[s], *h, NULL, NULL, &f) == 0)
+		dj_future_release(f);
+	*h = rc == 0 ? moved : 0;
+	return rc;
+}
+
 /* Uploads too large for a batch: PUT, all at once, before the batches. */
 static void wave_separate(struct run *r)
 {
@@ -439,6 +505,8 @@ static void wave_separate(struct run *r)
 		rc = dj_future_wait(f[k], -1);
 		if (rc == 0)
 			rc = dj_future_handle(f[k], &h, NULL);
+		if (rc == 0)
+			rc = put_settle(r, sp->server, &h);
 		if (rc != 0) {
 			failed_at(r, sp->server);
 			run_fail(r, rc, "node %d: upload to server %d: %s", sp->node, sp->server,
@@ -472,6 +540,20 @@ static int batch_ops(struct run *r, int bi, struct dj_batch_op *ops, struct dj_t
 		ops[k].fetch = e->fetch;
 		ops[k].free = e->free;
 		ops[k].n_free = e->n_free;
+		ops[k].device = r->c->dev[b->server][0] != '\0' ? r->c->dev[b->server] : NULL;
+		if (e->is_put && e->src == GR_PUT_PEER) {
+			uint64_t h = *loc_at(r, e->peer_from, e->node);
+			char *t = txt[k * DJ_MAX_OP_ARGS];
+
+			if (h == 0)
+				return run_fail(r, -EIO, "node %d: no tensor on server %d to copy "
+						"(internal error)", e->node, e->peer_from);
+			snprintf(t, 20, "0x%" PRIx64, h);
+			ops[k].op = "to_device";
+			ops[k].inputs[0] = t;
+			ops[k].n_in = 1;
+			continue;
+		}
 		if (e->is_put) {
 			int rc = put_tensor(r, e->node, e->src, &puts[k]);
 
@@ -483,6 +565,11 @@ static int batch_ops(struct run *r, int bi, struct dj_batch_op *ops, struct dj_t
 		ops[k].op = n->op_name;
 		ops[k].attrs_json = n->attrs_json;
 		ops[k].n_in = n->n_in;
+		/* An operation runs where its inputs are; one without inputs
+		 * makes its output on the server's device (an in-place write
+		 * may name none). */
+		if (n->n_in > 0)
+			ops[k].device = NULL;
 		for (int j = 0; j < n->n_in; j++) {
 			char *t = txt[k * DJ_MAX_OP_ARGS + j];
 			uint64_t h = e->in_entry[j] < 0 ? *loc_at(r, b->server, e->in_node[j]) : 0;
@@ -569,7 +656,9 @@ static void batch_done(struct run *r, int bi, struct dj_future *f)
 
 		*loc_at(r, b->server, e->node) = h[k];
 		r->st.frees_inline += e->n_free;
-		if (e->is_put) {
+		if (e->is_put && e->src == GR_PUT_PEER) {
+			r->st.ops++;
+		} else if (e->is_put) {
 			r->st.puts_inline++;
 			if (e->keep && cache_add(r->c, n, b->server, h[k]) != 0)
 				run_fail(r, -ENOMEM, "node %d on server %d: out of memory", e->node,
@@ -780,7 +869,7 @@ static int run_prepare(struct run *r)
 {
 	struct dj_graph *g = r->g;
 	struct gr_view view = {.n_servers = r->c->n_servers, .inline_max = r->c->o.inline_max,
-			       .resident = view_resident, .arg = r->c};
+			       .resident = view_resident, .arg = r->c, .session = r->c->same};
 	int rc;
 
 	sessions_check(r->c);
@@ -944,8 +1033,8 @@ static void plan_expect(const struct dj_graph *g, const struct gr_plan *p, const
 		for (int k = 0; k < b->n; k++) {
 			const struct gr_node *x = &g->nodes[b->e[k].node];
 
-			st->ops += !b->e[k].is_put;
-			st->puts_inline += b->e[k].is_put;
+			st->ops += !b->e[k].is_put || b->e[k].src == GR_PUT_PEER;
+			st->puts_inline += b->e[k].is_put && b->e[k].src != GR_PUT_PEER;
 			st->params_uploaded += b->e[k].is_put && x->kind == DJ_GRAPH_PARAM;
 			st->states_created += b->e[k].is_put && x->kind == DJ_GRAPH_STATE;
 		}
@@ -983,6 +1072,7 @@ int dj_graph_plan(struct dj_graph *g, const struct dj_graph_placer *placer, int 
 	if (c != NULL) {
 		n_servers = c->n_servers;
 		view.inline_max = c->o.inline_max;
+		view.session = c->same;
 		if (placer == NULL)
 			placer = c->o.placer;
 		pthread_mutex_lock(&c->lock);
