@@ -44,12 +44,21 @@
 extern "C" {
 #endif
 
+/** Placement units at most: (server, device) pairs. */
 #define DJ_SCHED_MAX_SERVERS 64
 #define DJ_SCHED_NAME_MAX 64
+#define DJ_SCHED_DEVICE_MAX 16
 
-/** What the scheduler knows of one server. */
+/**
+ * What the scheduler knows of one placement unit: a server with one device,
+ * or one device of a server with several ("server/device"). Every index
+ * called a server in this API (decisions, sequences, pins, masks) is a
+ * unit's. Units of one server share its session; compute figures are the
+ * server's (calibrated on its session's device), memory and queue each
+ * device's own.
+ */
 struct dj_sched_server {
-	char name[DJ_SCHED_NAME_MAX];  /**< "host:port", or a simulated name */
+	char name[DJ_SCHED_NAME_MAX];  /**< "host:port", "sim1/cuda:2", a simulated name */
 	int up;                        /**< 0: left the fleet; nothing goes there */
 	/** Compute, from the calibration: matmul GFLOP/s per dtype (0: not
 	 *  measured; float32's stands in), elementwise GB/s (bytes read and
@@ -68,12 +77,23 @@ struct dj_sched_server {
 	double queued;
 	/** The link between the client and this server. */
 	double rtt_s, bw_Bps;
+	/** The device of its server this unit places on ("cuda:2"; "": the
+	 *  session's, a server with one device). */
+	char device[DJ_SCHED_DEVICE_MAX];
+	/** 0: a server of its own. >= 1: units with the same group are the
+	 *  devices of one server (consecutive, one session): a tensor moves
+	 *  between them as a device copy on that server (to_device), at the
+	 *  cost of their link_* figures (the peer-copy link), never over the
+	 *  network. */
+	int group;
 };
 
 /**
  * A fleet as the scheduler sees it. Large (about 70 KiB): allocate it.
- * link_*[a][b]: a tensor moved from server a to server b costs
- * link_rtt_s[a][b] + bytes / link_bw_Bps[a][b].
+ * link_*[a][b]: a tensor moved from unit a to unit b costs
+ * link_rtt_s[a][b] + bytes / link_bw_Bps[a][b]: between servers, the
+ * network (or the client); between two devices of one server, the
+ * peer-copy link (a to_device of 1 MiB timed at creation, or simulated).
  */
 struct dj_sched_fleet {
 	int n_servers;
@@ -150,8 +170,20 @@ void dj_sched_options_init(struct dj_sched_options *opts);
 int dj_sched_fleet_sim(struct dj_sched_fleet *fleet, int n);
 /** Links between servers from each server's link to the client, as a
  *  tensor crosses today (fetched from a, put to b): rtt[a][b] = rtt(b),
- *  1/bw[a][b] = 1/bw(a) + 1/bw(b); links_direct = 0, note set. */
+ *  1/bw[a][b] = 1/bw(a) + 1/bw(b); links_direct = 0, note set. Links
+ *  between two devices of one server (same group) are kept. */
 void dj_sched_fleet_links(struct dj_sched_fleet *fleet);
+/**
+ * Every server of @p fleet (each of one device, group 0) becomes
+ * @p n_devices units "NAME/cuda:D" (device "cuda:D", group = its server's
+ * index + 1), each with the server's figures (memory too: each GPU has its
+ * own); peer-copy links between them simulated at 10 us and 20 GB/s (edit
+ * link_* to model NVLink or a slower path); links between servers derived
+ * again (dj_sched_fleet_links). n_devices 1 changes nothing.
+ * @return 0, -EINVAL (n_devices < 1, a server with devices already, more
+ * than DJ_SCHED_MAX_SERVERS units).
+ */
+int dj_sched_fleet_devices(struct dj_sched_fleet *fleet, int n_devices);
 
 struct dj_sched;
 
@@ -343,6 +375,10 @@ struct dj_sched_stats {
 	int servers_lost;
 	int sequences_rebuilt;      /**< lineage rebuilds */
 	int retries;                /**< fetches run again after a loss */
+	/** States moved between two devices of one server (to_device on that
+	 *  server: never the network, never this client), and their bytes. */
+	int kv_moves_peer;
+	uint64_t kv_move_bytes_peer;
 };
 void dj_sched_stats(const struct dj_sched *sched, struct dj_sched_stats *stats);
 
