@@ -196,6 +196,29 @@ int dj_graph_ctx_state_drop(struct dj_graph_ctx *c, const char *name)
 	return rc;
 }
 
+/* A tensor that landed on server s's session device (a PUT, a fleet
+ * move): where s names another device, it goes there by to_device (a
+ * device copy) and the first copy is freed. *h becomes the new handle (0
+ * where the copy failed). */
+static int device_settle(struct dj_graph_ctx *c, int s, uint64_t *h)
+{
+	struct dj_batch_op op = {.op = "to_device", .n_in = 1, .device = c->dev[s]};
+	struct dj_future *f;
+	uint64_t moved;
+	char txt[20];
+	int rc;
+
+	if (c->dev[s][0] == '\0' || strcmp(c->dev[s], dj_conn_device(c->conn[s])) == 0)
+		return 0;
+	snprintf(txt, sizeof(txt), "0x%" PRIx64, *h);
+	op.inputs[0] = txt;
+	rc = dj_execute_batch(c->conn[s], &op, 1, &moved);
+	if (dj_free_async(c->conn[s], *h, NULL, NULL, &f) == 0)
+		dj_future_release(f);
+	*h = rc == 0 ? moved : 0;
+	return rc;
+}
+
 /* Move through the client: the bytes come down from one server and go up
  * to the other; the source is freed once the target holds them. */
 static int move_through_client(struct dj_graph_ctx *c, const struct gr_cached *e, int to,
@@ -211,6 +234,8 @@ static int move_through_client(struct dj_graph_ctx *c, const struct gr_cached *e
 	rc = dj_get(c->conn[e->server], e->handle, &t);
 	if (rc == 0)
 		rc = dj_put(c->conn[to], &t, handle);
+	if (rc == 0)
+		rc = device_settle(c, to, handle);
 	if (rc == 0 && dj_free_async(c->conn[e->server], e->handle, NULL, NULL, &f) == 0)
 		dj_future_release(f);
 	if (rc == 0) {
@@ -257,12 +282,16 @@ int dj_graph_ctx_state_move(struct dj_graph_ctx *c, const char *name, int to, ui
 	rc = i < 0 ? -ENOENT : 0;
 	e = i >= 0 ? &c->c[i] : NULL;
 	if (rc == 0 && e->server != to) {
-		if (c->same[e->server] == c->same[to])
+		if (c->same[e->server] == c->same[to]) {
 			rc = move_on_device(c, e, to, &h);
-		else if (mv != NULL && mv->move != NULL)
+		} else if (mv != NULL && mv->move != NULL) {
+			/* The mover lands it on the session's device. */
 			rc = mv->move(mv->arg, e->server, e->handle, to, &e->desc, &h);
-		else
+			if (rc == 0)
+				rc = device_settle(c, to, &h);
+		} else {
 			rc = move_through_client(c, e, to, &h);
+		}
 		if (rc == 0) {
 			e->server = to;
 			e->handle = h;
@@ -448,27 +477,6 @@ static void deliver(struct run *r, int x, const void *bytes)
 			memcpy(r->out[i].data, bytes, dj_tensor_nbytes(&r->g->nodes[x].desc));
 }
 
-/* A PUT lands on the session's device; where server s names another, the
- * tensor goes there by to_device (a device copy) and the first is freed. */
-static int put_settle(struct run *r, int s, uint64_t *h)
-{
-	struct dj_batch_op op = {.op = "to_device", .n_in = 1, .device = r->c->dev[s]};
-	struct dj_future *f;
-	uint64_t moved;
-	char txt[20];
-	int rc;
-
-	if (r->c->dev[s][0] == '\0' || strcmp(r->c->dev[s], dj_conn_device(r->c->conn[s])) == 0)
-		return 0;
-	snprintf(txt, sizeof(txt), "0x%" PRIx64, *h);
-	op.inputs[0] = txt;
-	rc = dj_execute_batch(r->c->conn[s], &op, 1, &moved);
-	if (dj_free_async(r->c->conn[s], *h, NULL, NULL, &f) == 0)
-		dj_future_release(f);
-	*h = rc == 0 ? moved : 0;
-	return rc;
-}
-
 /* Uploads too large for a batch: PUT, all at once, before the batches. */
 static void wave_separate(struct run *r)
 {
@@ -506,7 +514,7 @@ static void wave_separate(struct run *r)
 		if (rc == 0)
 			rc = dj_future_handle(f[k], &h, NULL);
 		if (rc == 0)
-			rc = put_settle(r, sp->server, &h);
+			rc = device_settle(r->c, sp->server, &h);
 		if (rc != 0) {
 			failed_at(r, sp->server);
 			run_fail(r, rc, "node %d: upload to server %d: %s", sp->node, sp->server,
