@@ -297,13 +297,16 @@ static void unit_stats(const cJSON *backend, const cJSON *load, struct dj_sched_
 		return;
 	}
 	if (cJSON_IsObject(load)) {
-		/* A fleet member's record: every device's memory, the queue. */
+		sv->queued = (double)json_u64(load, "queued", 0);
+		/* A fleet member's record: every device's memory, the queue.
+		 * A record that lists no device says nothing of memory. */
+		if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(load, "devices")) == 0)
+			return;
 		sv->mem_free = sv->mem_total = 0;
 		cJSON_ArrayForEach(dev, cJSON_GetObjectItemCaseSensitive(load, "devices")) {
 			sv->mem_free += json_u64(dev, "mem_free", 0);
 			sv->mem_total += json_u64(dev, "mem_total", 0);
 		}
-		sv->queued = (double)json_u64(load, "queued", 0);
 	}
 }
 
@@ -388,8 +391,7 @@ void dj_sched_fleet_links(struct dj_sched_fleet *f)
 		}
 	f->links_direct = 0;
 	snprintf(f->note, sizeof(f->note), "links between servers derived from the client's "
-		 "(a tensor crosses through the client: fetch, then put); no server-to-server "
-		 "probe before the fleet");
+		 "(a tensor crosses through the client: fetch, then put)");
 }
 
 /* A homogeneous fleet: every compute figure the best any server gave. */
