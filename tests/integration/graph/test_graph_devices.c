@@ -12,6 +12,7 @@
  * client); every step's results byte-exact against the CPU reference run
  * of the same graphs (gr_local), the run without a scheduler.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,9 +252,84 @@ static void test_units_and_moves(void)
 	free(f);
 }
 
+/* Ops from node `split` on go to server 1, the rest to server 0. */
+static int split_place(void *arg, struct dj_graph *g, const uint8_t *needed, int *server,
+		       char *why, size_t why_len)
+{
+	int split = *(int *)arg;
+
+	(void)why;
+	(void)why_len;
+	for (int x = 0; x < dj_graph_node_count(g); x++)
+		if (needed[x])
+			server[x] = x >= split;
+	return 0;
+}
+
+/* One session given as two servers, one per device: an op's output read
+ * on the other device crosses as a to_device on the server (no transfer
+ * through the client), byte-exact, nothing left behind. */
+static void test_context_over_devices(void)
+{
+	struct dj_conn *two[2] = {srv[0].conn, srv[0].conn};
+	const char *devs[2] = {"sim:0", "sim:1"}, *same[2] = {"sim:0", "sim:0"};
+	const char *longname[2] = {"sim:0", "sim:1234567890123456"};
+	float xv[16];
+	struct dj_tensor x = {.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 2, .shape = {4, 4}},
+			      .mem = DJ_MEM_HOST, .data = xv};
+	struct dj_graph_options o;
+	struct dj_graph_placer pl = {.place = split_place};
+	struct dj_graph_run_stats st;
+	struct dj_tensor got = {0}, ref = {0};
+	struct dj_graph_ctx *ctx;
+	struct gr_local *local;
+	struct dj_graph *g;
+	int a, b, split, before = test_server_tensors(&srv[0]);
+	uint64_t in1 = moves_in(srv[0].conn, "sim:1");
+
+	for (int i = 0; i < 16; i++)
+		xv[i] = (float)(i - 7) / 2.0f;
+	dj_graph_options_init(&o);
+	CU_ASSERT_EQUAL(dj_graph_ctx_create(&o, two, 2, &ctx), -EINVAL); /* no devices */
+	o.devices = same;
+	CU_ASSERT_EQUAL(dj_graph_ctx_create(&o, two, 2, &ctx), -EINVAL);
+	o.devices = longname;
+	CU_ASSERT_EQUAL(dj_graph_ctx_create(&o, two, 2, &ctx), -EINVAL);
+	o.devices = devs;
+	o.placer = &pl;
+	pl.arg = &split;
+	CU_ASSERT_EQUAL_FATAL(dj_graph_ctx_create(&o, two, 2, &ctx), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_graph_create(ctx, &g), 0);
+	a = dj_graph_op(g, "relu", (int[]){dj_graph_input(g, "x", &x)}, 1, NULL);
+	split = a + 1;
+	b = dj_graph_op(g, "mul", (int[]){a, a}, 2, NULL);
+	CU_ASSERT_FATAL(b >= 0);
+	CU_ASSERT_EQUAL_FATAL(dj_graph_fetch(g, &b, 1, &got), 0);
+	dj_graph_last_run(g, &st);
+	CU_ASSERT_EQUAL(st.transfers, 0);
+	CU_ASSERT_EQUAL(st.stages, 2);
+	CU_ASSERT_EQUAL(st.ops, 3); /* relu, to_device, mul */
+	CU_ASSERT_EQUAL(st.bytes_down, sizeof(xv));
+	CU_ASSERT_EQUAL(st.kv_bytes_through_client, 0);
+	CU_ASSERT_EQUAL(moves_in(srv[0].conn, "sim:1") - in1, 1);
+	CU_ASSERT_EQUAL_FATAL(gr_local_create(&local), 0);
+	CU_ASSERT_EQUAL_FATAL(gr_local_fetch(local, g, &b, 1, &ref), 0);
+	CU_ASSERT(memcmp(got.data, ref.data, sizeof(xv)) == 0);
+	CU_ASSERT_EQUAL(((float *)got.data)[15], 16.0f);
+	free(got.data);
+	free(ref.data);
+	gr_local_destroy(local);
+	dj_graph_destroy(g);
+	dj_graph_ctx_destroy(ctx);
+	/* The source kept for the copy and the copy: both freed. */
+	CU_ASSERT_EQUAL(test_server_tensors(&srv[0]), before);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
+		{"one session as two servers: tensors cross by to_device",
+		 test_context_over_devices},
 		{"sequences over the devices of a server; KV moved by to_device",
 		 test_units_and_moves},
 		{NULL, NULL},
