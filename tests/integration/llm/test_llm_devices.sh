@@ -10,11 +10,23 @@
 #      unit 1 (its sim:1): every KV cache moves once, by to_device on member
 #      0 (64 moves between devices), none server to server, no byte
 #      through this client; the tokens are still the reference's.
+#   3. `djinn plan --sim 2 --gpus 4` places on 8 simulated units and names
+#      them "sim1/cuda:2"; a decode unit of the prefill's own server is
+#      reached by a device copy, the other server's over the network.
 # Prompts of 16 and 4 decode steps keep it short on the 2-core CI machine.
-#   test_llm_devices.sh DJINN_DP DJINN_LLM
+#   test_llm_devices.sh DJINN_DP DJINN_LLM DJINN
 set -u
-dp_bin=$1 llm_bin=$2
+dp_bin=$1 llm_bin=$2 djinn_bin=$3
 . "$(dirname "$0")/llm_test_lib.sh" llm-devices
+
+plan=$("$djinn_bin" plan --sim 2 --gpus 4 --layers 1 --prompt 8 --disagg 0:1,4 2>&1) ||
+	{ echo "$plan"; fail "djinn plan --gpus 4 failed"; }
+echo "$plan" | grep -q "^fleet: 8 units (server/GPU)" || { echo "$plan"; fail "plan: not 8 units"; }
+echo "$plan" | grep -q "  sim1/cuda:2 " || { echo "$plan"; fail "plan: no unit sim1/cuda:2"; }
+echo "$plan" | grep -q "sim0/cuda:0 -> sim0/cuda:1 .*a device copy on its server" ||
+	{ echo "$plan"; fail "plan: no device copy to the decode GPU of the same server"; }
+echo "$plan" | grep -q "sim0/cuda:0 -> sim1/cuda:0 .*between servers" ||
+	{ echo "$plan"; fail "plan: no move between servers"; }
 
 ports=$("$py" -c "
 import socket
