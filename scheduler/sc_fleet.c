@@ -274,28 +274,32 @@ static const cJSON *device_find(const cJSON *list, const char *key, const char *
  * queue). */
 static void unit_stats(const cJSON *backend, const cJSON *load, struct dj_sched_server *sv)
 {
+	/* Where a device's figures are, and their keys: the runtime's own
+	 * reading first, then the member record's. */
+	static const struct {
+		int in_load;
+		const char *list, *name, *free, *total, *queued;
+	} src[] = {
+		{0, "memory", "device", "free", "total", "waiting"},
+		{1, "devices", "name", "mem_free", "mem_total", "queued"},
+	};
 	const cJSON *dev;
 
 	sv->mem_free = sv->mem_total = UINT64_MAX;
 	sv->queued = 0;
-	if (sv->device[0] != '\0') {
-		dev = device_find(cJSON_GetObjectItemCaseSensitive(backend, "memory"), "device",
+	for (size_t i = 0; sv->device[0] != '\0' && i < sizeof(src) / sizeof(src[0]); i++) {
+		dev = device_find(cJSON_GetObjectItemCaseSensitive(src[i].in_load ? load : backend,
+								   src[i].list), src[i].name,
 				  sv->device);
-		if (dev != NULL) {
-			sv->mem_free = json_u64(dev, "free", UINT64_MAX);
-			sv->mem_total = json_u64(dev, "total", UINT64_MAX);
-			sv->queued = (double)json_u64(dev, "waiting", 0);
-			return;
-		}
-		dev = device_find(cJSON_GetObjectItemCaseSensitive(load, "devices"), "name",
-				  sv->device);
-		if (dev != NULL) {
-			sv->mem_free = json_u64(dev, "mem_free", UINT64_MAX);
-			sv->mem_total = json_u64(dev, "mem_total", UINT64_MAX);
-			sv->queued = (double)json_u64(dev, "queued", 0);
-		}
+		if (dev == NULL)
+			continue;
+		sv->mem_free = json_u64(dev, src[i].free, UINT64_MAX);
+		sv->mem_total = json_u64(dev, src[i].total, UINT64_MAX);
+		sv->queued = (double)json_u64(dev, src[i].queued, 0);
 		return;
 	}
+	if (sv->device[0] != '\0')
+		return;
 	if (cJSON_IsObject(load)) {
 		sv->queued = (double)json_u64(load, "queued", 0);
 		/* A fleet member's record: every device's memory, the queue.
