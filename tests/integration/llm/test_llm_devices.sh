@@ -28,25 +28,7 @@ echo "$plan" | grep -q "sim0/cuda:0 -> sim0/cuda:1 .*a device copy on its server
 echo "$plan" | grep -q "sim0/cuda:0 -> sim1/cuda:0 .*between servers" ||
 	{ echo "$plan"; fail "plan: no move between servers"; }
 
-ports=$("$py" -c "
-import socket
-ss = [socket.socket() for _ in range(2)]
-for s in ss: s.bind(('127.0.0.1', 0))
-print(' '.join(str(s.getsockname()[1]) for s in ss))")
-members=""
-for p in $ports; do members="${members:+$members,}127.0.0.1:$p"; done
-echo "djinn-llm-devices-test-$$" >"$dir/token"
-i=0
-for p in $ports; do
-	"$dp_bin" -- --no-dpdk --gpu sim:2:256M --ctl-port "$p" --stats-interval 0 \
-		--fleet "$members" --fleet-token-file "$dir/token" >"$dir/dp$i.log" 2>&1 &
-	pids+=($!)
-	i=$((i + 1))
-done
-for i in 0 1; do
-	wait_listening "$i"
-done
-echo "fleet: $members"
+fleet_start 2 "$dp_bin" --gpu sim:2:256M
 
 out=$("$llm_bin" --fleet "$members" --prompt 16 --steps 4 --homogeneous --baselines none \
 	--disagg 0:1 --json "$dir/run.json" 2>&1)
