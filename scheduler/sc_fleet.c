@@ -27,6 +27,13 @@
  * tensor crosses through the client today: fetched from a, put to b); the
  * fleet adapter (sc_fleet_view.c) replaces them where the servers move
  * tensors themselves.
+ *
+ * Placement units: a server whose STATS (or member record) lists several
+ * devices becomes one unit per device (sc_units_expand), its compute
+ * figures copied, each device's memory and queue its own (sc_stats_read);
+ * the peer-copy links between the devices of one server are timed with
+ * to_device of 4 B and 1 MiB (sc_peer_links_probe), simulated where that
+ * fails or in a simulation (dj_sched_fleet_devices).
  */
 #include <errno.h>
 #include <inttypes.h>

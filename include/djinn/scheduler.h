@@ -23,6 +23,12 @@
  * client. A member that leaves the fleet makes the next fetch rebuild its
  * sequences on the others.
  *
+ * Servers of several devices (djinn-dp --gpu all): the scheduler places on
+ * units, one per device of each server ("server/device"), sharing the
+ * server's session; every index this API calls a server is a unit's. A KV
+ * cache moving between two devices of one server is a to_device there,
+ * never the network (docs/SCHEDULER.md, "Devices").
+ *
  * A sequence is the set of states whose names share the part before their
  * last '/' ("seq3/l0.k" and "seq3/l0.v" are sequence "seq3"; a name
  * without '/' is a sequence of its own). Within one graph, the operations
@@ -194,9 +200,13 @@ struct dj_sched;
  * GB/s; the cost of one more operation in a batch), PINGs and a PUT (round
  * trip, bandwidth), STATS (free memory, queue); links between servers
  * derived through the client (fleet->note says so); or opts->fleet's
- * figures where given. Then a graph context over the same servers with the
- * scheduler as its placer.
- * @return 0, -EINVAL (also opts->fleet of another size), -ENOMEM, or a
+ * figures where given. A server whose STATS lists several devices becomes
+ * that many units ("sN/DEVICE"), each with its device's memory and queue,
+ * the server's compute figures, and peer-copy links between them measured
+ * with to_device (4 B and 1 MiB). Then a graph context over the units (the
+ * units of a server on its session, each on its device) with the scheduler
+ * as its placer.
+ * @return 0, -EINVAL (also opts->fleet of other units), -ENOMEM, or a
  * server's error (its message logged).
  */
 int dj_sched_create(const struct dj_sched_options *opts, struct dj_conn *const *servers, int n,
@@ -207,9 +217,11 @@ struct dj_fleet;
  * A scheduler over the members of @p fleet (borrowed; it must outlive the
  * scheduler) that are up now, in dj_fleet_view()'s order: server s is the
  * member dj_sched_member() names, its session dj_fleet_conn()'s. Figures:
- * compute calibrated as dj_sched_create() does (or opts->fleet's, of as
- * many servers as members up), memory (each member's devices, capped by
- * its store limit) and queue from the fleet's view, links between members
+ * compute calibrated as dj_sched_create() does (or opts->fleet's, of the
+ * same units), memory (each member's devices, capped by its store limit)
+ * and queue from the fleet's view (a member of several devices: one unit
+ * per device, its own memory and queue, peer-copy links probed with
+ * to_device), links between members
  * probed with a 4-byte and a 1 MiB dj_fleet_move() COPY each way, timed by
  * the source, the least of two rounds (opts->no_link_probe, or a probe
  * that fails: derived through the client). A member up that takes no
@@ -264,9 +276,10 @@ void dj_sched_fleet_get(const struct dj_sched *sched, struct dj_sched_fleet *fle
  *  loads, or figures from elsewhere. @return 0, -EINVAL. */
 int dj_sched_fleet_set(struct dj_sched *sched, const struct dj_sched_fleet *fleet);
 /**
- * Server @p server left: nothing is placed there any more, its sequences
- * are lost (rebuilt from their lineage by dj_sched_fetch(), or by a prefill
- * that writes them again), the context forgets what it held there.
+ * The server of unit @p server left, with every device of it: nothing is
+ * placed on its units any more, their sequences are lost (rebuilt from
+ * their lineage by dj_sched_fetch(), or by a prefill that writes them
+ * again), the context forgets what it held there.
  * @return the number of sequences lost, -EINVAL.
  */
 int dj_sched_server_down(struct dj_sched *sched, int server);
