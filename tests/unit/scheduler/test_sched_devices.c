@@ -99,9 +99,11 @@ static void test_load_balance(void)
 		CU_ASSERT_EQUAL(count[u], 1);
 	CU_ASSERT_EQUAL(ops_off_seq(g, out, UNITS, where), 0);
 	CU_ASSERT_EQUAL(count_rule(s, DJ_SCHED_RULE_LOAD_BALANCE), UNITS);
-	/* One batch per device, nothing crosses. */
+	/* One batch per device, nothing crosses; each device its own copy
+	 * of the 6 weights (replication per GPU). */
 	CU_ASSERT_EQUAL(st.batches, UNITS);
 	CU_ASSERT_EQUAL(st.transfers, 0);
+	CU_ASSERT_EQUAL(st.params_uploaded, UNITS * 6);
 	text = dj_sched_explain(s);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "-> sim1/cuda:2"));
@@ -273,6 +275,36 @@ static void test_disaggregation(void)
 	free(f);
 }
 
+/* Weights pinned per device: to the GPU with the most free memory, and
+ * the ops reading them (not touching a cache) beside them. */
+static void test_weights_pinned(void)
+{
+	struct dj_sched_fleet *f = fleet_gpus();
+	struct dj_graph_run_stats st;
+	const struct dj_sched_decision *d;
+	struct dj_sched *s;
+	struct dj_graph *g;
+	int out[2], n, pinned = 0;
+
+	f->servers[6].mem_free = f->servers[6].mem_total = 4ull << 30;
+	s = sched_new(f, DJ_SCHED_WEIGHTS_PIN, 0, 0);
+	g = step_graph(0, 2, 0, 8, out);
+	CU_ASSERT_EQUAL_FATAL(plan(s, g, out, 2, &st), 0);
+	n = dj_sched_decisions(s, &d);
+	for (int i = 0; i < n; i++)
+		if (d[i].rule == DJ_SCHED_RULE_WEIGHTS && d[i].n_ops == 0) {
+			pinned++;
+			CU_ASSERT_EQUAL(d[i].server, 6);
+			CU_ASSERT_PTR_NOT_NULL(strstr(d[i].reason, "sim1/cuda:2 has the most free"));
+		}
+	CU_ASSERT_EQUAL(pinned, 6);
+	/* Each weight uploaded once, to that GPU. */
+	CU_ASSERT_EQUAL(st.params_uploaded, 6);
+	dj_graph_destroy(g);
+	dj_sched_destroy(s);
+	free(f);
+}
+
 /* A server leaves: every device of it, every sequence on them. */
 static void test_server_down(void)
 {
@@ -308,6 +340,7 @@ int main(int argc, char **argv)
 		{"KV co-location per device", test_kv_colocation},
 		{"memory: a cache moves to a device of its server first", test_memory_move},
 		{"disaggregation: decode on a device of the same server", test_disaggregation},
+		{"weights pinned to a GPU", test_weights_pinned},
 		{"a server leaves with all its devices", test_server_down},
 		{NULL, NULL},
 	};
