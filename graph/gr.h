@@ -159,9 +159,6 @@ struct gr_plan {
 	/* Bytes of the transfers' uploads (one per receiving batch); of them,
 	 * KV-cache data (a state, or a copy of part of one). */
 	uint64_t transfer_bytes, kv_transfer_bytes;
-	/* Device copies between servers of one session (GR_PUT_PEER). */
-	int n_peer;
-	uint64_t peer_bytes;
 };
 
 /* What plan.c needs to know of the context's caches. */

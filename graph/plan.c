@@ -273,8 +273,6 @@ static int peer_copy(struct builder *bd, int bi, int x, int *entry)
 	e->is_put = 1;
 	e->src = GR_PUT_PEER;
 	e->peer_from = p->server[x];
-	p->n_peer++;
-	p->peer_bytes += dj_tensor_nbytes(&bd->g->nodes[x].desc);
 	bd->avail[(size_t)b->server * (size_t)p->n_nodes + (size_t)x] = bi + 1;
 	return 0;
 }

@@ -196,25 +196,40 @@ int dj_graph_ctx_state_drop(struct dj_graph_ctx *c, const char *name)
 	return rc;
 }
 
-/* A tensor that landed on server s's session device (a PUT, a fleet
- * move): where s names another device, it goes there by to_device (a
- * device copy) and the first copy is freed. *h becomes the new handle (0
- * where the copy failed). */
-static int device_settle(struct dj_graph_ctx *c, int s, uint64_t *h)
+/* A copy of tensor h of server s's session on s's device (to_device: a
+ * device copy on the server), its handle in *out; h stays. */
+static int copy_to_device(struct dj_graph_ctx *c, int s, uint64_t h, uint64_t *out)
 {
 	struct dj_batch_op op = {.op = "to_device", .n_in = 1, .device = c->dev[s]};
-	struct dj_future *f;
-	uint64_t moved;
 	char txt[20];
+
+	snprintf(txt, sizeof(txt), "0x%" PRIx64, h);
+	op.inputs[0] = txt;
+	return dj_execute_batch(c->conn[s], &op, 1, out);
+}
+
+/* Free h on server s without waiting. */
+static void free_later(struct dj_graph_ctx *c, int s, uint64_t h)
+{
+	struct dj_future *f;
+
+	if (dj_free_async(c->conn[s], h, NULL, NULL, &f) == 0)
+		dj_future_release(f);
+}
+
+/* A tensor that landed on server s's session device (a PUT, a fleet
+ * move): where s names another device, it goes there by to_device and the
+ * first copy is freed. *h becomes the new handle (0 where the copy
+ * failed). */
+static int device_settle(struct dj_graph_ctx *c, int s, uint64_t *h)
+{
+	uint64_t moved = 0;
 	int rc;
 
 	if (c->dev[s][0] == '\0' || strcmp(c->dev[s], dj_conn_device(c->conn[s])) == 0)
 		return 0;
-	snprintf(txt, sizeof(txt), "0x%" PRIx64, *h);
-	op.inputs[0] = txt;
-	rc = dj_execute_batch(c->conn[s], &op, 1, &moved);
-	if (dj_free_async(c->conn[s], *h, NULL, NULL, &f) == 0)
-		dj_future_release(f);
+	rc = copy_to_device(c, s, *h, &moved);
+	free_later(c, s, *h);
 	*h = rc == 0 ? moved : 0;
 	return rc;
 }
@@ -226,7 +241,6 @@ static int move_through_client(struct dj_graph_ctx *c, const struct gr_cached *e
 {
 	uint64_t nbytes = dj_tensor_nbytes(&e->desc);
 	struct dj_tensor t = {.desc = e->desc, .mem = DJ_MEM_HOST, .data = malloc(nbytes + 1)};
-	struct dj_future *f;
 	int rc;
 
 	if (t.data == NULL)
@@ -236,8 +250,8 @@ static int move_through_client(struct dj_graph_ctx *c, const struct gr_cached *e
 		rc = dj_put(c->conn[to], &t, handle);
 	if (rc == 0)
 		rc = device_settle(c, to, handle);
-	if (rc == 0 && dj_free_async(c->conn[e->server], e->handle, NULL, NULL, &f) == 0)
-		dj_future_release(f);
+	if (rc == 0)
+		free_later(c, e->server, e->handle);
 	if (rc == 0) {
 		c->moved.bytes_down += nbytes;
 		c->moved.bytes_up += nbytes;
@@ -253,16 +267,10 @@ static int move_through_client(struct dj_graph_ctx *c, const struct gr_cached *e
 static int move_on_device(struct dj_graph_ctx *c, const struct gr_cached *e, int to,
 			  uint64_t *handle)
 {
-	struct dj_batch_op op = {.op = "to_device", .n_in = 1, .device = c->dev[to]};
-	char txt[20];
-	struct dj_future *f;
-	int rc;
+	int rc = copy_to_device(c, to, e->handle, handle);
 
-	snprintf(txt, sizeof(txt), "0x%" PRIx64, e->handle);
-	op.inputs[0] = txt;
-	rc = dj_execute_batch(c->conn[to], &op, 1, handle);
-	if (rc == 0 && dj_free_async(c->conn[e->server], e->handle, NULL, NULL, &f) == 0)
-		dj_future_release(f);
+	if (rc == 0)
+		free_later(c, e->server, e->handle);
 	return rc;
 }
 
