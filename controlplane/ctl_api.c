@@ -538,7 +538,11 @@ static int batch_entry(const struct dj_batch_op *e, int index, cJSON *obj, uint6
 
 		if (rc != 0 || e->put->mem != DJ_MEM_HOST)
 			return rc != 0 ? rc : -ENOTSUP; /* the request carries the bytes */
-		ctl_desc_to_json(cJSON_AddObjectToObject(obj, "put"), &e->put->desc);
+		cJSON *put = cJSON_AddObjectToObject(obj, "put");
+
+		ctl_desc_to_json(put, &e->put->desc);
+		if (e->device != NULL)
+			cJSON_AddStringToObject(put, "device", e->device);
 		*put_bytes += nbytes;
 	} else {
 		in = cJSON_CreateArray();
@@ -549,6 +553,8 @@ static int batch_entry(const struct dj_batch_op *e, int index, cJSON *obj, uint6
 
 		if (rc != 0)
 			return rc;
+		if (e->device != NULL)
+			cJSON_AddStringToObject(obj, "device", e->device);
 	}
 	if (e->fetch)
 		cJSON_AddTrueToObject(obj, "fetch");

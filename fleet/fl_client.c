@@ -402,6 +402,8 @@ static void member_info(const struct fl_entry *e, uint64_t now, struct dj_fleet_
 		m->devices[i].gpu = r->mem.devices[i].mem == DJ_MEM_GPU;
 		m->devices[i].mem_total = r->mem.devices[i].total;
 		m->devices[i].mem_free = r->mem.devices[i].free;
+		m->devices[i].running = r->mem.devices[i].running;
+		m->devices[i].queued = r->mem.devices[i].queued;
 	}
 	m->n_ops = r->caps.n_ops;
 	m->store_bytes = r->mem.store_bytes;

@@ -39,6 +39,8 @@ static void devices_from_json(const cJSON *load, struct ctl_mem_info *mem)
 						   DJ_MEM_GPU : DJ_MEM_HOST;
 		mem->devices[mem->n_devices].total = (uint64_t)num(d, "mem_total");
 		mem->devices[mem->n_devices].free = (uint64_t)num(d, "mem_free");
+		mem->devices[mem->n_devices].running = (uint64_t)num(d, "running");
+		mem->devices[mem->n_devices].queued = (uint64_t)num(d, "queued");
 		mem->n_devices++;
 	}
 	mem->store_bytes = (uint64_t)num(load, "store_bytes");

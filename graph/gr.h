@@ -108,6 +108,9 @@ enum gr_put_src {
 	GR_PUT_HOST,       /* the node's host tensor (input, param) */
 	GR_PUT_STATE_INIT, /* state creation: init bytes or zeros */
 	GR_PUT_TRANSFER,   /* bytes fetched from another server earlier */
+	/* A device copy (to_device) of a tensor an earlier stage made on
+	 * another server of the same session: two devices of one djinn-dp. */
+	GR_PUT_PEER,
 };
 
 struct gr_entry {
@@ -121,6 +124,7 @@ struct gr_entry {
 	int *free;                     /* entries freed after this one */
 	int n_free, cap_free;
 	int keep;                      /* a param or state put: cached on success */
+	int peer_from;                 /* GR_PUT_PEER: the server holding the source */
 };
 
 struct gr_batch {
@@ -164,6 +168,10 @@ struct gr_view {
 	/* Where a param / state node's tensor is already: server bit mask. */
 	uint64_t (*resident)(void *arg, const struct gr_node *n);
 	void *arg;
+	/* Per server, its session's first server: servers with the same one
+	 * are devices of one session, and a tensor crosses between them as a
+	 * device copy on the server (GR_PUT_PEER). NULL: every server its own. */
+	const int *session;
 };
 
 /* Fill plan->needed for the nodes asked for plus every in-place write into

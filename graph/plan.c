@@ -258,6 +258,25 @@ static int upload(struct builder *bd, int bi, int x, enum gr_put_src src, int *e
 	return 0;
 }
 
+/* Op output x, made by an earlier stage on another device of the same
+ * session, reaches batch bi as a to_device entry reading it by handle
+ * there: a device copy on the server, never through this client. */
+static int peer_copy(struct builder *bd, int bi, int x, int *entry)
+{
+	struct gr_plan *p = bd->p;
+	struct gr_batch *b = &p->b[bi];
+	struct gr_entry *e;
+
+	*entry = entry_new(b, x, &e);
+	if (*entry < 0)
+		return -ENOMEM;
+	e->is_put = 1;
+	e->src = GR_PUT_PEER;
+	e->peer_from = p->server[x];
+	bd->avail[(size_t)b->server * (size_t)p->n_nodes + (size_t)x] = bi + 1;
+	return 0;
+}
+
 /* How op input x reaches batch bi: an entry of it ("$k") or a handle. */
 static int input_ref(struct builder *bd, int bi, int x, int *entry, int *by_node)
 {
@@ -283,6 +302,9 @@ static int input_ref(struct builder *bd, int bi, int x, int *entry, int *by_node
 		*av = -1;
 		return 0;
 	}
+	if (n->kind == DJ_GRAPH_OP && bd->v->session != NULL &&
+	    bd->v->session[p->server[x]] == bd->v->session[s])
+		return peer_copy(bd, bi, x, entry);
 	if (n->kind == DJ_GRAPH_OP) {
 		/* Made on another server (an earlier stage): it comes back with
 		 * that batch's reply and goes out with this one. */
@@ -339,6 +361,11 @@ static uint8_t *read_by_handle(const struct dj_graph *g, const struct gr_plan *p
 		for (int k = 0; k < p->b[bi].n; k++) {
 			const struct gr_entry *e = &p->b[bi].e[k];
 
+			/* A device copy reads its source by handle where it was
+			 * made: that batch keeps it to the end of the run. */
+			if (e->is_put && e->src == GR_PUT_PEER)
+				by_handle[(size_t)e->peer_from * (size_t)g->n +
+					  (size_t)root_of(g, e->node)] = 1;
 			for (int j = 0; !e->is_put && j < g->nodes[e->node].n_in; j++)
 				if (e->in_entry[j] < 0)
 					by_handle[(size_t)p->b[bi].server * (size_t)g->n +

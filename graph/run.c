@@ -37,6 +37,11 @@ struct dj_graph_ctx {
 	struct dj_graph_options o;
 	struct dj_conn *conn[GR_MAX_SERVERS];
 	uint64_t session[GR_MAX_SERVERS];
+	/* Per server, the device its new tensors go to ("": the session's),
+	 * and its session's first server (servers sharing a session are
+	 * devices of one djinn-dp: tensors cross between them by to_device). */
+	char dev[GR_MAX_SERVERS][DJ_GRAPH_DEVICE_MAX];
+	int same[GR_MAX_SERVERS];
 	int n_servers;
 	pthread_mutex_t lock;
 	struct gr_cached *c;
@@ -73,9 +78,28 @@ int dj_graph_ctx_create(const struct dj_graph_options *opts, struct dj_conn *con
 		c->o.inline_max = DJ_BATCH_PUT_MAX;
 	c->n_servers = n_servers;
 	for (int s = 0; s < n_servers; s++) {
+		const char *d = opts != NULL && opts->devices != NULL ? opts->devices[s] : NULL;
+
 		c->conn[s] = servers[s];
 		c->session[s] = dj_conn_session_id(servers[s]);
+		c->same[s] = s;
+		for (int t = 0; t < s && c->same[s] == s; t++)
+			c->same[s] = servers[t] == servers[s] ? t : s;
+		if (d != NULL && strlen(d) >= sizeof(c->dev[s])) {
+			free(c);
+			return -EINVAL;
+		}
+		snprintf(c->dev[s], sizeof(c->dev[s]), "%s", d != NULL ? d : "");
 	}
+	/* Servers of one session must name their devices, each another. */
+	for (int s = 0; s < n_servers; s++)
+		for (int t = 0; t < s; t++)
+			if (c->same[s] == c->same[t] &&
+			    (c->dev[s][0] == '\0' || strcmp(c->dev[s], c->dev[t]) == 0)) {
+				free(c);
+				return -EINVAL;
+			}
+	c->o.devices = NULL;
 	/* Recursive: a placer called inside a fetch (lock held) reads the
 	 * caches through dj_graph_node(), which locks too. */
 	pthread_mutexattr_t attr;
@@ -172,6 +196,44 @@ int dj_graph_ctx_state_drop(struct dj_graph_ctx *c, const char *name)
 	return rc;
 }
 
+/* A copy of tensor h of server s's session on s's device (to_device: a
+ * device copy on the server), its handle in *out; h stays. */
+static int copy_to_device(struct dj_graph_ctx *c, int s, uint64_t h, uint64_t *out)
+{
+	struct dj_batch_op op = {.op = "to_device", .n_in = 1, .device = c->dev[s]};
+	char txt[20];
+
+	snprintf(txt, sizeof(txt), "0x%" PRIx64, h);
+	op.inputs[0] = txt;
+	return dj_execute_batch(c->conn[s], &op, 1, out);
+}
+
+/* Free h on server s without waiting. */
+static void free_later(struct dj_graph_ctx *c, int s, uint64_t h)
+{
+	struct dj_future *f;
+
+	if (dj_free_async(c->conn[s], h, NULL, NULL, &f) == 0)
+		dj_future_release(f);
+}
+
+/* A tensor that landed on server s's session device (a PUT, a fleet
+ * move): where s names another device, it goes there by to_device and the
+ * first copy is freed. *h becomes the new handle (0 where the copy
+ * failed). */
+static int device_settle(struct dj_graph_ctx *c, int s, uint64_t *h)
+{
+	uint64_t moved = 0;
+	int rc;
+
+	if (c->dev[s][0] == '\0' || strcmp(c->dev[s], dj_conn_device(c->conn[s])) == 0)
+		return 0;
+	rc = copy_to_device(c, s, *h, &moved);
+	free_later(c, s, *h);
+	*h = rc == 0 ? moved : 0;
+	return rc;
+}
+
 /* Move through the client: the bytes come down from one server and go up
  * to the other; the source is freed once the target holds them. */
 static int move_through_client(struct dj_graph_ctx *c, const struct gr_cached *e, int to,
@@ -179,7 +241,6 @@ static int move_through_client(struct dj_graph_ctx *c, const struct gr_cached *e
 {
 	uint64_t nbytes = dj_tensor_nbytes(&e->desc);
 	struct dj_tensor t = {.desc = e->desc, .mem = DJ_MEM_HOST, .data = malloc(nbytes + 1)};
-	struct dj_future *f;
 	int rc;
 
 	if (t.data == NULL)
@@ -187,14 +248,29 @@ static int move_through_client(struct dj_graph_ctx *c, const struct gr_cached *e
 	rc = dj_get(c->conn[e->server], e->handle, &t);
 	if (rc == 0)
 		rc = dj_put(c->conn[to], &t, handle);
-	if (rc == 0 && dj_free_async(c->conn[e->server], e->handle, NULL, NULL, &f) == 0)
-		dj_future_release(f);
+	if (rc == 0)
+		rc = device_settle(c, to, handle);
+	if (rc == 0)
+		free_later(c, e->server, e->handle);
 	if (rc == 0) {
 		c->moved.bytes_down += nbytes;
 		c->moved.bytes_up += nbytes;
 		c->moved.kv_bytes_through_client += nbytes;
 	}
 	free(t.data);
+	return rc;
+}
+
+/* Move between two devices of one session: a to_device on the server (a
+ * device copy: peer to peer, or staged through its pinned host memory),
+ * then the source freed; the bytes never leave the server. */
+static int move_on_device(struct dj_graph_ctx *c, const struct gr_cached *e, int to,
+			  uint64_t *handle)
+{
+	int rc = copy_to_device(c, to, e->handle, handle);
+
+	if (rc == 0)
+		free_later(c, e->server, e->handle);
 	return rc;
 }
 
@@ -214,10 +290,16 @@ int dj_graph_ctx_state_move(struct dj_graph_ctx *c, const char *name, int to, ui
 	rc = i < 0 ? -ENOENT : 0;
 	e = i >= 0 ? &c->c[i] : NULL;
 	if (rc == 0 && e->server != to) {
-		if (mv != NULL && mv->move != NULL)
+		if (c->same[e->server] == c->same[to]) {
+			rc = move_on_device(c, e, to, &h);
+		} else if (mv != NULL && mv->move != NULL) {
+			/* The mover lands it on the session's device. */
 			rc = mv->move(mv->arg, e->server, e->handle, to, &e->desc, &h);
-		else
+			if (rc == 0)
+				rc = device_settle(c, to, &h);
+		} else {
 			rc = move_through_client(c, e, to, &h);
+		}
 		if (rc == 0) {
 			e->server = to;
 			e->handle = h;
@@ -439,6 +521,8 @@ static void wave_separate(struct run *r)
 		rc = dj_future_wait(f[k], -1);
 		if (rc == 0)
 			rc = dj_future_handle(f[k], &h, NULL);
+		if (rc == 0)
+			rc = device_settle(r->c, sp->server, &h);
 		if (rc != 0) {
 			failed_at(r, sp->server);
 			run_fail(r, rc, "node %d: upload to server %d: %s", sp->node, sp->server,
@@ -472,6 +556,20 @@ static int batch_ops(struct run *r, int bi, struct dj_batch_op *ops, struct dj_t
 		ops[k].fetch = e->fetch;
 		ops[k].free = e->free;
 		ops[k].n_free = e->n_free;
+		ops[k].device = r->c->dev[b->server][0] != '\0' ? r->c->dev[b->server] : NULL;
+		if (e->is_put && e->src == GR_PUT_PEER) {
+			uint64_t h = *loc_at(r, e->peer_from, e->node);
+			char *t = txt[k * DJ_MAX_OP_ARGS];
+
+			if (h == 0)
+				return run_fail(r, -EIO, "node %d: no tensor on server %d to copy "
+						"(internal error)", e->node, e->peer_from);
+			snprintf(t, 20, "0x%" PRIx64, h);
+			ops[k].op = "to_device";
+			ops[k].inputs[0] = t;
+			ops[k].n_in = 1;
+			continue;
+		}
 		if (e->is_put) {
 			int rc = put_tensor(r, e->node, e->src, &puts[k]);
 
@@ -483,6 +581,11 @@ static int batch_ops(struct run *r, int bi, struct dj_batch_op *ops, struct dj_t
 		ops[k].op = n->op_name;
 		ops[k].attrs_json = n->attrs_json;
 		ops[k].n_in = n->n_in;
+		/* An operation runs where its inputs are; one without inputs
+		 * makes its output on the server's device (an in-place write
+		 * may name none). */
+		if (n->n_in > 0)
+			ops[k].device = NULL;
 		for (int j = 0; j < n->n_in; j++) {
 			char *t = txt[k * DJ_MAX_OP_ARGS + j];
 			uint64_t h = e->in_entry[j] < 0 ? *loc_at(r, b->server, e->in_node[j]) : 0;
@@ -569,7 +672,9 @@ static void batch_done(struct run *r, int bi, struct dj_future *f)
 
 		*loc_at(r, b->server, e->node) = h[k];
 		r->st.frees_inline += e->n_free;
-		if (e->is_put) {
+		if (e->is_put && e->src == GR_PUT_PEER) {
+			r->st.ops++;
+		} else if (e->is_put) {
 			r->st.puts_inline++;
 			if (e->keep && cache_add(r->c, n, b->server, h[k]) != 0)
 				run_fail(r, -ENOMEM, "node %d on server %d: out of memory", e->node,
@@ -780,7 +885,7 @@ static int run_prepare(struct run *r)
 {
 	struct dj_graph *g = r->g;
 	struct gr_view view = {.n_servers = r->c->n_servers, .inline_max = r->c->o.inline_max,
-			       .resident = view_resident, .arg = r->c};
+			       .resident = view_resident, .arg = r->c, .session = r->c->same};
 	int rc;
 
 	sessions_check(r->c);
@@ -944,8 +1049,8 @@ static void plan_expect(const struct dj_graph *g, const struct gr_plan *p, const
 		for (int k = 0; k < b->n; k++) {
 			const struct gr_node *x = &g->nodes[b->e[k].node];
 
-			st->ops += !b->e[k].is_put;
-			st->puts_inline += b->e[k].is_put;
+			st->ops += !b->e[k].is_put || b->e[k].src == GR_PUT_PEER;
+			st->puts_inline += b->e[k].is_put && b->e[k].src != GR_PUT_PEER;
 			st->params_uploaded += b->e[k].is_put && x->kind == DJ_GRAPH_PARAM;
 			st->states_created += b->e[k].is_put && x->kind == DJ_GRAPH_STATE;
 		}
@@ -983,6 +1088,7 @@ int dj_graph_plan(struct dj_graph *g, const struct dj_graph_placer *placer, int 
 	if (c != NULL) {
 		n_servers = c->n_servers;
 		view.inline_max = c->o.inline_max;
+		view.session = c->same;
 		if (placer == NULL)
 			placer = c->o.placer;
 		pthread_mutex_lock(&c->lock);

@@ -76,8 +76,42 @@ struct dj_sched {
 };
 
 /* sc_fleet.c */
-/* STATS of one server into its memory and queue figures. */
-int sc_stats_read(struct dj_conn *conn, struct dj_sched_server *sv);
+/* Whether units a and b are devices of one server (a == b too). */
+static inline int sc_same_server(const struct dj_sched_fleet *f, int a, int b)
+{
+	return a == b || (f->servers[a].group != 0 && f->servers[a].group == f->servers[b].group);
+}
+/* STATS of one server into the memory and queue figures of its units
+ * sv[0..n-1] (one unit without a device: the whole server's). */
+int sc_stats_read(struct dj_conn *conn, struct dj_sched_server *sv, int n);
+/* The devices of one server. */
+#define SC_MAX_DEVICES 16
+struct sc_devs {
+	int n;
+	char name[SC_MAX_DEVICES][DJ_SCHED_DEVICE_MAX];
+};
+/* A simulated peer-copy link (PCIe class). */
+#define SC_SIM_PEER_RTT_S 10e-6
+#define SC_SIM_PEER_BPS 20e9
+/* The devices a server names (STATS' backend.memory[]); n 0: none. */
+int sc_devices_read(struct dj_conn *conn, struct sc_devs *devs);
+/* f's servers (one session each, conns[]; NULL in a simulation) made
+ * units: server i with devs[i].n >= 2 devices becomes that many units
+ * "NAME/device" with its figures, group i + 1; the others stay as they
+ * are. Peer links simulated, the rest derived (dj_sched_fleet_links);
+ * unit_conn[] (may be NULL) each unit's session. @return 0, -EINVAL (over
+ * SC_MAX units). */
+int sc_units_expand(struct dj_sched_fleet *f, const struct sc_devs *devs,
+		    struct dj_conn *const *conns, struct dj_conn **unit_conn);
+/* The peer-copy links between the devices of every server with several,
+ * measured with to_device on its session (4 B and 1 MiB, the least of a
+ * few); a pair that fails keeps the simulated figures. */
+void sc_peer_links_probe(struct dj_sched_fleet *f, struct dj_conn *const *unit_conn);
+/* Given figures (an earlier scheduler's) over n sessions: each unit's
+ * session, the units of one group on one session. @return the number of
+ * units, -EINVAL (they do not match n sessions). */
+int sc_units_of_given(const struct dj_sched_fleet *given, struct dj_conn *const *conns, int n,
+		      struct dj_conn **unit_conn);
 
 /* sc_fleet_view.c: the scheduler over a fleet (dj_sched_create_fleet). */
 /* What the scheduler asks of a fleet: the fleet client's calls

@@ -27,6 +27,13 @@
  * tensor crosses through the client today: fetched from a, put to b); the
  * fleet adapter (sc_fleet_view.c) replaces them where the servers move
  * tensors themselves.
+ *
+ * Placement units: a server whose STATS (or member record) lists several
+ * devices becomes one unit per device (sc_units_expand), its compute
+ * figures copied, each device's memory and queue its own (sc_stats_read);
+ * the peer-copy links between the devices of one server are timed with
+ * to_device of 4 B and 1 MiB (sc_peer_links_probe), simulated where that
+ * fails or in a simulation (dj_sched_fleet_devices).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -254,12 +261,72 @@ static uint64_t json_u64(const cJSON *obj, const char *key, uint64_t def)
 	return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (uint64_t)v->valuedouble : def;
 }
 
-int sc_stats_read(struct dj_conn *conn, struct dj_sched_server *sv)
+/* The entry of list whose key names device, NULL where none does. */
+static const cJSON *device_find(const cJSON *list, const char *key, const char *device)
+{
+	const cJSON *d;
+
+	cJSON_ArrayForEach(d, list) {
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(d, key);
+
+		if (cJSON_IsString(name) && strcmp(name->valuestring, device) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+/* Memory and queue of one unit from a STATS reply: its device's own
+ * (backend.memory[], else the member record's load.devices[]), or for a
+ * unit without one the whole server's (the member record's devices and
+ * queue). */
+static void unit_stats(const cJSON *backend, const cJSON *load, struct dj_sched_server *sv)
+{
+	/* Where a device's figures are, and their keys: the runtime's own
+	 * reading first, then the member record's. */
+	static const struct {
+		int in_load;
+		const char *list, *name, *free, *total, *queued;
+	} src[] = {
+		{0, "memory", "device", "free", "total", "waiting"},
+		{1, "devices", "name", "mem_free", "mem_total", "queued"},
+	};
+	const cJSON *dev;
+
+	sv->mem_free = sv->mem_total = UINT64_MAX;
+	sv->queued = 0;
+	for (size_t i = 0; sv->device[0] != '\0' && i < sizeof(src) / sizeof(src[0]); i++) {
+		dev = device_find(cJSON_GetObjectItemCaseSensitive(src[i].in_load ? load : backend,
+								   src[i].list), src[i].name,
+				  sv->device);
+		if (dev == NULL)
+			continue;
+		sv->mem_free = json_u64(dev, src[i].free, UINT64_MAX);
+		sv->mem_total = json_u64(dev, src[i].total, UINT64_MAX);
+		sv->queued = (double)json_u64(dev, src[i].queued, 0);
+		return;
+	}
+	if (sv->device[0] != '\0')
+		return;
+	if (cJSON_IsObject(load)) {
+		sv->queued = (double)json_u64(load, "queued", 0);
+		/* A fleet member's record: every device's memory, the queue.
+		 * A record that lists no device says nothing of memory. */
+		if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(load, "devices")) == 0)
+			return;
+		sv->mem_free = sv->mem_total = 0;
+		cJSON_ArrayForEach(dev, cJSON_GetObjectItemCaseSensitive(load, "devices")) {
+			sv->mem_free += json_u64(dev, "mem_free", 0);
+			sv->mem_total += json_u64(dev, "mem_total", 0);
+		}
+	}
+}
+
+int sc_stats_read(struct dj_conn *conn, struct dj_sched_server *sv, int n)
 {
 	char *text = NULL;
 	int rc = dj_stats(conn, &text);
 	cJSON *root = rc == 0 ? cJSON_Parse(text) : NULL;
-	const cJSON *load, *backend, *dev;
+	const cJSON *load, *backend;
 	uint64_t limit, used;
 
 	free(text);
@@ -270,25 +337,44 @@ int sc_stats_read(struct dj_conn *conn, struct dj_sched_server *sv)
 	load = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "member"),
 						"load");
 	backend = cJSON_GetObjectItemCaseSensitive(root, "backend");
-	sv->mem_free = sv->mem_total = UINT64_MAX;
-	sv->queued = 0;
-	if (cJSON_IsObject(load)) {
-		/* A fleet member's record: every device's memory, the queue. */
-		sv->mem_free = sv->mem_total = 0;
-		cJSON_ArrayForEach(dev, cJSON_GetObjectItemCaseSensitive(load, "devices")) {
-			sv->mem_free += json_u64(dev, "mem_free", 0);
-			sv->mem_total += json_u64(dev, "mem_total", 0);
-		}
-		sv->queued = (double)json_u64(load, "queued", 0);
-	}
-	/* The session's own limit caps what it may place there. */
+	/* The session's own limit caps what it may place there: on each of
+	 * its devices, as they share it. */
 	limit = json_u64(backend, "session_limit", 0);
 	used = json_u64(backend, "session_bytes", 0);
-	if (limit > 0) {
-		uint64_t left = limit > used ? limit - used : 0;
+	for (int u = 0; u < n; u++) {
+		unit_stats(backend, load, &sv[u]);
+		if (limit > 0) {
+			uint64_t left = limit > used ? limit - used : 0;
 
-		sv->mem_free = left < sv->mem_free ? left : sv->mem_free;
-		sv->mem_total = limit < sv->mem_total ? limit : sv->mem_total;
+			sv[u].mem_free = left < sv[u].mem_free ? left : sv[u].mem_free;
+			sv[u].mem_total = limit < sv[u].mem_total ? limit : sv[u].mem_total;
+		}
+	}
+	cJSON_Delete(root);
+	return 0;
+}
+
+int sc_devices_read(struct dj_conn *conn, struct sc_devs *devs)
+{
+	char *text = NULL;
+	int rc = dj_stats(conn, &text);
+	cJSON *root = rc == 0 ? cJSON_Parse(text) : NULL;
+	const cJSON *d;
+
+	free(text);
+	devs->n = 0;
+	if (rc != 0)
+		return rc;
+	if (root == NULL)
+		return -EBADMSG;
+	cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(
+				 cJSON_GetObjectItemCaseSensitive(root, "backend"), "memory")) {
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(d, "device");
+
+		if (!cJSON_IsString(name) || devs->n == SC_MAX_DEVICES ||
+		    strlen(name->valuestring) >= DJ_SCHED_DEVICE_MAX)
+			continue;
+		snprintf(devs->name[devs->n++], DJ_SCHED_DEVICE_MAX, "%s", name->valuestring);
 	}
 	cJSON_Delete(root);
 	return 0;
@@ -305,6 +391,8 @@ void dj_sched_fleet_links(struct dj_sched_fleet *f)
 				f->link_bw_Bps[a][b] = 0;
 				continue;
 			}
+			if (sc_same_server(f, a, b))
+				continue; /* a peer-copy link: the server's own */
 			/* The bytes come back in a's reply, then go out in the
 			 * batch of a new stage to b: one more round trip (b's),
 			 * both links one after the other. */
@@ -314,8 +402,7 @@ void dj_sched_fleet_links(struct dj_sched_fleet *f)
 		}
 	f->links_direct = 0;
 	snprintf(f->note, sizeof(f->note), "links between servers derived from the client's "
-		 "(a tensor crosses through the client: fetch, then put); no server-to-server "
-		 "probe before the fleet");
+		 "(a tensor crosses through the client: fetch, then put)");
 }
 
 /* A homogeneous fleet: every compute figure the best any server gave. */
@@ -368,6 +455,189 @@ int dj_sched_fleet_sim(struct dj_sched_fleet *f, int n)
 	return 0;
 }
 
+int sc_units_expand(struct dj_sched_fleet *f, const struct sc_devs *devs,
+		    struct dj_conn *const *conns, struct dj_conn **unit_conn)
+{
+	struct dj_sched_fleet *src = malloc(sizeof(*src));
+	int u = 0, rc = 0;
+
+	if (src == NULL)
+		return -ENOMEM;
+	*src = *f;
+	for (int i = 0; i < src->n_servers && rc == 0; i++) {
+		int k = devs[i].n >= 2 ? devs[i].n : 1, first = u;
+
+		if (u + k > SC_MAX) {
+			rc = -EINVAL;
+			break;
+		}
+		for (int d = 0; d < k; d++, u++) {
+			struct dj_sched_server *v = &f->servers[u];
+
+			*v = src->servers[i];
+			if (unit_conn != NULL)
+				unit_conn[u] = conns[i];
+			if (k == 1)
+				continue;
+			snprintf(v->name, sizeof(v->name), "%.*s/%s", DJ_SCHED_NAME_MAX - 18,
+				 src->servers[i].name, devs[i].name[d]);
+			snprintf(v->device, sizeof(v->device), "%s", devs[i].name[d]);
+			v->group = i + 1;
+		}
+		for (int a = first; a < u; a++)
+			for (int b = first; b < u; b++) {
+				f->link_rtt_s[a][b] = a != b ? SC_SIM_PEER_RTT_S : 0;
+				f->link_bw_Bps[a][b] = a != b ? SC_SIM_PEER_BPS : 0;
+			}
+	}
+	if (rc == 0) {
+		f->n_servers = u;
+		dj_sched_fleet_links(f);
+		snprintf(f->note, sizeof(f->note), "%s", src->note);
+	} else {
+		*f = *src;
+	}
+	free(src);
+	return rc;
+}
+
+int dj_sched_fleet_devices(struct dj_sched_fleet *f, int n_devices)
+{
+	struct sc_devs *devs;
+	int rc;
+
+	if (f == NULL || n_devices < 1 || n_devices > SC_MAX_DEVICES ||
+	    f->n_servers * n_devices > SC_MAX)
+		return -EINVAL;
+	for (int i = 0; i < f->n_servers; i++)
+		if (f->servers[i].group != 0 || f->servers[i].device[0] != '\0')
+			return -EINVAL;
+	if (n_devices == 1)
+		return 0;
+	devs = calloc((size_t)f->n_servers, sizeof(*devs));
+	if (devs == NULL)
+		return -ENOMEM;
+	for (int i = 0; i < f->n_servers; i++) {
+		devs[i].n = n_devices;
+		for (int d = 0; d < n_devices; d++)
+			snprintf(devs[i].name[d], sizeof(devs[i].name[d]), "cuda:%d", d);
+	}
+	rc = sc_units_expand(f, devs, NULL, NULL);
+	free(devs);
+	return rc;
+}
+
+/* A batch on conn: entry 0 a put of src (on device `on`, NULL: the
+ * session's) or, with src NULL, `op` of handle h with device `to`, its
+ * output freed; the time it took. */
+static int device_batch(struct dj_conn *conn, const struct dj_tensor *src, const char *on,
+			uint64_t h, const char *to, double *t, uint64_t *out)
+{
+	struct dj_batch_op op = {.put = src, .device = src != NULL ? on : to};
+	int self = 0;
+	char txt[24];
+	double t0;
+	int rc;
+
+	if (src == NULL) {
+		snprintf(txt, sizeof(txt), "0x%" PRIx64, h);
+		op.op = "to_device";
+		op.inputs[0] = txt;
+		op.n_in = 1;
+		op.free = &self;
+		op.n_free = 1;
+	}
+	t0 = now_s();
+	rc = dj_execute_batch(conn, &op, 1, out);
+	*t = now_s() - t0;
+	return rc;
+}
+
+/* Peer-copy link a -> b of one server: to_device of 4 bytes and of 1 MiB,
+ * the least of a few each; the client's round trip (rtt) taken off the
+ * small one, the small one off the large one. */
+static int peer_probe(struct dj_conn *conn, const char *a, const char *b, double rtt,
+		      double *lat, double *bw)
+{
+	struct dj_tensor small, big;
+	uint64_t hs = 0, hb = 0, out;
+	double ts = 1e9, tb = 1e9, t;
+	int rc = zeros(DJ_DTYPE_FLOAT32, 1, 1, 0, &small);
+
+	if (rc == 0)
+		rc = zeros(DJ_DTYPE_FLOAT32, 1, (1 << 20) / 4, 0, &big);
+	if (rc == 0)
+		rc = device_batch(conn, &small, a, 0, NULL, &t, &hs);
+	if (rc == 0)
+		rc = device_batch(conn, &big, a, 0, NULL, &t, &hb);
+	for (int i = 0; rc == 0 && i < 3; i++) {
+		rc = device_batch(conn, NULL, NULL, hs, b, &t, &out);
+		ts = t < ts ? t : ts;
+		if (rc == 0)
+			rc = device_batch(conn, NULL, NULL, hb, b, &t, &out);
+		tb = t < tb ? t : tb;
+	}
+	if (hs != 0)
+		dj_free(conn, hs);
+	if (hb != 0)
+		dj_free(conn, hb);
+	free(small.data);
+	free(big.data);
+	if (rc != 0)
+		return rc;
+	*lat = ts - rtt > 1e-6 ? ts - rtt : 1e-6;
+	*bw = (double)(1 << 20) / (tb - ts > 1e-6 ? tb - ts : 1e-6);
+	return 0;
+}
+
+void sc_peer_links_probe(struct dj_sched_fleet *f, struct dj_conn *const *unit_conn)
+{
+	int probed = 0, failed = 0;
+
+	for (int a = 0; a < f->n_servers; a++)
+		for (int b = 0; b < f->n_servers; b++) {
+			const struct dj_sched_server *sa = &f->servers[a], *sb = &f->servers[b];
+
+			if (a == b || !sc_same_server(f, a, b))
+				continue;
+			if (peer_probe(unit_conn[a], sa->device, sb->device, sa->rtt_s,
+				       &f->link_rtt_s[a][b], &f->link_bw_Bps[a][b]) != 0) {
+				DJC_LOG(DJ_LOG_NOTICE, "sched", "peer link %s -> %s not probed: "
+					"simulated figures kept", sa->name, sb->name);
+				failed++;
+				continue;
+			}
+			probed++;
+			DJC_LOG(DJ_LOG_INFO, "sched", "peer link %s -> %s: %.1f us, %.2f GB/s",
+				sa->name, sb->name, f->link_rtt_s[a][b] * 1e6,
+				f->link_bw_Bps[a][b] / 1e9);
+		}
+	if (probed + failed > 0) {
+		size_t o = strlen(f->note);
+
+		snprintf(f->note + o, sizeof(f->note) - o, "; %d peer-copy link%s probed "
+			 "(to_device of 1 MiB)%s", probed, probed == 1 ? "" : "s",
+			 failed > 0 ? ", some simulated" : "");
+	}
+}
+
+int sc_units_of_given(const struct dj_sched_fleet *given, struct dj_conn *const *conns, int n,
+		      struct dj_conn **unit_conn)
+{
+	int i = -1;
+
+	for (int u = 0; u < given->n_servers; u++) {
+		int g = given->servers[u].group;
+
+		if (u == 0 || g == 0 || g != given->servers[u - 1].group)
+			i++;
+		if (i >= n)
+			return -EINVAL;
+		unit_conn[u] = conns[i];
+	}
+	return i + 1 == n ? given->n_servers : -EINVAL;
+}
+
 int dj_sched_measure(const struct dj_sched_options *opts, struct dj_conn *const *servers, int n,
 		     struct dj_sched_fleet *f)
 {
@@ -396,7 +666,7 @@ int dj_sched_measure(const struct dj_sched_options *opts, struct dj_conn *const 
 			rc = probe_round(&pr[i]);
 	for (int i = 0; i < n && rc == 0; i++) {
 		probe_figures(&o, &pr[i], i, &f->servers[i]);
-		rc = sc_stats_read(servers[i], &f->servers[i]);
+		rc = sc_stats_read(servers[i], &f->servers[i], 1);
 		DJC_LOG(DJ_LOG_INFO, "sched", "server %d: rtt %.0f us, %.2f GB/s up; matmul f32 %.2f "
 			"GFLOP/s; elementwise %.2f GB/s; %.1f us per op; free %" PRIu64 " bytes", i,
 			f->servers[i].rtt_s * 1e6, f->servers[i].bw_Bps / 1e9,

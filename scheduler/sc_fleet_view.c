@@ -43,13 +43,19 @@
 
 /* ---- figures ------------------------------------------------------------------ */
 
-/* Memory and queue of member m into sv. */
+/* Memory and queue of member m into sv: its device's where the unit names
+ * one, else the whole member's. */
 static void member_figures(const struct dj_fleet_member *m, struct dj_sched_server *sv)
 {
 	sv->mem_free = sv->mem_total = 0;
+	sv->queued = (double)m->queued;
 	for (int d = 0; d < m->n_devices; d++) {
+		if (sv->device[0] != '\0' && strcmp(sv->device, m->devices[d].name) != 0)
+			continue;
 		sv->mem_free += m->devices[d].mem_free;
 		sv->mem_total += m->devices[d].mem_total;
+		if (sv->device[0] != '\0')
+			sv->queued = (double)m->devices[d].queued;
 	}
 	if (m->store_limit != 0) {
 		uint64_t left = m->store_limit > m->store_bytes ? m->store_limit - m->store_bytes : 0;
@@ -57,7 +63,6 @@ static void member_figures(const struct dj_fleet_member *m, struct dj_sched_serv
 		sv->mem_free = left < sv->mem_free ? left : sv->mem_free;
 		sv->mem_total = m->store_limit < sv->mem_total ? m->store_limit : sv->mem_total;
 	}
-	sv->queued = (double)m->queued;
 }
 
 /* A COPY of a new tensor of nbytes from member a to b: its time at the
@@ -107,15 +112,33 @@ static int link_probe(struct dj_fleet *fleet, uint32_t a, uint32_t b, double *rt
 	return 0;
 }
 
-/* Every link a -> b probed; those that fail keep the derived figures. */
+/* The first unit of u's server. */
+static int first_unit(const struct dj_sched_fleet *f, int u)
+{
+	while (u > 0 && sc_same_server(f, u - 1, u))
+		u--;
+	return u;
+}
+
+/* Every link a -> b between servers probed, once per pair of members (the
+ * devices of one member share its figures); those that fail keep the
+ * derived figures. */
 static void links_probe(struct dj_fleet *fleet, const uint32_t *member, struct dj_sched_fleet *f)
 {
 	int probed = 0, failed = 0;
 
 	for (int a = 0; a < f->n_servers; a++)
 		for (int b = 0; b < f->n_servers; b++) {
-			if (a == b)
+			int fa = first_unit(f, a), fb = first_unit(f, b);
+
+			if (sc_same_server(f, a, b))
 				continue;
+			if (fa != a || fb != b) {
+				/* Probed already: units are in order. */
+				f->link_rtt_s[a][b] = f->link_rtt_s[fa][fb];
+				f->link_bw_Bps[a][b] = f->link_bw_Bps[fa][fb];
+				continue;
+			}
 			if (link_probe(fleet, member[a], member[b], &f->link_rtt_s[a][b],
 				       &f->link_bw_Bps[a][b]) != 0) {
 				DJC_LOG(DJ_LOG_NOTICE, "sched", "link %s -> %s not probed (%s): "
@@ -164,18 +187,23 @@ static int fleet_figures(struct dj_sched *s, const struct dj_sched_fleet *given,
 			 struct dj_conn **conns)
 {
 	struct dj_fleet_member *m = calloc(SC_MAX, sizeof(*m));
+	struct sc_devs *devs = calloc(SC_MAX, sizeof(*devs));
+	struct dj_conn *mconn[SC_MAX];
 	struct dj_sched_fleet *f = &s->f;
 	int n, up = 0, rc = 0;
 
-	if (m == NULL)
+	if (m == NULL || devs == NULL) {
+		free(m);
+		free(devs);
 		return -ENOMEM;
+	}
 	n = s->fops->view(s->fleet, m, SC_MAX);
 	for (int i = 0; i < n; i++) {
 		/* A member the view has up but that takes no session now is
 		 * as good as gone: left out, as one that left. */
 		if (!m[i].up)
 			continue;
-		if (s->fops->conn(s->fleet, m[i].index, &conns[up]) == 0)
+		if (s->fops->conn(s->fleet, m[i].index, &mconn[up]) == 0)
 			m[up++] = m[i];
 		else
 			DJC_LOG(DJ_LOG_WARN, "sched", "member %s left out: %s", m[i].id,
@@ -183,22 +211,39 @@ static int fleet_figures(struct dj_sched *s, const struct dj_sched_fleet *given,
 	}
 	if (rc == 0 && up == 0)
 		rc = -EHOSTUNREACH;
-	if (rc == 0 && given != NULL && given->n_servers != up)
-		rc = -EINVAL;
-	if (rc == 0 && given != NULL)
-		*f = *given;
-	else if (rc == 0)
-		rc = dj_sched_measure(&s->o, conns, up, f);
-	for (int i = 0; rc == 0 && i < up; i++) {
-		s->member[i] = m[i].index;
-		if (given == NULL)
+	if (rc == 0 && given != NULL) {
+		/* Figures of an earlier scheduler: units as it had them. */
+		rc = sc_units_of_given(given, mconn, up, conns) > 0 ? 0 : -EINVAL;
+		if (rc == 0)
+			*f = *given;
+	} else if (rc == 0) {
+		rc = dj_sched_measure(&s->o, mconn, up, f);
+		/* Each member of several devices: that many units. */
+		for (int i = 0; rc == 0 && i < up; i++) {
 			snprintf(f->servers[i].name, sizeof(f->servers[i].name), "%s", m[i].id);
-		f->servers[i].up = 1;
-		member_figures(&m[i], &f->servers[i]);
+			devs[i].n = m[i].n_devices < SC_MAX_DEVICES ? m[i].n_devices : SC_MAX_DEVICES;
+			for (int d = 0; d < devs[i].n; d++)
+				snprintf(devs[i].name[d], sizeof(devs[i].name[d]), "%.*s",
+					 DJ_SCHED_DEVICE_MAX - 1, m[i].devices[d].name);
+		}
+		if (rc == 0)
+			rc = sc_units_expand(f, devs, mconn, conns);
+	}
+	for (int u = 0; rc == 0 && u < f->n_servers; u++) {
+		int i = 0;
+
+		while (i < up - 1 && mconn[i] != conns[u])
+			i++;
+		s->member[u] = m[i].index;
+		f->servers[u].up = 1;
+		member_figures(&m[i], &f->servers[u]);
 	}
 	free(m);
+	free(devs);
 	if (rc == 0 && given == NULL && !s->o.no_link_probe)
 		links_probe(s->fleet, s->member, f);
+	if (rc == 0 && given == NULL)
+		sc_peer_links_probe(f, conns);
 	return rc;
 }
 

@@ -543,6 +543,11 @@ static int move_states(struct placing *p, int gi, int to, enum dj_sched_rule rul
 				    srv_name(p, to), dj_strerror(rc));
 		s->st.kv_moves++;
 		s->st.kv_move_bytes += moved;
+		if (sc_same_server(&s->f, st->where, to)) {
+			/* Two devices of one server: to_device there. */
+			s->st.kv_moves_peer++;
+			s->st.kv_move_bytes_peer += moved;
+		}
 		st->where = to;
 	}
 	struct sc_seq *q = sc_seq_find(s, p->gr[gi].seq);
@@ -613,9 +618,10 @@ static int place_anchored(struct placing *p, int gi, uint64_t *scratch, double *
 	if (to >= 0) {
 		d->from = a;
 		snprintf(d->reason, sizeof(d->reason), "%s: KV cache (%" PRIu64 " bytes) moved "
-			 "once %s -> %s%s", rule == DJ_SCHED_RULE_DISAGG ? "decode servers only" :
+			 "once %s -> %s (%s)%s", rule == DJ_SCHED_RULE_DISAGG ? "decode servers only" :
 			 "its step does not fit beside it", gp->state_bytes, srv_name(p, a),
-			 srv_name(p, to), rest);
+			 srv_name(p, to), sc_same_server(&s->f, a, to) ? "a device copy on its server" :
+			 "between servers", rest);
 		mv = sc_move_s(&s->f, a, to, gp->state_bytes);
 		p->avail[to] += mv;
 		a = to;

@@ -230,10 +230,48 @@ int sc_sched_new(const struct dj_sched_options *opts, struct dj_sched **out)
 
 int sc_sched_attach(struct dj_sched *s, struct dj_conn *const *servers, int n)
 {
-	int rc = dj_graph_ctx_create(&s->go, servers, n, &s->ctx);
+	const char *dev[SC_MAX];
+	int rc;
 
+	/* Each unit's tensors on its device: the context is over units, the
+	 * devices of one server sharing its session. */
+	for (int u = 0; u < n; u++)
+		dev[u] = s->f.servers[u].device;
+	s->go.devices = dev;
+	rc = dj_graph_ctx_create(&s->go, servers, n, &s->ctx);
+	s->go.devices = NULL;
 	if (rc == 0)
 		memcpy(s->conn, servers, sizeof(*servers) * (size_t)n);
+	return rc;
+}
+
+/* The units of n sessions (s->f measured per session, one entry each):
+ * every session whose server names several devices made that many units,
+ * their peer-copy links probed. */
+static int units_make(struct dj_sched *s, struct dj_conn *const *servers, int n,
+		      struct dj_conn **unit_conn)
+{
+	struct sc_devs *devs = calloc((size_t)n, sizeof(*devs));
+	int rc = devs != NULL ? 0 : -ENOMEM, several = 0;
+
+	for (int i = 0; rc == 0 && i < n; i++) {
+		rc = sc_devices_read(servers[i], &devs[i]);
+		several |= devs[i].n >= 2;
+	}
+	if (rc == 0)
+		rc = sc_units_expand(&s->f, devs, servers, unit_conn);
+	for (int u = 0; rc == 0 && several && u < s->f.n_servers; u++) {
+		int first = u;
+
+		/* Each device's own memory and queue. */
+		while (u + 1 < s->f.n_servers && s->f.servers[u + 1].group != 0 &&
+		       s->f.servers[u + 1].group == s->f.servers[first].group)
+			u++;
+		rc = sc_stats_read(unit_conn[first], &s->f.servers[first], u - first + 1);
+	}
+	if (rc == 0 && several)
+		sc_peer_links_probe(&s->f, unit_conn);
+	free(devs);
 	return rc;
 }
 
@@ -253,6 +291,7 @@ int dj_sched_create_sim(const struct dj_sched_options *opts, const struct dj_sch
 int dj_sched_create(const struct dj_sched_options *opts, struct dj_conn *const *servers, int n,
 		    struct dj_sched **sched)
 {
+	struct dj_conn *unit_conn[SC_MAX];
 	struct dj_sched *s;
 	int rc;
 
@@ -261,14 +300,18 @@ int dj_sched_create(const struct dj_sched_options *opts, struct dj_conn *const *
 	rc = sc_sched_new(opts, &s);
 	if (rc != 0)
 		return rc;
-	if (opts != NULL && opts->fleet != NULL)
-		rc = opts->fleet->n_servers == n ? 0 : -EINVAL;
-	if (rc == 0 && opts != NULL && opts->fleet != NULL)
-		s->f = *opts->fleet;
-	else if (rc == 0)
+	if (opts != NULL && opts->fleet != NULL) {
+		rc = sc_units_of_given(opts->fleet, servers, n, unit_conn);
+		if (rc > 0)
+			s->f = *opts->fleet;
+		rc = rc > 0 ? 0 : -EINVAL;
+	} else {
 		rc = dj_sched_measure(&s->o, servers, n, &s->f);
+		if (rc == 0)
+			rc = units_make(s, servers, n, unit_conn);
+	}
 	if (rc == 0)
-		rc = sc_sched_attach(s, servers, n);
+		rc = sc_sched_attach(s, unit_conn, s->f.n_servers);
 	if (rc != 0) {
 		dj_sched_destroy(s);
 		return rc;
@@ -302,18 +345,25 @@ int dj_sched_refresh(struct dj_sched *s)
 	if (s->fleet != NULL)
 		return sc_fleet_refresh(s);
 	for (int i = 0; s->ctx != NULL && i < s->f.n_servers; i++) {
-		struct dj_sched_server sv = s->f.servers[i];
-		int r;
+		struct dj_sched_server sv[SC_MAX_DEVICES];
+		int n = 1, r;
 
-		if (!sv.up)
+		/* One STATS for the units of one server. */
+		while (i + n < s->f.n_servers && n < SC_MAX_DEVICES && s->conn[i + n] == s->conn[i])
+			n++;
+		if (!s->f.servers[i].up) {
+			i += n - 1;
 			continue;
-		r = sc_stats_read(s->conn[i], &sv);
-		if (r == 0) {
-			s->f.servers[i] = sv;
-			s->reserved[i] = 0;
-		} else if (rc == 0) {
-			rc = r;
 		}
+		memcpy(sv, &s->f.servers[i], sizeof(sv[0]) * (size_t)n);
+		r = sc_stats_read(s->conn[i], sv, n);
+		for (int u = 0; u < n && r == 0; u++) {
+			s->f.servers[i + u] = sv[u];
+			s->reserved[i + u] = 0;
+		}
+		if (r != 0 && rc == 0)
+			rc = r;
+		i += n - 1;
 	}
 	return rc;
 }
@@ -339,6 +389,29 @@ int dj_sched_pin(struct dj_sched *s, const char *name, int server)
 	return sc_pin_set(s, name, server);
 }
 
+/* Unit u left: its sequences lost, what it held forgotten. */
+static int unit_down(struct dj_sched *s, int u)
+{
+	int lost = 0;
+
+	s->f.servers[u].up = 0;
+	for (int i = 0; i < s->n_seq; i++)
+		if (s->seq[i].server == u && !s->seq[i].lost) {
+			s->seq[i].lost = 1;
+			lost++;
+		}
+	/* What lived there is gone: the context forgets it, the simulation
+	 * too. */
+	if (s->ctx != NULL)
+		dj_graph_ctx_server_lost(s->ctx, u);
+	for (int i = s->n_sim - 1; i >= 0; i--) {
+		s->sim[i].servers &= ~(1ull << u);
+		if (s->sim[i].servers == 0)
+			s->sim[i] = s->sim[--s->n_sim];
+	}
+	return lost;
+}
+
 int dj_sched_server_down(struct dj_sched *s, int server)
 {
 	int lost = 0;
@@ -347,21 +420,11 @@ int dj_sched_server_down(struct dj_sched *s, int server)
 		return -EINVAL;
 	if (s->f.servers[server].up)
 		s->st.servers_lost++;
-	s->f.servers[server].up = 0;
-	for (int i = 0; i < s->n_seq; i++)
-		if (s->seq[i].server == server && !s->seq[i].lost) {
-			s->seq[i].lost = 1;
-			lost++;
-		}
-	/* What lived there is gone: the context forgets it, the simulation
-	 * too. */
-	if (s->ctx != NULL)
-		dj_graph_ctx_server_lost(s->ctx, server);
-	for (int i = s->n_sim - 1; i >= 0; i--) {
-		s->sim[i].servers &= ~(1ull << server);
-		if (s->sim[i].servers == 0)
-			s->sim[i] = s->sim[--s->n_sim];
-	}
+	/* A server takes every device of it along (one session, one
+	 * process). */
+	for (int u = 0; u < s->f.n_servers; u++)
+		if (sc_same_server(&s->f, u, server))
+			lost += unit_down(s, u);
 	DJC_LOG(DJ_LOG_WARN, "sched", "server %s left: %d sequence%s lost", s->f.servers[server].name,
 		lost, lost == 1 ? "" : "s");
 	return lost;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the multi-GPU checks here and copy them into .carry/multigpu
-# (git-ignored) for the GPU machine: djinn-dp, djinn, bench-move, the tests
+# (git-ignored) for the GPU machine: djinn-dp, djinn, djinn-llm, bench-move, the tests
 # of every operation on a GPU (test_gpu_ops, test_gpu_ops_transformer,
 # test_remote_ops), of moves between devices (test_rt_devices) and of the
 # per-device data-plane placer (test_gpu_dp), the injected topologies, the
@@ -14,7 +14,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 builddir=${1:-build}
 cd "$top"
 [ -f "$builddir/build.ninja" ] || bash scripts/setup.sh "$builddir"
-bins="apps/djinn-dp apps/djinn apps/bench-move tests/unit/gpu_ops/test_gpu_ops
+bins="apps/djinn-dp apps/djinn apps/djinn-llm apps/bench-move tests/unit/gpu_ops/test_gpu_ops
       tests/unit/gpu_ops/test_gpu_ops_transformer tests/integration/runtime/test_remote_ops
       tests/unit/runtime/test_rt_devices tests/unit/gpu_dp/test_gpu_dp"
 # shellcheck disable=SC2086
@@ -27,7 +27,7 @@ mkdir -p "$dest/topologies"
 for b in $bins; do cp "$builddir/$b" "$dest"/; done
 cp scripts/multigpu-device-check.sh "$dest"/
 cp tests/unit/runtime/topologies/*.json "$dest/topologies"/
-(cd "$dest" && strip djinn-dp djinn bench-move test_gpu_ops test_gpu_ops_transformer \
+(cd "$dest" && strip djinn-dp djinn djinn-llm bench-move test_gpu_ops test_gpu_ops_transformer \
 	test_remote_ops test_rt_devices test_gpu_dp)
 # shellcheck disable=SC2046
 bash scripts/carry-libs.sh "$dest" $(for b in $bins; do echo "$dest/$(basename "$b")"; done)

@@ -20,8 +20,15 @@
 #   5. with 2 or more GPUs: two djinn-dp --gpu all joined by memif, a static
 #      fleet; N moves at once each way (sessions spread over the GPUs),
 #      byte-exact, over DPDK, and B's STATS must show bytes gathered into
-#      more than one GPU.
+#      more than one GPU;
+#   6. with 2 or more GPUs, on the same two servers: djinn-llm --fleet, the
+#      scheduler per (server, GPU): one unit per GPU of each server (2 x N),
+#      every unit gets sequences, the tokens equal the local CPU run's; then
+#      disaggregated (prefill on server A's GPU 0, decode on its GPU 1): the
+#      KV caches move by to_device on A (peer copies), none server to
+#      server, none through the client. With one GPU: skipped, saying so.
 #   bash .carry/multigpu/multigpu-device-check.sh      (OUT: where logs go)
+# LLM_ARGS (default "--prompt 32 --steps 16"): appended to djinn-llm.
 # LCORES_A, LCORES_B (default 2,3 and 4,5): cores of the two servers.
 set -u
 bin=$(cd "$(dirname "$0")" && pwd)
@@ -121,8 +128,36 @@ if [ "$n" -ge 2 ]; then
 	used=$(echo "$rx" | grep -o '"bytes":[1-9][0-9]*' | wc -l)
 	echo "B: devices that gathered bytes: $used"
 	[ "$used" -ge 2 ] || { echo "FAIL: B gathered into fewer than 2 GPUs"; status=1; }
+
+	step "djinn-llm --fleet: sequences over all $((2 * n)) GPUs of the two servers"
+	units=$((2 * n))
+	# shellcheck disable=SC2086
+	timeout 900 "$bin"/djinn-llm --fleet "$fleet" --sequences $((2 * units)) --homogeneous \
+		--baselines one-server --disagg 0:1 --json "$out/llm.json" ${LLM_ARGS:---prompt 32 --steps 16} \
+		>"$out/llm.log" 2>&1 || { echo "FAIL: djinn-llm --fleet (exit $?)"; status=1; }
+	grep -E "^ *s[0-9]+ |peer-copy|^run |MATCH|DIFFERS|FAILED|KV moves|between devices" "$out/llm.log"
+	/usr/bin/python3 - "$out/llm.json" "$units" <<'PY' || status=1
+import json, sys
+j = json.load(open(sys.argv[1])); units = int(sys.argv[2]); runs = {r['name']: r for r in j['runs']}
+ok = True
+def need(cond, what):
+    global ok
+    print(("ok: " if cond else "FAIL: ") + what)
+    ok = ok and cond
+need(j['config']['units'] == units, "%d units (server, GPU)" % units)
+need(all(r['tokens_match'] and r['ok'] for r in j['runs']), "every run's tokens equal the CPU run's")
+s = runs['djinn: scheduler']['spread_after_prefill']
+need(len(s) == units and min(s) >= 1, "sequences on every GPU of both servers: %s" % s)
+d = runs['djinn: disaggregated']
+need(d['kv_moves'] > 0 and d['kv_moves_between_devices'] == d['kv_moves']
+     and d['kv_moves_server_to_server'] == 0 and d['kv_bytes_through_client'] == 0,
+     "disaggregated: %d KV moves, %d between devices of server A (to_device), none server "
+     "to server or through the client" % (d['kv_moves'], d['kv_moves_between_devices']))
+sys.exit(0 if ok else 1)
+PY
 	kill -INT $a $b; wait $a $b
 	rm -f "$sock"
 fi
+[ "$n" -ge 2 ] || echo "step 6 (djinn-llm over the GPUs of two servers): skipped: one GPU"
 echo; echo "multigpu device check ($n GPU(s)): $([ $status = 0 ] && echo PASS || echo FAIL)"
 exit $status

@@ -76,6 +76,9 @@ struct demo {
 	int use_fleet;
 	struct dj_fleet *fl;
 	uint32_t member[MAX_SERVERS];       /* fleet: server s is member[s] */
+	/* The scheduler's placement units: a server, or one device of a
+	 * server of several (set by the first scheduler). */
+	int units;
 };
 
 /* One way of running the model, and what it measured. */
@@ -364,12 +367,14 @@ static int run_sched(struct demo *d, struct run *r, const char *name, int n,
 		return rc;
 	}
 	if (d->fleet == NULL && n == d->n && (d->fleet = malloc(sizeof(*d->fleet))) != NULL) {
-		/* Without a fleet, the first run calibrates; names as given. */
+		/* Without a fleet, the first run calibrates; names as given
+		 * (servers of several devices: "sN/DEVICE" per unit). */
 		dj_sched_fleet_get(r->sched, d->fleet);
-		for (int s = 0; s < n; s++)
+		for (int s = 0; s < n && d->fleet->n_servers == n; s++)
 			snprintf(d->fleet->servers[s].name, sizeof(d->fleet->servers[s].name),
 				 "%.40s:%u", d->host[s], d->port[s]);
 		dj_sched_fleet_set(r->sched, d->fleet);
+		d->units = d->fleet->n_servers < MAX_SERVERS ? d->fleet->n_servers : MAX_SERVERS;
 	}
 	rc = generate(r);
 	spread_read(r, r->spread_end);
@@ -433,11 +438,11 @@ static void row(const struct demo *d, const struct run *r)
 	size_t o = 0;
 
 	/* After prefill; "> end" where it changed (a server lost, a move). */
-	for (int s = 0; r->have_spread && s < d->n && o < sizeof(spread) - 8; s++)
+	for (int s = 0; r->have_spread && s < d->units && o < sizeof(spread) - 8; s++)
 		o += (size_t)snprintf(spread + o, sizeof(spread) - o, "%s%d", s ? "/" : "",
 				      r->spread[s]);
 	if (r->have_spread && memcmp(r->spread, r->spread_end, sizeof(r->spread)) != 0)
-		for (int s = 0; s < d->n && o < sizeof(spread) - 8; s++)
+		for (int s = 0; s < d->units && o < sizeof(spread) - 8; s++)
 			o += (size_t)snprintf(spread + o, sizeof(spread) - o, "%s%d", s ? "/" : ">",
 					      r->spread_end[s]);
 	printf("%-32s %9.1f %9.3f %8.2f %9.3f %11.0f %9" PRIu64 " %9" PRIu64 " %-9s %s\n", r->name,
@@ -453,6 +458,9 @@ static void row(const struct demo *d, const struct run *r)
 		       r->sst.kv_moves_dpdk, r->sst.kv_move_bytes_direct,
 		       (double)r->sst.kv_move_ns / 1e6,
 		       r->pre.kv_bytes_through_client + r->dec.kv_bytes_through_client);
+	if (r->sst.kv_moves_peer > 0)
+		printf("    of them between devices of one server (to_device): %d, %" PRIu64
+		       " bytes\n", r->sst.kv_moves_peer, r->sst.kv_move_bytes_peer);
 	if (r->mismatches > 0 && !r->failed)
 		printf("    %d sequence%s differ; first: %s\n", r->mismatches,
 		       r->mismatches == 1 ? "" : "s", r->first_mismatch);
@@ -494,6 +502,8 @@ static cJSON *run_json(const struct demo *d, const struct run *r)
 	cJSON_AddNumberToObject(j, "kv_moves_server_to_server", r->sst.kv_moves_direct);
 	cJSON_AddNumberToObject(j, "kv_moves_over_dpdk", r->sst.kv_moves_dpdk);
 	cJSON_AddNumberToObject(j, "kv_bytes_server_to_server", (double)r->sst.kv_move_bytes_direct);
+	cJSON_AddNumberToObject(j, "kv_moves_between_devices", r->sst.kv_moves_peer);
+	cJSON_AddNumberToObject(j, "kv_bytes_between_devices", (double)r->sst.kv_move_bytes_peer);
 	cJSON_AddNumberToObject(j, "kv_move_s", (double)r->sst.kv_move_ns / 1e9);
 	cJSON_AddNumberToObject(j, "bytes_moved_per_decode_token",
 				per_tok(d, (double)(r->dec.bytes_up + r->dec.bytes_down +
@@ -502,7 +512,7 @@ static cJSON *run_json(const struct demo *d, const struct run *r)
 	cJSON_AddBoolToObject(j, "network", r->network);
 	cJSON *end = cJSON_CreateArray();
 
-	for (int s = 0; r->have_spread && s < d->n; s++) {
+	for (int s = 0; r->have_spread && s < d->units; s++) {
 		cJSON_AddItemToArray(sp, cJSON_CreateNumber(r->spread[s]));
 		cJSON_AddItemToArray(end, cJSON_CreateNumber(r->spread_end[s]));
 	}
@@ -527,6 +537,7 @@ static int report_json(const struct demo *d, struct run *runs, int n, const char
 	cJSON_AddNumberToObject(cfg, "prompt", d->prompt);
 	cJSON_AddNumberToObject(cfg, "decode_steps", d->steps);
 	cJSON_AddNumberToObject(cfg, "servers", d->n);
+	cJSON_AddNumberToObject(cfg, "units", d->units);
 	cJSON_AddNumberToObject(cfg, "seed", (double)d->seed);
 	cJSON_AddNumberToObject(cfg, "weight_bytes", (double)llm_model_bytes(&d->m));
 	cJSON_AddItemToObject(root, "config", cfg);
@@ -574,6 +585,7 @@ static int connect_fleet(struct demo *d)
 	if (rc == 0) {
 		dj_sched_fleet_get(probe, d->fleet);
 		d->n = d->fleet->n_servers;
+		d->units = d->n;
 		rc = d->n <= MAX_SERVERS ? 0 : -E2BIG;
 	}
 	for (int s = 0; rc == 0 && s < d->n; s++) {
@@ -773,6 +785,7 @@ static int options(struct demo *d, int argc, char **argv, int *baselines, const 
 		d->n = llm_servers_parse(servers, d->host, d->port, MAX_SERVERS);
 	if (d->n < 0)
 		return d->n;
+	d->units = d->n;
 	return rc == 0 ? llm_cfg_check(&d->cfg) : rc;
 }
 

@@ -33,6 +33,7 @@
 struct plan_args {
 	struct llm_cfg cfg;
 	int S, prompt;
+	int gpus;                      /* --gpus: each server split into that many */
 	uint64_t seed;
 	const char *servers, *sim, *disagg;
 	struct dj_sched_options o;
@@ -147,7 +148,8 @@ static int measured_fleet(struct plan_args *a, struct dj_sched_fleet *f)
 
 static void fleet_print(const struct dj_sched_fleet *f)
 {
-	printf("fleet: %d servers (%s)\n", f->n_servers, f->note);
+	printf("fleet: %d %s (%s)\n", f->n_servers, f->servers[0].group != 0 ? "units (server/GPU)" :
+	       "servers", f->note);
 	for (int s = 0; s < f->n_servers; s++) {
 		const struct dj_sched_server *v = &f->servers[s];
 
@@ -159,6 +161,9 @@ static void fleet_print(const struct dj_sched_fleet *f)
 			printf(", %" PRIu64 " MiB free", v->mem_free >> 20);
 		printf("\n");
 	}
+	if (f->n_servers > 1 && f->servers[0].group != 0 && f->servers[1].group == f->servers[0].group)
+		printf("  between the GPUs of a server (peer copy, to_device): %.1f us, %.2f GB/s\n",
+		       f->link_rtt_s[0][1] * 1e6, f->link_bw_Bps[0][1] / 1e9);
 }
 
 /* Place one step of every sequence and print why. */
@@ -214,6 +219,7 @@ static void usage(void)
 	       "                  [--sequences N] [--prompt N] [--layers N] [--d-model N]\n"
 	       "                  [--heads N] [--vocab N] [--ffn N] [--weights replicate|pin]\n"
 	       "                  [--mode rules|round-robin] [--disagg P,..:D,..] [--homogeneous]\n"
+	       "                  [--gpus N]\n"
 	       "\n"
 	       "Places the LLM demo's prefill graph for N sequences (8), then its decode step,\n"
 	       "without running them, and prints every decision of the scheduler: its rule,\n"
@@ -221,7 +227,9 @@ static void usage(void)
 	       "The fleet is simulated: --sim 3 (default: three equal servers) or one SPEC per\n"
 	       "server, 'gflops=10,gbps=5,op_us=10,mem=8G,queued=0,rtt_us=50,link_gbps=1';\n"
 	       "or measured: --servers runs the scheduler's calibration on real servers\n"
-	       "(--homogeneous: they are the same hardware, their figures pooled).\n");
+	       "(--homogeneous: they are the same hardware, their figures pooled).\n"
+	       "--gpus N: every server is N GPUs of its figures (memory per GPU), the\n"
+	       "scheduler's units \"server/cuda:K\"; --disagg then names units.\n");
 }
 
 static int args_parse(struct plan_args *a, int argc, char **argv)
@@ -232,6 +240,7 @@ static int args_parse(struct plan_args *a, int argc, char **argv)
 		LLM_CFG_LONGOPTS, {"weights", required_argument, NULL, 'w'},
 		{"mode", required_argument, NULL, 'M'}, {"disagg", required_argument, NULL, 'D'},
 		{"token-file", required_argument, NULL, 'T'}, {"homogeneous", no_argument, NULL, 'E'},
+		{"gpus", required_argument, NULL, 'G'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
 	static const char *const wnames[] = {"replicate", "pin"};
@@ -250,6 +259,7 @@ static int args_parse(struct plan_args *a, int argc, char **argv)
 		case 'D': a->disagg = optarg; break;
 		case 'T': a->copts.token_file = optarg; break;
 		case 'E': a->o.homogeneous = 1; break;
+		case 'G': rc = djc_opt_int("--gpus", optarg, 1, 16, &a->gpus); break;
 		case 'h': usage(); return 1;
 		default:
 			rc = llm_cfg_opt(&a->cfg, c, optarg);
@@ -274,7 +284,7 @@ static int args_parse(struct plan_args *a, int argc, char **argv)
 
 int djinn_plan_main(int argc, char **argv)
 {
-	struct plan_args a = {.S = 8, .prompt = 64, .seed = 1};
+	struct plan_args a = {.S = 8, .prompt = 64, .seed = 1, .gpus = 1};
 	struct dj_sched_fleet *f = calloc(1, sizeof(*f));
 	struct dj_sched *s = NULL;
 	struct llm_model m;
@@ -294,6 +304,9 @@ int djinn_plan_main(int argc, char **argv)
 	}
 	a.cfg.max_pos = a.prompt + 1;
 	rc = a.servers != NULL ? measured_fleet(&a, f) : sim_fleet(a.sim != NULL ? a.sim : "3", f);
+	if (rc == 0 && a.gpus > 1 && dj_sched_fleet_devices(f, a.gpus) != 0)
+		rc = djc_cli_error("plan: --gpus %d: at most %d units in all", a.gpus,
+				   DJ_SCHED_MAX_SERVERS);
 	if (rc == 0 && a.disagg != NULL) {
 		const char *colon = strchr(a.disagg, ':');
 		char pre[64];

@@ -190,6 +190,11 @@ struct dj_batch_op {
 	 * batch made (not an in-place op's destination), each freed once. */
 	const int *free;
 	int n_free;
+	/** The device the entry's new tensor is made on ("cuda:1"; NULL: the
+	 * session's): a put's tensor, or an operation's output (moved there
+	 * where its inputs are elsewhere; docs/CONTROL.md, "Devices"). A
+	 * server that names no devices refuses it (-ENOTSUP). */
+	const char *device;
 };
 /**
  * Run a batch; outputs[i] receives entry i's first output handle (of a

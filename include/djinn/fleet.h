@@ -71,6 +71,8 @@ struct dj_fleet_device {
 	char name[64];             /**< "cuda:0", "host" */
 	int gpu;                   /**< 1: GPU memory */
 	uint64_t mem_total, mem_free;
+	/** Operations (and moves) running on it / waiting for it. */
+	uint64_t running, queued;
 };
 
 /** One member as the view shows it. */

@@ -144,15 +144,31 @@ struct dj_graph_options {
 	const struct dj_graph_placer *placer;
 	/** NULL: states move through the client. Borrowed, as placer. */
 	const struct dj_graph_mover *mover;
+	/**
+	 * Per server of the context, the device its new tensors are made on
+	 * ("cuda:1", at most DJ_GRAPH_DEVICE_MAX - 1 characters; NULL or "":
+	 * the session's). NULL: every server's session's. Read by
+	 * dj_graph_ctx_create() only. One session may be given as several
+	 * servers, each naming another device (the devices of one djinn-dp):
+	 * a tensor crosses between them as a device copy on that server
+	 * (to_device), a state too (dj_graph_ctx_state_move, whatever the
+	 * mover), never through the client.
+	 */
+	const char *const *devices;
 };
+
+#define DJ_GRAPH_DEVICE_MAX 16
 
 /** Fill options with the defaults. */
 void dj_graph_options_init(struct dj_graph_options *opts);
 
 /**
  * A context over n_servers sessions (borrowed; they must outlive it). Server
- * s of a placement is servers[s]. opts may be NULL (defaults).
- * @return 0, -EINVAL (no servers, more than 64, a NULL one), -ENOMEM.
+ * s of a placement is servers[s] (with opts->devices[s], where given). opts
+ * may be NULL (defaults).
+ * @return 0, -EINVAL (no servers, more than 64, a NULL one, a device name
+ * too long, one session given twice without a device each, or twice with
+ * the same device), -ENOMEM.
  */
 int dj_graph_ctx_create(const struct dj_graph_options *opts, struct dj_conn *const *servers,
 			int n_servers, struct dj_graph_ctx **ctx);

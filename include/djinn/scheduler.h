@@ -23,6 +23,12 @@
  * client. A member that leaves the fleet makes the next fetch rebuild its
  * sequences on the others.
  *
+ * Servers of several devices (djinn-dp --gpu all): the scheduler places on
+ * units, one per device of each server ("server/device"), sharing the
+ * server's session; every index this API calls a server is a unit's. A KV
+ * cache moving between two devices of one server is a to_device there,
+ * never the network (docs/SCHEDULER.md, "Devices").
+ *
  * A sequence is the set of states whose names share the part before their
  * last '/' ("seq3/l0.k" and "seq3/l0.v" are sequence "seq3"; a name
  * without '/' is a sequence of its own). Within one graph, the operations
@@ -44,12 +50,21 @@
 extern "C" {
 #endif
 
+/** Placement units at most: (server, device) pairs. */
 #define DJ_SCHED_MAX_SERVERS 64
 #define DJ_SCHED_NAME_MAX 64
+#define DJ_SCHED_DEVICE_MAX 16
 
-/** What the scheduler knows of one server. */
+/**
+ * What the scheduler knows of one placement unit: a server with one device,
+ * or one device of a server with several ("server/device"). Every index
+ * called a server in this API (decisions, sequences, pins, masks) is a
+ * unit's. Units of one server share its session; compute figures are the
+ * server's (calibrated on its session's device), memory and queue each
+ * device's own.
+ */
 struct dj_sched_server {
-	char name[DJ_SCHED_NAME_MAX];  /**< "host:port", or a simulated name */
+	char name[DJ_SCHED_NAME_MAX];  /**< "host:port", "sim1/cuda:2", a simulated name */
 	int up;                        /**< 0: left the fleet; nothing goes there */
 	/** Compute, from the calibration: matmul GFLOP/s per dtype (0: not
 	 *  measured; float32's stands in), elementwise GB/s (bytes read and
@@ -68,12 +83,23 @@ struct dj_sched_server {
 	double queued;
 	/** The link between the client and this server. */
 	double rtt_s, bw_Bps;
+	/** The device of its server this unit places on ("cuda:2"; "": the
+	 *  session's, a server with one device). */
+	char device[DJ_SCHED_DEVICE_MAX];
+	/** 0: a server of its own. >= 1: units with the same group are the
+	 *  devices of one server (consecutive, one session): a tensor moves
+	 *  between them as a device copy on that server (to_device), at the
+	 *  cost of their link_* figures (the peer-copy link), never over the
+	 *  network. */
+	int group;
 };
 
 /**
  * A fleet as the scheduler sees it. Large (about 70 KiB): allocate it.
- * link_*[a][b]: a tensor moved from server a to server b costs
- * link_rtt_s[a][b] + bytes / link_bw_Bps[a][b].
+ * link_*[a][b]: a tensor moved from unit a to unit b costs
+ * link_rtt_s[a][b] + bytes / link_bw_Bps[a][b]: between servers, the
+ * network (or the client); between two devices of one server, the
+ * peer-copy link (a to_device of 1 MiB timed at creation, or simulated).
  */
 struct dj_sched_fleet {
 	int n_servers;
@@ -150,8 +176,20 @@ void dj_sched_options_init(struct dj_sched_options *opts);
 int dj_sched_fleet_sim(struct dj_sched_fleet *fleet, int n);
 /** Links between servers from each server's link to the client, as a
  *  tensor crosses today (fetched from a, put to b): rtt[a][b] = rtt(b),
- *  1/bw[a][b] = 1/bw(a) + 1/bw(b); links_direct = 0, note set. */
+ *  1/bw[a][b] = 1/bw(a) + 1/bw(b); links_direct = 0, note set. Links
+ *  between two devices of one server (same group) are kept. */
 void dj_sched_fleet_links(struct dj_sched_fleet *fleet);
+/**
+ * Every server of @p fleet (each of one device, group 0) becomes
+ * @p n_devices units "NAME/cuda:D" (device "cuda:D", group = its server's
+ * index + 1), each with the server's figures (memory too: each GPU has its
+ * own); peer-copy links between them simulated at 10 us and 20 GB/s (edit
+ * link_* to model NVLink or a slower path); links between servers derived
+ * again (dj_sched_fleet_links). n_devices 1 changes nothing.
+ * @return 0, -EINVAL (n_devices < 1, a server with devices already, more
+ * than DJ_SCHED_MAX_SERVERS units).
+ */
+int dj_sched_fleet_devices(struct dj_sched_fleet *fleet, int n_devices);
 
 struct dj_sched;
 
@@ -162,9 +200,13 @@ struct dj_sched;
  * GB/s; the cost of one more operation in a batch), PINGs and a PUT (round
  * trip, bandwidth), STATS (free memory, queue); links between servers
  * derived through the client (fleet->note says so); or opts->fleet's
- * figures where given. Then a graph context over the same servers with the
- * scheduler as its placer.
- * @return 0, -EINVAL (also opts->fleet of another size), -ENOMEM, or a
+ * figures where given. A server whose STATS lists several devices becomes
+ * that many units ("sN/DEVICE"), each with its device's memory and queue,
+ * the server's compute figures, and peer-copy links between them measured
+ * with to_device (4 B and 1 MiB). Then a graph context over the units (the
+ * units of a server on its session, each on its device) with the scheduler
+ * as its placer.
+ * @return 0, -EINVAL (also opts->fleet of other units), -ENOMEM, or a
  * server's error (its message logged).
  */
 int dj_sched_create(const struct dj_sched_options *opts, struct dj_conn *const *servers, int n,
@@ -175,9 +217,11 @@ struct dj_fleet;
  * A scheduler over the members of @p fleet (borrowed; it must outlive the
  * scheduler) that are up now, in dj_fleet_view()'s order: server s is the
  * member dj_sched_member() names, its session dj_fleet_conn()'s. Figures:
- * compute calibrated as dj_sched_create() does (or opts->fleet's, of as
- * many servers as members up), memory (each member's devices, capped by
- * its store limit) and queue from the fleet's view, links between members
+ * compute calibrated as dj_sched_create() does (or opts->fleet's, of the
+ * same units), memory (each member's devices, capped by its store limit)
+ * and queue from the fleet's view (a member of several devices: one unit
+ * per device, its own memory and queue, peer-copy links probed with
+ * to_device), links between members
  * probed with a 4-byte and a 1 MiB dj_fleet_move() COPY each way, timed by
  * the source, the least of two rounds (opts->no_link_probe, or a probe
  * that fails: derived through the client). A member up that takes no
@@ -232,9 +276,10 @@ void dj_sched_fleet_get(const struct dj_sched *sched, struct dj_sched_fleet *fle
  *  loads, or figures from elsewhere. @return 0, -EINVAL. */
 int dj_sched_fleet_set(struct dj_sched *sched, const struct dj_sched_fleet *fleet);
 /**
- * Server @p server left: nothing is placed there any more, its sequences
- * are lost (rebuilt from their lineage by dj_sched_fetch(), or by a prefill
- * that writes them again), the context forgets what it held there.
+ * The server of unit @p server left, with every device of it: nothing is
+ * placed on its units any more, their sequences are lost (rebuilt from
+ * their lineage by dj_sched_fetch(), or by a prefill that writes them
+ * again), the context forgets what it held there.
  * @return the number of sequences lost, -EINVAL.
  */
 int dj_sched_server_down(struct dj_sched *sched, int server);
@@ -343,6 +388,10 @@ struct dj_sched_stats {
 	int servers_lost;
 	int sequences_rebuilt;      /**< lineage rebuilds */
 	int retries;                /**< fetches run again after a loss */
+	/** States moved between two devices of one server (to_device on that
+	 *  server: never the network, never this client), and their bytes. */
+	int kv_moves_peer;
+	uint64_t kv_move_bytes_peer;
 };
 void dj_sched_stats(const struct dj_sched *sched, struct dj_sched_stats *stats);
 

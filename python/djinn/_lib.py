@@ -67,7 +67,8 @@ class BatchOp(ctypes.Structure):
     _fields_ = [("op", ctypes.c_char_p), ("inputs", ctypes.c_char_p * DJ_MAX_OP_ARGS),
                 ("n_in", ctypes.c_int), ("attrs_json", ctypes.c_char_p),
                 ("put", ctypes.POINTER(Tensor)), ("fetch", ctypes.c_int),
-                ("free", ctypes.POINTER(ctypes.c_int)), ("n_free", ctypes.c_int)]
+                ("free", ctypes.POINTER(ctypes.c_int)), ("n_free", ctypes.c_int),
+                ("device", ctypes.c_char_p)]
 
 
 class DpdkOptions(ctypes.Structure):

@@ -94,17 +94,44 @@ static void w_stats(void *ctx, void *session, cJSON *obj)
 	inner()->stats(RT(ctx), session, obj);
 }
 
-static const struct ctl_backend counting = {
-	.caps = w_caps, .session_open = w_session_open, .session_close = w_session_close,
-	.alloc = w_alloc, .describe = w_describe, .free = w_free,
-	.write_begin = w_write_begin, .write_chunk = w_write_chunk, .write_end = w_write_end,
-	.read_begin = w_read_begin, .read_chunk = w_read_chunk, .read_end = w_read_end,
-	.execute = w_execute, .stats = w_stats,
+static int w_alloc_on(void *ctx, void *session, const struct dj_tensor_desc *desc,
+		      const char *device, uint64_t *h, char *err)
+{
+	return inner()->alloc_on(RT(ctx), session, desc, device, h, err);
+}
+
+static int w_device_of(void *ctx, void *session, uint64_t h, char *device)
+{
+	return inner()->device_of(RT(ctx), session, h, device);
+}
+
+static int w_session_device(void *ctx, void *session, const char *want, char *device, char *err)
+{
+	return inner()->session_device(RT(ctx), session, want, device, err);
+}
+
+#define COUNTING_OPS \
+	.caps = w_caps, .session_open = w_session_open, .session_close = w_session_close, \
+	.alloc = w_alloc, .describe = w_describe, .free = w_free, \
+	.write_begin = w_write_begin, .write_chunk = w_write_chunk, .write_end = w_write_end, \
+	.read_begin = w_read_begin, .read_chunk = w_read_chunk, .read_end = w_read_end, \
+	.execute = w_execute, .stats = w_stats
+
+static const struct ctl_backend counting = {COUNTING_OPS};
+/* A runtime of several devices: they are named, placed on, moved between. */
+static const struct ctl_backend counting_devices = {
+	COUNTING_OPS, .alloc_on = w_alloc_on, .device_of = w_device_of,
+	.session_device = w_session_device,
 };
 
 int test_server_start(struct test_server *s)
 {
-	struct rt_config rcfg = {.gpu = "none", .session_limit = 256u << 20};
+	return test_server_start_on(s, "none");
+}
+
+int test_server_start_on(struct test_server *s, const char *gpu)
+{
+	struct rt_config rcfg = {.gpu = gpu, .session_limit = 256u << 20};
 	struct ctl_server_config scfg;
 	struct dj_client_options copts;
 	int rc;
@@ -115,7 +142,8 @@ int test_server_start(struct test_server *s)
 		return rc;
 	ctl_server_config_init(&scfg);
 	scfg.port = 0;
-	rc = ctl_server_create(&scfg, &counting, s, &s->srv);
+	rc = ctl_server_create(&scfg, strcmp(gpu, "none") == 0 ? &counting : &counting_devices, s,
+			       &s->srv);
 	if (rc == 0)
 		rc = ctl_server_start(s->srv);
 	if (rc != 0)

@@ -23,6 +23,9 @@ struct test_server {
 };
 
 int test_server_start(struct test_server *s);
+/* A server whose runtime has the devices of @p gpu (rt_config.gpu: "none",
+ * "sim:2:64M" for two simulated ones), named to clients. */
+int test_server_start_on(struct test_server *s, const char *gpu);
 void test_server_stop(struct test_server *s);
 /* The server goes away (as if killed: its tensors are gone); the client
  * session stays, its requests fail from now on. test_server_stop() still

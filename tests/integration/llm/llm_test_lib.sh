@@ -28,6 +28,35 @@ wait_listening() {
 	[ -n "$addr" ] || { cat "$dir/dp$1.log"; fail "server $1 not up"; }
 }
 
+# fleet_start N DJINN_DP ARGS...: N djinn-dp of one static fleet on
+# loopback (one fleet token, $dir/token), each with ARGS, all listening;
+# $members is their list. Their ports are the OS's picks now (each server
+# must know the others before it starts); a port taken meanwhile fails the
+# start.
+fleet_start() {
+	local n=$1 dp=$2 ports p i
+	shift 2
+	ports=$("$py" -c "
+import socket
+ss = [socket.socket() for _ in range($n)]
+for s in ss: s.bind(('127.0.0.1', 0))
+print(' '.join(str(s.getsockname()[1]) for s in ss))")
+	members=""
+	for p in $ports; do members="${members:+$members,}127.0.0.1:$p"; done
+	echo "djinn-llm-test-$$" >"$dir/token"
+	i=${#pids[@]}
+	for p in $ports; do
+		"$dp" -- --no-dpdk --ctl-port "$p" --stats-interval 0 --fleet "$members" \
+			--fleet-token-file "$dir/token" "$@" >"$dir/dp$i.log" 2>&1 &
+		pids+=($!)
+		i=$((i + 1))
+	done
+	for i in $(seq 0 $((n - 1))); do
+		wait_listening "$i"
+	done
+	echo "fleet: $members"
+}
+
 # check JSON PYTHON-EXPR MESSAGE: the expression over j (the JSON), runs
 # (its runs) and r (the first, the scheduler's) holds.
 check() {

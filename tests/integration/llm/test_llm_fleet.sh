@@ -23,27 +23,7 @@ set -u
 dp_bin=$1 llm_bin=$2
 . "$(dirname "$0")/llm_test_lib.sh" llm-fleet
 
-# Ports the OS picks now for the members' list (each server must know the
-# others before it starts); a port taken meanwhile fails the start below.
-ports=$("$py" -c "
-import socket
-ss = [socket.socket() for _ in range(3)]
-for s in ss: s.bind(('127.0.0.1', 0))
-print(' '.join(str(s.getsockname()[1]) for s in ss))")
-members=""
-for p in $ports; do members="${members:+$members,}127.0.0.1:$p"; done
-echo "djinn-llm-fleet-test-$$" >"$dir/token"
-i=0
-for p in $ports; do
-	"$dp_bin" -- --no-dpdk --gpu none --ctl-port "$p" --stats-interval 0 \
-		--fleet "$members" --fleet-token-file "$dir/token" >"$dir/dp$i.log" 2>&1 &
-	pids+=($!)
-	i=$((i + 1))
-done
-for i in 0 1 2; do
-	wait_listening "$i"
-done
-echo "fleet: $members"
+fleet_start 3 "$dp_bin" --gpu none
 
 args=(--fleet "$members" --prompt 16 --steps 6 --homogeneous)
 
