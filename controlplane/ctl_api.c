@@ -603,7 +603,8 @@ static int execute_bin(struct dj_conn *conn, const char *op, const uint64_t *inp
 		e.attrs = attrs_json;
 		e.attrs_len = (uint32_t)strlen(attrs_json);
 	}
-	memcpy(e.in, inputs, sizeof(*inputs) * (size_t)n_in);
+	if (n_in > 0)
+		memcpy(e.in, inputs, sizeof(*inputs) * (size_t)n_in);
 	len = ctl_bin_exec_size(&e);
 	if (CTL_CLIENT_BIN_ROOM + len > CTL_BIN_BODY_MAX)
 		return -DJ_ELIMIT;

@@ -223,9 +223,12 @@ void ctl_bin_exec_encode(uint8_t *out, const struct ctl_bin_exec *e)
 	put32(out + 8, e->attrs_len);
 	for (int i = 0; i < e->n_in; i++, p += 8)
 		put64(p, e->in[i]);
-	memcpy(p, e->op, e->op_len);
+	/* Absent parts may be NULL: memcpy must not see them. */
+	if (e->op_len > 0)
+		memcpy(p, e->op, e->op_len);
 	p += e->op_len;
-	memcpy(p, e->device, e->dev_len);
+	if (e->dev_len > 0)
+		memcpy(p, e->device, e->dev_len);
 	p += e->dev_len;
 	if (e->attrs_len > 0)
 		memcpy(p, e->attrs, e->attrs_len);
@@ -247,7 +250,8 @@ uint8_t *ctl_bin_output_encode(uint8_t *out, uint64_t handle, const struct dj_te
 	out += CTL_BIN_OUT_FIXED;
 	for (int i = 0; i < desc->ndim; i++, out += 8)
 		put64(out, (uint64_t)desc->shape[i]);
-	memcpy(out, device, dev_len);
+	if (dev_len > 0)
+		memcpy(out, device, dev_len);
 	return out + dev_len;
 }
 

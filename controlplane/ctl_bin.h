@@ -21,6 +21,7 @@
 #include "djinn/djinn.h"
 #include "djinn/tensor.h"
 #include "controlplane/ctl.h"
+#include "ctl_wire.h"
 
 #define CTL_BIN_MAGIC 0xDB
 /* The binary encoding's version, offered and accepted in HELLO ("binary"). */
