@@ -562,9 +562,12 @@ static void bin_header_done(struct ctl_conn *c)
 		ctl_close_after_flush(c);
 		return;
 	}
+	static const uint8_t empty[1];
+
 	c->bin_got = 0;
+	/* Not NULL: the body is read as a pointer, if not a byte of it. */
 	if (c->bh.body_len == 0)
-		bin_body_done(c, NULL);
+		bin_body_done(c, empty);
 	else
 		c->stage = IN_BIN;
 }
