@@ -127,7 +127,7 @@ int fx_raw_send(int fd, const char *json, uint64_t payload_len)
 	return fx_raw_send_bytes(fd, json, strlen(json));
 }
 
-static int recv_all(int fd, void *buf, size_t len, int timeout_ms)
+int fx_raw_recv_bytes(int fd, void *buf, size_t len, int timeout_ms)
 {
 	char *p = buf;
 
@@ -154,17 +154,17 @@ int fx_raw_recv_frame(int fd, int timeout_ms, char **text, void **payload,
 	char drop[4096], *t;
 	uint8_t *pay = NULL;
 
-	if (recv_all(fd, hdr, sizeof(hdr), timeout_ms) != 0 || ctl_hdr_decode(hdr, &h) != 0)
+	if (fx_raw_recv_bytes(fd, hdr, sizeof(hdr), timeout_ms) != 0 || ctl_hdr_decode(hdr, &h) != 0)
 		return -1;
 	t = malloc(h.json_len + 1);
-	if (t == NULL || recv_all(fd, t, h.json_len, timeout_ms) != 0) {
+	if (t == NULL || fx_raw_recv_bytes(fd, t, h.json_len, timeout_ms) != 0) {
 		free(t);
 		return -1;
 	}
 	t[h.json_len] = '\0';
 	if (payload != NULL && h.payload_len > 0 &&
 	    ((pay = malloc(h.payload_len)) == NULL ||
-	     recv_all(fd, pay, h.payload_len, timeout_ms) != 0)) {
+	     fx_raw_recv_bytes(fd, pay, h.payload_len, timeout_ms) != 0)) {
 		free(pay);
 		free(t);
 		return -1;
@@ -172,7 +172,7 @@ int fx_raw_recv_frame(int fd, int timeout_ms, char **text, void **payload,
 	for (uint64_t left = payload != NULL ? 0 : h.payload_len; left > 0;) {
 		size_t n = left < sizeof(drop) ? left : sizeof(drop);
 
-		if (recv_all(fd, drop, n, timeout_ms) != 0)
+		if (fx_raw_recv_bytes(fd, drop, n, timeout_ms) != 0)
 			break;
 		left -= n;
 	}

@@ -33,6 +33,9 @@ int fx_raw_connect(uint16_t port);
  * server sees as many peers as the test likes. */
 int fx_raw_connect_from(uint16_t port, const char *source);
 int fx_raw_send_bytes(int fd, const void *buf, size_t len);
+/* Exactly len bytes, each within timeout_ms of the last; 0, or -1 on
+ * timeout / close. */
+int fx_raw_recv_bytes(int fd, void *buf, size_t len, int timeout_ms);
 /* A frame with this JSON text and a stated payload length (payload not sent). */
 int fx_raw_send(int fd, const char *json, uint64_t payload_len);
 /* Next frame's JSON (payload, if any, is read and dropped); NULL on timeout/close. */

@@ -17,7 +17,6 @@
  *   results and errors from dj_execute, dj_free and dj_ping.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,25 +192,6 @@ static void test_codec_refuses_malformed(void)
 
 /* ---- raw sockets ----------------------------------------------------------------- */
 
-static int read_exact(int fd, void *buf, size_t len, int timeout_ms)
-{
-	uint8_t *p = buf;
-
-	while (len > 0) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&pfd, 1, timeout_ms) <= 0)
-			return -1;
-		n = recv(fd, p, len, 0);
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* One binary request: header, trace, body. */
 static size_t bin_frame(uint8_t *out, uint8_t type, uint64_t id, const char *trace,
 			const void *body, size_t len)
@@ -246,9 +226,9 @@ static int bin_recv(int fd, struct bin_reply *r)
 	uint8_t hdr[CTL_HDR_LEN];
 	char why[128];
 
-	if (read_exact(fd, hdr, sizeof(hdr), 5000) != 0 || !ctl_bin_is(hdr) ||
+	if (fx_raw_recv_bytes(fd, hdr, sizeof(hdr), 5000) != 0 || !ctl_bin_is(hdr) ||
 	    ctl_bin_hdr_decode(hdr, 1, &r->h, why) != 0 ||
-	    read_exact(fd, r->body, r->h.body_len, 5000) != 0)
+	    fx_raw_recv_bytes(fd, r->body, r->h.body_len, 5000) != 0)
 		return -1;
 	r->code = 0;
 	if (r->h.type == CTL_BIN_ERROR &&
