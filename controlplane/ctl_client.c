@@ -16,12 +16,75 @@
 /* Replies are small JSON (a batch's results at most): refuse absurd ones. */
 #define CL_MAX_REPLY_JSON (16u << 20)
 
-static void future_unref(struct dj_future *f)
+/*
+ * Released futures are kept by the thread that released them, for its
+ * next requests: a caller that issues and releases requests by the
+ * thousand allocates none per request. At most FUTURE_CACHE per thread;
+ * freed when the thread ends (a pthread key's destructor).
+ */
+#define FUTURE_CACHE 64
+
+struct future_cache {
+	struct dj_future *head;
+	int n;
+};
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static __thread struct future_cache *tl_cache;
+
+static void cache_destroy(void *arg)
 {
-	if (atomic_fetch_sub(&f->refs, 1) == 1) {
-		cJSON_Delete(f->reply);
+	struct future_cache *c = arg;
+
+	while (c->head != NULL) {
+		struct dj_future *f = c->head;
+
+		c->head = f->next_free;
 		free(f);
 	}
+	free(c);
+}
+
+static void cache_key_make(void)
+{
+	if (pthread_key_create(&cache_key, cache_destroy) != 0)
+		cache_key = (pthread_key_t)-1;
+}
+
+/* This thread's cache, made on first use; NULL where it cannot be. */
+static struct future_cache *cache_get(void)
+{
+	struct future_cache *c = tl_cache;
+
+	if (c != NULL)
+		return c;
+	pthread_once(&cache_once, cache_key_make);
+	if (cache_key == (pthread_key_t)-1 || (c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if (pthread_setspecific(cache_key, c) != 0) {
+		free(c);
+		return NULL;
+	}
+	tl_cache = c;
+	return c;
+}
+
+static void future_unref(struct dj_future *f)
+{
+	struct future_cache *c;
+
+	if (atomic_fetch_sub(&f->refs, 1) != 1)
+		return;
+	cJSON_Delete(f->reply);
+	c = cache_get();
+	if (c == NULL || c->n == FUTURE_CACHE) {
+		free(f);
+		return;
+	}
+	f->next_free = c->head;
+	c->head = f;
+	c->n++;
 }
 
 int ctl_client_reply_error(cJSON *reply, char *msg)
@@ -40,7 +103,16 @@ int ctl_client_reply_error(cJSON *reply, char *msg)
  * those a reply filled are read). */
 static struct dj_future *future_new(void)
 {
-	struct dj_future *f = malloc(sizeof(*f));
+	struct future_cache *c = tl_cache;
+	struct dj_future *f;
+
+	if (c != NULL && c->head != NULL) {
+		f = c->head;
+		c->head = f->next_free;
+		c->n--;
+	} else {
+		f = malloc(sizeof(*f));
+	}
 
 	if (f != NULL)
 		memset(f, 0, offsetof(struct dj_future, outs));

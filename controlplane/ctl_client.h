@@ -25,6 +25,7 @@
 
 struct dj_future {
 	atomic_int refs;          /* caller + the connection while pending */
+	struct dj_future *next_free; /* in its thread's cache of released ones */
 	struct dj_conn *conn;
 	uint64_t id;
 	atomic_int done;          /* set under conn->lock; read lock-free while spinning */
