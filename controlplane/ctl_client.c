@@ -363,7 +363,11 @@ static int read_bin_reply(struct dj_conn *conn, const uint8_t *hdr)
 	if (rc != 0)
 		return rc == -ECONNRESET ? rc : -EPROTO;
 	f = future_of(conn, h.id);
-	if (f == NULL || f->bin_type == 0) {
+	/* A binary reply to a JSON request: the peer is not following the
+	 * protocol (its future would wait for a reply that never comes). */
+	if (f != NULL && f->bin_type == 0)
+		return -EPROTO;
+	if (f == NULL) {
 		/* id 0: the server speaks of the connection itself (why it closes). */
 		if (h.type == CTL_BIN_ERROR)
 			ctl_bin_error_decode(body, h.body_len, &rc, conn->last_error);
