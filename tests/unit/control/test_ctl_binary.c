@@ -108,7 +108,7 @@ static void test_codec_round_trip(void)
 	CU_ASSERT(memcmp(b, doc, sizeof(doc)) == 0);
 
 	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(0x99 >> (8 * i));
+		b[i] = (uint8_t)(0x99ull >> (8 * i));
 	CU_ASSERT_EQUAL(ctl_bin_free_decode(b, 8, &h, why), 0);
 	CU_ASSERT_EQUAL(h, 0x99);
 }
@@ -199,7 +199,8 @@ static size_t bin_frame(uint8_t *out, uint8_t type, uint64_t id, const char *tra
 	size_t tl = trace != NULL ? strlen(trace) : 0;
 
 	ctl_bin_hdr_encode(out, type, (uint8_t)tl, (uint32_t)(tl + len), id);
-	memcpy(out + CTL_HDR_LEN, trace, tl);
+	if (tl > 0)
+		memcpy(out + CTL_HDR_LEN, trace, tl);
 	if (len > 0)
 		memcpy(out + CTL_HDR_LEN + tl, body, len);
 	return CTL_HDR_LEN + tl + len;
