@@ -223,14 +223,22 @@ int fx_error_code(const cJSON *msg)
 
 int fx_raw_ready(int fd)
 {
+	return fx_raw_ready_with(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", NULL);
+}
+
+int fx_raw_ready_with(int fd, const char *hello, cJSON **hello_reply)
+{
 	cJSON *r;
 	int ok;
 
-	if (fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", 0) != 0)
+	if (fx_raw_send(fd, hello, 0) != 0)
 		return -1;
 	r = fx_raw_recv(fd, 5000);
 	ok = r != NULL && fx_error_code(r) == 0;
-	cJSON_Delete(r);
+	if (hello_reply != NULL)
+		*hello_reply = r;
+	else
+		cJSON_Delete(r);
 	if (!ok || fx_raw_send(fd, "{\"type\":\"SESSION\",\"id\":2}", 0) != 0)
 		return -1;
 	r = fx_raw_recv(fd, 5000);

@@ -49,6 +49,9 @@ int fx_raw_recv_frame(int fd, int timeout_ms, char **text, void **payload,
 int fx_raw_closed(int fd, int timeout_ms);
 /* HELLO (no auth) + SESSION on a raw socket; 0 on success. */
 int fx_raw_ready(int fd);
+/* The same with this HELLO; its reply into *hello_reply (may be NULL;
+ * the caller deletes it, also on failure). */
+int fx_raw_ready_with(int fd, const char *hello, cJSON **hello_reply);
 /* "code" of an ERROR reply, 0 when msg is not an ERROR. */
 int fx_error_code(const cJSON *msg);
 

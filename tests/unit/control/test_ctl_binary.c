@@ -241,19 +241,12 @@ static int bin_recv(int fd, struct bin_reply *r)
 /* HELLO offering binary frames (answered "binary": 1), then SESSION. */
 static int ready_binary(int fd)
 {
-	cJSON *r;
-	int ok;
+	cJSON *hello = NULL;
+	int rc = fx_raw_ready_with(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1,"
+				   "\"binary\":1}", &hello);
+	int ok = rc == 0 && cJSON_GetNumberValue(cJSON_GetObjectItem(hello, "binary")) == 1;
 
-	if (fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1,\"binary\":1}", 0) != 0)
-		return -1;
-	r = fx_raw_recv(fd, 5000);
-	ok = r != NULL && cJSON_GetNumberValue(cJSON_GetObjectItem(r, "binary")) == 1;
-	cJSON_Delete(r);
-	if (!ok || fx_raw_send(fd, "{\"type\":\"SESSION\",\"id\":2}", 0) != 0)
-		return -1;
-	r = fx_raw_recv(fd, 5000);
-	ok = r != NULL && fx_error_code(r) == 0;
-	cJSON_Delete(r);
+	cJSON_Delete(hello);
 	return ok ? 0 : -1;
 }
 
