@@ -258,22 +258,28 @@ static int connection_lost(int rc)
 	       rc == -ETIMEDOUT;
 }
 
+/* One attempt of an idempotent request. */
+typedef int (*attempt_fn)(struct dj_conn *conn, void *arg);
+
 /*
  * An idempotent request: where the connection is lost, reconnect (resuming
- * the session) with backoff and send it again. Takes msg.
+ * the session) with backoff and try again. trace: the request's id (NULL:
+ * this thread's, or a fresh one), which every attempt and log line names.
  */
-static int call_idempotent(struct dj_conn *conn, cJSON *msg, void *dst, uint64_t dst_len,
-			   cJSON **reply)
+static int retry_idempotent(struct dj_conn *conn, const char *trace, attempt_fn once,
+			    void *arg)
 {
 	int rc = -ECONNRESET;
 	uint64_t gen = conn->generation;
-	const cJSON *trace = cJSON_GetObjectItem(msg, "trace");
-	char saved[DJC_REQ_ID_MAX];
+	char saved[DJC_REQ_ID_MAX], id[DJC_REQ_ID_MAX];
 
 	/* Retries are the same request: log lines name its id. */
-	snprintf(saved, sizeof(saved), "%s", djc_log_req_get());
-	if (cJSON_IsString(trace))
-		djc_log_req_set(trace->valuestring);
+	djc_strcpy(saved, djc_log_req_get(), sizeof(saved));
+	if (trace == NULL) {
+		ctl_client_trace(id);
+		trace = id;
+	}
+	djc_log_req_set(trace);
 
 	for (int attempt = 0; attempt <= conn->cl->o.max_retries; attempt++) {
 		if (attempt > 0) {
@@ -287,22 +293,80 @@ static int call_idempotent(struct dj_conn *conn, cJSON *msg, void *dst, uint64_t
 				continue;
 		}
 		gen = conn->generation;
-		rc = ctl_client_call(conn, cJSON_Duplicate(msg, 1), NULL, 0, dst, dst_len, reply);
+		rc = once(conn, arg);
 		if (!connection_lost(rc))
 			break;
 	}
-	cJSON_Delete(msg);
 	djc_log_req_set(saved);
+	return rc;
+}
+
+struct json_call {
+	const cJSON *msg;
+	void *dst;
+	uint64_t dst_len;
+	cJSON **reply;
+};
+
+static int json_attempt(struct dj_conn *conn, void *arg)
+{
+	struct json_call *c = arg;
+
+	return ctl_client_call(conn, cJSON_Duplicate(c->msg, 1), NULL, 0, c->dst, c->dst_len,
+			       c->reply);
+}
+
+/* An idempotent JSON request (retried as retry_idempotent says). Takes msg. */
+static int call_idempotent(struct dj_conn *conn, cJSON *msg, void *dst, uint64_t dst_len,
+			   cJSON **reply)
+{
+	struct json_call c = {.msg = msg, .dst = dst, .dst_len = dst_len, .reply = reply};
+	const cJSON *trace = cJSON_GetObjectItem(msg, "trace");
+	int rc = retry_idempotent(conn, cJSON_IsString(trace) ? trace->valuestring : NULL,
+				  json_attempt, &c);
+
+	cJSON_Delete(msg);
+	return rc;
+}
+
+/* Wait for a binary request's future (sent: rc 0) and release it. */
+static int bin_wait(int rc, struct dj_future **fp)
+{
+	struct dj_future *f = *fp;
+
+	if (rc != 0)
+		return rc;
+	rc = dj_future_wait(f, -1);
+	if (rc == -ETIMEDOUT && !dj_future_done(f))
+		ctl_client_conn_poison(f->conn, rc);
+	dj_future_release(f);
+	return rc;
+}
+
+/* A PING, binary where the connection speaks it (as of this attempt: a
+ * reconnect may reach a server that does not). */
+static int ping_attempt(struct dj_conn *conn, void *arg)
+{
+	uint8_t frame[CTL_CLIENT_BIN_ROOM];
+	struct dj_future *f = NULL;
+	cJSON *reply = NULL;
+	int rc;
+
+	(void)arg;
+	if (conn->binary) {
+		rc = ctl_client_bin_request(conn, CTL_BIN_PING, frame, 0, NULL, NULL, &f);
+		return bin_wait(rc, &f);
+	}
+	rc = ctl_client_call(conn, ctl_client_msg("PING"), NULL, 0, NULL, 0, &reply);
+	cJSON_Delete(reply);
 	return rc;
 }
 
 int dj_ping(struct dj_conn *conn, uint64_t *rtt_ns)
 {
 	uint64_t t0 = djc_time_ns();
-	cJSON *reply = NULL;
-	int rc = call_idempotent(conn, ctl_client_msg("PING"), NULL, 0, &reply);
+	int rc = retry_idempotent(conn, NULL, ping_attempt, NULL);
 
-	cJSON_Delete(reply);
 	if (rc == 0 && rtt_ns != NULL)
 		*rtt_ns = djc_time_ns() - t0;
 	return rc;
@@ -349,14 +413,27 @@ int dj_alloc(struct dj_conn *conn, const struct dj_tensor_desc *desc, uint64_t *
 int dj_free_async(struct dj_conn *conn, uint64_t handle,
 		  dj_future_cb cb, void *arg, struct dj_future **future)
 {
-	return ctl_client_request(conn, handle_msg("FREE", handle), NULL, 0, NULL, 0, cb, arg, future);
+	uint8_t frame[CTL_CLIENT_BIN_ROOM + 8];
+
+	if (!conn->binary)
+		return ctl_client_request(conn, handle_msg("FREE", handle), NULL, 0, NULL, 0, cb,
+					  arg, future);
+	for (int i = 0; i < 8; i++)
+		frame[CTL_CLIENT_BIN_ROOM + i] = (uint8_t)(handle >> (8 * i));
+	return ctl_client_bin_request(conn, CTL_BIN_FREE, frame, 8, cb, arg, future);
 }
 
 int dj_free(struct dj_conn *conn, uint64_t handle)
 {
+	struct dj_future *f = NULL;
 	cJSON *reply = NULL;
-	int rc = ctl_client_call(conn, handle_msg("FREE", handle), NULL, 0, NULL, 0, &reply);
+	int rc;
 
+	if (conn->binary) {
+		rc = dj_free_async(conn, handle, NULL, NULL, &f);
+		return bin_wait(rc, &f);
+	}
+	rc = ctl_client_call(conn, handle_msg("FREE", handle), NULL, 0, NULL, 0, &reply);
 	cJSON_Delete(reply);
 	return rc;
 }
@@ -487,19 +564,74 @@ static int add_op(cJSON *obj, const char *op, cJSON *inputs, const char *attrs_j
 	return 0;
 }
 
+/* The op's index in the server's HELLO caps.ops, or CTL_BIN_OP_NAMED. */
+static uint16_t op_id(const struct dj_conn *conn, const char *op)
+{
+	for (int i = 0; i < conn->server_caps.n_ops && i < DP_MAX_OPS; i++)
+		if (conn->server_caps.ops[i][0] == op[0] && strcmp(conn->server_caps.ops[i], op) == 0)
+			return (uint16_t)i;
+	return CTL_BIN_OP_NAMED;
+}
+
+/* dj_execute_async as a binary frame: the op by its id where the server
+ * announced it, attrs as their JSON text, checked here as the JSON form
+ * checks them (parsed), so both refuse the same calls. */
+static int execute_bin(struct dj_conn *conn, const char *op, const uint64_t *inputs, int n_in,
+		       const char *attrs_json, dj_future_cb cb, void *arg,
+		       struct dj_future **future)
+{
+	struct ctl_bin_exec e = {.op_id = op_id(conn, op), .n_in = n_in};
+	uint8_t stack[CTL_CLIENT_BIN_ROOM + CTL_BIN_EXEC_FIXED + 8 * DJ_MAX_OP_ARGS +
+		      CTL_BIN_OP_MAX + 256];
+	uint8_t *frame = stack;
+	size_t len;
+	int rc;
+
+	if (e.op_id == CTL_BIN_OP_NAMED) {
+		e.op = op;
+		e.op_len = (uint8_t)(strlen(op) <= CTL_BIN_OP_MAX ? strlen(op) : 0);
+		if (e.op_len == 0)
+			return -EINVAL;
+	}
+	if (attrs_json != NULL) {
+		cJSON *attrs = cJSON_Parse(attrs_json);
+		int ok = cJSON_IsObject(attrs);
+
+		cJSON_Delete(attrs);
+		if (!ok)
+			return -EINVAL;
+		e.attrs = attrs_json;
+		e.attrs_len = (uint32_t)strlen(attrs_json);
+	}
+	if (n_in > 0)
+		memcpy(e.in, inputs, sizeof(*inputs) * (size_t)n_in);
+	len = ctl_bin_exec_size(&e);
+	if (CTL_CLIENT_BIN_ROOM + len > CTL_BIN_BODY_MAX)
+		return -DJ_ELIMIT;
+	if (CTL_CLIENT_BIN_ROOM + len > sizeof(stack) &&
+	    (frame = malloc(CTL_CLIENT_BIN_ROOM + len)) == NULL)
+		return -ENOMEM;
+	ctl_bin_exec_encode(frame + CTL_CLIENT_BIN_ROOM, &e);
+	rc = ctl_client_bin_request(conn, CTL_BIN_EXECUTE, frame, len, cb, arg, future);
+	if (frame != stack)
+		free(frame);
+	return rc;
+}
+
 int dj_execute_async(struct dj_conn *conn, const char *op, const uint64_t *inputs,
 		     int n_in, const char *attrs_json,
 		     dj_future_cb cb, void *arg, struct dj_future **future)
 {
-	cJSON *m = ctl_client_msg("EXECUTE"), *in = cJSON_CreateArray();
+	cJSON *m, *in;
 	char text[20];
 	int rc;
 
-	if (n_in < 0 || n_in > DJ_MAX_OP_ARGS || (n_in > 0 && inputs == NULL)) {
-		cJSON_Delete(m);
-		cJSON_Delete(in);
+	if (n_in < 0 || n_in > DJ_MAX_OP_ARGS || (n_in > 0 && inputs == NULL) || op == NULL)
 		return -EINVAL;
-	}
+	if (conn->binary)
+		return execute_bin(conn, op, inputs, n_in, attrs_json, cb, arg, future);
+	m = ctl_client_msg("EXECUTE");
+	in = cJSON_CreateArray();
 	for (int i = 0; i < n_in; i++) {
 		ctl_handle_format(inputs[i], text);
 		cJSON_AddItemToArray(in, cJSON_CreateString(text));

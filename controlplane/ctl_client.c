@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Client connection: requests, futures, and the reader thread. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,75 @@
 /* Replies are small JSON (a batch's results at most): refuse absurd ones. */
 #define CL_MAX_REPLY_JSON (16u << 20)
 
-static void future_unref(struct dj_future *f)
+/*
+ * Released futures are kept by the thread that released them, for its
+ * next requests: a caller that issues and releases requests by the
+ * thousand allocates none per request. At most FUTURE_CACHE per thread;
+ * freed when the thread ends (a pthread key's destructor).
+ */
+#define FUTURE_CACHE 64
+
+struct future_cache {
+	struct dj_future *head;
+	int n;
+};
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static __thread struct future_cache *tl_cache;
+
+static void cache_destroy(void *arg)
 {
-	if (atomic_fetch_sub(&f->refs, 1) == 1) {
-		cJSON_Delete(f->reply);
+	struct future_cache *c = arg;
+
+	while (c->head != NULL) {
+		struct dj_future *f = c->head;
+
+		c->head = f->next_free;
 		free(f);
 	}
+	free(c);
+}
+
+static void cache_key_make(void)
+{
+	if (pthread_key_create(&cache_key, cache_destroy) != 0)
+		cache_key = (pthread_key_t)-1;
+}
+
+/* This thread's cache, made on first use; NULL where it cannot be. */
+static struct future_cache *cache_get(void)
+{
+	struct future_cache *c = tl_cache;
+
+	if (c != NULL)
+		return c;
+	pthread_once(&cache_once, cache_key_make);
+	if (cache_key == (pthread_key_t)-1 || (c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if (pthread_setspecific(cache_key, c) != 0) {
+		free(c);
+		return NULL;
+	}
+	tl_cache = c;
+	return c;
+}
+
+static void future_unref(struct dj_future *f)
+{
+	struct future_cache *c;
+
+	if (atomic_fetch_sub(&f->refs, 1) != 1)
+		return;
+	cJSON_Delete(f->reply);
+	c = cache_get();
+	if (c == NULL || c->n == FUTURE_CACHE) {
+		free(f);
+		return;
+	}
+	f->next_free = c->head;
+	c->head = f;
+	c->n++;
 }
 
 int ctl_client_reply_error(cJSON *reply, char *msg)
@@ -33,6 +97,34 @@ int ctl_client_reply_error(cJSON *reply, char *msg)
 		return 0;
 	snprintf(msg, CTL_ERRMSG_MAX, "%s", cJSON_IsString(text) ? text->valuestring : "");
 	return cJSON_IsNumber(code) && code->valueint < 0 ? code->valueint : -DJ_EPEER;
+}
+
+/* A future with its fixed part zeroed (its binary outputs are not: only
+ * those a reply filled are read). */
+static struct dj_future *future_new(void)
+{
+	struct future_cache *c = tl_cache;
+	struct dj_future *f;
+
+	if (c != NULL && c->head != NULL) {
+		f = c->head;
+		c->head = f->next_free;
+		c->n--;
+	} else {
+		f = malloc(sizeof(*f));
+	}
+
+	if (f != NULL)
+		memset(f, 0, offsetof(struct dj_future, outs));
+	return f;
+}
+
+/* f is done (lock held): its waiters wake, its slot is free. */
+static void finish_locked(struct dj_conn *conn, struct dj_future *f)
+{
+	f->done = 1;
+	conn->slots[f->id & (CL_SLOTS - 1)] = NULL;
+	pthread_cond_broadcast(&conn->cond);
 }
 
 /* Complete f (lock held by the caller); its callback runs after unlocking. */
@@ -50,9 +142,7 @@ static void complete_locked(struct dj_conn *conn, struct dj_future *f, int rc, c
 	} else if (f->error[0] == '\0') {
 		snprintf(f->error, sizeof(f->error), "%s", dj_strerror(rc));
 	}
-	f->done = 1;
-	conn->slots[f->id & (CL_SLOTS - 1)] = NULL;
-	pthread_cond_broadcast(&conn->cond);
+	finish_locked(conn, f);
 }
 
 /* One debug line per reply: "TYPE ok in X ms" or "TYPE failed ...: why". */
@@ -171,15 +261,13 @@ static int discard(struct dj_conn *conn, uint64_t len)
 	return 0;
 }
 
-/* A frame's header and JSON (its payload, if any, still unread). */
-static int read_frame_json(struct dj_conn *conn, struct ctl_hdr *h, cJSON **msg)
+/* A frame's JSON, its header (hdr) read (its payload, if any, still unread). */
+static int read_frame_json_after(struct dj_conn *conn, const uint8_t *hdr, struct ctl_hdr *h,
+				 cJSON **msg)
 {
-	uint8_t hdr[CTL_HDR_LEN];
 	char *text;
-	int rc = conn_read(conn, hdr, sizeof(hdr));
+	int rc = ctl_hdr_decode(hdr, h);
 
-	if (rc == 0)
-		rc = ctl_hdr_decode(hdr, h);
 	if (rc == 0 && (h->json_len == 0 || h->json_len > CL_MAX_REPLY_JSON))
 		rc = -EPROTO;
 	if (rc != 0)
@@ -195,6 +283,117 @@ static int read_frame_json(struct dj_conn *conn, struct ctl_hdr *h, cJSON **msg)
 	return rc;
 }
 
+/* A frame's header and JSON (its payload, if any, still unread). */
+static int read_frame_json(struct dj_conn *conn, struct ctl_hdr *h, cJSON **msg)
+{
+	uint8_t hdr[CTL_HDR_LEN];
+	int rc = conn_read(conn, hdr, sizeof(hdr));
+
+	return rc != 0 ? rc : read_frame_json_after(conn, hdr, h, msg);
+}
+
+/* The pending future of request id, or NULL. */
+static struct dj_future *future_of(struct dj_conn *conn, uint64_t id)
+{
+	struct dj_future *f = NULL;
+
+	pthread_mutex_lock(&conn->lock);
+	if (id != 0 && conn->slots[id & (CL_SLOTS - 1)] != NULL &&
+	    conn->slots[id & (CL_SLOTS - 1)]->id == id)
+		f = conn->slots[id & (CL_SLOTS - 1)];
+	pthread_mutex_unlock(&conn->lock);
+	return f;
+}
+
+/* A binary reply's body: in place in rbuf where it is whole there, else
+ * read into bbuf. */
+static int read_bin_body(struct dj_conn *conn, uint32_t len, const uint8_t **body)
+{
+	int rc;
+
+	if (conn->rlen - conn->roff >= len) {
+		*body = conn->rbuf + conn->roff;
+		conn->roff += len;
+		return 0;
+	}
+	if (conn->bbuf == NULL && (conn->bbuf = malloc(CTL_BIN_BODY_MAX)) == NULL)
+		return -ENOMEM;
+	rc = conn_read(conn, conn->bbuf, len);
+	*body = conn->bbuf;
+	return rc;
+}
+
+/* A binary reply's outcome into f (not yet complete): 0 and its outputs,
+ * or the ERROR's code and text. A reply of a type that does not answer
+ * f's request, or one that does not decode, breaks the connection. */
+static int bin_outcome(struct dj_future *f, const struct ctl_bin_hdr *h, const uint8_t *body)
+{
+	char why[CTL_ERRMSG_MAX];
+	int code, n;
+
+	if (h->type == CTL_BIN_ERROR) {
+		if (ctl_bin_error_decode(body, h->body_len, &code, f->error) != 0)
+			return -EBADMSG;
+		return code;
+	}
+	if (h->type != (CTL_BIN_REPLY | f->bin_type))
+		return -EBADMSG;
+	if (h->type != (CTL_BIN_REPLY | CTL_BIN_EXECUTE))
+		return h->body_len == 0 ? 0 : -EBADMSG;
+	n = ctl_bin_exec_reply_decode(body, h->body_len, f->outs, DJ_MAX_OP_ARGS, why);
+	if (n < 0)
+		return n;
+	f->n_out = n < DJ_MAX_OP_ARGS ? n : DJ_MAX_OP_ARGS;
+	return 0;
+}
+
+/* One binary reply (its header read): its future completed. */
+static int read_bin_reply(struct dj_conn *conn, const uint8_t *hdr)
+{
+	struct ctl_bin_hdr h;
+	const uint8_t *body = NULL;
+	struct dj_future *f;
+	char why[128];
+	int rc = ctl_bin_hdr_decode(hdr, 1, &h, why);
+
+	if (rc == 0 && h.trace_len != 0)
+		rc = -EPROTO;
+	if (rc == 0 && h.body_len > 0)
+		rc = read_bin_body(conn, h.body_len, &body);
+	if (rc != 0)
+		return rc == -ECONNRESET ? rc : -EPROTO;
+	f = future_of(conn, h.id);
+	/* A binary reply to a JSON request: the peer is not following the
+	 * protocol (its future would wait for a reply that never comes). */
+	if (f != NULL && f->bin_type == 0)
+		return -EPROTO;
+	if (f == NULL) {
+		/* id 0: the server speaks of the connection itself (why it closes). */
+		if (h.type == CTL_BIN_ERROR)
+			ctl_bin_error_decode(body, h.body_len, &rc, conn->last_error);
+		DJC_LOG(DJ_LOG_INFO, TAG, "unmatched binary reply (id %llu): %s",
+			(unsigned long long)h.id, conn->last_error);
+		return 0;
+	}
+	rc = bin_outcome(f, &h, body);
+	if (rc == -EBADMSG && h.type != CTL_BIN_ERROR)
+		return rc;
+	if (DJ_LOG_DEBUG <= dj_log_get_level()) {
+		djc_log_req_set(f->trace);
+		DJC_LOG(DJ_LOG_DEBUG, TAG, "%s %s in %.3f ms%s%s", f->type, rc == 0 ? "ok" : "failed",
+			(double)(djc_time_ns() - f->t0) / 1e6, rc == 0 ? "" : ": ", f->error);
+		djc_log_req_set(NULL);
+	}
+	pthread_mutex_lock(&conn->lock);
+	f->rc = rc;
+	if (rc != 0)
+		djc_strcpy(conn->last_error, f->error, sizeof(conn->last_error));
+	finish_locked(conn, f);
+	pthread_mutex_unlock(&conn->lock);
+	run_callback_and_unref(f);
+	return 0;
+}
+
 /* Read one frame; a payload goes to the matching future's buffer. */
 static int read_reply(struct dj_conn *conn)
 {
@@ -203,16 +402,25 @@ static int read_reply(struct dj_conn *conn)
 	uint64_t id = 0;
 	char why[128];
 	cJSON *msg;
-	int rc = read_frame_json(conn, &h, &msg);
+	int rc;
 
+	/* Binary replies are told apart by their header's first byte. */
+	if (conn->binary) {
+		uint8_t hdr[CTL_HDR_LEN];
+
+		rc = conn_read(conn, hdr, sizeof(hdr));
+		if (rc != 0)
+			return rc;
+		if (ctl_bin_is(hdr))
+			return read_bin_reply(conn, hdr);
+		rc = read_frame_json_after(conn, hdr, &h, &msg);
+	} else {
+		rc = read_frame_json(conn, &h, &msg);
+	}
 	if (rc != 0)
 		return rc;
 	ctl_json_u64(msg, "id", &id, why);
-	pthread_mutex_lock(&conn->lock);
-	if (id != 0 && conn->slots[id & (CL_SLOTS - 1)] != NULL &&
-	    conn->slots[id & (CL_SLOTS - 1)]->id == id)
-		f = conn->slots[id & (CL_SLOTS - 1)];
-	pthread_mutex_unlock(&conn->lock);
+	f = future_of(conn, id);
 	if (h.payload_len > 0) {
 		/* Only the reader writes into dst, and only while f is pending. */
 		if (f != NULL && f->dst != NULL && f->dst_len == h.payload_len) {
@@ -332,27 +540,80 @@ static int claim_slot(struct dj_conn *conn, struct dj_future *f)
 	return 0;
 }
 
+/* A new future of conn's, for cb (arg), its clocks started. */
+static struct dj_future *future_start(struct dj_conn *conn, dj_future_cb cb, void *arg)
+{
+	struct dj_future *f = future_new();
+	uint32_t timeout = conn->cl->o.request_timeout_ms;
+
+	if (f == NULL)
+		return NULL;
+	atomic_init(&f->refs, 2);
+	f->conn = conn;
+	f->cb = cb;
+	f->arg = arg;
+	f->t0 = djc_time_ns();
+	f->deadline_ns = timeout > 0 ? f->t0 + (uint64_t)timeout * 1000000ull : UINT64_MAX;
+	return f;
+}
+
+/* f's request was written (rc 0) or not: where f holds a slot, the reader
+ * (or the poison) completes it and the caller learns rc from it. */
+static int request_sent(struct dj_conn *conn, struct dj_future *f, int rc,
+			struct dj_future **future)
+{
+	if (rc != 0 && f->id != 0)
+		ctl_client_conn_poison(conn, rc); /* a half-written frame cannot be taken back */
+	if (rc != 0 && f->id == 0) {
+		free(f);
+		return rc;
+	}
+	*future = f;
+	return 0;
+}
+
+static const char *const bin_names[] = {
+	[CTL_BIN_PING] = "PING", [CTL_BIN_FREE] = "FREE", [CTL_BIN_EXECUTE] = "EXECUTE",
+};
+
+int ctl_client_bin_request(struct dj_conn *conn, uint8_t type, uint8_t *frame, size_t body_len,
+			   dj_future_cb cb, void *arg, struct dj_future **future)
+{
+	struct dj_future *f = future_start(conn, cb, arg);
+	size_t tl;
+	uint8_t *start;
+	int rc;
+
+	if (f == NULL)
+		return -ENOMEM;
+	f->bin_type = type;
+	djc_strcpy(f->type, bin_names[type], sizeof(f->type));
+	tl = ctl_client_trace(f->trace);
+	start = frame + CTL_CLIENT_BIN_ROOM - tl - CTL_HDR_LEN;
+	memcpy(start + CTL_HDR_LEN, f->trace, tl);
+	rc = claim_slot(conn, f);
+	if (rc == 0) {
+		ctl_bin_hdr_encode(start, type, (uint8_t)tl, (uint32_t)(tl + body_len), f->id);
+		pthread_mutex_lock(&conn->wlock);
+		rc = ctl_stream_write_all(&conn->io, start, CTL_HDR_LEN + tl + body_len);
+		pthread_mutex_unlock(&conn->wlock);
+	}
+	return request_sent(conn, f, rc, future);
+}
+
 int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
 	       void *dst, uint64_t dst_len, dj_future_cb cb, void *arg,
 	       struct dj_future **future)
 {
-	struct dj_future *f = calloc(1, sizeof(*f));
-	uint32_t timeout = conn->cl->o.request_timeout_ms;
+	struct dj_future *f = msg != NULL ? future_start(conn, cb, arg) : NULL;
 	int rc;
 
-	if (f == NULL || msg == NULL) {
-		free(f);
+	if (f == NULL) {
 		cJSON_Delete(msg);
 		return -ENOMEM;
 	}
-	atomic_init(&f->refs, 2);
-	f->conn = conn;
 	f->dst = dst;
 	f->dst_len = dst_len;
-	f->cb = cb;
-	f->arg = arg;
-	f->deadline_ns = timeout > 0 ? djc_time_ns() + (uint64_t)timeout * 1000000ull : UINT64_MAX;
-	f->t0 = djc_time_ns();
 	djc_strcpy(f->type, cJSON_IsString(cJSON_GetObjectItem(msg, "type")) ?
 		   cJSON_GetObjectItem(msg, "type")->valuestring : "?", sizeof(f->type));
 	djc_strcpy(f->trace, cJSON_IsString(cJSON_GetObjectItem(msg, "trace")) ?
@@ -361,21 +622,9 @@ int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, ui
 	if (rc == 0) {
 		cJSON_AddNumberToObject(msg, "id", (double)f->id);
 		rc = write_frame(conn, msg, payload, payload_len);
-		if (rc != 0)
-			ctl_client_conn_poison(conn, rc); /* a half-written frame cannot be taken back */
 	}
 	cJSON_Delete(msg);
-	if (rc != 0 && f->id != 0) {
-		/* Registered: the reader (or poison) completes it; report as the rc. */
-		*future = f;
-		return 0;
-	}
-	if (rc != 0) {
-		free(f);
-		return rc;
-	}
-	*future = f;
-	return 0;
+	return request_sent(conn, f, rc, future);
 }
 
 int dj_future_wait(struct dj_future *f, int timeout_ms)
@@ -433,6 +682,19 @@ int dj_future_done(const struct dj_future *f)
 	return done;
 }
 
+/* A binary reply's first output (EXECUTE); -EBADMSG for replies without
+ * one, as a JSON reply without a handle. */
+static int bin_handle(const struct dj_future *f, uint64_t *handle, struct dj_tensor_desc *desc)
+{
+	if ((handle != NULL || desc != NULL) && f->n_out == 0)
+		return -EBADMSG;
+	if (handle != NULL)
+		*handle = f->outs[0].handle;
+	if (desc != NULL)
+		*desc = f->outs[0].desc;
+	return 0;
+}
+
 int dj_future_handle(const struct dj_future *f, uint64_t *handle, struct dj_tensor_desc *desc)
 {
 	const cJSON *src;
@@ -440,6 +702,8 @@ int dj_future_handle(const struct dj_future *f, uint64_t *handle, struct dj_tens
 
 	if (!dj_future_done(f) || f->rc != 0)
 		return f->done ? f->rc : -EINPROGRESS;
+	if (f->bin_type != 0)
+		return bin_handle(f, handle, desc);
 	src = cJSON_GetObjectItemCaseSensitive(f->reply, "results");
 	if (src != NULL) /* EXECUTE: first output of the (last) op */
 		src = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
@@ -475,6 +739,14 @@ int dj_future_outputs(const struct dj_future *f, uint64_t *handles,
 	char why[128];
 	int n = 0, rc;
 
+	if (f->bin_type == CTL_BIN_EXECUTE && dj_future_done(f) && f->rc == 0) {
+		for (n = 0; n < f->n_out && n < max; n++) {
+			handles[n] = f->outs[n].handle;
+			if (descs != NULL)
+				descs[n] = f->outs[n].desc;
+		}
+		return n;
+	}
 	results = execute_results(f, &rc);
 	if (results == NULL)
 		return rc;
@@ -497,6 +769,12 @@ int dj_future_batch_handles(const struct dj_future *f, uint64_t *handles, int ma
 	char why[128];
 	int n = 0, rc;
 
+	/* A binary EXECUTE is one op: one entry, its first output. */
+	if (f->bin_type == CTL_BIN_EXECUTE && dj_future_done(f) && f->rc == 0) {
+		if (max > 0 && f->n_out > 0)
+			handles[0] = f->outs[0].handle;
+		return max > 0 && f->n_out > 0 ? 1 : f->n_out > 0 ? 0 : -EBADMSG;
+	}
 	results = execute_results(f, &rc);
 	if (results == NULL)
 		return rc;

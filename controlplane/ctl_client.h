@@ -16,6 +16,7 @@
 #include "common/djc.h"
 #include "ctl_io.h"
 #include "ctl_wire.h"
+#include "ctl_bin.h"
 
 #define CL_SLOTS 4096 /* power of two: requests in flight per connection */
 #define CL_RBUF (64u << 10) /* reader's buffer: many small replies per read(2) */
@@ -24,6 +25,7 @@
 
 struct dj_future {
 	atomic_int refs;          /* caller + the connection while pending */
+	struct dj_future *next_free; /* in its thread's cache of released ones */
 	struct dj_conn *conn;
 	uint64_t id;
 	atomic_int done;          /* set under conn->lock; read lock-free while spinning */
@@ -39,6 +41,12 @@ struct dj_future {
 	char type[16];
 	char trace[DJC_REQ_ID_MAX];
 	uint64_t t0;
+	/* A binary request (ctl_bin.h): its type, and its reply's outputs in
+	 * place of reply. Last, and not zeroed at creation: only n_out of
+	 * them are ever read. */
+	uint8_t bin_type;
+	int n_out;
+	struct ctl_bin_output outs[DJ_MAX_OP_ARGS];
 };
 
 struct dj_conn {
@@ -71,6 +79,10 @@ struct dj_conn {
 	/* The reader polls the socket this long before it sleeps in read(2)
 	 * (wait_spin_us where the host has the CPUs for it, else 0). */
 	uint64_t read_spin_ns;
+	/* The server accepted binary frames in HELLO (and the options allow
+	 * them): PING, FREE and single-op EXECUTE go binary. */
+	int binary;
+	uint8_t *bbuf;            /* a binary reply's body not whole in rbuf (reader) */
 	size_t roff, rlen;        /* unread bytes in rbuf: the reader's alone */
 	uint8_t rbuf[CL_RBUF];
 };
@@ -103,6 +115,12 @@ int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, ui
 /* Request and wait; returns the result, the reply in *reply (caller frees). */
 int ctl_client_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
 	    void *dst, uint64_t dst_len, cJSON **reply);
+/* Room a binary request's frame needs before its body: header and trace. */
+#define CTL_CLIENT_BIN_ROOM (CTL_HDR_LEN + CTL_BIN_TRACE_MAX)
+/* A binary request of type (ctl_bin.h): frame holds CTL_CLIENT_BIN_ROOM
+ * free bytes, then body_len bytes of body (after its trace). */
+int ctl_client_bin_request(struct dj_conn *conn, uint8_t type, uint8_t *frame, size_t body_len,
+			   dj_future_cb cb, void *arg, struct dj_future **future);
 /* Synchronous exchange before the reader runs (handshake). */
 int ctl_client_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply);
 int ctl_client_reply_error(cJSON *reply, char *msg);
@@ -124,6 +142,9 @@ void ctl_client_path_retry(struct dj_conn *conn);
 /* A request message of type, with "trace": this thread's request id, or a
  * fresh one where it has none. */
 cJSON *ctl_client_msg(const char *type);
+/* This thread's request id, or a fresh one where it has none, into id;
+ * its length. */
+size_t ctl_client_trace(char id[DJC_REQ_ID_MAX]);
 /* A public call begins: its requests and this thread's log lines carry one
  * id (an outer call's where one is set); saved is what _end restores. */
 void ctl_client_trace_begin(char saved[DJC_REQ_ID_MAX]);

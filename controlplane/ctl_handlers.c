@@ -53,6 +53,7 @@ static cJSON *hello_reply(struct request *r)
 		ctl_hex_encode(proof, CTL_MAC_LEN, hex);
 		cJSON_AddStringToObject(reply, "proof", hex);
 	}
+	ctl_bin_hello_reply(r->c, reply);
 	return reply;
 }
 
@@ -108,6 +109,7 @@ static int on_hello(struct request *r)
 	}
 	if (cJSON_IsObject(caps))
 		ctl_caps_from_json(caps, &r->c->peer_caps);
+	ctl_bin_hello(r->c, r->msg);
 	/* A fleet member proves the fleet's token instead of the clients'. */
 	if (ctl_fleet_hello(r->c, r->msg, r->err) != 0)
 		return auth_refuse(r, -DJ_EAUTH, r->err);
@@ -453,12 +455,17 @@ static int on_path(struct request *r)
 
 /* ---- tensors ------------------------------------------------------------ */
 
+int ctl_handles_left(struct ctl_conn *c, char *err)
+{
+	if (c->sess->n_handles < c->srv->cfg.limits.max_handles)
+		return 1;
+	snprintf(err, CTL_ERRMSG_MAX, "session holds %u handles: the limit", c->sess->n_handles);
+	return 0;
+}
+
 static int handles_left(struct request *r)
 {
-	if (r->c->sess->n_handles < r->srv->cfg.limits.max_handles)
-		return 1;
-	snprintf(r->err, sizeof(r->err), "session holds %u handles: the limit", r->c->sess->n_handles);
-	return 0;
+	return ctl_handles_left(r->c, r->err);
 }
 
 /* "handle" and, where desc is given, the description into obj; -ENOMEM
@@ -1109,19 +1116,28 @@ static int exec_free(struct ctl_server *srv, struct ctl_job *job, const cJSON *e
 	return 0;
 }
 
+int ctl_new_outputs(const uint64_t *in, int n_in, const uint64_t *out, int n_out)
+{
+	int n = 0;
+
+	for (int i = 0; i < n_out; i++) {
+		int aliased = 0;
+
+		for (int k = 0; k < n_in; k++)
+			aliased |= out[i] == in[k];
+		n += !aliased;
+	}
+	return n;
+}
+
 /* Record outputs as made by this batch, except those that are one of the
  * op's inputs (an in-place op returns its destination: not new). */
 static void exec_record(struct exec_state *st, const uint64_t *in, int n_in,
 			const uint64_t *out, int n_out)
 {
-	for (int i = 0; i < n_out && st->n_made < st->cap; i++) {
-		int aliased = 0;
-
-		for (int k = 0; k < n_in; k++)
-			aliased |= out[i] == in[k];
-		if (!aliased)
+	for (int i = 0; i < n_out && st->n_made < st->cap; i++)
+		if (ctl_new_outputs(in, n_in, &out[i], 1))
 			st->made[st->n_made++] = out[i];
-	}
 }
 
 /*

@@ -225,6 +225,18 @@ void ctl_client_trace_end(const char saved[DJC_REQ_ID_MAX])
 	djc_log_req_set(saved);
 }
 
+size_t ctl_client_trace(char id[DJC_REQ_ID_MAX])
+{
+	const char *trace = djc_log_req_get();
+
+	if (trace[0] == '\0') {
+		trace_new(id);
+	} else {
+		djc_strcpy(id, trace, DJC_REQ_ID_MAX);
+	}
+	return strlen(id);
+}
+
 cJSON *ctl_client_msg(const char *type)
 {
 	cJSON *m = cJSON_CreateObject();
@@ -257,6 +269,8 @@ static int handshake_hello(struct dj_conn *conn)
 	cJSON_AddItemToObject(m, "caps", ctl_caps_to_json(&conn->cl->caps));
 	if (conn->cl->member_id != NULL)
 		cJSON_AddStringToObject(m, "member", conn->cl->member_id);
+	if (!conn->cl->o.json_only)
+		cJSON_AddNumberToObject(m, "binary", CTL_BIN_VERSION);
 	if (rc == 0)
 		rc = ctl_client_sync_call(conn, m, &reply);
 	else
@@ -278,8 +292,14 @@ static int handshake_hello(struct dj_conn *conn)
 		 * itself. Allowed (token is for the server's sake), but logged. */
 		DJC_LOG(DJ_LOG_WARN, TAG, "server does not authenticate clients");
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		const cJSON *bin = cJSON_GetObjectItemCaseSensitive(reply, "binary");
+
 		ctl_caps_from_json(cJSON_GetObjectItemCaseSensitive(reply, "caps"), &conn->server_caps);
+		/* The server answers with the version it accepts (ours) or not at all. */
+		conn->binary = !conn->cl->o.json_only && cJSON_IsNumber(bin) &&
+			       bin->valuedouble == CTL_BIN_VERSION;
+	}
 	cJSON_Delete(reply);
 	return rc;
 }
@@ -526,6 +546,7 @@ void ctl_client_conn_free(struct dj_conn *conn)
 	pthread_mutex_destroy(&conn->lock);
 	pthread_mutex_destroy(&conn->reopen_lock);
 	pthread_cond_destroy(&conn->cond);
+	free(conn->bbuf);
 	free(conn);
 }
 

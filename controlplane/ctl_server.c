@@ -26,6 +26,8 @@
 #define SWEEP_MS 100
 /* Stop reading a connection whose replies pile up: the client is not reading. */
 #define OUT_BACKLOG_BYTES (8u << 20)
+/* A chunk of binary replies: a few hundred of them per write. */
+#define OUT_CHUNK_BYTES (16u << 10)
 
 static uint64_t ms_to_ns(uint32_t ms)
 {
@@ -151,6 +153,10 @@ static void conn_unref(struct ctl_conn *c)
 {
 	if (--c->refs > 0)
 		return;
+	if (c->spare != NULL)
+		free(c->spare->frame);
+	free(c->spare);
+	free(c->bin_buf);
 	free(c->json);
 	free(c->inbuf);
 	free(c->staging);
@@ -312,6 +318,40 @@ void ctl_send_out(struct ctl_conn *c, struct ctl_out *o)
 	c->out_bytes += o->len;
 }
 
+uint8_t *ctl_out_reserve(struct ctl_conn *c, size_t n)
+{
+	struct ctl_out *o = c->out_tail;
+
+	if (o != NULL && o->chunk && o->cap - o->len >= n)
+		return (uint8_t *)o->frame + o->len;
+	if (c->dead)
+		return NULL;
+	o = c->spare;
+	if (o != NULL && o->cap >= n) {
+		c->spare = NULL;
+	} else {
+		size_t cap = n > OUT_CHUNK_BYTES ? n : OUT_CHUNK_BYTES;
+
+		o = calloc(1, sizeof(*o));
+		if (o == NULL || (o->frame = malloc(cap)) == NULL) {
+			free(o);
+			return NULL;
+		}
+		o->cap = cap;
+		o->chunk = 1;
+	}
+	o->len = o->off = 0;
+	o->next = NULL;
+	ctl_send_out(c, o);
+	return (uint8_t *)o->frame;
+}
+
+void ctl_out_commit(struct ctl_conn *c, size_t n)
+{
+	c->out_tail->len += n;
+	c->out_bytes += n;
+}
+
 /* The frame of msg with len payload bytes appended to it (one buffer: the
  * writer sends it as one frame). */
 static int frame_with_payload(const cJSON *msg, const void *payload, uint64_t len,
@@ -467,7 +507,11 @@ static int flush_out(struct ctl_conn *c)
 			if (c->out_head == NULL)
 				c->out_tail = NULL;
 			c->out_bytes -= o->len;
-			out_free(c->srv, c, o);
+			/* A chunk of binary replies serves the next ones. */
+			if (o->chunk && c->spare == NULL)
+				c->spare = o;
+			else
+				out_free(c->srv, c, o);
 			continue;
 		}
 		if (w == -EAGAIN)
@@ -487,11 +531,56 @@ static void protocol_error(struct ctl_conn *c, const char *why)
 	ctl_close_after_flush(c);
 }
 
+/* A whole binary frame (its body at body) is in: a request begins. */
+static void bin_body_done(struct ctl_conn *c, const uint8_t *body)
+{
+	c->stage = IN_HDR;
+	c->hdr_got = 0;
+	c->req_t0 = djc_time_ns();
+	c->srv->st.requests++;
+	if (c->sess != NULL)
+		c->sess->requests++;
+	ctl_bin_request(c, body);
+}
+
+/* A binary header: only after HELLO negotiated binary frames (before, it
+ * is a bad magic). A header at fault closes the connection after its
+ * ERROR: its length cannot be trusted to find the next frame. */
+static void bin_header_done(struct ctl_conn *c)
+{
+	char why[128];
+	int rc;
+
+	if (!c->binary) {
+		protocol_error(c, "bad frame magic (binary frames need \"binary\" in HELLO)");
+		return;
+	}
+	rc = ctl_bin_hdr_decode(c->hdr, 0, &c->bh, why);
+	if (rc != 0) {
+		c->srv->st.protocol_errors++;
+		ctl_bin_send_error(c, c->bh.id, rc, why);
+		ctl_close_after_flush(c);
+		return;
+	}
+	static const uint8_t empty[1];
+
+	c->bin_got = 0;
+	/* Not NULL: the body is read as a pointer, if not a byte of it. */
+	if (c->bh.body_len == 0)
+		bin_body_done(c, empty);
+	else
+		c->stage = IN_BIN;
+}
+
 static void frame_header_done(struct ctl_conn *c)
 {
 	const struct ctl_limits *l = &c->srv->cfg.limits;
 	char why[128];
 
+	if (ctl_bin_is(c->hdr)) {
+		bin_header_done(c);
+		return;
+	}
 	if (ctl_hdr_decode(c->hdr, &c->h) != 0) {
 		protocol_error(c, "bad frame magic (not a Djinn control frame, or TLS mismatch)");
 		return;
@@ -622,6 +711,12 @@ static int in_sink(struct ctl_conn *c, char **p, size_t *n)
 		*p = c->json + c->json_got;
 		*n = c->h.json_len - c->json_got;
 		return 0;
+	case IN_BIN:
+		if (c->bin_buf == NULL && (c->bin_buf = malloc(CTL_BIN_BODY_MAX)) == NULL)
+			return -ENOMEM;
+		*p = (char *)c->bin_buf + c->bin_got;
+		*n = c->bh.body_len - c->bin_got;
+		return 0;
 	default:
 		return payload_sink(c, p, n);
 	}
@@ -641,6 +736,11 @@ static void in_consumed(struct ctl_conn *c, char *p, size_t n)
 		c->json_got += (uint32_t)n;
 		if (c->json_got == c->h.json_len)
 			frame_json_done(c);
+		break;
+	case IN_BIN:
+		c->bin_got += (uint32_t)n;
+		if (c->bin_got == c->bh.body_len)
+			bin_body_done(c, c->bin_buf);
 		break;
 	default:
 		payload_consumed(c, p, n);
@@ -691,7 +791,16 @@ static int read_in(struct ctl_conn *c)
 		char *p;
 		size_t n;
 		ssize_t r;
-		int rc = in_sink(c, &p, &n);
+		int rc;
+
+		/* A binary body whole in the input buffer is parsed there. */
+		if (c->stage == IN_BIN && c->bin_got == 0 &&
+		    c->in_len - c->in_off >= c->bh.body_len) {
+			c->in_off += c->bh.body_len;
+			bin_body_done(c, c->inbuf + c->in_off - c->bh.body_len);
+			continue;
+		}
+		rc = in_sink(c, &p, &n);
 
 		if (rc != 0)
 			return rc;
@@ -757,31 +866,16 @@ cJSON *ctl_take_request(struct ctl_conn *c, const cJSON *msg)
 	return taken;
 }
 
-static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
-		  ctl_job_fn fn, struct dp_put *put, uint8_t *in, uint64_t in_len)
+int ctl_submit_job(struct ctl_server *srv, struct ctl_conn *c, struct ctl_job *job)
 {
-	struct ctl_job *job = calloc(1, sizeof(*job));
-
-	if (job == NULL)
-		return -ENOMEM;
-	job->in_payload = in;
-	job->in_len = in_len;
 	job->conn = c;
 	job->sess = c->sess;
 	job->bsess = c->sess->bsess;
 	job->cookie = c->sess->cookie;
 	job->peer = c->sess->peer_caps.endpoint;
-	job->id = id;
-	job->req = ctl_take_request(c, req);
-	job->fn = fn;
-	job->put = put;
 	job->type = c->req_type;
 	job->t0 = c->req_t0;
 	djc_strcpy(job->trace, c->req_trace, sizeof(job->trace));
-	if (job->req == NULL) {
-		free(job);
-		return -ENOMEM;
-	}
 	c->refs++;
 	c->inflight++;
 	c->sess->refs++;
@@ -796,6 +890,26 @@ static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON
 	pthread_cond_signal(&srv->job_cond);
 	pthread_mutex_unlock(&srv->lock);
 	return 0;
+}
+
+static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
+		  ctl_job_fn fn, struct dp_put *put, uint8_t *in, uint64_t in_len)
+{
+	struct ctl_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL)
+		return -ENOMEM;
+	job->in_payload = in;
+	job->in_len = in_len;
+	job->id = id;
+	job->req = ctl_take_request(c, req);
+	job->fn = fn;
+	job->put = put;
+	if (job->req == NULL) {
+		free(job);
+		return -ENOMEM;
+	}
+	return ctl_submit_job(srv, c, job);
 }
 
 int ctl_submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON *req,
@@ -886,6 +1000,12 @@ static void job_settle(struct ctl_job *job)
 static int job_reply(struct ctl_server *srv, struct ctl_job *job)
 {
 	struct ctl_conn *c = job->conn;
+
+	if (job->bin != NULL) {
+		ctl_request_done(srv, job->type, job->trace, job->t0, ctl_bin_job_reply(c, job),
+				 NULL);
+		return !c->dead;
+	}
 
 	/* No memory even for an ERROR: ctl_send() closes the connection
 	 * rather than leave the request unanswered. */

@@ -15,6 +15,7 @@
 #include "controlplane/ctl.h"
 #include "ctl_io.h"
 #include "ctl_wire.h"
+#include "ctl_bin.h"
 
 #define CTL_STAGING_BYTES (1u << 20)
 /* The bytes of an EXECUTE batch's "put" entries travel in the request's
@@ -44,7 +45,7 @@ struct ctl_log_limit {
 	uint64_t window_start_ns;
 	uint64_t logged, suppressed;
 };
-enum in_stage { IN_HDR, IN_JSON, IN_PAYLOAD };
+enum in_stage { IN_HDR, IN_JSON, IN_PAYLOAD, IN_BIN };
 
 /*
  * Lifetimes. A connection holds its session while attached (ctl_conn.sess,
@@ -93,11 +94,15 @@ struct ctl_session {
 	struct held_read *held;
 };
 
-/* One queued reply: frame (header + JSON), then maybe a tensor's bytes. */
+/* One queued reply: frame (header + JSON), then maybe a tensor's bytes;
+ * or a chunk of binary replies written back to back (chunk: cap bytes at
+ * frame, recycled by its connection once written). */
 struct ctl_out {
 	struct ctl_out *next;
 	char *frame;
 	size_t len, off;
+	size_t cap;
+	int chunk;
 	uint64_t payload_len, payload_off;
 	int has_read_io;
 	struct ctl_tensor_io rio;
@@ -160,6 +165,17 @@ struct ctl_conn {
 	 * (ctl_take_request). */
 	cJSON *req_msg;
 
+	/* Binary frames (ctl_bin_server.c): negotiated in HELLO; the header
+	 * of the one being read, and its body where it did not arrive whole
+	 * in inbuf (else it is parsed there, in place). */
+	int bin_offered;
+	int binary;
+	struct ctl_bin_hdr bh;
+	uint8_t *bin_buf;         /* CTL_BIN_BODY_MAX, lazily */
+	uint32_t bin_got;
+	/* A written chunk of binary replies, kept for the next ones. */
+	struct ctl_out *spare;
+
 	uint8_t *inbuf;           /* CTL_INBUF_BYTES, lazily */
 	size_t in_off, in_len;
 
@@ -211,6 +227,9 @@ struct ctl_job {
 	uint64_t dp_bytes;
 	enum ctl_dir dp_dir;
 	char note[96];
+	/* A binary EXECUTE (ctl_bin_server.c): its request and result, in
+	 * place of req and reply; NULL for JSON requests. */
+	struct ctl_bin_job *bin;
 };
 
 struct ctl_server {
@@ -293,6 +312,26 @@ int ctl_submit_payload(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, 
  * (execute_inline), which then skip two thread hand-offs. req is borrowed. */
 void ctl_run_inline(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, const cJSON *req,
 		    ctl_job_fn fn);
+/* Room for n bytes (a binary reply) at the end of c's output, in a chunk of
+ * binary replies; NULL where memory ran out. ctl_out_commit(c, n) then
+ * queues the n bytes written there. */
+uint8_t *ctl_out_reserve(struct ctl_conn *c, size_t n);
+void ctl_out_commit(struct ctl_conn *c, size_t n);
+/* Queue a job the caller made (calloc'ed; id, fn and its request filled):
+ * the rest of it is filled from c's request, as ctl_submit does. */
+int ctl_submit_job(struct ctl_server *srv, struct ctl_conn *c, struct ctl_job *job);
+
+/* ctl_bin_server.c: a binary frame whose header is in c->bh and whose body
+ * (body_len bytes, trace first) is at body: answered, queued or run. */
+void ctl_bin_request(struct ctl_conn *c, const uint8_t *body);
+/* A binary ERROR for request id (0: about the connection). */
+void ctl_bin_send_error(struct ctl_conn *c, uint64_t id, int code, const char *msg);
+/* A binary job finished: its reply queued on c (alive). Returns its rc. */
+int ctl_bin_job_reply(struct ctl_conn *c, struct ctl_job *job);
+/* HELLO's "binary" offer read / answered (ctl_handlers.c). */
+void ctl_bin_hello(struct ctl_conn *c, const cJSON *hello);
+void ctl_bin_hello_reply(struct ctl_conn *c, cJSON *reply);
+
 /* ctl_handlers.c: the last byte of an EXECUTE's payload is in c->exec_buf:
  * run it (or answer its ERROR). */
 void ctl_exec_payload_done(struct ctl_conn *c);
@@ -357,6 +396,12 @@ int ctl_fleet_dispatch(struct ctl_conn *c, const char *type, const cJSON *msg, u
 /* The STATS reply's "member" and "fleet" objects. */
 void ctl_fleet_stats(struct ctl_server *srv, cJSON *reply);
 
+/* ctl_handlers.c: the handles a session may still make (1), else 0 with
+ * err filled. */
+int ctl_handles_left(struct ctl_conn *c, char *err);
+/* Outputs of an op that are new handles: those that are not one of its
+ * inputs (an in-place op returns its destination). */
+int ctl_new_outputs(const uint64_t *in, int n_in, const uint64_t *out, int n_out);
 /* ctl_handlers.c: a session by id (epoll thread), or NULL. */
 struct ctl_session *ctl_session_find(struct ctl_server *srv, uint64_t id);
 /* ctl_handlers.c: a reply naming handle (and its description where desc

@@ -18,7 +18,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 bdir=build-fuzz
-targets_all=(fuzz_dp_wire fuzz_dp_channel fuzz_ctl_server fuzz_ctl_client fuzz_npy fuzz_op_attrs)
+targets_all=(fuzz_dp_wire fuzz_dp_channel fuzz_ctl_server fuzz_ctl_client fuzz_ctl_bin fuzz_npy
+	fuzz_op_attrs)
 
 mode=fuzz
 secs=10

@@ -3,8 +3,8 @@
 # for the GPU machine, with scripts/perf-ctl-device-check.sh and every
 # shared library it needs beyond glibc and CUDA's (scripts/carry-libs.sh):
 #   scripts/perf-ctl-carry.sh [build-dir] [before-build-dir]
-# before-build-dir: a build of the tree before the control-path work (e.g.
-# of commit 6d40fd2, whose bench-fallback first had --small); its
+# before-build-dir: a build of an earlier tree (e.g. main before the binary
+# frames, 927c8b8; its bench-fallback has --small but not --json-frames); its
 # bench-fallback goes along as bench-fallback-before, which the check runs
 # interleaved with this one. Then, through the device tool: carry
 # [".carry/perf-ctl"], command: bash .carry/perf-ctl/perf-ctl-device-check.sh

@@ -7,10 +7,13 @@
 # TCP 1-byte ping-pong in the same rounds, and EXECUTEs of a one-element
 # resident tensor per second with 1000 in flight (each result freed).
 # RUNS times (default 5), interleaved, each of:
-#   after       this tree, defaults (quick EXECUTEs inline, polling on 8+ CPUs)
-#   no-poll     the same, the server's epoll polling and the client's spins off
-#   no-inline   the same as after, every EXECUTE through a server worker
-#   before      bench-fallback-before, where carried (the tree before the work)
+#   binary      this tree, defaults: PING, FREE and EXECUTE as binary frames,
+#               quick EXECUTEs inline, polling on 8+ CPUs
+#   json        the same with JSON frames only (--json-frames): the baseline
+#   bin-noinl   binary, every EXECUTE through a server worker
+#   json-noinl  JSON, every EXECUTE through a server worker
+#   bin-nopoll  binary, the server's epoll polling and the client's spins off
+#   before      bench-fallback-before, where carried (an earlier tree)
 # each run ROUNDS (default 3) rounds; prints every run's JSON line and a
 # table of the medians over runs (of the per-run medians over rounds).
 #   bash .carry/perf-ctl/perf-ctl-device-check.sh        (OUT: where logs go)
@@ -28,15 +31,17 @@ grep -m1 "model name" /proc/cpuinfo
 for b in "$bin"/bench-fallback*; do
 	if ldd "$b" | grep "not found"; then echo "$b: libraries missing"; status=1; fi
 done
-configs="after no-poll no-inline"
+configs=${CONFIGS:-"binary json bin-noinl json-noinl bin-nopoll"}
 [ -x "$bin/bench-fallback-before" ] && configs="$configs before"
 : >"$out/runs.jsonl"
 for run in $(seq "$runs"); do
 	for c in $configs; do
 		case $c in
-		after) cmd=("$bin/bench-fallback") ;;
-		no-poll) cmd=("$bin/bench-fallback" --busy-poll-us 0 --spin-us 0) ;;
-		no-inline) cmd=("$bin/bench-fallback" --no-inline) ;;
+		binary) cmd=("$bin/bench-fallback") ;;
+		json) cmd=("$bin/bench-fallback" --json-frames) ;;
+		bin-noinl) cmd=("$bin/bench-fallback" --no-inline) ;;
+		json-noinl) cmd=("$bin/bench-fallback" --no-inline --json-frames) ;;
+		bin-nopoll) cmd=("$bin/bench-fallback" --busy-poll-us 0 --spin-us 0) ;;
 		before) cmd=("$bin/bench-fallback-before") ;;
 		esac
 		line=$(timeout 300 "${cmd[@]}" --small --rounds "$rounds" --json 2>>"$out/stderr.log" |

@@ -6,7 +6,7 @@
  *
  *   bench-fallback [--size MiB] [--iters N] [--rounds R] [--chunked] [--json]
  *                  [--small] [--pings N] [--execs N] [--window N] [--spin-us N]
- *                  [--no-inline] [--busy-poll-us N]
+ *                  [--no-inline] [--busy-poll-us N] [--json-frames]
  *
  * Djinn side: an in-process control-plane server with a host-memory backend;
  * PUT into a resident tensor (dj_put_into) and GET back, each a request and
@@ -50,6 +50,7 @@ struct bench_opts {
 	int spin_us;              /* busy-wait budgets; -1: the defaults */
 	int no_inline;            /* every EXECUTE through a worker */
 	int busy_poll_us;         /* the server's; -1: its default */
+	int json_frames;          /* the client sends JSON frames only (no binary) */
 };
 
 #define MAX_ROUNDS 64
@@ -211,6 +212,7 @@ static int djinn_up(const struct bench_opts *o, struct djinn_side *d)
 	co.path = DJ_PATH_TCP;
 	if (o->spin_us >= 0)
 		co.wait_spin_us = (uint32_t)o->spin_us;
+	co.json_only = o->json_frames;
 	cfg.busy_poll_us = o->busy_poll_us;
 	d->t = (struct dj_tensor){.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1,
 					   .shape = {(int64_t)(o->size / 4)}},
@@ -416,7 +418,9 @@ static void usage(const char *prog)
 	       "  --busy-poll-us N  the server's epoll polling before it sleeps (default:\n"
 	       "               the server's, 50 where 8+ CPUs are online, else 0)\n"
 	       "  --no-inline  every EXECUTE through a server worker (the backend's\n"
-	       "               execute_inline off: the path before it existed)\n",
+	       "               execute_inline off: the path before it existed)\n"
+	       "  --json-frames  the client speaks JSON frames only (PING, FREE and\n"
+	       "               EXECUTE as they went before the binary encoding)\n",
 	       prog);
 }
 
@@ -442,6 +446,7 @@ static int parse_option(int c, const char *arg, void *opts)
 	case 'U': return djc_opt_int("--spin-us", arg, 0, 1000000, &o->spin_us);
 	case 'I': o->no_inline = 1; return 0;
 	case 'B': return djc_opt_int("--busy-poll-us", arg, 0, 1000000, &o->busy_poll_us);
+	case 'J': o->json_frames = 1; return 0;
 	default: return -EINVAL;
 	}
 }
@@ -461,6 +466,7 @@ static int parse(int argc, char **argv, void *opts)
 		{"spin-us", required_argument, NULL, 'U'},
 		{"no-inline", no_argument, NULL, 'I'},
 		{"busy-poll-us", required_argument, NULL, 'B'},
+		{"json-frames", no_argument, NULL, 'J'},
 		{NULL, 0, NULL, 0},
 	};
 
@@ -509,9 +515,10 @@ int main(int argc, char **argv)
 	if (o.small) {
 		if (!o.json_only)
 			print_small(&o, &r);
-		printf("{\"bench\":\"fallback-small\",\"rounds\":%d,\"pings\":%d,\"execs\":%d,"
+		printf("{\"bench\":\"fallback-small\",\"frames\":\"%s\",\"rounds\":%d,\"pings\":%d,\"execs\":%d,"
 		       "\"window\":%d,\"ping_us_median\":%.2f,\"ping_us_p99\":%.2f,"
-		       "\"plain_ping_us\":%.2f,\"exec_per_s\":%.0f", r.n_small, o.pings, o.execs,
+		       "\"plain_ping_us\":%.2f,\"exec_per_s\":%.0f",
+		       o.json_frames ? "json" : "binary", r.n_small, o.pings, o.execs,
 		       o.window, r.ping_us_median, r.ping_us_p99, r.plain_ping_us, r.exec_per_s);
 		print_rounds("ping_us_rounds", r.r_ping, r.n_small, "%.2f");
 		print_rounds("plain_ping_us_rounds", r.r_plain, r.n_small, "%.2f");

@@ -103,6 +103,10 @@ struct dj_client_options {
 	/** The device new sessions keep their tensors on by default ("cuda:1"),
 	 * sent in SESSION; NULL: the server's choice (docs/MULTIGPU.md). */
 	const char *device;
+	/** 1: JSON frames only. Default 0: PING, FREE and single-op EXECUTE
+	 * travel as binary frames where the server offers them in HELLO
+	 * (docs/CONTROL.md, "Binary frames"). */
+	int json_only;
 };
 
 /** Fill options with the defaults above. */

@@ -60,7 +60,7 @@ class ClientOptions(ctypes.Structure):
                 ("backoff_base_ms", ctypes.c_uint32), ("backoff_max_ms", ctypes.c_uint32),
                 ("pool_max_idle", ctypes.c_int), ("pool_idle_timeout_ms", ctypes.c_uint32),
                 ("pool_check_after_ms", ctypes.c_uint32), ("wait_spin_us", ctypes.c_uint32),
-                ("device", ctypes.c_char_p)]
+                ("device", ctypes.c_char_p), ("json_only", ctypes.c_int)]
 
 
 class BatchOp(ctypes.Structure):

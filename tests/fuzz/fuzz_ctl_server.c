@@ -164,6 +164,34 @@ static int utf8_valid(const uint8_t *p, size_t n)
 	return 1;
 }
 
+/* A binary reply frame (docs/CONTROL.md, "Binary frames"): a reply
+ * header without a trace, a body that decodes as its type says (an
+ * ERROR's text in UTF-8). Its size, or 0 where the close cut it short. */
+static size_t check_bin_reply(const uint8_t *p, size_t len)
+{
+	struct ctl_bin_output outs[DJ_MAX_OP_ARGS];
+	struct ctl_bin_hdr h;
+	char why[CTL_ERRMSG_MAX];
+	int code;
+
+	check(ctl_bin_hdr_decode(p, 1, &h, why) == 0 && h.trace_len == 0, "binary reply header");
+	if (len - CTL_HDR_LEN < h.body_len)
+		return 0;
+	p += CTL_HDR_LEN;
+	if (h.type == CTL_BIN_ERROR) {
+		check(ctl_bin_error_decode(p, h.body_len, &code, why) == 0, "binary ERROR body");
+		if (utf8_check)
+			check(utf8_valid(p + CTL_BIN_ERROR_FIXED, h.body_len - CTL_BIN_ERROR_FIXED),
+			      "binary ERROR text is not UTF-8");
+	} else if (h.type == (CTL_BIN_REPLY | CTL_BIN_EXECUTE)) {
+		check(ctl_bin_exec_reply_decode(p, h.body_len, outs, DJ_MAX_OP_ARGS, why) >= 0,
+		      "binary EXECUTE reply body");
+	} else {
+		check(h.body_len == 0, "binary PING / FREE reply with a body");
+	}
+	return CTL_HDR_LEN + h.body_len;
+}
+
 /* Every complete reply frame: a valid header, then a JSON object with a
  * string "type", in valid UTF-8 (issue 11 asks that client text never
  * comes back raw; FZ_UTF8=0 in the environment turns that check off). A last frame cut
@@ -176,6 +204,14 @@ static void check_replies(const uint8_t *p, size_t len)
 		struct ctl_hdr h;
 		cJSON *msg;
 
+		if (ctl_bin_is(p + off)) {
+			size_t used = check_bin_reply(p + off, len - off);
+
+			if (used == 0)
+				return;
+			off += used;
+			continue;
+		}
 		check(ctl_hdr_decode(p + off, &h) == 0, "reply frame with a bad magic");
 		check(h.json_len > 0 && h.json_len <= FZ_REPLY_JSON_MAX, "reply JSON length");
 		if (len - off - CTL_HDR_LEN < h.json_len)

@@ -12,8 +12,11 @@
  * - fuzz_ctl_server / fuzz_ctl_client: the client session of ctl_fuzz.c runs
  *   against a real server (tests/unit/control's memory backend, with and
  *   without a token, over TCP and over the fake data path) through a proxy
- *   that records both directions; plus hand-built frames of the messages the
- *   client library never sends.
+ *   that records both directions (binary frames by default, JSON ones in the
+ *   "-json" runs); plus hand-built frames of the messages the client library
+ *   never sends, and binary frames with bad bodies and headers.
+ * - fuzz_ctl_bin: one binary frame of each request and reply type, from the
+ *   encoders of controlplane/ctl_bin.c.
  * - fuzz_npy: dj_npy_format_header() files of every dtype, the 2.0 and 3.0
  *   layouts, float64.
  * - fuzz_op_attrs: a valid call of every operation, attributes written by
@@ -37,6 +40,7 @@
 #include "djinn/npy.h"
 #include "tensor/ops.h"
 #include "ctl_wire.h"
+#include "ctl_bin.h"
 #include "ctl_fuzz.h"
 #include "dp_fuzz.h"
 #include "fake_dp.h"
@@ -324,7 +328,8 @@ static void *proxy_main(void *arg)
 }
 
 /* The client script against a real server through the recording proxy. */
-static void ctl_record(const char *token, int dpdk, struct buf *c2s, struct buf *s2c)
+static void ctl_record(const char *token, int dpdk, int json_only, struct buf *c2s,
+		       struct buf *s2c)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sl = sizeof(sa);
@@ -355,6 +360,7 @@ static void ctl_record(const char *token, int dpdk, struct buf *c2s, struct buf 
 	}
 	fz_client_options(&o, ntohs(sa.sin_port));
 	o.token = token;
+	o.json_only = json_only;
 	if (dpdk) {
 		o.datapath = &cdp->dp;
 		o.path = DJ_PATH_DPDK;
@@ -440,24 +446,98 @@ static void ctl_hand_seeds(void)
 	}
 }
 
+/* One binary frame: header (trace "fz" on requests), body. */
+static void bin_add(struct buf *b, uint8_t type, uint64_t id, const void *body, size_t len)
+{
+	uint8_t hdr[CTL_HDR_LEN];
+	size_t tl = type & CTL_BIN_REPLY ? 0 : 2;
+
+	ctl_bin_hdr_encode(hdr, type, (uint8_t)tl, (uint32_t)(tl + len), id);
+	buf_add(b, hdr, sizeof(hdr));
+	buf_add(b, "fz", tl);
+	buf_add(b, body, len);
+}
+
+/* The binary codec's seeds (fuzz_ctl_bin), and binary requests with bad
+ * bodies and headers after a HELLO that negotiated them (fuzz_ctl_server). */
+static void ctl_bin_seeds(void)
+{
+	uint64_t in[2] = {1, 2};
+	struct ctl_bin_exec e = {.op_id = 0, .n_in = 2, .in = {1, 2}};
+	struct ctl_bin_exec named = {.op_id = CTL_BIN_OP_NAMED, .op = "dup", .op_len = 3,
+				     .n_in = 1, .in = {1}, .device = "cuda:0", .dev_len = 6,
+				     .attrs = "{\"factor\":2}", .attrs_len = 12};
+	struct dj_tensor_desc d = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 2, .shape = {2, 3}};
+	uint8_t body[512], *o;
+	struct buf b = {0};
+	size_t n;
+
+	/* Codec seeds: the mode byte (0 request, 1 reply), then the frame. */
+	buf_byte(&b, 0);
+	ctl_bin_exec_encode(body, &e);
+	bin_add(&b, CTL_BIN_EXECUTE, 1, body, ctl_bin_exec_size(&e));
+	write_seed("fuzz_ctl_bin", "exec-id", b.p, b.len);
+	b.len = 1;
+	ctl_bin_exec_encode(body, &named);
+	bin_add(&b, CTL_BIN_EXECUTE, 2, body, ctl_bin_exec_size(&named));
+	write_seed("fuzz_ctl_bin", "exec-named", b.p, b.len);
+	b.len = 1;
+	bin_add(&b, CTL_BIN_FREE, 3, in, 8);
+	write_seed("fuzz_ctl_bin", "free", b.p, b.len);
+	b.len = 0;
+	buf_byte(&b, 1);
+	ctl_bin_exec_reply_head(body, 2);
+	o = ctl_bin_output_encode(body + CTL_BIN_EXEC_REPLY_FIXED, 5, &d, "cuda:1", 6);
+	o = ctl_bin_output_encode(o, 6, &d, "", 0);
+	bin_add(&b, CTL_BIN_REPLY | CTL_BIN_EXECUTE, 1, body, (size_t)(o - body));
+	write_seed("fuzz_ctl_bin", "exec-reply", b.p, b.len);
+	b.len = 1;
+	ctl_bin_error_encode(body, -DJ_EHANDLE, "no tensor 0x5 in this session");
+	bin_add(&b, CTL_BIN_ERROR, 1, body, ctl_bin_error_size("no tensor 0x5 in this session"));
+	write_seed("fuzz_ctl_bin", "error", b.p, b.len);
+
+	/* Server seeds: a session offering binary, a tensor, then frames. */
+	b.len = 0;
+	buf_byte(&b, 0);
+	add_frame(&b, "{\"id\":1,\"type\":\"HELLO\",\"version\":1,\"binary\":1}", NULL, 0);
+	add_frame(&b, "{\"id\":2,\"type\":\"SESSION\"}", NULL, 0);
+	add_frame(&b, "{\"id\":3,\"type\":\"ALLOC\",\"dtype\":\"float32\",\"shape\":[2]}",
+		  NULL, 0);
+	n = b.len;
+	bin_add(&b, CTL_BIN_PING, 4, NULL, 0);
+	ctl_bin_exec_encode(body, &e);
+	bin_add(&b, CTL_BIN_EXECUTE, 5, body, ctl_bin_exec_size(&e));
+	ctl_bin_exec_encode(body, &named);
+	bin_add(&b, CTL_BIN_EXECUTE, 6, body, ctl_bin_exec_size(&named));
+	bin_add(&b, CTL_BIN_FREE, 7, in, 8);
+	bin_add(&b, CTL_BIN_EXECUTE, 8, body, 9);           /* wrong counts */
+	write_seed("fuzz_ctl_server", "binary", b.p, b.len);
+	b.len = n;
+	bin_add(&b, CTL_BIN_PING, 4, NULL, 0);
+	b.p[b.len - CTL_HDR_LEN - 2 + 3] = 1;                /* flags: closes */
+	write_seed("fuzz_ctl_server", "binary-bad-header", b.p, b.len);
+	free(b.p);
+}
+
 static void ctl_seeds(void)
 {
 	static const struct {
 		const char *name;
 		const char *token;
-		int dpdk;
+		int dpdk, json_only;
 		uint8_t server_mode, client_mode;
 	} runs[] = {
-		{"tcp", NULL, 0, 0, 0},
-		{"tcp-chunked", NULL, 0, 2, 0},
-		{"token", "fuzz-token", 0, 1, 1},
-		{"dpdk", NULL, 1, 0, 2},
+		{"tcp", NULL, 0, 0, 0, 0},
+		{"tcp-json", NULL, 0, 1, 0, 0},
+		{"tcp-chunked", NULL, 0, 0, 2, 0},
+		{"token", "fuzz-token", 0, 0, 1, 1},
+		{"dpdk", NULL, 1, 0, 0, 2},
 	};
 
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
 		struct buf c2s = {0}, s2c = {0}, b = {0};
 
-		ctl_record(runs[i].token, runs[i].dpdk, &c2s, &s2c);
+		ctl_record(runs[i].token, runs[i].dpdk, runs[i].json_only, &c2s, &s2c);
 		buf_byte(&b, runs[i].server_mode);
 		buf_add(&b, c2s.p, c2s.len);
 		write_seed("fuzz_ctl_server", runs[i].name, b.p, b.len);
@@ -471,6 +551,7 @@ static void ctl_seeds(void)
 		free(s2c.p);
 	}
 	ctl_hand_seeds();
+	ctl_bin_seeds();
 }
 
 /* ---- .npy ------------------------------------------------------------------- */

@@ -127,7 +127,7 @@ int fx_raw_send(int fd, const char *json, uint64_t payload_len)
 	return fx_raw_send_bytes(fd, json, strlen(json));
 }
 
-static int recv_all(int fd, void *buf, size_t len, int timeout_ms)
+int fx_raw_recv_bytes(int fd, void *buf, size_t len, int timeout_ms)
 {
 	char *p = buf;
 
@@ -154,17 +154,17 @@ int fx_raw_recv_frame(int fd, int timeout_ms, char **text, void **payload,
 	char drop[4096], *t;
 	uint8_t *pay = NULL;
 
-	if (recv_all(fd, hdr, sizeof(hdr), timeout_ms) != 0 || ctl_hdr_decode(hdr, &h) != 0)
+	if (fx_raw_recv_bytes(fd, hdr, sizeof(hdr), timeout_ms) != 0 || ctl_hdr_decode(hdr, &h) != 0)
 		return -1;
 	t = malloc(h.json_len + 1);
-	if (t == NULL || recv_all(fd, t, h.json_len, timeout_ms) != 0) {
+	if (t == NULL || fx_raw_recv_bytes(fd, t, h.json_len, timeout_ms) != 0) {
 		free(t);
 		return -1;
 	}
 	t[h.json_len] = '\0';
 	if (payload != NULL && h.payload_len > 0 &&
 	    ((pay = malloc(h.payload_len)) == NULL ||
-	     recv_all(fd, pay, h.payload_len, timeout_ms) != 0)) {
+	     fx_raw_recv_bytes(fd, pay, h.payload_len, timeout_ms) != 0)) {
 		free(pay);
 		free(t);
 		return -1;
@@ -172,7 +172,7 @@ int fx_raw_recv_frame(int fd, int timeout_ms, char **text, void **payload,
 	for (uint64_t left = payload != NULL ? 0 : h.payload_len; left > 0;) {
 		size_t n = left < sizeof(drop) ? left : sizeof(drop);
 
-		if (recv_all(fd, drop, n, timeout_ms) != 0)
+		if (fx_raw_recv_bytes(fd, drop, n, timeout_ms) != 0)
 			break;
 		left -= n;
 	}
@@ -223,14 +223,22 @@ int fx_error_code(const cJSON *msg)
 
 int fx_raw_ready(int fd)
 {
+	return fx_raw_ready_with(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", NULL);
+}
+
+int fx_raw_ready_with(int fd, const char *hello, cJSON **hello_reply)
+{
 	cJSON *r;
 	int ok;
 
-	if (fx_raw_send(fd, "{\"type\":\"HELLO\",\"id\":1,\"version\":1}", 0) != 0)
+	if (fx_raw_send(fd, hello, 0) != 0)
 		return -1;
 	r = fx_raw_recv(fd, 5000);
 	ok = r != NULL && fx_error_code(r) == 0;
-	cJSON_Delete(r);
+	if (hello_reply != NULL)
+		*hello_reply = r;
+	else
+		cJSON_Delete(r);
 	if (!ok || fx_raw_send(fd, "{\"type\":\"SESSION\",\"id\":2}", 0) != 0)
 		return -1;
 	r = fx_raw_recv(fd, 5000);

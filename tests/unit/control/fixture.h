@@ -33,6 +33,9 @@ int fx_raw_connect(uint16_t port);
  * server sees as many peers as the test likes. */
 int fx_raw_connect_from(uint16_t port, const char *source);
 int fx_raw_send_bytes(int fd, const void *buf, size_t len);
+/* Exactly len bytes, each within timeout_ms of the last; 0, or -1 on
+ * timeout / close. */
+int fx_raw_recv_bytes(int fd, void *buf, size_t len, int timeout_ms);
 /* A frame with this JSON text and a stated payload length (payload not sent). */
 int fx_raw_send(int fd, const char *json, uint64_t payload_len);
 /* Next frame's JSON (payload, if any, is read and dropped); NULL on timeout/close. */
@@ -46,6 +49,9 @@ int fx_raw_recv_frame(int fd, int timeout_ms, char **text, void **payload,
 int fx_raw_closed(int fd, int timeout_ms);
 /* HELLO (no auth) + SESSION on a raw socket; 0 on success. */
 int fx_raw_ready(int fd);
+/* The same with this HELLO; its reply into *hello_reply (may be NULL;
+ * the caller deletes it, also on failure). */
+int fx_raw_ready_with(int fd, const char *hello, cJSON **hello_reply);
 /* "code" of an ERROR reply, 0 when msg is not an ERROR. */
 int fx_error_code(const cJSON *msg);
 
