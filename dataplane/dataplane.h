@@ -268,6 +268,11 @@ struct dp_engine_config {
 	/** What an idle lcore does (enum dp_idle); DP_IDLE_DEFAULT follows
 	 *  idle_sleep_us as before this field existed. */
 	enum dp_idle idle;
+	/** DP_IDLE_INTERRUPT only, host memory and no placer: a thread that
+	 *  waits for a send or a receive runs the lcore's loop itself while
+	 *  the lcore sleeps (up to 200 us, then it sleeps too), so that a
+	 *  small transfer needs no thread wake-up (run to completion). */
+	bool caller_runs;
 	/** Wait this long for the link (the memif peer) before the lcores
 	 *  start; 0: do not wait. A link that stays down is logged, not fatal. */
 	uint32_t link_timeout_ms;

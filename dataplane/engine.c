@@ -156,6 +156,14 @@ static int op_post(struct dp_engine *dp, struct dp_op *op)
 	return 0;
 }
 
+/* cfg.caller_runs: run the op's lcore's loop here while it sleeps, for a
+ * while, before waiting as usual. */
+static void caller_assist(struct dp_engine *dp, struct dp_op *op)
+{
+	if (dp->cfg.caller_runs)
+		dp_lcore_assist(dp->lcores[op->sess->lcore_idx], &op->done, DP_ASSIST_NS);
+}
+
 /* Post and wait for the lcore's answer (it answers within extra_ns plus
  * a loop); 0 or the op's status. The caller frees op unless the lcore
  * never answered (-EDEADLK): then leaking beats a use after free. */
@@ -565,6 +573,7 @@ int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 	op = expected_pin(dp, cookie, xfer_id);
 	if (op == NULL)
 		return -ENOENT;
+	caller_assist(dp, op);
 	rc = flag_wait(&op->done, (uint64_t)timeout_ms * 1000000ull);
 	status = expected_unpin(dp, op);
 	return rc != 0 && status == -EINPROGRESS ? rc : status;
@@ -718,11 +727,12 @@ static bool send_stalled(struct send_progress *p, uint64_t now, uint64_t timeout
  * briefly and then napping longer and longer as flag_wait() does. */
 #define SEND_SLICE_NS (100ull * 1000 * 1000)
 
-static int send_wait(struct dp_op *op, uint64_t timeout_ns)
+static int send_wait(struct dp_engine *dp, struct dp_op *op, uint64_t timeout_ns)
 {
 	struct send_progress p;
 
 	send_progress_init(&p, op);
+	caller_assist(dp, op);
 	while (flag_wait(&op->done, SEND_SLICE_NS) != 0)
 		if (send_stalled(&p, djc_time_ns(), timeout_ns))
 			return -ETIMEDOUT;
@@ -792,7 +802,7 @@ static int send_start(struct dp_engine *dp, struct dp_op *op)
 static int send_finish(struct dp_engine *dp, struct dp_op *op, uint32_t timeout_ms)
 {
 	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull;
-	int rc = op->stage != NULL ? stage_feed(op, timeout_ns) : send_wait(op, timeout_ns);
+	int rc = op->stage != NULL ? stage_feed(op, timeout_ns) : send_wait(dp, op, timeout_ns);
 
 	if (rc != 0) {
 		cancel_post(dp, op->sess, DP_XFER_TX, op->xfer_id);
@@ -1010,6 +1020,8 @@ static int config_check(const struct dp_engine_config *cfg)
  * that nap; rx interrupts asked of the port where lcores sleep on them. */
 static void idle_config(struct dp_engine_config *cfg)
 {
+	if (cfg->idle != DP_IDLE_INTERRUPT || cfg->placer != NULL)
+		cfg->caller_runs = false;
 	if (cfg->idle == DP_IDLE_DEFAULT)
 		cfg->idle = cfg->idle_sleep_us != 0 ? DP_IDLE_NAP : DP_IDLE_POLL;
 	if (cfg->idle != DP_IDLE_POLL && cfg->idle_sleep_us == 0)

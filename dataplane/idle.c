@@ -44,6 +44,7 @@ int dp_idle_init(struct dp_lcore *lc)
 	int rc;
 
 	lc->epfd = lc->wake_fd = lc->rx_fd = -1;
+	atomic_init(&lc->baton, DP_BATON_LCORE);
 	if (lc->dp->cfg.idle != DP_IDLE_INTERRUPT)
 		return 0;
 	lc->rx_intr = dp_port_get_caps(lc->dp->port)->rx_intr;
@@ -167,6 +168,19 @@ static int epoll_sleep(struct dp_lcore *lc, uint64_t ns, struct epoll_event *ev,
 	return rc;
 }
 
+/* Back from a sleep: a caller may be running our loop (cfg.caller_runs);
+ * nap until it is done. */
+static void baton_take(struct dp_lcore *lc)
+{
+	struct timespec ts = {.tv_nsec = (long)lc->dp->cfg.idle_sleep_us * 1000};
+	int free_baton = DP_BATON_FREE;
+
+	while (!atomic_compare_exchange_weak(&lc->baton, &free_baton, DP_BATON_LCORE)) {
+		free_baton = DP_BATON_FREE;
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* Sleep until a frame, a kick or the budget's end. false: the queue has no
  * rx interrupt now (nap instead). */
 static bool intr_sleep(struct dp_lcore *lc, uint64_t budget)
@@ -189,8 +203,12 @@ static bool intr_sleep(struct dp_lcore *lc, uint64_t budget)
 	lc->stats.idle_sleeps++;
 	atomic_store(&lc->napping, DP_NAP_EPOLL);
 	atomic_thread_fence(memory_order_seq_cst);
+	if (lc->dp->cfg.caller_runs)
+		atomic_store_explicit(&lc->baton, DP_BATON_FREE, memory_order_release);
 	n = lcore_has_input(lc) ? 0 : epoll_sleep(lc, budget, ev, RTE_DIM(ev));
 	atomic_store_explicit(&lc->napping, 0, memory_order_relaxed);
+	if (lc->dp->cfg.caller_runs)
+		baton_take(lc);
 	/* Masked again before the next burst: polling, the peer need not
 	 * write the eventfd (a system call) after each of its bursts. */
 	rte_eth_dev_rx_intr_disable(port, lc->queue);

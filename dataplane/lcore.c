@@ -578,6 +578,59 @@ static void stats_publish(struct dp_lcore *lc, uint64_t work_before, uint64_t no
 	lc->next_publish = now + DP_STATS_PERIOD_NS;
 }
 
+/* One pass of the loop's work: commands, frames, sessions, transmission. */
+static void lcore_pass(struct dp_lcore *lc, uint64_t now, bool up)
+{
+	lc->now = now;
+	commands_run(lc, now);
+	if (likely(up))
+		rx_run(lc, now);
+	for (unsigned int i = 0; i < lc->n_sessions; i++)
+		session_service(lc, lc->sessions[i], now);
+	held_release(lc, now);
+	if (likely(up))
+		tx_flush(lc, now);
+	else
+		tx_stall_check(lc, 0, now);
+}
+
+bool dp_lcore_assist(struct dp_lcore *lc, const atomic_int *flag, uint64_t budget_ns)
+{
+	uint16_t port = lc->dp->cfg.port.port_id;
+	uint64_t start = djc_time_ns(), now = start, work;
+	int free_baton = DP_BATON_FREE;
+	bool up = false, armed = false;
+
+	if (!atomic_compare_exchange_strong(&lc->baton, &free_baton, DP_BATON_CALLER))
+		return false;
+	/* The lcore sleeps with its interrupt armed: masked while we poll,
+	 * so that neither the peer's kicks nor our frames wake it. */
+	while (!atomic_load_explicit(flag, memory_order_acquire) &&
+	       !atomic_load_explicit(&lc->dp->stop, memory_order_relaxed) &&
+	       now - start < budget_ns) {
+		up = port_usable(lc, now);
+		if (up && !armed) {
+			rte_eth_dev_rx_intr_disable(port, lc->queue);
+			armed = true;
+		}
+		work = lc->stats.rx_packets + lc->stats.tx_packets + lc->commands;
+		lcore_pass(lc, now, up);
+		stats_publish(lc, work, now);
+		now = djc_time_ns();
+	}
+	/* Armed again for the sleeping lcore: frames that came meanwhile
+	 * kick its eventfd at once (the driver looks). */
+	if (armed && port_usable(lc, now))
+		rte_eth_dev_rx_intr_enable(port, lc->queue);
+	lc->idle_since = now;
+	atomic_store_explicit(&lc->baton, DP_BATON_FREE, memory_order_release);
+	/* Commands posted meanwhile kicked a sleeper that could not run
+	 * them: wake it again now that it can. */
+	if (!rte_ring_empty(lc->cmds))
+		dp_lcore_kick(lc);
+	return atomic_load_explicit(flag, memory_order_acquire) != 0;
+}
+
 int dp_lcore_main(void *arg)
 {
 	struct dp_lcore *lc = arg;
@@ -601,17 +654,7 @@ int dp_lcore_main(void *arg)
 		 * until it is back (and say when it is). */
 		if (unlikely(lc->link_watch) && (!up || lc->down_since != 0))
 			dp_link_watch(lc, now);
-		lc->now = now;
-		commands_run(lc, now);
-		if (likely(up))
-			rx_run(lc, now);
-		for (unsigned int i = 0; i < lc->n_sessions; i++)
-			session_service(lc, lc->sessions[i], now);
-		held_release(lc, now);
-		if (likely(up))
-			tx_flush(lc, now);
-		else
-			tx_stall_check(lc, 0, now);
+		lcore_pass(lc, now, up);
 		stats_publish(lc, work, now);
 		dp_idle(lc, work, now, up);
 	}

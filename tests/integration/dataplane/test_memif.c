@@ -239,6 +239,27 @@ static void test_sleeper_woken(void)
 	pair_run(&p);
 }
 
+/* Interrupt mode with callers running the sleeping lcores' loops (run to
+ * completion): transfers of every size in both directions, byte-exact,
+ * back to back (the callers take the loop) and after 50 ms of idle (the
+ * lcores sleep and wake). */
+static void test_caller_runs(void)
+{
+	static const struct peer_step steps[] = {
+		{STEP_A_TO_B, 1, false, 0},    {STEP_B_TO_A, 4096, false, 0},
+		{STEP_A_TO_B, MIB, false, 0},  {STEP_B_TO_A, MIB + 7, false, 0},
+		{STEP_A_TO_B, 64 * MIB, false, 0}, {STEP_B_TO_A, 64 * MIB, false, 0},
+	};
+	struct pair p;
+
+	pair_init(&p, "rtc", steps, sizeof(steps) / sizeof(steps[0]));
+	p.a.idle = p.b.idle = DP_IDLE_INTERRUPT;
+	p.a.caller_runs = p.b.caller_runs = true;
+	pair_run(&p);
+	p.a.pause_ms = p.b.pause_ms = 50;
+	pair_run(&p);
+}
+
 /* The survivor (B, memif server) sleeps when its peer is killed (100 ms of
  * idle before its send, the kill 20 ms in): nothing hangs, the send fails
  * by the protocol's timeouts, and a new peer's frame wakes it through the
@@ -294,6 +315,7 @@ int main(int argc, char **argv)
 		{"peer stopped for 3 s mid-transfer (SIGSTOP/SIGCONT)", test_peer_paused},
 		{"idle interrupt: a sleeping receiver is woken by the frame", test_sleeper_woken},
 		{"idle interrupt: peer killed while the survivor sleeps", test_peer_gone_while_asleep},
+		{"idle interrupt: callers run the sleeping lcores' loops", test_caller_runs},
 		{NULL, NULL},
 	};
 
