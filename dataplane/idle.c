@@ -119,7 +119,7 @@ static uint64_t sleep_budget(struct dp_lcore *lc, uint64_t now)
 	if (lc->sends_inflight != 0 || lc->dp->sw_dispatch)
 		until = now + (uint64_t)lc->dp->cfg.idle_sleep_us * 1000;
 	for (unsigned int i = 0; i < lc->n_sessions; i++)
-		until = RTE_MIN(until, dp_channel_poll(lc->sessions[i]->s, now));
+		until = RTE_MIN(until, dp_channel_deadline(lc->sessions[i]->s, now));
 	return until > now ? until - now : 0;
 }
 

@@ -624,9 +624,11 @@ bool dp_lcore_assist(struct dp_lcore *lc, const atomic_int *flag, uint64_t budge
 		rte_eth_dev_rx_intr_enable(port, lc->queue);
 	lc->idle_since = now;
 	atomic_store_explicit(&lc->baton, DP_BATON_FREE, memory_order_release);
-	/* Commands posted meanwhile kicked a sleeper that could not run
-	 * them: wake it again now that it can. */
-	if (!rte_ring_empty(lc->cmds))
+	/* Work left that no frame will announce (commands posted meanwhile
+	 * kicked a sleeper that could not run them; frames waiting for room
+	 * in the ring; a send we leave in flight, whose source the lcore
+	 * must watch): wake the lcore now that it can run. */
+	if (!rte_ring_empty(lc->cmds) || lc->n_txq != 0 || lc->sends_inflight != 0)
 		dp_lcore_kick(lc);
 	return atomic_load_explicit(flag, memory_order_acquire) != 0;
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What an idle lcore does, measured: memif transfer goodput and the 64 B
 # round trip with each idle mode (djinn-bench --idle: nap, interrupt,
-# poll) against kernel TCP on loopback, in ROUNDS interleaved rounds (each
+# poll; "interrupt+caller-runs" adds djinn-bench --caller-runs, each + one
+# more option) against kernel TCP on loopback, in ROUNDS interleaved rounds (each
 # round runs every mode, then TCP, through scripts/bench-memif.sh), then
 # medians (min-max) over the rounds and the ratios to TCP.
-#   ROUNDS=5 MODES="nap interrupt" SIZES=4K,64K,256K,1M,4M,16M,64M ITERS=100 \
+#   ROUNDS=5 MODES="nap interrupt interrupt+caller-runs" SIZES=4K,64K,256K,1M,4M,16M,64M ITERS=100 \
 #     scripts/bench-idle.sh [build-dir]
 # Per-run JSON under $OUT (default /tmp/djinn-bench-idle.<pid>); the summary
 # also as $OUT/summary.json. The layout (CPUs, IDLE_US, ...) is
@@ -13,7 +14,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 builddir=${1:-build}
 rounds=${ROUNDS:-5}
-modes=${MODES:-nap interrupt}
+modes=${MODES:-nap interrupt interrupt+caller-runs}
 export SIZES=${SIZES:-4K,64K,256K,1M,4M,16M,64M} ITERS=${ITERS:-100}
 out=${OUT:-/tmp/djinn-bench-idle.$$}
 mkdir -p "$out"
@@ -21,7 +22,7 @@ mkdir -p "$out"
 for r in $(seq 1 "$rounds"); do
 	echo "== round $r ($(date +%T), load $(cut -d' ' -f1 /proc/loadavg))"
 	for m in $modes; do
-		OUT=$out/$m-r$r STEPS="nocrc pingpong" IDLE_MODE=$m \
+		OUT=$out/$m-r$r STEPS="nocrc pingpong" IDLE_MODE=${m//+/ --} \
 			bash "$here/bench-memif.sh" "$builddir" >"$out/$m-r$r.txt" 2>&1 ||
 			echo "bench-idle: $m round $r failed ($out/$m-r$r.txt)" >&2
 	done
