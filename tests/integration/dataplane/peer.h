@@ -53,10 +53,11 @@ struct peer_args {
 	/* As a sender, stay idle this long between the receiver's ready note
 	 * and each send (the lcores of both sides go to sleep). */
 	unsigned int pause_ms;
-	/* Idle mode interrupt: as a receiver, the lcore must have been woken
-	 * by the rx interrupt during its receives (its idle_rx_wakes grew;
-	 * not during each: a frame may land while the lcore polls after a
-	 * timer), else CHILD_NOT_WOKEN; as a sender, each send after the
+	/* Idle mode interrupt: a peer that received must have had its lcore
+	 * woken by the rx interrupt (idle_rx_wakes > 0 at the end; not per
+	 * receive: a frame may land while the lcore polls after a timer, and
+	 * a wake is published after the op it ended), else CHILD_NOT_WOKEN;
+	 * as a sender, each send after the
 	 * pause must complete within PEER_WAKE_MAX_MS plus 20 ms per MiB,
 	 * else CHILD_TOO_SLOW. */
 	bool wake;
