@@ -178,6 +178,9 @@ static void killed_run(enum peer_step_kind dir, const char *name)
 	next.first_id = 2;
 	snprintf(tag, sizeof(tag), "djdp%d%sA2", (int)getpid(), name);
 	next.tag = tag;
+	/* Its session would be taken for dead before the survivor's failing
+	 * transfer (its dead timeout, 8 s) ends and it opens its own. */
+	next.start_delay_ms = 3000;
 	/* 256 MiB cannot cross in 5 ms, even without the loss. */
 	if (pages_short())
 		return;
