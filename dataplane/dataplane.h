@@ -46,6 +46,9 @@ struct dp_port_config {
 	uint32_t nb_mbufs;
 	/** Accept every destination MAC (software endpoints, tests). */
 	int promiscuous;
+	/** Ask for rx queue interrupts (intr_conf.rxq); a driver that refuses
+	 *  them gets the port configured without (and its lcores nap). */
+	int rx_intr;
 };
 
 /** What the port does in hardware; everything else is done in software. */
@@ -64,6 +67,9 @@ struct dp_port_caps {
 	/** A memif client: it connects to its server only when started, so
 	 *  after the server went away it must be restarted to come back. */
 	unsigned int memif_client : 1;
+	/** Rx queue interrupts configured (port.rx_intr asked, driver took
+	 *  it): rte_eth_dev_rx_intr_enable() may work. */
+	unsigned int rx_intr : 1;
 	uint16_t max_queues;
 	uint32_t max_rx_pktlen;
 	char driver[32];
@@ -136,7 +142,10 @@ struct dp_engine_stats {
 	uint64_t tx_packets, tx_bytes;
 	uint64_t retransmits;
 	uint64_t drops[DP_DROP_MAX];
-	uint64_t idle_naps;   /**< naps taken (cfg.idle_sleep_us != 0) */
+	uint64_t idle_naps;   /**< naps taken (DP_IDLE_NAP, or a DP_IDLE_INTERRUPT
+			       *  lcore that could not sleep) */
+	uint64_t idle_sleeps; /**< DP_IDLE_INTERRUPT: waits on the rx interrupt */
+	uint64_t idle_rx_wakes; /**< of those, ended by the rx interrupt (a frame) */
 	/** Time the polling loop ran, and the part spent in iterations that
 	 *  moved a packet or took a command (the rest polled empty queues or
 	 *  napped): busy_ns / loop_ns is the lcore's busy ratio. Measured
@@ -210,6 +219,29 @@ struct dp_engine_placer {
 	int (*stage_poll)(void *stage, unsigned int slot);
 };
 
+/** What an idle polling lcore does (docs/DATAPLANE.md "Idle lcores"). */
+enum dp_idle {
+	/** DP_IDLE_NAP where idle_sleep_us is set, else DP_IDLE_POLL. */
+	DP_IDLE_DEFAULT = 0,
+	/** Poll without pause: dedicated cores, the lowest latency. */
+	DP_IDLE_POLL,
+	/** After 30 us without work, nap idle_sleep_us at a time
+	 *  (a command ends the nap, a frame waits for its end). */
+	DP_IDLE_NAP,
+	/** After 30 us without work, sleep until a frame (the rx
+	 *  queue's interrupt), a command or the next timer wakes the lcore.
+	 *  Where the port has no rx interrupts (af_packet, most NICs under
+	 *  DPDK, a memif whose link is down) the lcore naps instead. */
+	DP_IDLE_INTERRUPT,
+};
+
+/** Default nap of DP_IDLE_NAP and DP_IDLE_INTERRUPT, in microseconds. */
+#define DP_IDLE_NAP_US 20
+
+/** Names of the modes, indexed by enum dp_idle ("default", "poll", "nap",
+ *  "interrupt"): options take dp_idle_names + 1, 3 of them. */
+extern const char *const dp_idle_names[DP_IDLE_INTERRUPT + 1];
+
 struct dp_engine_config {
 	/** Port and queues; one worker lcore per queue pair must be free
 	 *  (EAL -l), taken in rte_lcore order. */
@@ -230,8 +262,17 @@ struct dp_engine_config {
 	const struct dp_engine_placer *placer;
 	/** Shared cores: an lcore idle for a few hundred loops naps this many
 	 *  microseconds (0, the default: poll without pause, for dedicated
-	 *  cores). */
+	 *  cores). With idle DP_IDLE_NAP or DP_IDLE_INTERRUPT, 0 means
+	 *  DP_IDLE_NAP_US. */
 	uint32_t idle_sleep_us;
+	/** What an idle lcore does (enum dp_idle); DP_IDLE_DEFAULT follows
+	 *  idle_sleep_us as before this field existed. */
+	enum dp_idle idle;
+	/** DP_IDLE_INTERRUPT only, host memory and no placer: a thread that
+	 *  waits for a send or a receive runs the lcore's loop itself while
+	 *  the lcore sleeps (up to 200 us, then it sleeps too), so that a
+	 *  small transfer needs no thread wake-up (run to completion). */
+	bool caller_runs;
 	/** Wait this long for the link (the memif peer) before the lcores
 	 *  start; 0: do not wait. A link that stays down is logged, not fatal. */
 	uint32_t link_timeout_ms;

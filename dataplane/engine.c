@@ -99,16 +99,6 @@ static int flag_wait(atomic_int *flag, uint64_t timeout_ns)
 	}
 }
 
-/* After a command went into lc's ring: wake the lcore if it naps. The
- * fence orders the ring's publication before the read of lc->napping,
- * against the lcore's store of napping before its look at the ring. */
-static void lcore_kick(struct dp_lcore *lc)
-{
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&lc->napping, memory_order_relaxed) != 0)
-		futex(&lc->napping, FUTEX_WAKE_PRIVATE, 1, NULL);
-}
-
 /* ---- session references (see engine.h) ------------------------------------------ */
 
 static void session_hold(struct dp_session *ses)
@@ -162,8 +152,16 @@ static int op_post(struct dp_engine *dp, struct dp_op *op)
 
 	if (rte_ring_mp_enqueue(lc->cmds, op) != 0)
 		return -EBUSY;
-	lcore_kick(lc);
+	dp_lcore_kick(lc);
 	return 0;
+}
+
+/* cfg.caller_runs: run the op's lcore's loop here while it sleeps, for a
+ * while, before waiting as usual. */
+static void caller_assist(struct dp_engine *dp, struct dp_op *op)
+{
+	if (dp->cfg.caller_runs)
+		dp_lcore_assist(dp->lcores[op->sess->lcore_idx], &op->done, DP_ASSIST_NS);
 }
 
 /* Post and wait for the lcore's answer (it answers within extra_ns plus
@@ -575,6 +573,7 @@ int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 	op = expected_pin(dp, cookie, xfer_id);
 	if (op == NULL)
 		return -ENOENT;
+	caller_assist(dp, op);
 	rc = flag_wait(&op->done, (uint64_t)timeout_ms * 1000000ull);
 	status = expected_unpin(dp, op);
 	return rc != 0 && status == -EINPROGRESS ? rc : status;
@@ -728,11 +727,12 @@ static bool send_stalled(struct send_progress *p, uint64_t now, uint64_t timeout
  * briefly and then napping longer and longer as flag_wait() does. */
 #define SEND_SLICE_NS (100ull * 1000 * 1000)
 
-static int send_wait(struct dp_op *op, uint64_t timeout_ns)
+static int send_wait(struct dp_engine *dp, struct dp_op *op, uint64_t timeout_ns)
 {
 	struct send_progress p;
 
 	send_progress_init(&p, op);
+	caller_assist(dp, op);
 	while (flag_wait(&op->done, SEND_SLICE_NS) != 0)
 		if (send_stalled(&p, djc_time_ns(), timeout_ns))
 			return -ETIMEDOUT;
@@ -802,7 +802,7 @@ static int send_start(struct dp_engine *dp, struct dp_op *op)
 static int send_finish(struct dp_engine *dp, struct dp_op *op, uint32_t timeout_ms)
 {
 	uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ull;
-	int rc = op->stage != NULL ? stage_feed(op, timeout_ns) : send_wait(op, timeout_ns);
+	int rc = op->stage != NULL ? stage_feed(op, timeout_ns) : send_wait(dp, op, timeout_ns);
 
 	if (rc != 0) {
 		cancel_post(dp, op->sess, DP_XFER_TX, op->xfer_id);
@@ -909,6 +909,9 @@ static int lcore_state_create(struct dp_engine *dp, unsigned int idx, unsigned i
 		return -ENOMEM;
 	dp->lcores[idx] = lc;
 	lc->dp = dp;
+	rc = dp_idle_init(lc);
+	if (rc != 0)
+		return rc;
 	lc->lcore_id = lcore_id;
 	lc->queue = (uint16_t)idx;
 	lc->link_gated = strcmp(dp_port_get_caps(dp->port)->driver, "net_memif") == 0;
@@ -954,6 +957,7 @@ static void lcore_state_destroy(const struct dp_engine *dp, struct dp_lcore *lc)
 	if (lc == NULL)
 		return;
 	lcore_placer_fini(dp, lc);
+	dp_idle_fini(lc);
 	dp_impair_destroy(lc->impair);
 	dp_hold_queue_destroy(lc->hold);
 	rte_ring_free(lc->cmds);
@@ -1012,6 +1016,19 @@ static int config_check(const struct dp_engine_config *cfg)
 	return 0;
 }
 
+/* DP_IDLE_DEFAULT as before cfg.idle existed; a nap length for the modes
+ * that nap; rx interrupts asked of the port where lcores sleep on them. */
+static void idle_config(struct dp_engine_config *cfg)
+{
+	if (cfg->idle != DP_IDLE_INTERRUPT || cfg->placer != NULL)
+		cfg->caller_runs = false;
+	if (cfg->idle == DP_IDLE_DEFAULT)
+		cfg->idle = cfg->idle_sleep_us != 0 ? DP_IDLE_NAP : DP_IDLE_POLL;
+	if (cfg->idle != DP_IDLE_POLL && cfg->idle_sleep_us == 0)
+		cfg->idle_sleep_us = DP_IDLE_NAP_US;
+	cfg->port.rx_intr = cfg->idle == DP_IDLE_INTERRUPT;
+}
+
 static void local_endpoint_fill(struct dp_engine *dp)
 {
 	static const uint8_t zero[6];
@@ -1053,8 +1070,9 @@ int dp_engine_create(const struct dp_engine_config *cfg, struct dp_engine **out)
 	dp->cfg = *cfg;
 	if (!cfg->session_set)
 		dp_channel_config_init(&dp->cfg.session);
+	idle_config(&dp->cfg);
 	pthread_mutex_init(&dp->lock, NULL);
-	rc = dp_port_create(&cfg->port, &dp->port);
+	rc = dp_port_create(&dp->cfg.port, &dp->port);
 	if (rc != 0) {
 		dp_engine_destroy(dp);
 		return rc;

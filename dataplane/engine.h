@@ -64,6 +64,20 @@
  * delays the completion by a wake-up, on a loaded VM 20-60 us). */
 #define DP_IDLE_POLL_NS (30ull * 1000)
 #define DP_IDLE_INFLIGHT_NS (1000ull * 1000)
+/* DP_IDLE_INTERRUPT: the longest sleep, so how late a memif link that went
+ * down (its eventfd closed under the sleeper) is noticed; the sessions'
+ * timers (keep-alives every 250 ms) bound it further. */
+#define DP_SLEEP_MAX_NS (10ull * 1000 * 1000)
+/* lc->baton. */
+#define DP_BATON_FREE 0
+#define DP_BATON_LCORE 1
+#define DP_BATON_CALLER 2
+/* cfg.caller_runs: a waiting caller runs the sleeping lcore's loop this
+ * long at most before it sleeps itself. */
+#define DP_ASSIST_NS (200ull * 1000)
+/* lc->napping: how a napping lcore waits, so how to wake it. */
+#define DP_NAP_FUTEX 1
+#define DP_NAP_EPOLL 2
 #define DP_HANDOFF_RING 4096
 /* A memif client whose link went down is restarted this often (link.c). */
 #define DP_RELINK_NS (200ull * 1000 * 1000)
@@ -213,6 +227,8 @@ struct dp_lcore {
 	bool tx_ip_cksum_offload;
 	uint64_t commands;           /* taken from the ring, for idle detection */
 	uint64_t idle_since;         /* last loop that did work */
+	int rx_fd;                   /* the rx interrupt's eventfd in epfd, -1: none */
+	bool rx_intr;                /* the queue may have rx interrupts */
 	unsigned int sends_inflight; /* SENDs started and not yet ended */
 	/* GPU placement: frames whose payload went to the placer this burst */
 	void *placer_state;
@@ -229,9 +245,17 @@ struct dp_lcore {
 	/* What other threads read, on its own line: the packet path never
 	 * shares a cache line with a reader. */
 	atomic_uint stats_seq __rte_cache_aligned;
-	/* 1 while the lcore naps: a control thread that queued a command
-	 * wakes it (futex). */
+	/* DP_NAP_* while the lcore naps or sleeps: a control thread that
+	 * queued a command wakes it (dp_lcore_kick()). */
 	atomic_int napping;
+	/* DP_IDLE_INTERRUPT (idle.c): the epoll set of the rx queue's
+	 * interrupt and wake_fd, which other threads write to wake the
+	 * lcore; -1 in the other modes. */
+	int epfd, wake_fd;
+	/* Who runs the loop's work (DP_BATON_*): the lcore, or nobody while
+	 * it sleeps on the interrupt, when a waiting caller may take it
+	 * (cfg.caller_runs, dp_lcore_assist()). */
+	atomic_int baton;
 	struct dp_engine_stats stats_pub;
 	/* The last odd dp->park_gen seen: off the port until it moves on. */
 	atomic_uint park_ack;
@@ -312,6 +336,25 @@ void dp_link_watch(struct dp_lcore *lc, uint64_t now);
 
 /* The polling loop of one lcore (rte_eal_remote_launch). */
 int dp_lcore_main(void *arg);
+
+/* idle.c: what an idle lcore does (cfg.idle). dp_idle_init() sets up a
+ * DP_IDLE_INTERRUPT lcore's epoll set and wake eventfd (0 or -errno; the
+ * first thing done to a new dp_lcore, so that dp_idle_fini() may run on
+ * any later failure). dp_idle() runs once per loop iteration; work_before
+ * is the loop's work count when the iteration began, up whether the port
+ * may be used in it (port_usable()). dp_lcore_kick(), on
+ * any other thread, after the command or request it published: wakes the
+ * lcore if it naps or sleeps. */
+int dp_idle_init(struct dp_lcore *lc);
+void dp_idle_fini(struct dp_lcore *lc);
+void dp_idle(struct dp_lcore *lc, uint64_t work_before, uint64_t now, bool up);
+void dp_lcore_kick(struct dp_lcore *lc);
+/* lcore.c, cfg.caller_runs: on a waiting caller's thread, while the lcore
+ * sleeps on its rx interrupt, run the lcore's loop until *flag is set or
+ * budget_ns passed, so that a small transfer and its ACK need no wake-up
+ * of the lcore nor of the caller (run to completion). false at once when
+ * the lcore runs (or another caller does); else whether *flag is set. */
+bool dp_lcore_assist(struct dp_lcore *lc, const atomic_int *flag, uint64_t budget_ns);
 
 /* dp_place_fn of sessions with a placer: ctx is the owning dp_lcore. */
 void dp_place(void *ctx, void *transfer_user, void *dest_base, uint64_t dest_offset,

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The polling loop: one per queue pair, owning its sessions. No locks, no
- * allocation, no system calls here (but the opt-in idle nap, and a futex
- * wake per finished operation while a control thread sleeps on one):
+ * allocation, no system calls here (but the opt-in idle naps and sleeps of
+ * idle.c, and a futex wake per finished operation while a control thread
+ * sleeps on one):
  * commands arrive through a ring, frames through rte_eth_rx_burst, and
  * results leave through atomics.
  */
@@ -566,32 +567,6 @@ static bool port_usable(struct dp_lcore *lc, uint64_t now)
 	return link_usable(lc, now);
 }
 
-/* Opt-in (cfg.idle_sleep_us) for shared cores: after DP_IDLE_POLL_NS
- * without a packet or a command, nap so that other threads on this CPU
- * (control threads, a peer process) get it. Costs up to one nap (and the
- * wake-up) of latency on the next packet, so not while an ACK is due. */
-static void idle_nap(struct dp_lcore *lc, uint64_t work_before, uint64_t now)
-{
-	struct timespec nap = {.tv_nsec = (long)lc->dp->cfg.idle_sleep_us * 1000};
-	uint64_t poll_ns = lc->sends_inflight != 0 ? DP_IDLE_INFLIGHT_NS : DP_IDLE_POLL_NS;
-
-	if (lc->stats.rx_packets + lc->stats.tx_packets + lc->commands != work_before ||
-	    lc->n_txq != 0) {
-		lc->idle_since = now;
-		return;
-	}
-	if (now - lc->idle_since >= poll_ns) {
-		lc->stats.idle_naps++;
-		/* A command queued meanwhile wakes us (lcore_kick): the store
-		 * of napping comes before the look at the ring. */
-		atomic_store(&lc->napping, 1);
-		atomic_thread_fence(memory_order_seq_cst);
-		if (rte_ring_empty(lc->cmds))
-			syscall(SYS_futex, &lc->napping, FUTEX_WAIT_PRIVATE, 1, &nap, NULL, 0);
-		atomic_store_explicit(&lc->napping, 0, memory_order_relaxed);
-	}
-}
-
 /* Publish the counters once a loop that did work, and at least every
  * DP_STATS_PERIOD_NS (drops, naps): a copy per burst, not per packet. */
 static void stats_publish(struct dp_lcore *lc, uint64_t work_before, uint64_t now)
@@ -603,12 +578,67 @@ static void stats_publish(struct dp_lcore *lc, uint64_t work_before, uint64_t no
 	lc->next_publish = now + DP_STATS_PERIOD_NS;
 }
 
+/* One pass of the loop's work: commands, frames, sessions, transmission. */
+static void lcore_pass(struct dp_lcore *lc, uint64_t now, bool up)
+{
+	lc->now = now;
+	commands_run(lc, now);
+	if (likely(up))
+		rx_run(lc, now);
+	for (unsigned int i = 0; i < lc->n_sessions; i++)
+		session_service(lc, lc->sessions[i], now);
+	held_release(lc, now);
+	if (likely(up))
+		tx_flush(lc, now);
+	else
+		tx_stall_check(lc, 0, now);
+}
+
+bool dp_lcore_assist(struct dp_lcore *lc, const atomic_int *flag, uint64_t budget_ns)
+{
+	uint16_t port = lc->dp->cfg.port.port_id;
+	uint64_t start = djc_time_ns(), now = start, work;
+	int free_baton = DP_BATON_FREE;
+	bool up = false, armed = false;
+
+	if (!atomic_compare_exchange_strong(&lc->baton, &free_baton, DP_BATON_CALLER))
+		return false;
+	/* The lcore sleeps with its interrupt armed: masked while we poll,
+	 * so that neither the peer's kicks nor our frames wake it. */
+	while (!atomic_load_explicit(flag, memory_order_acquire) &&
+	       !atomic_load_explicit(&lc->dp->stop, memory_order_relaxed) &&
+	       now - start < budget_ns) {
+		up = port_usable(lc, now);
+		if (up && !armed) {
+			rte_eth_dev_rx_intr_disable(port, lc->queue);
+			armed = true;
+		}
+		work = lc->stats.rx_packets + lc->stats.tx_packets + lc->commands;
+		lcore_pass(lc, now, up);
+		stats_publish(lc, work, now);
+		now = djc_time_ns();
+	}
+	/* Armed again for the sleeping lcore: frames that came meanwhile
+	 * kick its eventfd at once (the driver looks). */
+	if (armed && port_usable(lc, now))
+		rte_eth_dev_rx_intr_enable(port, lc->queue);
+	lc->idle_since = now;
+	atomic_store_explicit(&lc->baton, DP_BATON_FREE, memory_order_release);
+	/* Work left that no frame will announce (commands posted meanwhile
+	 * kicked a sleeper that could not run them; frames waiting for room
+	 * in the ring; a send we leave in flight, whose source the lcore
+	 * must watch): wake the lcore now that it can run. */
+	if (!rte_ring_empty(lc->cmds) || lc->n_txq != 0 || lc->sends_inflight != 0)
+		dp_lcore_kick(lc);
+	return atomic_load_explicit(flag, memory_order_acquire) != 0;
+}
+
 int dp_lcore_main(void *arg)
 {
 	struct dp_lcore *lc = arg;
 	uint64_t last = djc_time_ns(), work = UINT64_MAX;
 
-	if (lc->dp->cfg.idle_sleep_us != 0)
+	if (lc->dp->cfg.idle != DP_IDLE_POLL)
 		prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	while (!atomic_load_explicit(&lc->dp->stop, memory_order_relaxed)) {
 		uint64_t now = djc_time_ns();
@@ -626,20 +656,9 @@ int dp_lcore_main(void *arg)
 		 * until it is back (and say when it is). */
 		if (unlikely(lc->link_watch) && (!up || lc->down_since != 0))
 			dp_link_watch(lc, now);
-		lc->now = now;
-		commands_run(lc, now);
-		if (likely(up))
-			rx_run(lc, now);
-		for (unsigned int i = 0; i < lc->n_sessions; i++)
-			session_service(lc, lc->sessions[i], now);
-		held_release(lc, now);
-		if (likely(up))
-			tx_flush(lc, now);
-		else
-			tx_stall_check(lc, 0, now);
+		lcore_pass(lc, now, up);
 		stats_publish(lc, work, now);
-		if (lc->dp->cfg.idle_sleep_us != 0)
-			idle_nap(lc, work, now);
+		dp_idle(lc, work, now, up);
 	}
 	/* Let go of every frame: SEND waiters wait for their buffers. */
 	rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);

@@ -39,6 +39,9 @@ static bool park(struct dp_lcore *self)
 	uint64_t deadline = djc_time_ns() + PARK_WAIT_NS;
 
 	atomic_store_explicit(&dp->park_gen, gen, memory_order_release);
+	for (unsigned int i = 0; i < dp->n_lcores; i++)
+		if (dp->lcores[i] != self)
+			dp_lcore_kick(dp->lcores[i]); /* it may sleep */
 	for (unsigned int i = 0; i < dp->n_lcores; i++) {
 		struct dp_lcore *lc = dp->lcores[i];
 

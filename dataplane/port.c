@@ -202,7 +202,15 @@ static int port_configure(struct dp_port *port)
 		return -EINVAL;
 	}
 	port_conf_fill(port, &info, &conf);
+	conf.intr_conf.rxq = port->cfg.rx_intr != 0;
 	rc = rte_eth_dev_configure(pid, port->cfg.nb_queues, port->cfg.nb_queues, &conf);
+	if (rc != 0 && conf.intr_conf.rxq) {
+		djc_log(DJ_LOG_NOTICE, "port", "port %u (%s): no rx interrupts (%s); "
+		       "idle lcores nap instead", pid, port->caps.driver, rte_strerror(-rc));
+		conf.intr_conf.rxq = 0;
+		rc = rte_eth_dev_configure(pid, port->cfg.nb_queues, port->cfg.nb_queues, &conf);
+	}
+	port->caps.rx_intr = conf.intr_conf.rxq;
 	if (rc == 0)
 		rc = rte_eth_dev_adjust_nb_rx_tx_desc(pid, &port->cfg.nb_rxd, &port->cfg.nb_txd);
 	if (rc != 0) {
@@ -409,6 +417,8 @@ void dp_engine_stats_add(struct dp_engine_stats *to, const struct dp_engine_stat
 	for (int i = 0; i < DP_DROP_MAX; i++)
 		to->drops[i] += from->drops[i];
 	to->idle_naps += from->idle_naps;
+	to->idle_sleeps += from->idle_sleeps;
+	to->idle_rx_wakes += from->idle_rx_wakes;
 	to->loop_ns += from->loop_ns;
 	to->busy_ns += from->busy_ns;
 }

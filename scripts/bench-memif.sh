@@ -10,7 +10,11 @@
 # and IDLE_US=0 (pure polling). FRAME/BSIZE change the frame and memif buffer
 # size (9014/9216; 32014/32768 measured slower here: 54 vs 94 Gbit/s at 64 MiB).
 # The default IDLE_US=20 lets idle lcores nap
-# (djinn-bench --idle-sleep-us), which on 2 shared cores is faster.
+# (djinn-bench --idle-sleep-us), which on 2 shared cores is faster;
+# IDLE_MODE=interrupt (or nap, poll) is passed as djinn-bench --idle.
+# STEPS (default "raw nocrc crc zc pingpong tcp") picks the parts to run;
+# SIZES and ITERS replace the transfer sizes and iterations per size.
+# scripts/bench-idle.sh runs it in interleaved rounds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 builddir=${1:-build}
@@ -27,6 +31,12 @@ if [ "$quick" = --quick ]; then
 	iters="--iters 10"
 	pp_count=2000
 fi
+sizes=${SIZES:-$sizes}
+iters=${ITERS:+--iters $ITERS}
+iters=${iters:-}
+steps=" ${STEPS:-raw nocrc crc zc pingpong tcp} "
+idle_mode=${IDLE_MODE:+--idle $IDLE_MODE}
+step() { [[ "$steps" == *" $1 "* ]]; }
 sock="/tmp/djinn-bench-memif.$$.sock"
 frame=${FRAME:-9014}
 bsize=${BSIZE:-9216}
@@ -56,13 +66,13 @@ pair() {
 	rm -f "$sock"
 	"$bench" -l "$recv_lcores" --main-lcore "$recv_main" --no-pci --in-memory --file-prefix "djb$$r" \
 		--log-level=lib.eal:warning "${recv_eal[@]}" --vdev "$recv_vdev" \
-		-- $recv_args --idle-sleep-us "$idle_us" --initial-credit "$credit" \
+		-- $recv_args --idle-sleep-us "$idle_us" $idle_mode --initial-credit "$credit" \
 		--json "$out/$name-recv.json" \
 		>"$out/$name-recv.log" 2>&1 &
 	pids=($!)
 	"$bench" -l "$send_lcores" --main-lcore "$send_main" --no-pci --in-memory --file-prefix "djb$$s" \
 		--log-level=lib.eal:warning --vdev "$send_vdev" \
-		-- $send_args --idle-sleep-us "$idle_us" --initial-credit "$credit" \
+		-- $send_args --idle-sleep-us "$idle_us" $idle_mode --initial-credit "$credit" \
 		--json "$out/$name-send.json" \
 		>"$out/$name-send.log" 2>&1 || {
 		echo "bench-memif: $name failed, see $out/$name-send.log" >&2; }
@@ -70,14 +80,15 @@ pair() {
 	pids=()
 }
 
-echo "== raw fragment rate, memif, 1 lcore per side (each on its process's main lcore)"
-for payload in 1416 8916; do
+step raw && echo "== raw fragment rate, memif, 1 lcore per side (each on its process's main lcore)"
+step raw && for payload in 1416 8916; do
 	pair "raw$payload" "--mode rx --frame $frame --payload $payload" \
 		"--mode tx --frame $frame --payload $payload --duration 3"
 	grep -h '^tx\|^rx' "$out/raw$payload-send.log" "$out/raw$payload-recv.log" || true
 done
 
 for crc in nocrc crc; do
+	step $crc || continue
 	flag=$([ $crc = nocrc ] && echo --no-crc || true)
 	echo "== transfer goodput, memif, frames $frame B, $crc"
 	pair "transfer-$crc" "--mode transfer --role recv --sizes $sizes $iters $flag --frame $frame" \
@@ -85,7 +96,9 @@ for crc in nocrc crc; do
 	grep -h '^transfer' "$out/transfer-$crc-send.log" || true
 done
 
-if grep -qs ' hugetlbfs ' /proc/mounts && [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 256 ]; then
+if ! step zc; then
+	:
+elif grep -qs ' hugetlbfs ' /proc/mounts && [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 256 ]; then
 	echo "== transfer goodput, zero-copy memif receiver, frames $frame B, nocrc"
 	pair transfer-zc "--mode transfer --role recv --sizes $sizes $iters --no-crc --frame $frame" \
 		"--mode transfer --role send --sizes $sizes $iters --no-crc --frame $frame" zc
@@ -94,21 +107,25 @@ else
 	echo "== (no zero-copy memif run: it needs 256 free hugepages, scripts/hugepages.sh)"
 fi
 
-echo "== pingpong, 64 B transfers each way"
-pair pingpong "--mode pingpong --role recv --sizes 64 --count $pp_count" \
-	"--mode pingpong --role send --sizes 64 --count $pp_count"
-grep -h '^pingpong' "$out/pingpong-send.log" || true
+if step pingpong; then
+	echo "== pingpong, 64 B transfers each way"
+	pair pingpong "--mode pingpong --role recv --sizes 64 --count $pp_count" \
+		"--mode pingpong --role send --sizes 64 --count $pp_count"
+	grep -h '^pingpong' "$out/pingpong-send.log" || true
+fi
 
-echo "== kernel TCP on loopback, same sizes (default socket options, TCP_NODELAY)"
-port=$((47100 + $$ % 1000))
-"$bench" --mode tcp --role recv --sizes $sizes $iters --tcp-port $port --json "$out/tcp-recv.json" \
-	>"$out/tcp-recv.log" 2>&1 &
-pids=($!)
-"$bench" --mode tcp --role send --sizes $sizes $iters --tcp-port $port --json "$out/tcp-send.json" \
-	>"$out/tcp-send.log" 2>&1 || echo "bench-memif: tcp failed" >&2
-wait "${pids[0]}" || true
-pids=()
-grep -h '^tcp' "$out/tcp-send.log" || true
+if step tcp; then
+	echo "== kernel TCP on loopback, same sizes (default socket options, TCP_NODELAY)"
+	port=$((47100 + $$ % 1000))
+	"$bench" --mode tcp --role recv --sizes $sizes $iters --tcp-port $port \
+		--json "$out/tcp-recv.json" >"$out/tcp-recv.log" 2>&1 &
+	pids=($!)
+	"$bench" --mode tcp --role send --sizes $sizes $iters --tcp-port $port \
+		--json "$out/tcp-send.json" >"$out/tcp-send.log" 2>&1 || echo "bench-memif: tcp failed" >&2
+	wait "${pids[0]}" || true
+	pids=()
+	grep -h '^tcp' "$out/tcp-send.log" || true
+fi
 
 echo "== ratios (Djinn memif goodput / kernel TCP goodput, same run)"
 python3 - "$out" <<'PY'

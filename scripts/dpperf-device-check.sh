@@ -9,10 +9,14 @@
 # sessions, one per queue (djinn-bench --queues q --stripes q). Next to it,
 # in every round, memcpy with q threads (djinn-bench --mode memcpy) and one
 # kernel TCP stream on loopback. ROUNDS rounds (default 5), the kinds
-# interleaved within each round; then bench-proto (the CRC path).
+# interleaved within each round; then bench-proto (the CRC path). With
+# INTR=1 (the default) each round also runs the one-queue pair with
+# --idle interrupt (idle lcores sleep until a frame wakes them; row "1i")
+# and with --idle interrupt --caller-runs (waiting threads run the
+# sleeping lcore's loop: run to completion; row "1r").
 # A table of medians (min-max) over the rounds and ratios, then one JSON
 # object; logs and per-run JSON in $OUT (default /tmp/dpperf-check).
-#   ROUNDS=5 QUEUES="1 2 4 8" SIZES=4K,64K,1M,16M,64M,256M \
+#   ROUNDS=5 QUEUES="1 2 4 8" SIZES=4K,64K,1M,16M,64M,256M INTR=1 \
 #     bash scripts/dpperf-device-check.sh
 set -u
 bin=$(pwd)/.carry/dpperf
@@ -21,6 +25,7 @@ rounds=${ROUNDS:-5}
 queues=${QUEUES:-1 2 4 8}
 sizes=${SIZES:-4K,64K,1M,16M,64M,256M}
 idle_us=${IDLE_US:-0}
+intr=${INTR:-1}
 export LD_LIBRARY_PATH=$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 mkdir -p "$out"
 ncpu=$(nproc)
@@ -65,11 +70,17 @@ lcores() {
 	echo "$map"
 }
 
-# memif Q ROUND: one striped run, q queues and q stripes.
+# memif Q ROUND [interrupt|rtc]: one striped run, q queues and q stripes;
+# with interrupt, idle lcores sleep on the rx interrupt (tag memif-q<Q>i),
+# with rtc also waiting threads run their loop (tag memif-q<Q>r).
 memif() {
 	local q=$1 r=$2 sock="/tmp/dpperf-$$-$1.sock" tag="memif-q$1-r$2"
 	local common=(--mode transfer --sizes "$sizes" --no-crc --queues "$q" --stripes "$q"
 		      --idle-sleep-us "$idle_us" --initial-credit 4096)
+	case "${3:-}" in
+	interrupt) tag="memif-q$1i-r$2"; common+=(--idle interrupt) ;;
+	rtc) tag="memif-q$1r-r$2"; common+=(--idle interrupt --caller-runs) ;;
+	esac
 	rm -f "$sock"
 	"$bin"/djinn-bench --lcores "$(lcores 0 "$q")" --main-lcore 0 --no-pci "${mem[@]}" \
 		--file-prefix "dpr$$q" --log-level=lib.eal:warning \
@@ -100,6 +111,10 @@ tcp() {
 
 for r in $(seq 1 "$rounds"); do
 	echo "=== round $r ($(date +%T), load $(cut -d' ' -f1 /proc/loadavg))"
+	if [ "$intr" = 1 ]; then
+		memif 1 "$r" interrupt
+		memif 1 "$r" rtc
+	fi
 	for q in $queues; do
 		memif "$q" "$r"
 		"$bin"/djinn-bench --mode memcpy --threads "$q" --sizes "$sizes" \
@@ -132,6 +147,8 @@ memif = {q: runs("memif-q%d-r%%d-send.json" % q) for q in queues}
 memcpy = {q: runs("memcpy-q%d-r%%d.json" % q) for q in queues}
 med = lambda v: statistics.median(v) if v else 0.0
 fmt = lambda v: "%7.1f (%.1f-%.1f)" % (med(v), min(v), max(v)) if v else "-"
+extra = [("1i", "interrupt", runs("memif-q1i-r%d-send.json")),
+         ("1r", "interrupt+caller-runs", runs("memif-q1r-r%d-send.json"))]
 summary = []
 print("%10s %3s %22s %22s %22s %8s %8s %8s" % ("size", "q", "memif striped", "memcpy q threads",
       "kernel TCP (1 stream)", "/TCP", "/memcpy", "/q=1"))
@@ -145,6 +162,14 @@ for size in sorted(tcp):
         summary.append({"size": size, "queues": q, "memif_gbps": m, "memcpy_gbps": c,
                         "tcp_gbps": t, "memif_median": med(m), "memcpy_median": med(c),
                         "tcp_median": med(t)})
+    for row, idle, per in extra:
+        if not per.get(size):
+            continue
+        m, t, one = per[size], tcp.get(size, []), med(memif[queues[0]].get(size, []))
+        print("%10d %3s %22s %22s %22s %7.2fx %8s %7.2fx" % (size, row, fmt(m), "", fmt(t),
+              med(m) / med(t) if med(t) else 0, "", med(m) / one if one else 0))
+        summary.append({"size": size, "queues": 1, "idle": idle, "memif_gbps": m,
+                        "tcp_gbps": t, "memif_median": med(m), "tcp_median": med(t)})
 print(json.dumps({"bench": "dpperf-device-check", "rounds": rounds, "rows": summary}))
 PY
 echo "device check: $([ $status = 0 ] && echo PASS || echo FAIL)"

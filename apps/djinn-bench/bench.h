@@ -33,6 +33,8 @@ struct bench_opts {
 	bool verify;
 	const char *impair;
 	uint32_t idle_sleep_us;
+	enum dp_idle idle;           /* DP_IDLE_DEFAULT: by idle_sleep_us */
+	bool caller_runs;            /* cfg.caller_runs */
 	uint32_t initial_credit;     /* 0: the protocol's default */
 	const char *json_path;
 	struct dp_netaddr local, peer;

@@ -48,6 +48,11 @@ static void usage(const char *prog)
 	       "  --no-verify          receiver does not check the bytes\n"
 	       "  --impair SPEC        in-line impairment, e.g. drop=0.05,reorder=0.05\n"
 	       "  --idle-sleep-us N    idle lcores nap N us (shared cores; default 0: poll)\n"
+	       "  --idle MODE          poll, nap (N above, default 20) or interrupt: sleep\n"
+	       "                       until a frame wakes the lcore (memif; else nap).\n"
+	       "                       Default: nap with --idle-sleep-us, else poll\n"
+	       "  --caller-runs        with --idle interrupt: a waiting thread runs the\n"
+	       "                       sleeping lcore's loop itself (run to completion)\n"
 	       "  --initial-credit N   fragments sent before the first ACK (default: the\n"
 	       "                       protocol's, 64; a lossless memif can take the window)\n"
 	       "  --queues N           queue pairs, one polling lcore each (EAL -l gives\n"
@@ -159,6 +164,11 @@ static int parse_option(int c, const char *arg, void *ctx)
 	case 'W':
 		rc = djc_opt_u32("--initial-credit", arg, 0, 1u << 20, &o->initial_credit);
 		break;
+	case 'R': o->caller_runs = true; break;
+	case 'E':
+		rc = djc_opt_choice("--idle", arg, dp_idle_names + 1, DP_IDLE_INTERRUPT, &i);
+		o->idle = rc == 0 ? (enum dp_idle)(i + 1) : o->idle;
+		break;
 	case 'q': rc = djc_opt_u16("--queues", arg, 1, BENCH_MAX_STRIPES, &o->queues); break;
 	case 'X': rc = djc_opt_u32("--stripes", arg, 1, BENCH_MAX_STRIPES, &o->stripes); break;
 	case 'N': rc = djc_opt_u32("--threads", arg, 1, BENCH_MAX_STRIPES, &o->threads); break;
@@ -182,6 +192,8 @@ static int parse_options(int argc, char **argv, void *arg)
 		{"tcp-host", required_argument, NULL, 'H'}, {"tcp-port", required_argument, NULL, 'T'},
 		{"json", required_argument, NULL, 'j'},   {"log-level", required_argument, NULL, 'L'},
 		{"idle-sleep-us", required_argument, NULL, 'z'},
+		{"idle", required_argument, NULL, 'E'},
+		{"caller-runs", no_argument, NULL, 'R'},
 		{"initial-credit", required_argument, NULL, 'W'},
 		{"queues", required_argument, NULL, 'q'},
 		{"stripes", required_argument, NULL, 'X'},

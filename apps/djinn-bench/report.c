@@ -159,6 +159,9 @@ static void json_write(FILE *f, const struct bench_opts *o, const struct bench_r
 		for (int i = 0; i < DP_DROP_MAX; i++)
 			fprintf(f, ",\"drop_%s\":%lu", dp_drop_name(i),
 				(unsigned long)r->dp.drops[i]);
+		fprintf(f, ",\"idle_naps\":%lu,\"idle_sleeps\":%lu,\"idle_rx_wakes\":%lu",
+			(unsigned long)r->dp.idle_naps, (unsigned long)r->dp.idle_sleeps,
+			(unsigned long)r->dp.idle_rx_wakes);
 		fprintf(f, ",\"rto_expired\":%lu,\"nacks_rx\":%lu,\"rejected\":%lu",
 			(unsigned long)r->proto.rto_expired, (unsigned long)r->proto.rx_nacks,
 			(unsigned long)dp_proto_stats_rejected(&r->proto));

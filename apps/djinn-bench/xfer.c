@@ -52,6 +52,8 @@ int bench_engine_start(const struct bench_opts *o, struct dp_engine **dp)
 	cfg.local = o->local;
 	cfg.impair = o->impair;
 	cfg.idle_sleep_us = o->idle_sleep_us;
+	cfg.idle = o->idle;
+	cfg.caller_runs = o->caller_runs;
 	dp_channel_config_init(&cfg.session);
 	cfg.session.tx_crc = o->crc;
 	cfg.session.rx_crc = o->crc;

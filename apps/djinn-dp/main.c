@@ -64,6 +64,8 @@ struct dp_options {
 	uint16_t dp_frame_size;
 	const char *dp_impair;
 	uint32_t dp_idle_sleep_us;
+	enum dp_idle dp_idle;
+	int dp_caller_runs;
 	uint32_t dp_initial_credit;
 	enum djg_gather_mode gpu_gather;
 	uint16_t gpu_gather_blocks;
@@ -119,6 +121,14 @@ static void usage(const char *prog)
 	       "  --dp-impair SPEC       in-line impairment, e.g. drop=0.05,reorder=0.05\n"
 	       "  --dp-idle-sleep-us N   idle data-plane lcores nap N us (shared cores;\n"
 	       "                         default 0: poll without pause)\n"
+	       "  --dp-idle MODE         what an idle data-plane lcore does: poll, nap\n"
+	       "                         (--dp-idle-sleep-us, default 20), or interrupt:\n"
+	       "                         sleep until a frame wakes it (memif; ports\n"
+	       "                         without rx interrupts nap). Default: nap with\n"
+	       "                         --dp-idle-sleep-us, else poll\n"
+	       "  --dp-caller-runs       with --dp-idle interrupt: a thread that waits for a\n"
+	       "                         transfer runs the sleeping lcore's loop itself\n"
+	       "                         (run to completion: no wake-up per small transfer)\n"
 	       "  --dp-initial-credit N  fragments a sender may have out before the first\n"
 	       "                         ACK (default: the protocol's)\n"
 	       "  --no-dpdk              do not start EAL: TCP fallback only\n"
@@ -147,7 +157,7 @@ enum {
 	OPT_LISTEN = 256, OPT_CTL_PORT, OPT_GPU, OPT_MEM_LIMIT, OPT_TOTAL_MEM_LIMIT,
 	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
 	OPT_DP_IP, OPT_DP_UDP_PORT, OPT_DP_FRAME_SIZE, OPT_DP_IMPAIR, OPT_NO_DPDK,
-	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_INITIAL_CREDIT, OPT_GPU_GATHER,
+	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_IDLE, OPT_DP_CALLER_RUNS, OPT_DP_INITIAL_CREDIT, OPT_GPU_GATHER,
 	OPT_GPU_GATHER_BLOCKS, OPT_GPU_RX_MOVER, OPT_METRICS, OPT_LOG_FORMAT, OPT_FLEET, OPT_FLEET_FILE,
 	OPT_FLEET_ETCD, OPT_FLEET_PREFIX, OPT_FLEET_TTL, OPT_FLEET_TOKEN_FILE, OPT_FLEET_ID,
 	OPT_FLEET_ADVERTISE, OPT_GPU_MOVE,
@@ -177,6 +187,7 @@ static int parse_option(int c, const char *arg, void *opts)
 	case OPT_DP_PORT: o->dp_port = arg; return 0;
 	case OPT_DP_IP: o->dp_ip = arg; return djc_opt_ipv4("--dp-ip", arg, &o->dp_ipv4);
 	case OPT_DP_IMPAIR: o->dp_impair = arg; return 0;
+	case OPT_DP_CALLER_RUNS: o->dp_caller_runs = 1; return 0;
 	case OPT_NO_DPDK: o->no_dpdk = 1; return 0;
 	case OPT_PROBE: o->probe_only = 1; return 0;
 	case OPT_GPU_GATHER:
@@ -206,6 +217,10 @@ static int parse_option(int c, const char *arg, void *opts)
 		return djc_opt_u32("--stats-interval", arg, 0, 86400, &o->stats_interval);
 	case OPT_DP_IDLE_SLEEP:
 		return djc_opt_u32("--dp-idle-sleep-us", arg, 0, 1000000, &o->dp_idle_sleep_us);
+	case OPT_DP_IDLE:
+		rc = djc_opt_choice("--dp-idle", arg, dp_idle_names + 1, DP_IDLE_INTERRUPT, &i);
+		o->dp_idle = rc == 0 ? (enum dp_idle)(i + 1) : o->dp_idle;
+		return rc;
 	case OPT_DP_INITIAL_CREDIT:
 		return djc_opt_u32("--dp-initial-credit", arg, 0, 1u << 20, &o->dp_initial_credit);
 	case OPT_GPU_GATHER_BLOCKS:
@@ -260,6 +275,8 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"dp-frame-size", required_argument, NULL, OPT_DP_FRAME_SIZE},
 		{"dp-impair", required_argument, NULL, OPT_DP_IMPAIR},
 		{"dp-idle-sleep-us", required_argument, NULL, OPT_DP_IDLE_SLEEP},
+		{"dp-idle", required_argument, NULL, OPT_DP_IDLE},
+		{"dp-caller-runs", no_argument, NULL, OPT_DP_CALLER_RUNS},
 		{"dp-initial-credit", required_argument, NULL, OPT_DP_INITIAL_CREDIT},
 		{"no-dpdk", no_argument, NULL, OPT_NO_DPDK},
 		{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
@@ -436,6 +453,8 @@ static int dataplane_start(const struct dp_options *o, const struct djg_dp_place
 	cfg.local.port = o->dp_udp_port;
 	cfg.impair = o->dp_impair;
 	cfg.idle_sleep_us = o->dp_idle_sleep_us;
+	cfg.idle = o->dp_idle;
+	cfg.caller_runs = o->dp_caller_runs != 0;
 	cfg.placer = djg_dp_placer_ops(placer);
 	if (o->dp_initial_credit != 0) {
 		dp_channel_config_init(&cfg.session);

@@ -239,7 +239,12 @@ static void collect_dataplane(struct srv_view *v, struct mx_writer *w)
 	      "Tensor payload bytes the transfer protocol placed (rx) and handed out (tx).",
 	      p.rx_data_bytes, p.tx_data_bytes);
 	one(w, "djinn_dataplane_idle_naps_total", MX_COUNTER,
-	    "Naps of idle polling lcores (--dp-idle-sleep-us).", e.idle_naps);
+	    "Naps of idle polling lcores (--dp-idle nap, or interrupt without one).",
+	    e.idle_naps);
+	one(w, "djinn_dataplane_idle_sleeps_total", MX_COUNTER,
+	    "Sleeps of idle lcores on their rx interrupt (--dp-idle interrupt).", e.idle_sleeps);
+	one(w, "djinn_dataplane_idle_rx_wakes_total", MX_COUNTER,
+	    "Of those sleeps, the ones a received frame ended.", e.idle_rx_wakes);
 	collect_lcores(v, w);
 
 	dp_engine_stage_stats(v->dp, &g);

@@ -166,6 +166,8 @@ static int cmd_lcores(struct srv_view *v, struct rte_tel_data *d)
 		add_u64(o, "rx_packets", st.rx_packets);
 		add_u64(o, "tx_packets", st.tx_packets);
 		add_u64(o, "idle_naps", st.idle_naps);
+		add_u64(o, "idle_sleeps", st.idle_sleeps);
+		add_u64(o, "idle_rx_wakes", st.idle_rx_wakes);
 		snprintf(name, sizeof(name), "%u", i);
 		rte_tel_data_add_dict_container(d, name, o, 0);
 	}

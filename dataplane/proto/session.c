@@ -634,6 +634,12 @@ uint64_t dp_channel_poll(struct dp_channel *s, uint64_t now_ns)
 	return ctrl_pending(s) ? now_ns : next;
 }
 
+uint64_t dp_channel_deadline(struct dp_channel *s, uint64_t now_ns)
+{
+	s->next_deadline = 0;
+	return dp_channel_poll(s, now_ns);
+}
+
 void dp_channel_ping(struct dp_channel *s, uint64_t value)
 {
 	if (s->nping < PING_QUEUE_CAP)

@@ -254,6 +254,15 @@ int dp_channel_input(struct dp_channel *s, const struct dp_rx_pkt *pkt,
  */
 uint64_t dp_channel_poll(struct dp_channel *s, uint64_t now_ns);
 
+/**
+ * dp_channel_poll() with the session's deadline computed afresh: packets,
+ * sends and receives arm timers (a delayed ACK, a retransmission) without
+ * moving the deadline dp_channel_poll() keeps, which is why a driver that
+ * polls calls it at least every few microseconds. A driver about to sleep
+ * until the next deadline calls this instead.
+ */
+uint64_t dp_channel_deadline(struct dp_channel *s, uint64_t now_ns);
+
 /** One DATA fragment ready to transmit, without a copy of its payload. */
 struct dp_frag_desc {
 	/** hdr_len bytes of headers (encapsulation when configured, then the

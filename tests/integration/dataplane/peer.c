@@ -40,6 +40,8 @@ enum child_status {
 	CHILD_NO_FAIL = 13, /* a transfer that should have failed did not */
 	CHILD_NO_RETRANS = 14,
 	CHILD_TOO_FAST = 15, /* a pause meant to land inside the transfer missed it */
+	CHILD_NOT_WOKEN = 16, /* a sleeping receiver was not woken by the frame */
+	CHILD_TOO_SLOW = 17,  /* a send to a sleeping receiver took too long */
 	CHILD_SKIP = PEER_SKIP,
 };
 
@@ -71,6 +73,7 @@ struct peer_ctx {
 	uint32_t id;
 	uint8_t *buf;
 	uint64_t buf_len;
+	unsigned int receives;
 };
 
 /* ---- deterministic contents, checked through CRC32C -------------------------- */
@@ -150,6 +153,8 @@ static int engine_start(struct peer_ctx *c)
 	cfg.port.promiscuous = 1;
 	cfg.local.ipv4 = a->is_a ? IP_A : IP_B;
 	cfg.impair = a->impair;
+	cfg.idle = a->idle;
+	cfg.caller_runs = a->caller_runs;
 	dp_channel_config_init(&cfg.session);
 	cfg.session.dead_timeout_ns = DEAD_NS;
 	cfg.session_set = true;
@@ -196,6 +201,15 @@ static int duration_check(struct peer_ctx *c, const struct peer_step *st, uint64
 	return ms >= st->min_ms ? CHILD_OK : CHILD_TOO_FAST;
 }
 
+/* Sleeps of this peer's lcore that a received frame ended. */
+static uint64_t rx_wakes(struct peer_ctx *c)
+{
+	struct dp_engine_stats st;
+
+	dp_engine_get_stats(c->dp, &st, NULL);
+	return st.idle_rx_wakes;
+}
+
 static int receive_step(struct peer_ctx *c, const struct peer_step *st)
 {
 	uint64_t t0;
@@ -227,6 +241,7 @@ static int receive_step(struct peer_ctx *c, const struct peer_step *st)
 			(unsigned long)st->size);
 		return CHILD_CORRUPT;
 	}
+	c->receives++;
 	/* The receiver's clock runs from its "armed" note, which comes before
 	 * the pause; a paused sender may be stopped before its own t0. */
 	return st->min_ms != 0 ? duration_check(c, st, t0) : CHILD_OK;
@@ -247,6 +262,7 @@ static int send_step(struct peer_ctx *c, const struct peer_step *st)
 	 * can be after the whole transfer went through. */
 	if (rc == 0 && c->a->notify_fd >= 0 && write(c->a->notify_fd, "s", 1) != 1)
 		rc = -EIO;
+	usleep(c->a->pause_ms * 1000u);
 	t0 = djc_time_ns();
 	if (rc == 0)
 		rc = dp_engine_send(c->dp, c->cookie, c->id, c->buf, st->size, DJ_MEM_HOST,
@@ -257,6 +273,13 @@ static int send_step(struct peer_ctx *c, const struct peer_step *st)
 		fprintf(stderr, "%s: send %u (%lu B): %s\n", c->a->tag, c->id,
 			(unsigned long)st->size, dj_strerror(rc));
 		return CHILD_TRANSFER;
+	}
+	if (c->a->wake) {
+		uint64_t ms = (djc_time_ns() - t0) / 1000000;
+
+		fprintf(stderr, "%s: send %u (%lu B) after %u ms idle took %lu ms\n", c->a->tag,
+			c->id, (unsigned long)st->size, c->a->pause_ms, (unsigned long)ms);
+		return ms <= PEER_WAKE_MAX_MS + (st->size >> 20) * 20 ? CHILD_OK : CHILD_TOO_SLOW;
 	}
 	return CHILD_OK;
 }
@@ -303,10 +326,11 @@ static void stats_dump(struct peer_ctx *c)
 	struct dp_proto_stats ps;
 
 	dp_engine_get_stats(c->dp, &st, &ps);
-	fprintf(stderr, "%s: link %s, rx %lu tx %lu retrans %lu drops", c->a->tag,
-		link_is_up() ? "up" : "down",
+	fprintf(stderr, "%s: link %s, rx %lu tx %lu retrans %lu naps %lu sleeps %lu "
+		"rx wakes %lu drops", c->a->tag, link_is_up() ? "up" : "down",
 		(unsigned long)st.rx_packets, (unsigned long)st.tx_packets,
-		(unsigned long)st.retransmits);
+		(unsigned long)st.retransmits, (unsigned long)st.idle_naps,
+		(unsigned long)st.idle_sleeps, (unsigned long)st.idle_rx_wakes);
 	for (int i = 0; i < DP_DROP_MAX; i++)
 		fprintf(stderr, " %s=%lu", dp_drop_name(i), (unsigned long)st.drops[i]);
 	fprintf(stderr, " | rejects");
@@ -332,6 +356,7 @@ static int child_main(const struct peer_args *a)
 	struct peer_ctx c = {.a = a, .cookie = a->cookie, .id = a->first_id};
 	int status;
 
+	usleep(a->start_delay_ms * 1000u);
 	if (a->netns != NULL && dj_test_netns_enter(a->netns) != 0) {
 		fprintf(stderr, "%s: cannot enter netns %s\n", a->tag, a->netns);
 		return CHILD_SETUP;
@@ -357,13 +382,20 @@ static int child_main(const struct peer_args *a)
 		return CHILD_SKIP;
 	}
 	status = resource_check(a, steps_run(&c));
-	if (status != CHILD_OK)
+	if (status != CHILD_OK || a->idle == DP_IDLE_INTERRUPT)
 		stats_dump(&c);
 	if (status == CHILD_OK && a->require_retransmits)
 		status = retransmits_check(&c);
 	/* Let the last ACKs leave, stop polling, and give the peer time to
 	 * stop polling too before our port (memif) disconnects. */
 	usleep(200000);
+	/* A wake is published with the lcore's next loop that did work, which
+	 * may come after the op it brought in ended: counted here, after the
+	 * pause, not per receive. */
+	if (status == CHILD_OK && a->wake && c.receives != 0 && rx_wakes(&c) == 0) {
+		fprintf(stderr, "%s: no frame woke the sleeping lcore\n", a->tag);
+		status = CHILD_NOT_WOKEN;
+	}
 	dp_engine_quiesce(c.dp);
 	usleep(300000);
 	dp_engine_destroy(c.dp);

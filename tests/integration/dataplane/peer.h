@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dataplane/dataplane.h"
+
 enum peer_step_kind {
 	STEP_A_TO_B,   /* A sends size bytes to B */
 	STEP_B_TO_A,
@@ -30,6 +32,11 @@ struct peer_step {
 	unsigned int min_ms;
 };
 
+/* Generous: a 4 KiB transfer takes well under a millisecond, and a 4 KiB
+ * transfer at load 28 on 2 CPUs took up to 55 ms; this catches a receiver
+ * left asleep or a send stuck, not a slow machine. */
+#define PEER_WAKE_MAX_MS 2000u
+
 struct peer_args {
 	const char *tag;          /* unique: file prefix and log lines */
 	bool is_a;
@@ -40,6 +47,20 @@ struct peer_args {
 	uint16_t frame_size;
 	const char *impair;       /* in-line impairment of this peer's tx */
 	bool require_retransmits; /* fail unless the engine retransmitted */
+	enum dp_idle idle;        /* the engine's idle mode (0: pure polling) */
+	bool caller_runs;         /* cfg.caller_runs */
+	unsigned int start_delay_ms; /* wait this long before starting */
+	/* As a sender, stay idle this long between the receiver's ready note
+	 * and each send (the lcores of both sides go to sleep). */
+	unsigned int pause_ms;
+	/* Idle mode interrupt: a peer that received must have had its lcore
+	 * woken by the rx interrupt (idle_rx_wakes > 0 at the end; not per
+	 * receive: a frame may land while the lcore polls after a timer, and
+	 * a wake is published after the op it ended), else CHILD_NOT_WOKEN;
+	 * as a sender, each send after the
+	 * pause must complete within PEER_WAKE_MAX_MS plus 20 ms per MiB,
+	 * else CHILD_TOO_SLOW. */
+	bool wake;
 	uint64_t cookie;
 	unsigned int first_id;    /* transfer ids start here */
 	const struct peer_step *steps;

@@ -4,6 +4,9 @@
  * directions, byte-exact; the same under 5% loss plus reordering (in-line
  * impairment on both sides); and a peer killed mid-transfer, after which the
  * survivor fails that transfer within its idle timeout and serves a new peer.
+ * Idle lcores sleeping on memif's rx interrupt (--dp-idle interrupt) are
+ * woken by the frames, and carry on when the peer goes away while they
+ * sleep.
  *
  *   test_dp_memif --huge | --no-huge
  */
@@ -175,6 +178,9 @@ static void killed_run(enum peer_step_kind dir, const char *name)
 	next.first_id = 2;
 	snprintf(tag, sizeof(tag), "djdp%d%sA2", (int)getpid(), name);
 	next.tag = tag;
+	/* Its session would be taken for dead before the survivor's failing
+	 * transfer (its dead timeout, 8 s) ends and it opens its own. */
+	next.start_delay_ms = 3000;
 	/* 256 MiB cannot cross in 5 ms, even without the loss. */
 	if (pages_short())
 		return;
@@ -218,6 +224,89 @@ static void test_sender_loses_peer(void)
 	killed_run(STEP_B_TO_A, "killtx");
 }
 
+/* Both sides sleep between transfers (each sender idles 50 ms first): the
+ * receiving lcore is woken by the frame's interrupt each time, in both
+ * directions, for one frame and for many. */
+static void test_sleeper_woken(void)
+{
+	static const struct peer_step steps[] = {
+		{STEP_A_TO_B, 4096, false, 0}, {STEP_B_TO_A, 4096, false, 0},
+		{STEP_A_TO_B, MIB, false, 0},  {STEP_B_TO_A, 64 * MIB, false, 0},
+	};
+	struct pair p;
+
+	pair_init(&p, "intr", steps, sizeof(steps) / sizeof(steps[0]));
+	p.a.idle = p.b.idle = DP_IDLE_INTERRUPT;
+	p.a.pause_ms = p.b.pause_ms = 50;
+	p.a.wake = p.b.wake = true;
+	pair_run(&p);
+}
+
+/* Interrupt mode with callers running the sleeping lcores' loops (run to
+ * completion): transfers of every size in both directions, byte-exact,
+ * back to back (the callers take the loop) and after 50 ms of idle (the
+ * lcores sleep and wake). */
+static void test_caller_runs(void)
+{
+	static const struct peer_step steps[] = {
+		{STEP_A_TO_B, 1, false, 0},    {STEP_B_TO_A, 4096, false, 0},
+		{STEP_A_TO_B, MIB, false, 0},  {STEP_B_TO_A, MIB + 7, false, 0},
+		{STEP_A_TO_B, 64 * MIB, false, 0}, {STEP_B_TO_A, 64 * MIB, false, 0},
+	};
+	struct pair p;
+
+	pair_init(&p, "rtc", steps, sizeof(steps) / sizeof(steps[0]));
+	p.a.idle = p.b.idle = DP_IDLE_INTERRUPT;
+	p.a.caller_runs = p.b.caller_runs = true;
+	pair_run(&p);
+	p.a.pause_ms = p.b.pause_ms = 50;
+	pair_run(&p);
+}
+
+/* The survivor (B, memif server) sleeps when its peer is killed (100 ms of
+ * idle before its send, the kill 20 ms in): nothing hangs, the send fails
+ * by the protocol's timeouts, and a new peer's frame wakes it through the
+ * eventfd of the new connection. */
+static void test_peer_gone_while_asleep(void)
+{
+	const struct peer_step survivor[] = {
+		{STEP_B_TO_A, MIB, true, 0},
+		{STEP_REOPEN, 0, false, 0},
+		{STEP_A_TO_B, 4096, false, 0},
+	};
+	const struct peer_step victim[] = {{STEP_B_TO_A, MIB, false, 0}};
+	const struct peer_step successor[] = {{STEP_A_TO_B, 4096, false, 0}};
+	struct peer_args next;
+	char tag[48];
+	struct pair p;
+
+	if (pages_short())
+		return;
+	pair_init(&p, "intrgone", survivor, 3);
+	p.b.vdev = p.vdev_a;
+	p.a.vdev = p.vdev_b;
+	p.a.steps = victim;
+	p.a.n_steps = 1;
+	p.a.idle = p.b.idle = DP_IDLE_INTERRUPT;
+	p.b.pause_ms = 100; /* its send, 80 ms after the kill */
+	p.b.wake = true;    /* its last receive */
+	next = p.a;
+	next.steps = successor;
+	next.pause_ms = 50;
+	next.wake = true;
+	/* Its session would be taken for dead before the survivor's failing
+	 * send (8 s, from 100 ms after the kill) ends and it opens its own. */
+	next.start_delay_ms = 3000;
+	next.cookie++;
+	next.first_id = 2;
+	snprintf(tag, sizeof(tag), "djdp%dintrgoneA2", (int)getpid());
+	next.tag = tag;
+	pair_status(peer_kill_run(&p.b, &p.a, &next, 20000), 0);
+	CU_ASSERT_TRUE(peer_left_nothing(p.tag_b, p.sock));
+	CU_ASSERT_TRUE(peer_left_nothing(p.tag_a, NULL));
+	CU_ASSERT_TRUE(peer_left_nothing(tag, NULL));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -227,6 +316,9 @@ int main(int argc, char **argv)
 		{"sender killed mid-transfer, receiver serves on", test_receiver_loses_peer},
 		{"receiver killed mid-transfer, sender serves on", test_sender_loses_peer},
 		{"peer stopped for 3 s mid-transfer (SIGSTOP/SIGCONT)", test_peer_paused},
+		{"idle interrupt: a sleeping receiver is woken by the frame", test_sleeper_woken},
+		{"idle interrupt: peer killed while the survivor sleeps", test_peer_gone_while_asleep},
+		{"idle interrupt: callers run the sleeping lcores' loops", test_caller_runs},
 		{NULL, NULL},
 	};
 

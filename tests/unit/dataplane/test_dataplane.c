@@ -112,8 +112,10 @@ struct duo {
 	uint16_t port_b;
 };
 
-/* Idle naps of the engines duo_start() makes (0: pure polling). */
+/* Idle naps of the engines duo_start() makes (0: pure polling), and the
+ * idle mode of its engine b (a's follows engine_idle_us). */
 static uint32_t engine_idle_us;
+static enum dp_idle engine_idle_b;
 
 static int engine_create(uint16_t port, uint32_t ip, const struct dp_engine_placer *placer,
 			 struct dp_engine **dp)
@@ -122,6 +124,7 @@ static int engine_create(uint16_t port, uint32_t ip, const struct dp_engine_plac
 
 	cfg.placer = placer;
 	cfg.idle_sleep_us = engine_idle_us;
+	cfg.idle = ip == IP_B ? engine_idle_b : DP_IDLE_DEFAULT;
 	cfg.port.port_id = port;
 	cfg.port.frame_size = 9014;
 	cfg.local.ipv4 = ip;
@@ -227,13 +230,17 @@ static bool naps_seen(struct dp_engine *dp)
 }
 
 /* Lcores that nap when idle still serve every transfer, and a 1 MiB
- * transfer keeps them busy enough not to nap in the middle of it. */
+ * transfer keeps them busy enough not to nap in the middle of it. Engine b
+ * is in interrupt mode on a port without rx interrupts (net_ring): it naps
+ * as a, and never sleeps on an interrupt. */
 static void test_idle_naps(void)
 {
+	struct dp_engine_stats st;
 	struct duo d;
 	uint64_t t0;
 
 	engine_idle_us = 200;
+	engine_idle_b = DP_IDLE_INTERRUPT;
 	duo_start(&d);
 	usleep(20000); /* both lcores are napping now */
 	CU_ASSERT(naps_seen(d.a));
@@ -242,8 +249,12 @@ static void test_idle_naps(void)
 	transfer_check(&d, 1, 100);
 	transfer_check(&d, 2, 1u << 20);
 	CU_ASSERT(djc_time_ns() - t0 < 2000000000ull);
+	dp_engine_get_stats(d.b, &st, NULL);
+	CU_ASSERT_EQUAL(st.idle_sleeps, 0);
+	CU_ASSERT_EQUAL(st.idle_rx_wakes, 0);
 	duo_stop(&d);
 	engine_idle_us = 0;
+	engine_idle_b = DP_IDLE_DEFAULT;
 }
 
 static void test_api_errors(void)
@@ -1043,7 +1054,7 @@ int main(int argc, char **argv)
 		{"zero-copy frames hold the payload", test_frame_zero_copy},
 		{"transfers between two engines", test_transfers},
 		{"API errors, cancel, give-up, close", test_api_errors},
-		{"idle lcores nap and still serve", test_idle_naps},
+		{"idle lcores nap and still serve (also interrupt mode)", test_idle_naps},
 		{"probe round trip and its timeout", test_probe},
 		{"two queue pairs, two sessions, a transfer striped over both", test_two_queues},
 		{"GPU placement plug-in holds mbufs until sync", test_gpu_placer},
