@@ -618,15 +618,21 @@ static void forgive_stall(struct dp_channel *s, uint64_t now_ns, uint64_t late_n
 	s->next_keepalive_ns = now_ns + s->cfg.keepalive_ns;
 }
 
-uint64_t dp_channel_poll(struct dp_channel *s, uint64_t now_ns)
+/* Forgive the time by which this poll comes late, where it is a stall. */
+static void stall_check(struct dp_channel *s, uint64_t now_ns)
 {
-	uint64_t next;
-
 	if (now_ns > s->next_deadline && now_ns - s->next_deadline > s->cfg.keepalive_ns &&
 	    s->tx.nactive + s->rx.nactive != 0 && !s->closed) {
 		forgive_stall(s, now_ns, now_ns - s->next_deadline);
 		s->next_deadline = now_ns;
 	}
+}
+
+uint64_t dp_channel_poll(struct dp_channel *s, uint64_t now_ns)
+{
+	uint64_t next;
+
+	stall_check(s, now_ns);
 	if (now_ns < s->next_deadline)
 		return ctrl_pending(s) ? now_ns : s->next_deadline;
 	next = min_u64(dp_tx_timers(s, now_ns), dp_rx_timers(s, now_ns));
@@ -636,7 +642,10 @@ uint64_t dp_channel_poll(struct dp_channel *s, uint64_t now_ns)
 
 uint64_t dp_channel_deadline(struct dp_channel *s, uint64_t now_ns)
 {
-	s->next_deadline = 0;
+	/* A stall is measured against the deadline as it stood; then the
+	 * timers are read again from now. */
+	stall_check(s, now_ns);
+	s->next_deadline = min_u64(s->next_deadline, now_ns);
 	return dp_channel_poll(s, now_ns);
 }
 

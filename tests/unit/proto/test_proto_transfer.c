@@ -262,6 +262,10 @@ static int starved_receiver(uint64_t stop_ns)
 	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
 	/* A second of waiting: keep-alives go out and are answered. */
 	CU_ASSERT_FALSE(sim_run(&sim, (unsigned[2]){0, 1}, sim.now + SEC));
+	/* A driver about to sleep reads the deadline afresh: no stall there. */
+	dp_channel_deadline(sim.ep[1], sim.now);
+	dp_channel_stats(sim.ep[1], &st);
+	CU_ASSERT_EQUAL(st.stalls_forgiven, 0);
 	/* The idle peer has nothing to send, so no event moves the clock. */
 	sim.frozen[1] = true;
 	sim.now += stop_ns;
