@@ -770,6 +770,7 @@ static int submit(struct ctl_server *srv, struct ctl_conn *c, uint64_t id, cJSON
 	job->sess = c->sess;
 	job->bsess = c->sess->bsess;
 	job->cookie = c->sess->cookie;
+	job->stripes = c->sess->stripes;
 	job->peer = c->sess->peer_caps.endpoint;
 	job->id = id;
 	job->req = ctl_take_request(c, req);
