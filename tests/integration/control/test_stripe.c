@@ -2,22 +2,24 @@
 /*
  * Stripes end to end (docs/CONTROL.md, "Stripes"): djinn-dp with 2 queue
  * pairs on a memif socket, and this process as a client with a 2-queue
- * engine of its own (memif client, its own EAL).
+ * data path of its own (dj_dpdk_create with queues 2: memif client, its
+ * own EAL).
  *
  *  - SESSION grants 2 stripes (STATS session.stripes);
  *  - PUT and GET byte-exact at sizes around the threshold (two parts of
  *    dp_stripe_min): one element below it (whole, on one queue), at it,
  *    above it, sizes whose parts are no multiple of 64, 16 MiB; a striped
  *    transfer carried DATA on both queues, a whole one on one queue only
- *    (the client engine's per-queue counters);
+ *    (the server's per-queue frame counters in STATS,
+ *    backend.data_plane.lcores);
  *  - small tensors in a row spread over both queues;
  *  - a client that asks for no stripes (SESSION without "stripes", as an
  *    old client) gets one and moves everything on one queue;
  *  - nothing left behind: every handle freed, the session's count is 0.
  *
- * lossy: both sides drop and reorder 2% of their frames (the server's
- * --dp-impair, the engine's impair); the same transfers, byte-exact, and
- * the client saw retransmissions.
+ * lossy: the server drops and reorders 2% of its frames (--dp-impair: a
+ * GET's data, a PUT's ACKs); the same transfers, byte-exact, and the
+ * server resent what was dropped.
  *
  *   test_stripe DJINN_DP clean|lossy
  */
@@ -32,8 +34,6 @@
 
 #include "djinn/common.h"
 #include "djinn/djinn.h"
-#include "common/djc.h"
-#include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
 #include "fleet_env.h"
 #include "harness.h"
@@ -49,30 +49,43 @@ static int lossy;
 static struct fe_server srv;
 static char sock[96], vdev_srv[192], vdev_cli[192], prefix[48];
 
-static struct dp_engine *engine;
-static struct dj_datapath datapath;
+static struct dj_dpdk *dpdk;
 
-/* Frames each of the client's queues sent and received. */
+/* STATS' backend.data_plane of the server (caller frees the root). */
+static cJSON *server_data_plane(struct dj_conn *conn, cJSON **root)
+{
+	char *text = NULL;
+	cJSON *d;
+
+	CU_ASSERT_FATAL(dj_stats(conn, &text) == 0);
+	*root = cJSON_Parse(text);
+	free(text);
+	d = cJSON_GetObjectItem(cJSON_GetObjectItem(*root, "backend"), "data_plane");
+	CU_ASSERT_FATAL(d != NULL);
+	return d;
+}
+
+/* Frames each of the server's queues sent and received. */
 struct queue_counts {
 	uint64_t tx[2], rx[2];
 };
 
-static void queue_counts(struct queue_counts *c)
+/* The lcores publish their counters every millisecond: read them once
+ * they settled. */
+static void queue_counts(struct dj_conn *conn, struct queue_counts *c)
 {
-	for (unsigned int q = 0; q < 2; q++) {
-		struct dp_engine_stats st;
+	cJSON *root, *lcores;
 
-		CU_ASSERT_FATAL(dp_engine_lcore_stats(engine, q, &st) == 0);
-		c->tx[q] = st.tx_packets;
-		c->rx[q] = st.rx_packets;
-	}
-}
-
-/* The lcores publish their counters every millisecond. */
-static void queue_counts_settled(struct queue_counts *c)
-{
 	usleep(20000);
-	queue_counts(c);
+	lcores = cJSON_GetObjectItem(server_data_plane(conn, &root), "lcores");
+	CU_ASSERT_FATAL(cJSON_GetArraySize(lcores) == 2);
+	for (int q = 0; q < 2; q++) {
+		cJSON *l = cJSON_GetArrayItem(lcores, q);
+
+		c->tx[q] = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(l, "tx_packets"));
+		c->rx[q] = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(l, "rx_packets"));
+	}
+	cJSON_Delete(root);
 }
 
 static struct dj_client *client_new(unsigned int stripes)
@@ -82,7 +95,7 @@ static struct dj_client *client_new(unsigned int stripes)
 
 	dj_client_options_init(&o);
 	o.port = srv.port;
-	o.datapath = &datapath;
+	o.datapath = dj_dpdk_datapath(dpdk);
 	o.path = DJ_PATH_DPDK;
 	o.dp_stripes = stripes;
 	o.dp_stripe_min = PART_MIN;
@@ -108,8 +121,8 @@ static double session_stat(struct dj_conn *conn, const char *key)
 	return v;
 }
 
-/* PUT bytes, GET them back: byte-exact, freed. The counters of each
- * direction's frames per queue go to put / get (either may be NULL). */
+/* PUT bytes, GET them back: byte-exact, freed. The server's frame counts
+ * per queue while each ran go to put / get (either may be NULL). */
 static void round_trip(struct dj_conn *conn, uint64_t bytes, uint32_t seed,
 		       struct queue_counts *put, struct queue_counts *get)
 {
@@ -121,11 +134,11 @@ static void round_trip(struct dj_conn *conn, uint64_t bytes, uint32_t seed,
 	back = t;
 	back.data = calloc(1, bytes);
 	CU_ASSERT_FATAL(back.data != NULL);
-	queue_counts_settled(&a);
+	queue_counts(conn, &a);
 	CU_ASSERT_EQUAL(dj_put(conn, &t, &h), 0);
-	queue_counts_settled(&b);
+	queue_counts(conn, &b);
 	CU_ASSERT_EQUAL(dj_get(conn, h, &back), 0);
-	queue_counts_settled(&c);
+	queue_counts(conn, &c);
 	if (!fe_tensor_check(&back, seed))
 		CU_FAIL("GET differs from what PUT sent");
 	CU_ASSERT_EQUAL(dj_free(conn, h), 0);
@@ -150,7 +163,8 @@ static uint64_t frames_of(uint64_t bytes)
 }
 
 /* Both queues carried a share of the data (each at least a third of what
- * an even split gives it), in frames sent (PUT) or received (GET). */
+ * an even split gives it), in frames the server received (PUT) or sent
+ * (GET). */
 static void check_both(const uint64_t n[2], uint64_t bytes, const char *what)
 {
 	uint64_t least = frames_of(bytes / 2) / 3;
@@ -195,12 +209,12 @@ static void test_sizes_around_threshold(void)
 	CU_ASSERT_FATAL(dj_conn_path(conn, NULL) == DJ_PATH_DPDK);
 	/* One element below: whole, on one queue. */
 	round_trip(conn, THRESHOLD - 2, 1, &put, &get);
-	check_one(put.tx, THRESHOLD - 2, "PUT whole");
-	check_one(get.rx, THRESHOLD - 2, "GET whole");
+	check_one(put.rx, THRESHOLD - 2, "PUT whole");
+	check_one(get.tx, THRESHOLD - 2, "GET whole");
 	for (size_t i = 0; i < sizeof(striped) / sizeof(striped[0]); i++) {
 		round_trip(conn, striped[i], 2 + (uint32_t)i, &put, &get);
-		check_both(put.tx, striped[i], "PUT striped");
-		check_both(get.rx, striped[i], "GET striped");
+		check_both(put.rx, striped[i], "PUT striped");
+		check_both(get.tx, striped[i], "GET striped");
 	}
 	CU_ASSERT_EQUAL(session_stat(conn, "handles"), 0);
 	CU_ASSERT_EQUAL(session_stat(conn, "dp_failures"), 0);
@@ -218,12 +232,12 @@ static void test_small_spread(void)
 	CU_ASSERT_FATAL(dj_connect(cl, &conn) == 0);
 	for (uint32_t i = 0; i < 8; i++) {
 		round_trip(conn, 64 * KIB, 100 + i, &put, NULL);
-		sum.tx[0] += put.tx[0];
-		sum.tx[1] += put.tx[1];
+		sum.rx[0] += put.rx[0];
+		sum.rx[1] += put.rx[1];
 	}
 	printf("    8 PUTs of 64 KiB: frames per queue %llu / %llu\n",
-	       (unsigned long long)sum.tx[0], (unsigned long long)sum.tx[1]);
-	CU_ASSERT(sum.tx[0] >= 4 * frames_of(64 * KIB) && sum.tx[1] >= 4 * frames_of(64 * KIB));
+	       (unsigned long long)sum.rx[0], (unsigned long long)sum.rx[1]);
+	CU_ASSERT(sum.rx[0] >= 4 * frames_of(64 * KIB) && sum.rx[1] >= 4 * frames_of(64 * KIB));
 	dj_conn_close(conn);
 	dj_client_destroy(cl);
 }
@@ -239,49 +253,46 @@ static void test_no_stripes_asked(void)
 	CU_ASSERT_EQUAL(dj_conn_path(conn, NULL), DJ_PATH_DPDK);
 	CU_ASSERT_EQUAL(session_stat(conn, "stripes"), 1);
 	round_trip(conn, 4 * THRESHOLD, 7, &put, &get);
-	check_one(put.tx, 4 * THRESHOLD, "PUT, no stripes");
-	check_one(get.rx, 4 * THRESHOLD, "GET, no stripes");
+	check_one(put.rx, 4 * THRESHOLD, "PUT, no stripes");
+	check_one(get.tx, 4 * THRESHOLD, "GET, no stripes");
 	dj_conn_close(conn);
 	dj_client_destroy(cl);
 }
 
+/* The server resent what its impairment dropped. */
 static void test_impairment_seen(void)
 {
-	struct dp_engine_stats st;
+	struct dj_client *cl = client_new(0);
+	struct dj_conn *conn = NULL;
+	cJSON *root;
+	double resent;
 
-	dp_engine_get_stats(engine, &st, NULL);
-	printf("    client: %llu retransmits, %llu frames dropped on purpose\n",
-	       (unsigned long long)st.retransmits, (unsigned long long)st.drops[DP_DROP_IMPAIR]);
-	CU_ASSERT(st.retransmits > 0);
-	CU_ASSERT(st.drops[DP_DROP_IMPAIR] > 0);
+	CU_ASSERT_FATAL(dj_connect(cl, &conn) == 0);
+	resent = cJSON_GetNumberValue(cJSON_GetObjectItem(server_data_plane(conn, &root),
+							  "retransmits"));
+	printf("    server: %.0f fragments resent\n", resent);
+	CU_ASSERT(resent > 0);
+	cJSON_Delete(root);
+	dj_conn_close(conn);
+	dj_client_destroy(cl);
 }
 
+/* The public client data path, 2 queue pairs. */
 static int client_start(void)
 {
 	char pfx[64];
 	char *argv[] = {"test_stripe", "--lcores", "0@1,1@0,2@1", "--main-lcore", "0",
-			"--no-pci", "--no-huge", "-m", "512", "--log-level=lib.eal:warning", pfx,
-			"--vdev", vdev_cli, NULL};
-	struct dp_engine_config cfg = {0};
-	char **app_argv;
-	int app_argc, rc;
+			"--no-pci", "--log-level=lib.eal:warning", pfx, NULL};
+	struct dj_dpdk_options d;
 
 	snprintf(pfx, sizeof(pfx), "--file-prefix=%s", prefix);
-	rc = dp_eal_init((int)(sizeof(argv) / sizeof(argv[0])) - 1, argv, NULL, &app_argc,
-			 &app_argv);
-	if (rc != 0)
-		return rc;
-	cfg.port.frame_size = 9014;
-	cfg.port.nb_queues = 2;
-	cfg.port.promiscuous = 1;
-	cfg.local.ipv4 = 0xc6120002; /* 198.18.0.2 */
-	cfg.idle_sleep_us = 50;
-	cfg.link_timeout_ms = 10000;
-	cfg.impair = lossy ? IMPAIR : NULL;
-	rc = dp_engine_create(&cfg, &engine);
-	if (rc == 0)
-		dp_engine_datapath(engine, &datapath);
-	return rc;
+	dj_dpdk_options_init(&d);
+	d.default_vdev = vdev_cli;
+	d.queues = 2;
+	d.idle_sleep_us = 50;
+	d.link_timeout_ms = 10000;
+	return dj_dpdk_create((int)(sizeof(argv) / sizeof(argv[0])) - 1, argv, &d, NULL, NULL,
+			      &dpdk);
 }
 
 static int suite_init(void)
@@ -317,15 +328,11 @@ static int suite_init(void)
 
 static int suite_cleanup(void)
 {
-	/* Polling stops on this side before the server goes: a memif peer
-	 * must never vanish under a burst (dp_engine_quiesce). */
-	if (engine != NULL)
-		dp_engine_quiesce(engine);
+	/* Polling stops on this side (dj_dpdk_destroy quiesces first)
+	 * before the server goes: a memif peer must never vanish under a
+	 * burst. */
+	dj_dpdk_destroy(dpdk);
 	fe_server_kill(&srv, SIGINT);
-	if (engine != NULL) {
-		dp_engine_destroy(engine);
-		dp_eal_cleanup();
-	}
 	dp_eal_prefix_remove(prefix);
 	unlink(sock);
 	return 0;
