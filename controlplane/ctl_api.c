@@ -107,6 +107,16 @@ static void stripe_plan(struct dj_conn *conn, int get, void *base, uint64_t nbyt
 	ctl_stripe_add_fields(msg, n, stripe);
 }
 
+/* " in N parts" for a striped transfer's log line, "" for a whole one
+ * (whose line stays as it was: docs/OBSERVABILITY.md). */
+static const char *parts_note(const struct ctl_stripe *st, char *buf, size_t len)
+{
+	if (st->n < 2)
+		return "";
+	snprintf(buf, len, " in %u parts", st->n);
+	return buf;
+}
+
 static void dp_failed(struct dj_conn *conn, const char *what, int rc)
 {
 	struct dj_client *cl = conn->cl;
@@ -158,6 +168,7 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	uint64_t xfer = ++conn->next_xfer;
 	cJSON *m = desc_msg("PUT", &t->desc), *done, *reply = NULL;
 	struct ctl_stripe st;
+	char note[24];
 	int rc, send_rc;
 
 	cJSON_AddStringToObject(m, "via", "dpdk");
@@ -170,7 +181,7 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	if (rc != 0)
 		return rc;
 	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": PUT over dpdk, xfer %" PRIu64 ", %" PRIu64
-		" B in %u part(s)", conn->session_id, xfer, nbytes, st.n);
+		" B%s", conn->session_id, xfer, nbytes, parts_note(&st, note, sizeof(note)));
 	send_rc = ctl_stripe_send(dp, &conn->server_caps.endpoint, &st, xfer, t->mem,
 				  conn->cl->o.dp_timeout_ms);
 	/* Let go of in time, the tensor is the caller's again: a plain data-path
@@ -395,6 +406,7 @@ static int get_over_dp(struct dj_conn *conn, uint64_t handle, struct dj_tensor *
 	uint64_t xfer = ++conn->next_xfer;
 	cJSON *m = handle_msg("GET", handle);
 	struct ctl_stripe st;
+	char note[24];
 	int rc;
 
 	cJSON_AddStringToObject(m, "via", "dpdk");
@@ -406,7 +418,7 @@ static int get_over_dp(struct dj_conn *conn, uint64_t handle, struct dj_tensor *
 		return rc;
 	}
 	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": GET over dpdk, xfer %" PRIu64 ", %" PRIu64
-		" B in %u part(s)", conn->session_id, xfer, nbytes, st.n);
+		" B%s", conn->session_id, xfer, nbytes, parts_note(&st, note, sizeof(note)));
 	rc = ctl_client_request(conn, m, NULL, 0, NULL, 0, NULL, NULL, future);
 	if (rc == 0)
 		rc = dj_future_wait(*future, -1);
