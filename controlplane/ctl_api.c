@@ -14,6 +14,7 @@
 #include "djinn/common.h"
 #include "common/djc.h"
 #include "ctl_client.h"
+#include "ctl_stripe.h"
 
 #define TAG "ctl-client"
 
@@ -69,19 +70,51 @@ static int dp_failure(int rc)
  * may still read it (or the data path cannot say). Where it holds on, the
  * caller's tensor is not redone over TCP and the caller hears -EDEADLK: it
  * must keep the tensor valid (a wedged data path, not a failed transfer). */
-static int source_settle(const struct dj_datapath *dp, uint64_t cookie, uint64_t xfer,
-			 uint32_t timeout_ms)
+static int source_settle(const struct dj_datapath *dp, const struct ctl_stripe *st,
+			 uint64_t xfer, uint32_t timeout_ms)
 {
 	struct timespec ms = {.tv_nsec = 1000000L};
 
 	for (uint32_t waited = 0; dp->ops->send_pinned != NULL; waited++) {
-		if (dp->ops->send_pinned(dp->ctx, cookie, xfer) == 0)
+		if (ctl_stripe_pinned(dp, st, xfer) == 0)
 			return 0;
 		if (waited >= timeout_ms)
 			break;
 		nanosleep(&ms, NULL);
 	}
 	return -EDEADLK;
+}
+
+/* How a transfer of nbytes at base goes over conn's stripes: in parts
+ * where each gets at least dp_stripe_min bytes, else whole on the stripes
+ * in turn, each direction (get: 1) counting its own (by transfer id, a PUT
+ * and GET in a row would take every other id: all PUTs one stripe), so that concurrent small transfers spread over
+ * the queues. The request msg says which. */
+static void stripe_plan(struct dj_conn *conn, int get, void *base, uint64_t nbytes,
+			struct ctl_stripe *st, cJSON *msg)
+{
+	unsigned int open = conn->dp_stripes > 0 ? conn->dp_stripes : 1;
+	unsigned int n = ctl_stripe_parts(nbytes, open, conn->cl->o.dp_stripe_min);
+	unsigned int stripe = n == 1 ? atomic_fetch_add(&conn->whole_xfers[get], 1) % open : 0;
+
+	/* Cannot fail: n and stripe are in range, and n parts of at least
+	 * dp_stripe_min (>= 64) bytes each leave none empty. */
+	if (ctl_stripe_plan(st, conn->cookie, open, n, stripe, base, nbytes) != 0) {
+		n = 1;
+		stripe = 0;
+		ctl_stripe_plan(st, conn->cookie, open, 1, 0, base, nbytes);
+	}
+	ctl_stripe_add_fields(msg, n, stripe);
+}
+
+/* " in N parts" for a striped transfer's log line, "" for a whole one
+ * (whose line stays as it was: docs/OBSERVABILITY.md). */
+static const char *parts_note(const struct ctl_stripe *st, char *buf, size_t len)
+{
+	if (st->n < 2)
+		return "";
+	snprintf(buf, len, " in %u parts", st->n);
+	return buf;
 }
 
 static void dp_failed(struct dj_conn *conn, const char *what, int rc)
@@ -134,10 +167,13 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	const struct dj_datapath *dp = conn->cl->o.datapath;
 	uint64_t xfer = ++conn->next_xfer;
 	cJSON *m = desc_msg("PUT", &t->desc), *done, *reply = NULL;
+	struct ctl_stripe st;
+	char note[24];
 	int rc, send_rc;
 
 	cJSON_AddStringToObject(m, "via", "dpdk");
 	cJSON_AddNumberToObject(m, "xfer", (double)xfer);
+	stripe_plan(conn, 0, t->data, nbytes, &st, m);
 	if (into != 0)
 		ctl_json_add_handle(m, "handle", into);
 	rc = ctl_client_call(conn, m, NULL, 0, NULL, 0, &reply);
@@ -145,13 +181,13 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	if (rc != 0)
 		return rc;
 	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": PUT over dpdk, xfer %" PRIu64 ", %" PRIu64
-		" B", conn->session_id, xfer, nbytes);
-	send_rc = dp->ops->send(dp->ctx, &conn->server_caps.endpoint, conn->cookie, xfer,
-				t->data, nbytes, t->mem, conn->cl->o.dp_timeout_ms);
+		" B%s", conn->session_id, xfer, nbytes, parts_note(&st, note, sizeof(note)));
+	send_rc = ctl_stripe_send(dp, &conn->server_caps.endpoint, &st, xfer, t->mem,
+				  conn->cl->o.dp_timeout_ms);
 	/* Let go of in time, the tensor is the caller's again: a plain data-path
 	 * failure, redone over TCP. */
 	if (send_rc == -EDEADLK)
-		*pinned = source_settle(dp, conn->cookie, xfer, conn->cl->o.dp_timeout_ms) != 0;
+		*pinned = source_settle(dp, &st, xfer, conn->cl->o.dp_timeout_ms) != 0;
 	done = ctl_client_msg("PUT_DONE");
 	cJSON_AddNumberToObject(done, "xfer", (double)xfer);
 	if (send_rc != 0)
@@ -446,27 +482,31 @@ static int get_over_dp(struct dj_conn *conn, uint64_t handle, struct dj_tensor *
 	const struct dj_datapath *dp = conn->cl->o.datapath;
 	uint64_t xfer = ++conn->next_xfer;
 	cJSON *m = handle_msg("GET", handle);
-	int rc = dp->ops->expect(dp->ctx, conn->cookie, xfer, t->data, nbytes, t->mem);
+	struct ctl_stripe st;
+	char note[24];
+	int rc;
 
 	cJSON_AddStringToObject(m, "via", "dpdk");
 	cJSON_AddNumberToObject(m, "xfer", (double)xfer);
+	stripe_plan(conn, 1, t->data, nbytes, &st, m);
+	rc = ctl_stripe_expect(dp, &st, xfer, t->mem);
 	if (rc != 0) {
 		cJSON_Delete(m);
 		return rc;
 	}
 	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": GET over dpdk, xfer %" PRIu64 ", %" PRIu64
-		" B", conn->session_id, xfer, nbytes);
+		" B%s", conn->session_id, xfer, nbytes, parts_note(&st, note, sizeof(note)));
 	rc = ctl_client_request(conn, m, NULL, 0, NULL, 0, NULL, NULL, future);
 	if (rc == 0)
 		rc = dj_future_wait(*future, -1);
 	/* The server sent every byte and had them acknowledged: they are
 	 * placed, or about to be. */
 	if (rc == 0)
-		rc = dp->ops->wait(dp->ctx, conn->cookie, xfer, conn->cl->o.dp_timeout_ms);
+		rc = ctl_stripe_wait(dp, &st, xfer, conn->cl->o.dp_timeout_ms);
 	/* A destination the data path may still write is not redone over TCP
 	 * (-EDEADLK): the caller must keep it valid. */
 	if (rc != 0)
-		*pinned = dp->ops->cancel(dp->ctx, conn->cookie, xfer) == -EDEADLK;
+		*pinned = ctl_stripe_cancel(dp, &st, xfer) == -EDEADLK;
 	if (rc != 0) {
 		if (*future != NULL)
 			dj_future_release(*future);

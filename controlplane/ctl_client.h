@@ -69,6 +69,10 @@ struct dj_conn {
 	char path_reason[160];
 	struct dp_caps server_caps;
 	int dp_session;           /* the client's data path knows the session */
+	unsigned int stripes;     /* the session's stripes, as SESSION said (>= 1) */
+	unsigned int dp_stripes;  /* stripes 0 .. dp_stripes - 1 open here */
+	/* PUTs [0] and GETs [1] that went whole: each takes the next stripe. */
+	atomic_uint whole_xfers[2];
 	int probe_failed;         /* on TCP because the data-plane probe failed */
 	uint64_t next_probe_ns;   /* probe again from then on (probe_failed) */
 	uint32_t probe_retry_ms;  /* the wait after that, doubling */

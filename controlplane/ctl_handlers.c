@@ -202,7 +202,8 @@ static int put_cancel_end(struct ctl_server *srv, void *bsess, uint64_t cookie,
 {
 	const struct dj_datapath *dp = srv->cfg.datapath;
 
-	if (dp->ops->cancel(dp->ctx, cookie, p->xfer) == -EDEADLK) {
+	(void)cookie; /* the plan names every part's session */
+	if (ctl_stripe_cancel(dp, &p->st, p->xfer) == -EDEADLK) {
 		DJC_LOG(DJ_LOG_ERR, TAG, "transfer %" PRIu64 ": data path unresponsive, its "
 		       "destination may still be written: leaked", p->xfer);
 		return -EDEADLK;
@@ -239,8 +240,7 @@ void ctl_session_release_held(struct ctl_server *srv, struct ctl_session *s, int
 	while ((h = *pp) != NULL) {
 		/* Only a clear 0 gives the storage back: anything else may
 		 * leave a frame reading it. */
-		int pinned = dp->ops->send_pinned == NULL ||
-			     dp->ops->send_pinned(dp->ctx, s->cookie, h->xfer) != 0;
+		int pinned = ctl_stripe_pinned(dp, &h->st, h->xfer) != 0;
 
 		if (pinned && !all) {
 			pp = &h->next;
@@ -263,8 +263,8 @@ void ctl_session_close(struct ctl_server *srv, struct ctl_session *s)
 
 	ctl_session_release_held(srv, s, 1);
 	dp_puts_abort(srv, s, -ECANCELED);
-	if (s->dp_opened && dp->ops->session_close != NULL)
-		dp->ops->session_close(dp->ctx, s->cookie);
+	if (s->dp_opened)
+		ctl_stripe_close(dp, s->cookie, s->stripes);
 	srv->be->session_close(srv->bctx, s->bsess);
 	DJC_LOG(DJ_LOG_INFO, TAG, "session %" PRIu64 " closed", s->id);
 	free(s);
@@ -348,16 +348,53 @@ static int device_field(const cJSON *msg, const char **device, char *err)
 	return 0;
 }
 
-static int session_new(struct request *r, const char *device)
+/* Stripes a new session gets: what the client asked for (want), at most
+ * the queue pairs of either side; 1 without a data path to the client. */
+static unsigned int stripes_granted(const struct request *r, unsigned int want)
+{
+	unsigned int n = want != 0 ? want : 1;
+	unsigned int ours = r->srv->caps.endpoint.n_queues;
+	unsigned int theirs = r->c->peer_caps.endpoint.n_queues;
+
+	if (server_dp(r->srv) == NULL || !r->c->peer_caps.dpdk)
+		return 1;
+	n = n < ours ? n : ours;
+	n = n < theirs ? n : theirs;
+	return n > 1 ? n : 1;
+}
+
+/* Open the session's stripes on the data path: those that open are the
+ * session's (at least the first, else it has no data path). */
+static void session_dp_open(struct ctl_server *srv, struct ctl_session *s, unsigned int want)
+{
+	const struct dj_datapath *dp = server_dp(srv);
+	unsigned int opened;
+	int rc;
+
+	s->stripes = 1;
+	if (dp == NULL || !s->peer_caps.dpdk)
+		return;
+	opened = ctl_stripe_open(dp, s->id, s->cookie, want, &s->peer_caps.endpoint, &rc);
+	if (opened < want)
+		DJC_LOG(DJ_LOG_WARN, TAG, "session %" PRIu64 ": %u of %u data-plane stripes "
+			"opened (%s)", s->id, opened, want, dj_strerror(rc));
+	s->dp_opened = opened > 0;
+	s->stripes = opened > 0 ? opened : 1;
+}
+
+static int session_new(struct request *r, const char *device, unsigned int want)
 {
 	struct ctl_server *srv = r->srv;
-	const struct dj_datapath *dp = server_dp(srv);
 	struct ctl_session *s = calloc(1, sizeof(*s));
+	unsigned int stripes = stripes_granted(r, want);
 	int rc;
 
 	if (s == NULL)
 		return -ENOMEM;
-	s->id = srv->next_session_id++;
+	/* Stripe i is the data-plane session id + i: the ids of every stripe
+	 * are this session's, never another's. */
+	s->id = srv->next_session_id;
+	srv->next_session_id += stripes;
 	rc = ctl_auth_random(&s->cookie, sizeof(s->cookie));
 	if (rc == 0)
 		rc = srv->be->session_open(srv->bctx, s->id, &s->bsess, r->err);
@@ -376,11 +413,7 @@ static int session_new(struct request *r, const char *device)
 	s->member = r->c->member;
 	snprintf(s->path_reason, sizeof(s->path_reason), "not negotiated yet");
 	s->peer_caps = r->c->peer_caps;
-	if (dp != NULL && s->peer_caps.dpdk && dp->ops->session_open != NULL)
-		s->dp_opened = dp->ops->session_open(dp->ctx, s->id, s->cookie,
-						     &s->peer_caps.endpoint) == 0;
-	else
-		s->dp_opened = dp != NULL && s->peer_caps.dpdk;
+	session_dp_open(srv, s, stripes);
 	s->conn = r->c;
 	s->next = srv->sessions;
 	srv->sessions = s;
@@ -394,6 +427,7 @@ static int on_session(struct request *r)
 	const cJSON *resume = cJSON_GetObjectItemCaseSensitive(r->msg, "resume");
 	int resumed = cJSON_IsObject(resume), rc;
 	char device[CTL_DEVICE_MAX] = "";
+	unsigned int stripes;
 	const char *want;
 	cJSON *reply;
 
@@ -404,7 +438,9 @@ static int on_session(struct request *r)
 	/* A resumed session keeps the device it had: "device" is for new ones. */
 	rc = device_field(r->msg, &want, r->err);
 	if (rc == 0)
-		rc = resumed ? session_resume(r, resume) : session_new(r, want);
+		rc = ctl_stripe_session_field(r->msg, &stripes, r->err);
+	if (rc == 0)
+		rc = resumed ? session_resume(r, resume) : session_new(r, want, stripes);
 	if (rc != 0)
 		return fail(r, rc);
 	session_device(r, r->c->sess->bsess, NULL, device);
@@ -415,8 +451,11 @@ static int on_session(struct request *r)
 	cJSON_AddStringToObject(reply, "path", dj_path_name(r->c->sess->path));
 	if (device[0] != '\0')
 		cJSON_AddStringToObject(reply, "device", device);
-	DJC_LOG(DJ_LOG_INFO, TAG, "%s: session %" PRIu64 " %s", r->c->peer, r->c->sess->id,
-	       resumed ? "resumed" : "opened");
+	/* Only to a client that asked: what it has to know to use them. */
+	if (stripes != 0)
+		cJSON_AddNumberToObject(reply, "stripes", r->c->sess->stripes);
+	DJC_LOG(DJ_LOG_INFO, TAG, "%s: session %" PRIu64 " %s, %u stripe(s)", r->c->peer,
+		r->c->sess->id, resumed ? "resumed" : "opened", r->c->sess->stripes);
 	ctl_send(r->c, reply);
 	return 0;
 }
@@ -614,16 +653,33 @@ static void put_undo(struct request *r, uint64_t handle, int is_new)
 		r->c->sess->n_handles--;
 }
 
+/* The parts of a transfer of nbytes at addr as a request asked (n parts,
+ * or whole on stripe), over the session's stripes. -EINVAL with err. */
+static int stripe_plan(const struct ctl_session *s, struct ctl_stripe *st, unsigned int n,
+		       unsigned int stripe, void *addr, uint64_t nbytes, char *err)
+{
+	if (ctl_stripe_plan(st, s->cookie, s->stripes, n, stripe, addr, nbytes) == 0)
+		return 0;
+	snprintf(err, CTL_ERRMSG_MAX, "stripes %u, stripe %u: this session has %u stripe(s), "
+		 "and %" PRIu64 " bytes leave no part empty in at most %" PRIu64 " parts",
+		 n, stripe, s->stripes, nbytes,
+		 nbytes / CTL_STRIPE_ALIGN < CTL_STRIPES_MAX ? nbytes / CTL_STRIPE_ALIGN + 1 :
+		 (uint64_t)CTL_STRIPES_MAX);
+	return -EINVAL;
+}
+
 static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct ctl_tensor_io *io)
 {
 	const struct dj_datapath *dp = server_dp(r->srv);
 	struct ctl_session *s = r->c->sess;
 	void *addr = io->host != NULL ? io->host : io->dp_addr;
+	unsigned int n, stripe;
 	struct dp_put *p;
 	uint64_t xfer;
 	int rc;
 
-	if (ctl_json_u64(r->msg, "xfer", &xfer, r->err) != 0)
+	if (ctl_json_u64(r->msg, "xfer", &xfer, r->err) != 0 ||
+	    ctl_stripe_fields(r->msg, &n, &stripe, r->err) != 0)
 		return -EINVAL;
 	if (s->path != DJ_PATH_DPDK || addr == NULL) {
 		snprintf(r->err, sizeof(r->err), "%s", addr == NULL ?
@@ -634,14 +690,20 @@ static int put_over_dp(struct request *r, uint64_t handle, int is_new, struct ct
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
-	rc = dp->ops->expect(dp->ctx, s->cookie, xfer, addr, io->nbytes, io->mem);
+	rc = stripe_plan(s, &p->st, n, stripe, addr, io->nbytes, r->err);
+	if (rc == 0)
+		rc = ctl_stripe_expect(dp, &p->st, xfer, io->mem);
 	if (rc != 0) {
-		snprintf(r->err, sizeof(r->err), "data path refused transfer %" PRIu64, xfer);
+		if (rc != -EINVAL)
+			snprintf(r->err, sizeof(r->err), "data path refused transfer %" PRIu64, xfer);
 		free(p);
 		return rc;
 	}
-	*p = (struct dp_put){.next = s->dp_puts, .xfer = xfer, .handle = handle,
-			     .is_new = is_new, .io = *io};
+	p->next = s->dp_puts;
+	p->xfer = xfer;
+	p->handle = handle;
+	p->is_new = is_new;
+	p->io = *io;
 	s->dp_puts = p;
 	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": PUT over dpdk, xfer %" PRIu64 ", %" PRIu64
 		" B: receiver armed", s->id, xfer, io->nbytes);
@@ -723,7 +785,7 @@ static cJSON *put_done_job(struct ctl_server *srv, struct ctl_job *job)
 	struct dp_put *p = job->put;
 	int abort_it = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(job->req, "abort"));
 	char err[CTL_ERRMSG_MAX] = "";
-	int rc = abort_it ? -ECANCELED : dp->ops->wait(dp->ctx, job->cookie, p->xfer,
+	int rc = abort_it ? -ECANCELED : ctl_stripe_wait(dp, &p->st, p->xfer,
 							  srv->cfg.dp_timeout_ms);
 
 	if (rc != 0)
@@ -807,7 +869,8 @@ static int get_begin(struct ctl_server *srv, void *bs, const cJSON *msg, uint64_
  * open, and the session holds it until the data path lets go (see
  * ctl_server.h). Without memory for the note the read is never ended:
  * a leak, not a use after free. */
-static void get_hold(struct ctl_job *job, uint64_t xfer, const struct ctl_tensor_io *io)
+static void get_hold(struct ctl_job *job, uint64_t xfer, const struct ctl_stripe *st,
+		     const struct ctl_tensor_io *io)
 {
 	struct held_read *h = malloc(sizeof(*h));
 
@@ -816,7 +879,10 @@ static void get_hold(struct ctl_job *job, uint64_t xfer, const struct ctl_tensor
 		       "and no memory to track it: leaked", xfer);
 		return;
 	}
-	*h = (struct held_read){.xfer = xfer, .io = *io};
+	h->next = NULL;
+	h->xfer = xfer;
+	h->st = *st;
+	h->io = *io;
 	job->held = h;
 }
 
@@ -825,21 +891,26 @@ static cJSON *get_dp_job(struct ctl_server *srv, struct ctl_job *job)
 	const struct dj_datapath *dp = server_dp(srv);
 	char err[CTL_ERRMSG_MAX] = "";
 	struct ctl_tensor_io io = {0};
+	struct ctl_session s = {.cookie = job->cookie, .stripes = job->stripes};
+	struct ctl_stripe st;
+	unsigned int n, stripe;
 	cJSON *reply = NULL;
 	uint64_t xfer;
 	int rc = ctl_json_u64(job->req, "xfer", &xfer, err);
 
+	if (rc == 0)
+		rc = ctl_stripe_fields(job->req, &n, &stripe, err);
 	if (rc == 0)
 		rc = get_begin(srv, job->bsess, job->req, job->id, &io, &reply, err);
 	if (rc != 0)
 		return ctl_error_new(job->id, rc, err);
 	void *addr = io.host != NULL ? io.host : io.dp_addr;
 
-	rc = addr == NULL ? -DJ_ENODPDK :
-	     dp->ops->send(dp->ctx, &job->peer, job->cookie, xfer, addr, io.nbytes, io.mem,
-			   srv->cfg.dp_timeout_ms);
+	rc = addr == NULL ? -DJ_ENODPDK : stripe_plan(&s, &st, n, stripe, addr, io.nbytes, err);
+	if (rc == 0)
+		rc = ctl_stripe_send(dp, &job->peer, &st, xfer, io.mem, srv->cfg.dp_timeout_ms);
 	if (rc == -EDEADLK)
-		get_hold(job, xfer, &io);
+		get_hold(job, xfer, &st, &io);
 	else
 		srv->be->read_end(srv->bctx, job->bsess, &io);
 	snprintf(job->note, sizeof(job->note), "xfer %" PRIu64 ", %" PRIu64 " B over dpdk", xfer,
@@ -851,6 +922,9 @@ static cJSON *get_dp_job(struct ctl_server *srv, struct ctl_job *job)
 		return reply;
 	}
 	cJSON_Delete(reply);
+	/* A plan the request got wrong is its answer, not a data-path failure. */
+	if (rc == -EINVAL && err[0] != '\0')
+		return ctl_error_new(job->id, rc, err);
 	job->dp_failed = 1;
 	snprintf(err, sizeof(err), "data-plane transfer %" PRIu64 " failed: %s", xfer, dj_strerror(rc));
 	return ctl_error_new(job->id, rc, err);
@@ -1452,6 +1526,7 @@ static int on_stats(struct request *r)
 	cJSON_AddNumberToObject(ss, "bytes_out", (double)s->bytes_out);
 	cJSON_AddNumberToObject(ss, "handles", s->n_handles);
 	cJSON_AddNumberToObject(ss, "dp_failures", (double)s->dp_failures);
+	cJSON_AddNumberToObject(ss, "stripes", s->stripes);
 	cJSON_AddNumberToObject(ss, "inflight", r->c->inflight);
 	/* The backend is handed an object, never NULL. */
 	cJSON *bo = r->srv->be->stats != NULL ? cJSON_AddObjectToObject(reply, "backend") : NULL;

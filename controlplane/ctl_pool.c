@@ -23,6 +23,7 @@
 #include "djinn/common.h"
 #include "common/djc.h"
 #include "ctl_client.h"
+#include "ctl_stripe.h"
 
 #define TAG "ctl-client"
 
@@ -44,6 +45,7 @@ void dj_client_options_init(struct dj_client_options *o)
 	o->pool_idle_timeout_ms = 60000;
 	o->pool_check_after_ms = 5000;
 	o->wait_spin_us = 50;
+	o->dp_stripe_min = DJ_STRIPE_MIN_DEFAULT;
 }
 
 uint32_t ctl_client_backoff_ms(const struct dj_client *cl, int attempt)
@@ -304,10 +306,27 @@ static int handshake_hello(struct dj_conn *conn)
 	return rc;
 }
 
+/* Stripes to ask for: one per queue pair both sides have (the server's
+ * from its HELLO), at most dp_stripes; 1 without a DPDK path. */
+static unsigned int stripes_wanted(const struct dj_conn *conn)
+{
+	const struct dj_client *cl = conn->cl;
+	unsigned int n = cl->caps.endpoint.n_queues;
+
+	if (!cl->caps.dpdk || !conn->server_caps.dpdk || cl->o.path == DJ_PATH_TCP)
+		return 1;
+	n = n < conn->server_caps.endpoint.n_queues ? n : conn->server_caps.endpoint.n_queues;
+	n = n < CTL_STRIPES_MAX ? n : CTL_STRIPES_MAX;
+	if (cl->o.dp_stripes != 0 && cl->o.dp_stripes < n)
+		n = cl->o.dp_stripes;
+	return n > 1 ? n : 1;
+}
+
 static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t resume_cookie)
 {
 	cJSON *m = ctl_client_msg("SESSION"), *reply = NULL;
-	char why[128];
+	unsigned int want = stripes_wanted(conn), got = 1;
+	char why[CTL_ERRMSG_MAX];
 	int rc;
 
 	if (resume_id != 0) {
@@ -318,6 +337,9 @@ static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t 
 	} else if (conn->cl->device != NULL) {
 		cJSON_AddStringToObject(m, "device", conn->cl->device);
 	}
+	/* An old server ignores the field and answers none: one stripe. */
+	if (want > 1)
+		cJSON_AddNumberToObject(m, "stripes", want);
 	rc = ctl_client_sync_call(conn, m, &reply);
 	if (rc == -ENOENT && resume_id != 0) {
 		DJC_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 " is gone (server restarted?): "
@@ -332,6 +354,8 @@ static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t 
 
 		snprintf(conn->device, sizeof(conn->device), "%s",
 			 cJSON_IsString(dev) ? dev->valuestring : "");
+		rc = ctl_stripe_session_field(reply, &got, why) != 0 ? -EPROTO : 0;
+		conn->stripes = got != 0 ? got : 1;
 	}
 	cJSON_Delete(reply);
 	return rc;
@@ -343,10 +367,18 @@ static int probe(struct dj_conn *conn)
 	uint64_t rtt = 0;
 	int rc = 0;
 
-	if (!conn->dp_session && dp->ops->session_open != NULL)
-		rc = dp->ops->session_open(dp->ctx, conn->session_id, conn->cookie,
-					   &conn->server_caps.endpoint);
-	conn->dp_session = rc == 0;
+	/* Every stripe the server opened; where only the first few open here,
+	 * transfers use those (the server takes any stripe it has). */
+	if (!conn->dp_session)
+		conn->dp_stripes = ctl_stripe_open(dp, conn->session_id, conn->cookie,
+						   conn->stripes, &conn->server_caps.endpoint,
+						   &rc);
+	if (conn->dp_stripes < conn->stripes && conn->dp_stripes > 0) {
+		DJC_LOG(DJ_LOG_WARN, TAG, "session %" PRIu64 ": %u of %u stripes opened (%s)",
+			conn->session_id, conn->dp_stripes, conn->stripes, dj_strerror(rc));
+		rc = 0;
+	}
+	conn->dp_session = conn->dp_stripes > 0;
 	if (rc == 0)
 		rc = dp->ops->probe(dp->ctx, &conn->server_caps.endpoint, conn->cookie,
 				    conn->cl->o.probe_timeout_ms, &rtt);
@@ -509,9 +541,10 @@ static void dp_session_end(struct dj_conn *conn)
 {
 	const struct dj_datapath *dp = conn->cl->o.datapath;
 
-	if (conn->dp_session && dp->ops->session_close != NULL)
-		dp->ops->session_close(dp->ctx, conn->cookie);
+	if (conn->dp_session)
+		ctl_stripe_close(dp, conn->cookie, conn->dp_stripes);
 	conn->dp_session = 0;
+	conn->dp_stripes = 0;
 }
 
 int ctl_client_conn_reopen(struct dj_conn *conn, uint64_t gen)

@@ -872,6 +872,7 @@ int ctl_submit_job(struct ctl_server *srv, struct ctl_conn *c, struct ctl_job *j
 	job->sess = c->sess;
 	job->bsess = c->sess->bsess;
 	job->cookie = c->sess->cookie;
+	job->stripes = c->sess->stripes;
 	job->peer = c->sess->peer_caps.endpoint;
 	job->type = c->req_type;
 	job->t0 = c->req_t0;

@@ -14,6 +14,7 @@
 #include "common/djc.h"
 #include "controlplane/ctl.h"
 #include "ctl_io.h"
+#include "ctl_stripe.h"
 #include "ctl_wire.h"
 #include "ctl_bin.h"
 
@@ -63,6 +64,7 @@ enum in_stage { IN_HDR, IN_JSON, IN_PAYLOAD, IN_BIN };
 struct held_read {
 	struct held_read *next;
 	uint64_t xfer;
+	struct ctl_stripe st;     /* the parts whose frames may read it */
 	struct ctl_tensor_io io;
 };
 
@@ -71,6 +73,7 @@ struct dp_put {
 	struct dp_put *next;
 	uint64_t xfer, handle;
 	int is_new;               /* free the handle where the transfer fails */
+	struct ctl_stripe st;     /* where each part lands */
 	struct ctl_tensor_io io;
 };
 
@@ -88,6 +91,7 @@ struct ctl_session {
 	uint64_t requests, bytes_in, bytes_out, dp_failures;
 	uint64_t opened_ns;
 	int dp_opened;
+	unsigned int stripes;     /* data-plane sessions (ctl_stripe.h), >= 1 */
 	int bye;                  /* closes as soon as its connection is gone */
 	int member;               /* a fleet member's: no linger either */
 	int refs;                 /* jobs in flight + held reads (see above) */
@@ -205,6 +209,7 @@ struct ctl_job {
 	struct ctl_session *sess; /* counted in sess->refs until drained */
 	void *bsess;
 	uint64_t cookie;
+	unsigned int stripes;     /* the session's */
 	struct dp_endpoint peer;
 	uint64_t id;
 	cJSON *req;

@@ -39,7 +39,7 @@ void dj_dpdk_options_init(struct dj_dpdk_options *opts)
 	opts->frame_size = DEFAULT_FRAME;
 }
 
-/* The engine on the chosen port: one queue, one polling lcore. */
+/* The engine on the chosen port: one polling lcore per queue pair. */
 static int engine_start(const struct dj_dpdk_options *o, uint32_t ip, struct dj_dpdk *d)
 {
 	struct dp_engine_config cfg;
@@ -56,6 +56,7 @@ static int engine_start(const struct dj_dpdk_options *o, uint32_t ip, struct dj_
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.port.port_id = port_id;
 	cfg.port.frame_size = o->frame_size;
+	cfg.port.nb_queues = (uint16_t)(o->queues != 0 ? o->queues : 1);
 	/* Software endpoints (memif) and peers that address us by IP alone. */
 	cfg.port.promiscuous = 1;
 	cfg.local.ipv4 = ip;
@@ -89,7 +90,8 @@ int dj_dpdk_create(int argc, char **argv, const struct dj_dpdk_options *opts,
 	}
 	rc = -EINVAL;
 	if (djc_parse_ipv4(opts->local_ip ? opts->local_ip : DJ_DPDK_DEFAULT_IP, &ip) != 0 ||
-	    (opts->frame_size != 0 && opts->frame_size < MIN_FRAME))
+	    (opts->frame_size != 0 && opts->frame_size < MIN_FRAME) ||
+	    opts->queues > DP_PORT_MAX_QUEUES)
 		goto error;
 	rc = -EALREADY;
 	if (eal_tried)

@@ -57,6 +57,12 @@ static int dp_send(void *ctx, const struct dp_endpoint *peer, uint64_t cookie,
 	return dp_engine_send(ctx, cookie, xfer_id, src, len, mem, timeout_ms);
 }
 
+static int dp_send_parts(void *ctx, const struct dp_send_part *parts, unsigned int n,
+			 uint64_t xfer_id, uint32_t timeout_ms)
+{
+	return dp_engine_send_parts(ctx, parts, n, xfer_id, timeout_ms);
+}
+
 static int dp_pinned(void *ctx, uint64_t cookie, uint64_t xfer_id)
 {
 	return dp_send_pinned(ctx, cookie, xfer_id);
@@ -89,6 +95,7 @@ static const struct dj_datapath_ops dataplane_ops = {
 	.send = dp_send,
 	.stats = dp_stats,
 	.send_pinned = dp_pinned,
+	.send_parts = dp_send_parts,
 };
 
 void dp_engine_datapath(struct dp_engine *dp, struct dj_datapath *out)

@@ -83,6 +83,15 @@ struct dp_datapath_stats {
 	uint64_t timeouts, retransmits;
 };
 
+/** One part of a striped transfer: the data-plane session (by cookie)
+ * that carries it and its bytes. */
+struct dp_send_part {
+	uint64_t cookie;
+	const void *src;
+	size_t len;
+};
+#define DP_SEND_PARTS_MAX 64
+
 /**
  * Operations of a data path. ctx is the implementation's own object; every
  * function returns 0 or a negative errno / DJ_E* value:
@@ -145,6 +154,17 @@ struct dj_datapath_ops {
 	 * transfer); -ENOENT for a transfer it holds nothing of. Without this
 	 * operation such a src must stay valid as long as the data path. */
 	int (*send_pinned)(void *ctx, uint64_t cookie, uint64_t xfer_id);
+
+	/** Optional: send one transfer in n parts (host memory), each as
+	 * transfer xfer_id of the session of its cookie, all moving at once
+	 * (sessions on different queues: as many polling lcores). Returns as
+	 * send() does once every part ended; a part that fails or stalls
+	 * cancels the others and names the whole's error. After -EDEADLK,
+	 * send_pinned() per part's cookie says which still hold their
+	 * source. Without it the control plane sends the parts one after
+	 * another with send(). */
+	int (*send_parts)(void *ctx, const struct dp_send_part *parts, unsigned int n,
+			  uint64_t xfer_id, uint32_t timeout_ms);
 };
 
 /**

@@ -347,26 +347,21 @@ int dp_engine_cancel(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id);
 int dp_engine_send(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      const void *src, size_t len, enum dj_mem_kind mem, uint32_t timeout_ms);
 
-/** One part of a striped send: the session (by cookie) and its bytes. */
-struct dp_send_part {
-	uint64_t cookie;
-	const void *src;
-	size_t len;
-};
-#define DP_SEND_PARTS_MAX 64
-
 /**
  * Send one transfer in parts, each as transfer xfer_id of its own session
  * (sessions on different queue pairs move their parts on as many lcores at
  * once): every part is posted before the first wait, then each ends as
  * dp_engine_send's does. Host memory only. The receiver expects each part
  * on its session. A part that cannot start (unknown session, full command
- * ring) cancels the others.
+ * ring), fails or stalls cancels the others: the waiter looks at every
+ * part every 2 ms, so the whole fails as soon as one part did.
  * @return 0 once every part was acknowledged and released; otherwise the
- *   first error of a part in order: -EINVAL (no parts, more than
- *   DP_SEND_PARTS_MAX, NULL), -ENOENT, -ENOMEM, -EBUSY, -ETIMEDOUT,
- *   -EDEADLK, -ECANCELED (a part stopped because another failed), the
- *   protocol's errors.
+ *   first error of a part in order, where the part that failed is named
+ *   rather than the parts it stopped: -EINVAL (no parts, more than
+ *   DP_SEND_PARTS_MAX, NULL), -ENOENT, -ENOMEM, -EBUSY, -ETIMEDOUT (a part
+ *   stalled for timeout_ms), -EDEADLK (frames of a part still read its
+ *   source: dp_send_pinned per part), -ECANCELED (only where every failed
+ *   part was cancelled), the protocol's errors.
  */
 int dp_engine_send_parts(struct dp_engine *dp, const struct dp_send_part *parts,
 			 unsigned int n, uint64_t xfer_id, uint32_t timeout_ms);

@@ -860,12 +860,70 @@ int dp_engine_send(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 	return send_end(dp, op, rc);
 }
 
+/* A striped send's waiter looks at every part this often: a part that
+ * fails stops the others within a slice, not after their own timeouts. */
+#define PARTS_SLICE_NS (2ull * 1000 * 1000)
+
+/* Stop every part of ops[0..n) still running (their sends end with
+ * -ECANCELED). */
+static void parts_cancel(struct dp_engine *dp, struct dp_op **ops, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (!atomic_load_explicit(&ops[i]->done, memory_order_acquire))
+			cancel_post(dp, ops[i]->sess, DP_XFER_TX, ops[i]->xfer_id);
+}
+
+/*
+ * Wait until every part ended, in slices of PARTS_SLICE_NS on the first one
+ * still running. The first part that fails or stalls for timeout_ns (its
+ * peer acknowledged nothing new) cancels the others. rc[i] receives
+ * -ETIMEDOUT for a part that stalled, 0 for the others (their ops say how
+ * they ended).
+ */
+static void parts_wait(struct dp_engine *dp, struct dp_op **ops, unsigned int n,
+		       uint64_t timeout_ns, int *rc)
+{
+	struct send_progress p[DP_SEND_PARTS_MAX];
+	bool cancelled = false;
+	unsigned int i = 0;
+
+	for (unsigned int k = 0; k < n; k++) {
+		send_progress_init(&p[k], ops[k]);
+		rc[k] = 0;
+	}
+	while (i < n) {
+		uint64_t now;
+
+		if (flag_wait(&ops[i]->done, PARTS_SLICE_NS) == 0 && ops[i]->status == 0) {
+			i++;
+			continue;
+		}
+		now = djc_time_ns();
+		for (unsigned int k = i; k < n && !cancelled; k++) {
+			bool done = atomic_load_explicit(&ops[k]->done, memory_order_acquire);
+
+			if (!done && send_stalled(&p[k], now, timeout_ns))
+				rc[k] = -ETIMEDOUT;
+			if ((done && ops[k]->status != 0) || rc[k] != 0) {
+				parts_cancel(dp, ops, n);
+				cancelled = true;
+			}
+		}
+		/* Once cancelled, every part ends within an lcore's answer. */
+		if (cancelled && flag_wait(&ops[i]->done, LCORE_ANSWER_NS) != 0)
+			return;
+		if (atomic_load_explicit(&ops[i]->done, memory_order_acquire))
+			i++;
+	}
+}
+
 int dp_engine_send_parts(struct dp_engine *dp, const struct dp_send_part *parts,
 			 unsigned int n, uint64_t xfer_id, uint32_t timeout_ms)
 {
 	struct dp_op *ops[DP_SEND_PARTS_MAX];
+	int stalled[DP_SEND_PARTS_MAX];
 	unsigned int started = 0;
-	int rc = 0, first = 0;
+	int rc = 0, first = 0, cause = 0;
 
 	if (dp == NULL || parts == NULL || n == 0 || n > DP_SEND_PARTS_MAX)
 		return -EINVAL;
@@ -884,15 +942,22 @@ int dp_engine_send_parts(struct dp_engine *dp, const struct dp_send_part *parts,
 		}
 	}
 	/* A part that could not start fails the whole: the others stop. */
-	for (unsigned int i = 0; rc != 0 && i < started; i++)
-		cancel_post(dp, ops[i]->sess, DP_XFER_TX, xfer_id);
+	if (rc != 0)
+		parts_cancel(dp, ops, started);
+	else
+		parts_wait(dp, ops, started, (uint64_t)timeout_ms * 1000000ull, stalled);
 	first = rc;
 	for (unsigned int i = 0; i < started; i++) {
-		int one = send_end(dp, ops[i], send_finish(dp, ops[i], timeout_ms));
+		int one = send_finish(dp, ops[i], timeout_ms);
 
+		one = send_end(dp, ops[i], rc == 0 && stalled[i] != 0 && one != -EDEADLK ?
+				stalled[i] : one);
 		first = first != 0 ? first : one;
+		/* The part that failed says why; the ones it stopped say
+		 * -ECANCELED. */
+		cause = cause != 0 || one == -ECANCELED ? cause : one;
 	}
-	return first;
+	return first == -ECANCELED && cause != 0 ? cause : first;
 }
 
 /* ---- create / destroy ---------------------------------------------------------------- */

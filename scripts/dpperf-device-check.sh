@@ -14,9 +14,15 @@
 # --idle interrupt (idle lcores sleep until a frame wakes them; row "1i")
 # and with --idle interrupt --caller-runs (waiting threads run the
 # sleeping lcore's loop: run to completion; row "1r").
+# The control plane too (PARTS with "ctl"): djinn-dp with q queue pairs
+# (host memory, --gpu none; lcores on CPUs 0..q-1) and djinn-bench --mode
+# ctl as its client with q queues (CPUs 8..8+q-1): PUT and GET through the
+# control plane over DPDK, striped over q stripes (parts of at least
+# STRIPE_MIN, default 8M), against the same server's TCP fallback (kernel
+# TCP), interleaved size by size in each run.
 # A table of medians (min-max) over the rounds and ratios, then one JSON
 # object; logs and per-run JSON in $OUT (default /tmp/dpperf-check).
-#   ROUNDS=5 QUEUES="1 2 4 8" SIZES=4K,64K,1M,16M,64M,256M INTR=1 \
+#   ROUNDS=5 QUEUES="1 2 4 8" SIZES=4K,64K,1M,16M,64M,256M INTR=1 PARTS="dp ctl" \
 #     bash scripts/dpperf-device-check.sh
 set -u
 bin=$(pwd)/.carry/dpperf
@@ -26,6 +32,9 @@ queues=${QUEUES:-1 2 4 8}
 sizes=${SIZES:-4K,64K,1M,16M,64M,256M}
 idle_us=${IDLE_US:-0}
 intr=${INTR:-1}
+parts=${PARTS:-dp ctl}
+stripe_min=${STRIPE_MIN:-8M}
+has() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 export LD_LIBRARY_PATH=$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 mkdir -p "$out"
 ncpu=$(nproc)
@@ -109,24 +118,60 @@ tcp() {
 	pids=()
 }
 
+# ctl Q ROUND: djinn-dp with q queues, djinn-bench --mode ctl its client.
+ctl() {
+	local q=$1 r=$2 sock="/tmp/dpperf-ctl-$$-$1.sock" tag="ctl-q$1-r$2"
+	local port=$((47300 + $2 * 16 + $1)) srv
+	rm -f "$sock"
+	"$bin"/djinn-dp --lcores "$(lcores 0 "$q")" --main-lcore 0 --no-pci "${mem[@]}" \
+		--file-prefix "dpc$$q" --log-level=lib.eal:warning \
+		--vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
+		-- --ctl-port "$port" --stats-interval 0 --gpu none --dp-queues "$q" \
+		--dp-idle-sleep-us "$idle_us" >"$out/$tag-server.log" 2>&1 &
+	srv=$!
+	pids=($srv)
+	for _ in $(seq 300); do
+		grep -qs "control plane: listening" "$out/$tag-server.log" && break
+		kill -0 "$srv" 2>/dev/null || break
+		sleep 0.1
+	done
+	"$bin"/djinn-bench --lcores "$(lcores 8 "$q")" --main-lcore 0 --no-pci "${mem[@]}" \
+		--file-prefix "dpk$$q" --log-level=lib.eal:warning \
+		--vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
+		-- --mode ctl --ctl-port "$port" --queues "$q" --stripes "$q" \
+		--stripe-min "$stripe_min" --sizes "$sizes" --idle-sleep-us "$idle_us" \
+		--local 198.18.0.2 --json "$out/$tag.json" >"$out/$tag.log" 2>&1 ||
+		{ echo "ctl q=$q round $r: client failed ($out/$tag.log)"; status=1; }
+	kill -INT "$srv" 2>/dev/null
+	wait "$srv" || { echo "ctl q=$q round $r: server exit $? ($out/$tag-server.log)"; status=1; }
+	pids=()
+	rm -f "$sock"
+}
+
 for r in $(seq 1 "$rounds"); do
 	echo "=== round $r ($(date +%T), load $(cut -d' ' -f1 /proc/loadavg))"
-	if [ "$intr" = 1 ]; then
+	if [ "$intr" = 1 ] && has dp; then
 		memif 1 "$r" interrupt
 		memif 1 "$r" rtc
 	fi
 	for q in $queues; do
-		memif "$q" "$r"
-		"$bin"/djinn-bench --mode memcpy --threads "$q" --sizes "$sizes" \
-			--json "$out/memcpy-q$q-r$r.json" >"$out/memcpy-q$q-r$r.log" 2>&1 ||
-			{ echo "memcpy q=$q failed"; status=1; }
+		if has dp; then
+			memif "$q" "$r"
+			"$bin"/djinn-bench --mode memcpy --threads "$q" --sizes "$sizes" \
+				--json "$out/memcpy-q$q-r$r.json" >"$out/memcpy-q$q-r$r.log" 2>&1 ||
+				{ echo "memcpy q=$q failed"; status=1; }
+		fi
+		if has ctl; then ctl "$q" "$r"; fi
 	done
-	tcp "$r"
+	if has dp; then tcp "$r"; fi
 done
 
-echo "=== bench-proto (1 KiB fragments; receive loop with and without CRC32C)"
-pin $((2 % ncpu)) "$bin"/bench-proto --json "$out/bench-proto.json" | sed -n '1,13p'
+if has dp; then
+	echo "=== bench-proto (1 KiB fragments; receive loop with and without CRC32C)"
+	pin $((2 % ncpu)) "$bin"/bench-proto --json "$out/bench-proto.json" | sed -n '1,13p'
+fi
 
+if has dp; then
 echo "=== summary: medians (min-max) over $rounds rounds, Gbit/s"
 "$py" - "$out" "$rounds" "$queues" <<'PY' || status=1
 import glob, json, os, statistics, sys
@@ -172,5 +217,45 @@ for size in sorted(tcp):
                         "tcp_gbps": t, "memif_median": med(m), "tcp_median": med(t)})
 print(json.dumps({"bench": "dpperf-device-check", "rounds": rounds, "rows": summary}))
 PY
+fi
+
+if has ctl; then
+echo "=== control plane: PUT/GET through djinn-dp, DPDK striped vs its TCP fallback, Gbit/s"
+"$py" - "$out" "$rounds" "$queues" <<'PY' || status=1
+import json, os, statistics, sys
+out, rounds, queues = sys.argv[1], int(sys.argv[2]), [int(q) for q in sys.argv[3].split()]
+def runs(q):
+    per = {}
+    for r in range(1, rounds + 1):
+        try:
+            rows = json.load(open(os.path.join(out, "ctl-q%d-r%d.json" % (q, r))))["rows"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for row in rows:
+            per.setdefault((row["size"], row["label"]), []).append(row["gbps"])
+    return per
+med = lambda v: statistics.median(v) if v else 0.0
+fmt = lambda v: "%6.1f (%.1f-%.1f)" % (med(v), min(v), max(v)) if v else "-"
+data = {q: runs(q) for q in queues}
+sizes = sorted({s for q in queues for (s, _) in data[q]})
+summary = []
+print("%10s %3s %20s %20s %7s %20s %20s %7s %7s %7s" % ("size", "q", "PUT dpdk", "PUT tcp",
+      "/TCP", "GET dpdk", "GET tcp", "/TCP", "PUT/q=1", "GET/q=1"))
+for size in sizes:
+    for q in queues:
+        d = data[q]
+        pd, pt = d.get((size, "put-dpdk"), []), d.get((size, "put-tcp"), [])
+        gd, gt = d.get((size, "get-dpdk"), []), d.get((size, "get-tcp"), [])
+        p1 = med(data[queues[0]].get((size, "put-dpdk"), []))
+        g1 = med(data[queues[0]].get((size, "get-dpdk"), []))
+        ratio = lambda a, b: med(a) / med(b) if med(b) else 0
+        print("%10d %3d %20s %20s %6.2fx %20s %20s %6.2fx %6.2fx %6.2fx" % (size, q, fmt(pd),
+              fmt(pt), ratio(pd, pt), fmt(gd), fmt(gt), ratio(gd, gt),
+              med(pd) / p1 if p1 else 0, med(gd) / g1 if g1 else 0))
+        summary.append({"size": size, "queues": q, "put_dpdk_gbps": pd, "put_tcp_gbps": pt,
+                        "get_dpdk_gbps": gd, "get_tcp_gbps": gt})
+print(json.dumps({"bench": "dpperf-device-check ctl", "rounds": rounds, "rows": summary}))
+PY
+fi
 echo "device check: $([ $status = 0 ] && echo PASS || echo FAIL)"
 exit $status

@@ -9,9 +9,12 @@
 #include "dataplane/dataplane.h"
 
 #define BENCH_MAX_SIZES 32
+/* Rows of a result: ctl mode measures four kinds per size. */
+#define BENCH_MAX_ROWS (4 * BENCH_MAX_SIZES)
 #define BENCH_MAX_STRIPES 64
 
-enum bench_mode { MODE_TX, MODE_RX, MODE_TRANSFER, MODE_PINGPONG, MODE_TCP, MODE_MEMCPY };
+enum bench_mode { MODE_TX, MODE_RX, MODE_TRANSFER, MODE_PINGPONG, MODE_TCP, MODE_MEMCPY,
+		  MODE_CTL };
 enum bench_role { ROLE_SEND, ROLE_RECV };
 
 struct bench_opts {
@@ -41,6 +44,10 @@ struct bench_opts {
 	uint64_t session_id, cookie;
 	const char *tcp_host;
 	uint16_t tcp_port;
+	/* ctl mode: a djinn-dp's control plane at tcp_host:ctl_port; parts of
+	 * at least stripe_min bytes (dj_client_options.dp_stripe_min). */
+	uint16_t ctl_port;
+	uint64_t stripe_min;
 };
 
 /* One measured row of a result table. */
@@ -48,6 +55,7 @@ struct bench_opts {
 extern const double bench_cdf_q[BENCH_CDF_POINTS];
 
 struct bench_row {
+	const char *label;    /* what the row measured, where a mode has several kinds */
 	uint64_t size;
 	unsigned int iters;
 	double gbps;          /* goodput over every iteration */
@@ -62,7 +70,7 @@ struct bench_row {
 struct bench_result {
 	const char *mode;
 	unsigned int n_rows;
-	struct bench_row rows[BENCH_MAX_SIZES];
+	struct bench_row rows[BENCH_MAX_ROWS];
 	/* tx/rx raw rates */
 	double mpps, gbps_payload, gbps_wire;
 	uint64_t packets;
@@ -80,6 +88,7 @@ int bench_transfer(const struct bench_opts *o, struct bench_result *r);
 int bench_pingpong(const struct bench_opts *o, struct bench_result *r);
 int bench_tcp(const struct bench_opts *o, struct bench_result *r);
 int bench_memcpy(const struct bench_opts *o, struct bench_result *r);
+int bench_ctl(const struct bench_opts *o, struct bench_result *r);
 
 /* Parts of one job run at once (pool.c): fn(i, arg) for i in [0, n), the
  * caller running part 0. bench_pool_run returns the first part's error. */
@@ -93,7 +102,9 @@ void bench_pool_destroy(struct bench_pool *p);
 void bench_part(uint64_t size, unsigned int parts, unsigned int i, uint64_t *off,
 		uint64_t *len);
 
-/* Engine up on the chosen port with a session to the peer. */
+/* Engine up on the chosen port (o->queues queue pairs), no session. */
+int bench_engine_create(const struct bench_opts *o, struct dp_engine **dp);
+/* Engine up on the chosen port with a session per stripe to the peer. */
 int bench_engine_start(const struct bench_opts *o, struct dp_engine **dp);
 void bench_engine_stop(struct dp_engine *dp, struct bench_result *r);
 

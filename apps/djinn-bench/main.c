@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "djinn/common.h"
+#include "djinn/djinn.h"
 #include "common/cli.h"
 #include "common/djc.h"
 #include "dataplane/eal.h"
@@ -33,6 +34,9 @@ static void usage(const char *prog)
 	       "               --role recv listens, send connects)\n"
 	       "  memcpy       --threads threads copy slices of each size (no EAL, no\n"
 	       "               role): the baseline of striped transfers\n"
+	       "  ctl          a client of djinn-dp (--tcp-host, --ctl-port): PUT and GET\n"
+	       "               of --sizes over DPDK (--queues, --stripes) and over the TCP\n"
+	       "               fallback of the same server, interleaved (no role)\n"
 	       "\n"
 	       "Options:\n"
 	       "  --role send|recv     side of transfer/pingpong/tcp (default send)\n"
@@ -61,12 +65,15 @@ static void usage(const char *prog)
 	       "                       into K parts sent at once (dp_engine_send_parts);\n"
 	       "                       session i is served by queue (session + i) %% queues\n"
 	       "  --threads N          memcpy mode threads (default 1)\n"
+	       "  --ctl-port P         ctl mode: the server's control port (default %u)\n"
+	       "  --stripe-min BYTES   ctl mode: least bytes of a part (default 8M); ctl's\n"
+	       "                       --stripes is the most the session asks for (1: none)\n"
 	       "  --local IP           this side's IPv4 (default 10.99.0.1 send, .2 recv)\n"
 	       "  --session ID --cookie X   (defaults 1 and 0x0d15ea5e)\n"
 	       "  --tcp-host H --tcp-port P (tcp mode; default 127.0.0.1 47100)\n"
 	       "  --json FILE          write the result object there too\n"
 	       "  --log-level LEVEL    err, warn, notice, info, debug\n",
-	       prog, default_sizes);
+	       prog, default_sizes, DJ_DEFAULT_PORT);
 }
 
 static int parse_sizes(const char *list, struct bench_opts *o)
@@ -97,6 +104,7 @@ static void defaults(struct bench_opts *o)
 	o->cookie = 0x0d15ea5e;
 	o->tcp_host = "127.0.0.1";
 	o->tcp_port = 47100;
+	o->ctl_port = DJ_DEFAULT_PORT;
 	djc_parse_size_list(default_sizes, 1, UINT64_MAX, o->sizes, BENCH_MAX_SIZES, &n);
 	o->n_sizes = (unsigned int)n;
 }
@@ -126,7 +134,8 @@ struct parsed {
 
 static int parse_option(int c, const char *arg, void *ctx)
 {
-	static const char *const modes[] = {"tx", "rx", "transfer", "pingpong", "tcp", "memcpy"};
+	static const char *const modes[] = {"tx", "rx", "transfer", "pingpong", "tcp", "memcpy",
+					    "ctl"};
 	static const char *const roles[] = {"send", "recv"};
 	struct parsed *p = ctx;
 	struct bench_opts *o = p->o;
@@ -134,7 +143,7 @@ static int parse_option(int c, const char *arg, void *ctx)
 
 	switch (c) {
 	case 'm':
-		rc = djc_opt_choice("--mode", arg, modes, 6, &i);
+		rc = djc_opt_choice("--mode", arg, modes, 7, &i);
 		o->mode = rc == 0 ? (enum bench_mode)i : o->mode;
 		break;
 	case 'r':
@@ -173,6 +182,8 @@ static int parse_option(int c, const char *arg, void *ctx)
 	case 'X': rc = djc_opt_u32("--stripes", arg, 1, BENCH_MAX_STRIPES, &o->stripes); break;
 	case 'N': rc = djc_opt_u32("--threads", arg, 1, BENCH_MAX_STRIPES, &o->threads); break;
 	case 'L': rc = djc_opt_log_level("--log-level", arg); break;
+	case 'G': rc = djc_opt_u16("--ctl-port", arg, 1, UINT16_MAX, &o->ctl_port); break;
+	case 'M': rc = djc_opt_size("--stripe-min", arg, 64, UINT64_MAX, &o->stripe_min); break;
 	default: rc = -EINVAL; break;
 	}
 	return rc;
@@ -198,6 +209,8 @@ static int parse_options(int argc, char **argv, void *arg)
 		{"queues", required_argument, NULL, 'q'},
 		{"stripes", required_argument, NULL, 'X'},
 		{"threads", required_argument, NULL, 'N'},
+		{"ctl-port", required_argument, NULL, 'G'},
+		{"stripe-min", required_argument, NULL, 'M'},
 		{NULL, 0, NULL, 0},
 	};
 	struct parsed p = {.o = arg};
@@ -234,6 +247,8 @@ static int run(const struct bench_opts *o, struct bench_result *r)
 		return bench_tcp(o, r);
 	case MODE_MEMCPY:
 		return bench_memcpy(o, r);
+	case MODE_CTL:
+		return bench_ctl(o, r);
 	}
 	return -EINVAL;
 }

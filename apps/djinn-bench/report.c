@@ -96,7 +96,8 @@ void bench_percentiles(uint64_t *ns, unsigned int n, struct bench_row *row)
 
 static const char *mode_name(enum bench_mode m)
 {
-	static const char *const names[] = {"tx", "rx", "transfer", "pingpong", "tcp", "memcpy"};
+	static const char *const names[] = {"tx", "rx", "transfer", "pingpong", "tcp", "memcpy",
+					    "ctl"};
 
 	return names[m];
 }
@@ -115,7 +116,8 @@ static void print_table(const struct bench_opts *o, const struct bench_result *r
 	for (unsigned int i = 0; i < r->n_rows; i++) {
 		const struct bench_row *w = &r->rows[i];
 
-		printf("%-9s %12lu %6u %10.2f %10.2f %10.1f %10.1f %10.1f\n", r->mode,
+		printf("%-9s %12lu %6u %10.2f %10.2f %10.1f %10.1f %10.1f\n",
+		       w->label != NULL ? w->label : r->mode,
 		       (unsigned long)w->size, w->iters, w->gbps, w->best_gbps, w->p50_us,
 		       w->p99_us, w->p999_us);
 	}
@@ -142,6 +144,8 @@ static void json_write(FILE *f, const struct bench_opts *o, const struct bench_r
 			"\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f", i ? "," : "",
 			(unsigned long)w->size, w->iters, w->gbps, w->best_gbps, w->p50_us,
 			w->p99_us, w->p999_us);
+		if (w->label != NULL)
+			fprintf(f, ",\"label\":\"%s\"", w->label);
 		if (w->n_cdf > 0) {
 			/* [[quantile, us], ...]: the latency distribution. */
 			fprintf(f, ",\"cdf_us\":[");

@@ -38,10 +38,9 @@ static void peer_dp_endpoint(const struct bench_opts *o, struct dp_endpoint *ep)
 	ep->mtu = (uint16_t)(o->frame_size - 14);
 }
 
-int bench_engine_start(const struct bench_opts *o, struct dp_engine **dp)
+int bench_engine_create(const struct bench_opts *o, struct dp_engine **dp)
 {
 	struct dp_engine_config cfg = {0};
-	struct dp_endpoint peer;
 	int rc = port_pick(o, &cfg.port.port_id);
 
 	if (rc != 0)
@@ -61,7 +60,14 @@ int bench_engine_start(const struct bench_opts *o, struct dp_engine **dp)
 		cfg.session.initial_credit = o->initial_credit;
 	cfg.session_set = true;
 	cfg.link_timeout_ms = LINK_WAIT_MS;
-	rc = dp_engine_create(&cfg, dp);
+	return dp_engine_create(&cfg, dp);
+}
+
+int bench_engine_start(const struct bench_opts *o, struct dp_engine **dp)
+{
+	struct dp_endpoint peer;
+	int rc = bench_engine_create(o, dp);
+
 	if (rc != 0)
 		return rc;
 	peer_dp_endpoint(o, &peer);

@@ -50,6 +50,10 @@ struct tx_xfer {
 	uint32_t rtx_head;
 	uint32_t rtx_count;
 	uint32_t ready_end;  /* fragments < ready_end have their bytes in place */
+	/* Recovery after a timeout (tx.c, tx_rto_resend): fragments below
+	 * rto_end (0: none) from rto_next on are resent rto_burst at a time,
+	 * the burst doubling with each ACK that moves cum. */
+	uint32_t rto_next, rto_end, rto_burst;
 	uint64_t len;
 	const uint8_t *buf;
 	uint64_t wrap;       /* 0, or buf is a ring of wrap bytes (dp_tx_source) */

@@ -107,7 +107,21 @@ struct dj_client_options {
 	 * travel as binary frames where the server offers them in HELLO
 	 * (docs/CONTROL.md, "Binary frames"). */
 	int json_only;
+	/** Stripes: over DPDK, a session asks the server for one data-plane
+	 *  session per queue pair, at most this many (default 0: as many as
+	 *  both sides' queues; 1: one, as before). A tensor of at least twice
+	 *  dp_stripe_min bytes then moves in parts of whole cache lines, one
+	 *  per stripe, at once (docs/CONTROL.md, "Stripes"); smaller ones go
+	 *  whole, on the stripes in turn. */
+	unsigned int dp_stripes;
+	/** Least bytes of one part (default 8 MiB, DJ_STRIPE_MIN_DEFAULT):
+	 *  a tensor of n bytes goes in min(stripes, n / dp_stripe_min) parts. */
+	uint64_t dp_stripe_min;
 };
+
+/** dp_stripe_min's default: below about 8 MiB a part is too small to fill
+ *  its window, and two parts lose to one (docs/PERFORMANCE.md, Goal 2). */
+#define DJ_STRIPE_MIN_DEFAULT (8ull << 20)
 
 /** Fill options with the defaults above. */
 void dj_client_options_init(struct dj_client_options *opts);
@@ -320,6 +334,10 @@ struct dj_dpdk_options {
 	/** Memory (MiB) under --no-huge, where the EAL args give no -m;
 	 *  default 512. */
 	unsigned int no_huge_mem_mb;
+	/** Queue pairs of the port, one polling lcore each (EAL needs this
+	 *  many worker lcores); default 0: one. With several, a session asks
+	 *  the server for as many stripes (dj_client_options.dp_stripes). */
+	unsigned int queues;
 };
 
 /** An EAL and a polling data-plane engine on one port; opaque. */
@@ -347,7 +365,7 @@ void dj_dpdk_options_init(struct dj_dpdk_options *opts);
  * @return
  *   - 0: *dpdk is the caller's, release it with dj_dpdk_destroy().
  *   - -EINVAL: argc < 1, argv or dpdk NULL, local_ip not an IPv4 address,
- *     frame_size below 128.
+ *     frame_size below 128, queues above 16.
  *   - -EALREADY: EAL was started (or tried) before in this process.
  *   - -E2BIG: too many EAL arguments.
  *   - -ENODEV: EAL started, but there is no port, or none of that name.

@@ -60,7 +60,8 @@ class ClientOptions(ctypes.Structure):
                 ("backoff_base_ms", ctypes.c_uint32), ("backoff_max_ms", ctypes.c_uint32),
                 ("pool_max_idle", ctypes.c_int), ("pool_idle_timeout_ms", ctypes.c_uint32),
                 ("pool_check_after_ms", ctypes.c_uint32), ("wait_spin_us", ctypes.c_uint32),
-                ("device", ctypes.c_char_p), ("json_only", ctypes.c_int)]
+                ("device", ctypes.c_char_p), ("json_only", ctypes.c_int),
+                ("dp_stripes", ctypes.c_uint), ("dp_stripe_min", ctypes.c_uint64)]
 
 
 class BatchOp(ctypes.Structure):
@@ -75,7 +76,7 @@ class DpdkOptions(ctypes.Structure):
     _fields_ = [("default_vdev", ctypes.c_char_p), ("port", ctypes.c_char_p),
                 ("local_ip", ctypes.c_char_p), ("frame_size", ctypes.c_uint16),
                 ("idle_sleep_us", ctypes.c_uint32), ("link_timeout_ms", ctypes.c_uint32),
-                ("no_huge_mem_mb", ctypes.c_uint)]
+                ("no_huge_mem_mb", ctypes.c_uint), ("queues", ctypes.c_uint)]
 
 
 class ClientStats(ctypes.Structure):

@@ -30,6 +30,11 @@ struct pathenv {
 	struct dj_conn *conn;
 };
 
+/* Queue pairs both fake data paths announce (stripes: see pe_up_striped). */
+static uint16_t pe_queues = 1;
+/* The client's dp_stripe_min. */
+static uint64_t pe_stripe_min = DJ_STRIPE_MIN_DEFAULT;
+
 /* server_dp / client_dp: 0 none, 1 present. */
 static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path want,
 		 int probe_rc)
@@ -45,6 +50,7 @@ static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path 
 	pe->sdp->available = server_dp;
 	pe->cdp->available = client_dp;
 	pe->cdp->probe_rc = probe_rc;
+	pe->sdp->ep.n_queues = pe->cdp->ep.n_queues = pe_queues;
 	ctl_server_config_init(&cfg);
 	cfg.datapath = &pe->sdp->dp;
 	cfg.dp_timeout_ms = 500;
@@ -53,6 +59,7 @@ static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path 
 	o.datapath = &pe->cdp->dp;
 	o.path = want;
 	o.dp_timeout_ms = 500;
+	o.dp_stripe_min = pe_stripe_min;
 	CU_ASSERT_FATAL(dj_client_create(&o, &pe->cl) == 0);
 	rc = dj_connect(pe->cl, &pe->conn);
 	if (rc != 0)
@@ -284,6 +291,70 @@ static void test_failed_transfer_redone_then_session_moves(void)
 	pe_down(&pe);
 }
 
+/* Both sides with 4 queues: 4 stripes, parts of at least 64 KiB. */
+static int pe_up_striped(struct pathenv *pe)
+{
+	int rc;
+
+	pe_queues = 4;
+	pe_stripe_min = 64 << 10;
+	rc = pe_up(pe, 1, 1, DJ_PATH_AUTO, 0);
+	pe_queues = 1;
+	pe_stripe_min = DJ_STRIPE_MIN_DEFAULT;
+	return rc;
+}
+
+/* Stripes over the fake: one data-plane session per stripe on each side,
+ * a PUT and a GET of 4 parts (one send per part: the fake has no
+ * send_parts), one under the threshold whole; STATS says 4. */
+static void test_striped_transfers(void)
+{
+	struct pathenv pe;
+	char *json = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up_striped(&pe), 0);
+	CU_ASSERT_EQUAL(pe.sdp->sessions_open, 4);
+	CU_ASSERT_EQUAL(pe.cdp->sessions_open, 4);
+	CU_ASSERT_EQUAL(dj_stats(pe.conn, &json), 0);
+	CU_ASSERT_PTR_NOT_NULL(json != NULL ? strstr(json, "\"stripes\":\t4") : NULL);
+	free(json);
+	put_get_check(&pe, (4u << 16) + 2, 1);
+	CU_ASSERT_EQUAL(pe.cdp->sends_ok, 4);
+	CU_ASSERT_EQUAL(pe.sdp->sends_ok, 4);
+	put_get_check(&pe, (2u << 16) - 2, 2);
+	CU_ASSERT_EQUAL(pe.cdp->sends_ok, 5);
+	CU_ASSERT_EQUAL(pe.sdp->sends_ok, 5);
+	CU_ASSERT_EQUAL(mem_backend_live(pe.fx.mb), 0);
+	pe_down(&pe);
+}
+
+/* A part that fails fails the whole: the PUT is aborted (its other parts
+ * disarmed, the new tensor freed) and redone over TCP, a GET's parts are
+ * cancelled on the client and it is redone too; bytes intact, nothing
+ * left behind, the session still on DPDK. */
+static void test_striped_part_fails(void)
+{
+	struct pathenv pe;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up_striped(&pe), 0);
+	pe.cdp->fail_sends = 1;
+	put_get_check(&pe, 1u << 20, 3);
+	CU_ASSERT_EQUAL(pe.cdp->sends_ok, 0); /* the PUT's first part failed, no other went */
+	CU_ASSERT_EQUAL(pe.sdp->sends_ok, 4);
+	CU_ASSERT_EQUAL(mem_backend_live(pe.fx.mb), 0);
+	pe.sdp->fail_sends = 1;
+	put_get_check(&pe, 1u << 20, 4);
+	CU_ASSERT_EQUAL(pe.cdp->sends_ok, 4);
+	CU_ASSERT_EQUAL(pe.sdp->sends_ok, 4); /* the GET's first part failed */
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "dpdk");
+	/* The next transfers go over the data path again, in parts. */
+	put_get_check(&pe, 1u << 20, 5);
+	CU_ASSERT_EQUAL(pe.cdp->sends_ok, 8);
+	CU_ASSERT_EQUAL(pe.sdp->sends_ok, 8);
+	CU_ASSERT_EQUAL(mem_backend_live(pe.fx.mb), 0);
+	pe_down(&pe);
+}
+
 /* Up to 3 s for fn(mb) to reach want (the sweep runs every 100 ms). */
 static int backend_settles(int (*fn)(struct mem_backend *), struct mem_backend *mb, int want)
 {
@@ -471,6 +542,9 @@ int main(int argc, char **argv)
 		 test_get_pinned_by_data_path},
 		{"client tensor pinned by its data path", test_client_tensor_pinned},
 		{"DPDK client killed mid-PUT: its tensor freed at once", test_client_killed_mid_put},
+		{"stripes: a session per queue, PUT/GET in parts", test_striped_transfers},
+		{"stripes: a part that fails fails the whole, redone over TCP",
+		 test_striped_part_fails},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("control-path", NULL, NULL, cases);

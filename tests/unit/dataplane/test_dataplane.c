@@ -310,8 +310,8 @@ static void test_probe(void)
 
 /* One transfer in two parts, one per session (sessions 7 and 8, one per
  * queue): each part lands at its offset of one buffer, byte-exact. Then
- * the errors: no parts, too many, and a part of an unknown session, which
- * stops the part that had started. */
+ * the errors: no parts, too many, a part of an unknown session, which
+ * stops the part that had started, and a part the peer never expects. */
 static void striped_check(struct dp_engine *a, struct dp_engine *b)
 {
 	size_t len = (3u << 20) + 7, half = ((len / 2) + 63) & ~(size_t)63;
@@ -338,6 +338,18 @@ static void striped_check(struct dp_engine *a, struct dp_engine *b)
 			-EINVAL);
 	CU_ASSERT_EQUAL(dp_engine_send_parts(NULL, parts, 2, 31, 1000), -EINVAL);
 	CU_ASSERT_EQUAL(dp_engine_send_parts(a, bad, 2, 32, 1000), -ENOENT);
+
+	/* A part the peer never expects stalls: the whole fails with the
+	 * stalled part's -ETIMEDOUT after one timeout (not the -ECANCELED of
+	 * a part it stopped), and the part that was expected landed. */
+	uint64_t t0 = djc_time_ns();
+
+	memset(dst, 0, len);
+	CU_ASSERT_EQUAL(dp_engine_expect(b, COOKIE + 7, 33, dst, half, DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dp_engine_send_parts(a, parts, 2, 33, 300), -ETIMEDOUT);
+	CU_ASSERT(djc_time_ns() - t0 < 5000000000ull);
+	CU_ASSERT_EQUAL(dp_engine_wait(b, COOKIE + 7, 33, 1000), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, half), 0);
 	free(src);
 	free(dst);
 }

@@ -205,6 +205,8 @@ static unsigned absorb(struct sim *sim, int from, bool encap)
 	void *pkts[BURST];
 	unsigned n, total = 0;
 
+	if (sim->stalled[1 - from])
+		return 0;
 	do {
 		n = dp_hold_queue_pop_due(sim->dir[from].queue, sim->now, pkts, BURST);
 		for (unsigned k = 0; k < n; k++) {
@@ -246,7 +248,7 @@ bool sim_run(struct sim *sim, const unsigned want[2], uint64_t limit_ns)
 		for (int i = 0; i < 2; i++)
 			busy += absorb(sim, i, sim->encap[i]);
 		for (int i = 0; i < 2; i++) {
-			if (sim->frozen[i])
+			if (sim->frozen[i] || sim->stalled[i])
 				continue;
 			next = min_u64(next, dp_channel_poll(sim->ep[i], sim->now));
 			busy += emit(sim, i);

@@ -35,6 +35,9 @@ struct sim {
 	uint64_t step_ns;     /* time one burst takes on the wire */
 	bool split;           /* alternate header/payload in separate buffers */
 	bool frozen[2];
+	/* endpoint not polled (a descheduled lcore): what reaches it waits on
+	 * the link, as in an rx ring nobody reads; nothing leaves it */
+	bool stalled[2];
 	bool encap[2];        /* packets from endpoint i carry Ethernet/IPv4/UDP */       /* endpoint stopped: no input, no output */
 	struct dp_channel *ep[2];
 	struct sim_dir dir[2]; /* dir[i]: from ep[i] to ep[1 - i] */

@@ -329,6 +329,55 @@ static void paused_run(int paused, uint64_t pause_ns, int status[2])
 	free(dst);
 }
 
+/*
+ * A receiver that stops polling for 2 ms, three times (an lcore
+ * descheduled; what reaches it waits on the link, as in its rx ring),
+ * while a sender with a whole window of credit
+ * (4096 fragments of 8916 B, as on memif) is mid-transfer: every pause is
+ * longer than the RTO, so the timer fires although nothing was lost. The
+ * transfer completes byte-exact, and the timeouts cost a few
+ * retransmissions each, not the window in flight (36 MB of duplicates
+ * that the receiver must read and drop: a queue at half speed).
+ */
+static void test_paused_receiver_spurious_rto(void)
+{
+	struct dp_channel_config cfg;
+	struct dp_proto_stats st;
+	struct sim sim;
+	uint64_t len = 256ull << 20;
+	uint8_t *src = sim_pattern(len, 5), *dst = calloc(1, len);
+	const struct dp_xfer_event *tx;
+
+	sim_config(&cfg, 8916);
+	cfg.window = 4096;
+	cfg.initial_credit = 4096;
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
+	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	/* The simulated link moves a burst a microsecond: the whole transfer
+	 * takes about half a millisecond without the pauses. */
+	for (int i = 0; i < 3; i++) {
+		sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 50000);
+		sim.stalled[1] = true;
+		sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 2000000);
+		sim.stalled[1] = false;
+	}
+	CU_ASSERT(sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 60 * SEC));
+	tx = sim_event(&sim, 0, DP_XFER_TX, 1);
+	CU_ASSERT_FATAL(tx != NULL);
+	CU_ASSERT_EQUAL(tx->status, 0);
+	CU_ASSERT(memcmp(src, dst, len) == 0);
+	dp_channel_stats(sim.ep[0], &st);
+	printf("\n    3 pauses of 2 ms: %llu timeouts, %llu fragments resent of %llu\n",
+	       (unsigned long long)st.rto_expired, (unsigned long long)st.tx_retrans,
+	       (unsigned long long)st.tx_data);
+	CU_ASSERT(st.rto_expired >= 3);
+	CU_ASSERT(st.tx_retrans <= 64 * st.rto_expired);
+	sim_fini(&sim);
+	free(src);
+	free(dst);
+}
+
 /* A peer paused for 3 s (wire version 1's sender gave up after 15
  * retransmission timeouts, about 1.9 s) or 8 s is alive: the transfer goes
  * on once it resumes. A pause past dead_timeout is a dead peer. */
@@ -674,6 +723,8 @@ int main(int argc, char **argv)
 		{"a peer vanishes mid-transfer", test_vanishing_peers},
 		{"a peer paused for 3 and 8 s is alive, 12 s dead", test_paused_peer},
 		{"a receiver starved of CPU while its peer is idle", test_starved_receiver},
+		{"a receiver paused past the RTO: a few resent, not the window",
+		 test_paused_receiver_spurious_rto},
 		{"a live peer's stalled transfer ends at stall_timeout", test_live_peer_stall},
 		{"concurrent transfers both ways", test_concurrent_bidirectional},
 		{"cancel and close", test_cancel_and_close},
