@@ -185,6 +185,13 @@ struct dp_engine_placer {
 	/** Finish every queued copy; called before a receive is reported
 	 *  complete. 0, or a negative errno that fails nothing but is logged. */
 	int (*sync)(void *state);
+	/** Optional: start the copies of every fragment placed so far, without
+	 *  waiting for them. A placer may gather several rx bursts into one
+	 *  larger batch (burst_end() then keeps the mbufs); the engine calls
+	 *  this after an rx poll that came back short of a full burst, so no
+	 *  fragment waits in an open batch for traffic that may not come.
+	 *  NULL: burst_end() starts each burst's copies itself. */
+	void (*flush)(void *state);
 	void *ctx;
 	/** Optional, for GPU sources on transmit (dp_engine_send with
 	 *  DJ_MEM_GPU) when the staging members below are NULL: copy len

@@ -233,6 +233,7 @@ struct dp_lcore {
 	/* GPU placement: frames whose payload went to the placer this burst */
 	void *placer_state;
 	bool frame_placed, placer_pending;
+	bool placer_open;            /* burst_end() ran since the last flush() */
 	unsigned int n_placed;
 	struct rte_mbuf *placed[DP_PORT_BURST * 2];
 	uint64_t next_link_check;

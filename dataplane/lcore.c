@@ -219,6 +219,7 @@ static void placer_sync(struct dp_lcore *lc)
 	if (!lc->placer_pending)
 		return;
 	lc->placer_pending = false;
+	lc->placer_open = false; /* sync() starts the batch's copies too */
 	rc = lc->dp->cfg.placer->sync(lc->placer_state);
 	if (rc != 0)
 		DJC_LOG(DJ_LOG_ERR, "dataplane", "GPU placement sync: %s", dj_strerror(rc));
@@ -494,6 +495,19 @@ static void placed_hand_over(struct dp_lcore *lc)
 		rte_pktmbuf_free_bulk(lc->placed, lc->n_placed);
 	lc->n_placed = 0;
 	lc->placer_pending = true;
+	lc->placer_open = true;
+}
+
+/* The port had no full burst for us: what the placer batched goes now. */
+static void placer_flush(struct dp_lcore *lc)
+{
+	const struct dp_engine_placer *pl = lc->dp->cfg.placer;
+
+	if (!lc->placer_open)
+		return;
+	lc->placer_open = false;
+	if (pl->flush != NULL)
+		pl->flush(lc->placer_state);
 }
 
 static void burst_input(struct dp_lcore *lc, struct rte_mbuf **pkts, unsigned int n,
@@ -523,16 +537,21 @@ static void burst_input(struct dp_lcore *lc, struct rte_mbuf **pkts, unsigned in
 		placed_hand_over(lc);
 }
 
-static void rx_run(struct dp_lcore *lc, uint64_t now)
+/* One rx burst from the port (and one from the hand-off ring). True where
+ * either came back full: more is likely waiting. */
+static bool rx_run(struct dp_lcore *lc, uint64_t now)
 {
 	struct rte_mbuf *pkts[DP_PORT_BURST];
 	uint16_t n = rte_eth_rx_burst(lc->dp->cfg.port.port_id, lc->queue, pkts, DP_PORT_BURST);
+	bool full = n == DP_PORT_BURST;
 
 	burst_input(lc, pkts, n, now, true);
 	if (unlikely(lc->dp->sw_dispatch)) {
 		n = (uint16_t)rte_ring_sc_dequeue_burst(lc->handoff, (void **)pkts, DP_PORT_BURST, NULL);
 		burst_input(lc, pkts, n, now, false);
+		full |= n == DP_PORT_BURST;
 	}
+	return full;
 }
 
 /* memif maps and unmaps its rings from the interrupt thread when the peer
@@ -583,8 +602,10 @@ static void lcore_pass(struct dp_lcore *lc, uint64_t now, bool up)
 {
 	lc->now = now;
 	commands_run(lc, now);
-	if (likely(up))
-		rx_run(lc, now);
+	/* A short poll ends the placer's batch: its fragments must not wait
+	 * for later traffic. */
+	if (!(likely(up) && rx_run(lc, now)))
+		placer_flush(lc);
 	for (unsigned int i = 0; i < lc->n_sessions; i++)
 		session_service(lc, lc->sessions[i], now);
 	held_release(lc, now);

@@ -5,10 +5,18 @@
  *
  *   place()      find the destination's device (once per destination),
  *                append {payload inside the mbuf, destination address, len}
- *   burst_end()  hand each device's copies and the burst's mbufs to that
- *                device's sink; the sinks free the mbufs once the GPUs have
- *                read them (one mbuf reference per device of the burst)
- *   sync()       drain the sinks: every queued byte is in its destination
+ *   burst_end()  keep the burst's mbufs in the lcore's open gather burst;
+ *                once it holds the gather burst's fragments (conf
+ *                gather_burst: 128 for MTU-size fragments, where the
+ *                resident kernel reads fastest in bursts of 128; jumbo ones
+ *                a rx burst at a time), hand each device's copies and the
+ *                mbufs to that device's sink; the sinks free the mbufs once
+ *                the GPUs have read them (one mbuf reference per device)
+ *   flush()      the engine's rx poll came back short: the open gather
+ *                burst goes now, full or not, so no fragment waits for
+ *                traffic that may not come
+ *   sync()       flush, then drain the sinks: every placed byte is in its
+ *                destination before a receive is reported complete
  *   stage_*()    GPU sources sent chunk by chunk: pinned host rings, a
  *                stream (on the source's GPU) and an event per slot, cached
  *                for later sends
@@ -55,14 +63,20 @@ int djg_dp_device_use(int ordinal);
 int djg_dp_pointer_device(const void *ptr);
 #endif
 
-#define PLACER_MAX_COPIES 256
-#define PLACER_MAX_BUFS 128   /* the engine hands at most two rx bursts */
+/* The engine's rx burst (DP_PORT_BURST); one burst_end() brings at most
+ * two (the port's and the hand-off ring's). */
+#define PLACER_RX_BURST 32
+/* A gather burst is handed over once one more rx burst would take it past
+ * its size, so it holds at most DJG_PLACER_BURST_MAX fragments with rx
+ * bursts of PLACER_RX_BURST, and never more than this. */
+#define PLACER_MAX_COPIES (DJG_PLACER_BURST_MAX + 2 * PLACER_RX_BURST)
+#define PLACER_MAX_BUFS PLACER_MAX_COPIES
 #define PLACER_MAX_POOLS 16
 #define PLACER_MAX_LCORES 16
-/* Received mbufs an lcore lets the GPUs hold at once (counted once per
- * device holding them). The rx queue refills from the same pool: were the
- * sinks to hold all of it, no burst would come to poll them again and the
- * queue would stall for good. */
+/* Received mbufs an lcore lets the GPUs and its open gather burst hold at
+ * once (counted once per device holding them). The rx queue refills from
+ * the same pool: were the placer to hold all of it, no burst would come to
+ * poll the sinks again and the queue would stall for good. */
 #define PLACER_MAX_HELD 1024
 #define SUBMIT_RETRY_NS (100ull * 1000 * 1000)
 #define SYNC_TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
@@ -105,6 +119,7 @@ struct djg_dp_placer {
 	struct placer_stage *stages;  /* cache, at most STAGE_CACHE_MAX */
 	unsigned int n_stages;
 	enum djg_rx_mover mover;      /* GATHER or COPY, fixed at create */
+	uint16_t gather_burst;        /* fragments per gather burst */
 	double gather_gbytes_s, copy_gbytes_s; /* AUTO's measurement */
 };
 
@@ -121,6 +136,8 @@ struct placer_lcore {
 	uint8_t first_dev;
 	uint32_t dev_mask;            /* devices the copies go to */
 	uint32_t held;                /* mbuf references the sinks hold */
+	uint16_t gather_burst;        /* the placer's, read on every burst */
+	uint16_t n_pend;              /* mbufs of the open gather burst */
 	const void *last_dest;        /* the destination whose device is last_dev */
 	int last_dev;
 	unsigned int n_known, n_refused;
@@ -131,6 +148,7 @@ struct placer_lcore {
 	uint8_t copy_dev[PLACER_MAX_COPIES];
 	struct djg_copy copies[PLACER_MAX_COPIES];
 	struct djg_copy grouped[PLACER_MAX_COPIES]; /* a mixed burst's, by device */
+	struct rte_mbuf *pend[PLACER_MAX_BUFS]; /* the open gather burst's mbufs */
 } __rte_cache_aligned;
 
 static void release_mbufs(void **bufs, uint16_t n, void *arg)
@@ -420,7 +438,7 @@ static int held_trim(struct placer_lcore *lc)
 	uint64_t deadline = 0;
 	int rc = sinks_poll(lc);
 
-	while (rc >= 0 && lc->held > PLACER_MAX_HELD) {
+	while (rc >= 0 && lc->held + lc->n_pend > PLACER_MAX_HELD) {
 		uint64_t now = djc_time_ns();
 
 		if (deadline == 0)
@@ -482,14 +500,15 @@ static int burst_mixed(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_
 	return taken == 0;
 }
 
-static int burst_end(void *state, struct rte_mbuf **mbufs, uint16_t n)
+/*
+ * Start gathering copies[0..n_copies) out of mbufs[0..n): hand them to the
+ * sinks, or copy them now where no sink takes them. Returns 1 where nobody
+ * kept the mbufs (the caller frees them), 0 where the sinks hold them.
+ */
+static int gather_start(struct placer_lcore *lc, struct rte_mbuf **mbufs, uint16_t n)
 {
-	struct placer_lcore *lc = state;
 	int rc = -E2BIG;
 
-	/* Everything went into chunks: the mbufs are the engine's again. */
-	if (lc->owner->mover == DJG_MOVER_COPY && lc->n_copies == 0)
-		return 1;
 	if (n <= PLACER_MAX_BUFS && lc->n_copies > 0 && lc->mixed) {
 		rc = burst_mixed(lc, mbufs, n);
 		lc->n_copies = 0;
@@ -502,11 +521,59 @@ static int burst_end(void *state, struct rte_mbuf **mbufs, uint16_t n)
 			       mbufs, n);
 	if (unlikely(rc != 0)) {
 		copy_now(lc);
-		return 1; /* copied: the engine frees the mbufs now */
+		return 1; /* copied: the caller frees the mbufs now */
 	}
 	lc->n_copies = 0;
 	if (unlikely(held_trim(lc) != 0))
 		lc->failures++; /* the GPU stopped reading: sync() reports it */
+	return 0;
+}
+
+/* The open gather burst goes to the GPUs, full or not. */
+static void gather_flush(struct placer_lcore *lc)
+{
+	uint16_t n = lc->n_pend;
+
+	if (n == 0)
+		return;
+	lc->n_pend = 0;
+	/* No copies left: an overflow copied them already (place()). */
+	if (lc->n_copies == 0 || gather_start(lc, lc->pend, n) != 0)
+		rte_pktmbuf_free_bulk(lc->pend, n);
+}
+
+static void flush(void *state)
+{
+	gather_flush(state);
+}
+
+/*
+ * An rx burst placed: its mbufs join the lcore's open gather burst, which
+ * goes to the GPUs once one more rx burst would take it past gather_burst
+ * fragments (one kernel burst of 128 MTU-size fragments reads faster than
+ * four of 32), or at flush() or sync(). A gather burst of one rx burst or
+ * less hands each rx burst over at once, as it comes.
+ */
+static int burst_end(void *state, struct rte_mbuf **mbufs, uint16_t n)
+{
+	struct placer_lcore *lc = state;
+
+	/* Everything went into chunks: the mbufs are the engine's again. */
+	if (lc->owner->mover == DJG_MOVER_COPY && lc->n_copies == 0)
+		return 1;
+	if (lc->gather_burst <= PLACER_RX_BURST && lc->n_pend == 0)
+		return gather_start(lc, mbufs, n);
+	if (unlikely(n > PLACER_MAX_BUFS - lc->n_pend)) {
+		/* Bursts larger than the engine's: copied now, never lost. */
+		copy_now(lc);
+		rte_pktmbuf_free_bulk(lc->pend, lc->n_pend);
+		lc->n_pend = 0;
+		return 1;
+	}
+	memcpy(&lc->pend[lc->n_pend], mbufs, n * sizeof(*mbufs));
+	lc->n_pend += n;
+	if (lc->n_copies + PLACER_RX_BURST > lc->gather_burst)
+		gather_flush(lc);
 	return 0;
 }
 
@@ -515,6 +582,8 @@ static int sync_all(void *state)
 	struct placer_lcore *lc = state;
 	int rc = 0;
 
+	/* The open gather burst first: a receive's last fragment may be in it. */
+	gather_flush(lc);
 	copy_now(lc); /* placed but not handed over yet: the mbufs are still alive */
 	for (unsigned int d = 0; d < lc->owner->n_devs; d++) {
 		int r = djg_rx_sink_drain(lc->sinks[d], SYNC_TIMEOUT_NS);
@@ -595,6 +664,7 @@ static int lcore_init(void *ctx, unsigned int idx, void **state)
 	lc->owner = p;
 	lc->idx = idx;
 	lc->cur_ordinal = -2;
+	lc->gather_burst = p->gather_burst;
 	sc.release_arg = lc;
 	for (unsigned int d = 0; d < p->n_devs && rc == 0; d++) {
 		sc.dev_id = p->dev_ids[d];
@@ -633,6 +703,7 @@ static void lcore_fini(void *state)
 	struct placer_lcore *lc = state;
 	struct djg_dp_placer *p = lc->owner;
 
+	gather_flush(lc);
 	copy_now(lc);
 	/* Unlisted first: djg_dp_placer_stats_get() must not read sinks and
 	 * packers being freed. */
@@ -927,6 +998,11 @@ static void mover_choose(struct djg_dp_placer *p)
 	       rc != 0 ? " (measurement failed)" : "");
 }
 
+uint16_t djg_dp_placer_gather_burst(uint32_t frag_size)
+{
+	return frag_size < DJG_PLACER_SMALL_FRAG ? DJG_PLACER_BURST_SMALL : 1;
+}
+
 int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
 			    struct djg_dp_placer **out)
 {
@@ -937,7 +1013,8 @@ int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
 	    (conf->mode != DJG_GATHER_PERSISTENT && conf->mode != DJG_GATHER_LAUNCH) ||
 	    (unsigned int)conf->mover > DJG_MOVER_COPY ||
 	    (conf->n_chunks != 0 && (conf->n_chunks < 2 || conf->n_chunks > DJG_PACKER_MAX_CHUNKS)) ||
-	    (conf->chunk_size != 0 && (conf->chunk_size < 65536 || conf->chunk_size < conf->frag_size)))
+	    (conf->chunk_size != 0 && (conf->chunk_size < 65536 || conf->chunk_size < conf->frag_size)) ||
+	    conf->gather_burst > DJG_PLACER_BURST_MAX)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -949,6 +1026,8 @@ int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
 		return rc;
 	}
 	pthread_mutex_init(&p->lock, NULL);
+	p->gather_burst = conf->gather_burst != 0 ? conf->gather_burst :
+			  djg_dp_placer_gather_burst(conf->frag_size);
 	mover_choose(p);
 	p->ops = (struct dp_engine_placer){
 		.lcore_init = lcore_init,
@@ -956,6 +1035,7 @@ int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
 		.place = place,
 		.burst_end = burst_end,
 		.sync = sync_all,
+		.flush = flush,
 		.ctx = p,
 		.copy_out = copy_out,
 		.stage_get = stage_get,

@@ -259,8 +259,9 @@ struct djg_rx_sink_conf {
 	enum djg_gather_mode mode;
 	uint16_t blocks;       /**< persistent kernel blocks; 0: from frag_size */
 	uint32_t frag_size;    /**< typical copy length (0: MTU-size): jumbo
-	                            fragments go faster with half the SMs as
-	                            blocks, MTU-size ones with one block per SM */
+	                            fragments (4 KiB and more) go fastest with 16
+	                            blocks, MTU-size ones with a quarter of the
+	                            SMs (at least 32) */
 	djg_release_fn *release; /**< required */
 	void *release_arg;
 };
@@ -482,6 +483,18 @@ int djg_rx_mover_measure(int16_t dev_id, struct djg_rx_mover_probe *pr);
 
 /** Most devices one placer serves. */
 #define DJG_PLACER_MAX_DEVS 16
+/** Most fragments per gather burst (djg_dp_placer_conf.gather_burst). */
+#define DJG_PLACER_BURST_MAX 256
+/** Default gather burst for fragments under DJG_PLACER_SMALL_FRAG bytes:
+ *  the resident kernel's best on the H100 at 1416 B (docs/PERFORMANCE.md,
+ *  goal 3). Larger fragments go a rx burst at a time, as they always did. */
+#define DJG_PLACER_BURST_SMALL 128
+#define DJG_PLACER_SMALL_FRAG 4096
+
+/** The gather burst a placer uses for fragments of @p frag_size bytes (0:
+ *  MTU-size) when its configuration asks for 0: DJG_PLACER_BURST_SMALL
+ *  under DJG_PLACER_SMALL_FRAG, else 1 (each rx burst alone). */
+uint16_t djg_dp_placer_gather_burst(uint32_t frag_size);
 
 /**
  * Which of a placer's devices the memory at @p addr (a receive's
@@ -501,6 +514,13 @@ struct djg_dp_placer_conf {
 	enum djg_gather_mode mode;
 	uint16_t blocks;     /**< persistent blocks per lcore; 0: from frag_size */
 	uint32_t frag_size;  /**< typical fragment payload; 0: MTU-size */
+	/** Fragments per gather burst: an lcore's consecutive rx bursts are
+	 *  handed to the gather kernel as one burst of up to this many
+	 *  (1..DJG_PLACER_BURST_MAX; at most one rx burst: each rx burst
+	 *  alone). The batch goes early when the engine's rx poll comes back
+	 *  short (flush()) and before a receive completes (sync()). 0:
+	 *  djg_dp_placer_gather_burst(frag_size). */
+	uint16_t gather_burst;
 	/** Several devices (every GPU of a server): dev_ids[0..n_devs),
 	 *  gpudev ids or DJG_HOST; a GPU may appear more than once (logical
 	 *  devices of one GPU, each with its own sinks). 0: dev_id alone. */

@@ -442,9 +442,14 @@ static int persistent_blocks(struct djg_gather *g)
 	/* Measured on H100 (docs/GPU.md): 8832 B pieces 91% of cudaMemcpy with
 	 * 16 or 24 blocks, 88-89% with 8 or 33, 83-88% with SMs/2 or SMs (more
 	 * blocks only queue more PCIe reads); 1408 B pieces 82-85% with 32 or
-	 * more blocks, 45% with 8. A few blocks also leave the SMs to compute. */
-	if (blocks == 0)
-		blocks = g->conf.frag_size >= 4096 ? 16 : (sms >= 32 ? sms / 2 : sms);
+	 * more blocks, 45% with 8. 1416 B pieces in bursts of 128 (the placer's
+	 * gather burst): 96% of a read-only probe with 33 blocks (SMs/4), 90%
+	 * with 66, 80-85% with 132 or more (docs/PERFORMANCE.md, goal 3). A
+	 * few blocks also leave the SMs to compute. */
+	if (blocks == 0 && g->conf.frag_size >= 4096)
+		blocks = 16;
+	else if (blocks == 0)
+		blocks = sms / 4 >= 32 ? sms / 4 : (sms >= 32 ? 32 : sms);
 	if (per_sm > 0 && blocks > (unsigned int)(per_sm * sms))
 		blocks = per_sm * sms;
 	g->conf.blocks = blocks;

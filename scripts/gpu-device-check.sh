@@ -5,18 +5,24 @@
 #   2. the GPU unit tests (gpudev memory, the gather engine, the data-plane
 #      placer over a net_ring pair: real mbufs into and out of GPU memory),
 #   3. bench-gpu: byte-exact net_ring transfers into GPU memory (1 B, 1 MiB,
-#      256 MiB, 1 GiB) through both receive movers (gather kernel, pinned
-#      chunks + copy engine), and cudaMemcpy H2D vs the staged gather vs a
-#      read-only probe of the same fragments vs the copy mover, for the
-#      fragment sizes of MTU 1500 (1416 B) and MTU 9000 (8916 B), $RUNS
-#      separate runs of each (default 5), the sizes interleaved; each run
-#      keeps best and worst of its --reps (default 5),
-#   4. a sweep of the persistent gather's blocks and burst at 1416 B
+#      256 MiB, 1 GiB) through both receive movers (the data plane's placer
+#      and its gather bursts into the gather kernel, pinned chunks + copy
+#      engine), and cudaMemcpy H2D vs the staged gather vs a read-only probe
+#      of the same fragments vs the copy mover, for the fragment sizes of MTU
+#      1500 (1416 B) and MTU 9000 (8916 B), $RUNS separate runs of each
+#      (default 5), the sizes interleaved, all with bench-gpu's defaults
+#      (the placer's: gather bursts of 128 and SMs/4 blocks at 1416 B); at
+#      1416 B each run is followed by the defaults before gather bursts
+#      (--gather-burst 32 --blocks 66: one rx burst each, SMs/2 blocks on
+#      the H100) for the same 1 GiB; each run keeps best and worst of its
+#      --reps (default 5),
+#   4. a sweep of the persistent gather's blocks and gather burst at 1416 B
 #      (256 MiB, one run each): what limits it against the probe,
 #   5. bench-gpu-send: a 256 MiB GPU-source send, staged ring vs one whole
 #      device-to-host copy.
 # Logs and JSON go to $OUT (or /tmp/gpu-check); a short table comes last.
-# About 4-6 minutes on the H100 host; runs stop starting after BUDGET_S.
+# About 7-9 minutes on the H100 host; runs stop starting after BUDGET_S
+# (default 300 s), sweep pairs after SWEEP_BUDGET_S (default 480 s).
 #   RUNS=3 BENCH_ARGS="--reps 3" bash scripts/gpu-device-check.sh
 set -u
 bin=$(pwd)/.carry/gpu
@@ -60,26 +66,45 @@ for run in $(seq 1 "$runs"); do
 	for payload in 1416 8916; do
 		verify=1G
 		[ "$run" = 1 ] && [ "$payload" = 1416 ] && verify=1,1M,256M,1G
-		step "bench-gpu run $run/$runs ($payload B fragments)"
+		step "bench-gpu run $run/$runs ($payload B fragments) at $SECONDS s"
 		timeout 120 "$bin"/bench-gpu --file-prefix dj_bench -- --verify $verify --bench 1G \
 			--payload $payload --json "$out/bench-$payload-run$run.json" ${BENCH_ARGS:-} \
 			>"$out/bench-$payload-run$run.log" 2>&1
 		rc=$?
+		grep "^placer:" "$out/bench-$payload-run$run.log"
 		sed -n '/^what /,$p' "$out/bench-$payload-run$run.log" | grep -v '^[{ ]*"\|^\]}'
 		[ $rc = 0 ] || { echo "bench-gpu: exit $rc"; status=1; }
+		[ "$payload" = 1416 ] || continue
+		# The same run's baseline: the defaults before gather bursts.
+		timeout 120 "$bin"/bench-gpu --file-prefix dj_bench -- --verify 1G --mover gather \
+			--bench 1G --mode persistent --payload 1416 --gather-burst 32 --blocks 66 \
+			--json "$out/before-1416-run$run.json" ${BENCH_ARGS:-} \
+			>"$out/before-1416-run$run.log" 2>&1 || echo "bench-gpu (before): exit $?"
+		grep "^placer:" "$out/before-1416-run$run.log" | sed 's/^/before: /'
+		grep -E "^(verify|  gather|gather persistent)" "$out/before-1416-run$run.log" |
+			sed 's/^/before: /'
 	done
 done
 
-step "gather sweep at 1416 B (persistent, 256 MiB): blocks x burst"
-for blocks in 33 66 132 264; do
-	for burst in 32 128; do
-		timeout 60 "$bin"/bench-gpu --file-prefix dj_bench -- --verify none --bench 256M \
-			--payload 1416 --mode persistent --blocks $blocks --burst $burst --reps 3 \
-			--json "$out/sweep-b$blocks-u$burst.json" >"$out/sweep-b$blocks-u$burst.log" 2>&1 ||
-			echo "sweep blocks $blocks burst $burst: failed"
-		grep -E "^  gather persistent" "$out/sweep-b$blocks-u$burst.log" |
-			sed "s/^/blocks $blocks burst $burst: /"
-	done
+# Blocks:gather-burst pairs, the likeliest best first; 33 = SMs/4 on the
+# H100 (the new default), 66 = SMs/2 with bursts of 32 (the default
+# before). Pairs that would start after SWEEP_BUDGET_S seconds (default
+# 480) are skipped, so that the whole check ends inside a device call.
+step "gather sweep at 1416 B (persistent, 256 MiB): blocks x gather burst at $SECONDS s"
+for pair in 33:128 44:128 33:256 44:256 33:64 44:64 33:32 44:32 66:32 66:128 132:128 132:32 \
+	264:128 264:32; do
+	blocks=${pair%:*}
+	burst=${pair#*:}
+	if [ "$SECONDS" -gt "${SWEEP_BUDGET_S:-480}" ]; then
+		echo "time budget spent: sweep from $pair on skipped"
+		break
+	fi
+	timeout 60 "$bin"/bench-gpu --file-prefix dj_bench -- --verify none --bench 256M \
+		--payload 1416 --mode persistent --blocks $blocks --gather-burst $burst --reps 3 \
+		--json "$out/sweep-b$blocks-u$burst.json" >"$out/sweep-b$blocks-u$burst.log" 2>&1 ||
+		echo "sweep blocks $blocks burst $burst: failed"
+	grep -E "^  gather persistent" "$out/sweep-b$blocks-u$burst.log" |
+		sed "s/^/blocks $blocks burst $burst: /"
 done
 
 step "bench-gpu-send (256 MiB GPU source: staged ring vs whole copy)"
@@ -105,6 +130,19 @@ for payload in 1416 8916; do
 	for f in "$out"/bench-$payload-run*.log; do
 		grep -E "^  (gather (persistent|oneshot)|copy chunks) mbuf" "$f" | tr -s ' ' |
 			sed 's/^/   /'
+	done
+	[ "$payload" = 1416 ] || continue
+	echo "-- 1416 B, the defaults before gather bursts (x32, 66 blocks), same runs:"
+	for what in "gather persistent mbuf" "verify 1073741824 B staged"; do
+		printf '  %-28s' "$what"
+		for f in "$out"/before-1416-run*.log; do
+			grep -m1 "^$what" "$f" | awk '{ split(substr($0, 41), c, " "); printf " %s", c[3] }'
+		done
+		echo
+	done
+	echo "  share of the read probe (mbuf layout), per run:"
+	for f in "$out"/before-1416-run*.log; do
+		grep -E "^  gather persistent mbuf" "$f" | tr -s ' ' | sed 's/^/   /'
 	done
 done
 grep -hE "^(mode|staged|whole) " "$out"/gpu-send.log

@@ -100,7 +100,7 @@ static double gather_best(const struct bench_opts *o, struct djg_rx_sink *sink,
 	for (int r = 0; r <= o->reps; r++) {
 		uint64_t t0 = djc_time_ns();
 
-		if (gather_once(sink, copies, n, o->burst) != 0)
+		if (gather_once(sink, copies, n, bench_gather_burst(o)) != 0)
 			return -1;
 		if (r > 0)
 			best = RTE_MIN(best, (djc_time_ns() - t0) / 1e9);
@@ -120,7 +120,7 @@ static void describe(const struct layout *l, const struct bench_opts *o, int mod
 		snprintf(what, len, "gather oneshot %s %uB", l->name, o->payload);
 	else
 		snprintf(what, len, "gather %s %s %uB x%u", mode_names[mode], l->name,
-			 o->payload, o->burst);
+			 o->payload, bench_gather_burst(o));
 }
 
 static double oneshot_best(const struct bench_opts *o, int16_t dev_id, void *dest,
@@ -144,7 +144,7 @@ static double sink_best(const struct bench_opts *o, int16_t dev_id, int mode, vo
 {
 	struct djg_rx_sink_conf conf = {
 		.dev_id = dev_id, .dest = dest, .dest_len = o->bench_bytes,
-		.max_copies = o->burst, .mode = mode, .blocks = o->blocks,
+		.max_copies = bench_gather_burst(o), .mode = mode, .blocks = o->blocks,
 		.frag_size = o->payload,
 		.release = noop_release,
 	};

@@ -17,7 +17,8 @@ struct bench_opts {
 	int n_verify;
 	uint64_t bench_bytes;     /* 0: no bandwidth bench */
 	uint32_t payload;         /* payload bytes per packet / fragment */
-	uint16_t burst;           /* packets per burst */
+	uint16_t burst;           /* packets per rx burst (verify) */
+	uint16_t gather_burst;    /* fragments per gather burst, 0: the placer's default */
 	int modes;                /* bit per enum djg_gather_mode */
 	int movers;               /* verify: bit 0 gather (the rx sink), bit 1 copy chunks */
 	uint64_t chunk_size;      /* copy mover chunk bytes */
@@ -61,6 +62,10 @@ int run_bandwidth(const struct bench_opts *o, int16_t dev_id, struct bench_repor
  * after a warm-up. 0, or -1 on a CUDA error. */
 int bench_read_probe(const struct djg_copy *copies, size_t n, unsigned int blocks, int reps,
 		     double *best_s, double *worst_s);
+
+/* Fragments per gather burst: --gather-burst, else the placer's default
+ * for the payload (djg_dp_placer_gather_burst), at least one rx burst. */
+uint16_t bench_gather_burst(const struct bench_opts *o);
 
 /* The CUDA ordinal of gpudev device @dev_id, or -1. */
 int bench_cuda_ordinal(int16_t dev_id);

@@ -40,12 +40,16 @@ static void usage(const char *prog)
 	       "  --verify SIZES    net_ring transfer sizes, e.g. 1,1M,256M,1G (default); none\n"
 	       "  --bench BYTES     bandwidth bench size (default 1G); 0: none\n"
 	       "  --payload N       payload bytes per packet (default 1400)\n"
-	       "  --burst N         packets per burst (default 32, at most 256)\n"
+	       "  --burst N         packets per rx burst (default 32, at most 256)\n"
+	       "  --gather-burst N  fragments per gather burst: the bandwidth rows submit\n"
+	       "                    bursts of N, verify's placer gathers rx bursts into\n"
+	       "                    bursts of up to N (default: the placer's, 128 under\n"
+	       "                    4 KiB payloads, else one rx burst; at most 256)\n"
 	       "  --mode M          persistent, launch, oneshot or all (default all); oneshot\n"
 	       "                    is one djg_gather_list() over the whole list\n"
 
-	       "  --blocks N        persistent kernel blocks (default: SMs, SMs/2 for\n"
-	       "                    payloads of 4 KiB and more)\n"
+	       "  --blocks N        persistent kernel blocks (default: SMs/4, at least 32,\n"
+	       "                    under 4 KiB payloads; 16 for larger ones)\n"
 	       "  --mover M         verify through gather (the rx sink), copy (pinned\n"
 	       "                    chunks and the copy engine) or both (default)\n"
 	       "  --chunk SIZE      copy mover chunk size (default 4M)\n"
@@ -115,6 +119,8 @@ static int parse_option(int c, const char *arg, void *ctx)
 	case 'b': return djc_opt_size("--bench", arg, 0, UINT64_MAX, &o->bench_bytes);
 	case 'p': return djc_opt_u32("--payload", arg, 1, 9000, &o->payload);
 	case 'u': return djc_opt_u16("--burst", arg, 1, 256, &o->burst);
+	case 'G': return djc_opt_u16("--gather-burst", arg, 1, DJG_PLACER_BURST_MAX,
+				     &o->gather_burst);
 	case 'm': return parse_mode(arg, o);
 	case 'B': return djc_opt_u16("--blocks", arg, 1, UINT16_MAX, &o->blocks);
 	case 'M': return parse_mover(arg, o);
@@ -134,6 +140,7 @@ static int parse_options(int argc, char **argv, void *arg)
 		{"gpu", required_argument, NULL, 'g'}, {"host", no_argument, NULL, 'H'},
 		{"verify", required_argument, NULL, 'v'}, {"bench", required_argument, NULL, 'b'},
 		{"payload", required_argument, NULL, 'p'}, {"burst", required_argument, NULL, 'u'},
+		{"gather-burst", required_argument, NULL, 'G'},
 		{"mode", required_argument, NULL, 'm'}, {"blocks", required_argument, NULL, 'B'},
 		{"reps", required_argument, NULL, 'r'}, {"seed", required_argument, NULL, 's'},
 		{"mover", required_argument, NULL, 'M'}, {"chunk", required_argument, NULL, 'c'},
@@ -188,8 +195,9 @@ static void print_table(const struct bench_report *rep)
 
 static void print_json(FILE *f, const struct bench_report *rep, const struct bench_opts *o)
 {
-	fprintf(f, "{\"device\": \"%s\", \"payload\": %u, \"burst\": %u, \"seed\": %u, \"results\": [",
-		rep->device, o->payload, o->burst, o->seed);
+	fprintf(f, "{\"device\": \"%s\", \"payload\": %u, \"burst\": %u, \"gather_burst\": %u, "
+		"\"seed\": %u, \"results\": [", rep->device, o->payload, o->burst,
+		bench_gather_burst(o), o->seed);
 	for (int i = 0; i < rep->n; i++) {
 		const struct bench_result *r = &rep->r[i];
 
@@ -242,8 +250,8 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	dev = choose_gpu(&o, parsed.force_host, &rep);
-	printf("bench-gpu: %s, payload %u B, burst %u, seed %u\n", rep.device, o.payload,
-	       o.burst, o.seed);
+	printf("bench-gpu: %s, payload %u B, rx burst %u, gather burst %u, seed %u\n",
+	       rep.device, o.payload, o.burst, bench_gather_burst(&o), o.seed);
 	if (o.n_verify > 0)
 		failed |= run_verify(&o, dev, &rep) != 0;
 	if (o.bench_bytes > 0 && dev != DJG_HOST)

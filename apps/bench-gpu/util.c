@@ -26,3 +26,12 @@ int bench_cuda_ordinal(int16_t dev_id)
 			return i;
 	return -1;
 }
+
+uint16_t bench_gather_burst(const struct bench_opts *o)
+{
+	uint16_t g = djg_dp_placer_gather_burst(o->payload);
+
+	if (o->gather_burst != 0)
+		return o->gather_burst;
+	return g > o->burst ? g : o->burst;
+}

@@ -3,12 +3,16 @@
  * Byte-exact check of the receive path with real mbufs: two net_ring ports
  * of this process joined back to back. The sender cuts a random buffer into
  * UDP packets (a 16-byte header says where each payload goes); the receiver
- * parses each burst into a copy list and hands it, with the mbufs, to the rx
- * sink (staged: GPU gather kernel; host: memcpy), or with a GPU packs each
- * payload into pinned chunks that the copy engine moves (the copy mover,
- * gpu/packer.h) and frees the burst at once. One packet pointing past the
- * destination is injected per size: it must be refused while the rest
- * lands. Then the destination is copied back and compared.
+ * drives the data plane's placer (gpu/dp_placer.c) as the engine does: each
+ * payload to place(), each rx burst to burst_end(), flush() after a poll
+ * that came back short, sync() at the end. So the placer's gather bursts
+ * (rx bursts coalesced, --gather-burst) feed the rx sink (staged: GPU
+ * gather kernel; host: memcpy). With a GPU, the copy mover packs each
+ * payload into pinned chunks that the copy engine moves (gpu/packer.h) and
+ * frees the burst at once. One packet pointing past the destination is
+ * injected per size: it must be refused (as the engine's bounds check
+ * does) while the rest lands. Then the destination is copied back and
+ * compared.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,11 +29,11 @@
 
 #include "djinn/common.h"
 #include "common/djc.h"
+#include "dataplane/dataplane.h"
 #include "gpu/packer.h"
 #include "bench_gpu.h"
 
 #define RING_SLOTS 4096
-#define SINK_RING 256
 #define POOL_MBUFS 16383
 #define PKT_MAGIC 0x646a6e31u /* "djn1" */
 #define UDP_PORT 4791
@@ -53,9 +57,10 @@ struct wire {
 struct xfer {
 	const struct bench_opts *o;
 	struct wire *w;
-	struct djg_rx_sink *sink;     /* gather mover; NULL: packer */
+	const struct dp_engine_placer *placer; /* gather mover; NULL: packer */
+	void *state;                  /* the placer's, for this thread */
 	struct djg_packer *packer;    /* copy mover */
-	uint8_t *dest;                /* copy mover: the destination */
+	uint8_t *dest;
 	const uint8_t *src;
 	size_t total;
 	size_t next_off;        /* next payload byte to packetise */
@@ -66,12 +71,6 @@ struct xfer {
 	struct rte_mbuf *pending[256];
 	uint16_t pending_n, pending_first;
 };
-
-static void free_mbufs(void **bufs, uint16_t n, void *arg)
-{
-	(void)arg;
-	rte_pktmbuf_free_bulk((struct rte_mbuf **)bufs, n);
-}
 
 static int port_start(uint16_t port, struct rte_mempool *mp)
 {
@@ -85,7 +84,7 @@ static int port_start(uint16_t port, struct rte_mempool *mp)
 	return rc == 0 ? rte_eth_dev_start(port) : rc;
 }
 
-static int wire_open(struct wire *w, int16_t dev_id, uint32_t payload)
+static int wire_open(struct wire *w, uint32_t payload)
 {
 	uint16_t room = RTE_PKTMBUF_HEADROOM + HDR_LEN + payload;
 	struct rte_ring *a, *b;
@@ -104,20 +103,16 @@ static int wire_open(struct wire *w, int16_t dev_id, uint32_t payload)
 		return -ENODEV;
 	w->tx_port = tx;
 	w->rx_port = rx;
-	if (port_start(w->tx_port, w->mp) != 0 || port_start(w->rx_port, w->mp) != 0)
-		return -EIO;
-	/* The gather kernel reads payloads straight out of these mbufs. */
-	return djg_mempool_register(dev_id, w->mp);
+	/* The placer registers the pool with the GPU when it first sees it. */
+	return port_start(w->tx_port, w->mp) != 0 || port_start(w->rx_port, w->mp) != 0 ? -EIO : 0;
 }
 
-static void wire_close(struct wire *w, int16_t dev_id)
+static void wire_close(struct wire *w)
 {
 	rte_eth_dev_stop(w->tx_port);
 	rte_eth_dev_stop(w->rx_port);
 	rte_eth_dev_close(w->tx_port);
 	rte_eth_dev_close(w->rx_port);
-	if (w->mp != NULL)
-		djg_mempool_unregister(dev_id, w->mp);
 	rte_mempool_free(w->mp);
 	rte_ring_free(w->rings[0]);
 	rte_ring_free(w->rings[1]);
@@ -204,6 +199,13 @@ static int parse(struct rte_mbuf *m, struct djg_copy *c)
 	return 1;
 }
 
+/* Whether the packet is ours and lands inside the destination (the
+ * engine's check before it places a fragment): *c its copy. */
+static int accepted(const struct xfer *x, struct rte_mbuf *m, struct djg_copy *c)
+{
+	return parse(m, c) && c->len <= x->total && c->dst_off <= x->total - c->len;
+}
+
 /* Copy mover: each payload into the chunks (bounds checked as the sink
  * does), then the burst goes back to its pool at once. */
 static int deliver_packed(struct xfer *x, struct rte_mbuf **pkts, uint16_t n)
@@ -213,7 +215,7 @@ static int deliver_packed(struct xfer *x, struct rte_mbuf **pkts, uint16_t n)
 	for (uint16_t i = 0; i < n && rc == 0; i++) {
 		struct djg_copy c;
 
-		if (!parse(pkts[i], &c) || c.len > x->total || c.dst_off > x->total - c.len) {
+		if (!accepted(x, pkts[i], &c)) {
 			x->refused++;
 			continue;
 		}
@@ -224,33 +226,29 @@ static int deliver_packed(struct xfer *x, struct rte_mbuf **pkts, uint16_t n)
 	return rc;
 }
 
-/* Submit one received burst; a burst the sink refuses is retried packet by
- * packet so that one bad packet costs only itself. */
+/* One received burst through the placer, as the engine's rx loop hands it:
+ * every accepted payload to place(), those mbufs to burst_end() (which
+ * keeps them in its gather burst or gives them back), the rest freed. */
 static int deliver(struct xfer *x, struct rte_mbuf **pkts, uint16_t n)
 {
-	struct djg_copy copies[256];
-	uint64_t bytes = 0;
-	int rc;
+	struct rte_mbuf *placed[256];
+	uint16_t k = 0;
 
 	for (uint16_t i = 0; i < n; i++) {
-		if (!parse(pkts[i], &copies[i]))
-			copies[i] = (struct djg_copy){.src = NULL, .len = 1};
-		bytes += copies[i].len;
+		struct djg_copy c;
+
+		if (!accepted(x, pkts[i], &c)) {
+			rte_pktmbuf_free(pkts[i]);
+			x->refused++;
+			continue;
+		}
+		x->placer->place(x->state, x->dest, x->total, c.dst_off, c.src, c.len);
+		x->bytes_landed += c.len;
+		placed[k++] = pkts[i];
 	}
-	while ((rc = djg_rx_sink_submit(x->sink, copies, n, (void **)pkts, n)) == -EAGAIN)
-		;
-	if (rc == 0) {
-		x->bytes_landed += bytes;
-		return 0;
-	}
-	if (rc != -EINVAL || n == 1) {
-		rte_pktmbuf_free_bulk(pkts, n);
-		x->refused += n;
-		return rc == -EINVAL ? 0 : rc;
-	}
-	for (uint16_t i = 0; i < n && rc != -EIO; i++)
-		rc = deliver(x, &pkts[i], 1);
-	return rc == -EIO ? rc : 0;
+	if (k > 0 && x->placer->burst_end(x->state, placed, k) != 0)
+		rte_pktmbuf_free_bulk(placed, k);
+	return 0;
 }
 
 static int transfer(struct xfer *x)
@@ -270,11 +268,12 @@ static int transfer(struct xfer *x)
 		if (n > 0 && (rc = x->packer != NULL ? deliver_packed(x, pkts, n) :
 						      deliver(x, pkts, n)) != 0)
 			return rc;
-		if (x->sink != NULL && djg_rx_sink_poll(x->sink) < 0)
-			return -EIO;
+		/* A short poll ends the gather burst, as in the engine. */
+		if (x->placer != NULL && n < x->o->burst)
+			x->placer->flush(x->state);
 	}
-	return x->packer != NULL ? djg_packer_drain(x->packer) :
-				   djg_rx_sink_drain(x->sink, 10ull * 1000000000ull);
+	/* The engine's sync() before it reports a receive complete. */
+	return x->packer != NULL ? djg_packer_drain(x->packer) : x->placer->sync(x->state);
 }
 
 static int check_size(struct xfer *x, struct djg_pool *pool, void *dest, uint8_t *back,
@@ -285,8 +284,6 @@ static int check_size(struct xfer *x, struct djg_pool *pool, void *dest, uint8_t
 
 	memset(back, 0xee, x->total);
 	rc = djg_pool_copy_in(pool, dest, back, x->total); /* poison the destination */
-	if (rc == 0 && x->sink != NULL)
-		rc = djg_rx_sink_rebind(x->sink, dest, x->total);
 	if (rc != 0)
 		return rc;
 	t0 = djc_time_ns();
@@ -304,6 +301,18 @@ static int check_size(struct xfer *x, struct djg_pool *pool, void *dest, uint8_t
 	return rc;
 }
 
+/* What the placer handed its sinks: rx bursts coalesced into how many. */
+static void gather_bursts_print(struct djg_dp_placer *p)
+{
+	struct djg_dp_placer_stats st;
+
+	djg_dp_placer_stats_get(p, &st);
+	printf("placer: %" PRIu64 " fragments in %" PRIu64 " gather bursts (%.1f each), "
+	       "%" PRIu64 " copied directly, %" PRIu64 " failed\n", st.sink.copies, st.sink.bursts,
+	       st.sink.bursts != 0 ? (double)st.sink.copies / st.sink.bursts : 0.0,
+	       st.direct_copies, st.failures);
+}
+
 static size_t largest(const struct bench_opts *o)
 {
 	size_t max = 1;
@@ -318,18 +327,27 @@ static int verify_sizes(const struct bench_opts *o, int16_t dev_id, struct wire 
 {
 	size_t max = largest(o);
 	uint8_t *src = malloc(max), *back = malloc(max);
-	struct djg_rx_sink_conf conf = {
-		.dev_id = dev_id, .dest_len = max, .max_copies = o->burst, .ring_size = SINK_RING,
-		.blocks = o->blocks, .frag_size = o->payload, .release = free_mbufs,
+	struct djg_dp_placer_conf pc = {
+		.dev_id = dev_id, .mode = DJG_GATHER_PERSISTENT, .blocks = o->blocks,
+		.frag_size = o->payload, .gather_burst = bench_gather_burst(o),
+		.mover = DJG_MOVER_GATHER,
 	};
-	struct djg_rx_sink *sink = NULL;
+	const struct dp_engine_placer *ops = NULL;
+	struct djg_dp_placer *placer = NULL;
 	struct djg_cuda_packer *cp = NULL;
-	int rc = src && back ? djg_pool_alloc(pool, max, &conf.dest) : -ENOMEM;
+	void *dest = NULL, *state = NULL;
+	int rc = src && back ? djg_pool_alloc(pool, max, &dest) : -ENOMEM;
 	int failed = 0;
 
 	if (rc == 0) {
 		fill_pattern(src, max, o->seed);
-		rc = djg_rx_sink_create(&conf, &sink);
+		rc = djg_dp_placer_create(&pc, &placer);
+	}
+	if (rc == 0) {
+		ops = djg_dp_placer_ops(placer);
+		rc = ops->lcore_init(ops->ctx, 0, &state);
+		if (rc != 0)
+			state = NULL;
 	}
 	/* The copy mover needs a GPU: host memory is memcpy either way. */
 	if (rc == 0 && (o->movers & 2) && dev_id != DJG_HOST) {
@@ -338,24 +356,32 @@ static int verify_sizes(const struct bench_opts *o, int16_t dev_id, struct wire 
 	}
 	for (int i = 0; rc == 0 && i < 2 * o->n_verify; i++) {
 		int copy = i >= o->n_verify;
-		struct xfer x = {.o = o, .w = w, .sink = copy ? NULL : sink,
+		struct xfer x = {.o = o, .w = w, .placer = copy ? NULL : ops, .state = state,
 				 .packer = copy && cp != NULL ? djg_cuda_packer_get(cp) : NULL,
-				 .dest = conf.dest, .src = src, .total = o->verify[i % o->n_verify],
+				 .dest = dest, .src = src, .total = o->verify[i % o->n_verify],
 				 .inject_bad = 1};
 		struct bench_result *res;
 
-		if (x.sink == NULL && x.packer == NULL)
+		if (x.placer == NULL && x.packer == NULL)
 			continue;
 		if (!(o->movers & (copy ? 2 : 1)))
 			continue;
 		res = report_add(rep, "verify");
 		snprintf(res->what, sizeof(res->what), "verify %zu B %s", x.total,
-			 copy ? "copy chunks" : djg_rx_path_name(djg_rx_sink_path(sink)));
-		rc = check_size(&x, pool, conf.dest, back, res);
+			 copy ? "copy chunks" :
+			 djg_rx_path_name(dev_id == DJG_HOST ? DJG_RX_HOST : DJG_RX_STAGED));
+		rc = check_size(&x, pool, dest, back, res);
 		failed += !res->ok;
 	}
+	if (rc == 0 && placer != NULL)
+		gather_bursts_print(placer);
 	djg_cuda_packer_destroy(cp);
-	djg_rx_sink_destroy(sink);
+	/* The placer lets go of the pool (unregisters it) before it is freed. */
+	if (state != NULL)
+		ops->lcore_fini(state);
+	djg_dp_placer_destroy(placer);
+	if (dest != NULL)
+		djg_pool_free(pool, dest);
 	free(src);
 	free(back);
 	return rc != 0 ? rc : failed ? -EIO : 0;
@@ -365,7 +391,7 @@ int run_verify(const struct bench_opts *o, int16_t dev_id, struct bench_report *
 {
 	struct wire w = {0};
 	struct djg_pool *pool = NULL;
-	int rc = wire_open(&w, dev_id, o->payload);
+	int rc = wire_open(&w, o->payload);
 
 	if (rc == 0)
 		rc = djg_pool_create(dev_id, largest(o), &pool);
@@ -374,6 +400,6 @@ int run_verify(const struct bench_opts *o, int16_t dev_id, struct bench_report *
 	if (rc != 0)
 		fprintf(stderr, "bench-gpu: verify: %s\n", dj_strerror(rc));
 	djg_pool_destroy(pool);
-	wire_close(&w, dev_id);
+	wire_close(&w);
 	return rc;
 }

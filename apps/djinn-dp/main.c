@@ -69,6 +69,7 @@ struct dp_options {
 	uint32_t dp_initial_credit;
 	enum djg_gather_mode gpu_gather;
 	uint16_t gpu_gather_blocks;
+	uint16_t gpu_gather_burst;
 	enum djg_rx_mover gpu_rx_mover;
 	const char *metrics;     /* ADDR:PORT of the Prometheus endpoint, or NULL */
 	int json_log;
@@ -104,6 +105,9 @@ static void usage(const char *prog)
 	       "                         per burst)\n"
 	       "  --gpu-gather-blocks N  resident kernel blocks per data-plane lcore\n"
 	       "                         (default: from the frame size)\n"
+	       "  --gpu-gather-burst N   fragments per gather burst: an lcore's rx bursts\n"
+	       "                         go to the gather kernel together, up to N (default:\n"
+	       "                         128 for frames under 4 KiB, else one rx burst)\n"
 	       "  --gpu-rx-mover M       how received payloads reach GPU memory: gather\n"
 	       "                         (the gather kernel reads the mbufs), copy (lcores\n"
 	       "                         pack pinned chunks, the copy engine moves them) or\n"
@@ -157,8 +161,9 @@ enum {
 	OPT_LISTEN = 256, OPT_CTL_PORT, OPT_GPU, OPT_MEM_LIMIT, OPT_TOTAL_MEM_LIMIT,
 	OPT_TOKEN_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_DP_PORT, OPT_DP_QUEUES,
 	OPT_DP_IP, OPT_DP_UDP_PORT, OPT_DP_FRAME_SIZE, OPT_DP_IMPAIR, OPT_NO_DPDK,
-	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_IDLE, OPT_DP_CALLER_RUNS, OPT_DP_INITIAL_CREDIT, OPT_GPU_GATHER,
-	OPT_GPU_GATHER_BLOCKS, OPT_GPU_RX_MOVER, OPT_METRICS, OPT_LOG_FORMAT, OPT_FLEET, OPT_FLEET_FILE,
+	OPT_STATS_INTERVAL, OPT_PROBE, OPT_LOG_LEVEL, OPT_DP_IDLE_SLEEP, OPT_DP_IDLE, OPT_DP_CALLER_RUNS,
+	OPT_DP_INITIAL_CREDIT, OPT_GPU_GATHER, OPT_GPU_GATHER_BLOCKS, OPT_GPU_GATHER_BURST,
+	OPT_GPU_RX_MOVER, OPT_METRICS, OPT_LOG_FORMAT, OPT_FLEET, OPT_FLEET_FILE,
 	OPT_FLEET_ETCD, OPT_FLEET_PREFIX, OPT_FLEET_TTL, OPT_FLEET_TOKEN_FILE, OPT_FLEET_ID,
 	OPT_FLEET_ADVERTISE, OPT_GPU_MOVE,
 };
@@ -225,6 +230,9 @@ static int parse_option(int c, const char *arg, void *opts)
 		return djc_opt_u32("--dp-initial-credit", arg, 0, 1u << 20, &o->dp_initial_credit);
 	case OPT_GPU_GATHER_BLOCKS:
 		return djc_opt_u16("--gpu-gather-blocks", arg, 0, 1024, &o->gpu_gather_blocks);
+	case OPT_GPU_GATHER_BURST:
+		return djc_opt_u16("--gpu-gather-burst", arg, 1, DJG_PLACER_BURST_MAX,
+				   &o->gpu_gather_burst);
 	case OPT_FLEET: o->fleet.members = arg; return 0;
 	case OPT_FLEET_FILE: o->fleet.members_file = arg; return 0;
 	case OPT_FLEET_ETCD: o->fleet.etcd = arg; return 0;
@@ -260,6 +268,7 @@ static int parse_options(int argc, char **argv, struct dp_options *o)
 		{"gpu", required_argument, NULL, OPT_GPU},
 		{"gpu-gather", required_argument, NULL, OPT_GPU_GATHER},
 		{"gpu-gather-blocks", required_argument, NULL, OPT_GPU_GATHER_BLOCKS},
+		{"gpu-gather-burst", required_argument, NULL, OPT_GPU_GATHER_BURST},
 		{"gpu-rx-mover", required_argument, NULL, OPT_GPU_RX_MOVER},
 		{"gpu-move", required_argument, NULL, OPT_GPU_MOVE},
 		{"mem-limit", required_argument, NULL, OPT_MEM_LIMIT},
@@ -378,6 +387,7 @@ static int gpu_placer_create(const struct dp_options *o, const struct rt_runtime
 {
 	struct djg_dp_placer_conf pc = {.mode = o->gpu_gather,
 					   .blocks = o->gpu_gather_blocks,
+					   .gather_burst = o->gpu_gather_burst,
 					   .frag_size = o->dp_frame_size,
 					   .mover = o->gpu_rx_mover};
 	struct rt_device_info devs[RT_MAX_DEVICES];

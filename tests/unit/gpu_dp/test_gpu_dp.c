@@ -61,6 +61,8 @@ struct duo_conf {
 	enum djg_rx_mover mover; /* GPU receives: gather kernel or chunks */
 	uint32_t chunk_size;     /* copy mover; 0: default */
 	uint16_t n_chunks;
+	uint16_t frame_size;     /* both ports; 0: 9014 (jumbo) */
+	uint16_t gather_burst;   /* the placer's; 0: its default for the frames */
 	/* Change the placer's callbacks (failure injection); NULL: keep them. */
 	void (*wrap)(struct dp_engine_placer *ops);
 };
@@ -72,7 +74,7 @@ static int engine_create(uint16_t port, uint32_t ip, const struct dp_engine_plac
 
 	cfg.placer = placer;
 	cfg.port.port_id = port;
-	cfg.port.frame_size = 9014;
+	cfg.port.frame_size = dc != NULL && dc->frame_size != 0 ? dc->frame_size : 9014;
 	cfg.local.ipv4 = ip;
 	if (dc != NULL) {
 		cfg.impair = dc->impair;
@@ -99,10 +101,13 @@ static void two_devices_conf(struct djg_dp_placer_conf *pc)
 
 static void duo_start_conf(struct duo *d, const struct duo_conf *dc)
 {
-	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = dc->mode, .frag_size = 8000,
+	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = dc->mode,
+					   .frag_size = dc->frame_size != 0 ? dc->frame_size : 8000,
+					   .gather_burst = dc->gather_burst,
 					   .mover = dc->mover == DJG_MOVER_AUTO ? DJG_MOVER_GATHER
 										: dc->mover,
 					   .chunk_size = dc->chunk_size, .n_chunks = dc->n_chunks};
+	struct duo_conf a_conf = {.frame_size = dc->frame_size}; /* the frames alone */
 	struct dp_endpoint ea, eb;
 	uint16_t pa, pb;
 
@@ -113,7 +118,7 @@ static void duo_start_conf(struct duo *d, const struct duo_conf *dc)
 	if (dc->wrap != NULL)
 		dc->wrap(&d->ops);
 	dj_test_ring_pair(&pa, &pb, NULL);
-	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, &d->ops, NULL, &d->a), 0);
+	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, &d->ops, &a_conf, &d->a), 0);
 	CU_ASSERT_EQUAL_FATAL(engine_create(pb, IP_B, &d->ops, dc, &d->b), 0);
 	dp_engine_endpoint(d->a, &ea);
 	dp_engine_endpoint(d->b, &eb);
@@ -897,6 +902,200 @@ static void test_two_devices_mixed_burst(void)
 	rte_mempool_free(mp);
 }
 
+/* ---- gather bursts: rx bursts coalesced --------------------------------------- */
+
+#define MTU_FRAG 1416 /* a fragment's payload at MTU 1500 */
+
+/* One rx burst as the engine hands it: n fresh mbufs holding fragments
+ * *next.. of want, each placed at its offset in dst, then burst_end().
+ * Returns burst_end()'s answer (non-zero: freed here, as the engine would). */
+static int rx_burst(const struct dp_engine_placer *ops, void *state, struct rte_mempool *mp,
+		    uint8_t *dst, size_t total, const uint8_t *want, unsigned int *next,
+		    unsigned int n)
+{
+	struct rte_mbuf *m[DJG_PLACER_BURST_MAX];
+	int rc;
+
+	CU_ASSERT_FATAL(n <= RTE_DIM(m));
+	CU_ASSERT_EQUAL_FATAL(rte_pktmbuf_alloc_bulk(mp, m, n), 0);
+	for (unsigned int i = 0; i < n; i++, (*next)++) {
+		uint8_t *data = (uint8_t *)rte_pktmbuf_append(m[i], MTU_FRAG);
+
+		memcpy(data, want + (size_t)*next * MTU_FRAG, MTU_FRAG);
+		ops->place(state, dst, total, (uint64_t)*next * MTU_FRAG, data, MTU_FRAG);
+	}
+	rc = ops->burst_end(state, m, (uint16_t)n);
+	if (rc != 0)
+		rte_pktmbuf_free_bulk(m, n);
+	return rc;
+}
+
+/* What the sinks were handed so far: gather bursts and their fragments. */
+static void handed(struct djg_dp_placer *p, uint64_t bursts, uint64_t copies)
+{
+	struct djg_dp_placer_stats st;
+
+	djg_dp_placer_stats_get(p, &st);
+	CU_ASSERT_EQUAL(st.sink.bursts, bursts);
+	CU_ASSERT_EQUAL(st.sink.copies, copies);
+	CU_ASSERT_EQUAL(st.direct_copies, 0);
+}
+
+/*
+ * The placer as the engine drives it, MTU-size fragments: rx bursts of 32
+ * go to the sinks as one gather burst of 128 (the mbufs held meanwhile),
+ * a short poll's flush() hands over a partial one, sync() hands over a
+ * lone fragment before it returns (a receive completes only after it),
+ * and lcore_fini() with a burst still open places it and gives every mbuf
+ * back. Then a gather burst of 1: each rx burst goes at once.
+ */
+static void test_gather_burst_placer(void)
+{
+	enum { POOL = 511, FRAGS = 4 * 32 + 32 + 7 + 1 + 5 };
+	const size_t total = (size_t)FRAGS * MTU_FRAG;
+	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = DJG_GATHER_LAUNCH,
+					   .frag_size = MTU_FRAG, .mover = DJG_MOVER_GATHER};
+	struct rte_mempool *mp = rte_pktmbuf_pool_create("dj_test_gburst", POOL, 0, 0, 2048,
+							 SOCKET_ID_ANY);
+	uint8_t *want = random_bytes(total, dj_test_seed() + 1416);
+	const struct dp_engine_placer *ops;
+	struct djg_dp_placer *p;
+	unsigned int next = 0;
+	void *base, *state;
+	uint8_t *dst;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mp);
+	CU_ASSERT_EQUAL(djg_dp_placer_gather_burst(MTU_FRAG), DJG_PLACER_BURST_SMALL);
+	CU_ASSERT_EQUAL(djg_dp_placer_gather_burst(0), DJG_PLACER_BURST_SMALL);
+	CU_ASSERT_EQUAL(djg_dp_placer_gather_burst(8916), 1);
+	dst = device_buffer(total, 1, &base);
+	CU_ASSERT_EQUAL_FATAL(djg_dp_placer_create(&pc, &p), 0);
+	ops = djg_dp_placer_ops(p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ops->flush);
+	CU_ASSERT_EQUAL_FATAL(ops->lcore_init(ops->ctx, 0, &state), 0);
+	/* Three full rx bursts: kept, nothing handed over yet. */
+	for (int b = 0; b < 3; b++) {
+		CU_ASSERT_EQUAL(rx_burst(ops, state, mp, dst, total, want, &next, 32), 0);
+		handed(p, 0, 0);
+	}
+	CU_ASSERT_EQUAL(rte_mempool_avail_count(mp), POOL - 3 * 32);
+	if (dev == DJG_HOST) /* host memory: nothing written yet either */
+		CU_ASSERT_EQUAL(dst[0], GUARD_BYTE);
+	/* The fourth fills the gather burst: 128 fragments in one. */
+	CU_ASSERT_EQUAL(rx_burst(ops, state, mp, dst, total, want, &next, 32), 0);
+	handed(p, 1, 128);
+	/* A full rx burst and a short one, then the short poll's flush. */
+	CU_ASSERT_EQUAL(rx_burst(ops, state, mp, dst, total, want, &next, 32), 0);
+	CU_ASSERT_EQUAL(rx_burst(ops, state, mp, dst, total, want, &next, 7), 0);
+	handed(p, 1, 128);
+	ops->flush(state);
+	handed(p, 2, 128 + 39);
+	ops->flush(state); /* nothing open: nothing handed */
+	handed(p, 2, 128 + 39);
+	/* A lone fragment (a small transfer's only one): sync() places it. */
+	CU_ASSERT_EQUAL(rx_burst(ops, state, mp, dst, total, want, &next, 1), 0);
+	handed(p, 2, 128 + 39);
+	CU_ASSERT_EQUAL(ops->sync(state), 0);
+	handed(p, 3, 128 + 40);
+	CU_ASSERT_EQUAL(rte_mempool_avail_count(mp), POOL);
+	device_check(base, (size_t)next * MTU_FRAG, 1, want);
+	/* A burst still open when the lcore goes: placed, mbufs back. */
+	CU_ASSERT_EQUAL(rx_burst(ops, state, mp, dst, total, want, &next, 5), 0);
+	CU_ASSERT_EQUAL(rte_mempool_avail_count(mp), POOL - 5);
+	ops->lcore_fini(state);
+	CU_ASSERT_EQUAL(next, FRAGS);
+	CU_ASSERT_EQUAL(rte_mempool_avail_count(mp), POOL);
+	device_check(base, total, 1, want);
+	djg_dp_placer_destroy(p);
+
+	/* A gather burst of one: every rx burst is handed over as it ends. */
+	pc.gather_burst = 1;
+	next = 0;
+	CU_ASSERT_EQUAL_FATAL(djg_dp_placer_create(&pc, &p), 0);
+	ops = djg_dp_placer_ops(p);
+	CU_ASSERT_EQUAL_FATAL(ops->lcore_init(ops->ctx, 0, &state), 0);
+	CU_ASSERT_EQUAL(rx_burst(ops, state, mp, dst, total, want, &next, 32), 0);
+	handed(p, 1, 32);
+	CU_ASSERT_EQUAL(rx_burst(ops, state, mp, dst, total, want, &next, 3), 0);
+	handed(p, 2, 35);
+	CU_ASSERT_EQUAL(ops->sync(state), 0);
+	ops->lcore_fini(state);
+	djg_dp_placer_destroy(p);
+	CU_ASSERT_EQUAL(rte_mempool_avail_count(mp), POOL);
+	CU_ASSERT_EQUAL(djg_pool_free(pool, base), 0);
+	free(want);
+	rte_mempool_free(mp);
+}
+
+/* The engine's flush() calls, counted, and whether they reach the placer. */
+static struct {
+	void (*flush)(void *state);
+	uint64_t calls;
+	bool pass;
+} flushes;
+
+static void flush_counted(void *state)
+{
+	flushes.calls++;
+	if (flushes.pass)
+		flushes.flush(state);
+}
+
+static void wrap_flush(struct dp_engine_placer *ops)
+{
+	flushes.flush = ops->flush;
+	flushes.calls = 0;
+	ops->flush = flush_counted;
+}
+
+/*
+ * MTU-size fragments through the engine: gather bursts of 128 over many rx
+ * bursts land byte-exact. With flush() passed on, the engine calls it after
+ * short polls; with it swallowed, only sync() hands the last gather burst
+ * over, so a receive reported complete with its bytes in place shows that
+ * completion waits for them (and that a lone small transfer never waits
+ * for a full burst).
+ */
+static void gather_bursts_engine(bool pass)
+{
+	static const size_t lens[] = {1, 1000, 3 * MTU_FRAG + 5, (1u << 20) + 17, 4u << 20};
+	struct duo_conf dc = {.mode = DJG_GATHER_PERSISTENT, .mover = DJG_MOVER_GATHER,
+			      .frame_size = 1514, .wrap = wrap_flush};
+	struct djg_dp_placer_stats st;
+	uint64_t bytes = 0;
+	struct duo d;
+
+	flushes.pass = pass;
+	duo_start_conf(&d, &dc);
+	for (size_t i = 0; i < RTE_DIM(lens); i++) {
+		receive_check(&d, lens[i], (int)(i & 1));
+		bytes += lens[i];
+	}
+	djg_dp_placer_stats_get(d.placer, &st);
+	CU_ASSERT_EQUAL(st.sink.bytes, bytes);
+	CU_ASSERT_EQUAL(st.sink.rejected, 0);
+	CU_ASSERT_EQUAL(st.direct_copies, 0);
+	CU_ASSERT_EQUAL(st.failures, 0);
+	/* Never more than a gather burst at once; fewer bursts than the
+	 * fragments' rx bursts where the polls came back full. */
+	CU_ASSERT(st.sink.copies <= st.sink.bursts * DJG_PLACER_BURST_SMALL);
+	CU_ASSERT(flushes.calls > 0);
+	printf("\n    %s: %" PRIu64 " fragments in %" PRIu64 " gather bursts, %" PRIu64
+	       " flushes\n", pass ? "flush" : "sync only", st.sink.copies, st.sink.bursts,
+	       flushes.calls);
+	duo_stop(&d);
+}
+
+static void test_gather_bursts_engine(void)
+{
+	gather_bursts_engine(true);
+}
+
+static void test_gather_bursts_sync_only(void)
+{
+	gather_bursts_engine(false);
+}
+
 static void test_bad_config(void)
 {
 	struct djg_dp_placer_conf pc = {.dev_id = DJG_HOST, .mode = 7};
@@ -920,6 +1119,9 @@ static void test_bad_config(void)
 	CU_ASSERT_PTR_NULL(djg_dp_placer_ops(NULL));
 	CU_ASSERT_EQUAL(djg_find_cuda(-1) < 0, 1);
 	pc.dev_id = DJG_HOST;
+	pc.gather_burst = DJG_PLACER_BURST_MAX + 1;
+	CU_ASSERT_EQUAL(djg_dp_placer_create(&pc, &p), -EINVAL);
+	pc.gather_burst = 0;
 	pc.n_devs = DJG_PLACER_MAX_DEVS + 1;
 	CU_ASSERT_EQUAL(djg_dp_placer_create(&pc, &p), -EINVAL);
 	pc.n_devs = 2;
@@ -964,6 +1166,10 @@ int main(int argc, char **argv)
 		{"GPU sources: whole copy without staging", test_whole_copy_fallback},
 		{"two devices: each receive on its device, sends", test_two_devices_engine},
 		{"two devices: one burst split between them", test_two_devices_mixed_burst},
+		{"gather bursts: rx bursts coalesced, flush, sync", test_gather_burst_placer},
+		{"gather bursts: MTU-size fragments through the engine",
+		 test_gather_bursts_engine},
+		{"gather bursts: completion waits for the last one", test_gather_bursts_sync_only},
 		{NULL, NULL},
 	};
 	int want_gpu = argc > 1 && strcmp(argv[1], "gpu") == 0;
