@@ -149,8 +149,14 @@ bool djg_host_readable(int16_t dev_id, const void *ptr, size_t len);
 struct rte_mempool;
 /**
  * Register every memory chunk of mempool @p mp with GPU @p dev_id, so that
- * its mbufs' data can be read by the staged gather kernel. Unregister with
- * djg_mempool_unregister() before freeing the mempool.
+ * its mbufs' data can be read by the staged gather kernel. The chunks
+ * registered are recorded: djg_mempool_unregister() releases them without
+ * reading the mempool, so it may come after the mempool was freed (before
+ * its memory is registered again).
+ * @return 0, -EINVAL, -EEXIST (this mempool is registered with this GPU
+ * already), -ENOSPC (64 mempools registered), -ENOMEM, or
+ * djg_host_register()'s error for a chunk (none is left registered).
+ * djg_mempool_unregister(): 0, -EINVAL, -ENOENT (not registered).
  */
 int djg_mempool_register(int16_t dev_id, struct rte_mempool *mp);
 int djg_mempool_unregister(int16_t dev_id, struct rte_mempool *mp);

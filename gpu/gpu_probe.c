@@ -146,48 +146,113 @@ int djg_gpudev_release(int16_t dev_id, void *ptr, int registered)
 	return rc;
 }
 
-struct mempool_walk {
+/*
+ * What djg_mempool_register() registered, per (device, mempool): the chunk
+ * addresses themselves, so that unregistering never walks the mempool. A
+ * mempool may be freed before its registration is dropped (test_gpu_dp
+ * destroys its engines, and their pools, before the placer that
+ * registered them): walking it then read freed memory, left every chunk
+ * registered, and the next pool at the same addresses was refused with
+ * -EEXIST.
+ */
+struct pool_reg {
 	int16_t dev_id;
-	int rc;
-	int registering;
+	const struct rte_mempool *mp;   /* NULL: a free slot */
+	void **chunks;
+	unsigned int n, cap;
 };
+
+#define POOL_REGS_MAX 64
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pool_reg pool_regs[POOL_REGS_MAX];
+
+struct mempool_walk {
+	struct pool_reg *reg;
+	int rc;
+};
+
+static void pool_reg_drop(struct pool_reg *reg)
+{
+	for (unsigned int i = 0; i < reg->n; i++)
+		djg_host_unregister(reg->dev_id, reg->chunks[i]);
+	free(reg->chunks);
+	*reg = (struct pool_reg){0};
+}
 
 static void register_chunk(struct rte_mempool *mp, void *opaque,
 			   struct rte_mempool_memhdr *memhdr, unsigned int idx)
 {
 	struct mempool_walk *w = opaque;
-	int rc;
+	struct pool_reg *reg = w->reg;
 
-	if (w->registering && w->rc != 0)
+	(void)mp;
+	(void)idx;
+	if (w->rc != 0)
 		return;
-	rc = w->registering ? djg_host_register(w->dev_id, memhdr->addr, memhdr->len)
-			    : djg_host_unregister(w->dev_id, memhdr->addr);
-	if (rc != 0 && w->rc == 0)
-		w->rc = rc;
+	if (reg->n == reg->cap) {
+		unsigned int cap = reg->cap != 0 ? 2 * reg->cap : 16;
+		void **chunks = realloc(reg->chunks, cap * sizeof(*chunks));
+
+		if (chunks == NULL) {
+			w->rc = -ENOMEM;
+			return;
+		}
+		reg->chunks = chunks;
+		reg->cap = cap;
+	}
+	w->rc = djg_host_register(reg->dev_id, memhdr->addr, memhdr->len);
+	if (w->rc == 0)
+		reg->chunks[reg->n++] = memhdr->addr;
 }
 
-static int mempool_walk(int16_t dev_id, struct rte_mempool *mp, int registering)
+/* The record of (dev_id, mp); with mp NULL, a free slot (any device). */
+static struct pool_reg *pool_reg_find(int16_t dev_id, const struct rte_mempool *mp)
 {
-	struct mempool_walk w = {.dev_id = dev_id, .registering = registering};
+	for (unsigned int i = 0; i < POOL_REGS_MAX; i++)
+		if (pool_regs[i].mp == mp && (mp == NULL || pool_regs[i].dev_id == dev_id))
+			return &pool_regs[i];
+	return NULL;
+}
+
+int djg_mempool_register(int16_t dev_id, struct rte_mempool *mp)
+{
+	struct mempool_walk w = {0};
+	int rc;
 
 	if (mp == NULL)
 		return -EINVAL;
 	if (dev_id == DJG_HOST)
 		return 0;
-	rte_mempool_mem_iter(mp, register_chunk, &w);
-	return w.rc;
-}
-
-int djg_mempool_register(int16_t dev_id, struct rte_mempool *mp)
-{
-	int rc = mempool_walk(dev_id, mp, 1);
-
-	if (rc != 0)
-		mempool_walk(dev_id, mp, 0);
+	pthread_mutex_lock(&pool_lock);
+	if (pool_reg_find(dev_id, mp) != NULL) {
+		rc = -EEXIST;
+	} else if ((w.reg = pool_reg_find(dev_id, NULL)) == NULL) {
+		rc = -ENOSPC;
+	} else {
+		*w.reg = (struct pool_reg){.dev_id = dev_id, .mp = mp};
+		rte_mempool_mem_iter(mp, register_chunk, &w);
+		rc = w.rc;
+		/* Only what this call registered goes back. */
+		if (rc != 0)
+			pool_reg_drop(w.reg);
+	}
+	pthread_mutex_unlock(&pool_lock);
 	return rc;
 }
 
 int djg_mempool_unregister(int16_t dev_id, struct rte_mempool *mp)
 {
-	return mempool_walk(dev_id, mp, 0);
+	struct pool_reg *reg;
+
+	if (mp == NULL)
+		return -EINVAL;
+	if (dev_id == DJG_HOST)
+		return 0;
+	pthread_mutex_lock(&pool_lock);
+	reg = pool_reg_find(dev_id, mp);
+	if (reg != NULL)
+		pool_reg_drop(reg);
+	pthread_mutex_unlock(&pool_lock);
+	return reg != NULL ? 0 : -ENOENT;
 }
