@@ -165,7 +165,7 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 		       uint64_t into, struct dj_future **future, int *pinned)
 {
 	const struct dj_datapath *dp = conn->cl->o.datapath;
-	uint64_t xfer = ++conn->next_xfer;
+	uint64_t xfer = atomic_fetch_add(&conn->next_xfer, 1) + 1;
 	cJSON *m = desc_msg("PUT", &t->desc), *done, *reply = NULL;
 	struct ctl_stripe st;
 	char note[24];
@@ -480,7 +480,7 @@ static int get_over_dp(struct dj_conn *conn, uint64_t handle, struct dj_tensor *
 		       uint64_t nbytes, struct dj_future **future, int *pinned)
 {
 	const struct dj_datapath *dp = conn->cl->o.datapath;
-	uint64_t xfer = ++conn->next_xfer;
+	uint64_t xfer = atomic_fetch_add(&conn->next_xfer, 1) + 1;
 	cJSON *m = handle_msg("GET", handle);
 	struct ctl_stripe st;
 	char note[24];

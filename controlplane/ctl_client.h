@@ -77,7 +77,7 @@ struct dj_conn {
 	uint64_t next_probe_ns;   /* probe again from then on (probe_failed) */
 	uint32_t probe_retry_ms;  /* the wait after that, doubling */
 	int dp_failures;
-	uint64_t next_xfer;
+	atomic_uint_fast64_t next_xfer; /* callers on several threads take ids */
 	uint64_t idle_since_ns;
 	char last_error[CTL_ERRMSG_MAX];
 	/* The reader polls the socket this long before it sleeps in read(2)
