@@ -263,6 +263,7 @@ out:
 
 static void run_mode(struct bench *b, enum mode m, struct result *res)
 {
+	memset(res, 0, sizeof(*res));
 	res->mode = m;
 	res->ok = 1;
 	res->best.total_ms = -1;
