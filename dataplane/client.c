@@ -39,6 +39,12 @@ void dj_dpdk_options_init(struct dj_dpdk_options *opts)
 	opts->frame_size = DEFAULT_FRAME;
 }
 
+/* dj_dpdk_options.idle is handed to the engine as it is. */
+_Static_assert((int)DJ_DPDK_IDLE_POLL == (int)DP_IDLE_POLL &&
+	       (int)DJ_DPDK_IDLE_NAP == (int)DP_IDLE_NAP &&
+	       (int)DJ_DPDK_IDLE_INTERRUPT == (int)DP_IDLE_INTERRUPT,
+	       "dj_dpdk_idle and dp_idle differ");
+
 /* The engine on the chosen port: one polling lcore per queue pair. */
 static int engine_start(const struct dj_dpdk_options *o, uint32_t ip, struct dj_dpdk *d)
 {
@@ -61,6 +67,8 @@ static int engine_start(const struct dj_dpdk_options *o, uint32_t ip, struct dj_
 	cfg.port.promiscuous = 1;
 	cfg.local.ipv4 = ip;
 	cfg.idle_sleep_us = o->idle_sleep_us;
+	cfg.idle = (enum dp_idle)o->idle;
+	cfg.caller_runs = o->caller_runs != 0;
 	cfg.link_timeout_ms = o->link_timeout_ms;
 	return dp_engine_create(&cfg, &d->engine);
 }
@@ -91,7 +99,8 @@ int dj_dpdk_create(int argc, char **argv, const struct dj_dpdk_options *opts,
 	rc = -EINVAL;
 	if (djc_parse_ipv4(opts->local_ip ? opts->local_ip : DJ_DPDK_DEFAULT_IP, &ip) != 0 ||
 	    (opts->frame_size != 0 && opts->frame_size < MIN_FRAME) ||
-	    opts->queues > DP_PORT_MAX_QUEUES)
+	    opts->queues > DP_PORT_MAX_QUEUES || opts->idle > DJ_DPDK_IDLE_INTERRUPT ||
+	    (opts->caller_runs && opts->idle != DJ_DPDK_IDLE_INTERRUPT))
 		goto error;
 	rc = -EALREADY;
 	if (eal_tried)

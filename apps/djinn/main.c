@@ -81,6 +81,11 @@ static void usage(void)
 	       "  --path auto|tcp|dpdk  data path for tensor bytes (default auto)\n"
 	       "  --dp-ip A.B.C.D    this side's data-plane IPv4 with EAL args (198.18.0.2)\n"
 	       "  --dp-idle-sleep-us N  idle data-plane lcore naps N us (shared cores)\n"
+	       "  --dp-idle poll|nap|interrupt  what an idle data-plane lcore does (default:\n"
+	       "                     nap with --dp-idle-sleep-us, else poll)\n"
+	       "  --dp-caller-runs   with --dp-idle interrupt: a waiting thread runs the\n"
+	       "                     lcore's loop (no wake-up for small transfers)\n"
+	       "  --dp-queues N      data-plane queue pairs, one lcore each (1..16)\n"
 	       "  --log-level LEVEL  err, warn (default), notice, info, debug (debug: a line\n"
 	       "                     per request, with the request id the server logs too)\n"
 	       "  --log-format FORMAT  text (default) or json (one object per line)\n"
@@ -308,7 +313,8 @@ out:
 }
 
 enum { OPT_HOST = 256, OPT_PORT, OPT_TOKEN_FILE, OPT_TLS, OPT_TLS_CA, OPT_PATH, OPT_ATTRS,
-       OPT_SIZE, OPT_SEED, OPT_DP_IP, OPT_DP_IDLE_SLEEP, OPT_LOG_LEVEL, OPT_LOG_FORMAT,
+       OPT_SIZE, OPT_SEED, OPT_DP_IP, OPT_DP_IDLE_SLEEP, OPT_DP_IDLE, OPT_DP_CALLER_RUNS,
+       OPT_DP_QUEUES, OPT_LOG_LEVEL, OPT_LOG_FORMAT,
        OPT_INTERVAL, OPT_ONCE };
 
 /* --attrs is checked here, so that a typo is named before anything connects. */
@@ -328,6 +334,7 @@ static int parse_option(int c, const char *arg, void *args)
 {
 	struct client_args *a = args;
 	static const char *const paths[] = {"auto", "tcp", "dpdk"};
+	static const char *const idle_modes[] = {"poll", "nap", "interrupt"};
 	uint32_t ip;
 	int i, rc = 0;
 
@@ -348,6 +355,12 @@ static int parse_option(int c, const char *arg, void *args)
 	case OPT_DP_IDLE_SLEEP:
 		rc = djc_opt_u32("--dp-idle-sleep-us", arg, 0, 1000000, &a->dpdk.idle_sleep_us);
 		break;
+	case OPT_DP_IDLE:
+		rc = djc_opt_choice("--dp-idle", arg, idle_modes, 3, &i);
+		a->dpdk.idle = rc == 0 ? (enum dj_dpdk_idle)(DJ_DPDK_IDLE_POLL + i) : a->dpdk.idle;
+		break;
+	case OPT_DP_CALLER_RUNS: a->dpdk.caller_runs = 1; break;
+	case OPT_DP_QUEUES: rc = djc_opt_u32("--dp-queues", arg, 1, 16, &a->dpdk.queues); break;
 	case OPT_LOG_LEVEL: rc = djc_opt_log_level("--log-level", arg); break;
 	case OPT_LOG_FORMAT: rc = djc_opt_log_format("--log-format", arg); break;
 	case OPT_INTERVAL:
@@ -394,6 +407,9 @@ static int parse_args(int argc, char **argv, struct client_args *a)
 		{"seed", required_argument, NULL, OPT_SEED},
 		{"dp-ip", required_argument, NULL, OPT_DP_IP},
 		{"dp-idle-sleep-us", required_argument, NULL, OPT_DP_IDLE_SLEEP},
+		{"dp-idle", required_argument, NULL, OPT_DP_IDLE},
+		{"dp-caller-runs", no_argument, NULL, OPT_DP_CALLER_RUNS},
+		{"dp-queues", required_argument, NULL, OPT_DP_QUEUES},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 		{"interval", required_argument, NULL, OPT_INTERVAL},

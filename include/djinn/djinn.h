@@ -314,6 +314,17 @@ void dj_future_release(struct dj_future *future);
 /** This side's data-plane IPv4 by default (djinn-dp's is 198.18.0.1). */
 #define DJ_DPDK_DEFAULT_IP "198.18.0.2"
 
+/** How an idle data-plane lcore waits for work (djinn-dp --dp-idle). */
+enum dj_dpdk_idle {
+	DJ_DPDK_IDLE_DEFAULT = 0, /**< naps where idle_sleep_us is set, else polling */
+	DJ_DPDK_IDLE_POLL,        /**< poll without pause: a dedicated core */
+	DJ_DPDK_IDLE_NAP,         /**< after 30 us idle, nap idle_sleep_us at a time */
+	/** After 30 us idle, sleep until a frame (the port's rx interrupt:
+	 *  memif, NICs that have one), a command or a timer wakes the lcore;
+	 *  ports without rx interrupts nap instead. */
+	DJ_DPDK_IDLE_INTERRUPT,
+};
+
 struct dj_dpdk_options {
 	/** Added as --vdev where the EAL args name no device (-a, --vdev,
 	 *  -b); default DJ_DPDK_DEFAULT_VDEV, NULL: none. */
@@ -338,6 +349,13 @@ struct dj_dpdk_options {
 	 *  many worker lcores); default 0: one. With several, a session asks
 	 *  the server for as many stripes (dj_client_options.dp_stripes). */
 	unsigned int queues;
+	/** What an idle lcore does; DJ_DPDK_IDLE_DEFAULT (0) follows
+	 *  idle_sleep_us: naps where it is set, else polling. */
+	enum dj_dpdk_idle idle;
+	/** DJ_DPDK_IDLE_INTERRUPT only: a thread that waits for a transfer
+	 *  runs the sleeping lcore's loop itself for up to 200 us, so that a
+	 *  small transfer needs no thread wake-up (default 0: off). */
+	int caller_runs;
 };
 
 /** An EAL and a polling data-plane engine on one port; opaque. */
@@ -365,7 +383,8 @@ void dj_dpdk_options_init(struct dj_dpdk_options *opts);
  * @return
  *   - 0: *dpdk is the caller's, release it with dj_dpdk_destroy().
  *   - -EINVAL: argc < 1, argv or dpdk NULL, local_ip not an IPv4 address,
- *     frame_size below 128, queues above 16.
+ *     frame_size below 128, queues above 16, idle not a dj_dpdk_idle,
+ *     caller_runs without DJ_DPDK_IDLE_INTERRUPT.
  *   - -EALREADY: EAL was started (or tried) before in this process.
  *   - -E2BIG: too many EAL arguments.
  *   - -ENODEV: EAL started, but there is no port, or none of that name.

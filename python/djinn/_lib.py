@@ -76,7 +76,8 @@ class DpdkOptions(ctypes.Structure):
     _fields_ = [("default_vdev", ctypes.c_char_p), ("port", ctypes.c_char_p),
                 ("local_ip", ctypes.c_char_p), ("frame_size", ctypes.c_uint16),
                 ("idle_sleep_us", ctypes.c_uint32), ("link_timeout_ms", ctypes.c_uint32),
-                ("no_huge_mem_mb", ctypes.c_uint), ("queues", ctypes.c_uint)]
+                ("no_huge_mem_mb", ctypes.c_uint), ("queues", ctypes.c_uint),
+                ("idle", ctypes.c_int), ("caller_runs", ctypes.c_int)]
 
 
 class ClientStats(ctypes.Structure):

@@ -42,8 +42,19 @@ class Dpdk:
                 _dpdk = None
 
 
-def start(eal_args, local_ip=None, idle_sleep_us=None, frame_size=None, link_timeout_ms=None):
-    """Start EAL with eal_args (DPDK's own options): the process's Dpdk."""
+IDLE_MODES = ("default", "poll", "nap", "interrupt")
+
+
+def start(eal_args, local_ip=None, idle_sleep_us=None, frame_size=None, link_timeout_ms=None,
+          idle=None, caller_runs=False, queues=None):
+    """Start EAL with eal_args (DPDK's own options): the process's Dpdk.
+
+    idle: what an idle lcore does, "poll", "nap" or "interrupt" (default:
+    naps where idle_sleep_us is set, else polling); caller_runs (with
+    "interrupt"): a waiting thread runs the lcore's loop; queues: queue
+    pairs, one lcore each (EAL needs that many worker lcores)."""
+    if idle is not None and idle not in IDLE_MODES:
+        raise ValueError(f"idle must be one of {IDLE_MODES[1:]}, not {idle!r}")
     global _dpdk, _failed
     with _lock:
         if _dpdk is not None:
@@ -63,14 +74,21 @@ def start(eal_args, local_ip=None, idle_sleep_us=None, frame_size=None, link_tim
             o.frame_size = frame_size
         if link_timeout_ms is not None:
             o.link_timeout_ms = link_timeout_ms
+        if idle is not None:
+            o.idle = IDLE_MODES.index(idle)
+        o.caller_runs = 1 if caller_runs else 0
+        if queues is not None:
+            o.queues = queues
         args = [b"djinn-python"] + [a.encode() for a in eal_args] + [b"--"]
         argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
         ptr = ctypes.c_void_p()
         rc = lib.dj_dpdk_create(len(args), argv, ctypes.byref(o), None, None,
                                 ctypes.byref(ptr))
         if rc != 0:
-            _failed = _lib.strerror(rc)
-            raise make_error(rc, f"dj_dpdk_create: {_failed}")
+            # Options refused before EAL was tried leave it startable.
+            if rc != -errno.EINVAL:
+                _failed = _lib.strerror(rc)
+            raise make_error(rc, f"dj_dpdk_create: {_lib.strerror(rc)}")
         _dpdk = Dpdk(ptr.value)
         return _dpdk
 

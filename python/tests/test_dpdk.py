@@ -17,9 +17,18 @@ CLIENT = textwrap.dedent("""
     import sys
     import numpy as np
     import djinn, djinn.dpdk
-    address, vdev, prefix = sys.argv[1:]
-    dp = djinn.dpdk.start(["--vdev", vdev, "--file-prefix", prefix, "--no-huge", "-m", "512"],
-                          idle_sleep_us=20)
+    address, vdev, prefix, idle = sys.argv[1:]
+    eal = ["--vdev", vdev, "--file-prefix", prefix, "--no-huge", "-m", "512"]
+    try:  # refused before EAL starts: EAL can still start below
+        djinn.dpdk.start(eal, caller_runs=True)
+        raise SystemExit("caller_runs without interrupt idling was accepted")
+    except djinn.InvalidArgumentError:
+        pass
+    # The memif link comes up first: path="dpdk" below allows no fallback.
+    if idle == "interrupt":
+        dp = djinn.dpdk.start(eal, idle="interrupt", caller_runs=True, link_timeout_ms=20000)
+    else:
+        dp = djinn.dpdk.start(eal, idle_sleep_us=20, link_timeout_ms=20000)
     with djinn.connect(address, path="dpdk", datapath=dp.datapath) as c:
         print("path", *c.path)
         x = np.random.default_rng(1).standard_normal((1024, 1024)).astype(np.float32)
@@ -34,7 +43,8 @@ CLIENT = textwrap.dedent("""
 """)
 
 
-def test_python_client_over_dpdk(tmp_path):
+@pytest.mark.parametrize("idle", ["nap", "interrupt"])
+def test_python_client_over_dpdk(tmp_path, idle):
     if djinn_server.find_djinn_dp() is None:
         pytest.skip("djinn-dp not built")
     tag = f"djinn-py-{os.getpid()}"
@@ -49,7 +59,7 @@ def test_python_client_over_dpdk(tmp_path):
         if "data plane: port" not in srv.log():
             pytest.skip("djinn-dp could not start its DPDK data plane here:\n" + srv.log()[-800:])
         p = subprocess.run([sys.executable, "-c", CLIENT, srv.address,
-                            f"net_memif0,role=client,{memif}", f"{tag}-c"],
+                            f"net_memif0,role=client,{memif}", f"{tag}-c", idle],
                            capture_output=True, text=True, timeout=120,
                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
         out = p.stdout + p.stderr
