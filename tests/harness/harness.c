@@ -39,6 +39,13 @@ void dj_test_add_suite(const char *name, CU_InitializeFunc init,
 	}
 }
 
+static int outcome = -1;
+
+int dj_test_outcome(void)
+{
+	return outcome;
+}
+
 int dj_test_main(int argc, char **argv)
 {
 	(void)argc;
@@ -54,11 +61,10 @@ int dj_test_main(int argc, char **argv)
 			      CU_get_number_of_tests_failed();
 	unsigned int ran = CU_get_number_of_tests_run();
 	CU_cleanup_registry();
-	if (ran == 0) {
+	outcome = failed || ran == 0 ? 1 : 0;
+	if (ran == 0)
 		fprintf(stderr, "no test ran\n");
-		return 1;
-	}
-	return failed ? 1 : 0;
+	return outcome;
 }
 
 void dj_test_skip(const char *fmt, ...)

@@ -23,6 +23,11 @@ void dj_test_add_suite(const char *name, CU_InitializeFunc init,
 /* Run every registered suite; returns the process exit status. */
 int dj_test_main(int argc, char **argv);
 
+/* How the run ended, for atexit handlers (the CUnit registry is gone by
+ * then): 0 every test passed, 1 a failure or nothing ran, -1 the run did
+ * not finish (a skip, a crash, an exit from a test). */
+int dj_test_outcome(void);
+
 /* Print why and exit 77 so meson reports the test as skipped. */
 void dj_test_skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 

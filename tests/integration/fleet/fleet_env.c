@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "fleet_env.h"
+#include "harness.h"
 
 const char *fe_dp_bin;
 
@@ -47,9 +48,11 @@ static void log_remember(const char *path)
 
 static void logs_settle(void)
 {
-	/* Without a registry the run is over (or never began): keep them. */
-	int keep = CU_get_registry() == NULL || CU_get_number_of_failures() > 0 ||
-		   CU_get_number_of_suites_failed() > 0;
+	/* At exit the registry is gone: the harness says how the run ended.
+	 * A run that did not finish (crash, exit from a test) keeps them. */
+	int keep = CU_get_registry() != NULL ? CU_get_number_of_failures() > 0 ||
+						      CU_get_number_of_suites_failed() > 0 :
+					      dj_test_outcome() != 0;
 
 	for (int i = 0; i < MAX_LOGS && logs[i][0] != '\0'; i++) {
 		if (keep)
