@@ -14,7 +14,9 @@
 # IDLE_MODE=interrupt (or nap, poll) is passed as djinn-bench --idle.
 # STEPS (default "raw nocrc crc zc pingpong tcp") picks the parts to run;
 # SIZES and ITERS replace the transfer sizes and iterations per size.
-# scripts/bench-idle.sh runs it in interleaved rounds.
+# scripts/bench-idle.sh runs it in interleaved rounds. Without HUGE_MIN (1024)
+# free hugepages both sides run --no-huge -m NO_HUGE_MB (1024) and the
+# zero-copy step is left out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 builddir=${1:-build}
@@ -45,6 +47,14 @@ idle_us=${IDLE_US:-20}
 credit=${INITIAL_CREDIT:-4096}
 recv_lcores=${RECV_LCORES:-0,1} recv_main=${RECV_MAIN:-0}
 send_lcores=${SEND_LCORES:-0,1} send_main=${SEND_MAIN:-1}
+# Hugepages where enough are free (512 x 2 MiB per process), else --no-huge
+# (EAL refuses --in-memory with it); the zero-copy step needs hugepages.
+mem=(--in-memory)
+if [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo 2>/dev/null || echo 0)" -lt "${HUGE_MIN:-1024}" ]; then
+	mem=(--no-huge -m "${NO_HUGE_MB:-1024}")
+	steps=${steps/ zc / }
+	echo "bench-memif: fewer than 1024 free hugepages: --no-huge, no zero-copy step" >&2
+fi
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "$sock"; }
 trap cleanup EXIT
@@ -64,13 +74,13 @@ pair() {
 		recv_eal=(--single-file-segments)
 	fi
 	rm -f "$sock"
-	"$bench" -l "$recv_lcores" --main-lcore "$recv_main" --no-pci --in-memory --file-prefix "djb$$r" \
+	"$bench" -l "$recv_lcores" --main-lcore "$recv_main" --no-pci "${mem[@]}" --file-prefix "djb$$r" \
 		--log-level=lib.eal:warning "${recv_eal[@]}" --vdev "$recv_vdev" \
 		-- $recv_args --idle-sleep-us "$idle_us" $idle_mode --initial-credit "$credit" \
 		--json "$out/$name-recv.json" \
 		>"$out/$name-recv.log" 2>&1 &
 	pids=($!)
-	"$bench" -l "$send_lcores" --main-lcore "$send_main" --no-pci --in-memory --file-prefix "djb$$s" \
+	"$bench" -l "$send_lcores" --main-lcore "$send_main" --no-pci "${mem[@]}" --file-prefix "djb$$s" \
 		--log-level=lib.eal:warning --vdev "$send_vdev" \
 		-- $send_args --idle-sleep-us "$idle_us" $idle_mode --initial-credit "$credit" \
 		--json "$out/$name-send.json" \
