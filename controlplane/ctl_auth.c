@@ -83,9 +83,13 @@ int ctl_auth_equal(const uint8_t *a, const uint8_t *b, size_t len)
 }
 #endif
 
+/* Tokens are at most this long: a longer file is refused, not cut (a cut
+ * token would fail AUTH with nothing to say why). */
+#define TOKEN_MAX 4095
+
 static int read_token_file(const char *path, char **token)
 {
-	char buf[4096];
+	char buf[TOKEN_MAX + 2];
 	FILE *f = fopen(path, "r");
 	size_t n;
 
@@ -94,6 +98,8 @@ static int read_token_file(const char *path, char **token)
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
+	if (n > TOKEN_MAX && !(n == TOKEN_MAX + 1 && buf[TOKEN_MAX] == '\n'))
+		return -E2BIG;
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
 	if (n == 0)

@@ -61,9 +61,18 @@ const char *dj_path_name(enum dj_path path);
 /** Parse a dj_path_name(); -EINVAL otherwise. */
 int dj_path_parse(const char *name, enum dj_path *path);
 
-/** Token from DJINN_TOKEN, else the file DJINN_TOKEN_FILE, else path (may be
- * NULL). Trailing newlines are dropped. *token is malloc'ed: caller frees.
- * -ENOENT where none is set. */
+/**
+ * The pre-shared token: the file at path where path is not NULL, else
+ * DJINN_TOKEN, else the file DJINN_TOKEN_FILE names. Trailing newlines are
+ * dropped. *token is malloc'ed: the caller frees it.
+ *
+ * @return
+ *   - 0: *token set.
+ *   - -ENOENT: no source is set (or the file does not exist).
+ *   - -ENODATA: the file is empty.
+ *   - -E2BIG: the file holds more than 4095 bytes (a newline aside).
+ *   - -errno of fopen(): the file cannot be read; -ENOMEM.
+ */
 int dj_token_load(const char *path, char **token);
 
 /** A data path that carries tensor bytes beside the control connection

@@ -231,6 +231,30 @@ static void test_token_sources(void)
 	unlink(path);
 }
 
+/* 4095 bytes (and a newline) are a token; one byte more is refused, not cut. */
+static void test_token_length(void)
+{
+	char path[] = "/tmp/dj-token-XXXXXX";
+	char body[4097];
+	char *tok = NULL;
+	int fd = mkstemp(path);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	memset(body, 'k', sizeof(body));
+	body[4095] = '\n';
+	CU_ASSERT_EQUAL(write(fd, body, 4096), 4096);
+	CU_ASSERT_EQUAL(dj_token_load(path, &tok), 0);
+	CU_ASSERT_EQUAL(tok != NULL ? strlen(tok) : 0, 4095);
+	free(tok);
+	tok = NULL;
+	body[4095] = 'k';
+	CU_ASSERT_EQUAL(pwrite(fd, body, 4096, 0), 4096);
+	CU_ASSERT_EQUAL(dj_token_load(path, &tok), -E2BIG);
+	CU_ASSERT_PTR_NULL(tok);
+	close(fd);
+	unlink(path);
+}
+
 /* A token file the caller named but that cannot be read fails the client at
  * once, where it used to pass for "no token" and read as a wrong token at
  * the server. */
@@ -437,6 +461,7 @@ int main(int argc, char **argv)
 		{"path names", test_path_names},
 		{"HMAC binds token, label and nonces", test_hmac_binds_token_and_nonces},
 		{"token from env, env file, file", test_token_sources},
+		{"token of 4095 bytes, and one too long", test_token_length},
 		{"client: a named token file that cannot be read", test_client_named_token_file_missing},
 		{"ERROR reply and frame", test_error_reply_shape},
 		{"frames print as cJSON does", test_frame_prints_as_cjson},
