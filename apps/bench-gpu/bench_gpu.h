@@ -22,6 +22,7 @@ struct bench_opts {
 	int n_verify;
 	uint64_t queues[MAX_SIZES]; /* --verify-queues counts, each a row of its own */
 	int n_queues;             /* 0: none */
+	int prebuilt;             /* --verify-prebuilt: queue rows again, packets built first */
 	uint64_t bench_bytes;     /* 0: no bandwidth bench */
 	uint32_t payload;         /* payload bytes per packet / fragment */
 	uint16_t burst;           /* packets per rx burst (verify) */
@@ -38,7 +39,7 @@ struct bench_opts {
 
 /* One line of the final table. */
 struct bench_result {
-	char what[48];            /* e.g. "verify 1 GiB staged/persistent" */
+	char what[64];            /* e.g. "verify 1 GiB staged/persistent" */
 	uint64_t bytes;
 	double seconds;           /* best of the repetitions */
 	double worst_s;           /* worst of them (0: one run, or not kept) */

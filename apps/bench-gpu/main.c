@@ -43,6 +43,9 @@ static void usage(const char *prog)
 	       "                    most 15): a net_ring pair, a sender thread and a\n"
 	       "                    receive thread (its own placer state) per queue,\n"
 	       "                    pinned to CPUs 1..2N; default: none\n"
+	       "  --verify-prebuilt then each --verify-queues row again with every packet\n"
+	       "                    built before the start (a pool per queue holding its\n"
+	       "                    whole share): the receive side alone is timed\n"
 	       "  --bench BYTES     bandwidth bench size (default 1G); 0: none\n"
 	       "  --payload N       payload bytes per packet (default 1400)\n"
 	       "  --burst N         packets per rx burst (default 32, at most 256)\n"
@@ -121,6 +124,7 @@ static int parse_option(int c, const char *arg, void *ctx)
 	case 'g': o->gpu = arg; return 0;
 	case 'H': p->force_host = 1; return 0;
 	case 'v': return parse_sizes(arg, o);
+	case 'P': o->prebuilt = 1; return 0;
 	case 'Q': return djc_opt_size_list("--verify-queues", arg, 1, MAX_QUEUES, o->queues,
 					   MAX_SIZES, &o->n_queues);
 	case 'b': return djc_opt_size("--bench", arg, 0, UINT64_MAX, &o->bench_bytes);
@@ -147,6 +151,7 @@ static int parse_options(int argc, char **argv, void *arg)
 		{"gpu", required_argument, NULL, 'g'}, {"host", no_argument, NULL, 'H'},
 		{"verify", required_argument, NULL, 'v'}, {"bench", required_argument, NULL, 'b'},
 		{"verify-queues", required_argument, NULL, 'Q'},
+		{"verify-prebuilt", no_argument, NULL, 'P'},
 		{"payload", required_argument, NULL, 'p'}, {"burst", required_argument, NULL, 'u'},
 		{"gather-burst", required_argument, NULL, 'G'},
 		{"mode", required_argument, NULL, 'm'}, {"blocks", required_argument, NULL, 'B'},

@@ -74,6 +74,7 @@ struct xfer {
 	const struct dp_engine_placer *placer; /* gather mover; NULL: packer */
 	void *state;                  /* the placer's, for this thread */
 	struct djg_packer *packer;    /* copy mover */
+	struct rte_mempool *mp;       /* the sender's packets come from it */
 	uint8_t *dest;
 	const uint8_t *src;
 	size_t total;           /* the destination's length */
@@ -179,7 +180,7 @@ static void sender_fill(struct xfer *x)
 
 	if (x->pending_n > 0 || (x->next_off >= x->end && !x->inject_bad))
 		return;
-	if (rte_pktmbuf_alloc_bulk(x->w->mp, x->pending, x->o->burst) != 0)
+	if (rte_pktmbuf_alloc_bulk(x->mp, x->pending, x->o->burst) != 0)
 		return;
 	for (; n < x->o->burst && x->next_off < x->end; n++) {
 		uint32_t len = RTE_MIN((size_t)chunk, x->end - x->next_off);
@@ -410,7 +411,8 @@ static int verify_sizes(const struct bench_opts *o, int16_t dev_id, struct wire 
 	}
 	for (int i = 0; rc == 0 && i < 2 * o->n_verify; i++) {
 		int copy = i >= o->n_verify;
-		struct xfer x = {.o = o, .w = w, .placer = copy ? NULL : ops, .state = state,
+		struct xfer x = {.o = o, .w = w, .mp = w->mp, .placer = copy ? NULL : ops,
+				 .state = state,
 				 .packer = copy && cp != NULL ? djg_cuda_packer_get(cp) : NULL,
 				 .dest = dest, .src = src, .total = o->verify[i % o->n_verify],
 				 .end = o->verify[i % o->n_verify], .inject_bad = 1};
@@ -452,6 +454,8 @@ static int verify_sizes(const struct bench_opts *o, int16_t dev_id, struct wire 
 
 /* What the threads of one run share. */
 struct queues_run {
+	bool prebuilt;       /* the senders build every packet before the start */
+	unsigned int ready;  /* atomic: threads set up (senders: packets built) */
 	int go;              /* atomic: the threads start */
 	int stop;            /* atomic: a thread failed, the others give up */
 	uint64_t deadline;   /* djc_time_ns() past which the run failed */
@@ -466,6 +470,11 @@ struct queues_run {
 struct queue {
 	struct xfer x;
 	struct queues_run *run;
+	/* --verify-prebuilt: every packet of the share built before the start,
+	 * from a pool of the queue's own that holds them all. */
+	struct rte_mempool *pre_mp;
+	struct rte_mbuf **pre;
+	size_t n_pre, pre_cap;
 	pthread_t tx_thread, rx_thread;
 	bool tx_started, rx_started;
 	int tx_cpu, rx_cpu;
@@ -493,6 +502,7 @@ static int thread_enter(int cpu)
 /* Whether the run goes on: the threads start together, give up together. */
 static bool run_wait_go(struct queues_run *r)
 {
+	__atomic_fetch_add(&r->ready, 1, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&r->go, __ATOMIC_ACQUIRE))
 		rte_pause();
 	return !__atomic_load_n(&r->stop, __ATOMIC_RELAXED);
@@ -507,21 +517,73 @@ static int run_check(struct queues_run *r, int rc)
 	return rc;
 }
 
+/* Build every packet of the share now (untimed), into q->pre. */
+static int prebuild(struct queue *q)
+{
+	struct xfer *x = &q->x;
+
+	q->n_pre = 0;
+	while (sender_busy(x)) {
+		sender_fill(x);
+		if (x->pending_n == 0 || q->n_pre + x->pending_n > q->pre_cap)
+			return -ENOMEM; /* the pool holds the whole share */
+		memcpy(q->pre + q->n_pre, x->pending, x->pending_n * sizeof(*q->pre));
+		q->n_pre += x->pending_n;
+		x->pending_n = 0;
+	}
+	return 0;
+}
+
+/* Send the prebuilt packets: the timed sender only fills the ring, as a
+ * NIC's DMA would, without the memcpy of every payload. */
+static int send_prebuilt(struct queue *q)
+{
+	struct xfer *x = &q->x;
+	size_t next = 0;
+	unsigned int polls = 0;
+	int rc = 0;
+
+	while (next < q->n_pre && !__atomic_load_n(&q->run->stop, __ATOMIC_RELAXED)) {
+		uint16_t want = (uint16_t)RTE_MIN((size_t)x->o->burst, q->n_pre - next);
+		uint16_t sent = rte_eth_tx_burst(x->w->tx_port, 0, q->pre + next, want);
+
+		next += sent;
+		__atomic_store_n(&x->tx_pkts, x->tx_pkts + sent, __ATOMIC_RELEASE);
+		x->sends++;
+		x->sends_short += sent < want;
+		if (++polls % 1024 == 0 && (rc = run_check(q->run, 0)) != 0)
+			break;
+	}
+	/* Those never sent (a failed run) go back to their pool. */
+	if (next < q->n_pre)
+		rte_pktmbuf_free_bulk(q->pre + next, (unsigned int)(q->n_pre - next));
+	return rc;
+}
+
+static int send_built(struct queue *q)
+{
+	unsigned int polls = 0;
+	int rc = 0;
+
+	while (sender_busy(&q->x) && !__atomic_load_n(&q->run->stop, __ATOMIC_RELAXED)) {
+		sender_fill(&q->x);
+		sender_send(&q->x);
+		if (++polls % 1024 == 0 && (rc = run_check(q->run, 0)) != 0)
+			break;
+	}
+	return rc;
+}
+
 static void *queue_send(void *arg)
 {
 	struct queue *q = arg;
 	struct queues_run *r = q->run;
-	unsigned int polls = 0;
 	int rc = thread_enter(q->tx_cpu);
 
-	if (run_wait_go(r) && rc == 0) {
-		while (sender_busy(&q->x) && !__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
-			sender_fill(&q->x);
-			sender_send(&q->x);
-			if (++polls % 1024 == 0 && (rc = run_check(r, 0)) != 0)
-				break;
-		}
-	}
+	if (rc == 0 && r->prebuilt)
+		rc = run_check(r, prebuild(q));
+	if (run_wait_go(r) && rc == 0)
+		rc = r->prebuilt ? send_prebuilt(q) : send_built(q);
 	q->tx_end_ns = djc_time_ns();
 	q->tx_rc = run_check(r, rc);
 	__atomic_store_n(&q->x.sent_all, 1, __ATOMIC_RELEASE);
@@ -595,11 +657,14 @@ static void queues_share(struct queue *qs, unsigned int nq, size_t total, uint32
 	}
 }
 
-/* One transfer of @total bytes spread over the queues; *seconds from the
- * start of the senders to the last receive thread's sync(). */
-static int queues_transfer(struct queue *qs, unsigned int nq, size_t total, double *seconds)
+/* One transfer of @total bytes spread over the queues, the packets built
+ * as they are sent or, @prebuilt, all before; *seconds from the start of
+ * the senders to the last receive thread's sync(). */
+static int queues_transfer(struct queue *qs, unsigned int nq, size_t total, bool prebuilt,
+			   double *seconds)
 {
-	struct queues_run run = {0};
+	struct queues_run run = {.prebuilt = prebuilt,
+				 .deadline = djc_time_ns() + QUEUE_TIMEOUT_NS};
 	uint64_t t0, last = 0;
 	int rc = 0;
 
@@ -616,8 +681,10 @@ static int queues_transfer(struct queue *qs, unsigned int nq, size_t total, doub
 	}
 	if (rc != 0) /* the threads started give up at once */
 		run.stop = 1;
+	/* Every thread pinned (and every prebuilt packet built) first. */
+	while (rc == 0 && __atomic_load_n(&run.ready, __ATOMIC_ACQUIRE) < 2 * nq)
+		rte_pause();
 	t0 = djc_time_ns();
-	run.deadline = t0 + QUEUE_TIMEOUT_NS;
 	__atomic_store_n(&run.go, 1, __ATOMIC_RELEASE);
 	for (unsigned int i = 0; i < nq; i++) {
 		if (qs[i].tx_started)
@@ -677,7 +744,8 @@ static int queues_check(struct queue *qs, unsigned int nq, struct djg_pool *pool
 {
 	size_t warm = RTE_MIN((size_t)WARM_BYTES * nq, total);
 	double warm_s;
-	int rc = queues_transfer(qs, nq, warm, &warm_s);
+	/* The warm-up builds as it sends, from the same pools. */
+	int rc = queues_transfer(qs, nq, warm, false, &warm_s);
 
 	if (rc == 0 && !queues_complete(qs, nq, warm))
 		rc = -EIO;
@@ -685,7 +753,7 @@ static int queues_check(struct queue *qs, unsigned int nq, struct djg_pool *pool
 	if (rc == 0)
 		rc = djg_pool_copy_in(pool, dest, back, total); /* poison the destination */
 	if (rc == 0)
-		rc = queues_transfer(qs, nq, total, &res->seconds);
+		rc = queues_transfer(qs, nq, total, qs[0].pre != NULL, &res->seconds);
 	res->bytes = total;
 	res->gbytes_s = rc == 0 && res->seconds > 0 ? total / res->seconds / 1e9 : 0;
 	if (rc == 0)
@@ -710,11 +778,34 @@ static void queues_print(const struct bench_result *r)
 	       "(senders behind)\n", r->ring_full * 100, r->polls_empty * 100);
 }
 
+/* --verify-prebuilt: queue @i's pool holds every packet of its share of
+ * @total over @nq queues at once, and the out-of-range one. No per-lcore
+ * cache: no packet may sit in another thread's cache when the sender
+ * builds them all. */
+static int prebuilt_pool(struct queue *q, unsigned int i, unsigned int nq, size_t total,
+			 uint32_t payload)
+{
+	uint16_t room = RTE_PKTMBUF_HEADROOM + HDR_LEN + payload;
+	size_t per = ((total + nq - 1) / nq + payload - 1) / payload;
+	char name[RTE_MEMPOOL_NAMESIZE];
+
+	snprintf(name, sizeof(name), "bench_pre_q%u", i);
+	q->pre_cap = per + 1;
+	q->pre = malloc(q->pre_cap * sizeof(*q->pre));
+	q->pre_mp = rte_pktmbuf_pool_create(name, (unsigned int)q->pre_cap + 64, 0, 0, room,
+					    rte_socket_id());
+	if (q->pre == NULL || q->pre_mp == NULL)
+		return -ENOMEM;
+	q->x.mp = q->pre_mp;
+	return 0;
+}
+
 /* One row: @nq queues, each with its wire (wires[0..nq)) and its state of
- * one placer whose mover is @mover, move @total bytes into one destination. */
+ * one placer whose mover is @mover, move @total bytes into one destination;
+ * @prebuilt: every packet built before the start. */
 static int queues_row(const struct bench_opts *o, int16_t dev_id, struct djg_pool *pool,
 		      struct wire *wires, void *dest, const uint8_t *src, uint8_t *back,
-		      size_t total, unsigned int nq, enum djg_rx_mover mover,
+		      size_t total, unsigned int nq, enum djg_rx_mover mover, bool prebuilt,
 		      struct bench_report *rep)
 {
 	struct djg_dp_placer_conf pc = {
@@ -733,15 +824,19 @@ static int queues_row(const struct bench_opts *o, int16_t dev_id, struct djg_poo
 	if (rc == 0)
 		ops = djg_dp_placer_ops(placer);
 	for (unsigned int i = 0; i < nq && rc == 0; i++) {
-		qs[i].x = (struct xfer){.o = o, .w = &wires[i], .placer = ops, .dest = dest,
-					.src = src};
-		rc = ops->lcore_init(ops->ctx, i, &qs[i].x.state);
+		qs[i].x = (struct xfer){.o = o, .w = &wires[i], .mp = wires[i].mp,
+					.placer = ops, .dest = dest, .src = src};
+		if (prebuilt)
+			rc = prebuilt_pool(&qs[i], i, nq, total, o->payload);
+		if (rc == 0)
+			rc = ops->lcore_init(ops->ctx, i, &qs[i].x.state);
 	}
 	if (rc == 0) {
 		res = report_add(rep, "verify");
-		snprintf(res->what, sizeof(res->what), "verify %zu B %s x%u", total,
+		snprintf(res->what, sizeof(res->what), "verify %zu B %s x%u%s", total,
 			 mover == DJG_MOVER_COPY ? "copy chunks" :
-			 djg_rx_path_name(dev_id == DJG_HOST ? DJG_RX_HOST : DJG_RX_STAGED), nq);
+			 djg_rx_path_name(dev_id == DJG_HOST ? DJG_RX_HOST : DJG_RX_STAGED), nq,
+			 prebuilt ? " prebuilt" : "");
 		rc = queues_check(qs, nq, pool, dest, src, back, total, res);
 		queues_print(res);
 	}
@@ -751,6 +846,10 @@ static int queues_row(const struct bench_opts *o, int16_t dev_id, struct djg_poo
 		if (qs[i].x.state != NULL)
 			ops->lcore_fini(qs[i].x.state);
 	djg_dp_placer_destroy(placer);
+	for (unsigned int i = 0; qs != NULL && i < nq; i++) {
+		rte_mempool_free(qs[i].pre_mp);
+		free(qs[i].pre);
+	}
 	free(qs);
 	return rc;
 }
@@ -782,12 +881,13 @@ static int verify_queues(const struct bench_opts *o, int16_t dev_id, struct djg_
 	for (int m = 0; rc == 0 && m < 2; m++) {
 		if (!(o->movers & (1 << m)) || (m == 1 && dev_id == DJG_HOST))
 			continue;
-		for (int i = 0; rc == 0 && i < o->n_queues; i++) {
+		for (int i = 0; rc == 0 && i < o->n_queues * (1 + o->prebuilt); i++) {
 			int before = rep->n;
 
 			rc = queues_row(o, dev_id, pool, wires, dest, src, back, total,
-					(unsigned int)o->queues[i],
-					m == 1 ? DJG_MOVER_COPY : DJG_MOVER_GATHER, rep);
+					(unsigned int)o->queues[i % o->n_queues],
+					m == 1 ? DJG_MOVER_COPY : DJG_MOVER_GATHER,
+					i >= o->n_queues, rep);
 			failed += rep->n > before && !rep->r[rep->n - 1].ok;
 		}
 	}
