@@ -20,13 +20,16 @@
 #      (256 MiB, one run each): what limits it against the probe,
 #   5. bench-gpu-send: a 256 MiB GPU-source send, staged ring vs one whole
 #      device-to-host copy,
-#   6. the receive spread over queues (bench-gpu --verify-queues 1,2,4,8):
-#      1 GiB into GPU memory through 1, 2, 4 and 8 net_ring pairs, each with
-#      a sender and a receive thread on CPUs of their own, through both
-#      movers, at 1416 B and 8916 B, $RUNS runs interleaved, each run with
-#      its baselines (the one-thread verify, cudaMemcpy H2D and the read
-#      probe on 256 MiB); runs stop starting after QUEUES_BUDGET_S seconds
-#      of the step (default 110); QUEUE_SIZE (default 1G) for a quick try.
+#   6. the receive spread over queues (bench-gpu --verify-queues 1,2,4,8
+#      --verify-prebuilt): 1 GiB into GPU memory through 1, 2, 4 and 8
+#      net_ring pairs, each with a sender and a receive thread on CPUs of
+#      their own, through both movers, the senders building each packet as
+#      they send it and then with every packet built before the start (the
+#      receive side alone), at 1416 B and 8916 B, $RUNS runs interleaved,
+#      each run with its baselines (the one-thread verify, cudaMemcpy H2D
+#      and the read probe on 256 MiB); runs stop starting after
+#      QUEUES_BUDGET_S seconds of the step (default 80: about 3 runs);
+#      QUEUE_SIZE (default 1G) for a quick try, QUEUE_ARGS for more options.
 # Logs and JSON go to $OUT (or /tmp/gpu-check); a short table comes last.
 # About 9-11 minutes on the H100 host; runs stop starting after BUDGET_S
 # (default 300 s), sweep pairs after SWEEP_BUDGET_S (default 480 s).
@@ -60,14 +63,15 @@ queues_step() {
 	bytes=$(numfmt --from=iec "$size")
 	step "receive spread over queues: $size, 1/2/4/8 queues, $runs runs"
 	for run in $(seq 1 "$runs"); do
-		if [ $((SECONDS - start)) -gt "${QUEUES_BUDGET_S:-110}" ]; then
+		if [ $((SECONDS - start)) -gt "${QUEUES_BUDGET_S:-80}" ]; then
 			echo "time budget spent: queue runs $run-$runs skipped"
 			break
 		fi
 		for payload in 1416 8916; do
 			log="$out/queues-$payload-run$run.log"
 			timeout 120 "$bin"/bench-gpu --file-prefix dj_bq -- --verify "$size" \
-				--verify-queues 1,2,4,8 --bench 256M --mode persistent --reps 3 \
+				--verify-queues 1,2,4,8 --verify-prebuilt \
+				--bench 256M --mode persistent --reps 3 \
 				--payload $payload --json "$out/queues-$payload-run$run.json" \
 				${QUEUE_ARGS:-} >"$log" 2>&1
 			rc=$?
@@ -80,12 +84,10 @@ queues_step() {
 	for payload in 1416 8916; do
 		echo "-- $payload B, $(ls "$out"/queues-$payload-run*.log 2>/dev/null | wc -l) runs"
 		for what in "cudaMemcpy H2D" "read probe mbuf" "verify $bytes B staged" \
-			"verify $bytes B copy chunks" "verify $bytes B staged x1" \
-			"verify $bytes B staged x2" "verify $bytes B staged x4" \
-			"verify $bytes B staged x8" "verify $bytes B copy chunks x1" \
-			"verify $bytes B copy chunks x2" "verify $bytes B copy chunks x4" \
-			"verify $bytes B copy chunks x8"; do
-			printf '  %-36s' "$what"
+			"verify $bytes B copy chunks" \
+			"verify $bytes B "{staged,"copy chunks"}" x"{1,2,4,8} \
+			"verify $bytes B "{staged,"copy chunks"}" x"{1,2,4,8}" prebuilt"; do
+			printf '  %-45s' "$what"
 			for f in "$out"/queues-$payload-run*.log; do
 				# The table's row (what, then bytes), not the
 				# queue lines before it; columns after the 40 of
