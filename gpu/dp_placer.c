@@ -126,7 +126,8 @@ struct djg_dp_placer {
 /* State of one polling lcore; only that lcore touches it after init. */
 struct placer_lcore {
 	struct djg_dp_placer *owner;
-	unsigned int idx;
+	unsigned int idx;             /* the caller's lcore index, for logs */
+	unsigned int slot;            /* in the placer's lcores[] */
 	int cur_ordinal;              /* the thread's CUDA device; -2: not set */
 	struct djg_rx_sink *sinks[DJG_PLACER_MAX_DEVS];
 	struct djg_packer *packers[DJG_PLACER_MAX_DEVS]; /* COPY: per GPU device */
@@ -641,6 +642,32 @@ static int packers_create(struct placer_lcore *lc)
 	return rc;
 }
 
+/*
+ * List lc in the placer's first free slot. The caller's index does not key
+ * the list: the engine passes its queue index, and several engines (or a
+ * bench's receive threads) may share one placer, each with a queue 0.
+ * Every state gets a slot of its own, so none hides another's statistics
+ * or is unlisted when another goes. -ENOSPC when PLACER_MAX_LCORES states
+ * are listed.
+ */
+static int lcore_list(struct djg_dp_placer *p, struct placer_lcore *lc)
+{
+	unsigned int i;
+	int rc = -ENOSPC;
+
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < PLACER_MAX_LCORES && p->lcores[i] != NULL; i++)
+		;
+	if (i < PLACER_MAX_LCORES) {
+		lc->slot = i;
+		p->lcores[i] = lc;
+		p->n_lcores++;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
 static int lcore_init(void *ctx, unsigned int idx, void **state)
 {
 	struct djg_dp_placer *p = ctx;
@@ -655,8 +682,6 @@ static int lcore_init(void *ctx, unsigned int idx, void **state)
 	struct placer_lcore *lc;
 	int rc = 0;
 
-	if (idx >= PLACER_MAX_LCORES)
-		return -EINVAL;
 	lc = aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN_CEIL(sizeof(*lc), RTE_CACHE_LINE_SIZE));
 	if (lc == NULL)
 		return -ENOMEM;
@@ -682,10 +707,12 @@ static int lcore_init(void *ctx, unsigned int idx, void **state)
 		free(lc);
 		return rc;
 	}
-	pthread_mutex_lock(&p->lock);
-	p->lcores[idx] = lc;
-	p->n_lcores++;
-	pthread_mutex_unlock(&p->lock);
+	rc = lcore_list(p, lc);
+	if (rc != 0) {
+		sinks_destroy(lc);
+		free(lc);
+		return rc;
+	}
 	*state = lc;
 	return 0;
 }
@@ -708,7 +735,7 @@ static void lcore_fini(void *state)
 	/* Unlisted first: djg_dp_placer_stats_get() must not read sinks and
 	 * packers being freed. */
 	pthread_mutex_lock(&p->lock);
-	p->lcores[lc->idx] = NULL;
+	p->lcores[lc->slot] = NULL;
 	pthread_mutex_unlock(&p->lock);
 	sinks_destroy(lc);
 	pthread_mutex_lock(&p->lock);

@@ -575,7 +575,12 @@ int djg_find_cuda(int ordinal);
 int djg_dp_placer_create(const struct djg_dp_placer_conf *conf,
 			    struct djg_dp_placer **out);
 
-/** The callbacks to put in dp_engine_config.placer; owned by @p p. */
+/** The callbacks to put in dp_engine_config.placer; owned by @p p.
+ *  Its lcore_init() gives every call a state of its own (sinks, gather
+ *  kernels, chunks), whatever the lcore index: several engines, or several
+ *  receive threads, may share one placer and place into one destination at
+ *  once, each on its own state. Up to 16 states at once; lcore_init()
+ *  returns -ENOSPC beyond, -ENOMEM, or a sink's error. */
 const struct dp_engine_placer *djg_dp_placer_ops(const struct djg_dp_placer *p);
 
 /** Counters summed over the lcores that use the placer now. */

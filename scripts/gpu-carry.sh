@@ -4,6 +4,8 @@
 #   scripts/gpu-carry.sh [build-dir]        (default build)
 # then, through the device tool: carry [".carry/gpu"],
 #   command: bash scripts/gpu-device-check.sh
+# (ONLY=queues bash scripts/gpu-device-check.sh: the receive spread over
+# queues alone, bench-gpu --verify-queues, about 2 minutes).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 builddir=${1:-build}

@@ -19,14 +19,27 @@
 #   4. a sweep of the persistent gather's blocks and gather burst at 1416 B
 #      (256 MiB, one run each): what limits it against the probe,
 #   5. bench-gpu-send: a 256 MiB GPU-source send, staged ring vs one whole
-#      device-to-host copy.
+#      device-to-host copy,
+#   6. the receive spread over queues (bench-gpu --verify-queues 1,2,4,8
+#      --verify-prebuilt): 1 GiB into GPU memory through 1, 2, 4 and 8
+#      net_ring pairs, each with a sender and a receive thread on CPUs of
+#      their own, through both movers, the senders building each packet as
+#      they send it and then with every packet built before the start (the
+#      receive side alone), at 1416 B and 8916 B, $RUNS runs interleaved,
+#      each run with its baselines (the one-thread verify, cudaMemcpy H2D
+#      and the read probe on 256 MiB); runs stop starting after
+#      QUEUES_BUDGET_S seconds of the step (default 80: about 3 runs);
+#      QUEUE_SIZE (default 1G) for a quick try, QUEUE_ARGS for more options.
 # Logs and JSON go to $OUT (or /tmp/gpu-check); a short table comes last.
-# About 7-9 minutes on the H100 host; runs stop starting after BUDGET_S
+# About 9-11 minutes on the H100 host; runs stop starting after BUDGET_S
 # (default 300 s), sweep pairs after SWEEP_BUDGET_S (default 480 s).
 #   RUNS=3 BENCH_ARGS="--reps 3" bash scripts/gpu-device-check.sh
+# ONLY=queues runs step 6 alone (and the GPU's name), about 2 minutes:
+#   RUNS=5 ONLY=queues bash scripts/gpu-device-check.sh
 set -u
 bin=$(pwd)/.carry/gpu
 out=${OUT:-/tmp/gpu-check}
+only=${ONLY:-all}
 export LD_LIBRARY_PATH=$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 mkdir -p "$out"
 status=0
@@ -40,6 +53,59 @@ echo 2048 >/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages 2>/dev/null
 mkdir -p /dev/hugepages
 mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null
 grep -E 'HugePages_(Total|Free)' /proc/meminfo
+nproc
+
+# The receive spread over queues: every count of queues in one process, so
+# that each run's rows share its baselines; the runs interleave the sizes.
+queues_step() {
+	local start=$SECONDS run payload log size=${QUEUE_SIZE:-1G}
+	local bytes
+	bytes=$(numfmt --from=iec "$size")
+	step "receive spread over queues: $size, 1/2/4/8 queues, $runs runs"
+	for run in $(seq 1 "$runs"); do
+		if [ $((SECONDS - start)) -gt "${QUEUES_BUDGET_S:-80}" ]; then
+			echo "time budget spent: queue runs $run-$runs skipped"
+			break
+		fi
+		for payload in 1416 8916; do
+			log="$out/queues-$payload-run$run.log"
+			timeout 120 "$bin"/bench-gpu --file-prefix dj_bq -- --verify "$size" \
+				--verify-queues 1,2,4,8 --verify-prebuilt \
+				--bench 256M --mode persistent --reps 3 \
+				--payload $payload --json "$out/queues-$payload-run$run.json" \
+				${QUEUE_ARGS:-} >"$log" 2>&1
+			rc=$?
+			echo "-- run $run, $payload B: exit $rc"
+			grep -E "end to end|full ring" "$log"
+			[ $rc = 0 ] || status=1
+		done
+	done
+	step "summary: receive spread over queues (GB/s end to end, per run)"
+	for payload in 1416 8916; do
+		echo "-- $payload B, $(ls "$out"/queues-$payload-run*.log 2>/dev/null | wc -l) runs"
+		for what in "cudaMemcpy H2D" "read probe mbuf" "verify $bytes B staged" \
+			"verify $bytes B copy chunks" \
+			"verify $bytes B "{staged,"copy chunks"}" x"{1,2,4,8} \
+			"verify $bytes B "{staged,"copy chunks"}" x"{1,2,4,8}" prebuilt"; do
+			printf '  %-45s' "$what"
+			for f in "$out"/queues-$payload-run*.log; do
+				# The table's row (what, then bytes), not the
+				# queue lines before it; columns after the 40 of
+				# "what": bytes, ms, GB/s, worst GB/s.
+				grep -m1 -E "^$what +[0-9]" "$f" |
+					awk '{ split(substr($0, 41), c, " "); printf " %s", c[3] }'
+			done
+			echo
+		done
+	done
+}
+
+runs=${RUNS:-5}
+if [ "$only" = queues ]; then
+	queues_step
+	echo "device check (queues): $([ $status = 0 ] && echo PASS || echo FAIL)"
+	exit $status
+fi
 
 step "djinn-dp --probe"
 "$bin"/djinn-dp --file-prefix dj_probe -- --probe 2>&1 | tee "$out/probe.log" || status=1
@@ -57,7 +123,6 @@ done
 # A device call may run 10 minutes and the device check must end within 8:
 # runs that would start after BUDGET_S seconds (default 300) are skipped,
 # and the summary says how many ran.
-runs=${RUNS:-5}
 for run in $(seq 1 "$runs"); do
 	if [ "$SECONDS" -gt "${BUDGET_S:-300}" ]; then
 		echo "time budget spent: runs $run-$runs skipped"
@@ -111,6 +176,14 @@ step "bench-gpu-send (256 MiB GPU source: staged ring vs whole copy)"
 "$bin"/bench-gpu-send -l 0-3 --file-prefix dj_bgs -- --gpu 0 --size 256M --reps 5 \
 	--json "$out/gpu-send.json" 2>&1 | tee "$out/gpu-send.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+# Inside one device call (10 minutes) only where the steps before left
+# room; else run it alone with ONLY=queues.
+if [ "$SECONDS" -lt "${QUEUES_AFTER_S:-420}" ]; then
+	queues_step
+else
+	step "receive spread over queues: skipped at $SECONDS s (run ONLY=queues)"
+fi
 
 step "summary"
 grep -h "mover auto" "$out"/test_gpu_dp.log

@@ -10,11 +10,19 @@
 
 #define MAX_SIZES 8
 #define MAX_RUNS 8
+/* Receive queues of --verify-queues: a receive and a sender thread each,
+ * each receive thread on a state of one placer (16 at most), each queue a
+ * net_ring pair of two ports: with the one-thread check's pair, the 32
+ * ports of DPDK's default RTE_MAX_ETHPORTS. */
+#define MAX_QUEUES 15
 
 struct bench_opts {
 	const char *gpu;          /* --gpu spec, NULL: first */
 	uint64_t verify[MAX_SIZES]; /* transfer sizes for the net_ring check */
 	int n_verify;
+	uint64_t queues[MAX_SIZES]; /* --verify-queues counts, each a row of its own */
+	int n_queues;             /* 0: none */
+	int prebuilt;             /* --verify-prebuilt: queue rows again, packets built first */
 	uint64_t bench_bytes;     /* 0: no bandwidth bench */
 	uint32_t payload;         /* payload bytes per packet / fragment */
 	uint16_t burst;           /* packets per rx burst (verify) */
@@ -31,7 +39,7 @@ struct bench_opts {
 
 /* One line of the final table. */
 struct bench_result {
-	char what[48];            /* e.g. "verify 1 GiB staged/persistent" */
+	char what[64];            /* e.g. "verify 1 GiB staged/persistent" */
 	uint64_t bytes;
 	double seconds;           /* best of the repetitions */
 	double worst_s;           /* worst of them (0: one run, or not kept) */
@@ -40,6 +48,14 @@ struct bench_result {
 	double gbytes_s;          /* bytes / seconds / 1e9 */
 	double ratio;             /* to cudaMemcpy H2D, 0 when n/a */
 	int ok;                   /* 1 byte-exact / measured, 0 failed */
+	uint16_t queues;          /* receive queues of a --verify-queues row, else 0 */
+	/* Per queue, its share over the time from the start to its receive
+	 * thread's sync() done, and to its sender's last packet sent. */
+	double lcore_gbytes_s[MAX_QUEUES];
+	double sender_gbytes_s[MAX_QUEUES];
+	/* Of all sends, those the ring took only part of; of all polls, those
+	 * that found the ring empty: which side waited. */
+	double ring_full, polls_empty;
 };
 
 struct bench_report {
@@ -50,8 +66,10 @@ struct bench_report {
 
 struct bench_result *report_add(struct bench_report *rep, const char *what);
 
-/* Byte-exact transfers through two net_ring ports and the rx sink.
- * Returns 0 when every size matched. */
+/* Byte-exact transfers through two net_ring ports and the rx sink, then
+ * for each --verify-queues count the largest size spread over that many
+ * net_ring pairs, each with a sender and a receive thread of its own.
+ * Returns 0 when every transfer matched. */
 int run_verify(const struct bench_opts *o, int16_t dev_id, struct bench_report *rep);
 
 /* cudaMemcpy pinned H2D vs the staged gather on the same bytes. */

@@ -38,6 +38,14 @@ static void usage(const char *prog)
 	       "  --gpu SPEC        GPU index or PCI address (default: the first)\n"
 	       "  --host            use host memory even where a GPU is present\n"
 	       "  --verify SIZES    net_ring transfer sizes, e.g. 1,1M,256M,1G (default); none\n"
+	       "  --verify-queues LIST  then the largest --verify size again, spread over\n"
+	       "                    each count of receive queues in LIST (e.g. 1,2,4,8; at\n"
+	       "                    most 15): a net_ring pair, a sender thread and a\n"
+	       "                    receive thread (its own placer state) per queue,\n"
+	       "                    pinned to CPUs 1..2N; default: none\n"
+	       "  --verify-prebuilt then each --verify-queues row again with every packet\n"
+	       "                    built before the start (a pool per queue holding its\n"
+	       "                    whole share): the receive side alone is timed\n"
 	       "  --bench BYTES     bandwidth bench size (default 1G); 0: none\n"
 	       "  --payload N       payload bytes per packet (default 1400)\n"
 	       "  --burst N         packets per rx burst (default 32, at most 256)\n"
@@ -116,6 +124,9 @@ static int parse_option(int c, const char *arg, void *ctx)
 	case 'g': o->gpu = arg; return 0;
 	case 'H': p->force_host = 1; return 0;
 	case 'v': return parse_sizes(arg, o);
+	case 'P': o->prebuilt = 1; return 0;
+	case 'Q': return djc_opt_size_list("--verify-queues", arg, 1, MAX_QUEUES, o->queues,
+					   MAX_SIZES, &o->n_queues);
 	case 'b': return djc_opt_size("--bench", arg, 0, UINT64_MAX, &o->bench_bytes);
 	case 'p': return djc_opt_u32("--payload", arg, 1, 9000, &o->payload);
 	case 'u': return djc_opt_u16("--burst", arg, 1, 256, &o->burst);
@@ -139,6 +150,8 @@ static int parse_options(int argc, char **argv, void *arg)
 	static const struct option longopts[] = {
 		{"gpu", required_argument, NULL, 'g'}, {"host", no_argument, NULL, 'H'},
 		{"verify", required_argument, NULL, 'v'}, {"bench", required_argument, NULL, 'b'},
+		{"verify-queues", required_argument, NULL, 'Q'},
+		{"verify-prebuilt", no_argument, NULL, 'P'},
 		{"payload", required_argument, NULL, 'p'}, {"burst", required_argument, NULL, 'u'},
 		{"gather-burst", required_argument, NULL, 'G'},
 		{"mode", required_argument, NULL, 'm'}, {"blocks", required_argument, NULL, 'B'},
@@ -193,6 +206,20 @@ static void print_table(const struct bench_report *rep)
 			       probe_share(rep, &rep->r[i]) * 100);
 }
 
+/* A --verify-queues row: its queues, each one's receive and send rate. */
+static void print_json_queues(FILE *f, const struct bench_result *r)
+{
+	fprintf(f, ", \"queues\": %u, \"gbits_per_s\": %.2f, \"lcores_gbytes_per_s\": [",
+		r->queues, r->gbytes_s * 8);
+	for (unsigned int q = 0; q < r->queues; q++)
+		fprintf(f, "%s%.3f", q ? ", " : "", r->lcore_gbytes_s[q]);
+	fprintf(f, "], \"senders_gbytes_per_s\": [");
+	for (unsigned int q = 0; q < r->queues; q++)
+		fprintf(f, "%s%.3f", q ? ", " : "", r->sender_gbytes_s[q]);
+	fprintf(f, "], \"sends_into_full_ring\": %.4f, \"polls_empty\": %.4f", r->ring_full,
+		r->polls_empty);
+}
+
 static void print_json(FILE *f, const struct bench_report *rep, const struct bench_opts *o)
 {
 	fprintf(f, "{\"device\": \"%s\", \"payload\": %u, \"burst\": %u, \"gather_burst\": %u, "
@@ -203,9 +230,12 @@ static void print_json(FILE *f, const struct bench_report *rep, const struct ben
 
 		fprintf(f, "%s\n  {\"what\": \"%s\", \"bytes\": %" PRIu64 ", \"seconds\": %.6f, "
 			"\"worst_seconds\": %.6f, \"gbytes_per_s\": %.3f, "
-			"\"ratio_to_memcpy\": %.4f, \"share_of_probe\": %.4f, \"ok\": %s}",
+			"\"ratio_to_memcpy\": %.4f, \"share_of_probe\": %.4f, \"ok\": %s",
 			i ? "," : "", r->what, r->bytes, r->seconds, r->worst_s, r->gbytes_s,
 			r->ratio, probe_share(rep, r), r->ok ? "true" : "false");
+		if (r->queues > 0)
+			print_json_queues(f, r);
+		fprintf(f, "}");
 	}
 	fprintf(f, "\n]}\n");
 }

@@ -12,7 +12,8 @@
  * logical devices with a sink each) gathers every receive into the device
  * its destination lies on, sends from either, and splits a burst whose
  * fragments go to both (one mbuf reference per device, none lost or freed
- * twice).
+ * twice). Several receive threads place into one destination at once, each
+ * on a placer state of its own.
  *
  * Every transfer is checked byte for byte (GPU memory copied back), with
  * guard bytes around the destination that must stay untouched; more data
@@ -1096,6 +1097,143 @@ static void test_gather_bursts_sync_only(void)
 	gather_bursts_engine(false);
 }
 
+/* ---- several lcores on one placer --------------------------------------------- */
+
+#define SHARERS 4
+#define SHARE_FRAGS (SHARERS * 700 + 3)
+#define SHARE_POOL 2047 /* an lcore's held mbufs (1024) and two gather bursts fit */
+
+/* One receive thread's part: fragments first, first + stride, ... of want
+ * into one destination shared with the other threads, in rx bursts of 32
+ * (every fifth one short, then flush() as after a short poll), as an engine
+ * queue would hand them; mbufs from a pool of its own. No CUnit calls here:
+ * the main thread checks rc. */
+struct share {
+	const struct dp_engine_placer *ops;
+	void *state;
+	struct rte_mempool *mp;
+	uint8_t *dst;
+	size_t total;
+	const uint8_t *want;
+	unsigned int first, stride;
+	int rc;
+};
+
+static void *share_run(void *arg)
+{
+	struct share *s = arg;
+	const struct dp_engine_placer *ops = s->ops;
+	struct rte_mbuf *m[32];
+	unsigned int frag = s->first;
+
+	for (unsigned int b = 0; frag < SHARE_FRAGS; b++) {
+		unsigned int n = b % 5 == 4 ? 9 : 32, k = 0;
+
+		if (rte_pktmbuf_alloc_bulk(s->mp, m, n) != 0) {
+			s->rc = -ENOMEM;
+			return NULL;
+		}
+		for (; k < n && frag < SHARE_FRAGS; k++, frag += s->stride) {
+			uint8_t *data = (uint8_t *)rte_pktmbuf_append(m[k], MTU_FRAG);
+
+			memcpy(data, s->want + (size_t)frag * MTU_FRAG, MTU_FRAG);
+			ops->place(s->state, s->dst, s->total, (uint64_t)frag * MTU_FRAG, data,
+				   MTU_FRAG);
+		}
+		rte_pktmbuf_free_bulk(m + k, n - k);
+		if (ops->burst_end(s->state, m, (uint16_t)k) != 0)
+			rte_pktmbuf_free_bulk(m, k);
+		if (k < 32)
+			ops->flush(s->state);
+	}
+	s->rc = ops->sync(s->state);
+	return NULL;
+}
+
+/*
+ * SHARERS threads place interleaved fragments into one destination at once
+ * through one placer, each on a state of its own although all ask for lcore
+ * index 0 (several engines sharing a placer each have a queue 0): the bytes
+ * land exactly, the statistics count every state, and one state going
+ * leaves the others listed. The placer holds at most 16 states at once,
+ * and a slot that came free serves again.
+ */
+static void test_lcores_one_destination(void)
+{
+	const size_t total = (size_t)SHARE_FRAGS * MTU_FRAG;
+	struct djg_dp_placer_conf pc = {.dev_id = dev, .mode = DJG_GATHER_PERSISTENT,
+					   .frag_size = MTU_FRAG, .mover = DJG_MOVER_GATHER};
+	uint8_t *want = random_bytes(total, dj_test_seed() + 4242);
+	const struct dp_engine_placer *ops;
+	struct share sh[SHARERS];
+	pthread_t th[SHARERS];
+	struct djg_dp_placer_stats st;
+	struct djg_dp_placer *p;
+	void *base, *more[17];
+	unsigned int n_more = 0;
+	uint8_t *dst = device_buffer(total, 1, &base);
+	int rc = 0;
+
+	CU_ASSERT_EQUAL_FATAL(djg_dp_placer_create(&pc, &p), 0);
+	ops = djg_dp_placer_ops(p);
+	for (int t = 0; t < SHARERS; t++) {
+		char name[RTE_MEMPOOL_NAMESIZE];
+
+		snprintf(name, sizeof(name), "dj_test_share%d", t);
+		sh[t] = (struct share){.ops = ops, .dst = dst, .total = total, .want = want,
+				       .first = (unsigned int)t, .stride = SHARERS};
+		sh[t].mp = rte_pktmbuf_pool_create(name, SHARE_POOL, 0, 0, 2048, SOCKET_ID_ANY);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sh[t].mp);
+		CU_ASSERT_EQUAL_FATAL(ops->lcore_init(ops->ctx, 0, &sh[t].state), 0);
+		for (int u = 0; u < t; u++)
+			CU_ASSERT_PTR_NOT_EQUAL(sh[t].state, sh[u].state);
+	}
+	for (int t = 0; t < SHARERS; t++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[t], NULL, share_run, &sh[t]), 0);
+	for (int t = 0; t < SHARERS; t++) {
+		pthread_join(th[t], NULL);
+		CU_ASSERT_EQUAL(sh[t].rc, 0);
+	}
+	djg_dp_placer_stats_get(p, &st);
+	CU_ASSERT_EQUAL(st.sink.copies, SHARE_FRAGS);
+	CU_ASSERT_EQUAL(st.sink.bytes, total);
+	CU_ASSERT_EQUAL(st.direct_copies, 0);
+	CU_ASSERT_EQUAL(st.failures, 0);
+	device_check(base, total, 1, want);
+	/* The first state gone: the other three still counted. */
+	ops->lcore_fini(sh[0].state);
+	djg_dp_placer_stats_get(p, &st);
+	CU_ASSERT_EQUAL(st.sink.copies, SHARE_FRAGS - (SHARE_FRAGS + SHARERS - 1) / SHARERS);
+	for (int t = 1; t < SHARERS; t++)
+		ops->lcore_fini(sh[t].state);
+	djg_dp_placer_destroy(p);
+	/* Up to 16 states at once, then -ENOSPC until one goes (kernels per
+	 * burst: no 16 resident kernels on the GPU run). */
+	pc.mode = DJG_GATHER_LAUNCH;
+	CU_ASSERT_EQUAL_FATAL(djg_dp_placer_create(&pc, &p), 0);
+	ops = djg_dp_placer_ops(p);
+	while (n_more < RTE_DIM(more) &&
+	       (rc = ops->lcore_init(ops->ctx, 0, &more[n_more])) == 0)
+		n_more++;
+	CU_ASSERT_EQUAL(rc, -ENOSPC);
+	CU_ASSERT_EQUAL(n_more, 16);
+	if (n_more > 0) {
+		ops->lcore_fini(more[--n_more]);
+		CU_ASSERT_EQUAL(ops->lcore_init(ops->ctx, 0, &more[n_more]), 0);
+		n_more++;
+	}
+	for (unsigned int i = 0; i < n_more; i++)
+		ops->lcore_fini(more[i]);
+	djg_dp_placer_destroy(p);
+	for (int t = 0; t < SHARERS; t++) {
+		/* Every mbuf back in its pool. */
+		CU_ASSERT_EQUAL(rte_mempool_avail_count(sh[t].mp), SHARE_POOL);
+		rte_mempool_free(sh[t].mp);
+	}
+	CU_ASSERT_EQUAL(djg_pool_free(pool, base), 0);
+	free(want);
+}
+
 static void test_bad_config(void)
 {
 	struct djg_dp_placer_conf pc = {.dev_id = DJG_HOST, .mode = 7};
@@ -1170,6 +1308,8 @@ int main(int argc, char **argv)
 		{"gather bursts: MTU-size fragments through the engine",
 		 test_gather_bursts_engine},
 		{"gather bursts: completion waits for the last one", test_gather_bursts_sync_only},
+		{"placer: lcores placing into one destination at once",
+		 test_lcores_one_destination},
 		{NULL, NULL},
 	};
 	int want_gpu = argc > 1 && strcmp(argv[1], "gpu") == 0;
