@@ -83,17 +83,17 @@ queues_step() {
 	step "summary: receive spread over queues (GB/s end to end, per run)"
 	for payload in 1416 8916; do
 		echo "-- $payload B, $(ls "$out"/queues-$payload-run*.log 2>/dev/null | wc -l) runs"
-		for what in "cudaMemcpy H2D" "read probe mbuf" "verify $bytes B staged" \
+		for what in "cudaMemcpy H2D pinned" "read probe mbuf" "verify $bytes B staged" \
 			"verify $bytes B copy chunks" \
 			"verify $bytes B "{staged,"copy chunks"}" x"{1,2,4,8} \
 			"verify $bytes B "{staged,"copy chunks"}" x"{1,2,4,8}" prebuilt"; do
 			printf '  %-45s' "$what"
 			for f in "$out"/queues-$payload-run*.log; do
 				# The table's row (what, then bytes), not the
-				# queue lines before it; columns after the 40 of
-				# "what": bytes, ms, GB/s, worst GB/s.
-				grep -m1 -E "^$what +[0-9]" "$f" |
-					awk '{ split(substr($0, 41), c, " "); printf " %s", c[3] }'
+				# queue lines before it. Names may be longer than
+				# their 40-character column: count from the end
+				# (bytes, ms, GB/s, worst GB/s, check).
+				grep -m1 -E "^$what +[0-9]" "$f" | awk '{ printf " %s", $(NF - 2) }'
 			done
 			echo
 		done
