@@ -143,6 +143,7 @@ static void op_released(void *addr, void *opaque)
 	struct dp_op *op = opaque;
 
 	(void)addr;
+	dp_op_trace(op, DP_TR_RELEASED);
 	dp_flag_raise(&op->released);
 }
 
@@ -150,6 +151,8 @@ static int op_post(struct dp_engine *dp, struct dp_op *op)
 {
 	struct dp_lcore *lc = dp->lcores[op->sess->lcore_idx];
 
+	if (op->cmd == DP_CMD_SEND || op->cmd == DP_CMD_RECV)
+		dp_op_trace(op, DP_TR_POST);
 	if (rte_ring_mp_enqueue(lc->cmds, op) != 0)
 		return -EBUSY;
 	dp_lcore_kick(lc);
@@ -566,6 +569,7 @@ int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      uint32_t timeout_ms)
 {
 	struct dp_op *op;
+	uint64_t len;
 	int rc, status;
 
 	if (dp == NULL)
@@ -575,7 +579,10 @@ int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		return -ENOENT;
 	caller_assist(dp, op);
 	rc = flag_wait(&op->done, (uint64_t)timeout_ms * 1000000ull);
+	len = op->len;
 	status = expected_unpin(dp, op);
+	DP_TRACE(DP_TR_RETURN, cookie, xfer_id, DP_XFER_RX, len);
+	(void)len;
 	return rc != 0 && status == -EINPROGRESS ? rc : status;
 }
 
@@ -857,7 +864,9 @@ int dp_engine_send(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 	rc = send_start(dp, op);
 	if (rc == 0)
 		rc = send_finish(dp, op, timeout_ms);
-	return send_end(dp, op, rc);
+	rc = send_end(dp, op, rc);
+	DP_TRACE(DP_TR_RETURN, cookie, xfer_id, DP_XFER_TX, len);
+	return rc;
 }
 
 /* A striped send's waiter looks at every part this often: a part that
@@ -957,6 +966,8 @@ int dp_engine_send_parts(struct dp_engine *dp, const struct dp_send_part *parts,
 		 * -ECANCELED. */
 		cause = cause != 0 || one == -ECANCELED ? cause : one;
 	}
+	for (unsigned int i = 0; i < started; i++)
+		DP_TRACE(DP_TR_RETURN, parts[i].cookie, xfer_id, DP_XFER_TX, parts[i].len);
 	return first == -ECANCELED && cause != 0 ? cause : first;
 }
 
@@ -1129,6 +1140,11 @@ int dp_engine_create(const struct dp_engine_config *cfg, struct dp_engine **out)
 		return -EINVAL;
 	if ((rc = config_check(cfg)) != 0)
 		return rc;
+	/* DJ_DP_TRACE (only with -Ddp_trace): the arrays exist before any
+	 * thread records. */
+	rc = DP_TRACE_OPEN();
+	if (rc != 0)
+		return rc;
 	dp = rte_zmalloc("dp_engine", sizeof(*dp), RTE_CACHE_LINE_SIZE);
 	if (dp == NULL)
 		return -ENOMEM;
@@ -1208,6 +1224,8 @@ void dp_engine_quiesce(struct dp_engine *dp)
 
 void dp_engine_destroy(struct dp_engine *dp)
 {
+	int rc;
+
 	if (dp == NULL)
 		return;
 	/* While the lcores still run, late rings come back as they drain. */
@@ -1227,6 +1245,10 @@ void dp_engine_destroy(struct dp_engine *dp)
 		lcore_state_destroy(dp, dp->lcores[i]);
 	pthread_mutex_destroy(&dp->lock);
 	rte_free(dp);
+	/* Every thread that records stopped (lcores) or is this one. */
+	rc = DP_TRACE_DUMP();
+	if (rc != 0)
+		djc_log(DJ_LOG_ERR, "dataplane", "transfer trace: %s", dj_strerror(rc));
 }
 
 /* ---- endpoint, stats --------------------------------------------------------------------- */
