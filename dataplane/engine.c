@@ -884,8 +884,10 @@ static void parts_cancel(struct dp_engine *dp, struct dp_op **ops, unsigned int 
 
 /*
  * Wait until every part ended, in slices of PARTS_SLICE_NS on the first one
- * still running. The first part that fails or stalls for timeout_ns (its
- * peer acknowledged nothing new) cancels the others. rc[i] receives
+ * still running; with cfg.caller_runs, first run that part's sleeping
+ * lcore here, as a single send does (caller_assist()). The first part that
+ * fails or stalls for timeout_ns (its peer acknowledged nothing new)
+ * cancels the others. rc[i] receives
  * -ETIMEDOUT for a part that stalled, 0 for the others (their ops say how
  * they ended).
  */
@@ -894,7 +896,7 @@ static void parts_wait(struct dp_engine *dp, struct dp_op **ops, unsigned int n,
 {
 	struct send_progress p[DP_SEND_PARTS_MAX];
 	bool cancelled = false;
-	unsigned int i = 0;
+	unsigned int i = 0, assisted = UINT_MAX;
 
 	for (unsigned int k = 0; k < n; k++) {
 		send_progress_init(&p[k], ops[k]);
@@ -903,6 +905,10 @@ static void parts_wait(struct dp_engine *dp, struct dp_op **ops, unsigned int n,
 	while (i < n) {
 		uint64_t now;
 
+		if (assisted != i) {
+			caller_assist(dp, ops[i]);
+			assisted = i;
+		}
 		if (flag_wait(&ops[i]->done, PARTS_SLICE_NS) == 0 && ops[i]->status == 0) {
 			i++;
 			continue;
