@@ -168,11 +168,15 @@ static int op_post(struct dp_engine *dp, struct dp_op *op)
 }
 
 /* cfg.caller_runs: run the op's lcore's loop here while it sleeps, for a
- * while, before waiting as usual. */
+ * while, before waiting as usual (not for an op that ended already: a
+ * striped send's parts were run by parts_wait()). */
 static void caller_assist(struct dp_engine *dp, struct dp_op *op)
 {
-	if (dp->cfg.caller_runs)
-		dp_lcore_assist(dp->lcores[op->sess->lcore_idx], &op->done, DP_ASSIST_NS);
+	if (!dp->cfg.caller_runs || atomic_load_explicit(&op->done, memory_order_acquire))
+		return;
+	dp_op_trace(op, DP_TR_ASSIST);
+	dp_lcore_assist(dp->lcores[op->sess->lcore_idx], &op->done, DP_ASSIST_NS);
+	dp_op_trace(op, DP_TR_ASSIST_END);
 }
 
 /* Post and wait for the lcore's answer (it answers within extra_ns plus

@@ -45,6 +45,7 @@ static const char *const ev_names[DP_TR_N] = {
 	[DP_TR_RX_FIRST] = "rx_first", [DP_TR_RX_LAST] = "rx_last",
 	[DP_TR_ACK_OUT] = "ack_out", [DP_TR_ACK_IN] = "ack_in",
 	[DP_TR_DONE] = "done", [DP_TR_RELEASED] = "released", [DP_TR_RETURN] = "return",
+	[DP_TR_ASSIST] = "assist", [DP_TR_ASSIST_END] = "assist_end",
 };
 
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;

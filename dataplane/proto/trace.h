@@ -34,6 +34,8 @@ enum dp_trace_ev {
 	DP_TR_DONE,      /* lcore: the op's done flag raised */
 	DP_TR_RELEASED,  /* sender: no frame holds the caller's buffer any more */
 	DP_TR_RETURN,    /* control thread: send() or wait() returned */
+	DP_TR_ASSIST,    /* caller-runs: the waiter starts running the lcore's loop */
+	DP_TR_ASSIST_END, /* ... and stops (at once: the lcore held its loop) */
 	DP_TR_N
 };
 
