@@ -104,6 +104,9 @@ json.dump(summary, open(out + "/p50.json", "w"))
 PY
 
 echo "=== traced runs (djinn-bench -Ddp_trace=true)"
+# A pingpong round trip leaves about 11 records on each lcore: room for
+# COUNT round trips and more.
+export DJ_DP_TRACE_RECS=$((count * 16 > 131072 ? count * 16 : 131072))
 DJ_DP_TRACE="$out/trace-transfer" pair djinn-bench traced-transfer --mode transfer \
 	--sizes "$sizes" --iters "$iters"
 DJ_DP_TRACE="$out/trace-pingpong" pair djinn-bench traced-pingpong --mode pingpong \
