@@ -155,7 +155,9 @@ static void op_released(void *addr, void *opaque)
 	dp_flag_raise(&op->released);
 }
 
-static int op_post(struct dp_engine *dp, struct dp_op *op)
+/* kick: wake the lcore if it sleeps; false where a caller is about to run
+ * its loop (cfg.caller_runs, caller_assist() kicks if it cannot). */
+static int op_post(struct dp_engine *dp, struct dp_op *op, bool kick)
 {
 	struct dp_lcore *lc = dp->lcores[op->sess->lcore_idx];
 
@@ -163,7 +165,8 @@ static int op_post(struct dp_engine *dp, struct dp_op *op)
 		dp_op_trace(op, DP_TR_POST);
 	if (rte_ring_mp_enqueue(lc->cmds, op) != 0)
 		return -EBUSY;
-	dp_lcore_kick(lc);
+	if (kick)
+		dp_lcore_kick(lc);
 	return 0;
 }
 
@@ -172,10 +175,13 @@ static int op_post(struct dp_engine *dp, struct dp_op *op)
  * striped send's parts were run by parts_wait()). */
 static void caller_assist(struct dp_engine *dp, struct dp_op *op)
 {
+	struct dp_lcore *lc = dp->lcores[op->sess->lcore_idx];
+
 	if (!dp->cfg.caller_runs || atomic_load_explicit(&op->done, memory_order_acquire))
 		return;
 	dp_op_trace(op, DP_TR_ASSIST);
-	dp_lcore_assist(dp->lcores[op->sess->lcore_idx], &op->done, DP_ASSIST_NS);
+	if (!dp_lcore_assist(lc, &op->done, DP_ASSIST_NS))
+		dp_lcore_kick(lc);
 	dp_op_trace(op, DP_TR_ASSIST_END);
 }
 
@@ -184,7 +190,7 @@ static void caller_assist(struct dp_engine *dp, struct dp_op *op)
  * never answered (-EDEADLK): then leaking beats a use after free. */
 static int op_run(struct dp_engine *dp, struct dp_op *op, uint64_t extra_ns)
 {
-	int rc = op_post(dp, op);
+	int rc = op_post(dp, op, true);
 
 	if (rc != 0)
 		return rc;
@@ -529,7 +535,7 @@ int dp_engine_expect(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 	if (expected_find(dp, cookie, op->xfer_id, 0) != NULL) {
 		rc = -EEXIST;
 	} else {
-		rc = op_post(dp, op);
+		rc = op_post(dp, op, !dp->cfg.caller_runs);
 		if (rc == 0) {
 			op->next = dp->expected;
 			dp->expected = op;
@@ -806,12 +812,12 @@ static uint64_t release_wait_ns(const struct dp_op *op, uint64_t timeout_ns)
 }
 
 /* Post a SEND (its frames' owner reference armed first). */
-static int send_start(struct dp_engine *dp, struct dp_op *op)
+static int send_start(struct dp_engine *dp, struct dp_op *op, bool kick)
 {
 	dp_txframe_owner_init(&op->shinfo, op_released, op);
 	if (op->stage == NULL)
 		op->src.ready = op->len;
-	return op_post(dp, op);
+	return op_post(dp, op, kick);
 }
 
 /* Wait for a posted SEND's end, then for every frame that points into its
@@ -873,7 +879,7 @@ int dp_engine_send(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		op->buf = op->stage->host;
 		op->mem = DJ_MEM_HOST;
 	}
-	rc = send_start(dp, op);
+	rc = send_start(dp, op, !dp->cfg.caller_runs);
 	if (rc == 0)
 		rc = send_finish(dp, op, timeout_ms);
 	rc = send_end(dp, op, rc);
@@ -962,7 +968,7 @@ int dp_engine_send_parts(struct dp_engine *dp, const struct dp_send_part *parts,
 				 p->len, DJ_MEM_HOST, &ops[started]);
 		if (rc != 0)
 			break;
-		rc = send_start(dp, ops[started]);
+		rc = send_start(dp, ops[started], !dp->cfg.caller_runs || n > 1);
 		if (rc != 0) {
 			op_free(ops[started]);
 			break;
