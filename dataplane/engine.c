@@ -35,6 +35,12 @@
  * to come back while the lcores run. */
 #define DRAIN_AT_DESTROY_NS (500ull * 1000 * 1000)
 #define SPIN_NS 20000ull
+/* On a host with CPUs to spare (djc_spin_budget_us()), waiters spin this
+ * long instead: a sleep there costs a futex wake-up (5-15 us) on every
+ * transfer that outlasts the spin, which on the H100 host is most 4 KiB
+ * and every 64 KiB transfer (20-90 us); past 200 us the wake-up is a few
+ * per cent of the wait. */
+#define SPIN_SPARE_US 200u
 #define SLEEP_MIN_NS 10000ull
 #define SLEEP_MAX_NS 500000ull
 
@@ -62,7 +68,8 @@ void dp_flag_raise(atomic_int *flag)
 		futex(flag, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
-/* Spin briefly (latency), then sleep in the kernel until dp_flag_raise()
+/* Spin briefly (latency; longer where CPUs are to spare, SPIN_SPARE_US),
+ * then sleep in the kernel until dp_flag_raise()
  * wakes us (control threads share cores with lcores) or the sleep ends.
  * Sleeps grow with the wait (a long transfer is looked at within ~3% of
  * its time) but stay short: on an EEVDF kernel (6.18 on the dev VM) a
@@ -73,6 +80,7 @@ void dp_flag_raise(atomic_int *flag)
 static int flag_wait(atomic_int *flag, uint64_t timeout_ns)
 {
 	uint64_t start = djc_time_ns();
+	uint64_t spin = RTE_MAX(SPIN_NS, 1000ull * djc_spin_budget_us(SPIN_SPARE_US));
 
 	for (;;) {
 		if (atomic_load_explicit(flag, memory_order_acquire))
@@ -81,7 +89,7 @@ static int flag_wait(atomic_int *flag, uint64_t timeout_ns)
 
 		if (waited >= timeout_ns)
 			return -ETIMEDOUT;
-		if (waited > SPIN_NS) {
+		if (waited > spin) {
 			uint64_t ns = waited / 32;
 			struct timespec ts;
 
@@ -143,25 +151,38 @@ static void op_released(void *addr, void *opaque)
 	struct dp_op *op = opaque;
 
 	(void)addr;
+	dp_op_trace(op, DP_TR_RELEASED);
 	dp_flag_raise(&op->released);
 }
 
-static int op_post(struct dp_engine *dp, struct dp_op *op)
+/* kick: wake the lcore if it sleeps; false where a caller is about to run
+ * its loop (cfg.caller_runs, caller_assist() kicks if it cannot). */
+static int op_post(struct dp_engine *dp, struct dp_op *op, bool kick)
 {
 	struct dp_lcore *lc = dp->lcores[op->sess->lcore_idx];
 
+	if (op->cmd == DP_CMD_SEND || op->cmd == DP_CMD_RECV)
+		dp_op_trace(op, DP_TR_POST);
 	if (rte_ring_mp_enqueue(lc->cmds, op) != 0)
 		return -EBUSY;
-	dp_lcore_kick(lc);
+	if (kick)
+		dp_lcore_kick(lc);
 	return 0;
 }
 
 /* cfg.caller_runs: run the op's lcore's loop here while it sleeps, for a
- * while, before waiting as usual. */
+ * while, before waiting as usual (not for an op that ended already: a
+ * striped send's parts were run by parts_wait()). */
 static void caller_assist(struct dp_engine *dp, struct dp_op *op)
 {
-	if (dp->cfg.caller_runs)
-		dp_lcore_assist(dp->lcores[op->sess->lcore_idx], &op->done, DP_ASSIST_NS);
+	struct dp_lcore *lc = dp->lcores[op->sess->lcore_idx];
+
+	if (!dp->cfg.caller_runs || atomic_load_explicit(&op->done, memory_order_acquire))
+		return;
+	dp_op_trace(op, DP_TR_ASSIST);
+	if (!dp_lcore_assist(lc, &op->done, DP_ASSIST_NS))
+		dp_lcore_kick(lc);
+	dp_op_trace(op, DP_TR_ASSIST_END);
 }
 
 /* Post and wait for the lcore's answer (it answers within extra_ns plus
@@ -169,7 +190,7 @@ static void caller_assist(struct dp_engine *dp, struct dp_op *op)
  * never answered (-EDEADLK): then leaking beats a use after free. */
 static int op_run(struct dp_engine *dp, struct dp_op *op, uint64_t extra_ns)
 {
-	int rc = op_post(dp, op);
+	int rc = op_post(dp, op, true);
 
 	if (rc != 0)
 		return rc;
@@ -514,7 +535,7 @@ int dp_engine_expect(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 	if (expected_find(dp, cookie, op->xfer_id, 0) != NULL) {
 		rc = -EEXIST;
 	} else {
-		rc = op_post(dp, op);
+		rc = op_post(dp, op, !dp->cfg.caller_runs);
 		if (rc == 0) {
 			op->next = dp->expected;
 			dp->expected = op;
@@ -566,6 +587,7 @@ int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		      uint32_t timeout_ms)
 {
 	struct dp_op *op;
+	uint64_t len;
 	int rc, status;
 
 	if (dp == NULL)
@@ -575,7 +597,10 @@ int dp_engine_wait(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		return -ENOENT;
 	caller_assist(dp, op);
 	rc = flag_wait(&op->done, (uint64_t)timeout_ms * 1000000ull);
+	len = op->len;
 	status = expected_unpin(dp, op);
+	DP_TRACE(DP_TR_RETURN, cookie, xfer_id, DP_XFER_RX, len);
+	(void)len;
 	return rc != 0 && status == -EINPROGRESS ? rc : status;
 }
 
@@ -787,12 +812,12 @@ static uint64_t release_wait_ns(const struct dp_op *op, uint64_t timeout_ns)
 }
 
 /* Post a SEND (its frames' owner reference armed first). */
-static int send_start(struct dp_engine *dp, struct dp_op *op)
+static int send_start(struct dp_engine *dp, struct dp_op *op, bool kick)
 {
 	dp_txframe_owner_init(&op->shinfo, op_released, op);
 	if (op->stage == NULL)
 		op->src.ready = op->len;
-	return op_post(dp, op);
+	return op_post(dp, op, kick);
 }
 
 /* Wait for a posted SEND's end, then for every frame that points into its
@@ -854,10 +879,12 @@ int dp_engine_send(struct dp_engine *dp, uint64_t cookie, uint64_t xfer_id,
 		op->buf = op->stage->host;
 		op->mem = DJ_MEM_HOST;
 	}
-	rc = send_start(dp, op);
+	rc = send_start(dp, op, !dp->cfg.caller_runs);
 	if (rc == 0)
 		rc = send_finish(dp, op, timeout_ms);
-	return send_end(dp, op, rc);
+	rc = send_end(dp, op, rc);
+	DP_TRACE(DP_TR_RETURN, cookie, xfer_id, DP_XFER_TX, len);
+	return rc;
 }
 
 /* A striped send's waiter looks at every part this often: a part that
@@ -875,8 +902,10 @@ static void parts_cancel(struct dp_engine *dp, struct dp_op **ops, unsigned int 
 
 /*
  * Wait until every part ended, in slices of PARTS_SLICE_NS on the first one
- * still running. The first part that fails or stalls for timeout_ns (its
- * peer acknowledged nothing new) cancels the others. rc[i] receives
+ * still running; with cfg.caller_runs, first run that part's sleeping
+ * lcore here, as a single send does (caller_assist()). The first part that
+ * fails or stalls for timeout_ns (its peer acknowledged nothing new)
+ * cancels the others. rc[i] receives
  * -ETIMEDOUT for a part that stalled, 0 for the others (their ops say how
  * they ended).
  */
@@ -885,7 +914,7 @@ static void parts_wait(struct dp_engine *dp, struct dp_op **ops, unsigned int n,
 {
 	struct send_progress p[DP_SEND_PARTS_MAX];
 	bool cancelled = false;
-	unsigned int i = 0;
+	unsigned int i = 0, assisted = UINT_MAX;
 
 	for (unsigned int k = 0; k < n; k++) {
 		send_progress_init(&p[k], ops[k]);
@@ -894,6 +923,10 @@ static void parts_wait(struct dp_engine *dp, struct dp_op **ops, unsigned int n,
 	while (i < n) {
 		uint64_t now;
 
+		if (assisted != i) {
+			caller_assist(dp, ops[i]);
+			assisted = i;
+		}
 		if (flag_wait(&ops[i]->done, PARTS_SLICE_NS) == 0 && ops[i]->status == 0) {
 			i++;
 			continue;
@@ -935,7 +968,7 @@ int dp_engine_send_parts(struct dp_engine *dp, const struct dp_send_part *parts,
 				 p->len, DJ_MEM_HOST, &ops[started]);
 		if (rc != 0)
 			break;
-		rc = send_start(dp, ops[started]);
+		rc = send_start(dp, ops[started], !dp->cfg.caller_runs || n > 1);
 		if (rc != 0) {
 			op_free(ops[started]);
 			break;
@@ -957,6 +990,8 @@ int dp_engine_send_parts(struct dp_engine *dp, const struct dp_send_part *parts,
 		 * -ECANCELED. */
 		cause = cause != 0 || one == -ECANCELED ? cause : one;
 	}
+	for (unsigned int i = 0; i < started; i++)
+		DP_TRACE(DP_TR_RETURN, parts[i].cookie, xfer_id, DP_XFER_TX, parts[i].len);
 	return first == -ECANCELED && cause != 0 ? cause : first;
 }
 
@@ -1129,6 +1164,11 @@ int dp_engine_create(const struct dp_engine_config *cfg, struct dp_engine **out)
 		return -EINVAL;
 	if ((rc = config_check(cfg)) != 0)
 		return rc;
+	/* DJ_DP_TRACE (only with -Ddp_trace): the arrays exist before any
+	 * thread records. */
+	rc = DP_TRACE_OPEN();
+	if (rc != 0)
+		return rc;
 	dp = rte_zmalloc("dp_engine", sizeof(*dp), RTE_CACHE_LINE_SIZE);
 	if (dp == NULL)
 		return -ENOMEM;
@@ -1208,6 +1248,8 @@ void dp_engine_quiesce(struct dp_engine *dp)
 
 void dp_engine_destroy(struct dp_engine *dp)
 {
+	int rc;
+
 	if (dp == NULL)
 		return;
 	/* While the lcores still run, late rings come back as they drain. */
@@ -1227,6 +1269,10 @@ void dp_engine_destroy(struct dp_engine *dp)
 		lcore_state_destroy(dp, dp->lcores[i]);
 	pthread_mutex_destroy(&dp->lock);
 	rte_free(dp);
+	/* Every thread that records stopped (lcores) or is this one. */
+	rc = DP_TRACE_DUMP();
+	if (rc != 0)
+		djc_log(DJ_LOG_ERR, "dataplane", "transfer trace: %s", dj_strerror(rc));
 }
 
 /* ---- endpoint, stats --------------------------------------------------------------------- */

@@ -45,6 +45,7 @@
 
 #include "dataplane/dataplane.h"
 #include "dataplane/proto/impair.h"
+#include "dataplane/proto/trace.h"
 #include "port.h"
 
 #define DP_MAX_LCORES DP_PORT_MAX_QUEUES
@@ -238,6 +239,16 @@ struct dp_lcore {
 	struct rte_mbuf *placed[DP_PORT_BURST * 2];
 	uint64_t next_link_check;
 	struct rte_mbuf *txq[DP_TXQ_MAX];
+#ifdef DJ_DP_TRACE
+	/* First and last DATA frames in txq (at pos), stamped once
+	 * rte_eth_tx_burst() took them (lcore.c). */
+	struct dp_trace_pending {
+		uint64_t cookie, id, len;
+		unsigned int pos;
+		enum dp_trace_ev ev;
+	} trace_pend[8];
+	unsigned int n_trace_pend;
+#endif
 	struct dp_impair *impair;
 	struct dp_hold_queue *hold;
 	struct dp_engine_stats stats;  /* lcore-private */
@@ -319,6 +330,15 @@ static inline void dp_seq_read(const atomic_uint *seq, void *dst, const void *sr
 		atomic_thread_fence(memory_order_acquire);
 		after = atomic_load_explicit(seq, memory_order_relaxed);
 	} while (before != after);
+}
+
+/* Trace one event of a SEND or RECV op (nothing without -Ddp_trace). */
+static inline void dp_op_trace(const struct dp_op *op, enum dp_trace_ev ev)
+{
+	DP_TRACE(ev, op->cookie, op->xfer_id, op->cmd == DP_CMD_SEND ? DP_XFER_TX : DP_XFER_RX,
+		 op->len);
+	(void)op;
+	(void)ev;
 }
 
 /* The source a SEND op's session reads: its staging ring's, or its own. */

@@ -45,6 +45,7 @@ static void send_op_finish(struct dp_op *op, int status)
 
 void dp_event_deliver(const struct dp_xfer_event *ev)
 {
+	dp_op_trace(ev->user, DP_TR_DONE);
 	if (ev->dir == DP_XFER_TX)
 		send_op_finish(ev->user, ev->status);
 	else
@@ -52,6 +53,71 @@ void dp_event_deliver(const struct dp_xfer_event *ev)
 }
 
 /* ---- transmit -------------------------------------------------------------- */
+
+#ifdef DJ_DP_TRACE
+/* The frame just queued at txq[n_txq - 1] is the first or the last DATA
+ * frame of its transfer: stamp it when rte_eth_tx_burst() takes it. */
+static void trace_tx_queued(struct dp_lcore *lc, const struct dp_frag_desc *d,
+			    const struct dp_op *op)
+{
+	enum dp_trace_ev evs[2];
+	unsigned int n = 0;
+
+	if (!dp_trace_on || d->retransmit || lc->n_txq == 0)
+		return;
+	if (d->offset == 0)
+		evs[n++] = DP_TR_TX_FIRST;
+	if (d->offset + d->payload_len >= op->len)
+		evs[n++] = DP_TR_TX_LAST;
+	for (unsigned int i = 0; i < n; i++) {
+		if (lc->n_trace_pend == RTE_DIM(lc->trace_pend)) {
+			dp_op_trace(op, evs[i]);
+			continue;
+		}
+		lc->trace_pend[lc->n_trace_pend++] = (struct dp_trace_pending){
+			.cookie = op->cookie, .id = op->xfer_id, .len = op->len,
+			.pos = lc->n_txq - 1, .ev = evs[i],
+		};
+	}
+}
+
+/* The time before rte_eth_tx_burst(), read only while frames wait for a
+ * stamp: the frames were handed to the driver then (on 2 shared CPUs the
+ * driver's wake-up of the peer may preempt us before the call returns). */
+static uint64_t trace_tx_t0(const struct dp_lcore *lc)
+{
+	return lc->n_trace_pend != 0 ? djc_time_ns() : 0;
+}
+
+/* rte_eth_tx_burst(), called at t0, took the first sent frames of txq (all
+ * of them when the queue was dropped, t0 0: now): stamp those pending,
+ * move the others up. */
+static void trace_tx_sent(struct dp_lcore *lc, unsigned int sent, uint64_t t0)
+{
+	uint64_t now = t0;
+	unsigned int k = 0;
+
+	for (unsigned int i = 0; i < lc->n_trace_pend; i++) {
+		struct dp_trace_pending *p = &lc->trace_pend[i];
+
+		if (p->pos >= sent) {
+			p->pos -= sent;
+			lc->trace_pend[k++] = *p;
+			continue;
+		}
+		now = now != 0 ? now : djc_time_ns();
+		DP_TRACE_AT(p->ev, p->cookie, p->id, DP_XFER_TX, p->len, now);
+	}
+	lc->n_trace_pend = k;
+}
+#define TRACE_TX_QUEUED(lc, d, op) trace_tx_queued((lc), (d), (op))
+#define TRACE_TX_T0(lc) trace_tx_t0(lc)
+#define TRACE_TX_SENT(lc, sent, t0) trace_tx_sent((lc), (sent), (t0))
+#else
+#define TRACE_TX_QUEUED(lc, d, op) ((void)0)
+#define TRACE_TX_T0(lc) 0
+#define TRACE_TX_SENT(lc, sent, t0) ((void)(t0))
+#endif
 
 /* A link that takes nothing for DP_TX_STALL_NS (peer gone, memif
  * disconnected) loses the queued frames: they would otherwise pin the
@@ -69,6 +135,7 @@ static void tx_stall_check(struct dp_lcore *lc, uint16_t sent, uint64_t now)
 	if (now - lc->tx_stall_since < DP_TX_STALL_NS)
 		return;
 	lc->stats.drops[DP_DROP_TX_FULL] += lc->n_txq;
+	TRACE_TX_SENT(lc, lc->n_txq, 0);
 	rte_pktmbuf_free_bulk(lc->txq, lc->n_txq);
 	lc->n_txq = 0;
 	lc->tx_stall_since = 0;
@@ -76,15 +143,19 @@ static void tx_stall_check(struct dp_lcore *lc, uint16_t sent, uint64_t now)
 
 static void tx_flush(struct dp_lcore *lc, uint64_t now)
 {
+	uint64_t t0;
 	uint16_t sent;
 
 	if (lc->n_txq == 0)
 		return;
+	t0 = TRACE_TX_T0(lc);
 	sent = rte_eth_tx_burst(lc->dp->cfg.port.port_id, lc->queue, lc->txq,
 				(uint16_t)lc->n_txq);
 	for (uint16_t i = 0; i < sent; i++)
 		lc->stats.tx_bytes += lc->txq[i]->pkt_len;
 	lc->stats.tx_packets += sent;
+	if (sent != 0)
+		TRACE_TX_SENT(lc, sent, t0);
 	lc->n_txq -= sent;
 	if (lc->n_txq != 0 && sent != 0)
 		memmove(lc->txq, lc->txq + sent, lc->n_txq * sizeof(lc->txq[0]));
@@ -185,6 +256,7 @@ static void data_send(struct dp_lcore *lc, struct dp_session *ses, uint64_t now)
 		}
 		lc->stats.retransmits += d[i].retransmit;
 		frame_push(lc, m, now);
+		TRACE_TX_QUEUED(lc, &d[i], op);
 	}
 }
 
@@ -391,9 +463,11 @@ static void commands_run(struct dp_lcore *lc, uint64_t now)
 			cmd_close(lc, op, now);
 			break;
 		case DP_CMD_SEND:
+			dp_op_trace(op, DP_TR_TAKE);
 			cmd_send(lc, op, now);
 			break;
 		case DP_CMD_RECV:
+			dp_op_trace(op, DP_TR_TAKE);
 			cmd_recv(op, now);
 			break;
 		case DP_CMD_CANCEL:
@@ -661,6 +735,7 @@ int dp_lcore_main(void *arg)
 
 	if (lc->dp->cfg.idle != DP_IDLE_POLL)
 		prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	DP_TRACE_THREAD();
 	while (!atomic_load_explicit(&lc->dp->stop, memory_order_relaxed)) {
 		uint64_t now = djc_time_ns();
 		bool up;

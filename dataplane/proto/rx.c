@@ -10,6 +10,7 @@
 #include <emmintrin.h>
 
 #include "proto.h"
+#include "trace.h"
 
 static inline bool bit_test(const uint64_t *bits, uint32_t pos)
 {
@@ -217,6 +218,8 @@ enum dp_wire_reject dp_rx_on_data(struct dp_channel *s,
 	}
 	if (rej)
 		return rej;
+	if (x->high == 0)
+		DP_TRACE(DP_TR_RX_FIRST, s->cfg.cookie, x->id, DP_XFER_RX, x->len);
 	rx_place(s, x, h, body);
 	rx_record(s, x, h->frag_index);
 	s->st.rx_data++;
@@ -224,10 +227,12 @@ enum dp_wire_reject dp_rx_on_data(struct dp_channel *s,
 	x->unacked++;
 	x->trigger = h->frag_index;
 	x->last_progress_ns = now_ns;
-	if (x->cum == x->frag_count)
+	if (x->cum == x->frag_count) {
+		DP_TRACE(DP_TR_RX_LAST, s->cfg.cookie, x->id, DP_XFER_RX, x->len);
 		dp_rx_end(s, x, 0);
-	else
+	} else {
 		rx_schedule_feedback(s, x, now_ns);
+	}
 	return DP_REJ_NONE;
 }
 
@@ -296,6 +301,7 @@ void dp_rx_write_final_ack(struct dp_channel *s, const struct done_rec *d,
 	};
 
 	write_ranges(s, pkt, DP_PKT_ACK, DP_WIRE_F_COMPLETE, d->id, d->total_len, &r);
+	DP_TRACE(DP_TR_ACK_OUT, s->cfg.cookie, d->id, DP_XFER_RX, d->total_len);
 }
 
 static void rx_write_feedback(struct dp_channel *s, struct rx_xfer *x,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "trace.h"
 
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -89,6 +90,8 @@ static void tx_publish_acked(const struct dp_channel *s, struct tx_xfer *x)
 
 void dp_tx_end(struct dp_channel *s, struct tx_xfer *x, int status)
 {
+	if (status == 0)
+		DP_TRACE(DP_TR_ACK_IN, s->cfg.cookie, x->id, DP_XFER_TX, x->len);
 	dp_channel_event(s, x->id, DP_XFER_TX, status, x->len, x->user);
 	if (status == 0)
 		dp_done_push(&s->tx_done, x->id, x->frag_count, x->len);
