@@ -269,7 +269,7 @@ static int cork_locked(struct dj_conn *conn, const void *a, size_t alen, const v
 	/* Dekker's store then load (seq_cst), against the reader's decrement
 	 * then load of pending: one of the two sees the other's. */
 	atomic_store(&conn->pending, 1);
-	if (atomic_load(&conn->wire_outstanding) > 0)
+	if (atomic_load(&conn->wire_outstanding) > 0 && !atomic_load(&conn->reader_idle))
 		return 0;
 	atomic_fetch_add_explicit(&cl->st.flushes_caller, 1, memory_order_relaxed);
 	return send_locked(conn, NULL, 0, NULL, 0, 0);
@@ -396,6 +396,89 @@ static int reader_flush_wait(struct dj_conn *conn)
 	return rc;
 }
 
+/* The reader's blocking reads time out after us (0: never). */
+static int set_read_timeout(struct dj_conn *conn, unsigned int us)
+{
+	struct timeval tv = {.tv_sec = us / 1000000, .tv_usec = us % 1000000};
+
+	return setsockopt(conn->io.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 ? 0 : -errno;
+}
+
+/* A read of the corked reader timed out (-EAGAIN): send what was corked;
+ * after CL_CORK_NAPS silent timeouts in a row, sleep without one. 0 (read
+ * again) or -errno. */
+static int reader_nap(struct dj_conn *conn)
+{
+	int rc = reader_flush_wait(conn);
+
+	if (rc != 0 || ++conn->naps < CL_CORK_NAPS)
+		return rc;
+	/* Dekker's again: idle, then pending, against a caller's pending,
+	 * then its load of idle. */
+	atomic_store(&conn->reader_idle, 1);
+	if (atomic_load(&conn->pending)) {
+		atomic_store(&conn->reader_idle, 0);
+		return reader_flush_wait(conn);
+	}
+	return set_read_timeout(conn, 0);
+}
+
+/* Bytes came after the reader slept idle: timeouts again. */
+static int reader_wake(struct dj_conn *conn)
+{
+	conn->naps = 0;
+	if (!atomic_load_explicit(&conn->reader_idle, memory_order_relaxed))
+		return 0;
+	atomic_store(&conn->reader_idle, 0);
+	return set_read_timeout(conn, CL_CORK_NAP_US);
+}
+
+/* A blocking read into rbuf; corked, it sends what was corked whenever it
+ * times out. Bytes read, 0 at end of stream, or -errno. */
+static ssize_t reader_recv(struct dj_conn *conn)
+{
+	for (;;) {
+		ssize_t r = ctl_stream_read(&conn->io, conn->rbuf, CL_RBUF);
+		int rc;
+
+		if (!conn->cork || r != -EAGAIN) {
+			rc = r > 0 && conn->cork ? reader_wake(conn) : 0;
+			return rc != 0 ? rc : r;
+		}
+		rc = reader_nap(conn);
+		if (rc != 0)
+			return rc;
+	}
+}
+
+/* len bytes straight into place (a large reply payload); corked, what was
+ * corked goes out whenever the read times out. 0 or -errno. */
+static int read_into_place(struct dj_conn *conn, char *p, size_t len)
+{
+	while (conn->cork && len > 0) {
+		ssize_t n;
+
+		do
+			n = recv(conn->io.fd, p, len, MSG_WAITALL);
+		while (n < 0 && errno == EINTR);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		if (n > 0) {
+			conn->naps = 0;
+			p += n;
+			len -= (size_t)n;
+		} else {
+			int rc = reader_flush_wait(conn);
+
+			if (rc != 0)
+				return rc;
+		}
+	}
+	return len == 0 ? 0 : ctl_stream_read_all(&conn->io, p, len);
+}
+
 /* Poll the (plain) socket a while rather than sleep in read(2) at once: the
  * next reply of a busy connection comes within microseconds, and the
  * wake-up from read(2) costs as much as its trip. Returns bytes read into
@@ -440,10 +523,10 @@ static int conn_read(struct dj_conn *conn, void *dst, size_t len)
 		if (r < 0)
 			return (int)r;
 		if (len >= CL_RBUF)
-			return ctl_stream_read_all(&conn->io, p, len);
+			return read_into_place(conn, p, len);
 		r = read_spin(conn);
 		if (r == -EAGAIN)
-			r = ctl_stream_read(&conn->io, conn->rbuf, CL_RBUF);
+			r = reader_recv(conn);
 		if (r <= 0)
 			return r == 0 ? -ECONNRESET : (int)r;
 		conn->roff = 0;
@@ -683,8 +766,11 @@ int ctl_client_conn_start(struct dj_conn *conn)
 	/* TLS writes through OpenSSL's buffers, where the reader's
 	 * non-blocking flush cannot go: plain TCP only. */
 	pthread_mutex_lock(&conn->wlock);
-	conn->cork = !conn->cl->o.no_autocork && conn->io.ssl == NULL;
+	conn->cork = !conn->cl->o.no_autocork && conn->io.ssl == NULL &&
+		     set_read_timeout(conn, CL_CORK_NAP_US) == 0;
 	atomic_store(&conn->wire_outstanding, 0); /* the handshake's are answered */
+	atomic_store(&conn->reader_idle, 0);
+	conn->naps = 0;
 	pthread_mutex_unlock(&conn->wlock);
 	rc = pthread_create(&conn->reader, NULL, reader_main, conn);
 

@@ -24,6 +24,14 @@
 /* A request frame (with its payload) at most this long may be corked;
  * a longer one is written at once, after what obuf holds. */
 #define CL_CORK_MAX (4u << 10)
+/* The reader's blocking reads time out after this long without a byte
+ * (SO_RCVTIMEO, rounded up to the kernel's tick) to send what was corked
+ * meanwhile: the most a slow reply holds back a corked request nobody
+ * waits for. It costs nothing while replies flow. After CL_CORK_NAPS
+ * silent timeouts the reader sleeps without one (idle), and callers send
+ * themselves. */
+#define CL_CORK_NAP_US 2000
+#define CL_CORK_NAPS 64
 #define CL_PROBE_RETRY_MS 500
 #define CL_PROBE_RETRY_MAX_MS 30000
 
@@ -98,12 +106,19 @@ struct dj_conn {
 	 * request from being stranded: a caller appends, sets pending, then
 	 * loads wire_outstanding (0: it sends itself); the reader decrements
 	 * wire_outstanding per reply, then loads pending before it reads
-	 * again. obuf, ooff, olen and oreqs are guarded by wlock.
+	 * again. The reader also sends what was corked whenever its read
+	 * times out (CL_CORK_NAP_US); where it sleeps without a timeout it
+	 * sets reader_idle, then loads pending, and a caller that finds
+	 * reader_idle set after setting pending sends itself (the same
+	 * pairing): a request corked behind a slow one is not held back
+	 * until its reply. obuf, ooff, olen and oreqs are guarded by wlock.
 	 */
 	int cork;
 	atomic_int pending;          /* obuf holds unsent bytes */
 	atomic_long wire_outstanding; /* requests written whose reply is not processed */
 	atomic_int reader_tail;      /* the reader wrote part of obuf: the socket was full */
+	atomic_int reader_idle;      /* the reader sleeps without a timeout */
+	int naps;                    /* the reader's silent timeouts in a row */
 	uint32_t ooff, olen;         /* unsent bytes: obuf[ooff, olen) */
 	uint32_t oreqs;              /* requests in obuf not yet counted on the wire */
 	uint8_t obuf[CL_OBUF];

@@ -10,6 +10,8 @@
  * - a client that only uses callbacks and never waits nor flushes gets
  *   every reply: no request is left in the buffer (10,000 requests, more
  *   than the connection's slots, so issuing also waits for slots);
+ * - a request corked behind a slow one that nobody waits for is answered
+ *   long before it, the reader's read timing out or the reader idle;
  * - order on the wire is the order of the calls across corked binary
  *   frames, corked JSON frames with a small payload and JSON frames with a
  *   payload too large to cork: the handles the server numbers in the
@@ -32,6 +34,7 @@
 #include <sys/socket.h>
 
 #include "djinn/common.h"
+#include "common/djc.h"
 #include "ctl_client.h"
 #include "ctl_wire.h"
 #include "fixture.h"
@@ -250,6 +253,62 @@ static void callbacks_only(int no_cork)
 static void test_callbacks_only(void) { callbacks_only(0); }
 static void test_callbacks_only_no_cork(void) { callbacks_only(1); }
 
+/* ---- a slow request ahead ----------------------------------------------- */
+
+static void on_time(struct dj_future *f, void *arg)
+{
+	(void)f;
+	atomic_store((_Atomic uint64_t *)arg, djc_time_ns());
+}
+
+/*
+ * A request corked behind a slow one (a 600 ms sleep on a server worker),
+ * which nobody waits for, is answered long before the slow one: sent by
+ * the reader when its read times out (CL_CORK_NAP_US), or by the caller
+ * where the reader sleeps idle (after CL_CORK_NAPS timeouts: 700 ms of
+ * silence is more than enough).
+ */
+static void slow_ahead(int idle)
+{
+	_Atomic uint64_t t_slow = 0, t_fast = 0;
+	struct dj_client_stats cs;
+	struct dj_future *fs, *ff;
+	struct env e;
+	float v = 1.0f;
+	struct dj_tensor t = one_float(&v);
+	uint64_t h, t0, fast_ms;
+
+	env_up(&e, 0, 0, 0);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &t, &h), 0);
+	if (idle) {
+		usleep(700000);
+		CU_ASSERT(atomic_load(&e.conn->reader_idle));
+	}
+	t0 = djc_time_ns();
+	CU_ASSERT_EQUAL_FATAL(dj_execute_async(e.conn, "sleep", &h, 1, "{\"ms\":600}", on_time,
+					       (void *)&t_slow, &fs), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_execute_async(e.conn, "scale", &h, 1, NULL, on_time,
+					       (void *)&t_fast, &ff), 0);
+	dj_client_get_stats(e.cl, &cs);
+	for (int i = 0; i < 5000 && atomic_load(&t_fast) == 0; i++)
+		usleep(1000);
+	fast_ms = atomic_load(&t_fast) != 0 ? (atomic_load(&t_fast) - t0) / 1000000 : 9999;
+	printf("\n  %s reader: the quick request answered after %llu ms\n",
+	       idle ? "an idle" : "a busy", (unsigned long long)fast_ms);
+	CU_ASSERT(fast_ms < 400);
+	CU_ASSERT_EQUAL(atomic_load(&t_slow), 0);
+	/* It was corked (the slow one on the wire), not sent at once. */
+	CU_ASSERT(cs.corked >= 1);
+	CU_ASSERT_EQUAL(dj_future_wait(fs, -1), 0);
+	CU_ASSERT_EQUAL(dj_future_wait(ff, -1), 0);
+	dj_future_release(fs);
+	dj_future_release(ff);
+	env_down(&e);
+}
+
+static void test_slow_ahead_napping(void) { slow_ahead(0); }
+static void test_slow_ahead_idle(void) { slow_ahead(1); }
+
 /* ---- order ----------------------------------------------------------------- */
 
 #define ORDER_OPS 300
@@ -442,6 +501,8 @@ int main(int argc, char **argv)
 		{"no_autocork: one write per request", test_burst_no_cork},
 		{"callbacks only: every reply comes", test_callbacks_only},
 		{"callbacks only, no_autocork", test_callbacks_only_no_cork},
+		{"corked behind a slow request, the reader timing out", test_slow_ahead_napping},
+		{"corked behind a slow request, the reader idle", test_slow_ahead_idle},
 		{"order across binary, JSON and large frames", test_order},
 		{"order across JSON frames", test_order_json},
 		{"order, no_autocork", test_order_no_cork},
