@@ -123,10 +123,10 @@ struct dj_client_options {
 	 * with others when a reply comes, dj_future_wait() starts waiting, or
 	 * dj_conn_flush() is called: one send(2) for many requests. A request
 	 * with nothing before it on the wire is sent at once, as without
-	 * corking. A caller that never waits (callbacks only) and issues a
-	 * request while a slow one is on the wire (a long EXECUTE) calls
-	 * dj_conn_flush(): else its request goes with the slow one's reply.
-	 * TLS connections never cork. */
+	 * corking. Behind a slow request (a long EXECUTE) a corked one
+	 * waits a few milliseconds at most (the reader's read timing out,
+	 * 2 ms, rounded up to the kernel's tick). TLS connections never
+	 * cork. */
 	int no_autocork;
 };
 
