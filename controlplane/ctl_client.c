@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "djinn/common.h"
 #include "common/djc.h"
@@ -194,6 +196,289 @@ static void fail_all(struct dj_conn *conn, int rc)
 	} while (n == 64);
 }
 
+/* ---- autocorking (ctl_client.h, struct dj_conn) ------------------------- */
+
+/* obuf is empty (wlock held). */
+static void obuf_reset_locked(struct dj_conn *conn)
+{
+	conn->ooff = conn->olen = 0;
+	atomic_store_explicit(&conn->reader_tail, 0, memory_order_relaxed);
+	atomic_store(&conn->pending, 0);
+}
+
+/* obuf's requests are about to go: they count as on the wire before their
+ * bytes are written, as a reply can be processed before send() returns. */
+static void obuf_commit_locked(struct dj_conn *conn, uint32_t more)
+{
+	if (conn->oreqs + more > 0)
+		atomic_fetch_add(&conn->wire_outstanding, (long)(conn->oreqs + more));
+	conn->oreqs = 0;
+}
+
+/* Write obuf's unsent bytes, then a and b (either may be empty), blocking,
+ * in one call (wlock held); a and b make nreq requests. */
+static int send_locked(struct dj_conn *conn, const void *a, size_t alen, const void *b,
+		       size_t blen, uint32_t nreq)
+{
+	struct iovec iov[3];
+	int n = 0, rc;
+
+	if (conn->cork)
+		obuf_commit_locked(conn, nreq);
+	if (conn->olen > conn->ooff)
+		iov[n++] = (struct iovec){conn->obuf + conn->ooff, conn->olen - conn->ooff};
+	if (alen > 0)
+		iov[n++] = (struct iovec){(void *)a, alen};
+	if (blen > 0)
+		iov[n++] = (struct iovec){(void *)b, blen};
+	if (n == 0)
+		return 0;
+	rc = ctl_stream_writev_all(&conn->io, iov, n);
+	/* A frame cut short by an error cannot be taken back: the caller
+	 * poisons the connection, and obuf's requests fail with it. */
+	obuf_reset_locked(conn);
+	atomic_fetch_add_explicit(&conn->cl->st.writes, 1, memory_order_relaxed);
+	return rc;
+}
+
+/* Append a request (a, then b) to obuf (wlock held); the caller sends
+ * obuf itself where nothing is on the wire to bring the reader back. */
+static int cork_locked(struct dj_conn *conn, const void *a, size_t alen, const void *b,
+		       size_t blen)
+{
+	struct dj_client *cl = conn->cl;
+	size_t len = alen + blen;
+	int rc;
+
+	if (conn->olen + len > CL_OBUF && conn->olen - conn->ooff + len <= CL_OBUF) {
+		memmove(conn->obuf, conn->obuf + conn->ooff, conn->olen - conn->ooff);
+		conn->olen -= conn->ooff;
+		conn->ooff = 0;
+	} else if (conn->olen + len > CL_OBUF) {
+		atomic_fetch_add_explicit(&cl->st.flushes_caller, 1, memory_order_relaxed);
+		rc = send_locked(conn, NULL, 0, NULL, 0, 0);
+		if (rc != 0)
+			return rc;
+	}
+	memcpy(conn->obuf + conn->olen, a, alen);
+	if (blen > 0)
+		memcpy(conn->obuf + conn->olen + alen, b, blen);
+	conn->olen += (uint32_t)len;
+	conn->oreqs++;
+	atomic_fetch_add_explicit(&cl->st.corked, 1, memory_order_relaxed);
+	/* Dekker's store then load (seq_cst), against the reader's decrement
+	 * then load of pending: one of the two sees the other's. */
+	atomic_store(&conn->pending, 1);
+	if (atomic_load(&conn->wire_outstanding) > 0 && !atomic_load(&conn->reader_idle))
+		return 0;
+	atomic_fetch_add_explicit(&cl->st.flushes_caller, 1, memory_order_relaxed);
+	return send_locked(conn, NULL, 0, NULL, 0, 0);
+}
+
+/* One request's bytes (a, then its payload b) onto the connection: corked
+ * where it is small and a request is on the wire, else written now after
+ * what obuf holds. Order on the wire is the order of the calls. */
+static int conn_send(struct dj_conn *conn, const void *a, size_t alen, const void *b,
+		     size_t blen)
+{
+	int rc;
+
+	pthread_mutex_lock(&conn->wlock);
+	if (conn->cork && alen + blen <= CL_CORK_MAX &&
+	    (conn->olen > conn->ooff || atomic_load(&conn->wire_outstanding) > 0))
+		rc = cork_locked(conn, a, alen, b, blen);
+	else
+		rc = send_locked(conn, a, alen, b, blen, 1);
+	pthread_mutex_unlock(&conn->wlock);
+	return rc;
+}
+
+/* Send obuf now, blocking; the flush is counted in *counter. */
+static int flush_counted(struct dj_conn *conn, atomic_uint_fast64_t *counter)
+{
+	int rc = 0;
+
+	if (!atomic_load(&conn->pending))
+		return 0;
+	pthread_mutex_lock(&conn->wlock);
+	if (conn->olen > conn->ooff && !conn->broken) {
+		atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+		rc = send_locked(conn, NULL, 0, NULL, 0, 0);
+	}
+	pthread_mutex_unlock(&conn->wlock);
+	if (rc != 0)
+		ctl_client_conn_poison(conn, rc);
+	return rc;
+}
+
+int ctl_client_flush(struct dj_conn *conn)
+{
+	return flush_counted(conn, &conn->cl->st.flushes_caller);
+}
+
+int dj_conn_flush(struct dj_conn *conn)
+{
+	return conn == NULL ? -EINVAL : ctl_client_flush(conn);
+}
+
+/*
+ * The reader, before it reads more: send what callers corked behind the
+ * replies it processed. It never blocks on the socket nor on wlock (a caller
+ * blocked in send() under wlock needs the reader to drain the replies that
+ * hold the server back). Returns 0 (nothing left to the reader), 1 (bytes
+ * it could not write yet: wait for POLLOUT too, then call again), or -errno.
+ */
+static int reader_flush(struct dj_conn *conn)
+{
+	ssize_t w;
+	int rc = 0;
+
+	while (pthread_mutex_trylock(&conn->wlock) != 0) {
+		if (!atomic_load(&conn->pending))
+			return 0;
+		if (atomic_load(&conn->reader_tail))
+			return 1;
+		/* A request wholly on the wire: its reply brings us back. */
+		if (atomic_load(&conn->wire_outstanding) > 0)
+			return 0;
+		/* Else the holder appends and leaves at once. */
+		__builtin_ia32_pause();
+	}
+	if (conn->olen > conn->ooff) {
+		obuf_commit_locked(conn, 0);
+		do
+			w = send(conn->io.fd, conn->obuf + conn->ooff, conn->olen - conn->ooff,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		while (w < 0 && errno == EINTR);
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			rc = -errno;
+		if (w > 0) {
+			conn->ooff += (uint32_t)w;
+			atomic_fetch_add_explicit(&conn->cl->st.flushes_reader, 1,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&conn->cl->st.writes, 1, memory_order_relaxed);
+		}
+	}
+	if (conn->ooff == conn->olen) {
+		obuf_reset_locked(conn);
+	} else if (rc == 0) {
+		atomic_store(&conn->reader_tail, 1);
+		rc = 1;
+	}
+	pthread_mutex_unlock(&conn->wlock);
+	return rc;
+}
+
+/* A reply to a request of conn's came: one request fewer on the wire (the
+ * reader loads pending before it reads again). */
+static inline void reply_seen(struct dj_conn *conn)
+{
+	if (conn->cork)
+		atomic_fetch_sub(&conn->wire_outstanding, 1);
+}
+
+/* Before the reader waits for more bytes: flush, and while the socket
+ * takes no more of obuf, wait for it to (or for replies). 0 or -errno. */
+static int reader_flush_wait(struct dj_conn *conn)
+{
+	int rc;
+
+	if (!conn->cork || !atomic_load(&conn->pending))
+		return 0;
+	while ((rc = reader_flush(conn)) == 1) {
+		struct pollfd p = {.fd = conn->io.fd, .events = POLLIN | POLLOUT};
+
+		if (poll(&p, 1, 100) < 0 && errno != EINTR)
+			return -errno;
+		if (p.revents & (POLLIN | POLLERR | POLLHUP))
+			return 0;
+	}
+	return rc;
+}
+
+/* The reader's blocking reads time out after us (0: never). */
+static int set_read_timeout(struct dj_conn *conn, unsigned int us)
+{
+	struct timeval tv = {.tv_sec = us / 1000000, .tv_usec = us % 1000000};
+
+	return setsockopt(conn->io.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 ? 0 : -errno;
+}
+
+/* A read of the corked reader timed out (-EAGAIN): send what was corked;
+ * after CL_CORK_NAPS silent timeouts in a row, sleep without one. 0 (read
+ * again) or -errno. */
+static int reader_nap(struct dj_conn *conn)
+{
+	int rc = reader_flush_wait(conn);
+
+	if (rc != 0 || ++conn->naps < CL_CORK_NAPS)
+		return rc;
+	/* Dekker's again: idle, then pending, against a caller's pending,
+	 * then its load of idle. */
+	atomic_store(&conn->reader_idle, 1);
+	if (atomic_load(&conn->pending)) {
+		atomic_store(&conn->reader_idle, 0);
+		return reader_flush_wait(conn);
+	}
+	return set_read_timeout(conn, 0);
+}
+
+/* Bytes came after the reader slept idle: timeouts again. */
+static int reader_wake(struct dj_conn *conn)
+{
+	conn->naps = 0;
+	if (!atomic_load_explicit(&conn->reader_idle, memory_order_relaxed))
+		return 0;
+	atomic_store(&conn->reader_idle, 0);
+	return set_read_timeout(conn, CL_CORK_NAP_US);
+}
+
+/* A blocking read into rbuf; corked, it sends what was corked whenever it
+ * times out. Bytes read, 0 at end of stream, or -errno. */
+static ssize_t reader_recv(struct dj_conn *conn)
+{
+	for (;;) {
+		ssize_t r = ctl_stream_read(&conn->io, conn->rbuf, CL_RBUF);
+		int rc;
+
+		if (!conn->cork || r != -EAGAIN) {
+			rc = r > 0 && conn->cork ? reader_wake(conn) : 0;
+			return rc != 0 ? rc : r;
+		}
+		rc = reader_nap(conn);
+		if (rc != 0)
+			return rc;
+	}
+}
+
+/* len bytes straight into place (a large reply payload); corked, what was
+ * corked goes out whenever the read times out. 0 or -errno. */
+static int read_into_place(struct dj_conn *conn, char *p, size_t len)
+{
+	while (conn->cork && len > 0) {
+		ssize_t n;
+
+		do
+			n = recv(conn->io.fd, p, len, MSG_WAITALL);
+		while (n < 0 && errno == EINTR);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		if (n > 0) {
+			conn->naps = 0;
+			p += n;
+			len -= (size_t)n;
+		} else {
+			int rc = reader_flush_wait(conn);
+
+			if (rc != 0)
+				return rc;
+		}
+	}
+	return len == 0 ? 0 : ctl_stream_read_all(&conn->io, p, len);
+}
+
 /* Poll the (plain) socket a while rather than sleep in read(2) at once: the
  * next reply of a busy connection comes within microseconds, and the
  * wake-up from read(2) costs as much as its trip. Returns bytes read into
@@ -233,11 +518,15 @@ static int conn_read(struct dj_conn *conn, void *dst, size_t len)
 			len -= k;
 			continue;
 		}
+		/* Every reply of the batch processed: corked requests go out. */
+		r = reader_flush_wait(conn);
+		if (r < 0)
+			return (int)r;
 		if (len >= CL_RBUF)
-			return ctl_stream_read_all(&conn->io, p, len);
+			return read_into_place(conn, p, len);
 		r = read_spin(conn);
 		if (r == -EAGAIN)
-			r = ctl_stream_read(&conn->io, conn->rbuf, CL_RBUF);
+			r = reader_recv(conn);
 		if (r <= 0)
 			return r == 0 ? -ECONNRESET : (int)r;
 		conn->roff = 0;
@@ -384,6 +673,7 @@ static int read_bin_reply(struct dj_conn *conn, const uint8_t *hdr)
 			(double)(djc_time_ns() - f->t0) / 1e6, rc == 0 ? "" : ": ", f->error);
 		djc_log_req_set(NULL);
 	}
+	reply_seen(conn);
 	pthread_mutex_lock(&conn->lock);
 	f->rc = rc;
 	if (rc != 0)
@@ -447,6 +737,7 @@ static int read_reply(struct dj_conn *conn)
 		cJSON_Delete(msg);
 		return 0;
 	}
+	reply_seen(conn);
 	pthread_mutex_lock(&conn->lock);
 	complete_locked(conn, f, 0, msg);
 	pthread_mutex_unlock(&conn->lock);
@@ -472,6 +763,15 @@ int ctl_client_conn_start(struct dj_conn *conn)
 	int rc;
 
 	conn->read_spin_ns = 1000ull * djc_spin_budget_us(conn->cl->o.wait_spin_us);
+	/* TLS writes through OpenSSL's buffers, where the reader's
+	 * non-blocking flush cannot go: plain TCP only. */
+	pthread_mutex_lock(&conn->wlock);
+	conn->cork = !conn->cl->o.no_autocork && conn->io.ssl == NULL &&
+		     set_read_timeout(conn, CL_CORK_NAP_US) == 0;
+	atomic_store(&conn->wire_outstanding, 0); /* the handshake's are answered */
+	atomic_store(&conn->reader_idle, 0);
+	conn->naps = 0;
+	pthread_mutex_unlock(&conn->wlock);
 	rc = pthread_create(&conn->reader, NULL, reader_main, conn);
 
 	conn->reader_running = rc == 0;
@@ -490,6 +790,9 @@ void ctl_client_conn_poison(struct dj_conn *conn, int rc)
 
 void ctl_client_conn_stop(struct dj_conn *conn)
 {
+	/* Corked requests (a last FREE) reach a server still there. */
+	if (conn->reader_running && !conn->broken)
+		ctl_client_flush(conn);
 	if (conn->reader_running) {
 		shutdown(conn->io.fd, SHUT_RDWR);
 		pthread_join(conn->reader, NULL);
@@ -499,6 +802,12 @@ void ctl_client_conn_stop(struct dj_conn *conn)
 	 * number can be reused by the next connection. */
 	pthread_mutex_lock(&conn->wlock);
 	ctl_stream_close(&conn->io);
+	/* What the old connection corked belongs to failed futures: it must
+	 * not reach a reopened one. */
+	obuf_reset_locked(conn);
+	conn->oreqs = 0;
+	conn->cork = 0; /* until the reader runs again */
+	atomic_store(&conn->wire_outstanding, 0);
 	pthread_mutex_unlock(&conn->wlock);
 }
 
@@ -511,11 +820,7 @@ static int write_frame(struct dj_conn *conn, const cJSON *msg, const void *paylo
 
 	if (rc != 0)
 		return rc;
-	pthread_mutex_lock(&conn->wlock);
-	rc = ctl_stream_write_all(&conn->io, frame, len);
-	if (rc == 0 && payload_len > 0)
-		rc = ctl_stream_write_all(&conn->io, payload, payload_len);
-	pthread_mutex_unlock(&conn->wlock);
+	rc = conn_send(conn, frame, len, payload, payload_len);
 	free(frame);
 	return rc;
 }
@@ -594,9 +899,7 @@ int ctl_client_bin_request(struct dj_conn *conn, uint8_t type, uint8_t *frame, s
 	rc = claim_slot(conn, f);
 	if (rc == 0) {
 		ctl_bin_hdr_encode(start, type, (uint8_t)tl, (uint32_t)(tl + body_len), f->id);
-		pthread_mutex_lock(&conn->wlock);
-		rc = ctl_stream_write_all(&conn->io, start, CTL_HDR_LEN + tl + body_len);
-		pthread_mutex_unlock(&conn->wlock);
+		rc = conn_send(conn, start, CTL_HDR_LEN + tl + body_len, NULL, 0);
 	}
 	return request_sent(conn, f, rc, future);
 }
@@ -636,6 +939,10 @@ int dj_future_wait(struct dj_future *f, int timeout_ms)
 	uint64_t spin_ns = (uint64_t)conn->cl->o.wait_spin_us * 1000;
 	int rc;
 
+	/* A corked request (this one, or one before it) goes out now: the
+	 * caller is about to wait. */
+	if (!atomic_load_explicit(&f->done, memory_order_acquire))
+		flush_counted(conn, &conn->cl->st.flushes_wait); /* an error fails f */
 	/* A reply on a fast network arrives within microseconds: spin a little
 	 * before paying for a sleep and a wake-up. */
 	for (unsigned i = 1; !atomic_load_explicit(&f->done, memory_order_acquire); i++) {

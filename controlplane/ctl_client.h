@@ -20,6 +20,18 @@
 
 #define CL_SLOTS 4096 /* power of two: requests in flight per connection */
 #define CL_RBUF (64u << 10) /* reader's buffer: many small replies per read(2) */
+#define CL_OBUF (16u << 10) /* corked requests of one connection */
+/* A request frame (with its payload) at most this long may be corked;
+ * a longer one is written at once, after what obuf holds. */
+#define CL_CORK_MAX (4u << 10)
+/* The reader's blocking reads time out after this long without a byte
+ * (SO_RCVTIMEO, rounded up to the kernel's tick) to send what was corked
+ * meanwhile: the most a slow reply holds back a corked request nobody
+ * waits for. It costs nothing while replies flow. After CL_CORK_NAPS
+ * silent timeouts the reader sleeps without one (idle), and callers send
+ * themselves. */
+#define CL_CORK_NAP_US 2000
+#define CL_CORK_NAPS 64
 #define CL_PROBE_RETRY_MS 500
 #define CL_PROBE_RETRY_MAX_MS 30000
 
@@ -86,6 +98,30 @@ struct dj_conn {
 	/* The server accepted binary frames in HELLO (and the options allow
 	 * them): PING, FREE and single-op EXECUTE go binary. */
 	int binary;
+	/*
+	 * Autocorking (plain TCP; off with no_autocork or TLS): while a
+	 * request is on the wire (wire_outstanding > 0) a new small request
+	 * is appended to obuf instead of sent, and the reader sends obuf
+	 * after each batch of replies it processed. Dekker's pairing keeps a
+	 * request from being stranded: a caller appends, sets pending, then
+	 * loads wire_outstanding (0: it sends itself); the reader decrements
+	 * wire_outstanding per reply, then loads pending before it reads
+	 * again. The reader also sends what was corked whenever its read
+	 * times out (CL_CORK_NAP_US); where it sleeps without a timeout it
+	 * sets reader_idle, then loads pending, and a caller that finds
+	 * reader_idle set after setting pending sends itself (the same
+	 * pairing): a request corked behind a slow one is not held back
+	 * until its reply. obuf, ooff, olen and oreqs are guarded by wlock.
+	 */
+	int cork;
+	atomic_int pending;          /* obuf holds unsent bytes */
+	atomic_long wire_outstanding; /* requests written whose reply is not processed */
+	atomic_int reader_tail;      /* the reader wrote part of obuf: the socket was full */
+	atomic_int reader_idle;      /* the reader sleeps without a timeout */
+	int naps;                    /* the reader's silent timeouts in a row */
+	uint32_t ooff, olen;         /* unsent bytes: obuf[ooff, olen) */
+	uint32_t oreqs;              /* requests in obuf not yet counted on the wire */
+	uint8_t obuf[CL_OBUF];
 	uint8_t *bbuf;            /* a binary reply's body not whole in rbuf (reader) */
 	size_t roff, rlen;        /* unread bytes in rbuf: the reader's alone */
 	uint8_t rbuf[CL_RBUF];
@@ -105,6 +141,10 @@ struct dj_client {
 	struct {
 		atomic_uint_fast64_t connects, reuses, health_checks, health_failures;
 		atomic_uint_fast64_t idle_closed, retries, dp_fallbacks;
+		/* Autocorking: requests corked, socket writes of requests, and
+		 * flushes of obuf by who did them. */
+		atomic_uint_fast64_t corked, writes;
+		atomic_uint_fast64_t flushes_reader, flushes_caller, flushes_wait;
 	} st;
 };
 
@@ -112,6 +152,8 @@ struct dj_client {
 int ctl_client_conn_start(struct dj_conn *conn);
 void ctl_client_conn_stop(struct dj_conn *conn);
 void ctl_client_conn_poison(struct dj_conn *conn, int rc);
+/* Send what conn corked (blocking); a send error poisons conn. 0 or -errno. */
+int ctl_client_flush(struct dj_conn *conn);
 /* Send msg ("id" added) plus payload; dst receives a reply payload. Takes msg. */
 int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, uint64_t payload_len,
 	       void *dst, uint64_t dst_len, dj_future_cb cb, void *arg,

@@ -168,6 +168,31 @@ int ctl_stream_write_all(struct ctl_stream *io, const void *buf, size_t len)
 	return 0;
 }
 
+int ctl_stream_writev_all(struct ctl_stream *io, struct iovec *iov, int n)
+{
+	/* TLS writes one buffer a time: each whole, in order. */
+	for (int i = 0; io->ssl != NULL && i < n; i++) {
+		int rc = ctl_stream_write_all(io, iov[i].iov_base, iov[i].iov_len);
+
+		if (rc != 0)
+			return rc;
+	}
+	while (io->ssl == NULL && n > 0) {
+		ssize_t w = ctl_stream_writev(io, iov, n);
+
+		if (w < 0)
+			return (int)w;
+		/* Skip what went; the rest of a buffer cut short stays. */
+		for (; n > 0 && (size_t)w >= iov->iov_len; iov++, n--)
+			w -= (ssize_t)iov->iov_len;
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
 int ctl_stream_pending(struct ctl_stream *io)
 {
 #ifdef DJ_HAVE_OPENSSL

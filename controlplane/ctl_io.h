@@ -24,6 +24,8 @@ ssize_t ctl_stream_writev(struct ctl_stream *io, const struct iovec *iov, int n)
 /* Blocking sockets: the whole buffer, or -errno (-ECONNRESET at end of stream). */
 int ctl_stream_read_all(struct ctl_stream *io, void *buf, size_t len);
 int ctl_stream_write_all(struct ctl_stream *io, const void *buf, size_t len);
+/* Every byte of iov[0 .. n-1], in order (iov is consumed), or -errno. */
+int ctl_stream_writev_all(struct ctl_stream *io, struct iovec *iov, int n);
 /* TLS: bytes already decrypted and waiting (epoll cannot see them). */
 int ctl_stream_pending(struct ctl_stream *io);
 /* Shut TLS down (best effort) and close the socket. */

@@ -773,6 +773,11 @@ void dj_client_get_stats(struct dj_client *cl, struct dj_client_stats *s)
 	s->idle_closed = cl->st.idle_closed;
 	s->retries = cl->st.retries;
 	s->dp_fallbacks = cl->st.dp_fallbacks;
+	s->corked = cl->st.corked;
+	s->request_writes = cl->st.writes;
+	s->flushes_reader = cl->st.flushes_reader;
+	s->flushes_caller = cl->st.flushes_caller;
+	s->flushes_wait = cl->st.flushes_wait;
 	s->reuse_rate = s->connects + s->reuses > 0 ?
 			(double)s->reuses / (double)(s->connects + s->reuses) : 0.0;
 }

@@ -6,7 +6,7 @@
  *
  *   bench-fallback [--size MiB] [--iters N] [--rounds R] [--chunked] [--json]
  *                  [--small] [--pings N] [--execs N] [--window N] [--spin-us N]
- *                  [--no-inline] [--busy-poll-us N] [--json-frames]
+ *                  [--no-inline] [--busy-poll-us N] [--json-frames] [--no-cork]
  *
  * Djinn side: an in-process control-plane server with a host-memory backend;
  * PUT into a resident tensor (dj_put_into) and GET back, each a request and
@@ -19,6 +19,8 @@
  * requests in flight (each result freed asynchronously). By default they run
  * once after the transfers; --small runs only them, R rounds interleaved
  * (plain ping-pong, PINGs, EXECUTEs), medians over rounds with the spread.
+ * The client corks requests (dj_client_options.no_autocork) unless --no-cork;
+ * the JSON line gives how many requests went per socket write.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -51,6 +53,7 @@ struct bench_opts {
 	int no_inline;            /* every EXECUTE through a worker */
 	int busy_poll_us;         /* the server's; -1: its default */
 	int json_frames;          /* the client sends JSON frames only (no binary) */
+	int no_cork;              /* every request its own send(2) */
 };
 
 #define MAX_ROUNDS 64
@@ -63,6 +66,7 @@ struct result {
 	/* --small: each round's figures (medians above are over these). */
 	int n_small;
 	double r_ping[MAX_ROUNDS], r_p99[MAX_ROUNDS], r_plain[MAX_ROUNDS], r_exec[MAX_ROUNDS];
+	struct dj_client_stats cs; /* the client's, at the end */
 };
 
 #define PINGS_MAX 1000000
@@ -213,6 +217,7 @@ static int djinn_up(const struct bench_opts *o, struct djinn_side *d)
 	if (o->spin_us >= 0)
 		co.wait_spin_us = (uint32_t)o->spin_us;
 	co.json_only = o->json_frames;
+	co.no_autocork = o->no_cork;
 	cfg.busy_poll_us = o->busy_poll_us;
 	d->t = (struct dj_tensor){.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1,
 					   .shape = {(int64_t)(o->size / 4)}},
@@ -359,6 +364,8 @@ static int small_rounds(const struct bench_opts *o, struct result *r)
 		r->r_exec[i] = ex[i] = r->exec_per_s;
 		r->n_small = i + 1;
 	}
+	if (d.cl != NULL)
+		dj_client_get_stats(d.cl, &r->cs);
 	djinn_down(&d);
 	if (rc != 0)
 		return rc;
@@ -420,7 +427,9 @@ static void usage(const char *prog)
 	       "  --no-inline  every EXECUTE through a server worker (the backend's\n"
 	       "               execute_inline off: the path before it existed)\n"
 	       "  --json-frames  the client speaks JSON frames only (PING, FREE and\n"
-	       "               EXECUTE as they went before the binary encoding)\n",
+	       "               EXECUTE as they went before the binary encoding)\n"
+	       "  --no-cork    every request its own send(2) (no_autocork: as before\n"
+	       "               requests were corked)\n",
 	       prog);
 }
 
@@ -447,6 +456,7 @@ static int parse_option(int c, const char *arg, void *opts)
 	case 'I': o->no_inline = 1; return 0;
 	case 'B': return djc_opt_int("--busy-poll-us", arg, 0, 1000000, &o->busy_poll_us);
 	case 'J': o->json_frames = 1; return 0;
+	case 'K': o->no_cork = 1; return 0;
 	default: return -EINVAL;
 	}
 }
@@ -467,6 +477,7 @@ static int parse(int argc, char **argv, void *opts)
 		{"no-inline", no_argument, NULL, 'I'},
 		{"busy-poll-us", required_argument, NULL, 'B'},
 		{"json-frames", no_argument, NULL, 'J'},
+		{"no-cork", no_argument, NULL, 'K'},
 		{NULL, 0, NULL, 0},
 	};
 
@@ -477,7 +488,8 @@ static int parse(int argc, char **argv, void *opts)
 static void print_small(const struct bench_opts *o, const struct result *r)
 {
 	printf("small requests, loopback, %d PINGs and %d EXECUTEs (%d in flight) per round, "
-	       "%d rounds\n", o->pings, o->execs, o->window, r->n_small);
+	       "%d rounds, %s frames, corking %s\n", o->pings, o->execs, o->window, r->n_small,
+	       o->json_frames ? "JSON" : "binary", o->no_cork ? "off" : "on");
 	printf("%-8s %16s %14s %14s %14s\n", "round", "plain ping us", "PING p50 us", "PING p99 us",
 	       "EXECUTE /s");
 	for (int i = 0; i < r->n_small; i++)
@@ -485,6 +497,11 @@ static void print_small(const struct bench_opts *o, const struct result *r)
 		       r->r_p99[i], r->r_exec[i]);
 	printf("%-8s %16.1f %14.1f %14.1f %14.0f\n", "median", r->plain_ping_us, r->ping_us_median,
 	       r->ping_us_p99, r->exec_per_s);
+	printf("client: %llu requests corked, %llu socket writes of requests "
+	       "(flushes: %llu by the reader, %llu by callers, %llu by waits)\n",
+	       (unsigned long long)r->cs.corked, (unsigned long long)r->cs.request_writes,
+	       (unsigned long long)r->cs.flushes_reader, (unsigned long long)r->cs.flushes_caller,
+	       (unsigned long long)r->cs.flushes_wait);
 }
 
 static void print_rounds(const char *key, const double *v, int n, const char *fmt)
@@ -515,11 +532,15 @@ int main(int argc, char **argv)
 	if (o.small) {
 		if (!o.json_only)
 			print_small(&o, &r);
-		printf("{\"bench\":\"fallback-small\",\"frames\":\"%s\",\"rounds\":%d,\"pings\":%d,\"execs\":%d,"
+		printf("{\"bench\":\"fallback-small\",\"frames\":\"%s\",\"cork\":%s,\"rounds\":%d,"
+		       "\"pings\":%d,\"execs\":%d,"
 		       "\"window\":%d,\"ping_us_median\":%.2f,\"ping_us_p99\":%.2f,"
-		       "\"plain_ping_us\":%.2f,\"exec_per_s\":%.0f",
-		       o.json_frames ? "json" : "binary", r.n_small, o.pings, o.execs,
-		       o.window, r.ping_us_median, r.ping_us_p99, r.plain_ping_us, r.exec_per_s);
+		       "\"plain_ping_us\":%.2f,\"exec_per_s\":%.0f,\"corked\":%llu,"
+		       "\"request_writes\":%llu",
+		       o.json_frames ? "json" : "binary", o.no_cork ? "false" : "true", r.n_small,
+		       o.pings, o.execs, o.window, r.ping_us_median, r.ping_us_p99, r.plain_ping_us,
+		       r.exec_per_s, (unsigned long long)r.cs.corked,
+		       (unsigned long long)r.cs.request_writes);
 		print_rounds("ping_us_rounds", r.r_ping, r.n_small, "%.2f");
 		print_rounds("plain_ping_us_rounds", r.r_plain, r.n_small, "%.2f");
 		print_rounds("exec_per_s_rounds", r.r_exec, r.n_small, "%.0f");

@@ -126,6 +126,17 @@ struct dj_client_options {
 	/** Least bytes of one part (default 8 MiB, DJ_STRIPE_MIN_DEFAULT):
 	 *  a tensor of n bytes goes in min(stripes, n / dp_stripe_min) parts. */
 	uint64_t dp_stripe_min;
+	/** 1: every request is written to the socket at once. Default 0
+	 * (autocorking): while a request of the connection awaits its reply,
+	 * a new small request waits in the connection's buffer and goes out
+	 * with others when a reply comes, dj_future_wait() starts waiting, or
+	 * dj_conn_flush() is called: one send(2) for many requests. A request
+	 * with nothing before it on the wire is sent at once, as without
+	 * corking. Behind a slow request (a long EXECUTE) a corked one
+	 * waits a few milliseconds at most (the reader's read timing out,
+	 * 2 ms, rounded up to the kernel's tick). TLS connections never
+	 * cork. */
+	int no_autocork;
 };
 
 /** dp_stripe_min's default: below about 8 MiB a part is too small to fill
@@ -189,6 +200,16 @@ int dj_free(struct dj_conn *conn, uint64_t handle);
  */
 int dj_execute(struct dj_conn *conn, const char *op, const uint64_t *inputs, int n_in,
 	       const char *attrs_json, uint64_t *out, struct dj_tensor_desc *out_desc);
+/**
+ * Send the requests that autocorking holds back (see
+ * dj_client_options.no_autocork) now, for a caller about to wait in its own
+ * way (an event loop) on a future of conn. Waiting in dj_future_wait() and
+ * the blocking calls flush by themselves, and replies flush what was corked
+ * behind them, so a request is never held back for good.
+ * @return 0, or the send's error (-EPIPE, -ECONNRESET...): the connection is
+ * then abandoned and its pending requests complete with an error.
+ */
+int dj_conn_flush(struct dj_conn *conn);
 /** Round trip; *rtt_ns (may be NULL) receives it. */
 int dj_ping(struct dj_conn *conn, uint64_t *rtt_ns);
 /** Server and session statistics as JSON text; *json is malloc'ed, caller frees. */
@@ -415,7 +436,7 @@ const struct dj_datapath *dj_dpdk_datapath(const struct dj_dpdk *dpdk);
  */
 void dj_dpdk_destroy(struct dj_dpdk *dpdk);
 
-/** Client-side counters, for the pool and retries. */
+/** Client-side counters: the pool, retries and autocorking. */
 struct dj_client_stats {
 	uint64_t connects;        /**< new connections made */
 	uint64_t reuses;          /**< dj_connect served from the pool */
@@ -423,6 +444,14 @@ struct dj_client_stats {
 	uint64_t retries;         /**< connect + request retries */
 	uint64_t dp_fallbacks;    /**< sessions moved from DPDK to TCP mid-way */
 	double reuse_rate;        /**< reuses / (reuses + connects) */
+	/** Autocorking: requests that waited in a connection's buffer, and
+	 * socket writes that carried requests (a lone request's or a flush's,
+	 * the handshake's included). */
+	uint64_t corked, request_writes;
+	/** Flushes of corked requests: by a connection's reader after replies,
+	 * by a caller (nothing else on the wire, a full buffer, dj_conn_flush,
+	 * a connection's close), by dj_future_wait. */
+	uint64_t flushes_reader, flushes_caller, flushes_wait;
 };
 void dj_client_get_stats(struct dj_client *client, struct dj_client_stats *stats);
 

@@ -61,7 +61,8 @@ class ClientOptions(ctypes.Structure):
                 ("pool_max_idle", ctypes.c_int), ("pool_idle_timeout_ms", ctypes.c_uint32),
                 ("pool_check_after_ms", ctypes.c_uint32), ("wait_spin_us", ctypes.c_uint32),
                 ("device", ctypes.c_char_p), ("json_only", ctypes.c_int),
-                ("dp_stripes", ctypes.c_uint), ("dp_stripe_min", ctypes.c_uint64)]
+                ("dp_stripes", ctypes.c_uint), ("dp_stripe_min", ctypes.c_uint64),
+                ("no_autocork", ctypes.c_int)]
 
 
 class BatchOp(ctypes.Structure):
@@ -84,7 +85,10 @@ class ClientStats(ctypes.Structure):
     _fields_ = [("connects", ctypes.c_uint64), ("reuses", ctypes.c_uint64),
                 ("health_checks", ctypes.c_uint64), ("health_failures", ctypes.c_uint64),
                 ("idle_closed", ctypes.c_uint64), ("retries", ctypes.c_uint64),
-                ("dp_fallbacks", ctypes.c_uint64), ("reuse_rate", ctypes.c_double)]
+                ("dp_fallbacks", ctypes.c_uint64), ("reuse_rate", ctypes.c_double),
+                ("corked", ctypes.c_uint64), ("request_writes", ctypes.c_uint64),
+                ("flushes_reader", ctypes.c_uint64), ("flushes_caller", ctypes.c_uint64),
+                ("flushes_wait", ctypes.c_uint64)]
 
 
 class GraphRunStats(ctypes.Structure):
