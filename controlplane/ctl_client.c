@@ -284,8 +284,13 @@ static int conn_send(struct dj_conn *conn, const void *a, size_t alen, const voi
 	int rc;
 
 	pthread_mutex_lock(&conn->wlock);
+	/* What obuf holds goes first (order); else cork only behind requests
+	 * whose replies are flowing (the reader comes back soon). */
 	if (conn->cork && alen + blen <= CL_CORK_MAX &&
-	    (conn->olen > conn->ooff || atomic_load(&conn->wire_outstanding) > 0))
+	    (conn->olen > conn->ooff ||
+	     (atomic_load(&conn->wire_outstanding) > 0 &&
+	      djc_time_ns() - atomic_load_explicit(&conn->last_reply_ns, memory_order_relaxed) <
+		      CL_CORK_FLOW_NS)))
 		rc = cork_locked(conn, a, alen, b, blen);
 	else
 		rc = send_locked(conn, a, alen, b, blen, 1);
@@ -373,8 +378,10 @@ static int reader_flush(struct dj_conn *conn)
  * reader loads pending before it reads again). */
 static inline void reply_seen(struct dj_conn *conn)
 {
-	if (conn->cork)
-		atomic_fetch_sub(&conn->wire_outstanding, 1);
+	if (!conn->cork)
+		return;
+	atomic_store_explicit(&conn->last_reply_ns, djc_time_ns(), memory_order_relaxed);
+	atomic_fetch_sub(&conn->wire_outstanding, 1);
 }
 
 /* Before the reader waits for more bytes: flush, and while the socket
@@ -770,6 +777,7 @@ int ctl_client_conn_start(struct dj_conn *conn)
 		     set_read_timeout(conn, CL_CORK_NAP_US) == 0;
 	atomic_store(&conn->wire_outstanding, 0); /* the handshake's are answered */
 	atomic_store(&conn->reader_idle, 0);
+	atomic_store(&conn->last_reply_ns, 0);
 	conn->naps = 0;
 	pthread_mutex_unlock(&conn->wlock);
 	rc = pthread_create(&conn->reader, NULL, reader_main, conn);

@@ -32,6 +32,12 @@
  * themselves. */
 #define CL_CORK_NAP_US 2000
 #define CL_CORK_NAPS 64
+/* Requests are corked only while replies flow: the reader processed one
+ * within this long. Behind a slow request, with no reply for longer, a new
+ * one is written at once, so that it waits neither for the slow reply nor
+ * for a timeout of the reader's read (which remains for a request corked
+ * just as the replies stopped). */
+#define CL_CORK_FLOW_NS (500ull * 1000)
 #define CL_PROBE_RETRY_MS 500
 #define CL_PROBE_RETRY_MAX_MS 30000
 
@@ -111,13 +117,16 @@ struct dj_conn {
 	 * sets reader_idle, then loads pending, and a caller that finds
 	 * reader_idle set after setting pending sends itself (the same
 	 * pairing): a request corked behind a slow one is not held back
-	 * until its reply. obuf, ooff, olen and oreqs are guarded by wlock.
+	 * until its reply. Corking also needs replies to flow
+	 * (CL_CORK_FLOW_NS): behind a slow request alone, a new one goes out
+	 * at once. obuf, ooff, olen and oreqs are guarded by wlock.
 	 */
 	int cork;
 	atomic_int pending;          /* obuf holds unsent bytes */
 	atomic_long wire_outstanding; /* requests written whose reply is not processed */
 	atomic_int reader_tail;      /* the reader wrote part of obuf: the socket was full */
 	atomic_int reader_idle;      /* the reader sleeps without a timeout */
+	atomic_uint_fast64_t last_reply_ns; /* when the reader last processed a reply */
 	int naps;                    /* the reader's silent timeouts in a row */
 	uint32_t ooff, olen;         /* unsent bytes: obuf[ooff, olen) */
 	uint32_t oreqs;              /* requests in obuf not yet counted on the wire */
