@@ -4,7 +4,8 @@
 # requests on the control path, one connection over loopback, an in-process
 # server with the host-memory backend (no GPU, no DPDK involved):
 # bench-fallback --small gives the PING round trip p50/p99 next to a plain
-# TCP 1-byte ping-pong in the same rounds, and EXECUTEs of a one-element
+# TCP 1-byte ping-pong in the same rounds (blocking, and with both ends
+# polling their sockets: the loopback floor), and EXECUTEs of a one-element
 # resident tensor per second with 1000 in flight (each result freed).
 # RUNS times (default 5), interleaved, each of:
 #   binary      this tree, defaults: PING, FREE and EXECUTE as binary frames,
@@ -60,8 +61,8 @@ for run in $(seq "$runs"); do
 done
 echo
 echo "=== medians over $runs runs ($rounds rounds each), $(nproc) CPUs"
-printf "%-11s %14s %14s %14s %14s %14s\n" config "plain ping us" "PING p50 us" "PING p99 us" "EXECUTE /s" \
-	"req writes"
+printf "%-11s %14s %14s %14s %14s %14s %14s\n" config "plain ping us" "plain spin us" "PING p50 us" \
+	"PING p99 us" "EXECUTE /s" "req writes"
 for c in $configs; do
 	grep "\"config\":\"$c\"" "$out/runs.jsonl" | awk -v c="$c" '
 	function field(k,   m) {
@@ -72,7 +73,7 @@ for c in $configs; do
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
-	{ n++; pl[n] = field("plain_ping_us"); p50[n] = field("ping_us_median"); p99[n] = field("ping_us_p99"); ex[n] = field("exec_per_s"); wr[n] = field("request_writes") }
-	END { if (n) printf "%-11s %14.1f %14.1f %14.1f %14.0f %14s\n", c, median(pl, n), median(p50, n), median(p99, n), median(ex, n), wr[1] == "nan" ? "-" : median(wr, n) }'
+	{ n++; pl[n] = field("plain_ping_us"); sp[n] = field("plain_spin_us"); p50[n] = field("ping_us_median"); p99[n] = field("ping_us_p99"); ex[n] = field("exec_per_s"); wr[n] = field("request_writes") }
+	END { if (n) printf "%-11s %14.1f %14s %14.1f %14.1f %14.0f %14s\n", c, median(pl, n), sp[1] == "nan" ? "-" : sprintf("%.1f", median(sp, n)), median(p50, n), median(p99, n), median(ex, n), wr[1] == "nan" ? "-" : median(wr, n) }'
 done
 exit $status

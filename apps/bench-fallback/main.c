@@ -61,11 +61,12 @@ struct bench_opts {
 struct result {
 	double put_gbps, get_gbps, put_new_gbps;
 	double tcp_send_gbps, tcp_recv_gbps;
-	double ping_us_median, ping_us_p99, plain_ping_us;
+	double ping_us_median, ping_us_p99, plain_ping_us, plain_spin_us;
 	double exec_per_s;        /* small EXECUTEs, window in flight */
 	/* --small: each round's figures (medians above are over these). */
 	int n_small;
 	double r_ping[MAX_ROUNDS], r_p99[MAX_ROUNDS], r_plain[MAX_ROUNDS], r_exec[MAX_ROUNDS];
+	double r_spin[MAX_ROUNDS];
 	struct dj_client_stats cs; /* the client's, at the end */
 };
 
@@ -86,21 +87,32 @@ struct plain_peer {
 	size_t size;
 	int iters;
 	int send_back; /* 0: receive messages, 1: send them */
+	int spin;      /* both ends poll (MSG_DONTWAIT) instead of blocking */
 };
 
-static int full_io(int fd, void *buf, size_t len, int sending)
+/* len bytes in or out; with spin, non-blocking calls retried until done
+ * (the floor of a round trip with no wake-up on either side). */
+static int full_io_how(int fd, void *buf, size_t len, int sending, int spin)
 {
+	int flags = spin ? MSG_DONTWAIT : 0;
 	char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = sending ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
+		ssize_t n = sending ? send(fd, p, len, MSG_NOSIGNAL | flags) : recv(fd, p, len, flags);
 
+		if (n < 0 && spin && (errno == EAGAIN || errno == EWOULDBLOCK))
+			continue;
 		if (n <= 0)
 			return -1;
 		p += n;
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+static int full_io(int fd, void *buf, size_t len, int sending)
+{
+	return full_io_how(fd, buf, len, sending, 0);
 }
 
 /* The far end: per message, receive S bytes then answer 1 byte (or, in
@@ -114,7 +126,8 @@ static void *plain_server(void *arg)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	memset(buf, 7, pp->size);
 	for (int i = 0; i < pp->iters + 1; i++) {
-		if (pp->send_back ? full_io(fd, &ack, 1, 0) || full_io(fd, buf, pp->size, 1) :
+		if (pp->send_back ? full_io_how(fd, &ack, 1, 0, pp->spin) ||
+				    full_io_how(fd, buf, pp->size, 1, pp->spin) :
 				    full_io(fd, buf, pp->size, 0) || full_io(fd, &ack, 1, 1))
 			break;
 	}
@@ -172,10 +185,12 @@ static double plain_tcp(const struct bench_opts *o, int reverse)
 }
 
 /* Plain TCP ping-pong: one byte each way, the far end a thread blocked in
- * recv(2), as Djinn's server thread is in epoll_wait(2). */
-static double plain_ping_us(int n)
+ * recv(2), as Djinn's server thread is in epoll_wait(2). With spin, both
+ * ends poll their sockets instead: no wake-up anywhere, only the loopback
+ * stack (the floor under any TCP request/reply). */
+static double plain_ping_us(int n, int spin)
 {
-	struct plain_peer pp = {.size = 1, .iters = n - 1, .send_back = 1};
+	struct plain_peer pp = {.size = 1, .iters = n - 1, .send_back = 1, .spin = spin};
 	static double rtt[PINGS_MAX];
 	char b = 0;
 	pthread_t th;
@@ -184,7 +199,7 @@ static double plain_ping_us(int n)
 	for (int i = 0; i < n; i++) {
 		uint64_t t0 = djc_time_ns();
 
-		if (full_io(fd, &b, 1, 1) || full_io(fd, &b, 1, 0))
+		if (full_io_how(fd, &b, 1, 1, spin) || full_io_how(fd, &b, 1, 0, spin))
 			break;
 		rtt[i] = (double)(djc_time_ns() - t0) / 1e3;
 	}
@@ -352,12 +367,13 @@ static int small_requests(const struct bench_opts *o, struct djinn_side *d, stru
  * that load from elsewhere hits all alike; medians over rounds. */
 static int small_rounds(const struct bench_opts *o, struct result *r)
 {
-	double ping[MAX_ROUNDS], p99[MAX_ROUNDS], plain[MAX_ROUNDS], ex[MAX_ROUNDS];
+	double ping[MAX_ROUNDS], p99[MAX_ROUNDS], plain[MAX_ROUNDS], ex[MAX_ROUNDS], spin[MAX_ROUNDS];
 	struct djinn_side d;
 	int rc = djinn_up(o, &d);
 
 	for (int i = 0; i < o->rounds && rc == 0; i++) {
-		r->r_plain[i] = plain[i] = o->pings > 0 ? plain_ping_us(o->pings) : 0;
+		r->r_plain[i] = plain[i] = o->pings > 0 ? plain_ping_us(o->pings, 0) : 0;
+		r->r_spin[i] = spin[i] = o->pings > 0 ? plain_ping_us(o->pings, 1) : 0;
 		rc = small_requests(o, &d, r);
 		r->r_ping[i] = ping[i] = r->ping_us_median;
 		r->r_p99[i] = p99[i] = r->ping_us_p99;
@@ -370,6 +386,7 @@ static int small_rounds(const struct bench_opts *o, struct result *r)
 	if (rc != 0)
 		return rc;
 	r->plain_ping_us = median(plain, o->rounds);
+	r->plain_spin_us = median(spin, o->rounds);
 	r->ping_us_median = median(ping, o->rounds);
 	r->ping_us_p99 = median(p99, o->rounds);
 	r->exec_per_s = median(ex, o->rounds);
@@ -395,7 +412,7 @@ static int run_rounds(const struct bench_opts *o, struct result *r)
 	}
 	if (rc == 0)
 		rc = small_requests(o, &d, r);
-	r->plain_ping_us = o->pings > 0 ? plain_ping_us(o->pings) : 0;
+	r->plain_ping_us = o->pings > 0 ? plain_ping_us(o->pings, 0) : 0;
 	djinn_down(&d);
 	if (rc != 0)
 		return rc;
@@ -490,13 +507,13 @@ static void print_small(const struct bench_opts *o, const struct result *r)
 	printf("small requests, loopback, %d PINGs and %d EXECUTEs (%d in flight) per round, "
 	       "%d rounds, %s frames, corking %s\n", o->pings, o->execs, o->window, r->n_small,
 	       o->json_frames ? "JSON" : "binary", o->no_cork ? "off" : "on");
-	printf("%-8s %16s %14s %14s %14s\n", "round", "plain ping us", "PING p50 us", "PING p99 us",
-	       "EXECUTE /s");
+	printf("%-8s %16s %16s %14s %14s %14s\n", "round", "plain ping us", "plain spin us",
+	       "PING p50 us", "PING p99 us", "EXECUTE /s");
 	for (int i = 0; i < r->n_small; i++)
-		printf("%-8d %16.1f %14.1f %14.1f %14.0f\n", i + 1, r->r_plain[i], r->r_ping[i],
-		       r->r_p99[i], r->r_exec[i]);
-	printf("%-8s %16.1f %14.1f %14.1f %14.0f\n", "median", r->plain_ping_us, r->ping_us_median,
-	       r->ping_us_p99, r->exec_per_s);
+		printf("%-8d %16.1f %16.1f %14.1f %14.1f %14.0f\n", i + 1, r->r_plain[i], r->r_spin[i],
+		       r->r_ping[i], r->r_p99[i], r->r_exec[i]);
+	printf("%-8s %16.1f %16.1f %14.1f %14.1f %14.0f\n", "median", r->plain_ping_us,
+	       r->plain_spin_us, r->ping_us_median, r->ping_us_p99, r->exec_per_s);
 	printf("client: %llu requests corked, %llu socket writes of requests "
 	       "(flushes: %llu by the reader, %llu by callers, %llu by waits)\n",
 	       (unsigned long long)r->cs.corked, (unsigned long long)r->cs.request_writes,
@@ -535,14 +552,15 @@ int main(int argc, char **argv)
 		printf("{\"bench\":\"fallback-small\",\"frames\":\"%s\",\"cork\":%s,\"rounds\":%d,"
 		       "\"pings\":%d,\"execs\":%d,"
 		       "\"window\":%d,\"ping_us_median\":%.2f,\"ping_us_p99\":%.2f,"
-		       "\"plain_ping_us\":%.2f,\"exec_per_s\":%.0f,\"corked\":%llu,"
-		       "\"request_writes\":%llu",
+		       "\"plain_ping_us\":%.2f,\"plain_spin_us\":%.2f,\"exec_per_s\":%.0f,"
+		       "\"corked\":%llu,\"request_writes\":%llu",
 		       o.json_frames ? "json" : "binary", o.no_cork ? "false" : "true", r.n_small,
 		       o.pings, o.execs, o.window, r.ping_us_median, r.ping_us_p99, r.plain_ping_us,
-		       r.exec_per_s, (unsigned long long)r.cs.corked,
+		       r.plain_spin_us, r.exec_per_s, (unsigned long long)r.cs.corked,
 		       (unsigned long long)r.cs.request_writes);
 		print_rounds("ping_us_rounds", r.r_ping, r.n_small, "%.2f");
 		print_rounds("plain_ping_us_rounds", r.r_plain, r.n_small, "%.2f");
+		print_rounds("plain_spin_us_rounds", r.r_spin, r.n_small, "%.2f");
 		print_rounds("exec_per_s_rounds", r.r_exec, r.n_small, "%.0f");
 		printf("}\n");
 		return 0;
