@@ -13,12 +13,13 @@
 # min-max over the rounds). Then one traced run of each (djinn-bench built
 # with -Ddp_trace=true, DJ_DP_TRACE set) and the legs of every transfer
 # by scripts/dptrace.py. EXTRA adds djinn-bench options to every run
-# (e.g. "--idle interrupt --caller-runs"). Logs, JSON and traces in $OUT
-# (default /tmp/dptrace-check). About a minute.
+# (e.g. "--idle interrupt --caller-runs"). Logs, JSON and traces in $OUT/dptrace-check
+# (OUT default /tmp). About a minute.
 #   ROUNDS=3 SIZES=4K,64K,1M ITERS=200 COUNT=10000 bash scripts/dptrace-device-check.sh
 set -u
 bin=$(pwd)/.carry/dptrace
-out=${OUT:-/tmp/dptrace-check}
+# A folder of its own under OUT: it is emptied first.
+out=${OUT:-/tmp}/dptrace-check
 rounds=${ROUNDS:-3}
 sizes=${SIZES:-4K,64K,1M}
 iters=${ITERS:-200}
