@@ -18,6 +18,12 @@ builddir=${BUILDDIR:-build}
 cd "$top"
 [ -f "$tracedir/build.ninja" ] || bash scripts/setup.sh "$tracedir" -Ddp_trace=true
 [ -f "$builddir/build.ninja" ] || bash scripts/setup.sh "$builddir"
+# Both folders on this tree's DPDK (its patches may have changed since
+# they were set up).
+prefix=$(bash scripts/build-dpdk.sh | tail -n 1)
+for d in "$tracedir" "$builddir"; do
+	meson configure "$d" -Dpkg_config_path="$prefix/lib/pkgconfig" >/dev/null
+done
 ninja -C "$tracedir" apps/djinn-bench >/dev/null
 ninja -C "$builddir" apps/djinn-bench >/dev/null
 dest=.carry/dptrace
@@ -29,7 +35,9 @@ if [ -n "${BASE:-}" ]; then
 	wt=$(mktemp -d /tmp/dptrace-base.XXXXXX)
 	trap 'git -C "$top" worktree remove --force "$wt" >/dev/null 2>&1 || rm -rf "$wt"' EXIT
 	git worktree add --detach "$wt" "$BASE" >/dev/null
-	prefix=$(bash scripts/build-dpdk.sh | tail -n 1)
+	# The base's own DPDK (its patches), so that a DPDK patch is
+	# compared too.
+	prefix=$(bash "$wt/scripts/build-dpdk.sh" | tail -n 1)
 	meson setup "$wt/build" "$wt" -Dpkg_config_path="$prefix/lib/pkgconfig" >/dev/null
 	ninja -C "$wt/build" apps/djinn-bench >/dev/null
 	cp "$wt/build/apps/djinn-bench" "$dest/djinn-bench-base"
