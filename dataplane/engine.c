@@ -1015,6 +1015,7 @@ static int lcore_state_create(struct dp_engine *dp, unsigned int idx, unsigned i
 	lc->lcore_id = lcore_id;
 	lc->queue = (uint16_t)idx;
 	lc->link_gated = strcmp(dp_port_get_caps(dp->port)->driver, "net_memif") == 0;
+	lc->tx_chunk = lc->link_gated ? DP_MEMIF_TX_CHUNK : DP_TXQ_MAX;
 	lc->link_watch = idx == 0 && dp_port_get_caps(dp->port)->memif_client;
 	lc->tx_ip_cksum_offload = dp_port_get_caps(dp->port)->tx_ipv4_cksum;
 	snprintf(name, sizeof(name), "djcmd%u_%u", dp->cfg.port.port_id, idx);
