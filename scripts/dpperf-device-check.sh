@@ -46,27 +46,16 @@ pin() {
 	if command -v taskset >/dev/null; then taskset -c "$cpu" "$@"; else "$@"; fi
 }
 status=0
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-echo "=== machine"
-grep -m1 'model name' /proc/cpuinfo; echo "CPUs: $ncpu"; uptime
+. "$(dirname "$0")/device-env.sh"
+trap device_cleanup EXIT
+device_banner
 # 2 MiB hugepages for EAL (8 queues need 8 x 128 MiB of receive pool per
 # process): raised to HUGEPAGES (default 4096), never lowered; djinn-bench
 # falls back to --no-huge (1 GiB, enough for 4 queues) without them.
-hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
-want=${HUGEPAGES:-4096}
-[ "$(cat "$hp" 2>/dev/null || echo "$want")" -ge "$want" ] || echo "$want" >"$hp" 2>/dev/null
-mkdir -p /dev/hugepages
-mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null
+# Without 2048 free: --no-huge with 3 GiB per process (EAL's default
+# there, 1 GiB, is too little for 8 queues' pools).
+device_hugepages "${HUGEPAGES:-4096}" 2048 3072
 grep -E 'HugePages_(Total|Free)' /proc/meminfo
-# Without enough of them: --no-huge with 3 GiB per process (EAL's default
-# there, 1 GiB, is too little for 8 queues' pools; --in-memory is not
-# allowed with --no-huge).
-mem=(--in-memory)
-[ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 2048 ] 2>/dev/null ||
-	mem=(--no-huge -m 3072)
 
 # lcores FIRST_CPU Q: EAL --lcores mapping: main lcore 0 on the CPU after
 # the Q polling lcores (the last one's with 8), lcores 1..Q on

@@ -31,20 +31,11 @@ mkdir -p "$out"
 ncpu=$(nproc)
 py=$(command -v python3 || echo /usr/bin/python3)
 status=0
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-echo "=== machine"
-grep -m1 'model name' /proc/cpuinfo; echo "CPUs: $ncpu"; uptime
+. "$(dirname "$0")/device-env.sh"
+trap device_cleanup EXIT
+device_banner
 echo "tree $(cat "$bin/rev" 2>/dev/null), base $(cat "$bin/base-rev" 2>/dev/null || echo none)"
-hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
-[ "$(cat "$hp" 2>/dev/null || echo 1024)" -ge 1024 ] || echo 1024 >"$hp" 2>/dev/null
-mkdir -p /dev/hugepages
-mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null
-mem=(--in-memory)
-[ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 512 ] 2>/dev/null ||
-	mem=(--no-huge -m 2048)
+device_hugepages 1024 512 2048
 
 # pair BINARY TAG MODE_ARGS...: one memif pair, q=1, as dpperf's.
 pair() {
