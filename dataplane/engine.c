@@ -452,6 +452,25 @@ void dp_engine_session_close(struct dp_engine *dp, uint64_t cookie)
 
 /* ---- probe --------------------------------------------------------------------------- */
 
+/* A memif's link for a probe: a young engine's first connection may still
+ * be under way (DP_PROBE_LINK_GRACE_NS, within the probe's timeout); after
+ * that a memif whose server is gone answers nothing: say so at once. The
+ * lcores' link watch does the reconnecting; this only looks. */
+static bool probe_link_up(const struct dp_engine *dp, uint32_t timeout_ms)
+{
+	uint64_t start = djc_time_ns();
+	uint64_t until = RTE_MIN(dp->created_ns + DP_PROBE_LINK_GRACE_NS,
+				 start + (uint64_t)timeout_ms * 1000000ull);
+	struct timespec ms = {.tv_nsec = 1000000};
+
+	while (!dp_port_link_up(dp->port)) {
+		if (djc_time_ns() >= until)
+			return false;
+		nanosleep(&ms, NULL);
+	}
+	return true;
+}
+
 int dp_engine_probe(struct dp_engine *dp, uint64_t cookie, uint32_t timeout_ms,
 		       uint64_t *rtt_ns)
 {
@@ -461,8 +480,7 @@ int dp_engine_probe(struct dp_engine *dp, uint64_t cookie, uint32_t timeout_ms,
 
 	if (ses == NULL)
 		return -ENOENT;
-	/* A memif whose server is gone answers nothing: say so at once. */
-	if (dp->lcores[0]->link_gated && !dp_port_link_up(dp->port)) {
+	if (dp->lcores[0]->link_gated && !probe_link_up(dp, timeout_ms)) {
 		session_put(ses);
 		return -ENETDOWN;
 	}
@@ -1197,6 +1215,7 @@ int dp_engine_create(const struct dp_engine_config *cfg, struct dp_engine **out)
 		dp_engine_destroy(dp);
 		return rc;
 	}
+	dp->created_ns = djc_time_ns();
 	*out = dp;
 	return 0;
 }

@@ -58,6 +58,10 @@
  * transfer paid that fill twice over (H100 trace). Bursts of 8 frames
  * let the two copies overlap. */
 #define DP_MEMIF_TX_CHUNK 8
+/* A probe of a memif whose link is down waits for it this long after the
+ * engine started (its first handshake, mapping the regions, may still be
+ * running); later a link that is down fails the probe at once. */
+#define DP_PROBE_LINK_GRACE_NS (3000ull * 1000 * 1000)
 #define DP_CTRL_BURST 8
 #define DP_HOLD_MAX 4096
 #define DP_STATS_PERIOD_NS 1000000ull
@@ -306,6 +310,7 @@ struct dp_engine {
 	/* Odd while the link watch (link.c) restarts the port: lcores stay
 	 * off it and acknowledge in park_ack. */
 	atomic_uint park_gen;
+	uint64_t created_ns;         /* dp_engine_create() returned then */
 };
 
 /*
