@@ -1019,6 +1019,7 @@ static int lcore_state_create(struct dp_engine *dp, unsigned int idx, unsigned i
 {
 	char name[RTE_RING_NAMESIZE];
 	struct dp_lcore *lc;
+	bool memif;
 	int rc = 0;
 
 	lc = rte_zmalloc_socket("dj_dp_lcore", sizeof(*lc), RTE_CACHE_LINE_SIZE,
@@ -1032,8 +1033,9 @@ static int lcore_state_create(struct dp_engine *dp, unsigned int idx, unsigned i
 		return rc;
 	lc->lcore_id = lcore_id;
 	lc->queue = (uint16_t)idx;
-	lc->link_gated = strcmp(dp_port_get_caps(dp->port)->driver, "net_memif") == 0;
-	lc->tx_chunk = lc->link_gated ? DP_MEMIF_TX_CHUNK : DP_TXQ_MAX;
+	memif = strcmp(dp_port_get_caps(dp->port)->driver, "net_memif") == 0;
+	lc->link_gated = memif;
+	lc->tx_chunk = memif ? DP_MEMIF_TX_CHUNK : DP_TXQ_MAX;
 	lc->link_watch = idx == 0 && dp_port_get_caps(dp->port)->memif_client;
 	lc->tx_ip_cksum_offload = dp_port_get_caps(dp->port)->tx_ipv4_cksum;
 	snprintf(name, sizeof(name), "djcmd%u_%u", dp->cfg.port.port_id, idx);

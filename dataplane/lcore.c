@@ -141,26 +141,25 @@ static void tx_stall_check(struct dp_lcore *lc, uint16_t sent, uint64_t now)
 	lc->tx_stall_since = 0;
 }
 
-/* One rte_eth_tx_burst() of at most want frames from the head of txq;
- * what it took leaves txq. Returns how many it took. */
-static uint16_t tx_chunk_send(struct dp_lcore *lc, uint16_t want)
+/* One rte_eth_tx_burst() of at most want frames from txq[from]. Returns
+ * how many it took (the trace's pending stamps count from txq[from]). */
+static uint16_t tx_chunk_send(struct dp_lcore *lc, uint16_t from, uint16_t want)
 {
 	uint64_t t0 = TRACE_TX_T0(lc);
-	uint16_t sent = rte_eth_tx_burst(lc->dp->cfg.port.port_id, lc->queue, lc->txq, want);
+	uint16_t sent = rte_eth_tx_burst(lc->dp->cfg.port.port_id, lc->queue, lc->txq + from,
+					 want);
 
 	for (uint16_t i = 0; i < sent; i++)
-		lc->stats.tx_bytes += lc->txq[i]->pkt_len;
+		lc->stats.tx_bytes += lc->txq[from + i]->pkt_len;
 	lc->stats.tx_packets += sent;
 	if (sent != 0)
 		TRACE_TX_SENT(lc, sent, t0);
-	lc->n_txq -= sent;
-	if (lc->n_txq != 0 && sent != 0)
-		memmove(lc->txq, lc->txq + sent, lc->n_txq * sizeof(lc->txq[0]));
 	return sent;
 }
 
 /* Everything queued, in chunks of tx_chunk frames (memif shows the peer
- * each chunk once it is in the ring), until the ring takes no more. */
+ * each chunk once it is in the ring), until the ring takes no more; what
+ * is left moves to the head of txq once. */
 static void tx_flush(struct dp_lcore *lc, uint64_t now)
 {
 	uint16_t sent = 0, n, want;
@@ -168,10 +167,13 @@ static void tx_flush(struct dp_lcore *lc, uint64_t now)
 	if (lc->n_txq == 0)
 		return;
 	do {
-		want = (uint16_t)RTE_MIN(lc->n_txq, lc->tx_chunk != 0 ? lc->tx_chunk : lc->n_txq);
-		n = tx_chunk_send(lc, want);
+		want = (uint16_t)RTE_MIN(lc->n_txq - sent, lc->tx_chunk);
+		n = tx_chunk_send(lc, sent, want);
 		sent += n;
-	} while (n == want && lc->n_txq != 0);
+	} while (n == want && n != 0 && sent < lc->n_txq);
+	lc->n_txq -= sent;
+	if (lc->n_txq != 0 && sent != 0)
+		memmove(lc->txq, lc->txq + sent, lc->n_txq * sizeof(lc->txq[0]));
 	tx_stall_check(lc, sent, now);
 }
 
