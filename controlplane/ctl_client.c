@@ -378,10 +378,8 @@ static int reader_flush(struct dj_conn *conn)
  * reader loads pending before it reads again). */
 static inline void reply_seen(struct dj_conn *conn)
 {
-	if (!conn->cork)
-		return;
-	atomic_store_explicit(&conn->last_reply_ns, djc_time_ns(), memory_order_relaxed);
-	atomic_fetch_sub(&conn->wire_outstanding, 1);
+	if (conn->cork)
+		atomic_fetch_sub(&conn->wire_outstanding, 1);
 }
 
 /* Before the reader waits for more bytes: flush, and while the socket
@@ -538,6 +536,11 @@ static int conn_read(struct dj_conn *conn, void *dst, size_t len)
 			return r == 0 ? -ECONNRESET : (int)r;
 		conn->roff = 0;
 		conn->rlen = (size_t)r;
+		/* Replies are flowing (CL_CORK_FLOW_NS): one clock read per
+		 * batch of them, not per reply. */
+		if (conn->cork)
+			atomic_store_explicit(&conn->last_reply_ns, djc_time_ns(),
+					      memory_order_relaxed);
 	}
 	return 0;
 }

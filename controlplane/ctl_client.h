@@ -32,8 +32,8 @@
  * themselves. */
 #define CL_CORK_NAP_US 2000
 #define CL_CORK_NAPS 64
-/* Requests are corked only while replies flow: the reader processed one
- * within this long. Behind a slow request, with no reply for longer, a new
+/* Requests are corked only while replies flow: the reader read a batch
+ * of them within this long. Behind a slow request, with no reply for longer, a new
  * one is written at once, so that it waits neither for the slow reply nor
  * for a timeout of the reader's read (which remains for a request corked
  * just as the replies stopped). */
@@ -126,7 +126,7 @@ struct dj_conn {
 	atomic_long wire_outstanding; /* requests written whose reply is not processed */
 	atomic_int reader_tail;      /* the reader wrote part of obuf: the socket was full */
 	atomic_int reader_idle;      /* the reader sleeps without a timeout */
-	atomic_uint_fast64_t last_reply_ns; /* when the reader last processed a reply */
+	atomic_uint_fast64_t last_reply_ns; /* when the reader last read replies' bytes */
 	int naps;                    /* the reader's silent timeouts in a row */
 	uint32_t ooff, olen;         /* unsent bytes: obuf[ooff, olen) */
 	uint32_t oreqs;              /* requests in obuf not yet counted on the wire */
