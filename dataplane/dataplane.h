@@ -97,10 +97,12 @@ int dp_port_steer_udp(struct dp_port *port, uint16_t udp_port, uint16_t queue);
 /** Find a port by its ethdev name ("net_memif0", a PCI address...). */
 int dp_port_find(const char *name, uint16_t *port_id);
 
-/** Wait until the link is up (memif: the peer connected; a memif client
- * turned away by a server not started yet is restarted). Only while no
- * lcore polls the port. -ETIMEDOUT. */
-int dp_port_wait_link(struct dp_port *port, uint64_t timeout_ns);
+/** Wait until the link is up (memif: the peer connected), looking every
+ * millisecond. With restart, a memif client turned away by a server not
+ * started yet is restarted: only while no lcore polls the port (with
+ * lcores running, their link watch does that). 0, or -ETIMEDOUT (the link
+ * is looked at once even with timeout_ns 0). */
+int dp_port_wait_link(struct dp_port *port, uint64_t timeout_ns, bool restart);
 
 /** The link is up now (no system call: ethdev data). */
 bool dp_port_link_up(const struct dp_port *port);

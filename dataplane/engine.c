@@ -458,17 +458,11 @@ void dp_engine_session_close(struct dp_engine *dp, uint64_t cookie)
  * lcores' link watch does the reconnecting; this only looks. */
 static bool probe_link_up(const struct dp_engine *dp, uint32_t timeout_ms)
 {
-	uint64_t start = djc_time_ns();
+	uint64_t now = djc_time_ns();
 	uint64_t until = RTE_MIN(dp->created_ns + DP_PROBE_LINK_GRACE_NS,
-				 start + (uint64_t)timeout_ms * 1000000ull);
-	struct timespec ms = {.tv_nsec = 1000000};
+				 now + (uint64_t)timeout_ms * 1000000ull);
 
-	while (!dp_port_link_up(dp->port)) {
-		if (djc_time_ns() >= until)
-			return false;
-		nanosleep(&ms, NULL);
-	}
-	return true;
+	return dp_port_wait_link(dp->port, until > now ? until - now : 0, false) == 0;
 }
 
 int dp_engine_probe(struct dp_engine *dp, uint64_t cookie, uint32_t timeout_ms,
@@ -1209,7 +1203,7 @@ int dp_engine_create(const struct dp_engine_config *cfg, struct dp_engine **out)
 	local_endpoint_fill(dp);
 	steering_setup(dp);
 	if (cfg->link_timeout_ms != 0 &&
-	    dp_port_wait_link(dp->port, (uint64_t)cfg->link_timeout_ms * 1000000ull) != 0)
+	    dp_port_wait_link(dp->port, (uint64_t)cfg->link_timeout_ms * 1000000ull, true) != 0)
 		djc_log(DJ_LOG_WARN, "dataplane", "port %u: link still down after %u ms",
 		       cfg->port.port_id, cfg->link_timeout_ms);
 	rc = lcores_launch(dp);

@@ -372,7 +372,7 @@ bool dp_port_link_up(const struct dp_port *port)
 	       link.link_status == RTE_ETH_LINK_UP;
 }
 
-int dp_port_wait_link(struct dp_port *port, uint64_t timeout_ns)
+int dp_port_wait_link(struct dp_port *port, uint64_t timeout_ns, bool restart)
 {
 	uint64_t start = djc_time_ns(), next_kick = start + LINK_KICK_NS;
 	struct timespec pause = {.tv_nsec = 1000000};
@@ -386,7 +386,7 @@ int dp_port_wait_link(struct dp_port *port, uint64_t timeout_ns)
 			return -ETIMEDOUT;
 		/* A memif client that connected before its server was started
 		 * is turned away once and never tries again. */
-		if (now >= next_kick && port->caps.memif_client) {
+		if (restart && now >= next_kick && port->caps.memif_client) {
 			dp_port_restart(port);
 			next_kick = now + LINK_KICK_NS;
 		}

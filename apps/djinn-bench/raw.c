@@ -41,7 +41,7 @@ static int raw_port_open(const struct bench_opts *o, struct dp_port **port)
 			break;
 	}
 	rc = dp_port_create(&cfg, port);
-	if (rc == 0 && dp_port_wait_link(*port, 30ull * 1000 * 1000 * 1000) != 0)
+	if (rc == 0 && dp_port_wait_link(*port, 30ull * 1000 * 1000 * 1000, true) != 0)
 		djc_log(DJ_LOG_WARN, "bench", "link down; sending anyway");
 	return rc;
 }
