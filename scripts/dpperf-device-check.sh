@@ -72,27 +72,15 @@ lcores() {
 # with interrupt, idle lcores sleep on the rx interrupt (tag memif-q<Q>i),
 # with rtc also waiting threads run their loop (tag memif-q<Q>r).
 memif() {
-	local q=$1 r=$2 sock="/tmp/dpperf-$$-$1.sock" tag="memif-q$1-r$2"
+	local q=$1 r=$2 tag="memif-q$1-r$2"
 	local common=(--mode transfer --sizes "$sizes" --no-crc --queues "$q" --stripes "$q"
 		      --idle-sleep-us "$idle_us" --initial-credit 4096)
 	case "${3:-}" in
 	interrupt) tag="memif-q$1i-r$2"; common+=(--idle interrupt) ;;
 	rtc) tag="memif-q$1r-r$2"; common+=(--idle interrupt --caller-runs) ;;
 	esac
-	rm -f "$sock"
-	"$bin"/djinn-bench --lcores "$(lcores 0 "$q")" --main-lcore 0 --no-pci "${mem[@]}" \
-		--file-prefix "dpr$$q" --log-level=lib.eal:warning \
-		--vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
-		-- "${common[@]}" --role recv --json "$out/$tag-recv.json" >"$out/$tag-recv.log" 2>&1 &
-	pids=($!)
-	"$bin"/djinn-bench --lcores "$(lcores 8 "$q")" --main-lcore 0 --no-pci "${mem[@]}" \
-		--file-prefix "dps$$q" --log-level=lib.eal:warning \
-		--vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
-		-- "${common[@]}" --role send --json "$out/$tag-send.json" >"$out/$tag-send.log" 2>&1 ||
-		{ echo "memif q=$q round $r: sender failed ($out/$tag-send.log)"; status=1; }
-	wait "${pids[0]}" || { echo "memif q=$q round $r: receiver failed"; status=1; }
-	pids=()
-	rm -f "$sock"
+	device_memif_pair "$bin"/djinn-bench "$(lcores 0 "$q")" "$(lcores 8 "$q")" "$tag" \
+		"${common[@]}"
 }
 
 tcp() {

@@ -39,23 +39,10 @@ device_hugepages 1024 512 2048
 
 # pair BINARY TAG MODE_ARGS...: one memif pair, q=1, as dpperf's.
 pair() {
-	local b=$1 tag=$2 sock="/tmp/dptrace-$$.sock"
+	local b=$1 tag=$2
 	shift 2
-	local common=("$@" --no-crc --frame 9014 --idle-sleep-us 0 --initial-credit 4096 $extra)
-	rm -f "$sock"
-	"$bin/$b" --lcores "0@$((1 % ncpu)),1@0" --main-lcore 0 --no-pci "${mem[@]}" \
-		--file-prefix "dtr$$" --log-level=lib.eal:warning \
-		--vdev "net_memif0,role=server,socket=$sock,socket-abstract=no,bsize=9216" \
-		-- "${common[@]}" --role recv --json "$out/$tag-recv.json" >"$out/$tag-recv.log" 2>&1 &
-	pids=($!)
-	"$bin/$b" --lcores "0@$((9 % ncpu)),1@$((8 % ncpu))" --main-lcore 0 --no-pci "${mem[@]}" \
-		--file-prefix "dts$$" --log-level=lib.eal:warning \
-		--vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
-		-- "${common[@]}" --role send --json "$out/$tag-send.json" >"$out/$tag-send.log" 2>&1 ||
-		{ echo "$tag: sender failed ($out/$tag-send.log)"; status=1; }
-	wait "${pids[0]}" || { echo "$tag: receiver failed ($out/$tag-recv.log)"; status=1; }
-	pids=()
-	rm -f "$sock"
+	device_memif_pair "$bin/$b" "0@$((1 % ncpu)),1@0" "0@$((9 % ncpu)),1@$((8 % ncpu))" "$tag" \
+		"$@" --no-crc --frame 9014 --idle-sleep-us 0 --initial-credit 4096 $extra
 }
 
 kinds=(plain)
