@@ -24,6 +24,7 @@
 #include "common/cli.h"
 #include "common/djc.h"
 #include "tensor/ops.h"
+#include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
 #include "fleet_cmd.h"
 #include "graph_cmd.h"
@@ -334,7 +335,6 @@ static int parse_option(int c, const char *arg, void *args)
 {
 	struct client_args *a = args;
 	static const char *const paths[] = {"auto", "tcp", "dpdk"};
-	static const char *const idle_modes[] = {"poll", "nap", "interrupt"};
 	uint32_t ip;
 	int i, rc = 0;
 
@@ -356,8 +356,9 @@ static int parse_option(int c, const char *arg, void *args)
 		rc = djc_opt_u32("--dp-idle-sleep-us", arg, 0, 1000000, &a->dpdk.idle_sleep_us);
 		break;
 	case OPT_DP_IDLE:
-		rc = djc_opt_choice("--dp-idle", arg, idle_modes, 3, &i);
-		a->dpdk.idle = rc == 0 ? (enum dj_dpdk_idle)(DJ_DPDK_IDLE_POLL + i) : a->dpdk.idle;
+		/* The engine's names; dj_dpdk_idle has its values. */
+		rc = djc_opt_choice("--dp-idle", arg, dp_idle_names + 1, DP_IDLE_INTERRUPT, &i);
+		a->dpdk.idle = rc == 0 ? (enum dj_dpdk_idle)(i + 1) : a->dpdk.idle;
 		break;
 	case OPT_DP_CALLER_RUNS: a->dpdk.caller_runs = 1; break;
 	case OPT_DP_QUEUES: rc = djc_opt_u32("--dp-queues", arg, 1, 16, &a->dpdk.queues); break;
