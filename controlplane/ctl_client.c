@@ -290,7 +290,7 @@ static int conn_send(struct dj_conn *conn, const void *a, size_t alen, const voi
 	    (conn->olen > conn->ooff ||
 	     (atomic_load(&conn->wire_outstanding) > 0 &&
 	      djc_time_ns() - atomic_load_explicit(&conn->last_reply_ns, memory_order_relaxed) <
-		      CL_CORK_FLOW_NS)))
+		      conn->cork_flow_ns)))
 		rc = cork_locked(conn, a, alen, b, blen);
 	else
 		rc = send_locked(conn, a, alen, b, blen, 1);
@@ -536,7 +536,7 @@ static int conn_read(struct dj_conn *conn, void *dst, size_t len)
 			return r == 0 ? -ECONNRESET : (int)r;
 		conn->roff = 0;
 		conn->rlen = (size_t)r;
-		/* Replies are flowing (CL_CORK_FLOW_NS): one clock read per
+		/* Replies are flowing (cork_flow_ns): one clock read per
 		 * batch of them, not per reply. */
 		if (conn->cork)
 			atomic_store_explicit(&conn->last_reply_ns, djc_time_ns(),
@@ -773,6 +773,8 @@ int ctl_client_conn_start(struct dj_conn *conn)
 	int rc;
 
 	conn->read_spin_ns = 1000ull * djc_spin_budget_us(conn->cl->o.wait_spin_us);
+	conn->cork_flow_ns = 1000ull * (conn->cl->o.cork_flow_us != 0 ? conn->cl->o.cork_flow_us
+								: CL_CORK_FLOW_US);
 	/* TLS writes through OpenSSL's buffers, where the reader's
 	 * non-blocking flush cannot go: plain TCP only. */
 	pthread_mutex_lock(&conn->wlock);

@@ -33,11 +33,12 @@
 #define CL_CORK_NAP_US 2000
 #define CL_CORK_NAPS 64
 /* Requests are corked only while replies flow: the reader read a batch
- * of them within this long. Behind a slow request, with no reply for longer, a new
- * one is written at once, so that it waits neither for the slow reply nor
- * for a timeout of the reader's read (which remains for a request corked
- * just as the replies stopped). */
-#define CL_CORK_FLOW_NS (500ull * 1000)
+ * of them within this long (dj_client_options.cork_flow_us's default).
+ * Behind a slow request, with no reply for longer, a new one is written
+ * at once, so that it waits neither for the slow reply nor for a timeout
+ * of the reader's read (which remains for a request corked just as the
+ * replies stopped). */
+#define CL_CORK_FLOW_US 500
 #define CL_PROBE_RETRY_MS 500
 #define CL_PROBE_RETRY_MAX_MS 30000
 
@@ -118,10 +119,11 @@ struct dj_conn {
 	 * reader_idle set after setting pending sends itself (the same
 	 * pairing): a request corked behind a slow one is not held back
 	 * until its reply. Corking also needs replies to flow
-	 * (CL_CORK_FLOW_NS): behind a slow request alone, a new one goes out
+	 * (cork_flow_ns): behind a slow request alone, a new one goes out
 	 * at once. obuf, ooff, olen and oreqs are guarded by wlock.
 	 */
 	int cork;
+	uint64_t cork_flow_ns;       /* dj_client_options.cork_flow_us */
 	atomic_int pending;          /* obuf holds unsent bytes */
 	atomic_long wire_outstanding; /* requests written whose reply is not processed */
 	atomic_int reader_tail;      /* the reader wrote part of obuf: the socket was full */

@@ -46,6 +46,7 @@ void dj_client_options_init(struct dj_client_options *o)
 	o->pool_check_after_ms = 5000;
 	o->wait_spin_us = 50;
 	o->dp_stripe_min = DJ_STRIPE_MIN_DEFAULT;
+	o->cork_flow_us = CL_CORK_FLOW_US;
 }
 
 uint32_t ctl_client_backoff_ms(const struct dj_client *cl, int attempt)

@@ -137,6 +137,12 @@ struct dj_client_options {
 	 * 2 ms, rounded up to the kernel's tick). TLS connections never
 	 * cork. */
 	int no_autocork;
+	/** Corking needs replies to flow: a request is corked only where the
+	 * reader read a reply within this long (default 500). Behind a slow
+	 * request alone, a new one is written at once instead of waiting for
+	 * the reader's timed-out read. A slow server (one reply every few
+	 * milliseconds) corks with a longer window; 0 keeps the default. */
+	uint32_t cork_flow_us;
 };
 
 /** dp_stripe_min's default: below about 8 MiB a part is too small to fill

@@ -62,7 +62,7 @@ class ClientOptions(ctypes.Structure):
                 ("pool_check_after_ms", ctypes.c_uint32), ("wait_spin_us", ctypes.c_uint32),
                 ("device", ctypes.c_char_p), ("json_only", ctypes.c_int),
                 ("dp_stripes", ctypes.c_uint), ("dp_stripe_min", ctypes.c_uint64),
-                ("no_autocork", ctypes.c_int)]
+                ("no_autocork", ctypes.c_int), ("cork_flow_us", ctypes.c_uint32)]
 
 
 class BatchOp(ctypes.Structure):
