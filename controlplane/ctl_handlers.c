@@ -528,6 +528,14 @@ void ctl_handles_give(struct ctl_session *s, uint32_t n)
 	atomic_fetch_sub(&s->n_handles, n);
 }
 
+void ctl_payload_unhold(struct ctl_server *srv, void *bsess, uint64_t n)
+{
+	char ignored[CTL_ERRMSG_MAX];
+
+	if (srv->be->hold != NULL && n > 0)
+		srv->be->hold(srv->bctx, bsess, -(int64_t)n, ignored);
+}
+
 static int handles_left(struct request *r)
 {
 	return ctl_handles_left(r->c, r->err);
@@ -1006,7 +1014,9 @@ static int on_get(struct request *r)
  * still alive (0 once a "free" released it): where an entry fails they are
  * all freed (all or nothing). first[k] is entry k's first output, for "$k".
  * The puts' bytes come from the request's payload (in[], consumed in entry
- * order); fetched outputs go to the reply's payload (out[]). The session's
+ * order; unheld: the bytes of it given back to the session's memory limit
+ * as the puts' tensors took them over); fetched outputs go to the reply's
+ * payload (out[]). The session's
  * handle limit holds at every moment of the batch: held is the most tensors
  * of it alive at once (live), taken from the session as they appear.
  */
@@ -1018,7 +1028,7 @@ struct exec_state {
 	int *made_at;             /* made[] index of first[k]; -1: not made here */
 	uint8_t *freed;           /* entry k's first output was freed */
 	const uint8_t *in;
-	uint64_t in_len, in_off;
+	uint64_t in_len, in_off, unheld;
 	uint8_t *out;
 	uint64_t out_len, out_cap;
 	int n_run;                /* operations run (puts are not) */
@@ -1127,6 +1137,9 @@ static int exec_put(struct ctl_server *srv, struct ctl_job *job, const cJSON *pu
 			 " left", nbytes, st->in_len - st->in_off);
 		return -EMSGSIZE;
 	}
+	/* The bytes move from the payload's hold to the tensor's charge. */
+	ctl_payload_unhold(srv, job->bsess, nbytes);
+	st->unheld += nbytes;
 	rc = alloc_in(srv, job->bsess, put, desc, handle, st->err);
 	if (rc != 0)
 		return rc;
@@ -1459,6 +1472,7 @@ static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 	job->out_len = st.out_len;
 	st.out = NULL;
 out:
+	ctl_payload_unhold(srv, job->bsess, st.in_len - st.unheld);
 	free(st.made);
 	free(st.first);
 	free(st.made_at);
@@ -1507,11 +1521,19 @@ static int on_execute(struct request *r)
 			 "(send larger tensors with PUT)", r->payload_len, CTL_EXEC_PAYLOAD_MAX);
 		return fail(r, -DJ_ELIMIT);
 	}
+	/* Held in server memory until the batch runs: charged to the session
+	 * from now, as a PUT's tensor is before its bytes come. */
+	if (r->srv->be->hold != NULL) {
+		rc = r->srv->be->hold(r->srv->bctx, c->sess->bsess, (int64_t)r->payload_len, r->err);
+		if (rc != 0)
+			return fail(r, rc);
+	}
 	c->exec_buf = malloc(r->payload_len);
 	c->exec_msg = c->exec_buf != NULL ? ctl_take_request(c, r->msg) : NULL;
 	if (c->exec_msg == NULL) {
 		free(c->exec_buf);
 		c->exec_buf = NULL;
+		ctl_payload_unhold(r->srv, c->sess->bsess, r->payload_len);
 		return fail(r, -ENOMEM);
 	}
 	c->exec_id = r->id;
@@ -1536,6 +1558,7 @@ void ctl_exec_payload_done(struct ctl_conn *c)
 	cJSON_Delete(c->req_msg);
 	c->req_msg = NULL;
 	if (rc != 0) {
+		ctl_payload_unhold(c->srv, c->sess->bsess, c->h.payload_len);
 		ctl_send_error(c, c->exec_id, rc, "server out of memory");
 		ctl_request_done(c->srv, CTL_REQ_EXECUTE, c->req_trace, c->req_t0, rc, NULL);
 	}

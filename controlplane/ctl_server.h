@@ -412,6 +412,11 @@ int ctl_handles_left(struct ctl_conn *c, char *err);
 int ctl_handles_take(const struct ctl_server *srv, struct ctl_session *s, uint32_t n,
 		     char *err);
 void ctl_handles_give(struct ctl_session *s, uint32_t n);
+/* An EXECUTE's payload is charged to its session (the backend's hold) from
+ * when on_execute accepts it: these give back n bytes of it (a put's, as
+ * its tensor takes them over; the rest once the job or the connection is
+ * done with it). */
+void ctl_payload_unhold(struct ctl_server *srv, void *bsess, uint64_t n);
 /* Outputs of an op that are new handles: those that are not one of its
  * inputs (an in-place op returns its destination). */
 int ctl_new_outputs(const uint64_t *in, int n_in, const uint64_t *out, int n_out);
