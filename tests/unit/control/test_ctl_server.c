@@ -1020,13 +1020,13 @@ static void test_batch_payload_held(void)
 	env_up(&e, &cfg, &mbo);
 	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &one, &h), 0);
 	/* The only worker sleeps; three puts of 400 bytes wait behind it. */
-	CU_ASSERT_EQUAL_FATAL(dj_execute_async(e.conn, "sleep", &h, 1, "{\"ms\":1000}", NULL, NULL,
+	CU_ASSERT_EQUAL_FATAL(dj_execute_async(e.conn, "sleep", &h, 1, "{\"ms\":2000}", NULL, NULL,
 					       &sleep), 0);
 	for (int i = 0; i < 3; i++)
 		CU_ASSERT_EQUAL_FATAL(dj_execute_batch_async(e.conn, &put, 1, NULL, 0, NULL, NULL,
 							     &f[i]), 0);
 	/* The third is refused before the sleep ends: 4 + 400 + 400 held. */
-	CU_ASSERT_EQUAL(dj_future_wait(f[2], 900), -DJ_ELIMIT);
+	CU_ASSERT_EQUAL(dj_future_wait(f[2], 1900), -DJ_ELIMIT);
 	CU_ASSERT_PTR_NOT_NULL(strstr(dj_future_error(f[2]),
 				      "session memory limit: 804 + 400 bytes > 1000"));
 	CU_ASSERT_FALSE(dj_future_done(sleep));
