@@ -176,6 +176,17 @@ struct ctl_backend {
 	int (*adopt)(void *ctx, void *from, uint64_t handle, void *to, uint64_t *new_handle,
 		     char *err);
 
+	/**
+	 * Optional: charge (bytes > 0) or give back (bytes < 0) memory the
+	 * server holds for the session outside any tensor, to its memory limit
+	 * as a tensor of that many bytes would be charged: an EXECUTE's
+	 * payload, from when the request is accepted until the batch's puts
+	 * have become tensors (each put's bytes move from the hold to its
+	 * tensor). Any thread. 0, or -DJ_ELIMIT with err naming the figures.
+	 * Without it such payloads are held uncharged.
+	 */
+	int (*hold)(void *ctx, void *session, int64_t bytes, char *err);
+
 	/*
 	 * Optional, for servers with several devices (docs/MULTIGPU.md). A
 	 * device is named by a string of fewer than CTL_DEVICE_MAX bytes

@@ -162,10 +162,12 @@ static int attrs_build(struct ctl_server *srv, const struct ctl_bin_job *b, stru
 }
 
 /* Run b's op as exec_job runs one (batch bounds included, so a GPU backend
- * has finished it when this returns); its result into b. Any thread. */
-static void bin_run(struct ctl_server *srv, void *bsess, struct ctl_bin_job *b)
+ * has finished it when this returns; its new outputs taken from the
+ * session's handles); its result into b. Any thread. */
+static void bin_run(struct ctl_server *srv, struct ctl_session *s, struct ctl_bin_job *b)
 {
 	const struct ctl_backend *be = srv->be;
+	void *bsess = s->bsess;
 	struct bin_attrs a;
 	const cJSON *attrs;
 	char ignored[CTL_ERRMSG_MAX];
@@ -193,7 +195,10 @@ static void bin_run(struct ctl_server *srv, void *bsess, struct ctl_bin_job *b)
 	}
 	cJSON_Delete(a.tree);
 	b->n_new = b->rc == 0 ? ctl_new_outputs(b->in, b->n_in, b->out, b->n_out) : 0;
+	if (b->n_new > 0)
+		b->rc = ctl_handles_take(srv, s, (uint32_t)b->n_new, b->err);
 	if (b->rc != 0) {
+		b->n_new = 0;
 		/* All or nothing, as a JSON EXECUTE: a late failure frees what
 		 * the op made, which the client never learns of. */
 		for (int i = 0; i < b->n_out; i++)
@@ -210,21 +215,21 @@ static void bin_run(struct ctl_server *srv, void *bsess, struct ctl_bin_job *b)
 
 static cJSON *bin_exec_job(struct ctl_server *srv, struct ctl_job *job)
 {
-	bin_run(srv, job->bsess, job->bin);
+	bin_run(srv, job->sess, job->bin);
 	return NULL;
 }
 
-/* A finished run's effects on its session and the server's counters. */
-static void bin_effects(struct ctl_conn *c, struct ctl_session *s, const struct ctl_bin_job *b)
+/* A finished run's effect on the server's counters (its handles were
+ * taken as it ran). */
+static void bin_effects(struct ctl_conn *c, const struct ctl_bin_job *b)
 {
-	s->n_handles += (uint32_t)b->n_new;
 	if (b->rc == 0)
 		c->srv->st.ops++;
 }
 
 int ctl_bin_job_reply(struct ctl_conn *c, struct ctl_job *job)
 {
-	bin_effects(c, job->sess, job->bin);
+	bin_effects(c, job->bin);
 	if (c->dead)
 		return job->bin->rc;
 	return reply_exec(c, job->id, job->bin);
@@ -274,8 +279,8 @@ static int exec_here(struct ctl_conn *c, uint64_t id, const struct ctl_bin_exec 
 	exec_fill(e, op, &b);
 	b.attrs = e->attrs;
 	b.attrs_len = e->attrs_len;
-	bin_run(srv, c->sess->bsess, &b);
-	bin_effects(c, c->sess, &b);
+	bin_run(srv, c->sess, &b);
+	bin_effects(c, &b);
 	rc = reply_exec(c, id, &b);
 	ctl_request_done(srv, CTL_REQ_EXECUTE, c->req_trace, c->req_t0, rc, NULL);
 	return 1;

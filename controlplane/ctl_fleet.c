@@ -440,9 +440,11 @@ static int adopt_checks(struct ctl_conn *c, const struct grant *g, uint64_t hand
 			 dj_dtype_name(g->desc.dtype), dj_shape_format(&g->desc, b, sizeof(b)));
 		return -DJ_ESHAPE;
 	}
-	if ((*target)->n_handles >= srv->cfg.limits.max_handles) {
+	/* Taken now (on_adopt gives it back where the move fails): a batch
+	 * on a worker may take the session's last handle meanwhile. */
+	if (ctl_handles_take(srv, *target, 1, err) != 0) {
 		snprintf(err, CTL_ERRMSG_MAX, "session %" PRIu64 " holds %u handles: the limit",
-			 g->session, (*target)->n_handles);
+			 g->session, atomic_load(&(*target)->n_handles));
 		return -DJ_ELIMIT;
 	}
 	return 0;
@@ -482,14 +484,16 @@ static int on_adopt(struct ctl_conn *c, const cJSON *msg, uint64_t id, char *err
 		return -EACCES;
 	}
 	rc = adopt_checks(c, g, handle, &target, err);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = srv->be->adopt(srv->bctx, c->sess->bsess, handle, target->bsess, &adopted, err);
+		if (rc != 0)
+			ctl_handles_give(target, 1);
+	}
 	desc = g->desc;
 	free(g);
 	if (rc != 0)
 		return rc;
-	c->sess->n_handles--;
-	target->n_handles++;
+	ctl_handles_give(c->sess, 1);
 	DJC_LOG(DJ_LOG_INFO, TAG, "member %s: tensor 0x%" PRIx64 " adopted into session %" PRIu64,
 		c->member_id, adopted, target->id);
 	reply = ctl_handle_reply(id, "FLEET_ADOPT", adopted, &desc);

@@ -494,12 +494,46 @@ static int on_path(struct request *r)
 
 /* ---- tensors ------------------------------------------------------------ */
 
+static void handles_error(uint32_t have, char *err)
+{
+	snprintf(err, CTL_ERRMSG_MAX, "session holds %u handles: the limit", have);
+}
+
 int ctl_handles_left(struct ctl_conn *c, char *err)
 {
-	if (c->sess->n_handles < c->srv->cfg.limits.max_handles)
+	uint32_t have = atomic_load(&c->sess->n_handles);
+
+	if (have < c->srv->cfg.limits.max_handles)
 		return 1;
-	snprintf(err, CTL_ERRMSG_MAX, "session holds %u handles: the limit", c->sess->n_handles);
+	handles_error(have, err);
 	return 0;
+}
+
+int ctl_handles_take(const struct ctl_server *srv, struct ctl_session *s, uint32_t n, char *err)
+{
+	uint32_t max = srv->cfg.limits.max_handles;
+	uint32_t have = atomic_load(&s->n_handles);
+
+	do {
+		if (n > max || have > max - n) {
+			handles_error(have, err);
+			return -DJ_ELIMIT;
+		}
+	} while (!atomic_compare_exchange_weak(&s->n_handles, &have, have + n));
+	return 0;
+}
+
+void ctl_handles_give(struct ctl_session *s, uint32_t n)
+{
+	atomic_fetch_sub(&s->n_handles, n);
+}
+
+void ctl_payload_unhold(struct ctl_server *srv, void *bsess, uint64_t n)
+{
+	char ignored[CTL_ERRMSG_MAX];
+
+	if (srv->be->hold != NULL && n > 0)
+		srv->be->hold(srv->bctx, bsess, -(int64_t)n, ignored);
 }
 
 static int handles_left(struct request *r)
@@ -575,14 +609,15 @@ static int on_alloc(struct request *r)
 	uint64_t handle;
 	int rc = ctl_desc_from_json(r->msg, &desc, r->err);
 
+	if (rc == 0)
+		rc = ctl_handles_take(r->srv, r->c->sess, 1, r->err);
 	if (rc != 0)
 		return fail(r, rc);
-	if (!handles_left(r))
-		return fail(r, -DJ_ELIMIT);
 	rc = alloc_in(r->srv, r->c->sess->bsess, r->msg, &desc, &handle, r->err);
-	if (rc != 0)
+	if (rc != 0) {
+		ctl_handles_give(r->c->sess, 1);
 		return fail(r, rc);
-	r->c->sess->n_handles++;
+	}
 	reply_desc(r, "ALLOC", handle, &desc);
 	return 0;
 }
@@ -627,11 +662,12 @@ static int put_target(struct request *r, const struct dj_tensor_desc *desc, uint
 
 	*is_new = cJSON_GetObjectItemCaseSensitive(r->msg, "handle") == NULL;
 	if (*is_new) {
-		if (!handles_left(r))
-			return -DJ_ELIMIT;
+		rc = ctl_handles_take(srv, r->c->sess, 1, r->err);
+		if (rc != 0)
+			return rc;
 		rc = alloc_in(srv, bs, r->msg, desc, handle, r->err);
-		if (rc == 0)
-			r->c->sess->n_handles++;
+		if (rc != 0)
+			ctl_handles_give(r->c->sess, 1);
 		return rc;
 	}
 	rc = ctl_json_handle(r->msg, "handle", handle, r->err);
@@ -978,16 +1014,21 @@ static int on_get(struct request *r)
  * still alive (0 once a "free" released it): where an entry fails they are
  * all freed (all or nothing). first[k] is entry k's first output, for "$k".
  * The puts' bytes come from the request's payload (in[], consumed in entry
- * order); fetched outputs go to the reply's payload (out[]).
+ * order; unheld: the bytes of it given back to the session's memory limit
+ * as the puts' tensors took them over); fetched outputs go to the reply's
+ * payload (out[]). The session's
+ * handle limit holds at every moment of the batch: held is the most tensors
+ * of it alive at once (live), taken from the session as they appear.
  */
 struct exec_state {
 	uint64_t *made;
 	int n_made, cap;
+	uint32_t live, held;
 	uint64_t *first;
 	int *made_at;             /* made[] index of first[k]; -1: not made here */
 	uint8_t *freed;           /* entry k's first output was freed */
 	const uint8_t *in;
-	uint64_t in_len, in_off;
+	uint64_t in_len, in_off, unheld;
 	uint8_t *out;
 	uint64_t out_len, out_cap;
 	int n_run;                /* operations run (puts are not) */
@@ -1096,10 +1137,14 @@ static int exec_put(struct ctl_server *srv, struct ctl_job *job, const cJSON *pu
 			 " left", nbytes, st->in_len - st->in_off);
 		return -EMSGSIZE;
 	}
+	/* The bytes move from the payload's hold to the tensor's charge. */
+	ctl_payload_unhold(srv, job->bsess, nbytes);
+	st->unheld += nbytes;
 	rc = alloc_in(srv, job->bsess, put, desc, handle, st->err);
 	if (rc != 0)
 		return rc;
 	st->made[st->n_made++] = *handle;
+	st->live++;
 	rc = srv->be->write_begin(srv->bctx, job->bsess, *handle, &io, st->err);
 	if (rc != 0)
 		return rc;
@@ -1186,6 +1231,7 @@ static int exec_free(struct ctl_server *srv, struct ctl_job *job, const cJSON *e
 			return rc;
 		st->freed[k] = 1;
 		st->made[m] = 0;
+		st->live--;
 	}
 	return 0;
 }
@@ -1210,8 +1256,24 @@ static void exec_record(struct exec_state *st, const uint64_t *in, int n_in,
 			const uint64_t *out, int n_out)
 {
 	for (int i = 0; i < n_out && st->n_made < st->cap; i++)
-		if (ctl_new_outputs(in, n_in, &out[i], 1))
+		if (ctl_new_outputs(in, n_in, &out[i], 1)) {
 			st->made[st->n_made++] = out[i];
+			st->live++;
+		}
+}
+
+/* Handles for the batch's tensors alive now, where more than ever before:
+ * a batch cannot take its session past max_handles, as PUTs cannot. */
+static int exec_hold(struct ctl_server *srv, struct ctl_job *job, struct exec_state *st)
+{
+	int rc;
+
+	if (st->live <= st->held)
+		return 0;
+	rc = ctl_handles_take(srv, job->sess, st->live - st->held, st->err);
+	if (rc == 0)
+		st->held = st->live;
+	return rc;
 }
 
 /*
@@ -1317,6 +1379,8 @@ static int exec_one(struct ctl_server *srv, struct ctl_job *job, const cJSON *en
 		rc = exec_op(srv, job, entry, index, st, out, out_desc, &n_out);
 		st->n_run += rc == 0;
 	}
+	if (rc == 0)
+		rc = exec_hold(srv, job, st);
 	if (rc != 0)
 		return rc;
 	st->first[index] = n_out > 0 ? out[0] : 0;
@@ -1343,6 +1407,7 @@ static cJSON *exec_fail(struct ctl_server *srv, struct ctl_job *job, struct exec
 	for (int k = 0; k < st->n_made; k++)
 		if (st->made[k] != 0)
 			srv->be->free(srv->bctx, job->bsess, st->made[k], ignored);
+	ctl_handles_give(job->sess, st->held);
 	if (n_ops > 1 && i >= 0)
 		snprintf(err, sizeof(err), "batch op %d: %.200s", i, st->err);
 	else
@@ -1360,7 +1425,7 @@ static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 	cJSON *reply = ctl_reply_new(job->id, "EXECUTE");
 	cJSON *results = reply != NULL ? cJSON_AddArrayToObject(reply, "results") : NULL;
 	const cJSON *entry;
-	int rc = 0, i, live = 0;
+	int rc = 0, i;
 
 	st.made = calloc((size_t)st.cap, sizeof(*st.made));
 	st.first = calloc((size_t)n_ops, sizeof(*st.first));
@@ -1399,15 +1464,15 @@ static cJSON *exec_job(struct ctl_server *srv, struct ctl_job *job)
 		reply = exec_fail(srv, job, &st, rc, n_ops, i - 1, reply);
 		goto out;
 	}
-	for (int k = 0; k < st.n_made; k++)
-		live += st.made[k] != 0;
-	job->handles_delta = live;
+	/* The session keeps a handle for each tensor still alive. */
+	ctl_handles_give(job->sess, st.held - st.live);
 	/* The load a fleet member reports: operations run (puts are none). */
 	srv->st.ops += (uint64_t)st.n_run;
 	job->out_payload = st.out;
 	job->out_len = st.out_len;
 	st.out = NULL;
 out:
+	ctl_payload_unhold(srv, job->bsess, st.in_len - st.unheld);
 	free(st.made);
 	free(st.first);
 	free(st.made_at);
@@ -1456,11 +1521,19 @@ static int on_execute(struct request *r)
 			 "(send larger tensors with PUT)", r->payload_len, CTL_EXEC_PAYLOAD_MAX);
 		return fail(r, -DJ_ELIMIT);
 	}
+	/* Held in server memory until the batch runs: charged to the session
+	 * from now, as a PUT's tensor is before its bytes come. */
+	if (r->srv->be->hold != NULL) {
+		rc = r->srv->be->hold(r->srv->bctx, c->sess->bsess, (int64_t)r->payload_len, r->err);
+		if (rc != 0)
+			return fail(r, rc);
+	}
 	c->exec_buf = malloc(r->payload_len);
 	c->exec_msg = c->exec_buf != NULL ? ctl_take_request(c, r->msg) : NULL;
 	if (c->exec_msg == NULL) {
 		free(c->exec_buf);
 		c->exec_buf = NULL;
+		ctl_payload_unhold(r->srv, c->sess->bsess, r->payload_len);
 		return fail(r, -ENOMEM);
 	}
 	c->exec_id = r->id;
@@ -1485,6 +1558,7 @@ void ctl_exec_payload_done(struct ctl_conn *c)
 	cJSON_Delete(c->req_msg);
 	c->req_msg = NULL;
 	if (rc != 0) {
+		ctl_payload_unhold(c->srv, c->sess->bsess, c->h.payload_len);
 		ctl_send_error(c, c->exec_id, rc, "server out of memory");
 		ctl_request_done(c->srv, CTL_REQ_EXECUTE, c->req_trace, c->req_t0, rc, NULL);
 	}

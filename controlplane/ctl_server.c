@@ -133,9 +133,11 @@ static void conn_abort_payload(struct ctl_conn *c)
 	struct ctl_server *srv = c->srv;
 	void *bs = c->sess != NULL ? c->sess->bsess : NULL;
 
-	if (c->exec_buf != NULL)
+	if (c->exec_buf != NULL) {
+		ctl_payload_unhold(srv, bs, c->h.payload_len);
 		ctl_request_done(srv, CTL_REQ_EXECUTE, c->req_trace, c->req_t0, -ECONNABORTED,
 				 NULL);
+	}
 	cJSON_Delete(c->exec_msg);
 	free(c->exec_buf);
 	c->exec_msg = NULL;

@@ -87,7 +87,9 @@ struct ctl_session {
 	char path_reason[160];
 	struct dp_caps peer_caps;
 	struct dp_put *dp_puts;
-	uint32_t n_handles;
+	/* Handles held against limits.max_handles: changed on the epoll
+	 * thread and by workers as a batch makes tensors (ctl_handles_take). */
+	_Atomic uint32_t n_handles;
 	uint64_t requests, bytes_in, bytes_out, dp_failures;
 	uint64_t opened_ns;
 	int dp_opened;
@@ -404,6 +406,17 @@ void ctl_fleet_stats(struct ctl_server *srv, cJSON *reply);
 /* ctl_handlers.c: the handles a session may still make (1), else 0 with
  * err filled. */
 int ctl_handles_left(struct ctl_conn *c, char *err);
+/* Take n of the session's handles for tensors made or about to be (any
+ * thread): 0, or -DJ_ELIMIT with err where they would pass max_handles.
+ * ctl_handles_give() returns them. */
+int ctl_handles_take(const struct ctl_server *srv, struct ctl_session *s, uint32_t n,
+		     char *err);
+void ctl_handles_give(struct ctl_session *s, uint32_t n);
+/* An EXECUTE's payload is charged to its session (the backend's hold) from
+ * when on_execute accepts it: these give back n bytes of it (a put's, as
+ * its tensor takes them over; the rest once the job or the connection is
+ * done with it). */
+void ctl_payload_unhold(struct ctl_server *srv, void *bsess, uint64_t n);
 /* Outputs of an op that are new handles: those that are not one of its
  * inputs (an in-place op returns its destination). */
 int ctl_new_outputs(const uint64_t *in, int n_in, const uint64_t *out, int n_out);

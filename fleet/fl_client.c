@@ -38,6 +38,7 @@ struct fl_entry {
 	int up;                    /* in the current view */
 	int gone;                  /* replaced by a newer incarnation */
 	int misses;                /* static: STATS failed this many times in a row */
+	int why;                   /* static: the last STATS error (0: answered) */
 	uint64_t read_ns;
 	pthread_mutex_t conn_lock; /* opening conn */
 	struct dj_client *client;
@@ -54,6 +55,7 @@ struct dj_fleet {
 	struct fl_etcd *etcd;
 	struct fl_view view;               /* etcd: the last records */
 	pthread_mutex_t lock;              /* entries, refresh */
+	pthread_cond_t refreshed;          /* with lock: after every refresh */
 	pthread_mutex_t refresh_lock;      /* one refresh at a time */
 	struct fl_entry *entries[MAX_ENTRIES];
 	uint32_t n_entries;
@@ -82,6 +84,7 @@ void dj_fleet_options_init(struct dj_fleet_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->refresh_ms = 500;
+	o->member_wait_ms = 10000;
 	dj_client_options_init(&o->client);
 	/* A move's reply comes once the bytes crossed between the servers. */
 	o->client.request_timeout_ms = 120000;
@@ -153,6 +156,28 @@ static struct fl_entry *entry_record(struct dj_fleet *f, struct fl_entry *e,
 	return e;
 }
 
+/* Members up now (lock held). */
+static int count_up(const struct dj_fleet *f)
+{
+	int up = 0;
+
+	for (uint32_t i = 0; i < f->n_entries; i++)
+		up += f->entries[i]->up;
+	return up;
+}
+
+/* The first static member's last STATS error (0 where all answered). */
+static int first_why(struct dj_fleet *f)
+{
+	int why = 0;
+
+	pthread_mutex_lock(&f->lock);
+	for (uint32_t i = 0; i < f->n_entries && why == 0; i++)
+		why = f->entries[i]->why;
+	pthread_mutex_unlock(&f->lock);
+	return why;
+}
+
 /* ---- refresh ------------------------------------------------------------------- */
 
 static int stats_record(struct dj_fleet *f, struct fl_entry *e, struct fl_member *rec)
@@ -210,6 +235,7 @@ static int refresh_static(struct dj_fleet *f)
 		/* The monitor client belongs to this thread alone. */
 		rc = stats_record(f, e, &rec);
 		pthread_mutex_lock(&f->lock);
+		e->why = rc;
 		if (rc == 0) {
 			/* Reach it where we listed it, whatever it advertises. */
 			snprintf(rec.endpoint, sizeof(rec.endpoint), "%s", f->listed[i]);
@@ -265,6 +291,10 @@ int dj_fleet_refresh(struct dj_fleet *f)
 	pthread_mutex_lock(&f->refresh_lock);
 	rc = f->etcd != NULL ? refresh_etcd(f) : refresh_static(f);
 	pthread_mutex_unlock(&f->refresh_lock);
+	/* Wake dj_fleet_wait(): a member may be up now. */
+	pthread_mutex_lock(&f->lock);
+	pthread_cond_broadcast(&f->refreshed);
+	pthread_mutex_unlock(&f->lock);
 	if (rc != 0)
 		return fail(rc, "%s", f->etcd != NULL ? fl_etcd_error(f->etcd) :
 			    "no member of the static list answered");
@@ -316,6 +346,7 @@ static int fleet_source(struct dj_fleet *f, const struct dj_fleet_options *o)
 
 int dj_fleet_create(const struct dj_fleet_options *o, struct dj_fleet **out)
 {
+	pthread_condattr_t ca;
 	struct dj_fleet *f;
 	int rc;
 
@@ -327,6 +358,10 @@ int dj_fleet_create(const struct dj_fleet_options *o, struct dj_fleet **out)
 	f->o = *o;
 	f->o.refresh_ms = o->refresh_ms != 0 ? o->refresh_ms : 500;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&f->refreshed, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&f->refresh_lock, NULL);
 	fl_view_init(&f->view);
 	/* The options' strings are the caller's: keep copies. */
@@ -343,6 +378,15 @@ int dj_fleet_create(const struct dj_fleet_options *o, struct dj_fleet **out)
 		rc = fleet_source(f, o);
 	if (rc == 0)
 		rc = dj_fleet_refresh(f);
+	if (rc == -EHOSTUNREACH && f->etcd == NULL) {
+		/* The list is the membership: its servers may still be
+		 * starting. They stay listed, down, and are asked again at
+		 * every refresh (dj_fleet_wait, DJ_FLEET_ANY). */
+		DJC_LOG(DJ_LOG_NOTICE, TAG, "no member of the static list answered yet (%s): %d "
+			"member(s) down, asked again every %u ms", dj_strerror(first_why(f)),
+			f->n_listed, f->o.refresh_ms);
+		rc = 0;
+	}
 	if (rc == 0)
 		rc = fl_loop_start(&f->loop, "dj-fleet-view", refresh_main, f);
 	if (rc != 0) {
@@ -367,6 +411,7 @@ void dj_fleet_destroy(struct dj_fleet *f)
 	fl_etcd_destroy(f->etcd);
 	fl_view_fini(&f->view);
 	pthread_mutex_destroy(&f->refresh_lock);
+	pthread_cond_destroy(&f->refreshed);
 	pthread_mutex_destroy(&f->lock);
 	free(f->listed);
 	free(f->token);
@@ -494,6 +539,57 @@ int dj_fleet_member_find(struct dj_fleet *f, const char *name, uint32_t *index)
 	return rc;
 }
 
+/* Until n members are up or timeout_ms passed: 1 where they are. */
+static int wait_up(struct dj_fleet *f, int n, uint32_t timeout_ms)
+{
+	struct timespec until;
+	int ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&f->lock);
+	while (count_up(f) < n &&
+	       pthread_cond_timedwait(&f->refreshed, &f->lock, &until) != ETIMEDOUT)
+		;
+	ok = count_up(f) >= n;
+	pthread_mutex_unlock(&f->lock);
+	return ok;
+}
+
+/* Why no member is up, for an error message: the source's words. */
+static void why_down(struct dj_fleet *f, char *why, size_t len)
+{
+	if (f->etcd != NULL)
+		snprintf(why, len, "no member in etcd under %s", f->prefix);
+	else
+		snprintf(why, len, "none of the %d listed answers STATS: %s", f->n_listed,
+			 dj_strerror(first_why(f)));
+}
+
+int dj_fleet_wait(struct dj_fleet *f, int n, uint32_t timeout_ms)
+{
+	char why[160];
+	int up;
+
+	if (n < 1)
+		return fail(-EINVAL, "wait for at least one member");
+	if (wait_up(f, n, timeout_ms)) {
+		last_error[0] = '\0';
+		return 0;
+	}
+	pthread_mutex_lock(&f->lock);
+	up = count_up(f);
+	pthread_mutex_unlock(&f->lock);
+	why_down(f, why, sizeof(why));
+	return fail(-ETIMEDOUT, "%d of %d members up after %u ms%s%s", up, n, timeout_ms,
+		    up == 0 ? ": " : "", up == 0 ? why : "");
+}
+
 /* ---- routing ------------------------------------------------------------------------- */
 
 /* The entry of member index, up: else -EHOSTDOWN naming it. */
@@ -577,12 +673,19 @@ static int settle(struct fl_entry *e, struct dj_conn *conn, const char *what, in
 		    dj_conn_last_error(conn)[0] != '\0' ? dj_conn_last_error(conn) : dj_strerror(rc));
 }
 
-/* The up member with the most free memory on its devices, fewest queued. */
+/* The up member with the most free memory on its devices, fewest queued;
+ * where none is up, waiting up to member_wait_ms for one. */
 static int least_loaded(struct dj_fleet *f, uint32_t *index)
 {
 	uint64_t best_free = 0, best_queued = UINT64_MAX;
+	char why[160];
 	int found = 0;
 
+	if (!wait_up(f, 1, f->o.member_wait_ms)) {
+		why_down(f, why, sizeof(why));
+		return fail(-EHOSTUNREACH, "no member is up after waiting %u ms: %s",
+			    f->o.member_wait_ms, why);
+	}
 	pthread_mutex_lock(&f->lock);
 	for (uint32_t i = 0; i < f->n_entries; i++) {
 		const struct fl_entry *e = f->entries[i];
@@ -601,6 +704,7 @@ static int least_loaded(struct dj_fleet *f, uint32_t *index)
 		}
 	}
 	pthread_mutex_unlock(&f->lock);
+	/* Where the one up went down since the wait: as if it never came. */
 	return found ? 0 : fail(-EHOSTUNREACH, "no member is up");
 }
 

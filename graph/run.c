@@ -12,7 +12,8 @@
  * Each wave is one round trip, whatever the number of servers in it; one
  * server and nothing too large makes a fetch exactly one. Tensors left on a
  * server after their batch (read by handle by a later stage) are freed at
- * the end with FREE requests nobody waits for.
+ * the end with FREE requests nobody waits for. Every wait is bounded by
+ * the connection's own request_timeout_ms (run_wait).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -485,6 +486,33 @@ static void deliver(struct run *r, int x, const void *bytes)
 			memcpy(r->out[i].data, bytes, dj_tensor_nbytes(&r->g->nodes[x].desc));
 }
 
+static const char no_answer[] = "no answer within the connection's request timeout: the "
+	"request and its connection were abandoned (the next ping, stats, describe or get "
+	"reconnects)";
+
+/*
+ * The result of f, waited for at most its request's own timeout (the
+ * connection's request_timeout_ms; none where that is 0); *why: its words
+ * where it failed. A request still unanswered then is abandoned with its
+ * connection (dj_future_abandon): its late reply must not land in a buffer
+ * the run frees (a batch's fetched bytes) or hands back (a GET's), and the
+ * future then completes, so that releasing it leaves nothing pending.
+ */
+static int run_wait(struct dj_future *f, const char **why)
+{
+	int rc = dj_future_wait(f, -1);
+
+	if (rc == -ETIMEDOUT && dj_future_abandon(f) == 0) {
+		/* The reader fails it at once (its socket is shut down). */
+		dj_future_wait(f, 10000);
+		*why = no_answer;
+		return -ETIMEDOUT;
+	}
+	*why = rc == 0 ? "" : dj_future_error(f)[0] != '\0' ? dj_future_error(f) :
+	       dj_strerror(rc);
+	return rc;
+}
+
 /* Uploads too large for a batch: PUT, all at once, before the batches. */
 static void wave_separate(struct run *r)
 {
@@ -513,12 +541,13 @@ static void wave_separate(struct run *r)
 	for (int k = 0; k < p->n_sep; k++) {
 		const struct gr_sep_put *sp = &p->sep[k];
 		const struct gr_node *n = &r->g->nodes[sp->node];
+		const char *why;
 		uint64_t h = 0;
 		int rc;
 
 		if (f[k] == NULL)
 			continue;
-		rc = dj_future_wait(f[k], -1);
+		rc = run_wait(f[k], &why);
 		if (rc == 0)
 			rc = dj_future_handle(f[k], &h, NULL);
 		if (rc == 0)
@@ -526,7 +555,7 @@ static void wave_separate(struct run *r)
 		if (rc != 0) {
 			failed_at(r, sp->server);
 			run_fail(r, rc, "node %d: upload to server %d: %s", sp->node, sp->server,
-				 dj_future_error(f[k]));
+				 why[0] != '\0' ? why : dj_strerror(rc));
 		}
 		dj_future_release(f[k]);
 		if (rc != 0)
@@ -654,15 +683,19 @@ static void batch_done(struct run *r, int bi, struct dj_future *f)
 {
 	const struct gr_batch *b = &r->p.b[bi];
 	uint64_t *h = calloc_n((size_t)b->n, sizeof(*h));
-	int rc = dj_future_wait(f, -1);
+	const char *why;
+	int rc = run_wait(f, &why);
 
 	if (rc == 0 && h == NULL)
 		rc = -ENOMEM;
 	if (rc == 0)
 		rc = dj_future_batch_handles(f, h, b->n) == b->n ? 0 : -EBADMSG;
-	if (rc != 0) {
-		batch_error(r, bi, rc, dj_future_error(f)[0] != '\0' ? dj_future_error(f) :
-			    dj_strerror(rc));
+	if (rc != 0 && why == no_answer) {
+		/* No entry failed: the request as a whole went unanswered. */
+		failed_at(r, b->server);
+		run_fail(r, rc, "server %d: a batch of %d entries: %s", b->server, b->n, why);
+	} else if (rc != 0) {
+		batch_error(r, bi, rc, why[0] != '\0' ? why : dj_strerror(rc));
 		free(h);
 		return;
 	}
@@ -743,17 +776,18 @@ static void wave_gets(struct run *r)
 		any = 1;
 	}
 	for (int i = 0; i < r->n && f != NULL; i++) {
+		const char *why;
 		int rc;
 
 		if (f[i] == NULL)
 			continue;
-		rc = dj_future_wait(f[i], -1);
+		rc = run_wait(f[i], &why);
 		if (rc != 0) {
 			int c = state_find(r->c, r->g->nodes[r->nodes[i]].name);
 
 			if (c >= 0)
 				failed_at(r, r->c->c[c].server);
-			run_fail(r, rc, "node %d: GET: %s", r->nodes[i], dj_future_error(f[i]));
+			run_fail(r, rc, "node %d: GET: %s", r->nodes[i], why);
 		}
 		r->st.gets++;
 		r->st.bytes_down += dj_tensor_nbytes(&r->out[i].desc);

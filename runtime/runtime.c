@@ -281,10 +281,9 @@ static int rt_session_device(void *ctx, void *session, const char *want, char *d
 /* Why an allocation failed, with the figures where a limit refused it:
  * the bytes asked, those held, the limit (the store's usage is read after
  * the refusal: a concurrent free may make the figures fit). */
-static void alloc_error(struct rt_runtime *rt, uint64_t sid, const struct dj_tensor_desc *desc,
-			int rc, const char *what, char *err)
+static void alloc_error(struct rt_runtime *rt, uint64_t sid, uint64_t asked, int rc,
+			const char *what, char *err)
 {
-	uint64_t asked = dj_tensor_desc_check(desc) == 0 ? dj_tensor_nbytes(desc) : 0;
 	struct tn_store_usage sess, all;
 
 	if (rc != -DJ_ELIMIT || tn_store_session_usage(rt->store, sid, &sess) != 0) {
@@ -313,7 +312,8 @@ static int alloc_dev(struct rt_runtime *rt, uint64_t sid, const struct dj_tensor
 	if (rc == -ENOMEM && rt->n_devices > 1)
 		set_err(err, "%s on %s: %s", what, rt->devices[dev].name, dj_strerror(rc));
 	else if (rc != 0)
-		alloc_error(rt, sid, desc, rc, what, err);
+		alloc_error(rt, sid, dj_tensor_desc_check(desc) == 0 ? dj_tensor_nbytes(desc) : 0, rc,
+			    what, err);
 	return rc;
 }
 
@@ -332,6 +332,24 @@ static int rt_alloc(void *ctx, void *session, const struct dj_tensor_desc *desc,
 		    uint64_t *handle, char *err)
 {
 	return rt_alloc_on(ctx, session, desc, NULL, handle, err);
+}
+
+/* An EXECUTE's payload, held until its puts are tensors, is charged as
+ * they will be. */
+static int rt_hold(void *ctx, void *session, int64_t bytes, char *err)
+{
+	struct rt_runtime *rt = ctx;
+	uint64_t sid = session_of(session);
+	int rc;
+
+	if (bytes < 0) {
+		tn_store_unhold(rt->store, sid, (uint64_t)-bytes);
+		return 0;
+	}
+	rc = tn_store_hold(rt->store, sid, (uint64_t)bytes);
+	if (rc != 0)
+		alloc_error(rt, sid, (uint64_t)bytes, rc, "EXECUTE payload", err);
+	return rc;
 }
 
 static int rt_device_of(void *ctx, void *session, uint64_t handle, char *device)
@@ -883,6 +901,7 @@ static const struct ctl_backend runtime_backend = {
 	.stats = rt_stats,
 	.mem_info = rt_mem_info,
 	.adopt = rt_adopt,
+	.hold = rt_hold,
 	.alloc_on = rt_alloc_on,
 	.device_of = rt_device_of,
 	.session_device = rt_session_device,

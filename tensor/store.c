@@ -38,6 +38,7 @@ struct session {
 	struct tn_store_ref *tensors; /* live ones, doubly linked */
 	uint64_t limit, bytes, peak, live_tensors, refused;
 	uint64_t charged;             /* tensors still holding memory */
+	uint64_t held;                /* bytes of tn_store_hold(), in bytes too */
 	int open;
 };
 
@@ -329,6 +330,9 @@ int tn_store_session_close(struct tn_store *s, uint64_t id)
 	}
 	tn_id_map_remove(&s->sessions, id);
 	sess->open = 0;
+	sess->bytes -= sess->held;
+	s->bytes -= sess->held;
+	sess->held = 0;
 	/* Keep the session alive while we walk its list. */
 	sess->charged++;
 	while (sess->tensors != NULL) {
@@ -354,28 +358,76 @@ int tn_store_session_close(struct tn_store *s, uint64_t id)
 
 /* ---- tensors ---- */
 
+/* 1 where bytes more would pass the session's or the store's limit, or
+ * where the session holds as many tensors as it may and asks for one more
+ * (new_tensor); the refusal counted (lock held). */
+static int over_limits(struct tn_store *s, struct session *sess, uint64_t bytes, int new_tensor)
+{
+	if ((!new_tensor || sess->live_tensors < s->max_tensors) &&
+	    (!sess->limit || sess->bytes + bytes <= sess->limit) &&
+	    (!s->total_limit || s->bytes + bytes <= s->total_limit))
+		return 0;
+	sess->refused++;
+	s->refused++;
+	return 1;
+}
+
+/* Charge bytes to the session and the store, their peaks kept (lock held). */
+static void add_bytes(struct tn_store *s, struct session *sess, uint64_t bytes)
+{
+	sess->bytes += bytes;
+	s->bytes += bytes;
+	sess->peak = sess->bytes > sess->peak ? sess->bytes : sess->peak;
+	s->peak = s->bytes > s->peak ? s->bytes : s->peak;
+}
+
 static int charge(struct tn_store *s, struct session *sess, int dev, size_t bytes)
 {
 	struct device_usage *d = &s->dev[dev];
-	int over = (sess->limit && sess->bytes + bytes > sess->limit) ||
-		   (s->total_limit && s->bytes + bytes > s->total_limit) ||
-		   sess->live_tensors >= s->max_tensors;
 
-	if (over) {
-		sess->refused++;
-		s->refused++;
+	if (over_limits(s, sess, bytes, 1)) {
 		d->refused++;
 		return -DJ_ELIMIT;
 	}
-	sess->bytes += bytes;
-	s->bytes += bytes;
+	add_bytes(s, sess, bytes);
 	d->bytes += bytes;
-	sess->peak = sess->bytes > sess->peak ? sess->bytes : sess->peak;
-	s->peak = s->bytes > s->peak ? s->bytes : s->peak;
 	d->peak = d->bytes > d->peak ? d->bytes : d->peak;
 	sess->charged++;
 	sess->live_tensors++;
 	return 0;
+}
+
+int tn_store_hold(struct tn_store *s, uint64_t session, uint64_t bytes)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	struct session *sess = find_session(s, session);
+
+	if (sess == NULL) {
+		rc = -DJ_EHANDLE;
+	} else if (over_limits(s, sess, bytes, 0)) {
+		rc = -DJ_ELIMIT;
+	} else {
+		sess->held += bytes;
+		add_bytes(s, sess, bytes);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+void tn_store_unhold(struct tn_store *s, uint64_t session, uint64_t bytes)
+{
+	pthread_mutex_lock(&s->lock);
+	struct session *sess = find_session(s, session);
+
+	if (sess != NULL) {
+		bytes = bytes < sess->held ? bytes : sess->held;
+		sess->held -= bytes;
+		sess->bytes -= bytes;
+		s->bytes -= bytes;
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* Undo charge() for an allocation that failed after it (lock held). */

@@ -162,6 +162,19 @@ int tn_store_free(struct tn_store *store, uint64_t session, uint64_t handle);
 int tn_store_adopt(struct tn_store *store, uint64_t from, uint64_t handle, uint64_t to,
 		   uint64_t *new_handle);
 
+/**
+ * Charge @p bytes the server holds for @p session outside any tensor (an
+ * EXECUTE's payload waiting for its batch, in host memory) to the session's
+ * and the store's limits, as a tensor of that size would be; no device's
+ * figures change. tn_store_unhold() gives them back; closing the session
+ * gives back all it still holds.
+ * @return 0, -DJ_EHANDLE (no such session), -DJ_ELIMIT (over a limit).
+ */
+int tn_store_hold(struct tn_store *store, uint64_t session, uint64_t bytes);
+/** Give back @p bytes of tn_store_hold() (nothing where the session has
+ *  closed meanwhile). */
+void tn_store_unhold(struct tn_store *store, uint64_t session, uint64_t bytes);
+
 struct tn_store_usage {
 	uint64_t bytes;       /**< charged bytes (resident or still referenced) */
 	uint64_t peak_bytes;

@@ -112,7 +112,8 @@ static void print_member(const struct dj_fleet_member *m)
 					gib(m->devices[d].mem_free, a, sizeof(a)),
 					gib(m->devices[d].mem_total, b, sizeof(b)));
 	printf("#%-3u %-22s %-22s %-4s %-15s %-38s %8.1f %6" PRIu64 " %5" PRIu64 " %8.1f %6s\n",
-	       m->index, m->id, m->endpoint, m->up ? "up" : "LEFT",
+	       m->index, m->id, m->endpoint,
+	       m->up ? "up" : m->age_ms == UINT64_MAX ? "DOWN" : "LEFT", /* DOWN: never answered */
 	       m->dpdk ? m->dp_ipv4 : "tcp only", line, (double)m->store_bytes / 1048576.0,
 	       m->queued, m->jobs, m->ops_per_s,
 	       m->age_ms == UINT64_MAX ? "-" : (snprintf(a, sizeof(a), "%.1fs",
@@ -172,7 +173,7 @@ static int cmd_members(struct dj_fleet *fleet, const struct fleet_args *a)
 
 	if (a->json) {
 		print_json(&v, m, n);
-		return 0;
+		return v.n_members > 0 ? 0 : 1;
 	}
 	if (v.stale)
 		printf("membership: %s, STALE: the last view, %.1f s old (%s)\n",
@@ -185,6 +186,11 @@ static int cmd_members(struct dj_fleet *fleet, const struct fleet_args *a)
 	       "", "data plane", "memory", "MiB held", "queued", "jobs", "ops/s", "age");
 	for (int i = 0; i < n; i++)
 		print_member(&m[i]);
+	/* The members are listed, down: still a failure to the operator. */
+	if (v.n_members == 0 && dj_fleet_wait(fleet, 1, 0) != 0) {
+		fprintf(stderr, "djinn fleet: %s\n", dj_fleet_last_error());
+		return 1;
+	}
 	return 0;
 }
 

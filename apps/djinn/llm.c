@@ -576,6 +576,18 @@ static int connect_fleet(struct demo *d)
 		fprintf(stderr, "djinn-llm: fleet: %s\n", dj_fleet_last_error());
 		return rc;
 	}
+	/* The scheduler takes the members up now: give servers started with
+	 * us time to come up (all of them listed, up to member_wait_ms), then
+	 * go on with those that did, none being an error. */
+	struct dj_fleet_member *m = calloc(MAX_SERVERS, sizeof(*m));
+	int listed = m != NULL ? dj_fleet_view(d->fl, NULL, m, MAX_SERVERS) : 0;
+
+	free(m);
+	if (listed > 0 && dj_fleet_wait(d->fl, listed, d->fo.member_wait_ms) != 0) {
+		fprintf(stderr, "djinn-llm: fleet: %s\n", dj_fleet_last_error());
+		if (dj_fleet_wait(d->fl, 1, 0) != 0)
+			return -EHOSTUNREACH;
+	}
 	dj_sched_options_init(&o);
 	o.homogeneous = d->homogeneous;
 	rc = dj_sched_create_fleet(&o, d->fl, &probe);

@@ -51,6 +51,11 @@ struct dj_fleet_options {
 	const char *etcd;          /**< etcd v3 endpoint "http://host:port" */
 	const char *prefix;        /**< etcd key prefix (default "/djinn/fleet/") */
 	uint32_t refresh_ms;       /**< view refresh (default 500) */
+	/** How long a call that picks a member (dj_fleet_put to DJ_FLEET_ANY)
+	 * waits for one to be up where none is: servers of a static list may
+	 * still be starting when the client is created (default 10000;
+	 * 0: fail at once). */
+	uint32_t member_wait_ms;
 	/** Options of every member connection (token, TLS, path, timeouts;
 	 * request_timeout_ms defaults to 120 s here: a move is answered once
 	 * its bytes crossed); host and port are the members'. */
@@ -110,10 +115,14 @@ struct dj_fleet_view {
 struct dj_fleet;
 
 /**
- * Read the membership once (-EHOSTUNREACH where no member answers and the
- * source gave none; the etcd or STATS error in dj_fleet_last_error()), then
- * keep it fresh in the background. Sessions open on first use of a member.
- * @return 0, -EINVAL (bad list or URL), -ENOMEM, -EHOSTUNREACH.
+ * Read the membership once, then keep it fresh in the background (every
+ * refresh_ms). A static list is the membership itself: its members are in
+ * the view whether they answer yet or not, those that do not down until
+ * they do (servers started after the client come up at a later refresh;
+ * dj_fleet_wait() waits for them). etcd must answer this first read
+ * (-EHOSTUNREACH, its error in dj_fleet_last_error()); members it does not
+ * list yet join later. Sessions open on first use of a member.
+ * @return 0, -EINVAL (bad list or URL), -ENOMEM, -EHOSTUNREACH (etcd).
  */
 int dj_fleet_create(const struct dj_fleet_options *opts, struct dj_fleet **fleet);
 /** Close every session (their tensors are freed) and the background thread. */
@@ -133,8 +142,16 @@ int dj_fleet_view(struct dj_fleet *fleet, struct dj_fleet_view *view,
  * its tensors are gone), -EINVAL (no such index).
  */
 int dj_fleet_member_info(struct dj_fleet *fleet, uint32_t index, struct dj_fleet_member *member);
-/** Read the membership now instead of waiting for the background refresh. */
+/** Read the membership now instead of waiting for the background refresh.
+ *  @return 0, -EHOSTUNREACH (no static member answered; etcd's error). */
 int dj_fleet_refresh(struct dj_fleet *fleet);
+/**
+ * Wait until at least @p n members are up (each refresh is looked at as it
+ * ends), at most @p timeout_ms: for a client started beside its servers.
+ * @return 0, -ETIMEDOUT (how many are up and, where none, why, in
+ * dj_fleet_last_error()), -EINVAL (n < 1).
+ */
+int dj_fleet_wait(struct dj_fleet *fleet, int n, uint32_t timeout_ms);
 /** A member by id, by endpoint "host:port", or by index "#N", among those
  *  up. @return 0, -ENOENT. */
 int dj_fleet_member_find(struct dj_fleet *fleet, const char *name, uint32_t *index);
@@ -147,7 +164,8 @@ int dj_fleet_conn(struct dj_fleet *fleet, uint32_t member, struct dj_conn **conn
  * a negative errno / DJ_E* code (as djinn.h), -EHOSTDOWN for a member that
  * left, -EXDEV for inputs on different members. */
 
-/** Upload t to member (DJ_FLEET_ANY: the one with the most free memory). */
+/** Upload t to member (DJ_FLEET_ANY: the one with the most free memory,
+ *  waiting up to member_wait_ms for one to be up, else -EHOSTUNREACH). */
 int dj_fleet_put(struct dj_fleet *fleet, uint32_t member, const struct dj_tensor *t,
 		 struct dj_fleet_handle *handle);
 int dj_fleet_get(struct dj_fleet *fleet, struct dj_fleet_handle handle, struct dj_tensor *t);

@@ -80,7 +80,9 @@ out=$("$client_bin" fleet move --fleet "$fleet" --from nobody --to "#1" --size 2
 echo "$out" | grep -q "no member 'nobody'" || fail "unknown member not named: $out"
 out=$("$client_bin" fleet --fleet "127.0.0.1:$((pa + 2))" 2>&1)
 [ $? -eq 1 ] || fail "a fleet nobody answers for was accepted"
-echo "$out" | grep -q "no member of the static list answered" || fail "no reason: $out"
+echo "$out" | grep -q "0 of 1 members up after 0 ms: none of the 1 listed answers STATS" ||
+	fail "no reason: $out"
+echo "$out" | grep -q "^#0 .*127.0.0.1:$((pa + 2)) .* DOWN " || fail "member not listed down: $out"
 "$client_bin" fleet --fleet "not-an-endpoint" >/dev/null 2>&1; [ $? -eq 1 ] || fail "bad list accepted"
 "$client_bin" fleet --bogus >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad option not refused"
 "$dp_bin" -- --fleet-ttl 0x >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad --fleet-ttl not refused"

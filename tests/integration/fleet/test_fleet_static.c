@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,22 +23,29 @@
 #define MIB (1ull << 20)
 #define N 3
 
-static struct fe_server servers[N], outsider, stranger;
+static struct fe_server servers[N], outsider, stranger, late[2];
 static struct dj_fleet *fleet;
-static char token[128], wrong_token[128], members[256];
+static char token[128], wrong_token[128], members[256], late_list[64];
 
-static void server_setup(struct fe_server *s, const char *fleet_token)
+static void server_setup_in(struct fe_server *s, const char *list, const char *fleet_token)
 {
-	char port[8];
+	static char ports[N + 4][8];
+	static int n_ports;
+	char *port = ports[n_ports++ % (N + 4)];
 
 	snprintf(s->host, sizeof(s->host), "127.0.0.1");
-	snprintf(port, sizeof(port), "%u", s->port);
+	snprintf(port, sizeof(ports[0]), "%u", s->port);
 	const char *args[] = {"--", "--no-dpdk", "--gpu", "none", "--ctl-port", port,
-			      "--stats-interval", "0", "--fleet", members,
+			      "--stats-interval", "0", "--fleet", list,
 			      "--fleet-token-file", fleet_token};
 
 	for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++)
 		fe_server_arg(s, args[i]);
+}
+
+static void server_setup(struct fe_server *s, const char *fleet_token)
+{
+	server_setup_in(s, members, fleet_token);
 }
 
 static int suite_init(void)
@@ -85,6 +93,8 @@ static int suite_cleanup(void)
 		fe_server_kill(&servers[i], SIGTERM);
 	fe_server_kill(&outsider, SIGTERM);
 	fe_server_kill(&stranger, SIGTERM);
+	fe_server_kill(&late[0], SIGTERM);
+	fe_server_kill(&late[1], SIGTERM);
 	unlink(token);
 	unlink(wrong_token);
 	fe_cleanup();
@@ -259,6 +269,91 @@ static void test_source_killed(void)
 	fc_source_killed(fleet, servers, 1, 0, 512 * MIB);
 }
 
+/* ---- a client created before its servers -------------------------------------------- */
+
+struct late_put {
+	struct dj_fleet *f;
+	const struct dj_tensor *t;
+	struct dj_fleet_handle h;
+	int rc;
+	uint64_t ms;
+};
+
+static void *late_put_main(void *arg)
+{
+	struct late_put *p = arg;
+	uint64_t t0 = fe_now_ms();
+
+	p->rc = dj_fleet_put(p->f, DJ_FLEET_ANY, p->t, &p->h);
+	p->ms = fe_now_ms() - t0;
+	return NULL;
+}
+
+/* A static fleet's client created while its servers are still starting:
+ * created all the same, every member listed and down; a placement waits
+ * for one up to member_wait_ms (then -EHOSTUNREACH saying why), a call to
+ * a member that is down fails at once; servers started later come up at
+ * the next refresh, the waiting placement lands on the first. */
+static void test_members_start_late(void)
+{
+	float x[4] = {1, 2, 3, 4}, y[4] = {0};
+	struct dj_tensor t = {.desc = {DJ_DTYPE_FLOAT32, 1, {4}}, .data = x, .mem = DJ_MEM_HOST};
+	struct dj_tensor back = {.desc = t.desc, .data = y, .mem = DJ_MEM_HOST};
+	struct dj_fleet_options o;
+	struct dj_fleet_member m[4];
+	struct dj_fleet_view v;
+	struct dj_fleet_handle h;
+	struct dj_fleet *lf;
+	struct late_put p = {.t = &t};
+	pthread_t th;
+	uint64_t t0;
+
+	for (int i = 0; i < 2; i++)
+		late[i].port = fe_free_port();
+	snprintf(late_list, sizeof(late_list), "127.0.0.1:%u,127.0.0.1:%u", late[0].port,
+		 late[1].port);
+	dj_fleet_options_init(&o);
+	o.members = late_list;
+	o.refresh_ms = 100;
+	o.member_wait_ms = 300;
+	CU_ASSERT_EQUAL_FATAL(dj_fleet_create(&o, &lf), 0);
+	CU_ASSERT_EQUAL(dj_fleet_view(lf, &v, m, 4), 2);
+	CU_ASSERT(v.n_members == 0 && !m[0].up && !m[1].up && m[0].age_ms == UINT64_MAX);
+	t0 = fe_now_ms();
+	CU_ASSERT_EQUAL(dj_fleet_put(lf, DJ_FLEET_ANY, &t, &h), -EHOSTUNREACH);
+	CU_ASSERT(fe_now_ms() - t0 >= 300);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_fleet_last_error(), "no member is up after waiting 300 "
+				      "ms: none of the 2 listed answers STATS"));
+	CU_ASSERT_EQUAL(dj_fleet_put(lf, 0, &t, &h), -EHOSTDOWN);
+	CU_ASSERT_EQUAL(dj_fleet_wait(lf, 1, 0), -ETIMEDOUT);
+	dj_fleet_destroy(lf);
+
+	/* The first server starts while a placement waits for it. */
+	o.member_wait_ms = 30000;
+	CU_ASSERT_EQUAL_FATAL(dj_fleet_create(&o, &lf), 0);
+	p.f = lf;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, late_put_main, &p), 0);
+	fe_sleep_ms(300);
+	server_setup_in(&late[0], late_list, token);
+	CU_ASSERT_FATAL(fe_server_start(&late[0], 30) == 0);
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(p.rc, 0);
+	CU_ASSERT(p.ms >= 300);
+	CU_ASSERT_EQUAL(p.h.member, 0);
+	CU_ASSERT_EQUAL(dj_fleet_get(lf, p.h, &back), 0);
+	CU_ASSERT_EQUAL(memcmp(x, y, sizeof(x)), 0);
+	/* The second joins at a later refresh. */
+	server_setup_in(&late[1], late_list, token);
+	CU_ASSERT_FATAL(fe_server_start(&late[1], 30) == 0);
+	CU_ASSERT_EQUAL(dj_fleet_wait(lf, 2, 30000), 0);
+	CU_ASSERT_EQUAL(dj_fleet_view(lf, &v, m, 4), 2);
+	CU_ASSERT_EQUAL(v.n_members, 2);
+	CU_ASSERT_EQUAL(dj_fleet_free(lf, p.h), 0);
+	dj_fleet_destroy(lf);
+	fe_server_kill(&late[0], SIGTERM);
+	fe_server_kill(&late[1], SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -268,6 +363,7 @@ int main(int argc, char **argv)
 		{"grants and fleet token refusals leave nothing behind", test_refusals},
 		{"target killed mid-move: error, source keeps its tensor", test_target_killed},
 		{"source killed mid-move: error, target frees at once", test_source_killed},
+		{"a client created before its servers: members down, then up", test_members_start_late},
 		{NULL, NULL},
 	};
 

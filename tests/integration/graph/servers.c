@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -16,6 +17,15 @@ static const struct ctl_backend *inner(void)
 }
 
 #define RT(ctx) (((struct test_server *)(ctx))->rt)
+
+static void stall(void *ctx)
+{
+	int ms = atomic_load(&((struct test_server *)ctx)->stall_ms);
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	if (ms > 0)
+		nanosleep(&ts, NULL);
+}
 
 static int w_caps(void *ctx, struct dp_caps *caps)
 {
@@ -68,6 +78,7 @@ static void w_write_end(void *ctx, void *session, struct ctl_tensor_io *io, int 
 
 static int w_read_begin(void *ctx, void *session, uint64_t h, struct ctl_tensor_io *io, char *err)
 {
+	stall(ctx);
 	return inner()->read_begin(RT(ctx), session, h, io, err);
 }
 
@@ -86,6 +97,7 @@ static int w_execute(void *ctx, void *session, const char *op, const uint64_t *i
 		     const cJSON *attrs, uint64_t *out, struct dj_tensor_desc *desc, int *n_out,
 		     char *err)
 {
+	stall(ctx);
 	return inner()->execute(RT(ctx), session, op, in, n_in, attrs, out, desc, n_out, err);
 }
 

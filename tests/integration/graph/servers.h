@@ -6,7 +6,7 @@
  * Servers for the graph's integration tests: djinn-dp's runtime (host
  * memory, CPU operations) behind a real control-plane server on loopback,
  * one client session each. The backend is wrapped to count what reaches it:
- * uploads (write_begin: a PUT or a batch's put) and frees.
+ * uploads (write_begin: a PUT or a batch's put) and frees, and to stall.
  */
 #include <stdatomic.h>
 
@@ -20,6 +20,9 @@ struct test_server {
 	struct dj_conn *conn;
 	atomic_int uploads;
 	atomic_int frees;
+	/* Where set, every operation and every read (a GET) first sleeps this
+	 * long: a server that stalls, its connection open. */
+	atomic_int stall_ms;
 };
 
 int test_server_start(struct test_server *s);

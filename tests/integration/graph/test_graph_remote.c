@@ -15,7 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "controlplane/ctl.h"
 #include "djinn/graph.h"
 #include "graph/gr.h"
 #include "harness.h"
@@ -358,6 +362,81 @@ static void test_state_across_graphs(void)
 	dj_graph_ctx_destroy(ctx);
 }
 
+/* A server that stops answering (its connection open, its worker or its
+ * connection thread asleep) fails the run after the connection's
+ * request_timeout_ms, naming the server and why; nothing the server sends
+ * later lands in a buffer (a GET's destination, the run's fetched bytes);
+ * after a PING the context runs again on the same session. */
+static void test_stalled_server(void)
+{
+	struct dj_tensor_desc d = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 1, .shape = {4}};
+	float init[4] = {1, 2, 3, 4}, xs[4] = {10, 20, 30, 40}, out[4], kept[4] = {-7, -7, -7, -7};
+	struct dj_tensor ti = {.desc = d, .data = init, .mem = DJ_MEM_HOST};
+	struct dj_tensor tx = {.desc = d, .data = xs, .mem = DJ_MEM_HOST};
+	struct dj_tensor got = {.data = out}, state = {.data = kept};
+	struct dj_client_options o;
+	struct test_server s;
+	struct dj_graph_ctx *ctx;
+	struct dj_graph *g;
+	struct dj_client *cl;
+	struct dj_conn *c;
+	char *json = NULL;
+	cJSON *st;
+	int acc, y;
+
+	CU_ASSERT_EQUAL_FATAL(test_server_start(&s), 0);
+	dj_client_options_init(&o);
+	o.port = ctl_server_port(s.srv);
+	o.path = DJ_PATH_TCP;
+	o.request_timeout_ms = 300;
+	CU_ASSERT_EQUAL_FATAL(dj_client_create(&o, &cl), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_connect(cl, &c), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_graph_ctx_create(NULL, &c, 1, &ctx), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_graph_create(ctx, &g), 0);
+	acc = dj_graph_state(g, "acc", &d, &ti);
+	y = op2(g, "add", acc, dj_graph_input(g, "x", &tx), NULL);
+	CU_ASSERT_EQUAL_FATAL(dj_graph_fetch(g, &y, 1, &got), 0);
+
+	/* The batch's operation stalls on the worker. */
+	atomic_store(&s.stall_ms, 1000);
+	/* -ETIMEDOUT, not the reply's success: the run did not wait for it. */
+	CU_ASSERT_EQUAL(dj_graph_fetch(g, &y, 1, &got), -ETIMEDOUT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_graph_error(g), "server 0: a batch of 2 entries: no "
+				      "answer within the connection's request timeout"));
+	CU_ASSERT_EQUAL(dj_graph_failed_server(g), 0);
+	/* Its reply would have come by now (into the run's freed buffer). */
+	atomic_store(&s.stall_ms, 0);
+	usleep(1500 * 1000);
+	CU_ASSERT_EQUAL(dj_ping(c, NULL), 0);
+	/* The state alone comes by GET, into the caller's buffer: the
+	 * server's connection thread stalls in its read. */
+	atomic_store(&s.stall_ms, 1000);
+	CU_ASSERT_EQUAL(dj_graph_fetch(g, &acc, 1, &state), -ETIMEDOUT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_graph_error(g), "GET: no answer"));
+	atomic_store(&s.stall_ms, 0);
+	usleep(1500 * 1000);
+	CU_ASSERT(kept[0] == -7 && kept[3] == -7);
+	/* The same session, resumed on a new connection by the PING. */
+	CU_ASSERT_EQUAL(dj_ping(c, NULL), 0);
+	CU_ASSERT_EQUAL(dj_graph_fetch(g, &y, 1, &got), 0);
+	CU_ASSERT(out[0] == 11 && out[3] == 44);
+	CU_ASSERT_EQUAL(dj_graph_fetch(g, &acc, 1, &state), 0);
+	CU_ASSERT(kept[0] == 1 && kept[3] == 4);
+	/* The abandoned batch freed its own tensors on the server: the state
+	 * is all the session holds. */
+	CU_ASSERT_EQUAL_FATAL(dj_stats(c, &json), 0);
+	st = cJSON_Parse(json);
+	CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "backend"),
+								 "session_tensors")), 1);
+	cJSON_Delete(st);
+	free(json);
+	dj_graph_destroy(g);
+	dj_graph_ctx_destroy(ctx);
+	dj_conn_close(c);
+	dj_client_destroy(cl);
+	test_server_stop(&s);
+}
+
 /* A placer that reads the annotations: MLP blocks on server 1. */
 static int place_mlp_apart(void *arg, struct dj_graph *g, const uint8_t *needed, int *server,
 			   char *why, size_t why_len)
@@ -516,6 +595,7 @@ int main(int argc, char **argv)
 		{"two servers, MLP placed apart", test_two_servers},
 		{"errors name the node; nothing left behind", test_errors_name_the_node},
 		{"uploads too large for a batch", test_uploads_too_large_for_a_batch},
+		{"a stalled server fails the run; nothing lands late", test_stalled_server},
 		{NULL, NULL},
 	};
 

@@ -44,4 +44,17 @@ check "$dir/kill.json" "j['fetch_retries'] == 0" \
 	"the departure was found by a failed fetch, not before it"
 echo "$out" | grep -q "member .* left the fleet and does not answer" ||
 	fail "the departure was not seen in the fleet's view"
-echo "PASS: djinn-llm over a fleet of three: placed, KV moved server to server, a member lost"
+# 4: member 1 comes back only after djinn-llm started: it waits for every
+# listed member (up to the fleet's member_wait_ms) before its scheduler
+# takes those up, so the run spreads over all three again.
+port1=${members#*,}; port1=${port1%%,*}; port1=${port1##*:}
+(sleep 1.5; exec "$dp_bin" -- --no-dpdk --gpu none --ctl-port "$port1" --stats-interval 0 \
+	--fleet "$members" --fleet-token-file "$dir/token" >"$dir/dp-late.log" 2>&1) &
+pids+=($!)
+out=$("$llm_bin" "${args[@]}" --baselines none --json "$dir/late.json" 2>&1)
+rc=$?
+echo "$out"
+[ "$rc" -eq 0 ] || fail "djinn-llm with a member starting late exited $rc"
+check "$dir/late.json" "sorted(r['spread_after_prefill']) == [2, 3, 3] and r['tokens_match']" \
+	"the member that started late was left out"
+echo "PASS: djinn-llm over a fleet of three: placed, KV moved server to server, a member lost, a member late"

@@ -456,7 +456,19 @@ static void test_session_memory_limit(void)
 	CU_ASSERT(held.peak >= held.used);
 	CU_ASSERT_STRING_EQUAL(held.device, strcmp(gpu_spec, "none") == 0 ? "host" : "cuda:0");
 	CU_ASSERT(held.total > 0 && held.free > 0 && held.free <= held.total);
+	/* A batch's payload is charged from when the server takes it. */
+	float small[256] = {0};
+	struct dj_tensor t = {.desc = {DJ_DTYPE_FLOAT32, 1, {256}}, .data = small,
+			      .mem = DJ_MEM_HOST};
+	struct dj_batch_op put = {.put = &t};
+
+	CU_ASSERT_EQUAL(dj_execute_batch(conn, &put, 1, &h2), -DJ_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(conn), "EXECUTE payload of 1024 bytes: "
+				      "limit exceeded: the session holds 268435456 bytes of its "
+				      "limit of 268435456"));
 	CU_ASSERT_EQUAL(dj_free(conn, h), 0);
+	CU_ASSERT_EQUAL(dj_execute_batch(conn, &put, 1, &h2), 0);
+	CU_ASSERT_EQUAL(dj_free(conn, h2), 0);
 	CU_ASSERT_EQUAL_FATAL(dj_alloc(conn, &half, &h2), 0);
 	CU_ASSERT_EQUAL(dj_free(conn, h2), 0);
 }

@@ -161,14 +161,9 @@ static void mb_session_close(void *ctx, void *session)
 	free(session);
 }
 
-static int new_tensor(struct mem_backend *mb, struct mem_session *s,
-		      const struct dj_tensor_desc *desc, struct tensor **out, char *err)
+/* n bytes more charged to the session, within its limit. */
+static int charge(struct mem_backend *mb, struct mem_session *s, uint64_t n, char *err)
 {
-	struct tensor *t;
-	uint64_t n;
-
-	if (ctl_desc_nbytes(desc, &n) != 0)
-		return -DJ_ESHAPE;
 	pthread_mutex_lock(&mb->lock);
 	if (mb->o.session_bytes > 0 && s->bytes + n > mb->o.session_bytes) {
 		pthread_mutex_unlock(&mb->lock);
@@ -179,6 +174,35 @@ static int new_tensor(struct mem_backend *mb, struct mem_session *s,
 	}
 	s->bytes += n;
 	pthread_mutex_unlock(&mb->lock);
+	return 0;
+}
+
+/* Memory the server holds outside tensors (an EXECUTE's payload). */
+static int mb_hold(void *ctx, void *session, int64_t bytes, char *err)
+{
+	struct mem_backend *mb = ctx;
+	struct mem_session *s = session;
+
+	if (bytes >= 0)
+		return charge(mb, s, (uint64_t)bytes, err);
+	pthread_mutex_lock(&mb->lock);
+	s->bytes -= (uint64_t)-bytes;
+	pthread_mutex_unlock(&mb->lock);
+	return 0;
+}
+
+static int new_tensor(struct mem_backend *mb, struct mem_session *s,
+		      const struct dj_tensor_desc *desc, struct tensor **out, char *err)
+{
+	struct tensor *t;
+	uint64_t n;
+	int rc;
+
+	if (ctl_desc_nbytes(desc, &n) != 0)
+		return -DJ_ESHAPE;
+	rc = charge(mb, s, n, err);
+	if (rc != 0)
+		return rc;
 	t = calloc(1, sizeof(*t));
 	if (t != NULL)
 		t->data = calloc(1, n > 0 ? n : 1); /* zeros, as the backend contract says */
@@ -517,6 +541,7 @@ static const struct ctl_backend ops = {
 	.execute_inline = mb_execute_inline,
 	.stats = mb_stats,
 	.adopt = mb_adopt,
+	.hold = mb_hold,
 };
 
 const struct ctl_backend *mem_backend_ops(void)

@@ -20,17 +20,24 @@
 #define FLEET_TOKEN "fleet-unit-token"
 #define CLIENT_TOKEN "client-unit-token"
 
-static int start(struct fixture *fx, const char *fleet_token, const char *client_token,
-		 uint32_t max_session_grants)
+static int start_limited(struct fixture *fx, const char *fleet_token, const char *client_token,
+			 uint32_t max_session_grants, uint32_t max_handles)
 {
 	struct ctl_server_config c;
 
 	ctl_server_config_init(&c);
+	c.limits.max_handles = max_handles;
 	c.n_workers = 2;
 	c.token = client_token;
 	c.fleet.token = fleet_token;
 	c.fleet.max_session_grants = max_session_grants;
 	return fx_start(fx, &c, NULL);
+}
+
+static int start(struct fixture *fx, const char *fleet_token, const char *client_token,
+		 uint32_t max_session_grants)
+{
+	return start_limited(fx, fleet_token, client_token, max_session_grants, 0);
 }
 
 /* A connection to fx: a member's (member_id) or a client's; rc of connect. */
@@ -175,68 +182,133 @@ static void test_grants_and_errors(void)
 	fx_stop(&fx);
 }
 
-static void test_move(void)
-{
-	struct ctl_request_stats st;
+/* Two servers of one fleet, a client's session on each; B's sessions may
+ * hold at most b_max_handles handles (0: the default). */
+struct pair {
 	struct fixture a, b;
 	struct dj_client *ca, *cb;
 	struct dj_conn *conn_a, *conn_b;
+	char to[32];              /* B's endpoint, a move's "to" */
+};
+
+static void pair_up(struct pair *p, uint32_t b_max_handles)
+{
+	CU_ASSERT_EQUAL_FATAL(start(&p->a, FLEET_TOKEN, NULL, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(start_limited(&p->b, FLEET_TOKEN, NULL, 0, b_max_handles), 0);
+	CU_ASSERT_EQUAL_FATAL(open_conn(&p->a, NULL, NULL, &p->ca, &p->conn_a), 0);
+	CU_ASSERT_EQUAL_FATAL(open_conn(&p->b, NULL, NULL, &p->cb, &p->conn_b), 0);
+	snprintf(p->to, sizeof(p->to), "127.0.0.1:%u", p->b.port);
+}
+
+static void pair_down(struct pair *p)
+{
+	dj_conn_close(p->conn_a);
+	dj_conn_close(p->conn_b);
+	dj_client_destroy(p->ca);
+	dj_client_destroy(p->cb);
+	fx_stop(&p->a);
+	fx_stop(&p->b);
+}
+
+/* FLEET_MOVE of A's handle h to B with grant g, sent on A; its reply. */
+static int move(struct pair *p, uint64_t h, const char *g, cJSON **reply)
+{
+	cJSON *m = ctl_client_msg("FLEET_MOVE");
+
+	ctl_json_add_handle(m, "handle", h);
+	cJSON_AddStringToObject(m, "to", p->to);
+	cJSON_AddStringToObject(m, "grant", g);
+	return call(p->conn_a, m, reply);
+}
+
+static void test_move(void)
+{
+	struct ctl_request_stats st;
+	struct pair p;
 	float v[32], got[32];
 	struct dj_tensor t = {.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 2, .shape = {4, 8}},
 			      .data = v};
 	struct dj_tensor back = t;
 	struct dj_tensor_desc d;
 	uint64_t h, moved;
-	char g[64], to[32], why[128];
-	cJSON *m, *reply = NULL;
+	char g[64], why[128];
+	cJSON *reply = NULL;
 
 	back.data = got;
 	fx_pattern(v, sizeof(v), 7);
-	CU_ASSERT_EQUAL_FATAL(start(&a, FLEET_TOKEN, NULL, 0), 0);
-	CU_ASSERT_EQUAL_FATAL(start(&b, FLEET_TOKEN, NULL, 0), 0);
-	CU_ASSERT_EQUAL_FATAL(open_conn(&a, NULL, NULL, &ca, &conn_a), 0);
-	CU_ASSERT_EQUAL_FATAL(open_conn(&b, NULL, NULL, &cb, &conn_b), 0);
-	CU_ASSERT_EQUAL_FATAL(dj_put(conn_a, &t, &h), 0);
-	CU_ASSERT_EQUAL_FATAL(grant(conn_b, 0, g), 0);
-	snprintf(to, sizeof(to), "127.0.0.1:%u", b.port);
-	m = ctl_client_msg("FLEET_MOVE");
-	ctl_json_add_handle(m, "handle", h);
-	cJSON_AddStringToObject(m, "to", to);
-	cJSON_AddStringToObject(m, "grant", g);
-	CU_ASSERT_EQUAL_FATAL(call(conn_a, m, &reply), 0);
+	pair_up(&p, 0);
+	CU_ASSERT_EQUAL_FATAL(dj_put(p.conn_a, &t, &h), 0);
+	CU_ASSERT_EQUAL_FATAL(grant(p.conn_b, 0, g), 0);
+	CU_ASSERT_EQUAL_FATAL(move(&p, h, g, &reply), 0);
 	CU_ASSERT_EQUAL(ctl_json_handle(reply, "handle", &moved, why), 0);
 	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "source_freed")));
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(reply, "path")->valuestring, "tcp");
 	CU_ASSERT_EQUAL(cJSON_GetObjectItemCaseSensitive(reply, "bytes")->valuedouble, sizeof(v));
 	cJSON_Delete(reply);
 	/* The tensor is the client's on B, byte for byte, and gone from A. */
-	CU_ASSERT_EQUAL(dj_get(conn_b, moved, &back), 0);
+	CU_ASSERT_EQUAL(dj_get(p.conn_b, moved, &back), 0);
 	CU_ASSERT(memcmp(v, got, sizeof(v)) == 0);
-	CU_ASSERT_EQUAL(dj_describe(conn_a, h, &d), -DJ_EHANDLE);
-	CU_ASSERT_EQUAL(mem_backend_live(a.mb), 0);
-	CU_ASSERT_EQUAL(mem_backend_live(b.mb), 1);
+	CU_ASSERT_EQUAL(dj_describe(p.conn_a, h, &d), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL(mem_backend_live(p.a.mb), 0);
+	CU_ASSERT_EQUAL(mem_backend_live(p.b.mb), 1);
 	/* The grant was used up. */
-	CU_ASSERT_EQUAL_FATAL(dj_put(conn_a, &t, &h), 0);
-	m = ctl_client_msg("FLEET_MOVE");
-	ctl_json_add_handle(m, "handle", h);
-	cJSON_AddStringToObject(m, "to", to);
-	cJSON_AddStringToObject(m, "grant", g);
-	CU_ASSERT_EQUAL(call(conn_a, m, NULL), -EACCES);
-	CU_ASSERT_EQUAL(dj_describe(conn_a, h, &d), 0);
-	CU_ASSERT_EQUAL(mem_backend_live(b.mb), 1);
+	CU_ASSERT_EQUAL_FATAL(dj_put(p.conn_a, &t, &h), 0);
+	CU_ASSERT_EQUAL(move(&p, h, g, NULL), -EACCES);
+	CU_ASSERT_EQUAL(dj_describe(p.conn_a, h, &d), 0);
+	CU_ASSERT_EQUAL(mem_backend_live(p.b.mb), 1);
 	/* A counted one move done and one refused; B the member's adoptions. */
-	ctl_server_request_stats(a.srv, &st);
+	ctl_server_request_stats(p.a.srv, &st);
 	CU_ASSERT_EQUAL(st.ok[CTL_REQ_FLEET_MOVE], 1);
 	CU_ASSERT_EQUAL(st.errors[CTL_REQ_FLEET_MOVE], 1);
-	ctl_server_request_stats(b.srv, &st);
+	ctl_server_request_stats(p.b.srv, &st);
 	CU_ASSERT_EQUAL(st.ok[CTL_REQ_FLEET_ADOPT], 1);
 	CU_ASSERT_EQUAL(st.errors[CTL_REQ_FLEET_ADOPT], 1);
-	dj_conn_close(conn_a);
-	dj_conn_close(conn_b);
-	dj_client_destroy(ca);
-	dj_client_destroy(cb);
-	fx_stop(&a);
-	fx_stop(&b);
+	pair_down(&p);
+}
+
+/* The handles conn's session holds, from STATS. */
+static int handles_of(struct dj_conn *conn)
+{
+	char *json = NULL;
+	cJSON *st;
+	int n = -1;
+
+	if (dj_stats(conn, &json) != 0)
+		return -1;
+	st = cJSON_Parse(json);
+	n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "session"),
+							 "handles"));
+	cJSON_Delete(st);
+	free(json);
+	return n;
+}
+
+/* A move counts its tensor's handle in the receiving session, taken before
+ * the hand-over: into a session at max_handles it is refused, the source
+ * keeps its tensor, no count moves. */
+static void test_move_handle_limit(void)
+{
+	struct pair p;
+	float v[32];
+	struct dj_tensor t = {.desc = {.dtype = DJ_DTYPE_FLOAT32, .ndim = 2, .shape = {4, 8}},
+			      .data = v};
+	uint64_t h[2], held;
+	char g[2][64];
+
+	fx_pattern(v, sizeof(v), 3);
+	pair_up(&p, 2);
+	CU_ASSERT_EQUAL_FATAL(dj_put(p.conn_b, &t, &held), 0);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL_FATAL(dj_put(p.conn_a, &t, &h[i]), 0);
+		CU_ASSERT_EQUAL_FATAL(grant(p.conn_b, 0, g[i]), 0);
+		CU_ASSERT_EQUAL(move(&p, h[i], g[i], NULL), i == 0 ? 0 : -DJ_ELIMIT);
+	}
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(p.conn_a), "holds 2 handles: the limit"));
+	CU_ASSERT_EQUAL(handles_of(p.conn_b), 2);
+	CU_ASSERT_EQUAL(handles_of(p.conn_a), 1);
+	CU_ASSERT_EQUAL(mem_backend_live(p.a.mb), 1);
+	CU_ASSERT_EQUAL(mem_backend_live(p.b.mb), 2);
+	pair_down(&p);
 }
 
 /* Live tensors of fx after ms, polling. */
@@ -285,6 +357,7 @@ int main(int argc, char **argv)
 		{"members prove the fleet token, clients theirs", test_member_auth},
 		{"grants, their limits, FLEET_* errors", test_grants_and_errors},
 		{"a move between two servers, the grant used up", test_move},
+		{"a move into a session at its handle limit", test_move_handle_limit},
 		{"a member's session does not linger", test_member_session_does_not_linger},
 		{NULL, NULL},
 	};

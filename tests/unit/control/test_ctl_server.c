@@ -893,6 +893,168 @@ static void test_limits(void)
 	env_down(&e);
 }
 
+/* A figure of the session's in STATS: the server's ("handles") or, under
+ * "backend", the backend's ("bytes"). */
+static int session_stat(struct env *e, const char *name)
+{
+	char *json = NULL;
+	cJSON *st;
+	int n = -1;
+
+	if (dj_stats(e->conn, &json) != 0)
+		return -1;
+	st = cJSON_Parse(json);
+	n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(st,
+			strcmp(name, "bytes") == 0 ? "backend" : "session"), name));
+	cJSON_Delete(st);
+	free(json);
+	return n;
+}
+
+/* A put or an op in a batch is held to the session's limits as a PUT is: a
+ * put's tensor is charged to its memory, and every tensor the batch holds
+ * at once to its handles, also where requests run side by side on the
+ * workers (binary single ops and JSON batches). Over a limit, nothing of
+ * the batch stays and the session serves on. */
+static void test_batch_limits(void)
+{
+	struct ctl_server_config cfg;
+	struct mem_backend_options mbo = {.session_bytes = 1000, .no_inline = 1};
+	float v[100] = {0};
+	struct dj_tensor small = f32_vec(v, 10), mid = f32_vec(v, 100);
+	struct dj_batch_op puts[4] = {{.put = &mid}, {.put = &mid}, {.put = &mid}};
+	struct dj_batch_op chain[4] = {
+		{.put = &small},
+		{.op = "scale", .inputs = {"$0"}, .n_in = 1},
+		{.op = "scale", .inputs = {"$1"}, .n_in = 1},
+		{.op = "scale", .inputs = {"$2"}, .n_in = 1},
+	};
+	static const int prev[3] = {0, 1, 2};
+	struct dj_future *f[8];
+	uint64_t outs[4], h[3];
+	char h_s[20];
+	int ok = 0;
+	struct env e;
+
+	ctl_server_config_init(&cfg);
+	cfg.limits.max_handles = 3;
+	env_up(&e, &cfg, &mbo);
+	/* Memory: 3 x 400 bytes pass 1000, refused with their payload before
+	 * the batch runs (test_batch_payload_held). */
+	CU_ASSERT_EQUAL(dj_execute_batch(e.conn, puts, 3, outs), -DJ_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(e.conn),
+				      "session memory limit: 0 + 1200 bytes > 1000"));
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 0);
+	/* Handles: four puts pass 3 at the fourth; an op's output counts too. */
+	for (int i = 0; i < 4; i++)
+		puts[i].put = &small;
+	CU_ASSERT_EQUAL(dj_execute_batch(e.conn, puts, 4, outs), -DJ_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(e.conn),
+				      "batch op 3: session holds 3 handles: the limit"));
+	CU_ASSERT_EQUAL(dj_execute_batch(e.conn, chain, 4, outs), -DJ_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_conn_last_error(e.conn), "batch op 3"));
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 0);
+	CU_ASSERT_EQUAL(session_stat(&e, "handles"), 0);
+	/* Freed as it goes, the chain holds at most 2 at once and keeps 1. */
+	for (int i = 1; i < 4; i++) {
+		chain[i].free = &prev[i - 1];
+		chain[i].n_free = 1;
+	}
+	CU_ASSERT_EQUAL_FATAL(dj_execute_batch(e.conn, chain, 4, outs), 0);
+	CU_ASSERT_EQUAL(session_stat(&e, "handles"), 1);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &small, &h[0]), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &small, &h[1]), 0);
+	CU_ASSERT_EQUAL(dj_put(e.conn, &small, &h[2]), -DJ_ELIMIT);
+	CU_ASSERT_EQUAL(dj_free(e.conn, outs[3]), 0);
+	/* Room for one more; eight requests that each make one, all in flight
+	 * at once (each sleeps 100 ms on a worker): exactly one is served. */
+	ctl_handle_format(h[0], h_s);
+	struct dj_batch_op sleep = {.op = "sleep", .inputs = {h_s}, .n_in = 1,
+				    .attrs_json = "{\"ms\":100}"};
+	for (int i = 0; i < 8; i++)
+		CU_ASSERT_EQUAL_FATAL(i % 2 ? dj_execute_batch_async(e.conn, &sleep, 1, NULL, 0,
+								     NULL, NULL, &f[i]) :
+				      dj_execute_async(e.conn, "sleep", &h[0], 1, sleep.attrs_json,
+						       NULL, NULL, &f[i]), 0);
+	for (int i = 0; i < 8; i++) {
+		int rc = dj_future_wait(f[i], -1);
+
+		CU_ASSERT(rc == 0 || rc == -DJ_ELIMIT);
+		ok += rc == 0;
+		if (rc == 0 && i % 2) {
+			CU_ASSERT_EQUAL(dj_future_batch_handles(f[i], &h[2], 1), 1);
+		} else if (rc == 0) {
+			CU_ASSERT_EQUAL(dj_future_handle(f[i], &h[2], NULL), 0);
+		}
+		dj_future_release(f[i]);
+	}
+	CU_ASSERT_EQUAL_FATAL(ok, 1);
+	CU_ASSERT_EQUAL(session_stat(&e, "handles"), 3);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 3);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(dj_free(e.conn, h[i]), 0);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 0);
+	CU_ASSERT_EQUAL(session_stat(&e, "handles"), 0);
+	env_down(&e);
+}
+
+/* An EXECUTE's payload is charged to the session's memory from when the
+ * server accepts it, not only once its batch runs: requests queued behind
+ * a busy worker cannot hold more than the limit between them. A payload
+ * over the limit is refused at once and dropped, the session serves on;
+ * the bytes pass to the puts' tensors, or back where the batch fails. */
+static void test_batch_payload_held(void)
+{
+	struct ctl_server_config cfg;
+	struct mem_backend_options mbo = {.session_bytes = 1000, .no_inline = 1};
+	float v[100] = {0};
+	struct dj_tensor one = f32_vec(v, 1), mid = f32_vec(v, 100);
+	struct dj_batch_op put = {.put = &mid};
+	struct dj_batch_op failing[2] = {{.put = &mid}, {.op = "nope", .inputs = {"$0"}, .n_in = 1}};
+	struct dj_future *sleep, *f[3];
+	uint64_t h, outs[2];
+	struct env e;
+
+	ctl_server_config_init(&cfg);
+	cfg.n_workers = 1;
+	env_up(&e, &cfg, &mbo);
+	CU_ASSERT_EQUAL_FATAL(dj_put(e.conn, &one, &h), 0);
+	/* The only worker sleeps; three puts of 400 bytes wait behind it. */
+	CU_ASSERT_EQUAL_FATAL(dj_execute_async(e.conn, "sleep", &h, 1, "{\"ms\":2000}", NULL, NULL,
+					       &sleep), 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL_FATAL(dj_execute_batch_async(e.conn, &put, 1, NULL, 0, NULL, NULL,
+							     &f[i]), 0);
+	/* The third is refused before the sleep ends: 4 + 400 + 400 held. */
+	CU_ASSERT_EQUAL(dj_future_wait(f[2], 1900), -DJ_ELIMIT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dj_future_error(f[2]),
+				      "session memory limit: 804 + 400 bytes > 1000"));
+	CU_ASSERT_FALSE(dj_future_done(sleep));
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
+	CU_ASSERT_EQUAL(session_stat(&e, "bytes"), 804);
+	CU_ASSERT_EQUAL(dj_future_wait(sleep, -1), 0);
+	CU_ASSERT_EQUAL(dj_future_handle(sleep, &outs[0], NULL), 0);
+	CU_ASSERT_EQUAL(dj_free(e.conn, outs[0]), 0);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(dj_future_wait(f[i], -1), 0);
+		CU_ASSERT_EQUAL(dj_future_batch_handles(f[i], &outs[i], 1), 1);
+	}
+	for (int i = 0; i < 3; i++)
+		dj_future_release(f[i]);
+	dj_future_release(sleep);
+	/* The payloads became the tensors: charged once, not twice. */
+	CU_ASSERT_EQUAL(session_stat(&e, "bytes"), 804);
+	CU_ASSERT_EQUAL(dj_free(e.conn, outs[0]), 0);
+	CU_ASSERT_EQUAL(dj_free(e.conn, outs[1]), 0);
+	/* A failing batch gives its payload's bytes back with its tensors. */
+	CU_ASSERT_EQUAL(dj_execute_batch(e.conn, failing, 2, outs), -DJ_EUNKNOWN_OP);
+	CU_ASSERT_EQUAL(session_stat(&e, "bytes"), 4);
+	CU_ASSERT_EQUAL(dj_free(e.conn, h), 0);
+	CU_ASSERT_EQUAL(session_stat(&e, "bytes"), 0);
+	CU_ASSERT_EQUAL(mem_backend_live(e.fx.mb), 0);
+	env_down(&e);
+}
+
 static void test_pool_reuse_health_idle(void)
 {
 	struct fixture fx;
@@ -1442,6 +1604,8 @@ int main(int argc, char **argv)
 		{"alloc, describe, put_into, free, errors", test_tensor_lifecycle},
 		{"EXECUTE and batches", test_execute_and_batch},
 		{"batch puts, fetches and frees", test_batch_put_fetch_free},
+		{"batch limits", test_batch_limits},
+		{"batch payload held", test_batch_payload_held},
 		{"batch payload limit", test_batch_payload_limit},
 		{"1000 requests in flight, out of order", test_thousand_in_flight_out_of_order},
 		{"quick EXECUTEs run on the connection thread", test_quick_execute_inline},

@@ -233,6 +233,45 @@ static void test_limits_and_accounting(void)
 	destroy_and_check(s);
 }
 
+/* Bytes held outside tensors count against the limits as a tensor's do,
+ * without touching a device's figures; close gives back what is left. */
+static void test_hold(void)
+{
+	struct tn_store *s = make_store(1000, 600, 0);
+	struct dj_tensor_desc d = vec(DJ_DTYPE_FLOAT32, 100); /* 400 bytes */
+	struct tn_store_usage u;
+	uint64_t a, b, h;
+
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_open(s, 0, &b), 0);
+	CU_ASSERT_EQUAL(tn_store_hold(s, a, 400), 0);
+	CU_ASSERT_EQUAL(tn_store_hold(s, a, 201), -DJ_ELIMIT);  /* the session's 600 */
+	CU_ASSERT_EQUAL(tn_store_alloc(s, a, &d, &h), -DJ_ELIMIT);
+	CU_ASSERT_EQUAL(tn_store_hold(s, b, 601), -DJ_ELIMIT);  /* the store's 1000 */
+	CU_ASSERT_EQUAL(tn_store_hold(s, 12345, 1), -DJ_EHANDLE);
+	CU_ASSERT_EQUAL_FATAL(tn_store_session_usage(s, a, &u), 0);
+	CU_ASSERT(u.bytes == 400 && u.tensors == 0 && u.refused == 2);
+	CU_ASSERT_EQUAL(tn_store_device_usage(s, 0, &u), 0);
+	CU_ASSERT_EQUAL(u.bytes, 0);
+	/* A put's bytes pass from the hold to its tensor. */
+	tn_store_unhold(s, a, 400);
+	CU_ASSERT_EQUAL(tn_store_alloc(s, a, &d, &h), 0);
+	CU_ASSERT_EQUAL(tn_store_hold(s, a, 200), 0);
+	tn_store_usage(s, &u);
+	CU_ASSERT_EQUAL(u.bytes, 600);
+	/* Never more back than held. */
+	tn_store_unhold(s, a, 1000);
+	tn_store_usage(s, &u);
+	CU_ASSERT_EQUAL(u.bytes, 400);
+	CU_ASSERT_EQUAL(tn_store_hold(s, a, 200), 0);
+	CU_ASSERT_EQUAL(tn_store_session_close(s, a), 0);
+	tn_store_unhold(s, a, 200); /* closed: nothing */
+	tn_store_usage(s, &u);
+	CU_ASSERT_EQUAL(u.bytes, 0);
+	CU_ASSERT_EQUAL(tn_store_hold(s, b, 600), 0);
+	destroy_and_check(s);
+}
+
 static void test_backend_failure_restores_accounting(void)
 {
 	struct tn_store *s = make_store(0, 100, 0);
@@ -577,6 +616,7 @@ int main(int argc, char **argv)
 		{"handles unique, unpredictable, never reused", test_handles_unique_never_reused},
 		{"sessions cannot touch each other's handles", test_session_isolation},
 		{"per-session and store limits, accounting", test_limits_and_accounting},
+		{"bytes held outside tensors", test_hold},
 		{"backend failure restores accounting", test_backend_failure_restores_accounting},
 		{"session close frees everything", test_session_close_frees_all},
 		{"references outlive free and close", test_references_outlive_free},
