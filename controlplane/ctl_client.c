@@ -173,6 +173,13 @@ static void run_callback_and_unref(struct dj_future *f)
 	future_unref(f);
 }
 
+void ctl_client_set_broken(struct dj_conn *conn, int broken)
+{
+	pthread_mutex_lock(&conn->lock);
+	atomic_store(&conn->broken, broken);
+	pthread_mutex_unlock(&conn->lock);
+}
+
 /* Fail every pending request: the connection is gone. */
 static void fail_all(struct dj_conn *conn, int rc)
 {
@@ -182,7 +189,7 @@ static void fail_all(struct dj_conn *conn, int rc)
 	do {
 		n = 0;
 		pthread_mutex_lock(&conn->lock);
-		conn->broken = 1;
+		atomic_store(&conn->broken, 1);
 		for (int i = 0; i < CL_SLOTS && n < 64; i++) {
 			if (conn->slots[i] != NULL) {
 				done[n++] = conn->slots[i];
@@ -306,7 +313,7 @@ static int flush_counted(struct dj_conn *conn, atomic_uint_fast64_t *counter)
 	if (!atomic_load(&conn->pending))
 		return 0;
 	pthread_mutex_lock(&conn->wlock);
-	if (conn->olen > conn->ooff && !conn->broken) {
+	if (conn->olen > conn->ooff && !atomic_load(&conn->broken)) {
 		atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
 		rc = send_locked(conn, NULL, 0, NULL, 0, 0);
 	}
@@ -704,7 +711,8 @@ static int read_reply(struct dj_conn *conn)
 	cJSON *msg;
 	int rc;
 
-	/* Binary replies are told apart by their header's first byte. */
+	/* Binary replies are told apart by their header's first byte. The
+	 * reader runs only between handshakes: binary holds still. */
 	if (conn->binary) {
 		uint8_t hdr[CTL_HDR_LEN];
 
@@ -793,9 +801,7 @@ int ctl_client_conn_start(struct dj_conn *conn)
 
 void ctl_client_conn_poison(struct dj_conn *conn, int rc)
 {
-	pthread_mutex_lock(&conn->lock);
-	conn->broken = 1;
-	pthread_mutex_unlock(&conn->lock);
+	ctl_client_set_broken(conn, 1);
 	/* The reader wakes with an error and fails every pending request. */
 	shutdown(conn->io.fd, SHUT_RDWR);
 	DJC_LOG(DJ_LOG_INFO, TAG, "connection abandoned: %s", dj_strerror(rc));
@@ -804,7 +810,7 @@ void ctl_client_conn_poison(struct dj_conn *conn, int rc)
 void ctl_client_conn_stop(struct dj_conn *conn)
 {
 	/* Corked requests (a last FREE) reach a server still there. */
-	if (conn->reader_running && !conn->broken)
+	if (conn->reader_running && !atomic_load(&conn->broken))
 		ctl_client_flush(conn);
 	if (conn->reader_running) {
 		shutdown(conn->io.fd, SHUT_RDWR);
@@ -838,12 +844,15 @@ static int write_frame(struct dj_conn *conn, const cJSON *msg, const void *paylo
 	return rc;
 }
 
-/* A slot for a new request; waits while CL_SLOTS requests are in flight. */
-static int claim_slot(struct dj_conn *conn, struct dj_future *f)
+/* A slot for a new request; waits while CL_SLOTS requests are in flight.
+ * hello_gen: the request was built from what HELLO said then (0: it does
+ * not depend on it). */
+static int claim_slot(struct dj_conn *conn, struct dj_future *f, uint64_t hello_gen)
 {
 	pthread_mutex_lock(&conn->lock);
 	for (;;) {
-		if (conn->broken) {
+		if (atomic_load(&conn->broken) ||
+		    (hello_gen != 0 && hello_gen != conn->hello_gen)) {
 			pthread_mutex_unlock(&conn->lock);
 			return -ECONNRESET;
 		}
@@ -894,8 +903,35 @@ static const char *const bin_names[] = {
 	[CTL_BIN_PING] = "PING", [CTL_BIN_FREE] = "FREE", [CTL_BIN_EXECUTE] = "EXECUTE",
 };
 
-int ctl_client_bin_request(struct dj_conn *conn, uint8_t type, uint8_t *frame, size_t body_len,
-			   dj_future_cb cb, void *arg, struct dj_future **future)
+uint64_t ctl_client_hello(struct dj_conn *conn, int *binary, struct dp_endpoint *peer,
+			  const char *op, uint16_t *op_id)
+{
+	const struct dp_caps *caps = &conn->server_caps;
+	uint64_t gen;
+
+	pthread_mutex_lock(&conn->lock);
+	if (binary != NULL)
+		*binary = conn->binary;
+	if (peer != NULL)
+		*peer = caps->endpoint;
+	if (op != NULL)
+		*op_id = CTL_BIN_OP_NAMED;
+	if (op != NULL && conn->binary) {
+		for (int i = 0; i < caps->n_ops && i < DP_MAX_OPS; i++) {
+			if (caps->ops[i][0] == op[0] && strcmp(caps->ops[i], op) == 0) {
+				*op_id = (uint16_t)i;
+				break;
+			}
+		}
+	}
+	gen = conn->hello_gen;
+	pthread_mutex_unlock(&conn->lock);
+	return gen;
+}
+
+int ctl_client_bin_request(struct dj_conn *conn, uint64_t hello_gen, uint8_t type,
+			   uint8_t *frame, size_t body_len, dj_future_cb cb, void *arg,
+			   struct dj_future **future)
 {
 	struct dj_future *f = future_start(conn, cb, arg);
 	size_t tl;
@@ -909,7 +945,7 @@ int ctl_client_bin_request(struct dj_conn *conn, uint8_t type, uint8_t *frame, s
 	tl = ctl_client_trace(f->trace);
 	start = frame + CTL_CLIENT_BIN_ROOM - tl - CTL_HDR_LEN;
 	memcpy(start + CTL_HDR_LEN, f->trace, tl);
-	rc = claim_slot(conn, f);
+	rc = claim_slot(conn, f, hello_gen);
 	if (rc == 0) {
 		ctl_bin_hdr_encode(start, type, (uint8_t)tl, (uint32_t)(tl + body_len), f->id);
 		rc = conn_send(conn, start, CTL_HDR_LEN + tl + body_len, NULL, 0);
@@ -934,7 +970,7 @@ int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, ui
 		   cJSON_GetObjectItem(msg, "type")->valuestring : "?", sizeof(f->type));
 	djc_strcpy(f->trace, cJSON_IsString(cJSON_GetObjectItem(msg, "trace")) ?
 		   cJSON_GetObjectItem(msg, "trace")->valuestring : "", sizeof(f->trace));
-	rc = claim_slot(conn, f);
+	rc = claim_slot(conn, f, 0);
 	if (rc == 0) {
 		cJSON_AddNumberToObject(msg, "id", (double)f->id);
 		rc = write_frame(conn, msg, payload, payload_len);
