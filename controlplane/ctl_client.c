@@ -282,18 +282,22 @@ static int cork_locked(struct dj_conn *conn, const void *a, size_t alen, const v
 	return send_locked(conn, NULL, 0, NULL, 0, 0);
 }
 
-/* One request's bytes (a, then its payload b) onto the connection: corked
- * where it is small and a request is on the wire, else written now after
- * what obuf holds. Order on the wire is the order of the calls. */
-static int conn_send(struct dj_conn *conn, const void *a, size_t alen, const void *b,
-		     size_t blen)
+/* One request's bytes (a, then its payload b) onto the connection whose
+ * socket is wire_gen: corked where it is small and a request is on the
+ * wire, else written now after what obuf holds. Order on the wire is the
+ * order of the calls. A socket gone since (a reconnect) takes nothing: the
+ * request failed with it, and 0 is returned as for a request sent. */
+static int conn_send(struct dj_conn *conn, uint64_t wire_gen, const void *a, size_t alen,
+		     const void *b, size_t blen)
 {
 	int rc;
 
 	pthread_mutex_lock(&conn->wlock);
+	if (wire_gen != atomic_load(&conn->wire_gen))
+		rc = 0;
 	/* What obuf holds goes first (order); else cork only behind requests
 	 * whose replies are flowing (the reader comes back soon). */
-	if (conn->cork && alen + blen <= CL_CORK_MAX &&
+	else if (conn->cork && alen + blen <= CL_CORK_MAX &&
 	    (conn->olen > conn->ooff ||
 	     (atomic_load(&conn->wire_outstanding) > 0 &&
 	      djc_time_ns() - atomic_load_explicit(&conn->last_reply_ns, memory_order_relaxed) <
@@ -308,18 +312,20 @@ static int conn_send(struct dj_conn *conn, const void *a, size_t alen, const voi
 /* Send obuf now, blocking; the flush is counted in *counter. */
 static int flush_counted(struct dj_conn *conn, atomic_uint_fast64_t *counter)
 {
+	uint64_t gen;
 	int rc = 0;
 
 	if (!atomic_load(&conn->pending))
 		return 0;
 	pthread_mutex_lock(&conn->wlock);
+	gen = atomic_load(&conn->wire_gen);
 	if (conn->olen > conn->ooff && !atomic_load(&conn->broken)) {
 		atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
 		rc = send_locked(conn, NULL, 0, NULL, 0, 0);
 	}
 	pthread_mutex_unlock(&conn->wlock);
 	if (rc != 0)
-		ctl_client_conn_poison(conn, rc);
+		ctl_client_conn_poison(conn, gen, rc);
 	return rc;
 }
 
@@ -793,18 +799,34 @@ int ctl_client_conn_start(struct dj_conn *conn)
 	atomic_store(&conn->last_reply_ns, 0);
 	conn->naps = 0;
 	pthread_mutex_unlock(&conn->wlock);
+	/* Requests may flow only now that corking is set: one written
+	 * before, uncounted, would have its reply counted off. */
+	ctl_client_set_broken(conn, 0);
 	rc = pthread_create(&conn->reader, NULL, reader_main, conn);
 
 	conn->reader_running = rc == 0;
+	if (rc != 0)
+		ctl_client_set_broken(conn, 1); /* no reader would ever answer them */
 	return -rc;
 }
 
-void ctl_client_conn_poison(struct dj_conn *conn, int rc)
+void ctl_client_conn_poison(struct dj_conn *conn, uint64_t wire_gen, int rc)
 {
-	ctl_client_set_broken(conn, 1);
-	/* The reader wakes with an error and fails every pending request. */
-	shutdown(conn->io.fd, SHUT_RDWR);
-	DJC_LOG(DJ_LOG_INFO, TAG, "connection abandoned: %s", dj_strerror(rc));
+	int mine;
+
+	/* Under lock, as conn_stop moves wire_gen on before it closes the
+	 * socket: a socket poisoned here is still open, and it is the one
+	 * wire_gen names, never a reopened connection's. */
+	pthread_mutex_lock(&conn->lock);
+	mine = wire_gen == atomic_load(&conn->wire_gen);
+	if (mine) {
+		atomic_store(&conn->broken, 1);
+		/* The reader wakes with an error and fails every pending request. */
+		shutdown(conn->io.fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&conn->lock);
+	if (mine)
+		DJC_LOG(DJ_LOG_INFO, TAG, "connection abandoned: %s", dj_strerror(rc));
 }
 
 void ctl_client_conn_stop(struct dj_conn *conn)
@@ -818,11 +840,16 @@ void ctl_client_conn_stop(struct dj_conn *conn)
 		conn->reader_running = 0;
 	}
 	/* A writer still inside send() on this fd must be out before the
-	 * number can be reused by the next connection. */
+	 * number can be reused by the next connection. Requests claimed on
+	 * this socket and poisons of it are stale from here on. */
 	pthread_mutex_lock(&conn->wlock);
+	pthread_mutex_lock(&conn->lock);
+	atomic_fetch_add(&conn->wire_gen, 1);
+	pthread_mutex_unlock(&conn->lock);
 	ctl_stream_close(&conn->io);
 	/* What the old connection corked belongs to failed futures: it must
-	 * not reach a reopened one. */
+	 * not reach a reopened one, nor a request claimed on it and not
+	 * written yet. */
 	obuf_reset_locked(conn);
 	conn->oreqs = 0;
 	conn->cork = 0; /* until the reader runs again */
@@ -830,8 +857,8 @@ void ctl_client_conn_stop(struct dj_conn *conn)
 	pthread_mutex_unlock(&conn->wlock);
 }
 
-static int write_frame(struct dj_conn *conn, const cJSON *msg, const void *payload,
-		       uint64_t payload_len)
+static int write_frame(struct dj_conn *conn, uint64_t wire_gen, const cJSON *msg,
+		       const void *payload, uint64_t payload_len)
 {
 	char *frame;
 	size_t len;
@@ -839,7 +866,7 @@ static int write_frame(struct dj_conn *conn, const cJSON *msg, const void *paylo
 
 	if (rc != 0)
 		return rc;
-	rc = conn_send(conn, frame, len, payload, payload_len);
+	rc = conn_send(conn, wire_gen, frame, len, payload, payload_len);
 	free(frame);
 	return rc;
 }
@@ -857,6 +884,7 @@ static int claim_slot(struct dj_conn *conn, struct dj_future *f, uint64_t hello_
 			return -ECONNRESET;
 		}
 		f->id = ++conn->next_id;
+		f->wire_gen = atomic_load(&conn->wire_gen);
 		if (conn->slots[f->id & (CL_SLOTS - 1)] == NULL)
 			break;
 		conn->next_id--;
@@ -890,7 +918,8 @@ static int request_sent(struct dj_conn *conn, struct dj_future *f, int rc,
 			struct dj_future **future)
 {
 	if (rc != 0 && f->id != 0)
-		ctl_client_conn_poison(conn, rc); /* a half-written frame cannot be taken back */
+		/* a half-written frame cannot be taken back */
+		ctl_client_conn_poison(conn, f->wire_gen, rc);
 	if (rc != 0 && f->id == 0) {
 		free(f);
 		return rc;
@@ -948,7 +977,7 @@ int ctl_client_bin_request(struct dj_conn *conn, uint64_t hello_gen, uint8_t typ
 	rc = claim_slot(conn, f, hello_gen);
 	if (rc == 0) {
 		ctl_bin_hdr_encode(start, type, (uint8_t)tl, (uint32_t)(tl + body_len), f->id);
-		rc = conn_send(conn, start, CTL_HDR_LEN + tl + body_len, NULL, 0);
+		rc = conn_send(conn, f->wire_gen, start, CTL_HDR_LEN + tl + body_len, NULL, 0);
 	}
 	return request_sent(conn, f, rc, future);
 }
@@ -973,7 +1002,7 @@ int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, ui
 	rc = claim_slot(conn, f, 0);
 	if (rc == 0) {
 		cJSON_AddNumberToObject(msg, "id", (double)f->id);
-		rc = write_frame(conn, msg, payload, payload_len);
+		rc = write_frame(conn, f->wire_gen, msg, payload, payload_len);
 	}
 	cJSON_Delete(msg);
 	return request_sent(conn, f, rc, future);
@@ -1024,7 +1053,7 @@ int dj_future_abandon(struct dj_future *f)
 {
 	if (dj_future_done(f))
 		return -EALREADY;
-	ctl_client_conn_poison(f->conn, -ETIMEDOUT);
+	ctl_client_conn_poison(f->conn, f->wire_gen, -ETIMEDOUT);
 	return 0;
 }
 
@@ -1168,7 +1197,7 @@ int ctl_client_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint6
 	rc = dj_future_wait(f, -1);
 	if (rc == -ETIMEDOUT && !dj_future_done(f)) {
 		/* The reply may still come and write dst: abandon the connection. */
-		ctl_client_conn_poison(conn, rc);
+		ctl_client_conn_poison(conn, f->wire_gen, rc);
 		dj_future_wait(f, 10000);
 		rc = -ETIMEDOUT;
 	}
@@ -1190,7 +1219,7 @@ int ctl_client_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply)
 
 	snprintf(name, sizeof(name), "%s", cJSON_IsString(type) ? type->valuestring : "?");
 	cJSON_AddNumberToObject(msg, "id", (double)++conn->next_id);
-	rc = write_frame(conn, msg, NULL, 0);
+	rc = write_frame(conn, atomic_load(&conn->wire_gen), msg, NULL, 0);
 	cJSON_Delete(msg);
 	if (rc == 0)
 		rc = read_frame_json(conn, &h, reply);

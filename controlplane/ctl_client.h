@@ -47,6 +47,7 @@ struct dj_future {
 	struct dj_future *next_free; /* in its thread's cache of released ones */
 	struct dj_conn *conn;
 	uint64_t id;
+	uint64_t wire_gen;        /* the socket its slot was claimed on (conn->wire_gen) */
 	atomic_int done;          /* set under conn->lock; read lock-free while spinning */
 	int rc;
 	cJSON *reply;
@@ -76,6 +77,11 @@ struct dj_conn {
 	pthread_mutex_t lock;     /* slots, futures' state, what HELLO said */
 	pthread_mutex_t reopen_lock; /* one reconnect at a time */
 	atomic_uint_fast64_t generation; /* bumped by every successful reconnect */
+	/* The socket's generation, moved on under wlock once a connection's
+	 * reader stopped (every request claimed on it failed): a request is
+	 * written only on the socket its slot was claimed on, never on the
+	 * next one, where a reconnect came between the two. */
+	atomic_uint_fast64_t wire_gen;
 	pthread_cond_t cond;
 	pthread_t reader;
 	int reader_running;
@@ -175,7 +181,10 @@ struct dj_client {
 /* ctl_client.c */
 int ctl_client_conn_start(struct dj_conn *conn);
 void ctl_client_conn_stop(struct dj_conn *conn);
-void ctl_client_conn_poison(struct dj_conn *conn, int rc);
+/* Abandon conn's socket of generation wire_gen (a future's, or read under
+ * wlock) for rc: broken, shut down, every pending request failed by the
+ * reader. A no-op where a reconnect replaced that socket since. */
+void ctl_client_conn_poison(struct dj_conn *conn, uint64_t wire_gen, int rc);
 /* No request may start on conn (1), or they may again (0): conn->broken. */
 void ctl_client_set_broken(struct dj_conn *conn, int broken);
 /* Send what conn corked (blocking); a send error poisons conn. 0 or -errno. */

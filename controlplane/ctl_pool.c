@@ -498,8 +498,7 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 		rc = -ETIMEDOUT;
 	if (rc == 0) {
 		recv_timeout(fd, 0);
-		/* Requests may flow again only once the reader runs. */
-		ctl_client_set_broken(conn, 0);
+		/* Requests may flow again once the reader runs. */
 		rc = ctl_client_conn_start(conn);
 	}
 	if (rc != 0) {
