@@ -880,6 +880,9 @@ static int claim_slot(struct dj_conn *conn, struct dj_future *f, uint64_t hello_
 	for (;;) {
 		if (atomic_load(&conn->broken) ||
 		    (hello_gen != 0 && hello_gen != conn->hello_gen)) {
+			/* No slot: nobody will complete f (an id of a round
+			 * that waited for one would say otherwise). */
+			f->id = 0;
 			pthread_mutex_unlock(&conn->lock);
 			return -ECONNRESET;
 		}

@@ -22,6 +22,8 @@
  * - a server connection cut mid-burst (a proxy closes both sides after a
  *   given number of bytes): every future completes, none hangs, the lost
  *   ones with an error;
+ * - every slot taken and a request waiting for one when the connection
+ *   is abandoned: the waiting request fails at once;
  * - a connection reopened again and again under traffic: no request or
  *   poison of the old socket reaches the new one, and nothing counts as
  *   on the wire once all is answered.
@@ -30,6 +32,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,20 +415,22 @@ static void test_order_no_cork(void) { order(1, 0); }
 /* ---- a connection cut mid-burst -------------------------------------------- */
 
 /* Forwards one connection to the server, and closes both sides once the
- * client sent cut bytes. */
+ * client sent cut bytes; while mute is set, the server's bytes are read
+ * and dropped (replies that never come). */
 struct proxy {
 	int lfd;
 	uint16_t port, target;
 	size_t cut;
+	atomic_int mute;
 	pthread_t th;
 };
 
-static int forward(int from, int to, size_t *total)
+static int forward(int from, int to, size_t *total, bool drop)
 {
 	char buf[65536];
 	ssize_t n = recv(from, buf, sizeof(buf), 0);
 
-	if (n <= 0 || fx_raw_send_bytes(to, buf, (size_t)n) != 0)
+	if (n <= 0 || (!drop && fx_raw_send_bytes(to, buf, (size_t)n) != 0))
 		return -1;
 	if (total != NULL)
 		*total += (size_t)n;
@@ -442,9 +448,10 @@ static void *proxy_main(void *arg)
 	for (int i = 0; c >= 0 && s >= 0 && sent < p->cut && i < 20000; i++) {
 		if (poll(pf, 2, 1) < 0)
 			break;
-		if ((pf[0].revents & (POLLIN | POLLHUP)) && forward(c, s, &sent) != 0)
+		if ((pf[0].revents & (POLLIN | POLLHUP)) && forward(c, s, &sent, false) != 0)
 			break;
-		if ((pf[1].revents & (POLLIN | POLLHUP)) && forward(s, c, NULL) != 0)
+		if ((pf[1].revents & (POLLIN | POLLHUP)) &&
+		    forward(s, c, NULL, atomic_load(&p->mute)) != 0)
 			break;
 	}
 	if (c >= 0) {
@@ -463,6 +470,7 @@ static int proxy_start(struct proxy *p, uint16_t target, size_t cut)
 
 	p->target = target;
 	p->cut = cut;
+	atomic_init(&p->mute, 0);
 	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
 	    listen(p->lfd, 4) != 0 || getsockname(p->lfd, (struct sockaddr *)&a, &len) != 0)
@@ -523,6 +531,77 @@ static void cut_mid_burst(int no_cork)
 
 static void test_cut_mid_burst(void) { cut_mid_burst(0); }
 static void test_cut_mid_burst_no_cork(void) { cut_mid_burst(1); }
+
+/* ---- a full slot table when the connection breaks -------------------------- */
+
+struct slot_waiter {
+	struct dj_conn *conn;
+	struct dj_future *f;
+	atomic_int rc, returned;
+};
+
+static void *slot_wait_main(void *arg)
+{
+	struct slot_waiter *w = arg;
+
+	atomic_store(&w->rc, dj_free_async(w->conn, 0xdead0000beefull, NULL, NULL, &w->f));
+	atomic_store(&w->returned, 1);
+	return NULL;
+}
+
+/*
+ * Every slot of the connection is taken (its replies never come: the
+ * proxy drops them) and one more request waits for a slot when the
+ * connection is abandoned. That request fails at once, or hands back a
+ * future that fails at once: never one that nobody will complete, which
+ * would wait out its whole timeout (20 s here).
+ */
+static void test_slot_wait_broken(void)
+{
+	static struct dj_future *f[CL_SLOTS];
+	struct dj_client_options co;
+	struct slot_waiter w = {0};
+	struct fixture fx;
+	struct dj_client *cl;
+	struct dj_conn *conn;
+	struct proxy p;
+	pthread_t th;
+	int issued = 0, rc = 0;
+
+	CU_ASSERT_EQUAL_FATAL(fx_start(&fx, NULL, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(proxy_start(&p, fx.port, SIZE_MAX), 0);
+	fx_client_opts(&fx, &co);
+	co.port = p.port;
+	CU_ASSERT_EQUAL_FATAL(dj_client_create(&co, &cl), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_connect(cl, &conn), 0);
+	atomic_store(&p.mute, 1);
+	for (int i = 0; i < CL_SLOTS; i++)
+		issued += dj_free_async(conn, 0xdead0000beefull, NULL, NULL, &f[issued]) == 0;
+	CU_ASSERT_EQUAL_FATAL(issued, CL_SLOTS);
+	w.conn = conn;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, slot_wait_main, &w), 0);
+	usleep(50000);
+	CU_ASSERT_EQUAL(atomic_load(&w.returned), 0); /* waiting for a slot */
+	CU_ASSERT_EQUAL(dj_future_abandon(f[0]), 0);
+	pthread_join(th, NULL);
+	if (atomic_load(&w.rc) == 0) {
+		rc = dj_future_wait(w.f, 2000);
+		dj_future_release(w.f);
+	}
+	printf("\n  the request that waited for a slot: %s%s\n",
+	       atomic_load(&w.rc) != 0 ? "refused: " : "its future: ",
+	       dj_strerror(atomic_load(&w.rc) != 0 ? atomic_load(&w.rc) : rc));
+	CU_ASSERT(atomic_load(&w.rc) != 0 || (rc != 0 && rc != -ETIMEDOUT));
+	for (int i = 0; i < issued; i++) {
+		CU_ASSERT_NOT_EQUAL(dj_future_wait(f[i], 2000), -ETIMEDOUT);
+		dj_future_release(f[i]);
+	}
+	dj_disconnect(conn);
+	dj_client_destroy(cl);
+	pthread_join(p.th, NULL);
+	close(p.lfd);
+	fx_stop(&fx);
+}
 
 /* ---- reconnects under traffic --------------------------------------------- */
 
@@ -649,6 +728,8 @@ int main(int argc, char **argv)
 		{"order, no_autocork", test_order_no_cork},
 		{"a connection cut mid-burst: no future hangs", test_cut_mid_burst},
 		{"cut mid-burst, no_autocork", test_cut_mid_burst_no_cork},
+		{"all slots taken, one waiting, connection abandoned: it fails",
+		 test_slot_wait_broken},
 		{"reopened under traffic: nothing stale on the wire (binary)", test_reopen_binary},
 		{"reopened under traffic: nothing stale on the wire (JSON)", test_reopen_json},
 		{NULL, NULL},
