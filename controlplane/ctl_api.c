@@ -167,6 +167,7 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 	const struct dj_datapath *dp = conn->cl->o.datapath;
 	uint64_t xfer = atomic_fetch_add(&conn->next_xfer, 1) + 1;
 	cJSON *m = desc_msg("PUT", &t->desc), *done, *reply = NULL;
+	struct dp_endpoint peer;
 	struct ctl_stripe st;
 	char note[24];
 	int rc, send_rc;
@@ -182,8 +183,8 @@ static int put_over_dp(struct dj_conn *conn, const struct dj_tensor *t, uint64_t
 		return rc;
 	DJC_LOG(DJ_LOG_DEBUG, TAG, "session %" PRIu64 ": PUT over dpdk, xfer %" PRIu64 ", %" PRIu64
 		" B%s", conn->session_id, xfer, nbytes, parts_note(&st, note, sizeof(note)));
-	send_rc = ctl_stripe_send(dp, &conn->server_caps.endpoint, &st, xfer, t->mem,
-				  conn->cl->o.dp_timeout_ms);
+	ctl_client_hello(conn, NULL, &peer, NULL, NULL);
+	send_rc = ctl_stripe_send(dp, &peer, &st, xfer, t->mem, conn->cl->o.dp_timeout_ms);
 	/* Let go of in time, the tensor is the caller's again: a plain data-path
 	 * failure, redone over TCP. */
 	if (send_rc == -EDEADLK)
@@ -257,7 +258,7 @@ static int wait_handle(struct dj_future *f, uint64_t *handle, struct dj_tensor_d
 	int rc = dj_future_wait(f, -1);
 
 	if (rc == -ETIMEDOUT && !dj_future_done(f))
-		ctl_client_conn_poison(f->conn, rc);
+		ctl_client_conn_poison(f->conn, f->wire_gen, rc);
 	if (rc == 0)
 		rc = dj_future_handle(f, handle, desc);
 	dj_future_release(f);
@@ -374,7 +375,7 @@ static int bin_wait(int rc, struct dj_future **fp)
 		return rc;
 	rc = dj_future_wait(f, -1);
 	if (rc == -ETIMEDOUT && !dj_future_done(f))
-		ctl_client_conn_poison(f->conn, rc);
+		ctl_client_conn_poison(f->conn, f->wire_gen, rc);
 	dj_future_release(f);
 	return rc;
 }
@@ -386,11 +387,12 @@ static int ping_attempt(struct dj_conn *conn, void *arg)
 	uint8_t frame[CTL_CLIENT_BIN_ROOM];
 	struct dj_future *f = NULL;
 	cJSON *reply = NULL;
-	int rc;
+	int binary, rc;
+	uint64_t gen = ctl_client_hello(conn, &binary, NULL, NULL, NULL);
 
 	(void)arg;
-	if (conn->binary) {
-		rc = ctl_client_bin_request(conn, CTL_BIN_PING, frame, 0, NULL, NULL, &f);
+	if (binary) {
+		rc = ctl_client_bin_request(conn, gen, CTL_BIN_PING, frame, 0, NULL, NULL, &f);
 		return bin_wait(rc, &f);
 	}
 	rc = ctl_client_call(conn, ctl_client_msg("PING"), NULL, 0, NULL, 0, &reply);
@@ -450,22 +452,26 @@ int dj_free_async(struct dj_conn *conn, uint64_t handle,
 		  dj_future_cb cb, void *arg, struct dj_future **future)
 {
 	uint8_t frame[CTL_CLIENT_BIN_ROOM + 8];
+	int binary;
+	uint64_t gen = ctl_client_hello(conn, &binary, NULL, NULL, NULL);
 
-	if (!conn->binary)
+	if (!binary)
 		return ctl_client_request(conn, handle_msg("FREE", handle), NULL, 0, NULL, 0, cb,
 					  arg, future);
 	for (int i = 0; i < 8; i++)
 		frame[CTL_CLIENT_BIN_ROOM + i] = (uint8_t)(handle >> (8 * i));
-	return ctl_client_bin_request(conn, CTL_BIN_FREE, frame, 8, cb, arg, future);
+	return ctl_client_bin_request(conn, gen, CTL_BIN_FREE, frame, 8, cb, arg, future);
 }
 
 int dj_free(struct dj_conn *conn, uint64_t handle)
 {
 	struct dj_future *f = NULL;
 	cJSON *reply = NULL;
-	int rc;
+	int binary, rc;
 
-	if (conn->binary) {
+	ctl_client_hello(conn, &binary, NULL, NULL, NULL);
+	if (binary) {
+		/* Binary or not as dj_free_async sees it: a future either way. */
 		rc = dj_free_async(conn, handle, NULL, NULL, &f);
 		return bin_wait(rc, &f);
 	}
@@ -604,23 +610,14 @@ static int add_op(cJSON *obj, const char *op, cJSON *inputs, const char *attrs_j
 	return 0;
 }
 
-/* The op's index in the server's HELLO caps.ops, or CTL_BIN_OP_NAMED. */
-static uint16_t op_id(const struct dj_conn *conn, const char *op)
-{
-	for (int i = 0; i < conn->server_caps.n_ops && i < DP_MAX_OPS; i++)
-		if (conn->server_caps.ops[i][0] == op[0] && strcmp(conn->server_caps.ops[i], op) == 0)
-			return (uint16_t)i;
-	return CTL_BIN_OP_NAMED;
-}
-
 /* dj_execute_async as a binary frame: the op by its id where the server
  * announced it, attrs as their JSON text, checked here as the JSON form
  * checks them (parsed), so both refuse the same calls. */
-static int execute_bin(struct dj_conn *conn, const char *op, const uint64_t *inputs, int n_in,
-		       const char *attrs_json, dj_future_cb cb, void *arg,
-		       struct dj_future **future)
+static int execute_bin(struct dj_conn *conn, uint64_t gen, uint16_t op_id, const char *op,
+		       const uint64_t *inputs, int n_in, const char *attrs_json, dj_future_cb cb,
+		       void *arg, struct dj_future **future)
 {
-	struct ctl_bin_exec e = {.op_id = op_id(conn, op), .n_in = n_in};
+	struct ctl_bin_exec e = {.op_id = op_id, .n_in = n_in};
 	uint8_t stack[CTL_CLIENT_BIN_ROOM + CTL_BIN_EXEC_FIXED + 8 * DJ_MAX_OP_ARGS +
 		      CTL_BIN_OP_MAX + 256];
 	uint8_t *frame = stack;
@@ -652,7 +649,7 @@ static int execute_bin(struct dj_conn *conn, const char *op, const uint64_t *inp
 	    (frame = malloc(CTL_CLIENT_BIN_ROOM + len)) == NULL)
 		return -ENOMEM;
 	ctl_bin_exec_encode(frame + CTL_CLIENT_BIN_ROOM, &e);
-	rc = ctl_client_bin_request(conn, CTL_BIN_EXECUTE, frame, len, cb, arg, future);
+	rc = ctl_client_bin_request(conn, gen, CTL_BIN_EXECUTE, frame, len, cb, arg, future);
 	if (frame != stack)
 		free(frame);
 	return rc;
@@ -664,12 +661,16 @@ int dj_execute_async(struct dj_conn *conn, const char *op, const uint64_t *input
 {
 	cJSON *m, *in;
 	char text[20];
-	int rc;
+	uint16_t op_id;
+	uint64_t gen;
+	int binary, rc;
 
 	if (n_in < 0 || n_in > DJ_MAX_OP_ARGS || (n_in > 0 && inputs == NULL) || op == NULL)
 		return -EINVAL;
-	if (conn->binary)
-		return execute_bin(conn, op, inputs, n_in, attrs_json, cb, arg, future);
+	gen = ctl_client_hello(conn, &binary, NULL, op, &op_id);
+	if (binary)
+		return execute_bin(conn, gen, op_id, op, inputs, n_in, attrs_json, cb, arg,
+				   future);
 	m = ctl_client_msg("EXECUTE");
 	in = cJSON_CreateArray();
 	for (int i = 0; i < n_in; i++) {
@@ -842,7 +843,7 @@ int dj_execute_batch(struct dj_conn *conn, const struct dj_batch_op *ops, int n_
 		return rc;
 	rc = dj_future_wait(f, -1);
 	if (rc == -ETIMEDOUT && !dj_future_done(f))
-		ctl_client_conn_poison(f->conn, rc);
+		ctl_client_conn_poison(f->conn, f->wire_gen, rc);
 	if (rc == 0) {
 		rc = dj_future_batch_handles(f, outputs, n_ops);
 		rc = rc == n_ops ? 0 : rc < 0 ? rc : -EBADMSG;

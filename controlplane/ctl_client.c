@@ -173,6 +173,13 @@ static void run_callback_and_unref(struct dj_future *f)
 	future_unref(f);
 }
 
+void ctl_client_set_broken(struct dj_conn *conn, int broken)
+{
+	pthread_mutex_lock(&conn->lock);
+	atomic_store(&conn->broken, broken);
+	pthread_mutex_unlock(&conn->lock);
+}
+
 /* Fail every pending request: the connection is gone. */
 static void fail_all(struct dj_conn *conn, int rc)
 {
@@ -182,7 +189,7 @@ static void fail_all(struct dj_conn *conn, int rc)
 	do {
 		n = 0;
 		pthread_mutex_lock(&conn->lock);
-		conn->broken = 1;
+		atomic_store(&conn->broken, 1);
 		for (int i = 0; i < CL_SLOTS && n < 64; i++) {
 			if (conn->slots[i] != NULL) {
 				done[n++] = conn->slots[i];
@@ -275,18 +282,22 @@ static int cork_locked(struct dj_conn *conn, const void *a, size_t alen, const v
 	return send_locked(conn, NULL, 0, NULL, 0, 0);
 }
 
-/* One request's bytes (a, then its payload b) onto the connection: corked
- * where it is small and a request is on the wire, else written now after
- * what obuf holds. Order on the wire is the order of the calls. */
-static int conn_send(struct dj_conn *conn, const void *a, size_t alen, const void *b,
-		     size_t blen)
+/* One request's bytes (a, then its payload b) onto the connection whose
+ * socket is wire_gen: corked where it is small and a request is on the
+ * wire, else written now after what obuf holds. Order on the wire is the
+ * order of the calls. A socket gone since (a reconnect) takes nothing: the
+ * request failed with it, and 0 is returned as for a request sent. */
+static int conn_send(struct dj_conn *conn, uint64_t wire_gen, const void *a, size_t alen,
+		     const void *b, size_t blen)
 {
 	int rc;
 
 	pthread_mutex_lock(&conn->wlock);
+	if (wire_gen != atomic_load(&conn->wire_gen))
+		rc = 0;
 	/* What obuf holds goes first (order); else cork only behind requests
 	 * whose replies are flowing (the reader comes back soon). */
-	if (conn->cork && alen + blen <= CL_CORK_MAX &&
+	else if (conn->cork && alen + blen <= CL_CORK_MAX &&
 	    (conn->olen > conn->ooff ||
 	     (atomic_load(&conn->wire_outstanding) > 0 &&
 	      djc_time_ns() - atomic_load_explicit(&conn->last_reply_ns, memory_order_relaxed) <
@@ -301,18 +312,20 @@ static int conn_send(struct dj_conn *conn, const void *a, size_t alen, const voi
 /* Send obuf now, blocking; the flush is counted in *counter. */
 static int flush_counted(struct dj_conn *conn, atomic_uint_fast64_t *counter)
 {
+	uint64_t gen;
 	int rc = 0;
 
 	if (!atomic_load(&conn->pending))
 		return 0;
 	pthread_mutex_lock(&conn->wlock);
-	if (conn->olen > conn->ooff && !conn->broken) {
+	gen = atomic_load(&conn->wire_gen);
+	if (conn->olen > conn->ooff && !atomic_load(&conn->broken)) {
 		atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
 		rc = send_locked(conn, NULL, 0, NULL, 0, 0);
 	}
 	pthread_mutex_unlock(&conn->wlock);
 	if (rc != 0)
-		ctl_client_conn_poison(conn, rc);
+		ctl_client_conn_poison(conn, gen, rc);
 	return rc;
 }
 
@@ -704,7 +717,8 @@ static int read_reply(struct dj_conn *conn)
 	cJSON *msg;
 	int rc;
 
-	/* Binary replies are told apart by their header's first byte. */
+	/* Binary replies are told apart by their header's first byte. The
+	 * reader runs only between handshakes: binary holds still. */
 	if (conn->binary) {
 		uint8_t hdr[CTL_HDR_LEN];
 
@@ -785,26 +799,40 @@ int ctl_client_conn_start(struct dj_conn *conn)
 	atomic_store(&conn->last_reply_ns, 0);
 	conn->naps = 0;
 	pthread_mutex_unlock(&conn->wlock);
+	/* Requests may flow only now that corking is set: one written
+	 * before, uncounted, would have its reply counted off. */
+	ctl_client_set_broken(conn, 0);
 	rc = pthread_create(&conn->reader, NULL, reader_main, conn);
 
 	conn->reader_running = rc == 0;
+	if (rc != 0)
+		ctl_client_set_broken(conn, 1); /* no reader would ever answer them */
 	return -rc;
 }
 
-void ctl_client_conn_poison(struct dj_conn *conn, int rc)
+void ctl_client_conn_poison(struct dj_conn *conn, uint64_t wire_gen, int rc)
 {
+	int mine;
+
+	/* Under lock, as conn_stop moves wire_gen on before it closes the
+	 * socket: a socket poisoned here is still open, and it is the one
+	 * wire_gen names, never a reopened connection's. */
 	pthread_mutex_lock(&conn->lock);
-	conn->broken = 1;
+	mine = wire_gen == atomic_load(&conn->wire_gen);
+	if (mine) {
+		atomic_store(&conn->broken, 1);
+		/* The reader wakes with an error and fails every pending request. */
+		shutdown(conn->io.fd, SHUT_RDWR);
+	}
 	pthread_mutex_unlock(&conn->lock);
-	/* The reader wakes with an error and fails every pending request. */
-	shutdown(conn->io.fd, SHUT_RDWR);
-	DJC_LOG(DJ_LOG_INFO, TAG, "connection abandoned: %s", dj_strerror(rc));
+	if (mine)
+		DJC_LOG(DJ_LOG_INFO, TAG, "connection abandoned: %s", dj_strerror(rc));
 }
 
 void ctl_client_conn_stop(struct dj_conn *conn)
 {
 	/* Corked requests (a last FREE) reach a server still there. */
-	if (conn->reader_running && !conn->broken)
+	if (conn->reader_running && !atomic_load(&conn->broken))
 		ctl_client_flush(conn);
 	if (conn->reader_running) {
 		shutdown(conn->io.fd, SHUT_RDWR);
@@ -812,11 +840,16 @@ void ctl_client_conn_stop(struct dj_conn *conn)
 		conn->reader_running = 0;
 	}
 	/* A writer still inside send() on this fd must be out before the
-	 * number can be reused by the next connection. */
+	 * number can be reused by the next connection. Requests claimed on
+	 * this socket and poisons of it are stale from here on. */
 	pthread_mutex_lock(&conn->wlock);
+	pthread_mutex_lock(&conn->lock);
+	atomic_fetch_add(&conn->wire_gen, 1);
+	pthread_mutex_unlock(&conn->lock);
 	ctl_stream_close(&conn->io);
 	/* What the old connection corked belongs to failed futures: it must
-	 * not reach a reopened one. */
+	 * not reach a reopened one, nor a request claimed on it and not
+	 * written yet. */
 	obuf_reset_locked(conn);
 	conn->oreqs = 0;
 	conn->cork = 0; /* until the reader runs again */
@@ -824,8 +857,8 @@ void ctl_client_conn_stop(struct dj_conn *conn)
 	pthread_mutex_unlock(&conn->wlock);
 }
 
-static int write_frame(struct dj_conn *conn, const cJSON *msg, const void *payload,
-		       uint64_t payload_len)
+static int write_frame(struct dj_conn *conn, uint64_t wire_gen, const cJSON *msg,
+		       const void *payload, uint64_t payload_len)
 {
 	char *frame;
 	size_t len;
@@ -833,21 +866,28 @@ static int write_frame(struct dj_conn *conn, const cJSON *msg, const void *paylo
 
 	if (rc != 0)
 		return rc;
-	rc = conn_send(conn, frame, len, payload, payload_len);
+	rc = conn_send(conn, wire_gen, frame, len, payload, payload_len);
 	free(frame);
 	return rc;
 }
 
-/* A slot for a new request; waits while CL_SLOTS requests are in flight. */
-static int claim_slot(struct dj_conn *conn, struct dj_future *f)
+/* A slot for a new request; waits while CL_SLOTS requests are in flight.
+ * hello_gen: the request was built from what HELLO said then (0: it does
+ * not depend on it). */
+static int claim_slot(struct dj_conn *conn, struct dj_future *f, uint64_t hello_gen)
 {
 	pthread_mutex_lock(&conn->lock);
 	for (;;) {
-		if (conn->broken) {
+		if (atomic_load(&conn->broken) ||
+		    (hello_gen != 0 && hello_gen != conn->hello_gen)) {
+			/* No slot: nobody will complete f (an id of a round
+			 * that waited for one would say otherwise). */
+			f->id = 0;
 			pthread_mutex_unlock(&conn->lock);
 			return -ECONNRESET;
 		}
 		f->id = ++conn->next_id;
+		f->wire_gen = atomic_load(&conn->wire_gen);
 		if (conn->slots[f->id & (CL_SLOTS - 1)] == NULL)
 			break;
 		conn->next_id--;
@@ -881,7 +921,8 @@ static int request_sent(struct dj_conn *conn, struct dj_future *f, int rc,
 			struct dj_future **future)
 {
 	if (rc != 0 && f->id != 0)
-		ctl_client_conn_poison(conn, rc); /* a half-written frame cannot be taken back */
+		/* a half-written frame cannot be taken back */
+		ctl_client_conn_poison(conn, f->wire_gen, rc);
 	if (rc != 0 && f->id == 0) {
 		free(f);
 		return rc;
@@ -894,8 +935,35 @@ static const char *const bin_names[] = {
 	[CTL_BIN_PING] = "PING", [CTL_BIN_FREE] = "FREE", [CTL_BIN_EXECUTE] = "EXECUTE",
 };
 
-int ctl_client_bin_request(struct dj_conn *conn, uint8_t type, uint8_t *frame, size_t body_len,
-			   dj_future_cb cb, void *arg, struct dj_future **future)
+uint64_t ctl_client_hello(struct dj_conn *conn, int *binary, struct dp_endpoint *peer,
+			  const char *op, uint16_t *op_id)
+{
+	const struct dp_caps *caps = &conn->server_caps;
+	uint64_t gen;
+
+	pthread_mutex_lock(&conn->lock);
+	if (binary != NULL)
+		*binary = conn->binary;
+	if (peer != NULL)
+		*peer = caps->endpoint;
+	if (op != NULL)
+		*op_id = CTL_BIN_OP_NAMED;
+	if (op != NULL && conn->binary) {
+		for (int i = 0; i < caps->n_ops && i < DP_MAX_OPS; i++) {
+			if (caps->ops[i][0] == op[0] && strcmp(caps->ops[i], op) == 0) {
+				*op_id = (uint16_t)i;
+				break;
+			}
+		}
+	}
+	gen = conn->hello_gen;
+	pthread_mutex_unlock(&conn->lock);
+	return gen;
+}
+
+int ctl_client_bin_request(struct dj_conn *conn, uint64_t hello_gen, uint8_t type,
+			   uint8_t *frame, size_t body_len, dj_future_cb cb, void *arg,
+			   struct dj_future **future)
 {
 	struct dj_future *f = future_start(conn, cb, arg);
 	size_t tl;
@@ -909,10 +977,10 @@ int ctl_client_bin_request(struct dj_conn *conn, uint8_t type, uint8_t *frame, s
 	tl = ctl_client_trace(f->trace);
 	start = frame + CTL_CLIENT_BIN_ROOM - tl - CTL_HDR_LEN;
 	memcpy(start + CTL_HDR_LEN, f->trace, tl);
-	rc = claim_slot(conn, f);
+	rc = claim_slot(conn, f, hello_gen);
 	if (rc == 0) {
 		ctl_bin_hdr_encode(start, type, (uint8_t)tl, (uint32_t)(tl + body_len), f->id);
-		rc = conn_send(conn, start, CTL_HDR_LEN + tl + body_len, NULL, 0);
+		rc = conn_send(conn, f->wire_gen, start, CTL_HDR_LEN + tl + body_len, NULL, 0);
 	}
 	return request_sent(conn, f, rc, future);
 }
@@ -934,10 +1002,10 @@ int ctl_client_request(struct dj_conn *conn, cJSON *msg, const void *payload, ui
 		   cJSON_GetObjectItem(msg, "type")->valuestring : "?", sizeof(f->type));
 	djc_strcpy(f->trace, cJSON_IsString(cJSON_GetObjectItem(msg, "trace")) ?
 		   cJSON_GetObjectItem(msg, "trace")->valuestring : "", sizeof(f->trace));
-	rc = claim_slot(conn, f);
+	rc = claim_slot(conn, f, 0);
 	if (rc == 0) {
 		cJSON_AddNumberToObject(msg, "id", (double)f->id);
-		rc = write_frame(conn, msg, payload, payload_len);
+		rc = write_frame(conn, f->wire_gen, msg, payload, payload_len);
 	}
 	cJSON_Delete(msg);
 	return request_sent(conn, f, rc, future);
@@ -988,7 +1056,7 @@ int dj_future_abandon(struct dj_future *f)
 {
 	if (dj_future_done(f))
 		return -EALREADY;
-	ctl_client_conn_poison(f->conn, -ETIMEDOUT);
+	ctl_client_conn_poison(f->conn, f->wire_gen, -ETIMEDOUT);
 	return 0;
 }
 
@@ -1132,7 +1200,7 @@ int ctl_client_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint6
 	rc = dj_future_wait(f, -1);
 	if (rc == -ETIMEDOUT && !dj_future_done(f)) {
 		/* The reply may still come and write dst: abandon the connection. */
-		ctl_client_conn_poison(conn, rc);
+		ctl_client_conn_poison(conn, f->wire_gen, rc);
 		dj_future_wait(f, 10000);
 		rc = -ETIMEDOUT;
 	}
@@ -1154,7 +1222,7 @@ int ctl_client_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply)
 
 	snprintf(name, sizeof(name), "%s", cJSON_IsString(type) ? type->valuestring : "?");
 	cJSON_AddNumberToObject(msg, "id", (double)++conn->next_id);
-	rc = write_frame(conn, msg, NULL, 0);
+	rc = write_frame(conn, atomic_load(&conn->wire_gen), msg, NULL, 0);
 	cJSON_Delete(msg);
 	if (rc == 0)
 		rc = read_frame_json(conn, &h, reply);

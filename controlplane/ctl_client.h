@@ -47,6 +47,7 @@ struct dj_future {
 	struct dj_future *next_free; /* in its thread's cache of released ones */
 	struct dj_conn *conn;
 	uint64_t id;
+	uint64_t wire_gen;        /* the socket its slot was claimed on (conn->wire_gen) */
 	atomic_int done;          /* set under conn->lock; read lock-free while spinning */
 	int rc;
 	cJSON *reply;
@@ -73,20 +74,41 @@ struct dj_conn {
 	struct dj_client *cl;
 	struct ctl_stream io;
 	pthread_mutex_t wlock;    /* one frame at a time on the socket */
-	pthread_mutex_t lock;     /* slots, broken, futures' state */
+	pthread_mutex_t lock;     /* slots, futures' state, what HELLO said */
 	pthread_mutex_t reopen_lock; /* one reconnect at a time */
 	atomic_uint_fast64_t generation; /* bumped by every successful reconnect */
+	/* The socket's generation, moved on under wlock once a connection's
+	 * reader stopped (every request claimed on it failed): a request is
+	 * written only on the socket its slot was claimed on, never on the
+	 * next one, where a reconnect came between the two. */
+	atomic_uint_fast64_t wire_gen;
 	pthread_cond_t cond;
 	pthread_t reader;
 	int reader_running;
 	struct dj_future *slots[CL_SLOTS];
 	uint64_t next_id;
-	int broken;
+	/* No request may start: written under lock (claim_slot() looks at it
+	 * there, under the same lock as the slots), read anywhere. */
+	atomic_int broken;
 	uint64_t session_id, cookie;
 	char device[CTL_DEVICE_MAX]; /* SESSION's "device"; "" where none */
 	enum dj_path path;
 	char path_reason[160];
+	/*
+	 * What the server said in HELLO: its caps, and whether it takes
+	 * binary frames (the server accepted them and the options allow
+	 * them: PING, FREE and single-op EXECUTE go binary). A reconnect may
+	 * reach another server that says otherwise. The handshake writes
+	 * them under lock (and reopen_lock, or before the connection is
+	 * anyone else's) and moves hello_gen on; callers read them under
+	 * lock (ctl_client_hello), the handshake's own steps and the reader
+	 * (which runs only between handshakes) without. A request built from
+	 * them (a binary frame, an op's id) carries the hello_gen it read and
+	 * is refused, -ECONNRESET, where a handshake came between.
+	 */
 	struct dp_caps server_caps;
+	int binary;
+	uint64_t hello_gen;
 	int dp_session;           /* the client's data path knows the session */
 	unsigned int stripes;     /* the session's stripes, as SESSION said (>= 1) */
 	unsigned int dp_stripes;  /* stripes 0 .. dp_stripes - 1 open here */
@@ -102,9 +124,6 @@ struct dj_conn {
 	/* The reader polls the socket this long before it sleeps in read(2)
 	 * (wait_spin_us where the host has the CPUs for it, else 0). */
 	uint64_t read_spin_ns;
-	/* The server accepted binary frames in HELLO (and the options allow
-	 * them): PING, FREE and single-op EXECUTE go binary. */
-	int binary;
 	/*
 	 * Autocorking (plain TCP; off with no_autocork or TLS): while a
 	 * request is on the wire (wire_outstanding > 0) a new small request
@@ -162,7 +181,12 @@ struct dj_client {
 /* ctl_client.c */
 int ctl_client_conn_start(struct dj_conn *conn);
 void ctl_client_conn_stop(struct dj_conn *conn);
-void ctl_client_conn_poison(struct dj_conn *conn, int rc);
+/* Abandon conn's socket of generation wire_gen (a future's, or read under
+ * wlock) for rc: broken, shut down, every pending request failed by the
+ * reader. A no-op where a reconnect replaced that socket since. */
+void ctl_client_conn_poison(struct dj_conn *conn, uint64_t wire_gen, int rc);
+/* No request may start on conn (1), or they may again (0): conn->broken. */
+void ctl_client_set_broken(struct dj_conn *conn, int broken);
 /* Send what conn corked (blocking); a send error poisons conn. 0 or -errno. */
 int ctl_client_flush(struct dj_conn *conn);
 /* Send msg ("id" added) plus payload; dst receives a reply payload. Takes msg. */
@@ -174,10 +198,22 @@ int ctl_client_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint6
 	    void *dst, uint64_t dst_len, cJSON **reply);
 /* Room a binary request's frame needs before its body: header and trace. */
 #define CTL_CLIENT_BIN_ROOM (CTL_HDR_LEN + CTL_BIN_TRACE_MAX)
+/* What the server said in HELLO, as of now (struct dj_conn): whether it
+ * takes binary frames, its data-plane endpoint (either may be NULL) and,
+ * where op is not NULL, *op_id: op's index in its caps.ops for a binary
+ * frame, else CTL_BIN_OP_NAMED.
+ * @return the handshake's generation, for ctl_client_bin_request(). */
+uint64_t ctl_client_hello(struct dj_conn *conn, int *binary, struct dp_endpoint *peer,
+			  const char *op, uint16_t *op_id);
 /* A binary request of type (ctl_bin.h): frame holds CTL_CLIENT_BIN_ROOM
- * free bytes, then body_len bytes of body (after its trace). */
-int ctl_client_bin_request(struct dj_conn *conn, uint8_t type, uint8_t *frame, size_t body_len,
-			   dj_future_cb cb, void *arg, struct dj_future **future);
+ * free bytes, then body_len bytes of body (after its trace), built from
+ * what ctl_client_hello() said at hello_gen.
+ * @return 0 (the request is on its way: *future), -ENOMEM, -ECONNRESET
+ *   (the connection is broken, or a handshake came after hello_gen: the
+ *   frame may not fit the server now), a send error. */
+int ctl_client_bin_request(struct dj_conn *conn, uint64_t hello_gen, uint8_t type,
+			   uint8_t *frame, size_t body_len, dj_future_cb cb, void *arg,
+			   struct dj_future **future);
 /* Synchronous exchange before the reader runs (handshake). */
 int ctl_client_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply);
 int ctl_client_reply_error(cJSON *reply, char *msg);

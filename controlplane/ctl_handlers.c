@@ -14,6 +14,8 @@
 #include "ctl_server.h"
 
 #define TAG "ctl"
+/* Ranges of ids a new session tries on the data path (session_dp_open). */
+#define CTL_SESSION_ID_TRIES 8
 
 struct request {
 	struct ctl_conn *c;
@@ -363,18 +365,39 @@ static unsigned int stripes_granted(const struct request *r, unsigned int want)
 	return n > 1 ? n : 1;
 }
 
+/* Stripe i is the data-plane session id + i: the ids of every stripe are
+ * this session's, never another's on this server. */
+static void session_ids_take(struct ctl_server *srv, struct ctl_session *s, unsigned int n)
+{
+	s->id = srv->next_session_id;
+	srv->next_session_id += n;
+}
+
 /* Open the session's stripes on the data path: those that open are the
- * session's (at least the first, else it has no data path). */
+ * session's (at least the first, else it has no data path). The data path
+ * refuses an id it already has open with this peer (-EEXIST): one that
+ * peer numbered itself, for a session of its own where this server takes
+ * part (a fleet member). The session then takes the next range of ids,
+ * a few times at most. */
 static void session_dp_open(struct ctl_server *srv, struct ctl_session *s, unsigned int want)
 {
 	const struct dj_datapath *dp = server_dp(srv);
-	unsigned int opened;
+	unsigned int opened, tries = 0;
 	int rc;
 
+	session_ids_take(srv, s, want);
 	s->stripes = 1;
 	if (dp == NULL || !s->peer_caps.dpdk)
 		return;
-	opened = ctl_stripe_open(dp, s->id, s->cookie, want, &s->peer_caps.endpoint, &rc);
+	for (;;) {
+		opened = ctl_stripe_open(dp, s->id, s->cookie, want, &s->peer_caps.endpoint, &rc);
+		if (opened == want || rc != -EEXIST || ++tries == CTL_SESSION_ID_TRIES)
+			break;
+		DJC_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data-plane id %" PRIu64
+			" in use with this peer; taking the next range", s->id, s->id + opened);
+		ctl_stripe_close(dp, s->cookie, opened);
+		session_ids_take(srv, s, want);
+	}
 	if (opened < want)
 		DJC_LOG(DJ_LOG_WARN, TAG, "session %" PRIu64 ": %u of %u data-plane stripes "
 			"opened (%s)", s->id, opened, want, dj_strerror(rc));
@@ -391,35 +414,35 @@ static int session_new(struct request *r, const char *device, unsigned int want)
 
 	if (s == NULL)
 		return -ENOMEM;
-	/* Stripe i is the data-plane session id + i: the ids of every stripe
-	 * are this session's, never another's. */
-	s->id = srv->next_session_id;
-	srv->next_session_id += stripes;
+	/* The data path first: it settles the session's id. */
+	s->peer_caps = r->c->peer_caps;
 	rc = ctl_auth_random(&s->cookie, sizeof(s->cookie));
-	if (rc == 0)
-		rc = srv->be->session_open(srv->bctx, s->id, &s->bsess, r->err);
-	if (rc != 0) {
-		free(s);
-		return rc;
-	}
+	if (rc != 0)
+		goto error;
+	session_dp_open(srv, s, stripes);
+	rc = srv->be->session_open(srv->bctx, s->id, &s->bsess, r->err);
+	if (rc != 0)
+		goto error;
 	rc = session_device(r, s->bsess, device, NULL);
 	if (rc != 0) {
 		srv->be->session_close(srv->bctx, s->bsess);
-		free(s);
-		return rc;
+		goto error;
 	}
 	s->path = DJ_PATH_TCP;
 	s->opened_ns = djc_time_ns();
 	s->member = r->c->member;
 	snprintf(s->path_reason, sizeof(s->path_reason), "not negotiated yet");
-	s->peer_caps = r->c->peer_caps;
-	session_dp_open(srv, s, stripes);
 	s->conn = r->c;
 	s->next = srv->sessions;
 	srv->sessions = s;
 	r->c->sess = s;
 	srv->st.sessions++;
 	return 0;
+error:
+	if (s->dp_opened)
+		ctl_stripe_close(server_dp(srv), s->cookie, s->stripes);
+	free(s);
+	return rc;
 }
 
 static int on_session(struct request *r)

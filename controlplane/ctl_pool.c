@@ -258,6 +258,23 @@ cJSON *ctl_client_msg(const char *type)
 	return m;
 }
 
+/* What HELLO's reply says, for the connection's callers (struct dj_conn:
+ * under lock, the next hello_gen). */
+static void hello_publish(struct dj_conn *conn, const cJSON *reply)
+{
+	const cJSON *bin = cJSON_GetObjectItemCaseSensitive(reply, "binary");
+	struct dp_caps caps;
+
+	ctl_caps_from_json(cJSON_GetObjectItemCaseSensitive(reply, "caps"), &caps);
+	pthread_mutex_lock(&conn->lock);
+	conn->server_caps = caps;
+	/* The server answers with the version it accepts (ours) or not at all. */
+	conn->binary = !conn->cl->o.json_only && cJSON_IsNumber(bin) &&
+		       bin->valuedouble == CTL_BIN_VERSION;
+	conn->hello_gen++;
+	pthread_mutex_unlock(&conn->lock);
+}
+
 static int handshake_hello(struct dj_conn *conn)
 {
 	uint8_t nonce_c[CTL_NONCE_LEN];
@@ -295,14 +312,8 @@ static int handshake_hello(struct dj_conn *conn)
 		 * itself. Allowed (token is for the server's sake), but logged. */
 		DJC_LOG(DJ_LOG_WARN, TAG, "server does not authenticate clients");
 	}
-	if (rc == 0) {
-		const cJSON *bin = cJSON_GetObjectItemCaseSensitive(reply, "binary");
-
-		ctl_caps_from_json(cJSON_GetObjectItemCaseSensitive(reply, "caps"), &conn->server_caps);
-		/* The server answers with the version it accepts (ours) or not at all. */
-		conn->binary = !conn->cl->o.json_only && cJSON_IsNumber(bin) &&
-			       bin->valuedouble == CTL_BIN_VERSION;
-	}
+	if (rc == 0)
+		hello_publish(conn, reply);
 	cJSON_Delete(reply);
 	return rc;
 }
@@ -487,10 +498,7 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 		rc = -ETIMEDOUT;
 	if (rc == 0) {
 		recv_timeout(fd, 0);
-		/* Requests may flow again only once the reader runs. */
-		pthread_mutex_lock(&conn->lock);
-		conn->broken = 0;
-		pthread_mutex_unlock(&conn->lock);
+		/* Requests may flow again once the reader runs. */
 		rc = ctl_client_conn_start(conn);
 	}
 	if (rc != 0) {
@@ -556,9 +564,7 @@ int ctl_client_conn_reopen(struct dj_conn *conn, uint64_t gen)
 	if (conn->generation == gen) {
 		/* Stopping the reader fails every pending request: no slot is
 		 * left to a reply of the old connection. */
-		pthread_mutex_lock(&conn->lock);
-		conn->broken = 1;
-		pthread_mutex_unlock(&conn->lock);
+		ctl_client_set_broken(conn, 1);
 		ctl_client_conn_stop(conn);
 		dp_session_end(conn); /* the handshake opens it again */
 		conn->cl->st.retries++;
@@ -700,7 +706,7 @@ static int pool_usable(struct dj_client *cl, struct dj_conn *c)
 {
 	uint64_t idle_ms = (djc_time_ns() - c->idle_since_ns) / 1000000ull;
 
-	if (c->broken || idle_ms > cl->o.pool_idle_timeout_ms) {
+	if (atomic_load(&c->broken) || idle_ms > cl->o.pool_idle_timeout_ms) {
 		cl->st.idle_closed++;
 		return 0;
 	}
@@ -739,7 +745,7 @@ void dj_disconnect(struct dj_conn *conn)
 		return;
 	cl = conn->cl;
 	pthread_mutex_lock(&cl->lock);
-	keep = !conn->broken && cl->n_idle < cl->o.pool_max_idle;
+	keep = !atomic_load(&conn->broken) && cl->n_idle < cl->o.pool_max_idle;
 	if (keep) {
 		conn->idle_since_ns = djc_time_ns();
 		conn->next_idle = cl->idle;
@@ -758,7 +764,7 @@ void dj_conn_close(struct dj_conn *conn)
 	if (conn == NULL)
 		return;
 	/* A short goodbye: the server frees the session at once. */
-	if (!conn->broken && ctl_client_request(conn, ctl_client_msg("BYE"), NULL, 0, NULL, 0, NULL, NULL, &f) == 0) {
+	if (!atomic_load(&conn->broken) && ctl_client_request(conn, ctl_client_msg("BYE"), NULL, 0, NULL, 0, NULL, NULL, &f) == 0) {
 		dj_future_wait(f, 1000);
 		dj_future_release(f);
 	}

@@ -275,27 +275,33 @@ static int session_build(struct dp_engine *dp, uint64_t session_id, uint64_t coo
 		sc.place_ctx = dp->lcores[ses->lcore_idx];
 	}
 	endpoint_from_dp(peer, (uint16_t)ses->lcore_idx, &sc.peer);
+	ses->peer_ipv4 = sc.peer.ipv4;
+	ses->peer_port = sc.peer.port;
 	return dp_channel_create(&sc, &ses->s);
 }
 
-/* Caller holds dp->lock. Lcores find a packet's session by its 32-bit id:
- * two sessions of one id (a fleet member takes part in sessions numbered by
- * several servers) would take each other's packets. */
-static bool session_id_taken(struct dp_engine *dp, uint32_t id)
+/* Caller holds dp->lock. Lcores find a packet's session by its 32-bit id
+ * and the peer's address: each server numbers its sessions on its own and
+ * a fleet member takes part in sessions numbered by several servers, so
+ * two peers may well use one id, and both sessions work. Two sessions of
+ * one id with the same peer would take each other's packets. */
+static bool session_key_taken(struct dp_engine *dp, const struct dp_session *key)
 {
 	for (struct dp_session *ses = dp->sessions; ses != NULL; ses = ses->next)
-		if (ses->id == id)
+		if (ses->id == key->id && ses->peer_ipv4 == key->peer_ipv4 &&
+		    ses->peer_port == key->peer_port)
 			return true;
 	return false;
 }
 
-/* List ses (not ready yet) unless its cookie or id is taken: -EEXIST. */
+/* List ses (not ready yet) unless its cookie, or its id with its peer, is
+ * taken: -EEXIST. */
 static int session_list(struct dp_engine *dp, struct dp_session *ses)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&dp->lock);
-	if (session_find(dp, ses->cookie) != NULL || session_id_taken(dp, ses->id)) {
+	if (session_find(dp, ses->cookie) != NULL || session_key_taken(dp, ses)) {
 		rc = -EEXIST;
 	} else {
 		ses->next = dp->sessions;
@@ -397,7 +403,6 @@ int dp_engine_session_open(struct dp_engine *dp, uint64_t session_id, uint64_t c
 		session_put(session_unlink(dp, cookie, false));
 		return rc;
 	}
-	atomic_store(&dp->owner[ses->id % DP_OWNER_SLOTS], (uint8_t)(ses->lcore_idx + 1));
 	session_set_ready(dp, ses);
 	DJC_LOG(DJ_LOG_INFO, "dataplane", "session %u open on lcore %u", ses->id,
 	       dp->lcores[ses->lcore_idx]->lcore_id);
@@ -439,7 +444,6 @@ void dp_engine_session_close(struct dp_engine *dp, uint64_t cookie)
 
 	if (ses == NULL)
 		return;
-	atomic_store(&dp->owner[ses->id % DP_OWNER_SLOTS], 0);
 	op = op_new(DP_CMD_CLOSE, ses);
 	if (op == NULL || op_run_free(dp, op) != 0) {
 		djc_log(DJ_LOG_ERR, "dataplane", "session %u: close failed; leaking it", ses->id);

@@ -69,7 +69,6 @@
 #define DP_HOLD_MAX 4096
 #define DP_STATS_PERIOD_NS 1000000ull
 #define DP_POLL_NS 10000ull
-#define DP_OWNER_SLOTS 4096
 #define DP_TX_STALL_NS (50ull * 1000 * 1000)
 #define DP_LINK_CHECK_NS (1000ull * 1000)
 /* Idle napping (cfg.idle_sleep_us): an lcore naps once it did nothing for
@@ -206,6 +205,11 @@ struct dp_session {
 	struct dp_channel *s;
 	uint64_t cookie;
 	uint32_t id;
+	/* The peer's address on this session's queue pair: with the id, the
+	 * key lcores find the session by (ids are numbered by each server on
+	 * its own, so two peers may pick the same one). */
+	uint32_t peer_ipv4;
+	uint16_t peer_port;
 	unsigned int lcore_idx;
 	atomic_uint refs;            /* see "Session lifetime" above */
 	bool ready;                  /* dp->lock: open finished, lookups see it */
@@ -296,11 +300,9 @@ struct dp_engine {
 	unsigned int n_lcores;
 	struct dp_lcore *lcores[DP_MAX_LCORES];
 	/* No rte_flow steering: frames that land on another lcore's queue
-	 * are handed to the session's owner through its handoff ring. */
+	 * are handed to the lcore their UDP destination port names (queue q
+	 * listens on local.port + q) through its handoff ring. */
 	bool sw_dispatch;
-	/* session id % DP_OWNER_SLOTS -> owning lcore index + 1 (0: none);
-	 * written by control threads, read by lcores. */
-	_Atomic uint8_t owner[DP_OWNER_SLOTS];
 	pthread_mutex_t lock;        /* the control-side lists below */
 	struct dp_session *sessions;
 	struct dp_op *expected;

@@ -366,11 +366,18 @@ static void session_service(struct dp_lcore *lc, struct dp_session *ses, uint64_
 	}
 }
 
-static struct dp_session *session_find(struct dp_lcore *lc, uint32_t id)
+/* The session of id with the peer at from (engine.c: session_key_taken).
+ * A frame of another peer that reuses the id finds nothing here, and a
+ * forged address still meets the session's cookie check. */
+static struct dp_session *session_find(struct dp_lcore *lc, uint32_t id,
+				       const struct dp_netaddr *from)
 {
-	for (unsigned int i = 0; i < lc->n_sessions; i++)
-		if (lc->sessions[i]->id == id)
-			return lc->sessions[i];
+	for (unsigned int i = 0; i < lc->n_sessions; i++) {
+		struct dp_session *ses = lc->sessions[i];
+
+		if (ses->id == id && ses->peer_ipv4 == from->ipv4 && ses->peer_port == from->port)
+			return ses;
+	}
 	return NULL;
 }
 
@@ -498,16 +505,17 @@ static void commands_run(struct dp_lcore *lc, uint64_t now)
 /* ---- receive ------------------------------------------------------------------- */
 
 /* A frame of a session served elsewhere (RSS without rte_flow): pass it to
- * the owner, which parses it again. FRAME_KEPT: not ours to free. */
-static int handoff(struct dp_lcore *lc, struct rte_mbuf *m, uint32_t session_id)
+ * the lcore of the queue its UDP destination port names, as rte_flow would
+ * have steered it (the peer sends each session to base + its queue), which
+ * parses it again. FRAME_KEPT: not ours to free. */
+static int handoff(struct dp_lcore *lc, struct rte_mbuf *m, uint16_t dst_port)
 {
 	const struct dp_engine *dp = lc->dp;
-	unsigned int owner = atomic_load_explicit(&dp->owner[session_id % DP_OWNER_SLOTS],
-						  memory_order_relaxed);
+	unsigned int q = (uint16_t)(dst_port - dp->local.port);
 
-	if (!dp->sw_dispatch || owner == 0 || owner - 1 == lc->queue)
+	if (!dp->sw_dispatch || q >= dp->n_lcores || q == lc->queue)
 		return DP_DROP_NOT_DJINN;
-	if (rte_ring_mp_enqueue(dp->lcores[owner - 1]->handoff, m) != 0)
+	if (rte_ring_mp_enqueue(dp->lcores[q]->handoff, m) != 0)
 		return DP_DROP_NO_MBUF;
 	return FRAME_KEPT;
 }
@@ -554,9 +562,9 @@ static int frame_input(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 		return DP_DROP_REJECTED;
 	if (dp_wire_peek_session(pkt.hdr, pkt.hdr_avail, &session_id) != 0)
 		return DP_DROP_NOT_DJINN;
-	ses = session_find(lc, session_id);
+	ses = session_find(lc, session_id, &encap.src);
 	if (unlikely(ses == NULL))
-		return handoff(lc, m, session_id);
+		return handoff(lc, m, encap.dst.port);
 	if (dp_channel_input(ses->s, &pkt, now, NULL) == -EBADMSG)
 		return DP_DROP_REJECTED;
 	return -1;

@@ -475,6 +475,7 @@ struct queue {
 	struct rte_mempool *pre_mp;
 	struct rte_mbuf **pre;
 	size_t n_pre, pre_cap;
+	size_t pre_sent;     /* pre[0..pre_sent) are the port's now */
 	pthread_t tx_thread, rx_thread;
 	bool tx_started, rx_started;
 	int tx_cpu, rx_cpu;
@@ -522,7 +523,7 @@ static int prebuild(struct queue *q)
 {
 	struct xfer *x = &q->x;
 
-	q->n_pre = 0;
+	q->n_pre = q->pre_sent = 0;
 	while (sender_busy(x)) {
 		sender_fill(x);
 		if (x->pending_n == 0 || q->n_pre + x->pending_n > q->pre_cap)
@@ -539,25 +540,37 @@ static int prebuild(struct queue *q)
 static int send_prebuilt(struct queue *q)
 {
 	struct xfer *x = &q->x;
-	size_t next = 0;
 	unsigned int polls = 0;
 	int rc = 0;
 
-	while (next < q->n_pre && !__atomic_load_n(&q->run->stop, __ATOMIC_RELAXED)) {
-		uint16_t want = (uint16_t)RTE_MIN((size_t)x->o->burst, q->n_pre - next);
-		uint16_t sent = rte_eth_tx_burst(x->w->tx_port, 0, q->pre + next, want);
+	while (q->pre_sent < q->n_pre && !__atomic_load_n(&q->run->stop, __ATOMIC_RELAXED)) {
+		uint16_t want = (uint16_t)RTE_MIN((size_t)x->o->burst, q->n_pre - q->pre_sent);
+		uint16_t sent = rte_eth_tx_burst(x->w->tx_port, 0, q->pre + q->pre_sent, want);
 
-		next += sent;
+		q->pre_sent += sent;
 		__atomic_store_n(&x->tx_pkts, x->tx_pkts + sent, __ATOMIC_RELEASE);
 		x->sends++;
 		x->sends_short += sent < want;
 		if (++polls % 1024 == 0 && (rc = run_check(q->run, 0)) != 0)
 			break;
 	}
-	/* Those never sent (a failed run) go back to their pool. */
-	if (next < q->n_pre)
-		rte_pktmbuf_free_bulk(q->pre + next, (unsigned int)(q->n_pre - next));
 	return rc;
+}
+
+/* Give back every packet built and not handed to the port: the pending
+ * burst, and the prebuilt ones from pre_sent on. A run that failed, or
+ * never started because another thread failed first, leaves none taken
+ * from a pool that the row's next run needs whole. */
+static void sender_drop(struct queue *q)
+{
+	struct xfer *x = &q->x;
+
+	if (x->pending_n > 0)
+		rte_pktmbuf_free_bulk(x->pending + x->pending_first, x->pending_n);
+	x->pending_n = 0;
+	if (q->pre_sent < q->n_pre)
+		rte_pktmbuf_free_bulk(q->pre + q->pre_sent, (unsigned int)(q->n_pre - q->pre_sent));
+	q->n_pre = q->pre_sent = 0;
 }
 
 static int send_built(struct queue *q)
@@ -585,6 +598,7 @@ static void *queue_send(void *arg)
 	if (run_wait_go(r) && rc == 0)
 		rc = r->prebuilt ? send_prebuilt(q) : send_built(q);
 	q->tx_end_ns = djc_time_ns();
+	sender_drop(q);
 	q->tx_rc = run_check(r, rc);
 	__atomic_store_n(&q->x.sent_all, 1, __ATOMIC_RELEASE);
 	rte_thread_unregister();

@@ -75,6 +75,15 @@ static int f_session_open(void *ctx, uint64_t id, uint64_t cookie, const struct 
 {
 	struct fake_dp *f = ctx;
 
+	if (atomic_load(&f->exist_opens) > 0) {
+		int n = atomic_fetch_add(&f->n_refused, 1);
+
+		atomic_fetch_sub(&f->exist_opens, 1);
+		if (n < 4)
+			f->refused_ids[n] = id;
+		return -EEXIST;
+	}
+	atomic_store(&f->last_open_id, id);
 	f->sessions_open++;
 	return 0;
 }

@@ -25,6 +25,12 @@ struct fake_dp {
 	atomic_int deadlock_sends;
 	/* next N cancels return -EDEADLK (the destination may still be written) */
 	atomic_int deadlock_cancels;
+	/* next N session opens return -EEXIST (the id is open with that peer
+	 * already), their ids kept in refused_ids[] (the first 4) */
+	atomic_int exist_opens;
+	uint64_t refused_ids[4];
+	atomic_int n_refused;
+	atomic_ullong last_open_id; /* the id of the last open that succeeded */
 	const void *pinned_src;     /* under the net's lock */
 	size_t pinned_len;
 	uint64_t pinned_cookie, pinned_xfer;

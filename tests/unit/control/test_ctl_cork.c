@@ -21,12 +21,19 @@
  *   followed by an EXECUTE of the freed tensor fails;
  * - a server connection cut mid-burst (a proxy closes both sides after a
  *   given number of bytes): every future completes, none hangs, the lost
- *   ones with an error.
+ *   ones with an error;
+ * - every slot taken and a request waiting for one when the connection
+ *   is abandoned: the waiting request fails at once;
+ * - a connection reopened again and again under traffic: no request or
+ *   poison of the old socket reaches the new one, and nothing counts as
+ *   on the wire once all is answered.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,20 +415,22 @@ static void test_order_no_cork(void) { order(1, 0); }
 /* ---- a connection cut mid-burst -------------------------------------------- */
 
 /* Forwards one connection to the server, and closes both sides once the
- * client sent cut bytes. */
+ * client sent cut bytes; while mute is set, the server's bytes are read
+ * and dropped (replies that never come). */
 struct proxy {
 	int lfd;
 	uint16_t port, target;
 	size_t cut;
+	atomic_int mute;
 	pthread_t th;
 };
 
-static int forward(int from, int to, size_t *total)
+static int forward(int from, int to, size_t *total, bool drop)
 {
 	char buf[65536];
 	ssize_t n = recv(from, buf, sizeof(buf), 0);
 
-	if (n <= 0 || fx_raw_send_bytes(to, buf, (size_t)n) != 0)
+	if (n <= 0 || (!drop && fx_raw_send_bytes(to, buf, (size_t)n) != 0))
 		return -1;
 	if (total != NULL)
 		*total += (size_t)n;
@@ -439,9 +448,10 @@ static void *proxy_main(void *arg)
 	for (int i = 0; c >= 0 && s >= 0 && sent < p->cut && i < 20000; i++) {
 		if (poll(pf, 2, 1) < 0)
 			break;
-		if ((pf[0].revents & (POLLIN | POLLHUP)) && forward(c, s, &sent) != 0)
+		if ((pf[0].revents & (POLLIN | POLLHUP)) && forward(c, s, &sent, false) != 0)
 			break;
-		if ((pf[1].revents & (POLLIN | POLLHUP)) && forward(s, c, NULL) != 0)
+		if ((pf[1].revents & (POLLIN | POLLHUP)) &&
+		    forward(s, c, NULL, atomic_load(&p->mute)) != 0)
 			break;
 	}
 	if (c >= 0) {
@@ -460,6 +470,7 @@ static int proxy_start(struct proxy *p, uint16_t target, size_t cut)
 
 	p->target = target;
 	p->cut = cut;
+	atomic_init(&p->mute, 0);
 	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
 	    listen(p->lfd, 4) != 0 || getsockname(p->lfd, (struct sockaddr *)&a, &len) != 0)
@@ -521,6 +532,186 @@ static void cut_mid_burst(int no_cork)
 static void test_cut_mid_burst(void) { cut_mid_burst(0); }
 static void test_cut_mid_burst_no_cork(void) { cut_mid_burst(1); }
 
+/* ---- a full slot table when the connection breaks -------------------------- */
+
+struct slot_waiter {
+	struct dj_conn *conn;
+	struct dj_future *f;
+	atomic_int rc, returned;
+};
+
+static void *slot_wait_main(void *arg)
+{
+	struct slot_waiter *w = arg;
+
+	atomic_store(&w->rc, dj_free_async(w->conn, 0xdead0000beefull, NULL, NULL, &w->f));
+	atomic_store(&w->returned, 1);
+	return NULL;
+}
+
+/*
+ * Every slot of the connection is taken (its replies never come: the
+ * proxy drops them) and one more request waits for a slot when the
+ * connection is abandoned. That request fails at once, or hands back a
+ * future that fails at once: never one that nobody will complete, which
+ * would wait out its whole timeout (20 s here).
+ */
+static void test_slot_wait_broken(void)
+{
+	static struct dj_future *f[CL_SLOTS];
+	struct dj_client_options co;
+	struct slot_waiter w = {0};
+	struct fixture fx;
+	struct dj_client *cl;
+	struct dj_conn *conn;
+	struct proxy p;
+	pthread_t th;
+	int issued = 0, rc = 0;
+
+	CU_ASSERT_EQUAL_FATAL(fx_start(&fx, NULL, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(proxy_start(&p, fx.port, SIZE_MAX), 0);
+	fx_client_opts(&fx, &co);
+	co.port = p.port;
+	CU_ASSERT_EQUAL_FATAL(dj_client_create(&co, &cl), 0);
+	CU_ASSERT_EQUAL_FATAL(dj_connect(cl, &conn), 0);
+	atomic_store(&p.mute, 1);
+	for (int i = 0; i < CL_SLOTS; i++)
+		issued += dj_free_async(conn, 0xdead0000beefull, NULL, NULL, &f[issued]) == 0;
+	CU_ASSERT_EQUAL_FATAL(issued, CL_SLOTS);
+	w.conn = conn;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, slot_wait_main, &w), 0);
+	usleep(50000);
+	CU_ASSERT_EQUAL(atomic_load(&w.returned), 0); /* waiting for a slot */
+	CU_ASSERT_EQUAL(dj_future_abandon(f[0]), 0);
+	pthread_join(th, NULL);
+	if (atomic_load(&w.rc) == 0) {
+		rc = dj_future_wait(w.f, 2000);
+		dj_future_release(w.f);
+	}
+	printf("\n  the request that waited for a slot: %s%s\n",
+	       atomic_load(&w.rc) != 0 ? "refused: " : "its future: ",
+	       dj_strerror(atomic_load(&w.rc) != 0 ? atomic_load(&w.rc) : rc));
+	CU_ASSERT(atomic_load(&w.rc) != 0 || (rc != 0 && rc != -ETIMEDOUT));
+	for (int i = 0; i < issued; i++) {
+		CU_ASSERT_NOT_EQUAL(dj_future_wait(f[i], 2000), -ETIMEDOUT);
+		dj_future_release(f[i]);
+	}
+	dj_disconnect(conn);
+	dj_client_destroy(cl);
+	pthread_join(p.th, NULL);
+	close(p.lfd);
+	fx_stop(&fx);
+}
+
+/* ---- reconnects under traffic --------------------------------------------- */
+
+#define RE_WORKERS 3
+#define RE_WINDOW 16
+#define RE_REOPENS 150
+
+struct re_worker {
+	struct dj_conn *conn;
+	atomic_int *stop;
+	pthread_t th;
+	int issued, answered, reset, hung, other;
+};
+
+/* Windows of FREEs of a handle the session never had, in flight while the
+ * connection is torn down and reopened under them: each is answered (the
+ * server's "no such tensor"), fails with the connection, or is refused at
+ * once; none hangs. */
+static void *re_main(void *arg)
+{
+	struct re_worker *w = arg;
+	struct dj_future *f[RE_WINDOW];
+
+	for (int round = 0; round < 100000 && !atomic_load(w->stop); round++) {
+		int n = 0;
+
+		for (int i = 0; i < RE_WINDOW; i++)
+			if (dj_free_async(w->conn, 0xdead0000beefull, NULL, NULL, &f[n]) == 0)
+				n++;
+		w->issued += n;
+		for (int i = 0; i < n; i++) {
+			int rc = dj_future_wait(f[i], 10000);
+
+			if (rc == -ETIMEDOUT && !dj_future_done(f[i]))
+				w->hung++;
+			else if (rc == -ECONNRESET || rc == -EPIPE)
+				w->reset++;
+			else if (rc < 0 && rc != -ETIMEDOUT)
+				w->answered++;
+			else
+				w->other++;
+			dj_future_release(f[i]);
+		}
+		if (n == 0)
+			usleep(100);
+	}
+	return NULL;
+}
+
+/*
+ * The connection reopened again and again (resuming its session) while
+ * threads keep requests in flight. A request claimed on the old socket and
+ * written after the reconnect would reach the new one, even in the middle
+ * of its handshake; one written between the handshake and the reader's
+ * start would go uncounted and its reply counted off. Either leaves the
+ * corking count (wire_outstanding) away from 0 once all is quiet. Every
+ * reopen succeeds, no request hangs, the server sees no protocol error,
+ * and at the end nothing counts as on the wire.
+ */
+static void reopen_under_traffic(int json_only)
+{
+	struct re_worker w[RE_WORKERS];
+	struct ctl_server_stats ss;
+	atomic_int stop = 0;
+	struct env e;
+	long outstanding = -1;
+	int reopen_failed = 0, issued = 0, answered = 0, reset = 0, hung = 0, other = 0;
+
+	env_up(&e, 0, json_only, 0, BURST_FLOW_US);
+	for (int i = 0; i < RE_WORKERS; i++) {
+		w[i] = (struct re_worker){.conn = e.conn, .stop = &stop};
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&w[i].th, NULL, re_main, &w[i]), 0);
+	}
+	for (int i = 0; i < RE_REOPENS; i++) {
+		usleep(1000);
+		reopen_failed += ctl_client_conn_reopen(e.conn, atomic_load(&e.conn->generation)) != 0;
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < RE_WORKERS; i++) {
+		pthread_join(w[i].th, NULL);
+		issued += w[i].issued;
+		answered += w[i].answered;
+		reset += w[i].reset;
+		hung += w[i].hung;
+		other += w[i].other;
+	}
+	/* Quiet now: every reply is in within a moment. */
+	for (int i = 0; i < 1000 && outstanding != 0; i++) {
+		outstanding = atomic_load(&e.conn->wire_outstanding);
+		if (outstanding != 0)
+			usleep(1000);
+	}
+	printf("\n  %s: %d reopens (%d failed), %d FREEs: %d answered, %d reset, %d hung, "
+	       "%d other; on the wire at the end %ld\n", json_only ? "JSON" : "binary",
+	       RE_REOPENS, reopen_failed, issued, answered, reset, hung, other, outstanding);
+	CU_ASSERT_EQUAL(reopen_failed, 0);
+	CU_ASSERT_EQUAL(hung, 0);
+	CU_ASSERT_EQUAL(other, 0);
+	CU_ASSERT(answered > 0);
+	CU_ASSERT_EQUAL(outstanding, 0);
+	ctl_server_get_stats(e.fx.srv, &ss);
+	CU_ASSERT_EQUAL(ss.protocol_errors, 0);
+	/* And the connection still works, corked. */
+	CU_ASSERT_EQUAL(dj_ping(e.conn, NULL), 0);
+	env_down(&e);
+}
+
+static void test_reopen_binary(void) { reopen_under_traffic(0); }
+static void test_reopen_json(void) { reopen_under_traffic(1); }
+
 int main(int argc, char **argv)
 {
 	static const struct dj_test_case cases[] = {
@@ -537,6 +728,10 @@ int main(int argc, char **argv)
 		{"order, no_autocork", test_order_no_cork},
 		{"a connection cut mid-burst: no future hangs", test_cut_mid_burst},
 		{"cut mid-burst, no_autocork", test_cut_mid_burst_no_cork},
+		{"all slots taken, one waiting, connection abandoned: it fails",
+		 test_slot_wait_broken},
+		{"reopened under traffic: nothing stale on the wire (binary)", test_reopen_binary},
+		{"reopened under traffic: nothing stale on the wire (JSON)", test_reopen_json},
 		{NULL, NULL},
 	};
 	dj_test_add_suite("control-cork", NULL, NULL, cases);

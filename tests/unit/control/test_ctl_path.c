@@ -34,6 +34,8 @@ struct pathenv {
 static uint16_t pe_queues = 1;
 /* The client's dp_stripe_min. */
 static uint64_t pe_stripe_min = DJ_STRIPE_MIN_DEFAULT;
+/* Session opens the server's fake data path refuses with -EEXIST first. */
+static int pe_refused_opens;
 
 /* server_dp / client_dp: 0 none, 1 present. */
 static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path want,
@@ -50,6 +52,7 @@ static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path 
 	pe->sdp->available = server_dp;
 	pe->cdp->available = client_dp;
 	pe->cdp->probe_rc = probe_rc;
+	pe->sdp->exist_opens = pe_refused_opens;
 	pe->sdp->ep.n_queues = pe->cdp->ep.n_queues = pe_queues;
 	ctl_server_config_init(&cfg);
 	cfg.datapath = &pe->sdp->dp;
@@ -328,6 +331,32 @@ static void test_striped_transfers(void)
 	pe_down(&pe);
 }
 
+/* The server's data path has an id open with this peer already (-EEXIST:
+ * the peer numbered it, for a session where the server is a member): the
+ * session takes the next range of ids, whole, until every stripe opens,
+ * and the client opens the same ids. */
+static void test_session_id_taken_next_range(void)
+{
+	struct pathenv pe;
+	uint64_t id;
+
+	pe_refused_opens = 2;
+	CU_ASSERT_EQUAL_FATAL(pe_up_striped(&pe), 0);
+	pe_refused_opens = 0;
+	id = dj_conn_session_id(pe.conn);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "dpdk");
+	CU_ASSERT_EQUAL(pe.sdp->sessions_open, 4);
+	CU_ASSERT_EQUAL(pe.cdp->sessions_open, 4);
+	CU_ASSERT_EQUAL(atomic_load(&pe.sdp->n_refused), 2);
+	/* Stripe 0 of two ranges refused, the third range taken whole. */
+	CU_ASSERT_EQUAL(pe.sdp->refused_ids[0] + 8, id);
+	CU_ASSERT_EQUAL(pe.sdp->refused_ids[1] + 4, id);
+	CU_ASSERT_EQUAL(atomic_load(&pe.sdp->last_open_id), id + 3);
+	CU_ASSERT_EQUAL(atomic_load(&pe.cdp->last_open_id), id + 3);
+	put_get_check(&pe, (4u << 16) + 2, 1);
+	pe_down(&pe);
+}
+
 /* A part that fails fails the whole: the PUT is aborted (its other parts
  * disarmed, the new tensor freed) and redone over TCP, a GET's parts are
  * cancelled on the client and it is redone too; bytes intact, nothing
@@ -543,6 +572,8 @@ int main(int argc, char **argv)
 		{"client tensor pinned by its data path", test_client_tensor_pinned},
 		{"DPDK client killed mid-PUT: its tensor freed at once", test_client_killed_mid_put},
 		{"stripes: a session per queue, PUT/GET in parts", test_striped_transfers},
+		{"stripes: ids in use on the data path, the next range taken",
+		 test_session_id_taken_next_range},
 		{"stripes: a part that fails fails the whole, redone over TCP",
 		 test_striped_part_fails},
 		{NULL, NULL},

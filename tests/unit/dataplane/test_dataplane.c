@@ -29,6 +29,7 @@
 
 #define IP_A 0x0a630001u
 #define IP_B 0x0a630002u
+#define IP_C 0x0a630003u
 #define COOKIE 0xc0ffee0011223344ull
 
 static struct rte_mempool *inject_pool;
@@ -109,7 +110,7 @@ static void test_frame_zero_copy(void)
 struct duo {
 	struct dp_engine *a, *b;
 	struct rte_ring *a_to_b;
-	uint16_t port_b;
+	uint16_t port_a, port_b;
 };
 
 /* Idle naps of the engines duo_start() makes (0: pure polling), and the
@@ -139,10 +140,9 @@ static void peer_of(struct dp_engine *dp, struct dp_endpoint *ep)
 static void duo_start_placer(struct duo *d, const struct dp_engine_placer *placer_b)
 {
 	struct dp_endpoint ea, eb;
-	uint16_t pa;
 
-	dj_test_ring_pair(&pa, &d->port_b, &d->a_to_b);
-	CU_ASSERT_EQUAL_FATAL(engine_create(pa, IP_A, NULL, &d->a), 0);
+	dj_test_ring_pair(&d->port_a, &d->port_b, &d->a_to_b);
+	CU_ASSERT_EQUAL_FATAL(engine_create(d->port_a, IP_A, NULL, &d->a), 0);
 	CU_ASSERT_EQUAL_FATAL(engine_create(d->port_b, IP_B, placer_b, &d->b), 0);
 	peer_of(d->a, &ea);
 	peer_of(d->b, &eb);
@@ -169,9 +169,12 @@ static void engines_stop(struct dp_engine *a, struct dp_engine *b)
 	dp_engine_destroy(a);
 }
 
+/* The ports go back to EAL too: a process has 32 (RTE_MAX_ETHPORTS). */
 static void duo_stop(struct duo *d)
 {
 	engines_stop(d->a, d->b);
+	rte_eth_dev_close(d->port_a);
+	rte_eth_dev_close(d->port_b);
 }
 
 /* Send len random bytes a -> b as transfer id and check them. */
@@ -525,15 +528,26 @@ static void inject(struct duo *d, const void *frame, size_t len)
 	inject_ring(d->a_to_b, frame, len);
 }
 
-/* A DATA frame a -> b for transfer 1, fragment 0 of a 100-byte transfer. */
-static size_t data_frame(uint8_t *f, uint64_t cookie, uint8_t version)
+/* Who a forged frame claims to be: session, cookie, the sender's IPv4,
+ * and the queue pair it is addressed from and to (UDP ports base + queue,
+ * as an engine sends a session's frames). */
+struct forged {
+	uint32_t session;
+	uint64_t cookie;
+	uint32_t src_ip;
+	uint16_t queue;
+	uint8_t fill;     /* the payload's bytes */
+};
+
+/* The DATA frame of w, fragment 0 of a 100-byte transfer 1, to IP_B. */
+static size_t forged_frame(uint8_t *f, const struct forged *w, uint8_t version)
 {
-	struct dp_netaddr src = {.ipv4 = IP_A, .port = DP_WIRE_UDP_PORT};
-	struct dp_netaddr dst = {.ipv4 = IP_B, .port = DP_WIRE_UDP_PORT};
+	struct dp_netaddr src = {.ipv4 = w->src_ip, .port = DP_WIRE_UDP_PORT + w->queue};
+	struct dp_netaddr dst = {.ipv4 = IP_B, .port = DP_WIRE_UDP_PORT + w->queue};
 	struct dp_wire_hdr h = {
 		.magic = DP_WIRE_MAGIC, .version = version, .type = DP_PKT_DATA,
-		.flags = DP_WIRE_F_CRC, .hdr_len = DP_WIRE_HDR_LEN, .session_id = 7,
-		.payload_len = 100, .cookie = cookie, .transfer_id = 1,
+		.flags = DP_WIRE_F_CRC, .hdr_len = DP_WIRE_HDR_LEN, .session_id = w->session,
+		.payload_len = 100, .cookie = w->cookie, .transfer_id = 1,
 		.total_len = 100,
 	};
 	uint8_t *hdr = f + DP_WIRE_ENCAP_LEN;
@@ -541,9 +555,18 @@ static size_t data_frame(uint8_t *f, uint64_t cookie, uint8_t version)
 	memset(dst.mac, 0xff, sizeof(dst.mac));
 	dp_wire_encap_build(f, &src, &dst, DP_WIRE_HDR_LEN + 100, 1);
 	dp_wire_hdr_encode(&h, hdr);
-	memset(hdr + DP_WIRE_HDR_LEN, 0x5a, 100);
+	memset(hdr + DP_WIRE_HDR_LEN, w->fill, 100);
 	dp_wire_hdr_set_crc(hdr, dp_wire_crc(hdr, DP_WIRE_HDR_LEN, hdr + DP_WIRE_HDR_LEN, 100, true));
 	return DP_WIRE_FULL_HDR_LEN + 100;
+}
+
+/* A DATA frame a -> b of session 7 (queue 0) for transfer 1, fragment 0 of
+ * a 100-byte transfer, bytes 0x5a. */
+static size_t data_frame(uint8_t *f, uint64_t cookie, uint8_t version)
+{
+	const struct forged w = {.session = 7, .cookie = cookie, .src_ip = IP_A, .fill = 0x5a};
+
+	return forged_frame(f, &w, version);
 }
 
 /* Wait until the engine has seen rx_packets frames, then for the lcore to
@@ -634,13 +657,85 @@ static void test_padded_two_segments(void)
 	duo_stop(&d);
 }
 
+/* Frames of w until transfer 1 of its session landed (the first may
+ * overtake the armed receive and be rejected as unknown, as a sender's
+ * first try would be, and the sender retransmits). */
+static int forged_deliver(struct duo *d, const struct forged *w)
+{
+	uint8_t f[512];
+	int rc = -1;
+
+	for (int i = 0; i < 50 && rc != 0; i++) {
+		inject(d, f, forged_frame(f, w, DP_WIRE_VERSION));
+		rc = dp_engine_wait(d->b, w->cookie, 1, 20);
+	}
+	return rc;
+}
+
+/* Two peers open sessions of the same id at b (each server numbers its
+ * sessions on its own): both open and both work; the same id with the same
+ * peer is refused; a frame never reaches the other peer's session, also
+ * when it carries that session's cookie, and one with the other session's
+ * cookie is rejected, not placed. */
+static void test_same_id_two_peers(void)
+{
+	const struct dp_endpoint ec = {.ipv4 = rte_cpu_to_be_32(IP_C),
+				       .udp_port = DP_WIRE_UDP_PORT, .n_queues = 1, .mtu = 9000};
+	const struct forged from_c = {.session = 7, .cookie = COOKIE + 1, .src_ip = IP_C,
+				      .fill = 0xc1};
+	const struct forged c_as_a = {.session = 7, .cookie = COOKIE, .src_ip = IP_C, .fill = 0xbd};
+	const struct forged a_as_c = {.session = 7, .cookie = COOKIE + 1, .src_ip = IP_A,
+				      .fill = 0xbd};
+	struct dp_proto_stats before, after;
+	struct dp_engine_stats st;
+	struct dp_endpoint ea;
+	uint8_t dst_a[100], dst_c[100], f[512];
+	struct duo d;
+
+	duo_start(&d); /* session 7 between a and b, COOKIE */
+	dp_engine_endpoint(d.a, &ea);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_session_open(d.b, 7, COOKIE + 1, &ec), 0);
+	CU_ASSERT_EQUAL(dp_engine_session_open(d.b, 7, COOKIE + 2, &ea), -EEXIST);
+	memset(dst_a, 0, sizeof(dst_a));
+	memset(dst_c, 0, sizeof(dst_c));
+	CU_ASSERT_EQUAL(dp_engine_expect(d.b, COOKIE, 1, dst_a, sizeof(dst_a), DJ_MEM_HOST), 0);
+	CU_ASSERT_EQUAL(dp_engine_expect(d.b, COOKIE + 1, 1, dst_c, sizeof(dst_c), DJ_MEM_HOST),
+			0);
+	stats_settle(d.b, 0, &st, &before);
+	/* Forged: c's address with a's cookie, and a's with c's. */
+	inject(&d, f, forged_frame(f, &c_as_a, DP_WIRE_VERSION));
+	inject(&d, f, forged_frame(f, &a_as_c, DP_WIRE_VERSION));
+	stats_settle(d.b, st.rx_packets + 2, &st, &after);
+	CU_ASSERT_EQUAL(after.rx_reject[DP_REJ_BAD_COOKIE] - before.rx_reject[DP_REJ_BAD_COOKIE],
+			2);
+	CU_ASSERT_EQUAL(after.rx_data, before.rx_data);
+	/* c's own frame lands in c's session only. */
+	CU_ASSERT_EQUAL(forged_deliver(&d, &from_c), 0);
+	for (size_t i = 0; i < sizeof(dst_c); i++)
+		CU_ASSERT_EQUAL_FATAL(dst_c[i], 0xc1);
+	for (size_t i = 0; i < sizeof(dst_a); i++)
+		CU_ASSERT_EQUAL_FATAL(dst_a[i], 0);
+	CU_ASSERT_EQUAL(dp_engine_wait(d.b, COOKIE, 1, 10), -ETIMEDOUT);
+	CU_ASSERT_EQUAL(dp_engine_cancel(d.b, COOKIE, 1), 0);
+	/* a's session still carries a's transfers, c's open beside it. */
+	transfer_check(&d, 2, 100000);
+	dp_engine_session_close(d.b, COOKIE + 1);
+	transfer_check(&d, 3, 1000);
+	duo_stop(&d);
+}
+
 /* Two queues on a ring port (no rte_flow): a frame that arrives on the
- * wrong queue reaches its session's lcore anyway. */
+ * wrong queue reaches its session's lcore anyway, also after another
+ * session of that lcore whose id is equal modulo 4096 closed (the lcore
+ * was once looked up in a table of 4096 slots by id, which that close
+ * emptied). */
 static void test_software_dispatch(void)
 {
 	struct rte_ring *rx[2], *tx[2];
 	struct dp_engine_config cfg = {0};
 	struct dp_endpoint peer = {.udp_port = DP_WIRE_UDP_PORT, .n_queues = 2, .mtu = 9000};
+	const struct forged w = {.session = 7, .cookie = COOKIE, .src_ip = IP_A, .queue = 1,
+				 .fill = 0x5a};
 	struct dp_engine_stats st;
 	struct dp_engine *dp;
 	uint8_t f[512], dst[100], want[100];
@@ -662,15 +757,17 @@ static void test_software_dispatch(void)
 	cfg.local.ipv4 = IP_B;
 	CU_ASSERT_EQUAL_FATAL(dp_engine_create(&cfg, &dp), 0);
 	peer.ipv4 = rte_cpu_to_be_32(IP_A);
-	/* session 7 belongs to queue 7 % 2 = 1 */
+	/* sessions 7 and 7 + 4096 belong to queue 7 % 2 = 1 */
 	CU_ASSERT_EQUAL_FATAL(dp_engine_session_open(dp, 7, COOKIE, &peer), 0);
+	CU_ASSERT_EQUAL_FATAL(dp_engine_session_open(dp, 7 + 4096, COOKIE + 1, &peer), 0);
+	dp_engine_session_close(dp, COOKIE + 1);
 	memset(dst, 0, sizeof(dst));
 	CU_ASSERT_EQUAL(dp_engine_expect(dp, COOKIE, 1, dst, sizeof(dst), DJ_MEM_HOST), 0);
 	/* The frame may overtake the armed receive on the owner's lcore (then
 	 * it is rejected as unknown): inject until it lands, as a sender would
 	 * retransmit. */
 	for (int i = 0; i < 50 && rc != 0; i++) {
-		inject_ring(rx[0], f, data_frame(f, COOKIE, DP_WIRE_VERSION));
+		inject_ring(rx[0], f, forged_frame(f, &w, DP_WIRE_VERSION));
 		rc = dp_engine_wait(dp, COOKIE, 1, 20);
 	}
 	CU_ASSERT_EQUAL(rc, 0);
@@ -1072,6 +1169,7 @@ int main(int argc, char **argv)
 		{"GPU placement plug-in holds mbufs until sync", test_gpu_placer},
 		{"malformed packets dropped and counted", test_bad_packets},
 		{"padded two-segment frame read from its first segment", test_padded_two_segments},
+		{"one session id, two peers: both served, never mixed", test_same_id_two_peers},
 		{"frames on the wrong queue dispatched in software", test_software_dispatch},
 		{"sessions close under concurrent calls", test_session_churn},
 		{"statistics snapshots are consistent", test_stats_consistent},
