@@ -166,8 +166,10 @@ static void json_write(FILE *f, const struct bench_opts *o, const struct bench_r
 		fprintf(f, ",\"idle_naps\":%lu,\"idle_sleeps\":%lu,\"idle_rx_wakes\":%lu",
 			(unsigned long)r->dp.idle_naps, (unsigned long)r->dp.idle_sleeps,
 			(unsigned long)r->dp.idle_rx_wakes);
-		fprintf(f, ",\"rto_expired\":%lu,\"nacks_rx\":%lu,\"rejected\":%lu",
-			(unsigned long)r->proto.rto_expired, (unsigned long)r->proto.rx_nacks,
+		fprintf(f, ",\"rto_expired\":%lu,\"rto_spurious\":%lu,\"nacks_rx\":%lu,"
+			"\"rejected\":%lu",
+			(unsigned long)r->proto.rto_expired, (unsigned long)r->proto.rto_spurious,
+			(unsigned long)r->proto.rx_nacks,
 			(unsigned long)dp_proto_stats_rejected(&r->proto));
 		for (int i = 1; i < DP_REJ_COUNT; i++)
 			if (r->proto.rx_reject[i] != 0)

@@ -221,6 +221,10 @@ static void collect_dataplane(struct srv_view *v, struct mx_writer *w)
 	    "Fragments that NACKs asked for again.", p.tx_retrans_nack);
 	one(w, "djinn_dataplane_rto_expirations_total", MX_COUNTER,
 	    "Retransmission timer expirations (they fail no transfer).", p.rto_expired);
+	one(w, "djinn_dataplane_rto_spurious_total", MX_COUNTER,
+	    "Retransmission timeouts found spurious: the receiver acknowledged first copies "
+	    "of fragments the timeout had not resent yet, and resending stopped.",
+	    p.rto_spurious);
 	rx_tx(w, "djinn_dataplane_transfer_timeouts_total",
 	      "Transfers the protocol failed by its liveness rule: no progress and a silent "
 	      "peer for dead_timeout, or no progress for stall_timeout (rx: receiving, tx: "

@@ -341,6 +341,7 @@ struct dp_proto_stats {
 	uint64_t tx_retrans;      /**< retransmitted fragments (all causes) */
 	uint64_t tx_retrans_nack; /**< of which asked for by a NACK */
 	uint64_t rto_expired;     /**< retransmission timer expirations */
+	uint64_t rto_spurious;    /**< of which found spurious: the first copies came (F-RTO) */
 	uint64_t tx_acks;
 	uint64_t tx_nacks;
 	uint64_t rx_acks;

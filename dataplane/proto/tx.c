@@ -309,6 +309,7 @@ enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
 	struct dp_wire_ranges r;
 	struct tx_xfer *x;
 	bool nack = h->type == DP_PKT_NACK, advanced = false;
+	uint32_t resent_end;
 
 	if (dp_wire_ranges_decode(body, h->payload_len, &r))
 		return DP_REJ_BAD_BODY;
@@ -326,6 +327,9 @@ enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
 	s->st.rx_acks += !nack;
 	s->st.rx_nacks += nack;
 	tx_sample(s, x, r.trigger, now_ns);
+	/* Where this timeout's resends have reached, before the ACK moves
+	 * them (tx_rto_resend starts from cum). */
+	resent_end = x->rto_next;
 	if (tx_advance(s, x, r.cum, now_ns)) {
 		/* New data acknowledged: the path works, drop the backoff
 		 * (as Linux does) rather than wait for a Karn-valid sample,
@@ -344,6 +348,16 @@ enum dp_wire_reject dp_tx_on_feedback(struct dp_channel *s,
 		tx_apply_nack(s, x, &r, now_ns);
 	else
 		tx_apply_sack(s, x, &r, now_ns);
+	/* The receiver acknowledged fragments this timeout has not resent
+	 * yet: their first copies arrived, so nothing was lost before
+	 * them and the timeout was spurious (the receiver was slow, a
+	 * backlog in its rx ring). Stop resending, as F-RTO (RFC 5682)
+	 * does: the rest of the window is in flight, and a fragment really
+	 * lost gets a NACK or the next timeout. */
+	if (advanced && x->rto_end != 0 && r.cum > resent_end) {
+		x->rto_end = 0;
+		s->st.rto_spurious++;
+	}
 	/* After the marks: what the receiver holds is not resent. */
 	if (advanced && x->rto_end != 0) {
 		x->rto_burst = min_u32(x->rto_burst * 2, s->cfg.window);

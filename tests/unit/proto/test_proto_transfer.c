@@ -330,6 +330,62 @@ static void paused_run(int paused, uint64_t pause_ns, int status[2])
 }
 
 /*
+ * A receiver that reads slower than the sender writes (a link of one
+ * fragment per microsecond behind a queue of 4096, as a memif ring that
+ * the receiving lcore drains at its copy speed): with a whole window of
+ * credit the queue holds milliseconds of fragments, and the receiver is
+ * descheduled three times for longer than the RTO: timers fire with
+ * nothing lost, and the ACKs after each come a few fragments at a time as
+ * the backlog drains. Each such timeout is found
+ * spurious by the first ACK that covers first copies the timeout had not
+ * resent, and resending stops there: a few fragments per timeout, not the
+ * backlog again (it cost 300 per timeout on memif at 16-64 MiB).
+ */
+static void test_slow_receiver_spurious_rto(void)
+{
+	struct dp_channel_config cfg;
+	struct dp_proto_stats st;
+	struct sim sim;
+	uint64_t len = 64ull << 20;
+	uint8_t *src = sim_pattern(len, 6), *dst = calloc(1, len);
+	const struct dp_xfer_event *tx;
+
+	sim_config(&cfg, 8916);
+	cfg.window = 4096;
+	cfg.initial_credit = 4096;
+	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
+	sim.dir[0].rate_per_us = 1;
+	sim.dir[0].queue_pkts = 4096;
+	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	CU_ASSERT(dp_channel_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
+	/* The receiver is also descheduled now and then, for longer than the
+	 * RTO: the backlog then drains at the link's pace after each pause. */
+	for (int i = 0; i < 3; i++) {
+		sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 300000);
+		sim.stalled[1] = true;
+		sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 2000000);
+		sim.stalled[1] = false;
+	}
+	CU_ASSERT(sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 60 * SEC));
+	tx = sim_event(&sim, 0, DP_XFER_TX, 1);
+	CU_ASSERT_FATAL(tx != NULL);
+	CU_ASSERT_EQUAL(tx->status, 0);
+	CU_ASSERT(memcmp(src, dst, len) == 0);
+	dp_channel_stats(sim.ep[0], &st);
+	printf("\n    %llu timeouts (%llu found spurious), %llu fragments resent of %llu, "
+	       "%llu dropped at the queue\n",
+	       (unsigned long long)st.rto_expired, (unsigned long long)st.rto_spurious,
+	       (unsigned long long)st.tx_retrans, (unsigned long long)st.tx_data,
+	       (unsigned long long)sim.dir[0].tail_drops);
+	CU_ASSERT(st.rto_expired >= 1);
+	CU_ASSERT(st.rto_spurious >= 1);
+	CU_ASSERT(st.tx_retrans <= 2 * 8 * st.rto_expired);
+	sim_fini(&sim);
+	free(src);
+	free(dst);
+}
+
+/*
  * A receiver that stops polling for 2 ms, three times (an lcore
  * descheduled; what reaches it waits on the link, as in its rx ring),
  * while a sender with a whole window of credit
@@ -725,6 +781,8 @@ int main(int argc, char **argv)
 		{"a receiver starved of CPU while its peer is idle", test_starved_receiver},
 		{"a receiver paused past the RTO: a few resent, not the window",
 		 test_paused_receiver_spurious_rto},
+		{"a slow receiver's backlog past the RTO: timeouts found spurious",
+		 test_slow_receiver_spurious_rto},
 		{"a live peer's stalled transfer ends at stall_timeout", test_live_peer_stall},
 		{"concurrent transfers both ways", test_concurrent_bidirectional},
 		{"cancel and close", test_cancel_and_close},
