@@ -22,14 +22,17 @@
 # TCP), interleaved size by size in each run.
 # A table of medians (min-max) over the rounds and ratios, then one JSON
 # object; logs and per-run JSON in $OUT (default /tmp/dpperf-check).
-#   ROUNDS=5 QUEUES="1 2 4 8" SIZES=4K,64K,1M,16M,64M,256M INTR=1 PARTS="dp ctl" \
+#   ROUNDS=5 QUEUES="1 2 4 8" SIZES=4K,64K,1M,16M,64M,256M,1G INTR=1 PARTS="dp ctl" \
 #     bash scripts/dpperf-device-check.sh
 set -u
 bin=$(pwd)/.carry/dpperf
 out=${OUT:-/tmp/dpperf-check}
 rounds=${ROUNDS:-5}
 queues=${QUEUES:-1 2 4 8}
-sizes=${SIZES:-4K,64K,1M,16M,64M,256M}
+sizes=${SIZES:-4K,64K,1M,16M,64M,256M,1G}
+# The control plane's rows (PUT and GET, over DPDK and its TCP fallback)
+# stop at 256 MiB to keep the run short; CTL_SIZES=...,1G adds it.
+ctl_sizes=${CTL_SIZES:-4K,64K,1M,16M,64M,256M}
 idle_us=${IDLE_US:-0}
 intr=${INTR:-1}
 parts=${PARTS:-dp ctl}
@@ -116,7 +119,7 @@ ctl() {
 		--file-prefix "dpk$$q" --log-level=lib.eal:warning \
 		--vdev "net_memif0,role=client,socket=$sock,socket-abstract=no,bsize=9216" \
 		-- --mode ctl --ctl-port "$port" --queues "$q" --stripes "$q" \
-		--stripe-min "$stripe_min" --sizes "$sizes" --idle-sleep-us "$idle_us" \
+		--stripe-min "$stripe_min" --sizes "$ctl_sizes" --idle-sleep-us "$idle_us" \
 		--local 198.18.0.2 --json "$out/$tag.json" >"$out/$tag.log" 2>&1 ||
 		{ echo "ctl q=$q round $r: client failed ($out/$tag.log)"; status=1; }
 	kill -INT "$srv" 2>/dev/null
