@@ -94,6 +94,11 @@ struct dj_conn {
 	char device[CTL_DEVICE_MAX]; /* SESSION's "device"; "" where none */
 	enum dj_path path;
 	char path_reason[160];
+	/* SESSION said the server opened no data-plane session for this one
+	 * (dp_open false): its error (dp_error, never 0) and dp_reason. The
+	 * handshake's own: no probe of that session, ever. */
+	int dp_refused;
+	char dp_refused_why[CTL_ERRMSG_MAX];
 	/*
 	 * What the server said in HELLO: its caps, and whether it takes
 	 * binary frames (the server accepted them and the options allow

@@ -334,6 +334,32 @@ static unsigned int stripes_wanted(const struct dj_conn *conn)
 	return n > 1 ? n : 1;
 }
 
+/* SESSION's "dp_open": false where the server has a data path and took
+ * ours, but opened no data-plane session for this one (docs/CONTROL.md,
+ * "Sessions"): conn->dp_refused and its reason; absent (an old server, or
+ * one that opened it): 0, as before. */
+static void session_dp_refused(struct dj_conn *conn, const cJSON *reply)
+{
+	const cJSON *open = cJSON_GetObjectItemCaseSensitive(reply, "dp_open");
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(reply, "dp_error");
+	const cJSON *why = cJSON_GetObjectItemCaseSensitive(reply, "dp_reason");
+
+	conn->dp_refused = 0;
+	conn->dp_refused_why[0] = '\0';
+	if (!cJSON_IsFalse(open))
+		return;
+	/* Any code the server names, else "no data path": never 0. */
+	conn->dp_refused = cJSON_IsNumber(err) && err->valuedouble < 0 &&
+			   err->valuedouble >= INT32_MIN ? (int)err->valuedouble : -DJ_ENODPDK;
+	if (cJSON_IsString(why) && why->valuestring[0] != '\0')
+		djc_escape(conn->dp_refused_why, sizeof(conn->dp_refused_why), why->valuestring,
+			   strlen(why->valuestring));
+	else
+		snprintf(conn->dp_refused_why, sizeof(conn->dp_refused_why),
+			 "the server opened no data-plane session for it: %s",
+			 dj_strerror(conn->dp_refused));
+}
+
 static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t resume_cookie)
 {
 	cJSON *m = ctl_client_msg("SESSION"), *reply = NULL;
@@ -368,6 +394,7 @@ static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t 
 			 cJSON_IsString(dev) ? dev->valuestring : "");
 		rc = ctl_stripe_session_field(reply, &got, why) != 0 ? -EPROTO : 0;
 		conn->stripes = got != 0 ? got : 1;
+		session_dp_refused(conn, reply);
 	}
 	cJSON_Delete(reply);
 	return rc;
@@ -427,13 +454,19 @@ static int negotiate(struct dj_conn *conn)
 	char reason[160];
 	int rc;
 
+	/* A session the server opened no data-plane session for is never
+	 * probed: nothing would answer but its timeout. */
 	if (cl->o.path != DJ_PATH_TCP && local && peer)
-		probe_rc = probe(conn);
-	rc = ctl_path_decide(cl->o.path, local, peer, probe_rc, &path, reason, sizeof(reason));
+		probe_rc = conn->dp_refused != 0 ? conn->dp_refused : probe(conn);
+	rc = ctl_path_decide(cl->o.path, local, peer, probe_rc,
+			     conn->dp_refused != 0 ? conn->dp_refused_why : NULL, &path, reason,
+			     sizeof(reason));
 	/* Worth another try later: both sides have DPDK, only the probe
-	 * failed (a restarted server's memif link may not be up yet). */
+	 * failed (a restarted server's memif link may not be up yet). Not
+	 * where the server opened none: it never opens one later for this
+	 * session (a new session, a new connection, may get one). */
 	conn->probe_failed = rc == 0 && path == DJ_PATH_TCP && cl->o.path == DJ_PATH_AUTO &&
-			     local && peer;
+			     local && peer && conn->dp_refused == 0;
 	conn->probe_retry_ms = CL_PROBE_RETRY_MS;
 	conn->next_probe_ns = djc_time_ns() + conn->probe_retry_ms * 1000000ull;
 	if (rc != 0) {

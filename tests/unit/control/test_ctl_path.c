@@ -36,6 +36,8 @@ static uint16_t pe_queues = 1;
 static uint64_t pe_stripe_min = DJ_STRIPE_MIN_DEFAULT;
 /* Session opens the server's fake data path refuses with -EEXIST first. */
 static int pe_refused_opens;
+/* Session opens the server's fake data path refuses with -DJ_ELIMIT first. */
+static int pe_limited_opens;
 
 /* server_dp / client_dp: 0 none, 1 present. */
 static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path want,
@@ -53,6 +55,7 @@ static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path 
 	pe->cdp->available = client_dp;
 	pe->cdp->probe_rc = probe_rc;
 	pe->sdp->exist_opens = pe_refused_opens;
+	pe->sdp->limit_opens = pe_limited_opens;
 	pe->sdp->ep.n_queues = pe->cdp->ep.n_queues = pe_queues;
 	ctl_server_config_init(&cfg);
 	cfg.datapath = &pe->sdp->dp;
@@ -200,6 +203,123 @@ static void test_probe_retried_until_dpdk(void)
 	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &back), 0);
 	CU_ASSERT_EQUAL(memcmp(src, dst, sizeof(src)), 0);
 	CU_ASSERT_EQUAL(pe.sdp->sends + pe.cdp->sends, sends + 2); /* both over the data path */
+	pe_down(&pe);
+}
+
+#define NO_DP_SESSION "the server's data plane opened no session for it: limit exceeded"
+
+/* The server's data plane opens no session for this one (its engine's
+ * lcores hold all they can: -DJ_ELIMIT). SESSION says so and the client
+ * goes TCP at once with the server's reason: it never probes a session
+ * the server did not open, neither at connect nor before later transfers.
+ * A new session, on a new connection, gets its data path again. */
+static void test_server_opened_no_dp_session(void)
+{
+	uint8_t src[4096], dst[4096];
+	struct dj_tensor t = {.data = src, .mem = DJ_MEM_HOST}, back = {.data = dst, .mem = DJ_MEM_HOST};
+	struct pathenv pe;
+	struct dj_conn *again = NULL;
+	const char *reason;
+	uint64_t h, t0;
+
+	t.desc.dtype = DJ_DTYPE_FLOAT32;
+	t.desc.ndim = 1;
+	t.desc.shape[0] = sizeof(src) / 4;
+	back.desc = t.desc;
+	fx_pattern(src, sizeof(src), 9);
+	pe_limited_opens = 1;
+	t0 = djc_time_ns();
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
+	pe_limited_opens = 0;
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, &reason), "tcp");
+	CU_ASSERT_STRING_EQUAL(reason, NO_DP_SESSION);
+	CU_ASSERT_EQUAL(pe.cdp->probes, 0);
+	CU_ASSERT_EQUAL(pe.cdp->sessions_open, 0); /* nor opened one on its side */
+	CU_ASSERT_EQUAL(pe.sdp->sessions_open, 0);
+	CU_ASSERT(server_says(&pe, "tcp", NO_DP_SESSION));
+	/* At once: no probe timeout waited out (it is 500 ms). */
+	CU_ASSERT(djc_time_ns() - t0 < 400000000ull);
+	/* Past the first re-probe time: still no probe, bytes over TCP. */
+	usleep(600 * 1000);
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0);
+	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &back), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, sizeof(src)), 0);
+	CU_ASSERT_EQUAL(pe.cdp->probes, 0);
+	CU_ASSERT_EQUAL(pe.cdp->sends + pe.sdp->sends, 0);
+	/* Another session: the server's data plane takes it. */
+	CU_ASSERT_EQUAL_FATAL(dj_connect(pe.cl, &again), 0);
+	CU_ASSERT_EQUAL(dj_path_name(dj_conn_path(again, NULL))[0], 'd');
+	CU_ASSERT_EQUAL(pe.cdp->probes, 1);
+	dj_conn_close(again);
+	pe_down(&pe);
+}
+
+/* dpdk forced, and the server opened no data-plane session: no connection
+ * (-DJ_ENODPDK), without a probe. */
+static void test_forced_dpdk_no_dp_session(void)
+{
+	struct pathenv pe;
+
+	pe_limited_opens = 1;
+	CU_ASSERT_EQUAL(pe_up(&pe, 1, 1, DJ_PATH_DPDK, 0), -DJ_ENODPDK);
+	pe_limited_opens = 0;
+	CU_ASSERT_EQUAL(pe.cdp->probes, 0);
+	pe_down(&pe);
+}
+
+/* SESSION's fields on the wire, as an outside client sees them: dp_open
+ * false, the data path's error and the reason; PATH dpdk is refused with
+ * that reason, PATH tcp taken. A session whose data path opened has none
+ * of these fields (an old client's reply is unchanged). */
+static void test_no_dp_session_on_the_wire(void)
+{
+	static const char hello[] = "{\"type\":\"HELLO\",\"id\":1,\"version\":1,\"caps\":"
+		"{\"dpdk\":true,\"endpoint\":{\"mac\":\"02:00:00:00:00:07\",\"ipv4\":"
+		"\"10.9.0.7\",\"udp_port\":4797,\"queues\":1}}}";
+	const char *fields[] = {"dp_open", "dp_error", "dp_reason"};
+	struct pathenv pe;
+	cJSON *r;
+	int fd;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 0, DJ_PATH_AUTO, 0), 0);
+	pe.sdp->limit_opens = 1;
+	fd = fx_raw_connect(pe.fx.port);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(fx_raw_send(fd, hello, 0), 0);
+	cJSON_Delete(fx_raw_recv(fd, 5000));
+	CU_ASSERT_EQUAL(fx_raw_send(fd, "{\"type\":\"SESSION\",\"id\":2}", 0), 0);
+	r = fx_raw_recv(fd, 5000);
+	CU_ASSERT_FATAL(r != NULL && fx_error_code(r) == 0);
+	CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(r, "dp_open")));
+	CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "dp_error")), -DJ_ELIMIT);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(r, "dp_reason")),
+			       NO_DP_SESSION);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(r, "path")), "tcp");
+	cJSON_Delete(r);
+	CU_ASSERT_EQUAL(fx_raw_send(fd, "{\"type\":\"PATH\",\"id\":3,\"path\":\"dpdk\"}", 0), 0);
+	r = fx_raw_recv(fd, 5000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_ENODPDK);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(r, "message")),
+			       NO_DP_SESSION);
+	cJSON_Delete(r);
+	CU_ASSERT_EQUAL(fx_raw_send(fd, "{\"type\":\"PATH\",\"id\":4,\"path\":\"tcp\"}", 0), 0);
+	r = fx_raw_recv(fd, 5000);
+	CU_ASSERT_EQUAL(fx_error_code(r), 0);
+	cJSON_Delete(r);
+	close(fd);
+	/* The same HELLO where the data path opens: none of the fields. */
+	fd = fx_raw_connect(pe.fx.port);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(fx_raw_send(fd, hello, 0), 0);
+	cJSON_Delete(fx_raw_recv(fd, 5000));
+	CU_ASSERT_EQUAL(fx_raw_send(fd, "{\"type\":\"SESSION\",\"id\":2}", 0), 0);
+	r = fx_raw_recv(fd, 5000);
+	CU_ASSERT_FATAL(r != NULL && fx_error_code(r) == 0);
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(r, fields[i]));
+	cJSON_Delete(r);
+	close(fd);
+	/* The raw sessions linger; the server's stop closes them. */
 	pe_down(&pe);
 }
 
@@ -564,6 +684,12 @@ int main(int argc, char **argv)
 		{"probe fails, retried: back on dpdk", test_probe_retried_until_dpdk},
 		{"client forces tcp", test_forced_tcp},
 		{"client forces dpdk", test_forced_dpdk_refused_without_it},
+		{"server opened no data-plane session: tcp at once, never probed",
+		 test_server_opened_no_dp_session},
+		{"client forces dpdk, server opened no data-plane session",
+		 test_forced_dpdk_no_dp_session},
+		{"no data-plane session: SESSION's fields, PATH dpdk refused",
+		 test_no_dp_session_on_the_wire},
 		{"PUT/GET over the data path", test_transfers_over_dpdk},
 		{"failed transfer redone over TCP, then the session moves",
 		 test_failed_transfer_redone_then_session_moves},
