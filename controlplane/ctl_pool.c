@@ -364,6 +364,7 @@ static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t 
 {
 	cJSON *m = ctl_client_msg("SESSION"), *reply = NULL;
 	unsigned int want = stripes_wanted(conn), got = 1;
+	uint64_t id, cookie;
 	char why[CTL_ERRMSG_MAX];
 	int rc;
 
@@ -384,15 +385,19 @@ static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t 
 		       "opening a new one; its handles are lost", resume_id);
 		return handshake_session(conn, 0, 0);
 	}
-	if (rc == 0 && (ctl_json_u64(reply, "session", &conn->session_id, why) != 0 ||
-			ctl_json_handle(reply, "cookie", &conn->cookie, why) != 0))
+	if (rc == 0 && (ctl_json_u64(reply, "session", &id, why) != 0 ||
+			ctl_json_handle(reply, "cookie", &cookie, why) != 0 ||
+			ctl_stripe_session_field(reply, &got, why) != 0))
 		rc = -EPROTO;
 	if (rc == 0) {
 		const cJSON *dev = cJSON_GetObjectItemCaseSensitive(reply, "device");
 
+		conn->session_id = id;
+		conn->cookie = cookie;
+		pthread_mutex_lock(&conn->lock);
 		snprintf(conn->device, sizeof(conn->device), "%s",
 			 cJSON_IsString(dev) ? dev->valuestring : "");
-		rc = ctl_stripe_session_field(reply, &got, why) != 0 ? -EPROTO : 0;
+		pthread_mutex_unlock(&conn->lock);
 		conn->stripes = got != 0 ? got : 1;
 		session_dp_refused(conn, reply);
 	}
@@ -426,23 +431,35 @@ static int probe(struct dj_conn *conn)
 	return rc;
 }
 
-int ctl_client_send_path(struct dj_conn *conn, enum dj_path path, const char *reason)
+/* PATH: by the handshake (sync, before the reader runs) or on a running
+ * connection; the path and its reason change together, under lock. A
+ * caller on another thread never sends synchronously: during a reconnect
+ * its request fails (the connection is broken) rather than cut into the
+ * handshake's exchange. */
+static int path_send(struct dj_conn *conn, enum dj_path path, const char *reason, int sync)
 {
 	cJSON *m = ctl_client_msg("PATH"), *reply = NULL;
 	int rc;
 
 	cJSON_AddStringToObject(m, "path", dj_path_name(path));
 	cJSON_AddStringToObject(m, "reason", reason);
-	rc = conn->reader_running ? ctl_client_call(conn, m, NULL, 0, NULL, 0, &reply) :
-				    ctl_client_sync_call(conn, m, &reply);
+	rc = sync ? ctl_client_sync_call(conn, m, &reply) :
+		    ctl_client_call(conn, m, NULL, 0, NULL, 0, &reply);
 	cJSON_Delete(reply);
 	if (rc == 0) {
+		pthread_mutex_lock(&conn->lock);
 		conn->path = path;
 		snprintf(conn->path_reason, sizeof(conn->path_reason), "%s", reason);
+		pthread_mutex_unlock(&conn->lock);
 		DJC_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data path %s (%s)",
-		       conn->session_id, dj_path_name(path), reason);
+		       (uint64_t)conn->session_id, dj_path_name(path), reason);
 	}
 	return rc;
+}
+
+int ctl_client_send_path(struct dj_conn *conn, enum dj_path path, const char *reason)
+{
+	return path_send(conn, path, reason, 0);
 }
 
 static int negotiate(struct dj_conn *conn)
@@ -473,7 +490,7 @@ static int negotiate(struct dj_conn *conn)
 		snprintf(conn->last_error, sizeof(conn->last_error), "dpdk forced but %s", reason);
 		return rc;
 	}
-	return ctl_client_send_path(conn, path, reason);
+	return path_send(conn, path, reason, 1);
 }
 
 void ctl_client_path_retry(struct dj_conn *conn)

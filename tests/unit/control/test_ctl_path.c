@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,6 +415,77 @@ static void test_failed_transfer_redone_then_session_moves(void)
 	pe_down(&pe);
 }
 
+/* Readers of the session's path on other threads while transfers on two
+ * threads fail at once and move the session to TCP: every read sees a
+ * path and the reason that goes with it, whole; the session moves once.
+ * (Under TSan this is the evidence that path, reason, device and the
+ * failure count are read and written well-defined.) */
+struct path_race {
+	struct pathenv *pe;
+	atomic_int stop;
+	atomic_int bad, reads;
+};
+
+static void *path_reader(void *arg)
+{
+	struct path_race *pr = arg;
+	const char *reason;
+
+	while (!atomic_load(&pr->stop)) {
+		enum dj_path p = dj_conn_path(pr->pe->conn, &reason);
+		int dpdk = strstr(reason, "probe succeeded") != NULL;
+		int moved = strncmp(reason, "moved from dpdk after ", 22) == 0;
+
+		if ((p == DJ_PATH_DPDK) != dpdk || (p == DJ_PATH_TCP) != moved ||
+		    strcmp(dj_conn_device(pr->pe->conn), "") != 0)
+			atomic_fetch_add(&pr->bad, 1);
+		atomic_fetch_add(&pr->reads, 1);
+	}
+	return NULL;
+}
+
+static void *failing_puts(void *arg)
+{
+	struct path_race *pr = arg;
+	static _Thread_local uint8_t src[4096];
+	struct dj_tensor t = {.data = src, .mem = DJ_MEM_HOST};
+	uint64_t h;
+
+	t.desc.dtype = DJ_DTYPE_FLOAT32;
+	t.desc.ndim = 1;
+	t.desc.shape[0] = sizeof(src) / 4;
+	for (int i = 0; i < 8; i++)
+		if (dj_put(pr->pe->conn, &t, &h) != 0 || dj_free(pr->pe->conn, h) != 0)
+			atomic_fetch_add(&pr->bad, 1);
+	return NULL;
+}
+
+static void test_path_read_while_moving(void)
+{
+	struct path_race pr = {0};
+	struct dj_client_stats st;
+	struct pathenv pe;
+	pthread_t rd, wr[2];
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
+	pr.pe = &pe;
+	pe.cdp->fail_sends = 1000; /* every data-plane PUT fails */
+	CU_ASSERT_FATAL(pthread_create(&rd, NULL, path_reader, &pr) == 0);
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_FATAL(pthread_create(&wr[i], NULL, failing_puts, &pr) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(wr[i], NULL);
+	atomic_store(&pr.stop, 1);
+	pthread_join(rd, NULL);
+	CU_ASSERT_EQUAL(atomic_load(&pr.bad), 0);
+	CU_ASSERT(atomic_load(&pr.reads) > 0);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "tcp");
+	dj_client_get_stats(pe.cl, &st);
+	CU_ASSERT_EQUAL(st.dp_fallbacks, 1);
+	CU_ASSERT(server_says(&pe, "tcp", "moved from dpdk"));
+	pe_down(&pe);
+}
+
 /* Both sides with 4 queues: 4 stripes, parts of at least 64 KiB. */
 static int pe_up_striped(struct pathenv *pe)
 {
@@ -693,6 +765,8 @@ int main(int argc, char **argv)
 		{"PUT/GET over the data path", test_transfers_over_dpdk},
 		{"failed transfer redone over TCP, then the session moves",
 		 test_failed_transfer_redone_then_session_moves},
+		{"path read on other threads while two failing ones move it",
+		 test_path_read_while_moving},
 		{"GET pinned by the data path: storage kept, then reclaimed",
 		 test_get_pinned_by_data_path},
 		{"client tensor pinned by its data path", test_client_tensor_pinned},
