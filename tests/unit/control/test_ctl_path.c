@@ -268,15 +268,35 @@ static void test_forced_dpdk_no_dp_session(void)
 	pe_down(&pe);
 }
 
+/* A raw connection (*fd) whose HELLO announces a DPDK endpoint; its
+ * SESSION reply, or NULL (an ERROR, or none). */
+static cJSON *raw_session(uint16_t port, int *fd)
+{
+	static const char hello[] = "{\"type\":\"HELLO\",\"id\":1,\"version\":1,\"caps\":"
+		"{\"dpdk\":true,\"endpoint\":{\"mac\":\"02:00:00:00:00:07\",\"ipv4\":"
+		"\"10.9.0.7\",\"udp_port\":4797,\"queues\":1}}}";
+	cJSON *r;
+
+	*fd = fx_raw_connect(port);
+	if (*fd < 0 || fx_raw_send(*fd, hello, 0) != 0)
+		return NULL;
+	cJSON_Delete(fx_raw_recv(*fd, 5000));
+	if (fx_raw_send(*fd, "{\"type\":\"SESSION\",\"id\":2}", 0) != 0)
+		return NULL;
+	r = fx_raw_recv(*fd, 5000);
+	if (r != NULL && fx_error_code(r) != 0) {
+		cJSON_Delete(r);
+		r = NULL;
+	}
+	return r;
+}
+
 /* SESSION's fields on the wire, as an outside client sees them: dp_open
  * false, the data path's error and the reason; PATH dpdk is refused with
  * that reason, PATH tcp taken. A session whose data path opened has none
  * of these fields (an old client's reply is unchanged). */
 static void test_no_dp_session_on_the_wire(void)
 {
-	static const char hello[] = "{\"type\":\"HELLO\",\"id\":1,\"version\":1,\"caps\":"
-		"{\"dpdk\":true,\"endpoint\":{\"mac\":\"02:00:00:00:00:07\",\"ipv4\":"
-		"\"10.9.0.7\",\"udp_port\":4797,\"queues\":1}}}";
 	const char *fields[] = {"dp_open", "dp_error", "dp_reason"};
 	struct pathenv pe;
 	cJSON *r;
@@ -284,13 +304,8 @@ static void test_no_dp_session_on_the_wire(void)
 
 	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 0, DJ_PATH_AUTO, 0), 0);
 	pe.sdp->limit_opens = 1;
-	fd = fx_raw_connect(pe.fx.port);
-	CU_ASSERT_FATAL(fd >= 0);
-	CU_ASSERT_EQUAL(fx_raw_send(fd, hello, 0), 0);
-	cJSON_Delete(fx_raw_recv(fd, 5000));
-	CU_ASSERT_EQUAL(fx_raw_send(fd, "{\"type\":\"SESSION\",\"id\":2}", 0), 0);
-	r = fx_raw_recv(fd, 5000);
-	CU_ASSERT_FATAL(r != NULL && fx_error_code(r) == 0);
+	r = raw_session(pe.fx.port, &fd);
+	CU_ASSERT_FATAL(r != NULL);
 	CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(r, "dp_open")));
 	CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "dp_error")), -DJ_ELIMIT);
 	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(r, "dp_reason")),
@@ -309,13 +324,8 @@ static void test_no_dp_session_on_the_wire(void)
 	cJSON_Delete(r);
 	close(fd);
 	/* The same HELLO where the data path opens: none of the fields. */
-	fd = fx_raw_connect(pe.fx.port);
-	CU_ASSERT_FATAL(fd >= 0);
-	CU_ASSERT_EQUAL(fx_raw_send(fd, hello, 0), 0);
-	cJSON_Delete(fx_raw_recv(fd, 5000));
-	CU_ASSERT_EQUAL(fx_raw_send(fd, "{\"type\":\"SESSION\",\"id\":2}", 0), 0);
-	r = fx_raw_recv(fd, 5000);
-	CU_ASSERT_FATAL(r != NULL && fx_error_code(r) == 0);
+	r = raw_session(pe.fx.port, &fd);
+	CU_ASSERT_FATAL(r != NULL);
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(r, fields[i]));
 	cJSON_Delete(r);
