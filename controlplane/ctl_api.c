@@ -18,11 +18,13 @@
 
 #define TAG "ctl-client"
 
-/* What dj_conn_path and dj_conn_device hand out: this thread's copies,
- * taken under the connection's lock, so that a move to TCP or a reconnect
- * on another thread never rewrites a string its caller is reading. */
+/* What dj_conn_path, dj_conn_device and dj_conn_last_error hand out: this
+ * thread's copies, taken under the connection's lock, so that a move to
+ * TCP, a reconnect or another thread's error never rewrites a string its
+ * caller is reading. */
 static _Thread_local char path_reason_copy[sizeof(((struct dj_conn *)0)->path_reason)];
 static _Thread_local char device_copy[CTL_DEVICE_MAX];
+static _Thread_local char last_error_copy[CTL_ERRMSG_MAX];
 
 enum dj_path dj_conn_path(const struct dj_conn *conn, const char **reason)
 {
@@ -57,7 +59,12 @@ const char *dj_conn_device(const struct dj_conn *conn)
 
 const char *dj_conn_last_error(const struct dj_conn *conn)
 {
-	return conn->last_error;
+	pthread_mutex_t *lock = (pthread_mutex_t *)&conn->lock;
+
+	pthread_mutex_lock(lock);
+	memcpy(last_error_copy, conn->last_error, sizeof(last_error_copy));
+	pthread_mutex_unlock(lock);
+	return last_error_copy;
 }
 
 static cJSON *desc_msg(const char *type, const struct dj_tensor_desc *desc)

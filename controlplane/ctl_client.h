@@ -138,6 +138,9 @@ struct dj_conn {
 	atomic_int dp_failures;   /* data-plane failures in a row, of every thread */
 	atomic_uint_fast64_t next_xfer; /* callers on several threads take ids */
 	uint64_t idle_since_ns;
+	/* The last ERROR's text: written under lock (the reader, callers, a
+	 * reconnect's handshake), read only under it (dj_conn_last_error's
+	 * copy). */
 	char last_error[CTL_ERRMSG_MAX];
 	/* The reader polls the socket this long before it sleeps in read(2)
 	 * (wait_spin_us where the host has the CPUs for it, else 0). */
@@ -203,6 +206,9 @@ void ctl_client_conn_stop(struct dj_conn *conn);
  * wlock) for rc: broken, shut down, every pending request failed by the
  * reader. A no-op where a reconnect replaced that socket since. */
 void ctl_client_conn_poison(struct dj_conn *conn, uint64_t wire_gen, int rc);
+/* conn->last_error = the text fmt makes, under conn->lock (not held). */
+void ctl_client_error_set(struct dj_conn *conn, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* No request may start on conn (1), or they may again (0): conn->broken. */
 void ctl_client_set_broken(struct dj_conn *conn, int broken);
 /* Send what conn corked (blocking); a send error poisons conn. 0 or -errno. */

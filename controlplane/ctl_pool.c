@@ -152,7 +152,7 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	int rc;
 
 	if (cl->token == NULL) {
-		snprintf(conn->last_error, sizeof(conn->last_error),
+		ctl_client_error_set(conn,
 			 "server requires a token: set DJINN_TOKEN or DJINN_TOKEN_FILE");
 		return -DJ_EAUTH;
 	}
@@ -173,7 +173,7 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	if (rc == 0 && (ctl_json_str(*hello, "proof", &text, why) != 0 ||
 			ctl_hex_decode(text, nonce_s, CTL_MAC_LEN) != 0 ||
 			!ctl_auth_equal(nonce_s, mac, CTL_MAC_LEN))) {
-		snprintf(conn->last_error, sizeof(conn->last_error), "server failed to prove the token");
+		ctl_client_error_set(conn, "server failed to prove the token");
 		rc = -DJ_EAUTH;
 	}
 	return rc;
@@ -304,7 +304,7 @@ static int handshake_hello(struct dj_conn *conn)
 		reply = hello;
 	} else if (conn->cl->member_id != NULL) {
 		/* Tensors go only to a server that proves the fleet token. */
-		snprintf(conn->last_error, sizeof(conn->last_error),
+		ctl_client_error_set(conn,
 			 "server did not authenticate as a fleet member");
 		rc = -DJ_EAUTH;
 	} else if (conn->cl->token != NULL) {
@@ -487,7 +487,7 @@ static int negotiate(struct dj_conn *conn)
 	conn->probe_retry_ms = CL_PROBE_RETRY_MS;
 	conn->next_probe_ns = djc_time_ns() + conn->probe_retry_ms * 1000000ull;
 	if (rc != 0) {
-		snprintf(conn->last_error, sizeof(conn->last_error), "dpdk forced but %s", reason);
+		ctl_client_error_set(conn, "dpdk forced but %s", reason);
 		return rc;
 	}
 	return path_send(conn, path, reason, 1);
@@ -552,9 +552,10 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 		rc = ctl_client_conn_start(conn);
 	}
 	if (rc != 0) {
+		const char *why = dj_conn_last_error(conn);
+
 		DJC_LOG(DJ_LOG_NOTICE, TAG, "handshake with %s:%u failed: %s%s%s", cl->host,
-		       cl->o.port, dj_strerror(rc), conn->last_error[0] ? ": " : "",
-		       conn->last_error);
+		       cl->o.port, dj_strerror(rc), why[0] ? ": " : "", why);
 		ctl_stream_close(&conn->io);
 	}
 	return rc;

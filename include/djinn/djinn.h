@@ -241,7 +241,15 @@ int dj_conn_flush(struct dj_conn *conn);
 int dj_ping(struct dj_conn *conn, uint64_t *rtt_ns);
 /** Server and session statistics as JSON text; *json is malloc'ed, caller frees. */
 int dj_stats(struct dj_conn *conn, char **json);
-/** Text of the last ERROR reply on this connection (per thread not kept). */
+/**
+ * Text of the last ERROR reply on this connection, of whichever thread's
+ * request (not kept per thread), or of a failed handshake.
+ *
+ * @return
+ *   The text, "" where none: this thread's copy, valid until this thread
+ *   calls dj_conn_last_error() again or exits (never rewritten by another
+ *   thread, nor freed with conn).
+ */
 const char *dj_conn_last_error(const struct dj_conn *conn);
 
 /**

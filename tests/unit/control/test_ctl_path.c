@@ -426,15 +426,27 @@ static void test_failed_transfer_redone_then_session_moves(void)
 }
 
 /* Readers of the session's path on other threads while transfers on two
- * threads fail at once and move the session to TCP: every read sees a
- * path and the reason that goes with it, whole; the session moves once.
- * (Under TSan this is the evidence that path, reason, device and the
- * failure count are read and written well-defined.) */
+ * threads fail at once and move the session to TCP, and FREEs of no
+ * tensor set the connection's last error: every read sees a path and the
+ * reason that goes with it, and an error text, whole; the session moves
+ * once. (Under TSan this is the evidence that path, reason, device, the
+ * last error and the failure count are read and written well-defined.) */
 struct path_race {
 	struct pathenv *pe;
 	atomic_int stop;
 	atomic_int bad, reads;
 };
+
+/* The errors a failing data-plane PUT leaves: its PUT_DONE abort
+ * answered, or a PUT that asked for the data plane just after another
+ * thread moved the session to TCP (redone over TCP). */
+#define NOT_DPDK "this session does not use the DPDK data path"
+
+static int aborted_put(const char *err)
+{
+	return strncmp(err, "data-plane transfer ", 20) == 0 &&
+	       strstr(err, " aborted by the client: Operation canceled") != NULL;
+}
 
 static void *path_reader(void *arg)
 {
@@ -446,8 +458,13 @@ static void *path_reader(void *arg)
 		int dpdk = strstr(reason, "probe succeeded") != NULL;
 		int moved = strncmp(reason, "moved from dpdk after ", 22) == 0;
 
+		const char *err = dj_conn_last_error(pr->pe->conn);
+
 		if ((p == DJ_PATH_DPDK) != dpdk || (p == DJ_PATH_TCP) != moved ||
-		    strcmp(dj_conn_device(pr->pe->conn), "") != 0)
+		    strcmp(dj_conn_device(pr->pe->conn), "") != 0 ||
+		    (err[0] != '\0' && (strncmp(err, "no tensor 0xdead", 16) != 0 ||
+					strstr(err, " in this session") == NULL) &&
+		     !aborted_put(err) && strcmp(err, NOT_DPDK) != 0))
 			atomic_fetch_add(&pr->bad, 1);
 		atomic_fetch_add(&pr->reads, 1);
 	}
@@ -465,7 +482,8 @@ static void *failing_puts(void *arg)
 	t.desc.ndim = 1;
 	t.desc.shape[0] = sizeof(src) / 4;
 	for (int i = 0; i < 8; i++)
-		if (dj_put(pr->pe->conn, &t, &h) != 0 || dj_free(pr->pe->conn, h) != 0)
+		if (dj_put(pr->pe->conn, &t, &h) != 0 || dj_free(pr->pe->conn, h) != 0 ||
+		    dj_free(pr->pe->conn, 0xdead0000u + (uint64_t)i) != -DJ_EHANDLE)
 			atomic_fetch_add(&pr->bad, 1);
 	return NULL;
 }
