@@ -435,10 +435,14 @@ uint64_t ctl_server_incarnation(const struct ctl_server *server);
  * The path decision, shared by client and server so both apply one rule:
  * forced TCP -> TCP; DPDK only when both sides have it and probe_rc == 0;
  * forced DPDK without it -> -DJ_ENODPDK. reason receives a short text
- * ("client forced tcp", "server has no DPDK", "probe failed: ...").
+ * ("client forced tcp", "server has no DPDK", "probe failed: ..."), or
+ * refused where that is not NULL and both sides have DPDK: why the peer
+ * opened no data-plane session (SESSION's dp_reason; probe_rc then says
+ * its error, not a probe's).
+ * @return 0 (*chosen set), -DJ_ENODPDK (dpdk wanted and not possible).
  */
 int ctl_path_decide(enum dj_path want, int local_dpdk, int peer_dpdk, int probe_rc,
-		   enum dj_path *chosen, char *reason, size_t reason_len);
+		    const char *refused, enum dj_path *chosen, char *reason, size_t reason_len);
 
 
 #ifdef __cplusplus

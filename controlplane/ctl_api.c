@@ -18,11 +18,28 @@
 
 #define TAG "ctl-client"
 
+/* What dj_conn_path, dj_conn_device and dj_conn_last_error hand out: this
+ * thread's copies, taken under the connection's lock, so that a move to
+ * TCP, a reconnect or another thread's error never rewrites a string its
+ * caller is reading. */
+static _Thread_local char path_reason_copy[sizeof(((struct dj_conn *)0)->path_reason)];
+static _Thread_local char device_copy[CTL_DEVICE_MAX];
+static _Thread_local char last_error_copy[CTL_ERRMSG_MAX];
+
 enum dj_path dj_conn_path(const struct dj_conn *conn, const char **reason)
 {
+	/* The lock is not part of what const promises: the state is. */
+	pthread_mutex_t *lock = (pthread_mutex_t *)&conn->lock;
+	enum dj_path path;
+
+	pthread_mutex_lock(lock);
+	path = conn->path;
 	if (reason != NULL)
-		*reason = conn->path_reason;
-	return conn->path;
+		memcpy(path_reason_copy, conn->path_reason, sizeof(path_reason_copy));
+	pthread_mutex_unlock(lock);
+	if (reason != NULL)
+		*reason = path_reason_copy;
+	return path;
 }
 
 uint64_t dj_conn_session_id(const struct dj_conn *conn)
@@ -32,12 +49,22 @@ uint64_t dj_conn_session_id(const struct dj_conn *conn)
 
 const char *dj_conn_device(const struct dj_conn *conn)
 {
-	return conn->device;
+	pthread_mutex_t *lock = (pthread_mutex_t *)&conn->lock;
+
+	pthread_mutex_lock(lock);
+	memcpy(device_copy, conn->device, sizeof(device_copy));
+	pthread_mutex_unlock(lock);
+	return device_copy;
 }
 
 const char *dj_conn_last_error(const struct dj_conn *conn)
 {
-	return conn->last_error;
+	pthread_mutex_t *lock = (pthread_mutex_t *)&conn->lock;
+
+	pthread_mutex_lock(lock);
+	memcpy(last_error_copy, conn->last_error, sizeof(last_error_copy));
+	pthread_mutex_unlock(lock);
+	return last_error_copy;
 }
 
 static cJSON *desc_msg(const char *type, const struct dj_tensor_desc *desc)
@@ -93,9 +120,12 @@ static int source_settle(const struct dj_datapath *dp, const struct ctl_stripe *
 static void stripe_plan(struct dj_conn *conn, int get, void *base, uint64_t nbytes,
 			struct ctl_stripe *st, cJSON *msg)
 {
-	unsigned int open = conn->dp_stripes > 0 ? conn->dp_stripes : 1;
-	unsigned int n = ctl_stripe_parts(nbytes, open, conn->cl->o.dp_stripe_min);
-	unsigned int stripe = n == 1 ? atomic_fetch_add(&conn->whole_xfers[get], 1) % open : 0;
+	unsigned int n, stripe;
+	unsigned int open = atomic_load(&conn->dp_stripes);
+
+	open = open > 0 ? open : 1;
+	n = ctl_stripe_parts(nbytes, open, conn->cl->o.dp_stripe_min);
+	stripe = n == 1 ? atomic_fetch_add(&conn->whole_xfers[get], 1) % open : 0;
 
 	/* Cannot fail: n and stripe are in range, and n parts of at least
 	 * dp_stripe_min (>= 64) bytes each leave none empty. */
@@ -122,15 +152,23 @@ static void dp_failed(struct dj_conn *conn, const char *what, int rc)
 	struct dj_client *cl = conn->cl;
 	char reason[160];
 
-	conn->dp_failures++;
+	int failures = atomic_fetch_add(&conn->dp_failures, 1) + 1;
+
 	DJC_LOG(DJ_LOG_WARN, TAG, "session %" PRIu64 ": data-plane %s failed (%s), redone over TCP",
-	       conn->session_id, what, dj_strerror(rc));
-	if (conn->dp_failures < cl->o.dp_max_failures || conn->path != DJ_PATH_DPDK)
+	       (uint64_t)conn->session_id, what, dj_strerror(rc));
+	if (failures < cl->o.dp_max_failures || conn->path != DJ_PATH_DPDK)
+		return;
+	/* One move at a time, and only from DPDK: of transfers on several
+	 * threads failing at once, one moves the session (the others see
+	 * TCP); where a reconnect or a re-probe holds the lock, the next
+	 * failure tries again. */
+	if (pthread_mutex_trylock(&conn->reopen_lock) != 0)
 		return;
 	snprintf(reason, sizeof(reason), "moved from dpdk after %d failed transfers (last: %s)",
-		 conn->dp_failures, dj_strerror(rc));
-	if (ctl_client_send_path(conn, DJ_PATH_TCP, reason) == 0)
+		 failures, dj_strerror(rc));
+	if (conn->path == DJ_PATH_DPDK && ctl_client_send_path(conn, DJ_PATH_TCP, reason) == 0)
 		cl->st.dp_fallbacks++;
+	pthread_mutex_unlock(&conn->reopen_lock);
 }
 
 /* After a data-path attempt: 0 when it completed (callback run), the error

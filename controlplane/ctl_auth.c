@@ -147,7 +147,7 @@ int dj_path_parse(const char *name, enum dj_path *path)
 }
 
 int ctl_path_decide(enum dj_path want, int local_dpdk, int peer_dpdk, int probe_rc,
-		   enum dj_path *chosen, char *reason, size_t reason_len)
+		    const char *refused, enum dj_path *chosen, char *reason, size_t reason_len)
 {
 	const char *missing = !local_dpdk ? "this side has no DPDK data path" :
 			      !peer_dpdk ? "the peer has no DPDK data path" : NULL;
@@ -163,7 +163,9 @@ int ctl_path_decide(enum dj_path want, int local_dpdk, int peer_dpdk, int probe_
 		*chosen = DJ_PATH_DPDK;
 		return 0;
 	}
-	if (missing == NULL)
+	if (missing == NULL && refused != NULL)
+		snprintf(reason, reason_len, "%s", refused);
+	else if (missing == NULL)
 		snprintf(reason, reason_len, "data-plane probe failed: %s", dj_strerror(probe_rc));
 	else
 		snprintf(reason, reason_len, "%s", missing);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Client connection: requests, futures, and the reader thread. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -681,10 +682,12 @@ static int read_bin_reply(struct dj_conn *conn, const uint8_t *hdr)
 		return -EPROTO;
 	if (f == NULL) {
 		/* id 0: the server speaks of the connection itself (why it closes). */
-		if (h.type == CTL_BIN_ERROR)
-			ctl_bin_error_decode(body, h.body_len, &rc, conn->last_error);
+		char text[CTL_ERRMSG_MAX] = "";
+
+		if (h.type == CTL_BIN_ERROR && ctl_bin_error_decode(body, h.body_len, &rc, text) == 0)
+			ctl_client_error_set(conn, "%s", text);
 		DJC_LOG(DJ_LOG_INFO, TAG, "unmatched binary reply (id %llu): %s",
-			(unsigned long long)h.id, conn->last_error);
+			(unsigned long long)h.id, text);
 		return 0;
 	}
 	rc = bin_outcome(f, &h, body);
@@ -755,9 +758,12 @@ static int read_reply(struct dj_conn *conn)
 		future_log(f, msg);
 	if (f == NULL) {
 		/* id 0: the server speaks of the connection itself (why it closes). */
-		ctl_client_reply_error(msg, conn->last_error);
+		char text[CTL_ERRMSG_MAX] = "";
+
+		if (ctl_client_reply_error(msg, text) != 0)
+			ctl_client_error_set(conn, "%s", text);
 		DJC_LOG(DJ_LOG_INFO, TAG, "unmatched reply (id %llu): %s",
-		       (unsigned long long)id, conn->last_error);
+		       (unsigned long long)id, text);
 		cJSON_Delete(msg);
 		return 0;
 	}
@@ -1215,7 +1221,7 @@ int ctl_client_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint6
 int ctl_client_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply)
 {
 	const cJSON *type = cJSON_GetObjectItem(msg, "type");
-	char name[16];
+	char name[16], why[CTL_ERRMSG_MAX];
 	uint64_t t0 = djc_time_ns();
 	struct ctl_hdr h;
 	int rc;
@@ -1233,9 +1239,21 @@ int ctl_client_sync_call(struct dj_conn *conn, cJSON *msg, cJSON **reply)
 		*reply = NULL;
 		rc = -EPROTO; /* the handshake carries no payloads */
 	}
-	if (rc == 0 && (rc = ctl_client_reply_error(*reply, conn->last_error)) != 0) {
+	if (rc == 0 && (rc = ctl_client_reply_error(*reply, why)) != 0) {
+		ctl_client_error_set(conn, "%s", why);
 		cJSON_Delete(*reply);
 		*reply = NULL;
 	}
 	return rc;
+}
+
+void ctl_client_error_set(struct dj_conn *conn, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&conn->lock);
+	va_start(ap, fmt);
+	vsnprintf(conn->last_error, sizeof(conn->last_error), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&conn->lock);
 }

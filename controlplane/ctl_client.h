@@ -84,16 +84,29 @@ struct dj_conn {
 	atomic_uint_fast64_t wire_gen;
 	pthread_cond_t cond;
 	pthread_t reader;
+	/* Started and stopped only by the handshake's owner: the opener, a
+	 * reconnect (under reopen_lock) or the last user (conn_free). */
 	int reader_running;
 	struct dj_future *slots[CL_SLOTS];
 	uint64_t next_id;
 	/* No request may start: written under lock (claim_slot() looks at it
 	 * there, under the same lock as the slots), read anywhere. */
 	atomic_int broken;
-	uint64_t session_id, cookie;
-	char device[CTL_DEVICE_MAX]; /* SESSION's "device"; "" where none */
-	enum dj_path path;
+	/* SESSION's: a reconnect to a server that lost the session writes a
+	 * new pair while transfers on other threads read them. */
+	_Atomic uint64_t session_id, cookie;
+	/* The session's path, read lock-free by every transfer; written with
+	 * path_reason under lock, which is read only under lock (a copy:
+	 * dj_conn_path). device (SESSION's "device", "" where none) likewise:
+	 * written under lock by the handshake, copied out under lock. */
+	_Atomic enum dj_path path;
 	char path_reason[160];
+	char device[CTL_DEVICE_MAX];
+	/* SESSION said the server opened no data-plane session for this one
+	 * (dp_open false): its error (dp_error, never 0) and dp_reason. The
+	 * handshake's own: no probe of that session, ever. */
+	int dp_refused;
+	char dp_refused_why[CTL_ERRMSG_MAX];
 	/*
 	 * What the server said in HELLO: its caps, and whether it takes
 	 * binary frames (the server accepted them and the options allow
@@ -109,17 +122,25 @@ struct dj_conn {
 	struct dp_caps server_caps;
 	int binary;
 	uint64_t hello_gen;
-	int dp_session;           /* the client's data path knows the session */
+	/* The client's data path knows the session, on stripes 0 ..
+	 * dp_stripes - 1: set by a probe and reset by a reconnect (both under
+	 * reopen_lock) while transfers on other threads read them. */
+	atomic_int dp_session;
+	_Atomic unsigned int dp_stripes;
 	unsigned int stripes;     /* the session's stripes, as SESSION said (>= 1) */
-	unsigned int dp_stripes;  /* stripes 0 .. dp_stripes - 1 open here */
 	/* PUTs [0] and GETs [1] that went whole: each takes the next stripe. */
 	atomic_uint whole_xfers[2];
-	int probe_failed;         /* on TCP because the data-plane probe failed */
-	uint64_t next_probe_ns;   /* probe again from then on (probe_failed) */
-	uint32_t probe_retry_ms;  /* the wait after that, doubling */
-	int dp_failures;
+	/* On TCP because the data-plane probe failed: written under
+	 * reopen_lock, read first without it by every transfer. */
+	atomic_int probe_failed;
+	_Atomic uint64_t next_probe_ns; /* probe again from then on (probe_failed) */
+	uint32_t probe_retry_ms;  /* the wait after that, doubling (reopen_lock) */
+	atomic_int dp_failures;   /* data-plane failures in a row, of every thread */
 	atomic_uint_fast64_t next_xfer; /* callers on several threads take ids */
 	uint64_t idle_since_ns;
+	/* The last ERROR's text: written under lock (the reader, callers, a
+	 * reconnect's handshake), read only under it (dj_conn_last_error's
+	 * copy). */
 	char last_error[CTL_ERRMSG_MAX];
 	/* The reader polls the socket this long before it sleeps in read(2)
 	 * (wait_spin_us where the host has the CPUs for it, else 0). */
@@ -185,6 +206,9 @@ void ctl_client_conn_stop(struct dj_conn *conn);
  * wlock) for rc: broken, shut down, every pending request failed by the
  * reader. A no-op where a reconnect replaced that socket since. */
 void ctl_client_conn_poison(struct dj_conn *conn, uint64_t wire_gen, int rc);
+/* conn->last_error = the text fmt makes, under conn->lock (not held). */
+void ctl_client_error_set(struct dj_conn *conn, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* No request may start on conn (1), or they may again (0): conn->broken. */
 void ctl_client_set_broken(struct dj_conn *conn, int broken);
 /* Send what conn corked (blocking); a send error poisons conn. 0 or -errno. */
@@ -225,6 +249,8 @@ int ctl_client_conn_open(struct dj_client *cl, uint64_t resume_id, uint64_t resu
  * has it; a no-op where another thread already reopened generation gen. */
 int ctl_client_conn_reopen(struct dj_conn *conn, uint64_t gen);
 void ctl_client_conn_free(struct dj_conn *conn);
+/* Tell the server the session's path (PATH) on a connection whose reader
+ * runs, and make it conn's. 0, or the request's error. */
 int ctl_client_send_path(struct dj_conn *conn, enum dj_path path, const char *reason);
 /* A session on TCP because its data-plane probe failed (a restarted
  * server's memif link not up yet) probes again before a transfer, first

@@ -685,7 +685,7 @@ static int move_to_target(struct ctl_server *srv, struct ctl_job *job, struct mo
 			 dj_strerror(rc));
 	if (rc == 0) {
 		/* A pooled connection: an earlier move's error text is not ours. */
-		conn->last_error[0] = '\0';
+		ctl_client_error_set(conn, "%s", "");
 		rc = move_put(srv, job, conn, m, &staged);
 	}
 	if (rc == 0) {

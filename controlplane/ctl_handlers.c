@@ -402,6 +402,7 @@ static void session_dp_open(struct ctl_server *srv, struct ctl_session *s, unsig
 		DJC_LOG(DJ_LOG_WARN, TAG, "session %" PRIu64 ": %u of %u data-plane stripes "
 			"opened (%s)", s->id, opened, want, dj_strerror(rc));
 	s->dp_opened = opened > 0;
+	s->dp_error = opened > 0 ? 0 : rc;
 	s->stripes = opened > 0 ? opened : 1;
 }
 
@@ -445,6 +446,30 @@ error:
 	return rc;
 }
 
+/* "the server's data plane opened no session for it: limit exceeded". */
+static void dp_refused_reason(const struct ctl_session *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "the server's data plane opened no session for it: %s",
+		 dj_strerror(s->dp_error));
+}
+
+/* Where both sides have a data path but the server's opened none of the
+ * session's stripes (its engine refused: -DJ_ELIMIT where its lcores hold
+ * all the sessions they can), SESSION says so: the client goes TCP at
+ * once instead of probing a session this server never opened. Absent
+ * otherwise, so an old client sees the reply it knew. */
+static void session_dp_refused(cJSON *reply, const struct ctl_session *s)
+{
+	char why[CTL_ERRMSG_MAX];
+
+	if (s->dp_error == 0)
+		return;
+	dp_refused_reason(s, why, sizeof(why));
+	cJSON_AddFalseToObject(reply, "dp_open");
+	cJSON_AddNumberToObject(reply, "dp_error", s->dp_error);
+	cJSON_AddStringToObject(reply, "dp_reason", why);
+}
+
 static int on_session(struct request *r)
 {
 	const cJSON *resume = cJSON_GetObjectItemCaseSensitive(r->msg, "resume");
@@ -477,6 +502,7 @@ static int on_session(struct request *r)
 	/* Only to a client that asked: what it has to know to use them. */
 	if (stripes != 0)
 		cJSON_AddNumberToObject(reply, "stripes", r->c->sess->stripes);
+	session_dp_refused(reply, r->c->sess);
 	DJC_LOG(DJ_LOG_INFO, TAG, "%s: session %" PRIu64 " %s, %u stripe(s)", r->c->peer,
 		r->c->sess->id, resumed ? "resumed" : "opened", r->c->sess->stripes);
 	ctl_send(r->c, reply);
@@ -496,8 +522,12 @@ static int on_path(struct request *r)
 		return fail(r, -EINVAL);
 	}
 	if (path == DJ_PATH_DPDK && !s->dp_opened) {
-		snprintf(r->err, sizeof(r->err), "%s", server_dp(r->srv) == NULL ?
-			 "this server has no DPDK data path" : "the client announced no DPDK endpoint");
+		if (s->dp_error != 0)
+			dp_refused_reason(s, r->err, sizeof(r->err));
+		else
+			snprintf(r->err, sizeof(r->err), "%s", server_dp(r->srv) == NULL ?
+				 "this server has no DPDK data path" :
+				 "the client announced no DPDK endpoint");
 		return fail(r, -DJ_ENODPDK);
 	}
 	ctl_json_str(r->msg, "reason", &reason, r->err);

@@ -152,7 +152,7 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	int rc;
 
 	if (cl->token == NULL) {
-		snprintf(conn->last_error, sizeof(conn->last_error),
+		ctl_client_error_set(conn,
 			 "server requires a token: set DJINN_TOKEN or DJINN_TOKEN_FILE");
 		return -DJ_EAUTH;
 	}
@@ -173,7 +173,7 @@ static int handshake_auth(struct dj_conn *conn, const uint8_t nonce_c[CTL_NONCE_
 	if (rc == 0 && (ctl_json_str(*hello, "proof", &text, why) != 0 ||
 			ctl_hex_decode(text, nonce_s, CTL_MAC_LEN) != 0 ||
 			!ctl_auth_equal(nonce_s, mac, CTL_MAC_LEN))) {
-		snprintf(conn->last_error, sizeof(conn->last_error), "server failed to prove the token");
+		ctl_client_error_set(conn, "server failed to prove the token");
 		rc = -DJ_EAUTH;
 	}
 	return rc;
@@ -304,7 +304,7 @@ static int handshake_hello(struct dj_conn *conn)
 		reply = hello;
 	} else if (conn->cl->member_id != NULL) {
 		/* Tensors go only to a server that proves the fleet token. */
-		snprintf(conn->last_error, sizeof(conn->last_error),
+		ctl_client_error_set(conn,
 			 "server did not authenticate as a fleet member");
 		rc = -DJ_EAUTH;
 	} else if (conn->cl->token != NULL) {
@@ -334,10 +334,37 @@ static unsigned int stripes_wanted(const struct dj_conn *conn)
 	return n > 1 ? n : 1;
 }
 
+/* SESSION's "dp_open": false where the server has a data path and took
+ * ours, but opened no data-plane session for this one (docs/CONTROL.md,
+ * "Sessions"): conn->dp_refused and its reason; absent (an old server, or
+ * one that opened it): 0, as before. */
+static void session_dp_refused(struct dj_conn *conn, const cJSON *reply)
+{
+	const cJSON *open = cJSON_GetObjectItemCaseSensitive(reply, "dp_open");
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(reply, "dp_error");
+	const cJSON *why = cJSON_GetObjectItemCaseSensitive(reply, "dp_reason");
+
+	conn->dp_refused = 0;
+	conn->dp_refused_why[0] = '\0';
+	if (!cJSON_IsFalse(open))
+		return;
+	/* Any code the server names, else "no data path": never 0. */
+	conn->dp_refused = cJSON_IsNumber(err) && err->valuedouble < 0 &&
+			   err->valuedouble >= INT32_MIN ? (int)err->valuedouble : -DJ_ENODPDK;
+	if (cJSON_IsString(why) && why->valuestring[0] != '\0')
+		djc_escape(conn->dp_refused_why, sizeof(conn->dp_refused_why), why->valuestring,
+			   strlen(why->valuestring));
+	else
+		snprintf(conn->dp_refused_why, sizeof(conn->dp_refused_why),
+			 "the server opened no data-plane session for it: %s",
+			 dj_strerror(conn->dp_refused));
+}
+
 static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t resume_cookie)
 {
 	cJSON *m = ctl_client_msg("SESSION"), *reply = NULL;
 	unsigned int want = stripes_wanted(conn), got = 1;
+	uint64_t id, cookie;
 	char why[CTL_ERRMSG_MAX];
 	int rc;
 
@@ -358,16 +385,21 @@ static int handshake_session(struct dj_conn *conn, uint64_t resume_id, uint64_t 
 		       "opening a new one; its handles are lost", resume_id);
 		return handshake_session(conn, 0, 0);
 	}
-	if (rc == 0 && (ctl_json_u64(reply, "session", &conn->session_id, why) != 0 ||
-			ctl_json_handle(reply, "cookie", &conn->cookie, why) != 0))
+	if (rc == 0 && (ctl_json_u64(reply, "session", &id, why) != 0 ||
+			ctl_json_handle(reply, "cookie", &cookie, why) != 0 ||
+			ctl_stripe_session_field(reply, &got, why) != 0))
 		rc = -EPROTO;
 	if (rc == 0) {
 		const cJSON *dev = cJSON_GetObjectItemCaseSensitive(reply, "device");
 
+		conn->session_id = id;
+		conn->cookie = cookie;
+		pthread_mutex_lock(&conn->lock);
 		snprintf(conn->device, sizeof(conn->device), "%s",
 			 cJSON_IsString(dev) ? dev->valuestring : "");
-		rc = ctl_stripe_session_field(reply, &got, why) != 0 ? -EPROTO : 0;
+		pthread_mutex_unlock(&conn->lock);
 		conn->stripes = got != 0 ? got : 1;
+		session_dp_refused(conn, reply);
 	}
 	cJSON_Delete(reply);
 	return rc;
@@ -399,23 +431,35 @@ static int probe(struct dj_conn *conn)
 	return rc;
 }
 
-int ctl_client_send_path(struct dj_conn *conn, enum dj_path path, const char *reason)
+/* PATH: by the handshake (sync, before the reader runs) or on a running
+ * connection; the path and its reason change together, under lock. A
+ * caller on another thread never sends synchronously: during a reconnect
+ * its request fails (the connection is broken) rather than cut into the
+ * handshake's exchange. */
+static int path_send(struct dj_conn *conn, enum dj_path path, const char *reason, int sync)
 {
 	cJSON *m = ctl_client_msg("PATH"), *reply = NULL;
 	int rc;
 
 	cJSON_AddStringToObject(m, "path", dj_path_name(path));
 	cJSON_AddStringToObject(m, "reason", reason);
-	rc = conn->reader_running ? ctl_client_call(conn, m, NULL, 0, NULL, 0, &reply) :
-				    ctl_client_sync_call(conn, m, &reply);
+	rc = sync ? ctl_client_sync_call(conn, m, &reply) :
+		    ctl_client_call(conn, m, NULL, 0, NULL, 0, &reply);
 	cJSON_Delete(reply);
 	if (rc == 0) {
+		pthread_mutex_lock(&conn->lock);
 		conn->path = path;
 		snprintf(conn->path_reason, sizeof(conn->path_reason), "%s", reason);
+		pthread_mutex_unlock(&conn->lock);
 		DJC_LOG(DJ_LOG_NOTICE, TAG, "session %" PRIu64 ": data path %s (%s)",
-		       conn->session_id, dj_path_name(path), reason);
+		       (uint64_t)conn->session_id, dj_path_name(path), reason);
 	}
 	return rc;
+}
+
+int ctl_client_send_path(struct dj_conn *conn, enum dj_path path, const char *reason)
+{
+	return path_send(conn, path, reason, 0);
 }
 
 static int negotiate(struct dj_conn *conn)
@@ -427,20 +471,26 @@ static int negotiate(struct dj_conn *conn)
 	char reason[160];
 	int rc;
 
+	/* A session the server opened no data-plane session for is never
+	 * probed: nothing would answer but its timeout. */
 	if (cl->o.path != DJ_PATH_TCP && local && peer)
-		probe_rc = probe(conn);
-	rc = ctl_path_decide(cl->o.path, local, peer, probe_rc, &path, reason, sizeof(reason));
+		probe_rc = conn->dp_refused != 0 ? conn->dp_refused : probe(conn);
+	rc = ctl_path_decide(cl->o.path, local, peer, probe_rc,
+			     conn->dp_refused != 0 ? conn->dp_refused_why : NULL, &path, reason,
+			     sizeof(reason));
 	/* Worth another try later: both sides have DPDK, only the probe
-	 * failed (a restarted server's memif link may not be up yet). */
+	 * failed (a restarted server's memif link may not be up yet). Not
+	 * where the server opened none: it never opens one later for this
+	 * session (a new session, a new connection, may get one). */
 	conn->probe_failed = rc == 0 && path == DJ_PATH_TCP && cl->o.path == DJ_PATH_AUTO &&
-			     local && peer;
+			     local && peer && conn->dp_refused == 0;
 	conn->probe_retry_ms = CL_PROBE_RETRY_MS;
 	conn->next_probe_ns = djc_time_ns() + conn->probe_retry_ms * 1000000ull;
 	if (rc != 0) {
-		snprintf(conn->last_error, sizeof(conn->last_error), "dpdk forced but %s", reason);
+		ctl_client_error_set(conn, "dpdk forced but %s", reason);
 		return rc;
 	}
-	return ctl_client_send_path(conn, path, reason);
+	return path_send(conn, path, reason, 1);
 }
 
 void ctl_client_path_retry(struct dj_conn *conn)
@@ -502,9 +552,10 @@ static int conn_handshake(struct dj_conn *conn, uint64_t resume_id, uint64_t res
 		rc = ctl_client_conn_start(conn);
 	}
 	if (rc != 0) {
+		const char *why = dj_conn_last_error(conn);
+
 		DJC_LOG(DJ_LOG_NOTICE, TAG, "handshake with %s:%u failed: %s%s%s", cl->host,
-		       cl->o.port, dj_strerror(rc), conn->last_error[0] ? ": " : "",
-		       conn->last_error);
+		       cl->o.port, dj_strerror(rc), why[0] ? ": " : "", why);
 		ctl_stream_close(&conn->io);
 	}
 	return rc;

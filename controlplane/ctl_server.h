@@ -93,6 +93,10 @@ struct ctl_session {
 	uint64_t requests, bytes_in, bytes_out, dp_failures;
 	uint64_t opened_ns;
 	int dp_opened;
+	/* Why no stripe opened where both sides have a data path (the data
+	 * path's error: -DJ_ELIMIT, -EEXIST...); 0 where one opened or none
+	 * was tried. SESSION's reply says so (dp_open false). */
+	int dp_error;
 	unsigned int stripes;     /* data-plane sessions (ctl_stripe.h), >= 1 */
 	int bye;                  /* closes as soon as its connection is gone */
 	int member;               /* a fleet member's: no linger either */

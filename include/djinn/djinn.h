@@ -175,11 +175,32 @@ void dj_disconnect(struct dj_conn *conn);
 /** Close conn for good (BYE); its session and handles are freed. */
 void dj_conn_close(struct dj_conn *conn);
 
-/** The path this session uses and why ("both sides have DPDK, probe rtt 12 us"). */
+/**
+ * The path this session uses and why ("both sides have DPDK and the probe
+ * succeeded"). Safe while other threads use conn: the path and its reason
+ * are read together, as of one moment (a transfer may move the session to
+ * TCP right after).
+ *
+ * @param reason
+ *   NULL, or receives the reason: this thread's copy, valid until this
+ *   thread calls dj_conn_path() again or exits, whatever happens to conn
+ *   meanwhile (it is never rewritten by another thread, nor freed with
+ *   conn). Copy it to keep it longer.
+ * @return
+ *   DJ_PATH_TCP or DJ_PATH_DPDK (never DJ_PATH_AUTO).
+ */
 enum dj_path dj_conn_path(const struct dj_conn *conn, const char **reason);
 uint64_t dj_conn_session_id(const struct dj_conn *conn);
-/** The session's default device as the server named it ("cuda:0", "host"),
- * or "" where the server names no devices. */
+/**
+ * The session's default device as the server named it. Safe while other
+ * threads use conn (a reconnect to a server that lost the session may
+ * change it).
+ *
+ * @return
+ *   "cuda:0", "host"..., or "" where the server names no devices: this
+ *   thread's copy, valid until this thread calls dj_conn_device() again
+ *   or exits (never rewritten by another thread, nor freed with conn).
+ */
 const char *dj_conn_device(const struct dj_conn *conn);
 
 /* Blocking calls. Each returns 0 or a negative errno / DJ_E*; a server
@@ -220,7 +241,15 @@ int dj_conn_flush(struct dj_conn *conn);
 int dj_ping(struct dj_conn *conn, uint64_t *rtt_ns);
 /** Server and session statistics as JSON text; *json is malloc'ed, caller frees. */
 int dj_stats(struct dj_conn *conn, char **json);
-/** Text of the last ERROR reply on this connection (per thread not kept). */
+/**
+ * Text of the last ERROR reply on this connection, of whichever thread's
+ * request (not kept per thread), or of a failed handshake.
+ *
+ * @return
+ *   The text, "" where none: this thread's copy, valid until this thread
+ *   calls dj_conn_last_error() again or exits (never rewritten by another
+ *   thread, nor freed with conn).
+ */
 const char *dj_conn_last_error(const struct dj_conn *conn);
 
 /**

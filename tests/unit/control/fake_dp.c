@@ -83,6 +83,10 @@ static int f_session_open(void *ctx, uint64_t id, uint64_t cookie, const struct 
 			f->refused_ids[n] = id;
 		return -EEXIST;
 	}
+	if (atomic_load(&f->limit_opens) > 0) {
+		atomic_fetch_sub(&f->limit_opens, 1);
+		return -DJ_ELIMIT;
+	}
 	atomic_store(&f->last_open_id, id);
 	f->sessions_open++;
 	return 0;

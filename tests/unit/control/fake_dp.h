@@ -30,6 +30,9 @@ struct fake_dp {
 	atomic_int exist_opens;
 	uint64_t refused_ids[4];
 	atomic_int n_refused;
+	/* next N session opens return -DJ_ELIMIT (an engine whose lcores
+	 * hold all the sessions they can) */
+	atomic_int limit_opens;
 	atomic_ullong last_open_id; /* the id of the last open that succeeded */
 	const void *pinned_src;     /* under the net's lock */
 	size_t pinned_len;

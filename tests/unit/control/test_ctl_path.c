@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,8 @@ static uint16_t pe_queues = 1;
 static uint64_t pe_stripe_min = DJ_STRIPE_MIN_DEFAULT;
 /* Session opens the server's fake data path refuses with -EEXIST first. */
 static int pe_refused_opens;
+/* Session opens the server's fake data path refuses with -DJ_ELIMIT first. */
+static int pe_limited_opens;
 
 /* server_dp / client_dp: 0 none, 1 present. */
 static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path want,
@@ -53,6 +56,7 @@ static int pe_up(struct pathenv *pe, int server_dp, int client_dp, enum dj_path 
 	pe->cdp->available = client_dp;
 	pe->cdp->probe_rc = probe_rc;
 	pe->sdp->exist_opens = pe_refused_opens;
+	pe->sdp->limit_opens = pe_limited_opens;
 	pe->sdp->ep.n_queues = pe->cdp->ep.n_queues = pe_queues;
 	ctl_server_config_init(&cfg);
 	cfg.datapath = &pe->sdp->dp;
@@ -203,6 +207,133 @@ static void test_probe_retried_until_dpdk(void)
 	pe_down(&pe);
 }
 
+#define NO_DP_SESSION "the server's data plane opened no session for it: limit exceeded"
+
+/* The server's data plane opens no session for this one (its engine's
+ * lcores hold all they can: -DJ_ELIMIT). SESSION says so and the client
+ * goes TCP at once with the server's reason: it never probes a session
+ * the server did not open, neither at connect nor before later transfers.
+ * A new session, on a new connection, gets its data path again. */
+static void test_server_opened_no_dp_session(void)
+{
+	uint8_t src[4096], dst[4096];
+	struct dj_tensor t = {.data = src, .mem = DJ_MEM_HOST}, back = {.data = dst, .mem = DJ_MEM_HOST};
+	struct pathenv pe;
+	struct dj_conn *again = NULL;
+	const char *reason;
+	uint64_t h, t0;
+
+	t.desc.dtype = DJ_DTYPE_FLOAT32;
+	t.desc.ndim = 1;
+	t.desc.shape[0] = sizeof(src) / 4;
+	back.desc = t.desc;
+	fx_pattern(src, sizeof(src), 9);
+	pe_limited_opens = 1;
+	t0 = djc_time_ns();
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
+	pe_limited_opens = 0;
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, &reason), "tcp");
+	CU_ASSERT_STRING_EQUAL(reason, NO_DP_SESSION);
+	CU_ASSERT_EQUAL(pe.cdp->probes, 0);
+	CU_ASSERT_EQUAL(pe.cdp->sessions_open, 0); /* nor opened one on its side */
+	CU_ASSERT_EQUAL(pe.sdp->sessions_open, 0);
+	CU_ASSERT(server_says(&pe, "tcp", NO_DP_SESSION));
+	/* At once: no probe timeout waited out (it is 500 ms). */
+	CU_ASSERT(djc_time_ns() - t0 < 400000000ull);
+	/* Past the first re-probe time: still no probe, bytes over TCP. */
+	usleep(600 * 1000);
+	CU_ASSERT_EQUAL(dj_put(pe.conn, &t, &h), 0);
+	CU_ASSERT_EQUAL(dj_get(pe.conn, h, &back), 0);
+	CU_ASSERT_EQUAL(memcmp(src, dst, sizeof(src)), 0);
+	CU_ASSERT_EQUAL(pe.cdp->probes, 0);
+	CU_ASSERT_EQUAL(pe.cdp->sends + pe.sdp->sends, 0);
+	/* Another session: the server's data plane takes it. */
+	CU_ASSERT_EQUAL_FATAL(dj_connect(pe.cl, &again), 0);
+	CU_ASSERT_EQUAL(dj_path_name(dj_conn_path(again, NULL))[0], 'd');
+	CU_ASSERT_EQUAL(pe.cdp->probes, 1);
+	dj_conn_close(again);
+	pe_down(&pe);
+}
+
+/* dpdk forced, and the server opened no data-plane session: no connection
+ * (-DJ_ENODPDK), without a probe. */
+static void test_forced_dpdk_no_dp_session(void)
+{
+	struct pathenv pe;
+
+	pe_limited_opens = 1;
+	CU_ASSERT_EQUAL(pe_up(&pe, 1, 1, DJ_PATH_DPDK, 0), -DJ_ENODPDK);
+	pe_limited_opens = 0;
+	CU_ASSERT_EQUAL(pe.cdp->probes, 0);
+	pe_down(&pe);
+}
+
+/* A raw connection (*fd) whose HELLO announces a DPDK endpoint; its
+ * SESSION reply, or NULL (an ERROR, or none). */
+static cJSON *raw_session(uint16_t port, int *fd)
+{
+	static const char hello[] = "{\"type\":\"HELLO\",\"id\":1,\"version\":1,\"caps\":"
+		"{\"dpdk\":true,\"endpoint\":{\"mac\":\"02:00:00:00:00:07\",\"ipv4\":"
+		"\"10.9.0.7\",\"udp_port\":4797,\"queues\":1}}}";
+	cJSON *r;
+
+	*fd = fx_raw_connect(port);
+	if (*fd < 0 || fx_raw_send(*fd, hello, 0) != 0)
+		return NULL;
+	cJSON_Delete(fx_raw_recv(*fd, 5000));
+	if (fx_raw_send(*fd, "{\"type\":\"SESSION\",\"id\":2}", 0) != 0)
+		return NULL;
+	r = fx_raw_recv(*fd, 5000);
+	if (r != NULL && fx_error_code(r) != 0) {
+		cJSON_Delete(r);
+		r = NULL;
+	}
+	return r;
+}
+
+/* SESSION's fields on the wire, as an outside client sees them: dp_open
+ * false, the data path's error and the reason; PATH dpdk is refused with
+ * that reason, PATH tcp taken. A session whose data path opened has none
+ * of these fields (an old client's reply is unchanged). */
+static void test_no_dp_session_on_the_wire(void)
+{
+	const char *fields[] = {"dp_open", "dp_error", "dp_reason"};
+	struct pathenv pe;
+	cJSON *r;
+	int fd;
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 0, DJ_PATH_AUTO, 0), 0);
+	pe.sdp->limit_opens = 1;
+	r = raw_session(pe.fx.port, &fd);
+	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(r, "dp_open")));
+	CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "dp_error")), -DJ_ELIMIT);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(r, "dp_reason")),
+			       NO_DP_SESSION);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(r, "path")), "tcp");
+	cJSON_Delete(r);
+	CU_ASSERT_EQUAL(fx_raw_send(fd, "{\"type\":\"PATH\",\"id\":3,\"path\":\"dpdk\"}", 0), 0);
+	r = fx_raw_recv(fd, 5000);
+	CU_ASSERT_EQUAL(fx_error_code(r), -DJ_ENODPDK);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(r, "message")),
+			       NO_DP_SESSION);
+	cJSON_Delete(r);
+	CU_ASSERT_EQUAL(fx_raw_send(fd, "{\"type\":\"PATH\",\"id\":4,\"path\":\"tcp\"}", 0), 0);
+	r = fx_raw_recv(fd, 5000);
+	CU_ASSERT_EQUAL(fx_error_code(r), 0);
+	cJSON_Delete(r);
+	close(fd);
+	/* The same HELLO where the data path opens: none of the fields. */
+	r = raw_session(pe.fx.port, &fd);
+	CU_ASSERT_FATAL(r != NULL);
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(r, fields[i]));
+	cJSON_Delete(r);
+	close(fd);
+	/* The raw sessions linger; the server's stop closes them. */
+	pe_down(&pe);
+}
+
 static void test_forced_tcp(void)
 {
 	struct pathenv pe;
@@ -291,6 +422,95 @@ static void test_failed_transfer_redone_then_session_moves(void)
 
 	put_get_check(&pe, 4096, 5);
 	CU_ASSERT_EQUAL(pe.cdp->sends + pe.sdp->sends, sends);
+	pe_down(&pe);
+}
+
+/* Readers of the session's path on other threads while transfers on two
+ * threads fail at once and move the session to TCP, and FREEs of no
+ * tensor set the connection's last error: every read sees a path and the
+ * reason that goes with it, and an error text, whole; the session moves
+ * once. (Under TSan this is the evidence that path, reason, device, the
+ * last error and the failure count are read and written well-defined.) */
+struct path_race {
+	struct pathenv *pe;
+	atomic_int stop;
+	atomic_int bad, reads;
+};
+
+/* The errors a failing data-plane PUT leaves: its PUT_DONE abort
+ * answered, or a PUT that asked for the data plane just after another
+ * thread moved the session to TCP (redone over TCP). */
+#define NOT_DPDK "this session does not use the DPDK data path"
+
+static int aborted_put(const char *err)
+{
+	return strncmp(err, "data-plane transfer ", 20) == 0 &&
+	       strstr(err, " aborted by the client: Operation canceled") != NULL;
+}
+
+static void *path_reader(void *arg)
+{
+	struct path_race *pr = arg;
+	const char *reason;
+
+	while (!atomic_load(&pr->stop)) {
+		enum dj_path p = dj_conn_path(pr->pe->conn, &reason);
+		int dpdk = strstr(reason, "probe succeeded") != NULL;
+		int moved = strncmp(reason, "moved from dpdk after ", 22) == 0;
+
+		const char *err = dj_conn_last_error(pr->pe->conn);
+
+		if ((p == DJ_PATH_DPDK) != dpdk || (p == DJ_PATH_TCP) != moved ||
+		    strcmp(dj_conn_device(pr->pe->conn), "") != 0 ||
+		    (err[0] != '\0' && (strncmp(err, "no tensor 0xdead", 16) != 0 ||
+					strstr(err, " in this session") == NULL) &&
+		     !aborted_put(err) && strcmp(err, NOT_DPDK) != 0))
+			atomic_fetch_add(&pr->bad, 1);
+		atomic_fetch_add(&pr->reads, 1);
+	}
+	return NULL;
+}
+
+static void *failing_puts(void *arg)
+{
+	struct path_race *pr = arg;
+	static _Thread_local uint8_t src[4096];
+	struct dj_tensor t = {.data = src, .mem = DJ_MEM_HOST};
+	uint64_t h;
+
+	t.desc.dtype = DJ_DTYPE_FLOAT32;
+	t.desc.ndim = 1;
+	t.desc.shape[0] = sizeof(src) / 4;
+	for (int i = 0; i < 8; i++)
+		if (dj_put(pr->pe->conn, &t, &h) != 0 || dj_free(pr->pe->conn, h) != 0 ||
+		    dj_free(pr->pe->conn, 0xdead0000u + (uint64_t)i) != -DJ_EHANDLE)
+			atomic_fetch_add(&pr->bad, 1);
+	return NULL;
+}
+
+static void test_path_read_while_moving(void)
+{
+	struct path_race pr = {0};
+	struct dj_client_stats st;
+	struct pathenv pe;
+	pthread_t rd, wr[2];
+
+	CU_ASSERT_EQUAL_FATAL(pe_up(&pe, 1, 1, DJ_PATH_AUTO, 0), 0);
+	pr.pe = &pe;
+	pe.cdp->fail_sends = 1000; /* every data-plane PUT fails */
+	CU_ASSERT_FATAL(pthread_create(&rd, NULL, path_reader, &pr) == 0);
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_FATAL(pthread_create(&wr[i], NULL, failing_puts, &pr) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(wr[i], NULL);
+	atomic_store(&pr.stop, 1);
+	pthread_join(rd, NULL);
+	CU_ASSERT_EQUAL(atomic_load(&pr.bad), 0);
+	CU_ASSERT(atomic_load(&pr.reads) > 0);
+	CU_ASSERT_STRING_EQUAL(path_of(&pe, NULL), "tcp");
+	dj_client_get_stats(pe.cl, &st);
+	CU_ASSERT_EQUAL(st.dp_fallbacks, 1);
+	CU_ASSERT(server_says(&pe, "tcp", "moved from dpdk"));
 	pe_down(&pe);
 }
 
@@ -564,9 +784,17 @@ int main(int argc, char **argv)
 		{"probe fails, retried: back on dpdk", test_probe_retried_until_dpdk},
 		{"client forces tcp", test_forced_tcp},
 		{"client forces dpdk", test_forced_dpdk_refused_without_it},
+		{"server opened no data-plane session: tcp at once, never probed",
+		 test_server_opened_no_dp_session},
+		{"client forces dpdk, server opened no data-plane session",
+		 test_forced_dpdk_no_dp_session},
+		{"no data-plane session: SESSION's fields, PATH dpdk refused",
+		 test_no_dp_session_on_the_wire},
 		{"PUT/GET over the data path", test_transfers_over_dpdk},
 		{"failed transfer redone over TCP, then the session moves",
 		 test_failed_transfer_redone_then_session_moves},
+		{"path read on other threads while two failing ones move it",
+		 test_path_read_while_moving},
 		{"GET pinned by the data path: storage kept, then reclaimed",
 		 test_get_pinned_by_data_path},
 		{"client tensor pinned by its data path", test_client_tensor_pinned},

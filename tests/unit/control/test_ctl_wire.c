@@ -152,7 +152,7 @@ static void test_path_decision_table(void)
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		enum dj_path got = DJ_PATH_TCP;
-		int rc = ctl_path_decide(rows[i].want, rows[i].local, rows[i].peer, rows[i].probe,
+		int rc = ctl_path_decide(rows[i].want, rows[i].local, rows[i].peer, rows[i].probe, NULL,
 					&got, reason, sizeof(reason));
 
 		CU_ASSERT_EQUAL(rc, rows[i].rc);
@@ -160,10 +160,26 @@ static void test_path_decision_table(void)
 			CU_ASSERT_EQUAL(got, rows[i].chosen);
 		CU_ASSERT(strlen(reason) > 5); /* every decision says why */
 	}
-	ctl_path_decide(DJ_PATH_AUTO, 1, 1, -ETIMEDOUT, &(enum dj_path){0}, reason, sizeof(reason));
+	ctl_path_decide(DJ_PATH_AUTO, 1, 1, -ETIMEDOUT, NULL, &(enum dj_path){0}, reason, sizeof(reason));
 	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "probe"));
-	ctl_path_decide(DJ_PATH_AUTO, 1, 0, 0, &(enum dj_path){0}, reason, sizeof(reason));
+	ctl_path_decide(DJ_PATH_AUTO, 1, 0, 0, NULL, &(enum dj_path){0}, reason, sizeof(reason));
 	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "peer"));
+	/* The peer opened no data-plane session: TCP with its reason, or no
+	 * connection where dpdk is forced; a missing side still says so. */
+	{
+		const char *why = "the server's data plane opened no session for it: limit exceeded";
+		enum dj_path got = DJ_PATH_DPDK;
+
+		CU_ASSERT_EQUAL(ctl_path_decide(DJ_PATH_AUTO, 1, 1, -DJ_ELIMIT, why, &got, reason,
+						sizeof(reason)), 0);
+		CU_ASSERT_EQUAL(got, DJ_PATH_TCP);
+		CU_ASSERT_STRING_EQUAL(reason, why);
+		CU_ASSERT_EQUAL(ctl_path_decide(DJ_PATH_DPDK, 1, 1, -DJ_ELIMIT, why, &got, reason,
+						sizeof(reason)), -DJ_ENODPDK);
+		CU_ASSERT_STRING_EQUAL(reason, why);
+		ctl_path_decide(DJ_PATH_AUTO, 0, 1, -DJ_ELIMIT, why, &got, reason, sizeof(reason));
+		CU_ASSERT_PTR_NOT_NULL(strstr(reason, "this side has no DPDK"));
+	}
 }
 
 static void test_path_names(void)
