@@ -330,38 +330,34 @@ static void paused_run(int paused, uint64_t pause_ns, int status[2])
 }
 
 /*
- * A receiver that reads slower than the sender writes (a link of one
- * fragment per microsecond behind a queue of 4096, as a memif ring that
- * the receiving lcore drains at its copy speed): with a whole window of
- * credit the queue holds milliseconds of fragments, and the receiver is
- * descheduled three times for longer than the RTO: timers fire with
- * nothing lost, and the ACKs after each come a few fragments at a time as
- * the backlog drains. Each such timeout is found
- * spurious by the first ACK that covers first copies the timeout had not
- * resent, and resending stops there: a few fragments per timeout, not the
- * backlog again (it cost 300 per timeout on memif at 16-64 MiB).
+ * A transfer of len bytes from a sender with a whole window of credit
+ * (4096 fragments of 8916 B, as on memif) to a receiver that stops polling
+ * for 2 ms, three times, each after run_ns of progress (an lcore
+ * descheduled; what reaches it waits on the link, as in its rx ring):
+ * every pause is longer than the RTO, so timers fire although nothing is
+ * lost. rate_per_us (0: none) makes the link a bottleneck of that many
+ * fragments a microsecond behind a queue of 4096, as a ring drained at
+ * the receiver's copy speed. The transfer must complete byte-exact; *st
+ * gets the sender's counters, *tail_drops the queue's drops.
  */
-static void test_slow_receiver_spurious_rto(void)
+static void paused_transfer(uint64_t len, uint32_t salt, uint32_t rate_per_us, uint64_t run_ns,
+			    struct dp_proto_stats *st, uint64_t *tail_drops)
 {
 	struct dp_channel_config cfg;
-	struct dp_proto_stats st;
 	struct sim sim;
-	uint64_t len = 64ull << 20;
-	uint8_t *src = sim_pattern(len, 6), *dst = calloc(1, len);
+	uint8_t *src = sim_pattern(len, salt), *dst = calloc(1, len);
 	const struct dp_xfer_event *tx;
 
 	sim_config(&cfg, 8916);
 	cfg.window = 4096;
 	cfg.initial_credit = 4096;
 	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
-	sim.dir[0].rate_per_us = 1;
-	sim.dir[0].queue_pkts = 4096;
+	sim.dir[0].rate_per_us = rate_per_us;
+	sim.dir[0].queue_pkts = rate_per_us != 0 ? 4096 : 0;
 	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
 	CU_ASSERT(dp_channel_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	/* The receiver is also descheduled now and then, for longer than the
-	 * RTO: the backlog then drains at the link's pace after each pause. */
 	for (int i = 0; i < 3; i++) {
-		sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 300000);
+		sim_run(&sim, (unsigned[2]){1, 1}, sim.now + run_ns);
 		sim.stalled[1] = true;
 		sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 2000000);
 		sim.stalled[1] = false;
@@ -371,67 +367,56 @@ static void test_slow_receiver_spurious_rto(void)
 	CU_ASSERT_FATAL(tx != NULL);
 	CU_ASSERT_EQUAL(tx->status, 0);
 	CU_ASSERT(memcmp(src, dst, len) == 0);
-	dp_channel_stats(sim.ep[0], &st);
-	printf("\n    %llu timeouts (%llu found spurious), %llu fragments resent of %llu, "
-	       "%llu dropped at the queue\n",
-	       (unsigned long long)st.rto_expired, (unsigned long long)st.rto_spurious,
-	       (unsigned long long)st.tx_retrans, (unsigned long long)st.tx_data,
-	       (unsigned long long)sim.dir[0].tail_drops);
-	CU_ASSERT(st.rto_expired >= 1);
-	CU_ASSERT(st.rto_spurious >= 1);
-	CU_ASSERT(st.tx_retrans <= 2 * 8 * st.rto_expired);
+	dp_channel_stats(sim.ep[0], st);
+	*tail_drops = sim.dir[0].tail_drops;
 	sim_fini(&sim);
 	free(src);
 	free(dst);
 }
 
 /*
- * A receiver that stops polling for 2 ms, three times (an lcore
- * descheduled; what reaches it waits on the link, as in its rx ring),
- * while a sender with a whole window of credit
- * (4096 fragments of 8916 B, as on memif) is mid-transfer: every pause is
- * longer than the RTO, so the timer fires although nothing was lost. The
- * transfer completes byte-exact, and the timeouts cost a few
+ * The receiver of paused_transfer() on an unlimited link (a burst a
+ * microsecond: the whole transfer takes about half a millisecond without
+ * the pauses): the transfer completes, and the timeouts cost a few
  * retransmissions each, not the window in flight (36 MB of duplicates
  * that the receiver must read and drop: a queue at half speed).
  */
 static void test_paused_receiver_spurious_rto(void)
 {
-	struct dp_channel_config cfg;
 	struct dp_proto_stats st;
-	struct sim sim;
-	uint64_t len = 256ull << 20;
-	uint8_t *src = sim_pattern(len, 5), *dst = calloc(1, len);
-	const struct dp_xfer_event *tx;
+	uint64_t drops;
 
-	sim_config(&cfg, 8916);
-	cfg.window = 4096;
-	cfg.initial_credit = 4096;
-	CU_ASSERT_FATAL(sim_init(&sim, &cfg, &cfg, NULL, NULL) == 0);
-	CU_ASSERT(dp_channel_recv(sim.ep[1], 1, dst, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	CU_ASSERT(dp_channel_send(sim.ep[0], 1, src, len, DJ_MEM_HOST, NULL, sim.now) == 0);
-	/* The simulated link moves a burst a microsecond: the whole transfer
-	 * takes about half a millisecond without the pauses. */
-	for (int i = 0; i < 3; i++) {
-		sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 50000);
-		sim.stalled[1] = true;
-		sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 2000000);
-		sim.stalled[1] = false;
-	}
-	CU_ASSERT(sim_run(&sim, (unsigned[2]){1, 1}, sim.now + 60 * SEC));
-	tx = sim_event(&sim, 0, DP_XFER_TX, 1);
-	CU_ASSERT_FATAL(tx != NULL);
-	CU_ASSERT_EQUAL(tx->status, 0);
-	CU_ASSERT(memcmp(src, dst, len) == 0);
-	dp_channel_stats(sim.ep[0], &st);
+	paused_transfer(256ull << 20, 5, 0, 50000, &st, &drops);
 	printf("\n    3 pauses of 2 ms: %llu timeouts, %llu fragments resent of %llu\n",
 	       (unsigned long long)st.rto_expired, (unsigned long long)st.tx_retrans,
 	       (unsigned long long)st.tx_data);
 	CU_ASSERT(st.rto_expired >= 3);
 	CU_ASSERT(st.tx_retrans <= 64 * st.rto_expired);
-	sim_fini(&sim);
-	free(src);
-	free(dst);
+}
+
+/*
+ * The receiver of paused_transfer() behind a link of one fragment a
+ * microsecond: after each pause the backlog drains at the link's pace and
+ * the ACKs come a few fragments at a time. Each timeout is found spurious
+ * by the first ACK that covers first copies it had not resent, and
+ * resending stops there: a few fragments per timeout, not the backlog
+ * again (it cost 300 per timeout on memif at 16-64 MiB, and 2,505 of
+ * 10,032 fragments here).
+ */
+static void test_slow_receiver_spurious_rto(void)
+{
+	struct dp_proto_stats st;
+	uint64_t drops;
+
+	paused_transfer(64ull << 20, 6, 1, 300000, &st, &drops);
+	printf("\n    %llu timeouts (%llu found spurious), %llu fragments resent of %llu, "
+	       "%llu dropped at the queue\n",
+	       (unsigned long long)st.rto_expired, (unsigned long long)st.rto_spurious,
+	       (unsigned long long)st.tx_retrans, (unsigned long long)st.tx_data,
+	       (unsigned long long)drops);
+	CU_ASSERT(st.rto_expired >= 1);
+	CU_ASSERT(st.rto_spurious >= 1);
+	CU_ASSERT(st.tx_retrans <= 2 * 8 * st.rto_expired);
 }
 
 /* A peer paused for 3 s (wire version 1's sender gave up after 15
