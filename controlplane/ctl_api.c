@@ -295,8 +295,8 @@ static int wait_handle(struct dj_future *f, uint64_t *handle, struct dj_tensor_d
 {
 	int rc = dj_future_wait(f, -1);
 
-	if (rc == -ETIMEDOUT && !dj_future_done(f))
-		ctl_client_conn_poison(f->conn, f->wire_gen, rc);
+	if (rc == -ETIMEDOUT)
+		dj_future_abandon(f);
 	if (rc == 0)
 		rc = dj_future_handle(f, handle, desc);
 	dj_future_release(f);
@@ -412,8 +412,8 @@ static int bin_wait(int rc, struct dj_future **fp)
 	if (rc != 0)
 		return rc;
 	rc = dj_future_wait(f, -1);
-	if (rc == -ETIMEDOUT && !dj_future_done(f))
-		ctl_client_conn_poison(f->conn, f->wire_gen, rc);
+	if (rc == -ETIMEDOUT)
+		dj_future_abandon(f);
 	dj_future_release(f);
 	return rc;
 }
@@ -880,8 +880,8 @@ int dj_execute_batch(struct dj_conn *conn, const struct dj_batch_op *ops, int n_
 	if (rc != 0)
 		return rc;
 	rc = dj_future_wait(f, -1);
-	if (rc == -ETIMEDOUT && !dj_future_done(f))
-		ctl_client_conn_poison(f->conn, f->wire_gen, rc);
+	if (rc == -ETIMEDOUT)
+		dj_future_abandon(f);
 	if (rc == 0) {
 		rc = dj_future_batch_handles(f, outputs, n_ops);
 		rc = rc == n_ops ? 0 : rc < 0 ? rc : -EBADMSG;

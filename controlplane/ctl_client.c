@@ -1204,9 +1204,8 @@ int ctl_client_call(struct dj_conn *conn, cJSON *msg, const void *payload, uint6
 	if (rc != 0)
 		return rc;
 	rc = dj_future_wait(f, -1);
-	if (rc == -ETIMEDOUT && !dj_future_done(f)) {
+	if (rc == -ETIMEDOUT && dj_future_abandon(f) == 0) {
 		/* The reply may still come and write dst: abandon the connection. */
-		ctl_client_conn_poison(conn, f->wire_gen, rc);
 		dj_future_wait(f, 10000);
 		rc = -ETIMEDOUT;
 	}
