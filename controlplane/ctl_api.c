@@ -26,12 +26,24 @@ static _Thread_local char path_reason_copy[sizeof(((struct dj_conn *)0)->path_re
 static _Thread_local char device_copy[CTL_DEVICE_MAX];
 static _Thread_local char last_error_copy[CTL_ERRMSG_MAX];
 
+/* src (n bytes of conn's state) into this thread's copy dst, under conn's
+ * lock; the lock is not part of what const promises: the state is. */
+static const char *copy_locked(const struct dj_conn *conn, char *dst, const char *src, size_t n)
+{
+	pthread_mutex_t *lock = (pthread_mutex_t *)&conn->lock;
+
+	pthread_mutex_lock(lock);
+	memcpy(dst, src, n);
+	pthread_mutex_unlock(lock);
+	return dst;
+}
+
 enum dj_path dj_conn_path(const struct dj_conn *conn, const char **reason)
 {
-	/* The lock is not part of what const promises: the state is. */
 	pthread_mutex_t *lock = (pthread_mutex_t *)&conn->lock;
 	enum dj_path path;
 
+	/* The path and its reason change together (under lock): read both. */
 	pthread_mutex_lock(lock);
 	path = conn->path;
 	if (reason != NULL)
@@ -49,22 +61,12 @@ uint64_t dj_conn_session_id(const struct dj_conn *conn)
 
 const char *dj_conn_device(const struct dj_conn *conn)
 {
-	pthread_mutex_t *lock = (pthread_mutex_t *)&conn->lock;
-
-	pthread_mutex_lock(lock);
-	memcpy(device_copy, conn->device, sizeof(device_copy));
-	pthread_mutex_unlock(lock);
-	return device_copy;
+	return copy_locked(conn, device_copy, conn->device, sizeof(device_copy));
 }
 
 const char *dj_conn_last_error(const struct dj_conn *conn)
 {
-	pthread_mutex_t *lock = (pthread_mutex_t *)&conn->lock;
-
-	pthread_mutex_lock(lock);
-	memcpy(last_error_copy, conn->last_error, sizeof(last_error_copy));
-	pthread_mutex_unlock(lock);
-	return last_error_copy;
+	return copy_locked(conn, last_error_copy, conn->last_error, sizeof(last_error_copy));
 }
 
 static cJSON *desc_msg(const char *type, const struct dj_tensor_desc *desc)
