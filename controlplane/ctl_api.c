@@ -488,19 +488,27 @@ int dj_alloc(struct dj_conn *conn, const struct dj_tensor_desc *desc, uint64_t *
 	return rc;
 }
 
+/* FREE as a binary frame, built from what HELLO said at gen. */
+static int free_bin(struct dj_conn *conn, uint64_t gen, uint64_t handle, dj_future_cb cb,
+		    void *arg, struct dj_future **future)
+{
+	uint8_t frame[CTL_CLIENT_BIN_ROOM + 8];
+
+	for (int i = 0; i < 8; i++)
+		frame[CTL_CLIENT_BIN_ROOM + i] = (uint8_t)(handle >> (8 * i));
+	return ctl_client_bin_request(conn, gen, CTL_BIN_FREE, frame, 8, cb, arg, future);
+}
+
 int dj_free_async(struct dj_conn *conn, uint64_t handle,
 		  dj_future_cb cb, void *arg, struct dj_future **future)
 {
-	uint8_t frame[CTL_CLIENT_BIN_ROOM + 8];
 	int binary;
 	uint64_t gen = ctl_client_hello(conn, &binary, NULL, NULL, NULL);
 
 	if (!binary)
 		return ctl_client_request(conn, handle_msg("FREE", handle), NULL, 0, NULL, 0, cb,
 					  arg, future);
-	for (int i = 0; i < 8; i++)
-		frame[CTL_CLIENT_BIN_ROOM + i] = (uint8_t)(handle >> (8 * i));
-	return ctl_client_bin_request(conn, gen, CTL_BIN_FREE, frame, 8, cb, arg, future);
+	return free_bin(conn, gen, handle, cb, arg, future);
 }
 
 int dj_free(struct dj_conn *conn, uint64_t handle)
@@ -508,11 +516,10 @@ int dj_free(struct dj_conn *conn, uint64_t handle)
 	struct dj_future *f = NULL;
 	cJSON *reply = NULL;
 	int binary, rc;
+	uint64_t gen = ctl_client_hello(conn, &binary, NULL, NULL, NULL);
 
-	ctl_client_hello(conn, &binary, NULL, NULL, NULL);
 	if (binary) {
-		/* Binary or not as dj_free_async sees it: a future either way. */
-		rc = dj_free_async(conn, handle, NULL, NULL, &f);
+		rc = free_bin(conn, gen, handle, NULL, NULL, &f);
 		return bin_wait(rc, &f);
 	}
 	rc = ctl_client_call(conn, handle_msg("FREE", handle), NULL, 0, NULL, 0, &reply);
