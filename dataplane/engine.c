@@ -288,8 +288,7 @@ static int session_build(struct dp_engine *dp, uint64_t session_id, uint64_t coo
 static bool session_key_taken(struct dp_engine *dp, const struct dp_session *key)
 {
 	for (struct dp_session *ses = dp->sessions; ses != NULL; ses = ses->next)
-		if (ses->id == key->id && ses->peer_ipv4 == key->peer_ipv4 &&
-		    ses->peer_port == key->peer_port)
+		if (dp_session_is(ses, key->id, key->peer_ipv4, key->peer_port))
 			return true;
 	return false;
 }

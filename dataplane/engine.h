@@ -225,6 +225,15 @@ struct dp_session {
 	struct dp_session *next;     /* control-side list */
 };
 
+/* The key lcores find a session by: its id and its peer's address on the
+ * session's queue pair (each server numbers its sessions on its own, so
+ * two peers may use one id). */
+static inline bool dp_session_is(const struct dp_session *ses, uint32_t id, uint32_t peer_ipv4,
+				 uint16_t peer_port)
+{
+	return ses->id == id && ses->peer_ipv4 == peer_ipv4 && ses->peer_port == peer_port;
+}
+
 /* Per-lcore state: everything the packet path touches. */
 struct dp_lcore {
 	struct dp_engine *dp;

@@ -372,12 +372,9 @@ static void session_service(struct dp_lcore *lc, struct dp_session *ses, uint64_
 static struct dp_session *session_find(struct dp_lcore *lc, uint32_t id,
 				       const struct dp_netaddr *from)
 {
-	for (unsigned int i = 0; i < lc->n_sessions; i++) {
-		struct dp_session *ses = lc->sessions[i];
-
-		if (ses->id == id && ses->peer_ipv4 == from->ipv4 && ses->peer_port == from->port)
-			return ses;
-	}
+	for (unsigned int i = 0; i < lc->n_sessions; i++)
+		if (dp_session_is(lc->sessions[i], id, from->ipv4, from->port))
+			return lc->sessions[i];
 	return NULL;
 }
 
