@@ -424,6 +424,14 @@ uint64_t djc_time_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void djc_deadline_ts(uint64_t ns, struct timespec *ts)
+{
+	uint64_t at = djc_time_ns() + ns;
+
+	ts->tv_sec = (time_t)(at / 1000000000ull);
+	ts->tv_nsec = (long)(at % 1000000000ull);
+}
+
 int djc_verrf(int rc, char *err, size_t errlen, const char *prefix, const char *fmt, va_list ap)
 {
 	int used = 0;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "djinn/common.h"
 
@@ -98,6 +99,9 @@ void djc_vlog(enum dj_log_level level, const char *component, const char *fmt,
 
 /** Monotonic time in nanoseconds (CLOCK_MONOTONIC). */
 uint64_t djc_time_ns(void);
+/** *ts = ns from now on CLOCK_MONOTONIC, as pthread_cond_timedwait() takes
+ *  it for a condition variable on that clock. */
+void djc_deadline_ts(uint64_t ns, struct timespec *ts);
 
 /** CPUs online at or above which a thread may spin for work before it
  *  sleeps: with fewer, a spinner takes the core the thread it waits for

@@ -1045,12 +1045,7 @@ int dj_future_wait(struct dj_future *f, int timeout_ms)
 
 		if (now >= deadline)
 			break;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t wake = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
-				(deadline - now > 100000000ull ? 100000000ull : deadline - now);
-
-		ts.tv_sec = (time_t)(wake / 1000000000ull);
-		ts.tv_nsec = (long)(wake % 1000000000ull);
+		djc_deadline_ts(deadline - now > 100000000ull ? 100000000ull : deadline - now, &ts);
 		pthread_cond_timedwait(&conn->cond, &conn->lock, &ts);
 	}
 	rc = f->done ? f->rc : -ETIMEDOUT;

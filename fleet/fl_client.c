@@ -545,13 +545,7 @@ static int wait_up(struct dj_fleet *f, int n, uint32_t timeout_ms)
 	struct timespec until;
 	int ok;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	djc_deadline_ts(timeout_ms * 1000000ull, &until);
 	pthread_mutex_lock(&f->lock);
 	while (count_up(f) < n &&
 	       pthread_cond_timedwait(&f->refreshed, &f->lock, &until) != ETIMEDOUT)

@@ -157,10 +157,7 @@ int fl_loop_sleep(struct fl_loop *l, uint64_t ns)
 	struct timespec ts;
 	int go;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ns += (uint64_t)ts.tv_nsec;
-	ts.tv_sec += (time_t)(ns / 1000000000ull);
-	ts.tv_nsec = (long)(ns % 1000000000ull);
+	djc_deadline_ts(ns, &ts);
 	pthread_mutex_lock(&l->lock);
 	if (!l->stop)
 		pthread_cond_timedwait(&l->wake, &l->lock, &ts);
